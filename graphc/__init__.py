@@ -1,0 +1,120 @@
+"""graphc: a PyTorch-style deep-learning framework whose heart is a graph compiler.
+
+``import graphc as torch`` and PyTorch tensor/autograd code runs eagerly on the CPU.
+"""
+from __future__ import annotations
+
+import builtins as _builtins
+
+import numpy as _np
+
+from graphc.ir import dtypes as _dt
+from graphc.ir.dtypes import DType as dtype
+from graphc.ir.dtypes import get_default_dtype, set_default_dtype
+
+from . import autograd
+from .autograd.grad_mode import (enable_grad, inference_mode, is_grad_enabled, is_inference_mode_enabled,
+                                 no_grad, set_grad_enabled)
+from .device import DeviceUnavailableError, device
+from .tensors import Size, Tensor
+
+from . import methods as _methods  # noqa: F401  (attaches Tensor methods)
+from . import accelerator, backends, cuda, random
+from .creation import (arange, as_tensor, asarray, bernoulli, empty, empty_like, eye, from_numpy, full,
+                       full_like, linspace, logspace, multinomial, normal, ones, ones_like, rand,
+                       rand_like, randint, randint_like, randn, randn_like, randperm, tensor, zeros,
+                       zeros_like)
+from .creation import range_ as range  # noqa: A001  (torch.range)
+from .math_ops import (abs, absolute, acos, add, addcdiv, addcmul, addmm, all, amax, amin, any, arccos,
+                       arcsin, arctan, argmax, argmin, asin, atan, atan2, baddbmm, bitwise_and,
+                       bitwise_not, bitwise_or, bitwise_xor, bmm, ceil, clamp, clamp_max, clamp_min,
+                       clip, cos, cosh, count_nonzero, cumsum, dist, div, divide, dot, einsum, eq, erf,
+                       erfc, exp, exp2, expm1, fix, floor, floor_divide, fmod, frac, ge, ger, greater,
+                       greater_equal, gt, isfinite, isinf, isnan, le, lerp, less, less_equal, linear, log,
+                       log10, log1p, log2, log_softmax, logical_and, logical_not, logical_or, logical_xor,
+                       logsumexp, lt, matmul, max, maximum, mean, min, minimum, mm, mul, multiply, mv,
+                       nan_to_num, nansum, ne, neg, negative, norm, not_equal, outer, pow, prod,
+                       reciprocal, relu, remainder, round, rsqrt, rsub, sigmoid, sign, sin, sinh, softmax,
+                       sqrt, square, std, std_mean, sub, subtract, sum, tan, tanh, true_divide, trunc,
+                       var, var_mean, where)
+from .printing import set_printoptions
+from .random import Generator, default_generator, get_rng_state, initial_seed, manual_seed, seed, set_rng_state
+from .shape_ops import (argsort, argwhere, broadcast_tensors, broadcast_to, cat, chunk, concat, concatenate,
+                        diag, diagonal, flatten, flip, fliplr, flipud, gather, hstack, index_add,
+                        index_select, masked_fill, masked_select, meshgrid, movedim, moveaxis, narrow,
+                        nonzero, permute, repeat_interleave, reshape, roll, scatter, scatter_add, select,
+                        sort, split, squeeze, stack, swapaxes, swapdims, t, take, take_along_dim,
+                        tensor_split, tile, topk, trace, transpose, tril, triu, unbind, unflatten, unique,
+                        unsqueeze, vstack)
+
+float16 = half = _dt.float16
+float32 = float = _dt.float32  # noqa: A001
+float64 = double = _dt.float64
+int8 = _dt.int8
+int16 = short = _dt.int16
+int32 = int = _dt.int32  # noqa: A001
+int64 = long = _dt.int64
+uint8 = _dt.uint8
+bool = _dt.bool_  # noqa: A001
+promote_types = _dt.promote_types
+
+__version__ = "0.1.0"
+
+
+def is_tensor(obj) -> _builtins.bool:
+    return isinstance(obj, Tensor)
+
+
+def is_floating_point(input: Tensor) -> _builtins.bool:
+    return input.dtype.is_floating_point
+
+
+def numel(input: Tensor) -> _builtins.int:
+    return input.numel()
+
+
+def result_type(tensor1, tensor2) -> dtype:
+    return _dt.result_type(tensor1, tensor2)
+
+
+def can_cast(from_: dtype, to: dtype) -> _builtins.bool:
+    return from_.category <= to.category
+
+
+def clone(input: Tensor, *, memory_format=None) -> Tensor:
+    return input.clone()
+
+
+def detach(input: Tensor) -> Tensor:
+    return input.detach()
+
+
+def is_nonzero(input: Tensor) -> _builtins.bool:
+    if input.numel() != 1:
+        raise RuntimeError(f"Boolean value of Tensor with {'no' if input.numel() == 0 else 'more than one'} values is ambiguous")
+    return _builtins.bool(input.item())
+
+
+class finfo:
+    def __init__(self, type: dtype | None = None) -> None:
+        info = _np.finfo((type or get_default_dtype()).np)
+        self.bits, self.eps, self.max, self.min = info.bits, _builtins.float(info.eps), _builtins.float(info.max), _builtins.float(info.min)
+        self.tiny = self.smallest_normal = _builtins.float(info.tiny)
+        self.resolution = _builtins.float(info.resolution)
+        self.dtype = (type or get_default_dtype()).name
+
+
+class iinfo:
+    def __init__(self, type: dtype) -> None:
+        info = _np.iinfo(type.np)
+        self.bits, self.max, self.min, self.dtype = info.bits, _builtins.int(info.max), _builtins.int(info.min), type.name
+
+
+def _legacy(d):
+    def make(*args):
+        return Tensor(*args, dtype=d)
+    return make
+
+
+FloatTensor, DoubleTensor, HalfTensor = _legacy(float32), _legacy(float64), _legacy(float16)
+LongTensor, IntTensor, BoolTensor, ByteTensor = _legacy(int64), _legacy(int32), _legacy(bool), _legacy(uint8)

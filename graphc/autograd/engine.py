@@ -1,0 +1,242 @@
+"""The backward engine: walks grad_fn nodes in reverse creation order and routes gradients."""
+from __future__ import annotations
+
+import heapq
+from typing import Sequence
+
+import numpy as np
+
+from . import grad_mode
+from .graph import AccumulateGrad, Node, gradient_edge
+
+
+def _as_tuple(x) -> tuple:
+    if x is None:
+        return ()
+    return tuple(x) if isinstance(x, (list, tuple)) else (x,)
+
+
+def _root_grads(outputs: tuple, grads: tuple, create_graph: bool) -> list:
+    from ..tensors import Tensor
+    if len(grads) == 0:
+        grads = (None,) * len(outputs)
+    if len(grads) != len(outputs):
+        raise RuntimeError(f"grad can be implicitly created only for scalar outputs; got "
+                           f"{len(grads)} gradients for {len(outputs)} outputs")
+    out = []
+    for i, (t, g) in enumerate(zip(outputs, grads)):
+        if not isinstance(t, Tensor):
+            raise TypeError(f"expected a Tensor as output {i}, got {type(t).__name__}")
+        if g is None:
+            if t.requires_grad and t.numel() != 1:
+                raise RuntimeError("grad can be implicitly created only for scalar outputs")
+            if not t.dtype.is_floating_point:
+                raise RuntimeError(
+                    f"grad can be implicitly created only for real scalar outputs but got {t.dtype}")
+            g = Tensor._make(np.ones(t._data.shape, dtype=t._data.dtype))
+        elif not isinstance(g, Tensor):
+            g = Tensor._make(np.asarray(g, dtype=t._data.dtype))
+        elif tuple(g.shape) != tuple(t.shape):
+            raise RuntimeError(
+                f"Mismatch in shape: grad_output[{i}] has a shape of {g.shape} and output[{i}] "
+                f"has a shape of {t.shape}.")
+        if not create_graph:
+            g = g.detach()
+        out.append(g)
+    return out
+
+
+def _collect(roots: list[Node]) -> dict[Node, int]:
+    deps: dict[Node, int] = {}
+    seen = set(roots)
+    stack = list(roots)
+    while stack:
+        n = stack.pop()
+        for nxt, _ in n.next_functions:
+            if nxt is None:
+                continue
+            deps[nxt] = deps.get(nxt, 0) + 1
+            if nxt not in seen:
+                seen.add(nxt)
+                stack.append(nxt)
+    return deps
+
+
+def _accumulate(buf: list, nr: int, g) -> None:
+    if buf[nr] is None:
+        buf[nr] = g
+    else:
+        buf[nr] = buf[nr] + g
+
+
+def _call_tensor_hooks(node: Node, grads: list) -> None:
+    for nr, hooks in node._tensor_hooks.items():
+        for hook in list(hooks.values()):
+            if grads[nr] is None:
+                continue
+            r = hook(grads[nr])
+            if r is not None:
+                grads[nr] = r
+    for nr, hook in node._retain_grad_hooks.items():
+        if grads[nr] is not None:
+            hook(grads[nr])
+
+
+def _accumulate_into_leaf(node: AccumulateGrad, g, create_graph: bool, run_hooks: bool = True) -> None:
+    from ..tensors import Tensor
+    var = node.variable
+    if var._hooks and run_hooks:
+        for hook in list(var._hooks.values()):
+            r = hook(g)
+            if r is not None:
+                g = r
+    if g.dtype is not var.dtype:
+        g = g.to(var.dtype)
+    if var._grad is None:
+        if create_graph:
+            var._grad = g
+        else:
+            arr = g._data
+            owned = arr.base is None and arr.flags.writeable and arr.flags.c_contiguous
+            var._grad = Tensor._make(arr if owned and g._base is None else arr.copy())
+    elif create_graph or var._grad.requires_grad:
+        var._grad = var._grad + g
+    else:
+        var._grad._data += g._data
+        var._grad._version.value += 1
+    for hook in list(node._post_hooks.values()):
+        hook((g,), (g,))
+
+
+def run_backward(outputs: Sequence, grad_outputs: Sequence, retain_graph: bool, create_graph: bool,
+                 inputs: Sequence | None = None, accumulate: bool = True, allow_unused: bool = False):
+    """Shared by ``Tensor.backward``/``autograd.backward`` (accumulate) and ``autograd.grad``."""
+    outputs = _as_tuple(outputs)
+    grads = _root_grads(outputs, _as_tuple(grad_outputs), create_graph)
+    roots = []
+    for i, t in enumerate(outputs):
+        node, nr = gradient_edge(t)
+        if node is None:
+            raise RuntimeError(
+                f"element {i} of tensors does not require grad and does not have a grad_fn")
+        roots.append((node, nr))
+
+    capture: dict[tuple, int] = {}
+    capture_leaf: dict[Node, int] = {}
+    if inputs is not None:
+        for k, t in enumerate(inputs):
+            if not t.requires_grad:
+                raise RuntimeError(f"One of the differentiated Tensors does not require grad")
+            if t.grad_fn is None:
+                capture_leaf[t._grad_accumulator()] = k
+            else:
+                capture[(t.grad_fn, t._output_nr)] = k
+    results: list = [None] * (len(inputs) if inputs is not None else 0)
+
+    root_nodes = [n for n, _ in roots]
+    deps = _collect(root_nodes)
+    buffers: dict[Node, list] = {}
+    for (node, nr), g in zip(roots, grads):
+        buf = buffers.setdefault(node, [None] * node.num_outputs)
+        _accumulate(buf, nr, g)
+    ready = [(-n._seq, id(n), n) for n in dict.fromkeys(root_nodes) if deps.get(n, 0) == 0]
+    heapq.heapify(ready)
+
+    with grad_mode.set_grad_enabled(create_graph):
+        while ready:
+            _, _, node = heapq.heappop(ready)
+            buf = buffers.pop(node, None) or [None] * node.num_outputs
+            for hook in list(node._pre_hooks.values()):
+                r = hook(tuple(buf))
+                if r is not None:
+                    buf = list(r)
+            _call_tensor_hooks(node, buf)
+            for nr, g in enumerate(buf):
+                k = capture.get((node, nr))
+                if k is not None and g is not None:
+                    results[k] = g if results[k] is None else results[k] + g
+            if isinstance(node, AccumulateGrad):
+                if buf[0] is None:
+                    continue
+                k = capture_leaf.get(node)
+                if k is not None:
+                    g = buf[0]
+                    if node.variable._hooks:
+                        for hook in list(node.variable._hooks.values()):
+                            r = hook(g)
+                            if r is not None:
+                                g = r
+                    results[k] = g
+                elif accumulate:
+                    _accumulate_into_leaf(node, buf[0], create_graph)
+                continue
+            if all(g is None for g in buf):
+                in_grads = (None,) * len(node.next_functions)
+            else:
+                in_grads = node.apply(buf)
+                if node._post_hooks:
+                    for hook in list(node._post_hooks.values()):
+                        r = hook(tuple(in_grads), tuple(buf))
+                        if r is not None:
+                            in_grads = tuple(r)
+                if not retain_graph:
+                    node.release()
+            for (nxt, nr), g in zip(node.next_functions, in_grads):
+                if nxt is None:
+                    continue
+                if g is not None:
+                    _accumulate(buffers.setdefault(nxt, [None] * nxt.num_outputs), nr, g)
+                deps[nxt] -= 1
+                if deps[nxt] == 0:
+                    heapq.heappush(ready, (-nxt._seq, id(nxt), nxt))
+
+    if inputs is not None and not accumulate:
+        for k, r in enumerate(results):
+            if r is None and not allow_unused:
+                raise RuntimeError(
+                    "One of the differentiated Tensors appears to not have been used in the graph. "
+                    "Set allow_unused=True if this is the desired behavior.")
+        return tuple(results)
+    return None
+
+
+def backward(tensors, grad_tensors=None, retain_graph=None, create_graph: bool = False,
+             grad_variables=None, inputs=None) -> None:
+    if grad_variables is not None:
+        grad_tensors = grad_variables
+    if retain_graph is None:
+        retain_graph = create_graph
+    if inputs is not None:
+        inputs = _as_tuple(inputs)
+        if len(inputs) == 0:
+            raise RuntimeError("'inputs' argument to backward() cannot be empty.")
+        # backward(inputs=...) accumulates only into those tensors
+        res = run_backward(tensors, grad_tensors, retain_graph, create_graph, inputs=inputs,
+                           accumulate=False, allow_unused=True)
+        for t, g in zip(inputs, res):
+            if g is not None:
+                if t.grad_fn is None:
+                    _accumulate_into_leaf(t._grad_accumulator(), g, create_graph, run_hooks=False)
+                else:
+                    t._grad = g if t._grad is None else t._grad + g
+        return
+    run_backward(tensors, grad_tensors, retain_graph, create_graph)
+
+
+def grad(outputs, inputs, grad_outputs=None, retain_graph=None, create_graph: bool = False,
+         only_inputs: bool = True, allow_unused: bool | None = None, is_grads_batched: bool = False,
+         materialize_grads: bool = False):
+    if allow_unused is None:
+        allow_unused = materialize_grads
+    if materialize_grads and allow_unused is False:
+        raise ValueError("Expected allow_unused to be True or not passed when materialize_grads=True, "
+                         "but got: allow_unused=False.")
+    if retain_graph is None:
+        retain_graph = create_graph
+    inputs = _as_tuple(inputs)
+    res = run_backward(outputs, grad_outputs, retain_graph, create_graph, inputs=inputs,
+                       accumulate=False, allow_unused=allow_unused)
+    if materialize_grads:
+        from .. import creation
+        res = tuple(creation.zeros_like(x) if r is None else r for x, r in zip(inputs, res))
+    return res

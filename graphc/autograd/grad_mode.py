@@ -1,0 +1,131 @@
+"""Grad-mode switches: no_grad, enable_grad, set_grad_enabled, inference_mode.
+
+Each works as a context manager and as a decorator, like PyTorch's.
+"""
+from __future__ import annotations
+
+import functools
+import inspect
+import threading
+
+_state = threading.local()
+
+
+def is_grad_enabled() -> bool:
+    return getattr(_state, "enabled", True)
+
+
+def _set_enabled(mode: bool) -> None:
+    _state.enabled = bool(mode)
+
+
+def is_inference_mode_enabled() -> bool:
+    return getattr(_state, "inference", False)
+
+
+class _DecoratorContextManager:
+    """Base for context managers that also decorate functions (and generator functions)."""
+
+    def clone(self):
+        return self.__class__()
+
+    def __call__(self, fn):
+        if inspect.isclass(fn):
+            raise TypeError(f"{type(self).__name__} cannot decorate a class")
+        if inspect.isgeneratorfunction(fn):
+            @functools.wraps(fn)
+            def gen_wrapper(*args, **kwargs):
+                gen = fn(*args, **kwargs)
+                with self.clone():
+                    response = gen.send(None)
+                while True:
+                    try:
+                        request = yield response
+                    except GeneratorExit:
+                        with self.clone():
+                            gen.close()
+                        raise
+                    with self.clone():
+                        try:
+                            response = gen.send(request)
+                        except StopIteration as e:
+                            return e.value
+            return gen_wrapper
+
+        @functools.wraps(fn)
+        def wrapper(*args, **kwargs):
+            with self.clone():
+                return fn(*args, **kwargs)
+        return wrapper
+
+
+class no_grad(_DecoratorContextManager):
+    def __init__(self) -> None:
+        self.prev = True
+
+    def __enter__(self) -> None:
+        self.prev = is_grad_enabled()
+        _set_enabled(False)
+
+    def __exit__(self, *exc) -> None:
+        _set_enabled(self.prev)
+
+
+class enable_grad(_DecoratorContextManager):
+    def __init__(self) -> None:
+        self.prev = True
+
+    def __enter__(self) -> None:
+        self.prev = is_grad_enabled()
+        _set_enabled(True)
+
+    def __exit__(self, *exc) -> None:
+        _set_enabled(self.prev)
+
+
+class set_grad_enabled(_DecoratorContextManager):
+    """Sets grad mode at construction (so it also works as a plain function call)."""
+
+    def __init__(self, mode: bool) -> None:
+        self.prev = is_grad_enabled()
+        self.mode = bool(mode)
+        _set_enabled(self.mode)
+
+    def __call__(self, fn):
+        _set_enabled(self.prev)
+        return super().__call__(fn)
+
+    def __enter__(self) -> None:
+        _set_enabled(self.mode)
+
+    def __exit__(self, *exc) -> None:
+        _set_enabled(self.prev)
+
+    def clone(self):
+        return self.__class__(self.mode)
+
+
+class inference_mode(_DecoratorContextManager):
+    """Like no_grad; tensors made inside report ``is_inference()`` and can't join autograd later."""
+
+    def __init__(self, mode: bool = True) -> None:
+        self.mode = mode
+        self.prev = (True, False)
+
+    def __new__(cls, mode=True):
+        if callable(mode) and not isinstance(mode, bool):
+            return cls()(mode)  # used as a bare decorator: @inference_mode
+        return super().__new__(cls)
+
+    def __enter__(self) -> None:
+        self.prev = (is_grad_enabled(), is_inference_mode_enabled())
+        if self.mode:
+            _set_enabled(False)
+            _state.inference = True
+
+    def __exit__(self, *exc) -> None:
+        _set_enabled(self.prev[0])
+        _state.inference = self.prev[1]
+
+    def clone(self):
+        return self.__class__(self.mode)

@@ -1,0 +1,201 @@
+"""Autograd graph nodes (what ``grad_fn`` holds) and saved-tensor bookkeeping."""
+from __future__ import annotations
+
+import itertools
+import re
+from typing import Any, Callable
+
+from graphc.ir.primitive import TensorType
+
+_sequence = itertools.count()
+
+FREED_MESSAGE = (
+    "Trying to backward through the graph a second time (or directly access saved tensors after "
+    "they have already been freed). Saved intermediate values of the graph are freed when you call "
+    ".backward() or autograd.grad(). Specify retain_graph=True if you need to backward through the "
+    "graph a second time or if you need to access saved tensors after calling backward."
+)
+
+
+class RemovableHandle:
+    _ids = itertools.count()
+
+    def __init__(self, container: dict) -> None:
+        self.id = next(RemovableHandle._ids)
+        self._container = container
+
+    def remove(self) -> None:
+        self._container.pop(self.id, None)
+
+    def __enter__(self) -> "RemovableHandle":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.remove()
+
+
+def backward_name(op: str) -> str:
+    """``log_softmax`` -> ``LogSoftmaxBackward0`` (PyTorch's naming)."""
+    return "".join(p[:1].upper() + p[1:] for p in re.split(r"_", op) if p) + "Backward0"
+
+
+class Node:
+    """One step of the backward graph. ``next_functions`` points at the producers of the inputs."""
+
+    num_outputs = 1
+
+    def __init__(self, next_functions: tuple) -> None:
+        self._next = next_functions
+        self._seq = next(_sequence)
+        self._pre_hooks: dict[int, Callable] = {}
+        self._post_hooks: dict[int, Callable] = {}
+        # hooks registered on non-leaf tensors, keyed by the tensor's output number
+        self._tensor_hooks: dict[int, dict[int, Callable]] = {}
+        self._retain_grad_hooks: dict[int, Callable] = {}
+        self.metadata: dict = {}
+
+    @property
+    def next_functions(self) -> tuple:
+        return self._next
+
+    def name(self) -> str:
+        return type(self).__name__
+
+    def register_hook(self, fn: Callable) -> RemovableHandle:
+        h = RemovableHandle(self._post_hooks)
+        self._post_hooks[h.id] = fn
+        return h
+
+    def register_prehook(self, fn: Callable) -> RemovableHandle:
+        h = RemovableHandle(self._pre_hooks)
+        self._pre_hooks[h.id] = fn
+        return h
+
+    def apply(self, grads: list) -> tuple:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def release(self) -> None:
+        """Free saved tensors after a backward pass that did not retain the graph."""
+
+    def __call__(self, *grads):
+        return self.apply(list(grads))
+
+    def __repr__(self) -> str:
+        return f"<{self.name().split('::')[-1]} object at {hex(id(self))}>"
+
+
+class SavedTensor:
+    """A tensor saved for backward, checked against in-place changes when it is used."""
+
+    __slots__ = ("data", "counter", "version", "grad_fn", "output_nr", "leaf", "is_output",
+                 "dtype", "requires_grad")
+
+    def __init__(self, t, is_output: bool = False) -> None:
+        self.data = t._data
+        self.counter = t._version
+        self.version = t._version.value
+        self.dtype = t.dtype
+        self.is_output = is_output
+        self.requires_grad = True if is_output else t.requires_grad
+        self.leaf = t if (t.grad_fn is None and t.requires_grad and not is_output) else None
+        self.grad_fn = None if is_output else t.grad_fn
+        self.output_nr = t._output_nr
+
+    def detach_from_buffer(self) -> None:
+        """Keep the current values privately: the buffer is about to be overwritten in place."""
+        from ..tensors import VersionCounter
+        self.data = self.data.copy()
+        self.counter = VersionCounter()
+        self.version = 0
+        self.leaf = None
+
+    def unpack(self, node: Node):
+        from ..tensors import Tensor
+        if self.counter.value != self.version:
+            producer = f"output {self.output_nr} of {node.name() if self.is_output else (self.grad_fn.name() if self.grad_fn else 'a leaf')}"
+            raise RuntimeError(
+                "one of the variables needed for gradient computation has been modified by an "
+                f"inplace operation: [{self.dtype} {list(self.data.shape)}], which is {producer}, "
+                f"is at version {self.counter.value}; expected version {self.version} instead. "
+                "Hint: the tensor was changed in place after an operation saved it for backward; "
+                "use the out-of-place form (x = x * 2 rather than x *= 2) or .clone() it first.")
+        if self.leaf is not None:
+            return self.leaf
+        t = Tensor._alias(self.data, self.counter)
+        if self.is_output:
+            t.grad_fn, t._output_nr = (node, 0) if self.requires_grad else (None, 0)
+        else:
+            t.grad_fn, t._output_nr = self.grad_fn, self.output_nr
+        return t
+
+
+def _edge(t) -> tuple:
+    """Where the gradient for tensor ``t`` goes: its grad_fn, or its AccumulateGrad if a leaf."""
+    if t.grad_fn is not None:
+        return (t.grad_fn, t._output_nr)
+    if t.requires_grad:
+        return (t._grad_accumulator(), 0)
+    return (None, 0)
+
+
+gradient_edge = _edge
+
+
+class PrimBackward(Node):
+    """Backward of one primitive application, driven by its rule in the VJP table."""
+
+    def __init__(self, prim, rule, attrs: dict, args: tuple, out, name: str | None = None) -> None:
+        edges = []
+        saved: list[Any] = []
+        for i, a in enumerate(args):
+            if hasattr(a, "_version"):
+                edges.append(_edge(a) if i not in prim.nondiff_operands else (None, 0))
+                saved.append(SavedTensor(a) if i in rule.uses else TensorType(a.shape, a.dtype))
+            else:
+                edges.append((None, 0))
+                saved.append(a)
+        super().__init__(tuple(edges))
+        self.prim = prim
+        self.rule = rule
+        self.attrs = attrs
+        self._saved = saved
+        self._saved_out = SavedTensor(out, is_output=True) if rule.uses_out else None
+        self._has_saved = bool(rule.uses) or rule.uses_out
+        self._freed = False
+        self._name = name or backward_name(prim.name)
+
+    def name(self) -> str:
+        return self._name
+
+    def saved_buffers(self):
+        for s in self._saved:
+            if isinstance(s, SavedTensor):
+                yield s
+
+    def apply(self, grads: list) -> tuple:
+        if self._freed:
+            raise RuntimeError(FREED_MESSAGE)
+        args = [s.unpack(self) if isinstance(s, SavedTensor) else s for s in self._saved]
+        out = self._saved_out.unpack(self) if self._saved_out is not None else None
+        return tuple(self.rule.fn(grads[0], out, *args, **self.attrs))
+
+    def release(self) -> None:
+        if self._has_saved:
+            self._saved = [TensorType(s.data.shape, s.dtype) if isinstance(s, SavedTensor) else s
+                           for s in self._saved]
+            self._saved_out = None
+            self._freed = True
+
+
+class AccumulateGrad(Node):
+    """The sink for a leaf tensor: adds incoming gradients into ``variable.grad``."""
+
+    def __init__(self, variable) -> None:
+        super().__init__(())
+        self.variable = variable
+
+    def name(self) -> str:
+        return "torch::autograd::AccumulateGrad"
+
+    def apply(self, grads: list) -> tuple:
+        return ()

@@ -1,0 +1,9 @@
+"""Apple's Metal backend is not available in graphc."""
+
+
+def is_available() -> bool:
+    return False
+
+
+def is_built() -> bool:
+    return False

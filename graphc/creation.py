@@ -1,0 +1,285 @@
+"""Tensor creation: tensor/as_tensor/from_numpy, filled and ranged tensors, random tensors."""
+from __future__ import annotations
+
+import math
+import warnings
+
+import numpy as np
+
+from graphc.ir import dtypes as dt
+
+from . import random as grandom
+from .device import check_device
+from .shape_ops import sizes_arg
+from .tensors import Tensor, _to_nested
+
+
+def _finish(arr: np.ndarray, requires_grad: bool) -> Tensor:
+    t = Tensor._make(arr)
+    if requires_grad:
+        t.requires_grad_(True)
+    return t
+
+
+def _infer_dtype(data) -> dt.DType:
+    """The dtype torch.tensor picks for Python data: bool < int64 < default float."""
+    if isinstance(data, Tensor):
+        return data.dtype
+    if isinstance(data, np.ndarray):
+        return dt.from_numpy_dtype(data.dtype)
+    if isinstance(data, (list, tuple)):
+        best = None
+        for x in data:
+            d = _infer_dtype(x)
+            best = d if best is None else dt.promote_types(best, d)
+        return best or dt.get_default_dtype()
+    if isinstance(data, np.generic):
+        return dt.from_numpy_dtype(data.dtype)
+    return dt.scalar_dtype(data)
+
+
+def tensor(data, *, dtype=None, device=None, requires_grad: bool = False, pin_memory: bool = False) -> Tensor:
+    check_device(device)
+    if isinstance(data, Tensor):
+        warnings.warn(
+            "To copy construct from a tensor, it is recommended to use sourceTensor.clone().detach() "
+            "or sourceTensor.clone().detach().requires_grad_(True), rather than torch.tensor(sourceTensor).",
+            UserWarning, stacklevel=2)
+    d = dtype or _infer_dtype(data)
+    try:
+        arr = np.array(_to_nested(data), dtype=d.np)
+    except ValueError as e:
+        raise ValueError(f"could not build a tensor from the given data: {e}") from None
+    if arr.dtype == object:
+        raise TypeError(f"could not infer a dtype for a tensor from {type(data).__name__}")
+    return _finish(arr, requires_grad)
+
+
+def as_tensor(data, dtype=None, device=None) -> Tensor:
+    check_device(device)
+    if isinstance(data, Tensor):
+        return data if dtype is None or dtype is data.dtype else data.to(dtype)
+    if isinstance(data, np.ndarray):
+        d = dtype or dt.from_numpy_dtype(data.dtype)
+        return Tensor._make(data if data.dtype == d.np else data.astype(d.np))
+    return tensor(data, dtype=dtype)
+
+
+asarray = as_tensor
+
+
+def from_numpy(ndarray: np.ndarray) -> Tensor:
+    if not isinstance(ndarray, np.ndarray):
+        raise TypeError(f"expected np.ndarray (got {type(ndarray).__name__})")
+    dt.from_numpy_dtype(ndarray.dtype)  # raises PyTorch's error for unsupported dtypes
+    if not ndarray.flags.writeable:
+        warnings.warn(
+            "The given NumPy array is not writable, and PyTorch does not support non-writable tensors. "
+            "This means writing to this tensor will result in undefined behavior.", UserWarning, stacklevel=2)
+    return Tensor._make(ndarray)
+
+
+def _filled(size, value, dtype, device, requires_grad) -> Tensor:
+    check_device(device)
+    shape = sizes_arg(size)
+    if any(s < 0 for s in shape):
+        raise RuntimeError(f"Trying to create tensor with negative dimension {min(shape)}: {list(shape)}")
+    return _finish(np.full(shape, value, dtype=(dtype or dt.get_default_dtype()).np), requires_grad)
+
+
+def zeros(*size, out=None, dtype=None, layout=None, device=None, requires_grad: bool = False) -> Tensor:
+    return _filled(size, 0, dtype, device, requires_grad)
+
+
+def ones(*size, out=None, dtype=None, layout=None, device=None, requires_grad: bool = False) -> Tensor:
+    return _filled(size, 1, dtype, device, requires_grad)
+
+
+def empty(*size, out=None, dtype=None, layout=None, device=None, requires_grad: bool = False,
+          pin_memory: bool = False, memory_format=None) -> Tensor:
+    return _filled(size, 0, dtype, device, requires_grad)
+
+
+def full(size, fill_value, *, out=None, dtype=None, layout=None, device=None, requires_grad: bool = False) -> Tensor:
+    if dtype is None:
+        dtype = fill_value.dtype if isinstance(fill_value, Tensor) else dt.scalar_dtype(fill_value)
+    if isinstance(fill_value, Tensor):
+        fill_value = fill_value.item()
+    return _filled((tuple(size),) if not isinstance(size, int) else (size,), fill_value, dtype, device, requires_grad)
+
+
+def _like(input, dtype):
+    return tuple(input.shape), (dtype or input.dtype)
+
+
+def zeros_like(input, *, dtype=None, layout=None, device=None, requires_grad: bool = False, memory_format=None) -> Tensor:
+    shape, d = _like(input, dtype)
+    return _filled(shape, 0, d, device, requires_grad)
+
+
+def ones_like(input, *, dtype=None, layout=None, device=None, requires_grad: bool = False, memory_format=None) -> Tensor:
+    shape, d = _like(input, dtype)
+    return _filled(shape, 1, d, device, requires_grad)
+
+
+def empty_like(input, *, dtype=None, layout=None, device=None, requires_grad: bool = False, memory_format=None) -> Tensor:
+    shape, d = _like(input, dtype)
+    return _filled(shape, 0, d, device, requires_grad)
+
+
+def full_like(input, fill_value, *, dtype=None, layout=None, device=None, requires_grad: bool = False,
+              memory_format=None) -> Tensor:
+    shape, d = _like(input, dtype)
+    return _filled(shape, fill_value, d, device, requires_grad)
+
+
+def arange(start=0, end=None, step=1, *, out=None, dtype=None, layout=None, device=None,
+           requires_grad: bool = False) -> Tensor:
+    check_device(device)
+    if end is None:
+        start, end = 0, start
+    vals = [v.item() if isinstance(v, Tensor) else v for v in (start, end, step)]
+    start, end, step = vals
+    if dtype is None:
+        dtype = dt.get_default_dtype() if any(isinstance(v, float) for v in vals) else dt.int64
+    if step == 0:
+        raise RuntimeError("step must be nonzero")
+    if (end - start) * step < 0:
+        raise RuntimeError("upper bound and larger bound inconsistent with step sign")
+    n = max(0, math.ceil((end - start) / step))
+    base = np.arange(n, dtype=np.float64 if dtype.is_floating_point else np.int64)
+    return _finish((start + base * step).astype(dtype.np), requires_grad)
+
+
+def range_(start=0, end=None, step=1, *, dtype=None, device=None, requires_grad: bool = False) -> Tensor:
+    """torch.range (deprecated in PyTorch): like arange but includes ``end``."""
+    warnings.warn("torch.range is deprecated and will be removed in a future release because its "
+                  "behavior is inconsistent with Python's range builtin. Instead, use torch.arange, "
+                  "which produces values in [start, end).", UserWarning, stacklevel=2)
+    if end is None:
+        start, end = 0, start
+    n = int(math.floor((end - start) / step)) + 1
+    return _finish((start + np.arange(n) * step).astype((dtype or dt.get_default_dtype()).np), requires_grad)
+
+
+def linspace(start, end, steps: int, *, out=None, dtype=None, layout=None, device=None,
+             requires_grad: bool = False) -> Tensor:
+    check_device(device)
+    if steps < 0:
+        raise RuntimeError("number of steps must be non-negative")
+    d = dtype or dt.get_default_dtype()
+    return _finish(np.linspace(float(start), float(end), steps).astype(d.np), requires_grad)
+
+
+def logspace(start, end, steps: int, base: float = 10.0, *, dtype=None, device=None,
+             requires_grad: bool = False) -> Tensor:
+    check_device(device)
+    d = dtype or dt.get_default_dtype()
+    return _finish(np.power(base, np.linspace(float(start), float(end), steps)).astype(d.np), requires_grad)
+
+
+def eye(n: int, m: int | None = None, *, out=None, dtype=None, layout=None, device=None,
+        requires_grad: bool = False) -> Tensor:
+    check_device(device)
+    return _finish(np.eye(n, n if m is None else m, dtype=(dtype or dt.get_default_dtype()).np), requires_grad)
+
+
+# ---- random ---------------------------------------------------------------------------------
+
+def _random(kind, size, dtype, generator, requires_grad, device, **kw) -> Tensor:
+    check_device(device)
+    shape = sizes_arg(size)
+    d = dtype or dt.get_default_dtype()
+    if kind != "integers" and not d.is_floating_point:
+        raise RuntimeError(f'"check_uniform_bounds" not implemented for \'{d.name}\'')
+    return _finish(grandom.sample(kind, shape, d, generator, **kw), requires_grad)
+
+
+def rand(*size, generator=None, out=None, dtype=None, layout=None, device=None, requires_grad: bool = False,
+         pin_memory: bool = False) -> Tensor:
+    return _random("uniform", size, dtype, generator, requires_grad, device)
+
+
+def randn(*size, generator=None, out=None, dtype=None, layout=None, device=None, requires_grad: bool = False,
+          pin_memory: bool = False) -> Tensor:
+    return _random("normal", size, dtype, generator, requires_grad, device)
+
+
+def randint(low=0, high=None, size=None, *, generator=None, out=None, dtype=None, layout=None,
+            device=None, requires_grad: bool = False) -> Tensor:
+    if size is None:
+        # randint(high, size) form
+        low, high, size = 0, low, high
+    if high is None or size is None:
+        raise TypeError("randint() missing required arguments: high and size")
+    if low >= high:
+        raise RuntimeError(f"random_ expects 'from' to be less than 'to', but got from={low} >= to={high}")
+    check_device(device)
+    d = dtype or dt.int64
+    return _finish(grandom.sample("integers", sizes_arg((tuple(size),)), d, generator, low=low, high=high),
+                   requires_grad)
+
+
+def rand_like(input, *, dtype=None, layout=None, device=None, requires_grad: bool = False, memory_format=None) -> Tensor:
+    return rand(tuple(input.shape), dtype=dtype or input.dtype, requires_grad=requires_grad, device=device)
+
+
+def randn_like(input, *, dtype=None, layout=None, device=None, requires_grad: bool = False, memory_format=None) -> Tensor:
+    return randn(tuple(input.shape), dtype=dtype or input.dtype, requires_grad=requires_grad, device=device)
+
+
+def randint_like(input, low=0, high=None, *, dtype=None, layout=None, device=None, requires_grad: bool = False,
+                 memory_format=None) -> Tensor:
+    if high is None:
+        low, high = 0, low
+    return randint(low, high, tuple(input.shape), dtype=dtype or input.dtype, device=device)
+
+
+def randperm(n: int, *, generator=None, out=None, dtype=None, layout=None, device=None,
+             requires_grad: bool = False, pin_memory: bool = False) -> Tensor:
+    check_device(device)
+    return _finish(grandom.gen(generator).permutation(n).astype((dtype or dt.int64).np), requires_grad)
+
+
+def normal(mean=0.0, std=1.0, size=None, *, generator=None, out=None, dtype=None, layout=None,
+           device=None, requires_grad: bool = False) -> Tensor:
+    if isinstance(mean, Tensor) or isinstance(std, Tensor):
+        m = mean._data if isinstance(mean, Tensor) else mean
+        s = std._data if isinstance(std, Tensor) else std
+        if isinstance(s, np.ndarray) and (s < 0).any() or not isinstance(s, np.ndarray) and s < 0:
+            raise RuntimeError("normal expects all elements of std >= 0.0")
+        shape = np.broadcast_shapes(np.shape(m), np.shape(s))
+        ref = mean if isinstance(mean, Tensor) else std
+        z = grandom.gen(generator).standard_normal(shape)
+        return _finish((z * s + m).astype(ref._data.dtype), False)
+    if size is None:
+        raise TypeError("normal() with float mean and std needs a size")
+    if std < 0:
+        raise RuntimeError(f"normal expects std >= 0.0, but found std {std}")
+    return _random("normal", (tuple(size),), dtype, generator, requires_grad, device, mean=mean, std=std)
+
+
+def bernoulli(input, p=None, *, generator=None) -> Tensor:
+    probs = input._data if p is None else np.full(input._data.shape, p)
+    if np.any((probs < 0) | (probs > 1)):
+        raise RuntimeError("Expected p_in >= 0 && p_in <= 1 to be true, but got false.")
+    draw = grandom.gen(generator).random(input._data.shape)
+    return Tensor._make((draw < probs).astype(input._data.dtype))
+
+
+def multinomial(input, num_samples: int, replacement: bool = False, *, generator=None) -> Tensor:
+    probs = np.asarray(input._data, dtype=np.float64)
+    rows = probs.reshape(-1, probs.shape[-1])
+    if (rows < 0).any() or not np.isfinite(rows).all():
+        raise RuntimeError("probability tensor contains either `inf`, `nan` or element < 0")
+    if not replacement and num_samples > rows.shape[1]:
+        raise RuntimeError("cannot sample n_sample > prob_dist.size(-1) samples without replacement")
+    g = grandom.gen(generator)
+    out = []
+    for r in rows:
+        s = r.sum()
+        if s <= 0:
+            raise RuntimeError("invalid multinomial distribution (sum of probabilities <= 0)")
+        out.append(g.choice(len(r), size=num_samples, replace=replacement, p=r / s))
+    res = np.array(out, dtype=np.int64)
+    return Tensor._make(res.reshape(probs.shape[:-1] + (num_samples,)))

@@ -1,0 +1,155 @@
+"""``tensor[key]`` and ``tensor[key] = value`` with PyTorch (= numpy) indexing semantics.
+
+Basic indexing (ints, slices, None, ...) becomes slice + reshape primitives, so the result is a
+view sharing memory. Advanced indexing (integer tensors, boolean masks, lists) gathers from the
+flattened tensor at the positions numpy's indexing rules select, which gives a copy.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from graphc.ir import dtypes as dt
+from graphc.ir import prims as P
+
+from . import inplace
+from .autograd import grad_mode
+from .tensors import Tensor
+
+
+def _is_basic(k) -> bool:
+    return k is None or k is Ellipsis or isinstance(k, slice) or (
+        isinstance(k, (int, np.integer)) and not isinstance(k, (bool, np.bool_)))
+
+
+def _np_key(k):
+    if isinstance(k, Tensor):
+        if k.dtype.is_floating_point:
+            raise IndexError("tensors used as indices must be long, int, byte or bool tensors")
+        return k._data
+    if isinstance(k, (list, tuple)):
+        arr = np.asarray([x._data if isinstance(x, Tensor) else x for x in k])
+        if arr.dtype.kind == "f":
+            raise IndexError("tensors used as indices must be long, int, byte or bool tensors")
+        return arr
+    if isinstance(k, slice):
+        for v in (k.start, k.stop, k.step):
+            if isinstance(v, Tensor):
+                return slice(*(int(x) if isinstance(x, Tensor) else x for x in (k.start, k.stop, k.step)))
+        if k.step is not None and k.step <= 0:
+            raise ValueError("step must be greater than zero")
+    return k
+
+
+def _as_tuple(key) -> tuple:
+    if isinstance(key, tuple):
+        return key
+    return (key,)
+
+
+def _basic_plan(shape: tuple[int, ...], key: tuple):
+    """Ranges for every dim and the result shape, for a key of ints/slices/None/Ellipsis."""
+    consumed = sum(1 for k in key if k is not None and k is not Ellipsis)
+    if consumed > len(shape):
+        raise IndexError(f"too many indices for tensor of dimension {len(shape)}")
+    if sum(1 for k in key if k is Ellipsis) > 1:
+        raise IndexError("an index can only have a single ellipsis ('...')")
+    ranges, out_shape, d = [], [], 0
+    for k in key:
+        if k is Ellipsis:
+            for _ in range(len(shape) - consumed):
+                ranges.append((0, shape[d], 1))
+                out_shape.append(shape[d])
+                d += 1
+        elif k is None:
+            out_shape.append(1)
+        elif isinstance(k, slice):
+            start, stop, step = k.indices(shape[d])
+            ranges.append((start, stop, step))
+            out_shape.append(len(range(start, stop, step)))
+            d += 1
+        else:
+            i = int(k)
+            n = shape[d]
+            if not -n <= i < n:
+                raise IndexError(f"index {i} is out of bounds for dimension {d} with size {n}")
+            i %= n
+            ranges.append((i, i + 1, 1))
+            d += 1
+    while d < len(shape):
+        ranges.append((0, shape[d], 1))
+        out_shape.append(shape[d])
+        d += 1
+    return tuple(ranges), tuple(out_shape)
+
+
+def positions(shape: tuple[int, ...], key) -> np.ndarray:
+    """Flat element indices that ``key`` selects, by numpy's (= PyTorch's) indexing rules."""
+    base = np.arange(int(np.prod(shape, dtype=np.int64)), dtype=np.int64).reshape(shape)
+    np_key = tuple(_np_key(k) for k in _as_tuple(key))
+    try:
+        return np.ascontiguousarray(base[np_key if len(np_key) != 1 else np_key[0]])
+    except IndexError as e:
+        msg = str(e).replace("axis", "dimension")
+        raise IndexError(msg) from None
+
+
+def getitem(self: Tensor, key):
+    key = _as_tuple(key)
+    if all(_is_basic(k) for k in key):
+        key = tuple(_np_key(k) for k in key)
+        shape = tuple(self.shape)
+        ranges, out_shape = _basic_plan(shape, key)
+        x = self
+        if any(r != (0, n, 1) for r, n in zip(ranges, shape)):
+            x = P.slice(x, index=ranges)
+        return P.reshape(x, shape=out_shape)
+    pos = positions(tuple(self.shape), key)
+    flat = P.reshape(self, shape=(self.numel(),))
+    return P.take(flat, Tensor._make(pos), axis=0)
+
+
+def setitem(self: Tensor, key, value) -> None:
+    inplace.check_writable(self)
+    needs_graph = grad_mode.is_grad_enabled() and self.dtype.is_floating_point and (
+        self.requires_grad or (isinstance(value, Tensor) and value.requires_grad)
+        or (self._base is not None and self._base.requires_grad))
+    if not needs_graph:
+        _assign_data(self, key, value)
+        return
+    pos = positions(tuple(self.shape), key)
+    if not isinstance(value, Tensor):
+        value = Tensor._make(np.asarray(value, dtype=self._data.dtype))
+    elif value.dtype is not self.dtype:
+        value = P.cast(value, dtype=self.dtype)
+    try:
+        value = P.expand(value, shape=pos.shape) if tuple(value.shape) != pos.shape else value
+    except RuntimeError:
+        raise RuntimeError(
+            f"shape mismatch: value tensor of shape {list(value.shape)} cannot be broadcast to "
+            f"indexing result of shape {list(pos.shape)}") from None
+    n = self.numel()
+    flat = P.scatter(P.reshape(self, shape=(n,)), Tensor._make(pos.reshape(-1)),
+                     P.reshape(value, shape=(pos.size,)), axis=0)
+    inplace.write(self, P.reshape(flat, shape=tuple(self.shape)))
+
+
+def _assign_data(self: Tensor, key, value) -> None:
+    np_key = tuple(_np_key(k) for k in _as_tuple(key))
+    if isinstance(value, Tensor):
+        src = value._data
+    else:
+        if isinstance(value, float) and not self.dtype.is_floating_point and self.dtype is not dt.bool_:
+            value = int(value)
+        src = value
+    try:
+        self._data[np_key if len(np_key) != 1 else np_key[0]] = src
+    except ValueError as e:
+        if "broadcast" in str(e):
+            tgt = self._data[np_key if len(np_key) != 1 else np_key[0]]
+            raise RuntimeError(
+                f"shape mismatch: value tensor of shape {list(np.shape(src))} cannot be broadcast to "
+                f"indexing result of shape {list(np.shape(tgt))}") from None
+        raise
+    except IndexError as e:
+        raise IndexError(str(e).replace("axis", "dimension")) from None
+    self._version.value += 1

@@ -1,0 +1,114 @@
+"""In-place writes: version counters, autograd history rebasing, and PyTorch's safety checks.
+
+An in-place op is computed out of place (so autograd records it like any op), then written into
+the tensor's buffer. The tensor takes over the new history; a view's base gets a scatter node
+so gradients through the base see the write too.
+"""
+from __future__ import annotations
+
+from typing import Callable
+
+import numpy as np
+
+from graphc.ir import dtypes as dt
+from graphc.ir import prims as P
+
+from .autograd import grad_mode
+from .autograd.graph import PrimBackward, _sequence
+from .tensors import Tensor
+
+_LEAF_MSG = "a leaf Variable that requires grad is being used in an in-place operation."
+_VIEW_LEAF_MSG = "a view of a leaf Variable that requires grad is being used in an in-place operation."
+_OVERLAP_MSG = ("unsupported operation: more than one element of the written-to tensor refers to a "
+                "single memory location. Please clone() the tensor before performing the operation.")
+
+
+def type_name(d: dt.DType) -> str:
+    return {"float32": "Float", "float64": "Double", "float16": "Half", "int64": "Long",
+            "int32": "Int", "int16": "Short", "int8": "Char", "uint8": "Byte", "bool": "Bool"}[d.name]
+
+
+def check_writable(t: Tensor) -> None:
+    if grad_mode.is_grad_enabled():
+        if t.grad_fn is None and t._requires_grad:
+            raise RuntimeError(_LEAF_MSG)
+        base = t._base
+        if base is not None and base.grad_fn is None and base._requires_grad:
+            raise RuntimeError(_VIEW_LEAF_MSG)
+    if t._inference and not grad_mode.is_inference_mode_enabled():
+        raise RuntimeError("Inplace update to inference tensor outside InferenceMode is not allowed.")
+    if not t._data.flags.writeable:
+        raise RuntimeError(_OVERLAP_MSG)
+
+
+def view_positions(view: Tensor) -> np.ndarray:
+    """Flat indices into the base's elements of every element of ``view``."""
+    base = view._base
+    idx = np.arange(base.numel(), dtype=np.int64).reshape(tuple(base.shape))
+    for prim, attrs in view._view_ops:
+        idx = prim.impl(idx, **attrs)
+    return np.ascontiguousarray(idx)
+
+
+def _decouple_saved(node, buffer: np.ndarray, since: int) -> None:
+    """Nodes made by this very op that saved the old contents keep a private copy of them."""
+    stack, seen = [node], set()
+    while stack:
+        n = stack.pop()
+        if n is None or id(n) in seen or n._seq < since:
+            continue
+        seen.add(id(n))
+        if isinstance(n, PrimBackward):
+            for s in n.saved_buffers():
+                if np.may_share_memory(s.data, buffer):
+                    s.detach_from_buffer()
+        stack.extend(m for m, _ in n.next_functions)
+
+
+def _rebase_history(t: Tensor, result: Tensor) -> None:
+    if not result.requires_grad:
+        # the new values don't depend on anything differentiable, but t stays in the graph
+        keep = P.full(shape=tuple(t.shape), value=True, dtype=dt.bool_)
+        result = P.where(keep, result, t)
+    base = t._base
+    if base is not None and (base.requires_grad or result.requires_grad):
+        n = base.numel()
+        pos = Tensor._make(view_positions(t).reshape(-1))
+        flat = P.scatter(P.reshape(base, shape=(n,)), pos, P.reshape(result, shape=(t.numel(),)), axis=0)
+        new_base = P.reshape(flat, shape=tuple(base.shape))
+        base.grad_fn, base._output_nr = new_base.grad_fn, 0
+    t.grad_fn, t._output_nr = result.grad_fn, 0
+
+
+def write(t: Tensor, result: Tensor, since: int | None = None) -> Tensor:
+    """Write ``result`` into ``t``'s buffer as an in-place op and update autograd history."""
+    check_writable(t)
+    if tuple(result.shape) != tuple(t.shape):
+        raise RuntimeError(
+            f"output with shape {list(t.shape)} doesn't match the broadcast shape {list(result.shape)}")
+    if result.dtype.category > t.dtype.category:
+        raise RuntimeError(
+            f"result type {type_name(result.dtype)} can't be cast to the desired output type {type_name(t.dtype)}")
+    if since is not None and result.grad_fn is not None:
+        _decouple_saved(result.grad_fn, t._data, since)
+    np.copyto(t._data, result._data, casting="unsafe")
+    t._version.value += 1
+    if grad_mode.is_grad_enabled() and t.dtype.is_floating_point and (
+            result.requires_grad or t.requires_grad or (t._base is not None and t._base.requires_grad)):
+        _rebase_history(t, result if result.dtype is t.dtype else P.cast(result, dtype=t.dtype))
+    return t
+
+
+def inplace(t: Tensor, compute: Callable[[], Tensor]) -> Tensor:
+    """Run ``compute`` (an out-of-place op reading ``t``) and write its result into ``t``."""
+    check_writable(t)
+    since = next(_sequence)
+    return write(t, compute(), since)
+
+
+def inplace_method(fn: Callable, name: str) -> Callable:
+    def method(self, *args, **kwargs):
+        return inplace(self, lambda: fn(self, *args, **kwargs))
+    method.__name__ = name
+    method.__doc__ = f"In-place version of :meth:`{fn.__name__}`."
+    return method

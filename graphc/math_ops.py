@@ -1,0 +1,535 @@
+"""PyTorch's math API (pointwise, reductions, linear algebra) over primitives and composites.
+
+Functions take PyTorch's argument conventions, normalize them, and bind primitives or call the
+composites in ``graphc.passes.decompositions``. The same functions become Tensor methods.
+"""
+from __future__ import annotations
+
+import builtins
+from collections import namedtuple
+
+import numpy as np
+
+from graphc.ir import dtypes as dt
+from graphc.ir import prims as P
+from graphc.ir.shapes import wrap_dim, wrap_dims
+from graphc.passes.decompositions import COMPOSITES
+
+from .tensors import Tensor
+
+values_indices = {
+    name: namedtuple(name, ["values", "indices"])
+    for name in ("max", "min", "sort", "topk", "kthvalue", "mode", "median", "cummax", "cummin")
+}
+
+
+def as_operand(x):
+    """Tensors and Python numbers pass through; array-likes become tensors."""
+    if isinstance(x, Tensor) or isinstance(x, (bool, int, float)):
+        return x
+    if isinstance(x, (np.generic,)):
+        return x.item()
+    if isinstance(x, (np.ndarray, list, tuple)):
+        from .creation import tensor
+        return tensor(x)
+    raise TypeError(f"expected a Tensor or a number, got {type(x).__name__}")
+
+
+def call_composite(name: str, *args, **kwargs):
+    """Run a composite and give its result's grad_fn PyTorch's name for the whole op."""
+    comp = COMPOSITES[name]
+    out = comp.fn(*args, **kwargs)
+    inputs = {id(a) for a in args}
+    for o in (out if isinstance(out, tuple) else (out,)):
+        if isinstance(o, Tensor) and o.grad_fn is not None and id(o) not in inputs \
+                and hasattr(o.grad_fn, "_name"):
+            o.grad_fn._name = comp.grad_name
+    return out
+
+
+def write_out(out: Tensor | None, result: Tensor) -> Tensor:
+    """Implement ``out=``: resize if needed, then copy the result in."""
+    if out is None:
+        return result
+    if not isinstance(out, Tensor):
+        raise TypeError(f"out= must be a Tensor, got {type(out).__name__}")
+    if out.requires_grad and (out.is_leaf or result.requires_grad):
+        from .autograd import grad_mode
+        if grad_mode.is_grad_enabled():
+            raise RuntimeError(
+                f"{'add'}(): functions with out=... arguments don't support automatic "
+                "differentiation, but one of the arguments requires grad.")
+    if result.dtype.category > out.dtype.category:
+        raise RuntimeError(
+            f"result type {_type_name(result.dtype)} can't be cast to the desired output type "
+            f"{_type_name(out.dtype)}")
+    if tuple(out.shape) != tuple(result.shape):
+        out._data = np.empty(result._data.shape, dtype=out._data.dtype)
+    np.copyto(out._data, result._data, casting="unsafe")
+    out._version.value += 1
+    return out
+
+
+def _type_name(d: dt.DType) -> str:
+    return {"float32": "Float", "float64": "Double", "float16": "Half", "int64": "Long",
+            "int32": "Int", "int16": "Short", "int8": "Char", "uint8": "Byte", "bool": "Bool"}[d.name]
+
+
+# ---- pointwise ------------------------------------------------------------------------------
+
+def _binary(prim, name: str):
+    def op(input, other, *, out=None):
+        return write_out(out, prim(as_operand(input), as_operand(other)))
+    op.__name__ = name
+    op.__doc__ = f"Elementwise {name} with broadcasting and PyTorch type promotion."
+    return op
+
+
+def _unary(prim, name: str):
+    def op(input, *, out=None):
+        return write_out(out, prim(input))
+    op.__name__ = name
+    op.__doc__ = f"Elementwise {name}."
+    return op
+
+
+def add(input, other, *, alpha=1, out=None):
+    other = as_operand(other)
+    if alpha != 1:
+        other = P.mul(other, alpha)
+    return write_out(out, P.add(as_operand(input), other))
+
+
+def sub(input, other, *, alpha=1, out=None):
+    other = as_operand(other)
+    if alpha != 1:
+        other = P.mul(other, alpha)
+    return write_out(out, P.sub(as_operand(input), other))
+
+
+def rsub(input, other, *, alpha=1):
+    return sub(other, input, alpha=alpha)
+
+
+def div(input, other, *, rounding_mode=None, out=None):
+    a, b = as_operand(input), as_operand(other)
+    if rounding_mode is None:
+        r = P.div(a, b)
+    elif rounding_mode == "floor":
+        r = P.floor_divide(a, b)
+    elif rounding_mode == "trunc":
+        q = P.div(a, b)
+        r = P.trunc(q)
+        if not dt.result_type(a, b).is_floating_point:
+            r = P.cast(r, dtype=dt.result_type(a, b))
+    else:
+        raise RuntimeError(
+            f"div expected rounding_mode to be one of None, 'trunc', or 'floor' but found '{rounding_mode}'")
+    return write_out(out, r)
+
+
+def pow(input, exponent, *, out=None):
+    return write_out(out, P.pow(as_operand(input), as_operand(exponent)))
+
+
+mul = _binary(P.mul, "mul")
+true_divide = _binary(P.div, "true_divide")
+floor_divide = _binary(P.floor_divide, "floor_divide")
+remainder = _binary(P.remainder, "remainder")
+maximum = _binary(P.maximum, "maximum")
+minimum = _binary(P.minimum, "minimum")
+atan2 = _binary(P.atan2, "atan2")
+eq = _binary(P.eq, "eq")
+ne = _binary(P.ne, "ne")
+lt = _binary(P.lt, "lt")
+le = _binary(P.le, "le")
+gt = _binary(P.gt, "gt")
+ge = _binary(P.ge, "ge")
+logical_and = _binary(P.logical_and, "logical_and")
+logical_or = _binary(P.logical_or, "logical_or")
+logical_xor = _binary(P.logical_xor, "logical_xor")
+bitwise_and = _binary(P.bitwise_and, "bitwise_and")
+bitwise_or = _binary(P.bitwise_or, "bitwise_or")
+bitwise_xor = _binary(P.bitwise_xor, "bitwise_xor")
+
+neg = _unary(P.neg, "neg")
+abs = _unary(P.abs, "abs")
+sign = _unary(P.sign, "sign")
+floor = _unary(P.floor, "floor")
+ceil = _unary(P.ceil, "ceil")
+trunc = _unary(P.trunc, "trunc")
+exp = _unary(P.exp, "exp")
+exp2 = _unary(P.exp2, "exp2")
+expm1 = _unary(P.expm1, "expm1")
+log = _unary(P.log, "log")
+log2 = _unary(P.log2, "log2")
+log10 = _unary(P.log10, "log10")
+log1p = _unary(P.log1p, "log1p")
+sin = _unary(P.sin, "sin")
+cos = _unary(P.cos, "cos")
+tan = _unary(P.tan, "tan")
+asin = _unary(P.asin, "asin")
+acos = _unary(P.acos, "acos")
+atan = _unary(P.atan, "atan")
+sinh = _unary(P.sinh, "sinh")
+cosh = _unary(P.cosh, "cosh")
+tanh = _unary(P.tanh, "tanh")
+sigmoid = _unary(P.sigmoid, "sigmoid")
+sqrt = _unary(P.sqrt, "sqrt")
+rsqrt = _unary(P.rsqrt, "rsqrt")
+reciprocal = _unary(P.reciprocal, "reciprocal")
+erf = _unary(P.erf, "erf")
+isnan = _unary(P.isnan, "isnan")
+isinf = _unary(P.isinf, "isinf")
+isfinite = _unary(P.isfinite, "isfinite")
+logical_not = _unary(P.logical_not, "logical_not")
+bitwise_not = _unary(P.bitwise_not, "bitwise_not")
+
+negative, absolute, fix, arcsin, arccos, arctan = neg, abs, trunc, asin, acos, atan
+multiply, divide, subtract, greater, greater_equal, less, less_equal, not_equal = (
+    mul, div, sub, gt, ge, lt, le, ne)
+
+
+def round(input, *, decimals: int = 0, out=None):
+    if decimals == 0:
+        return write_out(out, P.round(input))
+    scale = 10.0 ** decimals
+    return write_out(out, P.div(P.round(P.mul(input, scale)), scale))
+
+
+def relu(input):
+    return call_composite("relu", input)
+
+
+def square(input):
+    return call_composite("square", input)
+
+
+def erfc(input):
+    return call_composite("erfc", input)
+
+
+def frac(input):
+    return call_composite("frac", input)
+
+
+def fmod(input, other):
+    return call_composite("fmod", input, as_operand(other))
+
+
+def lerp(input, end, weight):
+    return call_composite("lerp", input, end, as_operand(weight))
+
+
+def addcmul(input, tensor1, tensor2, *, value=1):
+    return call_composite("addcmul", input, tensor1, tensor2, value)
+
+
+def addcdiv(input, tensor1, tensor2, *, value=1):
+    return call_composite("addcdiv", input, tensor1, tensor2, value)
+
+
+def clamp(input, min=None, max=None, *, out=None):
+    if min is None and max is None:
+        raise RuntimeError("torch.clamp: At least one of 'min' or 'max' must not be None")
+    return write_out(out, call_composite("clamp", input, as_operand(min) if min is not None else None,
+                                         as_operand(max) if max is not None else None))
+
+
+clip = clamp
+
+
+def clamp_min(input, min):
+    return clamp(input, min=min)
+
+
+def clamp_max(input, max):
+    return clamp(input, max=max)
+
+
+def where(condition, input=None, other=None):
+    if input is None and other is None:
+        from .shape_ops import nonzero
+        return nonzero(condition, as_tuple=True)
+    return P.where(condition, as_operand(input), as_operand(other))
+
+
+def nan_to_num(input, nan: float = 0.0, posinf=None, neginf=None):
+    info = np.finfo(input.dtype.np) if input.dtype.is_floating_point else None
+    if info is None:
+        return input.clone()
+    posinf = info.max if posinf is None else posinf
+    neginf = info.min if neginf is None else neginf
+    x = P.where(P.isnan(input), nan, input)
+    x = P.where(P.logical_and(P.isinf(x), P.gt(x, 0)), posinf, x)
+    return P.where(P.logical_and(P.isinf(x), P.lt(x, 0)), neginf, x)
+
+
+# ---- reductions -----------------------------------------------------------------------------
+
+def _dims(input, dim) -> tuple[int, ...]:
+    if isinstance(dim, (list, tuple)) and len(dim) == 0:
+        dim = None  # PyTorch: an empty dim list reduces over everything
+    return wrap_dims(dim, input.ndim)
+
+
+def sum(input, dim=None, keepdim: bool = False, *, dtype=None, out=None):
+    x = input if dtype is None else input.to(dtype)
+    return write_out(out, P.sum(x, dims=_dims(x, dim), keepdim=keepdim))
+
+
+def nansum(input, dim=None, keepdim: bool = False, *, dtype=None):
+    return sum(P.where(P.isnan(input), 0, input), dim, keepdim, dtype=dtype)
+
+
+def prod(input, dim=None, keepdim: bool = False, *, dtype=None):
+    x = input if dtype is None else input.to(dtype)
+    dims = () if dim is None else (wrap_dim(dim, x.ndim),)
+    if dim is None:
+        dims = tuple(range(x.ndim))
+    return P.prod(x, dims=dims, keepdim=keepdim)
+
+
+def mean(input, dim=None, keepdim: bool = False, *, dtype=None, out=None):
+    x = input if dtype is None else input.to(dtype)
+    if not x.dtype.is_floating_point:
+        raise RuntimeError(
+            "mean(): could not infer output dtype. Input dtype must be either a floating point or "
+            f"complex dtype. Got: {_type_name(x.dtype)}")
+    return write_out(out, call_composite("mean", x, _dims(x, dim), keepdim))
+
+
+def _correction(unbiased, correction) -> float:
+    if correction is not None:
+        return correction
+    if unbiased is None:
+        return 1
+    return 1 if unbiased else 0
+
+
+def _var_args(dim, unbiased, keepdim, correction):
+    if isinstance(dim, bool):  # var(unbiased) legacy positional form
+        dim, unbiased = None, dim
+    return dim, _correction(unbiased, correction), keepdim
+
+
+def var(input, dim=None, unbiased=None, keepdim: bool = False, *, correction=None):
+    dim, corr, keepdim = _var_args(dim, unbiased, keepdim, correction)
+    return call_composite("var", input, _dims(input, dim), corr, keepdim)
+
+
+def std(input, dim=None, unbiased=None, keepdim: bool = False, *, correction=None):
+    dim, corr, keepdim = _var_args(dim, unbiased, keepdim, correction)
+    return call_composite("std", input, _dims(input, dim), corr, keepdim)
+
+
+def var_mean(input, dim=None, unbiased=None, keepdim: bool = False, *, correction=None):
+    return (var(input, dim, unbiased, keepdim, correction=correction),
+            mean(input, None if isinstance(dim, bool) else dim, keepdim))
+
+
+def std_mean(input, dim=None, unbiased=None, keepdim: bool = False, *, correction=None):
+    return (std(input, dim, unbiased, keepdim, correction=correction),
+            mean(input, None if isinstance(dim, bool) else dim, keepdim))
+
+
+def amax(input, dim=(), keepdim: bool = False):
+    return P.amax(input, dims=_dims(input, dim), keepdim=keepdim)
+
+
+def amin(input, dim=(), keepdim: bool = False):
+    return P.amin(input, dims=_dims(input, dim), keepdim=keepdim)
+
+
+def _extreme(input, dim, keepdim, other, kind: str):
+    if isinstance(dim, Tensor):
+        other, dim = dim, None
+    if other is not None:
+        return (maximum if kind == "max" else minimum)(input, other)
+    if dim is None:
+        if input.numel() == 0:
+            raise RuntimeError(
+                f"{kind}(): Expected reduction dim to be specified for input.numel() == 0. "
+                "Specify the reduction dim with the 'dim' argument.")
+        return (amax if kind == "max" else amin)(input)
+    d = wrap_dim(dim, input.ndim)
+    vals, idx = call_composite(f"{kind}_dim", input, d, keepdim)
+    return values_indices[kind](vals, idx)
+
+
+def max(input, dim=None, keepdim: bool = False, *, other=None):
+    return _extreme(input, dim, keepdim, other, "max")
+
+
+def min(input, dim=None, keepdim: bool = False, *, other=None):
+    return _extreme(input, dim, keepdim, other, "min")
+
+
+def argmax(input, dim=None, keepdim: bool = False):
+    return P.argmax(input, dim=None if dim is None else wrap_dim(dim, input.ndim), keepdim=keepdim)
+
+
+def argmin(input, dim=None, keepdim: bool = False):
+    return P.argmin(input, dim=None if dim is None else wrap_dim(dim, input.ndim), keepdim=keepdim)
+
+
+def all(input, dim=None, keepdim: bool = False):
+    b = input if input.dtype is dt.bool_ else P.ne(input, 0)
+    if b.numel() == 0 and dim is None:
+        return P.full(shape=(), value=True, dtype=dt.bool_)
+    return P.amin(b, dims=_dims(b, dim), keepdim=keepdim)
+
+
+def any(input, dim=None, keepdim: bool = False):
+    b = input if input.dtype is dt.bool_ else P.ne(input, 0)
+    if b.numel() == 0 and dim is None:
+        return P.full(shape=(), value=False, dtype=dt.bool_)
+    return P.amax(b, dims=_dims(b, dim), keepdim=keepdim)
+
+
+def count_nonzero(input, dim=None):
+    return P.sum(P.ne(input, 0), dims=_dims(input, dim), keepdim=False)
+
+
+def cumsum(input, dim, *, dtype=None):
+    x = input if dtype is None else input.to(dtype)
+    return P.cumsum(x, dim=wrap_dim(dim, x.ndim))
+
+
+def logsumexp(input, dim, keepdim: bool = False):
+    x = input if input.dtype.is_floating_point else input.to(dt.get_default_dtype())
+    return call_composite("logsumexp", x, _dims(x, dim), keepdim)
+
+
+def softmax(input, dim, dtype=None):
+    x = input if dtype is None else input.to(dtype)
+    if not x.dtype.is_floating_point:
+        raise RuntimeError(f'"softmax_lastdim_kernel_impl" not implemented for \'{_type_name(x.dtype)}\'')
+    return call_composite("softmax", x, wrap_dim(dim, x.ndim))
+
+
+def log_softmax(input, dim, dtype=None):
+    x = input if dtype is None else input.to(dtype)
+    if not x.dtype.is_floating_point:
+        raise RuntimeError(f'"log_softmax_lastdim_kernel_impl" not implemented for \'{_type_name(x.dtype)}\'')
+    return call_composite("log_softmax", x, wrap_dim(dim, x.ndim))
+
+
+def norm(input, p="fro", dim=None, keepdim: bool = False, dtype=None):
+    x = input if dtype is None else input.to(dtype)
+    if not x.dtype.is_floating_point:
+        raise RuntimeError(
+            f"linalg.vector_norm: Expected a floating point or complex tensor as input. Got {_type_name(x.dtype)}")
+    if p == "fro" or p is None:
+        p = 2
+    if p == "nuc":
+        raise NotImplementedError("nuclear norm needs an SVD, which graphc does not provide")
+    return call_composite("norm", x, float(p), _dims(x, dim), keepdim)
+
+
+def dist(input, other, p: float = 2):
+    return norm(sub(input, other), p)
+
+
+# ---- linear algebra -------------------------------------------------------------------------
+
+def matmul(input, other, *, out=None):
+    return write_out(out, P.matmul(input, other))
+
+
+def mm(input, mat2, *, out=None):
+    if input.ndim != 2:
+        raise RuntimeError(f"self must be a matrix")
+    if mat2.ndim != 2:
+        raise RuntimeError(f"mat2 must be a matrix")
+    return write_out(out, P.matmul(input, mat2))
+
+
+def bmm(input, mat2, *, out=None):
+    if input.ndim != 3:
+        raise RuntimeError(f"batch1 must be a 3D tensor")
+    if mat2.ndim != 3:
+        raise RuntimeError(f"batch2 must be a 3D tensor")
+    if input.shape[0] != mat2.shape[0]:
+        raise RuntimeError(
+            f"Expected size for first two dimensions of batch2 tensor to be: [{input.shape[0]}, "
+            f"{input.shape[2]}] but got: [{mat2.shape[0]}, {mat2.shape[1]}].")
+    return write_out(out, P.matmul(input, mat2))
+
+
+def dot(input, other):
+    if input.ndim != 1 or other.ndim != 1:
+        raise RuntimeError(f"1D tensors expected, but got {input.ndim}D and {other.ndim}D tensors")
+    return P.matmul(input, other)
+
+
+
+def mv(input, vec):
+    if input.ndim != 2 or vec.ndim != 1:
+        raise RuntimeError(f"vector + matrix @ vector expected, got {input.ndim}, {vec.ndim}")
+    return P.matmul(input, vec)
+
+
+def outer(input, vec2):
+    if input.ndim != 1 or vec2.ndim != 1:
+        raise RuntimeError(f"outer: expected 1D tensors, got {input.ndim}D and {vec2.ndim}D")
+    return P.mul(P.reshape(input, shape=(input.shape[0], 1)), P.reshape(vec2, shape=(1, vec2.shape[0])))
+
+
+ger = outer
+
+
+def addmm(input, mat1, mat2, *, beta=1, alpha=1):
+    prod_ = mm(mat1, mat2)
+    return add(P.mul(input, beta) if beta != 1 else input, P.mul(prod_, alpha) if alpha != 1 else prod_)
+
+
+def baddbmm(input, batch1, batch2, *, beta=1, alpha=1):
+    prod_ = bmm(batch1, batch2)
+    return add(P.mul(input, beta) if beta != 1 else input, P.mul(prod_, alpha) if alpha != 1 else prod_)
+
+
+def linear(input, weight, bias=None):
+    return call_composite("linear", input, weight, bias)
+
+
+def einsum(equation: str, *operands):
+    """einsum via permute/reshape/matmul-free broadcasting: multiply, then sum contracted axes."""
+    if len(operands) == 1 and isinstance(operands[0], (list, tuple)):
+        operands = tuple(operands[0])
+    eq = equation.replace(" ", "")
+    lhs, _, rhs = eq.partition("->")
+    terms = lhs.split(",")
+    if len(terms) != len(operands):
+        raise RuntimeError(f"einsum(): {len(terms)} operand subscripts for {len(operands)} operands")
+    if "." in eq:
+        raise NotImplementedError("einsum with '...' is not supported yet")
+    if not _:
+        letters = sorted(c for c in set("".join(terms)) if "".join(terms).count(c) == 1)
+        rhs = "".join(letters)
+    all_letters = list(dict.fromkeys("".join(terms) + rhs))
+    order = [c for c in rhs] + [c for c in all_letters if c not in rhs]
+    sizes = {}
+    aligned = []
+    for term, op in zip(terms, operands):
+        if len(term) != op.ndim:
+            raise RuntimeError(f"einsum(): the number of subscripts in the equation ({len(term)}) does "
+                               f"not match the number of dimensions ({op.ndim}) for operand")
+        x = op
+        # repeated letters in one term (a diagonal) are taken with a gather-free trick: not supported
+        if len(set(term)) != len(term):
+            raise NotImplementedError("einsum with repeated subscripts in one operand is not supported")
+        for c, n in zip(term, op.shape):
+            if sizes.setdefault(c, n) != n and n != 1 and sizes[c] != 1:
+                raise RuntimeError(f"einsum(): operands do not broadcast with remapped shapes for subscript {c}")
+            sizes[c] = builtins.max(sizes[c], n)
+        perm = sorted(range(len(term)), key=lambda i: order.index(term[i]))
+        x = P.permute(x, dims=tuple(perm)) if perm != list(range(len(term))) else x
+        present = sorted(term, key=order.index)
+        shape = tuple(x.shape[present.index(c)] if c in present else 1 for c in order)
+        aligned.append(P.reshape(x, shape=shape))
+    prod_ = aligned[0]
+    for x in aligned[1:]:
+        prod_ = P.mul(prod_, x)
+    contracted = tuple(range(len(rhs), len(order)))
+    return P.sum(prod_, dims=contracted, keepdim=False) if contracted else prod_

@@ -1,0 +1,307 @@
+"""Tensor methods: conversions, operators, in-place variants, and the functional API as methods.
+
+Most methods are the functions of ``math_ops``/``shape_ops`` themselves (``self`` is ``input``);
+this module adds what only makes sense as a method and attaches everything to ``Tensor``.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from graphc.ir import dtypes as dt
+from graphc.ir import prims as P
+
+from . import creation, indexing, inplace, math_ops, random as grandom, shape_ops
+from .autograd import grad_mode
+from .device import check_device, device as device_cls
+from .tensors import Tensor
+
+_TYPE_STRINGS = {
+    "torch.FloatTensor": dt.float32, "torch.DoubleTensor": dt.float64, "torch.HalfTensor": dt.float16,
+    "torch.LongTensor": dt.int64, "torch.IntTensor": dt.int32, "torch.ShortTensor": dt.int16,
+    "torch.CharTensor": dt.int8, "torch.ByteTensor": dt.uint8, "torch.BoolTensor": dt.bool_,
+}
+_TYPE_STRINGS.update({k.replace("torch.", "graphc."): v for k, v in list(_TYPE_STRINGS.items())})
+_TYPE_NAMES = {v: k for k, v in _TYPE_STRINGS.items() if k.startswith("torch.")}
+
+
+# ---- conversion -----------------------------------------------------------------------------
+
+def _parse_to(args, kwargs):
+    dtype = kwargs.pop("dtype", None)
+    device = kwargs.pop("device", None)
+    copy = kwargs.pop("copy", False)
+    kwargs.pop("non_blocking", None)
+    kwargs.pop("memory_format", None)
+    if kwargs:
+        raise TypeError(f"to() got unexpected keyword arguments {sorted(kwargs)}")
+    for a in args:
+        if isinstance(a, dt.DType):
+            dtype = a
+        elif isinstance(a, Tensor):
+            dtype, device = a.dtype, a.device
+        elif isinstance(a, (str, device_cls, int)) and not isinstance(a, bool):
+            device = a
+        elif isinstance(a, bool):
+            pass  # non_blocking / copy positional flags
+        else:
+            raise TypeError(f"to() received an invalid combination of arguments: {a!r}")
+    return dtype, device, copy
+
+
+def to(self, *args, **kwargs):
+    dtype, device, copy = _parse_to(args, dict(kwargs))
+    check_device(device)
+    if dtype is None or dtype is self.dtype:
+        return P.copy(self) if copy else self
+    return P.cast(self, dtype=dtype)
+
+
+def _caster(d: dt.DType):
+    def convert(self, memory_format=None):
+        return self if self.dtype is d else P.cast(self, dtype=d)
+    convert.__name__ = d.torch_names[-1]
+    return convert
+
+
+def type_(self, dtype=None, non_blocking: bool = False):
+    if dtype is None:
+        return _TYPE_NAMES[self.dtype].replace("torch.", "graphc.")
+    if isinstance(dtype, str):
+        if dtype not in _TYPE_STRINGS:
+            raise ValueError(f"invalid type: '{dtype}'")
+        dtype = _TYPE_STRINGS[dtype]
+    return to(self, dtype)
+
+
+def type_as(self, other):
+    return to(self, other.dtype)
+
+
+def cpu(self, memory_format=None):
+    return self
+
+
+def cuda(self, device=None, non_blocking: bool = False, memory_format=None):
+    check_device("cuda" if device is None else device if isinstance(device, (str, device_cls)) else f"cuda:{device}")
+
+
+def clone(self, *, memory_format=None):
+    return P.copy(self)
+
+
+def contiguous(self, memory_format=None):
+    return self if self._data.flags.c_contiguous else P.copy(self)
+
+
+def _new(factory):
+    def method(self, *size, dtype=None, device=None, requires_grad: bool = False, **kw):
+        return factory(*size, dtype=dtype or self.dtype, requires_grad=requires_grad, **kw)
+    return method
+
+
+def new_full(self, size, fill_value, *, dtype=None, device=None, requires_grad: bool = False):
+    return creation.full(size, fill_value, dtype=dtype or self.dtype, requires_grad=requires_grad)
+
+
+def new_tensor(self, data, *, dtype=None, device=None, requires_grad: bool = False):
+    return creation.tensor(data, dtype=dtype or self.dtype, requires_grad=requires_grad)
+
+
+# ---- in-place ops that are not "op then write" of an existing function ----------------------
+
+def copy_(self, src, non_blocking: bool = False):
+    if not isinstance(src, Tensor):
+        src = creation.tensor(src)
+    if src is self:
+        return self
+    try:
+        value = P.expand(src, shape=tuple(self.shape)) if tuple(src.shape) != tuple(self.shape) else src
+    except RuntimeError:
+        raise RuntimeError(
+            f"The size of tensor a ({list(self.shape)}) must match the size of tensor b "
+            f"({list(src.shape)}): copy_ source does not broadcast to the destination") from None
+    if value.dtype is not self.dtype:
+        value = P.cast(value, dtype=self.dtype)
+    elif value is src:
+        value = P.copy(src)
+    return inplace.write(self, value)
+
+
+def fill_(self, value):
+    if isinstance(value, Tensor):
+        if value.ndim != 0:
+            raise RuntimeError(
+                f"fill_ only supports 0-dimension value tensor but got tensor with {value.ndim} dimensions.")
+        v = P.expand(P.cast(value, dtype=self.dtype), shape=tuple(self.shape))
+        return inplace.write(self, P.copy(v))
+    return inplace.write(self, P.full(shape=tuple(self.shape), value=value, dtype=self.dtype))
+
+
+def zero_(self):
+    return fill_(self, 0)
+
+
+def _random_fill(self, arr: np.ndarray):
+    inplace.check_writable(self)
+    with grad_mode.no_grad():
+        return inplace.write(self, Tensor._make(arr.astype(self._data.dtype)))
+
+
+def uniform_(self, a: float = 0.0, b: float = 1.0, *, generator=None):
+    return _random_fill(self, grandom.gen(generator).random(self._data.shape) * (b - a) + a)
+
+
+def normal_(self, mean: float = 0.0, std: float = 1.0, *, generator=None):
+    return _random_fill(self, grandom.gen(generator).standard_normal(self._data.shape) * std + mean)
+
+
+def bernoulli_(self, p=0.5, *, generator=None):
+    probs = p._data if isinstance(p, Tensor) else p
+    return _random_fill(self, grandom.gen(generator).random(self._data.shape) < probs)
+
+
+def random_(self, from_=0, to=None, *, generator=None):
+    if to is None:
+        from_, to = 0, from_ if from_ else (2 ** 24 if self.dtype.is_floating_point else np.iinfo(self._data.dtype).max)
+    return _random_fill(self, grandom.gen(generator).integers(from_, to, size=self._data.shape))
+
+
+def exponential_(self, lambd: float = 1.0, *, generator=None):
+    return _random_fill(self, grandom.gen(generator).exponential(1.0 / lambd, size=self._data.shape))
+
+
+def geometric_(self, p: float, *, generator=None):
+    return _random_fill(self, grandom.gen(generator).geometric(p, size=self._data.shape))
+
+
+def log_normal_(self, mean: float = 1.0, std: float = 2.0, *, generator=None):
+    return _random_fill(self, grandom.gen(generator).lognormal(mean, std, size=self._data.shape))
+
+
+def bernoulli(self, p=None, *, generator=None):
+    return creation.bernoulli(self, p, generator=generator)
+
+
+def multinomial(self, num_samples: int, replacement: bool = False, *, generator=None):
+    return creation.multinomial(self, num_samples, replacement, generator=generator)
+
+
+# ---- operators ------------------------------------------------------------------------------
+
+def _reflected(fn):
+    def method(self, other):
+        return fn(math_ops.as_operand(other), self)
+    return method
+
+
+def _bool_only_invert(self):
+    if self.dtype.is_floating_point:
+        raise TypeError("~ (bitwise_not) is only supported for integer and bool tensors")
+    return math_ops.bitwise_not(self)
+
+
+def _bitwise_operator(bitwise):
+    def op(self, other):
+        other = math_ops.as_operand(other)
+        if self.dtype.is_floating_point or (isinstance(other, Tensor) and other.dtype.is_floating_point) \
+                or isinstance(other, float):
+            raise TypeError(f"unsupported operand type(s): bitwise ops need integer or bool tensors, got {self.dtype}")
+        return bitwise(self, other)
+    return op
+
+
+def _attach() -> None:
+    T = Tensor
+    # functional API as methods
+    for mod, names in (
+        (math_ops, """add sub mul div true_divide floor_divide remainder pow maximum minimum atan2 eq ne lt
+            le gt ge logical_and logical_or logical_xor logical_not bitwise_and bitwise_or bitwise_xor
+            bitwise_not neg negative abs absolute sign floor ceil round trunc fix frac exp exp2 expm1 log
+            log2 log10 log1p sin cos tan asin acos atan arcsin arccos arctan sinh cosh tanh sigmoid sqrt
+            rsqrt reciprocal erf erfc square relu isnan isinf isfinite clamp clip clamp_min clamp_max
+            lerp addcmul addcdiv fmod nan_to_num sum nansum prod mean var std amax amin max min argmax
+            argmin all any count_nonzero cumsum logsumexp softmax log_softmax norm dist matmul mm bmm
+            dot mv outer ger addmm baddbmm multiply divide subtract greater greater_equal less less_equal
+            not_equal""".split()),
+        (shape_ops, """reshape view view_as reshape_as permute transpose swapaxes swapdims t movedim
+            moveaxis squeeze unsqueeze flatten ravel unflatten expand expand_as broadcast_to repeat tile
+            repeat_interleave narrow split chunk tensor_split unbind select flip fliplr flipud roll
+            diagonal tril triu trace diag index_select gather take_along_dim take scatter scatter_add
+            index_add masked_fill masked_select nonzero argwhere sort argsort topk unique""".split()),
+    ):
+        for name in names:
+            setattr(T, name, getattr(mod, name))
+    T.where = lambda self, condition, other: math_ops.where(condition, self, other)
+    T.to, T.type, T.type_as, T.cpu, T.cuda, T.clone, T.contiguous = to, type_, type_as, cpu, cuda, clone, contiguous
+    T.float, T.double, T.half = _caster(dt.float32), _caster(dt.float64), _caster(dt.float16)
+    T.long, T.int, T.short, T.char = _caster(dt.int64), _caster(dt.int32), _caster(dt.int16), _caster(dt.int8)
+    T.byte, T.bool = _caster(dt.uint8), _caster(dt.bool_)
+    T.new_zeros, T.new_ones, T.new_empty = _new(creation.zeros), _new(creation.ones), _new(creation.empty)
+    T.new_full, T.new_tensor = new_full, new_tensor
+    T.copy_, T.fill_, T.zero_ = copy_, fill_, zero_
+    T.uniform_, T.normal_, T.bernoulli_, T.random_ = uniform_, normal_, bernoulli_, random_
+    T.exponential_, T.geometric_, T.log_normal_ = exponential_, geometric_, log_normal_
+    T.bernoulli, T.multinomial = bernoulli, multinomial
+    T.__getitem__, T.__setitem__ = indexing.getitem, indexing.setitem
+
+    # in-place variants: compute out of place, write back
+    for name in """add sub mul div true_divide floor_divide remainder pow maximum minimum atan2 neg abs sign
+            floor ceil round trunc frac exp exp2 expm1 log log2 log10 log1p sin cos tan asin acos atan sinh
+            cosh tanh sigmoid sqrt rsqrt reciprocal erf erfc square relu clamp clip clamp_min clamp_max lerp
+            addcmul addcdiv fmod nan_to_num logical_and logical_or logical_xor logical_not bitwise_and
+            bitwise_or bitwise_xor bitwise_not eq ne lt le gt ge cumsum masked_fill index_add scatter
+            scatter_add t transpose squeeze unsqueeze multiply divide subtract""".split():
+        fn = getattr(T, name)
+        setattr(T, name + "_", inplace.inplace_method(fn, name + "_"))
+    T.swapaxes_ = T.transpose_
+
+    # arithmetic operators
+    T.__add__ = T.__radd__ = lambda self, other: math_ops.add(self, other)
+    T.__sub__ = lambda self, other: math_ops.sub(self, other)
+    T.__rsub__ = _reflected(math_ops.sub)
+    T.__mul__ = T.__rmul__ = lambda self, other: math_ops.mul(self, other)
+    T.__truediv__ = lambda self, other: math_ops.div(self, other)
+    T.__rtruediv__ = _reflected(math_ops.div)
+    T.__floordiv__ = lambda self, other: math_ops.floor_divide(self, other)
+    T.__rfloordiv__ = _reflected(math_ops.floor_divide)
+    T.__mod__ = lambda self, other: math_ops.remainder(self, other)
+    T.__rmod__ = _reflected(math_ops.remainder)
+    T.__pow__ = lambda self, other: math_ops.pow(self, other)
+    T.__rpow__ = _reflected(math_ops.pow)
+    T.__matmul__ = lambda self, other: math_ops.matmul(self, other)
+    T.__rmatmul__ = _reflected(math_ops.matmul)
+    T.__neg__ = math_ops.neg
+    T.__pos__ = lambda self: self
+    T.__abs__ = math_ops.abs
+    T.__invert__ = _bool_only_invert
+    T.__and__ = T.__rand__ = _bitwise_operator(math_ops.bitwise_and)
+    T.__or__ = T.__ror__ = _bitwise_operator(math_ops.bitwise_or)
+    T.__xor__ = T.__rxor__ = _bitwise_operator(math_ops.bitwise_xor)
+    T.__eq__ = lambda self, other: math_ops.eq(self, other) if _comparable(other) else NotImplemented
+    T.__ne__ = lambda self, other: math_ops.ne(self, other) if _comparable(other) else NotImplemented
+    T.__lt__ = lambda self, other: math_ops.lt(self, other)
+    T.__le__ = lambda self, other: math_ops.le(self, other)
+    T.__gt__ = lambda self, other: math_ops.gt(self, other)
+    T.__ge__ = lambda self, other: math_ops.ge(self, other)
+    T.__hash__ = lambda self: id(self)
+    # augmented assignment is in place, as in PyTorch
+    T.__iadd__, T.__isub__, T.__imul__, T.__itruediv__ = T.add_, T.sub_, T.mul_, T.div_
+    T.__ifloordiv__, T.__imod__, T.__ipow__ = T.floor_divide_, T.remainder_, T.pow_
+    T.__iand__, T.__ior__, T.__ixor__ = T.bitwise_and_, T.bitwise_or_, T.bitwise_xor_
+    T.T = property(_T)
+    T.mT = property(lambda self: shape_ops.transpose(self, -2, -1))
+    T.H = T.T
+    T.mH = T.mT
+
+
+def _comparable(other) -> bool:
+    return isinstance(other, (Tensor, bool, int, float, np.ndarray, np.generic, list, tuple))
+
+
+def _T(self):
+    if self.ndim <= 2:
+        return shape_ops.t(self) if self.ndim == 2 else shape_ops.reshape(self, tuple(self.shape))
+    return P.permute(self, dims=tuple(reversed(range(self.ndim))))
+
+
+_attach()

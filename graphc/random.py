@@ -1,0 +1,100 @@
+"""Random number generation: ``Generator``, ``manual_seed`` and the default generator.
+
+Streams come from numpy's PCG64; the same seed gives the same numbers in every graphc process
+(they are not PyTorch's numbers: PyTorch uses a different generator).
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from graphc.ir import dtypes as dt
+
+_STATE_WORDS = 6  # PCG64 state: 128-bit state, 128-bit increment, has_uint32, uinteger
+
+
+class Generator:
+    def __init__(self, device="cpu") -> None:
+        from .device import check_device
+        self.device = check_device(device)
+        self._seed = 67280421310721
+        self._np = np.random.Generator(np.random.PCG64(self._seed))
+
+    def manual_seed(self, seed: int) -> "Generator":
+        seed = int(seed)
+        if seed < 0:
+            seed &= 0xFFFF_FFFF_FFFF_FFFF
+        self._seed = seed
+        self._np = np.random.Generator(np.random.PCG64(seed))
+        return self
+
+    def seed(self) -> int:
+        s = int(np.random.SeedSequence().entropy) & 0xFFFF_FFFF_FFFF_FFFF
+        self.manual_seed(s)
+        return s
+
+    def initial_seed(self) -> int:
+        return self._seed
+
+    def get_state(self):
+        """The state as a uint8 tensor, as PyTorch returns it."""
+        from .tensors import Tensor
+        st = self._np.bit_generator.state
+        words = [st["state"]["state"], st["state"]["inc"], st["has_uint32"], st["uinteger"]]
+        raw = b"".join(int(w).to_bytes(16, "little") for w in words)
+        return Tensor._make(np.frombuffer(raw, dtype=np.uint8).copy())
+
+    def set_state(self, new_state) -> "Generator":
+        raw = bytes(np.asarray(new_state._data if hasattr(new_state, "_data") else new_state, dtype=np.uint8))
+        if len(raw) != 64:
+            raise RuntimeError(f"Expected a graphc RNG state of 64 bytes, got {len(raw)}")
+        w = [int.from_bytes(raw[i:i + 16], "little") for i in range(0, 64, 16)]
+        bg = np.random.PCG64()
+        bg.state = {"bit_generator": "PCG64", "state": {"state": w[0], "inc": w[1]},
+                    "has_uint32": w[2], "uinteger": w[3]}
+        self._np = np.random.Generator(bg)
+        return self
+
+    @property
+    def np(self) -> np.random.Generator:
+        return self._np
+
+
+default_generator = Generator()
+
+
+def manual_seed(seed: int) -> Generator:
+    return default_generator.manual_seed(seed)
+
+
+def seed() -> int:
+    return default_generator.seed()
+
+
+def initial_seed() -> int:
+    return default_generator.initial_seed()
+
+
+def get_rng_state():
+    return default_generator.get_state()
+
+
+def set_rng_state(new_state) -> None:
+    default_generator.set_state(new_state)
+
+
+def gen(generator: Generator | None) -> np.random.Generator:
+    return (generator or default_generator).np
+
+
+def sample(kind: str, shape: tuple[int, ...], dtype: dt.DType, generator=None, **kw) -> np.ndarray:
+    """Draw in float64 (or int64) and cast, so results don't depend on numpy's dtype paths."""
+    g = gen(generator)
+    if kind == "uniform":
+        a = g.random(shape) * (kw.get("high", 1.0) - kw.get("low", 0.0)) + kw.get("low", 0.0)
+    elif kind == "normal":
+        a = g.standard_normal(shape) * kw.get("std", 1.0) + kw.get("mean", 0.0)
+    elif kind == "integers":
+        a = g.integers(kw["low"], kw["high"], size=shape, dtype=np.int64)
+    else:
+        raise ValueError(kind)
+    return np.asarray(a).astype(dtype.np, copy=False)

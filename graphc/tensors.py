@@ -1,0 +1,490 @@
+"""The eager Tensor: a numpy buffer plus autograd metadata, and the eager primitive handler.
+
+Ops on tensors bind primitives (``graphc.ir``); the eager handler computes them with numpy and
+records a ``PrimBackward`` node when autograd needs one. PyTorch-level methods (``sum``,
+``view``, ``__getitem__`` ...) are attached to the class by the modules that define them.
+"""
+from __future__ import annotations
+
+import warnings
+import weakref
+
+import numpy as np
+
+from graphc.ir import dtypes as dt
+from graphc.ir.primitive import Handler, Primitive, bind, push_default_handler
+from graphc.ir.prims import NON_DIFFERENTIABLE
+from graphc.passes.autodiff import VJP
+
+from .autograd import grad_mode
+from .autograd.graph import AccumulateGrad, PrimBackward, RemovableHandle
+from .device import CPU, device as _device_type
+
+
+class VersionCounter:
+    """Shared by a tensor and all its views; bumped by every in-place write."""
+
+    __slots__ = ("value",)
+
+    def __init__(self) -> None:
+        self.value = 0
+
+
+class Tensor:
+    __slots__ = ("_data", "_requires_grad", "grad_fn", "_output_nr", "_version", "_base", "_grad",
+                 "_hooks", "_retains_grad", "_acc", "_inference", "_view_ops", "__dict__", "__weakref__")
+    __array_priority__ = 1000  # numpy defers to Tensor's reflected operators
+    _graphc_handler: Handler  # set below to the eager handler
+
+    def __new__(cls, *args, **kwargs):
+        return object.__new__(cls)
+
+    def __init__(self, *args, device=None, dtype=None) -> None:
+        # Legacy constructor, as in torch.Tensor: Tensor(data) or Tensor(*sizes); always float.
+        d = dtype or dt.get_default_dtype()
+        if len(args) == 1 and not isinstance(args[0], int):
+            arr = np.array(_to_nested(args[0]), dtype=d.np)
+        else:
+            sizes = args[0] if len(args) == 1 and isinstance(args[0], (tuple, list)) else args
+            arr = np.zeros(tuple(int(s) for s in sizes), dtype=d.np)
+        Tensor._init_fields(self, arr)
+
+    # ---- construction -----------------------------------------------------------------------
+
+    @staticmethod
+    def _init_fields(t: "Tensor", arr: np.ndarray, requires_grad: bool = False) -> None:
+        t._data = arr
+        t._requires_grad = requires_grad
+        t.grad_fn = None
+        t._output_nr = 0
+        t._version = VersionCounter()
+        t._base = None
+        t._view_ops = ()
+        t._grad = None
+        t._hooks = None
+        t._retains_grad = False
+        t._acc = None
+        t._inference = grad_mode.is_inference_mode_enabled()
+
+    @classmethod
+    def _make(cls, arr: np.ndarray, requires_grad: bool = False) -> "Tensor":
+        t = object.__new__(cls)
+        Tensor._init_fields(t, arr, requires_grad)
+        return t
+
+    @staticmethod
+    def _alias(arr: np.ndarray, counter: VersionCounter) -> "Tensor":
+        t = Tensor._make(arr)
+        t._version = counter
+        return t
+
+    # ---- basic attributes -------------------------------------------------------------------
+
+    @property
+    def dtype(self) -> dt.DType:
+        return dt.from_numpy_dtype(self._data.dtype)
+
+    @property
+    def shape(self) -> "Size":
+        return Size(self._data.shape)
+
+    def size(self, dim: int | None = None):
+        if dim is None:
+            return Size(self._data.shape)
+        from graphc.ir.shapes import wrap_dim
+        return self._data.shape[wrap_dim(dim, self._data.ndim)] if self._data.ndim else 1
+
+    @property
+    def ndim(self) -> int:
+        return self._data.ndim
+
+    def dim(self) -> int:
+        return self._data.ndim
+
+    ndimension = dim
+
+    def numel(self) -> int:
+        return int(self._data.size)
+
+    nelement = numel
+
+    def element_size(self) -> int:
+        return self._data.itemsize
+
+    @property
+    def itemsize(self) -> int:
+        return self._data.itemsize
+
+    @property
+    def nbytes(self) -> int:
+        return self._data.nbytes
+
+    @property
+    def device(self):
+        return CPU
+
+    @property
+    def is_cuda(self) -> bool:
+        return False
+
+    @property
+    def is_cpu(self) -> bool:
+        return True
+
+    @property
+    def is_leaf(self) -> bool:
+        return self.grad_fn is None
+
+    def is_floating_point(self) -> bool:
+        return self.dtype.is_floating_point
+
+    def is_complex(self) -> bool:
+        return False
+
+    def is_inference(self) -> bool:
+        return self._inference
+
+    def stride(self, dim: int | None = None):
+        st = tuple(s // self._data.itemsize for s in self._data.strides)
+        if dim is None:
+            return st
+        from graphc.ir.shapes import wrap_dim
+        return st[wrap_dim(dim, self._data.ndim)]
+
+    def storage_offset(self) -> int:
+        base = self._base._data if self._base is not None else self._data
+        root = base
+        while isinstance(root.base, np.ndarray):
+            root = root.base
+        off = self._data.__array_interface__["data"][0] - root.__array_interface__["data"][0]
+        return off // self._data.itemsize
+
+    def data_ptr(self) -> int:
+        return self._data.__array_interface__["data"][0]
+
+    def untyped_storage(self):
+        root = self._data
+        while isinstance(root.base, np.ndarray):
+            root = root.base
+        return _Storage(root)
+
+    def is_contiguous(self, memory_format=None) -> bool:
+        return bool(self._data.flags.c_contiguous)
+
+    def _is_view(self) -> bool:
+        return self._base is not None
+
+    # ---- autograd state ---------------------------------------------------------------------
+
+    @property
+    def requires_grad(self) -> bool:
+        return self._requires_grad or self.grad_fn is not None
+
+    @requires_grad.setter
+    def requires_grad(self, flag: bool) -> None:
+        if self.grad_fn is not None:
+            if flag:
+                return
+            raise RuntimeError(
+                "you can only change requires_grad flags of leaf variables. If you want to use a "
+                "computed variable in a subgraph that doesn't require differentiation use "
+                "var_no_grad = var.detach().")
+        if flag and not self.dtype.is_floating_point:
+            raise RuntimeError("only Tensors of floating point and complex dtype can require gradients")
+        if flag and self._inference:
+            raise RuntimeError(
+                "Setting requires_grad=True on inference tensor outside InferenceMode is not allowed.")
+        self._requires_grad = bool(flag)
+
+    def requires_grad_(self, requires_grad: bool = True) -> "Tensor":
+        self.requires_grad = requires_grad
+        return self
+
+    @property
+    def grad(self):
+        if self.grad_fn is not None and not self._retains_grad:
+            warnings.warn(
+                "The .grad attribute of a Tensor that is not a leaf Tensor is being accessed. Its "
+                ".grad attribute won't be populated during autograd.backward(). If you indeed want "
+                "the .grad field to be populated for a non-leaf Tensor, use .retain_grad() on the "
+                "non-leaf Tensor.", UserWarning, stacklevel=2)
+        return self._grad
+
+    @grad.setter
+    def grad(self, value) -> None:
+        if value is not None:
+            if not isinstance(value, Tensor):
+                raise TypeError(f"assigned grad expected to be a Tensor or None but got grad of type {type(value).__name__}")
+            if value.dtype is not self.dtype:
+                raise RuntimeError(
+                    f"assigned grad has data of a different type: expected {self.dtype}, got {value.dtype}")
+            if tuple(value.shape) != tuple(self.shape):
+                raise RuntimeError(
+                    f"assigned grad has data of a different size: expected {list(self.shape)}, "
+                    f"got {list(value.shape)}")
+        self._grad = value
+
+    @grad.deleter
+    def grad(self) -> None:
+        self._grad = None
+
+    @property
+    def is_param(self) -> bool:
+        return False
+
+    def _grad_accumulator(self) -> AccumulateGrad:
+        acc = self._acc() if self._acc is not None else None
+        if acc is None:
+            acc = AccumulateGrad(self)
+            self._acc = weakref.ref(acc)
+        return acc
+
+    def retain_grad(self) -> None:
+        if self.grad_fn is None:
+            if not self.requires_grad:
+                raise RuntimeError("can't retain_grad on Tensor that has requires_grad=False")
+            return
+        if self._retains_grad:
+            return
+        self._retains_grad = True
+        ref = weakref.ref(self)
+
+        def store(grad):
+            t = ref()
+            if t is None:
+                return
+            if t._grad is None:
+                t._grad = grad.detach().clone() if not grad_mode.is_grad_enabled() else grad.clone()
+            else:
+                t._grad = t._grad + grad
+        self.grad_fn._retain_grad_hooks[self._output_nr] = store
+
+    @property
+    def retains_grad(self) -> bool:
+        return self._retains_grad
+
+    def register_hook(self, hook) -> RemovableHandle:
+        if not self.requires_grad:
+            raise RuntimeError("cannot register a hook on a tensor that doesn't require gradient")
+        if self.grad_fn is None:
+            if self._hooks is None:
+                self._hooks = {}
+            container = self._hooks
+        else:
+            container = self.grad_fn._tensor_hooks.setdefault(self._output_nr, {})
+        h = RemovableHandle(container)
+        container[h.id] = hook
+        return h
+
+    def backward(self, gradient=None, retain_graph=None, create_graph: bool = False, inputs=None) -> None:
+        from .autograd.engine import backward
+        backward(self, gradient, retain_graph, create_graph, inputs=inputs)
+
+    def detach(self) -> "Tensor":
+        """Same memory and version counter, no autograd history."""
+        return Tensor._alias(self._data, self._version)
+
+    def detach_(self) -> "Tensor":
+        if self._base is not None and self._base.requires_grad:
+            raise RuntimeError(
+                "Can't detach views in-place. Use detach() instead. If you are using DistributedDataParallel (DDP) "
+                "for training, and gradient_as_bucket_view is set as True, gradients are views of DDP buckets, "
+                "and hence detach_() cannot be called on these gradients. To fix this error, please refer to the "
+                "Optimizer.zero_grad() function in torch/optim/optimizer.py as the solution.")
+        self.grad_fn = None
+        self._requires_grad = False
+        return self
+
+    @property
+    def data(self) -> "Tensor":
+        return self.detach()
+
+    @data.setter
+    def data(self, value: "Tensor") -> None:
+        self._data = value._data
+        self._version = value._version
+
+    # ---- conversion -------------------------------------------------------------------------
+
+    def numpy(self, *, force: bool = False) -> np.ndarray:
+        if self.requires_grad and not force:
+            raise RuntimeError(
+                "Can't call numpy() on Tensor that requires grad. Use tensor.detach().numpy() instead.")
+        return self._data
+
+    def __array__(self, dtype=None, copy=None):
+        if self.requires_grad:
+            raise RuntimeError(
+                "Can't call numpy() on Tensor that requires grad. Use tensor.detach().numpy() instead.")
+        return self._data if dtype is None else self._data.astype(dtype)
+
+    def item(self):
+        if self._data.size != 1:
+            raise RuntimeError(
+                f"a Tensor with {self._data.size} elements cannot be converted to Scalar")
+        return self._data.reshape(()).item()
+
+    def tolist(self):
+        return self._data.tolist()
+
+    def __len__(self) -> int:
+        if self._data.ndim == 0:
+            raise TypeError("len() of a 0-d tensor")
+        return self._data.shape[0]
+
+    def __iter__(self):
+        if self._data.ndim == 0:
+            raise TypeError("iteration over a 0-d tensor")
+        return (self[i] for i in range(self._data.shape[0]))
+
+    def _scalar_check(self, kind: str):
+        if self._data.size != 1:
+            raise RuntimeError(
+                f"Boolean value of Tensor with more than one value is ambiguous" if kind == "bool"
+                else f"only one element tensors can be converted to Python scalars")
+        return self._data.reshape(()).item()
+
+    def __bool__(self) -> bool:
+        return bool(self._scalar_check("bool"))
+
+    def __float__(self) -> float:
+        return float(self._scalar_check("float"))
+
+    def __int__(self) -> int:
+        return int(self._scalar_check("int"))
+
+    def __index__(self) -> int:
+        if self.dtype.is_floating_point or self._data.size != 1:
+            raise TypeError("only integer tensors of a single element can be converted to an index")
+        return int(self._data.reshape(()).item())
+
+    def __complex__(self) -> complex:
+        return complex(self._scalar_check("complex"))
+
+    def __hash__(self) -> int:
+        return id(self)
+
+    def __reduce_ex__(self, protocol):
+        return (_rebuild, (self._data.copy(), self.requires_grad))
+
+    def __deepcopy__(self, memo):
+        if not self.is_leaf:
+            raise RuntimeError(
+                "Only Tensors created explicitly by the user (graph leaves) support the deepcopy protocol at the moment. "
+                "If you were attempting to deepcopy a module, this may be because of a torch.nn.utils.weight_norm usage, "
+                "see https://github.com/pytorch/pytorch/pull/103001")
+        if id(self) in memo:
+            return memo[id(self)]
+        t = type(self).__new__(type(self))
+        Tensor._init_fields(t, self._data.copy(), self._requires_grad)
+        if self._grad is not None:
+            t._grad = self._grad.__deepcopy__(memo)
+        for k, v in getattr(self, "__dict__", {}).items():
+            import copy
+            t.__dict__[k] = copy.deepcopy(v, memo)
+        memo[id(self)] = t
+        return t
+
+    def __repr__(self) -> str:
+        from .printing import tensor_repr
+        return tensor_repr(self)
+
+    __str__ = __repr__
+
+    def __format__(self, spec: str) -> str:
+        if self._data.ndim == 0:
+            return self.item().__format__(spec)
+        return object.__format__(self, spec)
+
+
+def _rebuild(arr, requires_grad):
+    return Tensor._make(arr, requires_grad)
+
+
+class _Storage:
+    def __init__(self, arr: np.ndarray) -> None:
+        self._arr = arr
+
+    def data_ptr(self) -> int:
+        return self._arr.__array_interface__["data"][0]
+
+    def nbytes(self) -> int:
+        return self._arr.nbytes
+
+    def size(self) -> int:
+        return self._arr.nbytes
+
+
+class Size(tuple):
+    """torch.Size: a tuple of ints with PyTorch's repr."""
+
+    def __repr__(self) -> str:
+        return f"graphc.Size({list(self)})"
+
+    def numel(self) -> int:
+        n = 1
+        for s in self:
+            n *= s
+        return n
+
+    def __getitem__(self, item):
+        r = tuple.__getitem__(self, item)
+        return Size(r) if isinstance(item, slice) else r
+
+
+def _to_nested(data):
+    """Turn nested sequences that may contain tensors into something numpy accepts."""
+    if isinstance(data, Tensor):
+        return data._data
+    if isinstance(data, (list, tuple)):
+        return [_to_nested(x) for x in data]
+    return data
+
+
+# ---- the eager handler ----------------------------------------------------------------------
+
+class EagerHandler(Handler):
+    level = 0
+
+    def apply(self, prim: Primitive, args: tuple, attrs: dict):
+        if prim.data_dependent:
+            out = np.asarray(prim.impl(*[a._data if isinstance(a, Tensor) else a for a in args], **attrs))
+            return Tensor._make(out)
+        typ = prim.infer(*args, **attrs)
+        cast_to = prim.operand_dtype(*args, **attrs) if prim.operand_dtype is not None else None
+        arrays = []
+        for a in args:
+            if isinstance(a, Tensor):
+                arr = a._data
+                if cast_to is not None and arr.dtype != cast_to.np:
+                    arr = arr.astype(cast_to.np)
+                arrays.append(arr)
+            else:
+                arrays.append(a)
+        out = prim.impl(*arrays, **attrs)
+        want = typ.dtype.np
+        if type(out) is not np.ndarray or out.dtype != want:
+            out = np.asarray(out).astype(want, copy=False)
+        result = Tensor._make(out)
+        if prim.view:
+            src = args[0]
+            if out.base is not None and np.may_share_memory(out, src._data):
+                result._version = src._version
+                if src._base is not None:
+                    result._base, result._view_ops = src._base, src._view_ops + ((prim, attrs),)
+                else:
+                    result._base, result._view_ops = src, ((prim, attrs),)
+        if grad_mode.is_grad_enabled() and typ.dtype.category == dt.FLOAT \
+                and prim not in NON_DIFFERENTIABLE:
+            for i, a in enumerate(args):
+                if isinstance(a, Tensor) and a.requires_grad and i not in prim.nondiff_operands:
+                    result.grad_fn = PrimBackward(prim, VJP[prim], attrs, args, result)
+                    break
+        return result
+
+
+EAGER = EagerHandler()
+Tensor._graphc_handler = EAGER
+push_default_handler(EAGER)
+
+__all__ = ["Tensor", "Size", "VersionCounter", "EAGER", "bind", "_device_type"]

@@ -1,0 +1,140 @@
+"""Element types and PyTorch's type-promotion rules.
+
+The DType objects here are the ones users see as ``graphc.float32`` etc.; they live in
+``ir`` because type inference of every primitive needs them.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+BOOL, INT, FLOAT = 0, 1, 2  # promotion categories, ordered
+
+
+class DType:
+    __slots__ = ("name", "np", "category", "itemsize", "torch_names", "short")
+
+    def __init__(self, name: str, np_dtype, category: int, short: str, torch_names: tuple[str, ...]):
+        self.name = name
+        self.np = np.dtype(np_dtype)
+        self.category = category
+        self.itemsize = self.np.itemsize
+        self.short = short  # the IR text form: f32, i64, b8 ...
+        self.torch_names = torch_names
+
+    @property
+    def is_floating_point(self) -> bool:
+        return self.category == FLOAT
+
+    @property
+    def is_signed(self) -> bool:
+        return self.name not in ("uint8", "bool")
+
+    @property
+    def is_complex(self) -> bool:
+        return False
+
+    def to_real(self) -> "DType":
+        return self
+
+    def __repr__(self) -> str:
+        return f"graphc.{self.name}"
+
+    def __reduce__(self):
+        return (from_name, (self.name,))
+
+
+float16 = DType("float16", np.float16, FLOAT, "f16", ("float16", "half"))
+float32 = DType("float32", np.float32, FLOAT, "f32", ("float32", "float"))
+float64 = DType("float64", np.float64, FLOAT, "f64", ("float64", "double"))
+int8 = DType("int8", np.int8, INT, "i8", ("int8",))
+int16 = DType("int16", np.int16, INT, "i16", ("int16", "short"))
+int32 = DType("int32", np.int32, INT, "i32", ("int32", "int"))
+int64 = DType("int64", np.int64, INT, "i64", ("int64", "long"))
+uint8 = DType("uint8", np.uint8, INT, "u8", ("uint8",))
+bool_ = DType("bool", np.bool_, BOOL, "b8", ("bool",))
+
+ALL_DTYPES = (float16, float32, float64, int8, int16, int32, int64, uint8, bool_)
+_BY_NP = {d.np: d for d in ALL_DTYPES}
+_BY_NAME = {n: d for d in ALL_DTYPES for n in (d.name, *d.torch_names)}
+_BY_SHORT = {d.short: d for d in ALL_DTYPES}
+
+_default_float = float32
+
+
+def get_default_dtype() -> DType:
+    return _default_float
+
+
+def set_default_dtype(d: DType) -> None:
+    global _default_float
+    if not isinstance(d, DType) or not d.is_floating_point:
+        raise TypeError(f"only floating-point types are supported as the default type, got {d}")
+    _default_float = d
+
+
+def from_numpy_dtype(npd) -> DType:
+    try:
+        return _BY_NP[np.dtype(npd)]
+    except (KeyError, TypeError):
+        raise TypeError(
+            f"can't convert np.ndarray of type {np.dtype(npd)}. The only supported types are: "
+            "float64, float32, float16, int64, int32, int16, int8, uint8, and bool."
+        ) from None
+
+
+def from_name(name: str) -> DType:
+    return _BY_NAME[name]
+
+
+def from_short(short: str) -> DType:
+    return _BY_SHORT[short]
+
+
+def promote_types(a: DType, b: DType) -> DType:
+    """torch.promote_types: the smallest type both convert to without leaving their category."""
+    if a is b:
+        return a
+    if a.category != b.category:
+        return a if a.category > b.category else b
+    return _BY_NP[np.promote_types(a.np, b.np)]
+
+
+def scalar_dtype(x) -> DType:
+    """The dtype a Python number takes when it stands alone (torch's wrapped-number type)."""
+    if isinstance(x, (bool, np.bool_)):
+        return bool_
+    if isinstance(x, (int, np.integer)):
+        return int64
+    if isinstance(x, (float, np.floating)):
+        return _default_float
+    raise TypeError(f"expected a tensor or a Python number, got {type(x).__name__}")
+
+
+def result_type(*operands) -> DType:
+    """torch.result_type over tensors (anything with .dtype and .ndim) and Python numbers.
+
+    Tensors with dimensions outrank zero-dim tensors, which outrank Python numbers; a lower tier
+    only matters when its category (bool < int < float) is higher than everything above it.
+    """
+    tiers: list[DType | None] = [None, None, None]
+    for x in operands:
+        if hasattr(x, "dtype") and hasattr(x, "ndim") and not isinstance(x, np.generic):
+            tier, d = (0 if x.ndim > 0 else 1), x.dtype
+        else:
+            tier, d = 2, scalar_dtype(x)
+        tiers[tier] = d if tiers[tier] is None else promote_types(tiers[tier], d)
+    out = None
+    for d in tiers:
+        if d is None:
+            continue
+        if out is None:
+            out = d
+        elif d.category > out.category:
+            out = promote_types(out, d) if out.category == BOOL or d.category == FLOAT else d
+    if out is None:
+        raise TypeError("result_type needs at least one operand")
+    return out
+
+
+def is_python_scalar(x) -> bool:
+    return isinstance(x, (bool, int, float, np.bool_, np.integer, np.floating)) and not hasattr(x, "ndim")

@@ -1,0 +1,568 @@
+"""Every primitive op, declared once: name, operands, attributes, type rule, numpy semantics.
+
+Attributes are keyword arguments with plain Python values (ints, tuples, DTypes, floats) so they
+print and parse in the IR text. Frontend argument parsing (negative dims, ``-1`` in shapes,
+PyTorch's many call signatures) happens before binding: primitives see normalized attributes.
+"""
+from __future__ import annotations
+
+import builtins
+import math
+
+import numpy as np
+
+from . import dtypes as dt
+from .dtypes import DType, result_type
+from .primitive import Primitive, TensorType, register
+from .shapes import ShapeError, broadcast_shapes, numel
+
+
+def _shape(x) -> tuple[int, ...]:
+    return tuple(x.shape) if hasattr(x, "dtype") and not isinstance(x, np.generic) else ()
+
+
+def _is_tensor(x) -> bool:
+    return hasattr(x, "dtype") and hasattr(x, "shape") and not isinstance(x, np.generic)
+
+
+def _tensor_dtypes(args) -> list[DType]:
+    return [a.dtype for a in args if _is_tensor(a)]
+
+
+# ---------------------------------------------------------------------------------------------
+# Elementwise. ``mode`` says how the result dtype follows from the promoted operand dtype:
+#   promote: the promoted dtype;  float: promoted, integers/bool become the default float;
+#   compare: computed in the promoted dtype, result bool;  logical: result bool, no casts;
+#   integral: promoted, only integer/bool operands allowed.
+# ---------------------------------------------------------------------------------------------
+
+def _compute_dtype(mode: str, args) -> DType | None:
+    if mode == "logical":
+        return None
+    d = result_type(*args)
+    if mode == "float" and not d.is_floating_point:
+        return dt.get_default_dtype()
+    return d
+
+
+def _elementwise(name: str, fn, mode: str, check=None) -> Primitive:
+    def infer(*args):
+        if check is not None:
+            check(*args)
+        shape = broadcast_shapes(*(_shape(a) for a in args))
+        if mode in ("compare", "logical"):
+            return TensorType(shape, dt.bool_)
+        d = _compute_dtype(mode, args)
+        if mode == "integral" and d.is_floating_point:
+            raise RuntimeError(f'"{name}" is not implemented for floating-point tensors (got {d})')
+        return TensorType(shape, d)
+
+    return register(Primitive(
+        name, infer, fn, operand_dtype=lambda *a, **_: _compute_dtype(mode, a), kind="elementwise",
+    ))
+
+
+def _no_bool(op: str, hint: str):
+    def check(*args):
+        if all(a.dtype is dt.bool_ for a in args if _is_tensor(a)) and not any(
+            dt.is_python_scalar(a) and not isinstance(a, bool) for a in args
+        ):
+            raise RuntimeError(f"{op} on a bool tensor is not supported. {hint}")
+    return check
+
+
+def _sigmoid(x):
+    # tanh form never overflows, unlike 1 / (1 + exp(-x)) for large negative x
+    return 0.5 * (1.0 + np.tanh(0.5 * x))
+
+
+def _erf(x):
+    from scipy.special import erf  # scipy is imported only when erf is first used
+    return erf(x)
+
+
+def _rsqrt(x):
+    with np.errstate(divide="ignore"):
+        return 1.0 / np.sqrt(x)
+
+
+def _reciprocal(x):
+    with np.errstate(divide="ignore"):
+        return 1.0 / x
+
+
+def _same_int(fn):
+    """floor/ceil/round/trunc keep integer tensors as they are (numpy would return floats)."""
+    return lambda x: x.copy() if x.dtype.kind in "iub" else fn(x)
+
+
+def _quiet(fn):
+    def run(*a):
+        with np.errstate(all="ignore"):  # inf/nan follow IEEE rules silently, as in PyTorch
+            return fn(*a)
+    return run
+
+
+neg = _elementwise("neg", np.negative, "promote", _no_bool(
+    "Negation, the `-` operator,", "If you are trying to invert a mask, use the `~` or "
+    "`logical_not()` operator instead."))
+abs = _elementwise("abs", np.abs, "promote")
+sign = _elementwise("sign", np.sign, "promote")
+floor = _elementwise("floor", _same_int(np.floor), "promote")
+ceil = _elementwise("ceil", _same_int(np.ceil), "promote")
+round = _elementwise("round", _same_int(np.round), "promote")
+trunc = _elementwise("trunc", _same_int(np.trunc), "promote")
+exp = _elementwise("exp", _quiet(np.exp), "float")
+exp2 = _elementwise("exp2", _quiet(np.exp2), "float")
+expm1 = _elementwise("expm1", _quiet(np.expm1), "float")
+log = _elementwise("log", _quiet(np.log), "float")
+log2 = _elementwise("log2", _quiet(np.log2), "float")
+log10 = _elementwise("log10", _quiet(np.log10), "float")
+log1p = _elementwise("log1p", _quiet(np.log1p), "float")
+sin = _elementwise("sin", np.sin, "float")
+cos = _elementwise("cos", np.cos, "float")
+tan = _elementwise("tan", np.tan, "float")
+asin = _elementwise("asin", _quiet(np.arcsin), "float")
+acos = _elementwise("acos", _quiet(np.arccos), "float")
+atan = _elementwise("atan", np.arctan, "float")
+sinh = _elementwise("sinh", _quiet(np.sinh), "float")
+cosh = _elementwise("cosh", _quiet(np.cosh), "float")
+tanh = _elementwise("tanh", np.tanh, "float")
+sigmoid = _elementwise("sigmoid", _sigmoid, "float")
+sqrt = _elementwise("sqrt", _quiet(np.sqrt), "float")
+rsqrt = _elementwise("rsqrt", _quiet(_rsqrt), "float")
+reciprocal = _elementwise("reciprocal", _quiet(_reciprocal), "float")
+erf = _elementwise("erf", _erf, "float")
+isnan = _elementwise("isnan", np.isnan, "compare")
+isinf = _elementwise("isinf", np.isinf, "compare")
+isfinite = _elementwise("isfinite", np.isfinite, "compare")
+logical_not = _elementwise("logical_not", np.logical_not, "logical")
+bitwise_not = _elementwise("bitwise_not", np.invert, "integral")
+
+add = _elementwise("add", np.add, "promote")
+sub = _elementwise("sub", np.subtract, "promote", _no_bool(
+    "Subtraction, the `-` operator, with two bool tensors", "Use the `^` or `logical_xor()` "
+    "operator instead."))
+mul = _elementwise("mul", np.multiply, "promote")
+div = _elementwise("div", _quiet(np.true_divide), "float")
+floor_divide = _elementwise("floor_divide", _quiet(np.floor_divide), "promote")
+remainder = _elementwise("remainder", _quiet(np.remainder), "promote")
+pow = _elementwise("pow", _quiet(np.power), "promote")
+maximum = _elementwise("maximum", np.maximum, "promote")
+minimum = _elementwise("minimum", np.minimum, "promote")
+atan2 = _elementwise("atan2", np.arctan2, "float")
+eq = _elementwise("eq", np.equal, "compare")
+ne = _elementwise("ne", np.not_equal, "compare")
+lt = _elementwise("lt", np.less, "compare")
+le = _elementwise("le", np.less_equal, "compare")
+gt = _elementwise("gt", np.greater, "compare")
+ge = _elementwise("ge", np.greater_equal, "compare")
+logical_and = _elementwise("logical_and", np.logical_and, "logical")
+logical_or = _elementwise("logical_or", np.logical_or, "logical")
+logical_xor = _elementwise("logical_xor", np.logical_xor, "logical")
+bitwise_and = _elementwise("bitwise_and", np.bitwise_and, "integral")
+bitwise_or = _elementwise("bitwise_or", np.bitwise_or, "integral")
+bitwise_xor = _elementwise("bitwise_xor", np.bitwise_xor, "integral")
+
+
+def _where_infer(cond, x, y):
+    if _is_tensor(cond) and cond.dtype is not dt.bool_:
+        raise RuntimeError(f"where expected condition to be a boolean tensor, but got a tensor with dtype {cond.dtype}")
+    shape = broadcast_shapes(_shape(cond), _shape(x), _shape(y))
+    return TensorType(shape, result_type(x, y))
+
+
+where = register(Primitive("where", _where_infer, np.where, nondiff_operands=(0,), kind="elementwise"))
+
+
+def _cast_infer(x, *, dtype: DType):
+    return TensorType(_shape(x), dtype)
+
+
+cast = register(Primitive("cast", _cast_infer, lambda x, *, dtype: x.astype(dtype.np), kind="elementwise"))
+# A fresh copy of the operand; a no-op in functional IR, needed for eager ``clone()``.
+copy = register(Primitive("copy", lambda x: TensorType(_shape(x), x.dtype), np.copy, kind="elementwise"))
+
+
+# ---------------------------------------------------------------------------------------------
+# Reductions over ``dims`` (a sorted tuple of non-negative ints).
+# ---------------------------------------------------------------------------------------------
+
+def _reduced_shape(shape, dims, keepdim):
+    if keepdim:
+        return tuple(1 if i in dims else s for i, s in enumerate(shape))
+    return tuple(s for i, s in enumerate(shape) if i not in dims)
+
+
+def _reduction(name: str, fn, widen_ints: bool, needs_elements: bool = False) -> Primitive:
+    def out_dtype(x, **_):
+        return dt.int64 if widen_ints and not x.dtype.is_floating_point else x.dtype
+
+    def infer(x, *, dims: tuple[int, ...], keepdim: bool):
+        if needs_elements:
+            shape = _shape(x)
+            for d in dims:
+                if shape[d] == 0:
+                    raise IndexError(
+                        f"{name}(): Expected reduction dim {d} to have non-zero size.")
+        return TensorType(_reduced_shape(_shape(x), dims, keepdim), out_dtype(x))
+
+    def impl(x, *, dims, keepdim):
+        return fn(x, axis=dims, keepdims=keepdim)
+
+    return register(Primitive(name, infer, impl, operand_dtype=out_dtype, kind="reduction"))
+
+
+sum = _reduction("sum", np.sum, True)
+prod = _reduction("prod", np.prod, True)
+amax = _reduction("amax", np.max, False, needs_elements=True)
+amin = _reduction("amin", np.min, False, needs_elements=True)
+
+
+def _arg_reduction(name: str, fn) -> Primitive:
+    def infer(x, *, dim: int | None, keepdim: bool):
+        shape = _shape(x)
+        if dim is None:
+            if numel(shape) == 0:
+                raise RuntimeError(f"{name}(): Expected reduction dim to be specified for input.numel() == 0.")
+            out = tuple(1 for _ in shape) if keepdim else ()
+        else:
+            if shape and shape[dim] == 0:
+                raise IndexError(f"{name}(): Expected reduction dim {dim} to have non-zero size.")
+            out = _reduced_shape(shape, (dim,), keepdim)
+        return TensorType(out, dt.int64)
+
+    def impl(x, *, dim, keepdim):
+        if dim is None:
+            r = fn(x.reshape(-1))
+            return np.asarray(r).reshape((1,) * x.ndim if keepdim else ())
+        return fn(x, axis=dim, keepdims=keepdim)
+
+    return register(Primitive(name, infer, impl, kind="reduction"))
+
+
+argmax = _arg_reduction("argmax", np.argmax)
+argmin = _arg_reduction("argmin", np.argmin)
+
+
+def _cumsum_infer(x, *, dim: int):
+    d = x.dtype if x.dtype.is_floating_point else dt.int64
+    return TensorType(_shape(x), d)
+
+
+cumsum = register(Primitive(
+    "cumsum", _cumsum_infer, lambda x, *, dim: np.cumsum(x, axis=dim) if x.ndim else x.copy(),
+    operand_dtype=lambda x, **_: _cumsum_infer(x, dim=0).dtype, kind="scan",
+))
+
+
+# ---------------------------------------------------------------------------------------------
+# Movement: reshape, permute, expand, slice, pad, concat. These are views in eager mode.
+# ---------------------------------------------------------------------------------------------
+
+def _reshape_infer(x, *, shape: tuple[int, ...]):
+    if numel(shape) != numel(_shape(x)):
+        raise RuntimeError(f"shape '{list(shape)}' is invalid for input of size {numel(_shape(x))}")
+    return TensorType(tuple(shape), x.dtype)
+
+
+reshape = register(Primitive(
+    "reshape", _reshape_infer, lambda x, *, shape: np.reshape(x, shape), view=True, kind="movement"))
+
+
+def _permute_infer(x, *, dims: tuple[int, ...]):
+    shape = _shape(x)
+    if sorted(dims) != list(range(len(shape))):
+        raise RuntimeError(
+            f"permute(sparse_coo): number of dimensions in the tensor input does not match the "
+            f"length of the desired ordering of dimensions i.e. input.dim() = {len(shape)} is not "
+            f"equal to len(dims) = {len(dims)}" if len(dims) != len(shape) else
+            f"permute(): duplicate dims are not allowed (got {list(dims)})")
+    return TensorType(tuple(shape[d] for d in dims), x.dtype)
+
+
+permute = register(Primitive(
+    "permute", _permute_infer, lambda x, *, dims: np.transpose(x, dims), view=True, kind="movement"))
+
+
+def _expand_infer(x, *, shape: tuple[int, ...]):
+    src = _shape(x)
+    if len(shape) < len(src):
+        raise RuntimeError(
+            f"expand(torch.FloatTensor{{{list(src)}}}, size=[{len(shape)}]): the number of sizes "
+            f"provided ({len(shape)}) must be greater or equal to the number of dimensions in the "
+            f"tensor ({len(src)})")
+    off = len(shape) - len(src)
+    for i, s in enumerate(src):
+        if s != 1 and s != shape[off + i]:
+            raise RuntimeError(
+                f"The expanded size of the tensor ({shape[off + i]}) must match the existing size "
+                f"({s}) at non-singleton dimension {off + i}.  Target sizes: {list(shape)}.  "
+                f"Tensor sizes: {list(src)}")
+    return TensorType(tuple(shape), x.dtype)
+
+
+expand = register(Primitive(
+    "expand", _expand_infer, lambda x, *, shape: np.broadcast_to(x, shape), view=True, kind="movement"))
+
+
+def _np_slices(index):
+    # a negative-step range whose stop is before element 0 is written stop=-1 in the attribute,
+    # which numpy would read as "the last element": use None there
+    return tuple(builtins.slice(s, None if e < 0 else e, st) for s, e, st in index)
+
+
+def _slice_len(start: int, stop: int, step: int) -> int:
+    return len(range(start, stop, step))
+
+
+def _slice_infer(x, *, index: tuple[tuple[int, int, int], ...]):
+    shape = _shape(x)
+    if len(index) != len(shape):
+        raise ShapeError(f"slice: {len(index)} ranges for a {len(shape)}-d tensor")
+    return TensorType(tuple(_slice_len(*r) for r in index), x.dtype)
+
+
+slice = register(Primitive(
+    "slice", _slice_infer, lambda x, *, index: x[_np_slices(index)], view=True, kind="movement"))
+
+
+def _slice_scatter_infer(x, src, *, index):
+    want = _slice_infer(x, index=index).shape
+    if _shape(src) != want:
+        raise ShapeError(f"slice_scatter: src has shape {_shape(src)}, the slice has shape {want}")
+    return TensorType(_shape(x), x.dtype)
+
+
+def _slice_scatter(x, src, *, index):
+    out = x.copy()
+    out[_np_slices(index)] = src
+    return out
+
+
+slice_scatter = register(Primitive(
+    "slice_scatter", _slice_scatter_infer, _slice_scatter,
+    operand_dtype=lambda x, src, **_: x.dtype, kind="movement"))
+
+
+def _pad_infer(x, *, pads: tuple[tuple[int, int], ...], value: float = 0.0):
+    shape = _shape(x)
+    return TensorType(tuple(s + lo + hi for s, (lo, hi) in zip(shape, pads)), x.dtype)
+
+
+pad = register(Primitive(
+    "pad", _pad_infer, lambda x, *, pads, value=0.0: np.pad(x, pads, constant_values=value),
+    kind="movement"))
+
+
+def _concat_infer(*xs, axis: int):
+    if not xs:
+        raise RuntimeError("torch.cat(): expected a non-empty list of Tensors")
+    ref = _shape(xs[0])
+    total = 0
+    for k, x in enumerate(xs):
+        s = _shape(x)
+        if len(s) != len(ref) or any(a != b for i, (a, b) in enumerate(zip(s, ref)) if i != axis):
+            raise RuntimeError(
+                f"Sizes of tensors must match except in dimension {axis}. Expected size "
+                f"{ref} but got size {s} for tensor number {k} in the list.")
+        total += s[axis]
+    out = list(ref)
+    out[axis] = total
+    return TensorType(tuple(out), result_type(*xs))
+
+
+concat = register(Primitive(
+    "concat", _concat_infer, lambda *xs, axis: np.concatenate(xs, axis=axis),
+    operand_dtype=lambda *xs, **_: result_type(*xs), kind="movement"))
+
+
+# ---------------------------------------------------------------------------------------------
+# Indexing with integer tensors. Index operands are never differentiated.
+# ---------------------------------------------------------------------------------------------
+
+def _check_index(idx, what: str):
+    if idx.dtype not in (dt.int64, dt.int32, dt.int16, dt.int8, dt.uint8):
+        raise RuntimeError(f"{what}(): Expected dtype int64 for index, got {idx.dtype}")
+
+
+def _bounds(idx: np.ndarray, size: int, axis: int):
+    if idx.size and (idx.max() >= size or idx.min() < -size):
+        bad = idx.max() if idx.max() >= size else idx.min()
+        raise IndexError(f"index {bad} is out of bounds for dimension {axis} with size {size}")
+
+
+def _take_infer(x, idx, *, axis: int):
+    _check_index(idx, "index_select")
+    s = _shape(x)
+    return TensorType(s[:axis] + _shape(idx) + s[axis + 1:], x.dtype)
+
+
+def _take(x, idx, *, axis):
+    _bounds(idx, x.shape[axis], axis)
+    return np.take(x, idx, axis=axis)
+
+
+take = register(Primitive("take", _take_infer, _take, nondiff_operands=(1,), kind="index"))
+
+
+def _gather_infer(x, idx, *, axis: int):
+    _check_index(idx, "gather")
+    xs, isz = _shape(x), _shape(idx)
+    if len(xs) != len(isz):
+        raise RuntimeError("Index tensor must have the same number of dimensions as input tensor")
+    for d, (a, b) in enumerate(zip(xs, isz)):
+        if d != axis and b > a:
+            raise RuntimeError(
+                f"Size does not match at dimension {d} expected index {list(isz)} to be smaller "
+                f"than self {list(xs)} apart from dimension {axis}")
+    return TensorType(isz, x.dtype)
+
+
+def _leading(x: np.ndarray, shape, axis: int) -> np.ndarray:
+    """x cut down to ``shape`` in every dim but ``axis`` (gather/scatter may use a smaller index)."""
+    return x[tuple(builtins.slice(None) if d == axis else builtins.slice(0, n) for d, n in enumerate(shape))]
+
+
+def _gather(x, idx, *, axis):
+    _bounds(idx, x.shape[axis], axis)
+    return np.take_along_axis(_leading(x, idx.shape, axis), idx, axis=axis)
+
+
+gather = register(Primitive("gather", _gather_infer, _gather, nondiff_operands=(1,), kind="index"))
+
+
+def _scatter_infer(x, idx, src, *, axis: int):
+    _check_index(idx, "scatter")
+    if len(_shape(idx)) != len(_shape(x)):
+        raise RuntimeError("Index tensor must have the same number of dimensions as self tensor")
+    return TensorType(_shape(x), x.dtype)
+
+
+def _index_grid(idx: np.ndarray, axis: int):
+    grid = list(np.indices(idx.shape, sparse=True))
+    grid[axis] = idx
+    return tuple(grid)
+
+
+def _scatter(x, idx, src, *, axis):
+    _bounds(idx, x.shape[axis], axis)
+    out = x.copy()
+    src = _leading(src, idx.shape, axis) if isinstance(src, np.ndarray) and src.ndim else src
+    out[_index_grid(idx, axis)] = src
+    return out
+
+
+def _scatter_add(x, idx, src, *, axis):
+    _bounds(idx, x.shape[axis], axis)
+    out = x.copy()
+    np.add.at(out, _index_grid(idx, axis), _leading(src, idx.shape, axis))
+    return out
+
+
+scatter = register(Primitive(
+    "scatter", _scatter_infer, _scatter, operand_dtype=lambda x, *a, **k: x.dtype,
+    nondiff_operands=(1,), kind="index"))
+scatter_add = register(Primitive(
+    "scatter_add", _scatter_infer, _scatter_add, operand_dtype=lambda x, *a, **k: x.dtype,
+    nondiff_operands=(1,), kind="index"))
+
+
+def _index_add_infer(x, idx, src, *, axis: int):
+    _check_index(idx, "index_add")
+    if len(_shape(idx)) != 1:
+        raise RuntimeError("index_add_(): Index is supposed to be a vector")
+    want = _shape(x)[:axis] + _shape(idx) + _shape(x)[axis + 1:]
+    if _shape(src) != want:
+        raise RuntimeError(f"index_add_(): Source shape {_shape(src)} does not match {want}")
+    return TensorType(_shape(x), x.dtype)
+
+
+def _index_add(x, idx, src, *, axis):
+    _bounds(idx, x.shape[axis], axis)
+    out = x.copy()
+    np.add.at(out, (builtins.slice(None),) * axis + (idx,), src)
+    return out
+
+
+index_add = register(Primitive(
+    "index_add", _index_add_infer, _index_add, operand_dtype=lambda x, *a, **k: x.dtype,
+    nondiff_operands=(1,), kind="index"))
+
+
+def _nonzero_infer(x):
+    raise RuntimeError("nonzero has a data-dependent shape; it cannot be typed statically")
+
+
+nonzero = register(Primitive(
+    "nonzero", _nonzero_infer, lambda x: np.argwhere(x), data_dependent=True, kind="index"))
+
+
+# ---------------------------------------------------------------------------------------------
+# Linear algebra
+# ---------------------------------------------------------------------------------------------
+
+def _matmul_infer(a, b):
+    sa, sb = _shape(a), _shape(b)
+    if not sa or not sb:
+        raise RuntimeError(
+            f"both arguments to matmul need to be at least 1D, but they are {len(sa)}D and {len(sb)}D")
+    if a.dtype is not b.dtype:
+        raise RuntimeError(
+            f"expected m1 and m2 to have the same dtype, but got: {a.dtype.name} != {b.dtype.name}")
+    if a.dtype is dt.bool_:
+        raise RuntimeError('"addmm_impl_cpu_" not implemented for \'Bool\'')
+    ka = sa[-1]
+    kb = sb[0] if len(sb) == 1 else sb[-2]
+    if ka != kb:
+        if len(sa) == 1 and len(sb) == 1:
+            raise RuntimeError(
+                f"inconsistent tensor size, expected tensor [{ka}] and src [{kb}] to have the same "
+                f"number of elements, but got {ka} and {kb} elements respectively")
+        la = "x".join(map(str, sa if len(sa) > 1 else (1,) + sa))
+        lb = "x".join(map(str, sb if len(sb) > 1 else sb + (1,)))
+        raise RuntimeError(f"mat1 and mat2 shapes cannot be multiplied ({la} and {lb})")
+    batch = broadcast_shapes(sa[:-2], sb[:-2])
+    out = batch + (sa[-2],) * (len(sa) > 1) + (sb[-1],) * (len(sb) > 1)
+    return TensorType(out, a.dtype)
+
+
+matmul = register(Primitive("matmul", _matmul_infer, np.matmul, kind="matmul"))
+
+
+# ---------------------------------------------------------------------------------------------
+# Creation (no tensor operands)
+# ---------------------------------------------------------------------------------------------
+
+def _full_infer(*, shape: tuple[int, ...], value, dtype: DType):
+    return TensorType(tuple(shape), dtype)
+
+
+full = register(Primitive(
+    "full", _full_infer, lambda *, shape, value, dtype: np.full(shape, value, dtype=dtype.np),
+    kind="creation"))
+
+
+def _arange_infer(*, start, end, step, dtype: DType):
+    if step == 0:
+        raise RuntimeError("step must be nonzero")
+    if (end - start) * step < 0:
+        raise RuntimeError(
+            "upper bound and larger bound inconsistent with step sign")
+    return TensorType((max(0, math.ceil((end - start) / step)),), dtype)
+
+
+def _arange(*, start, end, step, dtype):
+    n = _arange_infer(start=start, end=end, step=step, dtype=dtype).shape[0]
+    return (start + np.arange(n, dtype=np.float64 if dtype.is_floating_point else np.int64) * step).astype(dtype.np)
+
+
+arange = register(Primitive("arange", _arange_infer, _arange, kind="creation"))
+
+
+# Outputs of these are integer/bool-valued or piecewise constant: no gradient flows through them.
+NON_DIFFERENTIABLE = frozenset({
+    isnan, isinf, isfinite, logical_not, bitwise_not, eq, ne, lt, le, gt, ge,
+    logical_and, logical_or, logical_xor, bitwise_and, bitwise_or, bitwise_xor,
+    argmax, argmin, nonzero, full, arange, floor_divide,
+})

@@ -1,0 +1,1 @@
+"""graphc.passes: IR-to-IR transformations, decompositions of composite ops, and autodiff."""

@@ -1,0 +1,1 @@
+"""graphc.runtime: execution of compiled graphs (issue #3)."""
