@@ -19,7 +19,9 @@ from .device import DeviceUnavailableError, device
 from .tensors import Size, Tensor
 
 from . import methods as _methods  # noqa: F401  (attaches Tensor methods)
-from . import accelerator, backends, cuda, random
+from . import grad_names as _grad_names  # PyTorch's grad_fn names (ViewBackward0 ...)
+_grad_names.install()
+from . import accelerator, backends, cuda, nn, random
 from .creation import (arange, as_tensor, asarray, bernoulli, empty, empty_like, eye, from_numpy, full,
                        full_like, linspace, logspace, multinomial, normal, ones, ones_like, rand,
                        rand_like, randint, randint_like, randn, randn_like, randperm, tensor, zeros,

@@ -145,9 +145,26 @@ sub = _elementwise("sub", np.subtract, "promote", _no_bool(
     "operator instead."))
 mul = _elementwise("mul", np.multiply, "promote")
 div = _elementwise("div", _quiet(np.true_divide), "float")
-floor_divide = _elementwise("floor_divide", _quiet(np.floor_divide), "promote")
-remainder = _elementwise("remainder", _quiet(np.remainder), "promote")
-pow = _elementwise("pow", _quiet(np.power), "promote")
+def _int_zero_check(fn):
+    """Integer division by zero is an error in PyTorch (numpy would return 0)."""
+    def run(a, b):
+        out = fn(a, b)
+        if np.asarray(out).dtype.kind in "iu" and np.any(np.asarray(b) == 0):
+            raise RuntimeError("ZeroDivisionError")
+        return out
+    return run
+
+
+def _int_pow(a, b):
+    try:
+        return np.power(a, b)
+    except ValueError as e:  # numpy: "Integers to negative integer powers are not allowed."
+        raise RuntimeError(str(e)) from None
+
+
+floor_divide = _elementwise("floor_divide", _int_zero_check(_quiet(np.floor_divide)), "promote")
+remainder = _elementwise("remainder", _int_zero_check(_quiet(np.remainder)), "promote")
+pow = _elementwise("pow", _quiet(_int_pow), "promote")
 maximum = _elementwise("maximum", np.maximum, "promote")
 minimum = _elementwise("minimum", np.minimum, "promote")
 atan2 = _elementwise("atan2", np.arctan2, "float")
@@ -386,10 +403,14 @@ def _check_index(idx, what: str):
         raise RuntimeError(f"{what}(): Expected dtype int64 for index, got {idx.dtype}")
 
 
-def _bounds(idx: np.ndarray, size: int, axis: int):
-    if idx.size and (idx.max() >= size or idx.min() < -size):
+def _bounds(idx: np.ndarray, size: int, axis: int, strict: bool = False):
+    """Index range check. ``strict`` (gather/scatter): no negative indices, and PyTorch's
+    RuntimeError instead of the IndexError of indexing."""
+    low = 0 if strict else -size
+    if idx.size and (idx.max() >= size or idx.min() < low):
         bad = idx.max() if idx.max() >= size else idx.min()
-        raise IndexError(f"index {bad} is out of bounds for dimension {axis} with size {size}")
+        raise (RuntimeError if strict else IndexError)(
+            f"index {bad} is out of bounds for dimension {axis} with size {size}")
 
 
 def _take_infer(x, idx, *, axis: int):
@@ -425,7 +446,7 @@ def _leading(x: np.ndarray, shape, axis: int) -> np.ndarray:
 
 
 def _gather(x, idx, *, axis):
-    _bounds(idx, x.shape[axis], axis)
+    _bounds(idx, x.shape[axis], axis, strict=True)
     return np.take_along_axis(_leading(x, idx.shape, axis), idx, axis=axis)
 
 
@@ -445,18 +466,23 @@ def _index_grid(idx: np.ndarray, axis: int):
     return tuple(grid)
 
 
+def _src_block(src: np.ndarray, shape) -> np.ndarray:
+    """scatter reads src[i, j, ...] for every position of the index, in every dim (axis too)."""
+    return src[tuple(builtins.slice(0, n) for n in shape)]
+
+
 def _scatter(x, idx, src, *, axis):
-    _bounds(idx, x.shape[axis], axis)
+    _bounds(idx, x.shape[axis], axis, strict=True)
     out = x.copy()
-    src = _leading(src, idx.shape, axis) if isinstance(src, np.ndarray) and src.ndim else src
+    src = _src_block(src, idx.shape) if isinstance(src, np.ndarray) and src.ndim else src
     out[_index_grid(idx, axis)] = src
     return out
 
 
 def _scatter_add(x, idx, src, *, axis):
-    _bounds(idx, x.shape[axis], axis)
+    _bounds(idx, x.shape[axis], axis, strict=True)
     out = x.copy()
-    np.add.at(out, _index_grid(idx, axis), _leading(src, idx.shape, axis))
+    np.add.at(out, _index_grid(idx, axis), _src_block(src, idx.shape))
     return out
 
 
@@ -519,11 +545,14 @@ def _matmul_infer(a, b):
             raise RuntimeError(
                 f"inconsistent tensor size, expected tensor [{ka}] and src [{kb}] to have the same "
                 f"number of elements, but got {ka} and {kb} elements respectively")
+        if len(sb) == 1:
+            rows = numel(sa[:-1])
+            raise RuntimeError(f"size mismatch, got input ({rows}), mat ({rows}x{ka}), vec ({kb})")
         la = "x".join(map(str, sa if len(sa) > 1 else (1,) + sa))
         lb = "x".join(map(str, sb if len(sb) > 1 else sb + (1,)))
         raise RuntimeError(f"mat1 and mat2 shapes cannot be multiplied ({la} and {lb})")
     batch = broadcast_shapes(sa[:-2], sb[:-2])
-    out = batch + (sa[-2],) * (len(sa) > 1) + (sb[-1],) * (len(sb) > 1)
+    out = batch + ((sa[-2],) if len(sa) > 1 else ()) + ((sb[-1],) if len(sb) > 1 else ())
     return TensorType(out, a.dtype)
 
 
@@ -548,7 +577,7 @@ def _arange_infer(*, start, end, step, dtype: DType):
         raise RuntimeError("step must be nonzero")
     if (end - start) * step < 0:
         raise RuntimeError(
-            "upper bound and larger bound inconsistent with step sign")
+            "upper bound and lower bound inconsistent with step sign")
     return TensorType((max(0, math.ceil((end - start) / step)),), dtype)
 
 
@@ -560,9 +589,81 @@ def _arange(*, start, end, step, dtype):
 arange = register(Primitive("arange", _arange_infer, _arange, kind="creation"))
 
 
+# ---------------------------------------------------------------------------------------------
+# Sliding windows (convolution and pooling are built from these and matmul/reductions)
+# ---------------------------------------------------------------------------------------------
+
+def _window_out(size: int, k: int, stride: int, lo: int, hi: int, dil: int) -> int:
+    return (size + lo + hi - dil * (k - 1) - 1) // stride + 1
+
+
+def _unfold_infer(x, *, kernel, stride, padding, dilation, value=0.0):
+    shape = _shape(x)
+    nsp = len(kernel)
+    if len(shape) != 2 + nsp:
+        raise RuntimeError(f"unfold: expected a {2 + nsp}-d input (N, C, spatial...), got shape {list(shape)}")
+    out = []
+    for i in range(nsp):
+        o = _window_out(shape[2 + i], kernel[i], stride[i], *padding[i], dilation[i])
+        if o <= 0:
+            raise RuntimeError(
+                f"Calculated output size is too small: input spatial size {list(shape[2:])}, kernel "
+                f"{list(kernel)}, stride {list(stride)}, padding {[list(p) for p in padding]}, "
+                f"dilation {list(dilation)}")
+        out.append(o)
+    return TensorType(shape[:2] + tuple(out) + tuple(kernel), x.dtype)
+
+
+def _unfold(x, *, kernel, stride, padding, dilation, value=0.0):
+    nsp = len(kernel)
+    xp = np.pad(x, [(0, 0), (0, 0)] + [tuple(p) for p in padding], constant_values=value) \
+        if any(lo or hi for lo, hi in padding) else x
+    out_sp = [_window_out(x.shape[2 + i], kernel[i], stride[i], *padding[i], dilation[i]) for i in range(nsp)]
+    st = xp.strides
+    view = np.lib.stride_tricks.as_strided(
+        xp, shape=xp.shape[:2] + tuple(out_sp) + tuple(kernel),
+        strides=st[:2] + tuple(st[2 + i] * stride[i] for i in range(nsp))
+        + tuple(st[2 + i] * dilation[i] for i in range(nsp)), writeable=False)
+    return np.ascontiguousarray(view)  # a private copy: later writes to x must not show through
+
+
+unfold = register(Primitive("unfold", _unfold_infer, _unfold, kind="window"))
+
+
+def _fold_infer(cols, *, size, kernel, stride, padding, dilation):
+    shape = _shape(cols)
+    nsp = len(kernel)
+    want = tuple(_window_out(size[i], kernel[i], stride[i], *padding[i], dilation[i]) for i in range(nsp))
+    if len(shape) != 2 + 2 * nsp or shape[2:2 + nsp] != want or shape[2 + nsp:] != tuple(kernel):
+        raise RuntimeError(f"fold: expected windows of shape (N, C, {list(want)}, {list(kernel)}), got {list(shape)}")
+    return TensorType(shape[:2] + tuple(size), cols.dtype)
+
+
+def _fold(cols, *, size, kernel, stride, padding, dilation):
+    """The adjoint of unfold: add every window back at its place (col2im)."""
+    nsp = len(kernel)
+    out_sp = cols.shape[2:2 + nsp]
+    padded = tuple(size[i] + padding[i][0] + padding[i][1] for i in range(nsp))
+    out = np.zeros(cols.shape[:2] + padded, dtype=cols.dtype)
+    for offs in np.ndindex(*kernel):
+        sl = tuple(builtins.slice(o * dilation[i], o * dilation[i] + stride[i] * (out_sp[i] - 1) + 1, stride[i])
+                   for i, o in enumerate(offs))
+        out[(builtins.slice(None), builtins.slice(None)) + sl] += cols[(Ellipsis,) + offs]
+    crop = tuple(builtins.slice(padding[i][0], padding[i][0] + size[i]) for i in range(nsp))
+    return np.ascontiguousarray(out[(builtins.slice(None), builtins.slice(None)) + crop])
+
+
+fold = register(Primitive("fold", _fold_infer, _fold, kind="window"))
+
+
+# Identity whose output takes no part in differentiation (``detach`` inside traced graphs).
+stop_gradient = register(Primitive(
+    "stop_gradient", lambda x: TensorType(_shape(x), x.dtype), lambda x: x.copy(), kind="elementwise"))
+
+
 # Outputs of these are integer/bool-valued or piecewise constant: no gradient flows through them.
 NON_DIFFERENTIABLE = frozenset({
     isnan, isinf, isfinite, logical_not, bitwise_not, eq, ne, lt, le, gt, ge,
     logical_and, logical_or, logical_xor, bitwise_and, bitwise_or, bitwise_xor,
-    argmax, argmin, nonzero, full, arange, floor_divide,
+    argmax, argmin, nonzero, full, arange, floor_divide, stop_gradient,
 })

@@ -136,9 +136,16 @@ def var(x, dims, correction=1, keepdim=False):
     return P.div(P.sum(P.mul(d, d), dims=dims, keepdim=keepdim), n if n > 0 else 0.0)
 
 
+def _root_zero_grad_at_zero(s, inv_p=0.5):
+    """s ** inv_p with gradient 0 where s == 0 (PyTorch's norm/std), not inf * 0 = nan."""
+    zero = P.eq(s, 0)
+    safe = P.where(zero, 1.0, s)
+    return P.where(zero, 0.0, P.sqrt(safe) if inv_p == 0.5 else P.pow(safe, inv_p))
+
+
 @composite("std")
 def std(x, dims, correction=1, keepdim=False):
-    return P.sqrt(var(x, dims, correction, keepdim))
+    return _root_zero_grad_at_zero(var(x, dims, correction, keepdim))
 
 
 @composite("logsumexp")
@@ -177,8 +184,8 @@ def norm(x, p, dims, keepdim=False):
     if p == 1:
         return P.sum(a, dims=dims, keepdim=keepdim)
     if p == 2:
-        return P.sqrt(P.sum(P.mul(x, x), dims=dims, keepdim=keepdim))
-    return P.pow(P.sum(P.pow(a, p), dims=dims, keepdim=keepdim), 1.0 / p)
+        return _root_zero_grad_at_zero(P.sum(P.mul(x, x), dims=dims, keepdim=keepdim))
+    return _root_zero_grad_at_zero(P.sum(P.pow(a, p), dims=dims, keepdim=keepdim), 1.0 / p)
 
 
 @composite("max_dim", grad_name="MaxBackward0")
@@ -211,3 +218,7 @@ def linear(x, weight, bias=None):
     w_t = P.permute(weight, dims=(1, 0)) if len(_shape(weight)) == 2 else weight
     y = P.matmul(x, w_t)
     return y if bias is None else P.add(y, bias)
+
+
+# The neural-network composites register into the same table from their own module.
+from . import nn_decompositions  # noqa: E402,F401

@@ -460,6 +460,19 @@ def _(g, out, x, idx, src, *, axis):
     return g, None, P.take(g, idx, axis=axis) if is_float_tensor(src) else None
 
 
+# ---- sliding windows ------------------------------------------------------------------------
+
+@defvjp(P.unfold)
+def _(g, out, x, *, kernel, stride, padding, dilation, value=0.0):
+    size = shape_of(x)[2:]
+    return (P.fold(g, size=size, kernel=kernel, stride=stride, padding=padding, dilation=dilation),)
+
+
+@defvjp(P.fold)
+def _(g, out, cols, *, size, kernel, stride, padding, dilation):
+    return (P.unfold(g, kernel=kernel, stride=stride, padding=padding, dilation=dilation),)
+
+
 # ---- linear algebra -------------------------------------------------------------------------
 
 @defvjp(P.matmul, uses=(0, 1))

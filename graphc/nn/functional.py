@@ -1,0 +1,878 @@
+"""graphc.nn.functional: PyTorch's functional API. Arguments are checked and normalized here;
+the math is in the composites of ``graphc.passes`` (or primitives directly)."""
+from __future__ import annotations
+
+import math
+import warnings
+
+import numpy as np
+
+from graphc.ir import dtypes as dt
+from graphc.ir import prims as P
+from graphc.ir.shapes import wrap_dim
+from graphc.passes.nn_decompositions import pool_padding
+
+from .. import creation, math_ops, shape_ops
+from .. import random as grandom
+from ..autograd import grad_mode
+from ..math_ops import call_composite
+from ..tensors import Tensor
+
+
+def _tuple(v, n: int, name: str = "argument") -> tuple[int, ...]:
+    if isinstance(v, (list, tuple)):
+        if len(v) == 1:
+            return tuple(int(v[0]) for _ in range(n))
+        if len(v) != n:
+            raise RuntimeError(f"expected {name} to be a single integer value or a list of {n} values")
+        return tuple(int(x) for x in v)
+    return (int(v),) * n
+
+
+def _check_float(x: Tensor, fn: str) -> None:
+    if not isinstance(x, Tensor):
+        raise TypeError(f"{fn}(): argument 'input' must be Tensor, not {type(x).__name__}")
+
+
+# ---- activations ----------------------------------------------------------------------------
+
+def relu_(input: Tensor) -> Tensor:
+    return relu(input, inplace=True)
+
+
+def relu6(input: Tensor, inplace: bool = False) -> Tensor:
+    return hardtanh(input, 0.0, 6.0, inplace)
+
+
+def leaky_relu(input: Tensor, negative_slope: float = 0.01, inplace: bool = False) -> Tensor:
+    return _maybe_inplace(input, inplace, lambda: call_composite("leaky_relu", input, negative_slope))
+
+
+def elu(input: Tensor, alpha: float = 1.0, inplace: bool = False) -> Tensor:
+    return _maybe_inplace(input, inplace, lambda: call_composite("elu", input, alpha))
+
+
+def selu(input: Tensor, inplace: bool = False) -> Tensor:
+    return _maybe_inplace(input, inplace, lambda: call_composite(
+        "elu", input, 1.6732632423543772, 1.0507009873554805))
+
+
+def celu(input: Tensor, alpha: float = 1.0, inplace: bool = False) -> Tensor:
+    return _maybe_inplace(input, inplace, lambda: call_composite("elu", input, alpha, 1.0, 1.0 / alpha))
+
+
+def gelu(input: Tensor, approximate: str = "none") -> Tensor:
+    if approximate not in ("none", "tanh"):
+        raise RuntimeError(f"approximate argument must be either none or tanh, got {approximate!r}")
+    return call_composite("gelu", input, approximate)
+
+
+def silu(input: Tensor, inplace: bool = False) -> Tensor:
+    return _maybe_inplace(input, inplace, lambda: call_composite("silu", input))
+
+
+def mish(input: Tensor, inplace: bool = False) -> Tensor:
+    return _maybe_inplace(input, inplace, lambda: call_composite("mish", input))
+
+
+def softplus(input: Tensor, beta: float = 1.0, threshold: float = 20.0) -> Tensor:
+    return call_composite("softplus", input, beta, threshold)
+
+
+def hardtanh(input: Tensor, min_val: float = -1.0, max_val: float = 1.0, inplace: bool = False) -> Tensor:
+    if min_val > max_val:
+        raise ValueError("min_val cannot be greater than max_val")
+    return _maybe_inplace(input, inplace, lambda: call_composite("hardtanh", input, min_val, max_val))
+
+
+def hardsigmoid(input: Tensor, inplace: bool = False) -> Tensor:
+    return _maybe_inplace(input, inplace, lambda: call_composite("hardsigmoid", input))
+
+
+def hardswish(input: Tensor, inplace: bool = False) -> Tensor:
+    return _maybe_inplace(input, inplace, lambda: call_composite("hardswish", input))
+
+
+def logsigmoid(input: Tensor) -> Tensor:
+    return call_composite("logsigmoid", input)
+
+
+def softsign(input: Tensor) -> Tensor:
+    return call_composite("softsign", input)
+
+
+def tanhshrink(input: Tensor) -> Tensor:
+    return input - input.tanh()
+
+
+def glu(input: Tensor, dim: int = -1) -> Tensor:
+    d = wrap_dim(dim, input.ndim)
+    if input.shape[d] % 2:
+        raise RuntimeError(f"Halving dimension must be even, but dimension {d} is size {input.shape[d]}")
+    return call_composite("glu", input, d)
+
+
+def prelu(input: Tensor, weight: Tensor) -> Tensor:
+    return call_composite("prelu", input, weight)
+
+
+def softmin(input: Tensor, dim: int | None = None, dtype=None) -> Tensor:
+    return math_ops.softmax(-input, _default_dim(input, dim, "softmin"), dtype)
+
+
+def _default_dim(input, dim, name):
+    if dim is None:
+        warnings.warn(f"Implicit dimension choice for {name} has been deprecated. Change the call to "
+                      "include dim=X as an argument.", UserWarning, stacklevel=3)
+        return 0 if input.ndim in (0, 1, 3) else 1
+    return dim
+
+
+def _softmax_public(input, dim=None, _stacklevel=3, dtype=None):
+    return math_ops.softmax(input, _default_dim(input, dim, "softmax"), dtype)
+
+
+def _log_softmax_public(input, dim=None, _stacklevel=3, dtype=None):
+    return math_ops.log_softmax(input, _default_dim(input, dim, "log_softmax"), dtype)
+
+
+def _maybe_inplace(input: Tensor, inplace: bool, compute):
+    if not inplace:
+        return compute()
+    from ..inplace import inplace as run_inplace
+    return run_inplace(input, compute)
+
+
+def threshold(input: Tensor, threshold: float, value: float, inplace: bool = False) -> Tensor:
+    return _maybe_inplace(input, inplace, lambda: math_ops.where(input > threshold, input, value))
+
+
+# ---- linear, embedding, dropout -------------------------------------------------------------
+
+def linear(input: Tensor, weight: Tensor, bias: Tensor | None = None) -> Tensor:
+    if input.shape[-1] != weight.shape[-1]:
+        rows = int(np.prod(input.shape[:-1])) if input.ndim > 1 else 1
+        raise RuntimeError(
+            f"mat1 and mat2 shapes cannot be multiplied ({rows}x{input.shape[-1]} and "
+            f"{weight.shape[-1]}x{weight.shape[0] if weight.ndim == 2 else 1})")
+    return math_ops.linear(input, weight, bias)
+
+
+def bilinear(input1: Tensor, input2: Tensor, weight: Tensor, bias: Tensor | None = None) -> Tensor:
+    # y_k = x1^T W_k x2 + b_k
+    y = math_ops.einsum("bi,kij,bj->bk", input1.reshape(-1, input1.shape[-1]), weight,
+                        input2.reshape(-1, input2.shape[-1]))
+    y = y.reshape(*input1.shape[:-1], weight.shape[0])
+    return y if bias is None else y + bias
+
+
+def embedding(input: Tensor, weight: Tensor, padding_idx: int | None = None, max_norm=None,
+              norm_type: float = 2.0, scale_grad_by_freq: bool = False, sparse: bool = False) -> Tensor:
+    if input.dtype.is_floating_point:
+        raise RuntimeError("Expected tensor for argument #1 'indices' to have one of the following scalar "
+                           f"types: Long, Int; but got {input.type()} instead (while checking arguments for embedding)")
+    if padding_idx is not None and padding_idx < 0:
+        padding_idx += weight.shape[0]
+    if max_norm is not None:
+        with grad_mode.no_grad():
+            rows = np.unique(input._data)
+            norms = np.linalg.norm(weight._data[rows], ord=norm_type, axis=1, keepdims=True)
+            scale = np.where(norms > max_norm, max_norm / (norms + 1e-7), 1.0)
+            weight._data[rows] *= scale.astype(weight._data.dtype)
+            weight._version.value += 1
+    return call_composite("embedding", weight, input, padding_idx)
+
+
+def one_hot(tensor: Tensor, num_classes: int = -1) -> Tensor:
+    if tensor.dtype is not dt.int64:
+        raise RuntimeError("one_hot is only applicable to index tensor of type LongTensor.")
+    data = tensor._data
+    if num_classes == -1:
+        num_classes = int(data.max()) + 1 if data.size else 0
+    if data.size and (data.min() < 0 or data.max() >= num_classes):
+        raise RuntimeError("Class values must be smaller than num_classes." if data.size and data.max() >= num_classes
+                           else "Class values must be non-negative.")
+    return P.cast(P.eq(P.reshape(tensor, shape=tuple(tensor.shape) + (1,)),
+                       creation.arange(num_classes)), dtype=dt.int64)
+
+
+def dropout(input: Tensor, p: float = 0.5, training: bool = True, inplace: bool = False) -> Tensor:
+    if p < 0 or p > 1:
+        raise ValueError(f"dropout probability has to be between 0 and 1, but got {p}")
+    if not training or p == 0:
+        return input
+    if p == 1:
+        return _maybe_inplace(input, inplace, lambda: input * 0)
+    keep = (grandom.gen(None).random(input._data.shape) >= p).astype(input._data.dtype) / (1 - p)
+    mask = Tensor._make(keep.astype(input._data.dtype))
+    return _maybe_inplace(input, inplace, lambda: input * mask)
+
+
+def dropout1d(input, p=0.5, training=True, inplace=False):
+    return _channel_dropout(input, p, training, inplace, 1)
+
+
+def dropout2d(input, p=0.5, training=True, inplace=False):
+    return _channel_dropout(input, p, training, inplace, 2)
+
+
+def dropout3d(input, p=0.5, training=True, inplace=False):
+    return _channel_dropout(input, p, training, inplace, 3)
+
+
+def _channel_dropout(input, p, training, inplace, nsp):
+    if p < 0 or p > 1:
+        raise ValueError(f"dropout probability has to be between 0 and 1, but got {p}")
+    if not training or p == 0:
+        return input
+    shape = tuple(input.shape[:-nsp]) + (1,) * nsp
+    keep = (grandom.gen(None).random(shape) >= p) / (1 - p) if p < 1 else np.zeros(shape)
+    mask = Tensor._make(keep.astype(input._data.dtype))
+    return _maybe_inplace(input, inplace, lambda: input * mask)
+
+
+def alpha_dropout(input, p=0.5, training=False, inplace=False):
+    if not training or p == 0:
+        return input
+    alpha = -1.7580993408473766
+    keep = grandom.gen(None).random(input._data.shape) >= p
+    a = (1 - p + p * alpha ** 2 * (1 - p)) ** -0.5
+    b = -a * alpha * p
+    mask = Tensor._make(keep.astype(input._data.dtype))
+    return (input * mask + alpha * (1 - mask)) * a + b
+
+
+# ---- convolution and pooling ----------------------------------------------------------------
+
+def _conv_padding(padding, nsp, kernel, dilation, stride, name):
+    if isinstance(padding, str):
+        if padding == "valid":
+            return tuple((0, 0) for _ in range(nsp))
+        if padding == "same":
+            if any(s != 1 for s in stride):
+                raise ValueError("padding='same' is not supported for strided convolutions")
+            pads = []
+            for k, d in zip(kernel, dilation):
+                total = d * (k - 1)
+                pads.append((total // 2, total - total // 2))
+            return tuple(pads)
+        raise ValueError(f"Invalid padding string '{padding}', should be one of {{'valid', 'same'}}")
+    return tuple((p, p) for p in _tuple(padding, nsp, "padding"))
+
+
+def _batchify(input: Tensor, nsp: int, name: str):
+    if input.ndim == nsp + 1:
+        return shape_ops.unsqueeze(input, 0), True
+    if input.ndim != nsp + 2:
+        raise RuntimeError(
+            f"Expected {nsp + 1}D (unbatched) or {nsp + 2}D (batched) input to {name}, but got input of size: "
+            f"{list(input.shape)}")
+    return input, False
+
+
+def _conv(input, weight, bias, stride, padding, dilation, groups, nsp, name):
+    x, unbatched = _batchify(input, nsp, name)
+    if weight.ndim != nsp + 2:
+        raise RuntimeError(f"weight should have {nsp + 2} dimensions for {name}, got {weight.ndim}")
+    stride, dilation = _tuple(stride, nsp, "stride"), _tuple(dilation, nsp, "dilation")
+    kernel = tuple(weight.shape[2:])
+    pads = _conv_padding(padding, nsp, kernel, dilation, stride, name)
+    c = x.shape[1]
+    if c % groups or weight.shape[0] % groups:
+        raise RuntimeError(f"Given groups={groups}, expected input channels ({c}) and out channels "
+                           f"({weight.shape[0]}) to be divisible by groups")
+    if weight.shape[1] * groups != c:
+        raise RuntimeError(
+            f"Given groups={groups}, weight of size {list(weight.shape)}, expected input{list(input.shape)} "
+            f"to have {weight.shape[1] * groups} channels, but got {c} channels instead")
+    if x.dtype is not weight.dtype:
+        raise RuntimeError(f"Input type ({x.dtype}) and weight type ({weight.dtype}) should be the same")
+    for i in range(nsp):
+        eff = dilation[i] * (kernel[i] - 1) + 1
+        if x.shape[2 + i] + pads[i][0] + pads[i][1] < eff:
+            raise RuntimeError(
+                f"Calculated padded input size per channel: ({' x '.join(str(x.shape[2 + j] + sum(pads[j])) for j in range(nsp))}). "
+                f"Kernel size: ({' x '.join(str(k) for k in kernel)}). Kernel size can't be greater than actual input size")
+    y = call_composite("conv", x, weight, bias, stride, pads, dilation, groups)
+    return shape_ops.squeeze(y, 0) if unbatched else y
+
+
+def conv1d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
+    return _conv(input, weight, bias, stride, padding, dilation, groups, 1, "conv1d")
+
+
+def conv2d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
+    return _conv(input, weight, bias, stride, padding, dilation, groups, 2, "conv2d")
+
+
+def conv3d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
+    return _conv(input, weight, bias, stride, padding, dilation, groups, 3, "conv3d")
+
+
+def _conv_transpose(input, weight, bias, stride, padding, output_padding, groups, dilation, nsp, name):
+    x, unbatched = _batchify(input, nsp, name)
+    stride, dilation = _tuple(stride, nsp, "stride"), _tuple(dilation, nsp, "dilation")
+    pad = _tuple(padding, nsp, "padding")
+    out_pad = _tuple(output_padding, nsp, "output_padding")
+    for op, s, d in zip(out_pad, stride, dilation):
+        if op >= s and op >= d:
+            raise RuntimeError("output padding must be smaller than either stride or dilation, but got "
+                               f"output_padding={list(out_pad)}, stride={list(stride)}, dilation={list(dilation)}")
+    if x.shape[1] != weight.shape[0]:
+        raise RuntimeError(f"Given transposed=1, weight of size {list(weight.shape)}, expected input"
+                           f"{list(input.shape)} to have {weight.shape[0]} channels, but got {x.shape[1]} channels instead")
+    y = call_composite("conv_transpose", x, weight, bias, stride, tuple((p, p) for p in pad), out_pad, groups, dilation)
+    return shape_ops.squeeze(y, 0) if unbatched else y
+
+
+def conv_transpose1d(input, weight, bias=None, stride=1, padding=0, output_padding=0, groups=1, dilation=1):
+    return _conv_transpose(input, weight, bias, stride, padding, output_padding, groups, dilation, 1, "conv_transpose1d")
+
+
+def conv_transpose2d(input, weight, bias=None, stride=1, padding=0, output_padding=0, groups=1, dilation=1):
+    return _conv_transpose(input, weight, bias, stride, padding, output_padding, groups, dilation, 2, "conv_transpose2d")
+
+
+def _pool_args(kernel_size, stride, padding, dilation, nsp):
+    k = _tuple(kernel_size, nsp, "kernel_size")
+    s = k if stride is None or (isinstance(stride, (list, tuple)) and len(stride) == 0) else _tuple(stride, nsp, "stride")
+    p = _tuple(padding, nsp, "padding")
+    d = _tuple(dilation, nsp, "dilation")
+    for pi, ki in zip(p, k):
+        if pi > ki // 2:
+            raise RuntimeError(f"pad should be at most half of effective kernel size, but got pad={pi}, "
+                               f"kernel_size={ki} and dilation=1")
+    return k, s, p, d
+
+
+def _max_pool(input, kernel_size, stride, padding, dilation, ceil_mode, return_indices, nsp, name):
+    x, unbatched = _batchify(input, nsp, name)
+    k, s, p, d = _pool_args(kernel_size, stride, padding, dilation, nsp)
+    pads = pool_padding(tuple(x.shape[2:]), k, s, p, d, ceil_mode)
+    y = call_composite("max_pool", x, k, s, pads, d)
+    if return_indices:
+        idx = _max_pool_indices(x, k, s, pads, d)
+        if unbatched:
+            return shape_ops.squeeze(y, 0), shape_ops.squeeze(idx, 0)
+        return y, idx
+    return shape_ops.squeeze(y, 0) if unbatched else y
+
+
+def _max_pool_indices(x, k, s, pads, d):
+    """Flat input positions of each window's maximum (PyTorch's return_indices)."""
+    nsp = len(k)
+    cols = P.unfold(x.detach(), kernel=k, stride=s, padding=pads, dilation=d, value=-math.inf)._data
+    lead = cols.shape[:2 + nsp]
+    arg = cols.reshape(lead + (-1,)).argmax(-1)
+    koff = np.unravel_index(arg, k)
+    grids = np.indices(lead[2:], sparse=False)
+    flat = np.zeros(lead, dtype=np.int64)
+    for i in range(nsp):
+        pos = grids[i][None, None] * s[i] - pads[i][0] + koff[i] * d[i]
+        flat = flat * x.shape[2 + i] + pos
+    return Tensor._make(flat.astype(np.int64))
+
+
+def max_pool1d(input, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=False, return_indices=False):
+    return _max_pool(input, kernel_size, stride, padding, dilation, ceil_mode, return_indices, 1, "max_pool1d")
+
+
+def max_pool2d(input, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=False, return_indices=False):
+    return _max_pool(input, kernel_size, stride, padding, dilation, ceil_mode, return_indices, 2, "max_pool2d")
+
+
+def max_pool3d(input, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=False, return_indices=False):
+    return _max_pool(input, kernel_size, stride, padding, dilation, ceil_mode, return_indices, 3, "max_pool3d")
+
+
+def _avg_pool(input, kernel_size, stride, padding, ceil_mode, count_include_pad, divisor_override, nsp, name):
+    x, unbatched = _batchify(input, nsp, name)
+    k, s, p, d = _pool_args(kernel_size, stride, padding, 1, nsp)
+    pads = pool_padding(tuple(x.shape[2:]), k, s, p, d, ceil_mode)
+    y = call_composite("avg_pool", x, k, s, pads, count_include_pad, divisor_override, p)
+    return shape_ops.squeeze(y, 0) if unbatched else y
+
+
+def avg_pool1d(input, kernel_size, stride=None, padding=0, ceil_mode=False, count_include_pad=True):
+    return _avg_pool(input, kernel_size, stride, padding, ceil_mode, count_include_pad, None, 1, "avg_pool1d")
+
+
+def avg_pool2d(input, kernel_size, stride=None, padding=0, ceil_mode=False, count_include_pad=True,
+               divisor_override=None):
+    return _avg_pool(input, kernel_size, stride, padding, ceil_mode, count_include_pad, divisor_override, 2, "avg_pool2d")
+
+
+def avg_pool3d(input, kernel_size, stride=None, padding=0, ceil_mode=False, count_include_pad=True,
+               divisor_override=None):
+    return _avg_pool(input, kernel_size, stride, padding, ceil_mode, count_include_pad, divisor_override, 3, "avg_pool3d")
+
+
+def _adaptive_avg(input, output_size, nsp, name):
+    x, unbatched = _batchify(input, nsp, name)
+    out = tuple(x.shape[2 + i] if o is None else int(o) for i, o in enumerate(_sizes(output_size, nsp)))
+    y = call_composite("adaptive_avg_pool", x, out)
+    return shape_ops.squeeze(y, 0) if unbatched else y
+
+
+def _sizes(output_size, nsp):
+    if isinstance(output_size, (list, tuple)):
+        return tuple(output_size)
+    return (output_size,) * nsp
+
+
+def adaptive_avg_pool1d(input, output_size):
+    return _adaptive_avg(input, output_size, 1, "adaptive_avg_pool1d")
+
+
+def adaptive_avg_pool2d(input, output_size):
+    return _adaptive_avg(input, output_size, 2, "adaptive_avg_pool2d")
+
+
+def adaptive_avg_pool3d(input, output_size):
+    return _adaptive_avg(input, output_size, 3, "adaptive_avg_pool3d")
+
+
+def adaptive_max_pool2d(input, output_size, return_indices=False):
+    x, unbatched = _batchify(input, 2, "adaptive_max_pool2d")
+    out = tuple(x.shape[2 + i] if o is None else int(o) for i, o in enumerate(_sizes(output_size, 2)))
+    rows = []
+    for i in range(out[0]):
+        a, b = (i * x.shape[2]) // out[0], -(-((i + 1) * x.shape[2]) // out[0])
+        cols = []
+        for j in range(out[1]):
+            c, e = (j * x.shape[3]) // out[1], -(-((j + 1) * x.shape[3]) // out[1])
+            win = x[:, :, a:b, c:e].flatten(2)
+            cols.append(win.max(dim=2).values)
+        rows.append(shape_ops.stack(cols, -1))
+    y = shape_ops.stack(rows, -2)
+    if return_indices:
+        raise NotImplementedError("adaptive_max_pool2d(return_indices=True) is not supported by graphc")
+    return shape_ops.squeeze(y, 0) if unbatched else y
+
+
+def unfold(input, kernel_size, dilation=1, padding=0, stride=1):
+    """im2col: (N, C, H, W) -> (N, C*kh*kw, L), as torch.nn.functional.unfold."""
+    x, unbatched = _batchify(input, 2, "unfold")
+    k, d = _tuple(kernel_size, 2), _tuple(dilation, 2)
+    p, s = _tuple(padding, 2), _tuple(stride, 2)
+    cols = P.unfold(x, kernel=k, stride=s, padding=tuple((q, q) for q in p), dilation=d)
+    n, c, oh, ow = cols.shape[:4]
+    cols = P.permute(cols, dims=(0, 1, 4, 5, 2, 3))
+    y = P.reshape(cols, shape=(n, c * k[0] * k[1], oh * ow))
+    return shape_ops.squeeze(y, 0) if unbatched else y
+
+
+def fold(input, output_size, kernel_size, dilation=1, padding=0, stride=1):
+    """col2im, the inverse layout of ``unfold`` (overlapping values are summed)."""
+    x, unbatched = (shape_ops.unsqueeze(input, 0), True) if input.ndim == 2 else (input, False)
+    size, k = _tuple(output_size, 2), _tuple(kernel_size, 2)
+    d, p, s = _tuple(dilation, 2), _tuple(padding, 2), _tuple(stride, 2)
+    pads = tuple((q, q) for q in p)
+    oh, ow = ((size[i] + 2 * p[i] - d[i] * (k[i] - 1) - 1) // s[i] + 1 for i in range(2))
+    n, ckk, L = x.shape
+    if L != oh * ow:
+        raise RuntimeError(f"Given output_size={list(size)}, kernel_size={list(k)}, dilation={list(d)}, "
+                           f"padding={list(p)}, stride={list(s)}, expected size of input's dimension 2 to "
+                           f"match the calculated number of sliding blocks {oh} * {ow} = {oh * ow}, but got "
+                           f"input.size(2)={L}.")
+    c = ckk // (k[0] * k[1])
+    cols = P.permute(P.reshape(x, shape=(n, c, k[0], k[1], oh, ow)), dims=(0, 1, 4, 5, 2, 3))
+    y = P.fold(cols, size=size, kernel=k, stride=s, padding=pads, dilation=d)
+    return shape_ops.squeeze(y, 0) if unbatched else y
+
+
+def pad(input: Tensor, pad, mode: str = "constant", value: float | None = None) -> Tensor:
+    pad = tuple(int(v) for v in pad)
+    if len(pad) % 2 or len(pad) // 2 > input.ndim:
+        raise RuntimeError("Padding length must be divisible by 2" if len(pad) % 2 else
+                           "Padding length should be less than or equal to two times the input dimension "
+                           f"but got padding length {len(pad)} and input of dimension {input.ndim}")
+    npairs = len(pad) // 2
+    pairs = [(0, 0)] * (input.ndim - npairs) + [(pad[2 * i], pad[2 * i + 1]) for i in reversed(range(npairs))]
+    if mode == "constant":
+        x = input
+        # negative padding crops
+        if any(lo < 0 or hi < 0 for lo, hi in pairs):
+            index = tuple((max(0, -lo), s - max(0, -hi), 1) for (lo, hi), s in zip(pairs, input.shape))
+            x = P.slice(x, index=index)
+            pairs = [(max(0, lo), max(0, hi)) for lo, hi in pairs]
+        return P.pad(x, pads=tuple(pairs), value=0.0 if value is None else value)
+    if mode in ("reflect", "replicate", "circular"):
+        x = input
+        for d, (lo, hi) in enumerate(pairs):
+            if lo == 0 and hi == 0:
+                continue
+            n = x.shape[d]
+            if mode == "reflect":
+                if lo >= n or hi >= n:
+                    raise RuntimeError(f"Argument #4: Padding size should be less than the corresponding input "
+                                       f"dimension, but got: padding ({lo}, {hi}) at dimension {d} of input {list(input.shape)}")
+                idx = list(range(lo, 0, -1)) + list(range(n)) + list(range(n - 2, n - 2 - hi, -1))
+            elif mode == "replicate":
+                idx = [0] * lo + list(range(n)) + [n - 1] * hi
+            else:
+                idx = [i % n for i in range(-lo, n + hi)]
+            x = P.take(x, Tensor._make(np.asarray(idx, dtype=np.int64)), axis=d)
+        return x
+    raise NotImplementedError(f"pad mode {mode!r} is not supported")
+
+
+def interpolate(input: Tensor, size=None, scale_factor=None, mode: str = "nearest", align_corners=None,
+                recompute_scale_factor=None, antialias: bool = False) -> Tensor:
+    nsp = input.ndim - 2
+    if nsp < 1:
+        raise ValueError(f"Input Error: Only 3D, 4D and 5D input Tensors supported (got {input.ndim}D) for the modes: "
+                         f"nearest | linear | bilinear | bicubic | trilinear | area | nearest-exact (got {mode})")
+    in_sp = tuple(input.shape[2:])
+    if size is not None and scale_factor is not None:
+        raise ValueError("only one of size or scale_factor should be defined")
+    if size is not None:
+        out_sp = _sizes(size, nsp)
+        scales = [None] * nsp
+    elif scale_factor is not None:
+        sf = _sizes(scale_factor, nsp)
+        out_sp = tuple(int(math.floor(n * f)) for n, f in zip(in_sp, sf))
+        scales = [None if recompute_scale_factor else f for f in sf]
+    else:
+        raise ValueError("either size or scale_factor should be defined")
+    if mode in ("nearest", "nearest-exact"):
+        x = input
+        for i in range(nsp):
+            n, o = in_sp[i], out_sp[i]
+            scale = (1.0 / scales[i]) if scales[i] else n / o
+            if mode == "nearest":
+                src = np.minimum(np.floor(np.arange(o) * scale).astype(np.int64), n - 1)
+            else:
+                src = np.minimum(np.floor((np.arange(o) + 0.5) * scale).astype(np.int64), n - 1)
+            x = P.take(x, Tensor._make(src), axis=2 + i)
+        return x
+    if mode in ("linear", "bilinear", "trilinear"):
+        if align_corners is None:
+            align_corners = False
+        x = input
+        for i in range(nsp):
+            n, o = in_sp[i], out_sp[i]
+            if align_corners:
+                pos = np.arange(o) * ((n - 1) / (o - 1) if o > 1 else 0.0)
+            else:
+                scale = (1.0 / scales[i]) if scales[i] else n / o
+                pos = np.maximum((np.arange(o) + 0.5) * scale - 0.5, 0.0)
+            lo = np.minimum(np.floor(pos).astype(np.int64), n - 1)
+            hi = np.minimum(lo + 1, n - 1)
+            frac = (pos - lo).astype(input._data.dtype)
+            shape = [1] * x.ndim
+            shape[2 + i] = o
+            w = Tensor._make(frac.reshape(shape))
+            a = P.take(x, Tensor._make(lo), axis=2 + i)
+            b = P.take(x, Tensor._make(hi), axis=2 + i)
+            x = a + (b - a) * w
+        return x
+    raise NotImplementedError(f"interpolate mode {mode!r} is not supported by graphc (nearest, linear, bilinear, trilinear are)")
+
+
+upsample = interpolate
+
+
+# ---- normalization --------------------------------------------------------------------------
+
+def layer_norm(input: Tensor, normalized_shape, weight=None, bias=None, eps: float = 1e-5) -> Tensor:
+    ns = (normalized_shape,) if isinstance(normalized_shape, int) else tuple(normalized_shape)
+    if tuple(input.shape[input.ndim - len(ns):]) != ns:
+        raise RuntimeError(
+            f"Given normalized_shape={list(ns)}, expected input with shape [*, {', '.join(map(str, ns))}], but "
+            f"got input of size{list(input.shape)}")
+    return call_composite("layer_norm", input, len(ns), weight, bias, eps)
+
+
+def rms_norm(input: Tensor, normalized_shape, weight=None, eps: float | None = None) -> Tensor:
+    ns = (normalized_shape,) if isinstance(normalized_shape, int) else tuple(normalized_shape)
+    dims = tuple(range(input.ndim - len(ns), input.ndim))
+    if eps is None:
+        eps = float(np.finfo(input.dtype.np).eps)
+    y = input * math_ops.rsqrt(math_ops.mean(input * input, dims, keepdim=True) + eps)
+    return y if weight is None else y * weight
+
+
+def group_norm(input: Tensor, num_groups: int, weight=None, bias=None, eps: float = 1e-5) -> Tensor:
+    if input.shape[1] % num_groups:
+        raise RuntimeError(f"Expected number of channels in input to be divisible by num_groups, but got input "
+                           f"of shape {list(input.shape)} and num_groups={num_groups}")
+    return call_composite("group_norm", input, num_groups, weight, bias, eps)
+
+
+def batch_norm(input: Tensor, running_mean, running_var, weight=None, bias=None, training: bool = False,
+               momentum: float | None = 0.1, eps: float = 1e-5) -> Tensor:
+    if training:
+        count = input.numel() // input.shape[1]
+        if count <= 1:
+            raise ValueError(f"Expected more than 1 value per channel when training, got input size {input.shape}")
+        y, bmean, bvar = call_composite("batch_norm", input, None, None, weight, bias, True, eps)
+        if running_mean is not None:
+            with grad_mode.no_grad():
+                m = 0.1 if momentum is None else momentum
+                running_mean.mul_(1 - m).add_(bmean.detach() * m)
+                running_var.mul_(1 - m).add_(bvar.detach() * m)
+        return y
+    if running_mean is None or running_var is None:
+        raise RuntimeError("running_mean and running_var must be defined in evaluation mode")
+    y, _, _ = call_composite("batch_norm", input, running_mean, running_var, weight, bias, False, eps)
+    return y
+
+
+def instance_norm(input, running_mean=None, running_var=None, weight=None, bias=None, use_input_stats=True,
+                  momentum=0.1, eps=1e-5):
+    n, c = input.shape[:2]
+    y = call_composite("group_norm", input.reshape(1, n * c, *input.shape[2:]), n * c, None, None, eps)
+    y = y.reshape(input.shape)
+    shape = (1, c) + (1,) * (input.ndim - 2)
+    if weight is not None:
+        y = y * weight.reshape(shape)
+    if bias is not None:
+        y = y + bias.reshape(shape)
+    return y
+
+
+def normalize(input: Tensor, p: float = 2.0, dim: int = 1, eps: float = 1e-12, out=None) -> Tensor:
+    denom = math_ops.clamp_min(math_ops.norm(input, p, dim, keepdim=True), eps)
+    return math_ops.write_out(out, input / denom.expand_as(input))
+
+
+def cosine_similarity(x1: Tensor, x2: Tensor, dim: int = 1, eps: float = 1e-8) -> Tensor:
+    dot = math_ops.sum(x1 * x2, dim)
+    n1 = math_ops.clamp_min(math_ops.norm(x1, 2, dim), eps)
+    n2 = math_ops.clamp_min(math_ops.norm(x2, 2, dim), eps)
+    return dot / (n1 * n2)
+
+
+def pairwise_distance(x1, x2, p: float = 2.0, eps: float = 1e-6, keepdim: bool = False):
+    return math_ops.norm(x1 - x2 + eps, p, -1, keepdim)
+
+
+# ---- attention ------------------------------------------------------------------------------
+
+def _additive_mask(mask, dtype):
+    if mask is None:
+        return None
+    if mask.dtype is dt.bool_:
+        # PyTorch: True means "take part in attention" for SDPA masks
+        return math_ops.where(mask, 0.0, -math.inf).to(dtype)
+    return mask
+
+
+def scaled_dot_product_attention(query, key, value, attn_mask=None, dropout_p: float = 0.0,
+                                 is_causal: bool = False, scale: float | None = None,
+                                 enable_gqa: bool = False) -> Tensor:
+    L, S = query.shape[-2], key.shape[-2]
+    scale = 1.0 / math.sqrt(query.shape[-1]) if scale is None else scale
+    mask = _additive_mask(attn_mask, query.dtype)
+    if is_causal:
+        if attn_mask is not None:
+            raise RuntimeError("_scaled_dot_product_attention: Explicit attn_mask should not be set when is_causal=True")
+        causal = Tensor._make(np.tril(np.ones((L, S), dtype=bool)))
+        mask = _additive_mask(causal, query.dtype)
+    if enable_gqa and key.shape[-3] != query.shape[-3]:
+        rep = query.shape[-3] // key.shape[-3]
+        key = shape_ops.repeat_interleave(key, rep, -3)
+        value = shape_ops.repeat_interleave(value, rep, -3)
+    if dropout_p > 0:
+        nd = key.ndim
+        scores = math_ops.matmul(query, key.transpose(nd - 2, nd - 1)) * scale
+        if mask is not None:
+            scores = scores + mask
+        attn = dropout(math_ops.softmax(scores, -1), dropout_p, True)
+        return math_ops.matmul(attn, value)
+    return call_composite("scaled_dot_product_attention", query, key, value, mask, scale)
+
+
+# ---- losses ---------------------------------------------------------------------------------
+
+def _reduction(size_average, reduce, reduction: str) -> str:
+    if size_average is None and reduce is None:
+        return reduction
+    size_average = True if size_average is None else size_average
+    reduce = True if reduce is None else reduce
+    return ("mean" if size_average else "sum") if reduce else "none"
+
+
+def _check_same_size(input, target, name):
+    if tuple(input.shape) != tuple(target.shape):
+        warnings.warn(
+            f"Using a target size ({target.shape}) that is different to the input size ({input.shape}). "
+            "This will likely lead to incorrect results due to broadcasting. Please ensure they have the same size.",
+            UserWarning, stacklevel=3)
+
+
+def mse_loss(input, target, size_average=None, reduce=None, reduction: str = "mean", weight=None) -> Tensor:
+    _check_same_size(input, target, "mse_loss")
+    return call_composite("mse_loss", input, target, _reduction(size_average, reduce, reduction))
+
+
+def l1_loss(input, target, size_average=None, reduce=None, reduction: str = "mean") -> Tensor:
+    _check_same_size(input, target, "l1_loss")
+    return call_composite("l1_loss", input, target, _reduction(size_average, reduce, reduction))
+
+
+def smooth_l1_loss(input, target, size_average=None, reduce=None, reduction: str = "mean", beta: float = 1.0) -> Tensor:
+    if beta < 0:
+        raise RuntimeError("smooth_l1_loss does not support negative values for beta.")
+    _check_same_size(input, target, "smooth_l1_loss")
+    return call_composite("smooth_l1_loss", input, target, _reduction(size_average, reduce, reduction), beta)
+
+
+def huber_loss(input, target, reduction: str = "mean", delta: float = 1.0, weight=None) -> Tensor:
+    _check_same_size(input, target, "huber_loss")
+    return call_composite("huber_loss", input, target, reduction, delta)
+
+
+def _check_targets(target, nclass, ignore_index):
+    t = target._data
+    bad = (t != ignore_index) & ((t < 0) | (t >= nclass))
+    if bad.any():
+        raise IndexError(f"Target {int(t[bad].flat[0])} is out of bounds.")
+
+
+def nll_loss(input, target, weight=None, size_average=None, ignore_index: int = -100, reduce=None,
+             reduction: str = "mean") -> Tensor:
+    if input.ndim < 1 or (input.ndim >= 2 and input.shape[0] != target.shape[0]):
+        raise ValueError(f"Expected input batch_size ({input.shape[0]}) to match target batch_size ({target.shape[0]}).")
+    _check_targets(target, input.shape[0 if input.ndim == 1 else 1], ignore_index)
+    return call_composite("nll_loss", input, target, weight, ignore_index, _reduction(size_average, reduce, reduction))
+
+
+def cross_entropy(input, target, weight=None, size_average=None, ignore_index: int = -100, reduce=None,
+                  reduction: str = "mean", label_smoothing: float = 0.0) -> Tensor:
+    if not 0.0 <= label_smoothing <= 1.0:
+        raise RuntimeError(f"label_smoothing must be between 0.0 and 1.0. Got: {label_smoothing}")
+    if target.dtype.is_floating_point:
+        if tuple(target.shape) != tuple(input.shape):
+            raise RuntimeError(f"Expected target size {list(input.shape)}, got {list(target.shape)}")
+    else:
+        if input.ndim >= 2 and input.shape[0] != target.shape[0]:
+            raise ValueError(f"Expected input batch_size ({input.shape[0]}) to match target batch_size ({target.shape[0]}).")
+        if input.ndim >= 2 and tuple(target.shape[1:]) != tuple(input.shape[2:]):
+            raise RuntimeError(f"Expected target size {[input.shape[0]] + list(input.shape[2:])}, got {list(target.shape)}")
+        _check_targets(target, input.shape[0 if input.ndim == 1 else 1], ignore_index)
+    return call_composite("cross_entropy", input, target, weight, ignore_index,
+                          _reduction(size_average, reduce, reduction), label_smoothing)
+
+
+def binary_cross_entropy(input, target, weight=None, size_average=None, reduce=None, reduction: str = "mean") -> Tensor:
+    if tuple(target.shape) != tuple(input.shape):
+        raise ValueError(f"Using a target size ({target.shape}) that is different to the input size "
+                         f"({input.shape}) is deprecated. Please ensure they have the same size.")
+    d = input._data
+    if (d < 0).any() or (d > 1).any():
+        raise RuntimeError("all elements of input should be between 0 and 1")
+    return call_composite("binary_cross_entropy", input, target, weight, _reduction(size_average, reduce, reduction))
+
+
+def binary_cross_entropy_with_logits(input, target, weight=None, size_average=None, reduce=None,
+                                     reduction: str = "mean", pos_weight=None) -> Tensor:
+    if tuple(target.shape) != tuple(input.shape):
+        raise ValueError(f"Target size ({target.shape}) must be the same as input size ({input.shape})")
+    return call_composite("binary_cross_entropy_with_logits", input, target, weight, pos_weight,
+                          _reduction(size_average, reduce, reduction))
+
+
+def kl_div(input, target, size_average=None, reduce=None, reduction: str = "mean", log_target: bool = False) -> Tensor:
+    r = _reduction(size_average, reduce, reduction)
+    if r == "mean":
+        warnings.warn("reduction: 'mean' divides the total loss by both the batch size and the support size."
+                      "'batchmean' divides only by the batch size, and aligns with the KL div math definition."
+                      "'mean' will be changed to behave the same as 'batchmean' in the next major release.",
+                      UserWarning, stacklevel=2)
+    return call_composite("kl_div", input, target, r, log_target)
+
+
+def poisson_nll_loss(input, target, log_input=True, full=False, size_average=None, eps=1e-8, reduce=None,
+                     reduction="mean"):
+    from graphc.passes.nn_decompositions import reduce_loss
+    loss = math_ops.exp(input) - target * input if log_input else input - target * math_ops.log(input + eps)
+    if full:
+        t = target
+        stirling = t * math_ops.log(t) - t + 0.5 * math_ops.log(2 * math.pi * t)
+        loss = loss + math_ops.where(t > 1, stirling, 0.0)
+    return reduce_loss(loss, _reduction(size_average, reduce, reduction))
+
+
+def margin_ranking_loss(input1, input2, target, margin=0.0, size_average=None, reduce=None, reduction="mean"):
+    from graphc.passes.nn_decompositions import reduce_loss
+    return reduce_loss(math_ops.clamp_min(-target * (input1 - input2) + margin, 0), _reduction(size_average, reduce, reduction))
+
+
+def cosine_embedding_loss(input1, input2, target, margin=0.0, size_average=None, reduce=None, reduction="mean"):
+    from graphc.passes.nn_decompositions import reduce_loss
+    cos = cosine_similarity(input1, input2, 1, 1e-8)
+    loss = math_ops.where(target == 1, 1 - cos, math_ops.clamp_min(cos - margin, 0))
+    return reduce_loss(loss, _reduction(size_average, reduce, reduction))
+
+
+def ctc_loss(log_probs, targets, input_lengths, target_lengths, blank: int = 0, reduction: str = "mean",
+             zero_infinity: bool = False) -> Tensor:
+    """CTC by the forward (alpha) recursion in log space, built from differentiable tensor ops,
+    so autograd supplies the gradient. log_probs: (T, N, C) or (T, C)."""
+    unbatched = log_probs.ndim == 2
+    if unbatched:
+        log_probs = log_probs.unsqueeze(1)
+        targets = targets.unsqueeze(0)
+        input_lengths = _lengths(input_lengths).reshape(1)
+        target_lengths = _lengths(target_lengths).reshape(1)
+    T, N, C = log_probs.shape
+    in_len = _lengths(input_lengths)._data.astype(np.int64)
+    tg_len = _lengths(target_lengths)._data.astype(np.int64)
+    tg = targets._data.astype(np.int64)
+    losses = []
+    neg_inf = -math.inf
+    for b in range(N):
+        L = int(tg_len[b])
+        if tg.ndim == 1:
+            start = int(tg_len[:b].sum())
+            labels = tg[start:start + L]
+        else:
+            labels = tg[b, :L]
+        ext = np.full(2 * L + 1, blank, dtype=np.int64)
+        ext[1::2] = labels
+        S = len(ext)
+        # transitions from s-2 allowed where the label differs from the one two back
+        skip = np.zeros(S, dtype=bool)
+        skip[2:] = (ext[2:] != blank) & (ext[2:] != ext[:-2])
+        lp = log_probs[:, b, :]
+        emit = lp.index_select(1, Tensor._make(ext))  # (T, S)
+        init = np.full(S, neg_inf)
+        init[0] = 0.0
+        if S > 1:
+            init[1] = 0.0
+        alpha = emit[0] + Tensor._make(init.astype(lp._data.dtype))
+        skip_t = Tensor._make(skip)
+        for t in range(1, int(in_len[b])):
+            prev1 = pad(alpha[:-1], (1, 0), value=neg_inf)
+            prev2 = math_ops.where(skip_t, pad(alpha[:-2], (2, 0), value=neg_inf), neg_inf)
+            stacked = shape_ops.stack([alpha, prev1, prev2], 0)
+            alpha = math_ops.logsumexp(stacked, 0) + emit[t]
+        tail = alpha[S - 2:] if S > 1 else alpha
+        nll = -math_ops.logsumexp(tail, 0)
+        if zero_infinity and not np.isfinite(nll._data):
+            nll = nll * 0
+        losses.append(nll)
+    loss = shape_ops.stack(losses)
+    if reduction == "mean":
+        denom = Tensor._make(np.maximum(tg_len, 1).astype(loss._data.dtype))
+        return (loss / denom).mean()
+    if reduction == "sum":
+        return loss.sum()
+    return loss[0] if unbatched else loss
+
+
+def _lengths(x) -> Tensor:
+    return x if isinstance(x, Tensor) else creation.tensor(list(x) if not isinstance(x, int) else [x])
+
+
+# PyTorch exposes these names in torch.nn.functional too
+softmax = _softmax_public
+log_softmax = _log_softmax_public
+sigmoid = math_ops.sigmoid
+tanh = math_ops.tanh
+
+
+def relu(input: Tensor, inplace: bool = False) -> Tensor:
+    return _maybe_inplace(input, inplace, lambda: math_ops.relu(input))
