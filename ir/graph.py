@@ -1,0 +1,149 @@
+"""The IR: a Graph is an ordered (topological) list of Nodes in SSA form over typed Values.
+
+Every Value is defined once (by a graph input or by one node), carries a static TensorType and
+knows its users. Graph inputs have a role: a user input, a lifted parameter or buffer (read from
+a live tensor at every call), or a constant.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Iterator
+
+from .primitive import PRIMITIVES, Primitive, TensorType
+
+ROLES = ("input", "param", "buffer", "const")
+
+
+class Value:
+    __slots__ = ("type", "producer", "users", "name", "role", "graph")
+
+    def __init__(self, typ: TensorType, producer: "Node | None" = None, name: str = "",
+                 role: str | None = None, graph: "Graph | None" = None) -> None:
+        self.type = typ
+        self.producer = producer
+        self.users: list[Node] = []
+        self.name = name
+        self.role = role
+        self.graph = graph
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        return self.type.shape
+
+    @property
+    def dtype(self):
+        return self.type.dtype
+
+    @property
+    def ndim(self) -> int:
+        return len(self.type.shape)
+
+    def __repr__(self) -> str:
+        return f"%{self.name}: {format_type(self.type)}"
+
+
+@dataclass(eq=False)
+class Node:
+    prim: Primitive
+    inputs: list  # Values or Python scalars (weakly typed, PyTorch's wrapped numbers)
+    attrs: dict
+    outputs: list = field(default_factory=list)
+
+    @property
+    def output(self) -> Value:
+        return self.outputs[0]
+
+    def value_inputs(self) -> Iterator[Value]:
+        return (v for v in self.inputs if isinstance(v, Value))
+
+
+class Graph:
+    def __init__(self, name: str = "graph") -> None:
+        self.name = name
+        self.inputs: list[Value] = []
+        self.nodes: list[Node] = []
+        self.outputs: list[Value] = []
+        self._counter = 0
+
+    # ---- construction -----------------------------------------------------------------------
+
+    def _fresh(self) -> str:
+        n = str(self._counter)
+        self._counter += 1
+        return n
+
+    def add_input(self, typ: TensorType, role: str = "input", name: str | None = None) -> Value:
+        if role not in ROLES:
+            raise ValueError(f"unknown input role {role!r}; expected one of {ROLES}")
+        v = Value(typ, None, name or f"in{len(self.inputs)}", role, self)
+        self.inputs.append(v)
+        return v
+
+    def add_node(self, prim: Primitive, inputs: list, attrs: dict, typ: TensorType | None = None) -> Value:
+        if typ is None:
+            typ = prim.infer(*inputs, **attrs)
+        node = Node(prim, list(inputs), dict(attrs))
+        out = Value(typ, node, self._fresh(), None, self)
+        node.outputs.append(out)
+        for v in node.value_inputs():
+            v.users.append(node)
+        self.nodes.append(node)
+        return out
+
+    def set_outputs(self, outputs: list[Value]) -> None:
+        self.outputs = list(outputs)
+
+    def replace_all_uses(self, old: Value, new: Any) -> None:
+        for node in list(old.users):
+            node.inputs = [new if x is old else x for x in node.inputs]
+            if isinstance(new, Value):
+                new.users.append(node)
+        old.users = []
+        self.outputs = [new if o is old else o for o in self.outputs]
+
+    def remove_node(self, node: Node) -> None:
+        for v in node.value_inputs():
+            if node in v.users:
+                v.users.remove(node)
+        self.nodes.remove(node)
+
+    def values(self) -> Iterator[Value]:
+        yield from self.inputs
+        for n in self.nodes:
+            yield from n.outputs
+
+    def rename(self) -> None:
+        """Number node outputs 0..n-1 in order (the canonical form the printer shows)."""
+        for i, v in enumerate(v for n in self.nodes for v in n.outputs):
+            v.name = str(i)
+        self._counter = sum(len(n.outputs) for n in self.nodes)
+
+    def __str__(self) -> str:
+        from .printer import print_graph
+        return print_graph(self)
+
+    def to_networkx(self):
+        """A DiGraph of nodes (and graph inputs) with data-flow edges, for analyses."""
+        import networkx as nx
+        g = nx.DiGraph()
+        for v in self.inputs:
+            g.add_node(("input", v.name), kind="input", value=v)
+        for i, n in enumerate(self.nodes):
+            g.add_node(i, kind="node", op=n.prim.name, node=n)
+        index = {id(n): i for i, n in enumerate(self.nodes)}
+        for i, n in enumerate(self.nodes):
+            for v in n.value_inputs():
+                src = ("input", v.name) if v.producer is None else index[id(v.producer)]
+                g.add_edge(src, i)
+        return g
+
+
+def format_type(t: TensorType) -> str:
+    return f"{t.dtype.short}[{','.join(str(s) for s in t.shape)}]"
+
+
+def primitive(name: str) -> Primitive:
+    try:
+        return PRIMITIVES[name]
+    except KeyError:
+        raise KeyError(f"unknown primitive {name!r}") from None

@@ -1,0 +1,220 @@
+"""IR text form: printing and parsing back (round-trips exactly).
+
+    graph mlp(%x: f32[64,784], %w: f32[512,784] param) {
+      %0: f32[784,512] = permute(%w) dims=[1,0]
+      %1: f32[64,512] = matmul(%x, %0)
+      return %1
+    }
+"""
+from __future__ import annotations
+
+import json
+import math
+import re
+
+from . import dtypes as dt
+from .dtypes import DType
+from .graph import Graph, Value, format_type, primitive
+from .primitive import TensorType
+
+
+def format_attr(v) -> str:
+    if isinstance(v, bool) or v is None:
+        return repr(v)
+    if isinstance(v, DType):
+        return v.short
+    if isinstance(v, int):
+        return str(v)
+    if isinstance(v, float):
+        if math.isnan(v):
+            return "nan"
+        if math.isinf(v):
+            return "inf" if v > 0 else "-inf"
+        return repr(v)
+    if isinstance(v, str):
+        return json.dumps(v)
+    if isinstance(v, (tuple, list)):
+        return "[" + ",".join(format_attr(x) for x in v) + "]"
+    raise TypeError(f"attribute value {v!r} of type {type(v).__name__} has no IR text form")
+
+
+def _operand(x) -> str:
+    return f"%{x.name}" if isinstance(x, Value) else format_attr(x)
+
+
+def print_graph(g: Graph) -> str:
+    params = ", ".join(f"%{v.name}: {format_type(v.type)}" + ("" if v.role == "input" else f" {v.role}")
+                       for v in g.inputs)
+    lines = [f"graph {g.name}({params}) {{"]
+    for n in g.nodes:
+        outs = ", ".join(f"%{v.name}: {format_type(v.type)}" for v in n.outputs)
+        args = ", ".join(_operand(x) for x in n.inputs)
+        attrs = "".join(f" {k}={format_attr(v)}" for k, v in n.attrs.items())
+        lines.append(f"  {outs} = {n.prim.name}({args}){attrs}")
+    lines.append("  return " + ", ".join(f"%{v.name}" for v in g.outputs))
+    lines.append("}")
+    return "\n".join(lines) + "\n"
+
+
+class ParseError(ValueError):
+    pass
+
+
+_TOKEN = re.compile(r"""
+    (?P<ws>\s+)
+  | (?P<value>%[A-Za-z0-9_.]+)
+  | (?P<string>"(?:[^"\\]|\\.)*")
+  | (?P<number>-?(?:inf|nan|\d+(?:\.\d*)?(?:[eE][+-]?\d+)?|\.\d+(?:[eE][+-]?\d+)?))
+  | (?P<ident>[A-Za-z_][A-Za-z0-9_]*)
+  | (?P<punct>[\[\](){},:=])
+""", re.VERBOSE)
+
+
+class _Tokens:
+    def __init__(self, text: str) -> None:
+        self.toks: list[tuple[str, str, int]] = []
+        pos = 0
+        while pos < len(text):
+            m = _TOKEN.match(text, pos)
+            if not m:
+                line = text.count("\n", 0, pos) + 1
+                raise ParseError(f"line {line}: unexpected character {text[pos]!r}")
+            if m.lastgroup != "ws":
+                self.toks.append((m.lastgroup, m.group(), text.count("\n", 0, pos) + 1))
+            pos = m.end()
+        self.i = 0
+
+    def peek(self):
+        return self.toks[self.i] if self.i < len(self.toks) else ("eof", "", -1)
+
+    def next(self):
+        t = self.peek()
+        self.i += 1
+        return t
+
+    def expect(self, text: str):
+        kind, val, line = self.next()
+        if val != text:
+            raise ParseError(f"line {line}: expected {text!r}, got {val!r}")
+
+
+def _parse_scalar(kind: str, val: str, line: int):
+    if kind == "number":
+        if val in ("inf", "-inf", "nan") or any(c in val for c in ".eE"):
+            return float(val)
+        return int(val)
+    if kind == "string":
+        return json.loads(val)
+    if kind == "ident":
+        if val in ("True", "False"):
+            return val == "True"
+        if val == "None":
+            return None
+        try:
+            return dt.from_short(val)
+        except KeyError:
+            pass
+    raise ParseError(f"line {line}: bad value {val!r}")
+
+
+def _parse_attr(t: _Tokens):
+    kind, val, line = t.peek()
+    if val == "[":
+        t.next()
+        items = []
+        while t.peek()[1] != "]":
+            items.append(_parse_attr(t))
+            if t.peek()[1] == ",":
+                t.next()
+        t.next()
+        return tuple(items)
+    t.next()
+    return _parse_scalar(kind, val, line)
+
+
+def _parse_type(t: _Tokens) -> TensorType:
+    kind, val, line = t.next()
+    try:
+        d = dt.from_short(val)
+    except KeyError:
+        raise ParseError(f"line {line}: unknown dtype {val!r}") from None
+    t.expect("[")
+    shape = []
+    while t.peek()[1] != "]":
+        k, v, ln = t.next()
+        if k != "number":
+            raise ParseError(f"line {ln}: bad dimension {v!r}")
+        shape.append(int(v))
+        if t.peek()[1] == ",":
+            t.next()
+    t.next()
+    return TensorType(tuple(shape), d)
+
+
+def parse_graph(text: str) -> Graph:
+    t = _Tokens(text)
+    t.expect("graph")
+    g = Graph(t.next()[1])
+    env: dict[str, Value] = {}
+    t.expect("(")
+    while t.peek()[1] != ")":
+        name = t.next()[1][1:]
+        t.expect(":")
+        typ = _parse_type(t)
+        role = "input"
+        if t.peek()[0] == "ident":
+            role = t.next()[1]
+        env[name] = g.add_input(typ, role, name)
+        if t.peek()[1] == ",":
+            t.next()
+    t.next()
+    t.expect("{")
+    while t.peek()[1] != "return":
+        kind, val, line = t.next()
+        if kind != "value":
+            raise ParseError(f"line {line}: expected a value definition, got {val!r}")
+        name = val[1:]
+        t.expect(":")
+        typ = _parse_type(t)
+        t.expect("=")
+        op = t.next()[1]
+        try:
+            prim = primitive(op)
+        except KeyError as e:
+            raise ParseError(f"line {line}: {e.args[0]}") from None
+        t.expect("(")
+        args = []
+        while t.peek()[1] != ")":
+            k, v, ln = t.peek()
+            if k == "value":
+                t.next()
+                if v[1:] not in env:
+                    raise ParseError(f"line {ln}: use of undefined value {v}")
+                args.append(env[v[1:]])
+            else:
+                args.append(_parse_attr(t))
+            if t.peek()[1] == ",":
+                t.next()
+        t.next()
+        attrs = {}
+        while t.peek()[0] == "ident" and t.i + 1 < len(t.toks) and t.toks[t.i + 1][1] == "=":
+            key = t.next()[1]
+            t.expect("=")
+            attrs[key] = _parse_attr(t)
+        if name in env:
+            raise ParseError(f"line {line}: %{name} defined twice (SSA)")
+        out = g.add_node(prim, args, attrs, typ)
+        out.name = name
+        env[name] = out
+    t.next()
+    outs = []
+    while t.peek()[1] != "}":
+        k, v, ln = t.next()
+        if k == "value":
+            if v[1:] not in env:
+                raise ParseError(f"line {ln}: return of undefined value {v}")
+            outs.append(env[v[1:]])
+    g.set_outputs(outs)
+    nums = [int(v.name) for n in g.nodes for v in n.outputs if v.name.isdigit()]
+    g._counter = max(nums) + 1 if nums else 0
+    return g
