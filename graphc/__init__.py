@@ -22,6 +22,7 @@ from . import methods as _methods  # noqa: F401  (attaches Tensor methods)
 from . import grad_names as _grad_names  # PyTorch's grad_fn names (ViewBackward0 ...)
 _grad_names.install()
 from . import accelerator, backends, cuda, nn, random
+from . import utils  # graphc.utils.data (DataLoader ...); imports the rest of graphc lazily
 from .creation import (arange, as_tensor, asarray, bernoulli, empty, empty_like, eye, from_numpy, full,
                        full_like, linspace, logspace, multinomial, normal, ones, ones_like, rand,
                        rand_like, randint, randint_like, randn, randn_like, randperm, tensor, zeros,
@@ -48,6 +49,8 @@ from .shape_ops import (argsort, argwhere, broadcast_tensors, broadcast_to, cat,
                         sort, split, squeeze, stack, swapaxes, swapdims, t, take, take_along_dim,
                         tensor_split, tile, topk, trace, transpose, tril, triu, unbind, unflatten, unique,
                         unsqueeze, vstack)
+from . import safetensors, serialization
+from .serialization import load, save
 
 float16 = half = _dt.float16
 float32 = float = _dt.float32  # noqa: A001

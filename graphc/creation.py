@@ -17,6 +17,8 @@ from .tensors import Tensor, _to_nested
 def _finish(arr: np.ndarray, requires_grad: bool) -> Tensor:
     t = Tensor._make(arr)
     if requires_grad:
+        if not t.dtype.is_floating_point:
+            raise RuntimeError("Only Tensors of floating point and complex dtype can require gradients")
         t.requires_grad_(True)
     return t
 
@@ -38,16 +40,43 @@ def _infer_dtype(data) -> dt.DType:
     return dt.scalar_dtype(data)
 
 
+def _check_data(data, dim: int = 0):
+    """Python data for tensor(): ranges become lists; PyTorch's errors for ragged or odd data."""
+    if isinstance(data, (str, bytes)):
+        raise TypeError(f"new(): invalid data type '{type(data).__name__}'")
+    if isinstance(data, range):
+        data = list(data)
+    if not isinstance(data, (list, tuple)):
+        if not isinstance(data, (Tensor, np.ndarray, np.generic, bool, int, float)):
+            raise RuntimeError(f"Could not infer dtype of {type(data).__name__}")
+        return data
+    items = [_check_data(x, dim + 1) for x in data]
+    seqs = [isinstance(x, (list, tuple)) for x in items]
+    if any(seqs) and not all(seqs):
+        raise TypeError("not a sequence")
+    if items and all(seqs):
+        n = len(items[0])
+        for x in items:
+            if len(x) != n:
+                raise ValueError(f"expected sequence of length {n} at dim {dim + 1} (got {len(x)})")
+    return items
+
+
 def tensor(data, *, dtype=None, device=None, requires_grad: bool = False, pin_memory: bool = False) -> Tensor:
     check_device(device)
     if isinstance(data, Tensor):
         warnings.warn(
-            "To copy construct from a tensor, it is recommended to use sourceTensor.clone().detach() "
-            "or sourceTensor.clone().detach().requires_grad_(True), rather than torch.tensor(sourceTensor).",
+            "To copy construct from a tensor, it is recommended to use sourceTensor.detach().clone() "
+            "or sourceTensor.detach().clone().requires_grad_(True), rather than torch.tensor(sourceTensor).",
             UserWarning, stacklevel=2)
+    data = _check_data(data)
     d = dtype or _infer_dtype(data)
     try:
         arr = np.array(_to_nested(data), dtype=d.np)
+    except OverflowError:
+        if dtype is None:
+            raise ValueError("Overflow when unpacking long long") from None
+        raise RuntimeError(f"value cannot be converted to type {d.name} without overflow") from None
     except ValueError as e:
         raise ValueError(f"could not build a tensor from the given data: {e}") from None
     if arr.dtype == object:
@@ -142,10 +171,12 @@ def arange(start=0, end=None, step=1, *, out=None, dtype=None, layout=None, devi
     start, end, step = vals
     if dtype is None:
         dtype = dt.get_default_dtype() if any(isinstance(v, float) for v in vals) else dt.int64
+    if dtype is dt.bool_:
+        raise NotImplementedError('"arange_cpu" not implemented for \'Bool\'')
     if step == 0:
         raise RuntimeError("step must be nonzero")
     if (end - start) * step < 0:
-        raise RuntimeError("upper bound and larger bound inconsistent with step sign")
+        raise RuntimeError("upper bound and lower bound inconsistent with step sign")
     n = max(0, math.ceil((end - start) / step))
     base = np.arange(n, dtype=np.float64 if dtype.is_floating_point else np.int64)
     return _finish((start + base * step).astype(dtype.np), requires_grad)
@@ -191,7 +222,9 @@ def _random(kind, size, dtype, generator, requires_grad, device, **kw) -> Tensor
     shape = sizes_arg(size)
     d = dtype or dt.get_default_dtype()
     if kind != "integers" and not d.is_floating_point:
-        raise RuntimeError(f'"check_uniform_bounds" not implemented for \'{d.name}\'')
+        from .inplace import type_name
+        kernel = "check_uniform_bounds" if kind == "uniform" else "normal_kernel_cpu"
+        raise NotImplementedError(f'"{kernel}" not implemented for \'{type_name(d)}\'')
     return _finish(grandom.sample(kind, shape, d, generator, **kw), requires_grad)
 
 

@@ -26,8 +26,12 @@ def _np_key(k):
         if k.dtype.is_floating_point:
             raise IndexError("tensors used as indices must be long, int, byte or bool tensors")
         return k._data
+    if isinstance(k, (str, bytes)):
+        raise TypeError(f"new(): invalid data type '{type(k).__name__}'")
     if isinstance(k, (list, tuple)):
         arr = np.asarray([x._data if isinstance(x, Tensor) else x for x in k])
+        if arr.size == 0:
+            arr = arr.astype(np.int64)  # x[[]] selects nothing
         if arr.dtype.kind == "f":
             raise IndexError("tensors used as indices must be long, int, byte or bool tensors")
         return arr
@@ -108,7 +112,20 @@ def getitem(self: Tensor, key):
     return P.take(flat, Tensor._make(pos), axis=0)
 
 
+def _check_view_of_leaf(self: Tensor, key) -> None:
+    """``x[0] = v`` writes through a view (select), so PyTorch names the view in its leaf error."""
+    if not (grad_mode.is_grad_enabled() and self.grad_fn is None and self._requires_grad):
+        return
+    key = _as_tuple(key)
+    if all(_is_basic(k) for k in key):
+        shape = tuple(self.shape)
+        ranges, out_shape = _basic_plan(shape, tuple(_np_key(k) for k in key))
+        if tuple(out_shape) != shape or any(r != (0, n, 1) for r, n in zip(ranges, shape)):
+            raise RuntimeError(inplace._VIEW_LEAF_MSG)
+
+
 def setitem(self: Tensor, key, value) -> None:
+    _check_view_of_leaf(self, key)
     inplace.check_writable(self)
     needs_graph = grad_mode.is_grad_enabled() and self.dtype.is_floating_point and (
         self.requires_grad or (isinstance(value, Tensor) and value.requires_grad)
@@ -144,7 +161,7 @@ def _assign_data(self: Tensor, key, value) -> None:
     try:
         self._data[np_key if len(np_key) != 1 else np_key[0]] = src
     except ValueError as e:
-        if "broadcast" in str(e):
+        if "broadcast" in str(e) or "boolean array indexing assignment" in str(e):
             tgt = self._data[np_key if len(np_key) != 1 else np_key[0]]
             raise RuntimeError(
                 f"shape mismatch: value tensor of shape {list(np.shape(src))} cannot be broadcast to "

@@ -36,7 +36,9 @@ def check_writable(t: Tensor) -> None:
         if base is not None and base.grad_fn is None and base._requires_grad:
             raise RuntimeError(_VIEW_LEAF_MSG)
     if t._inference and not grad_mode.is_inference_mode_enabled():
-        raise RuntimeError("Inplace update to inference tensor outside InferenceMode is not allowed.")
+        raise RuntimeError("Inplace update to inference tensor outside InferenceMode is not allowed."
+                           "You can make a clone to get a normal tensor before doing inplace update."
+                           "See https://github.com/pytorch/rfcs/pull/17 for more details.")
     if not t._data.flags.writeable:
         raise RuntimeError(_OVERLAP_MSG)
 
@@ -76,8 +78,18 @@ def _rebase_history(t: Tensor, result: Tensor) -> None:
         pos = Tensor._make(view_positions(t).reshape(-1))
         flat = P.scatter(P.reshape(base, shape=(n,)), pos, P.reshape(result, shape=(t.numel(),)), axis=0)
         new_base = P.reshape(flat, shape=tuple(base.shape))
-        base.grad_fn, base._output_nr = new_base.grad_fn, 0
-    t.grad_fn, t._output_nr = result.grad_fn, 0
+        _set_history(base, new_base.grad_fn)
+    _set_history(t, result.grad_fn)
+
+
+def _set_history(t: Tensor, fn) -> None:
+    """Give ``t`` its new grad_fn; retain_grad() follows the tensor to its new version."""
+    old_fn, old_nr = t._grad_fn, t._output_nr
+    t.grad_fn, t._output_nr = fn, 0
+    if t._retains_grad and old_fn is not None and fn is not None and fn is not old_fn:
+        hook = old_fn._retain_grad_hooks.pop(old_nr, None)
+        if hook is not None:
+            fn._retain_grad_hooks[0] = hook
 
 
 def write(t: Tensor, result: Tensor, since: int | None = None) -> Tensor:

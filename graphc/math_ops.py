@@ -258,8 +258,9 @@ def nan_to_num(input, nan: float = 0.0, posinf=None, neginf=None):
     info = np.finfo(input.dtype.np) if input.dtype.is_floating_point else None
     if info is None:
         return input.clone()
-    posinf = info.max if posinf is None else posinf
-    neginf = info.min if neginf is None else neginf
+    # Python floats: numpy scalars look like tensors (dtype, shape) to the VJP rules
+    posinf = float(info.max) if posinf is None else posinf
+    neginf = float(info.min) if neginf is None else neginf
     x = P.where(P.isnan(input), nan, input)
     x = P.where(P.logical_and(P.isinf(x), P.gt(x, 0)), posinf, x)
     return P.where(P.logical_and(P.isinf(x), P.lt(x, 0)), neginf, x)
@@ -450,7 +451,7 @@ def bmm(input, mat2, *, out=None):
         raise RuntimeError(f"batch1 must be a 3D tensor")
     if mat2.ndim != 3:
         raise RuntimeError(f"batch2 must be a 3D tensor")
-    if input.shape[0] != mat2.shape[0]:
+    if input.shape[0] != mat2.shape[0] or input.shape[2] != mat2.shape[1]:
         raise RuntimeError(
             f"Expected size for first two dimensions of batch2 tensor to be: [{input.shape[0]}, "
             f"{input.shape[2]}] but got: [{mat2.shape[0]}, {mat2.shape[1]}].")
@@ -460,6 +461,9 @@ def bmm(input, mat2, *, out=None):
 def dot(input, other):
     if input.ndim != 1 or other.ndim != 1:
         raise RuntimeError(f"1D tensors expected, but got {input.ndim}D and {other.ndim}D tensors")
+    if input.dtype is not other.dtype:
+        raise RuntimeError(f"dot : expected both vectors to have same dtype, but found "
+                           f"{_type_name(input.dtype)} and {_type_name(other.dtype)}")
     return P.matmul(input, other)
 
 

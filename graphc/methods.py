@@ -90,20 +90,28 @@ def clone(self, *, memory_format=None):
 
 
 def contiguous(self, memory_format=None):
-    return self if self._data.flags.c_contiguous else P.copy(self)
+    if self._data.flags.c_contiguous:
+        return self
+    out = P.copy(self)  # copies keep the input's layout (like clone); contiguous() wants row-major
+    if isinstance(out._data, np.ndarray) and not out._data.flags.c_contiguous:
+        out._data = np.ascontiguousarray(out._data)
+    return out
 
 
 def _new(factory):
     def method(self, *size, dtype=None, device=None, requires_grad: bool = False, **kw):
+        check_device(device)
         return factory(*size, dtype=dtype or self.dtype, requires_grad=requires_grad, **kw)
     return method
 
 
 def new_full(self, size, fill_value, *, dtype=None, device=None, requires_grad: bool = False):
+    check_device(device)
     return creation.full(size, fill_value, dtype=dtype or self.dtype, requires_grad=requires_grad)
 
 
 def new_tensor(self, data, *, dtype=None, device=None, requires_grad: bool = False):
+    check_device(device)
     return creation.tensor(data, dtype=dtype or self.dtype, requires_grad=requires_grad)
 
 
@@ -196,7 +204,7 @@ def _reflected(fn):
 
 def _bool_only_invert(self):
     if self.dtype.is_floating_point:
-        raise TypeError("~ (bitwise_not) is only supported for integer and bool tensors")
+        raise TypeError("~ (operator.invert) is only implemented on integer and Boolean-type tensors")
     return math_ops.bitwise_not(self)
 
 
@@ -205,7 +213,9 @@ def _bitwise_operator(bitwise):
         other = math_ops.as_operand(other)
         if self.dtype.is_floating_point or (isinstance(other, Tensor) and other.dtype.is_floating_point) \
                 or isinstance(other, float):
-            raise TypeError(f"unsupported operand type(s): bitwise ops need integer or bool tensors, got {self.dtype}")
+            d = dt.result_type(self, other)
+            raise NotImplementedError(
+                f'"{bitwise.__name__}_cpu" not implemented for \'{inplace.type_name(d)}\'')
         return bitwise(self, other)
     return op
 
@@ -253,7 +263,11 @@ def _attach() -> None:
             scatter_add t transpose squeeze unsqueeze multiply divide subtract""".split():
         fn = getattr(T, name)
         setattr(T, name + "_", inplace.inplace_method(fn, name + "_"))
-    T.swapaxes_ = T.transpose_
+    for name in ("t", "transpose", "squeeze", "unsqueeze"):  # these change the shape, not the data
+        setattr(T, name + "_", _inplace_view(getattr(T, name), name + "_"))
+    T.swapaxes_ = T.swapdims_ = T.transpose_
+    T.get_device = lambda self: -1
+    T.is_mps = property(lambda self: False)
 
     # arithmetic operators
     T.__add__ = T.__radd__ = lambda self, other: math_ops.add(self, other)
@@ -294,13 +308,27 @@ def _attach() -> None:
     T.mH = T.mT
 
 
+def _inplace_view(fn, name: str):
+    """``t_``, ``unsqueeze_`` ...: the tensor itself becomes the view (same memory, new shape)."""
+    def method(self, *args, **kwargs):
+        inplace.check_writable(self)
+        result = fn(self, *args, **kwargs)
+        self._data = result._data
+        self._version.value += 1
+        if result.grad_fn is not None:
+            self.grad_fn, self._output_nr = result.grad_fn, 0
+            if self._base is not None and result._base is self._base:
+                self._view_ops = result._view_ops
+        return self
+    method.__name__ = name
+    return method
+
+
 def _comparable(other) -> bool:
     return isinstance(other, (Tensor, bool, int, float, np.ndarray, np.generic, list, tuple))
 
 
 def _T(self):
-    if self.ndim <= 2:
-        return shape_ops.t(self) if self.ndim == 2 else shape_ops.reshape(self, tuple(self.shape))
     return P.permute(self, dims=tuple(reversed(range(self.ndim))))
 
 

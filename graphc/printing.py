@@ -1,6 +1,8 @@
 """PyTorch-style tensor repr: ``tensor([[1.0000, 2.5000]], requires_grad=True)``."""
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from graphc.ir import dtypes as dt
@@ -23,65 +25,134 @@ def set_printoptions(precision=None, threshold=None, edgeitems=None, linewidth=N
     _options["sci_mode"] = sci_mode
 
 
-def _float_formatter(arr: np.ndarray):
-    finite = arr[np.isfinite(arr)]
-    p = _options["precision"]
-    if finite.size == 0:
-        return lambda x: str(x).replace("inf", "inf")
-    absf = np.abs(finite.astype(np.float64))
-    nonzero = absf[absf > 0]
-    ints = np.all(finite == np.round(finite))
-    sci = _options["sci_mode"]
-    if sci is None:
-        sci = nonzero.size > 0 and (nonzero.max() / nonzero.min() > 1000.0 or nonzero.max() > 1e8
-                                    or nonzero.min() < 1e-4)
-    if ints and not sci:
-        return lambda x: f"{x:.0f}." if np.isfinite(x) else str(x)
-    if sci:
-        return lambda x: f"{x:.{p}e}" if np.isfinite(x) else str(x)
-    return lambda x: f"{x:.{p}f}" if np.isfinite(x) else str(x)
+class _Formatter:
+    """PyTorch's element formatter: one width, and int/fixed/scientific mode, for a whole tensor."""
+
+    def __init__(self, arr: np.ndarray) -> None:
+        self.floating = arr.dtype.kind == "f"
+        self.int_mode, self.sci_mode, self.max_width = True, False, 1
+        flat = arr.reshape(-1)
+        if not self.floating:
+            for v in flat.tolist():
+                self.max_width = max(self.max_width, len(f"{v}"))
+            return
+        vals = flat[np.isfinite(flat) & (flat != 0)]
+        if vals.size == 0:
+            return
+        absd = np.abs(vals.astype(np.float64))
+        lo, hi = absd.min(), absd.max()
+        self.int_mode = bool(np.all(vals == np.ceil(vals)))
+        sci = _options["sci_mode"]
+        self.sci_mode = bool(hi / lo > 1000.0 or hi > 1.0e8 or lo < 1.0e-4) if sci is None else sci
+        p = _options["precision"]
+        for v in vals.tolist():
+            if self.sci_mode:
+                n = len(f"{v:.{p}e}")
+            elif self.int_mode:
+                n = len(f"{v:.0f}") + 1
+            else:
+                n = len(f"{v:.{p}f}")
+            self.max_width = max(self.max_width, n)
+
+    def width(self) -> int:
+        return self.max_width
+
+    def format(self, v) -> str:
+        p = _options["precision"]
+        if self.floating:
+            if self.sci_mode:
+                ret = f"{v:{self.max_width}.{p}e}"
+            elif self.int_mode:
+                ret = f"{v:.0f}"
+                if np.isfinite(v):
+                    ret += "."
+            else:
+                ret = f"{v:.{p}f}"
+        else:
+            ret = f"{v}"
+        return ret.rjust(self.max_width)
 
 
-def _format_array(arr: np.ndarray, prefix: str) -> str:
-    if arr.dtype.kind == "f":
-        fmt = _float_formatter(arr)
-    elif arr.dtype.kind == "b":
-        fmt = lambda x: "True" if x else "False"
+def _summarized(a: np.ndarray) -> np.ndarray:
+    """The elements a summarized print shows (they decide the formatter's width and mode)."""
+    e = _options["edgeitems"]
+    if a.ndim == 0:
+        return a
+    if a.ndim == 1:
+        return np.concatenate([a[:e], a[-e:]]) if a.shape[0] > 2 * e else a
+    if not e:
+        return np.empty([0] * a.ndim, dtype=a.dtype)
+    n = a.shape[0]
+    rows = list(range(e)) + list(range(n - e, n)) if n > 2 * e else range(n)
+    return np.stack([_summarized(a[i]) for i in rows])
+
+
+def _vector_str(a: np.ndarray, indent: int, summarize: bool, fmt: _Formatter) -> str:
+    per_line = max(1, int(math.floor((_options["linewidth"] - indent) / (fmt.width() + 2))))
+    e = _options["edgeitems"]
+    if summarize and not e:
+        data = ["..."]
+    elif summarize and a.shape[0] > 2 * e:
+        data = ([fmt.format(v) for v in a[:e].tolist()] + [" ..."]
+                + [fmt.format(v) for v in a[-e:].tolist()])
     else:
-        fmt = str
-    summarize = arr.size > _options["threshold"]
-    shown = arr
-    if summarize:
-        e = _options["edgeitems"]
-        for ax in range(arr.ndim):
-            if shown.shape[ax] > 2 * e:
-                shown = np.concatenate([np.take(shown, range(e), axis=ax),
-                                        np.take(shown, range(shown.shape[ax] - e, shown.shape[ax]), axis=ax)], axis=ax)
-    width = max((len(fmt(x)) for x in shown.flat), default=0)
-    return np.array2string(
-        arr, separator=", ", prefix=prefix, max_line_width=_options["linewidth"],
-        threshold=_options["threshold"], edgeitems=_options["edgeitems"],
-        formatter={"all": lambda x: fmt(x).rjust(width)})
+        data = [fmt.format(v) for v in a.tolist()]
+    lines = [", ".join(data[i:i + per_line]) for i in range(0, len(data), per_line)]
+    return "[" + (",\n" + " " * (indent + 1)).join(lines) + "]"
+
+
+def _nested_str(a: np.ndarray, indent: int, summarize: bool, fmt: _Formatter) -> str:
+    if a.ndim == 0:
+        return fmt.format(a.item())
+    if a.ndim == 1:
+        return _vector_str(a, indent, summarize, fmt)
+    e = _options["edgeitems"]
+    n = a.shape[0]
+    if summarize and n > 2 * e:
+        slices = ([_nested_str(a[i], indent + 1, summarize, fmt) for i in range(e)] + ["..."]
+                  + [_nested_str(a[i], indent + 1, summarize, fmt) for i in range(n - e, n)])
+    else:
+        slices = [_nested_str(a[i], indent + 1, summarize, fmt) for i in range(n)]
+    return "[" + ("," + "\n" * (a.ndim - 1) + " " * (indent + 1)).join(slices) + "]"
+
+
+def _add_suffixes(text: str, suffixes: list[str], indent: int) -> str:
+    parts = [text]
+    last_line_len = len(text) - text.rfind("\n") + 1
+    for suffix in suffixes:
+        if last_line_len + len(suffix) + 2 > _options["linewidth"]:
+            parts.append(",\n" + " " * indent + suffix)
+            last_line_len = indent + len(suffix)
+        else:
+            parts.append(", " + suffix)
+            last_line_len += len(suffix) + 2
+    parts.append(")")
+    return "".join(parts)
 
 
 def tensor_repr(t) -> str:
+    """PyTorch's algorithm (torch/_tensor_str.py), on the numpy buffer."""
     arr = t._data
     prefix = "tensor("
-    if arr.size == 0:
-        body = "[]"
-    elif arr.ndim == 0:
-        body = _format_array(arr.reshape(1), prefix)[1:-1].strip()
-    else:
-        body = _format_array(arr, prefix)
-    suffix = []
-    if arr.size == 0 and arr.shape != (0,):
-        suffix.append(f"size={tuple(arr.shape)}")
+    indent = len(prefix)
+    suffixes = []
     d = t.dtype
-    default_shown = {dt.get_default_dtype(), dt.int64, dt.bool_}
-    if d not in default_shown or (arr.size == 0 and d is not dt.get_default_dtype()):
-        suffix.append(f"dtype={d}")
+    if arr.size == 0:
+        if arr.ndim != 1:
+            suffixes.append(f"size={tuple(arr.shape)}")
+        if d is not dt.get_default_dtype():
+            suffixes.append(f"dtype={d}")
+        body = "[]"
+    else:
+        if not _options["edgeitems"]:
+            suffixes.append(f"size={tuple(arr.shape)}")
+        if d not in (dt.get_default_dtype(), dt.int64, dt.bool_):
+            suffixes.append(f"dtype={d}")
+        summarize = arr.size > _options["threshold"]
+        fmt = _Formatter(_summarized(arr) if summarize else arr)
+        body = _nested_str(arr, indent, summarize, fmt)
     if t.grad_fn is not None:
-        suffix.append(f"grad_fn=<{t.grad_fn.name()}>")
+        suffixes.append(f"grad_fn=<{t.grad_fn.name()}>")
     elif t.requires_grad:
-        suffix.append("requires_grad=True")
-    return prefix + body + "".join(", " + s for s in suffix) + ")"
+        suffixes.append("requires_grad=True")
+    return _add_suffixes(prefix + body, suffixes, indent)

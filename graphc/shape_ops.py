@@ -215,7 +215,7 @@ def cat(tensors, dim: int = 0, *, out=None):
     from .math_ops import write_out
     tensors = list(tensors)
     if not tensors:
-        raise RuntimeError("torch.cat(): expected a non-empty list of Tensors")
+        raise ValueError("torch.cat(): expected a non-empty list of Tensors")
     # PyTorch skips legacy empty 1-D tensors of size 0
     kept = [t for t in tensors if not (t.ndim == 1 and t.shape[0] == 0)] or tensors[:1]
     ref = kept[0]
@@ -320,8 +320,9 @@ def select(input, dim: int, index: int):
     return P.reshape(x, shape=tuple(s for i, s in enumerate(input.shape) if i != d))
 
 
-def flip(input, dims):
-    dims = {wrap_dim(d, input.ndim) for d in ((dims,) if isinstance(dims, int) else dims)}
+def flip(input, *args, dims=None):
+    # torch.flip(x, (0, 1)), torch.flip(x, dims=0) and the method form x.flip(0, 1)
+    dims = {wrap_dim(d, input.ndim) for d in sizes_arg(args if dims is None else (dims,))}
     index = tuple((s - 1, -1, -1) if i in dims else (0, s, 1) for i, s in enumerate(input.shape))
     return P.copy(P.slice(input, index=index))  # flip returns a copy in PyTorch
 

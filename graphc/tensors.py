@@ -30,9 +30,37 @@ class VersionCounter:
         self.value = 0
 
 
+class _Version(int):
+    """What ``t._version`` reads: an int, as in PyTorch, still linked to the shared counter so
+    that ``t._version.value += 1`` (and passing it on to ``_alias``) keeps working."""
+
+    def __new__(cls, counter: VersionCounter) -> "_Version":
+        v = int.__new__(cls, counter.value)
+        v.counter = counter
+        return v
+
+    @property
+    def value(self) -> int:
+        return self.counter.value
+
+    @value.setter
+    def value(self, v: int) -> None:
+        self.counter.value = v
+
+
+def _counter(c) -> VersionCounter:
+    return c.counter if isinstance(c, _Version) else c
+
+
+# C++ scalar type names, as PyTorch's messages spell them
+_C_TYPE_NAMES = {"float32": "float", "float64": "double", "float16": "c10::Half", "int64": "long int",
+                 "int32": "int", "int16": "short int", "int8": "signed char", "uint8": "unsigned char",
+                 "bool": "bool"}
+
+
 class Tensor:
-    __slots__ = ("_data", "_requires_grad", "grad_fn", "_output_nr", "_version", "_base", "_grad",
-                 "_hooks", "_retains_grad", "_acc", "_inference", "_view_ops", "__dict__", "__weakref__")
+    __slots__ = ("_data", "_requires_grad", "_grad_fn", "_view_ver", "_output_nr", "_version_counter",
+                 "_base", "_grad", "_hooks", "_retains_grad", "_acc", "_inference", "_view_ops", "__dict__", "__weakref__")
     __array_priority__ = 1000  # numpy defers to Tensor's reflected operators
     _graphc_handler: Handler  # set below to the eager handler
 
@@ -55,9 +83,10 @@ class Tensor:
     def _init_fields(t: "Tensor", arr: np.ndarray, requires_grad: bool = False) -> None:
         t._data = arr
         t._requires_grad = requires_grad
-        t.grad_fn = None
+        t._grad_fn = None
+        t._view_ver = None
         t._output_nr = 0
-        t._version = VersionCounter()
+        t._version_counter = VersionCounter()
         t._base = None
         t._view_ops = ()
         t._grad = None
@@ -75,8 +104,17 @@ class Tensor:
     @staticmethod
     def _alias(arr: np.ndarray, counter: VersionCounter) -> "Tensor":
         t = Tensor._make(arr)
-        t._version = counter
+        t._version_counter = _counter(counter)
         return t
+
+    @property
+    def _version(self) -> int:
+        """How many in-place writes this tensor's memory has seen (shared with its views)."""
+        return _Version(self._version_counter)
+
+    @_version.setter
+    def _version(self, counter) -> None:
+        self._version_counter = _counter(counter)
 
     # ---- basic attributes -------------------------------------------------------------------
 
@@ -177,14 +215,39 @@ class Tensor:
     # ---- autograd state ---------------------------------------------------------------------
 
     @property
+    def grad_fn(self):
+        # A differentiable view whose memory was written in place through its base (or a sibling
+        # view) since its grad_fn was set gets a fresh one, replayed from the base's new history,
+        # so gradients flowing through the view see the write (PyTorch regenerates it the same way).
+        if self._view_ver is not None and self._view_ver != self._version_counter.value:
+            self._regenerate_view_grad_fn()
+        return self._grad_fn
+
+    @grad_fn.setter
+    def grad_fn(self, fn) -> None:
+        self._grad_fn = fn
+        self._view_ver = self._version_counter.value if self._base is not None and self._view_ops else None
+
+    def _regenerate_view_grad_fn(self) -> None:
+        self._view_ver = self._version_counter.value
+        base = self._base
+        if not base.requires_grad:
+            return
+        with grad_mode.enable_grad():
+            v = base
+            for prim, attrs in self._view_ops:
+                v = prim(v, **attrs)
+        self._grad_fn, self._output_nr = v._grad_fn, v._output_nr
+
+    @property
     def requires_grad(self) -> bool:
         return self._requires_grad or self.grad_fn is not None
 
     @requires_grad.setter
     def requires_grad(self, flag: bool) -> None:
         if self.grad_fn is not None:
-            if flag:
-                return
+            if flag:  # PyTorch: the setter refuses even True; requires_grad_(True) is a no-op
+                raise RuntimeError("you can only change requires_grad flags of leaf variables.")
             raise RuntimeError(
                 "you can only change requires_grad flags of leaf variables. If you want to use a "
                 "computed variable in a subgraph that doesn't require differentiation use "
@@ -197,12 +260,16 @@ class Tensor:
         self._requires_grad = bool(flag)
 
     def requires_grad_(self, requires_grad: bool = True) -> "Tensor":
+        if requires_grad and self.grad_fn is not None:
+            return self
+        if requires_grad and not self.dtype.is_floating_point:
+            raise RuntimeError("only Tensors of floating point dtype can require gradients")
         self.requires_grad = requires_grad
         return self
 
     @property
     def grad(self):
-        if self.grad_fn is not None and not self._retains_grad:
+        if self.grad_fn is not None and not self._retains_grad and self._grad is None:
             warnings.warn(
                 "The .grad attribute of a Tensor that is not a leaf Tensor is being accessed. Its "
                 ".grad attribute won't be populated during autograd.backward(). If you indeed want "
@@ -216,12 +283,15 @@ class Tensor:
             if not isinstance(value, Tensor):
                 raise TypeError(f"assigned grad expected to be a Tensor or None but got grad of type {type(value).__name__}")
             if value.dtype is not self.dtype:
+                from .inplace import type_name
                 raise RuntimeError(
-                    f"assigned grad has data of a different type: expected {self.dtype}, got {value.dtype}")
+                    f"attempting to assign a gradient with dtype '{_C_TYPE_NAMES.get(value.dtype.name, value.dtype.name)}' "
+                    f"to a tensor with grad_dtype '{type_name(self.dtype)}'. The gradient must match the "
+                    "tensor's grad_dtype (defaults to the tensor's dtype).")
             if tuple(value.shape) != tuple(self.shape):
                 raise RuntimeError(
-                    f"assigned grad has data of a different size: expected {list(self.shape)}, "
-                    f"got {list(value.shape)}")
+                    f"attempting to assign a gradient of size '{list(value.shape)}' to a tensor of size "
+                    f"'{list(self.shape)}'. Please ensure that the gradient and the tensor are the same size")
         self._grad = value
 
     @grad.deleter
@@ -276,13 +346,24 @@ class Tensor:
         container[h.id] = hook
         return h
 
+    def register_post_accumulate_grad_hook(self, hook) -> RemovableHandle:
+        """``hook(tensor)`` runs after a backward pass has accumulated into this leaf's ``.grad``."""
+        if self.grad_fn is not None:
+            raise RuntimeError("post accumulate grad hooks cannot be registered on non-leaf tensors")
+        if not self.requires_grad:
+            raise RuntimeError("cannot register a hook on a tensor that doesn't require gradient")
+        container = self.__dict__.setdefault("_post_accumulate_hooks", {})
+        h = RemovableHandle(container)
+        container[h.id] = hook
+        return h
+
     def backward(self, gradient=None, retain_graph=None, create_graph: bool = False, inputs=None) -> None:
         from .autograd.engine import backward
         backward(self, gradient, retain_graph, create_graph, inputs=inputs)
 
     def detach(self) -> "Tensor":
         """Same memory and version counter, no autograd history."""
-        return Tensor._alias(self._data, self._version)
+        return Tensor._alias(self._data, self._version_counter)
 
     def detach_(self) -> "Tensor":
         if self._base is not None and self._base.requires_grad:
@@ -297,12 +378,13 @@ class Tensor:
 
     @property
     def data(self) -> "Tensor":
-        return self.detach()
+        """Same memory, no history, and (unlike detach()) its own version counter: in-place
+        writes through ``.data`` are hidden from autograd's saved-tensor checks, as in PyTorch."""
+        return Tensor._alias(self._data, VersionCounter())
 
     @data.setter
     def data(self, value: "Tensor") -> None:
-        self._data = value._data
-        self._version = value._version
+        self._data = value._data  # the tensor keeps its own version counter, as in PyTorch
 
     # ---- conversion -------------------------------------------------------------------------
 
@@ -339,9 +421,11 @@ class Tensor:
 
     def _scalar_check(self, kind: str):
         if self._data.size != 1:
-            raise RuntimeError(
-                f"Boolean value of Tensor with more than one value is ambiguous" if kind == "bool"
-                else f"only one element tensors can be converted to Python scalars")
+            if kind == "bool":
+                raise RuntimeError(
+                    f"Boolean value of Tensor with {'no values' if self._data.size == 0 else 'more than one value'}"
+                    " is ambiguous")
+            raise ValueError("only one element tensors can be converted to Python scalars")
         return self._data.reshape(()).item()
 
     def __bool__(self) -> bool:
@@ -453,10 +537,11 @@ class EagerHandler(Handler):
         typ = prim.infer(*args, **attrs)
         cast_to = prim.operand_dtype(*args, **attrs) if prim.operand_dtype is not None else None
         arrays = []
-        for a in args:
+        for i, a in enumerate(args):
             if isinstance(a, Tensor):
                 arr = a._data
-                if cast_to is not None and arr.dtype != cast_to.np:
+                # index operands (gather/scatter/index_add) keep their integer dtype
+                if cast_to is not None and arr.dtype != cast_to.np and i not in prim.nondiff_operands:
                     arr = arr.astype(cast_to.np)
                 arrays.append(arr)
             else:
@@ -469,11 +554,14 @@ class EagerHandler(Handler):
         if prim.view:
             src = args[0]
             if out.base is not None and np.may_share_memory(out, src._data):
-                result._version = src._version
+                result._version_counter = src._version_counter
                 if src._base is not None:
                     result._base, result._view_ops = src._base, src._view_ops + ((prim, attrs),)
                 else:
                     result._base, result._view_ops = src, ((prim, attrs),)
+                if grad_mode.is_grad_enabled() and typ.dtype.category == dt.FLOAT:
+                    # its grad_fn is replayed from the base after in-place writes (see grad_fn)
+                    result._view_ver = result._version_counter.value
         if grad_mode.is_grad_enabled() and typ.dtype.category == dt.FLOAT \
                 and prim not in NON_DIFFERENTIABLE:
             for i, a in enumerate(args):

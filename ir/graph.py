@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Iterator
 
-from .primitive import PRIMITIVES, Primitive, TensorType
+from .primitive import PRIMITIVES, Handler, Primitive, TensorType, pop_default_handler, push_default_handler
 
 ROLES = ("input", "param", "buffer", "const")
 
@@ -147,3 +147,43 @@ def primitive(name: str) -> Primitive:
         return PRIMITIVES[name]
     except KeyError:
         raise KeyError(f"unknown primitive {name!r}") from None
+
+
+class GraphBuilder(Handler):
+    """Binding a primitive on IR Values appends a node to their graph (how rules emit IR)."""
+
+    level = 2
+
+    def __init__(self, graph: Graph | None = None) -> None:
+        self.graph = graph
+
+    def apply(self, prim: Primitive, args: tuple, attrs: dict) -> Value:
+        g = self.graph
+        for a in args:
+            if isinstance(a, Value):
+                if g is None:
+                    g = a.graph
+                elif a.graph is not g:
+                    raise ValueError(f"{prim.name}: operands come from different graphs")
+        if g is None:
+            raise TypeError(f"{prim.name}: no graph to add the node to")
+        if prim.data_dependent:
+            raise TypeError(f"{prim.name} has a data-dependent output shape and cannot be put in a graph")
+        return g.add_node(prim, list(args), attrs)
+
+
+Value._graphc_handler = GraphBuilder()
+
+
+class building:
+    """Within this context, creation primitives (no operands) add nodes to ``graph``."""
+
+    def __init__(self, graph: Graph) -> None:
+        self.handler = GraphBuilder(graph)
+
+    def __enter__(self) -> Graph:
+        push_default_handler(self.handler)
+        return self.handler.graph
+
+    def __exit__(self, *exc) -> None:
+        pop_default_handler()

@@ -139,11 +139,11 @@ isfinite = _elementwise("isfinite", np.isfinite, "compare")
 logical_not = _elementwise("logical_not", np.logical_not, "logical")
 bitwise_not = _elementwise("bitwise_not", np.invert, "integral")
 
-add = _elementwise("add", np.add, "promote")
-sub = _elementwise("sub", np.subtract, "promote", _no_bool(
+add = _elementwise("add", _quiet(np.add), "promote")  # inf - inf, 0 * inf: nan, silently
+sub = _elementwise("sub", _quiet(np.subtract), "promote", _no_bool(
     "Subtraction, the `-` operator, with two bool tensors", "Use the `^` or `logical_xor()` "
     "operator instead."))
-mul = _elementwise("mul", np.multiply, "promote")
+mul = _elementwise("mul", _quiet(np.multiply), "promote")
 div = _elementwise("div", _quiet(np.true_divide), "float")
 def _int_zero_check(fn):
     """Integer division by zero is an error in PyTorch (numpy would return 0)."""

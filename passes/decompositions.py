@@ -116,9 +116,12 @@ def gelu(x, approximate="none"):
 @composite("softplus")
 def softplus(x, beta=1.0, threshold=20.0):
     bx = P.mul(x, beta)
-    # log(1 + exp(bx)) computed as max(bx, 0) + log1p(exp(-|bx|)) to avoid overflow
-    soft = P.div(P.add(P.maximum(bx, 0), P.log1p(P.exp(P.neg(P.abs(bx))))), beta)
-    return P.where(P.gt(bx, threshold), x, soft)
+    linear = P.gt(bx, threshold)
+    # log1p(exp(bx)) on the other side of the threshold only (exp cannot overflow for the usual
+    # thresholds, as in PyTorch); unlike max(bx, 0) + log1p(exp(-|bx|)), its derivatives are
+    # smooth at 0, so second derivatives are right there too
+    soft = P.div(P.log1p(P.exp(P.where(linear, 0.0, bx))), beta)
+    return P.where(linear, x, soft)
 
 
 # ---- reductions -----------------------------------------------------------------------------
@@ -162,14 +165,15 @@ def logsumexp(x, dims, keepdim=False):
 
 @composite("softmax")
 def softmax(x, dim):
-    m = P.amax(x, dims=(dim,), keepdim=True)
+    dims = (dim,) if _shape(x) else ()  # a 0-d tensor (dim 0 or -1) is its own group
+    m = P.amax(x, dims=dims, keepdim=True)
     e = P.exp(P.sub(x, m))
-    return P.div(e, P.sum(e, dims=(dim,), keepdim=True))
+    return P.div(e, P.sum(e, dims=dims, keepdim=True))
 
 
 @composite("log_softmax")
 def log_softmax(x, dim):
-    return P.sub(x, logsumexp(x, (dim,), keepdim=True))
+    return P.sub(x, logsumexp(x, (dim,) if _shape(x) else (), keepdim=True))
 
 
 @composite("norm", grad_name="LinalgVectorNormBackward0")

@@ -220,13 +220,17 @@ def leaky_relu(x, negative_slope):
 
 @composite("elu")
 def elu(x, alpha, scale=1.0, input_scale=1.0):
-    neg = P.mul(P.expm1(P.mul(P.minimum(x, 0), input_scale)), alpha)
+    # min(x, 0) written as a where: at x == 0 the negative branch's slope alpha * input_scale is
+    # PyTorch's gradient; minimum() would split it in half at the tie
+    neg = P.mul(P.expm1(P.mul(P.where(P.gt(x, 0), 0.0, x), input_scale)), alpha)
     return P.mul(P.where(P.gt(x, 0), x, neg), scale)
 
 
 @composite("hardtanh")
 def hardtanh(x, min_val, max_val):
-    return P.where(P.lt(x, min_val), min_val, P.where(P.gt(x, max_val), max_val, x))
+    # le/ge: the gradient is 0 at the boundaries too (PyTorch's hardtanh/relu6/hardsigmoid/hardswish;
+    # clamp differs and passes it)
+    return P.where(P.le(x, min_val), min_val, P.where(P.ge(x, max_val), max_val, x))
 
 
 @composite("hardsigmoid")
@@ -248,7 +252,17 @@ def mish(x):
 @composite("logsigmoid")
 def logsigmoid(x):
     # -softplus(-x), stable for large |x|
-    return P.neg(P.add(P.maximum(P.neg(x), 0), P.log1p(P.exp(P.neg(P.abs(x))))))
+    return P.neg(_softplus_stable(P.neg(x)))
+
+
+def _softplus_stable(z):
+    """log(1 + exp(z)) that cannot overflow: z + log1p(exp(-z)) for z > 0, log1p(exp(z)) else.
+    Each side is evaluated only at values safe for it, so unlike max(z, 0) + log1p(exp(-|z|))
+    its derivatives are smooth at z == 0 (second derivatives included)."""
+    pos = P.gt(z, 0)
+    zp = P.where(pos, z, 0.0)
+    zn = P.where(pos, 0.0, z)
+    return P.where(pos, P.add(zp, P.log1p(P.exp(P.neg(zp)))), P.log1p(P.exp(zn)))
 
 
 @composite("softsign")
@@ -297,17 +311,20 @@ def l1_loss(x, y, reduction):
 
 @composite("smooth_l1_loss", grad_name="SmoothL1LossBackward0")
 def smooth_l1_loss(x, y, reduction, beta):
-    d = P.abs(P.sub(x, y))
+    diff = P.sub(x, y)
+    d = P.abs(diff)
     if beta == 0:
         return reduce_loss(d, reduction)
-    quad = P.div(P.mul(P.mul(d, d), 0.5), beta)
+    # diff * diff, not d * d: |.|'s zero derivative at 0 would lose the second derivative there
+    quad = P.div(P.mul(P.mul(diff, diff), 0.5), beta)
     return reduce_loss(P.where(P.lt(d, beta), quad, P.sub(d, 0.5 * beta)), reduction)
 
 
 @composite("huber_loss", grad_name="HuberLossBackward0")
 def huber_loss(x, y, reduction, delta):
-    d = P.abs(P.sub(x, y))
-    quad = P.mul(P.mul(d, d), 0.5)
+    diff = P.sub(x, y)
+    d = P.abs(diff)
+    quad = P.mul(P.mul(diff, diff), 0.5)
     lin = P.mul(P.sub(d, 0.5 * delta), delta)
     return reduce_loss(P.where(P.le(d, delta), quad, lin), reduction)
 
@@ -388,7 +405,7 @@ def binary_cross_entropy(p, y, weight, reduction):
 @composite("binary_cross_entropy_with_logits", grad_name="BinaryCrossEntropyWithLogitsBackward0")
 def binary_cross_entropy_with_logits(x, y, weight, pos_weight, reduction):
     # log(1 + exp(-x)) computed stably as max(-x, 0) + log1p(exp(-|x|))
-    softplus_neg = P.add(P.maximum(P.neg(x), 0), P.log1p(P.exp(P.neg(P.abs(x)))))
+    softplus_neg = _softplus_stable(P.neg(x))
     if pos_weight is not None:
         coef = P.add(P.mul(P.sub(pos_weight, 1), y), 1)
         loss = P.add(P.mul(P.sub(1, y), x), P.mul(coef, softplus_neg))

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import heapq
+import warnings
 from typing import Sequence
 
 import numpy as np
@@ -96,9 +97,10 @@ def _accumulate_into_leaf(node: AccumulateGrad, g, create_graph: bool, run_hooks
         if create_graph:
             var._grad = g
         else:
-            arr = g._data
-            owned = arr.base is None and arr.flags.writeable and arr.flags.c_contiguous
-            var._grad = Tensor._make(arr if owned and g._base is None else arr.copy())
+            # always a private buffer: the same gradient tensor can reach several leaves (add
+            # passes it through to both operands) or be the user's own `gradient=` tensor, and
+            # .grad is later accumulated in place
+            var._grad = Tensor._make(np.array(g._data, order="C", copy=True))
     elif create_graph or var._grad.requires_grad:
         var._grad = var._grad + g
     else:
@@ -106,6 +108,10 @@ def _accumulate_into_leaf(node: AccumulateGrad, g, create_graph: bool, run_hooks
         var._grad._version.value += 1
     for hook in list(node._post_hooks.values()):
         hook((g,), (g,))
+    post = var.__dict__.get("_post_accumulate_hooks")
+    if post:
+        for hook in list(post.values()):
+            hook(var)
 
 
 def run_backward(outputs: Sequence, grad_outputs: Sequence, retain_graph: bool, create_graph: bool,
@@ -194,7 +200,7 @@ def run_backward(outputs: Sequence, grad_outputs: Sequence, retain_graph: bool, 
         for k, r in enumerate(results):
             if r is None and not allow_unused:
                 raise RuntimeError(
-                    "One of the differentiated Tensors appears to not have been used in the graph. "
+                    f"The differentiated Tensor at index {k} appears to not have been used in the graph. "
                     "Set allow_unused=True if this is the desired behavior.")
         return tuple(results)
     return None
@@ -206,10 +212,17 @@ def backward(tensors, grad_tensors=None, retain_graph=None, create_graph: bool =
         grad_tensors = grad_variables
     if retain_graph is None:
         retain_graph = create_graph
+    if create_graph:
+        warnings.warn(
+            "Using backward() with create_graph=True will create a reference cycle between the "
+            "parameter and its gradient which can cause a memory leak. We recommend using "
+            "autograd.grad when creating the graph to avoid this. If you have to use this function, "
+            "make sure to reset the .grad fields of your parameters to None after use to break the "
+            "cycle and avoid the leak.", UserWarning, stacklevel=2)
     if inputs is not None:
         inputs = _as_tuple(inputs)
         if len(inputs) == 0:
-            raise RuntimeError("'inputs' argument to backward() cannot be empty.")
+            raise RuntimeError("`inputs` argument to `backward()` cannot be empty.")
         # backward(inputs=...) accumulates only into those tensors
         res = run_backward(tensors, grad_tensors, retain_graph, create_graph, inputs=inputs,
                            accumulate=False, allow_unused=True)

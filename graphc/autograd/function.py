@@ -31,6 +31,12 @@ class BackwardCFunction(Node, FunctionCtx):
         edges = tuple(gradient_edge(a) if isinstance(a, Tensor) else (None, 0) for a in inputs)
         super().__init__(edges)
         self._cls = cls
+        # type(y.grad_fn).__name__ is "<Function>Backward", as in PyTorch
+        named = cls.__dict__.get("_backward_cls")
+        if named is None:
+            named = type(f"{cls.__name__}Backward", (BackwardCFunction,), {"__module__": cls.__module__})
+            cls._backward_cls = named
+        self.__class__ = named
         self._to_save: tuple = ()
         self._saved: list | None = None
         self._freed = False
@@ -39,6 +45,8 @@ class BackwardCFunction(Node, FunctionCtx):
         self._dirty: tuple = ()
         self._out_meta: list = []
         self.needs_input_grad = tuple(isinstance(a, Tensor) and a.requires_grad for a in inputs)
+        # next_functions lists only the Tensor arguments, as PyTorch's does
+        self._tensor_pos = tuple(i for i, a in enumerate(inputs) if isinstance(a, Tensor))
         self._input_meta = [(tuple(a.shape), a.dtype) if isinstance(a, Tensor) else None for a in inputs]
 
     def name(self) -> str:
@@ -48,18 +56,29 @@ class BackwardCFunction(Node, FunctionCtx):
     def num_outputs(self) -> int:
         return len(self._out_meta)
 
-    def _save(self, outputs: tuple) -> None:
+    @property
+    def next_functions(self) -> tuple:
+        return tuple(self._next[i] for i in self._tensor_pos)
+
+    def _save(self, outputs: tuple, raw: tuple = ()) -> None:
+        """``outputs`` are what apply returns; ``raw`` what forward returned (what ctx saw)."""
         from ..tensors import Tensor
         saved = []
         out_ids = {id(o): i for i, o in enumerate(outputs)}
-        for t in self._to_save:
+        for i, o in enumerate(raw):
+            out_ids.setdefault(id(o), i)
+        for k, t in enumerate(self._to_save):
             if t is None:
                 saved.append(None)
             elif not isinstance(t, Tensor):
-                raise TypeError("save_for_backward can only save variables, but argument is of type "
+                raise TypeError(f"save_for_backward can only save variables, but argument {k} is of type "
                                 f"{type(t).__name__}")
             else:
-                saved.append((SavedTensor(t, is_output=id(t) in out_ids), out_ids.get(id(t))))
+                nr = out_ids.get(id(t))
+                # an output of this Function: unpacks with this node as its grad_fn
+                is_out = nr is not None and isinstance(outputs[nr], Tensor) \
+                    and outputs[nr].grad_fn is self
+                saved.append((SavedTensor(t, is_output=is_out), nr if is_out else None))
         self._saved = saved
 
     @property
@@ -113,7 +132,7 @@ class BackwardCFunction(Node, FunctionCtx):
             if g.dtype is not dtype:
                 g = g.to(dtype)
             checked.append(g)
-        return tuple(checked)
+        return tuple(checked[i] for i in self._tensor_pos)
 
     def release(self) -> None:
         if self._saved:
@@ -144,6 +163,14 @@ class Function(metaclass=FunctionMeta):
     vjp = backward
 
     def __init__(self, *args, **kwargs) -> None:
+        import warnings
+        warnings.warn(
+            f"{self.__class__} should not be instantiated. Methods on autograd functions are all "
+            "static, so you should invoke them on the class itself. Instantiating an autograd "
+            "function will raise an error in a future version of PyTorch.",
+            DeprecationWarning, stacklevel=2)
+
+    def __call__(self, *args, **kwargs):
         raise RuntimeError(
             "Legacy autograd function with non-static forward method is deprecated. Please use new-style "
             "autograd function with static forward method. (Example: "
@@ -180,7 +207,7 @@ class Function(metaclass=FunctionMeta):
                 t._base = o._base
             t.grad_fn, t._output_nr = node, i
             wrapped.append(t)
-        node._save(tuple(wrapped))
+        node._save(tuple(wrapped), outs)
         if not track:
             node._next = tuple((None, 0) for _ in node._next)
         return wrapped[0] if single else tuple(wrapped)

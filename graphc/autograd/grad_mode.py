@@ -59,7 +59,16 @@ class _DecoratorContextManager:
         return wrapper
 
 
-class no_grad(_DecoratorContextManager):
+class _NoParamDecoratorContextManager(_DecoratorContextManager):
+    """Also usable as a bare decorator: ``@no_grad`` as well as ``@no_grad()``."""
+
+    def __new__(cls, orig_func=None):
+        if orig_func is None:
+            return super().__new__(cls)
+        return cls()(orig_func)
+
+
+class no_grad(_NoParamDecoratorContextManager):
     def __init__(self) -> None:
         self.prev = True
 
@@ -71,7 +80,7 @@ class no_grad(_DecoratorContextManager):
         _set_enabled(self.prev)
 
 
-class enable_grad(_DecoratorContextManager):
+class enable_grad(_NoParamDecoratorContextManager):
     def __init__(self) -> None:
         self.prev = True
 
@@ -119,9 +128,9 @@ class inference_mode(_DecoratorContextManager):
 
     def __enter__(self) -> None:
         self.prev = (is_grad_enabled(), is_inference_mode_enabled())
-        if self.mode:
-            _set_enabled(False)
-            _state.inference = True
+        # like c10::InferenceMode: enabling it disables grad mode, disabling it enables grad mode
+        _set_enabled(not self.mode)
+        _state.inference = bool(self.mode)
 
     def __exit__(self, *exc) -> None:
         _set_enabled(self.prev[0])

@@ -34,7 +34,7 @@ def _numerical_jacobians(fn, inputs, idxs, eps):
         jac = [[np.zeros((inputs[i].numel(), o.numel())) for i in idxs] for o in outs]
         for col, i in enumerate(idxs):
             flat = inputs[i]._data.reshape(-1)  # a view: perturb in place
-            if not np.shares_memory(flat, inputs[i]._data):
+            if flat.size and not np.shares_memory(flat, inputs[i]._data):  # (empty: nothing to perturb)
                 raise GradcheckError("gradcheck needs contiguous inputs")
             for j in range(flat.size):
                 orig = flat[j].item()
@@ -108,8 +108,11 @@ def gradgradcheck(func: Callable, inputs, grad_outputs=None, *, eps: float = 1e-
 
     def first_order(*args):
         xs, vs = args[:n_in], args[n_in:]
-        ys = _outputs(func, xs)
-        gs = autograd_grad(ys, [xs[i] for i in idxs], vs, create_graph=True, allow_unused=True)
+        # gradcheck evaluates this under no_grad for the numerical Jacobian; the first-order
+        # gradient itself still needs a graph to differentiate
+        with grad_mode.enable_grad():
+            ys = _outputs(func, xs)
+            gs = autograd_grad(ys, [xs[i] for i in idxs], vs, create_graph=True, allow_unused=True)
         return tuple(g for g in gs if g is not None)
 
     return gradcheck(first_order, inputs + tuple(grad_outputs), eps=eps, atol=atol, rtol=rtol,

@@ -91,9 +91,15 @@ class SavedTensor:
                  "dtype", "requires_grad")
 
     def __init__(self, t, is_output: bool = False) -> None:
+        if t._inference:
+            raise RuntimeError(
+                "Inference tensors cannot be saved for backward. Please do not use Tensors created in "
+                "inference mode in computation tracked by autograd. To work around this, you can make a "
+                "clone to get a normal tensor and use it in autograd, or use `torch.no_grad()` instead "
+                "of `torch.inference_mode()`.")
         self.data = t._data
-        self.counter = t._version
-        self.version = t._version.value
+        self.counter = t._version_counter
+        self.version = self.counter.value
         self.dtype = t.dtype
         self.is_output = is_output
         self.requires_grad = True if is_output else t.requires_grad
@@ -112,11 +118,15 @@ class SavedTensor:
     def unpack(self, node: Node):
         from ..tensors import Tensor
         if self.counter.value != self.version:
-            producer = f"output {self.output_nr} of {node.name() if self.is_output else (self.grad_fn.name() if self.grad_fn else 'a leaf')}"
+            from ..inplace import type_name
+            fn = node if self.is_output else self.grad_fn
+            # PyTorch's wording: "[torch.FloatTensor [2]], which is output 0 of Exp, is at version 1"
+            producer = (f", which is output {self.output_nr} of "
+                        f"{re.sub(r'Backward[0-9]*$', '', fn.name())}," if fn is not None else "")
             raise RuntimeError(
                 "one of the variables needed for gradient computation has been modified by an "
-                f"inplace operation: [{self.dtype} {list(self.data.shape)}], which is {producer}, "
-                f"is at version {self.counter.value}; expected version {self.version} instead. "
+                f"inplace operation: [graphc.{type_name(self.dtype)}Tensor {list(self.data.shape)}]"
+                f"{producer} is at version {self.counter.value}; expected version {self.version} instead. "
                 "Hint: the tensor was changed in place after an operation saved it for backward; "
                 "use the out-of-place form (x = x * 2 rather than x *= 2) or .clone() it first.")
         if self.leaf is not None:
@@ -141,6 +151,9 @@ def _edge(t) -> tuple:
 gradient_edge = _edge
 
 
+_NAMED_NODES: dict[str, type] = {}
+
+
 class PrimBackward(Node):
     """Backward of one primitive application, driven by its rule in the VJP table."""
 
@@ -163,6 +176,19 @@ class PrimBackward(Node):
         self._has_saved = bool(rule.uses) or rule.uses_out
         self._freed = False
         self._name = name or backward_name(prim.name)
+
+    @property
+    def _name(self) -> str:
+        return self._node_name
+
+    @_name.setter
+    def _name(self, value: str) -> None:
+        # type(y.grad_fn).__name__ is "MulBackward0", as in PyTorch: one subclass per name
+        self._node_name = value
+        cls = _NAMED_NODES.get(value)
+        if cls is None:
+            cls = _NAMED_NODES[value] = type(value, (PrimBackward,), {"__module__": __name__})
+        self.__class__ = cls
 
     def name(self) -> str:
         return self._name

@@ -432,22 +432,43 @@ def adaptive_avg_pool3d(input, output_size):
     return _adaptive_avg(input, output_size, 3, "adaptive_avg_pool3d")
 
 
+def _adaptive_max(input, output_size, return_indices, nsp, name):
+    import itertools
+    x, unbatched = _batchify(input, nsp, name)
+    sp = tuple(x.shape[2:])
+    out = tuple(sp[i] if o is None else int(o) for i, o in enumerate(_sizes(output_size, nsp)))
+    bounds = [[((j * sp[i]) // out[i], -(-((j + 1) * sp[i]) // out[i])) for j in range(out[i])] for i in range(nsp)]
+    vals = []
+    idx = np.zeros(tuple(x.shape[:2]) + out, dtype=np.int64)
+    data = x._data
+    for pos in itertools.product(*(range(o) for o in out)):
+        win = tuple(slice(*bounds[i][pos[i]]) for i in range(nsp))
+        vals.append(x[(slice(None), slice(None)) + win].flatten(2).max(dim=2).values)
+        if return_indices:
+            w = data[(slice(None), slice(None)) + win]
+            arg = w.reshape(w.shape[:2] + (-1,)).argmax(-1)
+            local = np.unravel_index(arg, w.shape[2:])
+            flat = np.zeros(arg.shape, dtype=np.int64)
+            for i in range(nsp):
+                flat = flat * sp[i] + local[i] + bounds[i][pos[i]][0]
+            idx[(slice(None), slice(None)) + pos] = flat
+    y = shape_ops.stack(vals, -1).reshape(*x.shape[:2], *out)
+    if unbatched:
+        y = shape_ops.squeeze(y, 0)
+        idx = idx[0]
+    return (y, Tensor._make(idx)) if return_indices else y
+
+
+def adaptive_max_pool1d(input, output_size, return_indices=False):
+    return _adaptive_max(input, output_size, return_indices, 1, "adaptive_max_pool1d")
+
+
 def adaptive_max_pool2d(input, output_size, return_indices=False):
-    x, unbatched = _batchify(input, 2, "adaptive_max_pool2d")
-    out = tuple(x.shape[2 + i] if o is None else int(o) for i, o in enumerate(_sizes(output_size, 2)))
-    rows = []
-    for i in range(out[0]):
-        a, b = (i * x.shape[2]) // out[0], -(-((i + 1) * x.shape[2]) // out[0])
-        cols = []
-        for j in range(out[1]):
-            c, e = (j * x.shape[3]) // out[1], -(-((j + 1) * x.shape[3]) // out[1])
-            win = x[:, :, a:b, c:e].flatten(2)
-            cols.append(win.max(dim=2).values)
-        rows.append(shape_ops.stack(cols, -1))
-    y = shape_ops.stack(rows, -2)
-    if return_indices:
-        raise NotImplementedError("adaptive_max_pool2d(return_indices=True) is not supported by graphc")
-    return shape_ops.squeeze(y, 0) if unbatched else y
+    return _adaptive_max(input, output_size, return_indices, 2, "adaptive_max_pool2d")
+
+
+def adaptive_max_pool3d(input, output_size, return_indices=False):
+    return _adaptive_max(input, output_size, return_indices, 3, "adaptive_max_pool3d")
 
 
 def unfold(input, kernel_size, dilation=1, padding=0, stride=1):
@@ -622,9 +643,26 @@ def batch_norm(input: Tensor, running_mean, running_var, weight=None, bias=None,
 def instance_norm(input, running_mean=None, running_var=None, weight=None, bias=None, use_input_stats=True,
                   momentum=0.1, eps=1e-5):
     n, c = input.shape[:2]
-    y = call_composite("group_norm", input.reshape(1, n * c, *input.shape[2:]), n * c, None, None, eps)
-    y = y.reshape(input.shape)
+    spatial = input.shape[2:]
+    count = int(np.prod(spatial)) if spatial else 1
     shape = (1, c) + (1,) * (input.ndim - 2)
+    if use_input_stats:
+        if count <= 1:
+            raise ValueError(f"Expected more than 1 spatial element when training, got input size {list(input.shape)}")
+        y = call_composite("group_norm", input.reshape(1, n * c, *spatial), n * c, None, None, eps)
+        y = y.reshape(input.shape)
+        if running_mean is not None and running_var is not None:
+            with grad_mode.no_grad():
+                d = input.detach()
+                dims = tuple(range(2, input.ndim))
+                m = d.mean(dims)                                   # (N, C)
+                v = d.var(dims, correction=1)                      # unbiased, per instance
+                running_mean.mul_(1 - momentum).add_(m.mean(0) * momentum)
+                running_var.mul_(1 - momentum).add_(v.mean(0) * momentum)
+    else:
+        if running_mean is None or running_var is None:
+            raise RuntimeError("Expected running_mean and running_var to be defined when use_input_stats is false")
+        y = (input - running_mean.reshape(shape)) * math_ops.rsqrt(running_var.reshape(shape) + eps)
     if weight is not None:
         y = y * weight.reshape(shape)
     if bias is not None:
@@ -807,59 +845,95 @@ def cosine_embedding_loss(input1, input2, target, margin=0.0, size_average=None,
     return reduce_loss(loss, _reduction(size_average, reduce, reduction))
 
 
+def _safe_logaddexp(terms):
+    """log(sum(exp(t))) over a list of same-shape tensors; -inf where every term is -inf, with a zero
+    (not NaN) gradient there, so unreachable CTC states do not poison the backward pass."""
+    with grad_mode.no_grad():
+        m = terms[0].detach()
+        for t in terms[1:]:
+            m = math_ops.maximum(m, t.detach())
+        m = math_ops.where(m > -math.inf, m, 0.0)
+    total = None
+    for t in terms:
+        e = math_ops.exp(t - m)
+        total = e if total is None else total + e
+    pos = total > 0
+    return math_ops.where(pos, math_ops.log(math_ops.where(pos, total, 1.0)) + m, -math.inf)
+
+
 def ctc_loss(log_probs, targets, input_lengths, target_lengths, blank: int = 0, reduction: str = "mean",
              zero_infinity: bool = False) -> Tensor:
-    """CTC by the forward (alpha) recursion in log space, built from differentiable tensor ops,
-    so autograd supplies the gradient. log_probs: (T, N, C) or (T, C)."""
+    """CTC by the forward (alpha) recursion in log space over the blank-extended labels, batched over
+    the samples and built from differentiable tensor ops, so autograd supplies the gradient.
+    log_probs: (T, N, C) or (T, C); targets: (N, S) padded or 1-D concatenated.
+
+    The gradient is the exact one with respect to ``log_probs``; PyTorch's kernel instead returns the
+    gradient with respect to the logits under an assumed log_softmax. Both agree once the loss is
+    taken through ``log_softmax``, which is how CTC is used."""
     unbatched = log_probs.ndim == 2
     if unbatched:
         log_probs = log_probs.unsqueeze(1)
         targets = targets.unsqueeze(0)
         input_lengths = _lengths(input_lengths).reshape(1)
         target_lengths = _lengths(target_lengths).reshape(1)
+    if log_probs.ndim != 3:
+        raise RuntimeError(f"ctc_loss: expected log_probs of 2 or 3 dimensions, got {log_probs.ndim}")
     T, N, C = log_probs.shape
-    in_len = _lengths(input_lengths)._data.astype(np.int64)
-    tg_len = _lengths(target_lengths)._data.astype(np.int64)
+    in_len = _lengths(input_lengths)._data.astype(np.int64).reshape(-1)
+    tg_len = _lengths(target_lengths)._data.astype(np.int64).reshape(-1)
+    if in_len.shape[0] != N or tg_len.shape[0] != N:
+        raise RuntimeError(f"input_lengths and target_lengths must have {N} entries (the batch size), got "
+                           f"{in_len.shape[0]} and {tg_len.shape[0]}")
+    if (in_len > T).any():
+        raise RuntimeError(f"Expected input_lengths to have value at most {T}, but got value {int(in_len.max())}")
     tg = targets._data.astype(np.int64)
-    losses = []
-    neg_inf = -math.inf
+    Lmax = int(tg_len.max()) if N else 0
+    S = 2 * Lmax + 1
+    ext = np.full((N, S), blank, dtype=np.int64)
+    offset = 0
     for b in range(N):
         L = int(tg_len[b])
-        if tg.ndim == 1:
-            start = int(tg_len[:b].sum())
-            labels = tg[start:start + L]
-        else:
-            labels = tg[b, :L]
-        ext = np.full(2 * L + 1, blank, dtype=np.int64)
-        ext[1::2] = labels
-        S = len(ext)
-        # transitions from s-2 allowed where the label differs from the one two back
-        skip = np.zeros(S, dtype=bool)
-        skip[2:] = (ext[2:] != blank) & (ext[2:] != ext[:-2])
-        lp = log_probs[:, b, :]
-        emit = lp.index_select(1, Tensor._make(ext))  # (T, S)
-        init = np.full(S, neg_inf)
-        init[0] = 0.0
-        if S > 1:
-            init[1] = 0.0
-        alpha = emit[0] + Tensor._make(init.astype(lp._data.dtype))
-        skip_t = Tensor._make(skip)
-        for t in range(1, int(in_len[b])):
-            prev1 = pad(alpha[:-1], (1, 0), value=neg_inf)
-            prev2 = math_ops.where(skip_t, pad(alpha[:-2], (2, 0), value=neg_inf), neg_inf)
-            stacked = shape_ops.stack([alpha, prev1, prev2], 0)
-            alpha = math_ops.logsumexp(stacked, 0) + emit[t]
-        tail = alpha[S - 2:] if S > 1 else alpha
-        nll = -math_ops.logsumexp(tail, 0)
-        if zero_infinity and not np.isfinite(nll._data):
-            nll = nll * 0
-        losses.append(nll)
-    loss = shape_ops.stack(losses)
+        labels = tg[offset:offset + L] if tg.ndim == 1 else tg[b, :L]
+        if len(labels) != L:
+            raise RuntimeError(f"Expected tensor to have size at least {L} at dimension 1, but got size "
+                               f"{len(labels)} for argument #2 'targets'")
+        offset += L
+        ext[b, 1:2 * L:2] = labels
+    # the skip transition s-2 -> s is allowed onto a label that differs from the label two back
+    skip = np.zeros((N, S), dtype=bool)
+    skip[:, 2:] = (ext[:, 2:] != blank) & (ext[:, 2:] != ext[:, :-2])
+    dtype = log_probs._data.dtype
+    emit = log_probs.gather(2, Tensor._make(np.broadcast_to(ext, (T, N, S)).copy()))   # (T, N, S)
+    init = np.full((N, S), -np.inf, dtype=dtype)
+    init[:, 0] = 0.0
+    init[np.asarray(tg_len) > 0, 1] = 0.0
+    alpha = emit[0] + Tensor._make(init)
+    ninf_col = Tensor._make(np.full((N, 1), -np.inf, dtype=dtype))
+    ninf_2 = Tensor._make(np.full((N, 2), -np.inf, dtype=dtype))
+    skip_t = Tensor._make(skip)
+    for t in range(1, int(in_len.max()) if N else 0):
+        prev1 = shape_ops.cat([ninf_col, alpha[:, :-1]], 1) if S > 1 else ninf_col
+        prev2 = shape_ops.cat([ninf_2, alpha[:, :-2]], 1) if S > 2 else None
+        terms = [alpha, prev1] if prev2 is None else [alpha, prev1, math_ops.where(skip_t, prev2, -math.inf)]
+        new = _safe_logaddexp(terms) + emit[t]
+        active = Tensor._make((t < in_len).reshape(N, 1))
+        alpha = math_ops.where(active, new, alpha)
+    last = Tensor._make((2 * tg_len).reshape(N, 1))
+    before = Tensor._make(np.maximum(2 * tg_len - 1, 0).reshape(N, 1))
+    a_last = alpha.gather(1, last).reshape(N)
+    a_before = math_ops.where(Tensor._make(tg_len > 0), alpha.gather(1, before).reshape(N), -math.inf)
+    loss = -_safe_logaddexp([a_last, a_before])
+    loss = math_ops.where(Tensor._make(in_len == 0), math_ops.where(Tensor._make(tg_len == 0), 0.0, math.inf), loss) \
+        if (in_len == 0).any() else loss
+    if zero_infinity:
+        loss = math_ops.where(loss == math.inf, 0.0, loss)
     if reduction == "mean":
-        denom = Tensor._make(np.maximum(tg_len, 1).astype(loss._data.dtype))
+        denom = Tensor._make(np.maximum(tg_len, 1).astype(dtype))
         return (loss / denom).mean()
     if reduction == "sum":
         return loss.sum()
+    if reduction != "none":
+        raise ValueError(f"{reduction} is not a valid value for reduction")
     return loss[0] if unbatched else loss
 
 

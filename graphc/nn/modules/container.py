@@ -7,7 +7,7 @@ from typing import Iterable
 
 from ...tensors import Tensor
 from ..parameter import Parameter
-from .module import Module
+from .module import Module, _addindent
 
 
 def _index(idx: int, n: int, what: str) -> int:
@@ -148,6 +148,23 @@ class ModuleList(Module):
         v = self[key]
         del self[key]
         return v
+
+    def __repr__(self) -> str:
+        # PyTorch folds runs of identical children: "(0-5): 6 x Layer(...)"
+        reprs = [repr(m) for m in self]
+        if not reprs:
+            return self._get_name() + "()"
+        blocks: list[list] = []
+        for i, r in enumerate(reprs):
+            if blocks and blocks[-1][2] == r:
+                blocks[-1][1] = i
+            else:
+                blocks.append([i, i, r])
+        lines = []
+        for start, end, r in blocks:
+            head = f"({start}): " if start == end else f"({start}-{end}): {end - start + 1} x "
+            lines.append(_addindent(head + r, 2))
+        return self._get_name() + "(\n  " + "\n  ".join(lines) + "\n)"
 
     def forward(self, *args, **kwargs):
         raise NotImplementedError("ModuleList is a container: call its modules, it has no forward()")

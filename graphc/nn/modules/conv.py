@@ -31,6 +31,11 @@ class _ConvNd(Module):
             raise ValueError("out_channels must be divisible by groups")
         if padding_mode not in ("zeros", "reflect", "replicate", "circular"):
             raise ValueError(f"padding_mode must be one of ['zeros', 'reflect', 'replicate', 'circular'], but got padding_mode='{padding_mode}'")
+        if isinstance(padding, str):
+            if padding not in ("same", "valid"):
+                raise ValueError(f"Invalid padding string {padding!r}, should be one of {{'valid', 'same'}}")
+            if padding == "same" and any(s != 1 for s in _ntuple(stride, n)):
+                raise ValueError("padding='same' is not supported for strided convolutions")
         self.in_channels, self.out_channels = in_channels, out_channels
         self.kernel_size = _ntuple(kernel_size, n)
         self.stride = _ntuple(stride, n)
@@ -59,8 +64,8 @@ class _ConvNd(Module):
 
     def extra_repr(self) -> str:
         s = f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, stride={self.stride}"
-        if self.padding != (0,) * len(self.padding) or isinstance(self.padding, str):
-            s += f", padding={self.padding if not isinstance(self.padding, str) else repr(self.padding)}"
+        if self.padding != (0,) * len(self.padding):
+            s += f", padding={self.padding}"
         if self.dilation != (1,) * len(self.dilation):
             s += f", dilation={self.dilation}"
         if self.output_padding != (0,) * len(self.output_padding):
@@ -82,10 +87,16 @@ class _Conv(_ConvNd):
 
     def forward(self, input):
         fn = (F.conv1d, F.conv2d, F.conv3d)[self._nsp - 1]
-        if self.padding_mode != "zeros" and not isinstance(self.padding, str):
-            pads = []
-            for p in reversed(self.padding):
-                pads += [p, p]
+        if self.padding_mode != "zeros":
+            pads = []  # F.pad order: last dim first, (left, right) per dim
+            for i in reversed(range(self._nsp)):
+                if self.padding == "same":
+                    total = self.dilation[i] * (self.kernel_size[i] - 1)
+                    pads += [total // 2, total - total // 2]
+                elif self.padding == "valid":
+                    pads += [0, 0]
+                else:
+                    pads += [self.padding[i], self.padding[i]]
             mode = {"reflect": "reflect", "replicate": "replicate", "circular": "circular"}[self.padding_mode]
             return fn(F.pad(input, pads, mode=mode), self.weight, self.bias, self.stride, 0, self.dilation, self.groups)
         return fn(input, self.weight, self.bias, self.stride, self.padding, self.dilation, self.groups)

@@ -1,0 +1,129 @@
+"""numpy code generation: one readable Python function per graph, one statement per node.
+
+Each primitive has an entry in ``LOWERINGS``: a function from (node, operand expressions) to a
+numpy expression. Primitives without a hand-written expression lower to a call of their numpy
+reference semantics (``ir.prims``), which is what they mean by definition.
+"""
+from __future__ import annotations
+
+import keyword
+from typing import Callable
+
+import numpy as np
+
+from graphc.ir import prims as P
+from graphc.ir.graph import Graph, Node, Value
+from graphc.ir.primitive import PRIMITIVES, Primitive
+
+Lowering = Callable[[Node, list[str]], str]
+LOWERINGS: dict[Primitive, Lowering] = {}
+
+
+def _ufunc(name: str) -> Lowering:
+    return lambda node, a: f"np.{name}({', '.join(a)})"
+
+
+def _impl_call(node: Node, a: list[str]) -> str:
+    attrs = "".join(f", {k}={_literal(v)}" for k, v in node.attrs.items())
+    return f"_fix(_impl[{node.prim.name!r}]({', '.join(a)}{attrs}), {node.output.dtype.np.name!r})"
+
+
+def _literal(v) -> str:
+    from graphc.ir.dtypes import DType
+    if isinstance(v, DType):
+        return f"_dtypes[{v.name!r}]"
+    if isinstance(v, float):
+        if v != v:
+            return "float('nan')"
+        if v in (float("inf"), float("-inf")):
+            return f"float('{v}')"
+    if isinstance(v, tuple):
+        return "(" + "".join(_literal(x) + ", " for x in v) + ")"
+    return repr(v)
+
+
+for _p, _name in [
+    (P.neg, "negative"), (P.abs, "abs"), (P.exp, "exp"), (P.exp2, "exp2"), (P.expm1, "expm1"),
+    (P.log, "log"), (P.log2, "log2"), (P.log10, "log10"), (P.log1p, "log1p"), (P.sin, "sin"),
+    (P.cos, "cos"), (P.tan, "tan"), (P.asin, "arcsin"), (P.acos, "arccos"), (P.atan, "arctan"),
+    (P.sinh, "sinh"), (P.cosh, "cosh"), (P.tanh, "tanh"), (P.sqrt, "sqrt"), (P.isnan, "isnan"),
+    (P.isinf, "isinf"), (P.isfinite, "isfinite"), (P.logical_not, "logical_not"),
+    (P.bitwise_not, "invert"), (P.add, "add"), (P.sub, "subtract"), (P.mul, "multiply"),
+    (P.div, "true_divide"), (P.floor_divide, "floor_divide"), (P.remainder, "remainder"),
+    (P.pow, "power"), (P.maximum, "maximum"), (P.minimum, "minimum"), (P.atan2, "arctan2"),
+    (P.eq, "equal"), (P.ne, "not_equal"), (P.lt, "less"), (P.le, "less_equal"), (P.gt, "greater"),
+    (P.ge, "greater_equal"), (P.logical_and, "logical_and"), (P.logical_or, "logical_or"),
+    (P.logical_xor, "logical_xor"), (P.bitwise_and, "bitwise_and"), (P.bitwise_or, "bitwise_or"),
+    (P.bitwise_xor, "bitwise_xor"), (P.matmul, "matmul"), (P.sign, "sign"),
+]:
+    LOWERINGS[_p] = _ufunc(_name)
+
+LOWERINGS[P.where] = lambda n, a: f"_fix(np.where({', '.join(a)}), {n.output.dtype.np.name!r})"
+LOWERINGS[P.reshape] = lambda n, a: f"np.reshape({a[0]}, {n.attrs['shape']!r})"
+LOWERINGS[P.permute] = lambda n, a: f"np.transpose({a[0]}, {n.attrs['dims']!r})"
+LOWERINGS[P.expand] = lambda n, a: f"np.broadcast_to({a[0]}, {n.attrs['shape']!r})"
+LOWERINGS[P.cast] = lambda n, a: f"np.asarray({a[0]}).astype(np.{n.attrs['dtype'].np.name})"
+LOWERINGS[P.copy] = lambda n, a: f"np.array({a[0]})"
+LOWERINGS[P.stop_gradient] = lambda n, a: a[0]
+LOWERINGS[P.full] = lambda n, a: f"np.full({n.attrs['shape']!r}, {_literal(n.attrs['value'])}, np.{n.output.dtype.np.name})"
+LOWERINGS[P.concat] = lambda n, a: f"np.concatenate(({', '.join(a)},), axis={n.attrs['axis']})"
+for _p, _name in [(P.sum, "sum"), (P.prod, "prod"), (P.amax, "max"), (P.amin, "min")]:
+    LOWERINGS[_p] = (lambda name: lambda n, a: (
+        f"np.{name}({a[0]}, axis={n.attrs['dims']!r}, keepdims={n.attrs['keepdim']})"))(_name)
+for _p in PRIMITIVES.values():
+    LOWERINGS.setdefault(_p, _impl_call)
+
+# Primitives numpy code cannot express (their output shape depends on data).
+UNSUPPORTED = {P.nonzero: "nonzero has a data-dependent output shape"}
+for _p in UNSUPPORTED:
+    LOWERINGS.pop(_p, None)
+
+
+def _ident(v: Value) -> str:
+    name = "".join(c if c.isalnum() else "_" for c in v.name)
+    if not name or name[0].isdigit():
+        name = "v" + name
+    return name + "_" if keyword.iskeyword(name) else name
+
+
+def generate(g: Graph, fn_name: str = "kernel") -> str:
+    """Python source of ``def fn_name(inputs...): ... return (outputs...)``."""
+    from graphc.ir.printer import format_attr
+    from graphc.ir.graph import format_type
+    names: dict[int, str] = {}
+    for v in g.inputs:
+        names[id(v)] = _ident(v)
+    lines = [f"def {fn_name}({', '.join(names[id(v)] for v in g.inputs)}):"]
+    for n in g.nodes:
+        if n.prim in UNSUPPORTED:
+            raise NotImplementedError(f"numpy backend: {UNSUPPORTED[n.prim]}")
+        args = [names[id(x)] if isinstance(x, Value) else _literal(x) for x in n.inputs]
+        cast_to = n.prim.operand_dtype(*n.inputs, **n.attrs) if n.prim.operand_dtype is not None else None
+        if cast_to is not None:
+            args = [f"{a}.astype(np.{cast_to.np.name})" if isinstance(x, Value) and x.dtype is not cast_to else a
+                    for a, x in zip(args, n.inputs)]
+        out = n.output
+        names[id(out)] = _ident(out)
+        attrs = "".join(f" {k}={format_attr(v)}" for k, v in n.attrs.items())
+        lines.append(f"    # %{out.name}: {format_type(out.type)} = {n.prim.name}{attrs}")
+        lines.append(f"    {names[id(out)]} = {LOWERINGS[n.prim](n, args)}")
+    outs = ", ".join(f"np.asarray({names[id(o)]})" for o in g.outputs)
+    lines.append(f"    return ({outs}{',' if len(g.outputs) == 1 else ''})")
+    return "\n".join(lines) + "\n"
+
+
+def _fix(out, dtype_name: str) -> np.ndarray:
+    out = np.asarray(out)
+    return out if out.dtype.name == dtype_name else out.astype(dtype_name)
+
+
+def namespace() -> dict:
+    from graphc.ir import dtypes
+    return {"np": np, "_impl": {name: p.impl for name, p in PRIMITIVES.items()}, "_fix": _fix,
+            "_dtypes": {d.name: d for d in dtypes.ALL_DTYPES}}
+
+
+def compile_source(src: str, fn_name: str = "kernel"):
+    ns = namespace()
+    exec(compile(src, f"<graphc:{fn_name}>", "exec"), ns)
+    return ns[fn_name]

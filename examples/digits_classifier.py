@@ -1,0 +1,125 @@
+"""Train a classifier on scikit-learn's handwritten digits (1797 8x8 images, shipped with
+scikit-learn, no download), written as a PyTorch tutorial would be (only the import differs).
+
+    python examples/digits_classifier.py --model cnn --epochs 8
+    python examples/digits_classifier.py --model mlp
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+
+import numpy as np
+
+import graphc as torch
+import graphc.nn as nn
+import graphc.nn.functional as F
+from graphc.utils.data import DataLoader, TensorDataset
+
+
+def load_digits_split(seed: int = 0, test_fraction: float = 0.2):
+    try:
+        from sklearn.datasets import load_digits
+    except ImportError:
+        sys.exit("this example needs scikit-learn: pip install scikit-learn")
+    digits = load_digits()
+    images = (digits.images / 16.0).astype(np.float32)  # pixel values are 0..16
+    labels = digits.target.astype(np.int64)
+    order = np.random.default_rng(seed).permutation(len(labels))
+    n_test = int(len(labels) * test_fraction)
+    test, train = order[:n_test], order[n_test:]
+    mean, std = images[train].mean(), images[train].std()
+    images = (images - mean) / std
+    as_t = torch.from_numpy
+    return (TensorDataset(as_t(images[train]).unsqueeze(1), as_t(labels[train])),
+            TensorDataset(as_t(images[test]).unsqueeze(1), as_t(labels[test])))
+
+
+class MLP(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.net = nn.Sequential(nn.Flatten(), nn.Linear(64, 128), nn.ReLU(), nn.Dropout(0.1),
+                                 nn.Linear(128, 64), nn.ReLU(), nn.Linear(64, 10))
+
+    def forward(self, x):
+        return self.net(x)
+
+
+class CNN(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.features = nn.Sequential(
+            nn.Conv2d(1, 16, kernel_size=3, padding=1), nn.BatchNorm2d(16), nn.ReLU(),
+            nn.Conv2d(16, 32, kernel_size=3, padding=1), nn.BatchNorm2d(32), nn.ReLU(),
+            nn.MaxPool2d(2),                                  # 8x8 -> 4x4
+        )
+        self.classifier = nn.Sequential(nn.Flatten(), nn.Dropout(0.2), nn.Linear(32 * 4 * 4, 10))
+
+    def forward(self, x):
+        return self.classifier(self.features(x))
+
+
+def progress(prefix: str, done: int, total: int, extra: str = "") -> None:
+    width = 30
+    filled = int(width * done / total)
+    bar = "#" * filled + "." * (width - filled)
+    end = "\n" if done == total else ""
+    print(f"\r{prefix} [{bar}] {done}/{total} {extra}", end=end, flush=True)
+
+
+def evaluate(model: nn.Module, loader: DataLoader) -> tuple[float, float]:
+    model.eval()
+    total_loss, correct, count = 0.0, 0, 0
+    with torch.no_grad():
+        for x, y in loader:
+            logits = model(x)
+            total_loss += F.cross_entropy(logits, y, reduction="sum").item()
+            correct += (logits.argmax(dim=1) == y).sum().item()
+            count += y.shape[0]
+    return total_loss / count, correct / count
+
+
+def main(argv=None) -> float:
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--model", choices=["mlp", "cnn"], default="cnn")
+    p.add_argument("--epochs", type=int, default=8)
+    p.add_argument("--batch-size", type=int, default=64)
+    p.add_argument("--lr", type=float, default=2e-3)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    args = p.parse_args(argv)
+
+    torch.manual_seed(args.seed)
+    train_set, test_set = load_digits_split(args.seed)
+    train_loader = DataLoader(train_set, batch_size=args.batch_size, shuffle=True,
+                              generator=torch.Generator().manual_seed(args.seed))
+    test_loader = DataLoader(test_set, batch_size=256)
+    model = MLP() if args.model == "mlp" else CNN()
+    optimizer = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=1e-4)
+    scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=args.epochs)
+    print(f"{args.model.upper()}: {sum(p.numel() for p in model.parameters())} parameters, "
+          f"{len(train_set)} train / {len(test_set)} test images")
+
+    acc = 0.0
+    for epoch in range(1, args.epochs + 1):
+        model.train()
+        start, running = time.perf_counter(), 0.0
+        for i, (x, y) in enumerate(train_loader, 1):
+            optimizer.zero_grad()
+            loss = F.cross_entropy(model(x), y)
+            loss.backward()
+            optimizer.step()
+            running += loss.item()
+            if not args.quiet:
+                progress(f"epoch {epoch:2d}", i, len(train_loader), f"loss {running / i:.4f}")
+        scheduler.step()
+        elapsed = time.perf_counter() - start
+        test_loss, acc = evaluate(model, test_loader)
+        print(f"epoch {epoch:2d}  train loss {running / len(train_loader):.4f}  test loss {test_loss:.4f}  "
+              f"test accuracy {acc * 100:.2f}%  ({elapsed:.2f} s)")
+    return acc
+
+
+if __name__ == "__main__":
+    main()

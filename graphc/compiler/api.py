@@ -1,0 +1,370 @@
+"""``graphc.compile``: trace, optimize, generate code, cache by guards, and run.
+
+The cache key (guards) is the input signature: tensor shapes, dtypes and requires_grad, Python
+scalar values, grad mode, and the training flags of modules involved. A miss recompiles and logs
+which guard changed; after ``RECOMPILE_LIMIT`` recompiles the function runs eagerly (one warning).
+A graph break makes that signature run eagerly, with a one-time warning naming the user's
+file:line; with ``fullgraph=True`` it raises ``GraphBreakError``.
+"""
+from __future__ import annotations
+
+import functools
+import logging
+import os
+import time
+import warnings
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+import numpy as np
+
+from graphc.ir.graph import Graph, Value
+from graphc.ir.printer import print_graph
+from graphc.passes.autodiff.transform import differentiate
+from graphc.passes.manager import PassManager, default_pipeline
+from graphc.runtime.compiled import CompiledGraph
+
+from ..autograd import grad_mode
+from ..autograd.graph import Node, gradient_edge
+from ..tensors import Tensor
+from .tracing import GraphBreak, SymbolicTensor, Trace
+
+RECOMPILE_LIMIT = 8
+log = logging.getLogger("graphc")
+
+
+class GraphBreakError(RuntimeError):
+    """Raised with ``fullgraph=True`` when the function can't be captured as one graph."""
+
+
+def _logs() -> set[str]:
+    return {s.strip() for s in os.environ.get("GRAPHC_LOGS", "").split(",") if s.strip()}
+
+
+def _emit(kind: str, text: str) -> None:
+    if kind in _logs():
+        print(f"[graphc:{kind}] {text}", flush=True)
+    logging.getLogger(f"graphc.{kind}").debug(text)
+
+
+# ---- flattening of argument / output structures ---------------------------------------------
+
+def _flatten(obj, leaves: list) -> Any:
+    """Replace tensors by leaf indices; returns a spec to rebuild the structure."""
+    if isinstance(obj, Tensor):
+        leaves.append(obj)
+        return ("T", len(leaves) - 1)
+    if isinstance(obj, (list, tuple)) and type(obj) in (list, tuple):
+        return (type(obj).__name__, [_flatten(x, leaves) for x in obj])
+    if isinstance(obj, tuple) and hasattr(obj, "_fields"):
+        return ("nt", type(obj), [_flatten(x, leaves) for x in obj])
+    if isinstance(obj, dict):
+        return ("dict", type(obj), [(k, _flatten(v, leaves)) for k, v in obj.items()])
+    return ("C", obj)
+
+
+def _unflatten(spec, leaves: list) -> Any:
+    kind = spec[0]
+    if kind == "T":
+        return leaves[spec[1]]
+    if kind == "list":
+        return [_unflatten(s, leaves) for s in spec[1]]
+    if kind == "tuple":
+        return tuple(_unflatten(s, leaves) for s in spec[1])
+    if kind == "nt":
+        return spec[1](*[_unflatten(s, leaves) for s in spec[2]])
+    if kind == "dict":
+        return spec[1]((k, _unflatten(s, leaves)) for k, s in spec[2])
+    return spec[1]
+
+
+def _signature(spec) -> Any:
+    """The hashable guard part of a spec: constants by value (Python scalars) or type."""
+    kind = spec[0]
+    if kind == "T":
+        return ("T",)
+    if kind in ("list", "tuple"):
+        return (kind, tuple(_signature(s) for s in spec[1]))
+    if kind == "nt":
+        return ("nt", spec[1], tuple(_signature(s) for s in spec[2]))
+    if kind == "dict":
+        return ("dict", tuple((k, _signature(s)) for k, s in spec[2]))
+    c = spec[1]
+    if isinstance(c, (bool, int, float, str, type(None))):
+        return ("C", type(c).__name__, c)
+    return ("C", type(c).__name__, id(c))
+
+
+def _tensor_guard(t: Tensor) -> tuple:
+    return (tuple(t.shape), t.dtype.name, t.requires_grad)
+
+
+# ---- compiled entries -----------------------------------------------------------------------
+
+@dataclass
+class Entry:
+    """One compiled specialization of a function."""
+    guard: tuple
+    out_spec: Any = None
+    forward: CompiledGraph | None = None
+    backward: CompiledGraph | None = None
+    lifted: list = field(default_factory=list)       # concrete tensors read at every call, in order
+    mutated: list = field(default_factory=list)      # tensors written back after the call
+    n_user_outputs: int = 0
+    out_requires_grad: list = field(default_factory=list)
+    diff_outputs: list = field(default_factory=list)
+    wrt: list = field(default_factory=list)          # input positions differentiated
+    eager_reason: str | None = None
+    stages: dict = field(default_factory=dict)
+
+
+class CompiledBackward(Node):
+    """grad_fn of a compiled function's outputs: runs the compiled backward graph."""
+
+    def __init__(self, entry: Entry, saved: list, edges: tuple, out_meta: list) -> None:
+        super().__init__(edges)
+        self.entry = entry
+        self.saved = saved
+        self.out_meta = out_meta
+        self._freed = False
+
+    @property
+    def num_outputs(self) -> int:
+        return len(self.out_meta)
+
+    def name(self) -> str:
+        return "CompiledFunctionBackward"
+
+    def apply(self, grads: list) -> tuple:
+        from ..autograd.graph import FREED_MESSAGE
+        if self._freed:
+            raise RuntimeError(FREED_MESSAGE)
+        if grad_mode.is_grad_enabled():
+            raise RuntimeError("double backward (create_graph=True) through a graphc.compile'd function is not "
+                               "supported; run the function eagerly for higher-order gradients")
+        cts = [np.zeros(shape, dtype) if g is None else np.ascontiguousarray(g._data.astype(dtype, copy=False))
+               for g, (shape, dtype) in zip(grads, self.out_meta)]
+        outs = self.entry.backward(cts + self.saved)
+        return tuple(Tensor._make(np.array(o)) for o in outs)
+
+    def release(self) -> None:
+        self.saved = []
+        self._freed = True
+
+
+class CompiledFunction:
+    def __init__(self, fn: Callable, backend: str, fullgraph: bool, dump_dir: str | None, name: str,
+                 modules: list) -> None:
+        self.fn = fn
+        self.backend = backend
+        self.fullgraph = fullgraph
+        self.dump_dir = dump_dir
+        self.name = name
+        self.modules = modules
+        self.cache: dict[tuple, Entry] = {}
+        self.recompiles = 0
+        self.gave_up = False
+        self.history: list[str] = []   # recompile reasons and graph breaks, for explain()
+        self._warned: set[str] = set()
+        functools.update_wrapper(self, fn, updated=())
+
+    # ---- guards -----------------------------------------------------------------------------
+
+    def _guard(self, args, kwargs) -> tuple[tuple, list, Any]:
+        leaves: list = []
+        spec = _flatten((args, kwargs), leaves)
+        guard = (_signature(spec), tuple(_tensor_guard(t) for t in leaves), grad_mode.is_grad_enabled(),
+                 tuple(m.training for m in self.modules))
+        return guard, leaves, spec
+
+    @staticmethod
+    def _why(old: tuple, new: tuple) -> str:
+        if old[2] != new[2]:
+            return f"grad mode changed from {old[2]} to {new[2]}"
+        if old[3] != new[3]:
+            return "a module's training flag changed (train()/eval())"
+        if old[0] != new[0]:
+            return "the Python (non-tensor) arguments or their structure changed"
+        for i, (a, b) in enumerate(zip(old[1], new[1])):
+            for what, x, y in (("shape", a[0], b[0]), ("dtype", a[1], b[1]), ("requires_grad", a[2], b[2])):
+                if x != y:
+                    return f"tensor argument {i} {what} changed from {x} to {y}"
+        return "the number of tensor arguments changed"
+
+    # ---- calling ----------------------------------------------------------------------------
+
+    def __call__(self, *args, **kwargs):
+        if self.gave_up:
+            return self.fn(*args, **kwargs)
+        guard, leaves, spec = self._guard(args, kwargs)
+        entry = self.cache.get(guard)
+        if entry is not None and entry.eager_reason is None and not self._lifted_ok(entry):
+            entry = None
+        if entry is None:
+            if self.cache:
+                self.recompiles += 1
+                prev = list(self.cache.values())[-1].guard
+                reason = self._why(prev, guard)
+                self.history.append(f"recompile #{self.recompiles}: {reason}")
+                _emit("recompiles", f"{self.name}: recompiling because {reason}")
+                if self.recompiles > RECOMPILE_LIMIT:
+                    self.gave_up = True
+                    warnings.warn(
+                        f"graphc.compile: {self.name} was recompiled {RECOMPILE_LIMIT} times (last reason: "
+                        f"{reason}); running it eagerly from now on. Keep input shapes and Python arguments "
+                        "stable to benefit from compilation.", RuntimeWarning, stacklevel=2)
+                    return self.fn(*args, **kwargs)
+            entry = self._compile(args, kwargs, guard, leaves, spec)
+            self.cache[guard] = entry
+        if entry.eager_reason is not None:
+            return self.fn(*args, **kwargs)
+        return self._run(entry, leaves)
+
+    def _lifted_ok(self, entry: Entry) -> bool:
+        for t, (shape, dtype) in zip(entry.lifted, entry.stages.get("lifted_types", [])):
+            if tuple(t.shape) != shape or t.dtype.name != dtype:
+                self.history.append("a lifted tensor (parameter/buffer) changed shape or dtype")
+                _emit("recompiles", f"{self.name}: recompiling because a parameter or buffer changed shape/dtype")
+                return False
+        return True
+
+    def _compile(self, args, kwargs, guard, leaves, spec) -> Entry:
+        entry = Entry(guard)
+        t0 = time.perf_counter()
+        trace = Trace(self.name)
+        try:
+            with trace:
+                syms = [SymbolicTensor._wrap(trace.graph.add_input(_type(t), "input", f"x{i}"), trace,
+                                             t.requires_grad and grad_mode.is_grad_enabled())
+                        for i, t in enumerate(leaves)]
+                sym_args, sym_kwargs = _unflatten(spec, syms)
+                out = self.fn(*sym_args, **sym_kwargs)
+                out_leaves: list = []
+                entry.out_spec = _flatten(out, out_leaves)
+                out_values, out_rg = [], []
+                for o in out_leaves:
+                    if isinstance(o, SymbolicTensor):
+                        out_values.append(o._value)
+                        out_rg.append(o.requires_grad)
+                    else:
+                        out_values.append(trace.value_of(o))
+                        out_rg.append(False)
+        except GraphBreak as gb:
+            msg = f"graph break in {self.name} at {gb.location}: {gb.reason}"
+            self.history.append(msg)
+            _emit("graph_breaks", msg)
+            if self.fullgraph:
+                raise GraphBreakError(msg + " (fullgraph=True requires one graph)") from None
+            if msg not in self._warned:
+                self._warned.add(msg)
+                warnings.warn(f"graphc.compile: {msg}; this call runs eagerly.", UserWarning, stacklevel=3)
+            entry.eager_reason = msg
+            return entry
+        g = trace.graph
+        n_user_inputs = len(leaves)
+        lifted = [t for v, t in (trace.lifted[k] for k in trace.lifted)]
+        entry.lifted = lifted
+        entry.stages["lifted_types"] = [(tuple(t.shape), t.dtype.name) for t in lifted]
+        entry.mutated = [t for t, _ in trace.mutations.values()]
+        g.set_outputs(out_values + [v for _, v in trace.mutations.values()])
+        entry.n_user_outputs = len(out_values)
+        entry.out_requires_grad = out_rg
+        g.rename()
+        entry.stages["traced"] = print_graph(g)
+        _emit("graph", entry.stages["traced"])
+        pm = PassManager(default_pipeline(), verify=True)
+        g = pm.run(g)
+        entry.stages["passes"] = pm.report
+        entry.stages["optimized"] = print_graph(g)
+        _emit("passes", pm.summary())
+        # inputs whose gradients are needed: user tensors and lifted tensors that require grad
+        inputs_rg = [t.requires_grad for t in leaves] + [t.requires_grad for t in lifted]
+        wrt = [i for i, rg in enumerate(inputs_rg) if rg and g.inputs[i].dtype.is_floating_point]
+        diff_outputs = [i for i, rg in enumerate(out_rg) if rg]
+        if grad_mode.is_grad_enabled() and wrt and diff_outputs:
+            split = differentiate(g, wrt, diff_outputs)
+            entry.forward = CompiledGraph(split.forward, self.backend, self.name + "_forward")
+            entry.backward = CompiledGraph(split.backward, self.backend, self.name + "_backward")
+            entry.wrt, entry.diff_outputs = wrt, diff_outputs
+            entry.stages["forward"] = print_graph(split.forward)
+            entry.stages["backward"] = print_graph(split.backward)
+            entry.stages["code"] = entry.forward.source + "\n" + entry.backward.source
+        else:
+            entry.forward = CompiledGraph(g, self.backend, self.name)
+            entry.stages["code"] = entry.forward.source
+        _emit("code", entry.stages["code"])
+        entry.stages["compile_seconds"] = time.perf_counter() - t0
+        if self.dump_dir:
+            from .dump import write_stages
+            write_stages(self.dump_dir, self.name, len(self.cache), entry.stages, g)
+        return entry
+
+    def _run(self, entry: Entry, leaves: list):
+        inputs = [t for t in leaves] + entry.lifted
+        arrays = [np.ascontiguousarray(t._data) if not t._data.flags.c_contiguous else t._data for t in inputs]
+        outs = entry.forward(arrays)
+        n = entry.n_user_outputs
+        n_mut = len(entry.mutated)
+        user, muts, saved = outs[:n], outs[n:n + n_mut], list(outs[n + n_mut:])
+        for t, new in zip(entry.mutated, muts):
+            np.copyto(t._data, new, casting="unsafe")
+            t._version.value += 1
+        results = [Tensor._make(np.array(a) if not a.flags.writeable or a.base is not None else a) for a in user]
+        if entry.backward is not None:
+            edges = tuple(gradient_edge(inputs[i]) for i in entry.wrt)
+            meta = [(user[i].shape, user[i].dtype) for i in entry.diff_outputs]
+            node = CompiledBackward(entry, saved, edges, meta)
+            for k, i in enumerate(entry.diff_outputs):
+                results[i].grad_fn, results[i]._output_nr = node, k
+        return _unflatten(entry.out_spec, results)
+
+
+def _type(t: Tensor):
+    from graphc.ir.primitive import TensorType
+    return TensorType(tuple(t.shape), t.dtype)
+
+
+def compile(model=None, *, backend: str = "numpy", fullgraph: bool = False, dump_dir: str | None = None,
+            dynamic=None, mode=None, options=None, disable: bool = False):
+    """Compile a function or an nn.Module's forward. Usable as ``@compile`` and ``@compile(...)``."""
+    if model is None:
+        return lambda m: compile(m, backend=backend, fullgraph=fullgraph, dump_dir=dump_dir, dynamic=dynamic,
+                                 mode=mode, options=options, disable=disable)
+    if backend not in ("numpy", "triton", "inductor", "eager"):
+        raise ValueError(f"unknown backend {backend!r}; graphc has 'numpy' and 'triton'")
+    if disable or backend == "eager":
+        return model
+    if backend == "inductor":
+        backend = "numpy"  # PyTorch's default backend name: graphc's default backend
+    from ..nn.modules.module import Module
+    if isinstance(model, Module):
+        return OptimizedModule(model, backend, fullgraph, dump_dir)
+    name = getattr(model, "__name__", type(model).__name__)
+    owner = getattr(model, "__self__", None)
+    modules = list(owner.modules()) if isinstance(owner, Module) else []
+    return CompiledFunction(model, backend, fullgraph, dump_dir, name, modules)
+
+
+class OptimizedModule:
+    """What ``compile(module)`` returns: calls go through the compiled forward; everything else
+    (parameters, state_dict, train/eval) is the original module's."""
+
+    def __init__(self, module, backend: str, fullgraph: bool, dump_dir: str | None) -> None:
+        self.__dict__["_orig_mod"] = module
+        self.__dict__["_compiled"] = CompiledFunction(module, backend, fullgraph, dump_dir,
+                                                      type(module).__name__, list(module.modules()))
+
+    def __call__(self, *args, **kwargs):
+        return self._compiled(*args, **kwargs)
+
+    def forward(self, *args, **kwargs):
+        return self._compiled(*args, **kwargs)
+
+    def __getattr__(self, name: str):
+        return getattr(self.__dict__["_orig_mod"], name)
+
+    def __setattr__(self, name: str, value) -> None:
+        setattr(self._orig_mod, name, value)
+
+    def __repr__(self) -> str:
+        return f"OptimizedModule(\n  (_orig_mod): {repr(self._orig_mod)}\n)"

@@ -1,0 +1,252 @@
+"""Tracing: run the user's Python on symbolic tensors and record the primitives into an IR graph.
+
+A ``SymbolicTensor`` is a graphc Tensor whose value is an IR Value: every PyTorch-level method
+works on it, because they all bind primitives, and the trace handler (higher level than eager)
+turns each binding into a graph node. A concrete tensor that an op reaches during tracing
+(parameter, buffer, global) is lifted as a graph input by identity, so the compiled code reads
+its current contents on every call. Reading data (``.item()``, ``bool(t)``, ``.numpy()``) is a
+graph break.
+"""
+from __future__ import annotations
+
+import os
+import threading
+import traceback
+
+from graphc.ir import dtypes as dt
+from graphc.ir.graph import Graph, GraphBuilder, Value
+from graphc.ir.primitive import Handler, Primitive, TensorType, pop_default_handler, push_default_handler
+from graphc.ir.prims import NON_DIFFERENTIABLE
+
+from ..autograd import grad_mode
+from .. import tensors
+from ..tensors import Size, Tensor
+
+_GRAPHC_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+class GraphBreak(Exception):
+    """Raised inside tracing when the code needs concrete data; carries the user's file:line."""
+
+    def __init__(self, reason: str) -> None:
+        self.reason = reason
+        self.location = user_location()
+        super().__init__(f"{self.location}: {reason}")
+
+
+def _is_internal(filename: str) -> bool:
+    f = os.path.abspath(filename)
+    from graphc import ir, passes
+    roots = (_GRAPHC_DIR, os.path.dirname(ir.__file__), os.path.dirname(passes.__file__))
+    return f.startswith(roots) or "importlib" in f
+
+
+def user_location() -> str:
+    """file:line of the innermost frame of user code (outside graphc) on the current stack."""
+    for frame in reversed(traceback.extract_stack()[:-1]):
+        if not _is_internal(frame.filename):
+            return f"{frame.filename}:{frame.lineno}"
+    return "<unknown>"
+
+
+_active = threading.local()
+
+
+def current_trace() -> "Trace | None":
+    return getattr(_active, "trace", None)
+
+
+class Trace:
+    """The state of one tracing run: the graph, lifted tensors, and mutations to write back."""
+
+    def __init__(self, name: str) -> None:
+        self.graph = Graph(name)
+        self.lifted: dict[int, tuple[Value, Tensor]] = {}  # id(tensor) -> (input value, tensor)
+        self.current: dict[int, Value] = {}  # id(lifted tensor) -> its latest (possibly mutated) value
+        self.mutations: dict[int, tuple[Tensor, Value]] = {}
+        self.handler = TraceHandler(self)
+        self.created_ids: set[int] = set()
+
+    def __enter__(self) -> "Trace":
+        if current_trace() is not None:
+            raise RuntimeError("graphc.compile: nested tracing is not supported")
+        _active.trace = self
+        tensors.TRACING = True
+        push_default_handler(self.handler)
+        return self
+
+    def __exit__(self, *exc) -> None:
+        pop_default_handler()
+        tensors.TRACING = False
+        _active.trace = None
+
+    def value_of(self, t: Tensor) -> Value:
+        """The IR value for a concrete tensor: a lifted input (by identity) or a constant."""
+        key = id(t)
+        if key in self.current:
+            return self.current[key]
+        if t._created_in_trace:
+            role = "const"
+        elif getattr(t, "is_param", False):
+            role = "param"
+        else:
+            role = "buffer"
+        v = self.graph.add_input(TensorType(tuple(t.shape), t.dtype), role, f"{role[0]}{len(self.graph.inputs)}")
+        self.lifted[key] = (v, t)
+        self.current[key] = v
+        return v
+
+    def record_mutation(self, t: Tensor, new: Value) -> None:
+        self.value_of(t)
+        self.current[id(t)] = new
+        self.mutations[id(t)] = (t, new)
+
+
+class SymbolicTensor(Tensor):
+    """A tensor during tracing: shape and dtype are known, data is not."""
+
+    __slots__ = ("_value", "_trace", "_sym_requires_grad")
+
+    def __init__(self, *args, **kwargs) -> None:  # built with _wrap only
+        raise TypeError("SymbolicTensor is created by tracing")
+
+    @classmethod
+    def _wrap(cls, value: Value, trace: Trace, requires_grad: bool) -> "SymbolicTensor":
+        t = object.__new__(cls)
+        Tensor._init_fields(t, None)
+        t._value = value
+        t._trace = trace
+        t._sym_requires_grad = requires_grad
+        return t
+
+    # data is not available while tracing: touching it is a graph break
+    @property
+    def _data(self):
+        raise GraphBreak("this operation needs the tensor's values (data-dependent Python)")
+
+    @_data.setter
+    def _data(self, value) -> None:
+        if value is not None:
+            raise GraphBreak("writing tensor data directly is not traceable")
+
+    @property
+    def dtype(self) -> dt.DType:
+        return self._value.dtype
+
+    @property
+    def shape(self) -> Size:
+        return Size(self._value.shape)
+
+    def size(self, dim=None):
+        from graphc.ir.shapes import wrap_dim
+        if dim is None:
+            return Size(self._value.shape)
+        return self._value.shape[wrap_dim(dim, self._value.ndim)] if self._value.ndim else 1
+
+    @property
+    def ndim(self) -> int:
+        return self._value.ndim
+
+    def dim(self) -> int:
+        return self._value.ndim
+
+    def numel(self) -> int:
+        n = 1
+        for s in self._value.shape:
+            n *= s
+        return n
+
+    def __len__(self) -> int:
+        if not self._value.shape:
+            raise TypeError("len() of a 0-d tensor")
+        return self._value.shape[0]
+
+    def is_contiguous(self, memory_format=None) -> bool:
+        return True
+
+    @property
+    def requires_grad(self) -> bool:
+        return self._sym_requires_grad
+
+    @requires_grad.setter
+    def requires_grad(self, flag: bool) -> None:
+        raise GraphBreak("changing requires_grad inside a compiled function is not traceable")
+
+    @property
+    def is_leaf(self) -> bool:
+        return not self._sym_requires_grad
+
+    def item(self):
+        raise GraphBreak(".item() reads a tensor value")
+
+    def tolist(self):
+        raise GraphBreak(".tolist() reads tensor values")
+
+    def numpy(self, *, force: bool = False):
+        raise GraphBreak(".numpy() reads tensor values")
+
+    def __bool__(self) -> bool:
+        raise GraphBreak("bool(tensor) (e.g. `if tensor:`) depends on tensor values")
+
+    def __float__(self) -> float:
+        raise GraphBreak("float(tensor) reads a tensor value")
+
+    def __int__(self) -> int:
+        raise GraphBreak("int(tensor) reads a tensor value")
+
+    def __index__(self) -> int:
+        raise GraphBreak("using a tensor as a Python index reads its value")
+
+    def __repr__(self) -> str:
+        return f"SymbolicTensor(%{self._value.name}: {self._value.dtype.short}{list(self._value.shape)})"
+
+    def backward(self, *args, **kwargs) -> None:
+        raise GraphBreak("calling .backward() inside a compiled function is not supported; call it on "
+                         "the compiled function's output")
+
+    def detach(self) -> "SymbolicTensor":
+        from graphc.ir import prims as P
+        with grad_mode.no_grad():
+            return P.stop_gradient(self)
+
+    def data_ptr(self) -> int:
+        raise GraphBreak("data_ptr() has no meaning while tracing")
+
+
+class TraceHandler(Handler):
+    level = 1
+
+    def __init__(self, trace: Trace) -> None:
+        self.trace = trace
+        self.builder = GraphBuilder(trace.graph)
+
+    def apply(self, prim: Primitive, args: tuple, attrs: dict):
+        trace = self.trace
+        if prim.data_dependent:
+            raise GraphBreak(f"{prim.name} has a data-dependent output shape")
+        vals = []
+        needs_grad = False
+        for i, a in enumerate(args):
+            if isinstance(a, SymbolicTensor):
+                if a._trace is not trace:
+                    raise GraphBreak("a tensor from another compiled function's trace was used")
+                vals.append(a._value)
+                needs_grad |= a._sym_requires_grad and i not in prim.nondiff_operands
+            elif isinstance(a, Tensor):
+                vals.append(trace.value_of(a))
+                needs_grad |= a.requires_grad and i not in prim.nondiff_operands
+            else:
+                vals.append(a)
+        out = self.builder.apply(prim, tuple(vals), attrs)
+        requires_grad = (needs_grad and grad_mode.is_grad_enabled() and out.dtype.is_floating_point
+                         and prim not in NON_DIFFERENTIABLE)
+        result = SymbolicTensor._wrap(out, trace, requires_grad)
+        if prim.view and isinstance(args[0], Tensor):
+            src = args[0]
+            base = src._base if src._base is not None else src
+            result._base = base
+            result._view_ops = (src._view_ops if src._base is not None else ()) + ((prim, attrs),)
+        return result
+
+
+Tensor._created_in_trace = False

@@ -1,0 +1,136 @@
+"""PyTorch's names for the grad_fn of frontend ops (``ViewBackward0``, ``SelectBackward0`` ...).
+
+The eager handler names a grad_fn after the primitive that made it (``ReshapeBackward0``); a
+PyTorch op that binds a differently named primitive says here what PyTorch calls its node, so
+``repr(t)`` and ``t.grad_fn.name()`` read as in PyTorch. Only names change, never gradients.
+"""
+from __future__ import annotations
+
+import functools
+
+from . import indexing, math_ops, methods, shape_ops
+from .tensors import Tensor
+
+
+def _rename(out, name: str | None, args) -> None:
+    if not name or not isinstance(out, Tensor):
+        return
+    g = out.grad_fn
+    if g is None or not hasattr(g, "_name"):
+        return
+    for a in args:  # an op that returned (a view of) its input unchanged made no node of its own
+        if isinstance(a, Tensor) and a.grad_fn is g:
+            return
+        if isinstance(a, (list, tuple)) and any(isinstance(t, Tensor) and t.grad_fn is g for t in a):
+            return
+    g._name = name
+
+
+def _wrap(fn, namer):
+    @functools.wraps(fn)
+    def op(*args, **kwargs):
+        out = fn(*args, **kwargs)
+        name = namer(out, *args, **kwargs) if callable(namer) else namer  # result is positional-only
+        if isinstance(out, tuple) and not hasattr(out, "_fields"):
+            for o in out:
+                _rename(o, name, args)
+        else:
+            _rename(out, name, args)
+        return out
+    return op
+
+
+def _reshape_name(result, input, /, *a, **k):
+    return "ViewBackward0" if input.is_contiguous() or result._base is not None else "UnsafeViewBackward0"
+
+
+def _squeeze_name(result, input, /, dim=None, **k):
+    return "SqueezeBackward0" if dim is None else "SqueezeBackward2" if isinstance(dim, (tuple, list)) \
+        else "SqueezeBackward1"
+
+
+def _split_name(result, tensor, split_size_or_sections, /, dim=0, **k):
+    return "SplitBackward0" if isinstance(split_size_or_sections, int) else "SplitWithSizesBackward0"
+
+
+def _dim_given(base: str):
+    def namer(result, input, /, dim=None, *a, **k):
+        return base + ("0" if dim is None and k.get("dim") is None else "1")
+    return namer
+
+
+def _extreme_name(kind: str):
+    def namer(result, input, /, dim=None, *a, **k):
+        if isinstance(result, tuple) or isinstance(dim, Tensor) or k.get("other") is not None:
+            return None  # (values, indices) and the binary form already carry their names
+        return f"{kind}Backward1"
+    return namer
+
+
+def _matmul_name(result, input, other, /, **k):
+    n1, n2 = input.ndim, other.ndim
+    if n1 == 2 and n2 == 2:
+        return "MmBackward0"
+    if n1 == 2 and n2 == 1:
+        return "MvBackward0"
+    if n1 == 1 and n2 == 1:
+        return "DotBackward0"
+    return "UnsafeViewBackward0" if n1 >= 3 or n2 >= 3 else None
+
+
+def _clamp_name(result, input, /, min=None, max=None, **k):
+    return "ClampBackward0" if isinstance(min, Tensor) or isinstance(max, Tensor) else "ClampBackward1"
+
+
+def _getitem_name(result, self, key, /):
+    key = key if isinstance(key, tuple) else (key,)
+    if not all(indexing._is_basic(k) for k in key):
+        return "IndexBackward0"
+    last, d = None, 0
+    for k in key:
+        if k is None:
+            last = "UnsqueezeBackward0"
+        elif k is Ellipsis:
+            d = self.ndim - sum(1 for j in key if j is not None and j is not Ellipsis)
+        elif isinstance(k, slice):
+            if k != slice(None) or len(key) == 1:
+                last = "SliceBackward0"
+            d += 1
+        else:
+            last = "SelectBackward0"
+            d += 1
+    return last or "AliasBackward0"
+
+
+_SHAPE_OPS = {
+    "reshape": _reshape_name, "flatten": _reshape_name, "view": "ViewBackward0",
+    "view_as": "ViewBackward0", "unsqueeze": "UnsqueezeBackward0", "squeeze": _squeeze_name,
+    "t": "TBackward0", "transpose": "TransposeBackward0", "swapaxes": "TransposeBackward0",
+    "swapdims": "TransposeBackward0", "cat": "CatBackward0", "concat": "CatBackward0",
+    "concatenate": "CatBackward0", "stack": "StackBackward0", "select": "SelectBackward0",
+    "unbind": "UnbindBackward0", "split": _split_name, "chunk": "SplitBackward0",
+    "flip": "FlipBackward0", "repeat": "RepeatBackward0", "masked_fill": "MaskedFillBackward0",
+    "index_select": "IndexSelectBackward0", "narrow": "SliceBackward0",
+}
+_MATH_OPS = {
+    "mm": "MmBackward0", "bmm": "BmmBackward0", "dot": "DotBackward0", "mv": "MvBackward0",
+    "matmul": _matmul_name, "sum": _dim_given("SumBackward"), "mean": _dim_given("MeanBackward"),
+    "max": _extreme_name("Max"), "min": _extreme_name("Min"), "clamp": _clamp_name,
+    "clip": _clamp_name,
+}
+
+
+def install() -> None:
+    for mod, table in ((shape_ops, _SHAPE_OPS), (math_ops, _MATH_OPS)):
+        for name, namer in table.items():
+            orig = getattr(mod, name)
+            wrapped = _wrap(orig, namer)
+            setattr(mod, name, wrapped)
+            if getattr(Tensor, name, None) is orig:
+                setattr(Tensor, name, wrapped)
+    Tensor.__getitem__ = _wrap(indexing.getitem, _getitem_name)
+    Tensor.clone = _wrap(methods.clone, "CloneBackward0")
+    Tensor.contiguous = _wrap(methods.contiguous, "CloneBackward0")
+    for name in ("to", "type", "type_as", "float", "double", "half", "long", "int", "short", "char",
+                 "byte", "bool"):
+        setattr(Tensor, name, _wrap(getattr(Tensor, name), "ToCopyBackward0"))

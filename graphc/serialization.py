@@ -1,0 +1,651 @@
+"""``graphc.save`` / ``graphc.load``: checkpoints that never run code when they are loaded.
+
+PyTorch's ``torch.save`` pickles the object, and unpickling a file can run arbitrary code. graphc
+never unpickles anything (this module does not even import :mod:`pickle`). A graphc checkpoint is
+an uncompressed zip archive holding
+
+* ``graphc_checkpoint/manifest.json``: UTF-8 JSON with the format name and version, a table of
+  data blobs (byte length and SHA-256 of each), a table of tensors (blob, dtype, shape, Tensor or
+  Parameter, requires_grad) and the object tree, written with the tagged encoding below;
+* ``graphc_checkpoint/data/<i>``: blob *i*, the raw little-endian C-order bytes of a tensor.
+
+Object tree encoding (JSON):
+
+===========================  ==================================================================
+Python value                 JSON
+===========================  ==================================================================
+None, bool, str, int         null, true/false, string, integer
+float                        a number; ``{"float": "nan" | "inf" | "-inf"}`` if not finite
+list                         an array of encoded items
+tuple                        ``{"tuple": [items]}``
+dict                         ``{"dict": [[key, value], ...]}`` (keys keep their type: 0 vs "0")
+collections.OrderedDict      ``{"odict": [[key, value], ...]}``, plus ``"attrs": [[name, value],
+                             ...]`` for instance attributes such as a state_dict's ``_metadata``
+Tensor / nn.Parameter        ``{"tensor": index into the tensor table}``
+bytes                        ``{"bytes": base64}``
+complex                      ``{"complex": [real, imag]}`` (each an encoded float)
+graphc.Size                  ``{"size": [ints]}``
+graphc.dtype / device        ``{"dtype": "float32"}`` / ``{"device": "cpu"}``
+===========================  ==================================================================
+
+Dict keys may be None, bool, int, float, str, bytes, complex or tuples of those. The same tensor
+object reached twice is stored once and loads as one object; distinct tensors viewing the same
+memory with the same layout share one blob and load sharing memory. Other views are stored as
+separate contiguous copies. Anything else (class instances, functions, modules, numpy arrays)
+makes :func:`save` raise a ``TypeError`` naming where in the object it sits, before the file is
+touched.
+
+:func:`load` validates everything before building tensors (format and version, zip structure,
+entry sizes, CRC-32 and SHA-256 of every blob, shapes against byte lengths, dtypes, references) and
+reports any problem as a :class:`CheckpointError`. It refuses PyTorch's pickle-based ``.pt``
+files and plain pickles with an explanation instead of unpickling them.
+"""
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import io
+import json
+import math
+import os
+import struct
+import sys
+import zipfile
+import zlib
+from collections import OrderedDict
+
+import numpy as np
+
+from graphc.ir import dtypes as dt
+
+from .device import check_device
+from .device import device as _device
+from .tensors import Size, Tensor
+
+__all__ = ["save", "load", "CheckpointError", "FORMAT_NAME", "FORMAT_VERSION", "add_safe_globals",
+           "get_safe_globals", "clear_safe_globals", "safe_globals", "DEFAULT_PROTOCOL"]
+
+FORMAT_NAME = "graphc.checkpoint"
+FORMAT_VERSION = 1
+PREFIX = "graphc_checkpoint/"
+MANIFEST_NAME = PREFIX + "manifest.json"
+DEFAULT_PROTOCOL = 2  # accepted for torch.save(pickle_protocol=...) compatibility; unused
+
+MAX_DEPTH = 100  # nesting of lists/tuples/dicts; real checkpoints nest a handful of levels
+MAX_MANIFEST_BYTES = 1 << 28
+_READ_CHUNK = 1 << 26
+_ZIP_DATE = (1980, 1, 1, 0, 0, 0)  # fixed timestamps: the same object saves to the same bytes
+_SAVABLE = ("graphc.save stores tensors, numbers, strings, bytes, None, dtypes, devices and "
+            "lists/tuples/dicts of them (no pickle, so no arbitrary Python objects)")
+
+
+class CheckpointError(RuntimeError):
+    """The file is not a valid graphc checkpoint (corrupted, truncated, tampered with, written by a
+    newer graphc, or a different format such as a pickle-based PyTorch checkpoint)."""
+
+
+# ---------------------------------------------------------------------------------------------
+# saving
+# ---------------------------------------------------------------------------------------------
+
+def _type_name(obj) -> str:
+    t = type(obj)
+    return t.__qualname__ if t.__module__ in ("builtins", None) else f"{t.__module__}.{t.__qualname__}"
+
+
+def _hint(obj) -> str:
+    mod = type(obj).__module__ or ""
+    if mod.startswith("numpy"):
+        return " (convert numpy values first: graphc.from_numpy(array) or value.item())"
+    for cls in type(obj).__mro__:
+        if cls.__name__ == "Module" and cls.__module__.startswith("graphc.nn"):
+            return " (save model.state_dict() instead of the module, and load it with load_state_dict)"
+        if cls.__name__ == "Optimizer":
+            return " (save optimizer.state_dict() instead of the optimizer)"
+    return ""
+
+
+class _Encoder:
+    """Walks the object tree once, producing the JSON tree plus the tensor and blob tables."""
+
+    def __init__(self) -> None:
+        self.blobs: list[np.ndarray] = []  # flat little-endian uint8 views, one per blob
+        self.blob_meta: list[dict] = []
+        self.tensors: list[dict] = []
+        self._tensor_ids: dict[int, int] = {}
+        self._blob_keys: dict[tuple, int] = {}
+        self._alive: list = []  # keep tensors referenced so their ids stay unique during the walk
+        self._active: set[int] = set()  # containers on the current path (cycle detection)
+
+    def value(self, obj, path: str, depth: int):
+        t = type(obj)
+        if obj is None or t is bool or t is str or t is int:
+            return obj
+        if t is float:
+            return obj if math.isfinite(obj) else {"float": "nan" if obj != obj else ("inf" if obj > 0 else "-inf")}
+        if isinstance(obj, Tensor):
+            return {"tensor": self.tensor(obj, path)}
+        if t is bytes:
+            return {"bytes": base64.b64encode(obj).decode("ascii")}
+        if t is complex:
+            return {"complex": [self.value(obj.real, path, depth), self.value(obj.imag, path, depth)]}
+        if t is Size:
+            return {"size": [int(s) for s in obj]}
+        if t is dt.DType:
+            return {"dtype": obj.name}
+        if t is _device:
+            return {"device": str(obj)}
+        if t in (list, tuple, dict, OrderedDict):
+            if depth >= MAX_DEPTH:
+                raise ValueError(f"cannot save the object at {path}: containers nest more than {MAX_DEPTH} levels deep")
+            if id(obj) in self._active:
+                raise ValueError(f"cannot save the object at {path}: it contains itself (a reference cycle)")
+            self._active.add(id(obj))
+            try:
+                if t is list:
+                    return [self.value(x, f"{path}[{i}]", depth + 1) for i, x in enumerate(obj)]
+                if t is tuple:
+                    return {"tuple": [self.value(x, f"{path}[{i}]", depth + 1) for i, x in enumerate(obj)]}
+                pairs = [[self.key(k, path), self.value(v, f"{path}[{k!r}]", depth + 1)] for k, v in obj.items()]
+                if t is dict:
+                    return {"dict": pairs}
+                out = {"odict": pairs}
+                attrs = getattr(obj, "__dict__", None)
+                if attrs:
+                    for name in attrs:
+                        if not isinstance(name, str) or not name.isidentifier() or name.startswith("__"):
+                            raise TypeError(f"cannot save attribute {name!r} of the OrderedDict at {path}")
+                    out["attrs"] = [[name, self.value(v, f"{path}.{name}", depth + 1)] for name, v in attrs.items()]
+                return out
+            finally:
+                self._active.discard(id(obj))
+        raise TypeError(f"cannot save object of type {_type_name(obj)} at {path}: {_SAVABLE}{_hint(obj)}")
+
+    def key(self, k, path: str):
+        def check(x) -> None:
+            tx = type(x)
+            if tx is tuple:
+                for y in x:
+                    check(y)
+            elif not (x is None or tx in (bool, int, float, str, bytes, complex)):
+                raise TypeError(f"cannot save dict key of type {_type_name(x)} in the dict at {path}: "
+                                "keys must be None, bool, int, float, str, bytes, complex or tuples of them")
+        check(k)
+        return self.value(k, f"{path} (key {k!r})", 0)
+
+    def tensor(self, t: Tensor, path: str) -> int:
+        from .nn.parameter import Parameter
+        idx = self._tensor_ids.get(id(t))
+        if idx is not None:
+            return idx
+        if type(t) not in (Tensor, Parameter):
+            raise TypeError(f"cannot save tensor subclass {_type_name(t)} at {path}: {_SAVABLE}")
+        arr = t._data
+        if not isinstance(arr, np.ndarray):
+            raise TypeError(f"cannot save the tensor at {path}: it holds no concrete data "
+                            f"({_type_name(arr)}; a symbolic tensor from tracing?)")
+        d = dt.from_numpy_dtype(arr.dtype)
+        mem_key = (arr.__array_interface__["data"][0], arr.shape, arr.strides, arr.dtype.str) if arr.size else None
+        blob = self._blob_keys.get(mem_key) if mem_key is not None else None
+        if blob is None:
+            flat = np.ascontiguousarray(arr).astype(arr.dtype.newbyteorder("<"), copy=False).reshape(-1).view(np.uint8)
+            blob = len(self.blobs)
+            self.blobs.append(flat)
+            self.blob_meta.append({"nbytes": int(flat.nbytes), "sha256": hashlib.sha256(flat).hexdigest()})
+            if mem_key is not None:
+                self._blob_keys[mem_key] = blob
+        idx = len(self.tensors)
+        self.tensors.append({"blob": blob, "dtype": d.name, "shape": [int(s) for s in arr.shape],
+                             "kind": "parameter" if isinstance(t, Parameter) else "tensor",
+                             "requires_grad": bool(t._requires_grad)})
+        self._tensor_ids[id(t)] = idx
+        self._alive.append(t)
+        return idx
+
+
+def _write_entry(zf: zipfile.ZipFile, name: str, data) -> None:
+    info = zipfile.ZipInfo(name, date_time=_ZIP_DATE)
+    info.compress_type = zipfile.ZIP_STORED
+    info.external_attr = 0o644 << 16
+    mv = memoryview(data).cast("B")
+    info.file_size = mv.nbytes  # lets zipfile pick zip64 headers for blobs over 2 GiB
+    with zf.open(info, "w") as out:
+        for start in range(0, mv.nbytes, _READ_CHUNK):
+            out.write(mv[start:start + _READ_CHUNK])
+
+
+def save(obj, f, pickle_module=None, pickle_protocol=DEFAULT_PROTOCOL, _use_new_zipfile_serialization=True,
+         _disable_byteorder_record=False) -> None:
+    """Save ``obj`` (tensors, numbers, strings, None and lists/tuples/dicts of them, e.g. a model's
+    or optimizer's ``state_dict()``) to ``f``, a path (str or ``os.PathLike``) or a binary file
+    object. The pickle-related arguments are accepted for PyTorch compatibility and ignored:
+    graphc's format never pickles. Unsupported objects raise ``TypeError`` before ``f`` is written."""
+    enc = _Encoder()
+    root = enc.value(obj, "obj", 0)
+    manifest = {"format": FORMAT_NAME, "version": FORMAT_VERSION, "byteorder": "little",
+                "blobs": enc.blob_meta, "tensors": enc.tensors, "root": root}
+    manifest_bytes = json.dumps(manifest, ensure_ascii=False, allow_nan=False, separators=(",", ":")).encode("utf-8")
+
+    def write(fileobj) -> None:
+        with zipfile.ZipFile(fileobj, "w", compression=zipfile.ZIP_STORED, allowZip64=True) as zf:
+            _write_entry(zf, MANIFEST_NAME, manifest_bytes)
+            for i, flat in enumerate(enc.blobs):
+                _write_entry(zf, f"{PREFIX}data/{i}", flat)
+
+    if isinstance(f, (str, bytes, os.PathLike)):
+        with open(f, "wb") as fh:
+            write(fh)
+    elif hasattr(f, "write"):
+        write(f)
+    else:
+        raise TypeError(f"graphc.save: f must be a path (str or os.PathLike) or a binary file object, got {_type_name(f)}")
+
+
+# ---------------------------------------------------------------------------------------------
+# loading
+# ---------------------------------------------------------------------------------------------
+
+_ZIP_ERRORS = (zipfile.BadZipFile, zipfile.LargeZipFile, zlib.error, EOFError, struct.error, ValueError,
+               NotImplementedError, KeyError, OSError, OverflowError, IndexError)
+
+_NOT_PICKLE = ("graphc.load never unpickles, because loading a pickle can run arbitrary code. Convert the "
+               "file where you trust it, e.g. with PyTorch: safetensors.torch.save_file(torch.load(path, "
+               "weights_only=True), 'model.safetensors'), then load that with graphc.safetensors.load_file")
+
+
+def _describe(f) -> str:
+    if isinstance(f, (str, bytes, os.PathLike)):
+        return repr(os.fsdecode(f))
+    name = getattr(f, "name", None)
+    return repr(name) if isinstance(name, str) else f"<{type(f).__name__}>"
+
+
+def _sniff(head: bytes, src: str) -> None:
+    """Explain why a file that is not a zip archive is not a graphc checkpoint."""
+    if not head:
+        raise CheckpointError(f"{src} is empty, not a graphc checkpoint")
+    if head[0] == 0x80 and len(head) > 1 and 2 <= head[1] <= 5:
+        raise CheckpointError(f"{src} is a pickle file (a legacy torch.save checkpoint or pickle.dump output), "
+                              f"not a graphc checkpoint. {_NOT_PICKLE}")
+    if len(head) >= 9 and head[8:9] == b"{" and int.from_bytes(head[:8], "little") < 100_000_000:
+        raise CheckpointError(f"{src} looks like a safetensors file, not a graphc checkpoint: "
+                              "load it with graphc.safetensors.load_file")
+    raise CheckpointError(f"{src} is not a graphc checkpoint (not a zip archive; graphc.save writes zip "
+                          "archives with graphc_checkpoint/manifest.json). If it is a pickle-based file: "
+                          f"{_NOT_PICKLE}")
+
+
+def _no_duplicates(pairs):
+    out = {}
+    for k, v in pairs:
+        if k in out:
+            raise ValueError(f"duplicate key {k!r}")
+        out[k] = v
+    return out
+
+
+def _reject_constant(name):
+    raise ValueError(f"invalid JSON constant {name}")
+
+
+def _is_int(x) -> bool:
+    return type(x) is int
+
+
+class _Reader:
+    def __init__(self, zf: zipfile.ZipFile, src: str, remap) -> None:
+        self.zf, self.src, self.remap = zf, src, remap
+        self._bufs: dict[int, bytearray] = {}
+        self._arrays: dict[tuple, np.ndarray] = {}
+        self._objs: dict[int, Tensor] = {}
+
+    def error(self, msg: str) -> CheckpointError:
+        return CheckpointError(f"{self.src}: {msg}")
+
+    # -- raw entries ------------------------------------------------------------------------
+
+    def read_entry(self, name: str, what: str, expected: int | None = None, limit: int | None = None) -> bytearray:
+        info = self.zf.NameToInfo.get(name)
+        if info is None:
+            raise self.error(f"{what} is missing from the archive (no entry {name!r}); the file is incomplete or corrupted")
+        if info.flag_bits & 0x1:
+            raise self.error(f"{what} ({name}) is encrypted; graphc checkpoints never are")
+        if info.compress_type != zipfile.ZIP_STORED:
+            raise self.error(f"{what} ({name}) is compressed; graphc checkpoints store entries uncompressed")
+        if expected is not None and info.file_size != expected:
+            raise self.error(f"{what} ({name}) holds {info.file_size} bytes but the manifest says {expected}")
+        if limit is not None and info.file_size > limit:
+            raise self.error(f"{what} ({name}) is {info.file_size} bytes, larger than the {limit}-byte limit")
+        buf = bytearray(info.file_size)
+        view = memoryview(buf)
+        try:
+            with self.zf.open(info) as fh:
+                n = 0
+                while n < len(buf):
+                    k = fh.readinto(view[n:n + _READ_CHUNK])
+                    if not k:
+                        break
+                    n += k
+                if n == len(buf):
+                    fh.read(1)  # reach EOF so zipfile verifies the CRC-32 even of an empty entry
+        except CheckpointError:
+            raise
+        except zipfile.BadZipFile as e:
+            if "CRC" in str(e):
+                raise self.error(f"checksum mismatch in {what} ({name}): the file is corrupted or was modified") from None
+            raise self.error(f"cannot read {what} ({name}): {e}; the file is truncated or corrupted") from None
+        except (*_ZIP_ERRORS, RuntimeError) as e:
+            raise self.error(f"cannot read {what} ({name}): {type(e).__name__}: {e}; the file is truncated or corrupted") from None
+        if n != len(buf):
+            raise self.error(f"{what} ({name}) is truncated: read {n} of {len(buf)} bytes")
+        return buf
+
+    # -- manifest -----------------------------------------------------------------------------
+
+    def manifest(self) -> dict:
+        raw = self.read_entry(MANIFEST_NAME, "the manifest", limit=MAX_MANIFEST_BYTES)
+        try:
+            m = json.loads(raw.decode("utf-8"), object_pairs_hook=_no_duplicates, parse_constant=_reject_constant)
+        except RecursionError:
+            raise self.error("the manifest nests too deeply") from None
+        except (UnicodeDecodeError, ValueError) as e:
+            raise self.error(f"the manifest is not valid JSON ({e})") from None
+        if not isinstance(m, dict) or m.get("format") != FORMAT_NAME:
+            raise self.error(f"the manifest does not describe a {FORMAT_NAME!r} file")
+        version = m.get("version")
+        if not _is_int(version) or version < 1:
+            raise self.error(f"the manifest has an invalid format version {version!r}")
+        if version > FORMAT_VERSION:
+            raise self.error(f"the checkpoint uses format version {version}, written by a newer graphc; "
+                             f"this graphc reads version {FORMAT_VERSION} and older")
+        if m.get("byteorder") != "little":
+            raise self.error(f"unsupported byte order {m.get('byteorder')!r} (expected 'little')")
+        for key in ("blobs", "tensors"):
+            if not isinstance(m.get(key), list):
+                raise self.error(f"the manifest's {key!r} table is missing or not a list")
+        if "root" not in m:
+            raise self.error("the manifest has no 'root' object")
+        for i, b in enumerate(m["blobs"]):
+            if not (isinstance(b, dict) and _is_int(b.get("nbytes")) and b["nbytes"] >= 0
+                    and isinstance(b.get("sha256"), str) and len(b["sha256"]) == 64):
+                raise self.error(f"blob {i} in the manifest is malformed: {b!r}")
+        for i, t in enumerate(m["tensors"]):
+            self.check_tensor_entry(i, t, m["blobs"])
+        return m
+
+    def check_tensor_entry(self, i: int, t, blobs: list) -> None:
+        if not isinstance(t, dict):
+            raise self.error(f"tensor {i} in the manifest is malformed: {t!r}")
+        blob, shape, name = t.get("blob"), t.get("shape"), t.get("dtype")
+        if not _is_int(blob) or not 0 <= blob < len(blobs):
+            raise self.error(f"tensor {i} refers to blob {blob!r}, which the archive does not have "
+                             f"({len(blobs)} blobs)")
+        if not isinstance(name, str):
+            raise self.error(f"tensor {i} has an invalid dtype {name!r}")
+        d = dt._BY_NAME.get(name)
+        if d is None or d.name != name:
+            raise self.error(f"tensor {i} has unknown dtype {name!r}; this graphc knows "
+                             f"{', '.join(x.name for x in dt.ALL_DTYPES)}")
+        if not isinstance(shape, list) or not all(_is_int(s) and s >= 0 for s in shape):
+            raise self.error(f"tensor {i} has an invalid shape {shape!r}")
+        nbytes = math.prod(shape) * d.itemsize
+        if nbytes != blobs[blob]["nbytes"]:
+            raise self.error(f"tensor {i} ({name}{shape}) needs {nbytes} bytes but its blob {blob} holds "
+                             f"{blobs[blob]['nbytes']}")
+        if t.get("kind") not in ("tensor", "parameter"):
+            raise self.error(f"tensor {i} has an invalid kind {t.get('kind')!r}")
+        rg = t.get("requires_grad")
+        if type(rg) is not bool:
+            raise self.error(f"tensor {i} has an invalid requires_grad {rg!r}")
+        if rg and not d.is_floating_point:
+            raise self.error(f"tensor {i} is {name} but marked requires_grad; only floating tensors can require grad")
+
+    # -- tensors -----------------------------------------------------------------------------
+
+    def blob(self, i: int) -> bytearray:
+        buf = self._bufs.get(i)
+        if buf is None:
+            meta = self.m["blobs"][i]
+            buf = self.read_entry(f"{PREFIX}data/{i}", f"blob {i}", expected=meta["nbytes"])
+            if hashlib.sha256(buf).hexdigest() != meta["sha256"].lower():
+                raise self.error(f"checksum mismatch in blob {i} ({PREFIX}data/{i}): its SHA-256 differs from the "
+                                 "manifest's; the file is corrupted or was modified")
+            self._bufs[i] = buf
+        return buf
+
+    def array(self, entry: dict) -> np.ndarray:
+        key = (entry["blob"], entry["dtype"], tuple(entry["shape"]))
+        arr = self._arrays.get(key)
+        if arr is None:
+            d = dt.from_name(entry["dtype"])
+            buf = self.blob(entry["blob"])
+            if d is dt.bool_ and buf and max(buf) > 1:
+                raise self.error(f"blob {entry['blob']} holds bool values other than 0 and 1")
+            arr = np.frombuffer(buf, dtype=d.np.newbyteorder("<")).reshape(key[2])
+            if sys.byteorder != "little":
+                arr = arr.astype(d.np)
+            self._arrays[key] = arr
+        return arr
+
+    def tensor(self, idx, path: str) -> Tensor:
+        if not _is_int(idx) or not 0 <= idx < len(self.m["tensors"]):
+            raise self.error(f"{path} refers to tensor {idx!r}, which the manifest does not have")
+        obj = self._objs.get(idx)
+        if obj is not None:
+            return obj
+        from .nn.parameter import Parameter
+        entry = self.m["tensors"][idx]
+        arr = self.array(entry)
+        if self.remap is not None:
+            r = self.remap(Tensor._make(arr), "cpu")
+            if r is not None:
+                if not isinstance(r, Tensor) or not isinstance(r._data, np.ndarray):
+                    raise TypeError(f"graphc.load: map_location returned {_type_name(r)}; expected a Tensor or None")
+                arr = r._data
+        if entry["kind"] == "parameter":
+            obj = Parameter(Tensor._make(arr), requires_grad=entry["requires_grad"])
+        else:
+            obj = Tensor._make(arr, requires_grad=entry["requires_grad"])
+        self._objs[idx] = obj
+        return obj
+
+    # -- object tree -------------------------------------------------------------------------
+
+    def decode(self, node, path: str, depth: int):
+        tn = type(node)
+        if node is None or tn in (bool, int, float, str):
+            return node
+        if depth > 3 * MAX_DEPTH:
+            raise self.error(f"the object at {path} nests too deeply")
+        if tn is list:
+            return [self.decode(x, f"{path}[{i}]", depth + 1) for i, x in enumerate(node)]
+        if tn is not dict or not node:
+            raise self.error(f"malformed node at {path}: {node!r:.100}")
+        tags = set(node)
+        if tags == {"odict", "attrs"}:
+            tag = "odict"
+        elif len(tags) == 1:
+            (tag,) = tags
+        else:
+            raise self.error(f"malformed node at {path}: keys {sorted(tags)}")
+        v = node[tag]
+        if tag == "tensor":
+            return self.tensor(v, path)
+        if tag == "tuple":
+            self.expect(type(v) is list, path, node)
+            return tuple(self.decode(x, f"{path}[{i}]", depth + 1) for i, x in enumerate(v))
+        if tag in ("dict", "odict"):
+            self.expect(type(v) is list, path, node)
+            out = {} if tag == "dict" else OrderedDict()
+            for pair in v:
+                self.expect(type(pair) is list and len(pair) == 2, path, pair)
+                k = self.key(pair[0], path, depth)
+                out[k] = self.decode(pair[1], f"{path}[{k!r}]", depth + 1)
+            if "attrs" in node:
+                attrs = node["attrs"]
+                self.expect(type(attrs) is list, path, node)
+                for pair in attrs:
+                    ok = (type(pair) is list and len(pair) == 2 and type(pair[0]) is str and pair[0].isidentifier()
+                          and not pair[0].startswith("__"))
+                    self.expect(ok, path, pair)
+                    out.__dict__[pair[0]] = self.decode(pair[1], f"{path}.{pair[0]}", depth + 1)
+            return out
+        if tag == "float":
+            self.expect(v in ("nan", "inf", "-inf"), path, node)
+            return float(v)
+        if tag == "bytes":
+            self.expect(type(v) is str, path, node)
+            try:
+                return base64.b64decode(v.encode("ascii"), validate=True)
+            except (binascii.Error, UnicodeEncodeError):
+                raise self.error(f"invalid base64 bytes at {path}") from None
+        if tag == "complex":
+            self.expect(type(v) is list and len(v) == 2, path, node)
+            re, im = (self.decode(x, path, depth + 1) for x in v)
+            self.expect(type(re) in (int, float) and type(im) in (int, float), path, node)
+            return complex(re, im)
+        if tag == "size":
+            self.expect(type(v) is list and all(_is_int(s) and s >= 0 for s in v), path, node)
+            return Size(v)
+        if tag == "dtype":
+            d = dt._BY_NAME.get(v) if type(v) is str else None
+            self.expect(d is not None and d.name == v, path, node)
+            return d
+        if tag == "device":
+            self.expect(type(v) is str, path, node)
+            try:
+                return _device(v)
+            except RuntimeError:
+                raise self.error(f"invalid device {v!r} at {path}") from None
+        raise self.error(f"unknown node type {tag!r} at {path} (written by a newer graphc?)")
+
+    def key(self, node, path: str, depth: int):
+        k = self.decode(node, f"{path} (a key)", depth + 1)
+
+        def hashable_plain(x) -> bool:
+            if type(x) is tuple:
+                return all(hashable_plain(y) for y in x)
+            return x is None or type(x) in (bool, int, float, str, bytes, complex)
+        if not hashable_plain(k):
+            raise self.error(f"invalid dict key of type {_type_name(k)} in {path}")
+        return k
+
+    def expect(self, cond: bool, path: str, node) -> None:
+        if not cond:
+            raise self.error(f"malformed node at {path}: {node!r:.100}")
+
+    def load(self):
+        self.m = self.manifest()
+        try:
+            return self.decode(self.m["root"], "obj", 0)
+        except RecursionError:
+            raise self.error("the object tree nests too deeply") from None
+
+
+def _map_location_fn(map_location):
+    """Validate map_location now; return a callable to apply per tensor, or None."""
+    if map_location is None:
+        return None
+    if isinstance(map_location, dict):
+        target = None
+        for src, dst in map_location.items():
+            if str(src) == "cpu":
+                target = dst
+        if target is not None:
+            check_device(target)
+        return None
+    if isinstance(map_location, (str, _device, int)):
+        check_device(map_location)
+        return None
+    if callable(map_location):
+        return map_location
+    raise TypeError(f"graphc.load: map_location must be a str, graphc.device, dict or callable, "
+                    f"got {_type_name(map_location)}")
+
+
+def load(f, map_location=None, pickle_module=None, *, weights_only=True, mmap=None, **pickle_load_args):
+    """Load an object saved with :func:`graphc.save` from ``f`` (a path or a binary file object).
+
+    Never executes code from the file: ``weights_only`` is accepted for PyTorch compatibility and
+    is always effectively True; ``pickle_module``, ``mmap`` and extra keyword arguments are ignored.
+    ``map_location`` may be 'cpu', a graphc.device, a dict mapping saved locations to new ones, or
+    a callable ``fn(tensor, 'cpu')`` returning a tensor or None; since graphc tensors live on the
+    CPU, any accelerator target raises ``DeviceUnavailableError``. Invalid files raise
+    :class:`CheckpointError`."""
+    remap = _map_location_fn(map_location)
+    src = _describe(f)
+    if isinstance(f, (str, bytes, os.PathLike)):
+        with open(f, "rb") as fh:
+            return _load_from(fh, src, remap)
+    if not hasattr(f, "read"):
+        raise TypeError(f"graphc.load: f must be a path (str or os.PathLike) or a binary file object, got {_type_name(f)}")
+    seekable = False
+    try:
+        seekable = bool(f.seekable()) if hasattr(f, "seekable") else hasattr(f, "seek") and hasattr(f, "tell")
+    except (OSError, ValueError):
+        pass
+    if not seekable:
+        data = f.read()
+        if isinstance(data, str):
+            raise TypeError("graphc.load: the file object is in text mode; open it in binary mode ('rb')")
+        return _load_from(io.BytesIO(data), src, remap)
+    return _load_from(f, src, remap)
+
+
+def _load_from(fh, src: str, remap):
+    pos = fh.tell()
+    head = fh.read(16)
+    if isinstance(head, str):
+        raise TypeError("graphc.load: the file object is in text mode; open it in binary mode ('rb')")
+    fh.seek(pos)
+    if head[:4] not in (b"PK\x03\x04", b"PK\x05\x06"):
+        _sniff(head, src)
+    try:
+        zf = zipfile.ZipFile(fh, "r")
+    except (*_ZIP_ERRORS, RuntimeError) as e:
+        raise CheckpointError(f"{src} is not a readable zip archive ({e}): the file is truncated or corrupted") from None
+    with zf:
+        names = zf.NameToInfo
+        if MANIFEST_NAME not in names:
+            if any(n == "data.pkl" or n.endswith("/data.pkl") for n in names):
+                raise CheckpointError(f"{src} is a PyTorch checkpoint (torch.save's zip archive around a pickle), "
+                                      f"not a graphc checkpoint. {_NOT_PICKLE}")
+            raise CheckpointError(f"{src} is a zip archive but not a graphc checkpoint (it has no {MANIFEST_NAME})")
+        return _Reader(zf, src, remap).load()
+
+
+# ---------------------------------------------------------------------------------------------
+# torch.serialization compatibility: graphc never unpickles, so "safe globals" have no effect.
+# These exist so code that registers them runs unchanged.
+# ---------------------------------------------------------------------------------------------
+
+_safe_globals: list = []
+
+
+def add_safe_globals(safe_globals: list) -> None:
+    """Accepted for PyTorch compatibility. graphc never unpickles, so this changes nothing."""
+    _safe_globals.extend(safe_globals)
+
+
+def get_safe_globals() -> list:
+    return list(_safe_globals)
+
+
+def clear_safe_globals() -> None:
+    _safe_globals.clear()
+
+
+class safe_globals:
+    """Context manager form of :func:`add_safe_globals` (no effect on graphc.load)."""
+
+    def __init__(self, safe_globals: list) -> None:
+        self.safe_globals = list(safe_globals)
+
+    def __enter__(self):
+        self._n = len(_safe_globals)
+        _safe_globals.extend(self.safe_globals)
+        return self
+
+    def __exit__(self, *exc) -> None:
+        del _safe_globals[self._n:]

@@ -1,0 +1,173 @@
+"""Autodiff as a graph transformation: forward graph -> (forward-with-saved, backward) graphs.
+
+The joint graph is built by walking the forward nodes in reverse and applying the same VJP
+rules eager autograd uses (binding primitives on IR values emits nodes). It is then split: the
+backward graph holds every node that depends on an output cotangent; values it needs from the
+forward pass are saved. Cheap pointwise values are recomputed in backward instead of saved.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from graphc.ir import prims as P
+from graphc.ir.graph import Graph, Node, Value, building
+
+from .rules import VJP
+
+
+@dataclass
+class SplitGraphs:
+    forward: Graph      # inputs as the original; outputs: original outputs + saved values
+    backward: Graph     # inputs: one cotangent per differentiable output, then saved values
+    n_outputs: int      # how many of forward's outputs are the user's
+    diff_outputs: list[int]  # indices of outputs that receive a cotangent
+    wrt: list[int]      # forward input indices whose gradients backward returns, in order
+
+
+def _clone(g: Graph) -> tuple[Graph, dict[int, Value]]:
+    """A structural copy; returns it and a map from id(old value) to new value."""
+    new = Graph(g.name)
+    m: dict[int, Value] = {}
+    for v in g.inputs:
+        m[id(v)] = new.add_input(v.type, v.role, v.name)
+    for n in g.nodes:
+        args = [m[id(x)] if isinstance(x, Value) else x for x in n.inputs]
+        out = new.add_node(n.prim, args, n.attrs, n.output.type)
+        out.name = n.output.name
+        m[id(n.output)] = out
+    new.set_outputs([m[id(o)] for o in g.outputs])
+    new._counter = g._counter
+    return new, m
+
+
+def _needs_grad(g: Graph, wrt: set[int]) -> set[int]:
+    """ids of values that depend on a differentiated input through differentiable ops."""
+    live = {id(g.inputs[i]) for i in wrt}
+    for n in g.nodes:
+        if n.prim in P.NON_DIFFERENTIABLE or not n.output.dtype.is_floating_point:
+            continue
+        if any(id(x) in live for i, x in enumerate(n.inputs)
+               if isinstance(x, Value) and i not in n.prim.nondiff_operands):
+            live.add(id(n.output))
+    return live
+
+
+def build_joint(fwd: Graph, wrt: list[int], diff_outputs: list[int]) -> tuple[Graph, int]:
+    """The forward graph plus cotangent inputs and gradient outputs (returns it and the index of
+    the first cotangent input)."""
+    g, _ = _clone(fwd)
+    live = _needs_grad(g, set(wrt))
+    first_ct = len(g.inputs)
+    ct: dict[int, Value] = {}
+    with building(g):
+        for k in diff_outputs:
+            o = g.outputs[k]
+            seed = g.add_input(o.type, "input", f"grad{k}")
+            ct[id(o)] = P.add(ct[id(o)], seed) if id(o) in ct else seed
+        for n in reversed(list(g.nodes)):
+            gout = ct.get(id(n.output))
+            if gout is None or id(n.output) not in live:
+                continue
+            rule = VJP[n.prim]
+            grads = rule.fn(gout, n.output, *n.inputs, **n.attrs)
+            for x, gx in zip(n.inputs, grads):
+                if gx is None or not isinstance(x, Value) or id(x) not in live:
+                    continue
+                if gx.dtype is not x.dtype:
+                    gx = P.cast(gx, dtype=x.dtype)
+                ct[id(x)] = P.add(ct[id(x)], gx) if id(x) in ct else gx
+        grads_out = []
+        for i in wrt:
+            x = g.inputs[i]
+            grads_out.append(ct[id(x)] if id(x) in ct else P.full(shape=x.shape, value=0, dtype=x.dtype))
+    g.set_outputs(list(g.outputs) + grads_out)
+    return g, first_ct
+
+
+def _is_cheap(n: Node) -> bool:
+    return n.prim.kind in ("elementwise", "movement") and n.prim not in (P.copy,)
+
+
+def split(joint: Graph, first_ct: int, n_outputs: int, diff_outputs: list[int], wrt: list[int],
+          recompute: bool = True) -> SplitGraphs:
+    """Partition the joint graph into forward and backward graphs."""
+    ct_inputs = {id(v) for v in joint.inputs[first_ct:]}
+    in_backward: set[int] = set()
+    for n in joint.nodes:
+        if any(id(x) in ct_inputs or id(x) in in_backward for x in n.value_inputs()):
+            in_backward.add(id(n.output))
+    # operand-free constants (zeros for gradients) used only by backward nodes belong there
+    for n in joint.nodes:
+        if not list(n.value_inputs()) and n.output.users and all(
+                id(u.output) in in_backward for u in n.output.users) and n.output not in joint.outputs[:n_outputs]:
+            in_backward.add(id(n.output))
+    fwd_nodes = [n for n in joint.nodes if id(n.output) not in in_backward]
+    bwd_nodes = [n for n in joint.nodes if id(n.output) in in_backward]
+    # forward values the backward nodes read, and graph inputs they read
+    fwd_ids = {id(n.output) for n in fwd_nodes} | {id(v) for v in joint.inputs[:first_ct]}
+    producer = {id(n.output): n for n in fwd_nodes}
+
+    def needed(nodes) -> list[Value]:
+        seen, out = set(), []
+        for n in nodes:
+            for x in n.value_inputs():
+                if id(x) in fwd_ids and id(x) not in seen:
+                    seen.add(id(x))
+                    out.append(x)
+        return out
+
+    recomputed: list[Node] = []
+    if recompute:
+        changed = True
+        while changed:
+            changed = False
+            for v in needed(bwd_nodes + recomputed):
+                n = producer.get(id(v))
+                if n is not None and _is_cheap(n) and n not in recomputed:
+                    recomputed.append(n)
+                    changed = True
+        order = {id(n): i for i, n in enumerate(joint.nodes)}
+        recomputed.sort(key=lambda n: order[id(n)])
+    rec_ids = {id(n.output) for n in recomputed}
+    saved = [v for v in needed(recomputed + bwd_nodes) if id(v) not in rec_ids]
+
+    # forward graph: the original outputs plus saved values
+    fwd = Graph(joint.name + "_forward")
+    m: dict[int, Value] = {}
+    for v in joint.inputs[:first_ct]:
+        m[id(v)] = fwd.add_input(v.type, v.role, v.name)
+    for n in fwd_nodes:
+        args = [m[id(x)] if isinstance(x, Value) else x for x in n.inputs]
+        m[id(n.output)] = fwd.add_node(n.prim, args, n.attrs, n.output.type)
+    fwd.set_outputs([m[id(o)] for o in joint.outputs[:n_outputs]] + [m[id(v)] for v in saved])
+
+    bwd = Graph(joint.name + "_backward")
+    b: dict[int, Value] = {}
+    for v in joint.inputs[first_ct:]:
+        b[id(v)] = bwd.add_input(v.type, "input", v.name)
+    for i, v in enumerate(saved):
+        b[id(v)] = bwd.add_input(v.type, "input", f"saved{i}")
+    for n in recomputed + bwd_nodes:
+        args = [b[id(x)] if isinstance(x, Value) else x for x in n.inputs]
+        b[id(n.output)] = bwd.add_node(n.prim, args, n.attrs, n.output.type)
+    grad_outs = joint.outputs[n_outputs:]
+    bwd.set_outputs([b[id(o)] if id(o) in b else _materialize(bwd, b, o) for o in grad_outs])
+    from ..dce import dce
+    dce(fwd, keep_inputs=True)
+    dce(bwd, keep_inputs=True)
+    fwd.rename()
+    bwd.rename()
+    return SplitGraphs(fwd, bwd, n_outputs, diff_outputs, wrt)
+
+
+def _materialize(bwd: Graph, b: dict, o: Value) -> Value:
+    """A gradient output that is a forward value (e.g. zeros computed without cotangents)."""
+    if o.producer is not None and o.producer.prim is P.full:
+        return bwd.add_node(P.full, [], o.producer.attrs, o.type)
+    raise ValueError(f"gradient output %{o.name} does not depend on any cotangent")
+
+
+def differentiate(fwd: Graph, wrt: list[int], diff_outputs: list[int]) -> SplitGraphs:
+    joint, first_ct = build_joint(fwd, wrt, diff_outputs)
+    return split(joint, first_ct, len(fwd.outputs), diff_outputs, wrt)
+

@@ -1,0 +1,28 @@
+"""Common-subexpression elimination: identical (op, operands, attributes) compute once."""
+from __future__ import annotations
+
+from graphc.ir.graph import Graph, Value
+
+
+def _key(n) -> tuple:
+    ops = tuple(("v", id(x)) if isinstance(x, Value) else ("c", type(x).__name__, x) for x in n.inputs)
+    return (n.prim.name, ops, tuple(sorted((k, _hashable(v)) for k, v in n.attrs.items())))
+
+
+def _hashable(v):
+    if isinstance(v, (list, tuple)):
+        return tuple(_hashable(x) for x in v)
+    return (type(v).__name__, v)
+
+
+def cse(g: Graph) -> Graph:
+    seen: dict[tuple, Value] = {}
+    for n in list(g.nodes):
+        key = _key(n)
+        prev = seen.get(key)
+        if prev is not None and prev.type == n.output.type:
+            g.replace_all_uses(n.output, prev)
+            g.remove_node(n)
+        else:
+            seen[key] = n.output
+    return g

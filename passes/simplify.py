@@ -1,0 +1,66 @@
+"""Algebraic simplification: x*1, x+0, x-0, x/1, x*0 (integers only: for floats 0*inf is nan),
+double permute/reshape, no-op casts, expands, reshapes and permutes."""
+from __future__ import annotations
+
+from graphc.ir import prims as P
+from graphc.ir.graph import Graph, Value
+
+
+def _scalar(x, value) -> bool:
+    return not isinstance(x, Value) and not isinstance(x, bool) and x == value
+
+
+def _same(v: Value, n) -> bool:
+    return isinstance(v, Value) and v.type == n.output.type
+
+
+def simplify(g: Graph) -> Graph:
+    changed = True
+    while changed:
+        changed = False
+        for n in list(g.nodes):
+            if n not in g.nodes:
+                continue
+            a = n.inputs[0] if n.inputs else None
+            b = n.inputs[1] if len(n.inputs) > 1 else None
+            new = None
+            p = n.prim
+            if p is P.mul and _scalar(b, 1) and _same(a, n):
+                new = a
+            elif p is P.mul and _scalar(a, 1) and _same(b, n):
+                new = b
+            elif p in (P.add, P.sub) and _scalar(b, 0) and _same(a, n):
+                new = a
+            elif p is P.add and _scalar(a, 0) and _same(b, n):
+                new = b
+            elif p is P.div and _scalar(b, 1) and _same(a, n):
+                new = a
+            elif p is P.mul and (_scalar(b, 0) or _scalar(a, 0)) and not n.output.dtype.is_floating_point:
+                new = g.add_node(P.full, [], {"shape": n.output.shape, "value": 0, "dtype": n.output.dtype},
+                                 n.output.type)
+                g.nodes.remove(new.producer)
+                g.nodes.insert(g.nodes.index(n), new.producer)
+            elif p in (P.cast, P.expand, P.reshape) and _same(a, n):
+                new = a
+            elif p is P.permute and tuple(n.attrs["dims"]) == tuple(range(len(n.attrs["dims"]))):
+                new = a
+            elif p is P.reshape and isinstance(a, Value) and a.producer is not None and a.producer.prim is P.reshape:
+                n.inputs[0] = a.producer.inputs[0]
+                a.users.remove(n)
+                n.inputs[0].users.append(n)
+                changed = True
+                continue
+            elif p is P.permute and isinstance(a, Value) and a.producer is not None and a.producer.prim is P.permute:
+                inner, outer = a.producer.attrs["dims"], n.attrs["dims"]
+                combined = tuple(inner[d] for d in outer)
+                n.attrs = {"dims": combined}
+                n.inputs[0] = a.producer.inputs[0]
+                a.users.remove(n)
+                n.inputs[0].users.append(n)
+                changed = True
+                continue
+            if new is not None:
+                g.replace_all_uses(n.output, new)
+                g.remove_node(n)
+                changed = True
+    return g

@@ -1,0 +1,65 @@
+"""Smoke test for benchmarks/eager_overhead.py: it runs, and its JSON is complete and sane.
+
+No timing thresholds are asserted (timings depend on the machine); only that every
+(op, size, framework) the run claims is either measured with positive finite times or listed as
+skipped with a reason. PyTorch is optional: without it the torch columns are simply absent.
+"""
+from __future__ import annotations
+
+import itertools
+import json
+import math
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+SCRIPT = REPO / "benchmarks" / "eager_overhead.py"
+
+pytestmark = pytest.mark.timeout(180)  # enforced with pytest-timeout (in the `dev` extra)
+
+
+def test_eager_overhead_quick_json(tmp_path):
+    out = tmp_path / "bench.json"
+    proc = subprocess.run(
+        [sys.executable, str(SCRIPT), "--quick", "--json", str(out)],
+        cwd=REPO, capture_output=True, text=True, timeout=150,
+    )
+    assert proc.returncode == 0, f"stdout:\n{proc.stdout}\nstderr:\n{proc.stderr}"
+    assert "graphc/numpy" in proc.stdout  # the table was printed
+
+    data = json.loads(out.read_text())
+    ops, sizes, frameworks = data["ops"], data["sizes"], data["frameworks"]
+    assert set(ops) == {"add", "mul", "matmul", "sum", "relu", "fwd_bwd"}
+    assert set(sizes) == {8, 256}
+    assert {"numpy", "graphc", "graphc+grad"} <= set(frameworks)
+    has_torch = data["meta"]["torch"] is not None
+    assert ({"torch", "torch+grad"} <= set(frameworks)) == has_torch
+    if not has_torch:
+        assert "note: PyTorch comparison skipped" in proc.stdout
+
+    measured = {}
+    for r in data["results"]:
+        key = (r["op"], r["size"], r["framework"])
+        assert key not in measured, f"duplicate result {key}"
+        measured[key] = r
+    skipped = {(s["op"], s["size"], s["framework"]): s for s in data["skipped"]}
+    assert not set(measured) & set(skipped)
+
+    for key in itertools.product(ops, sizes, frameworks):
+        if key in skipped:
+            assert skipped[key]["reason"]
+            continue
+        assert key in measured, f"no result for {key}"
+        r = measured[key]
+        times = [r["median_us"], r["best_us"], *r["samples_us"]]
+        assert len(r["samples_us"]) == r["repeats"] >= 1
+        assert r["number"] >= 1
+        for t in times:
+            assert isinstance(t, (int, float)) and math.isfinite(t) and t > 0, (key, t)
+    assert set(measured) | set(skipped) == set(itertools.product(ops, sizes, frameworks))
+    # Only the no-autograd variants may skip, and only the forward+backward op.
+    assert all(op == "fwd_bwd" and not fw.endswith("+grad") and fw != "numpy"
+               for op, _, fw in skipped)

@@ -1,0 +1,74 @@
+"""Every primitive is either differentiable (a VJP rule) or declared non-differentiable, and every
+differentiable primitive and every composite has a gradcheck case in ``op_cases.CASES``.
+
+Adding a primitive or a composite without a VJP rule / gradient test fails here.
+"""
+from __future__ import annotations
+
+import os
+import sys
+from collections import Counter
+
+import pytest
+
+import graphc  # noqa: F401  (loads the frontend, as user code does)
+from graphc.ir import PRIMITIVES
+from graphc.ir.prims import NON_DIFFERENTIABLE
+from graphc.passes.autodiff import VJP
+from graphc.passes.decompositions import COMPOSITES
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from op_cases import CASES  # noqa: E402
+
+DIFFERENTIABLE = sorted(n for n, p in PRIMITIVES.items() if p not in NON_DIFFERENTIABLE)
+
+
+def _gradchecked(attr: str) -> set[str]:
+    return {name for c in CASES if c.gradcheck for name in getattr(c, attr)}
+
+
+def test_registry_is_not_empty():
+    assert len(PRIMITIVES) > 50 and len(COMPOSITES) > 10
+    assert "mul" in DIFFERENTIABLE and "eq" not in DIFFERENTIABLE
+
+
+@pytest.mark.parametrize("name", sorted(PRIMITIVES))
+def test_primitive_has_vjp_rule_xor_is_non_differentiable(name):
+    prim = PRIMITIVES[name]
+    has_rule, nondiff = prim in VJP, prim in NON_DIFFERENTIABLE
+    assert has_rule or nondiff, f"primitive {name!r} has no VJP rule and is not in NON_DIFFERENTIABLE"
+    assert not (has_rule and nondiff), f"primitive {name!r} has a VJP rule but is listed NON_DIFFERENTIABLE"
+
+
+def test_vjp_table_only_holds_registered_primitives():
+    registered = set(map(id, PRIMITIVES.values()))
+    stray = [p.name for p in VJP if id(p) not in registered]
+    assert not stray, f"VJP rules for unregistered primitives: {stray}"
+    stray = [p.name for p in NON_DIFFERENTIABLE if id(p) not in registered]
+    assert not stray, f"NON_DIFFERENTIABLE lists unregistered primitives: {stray}"
+
+
+@pytest.mark.parametrize("name", DIFFERENTIABLE)
+def test_differentiable_primitive_has_gradcheck_case(name):
+    assert name in _gradchecked("prims"), (
+        f"differentiable primitive {name!r} has no gradcheck case calling it directly: add a "
+        f"prim_case to tests/op_cases.py")
+
+
+@pytest.mark.parametrize("name", sorted(COMPOSITES))
+def test_composite_has_gradcheck_case(name):
+    assert name in _gradchecked("composites"), (
+        f"composite {name!r} has no gradcheck case: add a comp_case to tests/op_cases.py")
+
+
+def test_case_table_is_consistent():
+    dupes = [i for i, n in Counter(c.id for c in CASES).items() if n > 1]
+    assert not dupes, f"duplicate case ids: {dupes}"
+    unknown_prims = {n for c in CASES for n in c.prims} - set(PRIMITIVES)
+    unknown_comps = {n for c in CASES for n in c.composites} - set(COMPOSITES)
+    assert not unknown_prims and not unknown_comps, (unknown_prims, unknown_comps)
+    nondiff = {n for c in CASES for n in c.prims} & {p.name for p in NON_DIFFERENTIABLE}
+    assert not nondiff, f"gradcheck cases for non-differentiable primitives: {nondiff}"
+    # the brief's public-API surface is in the table too, not only the primitives
+    assert sum(c.id.startswith("api-") for c in CASES) >= 100
+    assert sum(c.gradgrad for c in CASES) >= 7
