@@ -16,6 +16,10 @@ from graphc.ir.graph import Graph, Node, Value
 from graphc.ir.primitive import PRIMITIVES, Primitive
 
 Lowering = Callable[[Node, list[str]], str]
+
+# Generated code is cached on disk; any change to this generator must invalidate those entries.
+with open(__file__, "rb") as _f:
+    VERSION = __import__("hashlib").sha256(_f.read()).hexdigest()[:16]
 LOWERINGS: dict[Primitive, Lowering] = {}
 
 
@@ -98,10 +102,8 @@ def generate(g: Graph, fn_name: str = "kernel") -> str:
         if n.prim in UNSUPPORTED:
             raise NotImplementedError(f"numpy backend: {UNSUPPORTED[n.prim]}")
         args = [names[id(x)] if isinstance(x, Value) else _literal(x) for x in n.inputs]
-        cast_to = n.prim.operand_dtype(*n.inputs, **n.attrs) if n.prim.operand_dtype is not None else None
-        if cast_to is not None:
-            args = [f"{a}.astype(np.{cast_to.np.name})" if isinstance(x, Value) and x.dtype is not cast_to else a
-                    for a, x in zip(args, n.inputs)]
+        casts = n.prim.operand_casts(tuple(n.inputs), n.attrs)
+        args = [f"{a}.astype(np.{c.np.name})" if c is not None else a for a, c in zip(args, casts)]
         out = n.output
         names[id(out)] = _ident(out)
         attrs = "".join(f" {k}={format_attr(v)}" for k, v in n.attrs.items())

@@ -22,6 +22,8 @@ from . import methods as _methods  # noqa: F401  (attaches Tensor methods)
 from . import grad_names as _grad_names  # PyTorch's grad_fn names (ViewBackward0 ...)
 _grad_names.install()
 from . import accelerator, backends, cuda, nn, random
+from .compiler import GraphBreakError, compile, explain  # noqa: A004
+from . import optim
 from . import utils  # graphc.utils.data (DataLoader ...); imports the rest of graphc lazily
 from .creation import (arange, as_tensor, asarray, bernoulli, empty, empty_like, eye, from_numpy, full,
                        full_like, linspace, logspace, multinomial, normal, ones, ones_like, rand,

@@ -55,7 +55,7 @@ def _split_name(result, tensor, split_size_or_sections, /, dim=0, **k):
 
 def _dim_given(base: str):
     def namer(result, input, /, dim=None, *a, **k):
-        return base + ("0" if dim is None and k.get("dim") is None else "1")
+        return base + ("0" if dim is None and k.get("axis") is None else "1")
     return namer
 
 

@@ -15,6 +15,7 @@ from graphc.ir import prims as P
 
 from .autograd import grad_mode
 from .autograd.graph import PrimBackward, _sequence
+from .compiler.tracing import SymbolicTensor, current_trace, functional_write
 from .tensors import Tensor
 
 _LEAF_MSG = "a leaf Variable that requires grad is being used in an in-place operation."
@@ -39,7 +40,7 @@ def check_writable(t: Tensor) -> None:
         raise RuntimeError("Inplace update to inference tensor outside InferenceMode is not allowed."
                            "You can make a clone to get a normal tensor before doing inplace update."
                            "See https://github.com/pytorch/rfcs/pull/17 for more details.")
-    if not t._data.flags.writeable:
+    if not isinstance(t, SymbolicTensor) and not t._data.flags.writeable:
         raise RuntimeError(_OVERLAP_MSG)
 
 
@@ -95,6 +96,9 @@ def _set_history(t: Tensor, fn) -> None:
 def write(t: Tensor, result: Tensor, since: int | None = None) -> Tensor:
     """Write ``result`` into ``t``'s buffer as an in-place op and update autograd history."""
     check_writable(t)
+    trace = current_trace()
+    if trace is not None:
+        return functional_write(trace, t, result)
     if tuple(result.shape) != tuple(t.shape):
         raise RuntimeError(
             f"output with shape {list(t.shape)} doesn't match the broadcast shape {list(result.shape)}")

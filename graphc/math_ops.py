@@ -537,3 +537,23 @@ def einsum(equation: str, *operands):
         prod_ = P.mul(prod_, x)
     contracted = tuple(range(len(rhs), len(order)))
     return P.sum(prod_, dims=contracted, keepdim=False) if contracted else prod_
+
+
+def _numpy_kwargs(fn):
+    """PyTorch also accepts numpy's names for reduction arguments: ``axis`` and ``keepdims``."""
+    import functools
+
+    @functools.wraps(fn)
+    def op(*args, **kwargs):
+        if "axis" in kwargs:
+            kwargs["dim"] = kwargs.pop("axis")
+        if "keepdims" in kwargs:
+            kwargs["keepdim"] = kwargs.pop("keepdims")
+        return fn(*args, **kwargs)
+    return op
+
+
+for _name in ("sum", "nansum", "prod", "mean", "var", "std", "var_mean", "std_mean", "amax", "amin", "max",
+              "min", "argmax", "argmin", "all", "any", "count_nonzero", "logsumexp", "norm", "cumsum"):
+    globals()[_name] = _numpy_kwargs(globals()[_name])
+del _name

@@ -83,6 +83,10 @@ def set_rng_state(new_state) -> None:
 
 
 def gen(generator: Generator | None) -> np.random.Generator:
+    from .compiler.tracing import GraphBreak, current_trace
+    if current_trace() is not None:
+        # a draw at trace time would be frozen into the compiled code as a constant
+        raise GraphBreak("random numbers (randn, dropout, ...) inside a compiled function are not supported yet")
     return (generator or default_generator).np
 
 

@@ -607,6 +607,13 @@ def _load_from(fh, src: str, remap):
         raise CheckpointError(f"{src} is not a readable zip archive ({e}): the file is truncated or corrupted") from None
     with zf:
         names = zf.NameToInfo
+        first = min((info.header_offset for info in zf.infolist()), default=pos)
+        if first != pos:
+            # zipfile reads an archive from its end: a second archive after this one would be
+            # read instead of the one at the current position.
+            raise CheckpointError(f"{src}: the zip archive found starts at byte {first}, not at the current "
+                                  f"position {pos}; graphc.load reads one checkpoint per file, and more data "
+                                  "(another archive?) follows the one at the current position")
         if MANIFEST_NAME not in names:
             if any(n == "data.pkl" or n.endswith("/data.pkl") for n in names):
                 raise CheckpointError(f"{src} is a PyTorch checkpoint (torch.save's zip archive around a pickle), "

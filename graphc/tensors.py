@@ -535,18 +535,23 @@ class EagerHandler(Handler):
             out = np.asarray(prim.impl(*[a._data if isinstance(a, Tensor) else a for a in args], **attrs))
             return Tensor._make(out)
         typ = prim.infer(*args, **attrs)
-        cast_to = prim.operand_dtype(*args, **attrs) if prim.operand_dtype is not None else None
+        casts = prim.operand_casts(args, attrs)
         arrays = []
-        for i, a in enumerate(args):
+        for a, c in zip(args, casts):
             if isinstance(a, Tensor):
-                arr = a._data
-                # index operands (gather/scatter/index_add) keep their integer dtype
-                if cast_to is not None and arr.dtype != cast_to.np and i not in prim.nondiff_operands:
-                    arr = arr.astype(cast_to.np)
-                arrays.append(arr)
+                arrays.append(a._data if c is None else a._data.astype(c.np))
             else:
                 arrays.append(a)
-        out = prim.impl(*arrays, **attrs)
+        try:
+            out = prim.impl(*arrays, **attrs)
+        except OverflowError:
+            # A Python int outside an integer tensor's range wraps around to it, as in PyTorch
+            # (``int8_tensor + 1000``); numpy refuses it instead.
+            if typ.dtype.category != dt.INT:
+                raise
+            arrays = [np.asarray(a).astype(typ.dtype.np) if isinstance(a, int) and not isinstance(a, bool)
+                      else a for a in arrays]
+            out = prim.impl(*arrays, **attrs)
         want = typ.dtype.np
         if type(out) is not np.ndarray or out.dtype != want:
             out = np.asarray(out).astype(want, copy=False)

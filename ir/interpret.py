@@ -14,10 +14,8 @@ from .graph import Graph, Node, Value
 def run_node(node: Node, env: dict) -> np.ndarray:
     prim = node.prim
     args = [env[id(x)] if isinstance(x, Value) else x for x in node.inputs]
-    if prim.operand_dtype is not None:
-        cast_to = prim.operand_dtype(*node.inputs, **node.attrs)
-        if cast_to is not None:
-            args = [a.astype(cast_to.np, copy=False) if isinstance(a, np.ndarray) else a for a in args]
+    casts = prim.operand_casts(tuple(node.inputs), node.attrs)
+    args = [a.astype(c.np, copy=False) if c is not None else a for a, c in zip(args, casts)]
     out = prim.impl(*args, **node.attrs)
     want = node.output.type.dtype.np
     if type(out) is not np.ndarray or out.dtype != want:

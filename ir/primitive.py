@@ -50,6 +50,15 @@ class Primitive:
     def __call__(self, *args, **attrs):
         return bind(self, *args, **attrs)
 
+    def operand_casts(self, args: tuple, attrs: dict) -> list:
+        """Per operand, the dtype it is cast to before ``impl`` runs (None: unchanged). Index
+        operands keep their integer dtype. Eager mode, the interpreter and codegen all use this."""
+        if self.operand_dtype is None:
+            return [None] * len(args)
+        to = self.operand_dtype(*args, **attrs)
+        return [to if to is not None and i not in self.nondiff_operands and hasattr(a, "dtype")
+                and a.dtype is not to else None for i, a in enumerate(args)]
+
     def __repr__(self) -> str:
         return f"<primitive {self.name}>"
 
@@ -76,13 +85,13 @@ def pop_default_handler() -> Handler:
 
 
 def bind(prim: Primitive, *args, **attrs):
-    best = None
+    # The innermost active handler (e.g. a trace) sees every op, even on concrete tensors, so
+    # that what they compute is recorded rather than frozen; operands may outrank it.
+    best = _default_handlers[-1] if _default_handlers else None
     for a in args:
         h = getattr(a, "_graphc_handler", None)
         if h is not None and (best is None or h.level > best.level):
             best = h
     if best is None:
-        if not _default_handlers:
-            raise TypeError(f"{prim.name}: no tensor operand and no active handler")
-        best = _default_handlers[-1]
+        raise TypeError(f"{prim.name}: no tensor operand and no active handler")
     return best.apply(prim, args, attrs)

@@ -19,8 +19,9 @@ def cache_dir() -> Path:
     return Path(base) / "graphc"
 
 
-def structural_hash(graph_text: str, backend: str) -> str:
-    return hashlib.sha256(f"{FORMAT}\n{backend}\n{graph_text}".encode()).hexdigest()[:32]
+def structural_hash(graph_text: str, backend: str, generator_version: str) -> str:
+    """Same graph text, backend and code generator (its source hash) -> same key."""
+    return hashlib.sha256(f"{FORMAT}\n{backend}\n{generator_version}\n{graph_text}".encode()).hexdigest()[:32]
 
 
 def _checksum(body: str) -> str:

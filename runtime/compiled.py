@@ -23,7 +23,7 @@ class CompiledGraph:
         self.backend = backend
         self.input_types = [v.type for v in graph.inputs]
         text = print_graph(graph)
-        self.key = cache.structural_hash(text, backend)
+        self.key = cache.structural_hash(text, backend, numpy_codegen.VERSION)
         fn_name = "graphc_" + "".join(c if c.isalnum() else "_" for c in name)
         src = cache.load(self.key)
         self.from_cache = src is not None

@@ -26,6 +26,7 @@ from typing import Any, Callable
 import numpy as np
 
 import graphc
+import graphc.nn.functional as F
 from graphc.ir import dtypes as dt
 from graphc.ir import prims as P
 from graphc.passes.decompositions import COMPOSITES
@@ -60,10 +61,6 @@ def FRACT(*shape, lo=0.15, hi=0.35):
     f = _rng.uniform(lo, hi, size=shape)
     f = np.where(_rng.random(shape) < 0.5, f, 1.0 - f)
     return k + f
-
-
-def IDX(hi, *shape):
-    return _rng.integers(0, hi, size=shape).astype(np.int64)
 
 
 @dataclass(frozen=True)
@@ -550,7 +547,7 @@ comp_case("gelu", U(3, 4, lo=-3, hi=3), id="gelu-tanh", attrs={"approximate": "t
           grad_ref=_gelu_tanh_grad)
 # beta=2, threshold=4: x > 2 is linear, below it log(1 + exp(2x)) / 2
 _spx = np.array([[-3.0, -1.0, -0.2, 0.0], [0.3, 1.2, 1.9, 2.1], [2.5, 3.0, -30.0, 30.0]])
-comp_case("softplus", _spx, attrs={"beta": 2.0, "threshold": 4.0},
+comp_case("softplus", _spx, attrs={"beta": 2.0, "threshold": 4.0}, gradgrad=True,
           ref=lambda x: np.where(2 * x > 4, x, np.log1p(np.exp(2 * x)) / 2),
           grad_ref=lambda g, x: (g * np.where(2 * x > 4, 1.0, np_sigmoid(2 * x)),))
 
@@ -564,7 +561,7 @@ for _corr in (0, 1, 2):
               ref=lambda x, c=_corr: x.std(axis=1, ddof=c, keepdims=True),
               grad_ref=lambda g, x, c=_corr: (
                   g * (x - x.mean(1, keepdims=True)) / ((5 - c) * x.std(axis=1, ddof=c, keepdims=True)),))
-comp_case("logsumexp", U(3, 4, lo=-3, hi=3), attrs={"dims": (1,)}, ref=lambda x: np_logsumexp(x, 1),
+comp_case("logsumexp", U(3, 4, lo=-3, hi=3), attrs={"dims": (1,)}, ref=lambda x: np_logsumexp(x, 1), gradgrad=True,
           grad_ref=lambda g, x: (g[:, None] * np_softmax(x, 1),))
 comp_case("logsumexp", U(2, 3, 4), id="logsumexp-02-keep", attrs={"dims": (0, 2), "keepdim": True},
           ref=lambda x: np.log(np.exp(x).sum(axis=(0, 2), keepdims=True)),
@@ -572,7 +569,7 @@ comp_case("logsumexp", U(2, 3, 4), id="logsumexp-02-keep", attrs={"dims": (0, 2)
 comp_case("softmax", U(3, 4, lo=-2, hi=2), attrs={"dim": 1}, ref=lambda x: np_softmax(x, 1),
           grad_ref=lambda g, x: (np_softmax(x, 1) * (g - (g * np_softmax(x, 1)).sum(1, keepdims=True)),),
           gradgrad=True)
-comp_case("log_softmax", U(3, 4, lo=-2, hi=2), attrs={"dim": 0}, ref=lambda x: np.log(np_softmax(x, 0)),
+comp_case("log_softmax", U(3, 4, lo=-2, hi=2), attrs={"dim": 0}, ref=lambda x: np.log(np_softmax(x, 0)), gradgrad=True,
           grad_ref=lambda g, x: (g - np_softmax(x, 0) * g.sum(0, keepdims=True),))
 
 
@@ -790,7 +787,7 @@ api_case("cumsum", lambda x: graphc.cumsum(x, -1), U(3, 4), ref=lambda x: np.cum
          grad_ref=_cumsum_grad(1))
 api_case("cumsum-method-dim0", lambda x: x.cumsum(0), U(3, 4), ref=lambda x: np.cumsum(x, 0),
          grad_ref=_cumsum_grad(0))
-api_case("prod-dim", lambda x: x.prod(1), _prod_x, ref=lambda x: x.prod(1),
+api_case("prod-dim", lambda x: x.prod(1), _prod_x, ref=lambda x: x.prod(1), gradgrad=True,
          grad_ref=lambda g, x: (g[:, None] * prod_of_others(x, 1),))
 api_case("prod-zeros", lambda x: graphc.prod(x, -1, keepdim=True), _prod_z, ref=lambda x: x.prod(-1, keepdims=True),
          grad_ref=lambda g, x: (g * prod_of_others(x, 1),))
@@ -801,13 +798,14 @@ api_case("prod-all-two-zeros", lambda x: x.prod(), _prod_z[2:], ref=np.prod,
 
 _nx = DISTINCT(3, 4, lo=0.3, hi=2.0) * _rng.choice([-1, 1], size=(3, 4))
 api_case("norm-p1-dim", lambda x: x.norm(p=1, dim=1), _nx, ref=_norm_ref(1.0, 1), grad_ref=_norm_grad(1.0, 1))
-api_case("norm-p2-dim", lambda x: graphc.norm(x, 2, dim=1), _nx, ref=_norm_ref(2.0, 1),
+api_case("norm-p2-dim", lambda x: graphc.norm(x, 2, dim=1), _nx, ref=_norm_ref(2.0, 1), gradgrad=True,
          grad_ref=_norm_grad(2.0, 1))
 api_case("norm-inf-dim", lambda x: x.norm(float("inf"), dim=1), _nx, ref=_norm_ref(math.inf, 1),
          grad_ref=_norm_grad(math.inf, 1))
 api_case("norm-fro-all", lambda x: x.norm(), _nx, ref=lambda x: np.sqrt((x * x).sum()),
          grad_ref=lambda g, x: (g * x / np.sqrt((x * x).sum()),))
-api_case("norm-keepdim", lambda x: x.norm(dim=0, keepdim=True), _nx, ref=lambda x: np.sqrt((x * x).sum(0, keepdims=True)),
+api_case("norm-keepdim", lambda x: x.norm(dim=0, keepdim=True), _nx,
+         ref=lambda x: np.sqrt((x * x).sum(0, keepdims=True)),
          grad_ref=lambda g, x: (g * x / np.sqrt((x * x).sum(0, keepdims=True)),))
 api_case("norm-inf-ties", lambda x: x.norm(float("inf"), dim=1), np.array([[1.0, -3.0, 3.0, 0.5]]),
          gradcheck=False, ref=lambda x: np.abs(x).max(1),
@@ -826,7 +824,7 @@ api_case("var-all-corr2", lambda x: x.var(correction=2), U(3, 5), ref=lambda x: 
          grad_ref=lambda g, x: (g * 2 * (x - x.mean()) / 13,))
 api_case("std-unbiased-false", lambda x: x.std(dim=0, unbiased=False), U(3, 4), ref=lambda x: x.std(0),
          grad_ref=lambda g, x: (g[None] * (x - x.mean(0)) / (3 * x.std(0)),))
-api_case("std-correction-keepdim", lambda x: graphc.std(x, 1, correction=2, keepdim=True), U(3, 5),
+api_case("std-correction-keepdim", lambda x: graphc.std(x, 1, correction=2, keepdim=True), U(3, 5), gradgrad=True,
          ref=lambda x: x.std(1, ddof=2, keepdims=True),
          grad_ref=lambda g, x: (g * (x - x.mean(1, keepdims=True)) / (3 * x.std(1, ddof=2, keepdims=True)),))
 api_case("var_mean", lambda x: graphc.var_mean(x, 1), U(3, 4), ref=lambda x: (x.var(1, ddof=1), x.mean(1)))
@@ -1033,7 +1031,8 @@ prim_case("fold", U(1, 2, *_fld_out, 2, 2), attrs=_fld, ref=lambda c: np_fold(c,
           grad_ref=lambda g, c: (np_unfold(g, _fld["kernel"], _fld["stride"], _fld["padding"], _fld["dilation"]),))
 
 _conv2 = ((1, 1), ((1, 1), (1, 1)), (1, 1), 1)
-comp_case("conv", U(2, 2, 4, 4), U(3, 2, 3, 3), U(3), attrs=dict(zip(("stride", "padding", "dilation", "groups"), _conv2)),
+comp_case("conv", U(2, 2, 4, 4), U(3, 2, 3, 3), U(3),
+          attrs=dict(zip(("stride", "padding", "dilation", "groups"), _conv2)),
           ref=lambda x, w, b: np_conv(x, w, b, *_conv2))
 _conv_g = ((2, 1), ((0, 1), (1, 0)), (1, 2), 2)
 comp_case("conv", U(1, 4, 5, 5), U(2, 2, 2, 2), None, id="conv-strided-dilated-groups",
@@ -1208,8 +1207,6 @@ comp_case("scaled_dot_product_attention", U(2, 3, 4), U(2, 5, 4), U(2, 5, 2),
 
 # ---- the same through graphc.nn.functional ---------------------------------------------------
 
-import graphc.nn.functional as F  # noqa: E402
-
 api_case("F.conv2d", lambda x, w, b: F.conv2d(x, w, b, stride=2, padding=1), U(2, 2, 5, 5), U(3, 2, 3, 3), U(3),
          ref=lambda x, w, b: np_conv(x, w, b, (2, 2), ((1, 1), (1, 1)), (1, 1), 1))
 api_case("F.conv2d-same-dilated", lambda x, w: F.conv2d(x, w, padding="same", dilation=2), U(1, 2, 5, 4),
@@ -1230,7 +1227,8 @@ api_case("F.avg_pool2d-pad", lambda x: F.avg_pool2d(x, 3, stride=2, padding=1), 
 api_case("F.adaptive_avg_pool2d", lambda x: F.adaptive_avg_pool2d(x, (2, 3)), U(1, 2, 5, 6))
 api_case("F.adaptive_max_pool2d", lambda x: F.adaptive_max_pool2d(x, 2), DISTINCT(1, 1, 4, 5))
 api_case("F.unfold", lambda x: F.unfold(x, 2, padding=1, stride=2), U(1, 2, 4, 3),
-         ref=lambda x: np_unfold(x, (2, 2), (2, 2), ((1, 1), (1, 1)), (1, 1)).transpose(0, 1, 4, 5, 2, 3).reshape(1, 8, 6))
+         ref=lambda x: np_unfold(x, (2, 2), (2, 2), ((1, 1), (1, 1)), (1, 1))
+         .transpose(0, 1, 4, 5, 2, 3).reshape(1, 8, 6))
 api_case("F.fold", lambda c: F.fold(c, (4, 3), 2, padding=1, stride=2), U(1, 8, 6),
          ref=lambda c: np_fold(c.reshape(1, 2, 2, 2, 3, 2).transpose(0, 1, 4, 5, 2, 3), (4, 3), (2, 2), (2, 2),
                                ((1, 1), (1, 1)), (1, 1)))
@@ -1244,7 +1242,7 @@ api_case("F.batch_norm-train", lambda x, m, v, w, b: F.batch_norm(x, m, v, w, b,
 api_case("F.embedding", lambda i, w: F.embedding(i, w, padding_idx=0), _eidx, U(5, 3), gradcheck=False,
          ref=lambda i, w: w[i], grad_ref=lambda g, i, w: _embedding_grad(g, w, i, 0))
 api_case("F.embedding-nopad", lambda i, w: F.embedding(i, w), _eidx, U(5, 3), ref=lambda i, w: w[i])
-api_case("F.cross_entropy", lambda x, t: F.cross_entropy(x, t), U(4, 3), np.array([0, 2, 1, 1]),
+api_case("F.cross_entropy", lambda x, t: F.cross_entropy(x, t), U(4, 3), np.array([0, 2, 1, 1]), gradgrad=True,
          ref=lambda x, t: np_nll(np.log(np_softmax(x, 1)), t, None, -100, "mean"),
          grad_ref=lambda g, x, t: (g * (np_softmax(x, 1) - np.eye(3)[t]) / 4,))
 api_case("F.nll_loss-weight", lambda x, t: F.nll_loss(x, t, weight=graphc.tensor(_nll_w), ignore_index=-100),
@@ -1375,7 +1373,8 @@ def _n2n_div_grad(g, x, y):
 
 
 api_case("nan_to_num-of-inf", lambda x, y: graphc.nan_to_num(x / y), U(3, 4), Fixed(np.where(U(3, 4) > 0, 1.0, 0.0)),
-         gradcheck=False, ref=lambda x, y: np.nan_to_num(np.divide(x, y, where=y != 0, out=np.copysign(np.full_like(x, np.inf), x))),
+         gradcheck=False,
+         ref=lambda x, y: np.nan_to_num(np.divide(x, y, where=y != 0, out=np.copysign(np.full_like(x, np.inf), x))),
          grad_ref=_n2n_div_grad)
 
 
@@ -1390,9 +1389,11 @@ api_case("F.hardsigmoid-boundaries", F.hardsigmoid, _kinks, gradcheck=False, ref
 api_case("F.hardswish-boundaries", F.hardswish, _kinks, gradcheck=False, ref=lambda x: x * np.clip(x + 3, 0, 6) / 6,
          grad_ref=lambda g, x: (g * np.where(x <= -3, 0.0, np.where(x >= 3, 1.0, (2 * x + 3) / 6)),))
 api_case("F.elu-at-zero", lambda x: F.elu(x, 2.0), _kinks, gradcheck=False,
-         ref=lambda x: np.where(x > 0, x, 2 * np.expm1(x)), grad_ref=lambda g, x: (g * np.where(x > 0, 1.0, 2 * np.exp(x)),))
+         ref=lambda x: np.where(x > 0, x, 2 * np.expm1(x)),
+         grad_ref=lambda g, x: (g * np.where(x > 0, 1.0, 2 * np.exp(x)),))
 api_case("F.celu-at-zero", lambda x: F.celu(x, 0.5), _kinks, gradcheck=False,
-         ref=lambda x: np.where(x > 0, x, 0.5 * np.expm1(x / 0.5)), grad_ref=lambda g, x: (g * np.where(x > 0, 1.0, np.exp(x / 0.5)),))
+         ref=lambda x: np.where(x > 0, x, 0.5 * np.expm1(x / 0.5)),
+         grad_ref=lambda g, x: (g * np.where(x > 0, 1.0, np.exp(x / 0.5)),))
 api_case("F.relu-at-zero", F.relu, _kinks, gradcheck=False, ref=lambda x: np.maximum(x, 0),
          grad_ref=lambda g, x: (g * (x > 0),))
 api_case("F.leaky_relu-at-zero", lambda x: F.leaky_relu(x, 0.1), _kinks, gradcheck=False,
@@ -1447,3 +1448,20 @@ api_case("diag-vector", graphc.diag, U(3), ref=np.diag, grad_ref=lambda g, x: (n
 api_case("diag-matrix-offset", lambda x: graphc.diag(x, -1), U(4, 3), ref=lambda x: np.diag(x, -1).copy())
 api_case("masked_select", lambda x, m: x.masked_select(m), U(3, 4), _mask, ref=lambda x, m: x[m])
 api_case("dropout-eval", lambda x: F.dropout(x, 0.5, training=False), U(3, 4), ref=np.copy, grad_ref=lambda g, x: (g,))
+
+# second derivatives at exactly 0, where max/abs-based formulations lose them
+_z0 = np.array([[-2.0, -0.5, 0.0], [0.0, 0.7, 3.0]])
+comp_case("logsigmoid", _z0, id="logsigmoid-at-zero", gradgrad=True, ref=lambda x: np.log(np_sigmoid(x)))
+comp_case("binary_cross_entropy_with_logits", _z0, Fixed(np.array([[0.0, 1.0, 0.3], [1.0, 0.5, 0.0]])), None, None,
+          "sum", id="bce_with_logits-at-zero", gradgrad=True,
+          ref=lambda x, y, w, pw, r: (-(y * np.log(np_sigmoid(x)) + (1 - y) * np.log(1 - np_sigmoid(x)))).sum())
+_sl_y = _z0 + np.array([[0.0, 0.3, -2.0], [0.0, 1.5, -0.2]])   # diffs 0 (twice), inside and outside beta=1
+comp_case("smooth_l1_loss", _z0, _sl_y, "sum", 1.0, id="smooth_l1-at-zero", gradgrad=True,
+          ref=lambda x, y, r, b: np.where(np.abs(x - y) < b, 0.5 * (x - y) ** 2 / b, np.abs(x - y) - 0.5 * b).sum())
+comp_case("huber_loss", _z0, _sl_y, "sum", 1.0, id="huber-at-zero", gradgrad=True,
+          ref=lambda x, y, r, d: np.where(np.abs(x - y) <= d, 0.5 * (x - y) ** 2, d * (np.abs(x - y) - 0.5 * d)).sum())
+comp_case("conv", U(1, 2, 3, 3), U(2, 2, 2, 2), U(2), id="conv-small-gradgrad", gradgrad=True,
+          attrs=dict(stride=(1, 1), padding=((0, 1), (1, 0)), dilation=(1, 1), groups=1),
+          ref=lambda x, w, b: np_conv(x, w, b, (1, 1), ((0, 1), (1, 0)), (1, 1), 1))
+api_case("F.sdpa-gradgrad", F.scaled_dot_product_attention, U(1, 2, 3), U(1, 3, 3), U(1, 3, 2), gradgrad=True,
+         ref=lambda q, k, v: np_sdpa(q, k, v, None, 1 / math.sqrt(3)))

@@ -820,3 +820,43 @@ def test_graph_survives_deleting_the_leaf_variable():
     gc.collect()
     y.sum().backward()
     close(acc.variable.grad, [2.0, 2.0])
+
+
+def test_retain_grad_follows_inplace_modification():
+    x = torch.tensor([1.0, 2.0], requires_grad=True)
+    y = x * 2
+    y.retain_grad()
+    y.mul_(3)
+    (y * y).sum().backward()
+    close(y.grad, [12.0, 24.0])  # d/dy of sum(y^2) at the new y = 6x
+    close(x.grad, [72.0, 144.0])
+
+
+def test_hook_registered_before_inplace_sees_grad_of_old_version():
+    x = torch.tensor([1.0, 2.0], requires_grad=True)
+    y = x * 2
+    seen = []
+    y.register_hook(lambda g: seen.append(arr(g).copy()))
+    y.mul_(3)
+    (y * y).sum().backward()
+    np.testing.assert_allclose(seen[0], [36.0, 72.0])
+    close(x.grad, [72.0, 144.0])
+
+
+def test_inplace_through_data_is_invisible_to_autograd():
+    x = torch.tensor([1.0, 2.0], requires_grad=True)
+    y = x.exp()
+    d = y.data
+    assert not d.requires_grad and d.is_leaf
+    d.mul_(10)
+    assert y._version == 0 and d._version == 1
+    y.sum().backward()  # no version error: .data has its own counter
+    close(x.grad, 10 * np.exp([1.0, 2.0]), 1e-5)
+
+
+def test_data_assignment_swaps_values_and_keeps_leaf():
+    x = torch.tensor([1.0, 2.0], requires_grad=True)
+    x.data = torch.tensor([5.0, 6.0, 7.0])
+    assert x.requires_grad and x.is_leaf and x.shape == (3,)
+    (x * x).sum().backward()
+    close(x.grad, [10.0, 12.0, 14.0])

@@ -695,7 +695,7 @@ def test_worker_init_fn_and_worker_info():
 
 def test_worker_seeds_and_rng():
     def run():
-        return [[v.item() for v in s] for s in DataLoader(WorkerReport(), batch_size=None, num_workers=2)]
+        return list(DataLoader(WorkerReport(), batch_size=None, num_workers=2))
 
     torch.manual_seed(123)
     a = run()
@@ -713,13 +713,13 @@ def test_worker_seeds_and_rng():
 
 
 def test_workers_iterable_dataset_sharding():
-    out = [x.item() for x in DataLoader(ShardedRange(3, 10), batch_size=None, num_workers=2)]
+    out = list(DataLoader(ShardedRange(3, 10), batch_size=None, num_workers=2))
     # worker 0 has [3, 7), worker 1 has [7, 10); results alternate between workers
     assert out == [3, 7, 4, 8, 5, 9, 6]
     batches = [as_list(b) for b in DataLoader(ShardedRange(0, 7), batch_size=2, num_workers=2)]
     assert batches == [[0, 1], [4, 5], [2, 3], [6]]
     # without sharding every worker yields the whole dataset
-    dup = sorted(x.item() for x in DataLoader(PlainRange(3), batch_size=None, num_workers=2))
+    dup = sorted(DataLoader(PlainRange(3), batch_size=None, num_workers=2))
     assert dup == [0, 0, 1, 1, 2, 2]
 
 

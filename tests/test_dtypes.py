@@ -109,6 +109,16 @@ def test_promoted_values():
     assert (T([100], torch.int8) + 100).tolist() == [-56]
 
 
+def test_python_int_wraps_to_integer_dtype():
+    assert (T([1], torch.int8) + 1000).tolist() == [-23]               # C-style wrap-around
+    assert (T([1], torch.uint8) + 256).tolist() == [1]
+    i = T([1, 2], torch.int32)
+    assert (i + 2 ** 40).tolist() == [1, 2] and (i + 2 ** 40).dtype is torch.int32
+    assert (i * 2 ** 33).tolist() == [0, 0]
+    i.add_(2 ** 40)
+    assert i.tolist() == [1, 2]
+
+
 def test_reduction_dtypes():
     assert T([1, 2]).sum().dtype is torch.int64
     assert T([True, True]).sum().item() == 2

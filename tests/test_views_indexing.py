@@ -57,6 +57,9 @@ def test_index_errors():
         t[0, 3]
     with pytest.raises(IndexError, match="too many indices for tensor of dimension 3"):
         t[0, 0, 0, 0]
+    with pytest.raises(IndexError, match="invalid index of a 0-dim tensor. Use `tensor.item\\(\\)`"):
+        torch.tensor(5.0)[0]
+    assert torch.tensor(5.0)[None].shape == (1,) and torch.tensor(5.0)[...].shape == ()
     with pytest.raises(IndexError, match="index 2 is out of bounds for dimension 0 with size 2"):
         t[torch.tensor([2])]
     with pytest.raises(IndexError, match="tensors used as indices must be long, int, byte or bool tensors"):

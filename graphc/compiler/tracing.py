@@ -119,6 +119,10 @@ class SymbolicTensor(Tensor):
         t._sym_requires_grad = requires_grad
         return t
 
+    @property
+    def _graphc_handler(self) -> "TraceHandler":
+        return self._trace.handler
+
     # data is not available while tracing: touching it is a graph break
     @property
     def _data(self):
@@ -250,3 +254,36 @@ class TraceHandler(Handler):
 
 
 Tensor._created_in_trace = False
+
+
+def functional_write(trace: Trace, t: Tensor, result: Tensor) -> Tensor:
+    """An in-place write while tracing: rebind ``t`` (and its base, via a scatter) to new values;
+    writes to concrete tensors (buffers, parameters) become mutations written back after each call."""
+    import numpy as np
+
+    from graphc.ir import prims as P
+    if tuple(result.shape) != tuple(t.shape):
+        raise RuntimeError(
+            f"output with shape {list(t.shape)} doesn't match the broadcast shape {list(result.shape)}")
+    if result.dtype is not t.dtype:
+        result = P.cast(result, dtype=t.dtype)
+    base = t._base
+    if base is not None:
+        pos = np.arange(base.numel(), dtype=np.int64).reshape(tuple(base.shape))
+        for prim, attrs in t._view_ops:
+            pos = prim.impl(pos, **attrs)
+        n = base.numel()
+        flat = P.scatter(P.reshape(base, shape=(n,)), Tensor._make(np.ascontiguousarray(pos).reshape(-1)),
+                         P.reshape(result, shape=(t.numel(),)), axis=0)
+        _rebind(trace, base, P.reshape(flat, shape=tuple(base.shape)))
+    _rebind(trace, t, result)
+    return t
+
+
+def _rebind(trace: Trace, t: Tensor, new: Tensor) -> None:
+    value = new._value if isinstance(new, SymbolicTensor) else trace.value_of(new)
+    if isinstance(t, SymbolicTensor):
+        t._value = value
+        t._sym_requires_grad = t._sym_requires_grad or new.requires_grad
+    else:
+        trace.record_mutation(t, value)

@@ -173,6 +173,8 @@ def embedding(input: Tensor, weight: Tensor, padding_idx: int | None = None, max
                            f"types: Long, Int; but got {input.type()} instead (while checking arguments for embedding)")
     if padding_idx is not None and padding_idx < 0:
         padding_idx += weight.shape[0]
+    if input.numel() and (int(input._data.min()) < 0 or int(input._data.max()) >= weight.shape[0]):
+        raise IndexError("index out of range in self")
     if max_norm is not None:
         with grad_mode.no_grad():
             rows = np.unique(input._data)
@@ -256,7 +258,7 @@ def _conv_padding(padding, nsp, kernel, dilation, stride, name):
                 total = d * (k - 1)
                 pads.append((total // 2, total - total // 2))
             return tuple(pads)
-        raise ValueError(f"Invalid padding string '{padding}', should be one of {{'valid', 'same'}}")
+        raise ValueError(f"Invalid padding string '{padding}', should be one of {{'same', 'valid'}}")
     return tuple((p, p) for p in _tuple(padding, nsp, "padding"))
 
 

@@ -262,7 +262,7 @@ class LBFGS(Optimizer):
                 return user_closure()
 
         group = self.param_groups[0]
-        lr = float(_to_scalar(group["lr"]))
+        lr = _to_scalar(group["lr"])
         max_iter = group["max_iter"]
         max_eval = group["max_eval"]
         tolerance_grad = group["tolerance_grad"]

@@ -17,6 +17,19 @@ def _index(idx: int, n: int, what: str) -> int:
     return idx % n
 
 
+def _param_lines(items, dtype_name: bool) -> str:
+    """PyTorch's ParameterList (dtype) / ParameterDict (type name) child lines."""
+    lines = []
+    for k, p in items:
+        if isinstance(p, Tensor):
+            size = "x".join(str(s) for s in p.size())
+            kind = "Parameter" if isinstance(p, Parameter) else "Tensor"
+            lines.append(f"  ({k}): {kind} containing: [{p.dtype if dtype_name else p.type()} of size {size}]")
+        else:
+            lines.append(f"  ({k}): Object of type: {type(p).__name__}")
+    return "\n".join(lines)
+
+
 class Sequential(Module):
     def __init__(self, *args) -> None:
         super().__init__()
@@ -47,11 +60,11 @@ class Sequential(Module):
         targets = keys[idx] if isinstance(idx, slice) else [keys[_index(idx, len(keys), "Sequential")]]
         for k in targets:
             del self._modules[k]
-        # keep numeric keys contiguous, as PyTorch does
-        items = list(self._modules.items())
+        # PyTorch renumbers every key to 0..n-1 afterwards (named keys too)
+        mods = list(self._modules.values())
         self._modules.clear()
-        for i, (k, m) in enumerate(items):
-            self._modules[str(i) if k.isdigit() else k] = m
+        for i, m in enumerate(mods):
+            self._modules[str(i)] = m
 
     def __len__(self) -> int:
         return len(self._modules)
@@ -166,8 +179,6 @@ class ModuleList(Module):
             lines.append(_addindent(head + r, 2))
         return self._get_name() + "(\n  " + "\n  ".join(lines) + "\n)"
 
-    def forward(self, *args, **kwargs):
-        raise NotImplementedError("ModuleList is a container: call its modules, it has no forward()")
 
 
 class ModuleDict(Module):
@@ -218,8 +229,6 @@ class ModuleDict(Module):
                 raise ValueError(f"ModuleDict update sequence element #{j} has length {len(kv)}; 2 is required")
             self[kv[0]] = kv[1]
 
-    def forward(self, *args, **kwargs):
-        raise NotImplementedError("ModuleDict is a container: call its modules, it has no forward()")
 
 
 class ParameterList(Module):
@@ -263,17 +272,8 @@ class ParameterList(Module):
         return self
 
     def extra_repr(self) -> str:
-        lines = []
-        for i, p in enumerate(self):
-            if isinstance(p, Tensor):
-                size = "x".join(str(s) for s in p.size())
-                lines.append(f"({i}): Parameter containing: [{p.type()} of size {size}]")
-            else:
-                lines.append(f"({i}): Object of type: {type(p).__name__}")
-        return "\n".join(lines)
+        return _param_lines(enumerate(self), dtype_name=True)
 
-    def forward(self, *args, **kwargs):
-        raise NotImplementedError("ParameterList is a container, it has no forward()")
 
 
 class ParameterDict(Module):
@@ -319,5 +319,6 @@ class ParameterDict(Module):
         for k, v in items:
             self[k] = v
 
-    def forward(self, *args, **kwargs):
-        raise NotImplementedError("ParameterDict is a container, it has no forward()")
+    def extra_repr(self) -> str:
+        return _param_lines(self.items(), dtype_name=False)
+

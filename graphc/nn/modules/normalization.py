@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from ... import creation
 from graphc.ir.dtypes import int64
+from ...autograd.grad_mode import no_grad
 from .. import functional as F
 from .. import init
 from ..parameter import Parameter
@@ -54,13 +55,17 @@ class _NormBase(Module):
             raise ValueError(f"expected {' or '.join(f'{d}D' for d in self._expected_dims)} input "
                              f"(got {input.dim()}D input)")
 
-    def _load_from_state_dict(self, state_dict, prefix, strict, missing, unexpected, errors, assign) -> None:
-        # PyTorch: a checkpoint without num_batches_tracked (older format) loads with the current value
+    _version = 2
+
+    def _load_from_state_dict(self, state_dict, prefix, local_metadata, strict, missing, unexpected, errors) -> None:
+        # PyTorch: a checkpoint older than version 2 (or with no version metadata, e.g. a plain dict)
+        # has no num_batches_tracked; it loads keeping the current value instead of reporting it missing
+        version = local_metadata.get("version", None)
         key = prefix + "num_batches_tracked"
-        if self.track_running_stats and self.num_batches_tracked is not None and key not in state_dict:
-            state_dict = dict(state_dict)
-            state_dict[key] = self.num_batches_tracked
-        super()._load_from_state_dict(state_dict, prefix, strict, missing, unexpected, errors, assign)
+        if (version is None or version < 2) and self.track_running_stats and key not in state_dict:
+            state_dict[key] = (self.num_batches_tracked if self.num_batches_tracked is not None
+                               else creation.tensor(0, dtype=int64))
+        super()._load_from_state_dict(state_dict, prefix, local_metadata, strict, missing, unexpected, errors)
 
     def extra_repr(self) -> str:
         return (f"{self.num_features}, eps={self.eps}, momentum={self.momentum}, affine={self.affine}, "
@@ -74,8 +79,8 @@ class _BatchNorm(_NormBase):
         self._check_input_dim(input)
         momentum = 0.0 if self.momentum is None else self.momentum
         if self.training and self.track_running_stats and self.num_batches_tracked is not None:
-            self.num_batches_tracked._data += 1
-            self.num_batches_tracked._version.value += 1
+            with no_grad():
+                self.num_batches_tracked.add_(1)  # a tensor op, so compiled code records it too
             if self.momentum is None:  # cumulative moving average
                 momentum = 1.0 / float(self.num_batches_tracked.item())
         use_batch_stats = self.training or not self.track_running_stats
@@ -155,7 +160,7 @@ class GroupNorm(Module):
                  device=None, dtype=None, *, bias: bool = True) -> None:
         super().__init__()
         if num_channels % num_groups != 0:
-            raise ValueError("num_channels must be divisible by num_groups")
+            raise ValueError(f"num_channels ({num_channels}) must be divisible by num_groups ({num_groups})")
         self.num_groups, self.num_channels, self.eps, self.affine = num_groups, num_channels, eps, affine
         if affine:
             self.weight = Parameter(creation.ones(num_channels, dtype=dtype))

@@ -44,6 +44,11 @@ class RNNBase(Module):
             raise ValueError("hidden_size must be greater than zero")
         if num_layers <= 0:
             raise ValueError("num_layers must be greater than zero")
+        if dropout > 0 and num_layers == 1:
+            import warnings
+            warnings.warn("dropout option adds dropout after all but last recurrent layer, so non-zero dropout "
+                          f"expects num_layers greater than 1, but got dropout={dropout} and num_layers={num_layers}",
+                          stacklevel=3)
         if proj_size:
             raise NotImplementedError("LSTM proj_size is not supported by graphc")
         self.mode, self.input_size, self.hidden_size = mode, input_size, hidden_size

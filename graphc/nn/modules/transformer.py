@@ -107,20 +107,23 @@ class MultiheadAttention(Module):
         q = F.linear(query, wq, bq).reshape(L, N * h, hd).transpose(0, 1)   # (N*h, L, hd)
         k = F.linear(key, wk, bk).reshape(S, N * h, hd).transpose(0, 1)
         v = F.linear(value, wv, bv).reshape(S, N * h, hd).transpose(0, 1)
+        if is_causal and attn_mask is None:
+            raise RuntimeError("Need attn_mask if specifying the is_causal hint. You may use the Transformer "
+                               "module method `generate_square_subsequent_mask` to create this mask.")
         mask = _as_additive(attn_mask, q.dtype, "attn_mask")
-        if is_causal and mask is None:
-            mask = Tensor._make(np.triu(np.full((L, S), -np.inf), 1).astype(q._data.dtype))
         if mask is not None:
             if mask.dim() == 2:
                 if tuple(mask.shape) != (L, S):
-                    raise RuntimeError(f"The shape of the 2D attn_mask is {tuple(mask.shape)}, but should be {(L, S)}.")
+                    raise RuntimeError(f"The shape of the 2D attn_mask is {mask.shape}, but should be {(L, S)}.")
                 mask = mask.unsqueeze(0)
             elif tuple(mask.shape) != (N * h, L, S):
-                raise RuntimeError(f"The shape of the 3D attn_mask is {tuple(mask.shape)}, but should be {(N * h, L, S)}.")
+                raise RuntimeError(f"The shape of the 3D attn_mask is {mask.shape}, but should be {(N * h, L, S)}.")
         kpm = _as_additive(key_padding_mask, q.dtype, "key_padding_mask")
         if kpm is not None:
-            if tuple(kpm.shape) != (N, S):
-                raise AssertionError(f"expecting key_padding_mask shape of {(N, S)}, but got {tuple(kpm.shape)}")
+            if kpm.shape[0] != N:
+                raise AssertionError(f"Expected key_padded_mask.shape[0] to be {N}, but got {kpm.shape[0]}")
+            if kpm.dim() != 2 or kpm.shape[1] != S:
+                raise AssertionError(f"Expected key_padded_mask.shape[1] to be {S}, but got {kpm.shape[-1]}")
             kpm = kpm.reshape(N, 1, 1, S).expand(N, h, 1, S).reshape(N * h, 1, S)
             mask = kpm if mask is None else mask + kpm
         scores = math_ops.bmm(q * (1.0 / math.sqrt(hd)), k.transpose(1, 2))

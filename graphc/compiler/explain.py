@@ -1,0 +1,57 @@
+"""``graphc.explain(fn, *args)``: everything the compiler did for one call, as text."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+@dataclass
+class ExplainOutput:
+    traced_graph: str = ""
+    passes: list = field(default_factory=list)      # (pass name, graph text after it, seconds)
+    optimized_graph: str = ""
+    forward_graph: str = ""
+    backward_graph: str = ""
+    code: str = ""
+    graph_breaks: list = field(default_factory=list)
+    recompiles: list = field(default_factory=list)
+    compile_seconds: float = 0.0
+
+    def __str__(self) -> str:
+        parts = [f"== traced graph ==\n{self.traced_graph}"]
+        for name, text, secs in self.passes:
+            parts.append(f"== after {name} ({secs * 1e3:.2f} ms) ==\n{text}")
+        if self.forward_graph:
+            parts.append(f"== forward graph (with saved values) ==\n{self.forward_graph}")
+            parts.append(f"== backward graph ==\n{self.backward_graph}")
+        parts.append(f"== generated code ==\n{self.code}")
+        parts.append("== graph breaks ==\n" + ("\n".join(self.graph_breaks) or "none"))
+        parts.append("== recompiles ==\n" + ("\n".join(self.recompiles) or "none"))
+        parts.append(f"compile time: {self.compile_seconds * 1e3:.1f} ms")
+        return "\n\n".join(parts)
+
+
+def explain(fn, *args, **kwargs) -> ExplainOutput:
+    from .api import CompiledFunction, OptimizedModule, compile
+    if isinstance(fn, OptimizedModule):
+        cf = fn._compiled
+    elif isinstance(fn, CompiledFunction):
+        cf = fn
+    else:
+        cf = compile(fn)
+        cf = cf._compiled if isinstance(cf, OptimizedModule) else cf
+    cf(*args, **kwargs)
+    guard = cf._guard(args, kwargs)[0]
+    entry = cf.cache.get(guard)
+    out = ExplainOutput(graph_breaks=[h for h in cf.history if h.startswith("graph break")],
+                        recompiles=[h for h in cf.history if h.startswith("recompile")])
+    if entry is None or entry.eager_reason is not None:
+        return out
+    st = entry.stages
+    out.traced_graph = st["traced"]
+    out.passes = [(r.name, r.text, r.seconds) for r in st.get("passes", [])]
+    out.optimized_graph = st.get("optimized", "")
+    out.forward_graph = st.get("forward", "")
+    out.backward_graph = st.get("backward", "")
+    out.code = st.get("code", "")
+    out.compile_seconds = st.get("compile_seconds", 0.0)
+    return out
