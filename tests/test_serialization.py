@@ -45,8 +45,7 @@ def assert_same(a, b, path="obj"):
     if isinstance(a, torch.Tensor):
         assert a.dtype == b.dtype and tuple(a.shape) == tuple(b.shape), path
         assert a.requires_grad == b.requires_grad, path
-        x, y = np.asarray(a._data), np.asarray(b._data)
-        assert x.tobytes() == np.ascontiguousarray(y).tobytes() or np.array_equal(x, y, equal_nan=True), path
+        assert np.ascontiguousarray(a._data).tobytes() == np.ascontiguousarray(b._data).tobytes(), path
     elif isinstance(a, dict):
         assert list(a.keys()) == list(b.keys()), path
         for (ka, va), kb in zip(a.items(), b.keys()):
@@ -57,6 +56,9 @@ def assert_same(a, b, path="obj"):
         assert len(a) == len(b), path
         for i, (x, y) in enumerate(zip(a, b)):
             assert_same(x, y, f"{path}[{i}]")
+    elif isinstance(a, complex):
+        assert_same(a.real, b.real, path + ".real")
+        assert_same(a.imag, b.imag, path + ".imag")
     elif isinstance(a, float):
         assert (math.isnan(a) and math.isnan(b)) or (a == b and math.copysign(1, a) == math.copysign(1, b)), path
     else:

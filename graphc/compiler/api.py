@@ -27,6 +27,7 @@ from graphc.runtime.compiled import CompiledGraph
 from ..autograd import grad_mode
 from ..autograd.graph import Node, gradient_edge
 from ..tensors import Tensor
+from . import dump
 from .tracing import GraphBreak, SymbolicTensor, Trace
 
 RECOMPILE_LIMIT = 8
@@ -294,9 +295,9 @@ class CompiledFunction:
             entry.stages["code"] = entry.forward.source
         _emit("code", entry.stages["code"])
         entry.stages["compile_seconds"] = time.perf_counter() - t0
-        if self.dump_dir:
-            from .dump import write_stages
-            write_stages(self.dump_dir, self.name, len(self.cache), entry.stages, g)
+        folder, fmt = dump.target(self.dump_dir)
+        if folder:
+            dump.write_stages(folder, self.name, len(self.cache), entry.stages, g, fmt)
         return entry
 
     def _run(self, entry: Entry, leaves: list):

@@ -39,8 +39,23 @@ def write_stages(folder: str, name: str, index: int, stages: dict, graph: Graph,
     (base / "90_code.py").write_text(stages["code"])
     if fmt == "dot":
         (base / "graph.dot").write_text(to_dot(graph))
+    _config["written"].append(str(base))
     return base
 
 
-def dump_format() -> str:
-    return os.environ.get("GRAPHC_DUMP_FORMAT", "text")
+_config = {"dir": None, "format": "text", "written": []}
+
+
+def configure(folder: str | None, fmt: str = "text") -> None:
+    """Make every compiled function dump its stages (used by the ``graphc dump`` command)."""
+    _config.update(dir=folder, format=fmt, written=[])
+
+
+def target(explicit: str | None) -> tuple[str | None, str]:
+    """Where a compiled function dumps: its own dump_dir, else the configured or env folder."""
+    folder = explicit or _config["dir"] or os.environ.get("GRAPHC_DUMP_DIR")
+    return folder, _config["format"] if not explicit else os.environ.get("GRAPHC_DUMP_FORMAT", "text")
+
+
+def written() -> list[str]:
+    return list(_config["written"])

@@ -503,7 +503,7 @@ class _MultiProcessingDataLoaderIter(_BaseDataLoaderIter):
         self._index_queues[worker_id].put(None)
         self._workers_status[worker_id] = False
 
-    def _shutdown_workers(self) -> None:
+    def _shutdown_workers(self, join: bool = True) -> None:
         if _utils is None or _utils.python_exit_status is True or _utils.python_exit_status is None:
             # interpreter shutting down: the daemonic workers are cleaned up by multiprocessing
             return
@@ -518,8 +518,9 @@ class _MultiProcessingDataLoaderIter(_BaseDataLoaderIter):
                 for worker_id in range(len(self._workers)):
                     if self._persistent_workers or self._workers_status[worker_id]:
                         self._mark_worker_as_unavailable(worker_id, shutdown=True)
-                for w in self._workers:
-                    w.join(timeout=_utils.MP_STATUS_CHECK_INTERVAL)
+                if join:
+                    for w in self._workers:
+                        w.join(timeout=_utils.MP_STATUS_CHECK_INTERVAL)
                 for q in self._index_queues:
                     q.cancel_join_thread()
                     q.close()
@@ -527,10 +528,14 @@ class _MultiProcessingDataLoaderIter(_BaseDataLoaderIter):
                 self._worker_result_queue.close()
             finally:
                 self._worker_pids_set = False
-                for w in self._workers:
+                for w in self._workers if join else ():
                     if w.is_alive():
                         w.terminate()
                         w.join(timeout=_utils.MP_STATUS_CHECK_INTERVAL)
 
     def __del__(self) -> None:
-        self._shutdown_workers()
+        # A garbage-collection pass can run this in any thread, including a multiprocessing.Queue
+        # feeder thread that other workers depend on: joining there could block that queue (and
+        # this iterator's own workers) for the whole join timeout. Off the main thread, only send
+        # the exit signals; the workers then exit by themselves and multiprocessing reaps them.
+        self._shutdown_workers(join=threading.current_thread() is threading.main_thread())

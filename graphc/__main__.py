@@ -1,0 +1,39 @@
+"""The ``graphc`` command: ``graphc dump SCRIPT.py [args...] --out DIR --format text|dot``.
+
+Runs the script; every function it compiles writes its stages (traced graph, graph after each
+pass, forward/backward split, generated code, DOT pictures with --format dot) under DIR.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import runpy
+import sys
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="graphc", description="graphc tools")
+    sub = p.add_subparsers(dest="command", required=True)
+    d = sub.add_parser("dump", help="run a script and write every compiled function's stages to a folder")
+    d.add_argument("--out", default="graphc_dump", help="output folder (default: graphc_dump)")
+    d.add_argument("--format", choices=["text", "dot"], default="text",
+                   help="'dot' also writes Graphviz pictures of each graph")
+    d.add_argument("script", help="the Python script to run")
+    d.add_argument("args", nargs=argparse.REMAINDER, help="arguments passed to the script")
+    ns = p.parse_args(argv)
+    if not os.path.isfile(ns.script):
+        p.error(f"no such script: {ns.script}")
+    from graphc.compiler import dump
+    dump.configure(ns.out, ns.format)
+    sys.argv = [ns.script] + ns.args
+    sys.path.insert(0, os.path.dirname(os.path.abspath(ns.script)))
+    runpy.run_path(ns.script, run_name="__main__")
+    written = dump.written()
+    print(f"graphc dump: wrote {len(written)} compiled graph(s) to {os.path.abspath(ns.out)}", file=sys.stderr)
+    for w in written:
+        print(f"  {w}", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
