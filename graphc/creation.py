@@ -212,6 +212,8 @@ def logspace(start, end, steps: int, base: float = 10.0, *, dtype=None, device=N
 def eye(n: int, m: int | None = None, *, out=None, dtype=None, layout=None, device=None,
         requires_grad: bool = False) -> Tensor:
     check_device(device)
+    if n < 0 or (m is not None and m < 0):
+        raise RuntimeError(f"{'n' if n < 0 else 'm'} must be greater or equal to 0, got {n if n < 0 else m}")
     return _finish(np.eye(n, n if m is None else m, dtype=(dtype or dt.get_default_dtype()).np), requires_grad)
 
 
@@ -271,6 +273,8 @@ def randint_like(input, low=0, high=None, *, dtype=None, layout=None, device=Non
 def randperm(n: int, *, generator=None, out=None, dtype=None, layout=None, device=None,
              requires_grad: bool = False, pin_memory: bool = False) -> Tensor:
     check_device(device)
+    if n < 0:
+        raise RuntimeError(f"Trying to create tensor with negative dimension {n}: [{n}]")
     return _finish(grandom.gen(generator).permutation(n).astype((dtype or dt.int64).np), requires_grad)
 
 

@@ -39,7 +39,9 @@ def _np_key(k):
         for v in (k.start, k.stop, k.step):
             if isinstance(v, Tensor):
                 return slice(*(int(x) if isinstance(x, Tensor) else x for x in (k.start, k.stop, k.step)))
-        if k.step is not None and k.step <= 0:
+        if k.step == 0:
+            raise ValueError("slice step cannot be zero")
+        if k.step is not None and k.step < 0:
             raise ValueError("step must be greater than zero")
     return k
 

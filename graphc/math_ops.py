@@ -179,6 +179,7 @@ sqrt = _unary(P.sqrt, "sqrt")
 rsqrt = _unary(P.rsqrt, "rsqrt")
 reciprocal = _unary(P.reciprocal, "reciprocal")
 erf = _unary(P.erf, "erf")
+relu = _unary(P.relu, "relu")
 isnan = _unary(P.isnan, "isnan")
 isinf = _unary(P.isinf, "isinf")
 isfinite = _unary(P.isfinite, "isfinite")
@@ -197,8 +198,6 @@ def round(input, *, decimals: int = 0, out=None):
     return write_out(out, P.div(P.round(P.mul(input, scale)), scale))
 
 
-def relu(input):
-    return call_composite("relu", input)
 
 
 def square(input):
@@ -314,13 +313,20 @@ def _var_args(dim, unbiased, keepdim, correction):
     return dim, _correction(unbiased, correction), keepdim
 
 
+def _float_only_var(input) -> None:
+    if not input.dtype.is_floating_point:
+        raise RuntimeError("std and var only support floating point and complex dtypes")
+
+
 def var(input, dim=None, unbiased=None, keepdim: bool = False, *, correction=None):
     dim, corr, keepdim = _var_args(dim, unbiased, keepdim, correction)
+    _float_only_var(input)
     return call_composite("var", input, _dims(input, dim), corr, keepdim)
 
 
 def std(input, dim=None, unbiased=None, keepdim: bool = False, *, correction=None):
     dim, corr, keepdim = _var_args(dim, unbiased, keepdim, correction)
+    _float_only_var(input)
     return call_composite("std", input, _dims(input, dim), corr, keepdim)
 
 
@@ -405,14 +411,14 @@ def logsumexp(input, dim, keepdim: bool = False):
 def softmax(input, dim, dtype=None):
     x = input if dtype is None else input.to(dtype)
     if not x.dtype.is_floating_point:
-        raise RuntimeError(f'"softmax_lastdim_kernel_impl" not implemented for \'{_type_name(x.dtype)}\'')
+        raise NotImplementedError(f'"softmax_lastdim_kernel_impl" not implemented for \'{_type_name(x.dtype)}\'')
     return call_composite("softmax", x, wrap_dim(dim, x.ndim))
 
 
 def log_softmax(input, dim, dtype=None):
     x = input if dtype is None else input.to(dtype)
     if not x.dtype.is_floating_point:
-        raise RuntimeError(f'"log_softmax_lastdim_kernel_impl" not implemented for \'{_type_name(x.dtype)}\'')
+        raise NotImplementedError(f'"log_softmax_lastdim_kernel_impl" not implemented for \'{_type_name(x.dtype)}\'')
     return call_composite("log_softmax", x, wrap_dim(dim, x.ndim))
 
 

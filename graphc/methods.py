@@ -136,6 +136,9 @@ def copy_(self, src, non_blocking: bool = False):
 
 
 def fill_(self, value):
+    if not isinstance(value, (Tensor, bool, int, float, np.number, np.bool_)):
+        raise TypeError(f"fill_() received an invalid combination of arguments - got ({type(value).__name__}), "
+                        "but expected (Tensor value) or (Number value)")
     if isinstance(value, Tensor):
         if value.ndim != 0:
             raise RuntimeError(
@@ -282,8 +285,9 @@ def _attach() -> None:
     T.__rmod__ = _reflected(math_ops.remainder)
     T.__pow__ = lambda self, other: math_ops.pow(self, other)
     T.__rpow__ = _reflected(math_ops.pow)
-    T.__matmul__ = lambda self, other: math_ops.matmul(self, other)
-    T.__rmatmul__ = _reflected(math_ops.matmul)
+    T.__matmul__ = lambda self, other: math_ops.matmul(self, other) if isinstance(other, Tensor) else NotImplemented
+    T.__rmatmul__ = lambda self, other: NotImplemented if isinstance(other, (int, float)) \
+        else _reflected(math_ops.matmul)(self, other)
     T.__neg__ = math_ops.neg
     T.__pos__ = lambda self: self
     T.__abs__ = math_ops.abs
@@ -315,10 +319,10 @@ def _inplace_view(fn, name: str):
         result = fn(self, *args, **kwargs)
         self._data = result._data
         self._version.value += 1
+        if self._base is not None and result._base is self._base:
+            self._view_ops = result._view_ops  # a view's grad_fn may be replayed from these
         if result.grad_fn is not None:
             self.grad_fn, self._output_nr = result.grad_fn, 0
-            if self._base is not None and result._base is self._base:
-                self._view_ops = result._view_ops
         return self
     method.__name__ = name
     return method

@@ -198,7 +198,7 @@ class _Encoder:
         idx = len(self.tensors)
         self.tensors.append({"blob": blob, "dtype": d.name, "shape": [int(s) for s in arr.shape],
                              "kind": "parameter" if isinstance(t, Parameter) else "tensor",
-                             "requires_grad": bool(t._requires_grad)})
+                             "requires_grad": bool(t.requires_grad)})
         self._tensor_ids[id(t)] = idx
         self._alive.append(t)
         return idx

@@ -186,6 +186,9 @@ def repeat(input, *sizes):
         raise RuntimeError(
             "Number of dimensions of repeat dims can not be smaller than number of dimensions of tensor")
     shape = (1,) * (len(sizes) - input.ndim) + tuple(input.shape)
+    if any(r < 0 for r in sizes):
+        target = [r * n for r, n in zip(sizes, shape)]
+        raise RuntimeError(f"Trying to create tensor with negative dimension {min(target)}: {target}")
     inter = tuple(x for n in shape for x in (1, n))
     expanded = tuple(x for r, n in zip(sizes, shape) for x in (r, n))
     x = P.reshape(input, shape=inter)

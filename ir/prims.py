@@ -133,6 +133,8 @@ sqrt = _elementwise("sqrt", _quiet(np.sqrt), "float")
 rsqrt = _elementwise("rsqrt", _quiet(_rsqrt), "float")
 reciprocal = _elementwise("reciprocal", _quiet(_reciprocal), "float")
 erf = _elementwise("erf", _erf, "float")
+relu = _elementwise("relu", lambda x: np.maximum(x, 0, dtype=x.dtype), "promote", _no_bool(
+    "relu", "Use logical ops on bool tensors instead."))
 isnan = _elementwise("isnan", np.isnan, "compare")
 isinf = _elementwise("isinf", np.isinf, "compare")
 isfinite = _elementwise("isfinite", np.isfinite, "compare")

@@ -50,11 +50,6 @@ def _keep(x, dims):
 
 # ---- pointwise ------------------------------------------------------------------------------
 
-@composite("relu")
-def relu(x):
-    return P.where(P.gt(x, 0), x, 0)
-
-
 @composite("clamp")
 def clamp(x, min=None, max=None):
     # where-based so the gradient passes at the boundaries, as in PyTorch

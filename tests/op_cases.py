@@ -489,7 +489,7 @@ for _sa, _sb in MATMUL_SHAPES:
 # Composites, called through the COMPOSITES table
 # =============================================================================================
 
-comp_case("relu", AWAY(3, 4), ref=lambda x: np.maximum(x, 0), grad_ref=lambda g, x: (g * (x > 0),))
+prim_case("relu", AWAY(3, 4), ref=lambda x: np.maximum(x, 0), grad_ref=lambda g, x: (g * (x > 0),))
 _cx = DISTINCT(3, 4, lo=-1.05, hi=1.0)   # never on -0.5 / 0.5
 comp_case("clamp", _cx, attrs={"min": -0.5, "max": 0.5}, ref=lambda x: np.clip(x, -0.5, 0.5),
           grad_ref=lambda g, x: (g * ((x > -0.5) & (x < 0.5)),))

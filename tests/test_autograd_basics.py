@@ -860,3 +860,14 @@ def test_data_assignment_swaps_values_and_keeps_leaf():
     assert x.requires_grad and x.is_leaf and x.shape == (3,)
     (x * x).sum().backward()
     close(x.grad, [10.0, 12.0, 14.0])
+
+
+def test_inplace_transposed_view_then_base_write():
+    x = torch.tensor([[1.0, 2.0], [3.0, 4.0]], requires_grad=True)
+    y = x * 1
+    v = y[:, 1:]
+    v.t_()
+    y.mul_(2)
+    assert v.shape == (1, 2)
+    (v * torch.tensor([[1.0, 10.0]])).sum().backward()
+    close(x.grad, [[0.0, 2.0], [0.0, 20.0]])

@@ -302,6 +302,13 @@ def test_random_value_ranges_and_dtypes():
     assert nt.shape == (3,) and nt.dtype is torch.float32
 
 
+def test_negative_sizes():
+    with pytest.raises(RuntimeError, match="negative dimension -1"):
+        torch.randperm(-1)
+    with pytest.raises(RuntimeError, match="n must be greater or equal to 0, got -1"):
+        torch.eye(-1)
+
+
 def test_random_errors():
     with pytest.raises(RuntimeError, match="not implemented for 'Long'"):
         torch.rand(2, dtype=torch.int64)

@@ -91,6 +91,8 @@ def test_inplace_broadcast_errors():
         t.copy_(torch.ones(4))
     with pytest.raises(RuntimeError, match="fill_ only supports 0-dimension value tensor but got tensor with 1 dimensions"):
         t.fill_(torch.tensor([3, 4]))
+    with pytest.raises(TypeError):
+        t.fill_("a")
 
 
 def test_augmented_assignment_is_inplace():

@@ -228,6 +228,25 @@ def test_reductions_of_zero_dim():
     assert s.argmax().item() == 0
 
 
+def test_integer_input_errors():
+    with pytest.raises(RuntimeError, match="std and var only support floating point and complex dtypes"):
+        torch.tensor([1, 2]).std()
+    with pytest.raises(RuntimeError, match="std and var only support floating point and complex dtypes"):
+        torch.tensor([1, 2]).var()
+    with pytest.raises(RuntimeError, match="\"softmax_lastdim_kernel_impl\" not implemented for 'Long'"):
+        torch.softmax(torch.tensor([1, 2]), 0)
+    with pytest.raises(RuntimeError, match="linalg.vector_norm: Expected a floating point or complex tensor as "
+                                           "input. Got Long"):
+        torch.tensor([1, 2]).norm()
+
+
+def test_matmul_operator_with_scalar_is_type_error():
+    with pytest.raises(TypeError, match="unsupported operand type"):
+        torch.ones(2, 2) @ 2
+    with pytest.raises(TypeError, match="unsupported operand type"):
+        2 @ torch.ones(2, 2)
+
+
 def test_reduction_dim_errors():
     x = torch.tensor(A)
     with pytest.raises(IndexError, match="Dimension out of range \\(expected to be in range of \\[-2, 1\\], but got 5\\)"):

@@ -117,6 +117,8 @@ def test_repeat_tile():
     with pytest.raises(RuntimeError, match="Number of dimensions of repeat dims can not be smaller than number "
                                            "of dimensions of tensor"):
         torch.tensor([[1, 2]]).repeat(2)
+    with pytest.raises(RuntimeError, match="Trying to create tensor with negative dimension -1: \\[-1, 2\\]"):
+        torch.tensor([1, 2]).repeat(-1, 1)
     same(x().tile((2,)), np.tile(X, 2))
     same(torch.tensor([1, 2]).repeat_interleave(2), np.repeat([1, 2], 2))
 

@@ -547,6 +547,11 @@ def interpolate(input: Tensor, size=None, scale_factor=None, mode: str = "neares
         raise ValueError(f"Input Error: Only 3D, 4D and 5D input Tensors supported (got {input.ndim}D) for the modes: "
                          f"nearest | linear | bilinear | bicubic | trilinear | area | nearest-exact (got {mode})")
     in_sp = tuple(input.shape[2:])
+    if align_corners is not None and mode not in ("linear", "bilinear", "bicubic", "trilinear"):
+        raise ValueError("align_corners option can only be set with the interpolating modes: "
+                         "linear | bilinear | bicubic | trilinear")
+    if antialias:
+        raise NotImplementedError("interpolate(antialias=True) is not supported by graphc")
     if size is not None and scale_factor is not None:
         raise ValueError("only one of size or scale_factor should be defined")
     if size is not None:
@@ -569,7 +574,9 @@ def interpolate(input: Tensor, size=None, scale_factor=None, mode: str = "neares
                 src = np.minimum(np.floor((np.arange(o) + 0.5) * scale).astype(np.int64), n - 1)
             x = P.take(x, Tensor._make(src), axis=2 + i)
         return x
-    if mode in ("linear", "bilinear", "trilinear"):
+    if mode == "area":
+        return _adaptive_avg(input, out_sp, nsp, "interpolate")
+    if mode in ("linear", "bilinear", "trilinear", "bicubic"):
         if align_corners is None:
             align_corners = False
         x = input
@@ -579,7 +586,12 @@ def interpolate(input: Tensor, size=None, scale_factor=None, mode: str = "neares
                 pos = np.arange(o) * ((n - 1) / (o - 1) if o > 1 else 0.0)
             else:
                 scale = (1.0 / scales[i]) if scales[i] else n / o
-                pos = np.maximum((np.arange(o) + 0.5) * scale - 0.5, 0.0)
+                pos = (np.arange(o) + 0.5) * scale - 0.5
+                if mode != "bicubic":
+                    pos = np.maximum(pos, 0.0)   # linear clamps the source index at 0; cubic does not
+            if mode == "bicubic":
+                x = _cubic_along(x, 2 + i, n, o, pos, input._data.dtype)
+                continue
             lo = np.minimum(np.floor(pos).astype(np.int64), n - 1)
             hi = np.minimum(lo + 1, n - 1)
             frac = (pos - lo).astype(input._data.dtype)
@@ -590,7 +602,31 @@ def interpolate(input: Tensor, size=None, scale_factor=None, mode: str = "neares
             b = P.take(x, Tensor._make(hi), axis=2 + i)
             x = a + (b - a) * w
         return x
-    raise NotImplementedError(f"interpolate mode {mode!r} is not supported by graphc (nearest, linear, bilinear, trilinear are)")
+    raise NotImplementedError(f"interpolate mode {mode!r} is not supported by graphc "
+                              "(nearest, nearest-exact, linear, bilinear, bicubic, trilinear and area are)")
+
+
+def _cubic_along(x, axis, n, o, pos, dtype):
+    """PyTorch's bicubic (Keys cubic convolution, A = -0.75) along one axis, border-replicated."""
+    A = -0.75
+    base = np.floor(pos).astype(np.int64)
+    t = pos - base
+
+    def near(d):  # |d| <= 1
+        return ((A + 2) * d - (A + 3)) * d * d + 1
+
+    def far(d):  # 1 < |d| < 2
+        return ((A * d - 5 * A) * d + 8 * A) * d - 4 * A
+
+    coeffs = (far(t + 1), near(t), near(1 - t), far(2 - t))
+    out = None
+    for j, c in enumerate(coeffs):
+        idx = np.clip(base - 1 + j, 0, n - 1)
+        shape = [1] * x.ndim
+        shape[axis] = o
+        term = P.take(x, Tensor._make(idx), axis=axis) * Tensor._make(c.astype(dtype).reshape(shape))
+        out = term if out is None else out + term
+    return out
 
 
 upsample = interpolate

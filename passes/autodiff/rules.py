@@ -195,6 +195,12 @@ def _(g, out, x):
     return (P.mul(g, P.sub(1, P.mul(out, out))),)
 
 
+@defvjp(P.relu, uses_out=True)
+def _(g, out, x):
+    # the gradient at 0 is 0, as in PyTorch
+    return (P.where(P.gt(out, 0), g, 0.0),)
+
+
 @defvjp(P.sigmoid, uses_out=True)
 def _(g, out, x):
     return (P.mul(g, P.mul(out, P.sub(1, out))),)

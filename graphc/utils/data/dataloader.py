@@ -36,6 +36,15 @@ def _graphc():
     return graphc
 
 
+# Strong references to each live multi-process iterator's queues, event and processes, keyed by
+# id(iterator), dropped at shutdown. When an iterator becomes cyclic garbage (e.g. held by an
+# exception's traceback), the garbage collector clears weak references before it runs __del__; if the
+# queues were garbage too, multiprocessing's weakref finalizers would stop their feeder threads first,
+# the exit signals sent from __del__ would never reach the workers, and shutdown would hang until the
+# join timeout. Held here, the queues are never part of that garbage.
+_worker_resources: dict[int, tuple] = {}
+
+
 class _DatasetKind:
     Map = 0
     Iterable = 1
@@ -373,6 +382,8 @@ class _MultiProcessingDataLoaderIter(_BaseDataLoaderIter):
 
         self._data_queue = self._worker_result_queue
         self._worker_pids_set = True
+        _worker_resources[id(self)] = (self._index_queues, self._worker_result_queue, self._workers_done_event,
+                                       self._workers)
         self._reset(loader, first_iter=True)
 
     def _reset(self, loader, first_iter=False) -> None:
@@ -528,6 +539,7 @@ class _MultiProcessingDataLoaderIter(_BaseDataLoaderIter):
                 self._worker_result_queue.close()
             finally:
                 self._worker_pids_set = False
+                _worker_resources.pop(id(self), None)
                 for w in self._workers if join else ():
                     if w.is_alive():
                         w.terminate()
