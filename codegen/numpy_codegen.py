@@ -46,6 +46,7 @@ def _literal(v) -> str:
     return repr(v)
 
 
+_OUT_CAPABLE: list[Primitive] = []
 for _p, _name in [
     (P.neg, "negative"), (P.abs, "abs"), (P.exp, "exp"), (P.exp2, "exp2"), (P.expm1, "expm1"),
     (P.log, "log"), (P.log2, "log2"), (P.log10, "log10"), (P.log1p, "log1p"), (P.sin, "sin"),
@@ -61,6 +62,7 @@ for _p, _name in [
     (P.bitwise_xor, "bitwise_xor"), (P.matmul, "matmul"), (P.sign, "sign"),
 ]:
     LOWERINGS[_p] = _ufunc(_name)
+    _OUT_CAPABLE.append(_p)
 
 LOWERINGS[P.where] = lambda n, a: f"_fix(np.where({', '.join(a)}), {n.output.dtype.np.name!r})"
 LOWERINGS[P.reshape] = lambda n, a: f"np.reshape({a[0]}, {n.attrs['shape']!r})"
@@ -77,6 +79,9 @@ for _p, _name in [(P.sum, "sum"), (P.prod, "prod"), (P.amax, "max"), (P.amin, "m
 for _p in PRIMITIVES.values():
     LOWERINGS.setdefault(_p, _impl_call)
 
+# Lowerings that are a single numpy call accepting ``out=`` (the memory planner's targets).
+WRITES_INTO = frozenset(_OUT_CAPABLE) | {P.sum, P.prod, P.amax, P.amin}
+
 # Primitives numpy code cannot express (their output shape depends on data).
 UNSUPPORTED = {P.nonzero: "nonzero has a data-dependent output shape"}
 for _p in UNSUPPORTED:
@@ -90,8 +95,9 @@ def _ident(v: Value) -> str:
     return name + "_" if keyword.iskeyword(name) else name
 
 
-def generate(g: Graph, fn_name: str = "kernel") -> str:
-    """Python source of ``def fn_name(inputs...): ... return (outputs...)``."""
+def generate(g: Graph, fn_name: str = "kernel", plan=None) -> str:
+    """Python source of ``def fn_name(inputs...): ... return (outputs...)``. With a memory plan,
+    planned values are written into the preallocated buffers ``_buf[i]`` with ``out=``."""
     from graphc.ir.printer import format_attr
     from graphc.ir.graph import format_type
     names: dict[int, str] = {}
@@ -108,7 +114,11 @@ def generate(g: Graph, fn_name: str = "kernel") -> str:
         names[id(out)] = _ident(out)
         attrs = "".join(f" {k}={format_attr(v)}" for k, v in n.attrs.items())
         lines.append(f"    # %{out.name}: {format_type(out.type)} = {n.prim.name}{attrs}")
-        lines.append(f"    {names[id(out)]} = {LOWERINGS[n.prim](n, args)}")
+        expr = LOWERINGS[n.prim](n, args)
+        buf = plan.buffer_of(out) if plan is not None else None
+        if buf is not None:
+            expr = f"{expr[:-1]}, out=_buf[{buf}])"
+        lines.append(f"    {names[id(out)]} = {expr}")
     outs = ", ".join(f"np.asarray({names[id(o)]})" for o in g.outputs)
     lines.append(f"    return ({outs}{',' if len(g.outputs) == 1 else ''})")
     return "\n".join(lines) + "\n"
@@ -125,7 +135,8 @@ def namespace() -> dict:
             "_dtypes": {d.name: d for d in dtypes.ALL_DTYPES}}
 
 
-def compile_source(src: str, fn_name: str = "kernel"):
+def compile_source(src: str, fn_name: str = "kernel", buffers=()):
     ns = namespace()
+    ns["_buf"] = [np.empty(shape, dtype.np) for shape, dtype in buffers]
     exec(compile(src, f"<graphc:{fn_name}>", "exec"), ns)
     return ns[fn_name]

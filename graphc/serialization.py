@@ -120,7 +120,11 @@ class _Encoder:
 
     def value(self, obj, path: str, depth: int):
         t = type(obj)
-        if obj is None or t is bool or t is str or t is int:
+        if obj is None or t is bool or t is str:
+            return obj
+        if t is int:
+            if obj.bit_length() > 10_000:  # JSON readers limit integer digits (Python: 4300)
+                raise ValueError(f"cannot save the int at {path}: it has more than 3000 digits")
             return obj
         if t is float:
             return obj if math.isfinite(obj) else {"float": "nan" if obj != obj else ("inf" if obj > 0 else "-inf")}
@@ -294,8 +298,8 @@ def _is_int(x) -> bool:
 
 
 class _Reader:
-    def __init__(self, zf: zipfile.ZipFile, src: str, remap) -> None:
-        self.zf, self.src, self.remap = zf, src, remap
+    def __init__(self, zf: zipfile.ZipFile, src: str, remap, size: int) -> None:
+        self.zf, self.src, self.remap, self.size = zf, src, remap, size
         self._bufs: dict[int, bytearray] = {}
         self._arrays: dict[tuple, np.ndarray] = {}
         self._objs: dict[int, Tensor] = {}
@@ -313,6 +317,9 @@ class _Reader:
             raise self.error(f"{what} ({name}) is encrypted; graphc checkpoints never are")
         if info.compress_type != zipfile.ZIP_STORED:
             raise self.error(f"{what} ({name}) is compressed; graphc checkpoints store entries uncompressed")
+        if info.compress_size != info.file_size or info.header_offset + info.compress_size > self.size:
+            raise self.error(f"{what} ({name}) claims {info.file_size} bytes that the archive does not hold; "
+                             "the file is truncated or corrupted")
         if expected is not None and info.file_size != expected:
             raise self.error(f"{what} ({name}) holds {info.file_size} bytes but the manifest says {expected}")
         if limit is not None and info.file_size > limit:
@@ -619,7 +626,11 @@ def _load_from(fh, src: str, remap):
                 raise CheckpointError(f"{src} is a PyTorch checkpoint (torch.save's zip archive around a pickle), "
                                       f"not a graphc checkpoint. {_NOT_PICKLE}")
             raise CheckpointError(f"{src} is a zip archive but not a graphc checkpoint (it has no {MANIFEST_NAME})")
-        return _Reader(zf, src, remap).load()
+        try:
+            size = fh.seek(0, io.SEEK_END)
+        except (OSError, ValueError) as e:
+            raise CheckpointError(f"{src}: cannot determine the file's size ({e})") from None
+        return _Reader(zf, src, remap, size).load()
 
 
 # ---------------------------------------------------------------------------------------------

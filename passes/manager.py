@@ -53,3 +53,10 @@ def default_pipeline() -> list[tuple[str, Pass]]:
     from .fold import constant_fold
     from .simplify import simplify
     return [("simplify", simplify), ("constant_fold", constant_fold), ("cse", cse), ("dce", dce)]
+
+
+def lowering_pipeline() -> list[tuple[str, Pass]]:
+    """Passes on the graphs handed to a backend (after the forward/backward split)."""
+    from .cse import cse
+    from .dce import dce
+    return [("cse", cse), ("dce", dce)]

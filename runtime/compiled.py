@@ -16,12 +16,14 @@ log = logging.getLogger("graphc.runtime")
 
 
 class CompiledGraph:
-    def __init__(self, graph: Graph, backend: str = "numpy", name: str = "kernel") -> None:
+    def __init__(self, graph: Graph, backend: str = "numpy", name: str = "kernel", plan=None) -> None:
         if backend != "numpy":
             raise NotImplementedError(f"backend {backend!r} is not available yet; use backend='numpy'")
         self.graph = graph
         self.backend = backend
         self.input_types = [v.type for v in graph.inputs]
+        self.plan = plan
+        buffers = plan.buffers if plan is not None else ()
         text = print_graph(graph)
         self.key = cache.structural_hash(text, backend, numpy_codegen.VERSION)
         fn_name = "graphc_" + "".join(c if c.isalnum() else "_" for c in name)
@@ -29,13 +31,13 @@ class CompiledGraph:
         self.from_cache = src is not None
         if src is not None:
             try:
-                self.fn = numpy_codegen.compile_source(src, fn_name)
+                self.fn = numpy_codegen.compile_source(src, fn_name, buffers)
             except Exception:  # a stale or damaged entry: regenerate
                 src = None
                 self.from_cache = False
         if src is None:
-            src = numpy_codegen.generate(graph, fn_name)
-            self.fn = numpy_codegen.compile_source(src, fn_name)
+            src = numpy_codegen.generate(graph, fn_name, plan)
+            self.fn = numpy_codegen.compile_source(src, fn_name, buffers)
             cache.store(self.key, src)
         self.source = src
 

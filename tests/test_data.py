@@ -128,6 +128,14 @@ class Unpicklable(Dataset):
         return lambda: i
 
 
+class KeyErrorDataset(Dataset):
+    def __len__(self):
+        return 2
+
+    def __getitem__(self, i):
+        return {}["missing"]
+
+
 def record_init(worker_id):
     info = get_worker_info()
     assert info is not None and info.id == worker_id
@@ -771,5 +779,32 @@ def test_dead_worker_detected():
 
 def test_workers_spawn_context():
     ds = TensorDataset(torch.arange(7.0), torch.arange(7))
-    out = list(DataLoader(ds, batch_size=3, num_workers=2, multiprocessing_context="spawn"))
+    # spawn pickles the dataset, collate_fn and sampler state into a fresh interpreter
+    out = list(DataLoader(ds, batch_size=3, num_workers=1, multiprocessing_context="spawn"))
     assert [as_list(x) for x, _ in out] == [[0.0, 1.0, 2.0], [3.0, 4.0, 5.0], [6.0]]
+
+
+def test_workers_out_of_order_delivery_allowed():
+    import multiprocessing
+    dl = DataLoader(Squares(9), batch_size=None, num_workers=2, in_order=False,
+                    multiprocessing_context=multiprocessing.get_context("fork"))
+    assert sorted(i for _, i, _ in dl) == list(range(9))
+
+
+def test_worker_key_error_message_readable():
+    with pytest.raises(KeyError) as info:
+        list(DataLoader(KeyErrorDataset(), num_workers=1))
+    assert "Caught KeyError in DataLoader worker process 0" in str(info.value)
+    assert "\\n" not in str(info.value)  # the traceback is printed as text, not as a repr
+
+
+def test_generic_subscription():
+    class Ints(Dataset[int]):
+        def __getitem__(self, i):
+            return i
+
+        def __len__(self):
+            return 3
+
+    assert list(DataLoader(Ints(), batch_size=None)) == [0, 1, 2]
+    assert Sampler[int] is not None and IterableDataset[int] is not None

@@ -93,7 +93,7 @@ def test_add_module_and_register_errors():
     m.add_module("z", None)
     assert list(m._modules) == ["x", "y", "z"]
     assert names(m.named_children()) == ["x", "y"]
-    with pytest.raises(KeyError, match='contain "\."'):
+    with pytest.raises(KeyError, match=r'contain "\."'):
         m.add_module("a.b", nn.ReLU())
     with pytest.raises(KeyError, match="empty string"):
         m.register_parameter("", None)
@@ -290,7 +290,8 @@ def test_load_state_dict_strict_missing_and_unexpected_message():
     assert str(e.value) == (
         "Error(s) in loading state_dict for Sequential:\n"
         '\tMissing key(s) in state_dict: "1.running_mean". \n'
-        '\tUnexpected key(s) in state_dict: "1.foo.bar", "2.weight". ')
+        # the root reports its own unexpected keys first, then each child its own
+        '\tUnexpected key(s) in state_dict: "2.weight", "1.foo.bar". ')
 
 
 def test_load_state_dict_size_mismatch_message():

@@ -850,3 +850,28 @@ def test_safetensors_device_and_cross_format(tmp_path):
         st.load_file(ckpt)
     with st.safe_open(path) as f, pytest.raises(st.SafetensorError, match="no tensor named"):
         f.get_tensor("b")
+
+
+def test_entry_claiming_more_bytes_than_the_file_holds():
+    """A central directory promising a huge blob must not make graphc allocate it."""
+    big = 1 << 40
+    entries = read_zip(good_bytes())
+    entries[MANIFEST_NAME] = tamper_manifest_bytes(entries[MANIFEST_NAME], lambda m: (
+        m["blobs"][0].update(nbytes=big), m["tensors"][0].update(shape=[big // 4])))
+    data = bytearray(write_zip(entries))
+    # patch the sizes of data/0 in its central directory record
+    cd = data.index(b"PK\x01\x02")  # the first central directory record
+    while True:
+        name_len = struct.unpack("<H", data[cd + 28:cd + 30])[0]
+        if data[cd + 46:cd + 46 + name_len] == (PREFIX + "data/0").encode():
+            break
+        extra, comment = struct.unpack("<HH", data[cd + 30:cd + 34])
+        cd += 46 + name_len + extra + comment
+    data[cd + 20:cd + 28] = struct.pack("<II", 0xFFFFFFF0, 0xFFFFFFF0)
+    with pytest.raises(CheckpointError, match="claims 4294967280 bytes that the archive does not hold"):
+        load_bytes(bytes(data))
+
+
+def test_huge_int_is_a_clear_save_error():
+    with pytest.raises(ValueError, match="more than 3000 digits"):
+        torch.save(10 ** 5000, io.BytesIO())

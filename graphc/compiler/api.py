@@ -21,7 +21,9 @@ import numpy as np
 from graphc.ir.graph import Graph, Value
 from graphc.ir.printer import print_graph
 from graphc.passes.autodiff.transform import differentiate
-from graphc.passes.manager import PassManager, default_pipeline
+from graphc.codegen import numpy_codegen
+from graphc.passes.manager import PassManager, default_pipeline, lowering_pipeline
+from graphc.passes.memory import plan_memory
 from graphc.runtime.compiled import CompiledGraph
 
 from ..autograd import grad_mode
@@ -284,14 +286,14 @@ class CompiledFunction:
         diff_outputs = [i for i, rg in enumerate(out_rg) if rg]
         if grad_mode.is_grad_enabled() and wrt and diff_outputs:
             split = differentiate(g, wrt, diff_outputs)
-            entry.forward = CompiledGraph(split.forward, self.backend, self.name + "_forward")
-            entry.backward = CompiledGraph(split.backward, self.backend, self.name + "_backward")
+            entry.forward = self._lower(split.forward, self.name + "_forward", entry)
+            entry.backward = self._lower(split.backward, self.name + "_backward", entry)
             entry.wrt, entry.diff_outputs = wrt, diff_outputs
             entry.stages["forward"] = print_graph(split.forward)
             entry.stages["backward"] = print_graph(split.backward)
             entry.stages["code"] = entry.forward.source + "\n" + entry.backward.source
         else:
-            entry.forward = CompiledGraph(g, self.backend, self.name)
+            entry.forward = self._lower(g, self.name, entry)
             entry.stages["code"] = entry.forward.source
         _emit("code", entry.stages["code"])
         entry.stages["compile_seconds"] = time.perf_counter() - t0
@@ -299,6 +301,16 @@ class CompiledFunction:
         if folder:
             dump.write_stages(folder, self.name, len(self.cache), entry.stages, g, fmt)
         return entry
+
+    def _lower(self, g: Graph, name: str, entry: Entry) -> CompiledGraph:
+        """Backend passes (after autodiff): CSE/DCE again, fusion grouping, memory planning."""
+        pm = PassManager(lowering_pipeline(), verify=True)
+        g = pm.run(g)
+        entry.stages.setdefault("lowering", []).extend(pm.report)
+        plan = plan_memory(g, numpy_codegen.WRITES_INTO)
+        entry.stages.setdefault("memory", []).append(f"{name}: {plan.summary()}")
+        _emit("passes", pm.summary() + f"\nmemory plan {name}: {plan.summary()}")
+        return CompiledGraph(g, self.backend, name, plan)
 
     def _run(self, entry: Entry, leaves: list):
         inputs = [t for t in leaves] + entry.lifted
