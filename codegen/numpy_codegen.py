@@ -83,7 +83,8 @@ for _p in PRIMITIVES.values():
 WRITES_INTO = frozenset(_OUT_CAPABLE) | {P.sum, P.prod, P.amax, P.amin}
 
 # Primitives numpy code cannot express (their output shape depends on data).
-UNSUPPORTED = {P.nonzero: "nonzero has a data-dependent output shape"}
+UNSUPPORTED = {P.nonzero: "nonzero has a data-dependent output shape",
+               PRIMITIVES["fused"]: "fused nodes are inlined before numpy codegen (graphc.ir.fused.inline)"}
 for _p in UNSUPPORTED:
     LOWERINGS.pop(_p, None)
 
@@ -95,7 +96,7 @@ def _ident(v: Value) -> str:
     return name + "_" if keyword.iskeyword(name) else name
 
 
-def generate(g: Graph, fn_name: str = "kernel", plan=None) -> str:
+def generate(g: Graph, fn_name: str = "kernel", plan=None, labels: dict | None = None) -> str:
     """Python source of ``def fn_name(inputs...): ... return (outputs...)``. With a memory plan,
     planned values are written into the preallocated buffers ``_buf[i]`` with ``out=``."""
     from graphc.ir.printer import format_attr
@@ -104,6 +105,7 @@ def generate(g: Graph, fn_name: str = "kernel", plan=None) -> str:
     for v in g.inputs:
         names[id(v)] = _ident(v)
     lines = [f"def {fn_name}({', '.join(names[id(v)] for v in g.inputs)}):"]
+    current_label = None
     for n in g.nodes:
         if n.prim in UNSUPPORTED:
             raise NotImplementedError(f"numpy backend: {UNSUPPORTED[n.prim]}")
@@ -112,6 +114,10 @@ def generate(g: Graph, fn_name: str = "kernel", plan=None) -> str:
         args = [f"{a}.astype(np.{c.np.name})" if c is not None else a for a, c in zip(args, casts)]
         out = n.output
         names[id(out)] = _ident(out)
+        label = (labels or {}).get(id(n))
+        if label is not None and label != current_label:
+            lines.append(f"    # -- {label}")
+        current_label = label
         attrs = "".join(f" {k}={format_attr(v)}" for k, v in n.attrs.items())
         lines.append(f"    # %{out.name}: {format_type(out.type)} = {n.prim.name}{attrs}")
         expr = LOWERINGS[n.prim](n, args)

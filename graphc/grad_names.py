@@ -12,30 +12,32 @@ from . import indexing, math_ops, methods, shape_ops
 from .tensors import Tensor
 
 
-def _rename(out, name: str | None, args) -> None:
-    if not name or not isinstance(out, Tensor):
-        return
+def _new_node(out, args):
+    """The grad_fn this op made for ``out`` (None when it made none, or returned an input's)."""
+    if not isinstance(out, Tensor) or getattr(out, "_grad_fn", None) is None:
+        return None
     g = out.grad_fn
     if g is None or not hasattr(g, "_name"):
-        return
+        return None
     for a in args:  # an op that returned (a view of) its input unchanged made no node of its own
         if isinstance(a, Tensor) and a.grad_fn is g:
-            return
+            return None
         if isinstance(a, (list, tuple)) and any(isinstance(t, Tensor) and t.grad_fn is g for t in a):
-            return
-    g._name = name
+            return None
+    return g
 
 
 def _wrap(fn, namer):
     @functools.wraps(fn)
     def op(*args, **kwargs):
         out = fn(*args, **kwargs)
-        name = namer(out, *args, **kwargs) if callable(namer) else namer  # result is positional-only
-        if isinstance(out, tuple) and not hasattr(out, "_fields"):
-            for o in out:
-                _rename(o, name, args)
-        else:
-            _rename(out, name, args)
+        outs = out if isinstance(out, tuple) and not hasattr(out, "_fields") else (out,)
+        nodes = [g for g in (_new_node(o, args) for o in outs) if g is not None]
+        if nodes:  # only eager autograd nodes get names; nothing to do otherwise
+            name = namer(out, *args, **kwargs) if callable(namer) else namer  # result is positional-only
+            if name:
+                for g in nodes:
+                    g._name = name
         return out
     return op
 
@@ -110,7 +112,7 @@ _SHAPE_OPS = {
     "concatenate": "CatBackward0", "stack": "StackBackward0", "select": "SelectBackward0",
     "unbind": "UnbindBackward0", "split": _split_name, "chunk": "SplitBackward0",
     "flip": "FlipBackward0", "repeat": "RepeatBackward0", "masked_fill": "MaskedFillBackward0",
-    "index_select": "IndexSelectBackward0", "narrow": "SliceBackward0",
+    "index_select": "IndexSelectBackward0", "narrow": "SliceBackward0", "diagonal": "DiagonalBackward0",
 }
 _MATH_OPS = {
     "mm": "MmBackward0", "bmm": "BmmBackward0", "dot": "DotBackward0", "mv": "MvBackward0",

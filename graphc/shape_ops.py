@@ -366,7 +366,14 @@ def diagonal(input, offset: int = 0, dim1: int = 0, dim2: int = 1):
     keep = cols < m
     rows, cols = rows[keep], cols[keep]
     flat = P.reshape(x, shape=tuple(x.shape[:-2]) + (n * m,))
-    return P.take(flat, Tensor._make((rows * m + cols).astype(np.int64)), axis=flat.ndim - 1)
+    # a strided slice of the flattened matrix: a view of ``input`` whenever the flattening is one
+    if len(rows):
+        start = int(rows[0] * m + cols[0])
+        last = (start, start + (len(rows) - 1) * (m + 1) + 1, m + 1)
+    else:
+        last = (0, 0, 1)
+    index = tuple((0, s, 1) for s in flat.shape[:-1]) + (last,)
+    return P.slice(flat, index=index)
 
 
 def tril(input, diagonal: int = 0):

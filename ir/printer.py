@@ -35,6 +35,9 @@ def format_attr(v) -> str:
         return json.dumps(v)
     if isinstance(v, (tuple, list)):
         return "[" + ",".join(format_attr(x) for x in v) + "]"
+    if isinstance(v, Graph):
+        body = print_graph(v).rstrip("\n").replace("\n", "\n    ")
+        return "{\n    " + body + "\n  }"
     raise TypeError(f"attribute value {v!r} of type {type(v).__name__} has no IR text form")
 
 
@@ -119,6 +122,11 @@ def _parse_scalar(kind: str, val: str, line: int):
 
 def _parse_attr(t: _Tokens):
     kind, val, line = t.peek()
+    if val == "{":
+        t.next()
+        body = _parse_graph(t)
+        t.expect("}")
+        return body
     if val == "[":
         t.next()
         items = []
@@ -153,6 +161,13 @@ def _parse_type(t: _Tokens) -> TensorType:
 
 def parse_graph(text: str) -> Graph:
     t = _Tokens(text)
+    g = _parse_graph(t)
+    if t.peek()[0] != "eof":
+        raise ParseError(f"line {t.peek()[2]}: unexpected text after the graph: {t.peek()[1]!r}")
+    return g
+
+
+def _parse_graph(t: _Tokens) -> Graph:
     t.expect("graph")
     g = Graph(t.next()[1])
     env: dict[str, Value] = {}
@@ -170,12 +185,16 @@ def parse_graph(text: str) -> Graph:
     t.next()
     t.expect("{")
     while t.peek()[1] != "return":
-        kind, val, line = t.next()
-        if kind != "value":
-            raise ParseError(f"line {line}: expected a value definition, got {val!r}")
-        name = val[1:]
-        t.expect(":")
-        typ = _parse_type(t)
+        defs = []
+        while True:
+            kind, val, line = t.next()
+            if kind != "value":
+                raise ParseError(f"line {line}: expected a value definition, got {val!r}")
+            t.expect(":")
+            defs.append((val[1:], _parse_type(t)))
+            if t.peek()[1] != ",":
+                break
+            t.next()
         t.expect("=")
         op = t.next()[1]
         try:
@@ -201,11 +220,22 @@ def parse_graph(text: str) -> Graph:
             key = t.next()[1]
             t.expect("=")
             attrs[key] = _parse_attr(t)
-        if name in env:
-            raise ParseError(f"line {line}: %{name} defined twice (SSA)")
-        out = g.add_node(prim, args, attrs, typ)
-        out.name = name
-        env[name] = out
+        for name, _ in defs:
+            if name in env:
+                raise ParseError(f"line {line}: %{name} defined twice (SSA)")
+        if len(defs) == 1:
+            outs = [g.add_node(prim, args, attrs, defs[0][1])]
+        else:
+            from .fused import add_fused_node
+            if prim.name != "fused":
+                raise ParseError(f"line {line}: only fused nodes have several outputs")
+            node = add_fused_node(g, args, attrs["body"], attrs["kind"], attrs.get("domain", ()), len(g.nodes))
+            outs = node.outputs
+        for (name, typ), out in zip(defs, outs):
+            if out.type != typ:
+                raise ParseError(f"line {line}: %{name} is declared {format_type(typ)}, the op gives {format_type(out.type)}")
+            out.name = name
+            env[name] = out
     t.next()
     outs = []
     while t.peek()[1] != "}":

@@ -38,7 +38,10 @@ def verify(g: Graph) -> None:
             want = n.prim.infer(*n.inputs, **n.attrs)
         except Exception as e:  # the type rule's own message names the problem
             raise VerificationError(f"{where}: type rule failed: {e}") from None
-        for out in n.outputs:
+        wants = want if isinstance(want, list) else [want]
+        if len(wants) != len(n.outputs):
+            raise VerificationError(f"{where}: {len(n.outputs)} outputs, the type rule gives {len(wants)}")
+        for out, want in zip(n.outputs, wants):
             if out.producer is not n:
                 raise VerificationError(f"{where}: output %{out.name} does not point back to its node")
             if tuple(out.type.shape) != tuple(want.shape) or out.type.dtype is not want.dtype:

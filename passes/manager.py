@@ -55,8 +55,10 @@ def default_pipeline() -> list[tuple[str, Pass]]:
     return [("simplify", simplify), ("constant_fold", constant_fold), ("cse", cse), ("dce", dce)]
 
 
-def lowering_pipeline() -> list[tuple[str, Pass]]:
-    """Passes on the graphs handed to a backend (after the forward/backward split)."""
+def lowering_pipeline(fusion_log: list | None = None) -> list[tuple[str, Pass]]:
+    """Passes on the graphs handed to a backend (after the forward/backward split); the fusion
+    pass appends its decisions (including rejected candidates and why) to ``fusion_log``."""
     from .cse import cse
     from .dce import dce
-    return [("cse", cse), ("dce", dce)]
+    from .fusion import fuse
+    return [("cse", cse), ("dce", dce), ("fusion", lambda g: fuse(g, fusion_log))]

@@ -16,7 +16,8 @@ log = logging.getLogger("graphc.runtime")
 
 
 class CompiledGraph:
-    def __init__(self, graph: Graph, backend: str = "numpy", name: str = "kernel", plan=None) -> None:
+    def __init__(self, graph: Graph, backend: str = "numpy", name: str = "kernel", plan=None,
+                 labels: dict | None = None) -> None:
         if backend != "numpy":
             raise NotImplementedError(f"backend {backend!r} is not available yet; use backend='numpy'")
         self.graph = graph
@@ -36,7 +37,7 @@ class CompiledGraph:
                 src = None
                 self.from_cache = False
         if src is None:
-            src = numpy_codegen.generate(graph, fn_name, plan)
+            src = numpy_codegen.generate(graph, fn_name, plan, labels)
             self.fn = numpy_codegen.compile_source(src, fn_name, buffers)
             cache.store(self.key, src)
         self.source = src

@@ -9,7 +9,6 @@ import math
 import os
 import pickle
 import time
-import warnings
 
 import numpy as np
 import pytest
@@ -139,6 +138,12 @@ class KeyErrorDataset(Dataset):
 def record_init(worker_id):
     info = get_worker_info()
     assert info is not None and info.id == worker_id
+    try:
+        info.id = 99
+    except AttributeError:  # dataclasses.FrozenInstanceError: WorkerInfo is read-only
+        pass
+    else:
+        raise AssertionError("WorkerInfo should be frozen")
     # worker_init_fn runs in the worker before loading; it may reconfigure this worker's dataset copy
     info.dataset.offset = 100 * (worker_id + 1)
 

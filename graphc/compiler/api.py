@@ -18,6 +18,7 @@ from typing import Any, Callable
 
 import numpy as np
 
+from graphc.ir.fused import inline as inline_fused
 from graphc.ir.graph import Graph, Value
 from graphc.ir.printer import print_graph
 from graphc.passes.autodiff.transform import differentiate
@@ -304,13 +305,18 @@ class CompiledFunction:
 
     def _lower(self, g: Graph, name: str, entry: Entry) -> CompiledGraph:
         """Backend passes (after autodiff): CSE/DCE again, fusion grouping, memory planning."""
-        pm = PassManager(lowering_pipeline(), verify=True)
+        fusion_log: list[str] = []
+        pm = PassManager(lowering_pipeline(fusion_log), verify=True)
         g = pm.run(g)
         entry.stages.setdefault("lowering", []).extend(pm.report)
-        plan = plan_memory(g, numpy_codegen.WRITES_INTO)
+        entry.stages.setdefault("fusion", []).extend(fusion_log)
+        for line in fusion_log:
+            _emit("fusion", f"{name}: {line}")
+        flat, labels = inline_fused(g)  # the numpy backend runs the fused groups op by op
+        plan = plan_memory(flat, numpy_codegen.WRITES_INTO)
         entry.stages.setdefault("memory", []).append(f"{name}: {plan.summary()}")
         _emit("passes", pm.summary() + f"\nmemory plan {name}: {plan.summary()}")
-        return CompiledGraph(g, self.backend, name, plan)
+        return CompiledGraph(flat, self.backend, name, plan, labels)
 
     def _run(self, entry: Entry, leaves: list):
         inputs = [t for t in leaves] + entry.lifted

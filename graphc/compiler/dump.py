@@ -31,8 +31,10 @@ def write_stages(folder: str, name: str, index: int, stages: dict, graph: Graph,
     base = Path(folder) / f"{name}_{index}"
     base.mkdir(parents=True, exist_ok=True)
     (base / "00_traced.ir").write_text(stages["traced"])
-    for i, rec in enumerate(stages.get("passes", []), 1):
+    for i, rec in enumerate(stages.get("passes", []) + stages.get("lowering", []), 1):
         (base / f"{i:02d}_after_{rec.name}.ir").write_text(rec.text)
+    if stages.get("fusion"):
+        (base / "60_fusion.log").write_text("\n".join(stages["fusion"]) + "\n")
     if "forward" in stages:
         (base / "50_forward.ir").write_text(stages["forward"])
         (base / "51_backward.ir").write_text(stages["backward"])

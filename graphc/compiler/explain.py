@@ -15,6 +15,8 @@ class ExplainOutput:
     graph_breaks: list = field(default_factory=list)
     recompiles: list = field(default_factory=list)
     compile_seconds: float = 0.0
+    fusion: list = field(default_factory=list)      # fusion decisions, rejected candidates with reasons
+    memory: list = field(default_factory=list)      # memory plan summaries
 
     def __str__(self) -> str:
         parts = [f"== traced graph ==\n{self.traced_graph}"]
@@ -23,6 +25,8 @@ class ExplainOutput:
         if self.forward_graph:
             parts.append(f"== forward graph (with saved values) ==\n{self.forward_graph}")
             parts.append(f"== backward graph ==\n{self.backward_graph}")
+        parts.append("== fusion ==\n" + ("\n".join(self.fusion) or "no rejected candidates"))
+        parts.append("== memory plan ==\n" + "\n".join(self.memory))
         parts.append(f"== generated code ==\n{self.code}")
         parts.append("== graph breaks ==\n" + ("\n".join(self.graph_breaks) or "none"))
         parts.append("== recompiles ==\n" + ("\n".join(self.recompiles) or "none"))
@@ -48,7 +52,9 @@ def explain(fn, *args, **kwargs) -> ExplainOutput:
         return out
     st = entry.stages
     out.traced_graph = st["traced"]
-    out.passes = [(r.name, r.text, r.seconds) for r in st.get("passes", [])]
+    out.passes = [(r.name, r.text, r.seconds) for r in st.get("passes", []) + st.get("lowering", [])]
+    out.fusion = list(st.get("fusion", []))
+    out.memory = list(st.get("memory", []))
     out.optimized_graph = st.get("optimized", "")
     out.forward_graph = st.get("forward", "")
     out.backward_graph = st.get("backward", "")

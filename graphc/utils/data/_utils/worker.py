@@ -26,32 +26,25 @@ class ManagerWatchdog:
 _worker_info = None
 
 
+@dataclass(frozen=True, slots=True)
 class WorkerInfo:
-    """Information about the current DataLoader worker: ``id``, ``num_workers``, ``seed``, ``dataset``.
+    """Information about the current DataLoader worker process (read-only, as in PyTorch).
 
-    Read-only once built, as in PyTorch.
+    Attributes:
+        id: the worker id, in ``[0, num_workers)``
+        num_workers: the number of workers
+        seed: the seed this worker's RNGs were seeded with (``base_seed + id``)
+        dataset: this worker's copy of the dataset
+        rng: per-thread RNG container (``None`` for process workers)
+        worker_method: ``"multiprocessing"``
     """
 
     id: int
     num_workers: int
     seed: int
     dataset: object
-    __initialized = False
-
-    def __init__(self, **kwargs) -> None:
-        for k, v in kwargs.items():
-            setattr(self, k, v)
-        self.__keys = tuple(kwargs.keys())
-        self.__initialized = True
-
-    def __setattr__(self, key, val):
-        if self.__initialized:
-            raise RuntimeError(f"Cannot assign attributes to {self.__class__.__name__} objects")
-        return super().__setattr__(key, val)
-
-    def __repr__(self):
-        items = [f"{k}={getattr(self, k)}" for k in self.__keys]
-        return f"{self.__class__.__name__}({', '.join(items)})"
+    rng: object | None = None
+    worker_method: str | None = "multiprocessing"
 
 
 def get_worker_info():

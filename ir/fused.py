@@ -1,0 +1,74 @@
+"""The ``fused`` node: a kernel that owns a small subgraph (its body) plus its iteration domain.
+
+Kinds: ``pointwise`` (elementwise ops over one domain), ``reduction`` (pointwise ops feeding one
+reduction), ``matmul_epilogue`` (a matmul followed by pointwise ops on its result). Backends
+lower the same groups: the Triton generator emits one kernel per group; the numpy generator
+inlines the body.
+"""
+from __future__ import annotations
+
+from .graph import Graph, Node, Value
+from .interpret import interpret
+from .primitive import Primitive, register
+
+KINDS = ("pointwise", "reduction", "matmul_epilogue")
+
+
+def _infer(*inputs, body: Graph, kind: str, domain: tuple = ()):
+    if kind not in KINDS:
+        raise ValueError(f"fused: unknown kind {kind!r}")
+    if len(inputs) != len(body.inputs):
+        raise ValueError(f"fused: {len(inputs)} operands for a body with {len(body.inputs)} inputs")
+    for i, (x, v) in enumerate(zip(inputs, body.inputs)):
+        if isinstance(x, Value) and x.type != v.type:
+            raise ValueError(f"fused: operand {i} has type {x.type}, the body expects {v.type}")
+    return [o.type for o in body.outputs]
+
+
+def _impl(*arrays, body: Graph, kind: str, domain: tuple = ()):
+    out = interpret(body, list(arrays))
+    return out if len(out) > 1 else out[0]
+
+
+fused = register(Primitive("fused", _infer, _impl, kind="fused"))
+
+
+def add_fused_node(g: Graph, inputs: list, body: Graph, kind: str, domain: tuple, at: int) -> Node:
+    """Insert a fused node at position ``at``; its outputs mirror the body's outputs."""
+    node = Node(fused, list(inputs), {"body": body, "kind": kind, "domain": tuple(domain)})
+    for o in body.outputs:
+        node.outputs.append(Value(o.type, node, g._fresh(), None, g))
+    for v in node.value_inputs():
+        v.users.append(node)
+    g.nodes.insert(at, node)
+    return node
+
+
+
+
+def inline(g: Graph) -> tuple[Graph, dict[int, str]]:
+    """A copy of ``g`` with every fused node replaced by its body's nodes (for backends that run
+    ops one by one); also returns, per id of a new node, the fused group it came from."""
+    flat = Graph(g.name)
+    m: dict[int, Value] = {}
+    labels: dict[int, str] = {}
+    for v in g.inputs:
+        m[id(v)] = flat.add_input(v.type, v.role, v.name)
+    for n in g.nodes:
+        args = [m[id(x)] if isinstance(x, Value) else x for x in n.inputs]
+        if n.prim is fused:
+            body = n.attrs["body"]
+            env = {id(bv): a for bv, a in zip(body.inputs, args)}
+            label = f"fused {n.attrs['kind']}: " + ", ".join(bn.prim.name for bn in body.nodes)
+            for bn in body.nodes:
+                bargs = [env[id(x)] if isinstance(x, Value) else x for x in bn.inputs]
+                out = flat.add_node(bn.prim, bargs, bn.attrs, bn.output.type)
+                env[id(bn.output)] = out
+                labels[id(out.producer)] = label
+            for o, bo in zip(n.outputs, body.outputs):
+                m[id(o)] = env[id(bo)]
+        else:
+            m[id(n.output)] = flat.add_node(n.prim, args, n.attrs, n.output.type)
+    flat.set_outputs([m[id(o)] for o in g.outputs])
+    flat.rename()
+    return flat, labels
