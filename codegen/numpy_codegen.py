@@ -125,9 +125,19 @@ def generate(g: Graph, fn_name: str = "kernel", plan=None, labels: dict | None =
         if buf is not None:
             expr = f"{expr[:-1]}, out=_buf[{buf}])"
         lines.append(f"    {names[id(out)]} = {expr}")
-    outs = ", ".join(f"np.asarray({names[id(o)]})" for o in g.outputs)
+    # An output that aliases a graph input or a reused buffer is copied: the caller owns outputs.
+    outs = ", ".join(f"np.{'array' if _aliased(g, o, plan) else 'asarray'}({names[id(o)]})" for o in g.outputs)
     lines.append(f"    return ({outs}{',' if len(g.outputs) == 1 else ''})")
     return "\n".join(lines) + "\n"
+
+
+_VIEWS = frozenset({P.reshape, P.permute, P.expand, P.slice, P.stop_gradient})
+
+
+def _aliased(g: Graph, v: Value, plan) -> bool:
+    while v.producer is not None and v.producer.prim in _VIEWS and isinstance(v.producer.inputs[0], Value):
+        v = v.producer.inputs[0]
+    return v.producer is None or (plan is not None and plan.buffer_of(v) is not None)
 
 
 def _fix(out, dtype_name: str) -> np.ndarray:

@@ -1,12 +1,14 @@
 """Fusion: group chains of pointwise ops (plus at most one trailing reduction) and matmuls with a
 pointwise epilogue into ``fused`` nodes that own their subgraph.
 
-Legality is checked on the graph (networkx reachability): a node may join a group only if none of
-its other operands depends on the group, otherwise the fused node would depend on itself. Every
+Legality is checked on the graph of groups (networkx reachability): a node may join a group only if
+none of its other operands depends on the group, directly or through another group, otherwise the
+fused nodes would depend on each other. Every
 rejected candidate is logged with its reason (``GRAPHC_LOGS=fusion``).
 """
 from __future__ import annotations
 
+import heapq
 import logging
 
 import networkx as nx
@@ -33,18 +35,23 @@ class _Group:
 
 def fuse(g: Graph, report: list | None = None) -> Graph:
     report = report if report is not None else []
-    dag = nx.DiGraph()
-    for n in g.nodes:
-        dag.add_node(id(n))
-        for x in n.value_inputs():
-            if x.producer is not None:
-                dag.add_edge(id(x.producer), id(n))
-    desc: dict[int, set] = {}
+    # The quotient DAG: one vertex per group (keyed by the group's first node) or ungrouped node.
+    # Nodes are visited in topological order, so a new node has no users yet: letting it join a
+    # group only adds edges from its operands' vertices to the group's vertex, which closes a
+    # cycle exactly when the group's vertex already reaches one of those operand vertices
+    # (possibly through another group: pairwise node checks miss such cycles).
+    quotient = nx.DiGraph()
+    vertex: dict[int, int] = {}  # id(node) -> its vertex
 
-    def reaches(a: Node, b: Node) -> bool:
-        if id(a) not in desc:
-            desc[id(a)] = nx.descendants(dag, id(a))
-        return id(b) in desc[id(a)]
+    def operand_vertices(n: Node) -> set[int]:
+        return {vertex[id(x.producer)] for x in n.value_inputs() if x.producer is not None}
+
+    def place(n: Node, v: int) -> None:
+        vertex[id(n)] = v
+        quotient.add_node(v)
+        for u in operand_vertices(n):
+            if u != v:
+                quotient.add_edge(u, v)
 
     group_of: dict[int, _Group] = {}
     groups: list[_Group] = []
@@ -55,11 +62,12 @@ def fuse(g: Graph, report: list | None = None) -> Graph:
         log.debug(msg)
 
     def legal(grp: _Group, n: Node) -> bool:
+        gv = vertex[id(grp.nodes[0])]
         for x in n.value_inputs():
             p = x.producer
-            if p is None or group_of.get(id(p)) is grp:
+            if p is None or vertex[id(p)] == gv:
                 continue
-            if any(reaches(m, p) for m in grp.nodes):
+            if nx.has_path(quotient, gv, vertex[id(p)]):
                 reject(n, f"operand %{x.name} depends on the group, fusing would create a cycle")
                 return False
         return True
@@ -86,17 +94,22 @@ def fuse(g: Graph, report: list | None = None) -> Graph:
                     break
             if joined is not None:
                 joined.nodes.append(n)
+                place(n, vertex[id(joined.nodes[0])])
                 if is_red:
                     joined.closed = True
                     joined.kind = "reduction" if joined.kind == "pointwise" else joined.kind
-            elif is_pw:
-                joined = _Group(n, "pointwise", domain)
-                groups.append(joined)
+            else:
+                if is_pw:
+                    joined = _Group(n, "pointwise", domain)
+                    groups.append(joined)
+                place(n, id(n))
             group_of[id(n)] = joined if joined is not None else None
-        elif n.prim is P.matmul:
-            grp = _Group(n, "matmul_epilogue", tuple(n.output.shape))
-            groups.append(grp)
-            group_of[id(n)] = grp
+        else:
+            if n.prim is P.matmul:
+                grp = _Group(n, "matmul_epilogue", tuple(n.output.shape))
+                groups.append(grp)
+                group_of[id(n)] = grp
+            place(n, id(n))
     for grp in groups:
         if len(grp.nodes) > 1:
             _contract(g, grp)
@@ -126,10 +139,27 @@ def _contract(g: Graph, grp: _Group) -> None:
     for n in grp.nodes:
         g.remove_node(n)
     node = add_fused_node(g, inputs, body, grp.kind, grp.domain, at)
-    # the fused node must come after every operand's producer
-    last_dep = max((g.nodes.index(x.producer) for x in inputs if x.producer is not None), default=-1)
-    if last_dep > g.nodes.index(node):
-        g.nodes.remove(node)
-        g.nodes.insert(last_dep + 1, node)
     for old, new in zip(outs, node.outputs):
         g.replace_all_uses(old, new)
+    _toposort(g)
+
+
+def _toposort(g: Graph) -> None:
+    """Restore topological order after a contraction (stable: keeps the original order where it
+    can). Legality checks guarantee the contracted graph is acyclic."""
+    position = {id(n): i for i, n in enumerate(g.nodes)}
+    pending = {id(n): sum(1 for x in n.value_inputs() if x.producer is not None) for n in g.nodes}
+    ready = [(position[id(n)], id(n), n) for n in g.nodes if pending[id(n)] == 0]
+    heapq.heapify(ready)
+    order = []
+    while ready:
+        _, _, n = heapq.heappop(ready)
+        order.append(n)
+        for o in n.outputs:
+            for u in o.users:
+                pending[id(u)] -= sum(1 for x in u.inputs if x is o)
+                if pending[id(u)] == 0:
+                    heapq.heappush(ready, (position[id(u)], id(u), u))
+    if len(order) != len(g.nodes):
+        raise RuntimeError("fusion produced a cycle (legality check missed a dependency)")
+    g.nodes = order

@@ -146,10 +146,10 @@ class CompiledBackward(Node):
         if grad_mode.is_grad_enabled():
             raise RuntimeError("double backward (create_graph=True) through a graphc.compile'd function is not "
                                "supported; run the function eagerly for higher-order gradients")
-        cts = [np.zeros(shape, dtype) if g is None else np.ascontiguousarray(g._data.astype(dtype, copy=False))
+        cts = [np.zeros(shape, dtype) if g is None else np.asarray(g._data, dtype=dtype, order="C")
                for g, (shape, dtype) in zip(grads, self.out_meta)]
         outs = self.entry.backward(cts + self.saved)
-        return tuple(Tensor._make(np.array(o)) for o in outs)
+        return tuple(Tensor._make(o) for o in outs)  # generated code returns arrays it owns
 
     def release(self) -> None:
         self.saved = []
@@ -328,7 +328,7 @@ class CompiledFunction:
         for t, new in zip(entry.mutated, muts):
             np.copyto(t._data, new, casting="unsafe")
             t._version.value += 1
-        results = [Tensor._make(np.array(a) if not a.flags.writeable or a.base is not None else a) for a in user]
+        results = [Tensor._make(a) for a in user]  # generated code returns arrays it owns
         if entry.backward is not None:
             edges = tuple(gradient_edge(inputs[i]) for i in entry.wrt)
             meta = [(user[i].shape, user[i].dtype) for i in entry.diff_outputs]

@@ -582,3 +582,28 @@ def _cast_tensor(value: Tensor, dtype) -> Tensor:
     if value.dtype == dtype:
         return value
     return Tensor._make(value._data.astype(dtype.np), requires_grad=False)
+
+
+def _tensorize_state_scalars(opt: Optimizer, keys=("step",)) -> None:
+    """After loading an old state dict: scalar state entries stored as numbers become tensors."""
+    for group in opt.param_groups:
+        for p in group["params"]:
+            p_state = opt.state.get(p, [])
+            if len(p_state) != 0:
+                for key in keys:
+                    if key in p_state and not isinstance(p_state[key], Tensor):
+                        p_state[key] = _scalar_tensor(float(p_state[key]))
+
+
+def _check_adam_like(lr, eps, betas, weight_decay) -> None:
+    _check_lr(lr)
+    if not 0.0 <= lr:
+        raise ValueError(f"Invalid learning rate: {lr}")
+    if not 0.0 <= eps:
+        raise ValueError(f"Invalid epsilon value: {eps}")
+    if not 0.0 <= betas[0] < 1.0:
+        raise ValueError(f"Invalid beta parameter at index 0: {betas[0]}")
+    if not 0.0 <= betas[1] < 1.0:
+        raise ValueError(f"Invalid beta parameter at index 1: {betas[1]}")
+    if not 0.0 <= weight_decay:
+        raise ValueError(f"Invalid weight_decay value: {weight_decay}")

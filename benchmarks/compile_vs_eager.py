@@ -1,0 +1,160 @@
+"""graphc compiled vs graphc eager (and PyTorch eager / torch.compile when torch is installed).
+
+Workloads (issue #3):
+  mlp       MLP forward+backward, batch 64, 784-512-256-10, cross-entropy loss
+  block     LayerNorm + GELU + softmax on (64, 256), forward only
+  chain     an elementwise chain on 1M float32 elements, forward only
+
+For each: median time per call (after warm-up), the compiled/eager ratio, and first-call compile
+latency. Frameworks are timed in alternation in one run, so ratios are fair on a noisy machine.
+
+    python benchmarks/compile_vs_eager.py [--quick] [--json PATH] [--no-torch]
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import sys
+import tempfile
+import time
+
+import numpy as np
+
+
+def _setup_graphc():
+    import graphc
+    import graphc.nn as nn
+    import graphc.nn.functional as F
+    return graphc, nn, F
+
+
+def workloads(lib, nn, F, seed: int = 0):
+    """name -> (make_inputs, fn); the same code runs on graphc and torch."""
+    lib.manual_seed(seed)
+    mlp = nn.Sequential(nn.Linear(784, 512), nn.ReLU(), nn.Linear(512, 256), nn.ReLU(), nn.Linear(256, 10))
+    rng = np.random.default_rng(seed)
+    x_mlp = lib.from_numpy(rng.standard_normal((64, 784)).astype(np.float32))
+    y_mlp = lib.from_numpy(rng.integers(0, 10, 64).astype(np.int64))
+    x_blk = lib.from_numpy(rng.standard_normal((64, 256)).astype(np.float32))
+    w_blk = lib.from_numpy(rng.standard_normal(256).astype(np.float32))
+    b_blk = lib.from_numpy(rng.standard_normal(256).astype(np.float32))
+    x_chain = lib.from_numpy(rng.standard_normal(1 << 20).astype(np.float32))
+
+    def mlp_step(model, x, y):
+        model.zero_grad()
+        loss = F.cross_entropy(model(x), y)
+        loss.backward()
+        return loss
+
+    def block(x, w, b):
+        return F.softmax(F.gelu(F.layer_norm(x, (x.shape[-1],), w, b)), dim=-1)
+
+    def chain(x):
+        return ((x * 1.5 + 0.5).sigmoid() * x - 0.25).tanh() * 2.0 + x
+
+    return {
+        "mlp fwd+bwd 64x784-512-256-10": (mlp, (x_mlp, y_mlp), mlp_step),
+        "layernorm+gelu+softmax (64,256)": (None, (x_blk, w_blk, b_blk), block),
+        "elementwise chain 1M": (None, (x_chain,), chain),
+    }
+
+
+def _time(fn, repeats: int, min_time: float) -> list[float]:
+    fn()  # warm-up
+    n = 1
+    while True:
+        t0 = time.perf_counter()
+        for _ in range(n):
+            fn()
+        dt = time.perf_counter() - t0
+        if dt >= min_time or n >= 1 << 16:
+            break
+        n *= 2
+    samples = [dt / n]
+    for _ in range(repeats - 1):
+        t0 = time.perf_counter()
+        for _ in range(n):
+            fn()
+        samples.append((time.perf_counter() - t0) / n)
+    return samples
+
+
+def main(argv=None) -> dict:
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--quick", action="store_true", help="few repeats (smoke run)")
+    p.add_argument("--json", help="also write the results as JSON here")
+    p.add_argument("--no-torch", action="store_true", help="skip PyTorch even when installed")
+    args = p.parse_args(argv)
+    repeats, min_time = (3, 0.02) if args.quick else (7, 0.2)
+    os.environ.setdefault("GRAPHC_CACHE_DIR", tempfile.mkdtemp(prefix="graphc-bench-cache-"))
+
+    graphc, gnn, gF = _setup_graphc()
+    torch = None
+    if not args.no_torch:
+        try:
+            import torch as _torch
+            torch = _torch
+            torch.set_num_threads(1)
+        except ImportError:
+            print("(torch not installed: PyTorch columns skipped; pip install -e '.[bench]')")
+    gw = workloads(graphc, gnn, gF)
+    tw = workloads(torch, torch.nn, torch.nn.functional) if torch is not None else {}
+
+    results = {}
+    header = f"{'workload':<34}{'eager ms':>10}{'compiled ms':>13}{'ratio':>8}{'compile s':>11}"
+    if torch is not None:
+        header += f"{'torch ms':>10}{'torch.compile ms':>18}{'tc compile s':>14}"
+    print(header)
+    for name, (model, inputs, fn) in gw.items():
+        row = {}
+        eager = (lambda m=model, i=inputs, f=fn: f(m, *i)) if model is not None else (lambda i=inputs, f=fn: f(*i))
+        if model is not None:
+            cmodel = graphc.compile(model)
+            compiled_call = lambda m=cmodel, i=inputs, f=fn: f(m, *i)  # noqa: E731
+        else:
+            cfn = graphc.compile(fn)
+            compiled_call = lambda i=inputs, f=cfn: f(*i)  # noqa: E731
+        t0 = time.perf_counter()
+        compiled_call()
+        row["compile_s"] = time.perf_counter() - t0
+        # correctness check before timing
+        a, b = eager(), compiled_call()
+        if not np.allclose(a.detach().numpy(), b.detach().numpy(), rtol=1e-4, atol=1e-5):
+            raise SystemExit(f"{name}: compiled result differs from eager")
+        row["eager_s"] = statistics.median(_time(eager, repeats, min_time))
+        row["compiled_s"] = statistics.median(_time(compiled_call, repeats, min_time))
+        line = (f"{name:<34}{row['eager_s'] * 1e3:>10.3f}{row['compiled_s'] * 1e3:>13.3f}"
+                f"{row['compiled_s'] / row['eager_s']:>8.2f}{row['compile_s']:>11.3f}")
+        if torch is not None:
+            tmodel, tinputs, tfn = tw[name]
+            teager = (lambda m=tmodel, i=tinputs, f=tfn: f(m, *i)) if tmodel is not None else \
+                (lambda i=tinputs, f=tfn: f(*i))
+            row["torch_eager_s"] = statistics.median(_time(teager, repeats, min_time))
+            try:
+                if tmodel is not None:
+                    tc = torch.compile(tmodel)
+                    tcall = lambda m=tc, i=tinputs, f=tfn: f(m, *i)  # noqa: E731
+                else:
+                    tcf = torch.compile(tfn)
+                    tcall = lambda i=tinputs, f=tcf: f(*i)  # noqa: E731
+                t0 = time.perf_counter()
+                tcall()
+                row["torch_compile_s"] = time.perf_counter() - t0
+                row["torch_compiled_s"] = statistics.median(_time(tcall, repeats, min_time))
+                line += (f"{row['torch_eager_s'] * 1e3:>10.3f}{row['torch_compiled_s'] * 1e3:>18.3f}"
+                         f"{row['torch_compile_s']:>14.2f}")
+            except Exception as e:  # torch.compile needs a C compiler toolchain; report, don't fail
+                row["torch_compile_error"] = f"{type(e).__name__}: {str(e)[:200]}"
+                line += f"{row['torch_eager_s'] * 1e3:>10.3f}{'n/a':>18}{'n/a':>14}"
+        print(line, flush=True)
+        results[name] = row
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump(results, f, indent=2)
+    return results
+
+
+if __name__ == "__main__":
+    sys.exit(0 if main() else 1)
