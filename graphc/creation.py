@@ -23,34 +23,39 @@ def _finish(arr: np.ndarray, requires_grad: bool) -> Tensor:
     return t
 
 
+_PY_NUMBERS = frozenset((bool, int, float))
+
+
 def _infer_dtype(data) -> dt.DType:
     """The dtype torch.tensor picks for Python data: bool < int64 < default float."""
-    if isinstance(data, Tensor):
-        return data.dtype
-    if isinstance(data, np.ndarray):
-        return dt.from_numpy_dtype(data.dtype)
-    if isinstance(data, (list, tuple)):
-        best = None
-        for x in data:
-            d = _infer_dtype(x)
-            best = d if best is None else dt.promote_types(best, d)
-        return best or dt.get_default_dtype()
-    if isinstance(data, np.generic):
-        return dt.from_numpy_dtype(data.dtype)
-    return dt.scalar_dtype(data)
+    return _scan(data)[1]
 
 
-def _check_data(data, dim: int = 0):
-    """Python data for tensor(): ranges become lists; PyTorch's errors for ragged or odd data."""
-    if isinstance(data, (str, bytes)):
-        raise TypeError(f"new(): invalid data type '{type(data).__name__}'")
+def _leaf_dtype(x) -> dt.DType:
+    if isinstance(x, (Tensor, np.ndarray, np.generic)):
+        return x.dtype if isinstance(x, Tensor) else dt.from_numpy_dtype(x.dtype)
+    if isinstance(x, (str, bytes)):
+        raise TypeError(f"new(): invalid data type '{type(x).__name__}'")
+    if not isinstance(x, (bool, int, float)):
+        raise RuntimeError(f"Could not infer dtype of {type(x).__name__}")
+    return dt.scalar_dtype(x)
+
+
+def _scan(data, dim: int = 0):
+    """One pass over Python data for tensor(): the data numpy can take (ranges become lists),
+    the inferred dtype, and PyTorch's errors for ragged or non-numeric data."""
     if isinstance(data, range):
         data = list(data)
     if not isinstance(data, (list, tuple)):
-        if not isinstance(data, (Tensor, np.ndarray, np.generic, bool, int, float)):
-            raise RuntimeError(f"Could not infer dtype of {type(data).__name__}")
-        return data
-    items = [_check_data(x, dim + 1) for x in data]
+        return data, _leaf_dtype(data)
+    types = set(map(type, data))
+    if types and types <= _PY_NUMBERS:  # the common flat case, without a Python loop
+        return data, (dt.get_default_dtype() if float in types else dt.int64 if int in types else dt.bool_)
+    items, best = [], None
+    for x in data:
+        x, d = _scan(x, dim + 1)
+        items.append(x)
+        best = d if best is None else dt.promote_types(best, d)
     seqs = [isinstance(x, (list, tuple)) for x in items]
     if any(seqs) and not all(seqs):
         raise TypeError("not a sequence")
@@ -59,7 +64,7 @@ def _check_data(data, dim: int = 0):
         for x in items:
             if len(x) != n:
                 raise ValueError(f"expected sequence of length {n} at dim {dim + 1} (got {len(x)})")
-    return items
+    return items, best or dt.get_default_dtype()
 
 
 def tensor(data, *, dtype=None, device=None, requires_grad: bool = False, pin_memory: bool = False) -> Tensor:
@@ -69,8 +74,8 @@ def tensor(data, *, dtype=None, device=None, requires_grad: bool = False, pin_me
             "To copy construct from a tensor, it is recommended to use sourceTensor.detach().clone() "
             "or sourceTensor.detach().clone().requires_grad_(True), rather than torch.tensor(sourceTensor).",
             UserWarning, stacklevel=2)
-    data = _check_data(data)
-    d = dtype or _infer_dtype(data)
+    data, inferred = _scan(data)
+    d = dtype or inferred
     try:
         arr = np.array(_to_nested(data), dtype=d.np)
     except OverflowError:

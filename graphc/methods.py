@@ -245,6 +245,8 @@ def _attach() -> None:
         for name in names:
             setattr(T, name, getattr(mod, name))
     T.where = lambda self, condition, other: math_ops.where(condition, self, other)
+    from . import comparison
+    T.equal, T.allclose, T.isclose = comparison.equal, comparison.allclose, comparison.isclose
     T.to, T.type, T.type_as, T.cpu, T.cuda, T.clone, T.contiguous = to, type_, type_as, cpu, cuda, clone, contiguous
     T.float, T.double, T.half = _caster(dt.float32), _caster(dt.float64), _caster(dt.float16)
     T.long, T.int, T.short, T.char = _caster(dt.int64), _caster(dt.int32), _caster(dt.int16), _caster(dt.int8)
