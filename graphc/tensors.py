@@ -120,7 +120,10 @@ class Tensor:
 
     @property
     def dtype(self) -> dt.DType:
-        return dt.from_numpy_dtype(self._data.dtype)
+        try:
+            return dt.BY_NUMPY[self._data.dtype]
+        except KeyError:
+            return dt.from_numpy_dtype(self._data.dtype)
 
     @property
     def shape(self) -> "Size":
@@ -527,6 +530,27 @@ def _to_nested(data):
 
 # ---- the eager handler ----------------------------------------------------------------------
 
+_TYPING_CACHE: dict = {}
+
+
+def _typing(prim: Primitive, args: tuple, attrs: dict):
+    """The type rule's result and the operand casts. Both depend only on operand shapes/dtypes,
+    Python scalar types and the default dtype, so they are memoized: the type rule is most of an
+    eager op's cost."""
+    try:
+        key = (prim, tuple((a._data.shape, a._data.dtype) if isinstance(a, Tensor) else type(a) for a in args),
+               tuple(attrs.items()) if attrs else (), dt.get_default_dtype())
+        hit = _TYPING_CACHE.get(key)
+    except TypeError:  # an unhashable attribute: no memo
+        return prim.infer(*args, **attrs), prim.operand_casts(args, attrs)
+    if hit is None:
+        hit = (prim.infer(*args, **attrs), prim.operand_casts(args, attrs))
+        if len(_TYPING_CACHE) > 8192:
+            _TYPING_CACHE.clear()
+        _TYPING_CACHE[key] = hit
+    return hit
+
+
 class EagerHandler(Handler):
     level = 0
 
@@ -534,8 +558,7 @@ class EagerHandler(Handler):
         if prim.data_dependent:
             out = np.asarray(prim.impl(*[a._data if isinstance(a, Tensor) else a for a in args], **attrs))
             return Tensor._make(out)
-        typ = prim.infer(*args, **attrs)
-        casts = prim.operand_casts(args, attrs)
+        typ, casts = _typing(prim, args, attrs)
         arrays = []
         for a, c in zip(args, casts):
             if isinstance(a, Tensor):

@@ -55,6 +55,7 @@ bool_ = DType("bool", np.bool_, BOOL, "b8", ("bool",))
 
 ALL_DTYPES = (float16, float32, float64, int8, int16, int32, int64, uint8, bool_)
 _BY_NP = {d.np: d for d in ALL_DTYPES}
+BY_NUMPY = _BY_NP  # numpy dtype -> DType, for hot paths that already hold an np.dtype
 _BY_NAME = {n: d for d in ALL_DTYPES for n in (d.name, *d.torch_names)}
 _BY_SHORT = {d.short: d for d in ALL_DTYPES}
 
