@@ -11,7 +11,7 @@ from graphc.ir import dtypes as dt
 from . import random as grandom
 from .device import check_device
 from .shape_ops import sizes_arg
-from .tensors import Tensor, _to_nested
+from .tensors import Tensor
 
 
 def _finish(arr: np.ndarray, requires_grad: bool) -> Tensor:
@@ -47,7 +47,7 @@ def _scan(data, dim: int = 0):
     if isinstance(data, range):
         data = list(data)
     if not isinstance(data, (list, tuple)):
-        return data, _leaf_dtype(data)
+        return (data._data if isinstance(data, Tensor) else data), _leaf_dtype(data)
     types = set(map(type, data))
     if types and types <= _PY_NUMBERS:  # the common flat case, without a Python loop
         return data, (dt.get_default_dtype() if float in types else dt.int64 if int in types else dt.bool_)
@@ -77,7 +77,7 @@ def tensor(data, *, dtype=None, device=None, requires_grad: bool = False, pin_me
     data, inferred = _scan(data)
     d = dtype or inferred
     try:
-        arr = np.array(_to_nested(data), dtype=d.np)
+        arr = np.array(data, dtype=d.np)  # _scan turned tensors inside into arrays
     except OverflowError:
         if dtype is None:
             raise ValueError("Overflow when unpacking long long") from None

@@ -44,7 +44,8 @@ def view(input, *shape):
         raise NotImplementedError("view(dtype) between different dtypes is not supported by graphc")
     shape = infer_size(sizes_arg(shape), input.numel())
     try:
-        np.reshape(input._data, shape, copy=False)
+        if not input.is_contiguous():  # contiguous tensors (and symbolic ones) always have a view
+            np.reshape(input._data, shape, copy=False)
     except ValueError:
         raise RuntimeError(
             "view size is not compatible with input tensor's size and stride (at least one dimension "

@@ -48,7 +48,8 @@ def _operand(x) -> str:
 def print_graph(g: Graph) -> str:
     params = ", ".join(f"%{v.name}: {format_type(v.type)}" + ("" if v.role == "input" else f" {v.role}")
                        for v in g.inputs)
-    lines = [f"graph {g.name}({params}) {{"]
+    name = g.name if re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", g.name) else json.dumps(g.name)
+    lines = [f"graph {name}({params}) {{"]
     for n in g.nodes:
         outs = ", ".join(f"%{v.name}: {format_type(v.type)}" for v in n.outputs)
         args = ", ".join(_operand(x) for x in n.inputs)
@@ -67,7 +68,7 @@ _TOKEN = re.compile(r"""
     (?P<ws>\s+)
   | (?P<value>%[A-Za-z0-9_.]+)
   | (?P<string>"(?:[^"\\]|\\.)*")
-  | (?P<number>-?(?:inf|nan|\d+(?:\.\d*)?(?:[eE][+-]?\d+)?|\.\d+(?:[eE][+-]?\d+)?))
+  | (?P<number>-?(?:(?:inf|nan)(?![A-Za-z0-9_])|\d+(?:\.\d*)?(?:[eE][+-]?\d+)?|\.\d+(?:[eE][+-]?\d+)?))
   | (?P<ident>[A-Za-z_][A-Za-z0-9_]*)
   | (?P<punct>[\[\](){},:=])
 """, re.VERBOSE)
@@ -76,14 +77,17 @@ _TOKEN = re.compile(r"""
 class _Tokens:
     def __init__(self, text: str) -> None:
         self.toks: list[tuple[str, str, int]] = []
-        pos = 0
+        pos, line = 0, 1
+        match, append = _TOKEN.match, self.toks.append
         while pos < len(text):
-            m = _TOKEN.match(text, pos)
+            m = match(text, pos)
             if not m:
-                line = text.count("\n", 0, pos) + 1
                 raise ParseError(f"line {line}: unexpected character {text[pos]!r}")
-            if m.lastgroup != "ws":
-                self.toks.append((m.lastgroup, m.group(), text.count("\n", 0, pos) + 1))
+            kind, tok = m.lastgroup, m.group()
+            if kind == "ws":
+                line += tok.count("\n")
+            else:
+                append((kind, tok, line))
             pos = m.end()
         self.i = 0
 
@@ -125,7 +129,8 @@ def _parse_attr(t: _Tokens):
     if val == "{":
         t.next()
         body = _parse_graph(t)
-        t.expect("}")
+        t.expect("}")  # the body graph's brace
+        t.expect("}")  # the attribute's brace
         return body
     if val == "[":
         t.next()
@@ -162,6 +167,7 @@ def _parse_type(t: _Tokens) -> TensorType:
 def parse_graph(text: str) -> Graph:
     t = _Tokens(text)
     g = _parse_graph(t)
+    t.expect("}")
     if t.peek()[0] != "eof":
         raise ParseError(f"line {t.peek()[2]}: unexpected text after the graph: {t.peek()[1]!r}")
     return g
@@ -169,7 +175,10 @@ def parse_graph(text: str) -> Graph:
 
 def _parse_graph(t: _Tokens) -> Graph:
     t.expect("graph")
-    g = Graph(t.next()[1])
+    kind, name, line = t.next()
+    if kind not in ("ident", "string"):
+        raise ParseError(f"line {line}: expected the graph's name, got {name!r}")
+    g = Graph(json.loads(name) if kind == "string" else name)
     env: dict[str, Value] = {}
     t.expect("(")
     while t.peek()[1] != ")":

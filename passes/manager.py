@@ -2,13 +2,49 @@
 each one (for GRAPHC_LOGS=passes, explain() and dumps)."""
 from __future__ import annotations
 
+import os
 import time
 from dataclasses import dataclass
 from typing import Callable
 
 from graphc.ir.graph import Graph
-from graphc.ir.printer import print_graph
+from graphc.ir.printer import parse_graph, print_graph
 from graphc.ir.verify import verify
+
+# Debug mode: every graph a pass manager sees (its input and the result of every pass) is printed,
+# parsed back and printed again, and the two texts must be identical. The test suite turns this on
+# for every graph it compiles; GRAPHC_CHECK_ROUNDTRIP=1 turns it on from the environment.
+CHECK_ROUNDTRIP = os.environ.get("GRAPHC_CHECK_ROUNDTRIP", "") not in ("", "0")
+roundtrip_checked = 0  # how many graph texts were checked (tests assert the check really ran)
+
+
+class RoundTripError(AssertionError):
+    pass
+
+
+def check_roundtrip(g: Graph, where: str = "") -> str:
+    """print -> parse -> print must reproduce the text exactly; returns the text."""
+    global roundtrip_checked
+    text = print_graph(g)
+    if text in _checked_texts:  # passes that change nothing give the same text again
+        return text
+    try:
+        again = print_graph(parse_graph(text))
+    except Exception as e:
+        raise RoundTripError(f"IR text {where} does not parse back: {e}\n{text}") from None
+    if again != text:
+        import difflib
+        diff = "\n".join(difflib.unified_diff(text.splitlines(), again.splitlines(), "printed", "reparsed",
+                                               lineterm=""))
+        raise RoundTripError(f"IR text {where} changes in a print/parse round trip:\n{diff}")
+    roundtrip_checked += 1
+    if len(_checked_texts) > 256:
+        _checked_texts.clear()
+    _checked_texts.add(text)
+    return text
+
+
+_checked_texts: set[str] = set()
 
 Pass = Callable[[Graph], Graph]
 
@@ -31,6 +67,8 @@ class PassManager:
     def run(self, g: Graph) -> Graph:
         if self.verify:
             verify(g)
+        if CHECK_ROUNDTRIP:
+            check_roundtrip(g, f"of {g.name} before the passes")
         for name, fn in self.passes:
             before = len(g.nodes)
             t0 = time.perf_counter()
@@ -39,7 +77,8 @@ class PassManager:
             g.rename()
             if self.verify:
                 verify(g)
-            self.report.append(PassRecord(name, dt, before, len(g.nodes), print_graph(g)))
+            text = check_roundtrip(g, f"of {g.name} after {name}") if CHECK_ROUNDTRIP else print_graph(g)
+            self.report.append(PassRecord(name, dt, before, len(g.nodes), text))
         return g
 
     def summary(self) -> str:

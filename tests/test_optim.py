@@ -7,6 +7,7 @@ Error messages are PyTorch's (checked against PyTorch 2.13 by hand).
 import copy
 import math
 import warnings
+from functools import partial
 
 import numpy as np
 import pytest
@@ -128,6 +129,102 @@ def ref_adadelta(theta, grads, lr=1.0, rho=0.9, eps=1e-6, weight_decay=0.0, maxi
     return theta
 
 
+def ref_adamax(theta, grads, lr=2e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0, maximize=False):
+    theta = theta.copy()
+    m = np.zeros_like(theta)
+    u = np.zeros_like(theta)
+    b1, b2 = betas
+    for t, g in enumerate(grads, 1):
+        g = -g if maximize else g.copy()
+        if weight_decay:
+            g = g + weight_decay * theta
+        m = b1 * m + (1 - b1) * g
+        u = np.maximum(b2 * u, np.abs(g) + eps)
+        theta = theta - lr * m / ((1 - b1 ** t) * u)
+    return theta
+
+
+def ref_nadam(theta, grads, lr=2e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0, momentum_decay=4e-3,
+              decoupled_weight_decay=False, maximize=False):
+    theta = theta.copy()
+    m = np.zeros_like(theta)
+    v = np.zeros_like(theta)
+    b1, b2 = betas
+    mus = [None] + [b1 * (1 - 0.5 * 0.96 ** (i * momentum_decay)) for i in range(1, len(grads) + 2)]
+    for t, g in enumerate(grads, 1):
+        g = -g if maximize else g.copy()
+        if weight_decay:
+            if decoupled_weight_decay:
+                theta = theta - lr * weight_decay * theta
+            else:
+                g = g + weight_decay * theta
+        m = b1 * m + (1 - b1) * g
+        v = b2 * v + (1 - b2) * g * g
+        mhat = mus[t + 1] * m / (1 - np.prod(mus[1:t + 2])) + (1 - mus[t]) * g / (1 - np.prod(mus[1:t + 1]))
+        vhat = v / (1 - b2 ** t)
+        theta = theta - lr * mhat / (np.sqrt(vhat) + eps)
+    return theta
+
+
+def ref_radam(theta, grads, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0, decoupled_weight_decay=False,
+              maximize=False):
+    theta = theta.copy()
+    m = np.zeros_like(theta)
+    v = np.zeros_like(theta)
+    b1, b2 = betas
+    rho_inf = 2 / (1 - b2) - 1
+    for t, g in enumerate(grads, 1):
+        g = -g if maximize else g.copy()
+        if weight_decay:
+            if decoupled_weight_decay:
+                theta = theta - lr * weight_decay * theta
+            else:
+                g = g + weight_decay * theta
+        m = b1 * m + (1 - b1) * g
+        v = b2 * v + (1 - b2) * g * g
+        mhat = m / (1 - b1 ** t)
+        rho_t = rho_inf - 2 * t * b2 ** t / (1 - b2 ** t)
+        if rho_t > 5:
+            lt = np.sqrt(1 - b2 ** t) / (np.sqrt(v) + eps)
+            rt = np.sqrt((rho_t - 4) * (rho_t - 2) * rho_inf / ((rho_inf - 4) * (rho_inf - 2) * rho_t))
+            theta = theta - lr * mhat * rt * lt
+        else:
+            theta = theta - lr * mhat
+    return theta
+
+
+def ref_rprop(theta, grads, lr=1e-2, etas=(0.5, 1.2), step_sizes=(1e-6, 50), maximize=False):
+    theta = theta.copy()
+    prev = np.zeros_like(theta)
+    eta = np.full_like(theta, lr)
+    for g in grads:
+        g = -g if maximize else g.copy()
+        for i in np.ndindex(theta.shape):
+            if g[i] * prev[i] > 0:
+                eta[i] = min(eta[i] * etas[1], step_sizes[1])
+            elif g[i] * prev[i] < 0:
+                eta[i] = max(eta[i] * etas[0], step_sizes[0])
+                g[i] = 0
+            else:
+                eta[i] = min(max(eta[i], step_sizes[0]), step_sizes[1])
+            theta[i] -= np.sign(g[i]) * eta[i]
+        prev = g
+    return theta
+
+
+def ref_asgd(theta, grads, lr=1e-2, lambd=1e-4, alpha=0.75, t0=1e6, weight_decay=0.0, maximize=False):
+    theta = theta.copy()
+    eta, mu = lr, 1.0
+    for t, g in enumerate(grads, 1):
+        g = -g if maximize else g.copy()
+        if weight_decay:
+            g = g + weight_decay * theta
+        theta = theta * (1 - lambd * eta) - eta * g
+        eta = lr / (1 + lambd * lr * t) ** alpha
+        mu = 1 / max(1, t - t0)
+    return theta
+
+
 CASES = [
     (optim.SGD, ref_sgd, {}),
     (optim.SGD, ref_sgd, dict(lr=0.1)),
@@ -146,6 +243,18 @@ CASES = [
     (optim.Adagrad, ref_adagrad, dict(lr=0.1, maximize=True, eps=1e-3)),
     (optim.Adadelta, ref_adadelta, {}),
     (optim.Adadelta, ref_adadelta, dict(lr=0.5, rho=0.5, weight_decay=0.1, maximize=True)),
+    (optim.Adamax, ref_adamax, {}),
+    (optim.Adamax, ref_adamax, dict(lr=0.05, weight_decay=0.1, maximize=True)),
+    (optim.NAdam, ref_nadam, {}),
+    (optim.NAdam, ref_nadam, dict(lr=0.05, weight_decay=0.1, momentum_decay=0.01)),
+    (optim.NAdam, ref_nadam, dict(lr=0.05, weight_decay=0.1, decoupled_weight_decay=True)),
+    (optim.RAdam, ref_radam, dict(lr=0.05)),
+    (optim.RAdam, ref_radam, dict(lr=0.05, weight_decay=0.1, betas=(0.9, 0.5), maximize=True)),
+    (optim.RAdam, ref_radam, dict(lr=0.05, weight_decay=0.1, decoupled_weight_decay=True, betas=(0.8, 0.6))),
+    (optim.Rprop, ref_rprop, {}),
+    (optim.Rprop, ref_rprop, dict(lr=0.1, etas=(0.3, 1.5), step_sizes=(0.01, 0.2), maximize=True)),
+    (optim.ASGD, ref_asgd, {}),
+    (optim.ASGD, ref_asgd, dict(lr=0.05, lambd=0.1, alpha=0.5, t0=2, weight_decay=0.1)),
 ]
 
 
@@ -156,6 +265,8 @@ def test_update_rule_matches_reference(opt_cls, ref, kwargs, dtype):
     dt = getattr(torch, dtype)
     got, opt = run(opt_cls, kwargs, dt)
     tol = 1e-12 if dtype == "float64" else 2e-5
+    if dtype == "float64" and opt_cls in (optim.NAdam, optim.ASGD):
+        tol = 1e-8  # their scalar state (mu_product; eta, mu) is float32, as in PyTorch
     for i, theta in enumerate(THETA0):
         expected = ref(theta, [g[i] for g in GRADS], **kwargs)
         np.testing.assert_allclose(got[i], expected, rtol=tol, atol=tol)
@@ -375,6 +486,11 @@ def test_constructor_errors():
     (lambda p: optim.Adagrad(p, lr_decay=-1), "Invalid lr_decay value: -1"),
     (lambda p: optim.Adagrad(p, initial_accumulator_value=-1), "Invalid initial_accumulator_value value: -1"),
     (lambda p: optim.Adadelta(p, rho=1.1), "Invalid rho value: 1.1"),
+    (lambda p: optim.Adamax(p, betas=(0.9, 1.0)), "Invalid beta parameter at index 1: 1.0"),
+    (lambda p: optim.NAdam(p, momentum_decay=-1), "Invalid momentum_decay value: -1"),
+    (lambda p: optim.RAdam(p, eps=-1), "Invalid epsilon value: -1"),
+    (lambda p: optim.Rprop(p, etas=(1.5, 1.2)), "Invalid eta values: 1.5, 1.2"),
+    (lambda p: optim.ASGD(p, weight_decay=-1), "Invalid weight_decay value: -1"),
     (lambda p: optim.LBFGS(p, lr=-1), "Invalid learning rate: -1"),
     (lambda p: optim.LBFGS([{"params": p}, {"params": [torch.zeros(1)]}]),
      "LBFGS doesn't support per-parameter options (parameter groups)"),
@@ -392,7 +508,8 @@ def test_required_option():
         def __init__(self, params, lr=required):
             super().__init__(params, dict(lr=lr))
 
-    with pytest.raises(ValueError, match="^parameter group didn't specify a value of required optimization parameter lr$"):
+    with pytest.raises(ValueError,
+                       match="^parameter group didn't specify a value of required optimization parameter lr$"):
         MyOpt([torch.zeros(1)])
     assert MyOpt([{"params": [torch.zeros(1)], "lr": 0.1}]).param_groups[0]["lr"] == 0.1
     with pytest.raises(NotImplementedError):
@@ -426,7 +543,8 @@ def _assert_same(s1, s2):
 
 FAIL_CASES = [(optim.SGD, dict(lr=0.1, momentum=0.9)), (optim.SGD, dict(lr=0.1)), (optim.Adam, dict(amsgrad=True)),
               (optim.AdamW, {}), (optim.RMSprop, dict(centered=True, momentum=0.5)), (optim.Adagrad, {}),
-              (optim.Adadelta, {})]
+              (optim.Adadelta, {}), (optim.Adamax, {}), (optim.NAdam, {}), (optim.RAdam, {}), (optim.Rprop, {}),
+              (optim.ASGD, dict(t0=0))]
 
 
 @pytest.mark.parametrize("opt_cls,kwargs", FAIL_CASES, ids=[c.__name__ for c, _ in FAIL_CASES])
@@ -532,7 +650,8 @@ def test_step_dtype_follows_default_dtype():
 
 RESUME_CASES = [(optim.SGD, dict(lr=0.1, momentum=0.9, nesterov=True)), (optim.Adam, dict(lr=0.05, amsgrad=True)),
                 (optim.AdamW, dict(lr=0.05)), (optim.RMSprop, dict(centered=True, momentum=0.3)),
-                (optim.Adagrad, dict(lr_decay=0.1)), (optim.Adadelta, dict(weight_decay=0.1))]
+                (optim.Adagrad, dict(lr_decay=0.1)), (optim.Adadelta, dict(weight_decay=0.1)),
+                (optim.Adamax, {}), (optim.NAdam, {}), (optim.RAdam, {}), (optim.Rprop, {}), (optim.ASGD, dict(t0=1))]
 
 
 def _loss(params, x):
@@ -564,13 +683,17 @@ def test_state_dict_resume_is_exact(opt_cls, kwargs, dtype):
     opt2.load_state_dict(saved)
     assert opt2.param_groups[1]["lr"] == 0.02 and opt2.param_groups[1]["params"][0] is fresh[1]
     train(fresh, opt2, 4)
+    # PyTorch's load_state_dict casts all state but 'step' to the parameter's dtype: NAdam's
+    # mu_product and ASGD's eta/mu, float32 while training, become float64 with float64 params
+    exact = dtype == "float32" or opt_cls not in (optim.NAdam, optim.ASGD)
+    same = np.testing.assert_array_equal if exact else partial(np.testing.assert_allclose, rtol=1e-6, atol=1e-12)
     for p, q in zip(params, fresh):
-        np.testing.assert_array_equal(p.detach().numpy(), q.detach().numpy())
+        same(p.detach().numpy(), q.detach().numpy())
     sd1, sd2 = opt.state_dict(), opt2.state_dict()
     assert sd1["param_groups"] == sd2["param_groups"]
     for k in sd1["state"]:
         for name, v in sd1["state"][k].items():
-            np.testing.assert_array_equal(v.numpy(), sd2["state"][k][name].numpy())
+            same(v.numpy(), sd2["state"][k][name].numpy())
 
 
 def test_load_state_dict_casts_to_param_dtype_but_keeps_step():
@@ -825,9 +948,76 @@ def test_lbfgs_invalid_line_search():
 
 def test_exports():
     import graphc.optim as o
-    for name in ["Optimizer", "SGD", "Adam", "AdamW", "RMSprop", "Adagrad", "Adadelta", "LBFGS", "lr_scheduler"]:
+    for name in ["Optimizer", "SGD", "Adam", "AdamW", "RMSprop", "Adagrad", "Adadelta", "LBFGS", "lr_scheduler",
+                 "Adamax", "NAdam", "RAdam", "Rprop", "ASGD"]:
         assert hasattr(o, name), name
     assert issubclass(o.AdamW, o.Adam) and issubclass(o.SGD, o.Optimizer)
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         o.SGD([torch.zeros(1, requires_grad=True)]).step()
+
+
+def test_user_defined_optimizer_subclass():
+    """PyTorch-style custom optimizers: in-place ops under no_grad, self.state, hooks and schedulers."""
+
+    class MomentumSGD(optim.Optimizer):
+        def __init__(self, params, lr=0.1, momentum=0.9):
+            super().__init__(params, dict(lr=lr, momentum=momentum))
+
+        @torch.no_grad()
+        def step(self, closure=None):
+            for group in self.param_groups:
+                for p in group["params"]:
+                    if p.grad is None:
+                        continue
+                    state = self.state[p]
+                    if "buf" not in state:
+                        state["buf"] = torch.zeros_like(p)
+                    state["buf"].mul_(group["momentum"]).add_(p.grad)
+                    p.add_(state["buf"], alpha=-group["lr"])
+
+    params = make_params()
+    opt = MomentumSGD(params, lr=0.1, momentum=0.9)
+    calls = []
+    opt.register_step_post_hook(lambda o, a, k: calls.append(1))
+    sched = optim.lr_scheduler.StepLR(opt, 2, gamma=0.5)
+    for gs in GRADS:
+        for p, g in zip(params, gs):
+            p.grad = torch.tensor(g)
+        opt.step()
+        sched.step()
+    lrs = [0.1 * 0.5 ** (k // 2) for k in range(len(GRADS))]
+    for i, theta in enumerate(THETA0):
+        theta, buf = theta.copy(), 0.0
+        for lr, g in zip(lrs, GRADS):
+            buf = 0.9 * buf + g[i]
+            theta = theta - lr * buf
+        np.testing.assert_allclose(params[i].detach().numpy(), theta, rtol=1e-12)
+    assert len(calls) == len(GRADS) and params[0].is_leaf
+    assert list(opt.state_dict()["state"][1]) == ["buf"]
+
+
+def test_deepcopy_and_pickle():
+    import pickle
+
+    params = make_params()
+    opt = optim.Adam(params, lr=0.01)
+    for p in params:
+        p.grad = torch.ones_like(p)
+    opt.step()
+    for clone in (copy.deepcopy(opt), pickle.loads(pickle.dumps(opt))):
+        assert type(clone) is optim.Adam and clone.defaults == opt.defaults
+        sd, sd0 = clone.state_dict(), opt.state_dict()
+        assert sd["param_groups"] == sd0["param_groups"]
+        np.testing.assert_array_equal(sd["state"][0]["exp_avg"].numpy(), sd0["state"][0]["exp_avg"].numpy())
+        clone.zero_grad()
+        clone.step()  # hooks and step wrapper are restored
+
+
+def test_fused_and_foreach_flags_are_accepted():
+    for flags in (dict(fused=True), dict(foreach=True), dict(foreach=False)):
+        got, opt = run(optim.Adam, dict(lr=0.05, **flags))
+        for i, theta in enumerate(THETA0):
+            np.testing.assert_allclose(got[i], ref_adam(theta, [g[i] for g in GRADS], lr=0.05), rtol=1e-12)
+    with pytest.raises(RuntimeError, match="^`fused` and `foreach` cannot be `True` together.$"):
+        optim.SGD([torch.zeros(1)], fused=True, foreach=True)

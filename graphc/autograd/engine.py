@@ -50,7 +50,7 @@ def _root_grads(outputs: tuple, grads: tuple, create_graph: bool) -> list:
 def _collect(roots: list[Node]) -> dict[Node, int]:
     deps: dict[Node, int] = {}
     seen = set(roots)
-    stack = list(roots)
+    stack = list(seen)  # a node reached from several outputs (a multi-output node) counts once
     while stack:
         n = stack.pop()
         for nxt, _ in n.next_functions:

@@ -173,7 +173,8 @@ def embedding(input: Tensor, weight: Tensor, padding_idx: int | None = None, max
                            f"types: Long, Int; but got {input.type()} instead (while checking arguments for embedding)")
     if padding_idx is not None and padding_idx < 0:
         padding_idx += weight.shape[0]
-    if input.numel() and (int(input._data.min()) < 0 or int(input._data.max()) >= weight.shape[0]):
+    if input.numel() and _has_values(input) and (
+            int(input._data.min()) < 0 or int(input._data.max()) >= weight.shape[0]):
         raise IndexError("index out of range in self")
     if max_norm is not None:
         with grad_mode.no_grad():
@@ -442,7 +443,7 @@ def _adaptive_max(input, output_size, return_indices, nsp, name):
     bounds = [[((j * sp[i]) // out[i], -(-((j + 1) * sp[i]) // out[i])) for j in range(out[i])] for i in range(nsp)]
     vals = []
     idx = np.zeros(tuple(x.shape[:2]) + out, dtype=np.int64)
-    data = x._data
+    data = x._data if return_indices else None
     for pos in itertools.product(*(range(o) for o in out)):
         win = tuple(slice(*bounds[i][pos[i]]) for i in range(nsp))
         vals.append(x[(slice(None), slice(None)) + win].flatten(2).max(dim=2).values)
@@ -590,11 +591,11 @@ def interpolate(input: Tensor, size=None, scale_factor=None, mode: str = "neares
                 if mode != "bicubic":
                     pos = np.maximum(pos, 0.0)   # linear clamps the source index at 0; cubic does not
             if mode == "bicubic":
-                x = _cubic_along(x, 2 + i, n, o, pos, input._data.dtype)
+                x = _cubic_along(x, 2 + i, n, o, pos, input.dtype.np)
                 continue
             lo = np.minimum(np.floor(pos).astype(np.int64), n - 1)
             hi = np.minimum(lo + 1, n - 1)
-            frac = (pos - lo).astype(input._data.dtype)
+            frac = (pos - lo).astype(input.dtype.np)
             shape = [1] * x.ndim
             shape[2 + i] = o
             w = Tensor._make(frac.reshape(shape))
@@ -800,7 +801,15 @@ def huber_loss(input, target, reduction: str = "mean", delta: float = 1.0, weigh
     return call_composite("huber_loss", input, target, reduction, delta)
 
 
+def _has_values(t) -> bool:
+    """False for a symbolic tensor (graphc.compile tracing): value checks are skipped there."""
+    from ..compiler.tracing import SymbolicTensor
+    return not isinstance(t, SymbolicTensor)
+
+
 def _check_targets(target, nclass, ignore_index):
+    if not _has_values(target):
+        return
     t = target._data
     bad = (t != ignore_index) & ((t < 0) | (t >= nclass))
     if bad.any():
@@ -944,7 +953,8 @@ def ctc_loss(log_probs, targets, input_lengths, target_lengths, blank: int = 0, 
     emit = log_probs.gather(2, Tensor._make(np.broadcast_to(ext, (T, N, S)).copy()))   # (T, N, S)
     init = np.full((N, S), -np.inf, dtype=dtype)
     init[:, 0] = 0.0
-    init[np.asarray(tg_len) > 0, 1] = 0.0
+    if S > 1:
+        init[np.asarray(tg_len) > 0, 1] = 0.0
     alpha = emit[0] + Tensor._make(init)
     ninf_col = Tensor._make(np.full((N, 1), -np.inf, dtype=dtype))
     ninf_2 = Tensor._make(np.full((N, 2), -np.inf, dtype=dtype))

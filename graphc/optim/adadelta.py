@@ -65,7 +65,7 @@ class Adadelta(Optimizer):
         tx = _Transaction(self)
         for group in self.param_groups:
             lr = float(_to_scalar(group["lr"]))
-            rho, eps, weight_decay = group["rho"], group["eps"], group["weight_decay"]
+            rho, eps, weight_decay = group["rho"], group["eps"], _to_scalar(group["weight_decay"])
             for p in group["params"]:
                 if p.grad is None:
                     continue

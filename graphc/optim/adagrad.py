@@ -5,7 +5,7 @@ import numpy as np
 
 from ..tensors import Tensor
 from .optimizer import (Optimizer, _Transaction, _check_fused_foreach, _check_lr, _check_not_differentiable,
-                        _full_like, _grad_array, _param_array, _scalar_tensor, _to_scalar,
+                        _full_like, _get_scalar_dtype, _grad_array, _param_array, _scalar_tensor, _to_scalar,
                         _use_grad_for_differentiable)
 
 __all__ = ["Adagrad"]
@@ -54,7 +54,7 @@ class Adagrad(Optimizer):
         for group in self.param_groups:
             for p in group["params"]:
                 state = self.state[p]
-                state["step"] = _scalar_tensor(0.0)
+                state["step"] = _scalar_tensor(0.0, _get_scalar_dtype(group["fused"]))
                 state["sum"] = _full_like(p, initial_accumulator_value)
 
     def __setstate__(self, state) -> None:
@@ -82,7 +82,7 @@ class Adagrad(Optimizer):
         tx = _Transaction(self)
         for group in self.param_groups:
             lr = float(_to_scalar(group["lr"]))
-            weight_decay, lr_decay, eps = group["weight_decay"], group["lr_decay"], group["eps"]
+            weight_decay, lr_decay, eps = _to_scalar(group["weight_decay"]), group["lr_decay"], group["eps"]
             for p in group["params"]:
                 if p.grad is None:
                     continue
@@ -92,7 +92,7 @@ class Adagrad(Optimizer):
                 state = tx.state(p)
                 if len(state) == 0:
                     # parameters added after construction: initialized lazily from the defaults
-                    state = tx.new_state(p, {"step": _scalar_tensor(0.0),
+                    state = tx.new_state(p, {"step": _scalar_tensor(0.0, _get_scalar_dtype(group["fused"])),
                                              "sum": _full_like(p, self.defaults["initial_accumulator_value"])})
                 step_arr = tx.read(state["step"]) + 1
                 tx.write(state["step"], step_arr)

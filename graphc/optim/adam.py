@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..tensors import Tensor
-from .optimizer import (Optimizer, _Transaction, _check_fused_foreach, _check_not_differentiable,
+from .optimizer import (Optimizer, _Transaction, _check_fused_foreach, _check_not_differentiable, _get_scalar_dtype,
                         _grad_array, _lerp, _param_array, _scalar_tensor, _to_scalar,
                         _use_grad_for_differentiable, _zeros_like)
 
@@ -110,7 +110,8 @@ class Adam(Optimizer):
                 param = tx.read(p)
                 state = tx.state(p)
                 if len(state) == 0:
-                    state = {"step": _scalar_tensor(0.0), "exp_avg": _zeros_like(p), "exp_avg_sq": _zeros_like(p)}
+                    state = {"step": _scalar_tensor(0.0, _get_scalar_dtype(group["fused"])),
+                             "exp_avg": _zeros_like(p), "exp_avg_sq": _zeros_like(p)}
                     if amsgrad:
                         state["max_exp_avg_sq"] = _zeros_like(p)
                     tx.new_state(p, state)

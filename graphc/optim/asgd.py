@@ -10,7 +10,8 @@ __all__ = ["ASGD"]
 
 class ASGD(Optimizer):
     r"""Implements averaged SGD: :math:`\theta_t = \theta_{t-1}(1 - \lambda\eta_t) - \eta_t g_t`, with the
-    average ``ax`` of the iterates (kept from step ``t0`` on), :math:`\eta_{t+1} = \gamma / (1 + \lambda\gamma t)^\alpha`
+    average ``ax`` of the iterates (kept from step ``t0`` on),
+    :math:`\eta_{t+1} = \gamma / (1 + \lambda\gamma t)^\alpha`
     and :math:`\mu_{t+1} = 1 / \max(1, t - t_0)`.
 
     Args: params, lr (1e-2), lambd (1e-4), alpha (0.75), t0 (1e6), weight_decay (0), foreach, maximize,
@@ -46,7 +47,8 @@ class ASGD(Optimizer):
         tx = _Transaction(self)
         for group in self.param_groups:
             lr = float(_to_scalar(group["lr"]))
-            lambd, alpha, t0, weight_decay = group["lambd"], group["alpha"], group["t0"], group["weight_decay"]
+            lambd, alpha, t0 = group["lambd"], group["alpha"], group["t0"]
+            weight_decay = _to_scalar(group["weight_decay"])
             for p in group["params"]:
                 if p.grad is None:
                     continue

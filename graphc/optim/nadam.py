@@ -16,7 +16,8 @@ class NAdam(Optimizer):
     .. math::
         \mu_t &= \beta_1 (1 - \tfrac12 0.96^{t\psi}),\quad \mu_{t+1} = \beta_1 (1 - \tfrac12 0.96^{(t+1)\psi}) \\
         m_t &\leftarrow \beta_1 m_{t-1} + (1-\beta_1) g_t,\quad v_t \leftarrow \beta_2 v_{t-1} + (1-\beta_2) g_t^2 \\
-        \hat m_t &= \frac{\mu_{t+1} m_t}{1 - \prod_{i\le t+1}\mu_i} + \frac{(1-\mu_t) g_t}{1 - \prod_{i\le t}\mu_i},\quad
+        \hat m_t &= \frac{\mu_{t+1} m_t}{1 - \prod_{i\le t+1}\mu_i}
+            + \frac{(1-\mu_t) g_t}{1 - \prod_{i\le t}\mu_i},\quad
         \theta_t \leftarrow \theta_{t-1} - \gamma \frac{\hat m_t}{\sqrt{v_t / (1-\beta_2^t)} + \epsilon}
 
     Args: params, lr (2e-3), betas ((0.9, 0.999)), eps (1e-8), weight_decay (0), momentum_decay (4e-3),
@@ -52,7 +53,7 @@ class NAdam(Optimizer):
         for group in self.param_groups:
             beta1, beta2 = group["betas"]
             lr = float(_to_scalar(group["lr"]))
-            eps, weight_decay, momentum_decay = group["eps"], group["weight_decay"], group["momentum_decay"]
+            eps, weight_decay, momentum_decay = group["eps"], _to_scalar(group["weight_decay"]), group["momentum_decay"]
             for p in group["params"]:
                 if p.grad is None:
                     continue

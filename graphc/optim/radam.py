@@ -45,7 +45,7 @@ class RAdam(Optimizer):
         for group in self.param_groups:
             beta1, beta2 = group["betas"]
             lr = float(_to_scalar(group["lr"]))
-            eps, weight_decay = group["eps"], group["weight_decay"]
+            eps, weight_decay = group["eps"], _to_scalar(group["weight_decay"])
             for p in group["params"]:
                 if p.grad is None:
                     continue

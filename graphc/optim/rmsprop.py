@@ -72,7 +72,7 @@ class RMSprop(Optimizer):
         tx = _Transaction(self)
         for group in self.param_groups:
             lr = float(_to_scalar(group["lr"]))
-            alpha, eps, weight_decay = group["alpha"], group["eps"], group["weight_decay"]
+            alpha, eps, weight_decay = group["alpha"], group["eps"], _to_scalar(group["weight_decay"])
             momentum, centered = group["momentum"], group["centered"]
             for p in group["params"]:
                 if p.grad is None:
