@@ -102,3 +102,16 @@ def sample(kind: str, shape: tuple[int, ...], dtype: dt.DType, generator=None, *
     else:
         raise ValueError(kind)
     return np.asarray(a).astype(dtype.np, copy=False)
+
+
+def uniform_tensor(shape: tuple[int, ...], dtype: dt.DType):
+    """U[0, 1) samples as a tensor from the default generator; inside a compiled function, a
+    ``rand_uniform`` op on the call's fresh key (so every call draws new numbers)."""
+    from graphc.ir import prims as P
+
+    from .compiler.tracing import current_trace
+    from .tensors import Tensor
+    trace = current_trace()
+    if trace is not None:
+        return P.rand_uniform(trace.rng_key(), shape=tuple(shape), dtype=dtype, stream=trace.next_stream())
+    return Tensor._make(default_generator.np.random(shape).astype(dtype.np))

@@ -11,7 +11,7 @@ from typing import Any, Iterator
 
 from .primitive import PRIMITIVES, Handler, Primitive, TensorType, pop_default_handler, push_default_handler
 
-ROLES = ("input", "param", "buffer", "const")
+ROLES = ("input", "param", "buffer", "const", "rng")
 
 
 class Value:

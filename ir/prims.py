@@ -663,9 +663,27 @@ stop_gradient = register(Primitive(
     "stop_gradient", lambda x: TensorType(_shape(x), x.dtype), lambda x: x.copy(), kind="elementwise"))
 
 
+# Random numbers from an explicit key (an i64[2] operand a compiled function draws afresh on each
+# call); ``stream`` tells apart the draws that share one key.
+def _rand_uniform_infer(key, *, shape: tuple[int, ...], dtype: DType, stream: int):
+    if _shape(key) != (2,) or key.dtype is not dt.int64:
+        raise RuntimeError(f"rand_uniform: the key must be an int64 tensor of shape [2], got {key.dtype}{list(_shape(key))}")
+    if not dtype.is_floating_point:
+        raise RuntimeError(f"rand_uniform: dtype must be floating point, got {dtype}")
+    return TensorType(tuple(shape), dtype)
+
+
+def _rand_uniform(key, *, shape, dtype, stream):
+    seed = [int(k) & 0xFFFF_FFFF_FFFF_FFFF for k in np.asarray(key).reshape(-1)] + [int(stream)]
+    return np.random.Generator(np.random.PCG64(seed)).random(shape).astype(dtype.np)
+
+
+rand_uniform = register(Primitive("rand_uniform", _rand_uniform_infer, _rand_uniform, kind="random"))
+
+
 # Outputs of these are integer/bool-valued or piecewise constant: no gradient flows through them.
 NON_DIFFERENTIABLE = frozenset({
     isnan, isinf, isfinite, logical_not, bitwise_not, eq, ne, lt, le, gt, ge,
     logical_and, logical_or, logical_xor, bitwise_and, bitwise_or, bitwise_xor,
-    argmax, argmin, nonzero, full, arange, floor_divide, stop_gradient,
+    argmax, argmin, nonzero, full, arange, floor_divide, stop_gradient, rand_uniform,
 })

@@ -31,7 +31,7 @@ from ..autograd import grad_mode
 from ..autograd.graph import Node, gradient_edge
 from ..tensors import Tensor
 from . import dump
-from .tracing import GraphBreak, SymbolicTensor, Trace
+from .tracing import RNG_KEY, GraphBreak, SymbolicTensor, Trace
 
 RECOMPILE_LIMIT = 8
 log = logging.getLogger("graphc")
@@ -226,6 +226,8 @@ class CompiledFunction:
 
     def _lifted_ok(self, entry: Entry) -> bool:
         for t, (shape, dtype) in zip(entry.lifted, entry.stages.get("lifted_types", [])):
+            if t is RNG_KEY:
+                continue
             if tuple(t.shape) != shape or t.dtype.name != dtype:
                 self.history.append("a lifted tensor (parameter/buffer) changed shape or dtype")
                 _emit("recompiles", f"{self.name}: recompiling because a parameter or buffer changed shape/dtype")
@@ -268,7 +270,8 @@ class CompiledFunction:
         n_user_inputs = len(leaves)
         lifted = [t for v, t in (trace.lifted[k] for k in trace.lifted)]
         entry.lifted = lifted
-        entry.stages["lifted_types"] = [(tuple(t.shape), t.dtype.name) for t in lifted]
+        entry.stages["lifted_types"] = [(tuple(t.shape), t.dtype.name) if t is not RNG_KEY else ((2,), "int64")
+                                        for t in lifted]
         entry.mutated = [t for t, _ in trace.mutations.values()]
         g.set_outputs(out_values + [v for _, v in trace.mutations.values()])
         entry.n_user_outputs = len(out_values)
@@ -282,7 +285,7 @@ class CompiledFunction:
         entry.stages["optimized"] = print_graph(g)
         _emit("passes", pm.summary())
         # inputs whose gradients are needed: user tensors and lifted tensors that require grad
-        inputs_rg = [t.requires_grad for t in leaves] + [t.requires_grad for t in lifted]
+        inputs_rg = [t.requires_grad for t in leaves] + [t is not RNG_KEY and t.requires_grad for t in lifted]
         wrt = [i for i, rg in enumerate(inputs_rg) if rg and g.inputs[i].dtype.is_floating_point]
         diff_outputs = [i for i, rg in enumerate(out_rg) if rg]
         if grad_mode.is_grad_enabled() and wrt and diff_outputs:
@@ -319,7 +322,7 @@ class CompiledFunction:
         return CompiledGraph(flat, self.backend, name, plan, labels)
 
     def _run(self, entry: Entry, leaves: list):
-        inputs = [t for t in leaves] + entry.lifted
+        inputs = [t for t in leaves] + [_fresh_key() if t is RNG_KEY else t for t in entry.lifted]
         arrays = [np.ascontiguousarray(t._data) if not t._data.flags.c_contiguous else t._data for t in inputs]
         outs = entry.forward(arrays)
         n = entry.n_user_outputs
@@ -336,6 +339,13 @@ class CompiledFunction:
             for k, i in enumerate(entry.diff_outputs):
                 results[i].grad_fn, results[i]._output_nr = node, k
         return _unflatten(entry.out_spec, results)
+
+
+def _fresh_key() -> Tensor:
+    """A new random key for a compiled function's random ops, from graphc's default generator
+    (so graphc.manual_seed makes compiled runs reproducible)."""
+    from ..random import default_generator
+    return Tensor._make(default_generator.np.integers(0, 1 << 62, size=2, dtype=np.int64))
 
 
 def _type(t: Tensor):

@@ -65,6 +65,8 @@ class Trace:
         self.current: dict[int, Value] = {}  # id(lifted tensor) -> its latest (possibly mutated) value
         self.mutations: dict[int, tuple[Tensor, Value]] = {}
         self.handler = TraceHandler(self)
+        self._rng: SymbolicTensor | None = None
+        self._streams = 0
         self.created_ids: set[int] = set()
 
     def __enter__(self) -> "Trace":
@@ -95,6 +97,19 @@ class Trace:
         self.lifted[key] = (v, t)
         self.current[key] = v
         return v
+
+    def rng_key(self) -> "SymbolicTensor":
+        """The i64[2] key input that random ops draw from; a fresh key is fed at every call."""
+        if self._rng is None:
+            v = self.graph.add_input(TensorType((2,), dt.int64), "rng", "rng")
+            self.lifted[id(RNG_KEY)] = (v, RNG_KEY)
+            self.current[id(RNG_KEY)] = v
+            self._rng = SymbolicTensor._wrap(v, self, False)
+        return self._rng
+
+    def next_stream(self) -> int:
+        self._streams += 1
+        return self._streams
 
     def record_mutation(self, t: Tensor, new: Value) -> None:
         self.value_of(t)
@@ -287,3 +302,13 @@ def _rebind(trace: Trace, t: Tensor, new: Tensor) -> None:
         t._sym_requires_grad = t._sym_requires_grad or new.requires_grad
     else:
         trace.record_mutation(t, value)
+
+
+class _RngKey:
+    """Stands in the lifted-input list for the random key; the runtime replaces it each call."""
+
+    def __repr__(self) -> str:
+        return "<rng key>"
+
+
+RNG_KEY = _RngKey()

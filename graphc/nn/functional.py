@@ -206,8 +206,7 @@ def dropout(input: Tensor, p: float = 0.5, training: bool = True, inplace: bool 
         return input
     if p == 1:
         return _maybe_inplace(input, inplace, lambda: input * 0)
-    keep = (grandom.gen(None).random(input._data.shape) >= p).astype(input._data.dtype) / (1 - p)
-    mask = Tensor._make(keep.astype(input._data.dtype))
+    mask = (grandom.uniform_tensor(tuple(input.shape), input.dtype) >= p).to(input.dtype) / (1 - p)
     return _maybe_inplace(input, inplace, lambda: input * mask)
 
 
@@ -228,9 +227,10 @@ def _channel_dropout(input, p, training, inplace, nsp):
         raise ValueError(f"dropout probability has to be between 0 and 1, but got {p}")
     if not training or p == 0:
         return input
+    if p == 1:
+        return _maybe_inplace(input, inplace, lambda: input * 0)
     shape = tuple(input.shape[:-nsp]) + (1,) * nsp
-    keep = (grandom.gen(None).random(shape) >= p) / (1 - p) if p < 1 else np.zeros(shape)
-    mask = Tensor._make(keep.astype(input._data.dtype))
+    mask = (grandom.uniform_tensor(shape, input.dtype) >= p).to(input.dtype) / (1 - p)
     return _maybe_inplace(input, inplace, lambda: input * mask)
 
 
