@@ -2,7 +2,7 @@
 scikit-learn, no download), written as a PyTorch tutorial would be (only the import differs).
 
     python examples/digits_classifier.py --model cnn --epochs 8
-    python examples/digits_classifier.py --model mlp
+    python examples/digits_classifier.py --model mlp --compile
 """
 from __future__ import annotations
 
@@ -68,7 +68,7 @@ def progress(prefix: str, done: int, total: int, extra: str = "") -> None:
     print(f"\r{prefix} [{bar}] {done}/{total} {extra}", end=end, flush=True)
 
 
-def evaluate(model: nn.Module, loader: DataLoader) -> tuple[float, float]:
+def evaluate(model, loader: DataLoader) -> tuple[float, float]:
     model.eval()
     total_loss, correct, count = 0.0, 0, 0
     with torch.no_grad():
@@ -87,6 +87,7 @@ def main(argv=None) -> float:
     p.add_argument("--batch-size", type=int, default=64)
     p.add_argument("--lr", type=float, default=2e-3)
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--compile", action="store_true", help="train and evaluate with graphc.compile(model)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     args = p.parse_args(argv)
 
@@ -97,8 +98,11 @@ def main(argv=None) -> float:
     test_loader = DataLoader(test_set, batch_size=256)
     model = MLP() if args.model == "mlp" else CNN()
     optimizer = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=1e-4)
+    # the compiled module shares parameters with `model`; the optimizer updates both
+    net = torch.compile(model) if args.compile else model
     scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=args.epochs)
-    print(f"{args.model.upper()}: {sum(p.numel() for p in model.parameters())} parameters, "
+    print(f"{args.model.upper()}{' (compiled)' if args.compile else ''}: "
+          f"{sum(p.numel() for p in model.parameters())} parameters, "
           f"{len(train_set)} train / {len(test_set)} test images")
 
     acc = 0.0
@@ -107,7 +111,7 @@ def main(argv=None) -> float:
         start, running = time.perf_counter(), 0.0
         for i, (x, y) in enumerate(train_loader, 1):
             optimizer.zero_grad()
-            loss = F.cross_entropy(model(x), y)
+            loss = F.cross_entropy(net(x), y)
             loss.backward()
             optimizer.step()
             running += loss.item()
@@ -115,7 +119,7 @@ def main(argv=None) -> float:
                 progress(f"epoch {epoch:2d}", i, len(train_loader), f"loss {running / i:.4f}")
         scheduler.step()
         elapsed = time.perf_counter() - start
-        test_loss, acc = evaluate(model, test_loader)
+        test_loss, acc = evaluate(net, test_loader)
         print(f"epoch {epoch:2d}  train loss {running / len(train_loader):.4f}  test loss {test_loss:.4f}  "
               f"test accuracy {acc * 100:.2f}%  ({elapsed:.2f} s)")
     return acc
