@@ -81,6 +81,9 @@ for _p in PRIMITIVES.values():
 
 # Lowerings that are a single numpy call accepting ``out=`` (the memory planner's targets).
 WRITES_INTO = frozenset(_OUT_CAPABLE) | {P.sum, P.prod, P.amax, P.amin}
+# Lowerings that always return a new array. Any other result may be a view of an operand
+# (movement ops, reference implementations built on strided views such as unfold).
+FRESH = WRITES_INTO | {P.where, P.cast, P.copy, P.full, P.concat}
 
 # Primitives numpy code cannot express (their output shape depends on data).
 UNSUPPORTED = {P.nonzero: "nonzero has a data-dependent output shape",
@@ -125,19 +128,34 @@ def generate(g: Graph, fn_name: str = "kernel", plan=None, labels: dict | None =
         if buf is not None:
             expr = f"{expr[:-1]}, out=_buf[{buf}])"
         lines.append(f"    {names[id(out)]} = {expr}")
-    # An output that aliases a graph input or a reused buffer is copied: the caller owns outputs.
-    outs = ", ".join(f"np.{'array' if _aliased(g, o, plan) else 'asarray'}({names[id(o)]})" for o in g.outputs)
+    # The caller owns the outputs: one that may alias a graph input, a reused buffer or another
+    # output, or that is a read-only broadcast, is copied.
+    roots: set[int] = set()
+    outs = []
+    for o in g.outputs:
+        root = _owned_root(o, plan)
+        copy = root is None or id(root) in roots
+        if root is not None:
+            roots.add(id(root))
+        outs.append(f"np.{'array' if copy else 'asarray'}({names[id(o)]})")
+    outs = ", ".join(outs)
     lines.append(f"    return ({outs}{',' if len(g.outputs) == 1 else ''})")
     return "\n".join(lines) + "\n"
 
 
-_VIEWS = frozenset({P.reshape, P.permute, P.expand, P.slice, P.stop_gradient})
+_VIEWS = frozenset({P.reshape, P.permute, P.slice, P.stop_gradient})  # writable views, no copy
 
 
-def _aliased(g: Graph, v: Value, plan) -> bool:
+def _owned_root(v: Value, plan) -> Value | None:
+    """The value whose new array ``v`` is (a view of), if the generated code creates that array
+    and keeps no other reference to it; None when ``v`` may share memory with something else."""
     while v.producer is not None and v.producer.prim in _VIEWS and isinstance(v.producer.inputs[0], Value):
         v = v.producer.inputs[0]
-    return v.producer is None or (plan is not None and plan.buffer_of(v) is not None)
+    if v.producer is None or v.producer.prim not in FRESH:
+        return None
+    if plan is not None and plan.buffer_of(v) is not None:
+        return None
+    return v
 
 
 def _fix(out, dtype_name: str) -> np.ndarray:

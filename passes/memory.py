@@ -1,7 +1,7 @@
 """Memory planning: liveness-based buffer reuse.
 
 Every node whose lowering can write into a given array (``out=``) gets a buffer; a buffer is
-reused once every value stored in it (and every view of it) is dead. An elementwise node may
+reused once every value stored in it (and every value that may be a view of it) is dead. An elementwise node may
 reuse the buffer of an operand that dies at that very node, which gives in-place chains
 (``np.add(buf, 1, out=buf)``). Graph outputs get no planned buffer: the caller keeps them.
 """
@@ -38,36 +38,42 @@ def _nbytes(shape, dtype) -> int:
     return n
 
 
-def plan_memory(g: Graph, writes_into: set) -> MemoryPlan:
-    """``writes_into``: the primitives whose lowering in the target backend accepts ``out=``."""
-    root: dict[int, int] = {}  # id(value) -> id(value owning the memory)
+def plan_memory(g: Graph, writes_into: set, fresh: frozenset = frozenset()) -> MemoryPlan:
+    """``writes_into``: the primitives whose lowering in the target backend accepts ``out=``;
+    ``fresh``: primitives whose lowering always returns a new array. The result of any other node
+    may be a view of its operands (movement ops, or a reference implementation that returns a
+    strided view), so it keeps every operand's memory alive for as long as it lives itself."""
+    roots: dict[int, frozenset] = {}  # id(value) -> ids of the values owning memory it may alias
+
+    def roots_of(x: Value) -> frozenset:
+        return roots.get(id(x), frozenset((id(x),)))
+
     for n in g.nodes:
         o = n.output
-        if n.prim in VIEW_OPS and isinstance(n.inputs[0], Value):
-            root[id(o)] = root.get(id(n.inputs[0]), id(n.inputs[0]))
+        if n.prim in writes_into or n.prim in fresh:
+            roots[id(o)] = frozenset((id(o),))
         else:
-            root[id(o)] = id(o)
-    # a memory root lives until the last use of any value aliasing it
+            roots[id(o)] = frozenset().union(*(roots_of(x) for x in n.value_inputs()))
+    # a memory root lives until the last use of any value that may alias it
     last_use: dict[int, int] = {}
     for i, n in enumerate(g.nodes):
         for x in n.value_inputs():
-            r = root.get(id(x), id(x))
-            last_use[r] = max(last_use.get(r, -1), i)
-    pinned = {root.get(id(o), id(o)) for o in g.outputs}  # outputs (and what they view) stay fresh
+            for r in roots_of(x):
+                last_use[r] = i
+    pinned = frozenset().union(*(roots_of(o) for o in g.outputs))  # outputs (and what they view) stay fresh
     plan = MemoryPlan()
     free: dict[tuple, list[int]] = {}
     owner: dict[int, int] = {}  # buffer index -> id(root value) currently stored
     for i, n in enumerate(g.nodes):
         o = n.output
-        if n.prim in writes_into and root[id(o)] == id(o) and id(o) not in pinned and o.shape:
+        if n.prim in writes_into and id(o) not in pinned and o.shape:
             key = (tuple(o.shape), o.dtype)
             buf = None
             if n.prim.kind == "elementwise":
                 # write over an operand whose memory dies here (same shape and dtype)
                 for x in n.value_inputs():
-                    r = root.get(id(x), id(x))
-                    b = plan.assignment.get(r)
-                    if b is not None and r == id(x) and last_use.get(r) == i and plan.buffers[b] == key \
+                    b = plan.assignment.get(id(x))
+                    if b is not None and last_use.get(id(x)) == i and plan.buffers[b] == key \
                             and sum(1 for y in n.value_inputs() if y is x) == 1:
                         buf = b
                         plan.inplace += 1
@@ -80,8 +86,8 @@ def plan_memory(g: Graph, writes_into: set) -> MemoryPlan:
             plan.assignment[id(o)] = buf
             owner[buf] = id(o)
         # release buffers whose contents die at this node
-        for x in n.value_inputs():
-            r = root.get(id(x), id(x))
+        dying = frozenset().union(*(roots_of(x) for x in n.value_inputs()))
+        for r in dying:
             if last_use.get(r) == i and r in plan.assignment and owner.get(plan.assignment[r]) == r:
                 b = plan.assignment[r]
                 if plan.assignment.get(id(o)) != b:

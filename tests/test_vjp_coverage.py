@@ -14,13 +14,13 @@ import pytest
 import graphc  # noqa: F401  (loads the frontend, as user code does)
 from graphc.ir import PRIMITIVES
 from graphc.ir.prims import NON_DIFFERENTIABLE
-from graphc.passes.autodiff import VJP
+from graphc.passes.autodiff import UNSUPPORTED, VJP
 from graphc.passes.decompositions import COMPOSITES
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from op_cases import CASES  # noqa: E402
 
-DIFFERENTIABLE = sorted(n for n, p in PRIMITIVES.items() if p not in NON_DIFFERENTIABLE)
+DIFFERENTIABLE = sorted(n for n, p in PRIMITIVES.items() if p not in NON_DIFFERENTIABLE and p not in UNSUPPORTED)
 
 
 def _gradchecked(attr: str) -> set[str]:
@@ -33,11 +33,17 @@ def test_registry_is_not_empty():
 
 
 @pytest.mark.parametrize("name", sorted(PRIMITIVES))
-def test_primitive_has_vjp_rule_xor_is_non_differentiable(name):
+def test_primitive_has_exactly_one_autodiff_entry(name):
     prim = PRIMITIVES[name]
-    has_rule, nondiff = prim in VJP, prim in NON_DIFFERENTIABLE
-    assert has_rule or nondiff, f"primitive {name!r} has no VJP rule and is not in NON_DIFFERENTIABLE"
-    assert not (has_rule and nondiff), f"primitive {name!r} has a VJP rule but is listed NON_DIFFERENTIABLE"
+    kinds = [prim in VJP, prim in NON_DIFFERENTIABLE, prim in UNSUPPORTED]
+    assert sum(kinds) == 1, (
+        f"primitive {name!r} must have exactly one of: a VJP rule, a place in NON_DIFFERENTIABLE, or an "
+        f"UNSUPPORTED entry with the reason (has rule, non-differentiable, unsupported = {kinds})")
+
+
+def test_unsupported_entries_explain_themselves():
+    for prim, why in UNSUPPORTED.items():
+        assert isinstance(why, str) and len(why) > 20, prim.name
 
 
 def test_vjp_table_only_holds_registered_primitives():

@@ -316,7 +316,7 @@ class CompiledFunction:
         for line in fusion_log:
             _emit("fusion", f"{name}: {line}")
         flat, labels = inline_fused(g)  # the numpy backend runs the fused groups op by op
-        plan = plan_memory(flat, numpy_codegen.WRITES_INTO)
+        plan = plan_memory(flat, numpy_codegen.WRITES_INTO, numpy_codegen.FRESH)
         entry.stages.setdefault("memory", []).append(f"{name}: {plan.summary()}")
         _emit("passes", pm.summary() + f"\nmemory plan {name}: {plan.summary()}")
         return CompiledGraph(flat, self.backend, name, plan, labels)

@@ -30,6 +30,16 @@ class VJPRule:
 VJP: dict[Primitive, VJPRule] = {}
 
 
+def _unsupported() -> dict:
+    from graphc.ir.fused import fused
+    return {fused: "fused nodes are made after autodiff (fusion runs on the forward and backward "
+                   "graphs separately), so autodiff never meets one"}
+
+
+# Primitives with deliberately no VJP rule, and the error autodiff gives when it meets one.
+UNSUPPORTED: dict[Primitive, str] = _unsupported()
+
+
 def defvjp(prim: Primitive, uses: tuple[int, ...] = (), uses_out: bool = False):
     def register(fn):
         if prim in VJP:

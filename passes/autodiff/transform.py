@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from graphc.ir import prims as P
 from graphc.ir.graph import Graph, Node, Value, building
 
-from .rules import VJP
+from .rules import UNSUPPORTED, VJP
 
 
 @dataclass
@@ -68,6 +68,8 @@ def build_joint(fwd: Graph, wrt: list[int], diff_outputs: list[int]) -> tuple[Gr
             gout = ct.get(id(n.output))
             if gout is None or id(n.output) not in live:
                 continue
+            if n.prim in UNSUPPORTED:
+                raise NotImplementedError(f"autodiff: {n.prim.name}: {UNSUPPORTED[n.prim]}")
             rule = VJP[n.prim]
             grads = rule.fn(gout, n.output, *n.inputs, **n.attrs)
             for x, gx in zip(n.inputs, grads):

@@ -142,7 +142,7 @@ class _ConvTranspose(_ConvNd):
         return tuple(out)
 
     def forward(self, input, output_size=None):
-        fn = (F.conv_transpose1d, F.conv_transpose2d)[self._nsp - 1]
+        fn = (F.conv_transpose1d, F.conv_transpose2d, F.conv_transpose3d)[self._nsp - 1]
         return fn(input, self.weight, self.bias, self.stride, self.padding,
                   self._output_padding(input, output_size), self.groups, self.dilation)
 
@@ -153,3 +153,7 @@ class ConvTranspose1d(_ConvTranspose):
 
 class ConvTranspose2d(_ConvTranspose):
     _nsp = 2
+
+
+class ConvTranspose3d(_ConvTranspose):
+    _nsp = 3

@@ -1,0 +1,115 @@
+"""Padding layers (ZeroPad, ConstantPad, ReflectionPad, ReplicationPad, CircularPad; 1d/2d/3d)."""
+from __future__ import annotations
+
+from .. import functional as F
+from .module import Module
+
+
+def _ntuple(padding, n: int) -> tuple[int, ...]:
+    if isinstance(padding, (list, tuple)):
+        if len(padding) != n:
+            raise ValueError(f"expected padding of {n} values, got {len(padding)}")
+        return tuple(int(p) for p in padding)
+    return (int(padding),) * n
+
+
+class _PadNd(Module):
+    _mode = "constant"
+    _n = 2                      # number of padding values (2 per padded dim)
+    _dims: tuple[int, ...] = ()  # accepted input ranks
+
+    def __init__(self, padding) -> None:
+        super().__init__()
+        self.padding = _ntuple(padding, self._n)
+
+    def forward(self, input):
+        if self._dims and input.dim() not in self._dims:
+            raise ValueError(f"expected {' or '.join(f'{d}D' for d in self._dims)} input (got {input.dim()}D input)")
+        return F.pad(input, self.padding, self._mode)
+
+    def extra_repr(self) -> str:
+        return f"{self.padding}"
+
+
+class _ConstantPadNd(_PadNd):
+    def __init__(self, padding, value: float) -> None:
+        super().__init__(padding)
+        self.value = value
+
+    def forward(self, input):
+        return F.pad(input, self.padding, "constant", self.value)
+
+    def extra_repr(self) -> str:
+        return f"padding={self.padding}, value={self.value}"
+
+
+class ConstantPad1d(_ConstantPadNd):
+    _n = 2
+
+
+class ConstantPad2d(_ConstantPadNd):
+    _n = 4
+
+
+class ConstantPad3d(_ConstantPadNd):
+    _n = 6
+
+
+class ZeroPad1d(ConstantPad1d):
+    def __init__(self, padding) -> None:
+        super().__init__(padding, 0.0)
+
+    def extra_repr(self) -> str:
+        return f"{self.padding}"
+
+
+class ZeroPad2d(ConstantPad2d):
+    def __init__(self, padding) -> None:
+        super().__init__(padding, 0.0)
+
+    def extra_repr(self) -> str:
+        return f"{self.padding}"
+
+
+class ZeroPad3d(ConstantPad3d):
+    def __init__(self, padding) -> None:
+        super().__init__(padding, 0.0)
+
+    def extra_repr(self) -> str:
+        return f"{self.padding}"
+
+
+class ReflectionPad1d(_PadNd):
+    _mode, _n = "reflect", 2
+
+
+class ReflectionPad2d(_PadNd):
+    _mode, _n = "reflect", 4
+
+
+class ReflectionPad3d(_PadNd):
+    _mode, _n = "reflect", 6
+
+
+class ReplicationPad1d(_PadNd):
+    _mode, _n = "replicate", 2
+
+
+class ReplicationPad2d(_PadNd):
+    _mode, _n = "replicate", 4
+
+
+class ReplicationPad3d(_PadNd):
+    _mode, _n = "replicate", 6
+
+
+class CircularPad1d(_PadNd):
+    _mode, _n, _dims = "circular", 2, (2, 3)
+
+
+class CircularPad2d(_PadNd):
+    _mode, _n, _dims = "circular", 4, (3, 4)
+
+
+class CircularPad3d(_PadNd):
+    _mode, _n, _dims = "circular", 6, (4, 5)
