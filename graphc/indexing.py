@@ -13,6 +13,7 @@ from graphc.ir import prims as P
 
 from . import inplace
 from .autograd import grad_mode
+from .compiler.tracing import SymbolicTensor, current_trace
 from .tensors import Tensor
 
 
@@ -112,9 +113,62 @@ def getitem(self: Tensor, key):
         if any(r != (0, n, 1) for r, n in zip(ranges, shape)):
             x = P.slice(x, index=ranges)
         return P.reshape(x, shape=out_shape)
+    if any(isinstance(k, SymbolicTensor) for k in key):
+        out = _traced_take(self, key)
+        if out is not None:
+            return out
     pos = positions(tuple(self.shape), key)
     flat = P.reshape(self, shape=(self.numel(),))
     return P.take(flat, Tensor._make(pos), axis=0)
+
+
+def _traced_take(self: Tensor, key: tuple):
+    """``x[key]`` while tracing, where ``key`` holds symbolic integer index tensors (None: not
+    expressible, e.g. a boolean mask, whose result shape depends on the data).
+
+    The flat positions numpy's rules select are affine in each index tensor's values: offsets
+    computed with every symbolic index at 0, plus, per index tensor, its (wrapped) values times
+    the stride of the dimension it indexes, gathered to the result elements that use them. Which
+    element of an index tensor a result element uses is found concretely, by indexing a stand-in
+    shape whose indexed dimension enumerates the index tensor's elements.
+    """
+    shape = tuple(self.shape)
+    consumed = sum(1 for k in key if k is not None and k is not Ellipsis)
+    dims, d = [], 0
+    for k in key:
+        if isinstance(k, Tensor) and (k.dtype is dt.bool_ or k.dtype.is_floating_point):
+            return None
+        if isinstance(k, (list, tuple)) and any(isinstance(x, SymbolicTensor) for x in k):
+            return None
+        dims.append(d)
+        if k is Ellipsis:
+            d += len(shape) - consumed
+        elif k is not None:
+            d += 1
+    sym = [(i, dims[i], k) for i, k in enumerate(key) if isinstance(k, SymbolicTensor)]
+    if any(d >= len(shape) for _, d, _ in sym):
+        raise IndexError(f"too many indices for tensor of dimension {len(shape)}")
+
+    def stand_in(which: int | None, dim_size: int | None):
+        ks = list(key)
+        for i, _, k in sym:
+            n = k.numel()
+            ks[i] = (np.arange(n, dtype=np.int64).reshape(tuple(k.shape)) if i == which
+                     else np.zeros(tuple(k.shape), dtype=np.int64))
+        return tuple(ks)
+
+    pos = Tensor._make(positions(shape, stand_in(None, None)))
+    out_shape = tuple(pos.shape)
+    for i, d, k in sym:
+        n = k.numel()
+        fake = shape[:d] + (max(n, 1),) + shape[d + 1:]
+        which = np.unravel_index(positions(fake, stand_in(i, n)), fake)[d]
+        k64 = k if k.dtype is dt.int64 else P.cast(k, dtype=dt.int64)
+        wrapped = P.where(P.lt(k64, 0), P.add(k64, shape[d]), k64)
+        stride = int(np.prod(shape[d + 1:], dtype=np.int64))
+        used = P.take(P.reshape(wrapped, shape=(n,)), Tensor._make(np.ascontiguousarray(which).reshape(-1)), axis=0)
+        pos = P.add(pos, P.mul(P.reshape(used, shape=out_shape), stride))
+    return P.take(P.reshape(self, shape=(self.numel(),)), pos, axis=0)
 
 
 def _check_view_of_leaf(self: Tensor, key) -> None:
@@ -132,15 +186,18 @@ def _check_view_of_leaf(self: Tensor, key) -> None:
 def setitem(self: Tensor, key, value) -> None:
     _check_view_of_leaf(self, key)
     inplace.check_writable(self)
-    needs_graph = grad_mode.is_grad_enabled() and self.dtype.is_floating_point and (
+    tracing = current_trace() is not None  # while tracing, every write is a graph op
+    needs_graph = tracing or grad_mode.is_grad_enabled() and self.dtype.is_floating_point and (
         self.requires_grad or (isinstance(value, Tensor) and value.requires_grad)
         or (self._base is not None and self._base.requires_grad))
     if not needs_graph:
         _assign_data(self, key, value)
         return
+    if tracing and _traced_masked_fill(self, key, value):
+        return
     pos = positions(tuple(self.shape), key)
     if not isinstance(value, Tensor):
-        value = Tensor._make(np.asarray(value, dtype=self._data.dtype))
+        value = Tensor._make(np.asarray(value, dtype=self.dtype.np))
     elif value.dtype is not self.dtype:
         value = P.cast(value, dtype=self.dtype)
     try:
@@ -153,6 +210,28 @@ def setitem(self: Tensor, key, value) -> None:
     flat = P.scatter(P.reshape(self, shape=(n,)), Tensor._make(pos.reshape(-1)),
                      P.reshape(value, shape=(pos.size,)), axis=0)
     inplace.write(self, P.reshape(flat, shape=tuple(self.shape)))
+
+
+def _traced_masked_fill(self: Tensor, key, value) -> bool:
+    """``x[mask] = v`` while tracing, with a symbolic boolean mask over x's leading dimensions and
+    a single value: a ``where`` (static shape), unlike the general case. False: not this case."""
+    key = _as_tuple(key)
+    if len(key) != 1 or not isinstance(key[0], SymbolicTensor) or key[0].dtype is not dt.bool_:
+        return False
+    mask = key[0]
+    if tuple(mask.shape) != tuple(self.shape)[:mask.ndim]:
+        return False
+    if isinstance(value, Tensor):
+        if value.numel() != 1 or value.ndim > 1:
+            return False
+        value = P.reshape(value, shape=())
+        if value.dtype is not self.dtype:
+            value = P.cast(value, dtype=self.dtype)
+    elif not isinstance(value, (bool, int, float)):
+        return False
+    m = P.reshape(mask, shape=tuple(mask.shape) + (1,) * (self.ndim - mask.ndim))
+    inplace.write(self, P.where(m, value, self))
+    return True
 
 
 def _assign_data(self: Tensor, key, value) -> None:

@@ -21,9 +21,27 @@ class MemoryPlan:
     buffers: list[tuple[tuple[int, ...], object]] = field(default_factory=list)  # (shape, DType)
     assignment: dict[int, int] = field(default_factory=dict)  # id(value) -> buffer index
     inplace: int = 0  # how many nodes write over a dying operand
+    inplace_over: dict[int, int] = field(default_factory=dict)  # id(value) -> id(operand it overwrites)
 
     def buffer_of(self, v: Value) -> int | None:
         return self.assignment.get(id(v))
+
+    def describe(self, g: Graph) -> str:
+        """One line per node: where its result lives (for tests, logs and dumps)."""
+        from graphc.ir.graph import format_type
+        names = {id(v): v.name for v in g.values()}
+        lines = [self.summary()]
+        for n in g.nodes:
+            o = n.output
+            b = self.assignment.get(id(o))
+            if b is None:
+                where = "output" if o in g.outputs else "own array"
+            else:
+                where = f"buffer {b}"
+                if id(o) in self.inplace_over:
+                    where += f" (in place over %{names[self.inplace_over[id(o)]]})"
+            lines.append(f"%{o.name}: {format_type(o.type)} = {n.prim.name} -> {where}")
+        return "\n".join(lines) + "\n"
 
     def summary(self) -> str:
         total = sum(_nbytes(s, d) for s, d in self.buffers)
@@ -77,6 +95,7 @@ def plan_memory(g: Graph, writes_into: set, fresh: frozenset = frozenset()) -> M
                             and sum(1 for y in n.value_inputs() if y is x) == 1:
                         buf = b
                         plan.inplace += 1
+                        plan.inplace_over[id(o)] = id(x)
                         break
             if buf is None and free.get(key):
                 buf = free[key].pop()

@@ -224,3 +224,11 @@ def test_parameters_to_vector_and_back():
     np.testing.assert_array_equal(npy(m.bias), [6, 7, 8])
     with pytest.raises(TypeError, match="expected torch.Tensor, but got: list"):
         nn.utils.vector_to_parameters([1.0], m.parameters())
+
+
+def test_clip_grads_with_norm_and_total_norm():
+    ps = _params_with_grads([[3.0, 4.0]])
+    total = nn.utils.get_total_norm([p.grad for p in ps])
+    assert total.item() == pytest.approx(5.0)
+    nn.utils.clip_grads_with_norm_(ps, 1.0, total)
+    np.testing.assert_allclose(npy(ps[0].grad), [3 / (5 + 1e-6), 4 / (5 + 1e-6)], rtol=1e-6)

@@ -348,3 +348,57 @@ def test_ctc_gradients():
                zero_infinity=True, reduction="sum").backward()
     g = lp.grad.numpy()
     assert np.all(np.isfinite(g)) and np.all(g[:, 0] == 0) and np.any(g[:, 1] != 0)
+
+
+# ---- margin and other losses --------------------------------------------------------------------------
+
+@pytest.mark.parametrize("reduction", REDUCTIONS)
+def test_margin_family(reduction):
+    x, y = rand(3, 4), np.sign(rand(3, 4))
+    check(nn.SoftMarginLoss(reduction=reduction)(t64(x), t64(y)), reduce(np.log1p(np.exp(-y * x)), reduction))
+    yb = (rand(3, 4) > 0) * 1.0
+    w = RNG.uniform(0.5, 2, (4,))
+    mlsm = -(yb * np.log(ref.sigmoid(x)) + (1 - yb) * np.log(ref.sigmoid(-x))) * w
+    check(nn.MultiLabelSoftMarginLoss(weight=t64(w), reduction=reduction)(t64(x), t64(yb)),
+          reduce(mlsm.mean(1), reduction))
+    check(nn.HingeEmbeddingLoss(0.5, reduction=reduction)(t64(x), t64(y)),
+          reduce(np.where(y == 1, x, np.maximum(0, 0.5 - x)), reduction))
+    t = np.array([0, 3, 1])
+    cw = np.array([1.0, 2.0, 3.0, 4.0])
+    mm = np.zeros(3)
+    for n in range(3):
+        for i in range(4):
+            if i != t[n]:
+                mm[n] += cw[t[n]] * max(0.0, 0.7 - x[n, t[n]] + x[n, i]) ** 2 / 4
+    check(nn.MultiMarginLoss(p=2, margin=0.7, weight=t64(cw), reduction=reduction)(t64(x), torch.tensor(t)),
+          reduce(mm, reduction))
+    tg = np.array([[0, 3, -1, 0], [1, -1, 2, 2], [0, 1, 2, 3]])
+    mlm = np.zeros(3)
+    for n in range(3):
+        labels = list(tg[n][:list(tg[n]).index(-1)]) if -1 in tg[n] else list(tg[n])
+        for j in labels:
+            for i in range(4):
+                if i not in labels:
+                    mlm[n] += max(0.0, 1 - (x[n, j] - x[n, i])) / 4
+    check(nn.MultiLabelMarginLoss(reduction=reduction)(t64(x), torch.tensor(tg)), reduce(mlm, reduction))
+
+
+@pytest.mark.parametrize("reduction", REDUCTIONS)
+def test_triplet_and_gaussian_nll(reduction):
+    a, p, n = rand(3, 4), rand(3, 4), rand(3, 4)
+    d = lambda u, v: np.linalg.norm(u - v + 1e-6, axis=1)  # noqa: E731
+    check(nn.TripletMarginLoss(margin=0.5, reduction=reduction)(t64(a), t64(p), t64(n)),
+          reduce(np.maximum(0.5 + d(a, p) - d(a, n), 0), reduction))
+    check(nn.TripletMarginLoss(margin=0.5, swap=True, reduction=reduction)(t64(a), t64(p), t64(n)),
+          reduce(np.maximum(0.5 + d(a, p) - np.minimum(d(a, n), d(p, n)), 0), reduction))
+    x, y, var = rand(3, 4), rand(3, 4), RNG.uniform(0.1, 2, (3, 4))
+    var[0, 0] = 1e-9  # clamped to eps
+    v = np.maximum(var, 1e-6)
+    check(nn.GaussianNLLLoss(reduction=reduction)(t64(x), t64(y), t64(var)),
+          reduce(0.5 * (np.log(v) + (x - y) ** 2 / v), reduction))
+    v1 = RNG.uniform(0.1, 2, (3, 1))
+    check(nn.GaussianNLLLoss(full=True, reduction=reduction)(t64(x), t64(y), t64(v1)),
+          reduce(0.5 * (np.log(v1) + (x - y) ** 2 / v1) + 0.5 * math.log(2 * math.pi), reduction))
+    with pytest.raises(ValueError, match="var has negative entry"):
+        F.gaussian_nll_loss(t64(x), t64(y), t64(-var))
+    grad_ok(lambda u, s: F.gaussian_nll_loss(u, t64(y), s), x, RNG.uniform(0.5, 2, (3, 4)))

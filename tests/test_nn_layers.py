@@ -951,3 +951,148 @@ def test_transformer_layer_gradcheck():
     torch.manual_seed(0)
     layer = nn.TransformerEncoderLayer(2, 1, dim_feedforward=3, dropout=0.0)
     check_grads(layer, rand(2, 1, 2))
+
+
+# ---- packed sequences -------------------------------------------------------------------------------
+
+def test_pad_pack_sequence_utilities():
+    U = nn.utils.rnn
+    a, b, c = t64(rand(4, 2)), t64(rand(2, 2)), t64(rand(3, 2))
+    padded = U.pad_sequence([a, b, c])
+    assert tuple(padded.shape) == (4, 3, 2)
+    close(padded[:, 1], np.concatenate([npy(b), np.zeros((2, 2))]))
+    left = U.pad_sequence([a, b], batch_first=True, padding_value=-1.0, padding_side="left")
+    close(left[1], np.concatenate([-np.ones((2, 2)), npy(b)]))
+    packed = U.pack_sequence([a, c, b])  # already sorted by length
+    np.testing.assert_array_equal(packed.batch_sizes.numpy(), [3, 3, 2, 1])
+    # time-major: step 0 of every sequence, then step 1, ...
+    close(packed.data[:3], np.stack([npy(a)[0], npy(c)[0], npy(b)[0]]))
+    out, lengths = U.pad_packed_sequence(packed, batch_first=True, total_length=5)
+    assert tuple(out.shape) == (3, 5, 2)
+    np.testing.assert_array_equal(lengths.numpy(), [4, 3, 2])
+    with pytest.raises(RuntimeError, match="must be sorted in decreasing order"):
+        U.pack_sequence([b, a])
+    unsorted = U.pack_sequence([b, a, c], enforce_sorted=False)
+    np.testing.assert_array_equal(unsorted.sorted_indices.numpy(), [1, 2, 0])
+    back = U.unpack_sequence(unsorted)
+    for x, y in zip(back, [b, a, c]):
+        close(x, npy(y))
+
+
+@pytest.mark.parametrize("cls", [nn.LSTM, nn.GRU])
+def test_rnn_on_packed_sequence_matches_per_sequence_runs(cls):
+    torch.manual_seed(0)
+    m = cls(3, 4, num_layers=2, bidirectional=True, batch_first=True).double()
+    lengths = [2, 5, 3]
+    x = rand(3, 5, 3)
+    packed = nn.utils.rnn.pack_padded_sequence(t64(x), lengths, batch_first=True, enforce_sorted=False)
+    out, h = m(packed)
+    if cls is nn.LSTM:
+        h = h[0]
+    padded, lens = nn.utils.rnn.pad_packed_sequence(out, batch_first=True)
+    np.testing.assert_array_equal(lens.numpy(), lengths)
+    for i, n in enumerate(lengths):
+        want_out, want_h, _ = _rnn_np(m, x[i, :n, None, :])   # the sequence alone, without its padding
+        close(padded[i, :n], want_out[:, 0])
+        close(padded[i, n:], np.zeros((5 - n, 8)))
+        close(h[:, i], want_h[:, 0])
+
+
+# ---- padding, shuffles, misc layers -----------------------------------------------------------------
+
+@pytest.mark.parametrize("cls,np_mode", [(nn.ZeroPad2d, "constant"), (nn.ReflectionPad2d, "reflect"),
+                                         (nn.ReplicationPad2d, "edge"), (nn.CircularPad2d, "wrap")])
+def test_padding_layers(cls, np_mode):
+    x = rand(2, 3, 4, 5)
+    m = cls((1, 2, 3, 0))  # (left, right, top, bottom)
+    assert m.padding == (1, 2, 3, 0)
+    close(m(t64(x)), np.pad(x, ((0, 0), (0, 0), (3, 0), (1, 2)), mode=np_mode))
+    assert cls(2).padding == (2, 2, 2, 2)
+    x1 = rand(2, 4)
+    m1 = {"constant": nn.ConstantPad1d(2, 3.5), "reflect": nn.ReflectionPad1d(2), "edge": nn.ReplicationPad1d(2),
+          "wrap": nn.CircularPad1d(2)}[np_mode]
+    kw = {"constant_values": 3.5} if np_mode == "constant" else {}
+    close(m1(t64(x1)), np.pad(x1, ((0, 0), (2, 2)), mode=np_mode, **kw))
+    assert repr(nn.ZeroPad2d(1)) == "ZeroPad2d((1, 1, 1, 1))"
+    assert repr(nn.ConstantPad1d(1, 2.0)) == "ConstantPad1d(padding=(1, 1), value=2.0)"
+
+
+def test_pixel_shuffle_unshuffle_channel_shuffle():
+    x = rand(2, 8, 3, 4)
+    y = nn.PixelShuffle(2)(t64(x))
+    assert tuple(y.shape) == (2, 2, 6, 8)
+    # out[n, c, h*r + i, w*r + j] = in[n, c*r*r + i*r + j, h, w]
+    want = np.zeros((2, 2, 6, 8))
+    for c in range(2):
+        for i in range(2):
+            for j in range(2):
+                want[:, c, i::2, j::2] = x[:, c * 4 + i * 2 + j]
+    close(y, want)
+    close(nn.PixelUnshuffle(2)(y), x)
+    cs = nn.ChannelShuffle(2)(t64(rand(1, 6, 2) * 0 + np.arange(6)[None, :, None]))
+    close(cs[0, :, 0], [0, 3, 1, 4, 2, 5])
+
+
+def test_shrink_rrelu_softmax2d_lppool_lrn_upsampling():
+    x = rand(2, 3, 4, 5) * 2
+    close(nn.Hardshrink(0.7).double()(t64(x)), np.where(np.abs(x) > 0.7, x, 0))
+    close(nn.Softshrink(0.7).double()(t64(x)), np.sign(x) * np.maximum(np.abs(x) - 0.7, 0))
+    close(nn.Softmax2d()(t64(x)), ref.softmax(x, 1))
+    r = nn.RReLU(0.1, 0.3)
+    close(r.eval()(t64(x)), np.where(x >= 0, x, 0.2 * x))
+    torch.manual_seed(0)
+    slopes = npy(r.train()(t64(-np.ones((50, 50))))) * -1
+    assert slopes.min() >= 0.1 and slopes.max() <= 0.3 and slopes.std() > 0.03
+    pos = np.abs(x) + 0.1
+    close(nn.LPPool2d(2, 2)(t64(pos)), np.sqrt((pos[:, :, :4, :4] ** 2).reshape(2, 3, 2, 2, 2, 2).sum(axis=(3, 5))))
+    v = rand(2, 5, 3)
+    sq = np.pad(v ** 2, ((0, 0), (1, 1), (0, 0)))
+    div = (1.0 + 1e-2 / 3 * (sq[:, :-2] + sq[:, 1:-1] + sq[:, 2:])) ** 0.75
+    close(nn.LocalResponseNorm(3, alpha=1e-2)(t64(v)), v / div)
+    up = nn.UpsamplingBilinear2d(scale_factor=2)(t64([[[[0.0, 3.0]]]]))
+    close(up, [[[[0.0, 1.0, 2.0, 3.0], [0.0, 1.0, 2.0, 3.0]]]])  # align_corners=True
+    close(nn.UpsamplingNearest2d(size=(2, 4))(t64([[[[0.0, 3.0]]]])), [[[[0, 0, 3, 3], [0, 0, 3, 3]]]])
+
+
+def test_max_unpool_inverts_max_pool():
+    x = rand(1, 2, 4, 6)
+    y, idx = nn.MaxPool2d(2, return_indices=True)(t64(x))
+    u = nn.MaxUnpool2d(2)(y, idx)
+    assert tuple(u.shape) == (1, 2, 4, 6)
+    keep = np.zeros_like(x, dtype=bool)
+    np.put_along_axis(keep.reshape(1, 2, -1), idx.numpy().reshape(1, 2, -1), True, axis=2)
+    close(u, np.where(keep, x, 0.0))
+    assert repr(nn.MaxUnpool2d(2)) == "MaxUnpool2d(kernel_size=(2, 2), stride=(2, 2), padding=(0, 0))"
+
+
+def test_conv_transpose3d_adjoint_and_cosine_pairwise_modules():
+    x, y, w = rand(1, 2, 4, 3, 4), rand(1, 3, 2, 1, 2), rand(3, 2, 2, 2, 2)
+    a = (F.conv3d(t64(x), t64(w), stride=2) * t64(y)).sum().item()
+    m = nn.ConvTranspose3d(3, 2, 2, stride=2, output_padding=(0, 1, 0), bias=False).double()
+    with torch.no_grad():
+        m.weight.copy_(t64(w))
+    b = (t64(x) * m(t64(y))).sum().item()
+    assert abs(a - b) < 1e-9
+    u, v = rand(4, 3), rand(4, 3)
+    close(nn.CosineSimilarity(dim=1)(t64(u), t64(v)),
+          (u * v).sum(1) / np.linalg.norm(u, axis=1) / np.linalg.norm(v, axis=1))
+    close(nn.PairwiseDistance(p=1)(t64(u), t64(v)), np.abs(u - v + 1e-6).sum(1))
+
+
+@pytest.mark.parametrize("mode", ["sum", "mean", "max"])
+def test_embedding_bag(mode):
+    torch.manual_seed(0)
+    bag = nn.EmbeddingBag(10, 3, mode=mode).double()
+    w = npy(bag.weight)
+    idx, offsets = np.array([1, 2, 4, 5, 4, 3, 2, 9]), np.array([0, 4, 4])
+    out = bag(torch.tensor(idx), torch.tensor(offsets))
+    red = {"sum": np.sum, "mean": np.mean, "max": np.max}[mode]
+    want = [red(w[idx[0:4]], 0), np.zeros(3), red(w[idx[4:]], 0)]  # an empty bag gives zeros
+    close(out, np.stack(want))
+    out2 = bag(torch.tensor([[1, 2, 2], [3, 4, 5]]))  # 2-D input: fixed-length bags
+    close(out2, np.stack([red(w[[1, 2, 2]], 0), red(w[[3, 4, 5]], 0)]))
+    if mode == "sum":
+        psw = rand(8)
+        close(bag(torch.tensor(idx), torch.tensor(offsets), per_sample_weights=t64(psw))[0],
+              (w[idx[:4]] * psw[:4, None]).sum(0))
+    assert repr(bag) == f"EmbeddingBag(10, 3, mode='{mode}')"

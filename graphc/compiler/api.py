@@ -29,6 +29,7 @@ from graphc.runtime.compiled import CompiledGraph
 
 from ..autograd import grad_mode
 from ..autograd.graph import Node, gradient_edge
+from ..nn.modules.module import Module
 from ..tensors import Tensor
 from . import dump
 from .tracing import RNG_KEY, GraphBreak, SymbolicTensor, Trace
@@ -198,13 +199,13 @@ class CompiledFunction:
     # ---- calling ----------------------------------------------------------------------------
 
     def __call__(self, *args, **kwargs):
-        if self.gave_up:
-            return self.fn(*args, **kwargs)
         guard, leaves, spec = self._guard(args, kwargs)
         entry = self.cache.get(guard)
         if entry is not None and entry.eager_reason is None and not self._lifted_ok(entry):
             entry = None
         if entry is None:
+            if self.gave_up:  # past the recompile limit: what is compiled still runs compiled
+                return self.fn(*args, **kwargs)
             if self.cache:
                 self.recompiles += 1
                 prev = list(self.cache.values())[-1].guard
@@ -219,7 +220,7 @@ class CompiledFunction:
                         "stable to benefit from compilation.", RuntimeWarning, stacklevel=2)
                     return self.fn(*args, **kwargs)
             entry = self._compile(args, kwargs, guard, leaves, spec)
-            self.cache[guard] = entry
+            self.cache[entry.guard] = entry
         if entry.eager_reason is not None:
             return self.fn(*args, **kwargs)
         return self._run(entry, leaves)
@@ -256,16 +257,21 @@ class CompiledFunction:
                         out_values.append(trace.value_of(o))
                         out_rg.append(False)
         except GraphBreak as gb:
-            msg = f"graph break in {self.name} at {gb.location}: {gb.reason}"
-            self.history.append(msg)
-            _emit("graph_breaks", msg)
-            if self.fullgraph:
-                raise GraphBreakError(msg + " (fullgraph=True requires one graph)") from None
-            if msg not in self._warned:
-                self._warned.add(msg)
-                warnings.warn(f"graphc.compile: {msg}; this call runs eagerly.", UserWarning, stacklevel=3)
-            entry.eager_reason = msg
-            return entry
+            return self._graph_break(entry, gb)
+        # modules the function called are guarded too (their train/eval flag changes the graph)
+        known = {id(m) for m in self.modules}
+        found = [m for m in trace.modules if id(m) not in known]
+        if found:
+            self.modules.extend(found)
+            entry.guard = self._guard(args, kwargs)[0]
+        # user inputs changed in place are written back like mutated buffers
+        for t, sym, v in zip(leaves, syms, trace.graph.inputs):
+            if sym._value is not v:
+                if t.requires_grad and grad_mode.is_grad_enabled():
+                    reason = ("an input that requires grad is modified in place; graphc.compile does not "
+                              "differentiate through input mutations")
+                    return self._graph_break(entry, GraphBreak(reason))
+                trace.mutations[id(t)] = (t, sym._value)
         g = trace.graph
         n_user_inputs = len(leaves)
         lifted = [t for v, t in (trace.lifted[k] for k in trace.lifted)]
@@ -306,6 +312,19 @@ class CompiledFunction:
             dump.write_stages(folder, self.name, len(self.cache), entry.stages, g, fmt)
         return entry
 
+    def _graph_break(self, entry: Entry, gb: GraphBreak) -> Entry:
+        """This signature runs eagerly: warn once per distinct break (or raise with fullgraph)."""
+        msg = f"graph break in {self.name} at {gb.location}: {gb.reason}"
+        self.history.append(msg)
+        _emit("graph_breaks", msg)
+        if self.fullgraph:
+            raise GraphBreakError(msg + " (fullgraph=True requires one graph)")
+        if msg not in self._warned:
+            self._warned.add(msg)
+            warnings.warn(f"graphc.compile: {msg}; this call runs eagerly.", UserWarning, stacklevel=4)
+        entry.eager_reason = msg
+        return entry
+
     def _lower(self, g: Graph, name: str, entry: Entry) -> CompiledGraph:
         """Backend passes (after autodiff): CSE/DCE again, fusion grouping, memory planning."""
         fusion_log: list[str] = []
@@ -319,7 +338,10 @@ class CompiledFunction:
         plan = plan_memory(flat, numpy_codegen.WRITES_INTO, numpy_codegen.FRESH)
         entry.stages.setdefault("memory", []).append(f"{name}: {plan.summary()}")
         _emit("passes", pm.summary() + f"\nmemory plan {name}: {plan.summary()}")
-        return CompiledGraph(flat, self.backend, name, plan, labels)
+        compiled = CompiledGraph(flat, self.backend, name, plan, labels)
+        _emit("cache", f"{name}: " + (f"loaded generated code from the cache ({compiled.key})" if compiled.from_cache
+                                      else f"generated code (cache miss, stored as {compiled.key})"))
+        return compiled
 
     def _run(self, entry: Entry, leaves: list):
         inputs = [t for t in leaves] + [_fresh_key() if t is RNG_KEY else t for t in entry.lifted]
@@ -365,7 +387,6 @@ def compile(model=None, *, backend: str = "numpy", fullgraph: bool = False, dump
         return model
     if backend == "inductor":
         backend = "numpy"  # PyTorch's default backend name: graphc's default backend
-    from ..nn.modules.module import Module
     if isinstance(model, Module):
         return OptimizedModule(model, backend, fullgraph, dump_dir)
     name = getattr(model, "__name__", type(model).__name__)
@@ -374,26 +395,24 @@ def compile(model=None, *, backend: str = "numpy", fullgraph: bool = False, dump
     return CompiledFunction(model, backend, fullgraph, dump_dir, name, modules)
 
 
-class OptimizedModule:
-    """What ``compile(module)`` returns: calls go through the compiled forward; everything else
-    (parameters, state_dict, train/eval) is the original module's."""
+class OptimizedModule(Module):
+    """What ``compile(module)`` returns (PyTorch's ``OptimizedModule``): a Module wrapping the
+    original as ``_orig_mod``, so parameters, buffers and train()/eval() are the original's
+    (``state_dict`` keys carry the ``_orig_mod.`` prefix, as in PyTorch); calls run the compiled
+    forward, and other attributes are looked up on the original."""
 
     def __init__(self, module, backend: str, fullgraph: bool, dump_dir: str | None) -> None:
-        self.__dict__["_orig_mod"] = module
+        super().__init__()
+        self._orig_mod = module
         self.__dict__["_compiled"] = CompiledFunction(module, backend, fullgraph, dump_dir,
                                                       type(module).__name__, list(module.modules()))
-
-    def __call__(self, *args, **kwargs):
-        return self._compiled(*args, **kwargs)
+        self.__dict__["training"] = module.training
 
     def forward(self, *args, **kwargs):
         return self._compiled(*args, **kwargs)
 
     def __getattr__(self, name: str):
-        return getattr(self.__dict__["_orig_mod"], name)
-
-    def __setattr__(self, name: str, value) -> None:
-        setattr(self._orig_mod, name, value)
-
-    def __repr__(self) -> str:
-        return f"OptimizedModule(\n  (_orig_mod): {repr(self._orig_mod)}\n)"
+        try:
+            return super().__getattr__(name)
+        except AttributeError:
+            return getattr(self._modules["_orig_mod"], name)

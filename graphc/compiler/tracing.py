@@ -10,6 +10,7 @@ graph break.
 from __future__ import annotations
 
 import os
+import sys
 import threading
 import traceback
 
@@ -49,6 +50,17 @@ def user_location() -> str:
     return "<unknown>"
 
 
+def _caller() -> str:
+    """``function (graphc/file.py)`` of the code that asked a symbolic tensor for its data."""
+    f = sys._getframe(2)
+    while f is not None and f.f_code.co_name.startswith("<") and f.f_back is not None:
+        f = f.f_back  # a comprehension or generator: name the function around it
+    fn = os.path.abspath(f.f_code.co_filename)
+    root = os.path.dirname(_GRAPHC_DIR)
+    where = os.path.relpath(fn, root) if fn.startswith(root + os.sep) else os.path.basename(fn)
+    return f"{f.f_code.co_name} ({where})"
+
+
 _active = threading.local()
 
 
@@ -68,6 +80,9 @@ class Trace:
         self._rng: SymbolicTensor | None = None
         self._streams = 0
         self.created_ids: set[int] = set()
+        self.modules: list = []  # nn.Modules called while tracing (their training flags are guarded)
+        self._module_ids: set[int] = set()
+        self._module_call = None
 
     def __enter__(self) -> "Trace":
         if current_trace() is not None:
@@ -75,9 +90,23 @@ class Trace:
         _active.trace = self
         tensors.TRACING = True
         push_default_handler(self.handler)
+        # note every module called during the trace (Module.__call__ is looked up on the class)
+        from ..nn.modules.module import Module
+        self._module_call = Module.__call__
+        trace, call = self, self._module_call
+
+        def traced_call(module, *args, **kwargs):
+            if id(module) not in trace._module_ids:
+                trace._module_ids.add(id(module))
+                trace.modules.append(module)
+            return call(module, *args, **kwargs)
+
+        Module.__call__ = traced_call
         return self
 
     def __exit__(self, *exc) -> None:
+        from ..nn.modules.module import Module
+        Module.__call__ = self._module_call
         pop_default_handler()
         tensors.TRACING = False
         _active.trace = None
@@ -141,7 +170,7 @@ class SymbolicTensor(Tensor):
     # data is not available while tracing: touching it is a graph break
     @property
     def _data(self):
-        raise GraphBreak("this operation needs the tensor's values (data-dependent Python)")
+        raise GraphBreak(f"{_caller()} needs the tensor's values (data-dependent Python)")
 
     @_data.setter
     def _data(self, value) -> None:

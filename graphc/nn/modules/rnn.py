@@ -3,7 +3,10 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
+
 from ... import creation, math_ops, shape_ops
+from ...tensors import Tensor
 from .. import functional as F
 from .. import init
 from ..parameter import Parameter
@@ -87,29 +90,56 @@ class RNNBase(Module):
         return get("weight_ih"), get("weight_hh"), get("bias_ih"), get("bias_hh")
 
     def forward(self, input, hx=None):
+        from ..utils.rnn import PackedSequence
+        if isinstance(input, PackedSequence):
+            return self._forward_packed(input, hx)
         is_lstm = self.mode == "LSTM"
         unbatched = input.dim() == 2
         if input.dim() not in (2, 3):
             raise ValueError(f"{type(self).__name__}: Expected input to be 2D or 3D, got {input.dim()}D instead")
         x = input.unsqueeze(1) if unbatched else (input.transpose(0, 1) if self.batch_first else input)
+        h0, c0 = self._initial_state(x, hx, unbatched)
+        output, h_n, c_n = self._run(x, h0, c0, None)
+        if unbatched:
+            output, h_n = output.squeeze(1), h_n.squeeze(1)
+            c_n = c_n.squeeze(1) if c_n is not None else None
+        elif self.batch_first:
+            output = output.transpose(0, 1)
+        return (output, (h_n, c_n)) if is_lstm else (output, h_n)
+
+    def _initial_state(self, x, hx, unbatched):
+        is_lstm = self.mode == "LSTM"
         if x.shape[-1] != self.input_size:
             raise RuntimeError(f"input.size(-1) must be equal to input_size. Expected {self.input_size}, got {x.shape[-1]}")
-        seq_len, batch = x.shape[0], x.shape[1]
         dirs = 2 if self.bidirectional else 1
-        state_shape = (self.num_layers * dirs, batch, self.hidden_size)
+        state_shape = (self.num_layers * dirs, x.shape[1], self.hidden_size)
         if hx is None:
             h0 = creation.zeros(state_shape, dtype=x.dtype)
-            c0 = creation.zeros(state_shape, dtype=x.dtype) if is_lstm else None
-        else:
-            h0, c0 = hx if is_lstm else (hx, None)
-            if unbatched:
-                h0 = h0.unsqueeze(1)
-                c0 = c0.unsqueeze(1) if c0 is not None else None
-            for name, s in (("hidden", h0), ("cell", c0)):
-                if s is not None and tuple(s.shape) != state_shape:
-                    raise RuntimeError(f"Expected {name} size {state_shape}, got {list(s.shape)}")
+            return h0, (creation.zeros(state_shape, dtype=x.dtype) if is_lstm else None)
+        if is_lstm and not (isinstance(hx, (tuple, list)) and len(hx) == 2):
+            raise RuntimeError("LSTM expects hx as a tuple (h_0, c_0)")
+        h0, c0 = hx if is_lstm else (hx, None)
+        if unbatched:
+            if h0.dim() != 2:
+                raise RuntimeError(f"For unbatched 2-D input, hx should also be 2-D but got {h0.dim()}-D tensor")
+            h0 = h0.unsqueeze(1)
+            c0 = c0.unsqueeze(1) if c0 is not None else None
+        for name, st in (("hidden", h0), ("cell", c0)):
+            if st is not None and tuple(st.shape) != state_shape:
+                raise RuntimeError(f"Expected {name} size {state_shape}, got {list(st.shape)}")
+        return h0, c0
+
+    def _run(self, x, h0, c0, lengths):
+        """x: (T, N, input_size), sequence-first. ``lengths`` (numpy, or None for full length): a sample
+        stops updating its state after its last step, and the reverse direction starts at its end."""
+        is_lstm = self.mode == "LSTM"
+        seq_len = x.shape[0]
+        dirs = 2 if self.bidirectional else 1
         h_n, c_n = [], []
         layer_in = x
+        masks = None
+        if lengths is not None:
+            masks = [Tensor._make((lengths > t).reshape(-1, 1)) for t in range(seq_len)]
         for layer in range(self.num_layers):
             outs = []
             for d in range(dirs):
@@ -122,7 +152,11 @@ class RNNBase(Module):
                 steps = range(seq_len - 1, -1, -1) if d else range(seq_len)
                 ys = [None] * seq_len
                 for t in steps:
-                    h, c = _cell_step(self.mode, gi_all[t], h, c, w_hh, b_hh)
+                    h_new, c_new = _cell_step(self.mode, gi_all[t], h, c, w_hh, b_hh)
+                    if masks is not None:
+                        h_new = math_ops.where(masks[t], h_new, h)
+                        c_new = math_ops.where(masks[t], c_new, c) if is_lstm else None
+                    h, c = h_new, c_new
                     ys[t] = h
                 outs.append(shape_ops.stack(ys, 0))
                 h_n.append(h)
@@ -131,15 +165,34 @@ class RNNBase(Module):
             layer_in = outs[0] if dirs == 1 else shape_ops.cat(outs, 2)
             if self.dropout and self.training and layer < self.num_layers - 1:
                 layer_in = F.dropout(layer_in, self.dropout, True)
-        output = layer_in
-        h_n = shape_ops.stack(h_n, 0)
-        c_n = shape_ops.stack(c_n, 0) if is_lstm else None
-        if unbatched:
-            output, h_n = output.squeeze(1), h_n.squeeze(1)
-            c_n = c_n.squeeze(1) if c_n is not None else None
-        elif self.batch_first:
-            output = output.transpose(0, 1)
-        return (output, (h_n, c_n)) if is_lstm else (output, h_n)
+        return layer_in, shape_ops.stack(h_n, 0), (shape_ops.stack(c_n, 0) if is_lstm else None)
+
+    def _forward_packed(self, packed, hx):
+        from ..utils.rnn import PackedSequence
+        data, batch_sizes, sorted_idx, unsorted_idx = packed
+        bs = batch_sizes._data.astype(np.int64)
+        steps, batch = len(bs), int(bs[0])
+        lengths = np.array([(bs > b).sum() for b in range(batch)], dtype=np.int64)
+        rows, offset = [], 0
+        for t in range(steps):
+            n = int(bs[t])
+            step = data[offset:offset + n]
+            offset += n
+            if n < batch:
+                step = shape_ops.cat([step, creation.zeros((batch - n,) + tuple(data.shape[1:]), dtype=data.dtype)], 0)
+            rows.append(step)
+        x = shape_ops.stack(rows, 0)
+        is_lstm = self.mode == "LSTM"
+        if hx is not None and sorted_idx is not None:  # hx comes in the caller's batch order
+            hx = tuple(s.index_select(1, sorted_idx) for s in hx) if is_lstm else hx.index_select(1, sorted_idx)
+        h0, c0 = self._initial_state(x, hx, False)
+        out, h_n, c_n = self._run(x, h0, c0, lengths)
+        data_out = shape_ops.cat([out[t, :int(bs[t])] for t in range(steps)], 0)
+        if unsorted_idx is not None:
+            h_n = h_n.index_select(1, unsorted_idx)
+            c_n = c_n.index_select(1, unsorted_idx) if c_n is not None else None
+        packed_out = PackedSequence(data_out, batch_sizes, sorted_idx, unsorted_idx)
+        return (packed_out, (h_n, c_n)) if is_lstm else (packed_out, h_n)
 
     def flatten_parameters(self) -> None:
         """A cuDNN memory-layout hint in PyTorch; nothing to do here."""

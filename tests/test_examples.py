@@ -1,0 +1,36 @@
+"""The shipped examples run and learn (accuracy/loss thresholds, not timings)."""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import warnings
+
+import pytest
+
+EXAMPLES = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "examples")
+sys.path.insert(0, EXAMPLES)
+
+
+def test_eager_demo_runs():
+    r = subprocess.run([sys.executable, os.path.join(EXAMPLES, "eager_demo.py")], capture_output=True,
+                       text=True, timeout=300)
+    assert r.returncode == 0, r.stderr
+    assert "d/dz sum(z^3) = tensor([ 3., 12., 27.])" in r.stdout
+    assert "f' = 12.0, f'' = 12.0" in r.stdout
+
+
+@pytest.mark.parametrize("compiled", [False, True], ids=["eager", "compiled"])
+def test_digits_cnn_reaches_97_percent(compiled, capsys):
+    import digits_classifier  # needs scikit-learn, which the dev extra installs
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # a graph break (eager fallback) would warn: fail instead
+        acc = digits_classifier.main(["--model", "cnn", "--epochs", "4", "--quiet"]
+                                     + (["--compile"] if compiled else []))
+    assert acc >= 0.97, capsys.readouterr().out
+
+
+def test_char_lm_learns():
+    import char_lm
+    final = char_lm.main(["--steps", "40", "--sample", "20"])
+    assert final < 2.5  # from ln(28) = 3.3 at random
