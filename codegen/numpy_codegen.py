@@ -71,6 +71,8 @@ LOWERINGS[P.expand] = lambda n, a: f"np.broadcast_to({a[0]}, {n.attrs['shape']!r
 LOWERINGS[P.cast] = lambda n, a: f"np.asarray({a[0]}).astype(np.{n.attrs['dtype'].np.name})"
 LOWERINGS[P.copy] = lambda n, a: f"np.array({a[0]})"
 LOWERINGS[P.stop_gradient] = lambda n, a: a[0]
+LOWERINGS[P.relu] = lambda n, a: f"np.maximum({a[0]}, 0)"
+_OUT_CAPABLE.append(P.relu)
 LOWERINGS[P.full] = lambda n, a: f"np.full({n.attrs['shape']!r}, {_literal(n.attrs['value'])}, np.{n.output.dtype.np.name})"
 LOWERINGS[P.concat] = lambda n, a: f"np.concatenate(({', '.join(a)},), axis={n.attrs['axis']})"
 for _p, _name in [(P.sum, "sum"), (P.prod, "prod"), (P.amax, "max"), (P.amin, "min")]:
@@ -99,9 +101,12 @@ def _ident(v: Value) -> str:
     return name + "_" if keyword.iskeyword(name) else name
 
 
-def generate(g: Graph, fn_name: str = "kernel", plan=None, labels: dict | None = None) -> str:
+def generate(g: Graph, fn_name: str = "kernel", plan=None, labels: dict | None = None,
+             saved_from: int | None = None) -> str:
     """Python source of ``def fn_name(inputs...): ... return (outputs...)``. With a memory plan,
-    planned values are written into the preallocated buffers ``_buf[i]`` with ``out=``."""
+    planned values are written into the preallocated buffers ``_buf[i]`` with ``out=``. Outputs
+    from index ``saved_from`` on are values saved for backward: returned as they are (they may be
+    graph inputs; the runtime checks those for in-place changes instead of copying them)."""
     from graphc.ir.printer import format_attr
     from graphc.ir.graph import format_type
     names: dict[int, str] = {}
@@ -132,7 +137,10 @@ def generate(g: Graph, fn_name: str = "kernel", plan=None, labels: dict | None =
     # output, or that is a read-only broadcast, is copied.
     roots: set[int] = set()
     outs = []
-    for o in g.outputs:
+    for i, o in enumerate(g.outputs):
+        if saved_from is not None and i >= saved_from:
+            outs.append(f"np.asarray({names[id(o)]})")
+            continue
         root = _owned_root(o, plan)
         copy = root is None or id(root) in roots
         if root is not None:

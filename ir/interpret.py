@@ -11,13 +11,20 @@ import numpy as np
 from .graph import Graph, Node, Value
 
 
-def run_node(node: Node, env: dict) -> np.ndarray:
+def run_node(node: Node, env: dict) -> np.ndarray | list[np.ndarray]:
+    """The node's result (a list of arrays for a node with several outputs, e.g. fused)."""
     prim = node.prim
     args = [env[id(x)] if isinstance(x, Value) else x for x in node.inputs]
     casts = prim.operand_casts(tuple(node.inputs), node.attrs)
     args = [a.astype(c.np, copy=False) if c is not None else a for a, c in zip(args, casts)]
     out = prim.impl(*args, **node.attrs)
-    want = node.output.type.dtype.np
+    if len(node.outputs) > 1:
+        return [_as(o, v) for o, v in zip(out, node.outputs)]
+    return _as(out, node.output)
+
+
+def _as(out, v: Value) -> np.ndarray:
+    want = v.type.dtype.np
     if type(out) is not np.ndarray or out.dtype != want:
         out = np.asarray(out).astype(want, copy=False)
     return out
@@ -30,5 +37,9 @@ def interpret(g: Graph, inputs: Sequence[np.ndarray]) -> list[np.ndarray]:
     for v, a in zip(g.inputs, inputs):
         env[id(v)] = np.asarray(a)
     for n in g.nodes:
-        env[id(n.output)] = run_node(n, env)
+        out = run_node(n, env)
+        if len(n.outputs) > 1:
+            env.update((id(v), o) for v, o in zip(n.outputs, out))
+        else:
+            env[id(n.output)] = out
     return [env[id(o)] for o in g.outputs]

@@ -232,14 +232,24 @@ def _parse_graph(t: _Tokens) -> Graph:
         for name, _ in defs:
             if name in env:
                 raise ParseError(f"line {line}: %{name} defined twice (SSA)")
-        if len(defs) == 1:
-            outs = [g.add_node(prim, args, attrs, defs[0][1])]
+        if len(defs) == 1 and prim.name != "fused":
+            try:
+                typ = prim.infer(*args, **attrs)
+            except Exception as e:  # the type rule's own message names the problem
+                raise ParseError(f"line {line}: {op}: {e}") from None
+            outs = [g.add_node(prim, args, attrs, typ)]
         else:
             from .fused import add_fused_node
             if prim.name != "fused":
                 raise ParseError(f"line {line}: only fused nodes have several outputs")
+            try:
+                prim.infer(*args, **attrs)
+            except Exception as e:
+                raise ParseError(f"line {line}: fused: {e}") from None
             node = add_fused_node(g, args, attrs["body"], attrs["kind"], attrs.get("domain", ()), len(g.nodes))
             outs = node.outputs
+            if len(outs) != len(defs):
+                raise ParseError(f"line {line}: {len(defs)} values defined, the fused body returns {len(outs)}")
         for (name, typ), out in zip(defs, outs):
             if out.type != typ:
                 raise ParseError(f"line {line}: %{name} is declared {format_type(typ)}, the op gives {format_type(out.type)}")

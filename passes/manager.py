@@ -100,4 +100,6 @@ def lowering_pipeline(fusion_log: list | None = None) -> list[tuple[str, Pass]]:
     from .cse import cse
     from .dce import dce
     from .fusion import fuse
-    return [("cse", cse), ("dce", dce), ("fusion", lambda g: fuse(g, fusion_log))]
+    from .simplify import simplify
+    # autodiff leaves double transposes and same-shape reshapes behind: simplify again
+    return [("simplify", simplify), ("cse", cse), ("dce", dce), ("fusion", lambda g: fuse(g, fusion_log))]

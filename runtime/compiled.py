@@ -17,7 +17,7 @@ log = logging.getLogger("graphc.runtime")
 
 class CompiledGraph:
     def __init__(self, graph: Graph, backend: str = "numpy", name: str = "kernel", plan=None,
-                 labels: dict | None = None) -> None:
+                 labels: dict | None = None, saved_from: int | None = None) -> None:
         if backend != "numpy":
             raise NotImplementedError(f"backend {backend!r} is not available yet; use backend='numpy'")
         self.graph = graph
@@ -26,7 +26,7 @@ class CompiledGraph:
         self.plan = plan
         buffers = plan.buffers if plan is not None else ()
         text = print_graph(graph)
-        self.key = cache.structural_hash(text, backend, numpy_codegen.VERSION)
+        self.key = cache.structural_hash(f"{text}saved_from={saved_from}\n", backend, numpy_codegen.VERSION)
         fn_name = "graphc_" + "".join(c if c.isalnum() else "_" for c in name)
         src = cache.load(self.key)
         self.from_cache = src is not None
@@ -37,7 +37,7 @@ class CompiledGraph:
                 src = None
                 self.from_cache = False
         if src is None:
-            src = numpy_codegen.generate(graph, fn_name, plan, labels)
+            src = numpy_codegen.generate(graph, fn_name, plan, labels, saved_from)
             self.fn = numpy_codegen.compile_source(src, fn_name, buffers)
             cache.store(self.key, src)
         self.source = src

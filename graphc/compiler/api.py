@@ -126,10 +126,11 @@ class Entry:
 class CompiledBackward(Node):
     """grad_fn of a compiled function's outputs: runs the compiled backward graph."""
 
-    def __init__(self, entry: Entry, saved: list, edges: tuple, out_meta: list) -> None:
+    def __init__(self, entry: Entry, saved: list, edges: tuple, out_meta: list, watched: list) -> None:
         super().__init__(edges)
         self.entry = entry
         self.saved = saved
+        self.watched = watched  # (input tensor, its version when saved)
         self.out_meta = out_meta
         self._freed = False
 
@@ -147,6 +148,13 @@ class CompiledBackward(Node):
         if grad_mode.is_grad_enabled():
             raise RuntimeError("double backward (create_graph=True) through a graphc.compile'd function is not "
                                "supported; run the function eagerly for higher-order gradients")
+        for t, version in self.watched:
+            if t._version != version:
+                raise RuntimeError(
+                    "one of the variables needed for gradient computation has been modified by an inplace "
+                    f"operation: [{t.type()} {list(t.shape)}] was saved by a graphc.compile'd function at "
+                    f"version {version} and is now at version {t._version}. Hint: run the optimizer step "
+                    "(or other in-place updates) after backward(), or clone() the tensor first.")
         cts = [np.zeros(shape, dtype) if g is None else np.asarray(g._data, dtype=dtype, order="C")
                for g, (shape, dtype) in zip(grads, self.out_meta)]
         outs = self.entry.backward(cts + self.saved)
@@ -154,6 +162,7 @@ class CompiledBackward(Node):
 
     def release(self) -> None:
         self.saved = []
+        self.watched = []
         self._freed = True
 
 
@@ -296,7 +305,9 @@ class CompiledFunction:
         diff_outputs = [i for i, rg in enumerate(out_rg) if rg]
         if grad_mode.is_grad_enabled() and wrt and diff_outputs:
             split = differentiate(g, wrt, diff_outputs)
-            entry.forward = self._lower(split.forward, self.name + "_forward", entry)
+            # the forward's outputs after the user's and the mutations are values saved for backward
+            entry.forward = self._lower(split.forward, self.name + "_forward", entry,
+                                        saved_from=len(out_values) + len(entry.mutated))
             entry.backward = self._lower(split.backward, self.name + "_backward", entry)
             entry.wrt, entry.diff_outputs = wrt, diff_outputs
             entry.stages["forward"] = print_graph(split.forward)
@@ -325,7 +336,7 @@ class CompiledFunction:
         entry.eager_reason = msg
         return entry
 
-    def _lower(self, g: Graph, name: str, entry: Entry) -> CompiledGraph:
+    def _lower(self, g: Graph, name: str, entry: Entry, saved_from: int | None = None) -> CompiledGraph:
         """Backend passes (after autodiff): CSE/DCE again, fusion grouping, memory planning."""
         fusion_log: list[str] = []
         pm = PassManager(lowering_pipeline(fusion_log), verify=True)
@@ -338,7 +349,7 @@ class CompiledFunction:
         plan = plan_memory(flat, numpy_codegen.WRITES_INTO, numpy_codegen.FRESH)
         entry.stages.setdefault("memory", []).append(f"{name}: {plan.summary()}")
         _emit("passes", pm.summary() + f"\nmemory plan {name}: {plan.summary()}")
-        compiled = CompiledGraph(flat, self.backend, name, plan, labels)
+        compiled = CompiledGraph(flat, self.backend, name, plan, labels, saved_from)
         _emit("cache", f"{name}: " + (f"loaded generated code from the cache ({compiled.key})" if compiled.from_cache
                                       else f"generated code (cache miss, stored as {compiled.key})"))
         return compiled
@@ -357,7 +368,10 @@ class CompiledFunction:
         if entry.backward is not None:
             edges = tuple(gradient_edge(inputs[i]) for i in entry.wrt)
             meta = [(user[i].shape, user[i].dtype) for i in entry.diff_outputs]
-            node = CompiledBackward(entry, saved, edges, meta)
+            # saved values that are the inputs' own arrays are not copied: check their versions
+            by_array = {id(a): t for a, t in zip(arrays, inputs)}
+            watched = [(by_array[id(a)], by_array[id(a)]._version) for a in saved if id(a) in by_array]
+            node = CompiledBackward(entry, saved, edges, meta, watched)
             for k, i in enumerate(entry.diff_outputs):
                 results[i].grad_fn, results[i]._output_nr = node, k
         return _unflatten(entry.out_spec, results)

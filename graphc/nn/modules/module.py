@@ -36,9 +36,127 @@ def _addindent(s: str, n: int) -> str:
     return lines[0] + "\n" + "\n".join(" " * n + line for line in lines[1:])
 
 
+_HOOK_DICTS = ("_backward_hooks", "_backward_pre_hooks", "_state_dict_hooks", "_state_dict_pre_hooks",
+               "_load_state_dict_pre_hooks", "_load_state_dict_post_hooks")
+
+
+class _BackwardHookState:
+    """One call's full backward hooks (PyTorch's BackwardHook): identity autograd Functions on the
+    inputs and outputs catch grad_output (backward pre-hooks may replace it) and then grad_input
+    (backward hooks see both and may replace grad_input)."""
+
+    def __init__(self, module, hooks, pre_hooks) -> None:
+        self.module, self.hooks, self.pre_hooks = module, hooks, pre_hooks
+        self.grad_outputs = None
+        self.n_inputs = 0
+        self.input_pos = None
+
+    @staticmethod
+    def _wrap(state, kind, values, positions):
+        wrapped = _HookIdentity.apply(state, kind, *[values[i] for i in positions])
+        values = list(values)
+        for i, w in zip(positions, wrapped):
+            values[i] = w
+        return values
+
+    def setup_inputs(self, args):
+        from ...autograd.grad_mode import is_grad_enabled
+        self.n_inputs = len(args)
+        pos = [i for i, a in enumerate(args) if isinstance(a, Tensor) and a.requires_grad]
+        if not pos or not is_grad_enabled():
+            return args
+        self.input_pos = pos
+        return tuple(self._wrap(self, "input", args, pos))
+
+    def setup_outputs(self, out):
+        from ...autograd.grad_mode import is_grad_enabled
+        single = isinstance(out, Tensor)
+        values = [out] if single else (list(out) if isinstance(out, (tuple, list)) else None)
+        if values is None or not is_grad_enabled():
+            return out
+        self.n_outputs = len(values)
+        self.output_pos = [i for i, v in enumerate(values) if isinstance(v, Tensor) and v.requires_grad]
+        if not self.output_pos:
+            return out
+        values = self._wrap(self, "output", values, self.output_pos)
+        return values[0] if single else type(out)(values)
+
+    def backward(self, kind, grads):
+        if kind == "output":
+            full = [None] * self.n_outputs
+            for i, g in zip(self.output_pos, grads):
+                full[i] = g
+            full = tuple(full)
+            for hook in self.pre_hooks:
+                r = hook(self.module, full)
+                if r is not None:
+                    r = tuple(r) if isinstance(r, (tuple, list)) else (r,)
+                    if len(r) != len(full):
+                        raise RuntimeError(f"Backward pre hook returned an invalid number of grad_output, got "
+                                           f"{len(r)}, but expected {len(full)}")
+                    full = r
+            self.grad_outputs = full
+            if self.input_pos is None and self.hooks:
+                import warnings
+                warnings.warn("Full backward hook is firing when gradients are computed with respect to module "
+                              "outputs since no inputs require gradients. See https://docs.pytorch.org/docs/main/"
+                              "generated/torch.nn.Module.html#torch.nn.Module.register_full_backward_hook for more "
+                              "details.", stacklevel=2)
+                none = (None,) * self.n_inputs
+                for hook in self.hooks:
+                    r = hook(self.module, none, self.grad_outputs)
+                    if r is not None and not (isinstance(r, tuple) and all(e is None for e in r)):
+                        raise RuntimeError("Backward hook for Modules where no input requires gradient should "
+                                           "always return None or None for all gradients.")
+            return tuple(full[i] for i in self.output_pos)
+        grad_input = [None] * self.n_inputs
+        for i, g in zip(self.input_pos, grads):
+            grad_input[i] = g
+        grad_input = tuple(grad_input)
+        for hook in self.hooks:
+            r = hook(self.module, grad_input, self.grad_outputs)
+            if r is not None:
+                r = tuple(r) if isinstance(r, (tuple, list)) else (r,)
+                if len(r) != len(grad_input):
+                    raise RuntimeError(f"Backward hook returned an invalid number of grad_input, got {len(r)}, but "
+                                       f"expected {len(grad_input)}")
+                grad_input = r
+        return tuple(grad_input[i] for i in self.input_pos)
+
+
+def _make_hook_identity():
+    from ...autograd.function import Function
+
+    class BackwardHookFunction(Function):
+        @staticmethod
+        def forward(ctx, state, kind, *tensors):
+            ctx.state, ctx.kind = state, kind
+            return tensors
+
+        @staticmethod
+        def backward(ctx, *grads):
+            return (None, None) + tuple(ctx.state.backward(ctx.kind, grads))
+
+    return BackwardHookFunction
+
+
+class _LazyHookIdentity:
+    fn = None
+
+    def apply(self, *args):
+        if _LazyHookIdentity.fn is None:
+            _LazyHookIdentity.fn = _make_hook_identity()
+        return _LazyHookIdentity.fn.apply(*args)
+
+
+_HookIdentity = _LazyHookIdentity()
+
+
 class Module:
     training: bool
     _version: int = 1
+    call_super_init: bool = False
+    dump_patches: bool = False
 
     def __init__(self, *args, **kwargs) -> None:
         if kwargs:
@@ -58,9 +176,8 @@ class Module:
         d["_forward_hooks_always_called"] = set()
         d["_forward_pre_hooks"] = OrderedDict()
         d["_forward_pre_hooks_with_kwargs"] = set()
-        d["_backward_hooks"] = OrderedDict()
-        d["_state_dict_pre_hooks"] = OrderedDict()
-        d["_load_state_dict_pre_hooks"] = OrderedDict()
+        for name in _HOOK_DICTS:
+            d[name] = OrderedDict()
 
     def forward(self, *input):
         raise NotImplementedError(
@@ -374,6 +491,10 @@ class Module:
                 r = hook(self, args)
                 if r is not None:
                     args = r if isinstance(r, tuple) else (r,)
+        bw = None
+        if self._backward_hooks or self._backward_pre_hooks:
+            bw = _BackwardHookState(self, list(self._backward_hooks.values()), list(self._backward_pre_hooks.values()))
+            args = bw.setup_inputs(args)
         out = self.forward(*args, **kwargs)
         for hid, hook in list(self._forward_hooks.items()):
             if hid in self._forward_hooks_with_kwargs:
@@ -382,9 +503,72 @@ class Module:
                 r = hook(self, args, out)
             if r is not None:
                 out = r
+        if bw is not None:
+            out = bw.setup_outputs(out)
         return out
 
-    __call__ = _call_impl
+    def __call__(self, *args, **kwargs):
+        compiled = self.__dict__.get("_compiled_call_impl")
+        if compiled is not None:
+            return compiled(*args, **kwargs)
+        return self._call_impl(*args, **kwargs)
+
+    def compile(self, *args, **kwargs) -> None:
+        """Compile this module's __call__ in place with graphc.compile (the same arguments)."""
+        from ... import compile as graphc_compile
+        self.__dict__["_compiled_call_impl"] = graphc_compile(self._call_impl, *args, **kwargs)
+
+    def register_full_backward_hook(self, hook, prepend: bool = False) -> RemovableHandle:
+        """``hook(module, grad_input, grad_output) -> tuple | None``; grad_input are the gradients
+        w.r.t. the module's positional inputs (None for non-tensors), grad_output w.r.t. its outputs."""
+        return self._add_hook(self._backward_hooks, hook, prepend)
+
+    def register_full_backward_pre_hook(self, hook, prepend: bool = False) -> RemovableHandle:
+        """``hook(module, grad_output) -> tuple | None``, called before the module's gradients."""
+        return self._add_hook(self._backward_pre_hooks, hook, prepend)
+
+    def register_backward_hook(self, hook) -> RemovableHandle:
+        """Deprecated in PyTorch; graphc gives it the well-defined semantics of the full hook."""
+        return self.register_full_backward_hook(hook)
+
+    @staticmethod
+    def _add_hook(store: OrderedDict, hook, prepend: bool = False) -> RemovableHandle:
+        h = RemovableHandle(store)
+        store[h.id] = hook
+        if prepend:
+            store.move_to_end(h.id, last=False)
+        return h
+
+    def register_state_dict_pre_hook(self, hook) -> RemovableHandle:
+        """``hook(module, prefix, keep_vars)`` before this module's entries are collected."""
+        return self._add_hook(self._state_dict_pre_hooks, hook)
+
+    def register_state_dict_post_hook(self, hook) -> RemovableHandle:
+        """``hook(module, state_dict, prefix, local_metadata)``; may edit ``state_dict`` in place."""
+        def checked(module, state_dict, prefix, local_metadata):
+            if hook(module, state_dict, prefix, local_metadata) is not None:
+                raise RuntimeError("state_dict post-hook must return None")
+        return self._add_hook(self._state_dict_hooks, checked)
+
+    def _register_state_dict_hook(self, hook) -> RemovableHandle:
+        """The older private form, whose hook may return a replacement state dict."""
+        return self._add_hook(self._state_dict_hooks, hook)
+
+    def register_load_state_dict_pre_hook(self, hook) -> RemovableHandle:
+        """``hook(module, state_dict, prefix, local_metadata, strict, missing_keys, unexpected_keys,
+        error_msgs)`` before this module loads; may edit ``state_dict`` in place."""
+        def with_module(module, *args):
+            return hook(module, *args)
+        return self._add_hook(self._load_state_dict_pre_hooks, with_module)
+
+    def _register_load_state_dict_pre_hook(self, hook, with_module: bool = False) -> RemovableHandle:
+        if with_module:
+            return self.register_load_state_dict_pre_hook(hook)
+        return self._add_hook(self._load_state_dict_pre_hooks, lambda module, *args: hook(*args))
+
+    def register_load_state_dict_post_hook(self, hook) -> RemovableHandle:
+        """``hook(module, incompatible_keys)`` after loading; may edit the key lists in place."""
+        return self._add_hook(self._load_state_dict_post_hooks, hook)
 
     def register_forward_pre_hook(self, hook, *, prepend: bool = False, with_kwargs: bool = False) -> RemovableHandle:
         h = RemovableHandle(self._forward_pre_hooks)
@@ -414,6 +598,8 @@ class Module:
         for name, b in self._buffers.items():
             if b is not None and name not in self._non_persistent_buffers_set:
                 destination[prefix + name] = b if keep_vars else b.detach()
+        if self._has_extra_state("get_extra_state"):
+            destination[prefix + "_extra_state"] = self.get_extra_state()
 
     def state_dict(self, *args, destination=None, prefix: str = "", keep_vars: bool = False) -> "OrderedDict[str, Tensor]":
         if args:  # legacy positional (destination, prefix, keep_vars)
@@ -426,18 +612,48 @@ class Module:
             destination = OrderedDict()
             destination._metadata = OrderedDict()
         metadata = getattr(destination, "_metadata", None)
+        local_metadata = {"version": self._version}
         if metadata is not None:
-            metadata[prefix[:-1]] = {"version": self._version}
+            metadata[prefix[:-1]] = local_metadata
+        for hook in self._state_dict_pre_hooks.values():
+            hook(self, prefix, keep_vars)
         self._save_to_state_dict(destination, prefix, keep_vars)
         for name, m in self._modules.items():
             if m is not None:
                 m.state_dict(destination=destination, prefix=prefix + name + ".", keep_vars=keep_vars)
+        for hook in self._state_dict_hooks.values():
+            r = hook(self, destination, prefix, local_metadata)
+            if r is not None:
+                destination = r
         return destination
+
+    def get_extra_state(self):
+        raise RuntimeError("Reached a code path in Module.get_extra_state() that should never be called. Please "
+                           "file an issue at https://github.com/pytorch/pytorch/issues/new?template=bug-report.yml "
+                           "to report this bug.")
+
+    def set_extra_state(self, state) -> None:
+        raise RuntimeError("Reached a code path in Module.set_extra_state() that should never be called. Please "
+                           "file an issue at https://github.com/pytorch/pytorch/issues/new?template=bug-report.yml "
+                           "to report this bug.")
+
+    def _has_extra_state(self, name: str) -> bool:
+        return getattr(type(self), name) is not getattr(Module, name)
 
     def _load_from_state_dict(self, state_dict, prefix, local_metadata, strict, missing, unexpected, errors) -> None:
         """PyTorch's signature, so subclasses that override it (to rename or convert old keys) work."""
         from ...autograd.grad_mode import no_grad
+        for hook in self._load_state_dict_pre_hooks.values():
+            hook(self, state_dict, prefix, local_metadata, strict, missing, unexpected, errors)
         assign = local_metadata.get("assign_to_params_buffers", False)
+        extra_key = prefix + "_extra_state"
+        if self._has_extra_state("set_extra_state"):
+            if extra_key in state_dict:
+                self.set_extra_state(state_dict[extra_key])
+            elif strict:
+                missing.append(extra_key)
+        elif strict and extra_key in state_dict:
+            unexpected.append(extra_key)
         local = {**{k: v for k, v in self._parameters.items() if v is not None},
                  **{k: v for k, v in self._buffers.items()
                     if v is not None and k not in self._non_persistent_buffers_set}}
@@ -465,7 +681,7 @@ class Module:
                     current.copy_(value)
         if strict:
             for key in state_dict:
-                if key.startswith(prefix):
+                if key.startswith(prefix) and key != extra_key:
                     rest = key[len(prefix):]
                     head = rest.split(".", 1)[0]
                     if "." not in rest and head not in local:
@@ -493,6 +709,13 @@ class Module:
                 if child is not None:
                     child_prefix = prefix + name + "."
                     load(child, {k: v for k, v in local_state.items() if k.startswith(child_prefix)}, child_prefix)
+            if module._load_state_dict_post_hooks:
+                keys = _IncompatibleKeys(missing, unexpected)
+                for hook in module._load_state_dict_post_hooks.values():
+                    if hook(module, keys) is not None:
+                        raise RuntimeError("Hooks registered with ``register_load_state_dict_post_hook`` are not "
+                                           "expected to return new values, if incompatible_keys need to be modified,"
+                                           "it should be done inplace.")
 
         load(self, state_dict, "")
         if strict:
@@ -534,4 +757,35 @@ class Module:
 
     def __setstate__(self, state) -> None:
         self.__dict__.update(state)
+        for name in _HOOK_DICTS:  # objects pickled by an older graphc
+            self.__dict__.setdefault(name, OrderedDict())
+
+    def set_submodule(self, target: str, module: "Module", strict: bool = False) -> None:
+        if target == "":
+            raise ValueError("Cannot set the submodule without a target name!")
+        parent_path, _, name = target.rpartition(".")
+        parent = self.get_submodule(parent_path)
+        if strict and not hasattr(parent, name):
+            raise AttributeError(f"{parent._get_name()} has no attribute `{name}`")
+        if hasattr(parent, name) and not isinstance(getattr(parent, name), Module) and getattr(parent, name) is not None:
+            raise AttributeError(f"`{name}` is not an nn.Module")
+        setattr(parent, name, module)
+
+    def bfloat16(self) -> "Module":
+        bf16 = getattr(dtypes, "bfloat16", None)
+        if bf16 is None:
+            raise TypeError("graphc has no bfloat16 dtype")
+        return self.to(bf16)
+
+    def to_empty(self, *, device=None, recurse: bool = True) -> "Module":
+        return self
+
+    def xpu(self, device=None) -> "Module":
+        raise RuntimeError("graphc has no XPU backend")
+
+    def ipu(self, device=None) -> "Module":
+        raise RuntimeError("graphc has no IPU backend")
+
+    def mtia(self, device=None) -> "Module":
+        raise RuntimeError("graphc has no MTIA backend")
 
