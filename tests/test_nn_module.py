@@ -551,3 +551,114 @@ def test_parameter_basics():
     assert tuple(e.shape) == (0,) and e.requires_grad
     with pytest.raises(RuntimeError, match="floating point"):
         nn.Parameter(torch.tensor([1]))
+
+
+# ---- backward hooks, state-dict hooks, extra state ------------------------------------------------
+
+def _lin123():
+    m = nn.Linear(3, 2, bias=False)
+    with torch.no_grad():
+        m.weight.copy_(torch.tensor([[1.0, 2.0, 3.0], [4.0, 5.0, 6.0]]))
+    return m
+
+
+def test_full_backward_hook_sees_grad_input_and_output():
+    m = _lin123()
+    log = []
+    m.register_full_backward_hook(lambda mod, gi, go: log.append((mod, [g.tolist() for g in gi],
+                                                                  [g.tolist() for g in go])))
+    x = torch.ones(1, 3, requires_grad=True)
+    (m(x) * torch.tensor([[1.0, 2.0]])).sum().backward()
+    # grad_output = [[1, 2]]; grad_input = grad_output @ W
+    assert log == [(m, [[[9.0, 12.0, 15.0]]], [[[1.0, 2.0]]])]
+    np.testing.assert_allclose(x.grad.numpy(), [[9.0, 12.0, 15.0]])
+
+
+def test_full_backward_hook_replaces_grad_input_and_pre_hook_grad_output():
+    m = _lin123()
+    h = m.register_full_backward_hook(lambda mod, gi, go: (gi[0] * 10,))
+    x = torch.ones(1, 3, requires_grad=True)
+    m(x).sum().backward()
+    np.testing.assert_allclose(x.grad.numpy(), [[50.0, 70.0, 90.0]])
+    np.testing.assert_allclose(m.weight.grad.numpy(), np.ones((2, 3)))  # parameter grads are not affected
+    h.remove()
+    m2 = _lin123()
+    seen = []
+    m2.register_full_backward_pre_hook(lambda mod, go: (go[0] * 2,))
+    m2.register_full_backward_hook(lambda mod, gi, go: seen.append(go[0].tolist()))
+    x = torch.ones(1, 3, requires_grad=True)
+    m2(x).sum().backward()
+    assert seen == [[[2.0, 2.0]]]                       # hooks see the replaced grad_output
+    np.testing.assert_allclose(x.grad.numpy(), [[10.0, 14.0, 18.0]])
+    np.testing.assert_allclose(m2.weight.grad.numpy(), np.full((2, 3), 2.0))
+    bad = nn.Linear(2, 2)
+    bad.register_full_backward_hook(lambda mod, gi, go: (gi[0], gi[0]))
+    with pytest.raises(RuntimeError, match="Backward hook returned an invalid number of grad_input, got 2, but "
+                                           "expected 1"):
+        bad(torch.ones(1, 2, requires_grad=True)).sum().backward()
+
+
+def test_full_backward_hook_without_input_grad_and_order():
+    m = nn.Sequential(nn.Linear(2, 2), nn.ReLU())
+    order = []
+    m[1].register_full_backward_hook(lambda mod, gi, go: order.append(("relu", gi[0] is None)))
+    m[0].register_full_backward_hook(lambda mod, gi, go: order.append(("linear", gi[0] is None)))
+    with pytest.warns(UserWarning, match="Full backward hook is firing when gradients are computed with respect "
+                                         "to module outputs since no inputs require gradients"):
+        m(torch.ones(1, 2)).sum().backward()
+    assert order == [("relu", False), ("linear", True)]  # reverse order; the Linear's input needs no grad
+
+
+def test_state_dict_and_load_hooks():
+    lin = nn.Linear(1, 1)
+    log = []
+    lin.register_state_dict_pre_hook(lambda mod, prefix, keep_vars: log.append(prefix))
+    lin.register_state_dict_post_hook(lambda mod, sd, prefix, meta: sd.pop(prefix + "bias") and None)
+    seq = nn.Sequential(lin)
+    assert list(seq.state_dict()) == ["0.weight"] and log == ["0."]
+    lin2 = nn.Linear(1, 1)
+    lin2.register_load_state_dict_pre_hook(lambda mod, sd, prefix, *rest: sd.update({prefix + "bias": torch.zeros(1)}))
+    seen = []
+    lin2.register_load_state_dict_post_hook(lambda mod, keys: seen.append(list(keys.missing_keys)))
+    assert nn.Sequential(lin2).load_state_dict({"0.weight": torch.zeros(1, 1)}).missing_keys == []
+    assert seen == [[]]
+    lin3 = nn.Linear(1, 1)
+    lin3.register_load_state_dict_post_hook(lambda mod, keys: keys.missing_keys.clear())
+    assert lin3.load_state_dict({"weight": torch.zeros(1, 1)}).missing_keys == []
+
+
+def test_extra_state_roundtrip():
+    class Counter(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.lin = nn.Linear(1, 1)
+            self.steps = 3
+
+        def get_extra_state(self):
+            return {"steps": self.steps}
+
+        def set_extra_state(self, state):
+            self.steps = state["steps"]
+
+    a = Counter()
+    sd = a.state_dict()
+    assert list(sd) == ["_extra_state", "lin.weight", "lin.bias"]
+    b = Counter()
+    b.steps = 0
+    b.load_state_dict(sd)
+    assert b.steps == 3
+    with pytest.raises(RuntimeError, match='Missing key\\(s\\) in state_dict: "_extra_state"'):
+        Counter().load_state_dict({k: v for k, v in sd.items() if k != "_extra_state"})
+    with pytest.raises(RuntimeError, match='Unexpected key\\(s\\) in state_dict: "_extra_state"'):
+        nn.Linear(1, 1).load_state_dict({"weight": torch.zeros(1, 1), "bias": torch.zeros(1), "_extra_state": 1})
+
+
+def test_set_submodule_and_compile():
+    m = nn.Sequential(nn.Sequential(nn.Linear(1, 1)))
+    m.set_submodule("0.0", nn.ReLU())
+    assert isinstance(m[0][0], nn.ReLU)
+    net = nn.Sequential(nn.Linear(3, 4), nn.ReLU(), nn.Linear(4, 2))
+    x = torch.randn(5, 3)
+    eager = net(x).detach().numpy()
+    net.compile()
+    np.testing.assert_allclose(net(x).detach().numpy(), eager, rtol=1e-5, atol=1e-6)

@@ -120,12 +120,14 @@ def split(joint: Graph, first_ct: int, n_outputs: int, diff_outputs: list[int], 
 
     recomputed: list[Node] = []
     if recompute:
+        # the user's outputs are returned anyway: saving one costs nothing, recomputing does
+        returned = {id(o) for o in joint.outputs[:n_outputs]}
         changed = True
         while changed:
             changed = False
             for v in needed(bwd_nodes + recomputed):
                 n = producer.get(id(v))
-                if n is not None and _is_cheap(n) and n not in recomputed:
+                if n is not None and _is_cheap(n) and n not in recomputed and id(v) not in returned:
                     recomputed.append(n)
                     changed = True
         order = {id(n): i for i, n in enumerate(joint.nodes)}
