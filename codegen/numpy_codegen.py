@@ -72,7 +72,10 @@ LOWERINGS[P.cast] = lambda n, a: f"np.asarray({a[0]}).astype(np.{n.attrs['dtype'
 LOWERINGS[P.copy] = lambda n, a: f"np.array({a[0]})"
 LOWERINGS[P.stop_gradient] = lambda n, a: a[0]
 LOWERINGS[P.relu] = lambda n, a: f"np.maximum({a[0]}, 0)"
-_OUT_CAPABLE.append(P.relu)
+# scipy's ufuncs run in one pass and accept out= (scipy is imported only if a graph uses them)
+LOWERINGS[P.sigmoid] = lambda n, a: f"_special().expit({a[0]})"
+LOWERINGS[P.erf] = lambda n, a: f"_special().erf({a[0]})"
+_OUT_CAPABLE += [P.relu, P.sigmoid, P.erf]
 LOWERINGS[P.full] = lambda n, a: f"np.full({n.attrs['shape']!r}, {_literal(n.attrs['value'])}, np.{n.output.dtype.np.name})"
 LOWERINGS[P.concat] = lambda n, a: f"np.concatenate(({', '.join(a)},), axis={n.attrs['axis']})"
 for _p, _name in [(P.sum, "sum"), (P.prod, "prod"), (P.amax, "max"), (P.amin, "min")]:
@@ -171,10 +174,15 @@ def _fix(out, dtype_name: str) -> np.ndarray:
     return out if out.dtype.name == dtype_name else out.astype(dtype_name)
 
 
+def _special():
+    import scipy.special
+    return scipy.special
+
+
 def namespace() -> dict:
     from graphc.ir import dtypes
     return {"np": np, "_impl": {name: p.impl for name, p in PRIMITIVES.items()}, "_fix": _fix,
-            "_dtypes": {d.name: d for d in dtypes.ALL_DTYPES}}
+            "_special": _special, "_dtypes": {d.name: d for d in dtypes.ALL_DTYPES}}
 
 
 def compile_source(src: str, fn_name: str = "kernel", buffers=()):

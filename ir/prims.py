@@ -72,8 +72,8 @@ def _no_bool(op: str, hint: str):
 
 
 def _sigmoid(x):
-    # tanh form never overflows, unlike 1 / (1 + exp(-x)) for large negative x
-    return 0.5 * (1.0 + np.tanh(0.5 * x))
+    from scipy.special import expit  # one pass, overflow-free; imported on first use
+    return expit(x)
 
 
 def _erf(x):

@@ -436,7 +436,12 @@ def scaled_dot_product_attention(q, k, v, mask, scale):
     nd = len(_shape(k))
     kt = P.permute(k, dims=tuple(range(nd - 2)) + (nd - 1, nd - 2))
     scores = P.mul(P.matmul(q, kt), scale)
-    if mask is not None:
-        scores = P.add(scores, mask)
-    return P.matmul(softmax(scores, len(_shape(scores)) - 1), v)
+    last = len(_shape(scores)) - 1
+    if mask is None:
+        return P.matmul(softmax(scores, last), v)
+    scores = P.add(scores, mask)
+    # PyTorch's safe softmax: a query whose every key is masked out attends to nothing (zeros, not NaN)
+    dead = P.eq(P.amax(scores, dims=(last,), keepdim=True), -math.inf)
+    weights = P.where(dead, 0.0, softmax(P.where(dead, 0.0, scores), last))
+    return P.matmul(weights, v)
 

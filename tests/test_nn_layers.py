@@ -1096,3 +1096,14 @@ def test_embedding_bag(mode):
         close(bag(torch.tensor(idx), torch.tensor(offsets), per_sample_weights=t64(psw))[0],
               (w[idx[:4]] * psw[:4, None]).sum(0))
     assert repr(bag) == f"EmbeddingBag(10, 3, mode='{mode}')"
+
+
+def test_more_gradchecks():
+    idx = torch.tensor([[0, 3, 3], [4, 1, 0]])
+    assert gradcheck(lambda w: F.embedding(idx, w), (t64(rand(5, 2), True),))
+    check_grads(nn.InstanceNorm1d(2, affine=True), rand(2, 2, 4))
+    check_grads(nn.MaxPool1d(3, 2, 1, ceil_mode=True), rand(1, 2, 6))
+    check_grads(nn.AvgPool1d(3, 2, 1), rand(1, 2, 6))
+    check_grads(nn.LocalResponseNorm(2), rand(1, 3, 4))
+    check_grads(nn.PixelShuffle(2), rand(1, 4, 2, 2))
+    check_grads(nn.ReflectionPad2d((1, 0, 2, 1)), rand(1, 1, 3, 3))

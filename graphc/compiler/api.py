@@ -100,6 +100,24 @@ def _signature(spec) -> Any:
     return ("C", type(c).__name__, id(c))
 
 
+def _constant_change(old, new):
+    """(old value, new value) of the first Python scalar that differs between two signatures
+    of the same structure; None if the structure itself differs."""
+    if not (isinstance(old, tuple) and isinstance(new, tuple) and len(old) == len(new)):
+        return None
+    if len(old) == 3 and old[0] == new[0] == "C":
+        if old[1] in _SCALARS and new[1] in _SCALARS and old != new:
+            return old[2], new[2]
+        return None
+    for a, b in zip(old, new):
+        if a != b:
+            return _constant_change(a, b)
+    return None
+
+
+_SCALARS = ("bool", "int", "float", "str", "NoneType")
+
+
 def _tensor_guard(t: Tensor) -> tuple:
     return (tuple(t.shape), t.dtype.name, t.requires_grad)
 
@@ -191,6 +209,16 @@ class CompiledFunction:
                  tuple(m.training for m in self.modules))
         return guard, leaves, spec
 
+    def _closest(self, guard: tuple) -> tuple:
+        """The cached guard that differs from ``guard`` in the fewest parts (latest on ties): the
+        recompile reason is reported against it."""
+        def distance(old: tuple) -> int:
+            d = sum(a != b for a, b in zip(old[:4:2], guard[:4:2])) + (old[3] != guard[3])
+            if len(old[1]) != len(guard[1]):
+                return d + 1 + len(guard[1])
+            return d + sum(a != b for x, y in zip(old[1], guard[1]) for a, b in zip(x, y))
+        return min(reversed([e.guard for e in self.cache.values()]), key=distance)
+
     @staticmethod
     def _why(old: tuple, new: tuple) -> str:
         if old[2] != new[2]:
@@ -198,6 +226,9 @@ class CompiledFunction:
         if old[3] != new[3]:
             return "a module's training flag changed (train()/eval())"
         if old[0] != new[0]:
+            change = _constant_change(old[0], new[0])
+            if change is not None:
+                return f"a Python argument changed from {change[0]!r} to {change[1]!r}"
             return "the Python (non-tensor) arguments or their structure changed"
         for i, (a, b) in enumerate(zip(old[1], new[1])):
             for what, x, y in (("shape", a[0], b[0]), ("dtype", a[1], b[1]), ("requires_grad", a[2], b[2])):
@@ -217,8 +248,7 @@ class CompiledFunction:
                 return self.fn(*args, **kwargs)
             if self.cache:
                 self.recompiles += 1
-                prev = list(self.cache.values())[-1].guard
-                reason = self._why(prev, guard)
+                reason = self._why(self._closest(guard), guard)
                 self.history.append(f"recompile #{self.recompiles}: {reason}")
                 _emit("recompiles", f"{self.name}: recompiling because {reason}")
                 if self.recompiles > RECOMPILE_LIMIT:
@@ -368,8 +398,10 @@ class CompiledFunction:
         if entry.backward is not None:
             edges = tuple(gradient_edge(inputs[i]) for i in entry.wrt)
             meta = [(user[i].shape, user[i].dtype) for i in entry.diff_outputs]
-            # saved values that are the inputs' own arrays are not copied: check their versions
+            # saved values that are the inputs' own arrays (or the returned outputs' arrays) are not
+            # copied: check their versions at backward, as eager autograd does for saved tensors
             by_array = {id(a): t for a, t in zip(arrays, inputs)}
+            by_array.update((id(a), t) for a, t in zip(user, results))
             watched = [(by_array[id(a)], by_array[id(a)]._version) for a in saved if id(a) in by_array]
             node = CompiledBackward(entry, saved, edges, meta, watched)
             for k, i in enumerate(entry.diff_outputs):

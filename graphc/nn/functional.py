@@ -29,6 +29,27 @@ def _tuple(v, n: int, name: str = "argument") -> tuple[int, ...]:
     return (int(v),) * n
 
 
+_SCALAR_NAMES = {"float32": "Float", "float64": "Double", "float16": "Half", "bfloat16": "BFloat16",
+                 "int64": "Long", "int32": "Int", "int16": "Short", "int8": "Char", "uint8": "Byte", "bool": "Bool",
+                 "complex64": "ComplexFloat", "complex128": "ComplexDouble"}
+_C_NAMES = {"float32": "float", "float64": "double", "float16": "c10::Half", "bfloat16": "c10::BFloat16",
+            "int64": "long int", "int32": "int", "bool": "bool"}
+
+
+def _scalar(dtype) -> str:
+    """PyTorch's ScalarType name ('Float', 'Long', ...) used in its error messages."""
+    return _SCALAR_NAMES.get(dtype.name, dtype.name)
+
+
+def _check_params_dtype(input: Tensor, *params) -> None:
+    """CPU norm kernels: float32/float64 inputs need parameters and statistics of the same dtype."""
+    if input.dtype.name not in ("float32", "float64"):
+        return
+    for p in params:
+        if p is not None and p.dtype is not input.dtype:
+            raise RuntimeError(f"mixed dtype (CPU): expect parameter to have scalar type of {_scalar(input.dtype)}")
+
+
 def _check_float(x: Tensor, fn: str) -> None:
     if not isinstance(x, Tensor):
         raise TypeError(f"{fn}(): argument 'input' must be Tensor, not {type(x).__name__}")
@@ -150,6 +171,9 @@ def threshold(input: Tensor, threshold: float, value: float, inplace: bool = Fal
 # ---- linear, embedding, dropout -------------------------------------------------------------
 
 def linear(input: Tensor, weight: Tensor, bias: Tensor | None = None) -> Tensor:
+    if input.dtype is not weight.dtype:
+        raise RuntimeError(f"mat1 and mat2 must have the same dtype, but got {_scalar(input.dtype)} and "
+                           f"{_scalar(weight.dtype)}")
     if input.shape[-1] != weight.shape[-1]:
         rows = int(np.prod(input.shape[:-1])) if input.ndim > 1 else 1
         raise RuntimeError(
@@ -171,8 +195,11 @@ def embedding(input: Tensor, weight: Tensor, padding_idx: int | None = None, max
     if input.dtype.is_floating_point:
         raise RuntimeError("Expected tensor for argument #1 'indices' to have one of the following scalar "
                            f"types: Long, Int; but got {input.type()} instead (while checking arguments for embedding)")
-    if padding_idx is not None and padding_idx < 0:
-        padding_idx += weight.shape[0]
+    if padding_idx is not None:
+        if not -weight.shape[0] <= padding_idx < weight.shape[0]:
+            raise AssertionError("Padding_idx must be within num_embeddings")
+        if padding_idx < 0:
+            padding_idx += weight.shape[0]
     if input.numel() and _has_values(input) and (
             int(input._data.min()) < 0 or int(input._data.max()) >= weight.shape[0]):
         raise IndexError("index out of range in self")
@@ -288,8 +315,11 @@ def _conv(input, weight, bias, stride, padding, dilation, groups, nsp, name):
         raise RuntimeError(
             f"Given groups={groups}, weight of size {list(weight.shape)}, expected input{list(input.shape)} "
             f"to have {weight.shape[1] * groups} channels, but got {c} channels instead")
+    if bias is not None and bias.dtype is not x.dtype:
+        c = lambda d: _C_NAMES.get(d.name, d.name)  # noqa: E731
+        raise RuntimeError(f"Input type ({c(x.dtype)}) and bias type ({c(bias.dtype)}) should be the same")
     if x.dtype is not weight.dtype:
-        raise RuntimeError(f"Input type ({x.dtype}) and weight type ({weight.dtype}) should be the same")
+        raise RuntimeError(f"expected scalar type {_scalar(x.dtype)} but found {_scalar(weight.dtype)}")
     for i in range(nsp):
         eff = dilation[i] * (kernel[i] - 1) + 1
         if x.shape[2 + i] + pads[i][0] + pads[i][1] < eff:
@@ -544,9 +574,11 @@ def pad(input: Tensor, pad, mode: str = "constant", value: float | None = None) 
 def interpolate(input: Tensor, size=None, scale_factor=None, mode: str = "nearest", align_corners=None,
                 recompute_scale_factor=None, antialias: bool = False) -> Tensor:
     nsp = input.ndim - 2
-    if nsp < 1:
-        raise ValueError(f"Input Error: Only 3D, 4D and 5D input Tensors supported (got {input.ndim}D) for the modes: "
-                         f"nearest | linear | bilinear | bicubic | trilinear | area | nearest-exact (got {mode})")
+    if nsp < 1 or nsp > 3 or mode not in ("nearest", "nearest-exact", "linear", "bilinear", "bicubic", "trilinear",
+                                          "area", "lanczos"):
+        raise NotImplementedError(
+            f"Input Error: Only 3D, 4D and 5D input Tensors supported (got {input.ndim}D) for the modes: "
+            f"nearest | linear | bilinear | bicubic | trilinear | lanczos | area | nearest-exact (got {mode})")
     in_sp = tuple(input.shape[2:])
     if align_corners is not None and mode not in ("linear", "bilinear", "bicubic", "trilinear"):
         raise ValueError("align_corners option can only be set with the interpolating modes: "
@@ -601,7 +633,7 @@ def interpolate(input: Tensor, size=None, scale_factor=None, mode: str = "neares
             w = Tensor._make(frac.reshape(shape))
             a = P.take(x, Tensor._make(lo), axis=2 + i)
             b = P.take(x, Tensor._make(hi), axis=2 + i)
-            x = a + (b - a) * w
+            x = a * (1 - w) + b * w
         return x
     raise NotImplementedError(f"interpolate mode {mode!r} is not supported by graphc "
                               "(nearest, nearest-exact, linear, bilinear, bicubic, trilinear and area are)")
@@ -641,6 +673,11 @@ def layer_norm(input: Tensor, normalized_shape, weight=None, bias=None, eps: flo
         raise RuntimeError(
             f"Given normalized_shape={list(ns)}, expected input with shape [*, {', '.join(map(str, ns))}], but "
             f"got input of size{list(input.shape)}")
+    if input.dtype.name in ("float32", "float64"):
+        for p in (weight, bias):
+            if p is not None and p.dtype is not input.dtype:
+                raise RuntimeError("mixed dtype (CPU): all inputs must share same datatype." if input.dtype.name ==
+                                   "float64" else "mixed dtype (CPU): expect parameter to have scalar type of Float")
     return call_composite("layer_norm", input, len(ns), weight, bias, eps)
 
 
@@ -657,11 +694,13 @@ def group_norm(input: Tensor, num_groups: int, weight=None, bias=None, eps: floa
     if input.shape[1] % num_groups:
         raise RuntimeError(f"Expected number of channels in input to be divisible by num_groups, but got input "
                            f"of shape {list(input.shape)} and num_groups={num_groups}")
+    _check_params_dtype(input, weight, bias)
     return call_composite("group_norm", input, num_groups, weight, bias, eps)
 
 
 def batch_norm(input: Tensor, running_mean, running_var, weight=None, bias=None, training: bool = False,
                momentum: float | None = 0.1, eps: float = 1e-5) -> Tensor:
+    _check_params_dtype(input, weight, bias, running_mean, running_var)
     if training:
         count = input.numel() // input.shape[1]
         if count <= 1:
@@ -756,7 +795,11 @@ def scaled_dot_product_attention(query, key, value, attn_mask=None, dropout_p: f
         scores = math_ops.matmul(query, key.transpose(nd - 2, nd - 1)) * scale
         if mask is not None:
             scores = scores + mask
-        attn = dropout(math_ops.softmax(scores, -1), dropout_p, True)
+            dead = scores.amax(-1, keepdim=True) == -math.inf   # fully masked rows attend to nothing
+            attn = math_ops.where(dead, 0.0, math_ops.softmax(math_ops.where(dead, 0.0, scores), -1))
+        else:
+            attn = math_ops.softmax(scores, -1)
+        attn = dropout(attn, dropout_p, True)
         return math_ops.matmul(attn, value)
     return call_composite("scaled_dot_product_attention", query, key, value, mask, scale)
 
@@ -797,6 +840,8 @@ def smooth_l1_loss(input, target, size_average=None, reduce=None, reduction: str
 
 
 def huber_loss(input, target, reduction: str = "mean", delta: float = 1.0, weight=None) -> Tensor:
+    if delta <= 0:
+        raise RuntimeError("huber_loss does not support non-positive values for delta.")
     _check_same_size(input, target, "huber_loss")
     return call_composite("huber_loss", input, target, reduction, delta)
 
@@ -808,6 +853,8 @@ def _has_values(t) -> bool:
 
 
 def _check_targets(target, nclass, ignore_index):
+    if target.dtype.name not in ("int64", "uint8"):
+        raise RuntimeError(f"expected target dtype to be Long or Byte, but got {_scalar(target.dtype)}")
     if not _has_values(target):
         return
     t = target._data
@@ -828,9 +875,8 @@ def cross_entropy(input, target, weight=None, size_average=None, ignore_index: i
                   reduction: str = "mean", label_smoothing: float = 0.0) -> Tensor:
     if not 0.0 <= label_smoothing <= 1.0:
         raise RuntimeError(f"label_smoothing must be between 0.0 and 1.0. Got: {label_smoothing}")
-    if target.dtype.is_floating_point:
-        if tuple(target.shape) != tuple(input.shape):
-            raise RuntimeError(f"Expected target size {list(input.shape)}, got {list(target.shape)}")
+    if target.dtype.is_floating_point and tuple(target.shape) == tuple(input.shape):
+        pass  # class probabilities
     else:
         if input.ndim >= 2 and input.shape[0] != target.shape[0]:
             raise ValueError(f"Expected input batch_size ({input.shape[0]}) to match target batch_size ({target.shape[0]}).")
@@ -845,8 +891,9 @@ def binary_cross_entropy(input, target, weight=None, size_average=None, reduce=N
     if tuple(target.shape) != tuple(input.shape):
         raise ValueError(f"Using a target size ({target.shape}) that is different to the input size "
                          f"({input.shape}) is deprecated. Please ensure they have the same size.")
-    d = input._data
-    if (d < 0).any() or (d > 1).any():
+    if target.dtype is not input.dtype:
+        raise RuntimeError(f"Found dtype {_scalar(target.dtype)} but expected {_scalar(input.dtype)}")
+    if _has_values(input) and ((input._data < 0).any() or (input._data > 1).any()):
         raise RuntimeError("all elements of input should be between 0 and 1")
     return call_composite("binary_cross_entropy", input, target, weight, _reduction(size_average, reduce, reduction))
 

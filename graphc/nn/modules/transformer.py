@@ -149,6 +149,16 @@ class MultiheadAttention(Module):
         return out, w
 
 
+def _relu_or_gelu(act) -> int:
+    """PyTorch's ``activation_relu_or_gelu`` flag: 1 for relu, 2 for gelu, 0 otherwise."""
+    if act == "relu" or act is F.relu or isinstance(act, ReLU):
+        return 1
+    from .activation import GELU
+    if act == "gelu" or act is F.gelu or isinstance(act, GELU):
+        return 2
+    return 0
+
+
 def _activation(act):
     if isinstance(act, str):
         if act == "relu":
@@ -173,6 +183,7 @@ class TransformerEncoderLayer(Module):
         self.norm2 = LayerNorm(d_model, eps=layer_norm_eps, bias=bias, dtype=dtype)
         self.dropout1 = Dropout(dropout)
         self.dropout2 = Dropout(dropout)
+        self.activation_relu_or_gelu = _relu_or_gelu(activation)
         self.activation = _activation(activation)
 
     def _sa_block(self, x, attn_mask, key_padding_mask, is_causal):
@@ -209,6 +220,7 @@ class TransformerDecoderLayer(Module):
         self.norm2 = LayerNorm(d_model, eps=layer_norm_eps, bias=bias, dtype=dtype)
         self.norm3 = LayerNorm(d_model, eps=layer_norm_eps, bias=bias, dtype=dtype)
         self.dropout1, self.dropout2, self.dropout3 = Dropout(dropout), Dropout(dropout), Dropout(dropout)
+        self.activation_relu_or_gelu = _relu_or_gelu(activation)
         self.activation = _activation(activation)
 
     def _sa_block(self, x, attn_mask, key_padding_mask, is_causal):
