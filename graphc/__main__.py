@@ -1,4 +1,4 @@
-"""The ``graphc`` command: ``graphc dump SCRIPT.py [args...] --out DIR --format text|dot``.
+"""The ``graphc`` command: ``graphc dump SCRIPT.py --out DIR --format text|dot [-- script args]``.
 
 Runs the script; every function it compiles writes its stages (traced graph, graph after each
 pass, forward/backward split, generated code, DOT pictures with --format dot) under DIR.
@@ -19,8 +19,15 @@ def main(argv: list[str] | None = None) -> int:
     d.add_argument("--format", choices=["text", "dot"], default="text",
                    help="'dot' also writes Graphviz pictures of each graph")
     d.add_argument("script", help="the Python script to run")
-    d.add_argument("args", nargs=argparse.REMAINDER, help="arguments passed to the script")
-    ns = p.parse_args(argv)
+    # graphc's options may come before or after the script; everything else (or everything after
+    # a `--`) is passed to the script
+    argv = list(sys.argv[1:] if argv is None else argv)
+    script_args: list[str] = []
+    if "--" in argv:
+        cut = argv.index("--")
+        argv, script_args = argv[:cut], argv[cut + 1:]
+    ns, extra = p.parse_known_args(argv)
+    ns.args = extra + script_args
     if not os.path.isfile(ns.script):
         p.error(f"no such script: {ns.script}")
     from graphc.compiler import dump

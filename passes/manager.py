@@ -56,6 +56,7 @@ class PassRecord:
     nodes_before: int
     nodes_after: int
     text: str
+    graph: str = ""  # the name of the graph the pass ran on
 
 
 class PassManager:
@@ -78,7 +79,7 @@ class PassManager:
             if self.verify:
                 verify(g)
             text = check_roundtrip(g, f"of {g.name} after {name}") if CHECK_ROUNDTRIP else print_graph(g)
-            self.report.append(PassRecord(name, dt, before, len(g.nodes), text))
+            self.report.append(PassRecord(name, dt, before, len(g.nodes), text, g.name))
         return g
 
     def summary(self) -> str:

@@ -179,7 +179,7 @@ def rnn(mode, x, params, hidden_size, num_layers=1, bidirectional=False, h0=None
             b_ih = params.get("bias_ih" + sfx, 0.0)
             b_hh = params.get("bias_hh" + sfx, 0.0)
             k = layer * dirs + d
-            h = np.zeros((n_, hidden_size)) if h0 is None else h0[k]
+            h = np.zeros((n_, w_hh.shape[1])) if h0 is None else h0[k]   # proj_size wide with projections
             c = np.zeros((n_, hidden_size)) if c0 is None else c0[k]
             ys = [None] * t_
             for t in (reversed(range(t_)) if d else range(t_)):
@@ -190,6 +190,8 @@ def rnn(mode, x, params, hidden_size, num_layers=1, bidirectional=False, h0=None
                     i, f, g, o = sigmoid(i), sigmoid(f), np.tanh(g), sigmoid(o)
                     c = f * c + i * g
                     h = o * np.tanh(c)
+                    if "weight_hr" + sfx in params:     # LSTM with proj_size: h_t = W_hr (o * tanh(c_t))
+                        h = h @ params["weight_hr" + sfx].T
                 elif mode == "GRU":
                     r_i, z_i, n_i = np.split(xt @ w_ih.T + b_ih, 3, axis=1)
                     r_h, z_h, n_h = np.split(h @ w_hh.T + b_hh, 3, axis=1)

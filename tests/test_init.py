@@ -232,3 +232,65 @@ def test_clip_grads_with_norm_and_total_norm():
     assert total.item() == pytest.approx(5.0)
     nn.utils.clip_grads_with_norm_(ps, 1.0, total)
     np.testing.assert_allclose(npy(ps[0].grad), [3 / (5 + 1e-6), 4 / (5 + 1e-6)], rtol=1e-6)
+
+
+# ---- weight_norm / spectral_norm / parametrize --------------------------------------------------
+
+def test_parametrized_weight_norm():
+    torch.manual_seed(0)
+    m = nn.Linear(3, 4).double()
+    w0 = npy(m.weight).copy()
+    nn.utils.parametrizations.weight_norm(m)
+    assert type(m).__name__ == "ParametrizedLinear" and isinstance(m, nn.Linear)
+    assert sorted(m.state_dict()) == ["bias", "parametrizations.weight.original0", "parametrizations.weight.original1"]
+    g = npy(m.parametrizations.weight.original0)
+    np.testing.assert_allclose(g, np.linalg.norm(w0, axis=1, keepdims=True))  # g = ||w|| per output row
+    np.testing.assert_allclose(npy(m.weight), w0)                             # initially w is unchanged
+    with torch.no_grad():
+        m.parametrizations.weight.original0.mul_(2.0)
+    np.testing.assert_allclose(npy(m.weight), 2 * w0)
+    x = torch.tensor(np.ones((1, 3)), requires_grad=True)
+    m(x).sum().backward()
+    assert m.parametrizations.weight.original1.grad is not None
+    nn.utils.parametrize.remove_parametrizations(m, "weight")
+    assert type(m) is nn.Linear and sorted(m.state_dict()) == ["bias", "weight"]
+    np.testing.assert_allclose(npy(m.weight), 2 * w0)
+
+
+def test_old_weight_norm_and_custom_parametrization():
+    m = nn.Conv2d(2, 3, 2).double()
+    w0 = npy(m.weight).copy()
+    with pytest.warns(FutureWarning, match="weight_norm` is deprecated"):
+        nn.utils.weight_norm(m, dim=0)
+    assert sorted(m.state_dict()) == ["bias", "weight_g", "weight_v"]
+    assert tuple(m.weight_g.shape) == (3, 1, 1, 1)
+    np.testing.assert_allclose(npy(m.weight), w0)
+    nn.utils.remove_weight_norm(m)
+    assert sorted(m.state_dict()) == ["bias", "weight"] and isinstance(m.weight, nn.Parameter)
+
+    class Symmetric(nn.Module):
+        def forward(self, X):
+            return X.triu() + X.triu(1).transpose(-1, -2)
+
+    lin = nn.Linear(3, 3)
+    nn.utils.parametrize.register_parametrization(lin, "weight", Symmetric())
+    w = npy(lin.weight)
+    np.testing.assert_array_equal(w, w.T)
+    assert nn.utils.parametrize.is_parametrized(lin, "weight")
+    assert not nn.utils.parametrize.is_parametrized(lin, "bias")
+
+
+def test_spectral_norm_normalizes_largest_singular_value():
+    torch.manual_seed(0)
+    m = nn.Linear(6, 4).double()
+    nn.utils.parametrizations.spectral_norm(m)
+    assert sorted(m.state_dict()) == ["bias", "parametrizations.weight.0._u", "parametrizations.weight.0._v",
+                                      "parametrizations.weight.original"]
+    for _ in range(20):  # power iterations run in training mode, one per access
+        w = npy(m.weight)
+    assert np.linalg.svd(w, compute_uv=False)[0] == pytest.approx(1.0, rel=1e-6)
+    old = nn.Linear(6, 4).double()
+    nn.utils.spectral_norm(old, n_power_iterations=30)
+    old(torch.ones(1, 6, dtype=torch.float64))
+    assert sorted(old.state_dict()) == ["bias", "weight_orig", "weight_u", "weight_v"]
+    assert np.linalg.svd(npy(old.weight), compute_uv=False)[0] == pytest.approx(1.0, rel=1e-6)

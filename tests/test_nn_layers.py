@@ -1107,3 +1107,24 @@ def test_more_gradchecks():
     check_grads(nn.LocalResponseNorm(2), rand(1, 3, 4))
     check_grads(nn.PixelShuffle(2), rand(1, 4, 2, 2))
     check_grads(nn.ReflectionPad2d((1, 0, 2, 1)), rand(1, 1, 3, 3))
+
+
+def test_lstm_proj_size():
+    torch.manual_seed(0)
+    m = nn.LSTM(3, 5, num_layers=2, bidirectional=True, proj_size=2).double()
+    shapes = dict((n, tuple(p.shape)) for n, p in m.named_parameters())
+    assert shapes["weight_hh_l0"] == (20, 2) and shapes["weight_hr_l0"] == (2, 5)
+    assert shapes["weight_ih_l1_reverse"] == (20, 4)
+    assert list(shapes)[:5] == ["weight_ih_l0", "weight_hh_l0", "bias_ih_l0", "bias_hh_l0", "weight_hr_l0"]
+    x, h0, c0 = rand(4, 2, 3), rand(4, 2, 2), rand(4, 2, 5)
+    out, (hn, cn) = m(t64(x), (t64(h0), t64(c0)))
+    want_out, want_h, want_c = _rnn_np(m, x, h0, c0)
+    assert tuple(out.shape) == (4, 2, 4) and tuple(hn.shape) == (4, 2, 2) and tuple(cn.shape) == (4, 2, 5)
+    close(out, want_out)
+    close(hn, want_h)
+    close(cn, want_c)
+    assert repr(nn.LSTM(3, 5, proj_size=2)) == "LSTM(3, 5, proj_size=2)"
+    with pytest.raises(ValueError, match="proj_size has to be smaller than hidden_size"):
+        nn.LSTM(3, 5, proj_size=5)
+    with pytest.raises(ValueError, match="proj_size argument is only supported for LSTM"):
+        nn.GRU(3, 5, proj_size=2)

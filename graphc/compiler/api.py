@@ -137,6 +137,7 @@ class Entry:
     out_requires_grad: list = field(default_factory=list)
     diff_outputs: list = field(default_factory=list)
     wrt: list = field(default_factory=list)          # input positions differentiated
+    lifted_slots: list = field(default_factory=list) # per lifted tensor: (module, its dict, key) or None
     eager_reason: str | None = None
     stages: dict = field(default_factory=dict)
 
@@ -241,14 +242,15 @@ class CompiledFunction:
     def __call__(self, *args, **kwargs):
         guard, leaves, spec = self._guard(args, kwargs)
         entry = self.cache.get(guard)
-        if entry is not None and entry.eager_reason is None and not self._lifted_ok(entry):
+        stale = self._lifted_changed(entry) if entry is not None and entry.eager_reason is None else None
+        if stale is not None:
             entry = None
         if entry is None:
             if self.gave_up:  # past the recompile limit: what is compiled still runs compiled
                 return self.fn(*args, **kwargs)
             if self.cache:
                 self.recompiles += 1
-                reason = self._why(self._closest(guard), guard)
+                reason = stale or self._why(self._closest(guard), guard)
                 self.history.append(f"recompile #{self.recompiles}: {reason}")
                 _emit("recompiles", f"{self.name}: recompiling because {reason}")
                 if self.recompiles > RECOMPILE_LIMIT:
@@ -264,15 +266,17 @@ class CompiledFunction:
             return self.fn(*args, **kwargs)
         return self._run(entry, leaves)
 
-    def _lifted_ok(self, entry: Entry) -> bool:
+    @staticmethod
+    def _lifted_changed(entry: Entry) -> str | None:
+        """Why the tensors the entry reads by identity are no longer right for it (None: they are):
+        a module's parameter or buffer was replaced by another tensor, or one changed shape/dtype."""
+        for t, slot in zip(entry.lifted, entry.lifted_slots):
+            if slot is not None and slot[1].get(slot[2]) is not t:
+                return f"{type(slot[0]).__name__}.{slot[2]} was replaced by another tensor"
         for t, (shape, dtype) in zip(entry.lifted, entry.stages.get("lifted_types", [])):
-            if t is RNG_KEY:
-                continue
-            if tuple(t.shape) != shape or t.dtype.name != dtype:
-                self.history.append("a lifted tensor (parameter/buffer) changed shape or dtype")
-                _emit("recompiles", f"{self.name}: recompiling because a parameter or buffer changed shape/dtype")
-                return False
-        return True
+            if t is not RNG_KEY and (tuple(t.shape) != shape or t.dtype.name != dtype):
+                return "a parameter or buffer the function reads changed shape or dtype"
+        return None
 
     def _compile(self, args, kwargs, guard, leaves, spec) -> Entry:
         entry = Entry(guard)
@@ -315,6 +319,14 @@ class CompiledFunction:
         n_user_inputs = len(leaves)
         lifted = [t for v, t in (trace.lifted[k] for k in trace.lifted)]
         entry.lifted = lifted
+        # where modules hold the lifted tensors: replacing one (``m.weight = Parameter(...)``) recompiles
+        slots: dict[int, tuple] = {}
+        for m in list(self.modules) + trace.modules:
+            for kind in ("_parameters", "_buffers"):
+                for key, t in m.__dict__.get(kind, {}).items():
+                    if t is not None:
+                        slots.setdefault(id(t), (m, m.__dict__[kind], key))
+        entry.lifted_slots = [slots.get(id(t)) for t in lifted]
         entry.stages["lifted_types"] = [(tuple(t.shape), t.dtype.name) if t is not RNG_KEY else ((2,), "int64")
                                         for t in lifted]
         entry.mutated = [t for t, _ in trace.mutations.values()]
@@ -339,7 +351,7 @@ class CompiledFunction:
             entry.forward = self._lower(split.forward, self.name + "_forward", entry,
                                         saved_from=len(out_values) + len(entry.mutated))
             entry.backward = self._lower(split.backward, self.name + "_backward", entry)
-            entry.wrt, entry.diff_outputs = wrt, diff_outputs
+            entry.wrt, entry.diff_outputs = split.wrt, diff_outputs
             entry.stages["forward"] = print_graph(split.forward)
             entry.stages["backward"] = print_graph(split.backward)
             entry.stages["code"] = entry.forward.source + "\n" + entry.backward.source

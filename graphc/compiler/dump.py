@@ -4,43 +4,63 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from graphc.ir.graph import Graph
+from graphc.ir.graph import Graph, format_type
 
 
 def to_dot(g: Graph) -> str:
-    """Graphviz DOT text of the graph's data flow."""
-    lines = [f'digraph "{g.name}" {{', "  rankdir=TB;", '  node [shape=box, fontname="monospace"];']
-    for v in g.inputs:
-        lines.append(f'  "in_{v.name}" [label="%{v.name}\\n{v.dtype.short}{list(v.shape)} {v.role}", shape=ellipse];')
-    for n in g.nodes:
-        o = n.output
-        lines.append(f'  "n_{o.name}" [label="%{o.name} = {n.prim.name}\\n{o.dtype.short}{list(o.shape)}"];')
-        for x in n.value_inputs():
-            src = f"in_{x.name}" if x.producer is None else f"n_{x.name}"
-            lines.append(f'  "{src}" -> "n_{o.name}";')
+    """Graphviz DOT text of the graph's data flow (a fused node is one box listing its body)."""
+    import json
+    q = json.dumps  # DOT's quoted strings use the same escapes as JSON for what we print
+    where: dict[int, str] = {}
+    lines = [f"digraph {q(g.name)} {{", "  rankdir=TB;", '  node [shape=box, fontname="monospace"];']
+    for i, v in enumerate(g.inputs):
+        where[id(v)] = f"in{i}"
+        lines.append(f"  in{i} [label={q(f'%{v.name}' + chr(10) + f'{format_type(v.type)} {v.role}')}, "
+                     "shape=ellipse];")
+    for i, n in enumerate(g.nodes):
+        outs = ", ".join(f"%{o.name}: {format_type(o.type)}" for o in n.outputs)
+        label = f"{outs}{chr(10)}= {n.prim.name}"
+        if n.prim.name == "fused":
+            label += f" {n.attrs['kind']}: " + ", ".join(b.prim.name for b in n.attrs["body"].nodes)
+        lines.append(f"  n{i} [label={q(label)}];")
+        for x in dict.fromkeys(n.value_inputs()):
+            lines.append(f"  {where[id(x)]} -> n{i};")
+        for o in n.outputs:
+            where[id(o)] = f"n{i}"
     for i, o in enumerate(g.outputs):
-        src = f"in_{o.name}" if o.producer is None else f"n_{o.name}"
-        lines.append(f'  "out{i}" [shape=plaintext]; "{src}" -> "out{i}";')
+        lines.append(f"  out{i} [label={q(f'output {i}')}, shape=plaintext]; {where[id(o)]} -> out{i};")
     lines.append("}")
     return "\n".join(lines) + "\n"
 
 
 def write_stages(folder: str, name: str, index: int, stages: dict, graph: Graph, fmt: str = "text") -> Path:
-    """One subfolder per compiled specialization: traced graph, graph after each pass, the
-    forward/backward split, generated code, and (fmt='dot') DOT pictures."""
+    """One subfolder per compiled specialization: traced graph, graph after each pass (the passes
+    on the forward and backward graphs are labelled so), the forward/backward split, fusion
+    decisions, memory plans, generated code, and (fmt='dot') DOT pictures."""
     base = Path(folder) / f"{name}_{index}"
     base.mkdir(parents=True, exist_ok=True)
     (base / "00_traced.ir").write_text(stages["traced"])
-    for i, rec in enumerate(stages.get("passes", []) + stages.get("lowering", []), 1):
-        (base / f"{i:02d}_after_{rec.name}.ir").write_text(rec.text)
-    if stages.get("fusion"):
-        (base / "60_fusion.log").write_text("\n".join(stages["fusion"]) + "\n")
+    records = [(rec, "") for rec in stages.get("passes", [])]
+    for rec in stages.get("lowering", []):
+        label = rec.graph[len(name) + 1:] if rec.graph.startswith(name + "_") else "lowered"
+        records.append((rec, label + "_"))
+    for i, (rec, label) in enumerate(records, 1):
+        (base / f"{i:02d}_{label}after_{rec.name}.ir").write_text(rec.text)
     if "forward" in stages:
         (base / "50_forward.ir").write_text(stages["forward"])
         (base / "51_backward.ir").write_text(stages["backward"])
+    if stages.get("fusion"):
+        (base / "60_fusion.log").write_text("\n".join(stages["fusion"]) + "\n")
+    if stages.get("memory"):
+        (base / "70_memory.txt").write_text("\n".join(stages["memory"]) + "\n")
     (base / "90_code.py").write_text(stages["code"])
     if fmt == "dot":
+        from graphc.ir.printer import parse_graph
+        (base / "00_traced.dot").write_text(to_dot(parse_graph(stages["traced"])))
         (base / "graph.dot").write_text(to_dot(graph))
+        if "forward" in stages:
+            (base / "50_forward.dot").write_text(to_dot(parse_graph(stages["forward"])))
+            (base / "51_backward.dot").write_text(to_dot(parse_graph(stages["backward"])))
     _config["written"].append(str(base))
     return base
 

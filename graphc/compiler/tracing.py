@@ -50,6 +50,20 @@ def user_location() -> str:
     return "<unknown>"
 
 
+_VALUE_READERS = {"item": ".item()", "tolist": ".tolist()", "numpy": ".numpy()", "__bool__": "bool(tensor)",
+                  "__float__": "float(tensor)", "__int__": "int(tensor)", "__index__": "using a tensor as an index"}
+
+
+def _guarded_reader(trace: "Trace", name: str, reader):
+    def read(self, *args, **kwargs):
+        if trace.is_state(self):
+            raise GraphBreak(f"{_VALUE_READERS[name]} reads the values of a parameter or buffer, which may change "
+                             "between calls")
+        return reader(self, *args, **kwargs)
+    read.__name__ = name
+    return read
+
+
 def _caller() -> str:
     """``function (graphc/file.py)`` of the code that asked a symbolic tensor for its data."""
     f = sys._getframe(2)
@@ -102,14 +116,28 @@ class Trace:
             return call(module, *args, **kwargs)
 
         Module.__call__ = traced_call
+        # reading the values of a parameter or buffer would bake them into the graph, though
+        # they change between calls (optimizer steps, running statistics): a graph break
+        self._readers = {name: Tensor.__dict__[name] for name in _VALUE_READERS}
+        for name, reader in self._readers.items():
+            setattr(Tensor, name, _guarded_reader(self, name, reader))
         return self
 
     def __exit__(self, *exc) -> None:
         from ..nn.modules.module import Module
         Module.__call__ = self._module_call
+        for name, reader in self._readers.items():
+            setattr(Tensor, name, reader)
         pop_default_handler()
         tensors.TRACING = False
         _active.trace = None
+
+    def is_state(self, t: Tensor) -> bool:
+        """A tensor whose values may differ at the next call: lifted, a parameter, or a buffer
+        of a module called while tracing."""
+        if id(t) in self.lifted or t.is_param:
+            return True
+        return any(b is t for m in self.modules for b in m.__dict__.get("_buffers", {}).values())
 
     def value_of(self, t: Tensor) -> Value:
         """The IR value for a concrete tensor: a lifted input (by identity) or a constant."""

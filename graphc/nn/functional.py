@@ -265,10 +265,9 @@ def alpha_dropout(input, p=0.5, training=False, inplace=False):
     if not training or p == 0:
         return input
     alpha = -1.7580993408473766
-    keep = grandom.gen(None).random(input._data.shape) >= p
+    mask = (grandom.uniform_tensor(tuple(input.shape), input.dtype) >= p).to(input.dtype)
     a = (1 - p + p * alpha ** 2 * (1 - p)) ** -0.5
     b = -a * alpha * p
-    mask = Tensor._make(keep.astype(input._data.dtype))
     return (input * mask + alpha * (1 - mask)) * a + b
 
 

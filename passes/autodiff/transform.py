@@ -52,9 +52,11 @@ def _needs_grad(g: Graph, wrt: set[int]) -> set[int]:
     return live
 
 
-def build_joint(fwd: Graph, wrt: list[int], diff_outputs: list[int]) -> tuple[Graph, int]:
-    """The forward graph plus cotangent inputs and gradient outputs (returns it and the index of
-    the first cotangent input)."""
+def build_joint(fwd: Graph, wrt: list[int], diff_outputs: list[int]) -> tuple[Graph, int, list[int]]:
+    """The forward graph plus cotangent inputs and gradient outputs. Returns it, the index of the
+    first cotangent input, and the inputs of ``wrt`` a gradient actually reaches (in order):
+    an input used only through non-differentiable ops gets no gradient (its .grad stays None,
+    as in eager mode)."""
     g, _ = _clone(fwd)
     live = _needs_grad(g, set(wrt))
     first_ct = len(g.inputs)
@@ -78,12 +80,9 @@ def build_joint(fwd: Graph, wrt: list[int], diff_outputs: list[int]) -> tuple[Gr
                 if gx.dtype is not x.dtype:
                     gx = P.cast(gx, dtype=x.dtype)
                 ct[id(x)] = P.add(ct[id(x)], gx) if id(x) in ct else gx
-        grads_out = []
-        for i in wrt:
-            x = g.inputs[i]
-            grads_out.append(ct[id(x)] if id(x) in ct else P.full(shape=x.shape, value=0, dtype=x.dtype))
-    g.set_outputs(list(g.outputs) + grads_out)
-    return g, first_ct
+    reached = [i for i in wrt if id(g.inputs[i]) in ct]
+    g.set_outputs(list(g.outputs) + [ct[id(g.inputs[i])] for i in reached])
+    return g, first_ct, reached
 
 
 def _is_cheap(n: Node) -> bool:
@@ -172,6 +171,6 @@ def _materialize(bwd: Graph, b: dict, o: Value) -> Value:
 
 
 def differentiate(fwd: Graph, wrt: list[int], diff_outputs: list[int]) -> SplitGraphs:
-    joint, first_ct = build_joint(fwd, wrt, diff_outputs)
-    return split(joint, first_ct, len(fwd.outputs), diff_outputs, wrt)
+    joint, first_ct, reached = build_joint(fwd, wrt, diff_outputs)
+    return split(joint, first_ct, len(fwd.outputs), diff_outputs, reached)
 

@@ -15,15 +15,17 @@ from .module import Module
 _GATES = {"RNN_TANH": 1, "RNN_RELU": 1, "LSTM": 4, "GRU": 3}
 
 
-def _cell_step(mode: str, gi, h, c, w_hh, b_hh):
-    """One time step given the precomputed input projection ``gi`` (N, gates*H)."""
+def _cell_step(mode: str, gi, h, c, w_hh, b_hh, w_hr=None):
+    """One time step given the precomputed input projection ``gi`` (N, gates*H); ``w_hr`` is the
+    LSTM output projection (proj_size > 0)."""
     gh = math_ops.matmul(h, w_hh.t())
     if b_hh is not None:
         gh = gh + b_hh
     if mode == "LSTM":
         i, f, g, o = (gi + gh).chunk(4, 1)
         c = f.sigmoid() * c + i.sigmoid() * g.tanh()
-        return o.sigmoid() * c.tanh(), c
+        h = o.sigmoid() * c.tanh()
+        return (h if w_hr is None else math_ops.matmul(h, w_hr.t())), c
     if mode == "GRU":
         ir, iz, in_ = gi.chunk(3, 1)
         hr, hz, hn = gh.chunk(3, 1)
@@ -52,25 +54,33 @@ class RNNBase(Module):
             warnings.warn("dropout option adds dropout after all but last recurrent layer, so non-zero dropout "
                           f"expects num_layers greater than 1, but got dropout={dropout} and num_layers={num_layers}",
                           stacklevel=3)
-        if proj_size:
-            raise NotImplementedError("LSTM proj_size is not supported by graphc")
+        if proj_size < 0:
+            raise ValueError("proj_size should be a positive integer or zero to disable projections")
+        if proj_size >= hidden_size:
+            raise ValueError("proj_size has to be smaller than hidden_size")
+        if proj_size and mode != "LSTM":
+            raise ValueError("proj_size argument is only supported for LSTM, not RNN or GRU")
         self.mode, self.input_size, self.hidden_size = mode, input_size, hidden_size
         self.num_layers, self.bias, self.batch_first = num_layers, bias, batch_first
         self.dropout, self.bidirectional, self.proj_size = float(dropout), bidirectional, proj_size
         gate = _GATES[mode] * hidden_size
         dirs = 2 if bidirectional else 1
+        real_hidden = proj_size if proj_size > 0 else hidden_size
         self._flat_weights_names = []
         for layer in range(num_layers):
             for d in range(dirs):
                 sfx = f"_l{layer}" + ("_reverse" if d else "")
-                in_size = input_size if layer == 0 else hidden_size * dirs
+                in_size = input_size if layer == 0 else real_hidden * dirs
                 names = [f"weight_ih{sfx}", f"weight_hh{sfx}"]
                 setattr(self, names[0], Parameter(creation.empty(gate, in_size, dtype=dtype)))
-                setattr(self, names[1], Parameter(creation.empty(gate, hidden_size, dtype=dtype)))
+                setattr(self, names[1], Parameter(creation.empty(gate, real_hidden, dtype=dtype)))
                 if bias:
                     names += [f"bias_ih{sfx}", f"bias_hh{sfx}"]
-                    setattr(self, names[2], Parameter(creation.empty(gate, dtype=dtype)))
-                    setattr(self, names[3], Parameter(creation.empty(gate, dtype=dtype)))
+                    setattr(self, f"bias_ih{sfx}", Parameter(creation.empty(gate, dtype=dtype)))
+                    setattr(self, f"bias_hh{sfx}", Parameter(creation.empty(gate, dtype=dtype)))
+                if proj_size > 0:
+                    names.append(f"weight_hr{sfx}")
+                    setattr(self, f"weight_hr{sfx}", Parameter(creation.empty(proj_size, hidden_size, dtype=dtype)))
                 self._flat_weights_names += names
         self.reset_parameters()
 
@@ -81,13 +91,19 @@ class RNNBase(Module):
 
     @property
     def all_weights(self):
-        return [[getattr(self, n) for n in self._flat_weights_names[i:i + (4 if self.bias else 2)]]
-                for i in range(0, len(self._flat_weights_names), 4 if self.bias else 2)]
+        per = (4 if self.bias else 2) + (1 if self.proj_size > 0 else 0)
+        return [[getattr(self, n) for n in self._flat_weights_names[i:i + per]]
+                for i in range(0, len(self._flat_weights_names), per)]
+
+    @property
+    def _flat_weights(self):
+        return [getattr(self, n) for n in self._flat_weights_names]
 
     def _weights(self, layer: int, direction: int):
         sfx = f"_l{layer}" + ("_reverse" if direction else "")
         get = lambda n: getattr(self, n + sfx) if self.bias or n.startswith("weight") else None  # noqa: E731
-        return get("weight_ih"), get("weight_hh"), get("bias_ih"), get("bias_hh")
+        w_hr = getattr(self, "weight_hr" + sfx) if self.proj_size > 0 else None
+        return get("weight_ih"), get("weight_hh"), get("bias_ih"), get("bias_hh"), w_hr
 
     def forward(self, input, hx=None):
         from ..utils.rnn import PackedSequence
@@ -112,10 +128,12 @@ class RNNBase(Module):
         if x.shape[-1] != self.input_size:
             raise RuntimeError(f"input.size(-1) must be equal to input_size. Expected {self.input_size}, got {x.shape[-1]}")
         dirs = 2 if self.bidirectional else 1
-        state_shape = (self.num_layers * dirs, x.shape[1], self.hidden_size)
+        real_hidden = self.proj_size if self.proj_size > 0 else self.hidden_size
+        state_shape = (self.num_layers * dirs, x.shape[1], real_hidden)
+        cell_shape = (self.num_layers * dirs, x.shape[1], self.hidden_size)
         if hx is None:
             h0 = creation.zeros(state_shape, dtype=x.dtype)
-            return h0, (creation.zeros(state_shape, dtype=x.dtype) if is_lstm else None)
+            return h0, (creation.zeros(cell_shape, dtype=x.dtype) if is_lstm else None)
         if is_lstm and not (isinstance(hx, (tuple, list)) and len(hx) == 2):
             raise RuntimeError("LSTM expects hx as a tuple (h_0, c_0)")
         h0, c0 = hx if is_lstm else (hx, None)
@@ -124,9 +142,9 @@ class RNNBase(Module):
                 raise RuntimeError(f"For unbatched 2-D input, hx should also be 2-D but got {h0.dim()}-D tensor")
             h0 = h0.unsqueeze(1)
             c0 = c0.unsqueeze(1) if c0 is not None else None
-        for name, st in (("hidden", h0), ("cell", c0)):
-            if st is not None and tuple(st.shape) != state_shape:
-                raise RuntimeError(f"Expected {name} size {state_shape}, got {list(st.shape)}")
+        for name, st, shape in (("hidden", h0, state_shape), ("cell", c0, cell_shape)):
+            if st is not None and tuple(st.shape) != shape:
+                raise RuntimeError(f"Expected {name} size {shape}, got {list(st.shape)}")
         return h0, c0
 
     def _run(self, x, h0, c0, lengths):
@@ -143,7 +161,7 @@ class RNNBase(Module):
         for layer in range(self.num_layers):
             outs = []
             for d in range(dirs):
-                w_ih, w_hh, b_ih, b_hh = self._weights(layer, d)
+                w_ih, w_hh, b_ih, b_hh, w_hr = self._weights(layer, d)
                 gi_all = math_ops.matmul(layer_in, w_ih.t())
                 if b_ih is not None:
                     gi_all = gi_all + b_ih
@@ -152,7 +170,7 @@ class RNNBase(Module):
                 steps = range(seq_len - 1, -1, -1) if d else range(seq_len)
                 ys = [None] * seq_len
                 for t in steps:
-                    h_new, c_new = _cell_step(self.mode, gi_all[t], h, c, w_hh, b_hh)
+                    h_new, c_new = _cell_step(self.mode, gi_all[t], h, c, w_hh, b_hh, w_hr)
                     if masks is not None:
                         h_new = math_ops.where(masks[t], h_new, h)
                         c_new = math_ops.where(masks[t], c_new, c) if is_lstm else None
@@ -199,6 +217,8 @@ class RNNBase(Module):
 
     def extra_repr(self) -> str:
         s = f"{self.input_size}, {self.hidden_size}"
+        if self.proj_size != 0:
+            s += f", proj_size={self.proj_size}"
         if self.num_layers != 1:
             s += f", num_layers={self.num_layers}"
         if self.bias is not True:

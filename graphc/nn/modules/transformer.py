@@ -8,7 +8,7 @@ import numpy as np
 
 from graphc.ir import dtypes as dt
 
-from ... import creation, math_ops, shape_ops
+from ... import creation, math_ops
 from ...tensors import Tensor
 from .. import functional as F
 from .. import init

@@ -1,0 +1,166 @@
+"""Every nn layer and loss runs under graphc.compile (as one graph: fullgraph=True) and equals eager:
+outputs, input and parameter gradients, and buffers written during the call."""
+from __future__ import annotations
+
+import copy
+
+import numpy as np
+import pytest
+
+import graphc
+import graphc.nn as nn
+from graphc.tensors import Tensor
+
+
+def _r(*shape, seed=0, lo=-1.0, hi=1.0):
+    rng = np.random.default_rng(seed + sum(shape))
+    return graphc.from_numpy(np.asarray(rng.random(shape) * (hi - lo) + lo, dtype=np.float64))
+
+
+def _idx(high, *shape, seed=1):
+    return graphc.from_numpy(np.random.default_rng(seed).integers(0, high, shape).astype(np.int64))
+
+
+def _leaves(obj):
+    if isinstance(obj, Tensor):
+        return [obj]
+    if isinstance(obj, (tuple, list)):
+        return [t for o in obj for t in _leaves(o)]
+    return []
+
+
+LAYERS = {
+    "Linear": (lambda: nn.Linear(4, 3), lambda: (_r(2, 4),)),
+    "Bilinear": (lambda: nn.Bilinear(3, 4, 2), lambda: (_r(2, 3), _r(2, 4))),
+    "Identity": (lambda: nn.Identity(), lambda: (_r(2, 3),)),
+    "Flatten": (lambda: nn.Flatten(), lambda: (_r(2, 3, 4),)),
+    "Unflatten": (lambda: nn.Unflatten(1, (2, 2)), lambda: (_r(3, 4),)),
+    "Conv1d": (lambda: nn.Conv1d(2, 3, 3, padding=1), lambda: (_r(2, 2, 7),)),
+    "Conv2d-groups-stride": (lambda: nn.Conv2d(2, 4, 3, stride=2, padding=1, groups=2), lambda: (_r(2, 2, 7, 7),)),
+    "Conv2d-same-dilation": (lambda: nn.Conv2d(2, 3, 3, padding="same", dilation=2), lambda: (_r(1, 2, 6, 6),)),
+    "Conv2d-reflect": (lambda: nn.Conv2d(2, 3, 3, padding=1, padding_mode="reflect", bias=False),
+                       lambda: (_r(1, 2, 5, 5),)),
+    "Conv3d": (lambda: nn.Conv3d(1, 2, 2), lambda: (_r(1, 1, 4, 4, 4),)),
+    "ConvTranspose1d": (lambda: nn.ConvTranspose1d(2, 3, 3, stride=2), lambda: (_r(2, 2, 5),)),
+    "ConvTranspose2d": (lambda: nn.ConvTranspose2d(2, 4, 3, stride=2, padding=1, output_padding=1, groups=2),
+                        lambda: (_r(2, 2, 4, 4),)),
+    "MaxPool1d": (lambda: nn.MaxPool1d(2), lambda: (_r(2, 3, 8),)),
+    "MaxPool2d-ceil": (lambda: nn.MaxPool2d(3, stride=2, padding=1, ceil_mode=True), lambda: (_r(2, 3, 7, 7),)),
+    "MaxPool3d": (lambda: nn.MaxPool3d(2), lambda: (_r(1, 2, 4, 4, 4),)),
+    "AvgPool1d": (lambda: nn.AvgPool1d(3, 2, 1), lambda: (_r(2, 3, 8),)),
+    "AvgPool2d-nopad": (lambda: nn.AvgPool2d(3, 2, 1, count_include_pad=False), lambda: (_r(2, 3, 7, 7),)),
+    "AvgPool3d": (lambda: nn.AvgPool3d(2), lambda: (_r(1, 2, 4, 4, 4),)),
+    "AdaptiveAvgPool1d": (lambda: nn.AdaptiveAvgPool1d(3), lambda: (_r(2, 3, 7),)),
+    "AdaptiveAvgPool2d": (lambda: nn.AdaptiveAvgPool2d((3, 2)), lambda: (_r(2, 3, 7, 5),)),
+    "AdaptiveAvgPool3d": (lambda: nn.AdaptiveAvgPool3d(2), lambda: (_r(1, 2, 4, 4, 4),)),
+    "AdaptiveMaxPool2d": (lambda: nn.AdaptiveMaxPool2d(2), lambda: (_r(2, 3, 5, 5),)),
+    "BatchNorm1d": (lambda: nn.BatchNorm1d(4), lambda: (_r(5, 4),)),
+    "BatchNorm2d": (lambda: nn.BatchNorm2d(3), lambda: (_r(4, 3, 5, 5),)),
+    "BatchNorm3d": (lambda: nn.BatchNorm3d(2), lambda: (_r(2, 2, 3, 3, 3),)),
+    "LayerNorm": (lambda: nn.LayerNorm((5,)), lambda: (_r(3, 4, 5),)),
+    "GroupNorm": (lambda: nn.GroupNorm(2, 4), lambda: (_r(3, 4, 5),)),
+    "InstanceNorm2d": (lambda: nn.InstanceNorm2d(3, affine=True), lambda: (_r(2, 3, 4, 4),)),
+    "RMSNorm": (lambda: nn.RMSNorm(5), lambda: (_r(3, 5),)),
+    "Embedding": (lambda: nn.Embedding(10, 4, padding_idx=0), lambda: (_idx(10, 3, 5),)),
+    "RNN": (lambda: nn.RNN(4, 5, num_layers=2, bidirectional=True, batch_first=True), lambda: (_r(2, 3, 4),)),
+    "LSTM": (lambda: nn.LSTM(4, 5, num_layers=2), lambda: (_r(3, 2, 4),)),
+    "GRU": (lambda: nn.GRU(4, 5, bidirectional=True), lambda: (_r(3, 2, 4),)),
+    "RNNCell": (lambda: nn.RNNCell(4, 5), lambda: (_r(2, 4), _r(2, 5))),
+    "LSTMCell": (lambda: nn.LSTMCell(4, 5), lambda: (_r(2, 4),)),
+    "GRUCell": (lambda: nn.GRUCell(4, 5), lambda: (_r(2, 4), _r(2, 5))),
+    "MultiheadAttention": (lambda: nn.MultiheadAttention(8, 2, batch_first=True),
+                           lambda: (_r(2, 3, 8), _r(2, 4, 8, seed=3), _r(2, 4, 8, seed=4))),
+    "TransformerEncoderLayer": (lambda: nn.TransformerEncoderLayer(8, 2, 16, dropout=0.0, batch_first=True),
+                                lambda: (_r(2, 3, 8),)),
+    "TransformerEncoder": (lambda: nn.TransformerEncoder(nn.TransformerEncoderLayer(8, 2, 16, dropout=0.0), 2),
+                           lambda: (_r(3, 2, 8),)),
+    "TransformerDecoderLayer": (lambda: nn.TransformerDecoderLayer(8, 2, 16, dropout=0.0, norm_first=True),
+                                lambda: (_r(3, 2, 8), _r(4, 2, 8, seed=5))),
+    "Transformer": (lambda: nn.Transformer(8, 2, 1, 1, 16, dropout=0.0),
+                    lambda: (_r(4, 2, 8), _r(3, 2, 8, seed=6))),
+    "PReLU": (lambda: nn.PReLU(3), lambda: (_r(2, 3, 4),)),
+    "GLU": (lambda: nn.GLU(), lambda: (_r(2, 6),)),
+}
+for _name, _cls, _args in [("ReLU", nn.ReLU, ()), ("ReLU6", nn.ReLU6, ()), ("LeakyReLU", nn.LeakyReLU, (0.1,)),
+                           ("ELU", nn.ELU, ()), ("CELU", nn.CELU, ()), ("SELU", nn.SELU, ()), ("GELU", nn.GELU, ()),
+                           ("GELU-tanh", nn.GELU, ("tanh",)), ("SiLU", nn.SiLU, ()), ("Mish", nn.Mish, ()),
+                           ("Sigmoid", nn.Sigmoid, ()), ("Tanh", nn.Tanh, ()), ("Softmax", nn.Softmax, (1,)),
+                           ("Softmin", nn.Softmin, (1,)), ("LogSoftmax", nn.LogSoftmax, (1,)),
+                           ("Softplus", nn.Softplus, ()), ("Softsign", nn.Softsign, ()), ("Hardtanh", nn.Hardtanh, ()),
+                           ("Hardsigmoid", nn.Hardsigmoid, ()), ("Hardswish", nn.Hardswish, ()),
+                           ("LogSigmoid", nn.LogSigmoid, ()), ("Tanhshrink", nn.Tanhshrink, ()),
+                           ("Threshold", nn.Threshold, (0.1, 20.0))]:
+    LAYERS[_name] = ((lambda c=_cls, a=_args: c(*a)), (lambda: (_r(3, 4, lo=-3, hi=3),)))
+
+LOSSES = {
+    "MSELoss": (lambda: nn.MSELoss(), lambda: (_r(3, 4), _r(3, 4, seed=2))),
+    "L1Loss": (lambda: nn.L1Loss(reduction="sum"), lambda: (_r(3, 4), _r(3, 4, seed=2))),
+    "SmoothL1Loss": (lambda: nn.SmoothL1Loss(beta=0.5), lambda: (_r(3, 4), _r(3, 4, seed=2))),
+    "HuberLoss": (lambda: nn.HuberLoss(delta=0.3), lambda: (_r(3, 4), _r(3, 4, seed=2))),
+    "CrossEntropyLoss": (lambda: nn.CrossEntropyLoss(label_smoothing=0.1, ignore_index=2),
+                         lambda: (_r(5, 4), _idx(4, 5))),
+    "CrossEntropyLoss-probs": (lambda: nn.CrossEntropyLoss(), lambda: (_r(5, 4), _r(5, 4, lo=0, hi=1).softmax(1))),
+    "NLLLoss": (lambda: nn.NLLLoss(weight=_r(4, lo=0.5, hi=1.5)), lambda: (_r(5, 4).log_softmax(1), _idx(4, 5))),
+    "BCELoss": (lambda: nn.BCELoss(), lambda: (_r(3, 4, lo=0.05, hi=0.95), _r(3, 4, lo=0, hi=1, seed=2))),
+    "BCEWithLogitsLoss": (lambda: nn.BCEWithLogitsLoss(pos_weight=_r(4, lo=0.5, hi=2)),
+                          lambda: (_r(3, 4, lo=-5, hi=5), _r(3, 4, lo=0, hi=1, seed=2))),
+    "KLDivLoss": (lambda: nn.KLDivLoss(reduction="batchmean"),
+                  lambda: (_r(3, 4).log_softmax(1), _r(3, 4, seed=2).softmax(1))),
+    "PoissonNLLLoss": (lambda: nn.PoissonNLLLoss(), lambda: (_r(3, 4), _r(3, 4, lo=0, hi=3, seed=2))),
+    "MarginRankingLoss": (lambda: nn.MarginRankingLoss(0.1),
+                          lambda: (_r(5), _r(5, seed=2), graphc.tensor([1., -1., 1., 1., -1.], dtype=graphc.float64))),
+    "CosineEmbeddingLoss": (lambda: nn.CosineEmbeddingLoss(0.2),
+                            lambda: (_r(4, 3), _r(4, 3, seed=2), graphc.tensor([1., -1., 1., -1.], dtype=graphc.float64))),
+}
+
+
+def _compare(factory, make_inputs, train: bool):
+    graphc.manual_seed(0)
+    eager_m = factory().double()
+    compiled_src = copy.deepcopy(eager_m)
+    eager_m.train(train)
+    compiled_src.train(train)
+    compiled = graphc.compile(compiled_src, fullgraph=True)
+    xs_e = [x.clone().requires_grad_(x.dtype.is_floating_point) for x in make_inputs()]
+    xs_c = [x.detach().clone().requires_grad_(x.dtype.is_floating_point) for x in xs_e]
+    out_e, out_c = _leaves(eager_m(*xs_e)), _leaves(compiled(*xs_c))
+    assert len(out_e) == len(out_c)
+    for a, b in zip(out_e, out_c):
+        np.testing.assert_allclose(b.detach().numpy(), a.detach().numpy(), rtol=1e-9, atol=1e-12)
+    weights = [_r(*o.shape, seed=9) for o in out_e]
+    diff_e = [(o * w).sum() for o, w in zip(out_e, weights) if o.requires_grad]
+    diff_c = [(o * w).sum() for o, w in zip(out_c, weights) if o.requires_grad]
+    if diff_e:
+        sum(diff_e).backward()
+        sum(diff_c).backward()
+    for a, b in zip(xs_e, xs_c):
+        if a.grad is not None or b.grad is not None:
+            np.testing.assert_allclose(b.grad.numpy(), a.grad.numpy(), rtol=1e-9, atol=1e-12)
+    for (name, p), (_, q) in zip(eager_m.named_parameters(), compiled_src.named_parameters()):
+        assert (p.grad is None) == (q.grad is None), name
+        if p.grad is not None:
+            np.testing.assert_allclose(q.grad.numpy(), p.grad.numpy(), rtol=1e-9, atol=1e-12, err_msg=name)
+    for (name, a), (_, b) in zip(eager_m.named_buffers(), compiled_src.named_buffers()):
+        np.testing.assert_allclose(b.numpy(), a.numpy(), rtol=1e-12, atol=1e-12, err_msg=name)
+
+
+@pytest.mark.parametrize("name", sorted(LAYERS))
+@pytest.mark.parametrize("train", [True, False], ids=["train", "eval"])
+def test_layer_compiled_equals_eager(name, train):
+    _compare(*LAYERS[name], train)
+
+
+@pytest.mark.parametrize("name", sorted(LOSSES))
+def test_loss_compiled_equals_eager(name):
+    _compare(*LOSSES[name], True)
+
+
+@pytest.mark.parametrize("cls", [nn.Dropout, nn.Dropout1d, nn.Dropout2d, nn.AlphaDropout])
+def test_dropout_compiles_and_draws_fresh_masks(cls):
+    m = cls(0.5)
+    cm = graphc.compile(m, fullgraph=True)
+    x = graphc.ones(8, 4, 6)
+    a, b = cm(x), cm(x)
+    assert not graphc.equal(a, b)  # a new key every call
+    m.eval()
+    assert graphc.equal(cm(x), x)  # identity in eval mode (a recompile on the training flag)
