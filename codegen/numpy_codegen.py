@@ -92,7 +92,8 @@ FRESH = WRITES_INTO | {P.where, P.cast, P.copy, P.full, P.concat}
 
 # Primitives numpy code cannot express (their output shape depends on data).
 UNSUPPORTED = {P.nonzero: "nonzero has a data-dependent output shape",
-               PRIMITIVES["fused"]: "fused nodes are inlined before numpy codegen (graphc.ir.fused.inline)"}
+               PRIMITIVES["fused"]: "fused nodes are inlined before numpy codegen (graphc.ir.fused.inline)",
+               PRIMITIVES["composite"]: "composite nodes are expanded by the decompose pass before codegen"}
 for _p in UNSUPPORTED:
     LOWERINGS.pop(_p, None)
 

@@ -13,7 +13,16 @@ import numpy as np
 from graphc.ir import dtypes as dt
 from graphc.ir import prims as P
 from graphc.ir.shapes import wrap_dim, wrap_dims
-from graphc.passes.decompositions import COMPOSITES
+from graphc.ir.composite import composite as composite_prim
+from graphc.passes.decompositions import COMPOSITES, layout_of
+
+# composites returning several tensors are expanded inline even while tracing
+MULTI_OUTPUT = frozenset({"max_dim", "min_dim", "batch_norm"})
+
+
+def _tracing() -> bool:
+    from .compiler.tracing import current_trace
+    return current_trace() is not None
 
 from .tensors import Tensor
 
@@ -36,8 +45,13 @@ def as_operand(x):
 
 
 def call_composite(name: str, *args, **kwargs):
-    """Run a composite and give its result's grad_fn PyTorch's name for the whole op."""
+    """Run a composite and give its result's grad_fn PyTorch's name for the whole op. While
+    tracing, a single-tensor composite becomes one ``composite`` node (the decompose pass expands
+    it), so traced graphs read like the user's code."""
     comp = COMPOSITES[name]
+    if _tracing() and name not in MULTI_OUTPUT:
+        layout, operands = layout_of(args, kwargs)
+        return composite_prim(*operands, name=name, layout=layout)
     out = comp.fn(*args, **kwargs)
     inputs = {id(a) for a in args}
     for o in (out if isinstance(out, tuple) else (out,)):

@@ -6,6 +6,8 @@ a live tensor at every call), or a constant.
 """
 from __future__ import annotations
 
+import hashlib
+import heapq
 from dataclasses import dataclass, field
 from typing import Any, Iterator
 
@@ -106,6 +108,31 @@ class Graph:
             if node in v.users:
                 v.users.remove(node)
         self.nodes.remove(node)
+
+    def toposort(self) -> None:
+        """Restore topological order after nodes were rewired (stable: keeps the current order
+        wherever dependencies allow)."""
+        position = {id(n): i for i, n in enumerate(self.nodes)}
+        pending = {id(n): sum(1 for x in n.value_inputs() if x.producer is not None) for n in self.nodes}
+        ready = [(position[id(n)], id(n), n) for n in self.nodes if pending[id(n)] == 0]
+        heapq.heapify(ready)
+        order = []
+        while ready:
+            _, _, n = heapq.heappop(ready)
+            order.append(n)
+            for o in n.outputs:
+                for u in set(o.users):
+                    pending[id(u)] -= sum(1 for x in u.inputs if x is o)
+                    if pending[id(u)] == 0:
+                        heapq.heappush(ready, (position[id(u)], id(u), u))
+        if len(order) != len(self.nodes):
+            raise RuntimeError(f"graph {self.name} has a cycle")
+        self.nodes = order
+
+    def structural_hash(self) -> str:
+        """A stable hash of the graph's structure (its canonical text form)."""
+        from .printer import print_graph
+        return hashlib.sha256(print_graph(self).encode()).hexdigest()
 
     def values(self) -> Iterator[Value]:
         yield from self.inputs

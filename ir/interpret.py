@@ -17,7 +17,8 @@ def run_node(node: Node, env: dict) -> np.ndarray | list[np.ndarray]:
     args = [env[id(x)] if isinstance(x, Value) else x for x in node.inputs]
     casts = prim.operand_casts(tuple(node.inputs), node.attrs)
     args = [a.astype(c.np, copy=False) if c is not None else a for a, c in zip(args, casts)]
-    out = prim.impl(*args, **node.attrs)
+    with np.errstate(all="ignore"):  # inf/nan follow IEEE rules silently, as in eager mode
+        out = prim.impl(*args, **node.attrs)
     if len(node.outputs) > 1:
         return [_as(o, v) for o, v in zip(out, node.outputs)]
     return _as(out, node.output)

@@ -221,3 +221,36 @@ def linear(x, weight, bias=None):
 
 # The neural-network composites register into the same table from their own module.
 from . import nn_decompositions  # noqa: E402,F401
+
+
+def layout_of(args: tuple, kwargs: dict) -> tuple[tuple, list]:
+    """Split a composite call's arguments into tensor operands and a printable layout that says
+    where each operand goes (("t", k)) and what the other arguments are (("v", value))."""
+    operands: list = []
+
+    def entry(a):
+        if hasattr(a, "shape") and hasattr(a, "dtype") and not isinstance(a, (int, float)):
+            operands.append(a)
+            return ("t", len(operands) - 1)
+        return ("v", a)
+
+    layout = tuple(entry(a) for a in args) + tuple(("k", k, entry(v)) for k, v in kwargs.items())
+    return layout, operands
+
+
+def expand(name: str, layout: tuple, operands: list):
+    """Apply composite ``name`` to ``operands`` laid out as ``layout`` (the inverse of layout_of)."""
+    def value(e):
+        return operands[e[1]] if e[0] == "t" else e[1]
+
+    args = [value(e) for e in layout if e[0] != "k"]
+    kwargs = {e[1]: value(e[2]) for e in layout if e[0] == "k"}
+    return COMPOSITES[name].fn(*args, **kwargs)
+
+
+def _register_expander() -> None:
+    from graphc.ir.composite import set_expander
+    set_expander(expand)
+
+
+_register_expander()

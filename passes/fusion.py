@@ -8,7 +8,6 @@ rejected candidate is logged with its reason (``GRAPHC_LOGS=fusion``).
 """
 from __future__ import annotations
 
-import heapq
 import logging
 
 import networkx as nx
@@ -113,6 +112,7 @@ def fuse(g: Graph, report: list | None = None) -> Graph:
     for grp in groups:
         if len(grp.nodes) > 1:
             _contract(g, grp)
+    g.toposort()  # once for all contractions (legality guarantees the result is acyclic)
     return g
 
 
@@ -141,25 +141,3 @@ def _contract(g: Graph, grp: _Group) -> None:
     node = add_fused_node(g, inputs, body, grp.kind, grp.domain, at)
     for old, new in zip(outs, node.outputs):
         g.replace_all_uses(old, new)
-    _toposort(g)
-
-
-def _toposort(g: Graph) -> None:
-    """Restore topological order after a contraction (stable: keeps the original order where it
-    can). Legality checks guarantee the contracted graph is acyclic."""
-    position = {id(n): i for i, n in enumerate(g.nodes)}
-    pending = {id(n): sum(1 for x in n.value_inputs() if x.producer is not None) for n in g.nodes}
-    ready = [(position[id(n)], id(n), n) for n in g.nodes if pending[id(n)] == 0]
-    heapq.heapify(ready)
-    order = []
-    while ready:
-        _, _, n = heapq.heappop(ready)
-        order.append(n)
-        for o in n.outputs:
-            for u in o.users:
-                pending[id(u)] -= sum(1 for x in u.inputs if x is o)
-                if pending[id(u)] == 0:
-                    heapq.heappush(ready, (position[id(u)], id(u), u))
-    if len(order) != len(g.nodes):
-        raise RuntimeError("fusion produced a cycle (legality check missed a dependency)")
-    g.nodes = order

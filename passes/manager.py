@@ -90,9 +90,11 @@ class PassManager:
 def default_pipeline() -> list[tuple[str, Pass]]:
     from .cse import cse
     from .dce import dce
+    from .decompose import decompose
     from .fold import constant_fold
     from .simplify import simplify
-    return [("simplify", simplify), ("constant_fold", constant_fold), ("cse", cse), ("dce", dce)]
+    return [("decompose", decompose), ("simplify", simplify), ("constant_fold", constant_fold),
+            ("cse", cse), ("dce", dce)]
 
 
 def lowering_pipeline(fusion_log: list | None = None) -> list[tuple[str, Pass]]:

@@ -16,11 +16,10 @@ def _same(v: Value, n) -> bool:
 
 def simplify(g: Graph) -> Graph:
     changed = True
-    while changed:
+    while changed:  # sweeps in topological order until nothing changes (usually two)
         changed = False
+        removed: set[int] = set()
         for n in list(g.nodes):
-            if n not in g.nodes:
-                continue
             a = n.inputs[0] if n.inputs else None
             b = n.inputs[1] if len(n.inputs) > 1 else None
             new = None
@@ -61,6 +60,11 @@ def simplify(g: Graph) -> Graph:
                 continue
             if new is not None:
                 g.replace_all_uses(n.output, new)
-                g.remove_node(n)
+                for v in n.value_inputs():
+                    if n in v.users:
+                        v.users.remove(n)
+                removed.add(id(n))
                 changed = True
+        if removed:  # one pass over the node list, not one list.remove per node
+            g.nodes = [n for n in g.nodes if id(n) not in removed]
     return g

@@ -213,21 +213,36 @@ def rnn(mode, x, params, hidden_size, num_layers=1, bidirectional=False, h0=None
 # ---- attention ----------------------------------------------------------------------------------
 
 def mha(q, k, v, num_heads, w_q, w_k, w_v, b_q, b_k, b_v, w_o, b_o, attn_mask=None,
-        key_padding_mask=None, average=True):
-    """torch.nn.MultiheadAttention, sequence-first (L, N, E). Boolean masks: True = not allowed."""
+        key_padding_mask=None, average=True, bias_k=None, bias_v=None, zero_attn=False):
+    """torch.nn.MultiheadAttention, sequence-first (L, N, E). Boolean masks: True = not allowed.
+    ``bias_k``/``bias_v`` (E,) add one learned key/value; ``zero_attn`` one all-zero key/value."""
     L, N, E = q.shape
-    S = k.shape[0]
     hd = E // num_heads
+    Kp, Vp = k @ w_k.T + b_k, v @ w_v.T + b_v
+    extra = 0
+    if bias_k is not None:
+        Kp = np.concatenate([Kp, np.broadcast_to(bias_k, (1, N, E))])
+        Vp = np.concatenate([Vp, np.broadcast_to(bias_v, (1, N, E))])
+        extra += 1
+    if zero_attn:
+        Kp = np.concatenate([Kp, np.zeros((1, N, E))])
+        Vp = np.concatenate([Vp, np.zeros((1, N, E))])
+        extra += 1
+    S = Kp.shape[0]
     Q = (q @ w_q.T + b_q).reshape(L, N, num_heads, hd).transpose(1, 2, 0, 3)
-    K = (k @ w_k.T + b_k).reshape(S, N, num_heads, hd).transpose(1, 2, 0, 3)
-    V = (v @ w_v.T + b_v).reshape(S, N, num_heads, hd).transpose(1, 2, 0, 3)
+    K = Kp.reshape(S, N, num_heads, hd).transpose(1, 2, 0, 3)
+    V = Vp.reshape(S, N, num_heads, hd).transpose(1, 2, 0, 3)
     scores = Q @ K.transpose(0, 1, 3, 2) / math.sqrt(hd)          # (N, h, L, S)
+
+    def additive(mask):  # the extra keys are never masked
+        m = np.where(mask, -np.inf, 0.0) if mask.dtype == bool else mask
+        return np.concatenate([m, np.zeros(m.shape[:-1] + (extra,))], -1) if extra else m
+
     if attn_mask is not None:
-        m = np.where(attn_mask, -np.inf, 0.0) if attn_mask.dtype == bool else attn_mask
+        m = additive(attn_mask)
         scores = scores + (m.reshape(N, num_heads, L, S) if m.ndim == 3 else m)
     if key_padding_mask is not None:
-        kpm = np.where(key_padding_mask, -np.inf, 0.0) if key_padding_mask.dtype == bool else key_padding_mask
-        scores = scores + kpm[:, None, None, :]
+        scores = scores + additive(key_padding_mask)[:, None, None, :]
     weights = softmax(scores, -1)
     out = (weights @ V).transpose(2, 0, 1, 3).reshape(L, N, E) @ w_o.T + b_o
     return out, (weights.mean(1) if average else weights)

@@ -354,7 +354,7 @@ def test_explain_shows_traced_graph_passes_fusion_memory_and_code():
     assert out.traced_graph.startswith('graph f(%x0: f32[2,4], %p1: f32[4,3] param) {')
     parse_graph(out.traced_graph)
     names = [name for name, _, _ in out.passes]
-    assert names[:4] == ["simplify", "constant_fold", "cse", "dce"] and names.count("fusion") == 2
+    assert names[:5] == ["decompose", "simplify", "constant_fold", "cse", "dce"] and names.count("fusion") == 2
     assert "graph f_forward(" in out.forward_graph and "graph f_backward(" in out.backward_graph
     assert "def graphc_f_forward(" in out.code and "def graphc_f_backward(" in out.code and "np.matmul" in out.code
     assert any("f_forward:" in m for m in out.memory)
@@ -424,10 +424,10 @@ def test_dump_cli_writes_every_stage(tmp_path, fmt):
     assert "graphc dump: wrote 2 compiled graph(s)" in r.stderr
     assert sorted(p.name for p in out.iterdir()) == ["step_0", "step_1"]
     files = sorted(p.name for p in (out / "step_0").iterdir())
-    expected = ["00_traced.ir", "01_after_simplify.ir", "02_after_constant_fold.ir", "03_after_cse.ir",
-                "04_after_dce.ir", "05_forward_after_simplify.ir", "06_forward_after_cse.ir",
-                "07_forward_after_dce.ir", "08_forward_after_fusion.ir", "09_backward_after_simplify.ir",
-                "10_backward_after_cse.ir", "11_backward_after_dce.ir", "12_backward_after_fusion.ir",
+    expected = ["00_traced.ir", "01_after_decompose.ir", "02_after_simplify.ir", "03_after_constant_fold.ir",
+                "04_after_cse.ir", "05_after_dce.ir", "06_forward_after_simplify.ir", "07_forward_after_cse.ir",
+                "08_forward_after_dce.ir", "09_forward_after_fusion.ir", "10_backward_after_simplify.ir",
+                "11_backward_after_cse.ir", "12_backward_after_dce.ir", "13_backward_after_fusion.ir",
                 "50_forward.ir", "51_backward.ir", "70_memory.txt", "90_code.py"]
     if fmt == "dot":
         expected += ["00_traced.dot", "50_forward.dot", "51_backward.dot", "graph.dot"]

@@ -1128,3 +1128,42 @@ def test_lstm_proj_size():
         nn.LSTM(3, 5, proj_size=5)
     with pytest.raises(ValueError, match="proj_size argument is only supported for LSTM"):
         nn.GRU(3, 5, proj_size=2)
+
+
+def test_mha_bias_kv_zero_attn_and_functional_form():
+    torch.manual_seed(0)
+    m = nn.MultiheadAttention(4, 2, add_bias_kv=True, add_zero_attn=True).double()
+    assert [n for n, _ in m.named_parameters()] == ["in_proj_weight", "in_proj_bias", "bias_k", "bias_v",
+                                                    "out_proj.weight", "out_proj.bias"]
+    assert tuple(m.bias_k.shape) == (1, 1, 4)
+    q, k = rand(3, 2, 4), rand(5, 2, 4)
+    fm = rand(3, 5)
+    kpm = np.array([[False, False, True, False, True], [False, True, False, False, False]])
+    p = params_np(m)
+    out, w = m(t64(q), t64(k), t64(k), attn_mask=t64(fm), key_padding_mask=torch.tensor(kpm))
+    E = 4
+    want, want_w = ref.mha(q, k, k, 2, p["in_proj_weight"][:E], p["in_proj_weight"][E:2 * E],
+                           p["in_proj_weight"][2 * E:], p["in_proj_bias"][:E], p["in_proj_bias"][E:2 * E],
+                           p["in_proj_bias"][2 * E:], p["out_proj.weight"], p["out_proj.bias"], attn_mask=fm,
+                           key_padding_mask=kpm, bias_k=p["bias_k"][0, 0], bias_v=p["bias_v"][0, 0], zero_attn=True)
+    close(out, want)
+    assert tuple(w.shape) == (2, 3, 7)
+    close(w, want_w)
+    # the functional form with the module's weights
+    plain = nn.MultiheadAttention(4, 2).double()
+    o2, w2 = F.multi_head_attention_forward(t64(q), t64(k), t64(k), 4, 2, plain.in_proj_weight, plain.in_proj_bias,
+                                            None, None, False, 0.0, plain.out_proj.weight, plain.out_proj.bias,
+                                            average_attn_weights=False)
+    o3, w3 = plain(t64(q), t64(k), t64(k), average_attn_weights=False)
+    close(o2, npy(o3))
+    close(w2, npy(w3))
+
+
+def test_mha_fully_masked_query():
+    # a batch element whose keys are all padded: need_weights=False (PyTorch's SDPA path) gives 0 rows
+    m = nn.MultiheadAttention(4, 2).double()
+    x = t64(rand(3, 2, 4))
+    kpm = torch.tensor([[True, True, True], [False, False, False]])
+    out, _ = m(x, x, x, key_padding_mask=kpm, need_weights=False)
+    close(out[:, 0], np.broadcast_to(npy(m.out_proj.bias), (3, 4)))
+    assert np.all(np.isfinite(npy(out)))

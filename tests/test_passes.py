@@ -218,7 +218,7 @@ def test_default_pipeline_end_to_end():
           return %4
         }
     """)
-    assert [r.name for r in pm.report] == ["simplify", "constant_fold", "cse", "dce"]
+    assert [r.name for r in pm.report] == ["decompose", "simplify", "constant_fold", "cse", "dce"]
     assert "simplify" in pm.summary() and "nodes 6 -> " in pm.summary()
 
 

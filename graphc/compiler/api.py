@@ -23,6 +23,7 @@ from graphc.ir.graph import Graph, Value
 from graphc.ir.printer import print_graph
 from graphc.passes.autodiff.transform import differentiate
 from graphc.codegen import numpy_codegen
+from graphc.passes import manager as pass_manager
 from graphc.passes.manager import PassManager, default_pipeline, lowering_pipeline
 from graphc.passes.memory import plan_memory
 from graphc.runtime.compiled import CompiledGraph
@@ -388,6 +389,8 @@ class CompiledFunction:
         for line in fusion_log:
             _emit("fusion", f"{name}: {line}")
         flat, labels = inline_fused(g)  # the numpy backend runs the fused groups op by op
+        if pass_manager.CHECK_ROUNDTRIP:  # the graph code is generated from, too
+            pass_manager.check_roundtrip(flat, f"of {name} as handed to the numpy backend")
         plan = plan_memory(flat, numpy_codegen.WRITES_INTO, numpy_codegen.FRESH)
         entry.stages.setdefault("memory", []).append(f"{name}: {plan.summary()}")
         _emit("passes", pm.summary() + f"\nmemory plan {name}: {plan.summary()}")

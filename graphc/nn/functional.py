@@ -1408,3 +1408,104 @@ def embedding_bag(input, weight, offsets=None, max_norm=None, norm_type=2, scale
     if not bags:
         return creation.zeros(0, weight.shape[1], dtype=weight.dtype)
     return shape_ops.stack(bags, 0)
+
+
+# ---- multi-head attention -------------------------------------------------------------------------
+
+def _mha_additive(mask, dtype, name: str):
+    """MultiheadAttention masks: bool True means 'may not attend' (the opposite of SDPA's); floats add."""
+    if mask is None:
+        return None
+    if mask.dtype is dt.bool_:
+        return math_ops.where(mask, -math.inf, 0.0).to(dtype)
+    if not mask.dtype.is_floating_point:
+        raise AssertionError(f"only bool and floating types of {name} are supported")
+    return mask
+
+
+def multi_head_attention_forward(query, key, value, embed_dim_to_check: int, num_heads: int, in_proj_weight,
+                                 in_proj_bias, bias_k, bias_v, add_zero_attn: bool, dropout_p: float,
+                                 out_proj_weight, out_proj_bias, training: bool = True, key_padding_mask=None,
+                                 need_weights: bool = True, attn_mask=None, use_separate_proj_weight: bool = False,
+                                 q_proj_weight=None, k_proj_weight=None, v_proj_weight=None, static_k=None,
+                                 static_v=None, average_attn_weights: bool = True, is_causal: bool = False):
+    """torch.nn.functional.multi_head_attention_forward; inputs are sequence-first (L, N, E) or
+    unbatched (L, E). Returns (output, averaged or per-head weights or None)."""
+    unbatched = query.dim() == 2
+    if unbatched:
+        query, key, value = query.unsqueeze(1), key.unsqueeze(1), value.unsqueeze(1)
+        if key_padding_mask is not None:
+            key_padding_mask = key_padding_mask.unsqueeze(0)
+    L, N, E = query.shape
+    if E != embed_dim_to_check:
+        raise AssertionError(f"was expecting embedding dimension of {embed_dim_to_check}, but got {E}")
+    h = num_heads
+    hd = E // h
+    if hd * h != E:
+        raise AssertionError(f"embed_dim {E} not divisible by num_heads {h}")
+    if is_causal and attn_mask is None:
+        raise RuntimeError("Need attn_mask if specifying the is_causal hint. You may use the Transformer "
+                           "module method `generate_square_subsequent_mask` to create this mask.")
+    if use_separate_proj_weight:
+        ws = (q_proj_weight, k_proj_weight, v_proj_weight)
+    else:
+        ws = (in_proj_weight[:E], in_proj_weight[E:2 * E], in_proj_weight[2 * E:])
+    bs = (None, None, None) if in_proj_bias is None else (in_proj_bias[:E], in_proj_bias[E:2 * E], in_proj_bias[2 * E:])
+    q = linear(query, ws[0], bs[0])
+    k = linear(key, ws[1], bs[1])
+    v = linear(value, ws[2], bs[2])
+    mask = _mha_additive(attn_mask, q.dtype, "attn_mask")
+    kpm = _mha_additive(key_padding_mask, q.dtype, "key_padding_mask")
+    S = k.shape[0]
+    if mask is not None:
+        if mask.dim() == 2:
+            if tuple(mask.shape) != (L, S):
+                raise RuntimeError(f"The shape of the 2D attn_mask is {mask.shape}, but should be {(L, S)}.")
+            mask = mask.unsqueeze(0)
+        elif mask.dim() == 3:
+            if tuple(mask.shape) != (N * h, L, S):
+                raise RuntimeError(f"The shape of the 3D attn_mask is {mask.shape}, but should be {(N * h, L, S)}.")
+        else:
+            raise RuntimeError(f"attn_mask's dimension {mask.dim()} is not supported")
+    if bias_k is not None and bias_v is not None:
+        k = shape_ops.cat([k, bias_k.expand(1, N, E)], 0)
+        v = shape_ops.cat([v, bias_v.expand(1, N, E)], 0)
+        mask = pad(mask, (0, 1)) if mask is not None else None
+        kpm = pad(kpm, (0, 1)) if kpm is not None else None
+    q = q.reshape(L, N * h, hd).transpose(0, 1)                                   # (N*h, L, hd)
+    k = (static_k if static_k is not None else k.reshape(k.shape[0], N * h, hd).transpose(0, 1))
+    v = (static_v if static_v is not None else v.reshape(v.shape[0], N * h, hd).transpose(0, 1))
+    if add_zero_attn:
+        k = shape_ops.cat([k, creation.zeros(N * h, 1, hd, dtype=k.dtype)], 1)
+        v = shape_ops.cat([v, creation.zeros(N * h, 1, hd, dtype=v.dtype)], 1)
+        mask = pad(mask, (0, 1)) if mask is not None else None
+        kpm = pad(kpm, (0, 1)) if kpm is not None else None
+    S = k.shape[1]
+    if kpm is not None:
+        if kpm.shape[0] != N:
+            raise AssertionError(f"Expected key_padded_mask.shape[0] to be {N}, but got {kpm.shape[0]}")
+        if kpm.dim() != 2 or kpm.shape[1] != S:
+            raise AssertionError(f"Expected key_padded_mask.shape[1] to be {S}, but got {kpm.shape[-1]}")
+        kpm = kpm.reshape(N, 1, 1, S).expand(N, h, 1, S).reshape(N * h, 1, S)
+        mask = kpm if mask is None else mask + kpm
+    scores = math_ops.bmm(q * (1.0 / math.sqrt(hd)), k.transpose(1, 2))
+    if mask is not None:
+        scores = scores + mask
+    if need_weights or mask is None:
+        weights = math_ops.softmax(scores, -1)
+    else:
+        # PyTorch's need_weights=False path runs SDPA, whose softmax gives fully masked rows zeros
+        dead = scores.amax(-1, keepdim=True) == -math.inf
+        weights = math_ops.where(dead, 0.0, math_ops.softmax(math_ops.where(dead, 0.0, scores), -1))
+    if dropout_p > 0 and training:
+        weights = dropout(weights, dropout_p, True)
+    out = math_ops.bmm(weights, v).transpose(0, 1).reshape(L, N, E)
+    out = linear(out, out_proj_weight, out_proj_bias)
+    if unbatched:
+        out = out.squeeze(1)
+    if not need_weights:
+        return out, None
+    w = weights.reshape(N, h, L, S)
+    if average_attn_weights:
+        w = w.mean(dim=1)
+    return out, (w.squeeze(0) if unbatched else w)

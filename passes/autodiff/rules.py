@@ -31,9 +31,12 @@ VJP: dict[Primitive, VJPRule] = {}
 
 
 def _unsupported() -> dict:
+    from graphc.ir.composite import composite
     from graphc.ir.fused import fused
     return {fused: "fused nodes are made after autodiff (fusion runs on the forward and backward "
-                   "graphs separately), so autodiff never meets one"}
+                   "graphs separately), so autodiff never meets one",
+            composite: "composite nodes are expanded into primitives by the decompose pass, which "
+                       "runs before autodiff"}
 
 
 # Primitives with deliberately no VJP rule, and the error autodiff gives when it meets one.

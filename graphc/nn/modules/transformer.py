@@ -2,13 +2,12 @@
 from __future__ import annotations
 
 import copy
-import math
 
 import numpy as np
 
 from graphc.ir import dtypes as dt
 
-from ... import creation, math_ops
+from ... import creation
 from ...tensors import Tensor
 from .. import functional as F
 from .. import init
@@ -21,17 +20,6 @@ from .module import Module
 from .normalization import LayerNorm
 
 
-def _as_additive(mask, dtype, name: str):
-    """MHA masks: bool True means 'masked out' (the opposite of SDPA's); floats are added."""
-    if mask is None:
-        return None
-    if mask.dtype is dt.bool_:
-        return math_ops.where(mask, -math.inf, 0.0).to(dtype)
-    if not mask.dtype.is_floating_point:
-        raise AssertionError(f"only bool and floating types of {name} are supported")
-    return mask
-
-
 class MultiheadAttention(Module):
     def __init__(self, embed_dim: int, num_heads: int, dropout: float = 0.0, bias: bool = True,
                  add_bias_kv: bool = False, add_zero_attn: bool = False, kdim: int | None = None,
@@ -41,8 +29,6 @@ class MultiheadAttention(Module):
             raise ValueError(f"embed_dim and num_heads must be greater than 0, got embed_dim={embed_dim} and num_heads={num_heads} instead")
         if embed_dim % num_heads:
             raise AssertionError("embed_dim must be divisible by num_heads")
-        if add_bias_kv or add_zero_attn:
-            raise NotImplementedError("add_bias_kv/add_zero_attn are not supported by graphc")
         self.embed_dim, self.num_heads, self.dropout = embed_dim, num_heads, dropout
         self.kdim = kdim if kdim is not None else embed_dim
         self.vdim = vdim if vdim is not None else embed_dim
@@ -63,8 +49,12 @@ class MultiheadAttention(Module):
         else:
             self.register_parameter("in_proj_bias", None)
         self.out_proj = NonDynamicallyQuantizableLinear(embed_dim, embed_dim, bias=bias, dtype=dtype)
-        self.bias_k = self.bias_v = None
-        self.add_zero_attn = False
+        if add_bias_kv:
+            self.bias_k = Parameter(creation.empty(1, 1, embed_dim, dtype=dtype))
+            self.bias_v = Parameter(creation.empty(1, 1, embed_dim, dtype=dtype))
+        else:
+            self.bias_k = self.bias_v = None
+        self.add_zero_attn = add_zero_attn
         self._reset_parameters()
 
     def _reset_parameters(self) -> None:
@@ -77,75 +67,25 @@ class MultiheadAttention(Module):
         if self.in_proj_bias is not None:
             init.constant_(self.in_proj_bias, 0.0)
             init.constant_(self.out_proj.bias, 0.0)
-
-    def _projections(self):
-        e = self.embed_dim
-        if self._qkv_same_embed_dim:
-            w = self.in_proj_weight
-            ws = (w[:e], w[e:2 * e], w[2 * e:])
-        else:
-            ws = (self.q_proj_weight, self.k_proj_weight, self.v_proj_weight)
-        b = self.in_proj_bias
-        bs = (b[:e], b[e:2 * e], b[2 * e:]) if b is not None else (None, None, None)
-        return ws, bs
+        if self.bias_k is not None:
+            init.xavier_normal_(self.bias_k)
+        if self.bias_v is not None:
+            init.xavier_normal_(self.bias_v)
 
     def forward(self, query, key, value, key_padding_mask=None, need_weights: bool = True, attn_mask=None,
                 average_attn_weights: bool = True, is_causal: bool = False):
-        unbatched = query.dim() == 2
-        if unbatched:
-            query, key, value = query.unsqueeze(1), key.unsqueeze(1), value.unsqueeze(1)
-            if key_padding_mask is not None:
-                key_padding_mask = key_padding_mask.unsqueeze(0)
-        elif self.batch_first:
+        batched = query.dim() == 3
+        if self.batch_first and batched:
             query, key, value = (t.transpose(0, 1) for t in (query, key, value))
-        L, N, E = query.shape
-        S = key.shape[0]
-        if E != self.embed_dim:
-            raise AssertionError(f"was expecting embedding dimension of {self.embed_dim}, but got {E}")
-        (wq, wk, wv), (bq, bk, bv) = self._projections()
-        h, hd = self.num_heads, self.head_dim
-        q = F.linear(query, wq, bq).reshape(L, N * h, hd).transpose(0, 1)   # (N*h, L, hd)
-        k = F.linear(key, wk, bk).reshape(S, N * h, hd).transpose(0, 1)
-        v = F.linear(value, wv, bv).reshape(S, N * h, hd).transpose(0, 1)
-        if is_causal and attn_mask is None:
-            raise RuntimeError("Need attn_mask if specifying the is_causal hint. You may use the Transformer "
-                               "module method `generate_square_subsequent_mask` to create this mask.")
-        mask = _as_additive(attn_mask, q.dtype, "attn_mask")
-        if mask is not None:
-            if mask.dim() == 2:
-                if tuple(mask.shape) != (L, S):
-                    raise RuntimeError(f"The shape of the 2D attn_mask is {mask.shape}, but should be {(L, S)}.")
-                mask = mask.unsqueeze(0)
-            elif tuple(mask.shape) != (N * h, L, S):
-                raise RuntimeError(f"The shape of the 3D attn_mask is {mask.shape}, but should be {(N * h, L, S)}.")
-        kpm = _as_additive(key_padding_mask, q.dtype, "key_padding_mask")
-        if kpm is not None:
-            if kpm.shape[0] != N:
-                raise AssertionError(f"Expected key_padded_mask.shape[0] to be {N}, but got {kpm.shape[0]}")
-            if kpm.dim() != 2 or kpm.shape[1] != S:
-                raise AssertionError(f"Expected key_padded_mask.shape[1] to be {S}, but got {kpm.shape[-1]}")
-            kpm = kpm.reshape(N, 1, 1, S).expand(N, h, 1, S).reshape(N * h, 1, S)
-            mask = kpm if mask is None else mask + kpm
-        scores = math_ops.bmm(q * (1.0 / math.sqrt(hd)), k.transpose(1, 2))
-        if mask is not None:
-            scores = scores + mask
-        weights = math_ops.softmax(scores, -1)
-        if self.dropout > 0 and self.training:
-            weights = F.dropout(weights, self.dropout, True)
-        out = math_ops.bmm(weights, v)                                       # (N*h, L, hd)
-        out = out.transpose(0, 1).reshape(L, N, E)
-        out = self.out_proj(out)
-        if unbatched:
-            out = out.squeeze(1)
-        elif self.batch_first:
+        out, w = F.multi_head_attention_forward(
+            query, key, value, self.embed_dim, self.num_heads, self.in_proj_weight, self.in_proj_bias,
+            self.bias_k, self.bias_v, self.add_zero_attn, self.dropout, self.out_proj.weight, self.out_proj.bias,
+            training=self.training, key_padding_mask=key_padding_mask, need_weights=need_weights,
+            attn_mask=attn_mask, use_separate_proj_weight=not self._qkv_same_embed_dim,
+            q_proj_weight=self.q_proj_weight, k_proj_weight=self.k_proj_weight, v_proj_weight=self.v_proj_weight,
+            average_attn_weights=average_attn_weights, is_causal=is_causal)
+        if self.batch_first and batched:
             out = out.transpose(0, 1)
-        if not need_weights:
-            return out, None
-        w = weights.reshape(N, h, L, S)
-        if average_attn_weights:
-            w = w.mean(dim=1)
-        if unbatched:
-            w = w.squeeze(0)
         return out, w
 
 
