@@ -47,6 +47,7 @@ def _literal(v) -> str:
 
 
 _OUT_CAPABLE: list[Primitive] = []
+_UFUNCS: dict[Primitive, np.ufunc] = {}  # lowerings that are one numpy ufunc call on the operands
 for _p, _name in [
     (P.neg, "negative"), (P.abs, "abs"), (P.exp, "exp"), (P.exp2, "exp2"), (P.expm1, "expm1"),
     (P.log, "log"), (P.log2, "log2"), (P.log10, "log10"), (P.log1p, "log1p"), (P.sin, "sin"),
@@ -63,6 +64,7 @@ for _p, _name in [
 ]:
     LOWERINGS[_p] = _ufunc(_name)
     _OUT_CAPABLE.append(_p)
+    _UFUNCS[_p] = getattr(np, _name)
 
 LOWERINGS[P.where] = lambda n, a: f"_fix(np.where({', '.join(a)}), {n.output.dtype.np.name!r})"
 LOWERINGS[P.reshape] = lambda n, a: f"np.reshape({a[0]}, {n.attrs['shape']!r})"
@@ -96,6 +98,26 @@ UNSUPPORTED = {P.nonzero: "nonzero has a data-dependent output shape",
                PRIMITIVES["composite"]: "composite nodes are expanded by the decompose pass before codegen"}
 for _p in UNSUPPORTED:
     LOWERINGS.pop(_p, None)
+
+
+def _numpy_dtype_differs(n: Node, casts: list) -> bool:
+    """Whether numpy's own result dtype for a ufunc lowering differs from the graph's type."""
+    uf = _UFUNCS.get(n.prim)
+    if uf is None:
+        return False
+    types = []
+    for x, c in zip(n.inputs, casts):
+        if isinstance(x, Value):
+            types.append(np.dtype((c or x.dtype).np))
+        elif isinstance(x, bool):
+            types.append(np.dtype(np.bool_))
+        else:
+            types.append(type(x))  # Python int/float: weak scalars (NEP 50)
+    try:
+        res = uf.resolve_dtypes(tuple(types) + (None,) * uf.nout)
+    except Exception:  # no numpy loop for these dtypes: let the cast decide
+        return True
+    return res[-1] != np.dtype(n.output.dtype.np)
 
 
 def _ident(v: Value) -> str:
@@ -134,6 +156,8 @@ def generate(g: Graph, fn_name: str = "kernel", plan=None, labels: dict | None =
         lines.append(f"    # %{out.name}: {format_type(out.type)} = {n.prim.name}{attrs}")
         expr = LOWERINGS[n.prim](n, args)
         buf = plan.buffer_of(out) if plan is not None else None
+        if _numpy_dtype_differs(n, casts):  # e.g. bool // bool is int8 in numpy: cast, no out=
+            expr, buf = f"_fix({expr}, {out.dtype.np.name!r})", None
         if buf is not None:
             expr = f"{expr[:-1]}, out=_buf[{buf}])"
         lines.append(f"    {names[id(out)]} = {expr}")

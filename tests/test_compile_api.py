@@ -523,3 +523,25 @@ def test_cache_entry_with_valid_checksum_but_broken_code_is_regenerated(tmp_path
     assert not again.from_cache
     np.testing.assert_allclose(again([np.zeros(2, np.float32)])[0], [1.0, 1.0])
     assert CompiledGraph(g, name="k").from_cache
+
+
+def test_compiled_code_follows_ieee_silently_like_eager():
+    f = graphc.compile(lambda x: (x / x, (x - 1).log(), x.exp() * 1e300))
+    x = graphc.tensor([0.0, 1.0], dtype=graphc.float64)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")   # numpy's RuntimeWarnings (invalid value, divide by zero, overflow)
+        got = f(x)
+        want = (x / x, (x - 1).log(), x.exp() * 1e300)
+    for g, w in zip(got, want):
+        np.testing.assert_array_equal(g.numpy(), w.numpy())
+
+
+def test_graph_break_warning_points_at_the_line_calling_a_compiled_module():
+    class Breaks(nn.Module):
+        def forward(self, x):
+            return x * float(x.sum())
+
+    m = graphc.compile(Breaks())
+    with pytest.warns(UserWarning, match="graph break in Breaks") as rec:
+        m(graphc.ones(2)); line = sys._getframe().f_lineno  # noqa: E702
+    assert (rec[0].filename, rec[0].lineno) == (THIS_FILE, line)

@@ -160,3 +160,38 @@ def test_roundtrip_check_detects_a_printer_parser_mismatch(monkeypatch):
     manager._checked_texts.clear()
     with pytest.raises(manager.RoundTripError, match="changes in a print/parse round trip"):
         manager.check_roundtrip(g, "under test")
+
+
+# ---- dtype promotion: every operand-dtype pair through elementwise ops -----------------------
+
+_DTYPES = ["bool", "uint8", "int8", "int32", "int64", "float16", "float32", "float64"]
+_BINARY = {"add": lambda a, b: a + b, "sub": lambda a, b: a - b, "mul": lambda a, b: a * b,
+           "div": lambda a, b: a / b, "floordiv": lambda a, b: a // b, "rem": lambda a, b: a % b,
+           "pow": lambda a, b: a ** b, "maximum": lambda a, b: graphc.maximum(a, b),
+           "eq": lambda a, b: a == b, "where": lambda a, b: graphc.where(a > 1, a, b)}
+
+
+@pytest.mark.parametrize("op", list(_BINARY))
+def test_dtype_promotion_matches_eager(op):
+    """Result dtypes and values of tensor-tensor and tensor-scalar ops, compiled vs eager (numpy's
+    own result types differ from PyTorch's in places, e.g. bool // bool; the graph's type wins)."""
+    fn = _BINARY[op]
+    rng = np.random.default_rng(12)
+    for d1 in _DTYPES:
+        a = graphc.tensor(rng.integers(1, 4, size=(2, 3))).to(getattr(graphc, d1))
+        for other in _DTYPES + [3, 2.5, True]:
+            b = other if not isinstance(other, str) else \
+                graphc.tensor(rng.integers(1, 4, size=(3,))).to(getattr(graphc, other))
+            try:
+                want = fn(a, b)
+            except (RuntimeError, TypeError) as e:   # eager refuses: so must compiled code
+                with pytest.raises(type(e)):
+                    graphc.compile(fn)(a, b)
+                continue
+            with warnings.catch_warnings():
+                warnings.simplefilter("error")   # no graph break, no numpy warning
+                got = graphc.compile(fn)(a, b)
+            what = f"{d1} {op} {other}"
+            assert got.dtype == want.dtype, what
+            np.testing.assert_allclose(got.numpy().astype(np.float64), want.numpy().astype(np.float64),
+                                       rtol=1e-3 if want.dtype == graphc.float16 else 1e-6, err_msg=what)

@@ -1,16 +1,23 @@
 """``graphc.compile``: trace, optimize, generate code, cache by guards, and run.
 
 The cache key (guards) is the input signature: tensor shapes, dtypes and requires_grad, Python
-scalar values, grad mode, and the training flags of modules involved. A miss recompiles and logs
-which guard changed; after ``RECOMPILE_LIMIT`` recompiles the function runs eagerly (one warning).
-A graph break makes that signature run eagerly, with a one-time warning naming the user's
-file:line; with ``fullgraph=True`` it raises ``GraphBreakError``.
+scalar values, grad mode, and the training flags of the modules called (found while tracing).
+Parameters and buffers are read from their live tensors at every call; replacing one in its module
+(``m.weight = Parameter(...)``) or changing its shape/dtype recompiles too. A miss recompiles and
+logs which guard changed (against the closest cached entry); after ``RECOMPILE_LIMIT`` recompiles,
+new signatures run eagerly (one warning) while cached ones stay compiled. A graph break makes that
+signature run eagerly, with a one-time warning naming the user's file:line; with ``fullgraph=True``
+it raises ``GraphBreakError`` with the same text.
+
+Logs (``GRAPHC_LOGS=...``, comma-separated): graph, passes, code, fusion, recompiles,
+graph_breaks, cache (generated code loaded from / stored into the on-disk cache).
 """
 from __future__ import annotations
 
 import functools
 import logging
 import os
+import sys
 import time
 import warnings
 from dataclasses import dataclass, field
@@ -259,7 +266,7 @@ class CompiledFunction:
                     warnings.warn(
                         f"graphc.compile: {self.name} was recompiled {RECOMPILE_LIMIT} times (last reason: "
                         f"{reason}); running it eagerly from now on. Keep input shapes and Python arguments "
-                        "stable to benefit from compilation.", RuntimeWarning, stacklevel=2)
+                        "stable to benefit from compilation.", RuntimeWarning, stacklevel=_user_stacklevel())
                     return self.fn(*args, **kwargs)
             entry = self._compile(args, kwargs, guard, leaves, spec)
             self.cache[entry.guard] = entry
@@ -375,7 +382,8 @@ class CompiledFunction:
             raise GraphBreakError(msg + " (fullgraph=True requires one graph)")
         if msg not in self._warned:
             self._warned.add(msg)
-            warnings.warn(f"graphc.compile: {msg}; this call runs eagerly.", UserWarning, stacklevel=4)
+            warnings.warn(f"graphc.compile: {msg}; this call runs eagerly.", UserWarning,
+                          stacklevel=_user_stacklevel())
         entry.eager_reason = msg
         return entry
 
@@ -422,6 +430,16 @@ class CompiledFunction:
             for k, i in enumerate(entry.diff_outputs):
                 results[i].grad_fn, results[i]._output_nr = node, k
         return _unflatten(entry.out_spec, results)
+
+
+def _user_stacklevel() -> int:
+    """The ``stacklevel`` that attributes a warning issued by the caller of this function to the
+    innermost frame of user code (outside graphc), e.g. the line calling a compiled module."""
+    from .tracing import _is_internal
+    f, level = sys._getframe(2), 2  # level 1: the function calling warnings.warn
+    while f is not None and _is_internal(f.f_code.co_filename):
+        f, level = f.f_back, level + 1
+    return level
 
 
 def _fresh_key() -> Tensor:
