@@ -28,8 +28,8 @@ def _ufunc(name: str) -> Lowering:
 
 
 def _impl_call(node: Node, a: list[str]) -> str:
-    attrs = "".join(f", {k}={_literal(v)}" for k, v in node.attrs.items())
-    return f"_fix(_impl[{node.prim.name!r}]({', '.join(a)}{attrs}), {node.output.dtype.np.name!r})"
+    args = ", ".join(list(a) + [f"{k}={_literal(v)}" for k, v in node.attrs.items()])
+    return f"_fix(_impl[{node.prim.name!r}]({args}), {node.output.dtype.np.name!r})"
 
 
 def _literal(v) -> str:

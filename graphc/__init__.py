@@ -52,6 +52,16 @@ from .shape_ops import (argsort, argwhere, broadcast_tensors, broadcast_to, cat,
                         sort, split, squeeze, stack, swapaxes, swapdims, t, take, take_along_dim,
                         tensor_split, tile, topk, trace, transpose, tril, triu, unbind, unflatten, unique,
                         unsqueeze, vstack)
+from .math_ops import (bincount, bucketize, cdist, cross, cummax, cummin, cumprod, cumulative_trapezoid, diff,
+                       digamma, erfinv, float_power, histc, kron, lgamma, logaddexp, logaddexp2, logcumsumexp, logit,
+                       median, mode, mvlgamma, nanmedian, polygamma, searchsorted, sinc, tensordot, trapezoid, trapz,
+                       xlogy)
+from .shape_ops import (atleast_1d, atleast_2d, atleast_3d, block_diag, cartesian_prod, index_fill,
+                        masked_scatter, put)
+from .creation import tril_indices, triu_indices
+from .linalg import det, inverse, logdet, matrix_power, pinverse, slogdet
+from .linalg import torch_cholesky as cholesky, torch_qr as qr, torch_svd as svd
+from . import special
 from . import safetensors, serialization
 from .serialization import load, save
 

@@ -222,6 +222,26 @@ def eye(n: int, m: int | None = None, *, out=None, dtype=None, layout=None, devi
     return _finish(np.eye(n, n if m is None else m, dtype=(dtype or dt.get_default_dtype()).np), requires_grad)
 
 
+def _tri_indices(lower: bool, row: int, col: int, offset: int, dtype, device) -> Tensor:
+    check_device(device)
+    if row < 0 or col < 0:
+        raise RuntimeError(f"row must be non-negative, got{row}" if row < 0 else f"col must be non-negative, got{col}")
+    dtype = dtype or dt.int64
+    if dtype not in (dt.int64, dt.int32):
+        raise RuntimeError(f"\"{'tril' if lower else 'triu'}_indices\" not implemented for '{dtype}'")
+    rows, cols = (np.tril_indices if lower else np.triu_indices)(row, offset, col)
+    return Tensor._make(np.stack([rows, cols]).astype(dtype.np).reshape(2, -1))
+
+
+def tril_indices(row: int, col: int, offset: int = 0, *, dtype=None, layout=None, device=None) -> Tensor:
+    """The (2, N) row and column indices of the lower triangle of a row x col matrix, row by row."""
+    return _tri_indices(True, row, col, offset, dtype, device)
+
+
+def triu_indices(row: int, col: int, offset: int = 0, *, dtype=None, layout=None, device=None) -> Tensor:
+    return _tri_indices(False, row, col, offset, dtype, device)
+
+
 # ---- random ---------------------------------------------------------------------------------
 
 def _random(kind, size, dtype, generator, requires_grad, device, **kw) -> Tensor:

@@ -17,7 +17,7 @@ from graphc.ir.composite import composite as composite_prim
 from graphc.passes.decompositions import COMPOSITES, layout_of
 
 # composites returning several tensors are expanded inline even while tracing
-MULTI_OUTPUT = frozenset({"max_dim", "min_dim", "batch_norm"})
+MULTI_OUTPUT = frozenset({"max_dim", "min_dim", "batch_norm", "cummax", "cummin"})
 
 
 def _tracing() -> bool:
@@ -577,3 +577,417 @@ for _name in ("sum", "nansum", "prod", "mean", "var", "std", "var_mean", "std_me
               "min", "argmax", "argmin", "all", "any", "count_nonzero", "logsumexp", "norm", "cumsum"):
     globals()[_name] = _numpy_kwargs(globals()[_name])
 del _name
+
+
+# ---- scans, special functions, order statistics, bucketing, products --------------------------
+# (more of PyTorch's math API; composites are in graphc.passes.decompositions)
+
+def _scan_input(input, dim, dtype, name: str):
+    x = input if dtype is None else input.to(dtype)
+    if x.dtype is dt.bool_ or not x.dtype.is_floating_point and x.dtype is not dt.int64 and dtype is None:
+        x = P.cast(x, dtype=dt.int64)  # integer scans accumulate in int64, as cumsum does
+    return x, wrap_dim(dim, x.ndim)
+
+
+def cumprod(input, dim, *, dtype=None, out=None):
+    x, d = _scan_input(input, dim, dtype, "cumprod")
+    return write_out(out, call_composite("cumprod", x, d))
+
+
+def logcumsumexp(input, dim, *, out=None):
+    if not input.dtype.is_floating_point:
+        raise NotImplementedError(f'"logcumsumexp_out_cpu" not implemented for \'{_type_name(input.dtype)}\'')
+    return write_out(out, call_composite("logcumsumexp", input, wrap_dim(dim, input.ndim)))
+
+
+def cummax(input, dim):
+    vals, idx = call_composite("cummax", input, wrap_dim(dim, input.ndim))
+    return values_indices["cummax"](vals, idx)
+
+
+def cummin(input, dim):
+    vals, idx = call_composite("cummin", input, wrap_dim(dim, input.ndim))
+    return values_indices["cummin"](vals, idx)
+
+
+def diff(input, n: int = 1, dim: int = -1, prepend=None, append=None):
+    if input.ndim == 0:
+        raise RuntimeError("diff expects input to be at least one-dimensional")
+    d = wrap_dim(dim, input.ndim)
+    parts = []
+    for extra in (prepend, input, append):
+        if extra is None:
+            continue
+        if extra is not input:
+            extra = as_operand(extra)
+            if not isinstance(extra, Tensor):
+                shape = tuple(1 if i == d else s for i, s in enumerate(input.shape))
+                extra = P.full(shape=shape, value=extra, dtype=dt.result_type(input, extra))
+            if extra.ndim != input.ndim:
+                raise RuntimeError("diff expects prepend or append to be the same dimension as input")
+        parts.append(extra)
+    x = P.concat(*parts, axis=d) if len(parts) > 1 else input
+    for _ in range(n):
+        size = x.shape[d]
+        if size == 0:
+            break
+        hi = tuple((1, size, 1) if i == d else (0, s, 1) for i, s in enumerate(x.shape))
+        lo = tuple((0, size - 1, 1) if i == d else (0, s, 1) for i, s in enumerate(x.shape))
+        a, b = P.slice(x, index=hi), P.slice(x, index=lo)
+        x = P.logical_xor(a, b) if x.dtype is dt.bool_ else P.sub(a, b)
+    return x if x is not input else P.copy(input)
+
+
+def _float_pointwise(name: str, input, *others):
+    for t in (input,) + others:
+        if isinstance(t, Tensor) and not t.dtype.is_floating_point and not any(
+                isinstance(o, Tensor) and o.dtype.is_floating_point for o in (input,) + others):
+            raise NotImplementedError(f'"{name}_cpu" not implemented for \'{_type_name(t.dtype)}\'')
+
+
+def logaddexp(input, other, *, out=None):
+    a, b = as_operand(input), as_operand(other)
+    _float_pointwise("logaddexp", a, b)
+    return write_out(out, call_composite("logaddexp", a, b))
+
+
+def logaddexp2(input, other, *, out=None):
+    a, b = as_operand(input), as_operand(other)
+    _float_pointwise("logaddexp2", a, b)
+    return write_out(out, call_composite("logaddexp2", a, b))
+
+
+def xlogy(input, other, *, out=None):
+    return write_out(out, P.xlogy(as_operand(input), as_operand(other)))
+
+
+def _to_float(x):
+    x = as_operand(x)
+    return x if not isinstance(x, Tensor) or x.dtype.is_floating_point else P.cast(x, dtype=dt.get_default_dtype())
+
+
+def xlog1py(input, other, *, out=None):
+    return write_out(out, call_composite("xlog1py", _to_float(input), _to_float(other)))
+
+
+lgamma = _unary(P.lgamma, "lgamma")
+erfinv = _unary(P.erfinv, "erfinv")
+
+
+def digamma(input, *, out=None):
+    return write_out(out, P.polygamma(input, n=0))
+
+
+def polygamma(n: int, input, *, out=None):
+    return write_out(out, P.polygamma(input, n=int(n)))
+
+
+def mvlgamma(input, p: int, *, out=None):
+    if p < 1:
+        raise RuntimeError("p has to be greater than or equal to 1")
+    x = _to_float(input)
+    terms = [P.lgamma(P.sub(x, i / 2)) for i in range(p)]
+    total = terms[0]
+    for t in terms[1:]:
+        total = P.add(total, t)
+    return write_out(out, P.add(total, p * (p - 1) / 4 * float(np.log(np.pi))))
+
+
+def sinc(input, *, out=None):
+    return write_out(out, call_composite("sinc", _to_float(input)))
+
+
+def logit(input, eps=None, *, out=None):
+    return write_out(out, call_composite("logit", _to_float(input), eps))
+
+
+def float_power(input, exponent, *, out=None):
+    a, b = as_operand(input), as_operand(exponent)
+    a = P.cast(a, dtype=dt.float64) if isinstance(a, Tensor) and a.dtype is not dt.float64 else a
+    b = P.cast(b, dtype=dt.float64) if isinstance(b, Tensor) and b.dtype is not dt.float64 else b
+    if not isinstance(a, Tensor):
+        a = P.full(shape=(), value=float(a), dtype=dt.float64)
+    return write_out(out, P.pow(a, float(b) if isinstance(b, (int, bool)) else b))
+
+
+# ---- order statistics ------------------------------------------------------------------------
+
+def _pick(x, idx, d, keepdim):
+    vals = P.gather(x, idx, axis=d)
+    if not keepdim:
+        shape = tuple(s for i, s in enumerate(x.shape) if i != d)
+        vals, idx = P.reshape(vals, shape=shape), P.reshape(idx, shape=shape)
+    return vals, idx
+
+
+def _median_index(x, d, ignore_nan: bool):
+    """Index along ``d`` (kept) of the lower median; with NaNs, the first NaN (median) or the
+    lower median of the other values (nanmedian)."""
+    n = x.shape[d]
+    order = P.argsort(x, dim=d, descending=False)
+    nan = P.isnan(x)
+    if ignore_nan:
+        count = P.sum(P.logical_not(nan), dims=(d,), keepdim=True)
+        k = P.maximum(P.floor_divide(P.sub(count, 1), 2), 0)
+        return P.gather(order, k, axis=d)
+    k = (n - 1) // 2
+    idx = P.slice(order, index=tuple((k, k + 1, 1) if i == d else (0, s, 1) for i, s in enumerate(x.shape)))
+    if not x.dtype.is_floating_point:
+        return idx
+    return P.where(P.amax(nan, dims=(d,), keepdim=True), P.argmax(nan, dim=d, keepdim=True), idx)
+
+
+def _median(input, dim, keepdim, ignore_nan: bool, name: str):
+    if dim is None:
+        x = P.reshape(input, shape=(input.numel(),))
+        if x.shape[0] == 0:
+            return P.full(shape=(), value=float("nan"), dtype=input.dtype)
+        idx = _median_index(x, 0, ignore_nan)
+        m = P.stop_gradient(P.reshape(P.gather(x, idx, axis=0), shape=()))
+        # the gradient is shared evenly by every element equal to the median, as in PyTorch
+        if not input.dtype.is_floating_point:
+            return m
+        # (at an infinite or NaN median, the value is right and no gradient flows)
+        hit = P.logical_and(P.eq(x, m), P.isfinite(x))
+        share = P.div(P.sum(P.where(hit, P.sub(x, m), 0.0), dims=(0,), keepdim=False),
+                      P.maximum(P.sum(P.cast(hit, dtype=input.dtype), dims=(0,), keepdim=False), 1.0))
+        return P.add(m, share)
+    if input.ndim == 0:
+        wrap_dim(dim, 0)
+        return values_indices[name](P.copy(input), Tensor._make(np.zeros((), np.int64)))
+    d = wrap_dim(dim, input.ndim)
+    if input.shape[d] == 0:
+        raise IndexError(f"{name}(): Expected reduction dim {d} to have non-zero size.")
+    vals, idx = _pick(input, _median_index(input, d, ignore_nan), d, keepdim)
+    return values_indices[name](vals, idx)
+
+
+def median(input, dim=None, keepdim: bool = False):
+    return _median(input, dim, keepdim, False, "median")
+
+
+def nanmedian(input, dim=None, keepdim: bool = False):
+    return _median(input, dim, keepdim, True, "nanmedian")
+
+
+def mode(input, dim: int = -1, keepdim: bool = False):
+    """The most frequent value along ``dim`` (the smallest among equally frequent ones) and the
+    index of its last occurrence, as PyTorch returns them."""
+    if input.ndim == 0:
+        return values_indices["mode"](P.copy(input), Tensor._make(np.zeros((), np.int64)))
+    d = wrap_dim(dim, input.ndim)
+    data = np.moveaxis(input._data, d, -1)
+    rows = data.reshape(-1, data.shape[-1])
+    idx = np.zeros(rows.shape[0], np.int64)
+    for r, row in enumerate(rows):
+        vals, counts = np.unique(row, return_counts=True)
+        best = vals[np.argmax(counts)]  # np.unique sorts: the first maximal count is the smallest value
+        hits = np.flatnonzero((row == best) | (np.isnan(row) & np.isnan(best)) if row.dtype.kind == "f"
+                              else row == best)
+        idx[r] = hits[-1]
+    idx = Tensor._make(np.expand_dims(idx.reshape(data.shape[:-1]), d))
+    vals, idx = _pick(input, idx, d, keepdim)
+    return values_indices["mode"](vals, idx)
+
+
+# ---- counting and bucketing ------------------------------------------------------------------
+
+def bincount(input, weights=None, minlength: int = 0):
+    if input.dtype.is_floating_point or input.dtype is dt.bool_:
+        raise NotImplementedError(f'"bincount_cpu" not implemented for \'{_type_name(input.dtype)}\'')
+    data = input._data
+    if data.ndim != 1 or (data.size and data.min() < 0):
+        raise RuntimeError("bincount only supports 1-d non-negative integral inputs.")
+    if minlength < 0:
+        raise RuntimeError("minlength should be >= 0")
+    if weights is None:
+        return Tensor._make(np.bincount(data, minlength=minlength).astype(np.int64))
+    w = weights._data if isinstance(weights, Tensor) else np.asarray(weights)
+    if w.shape != data.shape:
+        raise RuntimeError("weights should be 1-d and have the same length as input")
+    out = np.bincount(data, weights=w.astype(np.float64), minlength=minlength)
+    return Tensor._make(out.astype(np.float32 if w.dtype == np.float32 else np.float64))
+
+
+def histc(input, bins: int = 100, min=0, max=0, *, out=None):
+    """Histogram of ``bins`` equal-width bins over [min, max] (the data's range when both are 0);
+    values outside and NaNs are not counted. Built from primitives, so it traces."""
+    if not input.dtype.is_floating_point:
+        raise NotImplementedError(f'"histogram_cpu" not implemented for \'{_type_name(input.dtype)}\'')
+    if bins <= 0:
+        raise RuntimeError("torch.histc(): bins must be > 0, but got " + str(bins))
+    if min > max:
+        raise RuntimeError("torch.histc: max must be larger than min")
+    x = P.reshape(input, shape=(input.numel(),))
+    d = input.dtype
+    if min == max and x.shape[0]:
+        finite = P.isfinite(x)
+        lo = P.amin(P.where(finite, x, float("inf")), dims=(0,), keepdim=False)
+        hi = P.amax(P.where(finite, x, float("-inf")), dims=(0,), keepdim=False)
+        lo, hi = P.where(P.isinf(lo), 0.0, lo), P.where(P.isinf(hi), 0.0, hi)
+    else:
+        lo, hi = P.full(shape=(), value=float(min), dtype=d), P.full(shape=(), value=float(max), dtype=d)
+    same = P.eq(lo, hi)
+    lo, hi = P.cast(P.where(same, P.sub(lo, 1), lo), dtype=d), P.cast(P.where(same, P.add(hi, 1), hi), dtype=d)
+    inside = P.logical_and(P.ge(x, lo), P.le(x, hi))
+    pos = P.floor(P.div(P.mul(P.sub(x, lo), bins), P.sub(hi, lo)))
+    pos = P.cast(P.where(inside, P.minimum(pos, bins - 1), 0), dtype=dt.int64)
+    counts = P.scatter_add(P.full(shape=(bins,), value=0, dtype=d), pos, P.cast(inside, dtype=d), axis=0)
+    return write_out(out, counts)
+
+
+def searchsorted(sorted_sequence, input, *, out_int32: bool = False, right: bool = False, side=None,
+                 sorter=None, out=None):
+    if side is not None:
+        if side not in ("left", "right"):
+            raise RuntimeError(f"torch.searchsorted(): side can only be 'left' or 'right' but got {side}")
+        if right and side == "left":
+            raise RuntimeError("torch.searchsorted(): side and right can't be set to opposites, got side of "
+                               "left while right was True")
+        right = side == "right"
+    scalar = not isinstance(input, Tensor)
+    values = as_operand(input)
+    if scalar:
+        values = P.full(shape=(1,), value=values, dtype=dt.result_type(sorted_sequence, values))
+    seq = sorted_sequence
+    if sorter is not None:
+        seq = P.gather(seq, sorter, axis=seq.ndim - 1)
+    if seq.ndim == 0:
+        raise RuntimeError("torch.searchsorted(): boundaries tensor should be 1 dimension or the first N-1 "
+                           "dimensions of boundaries tensor and input value tensor must match, but we got "
+                           f"boundaries tensor {list(seq.shape)} and input value tensor {list(values.shape)}")
+    common = dt.result_type(seq, values)
+    seq = seq if seq.dtype is common else P.cast(seq, dtype=common)
+    values = values if values.dtype is common else P.cast(values, dtype=common)
+    res = P.searchsorted(seq, values, right=bool(right), out_int32=bool(out_int32))
+    return write_out(out, P.reshape(res, shape=()) if scalar else res)
+
+
+def bucketize(input, boundaries, *, out_int32: bool = False, right: bool = False, out=None):
+    if isinstance(boundaries, Tensor) and boundaries.ndim != 1:
+        raise RuntimeError(f"boundaries tensor must be 1 dimension, but got dim({boundaries.ndim})")
+    return searchsorted(boundaries, input, out_int32=out_int32, right=right, out=out)
+
+
+# ---- products and distances ------------------------------------------------------------------
+
+def tensordot(a, b, dims=2, out=None):
+    if isinstance(dims, Tensor):
+        dims = dims.tolist()
+    if isinstance(dims, int):
+        if dims < 0:
+            raise RuntimeError(f"tensordot expects dims >= 0, but got dims={dims}")
+        da, db = list(range(a.ndim - dims, a.ndim)), list(range(dims))
+    else:
+        da, db = ([d] if isinstance(d, int) else list(d) for d in dims)
+    if len(da) != len(db):
+        raise RuntimeError("both dimension lists should have same length")
+    da, db = [wrap_dim(d, a.ndim) for d in da], [wrap_dim(d, b.ndim) for d in db]
+    for x, y in zip(da, db):
+        if a.shape[x] != b.shape[y]:
+            raise RuntimeError(f"contracted dimensions need to match, but first has size {a.shape[x]} in dim {x} "
+                               f"and second has size {b.shape[y]} in dim {y}")
+    free_a = [d for d in range(a.ndim) if d not in da]
+    free_b = [d for d in range(b.ndim) if d not in db]
+    k = int(np.prod([a.shape[d] for d in da])) if da else 1
+    sa, sb = [a.shape[d] for d in free_a], [b.shape[d] for d in free_b]
+    am = P.reshape(P.permute(a, dims=tuple(free_a + da)), shape=(int(np.prod(sa)) if sa else 1, k))
+    bm = P.reshape(P.permute(b, dims=tuple(db + free_b)), shape=(k, int(np.prod(sb)) if sb else 1))
+    return write_out(out, P.reshape(P.matmul(am, bm), shape=tuple(sa + sb)))
+
+
+def kron(input, other, *, out=None):
+    n = builtins.max(input.ndim, other.ndim)
+    sa = (1,) * (n - input.ndim) + tuple(input.shape)
+    sb = (1,) * (n - other.ndim) + tuple(other.shape)
+    a = P.reshape(input, shape=tuple(x for s in sa for x in (s, 1)))
+    b = P.reshape(other, shape=tuple(x for s in sb for x in (1, s)))
+    return write_out(out, P.reshape(P.mul(a, b), shape=tuple(x * y for x, y in zip(sa, sb))))
+
+
+def _cross(input, other, dim: int, op: str):
+    from .shape_ops import broadcast_tensors
+    if input.ndim != other.ndim:
+        raise RuntimeError(f"{op}: inputs must have the same number of dimensions.")
+    a, b = broadcast_tensors(input, other)
+    d = wrap_dim(dim, a.ndim)
+    if input.shape[d] != 3 or other.shape[d] != 3:
+        raise RuntimeError(f"{op}: inputs dimension {dim} must have length 3. Got {input.shape[d]} and "
+                           f"{other.shape[d]}")
+
+    def comp(x, i):
+        return P.slice(x, index=tuple((i, i + 1, 1) if k == d else (0, s, 1) for k, s in enumerate(x.shape)))
+
+    a0, a1, a2 = (comp(a, i) for i in range(3))
+    b0, b1, b2 = (comp(b, i) for i in range(3))
+    return P.concat(P.sub(P.mul(a1, b2), P.mul(a2, b1)), P.sub(P.mul(a2, b0), P.mul(a0, b2)),
+                    P.sub(P.mul(a0, b1), P.mul(a1, b0)), axis=d)
+
+
+def cross(input, other, dim=None, *, out=None):
+    if dim is None:
+        import warnings
+        warnings.warn("Using torch.cross without specifying the dim arg is deprecated.\nPlease either pass the dim "
+                      "explicitly or simply use torch.linalg.cross.\nThe default value of dim will change to agree "
+                      "with that of linalg.cross in a future release.", UserWarning, stacklevel=2)
+        from graphc.ir.shapes import broadcast_shapes
+        shape = broadcast_shapes(tuple(input.shape), tuple(other.shape))
+        dim = next((i for i, s in enumerate(shape) if s == 3), None)
+        if dim is None:
+            raise RuntimeError(f"no dimension of size 3 in input")
+    return write_out(out, _cross(input, other, dim, "linalg.cross"))
+
+
+def cdist(x1, x2, p: float = 2.0, compute_mode=None):
+    for name, x in (("X1", x1), ("X2", x2)):
+        if x.ndim < 2:
+            raise RuntimeError(f"cdist only supports at least 2D tensors, {name} got: {x.ndim}D")
+        if not x.dtype.is_floating_point:
+            raise RuntimeError(f"cdist only supports floating-point dtypes, {name} got: {_type_name(x.dtype)}")
+    if x1.shape[-1] != x2.shape[-1]:
+        raise RuntimeError(f"X1 and X2 must have the same number of columns. X1: {x1.shape[-1]} X2: {x2.shape[-1]}")
+    if p < 0:
+        raise RuntimeError(f"cdist only supports non-negative p values")
+    return call_composite("cdist", x1, x2, float(p))
+
+
+def trapezoid(y, x=None, *, dx=None, dim: int = -1):
+    if isinstance(x, (int, float)) and not isinstance(x, bool):
+        x, dx = None, x
+    d = wrap_dim(dim, y.ndim)
+    n = y.shape[d]
+    if n == 0:
+        shape = tuple(s for i, s in enumerate(y.shape) if i != d)
+        return P.full(shape=shape, value=0, dtype=y.dtype if y.dtype.is_floating_point else dt.get_default_dtype())
+    hi = tuple((1, n, 1) if i == d else (0, s, 1) for i, s in enumerate(y.shape))
+    lo = tuple((0, n - 1, 1) if i == d else (0, s, 1) for i, s in enumerate(y.shape))
+    pair = P.add(P.slice(y, index=hi), P.slice(y, index=lo))
+    if x is None:
+        return P.mul(P.sum(P.div(pair, 2), dims=(d,), keepdim=False), 1 if dx is None else dx)
+    if x.ndim == 1:
+        if x.shape[0] != n:
+            raise RuntimeError("trapezoid: There must be one `x` value for each sample point")
+        x = P.reshape(x, shape=tuple(n if i == d else 1 for i in range(y.ndim)))
+    spacing = diff(x, dim=d)
+    return P.sum(P.div(P.mul(spacing, pair), 2), dims=(d,), keepdim=False)
+
+
+def trapz(y, x=None, *, dx=None, dim: int = -1):
+    return trapezoid(y, x, dx=dx, dim=dim)
+
+
+def cumulative_trapezoid(y, x=None, *, dx=None, dim: int = -1):
+    if isinstance(x, (int, float)) and not isinstance(x, bool):
+        x, dx = None, x
+    d = wrap_dim(dim, y.ndim)
+    n = y.shape[d]
+    hi = tuple((1, n, 1) if i == d else (0, s, 1) for i, s in enumerate(y.shape))
+    lo = tuple((0, builtins.max(n - 1, 0), 1) if i == d else (0, s, 1) for i, s in enumerate(y.shape))
+    pair = P.div(P.add(P.slice(y, index=hi), P.slice(y, index=lo)), 2)
+    if x is None:
+        area = P.mul(pair, 1 if dx is None else dx)
+    else:
+        if x.ndim == 1:
+            x = P.reshape(x, shape=tuple(x.shape[0] if i == d else 1 for i in range(y.ndim)))
+        area = P.mul(diff(x, dim=d), pair)
+    return P.cumsum(area, dim=d)

@@ -339,3 +339,34 @@ def _T(self):
 
 
 _attach()
+
+
+def _attach_more_ops() -> None:
+    """Scans, special functions, order statistics, products, indexing fills and linear algebra."""
+    from . import linalg
+    T = Tensor
+    for mod, names in (
+        (math_ops, """cumprod logcumsumexp cummax cummin diff logaddexp logaddexp2 xlogy lgamma erfinv digamma
+            mvlgamma sinc logit float_power median nanmedian mode bincount histc kron""".split()),
+        (shape_ops, "index_fill masked_scatter put".split()),
+        (linalg, "inverse det logdet slogdet pinverse matrix_power".split()),
+    ):
+        for name in names:
+            setattr(T, name, getattr(mod, name))
+    T.cross = lambda self, other, dim=None: math_ops.cross(self, other, dim)
+    T.polygamma = lambda self, n: math_ops.polygamma(n, self)
+    T.cholesky = linalg.torch_cholesky
+    T.svd, T.qr = linalg.torch_svd, linalg.torch_qr
+    for name in "cumprod xlogy lgamma erfinv digamma mvlgamma sinc logit index_fill masked_scatter put".split():
+        setattr(T, name + "_", inplace.inplace_method(getattr(T, name), name + "_"))
+    T.polygamma_ = inplace.inplace_method(T.polygamma, "polygamma_")
+
+    def float_power_(self, exponent):
+        if self.dtype is not dt.float64:
+            raise RuntimeError(f"the base given to float_power_ has dtype {inplace.type_name(self.dtype)} but the "
+                               "operation's result requires dtype Double")
+        return inplace.inplace_method(math_ops.float_power, "float_power_")(self, exponent)
+    T.float_power_ = float_power_
+
+
+_attach_more_ops()

@@ -569,3 +569,144 @@ def meshgrid(*tensors, indexing: str | None = None):
         view_shape[pos] = tt.numel()
         out.append(P.expand(P.reshape(tt, shape=tuple(view_shape)), shape=tuple(shape)))
     return tuple(out)
+
+
+# ---- more shape and indexing ops ---------------------------------------------------------------
+
+def _atleast(tensors, nd: int):
+    def one(t):
+        if not isinstance(t, Tensor):
+            from .creation import tensor
+            t = tensor(t)
+        if t.ndim >= nd:
+            return t
+        s = tuple(t.shape)
+        if nd == 1:
+            shape = (1,)
+        elif nd == 2:
+            shape = (1,) * (2 - len(s)) + s
+        else:  # atleast_3d: 0-d (1,1,1), (n,) -> (1,n,1), (m,n) -> (m,n,1)
+            shape = {0: (1, 1, 1), 1: (1,) + s + (1,), 2: s + (1,)}[len(s)]
+        return P.reshape(t, shape=shape)
+
+    if len(tensors) == 1 and isinstance(tensors[0], (list, tuple)):
+        return tuple(one(t) for t in tensors[0])
+    return one(tensors[0]) if len(tensors) == 1 else tuple(one(t) for t in tensors)
+
+
+def atleast_1d(*tensors):
+    return _atleast(tensors, 1)
+
+
+def atleast_2d(*tensors):
+    return _atleast(tensors, 2)
+
+
+def atleast_3d(*tensors):
+    return _atleast(tensors, 3)
+
+
+def block_diag(*tensors):
+    mats = []
+    for k, t in enumerate(tensors):
+        if t.ndim > 2:
+            raise RuntimeError(f"torch.block_diag: Input tensors must have 2 or fewer dimensions. Input {k} has "
+                               f"{t.ndim} dimensions")
+        mats.append(P.reshape(t, shape=(1, 1) if t.ndim == 0 else (1, t.shape[0]) if t.ndim == 1 else tuple(t.shape)))
+    if not mats:
+        return Tensor._make(np.zeros((1, 0), dt.get_default_dtype().np))
+    d = dt.result_type(*mats)
+    cols = builtins.sum(m.shape[1] for m in mats)
+    rows, left = [], 0
+    for m in mats:
+        m = m if m.dtype is d else P.cast(m, dtype=d)
+        rows.append(P.pad(m, pads=((0, 0), (left, cols - left - m.shape[1]))))
+        left += m.shape[1]
+    return P.concat(*rows, axis=0) if len(rows) > 1 else P.copy(rows[0])
+
+
+def cartesian_prod(*tensors):
+    if len(tensors) == 1 and isinstance(tensors[0], (list, tuple)):
+        tensors = tuple(tensors[0])
+    for t in tensors:
+        if t.ndim != 1:
+            raise RuntimeError(f"Expect a 1D vector, but got shape {list(t.shape)}")
+        if t.dtype is not tensors[0].dtype:
+            raise RuntimeError("meshgrid expects all tensors to have the same dtype")
+    if len(tensors) == 1:
+        return P.copy(tensors[0])
+    grids = meshgrid(*tensors, indexing="ij")
+    n = int(np.prod([t.shape[0] for t in tensors]))
+    return stack([P.reshape(g, shape=(n,)) for g in grids], 1)
+
+
+def index_fill(input, dim: int, index, value):
+    index = _index_tensor(index, "index_fill")
+    if index.ndim > 1:
+        raise RuntimeError("Index has to be a vector/scalar")
+    d = wrap_dim(dim, input.ndim) if input.ndim else 0
+    n = input.shape[d] if input.ndim else 1
+    idx = P.reshape(index, shape=(index.numel(),))
+    if not _symbolic(idx):
+        bad = idx._data[(idx._data >= n) | (idx._data < -n)]
+        if bad.size:
+            raise IndexError(f"index {int(bad[0])} is out of bounds for dimension {d} with size {n}")
+    idx = P.where(P.lt(idx, 0), P.add(idx, n), idx)
+    hit = P.scatter(P.full(shape=(n,), value=False, dtype=dt.bool_), idx, True, axis=0)
+    mask = P.reshape(hit, shape=tuple(n if i == d else 1 for i in range(input.ndim)))
+    if isinstance(value, Tensor) and value.ndim != 0:
+        raise RuntimeError(f"index_fill_ only supports a 0-dimensional value tensor, but got tensor with "
+                           f"{value.ndim} dimension(s).")
+    return masked_fill(input, mask, value)
+
+
+def _symbolic(t) -> bool:
+    from .compiler.tracing import SymbolicTensor
+    return isinstance(t, SymbolicTensor)
+
+
+def masked_scatter(input, mask, source):
+    if not isinstance(mask, Tensor) or mask.dtype is not dt.bool_:
+        raise RuntimeError(f"masked_scatter_ only supports boolean masks, but got mask with dtype "
+                           f"{_torch_type(mask.dtype) if isinstance(mask, Tensor) else type(mask).__name__}")
+    if source.dtype is not input.dtype:
+        raise RuntimeError(f"masked_scatter: expected self and source to have same dtypes but got"
+                           f"{_torch_type(input.dtype)} and {_torch_type(source.dtype)}")
+    m = P.expand(mask, shape=tuple(input.shape)) if tuple(mask.shape) != tuple(input.shape) else mask
+    n = input.numel()
+    flat_m = P.reshape(m, shape=(n,))
+    if not _symbolic(flat_m) and int(flat_m._data.sum()) > source.numel():
+        raise RuntimeError("Number of elements of source < number of ones in mask")
+    if source.numel() == 0:
+        return P.copy(input)
+    # the k-th True of the mask takes the k-th element of source
+    pos = P.sub(P.cumsum(flat_m, dim=0), 1)
+    pos = P.minimum(P.maximum(pos, 0), source.numel() - 1)
+    vals = P.take(P.reshape(source, shape=(source.numel(),)), pos, axis=0)
+    return P.reshape(P.where(flat_m, vals, P.reshape(input, shape=(n,))), shape=tuple(input.shape))
+
+
+def _torch_type(d) -> str:
+    from .inplace import type_name
+    return type_name(d)
+
+
+def put(input, index, source, accumulate: bool = False):
+    index = _index_tensor(index, "put_")
+    if source.dtype is not input.dtype:
+        raise RuntimeError(f"put_(): self and source expected to have the same dtype, but got self.dtype = "
+                           f"{_torch_type(input.dtype)} and source.dtype = {_torch_type(source.dtype)}")
+    if source.numel() != index.numel():
+        raise IndexError(f"put_(): Expected source and index to have the same number of elements, but got "
+                         f"source.numel() = {source.numel()}, index.numel() = {index.numel()}")
+    n = input.numel()
+    idx = P.reshape(index, shape=(index.numel(),))
+    if not _symbolic(idx):
+        bad = idx._data[(idx._data >= n) | (idx._data < -n)]
+        if bad.size:
+            raise IndexError(f"out of range: tried to access index {int(bad[0])} on a tensor of {n} elements.")
+    idx = P.where(P.lt(idx, 0), P.add(idx, n), idx)
+    flat = P.reshape(input, shape=(n,))
+    src = P.reshape(source, shape=(source.numel(),))
+    out = P.index_add(flat, idx, src, axis=0) if accumulate else P.scatter(flat, idx, src, axis=0)
+    return P.reshape(out, shape=tuple(input.shape))

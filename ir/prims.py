@@ -681,9 +681,346 @@ def _rand_uniform(key, *, shape, dtype, stream):
 rand_uniform = register(Primitive("rand_uniform", _rand_uniform_infer, _rand_uniform, kind="random"))
 
 
+# ---------------------------------------------------------------------------------------------
+# Special functions (scipy.special, imported on first use, as for erf)
+# ---------------------------------------------------------------------------------------------
+
+def _scipy_special(name: str):
+    def run(*a):
+        import scipy.special as sc
+        with np.errstate(all="ignore"):
+            return getattr(sc, name)(*a)
+    return run
+
+
+def _digamma(x):
+    import scipy.special as sc
+    with np.errstate(all="ignore"):
+        out = sc.psi(x)
+    return np.where(x == 0, -np.inf, out)  # PyTorch: digamma(0) = -inf (scipy gives +inf at -0.0)
+
+
+def _polygamma(x, *, n: int):
+    import scipy.special as sc
+    if n == 0:
+        return _digamma(x)
+    with np.errstate(all="ignore"):
+        return sc.polygamma(n, x)
+
+
+def _xlogy(x, y):
+    with np.errstate(all="ignore"):
+        out = np.multiply(x, np.log(y))
+    return np.where((np.asarray(x) == 0) & ~np.isnan(y), 0, out)  # xlogy(0, y) = 0 unless y is nan
+
+
+lgamma = _elementwise("lgamma", _scipy_special("gammaln"), "float")
+erfinv = _elementwise("erfinv", _scipy_special("erfinv"), "float")
+xlogy = _elementwise("xlogy", _xlogy, "float")
+
+
+def _polygamma_infer(x, *, n: int):
+    if n < 0:
+        raise RuntimeError("polygamma(n, x) does not support negative n.")
+    return TensorType(_shape(x), _compute_dtype("float", (x,)))
+
+
+# polygamma(x, n=0) is digamma; its derivative is polygamma(x, n=n+1)
+polygamma = register(Primitive(
+    "polygamma", _polygamma_infer, _polygamma, operand_dtype=lambda x, **_: _compute_dtype("float", (x,)),
+    kind="elementwise"))
+
+
+# ---------------------------------------------------------------------------------------------
+# Scans that return indices, sorting and bucketing (integer results, never differentiated)
+# ---------------------------------------------------------------------------------------------
+
+def _cumarg(take_if):
+    """Index of the running max/min along ``dim``: a later element equal to the running extreme
+    takes over, and a NaN takes over and stays (PyTorch's cummax/cummin)."""
+    def impl(x, *, dim):
+        if x.ndim == 0:
+            return np.zeros((), np.int64)
+        xm = np.moveaxis(x, dim, 0)
+        out = np.zeros(xm.shape, np.int64)
+        if xm.shape[0] == 0:
+            return np.moveaxis(out, 0, dim)
+        floating = xm.dtype.kind == "f"
+        best, cur = xm[0].copy(), np.zeros(xm.shape[1:], np.int64)
+        for t in range(1, xm.shape[0]):
+            v = xm[t]
+            with np.errstate(invalid="ignore"):
+                take = take_if(v, best)
+            if floating:
+                take = np.isnan(v) | (~np.isnan(best) & take)
+            best = np.where(take, v, best)
+            cur = np.where(take, t, cur)
+            out[t] = cur
+        return np.moveaxis(out, 0, dim)
+    return impl
+
+
+def _cumarg_infer(x, *, dim: int):
+    return TensorType(_shape(x), dt.int64)
+
+
+cumargmax = register(Primitive("cumargmax", _cumarg_infer, _cumarg(np.greater_equal), kind="scan"))
+cumargmin = register(Primitive("cumargmin", _cumarg_infer, _cumarg(np.less_equal), kind="scan"))
+
+
+def _argsort(x, *, dim: int, descending: bool):
+    """Stable argsort; NaN sorts as the largest value (last ascending, first descending)."""
+    if x.ndim == 0:
+        return np.zeros((), np.int64)
+    if not descending:
+        return np.argsort(x, axis=dim, kind="stable").astype(np.int64)
+    if x.dtype == np.bool_:
+        key = ~x
+    elif x.dtype.kind == "f":
+        key = np.where(np.isnan(x), -np.inf, -x)
+        return np.lexsort((key, ~np.isnan(x)), axis=dim).astype(np.int64)
+    else:
+        key = -x.astype(np.float64) if x.dtype.kind == "u" else -x.astype(np.int64)
+        if x.dtype == np.int64:  # -int64.min overflows: order by the bitwise complement instead
+            key = ~x
+    return np.argsort(key, axis=dim, kind="stable").astype(np.int64)
+
+
+argsort = register(Primitive(
+    "argsort", lambda x, *, dim, descending: TensorType(_shape(x), dt.int64), _argsort, kind="scan"))
+
+
+def _searchsorted_infer(seq, values, *, right: bool, out_int32: bool):
+    ss, vs = _shape(seq), _shape(values)
+    if len(ss) != 1 and ss[:-1] != vs[:-1]:
+        raise RuntimeError(
+            "torch.searchsorted(): boundaries tensor should be 1 dimension or the first N-1 dimensions of "
+            f"boundaries tensor and input value tensor must match, but we got boundaries tensor {list(ss)} "
+            f"and input value tensor {list(vs)}")
+    return TensorType(vs, dt.int32 if out_int32 else dt.int64)
+
+
+def _searchsorted(seq, values, *, right, out_int32):
+    side = "right" if right else "left"
+    if seq.ndim == 1:
+        out = np.searchsorted(seq, values, side=side)
+    else:
+        rows_s = seq.reshape(-1, seq.shape[-1])
+        rows_v = values.reshape(-1, values.shape[-1])
+        out = np.stack([np.searchsorted(s, v, side=side) for s, v in zip(rows_s, rows_v)]).reshape(values.shape) \
+            if rows_s.shape[0] else np.zeros(values.shape, np.int64)
+    return np.asarray(out).astype(np.int32 if out_int32 else np.int64)
+
+
+searchsorted = register(Primitive("searchsorted", _searchsorted_infer, _searchsorted, kind="index"))
+
+
+# ---------------------------------------------------------------------------------------------
+# Dense linear algebra on batches of matrices (..., m, n), computed with numpy's LAPACK
+# ---------------------------------------------------------------------------------------------
+
+class LinAlgError(RuntimeError):
+    """A linear-algebra routine failed on its input (singular, not positive-definite): PyTorch's
+    ``torch.linalg.LinAlgError``, also a RuntimeError."""
+
+
+def _linalg_dtype(op: str, d: DType) -> None:
+    if not d.is_floating_point:
+        raise RuntimeError(f"{op}: Expected a floating point or complex tensor as input. Got {_TORCH_TYPE_NAMES[d.name]}")
+    if d is dt.float16:
+        raise RuntimeError(f"{op}: Low precision dtypes not supported. Got Half")
+
+
+_TORCH_TYPE_NAMES = {"float32": "Float", "float64": "Double", "float16": "Half", "int64": "Long", "int32": "Int",
+                     "int16": "Short", "int8": "Char", "uint8": "Byte", "bool": "Bool"}
+
+
+def _matrices(op: str, a, square: bool = True) -> tuple[int, ...]:
+    s = _shape(a)
+    if len(s) < 2:
+        raise RuntimeError(f"{op}: The input tensor A must have at least 2 dimensions.")
+    if square and s[-1] != s[-2]:
+        raise RuntimeError(f"{op}: A must be batches of square matrices, but they are {s[-2]} by {s[-1]} matrices")
+    _linalg_dtype(op, a.dtype)
+    return s
+
+
+def _lapack_info(routine: str, a: np.ndarray):
+    """(batch element, info) of the first matrix on which the LAPACK ``routine`` fails, or None."""
+    from scipy.linalg import lapack
+    mats = a.reshape((-1,) + a.shape[-2:])
+    fn = lapack.get_lapack_funcs(routine, (mats,))
+    for b, m in enumerate(mats):
+        info = fn(m, lower=1)[-1] if routine == "potrf" else fn(m)[-1]
+        if info > 0:
+            return b, info
+    return None
+
+
+def _batch_prefix(a: np.ndarray, b: int) -> str:
+    return f"(Batch element {b}): " if a.ndim > 2 else ""
+
+
+def _inv(a):
+    try:
+        return np.linalg.inv(a)
+    except np.linalg.LinAlgError:
+        b, info = _lapack_info("getrf", a) or (0, 1)
+        raise LinAlgError(f"linalg.inv: {_batch_prefix(a, b)}The diagonal element {info} is zero, the inversion "
+                          "could not be completed because the input matrix is singular.") from None
+
+
+inv = register(Primitive(
+    "inv", lambda a: TensorType(_matrices("linalg.inv", a), a.dtype), _inv, kind="linalg"))
+det = register(Primitive(
+    "det", lambda a: TensorType(_matrices("linalg.det", a)[:-2], a.dtype), np.linalg.det, kind="linalg"))
+logabsdet = register(Primitive(
+    "logabsdet", lambda a: TensorType(_matrices("linalg.slogdet", a)[:-2], a.dtype),
+    lambda a: np.linalg.slogdet(a)[1], kind="linalg"))
+det_sign = register(Primitive(
+    "det_sign", lambda a: TensorType(_matrices("linalg.slogdet", a)[:-2], a.dtype),
+    lambda a: np.linalg.slogdet(a)[0], kind="linalg"))
+
+
+def _solve_infer(a, b):
+    sa = _matrices("linalg.solve", a)
+    sb = _shape(b)
+    _linalg_dtype("linalg.solve", b.dtype)
+    if a.dtype is not b.dtype:
+        raise RuntimeError(f"linalg.solve: Expected A and B to have the same dtype, but found A of type "
+                           f"{_TORCH_TYPE_NAMES[a.dtype.name]} and B of type {_TORCH_TYPE_NAMES[b.dtype.name]} instead")
+    if len(sb) < 2 or sb[-2] != sa[-1]:
+        raise RuntimeError(f"linalg.solve: Incompatible shapes of A and B for the equation AX = B "
+                           f"({sa[-2]}x{sa[-1]} and {'x'.join(map(str, sb[-2:] if len(sb) > 1 else sb + (1,)))})")
+    return TensorType(broadcast_shapes(sa[:-2], sb[:-2]) + sb[-2:], a.dtype)
+
+
+def _solve(a, b):
+    batch = np.broadcast_shapes(a.shape[:-2], b.shape[:-2])
+    a, b = np.broadcast_to(a, batch + a.shape[-2:]), np.broadcast_to(b, batch + b.shape[-2:])
+    try:
+        return np.linalg.solve(a, b)
+    except np.linalg.LinAlgError:
+        found = _lapack_info("getrf", a)
+        prefix = _batch_prefix(a, found[0]) if found else ""
+        raise LinAlgError(f"torch.linalg.solve: {prefix}The solver failed because the input matrix is singular.") \
+            from None
+
+
+# X = A^-1 B for matrices B (..., n, k); the frontend handles vector right-hand sides
+solve = register(Primitive("solve", _solve_infer, _solve, kind="linalg"))
+
+
+def _cholesky(a):
+    try:
+        return np.linalg.cholesky(a)
+    except np.linalg.LinAlgError:
+        b, info = _lapack_info("potrf", a) or (0, 1)
+        raise LinAlgError(f"linalg.cholesky: {_batch_prefix(a, b)}The factorization could not be completed because "
+                          f"the input is not positive-definite (the leading minor of order {info} is not "
+                          "positive-definite).") from None
+
+
+# lower-triangular L with A = L L^T, reading only the lower triangle of A
+cholesky = register(Primitive(
+    "cholesky", lambda a: TensorType(_matrices("linalg.cholesky", a), a.dtype), _cholesky, kind="linalg"))
+
+
+def _qr_infer(which: str):
+    def infer(a, *, mode: str):
+        s = _matrices("linalg.qr", a, square=False)
+        m, n = s[-2:]
+        k = m if mode == "complete" else builtins.min(m, n)
+        return TensorType(s[:-2] + ((m, k) if which == "q" else (k, n)), a.dtype)
+    return infer
+
+
+# A = Q R, Q with orthonormal columns, R upper triangular; mode "reduced" or "complete"
+qr_q = register(Primitive("qr_q", _qr_infer("q"), lambda a, *, mode: np.linalg.qr(a, mode=mode)[0], kind="linalg"))
+qr_r = register(Primitive("qr_r", _qr_infer("r"), lambda a, *, mode: np.linalg.qr(a, mode=mode)[1], kind="linalg"))
+
+
+def _svd_infer(which: str):
+    def infer(a, *, full_matrices: bool = False):
+        s = _matrices("linalg.svd", a, square=False)
+        m, n = s[-2:]
+        k = builtins.min(m, n)
+        if which == "s":
+            return TensorType(s[:-2] + (k,), a.dtype)
+        if which == "u":
+            return TensorType(s[:-2] + (m, m if full_matrices else k), a.dtype)
+        return TensorType(s[:-2] + (n if full_matrices else k, n), a.dtype)
+    return infer
+
+
+def _svd_part(i: int):
+    def impl(a, *, full_matrices: bool = False):
+        if a.size == 0:  # LAPACK needs at least one element
+            shape = _svd_infer("usv"[i])(TensorType(a.shape, _dtype_of(a)), full_matrices=full_matrices).shape
+            out = np.zeros(shape, a.dtype)
+            if i != 1:
+                k = builtins.min(shape[-2:])
+                out[..., range(k), range(k)] = 1
+            return out
+        return np.linalg.svd(a, full_matrices=full_matrices)[i]
+    return impl
+
+
+def _dtype_of(a: np.ndarray) -> DType:
+    return dt.float64 if a.dtype == np.float64 else dt.float32
+
+
+# A = U diag(S) Vh; the three factors are three primitives (numpy's SVD is deterministic, so they agree)
+svd_u = register(Primitive("svd_u", _svd_infer("u"), _svd_part(0), kind="linalg"))
+svdvals = register(Primitive(
+    "svdvals", _svd_infer("s"), lambda a: np.linalg.svd(a, compute_uv=False) if a.size else
+    np.zeros(a.shape[:-2] + (builtins.min(a.shape[-2:]),), a.dtype), kind="linalg"))
+svd_vh = register(Primitive("svd_vh", _svd_infer("v"), _svd_part(2), kind="linalg"))
+
+
+def _eigh_infer(vectors: bool):
+    def infer(a, *, uplo: str):
+        s = _matrices("linalg.eigh", a)
+        return TensorType(s if vectors else s[:-1], a.dtype)
+    return infer
+
+
+# symmetric eigendecomposition A = V diag(w) V^T, eigenvalues ascending, reading the ``uplo`` triangle
+eigvalsh = register(Primitive(
+    "eigvalsh", _eigh_infer(False), lambda a, *, uplo: np.linalg.eigvalsh(a, UPLO=uplo), kind="linalg"))
+eigh_vectors = register(Primitive(
+    "eigh_vectors", _eigh_infer(True), lambda a, *, uplo: np.linalg.eigh(a, UPLO=uplo)[1], kind="linalg"))
+
+
+def _pinv_infer(a, *, atol: float, rtol: float, hermitian: bool):
+    s = _matrices("linalg.pinv", a, square=hermitian)
+    return TensorType(s[:-2] + (s[-1], s[-2]), a.dtype)
+
+
+def _pinv(a, *, atol, rtol, hermitian):
+    """Singular values (|eigenvalues| when hermitian) at or below max(atol, rtol * largest) count as 0."""
+    if a.size == 0:
+        return np.zeros(a.shape[:-2] + (a.shape[-1], a.shape[-2]), a.dtype)
+    if hermitian:
+        w, v = np.linalg.eigh(a)
+        big = np.abs(w).max(-1, keepdims=True)
+        keep = np.abs(w) > np.maximum(atol, rtol * big)
+        with np.errstate(divide="ignore"):
+            winv = np.where(keep, 1.0 / np.where(keep, w, 1), 0)
+        return (v * winv[..., None, :]) @ np.swapaxes(v, -1, -2)
+    u, s, vh = np.linalg.svd(a, full_matrices=False)
+    keep = s > np.maximum(atol, rtol * s[..., :1])
+    sinv = np.where(keep, 1.0 / np.where(keep, s, 1), 0)
+    return (np.swapaxes(vh, -1, -2) * sinv[..., None, :]) @ np.swapaxes(u, -1, -2)
+
+
+pinv = register(Primitive("pinv", _pinv_infer, _pinv, kind="linalg"))
+
+
 # Outputs of these are integer/bool-valued or piecewise constant: no gradient flows through them.
 NON_DIFFERENTIABLE = frozenset({
     isnan, isinf, isfinite, logical_not, bitwise_not, eq, ne, lt, le, gt, ge,
     logical_and, logical_or, logical_xor, bitwise_and, bitwise_or, bitwise_xor,
     argmax, argmin, nonzero, full, arange, floor_divide, stop_gradient, rand_uniform,
+    cumargmax, cumargmin, argsort, searchsorted, det_sign,
 })

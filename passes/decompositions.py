@@ -219,6 +219,106 @@ def linear(x, weight, bias=None):
     return y if bias is None else P.add(y, bias)
 
 
+# ---- scans ----------------------------------------------------------------------------------
+
+def _along(x, dim, lo, hi):
+    return P.slice(x, index=tuple((lo, hi, 1) if d == dim else (0, s, 1) for d, s in enumerate(_shape(x))))
+
+
+def _scan(x, dim, combine):
+    """Inclusive scan by doubling (Hillis-Steele): after the step with offset k, element i combines
+    elements i-2k+1..i. Exact for products (no exp/log), so gradients are right at zeros too."""
+    if not _shape(x) or _shape(x)[dim] <= 1:
+        return P.copy(x)
+    n, k = _shape(x)[dim], 1
+    while k < n:
+        tail = combine(_along(x, dim, k, n), _along(x, dim, 0, n - k))
+        x = P.concat(_along(x, dim, 0, k), tail, axis=dim)
+        k *= 2
+    return x
+
+
+@composite("cumprod")
+def cumprod(x, dim):
+    return _scan(x, dim, P.mul)
+
+
+def _logaddexp(a, b):
+    # shifting by a constant (no gradient) keeps every derivative exact, also where a == b
+    m = P.stop_gradient(P.maximum(a, b))
+    m = P.where(P.isinf(m), 0.0, m)  # both -inf (or an inf): exp/log give the right limit unshifted
+    return P.add(P.log(P.add(P.exp(P.sub(a, m)), P.exp(P.sub(b, m)))), m)
+
+
+@composite("logcumsumexp")
+def logcumsumexp(x, dim):
+    return _scan(x, dim, _logaddexp)
+
+
+@composite("cummax", grad_name="CummaxBackward0")
+def cummax(x, dim):
+    """(values, indices): the gradient goes to the index each running maximum came from."""
+    idx = P.cumargmax(x, dim=dim)
+    return (P.copy(x) if not _shape(x) else P.gather(x, idx, axis=dim)), idx
+
+
+@composite("cummin", grad_name="CumminBackward0")
+def cummin(x, dim):
+    idx = P.cumargmin(x, dim=dim)
+    return (P.copy(x) if not _shape(x) else P.gather(x, idx, axis=dim)), idx
+
+
+# ---- more pointwise -------------------------------------------------------------------------
+
+@composite("logaddexp")
+def logaddexp(a, b):
+    return _logaddexp(a, b)
+
+
+@composite("logaddexp2")
+def logaddexp2(a, b):
+    ln2 = math.log(2.0)
+    return P.div(_logaddexp(P.mul(a, ln2), P.mul(b, ln2)), ln2)
+
+
+@composite("xlog1py")
+def xlog1py(x, y):
+    # 0 where x == 0 (unless y is nan); the derivative in x stays log1p(y) there
+    at_zero = P.logical_and(P.eq(x, 0), P.logical_or(P.le(y, -1), P.isinf(y)))
+    return P.mul(x, P.where(at_zero, 0.0, P.log1p(y)))
+
+
+@composite("sinc")
+def sinc(x):
+    zero = P.eq(x, 0)
+    px = P.mul(P.where(zero, 1.0, x), math.pi)
+    return P.where(zero, 1.0, P.div(P.sin(px), px))
+
+
+@composite("logit")
+def logit(x, eps=None):
+    if eps is not None:
+        x = clamp(x, eps, 1.0 - eps)
+    return P.log(P.div(x, P.sub(1, x)))
+
+
+@composite("entr", grad_name="SpecialEntrBackward0")
+def entr(x):
+    pos = P.gt(x, 0)
+    safe = P.where(pos, x, 1.0)
+    return P.where(pos, P.neg(P.mul(safe, P.log(safe))), P.where(P.eq(x, 0), 0.0, -math.inf))
+
+
+# ---- distances ------------------------------------------------------------------------------
+
+@composite("cdist")
+def cdist(x1, x2, p=2.0):
+    """Pairwise p-norm distances of the rows of x1 (..., P, M) and x2 (..., R, M)."""
+    s1, s2 = _shape(x1), _shape(x2)
+    d = P.sub(P.reshape(x1, shape=s1[:-1] + (1, s1[-1])), P.reshape(x2, shape=s2[:-2] + (1,) + s2[-2:]))
+    return norm(d, p, (len(_shape(d)) - 1,), keepdim=False)
+
+
 # The neural-network composites register into the same table from their own module.
 from . import nn_decompositions  # noqa: E402,F401
 

@@ -545,3 +545,17 @@ def test_graph_break_warning_points_at_the_line_calling_a_compiled_module():
     with pytest.warns(UserWarning, match="graph break in Breaks") as rec:
         m(graphc.ones(2)); line = sys._getframe().f_lineno  # noqa: E702
     assert (rec[0].filename, rec[0].lineno) == (THIS_FILE, line)
+
+
+def test_in_place_writes_through_views_of_an_input():
+    def f(x):
+        x[0].add_(1)
+        x[:, 1] *= 3
+        x.t()[2].zero_()
+        return x.sum(0)
+
+    a, b = graphc.ones(2, 3), graphc.ones(2, 3)
+    want = f(a)
+    got = graphc.compile(f)(b)
+    np.testing.assert_array_equal(got.numpy(), want.numpy())
+    np.testing.assert_array_equal(b.numpy(), a.numpy())

@@ -195,3 +195,52 @@ def test_dtype_promotion_matches_eager(op):
             assert got.dtype == want.dtype, what
             np.testing.assert_allclose(got.numpy().astype(np.float64), want.numpy().astype(np.float64),
                                        rtol=1e-3 if want.dtype == graphc.float16 else 1e-6, err_msg=what)
+
+
+# ---- the non-differentiable primitives (no gradcheck case calls them directly) ---------------
+
+from graphc.ir import dtypes as _dt  # noqa: E402
+from graphc.ir import prims as P  # noqa: E402
+
+_B1 = np.array([[True, False, True], [False, False, True]])
+_B2 = np.array([[True, True, False], [False, True, True]])
+_I1 = np.array([[5, -3, 12], [0, 7, -8]], dtype=np.int32)
+_I2 = np.array([[3, 6, -1], [9, 2, 4]], dtype=np.int32)
+_F = np.array([[1.0, np.inf, np.nan], [-np.inf, 0.0, -2.5]])
+NONDIFF = {
+    "arange": (lambda x: x + P.arange(start=1, end=7, step=2, dtype=_dt.float64), [np.zeros(3)]),
+    "arange-int-neg-step": (lambda x: P.arange(start=5, end=-1, step=-2, dtype=_dt.int64) * x, [np.arange(3)]),
+    "bitwise": (lambda a, b: (P.bitwise_and(a, b), P.bitwise_or(a, b), P.bitwise_xor(a, b), P.bitwise_not(a)),
+                [_I1, _I2]),
+    "bitwise-bool": (lambda a, b: (P.bitwise_and(a, b), P.bitwise_xor(a, b), P.bitwise_not(a)), [_B1, _B2]),
+    "logical": (lambda a, b: (P.logical_not(a), P.logical_or(a, b), P.logical_xor(a, b), P.logical_and(a, b)),
+                [_B1, _I2]),
+    "isfinite-isnan-isinf": (lambda x: (P.isfinite(x), P.isnan(x), P.isinf(x)), [_F]),
+    "compare": (lambda a, b: (P.eq(a, b), P.ne(a, b), P.lt(a, b), P.le(a, b), P.gt(a, b), P.ge(a, b)), [_I1, _I2]),
+    "argmax-argmin": (lambda x: (P.argmax(x, dim=1, keepdim=False), P.argmin(x, dim=0, keepdim=True)), [_I1]),
+    "floor_divide": (lambda a, b: P.floor_divide(a, b), [_I1, _I2]),
+    "full": (lambda x: x * P.full(shape=(2, 3), value=1.5, dtype=_dt.float32), [np.ones((2, 3), np.float32)]),
+    "rand_uniform": (lambda key: P.rand_uniform(key, shape=(2, 3), dtype=_dt.float32, stream=3),
+                     [np.array([7, 11], dtype=np.int64)]),
+}
+
+
+@pytest.mark.parametrize("name", list(NONDIFF))
+def test_non_differentiable_primitives_compile(name):
+    fn, args = NONDIFF[name]
+    want = _as_tuple(fn(*[graphc.tensor(a) for a in args]))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        compiled = graphc.compile(fn)
+        got = _as_tuple(compiled(*[graphc.tensor(a) for a in args]))
+    assert next(iter(compiled.cache.values())).forward is not None
+    for g, w in zip(got, want):
+        assert g.dtype == w.dtype
+        np.testing.assert_array_equal(g.numpy(), w.numpy())
+
+
+def test_nonzero_is_a_graph_break():
+    x = graphc.tensor([[0.0, 1.0], [2.0, 0.0]])
+    with pytest.warns(UserWarning, match=r"graph break .*test_compile_ops.py:\d+: nonzero has a data-dependent"):
+        got = graphc.compile(lambda x: P.nonzero(x) * 2)(x)
+    np.testing.assert_array_equal(got.numpy(), P.nonzero(x).numpy() * 2)

@@ -37,13 +37,27 @@ def run(opt_cls, kwargs, dtype=torch.float64, grads=GRADS):
 
 # ---- reference implementations (docs pseudo-code, float64 numpy) --------------------------------
 
+def decayed(theta, g, weight_decay, maximize, decoupled_lr=None):
+    """theta and g as every algorithm first transforms them: g negated when maximizing, then L2 decay
+    added to g or, given the lr, decoupled decay of theta (AdamW's)."""
+    g = -g if maximize else g
+    if weight_decay and decoupled_lr is not None:
+        return theta - decoupled_lr * weight_decay * theta, g
+    if weight_decay:
+        return theta, g + weight_decay * theta
+    return theta, g
+
+
+def moments(m, v, g, betas):
+    """Adam's running averages of the gradient and of its square."""
+    b1, b2 = betas
+    return b1 * m + (1 - b1) * g, b2 * v + (1 - b2) * g * g
+
+
 def ref_sgd(theta, grads, lr=1e-3, momentum=0.0, dampening=0.0, weight_decay=0.0, nesterov=False, maximize=False):
-    theta = theta.copy()
     b = None
     for t, g in enumerate(grads, 1):
-        g = -g if maximize else g.copy()
-        if weight_decay:
-            g = g + weight_decay * theta
+        theta, g = decayed(theta, g, weight_decay, maximize)
         if momentum:
             b = g.copy() if t == 1 else momentum * b + (1 - dampening) * g
             g = g + momentum * b if nesterov else b
@@ -53,20 +67,11 @@ def ref_sgd(theta, grads, lr=1e-3, momentum=0.0, dampening=0.0, weight_decay=0.0
 
 def ref_adam(theta, grads, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0, amsgrad=False,
              maximize=False, decoupled=False):
-    theta = theta.copy()
-    m = np.zeros_like(theta)
-    v = np.zeros_like(theta)
-    vmax = np.zeros_like(theta)
+    m = v = vmax = np.zeros_like(theta)
     b1, b2 = betas
     for t, g in enumerate(grads, 1):
-        g = -g if maximize else g.copy()
-        if weight_decay:
-            if decoupled:
-                theta = theta - lr * weight_decay * theta
-            else:
-                g = g + weight_decay * theta
-        m = b1 * m + (1 - b1) * g
-        v = b2 * v + (1 - b2) * g * g
+        theta, g = decayed(theta, g, weight_decay, maximize, lr if decoupled else None)
+        m, v = moments(m, v, g, betas)
         mhat = m / (1 - b1 ** t)
         if amsgrad:
             vmax = np.maximum(vmax, v)
@@ -79,14 +84,9 @@ def ref_adam(theta, grads, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0
 
 def ref_rmsprop(theta, grads, lr=1e-2, alpha=0.99, eps=1e-8, weight_decay=0.0, momentum=0.0, centered=False,
                 maximize=False):
-    theta = theta.copy()
-    v = np.zeros_like(theta)
-    gave = np.zeros_like(theta)
-    b = np.zeros_like(theta)
+    v = gave = b = np.zeros_like(theta)
     for g in grads:
-        g = -g if maximize else g.copy()
-        if weight_decay:
-            g = g + weight_decay * theta
+        theta, g = decayed(theta, g, weight_decay, maximize)
         v = alpha * v + (1 - alpha) * g * g
         vt = v
         if centered:
@@ -102,12 +102,9 @@ def ref_rmsprop(theta, grads, lr=1e-2, alpha=0.99, eps=1e-8, weight_decay=0.0, m
 
 def ref_adagrad(theta, grads, lr=1e-2, lr_decay=0.0, weight_decay=0.0, initial_accumulator_value=0.0, eps=1e-10,
                 maximize=False):
-    theta = theta.copy()
     s = np.full_like(theta, initial_accumulator_value)
     for t, g in enumerate(grads, 1):
-        g = -g if maximize else g.copy()
-        if weight_decay:
-            g = g + weight_decay * theta
+        theta, g = decayed(theta, g, weight_decay, maximize)
         clr = lr / (1 + (t - 1) * lr_decay)
         s = s + g * g
         theta = theta - clr * g / (np.sqrt(s) + eps)
@@ -115,13 +112,9 @@ def ref_adagrad(theta, grads, lr=1e-2, lr_decay=0.0, weight_decay=0.0, initial_a
 
 
 def ref_adadelta(theta, grads, lr=1.0, rho=0.9, eps=1e-6, weight_decay=0.0, maximize=False):
-    theta = theta.copy()
-    v = np.zeros_like(theta)
-    u = np.zeros_like(theta)
+    v = u = np.zeros_like(theta)
     for g in grads:
-        g = -g if maximize else g.copy()
-        if weight_decay:
-            g = g + weight_decay * theta
+        theta, g = decayed(theta, g, weight_decay, maximize)
         v = rho * v + (1 - rho) * g * g
         dx = np.sqrt(u + eps) / np.sqrt(v + eps) * g
         u = rho * u + (1 - rho) * dx * dx
@@ -130,14 +123,10 @@ def ref_adadelta(theta, grads, lr=1.0, rho=0.9, eps=1e-6, weight_decay=0.0, maxi
 
 
 def ref_adamax(theta, grads, lr=2e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0, maximize=False):
-    theta = theta.copy()
-    m = np.zeros_like(theta)
-    u = np.zeros_like(theta)
+    m = u = np.zeros_like(theta)
     b1, b2 = betas
     for t, g in enumerate(grads, 1):
-        g = -g if maximize else g.copy()
-        if weight_decay:
-            g = g + weight_decay * theta
+        theta, g = decayed(theta, g, weight_decay, maximize)
         m = b1 * m + (1 - b1) * g
         u = np.maximum(b2 * u, np.abs(g) + eps)
         theta = theta - lr * m / ((1 - b1 ** t) * u)
@@ -146,20 +135,12 @@ def ref_adamax(theta, grads, lr=2e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay
 
 def ref_nadam(theta, grads, lr=2e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0, momentum_decay=4e-3,
               decoupled_weight_decay=False, maximize=False):
-    theta = theta.copy()
-    m = np.zeros_like(theta)
-    v = np.zeros_like(theta)
+    m = v = np.zeros_like(theta)
     b1, b2 = betas
     mus = [None] + [b1 * (1 - 0.5 * 0.96 ** (i * momentum_decay)) for i in range(1, len(grads) + 2)]
     for t, g in enumerate(grads, 1):
-        g = -g if maximize else g.copy()
-        if weight_decay:
-            if decoupled_weight_decay:
-                theta = theta - lr * weight_decay * theta
-            else:
-                g = g + weight_decay * theta
-        m = b1 * m + (1 - b1) * g
-        v = b2 * v + (1 - b2) * g * g
+        theta, g = decayed(theta, g, weight_decay, maximize, lr if decoupled_weight_decay else None)
+        m, v = moments(m, v, g, betas)
         mhat = mus[t + 1] * m / (1 - np.prod(mus[1:t + 2])) + (1 - mus[t]) * g / (1 - np.prod(mus[1:t + 1]))
         vhat = v / (1 - b2 ** t)
         theta = theta - lr * mhat / (np.sqrt(vhat) + eps)
@@ -168,20 +149,12 @@ def ref_nadam(theta, grads, lr=2e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=
 
 def ref_radam(theta, grads, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0, decoupled_weight_decay=False,
               maximize=False):
-    theta = theta.copy()
-    m = np.zeros_like(theta)
-    v = np.zeros_like(theta)
+    m = v = np.zeros_like(theta)
     b1, b2 = betas
     rho_inf = 2 / (1 - b2) - 1
     for t, g in enumerate(grads, 1):
-        g = -g if maximize else g.copy()
-        if weight_decay:
-            if decoupled_weight_decay:
-                theta = theta - lr * weight_decay * theta
-            else:
-                g = g + weight_decay * theta
-        m = b1 * m + (1 - b1) * g
-        v = b2 * v + (1 - b2) * g * g
+        theta, g = decayed(theta, g, weight_decay, maximize, lr if decoupled_weight_decay else None)
+        m, v = moments(m, v, g, betas)
         mhat = m / (1 - b1 ** t)
         rho_t = rho_inf - 2 * t * b2 ** t / (1 - b2 ** t)
         if rho_t > 5:
@@ -213,15 +186,11 @@ def ref_rprop(theta, grads, lr=1e-2, etas=(0.5, 1.2), step_sizes=(1e-6, 50), max
 
 
 def ref_asgd(theta, grads, lr=1e-2, lambd=1e-4, alpha=0.75, t0=1e6, weight_decay=0.0, maximize=False):
-    theta = theta.copy()
-    eta, mu = lr, 1.0
+    eta = lr
     for t, g in enumerate(grads, 1):
-        g = -g if maximize else g.copy()
-        if weight_decay:
-            g = g + weight_decay * theta
+        theta, g = decayed(theta, g, weight_decay, maximize)
         theta = theta * (1 - lambd * eta) - eta * g
         eta = lr / (1 + lambd * lr * t) ** alpha
-        mu = 1 / max(1, t - t0)
     return theta
 
 

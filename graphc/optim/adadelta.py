@@ -3,14 +3,14 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..tensors import Tensor
-from .optimizer import (Optimizer, _Transaction, _check_lr, _check_not_differentiable, _grad_array,
-                        _param_array, _scalar_tensor, _to_scalar, _use_grad_for_differentiable, _zeros_like)
+from ._per_parameter import (_decayed_square, _group_lr, _PerParameterOptimizer, _scalar_tensor, _weight_decay,
+                             _zeros_like)
+from .optimizer import _check_hyperparameters
 
 __all__ = ["Adadelta"]
 
 
-class Adadelta(Optimizer):
+class Adadelta(_PerParameterOptimizer):
     r"""Implements the Adadelta algorithm.
 
     .. math::
@@ -24,69 +24,27 @@ class Adadelta(Optimizer):
     capturable, maximize, differentiable.
     """
 
+    _sparse_message = "Adadelta does not support sparse gradients"
+    _setstate_defaults = {"foreach": None, "maximize": False, "differentiable": False, "capturable": False}
+
     def __init__(self, params, lr=1.0, rho: float = 0.9, eps: float = 1e-6, weight_decay: float = 0,
                  foreach: bool | None = None, *, capturable: bool = False, maximize: bool = False,
                  differentiable: bool = False) -> None:
-        _check_lr(lr)
-        if not 0.0 <= lr:
-            raise ValueError(f"Invalid learning rate: {lr}")
-        if not 0.0 <= rho <= 1.0:
-            raise ValueError(f"Invalid rho value: {rho}")
-        if not 0.0 <= eps:
-            raise ValueError(f"Invalid epsilon value: {eps}")
-        if not 0.0 <= weight_decay:
-            raise ValueError(f"Invalid weight_decay value: {weight_decay}")
-
+        _check_hyperparameters(lr=lr, rho=rho, eps=eps, weight_decay=weight_decay)
         defaults = {"lr": lr, "rho": rho, "eps": eps, "weight_decay": weight_decay, "maximize": maximize,
                     "capturable": capturable, "foreach": foreach, "differentiable": differentiable}
-        _check_not_differentiable(differentiable)
         super().__init__(params, defaults)
 
-    def __setstate__(self, state) -> None:
-        super().__setstate__(state)
-        for group in self.param_groups:
-            group.setdefault("foreach", None)
-            group.setdefault("maximize", False)
-            group.setdefault("differentiable", False)
-            group.setdefault("capturable", False)
-            for p in group["params"]:
-                p_state = self.state.get(p, [])
-                if len(p_state) != 0 and not isinstance(p_state["step"], Tensor):
-                    p_state["step"] = _scalar_tensor(float(p_state["step"]))
+    def _init_state(self, group, p) -> dict:
+        return {"step": _scalar_tensor(0.0), "square_avg": _zeros_like(p), "acc_delta": _zeros_like(p)}
 
-    @_use_grad_for_differentiable
-    def step(self, closure=None):
-        """Perform a single optimization step.
-
-        Args:
-            closure (Callable, optional): A closure that reevaluates the model and returns the loss.
-        """
-        loss = self._run_closure(closure)
-        tx = _Transaction(self)
-        for group in self.param_groups:
-            lr = float(_to_scalar(group["lr"]))
-            rho, eps, weight_decay = group["rho"], group["eps"], _to_scalar(group["weight_decay"])
-            for p in group["params"]:
-                if p.grad is None:
-                    continue
-                _param_array(p)
-                grad = _grad_array(p, p.grad, "Adadelta does not support sparse gradients", maximize=group["maximize"])
-                param = tx.read(p)
-                state = tx.state(p)
-                if len(state) == 0:
-                    state = tx.new_state(p, {"step": _scalar_tensor(0.0), "square_avg": _zeros_like(p),
-                                             "acc_delta": _zeros_like(p)})
-                tx.write(state["step"], tx.read(state["step"]) + 1)
-
-                if weight_decay != 0:
-                    grad = grad + weight_decay * param
-                square_avg = tx.read(state["square_avg"]) * rho + (1 - rho) * grad * grad
-                std = np.sqrt(square_avg + eps)
-                acc_delta = tx.read(state["acc_delta"])
-                delta = np.sqrt(acc_delta + eps) / std * grad
-                acc_delta = acc_delta * rho + (1 - rho) * delta * delta
-                tx.write(state["square_avg"], square_avg)
-                tx.write(state["acc_delta"], acc_delta)
-                tx.write(p, param + (-lr) * delta)
-        tx.commit()
-        return loss
+    def _update(self, tx, group, p, param, grad) -> None:
+        state, _ = self._counted_state(tx, group, p)
+        rho, eps = group["rho"], group["eps"]
+        param, grad = _weight_decay(group, param, grad)
+        square_avg = _decayed_square(tx.read(state["square_avg"]), grad, rho)
+        acc_delta = tx.read(state["acc_delta"])
+        delta = np.sqrt(acc_delta + eps) / np.sqrt(square_avg + eps) * grad
+        tx.write(state["square_avg"], square_avg)
+        tx.write(state["acc_delta"], _decayed_square(acc_delta, delta, rho))
+        tx.write(p, param + (-_group_lr(group)) * delta)

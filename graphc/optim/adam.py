@@ -4,14 +4,25 @@ from __future__ import annotations
 import numpy as np
 
 from ..tensors import Tensor
-from .optimizer import (Optimizer, _Transaction, _check_fused_foreach, _check_not_differentiable, _get_scalar_dtype,
-                        _grad_array, _lerp, _param_array, _scalar_tensor, _to_scalar,
-                        _use_grad_for_differentiable, _zeros_like)
+from ._per_parameter import (_decayed_square, _get_scalar_dtype, _group_lr, _lerp, _PerParameterOptimizer,
+                             _scalar_tensor, _weight_decay, _zeros_like)
+from ._transaction import _Transaction
+from .optimizer import _check_hyperparameters, _to_scalar
 
 __all__ = ["Adam", "AdamW"]
 
 
-class Adam(Optimizer):
+def _adam_moments(tx: _Transaction, state: dict, grad: np.ndarray, beta1: float,
+                  beta2: float) -> tuple[np.ndarray, np.ndarray]:
+    """Adam's first and second moment estimates (``exp_avg``, ``exp_avg_sq``), staged and returned."""
+    exp_avg = _lerp(tx.read(state["exp_avg"]), grad, 1 - beta1)
+    exp_avg_sq = _decayed_square(tx.read(state["exp_avg_sq"]), grad, beta2)
+    tx.write(state["exp_avg"], exp_avg)
+    tx.write(state["exp_avg_sq"], exp_avg_sq)
+    return exp_avg, exp_avg_sq
+
+
+class Adam(_PerParameterOptimizer):
     r"""Implements the Adam algorithm.
 
     .. math::
@@ -30,25 +41,17 @@ class Adam(Optimizer):
     amsgrad, ``max_exp_avg_sq``.
     """
 
+    _sparse_message = "Adam does not support sparse gradients, please consider SparseAdam instead"
+    _setstate_defaults = {"amsgrad": False, "maximize": False, "foreach": None, "capturable": False,
+                          "differentiable": False, "decoupled_weight_decay": False, "fused": None}
+
     def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps: float = 1e-8, weight_decay: float = 0,
                  amsgrad: bool = False, *, foreach: bool | None = None, maximize: bool = False,
                  capturable: bool = False, differentiable: bool = False, fused: bool | None = None,
                  decoupled_weight_decay: bool = False) -> None:
-        if isinstance(lr, Tensor):
-            if foreach and not capturable:
-                raise ValueError("lr as a Tensor is not supported for capturable=False and foreach=True")
-            if lr.numel() != 1:
-                raise ValueError("Tensor lr must be 1-element")
-        if not 0.0 <= lr:
-            raise ValueError(f"Invalid learning rate: {lr}")
-        if not 0.0 <= eps:
-            raise ValueError(f"Invalid epsilon value: {eps}")
-        if not 0.0 <= betas[0] < 1.0:
-            raise ValueError(f"Invalid beta parameter at index 0: {betas[0]}")
-        if not 0.0 <= betas[1] < 1.0:
-            raise ValueError(f"Invalid beta parameter at index 1: {betas[1]}")
-        if not 0.0 <= weight_decay:
-            raise ValueError(f"Invalid weight_decay value: {weight_decay}")
+        if isinstance(lr, Tensor) and foreach and not capturable:
+            raise ValueError("lr as a Tensor is not supported for capturable=False and foreach=True")
+        _check_hyperparameters(lr=lr, eps=eps, betas=betas, weight_decay=weight_decay)
         if not ((isinstance(betas[0], float) and isinstance(betas[1], float))
                 or (isinstance(betas[0], Tensor) and isinstance(betas[1], Tensor))):
             raise ValueError("betas must be either both floats or both Tensors")
@@ -64,87 +67,27 @@ class Adam(Optimizer):
                     "maximize": maximize, "foreach": foreach, "capturable": capturable,
                     "differentiable": differentiable, "fused": fused,
                     "decoupled_weight_decay": decoupled_weight_decay}
-        _check_not_differentiable(differentiable)
         super().__init__(params, defaults)
-        if fused:
-            _check_fused_foreach(fused, foreach, differentiable)
-            self._step_supports_amp_scaling = True
 
-    def __setstate__(self, state) -> None:
-        super().__setstate__(state)
-        for group in self.param_groups:
-            group.setdefault("amsgrad", False)
-            group.setdefault("maximize", False)
-            group.setdefault("foreach", None)
-            group.setdefault("capturable", False)
-            group.setdefault("differentiable", False)
-            group.setdefault("decoupled_weight_decay", False)
-            group.setdefault("fused", None)
-            for p in group["params"]:
-                p_state = self.state.get(p, [])
-                if len(p_state) != 0 and not isinstance(p_state["step"], Tensor):
-                    p_state["step"] = _scalar_tensor(float(p_state["step"]))
+    def _init_state(self, group, p) -> dict:
+        state = {"step": _scalar_tensor(0.0, _get_scalar_dtype(group["fused"])),
+                 "exp_avg": _zeros_like(p), "exp_avg_sq": _zeros_like(p)}
+        if group["amsgrad"]:
+            state["max_exp_avg_sq"] = _zeros_like(p)
+        return state
 
-    @_use_grad_for_differentiable
-    def step(self, closure=None):
-        """Perform a single optimization step.
-
-        Args:
-            closure (Callable, optional): A closure that reevaluates the model and returns the loss.
-        """
-        loss = self._run_closure(closure)
-        tx = _Transaction(self)
-        for group in self.param_groups:
-            beta1, beta2 = (float(_to_scalar(b)) for b in group["betas"])
-            lr = float(_to_scalar(group["lr"]))
-            weight_decay = _to_scalar(group["weight_decay"])
-            eps = group["eps"]
-            amsgrad = group["amsgrad"]
-            decoupled = group["decoupled_weight_decay"]
-            for p in group["params"]:
-                if p.grad is None:
-                    continue
-                _param_array(p)
-                grad = _grad_array(p, p.grad, "Adam does not support sparse gradients, please consider "
-                                   "SparseAdam instead", maximize=group["maximize"])
-                param = tx.read(p)
-                state = tx.state(p)
-                if len(state) == 0:
-                    state = {"step": _scalar_tensor(0.0, _get_scalar_dtype(group["fused"])),
-                             "exp_avg": _zeros_like(p), "exp_avg_sq": _zeros_like(p)}
-                    if amsgrad:
-                        state["max_exp_avg_sq"] = _zeros_like(p)
-                    tx.new_state(p, state)
-                step_t = state["step"]
-                step_arr = tx.read(step_t) + 1
-                tx.write(step_t, step_arr)
-                step = float(step_arr)
-
-                if weight_decay != 0:
-                    if decoupled:
-                        param = param * (1 - lr * weight_decay)
-                    else:
-                        grad = grad + weight_decay * param
-                exp_avg = _lerp(tx.read(state["exp_avg"]), grad, 1 - beta1)
-                exp_avg_sq = tx.read(state["exp_avg_sq"]) * beta2 + (1 - beta2) * grad * grad
-                tx.write(state["exp_avg"], exp_avg)
-                tx.write(state["exp_avg_sq"], exp_avg_sq)
-
-                bias_correction1 = 1 - beta1 ** step
-                bias_correction2 = 1 - beta2 ** step
-                step_size = lr / bias_correction1
-                bias_correction2_sqrt = bias_correction2 ** 0.5
-                if amsgrad:
-                    if "max_exp_avg_sq" not in state:
-                        raise KeyError("max_exp_avg_sq")
-                    max_sq = np.maximum(tx.read(state["max_exp_avg_sq"]), exp_avg_sq)
-                    tx.write(state["max_exp_avg_sq"], max_sq)
-                    denom = np.sqrt(max_sq) / bias_correction2_sqrt + eps
-                else:
-                    denom = np.sqrt(exp_avg_sq) / bias_correction2_sqrt + eps
-                tx.write(p, param + (-step_size) * exp_avg / denom)
-        tx.commit()
-        return loss
+    def _update(self, tx, group, p, param, grad) -> None:
+        state, step = self._counted_state(tx, group, p)
+        beta1, beta2 = (float(_to_scalar(b)) for b in group["betas"])
+        lr = _group_lr(group)
+        param, grad = _weight_decay(group, param, grad, group["decoupled_weight_decay"])
+        exp_avg, exp_avg_sq = _adam_moments(tx, state, grad, beta1, beta2)
+        if group["amsgrad"]:
+            exp_avg_sq = np.maximum(tx.read(state["max_exp_avg_sq"]), exp_avg_sq)
+            tx.write(state["max_exp_avg_sq"], exp_avg_sq)
+        step_size = lr / (1 - beta1 ** step)
+        denom = np.sqrt(exp_avg_sq) / (1 - beta2 ** step) ** 0.5 + group["eps"]
+        tx.write(p, param + (-step_size) * exp_avg / denom)
 
 
 class AdamW(Adam):

@@ -3,14 +3,13 @@ from __future__ import annotations
 
 import numpy as np
 
-from .optimizer import (Optimizer, _Transaction, _check_adam_like, _check_not_differentiable, _grad_array, _lerp,
-                        _param_array, _scalar_tensor, _tensorize_state_scalars, _to_scalar,
-                        _use_grad_for_differentiable, _zeros_like)
+from ._per_parameter import _group_lr, _lerp, _PerParameterOptimizer, _scalar_tensor, _weight_decay, _zeros_like
+from .optimizer import _check_hyperparameters
 
 __all__ = ["Adamax"]
 
 
-class Adamax(Optimizer):
+class Adamax(_PerParameterOptimizer):
     r"""Implements Adamax.
 
     .. math::
@@ -22,51 +21,27 @@ class Adamax(Optimizer):
     keyword-only maximize, differentiable, capturable.
     """
 
+    _sparse_message = "Adamax does not support sparse gradients"
+    _setstate_defaults = {"foreach": None, "maximize": False, "differentiable": False, "capturable": False}
+
     def __init__(self, params, lr=2e-3, betas=(0.9, 0.999), eps: float = 1e-8, weight_decay: float = 0,
                  foreach: bool | None = None, *, maximize: bool = False, differentiable: bool = False,
                  capturable: bool = False) -> None:
-        _check_adam_like(lr, eps, betas, weight_decay)
+        _check_hyperparameters(lr=lr, eps=eps, betas=betas, weight_decay=weight_decay)
         defaults = {"lr": lr, "betas": betas, "eps": eps, "weight_decay": weight_decay, "foreach": foreach,
                     "maximize": maximize, "differentiable": differentiable, "capturable": capturable}
-        _check_not_differentiable(differentiable)
         super().__init__(params, defaults)
 
-    def __setstate__(self, state) -> None:
-        super().__setstate__(state)
-        for group in self.param_groups:
-            for key, value in (("foreach", None), ("maximize", False), ("differentiable", False),
-                               ("capturable", False)):
-                group.setdefault(key, value)
-        _tensorize_state_scalars(self)
+    def _init_state(self, group, p) -> dict:
+        return {"step": _scalar_tensor(0.0), "exp_avg": _zeros_like(p), "exp_inf": _zeros_like(p)}
 
-    @_use_grad_for_differentiable
-    def step(self, closure=None):
-        """Perform a single optimization step (``closure`` re-evaluates the model and returns the loss)."""
-        loss = self._run_closure(closure)
-        tx = _Transaction(self)
-        for group in self.param_groups:
-            beta1, beta2 = group["betas"]
-            lr = float(_to_scalar(group["lr"]))
-            eps, weight_decay = group["eps"], _to_scalar(group["weight_decay"])
-            for p in group["params"]:
-                if p.grad is None:
-                    continue
-                _param_array(p)
-                grad = _grad_array(p, p.grad, "Adamax does not support sparse gradients", maximize=group["maximize"])
-                param = tx.read(p)
-                state = tx.state(p)
-                if len(state) == 0:
-                    state = tx.new_state(p, {"step": _scalar_tensor(0.0), "exp_avg": _zeros_like(p),
-                                             "exp_inf": _zeros_like(p)})
-                step_arr = tx.read(state["step"]) + 1
-                tx.write(state["step"], step_arr)
-                if weight_decay != 0:
-                    grad = grad + weight_decay * param
-                exp_avg = _lerp(tx.read(state["exp_avg"]), grad, 1 - beta1)
-                exp_inf = np.maximum(tx.read(state["exp_inf"]) * beta2, np.abs(grad) + eps)
-                tx.write(state["exp_avg"], exp_avg)
-                tx.write(state["exp_inf"], exp_inf)
-                clr = lr / (1 - beta1 ** float(step_arr))
-                tx.write(p, param + (-clr) * exp_avg / exp_inf)
-        tx.commit()
-        return loss
+    def _update(self, tx, group, p, param, grad) -> None:
+        state, step = self._counted_state(tx, group, p)
+        beta1, beta2 = group["betas"]
+        param, grad = _weight_decay(group, param, grad)
+        exp_avg = _lerp(tx.read(state["exp_avg"]), grad, 1 - beta1)
+        exp_inf = np.maximum(tx.read(state["exp_inf"]) * beta2, np.abs(grad) + group["eps"])
+        tx.write(state["exp_avg"], exp_avg)
+        tx.write(state["exp_inf"], exp_inf)
+        clr = _group_lr(group) / (1 - beta1 ** step)
+        tx.write(p, param + (-clr) * exp_avg / exp_inf)

@@ -9,7 +9,8 @@ import numpy as np
 
 from ..autograd.grad_mode import enable_grad, no_grad
 from ..tensors import Tensor
-from .optimizer import Optimizer, _check_lr, _to_scalar
+from ._transaction import _param_array, _write_in_place
+from .optimizer import Optimizer, _check_hyperparameters, _to_scalar
 
 __all__ = ["LBFGS"]
 
@@ -170,9 +171,7 @@ class LBFGS(Optimizer):
 
     def __init__(self, params, lr=1, max_iter: int = 20, max_eval: int | None = None, tolerance_grad: float = 1e-7,
                  tolerance_change: float = 1e-9, history_size: int = 100, line_search_fn: str | None = None) -> None:
-        _check_lr(lr)
-        if not 0.0 <= lr:
-            raise ValueError(f"Invalid learning rate: {lr}")
+        _check_hyperparameters(lr=lr)
         if max_eval is None:
             max_eval = max_iter * 5 // 4
         defaults = {"lr": lr, "max_iter": max_iter, "max_eval": max_eval, "tolerance_grad": tolerance_grad,
@@ -209,9 +208,7 @@ class LBFGS(Optimizer):
         offset = 0
         for p in self._params:
             numel = p._data.size
-            new = p._data + step_size * update[offset:offset + numel].reshape(p._data.shape)
-            np.copyto(p._data, new, casting="unsafe")
-            p._version.value += 1
+            _write_in_place(p, p._data + step_size * update[offset:offset + numel].reshape(p._data.shape))
             offset += numel
         if offset != self._numel():
             raise AssertionError(f"Expected offset {offset} to equal {self._numel()}")
@@ -221,8 +218,7 @@ class LBFGS(Optimizer):
 
     def _set_param(self, params_data) -> None:
         for p, pdata in zip(self._params, params_data):
-            np.copyto(p._data, pdata)
-            p._version.value += 1
+            _write_in_place(p, pdata)
 
     def _directional_evaluate(self, closure, x, t, d):
         self._add_grad(t, d)
@@ -240,8 +236,7 @@ class LBFGS(Optimizer):
         if len(self.param_groups) != 1:
             raise AssertionError(f"Expected exactly one param_group, but got {len(self.param_groups)}")
         for p in self._params:
-            if not np.issubdtype(p._data.dtype, np.floating):
-                raise RuntimeError(f"graphc.optim: only floating point parameters can be optimized, got {p.dtype}")
+            _param_array(p)
         saved = self._clone_param()
         try:
             with no_grad():
@@ -250,8 +245,7 @@ class LBFGS(Optimizer):
             # a failed step leaves the parameters as they were (the state is only written at the end)
             for p, data in zip(self._params, saved):
                 if not np.array_equal(p._data, data, equal_nan=True):
-                    np.copyto(p._data, data)
-                    p._version.value += 1
+                    _write_in_place(p, data)
             raise
 
     def _step(self, closure):
@@ -420,8 +414,7 @@ class LBFGS(Optimizer):
         old_prev = stored.get("prev_flat_grad")
         if isinstance(old_prev, Tensor) and isinstance(prev_flat_grad, np.ndarray) \
                 and old_prev._data.shape == prev_flat_grad.shape:
-            np.copyto(old_prev._data, prev_flat_grad, casting="unsafe")  # in place, as PyTorch's copy_
-            old_prev._version.value += 1
+            _write_in_place(old_prev, prev_flat_grad)  # in place, as PyTorch's copy_
             st["prev_flat_grad"] = old_prev
         else:
             st["prev_flat_grad"] = _to_tensor(prev_flat_grad)

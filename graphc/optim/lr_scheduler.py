@@ -7,6 +7,7 @@ import types
 import warnings
 from bisect import bisect_right
 from collections import Counter
+from contextlib import contextmanager
 from functools import partial, wraps
 from typing import Any
 from weakref import ref
@@ -28,24 +29,31 @@ EPOCH_DEPRECATION_WARNING = (
 )
 
 
-def _format_param(name: str, optimizer: Optimizer, param):
+def _clone(value):
+    """Tensors are cloned so that a scheduler's record does not follow later in-place lr updates."""
+    return value.clone() if isinstance(value, Tensor) else value
+
+
+def _checked_optimizer(optimizer):
+    if not isinstance(optimizer, Optimizer):
+        raise TypeError(f"{type(optimizer).__name__} is not an Optimizer")
+    return optimizer
+
+
+def _format_param(name: str, optimizer: Optimizer, param) -> list:
     """Return correctly formatted lr/momentum for each param group."""
-
-    def _copy(_param):
-        return _param.clone() if isinstance(_param, Tensor) else _param
-
     if isinstance(param, (list, tuple)):
         if len(param) != len(optimizer.param_groups):
             raise ValueError(f"{name} must have the same length as optimizer.param_groups. {name} has "
                              f"{len(param)} values, param_groups has {len(optimizer.param_groups)}.")
     else:
         param = [param] * len(optimizer.param_groups)
-    return list(map(_copy, param))
+    return list(map(_clone, param))
 
 
 def _param_groups_val_list(optimizer: Optimizer, key: str) -> list:
     """The values of ``key`` in every param group (tensors cloned)."""
-    return [group[key].clone() if isinstance(group[key], Tensor) else group[key] for group in optimizer.param_groups]
+    return [_clone(group[key]) for group in optimizer.param_groups]
 
 
 def _update_param_group_val(param_group: dict[str, Any], key: str, val) -> None:
@@ -54,6 +62,16 @@ def _update_param_group_val(param_group: dict[str, Any], key: str, val) -> None:
         param_group[key].fill_(_to_scalar(val))
     else:
         param_group[key] = val
+
+
+@contextmanager
+def _flag(scheduler: LRScheduler, name: str):
+    """Hold the mode flag ``scheduler.<name>`` True while the block runs (``get_lr`` reads it)."""
+    setattr(scheduler, name, True)
+    try:
+        yield
+    finally:
+        setattr(scheduler, name, False)
 
 
 class LRScheduler:
@@ -71,16 +89,11 @@ class LRScheduler:
     _is_initial: bool = False
 
     def __init__(self, optimizer: Optimizer, last_epoch: int = -1) -> None:
-        if not isinstance(optimizer, Optimizer):
-            raise TypeError(f"{type(optimizer).__name__} is not an Optimizer")
-        self.optimizer = optimizer
+        self.optimizer = _checked_optimizer(optimizer)
 
         if last_epoch == -1:
             for group in optimizer.param_groups:
-                initial_lr = group["lr"]
-                if isinstance(initial_lr, Tensor):
-                    initial_lr = initial_lr.clone()
-                group.setdefault("initial_lr", initial_lr)
+                group.setdefault("initial_lr", _clone(group["lr"]))
         else:
             for i, group in enumerate(optimizer.param_groups):
                 if "initial_lr" not in group:
@@ -118,16 +131,27 @@ class LRScheduler:
     def _initial_step(self) -> None:
         """Initialize step counts and perform a step."""
         self._step_count = 0
-        with _initial_mode(self):
+        with _flag(self, "_is_initial"):
             self.step()
 
     def state_dict(self) -> dict[str, Any]:
         """The scheduler's state: every attribute except the optimizer."""
-        return {key: value for key, value in self.__dict__.items() if key != "optimizer"}
+        return self._state_dict_without()
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
         """Load the scheduler's state (an object returned by :meth:`state_dict`)."""
         self.__dict__.update(state_dict)
+
+    def _state_dict_without(self, *keys: str) -> dict[str, Any]:
+        return {key: value for key, value in self.__dict__.items() if key not in ("optimizer", *keys)}
+
+    def _load_state_dict_without(self, state_dict: dict[str, Any], key: str):
+        """Load every entry but ``key`` (a nested state the caller loads) and return that one; the
+        given dict is left as it was."""
+        value = state_dict.pop(key)
+        self.__dict__.update(state_dict)
+        state_dict[key] = value
+        return value
 
     def get_last_lr(self) -> list:
         """The last learning rates computed by this scheduler, one per param group."""
@@ -162,7 +186,7 @@ class LRScheduler:
         self._update_lr(epoch)
 
     def _update_lr(self, epoch: int | None = None) -> None:
-        with _enable_get_lr_call(self):
+        with _flag(self, "_get_lr_called_within_step"):
             if epoch is None:
                 self.last_epoch += 1
                 values = self.get_lr()
@@ -172,6 +196,9 @@ class LRScheduler:
                     values = self._get_closed_form_lr()
                 else:
                     values = self.get_lr()
+        self._apply_lrs(values)
+
+    def _apply_lrs(self, values: list) -> None:
         for param_group, lr in zip(self.optimizer.param_groups, values):
             _update_param_group_val(param_group, "lr", lr)
         self._last_lr = _param_groups_val_list(self.optimizer, "lr")
@@ -187,94 +214,81 @@ class _LRScheduler(LRScheduler):
     """Deprecated alias of :class:`LRScheduler`."""
 
 
-class _enable_get_lr_call:
-    def __init__(self, o: LRScheduler) -> None:
-        self.o = o
+class _FactorScheduler(LRScheduler):
+    """A schedule that scales the learning rate. The chainable form multiplies each group's current
+    lr by ``_chainable_factor()`` (``None``: the lr stays as it is); the closed form multiplies its
+    initial lr by ``_closed_form_factor()``."""
 
-    def __enter__(self):
-        self.o._get_lr_called_within_step = True
-        return self
+    def get_lr(self) -> list:
+        _warn_get_lr_called_within_step(self)
+        factor = self._chainable_factor()
+        if factor is None:
+            return _param_groups_val_list(self.optimizer, "lr")
+        return [group["lr"] * factor for group in self.optimizer.param_groups]
 
-    def __exit__(self, type, value, traceback) -> None:
-        self.o._get_lr_called_within_step = False
+    def _get_closed_form_lr(self) -> list:
+        factor = self._closed_form_factor()
+        return [base_lr * factor for base_lr in self.base_lrs]
 
+    def _chainable_factor(self) -> float | None:
+        raise NotImplementedError
 
-class _initial_mode:
-    def __init__(self, o: LRScheduler) -> None:
-        self.o = o
-
-    def __enter__(self):
-        self.o._is_initial = True
-
-    def __exit__(self, type, value, traceback):
-        self.o._is_initial = False
-
-
-def _lambdas_state_dict(self, exclude: tuple) -> dict[str, Any]:
-    state_dict = {key: value for key, value in self.__dict__.items() if key not in exclude}
-    state_dict["lr_lambdas"] = [None] * len(self.lr_lambdas)
-    for idx, fn in enumerate(self.lr_lambdas):
-        if not isinstance(fn, types.FunctionType):
-            state_dict["lr_lambdas"][idx] = fn.__dict__.copy()
-    return state_dict
+    def _closed_form_factor(self) -> float:
+        raise NotImplementedError
 
 
-def _lambdas_load_state_dict(self, state_dict: dict[str, Any]) -> None:
-    lr_lambdas = state_dict.pop("lr_lambdas")
-    self.__dict__.update(state_dict)
-    # Restore state_dict keys in order to prevent side effects
-    state_dict["lr_lambdas"] = lr_lambdas
-    for idx, fn in enumerate(lr_lambdas):
-        if fn is not None:
-            self.lr_lambdas[idx].__dict__.update(fn)
+def _callable_state(fn) -> dict[str, Any] | None:
+    """What a state dict keeps of a user's callable: a callable object's ``__dict__``, nothing of a
+    function (its state is its code, which a state dict does not carry)."""
+    return None if fn is None or isinstance(fn, types.FunctionType) else fn.__dict__.copy()
 
 
-class LambdaLR(LRScheduler):
-    """lr = initial_lr * lr_lambda(epoch), with one lambda or one per param group."""
+def _per_group_lambdas(optimizer: Optimizer, lr_lambda) -> list:
+    if not isinstance(lr_lambda, list) and not isinstance(lr_lambda, tuple):
+        return [lr_lambda] * len(optimizer.param_groups)
+    if len(lr_lambda) != len(optimizer.param_groups):
+        raise ValueError(f"Expected {len(optimizer.param_groups)} lr_lambdas, but got {len(lr_lambda)}")
+    return list(lr_lambda)
 
-    def __init__(self, optimizer: Optimizer, lr_lambda, last_epoch: int = -1) -> None:
-        self.optimizer = optimizer
-        if not isinstance(lr_lambda, list) and not isinstance(lr_lambda, tuple):
-            self.lr_lambdas = [lr_lambda] * len(optimizer.param_groups)
-        else:
-            if len(lr_lambda) != len(optimizer.param_groups):
-                raise ValueError(f"Expected {len(optimizer.param_groups)} lr_lambdas, but got {len(lr_lambda)}")
-            self.lr_lambdas = list(lr_lambda)
+
+class _LambdaScheduler(LRScheduler):
+    """A schedule given by one ``lr_lambda`` per param group."""
+
+    def __init__(self, optimizer: Optimizer, lr_lambdas: list, last_epoch: int) -> None:
+        self.lr_lambdas = lr_lambdas
         super().__init__(optimizer, last_epoch)
 
     def state_dict(self) -> dict[str, Any]:
-        """The state, with each lambda's ``__dict__`` only when it is a callable object (not a function)."""
-        return _lambdas_state_dict(self, ("optimizer", "lr_lambdas"))
+        state_dict = self._state_dict_without("lr_lambdas")
+        state_dict["lr_lambdas"] = [_callable_state(fn) for fn in self.lr_lambdas]
+        return state_dict
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
-        _lambdas_load_state_dict(self, state_dict)
+        for idx, fn in enumerate(self._load_state_dict_without(state_dict, "lr_lambdas")):
+            if fn is not None:
+                self.lr_lambdas[idx].__dict__.update(fn)
+
+
+class LambdaLR(_LambdaScheduler):
+    """lr = initial_lr * lr_lambda(epoch), with one lambda or one per param group."""
+
+    def __init__(self, optimizer: Optimizer, lr_lambda, last_epoch: int = -1) -> None:
+        super().__init__(optimizer, _per_group_lambdas(optimizer, lr_lambda), last_epoch)
 
     def get_lr(self) -> list:
         _warn_get_lr_called_within_step(self)
         return [base_lr * lmbda(self.last_epoch) for lmbda, base_lr in zip(self.lr_lambdas, self.base_lrs)]
 
 
-class MultiplicativeLR(LRScheduler):
+class MultiplicativeLR(_LambdaScheduler):
     """lr = lr * lr_lambda(epoch) at every step (after the first)."""
 
     def __init__(self, optimizer: Optimizer, lr_lambda, last_epoch: int = -1) -> None:
-        self.optimizer = optimizer
-        if not isinstance(lr_lambda, list) and not isinstance(lr_lambda, tuple):
-            self.lr_lambdas = [lr_lambda] * len(optimizer.param_groups)
-        else:
-            if len(lr_lambda) != len(optimizer.param_groups):
-                raise ValueError(f"Expected {len(optimizer.param_groups)} lr_lambdas, but got {len(lr_lambda)}")
-            self.lr_lambdas = list(lr_lambda)
-        for fn in self.lr_lambdas:
+        lr_lambdas = _per_group_lambdas(optimizer, lr_lambda)
+        for fn in lr_lambdas:
             if not callable(fn):
                 raise TypeError(f"lr_lambda should be a function, but got {type(fn).__name__}")
-        super().__init__(optimizer, last_epoch)
-
-    def state_dict(self) -> dict[str, Any]:
-        return _lambdas_state_dict(self, ("optimizer", "lr_lambdas"))
-
-    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
-        _lambdas_load_state_dict(self, state_dict)
+        super().__init__(optimizer, lr_lambdas, last_epoch)
 
     def get_lr(self) -> list:
         _warn_get_lr_called_within_step(self)
@@ -284,7 +298,7 @@ class MultiplicativeLR(LRScheduler):
         return _param_groups_val_list(self.optimizer, "lr")
 
 
-class StepLR(LRScheduler):
+class StepLR(_FactorScheduler):
     """Decays the lr by ``gamma`` every ``step_size`` epochs: lr = initial_lr * gamma ** (epoch // step_size)."""
 
     def __init__(self, optimizer: Optimizer, step_size: int, gamma: float = 0.1, last_epoch: int = -1) -> None:
@@ -292,17 +306,16 @@ class StepLR(LRScheduler):
         self.gamma = gamma
         super().__init__(optimizer, last_epoch)
 
-    def get_lr(self) -> list:
-        _warn_get_lr_called_within_step(self)
+    def _chainable_factor(self) -> float | None:
         if (self.last_epoch == 0) or (self.last_epoch % self.step_size != 0):
-            return _param_groups_val_list(self.optimizer, "lr")
-        return [group["lr"] * self.gamma for group in self.optimizer.param_groups]
+            return None
+        return self.gamma
 
-    def _get_closed_form_lr(self) -> list:
-        return [base_lr * self.gamma ** (self.last_epoch // self.step_size) for base_lr in self.base_lrs]
+    def _closed_form_factor(self) -> float:
+        return self.gamma ** (self.last_epoch // self.step_size)
 
 
-class MultiStepLR(LRScheduler):
+class MultiStepLR(_FactorScheduler):
     """Decays the lr by ``gamma`` at each milestone (repeated milestones decay repeatedly)."""
 
     def __init__(self, optimizer: Optimizer, milestones, gamma: float = 0.1, last_epoch: int = -1) -> None:
@@ -310,18 +323,16 @@ class MultiStepLR(LRScheduler):
         self.gamma = gamma
         super().__init__(optimizer, last_epoch)
 
-    def get_lr(self) -> list:
-        _warn_get_lr_called_within_step(self)
+    def _chainable_factor(self) -> float | None:
         if self.last_epoch not in self.milestones:
-            return _param_groups_val_list(self.optimizer, "lr")
-        return [group["lr"] * self.gamma ** self.milestones[self.last_epoch] for group in self.optimizer.param_groups]
+            return None
+        return self.gamma ** self.milestones[self.last_epoch]
 
-    def _get_closed_form_lr(self) -> list:
-        milestones = sorted(self.milestones.elements())
-        return [base_lr * self.gamma ** bisect_right(milestones, self.last_epoch) for base_lr in self.base_lrs]
+    def _closed_form_factor(self) -> float:
+        return self.gamma ** bisect_right(sorted(self.milestones.elements()), self.last_epoch)
 
 
-class ConstantLR(LRScheduler):
+class ConstantLR(_FactorScheduler):
     """Multiplies the lr by ``factor`` until epoch ``total_iters``."""
 
     def __init__(self, optimizer: Optimizer, factor: float = 1.0 / 3, total_iters: int = 5,
@@ -332,20 +343,18 @@ class ConstantLR(LRScheduler):
         self.total_iters = total_iters
         super().__init__(optimizer, last_epoch)
 
-    def get_lr(self) -> list:
-        _warn_get_lr_called_within_step(self)
+    def _chainable_factor(self) -> float | None:
         if self.last_epoch == 0:
-            return [group["lr"] * self.factor for group in self.optimizer.param_groups]
+            return self.factor
         if self.last_epoch != self.total_iters:
-            return _param_groups_val_list(self.optimizer, "lr")
-        return [group["lr"] * (1.0 / self.factor) for group in self.optimizer.param_groups]
+            return None
+        return 1.0 / self.factor
 
-    def _get_closed_form_lr(self) -> list:
-        return [base_lr * (self.factor + (self.last_epoch >= self.total_iters) * (1 - self.factor))
-                for base_lr in self.base_lrs]
+    def _closed_form_factor(self) -> float:
+        return self.factor + (self.last_epoch >= self.total_iters) * (1 - self.factor)
 
 
-class LinearLR(LRScheduler):
+class LinearLR(_FactorScheduler):
     """Changes the lr factor linearly from ``start_factor`` to ``end_factor`` over ``total_iters`` epochs."""
 
     def __init__(self, optimizer: Optimizer, start_factor: float = 1.0 / 3, end_factor: float = 1.0,
@@ -359,59 +368,67 @@ class LinearLR(LRScheduler):
         self.total_iters = total_iters
         super().__init__(optimizer, last_epoch)
 
-    def get_lr(self) -> list:
-        _warn_get_lr_called_within_step(self)
+    def _chainable_factor(self) -> float | None:
         if self.last_epoch == 0:
-            return [group["lr"] * self.start_factor for group in self.optimizer.param_groups]
+            return self.start_factor
         if self._is_initial or self.last_epoch > self.total_iters:
-            return _param_groups_val_list(self.optimizer, "lr")
-        return [group["lr"] * (1.0 + (self.end_factor - self.start_factor)
-                               / (self.total_iters * self.start_factor
-                                  + (self.last_epoch - 1) * (self.end_factor - self.start_factor)))
-                for group in self.optimizer.param_groups]
+            return None
+        return 1.0 + (self.end_factor - self.start_factor) / (
+            self.total_iters * self.start_factor + (self.last_epoch - 1) * (self.end_factor - self.start_factor))
 
-    def _get_closed_form_lr(self) -> list:
-        return [base_lr * (self.start_factor + (self.end_factor - self.start_factor)
-                           * min(self.total_iters, self.last_epoch) / self.total_iters)
-                for base_lr in self.base_lrs]
+    def _closed_form_factor(self) -> float:
+        return (self.start_factor + (self.end_factor - self.start_factor)
+                * min(self.total_iters, self.last_epoch) / self.total_iters)
 
 
-class ExponentialLR(LRScheduler):
+class ExponentialLR(_FactorScheduler):
     """Decays the lr by ``gamma`` every epoch."""
 
     def __init__(self, optimizer: Optimizer, gamma: float, last_epoch: int = -1) -> None:
         self.gamma = gamma
         super().__init__(optimizer, last_epoch)
 
-    def get_lr(self) -> list:
-        _warn_get_lr_called_within_step(self)
-        if self._is_initial:
-            return _param_groups_val_list(self.optimizer, "lr")
-        return [group["lr"] * self.gamma for group in self.optimizer.param_groups]
+    def _chainable_factor(self) -> float | None:
+        return None if self._is_initial else self.gamma
 
-    def _get_closed_form_lr(self) -> list:
-        return [base_lr * self.gamma ** self.last_epoch for base_lr in self.base_lrs]
+    def _closed_form_factor(self) -> float:
+        return self.gamma ** self.last_epoch
 
 
-class SequentialLR(LRScheduler):
+class _CompositeScheduler(LRScheduler):
+    """A scheduler driving other schedulers of the same optimizer; its state dict nests theirs."""
+
+    def _check_schedulers(self, optimizer: Optimizer, schedulers: list) -> None:
+        name = self.__class__.__name__
+        for scheduler_idx, scheduler in enumerate(schedulers):
+            if not hasattr(scheduler, "optimizer"):
+                raise TypeError(f"{name} at index {scheduler_idx} should have `optimizer` as its attribute.")
+            if isinstance(scheduler, ReduceLROnPlateau):
+                raise ValueError(f"{name} does not support `ReduceLROnPlateau` scheduler as it requires additional "
+                                 "kwargs to be specified when calling `step`, but got one at index "
+                                 f"{scheduler_idx} in the given schedulers sequence.")
+            if optimizer != scheduler.optimizer:
+                raise ValueError(f"{name} expects all schedulers to belong to the same optimizer, but got scheduler "
+                                 f"{scheduler.__class__.__name__} at index {scheduler_idx} has "
+                                 f"{scheduler.optimizer}, which is different from {optimizer.__class__.__name__}.")
+
+    def state_dict(self) -> dict[str, Any]:
+        state_dict = self._state_dict_without("_schedulers")
+        state_dict["_schedulers"] = [s.state_dict() for s in self._schedulers]
+        return state_dict
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        for idx, s in enumerate(self._load_state_dict_without(state_dict, "_schedulers")):
+            self._schedulers[idx].load_state_dict(s)
+
+
+class SequentialLR(_CompositeScheduler):
     """Runs ``schedulers`` one after the other, switching at the ``milestones``."""
 
     def __init__(self, optimizer: Optimizer, schedulers: list, milestones: list, last_epoch: int = -1) -> None:
         if len(schedulers) < 1:
             raise ValueError(f"{self.__class__.__name__} expects at least one scheduler, but got no scheduler.")
-        for scheduler_idx, scheduler in enumerate(schedulers):
-            if not hasattr(scheduler, "optimizer"):
-                raise TypeError(f"{self.__class__.__name__} at index {scheduler_idx} should have `optimizer` as "
-                                "its attribute.")
-            if isinstance(scheduler, ReduceLROnPlateau):
-                raise ValueError(f"{self.__class__.__name__} does not support `ReduceLROnPlateau` scheduler as it "
-                                 "requires additional kwargs to be specified when calling `step`, but got one at "
-                                 f"index {scheduler_idx} in the given schedulers sequence.")
-            if optimizer != scheduler.optimizer:
-                raise ValueError(f"{self.__class__.__name__} expects all schedulers to belong to the same "
-                                 f"optimizer, but got scheduler {scheduler.__class__.__name__} at index "
-                                 f"{scheduler_idx} has {scheduler.optimizer}, which is different from "
-                                 f"{optimizer.__class__.__name__}.")
+        self._check_schedulers(optimizer, schedulers)
         if len(milestones) != len(schedulers) - 1:
             raise ValueError("Sequential Schedulers expects number of schedulers provided to be one more than the "
                              f"number of milestone points, but got number of schedulers {len(schedulers)} and the "
@@ -453,20 +470,8 @@ class SequentialLR(LRScheduler):
             scheduler.step()
         self._last_lr = scheduler.get_last_lr()
 
-    def state_dict(self) -> dict[str, Any]:
-        state_dict = {key: value for key, value in self.__dict__.items() if key not in ("optimizer", "_schedulers")}
-        state_dict["_schedulers"] = [s.state_dict() for s in self._schedulers]
-        return state_dict
 
-    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
-        _schedulers = state_dict.pop("_schedulers")
-        self.__dict__.update(state_dict)
-        state_dict["_schedulers"] = _schedulers
-        for idx, s in enumerate(_schedulers):
-            self._schedulers[idx].load_state_dict(s)
-
-
-class PolynomialLR(LRScheduler):
+class PolynomialLR(_FactorScheduler):
     """lr = initial_lr * (1 - min(epoch, total_iters) / total_iters) ** power."""
 
     def __init__(self, optimizer: Optimizer, total_iters: int = 5, power: float = 1.0, last_epoch: int = -1) -> None:
@@ -474,17 +479,14 @@ class PolynomialLR(LRScheduler):
         self.power = power
         super().__init__(optimizer, last_epoch)
 
-    def get_lr(self) -> list:
-        _warn_get_lr_called_within_step(self)
+    def _chainable_factor(self) -> float | None:
         if self._is_initial or self.last_epoch > self.total_iters:
-            return _param_groups_val_list(self.optimizer, "lr")
-        decay_factor = ((1.0 - self.last_epoch / self.total_iters)
-                        / (1.0 - (self.last_epoch - 1) / self.total_iters)) ** self.power
-        return [group["lr"] * decay_factor for group in self.optimizer.param_groups]
+            return None
+        return ((1.0 - self.last_epoch / self.total_iters)
+                / (1.0 - (self.last_epoch - 1) / self.total_iters)) ** self.power
 
-    def _get_closed_form_lr(self) -> list:
-        return [base_lr * (1.0 - min(self.total_iters, self.last_epoch) / self.total_iters) ** self.power
-                for base_lr in self.base_lrs]
+    def _closed_form_factor(self) -> float:
+        return (1.0 - min(self.total_iters, self.last_epoch) / self.total_iters) ** self.power
 
 
 class CosineAnnealingLR(LRScheduler):
@@ -523,7 +525,7 @@ class CosineAnnealingLR(LRScheduler):
                 for base_lr in self.base_lrs]
 
 
-class ChainedScheduler(LRScheduler):
+class ChainedScheduler(_CompositeScheduler):
     """Steps every scheduler of the list at each ``step()`` (their effects multiply)."""
 
     def __init__(self, schedulers, optimizer: Optimizer | None = None) -> None:
@@ -531,19 +533,7 @@ class ChainedScheduler(LRScheduler):
             raise ValueError(f"{self.__class__.__name__} expects at least one scheduler to be chained, but got "
                              "no scheduler.")
         optimizer = optimizer or schedulers[0].optimizer
-        for scheduler_idx, scheduler in enumerate(schedulers):
-            if not hasattr(scheduler, "optimizer"):
-                raise TypeError(f"{self.__class__.__name__} at index {scheduler_idx} should have `optimizer` as "
-                                "its attribute.")
-            if isinstance(scheduler, ReduceLROnPlateau):
-                raise ValueError(f"{self.__class__.__name__} does not support `ReduceLROnPlateau` scheduler as it "
-                                 "requires additional kwargs to be specified when calling `step`, but got one at "
-                                 f"index {scheduler_idx} in the given schedulers sequence.")
-            if optimizer != scheduler.optimizer:
-                raise ValueError(f"{self.__class__.__name__} expects all schedulers to belong to the same "
-                                 f"optimizer, but got scheduler {scheduler.__class__.__name__} at index "
-                                 f"{scheduler_idx} has {scheduler.optimizer}, which is different from "
-                                 f"{optimizer.__class__.__name__}.")
+        self._check_schedulers(optimizer, schedulers)
         self._schedulers = schedulers
         self.optimizer = optimizer
         self._last_lr = _param_groups_val_list(self._schedulers[-1].optimizer, "lr")
@@ -552,18 +542,6 @@ class ChainedScheduler(LRScheduler):
         for scheduler in self._schedulers:
             scheduler.step()
         self._last_lr = _param_groups_val_list(self._schedulers[-1].optimizer, "lr")
-
-    def state_dict(self) -> dict[str, Any]:
-        state_dict = {key: value for key, value in self.__dict__.items() if key not in ("optimizer", "_schedulers")}
-        state_dict["_schedulers"] = [s.state_dict() for s in self._schedulers]
-        return state_dict
-
-    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
-        _schedulers = state_dict.pop("_schedulers")
-        self.__dict__.update(state_dict)
-        state_dict["_schedulers"] = _schedulers
-        for idx, s in enumerate(_schedulers):
-            self._schedulers[idx].load_state_dict(s)
 
 
 class ReduceLROnPlateau(LRScheduler):
@@ -576,9 +554,7 @@ class ReduceLROnPlateau(LRScheduler):
             raise ValueError("Factor should be < 1.0.")
         self.factor = factor
 
-        if not isinstance(optimizer, Optimizer):
-            raise TypeError(f"{type(optimizer).__name__} is not an Optimizer")
-        self.optimizer = optimizer
+        self.optimizer = _checked_optimizer(optimizer)
 
         if isinstance(min_lr, (list, tuple)):
             if len(min_lr) != len(optimizer.param_groups):
@@ -673,6 +649,28 @@ class ReduceLROnPlateau(LRScheduler):
         self._init_is_better(mode=self.mode, threshold=self.threshold, threshold_mode=self.threshold_mode)
 
 
+def _cycles_beta1(optimizer: Optimizer) -> bool:
+    """Whether the cycled momentum is ``betas[0]`` (Adam-like optimizers) rather than ``momentum``."""
+    if "momentum" not in optimizer.defaults and "betas" not in optimizer.defaults:
+        raise ValueError("optimizer must support momentum or beta1 with `cycle_momentum` option enabled")
+    return "betas" in optimizer.defaults
+
+
+def _set_momentum(group: dict[str, Any], momentum, use_beta1: bool) -> None:
+    if use_beta1:
+        group["betas"] = (momentum, *group["betas"][1:])
+    else:
+        group["momentum"] = momentum
+
+
+def _start_momentum_cycle(optimizer: Optimizer, max_momentums: list, base_momentums: list, use_beta1: bool) -> None:
+    """Record each group's momentum bounds and start it at the max (momentum cycles against the lr)."""
+    for max_momentum, base_momentum, group in zip(max_momentums, base_momentums, optimizer.param_groups):
+        _set_momentum(group, max_momentum, use_beta1)
+        group["max_momentum"] = max_momentum
+        group["base_momentum"] = base_momentum
+
+
 class CyclicLR(LRScheduler):
     """Cyclical learning rate (triangular, triangular2, exp_range or a custom ``scale_fn``), with
     inverse momentum cycling."""
@@ -681,9 +679,7 @@ class CyclicLR(LRScheduler):
                  step_size_down: int | None = None, mode: str = "triangular", gamma: float = 1.0, scale_fn=None,
                  scale_mode: str = "cycle", cycle_momentum: bool = True, base_momentum=0.8, max_momentum=0.9,
                  last_epoch: int = -1) -> None:
-        if not isinstance(optimizer, Optimizer):
-            raise TypeError(f"{type(optimizer).__name__} is not an Optimizer")
-        self.optimizer = optimizer
+        self.optimizer = _checked_optimizer(optimizer)
 
         base_lrs = _format_param("base_lr", optimizer, base_lr)
         if last_epoch == -1:
@@ -708,20 +704,11 @@ class CyclicLR(LRScheduler):
 
         self.cycle_momentum = cycle_momentum
         if cycle_momentum:
-            if "momentum" not in optimizer.defaults and "betas" not in optimizer.defaults:
-                raise ValueError("optimizer must support momentum or beta1 with `cycle_momentum` option enabled")
-            self.use_beta1 = "betas" in self.optimizer.defaults
+            self.use_beta1 = _cycles_beta1(optimizer)
             self.base_momentums = _format_param("base_momentum", optimizer, base_momentum)
             self.max_momentums = _format_param("max_momentum", optimizer, max_momentum)
             if last_epoch == -1:
-                for m_momentum, b_momentum, group in zip(self.max_momentums, self.base_momentums,
-                                                         optimizer.param_groups):
-                    if self.use_beta1:
-                        group["betas"] = (m_momentum, *group["betas"][1:])
-                    else:
-                        group["momentum"] = m_momentum
-                    group["max_momentum"] = m_momentum
-                    group["base_momentum"] = b_momentum
+                _start_momentum_cycle(optimizer, self.max_momentums, self.base_momentums, self.use_beta1)
 
         super().__init__(optimizer, last_epoch)
         self.base_lrs = base_lrs
@@ -765,40 +752,22 @@ class CyclicLR(LRScheduler):
         else:
             scale_factor = (x - 1) / (self.step_ratio - 1)
 
-        lrs = []
-        for base_lr, max_lr in zip(self.base_lrs, self.max_lrs):
-            base_height = (max_lr - base_lr) * scale_factor
-            if self.scale_mode == "cycle":
-                lr = base_lr + base_height * self.scale_fn(cycle)
-            else:
-                lr = base_lr + base_height * self.scale_fn(self.last_epoch)
-            lrs.append(lr)
+        def height(low, high):
+            # scale_fn is called once per value, as PyTorch does (a custom one may count its calls)
+            return (high - low) * scale_factor * self.scale_fn(cycle if self.scale_mode == "cycle" else self.last_epoch)
 
+        lrs = [base_lr + height(base_lr, max_lr) for base_lr, max_lr in zip(self.base_lrs, self.max_lrs)]
         if self.cycle_momentum:
-            momentums = []
-            for base_momentum, max_momentum in zip(self.base_momentums, self.max_momentums):
-                base_height = (max_momentum - base_momentum) * scale_factor
-                if self.scale_mode == "cycle":
-                    momentum = max_momentum - base_height * self.scale_fn(cycle)
-                else:
-                    momentum = max_momentum - base_height * self.scale_fn(self.last_epoch)
-                momentums.append(momentum)
+            momentums = [max_momentum - height(base_momentum, max_momentum)
+                         for base_momentum, max_momentum in zip(self.base_momentums, self.max_momentums)]
             for param_group, momentum in zip(self.optimizer.param_groups, momentums):
-                if self.use_beta1:
-                    param_group["betas"] = (momentum, *param_group["betas"][1:])
-                else:
-                    param_group["momentum"] = momentum
+                _set_momentum(param_group, momentum, self.use_beta1)
         return lrs
 
     def state_dict(self) -> dict[str, Any]:
-        state = super().state_dict()
-        # We are dropping the `_scale_fn_ref` attribute because it is a `weakref.WeakMethod` and can't be pickled.
-        state.pop("_scale_fn_ref", None)
-        fn = state.pop("_scale_fn_custom")
-        state["_scale_fn_custom"] = None
-        if fn is not None and not isinstance(fn, types.FunctionType):
-            # The _scale_fn_custom will only be saved if it is a callable object and not if it is a function.
-            state["_scale_fn_custom"] = fn.__dict__.copy()
+        # `_scale_fn_ref` follows from `mode` and is rebuilt on load, so it is not saved
+        state = self._state_dict_without("_scale_fn_ref", "_scale_fn_custom")
+        state["_scale_fn_custom"] = _callable_state(self._scale_fn_custom)
         return state
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
@@ -859,11 +828,9 @@ class CosineAnnealingWarmRestarts(LRScheduler):
                 self.T_cur = epoch
         self.last_epoch = math.floor(epoch)
 
-        with _enable_get_lr_call(self):
-            for param_group, lr in zip(self.optimizer.param_groups, self.get_lr()):
-                _update_param_group_val(param_group, "lr", lr)
-
-        self._last_lr = _param_groups_val_list(self.optimizer, "lr")
+        with _flag(self, "_get_lr_called_within_step"):
+            values = self.get_lr()
+        self._apply_lrs(values)
 
 
 class OneCycleLR(LRScheduler):
@@ -875,9 +842,7 @@ class OneCycleLR(LRScheduler):
                  steps_per_epoch: int | None = None, pct_start: float = 0.3, anneal_strategy: str = "cos",
                  cycle_momentum: bool = True, base_momentum=0.85, max_momentum=0.95, div_factor: float = 25.0,
                  final_div_factor: float = 1e4, three_phase: bool = False, last_epoch: int = -1) -> None:
-        if not isinstance(optimizer, Optimizer):
-            raise TypeError(f"{type(optimizer).__name__} is not an Optimizer")
-        self.optimizer = optimizer
+        self.optimizer = _checked_optimizer(optimizer)
 
         # Validate total_steps
         if total_steps is not None:
@@ -930,19 +895,11 @@ class OneCycleLR(LRScheduler):
         # Initialize momentum variables
         self.cycle_momentum = cycle_momentum
         if self.cycle_momentum:
-            if "momentum" not in self.optimizer.defaults and "betas" not in self.optimizer.defaults:
-                raise ValueError("optimizer must support momentum or beta1 with `cycle_momentum` option enabled")
-            self.use_beta1 = "betas" in self.optimizer.defaults
+            self.use_beta1 = _cycles_beta1(optimizer)
             max_momentums = _format_param("max_momentum", optimizer, max_momentum)
             base_momentums = _format_param("base_momentum", optimizer, base_momentum)
             if last_epoch == -1:
-                for m_momentum, b_momentum, group in zip(max_momentums, base_momentums, optimizer.param_groups):
-                    if self.use_beta1:
-                        group["betas"] = (m_momentum, *group["betas"][1:])
-                    else:
-                        group["momentum"] = m_momentum
-                    group["max_momentum"] = m_momentum
-                    group["base_momentum"] = b_momentum
+                _start_momentum_cycle(optimizer, max_momentums, base_momentums, self.use_beta1)
 
         super().__init__(optimizer, last_epoch)
 
@@ -991,8 +948,5 @@ class OneCycleLR(LRScheduler):
 
             lrs.append(computed_lr)
             if self.cycle_momentum:
-                if self.use_beta1:
-                    group["betas"] = (computed_momentum, *group["betas"][1:])
-                else:
-                    group["momentum"] = computed_momentum
+                _set_momentum(group, computed_momentum, self.use_beta1)
         return lrs

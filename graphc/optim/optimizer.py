@@ -2,17 +2,12 @@
 
 Parameter groups, per-parameter ``state``, ``zero_grad``, ``state_dict``/``load_state_dict``
 (PyTorch's layout: state keyed by the parameter's index in group order), ``add_param_group`` and
-the step/state-dict hooks behave as in PyTorch, errors included.
-
-Steps are transactional: an optimizer computes every new value (parameters and state buffers) with
-numpy first, into a :class:`_Transaction`, and only then commits them all (in-place writes into
-``t._data`` plus a version-counter bump per tensor). An exception raised mid-step therefore leaves
-parameters and optimizer state exactly as they were.
+the step/state-dict hooks behave as in PyTorch, errors included. Also the constructor-argument
+checks the optimizers share (:func:`_check_hyperparameters`, PyTorch's messages).
 """
 from __future__ import annotations
 
 import functools
-import itertools
 import warnings
 from collections import OrderedDict, defaultdict
 from collections.abc import Iterable
@@ -20,11 +15,10 @@ from copy import deepcopy
 from itertools import chain
 from typing import Any
 
-import numpy as np
-
 from graphc.ir import dtypes as _dt
 
 from ..autograd.grad_mode import enable_grad, no_grad
+from ..autograd.graph import RemovableHandle
 from ..tensors import Tensor
 
 __all__ = ["Optimizer", "register_optimizer_step_pre_hook", "register_optimizer_step_post_hook", "required"]
@@ -40,44 +34,34 @@ class _RequiredParameter:
 required = _RequiredParameter()
 
 
-class RemovableHandle:
-    """Handle returned by the ``register_*_hook`` methods; ``remove()`` unregisters the hook."""
-
-    _ids = itertools.count()
-
-    def __init__(self, hooks_dict: dict) -> None:
-        self.id = next(RemovableHandle._ids)
-        self._hooks = hooks_dict
-
-    def remove(self) -> None:
-        self._hooks.pop(self.id, None)
-
-    def __enter__(self) -> "RemovableHandle":
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.remove()
-
-
 _global_optimizer_pre_hooks: "OrderedDict[int, Any]" = OrderedDict()
 _global_optimizer_post_hooks: "OrderedDict[int, Any]" = OrderedDict()
 
 
+def _add_hook(hooks: OrderedDict, hook, prepend: bool = False) -> RemovableHandle:
+    handle = RemovableHandle(hooks)
+    hooks[handle.id] = hook
+    if prepend:
+        hooks.move_to_end(handle.id, last=False)
+    return handle
+
+
 def register_optimizer_step_pre_hook(hook) -> RemovableHandle:
     """Register a pre hook common to all optimizers: ``hook(optimizer, args, kwargs)``."""
-    handle = RemovableHandle(_global_optimizer_pre_hooks)
-    _global_optimizer_pre_hooks[handle.id] = hook
-    return handle
+    return _add_hook(_global_optimizer_pre_hooks, hook)
 
 
 def register_optimizer_step_post_hook(hook) -> RemovableHandle:
     """Register a post hook common to all optimizers: ``hook(optimizer, args, kwargs)``."""
-    handle = RemovableHandle(_global_optimizer_post_hooks)
-    _global_optimizer_post_hooks[handle.id] = hook
-    return handle
+    return _add_hook(_global_optimizer_post_hooks, hook)
 
 
-# ---- helpers shared by the optimizers ----------------------------------------------------------
+_HOOK_DICTS = ("_optimizer_step_pre_hooks", "_optimizer_step_post_hooks", "_optimizer_state_dict_pre_hooks",
+               "_optimizer_state_dict_post_hooks", "_optimizer_load_state_dict_pre_hooks",
+               "_optimizer_load_state_dict_post_hooks")
+
+
+# ---- helpers for the base class and its subclasses ---------------------------------------------
 
 _TYPENAMES = {"float32": "Float", "float64": "Double", "float16": "Half", "int64": "Long", "int32": "Int",
               "int16": "Short", "int8": "Char", "uint8": "Byte", "bool": "Bool"}
@@ -94,129 +78,11 @@ def _typename(obj) -> str:
     return f"{module}.{qualname}"
 
 
-def _get_scalar_dtype(is_fused=None):
-    """dtype of the ``step`` state tensors: float64 when that is the default dtype, else float32."""
-    if is_fused:
-        return _dt.float32
-    return _dt.float64 if _dt.get_default_dtype() == _dt.float64 else _dt.float32
-
-
 def _to_scalar(x):
     """A hyperparameter as a Python number (1-element tensors are read out)."""
     if isinstance(x, Tensor):
         return x.item()
     return x
-
-
-def _get_value(x):
-    return x.item() if isinstance(x, Tensor) else x
-
-
-def _scalar_tensor(value: float, dtype=None) -> Tensor:
-    d = dtype or _get_scalar_dtype()
-    return Tensor._make(np.array(value, dtype=d.np))
-
-
-def _zeros_like(p: Tensor) -> Tensor:
-    return Tensor._make(np.zeros(p._data.shape, dtype=p._data.dtype))
-
-
-def _full_like(p: Tensor, value) -> Tensor:
-    return Tensor._make(np.full(p._data.shape, value, dtype=p._data.dtype))
-
-
-def _lerp(start: np.ndarray, end: np.ndarray, weight: float) -> np.ndarray:
-    """``start.lerp(end, weight)`` with PyTorch's formula (exact at both ends)."""
-    diff = end - start
-    if abs(weight) < 0.5:
-        return start + weight * diff
-    return end - diff * (1 - weight)
-
-
-def _check_broadcast(out_shape: tuple, other_shape: tuple) -> None:
-    """Raise PyTorch's error when ``other`` can't be used in an in-place op on ``out``."""
-    a, b = tuple(out_shape), tuple(other_shape)
-    n = max(len(a), len(b))
-    pa, pb = (1,) * (n - len(a)) + a, (1,) * (n - len(b)) + b
-    for i, (x, y) in enumerate(zip(pa, pb)):
-        if x != y and x != 1 and y != 1:
-            raise RuntimeError(f"The size of tensor a ({x}) must match the size of tensor b ({y}) "
-                               f"at non-singleton dimension {i}")
-    bshape = tuple(max(x, y) if 0 not in (x, y) else 0 for x, y in zip(pa, pb))
-    if bshape != a:
-        raise RuntimeError(f"output with shape {list(a)} doesn't match the broadcast shape {list(bshape)}")
-
-
-def _param_array(p: Tensor) -> np.ndarray:
-    arr = p._data
-    if not np.issubdtype(arr.dtype, np.floating):
-        raise RuntimeError(f"graphc.optim: only floating point parameters can be optimized, got {p.dtype}")
-    return arr
-
-
-def _grad_array(p: Tensor, grad: Tensor, sparse_msg: str | None = None, maximize: bool = False) -> np.ndarray:
-    """The gradient of ``p`` as a numpy array of ``p``'s shape and dtype (negated when maximizing)."""
-    if not isinstance(grad, Tensor):
-        raise TypeError(f"expected the grad of a parameter to be a Tensor, but got {type(grad).__name__}")
-    if getattr(grad, "is_sparse", False) is True:
-        raise RuntimeError(sparse_msg or "graphc.optim does not support sparse gradients")
-    if p.is_complex() or grad.is_complex():
-        raise RuntimeError("graphc.optim does not support complex parameters")
-    arr = np.asarray(grad._data)
-    if arr.shape != p._data.shape:
-        _check_broadcast(p._data.shape, arr.shape)
-        arr = np.broadcast_to(arr, p._data.shape)
-    arr = arr.astype(p._data.dtype, copy=False)
-    return -arr if maximize else arr
-
-
-class _Transaction:
-    """New values of one optimizer step, committed all at once.
-
-    ``read(t)`` gives the value a tensor will have once the pending writes land (so a parameter
-    listed twice is updated twice, in order, as in PyTorch); ``write(t, arr)`` queues an in-place
-    write; ``new_state(p, d)`` queues a state dict to install for ``p``.
-    """
-
-    def __init__(self, optimizer: "Optimizer") -> None:
-        self.optimizer = optimizer
-        self._writes: dict[int, tuple[Tensor, np.ndarray]] = {}
-        self._states: dict[int, tuple[Tensor, dict]] = {}
-
-    def read(self, t: Tensor) -> np.ndarray:
-        w = self._writes.get(id(t))
-        return w[1] if w is not None else t._data
-
-    def write(self, t: Tensor, arr) -> None:
-        target = t._data
-        arr = np.asarray(arr)
-        if arr.shape != target.shape:
-            _check_broadcast(target.shape, arr.shape)
-            arr = np.broadcast_to(arr, target.shape)
-        if arr.dtype != target.dtype:
-            arr = arr.astype(target.dtype)
-        self._writes[id(t)] = (t, arr)
-
-    def state(self, p: Tensor) -> dict:
-        """The state dict of ``p`` as this step sees it (a pending one, if created in this step)."""
-        s = self._states.get(id(p))
-        if s is not None:
-            return s[1]
-        return self.optimizer.state.get(p, {})
-
-    def new_state(self, p: Tensor, state: dict) -> dict:
-        self._states[id(p)] = (p, state)
-        return state
-
-    def commit(self) -> None:
-        # Every value is ready: nothing below can fail on shapes or dtypes.
-        for p, st in self._states.values():
-            self.optimizer.state[p].update(st)
-        for t, arr in self._writes.values():
-            np.copyto(t._data, arr, casting="unsafe")
-            t._version.value += 1
-        self._writes.clear()
-        self._states.clear()
 
 
 def _use_grad_for_differentiable(func):
@@ -233,23 +99,27 @@ def _use_grad_for_differentiable(func):
     return _use_grad
 
 
-def _check_not_differentiable(differentiable: bool) -> None:
-    if differentiable:
-        raise NotImplementedError("graphc.optim: differentiable=True is not supported (updates are "
-                                  "computed outside autograd)")
+# PyTorch's wording where it is not "Invalid <name> value: <value>"
+_OPTION_LABELS = {"lr": "learning rate", "eps": "epsilon value"}
 
 
-def _check_fused_foreach(fused, foreach, differentiable) -> None:
-    if fused:
-        if differentiable:
-            raise RuntimeError("`fused` does not support `differentiable`")
-        if foreach:
-            raise RuntimeError("`fused` and `foreach` cannot be `True` together.")
+def _check_hyperparameters(*, nan_ok: bool = False, **options) -> None:
+    """Raise PyTorch's ``ValueError`` for the first invalid option, in the order given.
 
-
-def _check_lr(lr) -> None:
-    if isinstance(lr, Tensor) and lr.numel() != 1:
-        raise ValueError("Tensor lr must be 1-element")
+    Every option must be >= 0, ``rho`` also <= 1 and both ``betas`` in [0, 1); a tensor ``lr`` must
+    have one element. With ``nan_ok`` an option need only not be < 0, as SGD tests it (a NaN passes).
+    """
+    for name, value in options.items():
+        if name == "betas":
+            for i in (0, 1):
+                if not 0.0 <= value[i] < 1.0:
+                    raise ValueError(f"Invalid beta parameter at index {i}: {value[i]}")
+            continue
+        if name == "lr" and isinstance(value, Tensor) and value.numel() != 1:
+            raise ValueError("Tensor lr must be 1-element")
+        in_range = not value < 0.0 if nan_ok else 0.0 <= value
+        if not in_range or (name == "rho" and not value <= 1.0):
+            raise ValueError(f"Invalid {_OPTION_LABELS.get(name, name + ' value')}: {value}")
 
 
 # ---- the base class -----------------------------------------------------------------------------
@@ -267,12 +137,8 @@ class Optimizer:
 
     def __init__(self, params, defaults: dict[str, Any]) -> None:
         self.defaults = defaults
-        self._optimizer_step_pre_hooks: OrderedDict = OrderedDict()
-        self._optimizer_step_post_hooks: OrderedDict = OrderedDict()
-        self._optimizer_state_dict_pre_hooks: OrderedDict = OrderedDict()
-        self._optimizer_state_dict_post_hooks: OrderedDict = OrderedDict()
-        self._optimizer_load_state_dict_pre_hooks: OrderedDict = OrderedDict()
-        self._optimizer_load_state_dict_post_hooks: OrderedDict = OrderedDict()
+        for name in _HOOK_DICTS:
+            setattr(self, name, OrderedDict())
 
         self._patch_step_function()
 
@@ -301,9 +167,7 @@ class Optimizer:
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         self.__dict__.update(state)
-        for name in ("_optimizer_step_pre_hooks", "_optimizer_step_post_hooks",
-                     "_optimizer_state_dict_pre_hooks", "_optimizer_state_dict_post_hooks",
-                     "_optimizer_load_state_dict_pre_hooks", "_optimizer_load_state_dict_post_hooks"):
+        for name in _HOOK_DICTS:
             if name not in self.__dict__:
                 setattr(self, name, OrderedDict())
         self._patch_step_function()
@@ -354,33 +218,22 @@ class Optimizer:
             self.__class__.step.hooked = True
 
     def register_step_pre_hook(self, hook) -> RemovableHandle:
-        handle = RemovableHandle(self._optimizer_step_pre_hooks)
-        self._optimizer_step_pre_hooks[handle.id] = hook
-        return handle
+        return _add_hook(self._optimizer_step_pre_hooks, hook)
 
     def register_step_post_hook(self, hook) -> RemovableHandle:
-        handle = RemovableHandle(self._optimizer_step_post_hooks)
-        self._optimizer_step_post_hooks[handle.id] = hook
-        return handle
-
-    def _register(self, hooks: OrderedDict, hook, prepend: bool) -> RemovableHandle:
-        handle = RemovableHandle(hooks)
-        hooks[handle.id] = hook
-        if prepend:
-            hooks.move_to_end(handle.id, last=False)
-        return handle
+        return _add_hook(self._optimizer_step_post_hooks, hook)
 
     def register_state_dict_pre_hook(self, hook, prepend: bool = False) -> RemovableHandle:
-        return self._register(self._optimizer_state_dict_pre_hooks, hook, prepend)
+        return _add_hook(self._optimizer_state_dict_pre_hooks, hook, prepend)
 
     def register_state_dict_post_hook(self, hook, prepend: bool = False) -> RemovableHandle:
-        return self._register(self._optimizer_state_dict_post_hooks, hook, prepend)
+        return _add_hook(self._optimizer_state_dict_post_hooks, hook, prepend)
 
     def register_load_state_dict_pre_hook(self, hook, prepend: bool = False) -> RemovableHandle:
-        return self._register(self._optimizer_load_state_dict_pre_hooks, hook, prepend)
+        return _add_hook(self._optimizer_load_state_dict_pre_hooks, hook, prepend)
 
     def register_load_state_dict_post_hook(self, hook, prepend: bool = False) -> RemovableHandle:
-        return self._register(self._optimizer_load_state_dict_post_hooks, hook, prepend)
+        return _add_hook(self._optimizer_load_state_dict_post_hooks, hook, prepend)
 
     # ---- state dict ---------------------------------------------------------------------------
 
@@ -582,28 +435,3 @@ def _cast_tensor(value: Tensor, dtype) -> Tensor:
     if value.dtype == dtype:
         return value
     return Tensor._make(value._data.astype(dtype.np), requires_grad=False)
-
-
-def _tensorize_state_scalars(opt: Optimizer, keys=("step",)) -> None:
-    """After loading an old state dict: scalar state entries stored as numbers become tensors."""
-    for group in opt.param_groups:
-        for p in group["params"]:
-            p_state = opt.state.get(p, [])
-            if len(p_state) != 0:
-                for key in keys:
-                    if key in p_state and not isinstance(p_state[key], Tensor):
-                        p_state[key] = _scalar_tensor(float(p_state[key]))
-
-
-def _check_adam_like(lr, eps, betas, weight_decay) -> None:
-    _check_lr(lr)
-    if not 0.0 <= lr:
-        raise ValueError(f"Invalid learning rate: {lr}")
-    if not 0.0 <= eps:
-        raise ValueError(f"Invalid epsilon value: {eps}")
-    if not 0.0 <= betas[0] < 1.0:
-        raise ValueError(f"Invalid beta parameter at index 0: {betas[0]}")
-    if not 0.0 <= betas[1] < 1.0:
-        raise ValueError(f"Invalid beta parameter at index 1: {betas[1]}")
-    if not 0.0 <= weight_decay:
-        raise ValueError(f"Invalid weight_decay value: {weight_decay}")

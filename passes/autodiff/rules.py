@@ -508,3 +508,246 @@ def _(g, out, a, b):
     gb = P.reshape(sum_to(gb, shape_of(b2)), shape=sb)
     return ga, gb
 
+
+
+# ---- special functions ----------------------------------------------------------------------
+
+@defvjp(P.lgamma, uses=(0,))
+def _(g, out, x):
+    return (P.mul(g, P.polygamma(x, n=0)),)
+
+
+@defvjp(P.polygamma, uses=(0,))
+def _(g, out, x, *, n):
+    return (P.mul(g, P.polygamma(x, n=n + 1)),)
+
+
+@defvjp(P.erfinv, uses_out=True)
+def _(g, out, x):
+    # d/dx erfinv(x) = sqrt(pi)/2 * exp(erfinv(x)^2)
+    return (P.mul(g, P.mul(P.exp(P.mul(out, out)), 0.886226925452758)),)
+
+
+@defvjp(P.xlogy, uses=(0, 1))
+def _(g, out, x, y):
+    # PyTorch's convention: no gradient for x where x == 0 and y <= 0
+    gx = gy = None
+    if is_float_tensor(x):
+        gx = _unbroadcast(P.where(P.logical_and(P.eq(x, 0), P.le(y, 0)), 0.0, P.xlogy(g, y)), x)
+    if is_float_tensor(y):
+        gy = _unbroadcast(P.div(P.mul(g, x), y), y)
+    return gx, gy
+
+
+# ---- dense linear algebra (batches of matrices) ---------------------------------------------
+
+def _mT(x):
+    return _swap_last(x)
+
+
+def _mm(*xs):
+    out = xs[0]
+    for x in xs[1:]:
+        out = P.matmul(out, x)
+    return out
+
+
+def _as_matrix_scalar(x):
+    """A batch of scalars (...) as (..., 1, 1), to scale batches of matrices."""
+    return P.reshape(x, shape=shape_of(x) + (1, 1))
+
+
+def _eye_mask(n: int, k: int = 0, op=None):
+    """(n, n) bool: rows - cols compared with k by ``op`` (eq: a diagonal, ge: lower triangle)."""
+    from graphc.ir import dtypes as dt
+    r = P.reshape(P.arange(start=0, end=n, step=1, dtype=dt.int64), shape=(n, 1))
+    c = P.reshape(P.arange(start=0, end=n, step=1, dtype=dt.int64), shape=(1, n))
+    return (op or P.eq)(P.sub(r, c), k)
+
+
+def _tril(x, k: int = 0):
+    n = shape_of(x)[-1]
+    return P.where(_eye_mask(n, k, P.ge), x, 0.0)
+
+
+@defvjp(P.inv, uses_out=True)
+def _(g, out, a):
+    # d(A^-1) = -A^-1 dA A^-1
+    return (P.neg(_mm(_mT(out), g, _mT(out))),)
+
+
+@defvjp(P.det, uses=(0,), uses_out=True)
+def _(g, out, a):
+    # d det(A) = det(A) tr(A^-1 dA): gA = g det(A) A^-T (A must be invertible)
+    return (P.mul(_as_matrix_scalar(P.mul(g, out)), _mT(P.inv(a))),)
+
+
+@defvjp(P.logabsdet, uses=(0,))
+def _(g, out, a):
+    return (P.mul(_as_matrix_scalar(g), _mT(P.inv(a))),)
+
+
+@defvjp(P.solve, uses=(0,), uses_out=True)
+def _(g, out, a, b):
+    # X = A^-1 B: gB = A^-T g, gA = -gB X^T (summed over broadcast batch dims)
+    gb = P.solve(_mT(a), g)
+    ga = sum_to(P.neg(P.matmul(gb, _mT(out))), shape_of(a)) if is_float_tensor(a) else None
+    return ga, (sum_to(gb, shape_of(b)) if is_float_tensor(b) else None)
+
+
+@defvjp(P.cholesky, uses_out=True)
+def _(g, out, a):
+    # PyTorch's rule: gA = L^-T Phi(L^T gL) L^-1 with Phi symmetrizing the lower triangle
+    phi = _tril(P.matmul(_mT(out), g))
+    phi = P.mul(P.add(phi, _mT(_tril(phi, -1))), 0.5)
+    l_inv = P.inv(out)
+    return (_mm(_mT(l_inv), phi, l_inv),)
+
+
+def _skew(x):
+    return P.sub(x, _mT(x))
+
+
+def _set_diag(x, value):
+    return P.where(_eye_mask(shape_of(x)[-1]), value, x)
+
+
+@defvjp(P.eigvalsh, uses=(0,))
+def _(g, out, a, *, uplo):
+    v = P.eigh_vectors(a, uplo=uplo)
+    return (P.matmul(P.mul(v, P.reshape(g, shape=shape_of(g)[:-1] + (1, shape_of(g)[-1]))), _mT(v)),)
+
+
+@defvjp(P.eigh_vectors, uses=(0,), uses_out=True)
+def _(g, out, a, *, uplo):
+    # gA = V (skew(V^T gV) / 2 / E) V^T, E_ij = w_j - w_i (eigenvalues w); the diagonal of the skew part is 0
+    w = P.eigvalsh(a, uplo=uplo)
+    n = shape_of(w)[-1]
+    e = P.sub(P.reshape(w, shape=shape_of(w)[:-1] + (1, n)), P.reshape(w, shape=shape_of(w)[:-1] + (n, 1)))
+    inner = P.div(P.mul(_skew(P.matmul(_mT(out), g)), 0.5), _set_diag(e, 1.0))
+    return (_mm(out, inner, _mT(out)),)
+
+
+def _narrow_last(x, k: int, axis: int):
+    shape = shape_of(x)
+    if shape[axis] == k:
+        return x
+    return P.slice(x, index=tuple((0, k if d == len(shape) + axis else s, 1) for d, s in enumerate(shape)))
+
+
+def _svd_factors(a):
+    return (P.svd_u(a, full_matrices=False), P.svdvals(a), P.svd_vh(a, full_matrices=False))
+
+
+def _svd_e(s):
+    """E_ij = s_j^2 - s_i^2 with ones on the diagonal."""
+    k = shape_of(s)[-1]
+    s2 = P.mul(s, s)
+    e = P.sub(P.reshape(s2, shape=shape_of(s)[:-1] + (1, k)), P.reshape(s2, shape=shape_of(s)[:-1] + (k, 1)))
+    return _set_diag(e, 1.0)
+
+
+def _row(s):
+    return P.reshape(s, shape=shape_of(s)[:-1] + (1, shape_of(s)[-1]))
+
+
+def _col(s):
+    return P.reshape(s, shape=shape_of(s) + (1,))
+
+
+@defvjp(P.svdvals, uses=(0,))
+def _(g, out, a):
+    u, _s, vh = _svd_factors(a)
+    return (P.matmul(P.mul(u, _row(g)), vh),)
+
+
+# PyTorch's svd_backward split by cotangent (it is linear in gU, gS, gVh): the U part and the Vh
+# part; with full_matrices, only the first min(m, n) singular vectors carry gradient, as in PyTorch
+@defvjp(P.svd_u, uses=(0,))
+def _(g, out, a, *, full_matrices=False):
+    m, n = shape_of(a)[-2:]
+    k = builtins.min(m, n)
+    u, s, vh = _svd_factors(a)
+    gu = _narrow_last(g, k, -1)
+    ret = P.div(P.mul(_skew(P.matmul(_mT(u), gu)), _row(s)), _svd_e(s))
+    if m > n:
+        gu_sinv = P.div(gu, _row(s))
+        inner = P.sub(P.add(P.matmul(u, ret), gu_sinv), _mm(u, _mT(u), gu_sinv))
+        return (P.matmul(inner, vh),)
+    return (_mm(u, ret, vh),)
+
+
+@defvjp(P.svd_vh, uses=(0,))
+def _(g, out, a, *, full_matrices=False):
+    m, n = shape_of(a)[-2:]
+    k = builtins.min(m, n)
+    u, s, vh = _svd_factors(a)
+    gvh = _narrow_last(g, k, -2)
+    ret = P.div(P.mul(_col(s), _skew(P.matmul(vh, _mT(gvh)))), _svd_e(s))
+    if m < n:
+        sinv_gvh = P.div(gvh, _col(s))
+        inner = P.sub(P.add(P.matmul(ret, vh), sinv_gvh), _mm(sinv_gvh, _mT(vh), vh))
+        return (P.matmul(u, inner),)
+    return (_mm(u, ret, vh),)
+
+
+def _copyltu(m):
+    return P.add(_tril(m), _mT(_tril(m, -1)))
+
+
+def _qr_square_vjp(q, r, gq, gr):
+    """A = QR with R square (m >= n): gA = (gQ + Q copyltu(M)) R^-T, M = R gR^T - gQ^T Q."""
+    mm = None
+    if gr is not None:
+        mm = P.matmul(r, _mT(gr))
+    if gq is not None:
+        t = P.matmul(_mT(gq), q)
+        mm = P.neg(t) if mm is None else P.sub(mm, t)
+    ga = P.matmul(q, _copyltu(mm))
+    if gq is not None:
+        ga = P.add(ga, gq)
+    return P.matmul(ga, _mT(P.inv(r)))
+
+
+def _qr_vjp(a, mode, gq, gr):
+    m, n = shape_of(a)[-2:]
+    if mode == "complete" and m > n:
+        raise RuntimeError("The QR decomposition is not differentiable when mode='complete' and nrows > ncols.")
+    q, r = P.qr_q(a, mode=mode), P.qr_r(a, mode=mode)
+    if m >= n:
+        return _qr_square_vjp(q, r, gq, gr)
+    # wide A = [X | Y], R = [U | V]: X = QU is a square QR and Y = QV (so V = Q^T Y)
+    idx = lambda lo, hi: tuple((0, s, 1) for s in shape_of(r)[:-1]) + ((lo, hi, 1),)  # noqa: E731
+    u = P.slice(r, index=idx(0, m))
+    if gr is None:
+        gx = _qr_square_vjp(q, u, gq, None)
+        return P.concat(gx, zeros(shape_of(a)[:-1] + (n - m,), gx.dtype), axis=len(shape_of(a)) - 1)
+    gu, gv = P.slice(gr, index=idx(0, m)), P.slice(gr, index=idx(m, n))
+    y = P.slice(a, index=tuple((0, s, 1) for s in shape_of(a)[:-1]) + ((m, n, 1),))
+    gx = _qr_square_vjp(q, u, P.matmul(y, _mT(gv)), gu)
+    return P.concat(gx, P.matmul(q, gv), axis=len(shape_of(a)) - 1)
+
+
+@defvjp(P.qr_q, uses=(0,))
+def _(g, out, a, *, mode):
+    return (_qr_vjp(a, mode, g, None),)
+
+
+@defvjp(P.qr_r, uses=(0,))
+def _(g, out, a, *, mode):
+    return (_qr_vjp(a, mode, None, g),)
+
+
+@defvjp(P.pinv, uses=(0,), uses_out=True)
+def _(g, out, a, *, atol, rtol, hermitian):
+    # X = pinv(A) (constant rank): gA = -X^T g X^T + (I - A X)^T-free form below (Golub & Pereyra)
+    x = out
+    xt, gt = _mT(x), _mT(g)
+    m = shape_of(a)[-2]
+    n = shape_of(a)[-1]
+    eye_m = P.cast(_eye_mask(m), dtype=g.dtype)
+    eye_n = P.cast(_eye_mask(n), dtype=g.dtype)
+    ga = P.neg(_mm(xt, g, xt))
+    ga = P.add(ga, _mm(P.sub(eye_m, P.matmul(a, x)), gt, x, xt))
+    ga = P.add(ga, _mm(xt, x, gt, P.sub(eye_n, P.matmul(x, a))))
+    return (ga,)

@@ -1,0 +1,138 @@
+"""The base of the optimizers that update each parameter on its own (all but LBFGS), and the
+numpy pieces their update rules share.
+
+Each optimizer only says how a parameter's state starts (``_init_state``) and how one parameter
+moves (``_update``); the step loop, the gradient checks, the ``step`` count and the all-at-once
+commit of a :class:`_Transaction` are written once, here.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from graphc.ir import dtypes as _dt
+
+from ..tensors import Tensor
+from ._transaction import _grad_array, _param_array, _Transaction
+from .optimizer import Optimizer, _to_scalar, _use_grad_for_differentiable
+
+
+def _get_scalar_dtype(is_fused=None):
+    """dtype of the ``step`` state tensors: float64 when that is the default dtype, else float32."""
+    if is_fused:
+        return _dt.float32
+    return _dt.float64 if _dt.get_default_dtype() == _dt.float64 else _dt.float32
+
+
+def _scalar_tensor(value: float, dtype=None) -> Tensor:
+    d = dtype or _get_scalar_dtype()
+    return Tensor._make(np.array(value, dtype=d.np))
+
+
+def _zeros_like(p: Tensor) -> Tensor:
+    return Tensor._make(np.zeros(p._data.shape, dtype=p._data.dtype))
+
+
+def _full_like(p: Tensor, value) -> Tensor:
+    return Tensor._make(np.full(p._data.shape, value, dtype=p._data.dtype))
+
+
+def _group_lr(group: dict[str, Any]) -> float:
+    return float(_to_scalar(group["lr"]))
+
+
+def _lerp(start: np.ndarray, end: np.ndarray, weight: float) -> np.ndarray:
+    """``start.lerp(end, weight)`` with PyTorch's formula (exact at both ends)."""
+    diff = end - start
+    if abs(weight) < 0.5:
+        return start + weight * diff
+    return end - diff * (1 - weight)
+
+
+def _decayed_square(avg: np.ndarray, x: np.ndarray, decay: float) -> np.ndarray:
+    """``avg.mul_(decay).addcmul_(x, x, value=1 - decay)``: a running average of squares."""
+    return avg * decay + (1 - decay) * x * x
+
+
+def _weight_decay(group: dict[str, Any], param: np.ndarray, grad: np.ndarray,
+                  decoupled: bool = False) -> tuple[np.ndarray, np.ndarray]:
+    """``(param, grad)`` after the group's weight decay: L2 (added to the gradient) or decoupled
+    (the parameter shrunk by ``1 - lr * weight_decay``, as AdamW)."""
+    weight_decay = _to_scalar(group["weight_decay"])
+    if weight_decay == 0:
+        return param, grad
+    if decoupled:
+        return param * (1 - _group_lr(group) * weight_decay), grad
+    return param, grad + weight_decay * param
+
+
+class _PerParameterOptimizer(Optimizer):
+    """An optimizer whose step updates every parameter with a gradient independently.
+
+    Subclasses set ``_sparse_message`` (the error for a sparse gradient), ``_setstate_defaults``
+    (options an older pickle may lack, filled in on load in PyTorch's order) and
+    ``_scalar_state_keys`` (0-d state entries an older pickle may hold as numbers).
+    """
+
+    _sparse_message: str | None = None
+    _setstate_defaults: dict[str, Any] = {}
+    _scalar_state_keys: tuple[str, ...] = ("step",)
+
+    def __init__(self, params, defaults: dict[str, Any]) -> None:
+        if defaults["differentiable"]:
+            raise NotImplementedError("graphc.optim: differentiable=True is not supported (updates are "
+                                      "computed outside autograd)")
+        super().__init__(params, defaults)
+        if defaults.get("fused"):
+            if defaults["foreach"]:
+                raise RuntimeError("`fused` and `foreach` cannot be `True` together.")
+            self._step_supports_amp_scaling = True
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        super().__setstate__(state)
+        for group in self.param_groups:
+            for key, value in self._setstate_defaults.items():
+                group.setdefault(key, value)
+            for p in group["params"]:
+                p_state = self.state.get(p, {})
+                for key in self._scalar_state_keys:
+                    if key in p_state and not isinstance(p_state[key], Tensor):
+                        p_state[key] = _scalar_tensor(float(p_state[key]))
+
+    @_use_grad_for_differentiable
+    def step(self, closure=None):
+        """Perform a single optimization step.
+
+        Args:
+            closure (Callable, optional): A closure that reevaluates the model and returns the loss.
+        """
+        loss = self._run_closure(closure)
+        tx = _Transaction(self)
+        for group in self.param_groups:
+            for p in group["params"]:
+                if p.grad is None:
+                    continue
+                _param_array(p)
+                grad = _grad_array(p, p.grad, self._sparse_message, maximize=group["maximize"])
+                self._update(tx, group, p, tx.read(p), grad)
+        tx.commit()
+        return loss
+
+    def _update(self, tx: _Transaction, group: dict[str, Any], p: Tensor, param: np.ndarray,
+                grad: np.ndarray) -> None:
+        """Stage into ``tx`` the update of ``p`` (now ``param``) for the gradient ``grad``."""
+        raise NotImplementedError
+
+    def _init_state(self, group: dict[str, Any], p: Tensor) -> dict[str, Any]:
+        """The state ``p`` starts its first step with."""
+        raise NotImplementedError
+
+    def _counted_state(self, tx: _Transaction, group: dict[str, Any], p: Tensor) -> tuple[dict[str, Any], float]:
+        """``p``'s state (from ``_init_state`` at its first step) with its ``step`` advanced, and the new count."""
+        state = tx.state(p)
+        if len(state) == 0:
+            state = tx.new_state(p, self._init_state(group, p))
+        step = tx.read(state["step"]) + 1
+        tx.write(state["step"], step)
+        return state, float(step)
