@@ -95,7 +95,7 @@ def solve(A: Tensor, B: Tensor, *, left: bool = True, out=None) -> Tensor:
     """X with A X = B (left) or X A = B; B is a (batch of) vector(s) when it has shape (n,) or A's
     shape without its last dimension, as in PyTorch."""
     if not left:
-        if B.ndim == 1 or B.ndim < 2:
+        if A.ndim >= 2 and _is_vector_rhs(A, B):
             raise RuntimeError(f"linalg.solve: Incompatible shapes of A and B for the equation XA = B "
                                f"({A.shape[-2]}x{A.shape[-1]} and {B.shape[-1]}x1)")
         return _write_out(out, _mT(_P.solve(_mT(A), _mT(B))))

@@ -737,6 +737,9 @@ def _median_index(x, d, ignore_nan: bool):
     return P.where(P.amax(nan, dims=(d,), keepdim=True), P.argmax(nan, dim=d, keepdim=True), idx)
 
 
+values_indices.setdefault("nanmedian", namedtuple("nanmedian", ["values", "indices"]))
+
+
 def _median(input, dim, keepdim, ignore_nan: bool, name: str):
     if dim is None:
         x = P.reshape(input, shape=(input.numel(),))

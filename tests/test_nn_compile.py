@@ -81,6 +81,42 @@ LAYERS = {
     "PReLU": (lambda: nn.PReLU(3), lambda: (_r(2, 3, 4),)),
     "GLU": (lambda: nn.GLU(), lambda: (_r(2, 6),)),
 }
+LAYERS.update({
+    "AdaptiveMaxPool1d": (lambda: nn.AdaptiveMaxPool1d(3), lambda: (_r(2, 3, 7),)),
+    "AdaptiveMaxPool3d": (lambda: nn.AdaptiveMaxPool3d(2), lambda: (_r(1, 2, 4, 5, 4),)),
+    "ChannelShuffle": (lambda: nn.ChannelShuffle(2), lambda: (_r(2, 4, 3, 3),)),
+    "ConvTranspose3d": (lambda: nn.ConvTranspose3d(2, 2, 2, stride=2), lambda: (_r(1, 2, 2, 3, 2),)),
+    "CosineSimilarity": (lambda: nn.CosineSimilarity(dim=1), lambda: (_r(3, 4), _r(3, 4, seed=2))),
+    "PairwiseDistance": (lambda: nn.PairwiseDistance(), lambda: (_r(3, 4), _r(3, 4, seed=2))),
+    "TransformerDecoder": (lambda: nn.TransformerDecoder(nn.TransformerDecoderLayer(8, 2, 16, dropout=0.0), 2),
+                           lambda: (_r(3, 2, 8), _r(4, 2, 8, seed=5))),
+    "Fold": (lambda: nn.Fold((4, 5), (2, 2)), lambda: (_r(2, 12, 12),)),
+    "Unfold": (lambda: nn.Unfold((2, 3), padding=1, stride=2), lambda: (_r(2, 3, 5, 6),)),
+    "Hardshrink": (lambda: nn.Hardshrink(0.3), lambda: (_r(3, 4),)),
+    "Softshrink": (lambda: nn.Softshrink(0.3), lambda: (_r(3, 4),)),
+    "InstanceNorm1d": (lambda: nn.InstanceNorm1d(3, affine=True, track_running_stats=True), lambda: (_r(2, 3, 6),)),
+    "InstanceNorm3d": (lambda: nn.InstanceNorm3d(2), lambda: (_r(2, 2, 3, 3, 3),)),
+    "LPPool1d": (lambda: nn.LPPool1d(2, 3, stride=2), lambda: (_r(2, 3, 8, lo=0.1, hi=1),)),
+    "LPPool2d": (lambda: nn.LPPool2d(2, 2), lambda: (_r(2, 3, 4, 4, lo=0.1, hi=1),)),
+    "LPPool3d": (lambda: nn.LPPool3d(2, 2), lambda: (_r(1, 2, 4, 4, 4, lo=0.1, hi=1),)),
+    "LocalResponseNorm": (lambda: nn.LocalResponseNorm(3), lambda: (_r(2, 5, 3, 3),)),
+    "PixelShuffle": (lambda: nn.PixelShuffle(2), lambda: (_r(2, 8, 3, 3),)),
+    "PixelUnshuffle": (lambda: nn.PixelUnshuffle(2), lambda: (_r(2, 2, 4, 6),)),
+    "Softmax2d": (lambda: nn.Softmax2d(), lambda: (_r(2, 3, 4, 4),)),
+    "Upsample-bilinear": (lambda: nn.Upsample(scale_factor=2, mode="bilinear"), lambda: (_r(1, 2, 3, 4),)),
+    "UpsamplingBilinear2d": (lambda: nn.UpsamplingBilinear2d(size=(5, 6)), lambda: (_r(1, 2, 3, 4),)),
+    "UpsamplingNearest2d": (lambda: nn.UpsamplingNearest2d(scale_factor=2), lambda: (_r(1, 2, 3, 4),)),
+})
+for _name, _cls, _shape in [("ConstantPad", nn.ConstantPad1d, (2, 3, 5)), ("ZeroPad", nn.ZeroPad1d, (2, 3, 5)),
+                            ("ReflectionPad", nn.ReflectionPad1d, (2, 3, 5)),
+                            ("ReplicationPad", nn.ReplicationPad1d, (2, 3, 5)),
+                            ("CircularPad", nn.CircularPad1d, (2, 3, 5))]:
+    for _d in (1, 2, 3):
+        _c = getattr(nn, f"{_name}{_d}d")
+        _pad = tuple((1, 2) * _d)
+        _args = (_pad, 0.5) if _name == "ConstantPad" else (_pad,)
+        LAYERS[f"{_name}{_d}d"] = ((lambda c=_c, a=_args: c(*a)),
+                                   (lambda d=_d: (_r(2, 3, *([4] * d)),)))
 for _name, _cls, _args in [("ReLU", nn.ReLU, ()), ("ReLU6", nn.ReLU6, ()), ("LeakyReLU", nn.LeakyReLU, (0.1,)),
                            ("ELU", nn.ELU, ()), ("CELU", nn.CELU, ()), ("SELU", nn.SELU, ()), ("GELU", nn.GELU, ()),
                            ("GELU-tanh", nn.GELU, ("tanh",)), ("SiLU", nn.SiLU, ()), ("Mish", nn.Mish, ()),
@@ -111,7 +147,44 @@ LOSSES = {
                           lambda: (_r(5), _r(5, seed=2), graphc.tensor([1., -1., 1., 1., -1.], dtype=graphc.float64))),
     "CosineEmbeddingLoss": (lambda: nn.CosineEmbeddingLoss(0.2),
                             lambda: (_r(4, 3), _r(4, 3, seed=2), graphc.tensor([1., -1., 1., -1.], dtype=graphc.float64))),
+    "GaussianNLLLoss": (lambda: nn.GaussianNLLLoss(), lambda: (_r(3, 4), _r(3, 4, seed=2), _r(3, 4, lo=0.5, hi=2, seed=3))),
+    "HingeEmbeddingLoss": (lambda: nn.HingeEmbeddingLoss(0.5),
+                           lambda: (_r(5), graphc.tensor([1., -1., 1., -1., 1.], dtype=graphc.float64))),
+    "MultiLabelSoftMarginLoss": (lambda: nn.MultiLabelSoftMarginLoss(),
+                                 lambda: (_r(3, 4), _idx(2, 3, 4).double())),
+    "MultiMarginLoss": (lambda: nn.MultiMarginLoss(), lambda: (_r(3, 4), _idx(4, 3))),
+    "SoftMarginLoss": (lambda: nn.SoftMarginLoss(), lambda: (_r(3, 4), _idx(2, 3, 4).double() * 2 - 1)),
+    "TripletMarginLoss": (lambda: nn.TripletMarginLoss(), lambda: (_r(3, 4), _r(3, 4, seed=2), _r(3, 4, seed=3))),
+    "TripletMarginWithDistanceLoss": (lambda: nn.TripletMarginWithDistanceLoss(),
+                                      lambda: (_r(3, 4), _r(3, 4, seed=2), _r(3, 4, seed=3))),
 }
+
+# Layers that draw random numbers in training mode (compared in eval mode; see the dropout test)
+RANDOM = {"Dropout", "Dropout1d", "Dropout2d", "Dropout3d", "AlphaDropout", "RReLU"}
+# Containers and abstract bases: covered through the layers and models they hold
+STRUCTURAL = {"Module", "ModuleDict", "ModuleList", "ParameterDict", "ParameterList", "Sequential", "RNNBase",
+              "RNNCellBase"}
+for _d in (1, 2, 3):
+    LAYERS[f"MaxUnpool{_d}d"] = ((lambda d=_d: getattr(nn, f"MaxUnpool{d}d")(2)),
+                                 (lambda d=_d: getattr(nn, f"MaxPool{d}d")(2, return_indices=True)(_r(1, 2, *([4] * d)))))
+
+# These read tensor values in Python (sequence lengths, bag offsets, -1-terminated label lists),
+# so compiling them is a graph break: the call falls back to eager and must still agree.
+BREAK_CASES = {
+    "CTCLoss": (lambda: nn.CTCLoss(), lambda: (_r(6, 2, 5).log_softmax(2), graphc.tensor([[1, 2, 2], [3, 1, 4]]),
+                                              graphc.tensor([6, 5]), graphc.tensor([3, 2]))),
+    "EmbeddingBag": (lambda: nn.EmbeddingBag(10, 4, mode="mean"), lambda: (_idx(10, 3, 4),)),
+    "MultiLabelMarginLoss": (lambda: nn.MultiLabelMarginLoss(),
+                             lambda: (_r(2, 4), graphc.tensor([[3, 0, -1, 1], [1, 2, 3, -1]]))),
+}
+BREAKS = set(BREAK_CASES)
+
+
+def test_every_nn_module_class_is_covered():
+    import inspect
+    classes = {n for n in dir(nn) if inspect.isclass(getattr(nn, n)) and issubclass(getattr(nn, n), nn.Module)}
+    covered = {k.split("-")[0] for k in list(LAYERS) + list(LOSSES)} | RANDOM | STRUCTURAL | BREAKS
+    assert not classes - covered, f"nn layers without a compiled-vs-eager case: {sorted(classes - covered)}"
 
 
 def _compare(factory, make_inputs, train: bool):
@@ -153,6 +226,17 @@ def test_layer_compiled_equals_eager(name, train):
 @pytest.mark.parametrize("name", sorted(LOSSES))
 def test_loss_compiled_equals_eager(name):
     _compare(*LOSSES[name], True)
+
+
+@pytest.mark.parametrize("name", sorted(BREAK_CASES))
+def test_layers_with_a_graph_break_fall_back_and_equal_eager(name):
+    factory, make_inputs = BREAK_CASES[name]
+    graphc.manual_seed(0)
+    m = factory().double()
+    xs = make_inputs()
+    with pytest.warns(UserWarning, match="graph break"):
+        got = graphc.compile(m)(*xs)
+    np.testing.assert_allclose(got.detach().numpy(), m(*xs).detach().numpy(), rtol=1e-12)
 
 
 @pytest.mark.parametrize("cls", [nn.Dropout, nn.Dropout1d, nn.Dropout2d, nn.AlphaDropout])

@@ -566,8 +566,9 @@ def _eye_mask(n: int, k: int = 0, op=None):
 
 
 def _tril(x, k: int = 0):
+    # keep column c of row r where c - r <= k
     n = shape_of(x)[-1]
-    return P.where(_eye_mask(n, k, P.ge), x, 0.0)
+    return P.where(_eye_mask(n, -k, P.ge), x, 0.0)
 
 
 @defvjp(P.inv, uses_out=True)
@@ -740,7 +741,8 @@ def _(g, out, a, *, mode):
 
 @defvjp(P.pinv, uses=(0,), uses_out=True)
 def _(g, out, a, *, atol, rtol, hermitian):
-    # X = pinv(A) (constant rank): gA = -X^T g X^T + (I - A X)^T-free form below (Golub & Pereyra)
+    # X = pinv(A), for A of constant rank (Golub & Pereyra):
+    # gA = -X^T g X^T + (I - A X) g^T X X^T + X^T X g^T (I - X A)
     x = out
     xt, gt = _mT(x), _mT(g)
     m = shape_of(a)[-2]
