@@ -36,7 +36,7 @@ from graphc.ir import dtypes as _dt  # noqa: E402
 from graphc.ir import prims as _P  # noqa: E402
 from graphc.ir.prims import LinAlgError  # noqa: E402,F401
 
-from .math_ops import write_out as _write_out  # noqa: E402
+from .math_ops import grad_named as _named, write_out as _write_out  # noqa: E402
 
 _slogdet_result = _namedtuple("linalg_slogdet", ["sign", "logabsdet"])
 _qr_result = _namedtuple("linalg_qr", ["Q", "R"])
@@ -52,7 +52,7 @@ def _mT(x):
 
 
 def inv(A: Tensor, *, out=None) -> Tensor:
-    return _write_out(out, _P.inv(A))
+    return _write_out(out, _named(_P.inv(A), "LinalgInvExBackward0"))
 
 
 def _info_result(fn, A, check_errors: bool, make):
@@ -74,11 +74,11 @@ def inv_ex(A: Tensor, *, check_errors: bool = False):
 
 
 def det(A: Tensor, *, out=None) -> Tensor:
-    return _write_out(out, _P.det(A))
+    return _write_out(out, _named(_P.det(A), "LinalgDetBackward0"))
 
 
 def slogdet(A: Tensor):
-    return _slogdet_result(_P.det_sign(A), _P.logabsdet(A))
+    return _slogdet_result(_P.det_sign(A), _named(_P.logabsdet(A), "LinalgSlogdetBackward0"))
 
 
 def logdet(A: Tensor) -> Tensor:
@@ -101,8 +101,8 @@ def solve(A: Tensor, B: Tensor, *, left: bool = True, out=None) -> Tensor:
         return _write_out(out, _mT(_P.solve(_mT(A), _mT(B))))
     if A.ndim >= 2 and _is_vector_rhs(A, B):
         X = _P.solve(A, _P.reshape(B, shape=tuple(B.shape) + (1,)))
-        return _write_out(out, _P.reshape(X, shape=tuple(X.shape[:-1])))
-    return _write_out(out, _P.solve(A, B))
+        return _write_out(out, _named(_P.reshape(X, shape=tuple(X.shape[:-1])), "LinalgSolveExBackward0"))
+    return _write_out(out, _named(_P.solve(A, B), "LinalgSolveExBackward0"))
 
 
 def solve_triangular(A: Tensor, B: Tensor, *, upper: bool, left: bool = True, unitriangular: bool = False,
@@ -117,7 +117,7 @@ def solve_triangular(A: Tensor, B: Tensor, *, upper: bool, left: bool = True, un
 
 
 def cholesky(A: Tensor, *, upper: bool = False, out=None) -> Tensor:
-    L = _P.cholesky(A)
+    L = _named(_P.cholesky(A), "LinalgCholeskyExBackward0")
     return _write_out(out, _mT(L) if upper else L)
 
 
@@ -130,17 +130,18 @@ def qr(A: Tensor, mode: str = "reduced"):
         raise RuntimeError(f"qr received unrecognized mode '{mode}' but expected one of 'reduced' (default), 'r', "
                            "or 'complete'")
     if mode == "r":
-        return _qr_result(Tensor._make(_np.zeros((0,), A.dtype.np)), _P.qr_r(A, mode="reduced"))
-    return _qr_result(_P.qr_q(A, mode=mode), _P.qr_r(A, mode=mode))
+        return _qr_result(Tensor._make(_np.zeros((0,), A.dtype.np)), _P.qr_r(A, mode="r"))
+    return _named(_qr_result(_P.qr_q(A, mode=mode), _P.qr_r(A, mode=mode)), "LinalgQrBackward0")
 
 
 def svd(A: Tensor, full_matrices: bool = True, *, driver=None):
     full = bool(full_matrices)
-    return _svd_result(_P.svd_u(A, full_matrices=full), _P.svdvals(A), _P.svd_vh(A, full_matrices=full))
+    return _named(_svd_result(_P.svd_u(A, full_matrices=full), _P.svdvals(A), _P.svd_vh(A, full_matrices=full)),
+                  "LinalgSvdBackward0")
 
 
 def svdvals(A: Tensor, *, driver=None, out=None) -> Tensor:
-    return _write_out(out, _P.svdvals(A))
+    return _write_out(out, _named(_P.svdvals(A), "LinalgSvdBackward0"))
 
 
 def _uplo(UPLO: str) -> str:
@@ -151,11 +152,11 @@ def _uplo(UPLO: str) -> str:
 
 def eigh(A: Tensor, UPLO: str = "L"):
     u = _uplo(UPLO)
-    return _eigh_result(_P.eigvalsh(A, uplo=u), _P.eigh_vectors(A, uplo=u))
+    return _named(_eigh_result(_P.eigvalsh(A, uplo=u), _P.eigh_vectors(A, uplo=u)), "LinalgEighBackward0")
 
 
 def eigvalsh(A: Tensor, UPLO: str = "L", *, out=None) -> Tensor:
-    return _write_out(out, _P.eigvalsh(A, uplo=_uplo(UPLO)))
+    return _write_out(out, _named(_P.eigvalsh(A, uplo=_uplo(UPLO)), "LinalgEighBackward0"))
 
 
 def _as_float(x):
@@ -189,7 +190,7 @@ def pinv(A: Tensor, rcond=None, hermitian: bool = False, *, atol=None, rtol=None
     if rcond is not None:  # the legacy positional form: pinv(A, rcond, hermitian)
         rtol = rcond
     atol, rtol = _tolerances(A, atol, rtol)
-    return _write_out(out, _P.pinv(A, atol=atol, rtol=rtol, hermitian=bool(hermitian)))
+    return _write_out(out, _named(_P.pinv(A, atol=atol, rtol=rtol, hermitian=bool(hermitian)), "LinalgPinvBackward0"))
 
 
 def matrix_power(A: Tensor, n: int, *, out=None) -> Tensor:

@@ -582,15 +582,23 @@ del _name
 # ---- scans, special functions, order statistics, bucketing, products --------------------------
 # (more of PyTorch's math API; composites are in graphc.passes.decompositions)
 
-def _scan_input(input, dim, dtype, name: str):
+def grad_named(out, name: str):
+    """Give the eager grad_fn this op just made PyTorch's name for it (``LinalgInvExBackward0``)."""
+    for o in (out if isinstance(out, tuple) else (out,)):
+        if isinstance(o, Tensor) and not _tracing() and o.grad_fn is not None and hasattr(o.grad_fn, "_name"):
+            o.grad_fn._name = name
+    return out
+
+
+def _scan_input(input, dim, dtype):
     x = input if dtype is None else input.to(dtype)
-    if x.dtype is dt.bool_ or not x.dtype.is_floating_point and x.dtype is not dt.int64 and dtype is None:
-        x = P.cast(x, dtype=dt.int64)  # integer scans accumulate in int64, as cumsum does
+    if dtype is None and not x.dtype.is_floating_point and x.dtype is not dt.int64:
+        x = P.cast(x, dtype=dt.int64)  # integer and bool scans accumulate in int64, as cumsum does
     return x, wrap_dim(dim, x.ndim)
 
 
 def cumprod(input, dim, *, dtype=None, out=None):
-    x, d = _scan_input(input, dim, dtype, "cumprod")
+    x, d = _scan_input(input, dim, dtype)
     return write_out(out, call_composite("cumprod", x, d))
 
 
@@ -640,7 +648,7 @@ def diff(input, n: int = 1, dim: int = -1, prepend=None, append=None):
 
 def _float_pointwise(name: str, input, *others):
     for t in (input,) + others:
-        if isinstance(t, Tensor) and not t.dtype.is_floating_point and not any(
+        if isinstance(t, Tensor) and not t.dtype.is_floating_point and not builtins.any(
                 isinstance(o, Tensor) and o.dtype.is_floating_point for o in (input,) + others):
             raise NotImplementedError(f'"{name}_cpu" not implemented for \'{_type_name(t.dtype)}\'')
 
@@ -675,7 +683,7 @@ erfinv = _unary(P.erfinv, "erfinv")
 
 
 def digamma(input, *, out=None):
-    return write_out(out, P.polygamma(input, n=0))
+    return write_out(out, grad_named(P.polygamma(input, n=0), "DigammaBackward0"))
 
 
 def polygamma(n: int, input, *, out=None):
@@ -754,7 +762,7 @@ def _median(input, dim, keepdim, ignore_nan: bool, name: str):
         hit = P.logical_and(P.eq(x, m), P.isfinite(x))
         share = P.div(P.sum(P.where(hit, P.sub(x, m), 0.0), dims=(0,), keepdim=False),
                       P.maximum(P.sum(P.cast(hit, dtype=input.dtype), dims=(0,), keepdim=False), 1.0))
-        return P.add(m, share)
+        return grad_named(P.add(m, share), "MedianBackward0" if name == "median" else "NanmedianBackward0")
     if input.ndim == 0:
         wrap_dim(dim, 0)
         return values_indices[name](P.copy(input), Tensor._make(np.zeros((), np.int64)))
@@ -762,7 +770,7 @@ def _median(input, dim, keepdim, ignore_nan: bool, name: str):
     if input.shape[d] == 0:
         raise IndexError(f"{name}(): Expected reduction dim {d} to have non-zero size.")
     vals, idx = _pick(input, _median_index(input, d, ignore_nan), d, keepdim)
-    return values_indices[name](vals, idx)
+    return values_indices[name](grad_named(vals, "MedianBackward1" if name == "median" else "NanmedianBackward1"), idx)
 
 
 def median(input, dim=None, keepdim: bool = False):
@@ -775,22 +783,32 @@ def nanmedian(input, dim=None, keepdim: bool = False):
 
 def mode(input, dim: int = -1, keepdim: bool = False):
     """The most frequent value along ``dim`` (the smallest among equally frequent ones) and the
-    index of its last occurrence, as PyTorch returns them."""
+    index of its last occurrence, as PyTorch returns them. Built from primitives (it traces):
+    in stably sorted order, the first position where a run of equal values reaches the longest
+    run length ends the smallest most frequent value, and holds its last occurrence."""
     if input.ndim == 0:
         return values_indices["mode"](P.copy(input), Tensor._make(np.zeros((), np.int64)))
     d = wrap_dim(dim, input.ndim)
-    data = np.moveaxis(input._data, d, -1)
-    rows = data.reshape(-1, data.shape[-1])
-    idx = np.zeros(rows.shape[0], np.int64)
-    for r, row in enumerate(rows):
-        vals, counts = np.unique(row, return_counts=True)
-        best = vals[np.argmax(counts)]  # np.unique sorts: the first maximal count is the smallest value
-        hits = np.flatnonzero((row == best) | (np.isnan(row) & np.isnan(best)) if row.dtype.kind == "f"
-                              else row == best)
-        idx[r] = hits[-1]
-    idx = Tensor._make(np.expand_dims(idx.reshape(data.shape[:-1]), d))
+    n = input.shape[d]
+    if n == 0:
+        raise IndexError(f"mode(): Expected reduction dim {d} to have non-zero size.")
+    order = P.argsort(input, dim=d, descending=False)
+    s = P.gather(input, order, axis=d)
+
+    def part(x, lo, hi):
+        return P.slice(x, index=tuple((lo, hi, 1) if i == d else (0, k, 1) for i, k in enumerate(x.shape)))
+
+    first = P.full(shape=tuple(1 if i == d else k for i, k in enumerate(input.shape)), value=True, dtype=dt.bool_)
+    new_run = P.concat(first, P.ne(part(s, 1, n), part(s, 0, n - 1)), axis=d) if n > 1 else first
+    pos = P.reshape(P.arange(start=0, end=n, step=1, dtype=dt.int64),
+                    shape=tuple(n if i == d else 1 for i in range(input.ndim)))
+    starts = P.where(new_run, pos, 0)
+    run_start = P.gather(starts, P.cumargmax(starts, dim=d), axis=d)  # running max of the run starts
+    count = P.sub(pos, run_start)
+    best = P.argmax(P.eq(count, P.amax(count, dims=(d,), keepdim=True)), dim=d, keepdim=True)
+    idx = P.gather(order, best, axis=d)
     vals, idx = _pick(input, idx, d, keepdim)
-    return values_indices["mode"](vals, idx)
+    return values_indices["mode"](grad_named(vals, "ModeBackward0"), idx)
 
 
 # ---- counting and bucketing ------------------------------------------------------------------

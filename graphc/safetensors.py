@@ -30,7 +30,7 @@ import numpy as np
 from graphc.ir import dtypes as dt
 
 from .device import check_device
-from .serialization import CheckpointError
+from .serialization import CheckpointError, _DuplicateKey, _strict_json
 from .tensors import Tensor
 
 __all__ = ["save", "save_file", "load", "load_file", "safe_open", "SafetensorError"]
@@ -112,27 +112,14 @@ def save_file(tensors: dict, filename, metadata: dict | None = None) -> None:
 # reading
 # ---------------------------------------------------------------------------------------------
 
-def _no_duplicates(pairs):
-    out = {}
-    for k, v in pairs:
-        if k in out:
-            raise SafetensorError(f"invalid header: the name {k!r} appears twice")
-        out[k] = v
-    return out
-
-
-def _reject_constant(name):
-    raise ValueError(f"invalid JSON constant {name}")
-
-
 def _parse_header(n: int, header: bytes, data_len: int, src: str):
     """Validate a header; return ({name: (graphc dtype, shape, begin, end)} in file order, metadata)."""
     def err(msg: str) -> SafetensorError:
         return SafetensorError(f"{src}: {msg}")
     try:
-        h = json.loads(header.decode("utf-8"), object_pairs_hook=_no_duplicates, parse_constant=_reject_constant)
-    except SafetensorError as e:
-        raise err(str(e)) from None
+        h = _strict_json(header)
+    except _DuplicateKey as e:
+        raise err(f"invalid header: the name {e.key!r} appears twice") from None
     except UnicodeDecodeError as e:
         raise err(f"invalid UTF-8 in header ({e})") from None
     except RecursionError:

@@ -272,7 +272,8 @@ def _sniff(head: bytes, src: str) -> None:
     if head[0] == 0x80 and len(head) > 1 and 2 <= head[1] <= 5:
         raise CheckpointError(f"{src} is a pickle file (a legacy torch.save checkpoint or pickle.dump output), "
                               f"not a graphc checkpoint. {_NOT_PICKLE}")
-    if len(head) >= 9 and head[8:9] == b"{" and int.from_bytes(head[:8], "little") < 100_000_000:
+    from .safetensors import MAX_HEADER_SIZE  # not at the top: safetensors imports this module
+    if len(head) >= 9 and head[8:9] == b"{" and int.from_bytes(head[:8], "little") < MAX_HEADER_SIZE:
         raise CheckpointError(f"{src} looks like a safetensors file, not a graphc checkpoint: "
                               "load it with graphc.safetensors.load_file")
     raise CheckpointError(f"{src} is not a graphc checkpoint (not a zip archive; graphc.save writes zip "
@@ -280,17 +281,30 @@ def _sniff(head: bytes, src: str) -> None:
                           f"{_NOT_PICKLE}")
 
 
-def _no_duplicates(pairs):
+class _DuplicateKey(ValueError):
+    def __init__(self, key: str) -> None:
+        super().__init__(f"duplicate key {key!r}")
+        self.key = key
+
+
+def _no_duplicates(pairs) -> dict:
     out = {}
     for k, v in pairs:
         if k in out:
-            raise ValueError(f"duplicate key {k!r}")
+            raise _DuplicateKey(k)
         out[k] = v
     return out
 
 
 def _reject_constant(name):
     raise ValueError(f"invalid JSON constant {name}")
+
+
+def _strict_json(raw: bytes):
+    """JSON as the checkpoint manifest and the safetensors header both require: UTF-8, no repeated
+    key (json.loads would keep the last, so a tampered file could hide an entry), no NaN/Infinity.
+    Raises UnicodeDecodeError, ValueError (_DuplicateKey for a repeated key) or RecursionError."""
+    return json.loads(raw.decode("utf-8"), object_pairs_hook=_no_duplicates, parse_constant=_reject_constant)
 
 
 def _is_int(x) -> bool:
@@ -353,7 +367,7 @@ class _Reader:
     def manifest(self) -> dict:
         raw = self.read_entry(MANIFEST_NAME, "the manifest", limit=MAX_MANIFEST_BYTES)
         try:
-            m = json.loads(raw.decode("utf-8"), object_pairs_hook=_no_duplicates, parse_constant=_reject_constant)
+            m = _strict_json(raw)
         except RecursionError:
             raise self.error("the manifest nests too deeply") from None
         except (UnicodeDecodeError, ValueError) as e:

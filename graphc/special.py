@@ -30,3 +30,8 @@ def ndtri(input: Tensor, *, out=None) -> Tensor:
     """The inverse of ndtr."""
     p = math_ops._to_float(input)
     return math_ops.write_out(out, P.mul(P.erfinv(P.sub(P.mul(p, 2), 1)), math.sqrt(2)))
+
+
+__all__ = ["digamma", "entr", "erf", "erfc", "erfinv", "exp2", "expit", "expm1", "gammaln", "log1p", "log_softmax",
+           "logit", "logsumexp", "multigammaln", "ndtr", "ndtri", "polygamma", "psi", "round", "sinc", "softmax",
+           "xlog1py", "xlogy"]

@@ -935,9 +935,12 @@ def _qr_infer(which: str):
     return infer
 
 
-# A = Q R, Q with orthonormal columns, R upper triangular; mode "reduced" or "complete"
+# A = Q R, Q with orthonormal columns, R upper triangular; mode "reduced", "complete" or "r" (R
+# alone, which is not differentiable)
 qr_q = register(Primitive("qr_q", _qr_infer("q"), lambda a, *, mode: np.linalg.qr(a, mode=mode)[0], kind="linalg"))
-qr_r = register(Primitive("qr_r", _qr_infer("r"), lambda a, *, mode: np.linalg.qr(a, mode=mode)[1], kind="linalg"))
+qr_r = register(Primitive(
+    "qr_r", _qr_infer("r"), lambda a, *, mode: np.linalg.qr(a, mode=mode) if mode == "r" else
+    np.linalg.qr(a, mode=mode)[1], kind="linalg"))
 
 
 def _svd_infer(which: str):

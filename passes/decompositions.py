@@ -281,7 +281,7 @@ def logaddexp2(a, b):
     return P.div(_logaddexp(P.mul(a, ln2), P.mul(b, ln2)), ln2)
 
 
-@composite("xlog1py")
+@composite("xlog1py", grad_name="SpecialXlog1PyBackward0")
 def xlog1py(x, y):
     # 0 where x == 0 (unless y is nan); the derivative in x stays log1p(y) there
     at_zero = P.logical_and(P.eq(x, 0), P.logical_or(P.le(y, -1), P.isinf(y)))

@@ -1465,3 +1465,236 @@ comp_case("conv", U(1, 2, 3, 3), U(2, 2, 2, 2), U(2), id="conv-small-gradgrad", 
           ref=lambda x, w, b: np_conv(x, w, b, (1, 1), ((0, 1), (1, 0)), (1, 1), 1))
 api_case("F.sdpa-gradgrad", F.scaled_dot_product_attention, U(1, 2, 3), U(1, 3, 3), U(1, 3, 2), gradgrad=True,
          ref=lambda q, k, v: np_sdpa(q, k, v, None, 1 / math.sqrt(3)))
+
+
+# =============================================================================================
+# Scans, special functions, order statistics and dense linear algebra (see test_more_ops.py)
+# =============================================================================================
+
+def np_digamma(x):
+    """psi(x) for x > 0: the recurrence psi(x) = psi(x + 1) - 1/x up to x >= 10, then the asymptotic series."""
+    x = np.array(x, dtype=np.float64)
+    acc = np.zeros_like(x)
+    while np.any(x < 10):
+        small = x < 10
+        acc = acc - np.where(small, 1 / x, 0)
+        x = np.where(small, x + 1, x)
+    x2 = 1 / (x * x)
+    return acc + np.log(x) - 0.5 / x - x2 * (1 / 12 - x2 * (1 / 120 - x2 * (1 / 252 - x2 * (1 / 240 - x2 / 132))))
+
+
+def np_trigamma(x):
+    x = np.array(x, dtype=np.float64)
+    acc = np.zeros_like(x)
+    while np.any(x < 10):
+        small = x < 10
+        acc = acc + np.where(small, 1 / (x * x), 0)
+        x = np.where(small, x + 1, x)
+    x2 = 1 / (x * x)
+    return acc + 1 / x + x2 / 2 + x2 / x * (1 / 6 - x2 * (1 / 30 - x2 * (1 / 42 - x2 / 30)))
+
+
+def np_erfinv(y):
+    """Newton's method on math.erf."""
+    x = np.zeros_like(y)
+    for _ in range(60):
+        x = x - (np_erf(x) - y) / (2 / math.sqrt(math.pi) * np.exp(-x * x))
+    return x
+
+
+def np_cumprod_grad(g, x):
+    """VJP of cumprod along the last axis by brute force: d out_i / d x_j = prod_{k <= i, k != j} x_k."""
+    out = np.zeros_like(x)
+    n = x.shape[-1]
+    for r in np.ndindex(*x.shape[:-1]):
+        for j in range(n):
+            out[r + (j,)] = sum(g[r + (i,)] * np.prod(np.delete(x[r][:i + 1], j)) for i in range(j, n))
+    return out
+
+
+def np_cumext(x, better):
+    """(values, indices) of the running max/min along the last axis; ties take the later index."""
+    vals, idx = np.empty_like(x), np.empty(x.shape, np.int64)
+    for r in np.ndindex(*x.shape[:-1]):
+        best = 0
+        for i in range(x.shape[-1]):
+            if better(x[r + (i,)], x[r + (best,)]) or x[r + (i,)] == x[r + (best,)]:
+                best = i
+            vals[r + (i,)], idx[r + (i,)] = x[r + (best,)], best
+    return vals, idx
+
+
+def _cumext_grad(better):
+    def grad_ref(g, x):
+        _, idx = np_cumext(x, better)
+        out = np.zeros_like(x)
+        for r in np.ndindex(*x.shape[:-1]):
+            np.add.at(out[r], idx[r], g[r])
+        return (out,)
+    return grad_ref
+
+
+_zeros_x = np.array([[1.5, 0.0, -2.0, 0.5, 1.2], [0.0, 0.7, 0.0, -1.1, 2.0], [0.8, -1.3, 0.6, 1.1, -0.9]])
+comp_case("cumprod", _zeros_x, id="cumprod-with-zeros", attrs={"dim": 1}, gradgrad=True,
+          ref=lambda x: np.cumprod(x, axis=1), grad_ref=lambda g, x: (np_cumprod_grad(g, x),))
+comp_case("cumprod", U(4, 3), id="cumprod-dim0", attrs={"dim": 0}, ref=lambda x: np.cumprod(x, axis=0),
+          grad_ref=lambda g, x: (np_cumprod_grad(g.T, x.T).T,))
+comp_case("logcumsumexp", U(3, 6, lo=-3, hi=3), attrs={"dim": 1}, gradgrad=True,
+          ref=lambda x: np.logaddexp.accumulate(x, axis=1),
+          grad_ref=lambda g, x: ((np.flip(np.cumsum(np.flip(g * np.exp(-np.logaddexp.accumulate(x, 1)), 1), 1), 1)
+                                  * np.exp(x)),))
+comp_case("cummax", DISTINCT(3, 5), attrs={"dim": 1}, ref=lambda x: np_cumext(x, np.greater),
+          grad_ref=_cumext_grad(np.greater))
+comp_case("cummin", DISTINCT(3, 5), attrs={"dim": 1}, ref=lambda x: np_cumext(x, np.less),
+          grad_ref=_cumext_grad(np.less))
+comp_case("logaddexp", U(3, 4, lo=-3, hi=3), U(4, lo=-3, hi=3), gradgrad=True, ref=np.logaddexp,
+          grad_ref=lambda g, a, b: (g * np_sigmoid(a - b), unbroadcast(g * np_sigmoid(b - a), (4,))))
+comp_case("logaddexp", _z0, _z0 * 1.0, id="logaddexp-ties", gradgrad=True, ref=np.logaddexp,
+          grad_ref=lambda g, a, b: (g * 0.5, g * 0.5))
+comp_case("logaddexp2", U(3, 4), U(3, 4), ref=np.logaddexp2,
+          grad_ref=lambda g, a, b: (g / (1 + 2.0 ** (b - a)), g / (1 + 2.0 ** (a - b))))
+comp_case("xlog1py", POS(3, 4), U(3, 4, lo=-0.5), ref=lambda x, y: x * np.log1p(y),
+          grad_ref=lambda g, x, y: (g * np.log1p(y), g * x / (1 + y)))
+# (at 0 the second derivative is 0, as in PyTorch, whose sinc backward masks 0 out)
+comp_case("sinc", np.array([[0.0, 0.3, -1.7], [2.4, -0.6, 1.1]]), ref=np.sinc)
+comp_case("logit", U(3, 4, lo=0.1, hi=0.9), ref=lambda x: np.log(x / (1 - x)),
+          grad_ref=lambda g, x: (g / (x * (1 - x)),))
+comp_case("logit", np.array([0.05, 0.3, 0.6, 0.95]), id="logit-eps", attrs={"eps": 0.1},
+          ref=lambda x: np.log(np.clip(x, 0.1, 0.9) / (1 - np.clip(x, 0.1, 0.9))),
+          grad_ref=lambda g, x: (np.where((x > 0.1) & (x < 0.9), g / (x * (1 - x)), 0.0),))
+comp_case("entr", POS(3, 4, lo=0.2), ref=lambda x: -x * np.log(x), grad_ref=lambda g, x: (-g * (1 + np.log(x)),))
+
+
+def np_cdist(a, b, p):
+    d = np.abs(a[..., :, None, :] - b[..., None, :, :])
+    return d.max(-1) if p == math.inf else (d ** p).sum(-1) ** (1 / p)
+
+
+for _p in (2.0, 1.0, 3.0, math.inf):
+    comp_case("cdist", DISTINCT(4, 3), DISTINCT(5, 3, lo=-1.9, hi=2.1), id=f"cdist-p{_p}", attrs={"p": _p},
+              ref=lambda a, b, p=_p: np_cdist(a, b, p))
+comp_case("cdist", U(2, 3, 2), U(4, 2), id="cdist-batched", attrs={"p": 2.0}, ref=lambda a, b: np_cdist(a, b, 2))
+
+# special functions
+prim_case("lgamma", POS(3, 4, lo=0.3, hi=5.0), ref=np.vectorize(math.lgamma),
+          grad_ref=lambda g, x: (g * np_digamma(x),))
+prim_case("polygamma", POS(3, 4, lo=0.3, hi=5.0), id="digamma", attrs={"n": 0}, ref=np_digamma,
+          grad_ref=lambda g, x: (g * np_trigamma(x),), gradgrad=True)
+prim_case("polygamma", POS(3, 4), id="trigamma", attrs={"n": 1}, ref=np_trigamma)
+prim_case("erfinv", U(3, 4, lo=-0.9, hi=0.9), ref=np_erfinv,
+          grad_ref=lambda g, y: (g * math.sqrt(math.pi) / 2 * np.exp(np_erfinv(y) ** 2),))
+_xl = np.where(U(3, 1, 4) > 0.6, 0.0, U(3, 1, 4))
+prim_case("xlogy", _xl, POS(2, 4), ref=lambda x, y: np.where(x == 0, 0.0, x * np.log(y)),
+          grad_ref=lambda g, x, y: (unbroadcast(g * np.log(y), x.shape), unbroadcast(g * x / y, y.shape)))
+
+
+# dense linear algebra: well-conditioned inputs, distinct singular values / eigenvalues
+def WELL(*shape, n=None):
+    n = shape[-1]
+    return U(*shape) + 2.5 * np.eye(n)
+
+
+def _sym(a):
+    return P.add(a, P.permute(a, dims=tuple(range(len(a.shape) - 2)) + (len(a.shape) - 1, len(a.shape) - 2)))
+
+
+def _spd(a):
+    n = a.shape[-1]
+    at = P.permute(a, dims=tuple(range(len(a.shape) - 2)) + (len(a.shape) - 1, len(a.shape) - 2))
+    return P.add(P.matmul(a, at), graphc.tensor(3.0 * np.eye(n)))
+
+
+def _spread(n):
+    """A symmetric matrix with well-separated eigenvalues (the symmetrizing wrapper doubles it)."""
+    return np.diag(np.arange(1.0, n + 1)) + 0.1 * U(n, n)
+
+
+_inv = np.linalg.inv
+prim_case("inv", WELL(2, 3, 3), gradgrad=True, ref=_inv,
+          grad_ref=lambda g, a: (-np.swapaxes(_inv(a), -1, -2) @ g @ np.swapaxes(_inv(a), -1, -2),))
+prim_case("det", WELL(2, 3, 3), gradgrad=True, ref=np.linalg.det,
+          grad_ref=lambda g, a: (g[:, None, None] * np.linalg.det(a)[:, None, None] * np.swapaxes(_inv(a), -1, -2),))
+prim_case("logabsdet", WELL(3, 3) * np.array([1.0, 1.0, -1.0]), ref=lambda a: np.log(np.abs(np.linalg.det(a))),
+          grad_ref=lambda g, a: (g * _inv(a).T,))
+prim_case("solve", WELL(2, 3, 3), U(3, 2), ref=lambda a, b: _inv(a) @ b,
+          grad_ref=lambda g, a, b: (-(np.swapaxes(_inv(a), -1, -2) @ g) @ np.swapaxes(_inv(a) @ b, -1, -2),
+                                    (np.swapaxes(_inv(a), -1, -2) @ g).sum(0)))
+_add(Case("prim-cholesky", lambda a: P.cholesky(_spd(a)), (U(2, 3, 3),), prims=frozenset({"cholesky"}),
+          gradgrad=True))
+for _m, _n in ((4, 3), (3, 3), (2, 4)):
+    prim_case("qr_q", U(_m, _n), id=f"qr_q-{_m}x{_n}", attrs={"mode": "reduced"})
+    prim_case("qr_r", U(_m, _n), id=f"qr_r-{_m}x{_n}", attrs={"mode": "reduced"})
+    prim_case("svd_u", U(_m, _n), id=f"svd_u-{_m}x{_n}", attrs={"full_matrices": False})
+    prim_case("svd_vh", U(_m, _n), id=f"svd_vh-{_m}x{_n}", attrs={"full_matrices": False})
+    prim_case("svdvals", U(_m, _n), id=f"svdvals-{_m}x{_n}")
+    prim_case("pinv", U(_m, _n), id=f"pinv-{_m}x{_n}", attrs={"atol": 0.0, "rtol": 1e-12, "hermitian": False},
+              ref=np.linalg.pinv)
+prim_case("qr_q", U(2, 3, 3), id="qr_q-batched-complete-square", attrs={"mode": "complete"})
+# with full_matrices, only the first min(m, n) singular vectors are determined (and differentiable)
+_add(Case("prim-svd_u-full", lambda a: P.slice(P.svd_u(a, full_matrices=True), index=((0, 4, 1), (0, 2, 1))),
+          (U(4, 2),), prims=frozenset({"svd_u"})))
+_add(Case("prim-svd_vh-full", lambda a: P.slice(P.svd_vh(a, full_matrices=True), index=((0, 2, 1), (0, 4, 1))),
+          (U(2, 4),), prims=frozenset({"svd_vh"})))
+prim_case("svdvals", U(2, 3, 2), id="svdvals-batched", gradgrad=True)
+_add(Case("prim-eigvalsh", lambda a: P.eigvalsh(_sym(a), uplo="L"), (_spread(4),), prims=frozenset({"eigvalsh"}),
+          gradgrad=True))
+_add(Case("prim-eigh_vectors", lambda a: P.eigh_vectors(_sym(a), uplo="L"), (_spread(4),),
+          prims=frozenset({"eigh_vectors"})))
+_add(Case("prim-eigh_vectors-upper", lambda a: P.eigh_vectors(_sym(a), uplo="U"), (_spread(3),),
+          prims=frozenset({"eigh_vectors"})))
+_add(Case("prim-pinv-hermitian", lambda a: P.pinv(_sym(a), atol=0.0, rtol=1e-12, hermitian=True), (_spread(3),),
+          prims=frozenset({"pinv"})))
+
+# the public API over them
+api_case("linalg.solve-vector", lambda a, b: graphc.linalg.solve(a, b), WELL(2, 3, 3), U(2, 3),
+         ref=lambda a, b: np.einsum("bij,bj->bi", _inv(a), b))
+api_case("linalg.solve-left-false", lambda a, b: graphc.linalg.solve(a, b, left=False), WELL(3, 3), U(2, 3),
+         ref=lambda a, b: b @ _inv(a))
+api_case("linalg.slogdet", lambda a: graphc.linalg.slogdet(a).logabsdet, WELL(2, 3, 3),
+         ref=lambda a: np.log(np.abs(np.linalg.det(a))))
+api_case("linalg.cholesky-upper", lambda a: graphc.linalg.cholesky(a @ a.mT + 3 * graphc.eye(3, dtype=a.dtype),
+                                                                   upper=True), U(3, 3))
+api_case("linalg.eigh", lambda a: graphc.linalg.eigh(a + a.mT), _spread(3))
+api_case("linalg.svd-reconstruct", lambda a: (lambda u, s, vh: (u * s[..., None, :]) @ vh)(*graphc.linalg.svd(
+    a, full_matrices=False)), U(4, 3), ref=lambda a: a, grad_ref=lambda g, a: (g,))
+api_case("linalg.matrix_power", lambda a: graphc.linalg.matrix_power(a, 3), U(3, 3),
+         ref=lambda a: a @ a @ a, grad_ref=lambda g, a: (g @ (a @ a).T + a.T @ g @ a.T + (a @ a).T @ g,))
+api_case("linalg.matrix_power-neg", lambda a: graphc.linalg.matrix_power(a, -2), WELL(3, 3),
+         ref=lambda a: _inv(a @ a))
+api_case("linalg.pinv", lambda a: graphc.linalg.pinv(a), U(3, 4), ref=np.linalg.pinv)
+api_case("linalg.solve_triangular", lambda a, b: graphc.linalg.solve_triangular(a, b, upper=False), WELL(3, 3),
+         U(3, 2), ref=lambda a, b: _inv(np.tril(a)) @ b)
+api_case("logdet", graphc.logdet, WELL(3, 3), ref=lambda a: np.log(np.linalg.det(a)))
+
+# order statistics, differences, products
+api_case("median-dim", lambda x: graphc.median(x, 1).values, DISTINCT(3, 5), ref=lambda x: np.median(x, 1))
+api_case("median-dim-even", lambda x: graphc.median(x, 0, keepdim=True).values, DISTINCT(4, 3),
+         ref=lambda x: np.sort(x, 0)[1:2])
+api_case("median-all", graphc.median, DISTINCT(3, 3), ref=lambda x: np.median(x))
+api_case("nanmedian-dim", lambda x: graphc.nanmedian(x, 1).values, DISTINCT(2, 5), ref=lambda x: np.median(x, 1))
+api_case("mode", lambda x: graphc.mode(x, 1).values, np.array([[1.0, 2.0, 2.0, 3.0], [0.5, 0.5, 4.0, 4.0]]),
+         gradcheck=False, ref=lambda x: np.array([2.0, 0.5]), grad_ref=lambda g, x: (np.array([[0, 0, g[0], 0], [0, g[1], 0, 0]]),))
+api_case("diff", lambda x, p: graphc.diff(x, n=2, dim=1, prepend=p), U(3, 5), U(3, 1),
+         ref=lambda x, p: np.diff(np.concatenate([p, x], 1), n=2, axis=1))
+api_case("tensordot", lambda a, b: graphc.tensordot(a, b, dims=([1, 0], [0, 2])), U(3, 4, 2), U(4, 2, 3),
+         ref=lambda a, b: np.tensordot(a, b, axes=([1, 0], [0, 2])))
+api_case("kron", graphc.kron, U(2, 3), U(3, 2), ref=np.kron)
+api_case("cross", lambda a, b: graphc.linalg.cross(a, b), U(4, 3), U(1, 3), ref=lambda a, b: np.cross(a, b))
+api_case("trapezoid-x", lambda y, x: graphc.trapezoid(y, x, dim=0), U(4, 3), np.array([0.0, 0.5, 1.5, 3.0]),
+         ref=lambda y, x: np.trapezoid(y, x, axis=0))
+api_case("cumulative_trapezoid", lambda y: graphc.cumulative_trapezoid(y, dx=0.5), U(3, 4),
+         ref=lambda y: np.cumsum((y[:, 1:] + y[:, :-1]) / 2 * 0.5, axis=1))
+api_case("block_diag", graphc.block_diag, U(2, 3), U(1), U(2, 2),
+         ref=lambda a, b, c: np.block([[a, np.zeros((2, 3))], [np.zeros((1, 3)), b[None], np.zeros((1, 2))],
+                                       [np.zeros((2, 4)), c]]))
+api_case("cartesian_prod", graphc.cartesian_prod, U(2), U(3),
+         ref=lambda a, b: np.stack([np.repeat(a, 3), np.tile(b, 2)], 1))
+api_case("index_fill", lambda x, v: x.index_fill(1, graphc.tensor([0, 2]), v), U(3, 4), U(),
+         ref=lambda x, v: np.where(np.isin(np.arange(4), [0, 2]), v, x),
+         grad_ref=lambda g, x, v: (np.where(np.isin(np.arange(4), [0, 2]), 0.0, g), g[:, [0, 2]].sum()))
+api_case("masked_scatter", lambda x, s: x.masked_scatter(graphc.tensor([[True, False, True]]), s), U(2, 3), U(5))
+api_case("put-accumulate", lambda x, s: x.put(graphc.tensor([0, 5, 0]), s, accumulate=True), U(2, 3), U(3))
+api_case("float_power", lambda x: graphc.float_power(x, 2.5), POS(3, 4), ref=lambda x: x ** 2.5,
+         grad_ref=lambda g, x: (g * 2.5 * x ** 1.5,))
+api_case("mvlgamma", lambda x: graphc.mvlgamma(x, 3), POS(4, lo=2.0, hi=4.0),
+         ref=lambda x: sum(np.vectorize(math.lgamma)(x - i / 2) for i in range(3)) + 1.5 * math.log(math.pi))

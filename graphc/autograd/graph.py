@@ -34,6 +34,16 @@ class RemovableHandle:
         self.remove()
 
 
+def add_hook(hooks: dict, hook: Callable, prepend: bool = False) -> RemovableHandle:
+    """Stores ``hook`` under a fresh handle id; hooks run in the dict's order, so ``prepend``
+    (which needs an OrderedDict) makes it run first."""
+    handle = RemovableHandle(hooks)
+    hooks[handle.id] = hook
+    if prepend:
+        hooks.move_to_end(handle.id, last=False)
+    return handle
+
+
 def backward_name(op: str) -> str:
     """``log_softmax`` -> ``LogSoftmaxBackward0`` (PyTorch's naming)."""
     return "".join(p[:1].upper() + p[1:] for p in re.split(r"_", op) if p) + "Backward0"
@@ -62,14 +72,10 @@ class Node:
         return type(self).__name__
 
     def register_hook(self, fn: Callable) -> RemovableHandle:
-        h = RemovableHandle(self._post_hooks)
-        self._post_hooks[h.id] = fn
-        return h
+        return add_hook(self._post_hooks, fn)
 
     def register_prehook(self, fn: Callable) -> RemovableHandle:
-        h = RemovableHandle(self._pre_hooks)
-        self._pre_hooks[h.id] = fn
-        return h
+        return add_hook(self._pre_hooks, fn)
 
     def apply(self, grads: list) -> tuple:  # pragma: no cover - abstract
         raise NotImplementedError

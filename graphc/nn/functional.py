@@ -227,36 +227,30 @@ def one_hot(tensor: Tensor, num_classes: int = -1) -> Tensor:
 
 
 def dropout(input: Tensor, p: float = 0.5, training: bool = True, inplace: bool = False) -> Tensor:
-    if p < 0 or p > 1:
-        raise ValueError(f"dropout probability has to be between 0 and 1, but got {p}")
-    if not training or p == 0:
-        return input
-    if p == 1:
-        return _maybe_inplace(input, inplace, lambda: input * 0)
-    mask = (grandom.uniform_tensor(tuple(input.shape), input.dtype) >= p).to(input.dtype) / (1 - p)
-    return _maybe_inplace(input, inplace, lambda: input * mask)
+    return _dropout(input, p, training, inplace, 0)
 
 
 def dropout1d(input, p=0.5, training=True, inplace=False):
-    return _channel_dropout(input, p, training, inplace, 1)
+    return _dropout(input, p, training, inplace, 1)
 
 
 def dropout2d(input, p=0.5, training=True, inplace=False):
-    return _channel_dropout(input, p, training, inplace, 2)
+    return _dropout(input, p, training, inplace, 2)
 
 
 def dropout3d(input, p=0.5, training=True, inplace=False):
-    return _channel_dropout(input, p, training, inplace, 3)
+    return _dropout(input, p, training, inplace, 3)
 
 
-def _channel_dropout(input, p, training, inplace, nsp):
+def _dropout(input: Tensor, p: float, training: bool, inplace: bool, nsp: int) -> Tensor:
+    """Dropout with one mask value per element of all but the last ``nsp`` dims (0: plain dropout)."""
     if p < 0 or p > 1:
         raise ValueError(f"dropout probability has to be between 0 and 1, but got {p}")
     if not training or p == 0:
         return input
     if p == 1:
         return _maybe_inplace(input, inplace, lambda: input * 0)
-    shape = tuple(input.shape[:-nsp]) + (1,) * nsp
+    shape = tuple(input.shape[:-nsp]) + (1,) * nsp if nsp else tuple(input.shape)
     mask = (grandom.uniform_tensor(shape, input.dtype) >= p).to(input.dtype) / (1 - p)
     return _maybe_inplace(input, inplace, lambda: input * mask)
 

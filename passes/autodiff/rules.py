@@ -711,6 +711,9 @@ def _qr_square_vjp(q, r, gq, gr):
 
 
 def _qr_vjp(a, mode, gq, gr):
+    if mode == "r":
+        raise RuntimeError("The derivative of linalg.qr depends on Q, which is not computed when mode='r'. Please "
+                           "use linalg.qr(A, mode='reduced') if you are going to differentiate through linalg.qr.")
     m, n = shape_of(a)[-2:]
     if mode == "complete" and m > n:
         raise RuntimeError("The QR decomposition is not differentiable when mode='complete' and nrows > ncols.")

@@ -140,16 +140,12 @@ class LogSoftmax(_DimModule):
         return F.log_softmax(input, self.dim)
 
 
-class GLU(Module):
+class GLU(_DimModule):
     def __init__(self, dim: int = -1) -> None:
-        super().__init__()
-        self.dim = dim
+        super().__init__(dim)
 
     def forward(self, input):
         return F.glu(input, self.dim)
-
-    def extra_repr(self) -> str:
-        return f"dim={self.dim}"
 
 
 class Softplus(Module):

@@ -6,12 +6,8 @@ import math
 from ... import creation
 from .. import functional as F
 from .. import init
-from ..parameter import Parameter
 from .module import Module
-
-
-def _ntuple(v, n: int) -> tuple[int, ...]:
-    return tuple(v) if isinstance(v, (list, tuple)) else (v,) * n
+from .utils import _expand, _register_weight_bias
 
 
 class _ConvNd(Module):
@@ -35,24 +31,21 @@ class _ConvNd(Module):
         if isinstance(padding, str):
             if padding not in ("same", "valid"):
                 raise ValueError(f"Invalid padding string {padding!r}, should be one of {{'same', 'valid'}}")
-            if padding == "same" and any(s != 1 for s in _ntuple(stride, n)):
+            if padding == "same" and any(s != 1 for s in _expand(stride, n)):
                 raise ValueError("padding='same' is not supported for strided convolutions")
         self.in_channels, self.out_channels = in_channels, out_channels
-        self.kernel_size = _ntuple(kernel_size, n)
-        self.stride = _ntuple(stride, n)
-        self.padding = padding if isinstance(padding, str) else _ntuple(padding, n)
-        self.dilation = _ntuple(dilation, n)
-        self.output_padding = _ntuple(output_padding, n)
+        self.kernel_size = _expand(kernel_size, n)
+        self.stride = _expand(stride, n)
+        self.padding = padding if isinstance(padding, str) else _expand(padding, n)
+        self.dilation = _expand(dilation, n)
+        self.output_padding = _expand(output_padding, n)
         self.groups, self.padding_mode, self.transposed = groups, padding_mode, self._transposed
         if self._transposed:
             shape = (in_channels, out_channels // groups) + self.kernel_size
         else:
             shape = (out_channels, in_channels // groups) + self.kernel_size
-        self.weight = Parameter(creation.empty(shape, dtype=dtype))
-        if bias:
-            self.bias = Parameter(creation.empty(out_channels, dtype=dtype))
-        else:
-            self.register_parameter("bias", None)
+        _register_weight_bias(self, creation.empty(shape, dtype=dtype),
+                              creation.empty(out_channels, dtype=dtype) if bias else None)
         self.reset_parameters()
 
     def reset_parameters(self) -> None:

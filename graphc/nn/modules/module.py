@@ -6,7 +6,7 @@ from typing import Any, Callable, Iterator
 
 from graphc.ir import dtypes
 
-from ...autograd.graph import RemovableHandle
+from ...autograd.graph import RemovableHandle, add_hook
 from ...tensors import Tensor
 from ..parameter import Buffer, Parameter
 
@@ -36,8 +36,29 @@ def _addindent(s: str, n: int) -> str:
     return lines[0] + "\n" + "\n".join(" " * n + line for line in lines[1:])
 
 
+# PyTorch's text, word for word, for the default get/set_extra_state
+_UNREACHABLE = ("Reached a code path in Module.{}() that should never be called. Please file an issue at "
+                "https://github.com/pytorch/pytorch/issues/new?template=bug-report.yml to report this bug.")
+
 _HOOK_DICTS = ("_backward_hooks", "_backward_pre_hooks", "_state_dict_hooks", "_state_dict_pre_hooks",
                "_load_state_dict_pre_hooks", "_load_state_dict_post_hooks")
+
+
+def _scatter(n: int, positions: list, values) -> tuple:
+    """The n-tuple with ``values`` at ``positions`` and None elsewhere (non-tensor slots)."""
+    full = [None] * n
+    for i, v in zip(positions, values):
+        full[i] = v
+    return tuple(full)
+
+
+def _replacement_grads(r, expected: int, hook_kind: str, grads_name: str) -> tuple:
+    """A backward (pre-)hook's non-None result as a tuple of ``expected`` gradients."""
+    r = tuple(r) if isinstance(r, (tuple, list)) else (r,)
+    if len(r) != expected:
+        raise RuntimeError(f"{hook_kind} returned an invalid number of {grads_name}, got {len(r)}, but "
+                           f"expected {expected}")
+    return r
 
 
 class _BackwardHookState:
@@ -83,18 +104,11 @@ class _BackwardHookState:
 
     def backward(self, kind, grads):
         if kind == "output":
-            full = [None] * self.n_outputs
-            for i, g in zip(self.output_pos, grads):
-                full[i] = g
-            full = tuple(full)
+            full = _scatter(self.n_outputs, self.output_pos, grads)
             for hook in self.pre_hooks:
                 r = hook(self.module, full)
                 if r is not None:
-                    r = tuple(r) if isinstance(r, (tuple, list)) else (r,)
-                    if len(r) != len(full):
-                        raise RuntimeError(f"Backward pre hook returned an invalid number of grad_output, got "
-                                           f"{len(r)}, but expected {len(full)}")
-                    full = r
+                    full = _replacement_grads(r, len(full), "Backward pre hook", "grad_output")
             self.grad_outputs = full
             if self.input_pos is None and self.hooks:
                 import warnings
@@ -109,18 +123,11 @@ class _BackwardHookState:
                         raise RuntimeError("Backward hook for Modules where no input requires gradient should "
                                            "always return None or None for all gradients.")
             return tuple(full[i] for i in self.output_pos)
-        grad_input = [None] * self.n_inputs
-        for i, g in zip(self.input_pos, grads):
-            grad_input[i] = g
-        grad_input = tuple(grad_input)
+        grad_input = _scatter(self.n_inputs, self.input_pos, grads)
         for hook in self.hooks:
             r = hook(self.module, grad_input, self.grad_outputs)
             if r is not None:
-                r = tuple(r) if isinstance(r, (tuple, list)) else (r,)
-                if len(r) != len(grad_input):
-                    raise RuntimeError(f"Backward hook returned an invalid number of grad_input, got {len(r)}, but "
-                                       f"expected {len(grad_input)}")
-                grad_input = r
+                grad_input = _replacement_grads(r, len(grad_input), "Backward hook", "grad_input")
         return tuple(grad_input[i] for i in self.input_pos)
 
 
@@ -188,9 +195,7 @@ class Module:
     def register_parameter(self, name: str, param: Parameter | None) -> None:
         if "_parameters" not in self.__dict__:
             raise AttributeError("cannot assign parameter before Module.__init__() call")
-        self._check_name(name, "parameter")
-        if hasattr(self, name) and name not in self._parameters:
-            raise KeyError(f"attribute '{name}' already exists")
+        self._check_name(name, "parameter", "_parameters")
         if param is not None and not isinstance(param, Parameter):
             raise TypeError(f"cannot assign '{_typename(param)}' object to parameter '{name}' "
                             "(torch.nn.Parameter or None required)")
@@ -204,9 +209,7 @@ class Module:
     def register_buffer(self, name: str, tensor: Tensor | None, persistent: bool = True) -> None:
         if "_buffers" not in self.__dict__:
             raise AttributeError("cannot assign buffer before Module.__init__() call")
-        self._check_name(name, "buffer")
-        if hasattr(self, name) and name not in self._buffers:
-            raise KeyError(f"attribute '{name}' already exists")
+        self._check_name(name, "buffer", "_buffers")
         if tensor is not None and not isinstance(tensor, Tensor):
             raise TypeError(f"cannot assign '{_typename(tensor)}' object to buffer '{name}' "
                             "(torch Tensor or None required)")
@@ -222,21 +225,21 @@ class Module:
     def add_module(self, name: str, module: "Module | None") -> None:
         if module is not None and not isinstance(module, Module):
             raise TypeError(f"{_typename(module)} is not a Module subclass")
-        self._check_name(name, "module")
-        if hasattr(self, name) and name not in self._modules:
-            raise KeyError(f"attribute '{name}' already exists")
+        self._check_name(name, "module", "_modules")
         self._modules[name] = module
 
     register_module = add_module
 
-    @staticmethod
-    def _check_name(name: str, what: str) -> None:
+    def _check_name(self, name: str, what: str, store: str) -> None:
+        """PyTorch's checks, in its order, before ``name`` joins the ``store`` dict."""
         if not isinstance(name, str):
             raise TypeError(f"{what} name should be a string. Got {type(name).__name__}")
         if name == "":
             raise KeyError(f'{what} name can\'t be empty string ""')
         if "." in name:
             raise KeyError(f'{what} name can\'t contain "."')
+        if hasattr(self, name) and name not in getattr(self, store):
+            raise KeyError(f"attribute '{name}' already exists")
 
     def __setattr__(self, name: str, value: Any) -> None:
         d = self.__dict__
@@ -378,18 +381,17 @@ class Module:
         return mod
 
     def get_parameter(self, target: str) -> Parameter:
-        mod_path, _, name = target.rpartition(".")
-        mod = self.get_submodule(mod_path)
-        if name not in mod._parameters:
-            raise AttributeError(f"`{name}` is not an nn.Parameter")
-        return mod._parameters[name]
+        return self._get_member(target, "_parameters", "an nn.Parameter")
 
     def get_buffer(self, target: str) -> Tensor:
+        return self._get_member(target, "_buffers", "a buffer")
+
+    def _get_member(self, target: str, store: str, what: str):
         mod_path, _, name = target.rpartition(".")
-        mod = self.get_submodule(mod_path)
-        if name not in mod._buffers:
-            raise AttributeError(f"`{name}` is not a buffer")
-        return mod._buffers[name]
+        members = getattr(self.get_submodule(mod_path), store)
+        if name not in members:
+            raise AttributeError(f"`{name}` is not {what}")
+        return members[name]
 
     # ---- modes and bulk changes -------------------------------------------------------------
 
@@ -521,72 +523,58 @@ class Module:
     def register_full_backward_hook(self, hook, prepend: bool = False) -> RemovableHandle:
         """``hook(module, grad_input, grad_output) -> tuple | None``; grad_input are the gradients
         w.r.t. the module's positional inputs (None for non-tensors), grad_output w.r.t. its outputs."""
-        return self._add_hook(self._backward_hooks, hook, prepend)
+        return add_hook(self._backward_hooks, hook, prepend)
 
     def register_full_backward_pre_hook(self, hook, prepend: bool = False) -> RemovableHandle:
         """``hook(module, grad_output) -> tuple | None``, called before the module's gradients."""
-        return self._add_hook(self._backward_pre_hooks, hook, prepend)
+        return add_hook(self._backward_pre_hooks, hook, prepend)
 
     def register_backward_hook(self, hook) -> RemovableHandle:
         """Deprecated in PyTorch; graphc gives it the well-defined semantics of the full hook."""
         return self.register_full_backward_hook(hook)
 
-    @staticmethod
-    def _add_hook(store: OrderedDict, hook, prepend: bool = False) -> RemovableHandle:
-        h = RemovableHandle(store)
-        store[h.id] = hook
-        if prepend:
-            store.move_to_end(h.id, last=False)
-        return h
-
     def register_state_dict_pre_hook(self, hook) -> RemovableHandle:
         """``hook(module, prefix, keep_vars)`` before this module's entries are collected."""
-        return self._add_hook(self._state_dict_pre_hooks, hook)
+        return add_hook(self._state_dict_pre_hooks, hook)
 
     def register_state_dict_post_hook(self, hook) -> RemovableHandle:
         """``hook(module, state_dict, prefix, local_metadata)``; may edit ``state_dict`` in place."""
         def checked(module, state_dict, prefix, local_metadata):
             if hook(module, state_dict, prefix, local_metadata) is not None:
                 raise RuntimeError("state_dict post-hook must return None")
-        return self._add_hook(self._state_dict_hooks, checked)
+        return add_hook(self._state_dict_hooks, checked)
 
     def _register_state_dict_hook(self, hook) -> RemovableHandle:
         """The older private form, whose hook may return a replacement state dict."""
-        return self._add_hook(self._state_dict_hooks, hook)
+        return add_hook(self._state_dict_hooks, hook)
 
     def register_load_state_dict_pre_hook(self, hook) -> RemovableHandle:
         """``hook(module, state_dict, prefix, local_metadata, strict, missing_keys, unexpected_keys,
         error_msgs)`` before this module loads; may edit ``state_dict`` in place."""
         def with_module(module, *args):
             return hook(module, *args)
-        return self._add_hook(self._load_state_dict_pre_hooks, with_module)
+        return add_hook(self._load_state_dict_pre_hooks, with_module)
 
     def _register_load_state_dict_pre_hook(self, hook, with_module: bool = False) -> RemovableHandle:
         if with_module:
             return self.register_load_state_dict_pre_hook(hook)
-        return self._add_hook(self._load_state_dict_pre_hooks, lambda module, *args: hook(*args))
+        return add_hook(self._load_state_dict_pre_hooks, lambda module, *args: hook(*args))
 
     def register_load_state_dict_post_hook(self, hook) -> RemovableHandle:
         """``hook(module, incompatible_keys)`` after loading; may edit the key lists in place."""
-        return self._add_hook(self._load_state_dict_post_hooks, hook)
+        return add_hook(self._load_state_dict_post_hooks, hook)
 
     def register_forward_pre_hook(self, hook, *, prepend: bool = False, with_kwargs: bool = False) -> RemovableHandle:
-        h = RemovableHandle(self._forward_pre_hooks)
-        self._forward_pre_hooks[h.id] = hook
+        h = add_hook(self._forward_pre_hooks, hook, prepend)
         if with_kwargs:
             self._forward_pre_hooks_with_kwargs.add(h.id)
-        if prepend:
-            self._forward_pre_hooks.move_to_end(h.id, last=False)
         return h
 
     def register_forward_hook(self, hook, *, prepend: bool = False, with_kwargs: bool = False,
                               always_call: bool = False) -> RemovableHandle:
-        h = RemovableHandle(self._forward_hooks)
-        self._forward_hooks[h.id] = hook
+        h = add_hook(self._forward_hooks, hook, prepend)
         if with_kwargs:
             self._forward_hooks_with_kwargs.add(h.id)
-        if prepend:
-            self._forward_hooks.move_to_end(h.id, last=False)
         return h
 
     # ---- state dicts ------------------------------------------------------------------------
@@ -628,14 +616,10 @@ class Module:
         return destination
 
     def get_extra_state(self):
-        raise RuntimeError("Reached a code path in Module.get_extra_state() that should never be called. Please "
-                           "file an issue at https://github.com/pytorch/pytorch/issues/new?template=bug-report.yml "
-                           "to report this bug.")
+        raise RuntimeError(_UNREACHABLE.format("get_extra_state"))
 
     def set_extra_state(self, state) -> None:
-        raise RuntimeError("Reached a code path in Module.set_extra_state() that should never be called. Please "
-                           "file an issue at https://github.com/pytorch/pytorch/issues/new?template=bug-report.yml "
-                           "to report this bug.")
+        raise RuntimeError(_UNREACHABLE.format("set_extra_state"))
 
     def _has_extra_state(self, name: str) -> bool:
         return getattr(type(self), name) is not getattr(Module, name)

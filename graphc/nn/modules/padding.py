@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from .. import functional as F
 from .module import Module
+from .utils import _check_input_dim
 
 
 def _ntuple(padding, n: int) -> tuple[int, ...]:
@@ -23,8 +24,8 @@ class _PadNd(Module):
         self.padding = _ntuple(padding, self._n)
 
     def forward(self, input):
-        if self._dims and input.dim() not in self._dims:
-            raise ValueError(f"expected {' or '.join(f'{d}D' for d in self._dims)} input (got {input.dim()}D input)")
+        if self._dims:
+            _check_input_dim(input, self._dims)
         return F.pad(input, self.padding, self._mode)
 
     def extra_repr(self) -> str:
@@ -55,28 +56,26 @@ class ConstantPad3d(_ConstantPadNd):
     _n = 6
 
 
-class ZeroPad1d(ConstantPad1d):
+class _ZeroPad:
+    """Mixed in before ConstantPadNd (PyTorch's ZeroPadNd subclasses it): value 0, and the repr
+    shows only the padding."""
+
     def __init__(self, padding) -> None:
         super().__init__(padding, 0.0)
 
-    def extra_repr(self) -> str:
-        return f"{self.padding}"
+    extra_repr = _PadNd.extra_repr
 
 
-class ZeroPad2d(ConstantPad2d):
-    def __init__(self, padding) -> None:
-        super().__init__(padding, 0.0)
-
-    def extra_repr(self) -> str:
-        return f"{self.padding}"
+class ZeroPad1d(_ZeroPad, ConstantPad1d):
+    pass
 
 
-class ZeroPad3d(ConstantPad3d):
-    def __init__(self, padding) -> None:
-        super().__init__(padding, 0.0)
+class ZeroPad2d(_ZeroPad, ConstantPad2d):
+    pass
 
-    def extra_repr(self) -> str:
-        return f"{self.padding}"
+
+class ZeroPad3d(_ZeroPad, ConstantPad3d):
+    pass
 
 
 class ReflectionPad1d(_PadNd):

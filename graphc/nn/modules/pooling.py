@@ -3,10 +3,21 @@ from __future__ import annotations
 
 from .. import functional as F
 from .module import Module
+from .utils import _expand
 
 
-class _MaxPoolNd(Module):
+class _PoolNd(Module):
+    """``_fn``: the functional form for the subclass's dimensionality; ``_repr_fields``: what its
+    repr shows, as ``name=value`` in this order."""
     _fn = None
+    _repr_fields: tuple[str, ...] = ()
+
+    def extra_repr(self) -> str:
+        return ", ".join(f"{name}={getattr(self, name)}" for name in self._repr_fields)
+
+
+class _MaxPoolNd(_PoolNd):
+    _repr_fields = ("kernel_size", "stride", "padding", "dilation", "ceil_mode")
 
     def __init__(self, kernel_size, stride=None, padding=0, dilation=1, return_indices: bool = False,
                  ceil_mode: bool = False) -> None:
@@ -19,10 +30,6 @@ class _MaxPoolNd(Module):
     def forward(self, input):
         return type(self)._fn(input, self.kernel_size, self.stride, self.padding, self.dilation,
                               ceil_mode=self.ceil_mode, return_indices=self.return_indices)
-
-    def extra_repr(self) -> str:
-        return (f"kernel_size={self.kernel_size}, stride={self.stride}, padding={self.padding}, "
-                f"dilation={self.dilation}, ceil_mode={self.ceil_mode}")
 
 
 class MaxPool1d(_MaxPoolNd):
@@ -37,7 +44,9 @@ class MaxPool3d(_MaxPoolNd):
     _fn = staticmethod(F.max_pool3d)
 
 
-class _AvgPoolNd(Module):
+class _AvgPoolNd(_PoolNd):
+    _repr_fields = ("kernel_size", "stride", "padding")
+
     def __init__(self, kernel_size, stride=None, padding=0, ceil_mode: bool = False,
                  count_include_pad: bool = True, divisor_override=None) -> None:
         super().__init__()
@@ -46,16 +55,13 @@ class _AvgPoolNd(Module):
         self.padding, self.ceil_mode = padding, ceil_mode
         self.count_include_pad, self.divisor_override = count_include_pad, divisor_override
 
-    def extra_repr(self) -> str:
-        return f"kernel_size={self.kernel_size}, stride={self.stride}, padding={self.padding}"
-
 
 class AvgPool1d(_AvgPoolNd):
     def __init__(self, kernel_size, stride=None, padding=0, ceil_mode: bool = False,
                  count_include_pad: bool = True) -> None:
         super().__init__(kernel_size, stride, padding, ceil_mode, count_include_pad)
-        as1 = lambda v: tuple(v) if isinstance(v, (list, tuple)) else (v,)  # noqa: E731
-        self.kernel_size, self.stride, self.padding = as1(self.kernel_size), as1(self.stride), as1(self.padding)
+        self.kernel_size, self.stride, self.padding = (_expand(self.kernel_size, 1), _expand(self.stride, 1),
+                                                       _expand(self.padding, 1))
 
     def forward(self, input):
         return F.avg_pool1d(input, self.kernel_size, self.stride, self.padding, self.ceil_mode, self.count_include_pad)
@@ -73,8 +79,8 @@ class AvgPool3d(_AvgPoolNd):
                             self.count_include_pad, self.divisor_override)
 
 
-class _AdaptiveAvgPoolNd(Module):
-    _fn = None
+class _AdaptiveAvgPoolNd(_PoolNd):
+    _repr_fields = ("output_size",)
 
     def __init__(self, output_size) -> None:
         super().__init__()
@@ -82,9 +88,6 @@ class _AdaptiveAvgPoolNd(Module):
 
     def forward(self, input):
         return type(self)._fn(input, self.output_size)
-
-    def extra_repr(self) -> str:
-        return f"output_size={self.output_size}"
 
 
 class AdaptiveAvgPool1d(_AdaptiveAvgPoolNd):
@@ -99,8 +102,8 @@ class AdaptiveAvgPool3d(_AdaptiveAvgPoolNd):
     _fn = staticmethod(F.adaptive_avg_pool3d)
 
 
-class _AdaptiveMaxPoolNd(Module):
-    _fn = None
+class _AdaptiveMaxPoolNd(_PoolNd):
+    _repr_fields = ("output_size",)
 
     def __init__(self, output_size, return_indices: bool = False) -> None:
         super().__init__()
@@ -108,9 +111,6 @@ class _AdaptiveMaxPoolNd(Module):
 
     def forward(self, input):
         return type(self)._fn(input, self.output_size, self.return_indices)
-
-    def extra_repr(self) -> str:
-        return f"output_size={self.output_size}"
 
 
 class AdaptiveMaxPool1d(_AdaptiveMaxPoolNd):
@@ -155,8 +155,8 @@ class UpsamplingBilinear2d(Upsample):
         super().__init__(size, scale_factor, mode="bilinear", align_corners=True)
 
 
-class _LPPoolNd(Module):
-    _fn = None
+class _LPPoolNd(_PoolNd):
+    _repr_fields = ("norm_type", "kernel_size", "stride", "ceil_mode")
 
     def __init__(self, norm_type: float, kernel_size, stride=None, ceil_mode: bool = False) -> None:
         super().__init__()
@@ -164,10 +164,6 @@ class _LPPoolNd(Module):
 
     def forward(self, input):
         return type(self)._fn(input, float(self.norm_type), self.kernel_size, self.stride, self.ceil_mode)
-
-    def extra_repr(self) -> str:
-        return (f"norm_type={self.norm_type}, kernel_size={self.kernel_size}, stride={self.stride}, "
-                f"ceil_mode={self.ceil_mode}")
 
 
 class LPPool1d(_LPPoolNd):
@@ -182,22 +178,18 @@ class LPPool3d(_LPPoolNd):
     _fn = staticmethod(F.lp_pool3d)
 
 
-class _MaxUnpoolNd(Module):
-    _fn = None
+class _MaxUnpoolNd(_PoolNd):
     _n = 2
+    _repr_fields = ("kernel_size", "stride", "padding")
 
     def __init__(self, kernel_size, stride=None, padding=0) -> None:
         super().__init__()
-        tup = lambda v: tuple(v) if isinstance(v, (list, tuple)) else (v,) * self._n  # noqa: E731
-        self.kernel_size = tup(kernel_size)
-        self.stride = tup(stride if stride is not None else kernel_size)
-        self.padding = tup(padding)
+        self.kernel_size = _expand(kernel_size, self._n)
+        self.stride = _expand(stride if stride is not None else kernel_size, self._n)
+        self.padding = _expand(padding, self._n)
 
     def forward(self, input, indices, output_size=None):
         return type(self)._fn(input, indices, self.kernel_size, self.stride, self.padding, output_size)
-
-    def extra_repr(self) -> str:
-        return f"kernel_size={self.kernel_size}, stride={self.stride}, padding={self.padding}"
 
 
 class MaxUnpool1d(_MaxUnpoolNd):

@@ -9,6 +9,22 @@ from .. import functional as F
 from ..parameter import Parameter
 
 
+def _check_not_registered(module, cls: type, name: str, what: str) -> None:
+    for hook in module._forward_pre_hooks.values():
+        if isinstance(hook, cls) and hook.name == name:
+            raise RuntimeError(f"Cannot register two {what} hooks on the same parameter {name}")
+
+
+def _remove_hook(module, cls: type, name: str, what: str):
+    """Undoes ``cls.apply`` for ``name``: the hook restores a plain parameter and is unregistered."""
+    for k, hook in list(module._forward_pre_hooks.items()):
+        if isinstance(hook, cls) and hook.name == name:
+            hook.remove(module)
+            del module._forward_pre_hooks[k]
+            return module
+    raise ValueError(f"{what} of '{name}' not found in {module}")
+
+
 def norm_except_dim(v, pow: float = 2, dim: int = 0):
     """The norm over every dimension but ``dim`` (kept with size 1 elsewhere); dim=-1: the whole norm."""
     if dim == -1:
@@ -35,9 +51,7 @@ class WeightNorm:
     def apply(module, name: str, dim: int) -> "WeightNorm":
         warnings.warn("`torch.nn.utils.weight_norm` is deprecated in favor of "
                       "`torch.nn.utils.parametrizations.weight_norm`.", FutureWarning, stacklevel=3)
-        for hook in module._forward_pre_hooks.values():
-            if isinstance(hook, WeightNorm) and hook.name == name:
-                raise RuntimeError(f"Cannot register two weight_norm hooks on the same parameter {name}")
+        _check_not_registered(module, WeightNorm, name, "weight_norm")
         fn = WeightNorm(name, dim)
         weight = getattr(module, name)
         del module._parameters[name]
@@ -65,12 +79,7 @@ def weight_norm(module, name: str = "weight", dim: int = 0):
 
 
 def remove_weight_norm(module, name: str = "weight"):
-    for k, hook in list(module._forward_pre_hooks.items()):
-        if isinstance(hook, WeightNorm) and hook.name == name:
-            hook.remove(module)
-            del module._forward_pre_hooks[k]
-            return module
-    raise ValueError(f"weight_norm of '{name}' not found in {module}")
+    return _remove_hook(module, WeightNorm, name, "weight_norm")
 
 
 class SpectralNorm:
@@ -113,9 +122,7 @@ class SpectralNorm:
 
     @staticmethod
     def apply(module, name: str, n_power_iterations: int, dim: int, eps: float) -> "SpectralNorm":
-        for hook in module._forward_pre_hooks.values():
-            if isinstance(hook, SpectralNorm) and hook.name == name:
-                raise RuntimeError(f"Cannot register two spectral_norm hooks on the same parameter {name}")
+        _check_not_registered(module, SpectralNorm, name, "spectral_norm")
         fn = SpectralNorm(name, n_power_iterations, dim, eps)
         weight = module._parameters[name]
         with no_grad():
@@ -141,9 +148,4 @@ def spectral_norm(module, name: str = "weight", n_power_iterations: int = 1, eps
 
 
 def remove_spectral_norm(module, name: str = "weight"):
-    for k, hook in list(module._forward_pre_hooks.items()):
-        if isinstance(hook, SpectralNorm) and hook.name == name:
-            hook.remove(module)
-            del module._forward_pre_hooks[k]
-            return module
-    raise ValueError(f"spectral_norm of '{name}' not found in {module}")
+    return _remove_hook(module, SpectralNorm, name, "spectral_norm")
