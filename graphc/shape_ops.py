@@ -515,11 +515,7 @@ def sort(input, dim: int = -1, descending: bool = False, stable: bool = False):
     d = wrap_dim(dim, input.ndim) if input.ndim else 0
     if input.ndim == 0:
         return values_indices["sort"](_alias_view(input), Tensor._make(np.zeros((), np.int64)))
-    data = input._data
-    order = np.argsort(-data if descending and data.dtype != np.bool_ else data, axis=d, kind="stable")
-    if descending and data.dtype == np.bool_:
-        order = np.flip(np.argsort(data, axis=d, kind="stable"), axis=d)
-    idx = Tensor._make(np.ascontiguousarray(order).astype(np.int64))
+    idx = P.argsort(input, dim=d, descending=descending)  # a primitive, so sort/topk compile
     return values_indices["sort"](P.gather(input, idx, axis=d), idx)
 
 

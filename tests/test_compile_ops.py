@@ -29,8 +29,6 @@ from op_cases import CASES, Case, Fixed  # noqa: E402
 GRAPH_BREAKS = {
     "api-getitem-mask": "_np_key (graphc/indexing.py) needs the tensor's values",   # x[bool mask]: data-dependent shape
     "api-masked_select": "masked_select (graphc/shape_ops.py) needs the tensor's values",  # data-dependent shape
-    "api-sort-values": "sort (graphc/shape_ops.py) needs the tensor's values",      # no sort primitive yet
-    "api-topk-values": "sort (graphc/shape_ops.py) needs the tensor's values",      # topk sorts
 }
 
 F64 = dict(rtol=1e-10, atol=1e-12)
