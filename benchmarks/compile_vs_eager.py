@@ -1,8 +1,10 @@
 """graphc compiled vs graphc eager (and PyTorch eager / torch.compile when torch is installed).
 
 Workloads (issue #3):
-  mlp       MLP forward+backward, batch 64, 784-512-256-10, cross-entropy loss
-  block     LayerNorm + GELU + softmax on (64, 256), forward only
+  mlp       MLP forward+backward, batch 64, 784-512-256-10, cross-entropy loss: compiling the
+            model only, and compiling model + loss (one graph, one compiled backward)
+  small     the same step for a small MLP (batch 16, 32-32-10)
+  block     LayerNorm + GELU + softmax on (64, 256) and on (8, 32), forward only
   chain     an elementwise chain on 1M float32 elements, forward only
 
 For each: median time per call (after warm-up), the compiled/eager ratio, and first-call compile
@@ -54,11 +56,58 @@ def workloads(lib, nn, F, seed: int = 0):
     def chain(x):
         return ((x * 1.5 + 0.5).sigmoid() * x - 0.25).tanh() * 2.0 + x
 
+    def mlp_loss(x, y):
+        return F.cross_entropy(mlp(x), y)
+
+    def step_of(loss_fn):
+        def step(x, y):
+            mlp.zero_grad()
+            loss = loss_fn(x, y)
+            loss.backward()
+            return loss
+        return step
+
+    small = nn.Sequential(nn.Linear(32, 32), nn.ReLU(), nn.Linear(32, 10))
+    x_small = lib.from_numpy(rng.standard_normal((16, 32)).astype(np.float32))
+    y_small = lib.from_numpy(rng.integers(0, 10, 16).astype(np.int64))
+    x_sblk = lib.from_numpy(rng.standard_normal((8, 32)).astype(np.float32))
+    w_sblk = lib.from_numpy(rng.standard_normal(32).astype(np.float32))
+    b_sblk = lib.from_numpy(rng.standard_normal(32).astype(np.float32))
+
+    def small_loss(x, y):
+        return F.cross_entropy(small(x), y)
+
+    def small_step_of(loss_fn):
+        def step(x, y):
+            small.zero_grad()
+            loss = loss_fn(x, y)
+            loss.backward()
+            return loss
+        return step
+
+    # (model to compile or None, inputs, fn, compile_target): compile_target names what
+    # graphc.compile/torch.compile wraps: the model ("model") or the function itself ("fn").
     return {
-        "mlp fwd+bwd 64x784-512-256-10": (mlp, (x_mlp, y_mlp), mlp_step),
-        "layernorm+gelu+softmax (64,256)": (None, (x_blk, w_blk, b_blk), block),
-        "elementwise chain 1M": (None, (x_chain,), chain),
+        "mlp fwd+bwd 64x784-512-256-10 [model compiled]": (mlp, (x_mlp, y_mlp), mlp_step, "model"),
+        "mlp fwd+bwd 64x784-512-256-10 [model+loss compiled]": (None, (x_mlp, y_mlp), (mlp_loss, step_of), "loss"),
+        "small mlp fwd+bwd 16x32-32-10 [model+loss compiled]": (None, (x_small, y_small), (small_loss, small_step_of), "loss"),
+        "layernorm+gelu+softmax (64,256)": (None, (x_blk, w_blk, b_blk), block, "fn"),
+        "layernorm+gelu+softmax (8,32)": (None, (x_sblk, w_sblk, b_sblk), block, "fn"),
+        "elementwise chain 1M": (None, (x_chain,), chain, "fn"),
     }
+
+
+def _calls(lib, model, inputs, fn, target):
+    """(eager call, compiled call) for one workload, with ``lib.compile`` applied to ``target``."""
+    if target == "model":
+        cmodel = lib.compile(model)
+        return (lambda: fn(model, *inputs)), (lambda: fn(cmodel, *inputs))
+    if target == "loss":
+        loss_fn, make_step = fn
+        step_e, step_c = make_step(loss_fn), make_step(lib.compile(loss_fn))
+        return (lambda: step_e(*inputs)), (lambda: step_c(*inputs))
+    cfn = lib.compile(fn)
+    return (lambda: fn(*inputs)), (lambda: cfn(*inputs))
 
 
 def _time(fn, repeats: int, min_time: float) -> list[float]:
@@ -103,19 +152,13 @@ def main(argv=None) -> dict:
     tw = workloads(torch, torch.nn, torch.nn.functional) if torch is not None else {}
 
     results = {}
-    header = f"{'workload':<34}{'eager ms':>10}{'compiled ms':>13}{'ratio':>8}{'compile s':>11}"
+    header = f"{'workload':<54}{'eager ms':>10}{'compiled ms':>13}{'ratio':>8}{'compile s':>11}"
     if torch is not None:
         header += f"{'torch ms':>10}{'torch.compile ms':>18}{'tc compile s':>14}"
     print(header)
-    for name, (model, inputs, fn) in gw.items():
+    for name, (model, inputs, fn, target) in gw.items():
         row = {}
-        eager = (lambda m=model, i=inputs, f=fn: f(m, *i)) if model is not None else (lambda i=inputs, f=fn: f(*i))
-        if model is not None:
-            cmodel = graphc.compile(model)
-            compiled_call = lambda m=cmodel, i=inputs, f=fn: f(m, *i)  # noqa: E731
-        else:
-            cfn = graphc.compile(fn)
-            compiled_call = lambda i=inputs, f=cfn: f(*i)  # noqa: E731
+        eager, compiled_call = _calls(graphc, model, inputs, fn, target)
         t0 = time.perf_counter()
         compiled_call()
         row["compile_s"] = time.perf_counter() - t0
@@ -125,20 +168,13 @@ def main(argv=None) -> dict:
             raise SystemExit(f"{name}: compiled result differs from eager")
         row["eager_s"] = statistics.median(_time(eager, repeats, min_time))
         row["compiled_s"] = statistics.median(_time(compiled_call, repeats, min_time))
-        line = (f"{name:<34}{row['eager_s'] * 1e3:>10.3f}{row['compiled_s'] * 1e3:>13.3f}"
+        line = (f"{name:<54}{row['eager_s'] * 1e3:>10.3f}{row['compiled_s'] * 1e3:>13.3f}"
                 f"{row['compiled_s'] / row['eager_s']:>8.2f}{row['compile_s']:>11.3f}")
         if torch is not None:
-            tmodel, tinputs, tfn = tw[name]
-            teager = (lambda m=tmodel, i=tinputs, f=tfn: f(m, *i)) if tmodel is not None else \
-                (lambda i=tinputs, f=tfn: f(*i))
+            tmodel, tinputs, tfn, ttarget = tw[name]
+            teager, tcall = _calls(torch, tmodel, tinputs, tfn, ttarget)
             row["torch_eager_s"] = statistics.median(_time(teager, repeats, min_time))
             try:
-                if tmodel is not None:
-                    tc = torch.compile(tmodel)
-                    tcall = lambda m=tc, i=tinputs, f=tfn: f(m, *i)  # noqa: E731
-                else:
-                    tcf = torch.compile(tfn)
-                    tcall = lambda i=tinputs, f=tcf: f(*i)  # noqa: E731
                 t0 = time.perf_counter()
                 tcall()
                 row["torch_compile_s"] = time.perf_counter() - t0

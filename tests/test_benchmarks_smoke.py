@@ -63,3 +63,23 @@ def test_eager_overhead_quick_json(tmp_path):
     # Only the no-autograd variants may skip, and only the forward+backward op.
     assert all(op == "fwd_bwd" and not fw.endswith("+grad") and fw != "numpy"
                for op, _, fw in skipped)
+
+
+def test_compile_vs_eager_quick_json(tmp_path):
+    """compile_vs_eager.py runs (it checks compiled results against eager itself) and reports a
+    positive time and compile latency for every workload. No thresholds on the times."""
+    out = tmp_path / "cve.json"
+    proc = subprocess.run(
+        [sys.executable, str(REPO / "benchmarks" / "compile_vs_eager.py"), "--quick", "--no-torch",
+         "--json", str(out)],
+        cwd=REPO, capture_output=True, text=True, timeout=170,
+        env={**__import__("os").environ, "GRAPHC_CACHE_DIR": str(tmp_path / "cache")},
+    )
+    assert proc.returncode == 0, f"stdout:\n{proc.stdout}\nstderr:\n{proc.stderr}"
+    data = json.loads(out.read_text())
+    assert any(name.startswith("mlp fwd+bwd 64x784-512-256-10") for name in data)
+    assert any(name.startswith("layernorm+gelu+softmax (64,256)") for name in data)
+    assert "elementwise chain 1M" in data
+    for name, row in data.items():
+        for key in ("eager_s", "compiled_s", "compile_s"):
+            assert math.isfinite(row[key]) and row[key] > 0, (name, key, row)
