@@ -56,17 +56,6 @@ def workloads(lib, nn, F, seed: int = 0):
     def chain(x):
         return ((x * 1.5 + 0.5).sigmoid() * x - 0.25).tanh() * 2.0 + x
 
-    def mlp_loss(x, y):
-        return F.cross_entropy(mlp(x), y)
-
-    def step_of(loss_fn):
-        def step(x, y):
-            mlp.zero_grad()
-            loss = loss_fn(x, y)
-            loss.backward()
-            return loss
-        return step
-
     small = nn.Sequential(nn.Linear(32, 32), nn.ReLU(), nn.Linear(32, 10))
     x_small = lib.from_numpy(rng.standard_normal((16, 32)).astype(np.float32))
     y_small = lib.from_numpy(rng.integers(0, 10, 16).astype(np.int64))
@@ -74,23 +63,27 @@ def workloads(lib, nn, F, seed: int = 0):
     w_sblk = lib.from_numpy(rng.standard_normal(32).astype(np.float32))
     b_sblk = lib.from_numpy(rng.standard_normal(32).astype(np.float32))
 
-    def small_loss(x, y):
-        return F.cross_entropy(small(x), y)
+    def loss_and_step(model):
+        """The loss of ``model`` (the function to compile) and a training step around a loss fn."""
+        def loss(x, y):
+            return F.cross_entropy(model(x), y)
 
-    def small_step_of(loss_fn):
-        def step(x, y):
-            small.zero_grad()
-            loss = loss_fn(x, y)
-            loss.backward()
-            return loss
-        return step
+        def step_of(loss_fn):
+            def step(x, y):
+                model.zero_grad()
+                out = loss_fn(x, y)
+                out.backward()
+                return out
+            return step
+        return loss, step_of
 
     # (model to compile or None, inputs, fn, compile_target): compile_target names what
     # graphc.compile/torch.compile wraps: the model ("model") or the function itself ("fn").
     return {
         "mlp fwd+bwd 64x784-512-256-10 [model compiled]": (mlp, (x_mlp, y_mlp), mlp_step, "model"),
-        "mlp fwd+bwd 64x784-512-256-10 [model+loss compiled]": (None, (x_mlp, y_mlp), (mlp_loss, step_of), "loss"),
-        "small mlp fwd+bwd 16x32-32-10 [model+loss compiled]": (None, (x_small, y_small), (small_loss, small_step_of), "loss"),
+        "mlp fwd+bwd 64x784-512-256-10 [model+loss compiled]": (None, (x_mlp, y_mlp), loss_and_step(mlp), "loss"),
+        "small mlp fwd+bwd 16x32-32-10 [model+loss compiled]": (None, (x_small, y_small), loss_and_step(small),
+                                                                "loss"),
         "layernorm+gelu+softmax (64,256)": (None, (x_blk, w_blk, b_blk), block, "fn"),
         "layernorm+gelu+softmax (8,32)": (None, (x_sblk, w_sblk, b_sblk), block, "fn"),
         "elementwise chain 1M": (None, (x_chain,), chain, "fn"),
