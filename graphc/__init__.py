@@ -54,14 +54,15 @@ from .shape_ops import (argsort, argwhere, broadcast_tensors, broadcast_to, cat,
                         unsqueeze, vstack)
 from .math_ops import (bincount, bucketize, cdist, cross, cummax, cummin, cumprod, cumulative_trapezoid, diff,
                        digamma, erfinv, float_power, histc, kron, lgamma, logaddexp, logaddexp2, logcumsumexp, logit,
-                       median, mode, mvlgamma, nanmedian, polygamma, searchsorted, sinc, tensordot, trapezoid, trapz,
+                       kthvalue, median, mode, mvlgamma, nanmedian, polygamma, searchsorted, sinc, tensordot, trapezoid, trapz,
                        xlogy)
 from .shape_ops import (atleast_1d, atleast_2d, atleast_3d, block_diag, cartesian_prod, index_fill,
-                        masked_scatter, put)
+                        masked_scatter, msort, put)
 from .creation import tril_indices, triu_indices
 from .linalg import det, inverse, logdet, matrix_power, pinverse, slogdet
 from .linalg import torch_cholesky as cholesky, torch_qr as qr, torch_svd as svd
 from . import special
+from . import distributions  # noqa: E402
 from . import safetensors, serialization
 from .serialization import load, save
 
@@ -128,11 +129,25 @@ class iinfo:
         self.bits, self.max, self.min, self.dtype = info.bits, _builtins.int(info.max), _builtins.int(info.min), type.name
 
 
-def _legacy(d):
-    def make(*args):
-        return Tensor(*args, dtype=d)
-    return make
+class _LegacyTensorType(type):
+    """torch.FloatTensor and friends: callable constructors, usable in ``isinstance`` and
+    ``Tensor.type(torch.FloatTensor)``."""
+
+    def __call__(cls, *args):
+        return Tensor(*args, dtype=cls._legacy_dtype)
+
+    def __instancecheck__(cls, obj):
+        return isinstance(obj, Tensor) and obj.dtype is cls._legacy_dtype
+
+    def __repr__(cls):
+        return f"<class 'graphc.{cls.__name__}'>"
 
 
-FloatTensor, DoubleTensor, HalfTensor = _legacy(float32), _legacy(float64), _legacy(float16)
-LongTensor, IntTensor, BoolTensor, ByteTensor = _legacy(int64), _legacy(int32), _legacy(bool), _legacy(uint8)
+def _legacy(d, name):
+    return _LegacyTensorType(name, (), {"_legacy_dtype": d})
+
+
+FloatTensor, DoubleTensor, HalfTensor = (_legacy(float32, "FloatTensor"), _legacy(float64, "DoubleTensor"),
+                                         _legacy(float16, "HalfTensor"))
+LongTensor, IntTensor, BoolTensor, ByteTensor = (_legacy(int64, "LongTensor"), _legacy(int32, "IntTensor"),
+                                                 _legacy(bool, "BoolTensor"), _legacy(uint8, "ByteTensor"))

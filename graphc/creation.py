@@ -204,6 +204,21 @@ def linspace(start, end, steps: int, *, out=None, dtype=None, layout=None, devic
     if steps < 0:
         raise RuntimeError("number of steps must be non-negative")
     d = dtype or dt.get_default_dtype()
+    if d.np in (np.float32, np.float64) and steps > 1:
+        # PyTorch's kernel: the first half counts up from start, the second half down from end,
+        # in the dtype's own precision, so e.g. linspace(-1, 1, 7)[3] is
+        # -2.98e-08, not 0.
+        # The step is rounded to the dtype; each value is a fused multiply-add (one rounding),
+        # emulated in a wider type.
+        ct = np.float64 if d.np == np.float64 else np.float32
+        wide = np.longdouble if ct == np.float64 else np.float64
+        lo, hi = ct(float(start)), ct(float(end))
+        step = wide(ct((wide(hi) - wide(lo)) / wide(steps - 1)))
+        idx = np.arange(steps)
+        half = steps // 2
+        vals = np.where(idx < half, wide(lo) + step * idx.astype(wide),
+                        wide(hi) - step * (steps - 1 - idx).astype(wide))
+        return _finish(vals.astype(ct).astype(d.np), requires_grad)
     return _finish(np.linspace(float(start), float(end), steps).astype(d.np), requires_grad)
 
 

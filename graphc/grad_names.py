@@ -42,6 +42,19 @@ def _wrap(fn, namer):
     return op
 
 
+def _wrap_inplace(fn, name: str):
+    """An in-place method whose new node PyTorch names ``name``."""
+    @functools.wraps(fn)
+    def op(self, *args, **kwargs):
+        before = getattr(self, "_grad_fn", None)
+        out = fn(self, *args, **kwargs)
+        g = getattr(out, "_grad_fn", None)
+        if g is not None and g is not before and hasattr(g, "_name"):
+            g._name = name
+        return out
+    return op
+
+
 def _reshape_name(result, input, /, *a, **k):
     return "ViewBackward0" if input.is_contiguous() or result._base is not None else "UnsafeViewBackward0"
 
@@ -130,6 +143,7 @@ def install() -> None:
             setattr(mod, name, wrapped)
             if getattr(Tensor, name, None) is orig:
                 setattr(Tensor, name, wrapped)
+    Tensor.masked_fill_ = _wrap_inplace(Tensor.masked_fill_, "MaskedFillBackward0")
     Tensor.__getitem__ = _wrap(indexing.getitem, _getitem_name)
     Tensor.clone = _wrap(methods.clone, "CloneBackward0")
     Tensor.contiguous = _wrap(methods.contiguous, "CloneBackward0")

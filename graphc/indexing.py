@@ -210,6 +210,9 @@ def setitem(self: Tensor, key, value) -> None:
     flat = P.scatter(P.reshape(self, shape=(n,)), Tensor._make(pos.reshape(-1)),
                      P.reshape(value, shape=(pos.size,)), axis=0)
     inplace.write(self, P.reshape(flat, shape=tuple(self.shape)))
+    if not tracing and self._base is None:  # PyTorch's node names: x[0] = v, x[idx] = v
+        from .math_ops import grad_named
+        grad_named(self, "CopySlices" if all(_is_basic(k) for k in _as_tuple(key)) else "IndexPutBackward0")
 
 
 def _traced_masked_fill(self: Tensor, key, value) -> bool:

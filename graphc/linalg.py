@@ -28,7 +28,6 @@ def norm(A: Tensor, ord=None, dim=None, keepdim: bool = False, *, dtype=None) ->
 # qr, svd, svdvals, eigh, eigvalsh and pinv are differentiable, also twice.
 
 import builtins as _builtins  # noqa: E402
-from collections import namedtuple as _namedtuple  # noqa: E402
 
 import numpy as _np  # noqa: E402
 
@@ -36,6 +35,7 @@ from graphc.ir import dtypes as _dt  # noqa: E402
 from graphc.ir import prims as _P  # noqa: E402
 from graphc.ir.prims import LinAlgError  # noqa: E402,F401
 
+from .math_ops import _return_type as _namedtuple  # noqa: E402  (prints as torch.return_types.*)
 from .math_ops import grad_named as _named, write_out as _write_out  # noqa: E402
 
 _slogdet_result = _namedtuple("linalg_slogdet", ["sign", "logabsdet"])

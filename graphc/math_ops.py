@@ -26,8 +26,18 @@ def _tracing() -> bool:
 
 from .tensors import Tensor
 
+def _return_type(name, fields):
+    """A named tuple that prints as PyTorch's ``torch.return_types.<name>``: one field a line."""
+    base = namedtuple(name, fields)
+
+    def __repr__(self):
+        body = ",\n".join(f"{f}={v!r}" for f, v in zip(self._fields, self))
+        return f"graphc.return_types.{name}(\n{body})"
+    return type(name, (base,), {"__slots__": (), "__repr__": __repr__, "__str__": __repr__})
+
+
 values_indices = {
-    name: namedtuple(name, ["values", "indices"])
+    name: _return_type(name, ["values", "indices"])
     for name in ("max", "min", "sort", "topk", "kthvalue", "mode", "median", "cummax", "cummin")
 }
 
@@ -527,8 +537,20 @@ def einsum(equation: str, *operands):
     if len(terms) != len(operands):
         raise RuntimeError(f"einsum(): {len(terms)} operand subscripts for {len(operands)} operands")
     if "." in eq:
-        raise NotImplementedError("einsum with '...' is not supported yet")
-    if not _:
+        # '...' stands for the leading (broadcast) dimensions: spell them with fresh letters,
+        # right-aligned across operands.
+        free = [c for c in "ABCDEFGHIJKLMNOPQRSTUVWXYZ" if c not in eq]
+        n_ell = builtins.max((op.ndim - len(t.replace("...", "")) for t, op in zip(terms, operands)
+                              if "..." in t), default=0)
+        ell = "".join(free[:n_ell])
+        terms = [t.replace("...", ell[n_ell - (op.ndim - len(t.replace("...", ""))):]) if "..." in t else t
+                 for t, op in zip(terms, operands)]
+        if _:
+            rhs = rhs.replace("...", ell)
+        else:
+            joined = "".join(terms)
+            rhs = ell + "".join(sorted(c for c in set(joined) if joined.count(c) == 1 and c not in ell))
+    elif not _:
         letters = sorted(c for c in set("".join(terms)) if "".join(terms).count(c) == 1)
         rhs = "".join(letters)
     all_letters = list(dict.fromkeys("".join(terms) + rhs))
@@ -540,10 +562,15 @@ def einsum(equation: str, *operands):
             raise RuntimeError(f"einsum(): the number of subscripts in the equation ({len(term)}) does "
                                f"not match the number of dimensions ({op.ndim}) for operand")
         x = op
-        # repeated letters in one term (a diagonal) are taken with a gather-free trick: not supported
-        if len(set(term)) != len(term):
-            raise NotImplementedError("einsum with repeated subscripts in one operand is not supported")
-        for c, n in zip(term, op.shape):
+        # a letter repeated in one term takes the diagonal over those dimensions (moved to the end)
+        while len(set(term)) != len(term):
+            from .shape_ops import diagonal
+            c = next(c for c in term if term.count(c) > 1)
+            i = term.index(c)
+            j = term.index(c, i + 1)
+            x = diagonal(x, 0, i, j)
+            term = "".join(t for k, t in enumerate(term) if k not in (i, j)) + c
+        for c, n in zip(term, x.shape):
             if sizes.setdefault(c, n) != n and n != 1 and sizes[c] != 1:
                 raise RuntimeError(f"einsum(): operands do not broadcast with remapped shapes for subscript {c}")
             sizes[c] = builtins.max(sizes[c], n)
@@ -745,7 +772,7 @@ def _median_index(x, d, ignore_nan: bool):
     return P.where(P.amax(nan, dims=(d,), keepdim=True), P.argmax(nan, dim=d, keepdim=True), idx)
 
 
-values_indices.setdefault("nanmedian", namedtuple("nanmedian", ["values", "indices"]))
+values_indices.setdefault("nanmedian", _return_type("nanmedian", ["values", "indices"]))
 
 
 def _median(input, dim, keepdim, ignore_nan: bool, name: str):
@@ -779,6 +806,22 @@ def median(input, dim=None, keepdim: bool = False):
 
 def nanmedian(input, dim=None, keepdim: bool = False):
     return _median(input, dim, keepdim, True, "nanmedian")
+
+
+def kthvalue(input, k: int, dim: int = -1, keepdim: bool = False):
+    """The k-th smallest value along ``dim`` (1-based k) and its index."""
+    if input.ndim == 0:
+        if k != 1:
+            raise IndexError(f"kthvalue(): selected number k out of range for dimension 0")
+        return values_indices["kthvalue"](P.copy(input), Tensor._make(np.zeros((), np.int64)))
+    d = wrap_dim(dim, input.ndim)
+    n = input.shape[d]
+    if not 1 <= k <= n:
+        raise IndexError(f"kthvalue(): selected number k out of range for dimension {d}")
+    order = P.argsort(input, dim=d, descending=False)
+    idx = P.slice(order, index=tuple((k - 1, k, 1) if i == d else (0, s, 1) for i, s in enumerate(input.shape)))
+    vals, idx = _pick(input, idx, d, keepdim)
+    return values_indices["kthvalue"](grad_named(vals, "KthvalueBackward0"), idx)
 
 
 def mode(input, dim: int = -1, keepdim: bool = False):

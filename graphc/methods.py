@@ -66,6 +66,7 @@ def _caster(d: dt.DType):
 def type_(self, dtype=None, non_blocking: bool = False):
     if dtype is None:
         return _TYPE_NAMES[self.dtype].replace("torch.", "graphc.")
+    dtype = getattr(dtype, "_legacy_dtype", dtype)  # x.type(torch.FloatTensor)
     if isinstance(dtype, str):
         if dtype not in _TYPE_STRINGS:
             raise ValueError(f"invalid type: '{dtype}'")
@@ -347,8 +348,8 @@ def _attach_more_ops() -> None:
     T = Tensor
     for mod, names in (
         (math_ops, """cumprod logcumsumexp cummax cummin diff logaddexp logaddexp2 xlogy lgamma erfinv digamma
-            mvlgamma sinc logit float_power median nanmedian mode bincount histc kron""".split()),
-        (shape_ops, "index_fill masked_scatter put".split()),
+            mvlgamma sinc logit float_power median nanmedian mode kthvalue bincount histc kron""".split()),
+        (shape_ops, "index_fill masked_scatter msort put".split()),
         (linalg, "inverse det logdet slogdet pinverse matrix_power".split()),
     ):
         for name in names:
@@ -367,6 +368,27 @@ def _attach_more_ops() -> None:
                                "operation's result requires dtype Double")
         return inplace.inplace_method(math_ops.float_power, "float_power_")(self, exponent)
     T.float_power_ = float_power_
+
+    def fill_diagonal_(self, fill_value, wrap: bool = False):
+        """Fill the main diagonal in place; a tall matrix with ``wrap`` restarts it every cols+1 rows."""
+        if self.dim() < 2:
+            raise RuntimeError("dimensions must larger than 1")
+        shape = tuple(self.shape)
+        if self.dim() > 2 and len(set(shape)) != 1:
+            raise RuntimeError("all dimensions of input must be of equal length")
+        n = min(shape)
+        if self.dim() == 2:
+            h, w = shape
+            flat = np.arange(0, h * w if wrap else n * w, w + 1)[: None if wrap else n]
+            rows, cols = flat // w, flat % w
+            idx = (Tensor._make(rows.astype(np.int64)), Tensor._make(cols.astype(np.int64)))
+        else:
+            idx = (Tensor._make(np.arange(n, dtype=np.int64)),) * self.dim()
+        self[idx] = fill_value
+        if self._base is None:
+            math_ops.grad_named(self, "CopySlices")
+        return self
+    T.fill_diagonal_ = fill_diagonal_
 
 
 _attach_more_ops()

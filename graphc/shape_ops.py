@@ -380,13 +380,13 @@ def diagonal(input, offset: int = 0, dim1: int = 0, dim2: int = 1):
 def tril(input, diagonal: int = 0):
     n, m = input.shape[-2], input.shape[-1]
     mask = Tensor._make(np.tril(np.ones((n, m), dtype=bool), diagonal))
-    return P.where(mask, input, 0)
+    return P.where(mask, input, False if input.dtype is dt.bool_ else 0)  # keeps bool masks bool
 
 
 def triu(input, diagonal: int = 0):
     n, m = input.shape[-2], input.shape[-1]
     mask = Tensor._make(np.triu(np.ones((n, m), dtype=bool), diagonal))
-    return P.where(mask, input, 0)
+    return P.where(mask, input, False if input.dtype is dt.bool_ else 0)  # keeps bool masks bool
 
 
 def trace(input):
@@ -510,13 +510,19 @@ def argwhere(input):
     return P.nonzero(input)
 
 
-def sort(input, dim: int = -1, descending: bool = False, stable: bool = False):
-    from .math_ops import values_indices
+def sort(input, dim: int = -1, descending: bool = False, stable: bool | None = None):
+    from .math_ops import grad_named, values_indices
     d = wrap_dim(dim, input.ndim) if input.ndim else 0
     if input.ndim == 0:
         return values_indices["sort"](_alias_view(input), Tensor._make(np.zeros((), np.int64)))
     idx = P.argsort(input, dim=d, descending=descending)  # a primitive, so sort/topk compile
-    return values_indices["sort"](P.gather(input, idx, axis=d), idx)
+    # PyTorch's overload taking ``stable`` is a second backward node
+    vals = grad_named(P.gather(input, idx, axis=d), "SortBackward0" if stable is None else "SortBackward1")
+    return values_indices["sort"](vals, idx)
+
+
+def msort(input):
+    return sort(input, 0).values
 
 
 def argsort(input, dim: int = -1, descending: bool = False, stable: bool = False):
@@ -531,7 +537,8 @@ def topk(input, k: int, dim: int = -1, largest: bool = True, sorted: bool = True
     s = sort(input, d, descending=largest, stable=True)
     idx = narrow(s.indices, d, 0, k)
     idx = P.copy(idx)
-    return values_indices["topk"](P.gather(input, idx, axis=d), idx)
+    from .math_ops import grad_named
+    return values_indices["topk"](grad_named(P.gather(input, idx, axis=d), "TopkBackward0"), idx)
 
 
 def unique(input, sorted: bool = True, return_inverse: bool = False, return_counts: bool = False, dim=None):

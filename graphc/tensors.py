@@ -476,7 +476,8 @@ class Tensor:
         from .printing import tensor_repr
         return tensor_repr(self)
 
-    __str__ = __repr__
+    def __str__(self) -> str:
+        return self.__repr__()  # so subclasses' reprs (Parameter containing:) print too
 
     def __format__(self, spec: str) -> str:
         if self._data.ndim == 0:

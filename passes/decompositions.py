@@ -163,12 +163,18 @@ def softmax(x, dim):
     dims = (dim,) if _shape(x) else ()  # a 0-d tensor (dim 0 or -1) is its own group
     m = P.amax(x, dims=dims, keepdim=True)
     e = P.exp(P.sub(x, m))
-    return P.div(e, P.sum(e, dims=dims, keepdim=True))
+    # PyTorch's kernel multiplies by the reciprocal of the sum (rounding as it does)
+    return P.mul(e, P.div(1.0, P.sum(e, dims=dims, keepdim=True)))
 
 
 @composite("log_softmax")
 def log_softmax(x, dim):
-    return P.sub(x, logsumexp(x, (dim,) if _shape(x) else (), keepdim=True))
+    # (x - max) - log(sum(exp(x - max))), in PyTorch's order of rounding
+    dims = (dim,) if _shape(x) else ()
+    m = P.amax(x, dims=dims, keepdim=True)
+    m = P.where(P.eq(m, float("-inf")), 0.0, m)  # a row of -inf gives nan, as in PyTorch; +inf too
+    shifted = P.sub(x, m)
+    return P.sub(shifted, P.log(P.sum(P.exp(shifted), dims=dims, keepdim=True)))
 
 
 @composite("norm", grad_name="LinalgVectorNormBackward0")

@@ -7,7 +7,8 @@ from .gradcheck import GradcheckError, gradcheck, gradgradcheck
 from .graph import Node
 
 from . import graph
+from . import functional
 
-__all__ = ["Function", "FunctionCtx", "GradcheckError", "Node", "backward", "enable_grad", "grad",
+__all__ = ["Function", "FunctionCtx", "GradcheckError", "Node", "backward", "enable_grad", "functional", "grad",
            "grad_mode", "gradcheck", "gradgradcheck", "inference_mode", "is_grad_enabled", "no_grad",
            "once_differentiable", "set_grad_enabled"]

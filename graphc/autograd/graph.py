@@ -44,8 +44,13 @@ def add_hook(hooks: dict, hook: Callable, prepend: bool = False) -> RemovableHan
     return handle
 
 
+_BACKWARD_NAMES = {"log1p": "Log1PBackward0"}  # where PyTorch's name is not the op's name capitalized
+
+
 def backward_name(op: str) -> str:
     """``log_softmax`` -> ``LogSoftmaxBackward0`` (PyTorch's naming)."""
+    if op in _BACKWARD_NAMES:
+        return _BACKWARD_NAMES[op]
     return "".join(p[:1].upper() + p[1:] for p in re.split(r"_", op) if p) + "Backward0"
 
 
@@ -197,7 +202,7 @@ class PrimBackward(Node):
         self.__class__ = cls
 
     def name(self) -> str:
-        return self._name
+        return "torch::autograd::CopySlices" if self._name == "CopySlices" else self._name
 
     def saved_buffers(self):
         for s in self._saved:

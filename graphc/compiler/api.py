@@ -40,7 +40,7 @@ from ..autograd.graph import Node, gradient_edge
 from ..nn.modules.module import Module
 from ..tensors import Tensor
 from . import dump
-from .tracing import RNG_KEY, GraphBreak, SymbolicTensor, Trace
+from .tracing import RNG_KEY, GraphBreak, SymbolicTensor, Trace, current_trace
 
 RECOMPILE_LIMIT = 8
 log = logging.getLogger("graphc")
@@ -146,6 +146,7 @@ class Entry:
     diff_outputs: list = field(default_factory=list)
     wrt: list = field(default_factory=list)          # input positions differentiated
     lifted_slots: list = field(default_factory=list) # per lifted tensor: (module, its dict, key) or None
+    py_guards: list = field(default_factory=list)    # (label, dict, key, value): Python scalars read as constants
     eager_reason: str | None = None
     stages: dict = field(default_factory=dict)
 
@@ -214,8 +215,10 @@ class CompiledFunction:
     def _guard(self, args, kwargs) -> tuple[tuple, list, Any]:
         leaves: list = []
         spec = _flatten((args, kwargs), leaves)
+        first: dict[int, int] = {}  # the same tensor passed twice is traced as one value
+        aliases = tuple(first.setdefault(id(t), i) for i, t in enumerate(leaves))
         guard = (_signature(spec), tuple(_tensor_guard(t) for t in leaves), grad_mode.is_grad_enabled(),
-                 tuple(m.training for m in self.modules))
+                 tuple(m.training for m in self.modules), aliases)
         return guard, leaves, spec
 
     def _closest(self, guard: tuple) -> tuple:
@@ -243,11 +246,15 @@ class CompiledFunction:
             for what, x, y in (("shape", a[0], b[0]), ("dtype", a[1], b[1]), ("requires_grad", a[2], b[2])):
                 if x != y:
                     return f"tensor argument {i} {what} changed from {x} to {y}"
+        if len(old[1]) == len(new[1]) and old[4:] != new[4:]:
+            return "which tensor arguments are the same tensor changed"
         return "the number of tensor arguments changed"
 
     # ---- calling ----------------------------------------------------------------------------
 
     def __call__(self, *args, **kwargs):
+        if current_trace() is not None:  # called while another compiled function traces: inline it
+            return self.fn(*args, **kwargs)
         guard, leaves, spec = self._guard(args, kwargs)
         entry = self.cache.get(guard)
         stale = self._lifted_changed(entry) if entry is not None and entry.eager_reason is None else None
@@ -280,7 +287,12 @@ class CompiledFunction:
         a module's parameter or buffer was replaced by another tensor, or one changed shape/dtype."""
         for t, slot in zip(entry.lifted, entry.lifted_slots):
             if slot is not None and slot[1].get(slot[2]) is not t:
-                return f"{type(slot[0]).__name__}.{slot[2]} was replaced by another tensor"
+                owner = slot[0] if isinstance(slot[0], str) else type(slot[0]).__name__
+                return f"{owner}.{slot[2]} was replaced by another tensor"
+        for label, d, key, value in entry.py_guards:
+            now = d.get(key, _MISSING)
+            if now is not value and (type(now) is not type(value) or now != value):
+                return f"{label} changed from {value!r} to {now!r}"
         for t, (shape, dtype) in zip(entry.lifted, entry.stages.get("lifted_types", [])):
             if t is not RNG_KEY and (tuple(t.shape) != shape or t.dtype.name != dtype):
                 return "a parameter or buffer the function reads changed shape or dtype"
@@ -292,9 +304,11 @@ class CompiledFunction:
         trace = Trace(self.name)
         try:
             with trace:
+                # an input keeps requires_grad under no_grad (as eagerly); ops then don't propagate it
                 syms = [SymbolicTensor._wrap(trace.graph.add_input(_type(t), "input", f"x{i}"), trace,
-                                             t.requires_grad and grad_mode.is_grad_enabled())
+                                             t.requires_grad)
                         for i, t in enumerate(leaves)]
+                syms = [syms[j] for j in guard[4]]  # aliased arguments share one symbolic tensor
                 sym_args, sym_kwargs = _unflatten(spec, syms)
                 out = self.fn(*sym_args, **sym_kwargs)
                 out_leaves: list = []
@@ -307,6 +321,11 @@ class CompiledFunction:
                     else:
                         out_values.append(trace.value_of(o))
                         out_rg.append(False)
+                leaked = trace.adopt_buffer_assignments() or _leaked_symbolic(
+                    list(self.modules) + trace.modules, getattr(self.fn, "__globals__", None))
+                if leaked:
+                    raise GraphBreak(f"the function stores a traced tensor in {leaked} (Python state outside "
+                                     "the graph); it would hold no values after the call")
         except GraphBreak as gb:
             return self._graph_break(entry, gb)
         # modules the function called are guarded too (their train/eval flag changes the graph)
@@ -316,8 +335,8 @@ class CompiledFunction:
             self.modules.extend(found)
             entry.guard = self._guard(args, kwargs)[0]
         # user inputs changed in place are written back like mutated buffers
-        for t, sym, v in zip(leaves, syms, trace.graph.inputs):
-            if sym._value is not v:
+        for i, (t, sym, v) in enumerate(zip(leaves, syms, trace.graph.inputs)):
+            if guard[4][i] == i and sym._value is not v:
                 if t.requires_grad and grad_mode.is_grad_enabled():
                     reason = ("an input that requires grad is modified in place; graphc.compile does not "
                               "differentiate through input mutations")
@@ -334,6 +353,26 @@ class CompiledFunction:
                 for key, t in m.__dict__.get(kind, {}).items():
                     if t is not None:
                         slots.setdefault(id(t), (m, m.__dict__[kind], key))
+        # plain tensor attributes of modules and globals of the function are read by identity too;
+        # Python scalars there (module config, flags, global constants) are baked in: guard both
+        seen: set[int] = set()
+        for m in list(self.modules) + trace.modules:
+            if id(m) in seen:
+                continue
+            seen.add(id(m))
+            for key, v in m.__dict__.items():
+                if isinstance(v, Tensor):
+                    slots.setdefault(id(v), (m, m.__dict__, key))
+                elif type(v) in _GUARDED_SCALARS and key != "training":
+                    entry.py_guards.append((f"{type(m).__name__}.{key}", m.__dict__, key, v))
+        fn_globals = getattr(self.fn, "__globals__", None)
+        if isinstance(fn_globals, dict):
+            for key in _global_names(getattr(self.fn, "__code__", None)):
+                v = fn_globals.get(key, _MISSING)
+                if isinstance(v, Tensor):
+                    slots.setdefault(id(v), ("global", fn_globals, key))
+                elif type(v) in _GUARDED_SCALARS:
+                    entry.py_guards.append((f"global {key}", fn_globals, key, v))
         entry.lifted_slots = [slots.get(id(t)) for t in lifted]
         entry.stages["lifted_types"] = [(tuple(t.shape), t.dtype.name) if t is not RNG_KEY else ((2,), "int64")
                                         for t in lifted]
@@ -430,6 +469,38 @@ class CompiledFunction:
             for k, i in enumerate(entry.diff_outputs):
                 results[i].grad_fn, results[i]._output_nr = node, k
         return _unflatten(entry.out_spec, results)
+
+
+_MISSING = object()
+_GUARDED_SCALARS = (bool, int, float, str, type(None))
+
+
+def _leaked_symbolic(modules: list, fn_globals) -> str | None:
+    """Where a symbolic tensor was stored during tracing (a module attribute or a global), if anywhere."""
+    from .tracing import SymbolicTensor
+    for m in modules:
+        for key, v in m.__dict__.items():
+            if isinstance(v, SymbolicTensor):
+                return f"{type(m).__name__}.{key}"
+        for key, v in m.__dict__.get("_parameters", {}).items():
+            if isinstance(v, SymbolicTensor):
+                return f"{type(m).__name__}.{key}"
+    if isinstance(fn_globals, dict):
+        for key, v in fn_globals.items():
+            if isinstance(v, SymbolicTensor):
+                return f"global {key}"
+    return None
+
+
+def _global_names(code) -> set[str]:
+    """Global names a function's code (and the lambdas/comprehensions inside it) may read."""
+    names: set[str] = set()
+    if code is not None:
+        names.update(code.co_names)
+        for c in code.co_consts:
+            if hasattr(c, "co_names"):
+                names |= _global_names(c)
+    return names
 
 
 def _user_stacklevel() -> int:

@@ -64,6 +64,11 @@ def _guarded_reader(trace: "Trace", name: str, reader):
     return read
 
 
+def _grad_break(self, value=None):
+    raise GraphBreak(".grad is read or written inside a compiled function; gradients change between calls "
+                     "(backward, zero_grad), so run optimizer steps and gradient code eagerly")
+
+
 def _caller() -> str:
     """``function (graphc/file.py)`` of the code that asked a symbolic tensor for its data."""
     f = sys._getframe(2)
@@ -97,11 +102,13 @@ class Trace:
         self.modules: list = []  # nn.Modules called while tracing (their training flags are guarded)
         self._module_ids: set[int] = set()
         self._module_call = None
+        self._buffers_before: list = []  # (module, its buffers when first called): reassignments undone
 
     def __enter__(self) -> "Trace":
         if current_trace() is not None:
             raise RuntimeError("graphc.compile: nested tracing is not supported")
         _active.trace = self
+        self.grad_at_entry = grad_mode.is_grad_enabled()  # the graph will be differentiated
         tensors.TRACING = True
         push_default_handler(self.handler)
         # note every module called during the trace (Module.__call__ is looked up on the class)
@@ -113,6 +120,7 @@ class Trace:
             if id(module) not in trace._module_ids:
                 trace._module_ids.add(id(module))
                 trace.modules.append(module)
+                trace._buffers_before.append((module, dict(module.__dict__.get("_buffers", {}))))
             return call(module, *args, **kwargs)
 
         Module.__call__ = traced_call
@@ -121,10 +129,33 @@ class Trace:
         self._readers = {name: Tensor.__dict__[name] for name in _VALUE_READERS}
         for name, reader in self._readers.items():
             setattr(Tensor, name, _guarded_reader(self, name, reader))
+        # .grad tensors are replaced between calls (zero_grad sets them to None): baking one into
+        # the graph by identity would read stale gradients (a compiled optimizer step)
+        self._readers["grad"] = Tensor.__dict__["grad"]
+        Tensor.grad = property(_grad_break, _grad_break)
         return self
+
+    def adopt_buffer_assignments(self) -> str | None:
+        """Buffers reassigned during tracing (``self.avg = 0.9 * self.avg + ...``) become mutations of
+        the original buffer, written back after each call. Returns where that is impossible (a new
+        shape or dtype), or None."""
+        for m, before in self._buffers_before:
+            for key, v in m.__dict__.get("_buffers", {}).items():
+                old = before.get(key)
+                if isinstance(v, SymbolicTensor) and v._trace is self:
+                    if (old is None or isinstance(old, SymbolicTensor) or tuple(old.shape) != tuple(v.shape)
+                            or old.dtype is not v.dtype):
+                        return f"{type(m).__name__}.{key}"
+                    self.record_mutation(old, v._value)
+        return None
 
     def __exit__(self, *exc) -> None:
         from ..nn.modules.module import Module
+        for m, before in self._buffers_before:  # buffers are never left holding traced tensors
+            bufs = m.__dict__.get("_buffers", {})
+            for key, v in list(bufs.items()):
+                if isinstance(v, SymbolicTensor) and key in before:
+                    bufs[key] = before[key]
         Module.__call__ = self._module_call
         for name, reader in self._readers.items():
             setattr(Tensor, name, reader)
@@ -240,6 +271,9 @@ class SymbolicTensor(Tensor):
     def is_contiguous(self, memory_format=None) -> bool:
         return True
 
+    def contiguous(self, memory_format=None) -> "SymbolicTensor":
+        return self  # graph values have no layout; the generated code makes arrays contiguous as needed
+
     @property
     def requires_grad(self) -> bool:
         return self._sym_requires_grad
@@ -316,6 +350,14 @@ class TraceHandler(Handler):
         out = self.builder.apply(prim, tuple(vals), attrs)
         requires_grad = (needs_grad and grad_mode.is_grad_enabled() and out.dtype.is_floating_point
                          and prim not in NON_DIFFERENTIABLE)
+        if requires_grad and not trace.grad_at_entry:
+            raise GraphBreak("enable_grad() inside a function called under no_grad: the compiled graph would "
+                             "not be differentiated")
+        if (needs_grad and trace.grad_at_entry and not grad_mode.is_grad_enabled()
+                and out.dtype.is_floating_point and prim not in NON_DIFFERENTIABLE):
+            # computed under no_grad: the autodiff pass must not differentiate through it either
+            from graphc.ir import prims as P
+            out = self.builder.apply(P.stop_gradient, (out,), {})
         result = SymbolicTensor._wrap(out, trace, requires_grad)
         if prim.view and isinstance(args[0], Tensor):
             src = args[0]

@@ -216,6 +216,9 @@ def embedding(input: Tensor, weight: Tensor, padding_idx: int | None = None, max
 def one_hot(tensor: Tensor, num_classes: int = -1) -> Tensor:
     if tensor.dtype is not dt.int64:
         raise RuntimeError("one_hot is only applicable to index tensor of type LongTensor.")
+    if num_classes != -1 and not _has_values(tensor):  # traced: num_classes given, no value checks
+        return P.cast(P.eq(P.reshape(tensor, shape=tuple(tensor.shape) + (1,)),
+                           creation.arange(num_classes)), dtype=dt.int64)
     data = tensor._data
     if num_classes == -1:
         num_classes = int(data.max()) + 1 if data.size else 0
@@ -1401,7 +1404,8 @@ def embedding_bag(input, weight, offsets=None, max_norm=None, norm_type=2, scale
             bags.append(part.max(0).values)
     if not bags:
         return creation.zeros(0, weight.shape[1], dtype=weight.dtype)
-    return shape_ops.stack(bags, 0)
+    from graphc.math_ops import grad_named
+    return grad_named(shape_ops.stack(bags, 0), "EmbeddingBagBackward0")
 
 
 # ---- multi-head attention -------------------------------------------------------------------------

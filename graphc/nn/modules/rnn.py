@@ -121,6 +121,9 @@ class RNNBase(Module):
             c_n = c_n.squeeze(1) if c_n is not None else None
         elif self.batch_first:
             output = output.transpose(0, 1)
+            if not is_lstm:  # PyTorch's RNN/GRU kernels transpose in place (LSTM's does not)
+                from graphc.math_ops import grad_named
+                output = grad_named(output, "TransposeBackward1")
         return (output, (h_n, c_n)) if is_lstm else (output, h_n)
 
     def _initial_state(self, x, hx, unbatched):

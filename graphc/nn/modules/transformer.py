@@ -198,6 +198,10 @@ class TransformerEncoder(Module):
         self.num_layers, self.norm = num_layers, norm
 
     def forward(self, src, mask=None, src_key_padding_mask=None, is_causal: bool | None = None):
+        if src_key_padding_mask is not None and mask is not None and src_key_padding_mask.dtype != mask.dtype:
+            import warnings
+            warnings.warn("Support for mismatched src_key_padding_mask and mask is deprecated. Use same type "
+                          "for both instead.", stacklevel=2)
         out = src
         for layer in self.layers:
             out = layer(out, src_mask=mask, src_key_padding_mask=src_key_padding_mask, is_causal=bool(is_causal))

@@ -1,0 +1,395 @@
+"""graphc.distributions: the common parts of ``torch.distributions`` (Normal, Bernoulli,
+Categorical, Uniform, Independent and kl_divergence), written with graphc tensor ops, so
+log_prob, entropy and rsample are differentiable."""
+from __future__ import annotations
+
+import math
+import numbers
+
+import graphc
+
+__all__ = ["Distribution", "Normal", "Bernoulli", "Categorical", "Uniform", "Independent", "kl_divergence",
+           "register_kl"]
+
+
+def _as_tensor(x, like=None):
+    if isinstance(x, graphc.Tensor):
+        return x
+    dtype = like.dtype if isinstance(like, graphc.Tensor) else graphc.get_default_dtype()
+    return graphc.tensor(float(x), dtype=dtype)
+
+
+def _broadcast_all(*values):
+    like = next((v for v in values if isinstance(v, graphc.Tensor)), None)
+    ts = [_as_tensor(v, like) for v in values]
+    return graphc.broadcast_tensors(*ts)
+
+
+def _size(sample_shape):
+    return graphc.Size(tuple(sample_shape))
+
+
+class Distribution:
+    has_rsample = False
+    _validate_args = False
+
+    def __init__(self, batch_shape=(), event_shape=(), validate_args=None):
+        self._batch_shape = graphc.Size(tuple(batch_shape))
+        self._event_shape = graphc.Size(tuple(event_shape))
+
+    @staticmethod
+    def set_default_validate_args(value: bool) -> None:
+        Distribution._validate_args = value
+
+    @property
+    def batch_shape(self):
+        return self._batch_shape
+
+    @property
+    def event_shape(self):
+        return self._event_shape
+
+    @property
+    def stddev(self):
+        return self.variance.sqrt()
+
+    def _extended_shape(self, sample_shape=()):
+        return graphc.Size(tuple(sample_shape) + tuple(self._batch_shape) + tuple(self._event_shape))
+
+    def sample(self, sample_shape=()):
+        with graphc.no_grad():
+            return self.rsample(sample_shape)
+
+    def rsample(self, sample_shape=()):
+        raise NotImplementedError(f"{type(self).__name__} does not implement rsample")
+
+    def sample_n(self, n):
+        return self.sample((n,))
+
+    def prob(self, value):
+        return self.log_prob(value).exp()
+
+    def perplexity(self):
+        return self.entropy().exp()
+
+    def __repr__(self) -> str:
+        names = [k for k in getattr(self, "arg_names", ()) if k in self.__dict__]
+        args = ", ".join(f"{k}: {self.__dict__[k] if self.__dict__[k].numel() == 1 else self.__dict__[k].size()}"
+                         for k in names)
+        return f"{type(self).__name__}({args})"
+
+
+class Normal(Distribution):
+    has_rsample = True
+    arg_names = ("loc", "scale")
+
+    def __init__(self, loc, scale, validate_args=None):
+        self.loc, self.scale = _broadcast_all(loc, scale)
+        if validate_args and not bool((self.scale > 0).all()):
+            raise ValueError(f"Expected parameter scale ({type(self.scale).__name__} of shape "
+                             f"{tuple(self.scale.shape)}) of distribution {self!r} to satisfy the constraint "
+                             f"GreaterThan(lower_bound=0.0), but found invalid values:\n{self.scale}")
+        batch = () if isinstance(loc, numbers.Number) and isinstance(scale, numbers.Number) else self.loc.size()
+        super().__init__(batch)
+
+    @property
+    def mean(self):
+        return self.loc
+
+    @property
+    def mode(self):
+        return self.loc
+
+    @property
+    def stddev(self):
+        return self.scale
+
+    @property
+    def variance(self):
+        return self.stddev.pow(2)
+
+    def rsample(self, sample_shape=()):
+        shape = self._extended_shape(sample_shape)
+        eps = graphc.randn(shape, dtype=self.loc.dtype)
+        return self.loc + eps * self.scale
+
+    def sample(self, sample_shape=()):
+        with graphc.no_grad():
+            return graphc.normal(self.loc.expand(self._extended_shape(sample_shape)),
+                                 self.scale.expand(self._extended_shape(sample_shape)))
+
+    def log_prob(self, value):
+        var = self.scale ** 2
+        log_scale = math.log(self.scale) if isinstance(self.scale, numbers.Real) else self.scale.log()
+        return -((value - self.loc) ** 2) / (2 * var) - log_scale - math.log(math.sqrt(2 * math.pi))
+
+    def cdf(self, value):
+        return 0.5 * (1 + graphc.erf((value - self.loc) * self.scale.reciprocal() / math.sqrt(2)))
+
+    def icdf(self, value):
+        return self.loc + self.scale * graphc.erfinv(2 * value - 1) * math.sqrt(2)
+
+    def entropy(self):
+        return 0.5 + 0.5 * math.log(2 * math.pi) + graphc.log(self.scale)
+
+
+def _probs_to_logits(probs, is_binary=False):
+    eps = graphc.finfo(probs.dtype).eps
+    ps = probs.clamp(min=eps, max=1 - eps)
+    if is_binary:
+        return graphc.log(ps) - graphc.log1p(-ps)
+    return graphc.log(ps)
+
+
+class Bernoulli(Distribution):
+    arg_names = ("probs", "logits")
+
+    def __init__(self, probs=None, logits=None, validate_args=None):
+        if (probs is None) == (logits is None):
+            raise ValueError("Either `probs` or `logits` must be specified, but not both.")
+        if probs is not None:
+            (self.probs,) = _broadcast_all(probs)
+            self._param = self.probs
+        else:
+            (self.logits,) = _broadcast_all(logits)
+            self._param = self.logits
+        super().__init__(() if isinstance(probs if probs is not None else logits, numbers.Number)
+                         else self._param.size())
+
+    def __getattr__(self, name):
+        if name == "probs":
+            value = graphc.sigmoid(self.__dict__["logits"])
+        elif name == "logits":
+            value = _probs_to_logits(self.__dict__["probs"], is_binary=True)
+        else:
+            raise AttributeError(name)
+        self.__dict__[name] = value  # computed once and kept, as PyTorch's lazy_property does
+        return value
+
+    @property
+    def mean(self):
+        return self.probs
+
+    @property
+    def variance(self):
+        return self.probs * (1 - self.probs)
+
+    def sample(self, sample_shape=()):
+        with graphc.no_grad():
+            return graphc.bernoulli(self.probs.expand(self._extended_shape(sample_shape)))
+
+    def log_prob(self, value):
+        logits, value = graphc.broadcast_tensors(self.logits, _as_tensor(value, self.logits))
+        return -graphc.nn.functional.binary_cross_entropy_with_logits(logits, value, reduction="none")
+
+    def entropy(self):
+        return graphc.nn.functional.binary_cross_entropy_with_logits(self.logits, self.probs, reduction="none")
+
+
+class Categorical(Distribution):
+    arg_names = ("probs", "logits")
+
+    def __init__(self, probs=None, logits=None, validate_args=None):
+        if (probs is None) == (logits is None):
+            raise ValueError("Either `probs` or `logits` must be specified, but not both.")
+        if probs is not None:
+            if probs.dim() < 1:
+                raise ValueError("`probs` parameter must be at least one-dimensional.")
+            self.probs = probs / probs.sum(-1, keepdim=True)
+            self._param = self.probs
+        else:
+            if logits.dim() < 1:
+                raise ValueError("`logits` parameter must be at least one-dimensional.")
+            self.logits = logits - logits.logsumexp(dim=-1, keepdim=True)
+            self._param = self.logits
+        self._num_events = self._param.size()[-1]
+        super().__init__(self._param.size()[:-1])
+
+    def __getattr__(self, name):
+        if name == "probs":
+            value = graphc.softmax(self.__dict__["logits"], dim=-1)
+        elif name == "logits":
+            value = _probs_to_logits(self.__dict__["probs"])
+        else:
+            raise AttributeError(name)
+        self.__dict__[name] = value  # computed once and kept, as PyTorch's lazy_property does
+        return value
+
+    @property
+    def param_shape(self):
+        return self._param.size()
+
+    @property
+    def mean(self):
+        return graphc.full(self._extended_shape(), float("nan"), dtype=self.probs.dtype)
+
+    @property
+    def mode(self):
+        return self.probs.argmax(dim=-1)
+
+    @property
+    def variance(self):
+        return graphc.full(self._extended_shape(), float("nan"), dtype=self.probs.dtype)
+
+    def sample(self, sample_shape=()):
+        sample_shape = _size(sample_shape)
+        probs_2d = self.probs.reshape(-1, self._num_events)
+        n = 1
+        for s in sample_shape:
+            n *= s
+        with graphc.no_grad():
+            samples_2d = graphc.multinomial(probs_2d, n, True).T
+        return samples_2d.reshape(self._extended_shape(sample_shape))
+
+    def log_prob(self, value):
+        value = value.long().unsqueeze(-1)
+        value, log_pmf = graphc.broadcast_tensors(value, self.logits)
+        value = value[..., :1]
+        return log_pmf.gather(-1, value).squeeze(-1)
+
+    def entropy(self):
+        min_real = graphc.finfo(self.logits.dtype).min
+        logits = graphc.clamp(self.logits, min=min_real)
+        p_log_p = logits * self.probs
+        return -p_log_p.sum(-1)
+
+    def enumerate_support(self, expand=True):
+        n = self._num_events
+        values = graphc.arange(n).view((-1,) + (1,) * len(self._batch_shape))
+        if expand:
+            values = values.expand((-1,) + tuple(self._batch_shape))
+        return values
+
+
+class Uniform(Distribution):
+    has_rsample = True
+    arg_names = ("low", "high")
+
+    def __init__(self, low, high, validate_args=None):
+        self.low, self.high = _broadcast_all(low, high)
+        batch = () if isinstance(low, numbers.Number) and isinstance(high, numbers.Number) else self.low.size()
+        super().__init__(batch)
+
+    @property
+    def mean(self):
+        return (self.high + self.low) / 2
+
+    @property
+    def mode(self):
+        return graphc.full_like(self.high, float("nan"))
+
+    @property
+    def stddev(self):
+        return (self.high - self.low) / 12 ** 0.5
+
+    @property
+    def variance(self):
+        return (self.high - self.low).pow(2) / 12
+
+    def rsample(self, sample_shape=()):
+        shape = self._extended_shape(sample_shape)
+        rand = graphc.rand(shape, dtype=self.low.dtype)
+        return self.low + rand * (self.high - self.low)
+
+    def log_prob(self, value):
+        value = _as_tensor(value, self.low)
+        lb = self.low.le(value).type_as(self.low)
+        ub = self.high.gt(value).type_as(self.low)
+        return graphc.log(lb.mul(ub)) - graphc.log(self.high - self.low)
+
+    def cdf(self, value):
+        return ((value - self.low) / (self.high - self.low)).clamp(min=0, max=1)
+
+    def entropy(self):
+        return graphc.log(self.high - self.low)
+
+
+class Independent(Distribution):
+    def __init__(self, base_distribution, reinterpreted_batch_ndims: int, validate_args=None):
+        self.base_dist = base_distribution
+        self.reinterpreted_batch_ndims = reinterpreted_batch_ndims
+        shape = tuple(base_distribution.batch_shape) + tuple(base_distribution.event_shape)
+        event_dim = reinterpreted_batch_ndims + len(base_distribution.event_shape)
+        super().__init__(shape[:len(shape) - event_dim], shape[len(shape) - event_dim:])
+
+    has_rsample = property(lambda self: self.base_dist.has_rsample)
+    mean = property(lambda self: self.base_dist.mean)
+    mode = property(lambda self: self.base_dist.mode)
+    variance = property(lambda self: self.base_dist.variance)
+
+    def _sum_rightmost(self, x):
+        n = self.reinterpreted_batch_ndims
+        return x.reshape(tuple(x.shape[:x.dim() - n]) + (-1,)).sum(-1) if n > 0 else x
+
+    def sample(self, sample_shape=()):
+        return self.base_dist.sample(sample_shape)
+
+    def rsample(self, sample_shape=()):
+        return self.base_dist.rsample(sample_shape)
+
+    def log_prob(self, value):
+        return self._sum_rightmost(self.base_dist.log_prob(value))
+
+    def entropy(self):
+        return self._sum_rightmost(self.base_dist.entropy())
+
+    def __repr__(self) -> str:
+        return f"Independent({self.base_dist!r}, {self.reinterpreted_batch_ndims})"
+
+
+_KL_REGISTRY = {}
+
+
+def register_kl(type_p, type_q):
+    def decorator(fn):
+        _KL_REGISTRY[type_p, type_q] = fn
+        return fn
+    return decorator
+
+
+def kl_divergence(p, q):
+    for (tp, tq), fn in _KL_REGISTRY.items():
+        if isinstance(p, tp) and isinstance(q, tq):
+            return fn(p, q)
+    raise NotImplementedError(f"No KL(p || q) is implemented for p type {type(p).__name__} and q type "
+                              f"{type(q).__name__}")
+
+
+@register_kl(Normal, Normal)
+def _kl_normal_normal(p, q):
+    var_ratio = (p.scale / q.scale).pow(2)
+    t1 = ((p.loc - q.loc) / q.scale).pow(2)
+    return 0.5 * (var_ratio + t1 - 1 - var_ratio.log())
+
+
+@register_kl(Bernoulli, Bernoulli)
+def _kl_bernoulli_bernoulli(p, q):
+    sp = graphc.nn.functional.softplus
+    t1 = p.probs * (sp(-q.logits) - sp(-p.logits))
+    t1 = graphc.where(q.probs == 0, graphc.full_like(t1, float("inf")), t1)
+    t1 = graphc.where(p.probs == 0, graphc.zeros_like(t1), t1)
+    t2 = (1 - p.probs) * (sp(q.logits) - sp(p.logits))
+    t2 = graphc.where(q.probs == 1, graphc.full_like(t2, float("inf")), t2)
+    t2 = graphc.where(p.probs == 1, graphc.zeros_like(t2), t2)
+    return t1 + t2
+
+
+@register_kl(Categorical, Categorical)
+def _kl_categorical_categorical(p, q):
+    t = p.probs * (p.logits - q.logits)
+    t = graphc.where(q.probs == 0, graphc.full_like(t, float("inf")), t)
+    t = graphc.where(p.probs == 0, graphc.zeros_like(t), t)
+    return t.sum(-1)
+
+
+@register_kl(Uniform, Uniform)
+def _kl_uniform_uniform(p, q):
+    result = ((q.high - q.low) / (p.high - p.low)).log()
+    return graphc.where((q.low > p.low) | (q.high < p.high), graphc.full_like(result, float("inf")), result)
+
+
+@register_kl(Independent, Independent)
+def _kl_independent_independent(p, q):
+    if p.reinterpreted_batch_ndims != q.reinterpreted_batch_ndims:
+        raise NotImplementedError
+    return p._sum_rightmost(kl_divergence(p.base_dist, q.base_dist))

@@ -1,0 +1,221 @@
+"""Regression tests from a sweep of realistic programs through graphc.compile (training steps,
+no_grad/detach inside compiled code, layout ops, Python state read by compiled modules)."""
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+
+import graphc
+import graphc.nn as nn
+import graphc.nn.functional as F
+
+
+def _np(t):
+    return t.detach().numpy()
+
+
+def test_no_grad_block_inside_compiled_function_is_not_differentiated():
+    def f(x):
+        with graphc.no_grad():
+            y = x * 2
+        return (x * y).sum()
+
+    x = graphc.randn(3, requires_grad=True)
+    graphc.compile(f, fullgraph=True)(x).backward()
+    np.testing.assert_allclose(_np(x.grad), 2 * _np(x), rtol=1e-6)  # y is a constant: d/dx = y
+
+
+def test_input_requires_grad_visible_under_no_grad():
+    seen = []
+
+    def f(x):
+        seen.append(x.requires_grad)
+        return x * 2
+
+    x = graphc.randn(2, requires_grad=True)
+    with graphc.no_grad():
+        out = graphc.compile(f)(x)
+    assert seen == [True] and not out.requires_grad
+
+
+def test_contiguous_and_one_hot_do_not_break_the_graph():
+    def f(x, idx):
+        y = x.transpose(0, 1).contiguous().view(-1)
+        return y * F.one_hot(idx, 6).float().reshape(-1)[:6].sum()
+
+    x, idx = graphc.randn(2, 3), graphc.tensor([1, 5])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        out = graphc.compile(f, fullgraph=True)(x, idx)
+    np.testing.assert_allclose(_np(out), _np(f(x, idx)), rtol=1e-6)
+
+
+def test_triu_tril_keep_bool_dtype():
+    m = graphc.ones(3, 3, dtype=graphc.bool)
+    assert m.triu(1).dtype is graphc.bool and graphc.tril(m).dtype is graphc.bool
+    out = graphc.compile(lambda x: x.softmax(-1).masked_fill(graphc.ones(3, 3, dtype=graphc.bool).triu(1), 0.0))(
+        graphc.randn(3, 3))
+    assert np.all(np.triu(_np(out), 1) == 0)
+
+
+class _Scaled(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.lin = nn.Linear(3, 3)
+        self.scale = graphc.ones(3)   # a plain tensor attribute, neither parameter nor buffer
+        self.k = 2.0
+        self.use_bias = True
+
+    def forward(self, x):
+        y = self.lin(x) * self.scale * self.k
+        return y + 1 if self.use_bias else y
+
+
+def test_module_python_attributes_and_plain_tensors_are_guarded():
+    m = _Scaled()
+    cm = graphc.compile(m)
+    x = graphc.randn(2, 3)
+    cm(x)
+    for change in (lambda: setattr(m, "scale", graphc.full((3,), 3.0)), lambda: setattr(m, "k", 5.0),
+                   lambda: setattr(m, "use_bias", False)):
+        change()
+        np.testing.assert_allclose(_np(cm(x)), _np(m(x)), rtol=1e-6)
+    assert cm._compiled.recompiles == 3
+    assert "_Scaled.k changed from 2.0 to 5.0" in cm._compiled.history[1]
+    cm(x)
+    assert cm._compiled.recompiles == 3  # nothing changed: a cache hit
+
+
+G = graphc.ones(3)
+SCALE = 2.0
+
+
+def _uses_globals(x):
+    return x * G * SCALE
+
+
+def test_global_tensor_and_scalar_reassignment_recompiles():
+    global G, SCALE
+    f = graphc.compile(_uses_globals)
+    x = graphc.randn(3)
+    try:
+        f(x)
+        G = graphc.full((3,), 4.0)
+        np.testing.assert_allclose(_np(f(x)), _np(_uses_globals(x)), rtol=1e-6)
+        SCALE = 3.0
+        np.testing.assert_allclose(_np(f(x)), _np(_uses_globals(x)), rtol=1e-6)
+        assert f.recompiles == 2
+    finally:
+        G, SCALE = graphc.ones(3), 2.0
+
+
+def test_same_tensor_passed_twice_sees_in_place_updates():
+    def g(a, b):
+        a.add_(1)
+        return a + b
+
+    f = graphc.compile(g)
+    a = graphc.zeros(2)
+    np.testing.assert_allclose(_np(f(a, a)), [2.0, 2.0])    # b is a: it sees the add_
+    np.testing.assert_allclose(_np(a), [1.0, 1.0])
+    a, b = graphc.zeros(2), graphc.zeros(2)
+    np.testing.assert_allclose(_np(f(a, b)), [1.0, 1.0])    # distinct tensors: recompiled
+    assert f.history[-1] == "recompile #1: which tensor arguments are the same tensor changed"
+    x = graphc.randn(3, requires_grad=True)
+    graphc.compile(lambda p, q: (p * q).sum())(x, x).backward()
+    np.testing.assert_allclose(_np(x.grad), 2 * _np(x), rtol=1e-6)
+
+
+def test_compiled_optimizer_step_reads_fresh_gradients():
+    # .grad tensors are replaced by zero_grad(): reading them in a trace is a graph break (eager,
+    # correct) instead of a stale gradient baked in by identity
+    graphc.manual_seed(0)
+    nets = [nn.Linear(4, 2) for _ in range(2)]
+    nets[1].load_state_dict(nets[0].state_dict())
+    opts = [graphc.optim.SGD(n.parameters(), lr=0.1, momentum=0.9) for n in nets]
+    step = graphc.compile(opts[1].step)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        for _ in range(3):
+            x, y = graphc.randn(8, 4), graphc.randn(8, 2)
+            for n, o, s in zip(nets, opts, (opts[0].step, step)):
+                o.zero_grad()
+                F.mse_loss(n(x), y).backward()
+                s()
+    assert any(".grad is read" in str(w.message) for w in caught)
+    for p, q in zip(nets[0].parameters(), nets[1].parameters()):
+        np.testing.assert_allclose(_np(q), _np(p), rtol=1e-6)
+
+
+class _KeepsLast(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.lin = nn.Linear(2, 2)
+        self.last = None
+
+    def forward(self, x):
+        y = self.lin(x)
+        self.last = y.detach()   # Python state written in forward
+        return y
+
+
+def test_storing_a_traced_tensor_on_a_module_is_a_graph_break():
+    m = _KeepsLast()
+    cm = graphc.compile(m)
+    x = graphc.randn(1, 2)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        out = cm(x)
+    assert any("stores a traced tensor in _KeepsLast.last" in str(w.message) for w in caught)
+    assert type(m.last) is graphc.Tensor
+    np.testing.assert_allclose(_np(m.last), _np(out))
+
+
+def test_compiled_function_called_inside_a_compiled_function_is_inlined():
+    inner = graphc.compile(lambda x: x.sin() * 2)
+    lin = graphc.compile(nn.Linear(3, 3))
+    model = nn.Sequential(lin, nn.ReLU())
+
+    def outer(x):
+        return model(inner(x)) + 1
+
+    x = graphc.randn(2, 3, requires_grad=True)
+    out = graphc.compile(outer, fullgraph=True)(x)
+    np.testing.assert_allclose(_np(out), _np(outer(x)), rtol=1e-6)
+    (g,) = graphc.autograd.grad(out.sum(), x)
+    (ref,) = graphc.autograd.grad(outer(x).sum(), x)
+    np.testing.assert_allclose(_np(g), _np(ref), rtol=1e-5)
+
+
+def test_enable_grad_inside_a_function_called_under_no_grad_runs_eagerly():
+    def f(x):
+        with graphc.enable_grad():
+            return x * 2
+
+    x = graphc.randn(2, requires_grad=True)
+    with warnings.catch_warnings(record=True) as caught, graphc.no_grad():
+        warnings.simplefilter("always")
+        out = graphc.compile(f)(x)
+    assert out.requires_grad and any("enable_grad()" in str(w.message) for w in caught)
+
+
+class _EMA(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.register_buffer("avg", graphc.zeros(3))
+
+    def forward(self, x):
+        self.avg = 0.9 * self.avg + 0.1 * x.mean(0)   # buffer reassigned, not updated in place
+        return x - self.avg
+
+
+def test_buffer_reassigned_in_forward_is_written_back():
+    eager, compiled = _EMA(), _EMA()
+    cm = graphc.compile(compiled, fullgraph=True)
+    buf = compiled.avg
+    for _ in range(3):
+        x = graphc.randn(4, 3)
+        np.testing.assert_allclose(_np(cm(x)), _np(eager(x)), rtol=1e-6, atol=1e-7)
+    assert compiled.avg is buf and type(buf) is graphc.Tensor   # updated in place, no traced tensor left
+    np.testing.assert_allclose(_np(compiled.avg), _np(eager.avg), rtol=1e-6)
