@@ -45,7 +45,7 @@ from .math_ops import (abs, absolute, acos, add, addcdiv, addcmul, addmm, all, a
                        var, var_mean, where)
 from .printing import set_printoptions
 from .random import Generator, default_generator, get_rng_state, initial_seed, manual_seed, seed, set_rng_state
-from .shape_ops import (argsort, argwhere, broadcast_tensors, broadcast_to, cat, chunk, concat, concatenate,
+from .shape_ops import (argsort, argwhere, broadcast_shapes, broadcast_tensors, broadcast_to, cat, chunk, concat, concatenate,
                         diag, diagonal, flatten, flip, fliplr, flipud, gather, hstack, index_add,
                         index_select, masked_fill, masked_select, meshgrid, movedim, moveaxis, narrow,
                         nonzero, permute, repeat_interleave, reshape, roll, scatter, scatter_add, select,
@@ -54,7 +54,7 @@ from .shape_ops import (argsort, argwhere, broadcast_tensors, broadcast_to, cat,
                         unsqueeze, vstack)
 from .math_ops import (bincount, bucketize, cdist, cross, cummax, cummin, cumprod, cumulative_trapezoid, diff,
                        digamma, erfinv, float_power, histc, kron, lgamma, logaddexp, logaddexp2, logcumsumexp, logit,
-                       kthvalue, median, mode, mvlgamma, nanmedian, polygamma, searchsorted, sinc, tensordot, trapezoid, trapz,
+                       kthvalue, median, mode, mvlgamma, nanquantile, quantile, nanmedian, polygamma, searchsorted, sinc, tensordot, trapezoid, trapz,
                        xlogy)
 from .shape_ops import (atleast_1d, atleast_2d, atleast_3d, block_diag, cartesian_prod, index_fill,
                         masked_scatter, msort, put)
@@ -151,3 +151,52 @@ FloatTensor, DoubleTensor, HalfTensor = (_legacy(float32, "FloatTensor"), _legac
                                          _legacy(float16, "HalfTensor"))
 LongTensor, IntTensor, BoolTensor, ByteTensor = (_legacy(int64, "LongTensor"), _legacy(int32, "IntTensor"),
                                                  _legacy(bool, "BoolTensor"), _legacy(uint8, "ByteTensor"))
+
+
+def index_put(input, indices, values, accumulate: bool = False):
+    return input.index_put(indices, values, accumulate)
+
+
+def index_put_(input, indices, values, accumulate: bool = False):
+    return input.index_put_(indices, values, accumulate)
+
+
+from .compat_extras import (aminmax, are_deterministic_algorithms_enabled, autocast, column_stack,  # noqa: E402
+                            corrcoef, cov, diag_embed, dsplit, dstack, get_num_interop_threads, get_num_threads,
+                            hsplit, hypot, is_autocast_enabled, is_deterministic_algorithms_warn_only_enabled,
+                            isin, nanmean, ravel, rot90, row_stack, set_num_interop_threads, set_num_threads,
+                            signbit, use_deterministic_algorithms, vsplit)
+from . import amp  # noqa: E402
+
+
+def _attach_compat_extras() -> None:
+    import sys
+    import types
+    from . import compat_extras as _cx
+
+    import warnings
+
+    class _CudaAutocast(_cx.autocast):
+        def __init__(self, enabled: bool = True, dtype=None, cache_enabled: bool = True) -> None:
+            warnings.warn("`torch.cuda.amp.autocast(args...)` is deprecated. Please use "
+                          "`torch.amp.autocast('cuda', args...)` instead.", FutureWarning, stacklevel=2)
+            super().__init__("cuda", dtype, enabled, cache_enabled)
+
+    class _CudaGradScaler(_cx.GradScaler):
+        def __init__(self, init_scale: float = 2.0 ** 16, growth_factor: float = 2.0, backoff_factor: float = 0.5,
+                     growth_interval: int = 2000, enabled: bool = True) -> None:
+            warnings.warn("`torch.cuda.amp.GradScaler(args...)` is deprecated. Please use "
+                          "`torch.amp.GradScaler('cuda', args...)` instead.", FutureWarning, stacklevel=2)
+            super().__init__("cuda", init_scale, growth_factor, backoff_factor, growth_interval, enabled)
+
+    cuda_amp = types.ModuleType("graphc.cuda.amp")
+    cuda_amp.autocast, cuda_amp.GradScaler = _CudaAutocast, _CudaGradScaler
+    cuda.amp = cuda_amp
+    sys.modules["graphc.cuda.amp"] = cuda_amp
+    for name in ("ravel", "nanmean", "aminmax", "hypot", "signbit", "rot90", "diag_embed", "hsplit", "vsplit",
+                 "dsplit"):
+        setattr(Tensor, name, getattr(_cx, name))
+    Tensor.unfold = _cx.tensor_unfold
+
+
+_attach_compat_extras()

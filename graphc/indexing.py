@@ -99,8 +99,32 @@ def positions(shape: tuple[int, ...], key) -> np.ndarray:
     try:
         return np.ascontiguousarray(base[np_key if len(np_key) != 1 else np_key[0]])
     except IndexError as e:
+        _check_mask_shapes(shape, _as_tuple(key))
         msg = str(e).replace("axis", "dimension")
         raise IndexError(msg) from None
+
+
+def _check_mask_shapes(shape: tuple, key: tuple) -> None:
+    """PyTorch's error for a boolean mask whose shape does not match the dimensions it indexes."""
+    consumed = sum(1 if not isinstance(k, (Tensor, np.ndarray)) or np.asarray(_np_key(k)).dtype != np.bool_
+                   else np.asarray(_np_key(k)).ndim for k in key if k is not None and k is not Ellipsis)
+    d = 0
+    for k in key:
+        if k is None:
+            continue
+        if k is Ellipsis:
+            d += len(shape) - consumed
+            continue
+        arr = _np_key(k) if isinstance(k, (Tensor, np.ndarray)) else None
+        if arr is not None and np.asarray(arr).dtype == np.bool_:
+            m = np.asarray(arr)
+            for j in range(m.ndim):
+                if d + j < len(shape) and m.shape[j] != shape[d + j]:
+                    raise IndexError(f"The shape of the mask {list(m.shape)} at index {j} does not match the shape "
+                                     f"of the indexed tensor {list(shape)} at index {d + j}")
+            d += m.ndim
+        else:
+            d += 1
 
 
 def getitem(self: Tensor, key):

@@ -808,6 +808,72 @@ def nanmedian(input, dim=None, keepdim: bool = False):
     return _median(input, dim, keepdim, True, "nanmedian")
 
 
+def quantile(input, q, dim=None, keepdim: bool = False, *, interpolation: str = "linear", out=None,
+             _ignore_nan: bool = False):
+    """The q-th quantiles along ``dim`` (all elements when None): sorted values, interpolated
+    between the two nearest ranks; a 1-d q puts its dimension first, as in PyTorch."""
+    name = "nanquantile" if _ignore_nan else "quantile"
+    if interpolation not in ("linear", "lower", "higher", "midpoint", "nearest"):
+        raise ValueError(f"{name}() interpolation must be one of linear, lower, higher, midpoint or nearest. "
+                         f"Got {interpolation}")
+    if not input.dtype.is_floating_point:
+        raise RuntimeError(f"{name}() input tensor must be either float or double dtype")
+    q_np = np.asarray(q._data if isinstance(q, Tensor) else q, dtype=np.float64)
+    if q_np.ndim > 1:
+        raise RuntimeError(f"{name}() q must be a scalar or 1D tensor")
+    if ((q_np < 0) | (q_np > 1)).any():
+        raise RuntimeError(f"{name}() q values must be in the range [0, 1]")
+    qs = q_np.reshape(-1)
+    x = input.reshape(-1) if dim is None else input
+    d = 0 if dim is None else wrap_dim(dim, x.ndim)
+    xs = x.movedim(d, -1) if x.ndim else x.reshape(1)
+    n = xs.shape[-1]
+    if n == 0:
+        raise IndexError(f"{name}() input tensor must be non-empty")
+    nan = P.isnan(xs)
+    if _ignore_nan:
+        count = np.sum(~np.isnan(xs._data), axis=-1, keepdims=True).astype(np.float64)  # per row
+        pos = qs * np.maximum(count - 1, 0)                     # (..., m)
+    else:
+        pos = np.broadcast_to(qs * (n - 1), tuple(xs.shape[:-1]) + (len(qs),))
+    srt = xs.sort(-1).values
+    lo_i = np.floor(pos).astype(np.int64)
+    hi_i = np.ceil(pos).astype(np.int64)
+    if interpolation == "nearest":
+        lo_i = hi_i = np.round(pos).astype(np.int64)
+    elif interpolation == "lower":
+        hi_i = lo_i
+    elif interpolation == "higher":
+        lo_i = hi_i
+    lo_i = np.ascontiguousarray(np.broadcast_to(lo_i, pos.shape))
+    hi_i = np.ascontiguousarray(np.broadcast_to(hi_i, pos.shape))
+    lo = srt.gather(-1, Tensor._make(lo_i))
+    hi = srt.gather(-1, Tensor._make(hi_i))
+    if interpolation == "midpoint":
+        res = lo + (hi - lo) * 0.5
+    elif interpolation == "linear":
+        w = Tensor._make(np.ascontiguousarray(np.broadcast_to(pos - np.floor(pos), pos.shape)).astype(input.dtype.np))
+        res = lo.lerp(hi, w)
+    else:
+        res = lo
+    any_nan = P.amax(nan, dims=(nan.ndim - 1,), keepdim=True)
+    if _ignore_nan:
+        all_nan = Tensor._make(np.all(np.isnan(xs._data), axis=-1, keepdims=True))
+        res = P.where(all_nan, float("nan"), res)
+    else:
+        res = P.where(any_nan, float("nan"), res)
+    res = res.movedim(-1, 0)                                    # (m, ...)
+    if keepdim:
+        res = res.reshape((len(qs),) + (1,) * input.ndim) if dim is None else res.unsqueeze(d + 1)
+    if q_np.ndim == 0:
+        res = res.squeeze(0)
+    return write_out(out, res) if out is not None else res
+
+
+def nanquantile(input, q, dim=None, keepdim: bool = False, *, interpolation: str = "linear", out=None):
+    return quantile(input, q, dim, keepdim, interpolation=interpolation, out=out, _ignore_nan=True)
+
+
 def kthvalue(input, k: int, dim: int = -1, keepdim: bool = False):
     """The k-th smallest value along ``dim`` (1-based k) and its index."""
     if input.ndim == 0:

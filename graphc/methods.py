@@ -348,7 +348,7 @@ def _attach_more_ops() -> None:
     T = Tensor
     for mod, names in (
         (math_ops, """cumprod logcumsumexp cummax cummin diff logaddexp logaddexp2 xlogy lgamma erfinv digamma
-            mvlgamma sinc logit float_power median nanmedian mode kthvalue bincount histc kron""".split()),
+            mvlgamma sinc logit float_power median nanmedian mode kthvalue quantile nanquantile bincount histc kron""".split()),
         (shape_ops, "index_fill masked_scatter msort put".split()),
         (linalg, "inverse det logdet slogdet pinverse matrix_power".split()),
     ):
@@ -389,6 +389,26 @@ def _attach_more_ops() -> None:
             math_ops.grad_named(self, "CopySlices")
         return self
     T.fill_diagonal_ = fill_diagonal_
+
+    def index_put_(self, indices, values, accumulate: bool = False):
+        """``self[indices] = values``; with ``accumulate``, repeated indices add up."""
+        from . import indexing
+        key = tuple(indices)
+        if not accumulate:
+            self[key] = values
+            return self
+        pos = indexing.positions(tuple(self.shape), key)
+        if not isinstance(values, Tensor):
+            values = Tensor._make(np.asarray(values, dtype=self.dtype.np))
+        vals = values.to(self.dtype).expand(pos.shape).reshape(-1)
+        upd = self.new_zeros((self.numel(),)).index_add(0, Tensor._make(pos.reshape(-1)), vals)
+        self.add_(upd.reshape(tuple(self.shape)))
+        if self._base is None:
+            math_ops.grad_named(self, "IndexPutBackward0")
+        return self
+    T.index_put_ = index_put_
+    T.index_put = lambda self, indices, values, accumulate=False: index_put_(self.clone(), indices, values,
+                                                                              accumulate)
 
 
 _attach_more_ops()

@@ -175,6 +175,25 @@ def broadcast_to(input, shape):
     return expand(input, tuple(shape))
 
 
+def broadcast_shapes(*shapes):
+    """The shape that tensors of these shapes broadcast to, as a Size (ints count as 1-d shapes)."""
+    from .tensors import Size
+    shapes = [(s,) if isinstance(s, int) else tuple(s) for s in shapes]
+    out: list = []
+    for i, shp in enumerate(shapes):
+        for k in range(1, len(shp) + 1):
+            n = shp[-k]
+            if k > len(out):
+                out.insert(0, n)
+            elif out[-k] == 1:
+                out[-k] = n
+            elif n != 1 and n != out[-k]:
+                raise RuntimeError(f"Attempting to broadcast a dimension of length {n} at {-k}! Mismatching "
+                                   f"argument at index {i} had {shp}; but expected shape should be broadcastable "
+                                   f"to {out}")
+    return Size(out)
+
+
 def broadcast_tensors(*tensors):
     from graphc.ir.shapes import broadcast_shapes
     shape = broadcast_shapes(*(tuple(t.shape) for t in tensors))
@@ -475,7 +494,10 @@ def index_add(input, dim: int, index, source, *, alpha=1):
 
 def masked_fill(input, mask, value):
     if not isinstance(mask, Tensor) or mask.dtype is not dt.bool_:
-        raise RuntimeError(f"masked_fill_ only supports boolean masks, but got mask with dtype {getattr(mask, 'dtype', type(mask).__name__)}")
+        _c_names = {"float32": "float", "float64": "double", "float16": "c10::Half", "int64": "long int",
+                    "int32": "int", "int16": "short int", "int8": "signed char", "uint8": "unsigned char"}
+        got = _c_names.get(mask.dtype.name, str(mask.dtype)) if isinstance(mask, Tensor) else type(mask).__name__
+        raise RuntimeError(f"masked_fill_ only supports boolean masks, but got mask with dtype {got}")
     if isinstance(value, Tensor):
         if value.ndim != 0:
             raise RuntimeError(

@@ -58,6 +58,9 @@ _C_TYPE_NAMES = {"float32": "float", "float64": "double", "float16": "c10::Half"
                  "bool": "bool"}
 
 
+_warned_float_requires_grad = False
+
+
 class Tensor:
     __slots__ = ("_data", "_requires_grad", "_grad_fn", "_view_ver", "_output_nr", "_version_counter",
                  "_base", "_grad", "_hooks", "_retains_grad", "_acc", "_inference", "_view_ops", "__dict__", "__weakref__")
@@ -435,6 +438,12 @@ class Tensor:
         return bool(self._scalar_check("bool"))
 
     def __float__(self) -> float:
+        global _warned_float_requires_grad
+        if not _warned_float_requires_grad and self.requires_grad:
+            if grad_mode.is_grad_enabled():
+                _warned_float_requires_grad = True  # PyTorch warns once per process
+                warnings.warn("Converting a tensor with requires_grad=True to a scalar may lead to unexpected "
+                               "behavior.\nConsider using tensor.detach() first.", UserWarning, stacklevel=2)
         return float(self._scalar_check("float"))
 
     def __int__(self) -> int:

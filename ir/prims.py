@@ -381,10 +381,13 @@ def _concat_infer(*xs, axis: int):
     total = 0
     for k, x in enumerate(xs):
         s = _shape(x)
-        if len(s) != len(ref) or any(a != b for i, (a, b) in enumerate(zip(s, ref)) if i != axis):
+        if len(s) != len(ref):
+            raise RuntimeError(f"Tensors must have same number of dimensions: got {len(ref)} and {len(s)}")
+        bad = [i for i, (a, b) in enumerate(zip(s, ref)) if i != axis and a != b]
+        if bad:
             raise RuntimeError(
                 f"Sizes of tensors must match except in dimension {axis}. Expected size "
-                f"{ref} but got size {s} for tensor number {k} in the list.")
+                f"{ref[bad[0]]} but got size {s[bad[0]]} for tensor number {k} in the list.")
         total += s[axis]
     out = list(ref)
     out[axis] = total

@@ -13,10 +13,13 @@ def broadcast_shapes(*shapes: Sequence[int]) -> tuple[int, ...]:
         return tuple(shapes[0])
     ndim = max(len(s) for s in shapes)
     out = [1] * ndim
-    for s in shapes:
-        off = ndim - len(s)
-        for i, n in enumerate(s):
-            j = off + i
+    # dimension by dimension from the last, as PyTorch's infer_size reports the rightmost mismatch
+    for j in range(ndim - 1, -1, -1):
+        for s in shapes:
+            i = j - (ndim - len(s))
+            if i < 0:
+                continue
+            n = s[i]
             if out[j] == n or n == 1:
                 continue
             if out[j] == 1:

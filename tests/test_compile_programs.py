@@ -219,3 +219,40 @@ def test_buffer_reassigned_in_forward_is_written_back():
         np.testing.assert_allclose(_np(cm(x)), _np(eager(x)), rtol=1e-6, atol=1e-7)
     assert compiled.avg is buf and type(buf) is graphc.Tensor   # updated in place, no traced tensor left
     np.testing.assert_allclose(_np(compiled.avg), _np(eager.avg), rtol=1e-6)
+
+
+def test_freezing_parameters_after_compiling_recompiles():
+    m = nn.Sequential(nn.Linear(3, 3), nn.ReLU(), nn.Linear(3, 1))
+    cm = graphc.compile(m)
+    x = graphc.randn(2, 3)
+    cm(x).sum().backward()
+    m.zero_grad(set_to_none=True)
+    for p in m[0].parameters():
+        p.requires_grad_(False)
+    cm(x).sum().backward()
+    assert m[0].weight.grad is None and m[2].weight.grad is not None
+    assert cm._compiled.recompiles == 1 and "requires_grad changed from True to False" in cm._compiled.history[0]
+    for p in m.parameters():
+        p.requires_grad_(False)
+    assert not cm(x).requires_grad
+
+
+def test_randn_like_inside_a_compiled_function_draws_fresh_normals():
+    # the VAE reparameterization trick, with the noise drawn inside the compiled function
+    lin = nn.Linear(3, 4)
+
+    def sample(x):
+        mu, logvar = lin(x).chunk(2, -1)
+        return mu + graphc.randn_like(mu) * (0.5 * logvar).exp()
+
+    f = graphc.compile(sample, fullgraph=True)
+    x = graphc.randn(5, 3)
+    assert not graphc.equal(f(x), f(x))
+    f(x).sum().backward()
+    assert lin.weight.grad is not None
+    z = graphc.compile(lambda t: graphc.randn_like(t) + graphc.rand(t.shape), fullgraph=True)(graphc.zeros(100000))
+    assert abs(z.mean().item() - 0.5) < 0.02 and abs(z.std().item() - (1 + 1 / 12) ** 0.5) < 0.02
+    graphc.manual_seed(3)
+    a = f(x)
+    graphc.manual_seed(3)
+    assert graphc.equal(a, f(x))

@@ -8,6 +8,7 @@ from .graph import Node
 
 from . import graph
 from . import functional
+from ..compat_extras import detect_anomaly, set_detect_anomaly  # noqa: E402
 
 __all__ = ["Function", "FunctionCtx", "GradcheckError", "Node", "backward", "enable_grad", "functional", "grad",
            "grad_mode", "gradcheck", "gradgradcheck", "inference_mode", "is_grad_enabled", "no_grad",

@@ -296,6 +296,9 @@ class CompiledFunction:
         for t, (shape, dtype) in zip(entry.lifted, entry.stages.get("lifted_types", [])):
             if t is not RNG_KEY and (tuple(t.shape) != shape or t.dtype.name != dtype):
                 return "a parameter or buffer the function reads changed shape or dtype"
+        for t, rg in zip(entry.lifted, entry.stages.get("lifted_requires_grad", [])):
+            if t is not RNG_KEY and t.requires_grad != rg:  # requires_grad_(False): a frozen parameter
+                return f"a parameter's requires_grad changed from {rg} to {not rg}"
         return None
 
     def _compile(self, args, kwargs, guard, leaves, spec) -> Entry:
@@ -376,6 +379,7 @@ class CompiledFunction:
         entry.lifted_slots = [slots.get(id(t)) for t in lifted]
         entry.stages["lifted_types"] = [(tuple(t.shape), t.dtype.name) if t is not RNG_KEY else ((2,), "int64")
                                         for t in lifted]
+        entry.stages["lifted_requires_grad"] = [t is not RNG_KEY and t.requires_grad for t in lifted]
         entry.mutated = [t for t, _ in trace.mutations.values()]
         g.set_outputs(out_values + [v for _, v in trace.mutations.values()])
         entry.n_user_outputs = len(out_values)

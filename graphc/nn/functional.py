@@ -861,6 +861,8 @@ def _check_targets(target, nclass, ignore_index):
 
 def nll_loss(input, target, weight=None, size_average=None, ignore_index: int = -100, reduce=None,
              reduction: str = "mean") -> Tensor:
+    if input.ndim <= 2 and target.ndim > 1:
+        raise RuntimeError("0D or 1D target tensor expected, multi-target not supported")
     if input.ndim < 1 or (input.ndim >= 2 and input.shape[0] != target.shape[0]):
         raise ValueError(f"Expected input batch_size ({input.shape[0]}) to match target batch_size ({target.shape[0]}).")
     _check_targets(target, input.shape[0 if input.ndim == 1 else 1], ignore_index)

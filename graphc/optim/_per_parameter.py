@@ -109,13 +109,14 @@ class _PerParameterOptimizer(Optimizer):
         """
         loss = self._run_closure(closure)
         tx = _Transaction(self)
-        for group in self.param_groups:
-            for p in group["params"]:
-                if p.grad is None:
-                    continue
-                _param_array(p)
-                grad = _grad_array(p, p.grad, self._sparse_message, maximize=group["maximize"])
-                self._update(tx, group, p, tx.read(p), grad)
+        with np.errstate(all="ignore"):  # overflow to inf is silent, as in PyTorch's kernels
+            for group in self.param_groups:
+                for p in group["params"]:
+                    if p.grad is None:
+                        continue
+                    _param_array(p)
+                    grad = _grad_array(p, p.grad, self._sparse_message, maximize=group["maximize"])
+                    self._update(tx, group, p, tx.read(p), grad)
         tx.commit()
         return loss
 

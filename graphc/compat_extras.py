@@ -1,0 +1,373 @@
+"""Small PyTorch functions that tutorial code reaches for (reproducibility switches, anomaly
+detection, activation checkpointing, autocast/GradScaler on a CPU-only machine, and a few
+tensor helpers), composed from graphc ops so autograd works through them."""
+from __future__ import annotations
+
+import contextlib
+import os
+import warnings
+import numpy as np
+
+# ---- reproducibility and threads --------------------------------------------------------------
+
+_deterministic = {"mode": False, "warn_only": False}
+
+
+def use_deterministic_algorithms(mode: bool, *, warn_only: bool = False) -> None:
+    """graphc's CPU kernels are deterministic already; the flag is recorded for the getters."""
+    _deterministic["mode"], _deterministic["warn_only"] = bool(mode), bool(warn_only)
+
+
+def are_deterministic_algorithms_enabled() -> bool:
+    return _deterministic["mode"]
+
+
+def is_deterministic_algorithms_warn_only_enabled() -> bool:
+    return _deterministic["warn_only"]
+
+
+_threads = {"n": os.cpu_count() or 1, "interop": os.cpu_count() or 1}
+
+
+def set_num_threads(n: int) -> None:
+    if n <= 0:
+        raise RuntimeError("set_num_threads expects a positive integer")
+    _threads["n"] = int(n)
+
+
+def get_num_threads() -> int:
+    return _threads["n"]
+
+
+def set_num_interop_threads(n: int) -> None:
+    if n <= 0:
+        raise RuntimeError("Expected positive number of threads")
+    _threads["interop"] = int(n)
+
+
+def get_num_interop_threads() -> int:
+    return _threads["interop"]
+
+
+# ---- anomaly detection ------------------------------------------------------------------------
+
+_anomaly = {"enabled": False, "check_nan": True}
+
+
+def is_anomaly_enabled() -> bool:
+    return _anomaly["enabled"]
+
+
+def is_anomaly_check_nan_enabled() -> bool:
+    return _anomaly["check_nan"]
+
+
+class detect_anomaly:
+    """Context manager (and decorator) that turns anomaly mode on; graphc records the flag."""
+
+    def __init__(self, check_nan: bool = True) -> None:
+        self.check_nan = check_nan
+        warnings.warn("Anomaly Detection has been enabled. This mode will increase the runtime and should only "
+                      "be enabled for debugging.", stacklevel=2)
+
+    def __enter__(self) -> None:
+        self.prev = dict(_anomaly)
+        _anomaly.update(enabled=True, check_nan=self.check_nan)
+
+    def __exit__(self, *args) -> None:
+        _anomaly.update(self.prev)
+
+    def __call__(self, fn):
+        import functools
+
+        @functools.wraps(fn)
+        def wrapper(*a, **k):
+            with self.__class__(self.check_nan):
+                return fn(*a, **k)
+        return wrapper
+
+
+class set_detect_anomaly:
+    """``torch.autograd.set_detect_anomaly(True)``: sets the mode now, restores it on ``__exit__``."""
+
+    def __init__(self, mode: bool, check_nan: bool = True) -> None:
+        self.prev = dict(_anomaly)
+        _anomaly.update(enabled=bool(mode), check_nan=check_nan)
+
+    def __enter__(self) -> None:
+        pass
+
+    def __exit__(self, *args) -> None:
+        _anomaly.update(self.prev)
+
+
+# ---- activation checkpointing -----------------------------------------------------------------
+
+def checkpoint(function, *args, use_reentrant=None, context_fn=None, determinism_check: str = "default",
+               debug: bool = False, preserve_rng_state: bool = True, **kwargs):
+    """Runs ``function``; graphc keeps the activations instead of recomputing them, which gives the
+    same values and gradients."""
+    if use_reentrant is None:
+        warnings.warn("torch.utils.checkpoint: the use_reentrant parameter should be passed explicitly. Starting "
+                      "in PyTorch 2.9, calling checkpoint without use_reentrant will raise an exception. "
+                      "use_reentrant=False is recommended, but if you need to preserve the current default "
+                      "behavior, you can pass use_reentrant=True. Refer to docs for more details on the "
+                      "differences between the two variants.", stacklevel=2)
+    return function(*args, **kwargs)
+
+
+def checkpoint_sequential(functions, segments: int, input, use_reentrant=None, **kwargs):
+    mods = list(functions.children()) if hasattr(functions, "children") else list(functions)
+    for m in mods:
+        input = m(input)
+    return input
+
+
+# ---- mixed precision on a machine without CUDA ------------------------------------------------
+
+class autocast:
+    """``torch.autocast``: with no CUDA device, a CUDA autocast is disabled with PyTorch's warning;
+    a CPU autocast that is enabled is not supported (graphc computes in the tensors' dtypes)."""
+
+    def __init__(self, device_type: str = "cuda", dtype=None, enabled: bool = True, cache_enabled=None) -> None:
+        if not isinstance(device_type, str):
+            raise ValueError(f"Expected `device_type` of type `str`, got: `{type(device_type)}`")
+        self.device_type, self.fast_dtype = device_type, dtype
+        if enabled and device_type == "cuda":
+            warnings.warn("CUDA is not available or torch_xla is imported. Disabling autocast.", stacklevel=2)
+            enabled = False
+        if enabled and device_type not in ("cpu", "cuda"):
+            raise RuntimeError(f"User specified an unsupported autocast device_type '{device_type}'")
+        if enabled:
+            raise NotImplementedError("graphc does not support autocast on the CPU (enabled=True); pass "
+                                      "enabled=False or cast the model and inputs explicitly")
+        self._enabled = enabled
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *args) -> None:
+        pass
+
+    def __call__(self, fn):
+        import functools
+
+        @functools.wraps(fn)
+        def wrapper(*a, **k):
+            with self:
+                return fn(*a, **k)
+        return wrapper
+
+
+class GradScaler:
+    """``torch.amp.GradScaler`` without CUDA: disabled (PyTorch warns and disables it too), so
+    ``scale`` returns its argument and ``step`` calls ``optimizer.step()``."""
+
+    def __init__(self, device: str = "cuda", init_scale: float = 2.0 ** 16, growth_factor: float = 2.0,
+                 backoff_factor: float = 0.5, growth_interval: int = 2000, enabled: bool = True) -> None:
+        self._device = device
+        if enabled and device == "cuda":
+            warnings.warn("torch.cuda.amp.GradScaler is enabled, but CUDA is not available.  Disabling.",
+                          stacklevel=2)
+            enabled = False
+        if enabled:
+            raise NotImplementedError("graphc does not support an enabled GradScaler on the CPU")
+        self._enabled = enabled
+        self._init_scale, self._growth_factor, self._backoff_factor = init_scale, growth_factor, backoff_factor
+        self._growth_interval = growth_interval
+
+    def is_enabled(self) -> bool:
+        return self._enabled
+
+    def scale(self, outputs):
+        return outputs
+
+    def unscale_(self, optimizer) -> None:
+        pass
+
+    def step(self, optimizer, *args, **kwargs):
+        return optimizer.step(*args, **kwargs)
+
+    def update(self, new_scale=None) -> None:
+        pass
+
+    def get_scale(self) -> float:
+        return 1.0
+
+    def get_growth_factor(self) -> float:
+        return self._growth_factor
+
+    def get_backoff_factor(self) -> float:
+        return self._backoff_factor
+
+    def get_growth_interval(self) -> int:
+        return self._growth_interval
+
+    def state_dict(self) -> dict:
+        return {}
+
+    def load_state_dict(self, state_dict: dict) -> None:
+        pass
+
+
+def is_autocast_enabled(device_type: str | None = None) -> bool:
+    return False
+
+
+# ---- tensor helpers ---------------------------------------------------------------------------
+
+def ravel(input):
+    return input.reshape(-1)
+
+
+def row_stack(tensors, *, out=None):
+    import graphc
+    return graphc.vstack(tensors)
+
+
+def column_stack(tensors, *, out=None):
+    import graphc
+    cols = [t.reshape(-1, 1) if t.dim() <= 1 else t for t in tensors]
+    return graphc.cat(cols, 1)
+
+
+def dstack(tensors, *, out=None):
+    import graphc
+    return graphc.cat([graphc.atleast_3d(t) for t in tensors], 2)
+
+
+def hsplit(input, indices_or_sections):
+    if input.dim() < 1:
+        raise RuntimeError(f"torch.hsplit requires a tensor with at least 1 dimension, but got a tensor with "
+                           f"{input.dim()} dimensions!")
+    return _split_dim(input, indices_or_sections, 1 if input.dim() > 1 else 0, "hsplit")
+
+
+def vsplit(input, indices_or_sections):
+    if input.dim() < 2:
+        raise RuntimeError(f"torch.vsplit requires a tensor with at least 2 dimension, but got a tensor with "
+                           f"{input.dim()} dimensions!")
+    return _split_dim(input, indices_or_sections, 0, "vsplit")
+
+
+def dsplit(input, indices_or_sections):
+    if input.dim() < 3:
+        raise RuntimeError(f"torch.dsplit requires a tensor with at least 3 dimension, but got a tensor with "
+                           f"{input.dim()} dimensions!")
+    return _split_dim(input, indices_or_sections, 2, "dsplit")
+
+
+def _split_dim(input, sections, dim: int, name: str):
+    if isinstance(sections, int) and input.shape[dim] % sections != 0:
+        raise RuntimeError(f"torch.{name} attempted to split along dimension {dim}, but the size of the dimension "
+                           f"{input.shape[dim]} is not divisible by the split_size {sections}!")
+    return input.tensor_split(sections, dim)
+
+
+def nanmean(input, dim=None, keepdim: bool = False, *, dtype=None, out=None):
+    import graphc
+    x = input if dtype is None else input.to(dtype)
+    if not x.dtype.is_floating_point:
+        raise RuntimeError(f"nanmean(): expected input to have floating point or complex dtype but got "
+                           f"{str(x.dtype).replace('graphc.', '')}")
+    count = (~graphc.isnan(x)).sum(dim=dim, keepdim=keepdim) if dim is not None else (~graphc.isnan(x)).sum()
+    total = graphc.nansum(x, dim=dim, keepdim=keepdim) if dim is not None else graphc.nansum(x)
+    return total / count
+
+
+def aminmax(input, *, dim=None, keepdim: bool = False):
+    from .math_ops import _return_type
+    rt = _return_type("aminmax", ["min", "max"])
+    if dim is None:
+        mn, mx = input.amin(), input.amax()
+        if keepdim:
+            shape = (1,) * input.dim()
+            mn, mx = mn.reshape(shape), mx.reshape(shape)
+        return rt(mn, mx)
+    return rt(input.amin(dim, keepdim), input.amax(dim, keepdim))
+
+
+def isin(elements, test_elements, *, assume_unique: bool = False, invert: bool = False):
+    import graphc
+    e = elements._data if isinstance(elements, graphc.Tensor) else np.asarray(elements)
+    t = test_elements._data if isinstance(test_elements, graphc.Tensor) else np.asarray(test_elements)
+    return graphc.Tensor._make(np.asarray(np.isin(e, t, invert=invert)))
+
+
+def hypot(input, other, *, out=None):
+    return (input * input + other * other).sqrt()
+
+
+def signbit(input, *, out=None):
+    import graphc
+    return graphc.Tensor._make(np.asarray(np.signbit(input._data)))
+
+
+def rot90(input, k: int = 1, dims=(0, 1)):
+    if len(dims) != 2:
+        raise RuntimeError(f"expected total rotation dims == 2, but got dims = {len(dims)}")
+    d0, d1 = dims
+    k %= 4
+    if k == 1:
+        return input.flip(d1).transpose(d0, d1)
+    if k == 2:
+        return input.flip(d0).flip(d1)
+    if k == 3:
+        return input.flip(d0).transpose(d0, d1)
+    return input.clone()
+
+
+def cov(input, *, correction: int = 1, fweights=None, aweights=None):
+    if fweights is not None or aweights is not None:
+        raise NotImplementedError("cov(): fweights and aweights are not supported by graphc")
+    x = input if input.dim() == 2 else input.reshape(1, -1)
+    n = x.shape[1]
+    xc = x - x.mean(dim=1, keepdim=True)
+    c = (xc @ xc.transpose(0, 1)) / max(n - correction, 0)
+    return c.squeeze() if input.dim() < 2 else c
+
+
+def corrcoef(input):
+    c = cov(input)
+    if c.dim() == 0:
+        return c / c
+    d = c.diagonal().sqrt()
+    out = c / d[:, None] / d[None, :]
+    return out.clamp(-1, 1)
+
+
+def diag_embed(input, offset: int = 0, dim1: int = -2, dim2: int = -1):
+    import graphc
+    n = input.shape[-1] + abs(offset)
+    # (..., k) -> (..., n, n): place the values on the chosen diagonal of the last two dims
+    idx = graphc.arange(input.shape[-1])
+    rows = idx + max(-offset, 0)
+    cols = idx + max(offset, 0)
+    sel = graphc.zeros((input.shape[-1], n, n), dtype=input.dtype)
+    sel[idx, rows, cols] = 1.0
+    out = (input.unsqueeze(-1).unsqueeze(-1) * sel).sum(-3)
+    nd = out.dim()
+    d1, d2 = dim1 % nd, dim2 % nd
+    if (d1, d2) != (nd - 2, nd - 1):
+        out = out.movedim((nd - 2, nd - 1), (d1, d2))
+    return out
+
+
+def tensor_unfold(self, dimension: int, size: int, step: int):
+    """``Tensor.unfold``: every window of ``size`` along ``dimension`` (``step`` apart) as a new
+    last dimension. (graphc returns a copy, not a view.)"""
+    import graphc
+    nd = self.dim()
+    d = dimension % nd if nd else 0
+    length = self.shape[d] if nd else 1
+    if size > length:
+        raise RuntimeError(f"maximum size for tensor at dimension {d} is {length} but size is {size}")
+    if step <= 0:
+        raise RuntimeError(f"step is {step} but must be > 0")
+    if nd == 0:
+        return self.reshape(1)
+    n = (length - size) // step + 1
+    idx = (np.arange(n)[:, None] * step + np.arange(size)[None, :]).reshape(-1)
+    out = self.index_select(d, graphc.Tensor._make(idx.astype(np.int64)))
+    shape = tuple(self.shape[:d]) + (n, size) + tuple(self.shape[d + 1:])
+    return out.reshape(shape).movedim(d + 1, -1)
