@@ -165,7 +165,7 @@ from .compat_extras import (aminmax, are_deterministic_algorithms_enabled, autoc
                             corrcoef, cov, diag_embed, dsplit, dstack, get_num_interop_threads, get_num_threads,
                             hsplit, hypot, is_autocast_enabled, is_deterministic_algorithms_warn_only_enabled,
                             isin, nanmean, ravel, rot90, row_stack, set_num_interop_threads, set_num_threads,
-                            signbit, use_deterministic_algorithms, vsplit)
+                            scatter_reduce, signbit, use_deterministic_algorithms, vsplit)
 from . import amp  # noqa: E402
 
 
@@ -197,6 +197,7 @@ def _attach_compat_extras() -> None:
                  "dsplit"):
         setattr(Tensor, name, getattr(_cx, name))
     Tensor.unfold = _cx.tensor_unfold
+    Tensor.scatter_reduce, Tensor.scatter_reduce_ = _cx.scatter_reduce, _cx.scatter_reduce_
 
 
 _attach_compat_extras()

@@ -371,3 +371,64 @@ def tensor_unfold(self, dimension: int, size: int, step: int):
     out = self.index_select(d, graphc.Tensor._make(idx.astype(np.int64)))
     shape = tuple(self.shape[:d]) + (n, size) + tuple(self.shape[d + 1:])
     return out.reshape(shape).movedim(d + 1, -1)
+
+
+def scatter_reduce(input, dim: int, index, src, reduce: str, *, include_self: bool = True):
+    """``input.scatter_reduce(dim, index, src, reduce)`` for reduce in sum, mean, amax, amin and
+    prod; the gradient of amax/amin is shared evenly by the elements equal to the result."""
+    import graphc
+    if reduce not in ("sum", "mean", "amax", "amin", "prod"):
+        raise RuntimeError(f"reduce argument must be either sum, prod, mean, amax or amin, got {reduce}")
+    d = dim % input.dim() if input.dim() else 0
+    idx = index._data.astype(np.int64)
+    # the (destination, source) flat positions, as numpy's put_along_axis would pair them
+    dest_full = np.indices(idx.shape)
+    dest_full[d] = idx
+    dest = np.ravel_multi_index(tuple(dest_full), tuple(input.shape)).reshape(-1)
+    src_part = src[tuple(slice(0, n) for n in idx.shape)] if tuple(src.shape) != tuple(idx.shape) else src
+    sv = src_part.reshape(-1)
+    n = input.numel()
+    flat_in = input.reshape(-1)
+    count = np.bincount(dest, minlength=n).astype(np.float64)
+    touched = count > 0
+    if reduce in ("sum", "mean"):
+        acc = graphc.zeros(n, dtype=input.dtype).index_add(0, graphc.Tensor._make(dest), sv)
+        if include_self:
+            acc = acc + flat_in
+            count = count + 1
+        out = acc
+        if reduce == "mean":
+            denom = np.where(touched, np.maximum(count, 1), 1).astype(input.dtype.np)
+            out = acc / graphc.Tensor._make(denom) if input.dtype.is_floating_point else \
+                graphc.floor_divide(acc, graphc.Tensor._make(denom.astype(input.dtype.np)))
+        keep = graphc.Tensor._make(touched)
+        return _named(graphc.where(keep, out, flat_in).reshape(tuple(input.shape)), "ScatterReduceBackward0")
+    # amax / amin / prod: the values by numpy, the gradient through the elements that made them
+    vals = sv.detach()._data
+    base = flat_in.detach()._data.copy()
+    init = {"amax": -np.inf, "amin": np.inf, "prod": 1}[reduce]
+    res = base.copy() if include_self else np.where(touched, np.array(init, dtype=base.dtype), base)
+    op = {"amax": np.maximum, "amin": np.minimum, "prod": np.multiply}[reduce]
+    op.at(res, dest, vals)
+    out = graphc.Tensor._make(res.astype(input.dtype.np))
+    if reduce != "prod" and (input.requires_grad or src.requires_grad) and graphc.is_grad_enabled():
+        hit_src = vals == res[dest]
+        hit_in = (base == res) & (touched if include_self else np.zeros(n, bool)) | ~touched
+        ties = np.bincount(dest, weights=hit_src.astype(np.float64), minlength=n) + hit_in
+        w_src = graphc.Tensor._make((hit_src / np.maximum(ties[dest], 1)).astype(input.dtype.np))
+        w_in = graphc.Tensor._make((hit_in / np.maximum(ties, 1)).astype(input.dtype.np))
+        delta = graphc.zeros(n, dtype=input.dtype).index_add(0, graphc.Tensor._make(dest),
+                                                              (sv - sv.detach()) * w_src)
+        out = out + delta + (flat_in - flat_in.detach()) * w_in
+    return _named(out.reshape(tuple(input.shape)), "ScatterReduceBackward0")
+
+
+def _named(t, name):
+    from .math_ops import grad_named
+    return grad_named(t, name)
+
+
+def scatter_reduce_(self, dim: int, index, src, reduce: str, *, include_self: bool = True):
+    res = scatter_reduce(self, dim, index, src, reduce, include_self=include_self)
+    self.copy_(res)
+    return self

@@ -455,3 +455,30 @@ def test_tensor_unfold_windows_and_patches():
     assert w.grad.tolist() == [1, 2, 3, 2, 1]
     with pytest.raises(RuntimeError, match="maximum size for tensor at dimension 0 is 7 but size is 8"):
         x.unfold(0, 8, 1)
+
+
+def test_scatter_reduce():
+    src = torch.tensor([1., 2., 3., 4., 5., 6.])
+    index = torch.tensor([0, 1, 0, 1, 2, 1])
+    inp = torch.tensor([1., 2., 3., 4.])
+    expected = {"sum": ([5.0, 14.0, 8.0, 4.0], [4.0, 12.0, 5.0, 4.0]),
+                "prod": ([3.0, 96.0, 15.0, 4.0], [3.0, 48.0, 5.0, 4.0]),
+                "mean": ([1.6666666269302368, 3.5, 4.0, 4.0], [2.0, 4.0, 5.0, 4.0]),
+                "amax": ([3.0, 6.0, 5.0, 4.0], [3.0, 6.0, 5.0, 4.0]),
+                "amin": ([1.0, 2.0, 3.0, 4.0], [1.0, 2.0, 5.0, 4.0])}
+    for red, (with_self, without) in expected.items():
+        close(inp.scatter_reduce(0, index, src, reduce=red), with_self)
+        close(torch.scatter_reduce(inp, 0, index, src, red, include_self=False), without)
+    s = torch.tensor([1., 3., 3., 2.], requires_grad=True)
+    i = torch.tensor([1., 0.], requires_grad=True)
+    out = i.scatter_reduce(0, torch.tensor([0, 0, 0, 1]), s, "amax")
+    out.sum().backward()
+    assert out.tolist() == [3, 2] and s.grad.tolist() == [0, 0.5, 0.5, 1] and i.grad.tolist() == [0, 0]
+    assert out.grad_fn.name() == "ScatterReduceBackward0"
+    s.grad = None
+    out = i.scatter_reduce(0, torch.tensor([0, 0, 0, 1]), s, "mean", include_self=False)
+    (out * torch.tensor([1., 2.])).sum().backward()
+    close(s.grad, [1 / 3, 1 / 3, 1 / 3, 2.0])
+    h = torch.zeros(3, 2)
+    h.scatter_reduce_(0, torch.tensor([[0, 1], [0, 2]]), torch.tensor([[1., 2.], [3., 4.]]), reduce="sum")
+    assert h.tolist() == [[4, 0], [0, 2], [0, 4]]
