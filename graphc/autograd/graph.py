@@ -165,16 +165,44 @@ gradient_edge = _edge
 _NAMED_NODES: dict[str, type] = {}
 
 
+def _operands_to_save(prim, rule, args: tuple) -> set:
+    """The operands whose values the gradients actually wanted here read."""
+    if rule.needs is None:
+        return set(rule.uses)
+    wanted = [i for i, a in enumerate(args)
+              if getattr(a, "requires_grad", False) and i not in prim.nondiff_operands]
+    return {j for i in wanted for j in rule.needs.get(i, ())} & set(rule.uses)
+
+
+class _Unsaved(TensorType):
+    """An operand that was not saved. If the rule reads it anyway (only to compute a gradient
+    nobody wants, which the engine then drops) it gets zeros of the right shape, at no memory cost."""
+
+    def __new__(cls, shape, dtype, read: bool):
+        self = super().__new__(cls, tuple(shape), dtype)
+        self.read = read
+        return self
+
+    def stand_in(self):
+        if not self.read:
+            return TensorType(self.shape, self.dtype)
+        import numpy as np
+
+        from ..tensors import Tensor
+        return Tensor._make(np.broadcast_to(np.zeros((), self.dtype.np), self.shape))
+
+
 class PrimBackward(Node):
     """Backward of one primitive application, driven by its rule in the VJP table."""
 
     def __init__(self, prim, rule, attrs: dict, args: tuple, out, name: str | None = None) -> None:
         edges = []
         saved: list[Any] = []
+        keep = _operands_to_save(prim, rule, args)
         for i, a in enumerate(args):
             if hasattr(a, "_version"):
                 edges.append(_edge(a) if i not in prim.nondiff_operands else (None, 0))
-                saved.append(SavedTensor(a) if i in rule.uses else TensorType(a.shape, a.dtype))
+                saved.append(SavedTensor(a) if i in keep else _Unsaved(a.shape, a.dtype, i in rule.uses))
             else:
                 edges.append((None, 0))
                 saved.append(a)
@@ -212,7 +240,8 @@ class PrimBackward(Node):
     def apply(self, grads: list) -> tuple:
         if self._freed:
             raise RuntimeError(FREED_MESSAGE)
-        args = [s.unpack(self) if isinstance(s, SavedTensor) else s for s in self._saved]
+        args = [s.unpack(self) if isinstance(s, SavedTensor) else s.stand_in() if isinstance(s, _Unsaved) else s
+                for s in self._saved]
         out = self._saved_out.unpack(self) if self._saved_out is not None else None
         return tuple(self.rule.fn(grads[0], out, *args, **self.attrs))
 

@@ -25,6 +25,10 @@ class VJPRule:
     fn: Callable
     uses: frozenset[int]  # operand indices whose values the rule reads
     uses_out: bool
+    # operand index -> the operands whose values *its* gradient reads; None: every gradient may
+    # read everything in ``uses``. Lets eager autograd save only what the wanted gradients need
+    # (``y[:, 1] * 2`` must not keep ``y`` alive and version-checked, as in PyTorch).
+    needs: dict | None = None
 
 
 VJP: dict[Primitive, VJPRule] = {}
@@ -43,11 +47,11 @@ def _unsupported() -> dict:
 UNSUPPORTED: dict[Primitive, str] = _unsupported()
 
 
-def defvjp(prim: Primitive, uses: tuple[int, ...] = (), uses_out: bool = False):
+def defvjp(prim: Primitive, uses: tuple[int, ...] = (), uses_out: bool = False, needs: dict | None = None):
     def register(fn):
         if prim in VJP:
             raise ValueError(f"VJP rule for {prim.name} defined twice")
-        VJP[prim] = VJPRule(fn, frozenset(uses), uses_out)
+        VJP[prim] = VJPRule(fn, frozenset(uses), uses_out, needs)
         return fn
     return register
 
@@ -263,14 +267,14 @@ def _(g, out, x, y):
     return _unbroadcast(g, x), _unbroadcast(P.neg(g), y) if is_float_tensor(y) else None
 
 
-@defvjp(P.mul, uses=(0, 1))
+@defvjp(P.mul, uses=(0, 1), needs={0: (1,), 1: (0,)})
 def _(g, out, x, y):
     gx = _unbroadcast(P.mul(g, y), x) if is_float_tensor(x) else None
     gy = _unbroadcast(P.mul(g, x), y) if is_float_tensor(y) else None
     return gx, gy
 
 
-@defvjp(P.div, uses=(0, 1))
+@defvjp(P.div, uses=(0, 1), needs={0: (1,), 1: (0, 1)})
 def _(g, out, x, y):
     gx = _unbroadcast(P.div(g, y), x) if is_float_tensor(x) else None
     gy = None
@@ -494,7 +498,7 @@ def _(g, out, cols, *, size, kernel, stride, padding, dilation):
 
 # ---- linear algebra -------------------------------------------------------------------------
 
-@defvjp(P.matmul, uses=(0, 1))
+@defvjp(P.matmul, uses=(0, 1), needs={0: (1,), 1: (0,)})
 def _(g, out, a, b):
     sa, sb = shape_of(a), shape_of(b)
     a2 = P.reshape(a, shape=(1,) + sa) if len(sa) == 1 else a
