@@ -1,9 +1,7 @@
 """Whole-tensor comparisons: equal, allclose, isclose (PyTorch's semantics and defaults)."""
 from __future__ import annotations
 
-from graphc.ir import dtypes as dt
-
-from . import math_ops
+from . import creation, math_ops
 from .tensors import Tensor
 
 
@@ -18,16 +16,15 @@ def isclose(input: Tensor, other, rtol: float = 1e-05, atol: float = 1e-08, equa
     """|input - other| <= atol + rtol * |other|, elementwise (infinities equal only to themselves)."""
     if isinstance(other, Tensor) and input.dtype is not other.dtype:
         raise RuntimeError(f"{input.dtype} did not match {other.dtype}")
-    if input.dtype is dt.bool_ or not input.dtype.is_floating_point:
-        return math_ops.eq(input, other) if rtol == 0 and atol == 0 else math_ops.le(
-            math_ops.abs(math_ops.sub(input.double(), other if not isinstance(other, Tensor) else other.double())),
-            math_ops.add(math_ops.mul(math_ops.abs(other if not isinstance(other, Tensor) else other.double()), rtol), atol))
+    if not isinstance(other, Tensor):
+        other = creation.full_like(input, other)
+    if not input.dtype.is_floating_point:  # integers and bools: compare exactly representable doubles
+        input, other = input.double(), other.double()
     close = math_ops.le(math_ops.abs(math_ops.sub(input, other)),
-                        math_ops.add(math_ops.mul(math_ops.abs(other if isinstance(other, Tensor) else input * 0 + other), rtol), atol))
+                        math_ops.add(math_ops.mul(math_ops.abs(other), rtol), atol))
     close = math_ops.logical_or(close, math_ops.eq(input, other))
     if equal_nan:
-        close = math_ops.logical_or(close, math_ops.logical_and(math_ops.isnan(input), math_ops.isnan(
-            other if isinstance(other, Tensor) else input * 0 + other)))
+        close = math_ops.logical_or(close, math_ops.logical_and(math_ops.isnan(input), math_ops.isnan(other)))
     return close
 
 

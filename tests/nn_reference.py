@@ -137,7 +137,8 @@ def avg_pool2d(x, k, s, p, ceil_mode=False, count_include_pad=True, divisor_over
     return out
 
 
-def adaptive_avg_pool2d(x, out_hw):
+def _adaptive_pool2d(x, out_hw, reduce):
+    """Window i covers [floor(i*H/OH), ceil((i+1)*H/OH)), as PyTorch's adaptive pooling docs say."""
     n_, c, h, w = x.shape
     oh, ow = out_hw
     out = np.zeros((n_, c, oh, ow))
@@ -145,20 +146,16 @@ def adaptive_avg_pool2d(x, out_hw):
         a, b = (i * h) // oh, -(-((i + 1) * h) // oh)
         for j in range(ow):
             cc, e = (j * w) // ow, -(-((j + 1) * w) // ow)
-            out[:, :, i, j] = x[:, :, a:b, cc:e].mean(axis=(2, 3))
+            out[:, :, i, j] = reduce(x[:, :, a:b, cc:e], axis=(2, 3))
     return out
+
+
+def adaptive_avg_pool2d(x, out_hw):
+    return _adaptive_pool2d(x, out_hw, np.mean)
 
 
 def adaptive_max_pool2d(x, out_hw):
-    n_, c, h, w = x.shape
-    oh, ow = out_hw
-    out = np.zeros((n_, c, oh, ow))
-    for i in range(oh):
-        a, b = (i * h) // oh, -(-((i + 1) * h) // oh)
-        for j in range(ow):
-            cc, e = (j * w) // ow, -(-((j + 1) * w) // ow)
-            out[:, :, i, j] = x[:, :, a:b, cc:e].max(axis=(2, 3))
-    return out
+    return _adaptive_pool2d(x, out_hw, np.max)
 
 
 # ---- recurrent networks -------------------------------------------------------------------------
