@@ -1,1 +1,16 @@
-"""graphc.codegen: generators of numpy and Triton code from IR graphs (issue #3)."""
+"""graphc.codegen: the schedule (kernels, extern calls, buffers, memory plan) and the numpy and
+Triton code generators that lower it."""
+from __future__ import annotations
+
+import hashlib
+import sys
+
+
+def generator_version(*modules: str) -> str:
+    """A hash of the named modules' source: generated code cached on disk is keyed by it, so any
+    change to a generator invalidates what it generated before."""
+    h = hashlib.sha256()
+    for name in modules:
+        with open(sys.modules[name].__file__, "rb") as f:
+            h.update(f.read())
+    return h.hexdigest()[:16]

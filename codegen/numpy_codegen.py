@@ -1,8 +1,10 @@
-"""numpy code generation: one readable Python function per graph, one statement per node.
+"""The numpy backend's code generator: one readable Python function per schedule.
 
 Each primitive has an entry in ``LOWERINGS``: a function from (node, operand expressions) to a
-numpy expression. Primitives without a hand-written expression lower to a call of their numpy
-reference semantics (``ir.prims``), which is what they mean by definition.
+numpy expression. A ``Kernel`` of the schedule becomes its body's ops one by one (numpy cannot
+fuse loops), each writing with ``out=`` into the workspace buffer the memory plan gave it, its
+inputs read through their views; an ``ExternCall`` is one library call (BLAS matmul, LAPACK,
+sort, gather, ...: the primitive's numpy semantics in ``ir.prims``, declared extern here).
 """
 from __future__ import annotations
 
@@ -12,14 +14,14 @@ from typing import Callable
 import numpy as np
 
 from graphc.ir import prims as P
-from graphc.ir.graph import Graph, Node, Value
+from graphc.ir.graph import Node, Value
 from graphc.ir.primitive import PRIMITIVES, Primitive
+
+from .host import HostWriter
+from .schedule import Access, ExternCall, Kernel, Schedule
 
 Lowering = Callable[[Node, list[str]], str]
 
-# Generated code is cached on disk; any change to this generator must invalidate those entries.
-with open(__file__, "rb") as _f:
-    VERSION = __import__("hashlib").sha256(_f.read()).hexdigest()[:16]
 LOWERINGS: dict[Primitive, Lowering] = {}
 
 
@@ -89,15 +91,45 @@ for _p in PRIMITIVES.values():
 # Lowerings that are a single numpy call accepting ``out=`` (the memory planner's targets).
 WRITES_INTO = frozenset(_OUT_CAPABLE) | {P.sum, P.prod, P.amax, P.amin}
 # Lowerings that always return a new array. Any other result may be a view of an operand
-# (movement ops, reference implementations built on strided views such as unfold).
+# (reference implementations built on strided views such as unfold).
 FRESH = WRITES_INTO | {P.where, P.cast, P.copy, P.full, P.concat}
 
-# Primitives numpy code cannot express (their output shape depends on data).
 UNSUPPORTED = {P.nonzero: "nonzero has a data-dependent output shape",
-               PRIMITIVES["fused"]: "fused nodes are inlined before numpy codegen (graphc.ir.fused.inline)",
+               PRIMITIVES["fused"]: "fused nodes become Kernel records of the schedule, never code",
                PRIMITIVES["composite"]: "composite nodes are expanded by the decompose pass before codegen"}
 for _p in UNSUPPORTED:
     LOWERINGS.pop(_p, None)
+# Views become index maps (Access) in the schedule; the writer renders them with VIEW_CALLS.
+VIEWS = frozenset(p for p in PRIMITIVES.values() if p.is_view)
+for _p in VIEWS:
+    LOWERINGS.pop(_p, None)
+
+# Generated inside kernels: elementwise ops, reductions, constants and random draws; views are
+# index maps. Everything else is an extern call of a library routine: BLAS matmul (so no matmul
+# epilogue groups: numpy can't fuse one anyway), LAPACK, sort, gather/scatter, im2col windows...
+KERNEL_OPS = frozenset(p for p in LOWERINGS if p.elementwise) | VIEWS | {
+    P.sum, P.prod, P.amax, P.amin, P.argmax, P.argmin, P.full, P.rand_uniform}
+EXTERN = {p: "numpy" for p in LOWERINGS if p not in KERNEL_OPS}
+
+
+class NumpyTarget:
+    """What the scheduler needs to know about the numpy backend."""
+    name = "numpy"
+    kernel_ops = KERNEL_OPS
+    extern_ops = EXTERN
+    unsupported = UNSUPPORTED
+    materializes_intermediates = True
+
+    @staticmethod
+    def writes_into(prim: Primitive | None) -> bool:
+        return prim in WRITES_INTO
+
+    @staticmethod
+    def extern_fresh(prim: Primitive) -> bool:
+        return prim in FRESH
+
+
+TARGET = NumpyTarget()
 
 
 def _numpy_dtype_differs(n: Node, casts: list) -> bool:
@@ -120,78 +152,52 @@ def _numpy_dtype_differs(n: Node, casts: list) -> bool:
     return res[-1] != np.dtype(n.output.dtype.np)
 
 
-def _ident(v: Value) -> str:
-    name = "".join(c if c.isalnum() else "_" for c in v.name)
-    if not name or name[0].isdigit():
-        name = "v" + name
-    return name + "_" if keyword.iskeyword(name) else name
+def _statement(w: HostWriter, n: Node, operands: list[str], target: str, buf: str | None) -> None:
+    """``target = <n>(operands)``, written into the planned buffer ``buf`` when there is one."""
+    casts = n.prim.operand_casts(tuple(n.inputs), n.attrs)
+    args = [f"{a}.astype(np.{c.np.name})" if c is not None else a for a, c in zip(operands, casts)]
+    expr = LOWERINGS[n.prim](n, args)
+    if _numpy_dtype_differs(n, casts):  # e.g. bool // bool is int8 in numpy: cast, no out=
+        expr, buf = f"_fix({expr}, {n.output.dtype.np.name!r})", None
+    if buf is not None and n.prim in WRITES_INTO:
+        w.line(f"{expr[:-1]}, out={buf})")
+        if target != buf:
+            w.line(f"{target} = {buf}")
+    else:
+        w.line(f"{target} = {expr}")
 
 
-def generate(g: Graph, fn_name: str = "kernel", plan=None, labels: dict | None = None,
-             saved_from: int | None = None) -> str:
-    """Python source of ``def fn_name(inputs...): ... return (outputs...)``. With a memory plan,
-    planned values are written into the preallocated buffers ``_buf[i]`` with ``out=``. Outputs
-    from index ``saved_from`` on are values saved for backward: returned as they are (they may be
-    graph inputs; the runtime checks those for in-place changes instead of copying them)."""
-    from graphc.ir.printer import format_attr
-    from graphc.ir.graph import format_type
+def _kernel(w: HostWriter, k: Kernel, s: Schedule) -> None:
+    w.comment_block(f"{k.name}: {k.kind} over {list(k.ranges)}"
+                    + (f", reducing {list(k.reduction_ranges)}" if k.reduction_ranges else ""), k.comment)
     names: dict[int, str] = {}
-    for v in g.inputs:
-        names[id(v)] = _ident(v)
-    lines = [f"def {fn_name}({', '.join(names[id(v)] for v in g.inputs)}):"]
-    current_label = None
-    for n in g.nodes:
-        if n.prim in UNSUPPORTED:
-            raise NotImplementedError(f"numpy backend: {UNSUPPORTED[n.prim]}")
-        args = [names[id(x)] if isinstance(x, Value) else _literal(x) for x in n.inputs]
-        casts = n.prim.operand_casts(tuple(n.inputs), n.attrs)
-        args = [f"{a}.astype(np.{c.np.name})" if c is not None else a for a, c in zip(args, casts)]
-        out = n.output
-        names[id(out)] = _ident(out)
-        label = (labels or {}).get(id(n))
-        if label is not None and label != current_label:
-            lines.append(f"    # -- {label}")
-        current_label = label
-        attrs = "".join(f" {k}={format_attr(v)}" for k, v in n.attrs.items())
-        lines.append(f"    # %{out.name}: {format_type(out.type)} = {n.prim.name}{attrs}")
-        expr = LOWERINGS[n.prim](n, args)
-        buf = plan.buffer_of(out) if plan is not None else None
-        if _numpy_dtype_differs(n, casts):  # e.g. bool // bool is int8 in numpy: cast, no out=
-            expr, buf = f"_fix({expr}, {out.dtype.np.name!r})", None
-        if buf is not None:
-            expr = f"{expr[:-1]}, out=_buf[{buf}])"
-        lines.append(f"    {names[id(out)]} = {expr}")
-    # The caller owns the outputs: one that may alias a graph input, a reused buffer or another
-    # output, or that is a read-only broadcast, is copied.
-    roots: set[int] = set()
-    outs = []
-    for i, o in enumerate(g.outputs):
-        if saved_from is not None and i >= saved_from:
-            outs.append(f"np.asarray({names[id(o)]})")
-            continue
-        root = _owned_root(o, plan)
-        copy = root is None or id(root) in roots
-        if root is not None:
-            roots.add(id(root))
-        outs.append(f"np.{'array' if copy else 'asarray'}({names[id(o)]})")
-    outs = ", ".join(outs)
-    lines.append(f"    return ({outs}{',' if len(g.outputs) == 1 else ''})")
-    return "\n".join(lines) + "\n"
+    for bv, a in zip(k.body.inputs, k.args):
+        names[id(bv)] = w.view(a.access)
+    for i, bn in enumerate(k.body.nodes):
+        operands = [names[id(x)] if isinstance(x, Value) else _literal(x) for x in bn.inputs]
+        buf = k.temps.get(id(bn.output))
+        planned = buf is not None and s.buffers[buf].role == "temp"
+        target = buf if buf is not None else f"{k.name}_{i}"
+        _statement(w, bn, operands, target, buf if planned else None)
+        names[id(bn.output)] = target
 
 
-_VIEWS = frozenset({P.reshape, P.permute, P.slice, P.stop_gradient})  # writable views, no copy
+def _extern(w: HostWriter, e: ExternCall, s: Schedule) -> None:
+    w.comment_block(e.name, e.comment)
+    operands = [w.view(a) if isinstance(a, Access) else _literal(a) for a in e.args]
+    planned = s.buffers[e.out].role == "temp"
+    _statement(w, e.node, operands, e.out, e.out if planned else None)
 
 
-def _owned_root(v: Value, plan) -> Value | None:
-    """The value whose new array ``v`` is (a view of), if the generated code creates that array
-    and keeps no other reference to it; None when ``v`` may share memory with something else."""
-    while v.producer is not None and v.producer.prim in _VIEWS and isinstance(v.producer.inputs[0], Value):
-        v = v.producer.inputs[0]
-    if v.producer is None or v.producer.prim not in FRESH:
-        return None
-    if plan is not None and plan.buffer_of(v) is not None:
-        return None
-    return v
+def generate(s: Schedule, fn_name: str = "kernel") -> str:
+    """Python source of ``def fn_name(inputs..., _ws): ... return (outputs...)``: temp buffers are
+    the workspace's arrays ``_ws`` (one tuple per call, in ``workspace_buffers(s)`` order)."""
+    w = HostWriter(s, "np", fresh=lambda prim: prim in FRESH)
+    w.begin(fn_name)
+    for step in s.steps:
+        (_kernel if isinstance(step, Kernel) else _extern)(w, step, s)
+    w.end()
+    return w.source()
 
 
 def _fix(out, dtype_name: str) -> np.ndarray:
@@ -208,10 +214,3 @@ def namespace() -> dict:
     from graphc.ir import dtypes
     return {"np": np, "_impl": {name: p.impl for name, p in PRIMITIVES.items()}, "_fix": _fix,
             "_special": _special, "_dtypes": {d.name: d for d in dtypes.ALL_DTYPES}}
-
-
-def compile_source(src: str, fn_name: str = "kernel", buffers=()):
-    ns = namespace()
-    ns["_buf"] = [np.empty(shape, dtype.np) for shape, dtype in buffers]
-    exec(compile(src, f"<graphc:{fn_name}>", "exec"), ns)
-    return ns[fn_name]

@@ -13,7 +13,6 @@ import numpy as np
 
 from graphc.ir import dtypes as dt
 from graphc.ir.primitive import Handler, Primitive, bind, push_default_handler
-from graphc.ir.prims import NON_DIFFERENTIABLE
 from graphc.passes.autodiff import VJP
 
 from .autograd import grad_mode
@@ -601,7 +600,7 @@ class EagerHandler(Handler):
                     # its grad_fn is replayed from the base after in-place writes (see grad_fn)
                     result._view_ver = result._version_counter.value
         if grad_mode.is_grad_enabled() and typ.dtype.category == dt.FLOAT \
-                and prim not in NON_DIFFERENTIABLE:
+                and prim.differentiable:
             for i, a in enumerate(args):
                 if isinstance(a, Tensor) and a.requires_grad and i not in prim.nondiff_operands:
                     result.grad_fn = PrimBackward(prim, VJP[prim], attrs, args, result)

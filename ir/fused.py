@@ -2,8 +2,8 @@
 
 Kinds: ``pointwise`` (elementwise ops over one domain), ``reduction`` (pointwise ops feeding one
 reduction), ``matmul_epilogue`` (a matmul followed by pointwise ops on its result). Backends
-lower the same groups: the Triton generator emits one kernel per group; the numpy generator
-inlines the body.
+lower the same groups: the scheduler (``graphc.codegen.scheduler``) makes each one a ``Kernel``
+record with explicit ranges and index maps, which every backend renders.
 """
 from __future__ import annotations
 
@@ -42,33 +42,3 @@ def add_fused_node(g: Graph, inputs: list, body: Graph, kind: str, domain: tuple
         v.users.append(node)
     g.nodes.insert(at, node)
     return node
-
-
-
-
-def inline(g: Graph) -> tuple[Graph, dict[int, str]]:
-    """A copy of ``g`` with every fused node replaced by its body's nodes (for backends that run
-    ops one by one); also returns, per id of a new node, the fused group it came from."""
-    flat = Graph(g.name)
-    m: dict[int, Value] = {}
-    labels: dict[int, str] = {}
-    for v in g.inputs:
-        m[id(v)] = flat.add_input(v.type, v.role, v.name)
-    for n in g.nodes:
-        args = [m[id(x)] if isinstance(x, Value) else x for x in n.inputs]
-        if n.prim is fused:
-            body = n.attrs["body"]
-            env = {id(bv): a for bv, a in zip(body.inputs, args)}
-            label = f"fused {n.attrs['kind']}: " + ", ".join(bn.prim.name for bn in body.nodes)
-            for bn in body.nodes:
-                bargs = [env[id(x)] if isinstance(x, Value) else x for x in bn.inputs]
-                out = flat.add_node(bn.prim, bargs, bn.attrs, bn.output.type)
-                env[id(bn.output)] = out
-                labels[id(out.producer)] = label
-            for o, bo in zip(n.outputs, body.outputs):
-                m[id(o)] = env[id(bo)]
-        else:
-            m[id(n.output)] = flat.add_node(n.prim, args, n.attrs, n.output.type)
-    flat.set_outputs([m[id(o)] for o in g.outputs])
-    flat.rename()
-    return flat, labels

@@ -45,7 +45,34 @@ class Primitive:
     data_dependent: bool = False
     # Indices of operands that are never differentiated (integer indices, masks).
     nondiff_operands: tuple[int, ...] = ()
+    # elementwise | reduction | movement | matmul | index | creation | window | random | scan |
+    # linalg | fused | composite | other. Passes and backends read the facts below, not name sets.
     kind: str = "other"
+    # False: the output is integer/bool-valued or piecewise constant, so no gradient flows.
+    differentiable: bool = True
+    # Cheap enough to recompute in backward instead of saving its result (None: elementwise and
+    # movement ops are, others are not).
+    cheap: bool | None = None
+
+    def __post_init__(self) -> None:
+        if self.cheap is None:
+            self.cheap = self.kind in ("elementwise", "movement")
+
+    @property
+    def elementwise(self) -> bool:
+        """Each output element depends only on the operand elements at the same (broadcast)
+        position: fusible into pointwise kernels, and may write over a dying operand."""
+        return self.kind == "elementwise"
+
+    @property
+    def reduction(self) -> bool:
+        return self.kind == "reduction"
+
+    @property
+    def is_view(self) -> bool:
+        """A movement op whose result is its first operand's memory seen another way (reshape,
+        permute, expand, slice): backends turn it into indexing, never into a copy."""
+        return self.view and self.kind == "movement"
 
     def __call__(self, *args, **attrs):
         return bind(self, *args, **attrs)

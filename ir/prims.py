@@ -45,7 +45,7 @@ def _compute_dtype(mode: str, args) -> DType | None:
     return d
 
 
-def _elementwise(name: str, fn, mode: str, check=None) -> Primitive:
+def _elementwise(name: str, fn, mode: str, check=None, differentiable: bool | None = None) -> Primitive:
     def infer(*args):
         if check is not None:
             check(*args)
@@ -57,8 +57,11 @@ def _elementwise(name: str, fn, mode: str, check=None) -> Primitive:
             raise RuntimeError(f'"{name}" is not implemented for floating-point tensors (got {d})')
         return TensorType(shape, d)
 
+    if differentiable is None:  # bool or integer results carry no gradient
+        differentiable = mode not in ("compare", "logical", "integral")
     return register(Primitive(
         name, infer, fn, operand_dtype=lambda *a, **_: _compute_dtype(mode, a), kind="elementwise",
+        differentiable=differentiable,
     ))
 
 
@@ -164,7 +167,8 @@ def _int_pow(a, b):
         raise RuntimeError(str(e)) from None
 
 
-floor_divide = _elementwise("floor_divide", _int_zero_check(_quiet(np.floor_divide)), "promote")
+floor_divide = _elementwise("floor_divide", _int_zero_check(_quiet(np.floor_divide)), "promote",
+                            differentiable=False)  # piecewise constant
 remainder = _elementwise("remainder", _int_zero_check(_quiet(np.remainder)), "promote")
 pow = _elementwise("pow", _quiet(_int_pow), "promote")
 maximum = _elementwise("maximum", np.maximum, "promote")
@@ -200,7 +204,8 @@ def _cast_infer(x, *, dtype: DType):
 
 cast = register(Primitive("cast", _cast_infer, lambda x, *, dtype: x.astype(dtype.np), kind="elementwise"))
 # A fresh copy of the operand; a no-op in functional IR, needed for eager ``clone()``.
-copy = register(Primitive("copy", lambda x: TensorType(_shape(x), x.dtype), np.copy, kind="elementwise"))
+copy = register(Primitive("copy", lambda x: TensorType(_shape(x), x.dtype), np.copy, kind="elementwise",
+                          cheap=False))  # an explicit copy is kept where the program asked for it
 
 
 # ---------------------------------------------------------------------------------------------
@@ -257,7 +262,7 @@ def _arg_reduction(name: str, fn) -> Primitive:
             return np.asarray(r).reshape((1,) * x.ndim if keepdim else ())
         return fn(x, axis=dim, keepdims=keepdim)
 
-    return register(Primitive(name, infer, impl, kind="reduction"))
+    return register(Primitive(name, infer, impl, kind="reduction", differentiable=False))
 
 
 argmax = _arg_reduction("argmax", np.argmax)
@@ -526,7 +531,8 @@ def _nonzero_infer(x):
 
 
 nonzero = register(Primitive(
-    "nonzero", _nonzero_infer, lambda x: np.argwhere(x), data_dependent=True, kind="index"))
+    "nonzero", _nonzero_infer, lambda x: np.argwhere(x), data_dependent=True, kind="index",
+    differentiable=False))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -574,7 +580,7 @@ def _full_infer(*, shape: tuple[int, ...], value, dtype: DType):
 
 full = register(Primitive(
     "full", _full_infer, lambda *, shape, value, dtype: np.full(shape, value, dtype=dtype.np),
-    kind="creation"))
+    kind="creation", differentiable=False))
 
 
 def _arange_infer(*, start, end, step, dtype: DType):
@@ -591,7 +597,7 @@ def _arange(*, start, end, step, dtype):
     return (start + np.arange(n, dtype=np.float64 if dtype.is_floating_point else np.int64) * step).astype(dtype.np)
 
 
-arange = register(Primitive("arange", _arange_infer, _arange, kind="creation"))
+arange = register(Primitive("arange", _arange_infer, _arange, kind="creation", differentiable=False))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -663,7 +669,8 @@ fold = register(Primitive("fold", _fold_infer, _fold, kind="window"))
 
 # Identity whose output takes no part in differentiation (``detach`` inside traced graphs).
 stop_gradient = register(Primitive(
-    "stop_gradient", lambda x: TensorType(_shape(x), x.dtype), lambda x: x.copy(), kind="elementwise"))
+    "stop_gradient", lambda x: TensorType(_shape(x), x.dtype), lambda x: x.copy(), kind="elementwise",
+    differentiable=False))
 
 
 # Random numbers from an explicit key (an i64[2] operand a compiled function draws afresh on each
@@ -681,7 +688,8 @@ def _rand_uniform(key, *, shape, dtype, stream):
     return np.random.Generator(np.random.PCG64(seed)).random(shape).astype(dtype.np)
 
 
-rand_uniform = register(Primitive("rand_uniform", _rand_uniform_infer, _rand_uniform, kind="random"))
+rand_uniform = register(Primitive("rand_uniform", _rand_uniform_infer, _rand_uniform, kind="random",
+                                  differentiable=False))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -767,8 +775,10 @@ def _cumarg_infer(x, *, dim: int):
     return TensorType(_shape(x), dt.int64)
 
 
-cumargmax = register(Primitive("cumargmax", _cumarg_infer, _cumarg(np.greater_equal), kind="scan"))
-cumargmin = register(Primitive("cumargmin", _cumarg_infer, _cumarg(np.less_equal), kind="scan"))
+cumargmax = register(Primitive("cumargmax", _cumarg_infer, _cumarg(np.greater_equal), kind="scan",
+                               differentiable=False))
+cumargmin = register(Primitive("cumargmin", _cumarg_infer, _cumarg(np.less_equal), kind="scan",
+                               differentiable=False))
 
 
 def _argsort(x, *, dim: int, descending: bool):
@@ -790,7 +800,8 @@ def _argsort(x, *, dim: int, descending: bool):
 
 
 argsort = register(Primitive(
-    "argsort", lambda x, *, dim, descending: TensorType(_shape(x), dt.int64), _argsort, kind="scan"))
+    "argsort", lambda x, *, dim, descending: TensorType(_shape(x), dt.int64), _argsort, kind="scan",
+    differentiable=False))
 
 
 def _searchsorted_infer(seq, values, *, right: bool, out_int32: bool):
@@ -815,7 +826,8 @@ def _searchsorted(seq, values, *, right, out_int32):
     return np.asarray(out).astype(np.int32 if out_int32 else np.int64)
 
 
-searchsorted = register(Primitive("searchsorted", _searchsorted_infer, _searchsorted, kind="index"))
+searchsorted = register(Primitive("searchsorted", _searchsorted_infer, _searchsorted, kind="index",
+                                  differentiable=False))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -882,7 +894,7 @@ logabsdet = register(Primitive(
     lambda a: np.linalg.slogdet(a)[1], kind="linalg"))
 det_sign = register(Primitive(
     "det_sign", lambda a: TensorType(_matrices("linalg.slogdet", a)[:-2], a.dtype),
-    lambda a: np.linalg.slogdet(a)[0], kind="linalg"))
+    lambda a: np.linalg.slogdet(a)[0], kind="linalg", differentiable=False))
 
 
 def _solve_infer(a, b):
@@ -1022,11 +1034,3 @@ def _pinv(a, *, atol, rtol, hermitian):
 
 pinv = register(Primitive("pinv", _pinv_infer, _pinv, kind="linalg"))
 
-
-# Outputs of these are integer/bool-valued or piecewise constant: no gradient flows through them.
-NON_DIFFERENTIABLE = frozenset({
-    isnan, isinf, isfinite, logical_not, bitwise_not, eq, ne, lt, le, gt, ge,
-    logical_and, logical_or, logical_xor, bitwise_and, bitwise_or, bitwise_xor,
-    argmax, argmin, nonzero, full, arange, floor_divide, stop_gradient, rand_uniform,
-    cumargmax, cumargmin, argsort, searchsorted, det_sign,
-})

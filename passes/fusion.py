@@ -12,16 +12,18 @@ import logging
 
 import networkx as nx
 
+from typing import Callable
+
 from graphc.ir import prims as P
 from graphc.ir.fused import add_fused_node
 from graphc.ir.graph import Graph, Node, Value
+from graphc.ir.primitive import Primitive
 
 log = logging.getLogger("graphc.fusion")
-REDUCTIONS = frozenset({P.sum, P.prod, P.amax, P.amin})
 
 
 def _pointwise(n: Node) -> bool:
-    return n.prim.kind == "elementwise" and n.prim is not P.copy and bool(list(n.value_inputs()))
+    return n.prim.elementwise and n.prim is not P.copy and bool(list(n.value_inputs()))
 
 
 class _Group:
@@ -32,7 +34,14 @@ class _Group:
         self.closed = kind == "reduction"
 
 
-def fuse(g: Graph, report: list | None = None) -> Graph:
+def fuse(g: Graph, report: list | None = None, in_kernels: Callable[[Primitive], bool] = lambda p: True) -> Graph:
+    """Group ``g``'s nodes into fused nodes. ``in_kernels``: the backend's answer to whether it
+    generates a primitive inside kernels (ops it calls as library routines stay alone).
+
+    The contract, for every backend: a pointwise group spans one iteration domain; a reduction
+    group is pointwise ops over the reduction's input domain ending in one reduction; a matmul
+    group is a matmul followed by pointwise ops over its output (an epilogue computes each
+    output element where it is stored, so it can never reduce across the matmul's rows)."""
     report = report if report is not None else []
     # The quotient DAG: one vertex per group (keyed by the group's first node) or ungrouped node.
     # Nodes are visited in topological order, so a new node has no users yet: letting it join a
@@ -73,7 +82,8 @@ def fuse(g: Graph, report: list | None = None) -> Graph:
 
     for n in g.nodes:
         joined = None
-        is_pw, is_red = _pointwise(n), n.prim in REDUCTIONS
+        is_pw = _pointwise(n) and in_kernels(n.prim)
+        is_red = n.prim.reduction and "dims" in n.attrs and in_kernels(n.prim)
         if is_pw or is_red:
             domain = tuple(n.output.shape) if is_pw else tuple(n.inputs[0].shape)
             for x in n.value_inputs():
@@ -82,6 +92,9 @@ def fuse(g: Graph, report: list | None = None) -> Graph:
                     continue
                 if grp.closed:
                     reject(n, f"the group of %{x.name} already ends in a reduction")
+                    continue
+                if is_red and grp.kind == "matmul_epilogue":
+                    reject(n, f"a matmul epilogue is pointwise per output element; it can't reduce %{x.name}")
                     continue
                 if grp.domain != domain:
                     reject(n, f"iteration domain {list(domain)} differs from the group's {list(grp.domain)}")
@@ -104,7 +117,7 @@ def fuse(g: Graph, report: list | None = None) -> Graph:
                 place(n, id(n))
             group_of[id(n)] = joined if joined is not None else None
         else:
-            if n.prim is P.matmul:
+            if n.prim is P.matmul and in_kernels(P.matmul):
                 grp = _Group(n, "matmul_epilogue", tuple(n.output.shape))
                 groups.append(grp)
                 group_of[id(n)] = grp

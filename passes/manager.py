@@ -97,12 +97,13 @@ def default_pipeline() -> list[tuple[str, Pass]]:
             ("cse", cse), ("dce", dce)]
 
 
-def lowering_pipeline(fusion_log: list | None = None) -> list[tuple[str, Pass]]:
+def lowering_pipeline(fusion_log: list | None = None, in_kernels=lambda prim: True) -> list[tuple[str, Pass]]:
     """Passes on the graphs handed to a backend (after the forward/backward split); the fusion
-    pass appends its decisions (including rejected candidates and why) to ``fusion_log``."""
+    pass appends its decisions (including rejected candidates and why) to ``fusion_log``, and
+    groups only the primitives the backend generates inside kernels (``in_kernels``)."""
     from .cse import cse
     from .dce import dce
     from .fusion import fuse
     from .simplify import simplify
     # autodiff leaves double transposes and same-shape reshapes behind: simplify again
-    return [("simplify", simplify), ("cse", cse), ("dce", dce), ("fusion", lambda g: fuse(g, fusion_log))]
+    return [("simplify", simplify), ("cse", cse), ("dce", dce), ("fusion", lambda g: fuse(g, fusion_log, in_kernels))]

@@ -1,48 +1,66 @@
-"""CompiledGraph: generated code for one graph, ready to run on numpy arrays."""
+"""CompiledGraph: a backend's generated code for one graph, ready to run on device arrays.
+
+Each call takes a workspace (the memory plan's temp buffers) from a pool, or makes one, and
+gives it back when done, so a compiled graph is safe to call from several threads at once and
+to re-enter: no two running calls share a buffer.
+"""
 from __future__ import annotations
 
-import logging
-from typing import Sequence
+from typing import Any, Callable, Sequence
 
-import numpy as np
-
-from graphc.codegen import numpy_codegen
+from graphc.codegen.host import workspace_buffers
+from graphc.codegen.memory_plan import MemoryPlan
+from graphc.codegen.schedule import Schedule
 from graphc.ir.graph import Graph
-from graphc.ir.printer import print_graph
 
-from . import cache
+_POOL_LIMIT = 8  # idle workspaces kept per compiled graph
 
-log = logging.getLogger("graphc.runtime")
+
+class WorkspacePool:
+    """Workspaces of one memory plan. ``acquire``/``release`` use list.pop/append, which are
+    atomic in CPython: no lock, and no workspace is ever handed to two calls."""
+
+    def __init__(self, plan: MemoryPlan, schedule: Schedule, xp: Any) -> None:
+        self.plan = plan
+        self.xp = xp
+        self.layout = []
+        for name in workspace_buffers(schedule):
+            b = schedule.buffers[name]
+            self.layout.append((plan.offsets[plan.assignment[name]], b.nbytes, b.shape, b.dtype.np))
+        self._free: list[tuple] = []
+
+    def _make(self) -> tuple:
+        arena = self.xp.empty(max(self.plan.workspace_bytes, 1), dtype=self.xp.uint8)
+        return tuple(arena[off:off + n].view(dtype).reshape(shape) for off, n, shape, dtype in self.layout)
+
+    def acquire(self) -> tuple:
+        try:
+            return self._free.pop()
+        except IndexError:
+            return self._make()
+
+    def release(self, ws: tuple) -> None:
+        if len(self._free) < _POOL_LIMIT:
+            self._free.append(ws)
 
 
 class CompiledGraph:
-    def __init__(self, graph: Graph, backend: str = "numpy", name: str = "kernel", plan=None,
-                 labels: dict | None = None, saved_from: int | None = None) -> None:
-        if backend != "numpy":
-            raise NotImplementedError(f"backend {backend!r} is not available yet; use backend='numpy'")
+    """Runs ``fn(*inputs, workspace)``; checks the inputs first (count, shape, dtype)."""
+
+    def __init__(self, graph: Graph, schedule: Schedule, fn: Callable, source: str, key: str,
+                 from_cache: bool, backend: str, xp: Any) -> None:
         self.graph = graph
+        self.schedule = schedule
+        self.plan: MemoryPlan = schedule.plan
+        self.fn = fn
+        self.source = source
+        self.key = key
+        self.from_cache = from_cache
         self.backend = backend
         self.input_types = [v.type for v in graph.inputs]
-        self.plan = plan
-        buffers = plan.buffers if plan is not None else ()
-        text = print_graph(graph)
-        self.key = cache.structural_hash(f"{text}saved_from={saved_from}\n", backend, numpy_codegen.VERSION)
-        fn_name = "graphc_" + "".join(c if c.isalnum() else "_" for c in name)
-        src = cache.load(self.key)
-        self.from_cache = src is not None
-        if src is not None:
-            try:
-                self.fn = numpy_codegen.compile_source(src, fn_name, buffers)
-            except Exception:  # a stale or damaged entry: regenerate
-                src = None
-                self.from_cache = False
-        if src is None:
-            src = numpy_codegen.generate(graph, fn_name, plan, labels, saved_from)
-            self.fn = numpy_codegen.compile_source(src, fn_name, buffers)
-            cache.store(self.key, src)
-        self.source = src
+        self.pool = WorkspacePool(schedule.plan, schedule, xp)
 
-    def check_inputs(self, arrays: Sequence[np.ndarray]) -> None:
+    def check_inputs(self, arrays: Sequence) -> None:
         if len(arrays) != len(self.input_types):
             raise ValueError(f"compiled graph {self.graph.name} takes {len(self.input_types)} inputs, "
                              f"got {len(arrays)}")
@@ -51,7 +69,10 @@ class CompiledGraph:
                 raise ValueError(f"compiled graph {self.graph.name}: input {i} is {a.dtype}{list(a.shape)}, "
                                  f"expected {t.dtype.np}{list(t.shape)}")
 
-    def __call__(self, arrays: Sequence[np.ndarray]) -> tuple[np.ndarray, ...]:
+    def __call__(self, arrays: Sequence) -> tuple:
         self.check_inputs(arrays)
-        with np.errstate(all="ignore"):  # inf/nan follow IEEE rules silently, as in eager mode
-            return self.fn(*arrays)
+        ws = self.pool.acquire()
+        try:
+            return self.fn(*arrays, ws)
+        finally:
+            self.pool.release(ws)

@@ -428,10 +428,12 @@ def test_dump_cli_writes_every_stage(tmp_path, fmt):
                 "04_after_cse.ir", "05_after_dce.ir", "06_forward_after_simplify.ir", "07_forward_after_cse.ir",
                 "08_forward_after_dce.ir", "09_forward_after_fusion.ir", "10_backward_after_simplify.ir",
                 "11_backward_after_cse.ir", "12_backward_after_dce.ir", "13_backward_after_fusion.ir",
-                "50_forward.ir", "51_backward.ir", "70_memory.txt", "90_code.py"]
+                "50_forward.ir", "51_backward.ir", "60_fusion.log", "70_memory.txt", "90_code.py"]
     if fmt == "dot":
         expected += ["00_traced.dot", "50_forward.dot", "51_backward.dot", "graph.dot"]
     assert files == sorted(expected)
+    # the sum can't join the matmul's epilogue: the fusion log says why
+    assert "a matmul epilogue is pointwise per output element" in (out / "step_0" / "60_fusion.log").read_text()
     assert (out / "step_0" / "70_memory.txt").read_text().startswith("step_forward: ")
     for f in files:
         if f.endswith(".ir"):

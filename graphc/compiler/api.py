@@ -25,14 +25,11 @@ from typing import Any, Callable
 
 import numpy as np
 
-from graphc.ir.fused import inline as inline_fused
 from graphc.ir.graph import Graph, Value
 from graphc.ir.printer import print_graph
 from graphc.passes.autodiff.transform import differentiate
-from graphc.codegen import numpy_codegen
-from graphc.passes import manager as pass_manager
 from graphc.passes.manager import PassManager, default_pipeline, lowering_pipeline
-from graphc.passes.memory import plan_memory
+from graphc.runtime import backends
 from graphc.runtime.compiled import CompiledGraph
 
 from ..autograd import grad_mode
@@ -127,7 +124,7 @@ _SCALARS = ("bool", "int", "float", "str", "NoneType")
 
 
 def _tensor_guard(t: Tensor) -> tuple:
-    return (tuple(t.shape), t.dtype.name, t.requires_grad)
+    return (tuple(t.shape), t.dtype.name, t.requires_grad, str(t.device))
 
 
 # ---- compiled entries -----------------------------------------------------------------------
@@ -149,6 +146,7 @@ class Entry:
     py_guards: list = field(default_factory=list)    # (label, dict, key, value): Python scalars read as constants
     eager_reason: str | None = None
     stages: dict = field(default_factory=dict)
+    backend: Any = None                              # the runtime backend its graphs run on
 
 
 class CompiledBackward(Node):
@@ -183,7 +181,8 @@ class CompiledBackward(Node):
                     f"operation: [{t.type()} {list(t.shape)}] was saved by a graphc.compile'd function at "
                     f"version {version} and is now at version {t._version}. Hint: run the optimizer step "
                     "(or other in-place updates) after backward(), or clone() the tensor first.")
-        cts = [np.zeros(shape, dtype) if g is None else np.asarray(g._data, dtype=dtype, order="C")
+        xp = self.entry.backend.xp()
+        cts = [xp.zeros(shape, dtype) if g is None else xp.asarray(g._data, dtype=dtype, order="C")
                for g, (shape, dtype) in zip(grads, self.out_meta)]
         outs = self.entry.backward(cts + self.saved)
         return tuple(Tensor._make(o) for o in outs)  # generated code returns arrays it owns
@@ -243,7 +242,8 @@ class CompiledFunction:
                 return f"a Python argument changed from {change[0]!r} to {change[1]!r}"
             return "the Python (non-tensor) arguments or their structure changed"
         for i, (a, b) in enumerate(zip(old[1], new[1])):
-            for what, x, y in (("shape", a[0], b[0]), ("dtype", a[1], b[1]), ("requires_grad", a[2], b[2])):
+            for what, x, y in (("shape", a[0], b[0]), ("dtype", a[1], b[1]), ("requires_grad", a[2], b[2]),
+                               ("device", a[3], b[3])):
                 if x != y:
                     return f"tensor argument {i} {what} changed from {x} to {y}"
         if len(old[1]) == len(new[1]) and old[4:] != new[4:]:
@@ -396,18 +396,23 @@ class CompiledFunction:
         inputs_rg = [t.requires_grad for t in leaves] + [t is not RNG_KEY and t.requires_grad for t in lifted]
         wrt = [i for i, rg in enumerate(inputs_rg) if rg and g.inputs[i].dtype.is_floating_point]
         diff_outputs = [i for i, rg in enumerate(out_rg) if rg]
+        try:
+            backend = self._backend(leaves, lifted)
+        except ValueError as e:
+            raise RuntimeError(f"graphc.compile: {e}") from None
+        entry.backend = backend
         if grad_mode.is_grad_enabled() and wrt and diff_outputs:
             split = differentiate(g, wrt, diff_outputs)
             # the forward's outputs after the user's and the mutations are values saved for backward
-            entry.forward = self._lower(split.forward, self.name + "_forward", entry,
+            entry.forward = self._lower(split.forward, self.name + "_forward", entry, backend,
                                         saved_from=len(out_values) + len(entry.mutated))
-            entry.backward = self._lower(split.backward, self.name + "_backward", entry)
+            entry.backward = self._lower(split.backward, self.name + "_backward", entry, backend)
             entry.wrt, entry.diff_outputs = split.wrt, diff_outputs
             entry.stages["forward"] = print_graph(split.forward)
             entry.stages["backward"] = print_graph(split.backward)
             entry.stages["code"] = entry.forward.source + "\n" + entry.backward.source
         else:
-            entry.forward = self._lower(g, self.name, entry)
+            entry.forward = self._lower(g, self.name, entry, backend)
             entry.stages["code"] = entry.forward.source
         _emit("code", entry.stages["code"])
         entry.stages["compile_seconds"] = time.perf_counter() - t0
@@ -430,35 +435,46 @@ class CompiledFunction:
         entry.eager_reason = msg
         return entry
 
-    def _lower(self, g: Graph, name: str, entry: Entry, saved_from: int | None = None) -> CompiledGraph:
-        """Backend passes (after autodiff): CSE/DCE again, fusion grouping, memory planning."""
+    def _backend(self, leaves: list, lifted: list) -> backends.Backend:
+        """The backend asked for, on the device of the tensors the function reads."""
+        devices = {t.device.type for t in list(leaves) + list(lifted) if t is not RNG_KEY}
+        if len(devices) > 1:
+            raise RuntimeError(f"graphc.compile: {self.name} reads tensors on several devices ({sorted(devices)}); "
+                               "move them to one device first")
+        device = devices.pop() if devices else "cpu"
+        if self.backend in backends.BUILTIN:
+            return backends.get(self.backend, device)
+        return backends.for_device(device)
+
+    def _lower(self, g: Graph, name: str, entry: Entry, backend: backends.Backend,
+               saved_from: int | None = None) -> CompiledGraph:
+        """Backend passes (after autodiff): CSE/DCE again and fusion grouping (with the backend's
+        legality), then ``backend.compile``: schedule, memory plan, code, loading."""
         fusion_log: list[str] = []
-        pm = PassManager(lowering_pipeline(fusion_log), verify=True)
+        pm = PassManager(lowering_pipeline(fusion_log, backend.in_kernels), verify=True)
         g = pm.run(g)
         entry.stages.setdefault("lowering", []).extend(pm.report)
         entry.stages.setdefault("fusion", []).extend(fusion_log)
         for line in fusion_log:
             _emit("fusion", f"{name}: {line}")
-        flat, labels = inline_fused(g)  # the numpy backend runs the fused groups op by op
-        if pass_manager.CHECK_ROUNDTRIP:  # the graph code is generated from, too
-            pass_manager.check_roundtrip(flat, f"of {name} as handed to the numpy backend")
-        plan = plan_memory(flat, numpy_codegen.WRITES_INTO, numpy_codegen.FRESH)
+        compiled = backend.compile(g, name, saved_from)
+        plan = compiled.plan
         entry.stages.setdefault("memory", []).append(f"{name}: {plan.summary()}")
         _emit("passes", pm.summary() + f"\nmemory plan {name}: {plan.summary()}")
-        compiled = CompiledGraph(flat, self.backend, name, plan, labels, saved_from)
         _emit("cache", f"{name}: " + (f"loaded generated code from the cache ({compiled.key})" if compiled.from_cache
                                       else f"generated code (cache miss, stored as {compiled.key})"))
         return compiled
 
     def _run(self, entry: Entry, leaves: list):
-        inputs = [t for t in leaves] + [_fresh_key() if t is RNG_KEY else t for t in entry.lifted]
-        arrays = [np.ascontiguousarray(t._data) if not t._data.flags.c_contiguous else t._data for t in inputs]
+        inputs = [t for t in leaves] + [_fresh_key(entry.backend) if t is RNG_KEY else t for t in entry.lifted]
+        xp = entry.backend.xp()
+        arrays = [xp.ascontiguousarray(t._data) if not t._data.flags.c_contiguous else t._data for t in inputs]
         outs = entry.forward(arrays)
         n = entry.n_user_outputs
         n_mut = len(entry.mutated)
         user, muts, saved = outs[:n], outs[n:n + n_mut], list(outs[n + n_mut:])
         for t, new in zip(entry.mutated, muts):
-            np.copyto(t._data, new, casting="unsafe")
+            xp.copyto(t._data, new, casting="unsafe")
             t._version.value += 1
         results = [Tensor._make(a) for a in user]  # generated code returns arrays it owns
         if entry.backward is not None:
@@ -517,11 +533,12 @@ def _user_stacklevel() -> int:
     return level
 
 
-def _fresh_key() -> Tensor:
+def _fresh_key(backend) -> Tensor:
     """A new random key for a compiled function's random ops, from graphc's default generator
-    (so graphc.manual_seed makes compiled runs reproducible)."""
+    (so graphc.manual_seed makes compiled runs reproducible), on the backend's device."""
     from ..random import default_generator
-    return Tensor._make(default_generator.np.integers(0, 1 << 62, size=2, dtype=np.int64))
+    key = default_generator.np.integers(0, 1 << 62, size=2, dtype=np.int64)
+    return Tensor._make(backend.xp().asarray(key))
 
 
 def _type(t: Tensor):
@@ -529,9 +546,13 @@ def _type(t: Tensor):
     return TensorType(tuple(t.shape), t.dtype)
 
 
-def compile(model=None, *, backend: str = "numpy", fullgraph: bool = False, dump_dir: str | None = None,
+def compile(model=None, *, backend: str = "inductor", fullgraph: bool = False, dump_dir: str | None = None,
             dynamic=None, mode=None, options=None, disable: bool = False):
-    """Compile a function or an nn.Module's forward. Usable as ``@compile`` and ``@compile(...)``."""
+    """Compile a function or an nn.Module's forward. Usable as ``@compile`` and ``@compile(...)``.
+
+    ``backend``: ``"inductor"`` (PyTorch's default name) picks from the inputs' device: numpy
+    code on cpu, Triton kernels on cuda; ``"numpy"`` or ``"triton"`` asks for one (``"triton"``
+    on cpu tensors runs the kernels under Triton's interpreter, for debugging)."""
     if model is None:
         return lambda m: compile(m, backend=backend, fullgraph=fullgraph, dump_dir=dump_dir, dynamic=dynamic,
                                  mode=mode, options=options, disable=disable)
@@ -539,8 +560,6 @@ def compile(model=None, *, backend: str = "numpy", fullgraph: bool = False, dump
         raise ValueError(f"unknown backend {backend!r}; graphc has 'numpy' and 'triton'")
     if disable or backend == "eager":
         return model
-    if backend == "inductor":
-        backend = "numpy"  # PyTorch's default backend name: graphc's default backend
     if isinstance(model, Module):
         return OptimizedModule(model, backend, fullgraph, dump_dir)
     name = getattr(model, "__name__", type(model).__name__)

@@ -17,7 +17,6 @@ import traceback
 from graphc.ir import dtypes as dt
 from graphc.ir.graph import Graph, GraphBuilder, Value
 from graphc.ir.primitive import Handler, Primitive, TensorType, pop_default_handler, push_default_handler
-from graphc.ir.prims import NON_DIFFERENTIABLE
 
 from ..autograd import grad_mode
 from .. import tensors
@@ -349,12 +348,12 @@ class TraceHandler(Handler):
                 vals.append(a)
         out = self.builder.apply(prim, tuple(vals), attrs)
         requires_grad = (needs_grad and grad_mode.is_grad_enabled() and out.dtype.is_floating_point
-                         and prim not in NON_DIFFERENTIABLE)
+                         and prim.differentiable)
         if requires_grad and not trace.grad_at_entry:
             raise GraphBreak("enable_grad() inside a function called under no_grad: the compiled graph would "
                              "not be differentiated")
         if (needs_grad and trace.grad_at_entry and not grad_mode.is_grad_enabled()
-                and out.dtype.is_floating_point and prim not in NON_DIFFERENTIABLE):
+                and out.dtype.is_floating_point and prim.differentiable):
             # computed under no_grad: the autodiff pass must not differentiate through it either
             from graphc.ir import prims as P
             out = self.builder.apply(P.stop_gradient, (out,), {})

@@ -44,7 +44,7 @@ def _needs_grad(g: Graph, wrt: set[int]) -> set[int]:
     """ids of values that depend on a differentiated input through differentiable ops."""
     live = {id(g.inputs[i]) for i in wrt}
     for n in g.nodes:
-        if n.prim in P.NON_DIFFERENTIABLE or not n.output.dtype.is_floating_point:
+        if not n.prim.differentiable or not n.output.dtype.is_floating_point:
             continue
         if any(id(x) in live for i, x in enumerate(n.inputs)
                if isinstance(x, Value) and i not in n.prim.nondiff_operands):
@@ -85,10 +85,6 @@ def build_joint(fwd: Graph, wrt: list[int], diff_outputs: list[int]) -> tuple[Gr
     return g, first_ct, reached
 
 
-def _is_cheap(n: Node) -> bool:
-    return n.prim.kind in ("elementwise", "movement") and n.prim not in (P.copy,)
-
-
 def split(joint: Graph, first_ct: int, n_outputs: int, diff_outputs: list[int], wrt: list[int],
           recompute: bool = True) -> SplitGraphs:
     """Partition the joint graph into forward and backward graphs."""
@@ -126,7 +122,7 @@ def split(joint: Graph, first_ct: int, n_outputs: int, diff_outputs: list[int], 
             changed = False
             for v in needed(bwd_nodes + recomputed):
                 n = producer.get(id(v))
-                if n is not None and _is_cheap(n) and n not in recomputed and id(v) not in returned:
+                if n is not None and n.prim.cheap and n not in recomputed and id(v) not in returned:
                     recomputed.append(n)
                     changed = True
         order = {id(n): i for i, n in enumerate(joint.nodes)}
@@ -156,8 +152,16 @@ def split(joint: Graph, first_ct: int, n_outputs: int, diff_outputs: list[int], 
     grad_outs = joint.outputs[n_outputs:]
     bwd.set_outputs([b[id(o)] if id(o) in b else _materialize(bwd, b, o) for o in grad_outs])
     from ..dce import dce
-    dce(fwd, keep_inputs=True)
     dce(bwd, keep_inputs=True)
+    # values saved for backward that the simplified backward never reads are not saved at all
+    first_saved = len(joint.inputs) - first_ct
+    unread = {i for i, v in enumerate(bwd.inputs[first_saved:]) if not v.users and v not in bwd.outputs}
+    if unread:
+        bwd.inputs = bwd.inputs[:first_saved] + [v for i, v in enumerate(bwd.inputs[first_saved:])
+                                                  if i not in unread]
+        fwd.set_outputs(fwd.outputs[:n_outputs] + [o for i, o in enumerate(fwd.outputs[n_outputs:])
+                                                   if i not in unread])
+    dce(fwd, keep_inputs=True)
     fwd.rename()
     bwd.rename()
     return SplitGraphs(fwd, bwd, n_outputs, diff_outputs, wrt)

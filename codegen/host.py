@@ -1,0 +1,83 @@
+"""The host function every backend generates around its kernels: signature, workspace buffers,
+views rendered as array-module calls, and the returned outputs (copied where the caller could
+otherwise share memory with an input, a broadcast or another output)."""
+from __future__ import annotations
+
+from typing import Callable
+
+from .schedule import Access, ExternCall, Schedule
+
+
+def workspace_buffers(s: Schedule) -> list[str]:
+    """The temp buffers, in the order the host function unpacks them from ``_ws``."""
+    return [name for name, b in s.buffers.items() if b.role == "temp"]
+
+
+def _slices(index) -> str:
+    # a negative-step range whose stop is before element 0 is written stop=-1 in the attribute
+    parts = []
+    for start, stop, step in index:
+        parts.append(f"{start}:{'' if stop < 0 else stop}:{step}")
+    return "[" + ", ".join(parts) + ("," if len(parts) == 1 else "") + "]"
+
+
+class HostWriter:
+    def __init__(self, s: Schedule, xp: str, fresh: Callable = lambda prim: True) -> None:
+        self.s = s
+        self.xp = xp
+        self.fresh = fresh      # whether an extern call's result is new memory (never a view)
+        self.lines: list[str] = []
+
+    def line(self, text: str) -> None:
+        self.lines.append("    " + text)
+
+    def comment_block(self, title: str, body: str = "") -> None:
+        self.line(f"# -- {title}")
+        for ln in body.splitlines():
+            self.line(f"#    {ln}")
+
+    def begin(self, fn_name: str) -> None:
+        params = ", ".join(self.s.inputs + ["_ws"])
+        self.lines.append(f"def {fn_name}({params}):")
+        temps = workspace_buffers(self.s)
+        if temps:
+            self.line(f"{', '.join(temps)}, = _ws")
+
+    def view(self, a: Access) -> str:
+        """An expression for the buffer seen through ``a``'s views."""
+        e = a.buffer
+        xp = self.xp
+        for name, attrs in a.views:
+            at = dict(attrs)
+            if name == "reshape":
+                e = f"{xp}.reshape({e}, {tuple(at['shape'])!r})"
+            elif name == "permute":
+                e = f"{xp}.transpose({e}, {tuple(at['dims'])!r})"
+            elif name == "expand":
+                e = f"{xp}.broadcast_to({e}, {tuple(at['shape'])!r})"
+            elif name == "slice":
+                e = f"{e}{_slices(at['index'])}"
+            else:
+                raise ValueError(f"unknown view {name}")
+        return e
+
+    def end(self) -> None:
+        s = self.s
+        externs = {st.out: st for st in s.steps if isinstance(st, ExternCall)}
+        returned: set[str] = set()
+        outs = []
+        for i, a in enumerate(s.outputs):
+            e = self.view(a)
+            if s.saved_from is not None and i >= s.saved_from:
+                outs.append(e)  # saved for backward: the runtime watches inputs' versions instead
+                continue
+            role = s.buffers[a.buffer].role
+            ext = externs.get(a.buffer)
+            shared = (role == "input" or a.buffer in returned or any(v[0] == "expand" for v in a.views)
+                      or (ext is not None and not self.fresh(ext.prim)))
+            returned.add(a.buffer)
+            outs.append(f"{self.xp}.array({e})" if shared else e)
+        self.line(f"return ({', '.join(outs)}{',' if len(outs) == 1 else ''})")
+
+    def source(self) -> str:
+        return "\n".join(self.lines) + "\n"

@@ -1,0 +1,140 @@
+"""Memory planning on a schedule: liveness-based reuse of workspace slots, in bytes.
+
+Every ``temp`` buffer gets a slot of the per-call workspace; a slot is reused once every buffer
+stored in it (and every buffer that may view it) is dead. An elementwise step may write over an
+operand that dies at that very step (in-place chains). The plan is device-neutral (slot sizes,
+offsets, alignment, the device type), is stored with the compiled artifact and is part of its
+cache key: ``text()`` is its canonical form.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from .schedule import Access, ExternCall, Kernel, Schedule
+from .views import contiguous_strides
+
+
+@dataclass
+class MemoryPlan:
+    device: str
+    alignment: int
+    slots: list[int] = field(default_factory=list)          # bytes per slot
+    offsets: list[int] = field(default_factory=list)        # byte offset of each slot in the workspace
+    assignment: dict[str, int] = field(default_factory=dict)  # temp buffer -> slot
+    inplace: dict[str, str] = field(default_factory=dict)     # buffer -> the operand buffer it overwrites
+
+    @property
+    def workspace_bytes(self) -> int:
+        return (self.offsets[-1] + self.slots[-1]) if self.slots else 0
+
+    def summary(self) -> str:
+        return (f"{len(self.assignment)} buffers in {len(self.slots)} slots "
+                f"({self.workspace_bytes / 1024:.1f} KiB workspace on {self.device}), {len(self.inplace)} in place")
+
+    def text(self) -> str:
+        """Canonical text: the cache key includes it, dumps show it."""
+        lines = [f"memory plan: device={self.device} alignment={self.alignment} "
+                 f"workspace={self.workspace_bytes} bytes"]
+        lines += [f"  slot {i}: offset {o}, {n} bytes" for i, (o, n) in enumerate(zip(self.offsets, self.slots))]
+        for name, s in self.assignment.items():
+            over = f" (in place over {self.inplace[name]})" if name in self.inplace else ""
+            lines.append(f"  {name} -> slot {s}{over}")
+        return "\n".join(lines) + "\n"
+
+
+class _Event:
+    __slots__ = ("defines", "reads", "elementwise")
+
+    def __init__(self, defines: list[str], reads: list[tuple[str, bool]], elementwise: bool) -> None:
+        self.defines = defines
+        self.reads = reads          # (buffer, read element-for-element at the written position)
+        self.elementwise = elementwise
+
+
+def _events(s: Schedule, per_body_node: bool) -> tuple[list[_Event], dict[str, set[str]]]:
+    """The schedule as a sequence of define/read events, and which buffers each extern result
+    may view (its memory roots)."""
+    events: list[_Event] = []
+    aliases: dict[str, set[str]] = {}
+    for step in s.steps:
+        if isinstance(step, ExternCall):
+            reads = [(a.buffer, False) for a in step.args if isinstance(a, Access)]
+            events.append(_Event([step.out], reads, False))
+            if s.buffers[step.out].role == "extern":
+                aliases[step.out] = {b for b, _ in reads}
+            continue
+        k: Kernel = step
+        arg_of = {id(bv): a for bv, a in zip(k.body.inputs, k.args)}
+
+        def plain(a) -> bool:
+            return a.access.is_plain and a.access.shape == tuple(k.ranges) and \
+                a.index == contiguous_strides(tuple(k.ranges)) and k.kind == "pointwise"
+
+        if per_body_node:
+            for bn in k.body.nodes:
+                reads = []
+                for x in bn.value_inputs():
+                    if id(x) in arg_of:
+                        a = arg_of[id(x)]
+                        reads.append((a.access.buffer, plain(a) and a.access.shape == tuple(bn.output.shape)))
+                    elif id(x) in k.temps:
+                        reads.append((k.temps[id(x)], x.shape == bn.output.shape))
+                defines = [k.temps[id(o)] for o in bn.outputs if id(o) in k.temps]
+                events.append(_Event(defines, reads, bn.prim.elementwise))
+        else:
+            reads = [(a.access.buffer, plain(a)) for a in k.args]
+            events.append(_Event([o.buffer for o in k.outs], reads, k.kind == "pointwise"))
+    return events, aliases
+
+
+def plan_memory(s: Schedule, device: str, alignment: int, per_body_node: bool) -> MemoryPlan:
+    """Assign every temp buffer of ``s`` a workspace slot. ``per_body_node``: kernels compute
+    their body intermediates into buffers (numpy), so liveness is tracked per body node."""
+    events, aliases = _events(s, per_body_node)
+
+    def roots(b: str) -> set[str]:
+        return set().union(*(roots(x) for x in aliases[b])) if b in aliases else {b}
+
+    last_use: dict[str, int] = {}
+    for i, e in enumerate(events):
+        for b, _ in e.reads:
+            for r in roots(b):
+                last_use[r] = i
+    plan = MemoryPlan(device, alignment)
+    free: dict[int, list[int]] = {}
+    owner: dict[int, str] = {}
+    for i, e in enumerate(events):
+        reused_here: set[int] = set()
+        for d in e.defines:
+            buf = s.buffers[d]
+            if buf.role != "temp" or d in plan.assignment:
+                continue
+            size = buf.nbytes
+            slot = None
+            if e.elementwise:
+                for b, pointwise in e.reads:
+                    sb = plan.assignment.get(b)
+                    if sb is not None and pointwise and last_use.get(b) == i and plan.slots[sb] == size \
+                            and owner.get(sb) == b and sum(1 for x, _ in e.reads if x == b) == 1:
+                        slot = sb
+                        plan.inplace[d] = b
+                        break
+            if slot is None and free.get(size):
+                slot = free[size].pop()
+            if slot is None:
+                plan.slots.append(size)
+                slot = len(plan.slots) - 1
+            plan.assignment[d] = slot
+            owner[slot] = d
+            reused_here.add(slot)
+        dying = set().union(*(roots(b) for b, _ in e.reads)) if e.reads else set()
+        for r in dying:
+            sl = plan.assignment.get(r)
+            if last_use.get(r) == i and sl is not None and owner.get(sl) == r and sl not in reused_here:
+                free.setdefault(plan.slots[sl], []).append(sl)
+                owner.pop(sl, None)
+    off = 0
+    for size in plan.slots:
+        plan.offsets.append(off)
+        off += -(-size // alignment) * alignment
+    return plan

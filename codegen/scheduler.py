@@ -1,0 +1,285 @@
+"""Graph -> Schedule: kernels with explicit ranges and index maps, extern calls, buffers.
+
+The scheduler is shared by every backend; what differs is declared by the backend's ``Target``:
+which primitives run inside kernels, which are extern library calls, and whether kernel bodies
+keep their intermediates in registers (Triton) or in arrays (numpy).
+"""
+from __future__ import annotations
+
+from typing import Mapping, Protocol
+
+from graphc.ir import prims as P
+from graphc.ir.graph import Graph, Node, Value, format_type
+from graphc.ir.primitive import Primitive
+
+from .schedule import PREFIX, Access, Buffer, ExternCall, Kernel, KernelArg, KernelOut, Schedule
+from .views import apply_view, broadcast_index, contiguous_strides
+
+
+class Target(Protocol):
+    """What the scheduler needs to know about a backend."""
+    name: str
+    kernel_ops: frozenset            # primitives generated inside kernels
+    extern_ops: Mapping              # primitive -> how the backend calls its library
+    unsupported: Mapping             # primitive -> why this backend can't run it
+    materializes_intermediates: bool # body intermediates live in arrays (numpy) not registers
+
+    def writes_into(self, prim: Primitive) -> bool: ...      # can write a planned buffer
+    def extern_fresh(self, prim: Primitive) -> bool: ...     # extern result never views operands
+
+
+class UnsupportedOp(NotImplementedError):
+    pass
+
+
+def _value_comment(v: Value) -> str:
+    return f"%{v.name}: {format_type(v.type)}"
+
+
+def node_text(n: Node) -> str:
+    """One IR line, for comments in generated code."""
+    from graphc.ir.printer import format_attr
+    outs = ", ".join(f"%{o.name}: {format_type(o.type)}" for o in n.outputs)
+    args = ", ".join(f"%{x.name}" if isinstance(x, Value) else format_attr(x) for x in n.inputs)
+    attrs = "".join(f" {k}={format_attr(v)}" for k, v in n.attrs.items() if k != "body")
+    return f"{outs} = {n.prim.name}({args}){attrs}"
+
+
+class _Builder:
+    def __init__(self, g: Graph, target: Target, saved_from: int | None) -> None:
+        self.g = g
+        self.t = target
+        self.sched = Schedule(g.name, [], {}, [], [], saved_from)
+        self.access: dict[int, Access] = {}
+        # buffers that graph outputs reach (directly or through views) are the caller's: fresh
+        self.pinned: set[int] = set()
+        self._n = 0
+
+    # ---- buffers ----------------------------------------------------------------------------
+
+    def _buffer(self, v: Value, role: str, prefix: str = "v") -> str:
+        name = f"{prefix}{v.name}" if prefix != "v" else f"v{v.name}"
+        if name in self.sched.buffers:
+            name = f"{name}_{len(self.sched.buffers)}"
+        self.sched.buffers[name] = Buffer(name, tuple(v.shape), v.dtype, role, _value_comment(v))
+        self.access[id(v)] = Access(name, (), tuple(v.shape), contiguous_strides(tuple(v.shape)))
+        return name
+
+    def _result_role(self, v: Value, prim: Primitive | None, extern: bool) -> str:
+        if id(v) in self.pinned:
+            return "output"
+        if extern and not self.t.writes_into(prim):
+            return "extern"
+        return "temp"
+
+    def _arg(self, x: Value, domain: tuple, perm: tuple | None = None) -> KernelArg:
+        a = self.access[id(x)]
+        idx = broadcast_index(a.shape, a.strides, domain)
+        if perm is not None:
+            idx = tuple(idx[d] for d in perm)
+        return KernelArg(a, idx, a.offset)
+
+    # ---- the walk ---------------------------------------------------------------------------
+
+    def run(self) -> Schedule:
+        g = self.g
+        self._pin_outputs()
+        for v in g.inputs:
+            self.sched.inputs.append(self._buffer(v, "input", "in_"))
+        for n in g.nodes:
+            self._node(n)
+        self.sched.outputs = [self.access[id(o)] for o in g.outputs]
+        return self.sched
+
+    def _pin_outputs(self) -> None:
+        """Values whose memory a graph output is (or views): their buffers are returned."""
+        todo = list(self.g.outputs)
+        while todo:
+            v = todo.pop()
+            if id(v) in self.pinned:
+                continue
+            self.pinned.add(id(v))
+            p = v.producer
+            if p is not None and (p.prim.is_view or p.prim is P.stop_gradient):
+                todo.append(p.inputs[0])
+            elif p is not None and p.prim in self.t.extern_ops and not self.t.extern_fresh(p.prim):
+                todo.extend(p.value_inputs())
+
+    def _step_name(self, kind: str) -> str:
+        self._n += 1
+        return f"{PREFIX[kind]}_{self._n - 1}"
+
+    def _node(self, n: Node) -> None:
+        prim = n.prim
+        if prim.is_view:
+            x = n.inputs[0]
+            a = self.access[id(x)]
+            r = apply_view(n, a.shape, a.strides, a.offset)
+            if r is None:  # a reshape of a non-contiguous view: copy it first, then view the copy
+                a = self._materialize(x)
+                r = apply_view(n, a.shape, a.strides, a.offset)
+            key = (prim.name, tuple(sorted((k, v) for k, v in n.attrs.items())))
+            self.access[id(n.output)] = Access(a.buffer, a.views + (key,), r[0], r[1], r[2])
+            return
+        if prim is P.stop_gradient:  # an identity for values
+            self.access[id(n.output)] = self.access[id(n.inputs[0])]
+            return
+        if prim.name == "fused":
+            self._fused(n)
+            return
+        if prim in self.t.unsupported:
+            raise UnsupportedOp(f"{self.t.name} backend: {prim.name}: {self.t.unsupported[prim]}")
+        if prim in self.t.kernel_ops and (prim.elementwise or prim.reduction or not list(n.value_inputs())
+                                          or prim is P.rand_uniform):
+            body = Graph(f"{prim.name}_{n.output.name}")
+            args = []
+            for x in n.inputs:
+                if isinstance(x, Value):
+                    args.append(body.add_input(x.type, "input", f"a{len(args)}"))
+                else:
+                    args.append(x)
+            body.set_outputs([body.add_node(prim, args, n.attrs, n.output.type)])
+            operands = [x for x in n.inputs if isinstance(x, Value)]
+            kind = "reduction" if prim.reduction else "pointwise"
+            self._kernel(kind, body, operands, list(n.outputs), node_text(n))
+            return
+        if prim in self.t.extern_ops:
+            args = [self.access[id(x)] if isinstance(x, Value) else x for x in n.inputs]
+            out = self._buffer(n.output, self._result_role(n.output, prim, True))
+            self.sched.steps.append(ExternCall(self._extern_name(prim), n, args, out, node_text(n)))
+            return
+        raise UnsupportedOp(f"{self.t.name} backend: {prim.name} is neither a kernel op nor an extern call "
+                            "of this backend")
+
+    def _extern_name(self, prim: Primitive) -> str:
+        self._n += 1
+        return f"ext_{self._n - 1}_{prim.name}"
+
+    def _materialize(self, x: Value) -> Access:
+        """Copy a viewed value into a contiguous buffer of its own (a pointwise copy kernel)."""
+        body = Graph(f"copy_{x.name}")
+        a0 = body.add_input(x.type, "input", "a0")
+        body.set_outputs([body.add_node(P.copy, [a0], {}, x.type)])
+        tmp = Value(x.type, None, f"{x.name}_copy")
+        self._kernel("pointwise", body, [x], [tmp], f"contiguous copy of %{x.name}")
+        return self.access[id(tmp)]
+
+    def _fused(self, n: Node) -> None:
+        body: Graph = n.attrs["body"]
+        kind = n.attrs["kind"]
+        first = body.nodes[0]
+        if kind == "matmul_epilogue":
+            a, b = first.inputs[:2]
+            if a.ndim < 2 or b.ndim < 2 or P.matmul not in self.t.kernel_ops:
+                self._unfuse(n)
+                return
+            kind = "matmul"
+        operands = list(n.inputs)
+        self._kernel(kind, body, operands, list(n.outputs),
+                     "\n".join(node_text(bn) for bn in body.nodes))
+
+    def _unfuse(self, n: Node) -> None:
+        """Schedule a fused group's nodes one by one (a matmul this backend calls as a library
+        routine, then its epilogue as one pointwise kernel)."""
+        body: Graph = n.attrs["body"]
+        outer = {id(bv): x for bv, x in zip(body.inputs, n.inputs)}
+        outs = {id(bo): o for bo, o in zip(body.outputs, n.outputs)}
+        mm = body.nodes[0]
+        mm_out = outs.get(id(mm.output)) or Value(mm.output.type, None, f"{n.outputs[0].name}_mm")
+        clone = Node(mm.prim, [outer[id(x)] if isinstance(x, Value) else x for x in mm.inputs], mm.attrs,
+                     [mm_out])
+        self._node(clone)
+        rest = body.nodes[1:]
+        if not rest:
+            return
+        epi = Graph(f"epilogue_{n.outputs[0].name}")
+        env: dict[int, Value] = {}
+        operands: list[Value] = []
+        outer[id(mm.output)] = mm_out
+        for bn in rest:
+            args = []
+            for x in bn.inputs:
+                if isinstance(x, Value) and id(x) not in env:
+                    operands.append(outer[id(x)])
+                    env[id(x)] = epi.add_input(x.type, "input", f"a{len(operands) - 1}")
+                args.append(env[id(x)] if isinstance(x, Value) else x)
+            env[id(bn.output)] = epi.add_node(bn.prim, args, bn.attrs, bn.output.type)
+        kept = [bo for bo in body.outputs if bo is not mm.output]
+        epi.set_outputs([env[id(bo)] for bo in kept])
+        self._kernel("pointwise", epi, operands, [outs[id(bo)] for bo in kept],
+                     "\n".join(node_text(bn) for bn in rest))
+
+    def _kernel(self, kind: str, body: Graph, operands: list[Value], results: list[Value], comment: str) -> None:
+        name = self._step_name(kind)
+        red_node = next((bn for bn in body.nodes if bn.prim.reduction), None)
+        if kind == "pointwise":
+            domain = tuple(results[0].shape)
+            ranges, rranges, perm = domain, (), None
+        elif kind == "reduction":
+            src = red_node.inputs[0]
+            domain = tuple(src.shape)
+            dims = _reduced_dims(red_node, len(domain))
+            kept = tuple(d for d in range(len(domain)) if d not in dims)
+            perm = kept + dims
+            ranges, rranges = tuple(domain[d] for d in kept), tuple(domain[d] for d in dims)
+        else:  # matmul
+            mm = body.nodes[0]
+            out_shape = tuple(mm.output.shape)
+            k = mm.inputs[0].shape[-1]
+            ranges, rranges, domain, perm = out_shape, (k,), out_shape, None
+        args = []
+        for i, (x, bv) in enumerate(zip(operands, body.inputs)):
+            if kind == "matmul" and i < 2 and bv in body.nodes[0].inputs[:2]:
+                args.append(self._matmul_arg(x, body.nodes[0].inputs.index(bv), ranges))
+            elif kind == "matmul":
+                arg = self._arg(x, domain)
+                args.append(KernelArg(arg.access, arg.index + (0,), arg.offset))
+            else:
+                args.append(self._arg(x, domain, perm))
+        outs = []
+        temps: dict[int, str] = {}
+        for bo, r in zip(body.outputs, results):
+            buf = self._buffer(r, self._result_role(r, bo.producer.prim if bo.producer else None, False))
+            temps[id(bo)] = buf
+            if kind == "reduction" and bo.shape == domain and bo.producer is not red_node and \
+                    _before(body, bo, red_node):
+                full = contiguous_strides(domain)
+                outs.append(KernelOut(buf, tuple(full[d] for d in perm), True))
+            else:
+                outs.append(KernelOut(buf, contiguous_strides(ranges)))
+        if self.t.materializes_intermediates:
+            for bn in body.nodes:
+                for bo in bn.outputs:
+                    if id(bo) not in temps and self.t.writes_into(bn.prim) and bo.shape:
+                        temps[id(bo)] = self._buffer(bo, "temp", f"t{name}_")
+        self.sched.steps.append(Kernel(name, kind, ranges, rranges, body, args, outs, temps, comment))
+
+    def _matmul_arg(self, x: Value, which: int, ranges: tuple) -> KernelArg:
+        """Index map of a matmul operand over (*batch, M, N, K)."""
+        a = self.access[id(x)]
+        batch = ranges[:-2]
+        lead = broadcast_index(a.shape[:-2], a.strides[:-2], batch)
+        s_row, s_col = a.strides[-2], a.strides[-1]
+        if which == 0:   # A[..., m, k]
+            idx = lead + (s_row, 0, s_col)
+        else:            # B[..., k, n]
+            idx = lead + (0, s_col, s_row)
+        return KernelArg(a, idx, a.offset)
+
+
+def _reduced_dims(n: Node, ndim: int) -> tuple[int, ...]:
+    if "dims" in n.attrs:
+        return tuple(sorted(d % ndim for d in n.attrs["dims"])) if ndim else ()
+    d = n.attrs.get("dim")
+    return tuple(range(ndim)) if d is None else (d % ndim,)
+
+
+def _before(body: Graph, v: Value, red: Node) -> bool:
+    order = {id(bn): i for i, bn in enumerate(body.nodes)}
+    return v.producer is None or order[id(v.producer)] < order[id(red)]
+
+
+def build_schedule(g: Graph, target: Target, saved_from: int | None = None) -> Schedule:
+    """The schedule of ``g`` (after fusion) for ``target``; raises ``UnsupportedOp`` naming the
+    primitive this backend can't run and why."""
+    return _Builder(g, target, saved_from).run()

@@ -1,0 +1,99 @@
+"""The backend interface and registry: the frontend hands an optimized graph to
+``backend.compile(graph)`` and knows nothing else about code generation.
+
+A backend states its device; which primitives it generates inside kernels and which it calls as
+library routines (``target``: the scheduler's view of it); its fusion legality
+(``in_kernels``); its code generator; its allocator (the array module ``xp``); and how compiled
+code is loaded (``_load``). ``for_device`` picks the backend of the inputs' device.
+"""
+from __future__ import annotations
+
+import threading
+from typing import Any, Callable
+
+from graphc.codegen import generator_version
+from graphc.codegen.memory_plan import plan_memory
+from graphc.codegen.scheduler import build_schedule
+from graphc.ir.graph import Graph
+from graphc.ir.primitive import Primitive
+from graphc.ir.printer import print_graph
+
+from . import cache
+from .compiled import CompiledGraph
+
+
+class Backend:
+    name = ""
+    device = ""
+    alignment = 64
+    target: Any = None
+    # codegen modules whose source is part of the cache key
+    generator_modules: tuple[str, ...] = ("graphc.codegen.schedule", "graphc.codegen.scheduler",
+                                          "graphc.codegen.views", "graphc.codegen.memory_plan",
+                                          "graphc.codegen.host")
+
+    def in_kernels(self, prim: Primitive) -> bool:
+        """Fusion legality: only primitives this backend generates inside kernels are fused."""
+        return prim in self.target.kernel_ops
+
+    def version(self) -> str:
+        return generator_version(*self.generator_modules)
+
+    def xp(self) -> Any:  # the allocator: the device's array module
+        raise NotImplementedError
+
+    def compile(self, graph: Graph, name: str, saved_from: int | None = None) -> CompiledGraph:
+        schedule = build_schedule(graph, self.target, saved_from)
+        schedule.plan = plan_memory(schedule, self.device, self.alignment, self.target.materializes_intermediates)
+        text = f"{print_graph(graph)}saved_from={saved_from}\n{schedule.plan.text()}"
+        key = cache.structural_hash(text, self.name, self.version() + self.environment())
+        fn_name = "graphc_" + "".join(c if c.isalnum() else "_" for c in name)
+        fn, source, from_cache = self._load(schedule, fn_name, key)
+        return CompiledGraph(graph, schedule, fn, source, key, from_cache, self.name, self.xp())
+
+    def environment(self) -> str:
+        """What else generated code depends on (compiler versions, GPU architecture)."""
+        return ""
+
+    def _load(self, schedule, fn_name: str, key: str) -> tuple[Callable, str, bool]:
+        raise NotImplementedError
+
+
+_BACKENDS: dict[tuple[str, str], Backend] = {}
+_lock = threading.Lock()
+
+# name -> the device types it runs on (the first is its default device)
+BUILTIN = {"numpy": ("cpu",), "triton": ("cuda", "cpu")}
+# device type -> its default backend
+DEFAULT = {"cpu": "numpy", "cuda": "triton"}
+
+
+def get(name: str, device: str) -> Backend:
+    """The backend ``name`` for tensors on ``device`` (``triton`` on cpu runs its kernels under
+    Triton's interpreter, for debugging)."""
+    if name not in BUILTIN:
+        raise ValueError(f"unknown backend {name!r}; graphc has {sorted(BUILTIN)}")
+    if device not in BUILTIN[name]:
+        raise ValueError(f"the {name} backend can't run on {device} tensors; use backend="
+                         f"{DEFAULT.get(device, 'numpy')!r} or move the tensors to {BUILTIN[name][0]}")
+    with _lock:
+        b = _BACKENDS.get((name, device))
+        if b is None:
+            b = _BACKENDS[(name, device)] = _make(name, device)
+    return b
+
+
+def for_device(device: str) -> Backend:
+    """The default backend of a device type: cpu -> numpy, cuda -> triton."""
+    if device not in DEFAULT:
+        raise ValueError(f"no compiler backend for device {device!r}")
+    return get(DEFAULT[device], device)
+
+
+def _make(name: str, device: str) -> Backend:
+    # imported on first use: the triton package is only imported when the Triton backend is
+    if name == "numpy":
+        from .numpy_backend import NumpyBackend
+        return NumpyBackend()
+    from .triton_backend import TritonBackend
+    return TritonBackend(device)
