@@ -37,6 +37,8 @@ class HostWriter:
             self.line(f"#    {ln}")
 
     def begin(self, fn_name: str) -> None:
+        if self.s.plan is not None:  # the plan travels with the code it was made for
+            self.lines += [f"# {ln}" for ln in self.s.plan.text().splitlines()]
         params = ", ".join(self.s.inputs + ["_ws"])
         self.lines.append(f"def {fn_name}({params}):")
         temps = workspace_buffers(self.s)

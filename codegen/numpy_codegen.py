@@ -152,8 +152,11 @@ def _numpy_dtype_differs(n: Node, casts: list) -> bool:
     return res[-1] != np.dtype(n.output.dtype.np)
 
 
-def _statement(w: HostWriter, n: Node, operands: list[str], target: str, buf: str | None) -> None:
-    """``target = <n>(operands)``, written into the planned buffer ``buf`` when there is one."""
+def _statement(w: HostWriter, n: Node, operands: list[str], target: str, buf: str | None,
+               wrap: str = "") -> None:
+    """``target = <n>(operands)``, written into the planned buffer ``buf`` when there is one.
+    ``wrap``: a function applied to a result that is not written into a buffer (the Triton
+    backend moves host results of library calls onto its device)."""
     casts = n.prim.operand_casts(tuple(n.inputs), n.attrs)
     args = [f"{a}.astype(np.{c.np.name})" if c is not None else a for a, c in zip(operands, casts)]
     expr = LOWERINGS[n.prim](n, args)
@@ -164,7 +167,7 @@ def _statement(w: HostWriter, n: Node, operands: list[str], target: str, buf: st
         if target != buf:
             w.line(f"{target} = {buf}")
     else:
-        w.line(f"{target} = {expr}")
+        w.line(f"{target} = {wrap}({expr})" if wrap else f"{target} = {expr}")
 
 
 def _kernel(w: HostWriter, k: Kernel, s: Schedule) -> None:
@@ -182,11 +185,13 @@ def _kernel(w: HostWriter, k: Kernel, s: Schedule) -> None:
         names[id(bn.output)] = target
 
 
-def _extern(w: HostWriter, e: ExternCall, s: Schedule) -> None:
+def extern_call(w: HostWriter, e: ExternCall, s: Schedule, wrap: str = "") -> None:
+    """An extern call as numpy code. Other backends call it too: numpy's functions dispatch on
+    their operands' array type (NEP 13/18), so the same line runs CuPy's routine on cuda arrays."""
     w.comment_block(e.name, e.comment)
     operands = [w.view(a) if isinstance(a, Access) else _literal(a) for a in e.args]
     planned = s.buffers[e.out].role == "temp"
-    _statement(w, e.node, operands, e.out, e.out if planned else None)
+    _statement(w, e.node, operands, e.out, e.out if planned else None, wrap)
 
 
 def generate(s: Schedule, fn_name: str = "kernel") -> str:
@@ -195,13 +200,14 @@ def generate(s: Schedule, fn_name: str = "kernel") -> str:
     w = HostWriter(s, "np", fresh=lambda prim: prim in FRESH)
     w.begin(fn_name)
     for step in s.steps:
-        (_kernel if isinstance(step, Kernel) else _extern)(w, step, s)
+        (_kernel if isinstance(step, Kernel) else extern_call)(w, step, s)
     w.end()
     return w.source()
 
 
-def _fix(out, dtype_name: str) -> np.ndarray:
-    out = np.asarray(out)
+def _fix(out, dtype_name: str):
+    if not hasattr(out, "__array_function__") or isinstance(out, np.generic):
+        out = np.asarray(out)  # Python and numpy scalars; device arrays stay where they are
     return out if out.dtype.name == dtype_name else out.astype(dtype_name)
 
 

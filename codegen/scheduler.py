@@ -10,10 +10,10 @@ from typing import Mapping, Protocol
 
 from graphc.ir import prims as P
 from graphc.ir.graph import Graph, Node, Value, format_type
-from graphc.ir.primitive import Primitive
+from graphc.ir.primitive import Primitive, TensorType
 
 from .schedule import PREFIX, Access, Buffer, ExternCall, Kernel, KernelArg, KernelOut, Schedule
-from .views import apply_view, broadcast_index, contiguous_strides
+from .views import apply_view, broadcast_index, contiguous_strides, reshape_strides
 
 
 class Target(Protocol):
@@ -127,6 +127,9 @@ class _Builder:
         if prim.name == "fused":
             self._fused(n)
             return
+        if prim is P.matmul and prim in self.t.kernel_ops:
+            self._matmul(n)
+            return
         if prim in self.t.unsupported:
             raise UnsupportedOp(f"{self.t.name} backend: {prim.name}: {self.t.unsupported[prim]}")
         if prim in self.t.kernel_ops and (prim.elementwise or prim.reduction or not list(n.value_inputs())
@@ -163,6 +166,34 @@ class _Builder:
         tmp = Value(x.type, None, f"{x.name}_copy")
         self._kernel("pointwise", body, [x], [tmp], f"contiguous copy of %{x.name}")
         return self.access[id(tmp)]
+
+    def _matmul(self, n: Node) -> None:
+        """A matmul alone, as a matmul kernel. Vector operands are seen as matrices through a
+        reshape index map (and so is the result), as numpy's matmul semantics define them."""
+        a, b = n.inputs
+        views = []
+        for x, shape in ((a, (1,) + tuple(a.shape)), (b, tuple(b.shape) + (1,))):
+            acc = self.access[id(x)]
+            if x.ndim == 1:
+                st = (0,) + acc.strides if shape[0] == 1 else acc.strides + (0,)
+                acc = Access(acc.buffer, acc.views + (("reshape", (("shape", shape),)),), shape, st, acc.offset)
+            views.append(acc)
+        out_shape = P.matmul.infer(Value(TensorType(views[0].shape, a.dtype)),
+                                   Value(TensorType(views[1].shape, b.dtype))).shape
+        body = Graph(f"matmul_{n.output.name}")
+        x0 = body.add_input(TensorType(views[0].shape, a.dtype), "input", "a0")
+        x1 = body.add_input(TensorType(views[1].shape, b.dtype), "input", "a1")
+        body.set_outputs([body.add_node(P.matmul, [x0, x1], {}, TensorType(out_shape, n.output.dtype))])
+        result = n.output if out_shape == tuple(n.output.shape) else \
+            Value(TensorType(out_shape, n.output.dtype), None, f"{n.output.name}_2d")
+        if result is not n.output and id(n.output) in self.pinned:
+            self.pinned.add(id(result))
+        self._kernel("matmul", body, [], [result], node_text(n), matmul_args=views)
+        if result is not n.output:  # squeeze the vector dimensions back out (a view)
+            acc = self.access[id(result)]
+            shape = tuple(n.output.shape)
+            self.access[id(n.output)] = Access(acc.buffer, (("reshape", (("shape", shape),)),), shape,
+                                               reshape_strides(acc.shape, acc.strides, shape), 0)
 
     def _fused(self, n: Node) -> None:
         body: Graph = n.attrs["body"]
@@ -209,7 +240,10 @@ class _Builder:
         self._kernel("pointwise", epi, operands, [outs[id(bo)] for bo in kept],
                      "\n".join(node_text(bn) for bn in rest))
 
-    def _kernel(self, kind: str, body: Graph, operands: list[Value], results: list[Value], comment: str) -> None:
+    def _kernel(self, kind: str, body: Graph, operands: list[Value], results: list[Value], comment: str,
+                matmul_args: list[Access] | None = None) -> None:
+        """Append a Kernel computing ``body`` on ``operands`` (one per body input; a matmul's own
+        operands may come as ``matmul_args`` accesses instead) into ``results``' buffers."""
         name = self._step_name(kind)
         red_node = next((bn for bn in body.nodes if bn.prim.reduction), None)
         if kind == "pointwise":
@@ -228,9 +262,10 @@ class _Builder:
             k = mm.inputs[0].shape[-1]
             ranges, rranges, domain, perm = out_shape, (k,), out_shape, None
         args = []
-        for i, (x, bv) in enumerate(zip(operands, body.inputs)):
-            if kind == "matmul" and i < 2 and bv in body.nodes[0].inputs[:2]:
-                args.append(self._matmul_arg(x, body.nodes[0].inputs.index(bv), ranges))
+        accesses = list(matmul_args or []) + [self.access[id(x)] for x in operands]
+        for bv, acc, x in zip(body.inputs, accesses, [None] * len(matmul_args or []) + operands):
+            if kind == "matmul" and bv in body.nodes[0].inputs[:2]:
+                args.append(self._matmul_arg(acc, body.nodes[0].inputs.index(bv), ranges))
             elif kind == "matmul":
                 arg = self._arg(x, domain)
                 args.append(KernelArg(arg.access, arg.index + (0,), arg.offset))
@@ -254,9 +289,9 @@ class _Builder:
                         temps[id(bo)] = self._buffer(bo, "temp", f"t{name}_")
         self.sched.steps.append(Kernel(name, kind, ranges, rranges, body, args, outs, temps, comment))
 
-    def _matmul_arg(self, x: Value, which: int, ranges: tuple) -> KernelArg:
+    @staticmethod
+    def _matmul_arg(a: Access, which: int, ranges: tuple) -> KernelArg:
         """Index map of a matmul operand over (*batch, M, N, K)."""
-        a = self.access[id(x)]
         batch = ranges[:-2]
         lead = broadcast_index(a.shape[:-2], a.strides[:-2], batch)
         s_row, s_col = a.strides[-2], a.strides[-1]

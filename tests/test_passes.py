@@ -543,6 +543,29 @@ def test_autodiff_split_saves_non_pointwise_values_and_is_correct():
     np.testing.assert_allclose(gw, np.cumsum((np.sin(x) * k)[::-1])[::-1])
 
 
+def test_autodiff_saves_only_what_the_backward_graph_reads():
+    """Only w2 is trained: backward computes x@w1 * grad, then y^T @ that: it reads y and x@w1.
+    Values the joint split first marked as saved (x, w1, ...) that DCE of the backward graph
+    leaves unread are not saved."""
+    split = differentiate(parse_graph(ir("""
+        graph f(%x: f32[4,3], %w1: f32[3,5] param, %y: f32[4,3], %w2: f32[3,5] param) {
+          %0: f32[4,5] = matmul(%x, %w1)
+          %1: f32[4,5] = matmul(%y, %w2)
+          %2: f32[4,5] = mul(%0, %1)
+          return %2
+        }
+    """)), [3], [0])
+    saved = split.forward.outputs[1:]
+    assert len(saved) == len(split.backward.inputs) - 1 == 2
+    assert all(v.users for v in split.backward.inputs[1:])   # every saved value is read
+    rng = np.random.default_rng(4)
+    x, w1, y, w2 = (rng.random(s).astype(np.float32) for s in ((4, 3), (3, 5), (4, 3), (3, 5)))
+    fwd = interpret(split.forward, [x, w1, y, w2])
+    g = rng.random((4, 5)).astype(np.float32)
+    (gw2,) = interpret(split.backward, [g] + fwd[1:])
+    np.testing.assert_allclose(gw2, y.T @ ((x @ w1) * g), rtol=1e-5)
+
+
 # ---- printer and parser ----------------------------------------------------------------------
 
 ROUNDTRIP = """

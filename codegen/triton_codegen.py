@@ -1,0 +1,65 @@
+"""The Triton backend's code: one ``@triton.jit`` kernel per schedule ``Kernel``
+(``triton_kernels.render``) and a host function that allocates outputs, launches the kernels in
+order on the device's arrays and makes the extern library calls (the same lines as numpy's, which
+dispatch to CuPy on cuda arrays, with results moved onto the device)."""
+from __future__ import annotations
+
+from graphc.ir import prims as P
+from graphc.ir.primitive import Primitive
+
+from . import numpy_codegen, triton_kernels
+from .host import HostWriter
+from .schedule import Kernel, Schedule
+
+# Views are index maps; everything the kernel renderer has a lowering for runs inside kernels.
+KERNEL_OPS = frozenset(triton_kernels.TRITON_OPS) | frozenset(p for p in triton_kernels.EXTERN if p.is_view) \
+    | {P.matmul}
+
+
+class TritonTarget:
+    """What the scheduler needs to know about the Triton backend."""
+    name = "triton"
+    kernel_ops = KERNEL_OPS
+    extern_ops = {p: how for p, how in triton_kernels.EXTERN.items() if p not in KERNEL_OPS}
+    unsupported = triton_kernels.UNSUPPORTED
+    materializes_intermediates = False  # a kernel's intermediates live in registers
+
+    @staticmethod
+    def writes_into(prim: Primitive | None) -> bool:
+        # kernels write every result into a buffer; library calls only where numpy's form has out=
+        return prim is None or prim in KERNEL_OPS or prim in numpy_codegen.WRITES_INTO
+
+    @staticmethod
+    def extern_fresh(prim: Primitive) -> bool:
+        return prim in numpy_codegen.FRESH
+
+
+TARGET = TritonTarget()
+
+
+def render_kernels(s: Schedule, input_precision: str) -> dict[str, triton_kernels.RenderedKernel]:
+    dtypes = {name: b.dtype for name, b in s.buffers.items()}
+    return {k.name: triton_kernels.render(k, dtypes, input_precision=input_precision) for k in s.kernels()}
+
+
+def generate(s: Schedule, fn_name: str) -> str:
+    """``def fn_name(inputs..., _ws)``: ``_launch(name, args, outs)`` runs kernel ``name``;
+    ``_empty`` allocates on the device; ``_dev`` moves a library result onto the device."""
+    w = HostWriter(s, "xp", fresh=lambda prim: prim in numpy_codegen.FRESH)
+    w.begin(fn_name)
+    for step in s.steps:
+        if isinstance(step, Kernel):
+            w.comment_block(f"{step.name}: {step.kind} over {list(step.ranges)}"
+                            + (f", reducing {list(step.reduction_ranges)}" if step.reduction_ranges else ""),
+                            step.comment)
+            for o in step.outs:
+                b = s.buffers[o.buffer]
+                if b.role != "temp":
+                    w.line(f"{o.buffer} = _empty({b.shape!r}, {b.dtype.np.name!r})")
+            args = "".join(f"{a.access.buffer}, " for a in step.args)
+            outs = "".join(f"{o.buffer}, " for o in step.outs)
+            w.line(f"_launch({step.name!r}, ({args}), ({outs}))")
+        else:
+            numpy_codegen.extern_call(w, step, s, wrap="_dev")
+    w.end()
+    return w.source()
