@@ -1,0 +1,351 @@
+"""Loading, launching, tuning and ahead-of-time compiling rendered Triton kernels.
+
+- Each kernel's source is written to ``<cache_dir>/triton/<name>_<source hash>.py`` (Triton's JIT
+  reads the function's source with ``inspect``, so it must live in a real file) and imported.
+- Where the arrays live decides how a kernel runs: numpy arrays (cpu) go through Triton's
+  interpreter, CuPy arrays (cuda) through the compiled kernel. ``triton.jit`` picks interpreted
+  or compiled when it decorates (``knobs.runtime.interpret``, read from ``TRITON_INTERPRET`` at
+  that moment, in Triton 3.6 and 3.9 alike), so each mode imports the file as its own module with
+  the variable set accordingly; the process need not set it. Interpreted launches also run with it
+  set (``tl`` helpers built on ``constexpr_function`` read it while the kernel runs).
+- The interpreter cannot call libdevice (its functions are stubs there): the interpreted module's
+  ``libdevice`` is replaced by numpy equivalents of the functions generated code uses.
+- Launch configs: under the interpreter, the largest blocks (its cost is per program instance);
+  on a GPU, a few candidates timed with CUDA events (never ``triton.testing.do_bench``, which
+  imports torch), the best cached on disk per kernel source, device and Triton version.
+
+Nothing here imports triton (or CuPy) at module import: ``import graphc`` must stay light.
+"""
+from __future__ import annotations
+
+import contextlib
+import importlib.util
+import json
+import os
+import threading
+from pathlib import Path
+from typing import Any, Iterator, Mapping, Sequence
+
+import numpy as np
+
+from graphc.codegen.triton_kernels import RenderedKernel
+
+from .cache import cache_dir
+
+_lock = threading.RLock()            # TRITON_INTERPRET is process-wide: one import/launch at a time
+_modules: dict[tuple[str, bool], Any] = {}
+
+
+def kernel_dir() -> Path:
+    return cache_dir() / "triton"
+
+
+# ---------------------------------------------------------------------------------------------
+# Loading
+# ---------------------------------------------------------------------------------------------
+
+@contextlib.contextmanager
+def _interpret(on: bool) -> Iterator[None]:
+    with _lock:
+        old = os.environ.get("TRITON_INTERPRET")
+        os.environ["TRITON_INTERPRET"] = "1" if on else "0"
+        try:
+            yield
+        finally:
+            if old is None:
+                del os.environ["TRITON_INTERPRET"]
+            else:
+                os.environ["TRITON_INTERPRET"] = old
+
+
+def source_path(rendered: RenderedKernel) -> Path:
+    """The kernel's source file, written if absent or not what we would write (a file is trusted
+    only when its content is exactly the rendered source)."""
+    path = kernel_dir() / f"{rendered.name}_{rendered.source_hash}.py"
+    try:
+        if path.read_text() == rendered.source:
+            return path
+    except (OSError, UnicodeDecodeError):
+        pass
+    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
+    tmp.write_text(rendered.source)
+    os.replace(tmp, path)
+    return path
+
+
+def load(rendered: RenderedKernel, interpret: bool) -> Any:
+    """The kernel function: a ``JITFunction`` (compiled mode) or an ``InterpretedFunction``."""
+    key = (rendered.source_hash, interpret)
+    with _lock:
+        mod = _modules.get(key)
+        if mod is None:
+            path = source_path(rendered)
+            name = f"graphc_triton_{rendered.name}_{rendered.source_hash}{'_interp' if interpret else ''}"
+            spec = importlib.util.spec_from_file_location(name, path)
+            mod = importlib.util.module_from_spec(spec)
+            with _interpret(interpret):
+                spec.loader.exec_module(mod)
+            if interpret and hasattr(mod, "libdevice"):
+                mod.libdevice = _numpy_libdevice()
+            _modules[key] = mod
+    return getattr(mod, rendered.name)
+
+
+def _numpy_libdevice():
+    """The libdevice functions generated kernels call, as numpy code on the interpreter's
+    tensors (its ``tl.tensor`` wraps a ``TensorHandle`` holding a numpy array)."""
+    import types
+
+    import triton.language as tl
+    from triton.runtime.interpreter import TensorHandle
+
+    def wrap(fn):
+        def call(*args):
+            ref = next(a for a in args if isinstance(a, tl.tensor))
+            data = [a.handle.data if isinstance(a, tl.tensor) else a for a in args]
+            with np.errstate(all="ignore"):
+                out = np.asarray(fn(*data)).astype(ref.handle.data.dtype)
+            return tl.tensor(TensorHandle(out, ref.dtype.scalar), ref.type)
+        return call
+
+    def special(name):
+        def run(*a):
+            import scipy.special
+            return getattr(scipy.special, name)(*a)
+        return run
+
+    fns = {"rint": np.rint, "trunc": np.trunc, "expm1": np.expm1, "log10": np.log10, "log1p": np.log1p,
+           "tan": np.tan, "asin": np.arcsin, "acos": np.arccos, "atan": np.arctan, "sinh": np.sinh,
+           "cosh": np.cosh, "tanh": np.tanh, "atan2": np.arctan2, "pow": np.power,
+           "div_rn": np.divide,
+           "lgamma": special("gammaln"), "erfinv": special("erfinv")}
+    return types.SimpleNamespace(**{k: wrap(f) for k, f in fns.items()})
+
+
+# ---------------------------------------------------------------------------------------------
+# Arrays as kernel arguments
+# ---------------------------------------------------------------------------------------------
+
+class _HostStorage:
+    """The bytes of a host buffer. Host and "device" memory are the same for the interpreter, so
+    ``cpu()`` is the storage itself and copying back onto itself is a no-op."""
+
+    def __init__(self, raw: np.ndarray) -> None:
+        self.raw = raw
+
+    def data_ptr(self) -> int:
+        return self.raw.ctypes.data
+
+    def cpu(self) -> "_HostStorage":
+        return self
+
+    def copy_(self, other: "_HostStorage") -> "_HostStorage":
+        if other.data_ptr() != self.data_ptr():
+            np.copyto(self.raw, other.raw)
+        return self
+
+
+class HostArray:
+    """A C-contiguous numpy array, seen the way Triton's interpreter sees a tensor argument."""
+
+    def __init__(self, array: np.ndarray) -> None:
+        if not isinstance(array, np.ndarray) or not array.flags.c_contiguous:
+            raise ValueError("Triton kernels take contiguous buffers; got "
+                             f"{type(array).__name__} {getattr(array, 'shape', '')} that is not C-contiguous")
+        self.array = array
+
+    @property
+    def dtype(self) -> np.dtype:
+        return self.array.dtype          # str() is the canonical name Triton parses: "float32", "bool"
+
+    def data_ptr(self) -> int:
+        return self.array.ctypes.data
+
+    def untyped_storage(self) -> _HostStorage:
+        return _HostStorage(self.array.reshape(-1).view(np.uint8))
+
+    def storage_offset(self) -> int:
+        return 0
+
+    def size(self) -> tuple[int, ...]:
+        return self.array.shape
+
+    def stride(self) -> tuple[int, ...]:
+        return tuple(s // self.array.itemsize for s in self.array.strides)
+
+    def new_empty(self, *size, device: str = "cpu") -> "HostArray":
+        return HostArray(np.empty(size, self.array.dtype))
+
+    def set_(self, storage: _HostStorage, offset: int, size, stride) -> "HostArray":
+        item = self.array.itemsize
+        flat = storage.raw.view(self.array.dtype)[offset:]
+        self.array = np.lib.stride_tricks.as_strided(flat, tuple(size), tuple(s * item for s in stride))
+        return self
+
+
+class DeviceArray:
+    """A CuPy array as a compiled kernel's pointer argument (Triton reads ``data_ptr()`` and
+    ``dtype``)."""
+
+    def __init__(self, array: Any) -> None:
+        self.array = array
+        self.dtype = array.dtype
+
+    def data_ptr(self) -> int:
+        return self.array.data.ptr
+
+
+def _on_gpu(arrays: Sequence[Any]) -> bool:
+    kinds = {type(a).__module__.split(".")[0] == "cupy" for a in arrays}
+    if len(kinds) > 1:
+        raise ValueError("a Triton kernel's arrays must all be numpy (interpreter) or all CuPy (GPU)")
+    return kinds == {True}
+
+
+# ---------------------------------------------------------------------------------------------
+# Launch configs
+# ---------------------------------------------------------------------------------------------
+
+def _pow2_upto(n: int) -> int:
+    return 1 << max(0, (max(n, 1) - 1).bit_length())
+
+
+def candidate_configs(rendered: RenderedKernel) -> list[dict[str, int]]:
+    """A few launch configs (constexprs + num_warps) for a GPU, by kernel kind."""
+    c = rendered.constexprs
+    if rendered.kind == "pointwise":
+        top = _pow2_upto(rendered.scalars["xnumel"])
+        return [{"XBLOCK": min(x, top), "num_warps": w} for x, w in ((256, 4), (1024, 4), (2048, 8))]
+    if rendered.kind == "reduction":
+        if rendered.persistent:
+            rb = c["RBLOCK"]
+            top = _pow2_upto(rendered.scalars["xnumel"])
+            return [{"XBLOCK": min(max(1, x // rb), top), "RBLOCK": rb, "num_warps": w}
+                    for x, w in ((1024, 4), (4096, 8), (16384, 16))]
+        return [{"XBLOCK": x, "RBLOCK": r, "num_warps": w} for x, r, w in ((1, 2048, 8), (8, 512, 4), (64, 64, 4))]
+    # integer matmuls have no K block: _run passes only the constexprs a kernel declares
+    return [{"BLOCK_M": m, "BLOCK_N": n, "BLOCK_K": k, "num_warps": w}
+            for m, n, k, w in ((64, 64, 32, 4), (128, 128, 32, 8), (128, 64, 64, 4), (64, 128, 64, 4))]
+
+
+def interpreter_config(rendered: RenderedKernel) -> dict[str, int]:
+    """The largest blocks: the interpreter's cost is per program instance, not per element."""
+    s, c = rendered.scalars, rendered.constexprs
+    if rendered.kind == "pointwise":
+        return {"XBLOCK": min(_pow2_upto(s["xnumel"]), 1 << 16)}
+    if rendered.kind == "reduction":
+        rb = c["RBLOCK"] if rendered.persistent else min(_pow2_upto(s["rnumel"]), 4096)
+        return {"XBLOCK": max(1, min(_pow2_upto(s["xnumel"]), (1 << 16) // rb)), "RBLOCK": rb}
+    return {name: max(block, 64) for name, block in c.items()}
+
+
+def _tuning_file() -> Path:
+    return kernel_dir() / "autotune.json"
+
+
+def _tuning_key(rendered: RenderedKernel) -> str:
+    import cupy
+    import triton
+    dev = cupy.cuda.Device()
+    name = cupy.cuda.runtime.getDeviceProperties(dev.id)["name"]
+    name = name.decode() if isinstance(name, bytes) else name
+    return f"{rendered.source_hash}|{name}|{triton.__version__}"
+
+
+def _read_tuning() -> dict:
+    try:
+        data = json.loads(_tuning_file().read_text())
+        return data if isinstance(data, dict) else {}
+    except (OSError, ValueError):
+        return {}
+
+
+def tuned_config(rendered: RenderedKernel, args: Sequence[Any], outs: Sequence[Any], reps: int = 20) -> dict[str, int]:
+    """The fastest candidate config on this GPU (CUDA-event timing), cached on disk."""
+    import cupy
+    key = _tuning_key(rendered)
+    with _lock:
+        known = _read_tuning().get(key)
+    if known is not None:
+        return known
+    # an output written over an input (a reused buffer) would change the input between runs
+    ptrs = {a.data.ptr for a in args}
+    if any(o.data.ptr in ptrs for o in outs):
+        args, outs = [a.copy() for a in args], [cupy.empty_like(o) for o in outs]
+    best, best_ms = None, float("inf")
+    for config in candidate_configs(rendered):
+        try:
+            _run(rendered, args, outs, config, interpret=False)  # compiles
+        except Exception:  # a config the GPU can't run (out of shared memory/registers)
+            continue
+        start, stop = cupy.cuda.Event(), cupy.cuda.Event()
+        start.record()
+        for _ in range(reps):
+            _run(rendered, args, outs, config, interpret=False)
+        stop.record()
+        stop.synchronize()
+        ms = cupy.cuda.get_elapsed_time(start, stop) / reps
+        if ms < best_ms:
+            best, best_ms = config, ms
+    if best is None:
+        raise RuntimeError(f"{rendered.name}: no launch config compiled and ran on this GPU")
+    with _lock:
+        data = _read_tuning()
+        data[key] = best
+        _tuning_file().parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        tmp = _tuning_file().with_name(f".autotune.{os.getpid()}.tmp")
+        tmp.write_text(json.dumps(data, indent=1, sort_keys=True))
+        os.replace(tmp, _tuning_file())
+    return best
+
+
+# ---------------------------------------------------------------------------------------------
+# Launching
+# ---------------------------------------------------------------------------------------------
+
+def _run(rendered: RenderedKernel, args: Sequence[Any], outs: Sequence[Any], config: Mapping[str, int],
+         interpret: bool) -> None:
+    kernel = load(rendered, interpret)
+    constexprs = {k: v for k, v in config.items() if k in rendered.constexprs}
+    options = {k: v for k, v in config.items() if k in ("num_warps", "num_stages")}
+    grid = rendered.grid(constexprs)
+    if interpret:
+        pointers = [HostArray(a) for a in (*args, *outs)]
+        with _interpret(True):
+            kernel[grid](*pointers, *rendered.scalars.values(), **constexprs)
+    else:
+        pointers = [DeviceArray(a) for a in (*args, *outs)]
+        # explicit, so Triton 3.9 does not warn that TRITON_DEFAULT_FP_FUSION is unset
+        kernel[grid](*pointers, *rendered.scalars.values(), **constexprs, enable_fp_fusion=True, **options)
+
+
+def launch(rendered: RenderedKernel, args: Sequence[Any], outs: Sequence[Any],
+           config: Mapping[str, int] | None = None) -> None:
+    """Run the kernel on ``args`` (one buffer per ``kernel.args`` entry) writing ``outs`` (one per
+    ``kernel.outs``): numpy arrays through the interpreter, CuPy arrays on the GPU. ``config``
+    (constexprs, optionally num_warps) overrides the tuned/interpreter choice."""
+    if len(args) + len(outs) != sum(t.startswith("*") for t in rendered.signature.values()):
+        raise ValueError(f"{rendered.name}: takes {sum(p.startswith('in') for p in rendered.params)} inputs and "
+                         f"{sum(p.startswith('out') for p in rendered.params)} outputs, got {len(args)} and {len(outs)}")
+    gpu = _on_gpu([*args, *outs])
+    if config is None:
+        config = tuned_config(rendered, args, outs) if gpu else interpreter_config(rendered)
+    _run(rendered, args, outs, {**rendered.constexprs, **config}, interpret=not gpu)
+
+
+# ---------------------------------------------------------------------------------------------
+# Ahead-of-time compilation (CI proves every kernel builds for a GPU it doesn't have)
+# ---------------------------------------------------------------------------------------------
+
+def compile_aot(rendered: RenderedKernel, arch: int = 90, num_warps: int = 4) -> Any:
+    """``triton.compile`` for ``cuda`` compute capability ``arch`` with the default constexprs;
+    the result's ``asm`` holds ttir/ttgir/llir/ptx/cubin. Same call in Triton 3.6 and 3.9."""
+    import triton
+    from triton.backends.compiler import GPUTarget
+    from triton.compiler import ASTSource
+
+    fn = load(rendered, interpret=False)
+    src = ASTSource(fn=fn, signature=dict(rendered.signature), constexprs=dict(rendered.constexprs))
+    return triton.compile(src, target=GPUTarget("cuda", arch, 32),
+                          options={"num_warps": num_warps, "enable_fp_fusion": True})
