@@ -15,7 +15,7 @@ from graphc.ir.dtypes import get_default_dtype, set_default_dtype
 from . import autograd
 from .autograd.grad_mode import (enable_grad, inference_mode, is_grad_enabled, is_inference_mode_enabled,
                                  no_grad, set_grad_enabled)
-from .device import DeviceUnavailableError, device
+from .device import DeviceUnavailableError, device, get_default_device, set_default_device
 from .tensors import Size, Tensor
 
 from . import methods as _methods  # noqa: F401  (attaches Tensor methods)

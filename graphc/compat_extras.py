@@ -8,6 +8,8 @@ import os
 import warnings
 import numpy as np
 
+from graphc.ir.array_module import array_module
+
 # ---- reproducibility and threads --------------------------------------------------------------
 
 _deterministic = {"mode": False, "warn_only": False}
@@ -289,9 +291,11 @@ def aminmax(input, *, dim=None, keepdim: bool = False):
 
 def isin(elements, test_elements, *, assume_unique: bool = False, invert: bool = False):
     import graphc
-    e = elements._data if isinstance(elements, graphc.Tensor) else np.asarray(elements)
-    t = test_elements._data if isinstance(test_elements, graphc.Tensor) else np.asarray(test_elements)
-    return graphc.Tensor._make(np.asarray(np.isin(e, t, invert=invert)))
+    from .tensors import device_tensor, host_array
+    e = host_array(elements._data) if isinstance(elements, graphc.Tensor) else np.asarray(elements)
+    t = host_array(test_elements._data) if isinstance(test_elements, graphc.Tensor) else np.asarray(test_elements)
+    like = elements if isinstance(elements, graphc.Tensor) else test_elements
+    return device_tensor(np.asarray(np.isin(e, t, invert=invert)), like)
 
 
 def hypot(input, other, *, out=None):
@@ -300,7 +304,7 @@ def hypot(input, other, *, out=None):
 
 def signbit(input, *, out=None):
     import graphc
-    return graphc.Tensor._make(np.asarray(np.signbit(input._data)))
+    return graphc.Tensor._make(array_module(input._data).asarray(np.signbit(input._data)))
 
 
 def rot90(input, k: int = 1, dims=(0, 1)):
@@ -357,6 +361,7 @@ def tensor_unfold(self, dimension: int, size: int, step: int):
     """``Tensor.unfold``: every window of ``size`` along ``dimension`` (``step`` apart) as a new
     last dimension. (graphc returns a copy, not a view.)"""
     import graphc
+    from .tensors import device_tensor
     nd = self.dim()
     d = dimension % nd if nd else 0
     length = self.shape[d] if nd else 1
@@ -368,7 +373,7 @@ def tensor_unfold(self, dimension: int, size: int, step: int):
         return self.reshape(1)
     n = (length - size) // step + 1
     idx = (np.arange(n)[:, None] * step + np.arange(size)[None, :]).reshape(-1)
-    out = self.index_select(d, graphc.Tensor._make(idx.astype(np.int64)))
+    out = self.index_select(d, device_tensor(idx.astype(np.int64), self))
     shape = tuple(self.shape[:d]) + (n, size) + tuple(self.shape[d + 1:])
     return out.reshape(shape).movedim(d + 1, -1)
 
@@ -377,10 +382,11 @@ def scatter_reduce(input, dim: int, index, src, reduce: str, *, include_self: bo
     """``input.scatter_reduce(dim, index, src, reduce)`` for reduce in sum, mean, amax, amin and
     prod; the gradient of amax/amin is shared evenly by the elements equal to the result."""
     import graphc
+    from .tensors import device_tensor, host_array
     if reduce not in ("sum", "mean", "amax", "amin", "prod"):
         raise RuntimeError(f"reduce argument must be either sum, prod, mean, amax or amin, got {reduce}")
     d = dim % input.dim() if input.dim() else 0
-    idx = index._data.astype(np.int64)
+    idx = host_array(index._data).astype(np.int64)  # the pairing is worked out on the host
     # the (destination, source) flat positions, as numpy's put_along_axis would pair them
     dest_full = np.indices(idx.shape)
     dest_full[d] = idx
@@ -391,33 +397,37 @@ def scatter_reduce(input, dim: int, index, src, reduce: str, *, include_self: bo
     flat_in = input.reshape(-1)
     count = np.bincount(dest, minlength=n).astype(np.float64)
     touched = count > 0
+
+    def on(arr: np.ndarray):
+        return device_tensor(arr, input)
+
     if reduce in ("sum", "mean"):
-        acc = graphc.zeros(n, dtype=input.dtype).index_add(0, graphc.Tensor._make(dest), sv)
+        acc = graphc.zeros(n, dtype=input.dtype, device=input.device).index_add(0, on(dest), sv)
         if include_self:
             acc = acc + flat_in
             count = count + 1
         out = acc
         if reduce == "mean":
             denom = np.where(touched, np.maximum(count, 1), 1).astype(input.dtype.np)
-            out = acc / graphc.Tensor._make(denom) if input.dtype.is_floating_point else \
-                graphc.floor_divide(acc, graphc.Tensor._make(denom.astype(input.dtype.np)))
-        keep = graphc.Tensor._make(touched)
+            out = acc / on(denom) if input.dtype.is_floating_point else \
+                graphc.floor_divide(acc, on(denom.astype(input.dtype.np)))
+        keep = on(touched)
         return _named(graphc.where(keep, out, flat_in).reshape(tuple(input.shape)), "ScatterReduceBackward0")
     # amax / amin / prod: the values by numpy, the gradient through the elements that made them
-    vals = sv.detach()._data
-    base = flat_in.detach()._data.copy()
+    vals = host_array(sv.detach()._data)
+    base = host_array(flat_in.detach()._data).copy()
     init = {"amax": -np.inf, "amin": np.inf, "prod": 1}[reduce]
     res = base.copy() if include_self else np.where(touched, np.array(init, dtype=base.dtype), base)
     op = {"amax": np.maximum, "amin": np.minimum, "prod": np.multiply}[reduce]
     op.at(res, dest, vals)
-    out = graphc.Tensor._make(res.astype(input.dtype.np))
+    out = on(res.astype(input.dtype.np))
     if reduce != "prod" and (input.requires_grad or src.requires_grad) and graphc.is_grad_enabled():
         hit_src = vals == res[dest]
         hit_in = (base == res) & (touched if include_self else np.zeros(n, bool)) | ~touched
         ties = np.bincount(dest, weights=hit_src.astype(np.float64), minlength=n) + hit_in
-        w_src = graphc.Tensor._make((hit_src / np.maximum(ties[dest], 1)).astype(input.dtype.np))
-        w_in = graphc.Tensor._make((hit_in / np.maximum(ties, 1)).astype(input.dtype.np))
-        delta = graphc.zeros(n, dtype=input.dtype).index_add(0, graphc.Tensor._make(dest),
+        w_src = on((hit_src / np.maximum(ties[dest], 1)).astype(input.dtype.np))
+        w_in = on((hit_in / np.maximum(ties, 1)).astype(input.dtype.np))
+        delta = graphc.zeros(n, dtype=input.dtype, device=input.device).index_add(0, on(dest),
                                                               (sv - sv.detach()) * w_src)
         out = out + delta + (flat_in - flat_in.detach()) * w_in
     return _named(out.reshape(tuple(input.shape)), "ScatterReduceBackward0")

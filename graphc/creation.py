@@ -1,4 +1,10 @@
-"""Tensor creation: tensor/as_tensor/from_numpy, filled and ranged tensors, random tensors."""
+"""Tensor creation: tensor/as_tensor/from_numpy, filled and ranged tensors, random tensors.
+
+``device=None`` means the default device (``graphc.set_default_device``, the CPU unless changed),
+except for the ``*_like`` functions, which follow their input, as in PyTorch. Filled tensors are
+made on their device; values that need the host (ranges, random numbers, Python data) are
+computed there and copied.
+"""
 from __future__ import annotations
 
 import math
@@ -8,14 +14,17 @@ import numpy as np
 
 from graphc.ir import dtypes as dt
 
+from graphc.runtime import devices as _rt
+
 from . import random as grandom
-from .device import check_device
+from .device import CPU, array_to, check_device
 from .shape_ops import sizes_arg
-from .tensors import Tensor
+from .tensors import Tensor, host_array
 
 
-def _finish(arr: np.ndarray, requires_grad: bool) -> Tensor:
-    t = Tensor._make(arr)
+def _finish(arr: np.ndarray, requires_grad: bool, device=CPU) -> Tensor:
+    """The tensor of a host array, copied to ``device`` (a checked device)."""
+    t = Tensor._make(array_to(arr, device))
     if requires_grad:
         if not t.dtype.is_floating_point:
             raise RuntimeError("Only Tensors of floating point and complex dtype can require gradients")
@@ -47,7 +56,7 @@ def _scan(data, dim: int = 0):
     if isinstance(data, range):
         data = list(data)
     if not isinstance(data, (list, tuple)):
-        return (data._data if isinstance(data, Tensor) else data), _leaf_dtype(data)
+        return (host_array(data._data) if isinstance(data, Tensor) else data), _leaf_dtype(data)
     types = set(map(type, data))
     if types and types <= _PY_NUMBERS:  # the common flat case, without a Python loop
         return data, (dt.get_default_dtype() if float in types else dt.int64 if int in types else dt.bool_)
@@ -68,7 +77,7 @@ def _scan(data, dim: int = 0):
 
 
 def tensor(data, *, dtype=None, device=None, requires_grad: bool = False, pin_memory: bool = False) -> Tensor:
-    check_device(device)
+    dev = check_device(data.device if device is None and isinstance(data, Tensor) else device)
     if isinstance(data, Tensor):
         warnings.warn(
             "To copy construct from a tensor, it is recommended to use sourceTensor.detach().clone() "
@@ -86,17 +95,19 @@ def tensor(data, *, dtype=None, device=None, requires_grad: bool = False, pin_me
         raise ValueError(f"could not build a tensor from the given data: {e}") from None
     if arr.dtype == object:
         raise TypeError(f"could not infer a dtype for a tensor from {type(data).__name__}")
-    return _finish(arr, requires_grad)
+    return _finish(arr, requires_grad, dev)
 
 
 def as_tensor(data, dtype=None, device=None) -> Tensor:
-    check_device(device)
+    """``data`` itself when it already is a tensor of that dtype and device; a numpy array's
+    memory is shared on the CPU."""
     if isinstance(data, Tensor):
-        return data if dtype is None or dtype is data.dtype else data.to(dtype)
+        return data.to(device=device, dtype=dtype)
+    dev = check_device(device)
     if isinstance(data, np.ndarray):
         d = dtype or dt.from_numpy_dtype(data.dtype)
-        return Tensor._make(data if data.dtype == d.np else data.astype(d.np))
-    return tensor(data, dtype=dtype)
+        return Tensor._make(array_to(data if data.dtype == d.np else data.astype(d.np), dev))
+    return tensor(data, dtype=dtype, device=dev)
 
 
 asarray = as_tensor
@@ -114,11 +125,16 @@ def from_numpy(ndarray: np.ndarray) -> Tensor:
 
 
 def _filled(size, value, dtype, device, requires_grad) -> Tensor:
-    check_device(device)
+    dev = check_device(device)
     shape = sizes_arg(size)
     if any(s < 0 for s in shape):
         raise RuntimeError(f"Trying to create tensor with negative dimension {min(shape)}: {list(shape)}")
-    return _finish(np.full(shape, value, dtype=(dtype or dt.get_default_dtype()).np), requires_grad)
+    npd = (dtype or dt.get_default_dtype()).np
+    if dev is CPU:
+        return _finish(np.full(shape, value, dtype=npd), requires_grad)
+    arr = _rt.get(dev.type).allocate(shape, npd, dev.index)  # filled on the device, no host copy
+    arr.fill(value)
+    return _finish(arr, requires_grad, dev)
 
 
 def zeros(*size, out=None, dtype=None, layout=None, device=None, requires_grad: bool = False) -> Tensor:
@@ -142,34 +158,35 @@ def full(size, fill_value, *, out=None, dtype=None, layout=None, device=None, re
     return _filled((tuple(size),) if not isinstance(size, int) else (size,), fill_value, dtype, device, requires_grad)
 
 
-def _like(input, dtype):
-    return tuple(input.shape), (dtype or input.dtype)
+def _like(input, dtype, device):
+    """Shape, dtype and device of a ``*_like`` result: the input's unless given."""
+    return tuple(input.shape), (dtype or input.dtype), (input.device if device is None else device)
 
 
 def zeros_like(input, *, dtype=None, layout=None, device=None, requires_grad: bool = False, memory_format=None) -> Tensor:
-    shape, d = _like(input, dtype)
-    return _filled(shape, 0, d, device, requires_grad)
+    shape, d, dev = _like(input, dtype, device)
+    return _filled(shape, 0, d, dev, requires_grad)
 
 
 def ones_like(input, *, dtype=None, layout=None, device=None, requires_grad: bool = False, memory_format=None) -> Tensor:
-    shape, d = _like(input, dtype)
-    return _filled(shape, 1, d, device, requires_grad)
+    shape, d, dev = _like(input, dtype, device)
+    return _filled(shape, 1, d, dev, requires_grad)
 
 
 def empty_like(input, *, dtype=None, layout=None, device=None, requires_grad: bool = False, memory_format=None) -> Tensor:
-    shape, d = _like(input, dtype)
-    return _filled(shape, 0, d, device, requires_grad)
+    shape, d, dev = _like(input, dtype, device)
+    return _filled(shape, 0, d, dev, requires_grad)
 
 
 def full_like(input, fill_value, *, dtype=None, layout=None, device=None, requires_grad: bool = False,
               memory_format=None) -> Tensor:
-    shape, d = _like(input, dtype)
-    return _filled(shape, fill_value, d, device, requires_grad)
+    shape, d, dev = _like(input, dtype, device)
+    return _filled(shape, fill_value, d, dev, requires_grad)
 
 
 def arange(start=0, end=None, step=1, *, out=None, dtype=None, layout=None, device=None,
            requires_grad: bool = False) -> Tensor:
-    check_device(device)
+    dev = check_device(device)
     if end is None:
         start, end = 0, start
     vals = [v.item() if isinstance(v, Tensor) else v for v in (start, end, step)]
@@ -184,7 +201,7 @@ def arange(start=0, end=None, step=1, *, out=None, dtype=None, layout=None, devi
         raise RuntimeError("upper bound and lower bound inconsistent with step sign")
     n = max(0, math.ceil((end - start) / step))
     base = np.arange(n, dtype=np.float64 if dtype.is_floating_point else np.int64)
-    return _finish((start + base * step).astype(dtype.np), requires_grad)
+    return _finish((start + base * step).astype(dtype.np), requires_grad, dev)
 
 
 def range_(start=0, end=None, step=1, *, dtype=None, device=None, requires_grad: bool = False) -> Tensor:
@@ -192,15 +209,16 @@ def range_(start=0, end=None, step=1, *, dtype=None, device=None, requires_grad:
     warnings.warn("torch.range is deprecated and will be removed in a future release because its "
                   "behavior is inconsistent with Python's range builtin. Instead, use torch.arange, "
                   "which produces values in [start, end).", UserWarning, stacklevel=2)
+    dev = check_device(device)
     if end is None:
         start, end = 0, start
     n = int(math.floor((end - start) / step)) + 1
-    return _finish((start + np.arange(n) * step).astype((dtype or dt.get_default_dtype()).np), requires_grad)
+    return _finish((start + np.arange(n) * step).astype((dtype or dt.get_default_dtype()).np), requires_grad, dev)
 
 
 def linspace(start, end, steps: int, *, out=None, dtype=None, layout=None, device=None,
              requires_grad: bool = False) -> Tensor:
-    check_device(device)
+    dev = check_device(device)
     if steps < 0:
         raise RuntimeError("number of steps must be non-negative")
     d = dtype or dt.get_default_dtype()
@@ -218,34 +236,34 @@ def linspace(start, end, steps: int, *, out=None, dtype=None, layout=None, devic
         half = steps // 2
         vals = np.where(idx < half, wide(lo) + step * idx.astype(wide),
                         wide(hi) - step * (steps - 1 - idx).astype(wide))
-        return _finish(vals.astype(ct).astype(d.np), requires_grad)
-    return _finish(np.linspace(float(start), float(end), steps).astype(d.np), requires_grad)
+        return _finish(vals.astype(ct).astype(d.np), requires_grad, dev)
+    return _finish(np.linspace(float(start), float(end), steps).astype(d.np), requires_grad, dev)
 
 
 def logspace(start, end, steps: int, base: float = 10.0, *, dtype=None, device=None,
              requires_grad: bool = False) -> Tensor:
-    check_device(device)
+    dev = check_device(device)
     d = dtype or dt.get_default_dtype()
-    return _finish(np.power(base, np.linspace(float(start), float(end), steps)).astype(d.np), requires_grad)
+    return _finish(np.power(base, np.linspace(float(start), float(end), steps)).astype(d.np), requires_grad, dev)
 
 
 def eye(n: int, m: int | None = None, *, out=None, dtype=None, layout=None, device=None,
         requires_grad: bool = False) -> Tensor:
-    check_device(device)
+    dev = check_device(device)
     if n < 0 or (m is not None and m < 0):
         raise RuntimeError(f"{'n' if n < 0 else 'm'} must be greater or equal to 0, got {n if n < 0 else m}")
-    return _finish(np.eye(n, n if m is None else m, dtype=(dtype or dt.get_default_dtype()).np), requires_grad)
+    return _finish(np.eye(n, n if m is None else m, dtype=(dtype or dt.get_default_dtype()).np), requires_grad, dev)
 
 
 def _tri_indices(lower: bool, row: int, col: int, offset: int, dtype, device) -> Tensor:
-    check_device(device)
+    dev = check_device(device)
     if row < 0 or col < 0:
         raise RuntimeError(f"row must be non-negative, got{row}" if row < 0 else f"col must be non-negative, got{col}")
     dtype = dtype or dt.int64
     if dtype not in (dt.int64, dt.int32):
         raise RuntimeError(f"\"{'tril' if lower else 'triu'}_indices\" not implemented for '{dtype}'")
     rows, cols = (np.tril_indices if lower else np.triu_indices)(row, offset, col)
-    return Tensor._make(np.stack([rows, cols]).astype(dtype.np).reshape(2, -1))
+    return _finish(np.stack([rows, cols]).astype(dtype.np).reshape(2, -1), False, dev)
 
 
 def tril_indices(row: int, col: int, offset: int = 0, *, dtype=None, layout=None, device=None) -> Tensor:
@@ -260,7 +278,7 @@ def triu_indices(row: int, col: int, offset: int = 0, *, dtype=None, layout=None
 # ---- random ---------------------------------------------------------------------------------
 
 def _random(kind, size, dtype, generator, requires_grad, device, **kw) -> Tensor:
-    check_device(device)
+    dev = check_device(device)
     shape = sizes_arg(size)
     d = dtype or dt.get_default_dtype()
     if kind != "integers" and not d.is_floating_point:
@@ -277,7 +295,7 @@ def _random(kind, size, dtype, generator, requires_grad, device, **kw) -> Tensor
         # Box-Muller; u may round up to 1.0 in float32, so 1 - u is kept above 0
         z = (-2.0 * (1.0 - u).clamp(min=1e-30).log()).sqrt() * (u2 * (2.0 * math.pi)).cos()
         return z if wide is d else z.to(d)
-    return _finish(grandom.sample(kind, shape, d, generator, **kw), requires_grad)
+    return _finish(grandom.sample(kind, shape, d, generator, dev, **kw), requires_grad, dev)
 
 
 def rand(*size, generator=None, out=None, dtype=None, layout=None, device=None, requires_grad: bool = False,
@@ -299,46 +317,49 @@ def randint(low=0, high=None, size=None, *, generator=None, out=None, dtype=None
         raise TypeError("randint() missing required arguments: high and size")
     if low >= high:
         raise RuntimeError(f"random_ expects 'from' to be less than 'to', but got from={low} >= to={high}")
-    check_device(device)
+    dev = check_device(device)
     d = dtype or dt.int64
-    return _finish(grandom.sample("integers", sizes_arg((tuple(size),)), d, generator, low=low, high=high),
-                   requires_grad)
+    return _finish(grandom.sample("integers", sizes_arg((tuple(size),)), d, generator, dev, low=low, high=high),
+                   requires_grad, dev)
 
 
 def rand_like(input, *, dtype=None, layout=None, device=None, requires_grad: bool = False, memory_format=None) -> Tensor:
-    return rand(tuple(input.shape), dtype=dtype or input.dtype, requires_grad=requires_grad, device=device)
+    shape, d, dev = _like(input, dtype, device)
+    return rand(shape, dtype=d, requires_grad=requires_grad, device=dev)
 
 
 def randn_like(input, *, dtype=None, layout=None, device=None, requires_grad: bool = False, memory_format=None) -> Tensor:
-    return randn(tuple(input.shape), dtype=dtype or input.dtype, requires_grad=requires_grad, device=device)
+    shape, d, dev = _like(input, dtype, device)
+    return randn(shape, dtype=d, requires_grad=requires_grad, device=dev)
 
 
 def randint_like(input, low=0, high=None, *, dtype=None, layout=None, device=None, requires_grad: bool = False,
                  memory_format=None) -> Tensor:
     if high is None:
         low, high = 0, low
-    return randint(low, high, tuple(input.shape), dtype=dtype or input.dtype, device=device)
+    shape, d, dev = _like(input, dtype, device)
+    return randint(low, high, shape, dtype=d, device=dev)
 
 
 def randperm(n: int, *, generator=None, out=None, dtype=None, layout=None, device=None,
              requires_grad: bool = False, pin_memory: bool = False) -> Tensor:
-    check_device(device)
+    dev = check_device(device)
     if n < 0:
         raise RuntimeError(f"Trying to create tensor with negative dimension {n}: [{n}]")
-    return _finish(grandom.gen(generator).permutation(n).astype((dtype or dt.int64).np), requires_grad)
+    return _finish(grandom.gen(generator, dev).permutation(n).astype((dtype or dt.int64).np), requires_grad, dev)
 
 
 def normal(mean=0.0, std=1.0, size=None, *, generator=None, out=None, dtype=None, layout=None,
            device=None, requires_grad: bool = False) -> Tensor:
     if isinstance(mean, Tensor) or isinstance(std, Tensor):
-        m = mean._data if isinstance(mean, Tensor) else mean
-        s = std._data if isinstance(std, Tensor) else std
+        m = host_array(mean._data) if isinstance(mean, Tensor) else mean
+        s = host_array(std._data) if isinstance(std, Tensor) else std
         if isinstance(s, np.ndarray) and (s < 0).any() or not isinstance(s, np.ndarray) and s < 0:
             raise RuntimeError("normal expects all elements of std >= 0.0")
         shape = np.broadcast_shapes(np.shape(m), np.shape(s))
         ref = mean if isinstance(mean, Tensor) else std
-        z = grandom.gen(generator).standard_normal(shape)
-        return _finish((z * s + m).astype(ref._data.dtype), False)
+        z = grandom.gen(generator, ref.device).standard_normal(shape)
+        return _finish((z * s + m).astype(ref._data.dtype), False, ref.device)
     if size is None:
         raise TypeError("normal() with float mean and std needs a size")
     if std < 0:
@@ -347,21 +368,23 @@ def normal(mean=0.0, std=1.0, size=None, *, generator=None, out=None, dtype=None
 
 
 def bernoulli(input, p=None, *, generator=None) -> Tensor:
-    probs = input._data if p is None else np.full(input._data.shape, p)
+    """Drawn on the host (see graphc.random), the result on ``input``'s device."""
+    probs = host_array(input._data) if p is None else np.full(input._data.shape, p)
     if np.any((probs < 0) | (probs > 1)):
         raise RuntimeError("Expected p_in >= 0 && p_in <= 1 to be true, but got false.")
-    draw = grandom.gen(generator).random(input._data.shape)
-    return Tensor._make((draw < probs).astype(input._data.dtype))
+    draw = grandom.gen(generator, input.device).random(input._data.shape)
+    return _finish((draw < probs).astype(input._data.dtype), False, input.device)
 
 
 def multinomial(input, num_samples: int, replacement: bool = False, *, generator=None) -> Tensor:
-    probs = np.asarray(input._data, dtype=np.float64)
+    """Drawn on the host (see graphc.random), the result on ``input``'s device."""
+    probs = np.asarray(host_array(input._data), dtype=np.float64)
     rows = probs.reshape(-1, probs.shape[-1])
     if (rows < 0).any() or not np.isfinite(rows).all():
         raise RuntimeError("probability tensor contains either `inf`, `nan` or element < 0")
     if not replacement and num_samples > rows.shape[1]:
         raise RuntimeError("cannot sample n_sample > prob_dist.size(-1) samples without replacement")
-    g = grandom.gen(generator)
+    g = grandom.gen(generator, input.device)
     out = []
     for r in rows:
         s = r.sum()
@@ -369,4 +392,4 @@ def multinomial(input, num_samples: int, replacement: bool = False, *, generator
             raise RuntimeError("invalid multinomial distribution (sum of probabilities <= 0)")
         out.append(g.choice(len(r), size=num_samples, replace=replacement, p=r / s))
     res = np.array(out, dtype=np.int64)
-    return Tensor._make(res.reshape(probs.shape[:-1] + (num_samples,)))
+    return _finish(res.reshape(probs.shape[:-1] + (num_samples,)), False, input.device)

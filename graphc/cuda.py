@@ -1,43 +1,109 @@
-"""graphc.cuda: eager tensors live on the CPU, so no CUDA device is ever available to them.
+"""graphc.cuda: NVIDIA GPUs, through CuPy (``pip install 'graphc[cuda]'``).
 
-The Triton backend of the compiler targets GPUs separately; these helpers answer for eager
-tensors, which is what code like ``'cuda' if graphc.cuda.is_available() else 'cpu'`` asks.
+The queries answer as PyTorch's do: without CuPy or without a GPU ``is_available()`` is False,
+``device_count()`` is 0, the memory statistics are 0 and the seeding calls are accepted (PyTorch
+queues them); anything that needs a device raises ``DeviceUnavailableError`` saying which of the
+two is missing.
+
+Random numbers for cuda tensors are drawn on the host by a graphc ``Generator`` per GPU (numpy's
+PCG64) and copied to the device, so a seed gives the same numbers on the CPU and on the GPU.
+``manual_seed`` seeds the current GPU's generator, ``graphc.manual_seed`` every generator.
 """
 from __future__ import annotations
 
-from .device import DeviceUnavailableError
+from graphc.runtime import devices as _rt
+
+from .device import DeviceUnavailableError, check_device, device as _device
+
+__all__ = ["is_available", "device_count", "current_device", "set_device", "get_device_name",
+           "get_device_properties", "is_initialized", "synchronize", "memory_allocated", "max_memory_allocated",
+           "reset_peak_memory_stats", "empty_cache", "manual_seed", "manual_seed_all", "seed", "initial_seed",
+           "DeviceUnavailableError"]
+
+_current = [0]
 
 
 def is_available() -> bool:
-    return False
+    return _rt.CUDA.is_available()
 
 
 def device_count() -> int:
-    return 0
-
-
-def _no_device(*args, **kwargs):
-    raise DeviceUnavailableError(
-        "graphc found no CUDA device (graphc.cuda.is_available() is False); use device='cpu'.")
-
-
-current_device = get_device_name = get_device_properties = set_device = _no_device
+    return _rt.CUDA.device_count()
 
 
 def is_initialized() -> bool:
-    return False
+    return is_available()
 
 
-def manual_seed(seed: int) -> None:
-    """Accepted and ignored, as PyTorch does when CUDA is absent."""
+def _index(device) -> int:
+    """The GPU index a ``device=`` argument names (None: the current one)."""
+    if device is None:
+        return check_device(_device("cuda", _current[0])).index
+    if isinstance(device, int):
+        return check_device(_device("cuda", device)).index
+    d = check_device(device)
+    if d.type != "cuda":
+        raise ValueError(f"Expected a cuda device, but got: {d}")
+    return d.index
 
 
-manual_seed_all = manual_seed
+def current_device() -> int:
+    return _index(None)
+
+
+def set_device(device) -> None:
+    _current[0] = _index(device)
+
+
+def get_device_name(device=None) -> str:
+    return _rt.CUDA.device_name(_index(device))
+
+
+def get_device_properties(device=None):
+    """CuPy's property dict of the GPU (``name``, ``totalGlobalMem``, ``multiProcessorCount`` ...)."""
+    return _rt.CUDA.lib().cuda.runtime.getDeviceProperties(_index(device))
 
 
 def synchronize(device=None) -> None:
-    """Nothing runs asynchronously on the CPU."""
+    """Wait for all queued work on the GPU."""
+    _rt.CUDA.synchronize(_index(device))
+
+
+def memory_allocated(device=None) -> int:
+    """Bytes held by tensors on the GPU; 0 when CUDA is unavailable, as in PyTorch."""
+    return _rt.CUDA.memory_allocated(_index(device)) if is_available() else 0
+
+
+def max_memory_allocated(device=None) -> int:
+    return _rt.CUDA.max_memory_allocated(_index(device)) if is_available() else 0
+
+
+def reset_peak_memory_stats(device=None) -> None:
+    if is_available():
+        _rt.CUDA.reset_peak_memory_stats(_index(device))
 
 
 def empty_cache() -> None:
-    """No device memory to release."""
+    """Give the memory pool's unused blocks back to the driver (a no-op without CUDA)."""
+    _rt.CUDA.empty_cache()
+
+
+def manual_seed(seed: int) -> None:
+    """Seed the current GPU's generator (accepted and kept for later without CUDA, as in PyTorch)."""
+    from . import random
+    random.cuda_generator(_current[0]).manual_seed(seed)
+
+
+def manual_seed_all(seed: int) -> None:
+    from . import random
+    random.seed_cuda_generators(seed)
+
+
+def seed() -> int:
+    from . import random
+    return random.cuda_generator(_current[0]).seed()
+
+
+def initial_seed() -> int:
+    from . import random
+    return random.cuda_generator(_current[0]).initial_seed()

@@ -2,7 +2,9 @@
 
 Basic indexing (ints, slices, None, ...) becomes slice + reshape primitives, so the result is a
 view sharing memory. Advanced indexing (integer tensors, boolean masks, lists) gathers from the
-flattened tensor at the positions numpy's indexing rules select, which gives a copy.
+flattened tensor at the positions numpy's indexing rules select, which gives a copy. Those
+positions are worked out on the host (index tensors on a GPU are copied there) and the gather
+runs on the tensor's device.
 """
 from __future__ import annotations
 
@@ -14,7 +16,8 @@ from graphc.ir import prims as P
 from . import inplace
 from .autograd import grad_mode
 from .compiler.tracing import SymbolicTensor, current_trace
-from .tensors import Tensor
+from .device import array_to
+from .tensors import Tensor, device_tensor, host_array
 
 
 def _is_basic(k) -> bool:
@@ -26,11 +29,11 @@ def _np_key(k):
     if isinstance(k, Tensor):
         if k.dtype.is_floating_point:
             raise IndexError("tensors used as indices must be long, int, byte or bool tensors")
-        return k._data
+        return host_array(k._data)
     if isinstance(k, (str, bytes)):
         raise TypeError(f"new(): invalid data type '{type(k).__name__}'")
     if isinstance(k, (list, tuple)):
-        arr = np.asarray([x._data if isinstance(x, Tensor) else x for x in k])
+        arr = np.asarray([host_array(x._data) if isinstance(x, Tensor) else x for x in k])
         if arr.size == 0:
             arr = arr.astype(np.int64)  # x[[]] selects nothing
         if arr.dtype.kind == "f":
@@ -143,7 +146,7 @@ def getitem(self: Tensor, key):
             return out
     pos = positions(tuple(self.shape), key)
     flat = P.reshape(self, shape=(self.numel(),))
-    return P.take(flat, Tensor._make(pos), axis=0)
+    return P.take(flat, device_tensor(pos, self), axis=0)
 
 
 def _traced_take(self: Tensor, key: tuple):
@@ -221,9 +224,11 @@ def setitem(self: Tensor, key, value) -> None:
         return
     pos = positions(tuple(self.shape), key)
     if not isinstance(value, Tensor):
-        value = Tensor._make(np.asarray(value, dtype=self.dtype.np))
+        value = device_tensor(np.asarray(value, dtype=self.dtype.np), self)
     elif value.dtype is not self.dtype:
         value = P.cast(value, dtype=self.dtype)
+    if value.device != self.device:  # as PyTorch, assigning copies the value to the tensor's device
+        value = value.to(self.device)
     try:
         value = P.expand(value, shape=pos.shape) if tuple(value.shape) != pos.shape else value
     except RuntimeError:
@@ -231,7 +236,7 @@ def setitem(self: Tensor, key, value) -> None:
             f"shape mismatch: value tensor of shape {list(value.shape)} cannot be broadcast to "
             f"indexing result of shape {list(pos.shape)}") from None
     n = self.numel()
-    flat = P.scatter(P.reshape(self, shape=(n,)), Tensor._make(pos.reshape(-1)),
+    flat = P.scatter(P.reshape(self, shape=(n,)), device_tensor(pos.reshape(-1), self),
                      P.reshape(value, shape=(pos.size,)), axis=0)
     inplace.write(self, P.reshape(flat, shape=tuple(self.shape)))
     if not tracing and self._base is None:  # PyTorch's node names: x[0] = v, x[idx] = v
@@ -264,7 +269,9 @@ def _traced_masked_fill(self: Tensor, key, value) -> bool:
 def _assign_data(self: Tensor, key, value) -> None:
     np_key = tuple(_np_key(k) for k in _as_tuple(key))
     if isinstance(value, Tensor):
-        src = value._data
+        src = array_to(value._data, self.device)
+    elif isinstance(value, (np.ndarray, list, tuple)):
+        src = array_to(np.asarray(value, dtype=self.dtype.np), self.device)
     else:
         if isinstance(value, float) and not self.dtype.is_floating_point and self.dtype is not dt.bool_:
             value = int(value)

@@ -16,6 +16,7 @@ from graphc.ir import prims as P
 from .autograd import grad_mode
 from .autograd.graph import PrimBackward, _sequence
 from .compiler.tracing import SymbolicTensor, current_trace, functional_write
+from .device import array_to, using_device
 from .tensors import Tensor
 
 _LEAF_MSG = "a leaf Variable that requires grad is being used in an in-place operation."
@@ -40,12 +41,20 @@ def check_writable(t: Tensor) -> None:
         raise RuntimeError("Inplace update to inference tensor outside InferenceMode is not allowed."
                            "You can make a clone to get a normal tensor before doing inplace update."
                            "See https://github.com/pytorch/rfcs/pull/17 for more details.")
-    if not isinstance(t, SymbolicTensor) and not t._data.flags.writeable:
+    if not isinstance(t, SymbolicTensor) and _overlaps(t._data):
         raise RuntimeError(_OVERLAP_MSG)
 
 
+def _overlaps(arr) -> bool:
+    """Whether several elements share memory (an expanded view). numpy marks such views (and
+    other read-only memory) not writeable; device arrays have no such flag: their strides tell."""
+    if isinstance(arr, np.ndarray):
+        return not arr.flags.writeable
+    return any(st == 0 and n > 1 for st, n in zip(arr.strides, arr.shape))
+
+
 def view_positions(view: Tensor) -> np.ndarray:
-    """Flat indices into the base's elements of every element of ``view``."""
+    """Flat indices into the base's elements of every element of ``view`` (on the host)."""
     base = view._base
     idx = np.arange(base.numel(), dtype=np.int64).reshape(tuple(base.shape))
     for prim, attrs in view._view_ops:
@@ -63,7 +72,7 @@ def _decouple_saved(node, buffer: np.ndarray, since: int) -> None:
         seen.add(id(n))
         if isinstance(n, PrimBackward):
             for s in n.saved_buffers():
-                if np.may_share_memory(s.data, buffer):
+                if type(s.data) is type(buffer) and np.may_share_memory(s.data, buffer):
                     s.detach_from_buffer()
         stack.extend(m for m, _ in n.next_functions)
 
@@ -71,12 +80,13 @@ def _decouple_saved(node, buffer: np.ndarray, since: int) -> None:
 def _rebase_history(t: Tensor, result: Tensor) -> None:
     if not result.requires_grad:
         # the new values don't depend on anything differentiable, but t stays in the graph
-        keep = P.full(shape=tuple(t.shape), value=True, dtype=dt.bool_)
+        with using_device(t.device):
+            keep = P.full(shape=tuple(t.shape), value=True, dtype=dt.bool_)
         result = P.where(keep, result, t)
     base = t._base
     if base is not None and (base.requires_grad or result.requires_grad):
         n = base.numel()
-        pos = Tensor._make(view_positions(t).reshape(-1))
+        pos = Tensor._make(array_to(view_positions(t).reshape(-1), t.device))
         flat = P.scatter(P.reshape(base, shape=(n,)), pos, P.reshape(result, shape=(t.numel(),)), axis=0)
         new_base = P.reshape(flat, shape=tuple(base.shape))
         _set_history(base, new_base.grad_fn)

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from . import math_ops
-from .tensors import Tensor
+from .tensors import Tensor, device_full, device_tensor
 
 
 def vector_norm(x: Tensor, ord: float = 2, dim=None, keepdim: bool = False, *, dtype=None) -> Tensor:
@@ -59,14 +59,15 @@ def _info_result(fn, A, check_errors: bool, make):
     try:
         res = fn(A)
         info = _np.zeros(tuple(A.shape[:-2]), _np.int32)
+        # CuPy's solvers report no failure unless asked to synchronize: a GPU result is not checked
     except LinAlgError as e:
         if check_errors:
             raise
         import re
-        res = Tensor._make(_np.full(tuple(A.shape), _np.nan, A.dtype.np))
+        res = device_tensor(_np.full(tuple(A.shape), _np.nan, A.dtype.np), A)
         found = re.search(r"(element|order) (\d+)", str(e))
         info = _np.full(tuple(A.shape[:-2]), int(found.group(2)) if found else 1, _np.int32)
-    return make(res, Tensor._make(info))
+    return make(res, device_tensor(info, A))
 
 
 def inv_ex(A: Tensor, *, check_errors: bool = False):
@@ -108,10 +109,10 @@ def solve(A: Tensor, B: Tensor, *, left: bool = True, out=None) -> Tensor:
 def solve_triangular(A: Tensor, B: Tensor, *, upper: bool, left: bool = True, unitriangular: bool = False,
                      out=None) -> Tensor:
     n = A.shape[-1]
-    mask = Tensor._make((_np.triu if upper else _np.tril)(_np.ones((n, n), bool)))
+    mask = device_tensor((_np.triu if upper else _np.tril)(_np.ones((n, n), bool)), A)
     T = _P.where(mask, A, 0.0)
     if unitriangular:
-        T = _P.where(Tensor._make(_np.eye(n, dtype=bool)), 1.0, T)
+        T = _P.where(device_tensor(_np.eye(n, dtype=bool), A), 1.0, T)
     Tinv = _P.inv(T)
     return _write_out(out, _P.matmul(Tinv, B) if left else _P.matmul(B, Tinv))
 
@@ -130,7 +131,7 @@ def qr(A: Tensor, mode: str = "reduced"):
         raise RuntimeError(f"qr received unrecognized mode '{mode}' but expected one of 'reduced' (default), 'r', "
                            "or 'complete'")
     if mode == "r":
-        return _qr_result(Tensor._make(_np.zeros((0,), A.dtype.np)), _P.qr_r(A, mode="r"))
+        return _qr_result(device_tensor(_np.zeros((0,), A.dtype.np), A), _P.qr_r(A, mode="r"))
     return _named(_qr_result(_P.qr_q(A, mode=mode), _P.qr_r(A, mode=mode)), "LinalgQrBackward0")
 
 
@@ -180,7 +181,7 @@ def matrix_rank(A: Tensor, *, atol=None, rtol=None, hermitian: bool = False, tol
     atol, rtol = _tolerances(A, atol, rtol)
     s = _P.abs(_P.eigvalsh(A, uplo="L")) if hermitian else _P.svdvals(A)
     if s.shape[-1] == 0:
-        return _write_out(out, _P.full(shape=tuple(s.shape[:-1]), value=0, dtype=_dt.int64))
+        return _write_out(out, device_full(A, shape=tuple(s.shape[:-1]), value=0, dtype=_dt.int64))
     big = _P.amax(s, dims=(s.ndim - 1,), keepdim=True)
     cut = _P.maximum(_P.mul(big, rtol), atol)
     return _write_out(out, _P.sum(_P.gt(s, cut), dims=(s.ndim - 1,), keepdim=False))
@@ -201,7 +202,7 @@ def matrix_power(A: Tensor, n: int, *, out=None) -> Tensor:
                            f"{A.shape[-2]} by {A.shape[-1]} matrices")
     n = int(n)
     if n == 0:
-        eye = Tensor._make(_np.broadcast_to(_np.eye(A.shape[-1], dtype=A.dtype.np), tuple(A.shape)).copy())
+        eye = device_tensor(_np.broadcast_to(_np.eye(A.shape[-1], dtype=A.dtype.np), tuple(A.shape)).copy(), A)
         return _write_out(out, eye)
     base = inv(A) if n < 0 else A
     n = abs(n)
@@ -259,7 +260,7 @@ def torch_svd(input: Tensor, some: bool = True, compute_uv: bool = True):
     """torch.svd: (U, S, V) with V (not Vh); without compute_uv, U and V are zero-filled."""
     if not compute_uv:
         m, n = input.shape[-2:]
-        zeros = lambda r, c: Tensor._make(_np.zeros(tuple(input.shape[:-2]) + (r, c), input.dtype.np))  # noqa: E731
+        zeros = lambda r, c: device_tensor(_np.zeros(tuple(input.shape[:-2]) + (r, c), input.dtype.np), input)  # noqa: E731
         return _torch_svd_result(zeros(m, m), _P.svdvals(input), zeros(n, n))
     U, S, Vh = svd(input, full_matrices=not some)
     return _torch_svd_result(U, S, _mT(Vh))

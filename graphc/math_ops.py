@@ -11,6 +11,7 @@ from collections import namedtuple
 import numpy as np
 
 from graphc.ir import dtypes as dt
+from graphc.ir.array_module import array_module
 from graphc.ir import prims as P
 from graphc.ir.shapes import wrap_dim, wrap_dims
 from graphc.ir.composite import composite as composite_prim
@@ -24,7 +25,8 @@ def _tracing() -> bool:
     from .compiler.tracing import current_trace
     return current_trace() is not None
 
-from .tensors import Tensor
+from .device import get_default_device, using_device
+from .tensors import Tensor, device_full, device_tensor, host_array
 
 def _return_type(name, fields):
     """A named tuple that prints as PyTorch's ``torch.return_types.<name>``: one field a line."""
@@ -62,13 +64,21 @@ def call_composite(name: str, *args, **kwargs):
     if _tracing() and name not in MULTI_OUTPUT:
         layout, operands = layout_of(args, kwargs)
         return composite_prim(*operands, name=name, layout=layout)
-    out = comp.fn(*args, **kwargs)
+    with using_device(_device_of_operands(args)):  # where the composite's constants go
+        out = comp.fn(*args, **kwargs)
     inputs = {id(a) for a in args}
     for o in (out if isinstance(out, tuple) else (out,)):
         if isinstance(o, Tensor) and o.grad_fn is not None and id(o) not in inputs \
                 and hasattr(o.grad_fn, "_name"):
             o.grad_fn._name = comp.grad_name
     return out
+
+
+def _device_of_operands(args):
+    for a in args:
+        if isinstance(a, Tensor) and a.ndim:
+            return a.device
+    return next((a.device for a in args if isinstance(a, Tensor)), get_default_device())
 
 
 def write_out(out: Tensor | None, result: Tensor) -> Tensor:
@@ -87,8 +97,10 @@ def write_out(out: Tensor | None, result: Tensor) -> Tensor:
         raise RuntimeError(
             f"result type {_type_name(result.dtype)} can't be cast to the desired output type "
             f"{_type_name(out.dtype)}")
+    if out.device != result.device:
+        raise RuntimeError(f"Expected out tensor to have device {result.device}, but got {out.device} instead")
     if tuple(out.shape) != tuple(result.shape):
-        out._data = np.empty(result._data.shape, dtype=out._data.dtype)
+        out._data = array_module(result._data).empty(result._data.shape, dtype=out._data.dtype)
     np.copyto(out._data, result._data, casting="unsafe")
     out._version.value += 1
     return out
@@ -407,14 +419,14 @@ def argmin(input, dim=None, keepdim: bool = False):
 def all(input, dim=None, keepdim: bool = False):
     b = input if input.dtype is dt.bool_ else P.ne(input, 0)
     if b.numel() == 0 and dim is None:
-        return P.full(shape=(), value=True, dtype=dt.bool_)
+        return device_full(input, shape=(), value=True, dtype=dt.bool_)
     return P.amin(b, dims=_dims(b, dim), keepdim=keepdim)
 
 
 def any(input, dim=None, keepdim: bool = False):
     b = input if input.dtype is dt.bool_ else P.ne(input, 0)
     if b.numel() == 0 and dim is None:
-        return P.full(shape=(), value=False, dtype=dt.bool_)
+        return device_full(input, shape=(), value=False, dtype=dt.bool_)
     return P.amax(b, dims=_dims(b, dim), keepdim=keepdim)
 
 
@@ -657,7 +669,7 @@ def diff(input, n: int = 1, dim: int = -1, prepend=None, append=None):
             extra = as_operand(extra)
             if not isinstance(extra, Tensor):
                 shape = tuple(1 if i == d else s for i, s in enumerate(input.shape))
-                extra = P.full(shape=shape, value=extra, dtype=dt.result_type(input, extra))
+                extra = device_full(input, shape=shape, value=extra, dtype=dt.result_type(input, extra))
             if extra.ndim != input.ndim:
                 raise RuntimeError("diff expects prepend or append to be the same dimension as input")
         parts.append(extra)
@@ -779,7 +791,7 @@ def _median(input, dim, keepdim, ignore_nan: bool, name: str):
     if dim is None:
         x = P.reshape(input, shape=(input.numel(),))
         if x.shape[0] == 0:
-            return P.full(shape=(), value=float("nan"), dtype=input.dtype)
+            return device_full(input, shape=(), value=float("nan"), dtype=input.dtype)
         idx = _median_index(x, 0, ignore_nan)
         m = P.stop_gradient(P.reshape(P.gather(x, idx, axis=0), shape=()))
         # the gradient is shared evenly by every element equal to the median, as in PyTorch
@@ -792,7 +804,7 @@ def _median(input, dim, keepdim, ignore_nan: bool, name: str):
         return grad_named(P.add(m, share), "MedianBackward0" if name == "median" else "NanmedianBackward0")
     if input.ndim == 0:
         wrap_dim(dim, 0)
-        return values_indices[name](P.copy(input), Tensor._make(np.zeros((), np.int64)))
+        return values_indices[name](P.copy(input), device_tensor(np.zeros((), np.int64), input))
     d = wrap_dim(dim, input.ndim)
     if input.shape[d] == 0:
         raise IndexError(f"{name}(): Expected reduction dim {d} to have non-zero size.")
@@ -818,7 +830,7 @@ def quantile(input, q, dim=None, keepdim: bool = False, *, interpolation: str = 
                          f"Got {interpolation}")
     if not input.dtype.is_floating_point:
         raise RuntimeError(f"{name}() input tensor must be either float or double dtype")
-    q_np = np.asarray(q._data if isinstance(q, Tensor) else q, dtype=np.float64)
+    q_np = np.asarray(host_array(q._data) if isinstance(q, Tensor) else q, dtype=np.float64)
     if q_np.ndim > 1:
         raise RuntimeError(f"{name}() q must be a scalar or 1D tensor")
     if ((q_np < 0) | (q_np > 1)).any():
@@ -832,7 +844,7 @@ def quantile(input, q, dim=None, keepdim: bool = False, *, interpolation: str = 
         raise IndexError(f"{name}() input tensor must be non-empty")
     nan = P.isnan(xs)
     if _ignore_nan:
-        count = np.sum(~np.isnan(xs._data), axis=-1, keepdims=True).astype(np.float64)  # per row
+        count = np.sum(~np.isnan(host_array(xs._data)), axis=-1, keepdims=True).astype(np.float64)  # per row
         pos = qs * np.maximum(count - 1, 0)                     # (..., m)
     else:
         pos = np.broadcast_to(qs * (n - 1), tuple(xs.shape[:-1]) + (len(qs),))
@@ -847,18 +859,19 @@ def quantile(input, q, dim=None, keepdim: bool = False, *, interpolation: str = 
         lo_i = hi_i
     lo_i = np.ascontiguousarray(np.broadcast_to(lo_i, pos.shape))
     hi_i = np.ascontiguousarray(np.broadcast_to(hi_i, pos.shape))
-    lo = srt.gather(-1, Tensor._make(lo_i))
-    hi = srt.gather(-1, Tensor._make(hi_i))
+    lo = srt.gather(-1, device_tensor(lo_i, input))
+    hi = srt.gather(-1, device_tensor(hi_i, input))
     if interpolation == "midpoint":
         res = lo + (hi - lo) * 0.5
     elif interpolation == "linear":
-        w = Tensor._make(np.ascontiguousarray(np.broadcast_to(pos - np.floor(pos), pos.shape)).astype(input.dtype.np))
+        w = device_tensor(np.ascontiguousarray(np.broadcast_to(pos - np.floor(pos), pos.shape)).astype(input.dtype.np),
+                          input)
         res = lo.lerp(hi, w)
     else:
         res = lo
     any_nan = P.amax(nan, dims=(nan.ndim - 1,), keepdim=True)
     if _ignore_nan:
-        all_nan = Tensor._make(np.all(np.isnan(xs._data), axis=-1, keepdims=True))
+        all_nan = P.amin(nan, dims=(nan.ndim - 1,), keepdim=True)
         res = P.where(all_nan, float("nan"), res)
     else:
         res = P.where(any_nan, float("nan"), res)
@@ -879,7 +892,7 @@ def kthvalue(input, k: int, dim: int = -1, keepdim: bool = False):
     if input.ndim == 0:
         if k != 1:
             raise IndexError(f"kthvalue(): selected number k out of range for dimension 0")
-        return values_indices["kthvalue"](P.copy(input), Tensor._make(np.zeros((), np.int64)))
+        return values_indices["kthvalue"](P.copy(input), device_tensor(np.zeros((), np.int64), input))
     d = wrap_dim(dim, input.ndim)
     n = input.shape[d]
     if not 1 <= k <= n:
@@ -896,7 +909,7 @@ def mode(input, dim: int = -1, keepdim: bool = False):
     in stably sorted order, the first position where a run of equal values reaches the longest
     run length ends the smallest most frequent value, and holds its last occurrence."""
     if input.ndim == 0:
-        return values_indices["mode"](P.copy(input), Tensor._make(np.zeros((), np.int64)))
+        return values_indices["mode"](P.copy(input), device_tensor(np.zeros((), np.int64), input))
     d = wrap_dim(dim, input.ndim)
     n = input.shape[d]
     if n == 0:
@@ -907,10 +920,11 @@ def mode(input, dim: int = -1, keepdim: bool = False):
     def part(x, lo, hi):
         return P.slice(x, index=tuple((lo, hi, 1) if i == d else (0, k, 1) for i, k in enumerate(x.shape)))
 
-    first = P.full(shape=tuple(1 if i == d else k for i, k in enumerate(input.shape)), value=True, dtype=dt.bool_)
+    with using_device(input.device):
+        first = P.full(shape=tuple(1 if i == d else k for i, k in enumerate(input.shape)), value=True, dtype=dt.bool_)
+        arange = P.arange(start=0, end=n, step=1, dtype=dt.int64)
     new_run = P.concat(first, P.ne(part(s, 1, n), part(s, 0, n - 1)), axis=d) if n > 1 else first
-    pos = P.reshape(P.arange(start=0, end=n, step=1, dtype=dt.int64),
-                    shape=tuple(n if i == d else 1 for i in range(input.ndim)))
+    pos = P.reshape(arange, shape=tuple(n if i == d else 1 for i in range(input.ndim)))
     starts = P.where(new_run, pos, 0)
     run_start = P.gather(starts, P.cumargmax(starts, dim=d), axis=d)  # running max of the run starts
     count = P.sub(pos, run_start)
@@ -925,18 +939,18 @@ def mode(input, dim: int = -1, keepdim: bool = False):
 def bincount(input, weights=None, minlength: int = 0):
     if input.dtype.is_floating_point or input.dtype is dt.bool_:
         raise NotImplementedError(f'"bincount_cpu" not implemented for \'{_type_name(input.dtype)}\'')
-    data = input._data
+    data = host_array(input._data)  # the output's size depends on the values: counted on the host
     if data.ndim != 1 or (data.size and data.min() < 0):
         raise RuntimeError("bincount only supports 1-d non-negative integral inputs.")
     if minlength < 0:
         raise RuntimeError("minlength should be >= 0")
     if weights is None:
-        return Tensor._make(np.bincount(data, minlength=minlength).astype(np.int64))
-    w = weights._data if isinstance(weights, Tensor) else np.asarray(weights)
+        return device_tensor(np.bincount(data, minlength=minlength).astype(np.int64), input)
+    w = host_array(weights._data) if isinstance(weights, Tensor) else np.asarray(weights)
     if w.shape != data.shape:
         raise RuntimeError("weights should be 1-d and have the same length as input")
     out = np.bincount(data, weights=w.astype(np.float64), minlength=minlength)
-    return Tensor._make(out.astype(np.float32 if w.dtype == np.float32 else np.float64))
+    return device_tensor(out.astype(np.float32 if w.dtype == np.float32 else np.float64), input)
 
 
 def histc(input, bins: int = 100, min=0, max=0, *, out=None):
@@ -956,13 +970,13 @@ def histc(input, bins: int = 100, min=0, max=0, *, out=None):
         hi = P.amax(P.where(finite, x, float("-inf")), dims=(0,), keepdim=False)
         lo, hi = P.where(P.isinf(lo), 0.0, lo), P.where(P.isinf(hi), 0.0, hi)
     else:
-        lo, hi = P.full(shape=(), value=float(min), dtype=d), P.full(shape=(), value=float(max), dtype=d)
+        lo, hi = device_full(x, shape=(), value=float(min), dtype=d), device_full(x, shape=(), value=float(max), dtype=d)
     same = P.eq(lo, hi)
     lo, hi = P.cast(P.where(same, P.sub(lo, 1), lo), dtype=d), P.cast(P.where(same, P.add(hi, 1), hi), dtype=d)
     inside = P.logical_and(P.ge(x, lo), P.le(x, hi))
     pos = P.floor(P.div(P.mul(P.sub(x, lo), bins), P.sub(hi, lo)))
     pos = P.cast(P.where(inside, P.minimum(pos, bins - 1), 0), dtype=dt.int64)
-    counts = P.scatter_add(P.full(shape=(bins,), value=0, dtype=d), pos, P.cast(inside, dtype=d), axis=0)
+    counts = P.scatter_add(device_full(x, shape=(bins,), value=0, dtype=d), pos, P.cast(inside, dtype=d), axis=0)
     return write_out(out, counts)
 
 
@@ -978,7 +992,7 @@ def searchsorted(sorted_sequence, input, *, out_int32: bool = False, right: bool
     scalar = not isinstance(input, Tensor)
     values = as_operand(input)
     if scalar:
-        values = P.full(shape=(1,), value=values, dtype=dt.result_type(sorted_sequence, values))
+        values = device_full(sorted_sequence, shape=(1,), value=values, dtype=dt.result_type(sorted_sequence, values))
     seq = sorted_sequence
     if sorter is not None:
         seq = P.gather(seq, sorter, axis=seq.ndim - 1)
@@ -1088,7 +1102,7 @@ def trapezoid(y, x=None, *, dx=None, dim: int = -1):
     n = y.shape[d]
     if n == 0:
         shape = tuple(s for i, s in enumerate(y.shape) if i != d)
-        return P.full(shape=shape, value=0, dtype=y.dtype if y.dtype.is_floating_point else dt.get_default_dtype())
+        return device_full(y, shape=shape, value=0, dtype=y.dtype if y.dtype.is_floating_point else dt.get_default_dtype())
     hi = tuple((1, n, 1) if i == d else (0, s, 1) for i, s in enumerate(y.shape))
     lo = tuple((0, n - 1, 1) if i == d else (0, s, 1) for i, s in enumerate(y.shape))
     pair = P.add(P.slice(y, index=hi), P.slice(y, index=lo))

@@ -9,11 +9,13 @@ import numpy as np
 
 from graphc.ir import dtypes as dt
 from graphc.ir import prims as P
+from graphc.ir.array_module import array_module
 
 from . import creation, indexing, inplace, math_ops, random as grandom, shape_ops
 from .autograd import grad_mode
-from .device import check_device, device as device_cls
-from .tensors import Tensor
+from .autograd.graph import ToCopyBackward0
+from .device import array_to, check_device, device as device_cls
+from .tensors import Tensor, device_full, device_tensor, host_array
 
 _TYPE_STRINGS = {
     "torch.FloatTensor": dt.float32, "torch.DoubleTensor": dt.float64, "torch.HalfTensor": dt.float16,
@@ -48,12 +50,27 @@ def _parse_to(args, kwargs):
     return dtype, device, copy
 
 
+def to_device(t: Tensor, dev: device_cls) -> Tensor:
+    """A copy of ``t`` on ``dev`` (a checked device, not ``t``'s), differentiable as PyTorch's
+    ``to``: the gradient is copied back."""
+    out = Tensor._make(array_to(t._data, dev))
+    if t.requires_grad and grad_mode.is_grad_enabled():
+        out.grad_fn = ToCopyBackward0(t, t.device)
+    return out
+
+
 def to(self, *args, **kwargs):
+    """``to(dtype)``, ``to(device)``, ``to(device, dtype)``, ``to(tensor)``: ``self`` when
+    nothing changes (unless ``copy=True``), else a converted copy."""
     dtype, device, copy = _parse_to(args, dict(kwargs))
-    check_device(device)
-    if dtype is None or dtype is self.dtype:
-        return P.copy(self) if copy else self
-    return P.cast(self, dtype=dtype)
+    out = self
+    if device is not None:
+        dev = check_device(device)
+        if dev is not self.device:
+            out, copy = to_device(self, dev), False
+    if dtype is None or dtype is out.dtype:
+        return P.copy(out) if copy else out
+    return P.cast(out, dtype=dtype)
 
 
 def _caster(d: dt.DType):
@@ -79,11 +96,23 @@ def type_as(self, other):
 
 
 def cpu(self, memory_format=None):
-    return self
+    return to(self, "cpu")
 
 
 def cuda(self, device=None, non_blocking: bool = False, memory_format=None):
-    check_device("cuda" if device is None else device if isinstance(device, (str, device_cls)) else f"cuda:{device}")
+    """A copy on the GPU (``self`` if it is there already); ``device`` an index or a cuda device."""
+    return to(self, cuda_device(device))
+
+
+def cuda_device(device) -> device_cls:
+    """The GPU that ``.cuda(device)`` names: the current one for None, else an index or a cuda device."""
+    if device is None:
+        from . import cuda
+        device = cuda.current_device()
+    d = check_device(device_cls("cuda", device) if isinstance(device, int) else device)
+    if d.type != "cuda":
+        raise RuntimeError(f"Invalid device, must be cuda device, got {d}")
+    return d
 
 
 def clone(self, *, memory_format=None):
@@ -94,26 +123,27 @@ def contiguous(self, memory_format=None):
     if self._data.flags.c_contiguous:
         return self
     out = P.copy(self)  # copies keep the input's layout (like clone); contiguous() wants row-major
-    if isinstance(out._data, np.ndarray) and not out._data.flags.c_contiguous:
-        out._data = np.ascontiguousarray(out._data)
+    if not out._data.flags.c_contiguous:
+        out._data = array_module(out._data).ascontiguousarray(out._data)
     return out
 
 
+# new_* create on ``self``'s device and with its dtype unless told otherwise
 def _new(factory):
     def method(self, *size, dtype=None, device=None, requires_grad: bool = False, **kw):
-        check_device(device)
-        return factory(*size, dtype=dtype or self.dtype, requires_grad=requires_grad, **kw)
+        return factory(*size, dtype=dtype or self.dtype, device=device or self.device, requires_grad=requires_grad,
+                       **kw)
     return method
 
 
 def new_full(self, size, fill_value, *, dtype=None, device=None, requires_grad: bool = False):
-    check_device(device)
-    return creation.full(size, fill_value, dtype=dtype or self.dtype, requires_grad=requires_grad)
+    return creation.full(size, fill_value, dtype=dtype or self.dtype, device=device or self.device,
+                         requires_grad=requires_grad)
 
 
 def new_tensor(self, data, *, dtype=None, device=None, requires_grad: bool = False):
-    check_device(device)
-    return creation.tensor(data, dtype=dtype or self.dtype, requires_grad=requires_grad)
+    return creation.tensor(data, dtype=dtype or self.dtype, device=device or self.device,
+                           requires_grad=requires_grad)
 
 
 # ---- in-place ops that are not "op then write" of an existing function ----------------------
@@ -123,6 +153,8 @@ def copy_(self, src, non_blocking: bool = False):
         src = creation.tensor(src)
     if src is self:
         return self
+    if src.device != self.device:  # copy_ copies across devices, as in PyTorch
+        src = to_device(src, self.device)
     try:
         value = P.expand(src, shape=tuple(self.shape)) if tuple(src.shape) != tuple(self.shape) else src
     except RuntimeError:
@@ -144,9 +176,9 @@ def fill_(self, value):
         if value.ndim != 0:
             raise RuntimeError(
                 f"fill_ only supports 0-dimension value tensor but got tensor with {value.ndim} dimensions.")
-        v = P.expand(P.cast(value, dtype=self.dtype), shape=tuple(self.shape))
+        v = P.expand(P.cast(value.to(self.device), dtype=self.dtype), shape=tuple(self.shape))
         return inplace.write(self, P.copy(v))
-    return inplace.write(self, P.full(shape=tuple(self.shape), value=value, dtype=self.dtype))
+    return inplace.write(self, device_full(self, shape=tuple(self.shape), value=value, dtype=self.dtype))
 
 
 def zero_(self):
@@ -154,40 +186,45 @@ def zero_(self):
 
 
 def _random_fill(self, arr: np.ndarray):
+    """Write host-drawn numbers into ``self`` (copied to its device; see graphc.random)."""
     inplace.check_writable(self)
     with grad_mode.no_grad():
-        return inplace.write(self, Tensor._make(arr.astype(self._data.dtype)))
+        return inplace.write(self, Tensor._make(array_to(arr.astype(self._data.dtype), self.device)))
+
+
+def _gen(self, generator):
+    return grandom.gen(generator, self.device)
 
 
 def uniform_(self, a: float = 0.0, b: float = 1.0, *, generator=None):
-    return _random_fill(self, grandom.gen(generator).random(self._data.shape) * (b - a) + a)
+    return _random_fill(self, _gen(self, generator).random(self._data.shape) * (b - a) + a)
 
 
 def normal_(self, mean: float = 0.0, std: float = 1.0, *, generator=None):
-    return _random_fill(self, grandom.gen(generator).standard_normal(self._data.shape) * std + mean)
+    return _random_fill(self, _gen(self, generator).standard_normal(self._data.shape) * std + mean)
 
 
 def bernoulli_(self, p=0.5, *, generator=None):
-    probs = p._data if isinstance(p, Tensor) else p
-    return _random_fill(self, grandom.gen(generator).random(self._data.shape) < probs)
+    probs = host_array(p._data) if isinstance(p, Tensor) else p
+    return _random_fill(self, _gen(self, generator).random(self._data.shape) < probs)
 
 
 def random_(self, from_=0, to=None, *, generator=None):
     if to is None:
         from_, to = 0, from_ if from_ else (2 ** 24 if self.dtype.is_floating_point else np.iinfo(self._data.dtype).max)
-    return _random_fill(self, grandom.gen(generator).integers(from_, to, size=self._data.shape))
+    return _random_fill(self, _gen(self, generator).integers(from_, to, size=self._data.shape))
 
 
 def exponential_(self, lambd: float = 1.0, *, generator=None):
-    return _random_fill(self, grandom.gen(generator).exponential(1.0 / lambd, size=self._data.shape))
+    return _random_fill(self, _gen(self, generator).exponential(1.0 / lambd, size=self._data.shape))
 
 
 def geometric_(self, p: float, *, generator=None):
-    return _random_fill(self, grandom.gen(generator).geometric(p, size=self._data.shape))
+    return _random_fill(self, _gen(self, generator).geometric(p, size=self._data.shape))
 
 
 def log_normal_(self, mean: float = 1.0, std: float = 2.0, *, generator=None):
-    return _random_fill(self, grandom.gen(generator).lognormal(mean, std, size=self._data.shape))
+    return _random_fill(self, _gen(self, generator).lognormal(mean, std, size=self._data.shape))
 
 
 def bernoulli(self, p=None, *, generator=None):
@@ -272,7 +309,6 @@ def _attach() -> None:
     for name in ("t", "transpose", "squeeze", "unsqueeze"):  # these change the shape, not the data
         setattr(T, name + "_", _inplace_view(getattr(T, name), name + "_"))
     T.swapaxes_ = T.swapdims_ = T.transpose_
-    T.get_device = lambda self: -1
     T.is_mps = property(lambda self: False)
 
     # arithmetic operators
@@ -399,9 +435,9 @@ def _attach_more_ops() -> None:
             return self
         pos = indexing.positions(tuple(self.shape), key)
         if not isinstance(values, Tensor):
-            values = Tensor._make(np.asarray(values, dtype=self.dtype.np))
-        vals = values.to(self.dtype).expand(pos.shape).reshape(-1)
-        upd = self.new_zeros((self.numel(),)).index_add(0, Tensor._make(pos.reshape(-1)), vals)
+            values = device_tensor(np.asarray(values, dtype=self.dtype.np), self)
+        vals = values.to(self.device, self.dtype).expand(pos.shape).reshape(-1)
+        upd = self.new_zeros((self.numel(),)).index_add(0, device_tensor(pos.reshape(-1), self), vals)
         self.add_(upd.reshape(tuple(self.shape)))
         if self._base is None:
             math_ops.grad_named(self, "IndexPutBackward0")

@@ -7,6 +7,10 @@ import numpy as np
 
 from graphc.ir import dtypes as dt
 
+from . import cuda as _cuda
+from .device import get_default_device
+from .tensors import host_array
+
 _options = {"precision": 4, "threshold": 1000, "edgeitems": 3, "linewidth": 80, "sci_mode": None}
 
 
@@ -131,11 +135,14 @@ def _add_suffixes(text: str, suffixes: list[str], indent: int) -> str:
 
 
 def tensor_repr(t) -> str:
-    """PyTorch's algorithm (torch/_tensor_str.py), on the numpy buffer."""
-    arr = t._data
+    """PyTorch's algorithm (torch/_tensor_str.py), on the values copied to the host."""
+    arr = host_array(t._data)
     prefix = "tensor("
     indent = len(prefix)
     suffixes = []
+    dev, default = t.device, get_default_device()
+    if dev.type != default.type or (dev.type == "cuda" and dev.index != _cuda.current_device()):
+        suffixes.append(f"device='{dev}'")
     d = t.dtype
     if arr.size == 0:
         if arr.ndim != 1:

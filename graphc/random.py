@@ -1,7 +1,11 @@
-"""Random number generation: ``Generator``, ``manual_seed`` and the default generator.
+"""Random number generation: ``Generator``, ``manual_seed`` and the default generators.
 
 Streams come from numpy's PCG64; the same seed gives the same numbers in every graphc process
 (they are not PyTorch's numbers: PyTorch uses a different generator).
+
+Each GPU has its own generator, as in PyTorch (``graphc.cuda.manual_seed`` seeds it). It draws on
+the host too, and the numbers are copied to the GPU: the same seed gives the same numbers on the
+CPU and on the GPU.
 """
 from __future__ import annotations
 
@@ -12,12 +16,18 @@ from graphc.ir import dtypes as dt
 _STATE_WORDS = 6  # PCG64 state: 128-bit state, 128-bit increment, has_uint32, uinteger
 
 
+_DEFAULT_SEED = 67280421310721
+
+
 class Generator:
     def __init__(self, device="cpu") -> None:
         from .device import check_device
-        self.device = check_device(device)
-        self._seed = 67280421310721
-        self._np = np.random.Generator(np.random.PCG64(self._seed))
+        self._start(check_device(device), _DEFAULT_SEED)
+
+    def _start(self, device, seed: int) -> None:
+        self.device = device
+        self._seed = seed
+        self._np = np.random.Generator(np.random.PCG64(seed))
 
     def manual_seed(self, seed: int) -> "Generator":
         seed = int(seed)
@@ -60,9 +70,30 @@ class Generator:
 
 
 default_generator = Generator()
+_cuda_generators: dict[int, Generator] = {}
+_cuda_seed = [_DEFAULT_SEED]  # where GPU generators made later start (graphc.manual_seed's last seed)
+
+
+def cuda_generator(index: int) -> Generator:
+    """GPU ``index``'s default generator. Made without checking for a GPU: seeding calls are
+    accepted without CUDA, as in PyTorch."""
+    g = _cuda_generators.get(index)
+    if g is None:
+        from .device import device
+        g = _cuda_generators[index] = object.__new__(Generator)
+        g._start(device("cuda", index), _cuda_seed[0])
+    return g
+
+
+def seed_cuda_generators(seed: int) -> None:
+    _cuda_seed[0] = int(seed)
+    for g in _cuda_generators.values():
+        g.manual_seed(seed)
 
 
 def manual_seed(seed: int) -> Generator:
+    """Seed the CPU's and every GPU's generator."""
+    seed_cuda_generators(seed)
     return default_generator.manual_seed(seed)
 
 
@@ -82,17 +113,25 @@ def set_rng_state(new_state) -> None:
     default_generator.set_state(new_state)
 
 
-def gen(generator: Generator | None) -> np.random.Generator:
+def gen(generator: Generator | None, device=None) -> np.random.Generator:
+    """The numpy stream for a draw of numbers that will live on ``device`` (a checked device;
+    None: the CPU): ``generator``'s, else that device's default generator's."""
     from .compiler.tracing import GraphBreak, current_trace
     if current_trace() is not None:
         # a draw at trace time would be frozen into the compiled code as a constant
         raise GraphBreak("random numbers (randn, dropout, ...) inside a compiled function are not supported yet")
-    return (generator or default_generator).np
+    kind = "cpu" if device is None else device.type
+    if generator is not None:
+        if generator.device.type != kind:
+            raise RuntimeError(f"Expected a '{kind}' device type for generator but found '{generator.device.type}'")
+        return generator.np
+    return (default_generator if kind == "cpu" else cuda_generator(device.index)).np
 
 
-def sample(kind: str, shape: tuple[int, ...], dtype: dt.DType, generator=None, **kw) -> np.ndarray:
-    """Draw in float64 (or int64) and cast, so results don't depend on numpy's dtype paths."""
-    g = gen(generator)
+def sample(kind: str, shape: tuple[int, ...], dtype: dt.DType, generator=None, device=None, **kw) -> np.ndarray:
+    """Draw in float64 (or int64) and cast, so results don't depend on numpy's dtype paths.
+    The numbers are drawn on the host for every device (see the module docstring)."""
+    g = gen(generator, device)
     if kind == "uniform":
         a = g.random(shape) * (kw.get("high", 1.0) - kw.get("low", 0.0)) + kw.get("low", 0.0)
     elif kind == "normal":
@@ -104,14 +143,17 @@ def sample(kind: str, shape: tuple[int, ...], dtype: dt.DType, generator=None, *
     return np.asarray(a).astype(dtype.np, copy=False)
 
 
-def uniform_tensor(shape: tuple[int, ...], dtype: dt.DType):
-    """U[0, 1) samples as a tensor from the default generator; inside a compiled function, a
-    ``rand_uniform`` op on the call's fresh key (so every call draws new numbers)."""
+def uniform_tensor(shape: tuple[int, ...], dtype: dt.DType, device=None):
+    """U[0, 1) samples as a tensor on ``device`` (a checked device; None: the CPU) from that
+    device's default generator; inside a compiled function, a ``rand_uniform`` op on the call's
+    fresh key (so every call draws new numbers)."""
     from graphc.ir import prims as P
 
     from .compiler.tracing import current_trace
+    from .device import array_to
     from .tensors import Tensor
     trace = current_trace()
     if trace is not None:
         return P.rand_uniform(trace.rng_key(), shape=tuple(shape), dtype=dtype, stream=trace.next_stream())
-    return Tensor._make(default_generator.np.random(shape).astype(dtype.np))
+    draw = gen(None, device).random(shape).astype(dtype.np)
+    return Tensor._make(draw if device is None else array_to(draw, device))

@@ -31,7 +31,7 @@ from graphc.ir import dtypes as dt
 
 from .device import check_device
 from .serialization import CheckpointError, _DuplicateKey, _strict_json
-from .tensors import Tensor
+from .tensors import Tensor, host_array
 
 __all__ = ["save", "save_file", "load", "load_file", "safe_open", "SafetensorError"]
 
@@ -68,9 +68,9 @@ def _prepare(tensors, metadata) -> tuple[bytes, list[np.ndarray]]:
             raise TypeError(f"tensor names must be str, got {type(name).__name__} ({name!r})")
         if name == "__metadata__":
             raise ValueError("'__metadata__' is reserved by the safetensors format and cannot name a tensor")
-        if not isinstance(t, Tensor) or not isinstance(t._data, np.ndarray):
+        if not isinstance(t, Tensor):
             raise TypeError(f"tensor {name!r}: expected a graphc.Tensor, got {type(t).__name__}")
-        arr = t._data
+        arr = host_array(t._data)  # a GPU tensor's bytes are copied to the host
         code = _FROM_GRAPHC[dt.from_numpy_dtype(arr.dtype).name]
         flat = np.ascontiguousarray(arr).astype(arr.dtype.newbyteorder("<"), copy=False).reshape(-1).view(np.uint8)
         items.append((name, code, [int(s) for s in arr.shape], flat))
@@ -206,7 +206,7 @@ class safe_open:
     f.metadata()``. Only the header is read up front."""
 
     def __init__(self, filename, framework: str = "pt", device="cpu") -> None:
-        check_device(device)
+        self._device = check_device(device)
         self._src = repr(os.fsdecode(filename))
         self._fh = open(filename, "rb")
         try:
@@ -247,11 +247,11 @@ class safe_open:
         raw = bytearray(e - b)
         if self._fh.readinto(raw) != len(raw):
             raise SafetensorError(f"{self._src}: the file is truncated inside tensor {name!r}")
-        return _to_tensor(raw, d, shape)
+        return _to_tensor(raw, d, shape).to(self._device)
 
 
 def load_file(filename, device="cpu") -> dict:
-    """Read a .safetensors file to ``{name: tensor}`` (sorted by name, as safetensors does).
-    ``device`` must be the CPU (graphc tensors live there)."""
+    """Read a .safetensors file to ``{name: tensor}`` (sorted by name, as safetensors does), the
+    tensors on ``device``."""
     with safe_open(filename, device=device) as f:
         return {name: f.get_tensor(name) for name in f.keys()}

@@ -6,7 +6,8 @@ an uncompressed zip archive holding
 
 * ``graphc_checkpoint/manifest.json``: UTF-8 JSON with the format name and version, a table of
   data blobs (byte length and SHA-256 of each), a table of tensors (blob, dtype, shape, Tensor or
-  Parameter, requires_grad) and the object tree, written with the tagged encoding below;
+  Parameter, requires_grad, and ``device`` for a tensor saved from a GPU, e.g. "cuda:0") and the
+  object tree, written with the tagged encoding below;
 * ``graphc_checkpoint/data/<i>``: blob *i*, the raw little-endian C-order bytes of a tensor.
 
 Object tree encoding (JSON):
@@ -58,8 +59,9 @@ from collections import OrderedDict
 import numpy as np
 
 from graphc.ir import dtypes as dt
+from graphc.runtime.devices import CPU as CPU_RUNTIME, runtime_of
 
-from .device import check_device
+from .device import DeviceUnavailableError, check_device
 from .device import device as _device
 from .tensors import Size, Tensor
 
@@ -186,11 +188,15 @@ class _Encoder:
         if type(t) not in (Tensor, Parameter):
             raise TypeError(f"cannot save tensor subclass {_type_name(t)} at {path}: {_SAVABLE}")
         arr = t._data
-        if not isinstance(arr, np.ndarray):
+        try:
+            rt = runtime_of(arr)
+        except TypeError:
             raise TypeError(f"cannot save the tensor at {path}: it holds no concrete data "
-                            f"({_type_name(arr)}; a symbolic tensor from tracing?)")
+                            f"({_type_name(arr)}; a symbolic tensor from tracing?)") from None
         d = dt.from_numpy_dtype(arr.dtype)
-        mem_key = (arr.__array_interface__["data"][0], arr.shape, arr.strides, arr.dtype.str) if arr.size else None
+        mem_key = (rt.type, rt.data_ptr(arr), arr.shape, arr.strides, arr.dtype.str) if arr.size else None
+        device = None if rt is CPU_RUNTIME else str(t.device)
+        arr = rt.to_host(arr)  # a GPU tensor's bytes are copied to the host
         blob = self._blob_keys.get(mem_key) if mem_key is not None else None
         if blob is None:
             flat = np.ascontiguousarray(arr).astype(arr.dtype.newbyteorder("<"), copy=False).reshape(-1).view(np.uint8)
@@ -200,9 +206,11 @@ class _Encoder:
             if mem_key is not None:
                 self._blob_keys[mem_key] = blob
         idx = len(self.tensors)
-        self.tensors.append({"blob": blob, "dtype": d.name, "shape": [int(s) for s in arr.shape],
-                             "kind": "parameter" if isinstance(t, Parameter) else "tensor",
-                             "requires_grad": bool(t.requires_grad)})
+        entry = {"blob": blob, "dtype": d.name, "shape": [int(s) for s in arr.shape],
+                 "kind": "parameter" if isinstance(t, Parameter) else "tensor", "requires_grad": bool(t.requires_grad)}
+        if device is not None:
+            entry["device"] = device
+        self.tensors.append(entry)
         self._tensor_ids[id(t)] = idx
         self._alive.append(t)
         return idx
@@ -421,6 +429,13 @@ class _Reader:
             raise self.error(f"tensor {i} has an invalid requires_grad {rg!r}")
         if rg and not d.is_floating_point:
             raise self.error(f"tensor {i} is {name} but marked requires_grad; only floating tensors can require grad")
+        where = t.get("device", "cpu")
+        try:
+            if not isinstance(where, str):
+                raise RuntimeError(where)
+            _device(where)
+        except RuntimeError:
+            raise self.error(f"tensor {i} has an invalid device {where!r}") from None
 
     # -- tensors -----------------------------------------------------------------------------
 
@@ -457,13 +472,7 @@ class _Reader:
             return obj
         from .nn.parameter import Parameter
         entry = self.m["tensors"][idx]
-        arr = self.array(entry)
-        if self.remap is not None:
-            r = self.remap(Tensor._make(arr), "cpu")
-            if r is not None:
-                if not isinstance(r, Tensor) or not isinstance(r._data, np.ndarray):
-                    raise TypeError(f"graphc.load: map_location returned {_type_name(r)}; expected a Tensor or None")
-                arr = r._data
+        arr = self.remap(Tensor._make(self.array(entry)), entry.get("device", "cpu"))._data
         if entry["kind"] == "parameter":
             obj = Parameter(Tensor._make(arr), requires_grad=entry["requires_grad"])
         else:
@@ -564,23 +573,39 @@ class _Reader:
             raise self.error("the object tree nests too deeply") from None
 
 
+def _restore_device(saved: str) -> _device:
+    """The device a tensor saved on ``saved`` loads onto when map_location doesn't say."""
+    try:
+        return check_device(saved)
+    except DeviceUnavailableError as e:
+        raise DeviceUnavailableError(
+            f"Attempting to deserialize object on a CUDA device but graphc.cuda.is_available() is False ({e}). "
+            "If you are running on a CPU-only machine, please use graphc.load with "
+            "map_location=graphc.device('cpu') to map your storages to the CPU.") from None
+
+
 def _map_location_fn(map_location):
-    """Validate map_location now; return a callable to apply per tensor, or None."""
+    """Validate map_location now; return ``place(tensor, saved location) -> tensor``, which puts a
+    loaded (CPU) tensor where it belongs: the saved device unless map_location says otherwise."""
     if map_location is None:
-        return None
+        return lambda t, saved: t.to(_restore_device(saved))
     if isinstance(map_location, dict):
-        target = None
-        for src, dst in map_location.items():
-            if str(src) == "cpu":
-                target = dst
-        if target is not None:
-            check_device(target)
-        return None
+        table = {str(src): str(dst) for src, dst in map_location.items()}
+        for dst in table.values():
+            check_device(dst)
+        return lambda t, saved: t.to(_restore_device(table.get(saved, saved)))
     if isinstance(map_location, (str, _device, int)):
-        check_device(map_location)
-        return None
+        dev = check_device(map_location)
+        return lambda t, saved: t.to(dev)
     if callable(map_location):
-        return map_location
+        def place(t, saved):
+            r = map_location(t, saved)
+            if r is None:
+                return t.to(_restore_device(saved))
+            if not isinstance(r, Tensor):
+                raise TypeError(f"graphc.load: map_location returned {_type_name(r)}; expected a Tensor or None")
+            return r
+        return place
     raise TypeError(f"graphc.load: map_location must be a str, graphc.device, dict or callable, "
                     f"got {_type_name(map_location)}")
 
@@ -590,10 +615,11 @@ def load(f, map_location=None, pickle_module=None, *, weights_only=True, mmap=No
 
     Never executes code from the file: ``weights_only`` is accepted for PyTorch compatibility and
     is always effectively True; ``pickle_module``, ``mmap`` and extra keyword arguments are ignored.
-    ``map_location`` may be 'cpu', a graphc.device, a dict mapping saved locations to new ones, or
-    a callable ``fn(tensor, 'cpu')`` returning a tensor or None; since graphc tensors live on the
-    CPU, any accelerator target raises ``DeviceUnavailableError``. Invalid files raise
-    :class:`CheckpointError`."""
+    Tensors load onto the device they were saved from, unless ``map_location`` says otherwise: a
+    device ('cpu', 'cuda:0', a graphc.device) for every tensor, a dict mapping saved locations to
+    new ones ({'cuda:0': 'cpu'}), or a callable ``fn(tensor, saved_location)`` given the tensor on
+    the CPU and returning a tensor or None (None: the saved location). A GPU that isn't here
+    raises ``DeviceUnavailableError``. Invalid files raise :class:`CheckpointError`."""
     remap = _map_location_fn(map_location)
     src = _describe(f)
     if isinstance(f, (str, bytes, os.PathLike)):

@@ -11,7 +11,7 @@ from graphc.ir import dtypes as dt
 from graphc.ir import prims as P
 from graphc.ir.shapes import infer_size, wrap_dim
 
-from .tensors import Tensor
+from .tensors import Tensor, device_full, device_tensor, host_array
 
 
 def sizes_arg(args) -> tuple[int, ...]:
@@ -45,7 +45,11 @@ def view(input, *shape):
     shape = infer_size(sizes_arg(shape), input.numel())
     try:
         if not input.is_contiguous():  # contiguous tensors (and symbolic ones) always have a view
-            np.reshape(input._data, shape, copy=False)
+            # whether a view exists depends on shape and strides alone: ask numpy about a stand-in
+            # with the same layout over no memory (device arrays' reshape has no copy=False)
+            layout = np.lib.stride_tricks.as_strided(np.zeros(1, input._data.dtype), input._data.shape,
+                                                     input._data.strides, writeable=False)
+            np.reshape(layout, shape, copy=False)
     except ValueError:
         raise RuntimeError(
             "view size is not compatible with input tensor's size and stride (at least one dimension "
@@ -228,10 +232,10 @@ def repeat_interleave(input, repeats, dim=None):
         input, dim = reshape(input, -1), 0
     d = wrap_dim(dim, input.ndim)
     if isinstance(repeats, Tensor):
-        idx = np.repeat(np.arange(input.shape[d]), repeats._data)
+        idx = np.repeat(np.arange(input.shape[d]), host_array(repeats._data))
     else:
         idx = np.repeat(np.arange(input.shape[d]), int(repeats))
-    return P.take(input, Tensor._make(idx.astype(np.int64)), axis=d)
+    return P.take(input, device_tensor(idx.astype(np.int64), input), axis=d)
 
 
 def cat(tensors, dim: int = 0, *, out=None):
@@ -398,13 +402,13 @@ def diagonal(input, offset: int = 0, dim1: int = 0, dim2: int = 1):
 
 def tril(input, diagonal: int = 0):
     n, m = input.shape[-2], input.shape[-1]
-    mask = Tensor._make(np.tril(np.ones((n, m), dtype=bool), diagonal))
+    mask = device_tensor(np.tril(np.ones((n, m), dtype=bool), diagonal), input)
     return P.where(mask, input, False if input.dtype is dt.bool_ else 0)  # keeps bool masks bool
 
 
 def triu(input, diagonal: int = 0):
     n, m = input.shape[-2], input.shape[-1]
-    mask = Tensor._make(np.triu(np.ones((n, m), dtype=bool), diagonal))
+    mask = device_tensor(np.triu(np.ones((n, m), dtype=bool), diagonal), input)
     return P.where(mask, input, False if input.dtype is dt.bool_ else 0)  # keeps bool masks bool
 
 
@@ -419,8 +423,8 @@ def diag(input, diagonal: int = 0):
         n = input.shape[0] + builtins.abs(diagonal)
         rows = np.arange(input.shape[0]) + builtins.max(0, -diagonal)
         cols = np.arange(input.shape[0]) + builtins.max(0, diagonal)
-        idx = Tensor._make((rows * n + cols).astype(np.int64))
-        zeros = P.full(shape=(n * n,), value=0, dtype=input.dtype)
+        idx = device_tensor((rows * n + cols).astype(np.int64), input)
+        zeros = device_full(input, shape=(n * n,), value=0, dtype=input.dtype)
         return P.reshape(P.scatter(zeros, idx, input, axis=0), shape=(n, n))
     return globals()["diagonal"](input, diagonal)
 
@@ -476,7 +480,7 @@ def scatter(input, dim: int, index, src=None, *, value=None, reduce=None):
         return P.scatter(input, index, s, axis=d)
     if reduce == "add":
         if not isinstance(s, Tensor):
-            s = P.full(shape=tuple(index.shape), value=s, dtype=input.dtype)
+            s = device_full(input, shape=tuple(index.shape), value=s, dtype=input.dtype)
         return P.scatter_add(input, index, s, axis=d)
     raise NotImplementedError(f"scatter(reduce={reduce!r}) is not supported by graphc; use 'add' or scatter_reduce")
 
@@ -536,7 +540,7 @@ def sort(input, dim: int = -1, descending: bool = False, stable: bool | None = N
     from .math_ops import grad_named, values_indices
     d = wrap_dim(dim, input.ndim) if input.ndim else 0
     if input.ndim == 0:
-        return values_indices["sort"](_alias_view(input), Tensor._make(np.zeros((), np.int64)))
+        return values_indices["sort"](_alias_view(input), device_tensor(np.zeros((), np.int64), input))
     idx = P.argsort(input, dim=d, descending=descending)  # a primitive, so sort/topk compile
     # PyTorch's overload taking ``stable`` is a second backward node
     vals = grad_named(P.gather(input, idx, axis=d), "SortBackward0" if stable is None else "SortBackward1")
@@ -566,12 +570,13 @@ def topk(input, k: int, dim: int = -1, largest: bool = True, sorted: bool = True
 def unique(input, sorted: bool = True, return_inverse: bool = False, return_counts: bool = False, dim=None):
     if dim is not None:
         raise NotImplementedError("unique(dim=...) is not supported by graphc")
-    vals, inv, counts = np.unique(input._data, return_inverse=True, return_counts=True)
-    out = [Tensor._make(vals)]
+    # the output's size depends on the values: computed on the host
+    vals, inv, counts = np.unique(host_array(input._data), return_inverse=True, return_counts=True)
+    out = [device_tensor(vals, input)]
     if return_inverse:
-        out.append(Tensor._make(inv.reshape(input._data.shape).astype(np.int64)))
+        out.append(device_tensor(inv.reshape(input._data.shape).astype(np.int64), input))
     if return_counts:
-        out.append(Tensor._make(counts.astype(np.int64)))
+        out.append(device_tensor(counts.astype(np.int64), input))
     return out[0] if len(out) == 1 else tuple(out)
 
 
@@ -677,7 +682,7 @@ def index_fill(input, dim: int, index, value):
         if bad.size:
             raise IndexError(f"index {int(bad[0])} is out of bounds for dimension {d} with size {n}")
     idx = P.where(P.lt(idx, 0), P.add(idx, n), idx)
-    hit = P.scatter(P.full(shape=(n,), value=False, dtype=dt.bool_), idx, True, axis=0)
+    hit = P.scatter(device_full(input, shape=(n,), value=False, dtype=dt.bool_), idx, True, axis=0)
     mask = P.reshape(hit, shape=tuple(n if i == d else 1 for i in range(input.ndim)))
     if isinstance(value, Tensor) and value.ndim != 0:
         raise RuntimeError(f"index_fill_ only supports a 0-dimensional value tensor, but got tensor with "

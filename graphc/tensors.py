@@ -1,6 +1,8 @@
-"""The eager Tensor: a numpy buffer plus autograd metadata, and the eager primitive handler.
+"""The eager Tensor: a device array plus autograd metadata, and the eager primitive handler.
 
-Ops on tensors bind primitives (``graphc.ir``); the eager handler computes them with numpy and
+A tensor's ``_data`` is the array itself: a numpy array on the CPU, a CuPy array on a GPU; the
+device is derived from it. Ops on tensors bind primitives (``graphc.ir``); the eager handler
+computes them with the array module of the operands' device (numpy's API, which CuPy follows) and
 records a ``PrimBackward`` node when autograd needs one. PyTorch-level methods (``sum``,
 ``view``, ``__getitem__`` ...) are attached to the class by the modules that define them.
 """
@@ -17,7 +19,8 @@ from graphc.passes.autodiff import VJP
 
 from .autograd import grad_mode
 from .autograd.graph import AccumulateGrad, PrimBackward, RemovableHandle
-from .device import CPU, device as _device_type
+from .device import CPU, array_to, check_device, device as _device_type, device_of_array, get_default_device
+from graphc.runtime import devices as _rt
 
 
 class VersionCounter:
@@ -77,7 +80,7 @@ class Tensor:
         else:
             sizes = args[0] if len(args) == 1 and isinstance(args[0], (tuple, list)) else args
             arr = np.zeros(tuple(int(s) for s in sizes), dtype=d.np)
-        Tensor._init_fields(self, arr)
+        Tensor._init_fields(self, array_to(arr, check_device(device)))
 
     # ---- construction -----------------------------------------------------------------------
 
@@ -163,16 +166,25 @@ class Tensor:
         return self._data.nbytes
 
     @property
-    def device(self):
-        return CPU
+    def device(self) -> _device_type:
+        try:
+            arr = _DATA_SLOT.__get__(self)
+        except AttributeError:  # a traced tensor (graphc.compiler) holds no array: no data to ask
+            return CPU
+        return CPU if type(arr) is np.ndarray else device_of_array(arr)
 
     @property
     def is_cuda(self) -> bool:
-        return False
+        return self.device.type == "cuda"
 
     @property
     def is_cpu(self) -> bool:
-        return True
+        return self.device is CPU
+
+    def get_device(self) -> int:
+        """The GPU index, or -1 on the CPU (PyTorch's convention)."""
+        d = self.device
+        return -1 if d is CPU else d.index
 
     @property
     def is_leaf(self) -> bool:
@@ -196,20 +208,14 @@ class Tensor:
 
     def storage_offset(self) -> int:
         base = self._base._data if self._base is not None else self._data
-        root = base
-        while isinstance(root.base, np.ndarray):
-            root = root.base
-        off = self._data.__array_interface__["data"][0] - root.__array_interface__["data"][0]
-        return off // self._data.itemsize
+        rt = _rt.runtime_of(self._data)
+        return (rt.data_ptr(self._data) - rt.data_ptr(_root_array(base))) // self._data.itemsize
 
     def data_ptr(self) -> int:
-        return self._data.__array_interface__["data"][0]
+        return _rt.runtime_of(self._data).data_ptr(self._data)
 
     def untyped_storage(self):
-        root = self._data
-        while isinstance(root.base, np.ndarray):
-            root = root.base
-        return _Storage(root)
+        return _Storage(_root_array(self._data))
 
     def is_contiguous(self, memory_format=None) -> bool:
         return bool(self._data.flags.c_contiguous)
@@ -394,15 +400,23 @@ class Tensor:
     # ---- conversion -------------------------------------------------------------------------
 
     def numpy(self, *, force: bool = False) -> np.ndarray:
-        if self.requires_grad and not force:
-            raise RuntimeError(
-                "Can't call numpy() on Tensor that requires grad. Use tensor.detach().numpy() instead.")
+        """The tensor's memory as a numpy array (shared, on the CPU); ``force`` copies a GPU
+        tensor to the host and detaches, as in PyTorch."""
+        if force:
+            return _rt.runtime_of(self._data).to_host(self._data)
+        self._check_numpy()
         return self._data
 
-    def __array__(self, dtype=None, copy=None):
+    def _check_numpy(self) -> None:
+        if type(self._data) is not np.ndarray and self.device is not CPU:
+            raise TypeError(f"can't convert {self.device} device type tensor to numpy. Use Tensor.cpu() to "
+                            "copy the tensor to host memory first.")
         if self.requires_grad:
             raise RuntimeError(
                 "Can't call numpy() on Tensor that requires grad. Use tensor.detach().numpy() instead.")
+
+    def __array__(self, dtype=None, copy=None):
+        self._check_numpy()
         return self._data if dtype is None else self._data.astype(dtype)
 
     def item(self):
@@ -493,16 +507,47 @@ class Tensor:
         return object.__format__(self, spec)
 
 
+def host_array(arr) -> np.ndarray:
+    """A tensor's array as a numpy array: itself on the CPU, a copy from another device (for
+    host-only computations: printing, serialization, data-dependent helpers). Callers pass
+    ``t._data``, so that reading a traced tensor's values is a graph break named after them."""
+    return arr if type(arr) is np.ndarray else _rt.runtime_of(arr).to_host(arr)
+
+
+def device_tensor(arr: np.ndarray, like: Tensor) -> Tensor:
+    """A tensor of host-computed values (indices, masks) on ``like``'s device."""
+    return Tensor._make(array_to(arr, like.device))
+
+
+def device_full(like: Tensor, *, shape: tuple[int, ...], value, dtype: dt.DType) -> Tensor:
+    """``prims.full`` on ``like``'s device (an operand-free primitive lands on the default device)."""
+    from graphc.ir import prims as P
+    from .device import using_device
+    with using_device(like.device):
+        return P.full(shape=shape, value=value, dtype=dtype)
+
+
+# the raw ``_data`` slot, read by ``device`` past subclasses that guard ``_data`` (traced tensors)
+_DATA_SLOT = Tensor.__dict__["_data"]
+
+
 def _rebuild(arr, requires_grad):
     return Tensor._make(arr, requires_grad)
 
 
+def _root_array(arr):
+    """The array that owns the memory ``arr`` views (numpy and CuPy both keep ``.base``)."""
+    while isinstance(arr.base, type(arr)):
+        arr = arr.base
+    return arr
+
+
 class _Storage:
-    def __init__(self, arr: np.ndarray) -> None:
+    def __init__(self, arr) -> None:
         self._arr = arr
 
     def data_ptr(self) -> int:
-        return self._arr.__array_interface__["data"][0]
+        return _rt.runtime_of(self._arr).data_ptr(self._arr)
 
     def nbytes(self) -> int:
         return self._arr.nbytes
@@ -531,7 +576,7 @@ class Size(tuple):
 def _to_nested(data):
     """Turn nested sequences that may contain tensors into something numpy accepts."""
     if isinstance(data, Tensor):
-        return data._data
+        return host_array(data._data)
     if isinstance(data, (list, tuple)):
         return [_to_nested(x) for x in data]
     return data
@@ -560,37 +605,80 @@ def _typing(prim: Primitive, args: tuple, attrs: dict):
     return hit
 
 
+def _mixed_devices(first, other) -> RuntimeError:
+    return RuntimeError("Expected all tensors to be on the same device, but found at least two devices, "
+                        f"{first} and {other}!")
+
+
+def _common_device(args: tuple) -> _device_type:
+    """The device an op on ``args`` runs on: the device of its tensors. 0-dim CPU tensors (and
+    Python scalars) may join tensors of another device, as in PyTorch; any other mix raises
+    PyTorch's error. With no tensor at all, the default device."""
+    found = None
+    host_scalar = False
+    for a in args:
+        if isinstance(a, Tensor):
+            d = a.device
+            if d is CPU and a._data.ndim == 0:
+                host_scalar = True
+            elif found is None:
+                found = d
+            elif d is not found:
+                first, other = (found, d) if found is not CPU else (d, found)
+                raise _mixed_devices(first, other)
+    if found is None:
+        return CPU if host_scalar else get_default_device()
+    return found
+
+
 class EagerHandler(Handler):
     level = 0
 
     def apply(self, prim: Primitive, args: tuple, attrs: dict):
+        # fast path: everything on the CPU (numpy arrays); else find the device and bring 0-dim
+        # CPU operands to it
+        dev = CPU
+        for a in args:
+            if isinstance(a, Tensor) and type(a._data) is not np.ndarray:
+                dev = _common_device(args)
+                break
+        else:
+            if not args:
+                dev = get_default_device()
+        xp = np if dev is CPU else _rt.get(dev.type).xp
         if prim.data_dependent:
-            out = np.asarray(prim.impl(*[a._data if isinstance(a, Tensor) else a for a in args], **attrs))
-            return Tensor._make(out)
+            out = prim.impl(*[_operand(a, dev) for a in args], **attrs)
+            return Tensor._make(out if type(out) is xp.ndarray else array_to(np.asarray(out), dev))
         typ, casts = _typing(prim, args, attrs)
         arrays = []
         for a, c in zip(args, casts):
             if isinstance(a, Tensor):
-                arrays.append(a._data if c is None else a._data.astype(c.np))
+                arr = a._data if dev is CPU else _operand(a, dev)
+                arrays.append(arr if c is None else arr.astype(c.np))
             else:
                 arrays.append(a)
         try:
             out = prim.impl(*arrays, **attrs)
         except OverflowError:
             # A Python int outside an integer tensor's range wraps around to it, as in PyTorch
-            # (``int8_tensor + 1000``); numpy refuses it instead.
+            # (``int8_tensor + 1000``); numpy refuses it instead. A numpy scalar, so that device
+            # libraries take it too.
             if typ.dtype.category != dt.INT:
                 raise
-            arrays = [np.asarray(a).astype(typ.dtype.np) if isinstance(a, int) and not isinstance(a, bool)
+            arrays = [np.asarray(a).astype(typ.dtype.np)[()] if isinstance(a, int) and not isinstance(a, bool)
                       else a for a in arrays]
             out = prim.impl(*arrays, **attrs)
         want = typ.dtype.np
-        if type(out) is not np.ndarray or out.dtype != want:
-            out = np.asarray(out).astype(want, copy=False)
+        if type(out) is not xp.ndarray:
+            # numpy scalars from reductions; on a GPU, a host array from an operand-free primitive
+            # (full, arange: computed on the host, placed on the default device)
+            out = np.asarray(out) if xp is np else array_to(np.asarray(out), dev)
+        if out.dtype != want:
+            out = out.astype(want, copy=False)
         result = Tensor._make(out)
         if prim.view:
             src = args[0]
-            if out.base is not None and np.may_share_memory(out, src._data):
+            if out.base is not None and xp.may_share_memory(out, src._data):
                 result._version_counter = src._version_counter
                 if src._base is not None:
                     result._base, result._view_ops = src._base, src._view_ops + ((prim, attrs),)
@@ -599,8 +687,7 @@ class EagerHandler(Handler):
                 if grad_mode.is_grad_enabled() and typ.dtype.category == dt.FLOAT:
                     # its grad_fn is replayed from the base after in-place writes (see grad_fn)
                     result._view_ver = result._version_counter.value
-        if grad_mode.is_grad_enabled() and typ.dtype.category == dt.FLOAT \
-                and prim.differentiable:
+        if grad_mode.is_grad_enabled() and typ.dtype.category == dt.FLOAT and prim.differentiable:
             for i, a in enumerate(args):
                 if isinstance(a, Tensor) and a.requires_grad and i not in prim.nondiff_operands:
                     result.grad_fn = PrimBackward(prim, VJP[prim], attrs, args, result)
@@ -608,8 +695,16 @@ class EagerHandler(Handler):
         return result
 
 
+def _operand(a, dev: _device_type):
+    """A tensor operand's array on ``dev`` (a 0-dim CPU tensor is copied there); other operands as they are."""
+    if not isinstance(a, Tensor):
+        return a
+    return a._data if type(a._data) is not np.ndarray or dev is CPU else array_to(a._data, dev)
+
+
 EAGER = EagerHandler()
 Tensor._graphc_handler = EAGER
 push_default_handler(EAGER)
 
-__all__ = ["Tensor", "Size", "VersionCounter", "EAGER", "bind", "_device_type"]
+__all__ = ["Tensor", "Size", "VersionCounter", "EAGER", "bind", "_device_type", "host_array", "device_tensor",
+           "device_full"]

@@ -3,21 +3,25 @@ from __future__ import annotations
 
 import numpy as np
 
-from .tensors import Tensor
+from .tensors import Tensor, host_array
 
 _DEFAULT_TOLERANCES = {"float16": (1e-3, 1e-5), "float32": (1.3e-6, 1e-5), "float64": (1e-7, 1e-7)}
 
 
 def assert_close(actual, expected, *, rtol: float | None = None, atol: float | None = None,
-                 equal_nan: bool = False, check_dtype: bool = True, msg: str | None = None, **_ignored) -> None:
+                 equal_nan: bool = False, check_dtype: bool = True, check_device: bool = True, msg: str | None = None,
+                 **_ignored) -> None:
     if isinstance(actual, (list, tuple)):
         if len(actual) != len(expected):
             raise AssertionError(f"The length of the sequences mismatch: {len(actual)} != {len(expected)}")
         for a, e in zip(actual, expected):
-            assert_close(a, e, rtol=rtol, atol=atol, equal_nan=equal_nan, check_dtype=check_dtype, msg=msg)
+            assert_close(a, e, rtol=rtol, atol=atol, equal_nan=equal_nan, check_dtype=check_dtype,
+                         check_device=check_device, msg=msg)
         return
-    a = actual.detach()._data if isinstance(actual, Tensor) else np.asarray(actual)
-    e = expected.detach()._data if isinstance(expected, Tensor) else np.asarray(expected)
+    if check_device and isinstance(actual, Tensor) and isinstance(expected, Tensor) and actual.device != expected.device:
+        raise AssertionError(msg or f"The values for attribute 'device' do not match: {actual.device} != {expected.device}.")
+    a = host_array(actual._data) if isinstance(actual, Tensor) else np.asarray(actual)
+    e = host_array(expected._data) if isinstance(expected, Tensor) else np.asarray(expected)
     if a.shape != e.shape:
         raise AssertionError(msg or f"The values for attribute 'shape' do not match: {a.shape} != {e.shape}.")
     if check_dtype and isinstance(actual, Tensor) and isinstance(expected, Tensor) and actual.dtype is not expected.dtype:

@@ -12,6 +12,7 @@ import math
 import numpy as np
 
 from . import dtypes as dt
+from .array_module import array_module, special_module
 from .dtypes import DType, result_type
 from .primitive import Primitive, TensorType, register
 from .shapes import ShapeError, broadcast_shapes, numel
@@ -154,7 +155,7 @@ def _int_zero_check(fn):
     """Integer division by zero is an error in PyTorch (numpy would return 0)."""
     def run(a, b):
         out = fn(a, b)
-        if np.asarray(out).dtype.kind in "iu" and np.any(np.asarray(b) == 0):
+        if out.dtype.kind in "iu" and np.any(b == 0):
             raise RuntimeError("ZeroDivisionError")
         return out
     return run
@@ -258,8 +259,7 @@ def _arg_reduction(name: str, fn) -> Primitive:
 
     def impl(x, *, dim, keepdim):
         if dim is None:
-            r = fn(x.reshape(-1))
-            return np.asarray(r).reshape((1,) * x.ndim if keepdim else ())
+            return fn(x.reshape(-1), axis=0, keepdims=True).reshape((1,) * x.ndim if keepdim else ())
         return fn(x, axis=dim, keepdims=keepdim)
 
     return register(Primitive(name, infer, impl, kind="reduction", differentiable=False))
@@ -471,7 +471,8 @@ def _scatter_infer(x, idx, src, *, axis: int):
 
 
 def _index_grid(idx: np.ndarray, axis: int):
-    grid = list(np.indices(idx.shape, sparse=True))
+    xp = array_module(idx)
+    grid = [xp.asarray(g) for g in np.indices(idx.shape, sparse=True)]  # on idx's device
     grid[axis] = idx
     return tuple(grid)
 
@@ -484,7 +485,7 @@ def _src_block(src: np.ndarray, shape) -> np.ndarray:
 def _scatter(x, idx, src, *, axis):
     _bounds(idx, x.shape[axis], axis, strict=True)
     out = x.copy()
-    src = _src_block(src, idx.shape) if isinstance(src, np.ndarray) and src.ndim else src
+    src = _src_block(src, idx.shape) if getattr(src, "ndim", 0) else src
     out[_index_grid(idx, axis)] = src
     return out
 
@@ -492,7 +493,8 @@ def _scatter(x, idx, src, *, axis):
 def _scatter_add(x, idx, src, *, axis):
     _bounds(idx, x.shape[axis], axis, strict=True)
     out = x.copy()
-    np.add.at(out, _index_grid(idx, axis), _src_block(src, idx.shape))
+    # ufunc.at with a tuple of indices is outside CuPy's __array_ufunc__: call the library's own
+    array_module(out).add.at(out, _index_grid(idx, axis), _src_block(src, idx.shape))
     return out
 
 
@@ -517,7 +519,7 @@ def _index_add_infer(x, idx, src, *, axis: int):
 def _index_add(x, idx, src, *, axis):
     _bounds(idx, x.shape[axis], axis)
     out = x.copy()
-    np.add.at(out, (builtins.slice(None),) * axis + (idx,), src)
+    array_module(out).add.at(out, (builtins.slice(None),) * axis + (idx,), src)
     return out
 
 
@@ -631,11 +633,13 @@ def _unfold(x, *, kernel, stride, padding, dilation, value=0.0):
         if any(lo or hi for lo, hi in padding) else x
     out_sp = [_window_out(x.shape[2 + i], kernel[i], stride[i], *padding[i], dilation[i]) for i in range(nsp)]
     st = xp.strides
-    view = np.lib.stride_tricks.as_strided(
+    # as_strided and ascontiguousarray are outside numpy's dispatch protocols: the operand's own library's
+    lib = array_module(x)
+    view = lib.lib.stride_tricks.as_strided(
         xp, shape=xp.shape[:2] + tuple(out_sp) + tuple(kernel),
         strides=st[:2] + tuple(st[2 + i] * stride[i] for i in range(nsp))
-        + tuple(st[2 + i] * dilation[i] for i in range(nsp)), writeable=False)
-    return np.ascontiguousarray(view)  # a private copy: later writes to x must not show through
+        + tuple(st[2 + i] * dilation[i] for i in range(nsp)))
+    return lib.ascontiguousarray(view)  # a private copy: later writes to x must not show through
 
 
 unfold = register(Primitive("unfold", _unfold_infer, _unfold, kind="window"))
@@ -655,13 +659,14 @@ def _fold(cols, *, size, kernel, stride, padding, dilation):
     nsp = len(kernel)
     out_sp = cols.shape[2:2 + nsp]
     padded = tuple(size[i] + padding[i][0] + padding[i][1] for i in range(nsp))
-    out = np.zeros(cols.shape[:2] + padded, dtype=cols.dtype)
+    lib = array_module(cols)
+    out = lib.zeros(cols.shape[:2] + padded, dtype=cols.dtype)
     for offs in np.ndindex(*kernel):
         sl = tuple(builtins.slice(o * dilation[i], o * dilation[i] + stride[i] * (out_sp[i] - 1) + 1, stride[i])
                    for i, o in enumerate(offs))
         out[(builtins.slice(None), builtins.slice(None)) + sl] += cols[(Ellipsis,) + offs]
     crop = tuple(builtins.slice(padding[i][0], padding[i][0] + size[i]) for i in range(nsp))
-    return np.ascontiguousarray(out[(builtins.slice(None), builtins.slice(None)) + crop])
+    return lib.ascontiguousarray(out[(builtins.slice(None), builtins.slice(None)) + crop])
 
 
 fold = register(Primitive("fold", _fold_infer, _fold, kind="window"))
@@ -712,17 +717,17 @@ def _digamma(x):
 
 
 def _polygamma(x, *, n: int):
-    import scipy.special as sc
+    sc = special_module(x)  # scipy's polygamma is no ufunc: no dispatch to a device library
     if n == 0:
         return _digamma(x)
     with np.errstate(all="ignore"):
-        return sc.polygamma(n, x)
+        return sc.polygamma(array_module(x).asarray(n), x)
 
 
 def _xlogy(x, y):
     with np.errstate(all="ignore"):
         out = np.multiply(x, np.log(y))
-    return np.where((np.asarray(x) == 0) & ~np.isnan(y), 0, out)  # xlogy(0, y) = 0 unless y is nan
+    return np.where((x == 0) & ~np.isnan(y), 0, out)  # xlogy(0, y) = 0 unless y is nan
 
 
 lgamma = _elementwise("lgamma", _scipy_special("gammaln"), "float")
@@ -750,14 +755,15 @@ def _cumarg(take_if):
     """Index of the running max/min along ``dim``: a later element equal to the running extreme
     takes over, and a NaN takes over and stays (PyTorch's cummax/cummin)."""
     def impl(x, *, dim):
+        xp = array_module(x)
         if x.ndim == 0:
-            return np.zeros((), np.int64)
+            return xp.zeros((), np.int64)
         xm = np.moveaxis(x, dim, 0)
-        out = np.zeros(xm.shape, np.int64)
+        out = xp.zeros(xm.shape, np.int64)
         if xm.shape[0] == 0:
             return np.moveaxis(out, 0, dim)
         floating = xm.dtype.kind == "f"
-        best, cur = xm[0].copy(), np.zeros(xm.shape[1:], np.int64)
+        best, cur = xm[0].copy(), xp.zeros(xm.shape[1:], np.int64)
         for t in range(1, xm.shape[0]):
             v = xm[t]
             with np.errstate(invalid="ignore"):
@@ -784,14 +790,16 @@ cumargmin = register(Primitive("cumargmin", _cumarg_infer, _cumarg(np.less_equal
 def _argsort(x, *, dim: int, descending: bool):
     """Stable argsort; NaN sorts as the largest value (last ascending, first descending)."""
     if x.ndim == 0:
-        return np.zeros((), np.int64)
+        return array_module(x).zeros((), np.int64)
     if not descending:
         return np.argsort(x, axis=dim, kind="stable").astype(np.int64)
     if x.dtype == np.bool_:
         key = ~x
     elif x.dtype.kind == "f":
-        key = np.where(np.isnan(x), -np.inf, -x)
-        return np.lexsort((key, ~np.isnan(x)), axis=dim).astype(np.int64)
+        # by -x, NaN first: two stable sorts (lexsort has no axis in CuPy), the primary key last
+        by_value = np.argsort(np.where(np.isnan(x), -np.inf, -x), axis=dim, kind="stable")
+        nan_first = np.argsort(np.take_along_axis(~np.isnan(x), by_value, axis=dim), axis=dim, kind="stable")
+        return np.take_along_axis(by_value, nan_first, axis=dim).astype(np.int64)
     else:
         key = -x.astype(np.float64) if x.dtype.kind == "u" else -x.astype(np.int64)
         if x.dtype == np.int64:  # -int64.min overflows: order by the bitwise complement instead
@@ -822,8 +830,8 @@ def _searchsorted(seq, values, *, right, out_int32):
         rows_s = seq.reshape(-1, seq.shape[-1])
         rows_v = values.reshape(-1, values.shape[-1])
         out = np.stack([np.searchsorted(s, v, side=side) for s, v in zip(rows_s, rows_v)]).reshape(values.shape) \
-            if rows_s.shape[0] else np.zeros(values.shape, np.int64)
-    return np.asarray(out).astype(np.int32 if out_int32 else np.int64)
+            if rows_s.shape[0] else array_module(values).zeros(values.shape, np.int64)
+    return out.astype(np.int32 if out_int32 else np.int64)
 
 
 searchsorted = register(Primitive("searchsorted", _searchsorted_infer, _searchsorted, kind="index",
@@ -975,7 +983,7 @@ def _svd_part(i: int):
     def impl(a, *, full_matrices: bool = False):
         if a.size == 0:  # LAPACK needs at least one element
             shape = _svd_infer("usv"[i])(TensorType(a.shape, _dtype_of(a)), full_matrices=full_matrices).shape
-            out = np.zeros(shape, a.dtype)
+            out = array_module(a).zeros(shape, a.dtype)
             if i != 1:
                 k = builtins.min(shape[-2:])
                 out[..., range(k), range(k)] = 1
@@ -992,7 +1000,7 @@ def _dtype_of(a: np.ndarray) -> DType:
 svd_u = register(Primitive("svd_u", _svd_infer("u"), _svd_part(0), kind="linalg"))
 svdvals = register(Primitive(
     "svdvals", _svd_infer("s"), lambda a: np.linalg.svd(a, compute_uv=False) if a.size else
-    np.zeros(a.shape[:-2] + (builtins.min(a.shape[-2:]),), a.dtype), kind="linalg"))
+    array_module(a).zeros(a.shape[:-2] + (builtins.min(a.shape[-2:]),), a.dtype), kind="linalg"))
 svd_vh = register(Primitive("svd_vh", _svd_infer("v"), _svd_part(2), kind="linalg"))
 
 

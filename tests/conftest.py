@@ -25,3 +25,23 @@ def _graphc_compile_settings(tmp_path_factory):
         os.environ.pop("GRAPHC_CACHE_DIR", None)
     else:
         os.environ["GRAPHC_CACHE_DIR"] = old_dir
+
+
+@pytest.fixture
+def cuda(monkeypatch):
+    """The cuda device for one test: CuPy replaced by ``tests/fake_cupy.py`` (CI has no GPU), or
+    the real CuPy and GPU when ``GRAPHC_REAL_CUDA=1``. Yields ``graphc.device('cuda:0')``."""
+    import graphc
+    from graphc.runtime import devices
+
+    if os.environ.get("GRAPHC_REAL_CUDA") == "1":
+        if not devices.CUDA.is_available():
+            pytest.fail(f"GRAPHC_REAL_CUDA=1 but CUDA is unavailable: {devices.CUDA.unavailable_reason()}")
+    else:
+        import fake_cupy
+        fake_cupy.install(monkeypatch)
+        # forget what the cuda runtime loaded before (nothing, on a machine without CuPy)
+        monkeypatch.setattr(devices.CUDA, "_lib", None)
+        monkeypatch.setattr(devices.CUDA, "_reason", None)
+        monkeypatch.setattr(devices.CUDA, "_peak", {})
+    yield graphc.device("cuda:0")

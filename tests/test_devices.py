@@ -1,7 +1,19 @@
-"""Devices: eager tensors live on the CPU; asking for CUDA/MPS is a clear RuntimeError."""
+"""Devices on a machine without CUDA: tensors live on the CPU and asking for CUDA/MPS is a clear
+RuntimeError. CuPy is made unimportable here, so these hold on a GPU machine too; the cuda device
+itself is tested in tests/test_cuda_device.py."""
+import sys
+
 import pytest
 
 import graphc as torch
+from graphc.runtime import devices
+
+
+@pytest.fixture(autouse=True)
+def _no_cupy(monkeypatch):
+    monkeypatch.setitem(sys.modules, "cupy", None)  # `import cupy` raises ImportError
+    monkeypatch.setattr(devices.CUDA, "_lib", None)
+    monkeypatch.setattr(devices.CUDA, "_reason", None)
 
 
 def test_device_objects():

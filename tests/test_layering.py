@@ -3,7 +3,7 @@
     graphc (frontend)  ->  may import everything below (not checked here)
     graphc.passes      ->  graphc.ir
     graphc.codegen     ->  graphc.ir
-    graphc.runtime     ->  graphc.ir, graphc.codegen
+    graphc.runtime     ->  graphc.ir, graphc.codegen (and CuPy, the cuda device's library, only lazily)
     graphc.ir          ->  nothing of graphc; numpy, networkx, scipy (scipy only lazily)
 
 Every `import`/`from ... import` in every .py file of those folders is parsed with `ast`, wherever it
@@ -40,7 +40,8 @@ LAYERS = {
     "passes": Layer("passes", "graphc.passes", ("graphc.ir",), frozenset({"numpy", "networkx", "scipy"})),
     "codegen": Layer("codegen", "graphc.codegen", ("graphc.ir",), frozenset({"numpy", "networkx", "scipy", "triton"})),
     "runtime": Layer(
-        "runtime", "graphc.runtime", ("graphc.ir", "graphc.codegen"), frozenset({"numpy", "networkx", "scipy", "triton"})
+        "runtime", "graphc.runtime", ("graphc.ir", "graphc.codegen"),
+        frozenset({"numpy", "networkx", "scipy", "triton", "cupy", "cupyx"}), frozenset({"cupy", "cupyx"}),
     ),
 }
 
@@ -212,6 +213,7 @@ BAD = [
     ("codegen/triton_gen.py", "from graphc.runtime import cache\n", "graphc.runtime"),
     ("codegen/numpy_gen.py", "import importlib\nm = importlib.import_module('graphc.utils.data')\n", "graphc.utils.data"),
     ("runtime/exec.py", "import torch\n", "torch"),
+    ("runtime/devices.py", "import cupy\n", "lazily"),
     ("runtime/exec.py", "from ir import Graph\n", "no top-level package"),
     ("runtime/exec.py", "from graphc.passes import pipeline\n", "graphc.passes"),
 ]
@@ -233,6 +235,7 @@ GOOD = [
     ("passes/fuse.py", "from graphc.ir import Graph\nimport graphc.ir as ir\nfrom graphc import ir\nfrom ..ir import prims\nfrom . import manager\n"),
     ("passes/autodiff/rules.py", "from ...ir import prims\nfrom .. import manager\nfrom graphc.passes.manager import Pass\n"),
     ("codegen/triton_gen.py", "import triton\nimport triton.language as tl\nfrom graphc.ir import Graph\n"),
+    ("runtime/devices.py", "def load():\n    import cupy\n    import cupyx.scipy.special\n"),
     ("runtime/exec.py", "from graphc.codegen import numpy_gen\nfrom ..codegen.triton_gen import launch\nfrom graphc.ir import Graph\nimport os, json, hashlib\n"),
 ]
 

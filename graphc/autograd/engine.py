@@ -7,6 +7,9 @@ from typing import Sequence
 
 import numpy as np
 
+from graphc.ir.array_module import array_module
+
+from ..device import array_to, using_device
 from . import grad_mode
 from .graph import AccumulateGrad, Node, gradient_edge
 
@@ -34,9 +37,9 @@ def _root_grads(outputs: tuple, grads: tuple, create_graph: bool) -> list:
             if not t.dtype.is_floating_point:
                 raise RuntimeError(
                     f"grad can be implicitly created only for real scalar outputs but got {t.dtype}")
-            g = Tensor._make(np.ones(t._data.shape, dtype=t._data.dtype))
+            g = Tensor._make(array_to(np.ones(t._data.shape, dtype=t._data.dtype), t.device))
         elif not isinstance(g, Tensor):
-            g = Tensor._make(np.asarray(g, dtype=t._data.dtype))
+            g = Tensor._make(array_to(np.asarray(g, dtype=t._data.dtype), t.device))
         elif tuple(g.shape) != tuple(t.shape):
             raise RuntimeError(
                 f"Mismatch in shape: grad_output[{i}] has a shape of {g.shape} and output[{i}] "
@@ -100,7 +103,7 @@ def _accumulate_into_leaf(node: AccumulateGrad, g, create_graph: bool, run_hooks
             # always a private buffer: the same gradient tensor can reach several leaves (add
             # passes it through to both operands) or be the user's own `gradient=` tensor, and
             # .grad is later accumulated in place
-            var._grad = Tensor._make(np.array(g._data, order="C", copy=True))
+            var._grad = Tensor._make(array_module(g._data).array(g._data, order="C", copy=True))
     elif create_graph or var._grad.requires_grad:
         var._grad = var._grad + g
     else:
@@ -179,7 +182,9 @@ def run_backward(outputs: Sequence, grad_outputs: Sequence, retain_graph: bool, 
             if all(g is None for g in buf):
                 in_grads = (None,) * len(node.next_functions)
             else:
-                in_grads = node.apply(buf)
+                # constants the rule creates (zeros, masks) go on its gradients' device
+                with using_device(next(g for g in buf if g is not None).device):
+                    in_grads = node.apply(buf)
                 if node._post_hooks:
                     for hook in list(node._post_hooks.values()):
                         r = hook(tuple(in_grads), tuple(buf))

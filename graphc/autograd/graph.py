@@ -188,8 +188,11 @@ class _Unsaved(TensorType):
             return TensorType(self.shape, self.dtype)
         import numpy as np
 
+        from ..device import array_to, get_default_device
         from ..tensors import Tensor
-        return Tensor._make(np.broadcast_to(np.zeros((), self.dtype.np), self.shape))
+        # the engine runs a node on its gradients' device, the default device meanwhile
+        zero = array_to(np.zeros((), self.dtype.np), get_default_device())
+        return Tensor._make(np.broadcast_to(zero, self.shape))
 
 
 class PrimBackward(Node):
@@ -251,6 +254,19 @@ class PrimBackward(Node):
                            for s in self._saved]
             self._saved_out = None
             self._freed = True
+
+
+class ToCopyBackward0(Node):
+    """Backward of a copy to another device (``to("cuda")``): the gradient goes back to the
+    source's device."""
+
+    def __init__(self, src, device) -> None:
+        super().__init__((_edge(src),))
+        self._device = device
+
+    def apply(self, grads: list) -> tuple:
+        from ..methods import to_device
+        return (to_device(grads[0], self._device),)
 
 
 class AccumulateGrad(Node):

@@ -16,7 +16,7 @@ from .. import creation, math_ops, shape_ops
 from .. import random as grandom
 from ..autograd import grad_mode
 from ..math_ops import call_composite
-from ..tensors import Tensor
+from ..tensors import Tensor, device_tensor, host_array
 
 
 def _tuple(v, n: int, name: str = "argument") -> tuple[int, ...]:
@@ -218,7 +218,7 @@ def one_hot(tensor: Tensor, num_classes: int = -1) -> Tensor:
         raise RuntimeError("one_hot is only applicable to index tensor of type LongTensor.")
     if num_classes != -1 and not _has_values(tensor):  # traced: num_classes given, no value checks
         return P.cast(P.eq(P.reshape(tensor, shape=tuple(tensor.shape) + (1,)),
-                           creation.arange(num_classes)), dtype=dt.int64)
+                           creation.arange(num_classes, device=tensor.device)), dtype=dt.int64)
     data = tensor._data
     if num_classes == -1:
         num_classes = int(data.max()) + 1 if data.size else 0
@@ -226,7 +226,7 @@ def one_hot(tensor: Tensor, num_classes: int = -1) -> Tensor:
         raise RuntimeError("Class values must be smaller than num_classes." if data.size and data.max() >= num_classes
                            else "Class values must be non-negative.")
     return P.cast(P.eq(P.reshape(tensor, shape=tuple(tensor.shape) + (1,)),
-                       creation.arange(num_classes)), dtype=dt.int64)
+                       creation.arange(num_classes, device=tensor.device)), dtype=dt.int64)
 
 
 def dropout(input: Tensor, p: float = 0.5, training: bool = True, inplace: bool = False) -> Tensor:
@@ -254,7 +254,7 @@ def _dropout(input: Tensor, p: float, training: bool, inplace: bool, nsp: int) -
     if p == 1:
         return _maybe_inplace(input, inplace, lambda: input * 0)
     shape = tuple(input.shape[:-nsp]) + (1,) * nsp if nsp else tuple(input.shape)
-    mask = (grandom.uniform_tensor(shape, input.dtype) >= p).to(input.dtype) / (1 - p)
+    mask = (grandom.uniform_tensor(shape, input.dtype, input.device) >= p).to(input.dtype) / (1 - p)
     return _maybe_inplace(input, inplace, lambda: input * mask)
 
 
@@ -262,7 +262,7 @@ def alpha_dropout(input, p=0.5, training=False, inplace=False):
     if not training or p == 0:
         return input
     alpha = -1.7580993408473766
-    mask = (grandom.uniform_tensor(tuple(input.shape), input.dtype) >= p).to(input.dtype)
+    mask = (grandom.uniform_tensor(tuple(input.shape), input.dtype, input.device) >= p).to(input.dtype)
     a = (1 - p + p * alpha ** 2 * (1 - p)) ** -0.5
     b = -a * alpha * p
     return (input * mask + alpha * (1 - mask)) * a + b
@@ -388,9 +388,9 @@ def _max_pool(input, kernel_size, stride, padding, dilation, ceil_mode, return_i
 
 
 def _max_pool_indices(x, k, s, pads, d):
-    """Flat input positions of each window's maximum (PyTorch's return_indices)."""
+    """Flat input positions of each window's maximum (PyTorch's return_indices), found on the host."""
     nsp = len(k)
-    cols = P.unfold(x.detach(), kernel=k, stride=s, padding=pads, dilation=d, value=-math.inf)._data
+    cols = host_array(P.unfold(x.detach(), kernel=k, stride=s, padding=pads, dilation=d, value=-math.inf)._data)
     lead = cols.shape[:2 + nsp]
     arg = cols.reshape(lead + (-1,)).argmax(-1)
     koff = np.unravel_index(arg, k)
@@ -399,7 +399,7 @@ def _max_pool_indices(x, k, s, pads, d):
     for i in range(nsp):
         pos = grids[i][None, None] * s[i] - pads[i][0] + koff[i] * d[i]
         flat = flat * x.shape[2 + i] + pos
-    return Tensor._make(flat.astype(np.int64))
+    return device_tensor(flat.astype(np.int64), x)
 
 
 def max_pool1d(input, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=False, return_indices=False):
@@ -469,7 +469,7 @@ def _adaptive_max(input, output_size, return_indices, nsp, name):
     bounds = [[((j * sp[i]) // out[i], -(-((j + 1) * sp[i]) // out[i])) for j in range(out[i])] for i in range(nsp)]
     vals = []
     idx = np.zeros(tuple(x.shape[:2]) + out, dtype=np.int64)
-    data = x._data if return_indices else None
+    data = host_array(x._data) if return_indices else None  # the argmax positions are found on the host
     for pos in itertools.product(*(range(o) for o in out)):
         win = tuple(slice(*bounds[i][pos[i]]) for i in range(nsp))
         vals.append(x[(slice(None), slice(None)) + win].flatten(2).max(dim=2).values)
@@ -485,7 +485,7 @@ def _adaptive_max(input, output_size, return_indices, nsp, name):
     if unbatched:
         y = shape_ops.squeeze(y, 0)
         idx = idx[0]
-    return (y, Tensor._make(idx)) if return_indices else y
+    return (y, device_tensor(idx, x)) if return_indices else y
 
 
 def adaptive_max_pool1d(input, output_size, return_indices=False):
@@ -562,7 +562,7 @@ def pad(input: Tensor, pad, mode: str = "constant", value: float | None = None) 
                 idx = [0] * lo + list(range(n)) + [n - 1] * hi
             else:
                 idx = [i % n for i in range(-lo, n + hi)]
-            x = P.take(x, Tensor._make(np.asarray(idx, dtype=np.int64)), axis=d)
+            x = P.take(x, device_tensor(np.asarray(idx, dtype=np.int64), x), axis=d)
         return x
     raise NotImplementedError(f"pad mode {mode!r} is not supported")
 
@@ -601,7 +601,7 @@ def interpolate(input: Tensor, size=None, scale_factor=None, mode: str = "neares
                 src = np.minimum(np.floor(np.arange(o) * scale).astype(np.int64), n - 1)
             else:
                 src = np.minimum(np.floor((np.arange(o) + 0.5) * scale).astype(np.int64), n - 1)
-            x = P.take(x, Tensor._make(src), axis=2 + i)
+            x = P.take(x, device_tensor(src, x), axis=2 + i)
         return x
     if mode == "area":
         return _adaptive_avg(input, out_sp, nsp, "interpolate")
@@ -626,9 +626,9 @@ def interpolate(input: Tensor, size=None, scale_factor=None, mode: str = "neares
             frac = (pos - lo).astype(input.dtype.np)
             shape = [1] * x.ndim
             shape[2 + i] = o
-            w = Tensor._make(frac.reshape(shape))
-            a = P.take(x, Tensor._make(lo), axis=2 + i)
-            b = P.take(x, Tensor._make(hi), axis=2 + i)
+            w = device_tensor(frac.reshape(shape), x)
+            a = P.take(x, device_tensor(lo, x), axis=2 + i)
+            b = P.take(x, device_tensor(hi, x), axis=2 + i)
             x = a * (1 - w) + b * w
         return x
     raise NotImplementedError(f"interpolate mode {mode!r} is not supported by graphc "
@@ -653,7 +653,7 @@ def _cubic_along(x, axis, n, o, pos, dtype):
         idx = np.clip(base - 1 + j, 0, n - 1)
         shape = [1] * x.ndim
         shape[axis] = o
-        term = P.take(x, Tensor._make(idx), axis=axis) * Tensor._make(c.astype(dtype).reshape(shape))
+        term = P.take(x, device_tensor(idx, x), axis=axis) * device_tensor(c.astype(dtype).reshape(shape), x)
         out = term if out is None else out + term
     return out
 
@@ -780,7 +780,7 @@ def scaled_dot_product_attention(query, key, value, attn_mask=None, dropout_p: f
     if is_causal:
         if attn_mask is not None:
             raise RuntimeError("_scaled_dot_product_attention: Explicit attn_mask should not be set when is_causal=True")
-        causal = Tensor._make(np.tril(np.ones((L, S), dtype=bool)))
+        causal = device_tensor(np.tril(np.ones((L, S), dtype=bool)), query)
         mask = _additive_mask(causal, query.dtype)
     if enable_gqa and key.shape[-3] != query.shape[-3]:
         rep = query.shape[-3] // key.shape[-3]
@@ -856,7 +856,7 @@ def _check_targets(target, nclass, ignore_index):
     t = target._data
     bad = (t != ignore_index) & ((t < 0) | (t >= nclass))
     if bad.any():
-        raise IndexError(f"Target {int(t[bad].flat[0])} is out of bounds.")
+        raise IndexError(f"Target {int(t[bad].ravel()[0])} is out of bounds.")
 
 
 def nll_loss(input, target, weight=None, size_average=None, ignore_index: int = -100, reduce=None,
@@ -971,14 +971,15 @@ def ctc_loss(log_probs, targets, input_lengths, target_lengths, blank: int = 0, 
     if log_probs.ndim != 3:
         raise RuntimeError(f"ctc_loss: expected log_probs of 2 or 3 dimensions, got {log_probs.ndim}")
     T, N, C = log_probs.shape
-    in_len = _lengths(input_lengths)._data.astype(np.int64).reshape(-1)
-    tg_len = _lengths(target_lengths)._data.astype(np.int64).reshape(-1)
+    # the alignment lattice is laid out on the host; the recursion runs on log_probs' device
+    in_len = host_array(_lengths(input_lengths)._data).astype(np.int64).reshape(-1)
+    tg_len = host_array(_lengths(target_lengths)._data).astype(np.int64).reshape(-1)
     if in_len.shape[0] != N or tg_len.shape[0] != N:
         raise RuntimeError(f"input_lengths and target_lengths must have {N} entries (the batch size), got "
                            f"{in_len.shape[0]} and {tg_len.shape[0]}")
     if (in_len > T).any():
         raise RuntimeError(f"Expected input_lengths to have value at most {T}, but got value {int(in_len.max())}")
-    tg = targets._data.astype(np.int64)
+    tg = host_array(targets._data).astype(np.int64)
     Lmax = int(tg_len.max()) if N else 0
     S = 2 * Lmax + 1
     ext = np.full((N, S), blank, dtype=np.int64)
@@ -995,33 +996,37 @@ def ctc_loss(log_probs, targets, input_lengths, target_lengths, blank: int = 0, 
     skip = np.zeros((N, S), dtype=bool)
     skip[:, 2:] = (ext[:, 2:] != blank) & (ext[:, 2:] != ext[:, :-2])
     dtype = log_probs._data.dtype
-    emit = log_probs.gather(2, Tensor._make(np.broadcast_to(ext, (T, N, S)).copy()))   # (T, N, S)
+
+    def on(arr: np.ndarray) -> Tensor:
+        return device_tensor(arr, log_probs)
+
+    emit = log_probs.gather(2, on(np.broadcast_to(ext, (T, N, S)).copy()))   # (T, N, S)
     init = np.full((N, S), -np.inf, dtype=dtype)
     init[:, 0] = 0.0
     if S > 1:
         init[np.asarray(tg_len) > 0, 1] = 0.0
-    alpha = emit[0] + Tensor._make(init)
-    ninf_col = Tensor._make(np.full((N, 1), -np.inf, dtype=dtype))
-    ninf_2 = Tensor._make(np.full((N, 2), -np.inf, dtype=dtype))
-    skip_t = Tensor._make(skip)
+    alpha = emit[0] + on(init)
+    ninf_col = on(np.full((N, 1), -np.inf, dtype=dtype))
+    ninf_2 = on(np.full((N, 2), -np.inf, dtype=dtype))
+    skip_t = on(skip)
     for t in range(1, int(in_len.max()) if N else 0):
         prev1 = shape_ops.cat([ninf_col, alpha[:, :-1]], 1) if S > 1 else ninf_col
         prev2 = shape_ops.cat([ninf_2, alpha[:, :-2]], 1) if S > 2 else None
         terms = [alpha, prev1] if prev2 is None else [alpha, prev1, math_ops.where(skip_t, prev2, -math.inf)]
         new = _safe_logaddexp(terms) + emit[t]
-        active = Tensor._make((t < in_len).reshape(N, 1))
+        active = on((t < in_len).reshape(N, 1))
         alpha = math_ops.where(active, new, alpha)
-    last = Tensor._make((2 * tg_len).reshape(N, 1))
-    before = Tensor._make(np.maximum(2 * tg_len - 1, 0).reshape(N, 1))
+    last = on((2 * tg_len).reshape(N, 1))
+    before = on(np.maximum(2 * tg_len - 1, 0).reshape(N, 1))
     a_last = alpha.gather(1, last).reshape(N)
-    a_before = math_ops.where(Tensor._make(tg_len > 0), alpha.gather(1, before).reshape(N), -math.inf)
+    a_before = math_ops.where(on(tg_len > 0), alpha.gather(1, before).reshape(N), -math.inf)
     loss = -_safe_logaddexp([a_last, a_before])
-    loss = math_ops.where(Tensor._make(in_len == 0), math_ops.where(Tensor._make(tg_len == 0), 0.0, math.inf), loss) \
+    loss = math_ops.where(on(in_len == 0), math_ops.where(on(tg_len == 0), 0.0, math.inf), loss) \
         if (in_len == 0).any() else loss
     if zero_infinity:
         loss = math_ops.where(loss == math.inf, 0.0, loss)
     if reduction == "mean":
-        denom = Tensor._make(np.maximum(tg_len, 1).astype(dtype))
+        denom = on(np.maximum(tg_len, 1).astype(dtype))
         return (loss / denom).mean()
     if reduction == "sum":
         return loss.sum()
@@ -1087,8 +1092,8 @@ def rrelu(input: Tensor, lower: float = 1.0 / 8, upper: float = 1.0 / 3, trainin
     in evaluation."""
     if not training:
         return leaky_relu(input, (lower + upper) / 2, inplace)
-    slope = Tensor._make((grandom.gen(None).random(tuple(input.shape)) * (upper - lower) + lower)
-                         .astype(input.dtype.np))
+    slope = device_tensor((grandom.gen(None, input.device).random(tuple(input.shape)) * (upper - lower) + lower)
+                          .astype(input.dtype.np), input)
     return _maybe_inplace(input, inplace, lambda: math_ops.where(input >= 0, input, input * slope))
 
 
@@ -1097,7 +1102,8 @@ def rrelu_(input: Tensor, lower: float = 1.0 / 8, upper: float = 1.0 / 3, traini
 
 
 def gumbel_softmax(logits: Tensor, tau: float = 1.0, hard: bool = False, eps: float = 1e-10, dim: int = -1) -> Tensor:
-    g = -math_ops.log(Tensor._make(grandom.gen(None).exponential(size=tuple(logits.shape)).astype(logits.dtype.np)))
+    g = -math_ops.log(device_tensor(grandom.gen(None, logits.device).exponential(size=tuple(logits.shape))
+                                    .astype(logits.dtype.np), logits))
     y = math_ops.softmax((logits + g) / tau, dim)
     if not hard:
         return y
@@ -1204,7 +1210,7 @@ def _max_unpool(input, indices, kernel_size, stride, padding, output_size, nsp):
     else:
         size = tuple(output_size)[-nsp:]
     n, c = x.shape[:2]
-    flat = creation.zeros(n, c, int(np.prod(size)), dtype=x.dtype)
+    flat = creation.zeros(n, c, int(np.prod(size)), dtype=x.dtype, device=x.device)
     y = flat.scatter(2, idx.reshape(n, c, -1), x.reshape(n, c, -1)).reshape(n, c, *size)
     return shape_ops.squeeze(y, 0) if unbatched else y
 
@@ -1294,7 +1300,7 @@ def triplet_margin_with_distance_loss(anchor, positive, negative, *, distance_fu
 
 def gaussian_nll_loss(input, target, var, full=False, eps=1e-6, reduction="mean"):
     if isinstance(var, (int, float)):
-        var = creation.full(tuple(input.shape), float(var), dtype=input.dtype)
+        var = creation.full(tuple(input.shape), float(var), dtype=input.dtype, device=input.device)
     if tuple(var.shape) != tuple(input.shape):
         if tuple(input.shape[:-1]) == tuple(var.shape):
             var = var.unsqueeze(-1)
@@ -1334,7 +1340,7 @@ def multi_margin_loss(input, target, p=1, margin=1.0, weight=None, size_average=
 def multilabel_margin_loss(input, target, size_average=None, reduce=None, reduction="mean"):
     """target holds class indices, padded after the last one with -1."""
     x = input if input.dim() == 2 else input.reshape(1, -1)
-    tg = target._data.reshape(x.shape[0], -1)
+    tg = host_array(target._data).reshape(x.shape[0], -1)
     n, c = x.shape
     is_target = np.zeros((n, c), dtype=bool)
     pairs = np.zeros((n, c, c), dtype=x.dtype.np)  # pairs[n, j, i]: j a target class, i a non-target one
@@ -1349,7 +1355,7 @@ def multilabel_margin_loss(input, target, size_average=None, reduce=None, reduct
             pairs[b, j] = 1.0
         pairs[b][:, is_target[b]] = 0.0
     margins = math_ops.clamp_min(1 - (x.unsqueeze(2) - x.unsqueeze(1)), 0)   # [n, j, i] = 1 - (x_j - x_i)
-    loss = (margins * Tensor._make(pairs)).sum((1, 2)) / c
+    loss = (margins * device_tensor(pairs, x)).sum((1, 2)) / c
     if input.dim() < 2:
         loss = loss.reshape(())
     return _reduce(loss, _reduction(size_average, reduce, reduction))
@@ -1377,7 +1383,7 @@ def embedding_bag(input, weight, offsets=None, max_norm=None, norm_type=2, scale
     else:
         if offsets is None:
             raise ValueError("offsets has to be a 1D Tensor but got None")
-        off = [int(v) for v in offsets._data.reshape(-1)]
+        off = [int(v) for v in host_array(offsets._data).reshape(-1)]
         flat_idx = input
         psw = per_sample_weights
         total = input.shape[0]
@@ -1390,14 +1396,14 @@ def embedding_bag(input, weight, offsets=None, max_norm=None, norm_type=2, scale
     rows = embedding(flat_idx, weight, None, max_norm, norm_type)
     if psw is not None:
         rows = rows * psw.unsqueeze(1)
-    idx_np = flat_idx._data
+    idx_np = host_array(flat_idx._data)
     bags = []
     for s, e in zip(starts, ends):
         keep = [i for i in range(s, e) if padding_idx is None or int(idx_np[i]) != padding_idx]
         if not keep:
-            bags.append(creation.zeros(weight.shape[1], dtype=weight.dtype))
+            bags.append(creation.zeros(weight.shape[1], dtype=weight.dtype, device=weight.device))
             continue
-        part = rows.index_select(0, Tensor._make(np.asarray(keep, dtype=np.int64)))
+        part = rows.index_select(0, device_tensor(np.asarray(keep, dtype=np.int64), weight))
         if mode == "sum":
             bags.append(part.sum(0))
         elif mode == "mean":
@@ -1405,7 +1411,7 @@ def embedding_bag(input, weight, offsets=None, max_norm=None, norm_type=2, scale
         else:
             bags.append(part.max(0).values)
     if not bags:
-        return creation.zeros(0, weight.shape[1], dtype=weight.dtype)
+        return creation.zeros(0, weight.shape[1], dtype=weight.dtype, device=weight.device)
     from graphc.math_ops import grad_named
     return grad_named(shape_ops.stack(bags, 0), "EmbeddingBagBackward0")
 
@@ -1476,8 +1482,8 @@ def multi_head_attention_forward(query, key, value, embed_dim_to_check: int, num
     k = (static_k if static_k is not None else k.reshape(k.shape[0], N * h, hd).transpose(0, 1))
     v = (static_v if static_v is not None else v.reshape(v.shape[0], N * h, hd).transpose(0, 1))
     if add_zero_attn:
-        k = shape_ops.cat([k, creation.zeros(N * h, 1, hd, dtype=k.dtype)], 1)
-        v = shape_ops.cat([v, creation.zeros(N * h, 1, hd, dtype=v.dtype)], 1)
+        k = shape_ops.cat([k, creation.zeros(N * h, 1, hd, dtype=k.dtype, device=k.device)], 1)
+        v = shape_ops.cat([v, creation.zeros(N * h, 1, hd, dtype=v.dtype, device=v.device)], 1)
         mask = pad(mask, (0, 1)) if mask is not None else None
         kpm = pad(kpm, (0, 1)) if kpm is not None else None
     S = k.shape[1]

@@ -8,6 +8,7 @@ import numpy as np
 
 from .. import random as grandom
 from ..autograd.grad_mode import no_grad
+from ..device import array_to
 from ..tensors import Tensor
 
 
@@ -49,18 +50,19 @@ def _fan(tensor: Tensor, mode: str) -> int:
 
 
 def _fill(tensor: Tensor, arr: np.ndarray) -> Tensor:
+    """Write host-computed values (random draws, patterns) into ``tensor`` on its device."""
     with no_grad():
-        tensor._data[...] = arr.astype(tensor._data.dtype)
+        tensor._data[...] = array_to(arr.astype(tensor._data.dtype), tensor.device)
         tensor._version.value += 1
     return tensor
 
 
 def uniform_(tensor: Tensor, a: float = 0.0, b: float = 1.0, generator=None) -> Tensor:
-    return _fill(tensor, grandom.gen(generator).random(tensor._data.shape) * (b - a) + a)
+    return _fill(tensor, grandom.gen(generator, tensor.device).random(tensor._data.shape) * (b - a) + a)
 
 
 def normal_(tensor: Tensor, mean: float = 0.0, std: float = 1.0, generator=None) -> Tensor:
-    return _fill(tensor, grandom.gen(generator).standard_normal(tensor._data.shape) * std + mean)
+    return _fill(tensor, grandom.gen(generator, tensor.device).standard_normal(tensor._data.shape) * std + mean)
 
 
 def trunc_normal_(tensor: Tensor, mean: float = 0.0, std: float = 1.0, a: float = -2.0, b: float = 2.0,
@@ -73,7 +75,7 @@ def trunc_normal_(tensor: Tensor, mean: float = 0.0, std: float = 1.0, a: float 
                       "values may be incorrect.", stacklevel=2)
     lo = 0.5 * (1 + erf((a - mean) / std / math.sqrt(2)))
     hi = 0.5 * (1 + erf((b - mean) / std / math.sqrt(2)))
-    u = grandom.gen(generator).random(tensor._data.shape) * (hi - lo) + lo
+    u = grandom.gen(generator, tensor.device).random(tensor._data.shape) * (hi - lo) + lo
     vals = erfinv(2 * u - 1) * std * math.sqrt(2) + mean
     return _fill(tensor, np.clip(vals, a, b))
 
@@ -154,7 +156,7 @@ def orthogonal_(tensor: Tensor, gain: float = 1.0, generator=None) -> Tensor:
         return tensor
     rows = tensor.shape[0]
     cols = tensor.numel() // rows
-    flat = grandom.gen(generator).standard_normal((rows, cols))
+    flat = grandom.gen(generator, tensor.device).standard_normal((rows, cols))
     if rows < cols:
         flat = flat.T
     q, r = np.linalg.qr(flat)
@@ -168,7 +170,7 @@ def sparse_(tensor: Tensor, sparsity: float, std: float = 0.01, generator=None) 
     if tensor.ndim != 2:
         raise ValueError("Only tensors with 2 dimensions are supported")
     rows, cols = tensor.shape
-    g = grandom.gen(generator)
+    g = grandom.gen(generator, tensor.device)
     out = g.standard_normal((rows, cols)) * std
     zeros = int(math.ceil(sparsity * rows))
     for c in range(cols):

@@ -31,11 +31,13 @@ def _scalar_tensor(value: float, dtype=None) -> Tensor:
 
 
 def _zeros_like(p: Tensor) -> Tensor:
-    return Tensor._make(np.zeros(p._data.shape, dtype=p._data.dtype))
+    """State buffers live on their parameter's device."""
+    return _full_like(p, 0)
 
 
 def _full_like(p: Tensor, value) -> Tensor:
-    return Tensor._make(np.full(p._data.shape, value, dtype=p._data.dtype))
+    from ..creation import full_like
+    return full_like(p.detach(), value)
 
 
 def _group_lr(group: dict[str, Any]) -> float:

@@ -1,7 +1,10 @@
 """What makes an optimizer step all-or-nothing: :class:`_Transaction` stages every new value
 (parameters and state buffers) and commits them only once all are computed, so an exception
 raised mid-step leaves parameters and optimizer state exactly as they were; plus the checks that
-turn a parameter's gradient into the numpy array the update reads.
+turn a parameter's gradient into the array the update reads.
+
+Updates compute on the parameters' arrays with numpy's functions, which reach CuPy for GPU
+parameters through numpy's dispatch protocols; scalars (a step count) stay on the host.
 """
 from __future__ import annotations
 
@@ -9,6 +12,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from ..device import array_to
 from ..tensors import Tensor
 
 if TYPE_CHECKING:
@@ -44,7 +48,9 @@ def _grad_array(p: Tensor, grad: Tensor, sparse_msg: str | None = None, maximize
         raise RuntimeError(sparse_msg or "graphc.optim does not support sparse gradients")
     if p.is_complex() or grad.is_complex():
         raise RuntimeError("graphc.optim does not support complex parameters")
-    arr = np.asarray(grad._data)
+    if grad.device != p.device:
+        raise RuntimeError(f"the gradient of a parameter on {p.device} is on {grad.device}")
+    arr = grad._data
     if arr.shape != p._data.shape:
         _check_broadcast(p._data.shape, arr.shape)
         arr = np.broadcast_to(arr, p._data.shape)
@@ -77,7 +83,10 @@ class _Transaction:
 
     def write(self, t: Tensor, arr) -> None:
         target = t._data
-        arr = np.asarray(arr)
+        if isinstance(arr, (bool, int, float, np.generic)):
+            arr = np.asarray(arr)
+        if type(arr) is not type(target):
+            arr = array_to(arr, t.device)
         if arr.shape != target.shape:
             _check_broadcast(target.shape, arr.shape)
             arr = np.broadcast_to(arr, target.shape)

@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from graphc.ir.array_module import array_module
+
 from ..autograd.grad_mode import enable_grad, no_grad
 from ..tensors import Tensor
 from ._transaction import _param_array, _write_in_place
@@ -143,10 +145,15 @@ def _to_np(x):
     return x
 
 
+def _is_array(x) -> bool:
+    """A numpy array or a device array (CuPy, for parameters on a GPU)."""
+    return isinstance(x, np.ndarray) or array_module(x) is not np
+
+
 def _to_tensor(x):
     """Algorithm value -> state value: arrays and numpy scalars become tensors (as in PyTorch)."""
-    if isinstance(x, (np.ndarray, np.generic)) and not isinstance(x, np.bool_):
-        return Tensor._make(np.array(x))
+    if _is_array(x) or isinstance(x, np.generic) and not isinstance(x, np.bool_):
+        return Tensor._make(array_module(x).array(x))
     if isinstance(x, list):
         return [_to_tensor(v) for v in x]
     return x
@@ -195,13 +202,13 @@ class LBFGS(Optimizer):
         for p in self._params:
             g = p.grad
             if g is None:
-                views.append(np.zeros(p._data.size, dtype=p._data.dtype))
+                views.append(array_module(p._data).zeros(p._data.size, dtype=p._data.dtype))
             else:
                 if getattr(g, "is_sparse", False) is True:
                     raise RuntimeError("graphc.optim does not support sparse gradients")
                 if g._data.size != p._data.size:
                     raise RuntimeError(f"shape '{list(p.shape)}' is invalid for input of size {g._data.size}")
-                views.append(np.asarray(g._data).reshape(-1))
+                views.append(g._data.reshape(-1))
         return np.concatenate(views, 0)
 
     def _add_grad(self, step_size, update: np.ndarray) -> None:
@@ -412,7 +419,7 @@ class LBFGS(Optimizer):
         st["ro"] = _to_tensor(ro)
         st["H_diag"] = _to_tensor(H_diag)
         old_prev = stored.get("prev_flat_grad")
-        if isinstance(old_prev, Tensor) and isinstance(prev_flat_grad, np.ndarray) \
+        if isinstance(old_prev, Tensor) and _is_array(prev_flat_grad) \
                 and old_prev._data.shape == prev_flat_grad.shape:
             _write_in_place(old_prev, prev_flat_grad)  # in place, as PyTorch's copy_
             st["prev_flat_grad"] = old_prev

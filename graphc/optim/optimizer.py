@@ -260,7 +260,8 @@ class Optimizer:
 
     @staticmethod
     def _process_value_according_to_param_policy(param: Tensor, value: Tensor, param_id, param_groups, key=None):
-        # Floating-point state follows the parameter's dtype; 'step' is kept as it is.
+        # State follows the parameter's device, floating-point state its dtype too; 'step' is kept
+        # as it is (on the CPU), as in PyTorch.
         fused = capturable = False
         if param_groups is None:
             raise AssertionError("Expected param_groups to be set")
@@ -271,11 +272,9 @@ class Optimizer:
                 break
         if key == "step":
             if capturable or fused:
-                return _cast_tensor(value, _dt.float32)
+                return _cast_tensor(value, _dt.float32, param.device)
             return value
-        if param.is_floating_point():
-            return _cast_tensor(value, param.dtype)
-        return value
+        return _cast_tensor(value, param.dtype if param.is_floating_point() else value.dtype, param.device)
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
         r"""Load the optimizer state (an object returned by :meth:`state_dict`)."""
@@ -422,8 +421,6 @@ class Optimizer:
             return closure()
 
 
-def _cast_tensor(value: Tensor, dtype) -> Tensor:
-    """``value.to(dtype)``: the same tensor when the dtype already matches, else a converted copy."""
-    if value.dtype == dtype:
-        return value
-    return Tensor._make(value._data.astype(dtype.np), requires_grad=False)
+def _cast_tensor(value: Tensor, dtype, device) -> Tensor:
+    """``value.to(device, dtype)`` outside autograd: the same tensor when both already match."""
+    return value.detach().to(device, dtype) if value.dtype != dtype or value.device != device else value

@@ -41,7 +41,7 @@ class Rprop(_PerParameterOptimizer):
         prod = grad * tx.read(state["prev"])
         sign = np.where(prod > 0, etaplus, np.where(prod < 0, etaminus, 1.0)).astype(param.dtype)
         step_size = np.clip(tx.read(state["step_size"]) * sign, step_size_min, step_size_max)
-        grad = np.where(prod < 0, np.zeros((), dtype=grad.dtype), grad)
+        grad = np.where(prod < 0, grad.dtype.type(0), grad)  # a scalar: device arrays take no host arrays
         tx.write(state["step_size"], step_size)
         tx.write(p, param + (-1) * np.sign(grad) * step_size)
         tx.write(state["prev"], grad)

@@ -193,7 +193,7 @@ class PReLU(Module):
         super().__init__()
         self.num_parameters = num_parameters
         self.init = init
-        self.weight = Parameter(creation.full((num_parameters,), init, dtype=dtype))
+        self.weight = Parameter(creation.full((num_parameters,), init, dtype=dtype, device=device))
 
     def forward(self, input):
         return F.prelu(input, self.weight)

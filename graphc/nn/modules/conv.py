@@ -44,8 +44,8 @@ class _ConvNd(Module):
             shape = (in_channels, out_channels // groups) + self.kernel_size
         else:
             shape = (out_channels, in_channels // groups) + self.kernel_size
-        _register_weight_bias(self, creation.empty(shape, dtype=dtype),
-                              creation.empty(out_channels, dtype=dtype) if bias else None)
+        _register_weight_bias(self, creation.empty(shape, dtype=dtype, device=device),
+                              creation.empty(out_channels, dtype=dtype, device=device) if bias else None)
         self.reset_parameters()
 
     def reset_parameters(self) -> None:

@@ -52,8 +52,8 @@ class Bilinear(Module):
                  device=None, dtype=None) -> None:
         super().__init__()
         self.in1_features, self.in2_features, self.out_features = in1_features, in2_features, out_features
-        _register_weight_bias(self, creation.empty(out_features, in1_features, in2_features, dtype=dtype),
-                              creation.empty(out_features, dtype=dtype) if bias else None)
+        _register_weight_bias(self, creation.empty(out_features, in1_features, in2_features, dtype=dtype, device=device),
+                              creation.empty(out_features, dtype=dtype, device=device) if bias else None)
         self.reset_parameters()
 
     def reset_parameters(self) -> None:

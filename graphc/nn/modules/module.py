@@ -445,15 +445,17 @@ class Module:
         return self
 
     def to(self, *args, **kwargs) -> "Module":
+        """Move and/or cast every parameter and buffer in place (floating-point ones only change
+        dtype); the Parameter objects stay the same, their data is replaced, as in PyTorch."""
         from ...methods import _parse_to
         from ...device import check_device
         dtype, device, _ = _parse_to(args, dict(kwargs))
-        check_device(device)
         if dtype is not None and not dtype.is_floating_point:
             raise TypeError(f"nn.Module.to only accepts floating point or complex dtypes, but got desired dtype={dtype}")
-        if dtype is None:
+        dev = None if device is None else check_device(device)
+        if dtype is None and dev is None:
             return self
-        return self._apply(lambda t: t.to(dtype) if t.dtype.is_floating_point else t)
+        return self._apply(lambda t: t.to(device=dev, dtype=dtype if t.dtype.is_floating_point else None))
 
     def float(self) -> "Module":
         return self.to(dtypes.float32)
@@ -468,12 +470,11 @@ class Module:
         return self._apply(lambda t: t.type(dst_type))
 
     def cpu(self) -> "Module":
-        return self
+        return self.to("cpu")
 
     def cuda(self, device=None) -> "Module":
-        from ...device import check_device
-        check_device("cuda")
-        return self
+        from ...methods import cuda_device
+        return self.to(cuda_device(device))
 
     def share_memory(self) -> "Module":
         return self

@@ -25,11 +25,11 @@ class _NormBase(Module):
         super().__init__()
         self.num_features, self.eps, self.momentum = num_features, eps, momentum
         self.affine, self.track_running_stats = affine, track_running_stats
-        _register_weight_bias(self, creation.ones(num_features, dtype=dtype) if affine else None,
-                              creation.zeros(num_features, dtype=dtype) if affine and bias else None)
+        _register_weight_bias(self, creation.ones(num_features, dtype=dtype, device=device) if affine else None,
+                              creation.zeros(num_features, dtype=dtype, device=device) if affine and bias else None)
         if track_running_stats:
-            self.register_buffer("running_mean", creation.zeros(num_features, dtype=dtype))
-            self.register_buffer("running_var", creation.ones(num_features, dtype=dtype))
+            self.register_buffer("running_mean", creation.zeros(num_features, dtype=dtype, device=device))
+            self.register_buffer("running_var", creation.ones(num_features, dtype=dtype, device=device))
             self.register_buffer("num_batches_tracked", creation.tensor(0, dtype=int64))
         else:
             self.register_buffer("running_mean", None)
@@ -106,8 +106,8 @@ class LayerNorm(Module):
         self.normalized_shape = (normalized_shape,) if isinstance(normalized_shape, int) else tuple(normalized_shape)
         self.eps, self.elementwise_affine = eps, elementwise_affine
         shape = self.normalized_shape
-        _register_weight_bias(self, creation.ones(shape, dtype=dtype) if elementwise_affine else None,
-                              creation.zeros(shape, dtype=dtype) if elementwise_affine and bias else None)
+        _register_weight_bias(self, creation.ones(shape, dtype=dtype, device=device) if elementwise_affine else None,
+                              creation.zeros(shape, dtype=dtype, device=device) if elementwise_affine and bias else None)
 
     def reset_parameters(self) -> None:
         if self.elementwise_affine:
@@ -128,7 +128,7 @@ class RMSNorm(Module):
         self.normalized_shape = (normalized_shape,) if isinstance(normalized_shape, int) else tuple(normalized_shape)
         self.eps, self.elementwise_affine = eps, elementwise_affine
         if elementwise_affine:
-            self.weight = Parameter(creation.ones(self.normalized_shape, dtype=dtype))
+            self.weight = Parameter(creation.ones(self.normalized_shape, dtype=dtype, device=device))
         else:
             self.register_parameter("weight", None)
 
@@ -150,8 +150,8 @@ class GroupNorm(Module):
         if num_channels % num_groups != 0:
             raise ValueError(f"num_channels ({num_channels}) must be divisible by num_groups ({num_groups})")
         self.num_groups, self.num_channels, self.eps, self.affine = num_groups, num_channels, eps, affine
-        _register_weight_bias(self, creation.ones(num_channels, dtype=dtype) if affine else None,
-                              creation.zeros(num_channels, dtype=dtype) if affine and bias else None)
+        _register_weight_bias(self, creation.ones(num_channels, dtype=dtype, device=device) if affine else None,
+                              creation.zeros(num_channels, dtype=dtype, device=device) if affine and bias else None)
 
     def reset_parameters(self) -> None:
         if self.affine:

@@ -72,15 +72,15 @@ class RNNBase(Module):
                 sfx = f"_l{layer}" + ("_reverse" if d else "")
                 in_size = input_size if layer == 0 else real_hidden * dirs
                 names = [f"weight_ih{sfx}", f"weight_hh{sfx}"]
-                setattr(self, names[0], Parameter(creation.empty(gate, in_size, dtype=dtype)))
-                setattr(self, names[1], Parameter(creation.empty(gate, real_hidden, dtype=dtype)))
+                setattr(self, names[0], Parameter(creation.empty(gate, in_size, dtype=dtype, device=device)))
+                setattr(self, names[1], Parameter(creation.empty(gate, real_hidden, dtype=dtype, device=device)))
                 if bias:
                     names += [f"bias_ih{sfx}", f"bias_hh{sfx}"]
-                    setattr(self, f"bias_ih{sfx}", Parameter(creation.empty(gate, dtype=dtype)))
-                    setattr(self, f"bias_hh{sfx}", Parameter(creation.empty(gate, dtype=dtype)))
+                    setattr(self, f"bias_ih{sfx}", Parameter(creation.empty(gate, dtype=dtype, device=device)))
+                    setattr(self, f"bias_hh{sfx}", Parameter(creation.empty(gate, dtype=dtype, device=device)))
                 if proj_size > 0:
                     names.append(f"weight_hr{sfx}")
-                    setattr(self, f"weight_hr{sfx}", Parameter(creation.empty(proj_size, hidden_size, dtype=dtype)))
+                    setattr(self, f"weight_hr{sfx}", Parameter(creation.empty(proj_size, hidden_size, dtype=dtype, device=device)))
                 self._flat_weights_names += names
         self.reset_parameters()
 
@@ -135,8 +135,8 @@ class RNNBase(Module):
         state_shape = (self.num_layers * dirs, x.shape[1], real_hidden)
         cell_shape = (self.num_layers * dirs, x.shape[1], self.hidden_size)
         if hx is None:
-            h0 = creation.zeros(state_shape, dtype=x.dtype)
-            return h0, (creation.zeros(cell_shape, dtype=x.dtype) if is_lstm else None)
+            h0 = creation.zeros(state_shape, dtype=x.dtype, device=x.device)
+            return h0, (creation.zeros(cell_shape, dtype=x.dtype, device=x.device) if is_lstm else None)
         if is_lstm and not (isinstance(hx, (tuple, list)) and len(hx) == 2):
             raise RuntimeError("LSTM expects hx as a tuple (h_0, c_0)")
         h0, c0 = hx if is_lstm else (hx, None)
@@ -200,7 +200,8 @@ class RNNBase(Module):
             step = data[offset:offset + n]
             offset += n
             if n < batch:
-                step = shape_ops.cat([step, creation.zeros((batch - n,) + tuple(data.shape[1:]), dtype=data.dtype)], 0)
+                step = shape_ops.cat([step, creation.zeros((batch - n,) + tuple(data.shape[1:]), dtype=data.dtype,
+                                                              device=data.device)], 0)
             rows.append(step)
         x = shape_ops.stack(rows, 0)
         is_lstm = self.mode == "LSTM"
@@ -263,11 +264,11 @@ class RNNCellBase(Module):
                  device=None, dtype=None) -> None:
         super().__init__()
         self.input_size, self.hidden_size, self.bias = input_size, hidden_size, bias
-        self.weight_ih = Parameter(creation.empty(num_chunks * hidden_size, input_size, dtype=dtype))
-        self.weight_hh = Parameter(creation.empty(num_chunks * hidden_size, hidden_size, dtype=dtype))
+        self.weight_ih = Parameter(creation.empty(num_chunks * hidden_size, input_size, dtype=dtype, device=device))
+        self.weight_hh = Parameter(creation.empty(num_chunks * hidden_size, hidden_size, dtype=dtype, device=device))
         if bias:
-            self.bias_ih = Parameter(creation.empty(num_chunks * hidden_size, dtype=dtype))
-            self.bias_hh = Parameter(creation.empty(num_chunks * hidden_size, dtype=dtype))
+            self.bias_ih = Parameter(creation.empty(num_chunks * hidden_size, dtype=dtype, device=device))
+            self.bias_hh = Parameter(creation.empty(num_chunks * hidden_size, dtype=dtype, device=device))
         else:
             self.register_parameter("bias_ih", None)
             self.register_parameter("bias_hh", None)

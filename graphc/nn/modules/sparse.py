@@ -25,7 +25,7 @@ class Embedding(Module):
         self.max_norm, self.norm_type = max_norm, norm_type
         self.scale_grad_by_freq, self.sparse = scale_grad_by_freq, sparse
         if _weight is None:
-            self.weight = Parameter(creation.empty(num_embeddings, embedding_dim, dtype=dtype), requires_grad=not _freeze)
+            self.weight = Parameter(creation.empty(num_embeddings, embedding_dim, dtype=dtype, device=device), requires_grad=not _freeze)
             self.reset_parameters()
         else:
             if list(_weight.shape) != [num_embeddings, embedding_dim]:
@@ -73,7 +73,7 @@ class EmbeddingBag(Module):
                 padding_idx += num_embeddings
         self.padding_idx = padding_idx
         if _weight is None:
-            self.weight = Parameter(creation.empty(num_embeddings, embedding_dim, dtype=dtype))
+            self.weight = Parameter(creation.empty(num_embeddings, embedding_dim, dtype=dtype, device=device))
             self.reset_parameters()
         else:
             self.weight = Parameter(_weight)

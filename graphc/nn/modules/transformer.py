@@ -8,6 +8,7 @@ import numpy as np
 from graphc.ir import dtypes as dt
 
 from ... import creation
+from ...device import array_to, check_device
 from ...tensors import Tensor
 from .. import functional as F
 from .. import init
@@ -35,23 +36,23 @@ class MultiheadAttention(Module):
         self._qkv_same_embed_dim = self.kdim == embed_dim and self.vdim == embed_dim
         self.batch_first, self.head_dim = batch_first, embed_dim // num_heads
         if self._qkv_same_embed_dim:
-            self.in_proj_weight = Parameter(creation.empty(3 * embed_dim, embed_dim, dtype=dtype))
+            self.in_proj_weight = Parameter(creation.empty(3 * embed_dim, embed_dim, dtype=dtype, device=device))
             self.register_parameter("q_proj_weight", None)
             self.register_parameter("k_proj_weight", None)
             self.register_parameter("v_proj_weight", None)
         else:
-            self.q_proj_weight = Parameter(creation.empty(embed_dim, embed_dim, dtype=dtype))
-            self.k_proj_weight = Parameter(creation.empty(embed_dim, self.kdim, dtype=dtype))
-            self.v_proj_weight = Parameter(creation.empty(embed_dim, self.vdim, dtype=dtype))
+            self.q_proj_weight = Parameter(creation.empty(embed_dim, embed_dim, dtype=dtype, device=device))
+            self.k_proj_weight = Parameter(creation.empty(embed_dim, self.kdim, dtype=dtype, device=device))
+            self.v_proj_weight = Parameter(creation.empty(embed_dim, self.vdim, dtype=dtype, device=device))
             self.register_parameter("in_proj_weight", None)
         if bias:
-            self.in_proj_bias = Parameter(creation.empty(3 * embed_dim, dtype=dtype))
+            self.in_proj_bias = Parameter(creation.empty(3 * embed_dim, dtype=dtype, device=device))
         else:
             self.register_parameter("in_proj_bias", None)
-        self.out_proj = NonDynamicallyQuantizableLinear(embed_dim, embed_dim, bias=bias, dtype=dtype)
+        self.out_proj = NonDynamicallyQuantizableLinear(embed_dim, embed_dim, bias=bias, dtype=dtype, device=device)
         if add_bias_kv:
-            self.bias_k = Parameter(creation.empty(1, 1, embed_dim, dtype=dtype))
-            self.bias_v = Parameter(creation.empty(1, 1, embed_dim, dtype=dtype))
+            self.bias_k = Parameter(creation.empty(1, 1, embed_dim, dtype=dtype, device=device))
+            self.bias_v = Parameter(creation.empty(1, 1, embed_dim, dtype=dtype, device=device))
         else:
             self.bias_k = self.bias_v = None
         self.add_zero_attn = add_zero_attn
@@ -117,21 +118,22 @@ class _TransformerLayer(Module):
     _sublayers = 2
 
     def __init__(self, d_model: int, nhead: int, dim_feedforward: int, dropout: float, activation,
-                 layer_norm_eps: float, batch_first: bool, norm_first: bool, bias: bool, dtype) -> None:
+                 layer_norm_eps: float, batch_first: bool, norm_first: bool, bias: bool, dtype, device=None) -> None:
         super().__init__()
 
         def attention() -> MultiheadAttention:
-            return MultiheadAttention(d_model, nhead, dropout=dropout, bias=bias, batch_first=batch_first, dtype=dtype)
+            return MultiheadAttention(d_model, nhead, dropout=dropout, bias=bias, batch_first=batch_first, dtype=dtype,
+                                      device=device)
 
         self.self_attn = attention()
         if self._sublayers == 3:  # a decoder layer also attends to the encoder's output
             self.multihead_attn = attention()
-        self.linear1 = Linear(d_model, dim_feedforward, bias=bias, dtype=dtype)
+        self.linear1 = Linear(d_model, dim_feedforward, bias=bias, dtype=dtype, device=device)
         self.dropout = Dropout(dropout)
-        self.linear2 = Linear(dim_feedforward, d_model, bias=bias, dtype=dtype)
+        self.linear2 = Linear(dim_feedforward, d_model, bias=bias, dtype=dtype, device=device)
         self.norm_first = norm_first
         for i in range(1, self._sublayers + 1):
-            setattr(self, f"norm{i}", LayerNorm(d_model, eps=layer_norm_eps, bias=bias, dtype=dtype))
+            setattr(self, f"norm{i}", LayerNorm(d_model, eps=layer_norm_eps, bias=bias, dtype=dtype, device=device))
         for i in range(1, self._sublayers + 1):
             setattr(self, f"dropout{i}", Dropout(dropout))
         self.activation_relu_or_gelu = _relu_or_gelu(activation)
@@ -157,7 +159,7 @@ class TransformerEncoderLayer(_TransformerLayer):
                  activation="relu", layer_norm_eps: float = 1e-5, batch_first: bool = False,
                  norm_first: bool = False, bias: bool = True, device=None, dtype=None) -> None:
         super().__init__(d_model, nhead, dim_feedforward, dropout, activation, layer_norm_eps, batch_first,
-                         norm_first, bias, dtype)
+                         norm_first, bias, dtype, device)
 
     def forward(self, src, src_mask=None, src_key_padding_mask=None, is_causal: bool = False):
         x = self._residual(src, self.norm1, self._sa_block, src_mask, src_key_padding_mask, is_causal)
@@ -171,7 +173,7 @@ class TransformerDecoderLayer(_TransformerLayer):
                  activation="relu", layer_norm_eps: float = 1e-5, batch_first: bool = False,
                  norm_first: bool = False, bias: bool = True, device=None, dtype=None) -> None:
         super().__init__(d_model, nhead, dim_feedforward, dropout, activation, layer_norm_eps, batch_first,
-                         norm_first, bias, dtype)
+                         norm_first, bias, dtype, device)
 
     def _mha_block(self, x, mem, attn_mask, key_padding_mask, is_causal):
         x = self.multihead_attn(x, mem, mem, attn_mask=attn_mask, key_padding_mask=key_padding_mask,
@@ -236,12 +238,12 @@ class Transformer(Module):
                       bias)
 
         def final_norm() -> LayerNorm:
-            return LayerNorm(d_model, eps=layer_norm_eps, bias=bias, dtype=dtype)
+            return LayerNorm(d_model, eps=layer_norm_eps, bias=bias, dtype=dtype, device=device)
 
         self.encoder = custom_encoder if custom_encoder is not None else TransformerEncoder(
-            TransformerEncoderLayer(*layer_args, dtype=dtype), num_encoder_layers, final_norm())
+            TransformerEncoderLayer(*layer_args, dtype=dtype, device=device), num_encoder_layers, final_norm())
         self.decoder = custom_decoder if custom_decoder is not None else TransformerDecoder(
-            TransformerDecoderLayer(*layer_args, dtype=dtype), num_decoder_layers, final_norm())
+            TransformerDecoderLayer(*layer_args, dtype=dtype, device=device), num_decoder_layers, final_norm())
         self.d_model, self.nhead, self.batch_first = d_model, nhead, batch_first
         for p in self.parameters():
             if p.dim() > 1:
@@ -263,4 +265,4 @@ class Transformer(Module):
     @staticmethod
     def generate_square_subsequent_mask(sz: int, device=None, dtype=None) -> Tensor:
         d = dtype or dt.get_default_dtype()
-        return Tensor._make(np.triu(np.full((sz, sz), -np.inf), 1).astype(d.np))
+        return Tensor._make(array_to(np.triu(np.full((sz, sz), -np.inf), 1).astype(d.np), check_device(device)))

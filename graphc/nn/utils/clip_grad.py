@@ -6,7 +6,7 @@ import math
 import numpy as np
 
 from ...autograd.grad_mode import no_grad
-from ...tensors import Tensor
+from ...tensors import Tensor, device_tensor
 
 
 def _grads(parameters):
@@ -29,7 +29,7 @@ def get_total_norm(tensors, norm_type: float = 2.0, error_if_nonfinite: bool = F
             f"The total norm of order {norm_type} for gradients from `parameters` is non-finite, so it cannot be "
             "clipped. To disable this error and scale the gradients by the non-finite norm anyway, set "
             "`error_if_nonfinite=False`")
-    return Tensor._make(np.array(total, dtype=tensors[0]._data.dtype))
+    return device_tensor(np.array(total, dtype=tensors[0]._data.dtype), tensors[0])
 
 
 def clip_grads_with_norm_(parameters, max_norm: float, total_norm, foreach=None) -> None:

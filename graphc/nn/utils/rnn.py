@@ -6,12 +6,12 @@ from typing import NamedTuple
 import numpy as np
 
 from ... import creation, shape_ops
-from ...tensors import Tensor
+from ...tensors import Tensor, device_tensor, host_array
 
 
 def _as_long(x) -> np.ndarray:
     if isinstance(x, Tensor):
-        return x._data.astype(np.int64).reshape(-1)
+        return host_array(x._data).astype(np.int64).reshape(-1)
     return np.asarray(list(x), dtype=np.int64).reshape(-1)
 
 
@@ -24,10 +24,21 @@ class PackedSequence(NamedTuple):
     unsorted_indices: Tensor | None = None
 
     def to(self, *args, **kwargs) -> "PackedSequence":
-        return self._replace(data=self.data.to(*args, **kwargs))
+        """The data converted; the sort permutations follow it to its device (batch_sizes stays
+        on the CPU, as in PyTorch)."""
+        data = self.data.to(*args, **kwargs)
+
+        def follow(t):
+            return None if t is None else t.to(data.device)
+        return self._replace(data=data, sorted_indices=follow(self.sorted_indices),
+                             unsorted_indices=follow(self.unsorted_indices))
 
     def cpu(self) -> "PackedSequence":
-        return self
+        return self.to("cpu")
+
+    def cuda(self, device=None) -> "PackedSequence":
+        from ...methods import cuda_device
+        return self.to(cuda_device(device))
 
     def double(self) -> "PackedSequence":
         return self._replace(data=self.data.double())
@@ -37,7 +48,7 @@ class PackedSequence(NamedTuple):
 
     @property
     def is_cuda(self) -> bool:
-        return False
+        return self.data.is_cuda
 
     def is_pinned(self) -> bool:
         return False
@@ -61,7 +72,7 @@ def pack_padded_sequence(input: Tensor, lengths, batch_first: bool = False,
     else:
         order = np.argsort(-lens, kind="stable")
         lens = lens[order]
-        sorted_idx = Tensor._make(order.astype(np.int64))
+        sorted_idx = device_tensor(order.astype(np.int64), input)
         input = input.index_select(0 if batch_first else 1, sorted_idx)
     if len(lens) and lens[-1] <= 0:
         raise RuntimeError("Length of all samples has to be greater than 0, but found an element in 'lengths' "
@@ -73,14 +84,14 @@ def pack_padded_sequence(input: Tensor, lengths, batch_first: bool = False,
         raise RuntimeError(f"Expected sequence length to be at most {input.shape[0]}, but got {steps}")
     batch_sizes = np.array([(lens > t).sum() for t in range(steps)], dtype=np.int64)
     data = shape_ops.cat([input[t, :int(batch_sizes[t])] for t in range(steps)], 0)
-    unsorted = None if sorted_idx is None else Tensor._make(_invert(sorted_idx._data))
-    return PackedSequence(data, Tensor._make(batch_sizes), sorted_idx, unsorted)
+    unsorted = None if sorted_idx is None else device_tensor(_invert(host_array(sorted_idx._data)), input)
+    return PackedSequence(data, Tensor._make(batch_sizes), sorted_idx, unsorted)  # batch_sizes on the CPU, as in PyTorch
 
 
 def pad_packed_sequence(sequence: PackedSequence, batch_first: bool = False, padding_value: float = 0.0,
                         total_length: int | None = None):
     data, batch_sizes, sorted_idx, unsorted_idx = sequence
-    bs = batch_sizes._data.astype(np.int64)
+    bs = host_array(batch_sizes._data).astype(np.int64)
     steps, batch = len(bs), int(bs[0])
     if total_length is not None:
         if total_length < steps:
@@ -95,14 +106,14 @@ def pad_packed_sequence(sequence: PackedSequence, batch_first: bool = False, pad
         step = data[offset:offset + n]
         offset += n
         if n < batch:
-            fill = creation.full((batch - n,) + feat, padding_value, dtype=data.dtype)
+            fill = creation.full((batch - n,) + feat, padding_value, dtype=data.dtype, device=data.device)
             step = shape_ops.cat([step, fill], 0) if n else fill
         rows.append(step)
     padded = shape_ops.stack(rows, 0)                       # (T, B, *)
     lengths = np.array([(bs > b).sum() for b in range(batch)], dtype=np.int64)
     if unsorted_idx is not None:
         padded = padded.index_select(1, unsorted_idx)
-        lengths = lengths[unsorted_idx._data]
+        lengths = lengths[host_array(unsorted_idx._data)]
     if batch_first:
         padded = padded.transpose(0, 1)
     return padded, Tensor._make(lengths)
@@ -118,7 +129,7 @@ def pad_sequence(sequences, batch_first: bool = False, padding_value: float = 0.
     for s in sequences:
         extra = longest - s.shape[0]
         if extra:
-            fill = creation.full((extra,) + tuple(s.shape[1:]), padding_value, dtype=s.dtype)
+            fill = creation.full((extra,) + tuple(s.shape[1:]), padding_value, dtype=s.dtype, device=s.device)
             s = shape_ops.cat([s, fill] if padding_side == "right" else [fill, s], 0)
         out.append(s)
     return shape_ops.stack(out, 0 if batch_first else 1)
