@@ -360,7 +360,6 @@ def diag_embed(input, offset: int = 0, dim1: int = -2, dim2: int = -1):
 def tensor_unfold(self, dimension: int, size: int, step: int):
     """``Tensor.unfold``: every window of ``size`` along ``dimension`` (``step`` apart) as a new
     last dimension. (graphc returns a copy, not a view.)"""
-    import graphc
     from .tensors import device_tensor
     nd = self.dim()
     d = dimension % nd if nd else 0

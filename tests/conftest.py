@@ -40,8 +40,5 @@ def cuda(monkeypatch):
     else:
         import fake_cupy
         fake_cupy.install(monkeypatch)
-        # forget what the cuda runtime loaded before (nothing, on a machine without CuPy)
-        monkeypatch.setattr(devices.CUDA, "_lib", None)
-        monkeypatch.setattr(devices.CUDA, "_reason", None)
-        monkeypatch.setattr(devices.CUDA, "_peak", {})
+        fake_cupy.reset_runtime(monkeypatch)  # it loads the stand-in
     yield graphc.device("cuda:0")

@@ -415,3 +415,12 @@ def install(monkeypatch, *, device_count: int = 1, error: Exception | None = Non
                       ("cupy.lib", lib), ("cupy.lib.stride_tricks", lib.stride_tricks), ("cupyx", cupyx),
                       ("cupyx.scipy", cupyx.scipy), ("cupyx.scipy.special", special)):
         monkeypatch.setitem(sys.modules, name, mod)
+
+
+def reset_runtime(monkeypatch) -> None:
+    """Make graphc's cuda runtime load its library afresh in this test (and restore what it had
+    loaded afterwards: with GRAPHC_REAL_CUDA=1, the real CuPy and its memory pool)."""
+    from graphc.runtime import devices
+    for name, fresh in (("_lib", None), ("_reason", None), ("_peak", {}), ("_pool", None)):
+        monkeypatch.setattr(devices.CUDA, name, fresh, raising=False)
+

@@ -15,6 +15,7 @@ import sys
 import numpy as np
 import pytest
 
+import fake_cupy
 import graphc as torch
 import graphc.nn as nn
 import graphc.nn.functional as F
@@ -610,14 +611,9 @@ def test_cuda_module(cuda):
 
 # ---- without CuPy, without a GPU ------------------------------------------------------------
 
-def _fresh_runtime(monkeypatch):
-    monkeypatch.setattr(devices.CUDA, "_lib", None)
-    monkeypatch.setattr(devices.CUDA, "_reason", None)
-
-
 def test_without_cupy_the_error_says_how_to_install(monkeypatch):
     monkeypatch.setitem(sys.modules, "cupy", None)  # import cupy raises ImportError
-    _fresh_runtime(monkeypatch)
+    fake_cupy.reset_runtime(monkeypatch)
     assert not torch.cuda.is_available() and torch.cuda.device_count() == 0
     assert torch.cuda.memory_allocated() == 0
     torch.cuda.manual_seed(1)  # accepted, as in PyTorch
@@ -630,9 +626,8 @@ def test_without_cupy_the_error_says_how_to_install(monkeypatch):
 
 
 def test_without_gpu_the_error_says_so(monkeypatch):
-    import fake_cupy
     fake_cupy.install(monkeypatch, error=RuntimeError("cudaErrorNoDevice: no CUDA-capable device is detected"))
-    _fresh_runtime(monkeypatch)
+    fake_cupy.reset_runtime(monkeypatch)
     assert not torch.cuda.is_available()
     with pytest.raises(torch.DeviceUnavailableError) as info:
         torch.ones(2).cuda()

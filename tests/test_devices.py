@@ -5,15 +5,14 @@ import sys
 
 import pytest
 
+import fake_cupy
 import graphc as torch
-from graphc.runtime import devices
 
 
 @pytest.fixture(autouse=True)
 def _no_cupy(monkeypatch):
     monkeypatch.setitem(sys.modules, "cupy", None)  # `import cupy` raises ImportError
-    monkeypatch.setattr(devices.CUDA, "_lib", None)
-    monkeypatch.setattr(devices.CUDA, "_reason", None)
+    fake_cupy.reset_runtime(monkeypatch)
 
 
 def test_device_objects():
