@@ -269,17 +269,22 @@ class _Builder:
             elif kind == "matmul":
                 arg = self._arg(x, domain)
                 args.append(KernelArg(arg.access, arg.index + (0,), arg.offset))
+            elif kind == "reduction" and _reduced_space_only(bv, red_node, domain):
+                # read only by ops after a reduction that dropped the reduced dims: the input
+                # broadcasts against the kept dims (which lead the kernel's ranges)
+                a = broadcast_index(acc.shape, acc.strides, tuple(red_node.output.shape))
+                args.append(KernelArg(acc, a + (0,) * len(rranges), acc.offset))
             else:
                 args.append(self._arg(x, domain, perm))
         outs = []
         temps: dict[int, str] = {}
+        full = _full_values(body, args, len(ranges), rranges) if kind == "reduction" else set()
         for bo, r in zip(body.outputs, results):
             buf = self._buffer(r, self._result_role(r, bo.producer.prim if bo.producer else None, False))
             temps[id(bo)] = buf
-            if kind == "reduction" and bo.shape == domain and bo.producer is not red_node and \
-                    _before(body, bo, red_node):
-                full = contiguous_strides(domain)
-                outs.append(KernelOut(buf, tuple(full[d] for d in perm), True))
+            if id(bo) in full:
+                st = contiguous_strides(domain)
+                outs.append(KernelOut(buf, tuple(st[d] for d in perm), True))
             else:
                 outs.append(KernelOut(buf, contiguous_strides(ranges)))
         if self.t.materializes_intermediates:
@@ -309,9 +314,23 @@ def _reduced_dims(n: Node, ndim: int) -> tuple[int, ...]:
     return tuple(range(ndim)) if d is None else (d % ndim,)
 
 
-def _before(body: Graph, v: Value, red: Node) -> bool:
-    order = {id(bn): i for i, bn in enumerate(body.nodes)}
-    return v.producer is None or order[id(v.producer)] < order[id(red)]
+def _reduced_space_only(bv: Value, red: Node, domain: tuple) -> bool:
+    """Whether body input ``bv`` is read only by pointwise ops over the reduced shape of a
+    reduction without keepdim (whose rank differs from the domain's)."""
+    shape = tuple(red.output.shape)
+    return len(shape) != len(domain) and bool(bv.users) and all(
+        not u.prim.reduction and tuple(u.output.shape) == shape for u in bv.users)
+
+
+def _full_values(body: Graph, args: list[KernelArg], nx: int, rranges: tuple) -> set[int]:
+    """ids of a reduction kernel's body values that vary along the reduced axes (its "full"
+    values): those computed from an input read along them, short of a reduction."""
+    full = {id(bv) for bv, a in zip(body.inputs, args)
+            if any(s and e != 1 for s, e in zip(a.index[nx:], rranges))}
+    for bn in body.nodes:
+        if not bn.prim.reduction and (bn.prim is P.rand_uniform or any(id(x) in full for x in bn.value_inputs())):
+            full.update(id(o) for o in bn.outputs)
+    return full
 
 
 def build_schedule(g: Graph, target: Target, saved_from: int | None = None) -> Schedule:

@@ -614,6 +614,8 @@ class _Renderer:
         want = self.dtypes[self.k.outs[o].buffer]
         # float16 is rounded once, here; everything else converts with astype semantics
         v = f"{value}.to(tl.float16)" if want is dt.float16 else convert(value, vdtype, want)
+        if address == "0" and mask:  # a 0-d result: a block of zero offsets, so the mask applies
+            address = f"({mask}).to(tl.int32) * 0"
         self.emit(f"tl.store(out{o} + ({address}), {v}{', ' + mask if mask else ''})")
 
     # ---- the module ---------------------------------------------------------------------------

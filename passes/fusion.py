@@ -26,12 +26,68 @@ def _pointwise(n: Node) -> bool:
     return n.prim.elementwise and n.prim is not P.copy and bool(list(n.value_inputs()))
 
 
+def _reduce_key(n: Node) -> tuple:
+    ndim = n.inputs[0].ndim
+    return tuple(sorted(d % ndim for d in n.attrs["dims"])) if ndim else (), bool(n.attrs["keepdim"])
+
+
 class _Group:
     def __init__(self, first: Node, kind: str, domain: tuple) -> None:
         self.nodes = [first]
         self.kind = kind
         self.domain = domain
-        self.closed = kind == "reduction"
+        self.reduce: tuple | None = None      # (dims, keepdim) shared by the group's reductions
+        self.reduced: tuple | None = None     # the shape of its reduced values
+        # outside values read by the group -> whether over the reduced shape (True) or not
+        self.reads: dict[int, bool] = {}
+        self._note_reads(first)
+        if first.prim.reduction:
+            self._note_reduction(first)
+
+    def _note_reduction(self, n: Node) -> None:
+        self.kind = "reduction"
+        self.reduce = _reduce_key(n)
+        self.reduced = tuple(n.output.shape)
+
+    def _over_reduced(self, n: Node) -> bool:
+        return not n.prim.reduction and self.reduced is not None and tuple(n.output.shape) == self.reduced
+
+    def _outside(self, n: Node) -> list[Value]:
+        members = {id(m.output) for m in self.nodes}
+        return [x for x in n.value_inputs() if id(x) not in members]
+
+    def _note_reads(self, n: Node) -> None:
+        for x in self._outside(n):
+            self.reads.setdefault(id(x), self._over_reduced(n))
+
+    def add(self, n: Node) -> None:
+        self._note_reads(n)
+        self.nodes.append(n)
+        if n.prim.reduction:
+            self._note_reduction(n)
+
+    def refuses(self, n: Node) -> str | None:
+        """Why ``n`` can't join this group by its shape alone (None: it can)."""
+        if n.prim.reduction:
+            if self.kind == "matmul_epilogue":
+                return "a matmul epilogue is pointwise per output element; it can't reduce"
+            src = tuple(n.inputs[0].shape)
+            if src != self.domain:
+                return f"iteration domain {list(src)} differs from the group's {list(self.domain)}"
+            if self.reduce is not None and _reduce_key(n) != self.reduce:
+                return "it reduces other dimensions than the group's reductions"
+            return None
+        out = tuple(n.output.shape)
+        if out != self.domain and (self.reduced is None or out != self.reduced):
+            return f"iteration domain {list(out)} differs from the group's {list(self.domain)}"
+        if self.reduced is not None and len(self.reduced) != len(self.domain):
+            # without keepdim, an operand broadcasts differently against the reduced shape than
+            # against the domain: a kernel reads each outside value one way only
+            over = self._over_reduced(n)
+            for x in self._outside(n):
+                if self.reads.get(id(x), over) != over:
+                    return f"%{x.name} is read both over the reduced shape and over the domain"
+        return None
 
 
 def fuse(g: Graph, report: list | None = None, in_kernels: Callable[[Primitive], bool] = lambda p: True) -> Graph:
@@ -39,9 +95,11 @@ def fuse(g: Graph, report: list | None = None, in_kernels: Callable[[Primitive],
     generates a primitive inside kernels (ops it calls as library routines stay alone).
 
     The contract, for every backend: a pointwise group spans one iteration domain; a reduction
-    group is pointwise ops over the reduction's input domain ending in one reduction; a matmul
-    group is a matmul followed by pointwise ops over its output (an epilogue computes each
-    output element where it is stored, so it can never reduce across the matmul's rows)."""
+    group spans the domain of its reductions' input: reductions over the same dimensions, and
+    pointwise ops over that domain or over the reduced shape, before and after the reductions
+    (softmax, layer norm and mean+variance are one group each); a matmul group is a matmul
+    followed by pointwise ops over its output (an epilogue computes each output element where
+    it is stored, so it can never reduce across the matmul's rows)."""
     report = report if report is not None else []
     # The quotient DAG: one vertex per group (keyed by the group's first node) or ungrouped node.
     # Nodes are visited in topological order, so a new node has no users yet: letting it join a
@@ -88,32 +146,25 @@ def fuse(g: Graph, report: list | None = None, in_kernels: Callable[[Primitive],
             domain = tuple(n.output.shape) if is_pw else tuple(n.inputs[0].shape)
             for x in n.value_inputs():
                 grp = group_of.get(id(x.producer)) if x.producer is not None else None
-                if grp is None:
+                if grp is None or (is_red and x is not n.inputs[0]):
                     continue
-                if grp.closed:
-                    reject(n, f"the group of %{x.name} already ends in a reduction")
-                    continue
-                if is_red and grp.kind == "matmul_epilogue":
-                    reject(n, f"a matmul epilogue is pointwise per output element; it can't reduce %{x.name}")
-                    continue
-                if grp.domain != domain:
-                    reject(n, f"iteration domain {list(domain)} differs from the group's {list(grp.domain)}")
-                    continue
-                if is_red and x is not n.inputs[0]:
+                why = grp.refuses(n)
+                if why is not None:
+                    reject(n, why)
                     continue
                 if legal(grp, n):
                     joined = grp
                     break
+            if joined is None:
+                # no producer's group takes it: a group that already reads one of its operands
+                # may (siblings: mean and variance read x once, in one kernel)
+                joined = _sibling_group(n, group_of, lambda grp: grp.refuses(n) is None and legal(grp, n))
             if joined is not None:
-                joined.nodes.append(n)
+                joined.add(n)
                 place(n, vertex[id(joined.nodes[0])])
-                if is_red:
-                    joined.closed = True
-                    joined.kind = "reduction" if joined.kind == "pointwise" else joined.kind
             else:
-                if is_pw:
-                    joined = _Group(n, "pointwise", domain)
-                    groups.append(joined)
+                joined = _Group(n, "pointwise", domain)
+                groups.append(joined)
                 place(n, id(n))
             group_of[id(n)] = joined if joined is not None else None
         else:
@@ -127,6 +178,17 @@ def fuse(g: Graph, report: list | None = None, in_kernels: Callable[[Primitive],
             _contract(g, grp)
     g.toposort()  # once for all contractions (legality guarantees the result is acyclic)
     return g
+
+
+def _sibling_group(n: Node, group_of: dict, fits) -> "_Group | None":
+    """The group of an already placed user of one of ``n``'s operands that ``fits``; matmul
+    epilogues excluded (their loads are the matmul's tiles)."""
+    for x in n.value_inputs():
+        for u in x.users:
+            grp = group_of.get(id(u))  # None for users not placed yet
+            if grp is not None and grp.kind != "matmul_epilogue" and fits(grp):
+                return grp
+    return None
 
 
 def _contract(g: Graph, grp: _Group) -> None:

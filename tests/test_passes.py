@@ -231,31 +231,74 @@ def _fuse(text: str) -> tuple[str, list[str]]:
     return print_graph(g), log
 
 
-def test_fusion_pointwise_chain_with_trailing_reduction():
+def test_fusion_reduction_group_with_work_before_and_after_the_reduction():
     out, log = _fuse("""
         graph f(%x: f32[8,4], %b: f32[4]) {
           %0: f32[8,4] = add(%x, %b)
           %1: f32[8,4] = mul(%0, %0)
           %2: f32[8] = sum(%1) dims=[1] keepdim=False
           %3: f32[8] = sqrt(%2)
-          return %3
+          %4: f32[8,4] = exp(%x)
+          %5: f32[8,4] = tanh(%4)
+          return %3, %5
         }
     """)
+    # sqrt runs over the reduced shape: it joins; exp reads %x, which the group already reads,
+    # and runs over its domain: it joins as a sibling (one kernel reads %x once)
     assert out == ir("""
         graph f(%x: f32[8,4], %b: f32[4]) {
-          %0: f32[8] = fused(%x, %b) body={
+          %0: f32[8], %1: f32[8,4] = fused(%x, %b) body={
             graph fused_0(%a0: f32[8,4], %a1: f32[4]) {
               %0: f32[8,4] = add(%a0, %a1)
               %1: f32[8,4] = mul(%0, %0)
               %2: f32[8] = sum(%1) dims=[1] keepdim=False
-              return %2
+              %3: f32[8] = sqrt(%2)
+              %4: f32[8,4] = exp(%a0)
+              %5: f32[8,4] = tanh(%4)
+              return %3, %5
             }
           } kind="reduction" domain=[8,4]
-          %1: f32[8] = sqrt(%0)
-          return %1
+          return %0, %1
         }
     """)
-    assert log == ["%3 (sqrt) not fused: the group of %2 already ends in a reduction"]
+    assert log == []
+
+
+def test_fusion_softmax_and_mean_variance_are_one_group_each():
+    """Reductions over the same dimensions share a group, with pointwise work over the domain
+    or the reduced shape in between (softmax: max, exp(x - max), sum, divide); sum(y) and
+    sum(y * y) are siblings reading y; a reduction over other dimensions does not join."""
+    text = """
+        graph f(%x: f32[4,6], %y: f32[4,6]) {
+          %0: f32[4,1] = amax(%x) dims=[1] keepdim=True
+          %1: f32[4,6] = sub(%x, %0)
+          %2: f32[4,6] = exp(%1)
+          %3: f32[4,1] = sum(%2) dims=[1] keepdim=True
+          %4: f32[4,6] = div(%2, %3)
+          %5: f32[1,6] = sum(%4) dims=[0] keepdim=True
+          %6: f32[4,1] = sum(%y) dims=[1] keepdim=True
+          %7: f32[4,6] = mul(%y, %y)
+          %8: f32[4,1] = sum(%7) dims=[1] keepdim=True
+          %9: f32[4,1] = mul(%6, %6)
+          %10: f32[4,1] = sub(%8, %9)
+          return %4, %5, %10
+        }
+    """
+    out, log = _fuse(text)
+    g = parse_graph(out)
+    fused = [n for n in g.nodes if n.prim.name == "fused"]
+    assert [n.attrs["kind"] for n in fused] == ["reduction", "reduction"]
+    assert [bn.prim.name for bn in fused[0].attrs["body"].nodes] == ["amax", "sub", "exp", "sum", "div"]
+    assert [bn.prim.name for bn in fused[1].attrs["body"].nodes] == ["sum", "mul", "sum", "mul", "sub"]
+    assert "%5 (sum) not fused: it reduces other dimensions than the group's reductions" in log
+    rng = np.random.default_rng(5)
+    x = [rng.random((4, 6)).astype(np.float32), rng.random((4, 6)).astype(np.float32)]
+    want = interpret(parse_graph(ir(text)), x)
+    for w, got in zip(want, interpret(g, x)):
+        np.testing.assert_allclose(got, w, rtol=1e-5)
+    compiled = backends.get("numpy", "cpu").compile(parse_graph(out), "k")
+    for w, got in zip(want, compiled(x)):
+        np.testing.assert_allclose(got, w, rtol=1e-5)
 
 
 def test_fusion_matmul_epilogue_and_rejected_cycle():
@@ -306,23 +349,24 @@ def test_fusion_rejects_a_cycle_through_another_group():
         }
     """
     out, log = _fuse(text)
-    assert log == ["%6 (add) not fused: operand %5 depends on the group, fusing would create a cycle",
-                   "%6 (add) not fused: the group of %5 already ends in a reduction"]
+    # refused by exp's group (a cycle), %6 then joins B after its reduction (it runs over B's
+    # reduced shape, and B doesn't reach exp's group)
+    assert log == ["%6 (add) not fused: operand %5 depends on the group, fusing would create a cycle"]
     assert out == ir("""
         graph f(%x: f32[4], %z: f32[2,4]) {
           %0: f32[4] = exp(%x)
           %1: f32[1,4] = reshape(%0) shape=[1,4]
-          %2: f32[2,4], %3: f32[4] = fused(%z, %1) body={
-            graph fused_0(%a0: f32[2,4], %a1: f32[1,4]) {
+          %2: f32[2,4], %3: f32[4] = fused(%z, %1, %0) body={
+            graph fused_0(%a0: f32[2,4], %a1: f32[1,4], %a2: f32[4]) {
               %0: f32[2,4] = neg(%a0)
               %1: f32[2,4] = add(%0, %a1)
               %2: f32[2,4] = mul(%0, 2.0)
               %3: f32[4] = sum(%2) dims=[0] keepdim=False
-              return %1, %3
+              %4: f32[4] = add(%a2, %3)
+              return %1, %4
             }
           } kind="reduction" domain=[2,4]
-          %4: f32[4] = add(%0, %3)
-          return %2, %4
+          return %2, %3
         }
     """)
     rng = np.random.default_rng(1)
@@ -330,7 +374,7 @@ def test_fusion_rejects_a_cycle_through_another_group():
     for want, got in zip(interpret(parse_graph(ir(text)), args), interpret(parse_graph(out), args)):
         np.testing.assert_allclose(got, want, rtol=1e-6)
     compiled = backends.get("numpy", "cpu").compile(parse_graph(out), "k")  # one kernel per fused group
-    assert [k.name for k in compiled.schedule.kernels()] == ["poi_0", "red_1", "poi_2"]  # the reshape is an index map, no step
+    assert [k.name for k in compiled.schedule.kernels()] == ["poi_0", "red_1"]  # the reshape is an index map
     for want, got in zip(interpret(parse_graph(ir(text)), args), compiled(args)):
         np.testing.assert_allclose(got, want, rtol=1e-6)
 

@@ -97,10 +97,10 @@ def test_training_loop_equals_numpy_backend():
 
 
 def test_generated_code_is_readable_and_shown_by_explain():
-    f = graphc.compile(lambda x, w: F.relu(x @ w + 1.0).sum(1), backend="triton")
+    f = graphc.compile(lambda x, w: F.relu(x @ w + 1.0).sum(1), backend="triton")  # mm_ then red_
     x, w = graphc.randn(4, 3), graphc.randn(3, 5)
     np.testing.assert_allclose(f(x, w).numpy(), F.relu(x @ w + 1.0).sum(1).numpy(), **TOL)
-    text = graphc.explain(f, x, w)
+    text = str(graphc.explain(f, x, w))
     assert "@triton.jit" in text and "def mm_" in text and "def red_" in text
     assert "_launch('mm_" in text   # the host function launching it
 
