@@ -331,6 +331,30 @@ def test_fusion_matmul_epilogue_and_rejected_cycle():
     """)
 
 
+TEXT_MM_SUM = """
+    graph f(%x: f32[4,3], %w: f32[3,2]) {
+      %0: f32[4,2] = matmul(%x, %w)
+      %1: f32[4,2] = tanh(%0)
+      %2: f32[2] = sum(%1) dims=[0] keepdim=False
+      return %2
+    }
+"""
+
+
+def test_fusion_matmul_epilogue_never_reduces():
+    """An epilogue computes each output element where the matmul stores it: a sum over the
+    matmul's rows starts a group of its own (the fusion contract for every backend)."""
+    out, log = _fuse(TEXT_MM_SUM)
+    assert log == ["%2 (sum) not fused: a matmul epilogue is pointwise per output element; it can't reduce"]
+    g = parse_graph(out)
+    assert [n.attrs.get("kind") for n in g.nodes] == ["matmul_epilogue", None]
+    # a backend that calls matmul as a library routine (numpy) gets no epilogue: tanh and the
+    # sum form one reduction group after the matmul
+    g = fuse(parse_graph(ir(TEXT_MM_SUM)), [], lambda prim: prim.name != "matmul")
+    assert [n.prim.name for n in g.nodes] == ["matmul", "fused"]
+    assert g.nodes[1].attrs["kind"] == "reduction"
+
+
 def test_fusion_rejects_a_cycle_through_another_group():
     """%6 may join exp's group A as far as its own operands go (nothing in A reaches %5 directly),
     but A feeds group B (through the reshape into %3) and B produces %5: fusing would make A and B
