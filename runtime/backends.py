@@ -18,7 +18,7 @@ from graphc.ir.graph import Graph
 from graphc.ir.primitive import Primitive
 from graphc.ir.printer import print_graph
 
-from . import cache
+from . import cache, devices
 from .compiled import CompiledGraph
 
 
@@ -39,8 +39,17 @@ class Backend:
     def version(self) -> str:
         return generator_version(*self.generator_modules)
 
-    def xp(self) -> Any:  # the allocator: the device's array module
-        raise NotImplementedError
+    def runtime(self) -> devices.DeviceRuntime:
+        """The device runtime this backend's code runs on: its allocator and array module."""
+        rt = devices.get(self.device)
+        if rt is None or not rt.is_available():
+            raise devices.DeviceUnavailableError(
+                f"the {self.name} backend on {self.device}: {rt.unavailable_reason() if rt else 'no such device'}")
+        return rt
+
+    def xp(self) -> Any:
+        """The device's array module (numpy, CuPy): extern calls and input/output handling."""
+        return self.runtime().xp
 
     def compile(self, graph: Graph, name: str, saved_from: int | None = None) -> CompiledGraph:
         schedule = build_schedule(graph, self.target, saved_from)
@@ -49,7 +58,7 @@ class Backend:
         key = cache.structural_hash(text, self.name, self.version() + self.environment())
         fn_name = "graphc_" + "".join(c if c.isalnum() else "_" for c in name)
         fn, source, from_cache = self._load(schedule, fn_name, key)
-        return CompiledGraph(graph, schedule, fn, source, key, from_cache, self.name, self.xp())
+        return CompiledGraph(graph, schedule, fn, source, key, from_cache, self.name, self.runtime().allocate)
 
     def environment(self) -> str:
         """What else generated code depends on (compiler versions, GPU architecture)."""

@@ -6,7 +6,9 @@ to re-enter: no two running calls share a buffer.
 """
 from __future__ import annotations
 
-from typing import Any, Callable, Sequence
+from typing import Callable, Sequence
+
+import numpy as np
 
 from graphc.codegen.host import workspace_buffers
 from graphc.codegen.memory_plan import MemoryPlan
@@ -20,9 +22,9 @@ class WorkspacePool:
     """Workspaces of one memory plan. ``acquire``/``release`` use list.pop/append, which are
     atomic in CPython: no lock, and no workspace is ever handed to two calls."""
 
-    def __init__(self, plan: MemoryPlan, schedule: Schedule, xp: Any) -> None:
+    def __init__(self, plan: MemoryPlan, schedule: Schedule, allocate: Callable) -> None:
         self.plan = plan
-        self.xp = xp
+        self.allocate = allocate
         self.layout = []
         for name in workspace_buffers(schedule):
             b = schedule.buffers[name]
@@ -30,7 +32,7 @@ class WorkspacePool:
         self._free: list[tuple] = []
 
     def _make(self) -> tuple:
-        arena = self.xp.empty(max(self.plan.workspace_bytes, 1), dtype=self.xp.uint8)
+        arena = self.allocate((max(self.plan.workspace_bytes, 1),), np.dtype(np.uint8))
         return tuple(arena[off:off + n].view(dtype).reshape(shape) for off, n, shape, dtype in self.layout)
 
     def acquire(self) -> tuple:
@@ -45,10 +47,11 @@ class WorkspacePool:
 
 
 class CompiledGraph:
-    """Runs ``fn(*inputs, workspace)``; checks the inputs first (count, shape, dtype)."""
+    """Runs ``fn(*inputs, workspace)``; checks the inputs first (count, shape, dtype).
+    ``allocate(shape, dtype)``: the backend's allocator, on its device."""
 
     def __init__(self, graph: Graph, schedule: Schedule, fn: Callable, source: str, key: str,
-                 from_cache: bool, backend: str, xp: Any) -> None:
+                 from_cache: bool, backend: str, allocate: Callable) -> None:
         self.graph = graph
         self.schedule = schedule
         self.plan: MemoryPlan = schedule.plan
@@ -58,7 +61,7 @@ class CompiledGraph:
         self.from_cache = from_cache
         self.backend = backend
         self.input_types = [v.type for v in graph.inputs]
-        self.pool = WorkspacePool(schedule.plan, schedule, xp)
+        self.pool = WorkspacePool(schedule.plan, schedule, allocate)
 
     def check_inputs(self, arrays: Sequence) -> None:
         if len(arrays) != len(self.input_types):

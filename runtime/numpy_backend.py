@@ -20,9 +20,6 @@ class NumpyBackend(Backend):
     target = numpy_codegen.TARGET
     generator_modules = Backend.generator_modules + ("graphc.codegen.numpy_codegen",)
 
-    def xp(self):
-        return np
-
     def _load(self, schedule: Schedule, fn_name: str, key: str) -> tuple[Callable, str, bool]:
         src = cache.load(key)
         if src is not None:

@@ -5,14 +5,14 @@ Triton's interpreter on numpy arrays, for debugging and for CI, which has no GPU
 from __future__ import annotations
 
 import functools
-from typing import Any, Callable
+from typing import Callable
 
 import numpy as np
 
 from graphc.codegen import numpy_codegen, triton_codegen, triton_kernels
 from graphc.codegen.schedule import Schedule
 
-from . import devices, triton_runtime
+from . import triton_runtime
 from .backends import Backend
 
 
@@ -34,18 +34,11 @@ class TritonBackend(Backend):
         self.device = device
         self.alignment = 256 if device == "cuda" else 64  # cudaMalloc's own alignment
 
-    def xp(self) -> Any:
-        rt = devices.get(self.device)
-        if rt is None or not rt.is_available():
-            raise devices.DeviceUnavailableError(
-                f"the Triton backend on {self.device}: {rt.unavailable_reason() if rt else 'no such device'}")
-        return rt.xp
-
     def environment(self) -> str:
         import triton
         if self.device != "cuda":
             return f"triton {triton.__version__} interpreter"
-        cc = devices.get("cuda").lib().cuda.Device().compute_capability
+        cc = self.runtime().lib().cuda.Device().compute_capability
         return f"triton {triton.__version__} sm_{cc}"
 
     def _load(self, schedule: Schedule, fn_name: str, key: str) -> tuple[Callable, str, bool]:

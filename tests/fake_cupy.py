@@ -118,6 +118,10 @@ class _Device:
     def synchronize(self) -> None:
         """Nothing runs asynchronously here."""
 
+    @property
+    def compute_capability(self) -> str:
+        return "90"  # as CuPy spells it: major and minor digits (a Hopper GPU)
+
 
 def _unwrap(x):
     if isinstance(x, ndarray):

@@ -304,7 +304,7 @@ class CompiledFunction:
     def _compile(self, args, kwargs, guard, leaves, spec) -> Entry:
         entry = Entry(guard)
         t0 = time.perf_counter()
-        trace = Trace(self.name)
+        trace = Trace(self.name, _device_of(leaves, self.modules))
         try:
             with trace:
                 # an input keeps requires_grad under no_grad (as eagerly); ops then don't propagate it
@@ -531,6 +531,16 @@ def _user_stacklevel() -> int:
     while f is not None and _is_internal(f.f_code.co_filename):
         f, level = f.f_back, level + 1
     return level
+
+
+def _device_of(leaves: list, modules: list):
+    """The device a function's traced tensors report: its tensor arguments', else its modules'."""
+    for t in leaves:
+        return t.device
+    for m in modules:
+        for p in m.parameters():
+            return p.device
+    return None
 
 
 def _fresh_key(backend) -> Tensor:

@@ -89,8 +89,10 @@ def current_trace() -> "Trace | None":
 class Trace:
     """The state of one tracing run: the graph, lifted tensors, and mutations to write back."""
 
-    def __init__(self, name: str) -> None:
+    def __init__(self, name: str, device=None) -> None:
+        from ..device import CPU
         self.graph = Graph(name)
+        self.device = device or CPU  # where the traced function's tensors live (what .device says)
         self.lifted: dict[int, tuple[Value, Tensor]] = {}  # id(tensor) -> (input value, tensor)
         self.current: dict[int, Value] = {}  # id(lifted tensor) -> its latest (possibly mutated) value
         self.mutations: dict[int, tuple[Tensor, Value]] = {}
@@ -238,6 +240,10 @@ class SymbolicTensor(Tensor):
     @property
     def dtype(self) -> dt.DType:
         return self._value.dtype
+
+    @property
+    def device(self):
+        return self._trace.device
 
     @property
     def shape(self) -> Size:
