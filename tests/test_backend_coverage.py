@@ -14,6 +14,11 @@ from graphc.ir.graph import Graph
 from graphc.ir.primitive import TensorType
 
 TARGETS = {"numpy": numpy_codegen.TARGET}
+try:  # the Triton backend's tables need the triton package only to run kernels, not to import
+    from graphc.codegen import triton_codegen, triton_kernels
+    TARGETS["triton"] = triton_codegen.TARGET
+except ImportError:  # pragma: no cover - non-Linux machines without triton
+    triton_kernels = None
 
 
 @pytest.mark.parametrize("backend", sorted(TARGETS))
@@ -25,9 +30,12 @@ def test_backend_runs_or_rejects_each_primitive(backend, name):
     assert sum(kinds) == 1, f"{backend}: {name}: kernel op, extern, unsupported = {kinds}"
     if prim in t.unsupported:
         assert len(t.unsupported[prim]) > 20
-    if prim in t.kernel_ops or prim in t.extern_ops:
-        # the numpy generator has an expression for it (views are rendered as index maps)
-        assert prim in numpy_codegen.LOWERINGS or prim.is_view
+    if prim in t.extern_ops:
+        # extern calls are rendered by numpy's lowering table, on the device's array module
+        assert prim in numpy_codegen.LOWERINGS, name
+    if prim in t.kernel_ops and not prim.is_view:   # views become index maps
+        table = numpy_codegen.LOWERINGS if backend == "numpy" else triton_kernels.TRITON_OPS
+        assert prim in table, f"{backend}: kernel op {name} has no lowering"
 
 
 def test_unsupported_primitive_fails_at_scheduling_with_its_reason():
