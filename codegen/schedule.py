@@ -19,6 +19,7 @@ is computed on the schedule, in bytes, and is device-neutral.
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -40,10 +41,7 @@ class Buffer:
 
     @property
     def nbytes(self) -> int:
-        n = self.dtype.itemsize
-        for s in self.shape:
-            n *= s
-        return n
+        return self.dtype.itemsize * math.prod(self.shape)
 
 
 @dataclass(frozen=True)
@@ -97,17 +95,11 @@ class Kernel:
 
     @property
     def numel(self) -> int:
-        n = 1
-        for s in self.ranges:
-            n *= s
-        return n
+        return math.prod(self.ranges)
 
     @property
     def reduction_numel(self) -> int:
-        n = 1
-        for s in self.reduction_ranges:
-            n *= s
-        return n
+        return math.prod(self.reduction_ranges)
 
 
 @dataclass

@@ -48,6 +48,7 @@ from graphc.ir.primitive import PRIMITIVES, Primitive
 
 from .schedule import Kernel
 from .scheduler import node_text
+from .views import contiguous_strides
 
 # Reductions whose extent fits one block keep the whole row in registers (one pass, and pointwise
 # work after the reduction may combine reduced and unreduced values); longer ones loop.
@@ -453,21 +454,6 @@ def _next_pow2(n: int) -> int:
     return 1 << max(0, (n - 1).bit_length())
 
 
-def _contiguous(extents: tuple[int, ...]) -> tuple[int, ...]:
-    out, n = [], 1
-    for e in reversed(extents):
-        out.append(n)
-        n *= e
-    return tuple(reversed(out))
-
-
-def _numel(extents) -> int:
-    n = 1
-    for e in extents:
-        n *= e
-    return n
-
-
 def _reach(offset: int, extents: tuple[int, ...], strides: tuple[int, ...]) -> int:
     """The largest element offset an index map addresses."""
     return offset + sum((e - 1) * abs(s) for e, s in zip(extents, strides))
@@ -486,7 +472,7 @@ class _Index:
         live = [d for d, e in enumerate(self.extents) if e != 1 and strides[d] != 0]
         if not live:
             return "0"
-        contig = _contiguous(self.extents)
+        contig = contiguous_strides(self.extents)
         big = [d for d, e in enumerate(self.extents) if e != 1]
         scale = strides[live[0]] // contig[live[0]]
         if live == big and all(strides[d] == scale * contig[d] for d in live):
@@ -496,7 +482,7 @@ class _Index:
                           for d in live)
 
     def coordinate_lines(self) -> list[str]:
-        contig = _contiguous(self.extents)
+        contig = contiguous_strides(self.extents)
         lines = []
         for d in sorted(self.used):
             e = self.lin if contig[d] == 1 else f"{self.lin} // {contig[d]}"
@@ -539,7 +525,7 @@ class _Renderer:
                 raise NotImplementedError(f"{kernel.name}: {n.prim.name} cannot run inside a Triton kernel: {why}")
         space = kernel.ranges + kernel.reduction_ranges
         out_space = {True: space, False: kernel.ranges}
-        reach = [_numel(space)] + [_reach(a.offset, space, a.index) for a in kernel.args] + \
+        reach = [math.prod(space)] + [_reach(a.offset, space, a.index) for a in kernel.args] + \
                 [_reach(0, out_space[o.full], o.index) for o in kernel.outs]
         # offsets past int32 need 64-bit index arithmetic
         self.wide = max(reach) >= 2 ** 31
@@ -975,7 +961,7 @@ def _matmul(r: _Renderer) -> RenderedKernel:
     blocks = {"BLOCK_M": max(16, min(64, _next_pow2(M))), "BLOCK_N": max(16, min(64, _next_pow2(N)))}
     if d.is_floating_point:
         blocks["BLOCK_K"] = max(16, min(32, _next_pow2(K)))
-    grid = [((M, "BLOCK_M"), (N, "BLOCK_N"))] + ([((_numel(batch), ""),)] if nb else [])
+    grid = [((M, "BLOCK_M"), (N, "BLOCK_N"))] + ([((math.prod(batch), ""),)] if nb else [])
     return r.render({}, blocks, tuple(grid), False, tuple(blocks))
 
 

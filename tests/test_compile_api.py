@@ -564,7 +564,7 @@ def test_in_place_writes_through_views_of_an_input():
 def test_compiled_function_called_from_threads_at_once():
     """Each call runs in its own workspace: 4 threads calling one compiled function (whose
     generated code writes planned intermediate buffers) all get their own right answers."""
-    import threading
+    from threads import wrong_answers
 
     @graphc.compile
     def f(x):
@@ -575,16 +575,4 @@ def test_compiled_function_called_from_threads_at_once():
     xs = [graphc.tensor(rng.standard_normal((32, 64)).astype(np.float32)) for _ in range(4)]
     want = [f(x).numpy().copy() for x in xs]   # compiles once (same signature for all)
     assert f.cache and all(e.forward.plan.workspace_bytes > 0 for e in f.cache.values())
-    wrong = []
-
-    def work(i):
-        for _ in range(150):
-            if not np.allclose(f(xs[i]).numpy(), want[i], rtol=1e-6):
-                wrong.append(i)
-
-    threads = [threading.Thread(target=work, args=(i,)) for i in range(4)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    assert wrong == []
+    assert wrong_answers(lambda i: np.allclose(f(xs[i]).numpy(), want[i], rtol=1e-6)) == []

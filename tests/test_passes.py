@@ -503,7 +503,7 @@ def test_memory_plan_never_buffers_outputs_or_values_they_view():
 
 def test_each_call_gets_its_own_workspace_threads_and_reentry():
     """Calls running at the same time never share planned buffers (4 threads, 200 calls each)."""
-    import threading
+    from threads import wrong_answers
     g = parse_graph(ir("""
         graph f(%x: f32[64,64]) {
           %0: f32[64,64] = exp(%x)
@@ -517,20 +517,7 @@ def test_each_call_gets_its_own_workspace_threads_and_reentry():
     rng = np.random.default_rng(0)
     data = [rng.random((64, 64)).astype(np.float32) for _ in range(4)]
     want = [-np.exp(d).sum(1) for d in data]
-    wrong = []
-
-    def work(i):
-        for _ in range(200):
-            got = compiled([data[i]])[0]
-            if not np.allclose(got, want[i], rtol=1e-5):
-                wrong.append(i)
-
-    threads = [threading.Thread(target=work, args=(i,)) for i in range(4)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    assert wrong == []
+    assert wrong_answers(lambda i: np.allclose(compiled([data[i]])[0], want[i], rtol=1e-5), reps=200) == []
     # re-entry: a call made while another call of the same graph holds a workspace
     outer = compiled.pool.acquire()
     try:

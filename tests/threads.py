@@ -1,0 +1,23 @@
+"""Run calls from several threads at once and collect the ones that gave a wrong answer."""
+from __future__ import annotations
+
+import threading
+from typing import Callable
+
+
+def wrong_answers(call: Callable[[int], bool], threads: int = 4, reps: int = 150) -> list[int]:
+    """Thread ``i`` runs ``call(i)`` ``reps`` times; returns the ``i`` of every call that
+    returned False (a wrong result)."""
+    wrong: list[int] = []
+
+    def work(i: int) -> None:
+        for _ in range(reps):
+            if not call(i):
+                wrong.append(i)
+
+    pool = [threading.Thread(target=work, args=(i,)) for i in range(threads)]
+    for t in pool:
+        t.start()
+    for t in pool:
+        t.join()
+    return wrong
