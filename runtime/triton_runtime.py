@@ -330,8 +330,28 @@ def launch(rendered: RenderedKernel, args: Sequence[Any], outs: Sequence[Any],
                          f"{sum(p.startswith('out') for p in rendered.params)} outputs, got {len(args)} and {len(outs)}")
     gpu = _on_gpu([*args, *outs])
     if config is None:
-        config = tuned_config(rendered, args, outs) if gpu else interpreter_config(rendered)
+        if not gpu:
+            config = interpreter_config(rendered)
+        elif worth_tuning(rendered):
+            config = tuned_config(rendered, args, outs)
+        else:
+            config = {}  # the renderer's default blocks
     _run(rendered, args, outs, {**rendered.constexprs, **config}, interpret=not gpu)
+
+
+# Kernels over fewer elements than this run with the renderer's default blocks: tuning costs a
+# compile per candidate config, which small kernels (most of a training step's) never repay.
+TUNE_MIN_ELEMENTS = 1 << 20
+
+
+def worth_tuning(rendered: RenderedKernel) -> bool:
+    """Whether a kernel is large enough for the autotuner (elements of its iteration space,
+    batch x M x N for a matmul)."""
+    n = 1
+    for axis in rendered.grid_factors:
+        for extent, _ in axis:
+            n *= extent
+    return n * rendered.scalars.get("rnumel", 1) >= TUNE_MIN_ELEMENTS
 
 
 # ---------------------------------------------------------------------------------------------

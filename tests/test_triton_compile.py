@@ -116,3 +116,24 @@ def test_every_generated_kernel_compiles_ahead_of_time_for_hopper():
     for r in rendered:
         compiled = triton_runtime.compile_aot(r, arch=90)
         assert ".target sm_90" in compiled.asm["ptx"], r.name
+
+
+def test_only_large_kernels_are_autotuned():
+    """Tuning compiles every candidate config: kernels over fewer than TUNE_MIN_ELEMENTS run
+    with the renderer's default blocks instead (most of a training step's kernels)."""
+    from graphc.codegen import triton_codegen
+    from graphc.codegen.scheduler import build_schedule
+    from graphc.ir.printer import parse_graph
+    from graphc.runtime.triton_runtime import worth_tuning
+
+    def kernels(m: int, n: int) -> dict:
+        g = parse_graph(f"graph f(%x: f32[{m},{n}], %w: f32[{n},{n}]) {{\n"
+                        f"  %0: f32[{m},{n}] = exp(%x)\n"
+                        f"  %1: f32[{m}] = sum(%x) dims=[1] keepdim=False\n"
+                        f"  %2: f32[{m},{n}] = matmul(%x, %w)\n"
+                        f"  return %0, %1, %2\n}}\n")
+        rendered = triton_codegen.render_kernels(build_schedule(g, triton_codegen.TARGET), "ieee")
+        return {r.kind: worth_tuning(r) for r in rendered.values()}
+
+    assert kernels(8, 64) == {"pointwise": False, "reduction": False, "matmul": False}
+    assert kernels(2048, 1024) == {"pointwise": True, "reduction": True, "matmul": True}
