@@ -75,7 +75,8 @@ class HostWriter:
                 continue
             role = s.buffers[a.buffer].role
             ext = externs.get(a.buffer)
-            shared = (role == "input" or a.buffer in returned or any(v[0] == "expand" for v in a.views)
+            # the workspace goes back to its pool after the call: nothing returned may live there
+            shared = (role in ("input", "temp") or a.buffer in returned or any(v[0] == "expand" for v in a.views)
                       or (ext is not None and not self.fresh(ext.prim)))
             returned.add(a.buffer)
             outs.append(f"{self.xp}.array({e})" if shared else e)

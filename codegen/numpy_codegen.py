@@ -69,9 +69,6 @@ for _p, _name in [
     _UFUNCS[_p] = getattr(np, _name)
 
 LOWERINGS[P.where] = lambda n, a: f"_fix(np.where({', '.join(a)}), {n.output.dtype.np.name!r})"
-LOWERINGS[P.reshape] = lambda n, a: f"np.reshape({a[0]}, {n.attrs['shape']!r})"
-LOWERINGS[P.permute] = lambda n, a: f"np.transpose({a[0]}, {n.attrs['dims']!r})"
-LOWERINGS[P.expand] = lambda n, a: f"np.broadcast_to({a[0]}, {n.attrs['shape']!r})"
 LOWERINGS[P.cast] = lambda n, a: f"np.asarray({a[0]}).astype(np.{n.attrs['dtype'].np.name})"
 LOWERINGS[P.copy] = lambda n, a: f"np.array({a[0]})"
 LOWERINGS[P.stop_gradient] = lambda n, a: a[0]
@@ -99,7 +96,7 @@ UNSUPPORTED = {P.nonzero: "nonzero has a data-dependent output shape",
                PRIMITIVES["composite"]: "composite nodes are expanded by the decompose pass before codegen"}
 for _p in UNSUPPORTED:
     LOWERINGS.pop(_p, None)
-# Views become index maps (Access) in the schedule; the writer renders them with VIEW_CALLS.
+# Views become index maps (Access) in the schedule; HostWriter.view renders them.
 VIEWS = frozenset(p for p in PRIMITIVES.values() if p.is_view)
 for _p in VIEWS:
     LOWERINGS.pop(_p, None)

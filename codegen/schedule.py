@@ -64,9 +64,13 @@ class Access:
 @dataclass(frozen=True)
 class KernelArg:
     access: Access
-    # element strides over the kernel's ranges + reduction_ranges (0: broadcast), and the offset
+    # element strides over the kernel's ranges + reduction_ranges (0: broadcast)
     index: tuple[int, ...]
-    offset: int = 0
+
+    @property
+    def offset(self) -> int:
+        """Where element 0 of the kernel's space is read, in elements from the buffer's start."""
+        return self.access.offset
 
 
 @dataclass(frozen=True)

@@ -11,6 +11,7 @@ from typing import Mapping, Protocol
 from graphc.ir import prims as P
 from graphc.ir.graph import Graph, Node, Value, format_type
 from graphc.ir.primitive import Primitive, TensorType
+from graphc.ir.shapes import wrap_dims
 
 from .schedule import PREFIX, Access, Buffer, ExternCall, Kernel, KernelArg, KernelOut, Schedule
 from .views import apply_view, broadcast_index, contiguous_strides, reshape_strides
@@ -77,7 +78,7 @@ class _Builder:
         idx = broadcast_index(a.shape, a.strides, domain)
         if perm is not None:
             idx = tuple(idx[d] for d in perm)
-        return KernelArg(a, idx, a.offset)
+        return KernelArg(a, idx)
 
     # ---- the walk ---------------------------------------------------------------------------
 
@@ -164,6 +165,8 @@ class _Builder:
         a0 = body.add_input(x.type, "input", "a0")
         body.set_outputs([body.add_node(P.copy, [a0], {}, x.type)])
         tmp = Value(x.type, None, f"{x.name}_copy")
+        if id(x) in self.pinned:  # a graph output views the copy: it is the caller's, not the workspace's
+            self.pinned.add(id(tmp))
         self._kernel("pointwise", body, [x], [tmp], f"contiguous copy of %{x.name}")
         return self.access[id(tmp)]
 
@@ -205,7 +208,9 @@ class _Builder:
                 self._unfuse(n)
                 return
             kind = "matmul"
-        operands = list(n.inputs)
+            body, operands = _own_matmul_inputs(body, list(n.inputs))
+        else:
+            operands = list(n.inputs)
         self._kernel(kind, body, operands, list(n.outputs),
                      "\n".join(node_text(bn) for bn in body.nodes))
 
@@ -268,21 +273,22 @@ class _Builder:
                 args.append(self._matmul_arg(acc, body.nodes[0].inputs.index(bv), ranges))
             elif kind == "matmul":
                 arg = self._arg(x, domain)
-                args.append(KernelArg(arg.access, arg.index + (0,), arg.offset))
+                args.append(KernelArg(arg.access, arg.index + (0,)))
             elif kind == "reduction" and _reduced_space_only(bv, red_node, domain):
                 # read only by ops after a reduction that dropped the reduced dims: the input
                 # broadcasts against the kept dims (which lead the kernel's ranges)
                 a = broadcast_index(acc.shape, acc.strides, tuple(red_node.output.shape))
-                args.append(KernelArg(acc, a + (0,) * len(rranges), acc.offset))
+                args.append(KernelArg(acc, a + (0,) * len(rranges)))
             else:
                 args.append(self._arg(x, domain, perm))
         outs = []
         temps: dict[int, str] = {}
-        full = _full_values(body, args, len(ranges), rranges) if kind == "reduction" else set()
         for bo, r in zip(body.outputs, results):
             buf = self._buffer(r, self._result_role(r, bo.producer.prim if bo.producer else None, False))
             temps[id(bo)] = buf
-            if id(bo) in full:
+            # a reduction kernel's value of the domain's shape is stored over the whole space
+            # (ranges x reduction ranges), even where it is constant along the reduced axes
+            if kind == "reduction" and tuple(bo.shape) == domain and not bo.producer.prim.reduction:
                 st = contiguous_strides(domain)
                 outs.append(KernelOut(buf, tuple(st[d] for d in perm), True))
             else:
@@ -304,14 +310,38 @@ class _Builder:
             idx = lead + (s_row, 0, s_col)
         else:            # B[..., k, n]
             idx = lead + (0, s_col, s_row)
-        return KernelArg(a, idx, a.offset)
+        return KernelArg(a, idx)
+
+
+def _own_matmul_inputs(body: Graph, operands: list[Value]) -> tuple[Graph, list[Value]]:
+    """A copy of a matmul group's body whose first two inputs feed only the matmul, one each:
+    a kernel reads the matmul's operands as tiles over (M, K) and (K, N) and the epilogue's
+    inputs per output element, so an operand read both ways (``x @ w + x``, ``x @ x``) is two
+    kernel inputs with two index maps."""
+    mm = body.nodes[0]
+    new = Graph(body.name)
+    outer = dict(zip(map(id, body.inputs), operands))
+    env: dict[int, Value] = {}
+    kept: list[Value] = []
+    args = []
+    for i, x in enumerate(mm.inputs[:2]):
+        args.append(new.add_input(x.type, "input", f"a{i}"))
+        kept.append(outer[id(x)])
+    for bv in body.inputs:
+        if any(u is not mm for u in bv.users):
+            env[id(bv)] = new.add_input(bv.type, "input", f"a{len(kept)}")
+            kept.append(outer[id(bv)])
+    env[id(mm.output)] = new.add_node(mm.prim, args, mm.attrs, mm.output.type)
+    for bn in body.nodes[1:]:
+        ins = [env[id(x)] if isinstance(x, Value) else x for x in bn.inputs]
+        env[id(bn.output)] = new.add_node(bn.prim, ins, bn.attrs, bn.output.type)
+    new.set_outputs([env[id(o)] for o in body.outputs])
+    return new, kept
 
 
 def _reduced_dims(n: Node, ndim: int) -> tuple[int, ...]:
-    if "dims" in n.attrs:
-        return tuple(sorted(d % ndim for d in n.attrs["dims"])) if ndim else ()
-    d = n.attrs.get("dim")
-    return tuple(range(ndim)) if d is None else (d % ndim,)
+    """The axes a reduction node reduces (sum/amax...: ``dims``; argmax/argmin: ``dim``)."""
+    return wrap_dims(n.attrs["dims"] if "dims" in n.attrs else n.attrs.get("dim"), ndim)
 
 
 def _reduced_space_only(bv: Value, red: Node, domain: tuple) -> bool:
@@ -320,17 +350,6 @@ def _reduced_space_only(bv: Value, red: Node, domain: tuple) -> bool:
     shape = tuple(red.output.shape)
     return len(shape) != len(domain) and bool(bv.users) and all(
         not u.prim.reduction and tuple(u.output.shape) == shape for u in bv.users)
-
-
-def _full_values(body: Graph, args: list[KernelArg], nx: int, rranges: tuple) -> set[int]:
-    """ids of a reduction kernel's body values that vary along the reduced axes (its "full"
-    values): those computed from an input read along them, short of a reduction."""
-    full = {id(bv) for bv, a in zip(body.inputs, args)
-            if any(s and e != 1 for s, e in zip(a.index[nx:], rranges))}
-    for bn in body.nodes:
-        if not bn.prim.reduction and (bn.prim is P.rand_uniform or any(id(x) in full for x in bn.value_inputs())):
-            full.update(id(o) for o in bn.outputs)
-    return full
 
 
 def build_schedule(g: Graph, target: Target, saved_from: int | None = None) -> Schedule:

@@ -430,7 +430,6 @@ class RenderedKernel:
     # each factor is cdiv(extent, constexprs[block])
     grid_factors: tuple[tuple[tuple[int, str], ...], ...]
     persistent: bool = False                # reduction: the whole row in one block (RBLOCK fixed)
-    tunable: tuple[str, ...] = ()           # constexprs an autotuner may change
     source_hash: str = field(default="", compare=False)
 
     def grid(self, constexprs: Mapping[str, int] | None = None) -> tuple[int, ...]:
@@ -443,15 +442,12 @@ class RenderedKernel:
             out.append(n)
         return tuple(out)
 
-    def grid_expr(self) -> str:
-        """The grid as a Python expression of the constexpr names (for generated host code)."""
-        axes = [" * ".join(f"triton.cdiv({e}, {b})" if b else str(e) for e, b in axis) for axis in self.grid_factors]
-        return "(" + "".join(a + ", " for a in axes).rstrip(" ") + ")"
 
 
 
-def _next_pow2(n: int) -> int:
-    return 1 << max(0, (n - 1).bit_length())
+def next_pow2(n: int) -> int:
+    """The smallest power of two >= n (1 for n <= 1)."""
+    return 1 << max(0, (max(n, 1) - 1).bit_length())
 
 
 def _reach(offset: int, extents: tuple[int, ...], strides: tuple[int, ...]) -> int:
@@ -606,8 +602,7 @@ class _Renderer:
 
     # ---- the module ---------------------------------------------------------------------------
 
-    def render(self, scalars: dict[str, int], constexprs: dict[str, int], grid, persistent: bool,
-               tunable: tuple[str, ...]) -> RenderedKernel:
+    def render(self, scalars: dict[str, int], constexprs: dict[str, int], grid, persistent: bool) -> RenderedKernel:
         k = self.k
         params, sig = [], {}
         for i, a in enumerate(k.args):
@@ -640,7 +635,7 @@ class _Renderer:
         head += ["", "", "@triton.jit", f"def {k.name}({decl}):"]
         source = "\n".join(head + self.lines) + "\n"
         return RenderedKernel(k.name, k.kind, source, tuple(params), sig, dict(scalars), dict(constexprs),
-                              grid, persistent, tunable, hashlib.sha256(source.encode()).hexdigest()[:20])
+                              grid, persistent, hashlib.sha256(source.encode()).hexdigest()[:20])
 
     def program_start(self, block: str) -> str:
         pid = "tl.program_id(0).to(tl.int64)" if self.wide else "tl.program_id(0)"
@@ -673,8 +668,8 @@ def _pointwise(r: _Renderer) -> RenderedKernel:
     for o, (bo, out) in enumerate(zip(r.body.outputs, k.outs)):
         r.store(o, value(bo), bo.dtype, xi.expr(out.index), "xmask")
     r.lines[coords_at:coords_at] = ["    " + line for line in xi.coordinate_lines()]
-    block = min(1024, _next_pow2(k.numel))
-    return r.render({"xnumel": k.numel}, {"XBLOCK": block}, (((k.numel, "XBLOCK"),),), False, ("XBLOCK",))
+    block = min(1024, next_pow2(k.numel))
+    return r.render({"xnumel": k.numel}, {"XBLOCK": block}, (((k.numel, "XBLOCK"),),), False)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -791,13 +786,12 @@ class _Reduction:
         r.lines[xcoords_at:xcoords_at] = ["    " + line for line in self.xi.coordinate_lines()]
         xnumel, rnumel = k.numel, k.reduction_numel
         if self.persistent:
-            rb = _next_pow2(rnumel)
-            xb = max(1, min(_next_pow2(xnumel), 4096 // rb))
+            rb = next_pow2(rnumel)
+            xb = max(1, min(next_pow2(xnumel), 4096 // rb))
         else:
             rb, xb = 1024, 1
         return r.render({"xnumel": xnumel, "rnumel": rnumel}, {"XBLOCK": xb, "RBLOCK": rb},
-                        (((xnumel, "XBLOCK"),),), self.persistent,
-                        ("XBLOCK",) if self.persistent else ("XBLOCK", "RBLOCK"))
+                        (((xnumel, "XBLOCK"),),), self.persistent)
 
     def store_outputs(self, outs, env, ri: _Index, full: bool | None) -> None:
         """Store the outputs (``full``: only whole-space ones, or only reduced ones; None: all)."""
@@ -958,11 +952,11 @@ def _matmul(r: _Renderer) -> RenderedKernel:
         addr = _address(0, bi.expr(idx[:nb]), _term("rm", idx[nb]), _term("rn", idx[nb + 1]))
         r.store(o, value(bo), bo.dtype, addr, "mask")
     r.lines[coords_at:coords_at] = ["    " + line for line in bi.coordinate_lines()]
-    blocks = {"BLOCK_M": max(16, min(64, _next_pow2(M))), "BLOCK_N": max(16, min(64, _next_pow2(N)))}
+    blocks = {"BLOCK_M": max(16, min(64, next_pow2(M))), "BLOCK_N": max(16, min(64, next_pow2(N)))}
     if d.is_floating_point:
-        blocks["BLOCK_K"] = max(16, min(32, _next_pow2(K)))
+        blocks["BLOCK_K"] = max(16, min(32, next_pow2(K)))
     grid = [((M, "BLOCK_M"), (N, "BLOCK_N"))] + ([((math.prod(batch), ""),)] if nb else [])
-    return r.render({}, blocks, tuple(grid), False, tuple(blocks))
+    return r.render({}, blocks, tuple(grid), False)
 
 
 def render(kernel: Kernel, dtypes: Mapping[str, DType], *, input_precision: str = "tf32",

@@ -20,9 +20,6 @@ __all__ = ["is_available", "device_count", "current_device", "set_device", "get_
            "reset_peak_memory_stats", "empty_cache", "manual_seed", "manual_seed_all", "seed", "initial_seed",
            "DeviceUnavailableError"]
 
-_current = [0]
-
-
 def is_available() -> bool:
     return _rt.CUDA.is_available()
 
@@ -38,7 +35,7 @@ def is_initialized() -> bool:
 def _index(device) -> int:
     """The GPU index a ``device=`` argument names (None: the current one)."""
     if device is None:
-        return check_device(_device("cuda", _current[0])).index
+        return check_device(_device("cuda", _rt.CUDA.current)).index
     if isinstance(device, int):
         return check_device(_device("cuda", device)).index
     d = check_device(device)
@@ -52,7 +49,8 @@ def current_device() -> int:
 
 
 def set_device(device) -> None:
-    _current[0] = _index(device)
+    """Make ``device`` the current GPU: where ``"cuda"`` tensors go, and CuPy's current device."""
+    _rt.CUDA.set_current(_index(device))
 
 
 def get_device_name(device=None) -> str:
@@ -91,7 +89,7 @@ def empty_cache() -> None:
 def manual_seed(seed: int) -> None:
     """Seed the current GPU's generator (accepted and kept for later without CUDA, as in PyTorch)."""
     from . import random
-    random.cuda_generator(_current[0]).manual_seed(seed)
+    random.cuda_generator(_rt.CUDA.current).manual_seed(seed)
 
 
 def manual_seed_all(seed: int) -> None:
@@ -101,9 +99,9 @@ def manual_seed_all(seed: int) -> None:
 
 def seed() -> int:
     from . import random
-    return random.cuda_generator(_current[0]).seed()
+    return random.cuda_generator(_rt.CUDA.current).seed()
 
 
 def initial_seed() -> int:
     from . import random
-    return random.cuda_generator(_current[0]).initial_seed()
+    return random.cuda_generator(_rt.CUDA.current).initial_seed()

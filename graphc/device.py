@@ -131,7 +131,7 @@ def check_device(dev) -> device:
     rt = _rt.get(d.type)
     if rt is None or not rt.is_available():
         raise _unavailable(d, rt.unavailable_reason() if rt is not None else None)
-    index = 0 if d.index is None else d.index
+    index = getattr(rt, "current", 0) if d.index is None else d.index
     if index >= rt.device_count():
         raise RuntimeError(f"CUDA error: invalid device ordinal (device {d} requested, "
                            f"{rt.device_count()} visible)")

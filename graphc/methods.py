@@ -81,13 +81,17 @@ def _caster(d: dt.DType):
 
 
 def type_(self, dtype=None, non_blocking: bool = False):
-    if dtype is None:
-        return _TYPE_NAMES[self.dtype].replace("torch.", "graphc.")
+    if dtype is None:  # 'graphc.FloatTensor', or 'graphc.cuda.FloatTensor' on a GPU (as PyTorch)
+        prefix = "graphc.cuda." if self.device.type == "cuda" else "graphc."
+        return _TYPE_NAMES[self.dtype].replace("torch.", prefix)
     dtype = getattr(dtype, "_legacy_dtype", dtype)  # x.type(torch.FloatTensor)
     if isinstance(dtype, str):
+        device = "cpu"
+        if ".cuda." in dtype:  # 'torch.cuda.FloatTensor': that dtype, on the current GPU
+            dtype, device = dtype.replace(".cuda.", "."), "cuda"
         if dtype not in _TYPE_STRINGS:
             raise ValueError(f"invalid type: '{dtype}'")
-        dtype = _TYPE_STRINGS[dtype]
+        return to(self, device, _TYPE_STRINGS[dtype])
     return to(self, dtype)
 
 

@@ -18,6 +18,7 @@ from graphc.ir import prims as P
 from graphc.ir.fused import add_fused_node
 from graphc.ir.graph import Graph, Node, Value
 from graphc.ir.primitive import Primitive
+from graphc.ir.shapes import wrap_dims
 
 log = logging.getLogger("graphc.fusion")
 
@@ -27,8 +28,8 @@ def _pointwise(n: Node) -> bool:
 
 
 def _reduce_key(n: Node) -> tuple:
-    ndim = n.inputs[0].ndim
-    return tuple(sorted(d % ndim for d in n.attrs["dims"])) if ndim else (), bool(n.attrs["keepdim"])
+    """What reductions sharing a group must agree on: the reduced axes and keepdim."""
+    return wrap_dims(n.attrs["dims"], n.inputs[0].ndim), bool(n.attrs["keepdim"])
 
 
 class _Group:
@@ -82,11 +83,18 @@ class _Group:
             return f"iteration domain {list(out)} differs from the group's {list(self.domain)}"
         if self.reduced is not None and len(self.reduced) != len(self.domain):
             # without keepdim, an operand broadcasts differently against the reduced shape than
-            # against the domain: a kernel reads each outside value one way only
+            # against the domain: a kernel reads each outside value one way only, and a reduced
+            # value broadcast over the domain aligns with the trailing dimensions, not the kept
             over = self._over_reduced(n)
             for x in self._outside(n):
                 if self.reads.get(id(x), over) != over:
                     return f"%{x.name} is read both over the reduced shape and over the domain"
+            if not over:
+                members = {id(m.output): m for m in self.nodes}
+                for x in n.value_inputs():
+                    m = members.get(id(x))
+                    if m is not None and (m.prim.reduction or self._over_reduced(m)):
+                        return f"it broadcasts the reduced value %{x.name} over the domain"
         return None
 
 

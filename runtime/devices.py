@@ -129,6 +129,12 @@ class CudaRuntime(DeviceRuntime):
         self._lib: ModuleType | None = None  # cupy, once loaded and a GPU was found
         self._reason: str | None = None  # why not, once loading failed
         self._peak: dict[int, int] = {}
+        self.current = 0  # the GPU "cuda" means (graphc.cuda.set_device)
+
+    def set_current(self, index: int) -> None:
+        """Make GPU ``index`` the one ``"cuda"`` names, and CuPy's current device."""
+        self.lib().cuda.Device(index).use()
+        self.current = index
 
     def _load(self) -> ModuleType | None:
         if self._lib is None and self._reason is None:

@@ -48,7 +48,10 @@ class TritonBackend(Backend):
         host = triton_codegen.generate(schedule, fn_name)
         xp = self.xp()
         ns = numpy_codegen.namespace()
-        ns.update(xp=xp, _empty=lambda shape, dtype: xp.empty(shape, dtype), _dev=xp.asarray,
+        # library results may be strided (cumsum of a transpose, LAPACK's column-major output):
+        # kernels index buffers as C-contiguous
+        ns.update(xp=xp, _empty=lambda shape, dtype: xp.empty(shape, dtype),
+                  _dev=lambda a: xp.asarray(a, order="C"),
                   _launch=lambda name, args, outs: triton_runtime.launch(rendered[name], args, outs))
         exec(compile(host, f"<graphc:{fn_name}>", "exec"), ns)
         fn = ns[fn_name]

@@ -28,7 +28,7 @@ from typing import Any, Iterator, Mapping, Sequence
 
 import numpy as np
 
-from graphc.codegen.triton_kernels import RenderedKernel
+from graphc.codegen.triton_kernels import RenderedKernel, next_pow2
 
 from .cache import cache_dir
 
@@ -207,20 +207,16 @@ def _on_gpu(arrays: Sequence[Any]) -> bool:
 # Launch configs
 # ---------------------------------------------------------------------------------------------
 
-def _pow2_upto(n: int) -> int:
-    return 1 << max(0, (max(n, 1) - 1).bit_length())
-
-
 def candidate_configs(rendered: RenderedKernel) -> list[dict[str, int]]:
     """A few launch configs (constexprs + num_warps) for a GPU, by kernel kind."""
     c = rendered.constexprs
     if rendered.kind == "pointwise":
-        top = _pow2_upto(rendered.scalars["xnumel"])
+        top = next_pow2(rendered.scalars["xnumel"])
         return [{"XBLOCK": min(x, top), "num_warps": w} for x, w in ((256, 4), (1024, 4), (2048, 8))]
     if rendered.kind == "reduction":
         if rendered.persistent:
             rb = c["RBLOCK"]
-            top = _pow2_upto(rendered.scalars["xnumel"])
+            top = next_pow2(rendered.scalars["xnumel"])
             return [{"XBLOCK": min(max(1, x // rb), top), "RBLOCK": rb, "num_warps": w}
                     for x, w in ((1024, 4), (4096, 8), (16384, 16))]
         return [{"XBLOCK": x, "RBLOCK": r, "num_warps": w} for x, r, w in ((1, 2048, 8), (8, 512, 4), (64, 64, 4))]
@@ -233,10 +229,10 @@ def interpreter_config(rendered: RenderedKernel) -> dict[str, int]:
     """The largest blocks: the interpreter's cost is per program instance, not per element."""
     s, c = rendered.scalars, rendered.constexprs
     if rendered.kind == "pointwise":
-        return {"XBLOCK": min(_pow2_upto(s["xnumel"]), 1 << 16)}
+        return {"XBLOCK": min(next_pow2(s["xnumel"]), 1 << 16)}
     if rendered.kind == "reduction":
-        rb = c["RBLOCK"] if rendered.persistent else min(_pow2_upto(s["rnumel"]), 4096)
-        return {"XBLOCK": max(1, min(_pow2_upto(s["xnumel"]), (1 << 16) // rb)), "RBLOCK": rb}
+        rb = c["RBLOCK"] if rendered.persistent else min(next_pow2(s["rnumel"]), 4096)
+        return {"XBLOCK": max(1, min(next_pow2(s["xnumel"]), (1 << 16) // rb)), "RBLOCK": rb}
     return {name: max(block, 64) for name, block in c.items()}
 
 

@@ -103,20 +103,30 @@ class _Data:
         self.ptr = a.__array_interface__["data"][0]
 
 
+_current = [0]  # the current device: new arrays are made on it, as in CuPy
+
+
 class _Device:
-    def __init__(self, index: int = 0) -> None:
-        self.id = index
+    def __init__(self, index: int | None = None) -> None:
+        self.id = _current[0] if index is None else index
+        self._outer: list[int] = []
 
     def __enter__(self) -> "_Device":
         if self.id >= runtime.getDeviceCount():
             raise RuntimeError("cudaErrorInvalidDevice: invalid device ordinal")
+        self._outer.append(_current[0])
+        _current[0] = self.id
         return self
 
     def __exit__(self, *exc) -> None:
-        return None
+        _current[0] = self._outer.pop()
 
     def synchronize(self) -> None:
         """Nothing runs asynchronously here."""
+
+    def use(self) -> None:
+        self.__enter__()  # checks the ordinal, as CuPy does
+        self._outer.clear()
 
     @property
     def compute_capability(self) -> str:
@@ -160,12 +170,14 @@ class ndarray:
 
     def __init__(self, shape, dtype=float) -> None:
         self._a = np.empty(shape, dtype)
+        self._dev = _current[0]
         _account(self._a)
 
     @classmethod
     def _wrap(cls, a: np.ndarray) -> "ndarray":
         x = object.__new__(cls)
         x._a = a
+        x._dev = _current[0]
         _account(a)
         return x
 
@@ -200,7 +212,7 @@ class ndarray:
     T = property(lambda self: ndarray._wrap(self._a.T))
     flags = property(lambda self: _Flags(self._a))
     data = property(lambda self: _Data(self._a))
-    device = property(lambda self: _Device(0))
+    device = property(lambda self: _Device(self._dev))
 
     @property
     def base(self):
@@ -425,6 +437,7 @@ def reset_runtime(monkeypatch) -> None:
     """Make graphc's cuda runtime load its library afresh in this test (and restore what it had
     loaded afterwards: with GRAPHC_REAL_CUDA=1, the real CuPy and its memory pool)."""
     from graphc.runtime import devices
-    for name, fresh in (("_lib", None), ("_reason", None), ("_peak", {}), ("_pool", None)):
+    _current[0] = 0  # the stand-in's current device, for a test that changed it
+    for name, fresh in (("_lib", None), ("_reason", None), ("_peak", {}), ("_pool", None), ("current", 0)):
         monkeypatch.setattr(devices.CUDA, name, fresh, raising=False)
 

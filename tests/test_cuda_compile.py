@@ -117,3 +117,15 @@ def test_device_is_part_of_the_guard(kernels):
     assert f(torch.ones(4)).device.type == "cpu"
     assert f(torch.ones(4, device=cuda)).device == cuda
     assert len(f.cache) == 2
+
+
+def test_zero_dim_cpu_tensor_joins_cuda_tensors(kernels):
+    """As in eager mode (and PyTorch), a 0-dim CPU tensor may be an operand next to cuda tensors,
+    as an argument or as a global the function reads."""
+    cuda = kernels
+    scale = torch.tensor(3.0)
+    x = torch.randn(4, 3)
+    f = torch.compile(lambda x, s: (x * s + scale).sum(0))
+    got = f(x.to(cuda), torch.tensor(2.0))
+    assert got.device == cuda
+    np.testing.assert_allclose(_host(got), _host((x * 2.0 + 3.0).sum(0)), **TOL)

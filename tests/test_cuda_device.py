@@ -609,6 +609,20 @@ def test_cuda_module(cuda):
         torch.ones(1, device=f"cuda:{torch.cuda.device_count()}")
 
 
+@pytest.mark.skipif(REAL, reason="needs two GPUs: the stand-in provides them")
+def test_set_device_makes_cuda_mean_that_gpu(monkeypatch):
+    fake_cupy.install(monkeypatch, device_count=2)
+    fake_cupy.reset_runtime(monkeypatch)
+    torch.cuda.set_device(1)
+    assert torch.cuda.current_device() == 1
+    assert torch.ones(1).to("cuda").device == torch.device("cuda:1")
+    assert torch.zeros(2, device="cuda").device == torch.device("cuda:1")
+    torch.cuda.set_device("cuda:0")
+    assert torch.zeros(2, device="cuda").device == torch.device("cuda:0")
+    with pytest.raises(RuntimeError, match="invalid device ordinal"):
+        torch.cuda.set_device(2)
+
+
 # ---- without CuPy, without a GPU ------------------------------------------------------------
 
 def test_without_cupy_the_error_says_how_to_install(monkeypatch):
@@ -640,3 +654,11 @@ def test_import_graphc_imports_no_cupy_or_triton():
     code = "import sys, graphc; print(sorted(m for m in ('cupy', 'cupyx', 'triton') if m in sys.modules))"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"
+
+
+def test_legacy_type_strings_name_the_device(cuda):
+    x = torch.ones(2, device=cuda)
+    assert x.type() == "graphc.cuda.FloatTensor" and torch.ones(2).type() == "graphc.FloatTensor"
+    y = torch.ones(2).type("torch.cuda.DoubleTensor")
+    assert y.device == cuda and y.dtype is torch.float64
+    assert x.type("torch.LongTensor").device.type == "cpu"

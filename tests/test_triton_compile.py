@@ -137,3 +137,39 @@ def test_only_large_kernels_are_autotuned():
 
     assert kernels(8, 64) == {"pointwise": False, "reduction": False, "matmul": False}
     assert kernels(2048, 1024) == {"pointwise": True, "reduction": True, "matmul": True}
+
+
+def _x(*shape):
+    return graphc.randn(*shape, generator=graphc.Generator().manual_seed(sum(shape)))
+
+
+# Each once gave a wrong answer or a crash on the Triton backend (found in review)
+TRICKY = {
+    # a matmul operand also read by the epilogue, and A is B: separate kernel inputs
+    "residual-linear": (lambda x, w, b: x + F.linear(x, w, b), lambda: (_x(4, 4), _x(4, 4), _x(4))),
+    "matmul-plus-operand": (lambda x, w: x @ w + w, lambda: (_x(4, 4), _x(4, 4))),
+    "x@x-relu-batched": (lambda x: (x @ x).relu(), lambda: (_x(2, 3, 3),)),
+    # a reduced value (no keepdim) broadcast back over the domain aligns with trailing dims
+    "minus-amax-no-keepdim": (lambda x: x - x.amax(1), lambda: (_x(4, 4),)),
+    "minus-sum-exp-sum": (lambda x: (x - x.sum(1)).exp().sum(1), lambda: (_x(4, 4),)),
+    # a domain-shaped value constant along the reduced axis is still stored over all of them
+    "expand-then-reduce": (lambda r: r.expand(3, 4) * r.expand(3, 4).sum(0, keepdim=True), lambda: (_x(1, 4),)),
+    "expand-softmax": (lambda r: r.expand(3, 4).softmax(0), lambda: (_x(1, 4),)),
+    # a returned view of a copy kernel's buffer must not live in the pooled workspace
+    "transpose-reshape-output": (lambda x: (x * 2).t().reshape(-1), lambda: (_x(2, 3),)),
+    # a library result that is not C-contiguous (cumsum of a transpose) read by a kernel
+    "strided-extern-result": (lambda x: x.t().cumsum(0) + 1, lambda: (_x(4, 3),)),
+}
+
+
+@pytest.mark.parametrize("name", sorted(TRICKY))
+def test_tricky_programs_equal_eager_on_both_backends(name):
+    fn, make = TRICKY[name]
+    for backend in ("numpy", "triton"):
+        compiled = graphc.compile(fn, backend=backend)
+        first_args, second_args = make(), [a * 10 for a in make()]
+        first = compiled(*first_args)
+        second = compiled(*second_args)   # must not overwrite what the first call returned
+        np.testing.assert_allclose(first.numpy(), fn(*first_args).numpy(), **TOL, err_msg=backend)
+        np.testing.assert_allclose(second.numpy(), fn(*second_args).numpy(), rtol=2e-4, atol=2e-4,
+                                   err_msg=backend)

@@ -33,6 +33,7 @@ from graphc.runtime import backends
 from graphc.runtime.compiled import CompiledGraph
 
 from ..autograd import grad_mode
+from ..device import array_to
 from ..autograd.graph import Node, gradient_edge
 from ..nn.modules.module import Module
 from ..tensors import Tensor
@@ -437,7 +438,9 @@ class CompiledFunction:
 
     def _backend(self, leaves: list, lifted: list) -> backends.Backend:
         """The backend asked for, on the device of the tensors the function reads."""
-        devices = {t.device.type for t in list(leaves) + list(lifted) if t is not RNG_KEY}
+        # 0-dim CPU tensors may join tensors of another device, as in eager mode (moved there)
+        devices = {t.device.type for t in list(leaves) + list(lifted)
+                   if t is not RNG_KEY and not (t.ndim == 0 and t.device.type == "cpu")}
         if len(devices) > 1:
             raise RuntimeError(f"graphc.compile: {self.name} reads tensors on several devices ({sorted(devices)}); "
                                "move them to one device first")
@@ -468,13 +471,15 @@ class CompiledFunction:
     def _run(self, entry: Entry, leaves: list):
         inputs = [t for t in leaves] + [_fresh_key(entry.backend) if t is RNG_KEY else t for t in entry.lifted]
         xp = entry.backend.xp()
-        arrays = [xp.ascontiguousarray(t._data) if not t._data.flags.c_contiguous else t._data for t in inputs]
+        arrays = [_input_array(t._data, xp) for t in inputs]
         outs = entry.forward(arrays)
         n = entry.n_user_outputs
         n_mut = len(entry.mutated)
         user, muts, saved = outs[:n], outs[n:n + n_mut], list(outs[n + n_mut:])
         for t, new in zip(entry.mutated, muts):
-            xp.copyto(t._data, new, casting="unsafe")
+            if type(new) is not type(t._data):  # a 0-dim CPU buffer updated by device code
+                new = array_to(new, t.device)
+            t._data[...] = new.astype(t._data.dtype, copy=False)
             t._version.value += 1
         results = [Tensor._make(a) for a in user]  # generated code returns arrays it owns
         if entry.backward is not None:
@@ -533,9 +538,18 @@ def _user_stacklevel() -> int:
     return level
 
 
+def _input_array(arr, xp):
+    """An input as the generated code takes it: C-contiguous, on the backend's device (a 0-dim
+    CPU tensor read by device code is copied there)."""
+    if not isinstance(arr, xp.ndarray):
+        return xp.asarray(arr)
+    return arr if arr.flags.c_contiguous else xp.ascontiguousarray(arr)
+
+
 def _device_of(leaves: list, modules: list):
-    """The device a function's traced tensors report: its tensor arguments', else its modules'."""
-    for t in leaves:
+    """The device a function's traced tensors report: its tensor arguments' (a 0-dim CPU tensor
+    only if nothing else decides), else its modules'."""
+    for t in sorted(leaves, key=lambda t: t.ndim == 0 and t.device.type == "cpu"):
         return t.device
     for m in modules:
         for p in m.parameters():
