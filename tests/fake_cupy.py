@@ -28,6 +28,34 @@ _IMPLICIT = ("Implicit conversion to a NumPy array is not allowed. "
              "Please use `.get()` to construct a NumPy array explicitly.")
 
 
+def _real_cupy():
+    """The real CuPy package, when it is installed (importing it needs no GPU): the stand-in
+    then offers only what CuPy has, so graphc can't come to rely on a function CuPy lacks."""
+    try:
+        import importlib
+        real = importlib.import_module("cupy")
+        special = importlib.import_module("cupyx.scipy.special")
+    except ImportError:
+        return None
+    return None if getattr(real, "_stand_in", False) else (real, special)
+
+
+_REAL = _real_cupy()
+_stand_in = True
+
+
+def _cupy_has(numpy_path: str) -> bool:
+    """Whether CuPy has the counterpart of numpy function ``numpy.X`` / ``numpy.linalg.X``
+    (which its ``__array_function__`` dispatches to); True when CuPy isn't installed."""
+    if _REAL is None:
+        return True
+    module, _, name = numpy_path.rpartition(".")
+    obj = _REAL[0]
+    for part in module.split(".")[1:]:
+        obj = getattr(obj, part, None)
+    return obj is not None and hasattr(obj, name)
+
+
 # ---- memory ---------------------------------------------------------------------------------
 
 class MemoryPointer:
@@ -188,6 +216,8 @@ class ndarray:
     def __array_ufunc__(self, ufunc, method, *inputs, **kwargs):
         if not all(isinstance(x, (ndarray, np.ndarray, bool, int, float, complex, np.generic)) for x in inputs):
             return NotImplemented  # as CuPy: np.add.at(a, (i, j), b) must call cupy.add.at
+        if _REAL is not None and not any(hasattr(m, ufunc.__name__) for m in _REAL):
+            return NotImplemented  # CuPy (or cupyx.scipy.special) has no such ufunc
         _refuse_host_arrays(inputs)
         _refuse_host_arrays(kwargs.get("out", ()))
         out = kwargs.get("out")
@@ -197,6 +227,8 @@ class ndarray:
         return _wrap(result)
 
     def __array_function__(self, func, types, args, kwargs):
+        if not _cupy_has(f"{func.__module__}.{func.__name__}"):
+            return NotImplemented  # numpy then raises "no implementation found", as with CuPy
         _refuse_host_arrays(args)
         _refuse_host_arrays(kwargs.values())
         return _wrap(func(*_unwrap(args), **_unwrap(kwargs)))
@@ -221,8 +253,8 @@ class ndarray:
     def __getattr__(self, name: str):
         # ndarray methods (sum, reshape, astype ...) run on the numpy array and wrap what they
         # return; no dunders, so numpy finds no __array_interface__ to convert through
-        if name.startswith("__"):
-            raise AttributeError(name)
+        if name.startswith("__") or (_REAL is not None and not hasattr(_REAL[0].ndarray, name)):
+            raise AttributeError(f"'cupy.ndarray' object has no attribute '{name}'")
         attr = getattr(self._a, name)
         if not callable(attr):
             raise AttributeError(f"fake cupy.ndarray has no attribute {name!r}")
@@ -352,6 +384,8 @@ class _Ufunc:
 
 def __getattr__(name: str):
     """cupy.zeros, cupy.concatenate ...: numpy's function on unwrapped arguments, wrapped."""
+    if _REAL is not None and not hasattr(_REAL[0], name):
+        raise AttributeError(f"module 'cupy' has no attribute '{name}'")
     fn = getattr(np, name)
     if isinstance(fn, np.ufunc):
         return _Ufunc(fn)
