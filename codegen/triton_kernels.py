@@ -93,6 +93,8 @@ def convert(expr: str, src: DType, dst: DType) -> str:
     """``expr`` (a value of ``src``) as a value of ``dst``, with numpy's ``astype`` semantics."""
     if src is dst:
         return expr
+    if expr in ("True", "False"):  # a Python bool operand: a literal of dst
+        return literal(expr == "True", dst)
     if dst is dt.bool_:
         return f"({expr} != 0)"
     if dst is dt.float16:  # round to half precision, keep computing in fp32
@@ -497,6 +499,17 @@ def _address(offset: int, *parts: str) -> str:
     return " + ".join(terms) if terms else "0"
 
 
+def _constant(address: str) -> bool:
+    """Whether an address expression is a number (every index stride is 0)."""
+    return address.lstrip("-").isdigit()
+
+
+def _tile_address(address: str, zeros: str) -> str:
+    """``address``, or ``zeros`` (a block of zero offsets of the tile's shape) when it is the
+    constant 0: a load with a block mask needs a block of pointers."""
+    return zeros if address == "0" else address
+
+
 class _Renderer:
     """Shared state of one kernel's rendering: output lines, the helpers it needs, the
     pointer parameters, node lowering and stores."""
@@ -539,7 +552,8 @@ class _Renderer:
     def load(self, v: Value, address: str, mask: str | None) -> str:
         """Load body input ``v`` (float16 widened to float32) into variable ``a{i}``."""
         i = self.arg_of[id(v)]
-        m = f", {mask}" if mask and address != "0" else ""  # a broadcast scalar is always in bounds
+        # a constant address is one element for the whole block: a scalar load, always in bounds
+        m = f", {mask}" if mask and not _constant(address) else ""
         expr = f"tl.load(in{i} + ({address}){m})" if address != "0" else f"tl.load(in{i})"
         if self.dtypes[self.k.args[i].access.buffer] is dt.float16:
             expr += ".to(tl.float32)"
@@ -596,8 +610,8 @@ class _Renderer:
         want = self.dtypes[self.k.outs[o].buffer]
         # float16 is rounded once, here; everything else converts with astype semantics
         v = f"{value}.to(tl.float16)" if want is dt.float16 else convert(value, vdtype, want)
-        if address == "0" and mask:  # a 0-d result: a block of zero offsets, so the mask applies
-            address = f"({mask}).to(tl.int32) * 0"
+        if _constant(address) and mask:  # one element (a 0-d result): a block of that offset
+            address = f"({mask}).to(tl.int32) * 0 + {address}"
         self.emit(f"tl.store(out{o} + ({address}), {v}{', ' + mask if mask else ''})")
 
     # ---- the module ---------------------------------------------------------------------------
@@ -913,8 +927,10 @@ def _matmul(r: _Renderer) -> RenderedKernel:
         r.emit(f"for k in range(0, {K}, BLOCK_K):")
         r.indent += 1
         r.emit("rk = k + tl.arange(0, BLOCK_K)")
-        a_addr = _address(0, a_base, _term("rm", s_am), _term("rk[None, :]", s_ak))
-        b_addr = _address(0, b_base, _term("rk[:, None]", s_bk), _term("rn", s_bn))
+        a_addr = _tile_address(_address(0, a_base, _term("rm", s_am), _term("rk[None, :]", s_ak)),
+                               "rm * 0 + rk[None, :] * 0")
+        b_addr = _tile_address(_address(0, b_base, _term("rk[:, None]", s_bk), _term("rn", s_bn)),
+                               "rk[:, None] * 0 + rn * 0")
         r.emit(f"a = tl.load(in{ia} + ({a_addr}), (rm < {M}) & (rk[None, :] < {K}), other=0.0)")
         r.emit(f"b = tl.load(in{ib} + ({b_addr}), (rk[:, None] < {K}) & (rn < {N}), other=0.0)")
         if d is dt.float32:
@@ -924,8 +940,8 @@ def _matmul(r: _Renderer) -> RenderedKernel:
     else:  # integers: exact int64 rank-1 updates (tl.dot has no exact wide-integer form)
         r.emit(f"for k in range(0, {K}):")
         r.indent += 1
-        a_addr = _address(0, a_base, _term("rm", s_am), _term("k", s_ak))
-        b_addr = _address(0, b_base, _term("k", s_bk), _term("rn", s_bn))
+        a_addr = _tile_address(_address(0, a_base, _term("rm", s_am), _term("k", s_ak)), "rm * 0")
+        b_addr = _tile_address(_address(0, b_base, _term("k", s_bk), _term("rn", s_bn)), "rn * 0")
         r.emit(f"a = tl.load(in{ia} + ({a_addr}), rm < {M})")
         r.emit(f"b = tl.load(in{ib} + ({b_addr}), rn < {N})")
         r.emit("acc += a.to(tl.int64) * b.to(tl.int64)")

@@ -79,9 +79,9 @@ def _close(got, want, tol, what):
         np.testing.assert_allclose(got, want, err_msg=what, **tol)
 
 
-def _check_case(case: Case, dtype, tol):
+def _check_case(case: Case, dtype, tol, backend: str = "inductor"):
     _, e_outs, e_grads = _run(case.fn, case, dtype)
-    compiled = graphc.compile(case.fn)
+    compiled = graphc.compile(case.fn, backend=backend)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         c_inputs, c_outs, c_grads = _run(compiled, case, dtype)
@@ -170,10 +170,11 @@ _BINARY = {"add": lambda a, b: a + b, "sub": lambda a, b: a - b, "mul": lambda a
 
 
 @pytest.mark.parametrize("op", list(_BINARY))
-def test_dtype_promotion_matches_eager(op):
+def test_dtype_promotion_matches_eager(op, backend: str = "inductor"):
     """Result dtypes and values of tensor-tensor and tensor-scalar ops, compiled vs eager (numpy's
     own result types differ from PyTorch's in places, e.g. bool // bool; the graph's type wins)."""
     fn = _BINARY[op]
+    compile = lambda f: graphc.compile(f, backend=backend)  # noqa: E731
     rng = np.random.default_rng(12)
     for d1 in _DTYPES:
         a = graphc.tensor(rng.integers(1, 4, size=(2, 3))).to(getattr(graphc, d1))
@@ -184,11 +185,11 @@ def test_dtype_promotion_matches_eager(op):
                 want = fn(a, b)
             except (RuntimeError, TypeError) as e:   # eager refuses: so must compiled code
                 with pytest.raises(type(e)):
-                    graphc.compile(fn)(a, b)
+                    compile(fn)(a, b)
                 continue
             with warnings.catch_warnings():
                 warnings.simplefilter("error")   # no graph break, no numpy warning
-                got = graphc.compile(fn)(a, b)
+                got = compile(fn)(a, b)
             what = f"{d1} {op} {other}"
             assert got.dtype == want.dtype, what
             np.testing.assert_allclose(got.numpy().astype(np.float64), want.numpy().astype(np.float64),
