@@ -5,12 +5,17 @@
 * Every graph any test compiles is round-tripped through the IR text form: the pass manager prints
   it before and after every pass, parses the text back and checks that it prints identically
   (``graphc.passes.manager.CHECK_ROUNDTRIP``).
+* Tests marked ``aot_last`` run after all others (they check what the session generated).
 """
 from __future__ import annotations
 
 import os
 
 import pytest
+
+
+def pytest_collection_modifyitems(config, items):
+    items.sort(key=lambda item: item.get_closest_marker("aot_last") is not None)  # stable
 
 
 @pytest.fixture(autouse=True, scope="session")
