@@ -52,7 +52,7 @@ class TritonBackend(Backend):
         # kernels index buffers as C-contiguous
         ns.update(xp=xp, _empty=lambda shape, dtype: xp.empty(shape, dtype),
                   _dev=lambda a: xp.asarray(a, order="C"),
-                  _launch=lambda name, args, outs: triton_runtime.launch(rendered[name], args, outs))
+                  _launch=_launcher({name: triton_runtime.Launcher(r) for name, r in rendered.items()}))
         exec(compile(host, f"<graphc:{fn_name}>", "exec"), ns)
         fn = ns[fn_name]
 
@@ -62,3 +62,10 @@ class TritonBackend(Backend):
                 return fn(*args)
         source = host + "".join(f"\n# ---- kernel {name} ----\n{r.source}" for name, r in rendered.items())
         return run, source, False
+
+
+def _launcher(kernels: dict) -> Callable:
+    """``_launch(name, args, outs)`` for generated host code: the named kernel's launcher."""
+    def launch(name: str, args: tuple, outs: tuple) -> None:
+        kernels[name](args, outs)
+    return launch

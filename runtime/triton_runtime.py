@@ -300,20 +300,52 @@ def tuned_config(rendered: RenderedKernel, args: Sequence[Any], outs: Sequence[A
 # Launching
 # ---------------------------------------------------------------------------------------------
 
+class _Prepared:
+    """What a launch needs besides the arrays: fixed for a kernel and a config (shapes are static)."""
+
+    def __init__(self, rendered: RenderedKernel, config: Mapping[str, int], interpret: bool) -> None:
+        self.kernel = load(rendered, interpret)
+        self.interpret = interpret
+        self.constexprs = {k: v for k, v in config.items() if k in rendered.constexprs}
+        self.options = {k: v for k, v in config.items() if k in ("num_warps", "num_stages")}
+        if not interpret:  # explicit, so Triton 3.9 does not warn that TRITON_DEFAULT_FP_FUSION is unset
+            self.options["enable_fp_fusion"] = True
+        self.grid = rendered.grid(self.constexprs)
+        self.scalars = tuple(rendered.scalars.values())
+
+    def __call__(self, args: Sequence[Any], outs: Sequence[Any]) -> None:
+        if self.interpret:
+            pointers = [HostArray(a) for a in (*args, *outs)]
+            with _interpret(True):
+                self.kernel[self.grid](*pointers, *self.scalars, **self.constexprs)
+        else:
+            pointers = [DeviceArray(a) for a in (*args, *outs)]
+            self.kernel[self.grid](*pointers, *self.scalars, **self.constexprs, **self.options)
+
+
 def _run(rendered: RenderedKernel, args: Sequence[Any], outs: Sequence[Any], config: Mapping[str, int],
          interpret: bool) -> None:
-    kernel = load(rendered, interpret)
-    constexprs = {k: v for k, v in config.items() if k in rendered.constexprs}
-    options = {k: v for k, v in config.items() if k in ("num_warps", "num_stages")}
-    grid = rendered.grid(constexprs)
-    if interpret:
-        pointers = [HostArray(a) for a in (*args, *outs)]
-        with _interpret(True):
-            kernel[grid](*pointers, *rendered.scalars.values(), **constexprs)
-    else:
-        pointers = [DeviceArray(a) for a in (*args, *outs)]
-        # explicit, so Triton 3.9 does not warn that TRITON_DEFAULT_FP_FUSION is unset
-        kernel[grid](*pointers, *rendered.scalars.values(), **constexprs, enable_fp_fusion=True, **options)
+    _Prepared(rendered, config, interpret)(args, outs)
+
+
+class Launcher:
+    """Launches one kernel of a compiled graph. On a GPU, the first launch picks the config
+    (tuned or default), loads the kernel and computes the grid; later launches only wrap the
+    pointers and call, which keeps the per-kernel host overhead of a training step small."""
+
+    def __init__(self, rendered: RenderedKernel) -> None:
+        self.rendered = rendered
+        self._gpu: _Prepared | None = None
+
+    def __call__(self, args: Sequence[Any], outs: Sequence[Any]) -> None:
+        if self._gpu is not None:
+            self._gpu(args, outs)
+        elif _on_gpu([*args, *outs]):
+            config = _gpu_config(self.rendered, args, outs)  # tuned once per kernel and GPU
+            self._gpu = _Prepared(self.rendered, {**self.rendered.constexprs, **config}, interpret=False)
+            self._gpu(args, outs)
+        else:
+            launch(self.rendered, args, outs)
 
 
 def launch(rendered: RenderedKernel, args: Sequence[Any], outs: Sequence[Any],
@@ -326,13 +358,13 @@ def launch(rendered: RenderedKernel, args: Sequence[Any], outs: Sequence[Any],
                          f"{sum(p.startswith('out') for p in rendered.params)} outputs, got {len(args)} and {len(outs)}")
     gpu = _on_gpu([*args, *outs])
     if config is None:
-        if not gpu:
-            config = interpreter_config(rendered)
-        elif worth_tuning(rendered):
-            config = tuned_config(rendered, args, outs)
-        else:
-            config = {}  # the renderer's default blocks
+        config = _gpu_config(rendered, args, outs) if gpu else interpreter_config(rendered)
     _run(rendered, args, outs, {**rendered.constexprs, **config}, interpret=not gpu)
+
+
+def _gpu_config(rendered: RenderedKernel, args: Sequence[Any], outs: Sequence[Any]) -> dict[str, int]:
+    """The tuned config of a large kernel (cached on disk); the renderer's defaults otherwise."""
+    return tuned_config(rendered, args, outs) if worth_tuning(rendered) else {}
 
 
 # Kernels over fewer elements than this run with the renderer's default blocks: tuning costs a

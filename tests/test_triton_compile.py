@@ -159,3 +159,40 @@ def test_tricky_programs_equal_eager_on_both_backends(name):
         np.testing.assert_allclose(first.numpy(), fn(*first_args).numpy(), **TOL, err_msg=backend)
         np.testing.assert_allclose(second.numpy(), fn(*second_args).numpy(), rtol=2e-4, atol=2e-4,
                                    err_msg=backend)
+
+
+def test_gpu_launcher_prepares_once_then_only_calls(monkeypatch):
+    """On a GPU a kernel's config, module and grid are fixed at its first launch; later launches
+    only wrap the pointers (checked with a stand-in kernel and arrays that look like CuPy's)."""
+    from graphc.codegen import triton_codegen
+    from graphc.codegen.scheduler import build_schedule
+    from graphc.ir.printer import parse_graph
+    from graphc.runtime import triton_runtime
+
+    g = parse_graph("graph f(%x: f32[8,4]) {\n  %0: f32[8,4] = exp(%x)\n  return %0\n}\n")
+    (rendered,) = triton_codegen.render_kernels(build_schedule(g, triton_codegen.TARGET), "ieee").values()
+    calls, loads = [], []
+
+    class Kernel:
+        def __getitem__(self, grid):
+            return lambda *args, **kw: calls.append((grid, [a.data_ptr() for a in args[:2]], kw))
+
+    def load(r, interpret):
+        loads.append(interpret)
+        return Kernel()
+
+    class DeviceArray:  # what the runtime reads of a CuPy array
+        __module__ = "cupy._core.core"
+
+        def __init__(self, ptr):
+            self.dtype, self.data = np.dtype(np.float32), type("Mem", (), {"ptr": ptr})()
+
+    monkeypatch.setattr(triton_runtime, "load", load)
+    launcher = triton_runtime.Launcher(rendered)
+    launcher([DeviceArray(100)], [DeviceArray(200)])
+    launcher([DeviceArray(300)], [DeviceArray(400)])
+    assert loads == [False]                       # compiled (not interpreted) module, loaded once
+    assert [c[1] for c in calls] == [[100, 200], [300, 400]]
+    grid, _, kw = calls[0]
+    assert grid == rendered.grid() and kw["enable_fp_fusion"] is True
+    assert kw["XBLOCK"] == rendered.constexprs["XBLOCK"]   # small kernel: the default blocks, no tuning
