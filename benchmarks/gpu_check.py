@@ -374,10 +374,12 @@ class Benchmarks:
         tmp.write_text(json.dumps(self.results, indent=1, default=str))
         os.replace(tmp, self.path)
 
-    def run(self) -> None:
+    def run(self, only: list[str] | None = None) -> None:
         self._save()
         for key in benchmark_plan():
-            if self.deadline.left() < _need_s(key, self.quick):
+            if only and key.split(".")[0] not in only:
+                entry = {"status": "skipped", "reason": "not selected (--only)"}
+            elif self.deadline.left() < _need_s(key, self.quick):
                 entry = {"status": "skipped", "reason": "out of time"}
             else:
                 self.results[key] = {"status": "running"}
@@ -625,7 +627,8 @@ def run_benchmarks(args: argparse.Namespace, deadline: Deadline) -> dict[str, An
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "benchmarks.json"
         cmd = [sys.executable, str(Path(__file__).resolve()), "--device", args.device, "--out", str(path),
-               "--budget", f"{deadline.left() - 15:.0f}", "--bench-child"] + (["--quick"] if args.quick else [])
+               "--budget", f"{deadline.left() - 15:.0f}", "--bench-child"] + (["--quick"] if args.quick else []) \
+            + (["--only", args.only] if args.only else [])
         rc, out = run_command(cmd, deadline.left() - 5, cwd=REPO, env={**os.environ, "PYTHONUNBUFFERED": "1"})
         results = (json.loads(path.read_text()) if path.exists()
                    else {k: {"status": "pending"} for k in benchmark_plan()})
@@ -713,13 +716,16 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--install", action="store_true", help="pip install -e . first (cuda mode)")
     p.add_argument("--out", default="gpu_check.json", help="the JSON report (default gpu_check.json)")
     p.add_argument("--budget", type=float, default=330, help="seconds for the whole run (default 330)")
+    p.add_argument("--only", default="", help="comma-separated benchmark groups to run (e.g. copy,transformer)")
+    p.add_argument("--skip-tests", action="store_true", help="leave out the pytest section (a second run)")
     p.add_argument("--bench-child", action="store_true", help=argparse.SUPPRESS)  # the benchmarks' process
     args = p.parse_args(argv)
     deadline = Deadline(args.budget)
     # A fresh code cache: first-call times then include code generation, as on a new machine.
     os.environ.setdefault("GRAPHC_CACHE_DIR", tempfile.mkdtemp(prefix="graphc-gpu-check-"))
     if args.bench_child:
-        Benchmarks(args.device, args.quick, deadline, Path(args.out)).run()
+        Benchmarks(args.device, args.quick, deadline, Path(args.out)).run(
+            [g for g in args.only.split(",") if g] or None)
         return 0
 
     cpu = args.device == "cpu"
@@ -743,7 +749,10 @@ def main(argv: list[str] | None = None) -> int:
         record("tests", {"status": "skipped", "reason": "cpu mode"})
     else:
         record("install", run_section("install", lambda: install(args.install, deadline), deadline, 40))
-        record("tests", run_section("tests", lambda: run_tests(deadline), deadline, BENCH_RESERVE_S + 30))
+        if args.skip_tests:
+            record("tests", {"status": "skipped", "reason": "--skip-tests"})
+        else:
+            record("tests", run_section("tests", lambda: run_tests(deadline), deadline, BENCH_RESERVE_S + 30))
     record("benchmarks", run_section("benchmarks", lambda: run_benchmarks(args, deadline), deadline, 20))
     print_table(report)
     print(f"\nwrote {args.out} ({report['meta']['seconds']} s)")

@@ -122,7 +122,8 @@ def test_only_large_kernels_are_autotuned():
         return {r.kind: worth_tuning(r) for r in rendered.values()}
 
     assert kernels(8, 64) == {"pointwise": False, "reduction": False, "matmul": False}
-    assert kernels(2048, 1024) == {"pointwise": True, "reduction": True, "matmul": True}
+    assert kernels(2048, 1024) == {"pointwise": False, "reduction": False, "matmul": False}
+    assert kernels(4096, 4096) == {"pointwise": True, "reduction": True, "matmul": True}
 
 
 def _x(*shape):
