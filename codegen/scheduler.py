@@ -59,7 +59,7 @@ class _Builder:
     # ---- buffers ----------------------------------------------------------------------------
 
     def _buffer(self, v: Value, role: str, prefix: str = "v") -> str:
-        name = f"{prefix}{v.name}" if prefix != "v" else f"v{v.name}"
+        name = f"{prefix}{v.name}"
         if name in self.sched.buffers:
             name = f"{name}_{len(self.sched.buffers)}"
         self.sched.buffers[name] = Buffer(name, tuple(v.shape), v.dtype, role, _value_comment(v))
@@ -106,9 +106,10 @@ class _Builder:
             elif p is not None and p.prim in self.t.extern_ops and not self.t.extern_fresh(p.prim):
                 todo.extend(p.value_inputs())
 
-    def _step_name(self, kind: str) -> str:
+    def _step_name(self, prefix: str) -> str:
+        """``prefix_N``: steps are numbered in schedule order (kernels and extern calls alike)."""
         self._n += 1
-        return f"{PREFIX[kind]}_{self._n - 1}"
+        return f"{prefix}_{self._n - 1}"
 
     def _node(self, n: Node) -> None:
         prim = n.prim
@@ -150,14 +151,10 @@ class _Builder:
         if prim in self.t.extern_ops:
             args = [self.access[id(x)] if isinstance(x, Value) else x for x in n.inputs]
             out = self._buffer(n.output, self._result_role(n.output, prim, True))
-            self.sched.steps.append(ExternCall(self._extern_name(prim), n, args, out, node_text(n)))
+            self.sched.steps.append(ExternCall(f"{self._step_name('ext')}_{prim.name}", n, args, out, node_text(n)))
             return
         raise UnsupportedOp(f"{self.t.name} backend: {prim.name} is neither a kernel op nor an extern call "
                             "of this backend")
-
-    def _extern_name(self, prim: Primitive) -> str:
-        self._n += 1
-        return f"ext_{self._n - 1}_{prim.name}"
 
     def _materialize(self, x: Value) -> Access:
         """Copy a viewed value into a contiguous buffer of its own (a pointwise copy kernel)."""
@@ -249,7 +246,7 @@ class _Builder:
                 matmul_args: list[Access] | None = None) -> None:
         """Append a Kernel computing ``body`` on ``operands`` (one per body input; a matmul's own
         operands may come as ``matmul_args`` accesses instead) into ``results``' buffers."""
-        name = self._step_name(kind)
+        name = self._step_name(PREFIX[kind])
         red_node = next((bn for bn in body.nodes if bn.prim.reduction), None)
         if kind == "pointwise":
             domain = tuple(results[0].shape)
