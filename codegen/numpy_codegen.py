@@ -15,7 +15,7 @@ import numpy as np
 
 from graphc.ir import prims as P
 from graphc.ir.graph import Node, Value
-from graphc.ir.primitive import PRIMITIVES, Primitive
+from graphc.ir.primitive import PRIMITIVES, Primitive, as_dtype
 
 from .host import HostWriter
 from .schedule import Access, ExternCall, Kernel, Schedule
@@ -202,12 +202,6 @@ def generate(s: Schedule, fn_name: str = "kernel") -> str:
     return w.source()
 
 
-def _fix(out, dtype_name: str):
-    if not hasattr(out, "__array_function__") or isinstance(out, np.generic):
-        out = np.asarray(out)  # Python and numpy scalars; device arrays stay where they are
-    return out if out.dtype.name == dtype_name else out.astype(dtype_name)
-
-
 def _special():
     import scipy.special
     return scipy.special
@@ -215,5 +209,5 @@ def _special():
 
 def namespace() -> dict:
     from graphc.ir import dtypes
-    return {"np": np, "_impl": {name: p.impl for name, p in PRIMITIVES.items()}, "_fix": _fix,
+    return {"np": np, "_impl": {name: p.impl for name, p in PRIMITIVES.items()}, "_fix": as_dtype,
             "_special": _special, "_dtypes": {d.name: d for d in dtypes.ALL_DTYPES}}

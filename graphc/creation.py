@@ -18,6 +18,7 @@ from graphc.runtime import devices as _rt
 
 from . import random as grandom
 from .device import CPU, array_to, check_device
+from .dispatch import current as _dispatch
 from .shape_ops import sizes_arg
 from .tensors import Tensor, host_array
 
@@ -282,19 +283,12 @@ def _random(kind, size, dtype, generator, requires_grad, device, **kw) -> Tensor
     shape = sizes_arg(size)
     d = dtype or dt.get_default_dtype()
     if kind != "integers" and not d.is_floating_point:
-        from .inplace import type_name
         kernel = "check_uniform_bounds" if kind == "uniform" else "normal_kernel_cpu"
-        raise NotImplementedError(f'"{kernel}" not implemented for \'{type_name(d)}\'')
-    from .compiler.tracing import current_trace
-    if current_trace() is not None and generator is None and not requires_grad and not kw:
-        # inside a compiled function: ops on the call's fresh random key (new numbers every call)
-        if kind == "uniform":
-            return grandom.uniform_tensor(shape, d)
-        wide = dt.float32 if d is dt.float16 else d  # in float16, u rounds to 1.0 too often
-        u, u2 = grandom.uniform_tensor(shape, wide), grandom.uniform_tensor(shape, wide)
-        # Box-Muller; u may round up to 1.0 in float32, so 1 - u is kept above 0
-        z = (-2.0 * (1.0 - u).clamp(min=1e-30).log()).sqrt() * (u2 * (2.0 * math.pi)).cos()
-        return z if wide is d else z.to(d)
+        raise NotImplementedError(f'"{kernel}" not implemented for \'{d.scalar_name}\'')
+    if generator is None and not requires_grad and not kw:
+        ops = _dispatch().random(kind, shape, d)  # inside a compiled function: ops on the call's random key
+        if ops is not None:
+            return ops
     return _finish(grandom.sample(kind, shape, d, generator, dev, **kw), requires_grad, dev)
 
 

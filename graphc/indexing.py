@@ -15,7 +15,7 @@ from graphc.ir import prims as P
 
 from . import inplace
 from .autograd import grad_mode
-from .compiler.tracing import SymbolicTensor, current_trace
+from .dispatch import current as _dispatch
 from .device import array_to
 from .tensors import Tensor, device_tensor, host_array
 
@@ -140,7 +140,7 @@ def getitem(self: Tensor, key):
         if any(r != (0, n, 1) for r, n in zip(ranges, shape)):
             x = P.slice(x, index=ranges)
         return P.reshape(x, shape=out_shape)
-    if any(isinstance(k, SymbolicTensor) for k in key):
+    if any(isinstance(k, Tensor) and k._symbolic for k in key):
         out = _traced_take(self, key)
         if out is not None:
             return out
@@ -165,14 +165,14 @@ def _traced_take(self: Tensor, key: tuple):
     for k in key:
         if isinstance(k, Tensor) and (k.dtype is dt.bool_ or k.dtype.is_floating_point):
             return None
-        if isinstance(k, (list, tuple)) and any(isinstance(x, SymbolicTensor) for x in k):
+        if isinstance(k, (list, tuple)) and any(isinstance(x, Tensor) and x._symbolic for x in k):
             return None
         dims.append(d)
         if k is Ellipsis:
             d += len(shape) - consumed
         elif k is not None:
             d += 1
-    sym = [(i, dims[i], k) for i, k in enumerate(key) if isinstance(k, SymbolicTensor)]
+    sym = [(i, dims[i], k) for i, k in enumerate(key) if isinstance(k, Tensor) and k._symbolic]
     if any(d >= len(shape) for _, d, _ in sym):
         raise IndexError(f"too many indices for tensor of dimension {len(shape)}")
 
@@ -213,14 +213,14 @@ def _check_view_of_leaf(self: Tensor, key) -> None:
 def setitem(self: Tensor, key, value) -> None:
     _check_view_of_leaf(self, key)
     inplace.check_writable(self)
-    tracing = current_trace() is not None  # while tracing, every write is a graph op
-    needs_graph = tracing or grad_mode.is_grad_enabled() and self.dtype.is_floating_point and (
+    functional = _dispatch().functional  # while tracing, every write is a graph op
+    needs_graph = functional or grad_mode.is_grad_enabled() and self.dtype.is_floating_point and (
         self.requires_grad or (isinstance(value, Tensor) and value.requires_grad)
         or (self._base is not None and self._base.requires_grad))
     if not needs_graph:
         _assign_data(self, key, value)
         return
-    if tracing and _traced_masked_fill(self, key, value):
+    if functional and _traced_masked_fill(self, key, value):
         return
     pos = positions(tuple(self.shape), key)
     if not isinstance(value, Tensor):
@@ -239,7 +239,7 @@ def setitem(self: Tensor, key, value) -> None:
     flat = P.scatter(P.reshape(self, shape=(n,)), device_tensor(pos.reshape(-1), self),
                      P.reshape(value, shape=(pos.size,)), axis=0)
     inplace.write(self, P.reshape(flat, shape=tuple(self.shape)))
-    if not tracing and self._base is None:  # PyTorch's node names: x[0] = v, x[idx] = v
+    if not functional and self._base is None:  # PyTorch's node names: x[0] = v, x[idx] = v
         from .math_ops import grad_named
         grad_named(self, "CopySlices" if all(_is_basic(k) for k in _as_tuple(key)) else "IndexPutBackward0")
 
@@ -248,7 +248,7 @@ def _traced_masked_fill(self: Tensor, key, value) -> bool:
     """``x[mask] = v`` while tracing, with a symbolic boolean mask over x's leading dimensions and
     a single value: a ``where`` (static shape), unlike the general case. False: not this case."""
     key = _as_tuple(key)
-    if len(key) != 1 or not isinstance(key[0], SymbolicTensor) or key[0].dtype is not dt.bool_:
+    if len(key) != 1 or not isinstance(key[0], Tensor) or not key[0]._symbolic or key[0].dtype is not dt.bool_:
         return False
     mask = key[0]
     if tuple(mask.shape) != tuple(self.shape)[:mask.ndim]:

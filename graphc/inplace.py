@@ -15,7 +15,7 @@ from graphc.ir import prims as P
 
 from .autograd import grad_mode
 from .autograd.graph import PrimBackward, _sequence
-from .compiler.tracing import SymbolicTensor, current_trace, functional_write
+from .dispatch import current as _dispatch
 from .device import array_to, using_device
 from .tensors import Tensor
 
@@ -23,11 +23,6 @@ _LEAF_MSG = "a leaf Variable that requires grad is being used in an in-place ope
 _VIEW_LEAF_MSG = "a view of a leaf Variable that requires grad is being used in an in-place operation."
 _OVERLAP_MSG = ("unsupported operation: more than one element of the written-to tensor refers to a "
                 "single memory location. Please clone() the tensor before performing the operation.")
-
-
-def type_name(d: dt.DType) -> str:
-    return {"float32": "Float", "float64": "Double", "float16": "Half", "int64": "Long",
-            "int32": "Int", "int16": "Short", "int8": "Char", "uint8": "Byte", "bool": "Bool"}[d.name]
 
 
 def check_writable(t: Tensor) -> None:
@@ -41,7 +36,7 @@ def check_writable(t: Tensor) -> None:
         raise RuntimeError("Inplace update to inference tensor outside InferenceMode is not allowed."
                            "You can make a clone to get a normal tensor before doing inplace update."
                            "See https://github.com/pytorch/rfcs/pull/17 for more details.")
-    if not isinstance(t, SymbolicTensor) and _overlaps(t._data):
+    if not t._symbolic and _overlaps(t._data):
         raise RuntimeError(_OVERLAP_MSG)
 
 
@@ -106,15 +101,15 @@ def _set_history(t: Tensor, fn) -> None:
 def write(t: Tensor, result: Tensor, since: int | None = None) -> Tensor:
     """Write ``result`` into ``t``'s buffer as an in-place op and update autograd history."""
     check_writable(t)
-    trace = current_trace()
-    if trace is not None:
-        return functional_write(trace, t, result)
+    handler = _dispatch()
+    if handler.functional:
+        return handler.write(t, result)
     if tuple(result.shape) != tuple(t.shape):
         raise RuntimeError(
             f"output with shape {list(t.shape)} doesn't match the broadcast shape {list(result.shape)}")
     if result.dtype.category > t.dtype.category:
         raise RuntimeError(
-            f"result type {type_name(result.dtype)} can't be cast to the desired output type {type_name(t.dtype)}")
+            f"result type {result.dtype.scalar_name} can't be cast to the desired output type {t.dtype.scalar_name}")
     if since is not None and result.grad_fn is not None:
         _decouple_saved(result.grad_fn, t._data, since)
     np.copyto(t._data, result._data, casting="unsafe")

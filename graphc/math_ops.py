@@ -14,18 +14,14 @@ from graphc.ir import dtypes as dt
 from graphc.ir.array_module import array_module
 from graphc.ir import prims as P
 from graphc.ir.shapes import wrap_dim, wrap_dims
-from graphc.ir.composite import composite as composite_prim
-from graphc.passes.decompositions import COMPOSITES, layout_of
+from graphc.passes.decompositions import COMPOSITES
 
 # composites returning several tensors are expanded inline even while tracing
 MULTI_OUTPUT = frozenset({"max_dim", "min_dim", "batch_norm", "cummax", "cummin"})
 
 
-def _tracing() -> bool:
-    from .compiler.tracing import current_trace
-    return current_trace() is not None
-
 from .device import get_default_device, using_device
+from .dispatch import current as _dispatch
 from .tensors import Tensor, device_full, device_tensor, host_array
 
 def _return_type(name, fields):
@@ -61,9 +57,10 @@ def call_composite(name: str, *args, **kwargs):
     tracing, a single-tensor composite becomes one ``composite`` node (the decompose pass expands
     it), so traced graphs read like the user's code."""
     comp = COMPOSITES[name]
-    if _tracing() and name not in MULTI_OUTPUT:
-        layout, operands = layout_of(args, kwargs)
-        return composite_prim(*operands, name=name, layout=layout)
+    if name not in MULTI_OUTPUT:
+        node = _dispatch().composite(name, args, kwargs)
+        if node is not None:
+            return node
     with using_device(_device_of_operands(args)):  # where the composite's constants go
         out = comp.fn(*args, **kwargs)
     inputs = {id(a) for a in args}
@@ -95,8 +92,8 @@ def write_out(out: Tensor | None, result: Tensor) -> Tensor:
                 "differentiation, but one of the arguments requires grad.")
     if result.dtype.category > out.dtype.category:
         raise RuntimeError(
-            f"result type {_type_name(result.dtype)} can't be cast to the desired output type "
-            f"{_type_name(out.dtype)}")
+            f"result type {result.dtype.scalar_name} can't be cast to the desired output type "
+            f"{out.dtype.scalar_name}")
     if out.device != result.device:
         raise RuntimeError(f"Expected out tensor to have device {result.device}, but got {out.device} instead")
     if tuple(out.shape) != tuple(result.shape):
@@ -106,9 +103,6 @@ def write_out(out: Tensor | None, result: Tensor) -> Tensor:
     return out
 
 
-def _type_name(d: dt.DType) -> str:
-    return {"float32": "Float", "float64": "Double", "float16": "Half", "int64": "Long",
-            "int32": "Int", "int16": "Short", "int8": "Char", "uint8": "Byte", "bool": "Bool"}[d.name]
 
 
 # ---- pointwise ------------------------------------------------------------------------------
@@ -331,7 +325,7 @@ def mean(input, dim=None, keepdim: bool = False, *, dtype=None, out=None):
     if not x.dtype.is_floating_point:
         raise RuntimeError(
             "mean(): could not infer output dtype. Input dtype must be either a floating point or "
-            f"complex dtype. Got: {_type_name(x.dtype)}")
+            f"complex dtype. Got: {x.dtype.scalar_name}")
     return write_out(out, call_composite("mean", x, _dims(x, dim), keepdim))
 
 
@@ -447,14 +441,14 @@ def logsumexp(input, dim, keepdim: bool = False):
 def softmax(input, dim, dtype=None):
     x = input if dtype is None else input.to(dtype)
     if not x.dtype.is_floating_point:
-        raise NotImplementedError(f'"softmax_lastdim_kernel_impl" not implemented for \'{_type_name(x.dtype)}\'')
+        raise NotImplementedError(f'"softmax_lastdim_kernel_impl" not implemented for \'{x.dtype.scalar_name}\'')
     return call_composite("softmax", x, wrap_dim(dim, x.ndim))
 
 
 def log_softmax(input, dim, dtype=None):
     x = input if dtype is None else input.to(dtype)
     if not x.dtype.is_floating_point:
-        raise NotImplementedError(f'"log_softmax_lastdim_kernel_impl" not implemented for \'{_type_name(x.dtype)}\'')
+        raise NotImplementedError(f'"log_softmax_lastdim_kernel_impl" not implemented for \'{x.dtype.scalar_name}\'')
     return call_composite("log_softmax", x, wrap_dim(dim, x.ndim))
 
 
@@ -462,7 +456,7 @@ def norm(input, p="fro", dim=None, keepdim: bool = False, dtype=None):
     x = input if dtype is None else input.to(dtype)
     if not x.dtype.is_floating_point:
         raise RuntimeError(
-            f"linalg.vector_norm: Expected a floating point or complex tensor as input. Got {_type_name(x.dtype)}")
+            f"linalg.vector_norm: Expected a floating point or complex tensor as input. Got {x.dtype.scalar_name}")
     if p == "fro" or p is None:
         p = 2
     if p == "nuc":
@@ -505,7 +499,7 @@ def dot(input, other):
         raise RuntimeError(f"1D tensors expected, but got {input.ndim}D and {other.ndim}D tensors")
     if input.dtype is not other.dtype:
         raise RuntimeError(f"dot : expected both vectors to have same dtype, but found "
-                           f"{_type_name(input.dtype)} and {_type_name(other.dtype)}")
+                           f"{input.dtype.scalar_name} and {other.dtype.scalar_name}")
     return P.matmul(input, other)
 
 
@@ -624,7 +618,7 @@ del _name
 def grad_named(out, name: str):
     """Give the eager grad_fn this op just made PyTorch's name for it (``LinalgInvExBackward0``)."""
     for o in (out if isinstance(out, tuple) else (out,)):
-        if isinstance(o, Tensor) and not _tracing() and o.grad_fn is not None and hasattr(o.grad_fn, "_name"):
+        if isinstance(o, Tensor) and o.grad_fn is not None and hasattr(o.grad_fn, "_name"):
             o.grad_fn._name = name
     return out
 
@@ -643,7 +637,7 @@ def cumprod(input, dim, *, dtype=None, out=None):
 
 def logcumsumexp(input, dim, *, out=None):
     if not input.dtype.is_floating_point:
-        raise NotImplementedError(f'"logcumsumexp_out_cpu" not implemented for \'{_type_name(input.dtype)}\'')
+        raise NotImplementedError(f'"logcumsumexp_out_cpu" not implemented for \'{input.dtype.scalar_name}\'')
     return write_out(out, call_composite("logcumsumexp", input, wrap_dim(dim, input.ndim)))
 
 
@@ -689,7 +683,7 @@ def _float_pointwise(name: str, input, *others):
     for t in (input,) + others:
         if isinstance(t, Tensor) and not t.dtype.is_floating_point and not builtins.any(
                 isinstance(o, Tensor) and o.dtype.is_floating_point for o in (input,) + others):
-            raise NotImplementedError(f'"{name}_cpu" not implemented for \'{_type_name(t.dtype)}\'')
+            raise NotImplementedError(f'"{name}_cpu" not implemented for \'{t.dtype.scalar_name}\'')
 
 
 def logaddexp(input, other, *, out=None):
@@ -938,7 +932,7 @@ def mode(input, dim: int = -1, keepdim: bool = False):
 
 def bincount(input, weights=None, minlength: int = 0):
     if input.dtype.is_floating_point or input.dtype is dt.bool_:
-        raise NotImplementedError(f'"bincount_cpu" not implemented for \'{_type_name(input.dtype)}\'')
+        raise NotImplementedError(f'"bincount_cpu" not implemented for \'{input.dtype.scalar_name}\'')
     data = host_array(input._data)  # the output's size depends on the values: counted on the host
     if data.ndim != 1 or (data.size and data.min() < 0):
         raise RuntimeError("bincount only supports 1-d non-negative integral inputs.")
@@ -957,7 +951,7 @@ def histc(input, bins: int = 100, min=0, max=0, *, out=None):
     """Histogram of ``bins`` equal-width bins over [min, max] (the data's range when both are 0);
     values outside and NaNs are not counted. Built from primitives, so it traces."""
     if not input.dtype.is_floating_point:
-        raise NotImplementedError(f'"histogram_cpu" not implemented for \'{_type_name(input.dtype)}\'')
+        raise NotImplementedError(f'"histogram_cpu" not implemented for \'{input.dtype.scalar_name}\'')
     if bins <= 0:
         raise RuntimeError("torch.histc(): bins must be > 0, but got " + str(bins))
     if min > max:
@@ -1087,7 +1081,7 @@ def cdist(x1, x2, p: float = 2.0, compute_mode=None):
         if x.ndim < 2:
             raise RuntimeError(f"cdist only supports at least 2D tensors, {name} got: {x.ndim}D")
         if not x.dtype.is_floating_point:
-            raise RuntimeError(f"cdist only supports floating-point dtypes, {name} got: {_type_name(x.dtype)}")
+            raise RuntimeError(f"cdist only supports floating-point dtypes, {name} got: {x.dtype.scalar_name}")
     if x1.shape[-1] != x2.shape[-1]:
         raise RuntimeError(f"X1 and X2 must have the same number of columns. X1: {x1.shape[-1]} X2: {x2.shape[-1]}")
     if p < 0:

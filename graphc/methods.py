@@ -17,11 +17,7 @@ from .autograd.graph import ToCopyBackward0
 from .device import array_to, check_device, device as device_cls
 from .tensors import Tensor, device_full, device_tensor, host_array
 
-_TYPE_STRINGS = {
-    "torch.FloatTensor": dt.float32, "torch.DoubleTensor": dt.float64, "torch.HalfTensor": dt.float16,
-    "torch.LongTensor": dt.int64, "torch.IntTensor": dt.int32, "torch.ShortTensor": dt.int16,
-    "torch.CharTensor": dt.int8, "torch.ByteTensor": dt.uint8, "torch.BoolTensor": dt.bool_,
-}
+_TYPE_STRINGS = {f"torch.{d.scalar_name}Tensor": d for d in dt.ALL_DTYPES}
 _TYPE_STRINGS.update({k.replace("torch.", "graphc."): v for k, v in list(_TYPE_STRINGS.items())})
 _TYPE_NAMES = {v: k for k, v in _TYPE_STRINGS.items() if k.startswith("torch.")}
 
@@ -260,7 +256,7 @@ def _bitwise_operator(bitwise):
                 or isinstance(other, float):
             d = dt.result_type(self, other)
             raise NotImplementedError(
-                f'"{bitwise.__name__}_cpu" not implemented for \'{inplace.type_name(d)}\'')
+                f'"{bitwise.__name__}_cpu" not implemented for \'{d.scalar_name}\'')
         return bitwise(self, other)
     return op
 
@@ -404,7 +400,7 @@ def _attach_more_ops() -> None:
 
     def float_power_(self, exponent):
         if self.dtype is not dt.float64:
-            raise RuntimeError(f"the base given to float_power_ has dtype {inplace.type_name(self.dtype)} but the "
+            raise RuntimeError(f"the base given to float_power_ has dtype {self.dtype.scalar_name} but the "
                                "operation's result requires dtype Double")
         return inplace.inplace_method(math_ops.float_power, "float_power_")(self, exponent)
     T.float_power_ = float_power_

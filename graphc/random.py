@@ -9,9 +9,13 @@ CPU and on the GPU.
 """
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from graphc.ir import dtypes as dt
+
+from .dispatch import current as _dispatch
 
 _STATE_WORDS = 6  # PCG64 state: 128-bit state, 128-bit increment, has_uint32, uinteger
 
@@ -116,10 +120,7 @@ def set_rng_state(new_state) -> None:
 def gen(generator: Generator | None, device=None) -> np.random.Generator:
     """The numpy stream for a draw of numbers that will live on ``device`` (a checked device;
     None: the CPU): ``generator``'s, else that device's default generator's."""
-    from .compiler.tracing import GraphBreak, current_trace
-    if current_trace() is not None:
-        # a draw at trace time would be frozen into the compiled code as a constant
-        raise GraphBreak("random numbers (randn, dropout, ...) inside a compiled function are not supported yet")
+    _dispatch().drawing_random()
     kind = "cpu" if device is None else device.type
     if generator is not None:
         if generator.device.type != kind:
@@ -147,13 +148,20 @@ def uniform_tensor(shape: tuple[int, ...], dtype: dt.DType, device=None):
     """U[0, 1) samples as a tensor on ``device`` (a checked device; None: the CPU) from that
     device's default generator; inside a compiled function, a ``rand_uniform`` op on the call's
     fresh key (so every call draws new numbers)."""
-    from graphc.ir import prims as P
-
-    from .compiler.tracing import current_trace
     from .device import array_to
     from .tensors import Tensor
-    trace = current_trace()
-    if trace is not None:
-        return P.rand_uniform(trace.rng_key(), shape=tuple(shape), dtype=dtype, stream=trace.next_stream())
+    ops = _dispatch().random("uniform", tuple(shape), dtype)
+    if ops is not None:
+        return ops
     draw = gen(None, device).random(shape).astype(dtype.np)
     return Tensor._make(draw if device is None else array_to(draw, device))
+
+
+def normal_from_uniform(uniform, dtype: dt.DType):
+    """Standard normal samples made from ``uniform(dtype)`` draws by Box-Muller (as ops: random
+    numbers inside a compiled function)."""
+    wide = dt.float32 if dtype is dt.float16 else dtype  # in float16, u rounds to 1.0 too often
+    u, u2 = uniform(wide), uniform(wide)
+    # u may round up to 1.0 in float32, so 1 - u is kept above 0
+    z = (-2.0 * (1.0 - u).clamp(min=1e-30).log()).sqrt() * (u2 * (2.0 * math.pi)).cos()
+    return z if wide is dtype else z.to(dtype)

@@ -498,9 +498,7 @@ def index_add(input, dim: int, index, source, *, alpha=1):
 
 def masked_fill(input, mask, value):
     if not isinstance(mask, Tensor) or mask.dtype is not dt.bool_:
-        _c_names = {"float32": "float", "float64": "double", "float16": "c10::Half", "int64": "long int",
-                    "int32": "int", "int16": "short int", "int8": "signed char", "uint8": "unsigned char"}
-        got = _c_names.get(mask.dtype.name, str(mask.dtype)) if isinstance(mask, Tensor) else type(mask).__name__
+        got = mask.dtype.c_name if isinstance(mask, Tensor) else type(mask).__name__
         raise RuntimeError(f"masked_fill_ only supports boolean masks, but got mask with dtype {got}")
     if isinstance(value, Tensor):
         if value.ndim != 0:
@@ -691,8 +689,7 @@ def index_fill(input, dim: int, index, value):
 
 
 def _symbolic(t) -> bool:
-    from .compiler.tracing import SymbolicTensor
-    return isinstance(t, SymbolicTensor)
+    return isinstance(t, Tensor) and t._symbolic
 
 
 def masked_scatter(input, mask, source):
@@ -717,8 +714,7 @@ def masked_scatter(input, mask, source):
 
 
 def _torch_type(d) -> str:
-    from .inplace import type_name
-    return type_name(d)
+    return d.scalar_name
 
 
 def put(input, index, source, accumulate: bool = False):

@@ -14,11 +14,12 @@ import weakref
 import numpy as np
 
 from graphc.ir import dtypes as dt
-from graphc.ir.primitive import Handler, Primitive, bind, push_default_handler
+from graphc.ir.primitive import Handler, Primitive, bind, set_base_handler
 from graphc.passes.autodiff import VJP
 
 from .autograd import grad_mode
 from .autograd.graph import AccumulateGrad, PrimBackward, RemovableHandle
+from .dispatch import FrontendHandler, current as _dispatch
 from .device import CPU, array_to, check_device, device as _device_type, device_of_array, get_default_device
 from graphc.runtime import devices as _rt
 
@@ -54,12 +55,6 @@ def _counter(c) -> VersionCounter:
     return c.counter if isinstance(c, _Version) else c
 
 
-# C++ scalar type names, as PyTorch's messages spell them
-_C_TYPE_NAMES = {"float32": "float", "float64": "double", "float16": "c10::Half", "int64": "long int",
-                 "int32": "int", "int16": "short int", "int8": "signed char", "uint8": "unsigned char",
-                 "bool": "bool"}
-
-
 _warned_float_requires_grad = False
 
 
@@ -68,6 +63,7 @@ class Tensor:
                  "_base", "_grad", "_hooks", "_retains_grad", "_acc", "_inference", "_view_ops", "__dict__", "__weakref__")
     __array_priority__ = 1000  # numpy defers to Tensor's reflected operators
     _graphc_handler: Handler  # set below to the eager handler
+    _symbolic = False  # a traced tensor (graphc.compile) has a type but no values
 
     def __new__(cls, *args, **kwargs):
         return object.__new__(cls)
@@ -280,6 +276,7 @@ class Tensor:
 
     @property
     def grad(self):
+        _dispatch().touching_grad(self)
         if self.grad_fn is not None and not self._retains_grad and self._grad is None:
             warnings.warn(
                 "The .grad attribute of a Tensor that is not a leaf Tensor is being accessed. Its "
@@ -290,14 +287,14 @@ class Tensor:
 
     @grad.setter
     def grad(self, value) -> None:
+        _dispatch().touching_grad(self)
         if value is not None:
             if not isinstance(value, Tensor):
                 raise TypeError(f"assigned grad expected to be a Tensor or None but got grad of type {type(value).__name__}")
             if value.dtype is not self.dtype:
-                from .inplace import type_name
                 raise RuntimeError(
-                    f"attempting to assign a gradient with dtype '{_C_TYPE_NAMES.get(value.dtype.name, value.dtype.name)}' "
-                    f"to a tensor with grad_dtype '{type_name(self.dtype)}'. The gradient must match the "
+                    f"attempting to assign a gradient with dtype '{value.dtype.c_name}' "
+                    f"to a tensor with grad_dtype '{self.dtype.scalar_name}'. The gradient must match the "
                     "tensor's grad_dtype (defaults to the tensor's dtype).")
             if tuple(value.shape) != tuple(self.shape):
                 raise RuntimeError(
@@ -404,6 +401,7 @@ class Tensor:
         tensor to the host and detaches, as in PyTorch."""
         if force:
             return _rt.runtime_of(self._data).to_host(self._data)
+        _dispatch().reading_values(self, ".numpy()")
         self._check_numpy()
         return self._data
 
@@ -420,12 +418,14 @@ class Tensor:
         return self._data if dtype is None else self._data.astype(dtype)
 
     def item(self):
+        _dispatch().reading_values(self, ".item()")
         if self._data.size != 1:
             raise RuntimeError(
                 f"a Tensor with {self._data.size} elements cannot be converted to Scalar")
         return self._data.reshape(()).item()
 
     def tolist(self):
+        _dispatch().reading_values(self, ".tolist()")
         return self._data.tolist()
 
     def __len__(self) -> int:
@@ -439,6 +439,7 @@ class Tensor:
         return (self[i] for i in range(self._data.shape[0]))
 
     def _scalar_check(self, kind: str):
+        _dispatch().reading_values(self, f"{kind}(tensor)")
         if self._data.size != 1:
             if kind == "bool":
                 raise RuntimeError(
@@ -463,6 +464,7 @@ class Tensor:
         return int(self._scalar_check("int"))
 
     def __index__(self) -> int:
+        _dispatch().reading_values(self, "using a tensor as an index")
         if self.dtype.is_floating_point or self._data.size != 1:
             raise TypeError("only integer tensors of a single element can be converted to an index")
         return int(self._data.reshape(()).item())
@@ -631,7 +633,7 @@ def _common_device(args: tuple) -> _device_type:
     return found
 
 
-class EagerHandler(Handler):
+class EagerHandler(FrontendHandler):
     level = 0
 
     def apply(self, prim: Primitive, args: tuple, attrs: dict):
@@ -650,31 +652,12 @@ class EagerHandler(Handler):
             out = prim.impl(*[_operand(a, dev) for a in args], **attrs)
             return Tensor._make(out if type(out) is xp.ndarray else array_to(np.asarray(out), dev))
         typ, casts = _typing(prim, args, attrs)
-        arrays = []
-        for a, c in zip(args, casts):
-            if isinstance(a, Tensor):
-                arr = a._data if dev is CPU else _operand(a, dev)
-                arrays.append(arr if c is None else arr.astype(c.np))
-            else:
-                arrays.append(a)
-        try:
-            out = prim.impl(*arrays, **attrs)
-        except OverflowError:
-            # A Python int outside an integer tensor's range wraps around to it, as in PyTorch
-            # (``int8_tensor + 1000``); numpy refuses it instead. A numpy scalar, so that device
-            # libraries take it too.
-            if typ.dtype.category != dt.INT:
-                raise
-            arrays = [np.asarray(a).astype(typ.dtype.np)[()] if isinstance(a, int) and not isinstance(a, bool)
-                      else a for a in arrays]
-            out = prim.impl(*arrays, **attrs)
-        want = typ.dtype.np
+        arrays = [(a._data if dev is CPU else _operand(a, dev)) if isinstance(a, Tensor) else a for a in args]
+        out = prim.run(arrays, attrs, casts, typ.dtype)
         if type(out) is not xp.ndarray:
-            # numpy scalars from reductions; on a GPU, a host array from an operand-free primitive
-            # (full, arange: computed on the host, placed on the default device)
-            out = np.asarray(out) if xp is np else array_to(np.asarray(out), dev)
-        if out.dtype != want:
-            out = out.astype(want, copy=False)
+            # on a GPU, a host array from an operand-free primitive (full, arange: computed on
+            # the host, placed on the default device)
+            out = array_to(out, dev)
         result = Tensor._make(out)
         if prim.view:
             src = args[0]
@@ -687,11 +670,9 @@ class EagerHandler(Handler):
                 if grad_mode.is_grad_enabled() and typ.dtype.category == dt.FLOAT:
                     # its grad_fn is replayed from the base after in-place writes (see grad_fn)
                     result._view_ver = result._version_counter.value
-        if grad_mode.is_grad_enabled() and typ.dtype.category == dt.FLOAT and prim.differentiable:
-            for i, a in enumerate(args):
-                if isinstance(a, Tensor) and a.requires_grad and i not in prim.nondiff_operands:
-                    result.grad_fn = PrimBackward(prim, VJP[prim], attrs, args, result)
-                    break
+        if grad_mode.is_grad_enabled() and prim.result_requires_grad(
+                (isinstance(a, Tensor) and a.requires_grad for a in args), typ.dtype):
+            result.grad_fn = PrimBackward(prim, VJP[prim], attrs, args, result)
         return result
 
 
@@ -704,7 +685,7 @@ def _operand(a, dev: _device_type):
 
 EAGER = EagerHandler()
 Tensor._graphc_handler = EAGER
-push_default_handler(EAGER)
+set_base_handler(EAGER)
 
 __all__ = ["Tensor", "Size", "VersionCounter", "EAGER", "bind", "_device_type", "host_array", "device_tensor",
            "device_full"]

@@ -11,10 +11,15 @@ BOOL, INT, FLOAT = 0, 1, 2  # promotion categories, ordered
 
 
 class DType:
-    __slots__ = ("name", "np", "category", "itemsize", "torch_names", "short")
+    __slots__ = ("name", "np", "category", "itemsize", "torch_names", "short", "scalar_name", "c_name")
 
-    def __init__(self, name: str, np_dtype, category: int, short: str, torch_names: tuple[str, ...]):
+    def __init__(self, name: str, np_dtype, category: int, short: str, torch_names: tuple[str, ...],
+                 scalar_name: str, c_name: str):
         self.name = name
+        # PyTorch's names in its error messages: the ScalarType ("Float", "Long") and the C++
+        # type ("float", "long int")
+        self.scalar_name = scalar_name
+        self.c_name = c_name
         self.np = np.dtype(np_dtype)
         self.category = category
         self.itemsize = self.np.itemsize
@@ -43,15 +48,15 @@ class DType:
         return (from_name, (self.name,))
 
 
-float16 = DType("float16", np.float16, FLOAT, "f16", ("float16", "half"))
-float32 = DType("float32", np.float32, FLOAT, "f32", ("float32", "float"))
-float64 = DType("float64", np.float64, FLOAT, "f64", ("float64", "double"))
-int8 = DType("int8", np.int8, INT, "i8", ("int8",))
-int16 = DType("int16", np.int16, INT, "i16", ("int16", "short"))
-int32 = DType("int32", np.int32, INT, "i32", ("int32", "int"))
-int64 = DType("int64", np.int64, INT, "i64", ("int64", "long"))
-uint8 = DType("uint8", np.uint8, INT, "u8", ("uint8",))
-bool_ = DType("bool", np.bool_, BOOL, "b8", ("bool",))
+float16 = DType("float16", np.float16, FLOAT, "f16", ("float16", "half"), "Half", "c10::Half")
+float32 = DType("float32", np.float32, FLOAT, "f32", ("float32", "float"), "Float", "float")
+float64 = DType("float64", np.float64, FLOAT, "f64", ("float64", "double"), "Double", "double")
+int8 = DType("int8", np.int8, INT, "i8", ("int8",), "Char", "signed char")
+int16 = DType("int16", np.int16, INT, "i16", ("int16", "short"), "Short", "short int")
+int32 = DType("int32", np.int32, INT, "i32", ("int32", "int"), "Int", "int")
+int64 = DType("int64", np.int64, INT, "i64", ("int64", "long"), "Long", "long int")
+uint8 = DType("uint8", np.uint8, INT, "u8", ("uint8",), "Byte", "unsigned char")
+bool_ = DType("bool", np.bool_, BOOL, "b8", ("bool",), "Bool", "bool")
 
 ALL_DTYPES = (float16, float32, float64, int8, int16, int32, int64, uint8, bool_)
 _BY_NP = {d.np: d for d in ALL_DTYPES}

@@ -11,7 +11,7 @@ import heapq
 from dataclasses import dataclass, field
 from typing import Any, Iterator
 
-from .primitive import PRIMITIVES, Handler, Primitive, TensorType, pop_default_handler, push_default_handler
+from .primitive import PRIMITIVES, Handler, Primitive, TensorType, pop_handler, push_handler
 
 ROLES = ("input", "param", "buffer", "const", "rng")
 
@@ -209,8 +209,8 @@ class building:
         self.handler = GraphBuilder(graph)
 
     def __enter__(self) -> Graph:
-        push_default_handler(self.handler)
+        push_handler(self.handler)
         return self.handler.graph
 
     def __exit__(self, *exc) -> None:
-        pop_default_handler()
+        pop_handler(self.handler)

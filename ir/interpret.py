@@ -16,19 +16,9 @@ def run_node(node: Node, env: dict) -> np.ndarray | list[np.ndarray]:
     prim = node.prim
     args = [env[id(x)] if isinstance(x, Value) else x for x in node.inputs]
     casts = prim.operand_casts(tuple(node.inputs), node.attrs)
-    args = [a.astype(c.np, copy=False) if c is not None else a for a, c in zip(args, casts)]
+    dtypes = [v.dtype for v in node.outputs] if len(node.outputs) > 1 else node.output.dtype
     with np.errstate(all="ignore"):  # inf/nan follow IEEE rules silently, as in eager mode
-        out = prim.impl(*args, **node.attrs)
-    if len(node.outputs) > 1:
-        return [_as(o, v) for o, v in zip(out, node.outputs)]
-    return _as(out, node.output)
-
-
-def _as(out, v: Value) -> np.ndarray:
-    want = v.type.dtype.np
-    if type(out) is not np.ndarray or out.dtype != want:
-        out = np.asarray(out).astype(want, copy=False)
-    return out
+        return prim.run(args, node.attrs, casts, dtypes)
 
 
 def interpret(g: Graph, inputs: Sequence[np.ndarray]) -> list[np.ndarray]:

@@ -7,10 +7,13 @@ node. Rules written with primitives therefore work for eager autograd and for gr
 """
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass
 from typing import Any, Callable, NamedTuple
 
-from .dtypes import DType
+import numpy as np
+
+from .dtypes import INT, DType
 
 
 class TensorType(NamedTuple):
@@ -86,13 +89,46 @@ class Primitive:
         return [to if to is not None and i not in self.nondiff_operands and hasattr(a, "dtype")
                 and a.dtype is not to else None for i, a in enumerate(args)]
 
+    def result_requires_grad(self, operands_require_grad, out_dtype: DType) -> bool:
+        """Whether the result carries a gradient, given which operands do (grad mode aside):
+        through a differentiable primitive, to a floating-point result, from an operand that is
+        not an index. Eager autograd, tracing and the autodiff pass all ask this."""
+        return (self.differentiable and out_dtype.is_floating_point
+                and any(r and i not in self.nondiff_operands for i, r in enumerate(operands_require_grad)))
+
+    def run(self, arrays: list, attrs: dict, casts: list, out_dtype):
+        """Compute the primitive on arrays (numpy's or a device's): cast the operands as
+        ``operand_casts`` says, run ``impl``, and give the result its declared dtype (a list of
+        results for a list of dtypes: a multi-output node). Eager mode and the reference
+        interpreter compute through here; generated code fixes dtypes with ``as_dtype``."""
+        arrays = [a if c is None else a.astype(c.np, copy=False) for a, c in zip(arrays, casts)]
+        try:
+            out = self.impl(*arrays, **attrs)
+        except OverflowError:
+            # A Python int outside an integer tensor's range wraps around to it, as in PyTorch
+            # (``int8_tensor + 1000``); numpy refuses it instead. A numpy scalar, so that device
+            # libraries take it too.
+            if isinstance(out_dtype, list) or out_dtype.category != INT:
+                raise
+            arrays = [np.asarray(a).astype(out_dtype.np)[()] if type(a) is int else a for a in arrays]
+            out = self.impl(*arrays, **attrs)
+        if isinstance(out_dtype, list):
+            return [as_dtype(o, d.np) for o, d in zip(out, out_dtype)]
+        return as_dtype(out, out_dtype.np)
+
     def __repr__(self) -> str:
         return f"<primitive {self.name}>"
 
 
-PRIMITIVES: dict[str, Primitive] = {}
+def as_dtype(out, dtype: np.dtype):
+    """A primitive's result as an array of ``dtype``: Python and numpy scalars (from reductions)
+    become host arrays; device arrays stay on their device."""
+    if not hasattr(out, "__array_function__") or isinstance(out, np.generic):
+        out = np.asarray(out)
+    return out if out.dtype == dtype else out.astype(dtype, copy=False)
 
-_default_handlers: list[Handler] = []
+
+PRIMITIVES: dict[str, Primitive] = {}
 
 
 def register(prim: Primitive) -> Primitive:
@@ -102,19 +138,52 @@ def register(prim: Primitive) -> Primitive:
     return prim
 
 
-def push_default_handler(h: Handler) -> None:
-    """The handler used when no operand carries one (creation ops like ``full``)."""
-    _default_handlers.append(h)
+# Dispatch state. The base handler (eager mode) is process-wide and set once at import; handlers
+# pushed on top of it (a trace, a graph being built) belong to the thread that pushed them, so one
+# thread tracing never changes what ops do in another.
+_base: list[Handler] = []
+_local = threading.local()
 
 
-def pop_default_handler() -> Handler:
-    return _default_handlers.pop()
+def set_base_handler(h: Handler) -> None:
+    """The handler used when this thread has pushed none (eager mode)."""
+    _base[:] = [h]
+
+
+def _stack() -> list[Handler]:
+    try:
+        return _local.stack
+    except AttributeError:
+        _local.stack = []
+        return _local.stack
+
+
+def push_handler(h: Handler) -> None:
+    """Make ``h`` this thread's innermost handler: it sees every op bound in this thread, also
+    operand-free ones (creation ops like ``full``)."""
+    _stack().append(h)
+
+
+def pop_handler(h: Handler) -> None:
+    stack = _stack()
+    if not stack or stack[-1] is not h:
+        raise RuntimeError("dispatch handlers must be popped in the order they were pushed")
+    stack.pop()
+
+
+def current_handler() -> Handler | None:
+    """This thread's innermost handler (the base handler when it pushed none)."""
+    stack = getattr(_local, "stack", None)
+    if stack:
+        return stack[-1]
+    return _base[0] if _base else None
 
 
 def bind(prim: Primitive, *args, **attrs):
     # The innermost active handler (e.g. a trace) sees every op, even on concrete tensors, so
     # that what they compute is recorded rather than frozen; operands may outrank it.
-    best = _default_handlers[-1] if _default_handlers else None
+    stack = getattr(_local, "stack", None)
+    best = stack[-1] if stack else (_base[0] if _base else None)
     for a in args:
         h = getattr(a, "_graphc_handler", None)
         if h is not None and (best is None or h.level > best.level):

@@ -849,13 +849,11 @@ class LinAlgError(RuntimeError):
 
 def _linalg_dtype(op: str, d: DType) -> None:
     if not d.is_floating_point:
-        raise RuntimeError(f"{op}: Expected a floating point or complex tensor as input. Got {_TORCH_TYPE_NAMES[d.name]}")
+        raise RuntimeError(f"{op}: Expected a floating point or complex tensor as input. Got {d.scalar_name}")
     if d is dt.float16:
         raise RuntimeError(f"{op}: Low precision dtypes not supported. Got Half")
 
 
-_TORCH_TYPE_NAMES = {"float32": "Float", "float64": "Double", "float16": "Half", "int64": "Long", "int32": "Int",
-                     "int16": "Short", "int8": "Char", "uint8": "Byte", "bool": "Bool"}
 
 
 def _matrices(op: str, a, square: bool = True) -> tuple[int, ...]:
@@ -911,7 +909,7 @@ def _solve_infer(a, b):
     _linalg_dtype("linalg.solve", b.dtype)
     if a.dtype is not b.dtype:
         raise RuntimeError(f"linalg.solve: Expected A and B to have the same dtype, but found A of type "
-                           f"{_TORCH_TYPE_NAMES[a.dtype.name]} and B of type {_TORCH_TYPE_NAMES[b.dtype.name]} instead")
+                           f"{a.dtype.scalar_name} and B of type {b.dtype.scalar_name} instead")
     if len(sb) < 2 or sb[-2] != sa[-1]:
         raise RuntimeError(f"linalg.solve: Incompatible shapes of A and B for the equation AX = B "
                            f"({sa[-2]}x{sa[-1]} and {'x'.join(map(str, sb[-2:] if len(sb) > 1 else sb + (1,)))})")

@@ -129,14 +129,13 @@ class SavedTensor:
     def unpack(self, node: Node):
         from ..tensors import Tensor
         if self.counter.value != self.version:
-            from ..inplace import type_name
             fn = node if self.is_output else self.grad_fn
             # PyTorch's wording: "[torch.FloatTensor [2]], which is output 0 of Exp, is at version 1"
             producer = (f", which is output {self.output_nr} of "
                         f"{re.sub(r'Backward[0-9]*$', '', fn.name())}," if fn is not None else "")
             raise RuntimeError(
                 "one of the variables needed for gradient computation has been modified by an "
-                f"inplace operation: [graphc.{type_name(self.dtype)}Tensor {list(self.data.shape)}]"
+                f"inplace operation: [graphc.{self.dtype.scalar_name}Tensor {list(self.data.shape)}]"
                 f"{producer} is at version {self.counter.value}; expected version {self.version} instead. "
                 "Hint: the tensor was changed in place after an operation saved it for backward; "
                 "use the out-of-place form (x = x * 2 rather than x *= 2) or .clone() it first.")

@@ -38,7 +38,8 @@ from ..autograd.graph import Node, gradient_edge
 from ..nn.modules.module import Module
 from ..tensors import Tensor
 from . import dump
-from .tracing import RNG_KEY, GraphBreak, SymbolicTensor, Trace, current_trace
+from ..dispatch import current as _dispatch
+from .tracing import RNG_KEY, GraphBreak, SymbolicTensor, Trace
 
 RECOMPILE_LIMIT = 8
 log = logging.getLogger("graphc")
@@ -254,8 +255,9 @@ class CompiledFunction:
     # ---- calling ----------------------------------------------------------------------------
 
     def __call__(self, *args, **kwargs):
-        if current_trace() is not None:  # called while another compiled function traces: inline it
-            return self.fn(*args, **kwargs)
+        return _dispatch().call_compiled(self, args, kwargs)
+
+    def call_compiled(self, args: tuple, kwargs: dict):
         guard, leaves, spec = self._guard(args, kwargs)
         entry = self.cache.get(guard)
         stale = self._lifted_changed(entry) if entry is not None and entry.eager_reason is None else None

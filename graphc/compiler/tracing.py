@@ -16,10 +16,10 @@ import traceback
 
 from graphc.ir import dtypes as dt
 from graphc.ir.graph import Graph, GraphBuilder, Value
-from graphc.ir.primitive import Handler, Primitive, TensorType, pop_default_handler, push_default_handler
+from graphc.ir.primitive import Primitive, TensorType, pop_handler, push_handler
 
 from ..autograd import grad_mode
-from .. import tensors
+from ..dispatch import FrontendHandler
 from ..tensors import Size, Tensor
 
 _GRAPHC_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -47,25 +47,6 @@ def user_location() -> str:
         if not _is_internal(frame.filename):
             return f"{frame.filename}:{frame.lineno}"
     return "<unknown>"
-
-
-_VALUE_READERS = {"item": ".item()", "tolist": ".tolist()", "numpy": ".numpy()", "__bool__": "bool(tensor)",
-                  "__float__": "float(tensor)", "__int__": "int(tensor)", "__index__": "using a tensor as an index"}
-
-
-def _guarded_reader(trace: "Trace", name: str, reader):
-    def read(self, *args, **kwargs):
-        if trace.is_state(self):
-            raise GraphBreak(f"{_VALUE_READERS[name]} reads the values of a parameter or buffer, which may change "
-                             "between calls")
-        return reader(self, *args, **kwargs)
-    read.__name__ = name
-    return read
-
-
-def _grad_break(self, value=None):
-    raise GraphBreak(".grad is read or written inside a compiled function; gradients change between calls "
-                     "(backward, zero_grad), so run optimizer steps and gradient code eagerly")
 
 
 def _caller() -> str:
@@ -99,10 +80,8 @@ class Trace:
         self.handler = TraceHandler(self)
         self._rng: SymbolicTensor | None = None
         self._streams = 0
-        self.created_ids: set[int] = set()
         self.modules: list = []  # nn.Modules called while tracing (their training flags are guarded)
         self._module_ids: set[int] = set()
-        self._module_call = None
         self._buffers_before: list = []  # (module, its buffers when first called): reassignments undone
 
     def __enter__(self) -> "Trace":
@@ -110,31 +89,16 @@ class Trace:
             raise RuntimeError("graphc.compile: nested tracing is not supported")
         _active.trace = self
         self.grad_at_entry = grad_mode.is_grad_enabled()  # the graph will be differentiated
-        tensors.TRACING = True
-        push_default_handler(self.handler)
-        # note every module called during the trace (Module.__call__ is looked up on the class)
-        from ..nn.modules.module import Module
-        self._module_call = Module.__call__
-        trace, call = self, self._module_call
-
-        def traced_call(module, *args, **kwargs):
-            if id(module) not in trace._module_ids:
-                trace._module_ids.add(id(module))
-                trace.modules.append(module)
-                trace._buffers_before.append((module, dict(module.__dict__.get("_buffers", {}))))
-            return call(module, *args, **kwargs)
-
-        Module.__call__ = traced_call
-        # reading the values of a parameter or buffer would bake them into the graph, though
-        # they change between calls (optimizer steps, running statistics): a graph break
-        self._readers = {name: Tensor.__dict__[name] for name in _VALUE_READERS}
-        for name, reader in self._readers.items():
-            setattr(Tensor, name, _guarded_reader(self, name, reader))
-        # .grad tensors are replaced between calls (zero_grad sets them to None): baking one into
-        # the graph by identity would read stale gradients (a compiled optimizer step)
-        self._readers["grad"] = Tensor.__dict__["grad"]
-        Tensor.grad = property(_grad_break, _grad_break)
+        push_handler(self.handler)  # this thread's ops now go to the trace
         return self
+
+    def note_module(self, module) -> None:
+        """A module called while tracing: its training flag is guarded, and buffers it reassigns
+        are adopted as mutations (or undone)."""
+        if id(module) not in self._module_ids:
+            self._module_ids.add(id(module))
+            self.modules.append(module)
+            self._buffers_before.append((module, dict(module.__dict__.get("_buffers", {}))))
 
     def adopt_buffer_assignments(self) -> str | None:
         """Buffers reassigned during tracing (``self.avg = 0.9 * self.avg + ...``) become mutations of
@@ -151,17 +115,12 @@ class Trace:
         return None
 
     def __exit__(self, *exc) -> None:
-        from ..nn.modules.module import Module
         for m, before in self._buffers_before:  # buffers are never left holding traced tensors
             bufs = m.__dict__.get("_buffers", {})
             for key, v in list(bufs.items()):
                 if isinstance(v, SymbolicTensor) and key in before:
                     bufs[key] = before[key]
-        Module.__call__ = self._module_call
-        for name, reader in self._readers.items():
-            setattr(Tensor, name, reader)
-        pop_default_handler()
-        tensors.TRACING = False
+        pop_handler(self.handler)
         _active.trace = None
 
     def is_state(self, t: Tensor) -> bool:
@@ -176,9 +135,7 @@ class Trace:
         key = id(t)
         if key in self.current:
             return self.current[key]
-        if t._created_in_trace:
-            role = "const"
-        elif getattr(t, "is_param", False):
+        if getattr(t, "is_param", False):
             role = "param"
         else:
             role = "buffer"
@@ -210,6 +167,7 @@ class SymbolicTensor(Tensor):
     """A tensor during tracing: shape and dtype are known, data is not."""
 
     __slots__ = ("_value", "_trace", "_sym_requires_grad")
+    _symbolic = True
 
     def __init__(self, *args, **kwargs) -> None:  # built with _wrap only
         raise TypeError("SymbolicTensor is created by tracing")
@@ -328,8 +286,12 @@ class SymbolicTensor(Tensor):
         raise GraphBreak("data_ptr() has no meaning while tracing")
 
 
-class TraceHandler(Handler):
+class TraceHandler(FrontendHandler):
+    """Records this thread's ops into the trace's graph and decides the frontend events while
+    tracing (see ``graphc.dispatch``)."""
+
     level = 1
+    functional = True
 
     def __init__(self, trace: Trace) -> None:
         self.trace = trace
@@ -337,29 +299,37 @@ class TraceHandler(Handler):
 
     def apply(self, prim: Primitive, args: tuple, attrs: dict):
         trace = self.trace
+        if current_trace() is not trace:
+            # a symbolic tensor escaped its trace (kept in Python state, or handed to another
+            # thread) and reached an op outside it
+            msg = ("a tensor traced by graphc.compile was used outside the function being compiled (stored in "
+                   "Python state or handed to another thread); it holds no values")
+            if current_trace() is not None:
+                raise GraphBreak(msg)
+            raise RuntimeError(msg)
         if prim.data_dependent:
             raise GraphBreak(f"{prim.name} has a data-dependent output shape")
         vals = []
-        needs_grad = False
-        for i, a in enumerate(args):
+        operands_rg = []
+        for a in args:
             if isinstance(a, SymbolicTensor):
                 if a._trace is not trace:
                     raise GraphBreak("a tensor from another compiled function's trace was used")
                 vals.append(a._value)
-                needs_grad |= a._sym_requires_grad and i not in prim.nondiff_operands
+                operands_rg.append(a._sym_requires_grad)
             elif isinstance(a, Tensor):
                 vals.append(trace.value_of(a))
-                needs_grad |= a.requires_grad and i not in prim.nondiff_operands
+                operands_rg.append(a.requires_grad)
             else:
                 vals.append(a)
+                operands_rg.append(False)
         out = self.builder.apply(prim, tuple(vals), attrs)
-        requires_grad = (needs_grad and grad_mode.is_grad_enabled() and out.dtype.is_floating_point
-                         and prim.differentiable)
+        flows = prim.result_requires_grad(operands_rg, out.dtype)
+        requires_grad = flows and grad_mode.is_grad_enabled()
         if requires_grad and not trace.grad_at_entry:
             raise GraphBreak("enable_grad() inside a function called under no_grad: the compiled graph would "
                              "not be differentiated")
-        if (needs_grad and trace.grad_at_entry and not grad_mode.is_grad_enabled()
-                and out.dtype.is_floating_point and prim.differentiable):
+        if flows and trace.grad_at_entry and not grad_mode.is_grad_enabled():
             # computed under no_grad: the autodiff pass must not differentiate through it either
             from graphc.ir import prims as P
             out = self.builder.apply(P.stop_gradient, (out,), {})
@@ -371,8 +341,54 @@ class TraceHandler(Handler):
             result._view_ops = (src._view_ops if src._base is not None else ()) + ((prim, attrs),)
         return result
 
+    # ---- frontend events (graphc.dispatch) ---------------------------------------------------
 
-Tensor._created_in_trace = False
+    def module_called(self, module) -> None:
+        self.trace.note_module(module)
+
+    def reading_values(self, tensor, what: str) -> None:
+        # reading a parameter's or buffer's values would bake them into the graph, though they
+        # change between calls (optimizer steps, running statistics)
+        if self.trace.is_state(tensor):
+            raise GraphBreak(f"{what} reads the values of a parameter or buffer, which may change between calls")
+
+    def touching_grad(self, tensor) -> None:
+        # .grad tensors are replaced between calls (zero_grad sets them to None): baking one into
+        # the graph by identity would read stale gradients
+        raise GraphBreak(".grad is read or written inside a compiled function; gradients change between calls "
+                         "(backward, zero_grad), so run optimizer steps and gradient code eagerly")
+
+    def write(self, tensor, result):
+        return functional_write(self.trace, tensor, result)
+
+    def random(self, kind: str, shape: tuple, dtype):
+        from graphc.ir import prims as P
+        from ..random import normal_from_uniform
+        trace = self.trace
+
+        def uniform(d):
+            return P.rand_uniform(trace.rng_key(), shape=tuple(shape), dtype=d, stream=trace.next_stream())
+        if kind == "uniform":
+            return uniform(dtype)
+        if kind == "normal":
+            return normal_from_uniform(uniform, dtype)
+        return None
+
+    def drawing_random(self) -> None:
+        # a draw at trace time would be frozen into the compiled code as a constant
+        raise GraphBreak("random numbers drawn from a generator (or with arguments) inside a compiled function are "
+                         "not supported yet")
+
+    def composite(self, name: str, args: tuple, kwargs: dict):
+        # a single-tensor composite becomes one node (the decompose pass expands it), so traced
+        # graphs read like the user's code
+        from graphc.ir.composite import composite as composite_prim
+        from graphc.passes.decompositions import layout_of
+        layout, operands = layout_of(args, kwargs)
+        return composite_prim(*operands, name=name, layout=layout)
+
+    def call_compiled(self, compiled, args: tuple, kwargs: dict):
+        return compiled.fn(*args, **kwargs)  # a compiled function called while tracing is inlined
 
 
 def functional_write(trace: Trace, t: Tensor, result: Tensor) -> Tensor:

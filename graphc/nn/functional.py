@@ -29,16 +29,11 @@ def _tuple(v, n: int, name: str = "argument") -> tuple[int, ...]:
     return (int(v),) * n
 
 
-_SCALAR_NAMES = {"float32": "Float", "float64": "Double", "float16": "Half", "bfloat16": "BFloat16",
-                 "int64": "Long", "int32": "Int", "int16": "Short", "int8": "Char", "uint8": "Byte", "bool": "Bool",
-                 "complex64": "ComplexFloat", "complex128": "ComplexDouble"}
-_C_NAMES = {"float32": "float", "float64": "double", "float16": "c10::Half", "bfloat16": "c10::BFloat16",
-            "int64": "long int", "int32": "int", "bool": "bool"}
 
 
 def _scalar(dtype) -> str:
     """PyTorch's ScalarType name ('Float', 'Long', ...) used in its error messages."""
-    return _SCALAR_NAMES.get(dtype.name, dtype.name)
+    return dtype.scalar_name
 
 
 def _check_params_dtype(input: Tensor, *params) -> None:
@@ -312,8 +307,7 @@ def _conv(input, weight, bias, stride, padding, dilation, groups, nsp, name):
             f"Given groups={groups}, weight of size {list(weight.shape)}, expected input{list(input.shape)} "
             f"to have {weight.shape[1] * groups} channels, but got {c} channels instead")
     if bias is not None and bias.dtype is not x.dtype:
-        c = lambda d: _C_NAMES.get(d.name, d.name)  # noqa: E731
-        raise RuntimeError(f"Input type ({c(x.dtype)}) and bias type ({c(bias.dtype)}) should be the same")
+        raise RuntimeError(f"Input type ({x.dtype.c_name}) and bias type ({bias.dtype.c_name}) should be the same")
     if x.dtype is not weight.dtype:
         raise RuntimeError(f"expected scalar type {_scalar(x.dtype)} but found {_scalar(weight.dtype)}")
     for i in range(nsp):
@@ -844,8 +838,7 @@ def huber_loss(input, target, reduction: str = "mean", delta: float = 1.0, weigh
 
 def _has_values(t) -> bool:
     """False for a symbolic tensor (graphc.compile tracing): value checks are skipped there."""
-    from ..compiler.tracing import SymbolicTensor
-    return not isinstance(t, SymbolicTensor)
+    return not t._symbolic
 
 
 def _check_targets(target, nclass, ignore_index):

@@ -55,14 +55,12 @@ _HOOK_DICTS = ("_optimizer_step_pre_hooks", "_optimizer_step_post_hooks", "_opti
 
 # ---- helpers for the base class and its subclasses ---------------------------------------------
 
-_TYPENAMES = {"float32": "Float", "float64": "Double", "float16": "Half", "int64": "Long", "int32": "Int",
-              "int16": "Short", "int8": "Char", "uint8": "Byte", "bool": "Bool"}
 
 
 def _typename(obj) -> str:
     """``torch.typename``: 'torch.FloatTensor' for tensors, the qualified class name otherwise."""
     if isinstance(obj, Tensor):
-        return f"torch.{_TYPENAMES.get(obj.dtype.name, obj.dtype.name)}Tensor"
+        return f"torch.{obj.dtype.scalar_name}Tensor"
     module = type(obj).__module__
     qualname = type(obj).__qualname__
     if module in (None, "builtins", "__builtin__"):

@@ -44,10 +44,7 @@ def _needs_grad(g: Graph, wrt: set[int]) -> set[int]:
     """ids of values that depend on a differentiated input through differentiable ops."""
     live = {id(g.inputs[i]) for i in wrt}
     for n in g.nodes:
-        if not n.prim.differentiable or not n.output.dtype.is_floating_point:
-            continue
-        if any(id(x) in live for i, x in enumerate(n.inputs)
-               if isinstance(x, Value) and i not in n.prim.nondiff_operands):
+        if n.prim.result_requires_grad((isinstance(x, Value) and id(x) in live for x in n.inputs), n.output.dtype):
             live.add(id(n.output))
     return live
 

@@ -7,6 +7,7 @@ from typing import Any, Callable, Iterator
 from graphc.ir import dtypes
 
 from ...autograd.graph import RemovableHandle, add_hook
+from ...dispatch import current as _dispatch
 from ...tensors import Tensor
 from ..parameter import Buffer, Parameter
 
@@ -511,6 +512,7 @@ class Module:
         return out
 
     def __call__(self, *args, **kwargs):
+        _dispatch().module_called(self)
         compiled = self.__dict__.get("_compiled_call_impl")
         if compiled is not None:
             return compiled(*args, **kwargs)

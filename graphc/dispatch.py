@@ -1,0 +1,60 @@
+"""Per-thread dispatch of the frontend events that are not primitives.
+
+``bind`` (``graphc.ir.primitive``) hands each op to this thread's innermost handler: the eager
+handler, or the trace handler while this thread runs ``graphc.compile``'s tracer. A few frontend
+events are not primitives: a module is called, Python reads a tensor's values, ``.grad`` is
+touched, a tensor is written in place, random numbers are drawn, a composite op runs, a compiled
+function is called. The same handler decides them, through the methods below: the eager handler
+gives them their plain meaning, the trace handler records them or breaks the graph. Frontend code
+asks ``current()`` what to do; it never asks whether a trace is active, and nothing patches shared
+classes, so a thread tracing never changes what another thread computes.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+from graphc.ir.primitive import Handler, current_handler
+
+
+class FrontendHandler(Handler):
+    """The eager meaning of each event; ``TraceHandler`` overrides them."""
+
+    # In-place writes become new values of the written tensor (as in the IR) instead of writes
+    # into its memory.
+    functional = False
+
+    def module_called(self, module: Any) -> None:
+        """``module(...)`` is about to run its forward."""
+
+    def reading_values(self, tensor: Any, what: str) -> None:
+        """Python is about to read ``tensor``'s values (``what``: ``.item()``, ``bool(tensor)``, …)."""
+
+    def touching_grad(self, tensor: Any) -> None:
+        """``tensor.grad`` is about to be read or written."""
+
+    def write(self, tensor: Any, result: Any) -> Any:
+        """A functional handler's in-place write of ``result`` into ``tensor`` (returns ``tensor``)."""
+        raise NotImplementedError(f"{type(self).__name__} writes into memory")
+
+    def random(self, kind: str, shape: tuple, dtype: Any) -> Any:
+        """Random numbers made as ops (a tensor), or None: draw them from a generator now."""
+        return None
+
+    def drawing_random(self) -> None:
+        """Numbers are about to be drawn from a generator on the host."""
+
+    def composite(self, name: str, args: tuple, kwargs: dict) -> Any:
+        """A composite op as one node (a tensor), or None: run its decomposition now."""
+        return None
+
+    def call_compiled(self, compiled: Any, args: tuple, kwargs: dict) -> Any:
+        """Call a ``graphc.compile``d function."""
+        return compiled.call_compiled(args, kwargs)
+
+
+def current() -> FrontendHandler:
+    """This thread's innermost frontend handler (eager when it is not tracing)."""
+    h = current_handler()
+    if not isinstance(h, FrontendHandler):  # a graph being built (ir.graph.building) is not one
+        raise RuntimeError(f"frontend operation inside {type(h).__name__}; use primitives there")
+    return h
