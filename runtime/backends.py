@@ -57,14 +57,18 @@ class Backend:
         text = f"{print_graph(graph)}saved_from={saved_from}\n{schedule.plan.text()}"
         key = cache.structural_hash(text, self.name, self.version() + self.environment())
         fn_name = "graphc_" + "".join(c if c.isalnum() else "_" for c in name)
-        fn, source, from_cache = self._load(schedule, fn_name, key)
-        return CompiledGraph(graph, schedule, fn, source, key, from_cache, self.name, self.runtime().allocate)
+        fn, source, from_cache, not_stored = self._load(schedule, fn_name, key)
+        compiled = CompiledGraph(graph, schedule, fn, source, key, from_cache, self.name, self.runtime().allocate)
+        compiled.not_stored = not_stored  # why the generated code was not written to the disk cache (None: it was)
+        return compiled
 
     def environment(self) -> str:
         """What else generated code depends on (compiler versions, GPU architecture)."""
         return ""
 
-    def _load(self, schedule, fn_name: str, key: str) -> tuple[Callable, str, bool]:
+    def _load(self, schedule, fn_name: str, key: str) -> tuple[Callable, str, bool, str | None]:
+        """(function, its source, whether it came from the on-disk cache, None if it was stored
+        there or else why not)."""
         raise NotImplementedError
 
 

@@ -1,14 +1,43 @@
 """On-disk cache of generated code, keyed by the graph's structural hash.
 
-Each entry stores its own checksum: a truncated or edited file is detected and regenerated.
+Generated code is executed when it is loaded, so the cache trusts only what this user could have
+written itself:
+
+- The cache directory (``GRAPHC_CACHE_DIR``, default ``$XDG_CACHE_HOME/graphc`` or
+  ``~/.cache/graphc``) and any missing parents are created mode 0700.
+- A directory or entry that is not owned by the current user, or that group or others may write,
+  is refused: the refusal is logged once per process (``GRAPHC_LOGS=cache``, else a warning on
+  the ``graphc.cache`` logger) and the code is regenerated. Nothing is stored in a refused
+  directory, and an entry owned by someone else is never replaced.
+- Entries are opened without following symbolic links (``O_NOFOLLOW``) and checked on the opened
+  file (owner, mode, regular file). New entries are written to a temporary file with a random name
+  created exclusively (``mkstemp``) and renamed into place.
+- Each entry stores a checksum of its key and code: a truncated, edited or renamed file is
+  detected and regenerated. The checksum only detects corruption, not tampering (anyone able to
+  write the file can recompute it); ownership and permissions are the protection.
 """
 from __future__ import annotations
 
+import contextlib
+import errno
 import hashlib
+import logging
 import os
+import stat
+import tempfile
+import threading
 from pathlib import Path
 
-FORMAT = "graphc-codegen-1"
+FORMAT = "graphc-codegen-2"
+
+_POSIX = hasattr(os, "getuid")  # ownership and permission bits mean nothing on Windows
+_OPEN_FLAGS = os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0)
+
+log = logging.getLogger("graphc.cache")
+
+
+class Untrusted(Exception):
+    """A cache directory or entry that this user did not (only) write: not used, not replaced."""
 
 
 def cache_dir() -> Path:
@@ -24,29 +53,165 @@ def structural_hash(graph_text: str, backend: str, generator_version: str) -> st
     return hashlib.sha256(f"{FORMAT}\n{backend}\n{generator_version}\n{graph_text}".encode()).hexdigest()[:32]
 
 
-def _checksum(body: str) -> str:
-    return hashlib.sha256(body.encode()).hexdigest()
+# ---- trust ----------------------------------------------------------------------------------
+
+def _check_owner(st: os.stat_result, what: str) -> None:
+    """Raise Untrusted unless ``st`` is owned by this user."""
+    if _POSIX and st.st_uid != os.getuid():
+        raise Untrusted(f"{what} is owned by uid {st.st_uid}, not by this user (uid {os.getuid()})")
+
+
+def _check(st: os.stat_result, what: str) -> None:
+    """Raise Untrusted unless ``st`` is owned by this user and not writable by group or others."""
+    if not _POSIX:
+        return
+    _check_owner(st, what)
+    mode = stat.S_IMODE(st.st_mode)
+    if mode & 0o022:
+        who = " and ".join(w for bit, w in ((0o020, "group"), (0o002, "others")) if mode & bit)
+        raise Untrusted(f"{what} is writable by {who} (mode {mode:04o})")
+
+
+def _makedirs(path: Path) -> None:
+    """Create ``path`` and its missing parents, each mode 0700 (less what the umask removes)."""
+    missing = []
+    p = path
+    while not os.path.lexists(p) and p.parent != p:
+        missing.append(p)
+        p = p.parent
+    for p in reversed(missing):
+        try:
+            os.mkdir(p, 0o700)
+        except FileExistsError:  # made meanwhile by another process: checked like any other
+            pass
+
+
+def private_dir(path: Path | None = None, create: bool = True) -> Path:
+    """``path`` (default: the cache directory), created with its missing parents (mode 0700) if
+    ``create``. Raises Untrusted if it is not a directory owned by this user and closed to writes
+    by group and others (a symbolic link to it must be this user's too), OSError if it is absent
+    or can't be created."""
+    path = cache_dir() if path is None else Path(path)
+    if create:
+        _makedirs(path)
+    st = os.lstat(path)
+    if stat.S_ISLNK(st.st_mode):
+        _check_owner(st, f"cache directory {path} (a symbolic link)")
+        st = os.stat(path)
+    if not stat.S_ISDIR(st.st_mode):
+        raise NotADirectoryError(errno.ENOTDIR, os.strerror(errno.ENOTDIR), str(path))
+    _check(st, f"cache directory {path}")
+    return path
+
+
+def read_entry(path: Path) -> bytes | None:
+    """The bytes of the file ``path`` (in a directory checked by ``private_dir``), None if absent.
+    Raises Untrusted for a symbolic link, something not a regular file, or a file not owned by
+    this user or writable by group or others; OSError if it can't be read."""
+    try:
+        fd = os.open(path, _OPEN_FLAGS)
+    except FileNotFoundError:
+        return None
+    except OSError:
+        if os.path.islink(path):  # O_NOFOLLOW refused it (ELOOP)
+            raise Untrusted(f"cache entry {path} is a symbolic link") from None
+        raise
+    with os.fdopen(fd, "rb") as f:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            raise Untrusted(f"cache entry {path} is not a regular file")
+        _check(st, f"cache entry {path}")
+        return f.read()
+
+
+def write_entry(path: Path, data: bytes) -> None:
+    """Replace ``path`` (in a directory checked by ``private_dir``) by a file holding ``data``:
+    written to a new temporary file (random name, created exclusively, mode 0600), then renamed
+    over ``path``, which replaces a symbolic link there rather than following it. Raises
+    Untrusted if ``path`` exists and belongs to another user (never replaced), OSError on failure."""
+    try:
+        st = os.lstat(path)
+    except FileNotFoundError:
+        pass
+    else:
+        _check_owner(st, f"cache entry {path}")
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+
+
+_said: set[str] = set()
+_said_lock = threading.Lock()
+
+
+def say_once(reason: str, consequence: str) -> None:
+    """Log ``reason: consequence`` once per process and reason: printed with ``GRAPHC_LOGS=cache``
+    (as the compiler's other logs), else a warning on the ``graphc.cache`` logger."""
+    with _said_lock:
+        if reason in _said:
+            return
+        _said.add(reason)
+    text = f"{reason}: {consequence}"
+    if "cache" in {s.strip() for s in os.environ.get("GRAPHC_LOGS", "").split(",")}:
+        print(f"[graphc:cache] {text}", flush=True)
+        log.debug(text)
+    else:
+        log.warning(text)
+
+
+def describe(e: OSError) -> str:
+    """An OSError in a few words: 'Not a directory: /path'."""
+    if e.strerror and e.filename:
+        return f"{e.strerror}: {e.filename}"
+    return e.strerror or str(e)
+
+
+# ---- generated code -------------------------------------------------------------------------
+
+def _header(key: str, body: str) -> str:
+    digest = hashlib.sha256(f"{key}\n{body}".encode()).hexdigest()  # the key too: a renamed entry is detected
+    return f"# {FORMAT} sha256={digest}"
+
+
+_REFUSED = "not using it; the code is regenerated"
 
 
 def load(key: str) -> str | None:
-    """The cached source for ``key``, or None when absent or corrupted."""
-    path = cache_dir() / f"{key}.py"
+    """The cached source for ``key``, or None when absent, corrupted or not trusted (logged once)."""
     try:
-        text = path.read_text()
-    except (OSError, UnicodeDecodeError):
+        data = read_entry(private_dir(create=False) / f"{key}.py")
+    except Untrusted as e:
+        say_once(str(e), _REFUSED)
+        return None
+    except OSError:
+        return None
+    if data is None:
+        return None
+    try:
+        text = data.decode()
+    except UnicodeDecodeError:
         return None
     header, _, body = text.partition("\n")
-    if header != f"# {FORMAT} sha256={_checksum(body)}":
-        return None
-    return body
+    return body if header == _header(key, body) else None
 
 
-def store(key: str, source: str) -> None:
+def store(key: str, source: str) -> str | None:
+    """Write ``source`` as the entry for ``key``. Returns None when it was stored, else why not
+    (a refused directory or entry, also logged once; a read-only or full disk): that only costs
+    regeneration next time."""
     d = cache_dir()
     try:
-        d.mkdir(parents=True, exist_ok=True)
-        tmp = d / f".{key}.{os.getpid()}.tmp"
-        tmp.write_text(f"# {FORMAT} sha256={_checksum(source)}\n{source}")
-        os.replace(tmp, d / f"{key}.py")
-    except OSError:
-        pass  # a read-only or full cache directory only costs regeneration next time
+        d = private_dir(d)
+        write_entry(d / f"{key}.py", f"{_header(key, source)}\n{source}".encode())
+    except Untrusted as e:
+        say_once(str(e), _REFUSED)
+        return str(e)
+    except OSError as e:
+        return f"cannot write to the cache directory {d} ({describe(e)})"
+    return None

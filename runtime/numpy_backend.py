@@ -20,17 +20,16 @@ class NumpyBackend(Backend):
     target = numpy_codegen.TARGET
     generator_modules = Backend.generator_modules + ("graphc.codegen.numpy_codegen",)
 
-    def _load(self, schedule: Schedule, fn_name: str, key: str) -> tuple[Callable, str, bool]:
+    def _load(self, schedule: Schedule, fn_name: str, key: str) -> tuple[Callable, str, bool, str | None]:
         src = cache.load(key)
         if src is not None:
             try:
-                return _exec(src, fn_name), src, True
+                return _exec(src, fn_name), src, True, None
             except Exception:  # a stale or damaged entry: regenerate
                 pass
         src = numpy_codegen.generate(schedule, fn_name)
         fn = _exec(src, fn_name)
-        cache.store(key, src)
-        return fn, src, False
+        return fn, src, False, cache.store(key, src)
 
 
 def _exec(src: str, fn_name: str) -> Callable:

@@ -41,7 +41,7 @@ class TritonBackend(Backend):
         cc = self.runtime().lib().cuda.Device().compute_capability
         return f"triton {triton.__version__} sm_{cc}"
 
-    def _load(self, schedule: Schedule, fn_name: str, key: str) -> tuple[Callable, str, bool]:
+    def _load(self, schedule: Schedule, fn_name: str, key: str) -> tuple[Callable, str, bool, str | None]:
         # ieee float32 dot products, as PyTorch's default matmul precision (no TF32)
         rendered = triton_codegen.render_kernels(schedule, input_precision="ieee")
         _rendered.update((r.source_hash, r) for r in rendered.values())
@@ -61,7 +61,7 @@ class TritonBackend(Backend):
             with np.errstate(all="ignore"):  # extern calls on host arrays follow IEEE rules silently
                 return fn(*args)
         source = host + "".join(f"\n# ---- kernel {name} ----\n{r.source}" for name, r in rendered.items())
-        return run, source, False
+        return run, source, False, "the triton backend regenerates its host code (kernel files are reused)"
 
 
 def _launcher(kernels: dict) -> Callable:

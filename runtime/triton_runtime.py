@@ -1,7 +1,11 @@
 """Loading, launching, tuning and ahead-of-time compiling rendered Triton kernels.
 
 - Each kernel's source is written to ``<cache_dir>/triton/<name>_<source hash>.py`` (Triton's JIT
-  reads the function's source with ``inspect``, so it must live in a real file) and imported.
+  reads the function's source with ``inspect``, so it must live in a real file) and imported. The
+  folder and its files follow the cache's trust rules (``cache.py``): a file is imported only if
+  this user owns it, no one else may write it or its folder, and it holds exactly the rendered
+  source; otherwise the kernel is written anew, to a private temporary folder of this process if
+  the cache's folder is refused.
 - Where the arrays live decides how a kernel runs: numpy arrays (cpu) go through Triton's
   interpreter, CuPy arrays (cuda) through the compiled kernel. ``triton.jit`` picks interpreted
   or compiled when it decorates (``knobs.runtime.interpret``, read from ``TRITON_INTERPRET`` at
@@ -18,10 +22,13 @@ Nothing here imports triton (or CuPy) at module import: ``import graphc`` must s
 """
 from __future__ import annotations
 
+import atexit
 import contextlib
 import importlib.util
 import json
 import os
+import shutil
+import tempfile
 import threading
 from pathlib import Path
 from typing import Any, Iterator, Mapping, Sequence
@@ -30,14 +37,35 @@ import numpy as np
 
 from graphc.codegen.triton_kernels import RenderedKernel, next_pow2
 
-from .cache import cache_dir
+from . import cache
 
 _lock = threading.RLock()            # TRITON_INTERPRET is process-wide: one import/launch at a time
 _modules: dict[tuple[str, bool], Any] = {}
+_private: list[Path] = []            # this process's own kernel folder, made when the cache's is refused
 
 
 def kernel_dir() -> Path:
-    return cache_dir() / "triton"
+    """``<cache_dir>/triton``, made private to this user if absent; if it (or the cache directory)
+    is refused or can't be made, a temporary folder private to this process (logged once)."""
+    try:
+        cache.private_dir(cache.cache_dir())
+        return cache.private_dir(cache.cache_dir() / "triton")
+    except cache.Untrusted as e:
+        why = str(e)
+    except OSError as e:
+        why = cache.describe(e)
+    fallback = _private_dir()
+    cache.say_once(why, f"Triton kernel files go to {fallback} instead")
+    return fallback
+
+
+def _private_dir() -> Path:
+    with _lock:
+        if not _private:
+            d = Path(tempfile.mkdtemp(prefix="graphc-triton-"))  # mode 0700, a fresh random name
+            atexit.register(shutil.rmtree, d, ignore_errors=True)
+            _private.append(d)
+        return _private[0]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -59,18 +87,31 @@ def _interpret(on: bool) -> Iterator[None]:
 
 
 def source_path(rendered: RenderedKernel) -> Path:
-    """The kernel's source file, written if absent or not what we would write (a file is trusted
-    only when its content is exactly the rendered source)."""
-    path = kernel_dir() / f"{rendered.name}_{rendered.source_hash}.py"
+    """The kernel's source file, written if absent or not what we would write (a file is used
+    only when this user owns it, no one else may write it, and its content is exactly the
+    rendered source); in this process's private folder if the kernel folder's file is refused."""
+    name = f"{rendered.name}_{rendered.source_hash}.py"
+    data = rendered.source.encode()
+    folder = kernel_dir()
+    path = folder / name
     try:
-        if path.read_text() == rendered.source:
-            return path
-    except (OSError, UnicodeDecodeError):
-        pass
-    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
-    tmp.write_text(rendered.source)
-    os.replace(tmp, path)
+        try:
+            same = cache.read_entry(path) == data
+        except cache.Untrusted as e:  # replaced below, unless another user's
+            cache.say_once(str(e), "not using it; the kernel is written anew")
+            same = False
+        if not same:
+            cache.write_entry(path, data)
+        return path
+    except cache.Untrusted as e:
+        why = str(e)
+    except OSError as e:
+        why = cache.describe(e)
+    if _private and folder == _private[0]:
+        raise OSError(f"cannot write the Triton kernel file {path}: {why}")
+    path = _private_dir() / name
+    cache.say_once(why, f"the kernel is written to {path} instead")
+    cache.write_entry(path, data)
     return path
 
 
@@ -251,8 +292,11 @@ def _tuning_key(rendered: RenderedKernel) -> str:
 
 def _read_tuning() -> dict:
     try:
-        data = json.loads(_tuning_file().read_text())
+        data = json.loads(cache.read_entry(_tuning_file()) or b"{}")
         return data if isinstance(data, dict) else {}
+    except cache.Untrusted as e:
+        cache.say_once(str(e), "not using its launch configurations")
+        return {}
     except (OSError, ValueError):
         return {}
 
@@ -289,10 +333,12 @@ def tuned_config(rendered: RenderedKernel, args: Sequence[Any], outs: Sequence[A
     with _lock:
         data = _read_tuning()
         data[key] = best
-        _tuning_file().parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-        tmp = _tuning_file().with_name(f".autotune.{os.getpid()}.tmp")
-        tmp.write_text(json.dumps(data, indent=1, sort_keys=True))
-        os.replace(tmp, _tuning_file())
+        try:
+            cache.write_entry(_tuning_file(), json.dumps(data, indent=1, sort_keys=True).encode())
+        except cache.Untrusted as e:  # tuned again by the next process
+            cache.say_once(str(e), "launch configurations are not saved")
+        except OSError as e:
+            cache.say_once(cache.describe(e), "launch configurations are not saved")
     return best
 
 

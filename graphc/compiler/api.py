@@ -466,8 +466,12 @@ class CompiledFunction:
         plan = compiled.plan
         entry.stages.setdefault("memory", []).append(f"{name}: {plan.summary()}")
         _emit("passes", pm.summary() + f"\nmemory plan {name}: {plan.summary()}")
-        _emit("cache", f"{name}: " + (f"loaded generated code from the cache ({compiled.key})" if compiled.from_cache
-                                      else f"generated code (cache miss, stored as {compiled.key})"))
+        if compiled.from_cache:
+            _emit("cache", f"{name}: loaded generated code from the cache ({compiled.key})")
+        elif compiled.not_stored is None:
+            _emit("cache", f"{name}: generated code (cache miss, stored as {compiled.key})")
+        else:
+            _emit("cache", f"{name}: generated code (cache miss, not stored: {compiled.not_stored})")
         return compiled
 
     def _run(self, entry: Entry, leaves: list):
