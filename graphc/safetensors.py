@@ -14,8 +14,8 @@ The API follows ``safetensors.torch``: :func:`save_file`, :func:`load_file`, :fu
 :func:`load` and :func:`safe_open`. Writing matches the reference implementation byte for byte
 (tensors ordered by dtype size, largest first, then name; compact JSON; space padding), except
 that non-contiguous tensors are saved as contiguous copies instead of being refused. Reading
-validates the header (size limit, UTF-8, JSON object, unique names, known dtype, shape and byte
-length agreeing, offsets tiling the data) and raises :class:`SafetensorError` on any problem.
+validates the header (size limit, UTF-8, JSON object, unique names, known dtype, shape within numpy's
+limits and agreeing with the byte length, offsets tiling the data) and raises :class:`SafetensorError` on any problem.
 """
 from __future__ import annotations
 
@@ -30,7 +30,7 @@ import numpy as np
 from graphc.ir import dtypes as dt
 
 from .device import check_device
-from .serialization import CheckpointError, _DuplicateKey, _strict_json
+from .serialization import CheckpointError, _DuplicateKey, _shape_error, _strict_json
 from .tensors import Tensor, host_array
 
 __all__ = ["save", "save_file", "load", "load_file", "safe_open", "SafetensorError"]
@@ -143,7 +143,10 @@ def _parse_header(n: int, header: bytes, data_len: int, src: str):
             raise err(f"tensor {name!r} has dtype {code}, which graphc does not support "
                       f"(supported: {', '.join(_TO_GRAPHC)})")
         if not isinstance(shape, list) or not all(type(s) is int and s >= 0 for s in shape):
-            raise err(f"tensor {name!r} has an invalid shape {shape!r}")
+            raise err(f"tensor {name!r} has an invalid shape {shape!r:.200}")
+        problem = _shape_error(shape, _TO_GRAPHC[code].itemsize)
+        if problem is not None:
+            raise err(f"tensor {name!r} ({code}) {problem}")
         if (not isinstance(offs, list) or len(offs) != 2 or not all(type(o) is int and o >= 0 for o in offs)
                 or offs[0] > offs[1]):
             raise err(f"tensor {name!r} has invalid data_offsets {offs!r}")

@@ -22,6 +22,7 @@ tuple                        ``{"tuple": [items]}``
 dict                         ``{"dict": [[key, value], ...]}`` (keys keep their type: 0 vs "0")
 collections.OrderedDict      ``{"odict": [[key, value], ...]}``, plus ``"attrs": [[name, value],
                              ...]`` for instance attributes such as a state_dict's ``_metadata``
+                             (never one named like an OrderedDict method: ``keys``, ``items``...)
 Tensor / nn.Parameter        ``{"tensor": index into the tensor table}``
 bytes                        ``{"bytes": base64}``
 complex                      ``{"complex": [real, imag]}`` (each an encoded float)
@@ -37,8 +38,8 @@ makes :func:`save` raise a ``TypeError`` naming where in the object it sits, bef
 touched.
 
 :func:`load` validates everything before building tensors (format and version, zip structure,
-entry sizes, CRC-32 and SHA-256 of every blob, shapes against byte lengths, dtypes, references) and
-reports any problem as a :class:`CheckpointError`. It refuses PyTorch's pickle-based ``.pt``
+entry sizes, CRC-32 and SHA-256 of every blob, shapes against byte lengths and numpy's limits, dtypes,
+references) and reports any problem as a :class:`CheckpointError`. It refuses PyTorch's pickle-based ``.pt``
 files and plain pickles with an explanation instead of unpickling them.
 """
 from __future__ import annotations
@@ -76,6 +77,7 @@ DEFAULT_PROTOCOL = 2  # accepted for torch.save(pickle_protocol=...) compatibili
 
 MAX_DEPTH = 100  # nesting of lists/tuples/dicts; real checkpoints nest a handful of levels
 MAX_MANIFEST_BYTES = 1 << 28
+MAX_DIMS = 64 if int(np.__version__.split(".")[0]) >= 2 else 32  # numpy's limit on an array's dimensions
 _READ_CHUNK = 1 << 26
 _ZIP_DATE = (1980, 1, 1, 0, 0, 0)  # fixed timestamps: the same object saves to the same bytes
 _SAVABLE = ("graphc.save stores tensors, numbers, strings, bytes, None, dtypes, devices and "
@@ -160,8 +162,10 @@ class _Encoder:
                 attrs = getattr(obj, "__dict__", None)
                 if attrs:
                     for name in attrs:
-                        if not isinstance(name, str) or not name.isidentifier() or name.startswith("__"):
-                            raise TypeError(f"cannot save attribute {name!r} of the OrderedDict at {path}")
+                        if (not isinstance(name, str) or not name.isidentifier() or name.startswith("__")
+                                or _shadows(name)):
+                            why = f": it hides OrderedDict.{name}" if isinstance(name, str) and _shadows(name) else ""
+                            raise TypeError(f"cannot save attribute {name!r} of the OrderedDict at {path}{why}")
                     out["attrs"] = [[name, self.value(v, f"{path}.{name}", depth + 1)] for name, v in attrs.items()]
                 return out
             finally:
@@ -319,6 +323,26 @@ def _is_int(x) -> bool:
     return type(x) is int
 
 
+def _shape_error(shape: list, itemsize: int) -> str | None:
+    """Why no array can have ``shape`` (non-negative ints read from a file) with items of
+    ``itemsize`` bytes, or None: more dimensions than numpy allows, or more bytes than an array
+    may span (numpy counts an empty dimension as 1 there, so ``[0, 2**62]`` is refused too)."""
+    if len(shape) > MAX_DIMS:
+        return f"has {len(shape)} dimensions; at most {MAX_DIMS} are supported"
+    span = itemsize
+    for s in shape:
+        span *= max(s, 1)
+    if span > sys.maxsize:
+        return (f"has shape {shape!r:.200}, too large for an array (over {sys.maxsize} bytes, counting "
+                "empty dimensions as 1)")
+    return None
+
+
+def _shadows(name: str) -> bool:
+    """Whether an instance attribute ``name`` would hide an OrderedDict method (``keys``, ``items``...)."""
+    return hasattr(OrderedDict, name)
+
+
 class _Reader:
     def __init__(self, zf: zipfile.ZipFile, src: str, remap, size: int) -> None:
         self.zf, self.src, self.remap, self.size = zf, src, remap, size
@@ -417,7 +441,10 @@ class _Reader:
             raise self.error(f"tensor {i} has unknown dtype {name!r}; this graphc knows "
                              f"{', '.join(x.name for x in dt.ALL_DTYPES)}")
         if not isinstance(shape, list) or not all(_is_int(s) and s >= 0 for s in shape):
-            raise self.error(f"tensor {i} has an invalid shape {shape!r}")
+            raise self.error(f"tensor {i} has an invalid shape {shape!r:.200}")
+        problem = _shape_error(shape, d.itemsize)
+        if problem is not None:
+            raise self.error(f"tensor {i} ({name}) {problem}")
         nbytes = math.prod(shape) * d.itemsize
         if nbytes != blobs[blob]["nbytes"]:
             raise self.error(f"tensor {i} ({name}{shape}) needs {nbytes} bytes but its blob {blob} holds "
@@ -519,6 +546,9 @@ class _Reader:
                     ok = (type(pair) is list and len(pair) == 2 and type(pair[0]) is str and pair[0].isidentifier()
                           and not pair[0].startswith("__"))
                     self.expect(ok, path, pair)
+                    if _shadows(pair[0]):
+                        raise self.error(f"the OrderedDict at {path} has an attribute {pair[0]!r}, which would "
+                                         f"hide OrderedDict.{pair[0]}; graphc.save never writes one")
                     out.__dict__[pair[0]] = self.decode(pair[1], f"{path}.{pair[0]}", depth + 1)
             return out
         if tag == "float":
@@ -534,9 +564,12 @@ class _Reader:
             self.expect(type(v) is list and len(v) == 2, path, node)
             re, im = (self.decode(x, path, depth + 1) for x in v)
             self.expect(type(re) in (int, float) and type(im) in (int, float), path, node)
-            return complex(re, im)
+            try:
+                return complex(re, im)
+            except OverflowError:
+                raise self.error(f"the complex number at {path} is out of range") from None
         if tag == "size":
-            self.expect(type(v) is list and all(_is_int(s) and s >= 0 for s in v), path, node)
+            self.expect(type(v) is list and all(_is_int(s) and 0 <= s <= sys.maxsize for s in v), path, node)
             return Size(v)
         if tag == "dtype":
             d = dt._BY_NAME.get(v) if type(v) is str else None
