@@ -125,11 +125,19 @@ def from_numpy(ndarray: np.ndarray) -> Tensor:
     return Tensor._make(ndarray)
 
 
+def _new_shape(size) -> tuple[int, ...]:
+    """The shape of a new tensor from ``*size`` arguments (``sizes_arg``), with PyTorch's error for
+    a negative dimension (the first one), before numpy sees it."""
+    shape = sizes_arg(size)
+    for s in shape:
+        if s < 0:
+            raise RuntimeError(f"Trying to create tensor with negative dimension {s}: {list(shape)}")
+    return shape
+
+
 def _filled(size, value, dtype, device, requires_grad) -> Tensor:
     dev = check_device(device)
-    shape = sizes_arg(size)
-    if any(s < 0 for s in shape):
-        raise RuntimeError(f"Trying to create tensor with negative dimension {min(shape)}: {list(shape)}")
+    shape = _new_shape(size)
     npd = (dtype or dt.get_default_dtype()).np
     if dev is CPU:
         return _finish(np.full(shape, value, dtype=npd), requires_grad)
@@ -244,6 +252,8 @@ def linspace(start, end, steps: int, *, out=None, dtype=None, layout=None, devic
 def logspace(start, end, steps: int, base: float = 10.0, *, dtype=None, device=None,
              requires_grad: bool = False) -> Tensor:
     dev = check_device(device)
+    if steps < 0:
+        raise RuntimeError("number of steps must be non-negative")
     d = dtype or dt.get_default_dtype()
     return _finish(np.power(base, np.linspace(float(start), float(end), steps)).astype(d.np), requires_grad, dev)
 
@@ -280,7 +290,7 @@ def triu_indices(row: int, col: int, offset: int = 0, *, dtype=None, layout=None
 
 def _random(kind, size, dtype, generator, requires_grad, device, **kw) -> Tensor:
     dev = check_device(device)
-    shape = sizes_arg(size)
+    shape = _new_shape(size)
     d = dtype or dt.get_default_dtype()
     if kind != "integers" and not d.is_floating_point:
         kernel = "check_uniform_bounds" if kind == "uniform" else "normal_kernel_cpu"
@@ -309,12 +319,12 @@ def randint(low=0, high=None, size=None, *, generator=None, out=None, dtype=None
         low, high, size = 0, low, high
     if high is None or size is None:
         raise TypeError("randint() missing required arguments: high and size")
+    shape = _new_shape((tuple(size),))
     if low >= high:
         raise RuntimeError(f"random_ expects 'from' to be less than 'to', but got from={low} >= to={high}")
     dev = check_device(device)
     d = dtype or dt.int64
-    return _finish(grandom.sample("integers", sizes_arg((tuple(size),)), d, generator, dev, low=low, high=high),
-                   requires_grad, dev)
+    return _finish(grandom.sample("integers", shape, d, generator, dev, low=low, high=high), requires_grad, dev)
 
 
 def rand_like(input, *, dtype=None, layout=None, device=None, requires_grad: bool = False, memory_format=None) -> Tensor:

@@ -74,8 +74,8 @@ class Tensor:
         if len(args) == 1 and not isinstance(args[0], int):
             arr = np.array(_to_nested(args[0]), dtype=d.np)
         else:
-            sizes = args[0] if len(args) == 1 and isinstance(args[0], (tuple, list)) else args
-            arr = np.zeros(tuple(int(s) for s in sizes), dtype=d.np)
+            from .creation import _new_shape  # PyTorch's error for a negative size
+            arr = np.zeros(_new_shape(args), dtype=d.np)
         Tensor._init_fields(self, array_to(arr, check_device(device)))
 
     # ---- construction -----------------------------------------------------------------------

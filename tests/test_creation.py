@@ -332,3 +332,32 @@ def test_legacy_tensor_constructor():
     assert torch.Tensor(2, 3).shape == (2, 3)
     assert torch.FloatTensor([1]).dtype is torch.float32
     assert torch.LongTensor([1]).dtype is torch.int64
+
+
+@pytest.mark.parametrize("make", [
+    lambda *s: torch.zeros(*s), lambda *s: torch.ones(*s), lambda *s: torch.empty(*s),
+    lambda *s: torch.full(s, 1.5), lambda *s: torch.rand(*s), lambda *s: torch.randn(*s),
+    lambda *s: torch.randn(*s, generator=torch.Generator()), lambda *s: torch.randint(0, 5, s),
+    lambda *s: torch.randint(5, s), lambda *s: torch.normal(0.0, 1.0, s), lambda *s: torch.Tensor(*s),
+    lambda *s: torch.zeros(2).new_zeros(s), lambda *s: torch.zeros(2).new_empty(s),
+    lambda *s: torch.zeros(2).new_full(s, 2.0), lambda *s: torch.zeros(2).new_ones(*s),
+    lambda *s: torch.randn(*s, dtype=torch.int64), lambda *s: torch.randint(5, 5, s),
+], ids=["zeros", "ones", "empty", "full", "rand", "randn", "randn-generator", "randint", "randint-high",
+        "normal", "Tensor", "new_zeros", "new_empty", "new_full", "new_ones", "randn-int", "randint-empty-range"])
+def test_negative_dimension_gives_pytorchs_message(make):
+    # PyTorch: RuntimeError: Trying to create tensor with negative dimension -1: [-1, 3]
+    with pytest.raises(RuntimeError, match=r"^Trying to create tensor with negative dimension -1: \[-1, 3\]$"):
+        make(-1, 3)
+    with pytest.raises(RuntimeError, match=r"^Trying to create tensor with negative dimension -2: \[4, -2, -5\]$"):
+        make(4, -2, -5)        # the first negative size, as PyTorch reports it
+
+
+def test_negative_dimension_inside_a_compiled_function():
+    f = torch.compile(lambda x: x + torch.randn(-1, 3))
+    with pytest.raises(RuntimeError, match=r"negative dimension -1: \[-1, 3\]"):
+        f(torch.ones(3))
+
+
+def test_logspace_negative_steps():
+    with pytest.raises(RuntimeError, match="number of steps must be non-negative"):
+        torch.logspace(0, 1, -1)
