@@ -30,11 +30,20 @@ def main(argv: list[str] | None = None) -> int:
     ns.args = extra + script_args
     if not os.path.isfile(ns.script):
         p.error(f"no such script: {ns.script}")
+    try:
+        os.makedirs(ns.out, exist_ok=True)
+    except OSError as e:  # a file in the way, no permission: one line, no traceback
+        print(f"graphc dump: error: cannot create the output folder {ns.out}: {e.strerror}", file=sys.stderr)
+        return 2
     from graphc.compiler import dump
     dump.configure(ns.out, ns.format)
     sys.argv = [ns.script] + ns.args
     sys.path.insert(0, os.path.dirname(os.path.abspath(ns.script)))
-    runpy.run_path(ns.script, run_name="__main__")
+    try:
+        runpy.run_path(ns.script, run_name="__main__")
+    except dump.DumpError as e:  # the folder went away or became unwritable while the script ran
+        print(f"graphc dump: error: {e}", file=sys.stderr)
+        return 1
     written = dump.written()
     print(f"graphc dump: wrote {len(written)} compiled graph(s) to {os.path.abspath(ns.out)}", file=sys.stderr)
     for w in written:

@@ -41,7 +41,7 @@ from . import dump
 from ..dispatch import current as _dispatch
 from .tracing import RNG_KEY, GraphBreak, SymbolicTensor, Trace
 
-RECOMPILE_LIMIT = 8
+RECOMPILE_LIMIT = 8  # recompiles after the first compile (PyTorch's recompile_limit, also 8, counts cache entries)
 log = logging.getLogger("graphc")
 
 
@@ -267,17 +267,21 @@ class CompiledFunction:
             if self.gave_up:  # past the recompile limit: what is compiled still runs compiled
                 return self.fn(*args, **kwargs)
             if self.cache:
-                self.recompiles += 1
                 reason = stale or self._why(self._closest(guard), guard)
+                if self.recompiles >= RECOMPILE_LIMIT:  # the limit counts recompiles done, not attempts
+                    self.gave_up = True
+                    self.history.append(f"recompile limit ({RECOMPILE_LIMIT}) reached, running eagerly: {reason}")
+                    _emit("recompiles", f"{self.name}: not recompiling (the limit of {RECOMPILE_LIMIT} recompiles "
+                                        f"is reached) although {reason}; running eagerly")
+                    warnings.warn(
+                        f"graphc.compile: {self.name} was recompiled {self.recompiles} times, the limit (last "
+                        f"reason: {reason}); new input signatures run eagerly from now on, those already compiled "
+                        "stay compiled. Keep input shapes and Python arguments stable to benefit from compilation.",
+                        RuntimeWarning, stacklevel=_user_stacklevel())
+                    return self.fn(*args, **kwargs)
+                self.recompiles += 1
                 self.history.append(f"recompile #{self.recompiles}: {reason}")
                 _emit("recompiles", f"{self.name}: recompiling because {reason}")
-                if self.recompiles > RECOMPILE_LIMIT:
-                    self.gave_up = True
-                    warnings.warn(
-                        f"graphc.compile: {self.name} was recompiled {RECOMPILE_LIMIT} times (last reason: "
-                        f"{reason}); running it eagerly from now on. Keep input shapes and Python arguments "
-                        "stable to benefit from compilation.", RuntimeWarning, stacklevel=_user_stacklevel())
-                    return self.fn(*args, **kwargs)
             entry = self._compile(args, kwargs, guard, leaves, spec)
             self.cache[entry.guard] = entry
         if entry.eager_reason is not None:

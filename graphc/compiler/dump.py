@@ -33,11 +33,23 @@ def to_dot(g: Graph) -> str:
     return "\n".join(lines) + "\n"
 
 
+class DumpError(OSError):
+    """The stages could not be written (the folder can't be created, or written)."""
+
+
 def write_stages(folder: str, name: str, index: int, stages: dict, graph: Graph, fmt: str = "text") -> Path:
     """One subfolder per compiled specialization: traced graph, graph after each pass (the passes
     on the forward and backward graphs are labelled so), the forward/backward split, fusion
-    decisions, memory plans, generated code, and (fmt='dot') DOT pictures."""
+    decisions, memory plans, generated code, and (fmt='dot') DOT pictures. Raises DumpError if
+    they can't be written."""
     base = Path(folder) / f"{name}_{index}"
+    try:
+        return _write_stages(base, name, stages, graph, fmt)
+    except OSError as e:
+        raise DumpError(f"cannot write the stages of {name} to {base}: {e.strerror or e}") from e
+
+
+def _write_stages(base: Path, name: str, stages: dict, graph: Graph, fmt: str) -> Path:
     base.mkdir(parents=True, exist_ok=True)
     (base / "00_traced.ir").write_text(stages["traced"])
     records = [(rec, "") for rec in stages.get("passes", [])]
