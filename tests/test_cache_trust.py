@@ -47,6 +47,17 @@ def refusals(out: str) -> list[str]:
     return [line for line in out.splitlines() if line.startswith("[graphc:cache]") and "not using it" in line]
 
 
+def compile_after_refusal(capsys, marker) -> str:
+    """Compile graph k with a refused entry in the cache: the code is regenerated and the planted
+    code not executed; returns the one line that says why the entry was refused."""
+    capsys.readouterr()
+    compiled = compile_k()
+    assert not compiled.from_cache and not marker.exists()
+    check_result(compiled)
+    (line,) = refusals(capsys.readouterr().out)
+    return line
+
+
 def plant(cache_dir, tmp_path):
     """A valid entry (right checksum) for graph k whose code would leave a marker if executed."""
     key = compile_k().key
@@ -72,11 +83,7 @@ def test_cache_directory_and_missing_parents_are_created_private(tmp_path, monke
 def test_entry_writable_by_others_is_refused_once_and_replaced(cache_dir, tmp_path, capsys):
     key, entry, marker = plant(cache_dir, tmp_path)
     os.chmod(entry, 0o666)
-    capsys.readouterr()
-    again = compile_k()
-    assert not again.from_cache and not marker.exists()
-    check_result(again)
-    (line,) = refusals(capsys.readouterr().out)
+    line = compile_after_refusal(capsys, marker)
     assert f"cache entry {entry} is writable by group and others (mode 0666)" in line
     assert stat.S_IMODE(os.stat(entry).st_mode) == 0o600   # our own file: replaced by a fresh entry
     assert compile_k().from_cache
@@ -144,11 +151,7 @@ def test_symlink_at_the_entry_path_is_not_followed(cache_dir, tmp_path, capsys):
     planted = target.read_bytes()
     entry.unlink()
     entry.symlink_to(target)
-    capsys.readouterr()
-    compiled = compile_k()
-    assert not compiled.from_cache and not marker.exists()
-    check_result(compiled)
-    (line,) = refusals(capsys.readouterr().out)
+    line = compile_after_refusal(capsys, marker)
     assert f"cache entry {entry} is a symbolic link" in line
     assert target.read_bytes() == planted                      # the target was not written through
     assert not entry.is_symlink() and entry.is_file()          # the link itself was replaced

@@ -22,7 +22,7 @@ import pytest
 import graphc as torch
 from graphc import nn
 from graphc import safetensors as st
-from graphc.serialization import MANIFEST_NAME, PREFIX, CheckpointError
+from graphc.serialization import MANIFEST_NAME, MAX_DIMS, PREFIX, CheckpointError
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 
@@ -793,6 +793,11 @@ def hdr(**tensors) -> dict:
     (spec_file(hdr(a=("BF16", [2], [0, 4])), b"\0" * 4), "dtype BF16, which graphc does not support"),
     (spec_file(hdr(a=("F32", [-1], [0, 4])), b"\0" * 4), "invalid shape"),
     (spec_file(hdr(a=("F32", [True], [0, 4])), b"\0" * 4), "invalid shape"),
+    (spec_file(hdr(a=("F32", [0, 2 ** 62], [0, 0])), b""), "too large for an array"),
+    (spec_file(hdr(a=("F32", [0, 2 ** 64], [0, 0])), b""), "too large for an array"),
+    (spec_file(hdr(a=("F32", [2 ** 62, 0, 3], [0, 0])), b""), "too large for an array"),
+    (spec_file(hdr(a=("F32", [0] * (MAX_DIMS + 1), [0, 0])), b""), f"has {MAX_DIMS + 1} dimensions; at most"),
+    (spec_file(hdr(a=("F32", [1] * (MAX_DIMS + 1), [0, 4])), b"\0" * 4), f"has {MAX_DIMS + 1} dimensions"),
     (spec_file(hdr(a=("F32", [1], [4, 0])), b"\0" * 4), "invalid data_offsets"),
     (spec_file(hdr(a=("F32", [1], [0])), b"\0" * 4), "invalid data_offsets"),
     (spec_file(hdr(a=("F32", [2], [0, 4])), b"\0" * 4), "needs 8 bytes"),
