@@ -1,6 +1,8 @@
 """The host function every backend generates around its kernels: signature, workspace buffers,
 views rendered as array-module calls, and the returned outputs (copied where the caller could
-otherwise share memory with an input, a broadcast or another output)."""
+otherwise share memory with the workspace, a broadcast, a library call's operand or another
+output; outputs that are views of an input or of another output are returned as views, see
+``output_aliases``)."""
 from __future__ import annotations
 
 from typing import Callable
@@ -11,6 +13,20 @@ from .schedule import Access, ExternCall, Schedule
 def workspace_buffers(s: Schedule) -> list[str]:
     """The temp buffers, in the order the host function unpacks them from ``_ws``."""
     return [name for name, b in s.buffers.items() if b.role == "temp"]
+
+
+def output_aliases(s: Schedule) -> list[bool]:
+    """Per graph output, whether it is a graph input or another output's plain buffer (seen
+    through views). The generated code returns these as views; the runtime copies them, except
+    where the caller makes them views of the tensors they alias. Values saved for backward (from
+    ``saved_from`` on) are never counted: they are returned as they are."""
+    inputs = set(s.inputs)
+    end = len(s.outputs) if s.saved_from is None else s.saved_from
+    plain: dict[str, int] = {}
+    for i, a in enumerate(s.outputs[:end]):
+        if a.is_plain:
+            plain.setdefault(a.buffer, i)
+    return [i < end and (a.buffer in inputs or plain.get(a.buffer, i) != i) for i, a in enumerate(s.outputs)]
 
 
 def _slices(index) -> str:
@@ -68,15 +84,17 @@ class HostWriter:
         externs = {st.out: st for st in s.steps if isinstance(st, ExternCall)}
         returned: set[str] = set()
         outs = []
-        for i, a in enumerate(s.outputs):
+        for i, (a, alias) in enumerate(zip(s.outputs, output_aliases(s))):
             e = self.view(a)
-            if s.saved_from is not None and i >= s.saved_from:
-                outs.append(e)  # saved for backward: the runtime watches inputs' versions instead
+            if alias or s.saved_from is not None and i >= s.saved_from:
+                # saved for backward: the runtime watches inputs' versions instead; aliases:
+                # the runtime copies them or makes them views of what they alias
+                outs.append(e)
                 continue
             role = s.buffers[a.buffer].role
             ext = externs.get(a.buffer)
             # the workspace goes back to its pool after the call: nothing returned may live there
-            shared = (role in ("input", "temp") or a.buffer in returned or any(v[0] == "expand" for v in a.views)
+            shared = (role == "temp" or a.buffer in returned or any(v[0] == "expand" for v in a.views)
                       or (ext is not None and not self.fresh(ext.prim)))
             returned.add(a.buffer)
             outs.append(f"{self.xp}.array({e})" if shared else e)

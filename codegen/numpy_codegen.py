@@ -149,6 +149,17 @@ def _numpy_dtype_differs(n: Node, casts: list) -> bool:
     return res[-1] != np.dtype(n.output.dtype.np)
 
 
+def divisor_check(n: Node, operands: list[str]) -> str | None:
+    """The statement that checks an integer ``//`` or ``%`` for a zero divisor before it runs, as
+    eager mode does (numpy would give 0); None where none is needed (float division, a nonzero
+    literal divisor)."""
+    if n.prim not in (P.floor_divide, P.remainder) or n.output.dtype.is_floating_point:
+        return None
+    if not isinstance(n.inputs[1], Value) and n.inputs[1] != 0:
+        return None
+    return f"_check_divisor({operands[1]})"
+
+
 def _statement(w: HostWriter, n: Node, operands: list[str], target: str, buf: str | None,
                wrap: str = "") -> None:
     """``target = <n>(operands)``, written into the planned buffer ``buf`` when there is one.
@@ -157,6 +168,9 @@ def _statement(w: HostWriter, n: Node, operands: list[str], target: str, buf: st
     casts = n.prim.operand_casts(tuple(n.inputs), n.attrs)
     args = [f"{a}.astype(np.{c.np.name})" if c is not None else a for a, c in zip(operands, casts)]
     expr = LOWERINGS[n.prim](n, args)
+    check = divisor_check(n, args)
+    if check:
+        w.line(check)
     if _numpy_dtype_differs(n, casts):  # e.g. bool // bool is int8 in numpy: cast, no out=
         expr, buf = f"_fix({expr}, {n.output.dtype.np.name!r})", None
     if buf is not None and n.prim in WRITES_INTO:
@@ -210,4 +224,5 @@ def _special():
 def namespace() -> dict:
     from graphc.ir import dtypes
     return {"np": np, "_impl": {name: p.impl for name, p in PRIMITIVES.items()}, "_fix": as_dtype,
+            "_check_divisor": P.check_int_divisor,
             "_special": _special, "_dtypes": {d.name: d for d in dtypes.ALL_DTYPES}}

@@ -5,6 +5,7 @@ dispatch to CuPy on cuda arrays, with results moved onto the device)."""
 from __future__ import annotations
 
 from graphc.ir import prims as P
+from graphc.ir.graph import Value
 from graphc.ir.primitive import Primitive
 
 from . import numpy_codegen, triton_kernels
@@ -56,6 +57,7 @@ def generate(s: Schedule, fn_name: str) -> str:
                 b = s.buffers[o.buffer]
                 if b.role != "temp":
                     w.line(f"{o.buffer} = _empty({b.shape!r}, {b.dtype.np.name!r})")
+            _divisor_checks(w, step)
             args = "".join(f"{a.access.buffer}, " for a in step.args)
             outs = "".join(f"{o.buffer}, " for o in step.outs)
             w.line(f"_launch({step.name!r}, ({args}), ({outs}))")
@@ -63,3 +65,18 @@ def generate(s: Schedule, fn_name: str) -> str:
             numpy_codegen.extern_call(w, step, s, wrap="_dev")
     w.end()
     return w.source()
+
+
+def _divisor_checks(w: HostWriter, k: Kernel) -> None:
+    """Integer ``//`` and ``%`` by zero raise before the launch, as in eager mode: the host checks
+    each divisor the kernel reads from memory, and a literal 0. A divisor the kernel computes
+    itself (fused, in registers) is not checked: the GPU's result is then undefined."""
+    reads = {id(bv): w.view(a.access) for bv, a in zip(k.body.inputs, k.args)}
+    for bn in k.body.nodes:
+        if len(bn.inputs) != 2:
+            continue
+        d = bn.inputs[1]
+        divisor = reads.get(id(d)) if isinstance(d, Value) else repr(d)
+        check = numpy_codegen.divisor_check(bn, [None, divisor]) if divisor is not None else None
+        if check:
+            w.line(check)

@@ -190,8 +190,7 @@ def _traced_take(self: Tensor, key: tuple):
         n = k.numel()
         fake = shape[:d] + (max(n, 1),) + shape[d + 1:]
         which = np.unravel_index(positions(fake, stand_in(i, n)), fake)[d]
-        k64 = k if k.dtype is dt.int64 else P.cast(k, dtype=dt.int64)
-        wrapped = P.where(P.lt(k64, 0), P.add(k64, shape[d]), k64)
+        wrapped = P.index_check(k, size=shape[d], dim=d, mode="index")  # range-checked, as int64
         stride = int(np.prod(shape[d + 1:], dtype=np.int64))
         used = P.take(P.reshape(wrapped, shape=(n,)), Tensor._make(np.ascontiguousarray(which).reshape(-1)), axis=0)
         pos = P.add(pos, P.mul(P.reshape(used, shape=out_shape), stride))

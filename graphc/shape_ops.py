@@ -674,12 +674,7 @@ def index_fill(input, dim: int, index, value):
         raise RuntimeError("Index has to be a vector/scalar")
     d = wrap_dim(dim, input.ndim) if input.ndim else 0
     n = input.shape[d] if input.ndim else 1
-    idx = P.reshape(index, shape=(index.numel(),))
-    if not _symbolic(idx):
-        bad = idx._data[(idx._data >= n) | (idx._data < -n)]
-        if bad.size:
-            raise IndexError(f"index {int(bad[0])} is out of bounds for dimension {d} with size {n}")
-    idx = P.where(P.lt(idx, 0), P.add(idx, n), idx)
+    idx = P.index_check(P.reshape(index, shape=(index.numel(),)), size=n, dim=d, mode="index")
     hit = P.scatter(device_full(input, shape=(n,), value=False, dtype=dt.bool_), idx, True, axis=0)
     mask = P.reshape(hit, shape=tuple(n if i == d else 1 for i in range(input.ndim)))
     if isinstance(value, Tensor) and value.ndim != 0:
@@ -726,12 +721,7 @@ def put(input, index, source, accumulate: bool = False):
         raise IndexError(f"put_(): Expected source and index to have the same number of elements, but got "
                          f"source.numel() = {source.numel()}, index.numel() = {index.numel()}")
     n = input.numel()
-    idx = P.reshape(index, shape=(index.numel(),))
-    if not _symbolic(idx):
-        bad = idx._data[(idx._data >= n) | (idx._data < -n)]
-        if bad.size:
-            raise IndexError(f"out of range: tried to access index {int(bad[0])} on a tensor of {n} elements.")
-    idx = P.where(P.lt(idx, 0), P.add(idx, n), idx)
+    idx = P.index_check(P.reshape(index, shape=(index.numel(),)), size=n, dim=0, mode="put")
     flat = P.reshape(input, shape=(n,))
     src = P.reshape(source, shape=(source.numel(),))
     out = P.index_add(flat, idx, src, axis=0) if accumulate else P.scatter(flat, idx, src, axis=0)

@@ -151,12 +151,20 @@ sub = _elementwise("sub", _quiet(np.subtract), "promote", _no_bool(
     "operator instead."))
 mul = _elementwise("mul", _quiet(np.multiply), "promote")
 div = _elementwise("div", _quiet(np.true_divide), "float")
+
+
+def check_int_divisor(b) -> None:
+    """Integer division (``//``, ``%``) by zero is an error in PyTorch (numpy would return 0):
+    eager mode and generated code both check the divisor with this."""
+    if np.any(b == 0):
+        raise RuntimeError("ZeroDivisionError")
+
+
 def _int_zero_check(fn):
-    """Integer division by zero is an error in PyTorch (numpy would return 0)."""
     def run(a, b):
         out = fn(a, b)
-        if out.dtype.kind in "iu" and np.any(b == 0):
-            raise RuntimeError("ZeroDivisionError")
+        if out.dtype.kind in "iu":
+            check_int_divisor(b)
         return out
     return run
 
@@ -435,6 +443,39 @@ def _take(x, idx, *, axis):
 
 
 take = register(Primitive("take", _take_infer, _take, nondiff_operands=(1,), kind="index"))
+
+
+# index_check modes: whether negative entries count from the end, and PyTorch's error
+_INDEX_CHECKS = {
+    "index": (True, "index {i} is out of bounds for dimension {dim} with size {size}"),   # x[idx], index_fill
+    "put": (True, "out of range: tried to access index {i} on a tensor of {size} elements."),
+    "embedding": (False, "index out of range in self"),
+}
+
+
+def _index_check_infer(idx, *, size: int, dim: int, mode: str):
+    _check_index(idx, "index")
+    if mode not in _INDEX_CHECKS:
+        raise ValueError(f"index_check: unknown mode {mode!r}")
+    return TensorType(_shape(idx), dt.int64)
+
+
+def _index_check(idx, *, size, dim, mode):
+    """An index tensor checked against a dimension of ``size`` (``dim``: the one the error names),
+    as int64 with negative entries counted from the end where the mode allows them; an entry out
+    of range raises PyTorch's IndexError for the mode (the first such entry). Frontend ops check
+    their index tensors with it, so compiled code raises where eager mode does."""
+    negative, message = _INDEX_CHECKS[mode]
+    idx = idx.astype(np.int64, copy=False)
+    low = -size if negative else 0
+    if idx.size and (idx.min() < low or idx.max() >= size):
+        bad = idx[(idx < low) | (idx >= size)].reshape(-1)[0]
+        raise IndexError(message.format(i=int(bad), dim=dim, size=size))
+    return np.where(idx < 0, idx + size, idx) if negative else idx
+
+
+index_check = register(Primitive("index_check", _index_check_infer, _index_check, kind="index",
+                                 differentiable=False))
 
 
 def _gather_infer(x, idx, *, axis: int):

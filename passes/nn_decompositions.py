@@ -205,7 +205,7 @@ def batch_norm(x, mean_, var_, weight, bias, training, eps):
 
 @composite("embedding")
 def embedding(weight, idx, padding_idx):
-    rows = P.take(weight, idx, axis=0)
+    rows = P.take(weight, P.index_check(idx, size=_shape(weight)[0], dim=0, mode="embedding"), axis=0)
     if padding_idx is None:
         return rows
     # the padding row reads normally but receives no gradient

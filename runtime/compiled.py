@@ -3,57 +3,122 @@
 Each call takes a workspace (the memory plan's temp buffers) from a pool, or makes one, and
 gives it back when done, so a compiled graph is safe to call from several threads at once and
 to re-enter: no two running calls share a buffer.
+
+Idle memory is bounded: a graph keeps at most ``POOL_LIMIT`` idle workspaces, and all graphs of
+the process together at most ``IDLE_LIMIT_BYTES`` of them (``GRAPHC_IDLE_WORKSPACE_MB``, default
+64): past it, the least recently released workspaces are dropped, whichever graph they belong
+to. A function compiled for many input shapes so holds no more than that between calls.
 """
 from __future__ import annotations
 
+import os
+import threading
+import weakref
+from collections import OrderedDict
 from typing import Callable, Sequence
 
 import numpy as np
 
-from graphc.codegen.host import workspace_buffers
+from graphc.codegen.host import output_aliases, workspace_buffers
 from graphc.codegen.memory_plan import MemoryPlan
 from graphc.codegen.schedule import Schedule
 from graphc.ir.graph import Graph
 
-_POOL_LIMIT = 8  # idle workspaces kept per compiled graph
+POOL_LIMIT = 1  # idle workspaces kept per compiled graph
+IDLE_LIMIT_BYTES = int(float(os.environ.get("GRAPHC_IDLE_WORKSPACE_MB", "64")) * (1 << 20))
+
+# Pools holding idle workspaces, least recently released first: weak reference -> bytes held
+# (a pool that dies takes its workspaces with it; its entry is dropped at the next look).
+_idle: OrderedDict[weakref.ref, int] = OrderedDict()
+_idle_lock = threading.Lock()
+
+
+def idle_workspace_bytes() -> int:
+    """Bytes of idle workspaces that live compiled graphs hold, all together."""
+    with _idle_lock:
+        _drop_dead()
+        return sum(_idle.values())
+
+
+def _drop_dead() -> None:
+    for ref in [r for r in _idle if r() is None]:
+        del _idle[ref]
+
+
+def _trim(limit: int) -> None:
+    """Drop the least recently released idle workspaces until at most ``limit`` bytes are held."""
+    _drop_dead()
+    total = sum(_idle.values())
+    while total > limit and _idle:
+        ref, held = _idle.popitem(last=False)
+        pool = ref()
+        if pool is not None:
+            pool._free.clear()
+        total -= held
 
 
 class WorkspacePool:
-    """Workspaces of one memory plan. ``acquire``/``release`` use list.pop/append, which are
-    atomic in CPython: no lock, and no workspace is ever handed to two calls."""
+    """Workspaces of one memory plan. ``acquire``/``release`` take one process-wide lock (held
+    for a few list operations, never while a workspace is allocated): no workspace is ever
+    handed to two calls."""
 
     def __init__(self, plan: MemoryPlan, schedule: Schedule, allocate: Callable) -> None:
-        self.plan = plan
+        self.nbytes = plan.workspace_bytes
         self.allocate = allocate
         self.layout = []
         for name in workspace_buffers(schedule):
             b = schedule.buffers[name]
             self.layout.append((plan.offsets[plan.assignment[name]], b.nbytes, b.shape, b.dtype.np))
         self._free: list[tuple] = []
+        self._ref = weakref.ref(self)
 
     def _make(self) -> tuple:
-        arena = self.allocate((max(self.plan.workspace_bytes, 1),), np.dtype(np.uint8))
+        arena = self.allocate((max(self.nbytes, 1),), np.dtype(np.uint8))
         return tuple(arena[off:off + n].view(dtype).reshape(shape) for off, n, shape, dtype in self.layout)
 
     def acquire(self) -> tuple:
-        try:
-            return self._free.pop()
-        except IndexError:
-            return self._make()
+        with _idle_lock:
+            if self._free:
+                ws = self._free.pop()
+                if self._free:
+                    _idle[self._ref] = len(self._free) * self.nbytes
+                else:
+                    _idle.pop(self._ref, None)
+                return ws
+        return self._make()
 
     def release(self, ws: tuple) -> None:
-        if len(self._free) < _POOL_LIMIT:
+        limit = IDLE_LIMIT_BYTES
+        if self.nbytes > limit:
+            return
+        with _idle_lock:
+            if len(self._free) >= POOL_LIMIT:
+                return
             self._free.append(ws)
+            _idle[self._ref] = len(self._free) * self.nbytes
+            _idle.move_to_end(self._ref)
+            _trim(limit)
+
+    @property
+    def idle(self) -> int:
+        """How many idle workspaces this pool holds."""
+        return len(self._free)
 
 
 class CompiledGraph:
     """Runs ``fn(*inputs, workspace)``; checks the inputs first (count, shape, dtype).
-    ``allocate(shape, dtype)``: the backend's allocator, on its device."""
+    ``allocate(shape, dtype)``: the backend's allocator, on its device.
+
+    ``aliased[i]``: output ``i`` is an input or another output's buffer seen through views. The
+    generated code returns it so; it is copied (every returned array is the caller's own) unless
+    its position is in ``keep`` (the frontend makes such outputs views of the tensors they alias,
+    as eager mode returns them)."""
 
     def __init__(self, graph: Graph, schedule: Schedule, fn: Callable, source: str, key: str,
                  from_cache: bool, backend: str, allocate: Callable) -> None:
-        self.graph = graph
-        self.schedule = schedule
+        self.graph: Graph | None = graph
+        self.schedule: Schedule | None = schedule
+        self.name = graph.name
         self.plan: MemoryPlan = schedule.plan
         self.fn = fn
         self.source = source
@@ -61,21 +126,30 @@ class CompiledGraph:
         self.from_cache = from_cache
         self.backend = backend
         self.input_types = [v.type for v in graph.inputs]
+        self.aliased = output_aliases(schedule)
         self.pool = WorkspacePool(schedule.plan, schedule, allocate)
+
+    def release_ir(self) -> None:
+        """Forget the graph and schedule it was generated from (the code does not need them)."""
+        self.graph = self.schedule = None
 
     def check_inputs(self, arrays: Sequence) -> None:
         if len(arrays) != len(self.input_types):
-            raise ValueError(f"compiled graph {self.graph.name} takes {len(self.input_types)} inputs, "
+            raise ValueError(f"compiled graph {self.name} takes {len(self.input_types)} inputs, "
                              f"got {len(arrays)}")
         for i, (a, t) in enumerate(zip(arrays, self.input_types)):
             if a.shape != t.shape or a.dtype != t.dtype.np:
-                raise ValueError(f"compiled graph {self.graph.name}: input {i} is {a.dtype}{list(a.shape)}, "
+                raise ValueError(f"compiled graph {self.name}: input {i} is {a.dtype}{list(a.shape)}, "
                                  f"expected {t.dtype.np}{list(t.shape)}")
 
-    def __call__(self, arrays: Sequence) -> tuple:
+    def __call__(self, arrays: Sequence, keep: frozenset = frozenset()) -> tuple:
         self.check_inputs(arrays)
         ws = self.pool.acquire()
         try:
-            return self.fn(*arrays, ws)
+            outs = self.fn(*arrays, ws)
         finally:
             self.pool.release(ws)
+        if not any(self.aliased):
+            return outs
+        return tuple(o.copy() if aliased and i not in keep else o
+                     for i, (o, aliased) in enumerate(zip(outs, self.aliased)))

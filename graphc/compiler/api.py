@@ -26,6 +26,7 @@ from typing import Any, Callable
 import numpy as np
 
 from graphc.ir.graph import Graph, Value
+from graphc.ir.primitive import PRIMITIVES
 from graphc.ir.printer import print_graph
 from graphc.passes.autodiff.transform import differentiate
 from graphc.passes.manager import PassManager, default_pipeline, lowering_pipeline
@@ -141,6 +142,8 @@ class Entry:
     lifted: list = field(default_factory=list)       # concrete tensors read at every call, in order
     mutated: list = field(default_factory=list)      # tensors written back after the call
     n_user_outputs: int = 0
+    out_aliases: list = field(default_factory=list)  # per user output: None or what it is a view of
+    keep: frozenset = frozenset()                    # outputs the generated code need not copy (aliases)
     out_requires_grad: list = field(default_factory=list)
     diff_outputs: list = field(default_factory=list)
     wrt: list = field(default_factory=list)          # input positions differentiated
@@ -390,6 +393,8 @@ class CompiledFunction:
         entry.mutated = [t for t, _ in trace.mutations.values()]
         g.set_outputs(out_values + [v for _, v in trace.mutations.values()])
         entry.n_user_outputs = len(out_values)
+        entry.out_aliases = _output_aliases(g, len(out_values))
+        entry.keep = frozenset(i for i, a in enumerate(entry.out_aliases) if a is not None)
         entry.out_requires_grad = out_rg
         g.rename()
         entry.stages["traced"] = print_graph(g)
@@ -476,13 +481,14 @@ class CompiledFunction:
             _emit("cache", f"{name}: generated code (cache miss, stored as {compiled.key})")
         else:
             _emit("cache", f"{name}: generated code (cache miss, not stored: {compiled.not_stored})")
+        compiled.release_ir()  # the entry keeps the code and the stages' text, not the IR
         return compiled
 
     def _run(self, entry: Entry, leaves: list):
         inputs = [t for t in leaves] + [_fresh_key(entry.backend) if t is RNG_KEY else t for t in entry.lifted]
         xp = entry.backend.xp()
         arrays = [_input_array(t._data, xp) for t in inputs]
-        outs = entry.forward(arrays)
+        outs = entry.forward(arrays, keep=entry.keep)
         n = entry.n_user_outputs
         n_mut = len(entry.mutated)
         user, muts, saved = outs[:n], outs[n:n + n_mut], list(outs[n + n_mut:])
@@ -491,7 +497,7 @@ class CompiledFunction:
                 new = array_to(new, t.device)
             t._data[...] = new.astype(t._data.dtype, copy=False)
             t._version.value += 1
-        results = [Tensor._make(a) for a in user]  # generated code returns arrays it owns
+        results = _user_outputs(user, entry.out_aliases, inputs, entry.mutated)
         if entry.backward is not None:
             edges = tuple(gradient_edge(inputs[i]) for i in entry.wrt)
             meta = [(user[i].shape, user[i].dtype) for i in entry.diff_outputs]
@@ -502,8 +508,52 @@ class CompiledFunction:
             watched = [(by_array[id(a)], by_array[id(a)]._version) for a in saved if id(a) in by_array]
             node = CompiledBackward(entry, saved, edges, meta, watched)
             for k, i in enumerate(entry.diff_outputs):
-                results[i].grad_fn, results[i]._output_nr = node, k
+                if entry.out_aliases[i] is None:  # views of inputs have their eager views' grad_fn
+                    results[i].grad_fn, results[i]._output_nr = node, k
         return _unflatten(entry.out_spec, results)
+
+
+def _output_aliases(g: Graph, n_user: int) -> list:
+    """Per user output of the traced graph ``g``: None, or ``(source, index, views)`` where eager
+    mode returns it as a view of another tensor: of graph input ``index`` (source ``"input"``) or
+    of the value of output ``index`` (``"output"``: an input's new value after an in-place update,
+    or an earlier output), through the view ops traced (reshape/permute/expand/slice records).
+    Decided on the traced graph, before passes, so an op the passes remove (``x + 0``) is no view."""
+    position = {id(v): i for i, v in enumerate(g.inputs)}
+    owner: dict[int, int] = {}  # value -> the output that returns it plainly, updated inputs first
+    for j in [*range(n_user, len(g.outputs)), *range(n_user)]:
+        owner.setdefault(id(g.outputs[j]), j)
+    aliases: list = []
+    for i, v in enumerate(g.outputs[:n_user]):
+        views = []
+        while v.producer is not None and v.producer.prim.is_view:
+            views.append((v.producer.prim.name, dict(v.producer.attrs)))
+            v = v.producer.inputs[0]
+        views.reverse()
+        if id(v) in position:
+            aliases.append(("input", position[id(v)], views))
+        elif owner.get(id(v), i) != i:
+            aliases.append(("output", owner[id(v)], views))
+        else:
+            aliases.append(None)
+    return aliases
+
+
+def _user_outputs(user: tuple, aliases: list, inputs: list, mutated: list) -> list:
+    """The user outputs as tensors: new tensors over the arrays the generated code returned, except
+    aliases (see ``_output_aliases``), made with eager view ops from the tensor they alias, so they
+    share its memory, version counter and ``_base`` as in eager mode (and as PyTorch's compiled
+    functions return views of their inputs)."""
+    n = len(user)
+    results: list = [Tensor._make(a) if alias is None else None for a, alias in zip(user, aliases)]
+    for i, alias in enumerate(aliases):
+        if alias is not None:
+            source, k, views = alias
+            t = inputs[k] if source == "input" else results[k] if k < n else mutated[k - n]
+            for prim, attrs in views:
+                t = PRIMITIVES[prim](t, **attrs)
+            results[i] = t
+    return results
 
 
 _MISSING = object()
@@ -586,7 +636,15 @@ def compile(model=None, *, backend: str = "inductor", fullgraph: bool = False, d
 
     ``backend``: ``"inductor"`` (PyTorch's default name) picks from the inputs' device: numpy
     code on cpu, Triton kernels on cuda; ``"numpy"`` or ``"triton"`` asks for one (``"triton"``
-    on cpu tensors runs the kernels under Triton's interpreter, for debugging)."""
+    on cpu tensors runs the kernels under Triton's interpreter, for debugging).
+
+    ``dynamic``: ``None``/``False`` (shapes are specialized: each new input shape compiles its own
+    graph, up to ``RECOMPILE_LIMIT`` recompiles); ``True`` (symbolic shapes) raises
+    NotImplementedError. ``mode``: PyTorch's names are accepted ("default", "reduce-overhead",
+    "max-autotune", "max-autotune-no-cudagraphs") and all compile the same way; ``options``: graphc
+    has no inductor options, so any key raises (an empty dict is fine), as an unknown key does in
+    PyTorch."""
+    _check_settings(dynamic, mode, options)
     if model is None:
         return lambda m: compile(m, backend=backend, fullgraph=fullgraph, dump_dir=dump_dir, dynamic=dynamic,
                                  mode=mode, options=options, disable=disable)
@@ -600,6 +658,29 @@ def compile(model=None, *, backend: str = "inductor", fullgraph: bool = False, d
     owner = getattr(model, "__self__", None)
     modules = list(owner.modules()) if isinstance(owner, Module) else []
     return CompiledFunction(model, backend, fullgraph, dump_dir, name, modules)
+
+
+MODES = ("default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs")
+
+
+def _check_settings(dynamic, mode, options) -> None:
+    """``compile``'s PyTorch settings graphc can't honour raise here, at the call, with PyTorch's
+    errors where it has one; none is silently ignored."""
+    if dynamic:
+        raise NotImplementedError(
+            "graphc.compile(dynamic=True) is not supported: graphc specializes every graph to its input "
+            "shapes (no symbolic sizes). Use dynamic=None or dynamic=False: each new input shape then "
+            f"compiles its own graph, up to {RECOMPILE_LIMIT} recompiles, after which new shapes run eagerly.")
+    if mode is not None and options is not None:
+        raise RuntimeError("Either mode or options can be specified, but both can't be specified at the same time.")
+    if mode is not None and mode not in MODES:
+        raise RuntimeError(f"Unrecognized mode={mode}, should be one of: {', '.join(MODES)}")
+    if options is not None:
+        if not isinstance(options, dict):
+            raise TypeError(f"options must be a dict, got {type(options).__name__}")
+        if options:
+            raise RuntimeError(f"Unexpected optimization option {next(iter(options))}, known options are []: "
+                               "graphc.compile has no inductor options")
 
 
 class OptimizedModule(Module):
