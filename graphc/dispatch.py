@@ -3,7 +3,7 @@
 ``bind`` (``graphc.ir.primitive``) hands each op to this thread's innermost handler: the eager
 handler, or the trace handler while this thread runs ``graphc.compile``'s tracer. A few frontend
 events are not primitives: a module is called, Python reads a tensor's values, ``.grad`` is
-touched, a tensor is written in place, random numbers are drawn, a composite op runs, a compiled
+read or set, a tensor is written in place, random numbers are drawn, a composite op runs, a compiled
 function is called. The same handler decides them, through the methods below: the eager handler
 gives them their plain meaning, the trace handler records them or breaks the graph. Frontend code
 asks ``current()`` what to do; it never asks whether a trace is active, and nothing patches shared
@@ -29,12 +29,28 @@ class FrontendHandler(Handler):
     def reading_values(self, tensor: Any, what: str) -> None:
         """Python is about to read ``tensor``'s values (``what``: ``.item()``, ``bool(tensor)``, …)."""
 
-    def touching_grad(self, tensor: Any) -> None:
-        """``tensor.grad`` is about to be read or written."""
+    def get_grad(self, tensor: Any) -> Any:
+        """``tensor.grad``."""
+        return tensor._read_grad()
+
+    def set_grad(self, tensor: Any, value: Any) -> None:
+        """``tensor.grad = value`` (None: ``del tensor.grad`` too)."""
+        tensor._write_grad(value)
 
     def write(self, tensor: Any, result: Any) -> Any:
         """A functional handler's in-place write of ``result`` into ``tensor`` (returns ``tensor``)."""
         raise NotImplementedError(f"{type(self).__name__} writes into memory")
+
+    def hyperparameter(self, group: dict, key: str, index: int | None) -> Any:
+        """A functional handler's view of an optimizer hyperparameter (a tensor)."""
+        raise NotImplementedError(f"{type(self).__name__} reads hyperparameters as numbers")
+
+    def guard(self, check: Any) -> None:
+        """Python state the traced code depends on: ``check()`` says why it no longer holds (a
+        string) or None. Eagerly nothing is traced, so nothing needs guarding."""
+
+    def eager_only(self, reason: str) -> None:
+        """Code that must run eagerly (it computes on tensors' values in Python) is about to run."""
 
     def random(self, kind: str, shape: tuple, dtype: Any) -> Any:
         """Random numbers made as ops (a tensor), or None: draw them from a generator now."""

@@ -144,16 +144,24 @@ def sample(kind: str, shape: tuple[int, ...], dtype: dt.DType, generator=None, d
     return np.asarray(a).astype(dtype.np, copy=False)
 
 
+def draw_key() -> np.ndarray:
+    """The key of one random op: two int64 from graphc's default (CPU) generator."""
+    return default_generator.np.integers(0, 1 << 62, size=2, dtype=np.int64)
+
+
 def uniform_tensor(shape: tuple[int, ...], dtype: dt.DType, device=None):
-    """U[0, 1) samples as a tensor on ``device`` (a checked device; None: the CPU) from that
-    device's default generator; inside a compiled function, a ``rand_uniform`` op on the call's
-    fresh key (so every call draws new numbers)."""
+    """U[0, 1) samples (dropout masks) as a tensor on ``device`` (a checked device; None: the
+    CPU): ``rand_uniform`` on a key drawn from the default generator. Inside a compiled function
+    the op is traced with the key as an input drawn the same way at every call, so with the same
+    seed a compiled function draws exactly the numbers eager mode does."""
+    from graphc.ir import prims as P
+
     from .device import array_to
     from .tensors import Tensor
     ops = _dispatch().random("uniform", tuple(shape), dtype)
     if ops is not None:
         return ops
-    draw = gen(None, device).random(shape).astype(dtype.np)
+    draw = P.rand_uniform.impl(draw_key(), shape=tuple(shape), dtype=dtype, stream=0)
     return Tensor._make(draw if device is None else array_to(draw, device))
 
 

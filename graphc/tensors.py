@@ -276,18 +276,28 @@ class Tensor:
 
     @property
     def grad(self):
-        _dispatch().touching_grad(self)
+        return _dispatch().get_grad(self)
+
+    @grad.setter
+    def grad(self, value) -> None:
+        _dispatch().set_grad(self, value)
+
+    @grad.deleter
+    def grad(self) -> None:
+        _dispatch().set_grad(self, None)
+
+    def _read_grad(self):
+        """``.grad`` as eager mode reads it (the current handler decides; see graphc.dispatch)."""
         if self.grad_fn is not None and not self._retains_grad and self._grad is None:
             warnings.warn(
                 "The .grad attribute of a Tensor that is not a leaf Tensor is being accessed. Its "
                 ".grad attribute won't be populated during autograd.backward(). If you indeed want "
                 "the .grad field to be populated for a non-leaf Tensor, use .retain_grad() on the "
-                "non-leaf Tensor.", UserWarning, stacklevel=2)
+                "non-leaf Tensor.", UserWarning, stacklevel=4)
         return self._grad
 
-    @grad.setter
-    def grad(self, value) -> None:
-        _dispatch().touching_grad(self)
+    def _write_grad(self, value) -> None:
+        """``.grad = value`` as eager mode does it, after PyTorch's checks."""
         if value is not None:
             if not isinstance(value, Tensor):
                 raise TypeError(f"assigned grad expected to be a Tensor or None but got grad of type {type(value).__name__}")
@@ -301,10 +311,6 @@ class Tensor:
                     f"attempting to assign a gradient of size '{list(value.shape)}' to a tensor of size "
                     f"'{list(self.shape)}'. Please ensure that the gradient and the tensor are the same size")
         self._grad = value
-
-    @grad.deleter
-    def grad(self) -> None:
-        self._grad = None
 
     @property
     def is_param(self) -> bool:

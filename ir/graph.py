@@ -13,7 +13,7 @@ from typing import Any, Iterator
 
 from .primitive import PRIMITIVES, Handler, Primitive, TensorType, pop_handler, push_handler
 
-ROLES = ("input", "param", "buffer", "const", "rng")
+ROLES = ("input", "param", "buffer", "const", "rng", "grad", "hyper")
 
 
 class Value:

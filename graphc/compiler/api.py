@@ -23,8 +23,6 @@ import warnings
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
-import numpy as np
-
 from graphc.ir.graph import Graph, Value
 from graphc.ir.primitive import PRIMITIVES
 from graphc.ir.printer import print_graph
@@ -40,7 +38,7 @@ from ..nn.modules.module import Module
 from ..tensors import Tensor
 from . import dump
 from ..dispatch import current as _dispatch
-from .tracing import RNG_KEY, GraphBreak, SymbolicTensor, Trace
+from .tracing import GraphBreak, Slot, SymbolicTensor, Trace
 
 RECOMPILE_LIMIT = 8  # recompiles after the first compile (PyTorch's recompile_limit, also 8, counts cache entries)
 log = logging.getLogger("graphc")
@@ -149,6 +147,9 @@ class Entry:
     wrt: list = field(default_factory=list)          # input positions differentiated
     lifted_slots: list = field(default_factory=list) # per lifted tensor: (module, its dict, key) or None
     py_guards: list = field(default_factory=list)    # (label, dict, key, value): Python scalars read as constants
+    guards: list = field(default_factory=list)       # checks of other Python state (optimizer state, options)
+    grad_guards: list = field(default_factory=list)  # (tensor, its .grad was None): .grad read by the function
+    grad_writes: list = field(default_factory=list)  # (tensor, "none" | "new" | "inplace") per .grad set
     eager_reason: str | None = None
     stages: dict = field(default_factory=dict)
     backend: Any = None                              # the runtime backend its graphs run on
@@ -303,11 +304,22 @@ class CompiledFunction:
             now = d.get(key, _MISSING)
             if now is not value and (type(now) is not type(value) or now != value):
                 return f"{label} changed from {value!r} to {now!r}"
-        for t, (shape, dtype) in zip(entry.lifted, entry.stages.get("lifted_types", [])):
-            if t is not RNG_KEY and (tuple(t.shape) != shape or t.dtype.name != dtype):
+        for t, was_none in entry.grad_guards:
+            if (t._grad is None) != was_none:
+                return f"a .grad the function reads is {'no longer' if was_none else 'now'} None"
+        for check in entry.guards:
+            reason = check()
+            if reason is not None:
+                return reason
+        for t, types in zip(entry.lifted, entry.stages.get("lifted_types", [])):
+            if isinstance(t, Slot):
+                reason = t.stale()
+                if reason is not None:
+                    return reason
+            elif tuple(t.shape) != types[0] or t.dtype.name != types[1]:
                 return "a parameter or buffer the function reads changed shape or dtype"
         for t, rg in zip(entry.lifted, entry.stages.get("lifted_requires_grad", [])):
-            if t is not RNG_KEY and t.requires_grad != rg:  # requires_grad_(False): a frozen parameter
+            if not isinstance(t, Slot) and t.requires_grad != rg:  # requires_grad_(False): a frozen parameter
                 return f"a parameter's requires_grad changed from {rg} to {not rg}"
         return None
 
@@ -321,6 +333,7 @@ class CompiledFunction:
                 syms = [SymbolicTensor._wrap(trace.graph.add_input(_type(t), "input", f"x{i}"), trace,
                                              t.requires_grad)
                         for i, t in enumerate(leaves)]
+                trace.leaves.update((id(s._value), t) for s, t in zip(syms, leaves))
                 syms = [syms[j] for j in guard[4]]  # aliased arguments share one symbolic tensor
                 sym_args, sym_kwargs = _unflatten(spec, syms)
                 out = self.fn(*sym_args, **sym_kwargs)
@@ -387,11 +400,14 @@ class CompiledFunction:
                 elif type(v) in _GUARDED_SCALARS:
                     entry.py_guards.append((f"global {key}", fn_globals, key, v))
         entry.lifted_slots = [slots.get(id(t)) for t in lifted]
-        entry.stages["lifted_types"] = [(tuple(t.shape), t.dtype.name) if t is not RNG_KEY else ((2,), "int64")
-                                        for t in lifted]
-        entry.stages["lifted_requires_grad"] = [t is not RNG_KEY and t.requires_grad for t in lifted]
+        entry.stages["lifted_types"] = [None if isinstance(t, Slot) else (tuple(t.shape), t.dtype.name) for t in lifted]
+        entry.stages["lifted_requires_grad"] = [not isinstance(t, Slot) and t.requires_grad for t in lifted]
         entry.mutated = [t for t, _ in trace.mutations.values()]
-        g.set_outputs(out_values + [v for _, v in trace.mutations.values()])
+        grad_values = self._grads_set(entry, trace)
+        entry.guards = trace.guards
+        if trace.backward_done:  # backward() ran inside: its graph is used up, as eagerly
+            out_rg = [False] * len(out_rg)
+        g.set_outputs(out_values + [v for _, v in trace.mutations.values()] + grad_values)
         entry.n_user_outputs = len(out_values)
         entry.out_aliases = _output_aliases(g, len(out_values))
         entry.keep = frozenset(i for i, a in enumerate(entry.out_aliases) if a is not None)
@@ -405,7 +421,7 @@ class CompiledFunction:
         entry.stages["optimized"] = print_graph(g)
         _emit("passes", pm.summary())
         # inputs whose gradients are needed: user tensors and lifted tensors that require grad
-        inputs_rg = [t.requires_grad for t in leaves] + [t is not RNG_KEY and t.requires_grad for t in lifted]
+        inputs_rg = [t.requires_grad for t in leaves] + [not isinstance(t, Slot) and t.requires_grad for t in lifted]
         wrt = [i for i, rg in enumerate(inputs_rg) if rg and g.inputs[i].dtype.is_floating_point]
         diff_outputs = [i for i, rg in enumerate(out_rg) if rg]
         try:
@@ -417,7 +433,7 @@ class CompiledFunction:
             split = differentiate(g, wrt, diff_outputs)
             # the forward's outputs after the user's and the mutations are values saved for backward
             entry.forward = self._lower(split.forward, self.name + "_forward", entry, backend,
-                                        saved_from=len(out_values) + len(entry.mutated))
+                                        saved_from=len(out_values) + len(entry.mutated) + len(grad_values))
             entry.backward = self._lower(split.backward, self.name + "_backward", entry, backend)
             entry.wrt, entry.diff_outputs = split.wrt, diff_outputs
             entry.stages["forward"] = print_graph(split.forward)
@@ -432,6 +448,25 @@ class CompiledFunction:
         if folder:
             dump.write_stages(folder, self.name, len(self.cache), entry.stages, g, fmt)
         return entry
+
+    @staticmethod
+    def _grads_set(entry: Entry, trace: Trace) -> list[Value]:
+        """The ``.grad`` values the traced code leaves (a backward() or an optimizer ran inside):
+        fills the entry's guards on them and how each is written back; returns the graph values
+        to output for them."""
+        values = []
+        for t, value, was_none, fresh in trace.grads.values():
+            entry.grad_guards.append((t, was_none))
+            if value is None:
+                if not was_none:
+                    entry.grad_writes.append((t, "none"))
+                continue
+            v = value._value if isinstance(value, SymbolicTensor) else trace.value_of(value)
+            if v.producer is None and v.role == "grad" and not fresh:
+                continue  # read, never changed
+            entry.grad_writes.append((t, "new" if fresh else "inplace"))
+            values.append(v)
+        return values
 
     def _graph_break(self, entry: Entry, gb: GraphBreak) -> Entry:
         """This signature runs eagerly: warn once per distinct break (or raise with fullgraph)."""
@@ -451,7 +486,7 @@ class CompiledFunction:
         """The backend asked for, on the device of the tensors the function reads."""
         # 0-dim CPU tensors may join tensors of another device, as in eager mode (moved there)
         devices = {t.device.type for t in list(leaves) + list(lifted)
-                   if t is not RNG_KEY and not (t.ndim == 0 and t.device.type == "cpu")}
+                   if not isinstance(t, Slot) and not (t.ndim == 0 and t.device.type == "cpu")}
         if len(devices) > 1:
             raise RuntimeError(f"graphc.compile: {self.name} reads tensors on several devices ({sorted(devices)}); "
                                "move them to one device first")
@@ -485,18 +520,29 @@ class CompiledFunction:
         return compiled
 
     def _run(self, entry: Entry, leaves: list):
-        inputs = [t for t in leaves] + [_fresh_key(entry.backend) if t is RNG_KEY else t for t in entry.lifted]
+        inputs = [t for t in leaves] + [t.read() if isinstance(t, Slot) else t for t in entry.lifted]
         xp = entry.backend.xp()
         arrays = [_input_array(t._data, xp) for t in inputs]
         outs = entry.forward(arrays, keep=entry.keep)
         n = entry.n_user_outputs
         n_mut = len(entry.mutated)
-        user, muts, saved = outs[:n], outs[n:n + n_mut], list(outs[n + n_mut:])
+        n_grad = sum(how != "none" for _, how in entry.grad_writes)
+        user, muts = outs[:n], outs[n:n + n_mut]
+        grads, saved = outs[n + n_mut:n + n_mut + n_grad], list(outs[n + n_mut + n_grad:])
         for t, new in zip(entry.mutated, muts):
             if type(new) is not type(t._data):  # a 0-dim CPU buffer updated by device code
                 new = array_to(new, t.device)
             t._data[...] = new.astype(t._data.dtype, copy=False)
             t._version.value += 1
+        new_grads = iter(grads)
+        for t, how in entry.grad_writes:
+            if how == "none":
+                t._grad = None
+            elif how == "inplace" and t._grad is not None:  # .grad updated in place keeps its tensor
+                t._grad._data[...] = next(new_grads)
+                t._grad._version.value += 1
+            else:
+                t._grad = Tensor._make(next(new_grads))
         results = _user_outputs(user, entry.out_aliases, inputs, entry.mutated)
         if entry.backward is not None:
             edges = tuple(gradient_edge(inputs[i]) for i in entry.wrt)
@@ -615,14 +661,6 @@ def _device_of(leaves: list, modules: list):
         for p in m.parameters():
             return p.device
     return None
-
-
-def _fresh_key(backend) -> Tensor:
-    """A new random key for a compiled function's random ops, from graphc's default generator
-    (so graphc.manual_seed makes compiled runs reproducible), on the backend's device."""
-    from ..random import default_generator
-    key = default_generator.np.integers(0, 1 << 62, size=2, dtype=np.int64)
-    return Tensor._make(backend.xp().asarray(key))
 
 
 def _type(t: Tensor):

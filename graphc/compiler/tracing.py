@@ -78,11 +78,17 @@ class Trace:
         self.current: dict[int, Value] = {}  # id(lifted tensor) -> its latest (possibly mutated) value
         self.mutations: dict[int, tuple[Tensor, Value]] = {}
         self.handler = TraceHandler(self)
-        self._rng: SymbolicTensor | None = None
-        self._streams = 0
         self.modules: list = []  # nn.Modules called while tracing (their training flags are guarded)
         self._module_ids: set[int] = set()
         self._buffers_before: list = []  # (module, its buffers when first called): reassignments undone
+        self.leaves: dict[int, Tensor] = {}  # id(input value) -> the user's tensor it stands for
+        # .grad of concrete tensors as the traced code sees it: id(t) -> [t, its value (a tensor or
+        # None), whether it was None when tracing began, whether it is a new tensor (not the one
+        # .grad held when the call began, updated in place)]
+        self.grads: dict[int, list] = {}
+        self.freed: set[int] = set()  # nodes a backward() without retain_graph went through
+        self.guards: list = []  # checks of Python state the graph depends on (see dispatch.guard)
+        self.backward_done = False
 
     def __enter__(self) -> "Trace":
         if current_trace() is not None:
@@ -145,17 +151,110 @@ class Trace:
         return v
 
     def rng_key(self) -> "SymbolicTensor":
-        """The i64[2] key input that random ops draw from; a fresh key is fed at every call."""
-        if self._rng is None:
-            v = self.graph.add_input(TensorType((2,), dt.int64), "rng", "rng")
-            self.lifted[id(RNG_KEY)] = (v, RNG_KEY)
-            self.current[id(RNG_KEY)] = v
-            self._rng = SymbolicTensor._wrap(v, self, False)
-        return self._rng
+        """A fresh key input for one random op (drawn at every call, in the order eager mode
+        would draw them)."""
+        v = self.graph.add_input(TensorType((2,), dt.int64), "rng", f"rng{len(self.graph.inputs)}")
+        self.lifted[("rng", len(self.graph.inputs))] = (v, RngSlot())
+        return SymbolicTensor._wrap(v, self, False)
 
-    def next_stream(self) -> int:
-        self._streams += 1
-        return self._streams
+    # ---- gradients inside the trace (a whole training step in one graph) -----------------------
+
+    def grad_of(self, t: Tensor):
+        """``t.grad`` as the traced code sees it. A gradient that exists when the call begins is
+        read as a graph input (``.grad`` tensors are replaced between calls, so never by identity)."""
+        if isinstance(t, SymbolicTensor):
+            raise GraphBreak(".grad of a tensor computed inside the compiled function is not supported")
+        rec = self.grads.get(id(t))
+        if rec is None:
+            g = t._grad
+            if g is None:
+                rec = [t, None, True, False]
+            else:
+                slot = GradSlot(t)
+                v = self.graph.add_input(TensorType(tuple(g.shape), g.dtype), "grad", f"g{len(self.graph.inputs)}")
+                self.lifted[("grad", id(t))] = (v, slot)
+                rec = [t, SymbolicTensor._wrap(v, self, False), False, False]
+            self.grads[id(t)] = rec
+        return rec[1]
+
+    def hyperparameter(self, group: dict, key: str, index: int | None) -> "SymbolicTensor":
+        """An optimizer hyperparameter (``group[key]``, or ``group[key][index]``) as a 0-d float64
+        graph input read at every call, so a scheduler changing it does not recompile."""
+        k = ("hyper", id(group), key, index)
+        if k not in self.lifted:
+            v = self.graph.add_input(TensorType((), dt.float64), "hyper", f"h{len(self.graph.inputs)}")
+            self.lifted[k] = (v, HyperSlot(group, key, index))
+        return SymbolicTensor._wrap(self.lifted[k][0], self, False)
+
+    def set_grad(self, t: Tensor, value) -> None:
+        if isinstance(t, SymbolicTensor):
+            raise GraphBreak("setting .grad of a tensor computed inside the compiled function is not supported")
+        self.grad_of(t)
+        if value is not None:
+            if not isinstance(value, Tensor):
+                raise TypeError(f"assigned grad expected to be a Tensor or None but got grad of type "
+                                f"{type(value).__name__}")
+            if value.dtype is not t.dtype or tuple(value.shape) != tuple(t.shape):
+                t._write_grad(value)  # PyTorch's error for the mismatch
+        rec = self.grads[id(t)]
+        rec[1], rec[3] = value, True
+
+    def backward(self, loss: "SymbolicTensor", gradient, retain_graph, create_graph: bool, inputs) -> None:
+        """``loss.backward()`` inside the traced function: the reverse sweep is appended to the
+        graph and the gradients accumulate into ``.grad`` of the leaves, as eager autograd does."""
+        from graphc.ir import prims as P
+        from graphc.passes.autodiff.backprop import backprop
+        if create_graph:
+            raise GraphBreak("backward(create_graph=True) inside a compiled function is not supported")
+        if not loss.requires_grad:
+            raise RuntimeError("element 0 of tensors does not require grad and does not have a grad_fn")
+        if gradient is None:
+            if loss.numel() != 1:
+                raise RuntimeError("grad can be implicitly created only for scalar outputs")
+            with grad_mode.no_grad():
+                gradient = P.full(shape=tuple(loss.shape), value=1.0, dtype=loss.dtype)
+        elif not isinstance(gradient, Tensor) or tuple(gradient.shape) != tuple(loss.shape):
+            got = list(gradient.shape) if isinstance(gradient, Tensor) else type(gradient).__name__
+            raise RuntimeError(f"Mismatch in shape: grad_output[0] has a shape of {got} and output[0] has a shape "
+                               f"of {list(loss.shape)}.")
+        # the leaves gradients flow to: parameters and other lifted tensors, and the user's inputs
+        leaves: dict[int, Tensor] = dict(self.leaves)
+        for key, (v, t) in self.lifted.items():
+            if isinstance(t, Tensor):
+                leaves[id(v)] = t
+        wanted = [(vid, t) for vid, t in leaves.items() if t.requires_grad]
+        if inputs is not None:
+            keep = {id(t) for t in ([inputs] if isinstance(inputs, Tensor) else inputs)}
+            wanted = [(vid, t) for vid, t in wanted if id(t) in keep]
+        for _, t in wanted:
+            if t._hooks or getattr(t, "_post_accumulate_grad_hooks", None):
+                raise GraphBreak("a tensor with hooks (register_hook) is differentiated inside a compiled function; "
+                                 "hooks run eagerly only")
+        n_before = len(self.graph.nodes)
+        seed = gradient._value if isinstance(gradient, SymbolicTensor) else self.value_of(gradient)
+        ct = backprop(self.graph, [(loss._value, seed)], {vid for vid, _ in wanted})
+        swept = {id(n) for n in self.graph.nodes[:n_before] if id(n.output) in ct}
+        if swept & self.freed:
+            raise RuntimeError(
+                "Trying to backward through the graph a second time (or directly access saved tensors after they "
+                "have already been freed). Saved intermediate values of the graph are freed when you call "
+                ".backward() or autograd.grad(). Specify retain_graph=True if you need to backward through the "
+                "graph a second time or if you need to access saved tensors after calling backward.")
+        if not retain_graph:
+            self.freed |= swept
+        self.backward_done = True
+        for vid, t in wanted:
+            g = ct.get(vid)
+            if g is None:
+                continue
+            gt = SymbolicTensor._wrap(g, self, False)
+            old = self.grad_of(t)
+            rec = self.grads[id(t)]
+            if old is None:
+                rec[1], rec[3] = gt, True
+            else:
+                with grad_mode.no_grad():
+                    rec[1] = P.add(old, gt)
 
     def record_mutation(self, t: Tensor, new: Value) -> None:
         self.value_of(t)
@@ -273,9 +372,8 @@ class SymbolicTensor(Tensor):
     def __repr__(self) -> str:
         return f"SymbolicTensor(%{self._value.name}: {self._value.dtype.short}{list(self._value.shape)})"
 
-    def backward(self, *args, **kwargs) -> None:
-        raise GraphBreak("calling .backward() inside a compiled function is not supported; call it on "
-                         "the compiled function's output")
+    def backward(self, gradient=None, retain_graph=None, create_graph: bool = False, inputs=None) -> None:
+        self._trace.backward(self, gradient, retain_graph, create_graph, inputs)
 
     def detach(self) -> "SymbolicTensor":
         from graphc.ir import prims as P
@@ -352,11 +450,20 @@ class TraceHandler(FrontendHandler):
         if self.trace.is_state(tensor):
             raise GraphBreak(f"{what} reads the values of a parameter or buffer, which may change between calls")
 
-    def touching_grad(self, tensor) -> None:
-        # .grad tensors are replaced between calls (zero_grad sets them to None): baking one into
-        # the graph by identity would read stale gradients
-        raise GraphBreak(".grad is read or written inside a compiled function; gradients change between calls "
-                         "(backward, zero_grad), so run optimizer steps and gradient code eagerly")
+    def get_grad(self, tensor):
+        return self.trace.grad_of(tensor)
+
+    def set_grad(self, tensor, value) -> None:
+        self.trace.set_grad(tensor, value)
+
+    def hyperparameter(self, group: dict, key: str, index: int | None):
+        return self.trace.hyperparameter(group, key, index)
+
+    def guard(self, check) -> None:
+        self.trace.guards.append(check)
+
+    def eager_only(self, reason: str) -> None:
+        raise GraphBreak(reason)
 
     def write(self, tensor, result):
         return functional_write(self.trace, tensor, result)
@@ -367,7 +474,7 @@ class TraceHandler(FrontendHandler):
         trace = self.trace
 
         def uniform(d):
-            return P.rand_uniform(trace.rng_key(), shape=tuple(shape), dtype=d, stream=trace.next_stream())
+            return P.rand_uniform(trace.rng_key(), shape=tuple(shape), dtype=d, stream=0)
         if kind == "uniform":
             return uniform(dtype)
         if kind == "normal":
@@ -424,11 +531,64 @@ def _rebind(trace: Trace, t: Tensor, new: Tensor) -> None:
         trace.record_mutation(t, value)
 
 
-class _RngKey:
-    """Stands in the lifted-input list for the random key; the runtime replaces it each call."""
+class Slot:
+    """Stands in a trace's lifted-input list for a graph input that is read afresh at every call
+    (a tensor lifted by identity is read from that tensor instead)."""
 
-    def __repr__(self) -> str:
-        return "<rng key>"
+    def read(self) -> Tensor:
+        raise NotImplementedError
+
+    def stale(self) -> str | None:
+        """Why the compiled code no longer fits what the slot reads (None: it does)."""
+        return None
 
 
-RNG_KEY = _RngKey()
+class RngSlot(Slot):
+    """A random op's key: two int64 drawn from graphc's default generator at every call, as an
+    eager random op draws its key (so ``graphc.manual_seed`` gives compiled and eager runs the
+    same numbers; see ``graphc.random.uniform_tensor``)."""
+
+    def read(self) -> Tensor:
+        from ..random import draw_key
+        return Tensor._make(draw_key())
+
+
+class GradSlot(Slot):
+    """``t.grad`` as it is when the call begins."""
+
+    def __init__(self, tensor: Tensor) -> None:
+        self.tensor = tensor
+
+    def read(self) -> Tensor:
+        return self.tensor._grad
+
+    def stale(self) -> str | None:
+        return "a gradient the function reads became None" if self.tensor._grad is None else None
+
+
+class HyperSlot(Slot):
+    """An optimizer hyperparameter, read at every call. The traced code may have branched on its
+    sign (``momentum != 0``): a change of sign recompiles."""
+
+    def __init__(self, group: dict, key: str, index: int | None) -> None:
+        self.group, self.key, self.index = group, key, index
+        self.sign = self._sign(self.value())
+
+    def value(self) -> float:
+        v = self.group[self.key] if self.index is None else self.group[self.key][self.index]
+        return float(v.item() if isinstance(v, Tensor) else v)
+
+    @staticmethod
+    def _sign(v: float) -> tuple:
+        return (v > 0, v == 0, v < 0)
+
+    def read(self) -> Tensor:
+        import numpy as np
+        return Tensor._make(np.array(self.value(), dtype=np.float64))
+
+    def stale(self) -> str | None:
+        name = self.key if self.index is None else f"{self.key}[{self.index}]"
+        v = self.value()
+        if self._sign(v) != self.sign:
+            return f"the optimizer's {name} changed sign (now {v!r})"
+        return None

@@ -1,9 +1,11 @@
 """The base of the optimizers that update each parameter on its own (all but LBFGS), and the
-numpy pieces their update rules share.
+pieces their update rules share.
 
 Each optimizer only says how a parameter's state starts (``_init_state``) and how one parameter
 moves (``_update``); the step loop, the gradient checks, the ``step`` count and the all-at-once
-commit of a :class:`_Transaction` are written once, here.
+commit of a :class:`_Transaction` are written once, here. Update rules are written with
+operators and the few functions below, so the same rule computes on numpy (or CuPy) arrays
+eagerly and on tensors inside a compiled function (see ``_transaction``).
 """
 from __future__ import annotations
 
@@ -13,8 +15,10 @@ import numpy as np
 
 from graphc.ir import dtypes as _dt
 
+from graphc.ir.array_module import array_module
+
 from ..tensors import Tensor
-from ._transaction import _grad_array, _param_array, _Transaction
+from ._transaction import _grad_value, _Transaction
 from .optimizer import Optimizer, _to_scalar, _use_grad_for_differentiable
 
 
@@ -36,17 +40,48 @@ def _zeros_like(p: Tensor) -> Tensor:
 
 
 def _full_like(p: Tensor, value) -> Tensor:
-    from ..creation import full_like
-    return full_like(p.detach(), value)
+    """A new state tensor, made now even inside a compiled function (state outlives the call)."""
+    arr = p._data
+    return Tensor._make(array_module(arr).full(arr.shape, value, dtype=arr.dtype))
 
 
-def _group_lr(group: dict[str, Any]) -> float:
-    return float(_to_scalar(group["lr"]))
+# ---- functions for update rules: numpy's on arrays, graphc's on tensors ------------------------
+
+def sqrt(x):
+    return x.sqrt() if isinstance(x, Tensor) else np.sqrt(x)
 
 
-def _lerp(start: np.ndarray, end: np.ndarray, weight: float) -> np.ndarray:
+def absolute(x):
+    return x.abs() if isinstance(x, Tensor) else np.abs(x)
+
+
+def sign(x):
+    return x.sign() if isinstance(x, Tensor) else np.sign(x)
+
+
+def maximum(a, b):
+    if isinstance(a, Tensor) or isinstance(b, Tensor):
+        from ..math_ops import maximum as tensor_maximum
+        return tensor_maximum(a, b)
+    return np.maximum(a, b)
+
+
+def where(cond, a, b):
+    if isinstance(cond, Tensor):
+        from ..math_ops import where as tensor_where
+        return tensor_where(cond, a, b)
+    return np.where(cond, a, b)
+
+
+def clip(x, low: float, high: float):
+    return x.clamp(low, high) if isinstance(x, Tensor) else np.clip(x, low, high)
+
+
+def _lerp(start, end, weight):
     """``start.lerp(end, weight)`` with PyTorch's formula (exact at both ends)."""
     diff = end - start
+    if isinstance(weight, Tensor):  # a hyperparameter read as a graph input
+        return where(absolute(weight) < 0.5, start + weight * diff, end - diff * (1 - weight))
     if abs(weight) < 0.5:
         return start + weight * diff
     return end - diff * (1 - weight)
@@ -57,15 +92,14 @@ def _decayed_square(avg: np.ndarray, x: np.ndarray, decay: float) -> np.ndarray:
     return avg * decay + (1 - decay) * x * x
 
 
-def _weight_decay(group: dict[str, Any], param: np.ndarray, grad: np.ndarray,
-                  decoupled: bool = False) -> tuple[np.ndarray, np.ndarray]:
+def _weight_decay(tx: _Transaction, group: dict[str, Any], param, grad, decoupled: bool = False) -> tuple:
     """``(param, grad)`` after the group's weight decay: L2 (added to the gradient) or decoupled
     (the parameter shrunk by ``1 - lr * weight_decay``, as AdamW)."""
     weight_decay = _to_scalar(group["weight_decay"])
     if weight_decay == 0:
         return param, grad
     if decoupled:
-        return param * (1 - _group_lr(group) * weight_decay), grad
+        return param * (1 - tx.hyper(group, "lr") * weight_decay), grad
     return param, grad + weight_decay * param
 
 
@@ -116,9 +150,9 @@ class _PerParameterOptimizer(Optimizer):
                 for p in group["params"]:
                     if p.grad is None:
                         continue
-                    _param_array(p)
-                    grad = _grad_array(p, p.grad, self._sparse_message, maximize=group["maximize"])
-                    self._update(tx, group, p, tx.read(p), grad)
+                    param = tx.param(p)
+                    grad = _grad_value(tx, p, p.grad, self._sparse_message, maximize=group["maximize"])
+                    self._update(tx, group, p, param, grad)
         tx.commit()
         return loss
 
@@ -131,11 +165,15 @@ class _PerParameterOptimizer(Optimizer):
         """The state ``p`` starts its first step with."""
         raise NotImplementedError
 
-    def _counted_state(self, tx: _Transaction, group: dict[str, Any], p: Tensor) -> tuple[dict[str, Any], float]:
-        """``p``'s state (from ``_init_state`` at its first step) with its ``step`` advanced, and the new count."""
+    def _counted_state(self, tx: _Transaction, group: dict[str, Any], p: Tensor) -> tuple[dict[str, Any], Any]:
+        """``p``'s state (from ``_init_state`` at its first step) with its ``step`` advanced, and
+        the new count: a number eagerly, a 0-d float64 tensor in a compiled function."""
         state = tx.state(p)
         if len(state) == 0:
             state = tx.new_state(p, self._init_state(group, p))
         step = tx.read(state["step"]) + 1
         tx.write(state["step"], step)
+        if tx.tensors:
+            from graphc.ir import prims as P
+            return state, P.cast(step, dtype=_dt.float64) if step.dtype is not _dt.float64 else step
         return state, float(step)

@@ -3,8 +3,12 @@
 raised mid-step leaves parameters and optimizer state exactly as they were; plus the checks that
 turn a parameter's gradient into the array the update reads.
 
-Updates compute on the parameters' arrays with numpy's functions, which reach CuPy for GPU
-parameters through numpy's dispatch protocols; scalars (a step count) stay on the host.
+Eagerly, updates compute on the parameters' arrays with numpy's functions, which reach CuPy for
+GPU parameters through numpy's dispatch protocols; scalars (a step count) stay on the host. Where
+writes are functional (inside ``graphc.compile``: a whole training step in one graph), the same
+update rules compute on tensors instead, so they become graph ops: hyperparameters a scheduler
+changes are read as graph inputs, the step count stays a tensor, and ``commit`` writes through
+the current handler (mutations written back after each call).
 """
 from __future__ import annotations
 
@@ -13,6 +17,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from ..device import array_to
+from ..dispatch import current as _dispatch
 from ..tensors import Tensor
 
 if TYPE_CHECKING:
@@ -33,15 +38,15 @@ def _check_broadcast(out_shape: tuple, other_shape: tuple) -> None:
         raise RuntimeError(f"output with shape {list(a)} doesn't match the broadcast shape {list(bshape)}")
 
 
-def _param_array(p: Tensor) -> np.ndarray:
-    arr = p._data
-    if not np.issubdtype(arr.dtype, np.floating):
+def _check_param(p: Tensor) -> None:
+    if not p.dtype.is_floating_point:
         raise RuntimeError(f"graphc.optim: only floating point parameters can be optimized, got {p.dtype}")
-    return arr
 
 
-def _grad_array(p: Tensor, grad: Tensor, sparse_msg: str | None = None, maximize: bool = False) -> np.ndarray:
-    """The gradient of ``p`` as a numpy array of ``p``'s shape and dtype (negated when maximizing)."""
+def _grad_value(tx: "_Transaction", p: Tensor, grad: Tensor, sparse_msg: str | None = None,
+                maximize: bool = False):
+    """The gradient of ``p`` for the update, of ``p``'s shape and dtype (negated when maximizing):
+    an array eagerly, a tensor in a compiled function."""
     if not isinstance(grad, Tensor):
         raise TypeError(f"expected the grad of a parameter to be a Tensor, but got {type(grad).__name__}")
     if getattr(grad, "is_sparse", False) is True:
@@ -50,12 +55,58 @@ def _grad_array(p: Tensor, grad: Tensor, sparse_msg: str | None = None, maximize
         raise RuntimeError("graphc.optim does not support complex parameters")
     if grad.device != p.device:
         raise RuntimeError(f"the gradient of a parameter on {p.device} is on {grad.device}")
+    if tx.tensors:
+        g = _as_tensor_of(p, grad)
+        return -g if maximize else g
     arr = grad._data
     if arr.shape != p._data.shape:
         _check_broadcast(p._data.shape, arr.shape)
         arr = np.broadcast_to(arr, p._data.shape)
     arr = arr.astype(p._data.dtype, copy=False)
     return -arr if maximize else arr
+
+
+def _as_tensor_of(t: Tensor, value) -> Tensor:
+    """``value`` (a tensor or a number) as a tensor of ``t``'s shape and dtype."""
+    from graphc.ir import prims as P
+    if not isinstance(value, Tensor):
+        from ..creation import full
+        return full(tuple(t.shape), value, dtype=t.dtype)
+    if tuple(value.shape) != tuple(t.shape):
+        _check_broadcast(tuple(t.shape), tuple(value.shape))
+        value = P.expand(value, shape=tuple(t.shape))
+    return value if value.dtype is t.dtype else P.cast(value, dtype=t.dtype)
+
+
+_OPTION_TYPES = (bool, int, float, str, type(None))
+
+
+def _state_guard(optimizer: "Optimizer"):
+    """A check that the optimizer's state is as when the step was traced: the same entries, and
+    the same state tensors (a first step creates them; ``load_state_dict`` replaces them)."""
+    before = [(p, dict(optimizer.state.get(p, {}))) for g in optimizer.param_groups for p in g["params"]]
+
+    def check() -> str | None:
+        for p, old in before:
+            now = optimizer.state.get(p, {})
+            if now.keys() != old.keys() or any(now[k] is not v for k, v in old.items()):
+                return "the optimizer's state changed (a first step creates it, load_state_dict replaces it)"
+        return None
+    return check
+
+
+def _options_guard(group: dict, lifted: set[str]):
+    """A check that the options of ``group`` the step read as numbers (not graph inputs) are unchanged."""
+    before = {k: v for k, v in group.items() if k not in lifted and k != "params" and (
+        type(v) in _OPTION_TYPES or type(v) is tuple and all(type(x) in _OPTION_TYPES for x in v))}
+
+    def check() -> str | None:
+        for k, v in before.items():
+            now = group.get(k)
+            if now is not v and (type(now) is not type(v) or now != v):
+                return f"the optimizer option {k!r} changed from {v!r} to {now!r}"
+        return None
+    return check
 
 
 def _write_in_place(t: Tensor, arr: np.ndarray) -> None:
@@ -76,12 +127,36 @@ class _Transaction:
         self.optimizer = optimizer
         self._writes: dict[int, tuple[Tensor, np.ndarray]] = {}
         self._states: dict[int, tuple[Tensor, dict]] = {}
+        self.handler = _dispatch()
+        self.tensors = self.handler.functional  # compute with tensor ops (see the module docstring)
+        self._lifted: set[tuple[int, str]] = set()  # (id(group), key) read as graph inputs
+        if self.tensors:
+            self.handler.guard(_state_guard(optimizer))
 
-    def read(self, t: Tensor) -> np.ndarray:
+    def read(self, t: Tensor):
         w = self._writes.get(id(t))
-        return w[1] if w is not None else t._data
+        if w is not None:
+            return w[1]
+        return t if self.tensors else t._data
+
+    def hyper(self, group: dict, key: str, index: int | None = None):
+        """A numeric hyperparameter of ``group`` (``group[key][index]`` with an index): a number
+        eagerly, a 0-d float64 graph input when tracing (a scheduler may change it)."""
+        if self.tensors:
+            self._lifted.add((id(group), key))
+            return self.handler.hyperparameter(group, key, index)
+        value = group[key] if index is None else group[key][index]
+        return float(value.item() if isinstance(value, Tensor) else value)
+
+    def param(self, p: Tensor):
+        """``p``'s value for the update (checked: only floating-point parameters are optimized)."""
+        _check_param(p)
+        return self.read(p)
 
     def write(self, t: Tensor, arr) -> None:
+        if self.tensors:
+            self._writes[id(t)] = (t, _as_tensor_of(t, arr))
+            return
         target = t._data
         if isinstance(arr, (bool, int, float, np.generic)):
             arr = np.asarray(arr)
@@ -106,10 +181,16 @@ class _Transaction:
         return state
 
     def commit(self) -> None:
+        if self.tensors:  # options read as numbers are baked into the graph: changing one recompiles
+            for group in self.optimizer.param_groups:
+                self.handler.guard(_options_guard(group, {k for i, k in self._lifted if i == id(group)}))
         # Every value is ready: nothing below can fail on shapes or dtypes.
         for p, st in self._states.values():
             self.optimizer.state[p].update(st)
         for t, arr in self._writes.values():
-            _write_in_place(t, arr)
+            if self.tensors:
+                self.handler.write(t, arr)
+            else:
+                _write_in_place(t, arr)
         self._writes.clear()
         self._states.clear()

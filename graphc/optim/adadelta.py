@@ -1,9 +1,7 @@
 """Adadelta, as ``torch.optim.Adadelta``."""
 from __future__ import annotations
 
-import numpy as np
-
-from ._per_parameter import (_decayed_square, _group_lr, _PerParameterOptimizer, _scalar_tensor, _weight_decay,
+from ._per_parameter import (_decayed_square, _PerParameterOptimizer, _scalar_tensor, sqrt, _weight_decay,
                              _zeros_like)
 from .optimizer import _check_hyperparameters
 
@@ -41,10 +39,10 @@ class Adadelta(_PerParameterOptimizer):
     def _update(self, tx, group, p, param, grad) -> None:
         state, _ = self._counted_state(tx, group, p)
         rho, eps = group["rho"], group["eps"]
-        param, grad = _weight_decay(group, param, grad)
+        param, grad = _weight_decay(tx, group, param, grad)
         square_avg = _decayed_square(tx.read(state["square_avg"]), grad, rho)
         acc_delta = tx.read(state["acc_delta"])
-        delta = np.sqrt(acc_delta + eps) / np.sqrt(square_avg + eps) * grad
+        delta = sqrt(acc_delta + eps) / sqrt(square_avg + eps) * grad
         tx.write(state["square_avg"], square_avg)
         tx.write(state["acc_delta"], _decayed_square(acc_delta, delta, rho))
-        tx.write(p, param + (-_group_lr(group)) * delta)
+        tx.write(p, param + (-tx.hyper(group, "lr")) * delta)

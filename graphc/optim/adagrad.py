@@ -1,9 +1,7 @@
 """Adagrad, as ``torch.optim.Adagrad``."""
 from __future__ import annotations
 
-import numpy as np
-
-from ._per_parameter import (_full_like, _get_scalar_dtype, _group_lr, _PerParameterOptimizer, _scalar_tensor,
+from ._per_parameter import (_full_like, _get_scalar_dtype, _PerParameterOptimizer, _scalar_tensor, sqrt,
                              _weight_decay)
 from .optimizer import _check_hyperparameters
 
@@ -51,9 +49,9 @@ class Adagrad(_PerParameterOptimizer):
 
     def _update(self, tx, group, p, param, grad) -> None:
         state, step = self._counted_state(tx, group, p)
-        param, grad = _weight_decay(group, param, grad)
-        clr = _group_lr(group) / (1 + (step - 1) * group["lr_decay"])
+        param, grad = _weight_decay(tx, group, param, grad)
+        clr = tx.hyper(group, "lr") / (1 + (step - 1) * group["lr_decay"])
         state_sum = tx.read(state["sum"]) + 1 * grad * grad
         tx.write(state["sum"], state_sum)
-        std = np.sqrt(state_sum) + group["eps"]
+        std = sqrt(state_sum) + group["eps"]
         tx.write(p, param + (-clr) * grad / std)

@@ -1,19 +1,16 @@
 """Adam and AdamW, as ``torch.optim.Adam`` / ``torch.optim.AdamW``."""
 from __future__ import annotations
 
-import numpy as np
-
 from ..tensors import Tensor
-from ._per_parameter import (_decayed_square, _get_scalar_dtype, _group_lr, _lerp, _PerParameterOptimizer,
-                             _scalar_tensor, _weight_decay, _zeros_like)
+from ._per_parameter import (_decayed_square, _get_scalar_dtype, _lerp, _PerParameterOptimizer, _scalar_tensor,
+                             _weight_decay, _zeros_like, maximum, sqrt)
 from ._transaction import _Transaction
-from .optimizer import _check_hyperparameters, _to_scalar
+from .optimizer import _check_hyperparameters
 
 __all__ = ["Adam", "AdamW"]
 
 
-def _adam_moments(tx: _Transaction, state: dict, grad: np.ndarray, beta1: float,
-                  beta2: float) -> tuple[np.ndarray, np.ndarray]:
+def _adam_moments(tx: _Transaction, state: dict, grad, beta1, beta2) -> tuple:
     """Adam's first and second moment estimates (``exp_avg``, ``exp_avg_sq``), staged and returned."""
     exp_avg = _lerp(tx.read(state["exp_avg"]), grad, 1 - beta1)
     exp_avg_sq = _decayed_square(tx.read(state["exp_avg_sq"]), grad, beta2)
@@ -78,15 +75,15 @@ class Adam(_PerParameterOptimizer):
 
     def _update(self, tx, group, p, param, grad) -> None:
         state, step = self._counted_state(tx, group, p)
-        beta1, beta2 = (float(_to_scalar(b)) for b in group["betas"])
-        lr = _group_lr(group)
-        param, grad = _weight_decay(group, param, grad, group["decoupled_weight_decay"])
+        beta1, beta2 = tx.hyper(group, "betas", 0), tx.hyper(group, "betas", 1)
+        lr = tx.hyper(group, "lr")
+        param, grad = _weight_decay(tx, group, param, grad, group["decoupled_weight_decay"])
         exp_avg, exp_avg_sq = _adam_moments(tx, state, grad, beta1, beta2)
         if group["amsgrad"]:
-            exp_avg_sq = np.maximum(tx.read(state["max_exp_avg_sq"]), exp_avg_sq)
+            exp_avg_sq = maximum(tx.read(state["max_exp_avg_sq"]), exp_avg_sq)
             tx.write(state["max_exp_avg_sq"], exp_avg_sq)
         step_size = lr / (1 - beta1 ** step)
-        denom = np.sqrt(exp_avg_sq) / (1 - beta2 ** step) ** 0.5 + group["eps"]
+        denom = sqrt(exp_avg_sq) / (1 - beta2 ** step) ** 0.5 + group["eps"]
         tx.write(p, param + (-step_size) * exp_avg / denom)
 
 

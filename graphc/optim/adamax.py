@@ -1,9 +1,8 @@
 """Adamax (Adam with the infinity norm), as ``torch.optim.Adamax``."""
 from __future__ import annotations
 
-import numpy as np
-
-from ._per_parameter import _group_lr, _lerp, _PerParameterOptimizer, _scalar_tensor, _weight_decay, _zeros_like
+from ._per_parameter import (absolute, _lerp, maximum, _PerParameterOptimizer, _scalar_tensor, _weight_decay,
+                             _zeros_like)
 from .optimizer import _check_hyperparameters
 
 __all__ = ["Adamax"]
@@ -37,11 +36,11 @@ class Adamax(_PerParameterOptimizer):
 
     def _update(self, tx, group, p, param, grad) -> None:
         state, step = self._counted_state(tx, group, p)
-        beta1, beta2 = group["betas"]
-        param, grad = _weight_decay(group, param, grad)
+        beta1, beta2 = tx.hyper(group, "betas", 0), tx.hyper(group, "betas", 1)
+        param, grad = _weight_decay(tx, group, param, grad)
         exp_avg = _lerp(tx.read(state["exp_avg"]), grad, 1 - beta1)
-        exp_inf = np.maximum(tx.read(state["exp_inf"]) * beta2, np.abs(grad) + group["eps"])
+        exp_inf = maximum(tx.read(state["exp_inf"]) * beta2, absolute(grad) + group["eps"])
         tx.write(state["exp_avg"], exp_avg)
         tx.write(state["exp_inf"], exp_inf)
-        clr = _group_lr(group) / (1 - beta1 ** step)
+        clr = tx.hyper(group, "lr") / (1 - beta1 ** step)
         tx.write(p, param + (-clr) * exp_avg / exp_inf)

@@ -1,8 +1,8 @@
 """Averaged SGD, as ``torch.optim.ASGD``."""
 from __future__ import annotations
 
-from ._per_parameter import _group_lr, _PerParameterOptimizer, _scalar_tensor, _weight_decay, _zeros_like
-from .optimizer import _check_hyperparameters
+from ._per_parameter import maximum, _PerParameterOptimizer, _scalar_tensor, _weight_decay, where, _zeros_like
+from .optimizer import _check_hyperparameters, _to_scalar
 
 __all__ = ["ASGD"]
 
@@ -31,19 +31,25 @@ class ASGD(_PerParameterOptimizer):
         super().__init__(params, defaults)
 
     def _init_state(self, group, p) -> dict:
-        return {"step": _scalar_tensor(0.0), "eta": _scalar_tensor(_group_lr(group)), "mu": _scalar_tensor(1.0),
+        return {"step": _scalar_tensor(0.0), "eta": _scalar_tensor(float(_to_scalar(group["lr"]))), "mu": _scalar_tensor(1.0),
                 "ax": _zeros_like(p)}
 
     def _update(self, tx, group, p, param, grad) -> None:
         state, step = self._counted_state(tx, group, p)
-        lr, lambd = _group_lr(group), group["lambd"]
-        param, grad = _weight_decay(group, param, grad)
-        eta = float(tx.read(state["eta"]))
+        lr, lambd = tx.hyper(group, "lr"), group["lambd"]
+        param, grad = _weight_decay(tx, group, param, grad)
+        eta = tx.read(state["eta"])
+        if not tx.tensors:
+            eta = float(eta)
         param = param * (1 - lambd * eta)
         param = param + (-eta) * grad
         tx.write(p, param)
-        mu = float(tx.read(state["mu"]))
+        mu = tx.read(state["mu"])
         ax = tx.read(state["ax"])
-        tx.write(state["ax"], ax + (param - ax) * mu if mu != 1 else param)
+        if tx.tensors:
+            tx.write(state["ax"], where(mu != 1, ax + (param - ax) * mu, param))
+        else:
+            mu = float(mu)
+            tx.write(state["ax"], ax + (param - ax) * mu if mu != 1 else param)
         tx.write(state["eta"], lr / ((1 + lambd * lr * step) ** group["alpha"]))
-        tx.write(state["mu"], 1 / max(1, step - group["t0"]))
+        tx.write(state["mu"], 1 / maximum(1.0, step - group["t0"]) if tx.tensors else 1 / max(1, step - group["t0"]))

@@ -11,7 +11,7 @@ from graphc.ir.array_module import array_module
 
 from ..autograd.grad_mode import enable_grad, no_grad
 from ..tensors import Tensor
-from ._transaction import _param_array, _write_in_place
+from ._transaction import _check_param, _write_in_place
 from .optimizer import Optimizer, _check_hyperparameters, _to_scalar
 
 __all__ = ["LBFGS"]
@@ -243,7 +243,7 @@ class LBFGS(Optimizer):
         if len(self.param_groups) != 1:
             raise AssertionError(f"Expected exactly one param_group, but got {len(self.param_groups)}")
         for p in self._params:
-            _param_array(p)
+            _check_param(p)
         saved = self._clone_param()
         try:
             with no_grad():

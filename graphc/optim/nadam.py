@@ -1,9 +1,7 @@
 """NAdam (Adam with Nesterov momentum), as ``torch.optim.NAdam``."""
 from __future__ import annotations
 
-import numpy as np
-
-from ._per_parameter import _group_lr, _PerParameterOptimizer, _scalar_tensor, _weight_decay, _zeros_like
+from ._per_parameter import _PerParameterOptimizer, _scalar_tensor, sqrt, _weight_decay, _zeros_like
 from .adam import _adam_moments
 from .optimizer import _check_hyperparameters
 
@@ -45,17 +43,18 @@ class NAdam(_PerParameterOptimizer):
 
     def _update(self, tx, group, p, param, grad) -> None:
         state, step = self._counted_state(tx, group, p)
-        beta1, beta2 = group["betas"]
-        lr, momentum_decay = _group_lr(group), group["momentum_decay"]
+        beta1, beta2 = tx.hyper(group, "betas", 0), tx.hyper(group, "betas", 1)
+        lr, momentum_decay = tx.hyper(group, "lr"), group["momentum_decay"]
         bias_correction2 = 1 - beta2 ** step
-        param, grad = _weight_decay(group, param, grad, group["decoupled_weight_decay"])
+        param, grad = _weight_decay(tx, group, param, grad, group["decoupled_weight_decay"])
         mu = beta1 * (1.0 - 0.5 * 0.96 ** (step * momentum_decay))
         mu_next = beta1 * (1.0 - 0.5 * 0.96 ** ((step + 1) * momentum_decay))
-        mu_product_arr = tx.read(state["mu_product"]) * mu
-        tx.write(state["mu_product"], mu_product_arr)
-        mu_product = float(mu_product_arr)
+        mu_product = tx.read(state["mu_product"]) * mu
+        tx.write(state["mu_product"], mu_product)
+        if not tx.tensors:
+            mu_product = float(mu_product)
         exp_avg, exp_avg_sq = _adam_moments(tx, state, grad, beta1, beta2)
-        denom = np.sqrt(exp_avg_sq / bias_correction2) + group["eps"]
+        denom = sqrt(exp_avg_sq / bias_correction2) + group["eps"]
         mu_product_next = mu_product * mu_next
         param = param + (-lr * (1.0 - mu) / (1.0 - mu_product)) * grad / denom
         param = param + (-lr * mu_next / (1.0 - mu_product_next)) * exp_avg / denom

@@ -1,9 +1,7 @@
 """RAdam (rectified Adam), as ``torch.optim.RAdam``."""
 from __future__ import annotations
 
-import numpy as np
-
-from ._per_parameter import _group_lr, _PerParameterOptimizer, _scalar_tensor, _weight_decay, _zeros_like
+from ._per_parameter import _PerParameterOptimizer, _scalar_tensor, sqrt, _weight_decay, where, _zeros_like
 from .adam import _adam_moments
 from .optimizer import _check_hyperparameters
 
@@ -37,17 +35,19 @@ class RAdam(_PerParameterOptimizer):
 
     def _update(self, tx, group, p, param, grad) -> None:
         state, step = self._counted_state(tx, group, p)
-        beta1, beta2 = group["betas"]
-        lr = _group_lr(group)
-        param, grad = _weight_decay(group, param, grad, group["decoupled_weight_decay"])
+        beta1, beta2 = tx.hyper(group, "betas", 0), tx.hyper(group, "betas", 1)
+        lr = tx.hyper(group, "lr")
+        param, grad = _weight_decay(tx, group, param, grad, group["decoupled_weight_decay"])
         exp_avg, exp_avg_sq = _adam_moments(tx, state, grad, beta1, beta2)
         bias_correction2 = 1 - beta2 ** step
         bias_corrected_exp_avg = exp_avg / (1 - beta1 ** step)
         rho_inf = 2 / (1 - beta2) - 1
         rho_t = rho_inf - 2 * step * (beta2 ** step) / bias_correction2
-        if rho_t > 5.0:
+        plain = param + (-1.0) * (bias_corrected_exp_avg * lr)
+        if tx.tensors or rho_t > 5.0:  # traced: the rectified update where rho_t > 5, as a select
             rect = ((rho_t - 4) * (rho_t - 2) * rho_inf / ((rho_inf - 4) * (rho_inf - 2) * rho_t)) ** 0.5
-            adaptive_lr = bias_correction2 ** 0.5 / (np.sqrt(exp_avg_sq) + group["eps"])
-            tx.write(p, param + (-1.0) * (bias_corrected_exp_avg * lr * adaptive_lr * rect))
+            adaptive_lr = bias_correction2 ** 0.5 / (sqrt(exp_avg_sq) + group["eps"])
+            rectified = param + (-1.0) * (bias_corrected_exp_avg * lr * adaptive_lr * rect)
+            tx.write(p, where(rho_t > 5.0, rectified, plain) if tx.tensors else rectified)
         else:
-            tx.write(p, param + (-1.0) * (bias_corrected_exp_avg * lr))
+            tx.write(p, plain)

@@ -1,9 +1,7 @@
 """RMSprop, as ``torch.optim.RMSprop``."""
 from __future__ import annotations
 
-import numpy as np
-
-from ._per_parameter import (_decayed_square, _group_lr, _lerp, _PerParameterOptimizer, _scalar_tensor,
+from ._per_parameter import (_decayed_square, _lerp, _PerParameterOptimizer, _scalar_tensor, sqrt,
                              _weight_decay, _zeros_like)
 from .optimizer import _check_hyperparameters
 
@@ -49,19 +47,19 @@ class RMSprop(_PerParameterOptimizer):
 
     def _update(self, tx, group, p, param, grad) -> None:
         state, _ = self._counted_state(tx, group, p)
-        alpha, momentum, lr = group["alpha"], group["momentum"], _group_lr(group)
-        param, grad = _weight_decay(group, param, grad)
+        alpha, lr = group["alpha"], tx.hyper(group, "lr")
+        param, grad = _weight_decay(tx, group, param, grad)
         square_avg = _decayed_square(tx.read(state["square_avg"]), grad, alpha)
         tx.write(state["square_avg"], square_avg)
         if group["centered"]:
             grad_avg = _lerp(tx.read(state["grad_avg"]), grad, 1 - alpha)
             tx.write(state["grad_avg"], grad_avg)
-            avg = np.sqrt(square_avg + (-1) * grad_avg * grad_avg)
+            avg = sqrt(square_avg + (-1) * grad_avg * grad_avg)
         else:
-            avg = np.sqrt(square_avg)
+            avg = sqrt(square_avg)
         avg = avg + group["eps"]
-        if momentum > 0:
-            buf = tx.read(state["momentum_buffer"]) * momentum + grad / avg
+        if group["momentum"] > 0:
+            buf = tx.read(state["momentum_buffer"]) * tx.hyper(group, "momentum") + grad / avg
             tx.write(state["momentum_buffer"], buf)
             tx.write(p, param + (-lr) * buf)
         else:

@@ -1,9 +1,7 @@
 """Rprop (resilient backpropagation), as ``torch.optim.Rprop``."""
 from __future__ import annotations
 
-import numpy as np
-
-from ._per_parameter import _full_like, _PerParameterOptimizer, _scalar_tensor, _zeros_like
+from ._per_parameter import clip, _full_like, _PerParameterOptimizer, _scalar_tensor, sign, where, _zeros_like
 from .optimizer import _check_hyperparameters, _to_scalar
 
 __all__ = ["Rprop"]
@@ -39,9 +37,11 @@ class Rprop(_PerParameterOptimizer):
         etaminus, etaplus = group["etas"]
         step_size_min, step_size_max = group["step_sizes"]
         prod = grad * tx.read(state["prev"])
-        sign = np.where(prod > 0, etaplus, np.where(prod < 0, etaminus, 1.0)).astype(param.dtype)
-        step_size = np.clip(tx.read(state["step_size"]) * sign, step_size_min, step_size_max)
-        grad = np.where(prod < 0, grad.dtype.type(0), grad)  # a scalar: device arrays take no host arrays
+        factor = where(prod > 0, etaplus, where(prod < 0, etaminus, 1.0))
+        factor = factor.to(param.dtype) if tx.tensors else factor.astype(param.dtype)
+        step_size = clip(tx.read(state["step_size"]) * factor, step_size_min, step_size_max)
+        zero = 0.0 if tx.tensors else grad.dtype.type(0)  # a scalar: device arrays take no host arrays
+        grad = where(prod < 0, zero, grad)
         tx.write(state["step_size"], step_size)
-        tx.write(p, param + (-1) * np.sign(grad) * step_size)
+        tx.write(p, param + (-1) * sign(grad) * step_size)
         tx.write(state["prev"], grad)

@@ -1,7 +1,7 @@
 """Stochastic gradient descent (optionally with momentum), as ``torch.optim.SGD``."""
 from __future__ import annotations
 
-from ._per_parameter import _group_lr, _PerParameterOptimizer, _weight_decay, _zeros_like
+from ._per_parameter import _PerParameterOptimizer, _weight_decay, _zeros_like
 from .optimizer import _check_hyperparameters
 
 __all__ = ["SGD"]
@@ -41,16 +41,16 @@ class SGD(_PerParameterOptimizer):
         super().__init__(params, defaults)
 
     def _update(self, tx, group, p, param, grad) -> None:
-        param, grad = _weight_decay(group, param, grad)
-        momentum = group["momentum"]
-        if momentum != 0:
+        param, grad = _weight_decay(tx, group, param, grad)
+        if group["momentum"] != 0:
+            momentum = tx.hyper(group, "momentum")
             buf_t = tx.state(p).get("momentum_buffer")
             if buf_t is None:
                 buf_t = _zeros_like(p)
                 tx.new_state(p, {"momentum_buffer": buf_t})
-                buf = grad.copy()
+                buf = grad.clone() if tx.tensors else grad.copy()
             else:
                 buf = tx.read(buf_t) * momentum + (1 - group["dampening"]) * grad
             tx.write(buf_t, buf)
             grad = grad + momentum * buf if group["nesterov"] else buf
-        tx.write(p, param + (-_group_lr(group)) * grad)
+        tx.write(p, param + (-tx.hyper(group, "lr")) * grad)

@@ -39,8 +39,8 @@ def _unsupported() -> dict:
     from graphc.ir.fused import fused
     return {fused: "fused nodes are made after autodiff (fusion runs on the forward and backward "
                    "graphs separately), so autodiff never meets one",
-            composite: "composite nodes are expanded into primitives by the decompose pass, which "
-                       "runs before autodiff"}
+            composite: "composite nodes have no rule of their own: autodiff differentiates their "
+                       "decomposition (passes/autodiff/backprop.py)"}
 
 
 # Primitives with deliberately no VJP rule, and the error autodiff gives when it meets one.
