@@ -161,8 +161,9 @@ def divisor_check(n: Node, operands: list[str]) -> str | None:
 
 
 def _statement(w: HostWriter, n: Node, operands: list[str], target: str, buf: str | None,
-               wrap: str = "") -> None:
-    """``target = <n>(operands)``, written into the planned buffer ``buf`` when there is one.
+               wrap: str = "", output: bool = False) -> None:
+    """``target = <n>(operands)``, written into the planned buffer ``buf`` when there is one
+    (``output``: the result is returned, in an array of its own).
     ``wrap``: a function applied to a result that is not written into a buffer (the Triton
     backend moves host results of library calls onto its device)."""
     casts = n.prim.operand_casts(tuple(n.inputs), n.attrs)
@@ -177,6 +178,16 @@ def _statement(w: HostWriter, n: Node, operands: list[str], target: str, buf: st
         w.line(f"{expr[:-1]}, out={buf})")
         if target != buf:
             w.line(f"{target} = {buf}")
+    elif buf is not None and expr in operands:
+        # an identity (stop_gradient) into a planned buffer: copy, since the operand's buffer may
+        # be reused once the plan thinks it dead
+        w.line(f"np.copyto({buf}, {expr})")
+        if target != buf:
+            w.line(f"{target} = {buf}")
+    elif expr in operands and output:
+        # an identity whose result is a graph output: its own array, not an alias of a workspace
+        # buffer that is reused later in the call
+        w.line(f"{target} = np.array({expr})")
     else:
         w.line(f"{target} = {wrap}({expr})" if wrap else f"{target} = {expr}")
 
@@ -192,7 +203,7 @@ def _kernel(w: HostWriter, k: Kernel, s: Schedule) -> None:
         buf = k.temps.get(id(bn.output))
         planned = buf is not None and s.buffers[buf].role == "temp"
         target = buf if buf is not None else f"{k.name}_{i}"
-        _statement(w, bn, operands, target, buf if planned else None)
+        _statement(w, bn, operands, target, buf if planned else None, output=buf is not None and not planned)
         names[id(bn.output)] = target
 
 

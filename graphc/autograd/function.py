@@ -178,7 +178,10 @@ class Function(metaclass=FunctionMeta):
 
     @classmethod
     def apply(cls, *args, **kwargs):
+        from ..dispatch import current
         from ..tensors import Tensor
+        current().eager_only(f"the custom autograd.Function {cls.__name__} runs eagerly (its Python backward is "
+                             "not traced)")
         node = BackwardCFunction(cls, args)
         uses_setup = cls.setup_context is not Function.setup_context
         with grad_mode.no_grad():

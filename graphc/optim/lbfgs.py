@@ -11,6 +11,7 @@ from graphc.ir.array_module import array_module
 
 from ..autograd.grad_mode import enable_grad, no_grad
 from ..tensors import Tensor
+from ..dispatch import current as _dispatch
 from ._transaction import _check_param, _write_in_place
 from .optimizer import Optimizer, _check_hyperparameters, _to_scalar
 
@@ -240,6 +241,8 @@ class LBFGS(Optimizer):
         Args:
             closure (Callable): A closure that reevaluates the model and returns the loss.
         """
+        _dispatch().eager_only("LBFGS.step evaluates the closure several times and takes decisions on loss and "
+                               "gradient values in Python (line search, convergence tests): it runs eagerly")
         if len(self.param_groups) != 1:
             raise AssertionError(f"Expected exactly one param_group, but got {len(self.param_groups)}")
         for p in self._params:

@@ -497,6 +497,8 @@ class Module:
                     args = r if isinstance(r, tuple) else (r,)
         bw = None
         if self._backward_hooks or self._backward_pre_hooks:
+            _dispatch().eager_only(f"{type(self).__name__} has backward hooks (register_full_backward_hook), which "
+                                   "run eagerly only")
             bw = _BackwardHookState(self, list(self._backward_hooks.values()), list(self._backward_pre_hooks.values()))
             args = bw.setup_inputs(args)
         out = self.forward(*args, **kwargs)
