@@ -18,6 +18,7 @@ from graphc.ir import dtypes as _dt
 from graphc.ir.array_module import array_module
 
 from ..tensors import Tensor
+from ._flat import flat_group
 from ._transaction import _grad_value, _Transaction
 from .optimizer import Optimizer, _to_scalar, _use_grad_for_differentiable
 
@@ -145,15 +146,26 @@ class _PerParameterOptimizer(Optimizer):
         """
         loss = self._run_closure(closure)
         tx = _Transaction(self)
+        flats = []
         with np.errstate(all="ignore"):  # overflow to inf is silent, as in PyTorch's kernels
             for group in self.param_groups:
-                for p in group["params"]:
-                    if p.grad is None:
-                        continue
-                    param = tx.param(p)
-                    grad = _grad_value(tx, p, p.grad, self._sparse_message, maximize=group["maximize"])
-                    self._update(tx, group, p, param, grad)
+                params = [p for p in group["params"] if p.grad is not None]
+                grads = [_grad_value(tx, p, p.grad, self._sparse_message, maximize=group["maximize"])
+                         for p in params]
+                flat = None if tx.tensors else flat_group(self.__dict__.setdefault("_flat", {}), group, params)
+                if flat is not None and flat.gather_state(self.state):
+                    # the whole group at once (see _flat), in cache-sized chunks: the rule's
+                    # temporaries stay in cache
+                    for chunk, grad, state in flat.chunks(grads):
+                        tx.own_states[id(chunk)] = state
+                        self._update(tx, group, chunk, tx.param(chunk), grad)
+                    flats.append(flat)
+                    continue
+                for p, grad in zip(params, grads):
+                    self._update(tx, group, p, tx.param(p), grad)
         tx.commit()
+        for flat in flats:
+            flat.scatter_state(self.state)
         return loss
 
     def _update(self, tx: _Transaction, group: dict[str, Any], p: Tensor, param: np.ndarray,

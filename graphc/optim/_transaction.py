@@ -130,6 +130,7 @@ class _Transaction:
         self.handler = _dispatch()
         self.tensors = self.handler.functional  # compute with tensor ops (see the module docstring)
         self._lifted: set[tuple[int, str]] = set()  # (id(group), key) read as graph inputs
+        self.own_states: dict[int, dict] = {}  # state kept outside optimizer.state (a flat group's)
         if self.tensors:
             self.handler.guard(_state_guard(optimizer))
 
@@ -174,7 +175,8 @@ class _Transaction:
         s = self._states.get(id(p))
         if s is not None:
             return s[1]
-        return self.optimizer.state.get(p, {})
+        own = self.own_states.get(id(p))
+        return own if own is not None else self.optimizer.state.get(p, {})
 
     def new_state(self, p: Tensor, state: dict) -> dict:
         self._states[id(p)] = (p, state)
@@ -186,7 +188,8 @@ class _Transaction:
                 self.handler.guard(_options_guard(group, {k for i, k in self._lifted if i == id(group)}))
         # Every value is ready: nothing below can fail on shapes or dtypes.
         for p, st in self._states.values():
-            self.optimizer.state[p].update(st)
+            own = self.own_states.get(id(p))
+            (own if own is not None else self.optimizer.state[p]).update(st)
         for t, arr in self._writes.values():
             if self.tensors:
                 self.handler.write(t, arr)
