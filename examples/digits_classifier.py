@@ -3,6 +3,9 @@ scikit-learn, no download), written as a PyTorch tutorial would be (only the imp
 
     python examples/digits_classifier.py --model cnn --epochs 8
     python examples/digits_classifier.py --model mlp --compile
+
+With ``--compile`` the whole training step (zero_grad, forward, loss, backward, optimizer step)
+is one compiled graph, and so is evaluation. The progress bar is tqdm's when it is installed.
 """
 from __future__ import annotations
 
@@ -60,12 +63,33 @@ class CNN(nn.Module):
         return self.classifier(self.features(x))
 
 
-def progress(prefix: str, done: int, total: int, extra: str = "") -> None:
-    width = 30
-    filled = int(width * done / total)
-    bar = "#" * filled + "." * (width - filled)
-    end = "\n" if done == total else ""
-    print(f"\r{prefix} [{bar}] {done}/{total} {extra}", end=end, flush=True)
+def progress(loader, desc: str, quiet: bool):
+    """The batches of ``loader`` with a progress bar (tqdm's; a plain one without tqdm)."""
+    if quiet:
+        return _Plain(loader, desc, show=False)
+    try:
+        from tqdm import tqdm
+    except ImportError:
+        return _Plain(loader, desc, show=True)
+    return tqdm(loader, desc=desc, leave=False, dynamic_ncols=True)
+
+
+class _Plain:
+    def __init__(self, loader, desc: str, show: bool) -> None:
+        self.loader, self.desc, self.show, self.done, self.extra = loader, desc, show, 0, ""
+
+    def __iter__(self):
+        for item in self.loader:
+            yield item
+            self.done += 1
+            if self.show:
+                total, width = len(self.loader), 30
+                bar = "#" * int(width * self.done / total)
+                end = "\n" if self.done == total else ""
+                print(f"\r{self.desc} [{bar:.<{width}}] {self.done}/{total} {self.extra}", end=end, flush=True)
+
+    def set_postfix(self, **values) -> None:
+        self.extra = "  ".join(f"{k} {v}" for k, v in values.items())
 
 
 def evaluate(model, loader: DataLoader) -> tuple[float, float]:
@@ -100,6 +124,17 @@ def main(argv=None) -> float:
     optimizer = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=1e-4)
     # the compiled module shares parameters with `model`; the optimizer updates both
     net = torch.compile(model) if args.compile else model
+
+    def train_step(x, y):
+        optimizer.zero_grad()
+        logits = model(x)
+        loss = F.cross_entropy(logits, y)
+        loss.backward()
+        optimizer.step()
+        return loss.detach(), (logits.argmax(dim=1) == y).sum()
+
+    # one graph for forward, backward and the update; the scheduler's lr is read at every call
+    step = torch.compile(train_step, fullgraph=True) if args.compile else train_step
     scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=args.epochs)
     print(f"{args.model.upper()}{' (compiled)' if args.compile else ''}: "
           f"{sum(p.numel() for p in model.parameters())} parameters, "
@@ -108,15 +143,13 @@ def main(argv=None) -> float:
     acc = 0.0
     for epoch in range(1, args.epochs + 1):
         model.train()
-        start, running = time.perf_counter(), 0.0
-        for i, (x, y) in enumerate(train_loader, 1):
-            optimizer.zero_grad()
-            loss = F.cross_entropy(net(x), y)
-            loss.backward()
-            optimizer.step()
+        start, running, right, seen = time.perf_counter(), 0.0, 0, 0
+        batches = progress(train_loader, f"epoch {epoch:2d}", args.quiet)
+        for i, (x, y) in enumerate(batches, 1):
+            loss, correct = step(x, y)
             running += loss.item()
-            if not args.quiet:
-                progress(f"epoch {epoch:2d}", i, len(train_loader), f"loss {running / i:.4f}")
+            right, seen = right + int(correct.item()), seen + y.shape[0]
+            batches.set_postfix(loss=f"{running / i:.4f}", acc=f"{right / seen:.3f}")
         scheduler.step()
         elapsed = time.perf_counter() - start
         test_loss, acc = evaluate(net, test_loader)

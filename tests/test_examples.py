@@ -30,6 +30,20 @@ def test_digits_cnn_reaches_97_percent(compiled, capsys):
     assert acc >= 0.97, capsys.readouterr().out
 
 
+def test_digits_compiled_whole_step_trains_as_eager(capsys):
+    # --compile runs zero_grad, forward, backward and AdamW (with the cosine schedule's lr) as one
+    # graph; with the same seed it draws the same dropout masks as eager mode: the same run
+    import digits_classifier
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        runs = [digits_classifier.main(["--model", "mlp", "--epochs", "2", "--quiet"] + flag)
+                for flag in ([], ["--compile"])]
+    out = capsys.readouterr().out.splitlines()
+    eager = [line.split("(")[0] for line in out if line.startswith("epoch")][:2]
+    compiled = [line.split("(")[0] for line in out if line.startswith("epoch")][2:]
+    assert runs[0] == runs[1] and eager == compiled and len(compiled) == 2
+
+
 def test_char_lm_learns():
     import char_lm
     final = char_lm.main(["--steps", "40", "--sample", "20"])
