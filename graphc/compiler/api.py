@@ -370,6 +370,10 @@ class CompiledFunction:
                 trace.mutations[id(t)] = (t, sym._value)
         g = trace.graph
         n_user_inputs = len(leaves)
+        # a gradient read only to test it for None (zero_grad) is no input
+        for k in [k for k, (v, _) in trace.lifted.items()
+                  if v.role == "grad" and not v.users and all(o is not v for o in out_values)]:
+            g.inputs.remove(trace.lifted.pop(k)[0])
         lifted = [t for v, t in (trace.lifted[k] for k in trace.lifted)]
         entry.lifted = lifted
         # where modules hold the lifted tensors: replacing one (``m.weight = Parameter(...)``) recompiles
@@ -542,7 +546,9 @@ class CompiledFunction:
                 t._grad._data[...] = next(new_grads)
                 t._grad._version.value += 1
             else:
-                t._grad = Tensor._make(next(new_grads))
+                # as eagerly, a gradient is laid out like its parameter (generated code may
+                # return a transposed view)
+                t._grad = Tensor._make(xp.ascontiguousarray(next(new_grads)))
         results = _user_outputs(user, entry.out_aliases, inputs, entry.mutated)
         if entry.backward is not None:
             edges = tuple(gradient_edge(inputs[i]) for i in entry.wrt)
