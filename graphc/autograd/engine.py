@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import heapq
+import sys
 import warnings
 from typing import Sequence
 
@@ -86,6 +87,23 @@ def _call_tensor_hooks(node: Node, grads: list) -> None:
             hook(grads[nr])
 
 
+def _sole_owner(g) -> bool:
+    """Whether the gradient ``g`` reaches no one but this leaf, so that it may become ``.grad``
+    without a copy: a C-contiguous array of its own held only by ``g`` (``g``'s slot, the local
+    and getrefcount's argument), and ``g`` held only by the engine on its way here. Anything more
+    (the same gradient routed to two leaves, the user's own ``gradient=`` tensor, a hook that
+    kept it) shows as a higher count, and the gradient is copied."""
+    arr = g._data
+    return (getattr(arr, "base", 0) is None and arr.flags.c_contiguous and sys.getrefcount(arr) == 3
+            and sys.getrefcount(g) <= _ENGINE_REFS)
+
+
+# references to a gradient on its way into a leaf when nothing else holds it: the engine's
+# buffer and loop variables, _accumulate_into_leaf's and _sole_owner's arguments, getrefcount's
+# (tests/test_autograd_saving.py checks that such a gradient is not copied)
+_ENGINE_REFS = 6
+
+
 def _accumulate_into_leaf(node: AccumulateGrad, g, create_graph: bool, run_hooks: bool = True) -> None:
     from ..tensors import Tensor
     var = node.variable
@@ -99,10 +117,12 @@ def _accumulate_into_leaf(node: AccumulateGrad, g, create_graph: bool, run_hooks
     if var._grad is None:
         if create_graph:
             var._grad = g
+        elif _sole_owner(g):
+            var._grad = Tensor._make(g._data)  # nothing else can see this array: no copy
         else:
-            # always a private buffer: the same gradient tensor can reach several leaves (add
-            # passes it through to both operands) or be the user's own `gradient=` tensor, and
-            # .grad is later accumulated in place
+            # a private buffer: the same gradient tensor can reach several leaves (add passes it
+            # through to both operands) or be the user's own `gradient=` tensor, and .grad is
+            # later accumulated in place
             var._grad = Tensor._make(array_module(g._data).array(g._data, order="C", copy=True))
     elif create_graph or var._grad.requires_grad:
         var._grad = var._grad + g
