@@ -100,7 +100,7 @@ def _sole_owner(g) -> bool:
 
 # references to a gradient on its way into a leaf when nothing else holds it: the engine's
 # buffer and loop variables, _accumulate_into_leaf's and _sole_owner's arguments, getrefcount's
-# (tests/test_autograd_saving.py checks that such a gradient is not copied)
+# (tests/test_grad_adoption.py checks that such a gradient is not copied)
 _ENGINE_REFS = 6
 
 
