@@ -43,9 +43,10 @@ class HostWriter:
         self.xp = xp
         self.fresh = fresh      # whether an extern call's result is new memory (never a view)
         self.lines: list[str] = []
+        self.depth = 1          # indentation: 1 in the host function, more in functions nested in it
 
     def line(self, text: str) -> None:
-        self.lines.append("    " + text)
+        self.lines.append("    " * self.depth + text)
 
     def comment_block(self, title: str, body: str = "") -> None:
         self.line(f"# -- {title}")

@@ -18,6 +18,7 @@ from graphc.ir.graph import Node, Value
 from graphc.ir.primitive import PRIMITIVES, Primitive, as_dtype
 
 from .host import HostWriter
+from .pieces import in_pieces
 from .schedule import Access, ExternCall, Kernel, Schedule
 
 Lowering = Callable[[Node, list[str]], str]
@@ -192,19 +193,65 @@ def _statement(w: HostWriter, n: Node, operands: list[str], target: str, buf: st
         w.line(f"{target} = {wrap}({expr})" if wrap else f"{target} = {expr}")
 
 
+# A pointwise kernel over at least CHUNKED_FROM elements runs in pieces of about PIECE elements
+# (along its first dimension): each piece goes through every op of the kernel while its values
+# are in cache, and pieces run on a small thread pool (numpy's ufuncs release the GIL).
+PIECE = 1 << 15
+CHUNKED_FROM = 1 << 17
+
+
+def _rows_per_piece(k: Kernel) -> int | None:
+    """Rows of the first dimension per piece, or None when the kernel runs whole."""
+    if k.kind != "pointwise" or not k.ranges or k.ranges[0] < 2:
+        return None
+    n = 1
+    for r in k.ranges:
+        n *= r
+    if n < CHUNKED_FROM:
+        return None
+    return max(1, PIECE * k.ranges[0] // n)
+
+
 def _kernel(w: HostWriter, k: Kernel, s: Schedule) -> None:
     w.comment_block(f"{k.name}: {k.kind} over {list(k.ranges)}"
                     + (f", reducing {list(k.reduction_ranges)}" if k.reduction_ranges else ""), k.comment)
+    rows = _rows_per_piece(k)
     names: dict[int, str] = {}
-    for bv, a in zip(k.body.inputs, k.args):
+    sliced: set[int] = set()  # values that span the first dimension: computed piece by piece
+    for j, (bv, a) in enumerate(zip(k.body.inputs, k.args)):
         names[id(bv)] = w.view(a.access)
+        if rows is not None and len(bv.type.shape) == len(k.ranges) and bv.type.shape[0] == k.ranges[0]:
+            w.line(f"{k.name}_a{j} = {names[id(bv)]}")
+            names[id(bv)] = f"{k.name}_a{j}[_lo:_hi]"
+            sliced.add(id(bv))
+    pieces: list = []
     for i, bn in enumerate(k.body.nodes):
+        if any(isinstance(x, Value) and id(x) in sliced for x in bn.inputs):
+            sliced.add(id(bn.output))
+            pieces.append((i, bn))
+            continue
         operands = [names[id(x)] if isinstance(x, Value) else _literal(x) for x in bn.inputs]
         buf = k.temps.get(id(bn.output))
         planned = buf is not None and s.buffers[buf].role == "temp"
         target = buf if buf is not None else f"{k.name}_{i}"
         _statement(w, bn, operands, target, buf if planned else None, output=buf is not None and not planned)
         names[id(bn.output)] = target
+    if not pieces:
+        return
+    for _, bn in pieces:  # outputs the plan did not place: whole arrays the pieces write into
+        buf = k.temps.get(id(bn.output))
+        if buf is not None and s.buffers[buf].role != "temp":
+            w.line(f"{buf} = np.empty({tuple(bn.output.type.shape)!r}, np.{bn.output.dtype.np.name})")
+    w.line(f"def {k.name}_piece(_lo, _hi):")
+    w.depth += 1
+    for i, bn in pieces:
+        operands = [names[id(x)] if isinstance(x, Value) else _literal(x) for x in bn.inputs]
+        buf = k.temps.get(id(bn.output))
+        target = f"{buf}[_lo:_hi]" if buf is not None else f"{k.name}_{i}"
+        _statement(w, bn, operands, target, target if buf is not None else None)
+        names[id(bn.output)] = target
+    w.depth -= 1
+    w.line(f"_in_pieces({k.name}_piece, {k.ranges[0]}, {rows})")
 
 
 def extern_call(w: HostWriter, e: ExternCall, s: Schedule, wrap: str = "") -> None:
@@ -235,5 +282,5 @@ def _special():
 def namespace() -> dict:
     from graphc.ir import dtypes
     return {"np": np, "_impl": {name: p.impl for name, p in PRIMITIVES.items()}, "_fix": as_dtype,
-            "_check_divisor": P.check_int_divisor,
+            "_check_divisor": P.check_int_divisor, "_in_pieces": in_pieces,
             "_special": _special, "_dtypes": {d.name: d for d in dtypes.ALL_DTYPES}}
