@@ -29,13 +29,11 @@ def _close(a, b):
 def test_broadcast_operands_scalars_and_outputs(small_pieces):
     def f(x, b, s, m):
         y = (x * 1.5 + b).sigmoid() * s - x.tanh()      # [n, k] with [k] and [n, 1] operands
-        z = torch_where(m, y, -y).exp() / 3             # a mask, a second output
+        z = graphc.where(m, y, -y).exp() / 3            # a mask, a second output
         return y, z, (y * 2).to(graphc.float64)
 
-    torch_where = graphc.where
     x, b, s = graphc.randn(37, 5), graphc.randn(5), graphc.randn(37, 1)
     m = x > 0
-    code = []
     got = graphc.compile(f)(x, b, s, m)
     for a, e in zip(got, f(x, b, s, m)):
         _close(a, e)
