@@ -1,8 +1,8 @@
 #!/usr/bin/env python
 """Per-op eager overhead of graphc on small tensors, next to raw numpy and (optionally) PyTorch.
 
-For each op (add, mul, matmul, sum, relu, and a forward+backward of ``(x*y).sum()``) and each size
-(8x8 and 256x256, float32) it times:
+For each op (add, mul, matmul, sum, relu, indexing ``x[1]``, and a forward+backward of
+``(x*y).sum()``) and each size (4x4, the dispatch overhead, and 256x256, float32) it times:
 
 * ``numpy``        raw numpy on the same arrays (the floor graphc's eager mode sits on);
 * ``graphc``       graphc eager, inputs without ``requires_grad``;
@@ -13,6 +13,9 @@ For each op (add, mul, matmul, sum, relu, and a forward+backward of ``(x*y).sum(
 The forward+backward op (``fwd_bwd``) only exists for the autograd variants; for numpy it is the
 hand-written gradient (``gx = y``, ``gy = x`` times the upstream ones), for the no-grad variants it is
 reported as skipped.
+
+The summary under the table gives, per size, the graphc/torch ratio of every op (and its geometric
+mean): on 4x4 tensors that is the per-op dispatch overhead against PyTorch's (target: within 2x).
 
 Every cell is calibrated (``number`` loops per repeat, so one repeat lasts a few ms), then the repeats
 of all frameworks for one (op, size) are *interleaved* so drift in machine load hits them alike. The
@@ -25,6 +28,7 @@ Usage::
     python benchmarks/eager_overhead.py --json out.json
     python benchmarks/eager_overhead.py --no-torch    # skip PyTorch even when installed
     python benchmarks/eager_overhead.py --threads 0   # keep the libraries' default thread pools
+    python benchmarks/eager_overhead.py --sizes 4     # only the tiny tensors
 
 By default every library runs single-threaded (``--threads 1``): this measures per-op overhead, and
 BLAS/OpenMP pools of numpy and PyTorch spinning against each other on a few cores make the 256x256
@@ -68,8 +72,8 @@ if __name__ == "__main__":  # before numpy (and its BLAS pool) is loaded
 
 import numpy as np  # noqa: E402
 
-OPS = ["add", "mul", "matmul", "sum", "relu", "fwd_bwd"]
-SIZES = [8, 256]
+OPS = ["add", "mul", "matmul", "sum", "relu", "index", "fwd_bwd"]
+SIZES = [4, 256]
 ALL_FRAMEWORKS = ["numpy", "graphc", "graphc+grad", "torch", "torch+grad"]
 
 # (repeats, target seconds per repeat) per mode
@@ -109,6 +113,7 @@ def _numpy_ops(x: np.ndarray, y: np.ndarray) -> Dict[str, Callable[[], object]]:
         "matmul": lambda: x @ y,
         "sum": lambda: x.sum(),
         "relu": lambda: np.maximum(x, 0),
+        "index": lambda: x[1],
         "fwd_bwd": fwd_bwd,
     }
 
@@ -128,6 +133,7 @@ def _torchlike_ops(mod, x, y, grad: bool) -> Dict[str, Optional[Callable[[], obj
         "matmul": lambda: x @ y,
         "sum": lambda: x.sum(),
         "relu": lambda: relu(x),
+        "index": lambda: x[1],
         "fwd_bwd": fwd_bwd if grad else None,
     }
 
@@ -256,7 +262,8 @@ def _fmt_ratio(a: Optional[float], b: Optional[float]) -> str:
     return f"{a / b:.1f}x"
 
 
-def format_table(results: List[dict], frameworks: List[str], key: str = "median_us") -> str:
+def format_table(results: List[dict], frameworks: List[str], key: str = "median_us",
+                 sizes: List[int] = SIZES) -> str:
     by = {(r["op"], r["size"], r["framework"]): r[key] for r in results}
     has_torch = "torch" in frameworks
     head = ["op", "size"] + [f"{fw}" for fw in frameworks] + ["graphc/numpy", "graphc+grad/numpy"]
@@ -264,7 +271,7 @@ def format_table(results: List[dict], frameworks: List[str], key: str = "median_
         head += ["graphc/torch", "graphc+grad/torch+grad"]
     rows = []
     for op in OPS:
-        for size in SIZES:
+        for size in sizes:
             if not any((op, size, fw) in by for fw in frameworks):
                 continue
             g = by.get((op, size, "graphc"))
@@ -284,6 +291,47 @@ def format_table(results: List[dict], frameworks: List[str], key: str = "median_
     return "\n".join(lines)
 
 
+def torch_ratios(results: List[dict], sizes: List[int], key: str = "median_us") -> Dict[str, dict]:
+    """Per size: graphc/torch for every op (plain and +grad inputs), their geometric mean and max."""
+    by = {(r["op"], r["size"], r["framework"]): r[key] for r in results}
+    out: Dict[str, dict] = {}
+    for size in sizes:
+        ratios = {}
+        for op in OPS:
+            for g, t, suffix in (("graphc", "torch", ""), ("graphc+grad", "torch+grad", "+grad")):
+                a, b = by.get((op, size, g)), by.get((op, size, t))
+                if a is not None and b:
+                    ratios[op + suffix] = a / b
+        if ratios:
+            vals = list(ratios.values())
+            out[f"{size}x{size}"] = {
+                "ratios": ratios, "max": max(vals),
+                "geomean": math.exp(sum(math.log(v) for v in vals) / len(vals))}
+    return out
+
+
+def format_summary(summary: Dict[str, dict]) -> str:
+    lines = []
+    for size, s in summary.items():
+        body = ", ".join(f"{op} {r:.2f}x" for op, r in s["ratios"].items())
+        lines.append(f"graphc/torch {size}: geomean {s['geomean']:.2f}x, max {s['max']:.2f}x  ({body})")
+    return "\n".join(lines)
+
+
+def _thread_settings(torch) -> str:
+    env = ", ".join(f"{v}={os.environ[v]}" for v in _THREAD_ENV_VARS if v in os.environ) or "no thread env vars"
+    parts = [env]
+    try:
+        from threadpoolctl import threadpool_info  # optional: what numpy's BLAS really uses
+        parts.append("numpy BLAS threads " + ",".join(
+            str(i["num_threads"]) for i in threadpool_info() if i.get("user_api") == "blas") or "?")
+    except ImportError:
+        pass
+    if torch is not None:
+        parts.append(f"torch.get_num_threads()={torch.get_num_threads()}")
+    return "; ".join(parts)
+
+
 def main(argv: Optional[List[str]] = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -295,7 +343,13 @@ def main(argv: Optional[List[str]] = None) -> int:
     ap.add_argument("--stat", choices=("median", "best"), default="median",
                     help="statistic shown in the table (both are in the JSON)")
     ap.add_argument("--ops", default=",".join(OPS), help=f"comma-separated subset of {OPS}")
+    ap.add_argument("--sizes", default=",".join(map(str, SIZES)),
+                    help="comma-separated square sizes (default %(default)s)")
     args = ap.parse_args(argv)
+    try:
+        sizes = [int(v) for v in args.sizes.split(",") if v]
+    except ValueError:
+        ap.error(f"--sizes wants integers, got {args.sizes!r}")
 
     ops = [o for o in args.ops.split(",") if o]
     bad = [o for o in ops if o not in OPS]
@@ -315,7 +369,7 @@ def main(argv: Optional[List[str]] = None) -> int:
 
     results: List[dict] = []
     skipped: List[dict] = []
-    for size in SIZES:
+    for size in sizes:
         cells = build_cells(size, torch, graphc)
         check_agreement(cells, size)
         r, s = measure(cells, ops, frameworks, repeats, target, size)
@@ -332,18 +386,26 @@ def main(argv: Optional[List[str]] = None) -> int:
         "torch": getattr(torch, "__version__", None) if torch is not None else None,
         "torch_num_threads": torch.get_num_threads() if torch is not None else None,
         "torch_note": torch_note,
+        "command": " ".join(["python", "benchmarks/eager_overhead.py", *(sys.argv[1:] if argv is None else argv)]),
+        "thread_settings": _thread_settings(torch),
     }
+    summary = torch_ratios(results, sizes, key=f"{args.stat}_us")
     threads = f"{args.threads} thread(s)" if args.threads > 0 else "default threads"
     print(f"graphc eager overhead  ({mode} mode: {args.stat} of {repeats} repeats, microseconds per op, "
           f"float32, {os.cpu_count()} CPUs, {threads})")
     print(f"python {meta['python']}, numpy {meta['numpy']}, graphc {meta['graphc']}, "
           + (f"torch {meta['torch']} ({meta['torch_num_threads']} threads)" if torch is not None
              else "torch: not compared"))
+    print(f"command: {meta['command']}")
+    print(f"threads: {meta['thread_settings']}")
     if torch is None:
         print(f"note: PyTorch comparison skipped ({torch_note}); "
               "install the `bench` extra (pip install -e .[bench]) to add it.")
     print()
-    print(format_table(results, frameworks, key=f"{args.stat}_us"))
+    print(format_table(results, frameworks, key=f"{args.stat}_us", sizes=sizes))
+    if summary:
+        print()
+        print(format_summary(summary))
     if skipped:
         print()
         print("skipped: fwd_bwd for " + ", ".join(sorted({s['framework'] for s in skipped}))
@@ -353,8 +415,8 @@ def main(argv: Optional[List[str]] = None) -> int:
         bad_times = [r for r in results if not (math.isfinite(r["median_us"]) and r["median_us"] > 0)]
         if bad_times:
             print(f"warning: non-positive/non-finite times: {bad_times}", file=sys.stderr)
-        payload = {"meta": meta, "ops": ops, "sizes": SIZES, "frameworks": frameworks,
-                   "results": results, "skipped": skipped}
+        payload = {"meta": meta, "ops": ops, "sizes": sizes, "frameworks": frameworks,
+                   "results": results, "skipped": skipped, "graphc_over_torch": summary}
         with open(args.json, "w") as fh:
             json.dump(payload, fh, indent=1)
         print(f"\nwrote {args.json}")

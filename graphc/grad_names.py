@@ -31,6 +31,8 @@ def _wrap(fn, namer):
     @functools.wraps(fn)
     def op(*args, **kwargs):
         out = fn(*args, **kwargs)
+        if isinstance(out, Tensor) and out._grad_fn is None:
+            return out  # no node to name (the common case without autograd)
         outs = out if isinstance(out, tuple) and not hasattr(out, "_fields") else (out,)
         nodes = [g for g in (_new_node(o, args) for o in outs) if g is not None]
         if nodes:  # only eager autograd nodes get names; nothing to do otherwise

@@ -93,9 +93,10 @@ def _set_history(t: Tensor, fn) -> None:
     old_fn, old_nr = t._grad_fn, t._output_nr
     t.grad_fn, t._output_nr = fn, 0
     if t._retains_grad and old_fn is not None and fn is not None and fn is not old_fn:
-        hook = old_fn._retain_grad_hooks.pop(old_nr, None)
+        hook = old_fn._retain_grad_hooks.get(old_nr)
         if hook is not None:
-            fn._retain_grad_hooks[0] = hook
+            del old_fn._own("_retain_grad_hooks")[old_nr]
+            fn._own("_retain_grad_hooks")[0] = hook
 
 
 def write(t: Tensor, result: Tensor, since: int | None = None) -> Tensor:

@@ -42,7 +42,7 @@ values_indices = {
 
 def as_operand(x):
     """Tensors and Python numbers pass through; array-likes become tensors."""
-    if isinstance(x, Tensor) or isinstance(x, (bool, int, float)):
+    if isinstance(x, (Tensor, bool, int, float)):
         return x
     if isinstance(x, (np.generic,)):
         return x.item()
@@ -109,7 +109,8 @@ def write_out(out: Tensor | None, result: Tensor) -> Tensor:
 
 def _binary(prim, name: str):
     def op(input, other, *, out=None):
-        return write_out(out, prim(as_operand(input), as_operand(other)))
+        r = prim(as_operand(input), as_operand(other))
+        return r if out is None else write_out(out, r)
     op.__name__ = name
     op.__doc__ = f"Elementwise {name} with broadcasting and PyTorch type promotion."
     return op
@@ -117,7 +118,8 @@ def _binary(prim, name: str):
 
 def _unary(prim, name: str):
     def op(input, *, out=None):
-        return write_out(out, prim(input))
+        r = prim(input)
+        return r if out is None else write_out(out, r)
     op.__name__ = name
     op.__doc__ = f"Elementwise {name}."
     return op
@@ -127,7 +129,8 @@ def add(input, other, *, alpha=1, out=None):
     other = as_operand(other)
     if alpha != 1:
         other = P.mul(other, alpha)
-    return write_out(out, P.add(as_operand(input), other))
+    r = P.add(as_operand(input), other)
+    return r if out is None else write_out(out, r)
 
 
 def sub(input, other, *, alpha=1, out=None):
@@ -305,7 +308,8 @@ def _dims(input, dim) -> tuple[int, ...]:
 
 def sum(input, dim=None, keepdim: bool = False, *, dtype=None, out=None):
     x = input if dtype is None else input.to(dtype)
-    return write_out(out, P.sum(x, dims=_dims(x, dim), keepdim=keepdim))
+    r = P.sum(x, dims=_dims(x, dim), keepdim=keepdim)
+    return r if out is None else write_out(out, r)
 
 
 def nansum(input, dim=None, keepdim: bool = False, *, dtype=None):
@@ -471,7 +475,8 @@ def dist(input, other, p: float = 2):
 # ---- linear algebra -------------------------------------------------------------------------
 
 def matmul(input, other, *, out=None):
-    return write_out(out, P.matmul(input, other))
+    r = P.matmul(input, other)
+    return r if out is None else write_out(out, r)
 
 
 def mm(input, mat2, *, out=None):

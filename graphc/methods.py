@@ -243,6 +243,20 @@ def _reflected(fn):
     return method
 
 
+_OPERANDS = (Tensor, bool, int, float)  # what math_ops.as_operand passes through unchanged
+
+
+def _operator(prim, general):
+    """``self <op> other``: with a tensor or a Python number, the primitive itself (what the
+    function ``general`` binds for such operands, minus its argument handling); anything else
+    through ``general``. Arithmetic operators are the most frequent ops of all."""
+    def op(self, other):
+        if isinstance(other, _OPERANDS):
+            return prim(self, other)
+        return general(self, other)
+    return op
+
+
 def _bool_only_invert(self):
     if self.dtype.is_floating_point:
         raise TypeError("~ (operator.invert) is only implemented on integer and Boolean-type tensors")
@@ -312,11 +326,11 @@ def _attach() -> None:
     T.is_mps = property(lambda self: False)
 
     # arithmetic operators
-    T.__add__ = T.__radd__ = lambda self, other: math_ops.add(self, other)
-    T.__sub__ = lambda self, other: math_ops.sub(self, other)
+    T.__add__ = T.__radd__ = _operator(P.add, lambda self, other: math_ops.add(self, other))
+    T.__sub__ = _operator(P.sub, lambda self, other: math_ops.sub(self, other))
     T.__rsub__ = _reflected(math_ops.sub)
-    T.__mul__ = T.__rmul__ = lambda self, other: math_ops.mul(self, other)
-    T.__truediv__ = lambda self, other: math_ops.div(self, other)
+    T.__mul__ = T.__rmul__ = _operator(P.mul, lambda self, other: math_ops.mul(self, other))
+    T.__truediv__ = _operator(P.div, lambda self, other: math_ops.div(self, other))
     T.__rtruediv__ = _reflected(math_ops.div)
     T.__floordiv__ = lambda self, other: math_ops.floor_divide(self, other)
     T.__rfloordiv__ = _reflected(math_ops.floor_divide)

@@ -56,6 +56,8 @@ def _counter(c) -> VersionCounter:
 
 
 _warned_float_requires_grad = False
+_new_object = object.__new__
+_grad_state = grad_mode._state  # this thread's grad mode switches, read on every op
 
 
 class Tensor:
@@ -87,18 +89,19 @@ class Tensor:
         t._grad_fn = None
         t._view_ver = None
         t._output_nr = 0
-        t._version_counter = VersionCounter()
+        counter = t._version_counter = _new_object(VersionCounter)  # VersionCounter(), cheaper
+        counter.value = 0
         t._base = None
         t._view_ops = ()
         t._grad = None
         t._hooks = None
         t._retains_grad = False
         t._acc = None
-        t._inference = grad_mode.is_inference_mode_enabled()
+        t._inference = _grad_state.inference  # grad_mode.is_inference_mode_enabled()
 
     @classmethod
     def _make(cls, arr: np.ndarray, requires_grad: bool = False) -> "Tensor":
-        t = object.__new__(cls)
+        t = _new_object(cls)
         Tensor._init_fields(t, arr, requires_grad)
         return t
 
@@ -341,7 +344,7 @@ class Tensor:
                 t._grad = grad.detach().clone() if not grad_mode.is_grad_enabled() else grad.clone()
             else:
                 t._grad = t._grad + grad
-        self.grad_fn._retain_grad_hooks[self._output_nr] = store
+        self.grad_fn._own("_retain_grad_hooks")[self._output_nr] = store
 
     @property
     def retains_grad(self) -> bool:
@@ -355,7 +358,7 @@ class Tensor:
                 self._hooks = {}
             container = self._hooks
         else:
-            container = self.grad_fn._tensor_hooks.setdefault(self._output_nr, {})
+            container = self.grad_fn._own("_tensor_hooks").setdefault(self._output_nr, {})
         h = RemovableHandle(container)
         container[h.id] = hook
         return h
@@ -592,25 +595,30 @@ def _to_nested(data):
 
 # ---- the eager handler ----------------------------------------------------------------------
 
-_TYPING_CACHE: dict = {}
+_TYPING_LIMIT = 8192  # memoized signatures per primitive
 
 
-def _typing(prim: Primitive, args: tuple, attrs: dict):
-    """The type rule's result and the operand casts. Both depend only on operand shapes/dtypes,
-    Python scalar types and the default dtype, so they are memoized: the type rule is most of an
-    eager op's cost."""
+def _typing(prim: Primitive, key: tuple, args: tuple, attrs: dict) -> tuple:
+    """What an eager op's signature decides, memoized per primitive (``prim._eager_typing``):
+    the type rule's result, the operand casts (None when no operand is cast), and whether the
+    result can carry a gradient at all. ``key`` is the signature: operand shapes and dtypes,
+    Python scalar types, attributes and the default dtype, all these depend on. The type rule is
+    most of an eager op's cost."""
     try:
-        key = (prim, tuple((a._data.shape, a._data.dtype) if isinstance(a, Tensor) else type(a) for a in args),
-               tuple(attrs.items()) if attrs else (), dt.get_default_dtype())
-        hit = _TYPING_CACHE.get(key)
+        memo = prim._eager_typing
+    except AttributeError:
+        memo = prim._eager_typing = {}
+    typ = prim.infer(*args, **attrs)
+    casts = prim.operand_casts(args, attrs)
+    facts = (typ, casts if any(c is not None for c in casts) else None,
+             prim.differentiable and typ.dtype.is_floating_point)
+    try:
+        if len(memo) >= _TYPING_LIMIT:
+            memo.clear()
+        memo[key] = facts
     except TypeError:  # an unhashable attribute: no memo
-        return prim.infer(*args, **attrs), prim.operand_casts(args, attrs)
-    if hit is None:
-        hit = (prim.infer(*args, **attrs), prim.operand_casts(args, attrs))
-        if len(_TYPING_CACHE) > 8192:
-            _TYPING_CACHE.clear()
-        _TYPING_CACHE[key] = hit
-    return hit
+        pass
+    return facts
 
 
 def _mixed_devices(first, other) -> RuntimeError:
@@ -643,28 +651,50 @@ class EagerHandler(FrontendHandler):
     level = 0
 
     def apply(self, prim: Primitive, args: tuple, attrs: dict):
-        # fast path: everything on the CPU (numpy arrays); else find the device and bring 0-dim
-        # CPU operands to it
-        dev = CPU
+        # One pass over the operands: the signature the typing memo is keyed by, the arrays,
+        # whether all are host (numpy) arrays, the common case, and whether any operand may
+        # require grad (checked exactly below, only then).
+        sig = []
+        arrays = []
+        host = True
+        maybe_grad = False
         for a in args:
-            if isinstance(a, Tensor) and type(a._data) is not np.ndarray:
-                dev = _common_device(args)
-                break
-        else:
-            if not args:
-                dev = get_default_device()
-        xp = np if dev is CPU else _rt.get(dev.type).xp
+            if isinstance(a, Tensor):
+                d = a._data
+                if type(d) is not np.ndarray:
+                    host = False
+                sig += (d.shape, d.dtype)
+                arrays.append(d)
+                if a._requires_grad or a._grad_fn is not None or a._view_ver is not None:
+                    maybe_grad = True
+            else:
+                sig.append(type(a))
+                arrays.append(a)
+        if host and args:
+            dev, xp = CPU, np
+        else:  # find the device, and bring 0-dim CPU operands to it
+            dev = _common_device(args) if args else get_default_device()
+            xp = np if dev is CPU else _rt.get(dev.type).xp
+            if dev is not CPU:
+                arrays = [_operand(a, dev) for a in args]
         if prim.data_dependent:
-            out = prim.impl(*[_operand(a, dev) for a in args], **attrs)
+            out = prim.impl(*arrays, **attrs)
             return Tensor._make(out if type(out) is xp.ndarray else array_to(np.asarray(out), dev))
-        typ, casts = _typing(prim, args, attrs)
-        arrays = [(a._data if dev is CPU else _operand(a, dev)) if isinstance(a, Tensor) else a for a in args]
+        if attrs:
+            sig.append(tuple(attrs.items()))
+        sig.append(dt.get_default_dtype())
+        key = tuple(sig)
+        try:
+            typ, casts, differentiable = prim._eager_typing[key]
+        except (AttributeError, KeyError, TypeError):  # not memoized yet (or not hashable)
+            typ, casts, differentiable = _typing(prim, key, args, attrs)
         out = prim.run(arrays, attrs, casts, typ.dtype)
         if type(out) is not xp.ndarray:
             # on a GPU, a host array from an operand-free primitive (full, arange: computed on
             # the host, placed on the default device)
             out = array_to(out, dev)
-        result = Tensor._make(out)
+        result = _new_object(Tensor)
+        Tensor._init_fields(result, out)
         if prim.view:
             src = args[0]
             if out.base is not None and xp.may_share_memory(out, src._data):
@@ -673,12 +703,18 @@ class EagerHandler(FrontendHandler):
                     result._base, result._view_ops = src._base, src._view_ops + ((prim, attrs),)
                 else:
                     result._base, result._view_ops = src, ((prim, attrs),)
-                if grad_mode.is_grad_enabled() and typ.dtype.category == dt.FLOAT:
+                if _grad_state.enabled and typ.dtype.category == dt.FLOAT:
                     # its grad_fn is replayed from the base after in-place writes (see grad_fn)
                     result._view_ver = result._version_counter.value
-        if grad_mode.is_grad_enabled() and prim.result_requires_grad(
-                (isinstance(a, Tensor) and a.requires_grad for a in args), typ.dtype):
-            result.grad_fn = PrimBackward(prim, VJP[prim], attrs, args, result)
+        if maybe_grad and differentiable and _grad_state.enabled:
+            # prim.result_requires_grad, unrolled: does a differentiable operand require grad?
+            nondiff = prim.nondiff_operands
+            i = 0
+            for a in args:
+                if isinstance(a, Tensor) and i not in nondiff and (a._requires_grad or a.grad_fn is not None):
+                    result.grad_fn = PrimBackward(prim, VJP[prim], attrs, args, result)
+                    break
+                i += 1
         return result
 
 

@@ -44,3 +44,35 @@ def special_module(*values) -> ModuleType:
             return entry[1]()
     import scipy.special
     return scipy.special
+
+
+# ``np.errstate(all="ignore")`` around one call, without the context manager's Python-level cost
+# (most of a small elementwise op's time): set numpy's error-state context variable directly.
+try:
+    from numpy._core._ufunc_config import _extobj_contextvar, _make_extobj
+except ImportError:  # another numpy layout: the plain context manager
+    _extobj_contextvar = _make_extobj = None
+_quiet_state = (None, None)  # (an error state, the same state with every error ignored)
+
+
+def ignoring_fp_errors(fn: Callable) -> Callable:
+    """``fn`` run as under ``np.errstate(all="ignore")``: inf and nan follow IEEE rules silently."""
+    if _extobj_contextvar is None:
+        def run(*args):
+            with np.errstate(all="ignore"):
+                return fn(*args)
+        return run
+
+    def run(*args):
+        global _quiet_state
+        current = _extobj_contextvar.get()
+        seen, quiet = _quiet_state
+        if seen is not current:  # made from the current state, so its other settings carry over
+            quiet = _make_extobj(all="ignore")
+            _quiet_state = (current, quiet)
+        token = _extobj_contextvar.set(quiet)
+        try:
+            return fn(*args)
+        finally:
+            _extobj_contextvar.reset(token)
+    return run

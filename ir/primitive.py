@@ -77,8 +77,7 @@ class Primitive:
         permute, expand, slice): backends turn it into indexing, never into a copy."""
         return self.view and self.kind == "movement"
 
-    def __call__(self, *args, **attrs):
-        return bind(self, *args, **attrs)
+    # __call__ is ``bind`` itself (set below): calling a primitive binds it
 
     def operand_casts(self, args: tuple, attrs: dict) -> list:
         """Per operand, the dtype it is cast to before ``impl`` runs (None: unchanged). Index
@@ -96,12 +95,14 @@ class Primitive:
         return (self.differentiable and out_dtype.is_floating_point
                 and any(r and i not in self.nondiff_operands for i, r in enumerate(operands_require_grad)))
 
-    def run(self, arrays: list, attrs: dict, casts: list, out_dtype):
+    def run(self, arrays: list, attrs: dict, casts: list | None, out_dtype):
         """Compute the primitive on arrays (numpy's or a device's): cast the operands as
-        ``operand_casts`` says, run ``impl``, and give the result its declared dtype (a list of
-        results for a list of dtypes: a multi-output node). Eager mode and the reference
-        interpreter compute through here; generated code fixes dtypes with ``as_dtype``."""
-        arrays = [a if c is None else a.astype(c.np, copy=False) for a, c in zip(arrays, casts)]
+        ``operand_casts`` says (None: no operand is cast), run ``impl``, and give the result its
+        declared dtype (a list of results for a list of dtypes: a multi-output node). Eager mode
+        and the reference interpreter compute through here; generated code fixes dtypes with
+        ``as_dtype``."""
+        if casts is not None:
+            arrays = [a if c is None else a.astype(c.np, copy=False) for a, c in zip(arrays, casts)]
         try:
             out = self.impl(*arrays, **attrs)
         except OverflowError:
@@ -114,6 +115,8 @@ class Primitive:
             out = self.impl(*arrays, **attrs)
         if isinstance(out_dtype, list):
             return [as_dtype(o, d.np) for o, d in zip(out, out_dtype)]
+        if type(out) is np.ndarray and out.dtype is out_dtype.np:
+            return out  # the common case, without as_dtype's checks
         return as_dtype(out, out_dtype.np)
 
     def __repr__(self) -> str:
@@ -142,7 +145,16 @@ def register(prim: Primitive) -> Primitive:
 # pushed on top of it (a trace, a graph being built) belong to the thread that pushed them, so one
 # thread tracing never changes what ops do in another.
 _base: list[Handler] = []
-_local = threading.local()
+
+
+class _ThreadState(threading.local):
+    """This thread's pushed handlers, innermost last (each thread starts with none)."""
+
+    def __init__(self) -> None:
+        self.stack: list[Handler] = []
+
+
+_local = _ThreadState()
 
 
 def set_base_handler(h: Handler) -> None:
@@ -151,11 +163,7 @@ def set_base_handler(h: Handler) -> None:
 
 
 def _stack() -> list[Handler]:
-    try:
-        return _local.stack
-    except AttributeError:
-        _local.stack = []
-        return _local.stack
+    return _local.stack
 
 
 def push_handler(h: Handler) -> None:
@@ -173,7 +181,7 @@ def pop_handler(h: Handler) -> None:
 
 def current_handler() -> Handler | None:
     """This thread's innermost handler (the base handler when it pushed none)."""
-    stack = getattr(_local, "stack", None)
+    stack = _local.stack
     if stack:
         return stack[-1]
     return _base[0] if _base else None
@@ -182,12 +190,15 @@ def current_handler() -> Handler | None:
 def bind(prim: Primitive, *args, **attrs):
     # The innermost active handler (e.g. a trace) sees every op, even on concrete tensors, so
     # that what they compute is recorded rather than frozen; operands may outrank it.
-    stack = getattr(_local, "stack", None)
+    stack = _local.stack
     best = stack[-1] if stack else (_base[0] if _base else None)
     for a in args:
         h = getattr(a, "_graphc_handler", None)
-        if h is not None and (best is None or h.level > best.level):
+        if h is not None and h is not best and (best is None or h.level > best.level):
             best = h
     if best is None:
         raise TypeError(f"{prim.name}: no tensor operand and no active handler")
     return best.apply(prim, args, attrs)
+
+
+Primitive.__call__ = bind

@@ -12,7 +12,7 @@ import math
 import numpy as np
 
 from . import dtypes as dt
-from .array_module import array_module, special_module
+from .array_module import array_module, ignoring_fp_errors, special_module
 from .dtypes import DType, result_type
 from .primitive import Primitive, TensorType, register
 from .shapes import ShapeError, broadcast_shapes, numel
@@ -100,11 +100,7 @@ def _same_int(fn):
     return lambda x: x.copy() if x.dtype.kind in "iub" else fn(x)
 
 
-def _quiet(fn):
-    def run(*a):
-        with np.errstate(all="ignore"):  # inf/nan follow IEEE rules silently, as in PyTorch
-            return fn(*a)
-    return run
+_quiet = ignoring_fp_errors  # inf/nan follow IEEE rules silently, as in PyTorch
 
 
 neg = _elementwise("neg", np.negative, "promote", _no_bool(

@@ -32,13 +32,20 @@ def test_eager_overhead_quick_json(tmp_path):
 
     data = json.loads(out.read_text())
     ops, sizes, frameworks = data["ops"], data["sizes"], data["frameworks"]
-    assert set(ops) == {"add", "mul", "matmul", "sum", "relu", "fwd_bwd"}
-    assert set(sizes) == {8, 256}
+    assert set(ops) == {"add", "mul", "matmul", "sum", "relu", "index", "fwd_bwd"}
+    assert set(sizes) == {4, 256}
     assert {"numpy", "graphc", "graphc+grad"} <= set(frameworks)
     has_torch = data["meta"]["torch"] is not None
     assert ({"torch", "torch+grad"} <= set(frameworks)) == has_torch
     if not has_torch:
         assert "note: PyTorch comparison skipped" in proc.stdout
+    else:  # graphc/torch per op and size, from the same run
+        assert "graphc/torch 4x4: geomean" in proc.stdout
+        assert set(data["graphc_over_torch"]) == {"4x4", "256x256"}
+        for summary in data["graphc_over_torch"].values():
+            assert summary["ratios"] and all(math.isfinite(r) and r > 0 for r in summary["ratios"].values())
+    assert data["meta"]["command"].startswith("python benchmarks/eager_overhead.py")
+    assert "threads:" in proc.stdout and "command:" in proc.stdout
 
     measured = {}
     for r in data["results"]:

@@ -8,11 +8,19 @@ import functools
 import inspect
 import threading
 
-_state = threading.local()
+class _State(threading.local):
+    """Per-thread switches. The defaults are class attributes, so reading a switch a thread never
+    set finds them without raising (a missing attribute of a thread-local costs an exception)."""
+
+    enabled = True
+    inference = False
+
+
+_state = _State()
 
 
 def is_grad_enabled() -> bool:
-    return getattr(_state, "enabled", True)
+    return _state.enabled
 
 
 def _set_enabled(mode: bool) -> None:
@@ -20,7 +28,7 @@ def _set_enabled(mode: bool) -> None:
 
 
 def is_inference_mode_enabled() -> bool:
-    return getattr(_state, "inference", False)
+    return _state.inference
 
 
 class _DecoratorContextManager:

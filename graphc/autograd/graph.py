@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import itertools
 import re
+from types import MappingProxyType
 from typing import Any, Callable
 
 from graphc.ir.primitive import TensorType
@@ -49,25 +50,39 @@ _BACKWARD_NAMES = {"log1p": "Log1PBackward0"}  # where PyTorch's name is not the
 
 def backward_name(op: str) -> str:
     """``log_softmax`` -> ``LogSoftmaxBackward0`` (PyTorch's naming)."""
-    if op in _BACKWARD_NAMES:
-        return _BACKWARD_NAMES[op]
-    return "".join(p[:1].upper() + p[1:] for p in re.split(r"_", op) if p) + "Backward0"
+    name = _BACKWARD_NAMES.get(op)
+    if name is None:  # remembered: every eager op with autograd asks
+        name = _BACKWARD_NAMES[op] = "".join(p[:1].upper() + p[1:] for p in re.split(r"_", op) if p) + "Backward0"
+    return name
+
+
+_NO_HOOKS: Any = MappingProxyType({})
 
 
 class Node:
     """One step of the backward graph. ``next_functions`` points at the producers of the inputs."""
 
     num_outputs = 1
+    # Hook tables: ``_pre_hooks``, ``_post_hooks``, ``_tensor_hooks`` (hooks registered on
+    # non-leaf tensors, keyed by the tensor's output number) and ``_retain_grad_hooks``. Until a
+    # hook is added a node shares one empty read-only table (``_own`` gives it its own), so
+    # making a node, once per eager op with autograd, allocates none.
+    _pre_hooks = _post_hooks = _tensor_hooks = _retain_grad_hooks = _NO_HOOKS
 
     def __init__(self, next_functions: tuple) -> None:
         self._next = next_functions
         self._seq = next(_sequence)
-        self._pre_hooks: dict[int, Callable] = {}
-        self._post_hooks: dict[int, Callable] = {}
-        # hooks registered on non-leaf tensors, keyed by the tensor's output number
-        self._tensor_hooks: dict[int, dict[int, Callable]] = {}
-        self._retain_grad_hooks: dict[int, Callable] = {}
-        self.metadata: dict = {}
+
+    def _own(self, table: str) -> dict:
+        """This node's own hook table ``table`` (one of the four above), made on first use."""
+        d = self.__dict__.get(table)
+        if d is None:
+            d = self.__dict__[table] = {}
+        return d
+
+    @property
+    def metadata(self) -> dict:
+        return self._own("_metadata")
 
     @property
     def next_functions(self) -> tuple:
@@ -77,10 +92,10 @@ class Node:
         return type(self).__name__
 
     def register_hook(self, fn: Callable) -> RemovableHandle:
-        return add_hook(self._post_hooks, fn)
+        return add_hook(self._own("_post_hooks"), fn)
 
     def register_prehook(self, fn: Callable) -> RemovableHandle:
-        return add_hook(self._pre_hooks, fn)
+        return add_hook(self._own("_pre_hooks"), fn)
 
     def apply(self, grads: list) -> tuple:  # pragma: no cover - abstract
         raise NotImplementedError
@@ -109,13 +124,16 @@ class SavedTensor:
                 "clone to get a normal tensor and use it in autograd, or use `torch.no_grad()` instead "
                 "of `torch.inference_mode()`.")
         self.data = t._data
-        self.counter = t._version_counter
-        self.version = self.counter.value
+        counter = self.counter = t._version_counter
+        self.version = counter.value
         self.dtype = t.dtype
         self.is_output = is_output
-        self.requires_grad = True if is_output else t.requires_grad
-        self.leaf = t if (t.grad_fn is None and t.requires_grad and not is_output) else None
-        self.grad_fn = None if is_output else t.grad_fn
+        if is_output:
+            self.requires_grad, self.leaf, self.grad_fn = True, None, None
+        else:
+            fn = self.grad_fn = t.grad_fn  # read once: a view's may be regenerated (and output_nr with it)
+            self.requires_grad = requires_grad = t._requires_grad or fn is not None or t.requires_grad
+            self.leaf = t if fn is None and requires_grad else None
         self.output_nr = t._output_nr
 
     def detach_from_buffer(self) -> None:
@@ -149,13 +167,17 @@ class SavedTensor:
         return t
 
 
+_NO_EDGE = (None, 0)
+
+
 def _edge(t) -> tuple:
     """Where the gradient for tensor ``t`` goes: its grad_fn, or its AccumulateGrad if a leaf."""
-    if t.grad_fn is not None:
-        return (t.grad_fn, t._output_nr)
-    if t.requires_grad:
+    fn = t._grad_fn if t._view_ver is None else t.grad_fn  # the property only where it may regenerate
+    if fn is not None:
+        return (fn, t._output_nr)
+    if t._requires_grad or t.requires_grad:
         return (t._grad_accumulator(), 0)
-    return (None, 0)
+    return _NO_EDGE
 
 
 gradient_edge = _edge
@@ -164,23 +186,26 @@ gradient_edge = _edge
 _NAMED_NODES: dict[str, type] = {}
 
 
-def _operands_to_save(prim, rule, args: tuple) -> set:
-    """The operands whose values the gradients actually wanted here read."""
+def _operands_to_save(prim, rule, args: tuple):
+    """The operands whose values the gradients actually wanted here read (a collection of indices)."""
     if rule.needs is None:
-        return set(rule.uses)
+        return rule.uses
     wanted = [i for i, a in enumerate(args)
               if getattr(a, "requires_grad", False) and i not in prim.nondiff_operands]
     return {j for i in wanted for j in rule.needs.get(i, ())} & set(rule.uses)
 
 
-class _Unsaved(TensorType):
-    """An operand that was not saved. If the rule reads it anyway (only to compute a gradient
-    nobody wants, which the engine then drops) it gets zeros of the right shape, at no memory cost."""
+class _Unsaved:
+    """An operand that was not saved (its shape and dtype). If the rule reads it anyway (only to
+    compute a gradient nobody wants, which the engine then drops) it gets zeros of the right
+    shape, at no memory cost; else its type."""
 
-    def __new__(cls, shape, dtype, read: bool):
-        self = super().__new__(cls, tuple(shape), dtype)
+    __slots__ = ("shape", "dtype", "read")
+
+    def __init__(self, shape: tuple, dtype, read: bool) -> None:
+        self.shape = shape
+        self.dtype = dtype
         self.read = read
-        return self
 
     def stand_in(self):
         if not self.read:
@@ -197,26 +222,37 @@ class _Unsaved(TensorType):
 class PrimBackward(Node):
     """Backward of one primitive application, driven by its rule in the VJP table."""
 
+    _saved_out = None  # the saved result, for rules that read it
+    _freed = False
+
     def __init__(self, prim, rule, attrs: dict, args: tuple, out, name: str | None = None) -> None:
+        # made for every eager op that records autograd history: kept lean
         edges = []
         saved: list[Any] = []
         keep = _operands_to_save(prim, rule, args)
-        for i, a in enumerate(args):
-            if hasattr(a, "_version"):
-                edges.append(_edge(a) if i not in prim.nondiff_operands else (None, 0))
-                saved.append(SavedTensor(a) if i in keep else _Unsaved(a.shape, a.dtype, i in rule.uses))
+        nondiff = prim.nondiff_operands
+        uses = rule.uses
+        i = 0
+        for a in args:
+            if hasattr(a, "_version_counter"):  # a tensor
+                edges.append(_edge(a) if i not in nondiff else _NO_EDGE)
+                saved.append(SavedTensor(a) if i in keep else _Unsaved(a._data.shape, a.dtype, i in uses))
             else:
-                edges.append((None, 0))
+                edges.append(_NO_EDGE)
                 saved.append(a)
-        super().__init__(tuple(edges))
+            i += 1
+        self._next = tuple(edges)  # Node.__init__
+        self._seq = next(_sequence)
         self.prim = prim
         self.rule = rule
         self.attrs = attrs
         self._saved = saved
-        self._saved_out = SavedTensor(out, is_output=True) if rule.uses_out else None
-        self._has_saved = bool(rule.uses) or rule.uses_out
-        self._freed = False
-        self._name = name or backward_name(prim.name)
+        if rule.uses_out:
+            self._saved_out = SavedTensor(out, is_output=True)
+        if name is None:
+            self._node_name, self.__class__ = _prim_node_class(prim)
+        else:
+            self._name = name
 
     @property
     def _name(self) -> str:
@@ -226,10 +262,7 @@ class PrimBackward(Node):
     def _name(self, value: str) -> None:
         # type(y.grad_fn).__name__ is "MulBackward0", as in PyTorch: one subclass per name
         self._node_name = value
-        cls = _NAMED_NODES.get(value)
-        if cls is None:
-            cls = _NAMED_NODES[value] = type(value, (PrimBackward,), {"__module__": __name__})
-        self.__class__ = cls
+        self.__class__ = _named_node_class(value)
 
     def name(self) -> str:
         return "torch::autograd::CopySlices" if self._name == "CopySlices" else self._name
@@ -248,11 +281,29 @@ class PrimBackward(Node):
         return tuple(self.rule.fn(grads[0], out, *args, **self.attrs))
 
     def release(self) -> None:
-        if self._has_saved:
+        if self.rule.uses or self.rule.uses_out:
             self._saved = [TensorType(s.data.shape, s.dtype) if isinstance(s, SavedTensor) else s
                            for s in self._saved]
             self._saved_out = None
             self._freed = True
+
+
+_PRIM_NODES: dict = {}  # primitive -> (its node name, the PrimBackward subclass of that name)
+
+
+def _named_node_class(name: str) -> type:
+    cls = _NAMED_NODES.get(name)
+    if cls is None:
+        cls = _NAMED_NODES[name] = type(name, (PrimBackward,), {"__module__": __name__})
+    return cls
+
+
+def _prim_node_class(prim) -> tuple:
+    hit = _PRIM_NODES.get(prim)
+    if hit is None:
+        name = backward_name(prim.name)
+        hit = _PRIM_NODES[prim] = (name, _named_node_class(name))
+    return hit
 
 
 class ToCopyBackward0(Node):
@@ -272,7 +323,8 @@ class AccumulateGrad(Node):
     """The sink for a leaf tensor: adds incoming gradients into ``variable.grad``."""
 
     def __init__(self, variable) -> None:
-        super().__init__(())
+        self._next = ()  # Node.__init__, inline: made for every leaf an op reads
+        self._seq = next(_sequence)
         self.variable = variable
 
     def name(self) -> str:
