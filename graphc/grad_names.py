@@ -20,9 +20,11 @@ def _new_node(out, args):
     if g is None or not hasattr(g, "_name"):
         return None
     for a in args:  # an op that returned (a view of) its input unchanged made no node of its own
-        if isinstance(a, Tensor) and a.grad_fn is g:
-            return None
-        if isinstance(a, (list, tuple)) and any(isinstance(t, Tensor) and t.grad_fn is g for t in a):
+        # (_grad_fn: a grad_fn the property would regenerate is a new node, never g)
+        if isinstance(a, Tensor):
+            if a._grad_fn is g:
+                return None
+        elif isinstance(a, (list, tuple)) and any(isinstance(t, Tensor) and t._grad_fn is g for t in a):
             return None
     return g
 

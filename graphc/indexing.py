@@ -130,16 +130,44 @@ def _check_mask_shapes(shape: tuple, key: tuple) -> None:
             d += 1
 
 
+# (shape, key) -> (slice ranges, None: all of it; result shape, None: the slice's), for plain keys
+_BASIC_PLANS: dict = {}
+
+
+def _plan_key(shape: tuple, key: tuple):
+    """What a basic plan depends on, hashable (slices are not, before Python 3.12), or None for
+    keys with parts other than ints, None, ``...`` and slices of ints."""
+    parts = [shape]
+    for k in key:
+        t = type(k)
+        if t is int or k is None or k is Ellipsis:
+            parts.append(k)
+        elif t is slice and all(v is None or type(v) is int for v in (k.start, k.stop, k.step)):
+            parts.append((k.start, k.stop, k.step))
+        else:
+            return None
+    return tuple(parts)
+
+
 def getitem(self: Tensor, key):
     key = _as_tuple(key)
-    if all(_is_basic(k) for k in key):
-        key = tuple(_np_key(k) for k in key)
-        shape = tuple(self.shape)
-        ranges, out_shape = _basic_plan(shape, key)
-        x = self
-        if any(r != (0, n, 1) for r, n in zip(ranges, shape)):
-            x = P.slice(x, index=ranges)
-        return P.reshape(x, shape=out_shape)
+    shape = tuple(self.shape)
+    memo = _plan_key(shape, key)
+    plan = _BASIC_PLANS.get(memo) if memo is not None else None
+    if plan is None and all(_is_basic(k) for k in key):
+        ranges, out_shape = _basic_plan(shape, tuple(_np_key(k) for k in key))
+        if all(r == (0, n, 1) for r, n in zip(ranges, shape)):
+            plan = (None, out_shape)  # a view of all of it
+        else:  # no reshape when the slice has the result's shape already (no ints, no None)
+            plan = (ranges, None if tuple(len(range(*r)) for r in ranges) == out_shape else out_shape)
+        if memo is not None:
+            if len(_BASIC_PLANS) >= 4096:
+                _BASIC_PLANS.clear()
+            _BASIC_PLANS[memo] = plan
+    if plan is not None:
+        ranges, out_shape = plan
+        x = self if ranges is None else P.slice(self, index=ranges)
+        return x if out_shape is None else P.reshape(x, shape=out_shape)
     if any(isinstance(k, Tensor) and k._symbolic for k in key):
         out = _traced_take(self, key)
         if out is not None:

@@ -301,8 +301,8 @@ def nan_to_num(input, nan: float = 0.0, posinf=None, neginf=None):
 # ---- reductions -----------------------------------------------------------------------------
 
 def _dims(input, dim) -> tuple[int, ...]:
-    if isinstance(dim, (list, tuple)) and len(dim) == 0:
-        dim = None  # PyTorch: an empty dim list reduces over everything
+    if dim is None or (isinstance(dim, (list, tuple)) and len(dim) == 0):
+        return tuple(range(input.ndim))  # PyTorch: an empty dim list reduces over everything
     return wrap_dims(dim, input.ndim)
 
 

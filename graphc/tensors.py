@@ -14,7 +14,7 @@ import weakref
 import numpy as np
 
 from graphc.ir import dtypes as dt
-from graphc.ir.primitive import Handler, Primitive, bind, set_base_handler
+from graphc.ir.primitive import Handler, Primitive, as_dtype, bind, set_base_handler
 from graphc.passes.autodiff import VJP
 
 from .autograd import grad_mode
@@ -61,7 +61,7 @@ _grad_state = grad_mode._state  # this thread's grad mode switches, read on ever
 
 
 class Tensor:
-    __slots__ = ("_data", "_requires_grad", "_grad_fn", "_view_ver", "_output_nr", "_version_counter",
+    __slots__ = ("_data", "_requires_grad", "_grad_fn", "_view_ver", "_output_nr", "_vc",
                  "_base", "_grad", "_hooks", "_retains_grad", "_acc", "_inference", "_view_ops", "__dict__", "__weakref__")
     __array_priority__ = 1000  # numpy defers to Tensor's reflected operators
     _graphc_handler: Handler  # set below to the eager handler
@@ -89,8 +89,7 @@ class Tensor:
         t._grad_fn = None
         t._view_ver = None
         t._output_nr = 0
-        counter = t._version_counter = _new_object(VersionCounter)  # VersionCounter(), cheaper
-        counter.value = 0
+        t._vc = None  # the version counter, made when first asked for (see _version_counter)
         t._base = None
         t._view_ops = ()
         t._grad = None
@@ -110,6 +109,19 @@ class Tensor:
         t = Tensor._make(arr)
         t._version_counter = _counter(counter)
         return t
+
+    @property
+    def _version_counter(self) -> VersionCounter:
+        """Shared with this tensor's views; made on first use (most results are never written
+        in place nor viewed, so most tensors never need one)."""
+        counter = self._vc
+        if counter is None:
+            counter = self._vc = VersionCounter()
+        return counter
+
+    @_version_counter.setter
+    def _version_counter(self, counter: VersionCounter) -> None:
+        self._vc = counter
 
     @property
     def _version(self) -> int:
@@ -651,61 +663,63 @@ class EagerHandler(FrontendHandler):
     level = 0
 
     def apply(self, prim: Primitive, args: tuple, attrs: dict):
-        # One pass over the operands: the signature the typing memo is keyed by, the arrays,
-        # whether all are host (numpy) arrays, the common case, and whether any operand may
-        # require grad (checked exactly below, only then).
-        sig = []
-        arrays = []
-        host = True
-        maybe_grad = False
-        for a in args:
-            if isinstance(a, Tensor):
-                d = a._data
-                if type(d) is not np.ndarray:
-                    host = False
-                sig += (d.shape, d.dtype)
-                arrays.append(d)
-                if a._requires_grad or a._grad_fn is not None or a._view_ver is not None:
-                    maybe_grad = True
-            else:
-                sig.append(type(a))
-                arrays.append(a)
-        if host and args:
+        # The operands' signature (shapes and dtypes of tensors, types of Python scalars: the
+        # typing memo's key), their arrays, and whether any operand may require grad (checked
+        # exactly below, only then). One or two operands on the host, a tensor first, is the
+        # common case and skips the general loop.
+        n = len(args)
+        fast = False
+        if n == 2:
+            a, b = args
+            if isinstance(a, Tensor) and type(da := a._data) is _ndarray:
+                if isinstance(b, Tensor):
+                    if type(db := b._data) is _ndarray:
+                        sig = (da.shape, da.dtype, db.shape, db.dtype)
+                        arrays = (da, db)
+                        maybe_grad = _may_require_grad(a) or _may_require_grad(b)
+                        fast = True
+                elif type(b) in _SCALAR_TYPES:
+                    sig = (da.shape, da.dtype, type(b))
+                    arrays = (da, b)
+                    maybe_grad = _may_require_grad(a)
+                    fast = True
+        elif n == 1:
+            a = args[0]
+            if isinstance(a, Tensor) and type(da := a._data) is _ndarray:
+                sig = (da.shape, da.dtype)
+                arrays = (da,)
+                maybe_grad = _may_require_grad(a)
+                fast = True
+        if fast and not prim.data_dependent:
             dev, xp = CPU, np
-        else:  # find the device, and bring 0-dim CPU operands to it
-            dev = _common_device(args) if args else get_default_device()
-            xp = np if dev is CPU else _rt.get(dev.type).xp
-            if dev is not CPU:
-                arrays = [_operand(a, dev) for a in args]
-        if prim.data_dependent:
-            out = prim.impl(*arrays, **attrs)
-            return Tensor._make(out if type(out) is xp.ndarray else array_to(np.asarray(out), dev))
-        if attrs:
-            sig.append(tuple(attrs.items()))
-        sig.append(dt.get_default_dtype())
-        key = tuple(sig)
+        else:
+            sig, arrays, dev, xp, maybe_grad = _operands(args)
+            if prim.data_dependent:
+                out = prim.impl(*arrays, **attrs)
+                return Tensor._make(out if type(out) is xp.ndarray else array_to(np.asarray(out), dev))
+        key = (sig, tuple(attrs.items()), _default_dtype()) if attrs else (sig, _default_dtype())
         try:
             typ, casts, differentiable = prim._eager_typing[key]
         except (AttributeError, KeyError, TypeError):  # not memoized yet (or not hashable)
             typ, casts, differentiable = _typing(prim, key, args, attrs)
-        out = prim.run(arrays, attrs, casts, typ.dtype)
+        if casts is None:  # prim.run without casts, inline
+            try:
+                out = prim.impl(*arrays, **attrs)
+            except OverflowError:  # (an int operand out of range: run wraps it)
+                out = prim.run(arrays, attrs, casts, typ.dtype)
+            else:
+                if type(out) is not _ndarray or out.dtype is not typ.dtype.np:
+                    out = as_dtype(out, typ.dtype.np)
+        else:
+            out = prim.run(arrays, attrs, casts, typ.dtype)
         if type(out) is not xp.ndarray:
             # on a GPU, a host array from an operand-free primitive (full, arange: computed on
             # the host, placed on the default device)
             out = array_to(out, dev)
         result = _new_object(Tensor)
-        Tensor._init_fields(result, out)
+        _init_fields(result, out)
         if prim.view:
-            src = args[0]
-            if out.base is not None and xp.may_share_memory(out, src._data):
-                result._version_counter = src._version_counter
-                if src._base is not None:
-                    result._base, result._view_ops = src._base, src._view_ops + ((prim, attrs),)
-                else:
-                    result._base, result._view_ops = src, ((prim, attrs),)
-                if _grad_state.enabled and typ.dtype.category == dt.FLOAT:
-                    # its grad_fn is replayed from the base after in-place writes (see grad_fn)
-                    result._view_ver = result._version_counter.value
+            _record_view(result, args[0], prim, attrs, typ.dtype, xp)
         if maybe_grad and differentiable and _grad_state.enabled:
             # prim.result_requires_grad, unrolled: does a differentiable operand require grad?
             nondiff = prim.nondiff_operands
@@ -716,6 +730,64 @@ class EagerHandler(FrontendHandler):
                     break
                 i += 1
         return result
+
+
+def _may_require_grad(a: Tensor) -> bool:
+    """False only if ``a.requires_grad`` is False: a cheap first check before the exact one (a
+    view's grad_fn may be regenerated after an in-place write)."""
+    return a._requires_grad or a._grad_fn is not None or (
+        a._view_ver is not None and a._view_ver != a._version_counter.value)
+
+
+_ndarray = np.ndarray
+_SCALAR_TYPES = frozenset((int, float, bool))
+_default_dtype = dt.get_default_dtype
+_init_fields = Tensor._init_fields
+
+
+def _operands(args: tuple) -> tuple:
+    """``EagerHandler.apply``'s view of any operands: their signature, their arrays on the device
+    the op runs on (0-dim CPU tensors are brought there), that device and its array module, and
+    whether an operand may require grad."""
+    sig = []
+    arrays = []
+    host = True
+    maybe_grad = False
+    for a in args:
+        if isinstance(a, Tensor):
+            d = a._data
+            if type(d) is not _ndarray:
+                host = False
+            sig += (d.shape, d.dtype)
+            arrays.append(d)
+            if not maybe_grad and _may_require_grad(a):
+                maybe_grad = True
+        else:
+            sig.append(type(a))
+            arrays.append(a)
+    if host and args:
+        return tuple(sig), arrays, CPU, np, maybe_grad
+    dev = _common_device(args) if args else get_default_device()
+    if dev is CPU:
+        return tuple(sig), arrays, dev, np, maybe_grad
+    return tuple(sig), [_operand(a, dev) for a in args], dev, _rt.get(dev.type).xp, maybe_grad
+
+
+def _record_view(result: Tensor, src: Tensor, prim: Primitive, attrs: dict, dtype: dt.DType, xp) -> None:
+    """A view primitive's result shares its operand's version counter and remembers how it was
+    made from the base, if numpy (or the device library) made it a view of the operand."""
+    base, sd = result._data.base, src._data
+    # numpy's views keep the owner of the memory as base; anything else, such as a copy made by
+    # reshape, is asked by may_share_memory
+    if base is not None and (base is sd or base is sd.base or xp.may_share_memory(result._data, sd)):
+        result._version_counter = src._version_counter
+        if src._base is not None:
+            result._base, result._view_ops = src._base, src._view_ops + ((prim, attrs),)
+        else:
+            result._base, result._view_ops = src, ((prim, attrs),)
+        if _grad_state.enabled and dtype.category == dt.FLOAT:
+            # its grad_fn is replayed from the base after in-place writes (see grad_fn)
+            result._view_ver = result._version_counter.value
 
 
 def _operand(a, dev: _device_type):

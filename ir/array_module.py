@@ -48,11 +48,13 @@ def special_module(*values) -> ModuleType:
 
 # ``np.errstate(all="ignore")`` around one call, without the context manager's Python-level cost
 # (most of a small elementwise op's time): set numpy's error-state context variable directly.
+# The state set ignores every floating-point error and keeps numpy's buffer size of when graphc
+# was imported; for elementwise ufuncs, the only functions wrapped, the buffer size changes no
+# result, and no error handler is called when errors are ignored.
 try:
     from numpy._core._ufunc_config import _extobj_contextvar, _make_extobj
 except ImportError:  # another numpy layout: the plain context manager
-    _extobj_contextvar = _make_extobj = None
-_quiet_state = (None, None)  # (an error state, the same state with every error ignored)
+    _extobj_contextvar = None
 
 
 def ignoring_fp_errors(fn: Callable) -> Callable:
@@ -63,16 +65,16 @@ def ignoring_fp_errors(fn: Callable) -> Callable:
                 return fn(*args)
         return run
 
+    set_state, reset_state = _extobj_contextvar.set, _extobj_contextvar.reset
+
     def run(*args):
-        global _quiet_state
-        current = _extobj_contextvar.get()
-        seen, quiet = _quiet_state
-        if seen is not current:  # made from the current state, so its other settings carry over
-            quiet = _make_extobj(all="ignore")
-            _quiet_state = (current, quiet)
-        token = _extobj_contextvar.set(quiet)
+        token = set_state(_QUIET)
         try:
             return fn(*args)
         finally:
-            _extobj_contextvar.reset(token)
+            reset_state(token)
     return run
+
+
+if _extobj_contextvar is not None:
+    _QUIET = _make_extobj(all="ignore")

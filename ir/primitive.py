@@ -144,7 +144,7 @@ def register(prim: Primitive) -> Primitive:
 # Dispatch state. The base handler (eager mode) is process-wide and set once at import; handlers
 # pushed on top of it (a trace, a graph being built) belong to the thread that pushed them, so one
 # thread tracing never changes what ops do in another.
-_base: list[Handler] = []
+_base_handler: Handler | None = None
 
 
 class _ThreadState(threading.local):
@@ -159,7 +159,8 @@ _local = _ThreadState()
 
 def set_base_handler(h: Handler) -> None:
     """The handler used when this thread has pushed none (eager mode)."""
-    _base[:] = [h]
+    global _base_handler
+    _base_handler = h
 
 
 def _stack() -> list[Handler]:
@@ -184,14 +185,14 @@ def current_handler() -> Handler | None:
     stack = _local.stack
     if stack:
         return stack[-1]
-    return _base[0] if _base else None
+    return _base_handler
 
 
 def bind(prim: Primitive, *args, **attrs):
     # The innermost active handler (e.g. a trace) sees every op, even on concrete tensors, so
     # that what they compute is recorded rather than frozen; operands may outrank it.
     stack = _local.stack
-    best = stack[-1] if stack else (_base[0] if _base else None)
+    best = stack[-1] if stack else _base_handler
     for a in args:
         h = getattr(a, "_graphc_handler", None)
         if h is not None and h is not best and (best is None or h.level > best.level):

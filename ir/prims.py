@@ -294,8 +294,8 @@ def _reshape_infer(x, *, shape: tuple[int, ...]):
     return TensorType(tuple(shape), x.dtype)
 
 
-reshape = register(Primitive(
-    "reshape", _reshape_infer, lambda x, *, shape: np.reshape(x, shape), view=True, kind="movement"))
+reshape = register(Primitive(  # the method: np.reshape is a Python wrapper around it
+    "reshape", _reshape_infer, lambda x, *, shape: x.reshape(shape), view=True, kind="movement"))
 
 
 def _permute_infer(x, *, dims: tuple[int, ...]):
@@ -334,10 +334,21 @@ expand = register(Primitive(
     "expand", _expand_infer, lambda x, *, shape: np.broadcast_to(x, shape), view=True, kind="movement"))
 
 
+_NP_SLICES: dict = {}  # slice attribute -> its numpy key, remembered: eager indexing asks for it
+
+
 def _np_slices(index):
     # a negative-step range whose stop is before element 0 is written stop=-1 in the attribute,
     # which numpy would read as "the last element": use None there
-    return tuple(builtins.slice(s, None if e < 0 else e, st) for s, e, st in index)
+    try:
+        return _NP_SLICES[index]
+    except (KeyError, TypeError):  # not seen yet (or a list: not remembered)
+        key = tuple(builtins.slice(s, None if e < 0 else e, st) for s, e, st in index)
+    if type(index) is tuple:
+        if len(_NP_SLICES) >= 4096:
+            _NP_SLICES.clear()
+        _NP_SLICES[index] = key
+    return key
 
 
 def _slice_len(start: int, stop: int, step: int) -> int:

@@ -6,6 +6,7 @@ import re
 from types import MappingProxyType
 from typing import Any, Callable
 
+from graphc.ir import dtypes
 from graphc.ir.primitive import TensorType
 
 _sequence = itertools.count()
@@ -114,7 +115,7 @@ class SavedTensor:
     """A tensor saved for backward, checked against in-place changes when it is used."""
 
     __slots__ = ("data", "counter", "version", "grad_fn", "output_nr", "leaf", "is_output",
-                 "dtype", "requires_grad")
+                 "requires_grad")
 
     def __init__(self, t, is_output: bool = False) -> None:
         if t._inference:
@@ -126,15 +127,19 @@ class SavedTensor:
         self.data = t._data
         counter = self.counter = t._version_counter
         self.version = counter.value
-        self.dtype = t.dtype
         self.is_output = is_output
         if is_output:
             self.requires_grad, self.leaf, self.grad_fn = True, None, None
         else:
-            fn = self.grad_fn = t.grad_fn  # read once: a view's may be regenerated (and output_nr with it)
+            # the grad_fn property only where it may regenerate (a view's; output_nr with it)
+            fn = self.grad_fn = t._grad_fn if t._view_ver is None else t.grad_fn
             self.requires_grad = requires_grad = t._requires_grad or fn is not None or t.requires_grad
             self.leaf = t if fn is None and requires_grad else None
         self.output_nr = t._output_nr
+
+    @property
+    def dtype(self) -> dtypes.DType:  # read only for errors and on release
+        return dtypes.from_numpy_dtype(self.data.dtype)
 
     def detach_from_buffer(self) -> None:
         """Keep the current values privately: the buffer is about to be overwritten in place."""
@@ -186,13 +191,25 @@ gradient_edge = _edge
 _NAMED_NODES: dict[str, type] = {}
 
 
+_TO_SAVE: dict = {}  # (id of a rule, the operands whose gradient is wanted) -> what to save
+
+
 def _operands_to_save(prim, rule, args: tuple):
     """The operands whose values the gradients actually wanted here read (a collection of indices)."""
     if rule.needs is None:
         return rule.uses
-    wanted = [i for i, a in enumerate(args)
-              if getattr(a, "requires_grad", False) and i not in prim.nondiff_operands]
-    return {j for i in wanted for j in rule.needs.get(i, ())} & set(rule.uses)
+    nondiff = prim.nondiff_operands
+    wanted = ()
+    i = 0
+    for a in args:
+        if hasattr(a, "_vc") and i not in nondiff and (a._requires_grad or a.requires_grad):  # a tensor
+            wanted += (i,)
+        i += 1
+    key = (id(rule), wanted)  # the rules live as long as the VJP table: their ids stay theirs
+    keep = _TO_SAVE.get(key)
+    if keep is None:
+        keep = _TO_SAVE[key] = frozenset(j for i in wanted for j in rule.needs.get(i, ())) & rule.uses
+    return keep
 
 
 class _Unsaved:
@@ -234,7 +251,7 @@ class PrimBackward(Node):
         uses = rule.uses
         i = 0
         for a in args:
-            if hasattr(a, "_version_counter"):  # a tensor
+            if hasattr(a, "_vc"):  # a tensor (the slot of its version counter)
                 edges.append(_edge(a) if i not in nondiff else _NO_EDGE)
                 saved.append(SavedTensor(a) if i in keep else _Unsaved(a._data.shape, a.dtype, i in uses))
             else:
