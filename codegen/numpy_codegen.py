@@ -63,7 +63,7 @@ for _p, _name in [
     (P.eq, "equal"), (P.ne, "not_equal"), (P.lt, "less"), (P.le, "less_equal"), (P.gt, "greater"),
     (P.ge, "greater_equal"), (P.logical_and, "logical_and"), (P.logical_or, "logical_or"),
     (P.logical_xor, "logical_xor"), (P.bitwise_and, "bitwise_and"), (P.bitwise_or, "bitwise_or"),
-    (P.bitwise_xor, "bitwise_xor"), (P.matmul, "matmul"), (P.sign, "sign"),
+    (P.bitwise_xor, "bitwise_xor"), (P.matmul, "matmul"), (P.sign, "sign"), (P.reciprocal, "reciprocal"),
 ]:
     LOWERINGS[_p] = _ufunc(_name)
     _OUT_CAPABLE.append(_p)
@@ -74,20 +74,32 @@ LOWERINGS[P.cast] = lambda n, a: f"np.asarray({a[0]}).astype(np.{n.attrs['dtype'
 LOWERINGS[P.copy] = lambda n, a: f"np.array({a[0]})"
 LOWERINGS[P.stop_gradient] = lambda n, a: a[0]
 LOWERINGS[P.relu] = lambda n, a: f"np.maximum({a[0]}, 0)"
-# scipy's ufuncs run in one pass and accept out= (scipy is imported only if a graph uses them)
-LOWERINGS[P.sigmoid] = lambda n, a: f"_special().expit({a[0]})"
-LOWERINGS[P.erf] = lambda n, a: f"_special().erf({a[0]})"
-_OUT_CAPABLE += [P.relu, P.sigmoid, P.erf]
+# numpy's rounding ufuncs on floats (round: half to even, as np.round); integers and bools are
+# their own floor, which the impl copies (numpy < 2.3 would round them through float64)
+_FLOAT_ONLY: dict[Primitive, np.ufunc] = {P.floor: np.floor, P.ceil: np.ceil, P.trunc: np.trunc,
+                                          P.round: np.rint}
+for _p, _uf in _FLOAT_ONLY.items():
+    LOWERINGS[_p] = (lambda name: lambda n, a: (
+        f"np.{name}({a[0]})" if n.output.dtype.is_floating_point else _impl_call(n, a)))(_uf.__name__)
+    _OUT_CAPABLE.append(_p)
+    _UFUNCS[_p] = _uf
+LOWERINGS[P.rsqrt] = lambda n, a: f"_rsqrt({a[0]})"
+# eager mode's own functions, which take out= (numpy passes on large float32 arrays, scipy's
+# one-pass ufunc else: whichever is faster, see ir/prims.py)
+LOWERINGS[P.sigmoid] = lambda n, a: f"_sigmoid({a[0]})"
+LOWERINGS[P.erf] = lambda n, a: f"_erf({a[0]})"
+_OUT_CAPABLE += [P.relu, P.rsqrt, P.sigmoid, P.erf]
 LOWERINGS[P.full] = lambda n, a: f"np.full({n.attrs['shape']!r}, {_literal(n.attrs['value'])}, np.{n.output.dtype.np.name})"
 LOWERINGS[P.concat] = lambda n, a: f"np.concatenate(({', '.join(a)},), axis={n.attrs['axis']})"
-for _p, _name in [(P.sum, "sum"), (P.prod, "prod"), (P.amax, "max"), (P.amin, "min")]:
+# reductions call the ufunc's reduce itself (np.sum and friends are a Python wrapper around it)
+for _p, _uf in P.REDUCE_UFUNCS.items():
     LOWERINGS[_p] = (lambda name: lambda n, a: (
-        f"np.{name}({a[0]}, axis={n.attrs['dims']!r}, keepdims={n.attrs['keepdim']})"))(_name)
+        f"np.{name}.reduce({a[0]}, axis={n.attrs['dims']!r}, keepdims={n.attrs['keepdim']})"))(_uf.__name__)
 for _p in PRIMITIVES.values():
     LOWERINGS.setdefault(_p, _impl_call)
 
 # Lowerings that are a single numpy call accepting ``out=`` (the memory planner's targets).
-WRITES_INTO = frozenset(_OUT_CAPABLE) | {P.sum, P.prod, P.amax, P.amin}
+WRITES_INTO = frozenset(_OUT_CAPABLE) | frozenset(P.REDUCE_UFUNCS)
 # Lowerings that always return a new array. Any other result may be a view of an operand
 # (reference implementations built on strided views such as unfold).
 FRESH = WRITES_INTO | {P.where, P.cast, P.copy, P.full, P.concat}
@@ -135,6 +147,8 @@ def _numpy_dtype_differs(n: Node, casts: list) -> bool:
     uf = _UFUNCS.get(n.prim)
     if uf is None:
         return False
+    if n.prim in _FLOAT_ONLY and not n.output.dtype.is_floating_point:
+        return True  # the impl's copy, not the ufunc: no out=
     types = []
     for x, c in zip(n.inputs, casts):
         if isinstance(x, Value):
@@ -274,13 +288,9 @@ def generate(s: Schedule, fn_name: str = "kernel") -> str:
     return w.source()
 
 
-def _special():
-    import scipy.special
-    return scipy.special
-
-
 def namespace() -> dict:
     from graphc.ir import dtypes
     return {"np": np, "_impl": {name: p.impl for name, p in PRIMITIVES.items()}, "_fix": as_dtype,
             "_check_divisor": P.check_int_divisor, "_in_pieces": in_pieces,
-            "_special": _special, "_dtypes": {d.name: d for d in dtypes.ALL_DTYPES}}
+            "_dtypes": {d.name: d for d in dtypes.ALL_DTYPES},
+            "_sigmoid": P.sigmoid_values, "_erf": P.erf_values, "_rsqrt": P.rsqrt_values}

@@ -75,24 +75,74 @@ def _no_bool(op: str, hint: str):
     return check
 
 
-def _sigmoid(x):
-    from scipy.special import expit  # one pass, overflow-free; imported on first use
-    return expit(x)
+# Host float32 arrays of at least this many elements take the numpy-pass forms of sigmoid and
+# erf below: numpy's float32 exp and arithmetic are SIMD loops, scipy's expit and erf scalar
+# loops (on 1M elements expit is 1.3-5x slower than the exp form, erf 2-3x slower than the
+# rational one: benchmarks/lowerings.py). Below it, scipy's single call wins on per-call overhead;
+# for float64, float16 and device arrays scipy (or the device's) is as fast or the only choice.
+NUMPY_PASSES_MIN_SIZE = 4096
 
 
-def _erf(x):
-    from scipy.special import erf  # scipy is imported only when erf is first used
-    return erf(x)
+def _numpy_passes(x) -> bool:
+    return type(x) is np.ndarray and x.dtype == np.float32 and x.size >= NUMPY_PASSES_MIN_SIZE
 
 
-def _rsqrt(x):
-    with np.errstate(divide="ignore"):
-        return 1.0 / np.sqrt(x)
+def sigmoid_values(x, out=None):
+    """sigmoid(x), eager mode's and generated code's (``out``: the array to write). Large float32
+    host arrays: ``1 / (1 + exp(-x))`` in four numpy passes, PyTorch's CPU formula; it is exact in
+    the limits (exp(-x) overflowing to inf for x < -88.7 gives 0, as for x = -inf; nan stays nan),
+    within 4 ulp elsewhere, except that results below float32's smallest normal number (x < -87.3)
+    flush to 0 from x < -88.7 on. Else scipy's expit: one pass, overflow-free."""
+    if not _numpy_passes(x):
+        from scipy.special import expit  # imported on first use
+        return expit(x) if out is None else expit(x, out=out)
+    with np.errstate(over="ignore"):
+        t = np.negative(x, out=out)
+        np.exp(t, out=t)
+        np.add(t, 1, out=t)
+        return np.reciprocal(t, out=t)
 
 
-def _reciprocal(x):
-    with np.errstate(divide="ignore"):
-        return 1.0 / x
+# erf(x) ~ x * P(x^2) / Q(x^2) on x clipped to [-4, 4] (erf is +-1 in float32 beyond), a rational
+# approximation for float32 (Eigen's ``generic_fast_erf_float``): within 8 ulp of erf, and of
+# erf(x) / x relatively near 0 (PyTorch's CPU kernel approximates erf to 1.5e-7 absolute too).
+_ERF_P = tuple(np.float32(c) for c in (
+    -2.72614225801306e-10, 2.77068142495902e-08, -2.10102402082508e-06, -5.69250639462346e-05,
+    -7.34990630326855e-04, -2.95459980854025e-03, -1.60960333262415e-02))
+_ERF_Q = tuple(np.float32(c) for c in (
+    -1.45660718464996e-05, -2.13374055278905e-04, -1.68282697438203e-03, -7.37332916720468e-03,
+    -1.42647390514189e-02))
+
+
+def _horner(x2, coefs, out):
+    """coefs[0] * x2^(k-1) + ... + coefs[-1], into ``out``."""
+    p = np.multiply(x2, coefs[0], out=out)
+    for c in coefs[1:-1]:
+        np.add(p, c, out=p)
+        np.multiply(p, x2, out=p)
+    return np.add(p, coefs[-1], out=p)
+
+
+def erf_values(x, out=None):
+    """erf(x), eager mode's and generated code's (``out``: the array to write). Large float32 host
+    arrays: the rational approximation above in numpy passes (nan stays nan, +-inf gives +-1);
+    else scipy's erf."""
+    if not _numpy_passes(x):
+        from scipy.special import erf  # imported on first use
+        return erf(x) if out is None else erf(x, out=out)
+    xc = np.clip(x, -4.0, 4.0)
+    x2 = np.multiply(xc, xc)
+    q = _horner(x2, _ERF_Q, None)
+    p = _horner(x2, _ERF_P, out)  # out may be x itself: x is not read from here on
+    np.divide(p, q, out=p)
+    return np.multiply(p, xc, out=p)  # last, so that tiny x never makes a subnormal p
+
+
+def rsqrt_values(x, out=None):
+    """1 / sqrt(x), eager mode's and generated code's (``out``: the array to write): two passes,
+    the second in place."""
+    t = np.sqrt(x, out=out)
+    return np.reciprocal(t, out=t) if type(t) is np.ndarray else np.reciprocal(t)
 
 
 def _same_int(fn):
@@ -128,11 +178,11 @@ atan = _elementwise("atan", np.arctan, "float")
 sinh = _elementwise("sinh", _quiet(np.sinh), "float")
 cosh = _elementwise("cosh", _quiet(np.cosh), "float")
 tanh = _elementwise("tanh", np.tanh, "float")
-sigmoid = _elementwise("sigmoid", _sigmoid, "float")
+sigmoid = _elementwise("sigmoid", sigmoid_values, "float")
 sqrt = _elementwise("sqrt", _quiet(np.sqrt), "float")
-rsqrt = _elementwise("rsqrt", _quiet(_rsqrt), "float")
-reciprocal = _elementwise("reciprocal", _quiet(_reciprocal), "float")
-erf = _elementwise("erf", _erf, "float")
+rsqrt = _elementwise("rsqrt", _quiet(rsqrt_values), "float")
+reciprocal = _elementwise("reciprocal", _quiet(np.reciprocal), "float")
+erf = _elementwise("erf", erf_values, "float")
 relu = _elementwise("relu", lambda x: np.maximum(x, 0, dtype=x.dtype), "promote", _no_bool(
     "relu", "Use logical ops on bool tensors instead."))
 isnan = _elementwise("isnan", np.isnan, "compare")
@@ -223,7 +273,7 @@ def _reduced_shape(shape, dims, keepdim):
     return tuple(s for i, s in enumerate(shape) if i not in dims)
 
 
-def _reduction(name: str, fn, widen_ints: bool, needs_elements: bool = False) -> Primitive:
+def _reduction(name: str, ufunc: np.ufunc, fn, widen_ints: bool, needs_elements: bool = False) -> Primitive:
     def out_dtype(x, **_):
         return dt.int64 if widen_ints and not x.dtype.is_floating_point else x.dtype
 
@@ -237,15 +287,23 @@ def _reduction(name: str, fn, widen_ints: bool, needs_elements: bool = False) ->
         return TensorType(_reduced_shape(_shape(x), dims, keepdim), out_dtype(x))
 
     def impl(x, *, dims, keepdim):
+        # the ufunc's reduce on host arrays (np.sum and friends are a Python wrapper around it);
+        # the numpy function for device arrays, which dispatch through it
+        if type(x) is np.ndarray:
+            return ufunc.reduce(x, axis=dims, keepdims=keepdim)
         return fn(x, axis=dims, keepdims=keepdim)
 
-    return register(Primitive(name, infer, impl, operand_dtype=out_dtype, kind="reduction"))
+    prim = register(Primitive(name, infer, impl, operand_dtype=out_dtype, kind="reduction"))
+    REDUCE_UFUNCS[prim] = ufunc
+    return prim
 
 
-sum = _reduction("sum", np.sum, True)
-prod = _reduction("prod", np.prod, True)
-amax = _reduction("amax", np.max, False, needs_elements=True)
-amin = _reduction("amin", np.min, False, needs_elements=True)
+# reduction primitive -> the numpy ufunc whose ``reduce`` computes it (numpy codegen calls it too)
+REDUCE_UFUNCS: dict[Primitive, np.ufunc] = {}
+sum = _reduction("sum", np.add, np.sum, True)
+prod = _reduction("prod", np.multiply, np.prod, True)
+amax = _reduction("amax", np.maximum, np.max, False, needs_elements=True)
+amin = _reduction("amin", np.minimum, np.min, False, needs_elements=True)
 
 
 def _arg_reduction(name: str, fn) -> Primitive:

@@ -1,0 +1,180 @@
+"""The numpy lowerings that are not one numpy call (issue #9): sigmoid and erf as eager mode and
+generated code compute them (``ir.prims.sigmoid_values``/``erf_values``: numpy passes on large
+float32 host arrays, scipy elsewhere), against float64 references with special values; compiled
+equal to eager on arrays large enough for the numpy passes; the stable softplus behind logsigmoid
+at its edges; reductions calling the ufunc's reduce; the lowerings benchmark's smoke run."""
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pytest
+import scipy.special as sc
+
+import graphc
+import graphc.nn.functional as F
+from graphc.ir import prims as P
+
+REPO = Path(__file__).resolve().parents[1]
+LARGE = 2 * P.NUMPY_PASSES_MIN_SIZE  # takes the numpy passes (float32)
+SMALL = 64                           # takes scipy's ufunc
+SPECIAL = [0.0, -0.0, 1e-38, -1e-38, 1e-30, -1e-30, 1e-8, -1e-8, 0.5, -0.5, 1.0, 3.9, -3.9, 4.0, -4.0,
+           20.0, -20.0, 87.0, -87.0, -88.5, -89.0, -100.0, -104.0, -110.0, 1e4, -1e4, 3e38, -3e38,
+           np.inf, -np.inf, np.nan]
+FLT_MIN = float(np.finfo(np.float32).tiny)
+
+
+def _inputs(size: int, lo: float, hi: float) -> np.ndarray:
+    """The special values, then a grid over [lo, hi]: ``size`` float32 elements in all."""
+    grid = np.linspace(lo, hi, size - len(SPECIAL))
+    return np.concatenate([SPECIAL, grid]).astype(np.float32)
+
+
+def _assert_ulp(got, want, ulps: float, what: str) -> None:
+    """Within ``ulps`` float32 ulps of the float64 reference where it is a normal float32 number,
+    within FLT_MIN where it is smaller; nan exactly where the reference is nan; infinities equal."""
+    got, want = got.astype(np.float64), np.asarray(want, np.float64)
+    np.testing.assert_array_equal(np.isnan(got), np.isnan(want), err_msg=f"{what}: nan")
+    ok = ~np.isnan(want)
+    got, want = got[ok], want[ok]
+    inf = np.isinf(want)
+    np.testing.assert_array_equal(got[inf], want[inf], err_msg=f"{what}: infinities")
+    normal = ~inf & (np.abs(want) >= FLT_MIN)
+    ulp = np.spacing(np.abs(want[normal]).astype(np.float32)).astype(np.float64)
+    err = np.abs(got[normal] - want[normal]) / ulp
+    assert err.max() <= ulps, f"{what}: {err.max():.1f} ulp"
+    assert np.all(np.abs(got[~inf & ~normal] - want[~inf & ~normal]) <= FLT_MIN), f"{what}: tiny results"
+
+
+@pytest.mark.parametrize("size", [SMALL, LARGE])
+def test_sigmoid_values_against_float64(size):
+    x = _inputs(size, -120, 120)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no floating-point warning escapes (exp overflows)
+        y = P.sigmoid_values(x)
+    assert y.dtype == np.float32
+    _assert_ulp(y, sc.expit(x.astype(np.float64)), 4, f"sigmoid, {size} elements")
+    limits = {-np.inf: 0.0, -1e4: 0.0, -110.0: 0.0, np.inf: 1.0, 1e4: 1.0, 3e38: 1.0, 0.0: 0.5}
+    for v, want in limits.items():
+        assert y[SPECIAL.index(v)] == want, v
+    assert np.isnan(y[SPECIAL.index(np.nan)])
+
+
+@pytest.mark.parametrize("size", [SMALL, LARGE])
+def test_erf_values_against_float64(size):
+    x = _inputs(size, -6, 6)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        y = P.erf_values(x)
+    assert y.dtype == np.float32
+    _assert_ulp(y, sc.erf(x.astype(np.float64)), 8, f"erf, {size} elements")
+    for v, want in {np.inf: 1.0, -np.inf: -1.0, 1e4: 1.0, -1e4: -1.0, 4.0: 1.0, -4.0: -1.0}.items():
+        assert y[SPECIAL.index(v)] == want, v
+    assert y[1] == 0 and np.signbit(y[1])  # erf(-0.0) is -0.0 (SPECIAL[1])
+    assert np.isnan(y[SPECIAL.index(np.nan)])
+    # near 0 erf(x) ~ 2x/sqrt(pi): relatively accurate there too
+    tiny = np.full(LARGE, 1e-30, np.float32)
+    np.testing.assert_allclose(P.erf_values(tiny), 2 / np.sqrt(np.pi) * 1e-30, rtol=1e-6)
+
+
+@pytest.mark.parametrize("fn", [P.sigmoid_values, P.erf_values], ids=["sigmoid", "erf"])
+@pytest.mark.parametrize("size", [SMALL, LARGE])
+def test_out_argument_in_place_and_other_dtypes(fn, size):
+    x = _inputs(size, -10, 10)
+    want = fn(x)
+    out = np.empty_like(x)
+    assert fn(x, out=out) is out
+    np.testing.assert_array_equal(out, want)
+    same = x.copy()
+    assert fn(same, out=same) is same  # generated code may write over a dying operand
+    np.testing.assert_array_equal(same, want)
+    for dtype in (np.float64, np.float16):  # scipy's ufunc at any size
+        with np.errstate(over="ignore"):  # 1e4 and beyond are inf in float16
+            y = fn(x.astype(dtype))
+        ref = (sc.expit if fn is P.sigmoid_values else sc.erf)(x.astype(np.float64))
+        np.testing.assert_allclose(y.astype(np.float64), ref, rtol=2e-3 if dtype == np.float16 else 1e-12,
+                                   atol=1e-3 if dtype == np.float16 else 0)
+
+
+_SPECIAL_FNS = {
+    "sigmoid": graphc.sigmoid, "erf": graphc.erf, "erfc": graphc.erfc, "gelu": F.gelu,
+    "gelu_tanh": lambda x: F.gelu(x, approximate="tanh"), "silu": F.silu, "softplus": F.softplus,
+    "logsigmoid": F.logsigmoid, "tanh": graphc.tanh,
+}
+
+
+@pytest.mark.parametrize("name", list(_SPECIAL_FNS))
+def test_compiled_equals_eager_on_large_arrays(name):
+    fn = _SPECIAL_FNS[name]
+    x = graphc.from_numpy(_inputs(LARGE, -30, 30).reshape(64, -1))
+    want = fn(x).numpy()
+    got = graphc.compile(fn)(x).numpy()
+    np.testing.assert_allclose(got, want, rtol=1e-6, atol=1e-7, equal_nan=True)
+
+
+@pytest.mark.parametrize("name", ["floor", "ceil", "round", "trunc", "rsqrt", "reciprocal"])
+@pytest.mark.parametrize("dtype", ["float32", "int64"])
+@pytest.mark.parametrize("size", [SMALL, 1 << 18])  # 1 << 18: a kernel run in pieces
+def test_rounding_and_reciprocals_compiled_equal_eager(name, dtype, size):
+    """ufunc lowerings with out= on floats; integers are their own floor (exactly, beyond 2**53
+    too); rsqrt and reciprocal at 0, -0, negatives, inf and nan."""
+    rng = np.random.default_rng(0)
+    if dtype == "int64":
+        x = rng.integers(-2**62, 2**62, size, dtype=np.int64)
+        x[:3] = [2**53 + 1, -(2**53 + 1), 0]
+    else:
+        x = (rng.standard_normal(size) * 10).astype(np.float32)
+        x[:len(SPECIAL)] = SPECIAL
+        x[len(SPECIAL):len(SPECIAL) + 4] = [2.5, -2.5, 0.5, -1.5]  # round half to even
+    t = graphc.from_numpy(x)
+    fn = getattr(graphc, name)
+    want = fn(t).numpy()
+    got = graphc.compile(fn)(t).numpy()
+    assert got.dtype == want.dtype
+    np.testing.assert_array_equal(got, want)
+
+
+def test_logsigmoid_edges_and_gradients():
+    """logsigmoid = -softplus(-x) through the stable softplus (one exp, one log1p): values and
+    first and second derivatives against float64 references, at 0 and at the extremes."""
+    v = np.array([-np.inf, -1e4, -100, -20, -1, -0.0, 0.0, 1e-8, 1, 20, 100, 1e4, np.inf], np.float64)
+    x = graphc.tensor(v.astype(np.float32), requires_grad=True)
+    y = F.logsigmoid(x)
+    (g,) = graphc.autograd.grad(y.sum(), x, create_graph=True)
+    (gg,) = graphc.autograd.grad(g.sum(), x)
+    s = sc.expit(-v)
+    tiny = 1e-43  # float32 subnormals (at x = 100) are this coarse
+    np.testing.assert_allclose(y.detach().numpy(), -np.logaddexp(0, -v), rtol=1e-6, atol=tiny)
+    np.testing.assert_allclose(g.detach().numpy(), s, rtol=1e-6, atol=tiny)
+    np.testing.assert_allclose(gg.numpy(), -s * (1 - s), rtol=1e-5, atol=tiny)
+    assert np.isnan(F.logsigmoid(graphc.tensor([np.nan])).numpy()).all()
+
+
+@pytest.mark.parametrize("method,ufunc", [("sum", "add"), ("amax", "maximum"), ("amin", "minimum"),
+                                          ("prod", "multiply")])
+def test_reductions_call_the_ufunc_reduce(method, ufunc):
+    x = graphc.from_numpy(np.random.default_rng(0).standard_normal((16, 8)).astype(np.float32))
+    fn = lambda t: getattr(t, method)(dim=1) if method != "amax" and method != "amin" else getattr(graphc, method)(t, dim=1)
+    code = graphc.explain(graphc.compile(fn), x).code
+    assert f"np.{ufunc}.reduce(" in code, code
+    np.testing.assert_allclose(graphc.compile(fn)(x).numpy(), fn(x).numpy(), rtol=1e-6)
+
+
+@pytest.mark.timeout(180)
+def test_lowerings_benchmark_quick_json(tmp_path):
+    out = tmp_path / "lowerings.json"
+    proc = subprocess.run(
+        [sys.executable, str(REPO / "benchmarks" / "lowerings.py"), "--quick", "--json", str(out),
+         "--only", "sigmoid,erf,add,sum,argmax,gelu,mean,chain"],
+        cwd=REPO, capture_output=True, text=True, timeout=150)
+    assert proc.returncode == 0, f"stdout:\n{proc.stdout}\nstderr:\n{proc.stderr}"
+    assert "summary:" in proc.stdout
+    rows = json.loads(out.read_text())["rows"]
+    names = {r["name"] for r in rows}
+    assert {"sigmoid", "erf", "add", "sum(dim=1)", "sum(dim=0)", "argmax(dim=0)", "gelu", "mean(dim=1)", "chain"} <= names
+    for r in rows:
+        assert r["graphc_us"] > 0 and r["numpy_us"] > 0 and r["ratio"] > 0, r
