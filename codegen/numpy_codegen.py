@@ -207,16 +207,18 @@ def _statement(w: HostWriter, n: Node, operands: list[str], target: str, buf: st
         w.line(f"{target} = {wrap}({expr})" if wrap else f"{target} = {expr}")
 
 
-# A pointwise kernel over at least CHUNKED_FROM elements runs in pieces of about PIECE elements
-# (along its first dimension): each piece goes through every op of the kernel while its values
-# are in cache, and pieces run on a small thread pool (numpy's ufuncs release the GIL).
+# A pointwise kernel of at least PIECE_OPS ops over at least CHUNKED_FROM elements runs in pieces
+# of about PIECE elements (along its first dimension): each piece goes through every op of the
+# kernel while its values are in cache, and pieces run on a small thread pool (numpy's ufuncs
+# release the GIL). A kernel of one or two ops has nothing to keep in cache: it runs whole.
 PIECE = 1 << 15
 CHUNKED_FROM = 1 << 17
+PIECE_OPS = 3
 
 
 def _rows_per_piece(k: Kernel) -> int | None:
     """Rows of the first dimension per piece, or None when the kernel runs whole."""
-    if k.kind != "pointwise" or not k.ranges or k.ranges[0] < 2:
+    if k.kind != "pointwise" or not k.ranges or k.ranges[0] < 2 or len(k.body.nodes) < PIECE_OPS:
         return None
     n = 1
     for r in k.ranges:

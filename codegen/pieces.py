@@ -8,6 +8,7 @@ compiled functions; ``GRAPHC_NUM_THREADS`` sets its size (1: pieces run in the c
 """
 from __future__ import annotations
 
+import contextvars
 import os
 import threading
 from concurrent.futures import ThreadPoolExecutor
@@ -42,5 +43,8 @@ def in_pieces(fn: Callable[[int, int], None], n: int, rows: int) -> None:
         for lo, hi in bounds:
             fn(lo, hi)
         return
-    for f in [_executor().submit(fn, lo, hi) for lo, hi in bounds]:
+    # each piece runs in a copy of the caller's context: numpy's error state (errstate) is a
+    # context variable, which pool threads would not otherwise see
+    pool = _executor()
+    for f in [pool.submit(contextvars.copy_context().run, fn, lo, hi) for lo, hi in bounds]:
         f.result()  # re-raises what a piece raised

@@ -81,9 +81,34 @@ def test_training_step_in_pieces_equals_eager(small_pieces):
 
 def test_a_failing_piece_raises_in_the_caller(small_pieces):
     def f(a, b):
-        return (a * 2) // b
+        return (a * 2) // b + 1
 
     a, b = graphc.arange(40).reshape(20, 2), graphc.ones(20, 2, dtype=graphc.int64)
     b[13, 1] = 0
     with pytest.raises(RuntimeError, match="ZeroDivisionError"):
         graphc.compile(f)(a, b)
+
+
+def test_pieces_keep_the_callers_error_state(small_pieces):
+    import warnings
+    x = graphc.zeros(40, 3)
+    x[0, 0] = 1.0
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # division by zero warns only if a piece loses errstate
+        out = graphc.compile(lambda t: (1.0 / t).neg() * 2)(x)
+    assert np.isinf(out.numpy()[1:]).all() and out.numpy()[0, 0] == -2.0
+
+
+def test_kernels_of_one_or_two_ops_run_whole(small_pieces):
+    import logging
+    seen = []
+    handler = logging.Handler()
+    handler.emit = lambda r: seen.append(r.getMessage())
+    log = logging.getLogger("graphc.code")
+    log.addHandler(handler)
+    log.setLevel(logging.DEBUG)
+    try:
+        graphc.compile(lambda t: t.neg() * 2)(graphc.randn(40, 3))
+    finally:
+        log.removeHandler(handler)
+    assert seen and not any("_in_pieces(" in r for r in seen)
