@@ -3,7 +3,7 @@ backward and the optimizer), PyTorch eager and, with ``--torch-compile``, ``torc
 
 The same model code runs on both frameworks (only the module differs), with the same weights and
 data. Threads are equal: ``--threads N`` (default 1) sets OpenBLAS/OpenMP threads before numpy
-loads and ``torch.set_num_threads(N)``. Frameworks are timed in alternating rounds in one
+loads, graphc's kernel-piece pool (GRAPHC_NUM_THREADS) and ``torch.set_num_threads(N)``. Frameworks are timed in alternating rounds in one
 process, so the ratios hold on a noisy machine; each figure is the median time per step.
 
 Workloads (issue #9):
@@ -186,7 +186,7 @@ def warm_start(threads: int) -> dict:
 
 def main(argv=None) -> dict:
     args = _args(argv)
-    for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+    for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "GRAPHC_NUM_THREADS"):
         os.environ[var] = str(args.threads)
     torch = None
     if not args.no_torch:
