@@ -10,9 +10,9 @@ import numpy as np
 
 from graphc.ir.array_module import array_module
 
-from ..device import array_to, using_device
+from ..device import array_to, get_default_device, using_device
 from . import grad_mode
-from .graph import AccumulateGrad, Node, gradient_edge
+from .graph import AccumulateGrad, Node, gradient_edge, tensor_class
 
 
 def _as_tuple(x) -> tuple:
@@ -22,7 +22,7 @@ def _as_tuple(x) -> tuple:
 
 
 def _root_grads(outputs: tuple, grads: tuple, create_graph: bool) -> list:
-    from ..tensors import Tensor
+    Tensor = tensor_class()
     if len(grads) == 0:
         grads = (None,) * len(outputs)
     if len(grads) != len(outputs):
@@ -74,6 +74,14 @@ def _accumulate(buf: list, nr: int, g) -> None:
         buf[nr] = buf[nr] + g
 
 
+def _device_of(grads: list):
+    """The device of the first gradient in ``grads``, None if there is none."""
+    for g in grads:
+        if g is not None:
+            return g.device
+    return None
+
+
 def _call_tensor_hooks(node: Node, grads: list) -> None:
     for nr, hooks in node._tensor_hooks.items():
         for hook in list(hooks.values()):
@@ -105,7 +113,7 @@ _ENGINE_REFS = 6
 
 
 def _accumulate_into_leaf(node: AccumulateGrad, g, create_graph: bool, run_hooks: bool = True) -> None:
-    from ..tensors import Tensor
+    Tensor = tensor_class()
     var = node.variable
     if var._hooks and run_hooks:
         for hook in list(var._hooks.values()):
@@ -175,21 +183,25 @@ def run_backward(outputs: Sequence, grad_outputs: Sequence, retain_graph: bool, 
         while ready:
             _, _, node = heapq.heappop(ready)
             buf = buffers.pop(node, None) or [None] * node.num_outputs
-            for hook in list(node._pre_hooks.values()):
-                r = hook(tuple(buf))
-                if r is not None:
-                    buf = list(r)
-            _call_tensor_hooks(node, buf)
-            for nr, g in enumerate(buf):
-                k = capture.get((node, nr))
-                if k is not None and g is not None:
-                    results[k] = g if results[k] is None else results[k] + g
+            if node._pre_hooks:
+                for hook in list(node._pre_hooks.values()):
+                    r = hook(tuple(buf))
+                    if r is not None:
+                        buf = list(r)
+            if node._tensor_hooks or node._retain_grad_hooks:
+                _call_tensor_hooks(node, buf)
+            if capture:
+                for nr, g in enumerate(buf):
+                    k = capture.get((node, nr))
+                    if k is not None and g is not None:
+                        results[k] = g if results[k] is None else results[k] + g
             if isinstance(node, AccumulateGrad):
-                if buf[0] is None:
+                # the local g is one of the references _ENGINE_REFS counts
+                g = buf[0]
+                if g is None:
                     continue
                 k = capture_leaf.get(node)
                 if k is not None:
-                    g = buf[0]
                     if node.variable._hooks:
                         for hook in list(node.variable._hooks.values()):
                             r = hook(g)
@@ -199,12 +211,16 @@ def run_backward(outputs: Sequence, grad_outputs: Sequence, retain_graph: bool, 
                 elif accumulate:
                     _accumulate_into_leaf(node, buf[0], create_graph)
                 continue
-            if all(g is None for g in buf):
+            dev = _device_of(buf)
+            if dev is None:  # no gradient reached this node
                 in_grads = (None,) * len(node.next_functions)
             else:
                 # constants the rule creates (zeros, masks) go on its gradients' device
-                with using_device(next(g for g in buf if g is not None).device):
+                if dev is get_default_device():
                     in_grads = node.apply(buf)
+                else:
+                    with using_device(dev):
+                        in_grads = node.apply(buf)
                 if node._post_hooks:
                     for hook in list(node._post_hooks.values()):
                         r = hook(tuple(in_grads), tuple(buf))

@@ -10,6 +10,17 @@ from graphc.ir import dtypes
 from graphc.ir.primitive import TensorType
 
 _sequence = itertools.count()
+_Tensor: Any = None
+
+
+def tensor_class() -> type:
+    """``graphc.tensors.Tensor``, which imports this module: imported on first use, then kept
+    (an import statement in a function costs more than the backward step that needs it)."""
+    global _Tensor
+    if _Tensor is None:
+        from ..tensors import Tensor
+        _Tensor = Tensor
+    return _Tensor
 
 FREED_MESSAGE = (
     "Trying to backward through the graph a second time (or directly access saved tensors after "
@@ -150,7 +161,6 @@ class SavedTensor:
         self.leaf = None
 
     def unpack(self, node: Node):
-        from ..tensors import Tensor
         if self.counter.value != self.version:
             fn = node if self.is_output else self.grad_fn
             # PyTorch's wording: "[torch.FloatTensor [2]], which is output 0 of Exp, is at version 1"
@@ -164,7 +174,7 @@ class SavedTensor:
                 "use the out-of-place form (x = x * 2 rather than x *= 2) or .clone() it first.")
         if self.leaf is not None:
             return self.leaf
-        t = Tensor._alias(self.data, self.counter)
+        t = tensor_class()._alias(self.data, self.counter)
         if self.is_output:
             t.grad_fn, t._output_nr = (node, 0) if self.requires_grad else (None, 0)
         else:
