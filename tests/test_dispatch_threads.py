@@ -11,25 +11,7 @@ import graphc
 from graphc import nn
 from graphc.compiler import GraphBreak, SymbolicTensor
 from graphc.nn.modules.module import Module
-
-
-def _run_threads(work, n: int) -> list[BaseException]:
-    errors: list[BaseException] = []
-    barrier = threading.Barrier(n)
-
-    def run(i: int) -> None:
-        try:
-            barrier.wait()
-            work(i)
-        except BaseException as e:  # collected and reported by the test
-            errors.append(e)
-
-    pool = [threading.Thread(target=run, args=(i,)) for i in range(n)]
-    for t in pool:
-        t.start()
-    for t in pool:
-        t.join()
-    return errors
+from threads import run_together
 
 
 @pytest.fixture
@@ -65,7 +47,7 @@ def test_compiling_threads_and_eager_threads_all_get_right_answers(fast_switchin
             if out.grad_fn is None:
                 wrong.append(f"thread {i}: the output lost its autograd history")
 
-    errors = _run_threads(work, 4)
+    errors = run_together(work, 4)
     assert not errors, errors[:3]
     assert not wrong, wrong[:5]
 
@@ -80,7 +62,7 @@ def test_many_threads_compiling_at_once_leak_no_graph_breaks(fast_switching):
             want = (e / e.sum(-1, keepdims=True) * 2).sum(0) + rep
             np.testing.assert_allclose(got, want, rtol=1e-5)
 
-    errors = _run_threads(work, 4)
+    errors = run_together(work, 4)
     assert not errors, errors[:3]
     assert not any(isinstance(e, GraphBreak) for e in errors)
 

@@ -10,7 +10,7 @@ import pytest
 import graphc
 from graphc import nn
 from graphc.codegen import numpy_codegen, pieces
-import graphc.nn.functional as F
+from test_compiled_step import _step_fn
 
 
 @pytest.fixture(params=["1", "3"], ids=["one-thread", "three-threads"])
@@ -60,16 +60,7 @@ def test_training_step_in_pieces_equals_eager(small_pieces):
     twin = copy.deepcopy(model)
     opts = [graphc.optim.AdamW(m.parameters(), lr=0.01) for m in (model, twin)]
 
-    def step_of(m, o):
-        def step(x, y):
-            o.zero_grad()
-            loss = F.cross_entropy(m(x), y)
-            loss.backward()
-            o.step()
-            return loss
-        return step
-
-    eager, compiled = step_of(model, opts[0]), graphc.compile(step_of(twin, opts[1]), fullgraph=True)
+    eager, compiled = _step_fn(model, opts[0]), graphc.compile(_step_fn(twin, opts[1]), fullgraph=True)
     x, y = graphc.randn(20, 6), graphc.tensor(np.arange(20) % 3)
     for fn in (eager, compiled):
         graphc.manual_seed(1)
