@@ -150,9 +150,13 @@ def _plan_key(shape: tuple, key: tuple):
 
 
 def getitem(self: Tensor, key):
-    key = _as_tuple(key)
     shape = tuple(self.shape)
-    memo = _plan_key(shape, key)
+    if type(key) is int:  # x[i], the most common key: its plan's key without _plan_key
+        memo = (shape, key)
+        key = (key,)
+    else:
+        key = _as_tuple(key)
+        memo = _plan_key(shape, key)
     plan = _BASIC_PLANS.get(memo) if memo is not None else None
     if plan is None and all(_is_basic(k) for k in key):
         ranges, out_shape = _basic_plan(shape, tuple(_np_key(k) for k in key))

@@ -780,14 +780,14 @@ def _record_view(result: Tensor, src: Tensor, prim: Primitive, attrs: dict, dtyp
     # numpy's views keep the owner of the memory as base; anything else, such as a copy made by
     # reshape, is asked by may_share_memory
     if base is not None and (base is sd or base is sd.base or xp.may_share_memory(result._data, sd)):
-        result._version_counter = src._version_counter
+        counter = result._vc = src._version_counter
         if src._base is not None:
             result._base, result._view_ops = src._base, src._view_ops + ((prim, attrs),)
         else:
             result._base, result._view_ops = src, ((prim, attrs),)
         if _grad_state.enabled and dtype.category == dt.FLOAT:
             # its grad_fn is replayed from the base after in-place writes (see grad_fn)
-            result._view_ver = result._version_counter.value
+            result._view_ver = counter.value
 
 
 def _operand(a, dev: _device_type):
