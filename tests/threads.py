@@ -28,7 +28,7 @@ def run_together(work: Callable[[int], None], threads: int) -> list[BaseExceptio
 
 def wrong_answers(call: Callable[[int], bool], threads: int = 4, reps: int = 150) -> list[int]:
     """Thread ``i`` runs ``call(i)`` ``reps`` times; returns the ``i`` of every call that
-    returned False (a wrong result)."""
+    returned False (a wrong result). What a thread raised is raised here."""
     wrong: list[int] = []
 
     def work(i: int) -> None:
@@ -36,9 +36,7 @@ def wrong_answers(call: Callable[[int], bool], threads: int = 4, reps: int = 150
             if not call(i):
                 wrong.append(i)
 
-    pool = [threading.Thread(target=work, args=(i,)) for i in range(threads)]
-    for t in pool:
-        t.start()
-    for t in pool:
-        t.join()
+    errors = run_together(work, threads)
+    if errors:
+        raise errors[0]
     return wrong
