@@ -126,9 +126,9 @@ class Primitive:
 def as_dtype(out, dtype: np.dtype):
     """A primitive's result as an array of ``dtype``: Python and numpy scalars (from reductions)
     become host arrays; device arrays stay on their device."""
-    if not hasattr(out, "__array_function__") or isinstance(out, np.generic):
+    if isinstance(out, np.generic) or not hasattr(out, "__array_function__"):
         out = np.asarray(out)
-    return out if out.dtype == dtype else out.astype(dtype, copy=False)
+    return out if out.dtype is dtype or out.dtype == dtype else out.astype(dtype, copy=False)
 
 
 PRIMITIVES: dict[str, Primitive] = {}

@@ -183,7 +183,20 @@ sqrt = _elementwise("sqrt", _quiet(np.sqrt), "float")
 rsqrt = _elementwise("rsqrt", _quiet(rsqrt_values), "float")
 reciprocal = _elementwise("reciprocal", _quiet(np.reciprocal), "float")
 erf = _elementwise("erf", erf_values, "float")
-relu = _elementwise("relu", lambda x: np.maximum(x, 0, dtype=x.dtype), "promote", _no_bool(
+_ZEROS: dict = {}  # dtype -> a 0-d zero of it
+
+
+def _relu(x):
+    if type(x) is np.ndarray:
+        # against a 0-d zero of x's dtype: a Python 0 costs numpy a conversion on every call
+        zero = _ZEROS.get(x.dtype)
+        if zero is None:
+            zero = _ZEROS[x.dtype] = np.zeros((), x.dtype)
+        return np.maximum(x, zero)
+    return np.maximum(x, 0, dtype=x.dtype)
+
+
+relu = _elementwise("relu", _relu, "promote", _no_bool(
     "relu", "Use logical ops on bool tensors instead."))
 isnan = _elementwise("isnan", np.isnan, "compare")
 isinf = _elementwise("isinf", np.isinf, "compare")

@@ -223,20 +223,17 @@ def _operands_to_save(prim, rule, args: tuple):
 
 
 class _Unsaved:
-    """An operand that was not saved (its shape and dtype). If the rule reads it anyway (only to
-    compute a gradient nobody wants, which the engine then drops) it gets zeros of the right
-    shape, at no memory cost; else its type."""
+    """An operand the rule reads that was not saved (its shape and dtype): the rule reads it only
+    to compute a gradient nobody wants, which the engine then drops, so it gets zeros of the
+    right shape, at no memory cost."""
 
-    __slots__ = ("shape", "dtype", "read")
+    __slots__ = ("shape", "dtype")
 
-    def __init__(self, shape: tuple, dtype, read: bool) -> None:
+    def __init__(self, shape: tuple, dtype) -> None:
         self.shape = shape
         self.dtype = dtype
-        self.read = read
 
     def stand_in(self):
-        if not self.read:
-            return TensorType(self.shape, self.dtype)
         import numpy as np
 
         from ..device import array_to, get_default_device
@@ -244,6 +241,21 @@ class _Unsaved:
         # the engine runs a node on its gradients' device, the default device meanwhile
         zero = array_to(np.zeros((), self.dtype.np), get_default_device())
         return Tensor._make(np.broadcast_to(zero, self.shape))
+
+
+_OPERAND_TYPES: dict = {}  # (shape, numpy dtype) -> TensorType, shared
+
+
+def _operand_type(arr) -> TensorType:
+    """The type of an operand the rule does not read (it may look at its shape): one shared
+    TensorType per shape and dtype, instead of an object per operand of every op."""
+    key = (arr.shape, arr.dtype)
+    typ = _OPERAND_TYPES.get(key)
+    if typ is None:
+        if len(_OPERAND_TYPES) >= 4096:
+            _OPERAND_TYPES.clear()
+        typ = _OPERAND_TYPES[key] = TensorType(arr.shape, dtypes.from_numpy_dtype(arr.dtype))
+    return typ
 
 
 class PrimBackward(Node):
@@ -263,7 +275,8 @@ class PrimBackward(Node):
         for a in args:
             if hasattr(a, "_vc"):  # a tensor (the slot of its version counter)
                 edges.append(_edge(a) if i not in nondiff else _NO_EDGE)
-                saved.append(SavedTensor(a) if i in keep else _Unsaved(a._data.shape, a.dtype, i in uses))
+                saved.append(SavedTensor(a) if i in keep else _Unsaved(a._data.shape, a.dtype) if i in uses
+                             else _operand_type(a._data))
             else:
                 edges.append(_NO_EDGE)
                 saved.append(a)
@@ -289,7 +302,9 @@ class PrimBackward(Node):
     def _name(self, value: str) -> None:
         # type(y.grad_fn).__name__ is "MulBackward0", as in PyTorch: one subclass per name
         self._node_name = value
-        self.__class__ = _named_node_class(value)
+        cls = _named_node_class(value)
+        if self.__class__ is not cls:
+            self.__class__ = cls
 
     def name(self) -> str:
         return "torch::autograd::CopySlices" if self._name == "CopySlices" else self._name
