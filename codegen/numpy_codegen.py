@@ -17,6 +17,7 @@ from graphc.ir import prims as P
 from graphc.ir.graph import Node, Value
 from graphc.ir.primitive import PRIMITIVES, Primitive, as_dtype
 
+from . import parts
 from .host import HostWriter
 from .pieces import in_pieces
 from .schedule import Access, ExternCall, Kernel, Schedule
@@ -281,12 +282,17 @@ def extern_call(w: HostWriter, e: ExternCall, s: Schedule, wrap: str = "") -> No
 
 def generate(s: Schedule, fn_name: str = "kernel") -> str:
     """Python source of ``def fn_name(inputs..., _ws): ... return (outputs...)``: temp buffers are
-    the workspace's arrays ``_ws`` (one tuple per call, in ``workspace_buffers(s)`` order)."""
+    the workspace's arrays ``_ws`` (one tuple per call, in ``workspace_buffers(s)`` order). A
+    large function is written as a chain of part functions (``parts.split``)."""
     w = HostWriter(s, "np", fresh=lambda prim: prim in FRESH)
     w.begin(fn_name)
+    spans = []
     for step in s.steps:
+        start = len(w.lines)
         (_kernel if isinstance(step, Kernel) else extern_call)(w, step, s)
+        spans.append((start, len(w.lines)))
     w.end()
+    w.lines = parts.split(w.lines, spans, fn_name, s)
     return w.source()
 
 

@@ -33,12 +33,14 @@ def _impl(*arrays, body: Graph, kind: str, domain: tuple = ()):
 fused = register(Primitive("fused", _infer, _impl, kind="fused"))
 
 
-def add_fused_node(g: Graph, inputs: list, body: Graph, kind: str, domain: tuple, at: int) -> Node:
-    """Insert a fused node at position ``at``; its outputs mirror the body's outputs."""
+def add_fused_node(g: Graph, inputs: list, body: Graph, kind: str, domain: tuple, at: int | None) -> Node:
+    """Insert a fused node at position ``at`` (None: the caller places it in ``g.nodes``); its
+    outputs mirror the body's outputs."""
     node = Node(fused, list(inputs), {"body": body, "kind": kind, "domain": tuple(domain)})
     for o in body.outputs:
         node.outputs.append(Value(o.type, node, g._fresh(), None, g))
     for v in node.value_inputs():
         v.users.append(node)
-    g.nodes.insert(at, node)
+    if at is not None:
+        g.nodes.insert(at, node)
     return node

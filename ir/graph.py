@@ -44,7 +44,7 @@ class Value:
         return f"%{self.name}: {format_type(self.type)}"
 
 
-@dataclass(eq=False)
+@dataclass(eq=False, slots=True)  # slots: a large graph holds hundreds of thousands of nodes
 class Node:
     prim: Primitive
     inputs: list  # Values or Python scalars (weakly typed, PyTorch's wrapped numbers)
@@ -55,8 +55,8 @@ class Node:
     def output(self) -> Value:
         return self.outputs[0]
 
-    def value_inputs(self) -> Iterator[Value]:
-        return (v for v in self.inputs if isinstance(v, Value))
+    def value_inputs(self) -> list[Value]:
+        return [v for v in self.inputs if isinstance(v, Value)]  # a list: cheaper than a generator here
 
 
 class Graph:
@@ -85,10 +85,12 @@ class Graph:
         if typ is None:
             typ = prim.infer(*inputs, **attrs)
         node = Node(prim, list(inputs), dict(attrs))
-        out = Value(typ, node, self._fresh(), None, self)
+        out = Value(typ, node, str(self._counter), None, self)
+        self._counter += 1
         node.outputs.append(out)
-        for v in node.value_inputs():
-            v.users.append(node)
+        for v in node.inputs:
+            if isinstance(v, Value):
+                v.users.append(node)
         self.nodes.append(node)
         return out
 
@@ -108,6 +110,33 @@ class Graph:
             if node in v.users:
                 v.users.remove(node)
         self.nodes.remove(node)
+
+    def remove_nodes(self, nodes: list[Node], replacements: dict[int, Node] | None = None) -> None:
+        """Remove ``nodes`` in one sweep (``remove_node`` is linear in the graph's size per node);
+        ``replacements``: id(removed node) -> a node put in its place in the order."""
+        gone = {id(n) for n in nodes}
+        if not gone:
+            return
+        touched = {id(v): v for n in nodes for v in n.value_inputs()}
+        for v in touched.values():
+            v.users = [u for u in v.users if id(u) not in gone]
+        replacements = replacements or {}
+        self.nodes = [replacements.get(id(n), n) for n in self.nodes if id(n) not in gone or id(n) in replacements]
+
+    def dispose(self) -> None:
+        """Break the reference cycles between this graph's nodes and values (producers, users),
+        so its memory is freed as soon as nothing refers to it, without waiting for Python's
+        cyclic garbage collector (paused while compiling). Leaves the graph empty: only for a
+        graph nothing uses any more, none of whose values a live graph shares."""
+        for v in self.inputs:
+            v.users = []
+        for n in self.nodes:
+            for o in n.outputs:
+                o.users = []
+                o.producer = None
+            n.inputs = []
+            n.outputs = []
+        self.inputs, self.nodes, self.outputs = [], [], []
 
     def toposort(self) -> None:
         """Restore topological order after nodes were rewired (stable: keeps the current order

@@ -22,12 +22,14 @@ def _hashable(v):
 
 def cse(g: Graph) -> Graph:
     seen: dict[tuple, Value] = {}
-    for n in list(g.nodes):
+    removed = []
+    for n in g.nodes:
         key = _key(n)
         prev = seen.get(key)
         if prev is not None and prev.type == n.output.type:
             g.replace_all_uses(n.output, prev)
-            g.remove_node(n)
+            removed.append(n)
         else:
             seen[key] = n.output
+    g.remove_nodes(removed)
     return g

@@ -7,19 +7,23 @@ from graphc.ir.graph import Graph, Value, building
 
 
 def decompose(g: Graph) -> Graph:
-    for n in [n for n in g.nodes if n.prim is composite]:
-        at = g.nodes.index(n)
+    composites = [n for n in g.nodes if n.prim is composite]
+    if not composites:
+        return g
+    expansions: dict[int, list] = {}  # id(composite) -> the nodes that replace it, in order
+    for n in composites:
         before = len(g.nodes)
         with building(g):
             new = expand(n.attrs["name"], n.attrs["layout"], list(n.inputs))
-        # the builder appended the expansion at the end: move it to where the composite was
-        added = g.nodes[before:]
+        # the builder appended the expansion at the end: it goes where the composite was
+        expansions[id(n)] = g.nodes[before:]
         del g.nodes[before:]
-        g.nodes[at:at] = added
         if not isinstance(new, Value) or new.type != n.output.type:
             raise RuntimeError(f"decomposition of {n.attrs['name']} gave {getattr(new, 'type', new)}, "
                                f"the node was typed {n.output.type}")
         g.replace_all_uses(n.output, new)
-        g.remove_node(n)
+    # one sweep puts each expansion in its composite's place (no list insert per composite)
+    g.nodes = [m for n in g.nodes for m in expansions.get(id(n), (n,))]
+    g.remove_nodes(composites)  # unlinks them from their operands' users
     g.toposort()
     return g

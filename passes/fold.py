@@ -14,6 +14,7 @@ MAX_ELEMENTS = 1 << 16
 
 def constant_fold(g: Graph) -> Graph:
     known: dict[int, np.ndarray] = {}
+    folded: dict[int, object] = {}  # id(folded node) -> the constant node taking its place
     for n in list(g.nodes):
         if n.prim is P.full:
             known[id(n.output)] = n.prim.impl(**n.attrs)
@@ -32,9 +33,9 @@ def constant_fold(g: Graph) -> Graph:
             value = flat[0].item()
             new = g.add_node(P.full, [], {"shape": n.output.shape, "value": value, "dtype": n.output.dtype},
                              n.output.type)
-            g.nodes.remove(new.producer)
-            g.nodes.insert(g.nodes.index(n), new.producer)
+            g.nodes.pop()  # appended: it takes the folded node's place below
+            folded[id(n)] = new.producer
             known[id(new)] = out
             g.replace_all_uses(n.output, new)
-            g.remove_node(n)
+    g.remove_nodes([n for n in g.nodes if id(n) in folded], folded)
     return g

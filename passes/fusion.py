@@ -1,16 +1,17 @@
 """Fusion: group chains of pointwise ops (plus at most one trailing reduction) and matmuls with a
 pointwise epilogue into ``fused`` nodes that own their subgraph.
 
-Legality is checked on the graph of groups (networkx reachability): a node may join a group only if
-none of its other operands depends on the group, directly or through another group, otherwise the
-fused nodes would depend on each other. Every
-rejected candidate is logged with its reason (``GRAPHC_LOGS=fusion``).
+Legality is checked on the graph of groups (reachability in the quotient DAG): a node may join a
+group only if none of its other operands depends on the group, directly or through another group,
+otherwise the fused nodes would depend on each other. The quotient keeps a topological order as
+edges are added (Pearce and Kelly's dynamic topological ordering), so most reachability questions
+are answered by comparing two numbers and the others search only the vertices ordered between
+the two: fusion stays close to linear in the graph's size. Every rejected candidate is logged
+with its reason (``GRAPHC_LOGS=fusion``).
 """
 from __future__ import annotations
 
 import logging
-
-import networkx as nx
 
 from typing import Callable
 
@@ -32,9 +33,74 @@ def _reduce_key(n: Node) -> tuple:
     return wrap_dims(n.attrs["dims"], n.inputs[0].ndim), bool(n.attrs["keepdim"])
 
 
+class _Quotient:
+    """A DAG kept with a topological order (``order``: vertex -> number, edges go from lower to
+    higher numbers), updated as edges are added (D. J. Pearce and P. H. J. Kelly, "A dynamic
+    topological sort algorithm for directed acyclic graphs", 2006)."""
+
+    def __init__(self) -> None:
+        self.succ: dict[int, set[int]] = {}
+        self.pred: dict[int, set[int]] = {}
+        self.order: dict[int, int] = {}
+
+    def add_vertex(self, v: int) -> None:
+        """A new vertex comes after every other one."""
+        if v not in self.order:
+            self.order[v] = len(self.order)
+            self.succ[v], self.pred[v] = set(), set()
+
+    def reaches(self, a: int, b: int) -> bool:
+        """Whether there is a path from ``a`` to ``b``: none if ``a`` comes after ``b`` in the
+        order, else a search through the vertices ordered between them."""
+        if a == b:
+            return True
+        order, limit = self.order, self.order[b]
+        if order[a] > limit:
+            return False
+        stack, seen = [a], {a}
+        while stack:
+            for w in self.succ[stack.pop()]:
+                if w == b:
+                    return True
+                if w not in seen and order[w] < limit:
+                    seen.add(w)
+                    stack.append(w)
+        return False
+
+    def add_edge(self, a: int, b: int) -> None:
+        """Add ``a -> b``; the caller made sure that ``b`` does not reach ``a``."""
+        if a == b or b in self.succ[a]:
+            return
+        self.succ[a].add(b)
+        self.pred[b].add(a)
+        lo, hi = self.order[b], self.order[a]
+        if lo > hi:
+            return
+        # reorder the affected region: what b reaches (ordered before a) must follow what reaches a
+        # (ordered after b); both keep their relative order and share their old numbers
+        order = self.order
+        forward = self._region(b, self.succ, lambda o: o < hi)
+        backward = self._region(a, self.pred, lambda o: o > lo)
+        forward.sort(key=order.__getitem__)
+        backward.sort(key=order.__getitem__)
+        moved = backward + forward
+        for v, o in zip(moved, sorted(order[v] for v in moved)):
+            order[v] = o
+
+    def _region(self, start: int, edges: dict, inside) -> list[int]:
+        found, stack = {start}, [start]
+        while stack:
+            for w in edges[stack.pop()]:
+                if w not in found and inside(self.order[w]):
+                    found.add(w)
+                    stack.append(w)
+        return list(found)
+
+
 class _Group:
     def __init__(self, first: Node, kind: str, domain: tuple) -> None:
         self.nodes = [first]
+        self.members = {id(first.output)}    # ids of the member nodes' outputs
         self.kind = kind
         self.domain = domain
         self.reduce: tuple | None = None      # (dims, keepdim) shared by the group's reductions
@@ -54,8 +120,7 @@ class _Group:
         return not n.prim.reduction and self.reduced is not None and tuple(n.output.shape) == self.reduced
 
     def _outside(self, n: Node) -> list[Value]:
-        members = {id(m.output) for m in self.nodes}
-        return [x for x in n.value_inputs() if id(x) not in members]
+        return [x for x in n.value_inputs() if id(x) not in self.members]
 
     def _note_reads(self, n: Node) -> None:
         for x in self._outside(n):
@@ -64,6 +129,7 @@ class _Group:
     def add(self, n: Node) -> None:
         self._note_reads(n)
         self.nodes.append(n)
+        self.members.add(id(n.output))
         if n.prim.reduction:
             self._note_reduction(n)
 
@@ -90,9 +156,8 @@ class _Group:
                 if self.reads.get(id(x), over) != over:
                     return f"%{x.name} is read both over the reduced shape and over the domain"
             if not over:
-                members = {id(m.output): m for m in self.nodes}
                 for x in n.value_inputs():
-                    m = members.get(id(x))
+                    m = x.producer if id(x) in self.members else None
                     if m is not None and (m.prim.reduction or self._over_reduced(m)):
                         return f"it broadcasts the reduced value %{x.name} over the domain"
         return None
@@ -114,21 +179,23 @@ def fuse(g: Graph, report: list | None = None, in_kernels: Callable[[Primitive],
     # group only adds edges from its operands' vertices to the group's vertex, which closes a
     # cycle exactly when the group's vertex already reaches one of those operand vertices
     # (possibly through another group: pairwise node checks miss such cycles).
-    quotient = nx.DiGraph()
+    quotient = _Quotient()
     vertex: dict[int, int] = {}  # id(node) -> its vertex
 
-    def operand_vertices(n: Node) -> set[int]:
-        return {vertex[id(x.producer)] for x in n.value_inputs() if x.producer is not None}
+    def operand_vertices(n: Node) -> list[int]:
+        # in operand order: the order the quotient's edges are added in decides its numbering,
+        # which decides sibling fusion, so it must not depend on ids (memory addresses)
+        return list(dict.fromkeys(vertex[id(x.producer)] for x in n.value_inputs() if x.producer is not None))
 
     def place(n: Node, v: int) -> None:
         vertex[id(n)] = v
-        quotient.add_node(v)
+        quotient.add_vertex(v)
         for u in operand_vertices(n):
-            if u != v:
-                quotient.add_edge(u, v)
+            quotient.add_edge(u, v)
 
     group_of: dict[int, _Group] = {}
     groups: list[_Group] = []
+    readers: dict[int, list[_Group]] = {}  # id(value) -> groups of its placed users, in placing order
 
     def reject(n: Node, why: str) -> None:
         msg = f"%{n.output.name} ({n.prim.name}) not fused: {why}"
@@ -141,7 +208,7 @@ def fuse(g: Graph, report: list | None = None, in_kernels: Callable[[Primitive],
             p = x.producer
             if p is None or vertex[id(p)] == gv:
                 continue
-            if nx.has_path(quotient, gv, vertex[id(p)]):
+            if quotient.reaches(gv, vertex[id(p)]):
                 reject(n, f"operand %{x.name} depends on the group, fusing would create a cycle")
                 return False
         return True
@@ -165,8 +232,13 @@ def fuse(g: Graph, report: list | None = None, in_kernels: Callable[[Primitive],
                     break
             if joined is None:
                 # no producer's group takes it: a group that already reads one of its operands
-                # may (siblings: mean and variance read x once, in one kernel)
-                joined = _sibling_group(n, group_of, lambda grp: grp.refuses(n) is None and legal(grp, n))
+                # may (siblings: mean and variance read x once, in one kernel). Only a group that
+                # comes after every operand's vertex in the order, which proves it legal: an
+                # earlier group reading the same value (a loop's previous step reading the same
+                # parameter) usually feeds an operand, and proving it does not costs a search
+                latest = max((quotient.order[u] for u in operand_vertices(n)), default=-1)
+                joined = _sibling_group(n, readers, lambda grp: quotient.order[vertex[id(grp.nodes[0])]] > latest,
+                                        lambda grp: grp.refuses(n) is None)
             if joined is not None:
                 joined.add(n)
                 place(n, vertex[id(joined.nodes[0])])
@@ -174,53 +246,81 @@ def fuse(g: Graph, report: list | None = None, in_kernels: Callable[[Primitive],
                 joined = _Group(n, "pointwise", domain)
                 groups.append(joined)
                 place(n, id(n))
-            group_of[id(n)] = joined if joined is not None else None
+            group_of[id(n)] = joined
+            for x in dict.fromkeys(n.value_inputs()):
+                readers.setdefault(id(x), []).append(joined)
         else:
             if n.prim is P.matmul and in_kernels(P.matmul):
                 grp = _Group(n, "matmul_epilogue", tuple(n.output.shape))
                 groups.append(grp)
                 group_of[id(n)] = grp
             place(n, id(n))
-    for grp in groups:
-        if len(grp.nodes) > 1:
-            _contract(g, grp)
+    _contract(g, [grp for grp in groups if len(grp.nodes) > 1])
     g.toposort()  # once for all contractions (legality guarantees the result is acyclic)
     return g
 
 
-def _sibling_group(n: Node, group_of: dict, fits) -> "_Group | None":
-    """The group of an already placed user of one of ``n``'s operands that ``fits``; matmul
-    epilogues excluded (their loads are the matmul's tiles)."""
+def _sibling_group(n: Node, readers: dict, recent, fits) -> "_Group | None":
+    """The group of an already placed user of one of ``n``'s operands (``readers``) that is
+    ``recent`` and ``fits``; matmul epilogues excluded (their loads are the matmul's tiles).
+    Groups are looked at latest first, up to the first one that is not recent: a value read in
+    every step of a long loop is not searched through all the steps for each one."""
     for x in n.value_inputs():
-        for u in x.users:
-            grp = group_of.get(id(u))  # None for users not placed yet
-            if grp is not None and grp.kind != "matmul_epilogue" and fits(grp):
+        for grp in reversed(readers.get(id(x), ())):
+            if grp.kind == "matmul_epilogue":
+                continue
+            if not recent(grp):
+                break
+            if fits(grp):
                 return grp
     return None
 
 
-def _contract(g: Graph, grp: _Group) -> None:
-    """Replace the group's nodes by one fused node owning them as its body."""
-    members = {id(n) for n in grp.nodes}
-    body = Graph(f"fused_{grp.nodes[0].output.name}")
-    inputs: list[Value] = []
-    env: dict[int, Value] = {}
-    for n in grp.nodes:
-        args = []
-        for x in n.inputs:
-            if isinstance(x, Value) and (x.producer is None or id(x.producer) not in members):
-                if id(x) not in env:
-                    inputs.append(x)
-                    env[id(x)] = body.add_input(x.type, "input", f"a{len(inputs) - 1}")
-            args.append(env[id(x)] if isinstance(x, Value) else x)
-        env[id(n.output)] = body.add_node(n.prim, args, n.attrs, n.output.type)
-    # outputs: member values used outside the group or returned by the graph
-    outs = [n.output for n in grp.nodes
-            if any(id(u) not in members for u in n.output.users) or n.output in g.outputs]
-    body.set_outputs([env[id(o)] for o in outs])
-    at = min(g.nodes.index(n) for n in grp.nodes)
-    for n in grp.nodes:
-        g.remove_node(n)
-    node = add_fused_node(g, inputs, body, grp.kind, grp.domain, at)
-    for old, new in zip(outs, node.outputs):
-        g.replace_all_uses(old, new)
+def _contract(g: Graph, groups: list[_Group]) -> None:
+    """Replace each group's nodes by one fused node owning them as its body, placed where the
+    group's first node was. One sweep over the graph for all groups (no per-node list removal:
+    that made fusion quadratic in the graph size)."""
+    if not groups:
+        return
+    graph_outputs = {id(o) for o in g.outputs}
+    position = {id(n): i for i, n in enumerate(g.nodes)}
+    placed: dict[int, Node] = {}       # id(the group's first node) -> its fused node
+    removed: set[int] = set()
+    renamed: dict[int, Value] = {}     # id(old member value returned by the graph) -> new value
+    for grp in groups:
+        members = {id(n) for n in grp.nodes}
+        body = Graph(f"fused_{grp.nodes[0].output.name}")
+        inputs: list[Value] = []
+        env: dict[int, Value] = {}
+        for n in grp.nodes:
+            args = []
+            for x in n.inputs:
+                if isinstance(x, Value) and (x.producer is None or id(x.producer) not in members):
+                    if id(x) not in env:
+                        inputs.append(x)
+                        env[id(x)] = body.add_input(x.type, "input", f"a{len(inputs) - 1}")
+                args.append(env[id(x)] if isinstance(x, Value) else x)
+            env[id(n.output)] = body.add_node(n.prim, args, n.attrs, n.output.type)
+        # outputs: member values used outside the group or returned by the graph
+        outs = [n.output for n in grp.nodes
+                if any(id(u) not in members for u in n.output.users) or id(n.output) in graph_outputs]
+        body.set_outputs([env[id(o)] for o in outs])
+        removed |= members
+        node = add_fused_node(g, inputs, body, grp.kind, grp.domain, at=None)
+        placed[id(min(grp.nodes, key=lambda n: position[id(n)]))] = node
+        for old, new in zip(outs, node.outputs):
+            for user in old.users:  # users outside the group now read the fused node's output
+                user.inputs = [new if x is old else x for x in user.inputs]
+                new.users.append(user)
+            old.users = []
+            if id(old) in graph_outputs:
+                renamed[id(old)] = new
+    g.nodes = [placed.get(id(n), n) for n in g.nodes if id(n) not in removed or id(n) in placed]
+    if renamed:
+        g.outputs = [renamed.get(id(o), o) for o in g.outputs]
+    # the removed nodes leave every user list at once (per group, a value read in every step of
+    # a loop would be filtered once per step). Until here they may sit in user lists, where they
+    # only count as outside users (each was replaced by its group's fused node) and get rewired
+    for v in [*g.inputs, *(o for n in g.nodes for o in n.outputs)]:
+        if any(id(u) in removed for u in v.users):
+            v.users = [u for u in v.users if id(u) not in removed]

@@ -1,5 +1,10 @@
-"""The pass manager: runs named IR -> IR passes, times each, verifies and records the graph after
-each one (for GRAPHC_LOGS=passes, explain() and dumps)."""
+"""The pass manager: runs named IR -> IR passes, times each, and on request verifies the graph
+after each one and records its text (for explain() and dumps).
+
+Verifying and printing cost time linear in the graph's size per pass, so ``graphc.compile`` asks
+for them only when they serve someone: the text when a dump or ``explain`` wants it
+(``record=True``), verification after every pass in debug mode (``VERIFY_EACH_PASS``, turned on by
+``GRAPHC_VERIFY=1`` and by the test suite), else once, on the graph the pipeline returns."""
 from __future__ import annotations
 
 import os
@@ -16,6 +21,8 @@ from graphc.ir.verify import verify
 # for every graph it compiles; GRAPHC_CHECK_ROUNDTRIP=1 turns it on from the environment.
 CHECK_ROUNDTRIP = os.environ.get("GRAPHC_CHECK_ROUNDTRIP", "") not in ("", "0")
 roundtrip_checked = 0  # how many graph texts were checked (tests assert the check really ran)
+# Debug mode: graphc.compile's pass managers verify the graph after every pass, not only the result.
+VERIFY_EACH_PASS = os.environ.get("GRAPHC_VERIFY", "") not in ("", "0")
 
 
 class RoundTripError(AssertionError):
@@ -60,13 +67,18 @@ class PassRecord:
 
 
 class PassManager:
-    def __init__(self, passes: list[tuple[str, Pass]], verify: bool = True) -> None:
+    """``verify``: True checks the graph before the passes and after each one, ``"end"`` only
+    the result, False never. ``record``: keep each pass's resulting text in ``report`` (else
+    the records have empty texts)."""
+
+    def __init__(self, passes: list[tuple[str, Pass]], verify: bool | str = True, record: bool = True) -> None:
         self.passes = passes
         self.verify = verify
+        self.record = record
         self.report: list[PassRecord] = []
 
     def run(self, g: Graph) -> Graph:
-        if self.verify:
+        if self.verify is True:
             verify(g)
         if CHECK_ROUNDTRIP:
             check_roundtrip(g, f"of {g.name} before the passes")
@@ -76,10 +88,15 @@ class PassManager:
             g = fn(g) or g
             dt = time.perf_counter() - t0
             g.rename()
-            if self.verify:
+            if self.verify is True:
                 verify(g)
-            text = check_roundtrip(g, f"of {g.name} after {name}") if CHECK_ROUNDTRIP else print_graph(g)
-            self.report.append(PassRecord(name, dt, before, len(g.nodes), text, g.name))
+            if CHECK_ROUNDTRIP:
+                text = check_roundtrip(g, f"of {g.name} after {name}")
+            else:
+                text = print_graph(g) if self.record else ""
+            self.report.append(PassRecord(name, dt, before, len(g.nodes), text if self.record else "", g.name))
+        if self.verify == "end":
+            verify(g)
         return g
 
     def summary(self) -> str:

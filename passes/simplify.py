@@ -3,7 +3,7 @@ double permute/reshape, no-op casts, expands, reshapes and permutes."""
 from __future__ import annotations
 
 from graphc.ir import prims as P
-from graphc.ir.graph import Graph, Value
+from graphc.ir.graph import Graph, Node, Value
 
 
 def _scalar(x, value) -> bool:
@@ -19,6 +19,7 @@ def simplify(g: Graph) -> Graph:
     while changed:  # sweeps in topological order until nothing changes (usually two)
         changed = False
         removed: set[int] = set()
+        before: dict[int, Node] = {}  # id(node) -> a new node to put in front of it
         for n in list(g.nodes):
             a = n.inputs[0] if n.inputs else None
             b = n.inputs[1] if len(n.inputs) > 1 else None
@@ -37,8 +38,8 @@ def simplify(g: Graph) -> Graph:
             elif p is P.mul and (_scalar(b, 0) or _scalar(a, 0)) and not n.output.dtype.is_floating_point:
                 new = g.add_node(P.full, [], {"shape": n.output.shape, "value": 0, "dtype": n.output.dtype},
                                  n.output.type)
-                g.nodes.remove(new.producer)
-                g.nodes.insert(g.nodes.index(n), new.producer)
+                g.nodes.pop()  # appended: it goes in front of n below
+                before[id(n)] = new.producer
             elif p in (P.cast, P.expand, P.reshape) and _same(a, n):
                 new = a
             elif p is P.permute and tuple(n.attrs["dims"]) == tuple(range(len(n.attrs["dims"]))):
@@ -65,6 +66,7 @@ def simplify(g: Graph) -> Graph:
                         v.users.remove(n)
                 removed.add(id(n))
                 changed = True
-        if removed:  # one pass over the node list, not one list.remove per node
-            g.nodes = [n for n in g.nodes if id(n) not in removed]
+        if removed or before:  # one pass over the node list, not one list.remove/insert per node
+            g.nodes = [m for n in g.nodes for m in ((before[id(n)], n) if id(n) in before else (n,))
+                       if id(m) not in removed]
     return g

@@ -9,6 +9,7 @@ code is loaded (``_load``). ``for_device`` picks the backend of the inputs' devi
 from __future__ import annotations
 
 import threading
+import time
 from typing import Any, Callable
 
 from graphc.codegen import generator_version
@@ -51,16 +52,42 @@ class Backend:
         """The device's array module (numpy, CuPy): extern calls and input/output handling."""
         return self.runtime().xp
 
-    def compile(self, graph: Graph, name: str, saved_from: int | None = None) -> CompiledGraph:
+    # whether ``restore`` can rebuild a compiled graph from its cached code and ``describe()``
+    can_restore = False
+
+    def compile(self, graph: Graph, name: str, saved_from: int | None = None, key: str | None = None) -> CompiledGraph:
+        """``key``: the code cache key, when the caller has one that determines the graph (the
+        frontend's compiled-entry key); else it is computed from the graph's text and plan."""
+        t0 = time.perf_counter()
         schedule = build_schedule(graph, self.target, saved_from)
         schedule.plan = plan_memory(schedule, self.device, self.alignment, self.target.materializes_intermediates)
-        text = f"{print_graph(graph)}saved_from={saved_from}\n{schedule.plan.text()}"
-        key = cache.structural_hash(text, self.name, self.version() + self.environment())
+        if key is None:
+            text = f"{print_graph(graph)}saved_from={saved_from}\n{schedule.plan.text()}"
+            key = cache.structural_hash(text, self.name, self.version() + self.environment())
         fn_name = "graphc_" + "".join(c if c.isalnum() else "_" for c in name)
+        t1 = time.perf_counter()
         fn, source, from_cache, not_stored = self._load(schedule, fn_name, key)
         compiled = CompiledGraph(graph, schedule, fn, source, key, from_cache, self.name, self.runtime().allocate)
         compiled.not_stored = not_stored  # why the generated code was not written to the disk cache (None: it was)
+        compiled.fn_name = fn_name
+        # seconds: schedule and memory plan; generating the code (or loading it) and compiling it
+        compiled.timings = {"schedule": t1 - t0, "code": time.perf_counter() - t1}
         return compiled
+
+    def restore(self, desc: dict) -> CompiledGraph | None:
+        """The compiled graph ``desc`` (a ``CompiledGraph.describe()`` record) describes, its code
+        loaded from the code cache; no IR, schedule or code generation involved. None when the
+        code is absent, damaged or refused, or this backend can't restore (``can_restore``)."""
+        fn_source = self._load_cached(desc["fn_name"], desc["key"]) if self.can_restore else None
+        if fn_source is None:
+            return None
+        compiled = CompiledGraph.restore(desc, fn_source[0], fn_source[1], self.name, self.runtime().allocate)
+        compiled.not_stored = None
+        return compiled
+
+    def _load_cached(self, fn_name: str, key: str) -> tuple[Callable, str] | None:
+        """(function, source) of the code cached under ``key``, None if it is not usable."""
+        return None
 
     def environment(self) -> str:
         """What else generated code depends on (compiler versions, GPU architecture)."""

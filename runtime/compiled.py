@@ -22,7 +22,9 @@ import numpy as np
 from graphc.codegen.host import output_aliases, workspace_buffers
 from graphc.codegen.memory_plan import MemoryPlan
 from graphc.codegen.schedule import Schedule
+from graphc.ir import dtypes
 from graphc.ir.graph import Graph
+from graphc.ir.primitive import TensorType
 
 POOL_LIMIT = 1  # idle workspaces kept per compiled graph
 IDLE_LIMIT_BYTES = int(float(os.environ.get("GRAPHC_IDLE_WORKSPACE_MB", "64")) * (1 << 20))
@@ -62,13 +64,10 @@ class WorkspacePool:
     for a few list operations, never while a workspace is allocated): no workspace is ever
     handed to two calls."""
 
-    def __init__(self, plan: MemoryPlan, schedule: Schedule, allocate: Callable) -> None:
-        self.nbytes = plan.workspace_bytes
+    def __init__(self, nbytes: int, layout: list[tuple], allocate: Callable) -> None:
+        self.nbytes = nbytes
         self.allocate = allocate
-        self.layout = []
-        for name in workspace_buffers(schedule):
-            b = schedule.buffers[name]
-            self.layout.append((plan.offsets[plan.assignment[name]], b.nbytes, b.shape, b.dtype.np))
+        self.layout = layout  # per workspace buffer: (byte offset, bytes, shape, numpy dtype)
         self._free: list[tuple] = []
         self._ref = weakref.ref(self)
 
@@ -105,6 +104,16 @@ class WorkspacePool:
         return len(self._free)
 
 
+def workspace_layout(plan: MemoryPlan, schedule: Schedule) -> list[tuple]:
+    """(byte offset, bytes, shape, numpy dtype) of each workspace buffer, in the order the
+    generated code unpacks them."""
+    layout = []
+    for name in workspace_buffers(schedule):
+        b = schedule.buffers[name]
+        layout.append((plan.offsets[plan.assignment[name]], b.nbytes, b.shape, b.dtype.np))
+    return layout
+
+
 class CompiledGraph:
     """Runs ``fn(*inputs, workspace)``; checks the inputs first (count, shape, dtype).
     ``allocate(shape, dtype)``: the backend's allocator, on its device.
@@ -118,16 +127,46 @@ class CompiledGraph:
                  from_cache: bool, backend: str, allocate: Callable) -> None:
         self.graph: Graph | None = graph
         self.schedule: Schedule | None = schedule
-        self.name = graph.name
-        self.plan: MemoryPlan = schedule.plan
+        self.plan: MemoryPlan | None = schedule.plan
+        self._setup(graph.name, [v.type for v in graph.inputs], output_aliases(schedule),
+                    WorkspacePool(schedule.plan.workspace_bytes, workspace_layout(schedule.plan, schedule), allocate),
+                    fn, source, key, from_cache, backend, schedule.plan.summary())
+
+    def _setup(self, name: str, input_types: list, aliased: list, pool: WorkspacePool, fn: Callable, source: str,
+               key: str, from_cache: bool, backend: str, plan_summary: str) -> None:
+        self.name = name
         self.fn = fn
         self.source = source
         self.key = key
         self.from_cache = from_cache
         self.backend = backend
-        self.input_types = [v.type for v in graph.inputs]
-        self.aliased = output_aliases(schedule)
-        self.pool = WorkspacePool(schedule.plan, schedule, allocate)
+        self.input_types = input_types
+        self.aliased = aliased
+        self.pool = pool
+        self.plan_summary = plan_summary
+        self.fn_name = ""  # the generated function's name (the backend sets it)
+
+    def describe(self) -> dict:
+        """What the runtime needs besides the generated code, as JSON-able data: with the code (in
+        the code cache under ``key``) it rebuilds this compiled graph (``restore``), no IR needed."""
+        return {"name": self.name, "fn_name": self.fn_name, "key": self.key,
+                "inputs": [[list(t.shape), t.dtype.name] for t in self.input_types],
+                "aliased": [bool(a) for a in self.aliased], "workspace_bytes": self.pool.nbytes,
+                "layout": [[off, n, list(shape), np.dtype(dt).str] for off, n, shape, dt in self.pool.layout],
+                "plan": self.plan_summary}
+
+    @classmethod
+    def restore(cls, desc: dict, fn: Callable, source: str, backend: str, allocate: Callable) -> "CompiledGraph":
+        """The compiled graph ``describe()`` recorded, running ``fn`` (its code, from the cache)."""
+        self = cls.__new__(cls)
+        self.graph = self.schedule = self.plan = None
+        layout = [(int(off), int(n), tuple(shape), np.dtype(dt)) for off, n, shape, dt in desc["layout"]]
+        types = [TensorType(tuple(shape), dtypes.from_name(dt)) for shape, dt in desc["inputs"]]
+        self._setup(desc["name"], types, [bool(a) for a in desc["aliased"]],
+                    WorkspacePool(int(desc["workspace_bytes"]), layout, allocate), fn, source, desc["key"], True,
+                    backend, desc["plan"])
+        self.fn_name = desc["fn_name"]
+        return self
 
     def release_ir(self) -> None:
         """Forget the graph and schedule it was generated from (the code does not need them)."""

@@ -6,7 +6,7 @@ from typing import Callable
 
 import numpy as np
 
-from graphc.codegen import numpy_codegen
+from graphc.codegen import numpy_codegen, parts
 from graphc.codegen.schedule import Schedule
 
 from . import cache
@@ -18,23 +18,32 @@ class NumpyBackend(Backend):
     device = "cpu"
     alignment = 64
     target = numpy_codegen.TARGET
-    generator_modules = Backend.generator_modules + ("graphc.codegen.numpy_codegen",)
+    generator_modules = Backend.generator_modules + ("graphc.codegen.numpy_codegen", "graphc.codegen.parts")
+
+    can_restore = True
 
     def _load(self, schedule: Schedule, fn_name: str, key: str) -> tuple[Callable, str, bool, str | None]:
-        src = cache.load(key)
-        if src is not None:
-            try:
-                return _exec(src, fn_name), src, True, None
-            except Exception:  # a stale or damaged entry: regenerate
-                pass
+        cached = self._load_cached(fn_name, key)
+        if cached is not None:
+            return cached[0], cached[1], True, None
         src = numpy_codegen.generate(schedule, fn_name)
         fn = _exec(src, fn_name)
         return fn, src, False, cache.store(key, src)
 
+    def _load_cached(self, fn_name: str, key: str) -> tuple[Callable, str] | None:
+        src = cache.load(key)
+        if src is not None:
+            try:
+                return _exec(src, fn_name), src
+            except Exception:  # a stale or damaged entry: regenerate
+                pass
+        return None
+
 
 def _exec(src: str, fn_name: str) -> Callable:
     ns = numpy_codegen.namespace()
-    exec(compile(src, f"<graphc:{fn_name}>", "exec"), ns)
+    for chunk in parts.top_level_chunks(src):  # one function at a time: bounded compile memory
+        exec(compile(chunk, f"<graphc:{fn_name}>", "exec"), ns)
     fn = ns[fn_name]
 
     @functools.wraps(fn)

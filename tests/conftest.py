@@ -4,7 +4,8 @@
   user's ~/.cache; subprocess tests inherit it unless they set their own.
 * Every graph any test compiles is round-tripped through the IR text form: the pass manager prints
   it before and after every pass, parses the text back and checks that it prints identically
-  (``graphc.passes.manager.CHECK_ROUNDTRIP``).
+  (``graphc.passes.manager.CHECK_ROUNDTRIP``), and verified after every pass, not only at the end
+  of the pipeline (``VERIFY_EACH_PASS``, as ``GRAPHC_VERIFY=1`` does).
 * Tests marked ``aot_last`` run after all others (they check what the session generated).
 """
 from __future__ import annotations
@@ -24,8 +25,10 @@ def _graphc_compile_settings(tmp_path_factory):
     old_dir = os.environ.get("GRAPHC_CACHE_DIR")
     os.environ["GRAPHC_CACHE_DIR"] = str(tmp_path_factory.mktemp("graphc-cache"))
     old_check, manager.CHECK_ROUNDTRIP = manager.CHECK_ROUNDTRIP, True
+    old_verify, manager.VERIFY_EACH_PASS = manager.VERIFY_EACH_PASS, True
     yield
     manager.CHECK_ROUNDTRIP = old_check
+    manager.VERIFY_EACH_PASS = old_verify
     if old_dir is None:
         os.environ.pop("GRAPHC_CACHE_DIR", None)
     else:

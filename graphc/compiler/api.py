@@ -10,23 +10,35 @@ signature run eagerly, with a one-time warning naming the user's file:line; with
 it raises ``GraphBreakError`` with the same text.
 
 Logs (``GRAPHC_LOGS=...``, comma-separated): graph, passes, code, fusion, recompiles,
-graph_breaks, cache (generated code loaded from / stored into the on-disk cache).
+graph_breaks, cache (generated code loaded from / stored into the on-disk cache), compile (each
+compile stage with its seconds; a compile still running after ``SLOW_COMPILE_SECONDS`` prints
+its next stages to stderr without being asked).
+
+A compile keys its whole result by the traced graph and the guards that change it
+(``entry_cache``): when a new process traces the same graph, the passes, autodiff and code
+generation are skipped and the cached compiled graphs are loaded. Per-pass graph texts are kept
+only when something shows them (a dump, ``explain``); verifying the graph after every pass is a
+debug mode (``GRAPHC_VERIFY=1``; the test suite turns it on), else the result is verified once.
 """
 from __future__ import annotations
 
 import functools
+import gc
 import logging
 import os
 import sys
+import threading
 import time
 import warnings
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
+from graphc.ir import dtypes
 from graphc.ir.graph import Graph, Value
 from graphc.ir.primitive import PRIMITIVES
 from graphc.ir.printer import print_graph
 from graphc.passes.autodiff.transform import differentiate
+from graphc.passes import manager as pass_manager
 from graphc.passes.manager import PassManager, default_pipeline, lowering_pipeline
 from graphc.runtime import backends
 from graphc.runtime.compiled import CompiledGraph
@@ -36,7 +48,7 @@ from ..device import array_to
 from ..autograd.graph import Node, gradient_edge
 from ..nn.modules.module import Module
 from ..tensors import Tensor
-from . import dump
+from . import dump, entry_cache
 from ..dispatch import current as _dispatch
 from .tracing import GraphBreak, Slot, SymbolicTensor, Trace
 
@@ -56,6 +68,67 @@ def _emit(kind: str, text: str) -> None:
     if kind in _logs():
         print(f"[graphc:{kind}] {text}", flush=True)
     logging.getLogger(f"graphc.{kind}").debug(text)
+
+
+# A compile that has run this long prints each further stage to stderr, logs asked for or not
+# (``GRAPHC_SLOW_COMPILE_SECONDS``; ``inf`` never does).
+SLOW_COMPILE_SECONDS = float(os.environ.get("GRAPHC_SLOW_COMPILE_SECONDS", "5"))
+
+
+class _GcPause:
+    """Python's cyclic garbage collector is paused while any thread compiles: a large compile
+    allocates hundreds of thousands of IR objects that stay alive, and every collection on the
+    way walks all of them (a quarter of the time of a large compile). What became garbage is
+    collected once the collector runs again."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.depth = 0
+        self.was_enabled = False
+
+    def __call__(self, fn: Callable) -> Callable:
+        @functools.wraps(fn)
+        def paused(*args, **kwargs):
+            with self.lock:
+                if self.depth == 0:
+                    self.was_enabled = gc.isenabled()
+                    gc.disable()
+                self.depth += 1
+            try:
+                return fn(*args, **kwargs)
+            finally:
+                with self.lock:
+                    self.depth -= 1
+                    if self.depth == 0 and self.was_enabled:
+                        gc.enable()
+        return paused
+
+
+_gc_paused = _GcPause()
+
+
+class _Progress:
+    """Times the stages of one compile into ``times`` (stage -> seconds) and says each one as it
+    ends: ``GRAPHC_LOGS=compile`` prints every stage; past ``SLOW_COMPILE_SECONDS`` a stage is
+    printed to stderr anyway, so a long compile says what it is doing."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self.start = self.last = time.perf_counter()
+        self.times: dict[str, float] = {}
+
+    def done(self, stage: str, detail: str = "") -> None:
+        now = time.perf_counter()
+        seconds, self.last = now - self.last, now
+        self.times[stage] = self.times.get(stage, 0.0) + seconds
+        text = (f"{self.name}: {stage} took {seconds:.2f} s" + (f" ({detail})" if detail else "")
+                + f"; {now - self.start:.1f} s since the compile started")
+        if "compile" in _logs():
+            _emit("compile", text)
+        else:
+            logging.getLogger("graphc.compile").debug(text)
+            if now - self.start > SLOW_COMPILE_SECONDS:
+                print(f"[graphc:compile] {text}", file=sys.stderr, flush=True)
 
 
 # ---- flattening of argument / output structures ---------------------------------------------
@@ -213,6 +286,7 @@ class CompiledFunction:
         self.gave_up = False
         self.history: list[str] = []   # recompile reasons and graph breaks, for explain()
         self._warned: set[str] = set()
+        self._record = False           # keep every stage's text (explain() sets it)
         functools.update_wrapper(self, fn, updated=())
 
     # ---- guards -----------------------------------------------------------------------------
@@ -323,9 +397,11 @@ class CompiledFunction:
                 return f"a parameter's requires_grad changed from {rg} to {not rg}"
         return None
 
+    @_gc_paused
     def _compile(self, args, kwargs, guard, leaves, spec) -> Entry:
         entry = Entry(guard)
         t0 = time.perf_counter()
+        progress = _Progress(self.name)
         trace = Trace(self.name, _device_of(leaves, self.modules))
         try:
             with trace:
@@ -418,12 +494,8 @@ class CompiledFunction:
         entry.out_requires_grad = out_rg
         g.rename()
         entry.stages["traced"] = print_graph(g)
+        progress.done("tracing", f"{len(g.nodes)} nodes")
         _emit("graph", entry.stages["traced"])
-        pm = PassManager(default_pipeline(), verify=True)
-        g = pm.run(g)
-        entry.stages["passes"] = pm.report
-        entry.stages["optimized"] = print_graph(g)
-        _emit("passes", pm.summary())
         # inputs whose gradients are needed: user tensors and lifted tensors that require grad
         inputs_rg = [t.requires_grad for t in leaves] + [not isinstance(t, Slot) and t.requires_grad for t in lifted]
         wrt = [i for i, rg in enumerate(inputs_rg) if rg and g.inputs[i].dtype.is_floating_point]
@@ -433,25 +505,76 @@ class CompiledFunction:
         except ValueError as e:
             raise RuntimeError(f"graphc.compile: {e}") from None
         entry.backend = backend
-        if grad_mode.is_grad_enabled() and wrt and diff_outputs:
+        differentiated = grad_mode.is_grad_enabled() and bool(wrt) and bool(diff_outputs)
+        # the forward's outputs after the user's and the mutations are values saved for backward
+        saved_from = len(out_values) + len(entry.mutated) + len(grad_values)
+        folder, fmt = dump.target(self.dump_dir)
+        record = self._record or bool(folder)  # stage texts: only for whoever shows them
+        entry.stages["recorded"] = record
+        key = None if entry_cache.disabled() else entry_cache.key(entry.stages["traced"], backend, {
+            "grad_mode": grad_mode.is_grad_enabled(), "wrt": wrt, "diff_outputs": diff_outputs,
+            "user_outputs": len(out_values), "mutations": len(entry.mutated), "grads": len(grad_values),
+            "default_dtype": dtypes.get_default_dtype().name})  # autodiff's int -> float results
+        restorable = key is not None and backend.can_restore
+        if restorable and not record and self._restore(entry, key, backend, differentiated, diff_outputs):
+            progress.done("loading", "the compiled graphs from the cache: passes, autodiff and codegen skipped")
+            entry.stages["compile_stages"] = progress.times
+            entry.stages["compile_seconds"] = time.perf_counter() - t0
+            return entry
+        verify = True if pass_manager.VERIFY_EACH_PASS else "end"
+        pm = PassManager(default_pipeline(), verify=verify, record=record)
+        g = pm.run(g)
+        entry.stages["passes"] = pm.report
+        if record:
+            entry.stages["optimized"] = print_graph(g)
+        _emit("passes", pm.summary())
+        progress.done("passes", f"{len(g.nodes)} nodes")
+        if differentiated:
             split = differentiate(g, wrt, diff_outputs)
-            # the forward's outputs after the user's and the mutations are values saved for backward
-            entry.forward = self._lower(split.forward, self.name + "_forward", entry, backend,
-                                        saved_from=len(out_values) + len(entry.mutated) + len(grad_values))
-            entry.backward = self._lower(split.backward, self.name + "_backward", entry, backend)
-            entry.wrt, entry.diff_outputs = split.wrt, diff_outputs
-            entry.stages["forward"] = print_graph(split.forward)
-            entry.stages["backward"] = print_graph(split.backward)
+            progress.done("autodiff", f"forward {len(split.forward.nodes)} nodes, backward {len(split.backward.nodes)}")
+            if record:
+                entry.stages["forward"] = print_graph(split.forward)
+                entry.stages["backward"] = print_graph(split.backward)
+            fwd, bwd, wrt = split.forward, split.backward, split.wrt
+            del split
+            entry.forward = self._lower(fwd, self.name + "_forward", entry, backend, progress, key, saved_from)
+            del fwd  # the forward's IR can go before the backward is lowered
+            entry.backward = self._lower(bwd, self.name + "_backward", entry, backend, progress, key)
+            entry.wrt, entry.diff_outputs = wrt, diff_outputs
             entry.stages["code"] = entry.forward.source + "\n" + entry.backward.source
         else:
-            entry.forward = self._lower(g, self.name, entry, backend)
+            entry.forward = self._lower(g, self.name, entry, backend, progress, key)
             entry.stages["code"] = entry.forward.source
         _emit("code", entry.stages["code"])
+        graphs = [entry.forward] + ([entry.backward] if entry.backward is not None else [])
+        if restorable and all(c.from_cache or c.not_stored is None for c in graphs):  # else: said above
+            why = entry_cache.store(key, graphs, entry.wrt)
+            _emit("cache", f"{self.name}: compiled entry " + (f"stored as {key}" if why is None else f"not stored: {why}"))
+        entry.stages["compile_stages"] = progress.times
         entry.stages["compile_seconds"] = time.perf_counter() - t0
-        folder, fmt = dump.target(self.dump_dir)
         if folder:
             dump.write_stages(folder, self.name, len(self.cache), entry.stages, g, fmt)
         return entry
+
+    def _restore(self, entry: Entry, key: str, backend: backends.Backend, differentiated: bool,
+                 diff_outputs: list) -> bool:
+        """Fill ``entry`` from the compiled-entry cache; False on a miss (nothing changed)."""
+        found = entry_cache.restore(key, backend)
+        if found is None or len(found[0]) != 1 + differentiated:
+            return False
+        graphs, wrt = found
+        entry.forward = graphs[0]
+        if differentiated:
+            entry.backward, entry.wrt, entry.diff_outputs = graphs[1], wrt, diff_outputs
+        entry.stages["from_cache"] = key
+        entry.stages["memory"] = [f"{c.name}: {c.plan_summary}" for c in graphs]
+        entry.stages["code"] = "\n".join(c.source for c in graphs)
+        _emit("passes", f"{self.name}: passes, autodiff and code generation skipped: compiled entry {key} "
+                        "loaded from the cache")
+        for c in graphs:
+            _emit("cache", f"{c.name}: loaded generated code from the cache ({c.key})")
+        _emit("code", entry.stages["code"])
+        return True
 
     @staticmethod
     def _grads_set(entry: Entry, trace: Trace) -> list[Value]:
@@ -499,21 +622,28 @@ class CompiledFunction:
             return backends.get(self.backend, device)
         return backends.for_device(device)
 
-    def _lower(self, g: Graph, name: str, entry: Entry, backend: backends.Backend,
-               saved_from: int | None = None) -> CompiledGraph:
+    def _lower(self, g: Graph, name: str, entry: Entry, backend: backends.Backend, progress: _Progress,
+               entry_key: str | None, saved_from: int | None = None) -> CompiledGraph:
         """Backend passes (after autodiff): CSE/DCE again and fusion grouping (with the backend's
         legality), then ``backend.compile``: schedule, memory plan, code, loading."""
         fusion_log: list[str] = []
-        pm = PassManager(lowering_pipeline(fusion_log, backend.in_kernels), verify=True)
+        verify = True if pass_manager.VERIFY_EACH_PASS else "end"
+        pm = PassManager(lowering_pipeline(fusion_log, backend.in_kernels), verify=verify,
+                         record=bool(entry.stages.get("recorded")))
         g = pm.run(g)
         entry.stages.setdefault("lowering", []).extend(pm.report)
         entry.stages.setdefault("fusion", []).extend(fusion_log)
         for line in fusion_log:
             _emit("fusion", f"{name}: {line}")
-        compiled = backend.compile(g, name, saved_from)
-        plan = compiled.plan
-        entry.stages.setdefault("memory", []).append(f"{name}: {plan.summary()}")
-        _emit("passes", pm.summary() + f"\nmemory plan {name}: {plan.summary()}")
+        what = name[len(self.name) + 1:] if name.startswith(self.name + "_") else "graph"
+        progress.done(f"lowering {what}", f"{len(g.nodes)} nodes after fusion")
+        code_key = None if entry_key is None else entry_cache.code_key(entry_key, name)
+        compiled = backend.compile(g, name, saved_from, key=code_key)
+        del g
+        timings = getattr(compiled, "timings", {})
+        progress.done(f"codegen {what}", ", ".join(f"{k} {v:.2f} s" for k, v in timings.items()))
+        entry.stages.setdefault("memory", []).append(f"{name}: {compiled.plan_summary}")
+        _emit("passes", pm.summary() + f"\nmemory plan {name}: {compiled.plan_summary}")
         if compiled.from_cache:
             _emit("cache", f"{name}: loaded generated code from the cache ({compiled.key})")
         elif compiled.not_stored is None:

@@ -43,7 +43,17 @@ def explain(fn, *args, **kwargs) -> ExplainOutput:
     else:
         cf = compile(fn)
         cf = cf._compiled if isinstance(cf, OptimizedModule) else cf
-    cf(*args, **kwargs)
+    cf._record = True  # compiles keep every stage's text
+    try:
+        guard, leaves, spec = cf._guard(args, kwargs)
+        entry = cf.cache.get(guard)
+        if entry is not None and entry.eager_reason is None and not entry.stages.get("recorded"):
+            # compiled without keeping the stages' texts (nothing showed them): compile it again
+            entry = cf._compile(args, kwargs, guard, leaves, spec)
+            cf.cache[entry.guard] = entry
+        cf(*args, **kwargs)
+    finally:
+        cf._record = False
     guard = cf._guard(args, kwargs)[0]
     entry = cf.cache.get(guard)
     out = ExplainOutput(graph_breaks=[h for h in cf.history if h.startswith("graph break")],

@@ -112,16 +112,20 @@ def split(joint: Graph, first_ct: int, n_outputs: int, diff_outputs: list[int], 
 
     recomputed: list[Node] = []
     if recompute:
-        # the user's outputs are returned anyway: saving one costs nothing, recomputing does
+        # the user's outputs are returned anyway: saving one costs nothing, recomputing does.
+        # A cheap producer of a value backward reads is recomputed there, and so, transitively,
+        # are the cheap producers of its operands (a worklist: each node is looked at once)
         returned = {id(o) for o in joint.outputs[:n_outputs]}
-        changed = True
-        while changed:
-            changed = False
-            for v in needed(bwd_nodes + recomputed):
-                n = producer.get(id(v))
-                if n is not None and n.prim.cheap and n not in recomputed and id(v) not in returned:
-                    recomputed.append(n)
-                    changed = True
+        chosen: set[int] = set()
+        work = needed(bwd_nodes)
+        while work:
+            v = work.pop()
+            n = producer.get(id(v))
+            if n is None or id(n) in chosen or not n.prim.cheap or id(v) in returned:
+                continue
+            chosen.add(id(n))
+            recomputed.append(n)
+            work.extend(x for x in n.value_inputs() if id(x) in fwd_ids)
         order = {id(n): i for i, n in enumerate(joint.nodes)}
         recomputed.sort(key=lambda n: order[id(n)])
     rec_ids = {id(n.output) for n in recomputed}
@@ -173,5 +177,7 @@ def _materialize(bwd: Graph, b: dict, o: Value) -> Value:
 
 def differentiate(fwd: Graph, wrt: list[int], diff_outputs: list[int]) -> SplitGraphs:
     joint, first_ct, reached = build_joint(fwd, wrt, diff_outputs)
-    return split(joint, first_ct, len(fwd.outputs), diff_outputs, reached)
+    result = split(joint, first_ct, len(fwd.outputs), diff_outputs, reached)
+    joint.dispose()  # the split graphs are copies: the joint graph's memory can go now
+    return result
 

@@ -1,0 +1,101 @@
+"""The compiled-entry cache: what ``graphc.compile`` made of one traced graph, on disk, so that a
+new process tracing the same graph under the same guards skips passes, autodiff, scheduling and
+code generation (tracing still runs: its graph is the key, and it finds the tensors to read).
+
+The key is the traced graph's canonical text plus every other fact that changes the compiled
+result: whether a backward graph is made (grad mode, which inputs require grad, which outputs
+receive gradients), how many outputs are the user's and how many are written-back mutations
+(the rest of the forward's outputs are values saved for backward), the backend, its device,
+generator versions and environment (as the code cache), and the source of every module between
+tracing and the backend (ir, passes, this frontend), so changing a pass invalidates entries.
+
+The value is a manifest: JSON text stored in the code cache under its own key (``entry_<hash>``,
+written and read by ``cache.store``/``cache.load``, so it gets the same ownership, permission
+and checksum checks), never executed. It names, per compiled graph (forward, then backward if
+any), the code-cache entry holding its generated code and what the runtime needs besides the
+code (``CompiledGraph.describe``: input types, workspace layout, aliased outputs, memory plan
+summary), and the entry's differentiated inputs. Loading runs only that generated code, loaded
+by the backend through ``cache.load`` as on any code-cache hit. A damaged or missing piece makes
+the lookup a miss: the caller compiles as if nothing were cached and stores everything again.
+
+Backends that can't rebuild a compiled graph from its code alone (``Backend.can_restore`` is
+False: Triton, whose launchers need the rendered kernels) are never looked up or stored here.
+
+The generated code of an entry's graphs is keyed in the code cache by the entry's key and the
+graph's name (``code_key``), not by the lowered graph's text: every pass is deterministic, so the
+entry key determines each lowered graph, and printing a large one is a good part of a compile.
+"""
+from __future__ import annotations
+
+import functools
+import hashlib
+import json
+import os
+from pathlib import Path
+
+from graphc.runtime import cache
+
+FORMAT = "graphc-entry-1"
+
+
+@functools.lru_cache(maxsize=None)
+def pipeline_version() -> str:
+    """A hash of the source of the IR, every pass (decompositions, autodiff rules, fusion) and
+    the frontend code that drives them: what turns a traced graph into the graphs a backend gets."""
+    import graphc.ir
+    import graphc.passes
+    files: list[Path] = []
+    for pkg in (graphc.ir, graphc.passes):
+        root = Path(pkg.__file__).parent
+        files += sorted(p for p in root.rglob("*.py") if "__pycache__" not in p.parts)
+    here = Path(__file__).parent
+    files += [here / "api.py", here / "entry_cache.py"]
+    h = hashlib.sha256()
+    for p in files:
+        h.update(p.name.encode() + b"\0" + p.read_bytes() + b"\0")
+    return h.hexdigest()[:16]
+
+
+def key(traced_text: str, backend, facts: dict) -> str:
+    """The entry key of a traced graph (``facts``: the guards that change the compiled result,
+    JSON-able)."""
+    text = f"{FORMAT}\n{json.dumps(facts, sort_keys=True)}\n{traced_text}"
+    version = f"{pipeline_version()} {backend.version()} {backend.environment()}"
+    return "entry_" + cache.structural_hash(text, f"{backend.name} {backend.device}", version)
+
+
+def code_key(entry_key: str, name: str) -> str:
+    """The code cache key of the graph ``name`` (forward, backward) of an entry: the entry's key
+    determines that graph (every pass is deterministic), so its text need not be printed."""
+    return cache.structural_hash(f"{entry_key}\n{name}", "code", FORMAT)
+
+
+def store(entry_key: str, graphs: list, wrt: list[int]) -> str | None:
+    """Store the manifest of an entry whose compiled ``graphs`` (forward, then backward if any)
+    came from or went into the code cache. Returns None when stored, else why not."""
+    manifest = {"format": FORMAT, "wrt": list(wrt), "graphs": [g.describe() for g in graphs]}
+    return cache.store(entry_key, json.dumps(manifest))
+
+
+def restore(entry_key: str, backend) -> tuple[list, list[int]] | None:
+    """(compiled graphs, wrt) rebuilt from the entry's manifest and the generated code it names,
+    or None when the manifest or any code entry is absent, damaged or refused."""
+    text = cache.load(entry_key)
+    if text is None:
+        return None
+    try:
+        manifest = json.loads(text)
+        if manifest.get("format") != FORMAT:
+            return None
+        graphs = [backend.restore(desc) for desc in manifest["graphs"]]
+        wrt = [int(i) for i in manifest["wrt"]]
+    except (ValueError, KeyError, TypeError, AttributeError):
+        return None
+    if not graphs or any(g is None for g in graphs):
+        return None
+    return graphs, wrt
+
+
+def disabled() -> bool:
+    """``GRAPHC_ENTRY_CACHE=0`` turns lookups and stores off (the code cache still works)."""
+    return os.environ.get("GRAPHC_ENTRY_CACHE", "1") in ("0", "")
