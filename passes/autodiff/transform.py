@@ -1,7 +1,7 @@
 """Autodiff as a graph transformation: forward graph -> (forward-with-saved, backward) graphs.
 
 The joint graph is built by walking the forward nodes in reverse and applying the same VJP
-rules eager autograd uses (binding primitives on IR values emits nodes). It is then split: the
+rules eager autograd uses (binding primitives on IR values emits nodes; ``backprop``). It is then split: the
 backward graph holds every node that depends on an output cotangent; values it needs from the
 forward pass are saved. Cheap pointwise values are recomputed in backward instead of saved.
 """
@@ -10,9 +10,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from graphc.ir import prims as P
-from graphc.ir.graph import Graph, Node, Value, building
+from graphc.ir.graph import Graph, Node, Value
 
-from .rules import UNSUPPORTED, VJP
+from .backprop import backprop
 
 
 @dataclass
@@ -40,43 +40,15 @@ def _clone(g: Graph) -> tuple[Graph, dict[int, Value]]:
     return new, m
 
 
-def _needs_grad(g: Graph, wrt: set[int]) -> set[int]:
-    """ids of values that depend on a differentiated input through differentiable ops."""
-    live = {id(g.inputs[i]) for i in wrt}
-    for n in g.nodes:
-        if n.prim.result_requires_grad((isinstance(x, Value) and id(x) in live for x in n.inputs), n.output.dtype):
-            live.add(id(n.output))
-    return live
-
-
 def build_joint(fwd: Graph, wrt: list[int], diff_outputs: list[int]) -> tuple[Graph, int, list[int]]:
     """The forward graph plus cotangent inputs and gradient outputs. Returns it, the index of the
     first cotangent input, and the inputs of ``wrt`` a gradient actually reaches (in order):
     an input used only through non-differentiable ops gets no gradient (its .grad stays None,
     as in eager mode)."""
     g, _ = _clone(fwd)
-    live = _needs_grad(g, set(wrt))
     first_ct = len(g.inputs)
-    ct: dict[int, Value] = {}
-    with building(g):
-        for k in diff_outputs:
-            o = g.outputs[k]
-            seed = g.add_input(o.type, "input", f"grad{k}")
-            ct[id(o)] = P.add(ct[id(o)], seed) if id(o) in ct else seed
-        for n in reversed(list(g.nodes)):
-            gout = ct.get(id(n.output))
-            if gout is None or id(n.output) not in live:
-                continue
-            if n.prim in UNSUPPORTED:
-                raise NotImplementedError(f"autodiff: {n.prim.name}: {UNSUPPORTED[n.prim]}")
-            rule = VJP[n.prim]
-            grads = rule.fn(gout, n.output, *n.inputs, **n.attrs)
-            for x, gx in zip(n.inputs, grads):
-                if gx is None or not isinstance(x, Value) or id(x) not in live:
-                    continue
-                if gx.dtype is not x.dtype:
-                    gx = P.cast(gx, dtype=x.dtype)
-                ct[id(x)] = P.add(ct[id(x)], gx) if id(x) in ct else gx
+    seeds = [(g.outputs[k], g.add_input(g.outputs[k].type, "input", f"grad{k}")) for k in diff_outputs]
+    ct = backprop(g, seeds, {id(g.inputs[i]) for i in wrt})
     reached = [i for i in wrt if id(g.inputs[i]) in ct]
     g.set_outputs(list(g.outputs) + [ct[id(g.inputs[i])] for i in reached])
     return g, first_ct, reached
