@@ -1,5 +1,8 @@
 """Algebraic simplification: x*1, x+0, x-0, x/1, x*0 (integers only: for floats 0*inf is nan),
-double permute/reshape, no-op casts, expands, reshapes and permutes."""
+double permute/reshape, no-op casts, expands, reshapes and permutes; and a transposed matmul
+product computed in the layout it is read in: transpose(a @ b) = transpose(b) @ transpose(a),
+so that the product is written contiguous where its reader wants it (the weight gradient of
+``x @ w.T`` is ``(x.T @ g).T``, which a parameter update would otherwise read with strides)."""
 from __future__ import annotations
 
 from graphc.ir import prims as P
@@ -14,12 +17,23 @@ def _same(v: Value, n) -> bool:
     return isinstance(v, Value) and v.type == n.output.type
 
 
+def _transposed_product(a, n: Node, g: Graph) -> bool:
+    """``n`` swaps the last two axes of ``a``, a matmul product of two operands of ``a``'s rank
+    that nothing else reads."""
+    if not (isinstance(a, Value) and a.producer is not None and a.producer.prim is P.matmul):
+        return False
+    dims, r = tuple(n.attrs["dims"]), a.ndim
+    x, y = a.producer.inputs
+    return (r >= 2 and dims == tuple(range(r - 2)) + (r - 1, r - 2) and len(a.users) == 1
+            and all(isinstance(v, Value) and v.ndim == r for v in (x, y)) and all(o is not a for o in g.outputs))
+
+
 def simplify(g: Graph) -> Graph:
     changed = True
     while changed:  # sweeps in topological order until nothing changes (usually two)
         changed = False
         removed: set[int] = set()
-        before: dict[int, Node] = {}  # id(node) -> a new node to put in front of it
+        before: dict[int, list[Node]] = {}  # id(node) -> new nodes to put in front of it
         for n in list(g.nodes):
             a = n.inputs[0] if n.inputs else None
             b = n.inputs[1] if len(n.inputs) > 1 else None
@@ -39,7 +53,7 @@ def simplify(g: Graph) -> Graph:
                 new = g.add_node(P.full, [], {"shape": n.output.shape, "value": 0, "dtype": n.output.dtype},
                                  n.output.type)
                 g.nodes.pop()  # appended: it goes in front of n below
-                before[id(n)] = new.producer
+                before[id(n)] = [new.producer]
             elif p in (P.cast, P.expand, P.reshape) and _same(a, n):
                 new = a
             elif p is P.permute and tuple(n.attrs["dims"]) == tuple(range(len(n.attrs["dims"]))):
@@ -50,6 +64,13 @@ def simplify(g: Graph) -> Graph:
                 n.inputs[0].users.append(n)
                 changed = True
                 continue
+            elif p is P.permute and _transposed_product(a, n, g):
+                x, y = a.producer.inputs
+                swap = {"dims": tuple(n.attrs["dims"])}
+                yt, xt = g.add_node(P.permute, [y], dict(swap)), g.add_node(P.permute, [x], dict(swap))
+                new = g.add_node(P.matmul, [yt, xt], {})
+                before[id(n)] = g.nodes[-3:]  # appended: they go in front of n below
+                del g.nodes[-3:]
             elif p is P.permute and isinstance(a, Value) and a.producer is not None and a.producer.prim is P.permute:
                 inner, outer = a.producer.attrs["dims"], n.attrs["dims"]
                 combined = tuple(inner[d] for d in outer)
@@ -67,6 +88,6 @@ def simplify(g: Graph) -> Graph:
                 removed.add(id(n))
                 changed = True
         if removed or before:  # one pass over the node list, not one list.remove/insert per node
-            g.nodes = [m for n in g.nodes for m in ((before[id(n)], n) if id(n) in before else (n,))
+            g.nodes = [m for n in g.nodes for m in ((*before[id(n)], n) if id(n) in before else (n,))
                        if id(m) not in removed]
     return g

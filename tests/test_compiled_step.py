@@ -123,8 +123,10 @@ def test_mlp_whole_step_equals_eager(opt):
     assert runs[1][3].recompiles == 1
 
 
+# (The attention's key bias gets a gradient that is rounding noise, softmax being shift
+# invariant: Adam-like optimizers turn noise into full steps, so the Transformer runs SGD.)
 @pytest.mark.parametrize("model, opt", [("cnn", "sgd_momentum"), ("cnn", "adam"), ("lstm", "rmsprop"),
-                                        ("transformer", "adamw")])
+                                        ("transformer", "sgd_momentum")])
 def test_models_whole_step_equals_eager(model, opt):
     _assert_same(_run_both(*MODELS[model], OPTIMIZERS[opt]))
 

@@ -712,3 +712,31 @@ def test_pass_manager_verifies_between_passes():
     """))
     with pytest.raises(VerificationError, match="before it is defined"):
         PassManager([("broken", broken)]).run(g)
+
+
+def test_simplify_computes_a_transposed_product_in_its_read_layout():
+    # (x.T @ g).T, the weight gradient of x @ w.T, becomes g.T @ x: written contiguous in the
+    # layout the parameter update reads
+    out = run("""
+        graph f(%x: f32[4,3], %g: f32[4,2]) {
+          %0: f32[3,4] = permute(%x) dims=[1,0]
+          %1: f32[3,2] = matmul(%0, %g)
+          %2: f32[2,3] = permute(%1) dims=[1,0]
+          return %2
+        }
+    """, simplify, dce)
+    assert out == ir("""
+        graph f(%x: f32[4,3], %g: f32[4,2]) {
+          %0: f32[2,4] = permute(%g) dims=[1,0]
+          %1: f32[2,3] = matmul(%0, %x)
+          return %1
+        }
+    """)
+    kept = """
+        graph f(%x: f32[3,4], %g: f32[4,2]) {
+          %0: f32[3,2] = matmul(%x, %g)
+          %1: f32[2,3] = permute(%0) dims=[1,0]
+          return %0, %1
+        }
+    """
+    assert run(kept, simplify, dce) == ir(kept)  # the product is read as it is too: unchanged
