@@ -147,6 +147,10 @@ def _flatten(obj, leaves: list) -> Any:
     return ("C", obj)
 
 
+# number of tensor arguments -> (spec, signature) of a call passing just those (see _guard)
+_TENSORS_ONLY: dict[int, tuple] = {}
+
+
 def _unflatten(spec, leaves: list) -> Any:
     kind = spec[0]
     if kind == "T":
@@ -292,11 +296,21 @@ class CompiledFunction:
     # ---- guards -----------------------------------------------------------------------------
 
     def _guard(self, args, kwargs) -> tuple[tuple, list, Any]:
-        leaves: list = []
-        spec = _flatten((args, kwargs), leaves)
+        if not kwargs and all(isinstance(a, Tensor) for a in args):
+            # the common call, tensors only: its spec depends on their number alone
+            leaves = list(args)
+            known = _TENSORS_ONLY.get(len(args))
+            if known is None:
+                spec = _flatten((args, kwargs), [])
+                known = _TENSORS_ONLY[len(args)] = (spec, _signature(spec))
+            spec, signature = known
+        else:
+            leaves = []
+            spec = _flatten((args, kwargs), leaves)
+            signature = _signature(spec)
         first: dict[int, int] = {}  # the same tensor passed twice is traced as one value
         aliases = tuple(first.setdefault(id(t), i) for i, t in enumerate(leaves))
-        guard = (_signature(spec), tuple(_tensor_guard(t) for t in leaves), grad_mode.is_grad_enabled(),
+        guard = (signature, tuple(_tensor_guard(t) for t in leaves), grad_mode.is_grad_enabled(),
                  tuple(m.training for m in self.modules), aliases)
         return guard, leaves, spec
 
