@@ -41,8 +41,9 @@ class FrontendHandler(Handler):
         """A functional handler's in-place write of ``result`` into ``tensor`` (returns ``tensor``)."""
         raise NotImplementedError(f"{type(self).__name__} writes into memory")
 
-    def hyperparameter(self, group: dict, key: str, index: int | None) -> Any:
-        """A functional handler's view of an optimizer hyperparameter (a tensor)."""
+    def hyperparameter(self, read: Any, name: str, key: tuple) -> Any:
+        """A functional handler's view of a number ``read()`` gives (an optimizer hyperparameter
+        named ``name``, told apart by ``key``): a tensor read at every call."""
         raise NotImplementedError(f"{type(self).__name__} reads hyperparameters as numbers")
 
     def guard(self, check: Any) -> None:

@@ -177,13 +177,13 @@ class Trace:
             self.grads[id(t)] = rec
         return rec[1]
 
-    def hyperparameter(self, group: dict, key: str, index: int | None) -> "SymbolicTensor":
-        """An optimizer hyperparameter (``group[key]``, or ``group[key][index]``) as a 0-d float64
-        graph input read at every call, so a scheduler changing it does not recompile."""
-        k = ("hyper", id(group), key, index)
+    def hyperparameter(self, read, name: str, key: tuple) -> "SymbolicTensor":
+        """A number ``read()`` gives (an optimizer hyperparameter; ``key`` tells it apart) as a 0-d
+        float64 graph input read at every call, so a scheduler changing it does not recompile."""
+        k = ("hyper",) + key
         if k not in self.lifted:
             v = self.graph.add_input(TensorType((), dt.float64), "hyper", f"h{len(self.graph.inputs)}")
-            self.lifted[k] = (v, HyperSlot(group, key, index))
+            self.lifted[k] = (v, HyperSlot(read, name))
         return SymbolicTensor._wrap(self.lifted[k][0], self, False)
 
     def set_grad(self, t: Tensor, value) -> None:
@@ -456,8 +456,8 @@ class TraceHandler(FrontendHandler):
     def set_grad(self, tensor, value) -> None:
         self.trace.set_grad(tensor, value)
 
-    def hyperparameter(self, group: dict, key: str, index: int | None):
-        return self.trace.hyperparameter(group, key, index)
+    def hyperparameter(self, read, name: str, key: tuple):
+        return self.trace.hyperparameter(read, name, key)
 
     def guard(self, check) -> None:
         self.trace.guards.append(check)
@@ -560,23 +560,16 @@ class GradSlot(Slot):
         self.tensor = tensor
 
     def read(self) -> Tensor:
-        return self.tensor._grad
-
-    def stale(self) -> str | None:
-        return "a gradient the function reads became None" if self.tensor._grad is None else None
+        return self.tensor._grad  # not None: the entry's gradient guards check it first
 
 
 class HyperSlot(Slot):
     """An optimizer hyperparameter, read at every call. The traced code may have branched on its
     sign (``momentum != 0``): a change of sign recompiles."""
 
-    def __init__(self, group: dict, key: str, index: int | None) -> None:
-        self.group, self.key, self.index = group, key, index
-        self.sign = self._sign(self.value())
-
-    def value(self) -> float:
-        v = self.group[self.key] if self.index is None else self.group[self.key][self.index]
-        return float(v.item() if isinstance(v, Tensor) else v)
+    def __init__(self, value, name: str) -> None:
+        self.value, self.name = value, name  # value(): the number now
+        self.sign = self._sign(value())
 
     @staticmethod
     def _sign(v: float) -> tuple:
@@ -587,8 +580,7 @@ class HyperSlot(Slot):
         return Tensor._make(np.array(self.value(), dtype=np.float64))
 
     def stale(self) -> str | None:
-        name = self.key if self.index is None else f"{self.key}[{self.index}]"
         v = self.value()
         if self._sign(v) != self.sign:
-            return f"the optimizer's {name} changed sign (now {v!r})"
+            return f"the optimizer's {self.name} changed sign (now {v!r})"
         return None

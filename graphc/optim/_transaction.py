@@ -12,6 +12,7 @@ the current handler (mutations written back after each call).
 """
 from __future__ import annotations
 
+import functools
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -19,6 +20,7 @@ import numpy as np
 from ..device import array_to
 from ..dispatch import current as _dispatch
 from ..tensors import Tensor
+from .optimizer import _to_scalar
 
 if TYPE_CHECKING:
     from .optimizer import Optimizer
@@ -64,6 +66,10 @@ def _grad_value(tx: "_Transaction", p: Tensor, grad: Tensor, sparse_msg: str | N
         arr = np.broadcast_to(arr, p._data.shape)
     arr = arr.astype(p._data.dtype, copy=False)
     return -arr if maximize else arr
+
+
+def _hyper_value(group: dict, key: str, index: int | None) -> float:
+    return float(_to_scalar(group[key] if index is None else group[key][index]))
 
 
 def _as_tensor_of(t: Tensor, value) -> Tensor:
@@ -145,9 +151,9 @@ class _Transaction:
         eagerly, a 0-d float64 graph input when tracing (a scheduler may change it)."""
         if self.tensors:
             self._lifted.add((id(group), key))
-            return self.handler.hyperparameter(group, key, index)
-        value = group[key] if index is None else group[key][index]
-        return float(value.item() if isinstance(value, Tensor) else value)
+            return self.handler.hyperparameter(functools.partial(_hyper_value, group, key, index),
+                                               key if index is None else f"{key}[{index}]", (id(group), key, index))
+        return _hyper_value(group, key, index)
 
     def param(self, p: Tensor):
         """``p``'s value for the update (checked: only floating-point parameters are optimized)."""
