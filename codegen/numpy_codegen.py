@@ -19,7 +19,6 @@ from graphc.ir.primitive import PRIMITIVES, Primitive, as_dtype
 
 from . import parts
 from .host import HostWriter
-from .pieces import in_pieces
 from .schedule import Access, ExternCall, Kernel, Schedule
 
 Lowering = Callable[[Node, list[str]], str]
@@ -299,6 +298,6 @@ def generate(s: Schedule, fn_name: str = "kernel") -> str:
 def namespace() -> dict:
     from graphc.ir import dtypes
     return {"np": np, "_impl": {name: p.impl for name, p in PRIMITIVES.items()}, "_fix": as_dtype,
-            "_check_divisor": P.check_int_divisor, "_in_pieces": in_pieces,
+            "_check_divisor": P.check_int_divisor,
             "_dtypes": {d.name: d for d in dtypes.ALL_DTYPES},
             "_sigmoid": P.sigmoid_values, "_erf": P.erf_values, "_rsqrt": P.rsqrt_values}

@@ -10,6 +10,7 @@ from graphc.codegen import numpy_codegen, parts
 from graphc.codegen.schedule import Schedule
 
 from . import cache
+from .pieces import in_pieces
 from .backends import Backend
 
 
@@ -42,6 +43,7 @@ class NumpyBackend(Backend):
 
 def _exec(src: str, fn_name: str) -> Callable:
     ns = numpy_codegen.namespace()
+    ns["_in_pieces"] = in_pieces  # kernels in pieces run on this process's pool
     for chunk in parts.top_level_chunks(src):  # one function at a time: bounded compile memory
         exec(compile(chunk, f"<graphc:{fn_name}>", "exec"), ns)
     fn = ns[fn_name]

@@ -9,7 +9,8 @@ import pytest
 
 import graphc
 from graphc import nn
-from graphc.codegen import numpy_codegen, pieces
+from graphc.codegen import numpy_codegen
+from graphc.runtime import pieces
 from test_compiled_step import _step_fn
 
 

@@ -1,4 +1,4 @@
-"""Running a kernel's pieces (see ``numpy_codegen.PIECE``) on a small thread pool.
+"""Running a kernel's pieces (see ``graphc.codegen.numpy_codegen.PIECE``) on a small thread pool.
 
 Generated numpy code calls ``in_pieces(fn, n, rows)``: ``fn(lo, hi)`` computes rows ``lo:hi``
 of a kernel, every piece writing its own rows, so pieces run in any order and at once. numpy's
