@@ -52,4 +52,4 @@ class ASGD(_PerParameterOptimizer):
             mu = float(mu)
             tx.write(state["ax"], ax + (param - ax) * mu if mu != 1 else param)
         tx.write(state["eta"], lr / ((1 + lambd * lr * step) ** group["alpha"]))
-        tx.write(state["mu"], 1 / maximum(1.0, step - group["t0"]) if tx.tensors else 1 / max(1, step - group["t0"]))
+        tx.write(state["mu"], 1 / maximum(1.0, step - group["t0"]))
