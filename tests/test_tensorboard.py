@@ -120,3 +120,18 @@ def test_default_log_dir_purge_step_and_errors(tmp_path, monkeypatch):
             w2.add_image("bad", np.zeros((4, 4)), dataformats="CHW")
         with pytest.raises(ValueError, match="one element"):
             w2.add_scalar("bad", torch.ones(2))
+
+
+def test_digits_example_logs_loss_and_accuracy(tmp_path):
+    import sys
+    sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "examples"))
+    import digits_classifier  # needs scikit-learn, which the dev extra installs
+    acc = digits_classifier.main(["--model", "mlp", "--epochs", "2", "--batch-size", "512", "--quiet",
+                                  "--tensorboard", str(tmp_path)])
+    curves = {(what, split): _reader(tmp_path / f"{what}_{split}").Scalars(what)
+              for what in ("loss", "accuracy") for split in ("train", "test")}
+    for (what, split), events in curves.items():
+        assert [e.step for e in events] == [1, 2], (what, split)
+    assert curves["accuracy", "test"][-1].value == pytest.approx(acc)
+    assert all(0.0 <= e.value <= 1.0 for e in curves["accuracy", "train"])
+    assert curves["loss", "test"][1].value < curves["loss", "test"][0].value  # it learns
