@@ -7,7 +7,12 @@ file: the weights as its tensors (named as in ``state_dict``) and, in its string
 text, a small JSON description of the inputs and outputs, a format version and a SHA-256 over all
 of it. ``load(path)`` checks the version and the digest, parses the IR text with the IR's own
 parser (nothing from the file is executed, evaluated or unpickled) and compiles it with the numpy
-backend on the first call, so the model's Python source is not needed.
+backend, so the model's Python source is not needed. Generated code names its variables after
+canonical names, never after names read from the file.
+
+The digest detects a file changed after it was saved (corruption, an edit); like any checksum
+stored with the data it does not stop someone who rewrites the digest too. What protects you
+from a hostile file is that loading only parses: the worst it can do is compute wrong numbers.
 
 A program is specialized like a compiled graph: the input shapes and dtypes of the example, the
 model's train/eval mode, and the Python control flow the example took. It computes without
@@ -449,7 +454,12 @@ def load(f, map_location=None, _extra_files=None) -> Program:
     if any(m not in tensors for m in mutations) or len(mutations) > len(g.outputs):
         raise ProgramFileError(f"graphc.jit.load: {src}: the buffers it updates are not all in the file")
     _check_spec(out_spec, len(g.outputs) - len(mutations))
-    return Program(g, OrderedDict(tensors), bindings, out_spec, mutations, params & set(tensors))
+    program = Program(g, OrderedDict(tensors), bindings, out_spec, mutations, params & set(tensors))
+    try:  # compiled now, so a graph the compiler rejects is refused here rather than at the first call
+        program._compiled_graph()
+    except Exception as e:  # the compiler's own message names the op; the file is what is wrong
+        raise ProgramFileError(f"graphc.jit.load: {src}: the program does not compile: {type(e).__name__}: {e}") from None
+    return program
 
 
 # ---- the rest of the torch.jit surface PyTorch code meets -----------------------------------

@@ -211,6 +211,18 @@ def test_a_file_with_a_valid_digest_but_code_in_it_is_parsed_not_run(tmp_path):
     assert not marker.exists()
 
 
+def test_an_ir_naming_an_unknown_composite_is_refused_at_load(tmp_path):
+    from graphc.jit import _digest
+    ir = ('graph odd(%x0: f32[2]) {\n  %0: f32[2] = composite(%x0) name="no_such_op" layout=[["t",0]]\n'
+          '  return %0\n}\n')
+    desc = json.dumps({"bindings": {}, "outputs": {"tensor": 0}, "mutations": [], "parameters": []})
+    meta = {"format": "graphc.jit", "format_version": "1", "ir": ir, "program": desc, "sha256": _digest(ir, desc, {})}
+    path = tmp_path / "odd.pt"
+    path.write_bytes(safetensors.save({}, meta))
+    with pytest.raises(torch.jit.ProgramFileError, match="no_such_op"):
+        torch.jit.load(path)
+
+
 def test_trace_errors_and_script():
     class Branchy(nn.Module):
         def forward(self, x):
