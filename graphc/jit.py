@@ -46,8 +46,9 @@ __all__ = ["trace", "save", "load", "script", "ignore", "unused", "Program", "Pr
 FORMAT = "graphc.jit"
 FORMAT_VERSION = 1  # a file of a higher version is refused: an older graphc can't know its meaning
 _tracing = threading.local()  # is_tracing(): set while trace() runs the model in this thread
-# weight names usable as IR value names as they are (node outputs are numbers: never all digits)
-_NAME = re.compile(r"[A-Za-z0-9_.]*[A-Za-z_.][A-Za-z0-9_.]*")
+# weight names usable as IR value names as they are; ``0.weight`` (a Sequential's) becomes
+# ``_0.weight``, so that it does not read as a field of node output ``%0``
+_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_.]*")
 
 
 class ProgramFileError(CheckpointError):
@@ -279,7 +280,9 @@ def _name_weights(g: Graph, tr, modules: list) -> tuple[dict, "OrderedDict[str, 
                 key = "_" + key
             keys[id(t)] = key
             weights[key] = t
-        ir_name = key if _NAME.fullmatch(key) and key not in taken else f"w{len(bindings)}"
+        ir_name = key if _NAME.fullmatch(key) else "_" + key
+        if not _NAME.fullmatch(ir_name) or ir_name in taken:
+            ir_name = f"w{len(bindings)}"
         taken.add(ir_name)
         v.name = ir_name
         bindings[ir_name] = key
@@ -386,7 +389,7 @@ def save(m: Program, f, _extra_files=None) -> None:
         raise NotImplementedError("graphc.jit.save: _extra_files is not supported")
     ir = print_graph(m._graph)
     description = json.dumps({"bindings": m._bindings, "outputs": m._out_spec, "mutations": m._mutations,
-                              "parameters": sorted(m._params)}, sort_keys=True)
+                              "parameters": sorted(m._params), "state": list(m._weights)}, sort_keys=True)
     tensors = {k: t.detach() for k, t in m._weights.items()}
     metadata = {"format": FORMAT, "format_version": str(FORMAT_VERSION), "ir": ir, "program": description,
                 "sha256": _digest(ir, description, tensors)}
@@ -439,7 +442,7 @@ def load(f, map_location=None, _extra_files=None) -> Program:
     try:
         desc = json.loads(description)
         bindings, out_spec = dict(desc["bindings"]), desc["outputs"]
-        mutations, params = list(desc["mutations"]), set(desc["parameters"])
+        mutations, params, order = list(desc["mutations"]), set(desc["parameters"]), list(desc["state"])
     except (ValueError, KeyError, TypeError) as e:
         raise ProgramFileError(f"graphc.jit.load: {src}: bad program description ({e})") from None
     for v in g.inputs:
@@ -454,7 +457,10 @@ def load(f, map_location=None, _extra_files=None) -> Program:
     if any(m not in tensors for m in mutations) or len(mutations) > len(g.outputs):
         raise ProgramFileError(f"graphc.jit.load: {src}: the buffers it updates are not all in the file")
     _check_spec(out_spec, len(g.outputs) - len(mutations))
-    program = Program(g, OrderedDict(tensors), bindings, out_spec, mutations, params & set(tensors))
+    if sorted(order) != sorted(tensors):
+        raise ProgramFileError(f"graphc.jit.load: {src}: the weights in the file are not the ones its description lists")
+    program = Program(g, OrderedDict((k, tensors[k]) for k in order), bindings, out_spec, mutations,
+                      params & set(tensors))
     try:  # compiled now, so a graph the compiler rejects is refused here rather than at the first call
         program._compiled_graph()
     except Exception as e:  # the compiler's own message names the op; the file is what is wrong

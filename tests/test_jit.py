@@ -126,6 +126,10 @@ def test_lstm_with_structured_outputs_round_trips(tmp_path):
     p = torch.jit.trace(m, x)
     torch.jit.save(p, tmp_path / "tagger.pt")
     q = torch.jit.load(tmp_path / "tagger.pt")
+    keys = list(q.state_dict())
+    # the model's state in its order, then tensors the forward made (the LSTM's zero initial state)
+    assert keys[:len(m.state_dict())] == list(m.state_dict())
+    assert all(k.startswith("constant") for k in keys[len(m.state_dict()):])
     got, want = q(x), m(x)
     assert set(got) == {"tags", "state"} and isinstance(got["state"], tuple)
     np.testing.assert_allclose(got["tags"].numpy(), want["tags"].detach().numpy(), rtol=1e-5, atol=1e-6)
@@ -202,7 +206,7 @@ def test_a_file_with_a_valid_digest_but_code_in_it_is_parsed_not_run(tmp_path):
     marker = tmp_path / "ran"
     ir = ('graph evil(%x0: f32[2]) {\n  %0: f32[2] = __import__("os").system("touch ' + str(marker) + '")\n'
           '  return %0\n}\n')
-    desc = json.dumps({"bindings": {}, "outputs": {"tensor": 0}, "mutations": [], "parameters": []})
+    desc = json.dumps({"bindings": {}, "outputs": {"tensor": 0}, "mutations": [], "parameters": [], "state": []})
     meta = {"format": "graphc.jit", "format_version": "1", "ir": ir, "program": desc, "sha256": _digest(ir, desc, {})}
     path = tmp_path / "evil.pt"
     path.write_bytes(safetensors.save({}, meta))
@@ -215,7 +219,7 @@ def test_an_ir_naming_an_unknown_composite_is_refused_at_load(tmp_path):
     from graphc.jit import _digest
     ir = ('graph odd(%x0: f32[2]) {\n  %0: f32[2] = composite(%x0) name="no_such_op" layout=[["t",0]]\n'
           '  return %0\n}\n')
-    desc = json.dumps({"bindings": {}, "outputs": {"tensor": 0}, "mutations": [], "parameters": []})
+    desc = json.dumps({"bindings": {}, "outputs": {"tensor": 0}, "mutations": [], "parameters": [], "state": []})
     meta = {"format": "graphc.jit", "format_version": "1", "ir": ir, "program": desc, "sha256": _digest(ir, desc, {})}
     path = tmp_path / "odd.pt"
     path.write_bytes(safetensors.save({}, meta))
