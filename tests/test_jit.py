@@ -215,6 +215,22 @@ def test_a_file_with_a_valid_digest_but_code_in_it_is_parsed_not_run(tmp_path):
     assert not marker.exists()
 
 
+def test_a_comment_cannot_smuggle_a_line_into_generated_code(tmp_path):
+    """A node's trailing comment (its source location) is copied into generated code's comments;
+    Python also ends a line at \\r, so the IR's comments stop there."""
+    from graphc.jit import _digest
+    marker = tmp_path / "ran"
+    ir = ('graph evil(%x0: f32[2]) {\n  %0: f32[2] = relu(%x0)  # model.py:1\r__import__("os").system("touch '
+          + str(marker) + '")\n  return %0\n}\n')
+    desc = json.dumps({"bindings": {}, "outputs": {"tensor": 0}, "mutations": [], "parameters": [], "state": []})
+    meta = {"format": "graphc.jit", "format_version": "1", "ir": ir, "program": desc, "sha256": _digest(ir, desc, {})}
+    path = tmp_path / "evil.pt"
+    path.write_bytes(safetensors.save({}, meta))
+    with pytest.raises(torch.jit.ProgramFileError, match="does not parse"):
+        torch.jit.load(path)
+    assert not marker.exists()
+
+
 def test_an_ir_naming_an_unknown_composite_is_refused_at_load(tmp_path):
     from graphc.jit import _digest
     ir = ('graph odd(%x0: f32[2]) {\n  %0: f32[2] = composite(%x0) name="no_such_op" layout=[["t",0]]\n'
