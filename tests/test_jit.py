@@ -275,3 +275,19 @@ def test_a_plain_function_and_a_closure_constant():
     a, b = p(x, y)
     np.testing.assert_allclose(a.numpy(), f(x, y)[0].numpy(), rtol=1e-6)
     np.testing.assert_allclose(b.numpy(), f(x, y)[1].numpy(), rtol=1e-6)
+
+
+def test_file_objects_and_calls_from_several_threads():
+    import io
+    from concurrent.futures import ThreadPoolExecutor
+    torch.manual_seed(2)
+    m = nn.Sequential(nn.Linear(5, 16), nn.Tanh(), nn.Linear(16, 3)).eval()
+    buf = io.BytesIO()
+    torch.jit.save(torch.jit.trace(m, torch.randn(4, 5)), buf)
+    buf.seek(0)
+    program = torch.jit.load(buf)
+    xs = [torch.randn(4, 5) for _ in range(8)]
+    with ThreadPoolExecutor(4) as pool:
+        outs = list(pool.map(program, xs))
+    for x, out in zip(xs, outs):
+        np.testing.assert_allclose(out.numpy(), m(x).detach().numpy(), rtol=1e-5, atol=1e-6)
