@@ -131,7 +131,9 @@ def _node_info(n: Node, keys: dict[int, str], code: list[int] | None, index: tup
                     if id(x.producer if x.producer is not None else x) in keys],
             "users": [keys[id(u)] for u in dict.fromkeys(u for o in n.outputs for u in o.users) if id(u) in keys]}
     if n.prim.name == "fused":
-        info["body"] = graph_svg.draw(n.attrs["body"], outputs=False).svg
+        body = n.attrs["body"]
+        info["body"] = graph_svg.draw(body).svg
+        info["loc"] = info["loc"] or ", ".join(dict.fromkeys(b.loc for b in body.nodes if b.loc))
     if code is not None:  # a final graph: the code this node became, or why there is none
         info["code"] = code
         if not code:
@@ -171,6 +173,8 @@ def _stage_data(stage: Stage, blocks: list[Block], region: int | None, index: tu
                 "ins": [], "users": [d.keys[id(u)] for u in dict.fromkeys(v.users) if id(u) in d.keys],
                 "note": f"a graph input ({v.role})"}
     for n in g.nodes[:d.drawn]:
+        for o in n.outputs[1:]:  # a fused node's other outputs name it too
+            rec.setdefault("alias", {})[o.name] = d.keys[id(n)]
         rec["nodes"][d.keys[id(n)]] = _node_info(n, d.keys, None if final is None else final.get(id(n), []),
                                                  None if final is not None else index)
     return rec, d.svg
@@ -297,6 +301,7 @@ nav button.same.on{color:#fff}
 .sw{display:inline-block;width:12px;height:10px;border:1px solid #888;margin:0 3px 0 8px;vertical-align:middle}
 #panel{width:34%;overflow:auto;border-left:1px solid #ccc;padding:8px;font-size:12px}
 #panel h3{margin:4px 0;font:bold 13px monospace;word-break:break-all}
+#panel svg{max-width:100%;height:auto}
 #panel a{cursor:pointer;color:#1565c0;margin-right:6px;font-family:monospace}
 pre{background:#f6f8fa;padding:6px;overflow:auto;font-size:12px;white-space:pre}
 svg.graph text{font:11px monospace;fill:#222;pointer-events:none}svg.graph text.t2{fill:#555}
@@ -343,10 +348,12 @@ if(selEl){selEl.classList.remove('sel');selEl=null;}setZoom(Math.max(0.6,fitZoom
 function el(tag,text,cls){var e=document.createElement(tag);if(text!=null)e.textContent=text;if(cls)e.className=cls;return e;}
 function links(title,keys){var p=el('p');p.appendChild(el('b',title+': '));if(!keys.length)p.appendChild(el('span','none'));
 keys.forEach(function(k){var a=el('a','%'+k);a.onclick=function(){select(cur,k);};p.appendChild(a);});return p;}
-function select(s,k){if(s!==cur)show(s);var r=D.stages[real(s)],n=r.nodes[k];panel.textContent='';
+function select(s,k){if(s!==cur)show(s);var r=D.stages[real(s)];if(r.alias&&r.alias[k])k=r.alias[k];
+var n=r.nodes[k];panel.textContent='';
 if(!n){panel.appendChild(el('p','%'+k+' is not drawn in this stage'));return false;}
 if(selEl)selEl.classList.remove('sel');selEl=elems(s)[k]||null;if(selEl){selEl.classList.add('sel');
-selEl.scrollIntoView({block:'center',inline:'center'});}
+var b=selEl.getBoundingClientRect(),c=canvas.getBoundingClientRect();  // scroll the canvas only, not the page
+canvas.scrollLeft+=b.left-c.left-(c.width-b.width)/2;canvas.scrollTop+=b.top-c.top-(c.height-b.height)/2;}
 panel.appendChild(el('h3','%'+k));panel.appendChild(el('b','IR'));panel.appendChild(el('pre',n.ir,'ir'));
 panel.appendChild(el('p','source: '+(n.loc||'(no location)'),'loc'));
 if(n.body){panel.appendChild(el('b','fused body'));var b=el('div');b.innerHTML=n.body;panel.appendChild(b);}

@@ -52,7 +52,7 @@ def _short(s: str, width: int) -> str:
     return s if len(s) <= width else s[:width - 1] + "…"
 
 
-def _layers(g: Graph, nodes: list[Node], inputs: list[Value]) -> dict[int, int]:
+def _layers(nodes: list[Node], inputs: list[Value]) -> dict[int, int]:
     """id(item) -> layer, for graph inputs and the drawn nodes."""
     producer_drawn = {id(o): n for n in nodes for o in n.outputs}
     layer: dict[int, int] = {}
@@ -99,13 +99,13 @@ def _order(rows: list[list[object]], preds: dict[int, list[object]], succs: dict
                 place(row)
 
 
-def draw(g: Graph, limit: int = MAX_DRAWN, outputs: bool = True) -> Drawing:
+def draw(g: Graph, limit: int = MAX_DRAWN) -> Drawing:
     """The graph as an SVG element: nodes are ``<g class="n" data-k=KEY>`` groups (KEY: the
     value name), fused nodes coloured by group; its first ``limit`` nodes only."""
     nodes = g.nodes[:limit]
     drawn_values = {id(x) for n in nodes for x in n.value_inputs()}
     inputs = [v for v in g.inputs if id(v) in drawn_values or not g.nodes]
-    layer = _layers(g, nodes, inputs)
+    layer = _layers(nodes, inputs)
     items: list[object] = list(inputs) + list(nodes)
     made_by = {id(o): n for n in nodes for o in n.outputs}
     preds: dict[int, list[object]] = {}
@@ -131,9 +131,8 @@ def draw(g: Graph, limit: int = MAX_DRAWN, outputs: bool = True) -> Drawing:
         for i, it in enumerate(row):
             xy[id(it)] = (x0 + i * (NODE_W + GAP_X), MARGIN + li * (NODE_H + GAP_Y))
     out_index: dict[int, list[int]] = {}
-    if outputs:
-        for k, o in enumerate(g.outputs):
-            out_index.setdefault(id(o), []).append(k)
+    for k, o in enumerate(g.outputs):
+        out_index.setdefault(id(o), []).append(k)
     parts = [f'<svg xmlns="http://www.w3.org/2000/svg" class="graph" viewBox="0 0 {width:.0f} {height:.0f}" '
              f'width="{width:.0f}" height="{height:.0f}" data-w="{width:.0f}" data-h="{height:.0f}">',
              '<g class="edges">']
