@@ -161,6 +161,28 @@ def test_every_specialization_keeps_its_own_folder(tmp_path):
     assert ".grad" in whys["step_1"] and "shape changed" in whys["step_2"], whys
 
 
+def test_triton_nodes_show_their_launch_and_kernel_source(tmp_path, monkeypatch):
+    # the Triton backend (under its interpreter on CPU tensors) rebuilds a matmul epilogue's
+    # comment without locations; the page still finds every node's kernel, and shows its source
+    monkeypatch.setenv("GRAPHC_DUMP_FORMAT", "html")
+    w = torch.randn(8, 8, requires_grad=True)
+    f = torch.compile(lambda x: torch.nn.functional.softmax((x @ w).relu() * 2, dim=-1).sum(),
+                      backend="triton", dump_dir=str(tmp_path))
+    f(torch.randn(4, 8)).backward()
+    data = _data((tmp_path / "<lambda>_0" / "index.html").read_text())
+    kinds = set()
+    for sid in ("09_forward_after_fusion", "13_backward_after_fusion"):
+        stage = next(s for s in data["stages"] if s["id"] == sid)
+        for key, n in stage["nodes"].items():
+            if n.get("note", "").startswith(("a graph input", "a view")):
+                continue
+            (block,) = [data["blocks"][i]["text"] for i in n["code"]]
+            name = re.search(r"# -- (\w+):", block).group(1)
+            assert f"_launch('{name}'" in block and f"def {name}(" in block and "@triton.jit" in block, block
+            kinds.add(name.split("_")[0])
+    assert {"mm", "red"} <= kinds
+
+
 def _chain(n: int) -> str:
     lines = ["graph big(%x: f32[4], %w: f32[4] param) {", "  %0: f32[4] = add(%x, %w)"]
     lines += [f"  %{i}: f32[4] = mul(%{i - 1}, %{i - 1 if i < 2 else i - 2})" for i in range(1, n)]

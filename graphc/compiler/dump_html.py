@@ -23,7 +23,6 @@ from graphc.ir.printer import format_node, parse_graph
 
 from . import graph_svg
 
-MAX_PARSED_LINES = 20000  # a stage with more IR lines than this is linked, not parsed and drawn
 MAX_CODE_CHARS = 400_000  # longer generated code is linked (90_code.py), not inlined
 MAX_BLOCKS_PER_NODE = 4   # code blocks listed for a node of an earlier stage
 
@@ -47,29 +46,45 @@ class Block:
 
 
 _HOST_DEF = re.compile(r"def graphc_\w*\(")
+_PART_DEF = re.compile(r"def _graphc_\w*\(")  # a part of a large host function (codegen/parts.py)
+_KERNEL = re.compile(r"# ---- kernel (\w+) ----")  # a Triton kernel's source, after its host function
 _PRIM = re.compile(r"= (\w+)\(")
 
 
 def code_blocks(code: str) -> tuple[list[Block], list[list[str]]]:
     """The comment blocks of generated code (``# -- title`` then ``#    IR line``s, then the
-    code up to the next block), and the memory plan comments before each host function."""
+    code up to the next block, then the source of the Triton kernel it launches), and the
+    memory plan comments before each host function."""
     blocks: list[Block] = []
     plans: list[list[str]] = []
+    kernels: dict[str, list[str]] = {}
     plan: list[str] = []
     region = -1
     cur: Block | None = None
+    kernel: list[str] | None = None  # the kernel source being read (top-level lines and all)
     for ln in code.splitlines():
         s = ln.strip()
-        if not ln.startswith(" "):  # top level: a plan comment, a host function, a part function
+        if not ln.startswith(" "):  # top level: a plan comment, a host function or part, a kernel
             cur = None
-            if ln.startswith("# memory plan"):
-                plan = [ln[2:]]
-            elif ln.startswith("#   ") and plan:
+            m = _KERNEL.match(ln)
+            if m:
+                kernel = kernels.setdefault(m.group(1), [])
+            elif ln.startswith("# memory plan"):
+                kernel, plan = None, [ln[2:]]
+            elif ln.startswith("#   ") and plan and kernel is None:
                 plan.append(ln[2:])
             elif _HOST_DEF.match(ln):
+                kernel = None
                 region += 1
                 plans.append(plan)
                 plan = []
+            elif _PART_DEF.match(ln):
+                kernel = None
+            if kernel is not None:
+                kernel.append(ln)
+            continue
+        if kernel is not None:
+            kernel.append(ln)
             continue
         if s.startswith("# -- "):
             cur = Block(s[5:], [], [ln], region)
@@ -83,7 +98,16 @@ def code_blocks(code: str) -> tuple[list[Block], list[list[str]]]:
         if s.startswith("#    ") and len(cur.lines) == len(cur.quoted) + 1:
             cur.quoted.append(s[5:])
         cur.lines.append(ln)
+    for b in blocks:
+        src = kernels.get(b.title.split(":")[0])
+        if src:
+            b.lines += [""] + [ln for ln in src if ln.strip()]
     return blocks, plans
+
+
+def _bare(line: str) -> str:
+    """An IR line without its source location (some kernels' comments are rebuilt without it)."""
+    return line.rsplit("  # ", 1)[0]
 
 
 def _final_code(g: Graph, blocks: list[Block], region: int | None) -> dict[int, list[int]]:
@@ -93,16 +117,16 @@ def _final_code(g: Graph, blocks: list[Block], region: int | None) -> dict[int, 
     for i, b in enumerate(blocks):
         if region is None or b.region == region:
             for q in b.quoted:
-                by_line.setdefault(q, []).append(i)
+                by_line.setdefault(_bare(q), []).append(i)
     claimed: set[int] = set()
     found: dict[int, list[int]] = {}
     for n in g.nodes:
         if n.prim.name == "fused":
-            want = {format_node(b, bodies=False) for b in n.attrs["body"].nodes}
+            want = {_bare(format_node(b, bodies=False)) for b in n.attrs["body"].nodes}
             cands = sorted({i for q in want for i in by_line.get(q, ())})
-            ok = [i for i in cands if i not in claimed and all(q in want for q in blocks[i].quoted)]
+            ok = [i for i in cands if i not in claimed and all(_bare(q) in want for q in blocks[i].quoted)]
         else:
-            ok = [i for i in by_line.get(format_node(n, bodies=False), ()) if i not in claimed]
+            ok = [i for i in by_line.get(_bare(format_node(n, bodies=False)), ()) if i not in claimed]
         if ok:
             claimed.add(ok[0])
             found[id(n)] = [ok[0]]
@@ -153,18 +177,15 @@ def _node_info(n: Node, keys: dict[int, str], code: list[int] | None, index: tup
 def _stage_data(stage: Stage, blocks: list[Block], region: int | None, index: tuple[dict, dict]) -> tuple[dict, str]:
     """(the stage's record for the page's script, its SVG)."""
     rec = {"id": Path(stage.file).stem, "title": stage.title, "file": stage.file, "nodes": {}}
-    lines = stage.text.count("\n")
-    if lines > MAX_PARSED_LINES:
-        rec["note"] = f"{lines} lines of IR: too large to draw here; open {stage.file}"
-        return rec, ""
+    text, total = _head(stage.text, graph_svg.MAX_DRAWN)
     try:
-        g = parse_graph(stage.text)
+        g = parse_graph(text)
     except Exception as e:  # the page still shows every other stage
         rec["note"] = f"this stage's text does not parse ({e}); open {stage.file}"
         return rec, ""
     d = graph_svg.draw(g)
-    if d.drawn < d.total:
-        rec["note"] = f"drawn: the first {d.drawn} of {d.total} nodes; the whole graph is in {stage.file}"
+    if d.drawn < total:
+        rec["note"] = f"drawn: the first {d.drawn} of {total} nodes; the whole graph is in {stage.file}"
     final = _final_code(g, blocks, region) if stage.final else None
     for v in g.inputs:
         if id(v) in d.keys:
@@ -178,6 +199,16 @@ def _stage_data(stage: Stage, blocks: list[Block], region: int | None, index: tu
         rec["nodes"][d.keys[id(n)]] = _node_info(n, d.keys, None if final is None else final.get(id(n), []),
                                                  None if final is not None else index)
     return rec, d.svg
+
+
+def _head(text: str, limit: int) -> tuple[str, int]:
+    """(the graph text cut after its first ``limit`` nodes, returning nothing; its node count):
+    a huge graph is drawn in part without parsing all of it."""
+    lines = text.splitlines(keepends=True)
+    starts = [i for i, ln in enumerate(lines) if ln.startswith("  %")]  # top-level nodes (bodies are deeper)
+    if len(starts) <= limit:
+        return text, len(starts)
+    return "".join(lines[:starts[limit]]) + "  return\n}\n", len(starts)
 
 
 def _json_for_script(obj) -> str:
@@ -204,7 +235,13 @@ def render_page(name: str, folder_name: str, stages: list[Stage], info: dict) ->
             seen[key] = len(records)
             svgs.append(f'<div class="stage" id="stage-{len(records)}" hidden>{svg}</div>')
         records.append(rec)
-    data = {"stages": records, "blocks": [{"title": b.title, "text": "\n".join(b.lines)} for b in blocks]}
+    shown: dict[int, int] = {}  # only the blocks some node shows go to the page, renumbered
+    for rec in records:
+        for n in rec.get("nodes", {}).values():
+            if "code" in n:
+                n["code"] = [shown.setdefault(i, len(shown)) for i in n["code"]]
+    data = {"stages": records, "blocks": [{"title": blocks[i].title, "text": "\n".join(blocks[i].lines)}
+                                          for i in shown]}
     nav = "".join(f'<li><button data-s="{i}" title="{escape(r["title"])}"{" class=same" if "same" in r else ""}>'
                   f'{escape(_short_title(r["file"]))}'
                   f'{" <i>(no change)</i>" if "same" in r else ""}</button></li>' for i, r in enumerate(records))
