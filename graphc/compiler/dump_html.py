@@ -381,7 +381,8 @@ document.querySelectorAll('.stage').forEach(function(d){d.hidden=d.id!=='stage-'
 document.querySelectorAll('nav button').forEach(function(b){b.classList.toggle('on',+b.getAttribute('data-s')===s);});
 document.getElementById('stitle').textContent=r.title;var f=document.getElementById('sfile');f.textContent=r.file;
 f.setAttribute('href',r.file);document.getElementById('note').textContent=D.stages[k].note||'';
-if(selEl){selEl.classList.remove('sel');selEl=null;}setZoom(Math.max(0.6,fitZoom()));}
+if(selEl){selEl.classList.remove('sel');selEl=null;}setZoom(Math.max(0.6,fitZoom()));
+canvas.scrollTop=0;canvas.scrollLeft=(canvas.scrollWidth-canvas.clientWidth)/2;}
 function el(tag,text,cls){var e=document.createElement(tag);if(text!=null)e.textContent=text;if(cls)e.className=cls;return e;}
 function links(title,keys){var p=el('p');p.appendChild(el('b',title+': '));if(!keys.length)p.appendChild(el('span','none'));
 keys.forEach(function(k){var a=el('a','%'+k);a.onclick=function(){select(cur,k);};p.appendChild(a);});return p;}

@@ -1,7 +1,7 @@
 """An IR graph drawn as SVG for the HTML dump: a layered layout computed here, in Python.
 
 Layers follow the data flow (a node sits one layer below its deepest operand; graph inputs and
-nodes that read only graph inputs sit just above their first user, so parameters don't all
+what depends on graph inputs only sit just above their first user, so parameters don't all
 crowd the top row), and a few barycenter sweeps order each layer to reduce edge crossings.
 Every string taken from the IR is escaped. Large graphs are drawn up to ``MAX_DRAWN`` nodes.
 """
@@ -53,22 +53,24 @@ def _short(s: str, width: int) -> str:
 
 
 def _layers(nodes: list[Node], inputs: list[Value]) -> dict[int, int]:
-    """id(item) -> layer, for graph inputs and the drawn nodes."""
+    """id(item) -> layer, for graph inputs and the drawn nodes: a node one layer below its
+    deepest operand, except what depends on graph inputs only (a parameter's transpose, an
+    RNN's input projection for step 40): that sits just above its first user, not at the top."""
     producer_drawn = {id(o): n for n in nodes for o in n.outputs}
     layer: dict[int, int] = {}
+    from_inputs: set[int] = set()
     for n in nodes:
-        preds = [layer[id(producer_drawn[id(x)])] for x in n.value_inputs() if id(x) in producer_drawn]
-        layer[id(n)] = 1 + max(preds) if preds else 1
+        preds = [producer_drawn[id(x)] for x in n.value_inputs() if id(x) in producer_drawn]
+        layer[id(n)] = 1 + max((layer[id(p)] for p in preds), default=0)
+        if all(id(p) in from_inputs for p in preds):
+            from_inputs.add(id(n))
     users: dict[int, list[Node]] = {}
     for n in nodes:
         for x in n.value_inputs():
             users.setdefault(id(x), []).append(n)
-    # nodes that read only graph inputs (a parameter's transpose): just above their first user
-    for n in reversed(nodes):
-        if any(id(x) in producer_drawn for x in n.value_inputs()):
-            continue
+    for n in reversed(nodes):  # users first, so a chain moves down as a whole
         below = [layer[id(u)] for o in n.outputs for u in users.get(id(o), ())]
-        if below:
+        if id(n) in from_inputs and below:
             layer[id(n)] = min(below) - 1
     for v in inputs:
         below = [layer[id(u)] for u in users.get(id(v), ())]
