@@ -85,6 +85,9 @@ class FuncTrace(Trace):
     def _data_dependent(self, e: GraphBreak) -> str:
         where = f" ({e.location}: {e.reason})"
         if self.transform == "vmap":
+            if "data-dependent output shape" in e.reason:
+                return ("vmap: We do not support batching operators that can output dynamic shape. Attempted to "
+                        f"vmap over {e.reason.split()[0]}") + where
             return (_ITEM if ".item()" in e.reason else _CONTROL_FLOW) + where
         return (f"{self.transform}: graphc.func traces the function into a graph of tensor operations, so it "
                 f"cannot read tensor values in Python (data-dependent Python){where}; rewrite it with tensor "
