@@ -258,8 +258,9 @@ def _(ctx, args, batched, *, axis):
 def _(ctx, args, batched, **attrs):
     seq, values = args
     bs, bv = batched
-    if not bs:
+    if not bs and len(seq.shape) == 1:
         return P.searchsorted(seq, values, **attrs)  # one sorted sequence for every value
+    seq = seq if bs else materialize(ctx, seq)
     values = values if bv else materialize(ctx, values)
     vshape = tuple(values.shape)
     scalar = len(vshape) == 1
