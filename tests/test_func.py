@@ -306,3 +306,43 @@ def test_functional_call_swaps_and_restores_ties_and_checks_keys():
         functional_call(m, {"weight": w}, (x,), strict=True)
     with pytest.raises(ValueError, match="appeared in multiple dictionaries"):
         functional_call(m, ({"weight": w}, {"weight": w}), (x,))
+
+
+# ---- the rest of torch.func ------------------------------------------------------------------
+
+def test_linearize_and_strict_jvp():
+    from graphc.func import linearize
+    x, t = _rand(3, 2), _rand(3, 2, seed=1)
+    out, jvp_fn = linearize(vec, x)
+    assert torch.allclose(out, vec(x))
+    assert np.allclose(jvp_fn(t).numpy(), np.einsum("oij,ij->o", _fd_jacobian(_np(vec), x.numpy()), t.numpy()),
+                       atol=1e-7)
+    with pytest.raises(RuntimeError, match="The output of f is independent of the inputs"):
+        jvp(lambda a: torch.ones(2, dtype=f64), (x,), (t,), strict=True)
+
+
+def test_model_ensembling_with_stack_module_state_and_vmapped_batch_norm():
+    from graphc.func import replace_all_batch_norm_modules_, stack_module_state
+    torch.manual_seed(1)
+    models = [nn.Sequential(nn.Linear(4, 3), nn.BatchNorm1d(3)).double() for _ in range(3)]
+    for m in models:
+        replace_all_batch_norm_modules_(m)  # batch statistics, no running ones to update in place
+        assert m[1].running_mean is None and not m[1].track_running_stats
+    params, buffers = stack_module_state(models)
+    assert params["0.weight"].shape == (3, 3, 4) and params["0.weight"].requires_grad
+    x = _rand(5, 4)
+    base = models[0]
+    out = vmap(lambda p, b: functional_call(base, (p, b), (x,)))(params, buffers)
+    assert torch.allclose(out, torch.stack([m(x) for m in models]))
+
+
+def test_functionalize_and_debug_unwrap_keep_the_function_and_tensor():
+    from graphc.func import debug_unwrap, functionalize
+    x = _rand(3)
+
+    def f(a):
+        b = a.clone()
+        b.mul_(2)
+        return b
+    assert torch.equal(functionalize(f)(x), 2 * x) and debug_unwrap(x) is x
+    assert torch.allclose(vmap(functionalize(f))(_rand(2, 3)), 2 * _rand(2, 3))

@@ -6,8 +6,11 @@ Each transform traces the function into a graph of primitives and transforms the
 (``passes/vmap``). The result runs on the caller's tensors, so transforms nest
 (``vmap(grad(f))``) and compose with ``graphc.compile``.
 """
-from .autodiff import grad, grad_and_value, hessian, jacfwd, jacrev, jvp, vjp
-from .functional_call import functional_call
+from .autodiff import grad, grad_and_value, hessian, jacfwd, jacrev, jvp, linearize, vjp
+from .functional_call import functional_call, stack_module_state
+from .functionalize import debug_unwrap, functionalize, replace_all_batch_norm_modules_
 from .vmap import vmap
 
-__all__ = ["functional_call", "grad", "grad_and_value", "hessian", "jacfwd", "jacrev", "jvp", "vjp", "vmap"]
+# torch.func's rearrange (einops) is left out: it needs the einops package
+__all__ = ["debug_unwrap", "functional_call", "functionalize", "grad", "grad_and_value", "hessian", "jacfwd",
+           "jacrev", "jvp", "linearize", "replace_all_batch_norm_modules_", "stack_module_state", "vjp", "vmap"]

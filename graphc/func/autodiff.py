@@ -22,7 +22,7 @@ from typing import Any, Callable
 from graphc.ir import prims as P
 from graphc.ir.graph import Graph, Value, building
 from graphc.ir.primitive import TensorType
-from graphc.passes.autodiff.backprop import backprop
+from graphc.passes.autodiff.backprop import backprop, reaches
 from graphc.passes.dce import dce
 from graphc.passes.vmap import interpret
 
@@ -151,7 +151,7 @@ def _vjp_parts(api: str, func: Callable, primals: tuple, has_aux: bool):
     return tr, tr.split(cts, grads)
 
 
-def _jvp_parts(api: str, func: Callable, primals: tuple, has_aux: bool):
+def _jvp_parts(api: str, func: Callable, primals: tuple, has_aux: bool, strict: bool = False):
     """The traced call, and the function of the primals' tangents (flat) giving the outputs'
     tangents (flat): the transpose of the reverse sweep (double VJP)."""
     tr = _Traced(api, func, primals, has_aux)
@@ -160,7 +160,11 @@ def _jvp_parts(api: str, func: Callable, primals: tuple, has_aux: bool):
     out_vals = [tr.trace.value(o) for o in tr.flat_out]
     # the cotangent the sweep is linear in (an input: the second sweep starts there; its value is never used)
     us = [g.add_input(v.type, "input", f"u{i}") for i, v in enumerate(out_vals)]
-    ct = backprop(g, list(zip(out_vals, us)), {id(s._value) for s in tr.inputs})
+    sources = {id(s._value) for s in tr.inputs}
+    if strict and not all(id(v) in reaches(g.nodes, set(sources)) for v in out_vals):
+        raise RuntimeError("jvp(f, primals, tangents, strict=True): The output of f is independent of the inputs. "
+                           "This is not allowed with strict=True.")
+    ct = backprop(g, list(zip(out_vals, us)), sources)
     tangents = [g.add_input(s._value.type, "input", f"t{i}") for i, s in enumerate(tr.inputs)]
     seeds = [(ct[id(s._value)], t) for s, t in zip(tr.inputs, tangents) if id(s._value) in ct]
     ct2 = backprop(g, seeds, {id(u) for u in us}) if seeds else {}
@@ -260,9 +264,7 @@ def jvp(func: Callable, primals: Any, tangents: Any, *, strict: bool = False, ha
         if not isinstance(t, Tensor) or tuple(t.shape) != tuple(p.shape):
             raise RuntimeError("jvp(f, primals, tangents): Expected primals and tangents to have the same shape, "
                                f"got {list(p.shape)} and {list(t.shape) if isinstance(t, Tensor) else type(t)}")
-    if strict:
-        raise RuntimeError("jvp(f, primals, tangents, strict=True): strict=True is not supported by graphc.func")
-    tr, run = _jvp_parts("jvp", func, primals, has_aux)
+    tr, run = _jvp_parts("jvp", func, primals, has_aux, strict)
     out = pytree.unflatten(run(flat_t), tr.out_spec)
     return (tr.out_real, out, tr.aux_real) if has_aux else (tr.out_real, out)
 
@@ -333,3 +335,21 @@ def _basis(tensors: list, sizes: list[int]) -> list:
         basis.append(eye(total, dtype=t.dtype, device=t.device)[:, start:start + n].reshape((total,) + tuple(t.shape)))
         start += n
     return basis
+
+
+def linearize(func: Callable, *primals) -> tuple[Any, Callable]:
+    """``torch.func.linearize``: ``(func(*primals), jvp_fn)``; ``jvp_fn(*tangents)`` is the jvp at
+    ``primals``, reusing the forward values computed once."""
+    tr, run = _jvp_parts("linearize", func, primals, False)
+
+    def jvp_fn(*tangents):
+        flat, spec = pytree.flatten(tangents)
+        if spec != tr.primal_spec:
+            raise RuntimeError("linearize: Expected tangents to have the same python structure as primals. Got "
+                               f"primals with structure {tr.primal_spec} and tangents with structure {spec}")
+        for t, p in zip(flat, tr.flat_primals):
+            if not isinstance(t, Tensor) or tuple(t.shape) != tuple(p.shape) or t.dtype is not p.dtype:
+                raise RuntimeError(f"linearize: expected each tangent to have the shape and dtype of its primal "
+                                   f"({list(p.shape)}, {p.dtype}), got {t!r}")
+        return pytree.unflatten(run(flat), tr.out_spec)
+    return tr.out_real, jvp_fn

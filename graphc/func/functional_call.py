@@ -93,3 +93,26 @@ def _put(sub, store, attr, old) -> None:
         del sub.__dict__[attr]
     else:
         sub.__dict__[attr] = old
+
+
+def stack_module_state(models) -> tuple[dict, dict]:
+    """``torch.func.stack_module_state``: the parameters and the buffers of same-shaped ``models``,
+    each stacked along a new dimension 0 (for ``vmap`` over an ensemble with ``functional_call``)."""
+    from ..shape_ops import stack
+    models = list(models)
+    if not models:
+        raise RuntimeError("stack_module_state: Expected at least one model, got 0.")
+    if not (all(m.training for m in models) or not any(m.training for m in models)):
+        raise RuntimeError("stack_module_state: Expected all models to have the same training/eval mode.")
+    first = type(models[0])
+    if not all(type(m) is first for m in models):
+        raise RuntimeError("stack_module_state: Expected all models to be of the same class.")
+
+    def stacked(named, leaf):
+        names = [n for n, _ in named(models[0])]
+        out = {}
+        for n in names:
+            t = stack([dict(named(m))[n] for m in models]).detach()
+            out[n] = t.requires_grad_() if leaf and dict(named(models[0]))[n].requires_grad else t
+        return out
+    return (stacked(lambda m: m.named_parameters(), True), stacked(lambda m: m.named_buffers(), False))
