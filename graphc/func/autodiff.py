@@ -29,7 +29,7 @@ from graphc.passes.vmap import interpret
 from ..autograd import grad_mode
 from ..tensors import Tensor
 from . import pytree
-from .trace import FuncTrace
+from .trace import DataDependentError, FuncTrace
 from .vmap import vmap
 
 
@@ -195,7 +195,13 @@ def grad_and_value(func: Callable, argnums: int | tuple[int, ...] = 0, has_aux: 
     def wrapper(*args, **kwargs):
         nums, single = _argnums(argnums, len(args))
         f = _with_primals(lambda *a: func(*a, **kwargs), args, nums)
-        tr = _Traced("grad_and_value", f, tuple(args[i] for i in nums), has_aux)
+        primals = tuple(args[i] for i in nums)
+        try:
+            tr = _Traced("grad_and_value", f, primals, has_aux)
+        except DataDependentError:
+            if any(t._symbolic for t in pytree.flatten(primals)[0]):
+                raise  # inside another transform or a compile trace: no values to run on
+            return _eager_grad_and_value(f, primals, single, has_aux)
         out = tr.out
         if not isinstance(out, Tensor):
             raise RuntimeError(f"grad_and_value(f)(*args): Expected f(*args) to return a Tensor, got {type(out)}")
@@ -215,6 +221,29 @@ def grad_and_value(func: Callable, argnums: int | tuple[int, ...] = 0, has_aux: 
         grads = grads[0] if single else grads
         return (grads, (tr.out_real, tr.aux_real)) if has_aux else (grads, tr.out_real)
     return wrapper
+
+
+def _eager_grad_and_value(f: Callable, primals: tuple, single: bool, has_aux: bool):
+    """``grad_and_value`` of a function that reads its tensors' values in Python (``.item()``,
+    ``if x > 0:``), which no graph can hold: by eager autograd on concrete tensors, as PyTorch's
+    eager transform does. Tensors that already require grad stay connected to their history."""
+    from ..autograd import grad as autograd_grad
+    flat, spec = pytree.flatten(primals)
+    leaves = [t if t.requires_grad else t.detach().requires_grad_() for t in flat]
+    with grad_mode.enable_grad():
+        out = f(*pytree.unflatten(leaves, spec))
+        out, aux = _split_aux("grad_and_value", out, has_aux)
+        if not isinstance(out, Tensor) or out.dim() != 0:
+            raise RuntimeError("grad_and_value(f)(*args): Expected f(*args) to return a scalar Tensor, got "
+                               f"{type(out) if not isinstance(out, Tensor) else f'tensor with {out.dim()} dims'}")
+        create = any(t.requires_grad for t in flat)
+        grads = autograd_grad(out, leaves, allow_unused=True, create_graph=create) if out.requires_grad else \
+            [None] * len(leaves)
+    grads = [g if g is not None else P.full(shape=tuple(t.shape), value=0, dtype=t.dtype) for g, t in zip(grads, flat)]
+    grads = pytree.unflatten(grads, spec)
+    grads = grads[0] if single else grads
+    value = out if create else out.detach()
+    return (grads, (value, aux)) if has_aux else (grads, value)
 
 
 def grad(func: Callable, argnums: int | tuple[int, ...] = 0, has_aux: bool = False) -> Callable:

@@ -28,6 +28,10 @@ _CONTROL_FLOW = ("vmap: It looks like you're attempting to use a Tensor in some 
                  "don't support that yet, please rewrite it with tensor operations (torch.where, ...).")
 
 
+class DataDependentError(RuntimeError):
+    """The transformed function read tensor values in Python, which a traced graph cannot express."""
+
+
 class FuncTrace(Trace):
     """One transform's trace of one call of the user's function."""
 
@@ -80,7 +84,7 @@ class FuncTrace(Trace):
             with self:
                 return fn(*args, **kwargs)
         except GraphBreak as e:
-            raise RuntimeError(self._data_dependent(e)) from None
+            raise DataDependentError(self._data_dependent(e)) from None
 
     def _data_dependent(self, e: GraphBreak) -> str:
         where = f" ({e.location}: {e.reason})"
@@ -90,8 +94,8 @@ class FuncTrace(Trace):
                         f"vmap over {e.reason.split()[0]}") + where
             return (_ITEM if ".item()" in e.reason else _CONTROL_FLOW) + where
         return (f"{self.transform}: graphc.func traces the function into a graph of tensor operations, so it "
-                f"cannot read tensor values in Python (data-dependent Python){where}; rewrite it with tensor "
-                f"operations (torch.where, ...), or use torch.autograd.grad")
+                f"cannot read the values of the tensors it transforms in Python (data-dependent Python){where}; "
+                "rewrite it with tensor operations (torch.where, ...)")
 
 
 class FuncTraceHandler(TraceHandler):
