@@ -18,7 +18,7 @@ from graphc.ir.graph import Value
 from graphc.ir.primitive import Primitive, TensorType, current_handler, pop_handler, push_handler
 
 from ..autograd import grad_mode
-from ..compiler.tracing import GraphBreak, SymbolicTensor, Trace, TraceHandler
+from ..compiler.tracing import GraphBreak, SymbolicTensor, Trace, TraceHandler, user_location
 from ..tensors import Tensor
 
 # PyTorch's errors for data-dependent Python and for writes into captured tensors, per transform
@@ -116,6 +116,7 @@ class FuncTraceHandler(TraceHandler):
             else:
                 vals.append(a)
                 operands_rg.append(False)
+        trace.graph.loc = user_location()
         out = self.builder.apply(prim, tuple(vals), attrs)
         requires_grad = prim.result_requires_grad(operands_rg, out.dtype)
         if requires_grad and not grad_mode.is_grad_enabled():
