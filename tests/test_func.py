@@ -358,3 +358,35 @@ def test_functionalize_and_debug_unwrap_keep_the_function_and_tensor():
         return b
     assert torch.equal(functionalize(f)(x), 2 * x) and debug_unwrap(x) is x
     assert torch.allclose(vmap(functionalize(f))(_rand(2, 3)), 2 * _rand(2, 3))
+
+
+def test_pytree_hessian_aux_outputs_and_threads():
+    p = {"a": _rand(2, seed=20), "b": _rand(3, seed=21)}
+
+    def f(p):
+        return (p["a"].sum() * p["b"] ** 2).sum()
+    h = hessian(f)(p)
+    b = p["b"].numpy()
+    assert np.allclose(h["a"]["b"].numpy(), np.tile(2 * b, (2, 1)))  # d2f / da_i db_j = 2 b_j
+    assert np.allclose(h["b"]["b"].numpy(), 2 * p["a"].sum().item() * np.eye(3))
+    assert torch.equal(h["a"]["a"], torch.zeros(2, 2, dtype=f64))
+    j, aux = jacrev(lambda x: (x.sin(), x.cos()), has_aux=True)(p["a"])
+    assert torch.allclose(j, torch.diag(p["a"].cos())) and torch.allclose(aux, p["a"].cos())
+    _, vjp_fn, aux = vjp(lambda x: (x.sin(), "aux"), p["a"], has_aux=True)
+    assert aux == "aux" and torch.allclose(vjp_fn(torch.ones(2, dtype=f64))[0], p["a"].cos())
+    # each thread traces into its own graphs (the dispatch stack is per thread)
+    import threading
+    fn = vmap(grad(lambda a: (a.sin() * a).sum()))
+    xs = [_rand(4, 3, seed=30 + i) for i in range(4)]
+    results = [None] * 4
+
+    def work(i):
+        for _ in range(5):
+            results[i] = fn(xs[i])
+    threads = [threading.Thread(target=work, args=(i,)) for i in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    for x, r in zip(xs, results):
+        assert torch.allclose(r, x.cos() * x + x.sin())
