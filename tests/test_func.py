@@ -170,6 +170,10 @@ def test_vmap_matches_a_loop_with_in_dims_out_dims_and_nesting():
     assert torch.allclose(vmap(lambda a: a.cos(), in_dims=-1, out_dims=-1, chunk_size=3)(x), x.cos())
     unbatched, n = vmap(lambda a: (b * 2, 3), out_dims=(0, None))(x)  # an unbatched output is repeated
     assert unbatched.shape == (2, 4) and n == 3
+    xr = _rand(4, 3).requires_grad_()  # eager autograd flows through a vmapped function
+    vmap(lambda a: a.sin() * a.sum())(xr).sum().backward()
+    xd = xr.detach()
+    assert torch.allclose(xr.grad, xd.cos() * xd.sum(1, keepdim=True) + xd.sin().sum(1, keepdim=True))
 
 
 def test_vmap_indexing_matmul_and_linalg_against_a_loop():
@@ -203,6 +207,8 @@ def test_vmap_indexing_matmul_and_linalg_against_a_loop():
     (lambda x: vmap(lambda a: a, in_dims=(None,))(x), ValueError, "at least one Tensor to vmap over"),
     (lambda x: vmap(lambda a: 3)(x), ValueError, "must only return Tensors"),
     (lambda x: vmap(lambda a: a, out_dims=None)(x), ValueError, "can not return a BatchedTensor when out_dim is None"),
+    (lambda x: vmap(lambda a: a, out_dims="x")(x), ValueError, "`out_dims` must be an int, None or a python"),
+    (lambda x: vmap(lambda a: (a, a), out_dims=(0, 0, 0))(x), ValueError, "out_dims is not compatible"),
     (lambda x: grad(lambda a: a * 2)(x), RuntimeError, "Expected f\\(\\*args\\) to return a scalar Tensor"),
     (lambda x: grad(lambda a: a.sum(), argnums=3)(x), RuntimeError, "Got argnum=3, but only 1 positional inputs"),
     (lambda x: grad(lambda a: a.sum(), has_aux=True)(x), RuntimeError, r"should be a tuple: \(output, aux\)"),

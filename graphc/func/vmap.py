@@ -29,14 +29,14 @@ def vmap(func: Callable, in_dims: Any = 0, out_dims: Any = 0, randomness: str = 
         raise RuntimeError(f"Only allowed values for randomness are 'error', 'different', or 'same'. Got {randomness}")
     if chunk_size is not None and (not isinstance(chunk_size, int) or chunk_size <= 0):
         raise ValueError(f"vmap: chunk_size should be None or greater than 0. (got {chunk_size})")
-    for d in pytree.flatten(out_dims)[0]:
-        if d is not None and not isinstance(d, int):
-            raise ValueError(
-                f"vmap({_name(func)}, ..., out_dims={out_dims}): `out_dims` must be an int, None or a python "
-                "collection of ints representing where in the outputs the vmapped dimension should appear.")
 
     @functools.wraps(func)
     def wrapped(*args, **kwargs):
+        for d in pytree.flatten(out_dims)[0]:
+            if d is not None and not isinstance(d, int):
+                raise ValueError(
+                    f"vmap({_name(func)}, ..., out_dims={out_dims}): `out_dims` must be an int, None or a python "
+                    "collection of ints representing where in the outputs the vmapped dimension should appear.")
         size, flat_dims, flat_args, spec = _batched_inputs(func, in_dims, args)
         if chunk_size is None or chunk_size >= size:
             return _vmap_call(func, size, flat_dims, flat_args, spec, out_dims, randomness, kwargs)
