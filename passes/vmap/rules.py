@@ -113,7 +113,7 @@ def _elementwise(prim: Primitive) -> Callable:
 
 for _p in PRIMITIVES.values():
     if _p.elementwise:
-        BATCH[_p] = _elementwise(_p)
+        defbatch(_p)(_elementwise(_p))
 
 
 # ---- reductions and scans: shift the axes by one ---------------------------------------------
@@ -125,7 +125,7 @@ def _reduce(prim: Primitive) -> Callable:
 
 
 for _p in (P.sum, P.prod, P.amax, P.amin):
-    BATCH[_p] = _reduce(_p)
+    defbatch(_p)(_reduce(_p))
 
 
 def _arg_reduce(prim: Primitive) -> Callable:
@@ -141,17 +141,20 @@ def _arg_reduce(prim: Primitive) -> Callable:
 
 
 for _p in (P.argmax, P.argmin):
-    BATCH[_p] = _arg_reduce(_p)
+    defbatch(_p)(_arg_reduce(_p))
 
 
 def _scan(prim: Primitive) -> Callable:
     def rule(ctx, args, batched, *, dim, **attrs):
-        return prim(args[0], dim=dim % (len(args[0].shape) - 1) + 1, **attrs)
+        x = args[0]
+        if len(x.shape) == 1:  # 0-d samples: scanned as 1-element rows
+            return P.reshape(prim(P.reshape(x, shape=tuple(x.shape) + (1,)), dim=1, **attrs), shape=tuple(x.shape))
+        return prim(x, dim=dim % (len(x.shape) - 1) + 1, **attrs)
     return rule
 
 
 for _p in (P.cumsum, P.cumargmax, P.cumargmin, P.argsort):
-    BATCH[_p] = _scan(_p)
+    defbatch(_p)(_scan(_p))
 
 
 # ---- movement -------------------------------------------------------------------------------
@@ -236,8 +239,8 @@ def _scatter(prim: Primitive) -> Callable:
     return rule
 
 
-BATCH[P.scatter] = _scatter(P.scatter)
-BATCH[P.scatter_add] = _scatter(P.scatter_add)
+defbatch(P.scatter)(_scatter(P.scatter))
+defbatch(P.scatter_add)(_scatter(P.scatter_add))
 
 
 @defbatch(P.index_add)
@@ -318,7 +321,7 @@ def _leading_batch(prim: Primitive) -> Callable:
 
 for _p in PRIMITIVES.values():
     if _p.kind == "linalg" and _p is not P.solve:
-        BATCH[_p] = _leading_batch(_p)
+        defbatch(_p)(_leading_batch(_p))
 
 
 # ---- windows (conv's unfold/fold): the batch joins the leading N dimension --------------------
@@ -332,8 +335,8 @@ def _window(prim: Primitive) -> Callable:
     return rule
 
 
-BATCH[P.unfold] = _window(P.unfold)
-BATCH[P.fold] = _window(P.fold)
+defbatch(P.unfold)(_window(P.unfold))
+defbatch(P.fold)(_window(P.fold))
 
 
 # ---- random numbers -------------------------------------------------------------------------
