@@ -49,7 +49,8 @@ def _sample(a, k: int):
 
 
 class _Case:
-    """A forward-only case for a primitive the gradient table leaves out (non-differentiable)."""
+    """A forward-only case for a primitive the gradient table leaves out (non-differentiable), or
+    for a shape it does not try."""
 
     def __init__(self, name: str, *args, **attrs) -> None:
         self.id, self.args, self.prims = f"prim-{name}", args, frozenset({name})
@@ -73,6 +74,7 @@ _NONDIFF = [
     _Case("det_sign", _rng.normal(size=(2, 3, 3))),
     _Case("searchsorted", np.sort(_rng.normal(size=(3, 5)), 1), _X, right=False, out_int32=False),
     _Case("searchsorted", np.sort(_rng.normal(size=(5,))), _X, right=True, out_int32=False),
+    _Case("cumsum", np.array(1.5), dim=0), _Case("argsort", np.array(1.5), dim=0, descending=False),  # 0-d samples
 ]
 
 PRIM_CASES: dict = {}
