@@ -44,7 +44,7 @@ def _sample(a, k: int):
     copy (scaling keeps the cases' input domains: positive, distinct, SPD, ...); indices repeat."""
     v = np.array(a.value) if isinstance(a, Fixed) else a
     if isinstance(v, np.ndarray) and v.dtype.kind == "f" and k == 1:
-        v = v * 0.9
+        v = np.asarray(v * 0.9)  # (a 0-d array times a number is a numpy scalar)
     return graphc.tensor(v.copy()) if isinstance(v, np.ndarray) else v
 
 
