@@ -227,6 +227,13 @@ def test_vmap_randomness_modes():
     diff = vmap(lambda a: F.dropout(a + 1, 0.5), randomness="different")(x)
     assert not torch.equal(diff[0], diff[1])
     assert set(np.unique(diff.numpy())) <= {0.0, 2.0}
+    # the keys are drawn where the result is computed: compiled draws what eager draws, same seed
+    for fn, arg in ((vmap(lambda a: F.dropout(a, 0.5), randomness="different"), torch.ones(3, 8)),
+                    (grad(lambda a: F.dropout(a, 0.5).sum()), torch.ones(8))):
+        torch.manual_seed(3)
+        eager = fn(arg)
+        torch.manual_seed(3)
+        assert torch.equal(torch.compile(fn, fullgraph=True)(arg), eager)
 
 
 # ---- per-sample gradients (PyTorch's tutorial pattern) ----------------------------------------
