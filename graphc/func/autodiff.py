@@ -21,7 +21,6 @@ from typing import Any, Callable
 
 from graphc.ir import prims as P
 from graphc.ir.graph import Graph, Value, building
-from graphc.ir.primitive import TensorType
 from graphc.passes.autodiff.backprop import backprop, reaches
 from graphc.passes.dce import dce
 from graphc.passes.vmap import interpret

@@ -162,7 +162,7 @@ class FuncTraceHandler(TraceHandler):
                     "captured from outside the vmapped function (it is not vmapped over). Please try to use "
                     "out-of-place operators instead of inplace operators, or pass the tensor in as an argument.")
             raise RuntimeError(
-                f"During a grad (vjp, jvp, grad, etc) transform ({trace.transform}), the function provided attempted to "
-                "call in-place operation that would mutate a captured Tensor. This is not supported; please rewrite "
+                f"During a grad (vjp, jvp, grad, etc) transform ({trace.transform}), the function provided attempted "
+                "to call in-place operation that would mutate a captured Tensor. This is not supported; please rewrite "
                 "the function being transformed to explicitly accept the mutated Tensor(s) as inputs.")
         return super().write(tensor, result)
