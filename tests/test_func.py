@@ -403,3 +403,14 @@ def test_pytree_hessian_aux_outputs_and_threads():
         t.join()
     for x, r in zip(xs, results):
         assert torch.allclose(r, x.cos() * x + x.sin())
+
+
+def test_readme_snippet_runs():
+    import pathlib
+    import re
+    readme = (pathlib.Path(__file__).resolve().parents[1] / "README.md").read_text()
+    section = readme.split("## Function transforms (`graphc.func`)", 1)[1]
+    code = re.search(r"```python\n(.*?)```", section, re.S).group(1)
+    scope: dict = {}
+    exec(compile(code, "README.md", "exec"), scope)  # noqa: S102  (the repository's own README)
+    assert scope["grads"]["0.weight"].shape == (64, 32, 20)
