@@ -192,6 +192,13 @@ def test_vmap_indexing_matmul_and_linalg_against_a_loop():
         assert torch.allclose(vmap(f)(*args), want)
 
 
+def _escaped(x):
+    """A per-sample tensor the vmapped function kept in Python state."""
+    kept = []
+    vmap(lambda a: (kept.append(a), a * 2)[1])(x)
+    return kept[0]
+
+
 @pytest.mark.parametrize("call, error, message", [
     (lambda x: vmap(lambda a: a.sum().item())(x), RuntimeError, "calling .item()"),
     (lambda x: vmap(lambda a: a if a.sum() > 0 else -a)(x), RuntimeError, "data-dependent control flow"),
@@ -213,6 +220,7 @@ def test_vmap_indexing_matmul_and_linalg_against_a_loop():
     (lambda x: grad(lambda a: a.sum(), argnums=3)(x), RuntimeError, "Got argnum=3, but only 1 positional inputs"),
     (lambda x: grad(lambda a: a.sum(), has_aux=True)(x), RuntimeError, r"should be a tuple: \(output, aux\)"),
     (lambda x: grad(lambda a: x.copy_(a).sum())(x * 1), RuntimeError, "mutate a captured Tensor"),
+    (lambda x: _escaped(x) + 1, RuntimeError, "used outside the function being transformed"),
     (lambda x: vmap(grad(lambda a: a.sum() * a.sum().item()))(x), RuntimeError, "data-dependent Python"),
 ])
 def test_errors_as_pytorch_gives_them(call, error, message):

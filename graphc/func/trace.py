@@ -11,6 +11,7 @@ their decomposition, so the graph holds primitives only and every rule table app
 """
 from __future__ import annotations
 
+import threading
 from typing import Any
 
 from graphc.ir import prims as P
@@ -40,15 +41,18 @@ class FuncTrace(Trace):
         self.transform = transform  # "vmap", "grad", "vjp", ...: named in errors
         self.handler = FuncTraceHandler(self)
         self.outer = None
+        self.thread: int | None = None  # the thread tracing, while it does
 
     def __enter__(self) -> "FuncTrace":
         self.outer = current_handler()  # where the result will be computed
         self.grad_at_entry = True
+        self.thread = threading.get_ident()
         push_handler(self.handler)
         return self
 
     def __exit__(self, *exc) -> None:
         pop_handler(self.handler)
+        self.thread = None
 
     def input(self, shape: tuple, dtype, requires_grad: bool) -> SymbolicTensor:
         v = self.graph.add_input(TensorType(tuple(shape), dtype), "input", f"in{len(self.graph.inputs)}")
@@ -103,6 +107,10 @@ class FuncTraceHandler(TraceHandler):
 
     def apply(self, prim: Primitive, args: tuple, attrs: dict):
         trace = self.trace
+        if trace.thread != threading.get_ident():
+            # a traced tensor kept in Python state (or handed to another thread) reached an op
+            raise RuntimeError(f"a tensor traced by graphc.func.{trace.transform} was used outside the function being "
+                               "transformed (stored in Python state or handed to another thread); it holds no values")
         if prim.data_dependent:
             raise GraphBreak(f"{prim.name} has a data-dependent output shape")
         vals, operands_rg = [], []
