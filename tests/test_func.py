@@ -422,3 +422,18 @@ def test_readme_snippet_runs():
     scope: dict = {}
     exec(compile(code, "README.md", "exec"), scope)  # noqa: S102  (the repository's own README)
     assert scope["grads"]["0.weight"].shape == (64, 32, 20)
+
+
+def test_transforms_of_vmap_and_vmap_of_transforms():
+    xs = _rand(4, 3, seed=40)
+
+    def f(x):
+        return (x.sin() * x.sum()).tanh()
+    loop = torch.stack([jacrev(f)(x) for x in xs])
+    assert torch.allclose(vmap(jacrev(f))(xs), loop)
+    assert torch.allclose(vmap(jacfwd(f))(xs), loop)
+    assert torch.allclose(vmap(hessian(lambda x: f(x).sum()))(xs),
+                          torch.stack([hessian(lambda x: f(x).sum())(x) for x in xs]))
+    whole = jacrev(vmap(f))(xs)  # (4, 3, 4, 3): samples do not interact
+    assert torch.allclose(torch.stack([whole[i, :, i] for i in range(4)]), loop)
+    assert torch.allclose(whole.sum(), loop.sum()) and torch.allclose(jacfwd(vmap(f))(xs), whole)
