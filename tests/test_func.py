@@ -437,3 +437,13 @@ def test_transforms_of_vmap_and_vmap_of_transforms():
     whole = jacrev(vmap(f))(xs)  # (4, 3, 4, 3): samples do not interact
     assert torch.allclose(torch.stack([whole[i, :, i] for i in range(4)]), loop)
     assert torch.allclose(whole.sum(), loop.sum()) and torch.allclose(jacfwd(vmap(f))(xs), whole)
+
+
+@pytest.mark.cuda
+def test_transforms_on_the_cuda_device(cuda):
+    x = _rand(4, 3, seed=50)
+    xc = x.to(cuda)
+    for t in (grad(loss3), vmap(grad(lambda a: (a.sin() * a).sum())), jacrev(vec), jacfwd(vec), hessian(loss3)):
+        got = t(xc)
+        assert got.device == cuda
+        assert np.allclose(got.cpu().numpy(), t(x).numpy(), atol=1e-10)

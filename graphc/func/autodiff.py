@@ -26,6 +26,7 @@ from graphc.passes.dce import dce
 from graphc.passes.vmap import interpret
 
 from ..autograd import grad_mode
+from ..device import using_device
 from ..tensors import Tensor
 from . import pytree
 from .trace import DataDependentError, FuncTrace
@@ -120,9 +121,10 @@ class _Traced:
         env = trace.lifted_env()
         for s, t in zip(self.inputs, self.flat_primals):
             env[id(s._value)] = (t, False)
-        for z in zeros:
-            env[id(z)] = (_zeros(z), False)  # made where the result is computed
-        interpret(early, env)
+        with using_device(trace.device):  # constants the graph creates go on its inputs' device
+            for z in zeros:
+                env[id(z)] = (_zeros(z), False)
+            interpret(early, env)
         self.out_real = pytree.unflatten([env[id(v)][0] for v in out_vals], self.out_spec)
         self.aux_real = pytree.unflatten([o if v is None else env[id(v)][0] for o, v in zip(self.flat_aux, aux_vals)],
                                          self.aux_spec)
@@ -131,7 +133,8 @@ class _Traced:
             e = dict(env)
             for v, x in zip(late, values):
                 e[id(v)] = (x, False)
-            interpret(rest, e)
+            with using_device(trace.device):
+                interpret(rest, e)
             return [e[id(r)][0] for r in results]
         return run_late
 
@@ -238,7 +241,9 @@ def _eager_grad_and_value(f: Callable, primals: tuple, single: bool, has_aux: bo
         create = any(t.requires_grad for t in flat)
         grads = autograd_grad(out, leaves, allow_unused=True, create_graph=create) if out.requires_grad else \
             [None] * len(leaves)
-    grads = [g if g is not None else P.full(shape=tuple(t.shape), value=0, dtype=t.dtype) for g, t in zip(grads, flat)]
+    with using_device(flat[0].device):
+        grads = [g if g is not None else P.full(shape=tuple(t.shape), value=0, dtype=t.dtype)
+                 for g, t in zip(grads, flat)]
     grads = pytree.unflatten(grads, spec)
     grads = grads[0] if single else grads
     value = out if create else out.detach()

@@ -9,6 +9,7 @@ from graphc.ir import prims as P
 from graphc.passes.vmap import BatchContext, interpret
 from graphc.passes.vmap.rules import materialize, move_from_front, move_to_front
 
+from ..device import using_device
 from ..tensors import Tensor
 from . import pytree
 from .trace import FuncTrace
@@ -103,7 +104,8 @@ def _vmap_call(func, size, flat_dims, flat_args, spec, out_dims, randomness, kwa
         if d is not None:
             env[id(s._value)] = (move_to_front(a, d), True)
     ctx = BatchContext(size, randomness)
-    interpret(trace.graph.nodes, env, ctx)
+    with using_device(device):  # constants the graph creates go on the inputs' device
+        interpret(trace.graph.nodes, env, ctx)
     results = []
     for o, v, d in zip(flat_out, values, flat_out_dims):
         if d is None:
