@@ -1,0 +1,196 @@
+"""The default process group: one per process, over MPI's COMM_WORLD (``init_process_group``).
+
+MPI decides the ranks (``mpiexec`` starts the processes); the launcher variables PyTorch's
+launchers set (``RANK``, ``WORLD_SIZE``, ``LOCAL_RANK``) are read and must agree, and are set from
+MPI where missing, so scripts written for ``torchrun`` find them after ``init_process_group``.
+"""
+from __future__ import annotations
+
+import os
+import sys
+import threading
+import traceback
+from datetime import timedelta
+from typing import Any
+
+from ._mpi import load_mpi, mpi_unavailable_reason
+
+# PyTorch's backend names: graphc has one backend, MPI; "gloo" and "nccl" are accepted so that a
+# PyTorch script runs unchanged, and run on MPI too.
+_BACKENDS = ("mpi", "gloo", "nccl", "cpu:gloo,cuda:nccl")
+
+
+class ProcessGroup:
+    """The ranks of one MPI communicator."""
+
+    def __init__(self, comm: Any, backend: str) -> None:
+        self.comm = comm
+        self._backend = backend
+
+    def rank(self) -> int:
+        return self.comm.Get_rank()
+
+    def size(self) -> int:
+        return self.comm.Get_size()
+
+    def name(self) -> str:
+        return self._backend
+
+    def __repr__(self) -> str:
+        return f"ProcessGroup(backend={self._backend!r}, rank={self.rank()}, size={self.size()})"
+
+
+class GroupMember:
+    """``group.WORLD``: the default group once ``init_process_group`` has run."""
+    WORLD: ProcessGroup | None = None
+    NON_GROUP_MEMBER = -100
+
+
+group = GroupMember
+_lock = threading.Lock()
+
+
+def is_available() -> bool:
+    """Whether mpi4py and an MPI library can be loaded (``graphc[mpi]``)."""
+    return mpi_unavailable_reason() is None
+
+
+def is_mpi_available() -> bool:
+    return is_available()
+
+
+def is_gloo_available() -> bool:
+    return False
+
+
+def is_nccl_available() -> bool:
+    return False
+
+
+def is_initialized() -> bool:
+    return GroupMember.WORLD is not None
+
+
+def default_group(group: ProcessGroup | None = None) -> ProcessGroup:
+    """``group``, or the default group; PyTorch's error when there is none."""
+    if group is not None and group is not GroupMember.WORLD:
+        if not isinstance(group, ProcessGroup):
+            raise TypeError(f"group must be a ProcessGroup or None, not {type(group).__name__}")
+        return group
+    pg = GroupMember.WORLD
+    if pg is None:
+        raise ValueError("Default process group has not been initialized, "
+                         "please make sure to call init_process_group.")
+    return pg
+
+
+def _local_rank(comm: Any, MPI: Any) -> tuple[int, int]:
+    """(rank, size) among the processes on this machine."""
+    node = comm.Split_type(MPI.COMM_TYPE_SHARED)
+    try:
+        return node.Get_rank(), node.Get_size()
+    finally:
+        node.Free()
+
+
+def _check_launcher_env(name: str, mpi_value: int) -> None:
+    """A launcher's ``name`` variable must say what MPI says; set it where missing."""
+    value = os.environ.get(name)
+    if value is None:
+        os.environ[name] = str(mpi_value)
+        return
+    if int(value) != mpi_value:
+        raise RuntimeError(
+            f"init_process_group: the environment says {name}={value}, but MPI says {mpi_value}. "
+            "graphc's ranks come from MPI: start every process with mpiexec (or "
+            "`python -m graphc.distributed.run --nproc N script.py`), not with torchrun, and don't "
+            f"set {name} by hand")
+
+
+def _check_argument(name: str, given: int, mpi_value: int) -> None:
+    if given not in (-1, None) and given != mpi_value:
+        raise ValueError(f"init_process_group: {name}={given}, but MPI started this process with "
+                         f"{name}={mpi_value}; the MPI backend takes rank and world size from MPI "
+                         f"(leave {name} out, or start the job with mpiexec -n <world_size>)")
+
+
+def init_process_group(backend: str | None = None, init_method: str | None = None,
+                       timeout: timedelta | None = None, world_size: int = -1, rank: int = -1,
+                       store: Any = None, group_name: str = "", pg_options: Any = None,
+                       device_id: Any = None) -> None:
+    """Join the job ``mpiexec`` started: the default group is MPI's COMM_WORLD.
+
+    ``init_method``, ``store`` and ``timeout`` are PyTorch's rendezvous settings: MPI has done the
+    rendezvous already, so they are accepted and not used. ``world_size`` and ``rank``, when given,
+    must match MPI's. An uncaught exception in any rank then aborts the whole job (every rank
+    exits, none waits forever in a collective), after printing its traceback.
+    """
+    if backend is not None and str(backend).lower() not in _BACKENDS:
+        raise ValueError(f"Invalid backend: '{backend}'. graphc.distributed runs on MPI: "
+                         "use backend='mpi' (or leave it out)")
+    with _lock:
+        if GroupMember.WORLD is not None:
+            raise ValueError("trying to initialize the default process group twice!")
+        MPI = load_mpi()
+        comm = MPI.COMM_WORLD.Dup()  # our own context: a user's mpi4py traffic never matches ours
+        _check_argument("rank", rank, comm.Get_rank())
+        _check_argument("world_size", world_size, comm.Get_size())
+        local_rank, local_size = _local_rank(comm, MPI)
+        for name, value in (("RANK", comm.Get_rank()), ("WORLD_SIZE", comm.Get_size()),
+                            ("LOCAL_RANK", local_rank), ("LOCAL_WORLD_SIZE", local_size)):
+            _check_launcher_env(name, value)
+        GroupMember.WORLD = ProcessGroup(comm, "mpi")
+        _install_abort_on_uncaught_exception(MPI)
+
+
+def destroy_process_group(group: ProcessGroup | None = None) -> None:
+    """Leave the default group (MPI itself is finalized when the process exits)."""
+    with _lock:
+        pg = default_group(group)
+        if pg is GroupMember.WORLD:
+            GroupMember.WORLD = None
+        pg.comm.Free()
+
+
+def get_rank(group: ProcessGroup | None = None) -> int:
+    return default_group(group).rank()
+
+
+def get_world_size(group: ProcessGroup | None = None) -> int:
+    return default_group(group).size()
+
+
+def get_backend(group: ProcessGroup | None = None) -> str:
+    return default_group(group).name()
+
+
+def get_node_local_rank(fallback_rank: int | None = None) -> int:
+    if "LOCAL_RANK" in os.environ:
+        return int(os.environ["LOCAL_RANK"])
+    if fallback_rank is not None:
+        return int(fallback_rank)
+    raise RuntimeError("LOCAL_RANK is not in the environment. Consider passing fallback_rank "
+                       "to allow `get_node_local_rank` to work, assuming you are not running in a "
+                       "multi-device context and want the code to run locally instead.")
+
+
+def _install_abort_on_uncaught_exception(MPI: Any) -> None:
+    """Once this rank has printed an uncaught exception, abort every rank: the others would
+    otherwise wait forever for it in their next collective (MPI has no timeouts)."""
+    previous = sys.excepthook
+    if getattr(previous, "_graphc_aborts", False):
+        return
+
+    def hook(kind, value, tb) -> None:
+        try:
+            previous(kind, value, tb)
+        except Exception:
+            traceback.print_exception(kind, value, tb)
+        rank = MPI.COMM_WORLD.Get_rank()
+        sys.stderr.write(f"graphc.distributed: rank {rank} raised {kind.__name__}; aborting all ranks\n")
+        sys.stderr.flush()
+        sys.stdout.flush()
+        MPI.COMM_WORLD.Abort(1)
+
+    hook._graphc_aborts = True  # type: ignore[attr-defined]
+    sys.excepthook = hook
