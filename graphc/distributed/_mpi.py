@@ -13,7 +13,6 @@ from __future__ import annotations
 import functools
 import os
 import shutil
-import sys
 from pathlib import Path
 from types import ModuleType
 
@@ -48,15 +47,6 @@ def _point_mpi4py_at_mpich() -> None:
         os.environ["MPI4PY_LIBMPI"] = str(lib)
 
 
-def mpi_unavailable_reason() -> str | None:
-    """None when mpi4py and an MPI library load, else why not and how to fix it."""
-    try:
-        load_mpi()
-    except (ImportError, RuntimeError) as e:
-        return str(e)
-    return None
-
-
 @functools.cache
 def load_mpi() -> ModuleType:
     """``mpi4py.MPI``, or an ImportError naming what is missing and how to install it."""
@@ -65,9 +55,6 @@ def load_mpi() -> ModuleType:
     except ImportError:
         raise ImportError(f"graphc.distributed needs mpi4py and an MPI library: {_INSTALL_HINT}") from None
     _point_mpi4py_at_mpich()
-    # graphc aborts the job itself on an uncaught exception (see process_group); mpi4py's own
-    # finalize at exit stays on
-    mpi4py.rc.threads = True
     try:
         from mpi4py import MPI
     except RuntimeError as e:  # mpi4py found no libmpi
@@ -92,6 +79,3 @@ def find_mpiexec() -> str:
                            "(or set GRAPHC_MPIEXEC)")
     return on_path
 
-
-def python_executable() -> str:
-    return sys.executable

@@ -6,6 +6,7 @@ MPI where missing, so scripts written for ``torchrun`` find them after ``init_pr
 """
 from __future__ import annotations
 
+import importlib.util
 import os
 import sys
 import threading
@@ -13,7 +14,7 @@ import traceback
 from datetime import timedelta
 from typing import Any
 
-from ._mpi import load_mpi, mpi_unavailable_reason
+from ._mpi import load_mpi
 
 # PyTorch's backend names: graphc has one backend, MPI; "gloo" and "nccl" are accepted so that a
 # PyTorch script runs unchanged, and run on MPI too.
@@ -51,8 +52,9 @@ _lock = threading.Lock()
 
 
 def is_available() -> bool:
-    """Whether mpi4py and an MPI library can be loaded (``graphc[mpi]``)."""
-    return mpi_unavailable_reason() is None
+    """Whether mpi4py is installed (``graphc[mpi]``). Cheap: MPI itself starts, and a missing MPI
+    library is reported, at ``init_process_group``."""
+    return importlib.util.find_spec("mpi4py") is not None
 
 
 def is_mpi_available() -> bool:
