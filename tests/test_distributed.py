@@ -1,0 +1,99 @@
+"""graphc.distributed on MPI, on this machine: one MPI job per case runs every check of
+tests/distributed/checks.py (collectives against numpy, DDP training against one process), with
+2 and 3 processes (3 oversubscribes CI's 2 cores); a failing rank ends the whole job."""
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+pytest.importorskip("mpi4py", reason="graphc.distributed needs mpi4py (pip install 'graphc[mpi]')")
+
+from graphc.distributed._mpi import find_mpiexec  # noqa: E402
+
+HERE = Path(__file__).parent / "distributed"
+ROOT = Path(__file__).parent.parent
+CHECKS = [c for c in (HERE / "checks.py").read_text().split("CHECKS = [")[1].split("]")[0].replace("\n", "").split(",")]
+
+
+def run(cmd, timeout=120):
+    env = dict(os.environ, PYTHONUNBUFFERED="1")
+    return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, cwd=ROOT, env=env)
+
+
+@pytest.mark.timeout(150)
+@pytest.mark.parametrize("nproc", [2, 3])
+def test_every_check(nproc):
+    # 2 processes through the launcher, 3 with plain mpiexec
+    if nproc == 2:
+        cmd = [sys.executable, "-m", "graphc.distributed.run", "--nproc_per_node", "2", str(HERE / "checks.py")]
+    else:
+        cmd = [find_mpiexec(), "-n", "3", sys.executable, str(HERE / "checks.py")]
+    r = run(cmd)
+    assert r.returncode == 0, r.stdout + r.stderr
+    done = [line.split()[1] for line in r.stdout.splitlines() if line.startswith("ok ")]
+    assert done == [c.strip() for c in CHECKS], r.stdout + r.stderr
+
+
+@pytest.mark.timeout(100)
+@pytest.mark.parametrize("how", ["mpiexec", "launcher-before-init"])
+def test_a_failing_rank_ends_every_rank(how):
+    script = str(HERE / "fails.py")
+    if how == "mpiexec":
+        cmd = [find_mpiexec(), "-n", "2", sys.executable, script]
+    else:
+        cmd = [sys.executable, "-m", "graphc.distributed.run", "--nproc", "2", script]
+        cmd += ["--before-init"] if how.endswith("before-init") else []
+    r = run(cmd, timeout=60)  # a hang would raise TimeoutExpired
+    out = r.stdout + r.stderr
+    assert r.returncode != 0
+    assert "ValueError: rank 1 failed on purpose" in out, out
+    assert "aborting all ranks" in out, out
+
+
+def test_launcher_command_line(monkeypatch):
+    from graphc.distributed import run as launcher
+    monkeypatch.setattr(launcher, "find_mpiexec", lambda: "/x/mpiexec")
+    monkeypatch.setattr(launcher, "_is_open_mpi", lambda exe: False)
+    args = launcher._parser().parse_args(["--nproc_per_node", "4", "train.py", "--lr", "0.1"])
+    assert launcher.mpiexec_command(args) == ["/x/mpiexec", "-n", "4", sys.executable, "-m", "graphc.distributed.run",
+                                              "--graphc-worker", "train.py", "--lr", "0.1"]
+    args = launcher._parser().parse_args(["--nproc", "2", "--nnodes", "3", "--hostfile", "hosts", "t.py"])
+    assert launcher.mpiexec_command(args)[:7] == ["/x/mpiexec", "-n", "6", "-f", "hosts", "-ppn", "2"]
+    monkeypatch.setattr(launcher, "_is_open_mpi", lambda exe: True)
+    args = launcher._parser().parse_args(["--nproc", "3", "t.py"])
+    assert "--oversubscribe" in launcher.mpiexec_command(args)
+    with pytest.raises(SystemExit, match="needs --hostfile"):
+        launcher.mpiexec_command(launcher._parser().parse_args(["--nnodes", "2", "t.py"]))
+
+
+def test_without_a_process_group():
+    import graphc.distributed as dist
+    assert not dist.is_initialized()
+    for fn in (dist.get_rank, dist.get_world_size, dist.barrier):
+        with pytest.raises(ValueError, match="Default process group has not been initialized"):
+            fn()
+    import graphc
+    with pytest.raises(ValueError, match="Default process group has not been initialized"):
+        dist.all_reduce(graphc.ones(2))
+    with pytest.raises(ValueError, match="Invalid backend: 'tcp'"):
+        dist.init_process_group("tcp")
+
+
+def test_finds_the_mpich_package_library(tmp_path):
+    """mpi4py alone does not find the mpich package's library from a venv layered over the one
+    it is installed in; graphc points it there (MPI4PY_LIBMPI)."""
+    from graphc.distributed import _mpi
+    files = _mpi._mpich_files()
+    if not files:
+        pytest.skip("the mpich package is not installed (a system MPI is used)")
+    # _mpi.py loaded alone (importing graphc would take most of the time)
+    code = ("import os, importlib.util as u; s = u.spec_from_file_location('m', %r); m = u.module_from_spec(s); "
+            "s.loader.exec_module(m); MPI = m.load_mpi(); " % str(Path(_mpi.__file__))
+            "print(os.environ['MPI4PY_LIBMPI']); print(MPI.Get_library_version().split()[0])")
+    env = {k: v for k, v in os.environ.items() if k != "MPI4PY_LIBMPI"}
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, env=env, cwd=ROOT)
+    assert r.returncode == 0, r.stderr
+    lib, name = r.stdout.split()
+    assert Path(lib).exists() and name == "MPICH"
