@@ -89,8 +89,8 @@ def test_finds_the_mpich_package_library(tmp_path):
     if not files:
         pytest.skip("the mpich package is not installed (a system MPI is used)")
     # _mpi.py loaded alone (importing graphc would take most of the time)
-    code = ("import os, importlib.util as u; s = u.spec_from_file_location('m', %r); m = u.module_from_spec(s); "
-            "s.loader.exec_module(m); MPI = m.load_mpi(); " % str(Path(_mpi.__file__))
+    code = (f"import os, importlib.util as u; s = u.spec_from_file_location('m', {str(Path(_mpi.__file__))!r}); "
+            "m = u.module_from_spec(s); s.loader.exec_module(m); MPI = m.load_mpi(); "
             "print(os.environ['MPI4PY_LIBMPI']); print(MPI.Get_library_version().split()[0])")
     env = {k: v for k, v in os.environ.items() if k != "MPI4PY_LIBMPI"}
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, env=env, cwd=ROOT)
