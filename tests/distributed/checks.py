@@ -238,6 +238,30 @@ def check_ddp_mlp():
                      opt_cls=torch.optim.Adam), ref)
 
 
+def check_ddp_overlaps_backward():
+    """Each bucket's all-reduce starts from a gradient hook, in bucket order, before the backward
+    pass has produced every gradient; they are waited for at its end."""
+    from graphc.nn.parallel import distributed as ddp_module
+    events = []
+    start, ready = ddp_module._Bucket.start, ddp_module.DistributedDataParallel._ready
+    ddp_module._Bucket.start = lambda b, g: (events.append(("start", len(b.params))), start(b, g))[1]
+    ddp_module.DistributedDataParallel._ready = lambda s, p, used: (events.append("ready"), ready(s, p, used))[1]
+    try:
+        m = mlp()
+        net = DDP(m, bucket_cap_mb=1e-6)  # one parameter per bucket
+        x, y = batches((8,), steps=1)[0]
+        F.cross_entropy(net(shard(x)), shard(y)).backward()
+    finally:
+        ddp_module._Bucket.start, ddp_module.DistributedDataParallel._ready = start, ready
+    assert len(net._buckets) == 4
+    assert events == ["ready", ("start", 1)] * 4, events  # each bucket starts as soon as it is full
+    assert [b.params[0] for b in net._buckets] == list(m.parameters())[::-1]
+    ref = mlp()
+    F.cross_entropy(ref(x), y).backward()
+    for a, b in zip(m.parameters(), ref.parameters()):
+        close(a.grad, b.grad.numpy())
+
+
 def check_ddp_cnn_sync_batchnorm():
     data = batches((1, 6, 6))
     ref = train(cnn(), data, sharded=False)
@@ -319,6 +343,11 @@ def check_compiled_step_breaks_clearly():
             step(shard(x), shard(y))
     assert any("DistributedDataParallel" in str(w.message) for w in caught), [str(w.message) for w in caught]
     same_state(m, ref)
+    # compiling the wrapper itself (PyTorch's torch.compile(DDP(model))): its forward runs eagerly
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        same_state(train(mlp(), data, sharded=True, wrap=lambda m: torch.compile(DDP(m))), ref)
+    assert any("DistributedDataParallel" in str(w.message) for w in caught), [str(w.message) for w in caught]
     try:
         torch.compile(step, fullgraph=True)(*data[0])
     except torch.GraphBreakError as e:
@@ -328,7 +357,8 @@ def check_compiled_step_breaks_clearly():
 
 
 CHECKS = [check_setup, check_all_reduce, check_broadcast_and_reduce, check_gathers, check_point_to_point,
-          check_errors, check_ddp_mlp, check_ddp_cnn_sync_batchnorm, check_no_sync_and_unused,
+          check_errors, check_ddp_mlp, check_ddp_overlaps_backward,
+          check_ddp_cnn_sync_batchnorm, check_no_sync_and_unused,
           check_compiled_step_breaks_clearly]
 
 if __name__ == "__main__":

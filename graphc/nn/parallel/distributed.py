@@ -136,7 +136,7 @@ class DistributedDataParallel(Module):
             key = (p.dtype, str(p.device))
             cur = open_.get(key)
             if cur is not None:
-                limit = _FIRST_BUCKET_BYTES if cur is buckets[0] else cap
+                limit = min(_FIRST_BUCKET_BYTES, cap) if cur is buckets[0] else cap
                 if sum(q.numel() * q.element_size() for q in cur.params) >= limit:
                     cur = None
             if cur is None:
