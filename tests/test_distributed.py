@@ -109,3 +109,33 @@ def test_ddp_digits_example_reaches_the_single_process_accuracy():
     # one process (python examples/digits_classifier.py --model mlp --epochs 3, the same global
     # batch and schedule) reaches 93.0%; the shuffles differ, so allow 2 points
     assert acc >= 91.0, r.stdout
+
+
+@pytest.mark.timeout(100)
+def test_one_process_without_mpiexec_and_launcher_variables_that_disagree():
+    code = """
+import os
+import graphc as torch, graphc.distributed as dist
+os.environ["WORLD_SIZE"] = "2"  # as torchrun would set it for a job MPI did not start
+try:
+    dist.init_process_group()
+except RuntimeError as e:
+    print("refused:", e)
+assert not dist.is_initialized() and "RANK" not in os.environ
+del os.environ["WORLD_SIZE"]
+try:
+    dist.init_process_group(world_size=2)
+except ValueError as e:
+    print("refused:", e)
+dist.init_process_group(rank=0, world_size=1)  # python train.py: a world of one process
+t = torch.ones(2)
+dist.all_reduce(t)
+print(t.tolist(), dist.get_world_size(), os.environ["RANK"], os.environ["LOCAL_RANK"])
+"""
+    env = {k: v for k, v in os.environ.items() if k not in ("RANK", "WORLD_SIZE", "LOCAL_RANK", "LOCAL_WORLD_SIZE")}
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=90, env=env, cwd=ROOT)
+    assert r.returncode == 0, r.stderr
+    lines = r.stdout.splitlines()
+    assert "WORLD_SIZE=2, but MPI says 1" in lines[0] and "mpiexec" in lines[0]
+    assert "world_size=2, but MPI started this process with world_size=1" in lines[1]
+    assert lines[2] == "[1.0, 1.0] 1 0 0"

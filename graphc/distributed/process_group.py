@@ -95,18 +95,18 @@ def _local_rank(comm: Any, MPI: Any) -> tuple[int, int]:
         node.Free()
 
 
-def _check_launcher_env(name: str, mpi_value: int) -> None:
-    """A launcher's ``name`` variable must say what MPI says; set it where missing."""
-    value = os.environ.get(name)
-    if value is None:
-        os.environ[name] = str(mpi_value)
-        return
-    if int(value) != mpi_value:
-        raise RuntimeError(
-            f"init_process_group: the environment says {name}={value}, but MPI says {mpi_value}. "
-            "graphc's ranks come from MPI: start every process with mpiexec (or "
-            "`python -m graphc.distributed.run --nproc N script.py`), not with torchrun, and don't "
-            f"set {name} by hand")
+def _check_launcher_env(mpi_values: dict) -> None:
+    """A launcher's variables (``RANK`` ...) must say what MPI says; the missing ones are set."""
+    for name, mpi_value in mpi_values.items():
+        value = os.environ.get(name)
+        if value is not None and int(value) != mpi_value:
+            raise RuntimeError(
+                f"init_process_group: the environment says {name}={value}, but MPI says {mpi_value}. "
+                "graphc's ranks come from MPI: start every process with mpiexec (or "
+                "`python -m graphc.distributed.run --nproc N script.py`), not with torchrun, and don't "
+                f"set {name} by hand")
+    for name, mpi_value in mpi_values.items():
+        os.environ.setdefault(name, str(mpi_value))
 
 
 def _check_argument(name: str, given: int, mpi_value: int) -> None:
@@ -134,13 +134,13 @@ def init_process_group(backend: str | None = None, init_method: str | None = Non
         if GroupMember.WORLD is not None:
             raise ValueError("trying to initialize the default process group twice!")
         MPI = load_mpi()
-        comm = MPI.COMM_WORLD.Dup()  # our own context: a user's mpi4py traffic never matches ours
-        _check_argument("rank", rank, comm.Get_rank())
-        _check_argument("world_size", world_size, comm.Get_size())
-        local_rank, local_size = _local_rank(comm, MPI)
-        for name, value in (("RANK", comm.Get_rank()), ("WORLD_SIZE", comm.Get_size()),
-                            ("LOCAL_RANK", local_rank), ("LOCAL_WORLD_SIZE", local_size)):
-            _check_launcher_env(name, value)
+        world = MPI.COMM_WORLD
+        _check_argument("rank", rank, world.Get_rank())
+        _check_argument("world_size", world_size, world.Get_size())
+        local_rank, local_size = _local_rank(world, MPI)
+        _check_launcher_env({"RANK": world.Get_rank(), "WORLD_SIZE": world.Get_size(),
+                             "LOCAL_RANK": local_rank, "LOCAL_WORLD_SIZE": local_size})
+        comm = world.Dup()  # our own context: a user's mpi4py traffic never matches ours
         GroupMember.WORLD = ProcessGroup(comm, "mpi")
         _install_abort_on_uncaught_exception(MPI)
 

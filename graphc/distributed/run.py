@@ -32,6 +32,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--nproc", "--nproc_per_node", "--nproc-per-node", dest="nproc", type=int, default=1,
                    help="processes per machine (default 1)")
     p.add_argument("--nnodes", type=int, default=1, help="machines (more than 1 needs --hostfile)")
+    p.add_argument("--standalone", action="store_true", help="torchrun's flag for one machine (the default here)")
     p.add_argument("--hostfile", help="the machines, one per line (passed to mpiexec's -f / --hostfile)")
     p.add_argument("--mpiexec-args", default="", help="more arguments for mpiexec, as one string")
     p.add_argument("-m", dest="module", action="store_true", help="run the script argument as a module")
