@@ -356,10 +356,49 @@ def check_compiled_step_breaks_clearly():
         raise AssertionError("fullgraph=True compiled a step through DistributedDataParallel")
 
 
+def check_cuda_tensors():
+    """cuda tensors go through the host (CuPy's stand-in, tests/fake_cupy.py, unless
+    GRAPHC_REAL_CUDA=1): collectives write back into device memory, DDP trains a cuda model."""
+    import sys
+
+    import pytest
+    patch = pytest.MonkeyPatch()
+    if os.environ.get("GRAPHC_REAL_CUDA") != "1":
+        sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+        import fake_cupy
+        fake_cupy.install(patch)
+        fake_cupy.reset_runtime(patch)
+    try:
+        xs = inputs((3, 2))
+        t = torch.from_numpy(xs[RANK].copy()).cuda()
+        dist.all_reduce(t, op=dist.ReduceOp.AVG)
+        assert t.device.type == "cuda"
+        close(t.cpu(), np.mean(xs, 0))
+        out = torch.zeros(WORLD * 3, 2, device="cuda")
+        dist.all_gather_into_tensor(out, torch.from_numpy(xs[RANK]).cuda())
+        close(out.cpu(), np.concatenate(xs))
+        b = torch.from_numpy(xs[RANK].copy()).cuda()
+        dist.broadcast(b, src=0)
+        close(b.cpu(), xs[0])
+        data = batches((8,))
+        ref = train(mlp(), data, sharded=False)
+        m = mlp().cuda()
+        net = DDP(m)
+        opt = torch.optim.SGD(m.parameters(), lr=0.1)
+        for x, y in data:
+            opt.zero_grad()
+            F.cross_entropy(net(shard(x).cuda()), shard(y).cuda()).backward()
+            opt.step()
+        assert m[0].weight.grad.device.type == "cuda"
+        same_state(m.cpu(), ref)
+    finally:
+        patch.undo()
+
+
 CHECKS = [check_setup, check_all_reduce, check_broadcast_and_reduce, check_gathers, check_point_to_point,
           check_errors, check_ddp_mlp, check_ddp_overlaps_backward,
           check_ddp_cnn_sync_batchnorm, check_no_sync_and_unused,
-          check_compiled_step_breaks_clearly]
+          check_compiled_step_breaks_clearly, check_cuda_tensors]
 
 if __name__ == "__main__":
     for check in CHECKS:
