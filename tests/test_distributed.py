@@ -103,12 +103,12 @@ def test_finds_the_mpich_package_library(tmp_path):
 def test_ddp_digits_example_reaches_the_single_process_accuracy():
     pytest.importorskip("sklearn")
     r = run([sys.executable, "-m", "graphc.distributed.run", "--nproc", "2", "examples/ddp_digits.py",
-             "--model", "mlp", "--epochs", "3"], timeout=140)
+             "--model", "mlp", "--epochs", "2"], timeout=140)
     assert r.returncode == 0, r.stdout + r.stderr
     acc = float(r.stdout.strip().splitlines()[-1].split("test accuracy ")[1].split("%")[0])
-    # one process (python examples/digits_classifier.py --model mlp --epochs 3, the same global
-    # batch and schedule) reaches 93.0%; the shuffles differ, so allow 2 points
-    assert acc >= 91.0, r.stdout
+    # one process (python examples/digits_classifier.py --model mlp --epochs 2, the same global
+    # batch and schedule) reaches 92.2%; the shuffles differ, so allow 2 points
+    assert acc >= 90.2, r.stdout
 
 
 @pytest.mark.timeout(100)
