@@ -41,6 +41,8 @@ def _broadcast_coalesced(tensors: list, src: int, group: Any) -> None:
     host = [np.ascontiguousarray(_rt.runtime_of(t._data).to_host(t._data)) for t in tensors]
     flat = Tensor._make(np.concatenate([h.reshape(-1).view(np.uint8) for h in host]))
     _dist().broadcast(flat, src=src, group=group)
+    if _dist().get_rank(group) == src:
+        return
     offset = 0
     for t, h in zip(tensors, host):
         n = h.nbytes
@@ -104,6 +106,14 @@ class DistributedDataParallel(Module):
                  delay_all_reduce_named_params: Any = None, param_to_hook_all_reduce: Any = None,
                  mixed_precision: Any = None, device_mesh: Any = None, skip_all_reduce_unused_params: bool = False) -> None:
         super().__init__()
+        unsupported = {"delay_all_reduce_named_params": delay_all_reduce_named_params,
+                       "param_to_hook_all_reduce": param_to_hook_all_reduce, "mixed_precision": mixed_precision,
+                       "device_mesh": device_mesh}
+        for name, value in unsupported.items():
+            if value is not None:
+                raise NotImplementedError(f"DistributedDataParallel: graphc does not support {name}; leave it out")
+        # static_graph, gradient_as_bucket_view and check_reduction are PyTorch's speed and memory
+        # options: accepted, and the gradients are the same without them
         from graphc.distributed.process_group import default_group
         group = default_group(process_group)
         params = list(dict.fromkeys(p for p in module.parameters() if p.requires_grad))
