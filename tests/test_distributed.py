@@ -2,6 +2,7 @@
 tests/distributed/checks.py (collectives against numpy, DDP training against one process), with
 2 and 3 processes (3 oversubscribes CI's 2 cores); a failing rank ends the whole job."""
 import os
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -18,8 +19,18 @@ CHECKS = [c for c in (HERE / "checks.py").read_text().split("CHECKS = [")[1].spl
 
 
 def run(cmd, timeout=120):
+    """Run an MPI job; on a timeout kill every process it started (mpiexec's own death would leave
+    its ranks spinning) and fail showing what it printed."""
     env = dict(os.environ, PYTHONUNBUFFERED="1")
-    return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, cwd=ROOT, env=env)
+    p = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT, env=env,
+                         start_new_session=True)
+    try:
+        out, err = p.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        os.killpg(p.pid, signal.SIGKILL)
+        out, err = p.communicate()
+        pytest.fail(f"the MPI job hung (killed after {timeout} s):\n{out}\n{err}")
+    return subprocess.CompletedProcess(cmd, p.returncode, out, err)
 
 
 @pytest.mark.timeout(150)
@@ -45,7 +56,7 @@ def test_a_failing_rank_ends_every_rank(how):
     else:
         cmd = [sys.executable, "-m", "graphc.distributed.run", "--nproc", "2", script]
         cmd += ["--before-init"] if how.endswith("before-init") else []
-    r = run(cmd, timeout=60)  # a hang would raise TimeoutExpired
+    r = run(cmd, timeout=60)  # a hang fails the test
     out = r.stdout + r.stderr
     assert r.returncode != 0
     assert "ValueError: rank 1 failed on purpose" in out, out

@@ -119,7 +119,15 @@ def main(argv: list[str] | None = None) -> int:
         _worker(argv[1:])
         return 0
     args = _parser().parse_args(argv)
-    return subprocess.call(mpiexec_command(args))
+    proc = subprocess.Popen(mpiexec_command(args))
+    # mpiexec ends the job on SIGTERM; without passing it on, this process would die alone and
+    # leave the ranks running
+    signal.signal(signal.SIGTERM, lambda signum, frame: proc.send_signal(signum))
+    while True:
+        try:
+            return proc.wait()
+        except KeyboardInterrupt:  # mpiexec got the terminal's SIGINT too; wait for it to end the job
+            continue
 
 
 if __name__ == "__main__":

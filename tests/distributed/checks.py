@@ -171,6 +171,7 @@ def check_errors():
     expect(ValueError, "expected a list of", lambda: dist.all_gather([torch.zeros(2)] * (WORLD + 1), torch.zeros(2)))
     expect(ValueError, "Invalid source rank", lambda: dist.broadcast(torch.zeros(2), src=WORLD))
     expect(TypeError, "Expected parameter `tensor` of type torch.Tensor", lambda: dist.all_reduce([1.0]))
+    expect(NotImplementedError, "mixed_precision", lambda: DDP(nn.Linear(2, 2), mixed_precision=object()))
     expect(ValueError, "Invalid usage of tensors with different dtypes",
            lambda: dist.all_gather_into_tensor(torch.zeros(2 * WORLD), torch.zeros(2, dtype=torch.float64)))
 
