@@ -5,8 +5,9 @@
 An MLP (64x784-512-256-10, AdamW) on a global batch of 64: one process takes the whole batch; N
 processes (graphc.distributed, MPI on this machine) take 64/N each, and DistributedDataParallel
 averages the 0.5M gradients. Prints the median ms per step of each, and of one all-reduce of the
-gradients alone. On a machine with fewer cores than processes the ranks share cores: the figure
-then shows the overhead, not a speed-up.
+gradients alone, and of the DDP step under no_sync() (no averaging). On a machine with fewer cores
+than processes the ranks share cores: the figure then shows the overhead, not a speed-up. BLAS
+threads compete with the ranks for cores: OPENBLAS_NUM_THREADS=1 gives each process one core.
 """
 from __future__ import annotations
 
@@ -57,7 +58,11 @@ def worker(steps: int) -> None:
     x, y = data(BATCH)
     n = BATCH // world
     m = model()
-    ms = time_steps(DDP(m), m.parameters(), x[rank * n:(rank + 1) * n], y[rank * n:(rank + 1) * n], steps)
+    net = DDP(m)
+    xs, ys = x[rank * n:(rank + 1) * n], y[rank * n:(rank + 1) * n]
+    ms = time_steps(net, m.parameters(), xs, ys, steps)
+    with net.no_sync():  # the same step without averaging: what the communication costs
+        local = time_steps(net, m.parameters(), xs, ys, steps)
     flat = torch.zeros(sum(p.numel() for p in m.parameters()))
     times = []
     for _ in range(steps + 3):
@@ -66,7 +71,7 @@ def worker(steps: int) -> None:
         dist.all_reduce(flat)
         times.append(time.perf_counter() - t0)
     if rank == 0:
-        print(f"RESULT {ms:.2f} {statistics.median(times[3:]) * 1e3:.2f}", flush=True)
+        print(f"RESULT {ms:.2f} {local:.2f} {statistics.median(times[3:]) * 1e3:.2f}", flush=True)
 
 
 def main() -> None:
@@ -84,11 +89,12 @@ def main() -> None:
     out = subprocess.run([sys.executable, "-m", "graphc.distributed.run", "--nproc", str(args.nproc),
                           str(Path(__file__).resolve()), "--worker", "--steps", str(args.steps)],
                          capture_output=True, text=True, check=True).stdout
-    ddp, allreduce = (float(v) for v in out.split("RESULT")[1].split())
+    ddp, local, allreduce = (float(v) for v in out.split("RESULT")[1].split())
     n_params = sum(p.numel() for p in m.parameters())
     print(f"MLP 784-512-256-10 ({n_params} parameters), AdamW, global batch {BATCH}, median of {args.steps} steps")
     print(f"  1 process, batch {BATCH}:                {one:7.2f} ms/step")
     print(f"  {args.nproc} processes, batch {BATCH // args.nproc} each (DDP):  {ddp:7.2f} ms/step  ({one / ddp:.2f}x)")
+    print(f"  {args.nproc} processes, the same without averaging (no_sync): {local:7.2f} ms/step")
     print(f"  all-reduce of the {n_params} gradients alone: {allreduce:7.2f} ms")
 
 
