@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import enum
 import functools
+import inspect
 import pickle
+import warnings
 from typing import Any, Callable, Sequence
 
 import numpy as np
@@ -19,7 +21,7 @@ from graphc.runtime import devices as _rt
 
 from ..dispatch import current as _dispatch
 from ._mpi import load_mpi
-from .process_group import ProcessGroup, default_group
+from .process_group import GroupMember, ProcessGroup, default_group
 
 
 class ReduceOp(enum.Enum):
@@ -150,7 +152,8 @@ class Work:
         self.wait()
         return self._outputs
 
-    def _source_rank(self) -> int:
+    def _source_rank(self) -> int | None:
+        """The sender's rank in the communicator (receives only)."""
         self.wait()
         return self._source
 
@@ -172,24 +175,35 @@ def _run(group: ProcessGroup | None, start: Callable[[Any], tuple], async_op: bo
 
 def _collective(fn: Callable) -> Callable:
     """A public collective: inside ``graphc.compile`` it breaks the graph (it exchanges data with
-    other processes, which a traced graph cannot do), before it touches any tensor's values."""
+    other processes, which a traced graph cannot do), before it touches any tensor's values; on a
+    rank outside its ``group`` it does nothing, with PyTorch's warning."""
+    signature = inspect.signature(fn)
+
     @functools.wraps(fn)
     def run(*args, **kwargs):
         _dispatch().eager_only(f"torch.distributed.{fn.__name__} runs eagerly (it exchanges data with other processes)")
+        if signature.bind_partial(*args, **kwargs).arguments.get("group") is GroupMember.NON_GROUP_MEMBER:
+            warnings.warn(f"Running {fn.__name__} on global rank {default_group().rank()} which does not belong to "
+                          "the given group.", stacklevel=2)
+            return None
         return fn(*args, **kwargs)
     return run
 
 
 def _root(pg: ProcessGroup, rank: int | None, group_rank: int | None, what: str, default: int | None = None) -> int:
-    """A root rank given as a global rank or as a rank in the group (graphc's groups are the world)."""
+    """A root's rank in ``pg``, given as a global rank (``rank``) or as a rank in the group."""
     if rank is not None and group_rank is not None:
         raise ValueError("Can't specify both group_rank and global_rank")
-    r = rank if rank is not None else group_rank if group_rank is not None else default
+    if group_rank is not None:
+        if not 0 <= int(group_rank) < pg.size():
+            raise ValueError(f"Invalid {what} rank {group_rank}: the group has ranks 0 to {pg.size() - 1}")
+        return int(group_rank)
+    r = rank if rank is not None else default
     if r is None:
         raise ValueError("Must specify global_rank or group_rank")
-    if not 0 <= int(r) < pg.size():
-        raise ValueError(f"Invalid {what} rank {r}: the group has ranks 0 to {pg.size() - 1}")
-    return int(r)
+    if int(r) not in pg.ranks:
+        raise ValueError(f"Invalid {what} rank {r}: the group holds the global ranks {pg.ranks}")
+    return pg.ranks.index(int(r))
 
 
 def _same_dtype(*tensors) -> None:
@@ -440,8 +454,8 @@ def send(tensor, dst: int | None = None, group: ProcessGroup | None = None, tag:
 @_collective
 def recv(tensor, src: int | None = None, group: ProcessGroup | None = None, tag: int = 0,
          group_src: int | None = None) -> int:
-    """Receive into ``tensor``; returns the sender's rank."""
-    return irecv(tensor, src, group, tag, group_src)._source_rank()
+    """Receive into ``tensor``; returns the sender's global rank."""
+    return default_group(group).ranks[irecv(tensor, src, group, tag, group_src)._source_rank()]
 
 
 @_collective

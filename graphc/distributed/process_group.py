@@ -22,11 +22,12 @@ _BACKENDS = ("mpi", "gloo", "nccl", "cpu:gloo,cuda:nccl")
 
 
 class ProcessGroup:
-    """The ranks of one MPI communicator."""
+    """The ranks of one MPI communicator; ``ranks``: their global ranks, in group-rank order."""
 
-    def __init__(self, comm: Any, backend: str) -> None:
+    def __init__(self, comm: Any, backend: str, ranks: list[int]) -> None:
         self.comm = comm
         self._backend = backend
+        self.ranks = ranks
 
     def rank(self) -> int:
         return self.comm.Get_rank()
@@ -141,12 +142,54 @@ def init_process_group(backend: str | None = None, init_method: str | None = Non
         _check_launcher_env({"RANK": world.Get_rank(), "WORLD_SIZE": world.Get_size(),
                              "LOCAL_RANK": local_rank, "LOCAL_WORLD_SIZE": local_size})
         comm = world.Dup()  # our own context: a user's mpi4py traffic never matches ours
-        GroupMember.WORLD = ProcessGroup(comm, "mpi")
+        GroupMember.WORLD = ProcessGroup(comm, "mpi", list(range(comm.Get_size())))
         _install_abort_on_uncaught_exception(MPI)
 
 
+def new_group(ranks: list[int] | None = None, timeout: timedelta | None = None, backend: str | None = None,
+              pg_options: Any = None, use_local_synchronization: bool = False, group_desc: str | None = None,
+              device_id: Any = None) -> ProcessGroup | int:
+    """A group of the given global ranks (all of them when None), for collectives among them.
+    Every rank of the default group must call it, members or not, as in PyTorch; a rank outside
+    the group gets ``GroupMember.NON_GROUP_MEMBER``, and collectives on it there do nothing."""
+    world = default_group()
+    members = sorted(set(range(world.size()) if ranks is None else (int(r) for r in ranks)))
+    for r in members:
+        if not 0 <= r < world.size():
+            raise ValueError(f"new_group: rank {r} is not in the default group (ranks 0 to {world.size() - 1})")
+    MPI = load_mpi()
+    mpi_group = world.comm.Get_group().Incl(members)
+    try:
+        comm = world.comm.Create(mpi_group)  # collective over the default group
+    finally:
+        mpi_group.Free()
+    if comm == MPI.COMM_NULL:
+        return GroupMember.NON_GROUP_MEMBER
+    return ProcessGroup(comm, world.name(), members)
+
+
+def get_group_rank(group: ProcessGroup, global_rank: int) -> int:
+    """``global_rank``'s rank within ``group``."""
+    pg = default_group(group)
+    if global_rank not in pg.ranks:
+        raise ValueError(f"Group {pg} does not contain rank {global_rank}")
+    return pg.ranks.index(global_rank)
+
+
+def get_global_rank(group: ProcessGroup, group_rank: int) -> int:
+    """The global rank of ``group``'s rank ``group_rank``."""
+    pg = default_group(group)
+    if not 0 <= group_rank < len(pg.ranks):
+        raise ValueError(f"Group rank {group_rank} is not part of group {pg}")
+    return pg.ranks[group_rank]
+
+
+def get_process_group_ranks(group: ProcessGroup) -> list[int]:
+    return list(default_group(group).ranks)
+
+
 def destroy_process_group(group: ProcessGroup | None = None) -> None:
-    """Leave the default group (MPI itself is finalized when the process exits)."""
+    """Leave ``group``, or the default group (MPI itself is finalized when the process exits)."""
     with _lock:
         pg = default_group(group)
         if pg is GroupMember.WORLD:
@@ -155,10 +198,16 @@ def destroy_process_group(group: ProcessGroup | None = None) -> None:
 
 
 def get_rank(group: ProcessGroup | None = None) -> int:
+    """This process's rank in ``group`` (the default group); -1 outside it."""
+    if group is GroupMember.NON_GROUP_MEMBER:
+        return -1
     return default_group(group).rank()
 
 
 def get_world_size(group: ProcessGroup | None = None) -> int:
+    """How many processes ``group`` (the default group) has; -1 outside it."""
+    if group is GroupMember.NON_GROUP_MEMBER:
+        return -1
     return default_group(group).size()
 
 

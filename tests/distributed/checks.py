@@ -152,6 +152,42 @@ def check_point_to_point():
     dist.barrier()
 
 
+def check_new_group():
+    """A group of the first and last ranks (with 3 processes rank 1 is outside it)."""
+    members = [0, WORLD - 1]
+    g = dist.new_group(members)
+    xs = inputs((3,))
+    t = torch.from_numpy(xs[RANK].copy())
+    if RANK not in members:
+        assert g is dist.GroupMember.NON_GROUP_MEMBER and dist.get_rank(g) == -1 and dist.get_world_size(g) == -1
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            assert dist.all_reduce(t, group=g) is None
+        close(t, xs[RANK])
+        assert "does not belong to the given group" in str(caught[0].message)
+        return
+    assert (dist.get_rank(g), dist.get_world_size(g)) == (members.index(RANK), 2)
+    assert dist.get_process_group_ranks(g) == members
+    assert dist.get_global_rank(g, 1) == WORLD - 1 and dist.get_group_rank(g, WORLD - 1) == 1
+    dist.all_reduce(t, group=g)
+    close(t, xs[0] + xs[WORLD - 1])
+    b = torch.from_numpy(xs[RANK].copy())
+    dist.broadcast(b, src=WORLD - 1, group=g)  # src is a global rank, as in PyTorch
+    close(b, xs[WORLD - 1])
+    b = torch.from_numpy(xs[RANK].copy())
+    dist.broadcast(b, group_src=0, group=g)
+    close(b, xs[0])
+    if RANK == 0:
+        got = torch.zeros(3)
+        assert dist.recv(got, group=g) == WORLD - 1  # the sender's global rank
+        close(got, xs[WORLD - 1])
+    else:
+        dist.send(torch.from_numpy(xs[RANK]), dst=0, group=g)
+    if WORLD == 3:
+        expect(ValueError, "Invalid source rank 1", lambda: dist.broadcast(b, src=1, group=g))
+    dist.destroy_process_group(g)
+
+
 def expect(error, match, fn):
     try:
         fn()
@@ -397,7 +433,7 @@ def check_cuda_tensors():
 
 
 CHECKS = [check_setup, check_all_reduce, check_broadcast_and_reduce, check_gathers, check_point_to_point,
-          check_errors, check_ddp_mlp, check_ddp_overlaps_backward,
+          check_new_group, check_errors, check_ddp_mlp, check_ddp_overlaps_backward,
           check_ddp_cnn_sync_batchnorm, check_no_sync_and_unused,
           check_compiled_step_breaks_clearly, check_cuda_tensors]
 

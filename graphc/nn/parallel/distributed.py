@@ -34,14 +34,14 @@ def _dist():
     return distributed
 
 
-def _broadcast_coalesced(tensors: list, src: int, group: Any) -> None:
-    """``tensors`` (any dtypes) from rank ``src``, as one broadcast of their bytes."""
+def _broadcast_coalesced(tensors: list, group: Any) -> None:
+    """``tensors`` (any dtypes) from the group's first rank, as one broadcast of their bytes."""
     if not tensors:
         return
     host = [np.ascontiguousarray(_rt.runtime_of(t._data).to_host(t._data)) for t in tensors]
     flat = Tensor._make(np.concatenate([h.reshape(-1).view(np.uint8) for h in host]))
-    _dist().broadcast(flat, src=src, group=group)
-    if _dist().get_rank(group) == src:
+    _dist().broadcast(flat, group=group, group_src=0)
+    if _dist().get_rank(group) == 0:
         return
     offset = 0
     for t, h in zip(tensors, host):
@@ -134,7 +134,7 @@ class DistributedDataParallel(Module):
         self._params = params
         self._armed = False
         self._hooks = [p.register_post_accumulate_grad_hook(self._grad_ready) for p in params]
-        _broadcast_coalesced(list(module.state_dict(keep_vars=True).values()), 0, group)
+        _broadcast_coalesced(list(module.state_dict(keep_vars=True).values()), group)
 
     @staticmethod
     def _make_buckets(params: list, cap: int) -> list:
@@ -163,7 +163,7 @@ class DistributedDataParallel(Module):
         if self.broadcast_buffers:
             buffers = [b for b in self.module.buffers()]
             if buffers:
-                _broadcast_coalesced(buffers, 0, self.process_group)
+                _broadcast_coalesced(buffers, self.process_group)
         sync = grad_mode.is_grad_enabled() and self.require_backward_grad_sync
         if sync:
             self._prepare_for_backward()
