@@ -65,6 +65,9 @@ from . import special
 from . import distributions  # noqa: E402
 from . import distributed  # noqa: E402  (mpi4py loads only when a process group starts)
 from . import safetensors, serialization
+from . import func  # graphc.func: grad, vjp, jvp, jacrev, jacfwd, hessian, vmap, functional_call
+from . import jit  # saved compiled programs (torch.jit.trace/save/load)
+from .utils.dlpack import from_dlpack
 from .serialization import load, save
 
 float16 = half = _dt.float16
