@@ -269,6 +269,9 @@ def check_ddp_mlp():
     same_state(train(m, data, sharded=True, wrap=DDP), ref)
     # with a compiled model (compiled forward and backward; the averaging hooks run eagerly)
     same_state(train(mlp(), data, sharded=True, wrap=lambda m: DDP(torch.compile(m))), ref)
+    # find_unused_parameters walks the compiled backward's graph to the parameters
+    same_state(train(mlp(), data, sharded=True, wrap=lambda m: DDP(torch.compile(m), find_unused_parameters=True)),
+               ref)
     # Adam, many small buckets: the all-reduces start during backward, one per bucket
     ref = train(mlp(), data, sharded=False, opt_cls=torch.optim.Adam)
     same_state(train(mlp(), data, sharded=True, wrap=lambda m: DDP(m, bucket_cap_mb=1e-4),
