@@ -51,7 +51,7 @@ def _point_mpi4py_at_mpich() -> None:
 def load_mpi() -> ModuleType:
     """``mpi4py.MPI``, or an ImportError naming what is missing and how to install it."""
     try:
-        import mpi4py
+        import mpi4py  # noqa: F401  (installed?)
     except ImportError:
         raise ImportError(f"graphc.distributed needs mpi4py and an MPI library: {_INSTALL_HINT}") from None
     _point_mpi4py_at_mpich()
