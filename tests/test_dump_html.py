@@ -234,6 +234,7 @@ def _chromium() -> str:
 def _browse(page: Path, fragment: str, tmp: Path, shot: Path) -> tuple[str, str]:
     """(the DOM after the page's scripts ran, chromium's log) of ``page#fragment``; a screenshot."""
     r = subprocess.run([_chromium(), "--headless", "--disable-gpu", "--no-sandbox", "--no-first-run",
+                        "--disable-dev-shm-usage",  # containers' /dev/shm is small
                         f"--user-data-dir={tmp / 'profile'}", "--enable-logging=stderr", "--v=0",
                         "--window-size=1400,1000", f"--screenshot={shot}", "--dump-dom",
                         page.as_uri() + fragment], capture_output=True, text=True, timeout=90)
