@@ -1,0 +1,285 @@
+"""``graphc.onnx.export``: trace, decompose, and write the graph as an ONNX model."""
+from __future__ import annotations
+
+import inspect
+import os
+from typing import Any, Mapping, Sequence
+
+import numpy as np
+
+from graphc.ir.graph import Value
+
+from ..compiler.api import _flatten
+from ..nn.modules.module import Module
+from ..tensors import Tensor
+from .capture import Captured, capture
+from .dims import Dim
+from .emitter import Emitter, onnx_dtype
+from .errors import OnnxExporterError, UnsupportedOperatorError
+from .ops import ONNX_OPS, UNSUPPORTED, Call
+
+DEFAULT_OPSET = 18
+MIN_OPSET = 13  # Unsqueeze, Squeeze, Slice and ReduceSum take their axes as inputs from 13 on
+
+
+def require_onnx():
+    """The ``onnx`` package, or an error saying how to install it."""
+    try:
+        import onnx
+    except ImportError:
+        raise ModuleNotFoundError("graphc.onnx.export needs the onnx package: pip install 'graphc[onnx]' "
+                                  "(onnx, and onnxruntime to run the exported models)") from None
+    return onnx
+
+
+class ONNXProgram:
+    """An exported model (PyTorch's ``torch.onnx.ONNXProgram``): ``model_proto`` is the ONNX
+    ``ModelProto``; ``save`` writes it; calling it runs it in ONNX Runtime."""
+
+    def __init__(self, model_proto) -> None:
+        self.model_proto = model_proto
+        self._session = None
+
+    def save(self, destination) -> None:
+        """Write the model to a path or a binary file object."""
+        data = self.model_proto.SerializeToString()
+        if hasattr(destination, "write"):
+            destination.write(data)
+            return
+        with open(os.fspath(destination), "wb") as fh:
+            fh.write(data)
+
+    def __call__(self, *args) -> list[Tensor]:
+        """Run the model in ONNX Runtime (CPU) on graphc tensors; returns graphc tensors."""
+        if self._session is None:
+            try:
+                import onnxruntime
+            except ImportError:
+                raise ModuleNotFoundError("running an exported model needs onnxruntime: pip install 'graphc[onnx]'") \
+                    from None
+            self._session = onnxruntime.InferenceSession(self.model_proto.SerializeToString(),
+                                                         providers=["CPUExecutionProvider"])
+        leaves: list = []
+        _flatten(args, leaves)
+        names = [i.name for i in self._session.get_inputs()]
+        feeds = {n: np.asarray(t.detach().cpu().numpy()) for n, t in zip(names, leaves)}
+        return [Tensor._make(np.asarray(o)) for o in self._session.run(None, feeds)]
+
+    def __repr__(self) -> str:
+        g = self.model_proto.graph
+        return (f"ONNXProgram(inputs={[i.name for i in g.input]}, outputs={[o.name for o in g.output]}, "
+                f"{len(g.node)} nodes, opset {self.model_proto.opset_import[0].version})")
+
+
+def export(model, args: Any = (), f=None, *, kwargs: dict | None = None, verbose: bool | None = None,
+           input_names: Sequence[str] | None = None, output_names: Sequence[str] | None = None,
+           opset_version: int | None = None, dynamo: bool = True, external_data: bool = True,
+           dynamic_shapes=None, export_params: bool = True, keep_initializers_as_inputs: bool = False,
+           dynamic_axes: Mapping[str, Mapping[int, str] | Sequence[int]] | None = None,
+           **unsupported: Any) -> ONNXProgram:
+    """Export ``model`` (an ``nn.Module`` or a function of tensors), called on ``args`` (a tensor or
+    a tuple; ``kwargs`` too), as an ONNX model written to ``f`` (a path or a binary file object;
+    None: only returned). PyTorch's signature; see README's "ONNX export" section.
+
+    The model runs in its current mode (``train()``/``eval()``), traced by graphc's tracer, and is
+    decomposed into primitives; parameters and buffers become initializers named by their module
+    path. ``dynamic_axes`` (``{"x": {0: "batch"}}`` or ``{"x": [0]}``) makes input and output
+    dimensions symbolic. ``dynamo`` and ``external_data`` are accepted for compatibility (graphc has
+    one tracer; a model is stored in one file)."""
+    onnx = require_onnx()
+    if unsupported:
+        raise TypeError(f"graphc.onnx.export: {', '.join(sorted(unsupported))} is not supported (training= and "
+                        "operator_export_type= belong to PyTorch's TorchScript exporter; graphc exports the model "
+                        "in its current mode)")
+    if dynamic_shapes is not None:
+        raise NotImplementedError("graphc.onnx.export: dynamic_shapes is not supported; name the dynamic dimensions "
+                                  "with dynamic_axes={'input_name': {0: 'batch'}}")
+    opset = DEFAULT_OPSET if opset_version is None else opset_version
+    newest = onnx.defs.onnx_opset_version()
+    if not isinstance(opset, int) or not MIN_OPSET <= opset <= newest:
+        raise ValueError(f"graphc.onnx.export: opset_version must be an int from {MIN_OPSET} to {newest} (the "
+                         f"installed onnx package's newest), got {opset_version!r}")
+    if isinstance(args, Tensor):
+        args = (args,)
+    elif not isinstance(args, tuple):
+        raise TypeError(f"graphc.onnx.export: args must be a tensor or a tuple of arguments, got "
+                        f"{type(args).__name__}")
+    kwargs = dict(kwargs or {})
+    leaves: list = []
+    spec = _flatten((args, kwargs), leaves)
+    if not leaves:
+        raise OnnxExporterError("graphc.onnx.export: the arguments hold no tensor; an ONNX model needs an input")
+    in_names = _input_names(model, args, kwargs, len(leaves), input_names)
+    dyn_in, dyn_out = _dynamic_axes(dynamic_axes, in_names, output_names, leaves)
+    captured = capture(model, leaves, spec, dyn_in)
+    proto = _to_onnx(onnx, captured, model, in_names, output_names, dyn_in, dyn_out, opset, export_params,
+                     keep_initializers_as_inputs)
+    program = ONNXProgram(proto)
+    if verbose:
+        print(onnx.helper.printable_graph(proto.graph))
+    if f is not None:
+        program.save(f)
+    return program
+
+
+def _input_names(model, args: tuple, kwargs: dict, n: int, given: Sequence[str] | None) -> list[str]:
+    """The forward's parameter names (``x``; ``x_0, x_1`` for tensors nested in one argument),
+    overridden in order by ``input_names``."""
+    fn = model.forward if isinstance(model, Module) else model
+    try:
+        params = [p.name for p in inspect.signature(fn).parameters.values()
+                  if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
+    except (TypeError, ValueError):
+        params = []
+    names = []
+    for i, a in enumerate(list(args) + list(kwargs.values())):
+        base = params[i] if i < len(args) and i < len(params) else (
+            list(kwargs)[i - len(args)] if i >= len(args) else f"input_{i}")
+        inner: list = []
+        _flatten(a, inner)
+        names += [base] if isinstance(a, Tensor) else [f"{base}_{k}" for k in range(len(inner))]
+    given = list(given or [])
+    if len(given) > n:
+        raise ValueError(f"graphc.onnx.export: {len(given)} input_names for {n} input tensors")
+    names = given + names[len(given):]
+    if len(set(names)) != len(names):
+        raise ValueError(f"graphc.onnx.export: input names must be unique, got {names}")
+    return names
+
+
+def _dynamic_axes(dynamic_axes, in_names: list[str], out_names, leaves: list) -> tuple[dict, dict]:
+    """{leaf index: {axis: name}} for inputs, {output name: {axis: name}} for outputs."""
+    dyn_in: dict[int, dict[int, str]] = {}
+    dyn_out: dict[str, dict[int, str]] = {}
+    for key, axes in (dynamic_axes or {}).items():
+        if isinstance(axes, Mapping):
+            named = {int(a): str(s) for a, s in axes.items()}
+        else:
+            named = {int(a): f"{key}_dynamic_axes_{k + 1}" for k, a in enumerate(axes)}
+        if key in in_names:
+            i = in_names.index(key)
+            rank = leaves[i].ndim
+            for a in named:
+                if not -rank <= a < rank:
+                    raise IndexError(f"graphc.onnx.export: dynamic axis {a} of input {key!r} is out of range for "
+                                     f"its {rank} dimensions")
+            dyn_in[i] = {a % rank: s for a, s in named.items()}
+        elif out_names is not None and key in out_names:
+            dyn_out[key] = named
+        else:
+            raise ValueError(f"graphc.onnx.export: dynamic_axes names {key!r}, which is no input or output name "
+                             f"(inputs: {in_names}, outputs: {list(out_names or [])})")
+    return dyn_in, dyn_out
+
+
+def _to_onnx(onnx, captured: Captured, model, in_names: list[str], output_names, dyn_in: dict, dyn_out: dict,
+             opset: int, export_params: bool, keep_initializers_as_inputs: bool):
+    helper = onnx.helper
+    g = captured.graph
+    symbols = {s: (in_names[i], axis) for s, (i, axis) in captured.symbols.items()}
+    e = Emitter(opset, symbols)
+    for n in in_names:
+        e.names.add(n)
+    names: dict[int, str] = {}
+    inputs = []
+    user = [v for v in g.inputs if v.role == "input"]
+    for i, v in enumerate(user):
+        names[id(v)] = in_names[i]
+        dims = [dyn_in.get(i, {}).get(a, s) for a, s in enumerate(v.shape)]
+        inputs.append(helper.make_tensor_value_info(in_names[i], onnx_dtype(v.dtype), dims))
+    outputs_used = {id(o) for o in g.outputs}
+    param_names = _state_names(model)
+    for v in g.inputs:
+        if v.role == "input" or (not v.users and id(v) not in outputs_used):
+            continue
+        if v.role not in ("param", "buffer"):  # rng keys: ONNX Runtime draws its own numbers
+            names[id(v)] = ""
+            continue
+        t = captured.lifted[id(v)]
+        data = np.asarray(t.detach().cpu().numpy())
+        shape = captured.shape(v)
+        if any(isinstance(s, Dim) for s in shape):  # made in forward with a dynamic size: zeros(n, batch, h)
+            flat = data.reshape(-1)
+            if flat.size and not np.all(flat == flat[0]):
+                raise OnnxExporterError(
+                    "graphc.onnx.export: the model makes a tensor whose size follows a dynamic axis from data that "
+                    "is not one repeated value; ONNX export can only rebuild such a tensor when it is filled with one "
+                    "value (torch.zeros/ones/full)")
+            fill = helper.make_tensor("value", onnx_dtype(v.dtype), [1], flat[:1] if flat.size else np.zeros(1, data.dtype))
+            names[id(v)] = e.op("ConstantOfShape", [e.ints(shape)], value=fill)
+            continue
+        name = param_names.get(id(t), "const")
+        if export_params or id(t) not in param_names:
+            names[id(v)] = e.initializer(data, name)
+            if keep_initializers_as_inputs:
+                inputs.append(helper.make_tensor_value_info(names[id(v)], onnx_dtype(v.dtype), list(data.shape)))
+        else:
+            names[id(v)] = e.fresh(name)
+            inputs.append(helper.make_tensor_value_info(names[id(v)], onnx_dtype(v.dtype), list(data.shape)))
+    for node in g.nodes:
+        prim = node.prim
+        e.where = f"the {prim.name} node %{node.output.name} "
+        build = ONNX_OPS.get(prim)
+        if build is None:
+            why = UNSUPPORTED.get(prim, "no ONNX builder is registered for it")
+            raise UnsupportedOperatorError(f"graphc.onnx.export: the model uses {prim.name!r}, which can't be exported "
+                                           f"to ONNX: {why}")
+        args = [names[id(x)] if isinstance(x, Value) else x for x in captured.operands.get(id(node), node.inputs)]
+        call = Call(node, args, captured.attrs.get(id(node), node.attrs),
+                    [captured.shape(x) if isinstance(x, Value) else None for x in node.inputs])
+        out, have = build(e, call)
+        names[id(node.output)] = e.cast(out, have, node.output.dtype)
+    out_names = _output_names(output_names, len(g.outputs))
+    return _finish(onnx, e, g, captured, names, inputs, out_names, dyn_out, opset)
+
+
+def _output_names(given, n: int) -> list[str]:
+    given = list(given or [])
+    if len(given) > n:
+        raise ValueError(f"graphc.onnx.export: {len(given)} output_names for {n} outputs")
+    names = given + (["output"] if n == 1 else [f"output_{i}" for i in range(n)])[len(given):]
+    if len(set(names)) != len(names):
+        raise ValueError(f"graphc.onnx.export: output names must be unique, got {names}")
+    return names
+
+
+def _state_names(model) -> dict[int, str]:
+    """id(parameter or buffer) -> its module path (``fc1.weight``), the first of several for a shared one."""
+    if not isinstance(model, Module):
+        return {}
+    names: dict[int, str] = {}
+    for name, t in list(model.named_parameters()) + list(model.named_buffers()):
+        names.setdefault(id(t), name)
+    return names
+
+
+def _finish(onnx, e: Emitter, g, captured: Captured, names: dict, inputs: list, out_names: list[str],
+            dyn_out: dict, opset: int):
+    """Name the outputs, describe them, and wrap everything into a checked-in-shape ModelProto."""
+    helper = onnx.helper
+    produced = {o for n in e.nodes for o in n.output}
+    rename: dict[str, str] = {}
+    outputs = []
+    for v, want in zip(g.outputs, out_names):
+        have = names[id(v)]
+        if have in produced and have not in rename and want not in e.names:
+            rename[have] = want
+            e.names.add(want)
+        else:  # an input, an initializer, or a tensor returned twice: an Identity gives it its name
+            want = want if want not in e.names else e.fresh(want)
+            e.names.add(want)
+            e.nodes.append(helper.make_node("Identity", [have], [want]))
+        dims = [dyn_out.get(want, {}).get(a, str(s) if isinstance(s, Dim) else s) for a, s in enumerate(captured.shape(v))]
+        outputs.append(helper.make_tensor_value_info(want, onnx_dtype(v.dtype), dims))
+    for n in e.nodes:
+        for k, x in enumerate(n.input):
+            if x in rename:
+                n.input[k] = rename[x]
+        for k, x in enumerate(n.output):
+            if x in rename:
+                n.output[k] = rename[x]
+    graph = helper.make_graph(e.nodes, g.name, inputs, outputs, initializer=e.initializers)
+    opsets = [helper.make_opsetid("", opset)]
+    model = helper.make_model(graph, opset_imports=opsets, producer_name="graphc")
+    model.ir_version = helper.find_min_ir_version_for(opsets)
+    return model
