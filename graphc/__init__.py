@@ -65,6 +65,7 @@ from . import special
 from . import distributions  # noqa: E402
 from . import safetensors, serialization
 from .serialization import load, save
+from . import onnx  # torch.onnx.export (the onnx package itself is imported on first export)
 
 float16 = half = _dt.float16
 float32 = float = _dt.float32  # noqa: A001
