@@ -18,7 +18,7 @@ from ..autograd import grad_mode
 from ..compiler.api import _flatten, _type, _unflatten
 from ..compiler.tracing import GraphBreak, SymbolicTensor, Trace
 from ..tensors import Tensor
-from .dims import fit
+from .dims import fit, trace_sizes
 from .errors import OnnxExporterError
 
 
@@ -93,8 +93,7 @@ def capture(model, leaves: list[Tensor], spec, dynamic: dict[int, dict[int, str]
     captured = Captured(first.graph, first.lifted, symbols=symbols)
     if not symbols:
         return captured
-    # one trace per symbol with that symbol 3 longer, then one with all of them 5 longer (the check)
-    sizes = [base] + [{**base, name: base[name] + 3} for name in base] + [{k: v + 5 for k, v in base.items()}]
+    sizes = trace_sizes(base)
     graphs = [first.graph]
     for s in sizes[1:]:
         resized = [_resized(t, dynamic[i], s) if i in dynamic else t for i, t in enumerate(leaves)]

@@ -2,38 +2,54 @@
 
 graphc's IR is shape-specialized: a reshape target, a slice bound or the divisor of a mean is a
 plain number in the traced graph. To export a graph that works for any size of a dynamic axis,
-the model is traced again with that axis a few elements longer, and every number that changed
-is fitted as an affine function of the axis sizes (``Dim``: ``q + p1 * batch + ...``), or as the
-reciprocal of one (a mean's ``1 / count``). The ONNX builders compute such a number at run time
-from the input's shape. One more trace, with every dynamic axis changed at once, checks the fit:
-a size the model computes otherwise (``batch // 2``, ``batch * batch``) is refused, never
-exported wrongly.
+the model is traced again at other sizes of the axes (``trace_sizes``), and every number that
+changed is fitted as a whole-number polynomial of the axis sizes with terms up to products of two
+different axes (``Dim``: ``q + p * batch + r * batch * time``), or as the reciprocal of one (a
+mean's ``1 / count``). The ONNX builders compute such a number at run time from the input's
+shape. One more trace, with every dynamic axis changed at once, checks the fit: a size the model
+computes otherwise (``batch // 2``, ``batch * batch``) is refused, never exported wrongly.
 """
 from __future__ import annotations
 
+import itertools
 from dataclasses import dataclass
 from typing import Any
+
+import numpy as np
 
 from graphc.ir.dtypes import DType
 
 from .errors import OnnxExporterError
 
+GROW, CHECK_GROW = 3, 5  # how much longer an axis is in the fitting traces and in the check trace
+
 
 @dataclass(frozen=True)
 class Dim:
-    """``const + sum(coefficient * size of symbol)``: a number that follows the dynamic axes."""
+    """``const + sum(coefficient * product of symbol sizes)``: a number that follows the dynamic axes."""
 
     const: int
-    terms: tuple[tuple[str, int], ...]  # (symbol, coefficient), sorted by symbol, no zero coefficient
+    terms: tuple[tuple[tuple[str, ...], int], ...]  # (symbols multiplied, coefficient), sorted, none zero
 
     def __str__(self) -> str:
-        parts = [name if p == 1 else f"{p}*{name}" for name, p in self.terms]
+        parts = ["*".join(([str(p)] if p != 1 else []) + list(names)) for names, p in self.terms]
         if self.const or not parts:
             parts.append(str(self.const))
         return " + ".join(parts)
 
     def at(self, sizes: dict[str, int]) -> int:
-        return self.const + sum(p * sizes[name] for name, p in self.terms)
+        return self.const + sum(p * int(np.prod([sizes[n] for n in names])) for names, p in self.terms)
+
+
+def _monomials(names: list[str]) -> list[tuple[str, ...]]:
+    return [(n,) for n in names] + list(itertools.combinations(names, 2))
+
+
+def trace_sizes(base: dict[str, int]) -> list[dict[str, int]]:
+    """The axis sizes to trace at: the example's, one trace per term of the fit (each symbol, each
+    pair of symbols, GROW longer), and the check trace (every symbol CHECK_GROW longer)."""
+    grown = [{**base, **{n: base[n] + GROW for n in m}} for m in _monomials(list(base))]
+    return [base] + grown + [{k: v + CHECK_GROW for k, v in base.items()}]
 
 
 @dataclass(frozen=True)
@@ -53,9 +69,7 @@ def _plain(x) -> bool:
 def fit(samples: list, sizes: list[dict[str, int]], what: str) -> Any:
     """The structure of ``samples[0]`` (a number, or tuples/lists/dicts of them) with every number
     that differs between the samples replaced by its fit. ``samples[k]`` was traced with the axis
-    sizes ``sizes[k]``: ``sizes[0]`` the example's, then one trace per symbol with only that
-    symbol changed, then one with all of them changed (the check). ``what`` names the thing in
-    errors."""
+    sizes ``sizes[k]`` (``trace_sizes``). ``what`` names the thing in errors."""
     first = samples[0]
     if isinstance(first, (tuple, list)):
         if any(not isinstance(s, (tuple, list)) or len(s) != len(first) for s in samples):
@@ -82,7 +96,7 @@ def fit(samples: list, sizes: list[dict[str, int]], what: str) -> Any:
                 return Reciprocal(d)
     raise OnnxExporterError(
         f"graphc.onnx.export: {what} depends on the dynamic axes in a way ONNX export can't express "
-        f"(it is {_show(samples, sizes)}; only whole-number affine sizes like 4 * batch + 1, or their "
+        f"(it is {_show(samples, sizes)}; only whole-number sizes like 4*batch + 1 or batch*time, or their "
         "reciprocal, can be computed from the input's shape). Export without dynamic_axes for that axis, or "
         "compute the size from the input's shape in a supported way.")
 
@@ -92,21 +106,17 @@ def _same(a, b) -> bool:
 
 
 def _affine(samples: list[int], sizes: list[dict[str, int]]) -> Dim | None:
-    base, names = sizes[0], list(sizes[0])
-    terms = []
-    const = samples[0]
-    for k, name in enumerate(names, start=1):
-        delta = sizes[k][name] - base[name]
-        step = samples[k] - samples[0]
-        if step % delta:
-            return None
-        p = step // delta
-        if p:
-            terms.append((name, p))
-            const -= p * base[name]
-    d = Dim(const, tuple(sorted(terms)))
+    """The polynomial through the fitting traces' samples, if its coefficients are whole numbers
+    and it also gives the check trace's sample."""
+    monos = [()] + _monomials(list(sizes[0]))
+    design = np.array([[np.prod([s[n] for n in m]) for m in monos] for s in sizes[:-1]], np.float64)
+    coef = np.linalg.solve(design, np.array(samples[:-1], np.float64))
+    whole = np.round(coef)
+    if np.abs(coef - whole).max() > 1e-6:
+        return None
+    d = Dim(int(whole[0]), tuple(sorted((m, int(c)) for m, c in zip(monos[1:], whole[1:]) if c)))
     if any(d.at(s) != v for s, v in zip(sizes, samples)):
-        return None  # the check trace disagrees: not affine
+        return None  # the check trace disagrees: not such a polynomial
     return d
 
 

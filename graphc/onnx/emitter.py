@@ -54,7 +54,8 @@ class Emitter:
 
     def initializer(self, array: np.ndarray, name: str) -> str:
         name = self.fresh(name)
-        self.initializers.append(self.numpy_helper.from_array(np.ascontiguousarray(array), name))
+        # asarray, not ascontiguousarray, which makes a 0-d array 1-d
+        self.initializers.append(self.numpy_helper.from_array(np.asarray(array, order="C"), name))
         return name
 
     def const(self, array) -> str:
@@ -87,18 +88,29 @@ class Emitter:
         if d in self._dims:
             return self._dims[d]
         total = None
-        for name, p in d.terms:
-            src, axis = self.symbols[name]
-            if self.opset >= 15:
-                size = self.op("Shape", [src], start=axis, end=axis + 1)
-            else:
-                size = self.op("Gather", [self.op("Shape", [src]), self.const(np.array([axis], np.int64))])
-            term = size if p == 1 else self.op("Mul", [size, self.const(np.array([p], np.int64))])
+        for names, p in d.terms:
+            term = None
+            for name in names:
+                size = self._size(name)
+                term = size if term is None else self.op("Mul", [term, size])
+            if p != 1:
+                term = self.op("Mul", [term, self.const(np.array([p], np.int64))])
             total = term if total is None else self.op("Add", [total, term])
         if d.const:
             total = self.op("Add", [total, self.const(np.array([d.const], np.int64))])
         self._dims[d] = total
         return total
+
+    def _size(self, symbol: str) -> str:
+        """A 1-d int64 tensor [size of the symbol's axis]."""
+        key = Dim(0, (((symbol,), 1),))
+        if key not in self._dims:
+            src, axis = self.symbols[symbol]
+            if self.opset >= 15:
+                self._dims[key] = self.op("Shape", [src], start=axis, end=axis + 1)
+            else:
+                self._dims[key] = self.op("Gather", [self.op("Shape", [src]), self.const(np.array([axis], np.int64))])
+        return self._dims[key]
 
     def ints(self, values: Sequence) -> str:
         """A 1-d int64 tensor of ``values`` (numbers or ``Dim``s)."""

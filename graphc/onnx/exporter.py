@@ -110,9 +110,14 @@ def export(model, args: Any = (), f=None, *, kwargs: dict | None = None, verbose
     if not leaves:
         raise OnnxExporterError("graphc.onnx.export: the arguments hold no tensor; an ONNX model needs an input")
     in_names = _input_names(model, args, kwargs, len(leaves), input_names)
-    dyn_in, dyn_out = _dynamic_axes(dynamic_axes, in_names, output_names, leaves)
+    dyn_in, dyn_out = _dynamic_axes(dynamic_axes, in_names, leaves)
     captured = capture(model, leaves, spec, dyn_in)
-    proto = _to_onnx(onnx, captured, model, in_names, output_names, dyn_in, dyn_out, opset, export_params,
+    out_names = _output_names(output_names, len(captured.graph.outputs))
+    for key in dyn_out:
+        if key not in out_names:
+            raise ValueError(f"graphc.onnx.export: dynamic_axes names {key!r}, which is no input or output name "
+                             f"(inputs: {in_names}, outputs: {out_names})")
+    proto = _to_onnx(onnx, captured, model, in_names, out_names, dyn_in, dyn_out, opset, export_params,
                      keep_initializers_as_inputs)
     program = ONNXProgram(proto)
     if verbose:
@@ -147,8 +152,8 @@ def _input_names(model, args: tuple, kwargs: dict, n: int, given: Sequence[str] 
     return names
 
 
-def _dynamic_axes(dynamic_axes, in_names: list[str], out_names, leaves: list) -> tuple[dict, dict]:
-    """{leaf index: {axis: name}} for inputs, {output name: {axis: name}} for outputs."""
+def _dynamic_axes(dynamic_axes, in_names: list[str], leaves: list) -> tuple[dict, dict]:
+    """{leaf index: {axis: name}} for inputs, {other name (an output's): {axis: name}}."""
     dyn_in: dict[int, dict[int, str]] = {}
     dyn_out: dict[str, dict[int, str]] = {}
     for key, axes in (dynamic_axes or {}).items():
@@ -164,15 +169,12 @@ def _dynamic_axes(dynamic_axes, in_names: list[str], out_names, leaves: list) ->
                     raise IndexError(f"graphc.onnx.export: dynamic axis {a} of input {key!r} is out of range for "
                                      f"its {rank} dimensions")
             dyn_in[i] = {a % rank: s for a, s in named.items()}
-        elif out_names is not None and key in out_names:
-            dyn_out[key] = named
         else:
-            raise ValueError(f"graphc.onnx.export: dynamic_axes names {key!r}, which is no input or output name "
-                             f"(inputs: {in_names}, outputs: {list(out_names or [])})")
+            dyn_out[key] = named
     return dyn_in, dyn_out
 
 
-def _to_onnx(onnx, captured: Captured, model, in_names: list[str], output_names, dyn_in: dict, dyn_out: dict,
+def _to_onnx(onnx, captured: Captured, model, in_names: list[str], out_names: list[str], dyn_in: dict, dyn_out: dict,
              opset: int, export_params: bool, keep_initializers_as_inputs: bool):
     helper = onnx.helper
     g = captured.graph
@@ -229,7 +231,6 @@ def _to_onnx(onnx, captured: Captured, model, in_names: list[str], output_names,
                     [captured.shape(x) if isinstance(x, Value) else None for x in node.inputs])
         out, have = build(e, call)
         names[id(node.output)] = e.cast(out, have, node.output.dtype)
-    out_names = _output_names(output_names, len(g.outputs))
     return _finish(onnx, e, g, captured, names, inputs, out_names, dyn_out, opset)
 
 

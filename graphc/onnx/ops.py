@@ -156,6 +156,11 @@ def _trunc(e: Emitter, c: Call):
     return e.op("Where", [neg, e.op("Ceil", [x]), e.op("Floor", [x])]), d
 
 
+def _not_equal(e: Emitter, c: Call):
+    xs, _ = _promoted(e, c)
+    return e.op("Not", [e.op("Equal", xs)]), dt.bool_
+
+
 def _atan2(e: Emitter, c: Call):
     (y, x), d = _promoted(e, c)
     zero = e.scalar(0, d)
@@ -467,7 +472,7 @@ ONNX_OPS: dict[Primitive, Builder] = {
     P.add: _pointwise("Add", "Or"), P.sub: _pointwise("Sub"), P.mul: _pointwise("Mul", "And"),
     P.div: _pointwise("Div"), P.floor_divide: _floor_divide, P.remainder: _remainder, P.pow: _pointwise("Pow"),
     P.maximum: _pointwise("Max", "Or"), P.minimum: _pointwise("Min", "And"), P.atan2: _atan2,
-    P.eq: _pointwise("Equal"), P.ne: _chain("Equal", "Not"), P.lt: _pointwise("Less"),
+    P.eq: _pointwise("Equal"), P.ne: _not_equal, P.lt: _pointwise("Less"),
     P.le: _pointwise("LessOrEqual"), P.gt: _pointwise("Greater"), P.ge: _pointwise("GreaterOrEqual"),
     P.logical_and: _logical("And"), P.logical_or: _logical("Or"), P.logical_xor: _logical("Xor"),
     P.bitwise_and: _bitwise("BitwiseAnd", "And"), P.bitwise_or: _bitwise("BitwiseOr", "Or"),
