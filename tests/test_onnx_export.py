@@ -228,12 +228,38 @@ def test_lstm_with_given_initial_state():
     assert [i.name for i in proto.graph.input] == ["input", "hx_0", "hx_1"]
 
 
-def test_transformer_encoder_dynamic_batch():
+class CausalLM(nn.Module):
+    """Token and position embeddings, a causal nn.TransformerEncoder, a vocabulary head."""
+
+    def __init__(self):
+        super().__init__()
+        self.tok, self.pos = nn.Embedding(20, 16), nn.Embedding(12, 16)
+        layer = nn.TransformerEncoderLayer(16, 4, 32, dropout=0.1, batch_first=True)
+        self.encoder = nn.TransformerEncoder(layer, num_layers=2)
+        self.head = nn.Linear(16, 20)
+
+    def forward(self, ids):
+        t = ids.shape[1]
+        x = self.tok(ids) + self.pos(torch.arange(t))
+        mask = nn.Transformer.generate_square_subsequent_mask(t)  # made from numpy: rebuilt at each size
+        return self.head(self.encoder(x, mask=mask, is_causal=True))
+
+
+def test_transformer_encoder_dynamic_batch_and_time():
     torch.manual_seed(5)
-    layer = nn.TransformerEncoderLayer(16, 4, 32, dropout=0.1, batch_first=True)
-    model = nn.TransformerEncoder(layer, num_layers=2).eval()
-    _check(model, torch.randn(3, 6, 16), runs=[(torch.randn(3, 6, 16),), (torch.randn(5, 6, 16),)],
-           rtol=1e-4, atol=1e-5, input_names=["src"], dynamic_axes={"src": {0: "batch"}})
+    model = CausalLM().eval()
+    runs = [(torch.randint(0, 20, s),) for s in [(2, 5), (3, 9), (1, 1)]]
+    proto = _check(model, runs[0], runs=runs, rtol=1e-4, atol=1e-5, input_names=["ids"],
+                   dynamic_axes={"ids": {0: "batch", 1: "time"}})
+    assert _dims(proto.graph.output[0]) == ["batch", "time", 20]
+
+
+def test_data_made_in_forward_that_export_cant_rebuild_is_refused():
+    def f(x):
+        return x * torch.from_numpy(np.arange(x.shape[0], dtype=np.float32) ** 2)
+
+    with pytest.raises(graphc.onnx.OnnxExporterError, match="not one repeated value.*an arange or a triangular mask"):
+        graphc.onnx.export(f, torch.randn(4), dynamic_axes={"x": [0]})
 
 
 def test_digits_classifier_example():

@@ -59,6 +59,8 @@ class Captured:
     attrs: dict[int, dict] = field(default_factory=dict)       # id(node) -> attributes, fitted
     operands: dict[int, list] = field(default_factory=dict)    # id(node) -> inputs (scalars fitted)
     shapes: dict[int, tuple] = field(default_factory=dict)     # id(value) -> shape, fitted
+    # id(graph input) -> its values in each trace, for tensors the model makes during forward
+    constants: dict[int, list[np.ndarray]] = field(default_factory=dict)
     symbols: dict[str, tuple[int, int]] = field(default_factory=dict)  # name -> (input index, axis) holding it
 
     def shape(self, v: Value) -> tuple:
@@ -94,11 +96,11 @@ def capture(model, leaves: list[Tensor], spec, dynamic: dict[int, dict[int, str]
     if not symbols:
         return captured
     sizes = trace_sizes(base)
-    graphs = [first.graph]
+    traces = [first]
     for s in sizes[1:]:
         resized = [_resized(t, dynamic[i], s) if i in dynamic else t for i, t in enumerate(leaves)]
         try:
-            graphs.append(trace(model, resized, spec).graph)
+            traces.append(trace(model, resized, spec))
         except OnnxExporterError:
             raise
         except Exception as e:  # the model itself refuses another size (a hard-coded view(64, -1) ...)
@@ -106,12 +108,12 @@ def capture(model, leaves: list[Tensor], spec, dynamic: dict[int, dict[int, str]
             raise OnnxExporterError(f"graphc.onnx.export: the model fails with the dynamic axes at other sizes ({where}): "
                               f"{type(e).__name__}: {e}. Mark only axes the model accepts at any size as dynamic.") \
                 from None
-    _fit_graphs(captured, graphs, sizes)
+    _fit_graphs(captured, traces, sizes)
     return captured
 
 
-def _fit_graphs(captured: Captured, graphs: list[Graph], sizes: list[dict[str, int]]) -> None:
-    g = graphs[0]
+def _fit_graphs(captured: Captured, traces: list[Traced], sizes: list[dict[str, int]]) -> None:
+    graphs = [t.graph for t in traces]
     counts = [len(h.nodes) for h in graphs]
     if len(set(counts)) != 1:
         raise OnnxExporterError(f"graphc.onnx.export: the traced graph changes with the size of a dynamic axis ({counts[0]} "
@@ -119,6 +121,9 @@ def _fit_graphs(captured: Captured, graphs: list[Graph], sizes: list[dict[str, i
                           "without dynamic_axes for that axis.")
     for vs in zip(*(h.inputs for h in graphs)):
         captured.shapes[id(vs[0])] = fit([v.shape for v in vs], sizes, f"the shape of graph input {vs[0].name}")
+        tensors = [t.lifted.get(id(v)) for t, v in zip(traces, vs)]
+        if tensors[0] is not None and any(x is not tensors[0] for x in tensors):  # made anew by each trace
+            captured.constants[id(vs[0])] = [x.detach().cpu().numpy() for x in tensors]
     for nodes in zip(*(h.nodes for h in graphs)):
         n: Node = nodes[0]
         what = f"{n.prim.name} node %{n.output.name}"

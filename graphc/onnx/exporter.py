@@ -13,6 +13,7 @@ from ..compiler.api import _flatten
 from ..nn.modules.module import Module
 from ..tensors import Tensor
 from .capture import Captured, capture
+from .constants import rebuild
 from .dims import Dim
 from .emitter import Emitter, onnx_dtype
 from .errors import OnnxExporterError, UnsupportedOperatorError
@@ -200,16 +201,15 @@ def _to_onnx(onnx, captured: Captured, model, in_names: list[str], out_names: li
         t = captured.lifted[id(v)]
         data = np.asarray(t.detach().cpu().numpy())
         shape = captured.shape(v)
-        if any(isinstance(s, Dim) for s in shape):  # made in forward with a dynamic size: zeros(n, batch, h)
-            flat = data.reshape(-1)
-            if flat.size and not np.all(flat == flat[0]):
-                raise OnnxExporterError(
-                    "graphc.onnx.export: the model makes a tensor whose size follows a dynamic axis from data that "
-                    "is not one repeated value; ONNX export can only rebuild such a tensor when it is filled with one "
-                    "value (torch.zeros/ones/full)")
-            fill = helper.make_tensor("value", onnx_dtype(v.dtype), [1], flat[:1] if flat.size else np.zeros(1, data.dtype))
-            names[id(v)] = e.op("ConstantOfShape", [e.ints(shape)], value=fill)
+        if any(isinstance(s, Dim) for s in shape):  # made in forward at a dynamic size: zeros(n, batch, h)
+            names[id(v)] = rebuild(e, captured.constants[id(v)], shape, v.dtype)
             continue
+        datas = captured.constants.get(id(v), [data])
+        if any(not np.array_equal(x, data, equal_nan=True) for x in datas):
+            raise OnnxExporterError(
+                "graphc.onnx.export: the model makes a tensor from data during forward whose values depend on the size "
+                f"of a dynamic axis (a {list(data.shape)} {v.dtype.name} tensor); export can't compute it at run time. "
+                "Build it from the input with tensor operations, or export without dynamic_axes for that axis.")
         name = param_names.get(id(t), "const")
         if export_params or id(t) not in param_names:
             names[id(v)] = e.initializer(data, name)
