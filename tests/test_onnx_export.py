@@ -131,6 +131,24 @@ def test_mlp_to_a_path_with_parameters_named_by_module_path(tmp_path):
     assert program.model_proto.SerializeToString() == path.read_bytes()
 
 
+def test_weights_as_inputs_and_dropout_in_training_mode():
+    torch.manual_seed(9)
+    model = nn.Sequential(nn.Linear(4, 500), nn.Dropout(0.5))
+    x = torch.randn(3, 4)
+    data, proto = _export(model.eval(), (x,), export_params=False)  # weights are inputs, not initializers
+    assert [i.name for i in proto.graph.input] == ["input", "0.weight", "0.bias"] and not proto.graph.initializer
+    feeds = {"input": x.numpy(), "0.weight": model[0].weight.detach().numpy(), "0.bias": model[0].bias.detach().numpy()}
+    np.testing.assert_allclose(_run(data, feeds)[0], model(x).detach().numpy(), rtol=1e-5, atol=1e-6)
+    _, proto = _export(model, (x,), keep_initializers_as_inputs=True)
+    assert [i.name for i in proto.graph.input] == ["input", "0.weight", "0.bias"]
+    assert [i.name for i in proto.graph.initializer] == ["0.weight", "0.bias"]
+    data, proto = _export(model.train(), (x,))  # dropout: ONNX Runtime draws the mask
+    got = _run(data, {"input": x.numpy()})[0]
+    kept = got != 0
+    assert 0.4 < 1 - kept.mean() < 0.6
+    np.testing.assert_allclose(got[kept], 2 * model[0](x).detach().numpy()[kept], rtol=1e-5, atol=1e-6)
+
+
 def test_default_names_come_from_forward_and_f_may_be_a_file_object():
     class TwoIn(nn.Module):
         def forward(self, image, scale):
@@ -351,7 +369,8 @@ OPS = {
                                            torch.log2(x.abs() + 1), torch.log10(x.abs() + 1), torch.rsqrt(x.abs() + 1),
                                            x.round(), x.floor(), x.ceil(), x.sign(), torch.erf(x), x.reciprocal()]), (_x,)),
     "atan2 and pow": (lambda x, y: torch.atan2(x, y) + torch.pow(x.abs(), y), (_x, torch.randn(3, 4))),
-    "int arithmetic": (lambda a: (a // 3, a % 3, a // -2, a % -2, -a, a.abs(), a * 2 + 1, (a > 0) & (a < 5)), (_i,)),
+    "int arithmetic": (lambda a: (a // 3, a % 3, a // -2, a % -2, -a, a.abs(), a * 2 + 1, (a > 0) & (a < 5),
+                                  a.to(torch.int8) + 1000), (_i,)),
     "float remainder": (lambda x: (torch.remainder(x, 0.7), torch.floor_divide(x, 0.3)), (_x,)),
     "bitwise": (lambda a: (a & 6, a | 1, a ^ 3, ~a, ~(a > 0), (a > 0) ^ (a < 3)), (_i,)),
     "tests": (lambda x: (torch.isnan(x), torch.isinf(x), torch.isfinite(x), torch.isfinite(_i)),

@@ -145,7 +145,10 @@ class Emitter:
         if isinstance(value, Dim):
             x = self.op("Reshape", [self.dim(value), self.const(np.zeros(0, np.int64))])
             return x if d is dt.int64 else self.op("Cast", [x], to=onnx_dtype(d))
-        return self.const(np.array(value, d.np))
+        try:
+            return self.const(np.array(value, d.np))
+        except OverflowError:  # a Python int outside an integer tensor's range wraps around, as in PyTorch
+            return self.const(np.array(value).astype(d.np))
 
     def cast(self, name: str, src: DType, dst: DType) -> str:
         return name if src is dst else self.op("Cast", [name], to=onnx_dtype(dst))

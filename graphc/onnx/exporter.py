@@ -195,9 +195,12 @@ def _to_onnx(onnx, captured: Captured, model, in_names: list[str], out_names: li
     for v in g.inputs:
         if v.role == "input" or (not v.users and id(v) not in outputs_used):
             continue
-        if v.role not in ("param", "buffer"):  # rng keys: ONNX Runtime draws its own numbers
+        if v.role == "rng":  # the key of a random op: ONNX Runtime draws its own numbers
             names[id(v)] = ""
             continue
+        if v.role not in ("param", "buffer"):
+            raise OnnxExporterError(f"graphc.onnx.export: the model reads {v.role} state during forward (a .grad or "
+                                    "an optimizer's hyperparameter), which an ONNX model can't hold")
         t = captured.lifted[id(v)]
         data = np.asarray(t.detach().cpu().numpy())
         shape = captured.shape(v)
@@ -228,7 +231,8 @@ def _to_onnx(onnx, captured: Captured, model, in_names: list[str], out_names: li
                                            f"to ONNX: {why}")
         args = [names[id(x)] if isinstance(x, Value) else x for x in captured.operands.get(id(node), node.inputs)]
         call = Call(node, args, captured.attrs.get(id(node), node.attrs),
-                    [captured.shape(x) if isinstance(x, Value) else None for x in node.inputs])
+                    [captured.shape(x) if isinstance(x, Value) else None for x in node.inputs],
+                    captured.shape(node.output))
         out, have = build(e, call)
         names[id(node.output)] = e.cast(out, have, node.output.dtype)
     return _finish(onnx, e, g, captured, names, inputs, out_names, dyn_out, opset)

@@ -33,6 +33,7 @@ class Call:
     args: list     # per operand: the ONNX name of an IR value, or a number (maybe a Dim)
     attrs: dict
     shapes: list   # per operand: its shape (entries maybe Dims); None for a number
+    out_shape: tuple
 
     @property
     def out(self) -> Value:
@@ -365,7 +366,8 @@ def _index_add(e: Emitter, c: Call):
 
 def _searchsorted(e: Emitter, c: Call):
     """The count of boundaries below each value (at or below it with ``right``)."""
-    seq, values = _promoted(e, c)[0]
+    d = dt.result_type(c.node.inputs[0], c.node.inputs[1])  # boundaries and values compared in one dtype
+    seq, values = _operand(e, c, 0, d), _operand(e, c, 1, d)
     if len(c.shapes[0]) > 1:
         seq = e.op("Unsqueeze", [seq, e.const(np.array([-2], np.int64))])
     values = e.op("Unsqueeze", [values, e.const(np.array([-1], np.int64))])
@@ -402,7 +404,7 @@ def _unfold(e: Emitter, c: Call):
     d = c.dtype(0)
     x = _pad_amounts(e, _operand(e, c, 0), ((0, 0), (0, 0)) + tuple(c.attrs["padding"]), c.attrs.get("value", 0.0), d)
     nsp = len(kernel)
-    out_sp = [e.static(s, "a convolution's or pooling's output size") for s in c.out.shape[2:2 + nsp]]
+    out_sp = [e.static(s, "a convolution's or pooling's output size") for s in c.out_shape[2:2 + nsp]]
     axes = e.ints(range(2, 2 + nsp))
     steps = e.ints(stride)
     last = e.const(np.array([-1], np.int64))
