@@ -310,7 +310,8 @@ def test_shape_dependent_constants_follow_the_dynamic_axes():
         z = x.reshape(b * t, c).mean(0)                     # divisor b * t
         h = torch.zeros(b, 2)                               # a constant of the batch's size
         last = x[:, -1, :]                                  # slice bounds of a dynamic axis
-        return torch.cat([last + z, h], dim=1), y.view(-1, 2).sum(0), x.transpose(0, 1)[t - 1]
+        scaled = y * (1.0 / b) + torch.full((b, 1), float(t))  # a reciprocal and a fill value of the sizes
+        return torch.cat([last + z, h], dim=1), y.view(-1, 2).sum(0), x.transpose(0, 1)[t - 1], scaled
 
     args = (torch.randn(3, 4, 5), torch.randn(3, 8))
     runs = [args, (torch.randn(6, 7, 5), torch.randn(6, 8)), (torch.randn(2, 1, 5), torch.randn(2, 8))]
@@ -367,7 +368,8 @@ _i = torch.tensor([[3, -7, 5, 0], [2, 9, -4, 1], [-6, 8, 7, -3]])
 OPS = {
     "unary float": (lambda x: torch.stack([x.trunc(), torch.exp2(x), torch.expm1(x), torch.log1p(x.abs()),
                                            torch.log2(x.abs() + 1), torch.log10(x.abs() + 1), torch.rsqrt(x.abs() + 1),
-                                           x.round(), x.floor(), x.ceil(), x.sign(), torch.erf(x), x.reciprocal()]), (_x,)),
+                                           x.round(), x.floor(), x.ceil(), x.sign(), torch.erf(x),
+                                           x.reciprocal()]), (_x,)),
     "atan2 and pow": (lambda x, y: torch.atan2(x, y) + torch.pow(x.abs(), y), (_x, torch.randn(3, 4))),
     "int arithmetic": (lambda a: (a // 3, a % 3, a // -2, a % -2, -a, a.abs(), a * 2 + 1, (a > 0) & (a < 5),
                                   a.to(torch.int8) + 1000), (_i,)),

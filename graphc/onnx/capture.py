@@ -43,8 +43,8 @@ def trace(model, leaves: list[Tensor], spec) -> Traced:
             tr.graph.set_outputs([o._value if isinstance(o, SymbolicTensor) else tr.value_of(o) for o in outs])
     except GraphBreak as gb:
         raise OnnxExporterError(f"graphc.onnx.export: the model can't be traced into one graph: {gb.reason} (at "
-                          f"{gb.location}). ONNX export needs the whole forward as one graph: compute that part with "
-                          "tensor operations instead.") from None
+                                f"{gb.location}). ONNX export needs the whole forward as one graph: compute that part "
+                                "with tensor operations instead.") from None
     if not tr.graph.outputs:
         raise OnnxExporterError("graphc.onnx.export: the model returns no tensor")
     lifted = {id(v): t for v, t in tr.lifted.values() if isinstance(t, Tensor)}
@@ -62,6 +62,7 @@ class Captured:
     # id(graph input) -> its values in each trace, for tensors the model makes during forward
     constants: dict[int, list[np.ndarray]] = field(default_factory=dict)
     symbols: dict[str, tuple[int, int]] = field(default_factory=dict)  # name -> (input index, axis) holding it
+    sizes: list[dict[str, int]] = field(default_factory=list)  # the axis sizes of each trace (dims.trace_sizes)
 
     def shape(self, v: Value) -> tuple:
         return self.shapes.get(id(v), v.shape)
@@ -85,17 +86,17 @@ def capture(model, leaves: list[Tensor], spec, dynamic: dict[int, dict[int, str]
         for axis, name in axes.items():
             size = leaves[i].shape[axis]
             if base.setdefault(name, size) != size:
-                raise OnnxExporterError(f"graphc.onnx.export: the dynamic axis {name!r} has sizes {base[name]} and {size} in "
-                                  "the example inputs; one name must mean one size")
+                raise OnnxExporterError(f"graphc.onnx.export: the dynamic axis {name!r} has sizes {base[name]} and "
+                                        f"{size} in the example inputs; one name must mean one size")
             if size == 0:
-                raise OnnxExporterError(f"graphc.onnx.export: the dynamic axis {name!r} is empty in the example inputs; "
-                                  "give an example with at least one element there")
+                raise OnnxExporterError(f"graphc.onnx.export: the dynamic axis {name!r} is empty in the example "
+                                        "inputs; give an example with at least one element there")
             symbols.setdefault(name, (i, axis))
     first = trace(model, leaves, spec)
     captured = Captured(first.graph, first.lifted, symbols=symbols)
     if not symbols:
         return captured
-    sizes = trace_sizes(base)
+    sizes = captured.sizes = trace_sizes(base)
     traces = [first]
     for s in sizes[1:]:
         resized = [_resized(t, dynamic[i], s) if i in dynamic else t for i, t in enumerate(leaves)]
@@ -105,9 +106,9 @@ def capture(model, leaves: list[Tensor], spec, dynamic: dict[int, dict[int, str]
             raise
         except Exception as e:  # the model itself refuses another size (a hard-coded view(64, -1) ...)
             where = ", ".join(f"{k}={v}" for k, v in s.items())
-            raise OnnxExporterError(f"graphc.onnx.export: the model fails with the dynamic axes at other sizes ({where}): "
-                              f"{type(e).__name__}: {e}. Mark only axes the model accepts at any size as dynamic.") \
-                from None
+            raise OnnxExporterError(
+                f"graphc.onnx.export: the model fails with the dynamic axes at other sizes ({where}): "
+                f"{type(e).__name__}: {e}. Mark only axes the model accepts at any size as dynamic.") from None
     _fit_graphs(captured, traces, sizes)
     return captured
 
@@ -116,9 +117,10 @@ def _fit_graphs(captured: Captured, traces: list[Traced], sizes: list[dict[str, 
     graphs = [t.graph for t in traces]
     counts = [len(h.nodes) for h in graphs]
     if len(set(counts)) != 1:
-        raise OnnxExporterError(f"graphc.onnx.export: the traced graph changes with the size of a dynamic axis ({counts[0]} "
-                          f"nodes, {counts[1:]} at other sizes); ONNX export needs one graph for every size. Export "
-                          "without dynamic_axes for that axis.")
+        raise OnnxExporterError(
+            f"graphc.onnx.export: the traced graph changes with the size of a dynamic axis ({counts[0]} nodes, "
+            f"{counts[1:]} at other sizes); ONNX export needs one graph for every size. Export without dynamic_axes "
+            "for that axis.")
     for vs in zip(*(h.inputs for h in graphs)):
         captured.shapes[id(vs[0])] = fit([v.shape for v in vs], sizes, f"the shape of graph input {vs[0].name}")
         tensors = [t.lifted.get(id(v)) for t, v in zip(traces, vs)]
@@ -130,9 +132,9 @@ def _fit_graphs(captured: Captured, traces: list[Traced], sizes: list[dict[str, 
         structure = [(m.prim, [x.name if isinstance(x, Value) else type(x) for x in m.inputs], len(m.outputs))
                      for m in nodes]
         if any(s != structure[0] for s in structure):
-            raise OnnxExporterError(f"graphc.onnx.export: the traced graph changes with the size of a dynamic axis (at "
-                              f"{what}); ONNX export needs one graph for every size. Export without dynamic_axes for "
-                              "that axis.")
+            raise OnnxExporterError(
+                f"graphc.onnx.export: the traced graph changes with the size of a dynamic axis (at {what}); ONNX "
+                "export needs one graph for every size. Export without dynamic_axes for that axis.")
         captured.attrs[id(n)] = fit([m.attrs for m in nodes], sizes, f"the attributes of {what}")
         captured.operands[id(n)] = [
             x if isinstance(x, Value) else fit([m.inputs[k] for m in nodes], sizes, f"operand {k} of {what}")

@@ -14,6 +14,7 @@ import numpy as np
 from graphc.ir import dtypes as dt
 from graphc.ir.dtypes import DType
 
+from .dims import Dim, Reciprocal, fit
 from .emitter import Emitter, onnx_dtype
 from .errors import OnnxExporterError
 
@@ -54,26 +55,31 @@ def _pattern(a: np.ndarray):
     return _uniform(a) or _arange(a) or _triangular(a)
 
 
-def rebuild(e: Emitter, datas: list[np.ndarray], shape: tuple, d: DType) -> str:
-    """The ONNX tensor for a constant of dynamic ``shape`` whose values in each trace are ``datas``."""
+def rebuild(e: Emitter, datas: list[np.ndarray], sizes: list[dict[str, int]], shape: tuple, d: DType) -> str:
+    """The ONNX tensor for a constant of dynamic ``shape`` whose values in the trace at ``sizes[k]``
+    are ``datas[k]``; the pattern's numbers may follow the sizes too (``full((b, 1), float(t))``)."""
     patterns = [_pattern(a) for a in datas]
-    p = patterns[0]
-    if p is None or any(q != p for q in patterns[1:]):
+    kind = patterns[0] and patterns[0][0]
+    if kind is None or any(q is None or q[0] != kind for q in patterns):
         raise OnnxExporterError(
             "graphc.onnx.export: the model makes a tensor from data during forward whose size follows a dynamic axis "
-            f"(shape {[str(s) for s in shape]}), and its values are not one repeated value (zeros, ones, full), an arange "
-            "or a triangular mask (triu, tril), which export can rebuild at any size. Build it from the input with "
-            "tensor operations, or export without dynamic_axes for that axis.")
-    if p[0] == "uniform":
+            f"(shape {[str(s) for s in shape]}), and its values are not one repeated value (zeros, ones, full), an "
+            "arange or a triangular mask (triu, tril), which export can rebuild at any size. Build it from the input "
+            "with tensor operations, or export without dynamic_axes for that axis.")
+    p = fit(patterns, sizes, "the values of a tensor the model makes during forward")
+    if kind == "uniform":
+        if isinstance(p[1], (Dim, Reciprocal)):
+            return e.op("Expand", [e.scalar(p[1], d), e.ints(shape)])
         fill = e.helper.make_tensor("value", onnx_dtype(d), [1], np.array([p[1]], d.np))
         return e.op("ConstantOfShape", [e.ints(shape)], value=fill)
-    if p[0] == "arange":
+    if kind == "arange":
         _, start, step = p  # start + step * i over integer i: a float Range could round to one more element
         i = e.op("Range", [e.scalar(0, dt.int64), e.scalar(shape[0], dt.int64), e.scalar(1, dt.int64)])
         return e.op("Add", [e.op("Mul", [e.cast(i, dt.int64, d), e.scalar(step, d)]), e.scalar(start, d)])
     _, upper, lower, k = p
     one, zero = e.scalar(1, dt.int64), e.scalar(0, dt.int64)
-    rows = e.op("Unsqueeze", [e.op("Range", [zero, e.scalar(shape[0], dt.int64), one]), e.const(np.array([1], np.int64))])
+    rows = e.op("Range", [zero, e.scalar(shape[0], dt.int64), one])
+    rows = e.op("Unsqueeze", [rows, e.const(np.array([1], np.int64))])
     cols = e.op("Range", [zero, e.scalar(shape[1], dt.int64), one])
     above = e.op("GreaterOrEqual", [e.op("Sub", [cols, rows]), e.scalar(k, dt.int64)])
     return e.op("Where", [above, e.scalar(upper, d), e.scalar(lower, d)])

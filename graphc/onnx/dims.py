@@ -17,8 +17,6 @@ from typing import Any
 
 import numpy as np
 
-from graphc.ir.dtypes import DType
-
 from .errors import OnnxExporterError
 
 GROW, CHECK_GROW = 3, 5  # how much longer an axis is in the fitting traces and in the check trace
@@ -62,10 +60,6 @@ class Reciprocal:
         return f"1 / ({self.dim})"
 
 
-def _plain(x) -> bool:
-    return isinstance(x, (bool, int, float, str, type(None), DType))
-
-
 def fit(samples: list, sizes: list[dict[str, int]], what: str) -> Any:
     """The structure of ``samples[0]`` (a number, or tuples/lists/dicts of them) with every number
     that differs between the samples replaced by its fit. ``samples[k]`` was traced with the axis
@@ -83,11 +77,11 @@ def fit(samples: list, sizes: list[dict[str, int]], what: str) -> Any:
         return first
     if isinstance(first, bool) or not all(isinstance(s, (int, float)) and not isinstance(s, bool) for s in samples):
         raise _mismatch(what, samples, sizes)
-    if all(isinstance(s, int) for s in samples):
-        d = _affine(samples, sizes)
+    if all(float(s).is_integer() for s in samples):  # a size (also as a float: full(..., float(t)))
+        d = _affine([int(s) for s in samples], sizes)
         if d is not None:
             return d
-    elif all(s != 0 for s in samples):  # floats: a reciprocal of a size (a mean's 1 / count)?
+    if all(s != 0 for s in samples):  # a reciprocal of a size (a mean's 1 / count)?
         recips = [1.0 / s for s in samples]
         rounded = [round(r) for r in recips]
         if all(abs(r - k) <= 1e-6 * max(1, abs(k)) for r, k in zip(recips, rounded)):

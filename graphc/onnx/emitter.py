@@ -71,14 +71,16 @@ class Emitter:
 
     def need(self, version: int, what: str) -> None:
         if self.opset < version:
-            raise OnnxExporterError(f"graphc.onnx.export: {self.where}needs {what}, which ONNX has from opset {version} on; "
-                              f"this export targets opset {self.opset}: pass opset_version={version} or higher")
+            raise OnnxExporterError(f"graphc.onnx.export: {self.where}needs {what}, which ONNX has from opset "
+                                    f"{version} on; this export targets opset {self.opset}: pass "
+                                    f"opset_version={version} or higher")
 
     def static(self, x, what: str) -> int:
         """A number that must be the same for every size of the dynamic axes."""
         if isinstance(x, (Dim, Reciprocal)):
-            raise OnnxExporterError(f"graphc.onnx.export: {self.where}{what} depends on a dynamic axis ({x}), which this "
-                              "ONNX operator can't take at run time. Export without dynamic_axes for that axis.")
+            raise OnnxExporterError(f"graphc.onnx.export: {self.where}{what} depends on a dynamic axis ({x}), which "
+                                    "this ONNX operator can't take at run time. Export without dynamic_axes for that "
+                                    "axis.")
         return x
 
     # ---- numbers that may follow the dynamic axes -------------------------------------------

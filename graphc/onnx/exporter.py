@@ -190,37 +190,7 @@ def _to_onnx(onnx, captured: Captured, model, in_names: list[str], out_names: li
         names[id(v)] = in_names[i]
         dims = [dyn_in.get(i, {}).get(a, s) for a, s in enumerate(v.shape)]
         inputs.append(helper.make_tensor_value_info(in_names[i], onnx_dtype(v.dtype), dims))
-    outputs_used = {id(o) for o in g.outputs}
-    param_names = _state_names(model)
-    for v in g.inputs:
-        if v.role == "input" or (not v.users and id(v) not in outputs_used):
-            continue
-        if v.role == "rng":  # the key of a random op: ONNX Runtime draws its own numbers
-            names[id(v)] = ""
-            continue
-        if v.role not in ("param", "buffer"):
-            raise OnnxExporterError(f"graphc.onnx.export: the model reads {v.role} state during forward (a .grad or "
-                                    "an optimizer's hyperparameter), which an ONNX model can't hold")
-        t = captured.lifted[id(v)]
-        data = np.asarray(t.detach().cpu().numpy())
-        shape = captured.shape(v)
-        if any(isinstance(s, Dim) for s in shape):  # made in forward at a dynamic size: zeros(n, batch, h)
-            names[id(v)] = rebuild(e, captured.constants[id(v)], shape, v.dtype)
-            continue
-        datas = captured.constants.get(id(v), [data])
-        if any(not np.array_equal(x, data, equal_nan=True) for x in datas):
-            raise OnnxExporterError(
-                "graphc.onnx.export: the model makes a tensor from data during forward whose values depend on the size "
-                f"of a dynamic axis (a {list(data.shape)} {v.dtype.name} tensor); export can't compute it at run time. "
-                "Build it from the input with tensor operations, or export without dynamic_axes for that axis.")
-        name = param_names.get(id(t), "const")
-        if export_params or id(t) not in param_names:
-            names[id(v)] = e.initializer(data, name)
-            if keep_initializers_as_inputs:
-                inputs.append(helper.make_tensor_value_info(names[id(v)], onnx_dtype(v.dtype), list(data.shape)))
-        else:
-            names[id(v)] = e.fresh(name)
-            inputs.append(helper.make_tensor_value_info(names[id(v)], onnx_dtype(v.dtype), list(data.shape)))
+    _state_inputs(e, captured, _state_names(model), names, inputs, export_params, keep_initializers_as_inputs)
     for node in g.nodes:
         prim = node.prim
         e.where = f"the {prim.name} node %{node.output.name} "
@@ -236,6 +206,45 @@ def _to_onnx(onnx, captured: Captured, model, in_names: list[str], out_names: li
         out, have = build(e, call)
         names[id(node.output)] = e.cast(out, have, node.output.dtype)
     return _finish(onnx, e, g, captured, names, inputs, out_names, dyn_out, opset)
+
+
+def _state_inputs(e: Emitter, captured: Captured, param_names: dict[int, str], names: dict, inputs: list,
+                  export_params: bool, keep_initializers_as_inputs: bool) -> None:
+    """The graph inputs that read tensors (parameters, buffers, tensors made during forward): ONNX
+    initializers (or graph inputs, without ``export_params``), or rebuilt at run time when their
+    size follows a dynamic axis. Fills ``names`` (id(value) -> ONNX name) and ``inputs``."""
+    helper = e.helper
+    g = captured.graph
+    outputs_used = {id(o) for o in g.outputs}
+    for v in g.inputs:
+        if v.role == "input" or (not v.users and id(v) not in outputs_used):
+            continue
+        if v.role == "rng":  # the key of a random op: ONNX Runtime draws its own numbers
+            names[id(v)] = ""
+            continue
+        if v.role not in ("param", "buffer"):
+            raise OnnxExporterError(f"graphc.onnx.export: the model reads {v.role} state during forward (a .grad or "
+                                    "an optimizer's hyperparameter), which an ONNX model can't hold")
+        t = captured.lifted[id(v)]
+        data = np.asarray(t.detach().cpu().numpy())
+        shape = captured.shape(v)
+        if any(isinstance(s, Dim) for s in shape):  # made in forward at a dynamic size: zeros(n, batch, h)
+            names[id(v)] = rebuild(e, captured.constants[id(v)], captured.sizes, shape, v.dtype)
+            continue
+        datas = captured.constants.get(id(v), [data])
+        if any(not np.array_equal(x, data, equal_nan=True) for x in datas):
+            raise OnnxExporterError(
+                "graphc.onnx.export: the model makes a tensor from data during forward whose values depend on the size "
+                f"of a dynamic axis (a {list(data.shape)} {v.dtype.name} tensor); export can't compute it at run time. "
+                "Build it from the input with tensor operations, or export without dynamic_axes for that axis.")
+        name = param_names.get(id(t), "const")
+        if export_params or id(t) not in param_names:
+            names[id(v)] = e.initializer(data, name)
+            if keep_initializers_as_inputs:
+                inputs.append(helper.make_tensor_value_info(names[id(v)], onnx_dtype(v.dtype), list(data.shape)))
+        else:
+            names[id(v)] = e.fresh(name)
+            inputs.append(helper.make_tensor_value_info(names[id(v)], onnx_dtype(v.dtype), list(data.shape)))
 
 
 def _output_names(given, n: int) -> list[str]:
@@ -274,7 +283,8 @@ def _finish(onnx, e: Emitter, g, captured: Captured, names: dict, inputs: list, 
             want = want if want not in e.names else e.fresh(want)
             e.names.add(want)
             e.nodes.append(helper.make_node("Identity", [have], [want]))
-        dims = [dyn_out.get(want, {}).get(a, str(s) if isinstance(s, Dim) else s) for a, s in enumerate(captured.shape(v))]
+        named = dyn_out.get(want, {})
+        dims = [named.get(a, str(s) if isinstance(s, Dim) else s) for a, s in enumerate(captured.shape(v))]
         outputs.append(helper.make_tensor_value_info(want, onnx_dtype(v.dtype), dims))
     for n in e.nodes:
         for k, x in enumerate(n.input):
