@@ -116,7 +116,7 @@ def test_mlp_to_a_path_with_parameters_named_by_module_path(tmp_path):
     model = MLP()
     x = torch.randn(5, 8)
     path = tmp_path / "mlp.onnx"
-    program = graphc.onnx.export(model, (x,), str(path), input_names=["features"], output_names=["logp"])
+    program = graphc.onnx.export(model, x, str(path), input_names=["features"], output_names=["logp"])  # args: a tensor
     proto = onnx.load(str(path))
     onnx.checker.check_model(proto, full_check=True)
     params = {i.name for i in proto.graph.initializer if not i.name.startswith("const")}  # constants: const_N
@@ -333,6 +333,11 @@ def test_a_model_that_fixes_the_batch_size_is_refused_with_the_reason():
 
     with pytest.raises(graphc.onnx.OnnxExporterError, match="fails with the dynamic axes at other sizes.*n=7"):
         graphc.onnx.export(f, torch.randn(4, 3), dynamic_axes={"x": {0: "n"}})
+
+
+def test_an_unrolled_loop_over_a_dynamic_axis_is_refused():
+    with pytest.raises(graphc.onnx.OnnxExporterError, match="traced graph changes with the size of a dynamic axis"):
+        graphc.onnx.export(nn.GRU(2, 3), torch.randn(2, 1, 2), dynamic_axes={"input": {0: "time"}})
 
 
 def test_bad_arguments():

@@ -122,7 +122,7 @@ def export(model, args: Any = (), f=None, *, kwargs: dict | None = None, verbose
                      keep_initializers_as_inputs)
     program = ONNXProgram(proto)
     if verbose:
-        print(onnx.helper.printable_graph(proto.graph))
+        print(onnx.printer.to_text(proto.graph))
     if f is not None:
         program.save(f)
     return program
