@@ -81,7 +81,8 @@ def test_an_op_with_no_onnx_form_is_named_in_the_error():
         def forward(self, x):
             return torch.linalg.inv(self.fc(x))
 
-    with pytest.raises(graphc.onnx.UnsupportedOperatorError, match=r"'inv'.*matrix inverse \(linalg.inv\)"):
+    with pytest.raises(graphc.onnx.UnsupportedOperatorError,
+                       match=r"'inv' \(at .*test_onnx_export.py:\d+\).*matrix inverse \(linalg.inv\)"):
         graphc.onnx.export(Solver(), torch.randn(2, 3, 3))
 
 

@@ -193,12 +193,13 @@ def _to_onnx(onnx, captured: Captured, model, in_names: list[str], out_names: li
     _state_inputs(e, captured, _state_names(model), names, inputs, export_params, keep_initializers_as_inputs)
     for node in g.nodes:
         prim = node.prim
-        e.where = f"the {prim.name} node %{node.output.name} "
+        at = f" (at {node.loc})" if node.loc else ""  # the user's line that made it
+        e.where = f"the {prim.name} node %{node.output.name}{at} "
         build = ONNX_OPS.get(prim)
         if build is None:
             why = UNSUPPORTED.get(prim, "no ONNX builder is registered for it")
-            raise UnsupportedOperatorError(f"graphc.onnx.export: the model uses {prim.name!r}, which can't be exported "
-                                           f"to ONNX: {why}")
+            raise UnsupportedOperatorError(f"graphc.onnx.export: the model uses {prim.name!r}{at}, which can't be "
+                                           f"exported to ONNX: {why}")
         args = [names[id(x)] if isinstance(x, Value) else x for x in captured.operands.get(id(node), node.inputs)]
         call = Call(node, args, captured.attrs.get(id(node), node.attrs),
                     [captured.shape(x) if isinstance(x, Value) else None for x in node.inputs],
