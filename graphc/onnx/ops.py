@@ -226,6 +226,19 @@ def _arg_reduce(op_type: str) -> Builder:
     return build
 
 
+def _argsort(e: Emitter, c: Call):
+    """TopK over the whole axis: ONNX breaks ties by the lower index, as graphc's stable sort does."""
+    x, dim = _operand(e, c, 0, dt.int64 if c.dtype(0) is dt.bool_ else None), c.attrs["dim"]
+    if not c.shapes[0]:
+        return _like(e, x, 0, dt.int64), dt.int64
+    if e.opset >= 15:
+        k = e.op("Shape", [x], start=dim, end=dim + 1)
+    else:
+        k = e.op("Gather", [e.op("Shape", [x]), e.const(np.array([dim], np.int64))])
+    _, idx = e.op("TopK", [x, k], n_out=2, axis=dim, largest=int(c.attrs["descending"]), sorted=1)
+    return idx, dt.int64
+
+
 def _cumsum(e: Emitter, c: Call):
     (x,), d = _promoted(e, c)
     if not c.shapes[0]:
@@ -482,7 +495,7 @@ ONNX_OPS: dict[Primitive, Builder] = {
     P.where: _where, P.cast: _cast, P.copy: _identity, P.stop_gradient: _identity, P.xlogy: _xlogy,
     P.sum: _reduce("ReduceSum", 13), P.prod: _reduce("ReduceProd", 18), P.amax: _reduce("ReduceMax", 18),
     P.amin: _reduce("ReduceMin", 18), P.argmax: _arg_reduce("ArgMax"), P.argmin: _arg_reduce("ArgMin"),
-    P.cumsum: _cumsum,
+    P.cumsum: _cumsum, P.argsort: _argsort,
     P.reshape: _reshape, P.permute: _permute, P.expand: _expand, P.slice: _slice,
     P.slice_scatter: _slice_scatter, P.pad: _pad, P.concat: _concat,
     P.take: _take, P.index_check: _index_check, P.gather: _gather, P.scatter: _scatter(None),
@@ -498,7 +511,6 @@ UNSUPPORTED: dict[Primitive, str] = {
     P.polygamma: "ONNX has no digamma/polygamma operator",
     P.cumargmax: "ONNX has no running arg-max operator (cummax's indices)",
     P.cumargmin: "ONNX has no running arg-min operator (cummin's indices)",
-    P.argsort: "ONNX's TopK is not a stable sort, so ties would come out in another order than graphc's (argsort/sort)",
     P.nonzero: "its output shape depends on the data (nonzero, boolean-mask indexing), which graphc's tracer can't "
                "put in a graph",
     P.inv: _LINALG_WHY.format("matrix inverse (linalg.inv)"),
