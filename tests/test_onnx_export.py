@@ -131,6 +131,10 @@ def test_mlp_to_a_path_with_parameters_named_by_module_path(tmp_path):
     np.testing.assert_allclose(got, model(x).detach().numpy(), rtol=1e-5, atol=1e-6)
     np.testing.assert_allclose(program(x)[0].numpy(), got)  # the returned program runs the same model
     assert program.model_proto.SerializeToString() == path.read_bytes()
+    matmuls = [n for n in proto.graph.node if n.op_type == "MatMul"]  # each node names the line that made it
+    assert len(matmuls) == 2 and all("test_onnx_export.py:" in n.doc_string for n in matmuls)
+    compiled = graphc.onnx.export(torch.compile(model), x).model_proto  # a compiled module exports its module
+    assert [i.name for i in compiled.graph.initializer] == [i.name for i in proto.graph.initializer]
 
 
 def test_weights_as_inputs_and_dropout_in_training_mode():

@@ -71,10 +71,10 @@ class Captured:
 def _resized(t: Tensor, axes: dict[int, str], sizes: dict[str, int]) -> Tensor:
     """``t`` with each dynamic axis grown to its symbol's size in ``sizes``, by repeating its
     elements (so integer inputs such as token ids stay valid)."""
-    a = t.detach().numpy()
+    a = t.detach().cpu().numpy()
     for axis, name in axes.items():
         a = np.take(a, np.arange(sizes[name]) % a.shape[axis], axis=axis)
-    return Tensor._make(np.ascontiguousarray(a))
+    return Tensor._make(np.ascontiguousarray(a)).to(t.device)
 
 
 def capture(model, leaves: list[Tensor], spec, dynamic: dict[int, dict[int, str]]) -> Captured:

@@ -34,6 +34,7 @@ class Emitter:
         self._consts: dict[tuple, str] = {}
         self._dims: dict[Dim, str] = {}
         self.where = ""  # the IR node being written, for errors
+        self.loc = ""  # the user's file:line that made it: each ONNX node's doc_string
 
     # ---- names, nodes, constants -------------------------------------------------------------
 
@@ -49,7 +50,7 @@ class Emitter:
         """Append an ONNX node; returns its output name (a list of them for ``n_out > 1``)."""
         outs = [self.fresh(f"{op_type}_{len(self.nodes)}") for _ in range(n_out)]
         attrs = {k: v for k, v in attrs.items() if v is not None}
-        self.nodes.append(self.helper.make_node(op_type, list(inputs), outs, **attrs))
+        self.nodes.append(self.helper.make_node(op_type, list(inputs), outs, doc_string=self.loc or None, **attrs))
         return outs[0] if n_out == 1 else outs
 
     def initializer(self, array: np.ndarray, name: str) -> str:

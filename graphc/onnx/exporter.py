@@ -9,7 +9,7 @@ import numpy as np
 
 from graphc.ir.graph import Value
 
-from ..compiler.api import _flatten
+from ..compiler.api import OptimizedModule, _flatten
 from ..nn.modules.module import Module
 from ..tensors import Tensor
 from .capture import Captured, capture
@@ -100,6 +100,8 @@ def export(model, args: Any = (), f=None, *, kwargs: dict | None = None, verbose
     if not isinstance(opset, int) or not MIN_OPSET <= opset <= newest:
         raise ValueError(f"graphc.onnx.export: opset_version must be an int from {MIN_OPSET} to {newest} (the "
                          f"installed onnx package's newest), got {opset_version!r}")
+    if isinstance(model, OptimizedModule):  # graphc.compile(module): export the module itself
+        model = model._orig_mod
     if isinstance(args, Tensor):
         args = (args,)
     elif not isinstance(args, tuple):
@@ -194,7 +196,7 @@ def _to_onnx(onnx, captured: Captured, model, in_names: list[str], out_names: li
     for node in g.nodes:
         prim = node.prim
         at = f" (at {node.loc})" if node.loc else ""  # the user's line that made it
-        e.where = f"the {prim.name} node %{node.output.name}{at} "
+        e.where, e.loc = f"the {prim.name} node %{node.output.name}{at} ", node.loc
         build = ONNX_OPS.get(prim)
         if build is None:
             why = UNSUPPORTED.get(prim, "no ONNX builder is registered for it")
