@@ -23,7 +23,6 @@ from graphc.ir.graph import Node, Value
 from graphc.ir.primitive import Primitive
 
 from .dims import Dim
-from .errors import OnnxExporterError
 from .emitter import INT64_MAX, INT64_MIN, Emitter, onnx_dtype
 
 
@@ -266,12 +265,13 @@ def _slice_inputs(e: Emitter, index, shape) -> list[str] | None:
     for axis, ((start, stop, step), size) in enumerate(zip(index, shape)):
         if (start, stop, step) == (0, size, 1):
             continue
+        step = e.static(step, "a slice step")
         if step < 0 and isinstance(stop, int) and stop < 0:
             stop = INT64_MIN  # the IR writes "down to and including element 0" as stop -1
         starts.append(start)
         ends.append(stop)
         axes.append(axis)
-        steps.append(e.static(step, "a slice step"))
+        steps.append(step)
     if not axes:
         return None
     return [e.ints(starts), e.ints(ends), e.ints(axes), e.ints(steps)]
@@ -310,12 +310,16 @@ def _concat(e: Emitter, c: Call):
 
 
 def _slice_scatter(e: Emitter, c: Call):
-    """x with ``src`` written over the slice: step-1 ranges pad src and its mask into place."""
+    """x with ``src`` written over the slice: step-1 ranges pad src and its mask into place, other
+    steps scatter to the slice's element positions. (Autodiff makes these, forward code doesn't:
+    the sizes are static.)"""
     d = c.out.dtype
     x, src = _operand(e, c, 0, d), _operand(e, c, 1, d)
-    index, shape = c.attrs["index"], c.shapes[0]
+    index = [tuple(e.static(v, "slice_scatter's range") for v in r) for r in c.attrs["index"]]
+    shape = [e.static(s, "slice_scatter's shape") for s in c.shapes[0]]
     if any(step != 1 for _, _, step in index):
-        raise _unsupported_here(e, "slice_scatter with a step other than 1 (an assignment to x[::2])")
+        positions = np.stack(np.meshgrid(*(np.arange(*r) for r in index), indexing="ij"), axis=-1)
+        return e.op("ScatterND", [x, e.const(positions.astype(np.int64)), src]), d
     pads = [(start, size - stop) for (start, stop, _), size in zip(index, shape)]
     placed = _pad_amounts(e, src, pads, 0, d)
     mask = _pad_amounts(e, _like(e, src, True, dt.bool_), pads, False, dt.bool_)
@@ -461,10 +465,6 @@ def _det_then(*steps: str) -> Builder:
             x = e.op(s, [x])
         return x, c.dtype(0)
     return build
-
-
-def _unsupported_here(e: Emitter, what: str) -> OnnxExporterError:
-    return OnnxExporterError(f"graphc.onnx.export: {e.where}{what} has no ONNX form in this exporter")
 
 
 _LINALG_WHY = "ONNX's standard operators have no {}; only det (Det) is exported among the linear-algebra primitives"
