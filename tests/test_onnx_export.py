@@ -212,8 +212,8 @@ def test_training_mode_exports_batch_statistics_and_leaves_the_model_unchanged()
     x = torch.randn(5, 2, 6, 6)
     model.train()
     before = {k: v.clone() for k, v in model.state_dict().items()}
-    train_data, _ = _export(model, (x,))
-    for k, v in model.state_dict().items():  # export traced functionally: running stats untouched
+    train_data, _ = _export(model, (x,), verify=True)  # verify: ONNX Runtime == eager on x, checked by export
+    for k, v in model.state_dict().items():  # export (and verify's eager run) left the running stats alone
         assert torch.equal(v, before[k]), k
     model.eval()
     eval_data, _ = _export(model, (x,))
@@ -346,6 +346,14 @@ def test_an_unrolled_loop_over_a_dynamic_axis_is_refused():
         graphc.onnx.export(nn.GRU(2, 3), torch.randn(2, 1, 2), dynamic_axes={"input": {0: "time"}})
 
 
+def test_verify_reports_an_export_that_computes_something_else(monkeypatch):
+    from graphc.ir import prims as P
+    from graphc.onnx import ops
+    monkeypatch.setitem(ops.ONNX_OPS, P.relu, ops._pointwise("Abs"))  # a wrong builder
+    with pytest.raises(graphc.onnx.OnnxExporterError, match="verify=True: output 0 .* differs from graphc eager's"):
+        graphc.onnx.export(nn.Sequential(nn.Linear(3, 8), nn.ReLU()), torch.randn(4, 3), verify=True)
+
+
 def test_bad_arguments():
     m = nn.Linear(2, 2)
     with pytest.raises(ValueError, match="no input or output name"):
@@ -354,8 +362,14 @@ def test_bad_arguments():
         graphc.onnx.export(m, torch.randn(1, 2), opset_version=9)
     with pytest.raises(ValueError, match="2 input_names for 1 input tensors"):
         graphc.onnx.export(m, torch.randn(1, 2), input_names=["a", "b"])
-    with pytest.raises(TypeError, match="training"):
-        graphc.onnx.export(m, torch.randn(1, 2), training=True)
+    with pytest.raises(ValueError, match=r"the model is in training mode.*call model.eval\(\)"):
+        graphc.onnx.export(m.train(), torch.randn(1, 2), training=graphc.onnx.TrainingMode.EVAL)
+    with pytest.raises(NotImplementedError, match="standard ONNX operators only"):
+        graphc.onnx.export(m, torch.randn(1, 2), operator_export_type=graphc.onnx.OperatorExportTypes.ONNX_ATEN)
+    # the options of PyTorch's tutorials that change nothing here are accepted
+    proto = graphc.onnx.export(m.eval(), torch.randn(1, 2), export_params=True, do_constant_folding=True,
+                               training=graphc.onnx.TrainingMode.EVAL, verify=True).model_proto
+    assert len(proto.graph.node) == 3
 
 
 # ---- opsets and single ops -------------------------------------------------------------------

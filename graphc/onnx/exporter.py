@@ -75,9 +75,13 @@ class ONNXProgram:
 def export(model, args: Any = (), f=None, *, kwargs: dict | None = None, verbose: bool | None = None,
            input_names: Sequence[str] | None = None, output_names: Sequence[str] | None = None,
            opset_version: int | None = None, dynamo: bool = True, external_data: bool = True,
-           dynamic_shapes=None, export_params: bool = True, keep_initializers_as_inputs: bool = False,
-           dynamic_axes: Mapping[str, Mapping[int, str] | Sequence[int]] | None = None,
-           **unsupported: Any) -> ONNXProgram:
+           dynamic_shapes=None, custom_translation_table=None, report: bool = False, optimize: bool = True,
+           verify: bool = False, profile: bool = False, dump_exported_program: bool = False,
+           artifacts_dir: str | os.PathLike = ".", export_params: bool = True,
+           keep_initializers_as_inputs: bool = False,
+           dynamic_axes: Mapping[str, Mapping[int, str] | Sequence[int]] | None = None, training=None,
+           operator_export_type=None, do_constant_folding: bool = True, custom_opsets=None,
+           export_modules_as_functions: bool = False, autograd_inlining: bool = True) -> ONNXProgram:
     """Export ``model`` (an ``nn.Module`` or a function of tensors), called on ``args`` (a tensor or
     a tuple; ``kwargs`` too), as an ONNX model written to ``f`` (a path or a binary file object;
     None: only returned). PyTorch's signature; see README's "ONNX export" section.
@@ -85,16 +89,15 @@ def export(model, args: Any = (), f=None, *, kwargs: dict | None = None, verbose
     The model runs in its current mode (``train()``/``eval()``), traced by graphc's tracer, and is
     decomposed into primitives; parameters and buffers become initializers named by their module
     path. ``dynamic_axes`` (``{"x": {0: "batch"}}`` or ``{"x": [0]}``) makes input and output
-    dimensions symbolic. ``dynamo`` and ``external_data`` are accepted for compatibility (graphc has
-    one tracer; a model is stored in one file)."""
+    dimensions symbolic. ``verify=True`` runs the exported model in ONNX Runtime on ``args`` and
+    compares with graphc eager. Accepted with no effect, as graphc has one tracer and writes one
+    file: ``dynamo``, ``external_data``, ``report``, ``optimize``, ``profile``,
+    ``dump_exported_program``, ``artifacts_dir``, ``do_constant_folding`` (constants are always
+    folded), ``autograd_inlining``."""
     onnx = require_onnx()
-    if unsupported:
-        raise TypeError(f"graphc.onnx.export: {', '.join(sorted(unsupported))} is not supported (training= and "
-                        "operator_export_type= belong to PyTorch's TorchScript exporter; graphc exports the model "
-                        "in its current mode)")
-    if dynamic_shapes is not None:
-        raise NotImplementedError("graphc.onnx.export: dynamic_shapes is not supported; name the dynamic dimensions "
-                                  "with dynamic_axes={'input_name': {0: 'batch'}}")
+    _check_options(model, dynamic_shapes=dynamic_shapes, custom_translation_table=custom_translation_table,
+                   training=training, operator_export_type=operator_export_type, custom_opsets=custom_opsets,
+                   export_modules_as_functions=export_modules_as_functions)
     opset = DEFAULT_OPSET if opset_version is None else opset_version
     newest = onnx.defs.onnx_opset_version()
     if not isinstance(opset, int) or not MIN_OPSET <= opset <= newest:
@@ -125,9 +128,60 @@ def export(model, args: Any = (), f=None, *, kwargs: dict | None = None, verbose
     program = ONNXProgram(proto)
     if verbose:
         print(onnx.printer.to_text(proto.graph))
+    if verify:
+        _verify(program, model, args, kwargs, leaves)
     if f is not None:
         program.save(f)
     return program
+
+
+def _check_options(model, *, dynamic_shapes, custom_translation_table, training, operator_export_type, custom_opsets,
+                   export_modules_as_functions) -> None:
+    """PyTorch's options that graphc can't honour are refused, never silently ignored."""
+    from . import OperatorExportTypes, TrainingMode
+    if dynamic_shapes is not None:
+        raise NotImplementedError("graphc.onnx.export: dynamic_shapes is not supported; name the dynamic dimensions "
+                                  "with dynamic_axes={'input_name': {0: 'batch'}}")
+    for name, value in (("custom_translation_table", custom_translation_table), ("custom_opsets", custom_opsets),
+                        ("export_modules_as_functions", export_modules_as_functions)):
+        if value:
+            raise NotImplementedError(f"graphc.onnx.export: {name} is not supported (graphc writes standard ONNX "
+                                      "operators only)")
+    if operator_export_type not in (None, OperatorExportTypes.ONNX):
+        raise NotImplementedError(f"graphc.onnx.export: operator_export_type={operator_export_type!r} is not "
+                                  "supported; graphc writes standard ONNX operators only (OperatorExportTypes.ONNX)")
+    if training is not None:
+        mode = TrainingMode(training)
+        in_training = _model_training(model)
+        if (mode is TrainingMode.EVAL and in_training) or (mode is TrainingMode.TRAINING and not in_training):
+            want = "model.eval()" if mode is TrainingMode.EVAL else "model.train()"
+            raise ValueError(f"graphc.onnx.export: training={mode!r}, but the model is in "
+                             f"{'training' if in_training else 'eval'} mode; graphc exports the model in its current "
+                             f"mode: call {want} before exporting (or pass training=TrainingMode.PRESERVE)")
+
+
+def _verify(program: ONNXProgram, model, args: tuple, kwargs: dict, leaves: list) -> None:
+    """``verify=True``: ONNX Runtime's outputs on the example equal graphc eager's. The eager run
+    leaves the model's buffers as they were (BatchNorm's statistics in training mode)."""
+    from ..autograd import grad_mode
+    buffers = [(b, b.detach().clone()) for b in model.buffers()] if isinstance(model, Module) else []
+    try:
+        with grad_mode.no_grad():
+            want: list = []
+            _flatten(model(*args, **kwargs), want)
+    finally:
+        for b, saved in buffers:
+            b._data[...] = saved._data
+    for i, (g, w) in enumerate(zip(program(*leaves), want)):
+        g, w = g.numpy(), w.detach().cpu().numpy()
+        if g.shape != w.shape or not np.allclose(g, w, rtol=1e-3, atol=1e-5, equal_nan=True):
+            why = " (in training mode, dropout draws other numbers in ONNX Runtime)" if _model_training(model) else ""
+            raise OnnxExporterError(f"graphc.onnx.export: verify=True: output {i} of the exported model differs "
+                                    f"from graphc eager's{why}")
+
+
+def _model_training(model) -> bool:
+    return bool(getattr(model, "training", False))
 
 
 def _input_names(model, args: tuple, kwargs: dict, n: int, given: Sequence[str] | None) -> list[str]:
