@@ -471,7 +471,7 @@ def test_slice_scatter_builder(step):
     index = ((1, 3, 1), (0, 6, step))
     src = g.add_input(TensorType(P.slice.infer(x, index=index).shape, dt.float32))
     g.set_outputs([g.add_node(P.slice_scatter, [x, src], {"index": index})])
-    proto = _to_onnx(onnx, Captured(g, {}), None, ["x", "src"], ["y"], {}, {}, 18, True, False)
+    proto = _to_onnx(onnx, Captured(g, {}, {}), ["x", "src"], ["y"], {}, {}, 18, True, False)
     onnx.checker.check_model(proto, full_check=True)
     arrays = [np.random.default_rng(step).standard_normal(v.shape).astype(np.float32) for v in g.inputs]
     got = _run(proto.SerializeToString(), {"x": arrays[0], "src": arrays[1]})[0]

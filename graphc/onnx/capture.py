@@ -26,6 +26,7 @@ from .errors import OnnxExporterError
 class Traced:
     graph: Graph
     lifted: dict[int, Tensor]  # id(graph input) -> the tensor it reads (parameters, buffers, constants)
+    paths: dict[int, str]      # id(graph input) -> the module path of the parameter or buffer it reads
 
 
 def trace(model, leaves: list[Tensor], spec) -> Traced:
@@ -48,14 +49,16 @@ def trace(model, leaves: list[Tensor], spec) -> Traced:
     if not tr.graph.outputs:
         raise OnnxExporterError("graphc.onnx.export: the model returns no tensor")
     lifted = {id(v): t for v, t in tr.lifted.values() if isinstance(t, Tensor)}
+    paths = {i: tr.paths[id(t)] for i, t in lifted.items() if id(t) in tr.paths}
     g = PassManager(default_pipeline(), verify="end", record=False).run(tr.graph)
-    return Traced(g, lifted)
+    return Traced(g, lifted, paths)
 
 
 @dataclass
 class Captured:
     graph: Graph
     lifted: dict[int, Tensor]
+    paths: dict[int, str]
     attrs: dict[int, dict] = field(default_factory=dict)       # id(node) -> attributes, fitted
     operands: dict[int, list] = field(default_factory=dict)    # id(node) -> inputs (scalars fitted)
     shapes: dict[int, tuple] = field(default_factory=dict)     # id(value) -> shape, fitted
@@ -93,7 +96,7 @@ def capture(model, leaves: list[Tensor], spec, dynamic: dict[int, dict[int, str]
                                         "inputs; give an example with at least one element there")
             symbols.setdefault(name, (i, axis))
     first = trace(model, leaves, spec)
-    captured = Captured(first.graph, first.lifted, symbols=symbols)
+    captured = Captured(first.graph, first.lifted, first.paths, symbols=symbols)
     if not symbols:
         return captured
     sizes = captured.sizes = trace_sizes(base)

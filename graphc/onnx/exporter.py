@@ -123,7 +123,7 @@ def export(model, args: Any = (), f=None, *, kwargs: dict | None = None, verbose
         if key not in out_names:
             raise ValueError(f"graphc.onnx.export: dynamic_axes names {key!r}, which is no input or output name "
                              f"(inputs: {in_names}, outputs: {out_names})")
-    proto = _to_onnx(onnx, captured, model, in_names, out_names, dyn_in, dyn_out, opset, export_params,
+    proto = _to_onnx(onnx, captured, in_names, out_names, dyn_in, dyn_out, opset, export_params,
                      keep_initializers_as_inputs)
     program = ONNXProgram(proto)
     if verbose:
@@ -231,7 +231,7 @@ def _dynamic_axes(dynamic_axes, in_names: list[str], leaves: list) -> tuple[dict
     return dyn_in, dyn_out
 
 
-def _to_onnx(onnx, captured: Captured, model, in_names: list[str], out_names: list[str], dyn_in: dict, dyn_out: dict,
+def _to_onnx(onnx, captured: Captured, in_names: list[str], out_names: list[str], dyn_in: dict, dyn_out: dict,
              opset: int, export_params: bool, keep_initializers_as_inputs: bool):
     helper = onnx.helper
     g = captured.graph
@@ -246,7 +246,7 @@ def _to_onnx(onnx, captured: Captured, model, in_names: list[str], out_names: li
         names[id(v)] = in_names[i]
         dims = [dyn_in.get(i, {}).get(a, s) for a, s in enumerate(v.shape)]
         inputs.append(helper.make_tensor_value_info(in_names[i], onnx_dtype(v.dtype), dims))
-    _state_inputs(e, captured, _state_names(model), names, inputs, export_params, keep_initializers_as_inputs)
+    _state_inputs(e, captured, names, inputs, export_params, keep_initializers_as_inputs)
     for node in g.nodes:
         prim = node.prim
         at = f" (at {node.loc})" if node.loc else ""  # the user's line that made it
@@ -265,8 +265,8 @@ def _to_onnx(onnx, captured: Captured, model, in_names: list[str], out_names: li
     return _finish(onnx, e, g, captured, names, inputs, out_names, dyn_out, opset)
 
 
-def _state_inputs(e: Emitter, captured: Captured, param_names: dict[int, str], names: dict, inputs: list,
-                  export_params: bool, keep_initializers_as_inputs: bool) -> None:
+def _state_inputs(e: Emitter, captured: Captured, names: dict, inputs: list, export_params: bool,
+                  keep_initializers_as_inputs: bool) -> None:
     """The graph inputs that read tensors (parameters, buffers, tensors made during forward): ONNX
     initializers (or graph inputs, without ``export_params``), or rebuilt at run time when their
     size follows a dynamic axis. Fills ``names`` (id(value) -> ONNX name) and ``inputs``."""
@@ -294,8 +294,9 @@ def _state_inputs(e: Emitter, captured: Captured, param_names: dict[int, str], n
                 "graphc.onnx.export: the model makes a tensor from data during forward whose values depend on the size "
                 f"of a dynamic axis (a {list(data.shape)} {v.dtype.name} tensor); export can't compute it at run time. "
                 "Build it from the input with tensor operations, or export without dynamic_axes for that axis.")
-        name = param_names.get(id(t), "const")
-        if export_params or id(t) not in param_names:
+        path = captured.paths.get(id(v))  # fc1.weight (the tracer knows it)
+        name = path or "const"
+        if export_params or path is None:
             names[id(v)] = e.initializer(data, name)
             if keep_initializers_as_inputs:
                 inputs.append(helper.make_tensor_value_info(names[id(v)], onnx_dtype(v.dtype), list(data.shape)))
@@ -311,16 +312,6 @@ def _output_names(given, n: int) -> list[str]:
     names = given + (["output"] if n == 1 else [f"output_{i}" for i in range(n)])[len(given):]
     if len(set(names)) != len(names):
         raise ValueError(f"graphc.onnx.export: output names must be unique, got {names}")
-    return names
-
-
-def _state_names(model) -> dict[int, str]:
-    """id(parameter or buffer) -> its module path (``fc1.weight``), the first of several for a shared one."""
-    if not isinstance(model, Module):
-        return {}
-    names: dict[int, str] = {}
-    for name, t in list(model.named_parameters()) + list(model.named_buffers()):
-        names.setdefault(id(t), name)
     return names
 
 
