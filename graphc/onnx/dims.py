@@ -30,10 +30,13 @@ class Dim:
     terms: tuple[tuple[tuple[str, ...], int], ...]  # (symbols multiplied, coefficient), sorted, none zero
 
     def __str__(self) -> str:
-        parts = ["*".join(([str(p)] if p != 1 else []) + list(names)) for names, p in self.terms]
-        if self.const or not parts:
-            parts.append(str(self.const))
-        return " + ".join(parts)
+        text = ""
+        for names, p in self.terms:
+            term = "*".join(([str(abs(p))] if abs(p) != 1 else []) + list(names))
+            text += (" - " if p < 0 else " + ") + term if text else ("-" if p < 0 else "") + term
+        if self.const or not text:
+            text += (" - " if self.const < 0 else " + ") + str(abs(self.const)) if text else str(self.const)
+        return text
 
     def at(self, sizes: dict[str, int]) -> int:
         return self.const + sum(p * int(np.prod([sizes[n] for n in names])) for names, p in self.terms)

@@ -33,7 +33,7 @@ class Emitter:
         self.names: set[str] = set()
         self._consts: dict[tuple, str] = {}
         self._dims: dict[Dim, str] = {}
-        self.where = ""  # the IR node being written, for errors
+        self.where = "the model"  # the IR node being written, for errors
         self.loc = ""  # the user's file:line that made it: each ONNX node's doc_string
 
     # ---- names, nodes, constants -------------------------------------------------------------
@@ -72,14 +72,14 @@ class Emitter:
 
     def need(self, version: int, what: str) -> None:
         if self.opset < version:
-            raise OnnxExporterError(f"graphc.onnx.export: {self.where}needs {what}, which ONNX has from opset "
+            raise OnnxExporterError(f"graphc.onnx.export: {self.where} needs {what}, which ONNX has from opset "
                                     f"{version} on; this export targets opset {self.opset}: pass "
                                     f"opset_version={version} or higher")
 
     def static(self, x, what: str) -> int:
         """A number that must be the same for every size of the dynamic axes."""
         if isinstance(x, (Dim, Reciprocal)):
-            raise OnnxExporterError(f"graphc.onnx.export: {self.where}{what} depends on a dynamic axis ({x}), which "
+            raise OnnxExporterError(f"graphc.onnx.export: {self.where}: {what} depends on a dynamic axis ({x}), which "
                                     "this ONNX operator can't take at run time. Export without dynamic_axes for that "
                                     "axis.")
         return x

@@ -250,7 +250,7 @@ def _to_onnx(onnx, captured: Captured, in_names: list[str], out_names: list[str]
     for node in g.nodes:
         prim = node.prim
         at = f" (at {node.loc})" if node.loc else ""  # the user's line that made it
-        e.where, e.loc = f"the {prim.name} node %{node.output.name}{at} ", node.loc
+        e.where, e.loc = f"the {prim.name} node %{node.output.name}{at}", node.loc
         build = ONNX_OPS.get(prim)
         if build is None:
             why = UNSUPPORTED.get(prim, "no ONNX builder is registered for it")

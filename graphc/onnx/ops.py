@@ -421,14 +421,15 @@ def _unfold(e: Emitter, c: Call):
     d = c.dtype(0)
     x = _pad_amounts(e, _operand(e, c, 0), ((0, 0), (0, 0)) + tuple(c.attrs["padding"]), c.attrs.get("value", 0.0), d)
     nsp = len(kernel)
-    out_sp = [e.static(s, "a convolution's or pooling's output size") for s in c.out_shape[2:2 + nsp]]
     axes = e.ints(range(2, 2 + nsp))
     steps = e.ints(stride)
     last = e.const(np.array([-1], np.int64))
     pieces = []
     for offs in np.ndindex(*kernel):
         starts = [o * dl for o, dl in zip(offs, dilation)]
-        ends = [s + st * (n - 1) + 1 for s, st, n in zip(starts, stride, out_sp)]
+        # ends counted from the end of each padded dim: the slices have the output's length for
+        # any input size, so image sizes may be dynamic too
+        ends = [-(k - 1 - o) * dl or INT64_MAX for k, o, dl in zip(kernel, offs, dilation)]
         window = e.op("Slice", [x, e.ints(starts), e.ints(ends), axes, steps])
         pieces.append(e.op("Unsqueeze", [window, last]))
     stacked = pieces[0] if len(pieces) == 1 else e.op("Concat", pieces, axis=-1)
