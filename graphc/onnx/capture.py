@@ -118,12 +118,12 @@ def capture(model, leaves: list[Tensor], spec, dynamic: dict[int, dict[int, str]
 
 def _fit_graphs(captured: Captured, traces: list[Traced], sizes: list[dict[str, int]]) -> None:
     graphs = [t.graph for t in traces]
-    counts = [len(h.nodes) for h in graphs]
-    if len(set(counts)) != 1:
+    counts = [(len(h.nodes), [v.role for v in h.inputs], [v.name for v in h.outputs]) for h in graphs]
+    if any(c != counts[0] for c in counts):
         raise OnnxExporterError(
-            f"graphc.onnx.export: the traced graph changes with the size of a dynamic axis ({counts[0]} nodes, "
-            f"{counts[1:]} at other sizes); ONNX export needs one graph for every size. Export without dynamic_axes "
-            "for that axis.")
+            f"graphc.onnx.export: the traced graph changes with the size of a dynamic axis ({counts[0][0]} nodes, "
+            f"{[c[0] for c in counts[1:]]} at other sizes, or other inputs or outputs); ONNX export needs one graph "
+            "for every size. Export without dynamic_axes for that axis.")
     for vs in zip(*(h.inputs for h in graphs)):
         captured.shapes[id(vs[0])] = fit([v.shape for v in vs], sizes, f"the shape of graph input {vs[0].name}")
         tensors = [t.lifted.get(id(v)) for t, v in zip(traces, vs)]
@@ -131,7 +131,7 @@ def _fit_graphs(captured: Captured, traces: list[Traced], sizes: list[dict[str, 
             captured.constants[id(vs[0])] = [x.detach().cpu().numpy() for x in tensors]
     for nodes in zip(*(h.nodes for h in graphs)):
         n: Node = nodes[0]
-        what = f"{n.prim.name} node %{n.output.name}"
+        what = f"{n.prim.name} node %{n.output.name}" + (f" (at {n.loc})" if n.loc else "")
         structure = [(m.prim, [x.name if isinstance(x, Value) else type(x) for x in m.inputs], len(m.outputs))
                      for m in nodes]
         if any(s != structure[0] for s in structure):
