@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import inspect
 import os
+import threading
 from typing import Any, Mapping, Sequence
 
 import numpy as np
@@ -40,6 +41,7 @@ class ONNXProgram:
     def __init__(self, model_proto) -> None:
         self.model_proto = model_proto
         self._session = None
+        self._lock = threading.Lock()  # one session, made by the first call (sessions run in parallel)
 
     def save(self, destination) -> None:
         """Write the model to a path or a binary file object."""
@@ -52,17 +54,20 @@ class ONNXProgram:
 
     def __call__(self, *args) -> list[Tensor]:
         """Run the model in ONNX Runtime (CPU) on graphc tensors; returns graphc tensors."""
-        if self._session is None:
-            try:
-                import onnxruntime
-            except ImportError:
-                raise ModuleNotFoundError("running an exported model needs onnxruntime: pip install 'graphc[onnx]'") \
-                    from None
-            self._session = onnxruntime.InferenceSession(self.model_proto.SerializeToString(),
-                                                         providers=["CPUExecutionProvider"])
+        with self._lock:
+            if self._session is None:
+                try:
+                    import onnxruntime
+                except ImportError:
+                    raise ModuleNotFoundError("running an exported model needs onnxruntime: pip install "
+                                              "'graphc[onnx]'") from None
+                self._session = onnxruntime.InferenceSession(self.model_proto.SerializeToString(),
+                                                             providers=["CPUExecutionProvider"])
         leaves: list = []
         _flatten(args, leaves)
         names = [i.name for i in self._session.get_inputs()]
+        if len(leaves) != len(names):
+            raise TypeError(f"ONNXProgram: the model takes {len(names)} tensors ({', '.join(names)}), got {len(leaves)}")
         feeds = {n: np.asarray(t.detach().cpu().numpy()) for n, t in zip(names, leaves)}
         return [Tensor._make(np.asarray(o)) for o in self._session.run(None, feeds)]
 
