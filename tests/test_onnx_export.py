@@ -520,3 +520,16 @@ def test_matches_torch_onnx_numerics():
     data, _ = _export(model, (torch.from_numpy(x),), input_names=["x"])
     ours = _run(data, {"x": x})[0]
     np.testing.assert_allclose(ours, theirs, rtol=1e-5, atol=1e-5)
+
+
+def test_readme_snippet_runs(tmp_path, monkeypatch, capsys):
+    import pathlib
+    import re
+    readme = (pathlib.Path(__file__).resolve().parents[1] / "README.md").read_text()
+    section = readme.split("## ONNX export", 1)[1]
+    code = re.search(r"```python\n(.*?)```", section, re.S).group(1)
+    monkeypatch.chdir(tmp_path)  # it writes digits.onnx
+    scope: dict = {}
+    exec(compile(code, "README.md", "exec"), scope)  # noqa: S102  (the repository's own README)
+    assert scope["logits"].shape == (32, 10) and (tmp_path / "digits.onnx").exists()
+    assert float(capsys.readouterr().out) < 1e-5
