@@ -392,8 +392,10 @@ def test_bad_arguments():
 def test_opset_version_is_honoured(opset):
     torch.manual_seed(7)
     model = nn.Sequential(nn.Conv2d(1, 2, 3), nn.MaxPool2d(2), nn.Flatten(), nn.Softmax(-1))
-    proto = _check(model, torch.randn(2, 1, 7, 7), opset_version=opset)
+    proto = _check(model, torch.randn(2, 1, 7, 7), opset_version=opset, input_names=["x"],
+                   dynamic_axes={"x": [0]})
     assert proto.opset_import[0].version == opset
+    _check(lambda a: (F.relu(a), a.amax(1), a.prod(0)), _i, opset_version=opset)  # integer relu, reductions
 
 
 def test_fold_needs_opset_18():

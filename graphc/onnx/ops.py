@@ -148,6 +148,13 @@ def _remainder(e: Emitter, c: Call):
     return e.op("Mod", [a, b], fmod=0), d
 
 
+def _relu(e: Emitter, c: Call):
+    (x,), d = _promoted(e, c)
+    if not d.is_floating_point:  # ONNX Runtime has no integer Relu (ONNX has one from opset 14 on)
+        return e.op("Max", [x, e.scalar(0, d)]), d
+    return e.op("Relu", [x]), d
+
+
 def _trunc(e: Emitter, c: Call):
     (x,), d = _promoted(e, c)
     if not d.is_floating_point:
@@ -482,7 +489,7 @@ ONNX_OPS: dict[Primitive, Builder] = {
     P.acos: _pointwise("Acos"), P.atan: _pointwise("Atan"), P.sinh: _pointwise("Sinh"), P.cosh: _pointwise("Cosh"),
     P.tanh: _pointwise("Tanh"), P.sigmoid: _pointwise("Sigmoid"), P.sqrt: _pointwise("Sqrt"),
     P.rsqrt: _chain("Sqrt", "Reciprocal"), P.reciprocal: _pointwise("Reciprocal"), P.erf: _pointwise("Erf"),
-    P.relu: _pointwise("Relu"),
+    P.relu: _relu,
     P.isnan: _float_test("IsNaN", False), P.isinf: _float_test("IsInf", False), P.isfinite: _float_test(None, True),
     P.logical_not: _logical("Not"), P.bitwise_not: _bitwise("BitwiseNot", "Not"),
     P.add: _pointwise("Add", "Or"), P.sub: _pointwise("Sub"), P.mul: _pointwise("Mul", "And"),
