@@ -201,6 +201,8 @@ def test_cnn_with_batchnorm_and_pooling_eval_mode_dynamic_batch():
                    input_names=["x"], dynamic_axes={"x": {0: "batch"}, "output": {0: "batch"}})
     assert _dims(proto.graph.input[0]) == ["batch", 3, 12, 12]
     assert _dims(proto.graph.output[0]) == ["batch", 5]
+    ops = [n.op_type for n in proto.graph.node]  # ONNX Runtime's own operators for these composites
+    assert ops.count("Conv") == 2 and ops.count("MaxPool") == 1 and ops.count("AveragePool") == 1
     names = {i.name for i in proto.graph.initializer}
     assert {"bn1.running_mean", "bn1.running_var", "conv1.weight", "bn2.bias"} <= names
 
@@ -441,6 +443,12 @@ OPS = {
                     (_x, torch.tensor([[1, 2, 3, 4]]))),
     "creation": (lambda x: (x + torch.arange(4), torch.ones_like(x) * x, torch.full((2, 2), 7), torch.eye(3),
                             torch.linspace(0, 1, 5)), (_x,)),
+    "pooling variants": (lambda x: (F.avg_pool2d(x, 3, 2, ceil_mode=True), F.avg_pool2d(x, 2, divisor_override=3),
+                                    F.max_pool2d(x, 3, 2, padding=1, dilation=2, ceil_mode=True),
+                                    F.avg_pool2d(x, 3, 2, padding=1, ceil_mode=True, count_include_pad=False),
+                                    F.max_pool1d(x[0], 2), F.conv2d(x, x[:1, :1].expand(3, 2, 7, 7)[..., :3, :3],
+                                                                    stride=2, padding=(2, 1), groups=1)),
+                         (torch.randn(2, 2, 7, 7),)),
     "embedding": (lambda w, i: (F.embedding(i, w), F.embedding(i, w, padding_idx=1)),
                   (torch.randn(5, 3), torch.tensor([[0, 4], [1, 1]]))),
     "det": (lambda a: (torch.det(a), torch.linalg.slogdet(a)), (torch.randn(2, 3, 3),)),

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from graphc.ir.graph import Graph, Node, Value
+from graphc.passes.decompose import decompose
 from graphc.passes.manager import PassManager, default_pipeline
 
 from ..autograd import grad_mode
@@ -20,6 +21,7 @@ from ..compiler.tracing import GraphBreak, SymbolicTensor, Trace
 from ..tensors import Tensor
 from .dims import fit, trace_sizes
 from .errors import OnnxExporterError
+from .ops import keeps
 
 
 @dataclass
@@ -50,7 +52,10 @@ def trace(model, leaves: list[Tensor], spec) -> Traced:
         raise OnnxExporterError("graphc.onnx.export: the model returns no tensor")
     lifted = {id(v): t for v, t in tr.lifted.values() if isinstance(t, Tensor)}
     paths = {i: tr.paths[id(t)] for i, t in lifted.items() if id(t) in tr.paths}
-    g = PassManager(default_pipeline(), verify="end", record=False).run(tr.graph)
+    # the decomposition pass keeps the composites ONNX has an operator for (Conv, MaxPool ...)
+    passes = [(name, (lambda h: decompose(h, keeps)) if name == "decompose" else fn)
+              for name, fn in default_pipeline()]
+    g = PassManager(passes, verify="end", record=False).run(tr.graph)
     return Traced(g, lifted, paths)
 
 

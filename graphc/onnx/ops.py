@@ -466,6 +466,71 @@ def _rand_uniform(e: Emitter, c: Call):
     return e.op("RandomUniformLike", [zeros], dtype=onnx_dtype(d), low=0.0, high=1.0), d
 
 
+# ---- composites with an ONNX operator of their own --------------------------------------------
+# The decomposition pass keeps these composite nodes whole for export (``keeps``): ONNX Runtime
+# runs a Conv or a pooling operator far faster than the windows-and-matmul they decompose into.
+
+def _composite_args(c: Call) -> list:
+    """The composite call's arguments: ONNX tensor names for its tensors, the values otherwise."""
+    return [c.args[entry[1]] if entry[0] == "t" else entry[1] for entry in c.attrs["layout"]]
+
+
+def _pads(e: Emitter, padding) -> list[int]:
+    return [e.static(lo, "a padding") for lo, _ in padding] + [e.static(hi, "a padding") for _, hi in padding]
+
+
+def _ints(e: Emitter, values, what: str) -> list[int]:
+    return [e.static(v, what) for v in values]
+
+
+def _conv(e: Emitter, c: Call):
+    x, w, b, stride, padding, dilation, groups = _composite_args(c)
+    return e.op("Conv", [x, w] + ([b] if b is not None else []), strides=_ints(e, stride, "a stride"),
+                pads=_pads(e, padding), dilations=_ints(e, dilation, "a dilation"), group=groups), c.dtype(0)
+
+
+def _max_pool(e: Emitter, c: Call):
+    """``padding`` holds ceil_mode's overhang too; MaxPool never picks a padded element, as the
+    decomposition's -inf padding never wins."""
+    x, kernel, stride, padding, dilation = _composite_args(c)
+    return e.op("MaxPool", [x], kernel_shape=_ints(e, kernel, "a kernel size"), strides=_ints(e, stride, "a stride"),
+                pads=_pads(e, padding), dilations=_ints(e, dilation, "a dilation")), c.dtype(0)
+
+
+def _avg_pool(e: Emitter, c: Call):
+    x, kernel, stride, padding, count_include_pad, _, _ = _composite_args(c)
+    return e.op("AveragePool", [x], kernel_shape=_ints(e, kernel, "a kernel size"),
+                strides=_ints(e, stride, "a stride"), pads=_pads(e, padding),
+                count_include_pad=int(bool(count_include_pad))), c.dtype(0)
+
+
+def _avg_pool_fits(args: list) -> bool:
+    """AveragePool has no divisor override, and counts ceil_mode's overhang with the padding."""
+    _, _, _, padding, _, divisor_override, real_padding = args
+    return not divisor_override and tuple(padding) == tuple((p, p) for p in real_padding)
+
+
+# composite name -> (builder, whether it takes the call's arguments; else it is decomposed)
+COMPOSITE_OPS: dict[str, tuple[Builder, Callable[[list], bool]]] = {
+    "conv": (_conv, lambda args: len(args) == 7),
+    "max_pool": (_max_pool, lambda args: len(args) == 5),
+    "avg_pool": (_avg_pool, lambda args: len(args) == 7 and _avg_pool_fits(args)),
+}
+
+
+def keeps(node: Node) -> bool:
+    """Whether the decomposition pass leaves this composite node whole for export."""
+    entry = COMPOSITE_OPS.get(node.attrs["name"])
+    layout = node.attrs["layout"]
+    if entry is None or any(e[0] == "k" for e in layout) or not node.output.dtype.is_floating_point:
+        return False
+    return entry[1]([e[1] for e in layout])
+
+
+def _composite(e: Emitter, c: Call):
+    return COMPOSITE_OPS[c.attrs["name"]][0](e, c)
+
+
 def _det_then(*steps: str) -> Builder:
     def build(e: Emitter, c: Call):
         x = e.op("Det", [_operand(e, c, 0)])
@@ -509,7 +574,7 @@ ONNX_OPS: dict[Primitive, Builder] = {
     P.take: _take, P.index_check: _index_check, P.gather: _gather, P.scatter: _scatter(None),
     P.scatter_add: _scatter("add"), P.index_add: _index_add, P.searchsorted: _searchsorted,
     P.matmul: _matmul, P.full: _full, P.arange: _arange, P.unfold: _unfold, P.fold: _fold,
-    P.rand_uniform: _rand_uniform,
+    P.rand_uniform: _rand_uniform, composite: _composite,
     P.det: _det_then(), P.logabsdet: _det_then("Abs", "Log"), P.det_sign: _det_then("Sign"),
 }
 
@@ -532,6 +597,5 @@ UNSUPPORTED: dict[Primitive, str] = {
     P.eigvalsh: _LINALG_WHY.format("symmetric eigendecomposition (linalg.eigvalsh)"),
     P.eigh_vectors: _LINALG_WHY.format("symmetric eigendecomposition (linalg.eigh)"),
     P.pinv: _LINALG_WHY.format("pseudo-inverse (linalg.pinv)"),
-    composite: "composite nodes are expanded into primitives by the decomposition pass before export",
     fused: "fusion groups are made by the backend passes, which export does not run",
 }
