@@ -207,18 +207,23 @@ def test_cnn_with_batchnorm_and_pooling_eval_mode_dynamic_batch():
     assert {"bn1.running_mean", "bn1.running_var", "conv1.weight", "bn2.bias"} <= names
 
 
-def test_fully_convolutional_dynamic_image_size():
-    """Stride-1 convolutions keep the sizes polynomial (h - 4): the image size may be dynamic.
-    A stride halves it (h // 2), which export refuses with the reason."""
+def test_convolutional_dynamic_image_size():
+    """Stride-1 convolutions keep the sizes polynomial (h - 4); a stride or a pooling makes them
+    h // 2, which ONNX's Conv and MaxPool compute themselves (the output's dimension is left
+    unnamed). Only a number the graph needs, such as Flatten's reshape target, is refused."""
     torch.manual_seed(10)
+    axes = {"input": {0: "n", 2: "h", 3: "w"}}
+    runs = [(torch.randn(*s),) for s in [(2, 1, 12, 12), (1, 1, 9, 15)]]
     model = nn.Sequential(nn.Conv2d(1, 4, 3, padding=1), nn.ReLU(), nn.Conv2d(4, 4, 3, dilation=2, padding=2),
                           nn.Tanh(), nn.Conv2d(4, 1, 5))
-    runs = [(torch.randn(*s),) for s in [(2, 1, 12, 12), (1, 1, 9, 15)]]
-    axes = {"input": {0: "n", 2: "h", 3: "w"}}
     proto = _check(model, runs[0], runs=runs, dynamic_axes=axes)
     assert _dims(proto.graph.output[0]) == ["n", 1, "h - 4", "w - 4"]
-    with pytest.raises(graphc.onnx.OnnxExporterError, match="can't express"):
-        graphc.onnx.export(nn.Conv2d(1, 1, 3, stride=2), runs[0], dynamic_axes=axes)
+    strided = nn.Sequential(nn.Conv2d(1, 4, 3, padding=1, stride=2), nn.ReLU(), nn.MaxPool2d(2),
+                            nn.Conv2d(4, 2, 3, padding=1), nn.AvgPool2d(2))
+    proto = _check(strided, runs[0], runs=runs + [(torch.randn(3, 1, 17, 40),)], dynamic_axes=axes)
+    assert _dims(proto.graph.output[0]) == ["n", 2, 0, 0]  # 0: a dimension with no name or value
+    with pytest.raises(graphc.onnx.OnnxExporterError, match="reshape node .* can't express"):
+        graphc.onnx.export(nn.Sequential(nn.Conv2d(1, 1, 3, stride=2), nn.Flatten()), runs[0], dynamic_axes=axes)
 
 
 def test_training_mode_exports_batch_statistics_and_leaves_the_model_unchanged():

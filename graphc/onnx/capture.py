@@ -19,7 +19,7 @@ from ..autograd import grad_mode
 from ..compiler.api import _flatten, _type, _unflatten
 from ..compiler.tracing import GraphBreak, SymbolicTensor, Trace
 from ..tensors import Tensor
-from .dims import fit, trace_sizes
+from .dims import fit, fit_shape, trace_sizes
 from .errors import OnnxExporterError
 from .ops import keeps
 
@@ -130,7 +130,7 @@ def _fit_graphs(captured: Captured, traces: list[Traced], sizes: list[dict[str, 
             f"{[c[0] for c in counts[1:]]} at other sizes, or other inputs or outputs); ONNX export needs one graph "
             "for every size. Export without dynamic_axes for that axis.")
     for vs in zip(*(h.inputs for h in graphs)):
-        captured.shapes[id(vs[0])] = fit([v.shape for v in vs], sizes, f"the shape of graph input {vs[0].name}")
+        captured.shapes[id(vs[0])] = fit_shape([v.shape for v in vs], sizes, f"the shape of graph input {vs[0].name}")
         tensors = [t.lifted.get(id(v)) for t, v in zip(traces, vs)]
         if tensors[0] is not None and any(x is not tensors[0] for x in tensors):  # made anew by each trace
             captured.constants[id(vs[0])] = [x.detach().cpu().numpy() for x in tensors]
@@ -148,4 +148,4 @@ def _fit_graphs(captured: Captured, traces: list[Traced], sizes: list[dict[str, 
             x if isinstance(x, Value) else fit([m.inputs[k] for m in nodes], sizes, f"operand {k} of {what}")
             for k, x in enumerate(n.inputs)]
         for outs in zip(*(m.outputs for m in nodes)):
-            captured.shapes[id(outs[0])] = fit([o.shape for o in outs], sizes, f"the shape of %{outs[0].name}")
+            captured.shapes[id(outs[0])] = fit_shape([o.shape for o in outs], sizes, f"the shape of %{outs[0].name}")

@@ -12,7 +12,7 @@ computes otherwise (``batch // 2``, ``batch * batch``) is refused, never exporte
 from __future__ import annotations
 
 import itertools
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -51,6 +51,26 @@ def trace_sizes(base: dict[str, int]) -> list[dict[str, int]]:
     pair of symbols, GROW longer), and the check trace (every symbol CHECK_GROW longer)."""
     grown = [{**base, **{n: base[n] + GROW for n in m}} for m in _monomials(list(base))]
     return [base] + grown + [{k: v + CHECK_GROW for k, v in base.items()}]
+
+
+@dataclass(frozen=True)
+class Unfit:
+    """A dimension that follows the dynamic axes in a way export can't compute (``h // 2`` after a
+    strided convolution). Harmless until a builder needs its value: then ``error`` is raised."""
+
+    samples: tuple[int, ...]  # its size in each trace: equal Unfits are the same size
+    error: str = field(compare=False)
+
+
+def fit_shape(samples: list[tuple[int, ...]], sizes: list[dict[str, int]], what: str) -> tuple:
+    """A value's shape, fitted dimension by dimension; a dimension that can't be is an ``Unfit``."""
+    dims = []
+    for k, sizes_k in enumerate(zip(*samples)):
+        try:
+            dims.append(fit(list(sizes_k), sizes, f"{what}, dimension {k}"))
+        except OnnxExporterError as err:
+            dims.append(Unfit(tuple(sizes_k), str(err)))
+    return tuple(dims)
 
 
 @dataclass(frozen=True)

@@ -10,7 +10,7 @@ import numpy as np
 from graphc.ir import dtypes as dt
 from graphc.ir.dtypes import DType
 
-from .dims import Dim, Reciprocal
+from .dims import Dim, Reciprocal, Unfit
 from .errors import OnnxExporterError
 
 INT64_MAX = np.iinfo(np.int64).max
@@ -78,6 +78,8 @@ class Emitter:
 
     def static(self, x, what: str) -> int:
         """A number that must be the same for every size of the dynamic axes."""
+        if isinstance(x, Unfit):
+            raise OnnxExporterError(x.error)
         if isinstance(x, (Dim, Reciprocal)):
             raise OnnxExporterError(f"graphc.onnx.export: {self.where}: {what} depends on a dynamic axis ({x}), which "
                                     "this ONNX operator can't take at run time. Export without dynamic_axes for that "
@@ -117,7 +119,7 @@ class Emitter:
 
     def ints(self, values: Sequence) -> str:
         """A 1-d int64 tensor of ``values`` (numbers or ``Dim``s)."""
-        values = list(values)
+        values = [self.static(v, "a size") if isinstance(v, Unfit) else v for v in values]
         if not any(isinstance(v, Dim) for v in values):
             return self.const(np.array(values, np.int64).reshape(len(values)))
         pieces, run = [], []
@@ -142,6 +144,8 @@ class Emitter:
 
     def scalar(self, value, d: DType) -> str:
         """A 0-d tensor of dtype ``d`` holding ``value`` (a number, ``Dim`` or ``Reciprocal``)."""
+        if isinstance(value, Unfit):
+            self.static(value, "a number")
         if isinstance(value, Reciprocal):
             x = self.scalar(value.dim, d if d.is_floating_point else dt.float32)
             return self.op("Reciprocal", [x])

@@ -290,7 +290,7 @@ def _state_inputs(e: Emitter, captured: Captured, names: dict, inputs: list, exp
         t = captured.lifted[id(v)]
         data = np.asarray(t.detach().cpu().numpy())
         shape = captured.shape(v)
-        if any(isinstance(s, Dim) for s in shape):  # made in forward at a dynamic size: zeros(n, batch, h)
+        if any(not isinstance(s, int) for s in shape):  # made in forward at a dynamic size: zeros(n, batch, h)
             names[id(v)] = rebuild(e, captured.constants[id(v)], captured.sizes, shape, v.dtype)
             continue
         datas = captured.constants.get(id(v), [data])
@@ -337,7 +337,8 @@ def _finish(onnx, e: Emitter, g, captured: Captured, names: dict, inputs: list, 
             e.names.add(want)
             e.nodes.append(helper.make_node("Identity", [have], [want]))
         named = dyn_out.get(want, {})
-        dims = [named.get(a, str(s) if isinstance(s, Dim) else s) for a, s in enumerate(captured.shape(v))]
+        dims = [named.get(a, str(s) if isinstance(s, Dim) else s if isinstance(s, int) else None)  # None: unknown
+                for a, s in enumerate(captured.shape(v))]
         outputs.append(helper.make_tensor_value_info(want, onnx_dtype(v.dtype), dims))
     for n in e.nodes:
         for k, x in enumerate(n.input):
