@@ -7,7 +7,9 @@ changed is fitted as a whole-number polynomial of the axis sizes with terms up t
 different axes (``Dim``: ``q + p * batch + r * batch * time``), or as the reciprocal of one (a
 mean's ``1 / count``). The ONNX builders compute such a number at run time from the input's
 shape. One more trace, with every dynamic axis changed at once, checks the fit: a size the model
-computes otherwise (``batch // 2``, ``batch * batch``) is refused, never exported wrongly.
+computes otherwise (``batch // 2``, ``batch * batch``) is refused, never exported wrongly. Value
+shapes are fitted per dimension, and one that can't be is an ``Unfit``: an error only where a
+builder needs its value (ONNX's own Conv computes ``h // 2``; a Reshape target can't).
 """
 from __future__ import annotations
 
