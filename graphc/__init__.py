@@ -69,6 +69,7 @@ from . import func  # graphc.func: grad, vjp, jvp, jacrev, jacfwd, hessian, vmap
 from . import jit  # saved compiled programs (torch.jit.trace/save/load)
 from .utils.dlpack import from_dlpack
 from .serialization import load, save
+from . import onnx  # torch.onnx.export (the onnx package itself is imported on first export)
 
 float16 = half = _dt.float16
 float32 = float = _dt.float32  # noqa: A001
