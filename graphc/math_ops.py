@@ -13,6 +13,7 @@ import numpy as np
 from graphc.ir import dtypes as dt
 from graphc.ir.array_module import array_module
 from graphc.ir import prims as P
+from graphc.ir.primitive import no_operand_policy, operand_policy
 from graphc.ir.shapes import wrap_dim, wrap_dims
 from graphc.passes.decompositions import COMPOSITES
 
@@ -57,6 +58,16 @@ def call_composite(name: str, *args, **kwargs):
     tracing, a single-tensor composite becomes one ``composite`` node (the decompose pass expands
     it), so traced graphs read like the user's code."""
     comp = COMPOSITES[name]
+    policy = operand_policy()
+    if policy is not None:
+        # autocast casts the composite's operands; its own parts then run as it says
+        args = policy(name, args, _dispatch())
+        with no_operand_policy():
+            return _call_composite(comp, name, args, kwargs)
+    return _call_composite(comp, name, args, kwargs)
+
+
+def _call_composite(comp, name: str, args: tuple, kwargs: dict):
     if name not in MULTI_OUTPUT:
         node = _dispatch().composite(name, args, kwargs)
         if node is not None:

@@ -1,0 +1,41 @@
+"""``torch.cuda.amp`` and ``torch.cpu.amp``: the deprecated spellings of ``torch.amp``'s
+``autocast`` and ``GradScaler`` with the device fixed, warning as PyTorch does."""
+from __future__ import annotations
+
+import sys
+import types
+import warnings
+
+from graphc.ir import dtypes as dt
+
+from .autocast_mode import autocast
+from .grad_scaler import GradScaler
+
+
+def _deprecated(old: str, device: str) -> None:
+    warnings.warn(f"`torch.{device}.amp.{old}(args...)` is deprecated. Please use "
+                  f"`torch.amp.{old}('{device}', args...)` instead.", FutureWarning, stacklevel=3)
+
+
+def _module(device: str, default_dtype) -> types.ModuleType:
+    class Autocast(autocast):
+        def __init__(self, enabled: bool = True, dtype=default_dtype, cache_enabled: bool = True) -> None:
+            _deprecated("autocast", device)
+            super().__init__(device, dtype, enabled, cache_enabled)
+
+    class Scaler(GradScaler):
+        def __init__(self, init_scale: float = 2.0 ** 16, growth_factor: float = 2.0, backoff_factor: float = 0.5,
+                     growth_interval: int = 2000, enabled: bool = True) -> None:
+            _deprecated("GradScaler", device)
+            super().__init__(device, init_scale, growth_factor, backoff_factor, growth_interval, enabled)
+
+    Autocast.__name__ = Autocast.__qualname__ = "autocast"
+    Scaler.__name__ = Scaler.__qualname__ = "GradScaler"
+    mod = types.ModuleType(f"graphc.{device}.amp")
+    mod.autocast, mod.GradScaler = Autocast, Scaler
+    sys.modules[mod.__name__] = mod
+    return mod
+
+
+cuda_amp = _module("cuda", dt.float16)
+cpu_amp = _module("cpu", getattr(dt, "bfloat16", dt.float16))
