@@ -536,12 +536,19 @@ ger = outer
 
 
 def addmm(input, mat1, mat2, *, beta=1, alpha=1):
-    prod_ = mm(mat1, mat2)
-    return add(P.mul(input, beta) if beta != 1 else input, P.mul(prod_, alpha) if alpha != 1 else prod_)
+    return _add_product(input, mm(mat1, mat2), beta, alpha)
 
 
 def baddbmm(input, batch1, batch2, *, beta=1, alpha=1):
-    prod_ = bmm(batch1, batch2)
+    return _add_product(input, bmm(batch1, batch2), beta, alpha)
+
+
+def _add_product(input, prod_, beta, alpha):
+    """``beta * input + alpha * prod_`` in the product's dtype: PyTorch's addmm/baddbmm take all
+    operands in one dtype, and under autocast the product ran in the lower one."""
+    if isinstance(input, Tensor) and input.dtype is not prod_.dtype and input.dtype.is_floating_point \
+            and prod_.dtype.is_floating_point:
+        input = P.cast(input, dtype=prod_.dtype)
     return add(P.mul(input, beta) if beta != 1 else input, P.mul(prod_, alpha) if alpha != 1 else prod_)
 
 
