@@ -15,9 +15,12 @@ from collections import defaultdict
 from enum import Enum
 from typing import Any
 
+import numpy as np
+
 from graphc.ir import dtypes as dt
 
 from ..autograd import grad_mode
+from ..device import array_to
 from ..dispatch import current as _dispatch
 from ..tensors import Tensor
 
@@ -73,9 +76,20 @@ class GradScaler:
         return self._scale, self._growth_tracker
 
     def _lazy_init_scale_growth_tracker(self, device) -> None:
-        from ..creation import full
-        self._scale = full((), float(self._init_scale), dtype=dt.float32, device=device)
-        self._growth_tracker = full((), int(self._init_growth_tracker), dtype=dt.int32, device=device)
+        # concrete tensors even inside a compiled function: they outlive the call (the trace
+        # lifts them as inputs and writes their updates back)
+        self._scale = Tensor._make(array_to(np.full((), self._init_scale, dtype=np.float32), device))
+        self._growth_tracker = Tensor._make(array_to(np.full((), self._init_growth_tracker, dtype=np.int32), device))
+
+    @staticmethod
+    def _eager_only(what: str) -> None:
+        """``what`` branches on, or stores per-iteration state computed from, the gradients'
+        values: it runs eagerly (a compiled function breaks its graph here, before any state
+        changes)."""
+        _dispatch().eager_only(
+            f"GradScaler.{what}: GradScaler.step skips the optimizer step when a gradient holds inf/NaN, a branch "
+            "on the gradients' values, so unscale_/step/update run eagerly (compile the forward and backward, "
+            "and call them outside the compiled function)")
 
     def scale(self, outputs: Any) -> Any:
         """``outputs`` (a tensor, or nested lists/tuples/maps of them) multiplied by the scale."""
@@ -122,16 +136,17 @@ class GradScaler:
         """Divide ``optimizer``'s gradients by the scale (in place), e.g. before clipping them."""
         if not self._enabled:
             return
+        self._eager_only("unscale_")
         self._check_scale_growth_tracker("unscale_")
         state = self._per_optimizer_states[id(optimizer)]
         if state["stage"] is OptState.UNSCALED:
             raise RuntimeError("unscale_() has already been called on this optimizer since the last update().")
         if state["stage"] is OptState.STEPPED:
             raise RuntimeError("unscale_() is being called after step().")
-        from ..creation import full
+        from ..creation import zeros
         # the reciprocal in float64, rounded once, as PyTorch does
         inv_scale = self._scale.double().reciprocal().float()
-        found_inf = full((), 0.0, dtype=dt.float32, device=self._scale.device)
+        found_inf = zeros((), dtype=dt.float32, device=self._scale.device)
         state["found_inf"] = self._unscale_grads_(optimizer, inv_scale, found_inf, False)
         state["stage"] = OptState.UNSCALED
 
@@ -141,6 +156,7 @@ class GradScaler:
         ``unscale_`` was not called."""
         if not self._enabled:
             return optimizer.step(*args, **kwargs)
+        self._eager_only("step")
         if "closure" in kwargs:
             raise RuntimeError("Closure use is not currently supported if GradScaler is enabled.")
         self._check_scale_growth_tracker("step")
@@ -151,9 +167,6 @@ class GradScaler:
             self.unscale_(optimizer)
         if state["found_inf"] is None:
             raise AssertionError("No inf checks were recorded for this optimizer.")
-        _dispatch().eager_only("GradScaler.step skips the optimizer step when a gradient holds inf/NaN, a branch on "
-                               "the gradients' values; it runs eagerly (compile the forward and backward, and call "
-                               "scaler.step/update outside the compiled function)")
         retval = None
         if not state["found_inf"].item():
             retval = optimizer.step(*args, **kwargs)
@@ -165,6 +178,7 @@ class GradScaler:
         ``growth_interval`` steps; or set it to ``new_scale``."""
         if not self._enabled:
             return
+        self._eager_only("update")
         _scale, _growth_tracker = self._check_scale_growth_tracker("update")
         if new_scale is not None:
             if isinstance(new_scale, float):
