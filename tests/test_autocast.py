@@ -287,3 +287,40 @@ def test_autocast_entered_inside_a_compiled_function():
 
     h, s = f(graphc.randn(2, 4))
     assert h.dtype is LOW and s.dtype is graphc.float32
+
+
+CUDA_CASES = [  # PyTorch's "CUDA Op-Specific Behavior" lists
+    ("matmul", "f16", lambda d: d["x"] @ d["w"]),
+    ("linear", "f16", lambda d: F.linear(d["x"], d["w"])),
+    ("conv2d", "f16", lambda d: F.conv2d(d["img"], d["k"])),
+    ("softmax", "f32", lambda d: F.softmax(d["xh"], -1)),
+    ("log_softmax", "f32", lambda d: F.log_softmax(d["xh"], -1)),
+    ("layer_norm", "f32", lambda d: F.layer_norm(d["xh"], (4,))),
+    ("exp", "f32", lambda d: d["xh"].exp()),
+    ("pow", "f32", lambda d: d["xh"] ** 2),
+    ("sum", "f32", lambda d: d["xh"].sum()),
+    ("mse_loss", "f32", lambda d: F.mse_loss(d["xh"], d["xh"])),
+    ("addcmul of float16 and float32", "f32", lambda d: graphc.addcmul(d["xh"], d["xh"], d["x"])),
+    ("relu", "f16", lambda d: F.relu(d["xh"])),
+]
+
+
+@pytest.mark.cuda
+@pytest.mark.parametrize("name,kind,fn", CUDA_CASES, ids=[c[0] for c in CUDA_CASES])
+def test_cuda_op_dtypes_follow_the_documented_lists(cuda, name, kind, fn):
+    d = {k: v.to(cuda) for k, v in _inputs(graphc, graphc.float16).items()}
+    d["xh"] = d["x"].half()
+    with graphc.autocast("cuda"):
+        out = fn(d)
+        on_cpu = _inputs(graphc, LOW)["x"] @ _inputs(graphc, LOW)["w"]
+    assert out.dtype is {"f16": graphc.float16, "f32": graphc.float32}[kind] and out.device == cuda, name
+    assert on_cpu.dtype is graphc.float32, "cuda autocast leaves CPU ops alone"
+
+
+@pytest.mark.cuda
+def test_cuda_autocast_refuses_binary_cross_entropy(cuda):
+    p = graphc.rand(4, device=cuda)
+    with graphc.autocast("cuda"):
+        with pytest.raises(RuntimeError, match="binary_cross_entropy and torch.nn.BCELoss are unsafe to autocast"):
+            F.binary_cross_entropy(p, p)
+        assert F.binary_cross_entropy_with_logits(p, p).dtype is graphc.float32

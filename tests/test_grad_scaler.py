@@ -312,3 +312,29 @@ def test_matches_torch_grad_scaler():
             sc.update()
         assert scaler.state_dict() == tscaler.state_dict(), i
         np.testing.assert_allclose(p.detach().numpy(), tp.detach().numpy(), rtol=1e-6)
+
+
+@pytest.mark.cuda
+def test_cuda_grad_scaler_with_float16_autocast(cuda):
+    graphc.manual_seed(0)
+    model = nn.Linear(3, 2).to(cuda)
+    opt = graphc.optim.SGD(model.parameters(), lr=0.1)
+    scaler = GradScaler("cuda", init_scale=128.0)
+    assert scaler.is_enabled()
+    x, y = graphc.randn(4, 3, device=cuda), graphc.randn(4, 2, device=cuda)
+    for i in range(3):
+        opt.zero_grad()
+        with graphc.autocast("cuda"):
+            out = model(x)
+            loss = F.mse_loss(out, y)
+        assert out.dtype is graphc.float16 and loss.dtype is graphc.float32
+        scaler.scale(loss).backward()
+        assert model.weight.grad.dtype is graphc.float32 and model.weight.grad.device == cuda
+        if i == 1:
+            model.bias.grad[0] = float("inf")
+            before = model.weight.detach().clone()
+        scaler.step(opt)
+        if i == 1:
+            assert bool((model.weight.detach() == before).all())
+        scaler.update()
+    assert scaler.get_scale() == 64.0 and scaler._scale.device == cuda
