@@ -5,8 +5,10 @@ zero in float16; ``unscale_`` divides the gradients by it again and records whet
 holds inf/NaN; ``step`` skips the optimizer step when one does; ``update`` halves the scale after
 such a step (``backoff_factor``) and doubles it (``growth_factor``) after ``growth_interval``
 steps without one. The scale and the growth tracker are tensors, updated in place without
-reading their values on the host, as PyTorch's are; ``step`` reads one number (whether to skip),
-which a compiled function cannot branch on: it breaks the graph, saying so.
+reading their values on the host, as PyTorch's are. Eagerly ``step`` reads one number (whether
+to skip); inside ``graphc.compile`` it branches on nothing: the optimizer's writes keep their old
+values where a gradient held inf/NaN (``writes_skipped_if``), so a whole scaled training step
+(scale, backward, unscale_, clipping, step, update) is one graph.
 """
 from __future__ import annotations
 
@@ -22,6 +24,7 @@ from graphc.ir import dtypes as dt
 from ..autograd import grad_mode
 from ..device import array_to
 from ..dispatch import current as _dispatch
+from ..optim._transaction import writes_skipped_if
 from ..tensors import Tensor
 
 
@@ -32,7 +35,7 @@ class OptState(Enum):
 
 
 def _refresh_per_optimizer_state() -> dict:
-    return {"stage": OptState.READY, "found_inf": None}
+    return {"stage": OptState.READY, "found_inf": None, "handler": None}
 
 
 _FIX = "This may indicate your script did not use scaler.scale(loss or outputs) earlier in the iteration."
@@ -81,16 +84,6 @@ class GradScaler:
         self._scale = Tensor._make(array_to(np.full((), self._init_scale, dtype=np.float32), device))
         self._growth_tracker = Tensor._make(array_to(np.full((), self._init_growth_tracker, dtype=np.int32), device))
 
-    @staticmethod
-    def _eager_only(what: str) -> None:
-        """``what`` branches on, or stores per-iteration state computed from, the gradients'
-        values: it runs eagerly (a compiled function breaks its graph here, before any state
-        changes)."""
-        _dispatch().eager_only(
-            f"GradScaler.{what}: GradScaler.step skips the optimizer step when a gradient holds inf/NaN, a branch "
-            "on the gradients' values, so unscale_/step/update run eagerly (compile the forward and backward, "
-            "and call them outside the compiled function)")
-
     def scale(self, outputs: Any) -> Any:
         """``outputs`` (a tensor, or nested lists/tuples/maps of them) multiplied by the scale."""
         if not self._enabled:
@@ -136,9 +129,8 @@ class GradScaler:
         """Divide ``optimizer``'s gradients by the scale (in place), e.g. before clipping them."""
         if not self._enabled:
             return
-        self._eager_only("unscale_")
         self._check_scale_growth_tracker("unscale_")
-        state = self._per_optimizer_states[id(optimizer)]
+        state = self._optimizer_state(optimizer)
         if state["stage"] is OptState.UNSCALED:
             raise RuntimeError("unscale_() has already been called on this optimizer since the last update().")
         if state["stage"] is OptState.STEPPED:
@@ -156,11 +148,10 @@ class GradScaler:
         ``unscale_`` was not called."""
         if not self._enabled:
             return optimizer.step(*args, **kwargs)
-        self._eager_only("step")
         if "closure" in kwargs:
             raise RuntimeError("Closure use is not currently supported if GradScaler is enabled.")
         self._check_scale_growth_tracker("step")
-        state = self._per_optimizer_states[id(optimizer)]
+        state = self._optimizer_state(optimizer)
         if state["stage"] is OptState.STEPPED:
             raise RuntimeError("step() has already been called since the last update().")
         if state["stage"] is OptState.READY:
@@ -168,7 +159,11 @@ class GradScaler:
         if state["found_inf"] is None:
             raise AssertionError("No inf checks were recorded for this optimizer.")
         retval = None
-        if not state["found_inf"].item():
+        if _dispatch().functional:
+            # compiled: no branch on values; the step's writes keep the old values on inf/NaN
+            with writes_skipped_if(state["found_inf"] > 0):
+                retval = optimizer.step(*args, **kwargs)
+        elif not state["found_inf"].item():
             retval = optimizer.step(*args, **kwargs)
         state["stage"] = OptState.STEPPED
         return retval
@@ -178,7 +173,6 @@ class GradScaler:
         ``growth_interval`` steps; or set it to ``new_scale``."""
         if not self._enabled:
             return
-        self._eager_only("update")
         _scale, _growth_tracker = self._check_scale_growth_tracker("update")
         if new_scale is not None:
             if isinstance(new_scale, float):
@@ -191,8 +185,14 @@ class GradScaler:
                     raise AssertionError(reason)
                 _scale.copy_(new_scale.reshape(()))
         else:
-            found = [s["found_inf"] for s in self._per_optimizer_states.values() if s["found_inf"] is not None]
+            handler = _dispatch()
+            found = [s["found_inf"] for s in self._per_optimizer_states.values()
+                     if s["found_inf"] is not None and s["handler"] is handler]
             if not found:
+                if any(s["found_inf"] is not None for s in self._per_optimizer_states.values()):
+                    raise AssertionError("No inf checks were recorded prior to update(): unscale_/step ran inside "
+                                         "a compiled function and update() outside it; call update() in the same "
+                                         "function")
                 raise AssertionError("No inf checks were recorded prior to update.")
             found_inf = found[0]
             for f in found[1:]:
@@ -200,10 +200,23 @@ class GradScaler:
             self._update_scale(found_inf)
         self._per_optimizer_states = defaultdict(_refresh_per_optimizer_state)
 
+    def _optimizer_state(self, optimizer) -> dict:
+        """This iteration's stage and inf check for ``optimizer``. An entry made by another
+        handler (a compiled function's trace, which holds traced tensors) is not this one's."""
+        state = self._per_optimizer_states[id(optimizer)]
+        handler = _dispatch()
+        if state["handler"] is not handler:
+            state.update(_refresh_per_optimizer_state(), handler=handler)
+        return state
+
     def _update_scale(self, found_inf: Tensor) -> None:
         """PyTorch's ``_amp_update_scale_``, without reading values on the host."""
         from ..math_ops import isfinite, where
         scale, tracker = self._scale, self._growth_tracker
+        factors = (self._growth_factor, self._backoff_factor, self._growth_interval)
+        # a compiled update has the factors in its code
+        _dispatch().guard(lambda: None if (self._growth_factor, self._backoff_factor, self._growth_interval) == factors
+                          else "the GradScaler's growth_factor, backoff_factor or growth_interval changed")
         with grad_mode.no_grad():
             inf = found_inf > 0
             grown = tracker + 1
