@@ -39,11 +39,8 @@ def _value_comment(v: Value) -> str:
 
 def node_text(n: Node) -> str:
     """One IR line, for comments in generated code."""
-    from graphc.ir.printer import format_attr
-    outs = ", ".join(f"%{o.name}: {format_type(o.type)}" for o in n.outputs)
-    args = ", ".join(f"%{x.name}" if isinstance(x, Value) else format_attr(x) for x in n.inputs)
-    attrs = "".join(f" {k}={format_attr(v)}" for k, v in n.attrs.items() if k != "body")
-    return f"{outs} = {n.prim.name}({args}){attrs}"
+    from graphc.ir.printer import format_node
+    return format_node(n, bodies=False)
 
 
 class _Builder:

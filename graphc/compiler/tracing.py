@@ -12,7 +12,6 @@ from __future__ import annotations
 import os
 import sys
 import threading
-import traceback
 
 from graphc.ir import dtypes as dt
 from graphc.ir.graph import Graph, GraphBuilder, Value
@@ -41,11 +40,21 @@ def _is_internal(filename: str) -> bool:
     return f.startswith(roots) or "importlib" in f
 
 
+_user_files: dict[str, str | None] = {}  # a code object's file -> its name in locations (None: graphc's)
+
+
 def user_location() -> str:
-    """file:line of the innermost frame of user code (outside graphc) on the current stack."""
-    for frame in reversed(traceback.extract_stack()[:-1]):
-        if not _is_internal(frame.filename):
-            return f"{frame.filename}:{frame.lineno}"
+    """file:line of the innermost frame of user code (outside graphc) on the current stack.
+    Each traced op asks, so frames are walked directly and each file is classified once."""
+    f = sys._getframe(1)
+    while f is not None:
+        fn = f.f_code.co_filename
+        shown = _user_files.get(fn, "")
+        if shown == "":
+            shown = _user_files[fn] = None if _is_internal(fn) else fn
+        if shown is not None:
+            return f"{shown}:{f.f_lineno}"
+        f = f.f_back
     return "<unknown>"
 
 
@@ -421,6 +430,7 @@ class TraceHandler(FrontendHandler):
             else:
                 vals.append(a)
                 operands_rg.append(False)
+        trace.graph.loc = user_location()
         out = self.builder.apply(prim, tuple(vals), attrs)
         flows = prim.result_requires_grad(operands_rg, out.dtype)
         requires_grad = flows and grad_mode.is_grad_enabled()

@@ -32,7 +32,7 @@ def _clone(g: Graph) -> tuple[Graph, dict[int, Value]]:
         m[id(v)] = new.add_input(v.type, v.role, v.name)
     for n in g.nodes:
         args = [m[id(x)] if isinstance(x, Value) else x for x in n.inputs]
-        out = new.add_node(n.prim, args, n.attrs, n.output.type)
+        out = new.add_node(n.prim, args, n.attrs, n.output.type, n.loc)
         out.name = n.output.name
         m[id(n.output)] = out
     new.set_outputs([m[id(o)] for o in g.outputs])
@@ -110,7 +110,7 @@ def split(joint: Graph, first_ct: int, n_outputs: int, diff_outputs: list[int], 
         m[id(v)] = fwd.add_input(v.type, v.role, v.name)
     for n in fwd_nodes:
         args = [m[id(x)] if isinstance(x, Value) else x for x in n.inputs]
-        m[id(n.output)] = fwd.add_node(n.prim, args, n.attrs, n.output.type)
+        m[id(n.output)] = fwd.add_node(n.prim, args, n.attrs, n.output.type, n.loc)
     fwd.set_outputs([m[id(o)] for o in joint.outputs[:n_outputs]] + [m[id(v)] for v in saved])
 
     bwd = Graph(joint.name + "_backward")
@@ -121,7 +121,7 @@ def split(joint: Graph, first_ct: int, n_outputs: int, diff_outputs: list[int], 
         b[id(v)] = bwd.add_input(v.type, "input", f"saved{i}")
     for n in recomputed + bwd_nodes:
         args = [b[id(x)] if isinstance(x, Value) else x for x in n.inputs]
-        b[id(n.output)] = bwd.add_node(n.prim, args, n.attrs, n.output.type)
+        b[id(n.output)] = bwd.add_node(n.prim, args, n.attrs, n.output.type, n.loc)
     grad_outs = joint.outputs[n_outputs:]
     bwd.set_outputs([b[id(o)] if id(o) in b else _materialize(bwd, b, o) for o in grad_outs])
     from ..dce import dce
@@ -143,7 +143,7 @@ def split(joint: Graph, first_ct: int, n_outputs: int, diff_outputs: list[int], 
 def _materialize(bwd: Graph, b: dict, o: Value) -> Value:
     """A gradient output that is a forward value (e.g. zeros computed without cotangents)."""
     if o.producer is not None and o.producer.prim is P.full:
-        return bwd.add_node(P.full, [], o.producer.attrs, o.type)
+        return bwd.add_node(P.full, [], o.producer.attrs, o.type, o.producer.loc)
     raise ValueError(f"gradient output %{o.name} does not depend on any cotangent")
 
 
