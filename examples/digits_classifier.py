@@ -118,8 +118,6 @@ def main(argv=None) -> float:
                    help="mixed precision: autocast to bfloat16 (or float16, with a GradScaler)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     args = p.parse_args(argv)
-    if args.amp == "fp16" and args.compile:
-        p.error("--amp fp16 needs GradScaler.step, which runs eagerly: use --amp bf16 with --compile")
     amp = {"bf16": getattr(torch, "bfloat16", None), "fp16": torch.float16, None: None}[args.amp]
     if args.amp and amp is None:
         p.error("this graphc has no bfloat16 dtype yet: use --amp fp16")
