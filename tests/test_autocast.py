@@ -324,3 +324,43 @@ def test_cuda_autocast_refuses_binary_cross_entropy(cuda):
         with pytest.raises(RuntimeError, match="binary_cross_entropy and torch.nn.BCELoss are unsafe to autocast"):
             F.binary_cross_entropy(p, p)
         assert F.binary_cross_entropy_with_logits(p, p).dtype is graphc.float32
+
+
+def _custom_mm(cast_inputs):
+    seen = {}
+
+    class MM(graphc.autograd.Function):
+        @staticmethod
+        @graphc.amp.custom_fwd(device_type="cpu", cast_inputs=cast_inputs)
+        def forward(ctx, a, b):
+            ctx.save_for_backward(a, b)
+            seen["fwd"] = (a.dtype, graphc.is_autocast_enabled("cpu"))
+            return a.mm(b)
+
+        @staticmethod
+        @graphc.amp.custom_bwd(device_type="cpu")
+        def backward(ctx, g):
+            a, b = ctx.saved_tensors
+            seen["bwd"] = (graphc.is_autocast_enabled("cpu"), g.mm(b.t().float()).dtype)
+            return g.mm(b.t().to(g.dtype)), a.t().to(g.dtype).mm(g)
+    return MM, seen
+
+
+def test_custom_fwd_casts_inputs_and_custom_bwd_runs_in_the_forwards_state():
+    a = nn.Parameter(graphc.randn(3, 3))
+    b = graphc.randn(3, 3).to(LOW)
+    MM, seen = _custom_mm(graphc.float32)
+    with graphc.autocast("cpu"):
+        out = MM.apply(a, b)
+    assert out.dtype is graphc.float32 and seen["fwd"] == (graphc.float32, False)
+    out.sum().backward()
+    assert seen["bwd"] == (False, graphc.float32) and a.grad.dtype is graphc.float32
+
+    MM, seen = _custom_mm(None)
+    with graphc.autocast("cpu"):
+        out = MM.apply(a, a)
+        assert out.dtype is LOW and seen["fwd"] == (graphc.float32, True)
+        out.float().sum().backward()  # backward inside the region: autocast on in custom_bwd only
+        assert seen["bwd"] == (True, LOW)
+        assert (a @ a).dtype is LOW, "autocast is on again after backward"
+    assert a.grad.dtype is graphc.float32

@@ -214,7 +214,7 @@ class autocast:
 
     def __enter__(self) -> "autocast":
         s = _state
-        self._saved.append((s.enabled[self.device], s.dtype[self.device], s.cache_enabled))
+        self._saved.append((s.enabled[self.device], s.dtype[self.device], s.cache_enabled, operand_policy()))
         s.enabled[self.device] = self._enabled
         s.dtype[self.device] = self.fast_dtype
         s.cache_enabled = self._cache_enabled
@@ -227,8 +227,10 @@ class autocast:
         s.nesting -= 1
         if s.nesting == 0:
             s.cache.clear()  # the weight casts live as long as the outermost region
-        s.enabled[self.device], s.dtype[self.device], s.cache_enabled = self._saved.pop()
-        _install()
+        # the policy as it was (not recomputed: a region inside one that suspends autocast, such
+        # as backward, must leave it suspended)
+        s.enabled[self.device], s.dtype[self.device], s.cache_enabled, policy = self._saved.pop()
+        set_operand_policy(policy)
         return False
 
     def __call__(self, func: Callable) -> Callable:
@@ -246,3 +248,61 @@ class autocast:
     def __repr__(self) -> str:
         return (f"graphc.autocast(device_type={self.device!r}, dtype={self.fast_dtype}, enabled={self._enabled}, "
                 f"cache_enabled={self._cache_enabled})")
+
+
+# ---- custom autograd functions ------------------------------------------------------------------
+
+def _cast_inputs(value: Any, to) -> Any:
+    """``value`` with its eligible tensors (also inside lists, tuples and dicts) cast to ``to``."""
+    if _eligible(value):
+        return value.to(to)
+    if isinstance(value, (list, tuple)):
+        return type(value)(_cast_inputs(v, to) for v in value)
+    if isinstance(value, dict):
+        return {k: _cast_inputs(v, to) for k, v in value.items()}
+    return value
+
+
+def custom_fwd(fwd: Callable | None = None, *, device_type: str, cast_inputs=None) -> Callable:
+    """``torch.amp.custom_fwd``: decorates a custom ``autograd.Function``'s ``forward``. With
+    ``cast_inputs``, inside an autocast region its floating-point tensor inputs are cast to that
+    dtype and it runs with autocast off; the matching ``custom_bwd`` then runs ``backward`` with
+    the autocast state ``forward`` ran in."""
+    if not isinstance(device_type, str):
+        raise ValueError(f"Expected `device_type` of type `str`, got: `{type(device_type)}`")
+    if fwd is None:
+        return functools.partial(custom_fwd, device_type=device_type, cast_inputs=cast_inputs)
+
+    @functools.wraps(fwd)
+    def decorate_fwd(*args: Any, **kwargs: Any) -> Any:
+        ctx = args[0]
+        ctx._dtype = get_autocast_dtype(device_type)
+        enabled = is_autocast_enabled(device_type) and operand_policy() is _cast_operands
+        if cast_inputs is None:
+            ctx._fwd_used_autocast = enabled
+            return fwd(*args, **kwargs)
+        ctx._fwd_used_autocast = False
+        if not enabled:
+            return fwd(*args, **kwargs)
+        with autocast(device_type, enabled=False):
+            return fwd(*_cast_inputs(args, cast_inputs), **_cast_inputs(kwargs, cast_inputs))
+    return decorate_fwd
+
+
+def custom_bwd(bwd: Callable | None = None, *, device_type: str) -> Callable:
+    """``torch.amp.custom_bwd``: ``backward`` runs in the autocast state its ``custom_fwd``
+    forward ran in."""
+    if not isinstance(device_type, str):
+        raise ValueError(f"Expected `device_type` of type `str`, got: `{type(device_type)}`")
+    if bwd is None:
+        return functools.partial(custom_bwd, device_type=device_type)
+
+    @functools.wraps(bwd)
+    def decorate_bwd(*args: Any, **kwargs: Any) -> Any:
+        ctx = args[0]
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # (cuda's "not available" warning was given in forward)
+            ctx_autocast = autocast(device_type, dtype=ctx._dtype, enabled=ctx._fwd_used_autocast)
+        with ctx_autocast:
+            return bwd(*args, **kwargs)
+    return decorate_bwd

@@ -8,13 +8,25 @@ import warnings
 
 from graphc.ir import dtypes as dt
 
-from .autocast_mode import autocast
+from .autocast_mode import autocast, custom_bwd, custom_fwd
 from .grad_scaler import GradScaler
 
 
 def _deprecated(old: str, device: str) -> None:
     warnings.warn(f"`torch.{device}.amp.{old}(args...)` is deprecated. Please use "
                   f"`torch.amp.{old}('{device}', args...)` instead.", FutureWarning, stacklevel=3)
+
+
+def _legacy_custom_fwd(fwd=None, *, cast_inputs=None):
+    warnings.warn("`torch.cuda.amp.custom_fwd(args...)` is deprecated. Please use "
+                  "`torch.amp.custom_fwd(args..., device_type='cuda')` instead.", FutureWarning, stacklevel=2)
+    return custom_fwd(fwd, device_type="cuda", cast_inputs=cast_inputs)
+
+
+def _legacy_custom_bwd(bwd=None):
+    warnings.warn("`torch.cuda.amp.custom_bwd(args...)` is deprecated. Please use "
+                  "`torch.amp.custom_bwd(args..., device_type='cuda')` instead.", FutureWarning, stacklevel=2)
+    return custom_bwd(bwd, device_type="cuda")
 
 
 def _module(device: str, default_dtype) -> types.ModuleType:
@@ -33,6 +45,8 @@ def _module(device: str, default_dtype) -> types.ModuleType:
     Scaler.__name__ = Scaler.__qualname__ = "GradScaler"
     mod = types.ModuleType(f"graphc.{device}.amp")
     mod.autocast, mod.GradScaler = Autocast, Scaler
+    if device == "cuda":
+        mod.custom_fwd, mod.custom_bwd = _legacy_custom_fwd, _legacy_custom_bwd
     sys.modules[mod.__name__] = mod
     return mod
 
