@@ -364,3 +364,28 @@ def test_custom_fwd_casts_inputs_and_custom_bwd_runs_in_the_forwards_state():
         assert seen["bwd"] == (True, LOW)
         assert (a @ a).dtype is LOW, "autocast is on again after backward"
     assert a.grad.dtype is graphc.float32
+
+
+def test_threads_calling_one_compiled_function_in_and_out_of_autocast():
+    from threads import run_together
+    model = nn.Linear(4, 4)
+    f = graphc.compile(lambda t: model(t) * 2)
+    x = graphc.randn(2, 4)
+    with graphc.no_grad():
+        want = {False: (model(x) * 2).numpy(), True: None}
+        with graphc.autocast("cpu"):
+            want[True] = (model(x) * 2).float().numpy()
+    wrong: list = []
+
+    def work(i: int) -> None:
+        on = i % 2 == 1
+        for _ in range(10):
+            with graphc.no_grad(), graphc.autocast("cpu", enabled=on):
+                out = f(x)
+            if out.dtype is not (LOW if on else graphc.float32):
+                wrong.append((i, out.dtype))
+            elif not np.array_equal(out.float().numpy(), want[on]):
+                wrong.append((i, "values"))
+
+    errors = run_together(work, 4)
+    assert not errors and not wrong, (errors[:2], wrong[:3])
