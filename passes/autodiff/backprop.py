@@ -63,8 +63,8 @@ def _sweep(g: Graph, nodes: list[Node], ct: dict[int, Value], live: set[int]) ->
             continue
         if n.prim in UNSUPPORTED:
             raise NotImplementedError(f"autodiff: {n.prim.name}: {UNSUPPORTED[n.prim]}")
-        with located(g, n.loc):  # a gradient is attributed to the line of the op it differentiates
+        with located(g, n.loc):  # a gradient (and its sum with others) takes the line of the op it differentiates
             grads = VJP[n.prim].fn(gout, n.output, *n.inputs, **n.attrs)
-        for x, gx in zip(n.inputs, grads):
-            if gx is not None and isinstance(x, Value) and id(x) in live:
-                _accumulate(ct, x, gx)
+            for x, gx in zip(n.inputs, grads):
+                if gx is not None and isinstance(x, Value) and id(x) in live:
+                    _accumulate(ct, x, gx)

@@ -117,8 +117,11 @@ def split(joint: Graph, first_ct: int, n_outputs: int, diff_outputs: list[int], 
     b: dict[int, Value] = {}
     for v in joint.inputs[first_ct:]:
         b[id(v)] = bwd.add_input(v.type, "input", v.name)
-    for i, v in enumerate(saved):
-        b[id(v)] = bwd.add_input(v.type, "input", f"saved{i}")
+    taken = {v.name for v in bwd.inputs} | {f"saved{i}" for i in range(len(saved))}
+    for i, v in enumerate(saved):  # a saved graph input keeps its name (%fc1.weight) where it is free
+        keep = v.producer is None and v.name not in taken
+        b[id(v)] = bwd.add_input(v.type, "input", v.name if keep else f"saved{i}")
+        taken.add(v.name)
     for n in recomputed + bwd_nodes:
         args = [b[id(x)] if isinstance(x, Value) else x for x in n.inputs]
         b[id(n.output)] = bwd.add_node(n.prim, args, n.attrs, n.output.type, n.loc)
