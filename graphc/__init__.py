@@ -171,6 +171,8 @@ from .compat_extras import (aminmax, are_deterministic_algorithms_enabled, colum
                             scatter_reduce, signbit, use_deterministic_algorithms, vsplit)
 from . import amp, cpu  # noqa: E402
 from .amp import legacy as _amp_legacy  # noqa: E402  (graphc.cuda.amp, graphc.cpu.amp)
+from .amp.legacy import (get_autocast_cpu_dtype, get_autocast_gpu_dtype, is_autocast_cpu_enabled,  # noqa: E402
+                         set_autocast_cpu_dtype, set_autocast_cpu_enabled, set_autocast_gpu_dtype)
 from .amp import autocast, get_autocast_dtype, is_autocast_enabled  # noqa: E402
 from .amp.autocast_mode import (clear_autocast_cache, is_autocast_cache_enabled, set_autocast_cache_enabled,  # noqa: E402
                                 set_autocast_dtype, set_autocast_enabled)

@@ -390,3 +390,26 @@ def test_threads_calling_one_compiled_function_in_and_out_of_autocast():
 
     errors = run_together(work, 4)
     assert not errors and not wrong, (errors[:2], wrong[:3])
+
+
+def test_state_functions_and_their_deprecated_spellings():
+    x, w = graphc.randn(2, 2), graphc.randn(2, 2)
+    graphc.set_autocast_enabled("cpu", True)
+    try:
+        assert graphc.is_autocast_enabled("cpu") and (x @ w).dtype is LOW
+        with pytest.warns(DeprecationWarning, match=r"torch.is_autocast_cpu_enabled\(\) is deprecated"):
+            assert graphc.is_autocast_cpu_enabled()
+    finally:
+        graphc.set_autocast_enabled("cpu", False)
+    assert (x @ w).dtype is graphc.float32
+    with pytest.warns(DeprecationWarning, match=r"Please use torch.set_autocast_dtype\('cpu', dtype\) instead"):
+        graphc.set_autocast_cpu_dtype(graphc.float16)
+    try:
+        with pytest.warns(DeprecationWarning):
+            assert graphc.get_autocast_cpu_dtype() is graphc.float16
+        with graphc.autocast("cpu"):  # no dtype: the thread's autocast dtype
+            assert (x @ w).dtype is graphc.float16
+    finally:
+        graphc.set_autocast_dtype("cpu", LOW)
+    with pytest.warns(DeprecationWarning):
+        assert graphc.get_autocast_gpu_dtype() is graphc.float16

@@ -8,6 +8,7 @@ import warnings
 
 from graphc.ir import dtypes as dt
 
+from . import autocast_mode
 from .autocast_mode import autocast, custom_bwd, custom_fwd
 from .grad_scaler import GradScaler
 
@@ -53,3 +54,39 @@ def _module(device: str, default_dtype) -> types.ModuleType:
 
 cuda_amp = _module("cuda", dt.float16)
 cpu_amp = _module("cpu", getattr(dt, "bfloat16", dt.float16))
+
+
+# ---- the per-device state functions PyTorch deprecated for the device_type-taking ones ----------
+
+def _deprecated_fn(old: str, new: str) -> None:
+    warnings.warn(f"torch.{old} is deprecated. Please use torch.{new} instead.", DeprecationWarning, stacklevel=3)
+
+
+def is_autocast_cpu_enabled() -> bool:
+    _deprecated_fn("is_autocast_cpu_enabled()", "is_autocast_enabled('cpu')")
+    return autocast_mode.is_autocast_enabled("cpu")
+
+
+def get_autocast_cpu_dtype():
+    _deprecated_fn("get_autocast_cpu_dtype()", "get_autocast_dtype('cpu')")
+    return autocast_mode.get_autocast_dtype("cpu")
+
+
+def get_autocast_gpu_dtype():
+    _deprecated_fn("get_autocast_gpu_dtype()", "get_autocast_dtype('cuda')")
+    return autocast_mode.get_autocast_dtype("cuda")
+
+
+def set_autocast_cpu_enabled(enabled: bool) -> None:
+    _deprecated_fn("set_autocast_cpu_enabled(enabled)", "set_autocast_enabled('cpu', enabled)")
+    autocast_mode.set_autocast_enabled("cpu", enabled)
+
+
+def set_autocast_cpu_dtype(dtype) -> None:
+    _deprecated_fn("set_autocast_cpu_dtype(dtype)", "set_autocast_dtype('cpu', dtype)")
+    autocast_mode.set_autocast_dtype("cpu", dtype)
+
+
+def set_autocast_gpu_dtype(dtype) -> None:
+    _deprecated_fn("set_autocast_gpu_dtype(dtype)", "set_autocast_dtype('cuda', dtype)")
+    autocast_mode.set_autocast_dtype("cuda", dtype)
