@@ -413,3 +413,24 @@ def test_state_functions_and_their_deprecated_spellings():
         graphc.set_autocast_dtype("cpu", LOW)
     with pytest.warns(DeprecationWarning):
         assert graphc.get_autocast_gpu_dtype() is graphc.float16
+
+
+def test_backward_inside_autocast_compiled_equals_eager():
+    graphc.manual_seed(0)
+    m = nn.Sequential(nn.Linear(4, 8), nn.Tanh(), nn.Linear(8, 2))
+    x, y = graphc.randn(3, 4), graphc.randn(3, 2)
+
+    def step(x, y):
+        m.zero_grad()
+        with graphc.autocast("cpu"):
+            loss = F.mse_loss(m(x), y)
+            loss.backward()  # backward rules run in the forward's dtypes, not recast
+        return loss.detach()
+
+    eager_loss = step(x, y)
+    eager = [p.grad.clone() for p in m.parameters()]
+    compiled_loss = graphc.compile(step, fullgraph=True)(x, y)
+    assert compiled_loss.item() == eager_loss.item()
+    for a, p in zip(eager, m.parameters()):
+        assert a.dtype is graphc.float32 and p.grad.dtype is graphc.float32
+        np.testing.assert_array_equal(a.numpy(), p.grad.numpy())
