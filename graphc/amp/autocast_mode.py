@@ -192,8 +192,7 @@ class autocast:
         self.fast_dtype = get_autocast_dtype(device_type) if dtype is None else dtype
         self._cache_enabled = is_autocast_cache_enabled() if cache_enabled is None else bool(cache_enabled)
         self._args = (device_type, dtype, enabled, cache_enabled)
-        if not isinstance(enabled, bool):
-            raise ValueError(f"Expected `enabled` of type `bool`, got: `{type(enabled)}`")
+        enabled = bool(enabled)
         if enabled and device_type == "cuda":
             from .. import cuda
             if not cuda.is_available():
