@@ -295,12 +295,17 @@ def test_a_whole_scaled_training_step_compiles_into_one_graph(opt_name, kw):
                 assert _same(_snapshot(model, opt), before), "a skipped step leaves parameters and state alone"
             history.append(scaler.state_dict())
         runs.append((history, [p.detach().numpy().copy() for p in model.parameters()], fn))
+        if compiled:  # the factors are in the compiled code: changing one recompiles
+            n = fn.recompiles
+            scaler.set_growth_factor(4.0)
+            fn(*_batch(7))
+            assert fn.recompiles == n + 1 and "growth_factor" in fn.history[-1]
     (eager_hist, eager_params, _), (comp_hist, comp_params, fn) = runs
     assert comp_hist == eager_hist
     assert [h["scale"] for h in eager_hist] == [256.0, 512.0, 256.0, 256.0, 512.0, 512.0]
     for a, b in zip(comp_params, eager_params):
         np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
-    assert fn.recompiles <= 1  # the first step creates the optimizer's state
+    assert fn.recompiles <= 2  # the first step creates the optimizer's state; the factor changed
 
 
 def test_update_outside_the_compiled_step_says_where_to_call_it():
