@@ -219,7 +219,7 @@ def test_misuse_raises_pytorchs_errors():
         scaler.step(opt)
     scaler.update()
     with pytest.raises(ValueError, match="outputs must be a Tensor or an iterable of Tensors"):
-        scaler.scale("loss")
+        scaler.scale(3.0)
     with pytest.raises(AssertionError, match="The growth factor must be > 1.0."):
         GradScaler("cpu", growth_factor=1.0)
     half = nn.Linear(2, 1).half()

@@ -8,12 +8,12 @@ steps without one. The scale and the growth tracker are tensors, updated in plac
 reading their values on the host, as PyTorch's are. Eagerly ``step`` reads one number (whether
 to skip); inside ``graphc.compile`` it branches on nothing: the optimizer's writes keep their old
 values where a gradient held inf/NaN (``writes_skipped_if``), so a whole scaled training step
-(scale, backward, unscale_, clipping, step, update) is one graph.
+(scale, backward, unscale_, step, update) is one graph.
 """
 from __future__ import annotations
 
 import warnings
-from collections import defaultdict
+from collections import abc, defaultdict
 from enum import Enum
 from typing import Any
 
@@ -98,12 +98,9 @@ class GradScaler:
                 if self._scale is None:
                     self._lazy_init_scale_growth_tracker(val.device)
                 return val * self._scale.to(device=val.device)
-            if isinstance(val, (list, tuple)):
-                out = [apply_scale(v) for v in val]
-                return type(val)(out) if isinstance(val, tuple) and not hasattr(val, "_fields") else (
-                    type(val)(*out) if isinstance(val, tuple) else out)
-            if isinstance(val, map):
-                return map(apply_scale, val)
+            if isinstance(val, abc.Iterable):
+                scaled = map(apply_scale, val)
+                return type(val)(scaled) if isinstance(val, (list, tuple)) else scaled
             raise ValueError("outputs must be a Tensor or an iterable of Tensors")
         return apply_scale(outputs)
 
