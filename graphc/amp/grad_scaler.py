@@ -217,7 +217,7 @@ class GradScaler:
         with grad_mode.no_grad():
             inf = found_inf > 0
             grown = tracker + 1
-            due = grown >= self._growth_interval
+            due = grown == self._growth_interval  # (PyTorch compares for equality too)
             larger = scale * self._growth_factor
             new_scale = where(inf, scale * self._backoff_factor,
                               where(due & isfinite(larger), larger, scale))
