@@ -409,6 +409,32 @@ class SymbolicTensor(Tensor):
         raise GraphBreak("data_ptr() has no meaning while tracing")
 
 
+def operand_values(trace, args: tuple) -> tuple[list, list[bool]]:
+    """A traced op's operands as IR values (this trace's tensors by value, any other tensor lifted
+    by identity, Python scalars as they are), and whether each requires grad."""
+    vals, operands_rg = [], []
+    for a in args:
+        if isinstance(a, SymbolicTensor) and a._trace is trace:
+            vals.append(a._value)
+            operands_rg.append(a._sym_requires_grad)
+        elif isinstance(a, Tensor):
+            vals.append(trace.value_of(a))
+            operands_rg.append(a.requires_grad)
+        else:
+            vals.append(a)
+            operands_rg.append(False)
+    return vals, operands_rg
+
+
+def view_result(result: "SymbolicTensor", prim, args: tuple, attrs: dict) -> "SymbolicTensor":
+    """A view op's traced result records its base and the view ops from it, as eager views do."""
+    if prim.view and isinstance(args[0], Tensor):
+        src = args[0]
+        result._base = src._base if src._base is not None else src
+        result._view_ops = (src._view_ops if src._base is not None else ()) + ((prim, attrs),)
+    return result
+
+
 class TraceHandler(FrontendHandler):
     """Records this thread's ops into the trace's graph and decides the frontend events while
     tracing (see ``graphc.dispatch``)."""
@@ -432,20 +458,10 @@ class TraceHandler(FrontendHandler):
             raise RuntimeError(msg)
         if prim.data_dependent:
             raise GraphBreak(f"{prim.name} has a data-dependent output shape")
-        vals = []
-        operands_rg = []
         for a in args:
-            if isinstance(a, SymbolicTensor):
-                if a._trace is not trace:
-                    raise GraphBreak("a tensor from another compiled function's trace was used")
-                vals.append(a._value)
-                operands_rg.append(a._sym_requires_grad)
-            elif isinstance(a, Tensor):
-                vals.append(trace.value_of(a))
-                operands_rg.append(a.requires_grad)
-            else:
-                vals.append(a)
-                operands_rg.append(False)
+            if isinstance(a, SymbolicTensor) and a._trace is not trace:
+                raise GraphBreak("a tensor from another compiled function's trace was used")
+        vals, operands_rg = operand_values(trace, args)
         trace.graph.loc = user_location()
         out = self.builder.apply(prim, tuple(vals), attrs)
         flows = prim.result_requires_grad(operands_rg, out.dtype)
@@ -457,13 +473,7 @@ class TraceHandler(FrontendHandler):
             # computed under no_grad: the autodiff pass must not differentiate through it either
             from graphc.ir import prims as P
             out = self.builder.apply(P.stop_gradient, (out,), {})
-        result = SymbolicTensor._wrap(out, trace, requires_grad)
-        if prim.view and isinstance(args[0], Tensor):
-            src = args[0]
-            base = src._base if src._base is not None else src
-            result._base = base
-            result._view_ops = (src._view_ops if src._base is not None else ()) + ((prim, attrs),)
-        return result
+        return view_result(SymbolicTensor._wrap(out, trace, requires_grad), prim, args, attrs)
 
     # ---- frontend events (graphc.dispatch) ---------------------------------------------------
 
