@@ -259,3 +259,17 @@ def test_randn_like_inside_a_compiled_function_draws_fresh_normals():
     a = f(x)
     graphc.manual_seed(3)
     assert graphc.equal(a, f(x))
+
+
+def test_detached_value_read_late_in_a_kernel_keeps_its_buffer():
+    """A stop_gradient inside a fused kernel aliases its operand's buffer; the memory plan must keep
+    that buffer live until the alias's last read (it was reused for a later op's result)."""
+    def f(x):
+        y = x.exp().detach()
+        return (x * y * (x > 0).to(x.dtype)).sum()
+
+    x = graphc.tensor(np.random.default_rng(0).uniform(-1, 1, (3, 4)), requires_grad=True)
+    graphc.compile(f)(x).backward()
+    got, x.grad = _np(x.grad), None
+    f(x).backward()
+    np.testing.assert_allclose(got, _np(x.grad), rtol=1e-12)
