@@ -498,6 +498,10 @@ class TraceHandler(FrontendHandler):
         layout, operands = layout_of(args, kwargs)
         return composite_prim(*operands, name=name, layout=layout)
 
+    def custom_function(self, cls, args: tuple, kwargs: dict):
+        from .custom_function import trace_custom_function
+        return trace_custom_function(self.trace, cls, args, kwargs)
+
     def call_compiled(self, compiled, args: tuple, kwargs: dict):
         return compiled.fn(*args, **kwargs)  # a compiled function called while tracing is inlined
 
