@@ -6,6 +6,7 @@ from __future__ import annotations
 import math
 import os
 import types
+import warnings
 
 import numpy as np
 import pytest
@@ -55,7 +56,11 @@ def test_program_runs_compiled_with_the_losses_of_eager_mode(name):
     graphc.manual_seed(0)
     state = state_of(program.build())
     eager, _ = run(program, state, compiled=False)
-    compiled, _ = run(program, state, compiled=True)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        compiled, _ = run(program, state, compiled=True)
+    breaks = [str(w.message) for w in caught if "graphc.compile" in str(w.message)]
+    assert not breaks, breaks  # compiled for real: no graph break, no recompile limit
     assert len(eager) >= 3 and all(math.isfinite(v) for v in eager)
     assert len(set(eager)) > 1  # the loop did something
     np.testing.assert_allclose(compiled, eager, rtol=2e-4, atol=1e-5)
