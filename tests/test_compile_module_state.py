@@ -57,6 +57,7 @@ def test_tensor_stored_on_self_in_forward_is_written_back_and_guarded():
     # recompiles: the 2nd call (mask no longer None: now read), the 3rd (new input size: the mask is
     # rebuilt), the 4th (the mask has the new size); the 5th runs what the 4th compiled
     assert cm._compiled.recompiles == 3
+    assert "_MaskCache.mask changed from None to a Tensor" in cm._compiled.history[0]
 
 
 class _RunningAvg(nn.Module):

@@ -393,7 +393,7 @@ class CompiledFunction:
         for label, d, key, value in entry.py_guards:
             now = d.get(key, _MISSING)
             if now is not value and (type(now) is not type(value) or now != value):
-                return f"{label} changed from {value!r} to {now!r}"
+                return f"{label} changed from {_describe(value)} to {_describe(now)}"
         for t, was_none in entry.grad_guards:
             if (t._grad is None) != was_none:
                 return f"a .grad the function reads is {'no longer' if was_none else 'now'} None"
@@ -787,6 +787,13 @@ def _leaked_symbolic(modules: list, fn_globals) -> str | None:
             if isinstance(v, SymbolicTensor):
                 return f"global {key}"
     return None
+
+
+def _describe(v) -> str:
+    """A guarded Python value in a recompile reason: a scalar by its repr, anything else by its type."""
+    if v is _MISSING:
+        return "unset"
+    return repr(v) if type(v) in _GUARDED_SCALARS else f"a {type(v).__name__}"
 
 
 def _lifted_store(label: str, key: str, value, out_leaves: list):
