@@ -214,3 +214,17 @@ def test_wrong_number_of_gradients_raises_pytorchs_error():
 
     with pytest.raises(RuntimeError, match="returned an incorrect number of gradients"):
         graphc.compile(lambda x: Bad.apply(x, x).sum())(_x(3))
+
+
+@pytest.mark.triton
+def test_custom_function_on_the_triton_backend():
+    pytest.importorskip("triton")
+
+    def fn(x):
+        return LegendrePolynomial3.apply(x).pow(2).sum() + SinCos.apply(x)[1].sum()
+
+    x = graphc.randn(3, 4, requires_grad=True)
+    fn(x).backward()
+    want, x.grad = x.grad.numpy().copy(), None
+    graphc.compile(fn, backend="triton", fullgraph=True)(x).backward()
+    np.testing.assert_allclose(x.grad.numpy(), want, rtol=1e-5, atol=1e-6)
