@@ -131,7 +131,7 @@ def _trace_backward(trace: Trace, cls, ctx: TracedCtx, args: tuple, outs: tuple,
         m[id(v)] = body.add_input(v.type, "input", f"c{len(body.inputs)}")
     for nd in new_nodes:
         m[id(nd.output)] = body.add_node(nd.prim, [m[id(x)] if isinstance(x, Value) else x for x in nd.inputs],
-                                         nd.attrs, nd.output.type)
+                                         nd.attrs, nd.output.type, nd.loc)
     body.set_outputs([m[id(v)] for v in grad_values])
     # the backward's nodes leave the traced graph: they run only where autodiff inlines them
     g.remove_nodes(new_nodes)

@@ -775,11 +775,16 @@ def inline(body, args: list) -> list:
     """Apply the nodes of graph ``body`` to ``args`` (one per body input) by binding their
     primitives: on IR values this appends them to the graph being built, on eager tensors it
     computes now. Returns the body's outputs."""
-    from graphc.ir.graph import Value
+    from graphc.ir.graph import Value, located
     env = {id(v): a for v, a in zip(body.inputs, args)}
+    graph = next((a.graph for a in args if isinstance(a, Value)), None)
     for n in body.nodes:
         ops = [env[id(x)] if isinstance(x, Value) else x for x in n.inputs]
-        env[id(n.output)] = n.prim(*ops, **n.attrs)
+        if graph is not None and n.loc:  # inlined nodes keep the user's lines (of their backward)
+            with located(graph, n.loc):
+                env[id(n.output)] = n.prim(*ops, **n.attrs)
+        else:
+            env[id(n.output)] = n.prim(*ops, **n.attrs)
     return [env[id(o)] for o in body.outputs]
 
 
