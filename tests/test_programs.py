@@ -67,7 +67,7 @@ def test_program_runs_compiled_with_the_losses_of_eager_mode(name):
 
 
 @pytest.mark.parametrize("name", PROGRAMS)
-def test_program_has_pytorchs_losses_from_the_same_weights(name):
+def test_program_has_pytorchs_losses_from_the_same_weights_eager_and_compiled(name):
     torch = pytest.importorskip("torch")
     torch.set_num_threads(1)  # tiny programs: threads only contend
     ours = load(name, deterministic=True)
@@ -78,5 +78,6 @@ def test_program_has_pytorchs_losses_from_the_same_weights(name):
     load_state(want_modules, state, torch.from_numpy)
     torch.manual_seed(1)
     want = theirs.train(want_modules, False)
-    got, _ = run(ours, state, compiled=False)
-    np.testing.assert_allclose(got, want, rtol=1e-3, atol=1e-5)
+    for compiled in (False, True):
+        got, _ = run(ours, state, compiled=compiled)
+        np.testing.assert_allclose(got, want, rtol=1e-3, atol=1e-5, err_msg=f"compiled={compiled}")
