@@ -216,6 +216,22 @@ def test_wrong_number_of_gradients_raises_pytorchs_error():
         graphc.compile(lambda x: Bad.apply(x, x).sum())(_x(3))
 
 
+def test_gradient_of_the_wrong_shape_raises_pytorchs_error():
+    class WrongShape(Function):
+        @staticmethod
+        def forward(ctx, x):
+            return x * 2
+
+        @staticmethod
+        def backward(ctx, g):
+            return g[:2]
+
+    for run in (lambda f: f, lambda f: graphc.compile(f)):
+        with pytest.raises(RuntimeError, match=r"returned an invalid gradient at index 0 - got \[2\] but expected shape "
+                                               r"compatible with \[3\]"):
+            run(lambda x: WrongShape.apply(x).sum())(_x(3)).backward()
+
+
 @pytest.mark.triton
 def test_custom_function_on_the_triton_backend():
     pytest.importorskip("triton")

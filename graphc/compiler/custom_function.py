@@ -119,6 +119,9 @@ def _trace_backward(trace: Trace, cls, ctx: TracedCtx, args: tuple, outs: tuple,
             raise TypeError(f"function {cls.__name__}Backward returned a gradient of type {type(gr).__name__} at "
                             f"index {i}; expected a Tensor or None")
         has_grad.append(gr is not None)
+        if gr is not None and not _sums_to(tuple(gr.shape), tuple(args[i].shape)):
+            raise RuntimeError(f"Function {cls.__name__}Backward returned an invalid gradient at index {i} - got "
+                               f"{list(gr.shape)} but expected shape compatible with {list(args[i].shape)}")
         if gr is not None:
             v = gr._value if isinstance(gr, SymbolicTensor) else trace.value_of(gr)
             capture(v)
@@ -140,3 +143,10 @@ def _trace_backward(trace: Trace, cls, ctx: TracedCtx, args: tuple, outs: tuple,
     body = dce(decompose(body), keep_inputs=True)  # composites expanded: inlined after the decompose pass
     body.rename()
     return body, captured, tuple(has_grad)
+
+
+def _sums_to(got: tuple, shape: tuple) -> bool:
+    """Whether a gradient of shape ``got`` sums down to ``shape`` (it is ``shape`` broadcast), as
+    eager autograd accepts it."""
+    lead = len(got) - len(shape)
+    return lead >= 0 and all(s == g or s == 1 for s, g in zip(shape, got[lead:]))
