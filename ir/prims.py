@@ -815,7 +815,7 @@ stop_gradient = register(Primitive(
 # graph (inputs: one cotangent per tensor output, then the captured values; outputs: the
 # gradients of the ``n_inputs`` operands after operand 0 that have one, per ``has_grad``). The
 # operands after those are the captured values ``bwd`` reads. ``index``: which cotangent this
-# output's is. Only autodiff reads it: the lowering pipeline replaces it by operand 0.
+# output's is. Only autodiff reads it: it is replaced by operand 0 before lowering.
 def _custom_vjp_infer(x, *operands, bwd, index: int, n_inputs: int, has_grad: tuple, fn: str):
     if len(operands) < n_inputs or len(bwd.inputs) < len(operands) - n_inputs:
         raise ValueError(f"custom_vjp {fn}: {len(operands)} operands do not fit {n_inputs} inputs and a backward "

@@ -119,9 +119,8 @@ def lowering_pipeline(fusion_log: list | None = None, in_kernels=lambda prim: Tr
     pass appends its decisions (including rejected candidates and why) to ``fusion_log``, and
     groups only the primitives the backend generates inside kernels (``in_kernels``)."""
     from .cse import cse
-    from .custom_vjp import erase_custom_vjp
     from .dce import dce
     from .fusion import fuse
     from .simplify import simplify
     # autodiff leaves double transposes and same-shape reshapes behind: simplify again
-    return [("erase_custom_vjp", erase_custom_vjp), ("simplify", simplify), ("cse", cse), ("dce", dce), ("fusion", lambda g: fuse(g, fusion_log, in_kernels))]
+    return [("simplify", simplify), ("cse", cse), ("dce", dce), ("fusion", lambda g: fuse(g, fusion_log, in_kernels))]

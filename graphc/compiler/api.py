@@ -38,6 +38,7 @@ from graphc.ir.graph import Graph, Value
 from graphc.ir.primitive import PRIMITIVES
 from graphc.ir.printer import print_graph
 from graphc.passes.autodiff.transform import differentiate
+from graphc.passes.custom_vjp import erase_custom_vjp
 from graphc.passes import manager as pass_manager
 from graphc.passes.manager import PassManager, default_pipeline, lowering_pipeline
 from graphc.runtime import backends
@@ -664,6 +665,7 @@ class CompiledFunction:
         what = name[len(self.name) + 1:] if name.startswith(self.name + "_") else "graph"
         fusion_log: list[str] = []
         verify = True if pass_manager.VERIFY_EACH_PASS else "end"
+        g = erase_custom_vjp(g)  # custom Functions' VJPs: only autodiff (done by now) reads them
         pm = PassManager(lowering_pipeline(fusion_log, backend.in_kernels), verify=verify,
                          record=bool(entry.stages.get("recorded")))
         g = pm.run(g)
