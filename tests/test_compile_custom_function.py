@@ -244,3 +244,25 @@ def test_custom_function_on_the_triton_backend():
     want, x.grad = x.grad.numpy().copy(), None
     graphc.compile(fn, backend="triton", fullgraph=True)(x).backward()
     np.testing.assert_allclose(x.grad.numpy(), want, rtol=1e-5, atol=1e-6)
+
+
+def test_custom_function_under_graphc_func_transforms():
+    """vmap(grad(f)) (per-sample gradients), grad(vmap(f)) and their compiled form use the user's
+    backward, batched by the custom_vjp batching rule."""
+    from graphc.func import grad, vmap
+
+    def f(w, x):
+        return (LegendrePolynomial3.apply(w * x) * 2).sum() + ScaledMul.apply(w, x, 1.5).sum()
+
+    w, xs = _x(3).detach(), _x(4, 3, seed=1).detach()
+    want = []
+    for i in range(4):
+        ww = w.clone().requires_grad_(True)
+        f(ww, xs[i]).backward()
+        want.append(ww.grad.numpy())
+    want = np.stack(want)
+    per_sample = lambda w, xs: vmap(grad(f), in_dims=(None, 0))(w, xs)  # noqa: E731
+    np.testing.assert_allclose(per_sample(w, xs).numpy(), want, rtol=1e-12)
+    np.testing.assert_allclose(graphc.compile(per_sample, fullgraph=True)(w, xs).numpy(), want, rtol=1e-12)
+    total = grad(lambda w: vmap(f, in_dims=(None, 0))(w, xs).sum())(w)
+    np.testing.assert_allclose(total.numpy(), want.sum(0), rtol=1e-12)
