@@ -20,6 +20,7 @@ from graphc.ir.primitive import Primitive, TensorType, pop_handler, push_handler
 from ..autograd import grad_mode
 from ..dispatch import FrontendHandler
 from ..tensors import Size, Tensor
+from .py_state import WatchedState
 
 _GRAPHC_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -103,6 +104,7 @@ class Trace:
         self.freed: set[int] = set()  # nodes a backward() without retain_graph went through
         self.guards: list = []  # checks of Python state the graph depends on (see dispatch.guard)
         self.backward_done = False
+        self.py_state = WatchedState()  # module attributes and globals the traced code may rebind
 
     def __enter__(self) -> "Trace":
         if current_trace() is not None:
@@ -123,6 +125,7 @@ class Trace:
                 for path, t in (*module.named_parameters(), *module.named_buffers()):
                     self.paths.setdefault(id(t), path)
             self._buffers_before.append((module, dict(module.__dict__.get("_buffers", {}))))
+            self.py_state.watch(type(module).__name__, module.__dict__)
 
     def adopt_buffer_assignments(self) -> str | None:
         """Buffers reassigned during tracing (``self.avg = 0.9 * self.avg + ...``) become mutations of
@@ -144,6 +147,7 @@ class Trace:
             for key, v in list(bufs.items()):
                 if isinstance(v, SymbolicTensor) and key in before:
                     bufs[key] = before[key]
+        self.py_state.restore()  # attributes and globals as before tracing (writes are replayed per call)
         pop_handler(self.handler)
         _active.trace = None
 
@@ -530,6 +534,10 @@ class TraceHandler(FrontendHandler):
         layout, operands = layout_of(args, kwargs)
         return composite_prim(*operands, name=name, layout=layout)
 
+    def custom_function(self, cls, args: tuple, kwargs: dict):
+        from .custom_function import trace_custom_function
+        return trace_custom_function(self.trace, cls, args, kwargs)
+
     def call_compiled(self, compiled, args: tuple, kwargs: dict):
         return compiled.fn(*args, **kwargs)  # a compiled function called while tracing is inlined
 
@@ -597,6 +605,24 @@ class GradSlot(Slot):
 
     def read(self) -> Tensor:
         return self.tensor._grad  # not None: the entry's gradient guards check it first
+
+
+class AttrSlot(Slot):
+    """A tensor held by a module attribute or global that the traced code rebinds (its new value is
+    written back after each call): read by name at every call, with the shape and dtype traced."""
+
+    def __init__(self, where: str, d: dict, key: str, traced: Tensor) -> None:
+        self.where, self.d, self.key = where, d, key
+        self.type = (tuple(traced.shape), traced.dtype, traced.device)
+
+    def read(self) -> Tensor:
+        return self.d[self.key]
+
+    def stale(self) -> str | None:
+        t = self.d.get(self.key)
+        if not isinstance(t, Tensor) or t.requires_grad or (tuple(t.shape), t.dtype, t.device) != self.type:
+            return f"{self.where} changed (no longer a tensor of the shape, dtype and device traced)"
+        return None
 
 
 class HyperSlot(Slot):
