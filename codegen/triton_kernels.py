@@ -407,6 +407,7 @@ EXTERN: dict[Primitive, str] = {
     P.qr_q: "xp.linalg.qr", P.qr_r: "xp.linalg.qr", P.svd_u: "xp.linalg.svd", P.svdvals: "xp.linalg.svd",
     P.svd_vh: "xp.linalg.svd", P.eigvalsh: "xp.linalg.eigvalsh", P.eigh_vectors: "xp.linalg.eigh",
     P.pinv: "xp.linalg.pinv",
+    P.collective: "graphc.distributed's MPI collective (through host memory)",
 }
 
 UNSUPPORTED: dict[Primitive, str] = {

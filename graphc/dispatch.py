@@ -53,6 +53,10 @@ class FrontendHandler(Handler):
     def eager_only(self, reason: str) -> None:
         """Code that must run eagerly (it computes on tensors' values in Python) is about to run."""
 
+    def needs_backward_inside(self, reason: str) -> None:
+        """What is being traced only works if the same traced function also runs backward()
+        (else: ``reason``, a graph break). Eagerly there is nothing to check."""
+
     def random(self, kind: str, shape: tuple, dtype: Any) -> Any:
         """Random numbers made as ops (a tensor), or None: draw them from a generator now."""
         return None

@@ -57,6 +57,9 @@ class Primitive:
     # Cheap enough to recompute in backward instead of saving its result (None: elementwise and
     # movement ops are, others are not).
     cheap: bool | None = None
+    # Its result is not a function of its operands alone (it communicates with other processes):
+    # never evaluated at compile time, never merged with an identical node.
+    effectful: bool = False
 
     def __post_init__(self) -> None:
         if self.cheap is None:

@@ -804,6 +804,24 @@ def _fold(cols, *, size, kernel, stride, padding, dilation):
 fold = register(Primitive("fold", _fold_infer, _fold, kind="window"))
 
 
+# A collective over the processes of a group (graphc.distributed): ``kind`` "all_reduce" (``op``
+# sum/avg/max/min/product) or "broadcast" (from group rank ``root``); ``group`` is the group's key.
+# graphc.distributed installs the function that runs it (COLLECTIVE_RUNNER); IR knows no MPI.
+COLLECTIVE_RUNNER: list = [None]
+
+
+def _collective(x, *, kind: str, op: str, root: int, group: int):
+    run = COLLECTIVE_RUNNER[0]
+    if run is None:
+        raise RuntimeError("collective: no process group: call graphc.distributed.init_process_group() first")
+    return run(x, kind, op, root, group)
+
+
+collective = register(Primitive(
+    "collective", lambda x, **attrs: TensorType(_shape(x), x.dtype), _collective, differentiable=False,
+    effectful=True))
+
+
 # Identity whose output takes no part in differentiation (``detach`` inside traced graphs).
 stop_gradient = register(Primitive(
     "stop_gradient", lambda x: TensorType(_shape(x), x.dtype), lambda x: x.copy(), kind="elementwise",

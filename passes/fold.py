@@ -20,7 +20,8 @@ def constant_fold(g: Graph) -> Graph:
             known[id(n.output)] = n.prim.impl(**n.attrs)
             continue
         ins = list(n.value_inputs())
-        if len(n.outputs) != 1 or not ins or not all(id(x) in known for x in ins) or n.prim.data_dependent:
+        if len(n.outputs) != 1 or not ins or not all(id(x) in known for x in ins) or n.prim.data_dependent \
+                or n.prim.effectful:
             continue
         if int(np.prod(n.output.shape)) > MAX_ELEMENTS:
             continue

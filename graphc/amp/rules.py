@@ -110,7 +110,7 @@ AUTOCAST_RULES: dict[str, tuple] = {
 # new op has to be placed somewhere (the coverage test).
 UNLISTED = frozenset("""
     abs add amax amin arange argmax argmin argsort atan bitwise_and bitwise_not bitwise_or bitwise_xor
-    cast ceil composite copy cos cumargmax cumargmin det det_sign div eq erf exp2 expand floor
+    cast ceil collective composite copy cos cumargmax cumargmin det det_sign div eq erf exp2 expand floor
     floor_divide fold full fused gather ge gt index_add index_check isfinite isinf isnan le lgamma
     logabsdet logical_and logical_not logical_or logical_xor lt maximum minimum mul ne neg nonzero pad
     permute polygamma rand_uniform relu remainder reshape round scatter searchsorted sigmoid sign sin

@@ -1,11 +1,12 @@
 """The backward engine: walks grad_fn nodes in reverse creation order and routes gradients."""
 from __future__ import annotations
 
+import contextlib
 import heapq
 import sys
 import threading
 import warnings
-from typing import Sequence
+from typing import Iterator, Sequence
 
 import numpy as np
 
@@ -30,6 +31,21 @@ def queue_callback(callback) -> None:
     if not stack:
         raise RuntimeError("Final callbacks can only be installed during backward pass.")
     stack[-1].append(callback)
+
+
+@contextlib.contextmanager
+def backward_pass() -> Iterator[None]:
+    """A backward pass on this thread (eager, or traced inside a compiled function): callbacks
+    queued during it (``queue_callback``) run when it ends without error."""
+    stack = _running.__dict__.setdefault("passes", [])
+    stack.append([])
+    try:
+        yield
+        callbacks = stack[-1]
+        while callbacks:  # a callback may queue another
+            callbacks.pop(0)()
+    finally:
+        stack.pop()
 
 
 def _as_tuple(x) -> tuple:
@@ -196,15 +212,8 @@ def run_backward(outputs: Sequence, grad_outputs: Sequence, retain_graph: bool, 
     ready = [(-n._seq, id(n), n) for n in dict.fromkeys(root_nodes) if deps.get(n, 0) == 0]
     heapq.heapify(ready)
 
-    stack = _running.__dict__.setdefault("passes", [])
-    stack.append([])
-    try:
+    with backward_pass():
         _sweep(ready, buffers, deps, capture, capture_leaf, results, accumulate, retain_graph, create_graph)
-        callbacks = stack[-1]
-        while callbacks:  # a callback may queue another
-            callbacks.pop(0)()
-    finally:
-        stack.pop()
 
     if inputs is not None and not accumulate:
         for k, r in enumerate(results):

@@ -441,6 +441,8 @@ class CompiledFunction:
                 if isinstance(fn_globals, dict):
                     trace.py_state.watch("global", fn_globals)
                 out = self.fn(*sym_args, **sym_kwargs)
+                if trace.needs_backward and not trace.backward_done:
+                    raise GraphBreak(trace.needs_backward[0])
                 out_leaves: list = []
                 entry.out_spec = _flatten(out, out_leaves)
                 stores = trace.py_state.stores()

@@ -18,6 +18,7 @@ from graphc.ir.graph import Graph, GraphBuilder, Value
 from graphc.ir.primitive import Primitive, TensorType, pop_handler, push_handler
 
 from ..autograd import grad_mode
+from ..autograd.engine import backward_pass
 from ..dispatch import FrontendHandler
 from ..tensors import Size, Tensor
 from .py_state import WatchedState
@@ -104,6 +105,7 @@ class Trace:
         self.freed: set[int] = set()  # nodes a backward() without retain_graph went through
         self.guards: list = []  # checks of Python state the graph depends on (see dispatch.guard)
         self.backward_done = False
+        self.needs_backward: list[str] = []  # why the function breaks if it runs no backward() (see dispatch)
         self.py_state = WatchedState()  # module attributes and globals the traced code may rebind
 
     def __enter__(self) -> "Trace":
@@ -256,7 +258,8 @@ class Trace:
             keep = {id(t) for t in ([inputs] if isinstance(inputs, Tensor) else inputs)}
             wanted = [(vid, t) for vid, t in wanted if id(t) in keep]
         for _, t in wanted:
-            if t._hooks or t.__dict__.get("_post_accumulate_hooks"):
+            post = t.__dict__.get("_post_accumulate_hooks") or {}
+            if t._hooks or not all(getattr(h, "traceable_in_graph", False) for h in post.values()):
                 raise GraphBreak("a tensor with hooks (register_hook) is differentiated inside a compiled function; "
                                  "hooks run eagerly only")
         n_before = len(self.graph.nodes)
@@ -272,18 +275,23 @@ class Trace:
         if not retain_graph:
             self.freed |= swept
         self.backward_done = True
-        for vid, t in wanted:
-            g = ct.get(vid)
-            if g is None:
-                continue
-            gt = SymbolicTensor._wrap(g, self, False)
-            old = self.grad_of(t)
-            rec = self.grads[id(t)]
-            if old is None:
-                rec[1], rec[3] = gt, True
-            else:
-                with grad_mode.no_grad():
-                    rec[1] = P.add(old, gt)
+        with backward_pass():  # what hooks queue runs when the pass ends, as eagerly
+            for vid, t in wanted:
+                g = ct.get(vid)
+                if g is None:
+                    continue
+                gt = SymbolicTensor._wrap(g, self, False)
+                old = self.grad_of(t)
+                rec = self.grads[id(t)]
+                if old is None:
+                    rec[1], rec[3] = gt, True
+                else:
+                    with grad_mode.no_grad():
+                        rec[1] = P.add(old, gt)
+                # hooks that declare themselves traceable (DistributedDataParallel's) are traced:
+                # what they compute on .grad becomes part of the graph
+                for hook in list(t.__dict__.get("_post_accumulate_hooks", {}).values()):
+                    hook(t)
 
     def record_mutation(self, t: Tensor, new: Value) -> None:
         self.value_of(t)
@@ -504,6 +512,9 @@ class TraceHandler(FrontendHandler):
 
     def eager_only(self, reason: str) -> None:
         raise GraphBreak(reason)
+
+    def needs_backward_inside(self, reason: str) -> None:
+        self.trace.needs_backward.append(reason)
 
     def write(self, tensor, result):
         return functional_write(self.trace, tensor, result)

@@ -7,6 +7,7 @@ Needs ``graphc[mpi]`` (mpi4py and the MPICH library from PyPI) or a cluster's MP
 from .collectives import (ReduceOp, Work, all_gather, all_gather_into_tensor, all_gather_object, all_reduce,
                           barrier, broadcast, broadcast_object_list, gather, irecv, isend, recv, reduce,
                           reduce_scatter_tensor, scatter, send)
+from . import in_graph  # noqa: F401  (installs the runner of compiled graphs' collectives)
 from .process_group import (GroupMember, ProcessGroup, destroy_process_group, get_backend, get_global_rank,
                             get_group_rank, get_node_local_rank, get_process_group_ranks, get_rank, get_world_size,
                             group, init_process_group, is_available, is_gloo_available, is_initialized,

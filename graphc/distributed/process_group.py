@@ -28,6 +28,11 @@ class ProcessGroup:
         self.comm = comm
         self._backend = backend
         self.ranks = ranks
+        # the group's name in compiled graphs (the ``collective`` primitive's ``group``): groups
+        # are made in the same order on every rank (new_group is collective), so keys agree
+        with _groups_lock:
+            self.key = len(_GROUPS)
+            _GROUPS.append(self)
 
     def rank(self) -> int:
         return self.comm.Get_rank()
@@ -50,6 +55,16 @@ class GroupMember:
 
 group = GroupMember
 _lock = threading.Lock()
+_GROUPS: list[ProcessGroup] = []  # by key
+_groups_lock = threading.Lock()  # not _lock: init_process_group holds that one while it makes WORLD
+
+
+def group_of_key(key: int) -> ProcessGroup:
+    """The process group a compiled graph's collective names."""
+    if not 0 <= key < len(_GROUPS):
+        raise RuntimeError(f"collective: process group {key} does not exist in this process; groups are made in "
+                           "the same order on every rank (init_process_group, then new_group)")
+    return _GROUPS[key]
 
 
 def is_available() -> bool:

@@ -584,6 +584,8 @@ UNSUPPORTED: dict[Primitive, str] = {
     P.erfinv: "ONNX has no inverse error function operator (erfinv)",
     P.polygamma: "ONNX has no digamma/polygamma operator",
     P.cumargmax: "ONNX has no running arg-max operator (cummax's indices)",
+    P.collective: "a collective across processes (DistributedDataParallel) has no ONNX form: export the module "
+                  "it wraps (ddp.module)",
     P.cumargmin: "ONNX has no running arg-min operator (cummin's indices)",
     P.nonzero: "its output shape depends on the data (nonzero, boolean-mask indexing), which graphc's tracer can't "
                "put in a graph",

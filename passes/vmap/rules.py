@@ -37,6 +37,7 @@ def _unsupported() -> dict:
                    "over nonzero (its output shape depends on the values of each sample)",
         P.full: "a creation op has no operands, so it is never batched (its result broadcasts)",
         P.arange: "a creation op has no operands, so it is never batched (its result broadcasts)",
+        P.collective: "a collective exchanges whole tensors between processes; vmap over it is not supported",
     }
 
 

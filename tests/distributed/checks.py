@@ -364,36 +364,67 @@ def check_no_sync_and_unused():
         raise AssertionError("an unused parameter without find_unused_parameters was accepted")
 
 
-def check_compiled_step_breaks_clearly():
+def check_compiled_whole_step():
+    """A training step through DistributedDataParallel compiles into one graph (fullgraph=True):
+    the gradient averages (and the buffers' broadcast) are collective nodes; 4 steps equal one
+    process on the whole batch. Compiling the wrapper alone breaks the graph, saying why."""
+    # (Adam on the MLP: on the CNN it would turn the conv bias's gradient, zero up to rounding
+    # before BatchNorm, into full-size steps of rounding noise)
+    # (the reference: one process on the whole batch, with plain BatchNorm)
+    for make_ref, make, shape, opt_cls, tol in ((mlp, mlp, (8,), torch.optim.Adam, 1e-5),
+                                                (cnn, lambda: cnn(nn.SyncBatchNorm), (1, 6, 6), torch.optim.SGD, 1e-5)):
+        data = batches(shape)
+        ref = train(make_ref(), data, sharded=False, opt_cls=opt_cls)
+        m = make()
+        net = DDP(m)
+        opt = opt_cls(m.parameters(), lr=0.1)
+
+        @torch.compile(fullgraph=True)
+        def step(x, y):
+            opt.zero_grad()
+            loss = F.cross_entropy(net(x), y)
+            loss.backward()
+            opt.step()
+            return loss.detach()
+
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")  # no graph break, no eager fallback
+            for x, y in data:
+                step(shard(x), shard(y))
+        same_state(m, ref, tol)
+        assert step.recompiles <= 1, step.recompiles  # the first step creates the optimizer state
+    # plain BatchNorm: rank 0's running statistics are broadcast inside the graph before each
+    # forward, as DDP does eagerly (after the first step each rank's differ: its own shard's)
+    data = batches((1, 6, 6), steps=2)
+    runs = []
+    for compiled in (True, False):
+        m = cnn()
+        net = DDP(m)
+        opt = torch.optim.SGD(m.parameters(), lr=0.1)
+
+        def bn_step(x, y, net=net, opt=opt):
+            opt.zero_grad()
+            F.cross_entropy(net(x), y).backward()
+            opt.step()
+
+        run = torch.compile(bn_step, fullgraph=True) if compiled else bn_step
+        for x, y in data:
+            run(shard(x), shard(y))
+        runs.append(m)
+    same_state(runs[0], runs[1], 1e-5)
+    # compiling the wrapper itself (PyTorch's torch.compile(DDP(model))): its forward runs eagerly
     data = batches((8,))
     ref = train(mlp(), data, sharded=False)
-    m = mlp()
-    net = DDP(m)
-    opt = torch.optim.SGD(m.parameters(), lr=0.1)
-
-    @torch.compile
-    def step(x, y):
-        opt.zero_grad()
-        F.cross_entropy(net(x), y).backward()
-        opt.step()
-
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        for x, y in data:
-            step(shard(x), shard(y))
-    assert any("DistributedDataParallel" in str(w.message) for w in caught), [str(w.message) for w in caught]
-    same_state(m, ref)
-    # compiling the wrapper itself (PyTorch's torch.compile(DDP(model))): its forward runs eagerly
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         same_state(train(mlp(), data, sharded=True, wrap=lambda m: torch.compile(DDP(m))), ref)
     assert any("DistributedDataParallel" in str(w.message) for w in caught), [str(w.message) for w in caught]
     try:
-        torch.compile(step, fullgraph=True)(*data[0])
+        torch.compile(DDP(mlp()), fullgraph=True)(data[0][0])
     except torch.GraphBreakError as e:
         assert "DistributedDataParallel" in str(e)
     else:
-        raise AssertionError("fullgraph=True compiled a step through DistributedDataParallel")
+        raise AssertionError("fullgraph=True compiled DistributedDataParallel's forward alone")
 
 
 def check_cuda_tensors():
@@ -438,7 +469,7 @@ def check_cuda_tensors():
 CHECKS = [check_setup, check_all_reduce, check_broadcast_and_reduce, check_gathers, check_point_to_point,
           check_new_group, check_errors, check_ddp_mlp, check_ddp_overlaps_backward,
           check_ddp_cnn_sync_batchnorm, check_no_sync_and_unused,
-          check_compiled_step_breaks_clearly, check_cuda_tensors]
+          check_compiled_whole_step, check_cuda_tensors]
 
 if __name__ == "__main__":
     for check in CHECKS:

@@ -6,6 +6,7 @@ from typing import Any
 
 from ...autograd.function import Function
 from ...autograd.grad_mode import no_grad
+from ...dispatch import current as _dispatch
 from ... import creation
 from ...shape_ops import cat
 from .. import functional as F
@@ -19,9 +20,15 @@ def _dist():
 
 
 def _summed(parts: list, group: Any):
-    """The concatenation of ``parts`` (1-D tensors), summed over the ranks, split back."""
+    """The concatenation of ``parts`` (1-D tensors), summed over the ranks, split back (in a traced
+    training step, the sum is a collective node of its graph)."""
     flat = cat(parts).contiguous()
-    _dist().all_reduce(flat, group=group)
+    if _dispatch().functional:
+        from graphc.distributed import in_graph
+        from graphc.distributed.process_group import default_group
+        flat = in_graph.all_reduce_node(flat, "sum", default_group(group))
+    else:
+        _dist().all_reduce(flat, group=group)
     sizes = [p.shape[0] for p in parts]
     return flat.split(sizes)
 
@@ -37,8 +44,7 @@ class _SyncBatchNormFunction(Function):
         dims = [0] + list(range(2, x.ndim))
         shape = (1, c) + (1,) * (x.ndim - 2)
         local_count = creation.full((1,), x.numel() // c, dtype=x.dtype, device=x.device)
-        total, count = _summed([x.sum(dims), local_count], group)
-        n = float(count.item())
+        total, n = _summed([x.sum(dims), local_count], group)  # n: the whole batch's count, a tensor
         mean = total / n
         centered = x - mean.reshape(shape)
         (squares,) = _summed([(centered * centered).sum(dims)], group)
@@ -52,13 +58,13 @@ class _SyncBatchNormFunction(Function):
             with no_grad():
                 running_mean.mul_(1 - momentum).add_(mean * momentum)
                 running_var.mul_(1 - momentum).add_(var * (n / (n - 1)) * momentum)
-        ctx.save_for_backward(xhat, invstd, weight)
-        ctx.n, ctx.group, ctx.has_bias = n, group, bias is not None
+        ctx.save_for_backward(xhat, invstd, weight, n)
+        ctx.group, ctx.has_bias = group, bias is not None
         return y
 
     @staticmethod
     def backward(ctx, dy):
-        xhat, invstd, weight = ctx.saved_tensors
+        xhat, invstd, weight, n = ctx.saved_tensors
         c = xhat.shape[1]
         dims = [0] + list(range(2, xhat.ndim))
         shape = (1, c) + (1,) * (xhat.ndim - 2)
@@ -69,8 +75,7 @@ class _SyncBatchNormFunction(Function):
         dbias = sum_dy if ctx.has_bias else None
         all_dy, all_dy_xhat = _summed([sum_dy, sum_dy_xhat], ctx.group)
         scale = invstd if weight is None else invstd * weight
-        dx = (scale / ctx.n).reshape(shape) * (
-            dy * ctx.n - all_dy.reshape(shape) - xhat * all_dy_xhat.reshape(shape))
+        dx = (scale / n).reshape(shape) * (dy * n - all_dy.reshape(shape) - xhat * all_dy_xhat.reshape(shape))
         return dx, dweight, dbias, None, None, None, None, None
 
 

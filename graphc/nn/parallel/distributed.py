@@ -34,6 +34,11 @@ def _dist():
     return distributed
 
 
+def _in_graph():
+    from graphc.distributed import in_graph
+    return in_graph
+
+
 def _broadcast_coalesced(tensors: list, group: Any) -> None:
     """``tensors`` (any dtypes) from the group's first rank, as one broadcast of their bytes."""
     if not tensors:
@@ -53,6 +58,17 @@ def _broadcast_coalesced(tensors: list, group: Any) -> None:
         t._version_counter.value += 1
 
 
+class _PassState:
+    """Where the backward pass now running stands: armed by a forward, the next bucket to start,
+    whether the final callback is queued, which parameters got a gradient."""
+
+    def __init__(self) -> None:
+        self.armed = False
+        self.next = 0
+        self.callback_queued = False
+        self.used: dict[int, bool] = {}
+
+
 class _Bucket:
     def __init__(self, params: list) -> None:
         self.params = params
@@ -62,6 +78,15 @@ class _Bucket:
 
     def start(self, group: Any) -> None:
         """Flatten this rank's gradients (zeros for a parameter without one) and start averaging."""
+        if _dispatch().functional:  # a traced training step: the average is a node of its graph
+            from ...creation import zeros
+            from ...shape_ops import cat
+            with grad_mode.no_grad():
+                parts = [(zeros(p.shape, dtype=p.dtype) if p.grad is None else p.grad).reshape(-1)
+                         for p in self.params]
+                self.flat = _in_graph().all_reduce_node(cat(parts) if len(parts) > 1 else parts[0], "avg", group)
+            self.work = None
+            return
         parts = [np.zeros(p.shape, p.dtype.np).reshape(-1) if p.grad is None
                  else _rt.runtime_of(p.grad._data).to_host(p.grad._data).reshape(-1) for p in self.params]
         self.flat = Tensor._make(np.concatenate(parts))
@@ -69,6 +94,15 @@ class _Bucket:
 
     def finish(self, used: dict) -> None:
         """Wait, then write the averages into ``.grad`` (of parameters some rank used)."""
+        if self.work is None:  # traced: the graph's average becomes the new .grad
+            offset = 0
+            with grad_mode.no_grad():
+                for p in self.params:
+                    n = p.numel()
+                    p.grad = self.flat[offset:offset + n].reshape(p.shape)
+                    offset += n
+            self.work = self.flat = None  # no traced tensor stays behind
+            return
         self.work.wait()
         offset = 0
         for p in self.params:
@@ -94,9 +128,10 @@ class DistributedDataParallel(Module):
     leaves the gradients averaged over the ranks. ``no_sync()`` skips that (gradient
     accumulation); ``find_unused_parameters=True`` allows parameters that some forward passes
     don't use; ``broadcast_buffers`` copies rank 0's buffers (BatchNorm statistics) before each
-    forward. The wrapped module may be a ``graphc.compile``d one. Compiling the wrapper, or a whole
-    training step through it, breaks the graph (the step runs eagerly): the averaging runs in
-    autograd hooks, which compiled graphs don't run.
+    forward. The wrapped module may be a ``graphc.compile``d one, and a whole training step
+    through the wrapper compiles into one graph: there the buffers' broadcast and each bucket's
+    average are ``collective`` nodes of the graph. Compiling the wrapper alone breaks the graph
+    (the averaging would run in autograd hooks after the compiled call, which it can't arm).
     """
 
     def __init__(self, module: Module, device_ids: Any = None, output_device: Any = None, dim: int = 0,
@@ -132,7 +167,9 @@ class DistributedDataParallel(Module):
         self._buckets = self._make_buckets(params, cap)
         self._bucket_of = {id(p): b for b in self._buckets for p in b.params}
         self._params = params
-        self._armed = False
+        # one backward pass's bookkeeping, mutated in place and never rebound: a compiled training
+        # step guards module attributes its trace rebinds, and this changes every step
+        self._pass = _PassState()
         self._hooks = [p.register_post_accumulate_grad_hook(self._grad_ready) for p in params]
         _broadcast_coalesced(list(module.state_dict(keep_vars=True).values()), group)
 
@@ -158,11 +195,22 @@ class DistributedDataParallel(Module):
     # ---- forward -----------------------------------------------------------------------------
 
     def forward(self, *inputs, **kwargs):
-        _dispatch().eager_only("DistributedDataParallel averages gradients in autograd hooks, which run eagerly "
-                               "only: compile the wrapped module instead (DistributedDataParallel(compile(model)))")
+        handler = _dispatch()
+        tracing = handler.functional
+        if tracing:
+            handler.needs_backward_inside(
+                "DistributedDataParallel averages gradients during backward(): compile the wrapped module "
+                "(DistributedDataParallel(compile(model))) or a whole training step that calls backward()")
+            if self.find_unused_parameters and self.require_backward_grad_sync and grad_mode.is_grad_enabled():
+                handler.eager_only("DistributedDataParallel(find_unused_parameters=True): which parameters each rank "
+                                   "used is known only when the step runs")
         if self.broadcast_buffers:
             buffers = [b for b in self.module.buffers()]
-            if buffers:
+            if buffers and tracing:
+                with grad_mode.no_grad():
+                    for b in buffers:
+                        b.copy_(_in_graph().broadcast_node(b, 0, self.process_group))
+            elif buffers:
                 _broadcast_coalesced(buffers, self.process_group)
         sync = grad_mode.is_grad_enabled() and self.require_backward_grad_sync
         if sync:
@@ -173,10 +221,10 @@ class DistributedDataParallel(Module):
         return out
 
     def _prepare_for_backward(self) -> None:
-        self._armed = True
-        self._next = 0
-        self._callback_queued = False
-        self._used = {id(p): False for p in self._params}
+        self._pass.armed = True
+        self._pass.next = 0
+        self._pass.callback_queued = False
+        self._pass.used = {id(p): False for p in self._params}
         for b in self._buckets:
             b.pending = len(b.params)
             b.work = None
@@ -199,30 +247,32 @@ class DistributedDataParallel(Module):
     # ---- backward ----------------------------------------------------------------------------
 
     def _grad_ready(self, param: Tensor) -> None:
-        if not self._armed:
+        if not self._pass.armed:
             return  # a backward outside a DDP forward, or under no_sync()
-        if not self._callback_queued:
+        if not self._pass.callback_queued:
             engine.queue_callback(self._finish_backward)
-            self._callback_queued = True
+            self._pass.callback_queued = True
         self._ready(param, used=True)
-        for b in self._buckets[:self._next]:
+        for b in self._buckets[:self._pass.next]:
             if b.work is not None:
                 b.work.is_completed()  # MPI progresses nonblocking collectives inside its calls
 
+    _grad_ready.traceable_in_graph = True  # in a traced step, its collectives become graph nodes
+
     def _ready(self, param: Tensor, used: bool) -> None:
         if used:
-            self._used[id(param)] = True
+            self._pass.used[id(param)] = True
         bucket = self._bucket_of[id(param)]
         bucket.pending -= 1
-        while self._next < len(self._buckets) and self._buckets[self._next].pending == 0:
-            self._buckets[self._next].start(self.process_group)
-            self._next += 1
+        while self._pass.next < len(self._buckets) and self._buckets[self._pass.next].pending == 0:
+            self._buckets[self._pass.next].start(self.process_group)
+            self._pass.next += 1
 
     def _finish_backward(self) -> None:
-        self._armed = False
-        if self._next < len(self._buckets):
+        self._pass.armed = False
+        if self._pass.next < len(self._buckets):
             if not self.find_unused_parameters:
-                missing = [i for i, p in enumerate(self._params) if not self._used[id(p)]]
+                missing = [i for i, p in enumerate(self._params) if not self._pass.used[id(p)]]
                 raise RuntimeError(
                     "Expected to have finished reduction in the prior iteration before starting a new one. This "
                     "error indicates that your module has parameters that were not used in producing loss. You can "
@@ -230,13 +280,13 @@ class DistributedDataParallel(Module):
                     "`find_unused_parameters=True` to `torch.nn.parallel.DistributedDataParallel`, and by making "
                     "sure all `forward` function outputs participate in calculating loss. Parameter indices which "
                     f"did not receive grad for rank {self.process_group.rank()}: {' '.join(map(str, missing))}")
-            for b in self._buckets[self._next:]:
+            for b in self._buckets[self._pass.next:]:
                 b.start(self.process_group)
-            self._next = len(self._buckets)
+            self._pass.next = len(self._buckets)
         used: dict = {}
         if self.find_unused_parameters:
             # a parameter no rank used keeps its gradient (None), as in PyTorch
-            flags = Tensor._make(np.array([self._used[id(p)] for p in self._params], dtype=np.uint8))
+            flags = Tensor._make(np.array([self._pass.used[id(p)] for p in self._params], dtype=np.uint8))
             _dist().all_reduce(flags, op=_dist().ReduceOp.MAX, group=self.process_group)
             used = {id(p): bool(f) for p, f in zip(self._params, flags._data)}
         for b in self._buckets:
