@@ -67,6 +67,7 @@ from . import safetensors, serialization
 from .serialization import load, save
 
 float16 = half = _dt.float16
+bfloat16 = _dt.bfloat16  # its numpy type comes from ml_dtypes, imported on first use
 float32 = float = _dt.float32  # noqa: A001
 float64 = double = _dt.float64
 int8 = _dt.int8
@@ -149,6 +150,7 @@ def _legacy(d, name):
 
 FloatTensor, DoubleTensor, HalfTensor = (_legacy(float32, "FloatTensor"), _legacy(float64, "DoubleTensor"),
                                          _legacy(float16, "HalfTensor"))
+BFloat16Tensor = _legacy(bfloat16, "BFloat16Tensor")
 LongTensor, IntTensor, BoolTensor, ByteTensor = (_legacy(int64, "LongTensor"), _legacy(int32, "IntTensor"),
                                                  _legacy(bool, "BoolTensor"), _legacy(uint8, "ByteTensor"))
 
