@@ -117,11 +117,19 @@ def is_nonzero(input: Tensor) -> _builtins.bool:
 
 class finfo:
     def __init__(self, type: dtype | None = None) -> None:
-        info = _np.finfo((type or get_default_dtype()).np)
+        type = type or get_default_dtype()
+        if not type.is_floating_point:
+            raise TypeError("torch.finfo() requires a floating point input type. Use torch.iinfo to handle "
+                            "'torch.finfo'")
+        info = _dt.float_info(type)
         self.bits, self.eps, self.max, self.min = info.bits, _builtins.float(info.eps), _builtins.float(info.max), _builtins.float(info.min)
         self.tiny = self.smallest_normal = _builtins.float(info.tiny)
-        self.resolution = _builtins.float(info.resolution)
-        self.dtype = (type or get_default_dtype()).name
+        self.resolution = 10.0 ** -info.precision  # PyTorch's: a power of ten, not rounded to the type
+        self.dtype = type.name
+
+    def __repr__(self) -> str:
+        return (f"finfo(resolution={self.resolution:g}, min={self.min:g}, max={self.max:g}, eps={self.eps:g}, "
+                f"smallest_normal={self.smallest_normal:g}, tiny={self.tiny:g}, dtype={self.dtype})")
 
 
 class iinfo:

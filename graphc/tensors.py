@@ -421,12 +421,18 @@ class Tensor:
         """The tensor's memory as a numpy array (shared, on the CPU); ``force`` copies a GPU
         tensor to the host and detaches, as in PyTorch."""
         if force:
+            self._check_numpy_dtype()
             return _rt.runtime_of(self._data).to_host(self._data)
         _dispatch().reading_values(self, ".numpy()")
         self._check_numpy()
         return self._data
 
+    def _check_numpy_dtype(self) -> None:
+        if self.dtype is dt.bfloat16:  # numpy has no bfloat16: PyTorch refuses, so do we
+            raise TypeError("Got unsupported ScalarType BFloat16")
+
     def _check_numpy(self) -> None:
+        self._check_numpy_dtype()
         if type(self._data) is not np.ndarray and self.device is not CPU:
             raise TypeError(f"can't convert {self.device} device type tensor to numpy. Use Tensor.cpu() to "
                             "copy the tensor to host memory first.")

@@ -125,6 +125,21 @@ def from_numpy_dtype(npd) -> DType:
         ) from None
 
 
+def is_floating_array_dtype(npd: np.dtype) -> bool:
+    """Whether a numpy dtype is a floating-point one, ml_dtypes' bfloat16 included (its numpy
+    kind is "V", not "f"), without importing ml_dtypes."""
+    return npd.kind == "f" or npd.name == "bfloat16"
+
+
+def float_info(d: DType):
+    """numpy's finfo for a floating-point DType (ml_dtypes' own for bfloat16, which numpy's
+    finfo does not know)."""
+    if isinstance(d, _MLDtypesDType):
+        import ml_dtypes
+        return ml_dtypes.finfo(d.np)
+    return np.finfo(d.np)
+
+
 def from_name(name: str) -> DType:
     return _BY_NAME[name]
 

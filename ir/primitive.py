@@ -13,7 +13,7 @@ from typing import Any, Callable, NamedTuple
 
 import numpy as np
 
-from .dtypes import INT, DType
+from .dtypes import INT, DType, float32
 
 
 class TensorType(NamedTuple):
@@ -56,6 +56,10 @@ class Primitive:
     # Cheap enough to recompute in backward instead of saving its result (None: elementwise and
     # movement ops are, others are not).
     cheap: bool | None = None
+    # Accumulates (sums products, adds along an axis): float16/bfloat16 operands are computed in
+    # float32 and the result rounded once to its declared dtype, as PyTorch's CPU kernels do
+    # (numpy would round after every addition: a float16 sum of 4096 ones stops at 2048).
+    accumulates: bool = False
 
     def __post_init__(self) -> None:
         if self.cheap is None:
@@ -83,10 +87,24 @@ class Primitive:
         """Per operand, the dtype it is cast to before ``impl`` runs (None: unchanged). Index
         operands keep their integer dtype. Eager mode, the interpreter and codegen all use this."""
         if self.operand_dtype is None:
-            return [None] * len(args)
-        to = self.operand_dtype(*args, **attrs)
-        return [to if to is not None and i not in self.nondiff_operands and hasattr(a, "dtype")
-                and a.dtype is not to else None for i, a in enumerate(args)]
+            if not self.accumulates:
+                return [None] * len(args)
+            to = None
+        else:
+            to = self.operand_dtype(*args, **attrs)
+            if to is None:
+                return [None] * len(args)
+        casts = []
+        for i, a in enumerate(args):
+            c = None
+            if i not in self.nondiff_operands and hasattr(a, "dtype"):
+                c = to or a.dtype
+                if self.accumulates and c.is_low_precision:
+                    c = float32
+                if c is a.dtype:
+                    c = None
+            casts.append(c)
+        return casts
 
     def result_requires_grad(self, operands_require_grad, out_dtype: DType) -> bool:
         """Whether the result carries a gradient, given which operands do (grad mode aside):

@@ -87,6 +87,22 @@ def _numpy_passes(x) -> bool:
     return type(x) is np.ndarray and x.dtype == np.float32 and x.size >= NUMPY_PASSES_MIN_SIZE
 
 
+def _low_precision_in_float32(fn):
+    """``fn(x, out=None)`` on float16/bfloat16 arrays computed in float32 and rounded once, as
+    PyTorch's kernels do (scipy has no bfloat16 loops and answers float64 for float16)."""
+    def run(x, out=None):
+        if x.dtype.itemsize != 2 or not dt.is_floating_array_dtype(x.dtype):
+            return fn(x) if out is None else fn(x, out=out)
+        r = fn(x.astype(np.float32))
+        if out is None:
+            return r.astype(x.dtype)
+        out[...] = r
+        return out
+    run.__name__, run.__doc__ = fn.__name__, fn.__doc__
+    return run
+
+
+@_low_precision_in_float32
 def sigmoid_values(x, out=None):
     """sigmoid(x), eager mode's and generated code's (``out``: the array to write). Large float32
     host arrays: ``1 / (1 + exp(-x))`` in four numpy passes, PyTorch's CPU formula; it is exact in
@@ -123,6 +139,7 @@ def _horner(x2, coefs, out):
     return np.add(p, coefs[-1], out=p)
 
 
+@_low_precision_in_float32
 def erf_values(x, out=None):
     """erf(x), eager mode's and generated code's (``out``: the array to write). Large float32 host
     arrays: the rational approximation above in numpy passes (nan stays nan, +-inf gives +-1);
@@ -138,6 +155,7 @@ def erf_values(x, out=None):
     return np.multiply(p, xc, out=p)  # last, so that tiny x never makes a subnormal p
 
 
+@_low_precision_in_float32
 def rsqrt_values(x, out=None):
     """1 / sqrt(x), eager mode's and generated code's (``out``: the array to write): two passes,
     the second in place."""
@@ -306,7 +324,8 @@ def _reduction(name: str, ufunc: np.ufunc, fn, widen_ints: bool, needs_elements:
             return ufunc.reduce(x, axis=dims, keepdims=keepdim)
         return fn(x, axis=dims, keepdims=keepdim)
 
-    prim = register(Primitive(name, infer, impl, operand_dtype=out_dtype, kind="reduction"))
+    prim = register(Primitive(name, infer, impl, operand_dtype=out_dtype, kind="reduction",
+                              accumulates=ufunc in (np.add, np.multiply)))
     REDUCE_UFUNCS[prim] = ufunc
     return prim
 
@@ -351,7 +370,7 @@ def _cumsum_infer(x, *, dim: int):
 
 cumsum = register(Primitive(
     "cumsum", _cumsum_infer, lambda x, *, dim: np.cumsum(x, axis=dim) if x.ndim else x.copy(),
-    operand_dtype=lambda x, **_: _cumsum_infer(x, dim=0).dtype, kind="scan",
+    operand_dtype=lambda x, **_: _cumsum_infer(x, dim=0).dtype, kind="scan", accumulates=True,
 ))
 
 
@@ -688,7 +707,7 @@ def _matmul_infer(a, b):
     return TensorType(out, a.dtype)
 
 
-matmul = register(Primitive("matmul", _matmul_infer, np.matmul, kind="matmul"))
+matmul = register(Primitive("matmul", _matmul_infer, np.matmul, kind="matmul", accumulates=True))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -788,7 +807,7 @@ def _fold(cols, *, size, kernel, stride, padding, dilation):
     return lib.ascontiguousarray(out[(builtins.slice(None), builtins.slice(None)) + crop])
 
 
-fold = register(Primitive("fold", _fold_infer, _fold, kind="window"))
+fold = register(Primitive("fold", _fold_infer, _fold, kind="window", accumulates=True))
 
 
 # Identity whose output takes no part in differentiation (``detach`` inside traced graphs).
@@ -881,7 +900,7 @@ def _cumarg(take_if):
         out = xp.zeros(xm.shape, np.int64)
         if xm.shape[0] == 0:
             return np.moveaxis(out, 0, dim)
-        floating = xm.dtype.kind == "f"
+        floating = dt.is_floating_array_dtype(xm.dtype)
         best, cur = xm[0].copy(), xp.zeros(xm.shape[1:], np.int64)
         for t in range(1, xm.shape[0]):
             v = xm[t]
@@ -914,7 +933,7 @@ def _argsort(x, *, dim: int, descending: bool):
         return np.argsort(x, axis=dim, kind="stable").astype(np.int64)
     if x.dtype == np.bool_:
         key = ~x
-    elif x.dtype.kind == "f":
+    elif dt.is_floating_array_dtype(x.dtype):
         # by -x, NaN first: two stable sorts (lexsort has no axis in CuPy), the primary key last
         by_value = np.argsort(np.where(np.isnan(x), -np.inf, -x), axis=dim, kind="stable")
         nan_first = np.argsort(np.take_along_axis(~np.isnan(x), by_value, axis=dim), axis=dim, kind="stable")
@@ -969,8 +988,8 @@ class LinAlgError(RuntimeError):
 def _linalg_dtype(op: str, d: DType) -> None:
     if not d.is_floating_point:
         raise RuntimeError(f"{op}: Expected a floating point or complex tensor as input. Got {d.scalar_name}")
-    if d is dt.float16:
-        raise RuntimeError(f"{op}: Low precision dtypes not supported. Got Half")
+    if d.is_low_precision:
+        raise RuntimeError(f"{op}: Low precision dtypes not supported. Got {d.scalar_name}")
 
 
 

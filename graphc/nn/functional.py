@@ -675,7 +675,7 @@ def rms_norm(input: Tensor, normalized_shape, weight=None, eps: float | None = N
     ns = (normalized_shape,) if isinstance(normalized_shape, int) else tuple(normalized_shape)
     dims = tuple(range(input.ndim - len(ns), input.ndim))
     if eps is None:
-        eps = float(np.finfo(input.dtype.np).eps)
+        eps = float(dt.float_info(input.dtype).eps)
     y = input * math_ops.rsqrt(math_ops.mean(input * input, dims, keepdim=True) + eps)
     return y if weight is None else y * weight
 
