@@ -13,7 +13,7 @@ from typing import Any, Callable, NamedTuple
 
 import numpy as np
 
-from .dtypes import INT, DType, float32
+from .dtypes import INT, DType, float32, is_python_scalar
 
 
 class TensorType(NamedTuple):
@@ -60,6 +60,10 @@ class Primitive:
     # float32 and the result rounded once to its declared dtype, as PyTorch's CPU kernels do
     # (numpy would round after every addition: a float16 sum of 4096 ones stops at 2048).
     accumulates: bool = False
+    # A Python number operand meets float16/bfloat16 tensors in float32, the result rounded once:
+    # PyTorch's CPU mul and div kernels read the scalar at float precision (``x * 1.7`` is not
+    # ``x * bfloat16(1.7)``), while add, sub and comparisons round it to the tensor's type first.
+    scalar_in_float32: bool = False
 
     def __post_init__(self) -> None:
         if self.cheap is None:
@@ -94,12 +98,13 @@ class Primitive:
             to = self.operand_dtype(*args, **attrs)
             if to is None:
                 return [None] * len(args)
+        wide = self.accumulates or (self.scalar_in_float32 and any(is_python_scalar(a) for a in args))
         casts = []
         for i, a in enumerate(args):
             c = None
             if i not in self.nondiff_operands and hasattr(a, "dtype"):
                 c = to or a.dtype
-                if self.accumulates and c.is_low_precision:
+                if wide and c.is_low_precision:
                     c = float32
                 if c is a.dtype:
                     c = None

@@ -46,7 +46,8 @@ def _compute_dtype(mode: str, args) -> DType | None:
     return d
 
 
-def _elementwise(name: str, fn, mode: str, check=None, differentiable: bool | None = None) -> Primitive:
+def _elementwise(name: str, fn, mode: str, check=None, differentiable: bool | None = None,
+                 scalar_in_float32: bool = False) -> Primitive:
     def infer(*args):
         if check is not None:
             check(*args)
@@ -62,7 +63,7 @@ def _elementwise(name: str, fn, mode: str, check=None, differentiable: bool | No
         differentiable = mode not in ("compare", "logical", "integral")
     return register(Primitive(
         name, infer, fn, operand_dtype=lambda *a, **_: _compute_dtype(mode, a), kind="elementwise",
-        differentiable=differentiable,
+        differentiable=differentiable, scalar_in_float32=scalar_in_float32,
     ))
 
 
@@ -226,8 +227,8 @@ add = _elementwise("add", _quiet(np.add), "promote")  # inf - inf, 0 * inf: nan,
 sub = _elementwise("sub", _quiet(np.subtract), "promote", _no_bool(
     "Subtraction, the `-` operator, with two bool tensors", "Use the `^` or `logical_xor()` "
     "operator instead."))
-mul = _elementwise("mul", _quiet(np.multiply), "promote")
-div = _elementwise("div", _quiet(np.true_divide), "float")
+mul = _elementwise("mul", _quiet(np.multiply), "promote", scalar_in_float32=True)
+div = _elementwise("div", _quiet(np.true_divide), "float", scalar_in_float32=True)
 
 
 def check_int_divisor(b) -> None:
@@ -254,7 +255,7 @@ def _int_pow(a, b):
 
 
 floor_divide = _elementwise("floor_divide", _int_zero_check(_quiet(np.floor_divide)), "promote",
-                            differentiable=False)  # piecewise constant
+                            differentiable=False, scalar_in_float32=True)  # piecewise constant
 remainder = _elementwise("remainder", _int_zero_check(_quiet(np.remainder)), "promote")
 pow = _elementwise("pow", _quiet(_int_pow), "promote")
 maximum = _elementwise("maximum", np.maximum, "promote")
@@ -324,8 +325,9 @@ def _reduction(name: str, ufunc: np.ufunc, fn, widen_ints: bool, needs_elements:
             return ufunc.reduce(x, axis=dims, keepdims=keepdim)
         return fn(x, axis=dims, keepdims=keepdim)
 
+    # sums accumulate in float32 for float16/bfloat16; products, like PyTorch's, in the format
     prim = register(Primitive(name, infer, impl, operand_dtype=out_dtype, kind="reduction",
-                              accumulates=ufunc in (np.add, np.multiply)))
+                              accumulates=ufunc is np.add))
     REDUCE_UFUNCS[prim] = ufunc
     return prim
 
