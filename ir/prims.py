@@ -289,7 +289,14 @@ def _cast_infer(x, *, dtype: DType):
     return TensorType(_shape(x), dtype)
 
 
-cast = register(Primitive("cast", _cast_infer, lambda x, *, dtype: x.astype(dtype.np), kind="elementwise"))
+def _cast(x, *, dtype: DType):
+    if dtype.is_floating_point and x.dtype.itemsize > dtype.itemsize:
+        with np.errstate(over="ignore"):  # beyond a narrower float's range: inf, silently (PyTorch)
+            return x.astype(dtype.np)
+    return x.astype(dtype.np)
+
+
+cast = register(Primitive("cast", _cast_infer, _cast, kind="elementwise"))
 # A fresh copy of the operand; a no-op in functional IR, needed for eager ``clone()``.
 copy = register(Primitive("copy", lambda x: TensorType(_shape(x), x.dtype), np.copy, kind="elementwise",
                           cheap=False))  # an explicit copy is kept where the program asked for it
@@ -830,7 +837,17 @@ def _rand_uniform_infer(key, *, shape: tuple[int, ...], dtype: DType, stream: in
 
 def _rand_uniform(key, *, shape, dtype, stream):
     seed = [int(k) & 0xFFFF_FFFF_FFFF_FFFF for k in np.asarray(key).reshape(-1)] + [int(stream)]
-    return np.random.Generator(np.random.PCG64(seed)).random(shape).astype(dtype.np)
+    return unit_uniform(np.random.Generator(np.random.PCG64(seed)).random(shape), dtype).astype(dtype.np)
+
+
+def unit_uniform(u: np.ndarray, dtype: DType) -> np.ndarray:
+    """Float64 draws from [0, 1) as PyTorch draws them for ``dtype``: for float16 and bfloat16,
+    multiples of 2**-digits (the format's significand bits), which the format holds exactly (a
+    finer value could round up to 1.0); others unchanged."""
+    if not dtype.is_low_precision:
+        return u
+    digits = int(dt.float_info(dtype).nmant) + 1
+    return np.floor(np.ldexp(u, digits)) * 2.0 ** -digits
 
 
 rand_uniform = register(Primitive("rand_uniform", _rand_uniform_infer, _rand_uniform, kind="random",
