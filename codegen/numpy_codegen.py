@@ -14,6 +14,7 @@ from typing import Callable
 import numpy as np
 
 from graphc.ir import prims as P
+from graphc.ir.dtypes import fill_value
 from graphc.ir.graph import Node, Value
 from graphc.ir.primitive import PRIMITIVES, Primitive, as_dtype
 
@@ -98,7 +99,8 @@ LOWERINGS[P.rsqrt] = lambda n, a: f"_rsqrt({a[0]})"
 LOWERINGS[P.sigmoid] = lambda n, a: f"_sigmoid({a[0]})"
 LOWERINGS[P.erf] = lambda n, a: f"_erf({a[0]})"
 _OUT_CAPABLE += [P.relu, P.rsqrt, P.sigmoid, P.erf]
-LOWERINGS[P.full] = lambda n, a: f"np.full({n.attrs['shape']!r}, {_literal(n.attrs['value'])}, {np_type(n.output.dtype)})"
+LOWERINGS[P.full] = lambda n, a: (f"np.full({n.attrs['shape']!r}, {_literal(fill_value(n.attrs['value'], n.output.dtype))}, "
+                                  f"{np_type(n.output.dtype)})")
 LOWERINGS[P.concat] = lambda n, a: f"np.concatenate(({', '.join(a)},), axis={n.attrs['axis']})"
 # reductions call the ufunc's reduce itself (np.sum and friends are a Python wrapper around it)
 for _p, _uf in P.REDUCE_UFUNCS.items():

@@ -87,7 +87,9 @@ def tensor(data, *, dtype=None, device=None, requires_grad: bool = False, pin_me
     data, inferred = _scan(data)
     d = dtype or inferred
     try:
-        arr = np.array(data, dtype=d.np)  # _scan turned tensors inside into arrays
+        # _scan turned tensors inside into arrays; float16/bfloat16 are made from float32 values,
+        # as in PyTorch (dt.fill_value)
+        arr = np.array(data, dtype=np.float32).astype(d.np) if d.is_low_precision else np.array(data, dtype=d.np)
     except OverflowError:
         if dtype is None:
             raise ValueError("Overflow when unpacking long long") from None
@@ -138,7 +140,8 @@ def _new_shape(size) -> tuple[int, ...]:
 def _filled(size, value, dtype, device, requires_grad) -> Tensor:
     dev = check_device(device)
     shape = _new_shape(size)
-    npd = (dtype or dt.get_default_dtype()).np
+    d = dtype or dt.get_default_dtype()
+    npd, value = d.np, dt.fill_value(value, d)
     if dev is CPU:
         return _finish(np.full(shape, value, dtype=npd), requires_grad)
     arr = _rt.get(dev.type).allocate(shape, npd, dev.index)  # filled on the device, no host copy

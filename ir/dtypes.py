@@ -140,6 +140,15 @@ def float_info(d: DType):
     return np.finfo(d.np)
 
 
+def fill_value(value, d: DType):
+    """A Python number as PyTorch stores it in a tensor of ``d``: for float16 and bfloat16 through
+    float32 (c10's Half and BFloat16 are made from a float), so that a double just beside a tie of
+    the format rounds as in PyTorch, not directly."""
+    if d.is_low_precision and isinstance(value, float):
+        return float(np.float32(value))
+    return value
+
+
 def from_name(name: str) -> DType:
     return _BY_NAME[name]
 

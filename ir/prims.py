@@ -290,6 +290,8 @@ def _cast_infer(x, *, dtype: DType):
 
 
 def _cast(x, *, dtype: DType):
+    if dtype.is_low_precision and x.dtype.itemsize == 8:
+        x = x.astype(np.float32)  # PyTorch rounds doubles and int64 to float16/bfloat16 through float32
     if dtype.is_floating_point and x.dtype.itemsize > dtype.itemsize:
         with np.errstate(over="ignore"):  # beyond a narrower float's range: inf, silently (PyTorch)
             return x.astype(dtype.np)
@@ -728,7 +730,7 @@ def _full_infer(*, shape: tuple[int, ...], value, dtype: DType):
 
 
 full = register(Primitive(
-    "full", _full_infer, lambda *, shape, value, dtype: np.full(shape, value, dtype=dtype.np),
+    "full", _full_infer, lambda *, shape, value, dtype: np.full(shape, dt.fill_value(value, dtype), dtype=dtype.np),
     kind="creation", differentiable=False))
 
 

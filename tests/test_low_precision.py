@@ -140,6 +140,14 @@ def test_casts_round_to_nearest_even(d):
     x = torch.tensor(vals, dtype=torch.float32)
     for y in (x.to(d), x.half() if d is torch.float16 else x.bfloat16(), x.type(d), torch.tensor(vals, dtype=d)):
         assert y.dtype is d and y.tolist() == want
+    # a double just above a tie goes through float32 first, as in PyTorch (c10 makes Half and
+    # BFloat16 from a float): to the even neighbour, not up as a direct rounding would
+    v = 1 + e / 2 + 2.0 ** -30
+    wide = torch.tensor([v], dtype=torch.float64)
+    for y in (torch.tensor([v], dtype=d), wide.to(d), torch.full((1,), v, dtype=d),
+              torch.compile(lambda t: t.to(d))(wide), torch.compile(lambda t: t + torch.full((1,), v, dtype=d))(
+                  torch.zeros(1, dtype=d))):
+        assert y.tolist() == [1.0]
     big = torch.tensor([1e6, -1e6]).to(d).tolist()
     assert big == ([float("inf"), float("-inf")] if d is torch.float16 else [999424.0, -999424.0])
     assert torch.tensor([1.5], dtype=d).to(torch.float64).item() == 1.5
