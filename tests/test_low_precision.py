@@ -438,3 +438,15 @@ def test_bit_for_bit_with_torch(name):
     a, b = (x @ x.t()).double().numpy(), (tx @ tx.t()).double().numpy()
     ax = np.abs(x.double().numpy())
     assert np.all(np.abs(a - b) <= EPS[d] * np.abs(b) + 2 * 300 * F32_EPS * (ax @ ax.T))
+
+
+def test_assert_close_defaults_for_low_precision():
+    # PyTorch's defaults: float16 rtol 1e-3, bfloat16 rtol 1.6e-2 (atol 1e-5 both)
+    x = torch.tensor([1.0, 2.0], dtype=torch.bfloat16)
+    torch.testing.assert_close(x, torch.tensor([1.0078125, 2.0], dtype=torch.bfloat16))
+    with pytest.raises(AssertionError, match="not close"):
+        torch.testing.assert_close(x, torch.tensor([1.03125, 2.0], dtype=torch.bfloat16))
+    h = torch.tensor([1.0, 2.0], dtype=torch.half)
+    torch.testing.assert_close(h, torch.tensor([1.0009765625, 2.0], dtype=torch.half))
+    with pytest.raises(AssertionError, match="not close"):
+        torch.testing.assert_close(h, torch.tensor([1.00390625, 2.0], dtype=torch.half))
