@@ -89,7 +89,8 @@ int32 = DType("int32", np.int32, INT, "i32", ("int32", "int"), "Int", "int")
 int64 = DType("int64", np.int64, INT, "i64", ("int64", "long"), "Long", "long int")
 uint8 = DType("uint8", np.uint8, INT, "u8", ("uint8",), "Byte", "unsigned char")
 bool_ = DType("bool", np.bool_, BOOL, "b8", ("bool",), "Bool", "bool")
-bfloat16 = _MLDtypesDType("bfloat16", None, FLOAT, "bf16", ("bfloat16",), "BFloat16", "c10::BFloat16", itemsize=2)
+bfloat16 = _MLDtypesDType("bfloat16", None, FLOAT, "bf16", ("bfloat16",), "BFloat16", "c10::BFloat16",
+                          itemsize=2)
 
 ALL_DTYPES = (float16, bfloat16, float32, float64, int8, int16, int32, int64, uint8, bool_)
 # numpy dtype -> DType; bfloat16 joins when its numpy type is first made (``_MLDtypesDType.np``)

@@ -396,6 +396,10 @@ def test_compiled_matches_eager(d):
     compiled = torch.compile(_program)(x, w)
     for e, c in zip(eager, compiled):
         assert c.dtype is e.dtype and torch.equal(c, e)
+    # a pointwise kernel large enough to run in pieces on the thread pool
+    big, _ = data(512, 256, dtype=d, seed=12)
+    chain = lambda v: ((v * 1.7 + 1).sigmoid() / 3 - v).exp().tanh()  # noqa: E731
+    assert torch.equal(torch.compile(chain)(big), chain(big))
 
 
 @pytest.mark.parametrize("d", LOW, ids=ids)
