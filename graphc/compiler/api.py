@@ -374,7 +374,8 @@ class CompiledFunction:
                 self.recompiles += 1
                 self.history.append(f"recompile #{self.recompiles}: {reason}")
                 _emit("recompiles", f"{self.name}: recompiling because {reason}")
-            entry = self._compile(args, kwargs, guard, leaves, spec)
+            why = f"recompiled because {reason}" if self.cache else "the first compile"
+            entry = self._compile(args, kwargs, guard, leaves, spec, why)
             self.cache[entry.guard] = entry
         if entry.eager_reason is not None:
             return self.fn(*args, **kwargs)
@@ -412,8 +413,9 @@ class CompiledFunction:
         return None
 
     @_gc_paused
-    def _compile(self, args, kwargs, guard, leaves, spec) -> Entry:
+    def _compile(self, args, kwargs, guard, leaves, spec, why: str) -> Entry:
         entry = Entry(guard)
+        entry.stages["why"] = why
         t0 = time.perf_counter()
         progress = _Progress(self.name)
         trace = Trace(self.name, _device_of(leaves, self.modules))
@@ -520,6 +522,11 @@ class CompiledFunction:
             raise RuntimeError(f"graphc.compile: {e}") from None
         entry.backend = backend
         differentiated = grad_mode.is_grad_enabled() and bool(wrt) and bool(diff_outputs)
+        entry.stages["contents"] = (
+            "forward, backward (a backward() call inside) and what follows it, such as the optimizer "
+            "update, in one graph" if trace.backward_done else
+            "forward; autodiff derives the backward graph after the passes" if differentiated else
+            "forward only (nothing to differentiate)")
         # the forward's outputs after the user's and the mutations are values saved for backward
         saved_from = len(out_values) + len(entry.mutated) + len(grad_values)
         folder, fmt = dump.target(self.dump_dir)
@@ -640,16 +647,18 @@ class CompiledFunction:
                entry_key: str | None, saved_from: int | None = None) -> CompiledGraph:
         """Backend passes (after autodiff): CSE/DCE again and fusion grouping (with the backend's
         legality), then ``backend.compile``: schedule, memory plan, code, loading."""
+        what = name[len(self.name) + 1:] if name.startswith(self.name + "_") else "graph"
         fusion_log: list[str] = []
         verify = True if pass_manager.VERIFY_EACH_PASS else "end"
         pm = PassManager(lowering_pipeline(fusion_log, backend.in_kernels), verify=verify,
                          record=bool(entry.stages.get("recorded")))
         g = pm.run(g)
         entry.stages.setdefault("lowering", []).extend(pm.report)
-        entry.stages.setdefault("fusion", []).extend(fusion_log)
+        # the dump's log says which graph each decision is about (a differentiated call lowers two)
+        entry.stages.setdefault("fusion", []).append(f"## {what} graph ({name})" if what != "graph" else f"## {name}")
+        entry.stages["fusion"].extend(fusion_log or ["(no fusion was refused)"])
         for line in fusion_log:
             _emit("fusion", f"{name}: {line}")
-        what = name[len(self.name) + 1:] if name.startswith(self.name + "_") else "graph"
         progress.done(f"lowering {what}", f"{len(g.nodes)} nodes after fusion")
         code_key = None if entry_key is None else entry_cache.code_key(entry_key, name)
         compiled = backend.compile(g, name, saved_from, key=code_key)
