@@ -24,19 +24,23 @@ class Composite:
     # PyTorch's CPU kernels for these ops do (softmax, norms, variances: a chain of primitives in
     # the low-precision format would round after every step)
     float32_inside: bool = False
+    # the results take the first operand's type when it is float16/bfloat16, whatever the others
+    # (PyTorch's mixed-type normalizations: a bfloat16 input with float32 weights gives bfloat16)
+    follows_input: bool = False
 
 
 COMPOSITES: dict[str, Composite] = {}
 
 
-def composite(name: str, grad_name: str | None = None, float32_inside: bool = False):
+def composite(name: str, grad_name: str | None = None, float32_inside: bool = False,
+              follows_input: bool = False):
     def register(fn):
         if name in COMPOSITES:
             raise ValueError(f"composite {name!r} defined twice")
         gname = grad_name or "".join(p.capitalize() for p in name.split("_")) + "Backward0"
         if float32_inside:
-            fn = _in_float32(fn)
-        COMPOSITES[name] = Composite(name, fn, gname, float32_inside)
+            fn = _in_float32(fn, follows_input)
+        COMPOSITES[name] = Composite(name, fn, gname, float32_inside, follows_input)
         return fn
     return register
 
@@ -46,14 +50,17 @@ def _is_float_tensor(a) -> bool:
         isinstance(a.dtype, dt.DType) and a.dtype.is_floating_point
 
 
-def _in_float32(fn: Callable) -> Callable:
+def _in_float32(fn: Callable, follows_input: bool) -> Callable:
     """``fn`` computing in float32 when its floating-point operands promote to float16 or
-    bfloat16: they are cast up, and its float32 results cast back to that type (once, at the end:
-    the casts are primitives, so autodiff and fusion see them). Other operands pass unchanged."""
+    bfloat16 (``follows_input``: when the first operand is one): they are cast up, and its float32
+    result cast back to that type (once, at the end: the casts are primitives, so autodiff and
+    fusion see them). Other operands pass unchanged."""
     @functools.wraps(fn)
     def run(*args, **kwargs):
         low = None
-        for a in (*args, *kwargs.values()):
+        if follows_input and args and _is_float_tensor(args[0]):
+            low = args[0].dtype
+        for a in () if low is not None else (*args, *kwargs.values()):
             if _is_float_tensor(a):
                 low = a.dtype if low is None else dt.promote_types(low, a.dtype)
         if low is None or not low.is_low_precision:
@@ -66,7 +73,9 @@ def _in_float32(fn: Callable) -> Callable:
             return P.cast(o, dtype=low) if _is_float_tensor(o) and o.dtype is dt.float32 else o
 
         out = fn(*map(up, args), **{k: up(v) for k, v in kwargs.items()})
-        return tuple(down(o) for o in out) if isinstance(out, tuple) else down(out)
+        # a tuple's further results (batch norm's batch statistics) stay float32, as the
+        # statistics PyTorch's kernels save (their float accumulation type)
+        return (down(out[0]),) + out[1:] if isinstance(out, tuple) else down(out)
     return run
 
 

@@ -150,7 +150,7 @@ def _normalize(x, dims, eps):
     return P.mul(d, P.rsqrt(P.add(v, eps)))
 
 
-@composite("layer_norm", grad_name="NativeLayerNormBackward0", float32_inside=True)
+@composite("layer_norm", grad_name="NativeLayerNormBackward0", float32_inside=True, follows_input=True)
 def layer_norm(x, ndims, weight, bias, eps):
     n = len(_shape(x))
     y = _normalize(x, tuple(range(n - ndims, n)), eps)
@@ -161,7 +161,7 @@ def layer_norm(x, ndims, weight, bias, eps):
     return y
 
 
-@composite("group_norm", grad_name="NativeGroupNormBackward0", float32_inside=True)
+@composite("group_norm", grad_name="NativeGroupNormBackward0", float32_inside=True, follows_input=True)
 def group_norm(x, groups, weight, bias, eps):
     shape = _shape(x)
     n, c = shape[:2]
@@ -175,7 +175,7 @@ def group_norm(x, groups, weight, bias, eps):
     return y
 
 
-@composite("batch_norm", grad_name="NativeBatchNormBackward0", float32_inside=True)
+@composite("batch_norm", grad_name="NativeBatchNormBackward0", float32_inside=True, follows_input=True)
 def batch_norm(x, mean_, var_, weight, bias, training, eps):
     """Returns (y, batch mean, unbiased batch var); the caller updates running statistics.
     In eval mode ``mean_``/``var_`` are the running statistics and the batch stats are None."""

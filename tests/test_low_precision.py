@@ -34,7 +34,7 @@ def data(*shape, dtype, seed=0, scale=1.0):
 
 
 def f64(t) -> np.ndarray:
-    return t.double().numpy()
+    return t.detach().double().numpy()
 
 
 def assert_rounded_once(got, ref, dtype, atol=0.0):
@@ -454,3 +454,23 @@ def test_assert_close_defaults_for_low_precision():
     torch.testing.assert_close(h, torch.tensor([1.0009765625, 2.0], dtype=torch.half))
     with pytest.raises(AssertionError, match="not close"):
         torch.testing.assert_close(h, torch.tensor([1.00390625, 2.0], dtype=torch.half))
+
+
+@pytest.mark.parametrize("d", LOW, ids=ids)
+def test_normalizations_take_float32_parameters_and_keep_the_input_type(d):
+    # PyTorch's mixed-type CPU kernels: a float16/bfloat16 input with float32 weights (a module
+    # left in float32 under autocast) gives the input's type, computed in float32
+    x, x64 = data(6, 8, 5, dtype=d, seed=13)
+    w = torch.linspace(0.5, 1.5, 8, requires_grad=True)
+    b = torch.linspace(-1, 1, 8)
+    y = F.layer_norm(x.transpose(1, 2), (8,), w, b)
+    assert_rounded_once(y, F.layer_norm(x64.transpose(1, 2), (8,), w.double(), b.double()), d, atol=1e-5)
+    y.float().sum().backward()
+    assert w.grad.dtype is torch.float32
+    assert F.group_norm(x, 2, w, b).dtype is d
+    bn = nn.BatchNorm1d(8)
+    assert bn(x).dtype is d and bn.running_mean.dtype is torch.float32
+    want = 0.1 * f64(x64.mean((0, 2)))  # momentum 0.1 from zeros: the batch mean, rounded once
+    assert np.all(np.abs(f64(bn.running_mean) - want) <= 0.5 * EPS[d] * np.abs(want) + 1e-6)
+    with pytest.raises(RuntimeError, match="expect parameter to have scalar type of Float"):
+        F.layer_norm(x.transpose(1, 2), (8,), w.double())
