@@ -219,6 +219,11 @@ def test_numpy_conversion():
     a[0] = 4.0  # shares memory, as in PyTorch
     assert h[0].item() == 4.0
     assert torch.from_numpy(np.ones(2, np.float16)).dtype is torch.float16
+    ml_dtypes = pytest.importorskip("ml_dtypes")
+    b = np.array([1.5, -2.0], ml_dtypes.bfloat16)
+    assert torch.from_numpy(b).dtype is torch.bfloat16 and torch.tensor(b).tolist() == [1.5, -2.0]
+    with pytest.raises(RuntimeError, match="linalg.inv: Low precision dtypes not supported. Got BFloat16"):
+        torch.linalg.inv(torch.eye(2, dtype=torch.bfloat16))
 
 
 def test_ml_dtypes_is_imported_lazily_and_its_absence_is_explained():
