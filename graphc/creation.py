@@ -87,9 +87,7 @@ def tensor(data, *, dtype=None, device=None, requires_grad: bool = False, pin_me
     data, inferred = _scan(data)
     d = dtype or inferred
     try:
-        # _scan turned tensors inside into arrays; float16/bfloat16 are made from float32 values,
-        # as in PyTorch (dt.fill_value)
-        arr = np.array(data, dtype=np.float32).astype(d.np) if d.is_low_precision else np.array(data, dtype=d.np)
+        arr = dt.host_array(data, d)  # _scan turned tensors inside into arrays
     except OverflowError:
         if dtype is None:
             raise ValueError("Overflow when unpacking long long") from None

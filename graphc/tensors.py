@@ -74,7 +74,7 @@ class Tensor:
         # Legacy constructor, as in torch.Tensor: Tensor(data) or Tensor(*sizes); always float.
         d = dtype or dt.get_default_dtype()
         if len(args) == 1 and not isinstance(args[0], int):
-            arr = np.array(_to_nested(args[0]), dtype=d.np)
+            arr = dt.host_array(_to_nested(args[0]), d)
         else:
             from .creation import _new_shape  # PyTorch's error for a negative size
             arr = np.zeros(_new_shape(args), dtype=d.np)

@@ -150,6 +150,15 @@ def fill_value(value, d: DType):
     return value
 
 
+def host_array(data, d: DType) -> np.ndarray:
+    """``np.array(data, d.np)``, with float16/bfloat16 made from float32 values as ``fill_value``
+    says (Python floats are doubles)."""
+    if d.is_low_precision:
+        with np.errstate(over="ignore"):  # beyond the format's range: inf, silently (PyTorch)
+            return np.array(data, dtype=np.float32).astype(d.np)
+    return np.array(data, dtype=d.np)
+
+
 def from_name(name: str) -> DType:
     return _BY_NAME[name]
 

@@ -138,7 +138,8 @@ def test_casts_round_to_nearest_even(d):
     vals = [1 + e / 2, 1 + 3 * e / 2, 1 + e / 2 + e / 8, -(1 + 3 * e / 2), 3.0, 0.0]
     want = [1.0, 1 + 2 * e, 1 + e, -(1 + 2 * e), 3.0, 0.0]
     x = torch.tensor(vals, dtype=torch.float32)
-    for y in (x.to(d), x.half() if d is torch.float16 else x.bfloat16(), x.type(d), torch.tensor(vals, dtype=d)):
+    for y in (x.to(d), x.half() if d is torch.float16 else x.bfloat16(), x.type(d), torch.tensor(vals, dtype=d),
+              (torch.HalfTensor if d is torch.float16 else torch.BFloat16Tensor)(vals)):
         assert y.dtype is d and y.tolist() == want
     # a double just above a tie goes through float32 first, as in PyTorch (c10 makes Half and
     # BFloat16 from a float): to the even neighbour, not up as a direct rounding would
@@ -148,6 +149,7 @@ def test_casts_round_to_nearest_even(d):
               torch.compile(lambda t: t.to(d))(wide), torch.compile(lambda t: t + torch.full((1,), v, dtype=d))(
                   torch.zeros(1, dtype=d))):
         assert y.tolist() == [1.0]
+    assert torch.tensor([1e300], dtype=d).tolist() == [float("inf")]  # silently, as in PyTorch
     big = torch.tensor([1e6, -1e6]).to(d).tolist()
     assert big == ([float("inf"), float("-inf")] if d is torch.float16 else [999424.0, -999424.0])
     assert torch.tensor([1.5], dtype=d).to(torch.float64).item() == 1.5
