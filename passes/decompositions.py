@@ -45,9 +45,14 @@ def composite(name: str, grad_name: str | None = None, float32_inside: bool = Fa
     return register
 
 
+def _float_type(a) -> dt.DType | None:
+    """The dtype of a floating-point tensor or IR value; None for anything else."""
+    d = getattr(a, "dtype", None)
+    return d if isinstance(d, dt.DType) and d.is_floating_point else None
+
+
 def _is_float_tensor(a) -> bool:
-    return hasattr(a, "shape") and getattr(a, "dtype", None) is not None and \
-        isinstance(a.dtype, dt.DType) and a.dtype.is_floating_point
+    return _float_type(a) is not None
 
 
 def _in_float32(fn: Callable, follows_input: bool) -> Callable:
@@ -57,12 +62,12 @@ def _in_float32(fn: Callable, follows_input: bool) -> Callable:
     fusion see them). Other operands pass unchanged."""
     @functools.wraps(fn)
     def run(*args, **kwargs):
-        low = None
-        if follows_input and args and _is_float_tensor(args[0]):
-            low = args[0].dtype
-        for a in () if low is not None else (*args, *kwargs.values()):
-            if _is_float_tensor(a):
-                low = a.dtype if low is None else dt.promote_types(low, a.dtype)
+        low = _float_type(args[0]) if follows_input and args else None
+        if low is None:
+            for a in (*args, *kwargs.values()) if kwargs else args:
+                d = _float_type(a)
+                if d is not None:
+                    low = d if low is None else dt.promote_types(low, d)
         if low is None or not low.is_low_precision:
             return fn(*args, **kwargs)
 
