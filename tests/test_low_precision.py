@@ -481,3 +481,15 @@ def test_normalizations_take_float32_parameters_and_keep_the_input_type(d):
     assert np.all(np.abs(f64(bn.running_mean) - want) <= 0.5 * EPS[d] * np.abs(want) + 1e-6)
     with pytest.raises(RuntimeError, match="expect parameter to have scalar type of Float"):
         F.layer_norm(x.transpose(1, 2), (8,), w.double())
+
+
+@pytest.mark.parametrize("d", LOW, ids=ids)
+def test_low_precision_default_dtype(d):
+    old = torch.get_default_dtype()
+    try:
+        torch.set_default_dtype(d)
+        assert torch.tensor([1.5]).dtype is d and torch.ones(2).dtype is d and torch.randn(2).dtype is d
+        assert (torch.arange(3) * 1.5).dtype is d and (torch.arange(3) / 2).dtype is d
+        assert nn.Linear(2, 2).weight.dtype is d
+    finally:
+        torch.set_default_dtype(old)
