@@ -24,6 +24,7 @@ class Target(Protocol):
     extern_ops: Mapping              # primitive -> how the backend calls its library
     unsupported: Mapping             # primitive -> why this backend can't run it
     materializes_intermediates: bool # body intermediates live in arrays (numpy) not registers
+    donates: bool                    # its code writes an input's new value into the input's array
 
     def writes_into(self, prim: Primitive) -> bool: ...      # can write a planned buffer
     def extern_fresh(self, prim: Primitive) -> bool: ...     # extern result never views operands

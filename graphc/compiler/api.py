@@ -43,6 +43,7 @@ from graphc.passes.manager import PassManager, default_pipeline, lowering_pipeli
 from graphc.runtime import backends
 from graphc.runtime.compiled import CompiledGraph
 
+from ..amp.autocast_mode import autocast_state
 from ..autograd import grad_mode
 from ..device import array_to
 from ..autograd.graph import Node, gradient_edge
@@ -216,6 +217,7 @@ class Entry:
     backward: CompiledGraph | None = None
     lifted: list = field(default_factory=list)       # concrete tensors read at every call, in order
     mutated: list = field(default_factory=list)      # tensors written back after the call
+    mutated_inputs: list = field(default_factory=list)  # per mutated tensor: the graph input holding it, or None
     n_user_outputs: int = 0
     out_aliases: list = field(default_factory=list)  # per user output: None or what it is a view of
     keep: frozenset = frozenset()                    # outputs the generated code need not copy (aliases)
@@ -311,14 +313,14 @@ class CompiledFunction:
         first: dict[int, int] = {}  # the same tensor passed twice is traced as one value
         aliases = tuple(first.setdefault(id(t), i) for i, t in enumerate(leaves))
         guard = (signature, tuple(_tensor_guard(t) for t in leaves), grad_mode.is_grad_enabled(),
-                 tuple(m.training for m in self.modules), aliases)
+                 tuple(m.training for m in self.modules), aliases, autocast_state())
         return guard, leaves, spec
 
     def _closest(self, guard: tuple) -> tuple:
         """The cached guard that differs from ``guard`` in the fewest parts (latest on ties): the
         recompile reason is reported against it."""
         def distance(old: tuple) -> int:
-            d = sum(a != b for a, b in zip(old[:4:2], guard[:4:2])) + (old[3] != guard[3])
+            d = sum(a != b for a, b in zip(old[:4:2], guard[:4:2])) + (old[3] != guard[3]) + (old[5] != guard[5])
             if len(old[1]) != len(guard[1]):
                 return d + 1 + len(guard[1])
             return d + sum(a != b for x, y in zip(old[1], guard[1]) for a, b in zip(x, y))
@@ -330,6 +332,8 @@ class CompiledFunction:
             return f"grad mode changed from {old[2]} to {new[2]}"
         if old[3] != new[3]:
             return "a module's training flag changed (train()/eval())"
+        if old[5] != new[5]:
+            return f"the autocast state changed from {old[5] or 'off'} to {new[5] or 'off'}"
         if old[0] != new[0]:
             change = _constant_change(old[0], new[0])
             if change is not None:
@@ -340,7 +344,7 @@ class CompiledFunction:
                                ("device", a[3], b[3])):
                 if x != y:
                     return f"tensor argument {i} {what} changed from {x} to {y}"
-        if len(old[1]) == len(new[1]) and old[4:] != new[4:]:
+        if len(old[1]) == len(new[1]) and old[4] != new[4]:
             return "which tensor arguments are the same tensor changed"
         return "the number of tensor arguments changed"
 
@@ -499,6 +503,12 @@ class CompiledFunction:
         entry.stages["lifted_types"] = [None if isinstance(t, Slot) else (tuple(t.shape), t.dtype.name) for t in lifted]
         entry.stages["lifted_requires_grad"] = [not isinstance(t, Slot) and t.requires_grad for t in lifted]
         entry.mutated = [t for t, _ in trace.mutations.values()]
+        position: dict[int, int] = {}
+        for i, t in enumerate(leaves + lifted):
+            position.setdefault(id(t), i)
+        # per mutated tensor, the graph input that holds it: its new value may be computed in that
+        # input's array (donation), and then there is nothing to copy back
+        entry.mutated_inputs = [position.get(id(t)) for t, _ in trace.mutations.values()]
         grad_values = self._grads_set(entry, trace)
         entry.guards = trace.guards
         if trace.backward_done:  # backward() ran inside: its graph is used up, as eagerly
@@ -534,7 +544,7 @@ class CompiledFunction:
         entry.stages["recorded"] = record
         key = None if entry_cache.disabled() else entry_cache.key(entry.stages["traced"], backend, {
             "grad_mode": grad_mode.is_grad_enabled(), "wrt": wrt, "diff_outputs": diff_outputs,
-            "user_outputs": len(out_values), "mutations": len(entry.mutated), "grads": len(grad_values),
+            "user_outputs": len(out_values), "mutations": entry.mutated_inputs, "grads": len(grad_values),
             "default_dtype": dtypes.get_default_dtype().name})  # autodiff's int -> float results
         restorable = key is not None and backend.can_restore
         if restorable and not record and self._restore(entry, key, backend, differentiated, diff_outputs):
@@ -558,13 +568,14 @@ class CompiledFunction:
                 entry.stages["backward"] = print_graph(split.backward)
             fwd, bwd, wrt = split.forward, split.backward, split.wrt
             del split
-            entry.forward = self._lower(fwd, self.name + "_forward", entry, backend, progress, key, saved_from)
+            entry.forward = self._lower(fwd, self.name + "_forward", entry, backend, progress, key, saved_from,
+                                        donate=True)
             del fwd  # the forward's IR can go before the backward is lowered
             entry.backward = self._lower(bwd, self.name + "_backward", entry, backend, progress, key)
             entry.wrt, entry.diff_outputs = wrt, diff_outputs
             entry.stages["code"] = entry.forward.source + "\n" + entry.backward.source
         else:
-            entry.forward = self._lower(g, self.name, entry, backend, progress, key)
+            entry.forward = self._lower(g, self.name, entry, backend, progress, key, donate=True)
             entry.stages["code"] = entry.forward.source
         _emit("code", entry.stages["code"])
         graphs = [entry.forward] + ([entry.backward] if entry.backward is not None else [])
@@ -574,7 +585,8 @@ class CompiledFunction:
         entry.stages["compile_stages"] = progress.times
         entry.stages["compile_seconds"] = time.perf_counter() - t0
         if folder:
-            dump.write_stages(folder, self.name, len(self.cache), entry.stages, g, fmt)
+            # numbered by compile, not by cache size: a recompile may replace an entry (stale lifted state)
+            dump.write_stages(folder, self.name, self.recompiles, entry.stages, g, fmt)
         return entry
 
     def _restore(self, entry: Entry, key: str, backend: backends.Backend, differentiated: bool,
@@ -644,7 +656,7 @@ class CompiledFunction:
         return backends.for_device(device)
 
     def _lower(self, g: Graph, name: str, entry: Entry, backend: backends.Backend, progress: _Progress,
-               entry_key: str | None, saved_from: int | None = None) -> CompiledGraph:
+               entry_key: str | None, saved_from: int | None = None, donate: bool = False) -> CompiledGraph:
         """Backend passes (after autodiff): CSE/DCE again and fusion grouping (with the backend's
         legality), then ``backend.compile``: schedule, memory plan, code, loading."""
         what = name[len(self.name) + 1:] if name.startswith(self.name + "_") else "graph"
@@ -661,7 +673,10 @@ class CompiledFunction:
             _emit("fusion", f"{name}: {line}")
         progress.done(f"lowering {what}", f"{len(g.nodes)} nodes after fusion")
         code_key = None if entry_key is None else entry_cache.code_key(entry_key, name)
-        compiled = backend.compile(g, name, saved_from, key=code_key)
+        # the forward's outputs: user outputs, then each mutated tensor's new value
+        donations = {entry.n_user_outputs + j: i for j, i in enumerate(entry.mutated_inputs) if i is not None} \
+            if donate else None
+        compiled = backend.compile(g, name, saved_from, key=code_key, donate=donations)
         del g
         timings = getattr(compiled, "timings", {})
         progress.done(f"codegen {what}", ", ".join(f"{k} {v:.2f} s" for k, v in timings.items()))
@@ -686,10 +701,11 @@ class CompiledFunction:
         n_grad = sum(how != "none" for _, how in entry.grad_writes)
         user, muts = outs[:n], outs[n:n + n_mut]
         grads, saved = outs[n + n_mut:n + n_mut + n_grad], list(outs[n + n_mut + n_grad:])
-        for t, new in zip(entry.mutated, muts):
-            if type(new) is not type(t._data):  # a 0-dim CPU buffer updated by device code
-                new = array_to(new, t.device)
-            t._data[...] = new.astype(t._data.dtype, copy=False)
+        for t, new, i in zip(entry.mutated, muts, entry.mutated_inputs):
+            if i is None or new is not arrays[i] or arrays[i] is not t._data:  # else: computed in place
+                if type(new) is not type(t._data):  # a 0-dim CPU buffer updated by device code
+                    new = array_to(new, t.device)
+                t._data[...] = new.astype(t._data.dtype, copy=False)
             t._version.value += 1
         new_grads = iter(grads)
         for t, how in entry.grad_writes:
