@@ -14,6 +14,7 @@ from typing import Callable
 import numpy as np
 
 from graphc.ir import prims as P
+from graphc.ir.dtypes import fill_value
 from graphc.ir.graph import Node, Value
 from graphc.ir.primitive import PRIMITIVES, Primitive, as_dtype
 
@@ -33,6 +34,12 @@ def _ufunc(name: str) -> Lowering:
 def _impl_call(node: Node, a: list[str]) -> str:
     args = ", ".join(list(a) + [f"{k}={_literal(v)}" for k, v in node.attrs.items()])
     return f"_fix(_impl[{node.prim.name!r}]({args}), {node.output.dtype.np.name!r})"
+
+
+def np_type(d) -> str:
+    """The numpy type of DType ``d`` in generated code: ``np.float32``, or for a type numpy lacks
+    (bfloat16, from ml_dtypes) the DType's own, which imports its package when first read."""
+    return f"np.{d.np.name}" if isinstance(getattr(np, d.np.name, None), type) else f"_dtypes[{d.name!r}].np"
 
 
 def _literal(v) -> str:
@@ -70,7 +77,10 @@ for _p, _name in [
     _UFUNCS[_p] = getattr(np, _name)
 
 LOWERINGS[P.where] = lambda n, a: f"_fix(np.where({', '.join(a)}), {n.output.dtype.np.name!r})"
-LOWERINGS[P.cast] = lambda n, a: f"np.asarray({a[0]}).astype(np.{n.attrs['dtype'].np.name})"
+# a cast that narrows a float is the impl's, which keeps overflow to inf quiet
+LOWERINGS[P.cast] = lambda n, a: (
+    _impl_call(n, a) if n.attrs["dtype"].is_floating_point and n.inputs[0].dtype.itemsize > n.attrs["dtype"].itemsize
+    else f"np.asarray({a[0]}).astype({np_type(n.attrs['dtype'])})")
 LOWERINGS[P.copy] = lambda n, a: f"np.array({a[0]})"
 LOWERINGS[P.stop_gradient] = lambda n, a: a[0]
 LOWERINGS[P.relu] = lambda n, a: f"np.maximum({a[0]}, 0)"
@@ -89,7 +99,8 @@ LOWERINGS[P.rsqrt] = lambda n, a: f"_rsqrt({a[0]})"
 LOWERINGS[P.sigmoid] = lambda n, a: f"_sigmoid({a[0]})"
 LOWERINGS[P.erf] = lambda n, a: f"_erf({a[0]})"
 _OUT_CAPABLE += [P.relu, P.rsqrt, P.sigmoid, P.erf]
-LOWERINGS[P.full] = lambda n, a: f"np.full({n.attrs['shape']!r}, {_literal(n.attrs['value'])}, np.{n.output.dtype.np.name})"
+LOWERINGS[P.full] = lambda n, a: (f"np.full({n.attrs['shape']!r}, {_literal(fill_value(n.attrs['value'], n.output.dtype))}, "
+                                  f"{np_type(n.output.dtype)})")
 LOWERINGS[P.concat] = lambda n, a: f"np.concatenate(({', '.join(a)},), axis={n.attrs['axis']})"
 # reductions call the ufunc's reduce itself (np.sum and friends are a Python wrapper around it)
 for _p, _uf in P.REDUCE_UFUNCS.items():
@@ -147,6 +158,8 @@ TARGET = NumpyTarget()
 
 def _numpy_dtype_differs(n: Node, casts: list) -> bool:
     """Whether numpy's own result dtype for a ufunc lowering differs from the graph's type."""
+    if n.prim in P.REDUCE_UFUNCS:  # reductions keep their operand's dtype (after the cast)
+        return (casts[0] or n.inputs[0].dtype) is not n.output.dtype
     uf = _UFUNCS.get(n.prim)
     if uf is None:
         return False
@@ -185,7 +198,7 @@ def _statement(w: HostWriter, n: Node, operands: list[str], target: str, buf: st
     ``wrap``: a function applied to a result that is not written into a buffer (the Triton
     backend moves host results of library calls onto its device)."""
     casts = n.prim.operand_casts(tuple(n.inputs), n.attrs)
-    args = [f"{a}.astype(np.{c.np.name})" if c is not None else a for a, c in zip(operands, casts)]
+    args = [f"{a}.astype({np_type(c)})" if c is not None else a for a, c in zip(operands, casts)]
     expr = LOWERINGS[n.prim](n, args)
     check = divisor_check(n, args)
     if check:
@@ -264,7 +277,7 @@ def _kernel(w: HostWriter, k: Kernel, s: Schedule) -> None:
         if buf is not None and s.buffers[buf].role != "temp":
             into = s.plan.donated.get(buf) if s.plan is not None else None
             w.line(f"{buf} = {into}" if into else
-                   f"{buf} = np.empty({tuple(bn.output.type.shape)!r}, np.{bn.output.dtype.np.name})")
+                   f"{buf} = np.empty({tuple(bn.output.type.shape)!r}, {np_type(bn.output.dtype)})")
     w.line(f"def {k.name}_piece(_lo, _hi):")
     w.depth += 1
     for i, bn in pieces:

@@ -16,8 +16,8 @@ Calling convention (the host code generator relies on it)::
 - constexprs: pointwise ``XBLOCK``; reduction ``XBLOCK, RBLOCK``; matmul ``BLOCK_M, BLOCK_N,
   BLOCK_K``. ``RenderedKernel.grid(constexprs)`` gives the launch grid.
 
-Value conventions inside a kernel: float16 values are computed in float32 and rounded once at the
-store (``tl.exp``/``tl.log`` need fp32, and Inductor does the same); bool is int1 (stored as
+Value conventions inside a kernel: float16 and bfloat16 values are computed in float32 and rounded
+once at the store (``tl.exp``/``tl.log`` need fp32, and Inductor does the same); bool is int1 (stored as
 bytes); integer results narrower than int32 are cast back after every op, because Triton widens
 them to int32 when they meet a literal, and a comparison of a widened overflowed value would
 differ from PyTorch's wrapped one.
@@ -54,17 +54,19 @@ from .views import contiguous_strides
 # work after the reduction may combine reduced and unreduced values); longer ones loop.
 PERSISTENT_MAX = 4096
 
-_TL = {"float16": "tl.float16", "float32": "tl.float32", "float64": "tl.float64", "int8": "tl.int8",
-       "int16": "tl.int16", "int32": "tl.int32", "int64": "tl.int64", "uint8": "tl.uint8", "bool": "tl.int1"}
+_TL = {"float16": "tl.float16", "bfloat16": "tl.bfloat16", "float32": "tl.float32", "float64": "tl.float64",
+       "int8": "tl.int8", "int16": "tl.int16", "int32": "tl.int32", "int64": "tl.int64", "uint8": "tl.uint8",
+       "bool": "tl.int1"}
 # Triton's type strings, for pointer parameters of the ahead-of-time signature
-SIGNATURE_TYPES = {"float16": "fp16", "float32": "fp32", "float64": "fp64", "int8": "i8", "int16": "i16",
-                   "int32": "i32", "int64": "i64", "uint8": "u8", "bool": "i1"}
+SIGNATURE_TYPES = {"float16": "fp16", "bfloat16": "bf16", "float32": "fp32", "float64": "fp64", "int8": "i8",
+                   "int16": "i16", "int32": "i32", "int64": "i64", "uint8": "u8", "bool": "i1"}
 _NARROW_INTS = frozenset({"int8", "int16", "uint8"})
 
 
 def compute_dtype(d: DType) -> DType:
-    """The dtype a value of IR dtype ``d`` has inside a kernel (float16 is computed in float32)."""
-    return dt.float32 if d is dt.float16 else d
+    """The dtype a value of IR dtype ``d`` has inside a kernel (float16 and bfloat16 are computed
+    in float32)."""
+    return dt.float32 if d.is_low_precision else d
 
 
 def _tl(d: DType) -> str:
@@ -97,8 +99,8 @@ def convert(expr: str, src: DType, dst: DType) -> str:
         return literal(expr == "True", dst)
     if dst is dt.bool_:
         return f"({expr} != 0)"
-    if dst is dt.float16:  # round to half precision, keep computing in fp32
-        return f"{expr}.to(tl.float16).to(tl.float32)"
+    if dst.is_low_precision:  # round to half precision, keep computing in fp32
+        return f"{expr}.to({_TL[dst.name]}).to(tl.float32)"
     if compute_dtype(src) is compute_dtype(dst):
         return expr
     return f"{expr}.to({_tl(dst)})"
@@ -313,8 +315,8 @@ def _where(op: Op) -> str:
 
 def _full(op: Op) -> str:
     value, d = op.node.attrs["value"], op.out
-    if d is dt.float16:  # the constant a float16 tensor holds
-        value = float(np.float16(value))
+    if d.is_low_precision:  # the constant a float16/bfloat16 tensor holds
+        value = float(np.asarray(value, np.float32).astype(d.np))
     return f"tl.full({op.shape}, {literal(value, d)}, {_tl(d)})"
 
 
@@ -553,12 +555,12 @@ class _Renderer:
         return "*" + SIGNATURE_TYPES[self.dtypes[buffer].name]
 
     def load(self, v: Value, address: str, mask: str | None) -> str:
-        """Load body input ``v`` (float16 widened to float32) into variable ``a{i}``."""
+        """Load body input ``v`` (float16/bfloat16 widened to float32) into variable ``a{i}``."""
         i = self.arg_of[id(v)]
         # a constant address is one element for the whole block: a scalar load, always in bounds
         m = f", {mask}" if mask and not _constant(address) else ""
         expr = f"tl.load(in{i} + ({address}){m})" if address != "0" else f"tl.load(in{i})"
-        if self.dtypes[self.k.args[i].access.buffer] is dt.float16:
+        if self.dtypes[self.k.args[i].access.buffer].is_low_precision:
             expr += ".to(tl.float32)"
         self.emit(f"a{i} = {expr}")
         return f"a{i}"
@@ -605,14 +607,14 @@ class _Renderer:
         key = self.arg_of[id(n.inputs[0])]
         self.needs.update(("_uniform", "_fmix32"))
         u = f"_uniform(tl.load(in{key}), tl.load(in{key} + 1), {int(n.attrs['stream']) % 2 ** 32}, {lin})"
-        if n.output.dtype is dt.float16:  # the largest half below 1: rounding must not reach 1.0
-            u = f"tl.minimum({u}, 0.99951171875)"
+        if n.output.dtype.is_low_precision:  # the largest value below 1: rounding must not reach 1.0
+            u = f"tl.minimum({u}, {1 - float(dt.float_info(n.output.dtype).epsneg)!r})"
         return u
 
     def store(self, o: int, value: str, vdtype: DType, address: str, mask: str | None) -> None:
         want = self.dtypes[self.k.outs[o].buffer]
-        # float16 is rounded once, here; everything else converts with astype semantics
-        v = f"{value}.to(tl.float16)" if want is dt.float16 else convert(value, vdtype, want)
+        # float16/bfloat16 is rounded once, here; everything else converts with astype semantics
+        v = f"{value}.to({_TL[want.name]})" if want.is_low_precision else convert(value, vdtype, want)
         if _constant(address) and mask:  # one element (a 0-d result): a block of that offset
             address = f"({mask}).to(tl.int32) * 0 + {address}"
         self.emit(f"tl.store(out{o} + ({address}), {v}{', ' + mask if mask else ''})")
@@ -938,7 +940,7 @@ def _matmul(r: _Renderer) -> RenderedKernel:
         r.emit(f"b = tl.load(in{ib} + ({b_addr}), (rk[:, None] < {K}) & (rn < {N}), other=0.0)")
         if d is dt.float32:
             r.emit(f'acc = tl.dot(a, b, acc, input_precision="{r.precision}")')
-        else:  # float16 multiplies exactly into the fp32 accumulator; float64 stays float64
+        else:  # float16/bfloat16 multiply exactly into the fp32 accumulator; float64 stays float64
             r.emit("acc = tl.dot(a, b, acc)")
     else:  # integers: exact int64 rank-1 updates (tl.dot has no exact wide-integer form)
         r.emit(f"for k in range(0, {K}):")

@@ -72,6 +72,7 @@ from .serialization import load, save
 from . import onnx  # torch.onnx.export (the onnx package itself is imported on first export)
 
 float16 = half = _dt.float16
+bfloat16 = _dt.bfloat16  # its numpy type comes from ml_dtypes, imported on first use
 float32 = float = _dt.float32  # noqa: A001
 float64 = double = _dt.float64
 int8 = _dt.int8
@@ -121,11 +122,19 @@ def is_nonzero(input: Tensor) -> _builtins.bool:
 
 class finfo:
     def __init__(self, type: dtype | None = None) -> None:
-        info = _np.finfo((type or get_default_dtype()).np)
+        type = type or get_default_dtype()
+        if not type.is_floating_point:
+            raise TypeError("torch.finfo() requires a floating point input type. Use torch.iinfo to handle "
+                            "'torch.finfo'")
+        info = _dt.float_info(type)
         self.bits, self.eps, self.max, self.min = info.bits, _builtins.float(info.eps), _builtins.float(info.max), _builtins.float(info.min)
         self.tiny = self.smallest_normal = _builtins.float(info.tiny)
-        self.resolution = _builtins.float(info.resolution)
-        self.dtype = (type or get_default_dtype()).name
+        self.resolution = 10.0 ** -info.precision  # PyTorch's: a power of ten, not rounded to the type
+        self.dtype = type.name
+
+    def __repr__(self) -> str:
+        return (f"finfo(resolution={self.resolution:g}, min={self.min:g}, max={self.max:g}, eps={self.eps:g}, "
+                f"smallest_normal={self.smallest_normal:g}, tiny={self.tiny:g}, dtype={self.dtype})")
 
 
 class iinfo:
@@ -154,6 +163,7 @@ def _legacy(d, name):
 
 FloatTensor, DoubleTensor, HalfTensor = (_legacy(float32, "FloatTensor"), _legacy(float64, "DoubleTensor"),
                                          _legacy(float16, "HalfTensor"))
+BFloat16Tensor = _legacy(bfloat16, "BFloat16Tensor")
 LongTensor, IntTensor, BoolTensor, ByteTensor = (_legacy(int64, "LongTensor"), _legacy(int32, "IntTensor"),
                                                  _legacy(bool, "BoolTensor"), _legacy(uint8, "ByteTensor"))
 

@@ -88,7 +88,7 @@ def tensor(data, *, dtype=None, device=None, requires_grad: bool = False, pin_me
     data, inferred = _scan(data)
     d = dtype or inferred
     try:
-        arr = np.array(data, dtype=d.np)  # _scan turned tensors inside into arrays
+        arr = dt.host_array(data, d)  # _scan turned tensors inside into arrays
     except OverflowError:
         if dtype is None:
             raise ValueError("Overflow when unpacking long long") from None
@@ -139,7 +139,8 @@ def _new_shape(size) -> tuple[int, ...]:
 def _filled(size, value, dtype, device, requires_grad) -> Tensor:
     dev = check_device(device)
     shape = _new_shape(size)
-    npd = (dtype or dt.get_default_dtype()).np
+    d = dtype or dt.get_default_dtype()
+    npd, value = d.np, dt.fill_value(value, d)
     if dev is CPU:
         return _finish(np.full(shape, value, dtype=npd), requires_grad)
     arr = _rt.get(dev.type).allocate(shape, npd, dev.index)  # filled on the device, no host copy

@@ -36,7 +36,7 @@ def _np_key(k):
         arr = np.asarray([host_array(x._data) if isinstance(x, Tensor) else x for x in k])
         if arr.size == 0:
             arr = arr.astype(np.int64)  # x[[]] selects nothing
-        if arr.dtype.kind == "f":
+        if dt.is_floating_array_dtype(arr.dtype):
             raise IndexError("tensors used as indices must be long, int, byte or bool tensors")
         return arr
     if isinstance(k, slice):

@@ -168,7 +168,7 @@ def _tolerances(A, atol, rtol):
     """PyTorch's defaults: rtol = eps * max(m, n) unless atol > 0 is given alone."""
     atol, rtol = _as_float(atol), _as_float(rtol)
     if rtol is None:
-        rtol = 0.0 if atol is not None and atol > 0 else float(_np.finfo(A.dtype.np).eps) * _builtins.max(
+        rtol = 0.0 if atol is not None and atol > 0 else float(_dt.float_info(A.dtype).eps) * _builtins.max(
             A.shape[-2], A.shape[-1])
     return (0.0 if atol is None else atol), rtol
 

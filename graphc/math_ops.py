@@ -298,7 +298,7 @@ def where(condition, input=None, other=None):
 
 
 def nan_to_num(input, nan: float = 0.0, posinf=None, neginf=None):
-    info = np.finfo(input.dtype.np) if input.dtype.is_floating_point else None
+    info = dt.float_info(input.dtype) if input.dtype.is_floating_point else None
     if info is None:
         return input.clone()
     # Python floats: numpy scalars look like tensors (dtype, shape) to the VJP rules

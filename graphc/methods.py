@@ -301,6 +301,7 @@ def _attach() -> None:
     T.equal, T.allclose, T.isclose = comparison.equal, comparison.allclose, comparison.isclose
     T.to, T.type, T.type_as, T.cpu, T.cuda, T.clone, T.contiguous = to, type_, type_as, cpu, cuda, clone, contiguous
     T.float, T.double, T.half = _caster(dt.float32), _caster(dt.float64), _caster(dt.float16)
+    T.bfloat16 = _caster(dt.bfloat16)
     T.long, T.int, T.short, T.char = _caster(dt.int64), _caster(dt.int32), _caster(dt.int16), _caster(dt.int8)
     T.byte, T.bool = _caster(dt.uint8), _caster(dt.bool_)
     T.new_zeros, T.new_ones, T.new_empty = _new(creation.zeros), _new(creation.ones), _new(creation.empty)

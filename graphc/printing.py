@@ -135,8 +135,11 @@ def _add_suffixes(text: str, suffixes: list[str], indent: int) -> str:
 
 
 def tensor_repr(t) -> str:
-    """PyTorch's algorithm (torch/_tensor_str.py), on the values copied to the host."""
+    """PyTorch's algorithm (torch/_tensor_str.py), on the values copied to the host (float16
+    and bfloat16 widened to float32 first, as PyTorch does)."""
     arr = host_array(t._data)
+    if t.dtype.is_low_precision:
+        arr = arr.astype(np.float32)
     prefix = "tensor("
     indent = len(prefix)
     suffixes = []

@@ -14,6 +14,7 @@ import math
 import numpy as np
 
 from graphc.ir import dtypes as dt
+from graphc.ir import prims as P
 
 from .dispatch import current as _dispatch
 
@@ -134,7 +135,7 @@ def sample(kind: str, shape: tuple[int, ...], dtype: dt.DType, generator=None, d
     The numbers are drawn on the host for every device (see the module docstring)."""
     g = gen(generator, device)
     if kind == "uniform":
-        a = g.random(shape) * (kw.get("high", 1.0) - kw.get("low", 0.0)) + kw.get("low", 0.0)
+        a = P.unit_uniform(g.random(shape), dtype) * (kw.get("high", 1.0) - kw.get("low", 0.0)) + kw.get("low", 0.0)
     elif kind == "normal":
         a = g.standard_normal(shape) * kw.get("std", 1.0) + kw.get("mean", 0.0)
     elif kind == "integers":
@@ -154,8 +155,6 @@ def uniform_tensor(shape: tuple[int, ...], dtype: dt.DType, device=None):
     CPU): ``rand_uniform`` on a key drawn from the default generator. Inside a compiled function
     the op is traced with the key as an input drawn the same way at every call, so with the same
     seed a compiled function draws exactly the numbers eager mode does."""
-    from graphc.ir import prims as P
-
     from .device import array_to
     from .tensors import Tensor
     ops = _dispatch().random("uniform", tuple(shape), dtype)
@@ -186,7 +185,7 @@ def keyed_sample(kind: str, shape: tuple[int, ...], dtype: dt.DType, device=None
 def normal_from_uniform(uniform, dtype: dt.DType):
     """Standard normal samples made from ``uniform(dtype)`` draws by Box-Muller (as ops: random
     numbers inside a compiled function)."""
-    wide = dt.float32 if dtype is dt.float16 else dtype  # in float16, u rounds to 1.0 too often
+    wide = dt.float32 if dtype.is_low_precision else dtype  # in float16/bfloat16, u is too coarse
     u, u2 = uniform(wide), uniform(wide)
     # u may round up to 1.0 in float32, so 1 - u is kept above 0
     z = (-2.0 * (1.0 - u).clamp(min=1e-30).log()).sqrt() * (u2 * (2.0 * math.pi)).cos()

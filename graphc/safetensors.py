@@ -44,7 +44,7 @@ _DTYPE_ORDER = ("BOOL", "F4", "F6_E2M3", "F6_E3M2", "U8", "I8", "F8_E5M2", "F8_E
                 "F64", "I64", "U64")
 _RANK = {code: i for i, code in enumerate(_DTYPE_ORDER)}
 _TO_GRAPHC = {"BOOL": dt.bool_, "U8": dt.uint8, "I8": dt.int8, "I16": dt.int16, "F16": dt.float16,
-              "I32": dt.int32, "F32": dt.float32, "F64": dt.float64, "I64": dt.int64}
+              "BF16": dt.bfloat16, "I32": dt.int32, "F32": dt.float32, "F64": dt.float64, "I64": dt.int64}
 _FROM_GRAPHC = {d.name: code for code, d in _TO_GRAPHC.items()}
 
 

@@ -74,7 +74,7 @@ class Tensor:
         # Legacy constructor, as in torch.Tensor: Tensor(data) or Tensor(*sizes); always float.
         d = dtype or dt.get_default_dtype()
         if len(args) == 1 and not isinstance(args[0], int):
-            arr = np.array(_to_nested(args[0]), dtype=d.np)
+            arr = dt.host_array(_to_nested(args[0]), d)
         else:
             from .creation import _new_shape  # PyTorch's error for a negative size
             arr = np.zeros(_new_shape(args), dtype=d.np)
@@ -421,12 +421,18 @@ class Tensor:
         """The tensor's memory as a numpy array (shared, on the CPU); ``force`` copies a GPU
         tensor to the host and detaches, as in PyTorch."""
         if force:
+            self._check_numpy_dtype()
             return _rt.runtime_of(self._data).to_host(self._data)
         _dispatch().reading_values(self, ".numpy()")
         self._check_numpy()
         return self._data
 
+    def _check_numpy_dtype(self) -> None:
+        if self.dtype is dt.bfloat16:  # numpy has no bfloat16: PyTorch refuses, so do we
+            raise TypeError("Got unsupported ScalarType BFloat16")
+
     def _check_numpy(self) -> None:
+        self._check_numpy_dtype()
         if type(self._data) is not np.ndarray and self.device is not CPU:
             raise TypeError(f"can't convert {self.device} device type tensor to numpy. Use Tensor.cpu() to "
                             "copy the tensor to host memory first.")

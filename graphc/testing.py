@@ -5,7 +5,8 @@ import numpy as np
 
 from .tensors import Tensor, host_array
 
-_DEFAULT_TOLERANCES = {"float16": (1e-3, 1e-5), "float32": (1.3e-6, 1e-5), "float64": (1e-7, 1e-7)}
+_DEFAULT_TOLERANCES = {"float16": (1e-3, 1e-5), "bfloat16": (1.6e-2, 1e-5), "float32": (1.3e-6, 1e-5),
+                       "float64": (1e-7, 1e-7)}
 
 
 def assert_close(actual, expected, *, rtol: float | None = None, atol: float | None = None,
@@ -31,6 +32,8 @@ def assert_close(actual, expected, *, rtol: float | None = None, atol: float | N
                          else "Both 'rtol' and 'atol' must be either specified or omitted, but got no rtol.")
     if rtol is None:
         rtol, atol = _DEFAULT_TOLERANCES.get(a.dtype.name, (0.0, 0.0))
+    if a.dtype.name == "bfloat16" or e.dtype.name == "bfloat16":  # compared in float64: exact
+        a, e = a.astype(np.float64), e.astype(np.float64)
     ok = np.isclose(a, e, rtol=rtol, atol=atol, equal_nan=equal_nan)
     if not ok.all():
         bad = int((~ok).sum())

@@ -14,15 +14,16 @@ class DType:
     __slots__ = ("name", "np", "category", "itemsize", "torch_names", "short", "scalar_name", "c_name")
 
     def __init__(self, name: str, np_dtype, category: int, short: str, torch_names: tuple[str, ...],
-                 scalar_name: str, c_name: str):
+                 scalar_name: str, c_name: str, itemsize: int | None = None):
         self.name = name
         # PyTorch's names in its error messages: the ScalarType ("Float", "Long") and the C++
         # type ("float", "long int")
         self.scalar_name = scalar_name
         self.c_name = c_name
-        self.np = np.dtype(np_dtype)
+        if np_dtype is not None:
+            self.np = np.dtype(np_dtype)
         self.category = category
-        self.itemsize = self.np.itemsize
+        self.itemsize = self.np.itemsize if itemsize is None else itemsize
         self.short = short  # the IR text form: f32, i64, b8 ...
         self.torch_names = torch_names
 
@@ -41,11 +42,42 @@ class DType:
     def to_real(self) -> "DType":
         return self
 
+    @property
+    def is_low_precision(self) -> bool:
+        """float16 or bfloat16: reductions, matmuls and scans accumulate in float32 and round the
+        result once, as PyTorch's CPU kernels do (numpy would accumulate in the format itself)."""
+        return self.category == FLOAT and self.itemsize == 2
+
     def __repr__(self) -> str:
         return f"graphc.{self.name}"
 
     def __reduce__(self):
         return (from_name, (self.name,))
+
+
+class _MLDtypesDType(DType):
+    """A dtype whose numpy type comes from the ``ml_dtypes`` package (JAX's): imported when the
+    numpy type is first needed, so that graphc imports and runs without the package until such a
+    tensor is made."""
+
+    __slots__ = ()
+
+    @property
+    def np(self) -> np.dtype:
+        try:
+            return DType.np.__get__(self)
+        except AttributeError:
+            pass
+        try:
+            import ml_dtypes
+        except ImportError:
+            raise RuntimeError(
+                f"graphc.{self.name} tensors need the ml_dtypes package: pip install ml_dtypes "
+                "(or pip install graphc[bf16])") from None
+        npd = np.dtype(getattr(ml_dtypes, self.name))
+        DType.np.__set__(self, npd)
+        _BY_NP[npd] = self
+        return npd
 
 
 float16 = DType("float16", np.float16, FLOAT, "f16", ("float16", "half"), "Half", "c10::Half")
@@ -57,9 +89,12 @@ int32 = DType("int32", np.int32, INT, "i32", ("int32", "int"), "Int", "int")
 int64 = DType("int64", np.int64, INT, "i64", ("int64", "long"), "Long", "long int")
 uint8 = DType("uint8", np.uint8, INT, "u8", ("uint8",), "Byte", "unsigned char")
 bool_ = DType("bool", np.bool_, BOOL, "b8", ("bool",), "Bool", "bool")
+bfloat16 = _MLDtypesDType("bfloat16", None, FLOAT, "bf16", ("bfloat16",), "BFloat16", "c10::BFloat16",
+                          itemsize=2)
 
-ALL_DTYPES = (float16, float32, float64, int8, int16, int32, int64, uint8, bool_)
-_BY_NP = {d.np: d for d in ALL_DTYPES}
+ALL_DTYPES = (float16, bfloat16, float32, float64, int8, int16, int32, int64, uint8, bool_)
+# numpy dtype -> DType; bfloat16 joins when its numpy type is first made (``_MLDtypesDType.np``)
+_BY_NP = {d.np: d for d in ALL_DTYPES if d is not bfloat16}
 BY_NUMPY = _BY_NP  # numpy dtype -> DType, for hot paths that already hold an np.dtype
 _BY_NAME = {n: d for d in ALL_DTYPES for n in (d.name, *d.torch_names)}
 _BY_SHORT = {d.short: d for d in ALL_DTYPES}
@@ -82,10 +117,46 @@ def from_numpy_dtype(npd) -> DType:
     try:
         return _BY_NP[np.dtype(npd)]
     except (KeyError, TypeError):
+        # an ml_dtypes array seen before graphc made any bfloat16 tensor: ml_dtypes is loaded
+        if getattr(npd, "name", None) == "bfloat16" and bfloat16.np == npd:
+            return bfloat16
         raise TypeError(
             f"can't convert np.ndarray of type {np.dtype(npd)}. The only supported types are: "
-            "float64, float32, float16, int64, int32, int16, int8, uint8, and bool."
+            "float64, float32, float16, bfloat16, int64, int32, int16, int8, uint8, and bool."
         ) from None
+
+
+def is_floating_array_dtype(npd: np.dtype) -> bool:
+    """Whether a numpy dtype is a floating-point one, ml_dtypes' bfloat16 included (its numpy
+    kind is "V", not "f"), without importing ml_dtypes."""
+    return npd.kind == "f" or npd.name == "bfloat16"
+
+
+def float_info(d: DType):
+    """numpy's finfo for a floating-point DType (ml_dtypes' own for bfloat16, which numpy's
+    finfo does not know)."""
+    if isinstance(d, _MLDtypesDType):
+        import ml_dtypes
+        return ml_dtypes.finfo(d.np)
+    return np.finfo(d.np)
+
+
+def fill_value(value, d: DType):
+    """A Python number as PyTorch stores it in a tensor of ``d``: for float16 and bfloat16 through
+    float32 (c10's Half and BFloat16 are made from a float), so that a double just beside a tie of
+    the format rounds as in PyTorch, not directly."""
+    if d.is_low_precision and isinstance(value, float):
+        return float(np.float32(value))
+    return value
+
+
+def host_array(data, d: DType) -> np.ndarray:
+    """``np.array(data, d.np)``, with float16/bfloat16 made from float32 values as ``fill_value``
+    says (Python floats are doubles)."""
+    if d.is_low_precision:
+        with np.errstate(over="ignore"):  # beyond the format's range: inf, silently (PyTorch)
+            return np.array(data, dtype=np.float32).astype(d.np)
+    return np.array(data, dtype=d.np)
 
 
 def from_name(name: str) -> DType:
@@ -97,11 +168,16 @@ def from_short(short: str) -> DType:
 
 
 def promote_types(a: DType, b: DType) -> DType:
-    """torch.promote_types: the smallest type both convert to without leaving their category."""
+    """torch.promote_types: the smallest type both convert to without leaving their category
+    (float16 with bfloat16: float32, which holds both)."""
     if a is b:
         return a
     if a.category != b.category:
         return a if a.category > b.category else b
+    if a.category == FLOAT:
+        if a.itemsize != b.itemsize:
+            return a if a.itemsize > b.itemsize else b
+        return float32  # float16 and bfloat16: neither holds the other
     return _BY_NP[np.promote_types(a.np, b.np)]
 
 

@@ -14,7 +14,7 @@ from typing import Any, Callable, Iterator, NamedTuple
 
 import numpy as np
 
-from .dtypes import INT, DType
+from .dtypes import INT, DType, float32, is_python_scalar
 
 
 class TensorType(NamedTuple):
@@ -60,6 +60,14 @@ class Primitive:
     # Its result is not a function of its operands alone (it communicates with other processes):
     # never evaluated at compile time, never merged with an identical node.
     effectful: bool = False
+    # Accumulates (sums products, adds along an axis): float16/bfloat16 operands are computed in
+    # float32 and the result rounded once to its declared dtype, as PyTorch's CPU kernels do
+    # (numpy would round after every addition: a float16 sum of 4096 ones stops at 2048).
+    accumulates: bool = False
+    # A Python number operand meets float16/bfloat16 tensors in float32, the result rounded once:
+    # PyTorch's CPU mul and div kernels read the scalar at float precision (``x * 1.7`` is not
+    # ``x * bfloat16(1.7)``), while add, sub and comparisons round it to the tensor's type first.
+    scalar_in_float32: bool = False
 
     def __post_init__(self) -> None:
         if self.cheap is None:
@@ -87,10 +95,25 @@ class Primitive:
         """Per operand, the dtype it is cast to before ``impl`` runs (None: unchanged). Index
         operands keep their integer dtype. Eager mode, the interpreter and codegen all use this."""
         if self.operand_dtype is None:
-            return [None] * len(args)
-        to = self.operand_dtype(*args, **attrs)
-        return [to if to is not None and i not in self.nondiff_operands and hasattr(a, "dtype")
-                and a.dtype is not to else None for i, a in enumerate(args)]
+            if not self.accumulates:
+                return [None] * len(args)
+            to = None
+        else:
+            to = self.operand_dtype(*args, **attrs)
+            if to is None:
+                return [None] * len(args)
+        wide = self.accumulates or (self.scalar_in_float32 and any(is_python_scalar(a) for a in args))
+        casts = []
+        for i, a in enumerate(args):
+            c = None
+            if i not in self.nondiff_operands and hasattr(a, "dtype"):
+                c = to or a.dtype
+                if wide and c.is_low_precision:
+                    c = float32
+                if c is a.dtype:
+                    c = None
+            casts.append(c)
+        return casts
 
     def result_requires_grad(self, operands_require_grad, out_dtype: DType) -> bool:
         """Whether the result carries a gradient, given which operands do (grad mode aside):

@@ -46,7 +46,8 @@ def _compute_dtype(mode: str, args) -> DType | None:
     return d
 
 
-def _elementwise(name: str, fn, mode: str, check=None, differentiable: bool | None = None) -> Primitive:
+def _elementwise(name: str, fn, mode: str, check=None, differentiable: bool | None = None,
+                 scalar_in_float32: bool = False) -> Primitive:
     def infer(*args):
         if check is not None:
             check(*args)
@@ -62,7 +63,7 @@ def _elementwise(name: str, fn, mode: str, check=None, differentiable: bool | No
         differentiable = mode not in ("compare", "logical", "integral")
     return register(Primitive(
         name, infer, fn, operand_dtype=lambda *a, **_: _compute_dtype(mode, a), kind="elementwise",
-        differentiable=differentiable,
+        differentiable=differentiable, scalar_in_float32=scalar_in_float32,
     ))
 
 
@@ -87,6 +88,22 @@ def _numpy_passes(x) -> bool:
     return type(x) is np.ndarray and x.dtype == np.float32 and x.size >= NUMPY_PASSES_MIN_SIZE
 
 
+def _low_precision_in_float32(fn):
+    """``fn(x, out=None)`` on float16/bfloat16 arrays computed in float32 and rounded once, as
+    PyTorch's kernels do (scipy has no bfloat16 loops and answers float64 for float16)."""
+    def run(x, out=None):
+        if x.dtype.itemsize != 2 or not dt.is_floating_array_dtype(x.dtype):
+            return fn(x) if out is None else fn(x, out=out)
+        r = fn(x.astype(np.float32))
+        if out is None:
+            return r.astype(x.dtype)
+        out[...] = r
+        return out
+    run.__name__, run.__doc__ = fn.__name__, fn.__doc__
+    return run
+
+
+@_low_precision_in_float32
 def sigmoid_values(x, out=None):
     """sigmoid(x), eager mode's and generated code's (``out``: the array to write). Large float32
     host arrays: ``1 / (1 + exp(-x))`` in four numpy passes, PyTorch's CPU formula; it is exact in
@@ -123,6 +140,7 @@ def _horner(x2, coefs, out):
     return np.add(p, coefs[-1], out=p)
 
 
+@_low_precision_in_float32
 def erf_values(x, out=None):
     """erf(x), eager mode's and generated code's (``out``: the array to write). Large float32 host
     arrays: the rational approximation above in numpy passes (nan stays nan, +-inf gives +-1);
@@ -138,6 +156,7 @@ def erf_values(x, out=None):
     return np.multiply(p, xc, out=p)  # last, so that tiny x never makes a subnormal p
 
 
+@_low_precision_in_float32
 def rsqrt_values(x, out=None):
     """1 / sqrt(x), eager mode's and generated code's (``out``: the array to write): two passes,
     the second in place."""
@@ -208,8 +227,8 @@ add = _elementwise("add", _quiet(np.add), "promote")  # inf - inf, 0 * inf: nan,
 sub = _elementwise("sub", _quiet(np.subtract), "promote", _no_bool(
     "Subtraction, the `-` operator, with two bool tensors", "Use the `^` or `logical_xor()` "
     "operator instead."))
-mul = _elementwise("mul", _quiet(np.multiply), "promote")
-div = _elementwise("div", _quiet(np.true_divide), "float")
+mul = _elementwise("mul", _quiet(np.multiply), "promote", scalar_in_float32=True)
+div = _elementwise("div", _quiet(np.true_divide), "float", scalar_in_float32=True)
 
 
 def check_int_divisor(b) -> None:
@@ -236,7 +255,7 @@ def _int_pow(a, b):
 
 
 floor_divide = _elementwise("floor_divide", _int_zero_check(_quiet(np.floor_divide)), "promote",
-                            differentiable=False)  # piecewise constant
+                            differentiable=False, scalar_in_float32=True)  # piecewise constant
 remainder = _elementwise("remainder", _int_zero_check(_quiet(np.remainder)), "promote")
 pow = _elementwise("pow", _quiet(_int_pow), "promote")
 maximum = _elementwise("maximum", np.maximum, "promote")
@@ -270,7 +289,16 @@ def _cast_infer(x, *, dtype: DType):
     return TensorType(_shape(x), dtype)
 
 
-cast = register(Primitive("cast", _cast_infer, lambda x, *, dtype: x.astype(dtype.np), kind="elementwise"))
+def _cast(x, *, dtype: DType):
+    if dtype.is_low_precision and x.dtype.itemsize == 8:
+        x = x.astype(np.float32)  # PyTorch rounds doubles and int64 to float16/bfloat16 through float32
+    if dtype.is_floating_point and x.dtype.itemsize > dtype.itemsize:
+        with np.errstate(over="ignore"):  # beyond a narrower float's range: inf, silently (PyTorch)
+            return x.astype(dtype.np)
+    return x.astype(dtype.np)
+
+
+cast = register(Primitive("cast", _cast_infer, _cast, kind="elementwise"))
 # A fresh copy of the operand; a no-op in functional IR, needed for eager ``clone()``.
 copy = register(Primitive("copy", lambda x: TensorType(_shape(x), x.dtype), np.copy, kind="elementwise",
                           cheap=False))  # an explicit copy is kept where the program asked for it
@@ -306,7 +334,9 @@ def _reduction(name: str, ufunc: np.ufunc, fn, widen_ints: bool, needs_elements:
             return ufunc.reduce(x, axis=dims, keepdims=keepdim)
         return fn(x, axis=dims, keepdims=keepdim)
 
-    prim = register(Primitive(name, infer, impl, operand_dtype=out_dtype, kind="reduction"))
+    # sums accumulate in float32 for float16/bfloat16; products, like PyTorch's, in the format
+    prim = register(Primitive(name, infer, impl, operand_dtype=out_dtype, kind="reduction",
+                              accumulates=ufunc is np.add))
     REDUCE_UFUNCS[prim] = ufunc
     return prim
 
@@ -351,7 +381,7 @@ def _cumsum_infer(x, *, dim: int):
 
 cumsum = register(Primitive(
     "cumsum", _cumsum_infer, lambda x, *, dim: np.cumsum(x, axis=dim) if x.ndim else x.copy(),
-    operand_dtype=lambda x, **_: _cumsum_infer(x, dim=0).dtype, kind="scan",
+    operand_dtype=lambda x, **_: _cumsum_infer(x, dim=0).dtype, kind="scan", accumulates=True,
 ))
 
 
@@ -688,7 +718,7 @@ def _matmul_infer(a, b):
     return TensorType(out, a.dtype)
 
 
-matmul = register(Primitive("matmul", _matmul_infer, np.matmul, kind="matmul"))
+matmul = register(Primitive("matmul", _matmul_infer, np.matmul, kind="matmul", accumulates=True))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -700,7 +730,7 @@ def _full_infer(*, shape: tuple[int, ...], value, dtype: DType):
 
 
 full = register(Primitive(
-    "full", _full_infer, lambda *, shape, value, dtype: np.full(shape, value, dtype=dtype.np),
+    "full", _full_infer, lambda *, shape, value, dtype: np.full(shape, dt.fill_value(value, dtype), dtype=dtype.np),
     kind="creation", differentiable=False))
 
 
@@ -801,7 +831,7 @@ def _fold(cols, *, size, kernel, stride, padding, dilation):
     return lib.ascontiguousarray(lib.moveaxis(out, -1, 1) if channels_last else out)
 
 
-fold = register(Primitive("fold", _fold_infer, _fold, kind="window"))
+fold = register(Primitive("fold", _fold_infer, _fold, kind="window", accumulates=True))
 
 
 # A collective over the processes of a group (graphc.distributed): ``kind`` "all_reduce" (``op``
@@ -859,7 +889,17 @@ def _rand_uniform_infer(key, *, shape: tuple[int, ...], dtype: DType, stream: in
 
 def _rand_uniform(key, *, shape, dtype, stream):
     seed = [int(k) & 0xFFFF_FFFF_FFFF_FFFF for k in np.asarray(key).reshape(-1)] + [int(stream)]
-    return np.random.Generator(np.random.PCG64(seed)).random(shape).astype(dtype.np)
+    return unit_uniform(np.random.Generator(np.random.PCG64(seed)).random(shape), dtype).astype(dtype.np)
+
+
+def unit_uniform(u: np.ndarray, dtype: DType) -> np.ndarray:
+    """Float64 draws from [0, 1) as PyTorch draws them for ``dtype``: for float16 and bfloat16,
+    multiples of 2**-digits (the format's significand bits), which the format holds exactly (a
+    finer value could round up to 1.0); others unchanged."""
+    if not dtype.is_low_precision:
+        return u
+    digits = int(dt.float_info(dtype).nmant) + 1
+    return np.floor(np.ldexp(u, digits)) * 2.0 ** -digits
 
 
 rand_uniform = register(Primitive("rand_uniform", _rand_uniform_infer, _rand_uniform, kind="random",
@@ -931,7 +971,7 @@ def _cumarg(take_if):
         out = xp.zeros(xm.shape, np.int64)
         if xm.shape[0] == 0:
             return np.moveaxis(out, 0, dim)
-        floating = xm.dtype.kind == "f"
+        floating = dt.is_floating_array_dtype(xm.dtype)
         best, cur = xm[0].copy(), xp.zeros(xm.shape[1:], np.int64)
         for t in range(1, xm.shape[0]):
             v = xm[t]
@@ -964,7 +1004,7 @@ def _argsort(x, *, dim: int, descending: bool):
         return np.argsort(x, axis=dim, kind="stable").astype(np.int64)
     if x.dtype == np.bool_:
         key = ~x
-    elif x.dtype.kind == "f":
+    elif dt.is_floating_array_dtype(x.dtype):
         # by -x, NaN first: two stable sorts (lexsort has no axis in CuPy), the primary key last
         by_value = np.argsort(np.where(np.isnan(x), -np.inf, -x), axis=dim, kind="stable")
         nan_first = np.argsort(np.take_along_axis(~np.isnan(x), by_value, axis=dim), axis=dim, kind="stable")
@@ -1019,8 +1059,8 @@ class LinAlgError(RuntimeError):
 def _linalg_dtype(op: str, d: DType) -> None:
     if not d.is_floating_point:
         raise RuntimeError(f"{op}: Expected a floating point or complex tensor as input. Got {d.scalar_name}")
-    if d is dt.float16:
-        raise RuntimeError(f"{op}: Low precision dtypes not supported. Got Half")
+    if d.is_low_precision:
+        raise RuntimeError(f"{op}: Low precision dtypes not supported. Got {d.scalar_name}")
 
 
 

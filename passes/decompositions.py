@@ -6,10 +6,12 @@ through them. ``grad_name`` is the PyTorch name the composite's grad_fn reports.
 """
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass
 from typing import Callable
 
+from graphc.ir import dtypes as dt
 from graphc.ir import prims as P
 
 
@@ -18,19 +20,68 @@ class Composite:
     name: str
     fn: Callable
     grad_name: str
+    # float16/bfloat16 operands are computed in float32 and the results rounded once, as
+    # PyTorch's CPU kernels for these ops do (softmax, norms, variances: a chain of primitives in
+    # the low-precision format would round after every step)
+    float32_inside: bool = False
+    # the results take the first operand's type when it is float16/bfloat16, whatever the others
+    # (PyTorch's mixed-type normalizations: a bfloat16 input with float32 weights gives bfloat16)
+    follows_input: bool = False
 
 
 COMPOSITES: dict[str, Composite] = {}
 
 
-def composite(name: str, grad_name: str | None = None):
+def composite(name: str, grad_name: str | None = None, float32_inside: bool = False,
+              follows_input: bool = False):
     def register(fn):
         if name in COMPOSITES:
             raise ValueError(f"composite {name!r} defined twice")
         gname = grad_name or "".join(p.capitalize() for p in name.split("_")) + "Backward0"
-        COMPOSITES[name] = Composite(name, fn, gname)
+        if float32_inside:
+            fn = _in_float32(fn, follows_input)
+        COMPOSITES[name] = Composite(name, fn, gname, float32_inside, follows_input)
         return fn
     return register
+
+
+def _float_type(a) -> dt.DType | None:
+    """The dtype of a floating-point tensor or IR value; None for anything else."""
+    d = getattr(a, "dtype", None)
+    return d if isinstance(d, dt.DType) and d.is_floating_point else None
+
+
+def _is_float_tensor(a) -> bool:
+    return _float_type(a) is not None
+
+
+def _in_float32(fn: Callable, follows_input: bool) -> Callable:
+    """``fn`` computing in float32 when its floating-point operands promote to float16 or
+    bfloat16 (``follows_input``: when the first operand is one): they are cast up, and its float32
+    result cast back to that type (once, at the end: the casts are primitives, so autodiff and
+    fusion see them). Other operands pass unchanged."""
+    @functools.wraps(fn)
+    def run(*args, **kwargs):
+        low = _float_type(args[0]) if follows_input and args else None
+        if low is None:
+            for a in (*args, *kwargs.values()) if kwargs else args:
+                d = _float_type(a)
+                if d is not None:
+                    low = d if low is None else dt.promote_types(low, d)
+        if low is None or not low.is_low_precision:
+            return fn(*args, **kwargs)
+
+        def up(a):
+            return P.cast(a, dtype=dt.float32) if _is_float_tensor(a) else a
+
+        def down(o):
+            return P.cast(o, dtype=low) if _is_float_tensor(o) and o.dtype is dt.float32 else o
+
+        out = fn(*map(up, args), **{k: up(v) for k, v in kwargs.items()})
+        # a tuple's further results (batch norm's batch statistics) stay float32, as the
+        # statistics PyTorch's kernels save (their float accumulation type)
+        return (down(out[0]),) + out[1:] if isinstance(out, tuple) else down(out)
+    return run
 
 
 def _shape(x) -> tuple[int, ...]:
@@ -95,12 +146,12 @@ def addcdiv(x, t1, t2, value=1):
     return P.add(x, P.mul(P.div(t1, t2), value))
 
 
-@composite("silu")
+@composite("silu", float32_inside=True)
 def silu(x):
     return P.mul(x, P.sigmoid(x))
 
 
-@composite("gelu")
+@composite("gelu", float32_inside=True)
 def gelu(x, approximate="none"):
     if approximate == "tanh":
         inner = P.mul(P.add(x, P.mul(P.mul(P.mul(x, x), x), 0.044715)), math.sqrt(2 / math.pi))
@@ -108,7 +159,7 @@ def gelu(x, approximate="none"):
     return P.mul(P.mul(x, 0.5), P.add(P.erf(P.mul(x, 1 / math.sqrt(2))), 1))
 
 
-@composite("softplus")
+@composite("softplus", float32_inside=True)
 def softplus(x, beta=1.0, threshold=20.0):
     bx = P.mul(x, beta)
     linear = P.gt(bx, threshold)
@@ -121,12 +172,12 @@ def softplus(x, beta=1.0, threshold=20.0):
 
 # ---- reductions -----------------------------------------------------------------------------
 
-@composite("mean")
+@composite("mean", float32_inside=True)
 def mean(x, dims, keepdim=False):
     return P.div(P.sum(x, dims=dims, keepdim=keepdim), _count(x, dims))
 
 
-@composite("var")
+@composite("var", float32_inside=True)
 def var(x, dims, correction=1, keepdim=False):
     m = P.div(P.sum(x, dims=dims, keepdim=True), _count(x, dims))
     d = P.sub(x, m)
@@ -141,12 +192,12 @@ def _root_zero_grad_at_zero(s, inv_p=0.5):
     return P.where(zero, 0.0, P.sqrt(safe) if inv_p == 0.5 else P.pow(safe, inv_p))
 
 
-@composite("std")
+@composite("std", float32_inside=True)
 def std(x, dims, correction=1, keepdim=False):
     return _root_zero_grad_at_zero(var(x, dims, correction, keepdim))
 
 
-@composite("logsumexp")
+@composite("logsumexp", float32_inside=True)
 def logsumexp(x, dims, keepdim=False):
     if not dims:
         return P.add(x, 0)
@@ -158,7 +209,7 @@ def logsumexp(x, dims, keepdim=False):
     return out if keepdim else P.reshape(out, shape=tuple(n for i, n in enumerate(_shape(x)) if i not in dims))
 
 
-@composite("softmax")
+@composite("softmax", float32_inside=True)
 def softmax(x, dim):
     dims = (dim,) if _shape(x) else ()  # a 0-d tensor (dim 0 or -1) is its own group
     m = P.amax(x, dims=dims, keepdim=True)
@@ -167,7 +218,7 @@ def softmax(x, dim):
     return P.mul(e, P.div(1.0, P.sum(e, dims=dims, keepdim=True)))
 
 
-@composite("log_softmax")
+@composite("log_softmax", float32_inside=True)
 def log_softmax(x, dim):
     # (x - max) - log(sum(exp(x - max))), in PyTorch's order of rounding
     dims = (dim,) if _shape(x) else ()
@@ -177,7 +228,7 @@ def log_softmax(x, dim):
     return P.sub(shifted, P.log(P.sum(P.exp(shifted), dims=dims, keepdim=True)))
 
 
-@composite("norm", grad_name="LinalgVectorNormBackward0")
+@composite("norm", grad_name="LinalgVectorNormBackward0", float32_inside=True)
 def norm(x, p, dims, keepdim=False):
     a = P.abs(x)
     if p == float("inf"):
@@ -248,7 +299,7 @@ def _scan(x, dim, combine):
     return x
 
 
-@composite("cumprod")
+@composite("cumprod", float32_inside=True)
 def cumprod(x, dim):
     return _scan(x, dim, P.mul)
 
@@ -260,7 +311,7 @@ def _logaddexp(a, b):
     return P.add(P.log(P.add(P.exp(P.sub(a, m)), P.exp(P.sub(b, m)))), m)
 
 
-@composite("logcumsumexp")
+@composite("logcumsumexp", float32_inside=True)
 def logcumsumexp(x, dim):
     return _scan(x, dim, _logaddexp)
 

@@ -155,7 +155,7 @@ def _normalize(x, dims, eps):
     return P.mul(d, P.rsqrt(P.add(v, eps)))
 
 
-@composite("layer_norm", grad_name="NativeLayerNormBackward0")
+@composite("layer_norm", grad_name="NativeLayerNormBackward0", float32_inside=True, follows_input=True)
 def layer_norm(x, ndims, weight, bias, eps):
     n = len(_shape(x))
     y = _normalize(x, tuple(range(n - ndims, n)), eps)
@@ -166,7 +166,7 @@ def layer_norm(x, ndims, weight, bias, eps):
     return y
 
 
-@composite("group_norm", grad_name="NativeGroupNormBackward0")
+@composite("group_norm", grad_name="NativeGroupNormBackward0", float32_inside=True, follows_input=True)
 def group_norm(x, groups, weight, bias, eps):
     shape = _shape(x)
     n, c = shape[:2]
@@ -180,7 +180,7 @@ def group_norm(x, groups, weight, bias, eps):
     return y
 
 
-@composite("batch_norm", grad_name="NativeBatchNormBackward0")
+@composite("batch_norm", grad_name="NativeBatchNormBackward0", float32_inside=True, follows_input=True)
 def batch_norm(x, mean_, var_, weight, bias, training, eps):
     """Returns (y, batch mean, unbiased batch var); the caller updates running statistics.
     In eval mode ``mean_``/``var_`` are the running statistics and the batch stats are None."""
@@ -248,13 +248,13 @@ def hardswish(x):
     return P.mul(x, hardsigmoid(x))
 
 
-@composite("mish")
+@composite("mish", float32_inside=True)
 def mish(x):
     from .decompositions import softplus
     return P.mul(x, P.tanh(softplus(x)))
 
 
-@composite("logsigmoid")
+@composite("logsigmoid", float32_inside=True)
 def logsigmoid(x):
     # -softplus(-x), stable for large |x|
     return P.neg(_softplus_stable(P.neg(x)))
@@ -362,7 +362,7 @@ def nll_loss(logp, target, weight, ignore_index, reduction):
     return reduce_loss(loss, reduction)
 
 
-@composite("cross_entropy", grad_name="NllLossBackward0")
+@composite("cross_entropy", grad_name="NllLossBackward0", float32_inside=True)
 def cross_entropy(x, target, weight, ignore_index, reduction, label_smoothing):
     class_dim = 0 if len(_shape(x)) == 1 else 1
     logp = log_softmax(x, class_dim)
@@ -436,7 +436,7 @@ def kl_div(logq, target, reduction, log_target):
     return reduce_loss(loss, reduction)
 
 
-@composite("scaled_dot_product_attention", grad_name="ScaledDotProductAttentionBackward0")
+@composite("scaled_dot_product_attention", grad_name="ScaledDotProductAttentionBackward0", float32_inside=True)
 def scaled_dot_product_attention(q, k, v, mask, scale):
     """softmax(q k^T * scale + mask) v. ``mask`` is an additive float mask or None."""
     nd = len(_shape(k))

@@ -28,7 +28,7 @@ import tempfile
 import threading
 from pathlib import Path
 
-FORMAT = "graphc-codegen-2"
+FORMAT = "graphc-codegen-3"
 
 _POSIX = hasattr(os, "getuid")  # ownership and permission bits mean nothing on Windows
 _OPEN_FLAGS = os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0)

@@ -152,7 +152,8 @@ class CompiledGraph:
         return {"name": self.name, "fn_name": self.fn_name, "key": self.key,
                 "inputs": [[list(t.shape), t.dtype.name] for t in self.input_types],
                 "aliased": [bool(a) for a in self.aliased], "workspace_bytes": self.pool.nbytes,
-                "layout": [[off, n, list(shape), np.dtype(dt).str] for off, n, shape, dt in self.pool.layout],
+                # dtypes by graphc name: numpy spells ml_dtypes' bfloat16 "<V2", a plain void type
+                "layout": [[off, n, list(shape), dtypes.BY_NUMPY[dt].name] for off, n, shape, dt in self.pool.layout],
                 "plan": self.plan_summary}
 
     @classmethod
@@ -160,7 +161,7 @@ class CompiledGraph:
         """The compiled graph ``describe()`` recorded, running ``fn`` (its code, from the cache)."""
         self = cls.__new__(cls)
         self.graph = self.schedule = self.plan = None
-        layout = [(int(off), int(n), tuple(shape), np.dtype(dt)) for off, n, shape, dt in desc["layout"]]
+        layout = [(int(off), int(n), tuple(shape), dtypes.from_name(dt).np) for off, n, shape, dt in desc["layout"]]
         types = [TensorType(tuple(shape), dtypes.from_name(dt)) for shape, dt in desc["inputs"]]
         self._setup(desc["name"], types, [bool(a) for a in desc["aliased"]],
                     WorkspacePool(int(desc["workspace_bytes"]), layout, allocate), fn, source, desc["key"], True,

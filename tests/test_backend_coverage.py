@@ -46,3 +46,15 @@ def test_unsupported_primitive_fails_at_scheduling_with_its_reason():
     g.set_outputs([node_out])
     with pytest.raises(UnsupportedOp, match="numpy backend: nonzero: .*data-dependent"):
         build_schedule(g, numpy_codegen.TARGET)
+
+
+@pytest.mark.skipif(triton_kernels is None, reason="the triton package is not installed")
+@pytest.mark.parametrize("d", dt.ALL_DTYPES, ids=lambda d: d.name)
+def test_triton_dtype_tables_know_every_dtype(d):
+    """Every graphc dtype has a Triton type and an ahead-of-time signature type; float16 and
+    bfloat16 are computed in float32 inside kernels and rounded once at the store."""
+    assert d.name in triton_kernels._TL and d.name in triton_kernels.SIGNATURE_TYPES
+    compute = triton_kernels.compute_dtype(d)
+    assert compute is (dt.float32 if d.is_low_precision else d)
+    if d.is_low_precision:
+        assert triton_kernels.convert("v", dt.float32, d) == f"v.to({triton_kernels._TL[d.name]}).to(tl.float32)"

@@ -4,7 +4,7 @@
     graphc.passes      ->  graphc.ir
     graphc.codegen     ->  graphc.ir
     graphc.runtime     ->  graphc.ir, graphc.codegen (and CuPy, the cuda device's library, only lazily)
-    graphc.ir          ->  nothing of graphc; numpy, networkx, scipy (scipy only lazily)
+    graphc.ir          ->  nothing of graphc; numpy, networkx, scipy, ml_dtypes (scipy and ml_dtypes only lazily)
 
 Every `import`/`from ... import` in every .py file of those folders is parsed with `ast`, wherever it
 sits (module level, inside functions, under `if TYPE_CHECKING:`), plus `importlib.import_module("...")`
@@ -36,7 +36,9 @@ class Layer:
 
 
 LAYERS = {
-    "ir": Layer("ir", "graphc.ir", (), frozenset({"numpy", "networkx", "scipy"}), frozenset({"scipy"})),
+    # ml_dtypes: bfloat16's numpy type, an optional package imported when bfloat16 is first used
+    "ir": Layer("ir", "graphc.ir", (), frozenset({"numpy", "networkx", "scipy", "ml_dtypes"}),
+                frozenset({"scipy", "ml_dtypes"})),
     "passes": Layer("passes", "graphc.passes", ("graphc.ir",), frozenset({"numpy", "networkx", "scipy"})),
     "codegen": Layer("codegen", "graphc.codegen", ("graphc.ir",), frozenset({"numpy", "networkx", "scipy", "triton"})),
     "runtime": Layer(

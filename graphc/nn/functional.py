@@ -37,12 +37,15 @@ def _scalar(dtype) -> str:
 
 
 def _check_params_dtype(input: Tensor, *params) -> None:
-    """CPU norm kernels: float32/float64 inputs need parameters and statistics of the same dtype."""
-    if input.dtype.name not in ("float32", "float64"):
+    """CPU norm kernels: float32/float64 inputs need parameters and statistics of the same dtype;
+    float16/bfloat16 inputs take those of their own dtype or float32 (PyTorch's mixed-type kernels)."""
+    if not input.dtype.is_floating_point:
         return
+    allowed = (input.dtype, dt.float32) if input.dtype.is_low_precision else (input.dtype,)
     for p in params:
-        if p is not None and p.dtype is not input.dtype:
-            raise RuntimeError(f"mixed dtype (CPU): expect parameter to have scalar type of {_scalar(input.dtype)}")
+        if p is not None and p.dtype not in allowed:
+            want = dt.float32 if input.dtype.is_low_precision else input.dtype
+            raise RuntimeError(f"mixed dtype (CPU): expect parameter to have scalar type of {_scalar(want)}")
 
 
 def _check_float(x: Tensor, fn: str) -> None:
@@ -656,11 +659,9 @@ def layer_norm(input: Tensor, normalized_shape, weight=None, bias=None, eps: flo
         raise RuntimeError(
             f"Given normalized_shape={list(ns)}, expected input with shape [*, {', '.join(map(str, ns))}], but "
             f"got input of size{list(input.shape)}")
-    if input.dtype.name in ("float32", "float64"):
-        for p in (weight, bias):
-            if p is not None and p.dtype is not input.dtype:
-                raise RuntimeError("mixed dtype (CPU): all inputs must share same datatype." if input.dtype.name ==
-                                   "float64" else "mixed dtype (CPU): expect parameter to have scalar type of Float")
+    if input.dtype is dt.float64 and any(p is not None and p.dtype is not dt.float64 for p in (weight, bias)):
+        raise RuntimeError("mixed dtype (CPU): all inputs must share same datatype.")
+    _check_params_dtype(input, weight, bias)
     return call_composite("layer_norm", input, len(ns), weight, bias, eps)
 
 
@@ -668,7 +669,7 @@ def rms_norm(input: Tensor, normalized_shape, weight=None, eps: float | None = N
     ns = (normalized_shape,) if isinstance(normalized_shape, int) else tuple(normalized_shape)
     dims = tuple(range(input.ndim - len(ns), input.ndim))
     if eps is None:
-        eps = float(np.finfo(input.dtype.np).eps)
+        eps = float(dt.float_info(input.dtype).eps)
     y = input * math_ops.rsqrt(math_ops.mean(input * input, dims, keepdim=True) + eps)
     return y if weight is None else y * weight
 

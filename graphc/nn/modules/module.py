@@ -761,10 +761,7 @@ class Module:
         setattr(parent, name, module)
 
     def bfloat16(self) -> "Module":
-        bf16 = getattr(dtypes, "bfloat16", None)
-        if bf16 is None:
-            raise TypeError("graphc has no bfloat16 dtype")
-        return self.to(bf16)
+        return self.to(dtypes.bfloat16)
 
     def to_empty(self, *, device=None, recurse: bool = True) -> "Module":
         return self
