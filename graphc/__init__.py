@@ -201,3 +201,4 @@ def _attach_compat_extras() -> None:
 
 
 _attach_compat_extras()
+from .tensor_surface import *  # noqa: E402,F401,F403  (more functions and Tensor methods, attached there)

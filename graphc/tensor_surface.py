@@ -1,0 +1,453 @@
+"""PyTorch functions and ``Tensor`` methods that are compositions of graphc's ops, and the tables
+that attach them: one table of methods (name -> function taking ``self`` first), one list of
+in-place variants generated from their out-of-place method, one table of ``is_*`` flags.
+
+Everything here is built from existing primitives, so autograd and tracing work through it.
+What graphc does not support (complex, sparse, quantized tensors...) is listed, with the reason,
+in tests/data/api_excluded.txt, not here.
+"""
+from __future__ import annotations
+
+import builtins
+import math
+import warnings
+from typing import Callable
+
+import numpy as np
+
+from graphc.ir import dtypes as dt
+from graphc.ir import prims as P
+from graphc.ir.array_module import array_module
+
+from . import compat_extras, creation, inplace, linalg, math_ops, shape_ops
+from .tensors import Tensor, device_tensor, host_array
+
+__all__ = ["acosh", "arccosh", "asinh", "arcsinh", "atanh", "arctanh", "arctan2", "deg2rad", "rad2deg", "copysign",
+           "fmax", "fmin", "heaviside", "positive", "sgn", "isneginf", "isposinf", "isreal", "inner", "vdot",
+           "addmv", "addr", "addbmm", "adjoint", "diagflat", "conj", "conj_physical", "resolve_conj",
+           "resolve_neg", "real", "imag", "angle", "is_conj", "is_neg", "is_signed", "is_same_size",
+           "index_copy", "select_scatter", "slice_scatter", "diagonal_scatter", "narrow_copy", "renorm",
+           "cholesky_inverse", "cholesky_solve", "triangular_solve", "matrix_exp", "histogram",
+           "split_with_sizes", "unsafe_chunk", "unsafe_split", "unsafe_split_with_sizes", "layout", "strided",
+           "chain_matmul", "combinations", "scalar_tensor", "fill", "pi", "e", "inf", "nan", "newaxis"]
+
+pi, e, inf, nan, newaxis = math.pi, math.e, math.inf, math.nan, None
+
+
+class layout:
+    """A tensor layout; graphc tensors are all ``strided`` (dense)."""
+
+    def __init__(self, name: str) -> None:
+        self._name = name
+
+    def __repr__(self) -> str:
+        return self._name
+
+
+strided = layout("graphc.strided")
+
+
+def _float(x):
+    return math_ops._to_float(x)
+
+
+# ---- pointwise ------------------------------------------------------------------------------
+
+def acosh(input, *, out=None):
+    x = _float(input)
+    return math_ops.write_out(out, P.log(P.add(x, P.sqrt(P.sub(P.mul(x, x), 1)))))
+
+
+def asinh(input, *, out=None):
+    x = _float(input)  # odd function: the formula on |x| keeps precision for large negative x
+    ax = P.abs(x)
+    return math_ops.write_out(out, P.mul(P.sign(x), P.log(P.add(ax, P.sqrt(P.add(P.mul(ax, ax), 1))))))
+
+
+def atanh(input, *, out=None):
+    x = _float(input)
+    return math_ops.write_out(out, P.mul(P.sub(P.log1p(x), P.log1p(P.neg(x))), 0.5))
+
+
+arccosh, arcsinh, arctanh, arctan2 = acosh, asinh, atanh, math_ops.atan2
+
+
+def deg2rad(input, *, out=None):
+    return math_ops.write_out(out, P.mul(_float(input), math.pi / 180))
+
+
+def rad2deg(input, *, out=None):
+    return math_ops.write_out(out, P.mul(_float(input), 180 / math.pi))
+
+
+def copysign(input, other, *, out=None):
+    a, b = _float(input), math_ops.as_operand(other)
+    sign = P.where(compat_extras.signbit(b if isinstance(b, Tensor) else creation.tensor(float(b))), -1.0, 1.0)
+    return math_ops.write_out(out, P.mul(P.abs(a), sign))
+
+
+def fmax(input, other, *, out=None):
+    """maximum, except that a NaN loses to a number."""
+    a, b = math_ops.as_operand(input), math_ops.as_operand(other)
+    return math_ops.write_out(out, P.where(P.isnan(a), b, P.where(P.isnan(b), a, P.maximum(a, b))))
+
+
+def fmin(input, other, *, out=None):
+    a, b = math_ops.as_operand(input), math_ops.as_operand(other)
+    return math_ops.write_out(out, P.where(P.isnan(a), b, P.where(P.isnan(b), a, P.minimum(a, b))))
+
+
+def heaviside(input, values, *, out=None):
+    if input.dtype is not values.dtype:
+        raise RuntimeError("heaviside is not yet implemented for tensors with different dtypes")
+    zero = P.eq(input, 0)
+    return math_ops.write_out(out, P.where(zero, values, P.cast(P.gt(input, 0), dtype=input.dtype)))
+
+
+def positive(input):
+    if input.dtype is dt.bool_:
+        raise RuntimeError("The `+` operator, on a bool tensor is not supported.")
+    return input
+
+
+sgn = math_ops.sign  # sign for real tensors
+
+
+def isneginf(input, *, out=None):
+    return math_ops.write_out(out, P.logical_and(P.isinf(input), P.lt(input, 0)))
+
+
+def isposinf(input, *, out=None):
+    return math_ops.write_out(out, P.logical_and(P.isinf(input), P.gt(input, 0)))
+
+
+def isreal(input):
+    return creation.ones_like(input, dtype=dt.bool_)
+
+
+# real tensors: conjugation is the identity, the imaginary part does not exist
+def conj(input):
+    return input
+
+
+def conj_physical(input, *, out=None):
+    return math_ops.write_out(out, P.copy(input))
+
+
+resolve_conj = resolve_neg = conj
+
+
+def real(input):
+    return input
+
+
+def imag(input):
+    raise RuntimeError("imag is not implemented for tensors with non-complex dtypes.")
+
+
+def angle(input, *, out=None):
+    """0 for x >= 0, pi for x < 0, NaN kept (real input)."""
+    x = _float(input)
+    return math_ops.write_out(out, P.where(P.isnan(x), x, P.where(P.lt(x, 0), math.pi, 0.0)))
+
+
+def is_conj(input) -> bool:
+    return False
+
+
+is_neg = is_conj
+
+
+def is_signed(input) -> bool:
+    return input.dtype is not dt.uint8 and input.dtype is not dt.bool_
+
+
+def is_same_size(input, other) -> bool:
+    return tuple(input.shape) == tuple(other.shape)
+
+
+# ---- products -------------------------------------------------------------------------------
+
+def inner(input, other, *, out=None):
+    if input.dim() == 0 or other.dim() == 0:
+        return math_ops.write_out(out, math_ops.mul(input, other))
+    return math_ops.write_out(out, math_ops.tensordot(input, other, dims=([-1], [-1])))
+
+
+def vdot(input, other, *, out=None):
+    return math_ops.write_out(out, math_ops.dot(input, other))  # conjugation is the identity on reals
+
+
+def _beta_alpha(input, product, beta, alpha):
+    """beta * input + alpha * product; beta == 0 ignores input (NaN included), as PyTorch."""
+    scaled = product if alpha == 1 else math_ops.mul(product, alpha)
+    if beta == 0:
+        return P.add(scaled, creation.zeros_like(input))  # broadcast to input's shape, its values unread
+    return math_ops.add(input if beta == 1 else math_ops.mul(input, beta), scaled)
+
+
+def addmv(input, mat, vec, *, beta=1, alpha=1, out=None):
+    return math_ops.write_out(out, _beta_alpha(input, math_ops.mv(mat, vec), beta, alpha))
+
+
+def addr(input, vec1, vec2, *, beta=1, alpha=1, out=None):
+    return math_ops.write_out(out, _beta_alpha(input, math_ops.outer(vec1, vec2), beta, alpha))
+
+
+def addbmm(input, batch1, batch2, *, beta=1, alpha=1, out=None):
+    return math_ops.write_out(out, _beta_alpha(input, math_ops.bmm(batch1, batch2).sum(0), beta, alpha))
+
+
+def chain_matmul(*matrices, out=None):
+    warnings.warn("torch.chain_matmul is deprecated and will be removed in a future PyTorch release. "
+                  "Use torch.linalg.multi_dot instead", UserWarning, stacklevel=2)
+    return linalg.multi_dot(matrices, out=out)
+
+
+def adjoint(input):
+    return shape_ops.transpose(input, -2, -1)
+
+
+def diagflat(input, offset: int = 0):
+    return shape_ops.diag(input.reshape(-1), offset)
+
+
+# ---- scatters and copies --------------------------------------------------------------------
+
+def index_copy(input, dim: int, index, source):
+    """``input`` with the slices ``index`` along ``dim`` replaced by ``source``'s."""
+    old = shape_ops.index_select(input, dim, index)
+    return shape_ops.index_add(input, dim, index, math_ops.sub(source, old))
+
+
+def _scatter_into(input, src, key):
+    out = input.clone()
+    out[key] = src
+    return out
+
+
+def select_scatter(input, src, dim: int, index: int):
+    d = dim % input.dim()
+    return _scatter_into(input, src, (slice(None),) * d + (index,))
+
+
+def slice_scatter(input, src, dim: int = 0, start=None, end=None, step: int = 1):
+    d = dim % input.dim()
+    return _scatter_into(input, src, (slice(None),) * d + (slice(start, end, step),))
+
+
+def diagonal_scatter(input, src, offset: int = 0, dim1: int = 0, dim2: int = 1):
+    """``input`` with its diagonal (as ``input.diagonal(offset, dim1, dim2)``) replaced by ``src``."""
+    out = input.clone()
+    shape_ops.diagonal(out, offset, dim1, dim2).copy_(src)  # a write through a view: autograd sees it
+    return out
+
+
+def narrow_copy(input, dim: int, start: int, length: int):
+    return shape_ops.narrow(input, dim, start, length).clone()
+
+
+def split_with_sizes(input, split_sizes, dim: int = 0):
+    return shape_ops.split(input, list(split_sizes), dim)
+
+
+unsafe_split, unsafe_chunk = shape_ops.split, shape_ops.chunk
+unsafe_split_with_sizes = split_with_sizes
+
+
+def renorm(input, p: float, dim: int, maxnorm: float):
+    """Each sub-tensor along ``dim`` rescaled to p-norm at most ``maxnorm``."""
+    other = tuple(d for d in range(input.dim()) if d != dim % input.dim())
+    norm = math_ops.sum(math_ops.abs(input) ** p, dim=other, keepdim=True) ** (1.0 / p)
+    scale = P.where(P.gt(norm, maxnorm), P.div(maxnorm, P.add(norm, 1e-7)), 1.0)
+    return math_ops.mul(input, scale)
+
+
+def sum_to_size(self, *size):
+    """Sum ``self`` down to ``size`` (which it must broadcast from)."""
+    size = tuple(size[0]) if len(size) == 1 and isinstance(size[0], (tuple, list)) else size
+    lead = self.dim() - len(size)
+    if lead < 0 or builtins.any(s != 1 and s != self.shape[lead + i] for i, s in enumerate(size)):
+        raise RuntimeError(f"size {{{', '.join(map(str, size))}}} is not expandable to size "
+                           f"{{{', '.join(map(str, self.shape))}}}.")
+    dims = tuple(range(lead)) + tuple(lead + i for i, s in enumerate(size) if s == 1 and self.shape[lead + i] != 1)
+    out = math_ops.sum(self, dim=dims, keepdim=True) if dims else self
+    return out.reshape(size)
+
+
+# ---- linear algebra -------------------------------------------------------------------------
+
+def cholesky_inverse(L, upper: bool = False, *, out=None):
+    A = L.mT @ L if upper else L @ L.mT
+    return math_ops.write_out(out, linalg.inv(A))
+
+
+def cholesky_solve(B, L, upper: bool = False, *, out=None):
+    A = L.mT @ L if upper else L @ L.mT
+    return math_ops.write_out(out, linalg.solve(A, B))
+
+
+def triangular_solve(b, A, upper: bool = True, transpose: bool = False, unitriangular: bool = False):
+    from .math_ops import _return_type
+    M = A.mT if transpose else A
+    if unitriangular:
+        n = A.shape[-1]
+        eye = creation.eye(n, dtype=A.dtype, device=A.device)
+        M = M * (1 - eye) + eye
+    x = linalg.solve_triangular(M, b, upper=upper != transpose)
+    return _return_type("triangular_solve", ["solution", "cloned_coefficient"])(x, A.clone())
+
+
+def matrix_exp(A):
+    """exp(A) by scaling and squaring a degree-18 Taylor polynomial (matmuls only: autograd and
+    tracing go through it)."""
+    norm = float(host_array(math_ops.amax(math_ops.sum(math_ops.abs(A.detach()), dim=-2))._data)) if A.numel() else 0.0
+    s = builtins.max(0, int(math.ceil(math.log2(norm))) + 1) if norm > 0.5 else 0
+    X = A / (2 ** s)
+    eye = creation.eye(A.shape[-1], dtype=A.dtype, device=A.device).expand(tuple(A.shape))
+    term, total = eye, eye
+    for k in range(1, 19):
+        term = term @ X / k
+        total = total + term
+    for _ in range(s):
+        total = total @ total
+    return total
+
+
+def histogram(input, bins=100, *, range=None, weight=None, density: bool = False, out=None):
+    """Counts over equal-width (or given) bins, computed on the host (not differentiable)."""
+    from .math_ops import _return_type
+    edges = host_array(bins._data) if isinstance(bins, Tensor) else bins
+    w = host_array(weight._data) if weight is not None else None
+    hist, edges = np.histogram(host_array(input._data), bins=edges, range=range, weights=w, density=density)
+    return _return_type("histogram", ["hist", "bin_edges"])(device_tensor(hist.astype(input._data.dtype), input),
+                                                            device_tensor(edges.astype(input._data.dtype), input))
+
+
+def combinations(input, r: int = 2, with_replacement: bool = False):
+    import itertools
+    pick = itertools.combinations_with_replacement if with_replacement else itertools.combinations
+    idx = np.array(list(pick(builtins.range(input.shape[0]), r)), dtype=np.int64).reshape(-1, r)
+    if idx.shape[0] == 0:
+        return input.new_empty((0,) if r else (0,))
+    return input[device_tensor(idx, input)]
+
+
+def scalar_tensor(s, *, dtype=None, device=None, requires_grad: bool = False, **_):
+    return creation.tensor(s, dtype=dtype or dt.get_default_dtype(), device=device, requires_grad=requires_grad)
+
+
+def fill(input, value):
+    return creation.full_like(input, value)
+
+
+# ---- methods only -----------------------------------------------------------------------------
+
+def _new(self, *args, **kwargs):
+    """Legacy ``x.new(...)`` with ``self``'s dtype and device: ``new(2, 3)`` or ``new(Size)`` an
+    uninitialized tensor of that size, ``new(data)`` a tensor of that data, ``new()`` an empty one."""
+    from .tensors import Size
+    if len(args) == 1 and isinstance(args[0], Tensor):
+        return args[0].to(self.device, self.dtype)
+    if len(args) == 1 and isinstance(args[0], (list, tuple, np.ndarray)) and not isinstance(args[0], Size):
+        return creation.tensor(args[0], dtype=self.dtype, device=self.device)
+    return creation.empty(*(args or (0,)), dtype=self.dtype, device=self.device)
+
+
+def _apply_(self, callable: Callable):
+    """Apply a Python function to each element, in place (CPU only, not differentiable)."""
+    if self.device.type != "cpu":
+        raise TypeError("apply_ is only implemented on CPU tensors")
+    arr = self._data
+    arr[...] = np.vectorize(callable, otypes=[arr.dtype])(arr) if arr.size else arr
+    self._version.value += 1
+    return self
+
+
+def _map_(self, other, callable: Callable):
+    if self.device.type != "cpu":
+        raise TypeError("map_ is only implemented on CPU tensors")
+    arr = self._data
+    o = np.broadcast_to(host_array(other._data), arr.shape)
+    arr[...] = np.vectorize(callable, otypes=[arr.dtype])(arr, o) if arr.size else arr
+    self._version.value += 1
+    return self
+
+
+def _cauchy_(self, median: float = 0.0, sigma: float = 1.0, *, generator=None):
+    from .methods import _gen, _random_fill
+    return _random_fill(self, median + sigma * np.tan(math.pi * (_gen(self, generator).random(self._data.shape) - 0.5)))
+
+
+def _dim_order(self, *, ambiguity_check=False):
+    """Dimensions from outermost to innermost in memory (by stride, then by position)."""
+    st = self.stride()
+    return tuple(sorted(range(self.dim()), key=lambda d: (-st[d], d)))
+
+
+def _resize_(self, *size, memory_format=None):
+    """Reshape in place to ``size``, keeping the leading elements (new ones uninitialized)."""
+    size = tuple(size[0]) if len(size) == 1 and isinstance(size[0], (tuple, list)) else tuple(size)
+    inplace.check_writable(self)
+    if self.requires_grad:
+        raise RuntimeError("cannot resize variables that require grad")
+    n = int(np.prod(size))
+    flat = self._data.reshape(-1)
+    new = array_module(flat).empty(n, dtype=flat.dtype)
+    m = builtins.min(n, flat.size)
+    new[:m] = flat[:m]
+    self._data = new.reshape(size)
+    self._version.value += 1
+    return self
+
+
+# Tensor methods that are the functions above (or graphc's existing ones), ``self`` first.
+_METHODS: dict[str, Callable] = {
+    **{n: globals()[n] for n in """acosh arccosh asinh arcsinh atanh arctanh arctan2 deg2rad rad2deg copysign
+        fmax fmin heaviside positive sgn isneginf isposinf isreal inner vdot addmv addr addbmm adjoint diagflat
+        conj conj_physical resolve_conj resolve_neg angle is_conj is_neg is_signed is_same_size index_copy
+        select_scatter slice_scatter diagonal_scatter narrow_copy renorm cholesky_inverse cholesky_solve
+        triangular_solve matrix_exp histogram split_with_sizes unsafe_chunk unsafe_split
+        unsafe_split_with_sizes sum_to_size""".split()},
+    "corrcoef": compat_extras.corrcoef, "cov": compat_extras.cov,
+    "new": _new, "apply_": _apply_, "map_": _map_, "cauchy_": _cauchy_, "dim_order": _dim_order,
+    "resize_": _resize_, "resize_as_": lambda self, other, memory_format=None: _resize_(self, tuple(other.shape)),
+    "new_empty_strided": lambda self, size, stride, **kw: self.new_empty(tuple(size), **kw),
+    "const_data_ptr": Tensor.data_ptr, "is_nonzero": lambda self: __import__("graphc").is_nonzero(self),
+    "pin_memory": lambda self, device=None: self, "share_memory_": lambda self: self,
+    "is_pinned": lambda self, device=None: False, "is_shared": lambda self: False,
+    "is_distributed": lambda self: False, "is_set_to": lambda self, other: (
+        self.data_ptr() == other.data_ptr() and tuple(self.shape) == tuple(other.shape)
+        and self.stride() == other.stride()),
+    "module_load": lambda self, other, assign=False: other,
+    "record_stream": lambda self, stream: None,
+    "to_dense": lambda self, dtype=None, *, masked_grad=None: self if dtype is None else self.to(dtype),
+    "prelu": lambda self, weight: __import__("graphc").nn.functional.prelu(self, weight),
+    "hardshrink": lambda self, lambd=0.5: __import__("graphc").nn.functional.hardshrink(self, lambd),
+}
+
+# Read-only properties: real tensors on graphc's devices, dense, strided, never quantized or nested.
+_FLAGS = {name: False for name in """is_xpu is_ipu is_maia is_meta is_mkldnn is_mtia is_nested is_quantized
+    is_sparse is_sparse_csr is_vulkan is_xla""".split()}
+
+# In-place variants, each its out-of-place method computed and written back (inplace.inplace_method).
+_INPLACE = """absolute arccos arcsin arctan arctan2 greater greater_equal less less_equal not_equal negative fix
+    tril triu addmm baddbmm hypot acosh arccosh asinh arcsinh atanh arctanh deg2rad rad2deg copysign heaviside
+    sgn addmv addr addbmm index_copy renorm conj_physical""".split()
+
+
+def _attach() -> None:
+    for name, fn in _METHODS.items():
+        setattr(Tensor, name, fn)
+    for name, value in _FLAGS.items():
+        setattr(Tensor, name, property(lambda self, v=value: v))
+    for name in _INPLACE:
+        setattr(Tensor, name + "_", inplace.inplace_method(getattr(Tensor, name), name + "_"))
+    Tensor.layout = property(lambda self: strided)
+    Tensor.output_nr = property(lambda self: self._output_nr)
+    Tensor.name = property(lambda self: None)
+    Tensor.real = property(real)
+    Tensor.imag = property(imag)
+
+
+_attach()
