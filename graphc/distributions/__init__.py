@@ -1,5 +1,6 @@
 """graphc.distributions: the common parts of ``torch.distributions`` (Normal, Bernoulli,
-Categorical, Uniform, Independent and kl_divergence), written with graphc tensor ops, so
+Categorical, Uniform, Independent and kl_divergence here; Beta, Gamma, Dirichlet, ... and the
+transforms in their own modules, named as PyTorch's), written with graphc tensor ops, so
 log_prob, entropy and rsample are differentiable."""
 from __future__ import annotations
 
@@ -8,89 +9,31 @@ import numbers
 
 import graphc
 
-__all__ = ["Distribution", "Normal", "Bernoulli", "Categorical", "Uniform", "Independent", "kl_divergence",
-           "register_kl"]
+__all__ = ["Bernoulli", "Beta", "Binomial", "Categorical", "Chi2", "Dirichlet", "Distribution", "Exponential",
+           "Gamma", "Independent", "Laplace", "LogNormal", "MultivariateNormal", "Normal", "Poisson",
+           "TransformedDistribution", "Uniform", "constraints", "kl_divergence", "register_kl", "transforms"]
 
 
-def _as_tensor(x, like=None):
-    if isinstance(x, graphc.Tensor):
-        return x
-    dtype = like.dtype if isinstance(like, graphc.Tensor) else graphc.get_default_dtype()
-    return graphc.tensor(float(x), dtype=dtype)
-
-
-def _broadcast_all(*values):
-    like = next((v for v in values if isinstance(v, graphc.Tensor)), None)
-    ts = [_as_tensor(v, like) for v in values]
-    return graphc.broadcast_tensors(*ts)
-
-
-def _size(sample_shape):
-    return graphc.Size(tuple(sample_shape))
-
-
-class Distribution:
-    has_rsample = False
-    _validate_args = False
-
-    def __init__(self, batch_shape=(), event_shape=(), validate_args=None):
-        self._batch_shape = graphc.Size(tuple(batch_shape))
-        self._event_shape = graphc.Size(tuple(event_shape))
-
-    @staticmethod
-    def set_default_validate_args(value: bool) -> None:
-        Distribution._validate_args = value
-
-    @property
-    def batch_shape(self):
-        return self._batch_shape
-
-    @property
-    def event_shape(self):
-        return self._event_shape
-
-    @property
-    def stddev(self):
-        return self.variance.sqrt()
-
-    def _extended_shape(self, sample_shape=()):
-        return graphc.Size(tuple(sample_shape) + tuple(self._batch_shape) + tuple(self._event_shape))
-
-    def sample(self, sample_shape=()):
-        with graphc.no_grad():
-            return self.rsample(sample_shape)
-
-    def rsample(self, sample_shape=()):
-        raise NotImplementedError(f"{type(self).__name__} does not implement rsample")
-
-    def sample_n(self, n):
-        return self.sample((n,))
-
-    def prob(self, value):
-        return self.log_prob(value).exp()
-
-    def perplexity(self):
-        return self.entropy().exp()
-
-    def __repr__(self) -> str:
-        names = [k for k in getattr(self, "arg_names", ()) if k in self.__dict__]
-        args = ", ".join(f"{k}: {self.__dict__[k] if self.__dict__[k].numel() == 1 else self.__dict__[k].size()}"
-                         for k in names)
-        return f"{type(self).__name__}({args})"
+from . import constraints, transforms  # noqa: E402
+from .distribution import Distribution, _as_tensor, _broadcast_all, _size  # noqa: E402
+from .dirichlet import Beta, Dirichlet  # noqa: E402
+from .exponential import Exponential, Laplace  # noqa: E402
+from .gamma import Chi2, Gamma  # noqa: E402
+from .multivariate_normal import MultivariateNormal  # noqa: E402
+from .poisson import Binomial, Poisson  # noqa: E402
+from .transformed_distribution import LogNormal, TransformedDistribution  # noqa: E402
+from .transforms import *  # noqa: E402,F401,F403
 
 
 class Normal(Distribution):
     has_rsample = True
-    arg_names = ("loc", "scale")
+    arg_constraints = {"loc": constraints.real, "scale": constraints.positive}
+    support = constraints.real
 
     def __init__(self, loc, scale, validate_args=None):
         self.loc, self.scale = _broadcast_all(loc, scale)
-        if validate_args and not bool((self.scale > 0).all()):
-            raise ValueError(f"Expected parameter scale ({type(self.scale).__name__} of shape "
-                             f"{tuple(self.scale.shape)}) of distribution {self!r} to satisfy the constraint "
-                             f"GreaterThan(lower_bound=0.0), but found invalid values:\n{self.scale}")
         batch = () if isinstance(loc, numbers.Number) and isinstance(scale, numbers.Number) else self.loc.size()
-        super().__init__(batch)
+        super().__init__(batch, validate_args=validate_args)
 
     @property
     def mean(self):
