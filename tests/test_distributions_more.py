@@ -1,0 +1,224 @@
+"""The distributions beyond Normal/Bernoulli/Categorical/Uniform: log_prob against scipy.stats,
+moments against scipy, samples' moments, reparameterized gradients, validation errors, and the
+transforms (Jacobians against finite differences in float64)."""
+import numpy as np
+import pytest
+from scipy import stats
+
+import graphc as torch
+from graphc.distributions import (Beta, Binomial, Chi2, Dirichlet, Exponential, Gamma, Laplace, LogNormal,
+                                  MultivariateNormal, Normal, Poisson, TransformedDistribution, transforms as T)
+
+D = torch.float64
+
+
+def t(x):
+    return torch.tensor(x, dtype=D)
+
+
+def _close(a, b, tol=1e-8):
+    np.testing.assert_allclose(np.asarray(a.detach().numpy() if hasattr(a, "detach") else a, dtype=np.float64),
+                               np.asarray(b, dtype=np.float64), rtol=tol, atol=tol)
+
+
+# (graphc distribution, the same in scipy.stats, points to evaluate)
+CASES = {
+    "gamma": (lambda: Gamma(t([0.5, 2.0, 7.5]), t([1.0, 3.0, 0.5])),
+              stats.gamma(a=[0.5, 2.0, 7.5], scale=1 / np.array([1.0, 3.0, 0.5])), [0.3, 1.2, 9.0]),
+    "chi2": (lambda: Chi2(t([1.0, 4.0])), stats.chi2(df=[1.0, 4.0]), [0.7, 3.0]),
+    "beta": (lambda: Beta(t([0.7, 2.0]), t([1.5, 5.0])), stats.beta(a=[0.7, 2.0], b=[1.5, 5.0]), [0.2, 0.35]),
+    "exponential": (lambda: Exponential(t([0.5, 4.0])), stats.expon(scale=[2.0, 0.25]), [0.1, 1.5]),
+    "laplace": (lambda: Laplace(t([0.0, -1.0]), t([1.0, 0.3])), stats.laplace(loc=[0.0, -1.0], scale=[1.0, 0.3]),
+                [0.4, -1.7]),
+    "lognormal": (lambda: LogNormal(t([0.0, 1.0]), t([1.0, 0.5])),
+                  stats.lognorm(s=[1.0, 0.5], scale=np.exp([0.0, 1.0])), [0.5, 3.0]),
+    "poisson": (lambda: Poisson(t([0.5, 3.0])), stats.poisson(mu=[0.5, 3.0]), [0.0, 4.0]),
+    "binomial": (lambda: Binomial(t([5.0, 10.0]), t([0.3, 0.9])), stats.binom(n=[5, 10], p=[0.3, 0.9]), [2.0, 9.0]),
+}
+
+
+@pytest.mark.parametrize("name", sorted(CASES))
+def test_log_prob_mean_variance_against_scipy(name):
+    make, ref, x = CASES[name]
+    d = make()
+    logp = ref.logpmf(x) if name in ("poisson", "binomial") else ref.logpdf(x)
+    _close(d.log_prob(t(x)), logp)
+    _close(d.mean, ref.mean())
+    _close(d.variance, ref.var(), 1e-7)
+
+
+@pytest.mark.parametrize("name", ["gamma", "chi2", "beta", "exponential", "laplace", "lognormal"])
+def test_entropy_against_scipy(name):
+    make, ref, _ = CASES[name]
+    _close(make().entropy(), ref.entropy(), 1e-7)
+
+
+def test_binomial_entropy_needs_one_total_count():
+    _close(Binomial(t([6.0, 6.0]), t([0.3, 0.9])).entropy(), stats.binom(n=6, p=[0.3, 0.9]).entropy())
+    with pytest.raises(NotImplementedError, match="Inhomogeneous total count"):
+        CASES["binomial"][0]().entropy()
+
+
+def test_dirichlet_and_multivariate_normal_against_scipy():
+    a = np.array([0.8, 2.0, 3.5])
+    x = np.array([0.2, 0.3, 0.5])
+    d = Dirichlet(t(a))
+    _close(d.log_prob(t(x)), stats.dirichlet(a).logpdf(x))
+    _close(d.entropy(), stats.dirichlet(a).entropy())
+    _close(d.mean, stats.dirichlet(a).mean())
+    _close(d.variance, stats.dirichlet(a).var())
+    cov = np.array([[2.0, 0.3, 0.1], [0.3, 1.0, -0.2], [0.1, -0.2, 0.5]])
+    loc = np.array([0.5, -1.0, 2.0])
+    pts = np.array([[0.1, 0.2, 0.3], [1.0, -2.0, 2.5]])
+    ref = stats.multivariate_normal(loc, cov)
+    for kw in ({"covariance_matrix": t(cov)}, {"precision_matrix": t(np.linalg.inv(cov))},
+               {"scale_tril": t(np.linalg.cholesky(cov))}):
+        m = MultivariateNormal(t(loc), **kw)
+        _close(m.log_prob(t(pts)), ref.logpdf(pts))
+        _close(m.entropy(), ref.entropy())
+        _close(m.covariance_matrix, cov)
+        _close(m.variance, np.diag(cov))
+    batched = MultivariateNormal(t(np.stack([loc, loc + 1])), t(cov))
+    assert batched.batch_shape == (2,) and batched.event_shape == (3,)
+    _close(batched.log_prob(t(pts)), [ref.logpdf(pts[0]), stats.multivariate_normal(loc + 1, cov).logpdf(pts[1])])
+
+
+def test_samples_have_the_right_moments_and_shapes():
+    torch.manual_seed(0)
+    n = 40000
+    for make, ref, _ in (CASES["gamma"], CASES["beta"], CASES["laplace"], CASES["poisson"], CASES["binomial"],
+                         CASES["exponential"]):
+        d = make()
+        s = d.sample((n,))
+        assert s.shape == (n,) + tuple(d.batch_shape)
+        sd = np.sqrt(ref.var())
+        np.testing.assert_array_less(np.abs(s.mean(0).numpy() - ref.mean()), 5 * sd / np.sqrt(n) + 1e-12)
+    m = MultivariateNormal(t([1.0, -1.0]), t([[1.0, 0.8], [0.8, 2.0]]))
+    s = m.rsample((n,))
+    np.testing.assert_allclose(np.cov(s.numpy().T), [[1.0, 0.8], [0.8, 2.0]], atol=0.06)
+    dir_s = Dirichlet(t([1.0, 2.0, 3.0])).sample((5,))
+    _close(dir_s.sum(-1), np.ones(5))
+
+
+def test_gamma_rsample_gradient_is_the_implicit_one():
+    """E[x] = a / r for x ~ Gamma(a, r), so the mean of d x / d a over many samples is 1 / r; and
+    d x / d r = -x / r exactly."""
+    torch.manual_seed(1)
+    a = t([0.7, 3.0]).requires_grad_()
+    r = t([2.0, 0.5]).requires_grad_()
+    x = Gamma(a, r).rsample((20000,))
+    x.sum().backward()
+    np.testing.assert_allclose(a.grad.numpy() / 20000, 1 / np.array([2.0, 0.5]), rtol=0.03)
+    np.testing.assert_allclose(r.grad.numpy(), -x.detach().sum(0).numpy() / np.array([2.0, 0.5]), rtol=1e-9)
+
+
+def test_beta_and_dirichlet_rsample_are_differentiable():
+    torch.manual_seed(2)
+    a = t([2.0]).requires_grad_()
+    b = t([3.0]).requires_grad_()
+    Beta(a, b).rsample((20000,)).mean().backward()  # d/da of a / (a + b) = b / (a + b)^2 = 0.12
+    np.testing.assert_allclose(a.grad.numpy(), [0.12], rtol=0.08)
+    np.testing.assert_allclose(b.grad.numpy(), [-0.08], rtol=0.08)
+
+
+def test_log_prob_gradients_match_finite_differences():
+    def check(make, value):
+        p = t([1.3, 0.7]).requires_grad_()
+        make(p).log_prob(value).sum().backward()
+        eps = 1e-6
+        for i in range(2):
+            hi, lo = p.detach().clone(), p.detach().clone()
+            hi[i] += eps
+            lo[i] -= eps
+            fd = (make(hi).log_prob(value).sum() - make(lo).log_prob(value).sum()).item() / (2 * eps)
+            assert abs(p.grad[i].item() - fd) < 1e-6, (make, i)
+    check(lambda p: Gamma(p, p * 2), t([0.5, 2.0]))
+    check(lambda p: Beta(p, p + 1), t([0.3, 0.6]))
+    check(lambda p: Laplace(p, p), t([0.1, 2.0]))
+    check(lambda p: LogNormal(p, p), t([0.5, 2.0]))
+    check(lambda p: Binomial(t([4.0, 6.0]), logits=p), t([1.0, 5.0]))
+    check(lambda p: Poisson(p), t([2.0, 0.0]))
+
+
+def test_validation_errors_as_pytorch():
+    with pytest.raises(ValueError, match=r"Expected parameter concentration \(Tensor of shape \(2,\)\) of "
+                                         r"distribution Gamma.*GreaterThan\(lower_bound=0.0\)"):
+        Gamma(t([-1.0, 2.0]), t(1.0))
+    with pytest.raises(ValueError, match=r"Expected value argument .* within the support "
+                                         r"\(GreaterThanEq\(lower_bound=0.0\)\) of the distribution Exponential"):
+        Exponential(t(1.0)).log_prob(t(-1.0))
+    with pytest.raises(ValueError, match="constraint Interval\\(lower_bound=0.0, upper_bound=1.0\\)"):
+        Binomial(3, t(1.5))
+    with pytest.raises(ValueError, match="IntegerInterval"):
+        Binomial(3, t(0.5)).log_prob(t(4.0))
+    with pytest.raises(ValueError, match="`concentration` parameter must be at least one-dimensional."):
+        Dirichlet(t(1.0))
+    with pytest.raises(ValueError, match="Exactly one of covariance_matrix or precision_matrix or scale_tril"):
+        MultivariateNormal(t([0.0, 0.0]))
+    with pytest.raises(ValueError, match="PositiveDefinite"):
+        MultivariateNormal(t([0.0, 0.0]), t([[1.0, 2.0], [2.0, 1.0]]))
+    with pytest.raises(ValueError, match="scale"):
+        LogNormal(0.0, -1.0)
+    Gamma(t([-1.0]), t(1.0), validate_args=False)  # validation off: accepted, as PyTorch
+
+
+# ---- transforms -----------------------------------------------------------------------------
+
+def _jacobian_fd(f, x, eps=1e-6):
+    x = x.detach()
+    cols = []
+    for i in range(x.numel()):
+        hi, lo = x.clone().reshape(-1), x.clone().reshape(-1)
+        hi[i] += eps
+        lo[i] -= eps
+        cols.append(((f(hi.reshape(x.shape)) - f(lo.reshape(x.shape))) / (2 * eps)).reshape(-1).numpy())
+    return np.stack(cols, 1)
+
+
+@pytest.mark.parametrize("tr, x", [
+    (T.ExpTransform(), [-0.5, 1.2]),
+    (T.SigmoidTransform(), [-2.0, 0.3]),
+    (T.TanhTransform(), [-1.0, 0.4]),
+    (T.SoftplusTransform(), [-1.0, 2.0]),
+    (T.AffineTransform(1.5, -2.0), [0.2, 3.0]),
+    (T.PowerTransform(2.5), [0.4, 1.7]),
+    (T.ComposeTransform([T.AffineTransform(0.5, 2.0), T.ExpTransform()]), [0.1, -0.4]),
+])
+def test_elementwise_transforms_invert_and_their_jacobian_matches_finite_differences(tr, x):
+    x = t(x)
+    y = tr(x)
+    _close(tr.inv(y), x.numpy(), 1e-9)
+    jac = _jacobian_fd(tr, x)
+    _close(tr.log_abs_det_jacobian(x, y), np.log(np.abs(np.diag(jac))), 1e-6)
+
+
+def test_event_transforms():
+    x = t([[0.3, -1.2], [0.5, 0.7]])
+    lc = T.LowerCholeskyTransform()
+    L = lc(x)
+    assert torch.distributions.constraints.lower_cholesky.check(L).item()
+    _close(lc.inv(L), np.tril(x.numpy()))  # the upper part is dropped
+    sm = T.SoftmaxTransform()
+    _close(sm(t([1.0, 2.0, 3.0])), np.exp([1.0, 2, 3]) / np.exp([1.0, 2, 3]).sum())
+    r = T.ReshapeTransform((2, 2), (4,))
+    assert r(x).shape == (4,) and r.inv(r(x)).shape == (2, 2)
+    ind = T.IndependentTransform(T.ExpTransform(), 1)
+    _close(ind.log_abs_det_jacobian(x, ind(x)), x.sum(-1).numpy())
+    assert T.identity_transform(x) is x
+    cdf = T.CumulativeDistributionTransform(Normal(t(0.0), t(1.0)))
+    _close(cdf(t([0.0])), [0.5])
+
+
+def test_transformed_distribution_log_prob_and_samples():
+    base = Normal(t([0.0, 1.0]), t([1.0, 0.5]))
+    td = TransformedDistribution(base, [T.AffineTransform(2.0, 3.0), T.ExpTransform()])
+    # y = exp(2 + 3 x): log y ~ Normal(2 + 3 loc, 3 scale), so y is log-normal
+    ref = stats.lognorm(s=3 * np.array([1.0, 0.5]), scale=np.exp(2 + 3 * np.array([0.0, 1.0])))
+    _close(td.log_prob(t([1.5, 30.0])), ref.logpdf([1.5, 30.0]))
+    _close(td.cdf(t([1.5, 30.0])), ref.cdf([1.5, 30.0]))
+    assert td.rsample((7,)).shape == (7, 2) and td.has_rsample
+    sig = TransformedDistribution(Normal(t(0.0), t(1.0)), T.SigmoidTransform())  # logit-normal
+    y = 0.3
+    _close(sig.log_prob(t(y)), stats.norm.logpdf(np.log(y / (1 - y))) - np.log(y * (1 - y)))
+    mvn = TransformedDistribution(MultivariateNormal(t([0.0, 0.0]), t(np.eye(2))), T.ExpTransform())
+    assert mvn.event_shape == (2,) and mvn.log_prob(t([1.0, 2.0])).shape == ()
