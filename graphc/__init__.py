@@ -21,7 +21,7 @@ from .tensors import Size, Tensor
 from . import methods as _methods  # noqa: F401  (attaches Tensor methods)
 from . import grad_names as _grad_names  # PyTorch's grad_fn names (ViewBackward0 ...)
 _grad_names.install()
-from . import accelerator, backends, cuda, linalg, nn, random, testing
+from . import accelerator, backends, cuda, fft, linalg, nn, random, testing
 from .comparison import allclose, equal, isclose
 from .compiler import GraphBreakError, compile, explain  # noqa: A004
 from . import optim
