@@ -20,6 +20,7 @@ from graphc.ir import prims as P
 from graphc.ir.array_module import array_module
 
 from . import compat_extras, creation, inplace, linalg, math_ops, shape_ops
+from .nn import functional as F
 from .tensors import Tensor, device_tensor, host_array
 
 __all__ = ["acosh", "arccosh", "asinh", "arcsinh", "atanh", "arctanh", "arctan2", "deg2rad", "rad2deg", "copysign",
@@ -341,6 +342,189 @@ def fill(input, value):
     return creation.full_like(input, value)
 
 
+# ---- window functions (as torch.*_window: periodic by default, i.e. the first n of n + 1 points) ----
+
+def _window(fn):
+    def window(window_length: int, periodic: bool = True, *args, dtype=None, layout=None, device=None,
+               requires_grad: bool = False, pin_memory: bool = False):
+        if window_length < 0:
+            raise RuntimeError(f"{fn.__name__}_window requires non-negative window_length, got window_length="
+                               f"{window_length}")
+        if window_length <= 1:
+            return creation.ones(window_length, dtype=dtype, device=device, requires_grad=requires_grad)
+        n = window_length + 1 if periodic else window_length
+        values = fn(n, *args)[:window_length]
+        return creation.tensor(values, dtype=dtype or dt.get_default_dtype(), device=device,
+                               requires_grad=requires_grad)
+    window.__name__ = fn.__name__ + "_window"
+    return window
+
+
+def _hamming(n, alpha: float = 0.54, beta: float = 0.46):
+    return alpha - beta * np.cos(2 * np.pi * np.arange(n) / (n - 1))
+
+
+def _kaiser(n, beta: float = 12.0):
+    return np.kaiser(n, beta)
+
+
+hann_window = _window(np.hanning)
+hamming_window = _window(_hamming)
+blackman_window = _window(np.blackman)
+bartlett_window = _window(np.bartlett)
+kaiser_window = _window(_kaiser)
+
+
+def vander(x, N=None, increasing: bool = False):
+    """Columns are powers of ``x``: x^(N-1) ... x^0 (or increasing)."""
+    n = x.shape[0] if N is None else N
+    powers = [x ** i for i in range(n)] if n else []
+    cols = powers if increasing else powers[::-1]
+    return shape_ops.stack(cols, 1) if cols else x.new_empty((x.shape[0], 0))
+
+
+def unravel_index(indices, shape):
+    """Flat indices to one index tensor per dimension of ``shape`` (host arithmetic, integers)."""
+    shape = (shape,) if isinstance(shape, int) else tuple(shape)
+    idx = indices if isinstance(indices, Tensor) else creation.tensor(indices)
+    if idx.dtype.is_floating_point or idx.dtype is dt.bool_:
+        raise TypeError("expected 'indices' to be integer dtype, but got " + idx.dtype.scalar_name)
+    flat = host_array(idx._data)
+    total = int(np.prod(shape))
+    if np.any(flat < -total) or np.any(flat >= total):
+        raise RuntimeError("index is out of bounds for tensor with size " + str(total))
+    return tuple(device_tensor(a.astype(np.int64), idx) for a in np.unravel_index(flat % max(total, 1), shape))
+
+
+def typename(obj) -> str:
+    if isinstance(obj, Tensor):
+        return obj.type()
+    module = type(obj).__module__
+    return (module + "." if module not in (None, "builtins") else "") + type(obj).__qualname__
+
+
+def is_complex(input) -> bool:
+    return False
+
+
+def is_inference(input) -> bool:
+    return input.is_inference()
+
+
+def is_storage(obj) -> bool:
+    return False  # graphc tensors own arrays, not Storage objects
+
+
+def is_vulkan_available() -> bool:
+    return False
+
+
+def get_device(input) -> int:
+    return input.get_device()
+
+
+_settings = {"matmul_precision": "highest", "debug_mode": 0, "warn_always": False}
+
+
+def set_float32_matmul_precision(precision: str) -> None:
+    """Recorded only: graphc's float32 matmuls are always full precision ("highest")."""
+    if precision not in ("highest", "high", "medium"):
+        raise RuntimeError(f"Invalid precision: {precision}, expected one of highest, high, medium")
+    _settings["matmul_precision"] = precision
+
+
+def get_float32_matmul_precision() -> str:
+    return _settings["matmul_precision"]
+
+
+def set_deterministic_debug_mode(debug_mode) -> None:
+    modes = {"default": 0, "warn": 1, "error": 2}
+    _settings["debug_mode"] = modes[debug_mode] if isinstance(debug_mode, str) else int(debug_mode)
+    compat_extras.use_deterministic_algorithms(_settings["debug_mode"] > 0, warn_only=_settings["debug_mode"] == 1)
+
+
+def get_deterministic_debug_mode() -> int:
+    return _settings["debug_mode"]
+
+
+def set_warn_always(b: bool) -> None:
+    _settings["warn_always"] = bool(b)
+
+
+def is_warn_always_enabled() -> bool:
+    return _settings["warn_always"]
+
+
+def set_anomaly_enabled(enabled: bool, check_nan: bool = True) -> None:
+    compat_extras._anomaly.update(enabled=bool(enabled), check_nan=check_nan)
+
+
+is_anomaly_enabled, is_anomaly_check_nan_enabled = compat_extras.is_anomaly_enabled, compat_extras.is_anomaly_check_nan_enabled
+
+
+def empty_strided(size, stride, *, dtype=None, layout=None, device=None, requires_grad: bool = False,
+                  pin_memory: bool = False):
+    """An uninitialized tensor of ``size`` (graphc chooses the strides: row-major)."""
+    return creation.empty(tuple(size), dtype=dtype, device=device, requires_grad=requires_grad)
+
+
+def empty_permuted(size, physical_layout, *, dtype=None, layout=None, device=None, requires_grad: bool = False,
+                   pin_memory: bool = False):
+    return creation.empty(tuple(size), dtype=dtype, device=device, requires_grad=requires_grad)
+
+
+def frombuffer(buffer, *, dtype, count: int = -1, offset: int = 0, requires_grad: bool = False):
+    """A 1-d tensor over ``buffer``'s bytes (sharing its memory, as PyTorch's)."""
+    arr = np.frombuffer(buffer, dtype=dtype.np, count=count, offset=offset)
+    return creation.from_numpy(arr).requires_grad_(requires_grad) if requires_grad else creation.from_numpy(arr)
+
+
+# torch.<op>_: the in-place method as a function (``torch.relu_(x)`` is ``x.relu_()``)
+_TORCH_INPLACE = """abs_ acos_ acosh_ addmv_ arccos_ arccosh_ arcsin_ arcsinh_ arctan_ arctanh_ asin_ asinh_ atan_
+    atanh_ ceil_ clamp_ clamp_max_ clamp_min_ clip_ conj_physical_ cos_ cosh_ deg2rad_ detach_ erf_ erfc_ exp2_ exp_
+    expm1_ fill_ fix_ floor_ frac_ log10_ log1p_ log2_ log_ logit_ nan_to_num_ neg_ negative_ rad2deg_ reciprocal_
+    relu_ resize_as_ round_ rsqrt_ sigmoid_ sin_ sinc_ sinh_ sqrt_ square_ tan_ tanh_ trunc_ xlogy_ zero_""".split()
+
+# torch.<view>_copy: the view op's result as a new tensor (``torch.t_copy(x)`` is ``x.t().clone()``)
+_COPY_OF_VIEW = """alias detach diagonal expand permute select split split_with_sizes squeeze t transpose unbind
+    unfold unsqueeze view""".split()
+
+
+def _torch_inplace(name: str):
+    def fn(input, *args, **kwargs):
+        return getattr(input, name)(*args, **kwargs)
+    fn.__name__ = name
+    return fn
+
+
+def _copy_of(name: str):
+    def fn(input, *args, **kwargs):
+        out = input.view_as(input) if name == "alias" else getattr(input, name)(*args, **kwargs)
+        return tuple(o.clone() for o in out) if isinstance(out, (tuple, list)) else out.clone()
+    fn.__name__ = name + "_copy"
+    return fn
+
+
+# torch.<op> that is the nn.functional op with the same positional arguments
+_FROM_FUNCTIONAL = """conv1d conv2d conv3d conv_transpose1d conv_transpose2d conv_transpose3d bilinear pixel_shuffle
+    pixel_unshuffle channel_shuffle native_channel_shuffle pairwise_distance cosine_similarity celu selu prelu rrelu
+    threshold hardshrink avg_pool1d max_pool1d max_pool2d max_pool3d max_pool1d_with_indices adaptive_avg_pool1d
+    rms_norm group_norm layer_norm celu_ selu_ rrelu_ threshold_""".split()
+
+for _name in _FROM_FUNCTIONAL:
+    globals()[_name] = getattr(F, _name)
+for _name in _TORCH_INPLACE:
+    globals()[_name] = _torch_inplace(_name)
+for _name in _COPY_OF_VIEW:
+    globals()[_name + "_copy"] = _copy_of(_name)
+__all__ += _TORCH_INPLACE + _FROM_FUNCTIONAL + [n + "_copy" for n in _COPY_OF_VIEW] + """hann_window hamming_window blackman_window
+    bartlett_window kaiser_window vander unravel_index typename is_complex is_inference is_storage
+    is_vulkan_available get_device set_float32_matmul_precision get_float32_matmul_precision
+    set_deterministic_debug_mode get_deterministic_debug_mode set_warn_always is_warn_always_enabled
+    set_anomaly_enabled is_anomaly_enabled is_anomaly_check_nan_enabled empty_strided empty_permuted
+    frombuffer""".split()
+
+
 # ---- methods only -----------------------------------------------------------------------------
 
 def _new(self, *args, **kwargs):
@@ -422,8 +606,7 @@ _METHODS: dict[str, Callable] = {
     "module_load": lambda self, other, assign=False: other,
     "record_stream": lambda self, stream: None,
     "to_dense": lambda self, dtype=None, *, masked_grad=None: self if dtype is None else self.to(dtype),
-    "prelu": lambda self, weight: __import__("graphc").nn.functional.prelu(self, weight),
-    "hardshrink": lambda self, lambd=0.5: __import__("graphc").nn.functional.hardshrink(self, lambd),
+    "prelu": F.prelu, "hardshrink": F.hardshrink,
 }
 
 # Read-only properties: real tensors on graphc's devices, dense, strided, never quantized or nested.
