@@ -26,7 +26,8 @@ from .tensors import Tensor, device_tensor, host_array
 __all__ = ["acosh", "arccosh", "asinh", "arcsinh", "atanh", "arctanh", "arctan2", "deg2rad", "rad2deg", "copysign",
            "fmax", "fmin", "heaviside", "positive", "sgn", "isneginf", "isposinf", "isreal", "inner", "vdot",
            "addmv", "addr", "addbmm", "adjoint", "diagflat", "conj", "conj_physical", "resolve_conj",
-           "resolve_neg", "real", "imag", "angle", "is_conj", "is_neg", "is_signed", "is_same_size",
+           "resolve_neg", "real", "imag", "angle", "memory_format", "contiguous_format", "preserve_format",
+           "channels_last", "channels_last_3d", "is_conj", "is_neg", "is_signed", "is_same_size",
            "index_copy", "select_scatter", "slice_scatter", "diagonal_scatter", "narrow_copy", "renorm",
            "cholesky_inverse", "cholesky_solve", "triangular_solve", "matrix_exp", "histogram",
            "split_with_sizes", "unsafe_chunk", "unsafe_split", "unsafe_split_with_sizes", "layout", "strided",
@@ -46,6 +47,15 @@ class layout:
 
 
 strided = layout("graphc.strided")
+
+
+class memory_format(layout):
+    """A memory format, accepted by ``to``/``contiguous``/``empty_like``...; graphc keeps every
+    tensor row-major, so all formats mean the same layout."""
+
+
+contiguous_format, preserve_format = memory_format("graphc.contiguous_format"), memory_format("graphc.preserve_format")
+channels_last, channels_last_3d = memory_format("graphc.channels_last"), memory_format("graphc.channels_last_3d")
 
 
 def _float(x):
@@ -507,7 +517,7 @@ def _copy_of(name: str):
 
 # torch.<op> that is the nn.functional op with the same positional arguments
 _FROM_FUNCTIONAL = """conv1d conv2d conv3d conv_transpose1d conv_transpose2d conv_transpose3d bilinear pixel_shuffle
-    pixel_unshuffle channel_shuffle native_channel_shuffle pairwise_distance cosine_similarity celu selu prelu rrelu
+    pixel_unshuffle channel_shuffle pairwise_distance cosine_similarity celu selu prelu rrelu
     threshold hardshrink avg_pool1d max_pool1d max_pool2d max_pool3d max_pool1d_with_indices adaptive_avg_pool1d
     rms_norm group_norm layer_norm celu_ selu_ rrelu_ threshold_""".split()
 

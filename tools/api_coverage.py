@@ -79,7 +79,8 @@ class Coverage:
 
 
 def coverage() -> tuple[list[Coverage], list[Rule]]:
-    """Per-namespace coverage, and the rules that match no name (stale lines to remove)."""
+    """Per-namespace coverage, and the stale rules: an exclusion that matches no name, an allowance
+    that matches no missing name (its names exist now: remove the line)."""
     excluded, allowed = read_rules(EXCLUDED_FILE), read_rules(ALLOWED_FILE)
     used: set[Rule] = set()
     result = []
@@ -88,7 +89,8 @@ def coverage() -> tuple[list[Coverage], list[Rule]]:
         for name in names:
             ex = next((r for r in excluded if r.matches(ns, name)), None)
             al = next((r for r in allowed if r.matches(ns, name)), None)
-            used.update(r for r in (ex, al) if r is not None)
+            if ex is not None:
+                used.add(ex)
             if obj is not None and hasattr(obj, name):
                 cov.present.append(name)
                 if ex is not None:
@@ -97,6 +99,7 @@ def coverage() -> tuple[list[Coverage], list[Rule]]:
                 cov.excluded.append(name)
             elif al is not None:
                 cov.allowed.append(name)
+                used.add(al)
             else:
                 cov.missing.append(name)
         result.append(cov)
@@ -123,6 +126,8 @@ def main() -> None:
         for c in rows:
             if c.missing:
                 print(f"\n{c.namespace} ({len(c.missing)} missing): {' '.join(c.missing)}")
+            if c.stale_excluded:
+                print(f"\n{c.namespace}: excluded, yet graphc has them: {' '.join(c.stale_excluded)}")
         for r in unused:
             print(f"unused rule: {r.namespace} {r.pattern}")
 

@@ -72,7 +72,7 @@ def collect() -> dict[str, set[str]]:
     mods = {ns: importlib.import_module(ns) for ns in spaces}  # import all first: dir(torch) grows
     out = {ns: module_names(mods[ns]) for ns in spaces}
     out["torch.Tensor"] = {n for n in dir(torch.Tensor) if not n.startswith("_")}
-    return out
+    return {ns: names for ns, names in out.items() if names}
 
 
 def main() -> None:
