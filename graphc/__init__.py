@@ -151,6 +151,7 @@ FloatTensor, DoubleTensor, HalfTensor = (_legacy(float32, "FloatTensor"), _legac
                                          _legacy(float16, "HalfTensor"))
 LongTensor, IntTensor, BoolTensor, ByteTensor = (_legacy(int64, "LongTensor"), _legacy(int32, "IntTensor"),
                                                  _legacy(bool, "BoolTensor"), _legacy(uint8, "ByteTensor"))
+CharTensor, ShortTensor = _legacy(int8, "CharTensor"), _legacy(int16, "ShortTensor")
 
 
 def index_put(input, indices, values, accumulate: bool = False):

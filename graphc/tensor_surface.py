@@ -34,6 +34,7 @@ __all__ = ["acosh", "arccosh", "asinh", "arcsinh", "atanh", "arctanh", "arctan2"
            "chain_matmul", "combinations", "scalar_tensor", "fill", "pi", "e", "inf", "nan", "newaxis"]
 
 pi, e, inf, nan, newaxis = math.pi, math.e, math.inf, math.nan, None
+matrix_exp = linalg.matrix_exp
 
 
 class layout:
@@ -309,22 +310,6 @@ def triangular_solve(b, A, upper: bool = True, transpose: bool = False, unitrian
     return _return_type("triangular_solve", ["solution", "cloned_coefficient"])(x, A.clone())
 
 
-def matrix_exp(A):
-    """exp(A) by scaling and squaring a degree-18 Taylor polynomial (matmuls only: autograd and
-    tracing go through it)."""
-    norm = float(host_array(math_ops.amax(math_ops.sum(math_ops.abs(A.detach()), dim=-2))._data)) if A.numel() else 0.0
-    s = builtins.max(0, int(math.ceil(math.log2(norm))) + 1) if norm > 0.5 else 0
-    X = A / (2 ** s)
-    eye = creation.eye(A.shape[-1], dtype=A.dtype, device=A.device).expand(tuple(A.shape))
-    term, total = eye, eye
-    for k in range(1, 19):
-        term = term @ X / k
-        total = total + term
-    for _ in range(s):
-        total = total @ total
-    return total
-
-
 def histogram(input, bins=100, *, range=None, weight=None, density: bool = False, out=None):
     """Counts over equal-width (or given) bins, computed on the host (not differentiable)."""
     from .math_ops import _return_type
@@ -350,6 +335,109 @@ def scalar_tensor(s, *, dtype=None, device=None, requires_grad: bool = False, **
 
 def fill(input, value):
     return creation.full_like(input, value)
+
+
+# ---- integer and floating-point bit operations -------------------------------------------------
+
+def _int_only(name: str, *ts) -> None:
+    for x in ts:
+        if isinstance(x, Tensor) and (x.dtype.is_floating_point or x.dtype is dt.bool_) or isinstance(x, float):
+            d = x.dtype.scalar_name if isinstance(x, Tensor) else "Float"
+            raise RuntimeError(f'"{name}_cpu" not implemented for \'{d}\'')
+
+
+def bitwise_left_shift(input, other, *, out=None):
+    """x << y = x * 2**y (integers)."""
+    _int_only("lshift", input, other)
+    return math_ops.write_out(out, math_ops.mul(input, math_ops.pow(2, math_ops.as_operand(other))))
+
+
+def bitwise_right_shift(input, other, *, out=None):
+    """x >> y = floor(x / 2**y): the arithmetic shift, negative numbers included."""
+    _int_only("rshift", input, other)
+    return math_ops.write_out(out, math_ops.floor_divide(input, math_ops.pow(2, math_ops.as_operand(other))))
+
+
+def ldexp(input, other, *, out=None):
+    """input * 2**other."""
+    return math_ops.write_out(out, math_ops.mul(_float(input), math_ops.pow(2.0, math_ops.as_operand(other))))
+
+
+def _host_binary(np_fn, name: str, integer: bool):
+    """An elementwise op numpy computes on the host (integer or bit-level: not differentiable)."""
+    def op(input, other, *, out=None):
+        if integer:
+            _int_only(name, input, other)
+        b = other if isinstance(other, Tensor) else creation.tensor(other, dtype=input.dtype)
+        res = np_fn(host_array(input._data), host_array(b._data))
+        return math_ops.write_out(out, device_tensor(np.asarray(res), input))
+    op.__name__ = name
+    return op
+
+
+gcd = _host_binary(np.gcd, "gcd", True)
+lcm = _host_binary(np.lcm, "lcm", True)
+nextafter = _host_binary(np.nextafter, "nextafter", False)
+
+
+def frexp(input, *, out=None):
+    """Mantissa in [0.5, 1) and integer exponent, with input = mantissa * 2**exponent."""
+    from .math_ops import _return_type
+    if not input.dtype.is_floating_point:
+        raise RuntimeError("torch.frexp() only supports floating-point dtypes")
+    m, e = np.frexp(host_array(input._data))
+    return _return_type("frexp", ["mantissa", "exponent"])(device_tensor(m, input),
+                                                           device_tensor(e.astype(np.int32), input))
+
+
+# ---- sampling ---------------------------------------------------------------------------------
+
+def binomial(count, prob, generator=None):
+    """A Binomial(count, prob) draw per element (as torch.binomial)."""
+    from .random import gen
+    rng = gen(generator, count.device if count.device.type != "cpu" else None)
+    draws = rng.binomial(host_array(count._data).astype(np.int64), host_array(prob._data))
+    return device_tensor(draws.astype(count._data.dtype), count)
+
+
+def poisson(input, generator=None):
+    """A Poisson(rate) draw per element of ``input`` (as torch.poisson)."""
+    from .random import gen
+    rng = gen(generator, input.device if input.device.type != "cpu" else None)
+    return device_tensor(rng.poisson(host_array(input._data)).astype(input._data.dtype), input)
+
+
+# ---- more shapes and copies -------------------------------------------------------------------
+
+def slice_copy(input, dim: int = 0, start=None, end=None, step: int = 1):
+    d = dim % input.dim()
+    return input[(slice(None),) * d + (slice(start, end, step),)].clone()
+
+
+def unique_consecutive(input, return_inverse: bool = False, return_counts: bool = False, dim=None):
+    """Collapse runs of equal values (of the flattened input; computed on the host)."""
+    if dim is not None:
+        raise NotImplementedError("unique_consecutive(dim=...) is not supported by graphc")
+    flat = host_array(input._data).reshape(-1)
+    starts = np.concatenate([[True], flat[1:] != flat[:-1]]) if flat.size else np.zeros(0, bool)
+    out = [device_tensor(flat[starts], input)]
+    if return_inverse:
+        out.append(device_tensor((np.cumsum(starts) - 1).reshape(input._data.shape).astype(np.int64), input))
+    if return_counts:
+        out.append(device_tensor(np.diff(np.append(np.flatnonzero(starts), flat.size)).astype(np.int64), input))
+    return out[0] if len(out) == 1 else tuple(out)
+
+
+def is_distributed(input) -> bool:
+    return False
+
+
+legacy_contiguous_format = memory_format("graphc.legacy_contiguous_format")
+
+
+def _resize(self, *sizes):
+    warnings.warn("non-inplace resize is deprecated")
+    return self.reshape(*sizes)
 
 
 # ---- window functions (as torch.*_window: periodic by default, i.e. the first n of n + 1 points) ----
@@ -528,7 +616,8 @@ for _name in _TORCH_INPLACE:
 for _name in _COPY_OF_VIEW:
     globals()[_name + "_copy"] = _copy_of(_name)
 __all__ += _TORCH_INPLACE + _FROM_FUNCTIONAL + [n + "_copy" for n in _COPY_OF_VIEW] + """hann_window hamming_window blackman_window
-    bartlett_window kaiser_window vander unravel_index typename is_complex is_inference is_storage
+    bartlett_window kaiser_window bitwise_left_shift bitwise_right_shift ldexp gcd lcm nextafter frexp binomial
+    poisson slice_copy unique_consecutive is_distributed legacy_contiguous_format vander unravel_index typename is_complex is_inference is_storage
     is_vulkan_available get_device set_float32_matmul_precision get_float32_matmul_precision
     set_deterministic_debug_mode get_deterministic_debug_mode set_warn_always is_warn_always_enabled
     set_anomaly_enabled is_anomaly_enabled is_anomaly_check_nan_enabled empty_strided empty_permuted
@@ -548,24 +637,29 @@ def _new(self, *args, **kwargs):
     return creation.empty(*(args or (0,)), dtype=self.dtype, device=self.device)
 
 
-def _apply_(self, callable: Callable):
-    """Apply a Python function to each element, in place (CPU only, not differentiable)."""
+def _python_elementwise(self, name: str, others: tuple, callable: Callable):
+    """``callable`` on each element of ``self`` (and of ``others``, broadcast), written back in
+    place: CPU only, not differentiable (PyTorch's apply_/map_/map2_)."""
     if self.device.type != "cpu":
-        raise TypeError("apply_ is only implemented on CPU tensors")
+        raise TypeError(f"{name} is only implemented on CPU tensors")
     arr = self._data
-    arr[...] = np.vectorize(callable, otypes=[arr.dtype])(arr) if arr.size else arr
+    args = [np.broadcast_to(host_array(t._data), arr.shape) for t in others]
+    if arr.size:
+        arr[...] = np.vectorize(callable, otypes=[arr.dtype])(arr, *args)
     self._version.value += 1
     return self
+
+
+def _apply_(self, callable: Callable):
+    return _python_elementwise(self, "apply_", (), callable)
 
 
 def _map_(self, other, callable: Callable):
-    if self.device.type != "cpu":
-        raise TypeError("map_ is only implemented on CPU tensors")
-    arr = self._data
-    o = np.broadcast_to(host_array(other._data), arr.shape)
-    arr[...] = np.vectorize(callable, otypes=[arr.dtype])(arr, o) if arr.size else arr
-    self._version.value += 1
-    return self
+    return _python_elementwise(self, "map_", (other,), callable)
+
+
+def _map2_(self, x, y, callable: Callable):
+    return _python_elementwise(self, "map2_", (x, y), callable)
 
 
 def _cauchy_(self, median: float = 0.0, sigma: float = 1.0, *, generator=None):
@@ -602,7 +696,9 @@ _METHODS: dict[str, Callable] = {
         conj conj_physical resolve_conj resolve_neg angle is_conj is_neg is_signed is_same_size index_copy
         select_scatter slice_scatter diagonal_scatter narrow_copy renorm cholesky_inverse cholesky_solve
         triangular_solve matrix_exp histogram split_with_sizes unsafe_chunk unsafe_split
-        unsafe_split_with_sizes sum_to_size""".split()},
+        unsafe_split_with_sizes sum_to_size bitwise_left_shift bitwise_right_shift ldexp gcd lcm nextafter frexp
+        unique_consecutive""".split()},
+    "resize": _resize, "resize_as": lambda self, other: _resize(self, tuple(other.shape)), "map2_": _map2_,
     "corrcoef": compat_extras.corrcoef, "cov": compat_extras.cov,
     "new": _new, "apply_": _apply_, "map_": _map_, "cauchy_": _cauchy_, "dim_order": _dim_order,
     "resize_": _resize_, "resize_as_": lambda self, other, memory_format=None: _resize_(self, tuple(other.shape)),
@@ -610,7 +706,7 @@ _METHODS: dict[str, Callable] = {
     "const_data_ptr": Tensor.data_ptr, "is_nonzero": lambda self: __import__("graphc").is_nonzero(self),
     "pin_memory": lambda self, device=None: self, "share_memory_": lambda self: self,
     "is_pinned": lambda self, device=None: False, "is_shared": lambda self: False,
-    "is_distributed": lambda self: False, "is_set_to": lambda self, other: (
+    "is_distributed": is_distributed, "is_set_to": lambda self, other: (
         self.data_ptr() == other.data_ptr() and tuple(self.shape) == tuple(other.shape)
         and self.stride() == other.stride()),
     "module_load": lambda self, other, assign=False: other,
@@ -626,7 +722,8 @@ _FLAGS = {name: False for name in """is_xpu is_ipu is_maia is_meta is_mkldnn is_
 # In-place variants, each its out-of-place method computed and written back (inplace.inplace_method).
 _INPLACE = """absolute arccos arcsin arctan arctan2 greater greater_equal less less_equal not_equal negative fix
     tril triu addmm baddbmm hypot acosh arccosh asinh arcsinh atanh arctanh deg2rad rad2deg copysign heaviside
-    sgn addmv addr addbmm index_copy renorm conj_physical""".split()
+    sgn addmv addr addbmm index_copy renorm conj_physical bitwise_left_shift bitwise_right_shift ldexp gcd lcm
+    nextafter""".split()
 
 
 def _attach() -> None:

@@ -750,6 +750,15 @@ def cosine_similarity(x1: Tensor, x2: Tensor, dim: int = 1, eps: float = 1e-8) -
     return dot / (n1 * n2)
 
 
+def pdist(input: Tensor, p: float = 2) -> Tensor:
+    """The p-norm distances between all pairs of rows, in the order of the upper triangle."""
+    if input.dim() != 2:
+        raise RuntimeError(f"pdist only supports 2D tensors, got: {input.dim()}D")
+    n = input.shape[0]
+    rows, cols = creation.triu_indices(n, n, 1, device=input.device)
+    return math_ops.norm(input[rows] - input[cols], p, dim=-1)
+
+
 def pairwise_distance(x1, x2, p: float = 2.0, eps: float = 1e-6, keepdim: bool = False):
     return math_ops.norm(x1 - x2 + eps, p, -1, keepdim)
 
