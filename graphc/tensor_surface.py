@@ -581,7 +581,8 @@ def frombuffer(buffer, *, dtype, count: int = -1, offset: int = 0, requires_grad
 _TORCH_INPLACE = """abs_ acos_ acosh_ addmv_ arccos_ arccosh_ arcsin_ arcsinh_ arctan_ arctanh_ asin_ asinh_ atan_
     atanh_ ceil_ clamp_ clamp_max_ clamp_min_ clip_ conj_physical_ cos_ cosh_ deg2rad_ detach_ erf_ erfc_ exp2_ exp_
     expm1_ fill_ fix_ floor_ frac_ log10_ log1p_ log2_ log_ logit_ nan_to_num_ neg_ negative_ rad2deg_ reciprocal_
-    relu_ resize_as_ round_ rsqrt_ sigmoid_ sin_ sinc_ sinh_ sqrt_ square_ tan_ tanh_ trunc_ xlogy_ zero_""".split()
+    relu_ resize_as_ round_ rsqrt_ sigmoid_ sin_ sinc_ sinh_ sqrt_ square_ tan_ tanh_ trunc_ xlogy_ zero_ gcd_ lcm_
+    ldexp_""".split()
 
 # torch.<view>_copy: the view op's result as a new tensor (``torch.t_copy(x)`` is ``x.t().clone()``)
 _COPY_OF_VIEW = """alias detach diagonal expand permute select split split_with_sizes squeeze t transpose unbind
@@ -607,7 +608,7 @@ def _copy_of(name: str):
 _FROM_FUNCTIONAL = """conv1d conv2d conv3d conv_transpose1d conv_transpose2d conv_transpose3d bilinear pixel_shuffle
     pixel_unshuffle channel_shuffle pairwise_distance cosine_similarity celu selu prelu rrelu
     threshold hardshrink avg_pool1d max_pool1d max_pool2d max_pool3d max_pool1d_with_indices adaptive_avg_pool1d
-    rms_norm group_norm layer_norm celu_ selu_ rrelu_ threshold_""".split()
+    rms_norm group_norm layer_norm celu_ selu_ rrelu_ threshold_ pdist""".split()
 
 for _name in _FROM_FUNCTIONAL:
     globals()[_name] = getattr(F, _name)

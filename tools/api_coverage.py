@@ -108,7 +108,7 @@ def coverage() -> tuple[list[Coverage], list[Rule]]:
 
 
 def table(rows: list[Coverage]) -> str:
-    lines = ["| namespace | present / total | excluded | pending (other work) |", "|---|---|---|---|"]
+    lines = ["| namespace | present / total | excluded | pending (allowance list) |", "|---|---|---|---|"]
     for c in rows:
         lines.append(f"| `{c.namespace}` | {len(c.present)} / {c.total} | {len(c.excluded)} | {len(c.allowed)} |")
     tot = [sum(len(getattr(c, k)) for c in rows) for k in ("present", "excluded", "allowed")]
