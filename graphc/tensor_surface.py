@@ -160,7 +160,7 @@ def imag(input):
 def angle(input, *, out=None):
     """0 for x >= 0, pi for x < 0, NaN kept (real input)."""
     x = _float(input)
-    return math_ops.write_out(out, P.where(P.isnan(x), x, P.where(P.lt(x, 0), math.pi, 0.0)))
+    return math_ops.write_out(out, P.where(P.isnan(x), x, P.mul(P.cast(P.lt(x, 0), dtype=x.dtype), math.pi)))
 
 
 def is_conj(input) -> bool:
