@@ -6,8 +6,10 @@ import pytest
 from scipy import stats
 
 import graphc as torch
-from graphc.distributions import (Beta, Binomial, Chi2, Dirichlet, Exponential, Gamma, Laplace, LogNormal,
-                                  MultivariateNormal, Normal, Poisson, TransformedDistribution, transforms as T)
+from graphc.distributions import (Beta, Binomial, Cauchy, Chi2, Dirichlet, Exponential, Gamma, Geometric, Gumbel,
+                                  HalfCauchy, HalfNormal, InverseGamma, Laplace, LogNormal, Multinomial,
+                                  MultivariateNormal, NegativeBinomial, Normal, OneHotCategorical, Pareto, Poisson,
+                                  StudentT, TransformedDistribution, Weibull, transforms as T)
 
 D = torch.float64
 
@@ -34,20 +36,34 @@ CASES = {
                   stats.lognorm(s=[1.0, 0.5], scale=np.exp([0.0, 1.0])), [0.5, 3.0]),
     "poisson": (lambda: Poisson(t([0.5, 3.0])), stats.poisson(mu=[0.5, 3.0]), [0.0, 4.0]),
     "binomial": (lambda: Binomial(t([5.0, 10.0]), t([0.3, 0.9])), stats.binom(n=[5, 10], p=[0.3, 0.9]), [2.0, 9.0]),
+    "gumbel": (lambda: Gumbel(t([0.0, 1.0]), t([1.0, 2.0])), stats.gumbel_r(loc=[0, 1], scale=[1, 2]), [0.3, -2.0]),
+    "halfnormal": (lambda: HalfNormal(t([1.0, 2.0])), stats.halfnorm(scale=[1, 2]), [0.3, 2.0]),
+    "studentt": (lambda: StudentT(t([3.0, 5.0]), t([0.0, 1.0]), t([1.0, 2.0])),
+                 stats.t(df=[3, 5], loc=[0, 1], scale=[1, 2]), [0.3, -2.0]),
+    "weibull": (lambda: Weibull(t([1.0, 2.0]), t([0.7, 3.0])), stats.weibull_min(c=[0.7, 3.0], scale=[1, 2]),
+                [0.3, 2.0]),
+    "pareto": (lambda: Pareto(t([1.0, 2.0]), t([3.0, 4.0])), stats.pareto(b=[3, 4], scale=[1, 2]), [1.3, 2.5]),
+    "inversegamma": (lambda: InverseGamma(t([3.0, 4.0]), t([1.0, 2.0])), stats.invgamma(a=[3, 4], scale=[1, 2]),
+                     [0.3, 2.0]),
+    "geometric": (lambda: Geometric(t([0.3, 0.6])), stats.geom(p=[0.3, 0.6], loc=-1), [0.0, 3.0]),
+    "negativebinomial": (lambda: NegativeBinomial(t([3.0, 5.0]), t([0.3, 0.6])),
+                         stats.nbinom(n=[3, 5], p=[0.7, 0.4]), [2.0, 4.0]),
 }
+DISCRETE = ("poisson", "binomial", "geometric", "negativebinomial")
 
 
 @pytest.mark.parametrize("name", sorted(CASES))
 def test_log_prob_mean_variance_against_scipy(name):
     make, ref, x = CASES[name]
     d = make()
-    logp = ref.logpmf(x) if name in ("poisson", "binomial") else ref.logpdf(x)
+    logp = ref.logpmf(x) if name in DISCRETE else ref.logpdf(x)
     _close(d.log_prob(t(x)), logp)
     _close(d.mean, ref.mean())
     _close(d.variance, ref.var(), 1e-7)
 
 
-@pytest.mark.parametrize("name", ["gamma", "chi2", "beta", "exponential", "laplace", "lognormal"])
+@pytest.mark.parametrize("name", ["gamma", "chi2", "beta", "exponential", "laplace", "lognormal", "gumbel",
+                                  "halfnormal", "studentt", "weibull", "pareto", "inversegamma", "geometric"])
 def test_entropy_against_scipy(name):
     make, ref, _ = CASES[name]
     _close(make().entropy(), ref.entropy(), 1e-7)
@@ -57,6 +73,24 @@ def test_binomial_entropy_needs_one_total_count():
     _close(Binomial(t([6.0, 6.0]), t([0.3, 0.9])).entropy(), stats.binom(n=6, p=[0.3, 0.9]).entropy())
     with pytest.raises(NotImplementedError, match="Inhomogeneous total count"):
         CASES["binomial"][0]().entropy()
+
+
+def test_heavy_tailed_and_vector_discrete_against_scipy():
+    c, ref = Cauchy(t([0.0, 1.0]), t([1.0, 2.0])), stats.cauchy(loc=[0, 1], scale=[1, 2])
+    _close(c.log_prob(t([0.3, -2.0])), ref.logpdf([0.3, -2.0]))
+    _close(c.entropy(), ref.entropy())
+    _close(c.cdf(t([0.3, -2.0])), ref.cdf([0.3, -2.0]))
+    hc = HalfCauchy(t([1.0, 2.0]))
+    _close(hc.log_prob(t([0.3, 2.0])), stats.halfcauchy(scale=[1, 2]).logpdf([0.3, 2.0]))
+    assert np.isneginf(HalfNormal(t(1.0), validate_args=False).log_prob(t(-1.0)).item())
+    m = Multinomial(5, t([0.2, 0.3, 0.5]))
+    _close(m.log_prob(t([1.0, 1.0, 3.0])), stats.multinomial(5, [0.2, 0.3, 0.5]).logpmf([1, 1, 3]))
+    s = m.sample((50,))
+    assert s.shape == (50, 3) and bool((s.sum(-1) == 5).all())
+    o = OneHotCategorical(t([0.2, 0.3, 0.5]))
+    _close(o.log_prob(t([0.0, 1.0, 0.0])), np.log(0.3))
+    _close(o.entropy(), stats.multinomial(1, [0.2, 0.3, 0.5]).entropy())
+    assert bool((o.sample((20,)).sum(-1) == 1).all())
 
 
 def test_dirichlet_and_multivariate_normal_against_scipy():
@@ -87,7 +121,8 @@ def test_samples_have_the_right_moments_and_shapes():
     torch.manual_seed(0)
     n = 40000
     for make, ref, _ in (CASES["gamma"], CASES["beta"], CASES["laplace"], CASES["poisson"], CASES["binomial"],
-                         CASES["exponential"]):
+                         CASES["exponential"], CASES["gumbel"], CASES["halfnormal"], CASES["weibull"],
+                         CASES["geometric"], CASES["negativebinomial"], CASES["inversegamma"]):
         d = make()
         s = d.sample((n,))
         assert s.shape == (n,) + tuple(d.batch_shape)
@@ -138,6 +173,9 @@ def test_log_prob_gradients_match_finite_differences():
     check(lambda p: LogNormal(p, p), t([0.5, 2.0]))
     check(lambda p: Binomial(t([4.0, 6.0]), logits=p), t([1.0, 5.0]))
     check(lambda p: Poisson(p), t([2.0, 0.0]))
+    check(lambda p: StudentT(p + 2, p, p), t([0.5, -1.0]))
+    check(lambda p: Weibull(p, p + 1), t([0.5, 2.0]))
+    check(lambda p: NegativeBinomial(p * 3, logits=p - 1), t([1.0, 4.0]))
 
 
 def test_validation_errors_as_pytorch():

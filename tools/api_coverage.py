@@ -107,6 +107,20 @@ def coverage() -> tuple[list[Coverage], list[Rule]]:
     return result, unused
 
 
+def fold_module_files(rows: list[Coverage]) -> list[Coverage]:
+    """The ``torch.nn.modules.<file>`` rows summed into one (README's short table)."""
+    files = [c for c in rows if c.namespace.startswith("torch.nn.modules.")]
+    if not files:
+        return rows
+    folded = Coverage(f"torch.nn.modules.<file> ({len(files)} files)", total=sum(c.total for c in files))
+    for c in files:
+        for k in ("present", "excluded", "allowed", "missing"):
+            getattr(folded, k).extend(getattr(c, k))
+    out = [c for c in rows if c not in files]
+    out.insert(out.index(next(c for c in out if c.namespace == "torch.nn.modules")) + 1, folded)
+    return out
+
+
 def table(rows: list[Coverage]) -> str:
     lines = ["| namespace | present / total | excluded | pending (allowance list) |", "|---|---|---|---|"]
     for c in rows:
@@ -119,9 +133,10 @@ def table(rows: list[Coverage]) -> str:
 def main() -> None:
     ap = argparse.ArgumentParser(description="graphc's coverage of PyTorch's public names")
     ap.add_argument("--missing", action="store_true", help="list names neither present, excluded nor allowed")
+    ap.add_argument("--short", action="store_true", help="one row for all torch.nn.modules.<file> paths")
     args = ap.parse_args()
     rows, unused = coverage()
-    print(table(rows))
+    print(table(fold_module_files(rows) if args.short else rows))
     if args.missing:
         for c in rows:
             if c.missing:

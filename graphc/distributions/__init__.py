@@ -9,9 +9,11 @@ import numbers
 
 import graphc
 
-__all__ = ["Bernoulli", "Beta", "Binomial", "Categorical", "Chi2", "Dirichlet", "Distribution", "Exponential",
-           "Gamma", "Independent", "Laplace", "LogNormal", "MultivariateNormal", "Normal", "Poisson",
-           "TransformedDistribution", "Uniform", "constraints", "kl_divergence", "register_kl", "transforms"]
+__all__ = ["Bernoulli", "Beta", "Binomial", "Categorical", "Cauchy", "Chi2", "Dirichlet", "Distribution", "Exponential",
+           "Gamma", "Geometric", "Gumbel", "HalfCauchy", "HalfNormal", "Independent", "InverseGamma", "Laplace",
+           "LogNormal", "Multinomial", "MultivariateNormal", "NegativeBinomial", "Normal", "OneHotCategorical", "Pareto",
+           "Poisson", "StudentT", "TransformedDistribution", "Uniform", "Weibull", "constraints", "kl_divergence",
+           "register_kl", "transforms"]
 
 
 from . import constraints, transforms  # noqa: E402
@@ -23,6 +25,7 @@ from .multivariate_normal import MultivariateNormal  # noqa: E402
 from .poisson import Binomial, Poisson  # noqa: E402
 from .transformed_distribution import LogNormal, TransformedDistribution  # noqa: E402
 from .transforms import *  # noqa: E402,F401,F403
+from .continuous import Cauchy, Gumbel, HalfCauchy, HalfNormal, InverseGamma, Pareto, StudentT, Weibull  # noqa: E402
 
 
 class Normal(Distribution):
@@ -336,3 +339,6 @@ def _kl_independent_independent(p, q):
     if p.reinterpreted_batch_ndims != q.reinterpreted_batch_ndims:
         raise NotImplementedError
     return p._sum_rightmost(kl_divergence(p.base_dist, q.base_dist))
+
+
+from .discrete import Geometric, Multinomial, NegativeBinomial, OneHotCategorical  # noqa: E402  (uses Categorical)
