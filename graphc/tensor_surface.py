@@ -440,6 +440,35 @@ def _resize(self, *sizes):
     return self.reshape(*sizes)
 
 
+def gradient(input, *, spacing=1, dim=None, edge_order: int = 1):
+    """Estimates of d input / d x along each of ``dim`` (all by default): central differences
+    inside, one-sided ones of order ``edge_order`` at the ends (as numpy.gradient), composed from
+    slices so autograd goes through it. ``spacing``: one step for all dims, or one per dim."""
+    dims = tuple(range(input.dim())) if dim is None else ((dim,) if isinstance(dim, int) else tuple(dim))
+    steps = list(spacing) if isinstance(spacing, (list, tuple)) else [spacing] * len(dims)
+    if len(steps) != len(dims) or builtins.any(isinstance(h, Tensor) and h.dim() > 0 for h in steps):
+        raise NotImplementedError("torch.gradient: graphc supports a scalar spacing per dimension")
+    if edge_order not in (1, 2):
+        raise RuntimeError("torch.gradient only supports edge_order=1 and edge_order=2.")
+    out = []
+    for d, h in zip(dims, steps):
+        h = float(h)
+        n = input.shape[d]
+        if n < edge_order + 1:
+            raise RuntimeError("torch.gradient expected each dimension size to be at least edge_order+1")
+
+        def at(i: int, length: int = 1):  # elements i .. i + length - 1 along d (i < 0 from the end)
+            return shape_ops.narrow(input, d, i % n, length)
+        inner = (at(2, n - 2) - at(0, n - 2)) / (2 * h)
+        if edge_order == 1:
+            first, last = (at(1) - at(0)) / h, (at(-1) - at(-2)) / h
+        else:
+            first = (-3 * at(0) + 4 * at(1) - at(2)) / (2 * h)
+            last = (3 * at(-1) - 4 * at(-2) + at(-3)) / (2 * h)
+        out.append(shape_ops.cat([first, inner, last], d))
+    return tuple(out)
+
+
 # ---- window functions (as torch.*_window: periodic by default, i.e. the first n of n + 1 points) ----
 
 def _window(fn):
@@ -618,7 +647,7 @@ for _name in _COPY_OF_VIEW:
     globals()[_name + "_copy"] = _copy_of(_name)
 __all__ += _TORCH_INPLACE + _FROM_FUNCTIONAL + [n + "_copy" for n in _COPY_OF_VIEW] + """hann_window hamming_window blackman_window
     bartlett_window kaiser_window bitwise_left_shift bitwise_right_shift ldexp gcd lcm nextafter frexp binomial
-    poisson slice_copy unique_consecutive is_distributed legacy_contiguous_format vander unravel_index typename is_complex is_inference is_storage
+    poisson gradient slice_copy unique_consecutive is_distributed legacy_contiguous_format vander unravel_index typename is_complex is_inference is_storage
     is_vulkan_available get_device set_float32_matmul_precision get_float32_matmul_precision
     set_deterministic_debug_mode get_deterministic_debug_mode set_warn_always is_warn_always_enabled
     set_anomaly_enabled is_anomaly_enabled is_anomaly_check_nan_enabled empty_strided empty_permuted

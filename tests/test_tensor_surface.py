@@ -225,3 +225,29 @@ def test_against_pytorch_where_installed():
                                    getattr(pt, name)(7, dtype=pt.float64).numpy(), atol=1e-12)
     np.testing.assert_allclose(torch.tensor(a).renorm(2, 0, 1.0).numpy(), pt.tensor(a).renorm(2, 0, 1.0).numpy())
     np.testing.assert_allclose(torch.fft.fftfreq(6, 0.3).numpy(), pt.fft.fftfreq(6, 0.3).numpy())
+
+
+def test_feature_alpha_dropout_drops_whole_channels():
+    torch.manual_seed(0)
+    x = torch.randn(4, 6, 5, 5)
+    y = nn.FeatureAlphaDropout(0.5).train()(x).numpy()
+    alpha, p = -1.7580993408473766, 0.5
+    a = (1 - p + p * alpha ** 2 * (1 - p)) ** -0.5
+    b = -a * alpha * p
+    dropped = np.isclose(y, alpha * a + b).all(axis=(2, 3))
+    kept = np.isclose(y, x.numpy() * a + b).all(axis=(2, 3))
+    assert (dropped | kept).all() and dropped.any() and kept.any()
+    assert nn.FeatureAlphaDropout(0.5).eval()(x) is x
+    with pytest.raises(RuntimeError, match="at least 2 dimensions"):
+        torch.nn.functional.feature_alpha_dropout(torch.ones(3), 0.5, True)
+
+
+def test_gradient_against_numpy_and_differentiable():
+    x = rnd(5, 4, seed=12)
+    for edge_order in (1, 2):
+        for got, want in zip(torch.gradient(x, spacing=[0.5, 2.0], edge_order=edge_order),
+                             np.gradient(x.numpy(), 0.5, 2.0, edge_order=edge_order)):
+            np.testing.assert_allclose(got.numpy(), want, atol=1e-12)
+    assert gradcheck(lambda t: torch.gradient(t, dim=1, edge_order=2)[0], (x.requires_grad_(),))
+    with pytest.raises(RuntimeError, match="at least edge_order\\+1"):
+        torch.gradient(torch.ones(2), edge_order=2)

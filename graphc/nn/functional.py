@@ -253,14 +253,29 @@ def _dropout(input: Tensor, p: float, training: bool, inplace: bool, nsp: int) -
     return _maybe_inplace(input, inplace, lambda: input * mask)
 
 
-def alpha_dropout(input, p=0.5, training=False, inplace=False):
-    if not training or p == 0:
-        return input
+def _alpha_dropout(input, p: float, mask_shape: tuple) -> Tensor:
+    """SELU-preserving dropout: dropped entries (one draw per element of ``mask_shape``,
+    broadcast over input) become SELU's negative saturation, then all are rescaled."""
     alpha = -1.7580993408473766
-    mask = (grandom.uniform_tensor(tuple(input.shape), input.dtype, input.device) >= p).to(input.dtype)
+    mask = (grandom.uniform_tensor(mask_shape, input.dtype, input.device) >= p).to(input.dtype)
     a = (1 - p + p * alpha ** 2 * (1 - p)) ** -0.5
     b = -a * alpha * p
     return (input * mask + alpha * (1 - mask)) * a + b
+
+
+def alpha_dropout(input, p=0.5, training=False, inplace=False):
+    if not training or p == 0:
+        return input
+    return _alpha_dropout(input, p, tuple(input.shape))
+
+
+def feature_alpha_dropout(input, p=0.5, training=False, inplace=False):
+    """alpha_dropout of whole channels: one draw per (N, C), kept across the other dims."""
+    if input.dim() < 2:
+        raise RuntimeError("Feature alpha dropout requires at least 2 dimensions in the input")
+    if not training or p == 0:
+        return input
+    return _alpha_dropout(input, p, tuple(input.shape[:2]) + (1,) * (input.dim() - 2))
 
 
 # ---- convolution and pooling ----------------------------------------------------------------
