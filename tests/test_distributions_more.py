@@ -260,3 +260,50 @@ def test_transformed_distribution_log_prob_and_samples():
     _close(sig.log_prob(t(y)), stats.norm.logpdf(np.log(y / (1 - y))) - np.log(y * (1 - y)))
     mvn = TransformedDistribution(MultivariateNormal(t([0.0, 0.0]), t(np.eye(2))), T.ExpTransform())
     assert mvn.event_shape == (2,) and mvn.log_prob(t([1.0, 2.0])).shape == ()
+
+
+def test_mixture_same_family_against_the_weighted_sum():
+    from graphc.distributions import Categorical, Independent, MixtureSameFamily
+    mix = MixtureSameFamily(Categorical(t([0.3, 0.7])), Normal(t([-1.0, 2.0]), t([0.5, 1.5])))
+    x = np.array([0.1, -1.2, 3.0])
+    ref = np.log(0.3 * stats.norm(-1, 0.5).pdf(x) + 0.7 * stats.norm(2, 1.5).pdf(x))
+    _close(mix.log_prob(t(x)), ref)
+    _close(mix.mean, 0.3 * -1 + 0.7 * 2)
+    _close(mix.variance, 0.3 * (0.25 + 1) + 0.7 * (2.25 + 4) - (0.3 * -1 + 0.7 * 2) ** 2)
+    _close(mix.cdf(t(x)), 0.3 * stats.norm(-1, 0.5).cdf(x) + 0.7 * stats.norm(2, 1.5).cdf(x))
+    torch.manual_seed(4)
+    s = mix.sample((20000,))
+    assert s.shape == (20000,) and abs(s.mean().item() - 1.1) < 0.05
+    gmm2d = MixtureSameFamily(Categorical(t([0.5, 0.5])), Independent(Normal(t([[0.0, 0.0], [5.0, 5.0]]),
+                                                                              t([[1.0, 1.0], [1.0, 1.0]])), 1))
+    assert gmm2d.event_shape == (2,) and gmm2d.sample((3,)).shape == (3, 2)
+    with pytest.raises(ValueError, match="instance of torch.distributions.Categorical"):
+        MixtureSameFamily(Normal(t(0.0), t(1.0)), Normal(t([0.0]), t([1.0])))
+
+
+def test_relaxed_distributions_follow_the_concrete_density():
+    """Maddison et al.'s Concrete density, written out, against log_prob."""
+    from graphc.distributions import RelaxedBernoulli, RelaxedOneHotCategorical
+    T, logit = 0.7, 0.4
+    a = np.exp(logit)
+    y = np.array([0.3, 0.8])
+    dens = T * a * y ** (-T - 1) * (1 - y) ** (-T - 1) / (a * y ** (-T) + (1 - y) ** (-T)) ** 2
+    _close(RelaxedBernoulli(t(T), logits=t([logit, logit])).log_prob(t(y)), np.log(dens))
+    p, T = np.array([0.2, 0.3, 0.5]), 0.5
+    x = np.array([0.1, 0.6, 0.3])
+    dens = 2 * T ** 2 * np.prod(p * x ** (-T - 1)) / np.sum(p * x ** (-T)) ** 3
+    ro = RelaxedOneHotCategorical(t(T), probs=t(p))
+    _close(ro.log_prob(t(x)), np.log(dens))
+    s = ro.rsample((5,))
+    _close(s.sum(-1), np.ones(5))
+    logits = t([0.1, -0.3, 0.5]).requires_grad_()
+    RelaxedOneHotCategorical(t(T), logits=logits).rsample((10,))[:, 0].sum().backward()
+    assert logits.grad is not None and np.isfinite(logits.grad.numpy()).all()
+
+
+def test_fisher_snedecor_against_scipy():
+    from graphc.distributions import FisherSnedecor
+    f, ref = FisherSnedecor(t([3.0, 5.0]), t([6.0, 10.0])), stats.f(dfn=[3, 5], dfd=[6, 10])
+    _close(f.log_prob(t([0.5, 2.0])), ref.logpdf([0.5, 2.0]))
+    _close(f.mean, ref.mean())
+    _close(f.variance, ref.var())

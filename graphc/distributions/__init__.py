@@ -9,11 +9,12 @@ import numbers
 
 import graphc
 
-__all__ = ["Bernoulli", "Beta", "Binomial", "Categorical", "Cauchy", "Chi2", "Dirichlet", "Distribution", "Exponential",
-           "Gamma", "Geometric", "Gumbel", "HalfCauchy", "HalfNormal", "Independent", "InverseGamma", "Laplace",
-           "LogNormal", "Multinomial", "MultivariateNormal", "NegativeBinomial", "Normal", "OneHotCategorical", "Pareto",
-           "Poisson", "StudentT", "TransformedDistribution", "Uniform", "Weibull", "constraints", "kl_divergence",
-           "register_kl", "transforms"]
+__all__ = ["Bernoulli", "Beta", "Binomial", "Categorical", "Cauchy", "Chi2", "Dirichlet", "Distribution",
+           "Exponential", "FisherSnedecor", "Gamma", "Geometric", "Gumbel", "HalfCauchy", "HalfNormal",
+           "Independent", "InverseGamma", "Laplace", "LogNormal", "MixtureSameFamily", "Multinomial",
+           "MultivariateNormal", "NegativeBinomial", "Normal", "OneHotCategorical", "Pareto", "Poisson",
+           "RelaxedBernoulli", "RelaxedOneHotCategorical", "StudentT", "TransformedDistribution", "Uniform",
+           "Weibull", "constraints", "kl_divergence", "register_kl", "transforms"]
 
 
 from . import constraints, transforms  # noqa: E402
@@ -342,3 +343,4 @@ def _kl_independent_independent(p, q):
 
 
 from .discrete import Geometric, Multinomial, NegativeBinomial, OneHotCategorical  # noqa: E402  (uses Categorical)
+from .mixture import FisherSnedecor, MixtureSameFamily, RelaxedBernoulli, RelaxedOneHotCategorical  # noqa: E402
