@@ -307,3 +307,26 @@ def test_fisher_snedecor_against_scipy():
     _close(f.log_prob(t([0.5, 2.0])), ref.logpdf([0.5, 2.0]))
     _close(f.mean, ref.mean())
     _close(f.variance, ref.var())
+
+
+def test_module_paths_and_utils_as_pytorch():
+    import importlib
+    for path, name in (("normal", "Normal"), ("categorical", "Categorical"), ("beta", "Beta"), ("gamma", "Gamma"),
+                       ("relaxed_categorical", "RelaxedOneHotCategorical"), ("kl", "kl_divergence"),
+                       ("transformed_distribution", "TransformedDistribution"), ("multivariate_normal",
+                                                                                  "MultivariateNormal")):
+        assert getattr(importlib.import_module(f"graphc.distributions.{path}"), name) is \
+            getattr(torch.distributions, name), path
+    from graphc.distributions.utils import logits_to_probs, probs_to_logits
+    p = t([0.2, 0.3, 0.5])
+    _close(logits_to_probs(probs_to_logits(p)), p.numpy())
+    _close(probs_to_logits(t([0.25]), is_binary=True), [np.log(1 / 3)])
+
+
+def test_one_hot_straight_through_passes_the_probabilities_gradient():
+    from graphc.distributions import OneHotCategoricalStraightThrough
+    probs = t([0.2, 0.8]).requires_grad_()
+    s = OneHotCategoricalStraightThrough(probs=probs).rsample((4,))
+    assert bool((s.detach().sum(-1) == 1).all())
+    (s * t([1.0, 2.0])).sum().backward()
+    _close(probs.grad, [4.0, 8.0])

@@ -10,11 +10,12 @@ import numbers
 import graphc
 
 __all__ = ["Bernoulli", "Beta", "Binomial", "Categorical", "Cauchy", "Chi2", "Dirichlet", "Distribution",
-           "Exponential", "FisherSnedecor", "Gamma", "Geometric", "Gumbel", "HalfCauchy", "HalfNormal",
-           "Independent", "InverseGamma", "Laplace", "LogNormal", "MixtureSameFamily", "Multinomial",
-           "MultivariateNormal", "NegativeBinomial", "Normal", "OneHotCategorical", "Pareto", "Poisson",
-           "RelaxedBernoulli", "RelaxedOneHotCategorical", "StudentT", "TransformedDistribution", "Uniform",
-           "Weibull", "constraints", "kl_divergence", "register_kl", "transforms"]
+           "ExpRelaxedCategorical", "Exponential", "FisherSnedecor", "Gamma", "Geometric", "Gumbel", "HalfCauchy",
+           "HalfNormal", "Independent", "InverseGamma", "Laplace", "LogNormal", "LogitRelaxedBernoulli",
+           "MixtureSameFamily", "Multinomial", "MultivariateNormal", "NegativeBinomial", "Normal",
+           "OneHotCategorical", "OneHotCategoricalStraightThrough", "Pareto", "Poisson", "RelaxedBernoulli",
+           "RelaxedOneHotCategorical", "StudentT", "TransformedDistribution", "Uniform", "Weibull", "constraints",
+           "kl_divergence", "register_kl", "transforms", "utils"]
 
 
 from . import constraints, transforms  # noqa: E402
@@ -342,5 +343,38 @@ def _kl_independent_independent(p, q):
     return p._sum_rightmost(kl_divergence(p.base_dist, q.base_dist))
 
 
-from .discrete import Geometric, Multinomial, NegativeBinomial, OneHotCategorical  # noqa: E402  (uses Categorical)
-from .mixture import FisherSnedecor, MixtureSameFamily, RelaxedBernoulli, RelaxedOneHotCategorical  # noqa: E402
+from .discrete import (Geometric, Multinomial, NegativeBinomial, OneHotCategorical,  # noqa: E402  (uses Categorical)
+                       OneHotCategoricalStraightThrough)
+from .mixture import (ExpRelaxedCategorical, FisherSnedecor, LogitRelaxedBernoulli, MixtureSameFamily,  # noqa: E402
+                      RelaxedBernoulli, RelaxedOneHotCategorical)
+from . import utils  # noqa: E402
+
+# PyTorch's torch.distributions.<file> paths (``from torch.distributions.normal import Normal``)
+# where graphc's files group classes differently: each such path is a module of PyTorch's names.
+_MODULE_PATHS = {
+    "bernoulli": ["Bernoulli"], "beta": ["Beta"], "binomial": ["Binomial"], "categorical": ["Categorical"],
+    "cauchy": ["Cauchy"], "chi2": ["Chi2"], "fishersnedecor": ["FisherSnedecor"], "geometric": ["Geometric"],
+    "gumbel": ["Gumbel"], "half_cauchy": ["HalfCauchy"], "half_normal": ["HalfNormal"], "independent": ["Independent"],
+    "inverse_gamma": ["InverseGamma"], "kl": ["kl_divergence", "register_kl"], "laplace": ["Laplace"],
+    "log_normal": ["LogNormal"], "mixture_same_family": ["MixtureSameFamily"], "multinomial": ["Multinomial"],
+    "negative_binomial": ["NegativeBinomial"], "normal": ["Normal"],
+    "one_hot_categorical": ["OneHotCategorical", "OneHotCategoricalStraightThrough"], "pareto": ["Pareto"],
+    "relaxed_bernoulli": ["LogitRelaxedBernoulli", "RelaxedBernoulli"],
+    "relaxed_categorical": ["ExpRelaxedCategorical", "RelaxedOneHotCategorical"], "studentT": ["StudentT"],
+    "uniform": ["Uniform"], "weibull": ["Weibull"],
+}
+
+
+def _register_module_paths() -> None:
+    import sys
+    import types
+    for path, names in _MODULE_PATHS.items():
+        mod = types.ModuleType(f"{__name__}.{path}", f"PyTorch's torch.distributions.{path}: {', '.join(names)}.")
+        for name in names:
+            setattr(mod, name, globals()[name])
+        mod.__all__ = list(names)
+        sys.modules[mod.__name__] = mod
+        globals()[path] = mod
+
+
+_register_module_paths()

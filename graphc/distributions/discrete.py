@@ -9,7 +9,7 @@ import graphc.nn.functional as F
 from . import Categorical, constraints
 from .distribution import Distribution, _all_numbers, _broadcast_all, _clamp_probs, _host, _host_draw
 
-__all__ = ["Geometric", "Multinomial", "NegativeBinomial", "OneHotCategorical"]
+__all__ = ["Geometric", "Multinomial", "NegativeBinomial", "OneHotCategorical", "OneHotCategoricalStraightThrough"]
 
 
 class _ProbsOrLogits(Distribution):
@@ -151,6 +151,16 @@ class OneHotCategorical(Distribution):
         n = self._event_shape[0]
         values = graphc.eye(n, dtype=self._categorical.probs.dtype).view((n,) + (1,) * len(self._batch_shape) + (n,))
         return values.expand((n,) + tuple(self._batch_shape) + (n,)) if expand else values
+
+
+class OneHotCategoricalStraightThrough(OneHotCategorical):
+    """One-hot samples whose gradient is the probabilities' (the straight-through estimator)."""
+    has_rsample = True
+
+    def rsample(self, sample_shape=()):
+        samples = self.sample(sample_shape)
+        probs = self._categorical.probs
+        return samples + (probs - probs.detach())
 
 
 class Multinomial(Distribution):

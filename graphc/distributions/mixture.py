@@ -14,7 +14,8 @@ from .gamma import Gamma
 from .transformed_distribution import TransformedDistribution
 from .transforms import ExpTransform, SigmoidTransform
 
-__all__ = ["FisherSnedecor", "MixtureSameFamily", "RelaxedBernoulli", "RelaxedOneHotCategorical"]
+__all__ = ["ExpRelaxedCategorical", "FisherSnedecor", "LogitRelaxedBernoulli", "MixtureSameFamily", "RelaxedBernoulli",
+           "RelaxedOneHotCategorical"]
 
 
 class MixtureSameFamily(Distribution):
@@ -95,7 +96,7 @@ def _uniform(like, shape):
     return _host_draw(like, shape, lambda rng, s: rng.random(s)).clamp(min=eps, max=1 - eps)
 
 
-class _LogitRelaxedBernoulli(Distribution):
+class LogitRelaxedBernoulli(Distribution):
     """The logit of a RelaxedBernoulli sample."""
     arg_constraints = {"probs": constraints.unit_interval, "logits": constraints.real}
     support = constraints.real
@@ -134,7 +135,7 @@ class RelaxedBernoulli(TransformedDistribution):
     has_rsample = True
 
     def __init__(self, temperature, probs=None, logits=None, validate_args=None):
-        base = _LogitRelaxedBernoulli(temperature, probs, logits, validate_args=validate_args)
+        base = LogitRelaxedBernoulli(temperature, probs, logits, validate_args=validate_args)
         super().__init__(base, SigmoidTransform(), validate_args=validate_args)
 
     temperature = property(lambda self: self.base_dist.temperature)
@@ -142,7 +143,7 @@ class RelaxedBernoulli(TransformedDistribution):
     probs = property(lambda self: self.base_dist.probs)
 
 
-class _ExpRelaxedCategorical(Distribution):
+class ExpRelaxedCategorical(Distribution):
     """The log of a RelaxedOneHotCategorical sample."""
     arg_constraints = {"probs": constraints.simplex, "logits": constraints.real_vector}
     support = constraints.real_vector
@@ -181,7 +182,7 @@ class RelaxedOneHotCategorical(TransformedDistribution):
     has_rsample = True
 
     def __init__(self, temperature, probs=None, logits=None, validate_args=None):
-        base = _ExpRelaxedCategorical(temperature, probs, logits, validate_args=validate_args)
+        base = ExpRelaxedCategorical(temperature, probs, logits, validate_args=validate_args)
         super().__init__(base, ExpTransform(), validate_args=validate_args)
 
     temperature = property(lambda self: self.base_dist.temperature)
