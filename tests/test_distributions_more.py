@@ -332,3 +332,38 @@ def test_one_hot_straight_through_passes_the_probabilities_gradient():
     # d/dp of c . (p / sum p) with c = 4 * [1, 2] (4 samples): c - c . p (probs are normalized, as PyTorch's)
     c = np.array([4.0, 8.0])
     _close(probs.grad, c - c @ np.array([0.2, 0.8]))
+
+
+@pytest.mark.parametrize("make_p, make_q, ref_p, ref_q, lo, hi", [
+    (lambda: Gamma(t(2.0), t(1.5)), lambda: Gamma(t(3.0), t(0.7)), stats.gamma(2.0, scale=1 / 1.5),
+     stats.gamma(3.0, scale=1 / 0.7), 0, np.inf),
+    (lambda: Beta(t(2.0), t(3.0)), lambda: Beta(t(1.5), t(1.2)), stats.beta(2, 3), stats.beta(1.5, 1.2), 0, 1),
+    (lambda: Exponential(t(2.0)), lambda: Exponential(t(0.5)), stats.expon(scale=0.5), stats.expon(scale=2.0),
+     0, np.inf),
+    (lambda: Laplace(t(0.0), t(1.0)), lambda: Laplace(t(1.0), t(2.0)), stats.laplace(0, 1), stats.laplace(1, 2),
+     -60, 60),
+])
+def test_kl_divergence_against_numerical_integration(make_p, make_q, ref_p, ref_q, lo, hi):
+    from scipy import integrate
+    want = integrate.quad(lambda x: ref_p.pdf(x) * (ref_p.logpdf(x) - ref_q.logpdf(x)), lo, hi, limit=200,
+                          points=None if np.isinf(hi) else [0.0, 1.0])[0]
+    _close(torch.distributions.kl_divergence(make_p(), make_q()), want, 1e-6)
+
+
+def test_kl_divergence_closed_forms():
+    kl = torch.distributions.kl_divergence
+    _close(kl(Poisson(t(2.0)), Poisson(t(3.0))),
+           sum(stats.poisson(2).pmf(k) * (stats.poisson(2).logpmf(k) - stats.poisson(3).logpmf(k)) for k in range(80)))
+    a, b = np.array([1.0, 2.0, 3.0]), np.array([2.0, 2.0, 0.5])
+    torch.manual_seed(5)
+    x = Dirichlet(t(a)).sample((200000,)).numpy()
+    mc = np.mean(stats.dirichlet(a).logpdf(x.T) - stats.dirichlet(b).logpdf(x.T))
+    assert abs(kl(Dirichlet(t(a)), Dirichlet(t(b))).item() - mc) < 0.02
+    S1 = np.array([[2.0, 0.3], [0.3, 1.0]])
+    S2 = np.array([[1.0, -0.2], [-0.2, 0.5]])
+    m1, m2 = np.array([0.5, -1.0]), np.array([0.0, 1.0])
+    want = 0.5 * (np.trace(np.linalg.inv(S2) @ S1) + (m2 - m1) @ np.linalg.inv(S2) @ (m2 - m1) - 2
+                  + np.log(np.linalg.det(S2) / np.linalg.det(S1)))
+    _close(kl(MultivariateNormal(t(m1), t(S1)), MultivariateNormal(t(m2), t(S2))), want)
+    with pytest.raises(NotImplementedError, match="No KL"):
+        kl(Gamma(t(1.0), t(1.0)), Beta(t(1.0), t(1.0)))

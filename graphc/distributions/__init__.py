@@ -285,69 +285,12 @@ class Independent(Distribution):
         return f"Independent({self.base_dist!r}, {self.reinterpreted_batch_ndims})"
 
 
-_KL_REGISTRY = {}
-
-
-def register_kl(type_p, type_q):
-    def decorator(fn):
-        _KL_REGISTRY[type_p, type_q] = fn
-        return fn
-    return decorator
-
-
-def kl_divergence(p, q):
-    for (tp, tq), fn in _KL_REGISTRY.items():
-        if isinstance(p, tp) and isinstance(q, tq):
-            return fn(p, q)
-    raise NotImplementedError(f"No KL(p || q) is implemented for p type {type(p).__name__} and q type "
-                              f"{type(q).__name__}")
-
-
-@register_kl(Normal, Normal)
-def _kl_normal_normal(p, q):
-    var_ratio = (p.scale / q.scale).pow(2)
-    t1 = ((p.loc - q.loc) / q.scale).pow(2)
-    return 0.5 * (var_ratio + t1 - 1 - var_ratio.log())
-
-
-@register_kl(Bernoulli, Bernoulli)
-def _kl_bernoulli_bernoulli(p, q):
-    sp = graphc.nn.functional.softplus
-    t1 = p.probs * (sp(-q.logits) - sp(-p.logits))
-    t1 = graphc.where(q.probs == 0, graphc.full_like(t1, float("inf")), t1)
-    t1 = graphc.where(p.probs == 0, graphc.zeros_like(t1), t1)
-    t2 = (1 - p.probs) * (sp(q.logits) - sp(p.logits))
-    t2 = graphc.where(q.probs == 1, graphc.full_like(t2, float("inf")), t2)
-    t2 = graphc.where(p.probs == 1, graphc.zeros_like(t2), t2)
-    return t1 + t2
-
-
-@register_kl(Categorical, Categorical)
-def _kl_categorical_categorical(p, q):
-    t = p.probs * (p.logits - q.logits)
-    t = graphc.where(q.probs == 0, graphc.full_like(t, float("inf")), t)
-    t = graphc.where(p.probs == 0, graphc.zeros_like(t), t)
-    return t.sum(-1)
-
-
-@register_kl(Uniform, Uniform)
-def _kl_uniform_uniform(p, q):
-    result = ((q.high - q.low) / (p.high - p.low)).log()
-    return graphc.where((q.low > p.low) | (q.high < p.high), graphc.full_like(result, float("inf")), result)
-
-
-@register_kl(Independent, Independent)
-def _kl_independent_independent(p, q):
-    if p.reinterpreted_batch_ndims != q.reinterpreted_batch_ndims:
-        raise NotImplementedError
-    return p._sum_rightmost(kl_divergence(p.base_dist, q.base_dist))
-
-
 from .discrete import (Geometric, Multinomial, NegativeBinomial, OneHotCategorical,  # noqa: E402  (uses Categorical)
                        OneHotCategoricalStraightThrough)
 from .mixture import (ExpRelaxedCategorical, FisherSnedecor, LogitRelaxedBernoulli, MixtureSameFamily,  # noqa: E402
                       RelaxedBernoulli, RelaxedOneHotCategorical)
 from . import utils  # noqa: E402
+from .kl import kl_divergence, register_kl  # noqa: E402  (its pairs name the classes above)
 
 # PyTorch's torch.distributions.<file> paths (``from torch.distributions.normal import Normal``)
 # where graphc's files group classes differently: each such path is a module of PyTorch's names.
@@ -355,7 +298,7 @@ _MODULE_PATHS = {
     "bernoulli": ["Bernoulli"], "beta": ["Beta"], "binomial": ["Binomial"], "categorical": ["Categorical"],
     "cauchy": ["Cauchy"], "chi2": ["Chi2"], "fishersnedecor": ["FisherSnedecor"], "geometric": ["Geometric"],
     "gumbel": ["Gumbel"], "half_cauchy": ["HalfCauchy"], "half_normal": ["HalfNormal"], "independent": ["Independent"],
-    "inverse_gamma": ["InverseGamma"], "kl": ["kl_divergence", "register_kl"], "laplace": ["Laplace"],
+    "inverse_gamma": ["InverseGamma"], "laplace": ["Laplace"],
     "log_normal": ["LogNormal"], "mixture_same_family": ["MixtureSameFamily"], "multinomial": ["Multinomial"],
     "negative_binomial": ["NegativeBinomial"], "normal": ["Normal"],
     "one_hot_categorical": ["OneHotCategorical", "OneHotCategoricalStraightThrough"], "pareto": ["Pareto"],
