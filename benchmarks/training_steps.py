@@ -106,6 +106,24 @@ def _same_weights(src, dst) -> None:
             b.copy_(torch.from_numpy(a.numpy().copy()).reshape(b.shape))
 
 
+def _mlp_matmuls(model):
+    """The eight matrix products of an MLP training step (forward, weight and input gradients;
+    no input gradient for the first layer) in plain numpy, on arrays of the step's shapes."""
+    import numpy as np
+    ws = [m.weight.detach().numpy() for m in model if hasattr(m, "weight")]
+    rng = np.random.default_rng(0)
+    acts = [rng.standard_normal((64, w.shape[1])).astype(np.float32) for w in ws]
+    grads = [rng.standard_normal((64, w.shape[0])).astype(np.float32) for w in ws]
+
+    def matmuls(x, y):
+        for i, w in enumerate(ws):
+            np.matmul(acts[i], w.T)
+            np.matmul(grads[i].T, acts[i])
+            if i:
+                np.matmul(grads[i], w)
+    return matmuls
+
+
 def _time(fns: dict, batch_of: dict, steps: int, rounds: int) -> dict:
     """Median ms per step of each fn, timed in alternating rounds."""
     samples = {k: [] for k in fns}
@@ -143,6 +161,9 @@ def run_workload(name: str, args, torch) -> dict:
             tc(*t_batch)
             fns["torch.compile"] = tc
             batches["torch.compile"] = t_batch
+    if name == "mlp":  # the floor numpy's BLAS sets: the step's matrix products alone
+        fns["numpy matmuls alone"] = _mlp_matmuls(model)
+        batches["numpy matmuls alone"] = batch
     for k, fn in fns.items():  # warm-up
         fn(*batches[k])
     steps, rounds = (3, 3) if args.quick else (10, 7)

@@ -2,7 +2,9 @@
 
 Every ``temp`` buffer gets a slot of the per-call workspace; a slot is reused once every buffer
 stored in it (and every buffer that may view it) is dead. An elementwise step may write over an
-operand that dies at that very step (in-place chains). The plan is device-neutral (slot sizes,
+operand that dies at that very step (in-place chains), and an output that is an input's new
+value (a parameter's update) may be computed in the input's own array when nothing reads the old
+value after it and nothing after it can fail (donation: no copy back). The plan is device-neutral (slot sizes,
 offsets, alignment, the device type), is stored with the compiled artifact and is part of its
 cache key: ``text()`` is its canonical form.
 """
@@ -22,6 +24,7 @@ class MemoryPlan:
     offsets: list[int] = field(default_factory=list)        # byte offset of each slot in the workspace
     assignment: dict[str, int] = field(default_factory=dict)  # temp buffer -> slot
     inplace: dict[str, str] = field(default_factory=dict)     # buffer -> the operand buffer it overwrites
+    donated: dict[str, str] = field(default_factory=dict)     # output buffer -> the input buffer it is written into
 
     @property
     def workspace_bytes(self) -> int:
@@ -39,16 +42,18 @@ class MemoryPlan:
         for name, s in self.assignment.items():
             over = f" (in place over {self.inplace[name]})" if name in self.inplace else ""
             lines.append(f"  {name} -> slot {s}{over}")
+        lines += [f"  {out} -> written into input {inp} (donated)" for out, inp in self.donated.items()]
         return "\n".join(lines) + "\n"
 
 
 class _Event:
-    __slots__ = ("defines", "reads", "elementwise")
+    __slots__ = ("defines", "reads", "elementwise", "step")
 
-    def __init__(self, defines: list[str], reads: list[tuple[str, bool]], elementwise: bool) -> None:
+    def __init__(self, defines: list[str], reads: list[tuple[str, bool]], elementwise: bool, step: int) -> None:
         self.defines = defines
         self.reads = reads          # (buffer, read element-for-element at the written position)
         self.elementwise = elementwise
+        self.step = step            # index of the schedule step it belongs to
 
 
 def _events(s: Schedule, per_body_node: bool) -> tuple[list[_Event], dict[str, set[str]]]:
@@ -56,10 +61,10 @@ def _events(s: Schedule, per_body_node: bool) -> tuple[list[_Event], dict[str, s
     may view (its memory roots)."""
     events: list[_Event] = []
     aliases: dict[str, set[str]] = {}
-    for step in s.steps:
+    for j, step in enumerate(s.steps):
         if isinstance(step, ExternCall):
             reads = [(a.buffer, False) for a in step.args if isinstance(a, Access)]
-            events.append(_Event([step.out], reads, False))
+            events.append(_Event([step.out], reads, False, j))
             if s.buffers[step.out].role == "extern":
                 aliases[step.out] = {b for b, _ in reads}
             continue
@@ -80,16 +85,18 @@ def _events(s: Schedule, per_body_node: bool) -> tuple[list[_Event], dict[str, s
                     elif id(x) in k.temps:
                         reads.append((k.temps[id(x)], x.shape == bn.output.shape))
                 defines = [k.temps[id(o)] for o in bn.outputs if id(o) in k.temps]
-                events.append(_Event(defines, reads, bn.prim.elementwise))
+                events.append(_Event(defines, reads, bn.prim.elementwise, j))
         else:
             reads = [(a.access.buffer, plain(a)) for a in k.args]
-            events.append(_Event([o.buffer for o in k.outs], reads, k.kind == "pointwise"))
+            events.append(_Event([o.buffer for o in k.outs], reads, k.kind == "pointwise", j))
     return events, aliases
 
 
-def plan_memory(s: Schedule, device: str, alignment: int, per_body_node: bool) -> MemoryPlan:
+def plan_memory(s: Schedule, device: str, alignment: int, per_body_node: bool,
+                donate: dict[int, int] | None = None) -> MemoryPlan:
     """Assign every temp buffer of ``s`` a workspace slot. ``per_body_node``: kernels compute
-    their body intermediates into buffers (numpy), so liveness is tracked per body node."""
+    their body intermediates into buffers (numpy), so liveness is tracked per body node.
+    ``donate``: graph output index -> the graph input whose new value it is (see ``_donations``)."""
     events, aliases = _events(s, per_body_node)
 
     def roots(b: str) -> set[str]:
@@ -133,8 +140,43 @@ def plan_memory(s: Schedule, device: str, alignment: int, per_body_node: bool) -
             if last_use.get(r) == i and sl is not None and owner.get(sl) == r and sl not in reused_here:
                 free.setdefault(plan.slots[sl], []).append(sl)
                 owner.pop(sl, None)
+    if donate:
+        plan.donated = _donations(s, events, last_use, donate)
     off = 0
     for size in plan.slots:
         plan.offsets.append(off)
         off += -(-size // alignment) * alignment
     return plan
+
+
+def _donations(s: Schedule, events: list[_Event], last_use: dict[str, int], donate: dict[int, int]) -> dict[str, str]:
+    """Output buffers computed in the array of the input they replace: the defining event is
+    elementwise and no event after it reads the input (nor an alias of it: ``last_use`` is kept
+    per memory root); the input is not returned; within the defining step every read of it is
+    element for element (kernels may run in row pieces); and no step after it can raise (library
+    calls, checks), so a failing call leaves the input as it was."""
+    after_last_extern = max((j for j, st in enumerate(s.steps) if _may_raise(st)), default=-1)
+    returned = {a.buffer for a in s.outputs}
+    defined_at = {d: i for i, e in enumerate(events) for d in e.defines}
+    out: dict[str, str] = {}
+    for o, i in donate.items():
+        acc, inp = s.outputs[o], s.inputs[i]
+        d = acc.buffer
+        at = defined_at.get(d)
+        if at is None or not acc.is_plain or s.buffers[d].role != "output" or inp in returned or \
+                inp in out.values() or sum(1 for a in s.outputs if a.buffer == d) != 1:
+            continue
+        e, ib, ob = events[at], s.buffers[inp], s.buffers[d]
+        same_step = [p for ev in events if ev.step == e.step for b, p in ev.reads if b == inp]
+        if (e.elementwise and e.step > after_last_extern and last_use.get(inp, -1) <= at
+                and ib.shape == ob.shape and ib.dtype is ob.dtype and all(same_step)):
+            out[d] = inp
+    return out
+
+
+def _may_raise(step) -> bool:
+    """A library call, or a kernel with an integer division (checked for zero divisors)."""
+    if isinstance(step, ExternCall):
+        return True
+    return any(n.prim.name in ("floor_divide", "remainder") and not n.output.dtype.is_floating_point
+               for n in step.body.nodes)

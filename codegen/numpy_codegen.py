@@ -129,6 +129,7 @@ class NumpyTarget:
     extern_ops = EXTERN
     unsupported = UNSUPPORTED
     materializes_intermediates = True
+    donates = True
 
     @staticmethod
     def writes_into(prim: Primitive | None) -> bool:
@@ -248,16 +249,20 @@ def _kernel(w: HostWriter, k: Kernel, s: Schedule) -> None:
             continue
         operands = [names[id(x)] if isinstance(x, Value) else _literal(x) for x in bn.inputs]
         buf = k.temps.get(id(bn.output))
+        into = s.plan.donated.get(buf) if buf is not None and s.plan is not None else None
         planned = buf is not None and s.buffers[buf].role == "temp"
         target = buf if buf is not None else f"{k.name}_{i}"
-        _statement(w, bn, operands, target, buf if planned else None, output=buf is not None and not planned)
+        _statement(w, bn, operands, target, into or (buf if planned else None),
+                   output=buf is not None and not planned and into is None)
         names[id(bn.output)] = target
     if not pieces:
         return
     for _, bn in pieces:  # outputs the plan did not place: whole arrays the pieces write into
         buf = k.temps.get(id(bn.output))
         if buf is not None and s.buffers[buf].role != "temp":
-            w.line(f"{buf} = np.empty({tuple(bn.output.type.shape)!r}, np.{bn.output.dtype.np.name})")
+            into = s.plan.donated.get(buf) if s.plan is not None else None
+            w.line(f"{buf} = {into}" if into else
+                   f"{buf} = np.empty({tuple(bn.output.type.shape)!r}, np.{bn.output.dtype.np.name})")
     w.line(f"def {k.name}_piece(_lo, _hi):")
     w.depth += 1
     for i, bn in pieces:

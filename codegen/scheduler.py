@@ -24,6 +24,7 @@ class Target(Protocol):
     extern_ops: Mapping              # primitive -> how the backend calls its library
     unsupported: Mapping             # primitive -> why this backend can't run it
     materializes_intermediates: bool # body intermediates live in arrays (numpy) not registers
+    donates: bool                    # its code writes an input's new value into the input's array
 
     def writes_into(self, prim: Primitive) -> bool: ...      # can write a planned buffer
     def extern_fresh(self, prim: Primitive) -> bool: ...     # extern result never views operands
@@ -39,11 +40,8 @@ def _value_comment(v: Value) -> str:
 
 def node_text(n: Node) -> str:
     """One IR line, for comments in generated code."""
-    from graphc.ir.printer import format_attr
-    outs = ", ".join(f"%{o.name}: {format_type(o.type)}" for o in n.outputs)
-    args = ", ".join(f"%{x.name}" if isinstance(x, Value) else format_attr(x) for x in n.inputs)
-    attrs = "".join(f" {k}={format_attr(v)}" for k, v in n.attrs.items() if k != "body")
-    return f"{outs} = {n.prim.name}({args}){attrs}"
+    from graphc.ir.printer import format_node
+    return format_node(n, bodies=False)
 
 
 class _Builder:
@@ -59,7 +57,8 @@ class _Builder:
     # ---- buffers ----------------------------------------------------------------------------
 
     def _buffer(self, v: Value, role: str, prefix: str = "v") -> str:
-        name = f"{prefix}{v.name}"
+        # a Python identifier in generated code: IR names may be module paths (%fc1.weight)
+        name = prefix + "".join(c if c.isalnum() or c == "_" else "_" for c in v.name)
         if name in self.sched.buffers:
             name = f"{name}_{len(self.sched.buffers)}"
         self.sched.buffers[name] = Buffer(name, tuple(v.shape), v.dtype, role, _value_comment(v))

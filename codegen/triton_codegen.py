@@ -24,6 +24,7 @@ class TritonTarget:
     extern_ops = {p: how for p, how in triton_kernels.EXTERN.items() if p not in KERNEL_OPS}
     unsupported = triton_kernels.UNSUPPORTED
     materializes_intermediates = False  # a kernel's intermediates live in registers
+    donates = False  # kernels write fresh output buffers; the frontend copies new values back
 
     @staticmethod
     def writes_into(prim: Primitive | None) -> bool:

@@ -113,6 +113,8 @@ def main(argv=None) -> float:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--compile", action="store_true", help="train and evaluate with graphc.compile(model)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.add_argument("--tensorboard", metavar="DIR", help="log loss and accuracy for TensorBoard to DIR "
+                   "(needs the tensorboard package; view with: tensorboard --logdir DIR)")
     args = p.parse_args(argv)
 
     torch.manual_seed(args.seed)
@@ -140,6 +142,11 @@ def main(argv=None) -> float:
           f"{sum(p.numel() for p in model.parameters())} parameters, "
           f"{len(train_set)} train / {len(test_set)} test images")
 
+    writer = None
+    if args.tensorboard:
+        from graphc.utils.tensorboard import SummaryWriter
+        writer = SummaryWriter(args.tensorboard)
+
     acc = 0.0
     for epoch in range(1, args.epochs + 1):
         model.train()
@@ -155,6 +162,11 @@ def main(argv=None) -> float:
         test_loss, acc = evaluate(net, test_loader)
         print(f"epoch {epoch:2d}  train loss {running / len(train_loader):.4f}  test loss {test_loss:.4f}  "
               f"test accuracy {acc * 100:.2f}%  ({elapsed:.2f} s)")
+        if writer is not None:
+            writer.add_scalars("loss", {"train": running / len(train_loader), "test": test_loss}, epoch)
+            writer.add_scalars("accuracy", {"train": right / seen, "test": acc}, epoch)
+    if writer is not None:
+        writer.close()
     return acc
 
 

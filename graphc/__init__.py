@@ -64,6 +64,9 @@ from .linalg import torch_cholesky as cholesky, torch_qr as qr, torch_svd as svd
 from . import special
 from . import distributions  # noqa: E402
 from . import safetensors, serialization
+from . import func  # graphc.func: grad, vjp, jvp, jacrev, jacfwd, hessian, vmap, functional_call
+from . import jit  # saved compiled programs (torch.jit.trace/save/load)
+from .utils.dlpack import from_dlpack
 from .serialization import load, save
 
 float16 = half = _dt.float16

@@ -462,3 +462,11 @@ def _attach_more_ops() -> None:
 
 
 _attach_more_ops()
+
+
+def _attach_dlpack() -> None:
+    from .utils.dlpack import tensor_dlpack, tensor_dlpack_device
+    Tensor.__dlpack__, Tensor.__dlpack_device__ = tensor_dlpack, tensor_dlpack_device
+
+
+_attach_dlpack()

@@ -33,7 +33,7 @@ from .device import check_device
 from .serialization import CheckpointError, _DuplicateKey, _shape_error, _strict_json
 from .tensors import Tensor, host_array
 
-__all__ = ["save", "save_file", "load", "load_file", "safe_open", "SafetensorError"]
+__all__ = ["save", "save_file", "load", "load_with_metadata", "load_file", "safe_open", "SafetensorError"]
 
 MAX_HEADER_SIZE = 100_000_000  # the reference implementation's limit
 
@@ -196,12 +196,17 @@ def _to_tensor(raw, d: dt.DType, shape: tuple) -> Tensor:
 
 def load(data: bytes) -> dict:
     """Deserialize safetensors bytes to ``{name: tensor}`` (sorted by name, as safetensors does)."""
+    return load_with_metadata(data)[0]
+
+
+def load_with_metadata(data: bytes) -> tuple[dict, dict | None]:
+    """:func:`load`, plus the header's ``__metadata__`` (None when it has none)."""
     mv = memoryview(data).cast("B")
     n = _header_len(bytes(mv[:8]), mv.nbytes, "safetensors data")
-    entries, _ = _parse_header(n, bytes(mv[8:8 + n]), mv.nbytes - 8 - n, "safetensors data")
+    entries, metadata = _parse_header(n, bytes(mv[8:8 + n]), mv.nbytes - 8 - n, "safetensors data")
     base = 8 + n
-    return {name: _to_tensor(bytearray(mv[base + b:base + e]), d, shape)
-            for name, (d, shape, b, e) in sorted(entries.items())}
+    return ({name: _to_tensor(bytearray(mv[base + b:base + e]), d, shape)
+             for name, (d, shape, b, e) in sorted(entries.items())}, metadata)
 
 
 class safe_open:

@@ -50,6 +50,7 @@ class Node:
     inputs: list  # Values or Python scalars (weakly typed, PyTorch's wrapped numbers)
     attrs: dict
     outputs: list = field(default_factory=list)
+    loc: str = ""  # the user's file:line that produced it (passes pass it on to what they derive)
 
     @property
     def output(self) -> Value:
@@ -66,6 +67,7 @@ class Graph:
         self.nodes: list[Node] = []
         self.outputs: list[Value] = []
         self._counter = 0
+        self.loc = ""  # the source location new nodes take (see ``located``)
 
     # ---- construction -----------------------------------------------------------------------
 
@@ -81,10 +83,11 @@ class Graph:
         self.inputs.append(v)
         return v
 
-    def add_node(self, prim: Primitive, inputs: list, attrs: dict, typ: TensorType | None = None) -> Value:
+    def add_node(self, prim: Primitive, inputs: list, attrs: dict, typ: TensorType | None = None,
+                 loc: str | None = None) -> Value:
         if typ is None:
             typ = prim.infer(*inputs, **attrs)
-        node = Node(prim, list(inputs), dict(attrs))
+        node = Node(prim, list(inputs), dict(attrs), loc=self.loc if loc is None else loc)
         out = Value(typ, node, str(self._counter), None, self)
         self._counter += 1
         node.outputs.append(out)
@@ -243,3 +246,17 @@ class building:
 
     def __exit__(self, *exc) -> None:
         pop_handler(self.handler)
+
+
+class located:
+    """Within this context, nodes added to ``graph`` carry ``loc``: a pass that rewrites or
+    differentiates a node gives what it derives the node's source location."""
+
+    def __init__(self, graph: Graph, loc: str) -> None:
+        self.graph, self.loc = graph, loc
+
+    def __enter__(self) -> None:
+        self.saved, self.graph.loc = self.graph.loc, self.loc
+
+    def __exit__(self, *exc) -> None:
+        self.graph.loc = self.saved

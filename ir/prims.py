@@ -746,19 +746,27 @@ def _unfold_infer(x, *, kernel, stride, padding, dilation, value=0.0):
     return TensorType(shape[:2] + tuple(out) + tuple(kernel), x.dtype)
 
 
+def _window_slices(kernel, stride, dilation, out_sp):
+    """Per kernel offset, the strided slices of the (padded) input that the offset's windows read."""
+    for offs in np.ndindex(*kernel):
+        yield offs, tuple(builtins.slice(o * dilation[i], o * dilation[i] + stride[i] * (out_sp[i] - 1) + 1,
+                                         stride[i]) for i, o in enumerate(offs))
+
+
 def _unfold(x, *, kernel, stride, padding, dilation, value=0.0):
     nsp = len(kernel)
     xp = np.pad(x, [(0, 0), (0, 0)] + [tuple(p) for p in padding], constant_values=value) \
         if any(lo or hi for lo, hi in padding) else x
-    out_sp = [_window_out(x.shape[2 + i], kernel[i], stride[i], *padding[i], dilation[i]) for i in range(nsp)]
-    st = xp.strides
-    # as_strided and ascontiguousarray are outside numpy's dispatch protocols: the operand's own library's
+    out_sp = tuple(_window_out(x.shape[2 + i], kernel[i], stride[i], *padding[i], dilation[i]) for i in range(nsp))
+    # A private buffer laid out (N, out..., C, kernel...): one copy per kernel offset with long
+    # inner loops, and the layout conv's matmul wants, so its permute + reshape are views. The
+    # result is that buffer seen as (N, C, out..., kernel...).
     lib = array_module(x)
-    view = lib.lib.stride_tricks.as_strided(
-        xp, shape=xp.shape[:2] + tuple(out_sp) + tuple(kernel),
-        strides=st[:2] + tuple(st[2 + i] * stride[i] for i in range(nsp))
-        + tuple(st[2 + i] * dilation[i] for i in range(nsp)))
-    return lib.ascontiguousarray(view)  # a private copy: later writes to x must not show through
+    buf = lib.empty((x.shape[0],) + out_sp + (x.shape[1],) + tuple(kernel), dtype=x.dtype)
+    channels_last = lib.moveaxis(xp, 1, -1)
+    for offs, sl in _window_slices(kernel, stride, dilation, out_sp):
+        buf[(Ellipsis,) + offs] = channels_last[(builtins.slice(None),) + sl]
+    return lib.moveaxis(buf, 1 + nsp, 1)
 
 
 unfold = register(Primitive("unfold", _unfold_infer, _unfold, kind="window"))
@@ -774,18 +782,23 @@ def _fold_infer(cols, *, size, kernel, stride, padding, dilation):
 
 
 def _fold(cols, *, size, kernel, stride, padding, dilation):
-    """The adjoint of unfold: add every window back at its place (col2im)."""
+    """The adjoint of unfold: add every window back at its place (col2im). The sums run in the
+    layout ``cols`` has: channels last when its channel stride is the smaller (unfold's layout,
+    and conv's backward matmul's), channels first otherwise."""
     nsp = len(kernel)
     out_sp = cols.shape[2:2 + nsp]
     padded = tuple(size[i] + padding[i][0] + padding[i][1] for i in range(nsp))
     lib = array_module(cols)
-    out = lib.zeros(cols.shape[:2] + padded, dtype=cols.dtype)
-    for offs in np.ndindex(*kernel):
-        sl = tuple(builtins.slice(o * dilation[i], o * dilation[i] + stride[i] * (out_sp[i] - 1) + 1, stride[i])
-                   for i, o in enumerate(offs))
-        out[(builtins.slice(None), builtins.slice(None)) + sl] += cols[(Ellipsis,) + offs]
+    channels_last = cols.shape[1] > 1 and cols.strides[1] < cols.strides[2]
+    src = lib.moveaxis(cols, 1, 1 + nsp) if channels_last else cols
+    out = lib.zeros((cols.shape[0],) + padded + (cols.shape[1],) if channels_last else cols.shape[:2] + padded,
+                    dtype=cols.dtype)
+    lead = (builtins.slice(None),) if channels_last else (builtins.slice(None), builtins.slice(None))
+    for offs, sl in _window_slices(kernel, stride, dilation, out_sp):
+        out[lead + sl] += src[(Ellipsis,) + offs]
     crop = tuple(builtins.slice(padding[i][0], padding[i][0] + size[i]) for i in range(nsp))
-    return lib.ascontiguousarray(out[(builtins.slice(None), builtins.slice(None)) + crop])
+    out = out[lead + crop]
+    return lib.ascontiguousarray(lib.moveaxis(out, -1, 1) if channels_last else out)
 
 
 fold = register(Primitive("fold", _fold_infer, _fold, kind="window"))

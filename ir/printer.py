@@ -45,16 +45,23 @@ def _operand(x) -> str:
     return f"%{x.name}" if isinstance(x, Value) else format_attr(x)
 
 
+def format_node(n, bodies: bool = True) -> str:
+    """One node's IR line; its source location, if known, as a trailing comment. ``bodies=False``
+    leaves out a fused node's body (generated code's comments list it op by op)."""
+    outs = ", ".join(f"%{v.name}: {format_type(v.type)}" for v in n.outputs)
+    args = ", ".join(_operand(x) for x in n.inputs)
+    attrs = "".join(f" {k}={format_attr(v)}" for k, v in n.attrs.items() if bodies or k != "body")
+    loc = f"  # {n.loc}" if n.loc else ""
+    return f"{outs} = {n.prim.name}({args}){attrs}{loc}"
+
+
 def print_graph(g: Graph) -> str:
     params = ", ".join(f"%{v.name}: {format_type(v.type)}" + ("" if v.role == "input" else f" {v.role}")
                        for v in g.inputs)
     name = g.name if re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", g.name) else json.dumps(g.name)
     lines = [f"graph {name}({params}) {{"]
     for n in g.nodes:
-        outs = ", ".join(f"%{v.name}: {format_type(v.type)}" for v in n.outputs)
-        args = ", ".join(_operand(x) for x in n.inputs)
-        attrs = "".join(f" {k}={format_attr(v)}" for k, v in n.attrs.items())
-        lines.append(f"  {outs} = {n.prim.name}({args}){attrs}")
+        lines.append("  " + format_node(n))
     lines.append("  return " + ", ".join(f"%{v.name}" for v in g.outputs))
     lines.append("}")
     return "\n".join(lines) + "\n"
@@ -66,6 +73,7 @@ class ParseError(ValueError):
 
 _TOKEN = re.compile(r"""
     (?P<ws>\s+)
+  | (?P<comment>\#[^\n\r]*)  # never \r: Python ends a line there too (the comment reaches generated code)
   | (?P<value>%[A-Za-z0-9_.]+)
   | (?P<string>"(?:[^"\\]|\\.)*")
   | (?P<number>-?(?:(?:inf|nan)(?![A-Za-z0-9_])|\d+(?:\.\d*)?(?:[eE][+-]?\d+)?|\.\d+(?:[eE][+-]?\d+)?))
@@ -77,6 +85,8 @@ _TOKEN = re.compile(r"""
 class _Tokens:
     def __init__(self, text: str) -> None:
         self.toks: list[tuple[str, str, int]] = []
+        # comments, by the index of the token they follow (a node's comment is its source location)
+        self.comments: dict[int, str] = {}
         pos, line = 0, 1
         match, append = _TOKEN.match, self.toks.append
         while pos < len(text):
@@ -86,6 +96,8 @@ class _Tokens:
             kind, tok = m.lastgroup, m.group()
             if kind == "ws":
                 line += tok.count("\n")
+            elif kind == "comment":
+                self.comments[len(self.toks) - 1] = tok[1:].strip()
             else:
                 append((kind, tok, line))
             pos = m.end()
@@ -229,6 +241,7 @@ def _parse_graph(t: _Tokens) -> Graph:
             key = t.next()[1]
             t.expect("=")
             attrs[key] = _parse_attr(t)
+        loc = t.comments.get(t.i - 1, "")
         for name, _ in defs:
             if name in env:
                 raise ParseError(f"line {line}: %{name} defined twice (SSA)")
@@ -237,7 +250,7 @@ def _parse_graph(t: _Tokens) -> Graph:
                 typ = prim.infer(*args, **attrs)
             except Exception as e:  # the type rule's own message names the problem
                 raise ParseError(f"line {line}: {op}: {e}") from None
-            outs = [g.add_node(prim, args, attrs, typ)]
+            outs = [g.add_node(prim, args, attrs, typ, loc)]
         else:
             from .fused import add_fused_node
             if prim.name != "fused":
@@ -247,6 +260,7 @@ def _parse_graph(t: _Tokens) -> Graph:
             except Exception as e:
                 raise ParseError(f"line {line}: fused: {e}") from None
             node = add_fused_node(g, args, attrs["body"], attrs["kind"], attrs.get("domain", ()), len(g.nodes))
+            node.loc = loc
             outs = node.outputs
             if len(outs) != len(defs):
                 raise ParseError(f"line {line}: {len(defs)} values defined, the fused body returns {len(outs)}")

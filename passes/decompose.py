@@ -3,7 +3,7 @@ primitives, using the one table of decompositions, so later passes and fusion se
 from __future__ import annotations
 
 from graphc.ir.composite import composite, expand
-from graphc.ir.graph import Graph, Value, building
+from graphc.ir.graph import Graph, Value, building, located
 
 
 def decompose(g: Graph) -> Graph:
@@ -13,7 +13,7 @@ def decompose(g: Graph) -> Graph:
     expansions: dict[int, list] = {}  # id(composite) -> the nodes that replace it, in order
     for n in composites:
         before = len(g.nodes)
-        with building(g):
+        with building(g), located(g, n.loc):
             new = expand(n.attrs["name"], n.attrs["layout"], list(n.inputs))
         # the builder appended the expansion at the end: it goes where the composite was
         expansions[id(n)] = g.nodes[before:]

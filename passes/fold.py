@@ -32,7 +32,7 @@ def constant_fold(g: Graph) -> Graph:
         if uniform and (out.dtype.kind != "f" or np.isfinite(flat[0])):
             value = flat[0].item()
             new = g.add_node(P.full, [], {"shape": n.output.shape, "value": value, "dtype": n.output.dtype},
-                             n.output.type)
+                             n.output.type, n.loc)
             g.nodes.pop()  # appended: it takes the folded node's place below
             folded[id(n)] = new.producer
             known[id(new)] = out

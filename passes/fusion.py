@@ -300,7 +300,7 @@ def _contract(g: Graph, groups: list[_Group]) -> None:
                         inputs.append(x)
                         env[id(x)] = body.add_input(x.type, "input", f"a{len(inputs) - 1}")
                 args.append(env[id(x)] if isinstance(x, Value) else x)
-            env[id(n.output)] = body.add_node(n.prim, args, n.attrs, n.output.type)
+            env[id(n.output)] = body.add_node(n.prim, args, n.attrs, n.output.type, n.loc)
         # outputs: member values used outside the group or returned by the graph
         outs = [n.output for n in grp.nodes
                 if any(id(u) not in members for u in n.output.users) or id(n.output) in graph_outputs]

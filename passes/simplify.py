@@ -51,7 +51,7 @@ def simplify(g: Graph) -> Graph:
                 new = a
             elif p is P.mul and (_scalar(b, 0) or _scalar(a, 0)) and not n.output.dtype.is_floating_point:
                 new = g.add_node(P.full, [], {"shape": n.output.shape, "value": 0, "dtype": n.output.dtype},
-                                 n.output.type)
+                                 n.output.type, n.loc)
                 g.nodes.pop()  # appended: it goes in front of n below
                 before[id(n)] = [new.producer]
             elif p in (P.cast, P.expand, P.reshape) and _same(a, n):
@@ -67,8 +67,9 @@ def simplify(g: Graph) -> Graph:
             elif p is P.permute and _transposed_product(a, n, g):
                 x, y = a.producer.inputs
                 swap = {"dims": tuple(n.attrs["dims"])}
-                yt, xt = g.add_node(P.permute, [y], dict(swap)), g.add_node(P.permute, [x], dict(swap))
-                new = g.add_node(P.matmul, [yt, xt], {})
+                yt = g.add_node(P.permute, [y], dict(swap), loc=n.loc)
+                xt = g.add_node(P.permute, [x], dict(swap), loc=n.loc)
+                new = g.add_node(P.matmul, [yt, xt], {}, loc=n.loc)
                 before[id(n)] = g.nodes[-3:]  # appended: they go in front of n below
                 del g.nodes[-3:]
             elif p is P.permute and isinstance(a, Value) and a.producer is not None and a.producer.prim is P.permute:

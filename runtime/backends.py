@@ -55,12 +55,16 @@ class Backend:
     # whether ``restore`` can rebuild a compiled graph from its cached code and ``describe()``
     can_restore = False
 
-    def compile(self, graph: Graph, name: str, saved_from: int | None = None, key: str | None = None) -> CompiledGraph:
+    def compile(self, graph: Graph, name: str, saved_from: int | None = None, key: str | None = None,
+                donate: dict[int, int] | None = None) -> CompiledGraph:
         """``key``: the code cache key, when the caller has one that determines the graph (the
-        frontend's compiled-entry key); else it is computed from the graph's text and plan."""
+        frontend's compiled-entry key, which must then cover ``donate``); else it is computed from
+        the graph's text and plan. ``donate``: output index -> the input whose new value it is,
+        which the code may compute in the input's own array (the caller then copies nothing)."""
         t0 = time.perf_counter()
         schedule = build_schedule(graph, self.target, saved_from)
-        schedule.plan = plan_memory(schedule, self.device, self.alignment, self.target.materializes_intermediates)
+        schedule.plan = plan_memory(schedule, self.device, self.alignment, self.target.materializes_intermediates,
+                                    donate if self.target.donates else None)
         if key is None:
             text = f"{print_graph(graph)}saved_from={saved_from}\n{schedule.plan.text()}"
             key = cache.structural_hash(text, self.name, self.version() + self.environment())

@@ -355,6 +355,8 @@ ndarray.__invert__ = lambda self: np.invert(self)
 
 def asarray(a, dtype=None, order=None):
     if isinstance(a, ndarray):
+        if order in ("C", "F") and not a._a.flags[f"{order}_CONTIGUOUS"]:  # CuPy copies to the layout asked
+            a = ndarray._wrap(np.array(a._a, order=order))
         return a if dtype is None or a.dtype == dtype else a.astype(dtype)
     return ndarray._wrap(np.array(a, dtype=dtype, order=order, copy=True))  # a host-to-device copy
 

@@ -424,19 +424,19 @@ def test_dump_cli_writes_every_stage(tmp_path, fmt):
     assert "graphc dump: wrote 2 compiled graph(s)" in r.stderr
     assert sorted(p.name for p in out.iterdir()) == ["step_0", "step_1"]
     files = sorted(p.name for p in (out / "step_0").iterdir())
-    expected = ["00_traced.ir", "01_after_decompose.ir", "02_after_simplify.ir", "03_after_constant_fold.ir",
+    expected = ["00_traced.ir", "00_why.txt", "01_after_decompose.ir", "02_after_simplify.ir", "03_after_constant_fold.ir",
                 "04_after_cse.ir", "05_after_dce.ir", "06_forward_after_simplify.ir", "07_forward_after_cse.ir",
                 "08_forward_after_dce.ir", "09_forward_after_fusion.ir", "10_backward_after_simplify.ir",
                 "11_backward_after_cse.ir", "12_backward_after_dce.ir", "13_backward_after_fusion.ir",
-                "50_forward.ir", "51_backward.ir", "70_memory.txt", "90_code.py"]
+                "50_forward.ir", "51_backward.ir", "60_fusion.log", "70_memory.txt", "90_code.py"]
     if fmt == "dot":
         expected += ["00_traced.dot", "50_forward.dot", "51_backward.dot", "graph.dot"]
     assert files == sorted(expected)
     assert (out / "step_0" / "70_memory.txt").read_text().startswith("step_forward: ")
     for f in files:
         if f.endswith(".ir"):
-            text = (out / "step_0" / f).read_text()
-            assert print_graph(parse_graph(text)) == text, f
+            label, text = (out / "step_0" / f).read_text().split("\n", 1)  # a comment names the graph
+            assert label.startswith("# ") and print_graph(parse_graph(text)) == text, f
     assert "(%x0: f32[4,3], %x1: f32[3,2])" in (out / "step_0" / "00_traced.ir").read_text()
     assert "(%x0: f32[5,3], %x1: f32[3,2])" in (out / "step_1" / "00_traced.ir").read_text()
     code = (out / "step_0" / "90_code.py").read_text()

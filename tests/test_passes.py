@@ -558,10 +558,10 @@ def test_autodiff_split_saves_what_backward_needs_and_recomputes_pointwise():
         }
     """)
     assert print_graph(split.backward) == ir("""
-        graph f_backward(%grad0: f64[], %saved0: f64[3], %saved1: f64[3], %saved2: i64[3], %saved3: f64[3]) {
-          %0: f64[3] = exp(%saved0)
-          %1: f64[3] = cast(%saved2) dtype=f64
-          %2: f64[3] = cos(%saved3)
+        graph f_backward(%grad0: f64[], %w: f64[3], %saved1: f64[3], %k: i64[3], %x: f64[3]) {
+          %0: f64[3] = exp(%w)
+          %1: f64[3] = cast(%k) dtype=f64
+          %2: f64[3] = cos(%x)
           %3: f64[1] = reshape(%grad0) shape=[1]
           %4: f64[3] = expand(%3) shape=[3]
           %5: f64[3] = mul(%4, %1)

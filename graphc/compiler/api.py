@@ -216,6 +216,7 @@ class Entry:
     backward: CompiledGraph | None = None
     lifted: list = field(default_factory=list)       # concrete tensors read at every call, in order
     mutated: list = field(default_factory=list)      # tensors written back after the call
+    mutated_inputs: list = field(default_factory=list)  # per mutated tensor: the graph input holding it, or None
     n_user_outputs: int = 0
     out_aliases: list = field(default_factory=list)  # per user output: None or what it is a view of
     keep: frozenset = frozenset()                    # outputs the generated code need not copy (aliases)
@@ -374,7 +375,8 @@ class CompiledFunction:
                 self.recompiles += 1
                 self.history.append(f"recompile #{self.recompiles}: {reason}")
                 _emit("recompiles", f"{self.name}: recompiling because {reason}")
-            entry = self._compile(args, kwargs, guard, leaves, spec)
+            why = f"recompiled because {reason}" if self.cache else "the first compile"
+            entry = self._compile(args, kwargs, guard, leaves, spec, why)
             self.cache[entry.guard] = entry
         if entry.eager_reason is not None:
             return self.fn(*args, **kwargs)
@@ -412,8 +414,9 @@ class CompiledFunction:
         return None
 
     @_gc_paused
-    def _compile(self, args, kwargs, guard, leaves, spec) -> Entry:
+    def _compile(self, args, kwargs, guard, leaves, spec, why: str) -> Entry:
         entry = Entry(guard)
+        entry.stages["why"] = why
         t0 = time.perf_counter()
         progress = _Progress(self.name)
         trace = Trace(self.name, _device_of(leaves, self.modules))
@@ -497,6 +500,12 @@ class CompiledFunction:
         entry.stages["lifted_types"] = [None if isinstance(t, Slot) else (tuple(t.shape), t.dtype.name) for t in lifted]
         entry.stages["lifted_requires_grad"] = [not isinstance(t, Slot) and t.requires_grad for t in lifted]
         entry.mutated = [t for t, _ in trace.mutations.values()]
+        position: dict[int, int] = {}
+        for i, t in enumerate(leaves + lifted):
+            position.setdefault(id(t), i)
+        # per mutated tensor, the graph input that holds it: its new value may be computed in that
+        # input's array (donation), and then there is nothing to copy back
+        entry.mutated_inputs = [position.get(id(t)) for t, _ in trace.mutations.values()]
         grad_values = self._grads_set(entry, trace)
         entry.guards = trace.guards
         if trace.backward_done:  # backward() ran inside: its graph is used up, as eagerly
@@ -520,6 +529,11 @@ class CompiledFunction:
             raise RuntimeError(f"graphc.compile: {e}") from None
         entry.backend = backend
         differentiated = grad_mode.is_grad_enabled() and bool(wrt) and bool(diff_outputs)
+        entry.stages["contents"] = (
+            "forward, backward (a backward() call inside) and what follows it, such as the optimizer "
+            "update, in one graph" if trace.backward_done else
+            "forward; autodiff derives the backward graph after the passes" if differentiated else
+            "forward only (nothing to differentiate)")
         # the forward's outputs after the user's and the mutations are values saved for backward
         saved_from = len(out_values) + len(entry.mutated) + len(grad_values)
         folder, fmt = dump.target(self.dump_dir)
@@ -527,7 +541,7 @@ class CompiledFunction:
         entry.stages["recorded"] = record
         key = None if entry_cache.disabled() else entry_cache.key(entry.stages["traced"], backend, {
             "grad_mode": grad_mode.is_grad_enabled(), "wrt": wrt, "diff_outputs": diff_outputs,
-            "user_outputs": len(out_values), "mutations": len(entry.mutated), "grads": len(grad_values),
+            "user_outputs": len(out_values), "mutations": entry.mutated_inputs, "grads": len(grad_values),
             "default_dtype": dtypes.get_default_dtype().name})  # autodiff's int -> float results
         restorable = key is not None and backend.can_restore
         if restorable and not record and self._restore(entry, key, backend, differentiated, diff_outputs):
@@ -551,13 +565,14 @@ class CompiledFunction:
                 entry.stages["backward"] = print_graph(split.backward)
             fwd, bwd, wrt = split.forward, split.backward, split.wrt
             del split
-            entry.forward = self._lower(fwd, self.name + "_forward", entry, backend, progress, key, saved_from)
+            entry.forward = self._lower(fwd, self.name + "_forward", entry, backend, progress, key, saved_from,
+                                        donate=True)
             del fwd  # the forward's IR can go before the backward is lowered
             entry.backward = self._lower(bwd, self.name + "_backward", entry, backend, progress, key)
             entry.wrt, entry.diff_outputs = wrt, diff_outputs
             entry.stages["code"] = entry.forward.source + "\n" + entry.backward.source
         else:
-            entry.forward = self._lower(g, self.name, entry, backend, progress, key)
+            entry.forward = self._lower(g, self.name, entry, backend, progress, key, donate=True)
             entry.stages["code"] = entry.forward.source
         _emit("code", entry.stages["code"])
         graphs = [entry.forward] + ([entry.backward] if entry.backward is not None else [])
@@ -637,22 +652,27 @@ class CompiledFunction:
         return backends.for_device(device)
 
     def _lower(self, g: Graph, name: str, entry: Entry, backend: backends.Backend, progress: _Progress,
-               entry_key: str | None, saved_from: int | None = None) -> CompiledGraph:
+               entry_key: str | None, saved_from: int | None = None, donate: bool = False) -> CompiledGraph:
         """Backend passes (after autodiff): CSE/DCE again and fusion grouping (with the backend's
         legality), then ``backend.compile``: schedule, memory plan, code, loading."""
+        what = name[len(self.name) + 1:] if name.startswith(self.name + "_") else "graph"
         fusion_log: list[str] = []
         verify = True if pass_manager.VERIFY_EACH_PASS else "end"
         pm = PassManager(lowering_pipeline(fusion_log, backend.in_kernels), verify=verify,
                          record=bool(entry.stages.get("recorded")))
         g = pm.run(g)
         entry.stages.setdefault("lowering", []).extend(pm.report)
-        entry.stages.setdefault("fusion", []).extend(fusion_log)
+        # the dump's log says which graph each decision is about (a differentiated call lowers two)
+        entry.stages.setdefault("fusion", []).append(f"## {what} graph ({name})" if what != "graph" else f"## {name}")
+        entry.stages["fusion"].extend(fusion_log or ["(no fusion was refused)"])
         for line in fusion_log:
             _emit("fusion", f"{name}: {line}")
-        what = name[len(self.name) + 1:] if name.startswith(self.name + "_") else "graph"
         progress.done(f"lowering {what}", f"{len(g.nodes)} nodes after fusion")
         code_key = None if entry_key is None else entry_cache.code_key(entry_key, name)
-        compiled = backend.compile(g, name, saved_from, key=code_key)
+        # the forward's outputs: user outputs, then each mutated tensor's new value
+        donations = {entry.n_user_outputs + j: i for j, i in enumerate(entry.mutated_inputs) if i is not None} \
+            if donate else None
+        compiled = backend.compile(g, name, saved_from, key=code_key, donate=donations)
         del g
         timings = getattr(compiled, "timings", {})
         progress.done(f"codegen {what}", ", ".join(f"{k} {v:.2f} s" for k, v in timings.items()))
@@ -677,10 +697,11 @@ class CompiledFunction:
         n_grad = sum(how != "none" for _, how in entry.grad_writes)
         user, muts = outs[:n], outs[n:n + n_mut]
         grads, saved = outs[n + n_mut:n + n_mut + n_grad], list(outs[n + n_mut + n_grad:])
-        for t, new in zip(entry.mutated, muts):
-            if type(new) is not type(t._data):  # a 0-dim CPU buffer updated by device code
-                new = array_to(new, t.device)
-            t._data[...] = new.astype(t._data.dtype, copy=False)
+        for t, new, i in zip(entry.mutated, muts, entry.mutated_inputs):
+            if i is None or new is not arrays[i] or arrays[i] is not t._data:  # else: computed in place
+                if type(new) is not type(t._data):  # a 0-dim CPU buffer updated by device code
+                    new = array_to(new, t.device)
+                t._data[...] = new.astype(t._data.dtype, copy=False)
             t._version.value += 1
         new_grads = iter(grads)
         for t, how in entry.grad_writes:

@@ -49,18 +49,27 @@ def write_stages(folder: str, name: str, index: int, stages: dict, graph: Graph,
         raise DumpError(f"cannot write the stages of {name} to {base}: {e.strerror or e}") from e
 
 
+def _labelled(what: str, text: str) -> str:
+    """IR text under a comment line saying which graph it is (comments parse back as nothing)."""
+    return f"# {what}\n{text}"
+
+
 def _write_stages(base: Path, name: str, stages: dict, graph: Graph, fmt: str) -> Path:
     base.mkdir(parents=True, exist_ok=True)
-    (base / "00_traced.ir").write_text(stages["traced"])
-    records = [(rec, "") for rec in stages.get("passes", [])]
+    contents = stages.get("contents", "")
+    (base / "00_why.txt").write_text(f"{name}, specialization {base.name}: {stages.get('why', 'compiled')}\n"
+                                     f"the traced graph holds: {contents}\n")
+    (base / "00_traced.ir").write_text(_labelled(f"traced graph: {contents}", stages["traced"]))
+    records = [(rec, "", contents) for rec in stages.get("passes", [])]
     for rec in stages.get("lowering", []):
         label = rec.graph[len(name) + 1:] if rec.graph.startswith(name + "_") else "lowered"
-        records.append((rec, label + "_"))
-    for i, (rec, label) in enumerate(records, 1):
-        (base / f"{i:02d}_{label}after_{rec.name}.ir").write_text(rec.text)
+        what = f"{label} graph" if label != "lowered" else f"lowered graph: {contents}"
+        records.append((rec, label + "_", what))
+    for i, (rec, label, what) in enumerate(records, 1):
+        (base / f"{i:02d}_{label}after_{rec.name}.ir").write_text(_labelled(f"{what}; after {rec.name}", rec.text))
     if "forward" in stages:
-        (base / "50_forward.ir").write_text(stages["forward"])
-        (base / "51_backward.ir").write_text(stages["backward"])
+        (base / "50_forward.ir").write_text(_labelled("forward graph (autodiff's split)", stages["forward"]))
+        (base / "51_backward.ir").write_text(_labelled("backward graph (autodiff's split)", stages["backward"]))
     if stages.get("fusion"):
         (base / "60_fusion.log").write_text("\n".join(stages["fusion"]) + "\n")
     if stages.get("memory"):

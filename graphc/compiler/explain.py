@@ -49,7 +49,7 @@ def explain(fn, *args, **kwargs) -> ExplainOutput:
         entry = cf.cache.get(guard)
         if entry is not None and entry.eager_reason is None and not entry.stages.get("recorded"):
             # compiled without keeping the stages' texts (nothing showed them): compile it again
-            entry = cf._compile(args, kwargs, guard, leaves, spec)
+            entry = cf._compile(args, kwargs, guard, leaves, spec, "compiled again by explain() to keep every stage")
             cf.cache[entry.guard] = entry
         cf(*args, **kwargs)
     finally:

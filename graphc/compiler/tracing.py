@@ -12,7 +12,6 @@ from __future__ import annotations
 import os
 import sys
 import threading
-import traceback
 
 from graphc.ir import dtypes as dt
 from graphc.ir.graph import Graph, GraphBuilder, Value
@@ -41,11 +40,23 @@ def _is_internal(filename: str) -> bool:
     return f.startswith(roots) or "importlib" in f
 
 
+_user_files: dict[str, str | None] = {}  # a code object's file -> its name in locations (None: graphc's)
+
+
 def user_location() -> str:
-    """file:line of the innermost frame of user code (outside graphc) on the current stack."""
-    for frame in reversed(traceback.extract_stack()[:-1]):
-        if not _is_internal(frame.filename):
-            return f"{frame.filename}:{frame.lineno}"
+    """file:line of the innermost frame of user code (outside graphc) on the current stack.
+    Each traced op asks, so frames are walked directly and each file is classified once."""
+    f = sys._getframe(1)
+    while f is not None:
+        fn = f.f_code.co_filename
+        shown = _user_files.get(fn, "")
+        if shown == "":
+            # a file name is printed in IR and code comments: no control characters in it
+            shown = _user_files[fn] = None if _is_internal(fn) else "".join(
+                c if c.isprintable() else "?" for c in fn)
+        if shown is not None:
+            return f"{shown}:{f.f_lineno}"
+        f = f.f_back
     return "<unknown>"
 
 
@@ -81,6 +92,9 @@ class Trace:
         self.modules: list = []  # nn.Modules called while tracing (their training flags are guarded)
         self._module_ids: set[int] = set()
         self._buffers_before: list = []  # (module, its buffers when first called): reassignments undone
+        # id(parameter or buffer) -> its path in the first called module that holds it (fc1.weight):
+        # the name of its graph input
+        self.paths: dict[int, str] = {}
         self.leaves: dict[int, Tensor] = {}  # id(input value) -> the user's tensor it stands for
         # .grad of concrete tensors as the traced code sees it: id(t) -> [t, its value (a tensor or
         # None), whether it was None when tracing began, whether it is a new tensor (not the one
@@ -104,6 +118,10 @@ class Trace:
         if id(module) not in self._module_ids:
             self._module_ids.add(id(module))
             self.modules.append(module)
+            if not self.paths or not any(id(p) in self.paths for p in module.parameters()):
+                # a module no called module holds (submodules are called after their parent)
+                for path, t in (*module.named_parameters(), *module.named_buffers()):
+                    self.paths.setdefault(id(t), path)
             self._buffers_before.append((module, dict(module.__dict__.get("_buffers", {}))))
 
     def adopt_buffer_assignments(self) -> str | None:
@@ -141,14 +159,18 @@ class Trace:
         key = id(t)
         if key in self.current:
             return self.current[key]
-        if getattr(t, "is_param", False):
-            role = "param"
-        else:
-            role = "buffer"
-        v = self.graph.add_input(TensorType(tuple(t.shape), t.dtype), role, f"{role[0]}{len(self.graph.inputs)}")
+        role = "param" if getattr(t, "is_param", False) else "buffer"
+        v = self.graph.add_input(TensorType(tuple(t.shape), t.dtype), role,
+                                 self._input_name(self.paths.get(key), f"{role[0]}{len(self.graph.inputs)}"))
         self.lifted[key] = (v, t)
         self.current[key] = v
         return v
+
+    def _input_name(self, path: str | None, fallback: str) -> str:
+        """A module path as the input's IR name where it is free, else the numbered fallback."""
+        if path and all(v.name != path for v in self.graph.inputs):
+            return path
+        return fallback
 
     def rng_key(self) -> "SymbolicTensor":
         """A fresh key input for one random op (drawn at every call, in the order eager mode
@@ -171,7 +193,9 @@ class Trace:
                 rec = [t, None, True, False]
             else:
                 slot = GradSlot(t)
-                v = self.graph.add_input(TensorType(tuple(g.shape), g.dtype), "grad", f"g{len(self.graph.inputs)}")
+                path = self.paths.get(id(t))
+                v = self.graph.add_input(TensorType(tuple(g.shape), g.dtype), "grad",
+                                         self._input_name(path and f"{path}.grad", f"g{len(self.graph.inputs)}"))
                 self.lifted[("grad", id(t))] = (v, slot)
                 rec = [t, SymbolicTensor._wrap(v, self, False), False, False]
             self.grads[id(t)] = rec
@@ -182,7 +206,8 @@ class Trace:
         float64 graph input read at every call, so a scheduler changing it does not recompile."""
         k = ("hyper",) + key
         if k not in self.lifted:
-            v = self.graph.add_input(TensorType((), dt.float64), "hyper", f"h{len(self.graph.inputs)}")
+            v = self.graph.add_input(TensorType((), dt.float64), "hyper", self._input_name(
+                name.replace("[", ".").rstrip("]"), f"h{len(self.graph.inputs)}"))  # betas[0] -> %betas.0
             self.lifted[k] = (v, HyperSlot(read, name))
         return SymbolicTensor._wrap(self.lifted[k][0], self, False)
 
@@ -421,6 +446,7 @@ class TraceHandler(FrontendHandler):
             else:
                 vals.append(a)
                 operands_rg.append(False)
+        trace.graph.loc = user_location()
         out = self.builder.apply(prim, tuple(vals), attrs)
         flows = prim.result_requires_grad(operands_rg, out.dtype)
         requires_grad = flows and grad_mode.is_grad_enabled()

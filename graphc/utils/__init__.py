@@ -1,2 +1,2 @@
-"""graphc.utils: PyTorch's ``torch.utils`` helpers (data loading)."""
-from . import data  # noqa: F401
+"""graphc.utils: PyTorch's ``torch.utils`` helpers (data loading, DLPack; ``utils.tensorboard`` on import)."""
+from . import data, dlpack  # noqa: F401

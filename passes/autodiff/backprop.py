@@ -12,7 +12,7 @@ from typing import Iterable
 
 from graphc.ir import prims as P
 from graphc.ir.composite import composite, expand
-from graphc.ir.graph import Graph, Node, Value, building
+from graphc.ir.graph import Graph, Node, Value, building, located
 
 from .rules import UNSUPPORTED, VJP
 
@@ -54,7 +54,8 @@ def _sweep(g: Graph, nodes: list[Node], ct: dict[int, Value], live: set[int]) ->
             continue
         if n.prim is composite:
             start = len(g.nodes)
-            out = expand(n.attrs["name"], n.attrs["layout"], list(n.inputs))
+            with located(g, n.loc):
+                out = expand(n.attrs["name"], n.attrs["layout"], list(n.inputs))
             inner = g.nodes[start:]
             reaches(inner, live)
             ct[id(out)] = gout
@@ -62,7 +63,8 @@ def _sweep(g: Graph, nodes: list[Node], ct: dict[int, Value], live: set[int]) ->
             continue
         if n.prim in UNSUPPORTED:
             raise NotImplementedError(f"autodiff: {n.prim.name}: {UNSUPPORTED[n.prim]}")
-        grads = VJP[n.prim].fn(gout, n.output, *n.inputs, **n.attrs)
-        for x, gx in zip(n.inputs, grads):
-            if gx is not None and isinstance(x, Value) and id(x) in live:
-                _accumulate(ct, x, gx)
+        with located(g, n.loc):  # a gradient (and its sum with others) takes the line of the op it differentiates
+            grads = VJP[n.prim].fn(gout, n.output, *n.inputs, **n.attrs)
+            for x, gx in zip(n.inputs, grads):
+                if gx is not None and isinstance(x, Value) and id(x) in live:
+                    _accumulate(ct, x, gx)

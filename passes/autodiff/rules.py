@@ -458,7 +458,14 @@ def _numel(shape) -> int:
 
 @defvjp(P.gather, uses=(1,))
 def _(g, out, x, idx, *, axis):
-    return P.scatter_add(zeros(shape_of(x), g.dtype), idx, g, axis=axis), None
+    xs, ids = shape_of(x), shape_of(idx)
+    if ids[axis] == 1 and all(a == b for d, (a, b) in enumerate(builtins.zip(xs, ids)) if d != axis):
+        # one index per row (max pooling's argmax, a picked class): the scatter-add is a one-hot
+        # select, a pointwise kernel instead of an unbuffered ufunc.at
+        positions = P.reshape(P.arange(start=0, end=xs[axis], step=1, dtype=idx.dtype),
+                              shape=tuple(n if d == axis else 1 for d, n in enumerate(xs)))
+        return P.where(P.eq(positions, idx), g, zeros((), g.dtype)), None
+    return P.scatter_add(zeros(xs, g.dtype), idx, g, axis=axis), None
 
 
 @defvjp(P.scatter, uses=(1,))

@@ -32,7 +32,7 @@ def _clone(g: Graph) -> tuple[Graph, dict[int, Value]]:
         m[id(v)] = new.add_input(v.type, v.role, v.name)
     for n in g.nodes:
         args = [m[id(x)] if isinstance(x, Value) else x for x in n.inputs]
-        out = new.add_node(n.prim, args, n.attrs, n.output.type)
+        out = new.add_node(n.prim, args, n.attrs, n.output.type, n.loc)
         out.name = n.output.name
         m[id(n.output)] = out
     new.set_outputs([m[id(o)] for o in g.outputs])
@@ -110,18 +110,21 @@ def split(joint: Graph, first_ct: int, n_outputs: int, diff_outputs: list[int], 
         m[id(v)] = fwd.add_input(v.type, v.role, v.name)
     for n in fwd_nodes:
         args = [m[id(x)] if isinstance(x, Value) else x for x in n.inputs]
-        m[id(n.output)] = fwd.add_node(n.prim, args, n.attrs, n.output.type)
+        m[id(n.output)] = fwd.add_node(n.prim, args, n.attrs, n.output.type, n.loc)
     fwd.set_outputs([m[id(o)] for o in joint.outputs[:n_outputs]] + [m[id(v)] for v in saved])
 
     bwd = Graph(joint.name + "_backward")
     b: dict[int, Value] = {}
     for v in joint.inputs[first_ct:]:
         b[id(v)] = bwd.add_input(v.type, "input", v.name)
-    for i, v in enumerate(saved):
-        b[id(v)] = bwd.add_input(v.type, "input", f"saved{i}")
+    taken = {v.name for v in bwd.inputs} | {f"saved{i}" for i in range(len(saved))}
+    for i, v in enumerate(saved):  # a saved graph input keeps its name (%fc1.weight) where it is free
+        keep = v.producer is None and v.name not in taken
+        b[id(v)] = bwd.add_input(v.type, "input", v.name if keep else f"saved{i}")
+        taken.add(v.name)
     for n in recomputed + bwd_nodes:
         args = [b[id(x)] if isinstance(x, Value) else x for x in n.inputs]
-        b[id(n.output)] = bwd.add_node(n.prim, args, n.attrs, n.output.type)
+        b[id(n.output)] = bwd.add_node(n.prim, args, n.attrs, n.output.type, n.loc)
     grad_outs = joint.outputs[n_outputs:]
     bwd.set_outputs([b[id(o)] if id(o) in b else _materialize(bwd, b, o) for o in grad_outs])
     from ..dce import dce
@@ -143,7 +146,7 @@ def split(joint: Graph, first_ct: int, n_outputs: int, diff_outputs: list[int], 
 def _materialize(bwd: Graph, b: dict, o: Value) -> Value:
     """A gradient output that is a forward value (e.g. zeros computed without cotangents)."""
     if o.producer is not None and o.producer.prim is P.full:
-        return bwd.add_node(P.full, [], o.producer.attrs, o.type)
+        return bwd.add_node(P.full, [], o.producer.attrs, o.type, o.producer.loc)
     raise ValueError(f"gradient output %{o.name} does not depend on any cotangent")
 
 
