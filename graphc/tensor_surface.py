@@ -17,6 +17,7 @@ import numpy as np
 from graphc.ir.array_module import array_module
 
 from . import compat_extras, composed_ops, creation, global_flags, inplace
+from .func import vmap  # torch.vmap is torch.func.vmap
 from .composed_ops import *  # noqa: F401,F403  (re-exported: graphc/__init__ star-imports this module)
 from .global_flags import *  # noqa: F401,F403
 from .nn import functional as F
@@ -88,7 +89,7 @@ for _name in _TORCH_INPLACE:
 for _name in _COPY_OF_VIEW:
     globals()[_name + "_copy"] = _copy_of(_name)
 __all__ = _TORCH_INPLACE + _FROM_FUNCTIONAL + [n + "_copy" for n in _COPY_OF_VIEW]
-__all__ += composed_ops.__all__ + global_flags.__all__ + """pi e inf nan newaxis layout strided memory_format
+__all__ += composed_ops.__all__ + global_flags.__all__ + """vmap pi e inf nan newaxis layout strided memory_format
     contiguous_format preserve_format channels_last channels_last_3d legacy_contiguous_format""".split()
 
 

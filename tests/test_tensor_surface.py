@@ -251,3 +251,12 @@ def test_gradient_against_numpy_and_differentiable():
     assert gradcheck(lambda t: torch.gradient(t, dim=1, edge_order=2)[0], (x.requires_grad_(),))
     with pytest.raises(RuntimeError, match="at least edge_order\\+1"):
         torch.gradient(torch.ones(2), edge_order=2)
+
+
+def test_aliases_of_graphc_func():
+    assert torch.vmap is torch.func.vmap
+    lin = nn.Linear(2, 1)
+    params = {"weight": torch.ones(1, 2), "bias": torch.zeros(1)}
+    with pytest.warns(FutureWarning, match="torch.func.functional_call"):
+        out = torch.nn.utils.stateless.functional_call(lin, params, (torch.tensor([[1.0, 2.0]]),))
+    assert out.item() == 3.0
