@@ -74,3 +74,15 @@ def test_the_data_file_is_what_the_script_writes_from_pytorch():
         pytest.skip(f"the data file is PyTorch 2.13's; installed: {torch.__version__}")
     written = _load("list_torch_api").collect()
     assert {ns: sorted(v) for ns, v in written.items()} == {ns: sorted(v) for ns, v in cov.torch_names().items()}
+
+
+def test_readme_snippet_runs():
+    import re
+    readme = (ROOT / "README.md").read_text()
+    section = readme.split("## PyTorch's public surface, measured", 1)[1]
+    assert "| `torch.Tensor` |" in section.split("```python")[0]  # the coverage table is there
+    code = re.search(r"```python\n(.*?)```", section, re.S).group(1)
+    scope: dict = {}
+    exec(compile(code, "README.md", "exec"), scope)  # noqa: S102  (the repository's own README)
+    assert scope["one_hot"].tolist() == [0, 0, 0, 1, 0, 0, 0, 0, 0, 0]
+    assert abs(scope["a"].grad.item() - 1) < 0.1
