@@ -260,3 +260,41 @@ def test_aliases_of_graphc_func():
     with pytest.warns(FutureWarning, match="torch.func.functional_call"):
         out = torch.nn.utils.stateless.functional_call(lin, params, (torch.tensor([[1.0, 2.0]]),))
     assert out.item() == 3.0
+
+
+def test_affine_grid_and_grid_sample():
+    F = torch.nn.functional
+    x = rnd(2, 3, 5, 6, seed=13)
+    eye = torch.tensor([[[1.0, 0.0, 0.0], [0.0, 1.0, 0.0]]] * 2, dtype=D)
+    for ac in (True, False):  # the identity map samples every pixel centre: the input comes back
+        out = F.grid_sample(x, F.affine_grid(eye, (2, 3, 5, 6), align_corners=ac), align_corners=ac)
+        np.testing.assert_allclose(out.numpy(), x.numpy(), atol=1e-12)
+    shift = torch.tensor([[[1.0, 0.0, 2.0 / 6 * 2], [0.0, 1.0, 0.0]]] * 2, dtype=D)  # two pixels to the right
+    out = F.grid_sample(x, F.affine_grid(shift, (2, 3, 5, 6), align_corners=False), align_corners=False)
+    np.testing.assert_allclose(out.numpy()[..., :4], x.numpy()[..., 2:], atol=1e-12)
+    np.testing.assert_array_equal(out.numpy()[..., 4:], 0)  # outside: zeros padding
+    border = F.grid_sample(x, F.affine_grid(shift, (2, 3, 5, 6), align_corners=False), padding_mode="border",
+                           align_corners=False)
+    np.testing.assert_allclose(border.numpy()[..., 5], x.numpy()[..., 5], atol=1e-12)
+    theta = (rnd(1, 2, 3, seed=14) * 0.8).requires_grad_()
+    img = rnd(1, 2, 4, 4, seed=15).requires_grad_()
+    assert gradcheck(lambda i, th: F.grid_sample(i, F.affine_grid(th, (1, 2, 3, 3), align_corners=False),
+                                                 align_corners=False), (img, theta))
+    with pytest.raises(NotImplementedError, match="reflection"):
+        F.grid_sample(x, F.affine_grid(eye, (2, 3, 5, 6)), padding_mode="reflection")
+
+
+def test_grid_sample_against_pytorch_where_installed():
+    pt = pytest.importorskip("torch")
+    rng = np.random.default_rng(0)
+    x, theta = rng.standard_normal((2, 3, 5, 6)), rng.standard_normal((2, 2, 3)) * 1.5
+    for ac in (False, True):
+        for mode in ("bilinear", "nearest"):
+            for pm in ("zeros", "border"):
+                gp = pt.nn.functional.affine_grid(pt.tensor(theta), (2, 3, 4, 7), align_corners=ac)
+                gg = torch.nn.functional.affine_grid(torch.tensor(theta), (2, 3, 4, 7), align_corners=ac)
+                np.testing.assert_allclose(gg.numpy(), gp.numpy(), atol=1e-12)
+                want = pt.nn.functional.grid_sample(pt.tensor(x), gp, mode=mode, padding_mode=pm, align_corners=ac)
+                got = torch.nn.functional.grid_sample(torch.tensor(x), gg, mode=mode, padding_mode=pm,
+                                                      align_corners=ac)
+                np.testing.assert_allclose(got.numpy(), want.numpy(), atol=1e-12)
