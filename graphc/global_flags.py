@@ -75,4 +75,5 @@ def set_anomaly_enabled(enabled: bool, check_nan: bool = True) -> None:
     compat_extras._anomaly.update(enabled=bool(enabled), check_nan=check_nan)
 
 
-is_anomaly_enabled, is_anomaly_check_nan_enabled = compat_extras.is_anomaly_enabled, compat_extras.is_anomaly_check_nan_enabled
+is_anomaly_enabled = compat_extras.is_anomaly_enabled
+is_anomaly_check_nan_enabled = compat_extras.is_anomaly_check_nan_enabled

@@ -14,6 +14,7 @@ from typing import Callable
 
 import numpy as np
 
+import graphc  # noqa: F401  (the package: is_nonzero lives in its __init__, done by the time methods run)
 from graphc.ir.array_module import array_module
 
 from . import compat_extras, composed_ops, creation, global_flags, inplace
@@ -163,10 +164,11 @@ def _resize_(self, *size, memory_format=None):
     return self
 
 
-# Tensor methods that are the functions above (or graphc's existing ones), ``self`` first.
+# Tensor methods that are composed_ops' functions (or graphc's existing ones), ``self`` first.
 _METHODS: dict[str, Callable] = {
-    **{n: getattr(composed_ops, n) for n in """acosh arccosh asinh arcsinh atanh arctanh arctan2 deg2rad rad2deg copysign
-        fmax fmin heaviside positive sgn isneginf isposinf isreal inner vdot addmv addr addbmm adjoint diagflat
+    **{n: getattr(composed_ops, n) for n in """acosh arccosh asinh arcsinh atanh arctanh arctan2 deg2rad rad2deg
+        copysign fmax fmin heaviside positive sgn isneginf isposinf isreal inner vdot addmv addr addbmm adjoint
+        diagflat
         conj conj_physical resolve_conj resolve_neg angle is_conj is_neg is_signed is_same_size index_copy
         select_scatter slice_scatter diagonal_scatter narrow_copy renorm cholesky_inverse cholesky_solve
         triangular_solve matrix_exp histogram split_with_sizes unsafe_chunk unsafe_split
@@ -177,7 +179,7 @@ _METHODS: dict[str, Callable] = {
     "new": _new, "apply_": _apply_, "map_": _map_, "cauchy_": _cauchy_, "dim_order": _dim_order,
     "resize_": _resize_, "resize_as_": lambda self, other, memory_format=None: _resize_(self, tuple(other.shape)),
     "new_empty_strided": lambda self, size, stride, **kw: self.new_empty(tuple(size), **kw),
-    "const_data_ptr": Tensor.data_ptr, "is_nonzero": lambda self: __import__("graphc").is_nonzero(self),
+    "const_data_ptr": Tensor.data_ptr, "is_nonzero": lambda self: graphc.is_nonzero(self),
     "pin_memory": lambda self, device=None: self, "share_memory_": lambda self: self,
     "is_pinned": lambda self, device=None: False, "is_shared": lambda self: False,
     "is_distributed": composed_ops.is_distributed, "is_set_to": lambda self, other: (

@@ -69,7 +69,8 @@ def test_composed_pointwise_functions_against_numpy():
     np.testing.assert_array_equal(torch.heaviside(y, z).numpy(), [1.0, 0.0, 0.0, -1.0, 2.0])  # NaN -> 0, as PyTorch
     np.testing.assert_array_equal(torch.isposinf(torch.tensor([1.0, float("inf"), -float("inf")])).numpy(),
                                   [False, True, False])
-    np.testing.assert_array_equal(torch.angle(torch.tensor([-2.0, 0.0, 3.0], dtype=D)).numpy(), np.angle([-2.0, 0.0, 3.0]))
+    np.testing.assert_array_equal(torch.angle(torch.tensor([-2.0, 0.0, 3.0], dtype=D)).numpy(),
+                                  np.angle([-2.0, 0.0, 3.0]))
     np.testing.assert_array_equal(torch.tensor([12, -7]).bitwise_right_shift(2).numpy(), np.right_shift([12, -7], 2))
     np.testing.assert_array_equal(torch.gcd(torch.tensor([12, -18]), torch.tensor([8, 12])).numpy(), [4, 6])
     m, e = torch.frexp(torch.tensor([8.0, 0.3]))
@@ -129,7 +130,8 @@ def test_linear_algebra_against_scipy():
     lambda x: torch.fmax(x, torch.tensor([[0.1, float("nan")], [-0.5, 0.2]], dtype=D)), lambda x: torch.inner(x, x),
     lambda x: torch.addr(x, x[0], x[1]),
     lambda x: torch.renorm(x.reshape(2, 2), 2, 0, 0.5), torch.linalg.matrix_exp, lambda x: x.diagonal_scatter(x[0]),
-    lambda x: x.index_copy(0, torch.tensor([1]), x[:1] * 3), lambda x: torch.cholesky_inverse(x.tril() + 2 * torch.eye(2, dtype=D)),
+    lambda x: x.index_copy(0, torch.tensor([1]), x[:1] * 3),
+    lambda x: torch.cholesky_inverse(x.tril() + 2 * torch.eye(2, dtype=D)),
     lambda x: torch.fft.fftshift(x), lambda x: torch.nn.functional.pdist(x), lambda x: torch.ldexp(x, torch.tensor(3)),
 ])
 def test_gradients_match_finite_differences(fn):

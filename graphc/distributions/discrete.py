@@ -193,8 +193,8 @@ class Multinomial(Distribution):
     def sample(self, sample_shape=()):
         shape = self._extended_shape(sample_shape)
         p = _host(self.probs.detach())
-        return _host_draw(self.probs, shape, lambda rng, s: rng.multinomial(self.total_count, p / p.sum(-1, keepdims=True),
-                                                                             size=s[:-1]))
+        p = p / p.sum(-1, keepdims=True)
+        return _host_draw(self.probs, shape, lambda rng, s: rng.multinomial(self.total_count, p, size=s[:-1]))
 
     def log_prob(self, value):
         if self._validate_args:

@@ -105,7 +105,8 @@ class Binomial(Distribution):
         log_factorial_k = graphc.lgamma(value + 1)
         log_factorial_nmk = graphc.lgamma(n - value + 1)
         # n * log(1 + exp(logits)), stable for either sign of logits
-        normalize_term = n * _clamp_by_zero(logits) + n * graphc.log1p(graphc.exp(-graphc.abs(logits))) - log_factorial_n
+        normalize_term = (n * _clamp_by_zero(logits) + n * graphc.log1p(graphc.exp(-graphc.abs(logits)))
+                          - log_factorial_n)
         return value * logits - log_factorial_k - log_factorial_nmk - normalize_term
 
     def enumerate_support(self, expand: bool = True):

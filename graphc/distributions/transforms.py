@@ -318,7 +318,9 @@ class PowerTransform(Transform):
 
     @property
     def sign(self):
-        return self.exponent.sign() if isinstance(self.exponent, graphc.Tensor) else (self.exponent > 0) - (self.exponent < 0)
+        if isinstance(self.exponent, graphc.Tensor):
+            return self.exponent.sign()
+        return (self.exponent > 0) - (self.exponent < 0)
 
     def _call(self, x):
         return x.pow(self.exponent)

@@ -33,7 +33,7 @@ from .pooling import (LPPool1d, LPPool2d, LPPool3d, MaxUnpool1d, MaxUnpool2d, Ma
                       UpsamplingNearest2d)
 from .sparse import EmbeddingBag
 from .rnn import RNNCellBase
-from . import batchnorm, channelshuffle, flatten, fold, instancenorm, upsampling  # PyTorch's module paths
+from . import batchnorm, channelshuffle, flatten, fold, instancenorm, upsampling  # noqa: F401  (PyTorch's module paths)
 
 __all__ = ['AdaptiveAvgPool1d', 'AdaptiveAvgPool2d', 'AdaptiveAvgPool3d', 'AdaptiveMaxPool1d',
            'AdaptiveMaxPool2d', 'AdaptiveMaxPool3d', 'AlphaDropout', 'AvgPool1d', 'AvgPool2d', 'AvgPool3d',
