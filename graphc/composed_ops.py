@@ -16,18 +16,18 @@ from graphc.ir import prims as P
 from . import compat_extras, creation, linalg, math_ops, shape_ops
 from .tensors import Tensor, device_tensor, host_array
 
-__all__ = ["acosh", "asinh", "atanh", "arccosh", "arcsinh", "arctanh", "arctan2", "deg2rad", "rad2deg",
-           "copysign", "fmax", "fmin", "heaviside", "positive", "sgn", "isneginf", "isposinf", "isreal",
-           "conj", "conj_physical", "resolve_conj", "resolve_neg", "real", "imag", "angle", "is_conj",
-           "is_neg", "is_signed", "is_same_size", "inner", "vdot", "addmv", "addr", "addbmm", "chain_matmul",
-           "adjoint", "diagflat", "index_copy", "select_scatter", "slice_scatter", "diagonal_scatter",
-           "narrow_copy", "split_with_sizes", "unsafe_split", "unsafe_chunk", "unsafe_split_with_sizes",
-           "renorm", "cholesky_inverse", "cholesky_solve", "triangular_solve", "histogram",
-           "combinations", "scalar_tensor", "fill", "bitwise_left_shift", "bitwise_right_shift", "ldexp",
-           "gcd", "lcm", "nextafter", "frexp", "binomial", "poisson", "slice_copy", "unique_consecutive",
-           "is_distributed", "gradient", "hann_window", "hamming_window", "blackman_window",
-           "bartlett_window", "kaiser_window", "vander", "unravel_index", "empty_strided", "empty_permuted",
-           "frombuffer", "matrix_exp"]
+__all__ = ["acosh", "asinh", "atanh", "arccosh", "arcsinh", "arctanh", "arctan2", "deg2rad", "rad2deg", "copysign",
+           "fmax", "fmin", "heaviside", "positive", "sgn", "isneginf", "isposinf", "isreal", "conj",
+           "conj_physical", "resolve_conj", "resolve_neg", "real", "imag", "angle", "is_conj", "is_neg",
+           "is_signed", "is_same_size", "inner", "vdot", "addmv", "addr", "addbmm", "chain_matmul", "adjoint",
+           "diagflat", "index_copy", "select_scatter", "slice_scatter", "diagonal_scatter", "narrow_copy",
+           "split_with_sizes", "unsafe_split", "unsafe_chunk", "unsafe_split_with_sizes", "renorm",
+           "cholesky_inverse", "cholesky_solve", "triangular_solve", "histogram", "histogramdd", "index_reduce",
+           "combinations", "scalar_tensor", "fill", "bitwise_left_shift", "bitwise_right_shift", "ldexp", "gcd",
+           "lcm", "nextafter", "frexp", "binomial", "poisson", "slice_copy", "unique_consecutive",
+           "is_distributed", "gradient", "hann_window", "hamming_window", "blackman_window", "bartlett_window",
+           "kaiser_window", "vander", "unravel_index", "empty_strided", "empty_permuted", "frombuffer",
+           "matrix_exp"]
 
 matrix_exp = linalg.matrix_exp
 
@@ -228,6 +228,20 @@ def diagonal_scatter(input, src, offset: int = 0, dim1: int = 0, dim2: int = 1):
     return out
 
 
+def index_reduce(input, dim: int, index, source, reduce: str, *, include_self: bool = True):
+    """Reduce (prod, mean, amax, amin) the slices of ``source`` into those of ``input`` that
+    ``index`` names along ``dim``: scatter_reduce with the index spread over the slices."""
+    if reduce not in ("prod", "mean", "amax", "amin"):
+        raise RuntimeError(f"index_reduce(): Expected reduce to be one of prod, mean, amax or amin but got {reduce}.")
+    d = dim % input.dim()
+    if index.dim() > 1:
+        raise IndexError("index_reduce_(): Index is supposed to be a vector")
+    shape = [1] * source.dim()
+    shape[d] = index.shape[0]
+    full = index.reshape(shape).expand(tuple(source.shape))
+    return compat_extras.scatter_reduce(input, d, full, source, reduce, include_self=include_self)
+
+
 def narrow_copy(input, dim: int, start: int, length: int):
     return shape_ops.narrow(input, dim, start, length).clone()
 
@@ -281,6 +295,20 @@ def triangular_solve(b, A, upper: bool = True, transpose: bool = False, unitrian
         M = M * (1 - eye) + eye
     x = linalg.solve_triangular(M, b, upper=upper != transpose)
     return _return_type("triangular_solve", ["solution", "cloned_coefficient"])(x, A.clone())
+
+
+def histogramdd(input, bins=10, *, range=None, weight=None, density: bool = False):
+    """Counts of the rows of ``input`` (points in d dims) over a grid of bins (host computation)."""
+    from .math_ops import _return_type
+    pts = host_array(input._data).reshape(-1, input.shape[-1])
+    b = [host_array(e._data) for e in bins] if isinstance(bins, (list, tuple)) and bins and isinstance(
+        bins[0], Tensor) else bins
+    rng = None if range is None else [tuple(range[2 * i:2 * i + 2]) for i in builtins.range(len(range) // 2)]
+    w = host_array(weight._data).reshape(-1) if weight is not None else None
+    hist, edges = np.histogramdd(pts, bins=b, range=rng, weights=w, density=density)
+    dtype = input._data.dtype
+    return _return_type("histogramdd", ["hist", "bin_edges"])(
+        device_tensor(hist.astype(dtype), input), tuple(device_tensor(e.astype(dtype), input) for e in edges))
 
 
 def histogram(input, bins=100, *, range=None, weight=None, density: bool = False, out=None):

@@ -14,7 +14,7 @@ from typing import Callable
 
 import numpy as np
 
-import graphc  # noqa: F401  (the package: is_nonzero lives in its __init__, done by the time methods run)
+import graphc  # the package: is_nonzero lives in its __init__ (done by the time a method runs)
 from graphc.ir.array_module import array_module
 
 from . import compat_extras, composed_ops, creation, global_flags, inplace
@@ -173,7 +173,7 @@ _METHODS: dict[str, Callable] = {
         select_scatter slice_scatter diagonal_scatter narrow_copy renorm cholesky_inverse cholesky_solve
         triangular_solve matrix_exp histogram split_with_sizes unsafe_chunk unsafe_split
         unsafe_split_with_sizes sum_to_size bitwise_left_shift bitwise_right_shift ldexp gcd lcm nextafter frexp
-        unique_consecutive""".split()},
+        unique_consecutive index_reduce""".split()},
     "resize": _resize, "resize_as": lambda self, other: _resize(self, tuple(other.shape)), "map2_": _map2_,
     "corrcoef": compat_extras.corrcoef, "cov": compat_extras.cov,
     "new": _new, "apply_": _apply_, "map_": _map_, "cauchy_": _cauchy_, "dim_order": _dim_order,
@@ -198,7 +198,7 @@ _FLAGS = {name: False for name in """is_xpu is_ipu is_maia is_meta is_mkldnn is_
 # In-place variants, each its out-of-place method computed and written back (inplace.inplace_method).
 _INPLACE = """absolute arccos arcsin arctan arctan2 greater greater_equal less less_equal not_equal negative fix
     tril triu addmm baddbmm hypot acosh arccosh asinh arcsinh atanh arctanh deg2rad rad2deg copysign heaviside
-    sgn addmv addr addbmm index_copy renorm conj_physical bitwise_left_shift bitwise_right_shift ldexp gcd lcm
+    sgn addmv addr addbmm index_copy index_reduce renorm conj_physical bitwise_left_shift bitwise_right_shift ldexp gcd lcm
     nextafter""".split()
 
 

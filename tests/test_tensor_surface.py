@@ -300,3 +300,21 @@ def test_grid_sample_against_pytorch_where_installed():
                 got = torch.nn.functional.grid_sample(torch.tensor(x), gg, mode=mode, padding_mode=pm,
                                                       align_corners=ac)
                 np.testing.assert_allclose(got.numpy(), want.numpy(), atol=1e-12)
+
+
+def test_index_reduce_and_histogramdd():
+    x = torch.ones(3, 4, dtype=D)
+    src = torch.arange(12.0, dtype=D).reshape(3, 4)
+    np.testing.assert_array_equal(x.index_reduce(0, torch.tensor([0, 2, 0]), src, "prod").numpy(),
+                                  [[0, 9, 20, 33], [1, 1, 1, 1], [4, 5, 6, 7]])  # PyTorch's result
+    np.testing.assert_array_equal(
+        x.index_reduce(1, torch.tensor([0, 0]), torch.arange(6.0, dtype=D).reshape(3, 2) + 1, "mean",
+                       include_self=False).numpy()[:, 0], [1.5, 3.5, 5.5])
+    y = torch.ones(3, 4)
+    y.index_reduce_(0, torch.tensor([1]), torch.full((1, 4), 5.0), "amax")
+    assert y[1].tolist() == [5.0] * 4 and y[0].tolist() == [1.0] * 4
+    pts = rnd(50, 2, seed=16)
+    hist, edges = torch.histogramdd(pts, bins=[3, 4])
+    want, want_edges = np.histogramdd(pts.numpy(), bins=[3, 4])
+    np.testing.assert_array_equal(hist.numpy(), want)
+    np.testing.assert_allclose(edges[1].numpy(), want_edges[1])
