@@ -36,13 +36,14 @@ def test_generated_inplace_variant_equals_out_of_place(name):
             "baddbmm": (rnd(2, 3, 4, seed=1), rnd(2, 4, 3, seed=2)), "addmv": (rnd(3, 2, seed=1), rnd(2, seed=2)),
             "addr": (rnd(3, seed=1), rnd(3, seed=2)), "addbmm": (rnd(2, 3, 4, seed=1), rnd(2, 4, 3, seed=2)),
             "index_copy": (0, torch.tensor([2, 0]), rnd(2, 3, seed=1)), "renorm": (2, 0, 0.5),
+            "index_reduce": (0, torch.tensor([2, 0, 2]), rnd(3, 3, seed=1), "prod"),
             "ldexp": (torch.tensor([1, 2, 3]),), "nextafter": (rnd(3, seed=1),)}
     ints = {"bitwise_left_shift": (torch.tensor([1, 2, 0]),), "bitwise_right_shift": (torch.tensor([1, 2, 0]),),
             "gcd": (torch.tensor([4, 6, 9]),), "lcm": (torch.tensor([4, 6, 9]),)}
     if name in ints:
         x, a = torch.tensor([12, -7, 5]), ints[name]
     else:
-        shape = {"addmm": (3, 3), "baddbmm": (2, 3, 3), "addbmm": (3, 3), "addr": (3, 3), "index_copy": (3, 3),
+        shape = {"addmm": (3, 3), "baddbmm": (2, 3, 3), "addbmm": (3, 3), "addr": (3, 3), "index_copy": (3, 3), "index_reduce": (3, 3),
                  "renorm": (3, 4), "tril": (3, 3), "triu": (3, 3)}.get(name, (3,))
         x = rnd(*shape, low=-0.9, high=0.9) if name not in ("acosh", "arccosh") else rnd(*shape, low=1.1, high=3)
         a = args.get(name, ())
