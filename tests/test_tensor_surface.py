@@ -319,3 +319,17 @@ def test_index_reduce_and_histogramdd():
     want, want_edges = np.histogramdd(pts.numpy(), bins=[3, 4])
     np.testing.assert_array_equal(hist.numpy(), want)
     np.testing.assert_allclose(edges[1].numpy(), want_edges[1])
+
+
+def test_cuda_generator_state_and_capability(cuda):
+    torch.cuda.manual_seed(3)
+    state = torch.cuda.get_rng_state()
+    a = torch.rand(4, device=cuda)
+    torch.cuda.set_rng_state(state)
+    np.testing.assert_array_equal(torch.rand(4, device=cuda).cpu().numpy(), a.cpu().numpy())
+    states = torch.cuda.get_rng_state_all()
+    assert len(states) == torch.cuda.device_count()
+    torch.cuda.set_rng_state_all(states)
+    torch.cuda.seed_all()
+    major, minor = torch.cuda.get_device_capability()
+    assert isinstance(major, int) and torch.cuda.is_tf32_supported() == (major >= 8)
