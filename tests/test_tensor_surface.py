@@ -333,3 +333,21 @@ def test_cuda_generator_state_and_capability(cuda):
     torch.cuda.seed_all()
     major, minor = torch.cuda.get_device_capability()
     assert isinstance(major, int) and torch.cuda.is_tf32_supported() == (major >= 8)
+
+
+def test_lazy_linear_infers_in_features_and_becomes_linear():
+    torch.manual_seed(0)
+    m = nn.Sequential(nn.LazyLinear(4), nn.ReLU(), nn.LazyLinear(2))
+    first = m[0].weight
+    assert isinstance(first, nn.UninitializedParameter) and m[0].has_uninitialized_params()
+    opt = torch.optim.SGD(m.parameters(), lr=0.1)  # made before the sizes are known, as PyTorch allows
+    y = m(torch.randn(5, 3))
+    assert y.shape == (5, 2) and type(m[0]) is nn.Linear and type(m[2]) is nn.Linear
+    assert m[0].weight is first and type(first) is nn.Parameter and first.shape == (4, 3)
+    assert m[2].in_features == 4 and float(first.abs().max()) <= 1 / np.sqrt(3)  # Linear's init bound
+    before = first.detach().clone()
+    y.sum().backward()
+    opt.step()
+    assert not torch.equal(first.detach(), before)
+    assert list(m.state_dict()) == ["0.weight", "0.bias", "2.weight", "2.bias"]
+    assert nn.LazyLinear(3, bias=False)(torch.ones(2, 5)).shape == (2, 3)

@@ -70,4 +70,27 @@ class Buffer(Tensor):
 
 
 class UninitializedParameter(Parameter):
-    """Placeholder for lazy modules; graphc has none yet, but code may isinstance-check it."""
+    """A lazy module's parameter before its first forward: no shape yet. ``materialize`` gives it
+    one in place (the same object becomes a ``Parameter``, so optimizers made earlier hold it)."""
+    cls_to_become = Parameter
+
+    def materialize(self, shape, device=None, dtype=None) -> None:
+        from graphc import creation
+        self._data = creation.empty(*tuple(shape), dtype=dtype, device=device)._data
+        self.__class__ = self.cls_to_become
+
+    def __repr__(self) -> str:
+        return "<UninitializedParameter>"
+
+
+class UninitializedBuffer(Buffer):
+    """A lazy module's buffer before its first forward (see UninitializedParameter)."""
+    cls_to_become = Buffer
+
+    def materialize(self, shape, device=None, dtype=None) -> None:
+        from graphc import creation
+        self._data = creation.empty(*tuple(shape), dtype=dtype, device=device)._data
+        self.__class__ = self.cls_to_become
+
+    def __repr__(self) -> str:
+        return "<UninitializedBuffer>"
