@@ -344,7 +344,7 @@ def test_lazy_linear_infers_in_features_and_becomes_linear():
     y = m(torch.randn(5, 3))
     assert y.shape == (5, 2) and type(m[0]) is nn.Linear and type(m[2]) is nn.Linear
     assert m[0].weight is first and type(first) is nn.Parameter and first.shape == (4, 3)
-    assert m[2].in_features == 4 and float(first.abs().max()) <= 1 / np.sqrt(3)  # Linear's init bound
+    assert m[2].in_features == 4 and float(first.detach().abs().max()) <= 1 / np.sqrt(3)  # Linear's init bound
     before = first.detach().clone()
     y.sum().backward()
     opt.step()
