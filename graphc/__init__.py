@@ -63,11 +63,13 @@ from .linalg import det, inverse, logdet, matrix_power, pinverse, slogdet
 from .linalg import torch_cholesky as cholesky, torch_qr as qr, torch_svd as svd
 from . import special
 from . import distributions  # noqa: E402
+from . import distributed  # noqa: E402  (mpi4py loads only when a process group starts)
 from . import safetensors, serialization
 from . import func  # graphc.func: grad, vjp, jvp, jacrev, jacfwd, hessian, vmap, functional_call
 from . import jit  # saved compiled programs (torch.jit.trace/save/load)
 from .utils.dlpack import from_dlpack
 from .serialization import load, save
+from . import onnx  # torch.onnx.export (the onnx package itself is imported on first export)
 
 float16 = half = _dt.float16
 float32 = float = _dt.float32  # noqa: A001

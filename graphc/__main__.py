@@ -1,7 +1,8 @@
-"""The ``graphc`` command: ``graphc dump SCRIPT.py --out DIR --format text|dot [-- script args]``.
+"""The ``graphc`` command: ``graphc dump SCRIPT.py --out DIR --format text|dot|html [-- script args]``.
 
 Runs the script; every function it compiles writes its stages (traced graph, graph after each
-pass, forward/backward split, generated code, DOT pictures with --format dot) under DIR.
+pass, forward/backward split, generated code, DOT pictures with --format dot, a page per compiled
+function drawing them with --format html, linked from DIR/index.html) under DIR.
 """
 from __future__ import annotations
 
@@ -16,8 +17,9 @@ def main(argv: list[str] | None = None) -> int:
     sub = p.add_subparsers(dest="command", required=True)
     d = sub.add_parser("dump", help="run a script and write every compiled function's stages to a folder")
     d.add_argument("--out", default="graphc_dump", help="output folder (default: graphc_dump)")
-    d.add_argument("--format", choices=["text", "dot"], default="text",
-                   help="'dot' also writes Graphviz pictures of each graph")
+    d.add_argument("--format", choices=["text", "dot", "html"], default="text",
+                   help="'dot' also writes Graphviz pictures of each graph; 'html' a page per compiled "
+                        "function drawing every stage (open DIR/index.html)")
     d.add_argument("script", help="the Python script to run")
     # graphc's options may come before or after the script; everything else (or everything after
     # a `--`) is passed to the script
@@ -48,6 +50,8 @@ def main(argv: list[str] | None = None) -> int:
     print(f"graphc dump: wrote {len(written)} compiled graph(s) to {os.path.abspath(ns.out)}", file=sys.stderr)
     for w in written:
         print(f"  {w}", file=sys.stderr)
+    if ns.format == "html" and written:
+        print(f"graphc dump: open {os.path.join(os.path.abspath(ns.out), 'index.html')}", file=sys.stderr)
     return 0
 
 

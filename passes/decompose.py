@@ -2,12 +2,16 @@
 primitives, using the one table of decompositions, so later passes and fusion see through them."""
 from __future__ import annotations
 
+from typing import Callable
+
 from graphc.ir.composite import composite, expand
-from graphc.ir.graph import Graph, Value, building, located
+from graphc.ir.graph import Graph, Node, Value, building, located
 
 
-def decompose(g: Graph) -> Graph:
-    composites = [n for n in g.nodes if n.prim is composite]
+def decompose(g: Graph, keep: Callable[[Node], bool] | None = None) -> Graph:
+    """``keep``: composite nodes it accepts stay whole (ONNX export writes a convolution as one
+    Conv operator)."""
+    composites = [n for n in g.nodes if n.prim is composite and not (keep is not None and keep(n))]
     if not composites:
         return g
     expansions: dict[int, list] = {}  # id(composite) -> the nodes that replace it, in order

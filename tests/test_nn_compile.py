@@ -57,6 +57,8 @@ LAYERS = {
     "BatchNorm1d": (lambda: nn.BatchNorm1d(4), lambda: (_r(5, 4),)),
     "BatchNorm2d": (lambda: nn.BatchNorm2d(3), lambda: (_r(4, 3, 5, 5),)),
     "BatchNorm3d": (lambda: nn.BatchNorm3d(2), lambda: (_r(2, 2, 3, 3, 3),)),
+    # outside a job of several processes SyncBatchNorm is BatchNorm (in one, its all-reduce breaks the graph)
+    "SyncBatchNorm": (lambda: nn.SyncBatchNorm(3), lambda: (_r(4, 3, 5),)),
     "LayerNorm": (lambda: nn.LayerNorm((5,)), lambda: (_r(3, 4, 5),)),
     "GroupNorm": (lambda: nn.GroupNorm(2, 4), lambda: (_r(3, 4, 5),)),
     "InstanceNorm2d": (lambda: nn.InstanceNorm2d(3, affine=True), lambda: (_r(2, 3, 4, 4),)),

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import heapq
 import sys
+import threading
 import warnings
 from typing import Sequence
 
@@ -13,6 +14,21 @@ from graphc.ir.array_module import array_module
 from ..device import array_to, get_default_device, using_device
 from . import grad_mode
 from .graph import AccumulateGrad, Node, gradient_edge, tensor_class
+
+
+# This thread's running backward passes, innermost last: each a list of callbacks queued to run
+# when it ends (queue_callback).
+_running = threading.local()
+
+
+def queue_callback(callback) -> None:
+    """Run ``callback()`` when the backward pass now running on this thread has finished
+    (PyTorch's ``Variable._execution_engine.queue_callback``): DistributedDataParallel waits
+    there for the gradient all-reduces it started during the pass."""
+    stack = getattr(_running, "passes", None)
+    if not stack:
+        raise RuntimeError("Final callbacks can only be installed during backward pass.")
+    stack[-1].append(callback)
 
 
 def _as_tuple(x) -> tuple:
@@ -179,6 +195,28 @@ def run_backward(outputs: Sequence, grad_outputs: Sequence, retain_graph: bool, 
     ready = [(-n._seq, id(n), n) for n in dict.fromkeys(root_nodes) if deps.get(n, 0) == 0]
     heapq.heapify(ready)
 
+    stack = _running.__dict__.setdefault("passes", [])
+    stack.append([])
+    try:
+        _sweep(ready, buffers, deps, capture, capture_leaf, results, accumulate, retain_graph, create_graph)
+        callbacks = stack[-1]
+        while callbacks:  # a callback may queue another
+            callbacks.pop(0)()
+    finally:
+        stack.pop()
+
+    if inputs is not None and not accumulate:
+        for k, r in enumerate(results):
+            if r is None and not allow_unused:
+                raise RuntimeError(
+                    f"The differentiated Tensor at index {k} appears to not have been used in the graph. "
+                    "Set allow_unused=True if this is the desired behavior.")
+        return tuple(results)
+    return None
+
+
+def _sweep(ready, buffers, deps, capture, capture_leaf, results, accumulate, retain_graph, create_graph) -> None:
+    """Run the ready nodes in reverse creation order, routing their gradients on."""
     with grad_mode.set_grad_enabled(create_graph):
         while ready:
             _, _, node = heapq.heappop(ready)
@@ -236,15 +274,6 @@ def run_backward(outputs: Sequence, grad_outputs: Sequence, retain_graph: bool, 
                 deps[nxt] -= 1
                 if deps[nxt] == 0:
                     heapq.heappush(ready, (-nxt._seq, id(nxt), nxt))
-
-    if inputs is not None and not accumulate:
-        for k, r in enumerate(results):
-            if r is None and not allow_unused:
-                raise RuntimeError(
-                    f"The differentiated Tensor at index {k} appears to not have been used in the graph. "
-                    "Set allow_unused=True if this is the desired behavior.")
-        return tuple(results)
-    return None
 
 
 def backward(tensors, grad_tensors=None, retain_graph=None, create_graph: bool = False,

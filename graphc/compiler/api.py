@@ -582,7 +582,8 @@ class CompiledFunction:
         entry.stages["compile_stages"] = progress.times
         entry.stages["compile_seconds"] = time.perf_counter() - t0
         if folder:
-            dump.write_stages(folder, self.name, len(self.cache), entry.stages, g, fmt)
+            # numbered by compile, not by cache size: a recompile may replace an entry (stale lifted state)
+            dump.write_stages(folder, self.name, self.recompiles, entry.stages, g, fmt)
         return entry
 
     def _restore(self, entry: Entry, key: str, backend: backends.Backend, differentiated: bool,

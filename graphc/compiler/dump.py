@@ -40,7 +40,8 @@ class DumpError(OSError):
 def write_stages(folder: str, name: str, index: int, stages: dict, graph: Graph, fmt: str = "text") -> Path:
     """One subfolder per compiled specialization: traced graph, graph after each pass (the passes
     on the forward and backward graphs are labelled so), the forward/backward split, fusion
-    decisions, memory plans, generated code, and (fmt='dot') DOT pictures. Raises DumpError if
+    decisions, memory plans, generated code, and (fmt='dot') DOT pictures or (fmt='html') a
+    page drawing it all (``index.html``, see dump_html). Raises DumpError if
     they can't be written."""
     base = Path(folder) / f"{name}_{index}"
     try:
@@ -57,19 +58,26 @@ def _labelled(what: str, text: str) -> str:
 def _write_stages(base: Path, name: str, stages: dict, graph: Graph, fmt: str) -> Path:
     base.mkdir(parents=True, exist_ok=True)
     contents = stages.get("contents", "")
-    (base / "00_why.txt").write_text(f"{name}, specialization {base.name}: {stages.get('why', 'compiled')}\n"
-                                     f"the traced graph holds: {contents}\n")
-    (base / "00_traced.ir").write_text(_labelled(f"traced graph: {contents}", stages["traced"]))
-    records = [(rec, "", contents) for rec in stages.get("passes", [])]
+    why = f"{name}, specialization {base.name}: {stages.get('why', 'compiled')}"
+    (base / "00_why.txt").write_text(f"{why}\nthe traced graph holds: {contents}\n")
+    # (file, what it holds, text, whether the code was generated from it), in pipeline order
+    passes = [(rec, "", contents) for rec in stages.get("passes", [])]
+    lowering = []
     for rec in stages.get("lowering", []):
         label = rec.graph[len(name) + 1:] if rec.graph.startswith(name + "_") else "lowered"
         what = f"{label} graph" if label != "lowered" else f"lowered graph: {contents}"
-        records.append((rec, label + "_", what))
-    for i, (rec, label, what) in enumerate(records, 1):
-        (base / f"{i:02d}_{label}after_{rec.name}.ir").write_text(_labelled(f"{what}; after {rec.name}", rec.text))
-    if "forward" in stages:
-        (base / "50_forward.ir").write_text(_labelled("forward graph (autodiff's split)", stages["forward"]))
-        (base / "51_backward.ir").write_text(_labelled("backward graph (autodiff's split)", stages["backward"]))
+        lowering.append((rec, label + "_", what))
+    numbered = [(f"{i:02d}_{label}after_{rec.name}.ir", f"{what}; after {rec.name}", rec.text, rec.graph)
+                for i, (rec, label, what) in enumerate(passes + lowering, 1)]
+    split = [("50_forward.ir", "forward graph (autodiff's split)", stages["forward"], False),
+             ("51_backward.ir", "backward graph (autodiff's split)", stages["backward"], False)] \
+        if "forward" in stages else []
+    lowered = [(f, what, text, all(g != graph_name for *_, g in numbered[i + 1:]))  # its graph's last stage
+               for i, (f, what, text, graph_name) in enumerate(numbered) if i >= len(passes)]
+    ir_files = [("00_traced.ir", f"traced graph: {contents}", stages["traced"], False)] + \
+        [(f, what, text, False) for f, what, text, _ in numbered[:len(passes)]] + split + lowered
+    for file, what, text, _ in ir_files:
+        (base / file).write_text(_labelled(what, text))
     if stages.get("fusion"):
         (base / "60_fusion.log").write_text("\n".join(stages["fusion"]) + "\n")
     if stages.get("memory"):
@@ -82,6 +90,11 @@ def _write_stages(base: Path, name: str, stages: dict, graph: Graph, fmt: str) -
         if "forward" in stages:
             (base / "50_forward.dot").write_text(to_dot(parse_graph(stages["forward"])))
             (base / "51_backward.dot").write_text(to_dot(parse_graph(stages["backward"])))
+    if fmt == "html":
+        from .dump_html import Stage, write_page
+        write_page(base, name, [Stage(f, what, text, last) for f, what, text, last in ir_files],
+                   {"why": why, "contents": contents, "code": stages["code"],
+                    "fusion": stages.get("fusion", []), "memory": stages.get("memory", [])})
     _config["written"].append(str(base))
     return base
 
@@ -94,10 +107,17 @@ def configure(folder: str | None, fmt: str = "text") -> None:
     _config.update(dir=folder, format=fmt, written=[])
 
 
+FORMATS = ("text", "dot", "html")
+
+
 def target(explicit: str | None) -> tuple[str | None, str]:
-    """Where a compiled function dumps: its own dump_dir, else the configured or env folder."""
+    """Where a compiled function dumps: its own dump_dir, else the configured or env folder; and
+    in which format (``graphc dump --format``, else GRAPHC_DUMP_FORMAT)."""
     folder = explicit or _config["dir"] or os.environ.get("GRAPHC_DUMP_DIR")
-    return folder, _config["format"] if not explicit else os.environ.get("GRAPHC_DUMP_FORMAT", "text")
+    fmt = _config["format"] if not explicit else os.environ.get("GRAPHC_DUMP_FORMAT", "text")
+    if folder and fmt not in FORMATS:
+        raise ValueError(f"GRAPHC_DUMP_FORMAT={fmt!r} is not a dump format; use one of {', '.join(FORMATS)}")
+    return folder, fmt
 
 
 def written() -> list[str]:

@@ -252,7 +252,7 @@ class Trace:
             keep = {id(t) for t in ([inputs] if isinstance(inputs, Tensor) else inputs)}
             wanted = [(vid, t) for vid, t in wanted if id(t) in keep]
         for _, t in wanted:
-            if t._hooks or getattr(t, "_post_accumulate_grad_hooks", None):
+            if t._hooks or t.__dict__.get("_post_accumulate_hooks"):
                 raise GraphBreak("a tensor with hooks (register_hook) is differentiated inside a compiled function; "
                                  "hooks run eagerly only")
         n_before = len(self.graph.nodes)

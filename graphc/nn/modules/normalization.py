@@ -71,14 +71,19 @@ class _NormBase(Module):
 class _BatchNorm(_NormBase):
     _expected_dims: tuple[int, ...] = ()
 
-    def forward(self, input):
-        self._check_input_dim(input)
+    def _count_batch(self) -> float:
+        """Count a training batch; the momentum of this batch's running-statistics update."""
         momentum = 0.0 if self.momentum is None else self.momentum
         if self.training and self.track_running_stats and self.num_batches_tracked is not None:
             with no_grad():
                 self.num_batches_tracked.add_(1)  # a tensor op, so compiled code records it too
             if self.momentum is None:  # cumulative moving average
                 momentum = 1.0 / float(self.num_batches_tracked.item())
+        return momentum
+
+    def forward(self, input):
+        self._check_input_dim(input)
+        momentum = self._count_batch()
         use_batch_stats = self.training or not self.track_running_stats
         # running stats are updated only in training mode with tracking on
         track = self.training and self.track_running_stats
