@@ -3,6 +3,7 @@ scikit-learn, no download), written as a PyTorch tutorial would be (only the imp
 
     python examples/digits_classifier.py --model cnn --epochs 8
     python examples/digits_classifier.py --model mlp --compile
+    python examples/digits_classifier.py --amp bf16          # bfloat16 autocast (mixed precision)
 
 With ``--compile`` the whole training step (zero_grad, forward, loss, backward, optimizer step)
 is one compiled graph, and so is evaluation. The progress bar is tqdm's when it is installed.
@@ -92,12 +93,13 @@ class _Plain:
         self.extra = "  ".join(f"{k} {v}" for k, v in values.items())
 
 
-def evaluate(model, loader: DataLoader) -> tuple[float, float]:
+def evaluate(model, loader: DataLoader, amp=None) -> tuple[float, float]:
     model.eval()
     total_loss, correct, count = 0.0, 0, 0
     with torch.no_grad():
         for x, y in loader:
-            logits = model(x)
+            with torch.autocast("cpu", dtype=amp, enabled=amp is not None):
+                logits = model(x)
             total_loss += F.cross_entropy(logits, y, reduction="sum").item()
             correct += (logits.argmax(dim=1) == y).sum().item()
             count += y.shape[0]
@@ -112,10 +114,17 @@ def main(argv=None) -> float:
     p.add_argument("--lr", type=float, default=2e-3)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--compile", action="store_true", help="train and evaluate with graphc.compile(model)")
+    p.add_argument("--amp", choices=["bf16", "fp16"], default=None,
+                   help="mixed precision: autocast to bfloat16 (or float16, with a GradScaler)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.add_argument("--tensorboard", metavar="DIR", help="log loss and accuracy for TensorBoard to DIR "
                    "(needs the tensorboard package; view with: tensorboard --logdir DIR)")
     args = p.parse_args(argv)
+    amp = {"bf16": getattr(torch, "bfloat16", None), "fp16": torch.float16, None: None}[args.amp]
+    if args.amp and amp is None:
+        p.error("this graphc has no bfloat16 dtype yet: use --amp fp16")
+    # float16 gradients may underflow: scale the loss (bfloat16 has float32's range and needs none)
+    scaler = torch.amp.GradScaler("cpu", enabled=args.amp == "fp16")
 
     torch.manual_seed(args.seed)
     train_set, test_set = load_digits_split(args.seed)
@@ -129,16 +138,18 @@ def main(argv=None) -> float:
 
     def train_step(x, y):
         optimizer.zero_grad()
-        logits = model(x)
-        loss = F.cross_entropy(logits, y)
-        loss.backward()
-        optimizer.step()
+        with torch.autocast("cpu", dtype=amp, enabled=amp is not None):
+            logits = model(x)
+            loss = F.cross_entropy(logits, y)  # autocast computes losses in float32
+        scaler.scale(loss).backward()
+        scaler.step(optimizer)
+        scaler.update()
         return loss.detach(), (logits.argmax(dim=1) == y).sum()
 
     # one graph for forward, backward and the update; the scheduler's lr is read at every call
     step = torch.compile(train_step, fullgraph=True) if args.compile else train_step
     scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=args.epochs)
-    print(f"{args.model.upper()}{' (compiled)' if args.compile else ''}: "
+    print(f"{args.model.upper()}{' (compiled)' if args.compile else ''}{f' ({args.amp} autocast)' if amp else ''}: "
           f"{sum(p.numel() for p in model.parameters())} parameters, "
           f"{len(train_set)} train / {len(test_set)} test images")
 
@@ -159,7 +170,7 @@ def main(argv=None) -> float:
             batches.set_postfix(loss=f"{running / i:.4f}", acc=f"{right / seen:.3f}")
         scheduler.step()
         elapsed = time.perf_counter() - start
-        test_loss, acc = evaluate(net, test_loader)
+        test_loss, acc = evaluate(net, test_loader, amp)
         print(f"epoch {epoch:2d}  train loss {running / len(train_loader):.4f}  test loss {test_loss:.4f}  "
               f"test accuracy {acc * 100:.2f}%  ({elapsed:.2f} s)")
         if writer is not None:

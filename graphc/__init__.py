@@ -167,38 +167,24 @@ def index_put_(input, indices, values, accumulate: bool = False):
     return input.index_put_(indices, values, accumulate)
 
 
-from .compat_extras import (aminmax, are_deterministic_algorithms_enabled, autocast, column_stack,  # noqa: E402
+from .compat_extras import (aminmax, are_deterministic_algorithms_enabled, column_stack,  # noqa: E402
                             corrcoef, cov, diag_embed, dsplit, dstack, get_num_interop_threads, get_num_threads,
-                            hsplit, hypot, is_autocast_enabled, is_deterministic_algorithms_warn_only_enabled,
+                            hsplit, hypot, is_deterministic_algorithms_warn_only_enabled,
                             isin, nanmean, ravel, rot90, row_stack, set_num_interop_threads, set_num_threads,
                             scatter_reduce, signbit, use_deterministic_algorithms, vsplit)
-from . import amp  # noqa: E402
+from . import amp, cpu  # noqa: E402
+from .amp import legacy as _amp_legacy  # noqa: E402  (graphc.cuda.amp, graphc.cpu.amp)
+from .amp.legacy import (get_autocast_cpu_dtype, get_autocast_gpu_dtype, is_autocast_cpu_enabled,  # noqa: E402
+                         set_autocast_cpu_dtype, set_autocast_cpu_enabled, set_autocast_gpu_dtype)
+from .amp import autocast, get_autocast_dtype, is_autocast_enabled  # noqa: E402
+from .amp.autocast_mode import (clear_autocast_cache, is_autocast_cache_enabled, set_autocast_cache_enabled,  # noqa: E402
+                                set_autocast_dtype, set_autocast_enabled)
 
 
 def _attach_compat_extras() -> None:
-    import sys
-    import types
     from . import compat_extras as _cx
 
-    import warnings
-
-    class _CudaAutocast(_cx.autocast):
-        def __init__(self, enabled: bool = True, dtype=None, cache_enabled: bool = True) -> None:
-            warnings.warn("`torch.cuda.amp.autocast(args...)` is deprecated. Please use "
-                          "`torch.amp.autocast('cuda', args...)` instead.", FutureWarning, stacklevel=2)
-            super().__init__("cuda", dtype, enabled, cache_enabled)
-
-    class _CudaGradScaler(_cx.GradScaler):
-        def __init__(self, init_scale: float = 2.0 ** 16, growth_factor: float = 2.0, backoff_factor: float = 0.5,
-                     growth_interval: int = 2000, enabled: bool = True) -> None:
-            warnings.warn("`torch.cuda.amp.GradScaler(args...)` is deprecated. Please use "
-                          "`torch.amp.GradScaler('cuda', args...)` instead.", FutureWarning, stacklevel=2)
-            super().__init__("cuda", init_scale, growth_factor, backoff_factor, growth_interval, enabled)
-
-    cuda_amp = types.ModuleType("graphc.cuda.amp")
-    cuda_amp.autocast, cuda_amp.GradScaler = _CudaAutocast, _CudaGradScaler
-    cuda.amp = cuda_amp
-    sys.modules["graphc.cuda.amp"] = cuda_amp
+    cuda.amp = _amp_legacy.cuda_amp
     for name in ("ravel", "nanmean", "aminmax", "hypot", "signbit", "rot90", "diag_embed", "hsplit", "vsplit",
                  "dsplit"):
         setattr(Tensor, name, getattr(_cx, name))

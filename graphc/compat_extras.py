@@ -1,6 +1,5 @@
 """Small PyTorch functions that tutorial code reaches for (reproducibility switches, anomaly
-detection, activation checkpointing, autocast/GradScaler on a CPU-only machine, and a few
-tensor helpers), composed from graphc ops so autograd works through them."""
+detection, activation checkpointing, and a few tensor helpers), composed from graphc ops so autograd works through them."""
 from __future__ import annotations
 
 import contextlib
@@ -123,97 +122,6 @@ def checkpoint_sequential(functions, segments: int, input, use_reentrant=None, *
     for m in mods:
         input = m(input)
     return input
-
-
-# ---- mixed precision on a machine without CUDA ------------------------------------------------
-
-class autocast:
-    """``torch.autocast``: with no CUDA device, a CUDA autocast is disabled with PyTorch's warning;
-    a CPU autocast that is enabled is not supported (graphc computes in the tensors' dtypes)."""
-
-    def __init__(self, device_type: str = "cuda", dtype=None, enabled: bool = True, cache_enabled=None) -> None:
-        if not isinstance(device_type, str):
-            raise ValueError(f"Expected `device_type` of type `str`, got: `{type(device_type)}`")
-        self.device_type, self.fast_dtype = device_type, dtype
-        if enabled and device_type == "cuda":
-            warnings.warn("CUDA is not available or torch_xla is imported. Disabling autocast.", stacklevel=2)
-            enabled = False
-        if enabled and device_type not in ("cpu", "cuda"):
-            raise RuntimeError(f"User specified an unsupported autocast device_type '{device_type}'")
-        if enabled:
-            raise NotImplementedError("graphc does not support autocast on the CPU (enabled=True); pass "
-                                      "enabled=False or cast the model and inputs explicitly")
-        self._enabled = enabled
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *args) -> None:
-        pass
-
-    def __call__(self, fn):
-        import functools
-
-        @functools.wraps(fn)
-        def wrapper(*a, **k):
-            with self:
-                return fn(*a, **k)
-        return wrapper
-
-
-class GradScaler:
-    """``torch.amp.GradScaler`` without CUDA: disabled (PyTorch warns and disables it too), so
-    ``scale`` returns its argument and ``step`` calls ``optimizer.step()``."""
-
-    def __init__(self, device: str = "cuda", init_scale: float = 2.0 ** 16, growth_factor: float = 2.0,
-                 backoff_factor: float = 0.5, growth_interval: int = 2000, enabled: bool = True) -> None:
-        self._device = device
-        if enabled and device == "cuda":
-            warnings.warn("torch.cuda.amp.GradScaler is enabled, but CUDA is not available.  Disabling.",
-                          stacklevel=2)
-            enabled = False
-        if enabled:
-            raise NotImplementedError("graphc does not support an enabled GradScaler on the CPU")
-        self._enabled = enabled
-        self._init_scale, self._growth_factor, self._backoff_factor = init_scale, growth_factor, backoff_factor
-        self._growth_interval = growth_interval
-
-    def is_enabled(self) -> bool:
-        return self._enabled
-
-    def scale(self, outputs):
-        return outputs
-
-    def unscale_(self, optimizer) -> None:
-        pass
-
-    def step(self, optimizer, *args, **kwargs):
-        return optimizer.step(*args, **kwargs)
-
-    def update(self, new_scale=None) -> None:
-        pass
-
-    def get_scale(self) -> float:
-        return 1.0
-
-    def get_growth_factor(self) -> float:
-        return self._growth_factor
-
-    def get_backoff_factor(self) -> float:
-        return self._backoff_factor
-
-    def get_growth_interval(self) -> int:
-        return self._growth_interval
-
-    def state_dict(self) -> dict:
-        return {}
-
-    def load_state_dict(self, state_dict: dict) -> None:
-        pass
-
-
-def is_autocast_enabled(device_type: str | None = None) -> bool:
-    return False
 
 
 # ---- tensor helpers ---------------------------------------------------------------------------

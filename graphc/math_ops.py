@@ -13,6 +13,7 @@ import numpy as np
 from graphc.ir import dtypes as dt
 from graphc.ir.array_module import array_module
 from graphc.ir import prims as P
+from graphc.ir.primitive import no_operand_policy, operand_policy
 from graphc.ir.shapes import wrap_dim, wrap_dims
 from graphc.passes.decompositions import COMPOSITES
 
@@ -57,6 +58,16 @@ def call_composite(name: str, *args, **kwargs):
     tracing, a single-tensor composite becomes one ``composite`` node (the decompose pass expands
     it), so traced graphs read like the user's code."""
     comp = COMPOSITES[name]
+    policy = operand_policy()
+    if policy is not None:
+        # autocast casts the composite's operands; its own parts then run as it says
+        args = policy(name, args, _dispatch())
+        with no_operand_policy():
+            return _call_composite(comp, name, args, kwargs)
+    return _call_composite(comp, name, args, kwargs)
+
+
+def _call_composite(comp, name: str, args: tuple, kwargs: dict):
     if name not in MULTI_OUTPUT:
         node = _dispatch().composite(name, args, kwargs)
         if node is not None:
@@ -525,12 +536,19 @@ ger = outer
 
 
 def addmm(input, mat1, mat2, *, beta=1, alpha=1):
-    prod_ = mm(mat1, mat2)
-    return add(P.mul(input, beta) if beta != 1 else input, P.mul(prod_, alpha) if alpha != 1 else prod_)
+    return _add_product(input, mm(mat1, mat2), beta, alpha)
 
 
 def baddbmm(input, batch1, batch2, *, beta=1, alpha=1):
-    prod_ = bmm(batch1, batch2)
+    return _add_product(input, bmm(batch1, batch2), beta, alpha)
+
+
+def _add_product(input, prod_, beta, alpha):
+    """``beta * input + alpha * prod_`` in the product's dtype: PyTorch's addmm/baddbmm take all
+    operands in one dtype, and under autocast the product ran in the lower one."""
+    if isinstance(input, Tensor) and input.dtype is not prod_.dtype and input.dtype.is_floating_point \
+            and prod_.dtype.is_floating_point:
+        input = P.cast(input, dtype=prod_.dtype)
     return add(P.mul(input, beta) if beta != 1 else input, P.mul(prod_, alpha) if alpha != 1 else prod_)
 
 

@@ -7,9 +7,10 @@ node. Rules written with primitives therefore work for eager autograd and for gr
 """
 from __future__ import annotations
 
+import contextlib
 import threading
 from dataclasses import dataclass
-from typing import Any, Callable, NamedTuple
+from typing import Any, Callable, Iterator, NamedTuple
 
 import numpy as np
 
@@ -148,10 +149,12 @@ _base_handler: Handler | None = None
 
 
 class _ThreadState(threading.local):
-    """This thread's pushed handlers, innermost last (each thread starts with none)."""
+    """This thread's pushed handlers, innermost last (each thread starts with none), and its
+    operand policy (see ``set_operand_policy``)."""
 
     def __init__(self) -> None:
         self.stack: list[Handler] = []
+        self.policy: Callable | None = None
 
 
 _local = _ThreadState()
@@ -180,6 +183,29 @@ def pop_handler(h: Handler) -> None:
     stack.pop()
 
 
+def set_operand_policy(policy: Callable | None) -> Callable | None:
+    """Make ``policy(op_name, args, handler)`` rewrite the operands of every op this thread binds
+    (autocast casts them; see ``graphc.amp``) before ``handler`` runs it; None: no rewriting.
+    Returns the policy it replaces, for the caller to restore."""
+    old, _local.policy = _local.policy, policy
+    return old
+
+
+def operand_policy() -> Callable | None:
+    """This thread's operand policy (None: operands are bound as they are)."""
+    return _local.policy
+
+
+@contextlib.contextmanager
+def no_operand_policy() -> Iterator[None]:
+    """Operands are bound as they are inside (an op's own parts, backward rules)."""
+    old = set_operand_policy(None)
+    try:
+        yield
+    finally:
+        _local.policy = old
+
+
 def current_handler() -> Handler | None:
     """This thread's innermost handler (the base handler when it pushed none)."""
     stack = _local.stack
@@ -199,6 +225,9 @@ def bind(prim: Primitive, *args, **attrs):
             best = h
     if best is None:
         raise TypeError(f"{prim.name}: no tensor operand and no active handler")
+    policy = _local.policy
+    if policy is not None:
+        args = policy(prim.name, args, best)
     return best.apply(prim, args, attrs)
 
 

@@ -220,6 +220,10 @@ def _select(x, idx, dim, keepdim):
 
 @composite("linear", grad_name="AddmmBackward0")
 def linear(x, weight, bias=None):
+    # checked here, not before the call, so that autocast has cast the operands first
+    if x.dtype is not weight.dtype:
+        raise RuntimeError(f"mat1 and mat2 must have the same dtype, but got {x.dtype.scalar_name} and "
+                           f"{weight.dtype.scalar_name}")
     w_t = P.permute(weight, dims=(1, 0)) if len(_shape(weight)) == 2 else weight
     y = P.matmul(x, w_t)
     return y if bias is None else P.add(y, bias)

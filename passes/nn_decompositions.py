@@ -29,6 +29,11 @@ def _prod(xs) -> int:
 @composite("conv", grad_name="ConvolutionBackward0")
 def conv(x, weight, bias, stride, padding, dilation, groups):
     """N-d convolution as im2col (unfold) + one batched matmul per group."""
+    # checked here, not before the call, so that autocast has cast the operands first
+    if bias is not None and bias.dtype is not x.dtype:
+        raise RuntimeError(f"Input type ({x.dtype.c_name}) and bias type ({bias.dtype.c_name}) should be the same")
+    if x.dtype is not weight.dtype:
+        raise RuntimeError(f"expected scalar type {x.dtype.scalar_name} but found {weight.dtype.scalar_name}")
     nsp = len(_shape(weight)) - 2
     kernel = _shape(weight)[2:]
     n, c = _shape(x)[:2]

@@ -48,3 +48,16 @@ def test_char_lm_learns():
     import char_lm
     final = char_lm.main(["--steps", "40", "--sample", "20"])
     assert final < 2.5  # from ln(28) = 3.3 at random
+
+
+def test_digits_mixed_precision_matches_float32_accuracy(capsys):
+    # bfloat16 autocast when graphc has bfloat16, else float16 autocast with a GradScaler
+    import graphc
+    import digits_classifier
+    amp = "bf16" if hasattr(graphc, "bfloat16") else "fp16"
+    base = ["--model", "mlp", "--epochs", "2", "--quiet"]
+    acc32 = digits_classifier.main(base)
+    acc_amp = digits_classifier.main(base + ["--amp", amp])
+    out = capsys.readouterr().out
+    assert f"({amp} autocast)" in out
+    assert abs(acc_amp - acc32) <= 0.01, out

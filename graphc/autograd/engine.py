@@ -10,6 +10,7 @@ from typing import Sequence
 import numpy as np
 
 from graphc.ir.array_module import array_module
+from graphc.ir.primitive import no_operand_policy
 
 from ..device import array_to, get_default_device, using_device
 from . import grad_mode
@@ -217,7 +218,8 @@ def run_backward(outputs: Sequence, grad_outputs: Sequence, retain_graph: bool, 
 
 def _sweep(ready, buffers, deps, capture, capture_leaf, results, accumulate, retain_graph, create_graph) -> None:
     """Run the ready nodes in reverse creation order, routing their gradients on."""
-    with grad_mode.set_grad_enabled(create_graph):
+    # backward rules run in the dtypes their forward ops ran in: autocast does not recast them
+    with grad_mode.set_grad_enabled(create_graph), no_operand_policy():
         while ready:
             _, _, node = heapq.heappop(ready)
             buf = buffers.pop(node, None) or [None] * node.num_outputs

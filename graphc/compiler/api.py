@@ -43,6 +43,7 @@ from graphc.passes.manager import PassManager, default_pipeline, lowering_pipeli
 from graphc.runtime import backends
 from graphc.runtime.compiled import CompiledGraph
 
+from ..amp.autocast_mode import autocast_state
 from ..autograd import grad_mode
 from ..device import array_to
 from ..autograd.graph import Node, gradient_edge
@@ -312,14 +313,14 @@ class CompiledFunction:
         first: dict[int, int] = {}  # the same tensor passed twice is traced as one value
         aliases = tuple(first.setdefault(id(t), i) for i, t in enumerate(leaves))
         guard = (signature, tuple(_tensor_guard(t) for t in leaves), grad_mode.is_grad_enabled(),
-                 tuple(m.training for m in self.modules), aliases)
+                 tuple(m.training for m in self.modules), aliases, autocast_state())
         return guard, leaves, spec
 
     def _closest(self, guard: tuple) -> tuple:
         """The cached guard that differs from ``guard`` in the fewest parts (latest on ties): the
         recompile reason is reported against it."""
         def distance(old: tuple) -> int:
-            d = sum(a != b for a, b in zip(old[:4:2], guard[:4:2])) + (old[3] != guard[3])
+            d = sum(a != b for a, b in zip(old[:4:2], guard[:4:2])) + (old[3] != guard[3]) + (old[5] != guard[5])
             if len(old[1]) != len(guard[1]):
                 return d + 1 + len(guard[1])
             return d + sum(a != b for x, y in zip(old[1], guard[1]) for a, b in zip(x, y))
@@ -331,6 +332,8 @@ class CompiledFunction:
             return f"grad mode changed from {old[2]} to {new[2]}"
         if old[3] != new[3]:
             return "a module's training flag changed (train()/eval())"
+        if old[5] != new[5]:
+            return f"the autocast state changed from {old[5] or 'off'} to {new[5] or 'off'}"
         if old[0] != new[0]:
             change = _constant_change(old[0], new[0])
             if change is not None:
@@ -341,7 +344,7 @@ class CompiledFunction:
                                ("device", a[3], b[3])):
                 if x != y:
                     return f"tensor argument {i} {what} changed from {x} to {y}"
-        if len(old[1]) == len(new[1]) and old[4:] != new[4:]:
+        if len(old[1]) == len(new[1]) and old[4] != new[4]:
             return "which tensor arguments are the same tensor changed"
         return "the number of tensor arguments changed"
 

@@ -166,9 +166,6 @@ def threshold(input: Tensor, threshold: float, value: float, inplace: bool = Fal
 # ---- linear, embedding, dropout -------------------------------------------------------------
 
 def linear(input: Tensor, weight: Tensor, bias: Tensor | None = None) -> Tensor:
-    if input.dtype is not weight.dtype:
-        raise RuntimeError(f"mat1 and mat2 must have the same dtype, but got {_scalar(input.dtype)} and "
-                           f"{_scalar(weight.dtype)}")
     if input.shape[-1] != weight.shape[-1]:
         rows = int(np.prod(input.shape[:-1])) if input.ndim > 1 else 1
         raise RuntimeError(
@@ -321,10 +318,6 @@ def _conv(input, weight, bias, stride, padding, dilation, groups, nsp, name):
         raise RuntimeError(
             f"Given groups={groups}, weight of size {list(weight.shape)}, expected input{list(input.shape)} "
             f"to have {weight.shape[1] * groups} channels, but got {c} channels instead")
-    if bias is not None and bias.dtype is not x.dtype:
-        raise RuntimeError(f"Input type ({x.dtype.c_name}) and bias type ({bias.dtype.c_name}) should be the same")
-    if x.dtype is not weight.dtype:
-        raise RuntimeError(f"expected scalar type {_scalar(x.dtype)} but found {_scalar(weight.dtype)}")
     for i in range(nsp):
         eff = dilation[i] * (kernel[i] - 1) + 1
         if x.shape[2 + i] + pads[i][0] + pads[i][1] < eff:

@@ -12,8 +12,10 @@ the current handler (mutations written back after each call).
 """
 from __future__ import annotations
 
+import contextlib
 import functools
-from typing import TYPE_CHECKING
+import threading
+from typing import TYPE_CHECKING, Iterator
 
 import numpy as np
 
@@ -121,6 +123,25 @@ def _write_in_place(t: Tensor, arr: np.ndarray) -> None:
     t._version.value += 1
 
 
+class _SkipIf(threading.local):
+    pred: Tensor | None = None
+
+
+_skip_if = _SkipIf()
+
+
+@contextlib.contextmanager
+def writes_skipped_if(pred: Tensor) -> Iterator[None]:
+    """Inside, a step computed with tensor ops (a compiled function) keeps every tensor it writes
+    at its old value where ``pred`` (a 0-d bool tensor) holds: a skipped step without a branch on
+    values (``GradScaler.step`` when a gradient holds inf/NaN)."""
+    old, _skip_if.pred = _skip_if.pred, pred
+    try:
+        yield
+    finally:
+        _skip_if.pred = old
+
+
 class _Transaction:
     """New values of one optimizer step, committed all at once.
 
@@ -196,8 +217,12 @@ class _Transaction:
         for p, st in self._states.values():
             own = self.own_states.get(id(p))
             (own if own is not None else self.optimizer.state[p]).update(st)
+        skip = _skip_if.pred if self.tensors else None
         for t, arr in self._writes.values():
             if self.tensors:
+                if skip is not None:
+                    from graphc.ir import prims as P
+                    arr = P.where(skip, t, arr)
                 self.handler.write(t, arr)
             else:
                 _write_in_place(t, arr)
