@@ -104,10 +104,10 @@ class LazyLinear(LazyModuleMixin, Linear):
     def __init__(self, out_features: int, bias: bool = True, device=None, dtype=None) -> None:
         super().__init__(0, 0, False)
         self.out_features = out_features
-        self.weight = UninitializedParameter()
+        # placeholders: their dtype and device are the parameters' to be (module.to converts them)
+        self.weight = UninitializedParameter(creation.empty(0, dtype=dtype, device=device))
         if bias:
-            self.bias = UninitializedParameter()
-        self._factory = {"device": device, "dtype": dtype}
+            self.bias = UninitializedParameter(creation.empty(0, dtype=dtype, device=device))
 
     def reset_parameters(self) -> None:
         if not self.has_uninitialized_params() and self.in_features != 0:
@@ -117,8 +117,7 @@ class LazyLinear(LazyModuleMixin, Linear):
         if self.has_uninitialized_params():
             with grad_mode.no_grad():
                 self.in_features = input.shape[-1]
-                self.weight.materialize((self.out_features, self.in_features), **self._factory)
+                self.weight.materialize((self.out_features, self.in_features))
                 if self.bias is not None:
-                    self.bias.materialize((self.out_features,), **self._factory)
-                del self._factory
+                    self.bias.materialize((self.out_features,))
                 self.reset_parameters()
