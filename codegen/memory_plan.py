@@ -12,6 +12,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from graphc.ir import prims as P
+
 from .schedule import Access, ExternCall, Kernel, Schedule
 from .views import contiguous_strides
 
@@ -79,6 +81,11 @@ def _events(s: Schedule, per_body_node: bool) -> tuple[list[_Event], dict[str, s
             for bn in k.body.nodes:
                 reads = []
                 for x in bn.value_inputs():
+                    # a stop_gradient given no buffer of its own is its operand's array: reading it
+                    # reads that buffer, which must stay live until then
+                    while id(x) not in arg_of and id(x) not in k.temps and x.producer is not None \
+                            and x.producer.prim is P.stop_gradient:
+                        x = x.producer.inputs[0]
                     if id(x) in arg_of:
                         a = arg_of[id(x)]
                         reads.append((a.access.buffer, plain(a) and a.access.shape == tuple(bn.output.shape)))

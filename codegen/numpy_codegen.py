@@ -106,7 +106,9 @@ FRESH = WRITES_INTO | {P.where, P.cast, P.copy, P.full, P.concat}
 
 UNSUPPORTED = {P.nonzero: "nonzero has a data-dependent output shape",
                PRIMITIVES["fused"]: "fused nodes become Kernel records of the schedule, never code",
-               PRIMITIVES["composite"]: "composite nodes are expanded by the decompose pass before codegen"}
+               PRIMITIVES["composite"]: "composite nodes are expanded by the decompose pass before codegen",
+               PRIMITIVES["custom_vjp"]: "custom_vjp nodes are erased before lowering (only autodiff reads "
+                                         "them)"}
 for _p in UNSUPPORTED:
     LOWERINGS.pop(_p, None)
 # Views become index maps (Access) in the schedule; HostWriter.view renders them.

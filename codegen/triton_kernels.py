@@ -413,6 +413,7 @@ UNSUPPORTED: dict[Primitive, str] = {
     P.nonzero: "nonzero has a data-dependent output shape; the frontend breaks the graph there",
     PRIMITIVES["fused"]: "fused nodes are lowered by the scheduler into Kernel records before codegen",
     PRIMITIVES["composite"]: "composite nodes are expanded by the decompose pass before codegen",
+    PRIMITIVES["custom_vjp"]: "custom_vjp nodes are erased before lowering (only autodiff reads them)",
 }
 
 

@@ -17,6 +17,7 @@ from graphc.ir import dtypes as dt
 from graphc.runtime import devices as _rt
 
 from . import random as grandom
+from .autograd import grad_mode
 from .device import CPU, array_to, check_device
 from .dispatch import current as _dispatch
 from .shape_ops import sizes_arg
@@ -299,6 +300,12 @@ def _random(kind, size, dtype, generator, requires_grad, device, **kw) -> Tensor
         ops = _dispatch().random(kind, shape, d)  # inside a compiled function: ops on the call's random key
         if ops is not None:
             return ops
+    if generator is None and not kw and kind in ("uniform", "normal"):
+        # eagerly, the numbers a compiled function draws (keyed draws), so a program gives the
+        # same results compiled and eager under one seed
+        with grad_mode.no_grad():
+            t = grandom.keyed_sample(kind, shape, d, dev)
+        return t.requires_grad_(True) if requires_grad else t
     return _finish(grandom.sample(kind, shape, d, generator, dev, **kw), requires_grad, dev)
 
 

@@ -3,8 +3,8 @@
 ``bind`` (``graphc.ir.primitive``) hands each op to this thread's innermost handler: the eager
 handler, or the trace handler while this thread runs ``graphc.compile``'s tracer. A few frontend
 events are not primitives: a module is called, Python reads a tensor's values, ``.grad`` is
-read or set, a tensor is written in place, random numbers are drawn, a composite op runs, a compiled
-function is called. The same handler decides them, through the methods below: the eager handler
+read or set, a tensor is written in place, random numbers are drawn, a composite op runs, a custom
+autograd.Function is applied, a compiled function is called. The same handler decides them, through the methods below: the eager handler
 gives them their plain meaning, the trace handler records them or breaks the graph. Frontend code
 asks ``current()`` what to do; it never asks whether a trace is active, and nothing patches shared
 classes, so a thread tracing never changes what another thread computes.
@@ -63,6 +63,11 @@ class FrontendHandler(Handler):
     def composite(self, name: str, args: tuple, kwargs: dict) -> Any:
         """A composite op as one node (a tensor), or None: run its decomposition now."""
         return None
+
+    def custom_function(self, cls: Any, args: tuple, kwargs: dict) -> Any:
+        """``cls.apply(*args, **kwargs)`` of a custom ``autograd.Function``."""
+        from .autograd.function import apply_eagerly
+        return apply_eagerly(cls, args, kwargs)
 
     def call_compiled(self, compiled: Any, args: tuple, kwargs: dict) -> Any:
         """Call a ``graphc.compile``d function."""

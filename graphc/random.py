@@ -165,6 +165,24 @@ def uniform_tensor(shape: tuple[int, ...], dtype: dt.DType, device=None):
     return Tensor._make(draw if device is None else array_to(draw, device))
 
 
+def keyed_sample(kind: str, shape: tuple[int, ...], dtype: dt.DType, device=None):
+    """Eager ``rand``/``randn`` (``kind``: uniform | normal) as a tensor on ``device`` (a checked
+    device; None: the CPU), drawn as a compiled function draws them: ``rand_uniform`` on keys from
+    the device's default generator (normal: by Box-Muller), so on the CPU one seed gives the same
+    numbers eager and compiled."""
+    from graphc.ir import prims as P
+
+    from .device import array_to
+    from .tensors import Tensor
+    g = gen(None, device)
+
+    def uniform(d):
+        key = g.integers(0, 1 << 62, size=2, dtype=np.int64)
+        draw = P.rand_uniform.impl(key, shape=tuple(shape), dtype=d, stream=0)
+        return Tensor._make(draw if device is None else array_to(draw, device))
+    return uniform(dtype) if kind == "uniform" else normal_from_uniform(uniform, dtype)
+
+
 def normal_from_uniform(uniform, dtype: dt.DType):
     """Standard normal samples made from ``uniform(dtype)`` draws by Box-Muller (as ops: random
     numbers inside a compiled function)."""

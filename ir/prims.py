@@ -810,6 +810,25 @@ stop_gradient = register(Primitive(
     differentiable=False))
 
 
+# A custom ``autograd.Function``'s output in a traced graph: the identity on operand 0 (the value
+# its forward computed, detached), whose VJP is the user's ``backward``, traced into the ``bwd``
+# graph (inputs: one cotangent per tensor output, then the captured values; outputs: the
+# gradients of the ``n_inputs`` operands after operand 0 that have one, per ``has_grad``). The
+# operands after those are the captured values ``bwd`` reads. ``index``: which cotangent this
+# output's is. Only autodiff reads it: it is replaced by operand 0 before lowering.
+def _custom_vjp_infer(x, *operands, bwd, index: int, n_inputs: int, has_grad: tuple, fn: str):
+    if len(operands) < n_inputs or len(bwd.inputs) < len(operands) - n_inputs:
+        raise ValueError(f"custom_vjp {fn}: {len(operands)} operands do not fit {n_inputs} inputs and a backward "
+                         f"graph with {len(bwd.inputs)} inputs")
+    if builtins.sum(map(bool, has_grad)) != len(bwd.outputs) or len(has_grad) != n_inputs:
+        raise ValueError(f"custom_vjp {fn}: has_grad {has_grad} does not match the backward graph's outputs")
+    return TensorType(_shape(x), x.dtype)
+
+
+custom_vjp = register(Primitive("custom_vjp", _custom_vjp_infer, lambda x, *operands, **attrs: x.copy(),
+                                nondiff_operands=(0,)))
+
+
 # Random numbers from an explicit key (an i64[2] operand a compiled function draws afresh on each
 # call); ``stream`` tells apart the draws that share one key.
 def _rand_uniform_infer(key, *, shape: tuple[int, ...], dtype: DType, stream: int):

@@ -1205,6 +1205,26 @@ comp_case("scaled_dot_product_attention", U(2, 3, 4), U(2, 5, 4), U(2, 5, 2),
           Fixed(np.where((_rng.random((3, 5)) < 0.3) & (np.arange(5) > 0), -np.inf, 0.0)), 0.5,
           ref=np_sdpa)
 
+# ---- custom_vjp: a custom autograd.Function's output (the VJP is its traced backward graph) -----
+
+def _cube_backward_graph():
+    """The backward of x**3 as a traced custom Function's would be: (cotangent, x) -> 3 x^2 g."""
+    from graphc.ir.graph import Graph, building
+    from graphc.ir.primitive import TensorType
+    body = Graph("cube_backward")
+    g, x = (body.add_input(TensorType((3, 4), dt.float64), "input", n) for n in ("ct0", "c1"))
+    with building(body):
+        body.set_outputs([P.mul(P.mul(P.mul(x, x), 3.0), g)])
+    return body
+
+
+_CUBE_BWD = _cube_backward_graph()
+# the forward value is detached (as tracing computes it); the gradient comes only from the rule
+_add(Case("prim-custom_vjp", lambda x: P.custom_vjp(P.stop_gradient(P.mul(P.mul(x, x), x)), x, x, bwd=_CUBE_BWD,
+                                                    index=0, n_inputs=1, has_grad=(True,), fn="cube"),
+          (U(3, 4),), prims=frozenset({"custom_vjp"}), ref=lambda x: x ** 3, grad_ref=lambda g, x: (3 * x * x * g,)))
+
+
 # ---- the same through graphc.nn.functional ---------------------------------------------------
 
 api_case("F.conv2d", lambda x, w, b: F.conv2d(x, w, b, stride=2, padding=1), U(2, 2, 5, 5), U(3, 2, 3, 3), U(3),

@@ -220,12 +220,14 @@ def test_tensor_hooks_break_the_graph_with_a_reason():
         graphc.compile(step, fullgraph=True)(graphc.randn(2, 3))
 
 
-def test_module_backward_hooks_and_custom_functions_break_with_their_reason():
+def test_module_backward_hooks_break_with_their_reason():
     lin = nn.Linear(3, 1)
     lin.register_full_backward_hook(lambda m, gi, go: None)
     with pytest.raises(GraphBreakError, match="backward hooks"):
         graphc.compile(lambda x: lin(x).sum().backward(), fullgraph=True)(graphc.randn(2, 3))
 
+
+def test_custom_function_backward_inside_a_compiled_step_is_its_own():
     class Twice(graphc.autograd.Function):
         @staticmethod
         def forward(ctx, x):
@@ -233,10 +235,11 @@ def test_module_backward_hooks_and_custom_functions_break_with_their_reason():
 
         @staticmethod
         def backward(ctx, g):
-            return g * 2
+            return g * 3  # deliberately not mul's VJP: the user's backward must be the one that runs
 
-    with pytest.raises(GraphBreakError, match="custom autograd.Function Twice"):
-        graphc.compile(lambda x: Twice.apply(x), fullgraph=True)(graphc.randn(3, requires_grad=True))
+    x = graphc.randn(3, requires_grad=True)
+    graphc.compile(lambda x: Twice.apply(x).sum().backward(), fullgraph=True)(x)
+    np.testing.assert_array_equal(x.grad.numpy(), np.full(3, 3.0, np.float32))
 
 
 def test_outputs_computed_under_no_grad_in_one_fused_kernel_stay_distinct():

@@ -179,41 +179,48 @@ class Function(metaclass=FunctionMeta):
     @classmethod
     def apply(cls, *args, **kwargs):
         from ..dispatch import current
-        from ..tensors import Tensor
-        current().eager_only(f"the custom autograd.Function {cls.__name__} runs eagerly (its Python backward is "
-                             "not traced)")
-        node = BackwardCFunction(cls, args)
-        uses_setup = cls.setup_context is not Function.setup_context
-        with grad_mode.no_grad():
-            if uses_setup:
-                outputs = cls.forward(*args, **kwargs)
-                cls.setup_context(node, args, outputs)
-            else:
-                outputs = cls.forward(node, *args, **kwargs)
-        single = not isinstance(outputs, tuple)
-        outs = (outputs,) if single else outputs
-        track = grad_mode.is_grad_enabled() and any(node.needs_input_grad)
-        dirty = {id(t) for t in node._dirty}
-        wrapped = []
-        for i, o in enumerate(outs):
-            if not isinstance(o, Tensor):
-                wrapped.append(o)
-                continue
-            node._out_meta.append((tuple(o.shape), o.dtype))
-            if not track or id(o) in node._non_diff or not o.dtype.is_floating_point:
-                wrapped.append(o)
-                continue
-            if id(o) in dirty:
-                t = o  # modified in place: the input itself takes the new history
-            else:
-                t = Tensor._alias(o._data, o._version)
-                t._base = o._base
-            t.grad_fn, t._output_nr = node, i
-            wrapped.append(t)
-        node._save(tuple(wrapped), outs)
-        if not track:
-            node._next = tuple((None, 0) for _ in node._next)
-        return wrapped[0] if single else tuple(wrapped)
+        return current().custom_function(cls, args, kwargs)  # eagerly: apply_eagerly; compiled: traced
+
+    @classmethod
+    def _uses_setup_context(cls) -> bool:
+        return cls.setup_context is not Function.setup_context
+
+
+def apply_eagerly(cls, args: tuple, kwargs: dict):
+    """``cls.apply(*args, **kwargs)`` run now: forward under no_grad, outputs recorded with a
+    ``<cls>Backward`` node that calls ``cls.backward``."""
+    from ..tensors import Tensor
+    node = BackwardCFunction(cls, args)
+    with grad_mode.no_grad():
+        if cls._uses_setup_context():
+            outputs = cls.forward(*args, **kwargs)
+            cls.setup_context(node, args, outputs)
+        else:
+            outputs = cls.forward(node, *args, **kwargs)
+    single = not isinstance(outputs, tuple)
+    outs = (outputs,) if single else outputs
+    track = grad_mode.is_grad_enabled() and any(node.needs_input_grad)
+    dirty = {id(t) for t in node._dirty}
+    wrapped = []
+    for i, o in enumerate(outs):
+        if not isinstance(o, Tensor):
+            wrapped.append(o)
+            continue
+        node._out_meta.append((tuple(o.shape), o.dtype))
+        if not track or id(o) in node._non_diff or not o.dtype.is_floating_point:
+            wrapped.append(o)
+            continue
+        if id(o) in dirty:
+            t = o  # modified in place: the input itself takes the new history
+        else:
+            t = Tensor._alias(o._data, o._version)
+            t._base = o._base
+        t.grad_fn, t._output_nr = node, i
+        wrapped.append(t)
+    node._save(tuple(wrapped), outs)
+    if not track:
+        node._next = tuple((None, 0) for _ in node._next)
+    return wrapped[0] if single else tuple(wrapped)
 
 
 class once_differentiable:  # noqa: N801 - PyTorch's name

@@ -38,6 +38,7 @@ from graphc.ir.graph import Graph, Value
 from graphc.ir.primitive import PRIMITIVES
 from graphc.ir.printer import print_graph
 from graphc.passes.autodiff.transform import differentiate
+from graphc.passes.custom_vjp import erase_custom_vjp
 from graphc.passes import manager as pass_manager
 from graphc.passes.manager import PassManager, default_pipeline, lowering_pipeline
 from graphc.runtime import backends
@@ -51,7 +52,8 @@ from ..nn.modules.module import Module
 from ..tensors import Tensor
 from . import dump, entry_cache
 from ..dispatch import current as _dispatch
-from .tracing import GraphBreak, Slot, SymbolicTensor, Trace
+from . import py_state
+from .tracing import AttrSlot, GraphBreak, Slot, SymbolicTensor, Trace
 
 RECOMPILE_LIMIT = 8  # recompiles after the first compile (PyTorch's recompile_limit, also 8, counts cache entries)
 log = logging.getLogger("graphc")
@@ -226,6 +228,7 @@ class Entry:
     wrt: list = field(default_factory=list)          # input positions differentiated
     lifted_slots: list = field(default_factory=list) # per lifted tensor: (module, its dict, key) or None
     py_guards: list = field(default_factory=list)    # (label, dict, key, value): Python scalars read as constants
+    stores: list = field(default_factory=list)       # (dict, key, spec over the user outputs): names set per call
     guards: list = field(default_factory=list)       # checks of other Python state (optimizer state, options)
     grad_guards: list = field(default_factory=list)  # (tensor, its .grad was None): .grad read by the function
     grad_writes: list = field(default_factory=list)  # (tensor, "none" | "new" | "inplace") per .grad set
@@ -396,7 +399,7 @@ class CompiledFunction:
         for label, d, key, value in entry.py_guards:
             now = d.get(key, _MISSING)
             if now is not value and (type(now) is not type(value) or now != value):
-                return f"{label} changed from {value!r} to {now!r}"
+                return f"{label} changed from {_describe(value)} to {_describe(now)}"
         for t, was_none in entry.grad_guards:
             if (t._grad is None) != was_none:
                 return f"a .grad the function reads is {'no longer' if was_none else 'now'} None"
@@ -432,9 +435,16 @@ class CompiledFunction:
                 trace.leaves.update((id(s._value), t) for s, t in zip(syms, leaves))
                 syms = [syms[j] for j in guard[4]]  # aliased arguments share one symbolic tensor
                 sym_args, sym_kwargs = _unflatten(spec, syms)
+                fn_globals = getattr(self.fn, "__globals__", None)
+                for m in list(self.modules) + _modules_reached(self.fn, fn_globals):
+                    trace.py_state.watch(type(m).__name__, m.__dict__)
+                if isinstance(fn_globals, dict):
+                    trace.py_state.watch("global", fn_globals)
                 out = self.fn(*sym_args, **sym_kwargs)
                 out_leaves: list = []
                 entry.out_spec = _flatten(out, out_leaves)
+                stores = trace.py_state.stores()
+                entry.stores = [(d, key, _lifted_store(label, key, now, out_leaves)) for label, d, key, _, now in stores]
                 out_values, out_rg = [], []
                 for o in out_leaves:
                     if isinstance(o, SymbolicTensor):
@@ -443,11 +453,15 @@ class CompiledFunction:
                     else:
                         out_values.append(trace.value_of(o))
                         out_rg.append(False)
-                leaked = trace.adopt_buffer_assignments() or _leaked_symbolic(
-                    list(self.modules) + trace.modules, getattr(self.fn, "__globals__", None))
+                leaked = trace.adopt_buffer_assignments()
                 if leaked:
                     raise GraphBreak(f"the function stores a traced tensor in {leaked} (Python state outside "
                                      "the graph); it would hold no values after the call")
+            # the trace has put attributes and globals back; a traced tensor left elsewhere can't be lifted
+            leaked = _leaked_symbolic(list(self.modules) + trace.modules, fn_globals)
+            if leaked:
+                raise GraphBreak(f"the function stores a traced tensor in {leaked} (Python state outside "
+                                 "the graph); it would hold no values after the call")
         except GraphBreak as gb:
             return self._graph_break(entry, gb)
         # modules the function called are guarded too (their train/eval flag changes the graph)
@@ -471,6 +485,7 @@ class CompiledFunction:
                   if v.role == "grad" and not v.users and all(o is not v for o in out_values)]:
             g.inputs.remove(trace.lifted.pop(k)[0])
         lifted = [t for v, t in (trace.lifted[k] for k in trace.lifted)]
+        lifted = _guard_stores(entry, stores, lifted)
         entry.lifted = lifted
         # where modules hold the lifted tensors: replacing one (``m.weight = Parameter(...)``) recompiles
         slots: dict[int, tuple] = {}
@@ -510,7 +525,7 @@ class CompiledFunction:
         # input's array (donation), and then there is nothing to copy back
         entry.mutated_inputs = [position.get(id(t)) for t, _ in trace.mutations.values()]
         grad_values = self._grads_set(entry, trace)
-        entry.guards = trace.guards
+        entry.guards = trace.guards + entry.guards
         if trace.backward_done:  # backward() ran inside: its graph is used up, as eagerly
             out_rg = [False] * len(out_rg)
         g.set_outputs(out_values + [v for _, v in trace.mutations.values()] + grad_values)
@@ -662,6 +677,7 @@ class CompiledFunction:
         what = name[len(self.name) + 1:] if name.startswith(self.name + "_") else "graph"
         fusion_log: list[str] = []
         verify = True if pass_manager.VERIFY_EACH_PASS else "end"
+        g = erase_custom_vjp(g)  # custom Functions' VJPs: only autodiff (done by now) reads them
         pm = PassManager(lowering_pipeline(fusion_log, backend.in_kernels), verify=verify,
                          record=bool(entry.stages.get("recorded")))
         g = pm.run(g)
@@ -719,6 +735,8 @@ class CompiledFunction:
                 # return a transposed view)
                 t._grad = Tensor._make(xp.ascontiguousarray(next(new_grads)))
         results = _user_outputs(user, entry.out_aliases, inputs, entry.mutated)
+        for d, key, store_spec in entry.stores:  # what the call stored on modules and globals, as eagerly
+            d[key] = _unflatten(store_spec, results)
         if entry.backward is not None:
             edges = tuple(gradient_edge(inputs[i]) for i in entry.wrt)
             meta = [(user[i].shape, user[i].dtype) for i in entry.diff_outputs]
@@ -777,7 +795,7 @@ def _user_outputs(user: tuple, aliases: list, inputs: list, mutated: list) -> li
     return results
 
 
-_MISSING = object()
+_MISSING = py_state.MISSING
 _GUARDED_SCALARS = (bool, int, float, str, type(None))
 
 
@@ -796,6 +814,54 @@ def _leaked_symbolic(modules: list, fn_globals) -> str | None:
             if isinstance(v, SymbolicTensor):
                 return f"global {key}"
     return None
+
+
+def _describe(v) -> str:
+    """A guarded Python value in a recompile reason: a scalar by its repr, anything else by its type."""
+    if v is _MISSING:
+        return "unset"
+    return repr(v) if type(v) in _GUARDED_SCALARS else f"a {type(v).__name__}"
+
+
+def _lifted_store(label: str, key: str, value, out_leaves: list):
+    """A value the traced code bound to ``key`` (a module attribute or a global): its tensors join
+    the graph's outputs (``out_leaves``); returns the spec that rebuilds it from them per call."""
+    if value is py_state.MISSING:
+        raise GraphBreak(f"the function deletes {label}.{key}; deleting attributes or globals is not traced")
+    return _flatten(value, out_leaves)
+
+
+def _guard_stores(entry: Entry, stores: list, lifted: list) -> list:
+    """Guards on the values that names the traced code rebinds had before the call (the Python
+    code may depend on them: ``if self.mask is None``), and the lifted list with a tensor such a
+    name held read by name at each call (it is replaced by the write-back after every call, so
+    reading it by identity would recompile each time)."""
+    by_name: dict[int, Slot] = {}
+    for label, d, key, old, _ in stores:
+        where = f"{label}.{key}" if label != "global" else f"global {key}"
+        if old is py_state.MISSING or type(old) in _GUARDED_SCALARS:
+            entry.py_guards.append((where, d, key, old))
+        elif isinstance(old, Tensor) and not old.requires_grad:
+            by_name[id(old)] = AttrSlot(where, d, key, old)
+            entry.guards.append(by_name[id(old)].stale)
+        else:
+            entry.guards.append(lambda d=d, key=key, old=old, where=where: None if d.get(key, _MISSING) is old
+                                else f"{where} was rebound to another object")
+    return [by_name.get(id(t), t) for t in lifted]
+
+
+def _modules_reached(fn, fn_globals) -> list:
+    """The modules a function reaches through its closure or the globals it names (a training step
+    using ``model``), with their submodules: attributes it sets on them are watched while tracing."""
+    found = []
+    for cell in getattr(fn, "__closure__", None) or ():
+        try:
+            found.append(cell.cell_contents)
+        except ValueError:  # a cell not yet assigned
+            pass
+    if isinstance(fn_globals, dict):
+        found += [fn_globals.get(k) for k in _global_names(getattr(fn, "__code__", None))]
+    return [sub for m in found if isinstance(m, Module) for sub in m.modules()]
 
 
 def _global_names(code) -> set[str]:

@@ -20,6 +20,7 @@ from graphc.ir.primitive import Primitive, TensorType, pop_handler, push_handler
 from ..autograd import grad_mode
 from ..dispatch import FrontendHandler
 from ..tensors import Size, Tensor
+from .py_state import WatchedState
 
 _GRAPHC_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -103,6 +104,7 @@ class Trace:
         self.freed: set[int] = set()  # nodes a backward() without retain_graph went through
         self.guards: list = []  # checks of Python state the graph depends on (see dispatch.guard)
         self.backward_done = False
+        self.py_state = WatchedState()  # module attributes and globals the traced code may rebind
 
     def __enter__(self) -> "Trace":
         if current_trace() is not None:
@@ -123,6 +125,7 @@ class Trace:
                 for path, t in (*module.named_parameters(), *module.named_buffers()):
                     self.paths.setdefault(id(t), path)
             self._buffers_before.append((module, dict(module.__dict__.get("_buffers", {}))))
+            self.py_state.watch(type(module).__name__, module.__dict__)
 
     def adopt_buffer_assignments(self) -> str | None:
         """Buffers reassigned during tracing (``self.avg = 0.9 * self.avg + ...``) become mutations of
@@ -144,6 +147,7 @@ class Trace:
             for key, v in list(bufs.items()):
                 if isinstance(v, SymbolicTensor) and key in before:
                     bufs[key] = before[key]
+        self.py_state.restore()  # attributes and globals as before tracing (writes are replayed per call)
         pop_handler(self.handler)
         _active.trace = None
 
@@ -409,6 +413,32 @@ class SymbolicTensor(Tensor):
         raise GraphBreak("data_ptr() has no meaning while tracing")
 
 
+def operand_values(trace, args: tuple) -> tuple[list, list[bool]]:
+    """A traced op's operands as IR values (this trace's tensors by value, any other tensor lifted
+    by identity, Python scalars as they are), and whether each requires grad."""
+    vals, operands_rg = [], []
+    for a in args:
+        if isinstance(a, SymbolicTensor) and a._trace is trace:
+            vals.append(a._value)
+            operands_rg.append(a._sym_requires_grad)
+        elif isinstance(a, Tensor):
+            vals.append(trace.value_of(a))
+            operands_rg.append(a.requires_grad)
+        else:
+            vals.append(a)
+            operands_rg.append(False)
+    return vals, operands_rg
+
+
+def view_result(result: "SymbolicTensor", prim, args: tuple, attrs: dict) -> "SymbolicTensor":
+    """A view op's traced result records its base and the view ops from it, as eager views do."""
+    if prim.view and isinstance(args[0], Tensor):
+        src = args[0]
+        result._base = src._base if src._base is not None else src
+        result._view_ops = (src._view_ops if src._base is not None else ()) + ((prim, attrs),)
+    return result
+
+
 class TraceHandler(FrontendHandler):
     """Records this thread's ops into the trace's graph and decides the frontend events while
     tracing (see ``graphc.dispatch``)."""
@@ -432,20 +462,10 @@ class TraceHandler(FrontendHandler):
             raise RuntimeError(msg)
         if prim.data_dependent:
             raise GraphBreak(f"{prim.name} has a data-dependent output shape")
-        vals = []
-        operands_rg = []
         for a in args:
-            if isinstance(a, SymbolicTensor):
-                if a._trace is not trace:
-                    raise GraphBreak("a tensor from another compiled function's trace was used")
-                vals.append(a._value)
-                operands_rg.append(a._sym_requires_grad)
-            elif isinstance(a, Tensor):
-                vals.append(trace.value_of(a))
-                operands_rg.append(a.requires_grad)
-            else:
-                vals.append(a)
-                operands_rg.append(False)
+            if isinstance(a, SymbolicTensor) and a._trace is not trace:
+                raise GraphBreak("a tensor from another compiled function's trace was used")
+        vals, operands_rg = operand_values(trace, args)
         trace.graph.loc = user_location()
         out = self.builder.apply(prim, tuple(vals), attrs)
         flows = prim.result_requires_grad(operands_rg, out.dtype)
@@ -457,13 +477,7 @@ class TraceHandler(FrontendHandler):
             # computed under no_grad: the autodiff pass must not differentiate through it either
             from graphc.ir import prims as P
             out = self.builder.apply(P.stop_gradient, (out,), {})
-        result = SymbolicTensor._wrap(out, trace, requires_grad)
-        if prim.view and isinstance(args[0], Tensor):
-            src = args[0]
-            base = src._base if src._base is not None else src
-            result._base = base
-            result._view_ops = (src._view_ops if src._base is not None else ()) + ((prim, attrs),)
-        return result
+        return view_result(SymbolicTensor._wrap(out, trace, requires_grad), prim, args, attrs)
 
     # ---- frontend events (graphc.dispatch) ---------------------------------------------------
 
@@ -519,6 +533,10 @@ class TraceHandler(FrontendHandler):
         from graphc.passes.decompositions import layout_of
         layout, operands = layout_of(args, kwargs)
         return composite_prim(*operands, name=name, layout=layout)
+
+    def custom_function(self, cls, args: tuple, kwargs: dict):
+        from .custom_function import trace_custom_function
+        return trace_custom_function(self.trace, cls, args, kwargs)
 
     def call_compiled(self, compiled, args: tuple, kwargs: dict):
         return compiled.fn(*args, **kwargs)  # a compiled function called while tracing is inlined
@@ -587,6 +605,24 @@ class GradSlot(Slot):
 
     def read(self) -> Tensor:
         return self.tensor._grad  # not None: the entry's gradient guards check it first
+
+
+class AttrSlot(Slot):
+    """A tensor held by a module attribute or global that the traced code rebinds (its new value is
+    written back after each call): read by name at every call, with the shape and dtype traced."""
+
+    def __init__(self, where: str, d: dict, key: str, traced: Tensor) -> None:
+        self.where, self.d, self.key = where, d, key
+        self.type = (tuple(traced.shape), traced.dtype, traced.device)
+
+    def read(self) -> Tensor:
+        return self.d[self.key]
+
+    def stale(self) -> str | None:
+        t = self.d.get(self.key)
+        if not isinstance(t, Tensor) or t.requires_grad or (tuple(t.shape), t.dtype, t.device) != self.type:
+            return f"{self.where} changed (no longer a tensor of the shape, dtype and device traced)"
+        return None
 
 
 class HyperSlot(Slot):

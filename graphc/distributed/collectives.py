@@ -357,22 +357,30 @@ def reduce_scatter_tensor(output, input, op: ReduceOp = ReduceOp.SUM, group: Pro
     return _run(pg, start, async_op, [output])
 
 
+def _rooted_list(tensor, tensors: list | None, name: str, pg, rank: int | None, group_rank: int | None,
+                 role: str) -> tuple[list, int, bool]:
+    """gather's and scatter's checks: the list of tensors is given on the root rank only.
+    Returns the list ([] off the root), the root and whether this rank is it."""
+    _check_tensor(tensor)
+    if tensors:
+        _check_tensor_list(tensors, name)
+    tensors = tensors or []
+    _same_dtype(tensor, *tensors)
+    root = _root(pg, rank, group_rank, role, default=0)
+    mine = pg.rank() == root
+    if mine and not tensors:
+        raise ValueError(f"Argument ``{name}`` must be specified on {role} rank.")
+    if not mine and tensors:
+        raise ValueError(f"Argument ``{name}`` must NOT be specified on non-{role} ranks.")
+    return tensors, root, mine
+
+
 @_collective
 def gather(tensor, gather_list: list | None = None, dst: int | None = None, group: ProcessGroup | None = None,
            async_op: bool = False, group_dst: int | None = None):
     """Every rank's ``tensor`` into ``gather_list`` on rank ``dst`` (default 0)."""
-    _check_tensor(tensor)
-    if gather_list:
-        _check_tensor_list(gather_list, "gather_list")
-    gather_list = gather_list or []
-    _same_dtype(tensor, *gather_list)
     pg = default_group(group)
-    root = _root(pg, dst, group_dst, "destination", default=0)
-    mine = pg.rank() == root
-    if mine and not gather_list:
-        raise ValueError("Argument ``gather_list`` must be specified on destination rank.")
-    if not mine and gather_list:
-        raise ValueError("Argument ``gather_list`` must NOT be specified on non-destination ranks.")
+    gather_list, root, mine = _rooted_list(tensor, gather_list, "gather_list", pg, dst, group_dst, "destination")
     if mine:
         _check_sizes("gather", gather_list, tensor, pg.size())
     send = _HostBuffer(tensor, written=False).array
@@ -388,18 +396,8 @@ def gather(tensor, gather_list: list | None = None, dst: int | None = None, grou
 def scatter(tensor, scatter_list: list | None = None, src: int | None = None, group: ProcessGroup | None = None,
             async_op: bool = False, group_src: int | None = None):
     """``scatter_list[i]`` on rank ``src`` (default 0) into rank ``i``'s ``tensor``."""
-    _check_tensor(tensor)
-    if scatter_list:
-        _check_tensor_list(scatter_list, "scatter_list")
-    scatter_list = scatter_list or []
-    _same_dtype(tensor, *scatter_list)
     pg = default_group(group)
-    root = _root(pg, src, group_src, "source", default=0)
-    mine = pg.rank() == root
-    if mine and not scatter_list:
-        raise ValueError("Argument ``scatter_list`` must be specified on source rank.")
-    if not mine and scatter_list:
-        raise ValueError("Argument ``scatter_list`` must NOT be specified on non-source ranks.")
+    scatter_list, root, mine = _rooted_list(tensor, scatter_list, "scatter_list", pg, src, group_src, "source")
     out = _HostBuffer(tensor)
     rows = None
     if mine:

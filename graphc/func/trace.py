@@ -19,7 +19,8 @@ from graphc.ir.graph import Value
 from graphc.ir.primitive import Primitive, TensorType, current_handler, pop_handler, push_handler
 
 from ..autograd import grad_mode
-from ..compiler.tracing import GraphBreak, SymbolicTensor, Trace, TraceHandler, user_location
+from ..compiler.tracing import (GraphBreak, SymbolicTensor, Trace, TraceHandler, operand_values, user_location,
+                                view_result)
 from ..tensors import Tensor
 
 # PyTorch's errors for data-dependent Python and for writes into captured tensors, per transform
@@ -113,17 +114,7 @@ class FuncTraceHandler(TraceHandler):
                                "transformed (stored in Python state or handed to another thread); it holds no values")
         if prim.data_dependent:
             raise GraphBreak(f"{prim.name} has a data-dependent output shape")
-        vals, operands_rg = [], []
-        for a in args:
-            if isinstance(a, SymbolicTensor) and a._trace is trace:
-                vals.append(a._value)
-                operands_rg.append(a._sym_requires_grad)
-            elif isinstance(a, Tensor):  # captured, or from an outer level: lifted by identity
-                vals.append(trace.value_of(a))
-                operands_rg.append(a.requires_grad)
-            else:
-                vals.append(a)
-                operands_rg.append(False)
+        vals, operands_rg = operand_values(trace, args)  # captured tensors, or an outer level's: lifted
         trace.graph.loc = user_location()
         out = self.builder.apply(prim, tuple(vals), attrs)
         requires_grad = prim.result_requires_grad(operands_rg, out.dtype)
@@ -131,12 +122,7 @@ class FuncTraceHandler(TraceHandler):
             # under no_grad inside the function: no transform differentiates through it
             out = self.builder.apply(P.stop_gradient, (out,), {})
             requires_grad = False
-        result = SymbolicTensor._wrap(out, trace, requires_grad)
-        if prim.view and isinstance(args[0], Tensor):
-            src = args[0]
-            result._base = src._base if src._base is not None else src
-            result._view_ops = (src._view_ops if src._base is not None else ()) + ((prim, attrs),)
-        return result
+        return view_result(SymbolicTensor._wrap(out, trace, requires_grad), prim, args, attrs)
 
     def module_called(self, module) -> None:
         pass  # nothing is cached, so a module's training flag needs no guard

@@ -566,6 +566,7 @@ ONNX_OPS: dict[Primitive, Builder] = {
     P.bitwise_and: _bitwise("BitwiseAnd", "And"), P.bitwise_or: _bitwise("BitwiseOr", "Or"),
     P.bitwise_xor: _bitwise("BitwiseXor", "Xor"),
     P.where: _where, P.cast: _cast, P.copy: _identity, P.stop_gradient: _identity, P.xlogy: _xlogy,
+    P.custom_vjp: _identity,  # a custom Function's forward value (operand 0); export never differentiates
     P.sum: _reduce("ReduceSum", 13), P.prod: _reduce("ReduceProd", 18), P.amax: _reduce("ReduceMax", 18),
     P.amin: _reduce("ReduceMin", 18), P.argmax: _arg_reduce("ArgMax"), P.argmin: _arg_reduce("ArgMin"),
     P.cumsum: _cumsum, P.argsort: _argsort,

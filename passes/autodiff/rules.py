@@ -767,3 +767,40 @@ def _(g, out, a, *, atol, rtol, hermitian):
     ga = P.add(ga, _mm(P.sub(eye_m, P.matmul(a, x)), gt, x, xt))
     ga = P.add(ga, _mm(xt, x, gt, P.sub(eye_n, P.matmul(x, a))))
     return (ga,)
+
+
+# ---- custom autograd.Function: the user's backward, traced into a graph ----------------------
+
+def inline(body, args: list) -> list:
+    """Apply the nodes of graph ``body`` to ``args`` (one per body input) by binding their
+    primitives: on IR values this appends them to the graph being built, on eager tensors it
+    computes now. Returns the body's outputs."""
+    from graphc.ir.graph import Value, located
+    env = {id(v): a for v, a in zip(body.inputs, args)}
+    graph = next((a.graph for a in args if isinstance(a, Value)), None)
+    for n in body.nodes:
+        ops = [env[id(x)] if isinstance(x, Value) else x for x in n.inputs]
+        if graph is not None and n.loc:  # inlined nodes keep the user's lines (of their backward)
+            with located(graph, n.loc):
+                env[id(n.output)] = n.prim(*ops, **n.attrs)
+        else:
+            env[id(n.output)] = n.prim(*ops, **n.attrs)
+    return [env[id(o)] for o in body.outputs]
+
+
+# every operand after the forward value may be a captured value the backward graph reads
+@defvjp(P.custom_vjp, uses=tuple(range(1, 1024)))
+def _(g, out, x, *operands, bwd, index, n_inputs, has_grad, fn):
+    captured = list(operands[n_inputs:])
+    n_ct = len(bwd.inputs) - len(captured)
+    cts = [g if k == index else zeros(bwd.inputs[k].shape, bwd.inputs[k].dtype) for k in range(n_ct)]
+    grads = iter(inline(bwd, cts + captured))
+    result = [None]
+    for a, has in zip(operands[:n_inputs], has_grad):
+        ga = next(grads) if has else None
+        if ga is not None:
+            ga = sum_to(ga, shape_of(a))
+            if ga.dtype is not a.dtype:
+                ga = P.cast(ga, dtype=a.dtype)
+        result.append(ga)
+    return tuple(result) + (None,) * len(captured)

@@ -351,3 +351,17 @@ def _(ctx, args, batched, *, shape, **attrs):
         raise RuntimeError("vmap: a random op's key is batched; draw random numbers outside the vmapped "
                            "function or with randomness='same'")
     return P.rand_uniform(args[0], shape=(ctx.size,) + tuple(shape), **attrs)
+
+
+# ---- a custom autograd.Function's output ------------------------------------------------------
+
+@defbatch(P.custom_vjp)
+def _(ctx, args, batched, *, bwd, index, n_inputs, has_grad, fn):
+    # the forward value as it comes (batched), and the backward graph batched too: its cotangents
+    # carry the batch, its captured values as they come. The VJP rule sums the gradient of an
+    # unbatched input over the batch (sum_to), as the gradient of a vmapped function must.
+    from .batching import batch_graph
+    captured = list(batched[1 + n_inputs:])
+    body = batch_graph(bwd, [True] * (len(bwd.inputs) - len(captured)) + captured, ctx.size, ctx.randomness)
+    x = args[0] if batched[0] else materialize(ctx, args[0])
+    return P.custom_vjp(x, *args[1:], bwd=body, index=index, n_inputs=n_inputs, has_grad=has_grad, fn=fn)
