@@ -351,3 +351,34 @@ def test_lazy_linear_infers_in_features_and_becomes_linear():
     assert not torch.equal(first.detach(), before)
     assert list(m.state_dict()) == ["0.weight", "0.bias", "2.weight", "2.bias"]
     assert nn.LazyLinear(3, bias=False)(torch.ones(2, 5)).shape == (2, 3)
+
+
+@pytest.mark.parametrize("name, ref", [
+    ("chebyshev_polynomial_t", "eval_chebyt"), ("chebyshev_polynomial_u", "eval_chebyu"),
+    ("hermite_polynomial_h", "eval_hermite"), ("hermite_polynomial_he", "eval_hermitenorm"),
+    ("laguerre_polynomial_l", "eval_laguerre"), ("legendre_polynomial_p", "eval_legendre"),
+    ("shifted_chebyshev_polynomial_t", "eval_sh_chebyt"), ("shifted_chebyshev_polynomial_u", "eval_sh_chebyu"),
+])
+def test_orthogonal_polynomials_against_scipy(name, ref):
+    from scipy import special as S
+    x = np.linspace(-0.9, 0.9, 7) if not name.startswith("shifted") else np.linspace(0.05, 0.95, 7)
+    fn, want = getattr(torch.special, name), getattr(S, ref)
+    for n in range(7):
+        np.testing.assert_allclose(fn(torch.tensor(x, dtype=D), n).numpy(), want(n, x), rtol=1e-12, atol=1e-12)
+    degrees = torch.tensor([0, 1, 2, 3, 4, 5, 6])  # a degree per element
+    np.testing.assert_allclose(fn(torch.tensor(x, dtype=D), degrees).numpy(), want(np.arange(7), x), atol=1e-12)
+    assert (fn(torch.tensor(x, dtype=D), -1).numpy() == 0).all()
+
+
+def test_chebyshev_v_w_and_spherical_bessel():
+    from scipy import special as S
+    x = np.linspace(-0.9, 0.9, 7)
+    t = torch.tensor(x, dtype=D)
+    theta = np.arccos(x)  # V_n(cos t) = cos((n + 1/2) t) / cos(t / 2), W_n = sin((n + 1/2) t) / sin(t / 2)
+    np.testing.assert_allclose(torch.special.chebyshev_polynomial_v(t, 3).numpy(),
+                               np.cos(3.5 * theta) / np.cos(theta / 2), atol=1e-12)
+    np.testing.assert_allclose(torch.special.chebyshev_polynomial_w(t, 3).numpy(),
+                               np.sin(3.5 * theta) / np.sin(theta / 2), atol=1e-12)
+    np.testing.assert_allclose(torch.special.spherical_bessel_j0(t * 10).numpy(), S.spherical_jn(0, x * 10))
+    assert torch.special.spherical_bessel_j0(torch.tensor([0.0, 1e-5], dtype=D)).tolist() == pytest.approx([1, 1])
+    assert gradcheck(lambda v: torch.special.legendre_polynomial_p(v, 4), (t.clone().requires_grad_(),))
