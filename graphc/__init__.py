@@ -21,7 +21,7 @@ from .tensors import Size, Tensor
 from . import methods as _methods  # noqa: F401  (attaches Tensor methods)
 from . import grad_names as _grad_names  # PyTorch's grad_fn names (ViewBackward0 ...)
 _grad_names.install()
-from . import accelerator, backends, cuda, linalg, nn, random, testing
+from . import accelerator, backends, cuda, fft, linalg, nn, random, testing
 from .comparison import allclose, equal, isclose
 from .compiler import GraphBreakError, compile, explain  # noqa: A004
 from . import optim
@@ -166,6 +166,7 @@ FloatTensor, DoubleTensor, HalfTensor = (_legacy(float32, "FloatTensor"), _legac
 BFloat16Tensor = _legacy(bfloat16, "BFloat16Tensor")
 LongTensor, IntTensor, BoolTensor, ByteTensor = (_legacy(int64, "LongTensor"), _legacy(int32, "IntTensor"),
                                                  _legacy(bool, "BoolTensor"), _legacy(uint8, "ByteTensor"))
+CharTensor, ShortTensor = _legacy(int8, "CharTensor"), _legacy(int16, "ShortTensor")
 
 
 def index_put(input, indices, values, accumulate: bool = False):
@@ -202,3 +203,4 @@ def _attach_compat_extras() -> None:
 
 
 _attach_compat_extras()
+from .tensor_surface import *  # noqa: E402,F401,F403  (more functions and Tensor methods, attached there)

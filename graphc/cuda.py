@@ -105,3 +105,46 @@ def seed() -> int:
 def initial_seed() -> int:
     from . import random
     return random.cuda_generator(_rt.CUDA.current).initial_seed()
+
+
+# ---- generator state (the per-GPU graphc Generators; see graphc.random) ------------------------
+
+def get_rng_state(device="cuda"):
+    """The state of ``device``'s generator (a uint8 tensor, as PyTorch's)."""
+    from . import random
+    return random.cuda_generator(_index(device)).get_state()
+
+
+def set_rng_state(new_state, device="cuda") -> None:
+    from . import random
+    random.cuda_generator(_index(device)).set_state(new_state)
+
+
+def get_rng_state_all() -> list:
+    return [get_rng_state(i) for i in range(device_count())]
+
+
+def set_rng_state_all(new_states) -> None:
+    for i, state in enumerate(new_states):
+        set_rng_state(state, i)
+
+
+def seed_all() -> None:
+    """A fresh random seed for every GPU's generator."""
+    from . import random
+    for i in range(device_count()):
+        random.cuda_generator(i).seed()
+
+
+def get_device_capability(device=None) -> tuple[int, int]:
+    """(major, minor) compute capability, e.g. (9, 0) on an H100 (CuPy spells it "90")."""
+    cc = _rt.CUDA.lib().cuda.Device(_index(device)).compute_capability
+    return int(cc[:-1]), int(cc[-1])
+
+
+def is_tf32_supported() -> bool:
+    return is_available() and get_device_capability()[0] >= 8
+
+
+__all__ += ["get_rng_state", "set_rng_state", "get_rng_state_all", "set_rng_state_all", "seed_all",
+            "get_device_capability", "is_tf32_supported"]

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from . import math_ops
-from .tensors import Tensor, device_full, device_tensor
+from .tensors import Tensor, device_full, device_tensor, host_array
 
 
 def vector_norm(x: Tensor, ord: float = 2, dim=None, keepdim: bool = False, *, dtype=None) -> Tensor:
@@ -269,3 +269,70 @@ def torch_svd(input: Tensor, some: bool = True, compute_uv: bool = True):
 def torch_qr(input: Tensor, some: bool = True):
     Q, R = qr(input, "reduced" if some else "complete")
     return _torch_qr_result(Q, R)
+
+
+# ---- compositions of the above ----------------------------------------------------------------
+
+def diagonal(A: Tensor, *, offset: int = 0, dim1: int = -2, dim2: int = -1) -> Tensor:
+    return A.diagonal(offset, dim1, dim2)
+
+
+def vander(x: Tensor, *, N: int | None = None) -> Tensor:
+    """Powers x^0, x^1, ..., x^(N-1) along a new last dimension (batched over x's leading dims)."""
+    import graphc
+    n = x.shape[-1] if N is None else N
+    return graphc.stack([x ** i for i in range(n)], -1)
+
+
+def matrix_exp(A: Tensor) -> Tensor:
+    """exp(A) by scaling and squaring a degree-18 Taylor polynomial: matmuls only, so autograd
+    goes through it. The number of squarings comes from A's 1-norm, read on the host (under
+    compile, a graph break)."""
+    from . import creation
+    norm = float(host_array(math_ops.amax(math_ops.sum(math_ops.abs(A.detach()), dim=-2))._data)) if A.numel() else 0.0
+    s = _builtins.max(0, int(_np.ceil(_np.log2(norm))) + 1) if norm > 0.5 else 0
+    X = A / (2 ** s)
+    eye = creation.eye(A.shape[-1], dtype=A.dtype, device=A.device).expand(tuple(A.shape))
+    term, total = eye, eye
+    for k in range(1, 19):
+        term = term @ X / k
+        total = total + term
+    for _ in range(s):
+        total = total @ total
+    return total
+
+
+def solve_ex(A: Tensor, B: Tensor, *, left: bool = True, check_errors: bool = False, out=None):
+    """solve, and ``info`` (0: solved); a singular A raises, as with ``check_errors=True``."""
+    x = solve(A, B, left=left, out=out)
+    info = device_tensor(_np.zeros(tuple(A.shape[:-2]), dtype=_np.int32), A)
+    return _namedtuple("linalg_solve_ex", ["result", "info"])(x, info)
+
+
+def tensorinv(A: Tensor, ind: int = 2, *, out=None) -> Tensor:
+    """The inverse of A seen as a matrix of its first ``ind`` dims by the rest."""
+    out_shape = tuple(A.shape[ind:]) + tuple(A.shape[:ind])
+    rows = int(_np.prod(A.shape[:ind]))
+    return inv(A.reshape(rows, -1), out=out).reshape(out_shape)
+
+
+def tensorsolve(A: Tensor, B: Tensor, dims=None, *, out=None) -> Tensor:
+    """X with tensordot(A, X, X.ndim) == B."""
+    if dims is not None:
+        order = [d for d in range(A.dim()) if d not in [d % A.dim() for d in dims]] + [d % A.dim() for d in dims]
+        A = A.permute(*order)
+    x_shape = tuple(A.shape[B.dim():])
+    n = int(_np.prod(x_shape))
+    return solve(A.reshape(-1, n), B.reshape(-1), out=out).reshape(x_shape)
+
+
+def cond(A: Tensor, p=None, *, out=None) -> Tensor:
+    """The condition number: ratio of extreme singular values (p None or 2, -2), else
+    norm(A, p) * norm(inv(A), p)."""
+    if p in (None, 2, -2):
+        s = svdvals(A)
+        r = s[..., 0] / s[..., -1] if p != -2 else s[..., -1] / s[..., 0]
+        return r if out is None else out.copy_(r)
+    r = matrix_norm(A, p) * matrix_norm(inv(A), p)
+    return r if out is None else out.copy_(r)
+

@@ -472,22 +472,36 @@ def _scatter_src(input, src, value):
     return s
 
 
+def _scalar_scatter(input, index, src):
+    """PyTorch counts a 0-d tensor as 1-d in scatter: a 0-d index (with a 0-d src) on a 0-d or 1-d
+    input writes one element (``torch.zeros(10).scatter_(0, torch.tensor(y), value=1)``, the
+    one-hot idiom). Returns the arguments as 1-d and the shape to give the result back."""
+    if index.ndim != 0 or input.ndim > 1:
+        return input, index, src, None
+    if isinstance(src, Tensor) and src.ndim == 0:
+        src = P.reshape(src, shape=(1,))
+    shape = tuple(input.shape)
+    return P.reshape(input, shape=(1,)) if not shape else input, P.reshape(index, shape=(1,)), src, shape
+
+
 def scatter(input, dim: int, index, src=None, *, value=None, reduce=None):
-    index = _index_tensor(index, "scatter")
-    s = _scatter_src(input, src, value)
+    input, index, s, shape = _scalar_scatter(input, _index_tensor(index, "scatter"), _scatter_src(input, src, value))
     d = wrap_dim(dim, input.ndim)
     if reduce is None:
-        return P.scatter(input, index, s, axis=d)
-    if reduce == "add":
+        out = P.scatter(input, index, s, axis=d)
+    elif reduce == "add":
         if not isinstance(s, Tensor):
             s = device_full(input, shape=tuple(index.shape), value=s, dtype=input.dtype)
-        return P.scatter_add(input, index, s, axis=d)
-    raise NotImplementedError(f"scatter(reduce={reduce!r}) is not supported by graphc; use 'add' or scatter_reduce")
+        out = P.scatter_add(input, index, s, axis=d)
+    else:
+        raise NotImplementedError(f"scatter(reduce={reduce!r}) is not supported by graphc; use 'add' or scatter_reduce")
+    return out if shape in (None, tuple(out.shape)) else P.reshape(out, shape=shape)
 
 
 def scatter_add(input, dim: int, index, src):
-    index = _index_tensor(index, "scatter_add")
-    return P.scatter_add(input, index, _scatter_src(input, src, None), axis=wrap_dim(dim, input.ndim))
+    input, index, s, shape = _scalar_scatter(input, _index_tensor(index, "scatter_add"), _scatter_src(input, src, None))
+    out = P.scatter_add(input, index, s, axis=wrap_dim(dim, input.ndim))
+    return out if shape in (None, tuple(out.shape)) else P.reshape(out, shape=shape)
 
 
 def index_add(input, dim: int, index, source, *, alpha=1):

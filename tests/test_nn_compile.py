@@ -31,6 +31,7 @@ def _leaves(obj):
 
 LAYERS = {
     "Linear": (lambda: nn.Linear(4, 3), lambda: (_r(2, 4),)),
+    "DataParallel": (lambda: nn.DataParallel(nn.Linear(4, 3)), lambda: (_r(2, 4),)),  # one device: transparent
     "Bilinear": (lambda: nn.Bilinear(3, 4, 2), lambda: (_r(2, 3), _r(2, 4))),
     "Identity": (lambda: nn.Identity(), lambda: (_r(2, 3),)),
     "Flatten": (lambda: nn.Flatten(), lambda: (_r(2, 3, 4),)),
@@ -162,7 +163,7 @@ LOSSES = {
 }
 
 # Layers that draw random numbers in training mode (compared in eval mode; see the dropout test)
-RANDOM = {"Dropout", "Dropout1d", "Dropout2d", "Dropout3d", "AlphaDropout", "RReLU"}
+RANDOM = {"Dropout", "Dropout1d", "Dropout2d", "Dropout3d", "AlphaDropout", "FeatureAlphaDropout", "RReLU"}
 # Containers and abstract bases: covered through the layers and models they hold
 STRUCTURAL = {"Module", "ModuleDict", "ModuleList", "ParameterDict", "ParameterList", "Sequential", "RNNBase",
               "RNNCellBase"}
@@ -178,6 +179,8 @@ BREAK_CASES = {
     "EmbeddingBag": (lambda: nn.EmbeddingBag(10, 4, mode="mean"), lambda: (_idx(10, 3, 4),)),
     "MultiLabelMarginLoss": (lambda: nn.MultiLabelMarginLoss(),
                              lambda: (_r(2, 4), graphc.tensor([[3, 0, -1, 1], [1, 2, 3, -1]]))),
+    # the first call draws the initial weights (random numbers: a break); later calls compile as Linear
+    "LazyLinear": (lambda: nn.LazyLinear(3), lambda: (_r(2, 4),)),
 }
 BREAKS = set(BREAK_CASES)
 
@@ -241,7 +244,7 @@ def test_layers_with_a_graph_break_fall_back_and_equal_eager(name):
     np.testing.assert_allclose(got.detach().numpy(), m(*xs).detach().numpy(), rtol=1e-12)
 
 
-@pytest.mark.parametrize("cls", [nn.Dropout, nn.Dropout1d, nn.Dropout2d, nn.AlphaDropout])
+@pytest.mark.parametrize("cls", [nn.Dropout, nn.Dropout1d, nn.Dropout2d, nn.AlphaDropout, nn.FeatureAlphaDropout])
 def test_dropout_compiles_and_draws_fresh_masks(cls):
     m = cls(0.5)
     cm = graphc.compile(m, fullgraph=True)

@@ -1,5 +1,6 @@
 """graphc.distributions: the common parts of ``torch.distributions`` (Normal, Bernoulli,
-Categorical, Uniform, Independent and kl_divergence), written with graphc tensor ops, so
+Categorical, Uniform, Independent and kl_divergence here; Beta, Gamma, Dirichlet, ... and the
+transforms in their own modules, named as PyTorch's), written with graphc tensor ops, so
 log_prob, entropy and rsample are differentiable."""
 from __future__ import annotations
 
@@ -8,89 +9,36 @@ import numbers
 
 import graphc
 
-__all__ = ["Distribution", "Normal", "Bernoulli", "Categorical", "Uniform", "Independent", "kl_divergence",
-           "register_kl"]
+__all__ = ["Bernoulli", "Beta", "Binomial", "Categorical", "Cauchy", "Chi2", "Dirichlet", "Distribution",
+           "ExpRelaxedCategorical", "Exponential", "FisherSnedecor", "Gamma", "Geometric", "Gumbel", "HalfCauchy",
+           "HalfNormal", "Independent", "InverseGamma", "Laplace", "LogNormal", "LogitRelaxedBernoulli",
+           "MixtureSameFamily", "Multinomial", "MultivariateNormal", "NegativeBinomial", "Normal",
+           "OneHotCategorical", "OneHotCategoricalStraightThrough", "Pareto", "Poisson", "RelaxedBernoulli",
+           "RelaxedOneHotCategorical", "StudentT", "TransformedDistribution", "Uniform", "Weibull", "constraints",
+           "kl_divergence", "register_kl", "transforms", "utils"]
 
 
-def _as_tensor(x, like=None):
-    if isinstance(x, graphc.Tensor):
-        return x
-    dtype = like.dtype if isinstance(like, graphc.Tensor) else graphc.get_default_dtype()
-    return graphc.tensor(float(x), dtype=dtype)
-
-
-def _broadcast_all(*values):
-    like = next((v for v in values if isinstance(v, graphc.Tensor)), None)
-    ts = [_as_tensor(v, like) for v in values]
-    return graphc.broadcast_tensors(*ts)
-
-
-def _size(sample_shape):
-    return graphc.Size(tuple(sample_shape))
-
-
-class Distribution:
-    has_rsample = False
-    _validate_args = False
-
-    def __init__(self, batch_shape=(), event_shape=(), validate_args=None):
-        self._batch_shape = graphc.Size(tuple(batch_shape))
-        self._event_shape = graphc.Size(tuple(event_shape))
-
-    @staticmethod
-    def set_default_validate_args(value: bool) -> None:
-        Distribution._validate_args = value
-
-    @property
-    def batch_shape(self):
-        return self._batch_shape
-
-    @property
-    def event_shape(self):
-        return self._event_shape
-
-    @property
-    def stddev(self):
-        return self.variance.sqrt()
-
-    def _extended_shape(self, sample_shape=()):
-        return graphc.Size(tuple(sample_shape) + tuple(self._batch_shape) + tuple(self._event_shape))
-
-    def sample(self, sample_shape=()):
-        with graphc.no_grad():
-            return self.rsample(sample_shape)
-
-    def rsample(self, sample_shape=()):
-        raise NotImplementedError(f"{type(self).__name__} does not implement rsample")
-
-    def sample_n(self, n):
-        return self.sample((n,))
-
-    def prob(self, value):
-        return self.log_prob(value).exp()
-
-    def perplexity(self):
-        return self.entropy().exp()
-
-    def __repr__(self) -> str:
-        names = [k for k in getattr(self, "arg_names", ()) if k in self.__dict__]
-        args = ", ".join(f"{k}: {self.__dict__[k] if self.__dict__[k].numel() == 1 else self.__dict__[k].size()}"
-                         for k in names)
-        return f"{type(self).__name__}({args})"
+from . import constraints, transforms  # noqa: E402
+from .distribution import Distribution, _as_tensor, _broadcast_all, _size  # noqa: E402
+from .dirichlet import Beta, Dirichlet  # noqa: E402
+from .exponential import Exponential, Laplace  # noqa: E402
+from .gamma import Chi2, Gamma  # noqa: E402
+from .multivariate_normal import MultivariateNormal  # noqa: E402
+from .poisson import Binomial, Poisson  # noqa: E402
+from .transformed_distribution import LogNormal, TransformedDistribution  # noqa: E402
+from .transforms import *  # noqa: E402,F401,F403
+from .continuous import Cauchy, Gumbel, HalfCauchy, HalfNormal, InverseGamma, Pareto, StudentT, Weibull  # noqa: E402
 
 
 class Normal(Distribution):
     has_rsample = True
-    arg_names = ("loc", "scale")
+    arg_constraints = {"loc": constraints.real, "scale": constraints.positive}
+    support = constraints.real
 
     def __init__(self, loc, scale, validate_args=None):
         self.loc, self.scale = _broadcast_all(loc, scale)
-        if validate_args and not bool((self.scale > 0).all()):
-            raise ValueError(f"Expected parameter scale ({type(self.scale).__name__} of shape "
-                             f"{tuple(self.scale.shape)}) of distribution {self!r} to satisfy the constraint "
-                             f"GreaterThan(lower_bound=0.0), but found invalid values:\n{self.scale}")
         batch = () if isinstance(loc, numbers.Number) and isinstance(scale, numbers.Number) else self.loc.size()
-        super().__init__(batch)
+        super().__init__(batch, validate_args=validate_args)
 
     @property
     def mean(self):
@@ -337,59 +285,39 @@ class Independent(Distribution):
         return f"Independent({self.base_dist!r}, {self.reinterpreted_batch_ndims})"
 
 
-_KL_REGISTRY = {}
+from .discrete import (Geometric, Multinomial, NegativeBinomial, OneHotCategorical,  # noqa: E402  (uses Categorical)
+                       OneHotCategoricalStraightThrough)
+from .mixture import (ExpRelaxedCategorical, FisherSnedecor, LogitRelaxedBernoulli, MixtureSameFamily,  # noqa: E402
+                      RelaxedBernoulli, RelaxedOneHotCategorical)
+from . import utils  # noqa: E402
+from .kl import kl_divergence, register_kl  # noqa: E402  (its pairs name the classes above)
+
+# PyTorch's torch.distributions.<file> paths (``from torch.distributions.normal import Normal``)
+# where graphc's files group classes differently: each such path is a module of PyTorch's names.
+_MODULE_PATHS = {
+    "bernoulli": ["Bernoulli"], "beta": ["Beta"], "binomial": ["Binomial"], "categorical": ["Categorical"],
+    "cauchy": ["Cauchy"], "chi2": ["Chi2"], "fishersnedecor": ["FisherSnedecor"], "geometric": ["Geometric"],
+    "gumbel": ["Gumbel"], "half_cauchy": ["HalfCauchy"], "half_normal": ["HalfNormal"], "independent": ["Independent"],
+    "inverse_gamma": ["InverseGamma"], "laplace": ["Laplace"],
+    "log_normal": ["LogNormal"], "mixture_same_family": ["MixtureSameFamily"], "multinomial": ["Multinomial"],
+    "negative_binomial": ["NegativeBinomial"], "normal": ["Normal"],
+    "one_hot_categorical": ["OneHotCategorical", "OneHotCategoricalStraightThrough"], "pareto": ["Pareto"],
+    "relaxed_bernoulli": ["LogitRelaxedBernoulli", "RelaxedBernoulli"],
+    "relaxed_categorical": ["ExpRelaxedCategorical", "RelaxedOneHotCategorical"], "studentT": ["StudentT"],
+    "uniform": ["Uniform"], "weibull": ["Weibull"],
+}
 
 
-def register_kl(type_p, type_q):
-    def decorator(fn):
-        _KL_REGISTRY[type_p, type_q] = fn
-        return fn
-    return decorator
+def _register_module_paths() -> None:
+    import sys
+    import types
+    for path, names in _MODULE_PATHS.items():
+        mod = types.ModuleType(f"{__name__}.{path}", f"PyTorch's torch.distributions.{path}: {', '.join(names)}.")
+        for name in names:
+            setattr(mod, name, globals()[name])
+        mod.__all__ = list(names)
+        sys.modules[mod.__name__] = mod
+        globals()[path] = mod
 
 
-def kl_divergence(p, q):
-    for (tp, tq), fn in _KL_REGISTRY.items():
-        if isinstance(p, tp) and isinstance(q, tq):
-            return fn(p, q)
-    raise NotImplementedError(f"No KL(p || q) is implemented for p type {type(p).__name__} and q type "
-                              f"{type(q).__name__}")
-
-
-@register_kl(Normal, Normal)
-def _kl_normal_normal(p, q):
-    var_ratio = (p.scale / q.scale).pow(2)
-    t1 = ((p.loc - q.loc) / q.scale).pow(2)
-    return 0.5 * (var_ratio + t1 - 1 - var_ratio.log())
-
-
-@register_kl(Bernoulli, Bernoulli)
-def _kl_bernoulli_bernoulli(p, q):
-    sp = graphc.nn.functional.softplus
-    t1 = p.probs * (sp(-q.logits) - sp(-p.logits))
-    t1 = graphc.where(q.probs == 0, graphc.full_like(t1, float("inf")), t1)
-    t1 = graphc.where(p.probs == 0, graphc.zeros_like(t1), t1)
-    t2 = (1 - p.probs) * (sp(q.logits) - sp(p.logits))
-    t2 = graphc.where(q.probs == 1, graphc.full_like(t2, float("inf")), t2)
-    t2 = graphc.where(p.probs == 1, graphc.zeros_like(t2), t2)
-    return t1 + t2
-
-
-@register_kl(Categorical, Categorical)
-def _kl_categorical_categorical(p, q):
-    t = p.probs * (p.logits - q.logits)
-    t = graphc.where(q.probs == 0, graphc.full_like(t, float("inf")), t)
-    t = graphc.where(p.probs == 0, graphc.zeros_like(t), t)
-    return t.sum(-1)
-
-
-@register_kl(Uniform, Uniform)
-def _kl_uniform_uniform(p, q):
-    result = ((q.high - q.low) / (p.high - p.low)).log()
-    return graphc.where((q.low > p.low) | (q.high < p.high), graphc.full_like(result, float("inf")), result)
-
-
-@register_kl(Independent, Independent)
-def _kl_independent_independent(p, q):
-    if p.reinterpreted_batch_ndims != q.reinterpreted_batch_ndims:
-        raise NotImplementedError
-    return p._sum_rightmost(kl_divergence(p.base_dist, q.base_dist))
+_register_module_paths()

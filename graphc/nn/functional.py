@@ -253,14 +253,29 @@ def _dropout(input: Tensor, p: float, training: bool, inplace: bool, nsp: int) -
     return _maybe_inplace(input, inplace, lambda: input * mask)
 
 
-def alpha_dropout(input, p=0.5, training=False, inplace=False):
-    if not training or p == 0:
-        return input
+def _alpha_dropout(input, p: float, mask_shape: tuple) -> Tensor:
+    """SELU-preserving dropout: dropped entries (one draw per element of ``mask_shape``,
+    broadcast over input) become SELU's negative saturation, then all are rescaled."""
     alpha = -1.7580993408473766
-    mask = (grandom.uniform_tensor(tuple(input.shape), input.dtype, input.device) >= p).to(input.dtype)
+    mask = (grandom.uniform_tensor(mask_shape, input.dtype, input.device) >= p).to(input.dtype)
     a = (1 - p + p * alpha ** 2 * (1 - p)) ** -0.5
     b = -a * alpha * p
     return (input * mask + alpha * (1 - mask)) * a + b
+
+
+def alpha_dropout(input, p=0.5, training=False, inplace=False):
+    if not training or p == 0:
+        return input
+    return _alpha_dropout(input, p, tuple(input.shape))
+
+
+def feature_alpha_dropout(input, p=0.5, training=False, inplace=False):
+    """alpha_dropout of whole channels: one draw per (N, C), kept across the other dims."""
+    if input.dim() < 2:
+        raise RuntimeError("Feature alpha dropout requires at least 2 dimensions in the input")
+    if not training or p == 0:
+        return input
+    return _alpha_dropout(input, p, tuple(input.shape[:2]) + (1,) * (input.dim() - 2))
 
 
 # ---- convolution and pooling ----------------------------------------------------------------
@@ -557,6 +572,66 @@ def pad(input: Tensor, pad, mode: str = "constant", value: float | None = None) 
     raise NotImplementedError(f"pad mode {mode!r} is not supported")
 
 
+def affine_grid(theta: Tensor, size, align_corners=None) -> Tensor:
+    """The (N, H, W, 2) sampling grid of 2-d affine maps ``theta`` (N, 2, 3), in [-1, 1] coordinates
+    (for grid_sample; the spatial transformer networks' first half)."""
+    if align_corners is None:
+        align_corners = False
+    if theta.dim() != 3 or tuple(theta.shape[1:]) != (2, 3) or len(size) != 4:
+        raise ValueError("Expected a batch of 2D affine matrices of shape Nx2x3 for size "
+                         f"{tuple(size)}. Got {tuple(theta.shape)}.")
+    n, _, h, w = size
+
+    def coords(k: int):
+        if k <= 1:
+            return creation.zeros(k, dtype=theta.dtype, device=theta.device)
+        c = creation.linspace(-1, 1, k, dtype=theta.dtype, device=theta.device)
+        return c if align_corners else c * ((k - 1) / k)
+    x = coords(w).reshape(1, w).expand(h, w)
+    y = coords(h).reshape(h, 1).expand(h, w)
+    base = shape_ops.stack([x, y, creation.ones(h, w, dtype=theta.dtype, device=theta.device)], -1)  # (H, W, 3)
+    grid = math_ops.matmul(base.reshape(1, h * w, 3), theta.transpose(1, 2))  # (N, H*W, 2)
+    return grid.reshape(n, h, w, 2)
+
+
+def grid_sample(input: Tensor, grid: Tensor, mode: str = "bilinear", padding_mode: str = "zeros",
+                align_corners=None) -> Tensor:
+    """``input`` (N, C, H, W) sampled at ``grid`` (N, Ho, Wo, 2) of (x, y) in [-1, 1]; bilinear or
+    nearest, zeros or border padding. Differentiable in both (gathers and the bilinear weights)."""
+    if align_corners is None:
+        align_corners = False
+    if mode not in ("bilinear", "nearest"):
+        raise NotImplementedError(f"grid_sample(mode={mode!r}) is not supported by graphc; use 'bilinear' or 'nearest'")
+    if padding_mode not in ("zeros", "border"):
+        raise NotImplementedError(f"grid_sample(padding_mode={padding_mode!r}) is not supported by graphc; "
+                                  "use 'zeros' or 'border'")
+    if input.dim() != 4 or grid.dim() != 4 or grid.shape[-1] != 2 or grid.shape[0] != input.shape[0]:
+        raise RuntimeError("grid_sample(): expected 4D input (N, C, H, W) and grid (N, H_out, W_out, 2) with the "
+                           f"same batch size, but got input {tuple(input.shape)} and grid {tuple(grid.shape)}")
+    n, c, h, w = input.shape
+    ho, wo = grid.shape[1], grid.shape[2]
+
+    def unnormalize(v, size):
+        return (v + 1) / 2 * (size - 1) if align_corners else ((v + 1) * size - 1) / 2
+    ix, iy = unnormalize(grid[..., 0], w), unnormalize(grid[..., 1], h)
+    if padding_mode == "border":
+        ix, iy = ix.clamp(0, w - 1), iy.clamp(0, h - 1)
+    flat = input.reshape(n, c, h * w)
+
+    def tap(xi, yi):
+        """input at integer positions (xi, yi), zero outside (N, C, Ho, Wo)."""
+        inside = ((xi >= 0) & (xi <= w - 1) & (yi >= 0) & (yi <= h - 1)).to(input.dtype)
+        idx = (yi.clamp(0, h - 1) * w + xi.clamp(0, w - 1)).long().reshape(n, 1, ho * wo).expand(n, c, ho * wo)
+        return flat.gather(2, idx).reshape(n, c, ho, wo) * inside.unsqueeze(1)
+    if mode == "nearest":
+        return tap(ix.detach().round(), iy.detach().round())
+    x0, y0 = ix.detach().floor(), iy.detach().floor()
+    wx1, wy1 = (ix - x0).unsqueeze(1), (iy - y0).unsqueeze(1)
+    wx0, wy0 = 1 - wx1, 1 - wy1
+    return (tap(x0, y0) * wx0 * wy0 + tap(x0 + 1, y0) * wx1 * wy0 + tap(x0, y0 + 1) * wx0 * wy1
+            + tap(x0 + 1, y0 + 1) * wx1 * wy1)
+
+
 def interpolate(input: Tensor, size=None, scale_factor=None, mode: str = "nearest", align_corners=None,
                 recompute_scale_factor=None, antialias: bool = False) -> Tensor:
     nsp = input.ndim - 2
@@ -742,6 +817,15 @@ def cosine_similarity(x1: Tensor, x2: Tensor, dim: int = 1, eps: float = 1e-8) -
     n1 = math_ops.clamp_min(math_ops.norm(x1, 2, dim), eps)
     n2 = math_ops.clamp_min(math_ops.norm(x2, 2, dim), eps)
     return dot / (n1 * n2)
+
+
+def pdist(input: Tensor, p: float = 2) -> Tensor:
+    """The p-norm distances between all pairs of rows, in the order of the upper triangle."""
+    if input.dim() != 2:
+        raise RuntimeError(f"pdist only supports 2D tensors, got: {input.dim()}D")
+    n = input.shape[0]
+    rows, cols = creation.triu_indices(n, n, 1, device=input.device)
+    return math_ops.norm(input[rows] - input[cols], p, dim=-1)
 
 
 def pairwise_distance(x1, x2, p: float = 2.0, eps: float = 1e-6, keepdim: bool = False):

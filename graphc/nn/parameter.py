@@ -69,5 +69,25 @@ class Buffer(Tensor):
         pass
 
 
-class UninitializedParameter(Parameter):
-    """Placeholder for lazy modules; graphc has none yet, but code may isinstance-check it."""
+class _Uninitialized:
+    """A lazy module's parameter or buffer before its first forward: no shape yet. ``materialize``
+    gives it one in place (the same object becomes a ``Parameter``/``Buffer``, so an optimizer made
+    earlier holds it). Its placeholder data carries the dtype and device to be: ``module.to``,
+    ``.double()`` ... convert it as any parameter."""
+    cls_to_become: type
+
+    def materialize(self, shape, device=None, dtype=None) -> None:
+        from graphc import creation
+        self._data = creation.empty(*tuple(shape), dtype=dtype or self.dtype, device=device or self.device)._data
+        self.__class__ = self.cls_to_become
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__}>"
+
+
+class UninitializedParameter(_Uninitialized, Parameter):
+    cls_to_become = Parameter
+
+
+class UninitializedBuffer(_Uninitialized, Buffer):
+    cls_to_become = Buffer

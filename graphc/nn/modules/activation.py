@@ -236,3 +236,12 @@ class Softmax2d(Module):
         if input.dim() not in (3, 4):
             raise ValueError(f"Softmax2d: expected input to be 3D or 4D, got {input.dim()}D instead")
         return F.softmax(input, -3)
+
+
+def __getattr__(name: str):
+    # PyTorch defines MultiheadAttention here; graphc keeps it with the transformer layers (which
+    # import this module), so it is looked up on first use rather than imported in a cycle.
+    if name == "MultiheadAttention":
+        from .transformer import MultiheadAttention
+        return MultiheadAttention
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

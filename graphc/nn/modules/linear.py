@@ -1,11 +1,14 @@
-"""Identity, Linear, Bilinear, Flatten, Unflatten."""
+"""Identity, Linear, LazyLinear, Bilinear, Flatten, Unflatten."""
 from __future__ import annotations
 
 import math
 
 from ... import creation
+from ...autograd import grad_mode
 from .. import functional as F
 from .. import init
+from ..parameter import UninitializedParameter
+from .lazy import LazyModuleMixin
 from .module import Module
 from .utils import _register_weight_bias
 
@@ -92,3 +95,29 @@ class Unflatten(Module):
 
     def extra_repr(self) -> str:
         return f"dim={self.dim}, unflattened_size={self.unflattened_size}"
+
+
+class LazyLinear(LazyModuleMixin, Linear):
+    """A Linear whose ``in_features`` comes from the first input's last dimension."""
+    cls_to_become = Linear
+
+    def __init__(self, out_features: int, bias: bool = True, device=None, dtype=None) -> None:
+        super().__init__(0, 0, False)
+        self.out_features = out_features
+        # placeholders: their dtype and device are the parameters' to be (module.to converts them)
+        self.weight = UninitializedParameter(creation.empty(0, dtype=dtype, device=device))
+        if bias:
+            self.bias = UninitializedParameter(creation.empty(0, dtype=dtype, device=device))
+
+    def reset_parameters(self) -> None:
+        if not self.has_uninitialized_params() and self.in_features != 0:
+            super().reset_parameters()
+
+    def initialize_parameters(self, input, *args) -> None:
+        if self.has_uninitialized_params():
+            with grad_mode.no_grad():
+                self.in_features = input.shape[-1]
+                self.weight.materialize((self.out_features, self.in_features))
+                if self.bias is not None:
+                    self.bias.materialize((self.out_features,))
+                self.reset_parameters()

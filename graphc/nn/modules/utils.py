@@ -55,3 +55,18 @@ def _register_weight_bias(module, weight: Tensor | None, bias: Tensor | None) ->
     layers do, so attribute access, state_dict keys and their order match."""
     module.register_parameter("weight", None if weight is None else Parameter(weight))
     module.register_parameter("bias", None if bias is None else Parameter(bias))
+
+
+def consume_prefix_in_state_dict_if_present(state_dict: dict, prefix: str) -> None:
+    """Strip ``prefix`` (e.g. ``"module."`` of a DataParallel checkpoint) from the keys in place,
+    metadata included, as PyTorch's."""
+    for key in sorted(state_dict.keys()):
+        if key.startswith(prefix):
+            state_dict[key[len(prefix):]] = state_dict.pop(key)
+    metadata = getattr(state_dict, "_metadata", None)
+    if metadata is not None:
+        for key in list(metadata.keys()):
+            if len(key) == 0:
+                continue
+            if key == prefix.replace(".", "") or key.startswith(prefix):
+                metadata[key[len(prefix):]] = metadata.pop(key)

@@ -149,3 +149,10 @@ def pack_sequence(sequences, enforce_sorted: bool = True) -> PackedSequence:
 def unpack_sequence(packed_sequences: PackedSequence) -> list[Tensor]:
     padded, lengths = pad_packed_sequence(packed_sequences, batch_first=True)
     return unpad_sequence(padded, lengths, batch_first=True)
+
+
+def invert_permutation(permutation: Tensor | None) -> Tensor | None:
+    """The permutation that undoes ``permutation`` (None stays None)."""
+    if permutation is None:
+        return None
+    return device_tensor(_invert(_as_long(permutation)), permutation)

@@ -1,0 +1,176 @@
+"""The ``Distribution`` base class (as torch.distributions.distribution): shapes, sampling
+defaults, and argument validation against each subclass's ``arg_constraints`` and ``support``
+(on by default, as PyTorch's; ``validate_args=False`` or
+``Distribution.set_default_validate_args(False)`` turns it off)."""
+from __future__ import annotations
+
+import numbers
+
+import numpy as np
+
+import graphc
+
+from . import constraints
+
+__all__ = ["Distribution"]
+
+
+def _as_tensor(x, like=None):
+    if isinstance(x, graphc.Tensor):
+        return x
+    dtype = like.dtype if isinstance(like, graphc.Tensor) else graphc.get_default_dtype()
+    return graphc.tensor(float(x), dtype=dtype, device=like.device if isinstance(like, graphc.Tensor) else None)
+
+
+def _broadcast_all(*values):
+    like = next((v for v in values if isinstance(v, graphc.Tensor)), None)
+    ts = [_as_tensor(v, like) for v in values]
+    return graphc.broadcast_tensors(*ts)
+
+
+def _all_numbers(*values) -> bool:
+    return all(isinstance(v, numbers.Number) for v in values)
+
+
+def _size(sample_shape):
+    return graphc.Size(tuple(sample_shape))
+
+
+def _shown(value) -> str:
+    """How PyTorch's validation messages show a tensor: 0-d as a number, else the tensor."""
+    return str(value.item()) if isinstance(value, graphc.Tensor) and value.dim() == 0 else str(value)
+
+
+class Distribution:
+    has_rsample = False
+    has_enumerate_support = False
+    _validate_args = __debug__
+    arg_constraints: dict = {}
+
+    def __init__(self, batch_shape=(), event_shape=(), validate_args=None):
+        self._batch_shape = graphc.Size(tuple(batch_shape))
+        self._event_shape = graphc.Size(tuple(event_shape))
+        if validate_args is not None:
+            self._validate_args = validate_args
+        if self._validate_args:
+            for param, constraint in self.arg_constraints.items():
+                if constraints.is_dependent(constraint) or param not in self.__dict__:
+                    continue  # not given (a lazily computed alternative, e.g. logits for probs)
+                value = self.__dict__[param]
+                if not bool(constraint.check(value).all()):
+                    raise ValueError(
+                        f"Expected parameter {param} ({type(value).__name__} of shape {tuple(value.shape)}) "
+                        f"of distribution {self!r} to satisfy the constraint {constraint!r}, but found "
+                        f"invalid values:\n{_shown(value)}")
+
+    @staticmethod
+    def set_default_validate_args(value: bool) -> None:
+        if value not in (True, False):
+            raise ValueError
+        Distribution._validate_args = value
+
+    @property
+    def batch_shape(self):
+        return self._batch_shape
+
+    @property
+    def event_shape(self):
+        return self._event_shape
+
+    @property
+    def support(self):
+        raise NotImplementedError
+
+    @property
+    def mean(self):
+        raise NotImplementedError(f"{type(self)} does not implement mean")
+
+    @property
+    def mode(self):
+        raise NotImplementedError(f"{type(self)} does not implement mode")
+
+    @property
+    def variance(self):
+        raise NotImplementedError(f"{type(self)} does not implement variance")
+
+    @property
+    def stddev(self):
+        return self.variance.sqrt()
+
+    def _extended_shape(self, sample_shape=()):
+        return graphc.Size(tuple(sample_shape) + tuple(self._batch_shape) + tuple(self._event_shape))
+
+    def _validate_sample(self, value) -> None:
+        """PyTorch's check of a ``log_prob`` argument: a tensor, in the support."""
+        if not isinstance(value, graphc.Tensor):
+            raise ValueError("The value argument to log_prob must be a Tensor")
+        support = self.support
+        if constraints.is_dependent(support):
+            return
+        if not bool(support.check(value).all()):
+            raise ValueError(
+                f"Expected value argument ({type(value).__name__} of shape {tuple(value.shape)}) to be within "
+                f"the support ({support!r}) of the distribution {self!r}, but found invalid values:\n"
+                f"{_shown(value)}")
+
+    def sample(self, sample_shape=()):
+        with graphc.no_grad():
+            return self.rsample(sample_shape)
+
+    def rsample(self, sample_shape=()):
+        raise NotImplementedError(f"{type(self).__name__} does not implement rsample")
+
+    def sample_n(self, n):
+        return self.sample((n,))
+
+    def log_prob(self, value):
+        raise NotImplementedError
+
+    def cdf(self, value):
+        raise NotImplementedError
+
+    def icdf(self, value):
+        raise NotImplementedError
+
+    def entropy(self):
+        raise NotImplementedError
+
+    def prob(self, value):
+        return self.log_prob(value).exp()
+
+    def perplexity(self):
+        return self.entropy().exp()
+
+    def expand(self, batch_shape, _instance=None):
+        raise NotImplementedError(f"{type(self).__name__}.expand is not implemented by graphc")
+
+    def __repr__(self) -> str:
+        names = [k for k in (self.arg_constraints or getattr(self, "arg_names", ())) if k in self.__dict__]
+        args = ", ".join(f"{k}: {self.__dict__[k] if self.__dict__[k].numel() == 1 else self.__dict__[k].size()}"
+                         for k in names)
+        return f"{type(self).__name__}({args})"
+
+
+def _host_draw(like, shape, draw):
+    """Numbers drawn on the host by ``draw(rng, params...)`` from graphc's generator, as a tensor
+    with ``like``'s dtype and device (not differentiable)."""
+    from graphc.random import gen
+    from graphc.tensors import device_tensor
+    rng = gen(None, like.device if like.device.type != "cpu" else None)
+    return device_tensor(np.ascontiguousarray(draw(rng, tuple(shape))).astype(like.dtype.np), like)
+
+
+def _host(t, shape=None):
+    """``t``'s values (detached) as a float64 numpy array, broadcast to ``shape``."""
+    from graphc.tensors import host_array
+    arr = host_array(t.detach()._data).astype(np.float64)
+    return np.broadcast_to(arr, tuple(shape)) if shape is not None else arr
+
+
+def _sum_rightmost(x, n: int):
+    return x.reshape(tuple(x.shape[:x.dim() - n]) + (-1,)).sum(-1) if n > 0 else x
+
+
+def _clamp_probs(probs):
+    eps = graphc.finfo(probs.dtype).eps
+    return probs.clamp(min=eps, max=1 - eps)
