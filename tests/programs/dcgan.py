@@ -8,11 +8,6 @@ import graphc as torch
 import graphc.nn as nn
 import graphc.optim as optim
 
-# Tensor.is_xpu is being added on another branch (issue #13 item 1); this shim lets the example's
-# forward run until it lands (remove it then)
-if not hasattr(torch.Tensor, "is_xpu"):
-    torch.Tensor.is_xpu = property(lambda self: False)
-
 DETERMINISTIC = False  # nothing random after the initial weights and the fixed noise
 device = torch.device("cpu")
 ngpu, nz, ngf, ndf, nc, BATCH = 1, 8, 4, 4, 3, 2  # the example: 1, 100, 64, 64, 3, 64
