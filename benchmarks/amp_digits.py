@@ -55,10 +55,8 @@ def main(argv=None) -> dict:
     p.add_argument("--compile", action="store_true", help="also time the compiled step")
     args = p.parse_args(argv)
     model_cls = CNN if args.model == "cnn" else MLP
-    configs = [("float32", None)]
-    if hasattr(torch, "bfloat16"):
-        configs.append(("bfloat16 autocast", torch.bfloat16))
-    configs.append(("float16 autocast + GradScaler", torch.float16))
+    configs = [("float32", None), ("bfloat16 autocast", torch.bfloat16),
+               ("float16 autocast + GradScaler", torch.float16)]
     results = {}
     print(f"{args.model}: median ms per training step (batch 64), {args.steps} steps")
     for mode in (["eager", "compiled"] if args.compile else ["eager"]):

@@ -17,7 +17,7 @@ from graphc.amp.rules import AUTOCAST_RULES, FP32, LOWER, PROMOTE, UNLISTED, UNS
 from graphc.ir.primitive import PRIMITIVES
 from graphc.passes.decompositions import COMPOSITES
 
-LOW = getattr(graphc, "bfloat16", graphc.float16)  # the CPU autocast default once graphc has bfloat16
+LOW = graphc.bfloat16  # the CPU autocast default
 LOW_NAME = LOW.name if hasattr(LOW, "name") else str(LOW)
 EPS = {"bfloat16": 2.0 ** -7, "float16": 2.0 ** -10}[LOW_NAME]  # the format's machine epsilon
 

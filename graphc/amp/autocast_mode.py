@@ -32,14 +32,13 @@ DEVICE_TYPES = ("cpu", "cuda")
 
 
 def _lower_dtypes() -> tuple:
-    """The dtypes autocast may run ops in (bfloat16 once graphc has it)."""
-    bf16 = getattr(dt, "bfloat16", None)
-    return (dt.float16,) if bf16 is None else (dt.float16, bf16)
+    """The dtypes autocast may run ops in."""
+    return (dt.float16, dt.bfloat16)
 
 
 def _default_dtype(device_type: str):
     # PyTorch's defaults: bfloat16 on the CPU, float16 on cuda
-    return getattr(dt, "bfloat16", dt.float16) if device_type == "cpu" else dt.float16
+    return dt.bfloat16 if device_type == "cpu" else dt.float16
 
 
 class _State(threading.local):

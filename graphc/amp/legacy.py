@@ -53,7 +53,7 @@ def _module(device: str, default_dtype) -> types.ModuleType:
 
 
 cuda_amp = _module("cuda", dt.float16)
-cpu_amp = _module("cpu", getattr(dt, "bfloat16", dt.float16))
+cpu_amp = _module("cpu", dt.bfloat16)
 
 
 # ---- the per-device state functions PyTorch deprecated for the device_type-taking ones ----------
