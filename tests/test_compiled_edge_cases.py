@@ -87,6 +87,8 @@ EXTRA = {
 }
 
 NOT_EXERCISED = {
+    "collective": "it exchanges data between processes: tests/distributed/checks.py compiles whole training "
+                  "steps through DistributedDataParallel (its collective nodes) under mpiexec, 2 and 3 processes",
     "fused": "fusion groups are made by the fusion pass, never traced from user code; every case with "
              "two pointwise ops in a row runs one",
 }
