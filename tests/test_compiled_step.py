@@ -254,3 +254,41 @@ def test_outputs_computed_under_no_grad_in_one_fused_kernel_stay_distinct():
     outs = graphc.compile(f)(*xs, k)
     for x, o in zip(xs, outs):
         np.testing.assert_allclose(o.numpy(), x.detach().numpy() * 1.5, rtol=1e-6)
+
+
+def test_adam_lerp_branch_follows_beta1_with_a_guard():
+    """A traced Adam update computes one of lerp's two formulas (the one PyTorch picks for the
+    current beta1); a scheduler moving beta1 across 0.5 recompiles, saying why, and stays equal
+    to eager."""
+    torch = graphc
+
+    def run(compiled):
+        torch.manual_seed(0)
+        model = nn.Sequential(nn.Linear(5, 7), nn.Tanh(), nn.Linear(7, 3))
+        opt = torch.optim.Adam(model.parameters(), lr=0.05)
+
+        def step(x, y):
+            opt.zero_grad()
+            loss = F.cross_entropy(model(x), y)
+            loss.backward()
+            opt.step()
+            return loss.detach()
+
+        fn = torch.compile(step, fullgraph=True) if compiled else step
+        x, y = torch.randn(8, 5), torch.randint(0, 3, (8,))
+        losses = []
+        for i in range(6):
+            if i == 3:
+                opt.param_groups[0]["betas"] = (0.3, 0.999)  # lerp weight 0.7: the other formula
+            losses.append(float(fn(x, y)))
+        return losses, [p.detach().numpy().copy() for p in model.parameters()], fn
+
+    want, want_params, _ = run(False)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        got, got_params, fn = run(True)
+    np.testing.assert_allclose(got, want, rtol=1e-6)
+    for g, w in zip(got_params, want_params):
+        np.testing.assert_allclose(g, w, rtol=1e-5, atol=1e-7)
+    assert fn.recompiles == 2  # the optimizer state's creation, then beta1's branch
+    assert any("betas[0] moved across a branch" in h for h in fn.history), fn.history

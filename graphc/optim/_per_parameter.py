@@ -78,14 +78,14 @@ def clip(x, low: float, high: float):
     return x.clamp(low, high) if isinstance(x, Tensor) else np.clip(x, low, high)
 
 
-def _lerp(start, end, weight):
-    """``start.lerp(end, weight)`` with PyTorch's formula (exact at both ends)."""
+def _lerp(start, end, weight, small: bool | None = None):
+    """``start.lerp(end, weight)`` with PyTorch's formula (exact at both ends). ``small``: whether
+    |weight| < 0.5, given by the caller for a weight that is a graph input (``tx.hyper_test``
+    reads it and guards the choice, so a traced update computes one formula, not both)."""
     diff = end - start
-    if isinstance(weight, Tensor):  # a hyperparameter read as a graph input
-        return where(absolute(weight) < 0.5, start + weight * diff, end - diff * (1 - weight))
-    if abs(weight) < 0.5:
-        return start + weight * diff
-    return end - diff * (1 - weight)
+    if small is None:
+        small = abs(weight) < 0.5
+    return start + weight * diff if small else end - diff * (1 - weight)
 
 
 def _decayed_square(avg: np.ndarray, x: np.ndarray, decay: float) -> np.ndarray:

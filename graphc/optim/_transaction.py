@@ -15,7 +15,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import threading
-from typing import TYPE_CHECKING, Iterator
+from typing import TYPE_CHECKING, Callable, Iterator
 
 import numpy as np
 
@@ -175,6 +175,16 @@ class _Transaction:
             return self.handler.hyperparameter(functools.partial(_hyper_value, group, key, index),
                                                key if index is None else f"{key}[{index}]", (id(group), key, index))
         return _hyper_value(group, key, index)
+
+    def hyper_test(self, group: dict, key: str, index: int | None, test: Callable[[float], bool]) -> bool:
+        """``test`` of a hyperparameter's current value, for an update that branches on it. When
+        tracing, the graph holds only the branch taken: a guard recompiles if a scheduler flips it."""
+        result = bool(test(_hyper_value(group, key, index)))
+        if self.tensors:
+            name = key if index is None else f"{key}[{index}]"
+            self.handler.guard(lambda: None if bool(test(_hyper_value(group, key, index))) == result else
+                               f"the optimizer's {name} moved across a branch of its update")
+        return result
 
     def param(self, p: Tensor):
         """``p``'s value for the update (checked: only floating-point parameters are optimized)."""

@@ -10,13 +10,19 @@ from .optimizer import _check_hyperparameters
 __all__ = ["Adam", "AdamW"]
 
 
-def _adam_moments(tx: _Transaction, state: dict, grad, beta1, beta2) -> tuple:
+def _adam_moments(tx: _Transaction, group: dict, state: dict, grad, beta1, beta2) -> tuple:
     """Adam's first and second moment estimates (``exp_avg``, ``exp_avg_sq``), staged and returned."""
-    exp_avg = _lerp(tx.read(state["exp_avg"]), grad, 1 - beta1)
+    exp_avg = _lerp(tx.read(state["exp_avg"]), grad, 1 - beta1, small=_small_lerp_weight(tx, group))
     exp_avg_sq = _decayed_square(tx.read(state["exp_avg_sq"]), grad, beta2)
     tx.write(state["exp_avg"], exp_avg)
     tx.write(state["exp_avg_sq"], exp_avg_sq)
     return exp_avg, exp_avg_sq
+
+
+def _small_lerp_weight(tx: _Transaction, group: dict) -> bool:
+    """Whether ``1 - beta1`` (the first moment's lerp weight) is below 0.5: which of lerp's two
+    formulas PyTorch uses."""
+    return tx.hyper_test(group, "betas", 0, lambda b: abs(1 - b) < 0.5)
 
 
 class Adam(_PerParameterOptimizer):
@@ -78,7 +84,7 @@ class Adam(_PerParameterOptimizer):
         beta1, beta2 = tx.hyper(group, "betas", 0), tx.hyper(group, "betas", 1)
         lr = tx.hyper(group, "lr")
         param, grad = _weight_decay(tx, group, param, grad, group["decoupled_weight_decay"])
-        exp_avg, exp_avg_sq = _adam_moments(tx, state, grad, beta1, beta2)
+        exp_avg, exp_avg_sq = _adam_moments(tx, group, state, grad, beta1, beta2)
         if group["amsgrad"]:
             exp_avg_sq = maximum(tx.read(state["max_exp_avg_sq"]), exp_avg_sq)
             tx.write(state["max_exp_avg_sq"], exp_avg_sq)

@@ -1,6 +1,7 @@
 """Adamax (Adam with the infinity norm), as ``torch.optim.Adamax``."""
 from __future__ import annotations
 
+from .adam import _small_lerp_weight
 from ._per_parameter import (absolute, _lerp, maximum, _PerParameterOptimizer, _scalar_tensor, _weight_decay,
                              _zeros_like)
 from .optimizer import _check_hyperparameters
@@ -38,7 +39,7 @@ class Adamax(_PerParameterOptimizer):
         state, step = self._counted_state(tx, group, p)
         beta1, beta2 = tx.hyper(group, "betas", 0), tx.hyper(group, "betas", 1)
         param, grad = _weight_decay(tx, group, param, grad)
-        exp_avg = _lerp(tx.read(state["exp_avg"]), grad, 1 - beta1)
+        exp_avg = _lerp(tx.read(state["exp_avg"]), grad, 1 - beta1, small=_small_lerp_weight(tx, group))
         exp_inf = maximum(tx.read(state["exp_inf"]) * beta2, absolute(grad) + group["eps"])
         tx.write(state["exp_avg"], exp_avg)
         tx.write(state["exp_inf"], exp_inf)

@@ -53,7 +53,7 @@ class NAdam(_PerParameterOptimizer):
         tx.write(state["mu_product"], mu_product)
         if not tx.tensors:
             mu_product = float(mu_product)
-        exp_avg, exp_avg_sq = _adam_moments(tx, state, grad, beta1, beta2)
+        exp_avg, exp_avg_sq = _adam_moments(tx, group, state, grad, beta1, beta2)
         denom = sqrt(exp_avg_sq / bias_correction2) + group["eps"]
         mu_product_next = mu_product * mu_next
         param = param + (-lr * (1.0 - mu) / (1.0 - mu_product)) * grad / denom

@@ -38,7 +38,7 @@ class RAdam(_PerParameterOptimizer):
         beta1, beta2 = tx.hyper(group, "betas", 0), tx.hyper(group, "betas", 1)
         lr = tx.hyper(group, "lr")
         param, grad = _weight_decay(tx, group, param, grad, group["decoupled_weight_decay"])
-        exp_avg, exp_avg_sq = _adam_moments(tx, state, grad, beta1, beta2)
+        exp_avg, exp_avg_sq = _adam_moments(tx, group, state, grad, beta1, beta2)
         bias_correction2 = 1 - beta2 ** step
         bias_corrected_exp_avg = exp_avg / (1 - beta1 ** step)
         rho_inf = 2 / (1 - beta2) - 1
