@@ -2,7 +2,6 @@
 detection, activation checkpointing, and a few tensor helpers), composed from graphc ops so autograd works through them."""
 from __future__ import annotations
 
-import contextlib
 import os
 import warnings
 import numpy as np

@@ -200,16 +200,21 @@ def test_a_newer_format_version_is_refused(tmp_path):
         torch.jit.load(path)
 
 
+def _forged(path, ir: str):
+    """A program file holding ``ir`` with no weights, its digest recomputed (as an attacker could)."""
+    from graphc.jit import _digest
+    desc = json.dumps({"bindings": {}, "outputs": {"tensor": 0}, "mutations": [], "parameters": [], "state": []})
+    meta = {"format": "graphc.jit", "format_version": "1", "ir": ir, "program": desc, "sha256": _digest(ir, desc, {})}
+    path.write_bytes(safetensors.save({}, meta))
+    return path
+
+
 def test_a_file_with_a_valid_digest_but_code_in_it_is_parsed_not_run(tmp_path):
     """Even a file whose digest was recomputed can't run code: the IR is only parsed."""
-    from graphc.jit import _digest
     marker = tmp_path / "ran"
     ir = ('graph evil(%x0: f32[2]) {\n  %0: f32[2] = __import__("os").system("touch ' + str(marker) + '")\n'
           '  return %0\n}\n')
-    desc = json.dumps({"bindings": {}, "outputs": {"tensor": 0}, "mutations": [], "parameters": [], "state": []})
-    meta = {"format": "graphc.jit", "format_version": "1", "ir": ir, "program": desc, "sha256": _digest(ir, desc, {})}
-    path = tmp_path / "evil.pt"
-    path.write_bytes(safetensors.save({}, meta))
+    path = _forged(tmp_path / "evil.pt", ir)
     with pytest.raises(torch.jit.ProgramFileError, match="does not parse"):
         torch.jit.load(path)
     assert not marker.exists()
@@ -218,27 +223,19 @@ def test_a_file_with_a_valid_digest_but_code_in_it_is_parsed_not_run(tmp_path):
 def test_a_comment_cannot_smuggle_a_line_into_generated_code(tmp_path):
     """A node's trailing comment (its source location) is copied into generated code's comments;
     Python also ends a line at \\r, so the IR's comments stop there."""
-    from graphc.jit import _digest
     marker = tmp_path / "ran"
     ir = ('graph evil(%x0: f32[2]) {\n  %0: f32[2] = relu(%x0)  # model.py:1\r__import__("os").system("touch '
           + str(marker) + '")\n  return %0\n}\n')
-    desc = json.dumps({"bindings": {}, "outputs": {"tensor": 0}, "mutations": [], "parameters": [], "state": []})
-    meta = {"format": "graphc.jit", "format_version": "1", "ir": ir, "program": desc, "sha256": _digest(ir, desc, {})}
-    path = tmp_path / "evil.pt"
-    path.write_bytes(safetensors.save({}, meta))
+    path = _forged(tmp_path / "evil.pt", ir)
     with pytest.raises(torch.jit.ProgramFileError, match="does not parse"):
         torch.jit.load(path)
     assert not marker.exists()
 
 
 def test_an_ir_naming_an_unknown_composite_is_refused_at_load(tmp_path):
-    from graphc.jit import _digest
     ir = ('graph odd(%x0: f32[2]) {\n  %0: f32[2] = composite(%x0) name="no_such_op" layout=[["t",0]]\n'
           '  return %0\n}\n')
-    desc = json.dumps({"bindings": {}, "outputs": {"tensor": 0}, "mutations": [], "parameters": [], "state": []})
-    meta = {"format": "graphc.jit", "format_version": "1", "ir": ir, "program": desc, "sha256": _digest(ir, desc, {})}
-    path = tmp_path / "odd.pt"
-    path.write_bytes(safetensors.save({}, meta))
+    path = _forged(tmp_path / "odd.pt", ir)
     with pytest.raises(torch.jit.ProgramFileError, match="no_such_op"):
         torch.jit.load(path)
 

@@ -481,7 +481,6 @@ class CompiledFunction:
                     return self._graph_break(entry, GraphBreak(reason))
                 trace.mutations[id(t)] = (t, sym._value)
         g = trace.graph
-        n_user_inputs = len(leaves)
         # a gradient read only to test it for None (zero_grad) is no input
         for k in [k for k, (v, _) in trace.lifted.items()
                   if v.role == "grad" and not v.users and all(o is not v for o in out_values)]:

@@ -9,7 +9,6 @@ from ...autograd.grad_mode import no_grad
 from ...dispatch import current as _dispatch
 from ... import creation
 from ...shape_ops import cat
-from .. import functional as F
 from .module import Module
 from .normalization import _BatchNorm
 
