@@ -174,14 +174,23 @@ def _run(group: ProcessGroup | None, start: Callable[[Any], tuple], async_op: bo
 
 
 def _collective(fn: Callable) -> Callable:
-    """A public collective: inside ``graphc.compile`` it breaks the graph (it exchanges data with
-    other processes, which a traced graph cannot do), before it touches any tensor's values; on a
-    rank outside its ``group`` it does nothing, with PyTorch's warning."""
+    """A public collective: inside ``graphc.compile``, a blocking ``all_reduce`` or ``broadcast``
+    becomes a node of the graph (``in_graph``); the others break the graph (a traced graph holds
+    no work handles, lists or point-to-point exchanges), before they touch any tensor's values.
+    On a rank outside its ``group`` it does nothing, with PyTorch's warning."""
     signature = inspect.signature(fn)
 
     @functools.wraps(fn)
     def run(*args, **kwargs):
-        _dispatch().eager_only(f"torch.distributed.{fn.__name__} runs eagerly (it exchanges data with other processes)")
+        handler = _dispatch()
+        if handler.functional:
+            from .in_graph import IN_GRAPH
+            bound = signature.bind(*args, **kwargs).arguments
+            traced = IN_GRAPH.get(fn.__name__)
+            if traced is not None and not bound.pop("async_op", False) \
+                    and bound.get("group") is not GroupMember.NON_GROUP_MEMBER:
+                return traced(**bound)
+        handler.eager_only(f"torch.distributed.{fn.__name__} runs eagerly (it exchanges data with other processes)")
         if signature.bind_partial(*args, **kwargs).arguments.get("group") is GroupMember.NON_GROUP_MEMBER:
             warnings.warn(f"Running {fn.__name__} on global rank {default_group().rank()} which does not belong to "
                           "the given group.", stacklevel=2)

@@ -368,6 +368,29 @@ def check_compiled_whole_step():
     """A training step through DistributedDataParallel compiles into one graph (fullgraph=True):
     the gradient averages (and the buffers' broadcast) are collective nodes; 4 steps equal one
     process on the whole batch. Compiling the wrapper alone breaks the graph, saying why."""
+    # blocking all_reduce and broadcast are nodes of a compiled graph, as the user calls them
+    xs = inputs((3,))
+
+    @torch.compile(fullgraph=True)
+    def exchange(t):
+        u = t * 2
+        dist.all_reduce(u)
+        v = t + float(RANK)
+        dist.broadcast(v, src=WORLD - 1)
+        return u, v
+
+    for _ in range(2):
+        u, v = exchange(torch.from_numpy(xs[RANK].copy()))
+        close(u, 2 * np.sum(xs, 0))
+        close(v, xs[WORLD - 1] + (WORLD - 1))
+    # the other collectives (work handles, lists) break the graph, naming themselves
+    try:
+        torch.compile(lambda t: dist.all_gather([torch.zeros(3) for _ in range(WORLD)], t), fullgraph=True)(
+            torch.ones(3))
+    except torch.GraphBreakError as e:
+        assert "all_gather" in str(e)
+    else:
+        raise AssertionError("all_gather compiled into a graph")
     # (Adam on the MLP: on the CNN it would turn the conv bias's gradient, zero up to rounding
     # before BatchNorm, into full-size steps of rounding noise)
     # (the reference: one process on the whole batch, with plain BatchNorm)

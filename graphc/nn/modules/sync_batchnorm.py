@@ -6,7 +6,6 @@ from typing import Any
 
 from ...autograd.function import Function
 from ...autograd.grad_mode import no_grad
-from ...dispatch import current as _dispatch
 from ... import creation
 from ...shape_ops import cat
 from .module import Module
@@ -22,12 +21,7 @@ def _summed(parts: list, group: Any):
     """The concatenation of ``parts`` (1-D tensors), summed over the ranks, split back (in a traced
     training step, the sum is a collective node of its graph)."""
     flat = cat(parts).contiguous()
-    if _dispatch().functional:
-        from graphc.distributed import in_graph
-        from graphc.distributed.process_group import default_group
-        flat = in_graph.all_reduce_node(flat, "sum", default_group(group))
-    else:
-        _dist().all_reduce(flat, group=group)
+    _dist().all_reduce(flat, group=group)
     sizes = [p.shape[0] for p in parts]
     return flat.split(sizes)
 

@@ -34,11 +34,6 @@ def _dist():
     return distributed
 
 
-def _in_graph():
-    from graphc.distributed import in_graph
-    return in_graph
-
-
 def _broadcast_coalesced(tensors: list, group: Any) -> None:
     """``tensors`` (any dtypes) from the group's first rank, as one broadcast of their bytes."""
     if not tensors:
@@ -84,7 +79,8 @@ class _Bucket:
             with grad_mode.no_grad():
                 parts = [(zeros(p.shape, dtype=p.dtype) if p.grad is None else p.grad).reshape(-1)
                          for p in self.params]
-                self.flat = _in_graph().all_reduce_node(cat(parts) if len(parts) > 1 else parts[0], "avg", group)
+                self.flat = cat(parts) if len(parts) > 1 else parts[0].clone()
+            _dist().all_reduce(self.flat, op=_dist().ReduceOp.AVG, group=group)  # a node of the traced graph
             self.work = None
             return
         parts = [np.zeros(p.shape, p.dtype.np).reshape(-1) if p.grad is None
@@ -207,9 +203,8 @@ class DistributedDataParallel(Module):
         if self.broadcast_buffers:
             buffers = [b for b in self.module.buffers()]
             if buffers and tracing:
-                with grad_mode.no_grad():
-                    for b in buffers:
-                        b.copy_(_in_graph().broadcast_node(b, 0, self.process_group))
+                for b in buffers:  # nodes of the traced graph
+                    _dist().broadcast(b, group=self.process_group, group_src=0)
             elif buffers:
                 _broadcast_coalesced(buffers, self.process_group)
         sync = grad_mode.is_grad_enabled() and self.require_backward_grad_sync
