@@ -247,6 +247,14 @@ def test_event_transforms():
     _close(cdf(t([0.0])), [0.5])
 
 
+def test_parameterless_transforms_are_equal_and_hash_alike():
+    assert T.ExpTransform() == T.ExpTransform()
+    assert len({T.ExpTransform(), T.ExpTransform()}) == 1
+    assert T.ExpTransform() != T.SigmoidTransform()
+    assert len({T.ExpTransform(), T.SigmoidTransform(), T.TanhTransform(), T.SoftplusTransform(),
+                T.AbsTransform(), T.SoftmaxTransform(), T.LowerCholeskyTransform()}) == 7
+
+
 def test_transformed_distribution_log_prob_and_samples():
     base = Normal(t([0.0, 1.0]), t([1.0, 0.5]))
     td = TransformedDistribution(base, [T.AffineTransform(2.0, 3.0), T.ExpTransform()])

@@ -288,13 +288,18 @@ class ReshapeTransform(Transform):
         return tuple(shape[:len(shape) - len(self.out_shape)]) + tuple(self.in_shape)
 
 
-class ExpTransform(Transform):
-    domain, codomain, bijective, sign = constraints.real, constraints.positive, True, 1
+class _ParameterlessTransform(Transform):
+    """A transform without parameters: every instance of one type is equal (and hashes alike)."""
 
     def __eq__(self, other) -> bool:
-        return isinstance(other, ExpTransform)
+        return type(other) is type(self)
 
-    __hash__ = Transform.__hash__
+    def __hash__(self) -> int:
+        return hash(type(self))
+
+
+class ExpTransform(_ParameterlessTransform):
+    domain, codomain, bijective, sign = constraints.real, constraints.positive, True, 1
 
     def _call(self, x):
         return x.exp()
@@ -332,13 +337,8 @@ class PowerTransform(Transform):
         return (self.exponent * y / x).abs().log()
 
 
-class SigmoidTransform(Transform):
+class SigmoidTransform(_ParameterlessTransform):
     domain, codomain, bijective, sign = constraints.real, constraints.unit_interval, True, 1
-
-    def __eq__(self, other) -> bool:
-        return isinstance(other, SigmoidTransform)
-
-    __hash__ = Transform.__hash__
 
     def _call(self, x):
         finfo = graphc.finfo(x.dtype)
@@ -353,13 +353,8 @@ class SigmoidTransform(Transform):
         return -F.softplus(-x) - F.softplus(x)
 
 
-class TanhTransform(Transform):
+class TanhTransform(_ParameterlessTransform):
     domain, codomain, bijective, sign = constraints.real, constraints.interval(-1.0, 1.0), True, 1
-
-    def __eq__(self, other) -> bool:
-        return isinstance(other, TanhTransform)
-
-    __hash__ = Transform.__hash__
 
     def _call(self, x):
         return x.tanh()
@@ -371,13 +366,8 @@ class TanhTransform(Transform):
         return 2.0 * (math.log(2.0) - x - F.softplus(-2.0 * x))  # log(1 - tanh(x)^2), stably
 
 
-class SoftplusTransform(Transform):
+class SoftplusTransform(_ParameterlessTransform):
     domain, codomain, bijective, sign = constraints.real, constraints.positive, True, 1
-
-    def __eq__(self, other) -> bool:
-        return isinstance(other, SoftplusTransform)
-
-    __hash__ = Transform.__hash__
 
     def _call(self, x):
         return F.softplus(x)
@@ -389,13 +379,8 @@ class SoftplusTransform(Transform):
         return -F.softplus(-x)
 
 
-class AbsTransform(Transform):
+class AbsTransform(_ParameterlessTransform):
     domain, codomain = constraints.real, constraints.positive
-
-    def __eq__(self, other) -> bool:
-        return isinstance(other, AbsTransform)
-
-    __hash__ = Transform.__hash__
 
     def _call(self, x):
         return x.abs()
@@ -455,14 +440,9 @@ class AffineTransform(Transform):
     inverse_shape = forward_shape
 
 
-class SoftmaxTransform(Transform):
+class SoftmaxTransform(_ParameterlessTransform):
     """Unconstrained vectors to the simplex (not bijective: the inverse is defined up to a constant)."""
     domain, codomain = constraints.real_vector, constraints.simplex
-
-    def __eq__(self, other) -> bool:
-        return isinstance(other, SoftmaxTransform)
-
-    __hash__ = Transform.__hash__
 
     def _call(self, x):
         logprobs = x
@@ -473,14 +453,9 @@ class SoftmaxTransform(Transform):
         return y.log()
 
 
-class LowerCholeskyTransform(Transform):
+class LowerCholeskyTransform(_ParameterlessTransform):
     """Unconstrained square matrices to lower-triangular ones with a positive diagonal."""
     domain, codomain = constraints.independent(constraints.real, 2), constraints.lower_cholesky
-
-    def __eq__(self, other) -> bool:
-        return isinstance(other, LowerCholeskyTransform)
-
-    __hash__ = Transform.__hash__
 
     def _call(self, x):
         return x.tril(-1) + x.diagonal(dim1=-2, dim2=-1).exp().diag_embed()
