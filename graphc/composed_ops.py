@@ -381,14 +381,15 @@ lcm = _host_binary(np.lcm, "lcm", True)
 nextafter = _host_binary(np.nextafter, "nextafter", False)
 
 
+_frexp_result = math_ops._return_type("frexp", ["mantissa", "exponent"])
+
+
 def frexp(input, *, out=None):
     """Mantissa in [0.5, 1) and integer exponent, with input = mantissa * 2**exponent."""
-    from .math_ops import _return_type
     if not input.dtype.is_floating_point:
         raise RuntimeError("torch.frexp() only supports floating-point dtypes")
     m, e = np.frexp(host_array(input._data))
-    return _return_type("frexp", ["mantissa", "exponent"])(device_tensor(m, input),
-                                                           device_tensor(e.astype(np.int32), input))
+    return _frexp_result(device_tensor(m, input), device_tensor(e.astype(np.int32), input))
 
 
 # ---- sampling ---------------------------------------------------------------------------------

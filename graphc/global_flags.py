@@ -39,7 +39,7 @@ def get_device(input) -> int:
     return input.get_device()
 
 
-_settings = {"matmul_precision": "highest", "debug_mode": 0, "warn_always": False}
+_settings = {"matmul_precision": "highest", "warn_always": False}
 
 
 def set_float32_matmul_precision(precision: str) -> None:
@@ -55,12 +55,15 @@ def get_float32_matmul_precision() -> str:
 
 def set_deterministic_debug_mode(debug_mode) -> None:
     modes = {"default": 0, "warn": 1, "error": 2}
-    _settings["debug_mode"] = modes[debug_mode] if isinstance(debug_mode, str) else int(debug_mode)
-    compat_extras.use_deterministic_algorithms(_settings["debug_mode"] > 0, warn_only=_settings["debug_mode"] == 1)
+    mode = modes[debug_mode] if isinstance(debug_mode, str) else int(debug_mode)
+    compat_extras.use_deterministic_algorithms(mode > 0, warn_only=mode == 1)
 
 
 def get_deterministic_debug_mode() -> int:
-    return _settings["debug_mode"]
+    """0, 1 (warn) or 2 (error), read from the one deterministic-algorithms setting."""
+    if not compat_extras.are_deterministic_algorithms_enabled():
+        return 0
+    return 1 if compat_extras.is_deterministic_algorithms_warn_only_enabled() else 2
 
 
 def set_warn_always(b: bool) -> None:

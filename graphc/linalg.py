@@ -42,6 +42,7 @@ _slogdet_result = _namedtuple("linalg_slogdet", ["sign", "logabsdet"])
 _qr_result = _namedtuple("linalg_qr", ["Q", "R"])
 _svd_result = _namedtuple("linalg_svd", ["U", "S", "Vh"])
 _eigh_result = _namedtuple("linalg_eigh", ["eigenvalues", "eigenvectors"])
+_solve_ex_result = _namedtuple("linalg_solve_ex", ["result", "info"])
 _inv_ex_result = _namedtuple("linalg_inv_ex", ["inverse", "info"])
 _cholesky_ex_result = _namedtuple("linalg_cholesky_ex", ["L", "info"])
 
@@ -306,7 +307,7 @@ def solve_ex(A: Tensor, B: Tensor, *, left: bool = True, check_errors: bool = Fa
     """solve, and ``info`` (0: solved); a singular A raises, as with ``check_errors=True``."""
     x = solve(A, B, left=left, out=out)
     info = device_tensor(_np.zeros(tuple(A.shape[:-2]), dtype=_np.int32), A)
-    return _namedtuple("linalg_solve_ex", ["result", "info"])(x, info)
+    return _solve_ex_result(x, info)
 
 
 def tensorinv(A: Tensor, ind: int = 2, *, out=None) -> Tensor:
@@ -332,7 +333,6 @@ def cond(A: Tensor, p=None, *, out=None) -> Tensor:
     if p in (None, 2, -2):
         s = svdvals(A)
         r = s[..., 0] / s[..., -1] if p != -2 else s[..., -1] / s[..., 0]
-        return r if out is None else out.copy_(r)
-    r = matrix_norm(A, p) * matrix_norm(inv(A), p)
-    return r if out is None else out.copy_(r)
+        return _write_out(out, r)
+    return _write_out(out, matrix_norm(A, p) * matrix_norm(inv(A), p))
 

@@ -361,8 +361,11 @@ def test_optimizer_overflow_is_silent():
 def test_reproducibility_and_thread_switches():
     torch.use_deterministic_algorithms(True)
     assert torch.are_deterministic_algorithms_enabled()
+    assert torch.get_deterministic_debug_mode() == 2  # one setting behind both spellings, as PyTorch's
+    torch.set_deterministic_debug_mode("warn")
+    assert torch.is_deterministic_algorithms_warn_only_enabled() and torch.get_deterministic_debug_mode() == 1
     torch.use_deterministic_algorithms(False)
-    assert not torch.are_deterministic_algorithms_enabled()
+    assert not torch.are_deterministic_algorithms_enabled() and torch.get_deterministic_debug_mode() == 0
     n = torch.get_num_threads()
     torch.set_num_threads(2)
     assert torch.get_num_threads() == 2
