@@ -32,11 +32,6 @@ class _LocScale(Distribution):
         self.loc, self.scale = _broadcast_all(loc, scale)
         super().__init__(() if _all_numbers(loc, scale) else self.loc.size(), validate_args=validate_args)
 
-    def _checked(self, value):
-        if self._validate_args:
-            self._validate_sample(value)
-        return value
-
 
 class Cauchy(_LocScale):
     @property
@@ -124,8 +119,7 @@ class HalfNormal(Distribution):
         return (graphc.randn(shape, dtype=self.scale.dtype, device=self.scale.device) * self.scale).abs()
 
     def log_prob(self, value):
-        if self._validate_args:
-            self._validate_sample(value)
+        self._checked(value)
         z = value / self.scale
         lp = math.log(2) - 0.5 * math.log(2 * math.pi) - self.scale.log() - 0.5 * z * z
         return graphc.where(value >= 0, lp, -math.inf)
@@ -164,8 +158,7 @@ class HalfCauchy(Distribution):
         return (self.scale * graphc.tan(math.pi * (u - 0.5))).abs()
 
     def log_prob(self, value):
-        if self._validate_args:
-            self._validate_sample(value)
+        self._checked(value)
         z = value / self.scale
         lp = math.log(2 / math.pi) - self.scale.log() - graphc.log1p(z * z)
         return graphc.where(value >= 0, lp, -math.inf)
@@ -207,8 +200,7 @@ class StudentT(Distribution):
         return self.loc + self.scale * z * graphc.rsqrt(g / self.df)
 
     def log_prob(self, value):
-        if self._validate_args:
-            self._validate_sample(value)
+        self._checked(value)
         y = (value - self.loc) / self.scale
         df = self.df
         z = (self.scale.log() + 0.5 * df.log() + 0.5 * math.log(math.pi) + graphc.lgamma(0.5 * df)
@@ -250,8 +242,7 @@ class Weibull(Distribution):
         return self.scale * (-graphc.log1p(-u)) ** self.concentration.reciprocal()
 
     def log_prob(self, value):
-        if self._validate_args:
-            self._validate_sample(value)
+        self._checked(value)
         k, lam = self.concentration, self.scale
         z = value / lam
         return (k / lam).log() + (k - 1) * z.log() - z ** k
@@ -295,8 +286,7 @@ class Pareto(Distribution):
         return self.scale * u.pow(-self.alpha.reciprocal())
 
     def log_prob(self, value):
-        if self._validate_args:
-            self._validate_sample(value)
+        self._checked(value)
         return self.alpha.log() + self.alpha * self.scale.log() - (self.alpha + 1) * value.log()
 
     def cdf(self, value):
@@ -336,8 +326,7 @@ class InverseGamma(Distribution):
         return self._gamma.rsample(sample_shape).reciprocal()
 
     def log_prob(self, value):
-        if self._validate_args:
-            self._validate_sample(value)
+        self._checked(value)
         return self._gamma.log_prob(value.reciprocal()) - 2 * value.log()
 
     def entropy(self):

@@ -30,8 +30,7 @@ class Dirichlet(Distribution):
         return x.clamp(min=graphc.finfo(x.dtype).tiny, max=1 - graphc.finfo(x.dtype).eps)
 
     def log_prob(self, value):
-        if self._validate_args:
-            self._validate_sample(value)
+        self._checked(value)
         c = self.concentration
         return graphc.xlogy(c - 1.0, value).sum(-1) + graphc.lgamma(c.sum(-1)) - graphc.lgamma(c).sum(-1)
 
@@ -91,8 +90,7 @@ class Beta(Distribution):
         return self._dirichlet.rsample(sample_shape).select(-1, 0)
 
     def log_prob(self, value):
-        if self._validate_args:
-            self._validate_sample(value)
+        self._checked(value)
         heads_tails = graphc.stack([value, 1.0 - value], -1)
         return self._dirichlet.log_prob(heads_tails)
 

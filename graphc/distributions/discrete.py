@@ -64,8 +64,7 @@ class Geometric(_ProbsOrLogits):
         return _host_draw(self.probs, shape, lambda rng, s: rng.geometric(_host(self.probs, s)) - 1)
 
     def log_prob(self, value):
-        if self._validate_args:
-            self._validate_sample(value)
+        self._checked(value)
         value, probs = _broadcast_all(value, self.probs)
         probs = graphc.where((probs == 1) & (value == 0), graphc.zeros_like(probs), probs)  # 0 * log(0) = 0
         return value * graphc.log1p(-probs.clamp(max=1 - graphc.finfo(probs.dtype).eps)) + self.probs.log()
@@ -105,8 +104,7 @@ class NegativeBinomial(_ProbsOrLogits):
             _host(self.total_count, s), 1 - _host(self.probs, s)))
 
     def log_prob(self, value):
-        if self._validate_args:
-            self._validate_sample(value)
+        self._checked(value)
         r, logits = self.total_count, self.logits
         log_unnormalized = r * F.logsigmoid(-logits) + value * F.logsigmoid(logits)
         log_normalization = -graphc.lgamma(r + value) + graphc.lgamma(1.0 + value) + graphc.lgamma(r)
@@ -140,8 +138,7 @@ class OneHotCategorical(Distribution):
         return F.one_hot(idx, self._event_shape[0]).to(self._categorical.probs.dtype)
 
     def log_prob(self, value):
-        if self._validate_args:
-            self._validate_sample(value)
+        self._checked(value)
         return self._categorical.log_prob(value.max(-1)[1])
 
     def entropy(self):
@@ -197,8 +194,7 @@ class Multinomial(Distribution):
         return _host_draw(self.probs, shape, lambda rng, s: rng.multinomial(self.total_count, p, size=s[:-1]))
 
     def log_prob(self, value):
-        if self._validate_args:
-            self._validate_sample(value)
+        self._checked(value)
         logits, value = graphc.broadcast_tensors(self.logits, value)
         log_factorial_n = graphc.lgamma(value.sum(-1) + 1)
         log_factorial_xs = graphc.lgamma(value + 1).sum(-1)

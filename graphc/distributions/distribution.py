@@ -113,6 +113,12 @@ class Distribution:
                 f"the support ({support!r}) of the distribution {self!r}, but found invalid values:\n"
                 f"{_shown(value)}")
 
+    def _checked(self, value):
+        """``value``, validated as a ``log_prob``/``cdf`` argument when validation is on."""
+        if self._validate_args:
+            self._validate_sample(value)
+        return value
+
     def sample(self, sample_shape=()):
         with graphc.no_grad():
             return self.rsample(sample_shape)

@@ -41,13 +41,11 @@ class Exponential(Distribution):
         return _host_draw(self.rate, shape, lambda rng, s: rng.standard_exponential(s)) / self.rate
 
     def log_prob(self, value):
-        if self._validate_args:
-            self._validate_sample(value)
+        self._checked(value)
         return self.rate.log() - self.rate * value
 
     def cdf(self, value):
-        if self._validate_args:
-            self._validate_sample(value)
+        self._checked(value)
         return 1 - graphc.exp(-self.rate * value)
 
     def icdf(self, value):
@@ -89,13 +87,11 @@ class Laplace(Distribution):
         return self.loc - self.scale * u.sign() * graphc.log1p(-u.abs())
 
     def log_prob(self, value):
-        if self._validate_args:
-            self._validate_sample(value)
+        self._checked(value)
         return -graphc.log(2 * self.scale) - graphc.abs(value - self.loc) / self.scale
 
     def cdf(self, value):
-        if self._validate_args:
-            self._validate_sample(value)
+        self._checked(value)
         return 0.5 - 0.5 * (value - self.loc).sign() * graphc.expm1(-(value - self.loc).abs() / self.scale)
 
     def icdf(self, value):

@@ -70,8 +70,7 @@ class Gamma(Distribution):
 
     def log_prob(self, value):
         value = graphc.as_tensor(value, dtype=self.rate.dtype)
-        if self._validate_args:
-            self._validate_sample(value)
+        self._checked(value)
         c, r = self.concentration, self.rate
         return graphc.xlogy(c, r) + graphc.xlogy(c - 1, value) - r * value - graphc.lgamma(c)
 

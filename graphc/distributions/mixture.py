@@ -74,8 +74,7 @@ class MixtureSameFamily(Distribution):
         return (cdf_x * self._mixture_distribution.probs).sum(-1)
 
     def log_prob(self, x):
-        if self._validate_args:
-            self._validate_sample(x)
+        self._checked(x)
         log_prob_x = self._component_distribution.log_prob(self._pad(x))  # [S, B, K]
         log_mix_prob = graphc.log_softmax(self._mixture_distribution.logits, dim=-1)
         return graphc.logsumexp(log_prob_x + log_mix_prob, dim=-1)
@@ -120,8 +119,7 @@ class LogitRelaxedBernoulli(Distribution):
         return (self.logits + (u.log() - (-u).log1p())) / self.temperature
 
     def log_prob(self, value):
-        if self._validate_args:
-            self._validate_sample(value)
+        self._checked(value)
         logits, value = _broadcast_all(self.logits, value)
         diff = logits - value * self.temperature
         log_t = self.temperature.log() if isinstance(self.temperature, graphc.Tensor) else math.log(self.temperature)
@@ -164,8 +162,7 @@ class ExpRelaxedCategorical(Distribution):
         return scores - scores.logsumexp(dim=-1, keepdim=True)
 
     def log_prob(self, value):
-        if self._validate_args:
-            self._validate_sample(value)
+        self._checked(value)
         k = self._categorical._num_events
         t = self.temperature if isinstance(self.temperature, graphc.Tensor) else graphc.tensor(
             float(self.temperature), dtype=self.logits.dtype)
@@ -224,8 +221,7 @@ class FisherSnedecor(Distribution):
         return (x1 / x2.clamp(min=tiny)).clamp(min=tiny)
 
     def log_prob(self, value):
-        if self._validate_args:
-            self._validate_sample(value)
+        self._checked(value)
         ct1, ct2 = self.df1 * 0.5, self.df2 * 0.5
         ct3 = self.df1 / self.df2
         t1 = graphc.lgamma(ct1 + ct2) - graphc.lgamma(ct1) - graphc.lgamma(ct2)

@@ -35,8 +35,7 @@ class Poisson(Distribution):
         return _host_draw(self.rate, shape, lambda rng, s: rng.poisson(_host(self.rate, s)))
 
     def log_prob(self, value):
-        if self._validate_args:
-            self._validate_sample(value)
+        self._checked(value)
         rate, value = _broadcast_all(self.rate, value)
         return value.xlogy(rate) - rate - graphc.lgamma(value + 1)
 
@@ -98,8 +97,7 @@ class Binomial(Distribution):
             _host(self.total_count, s).astype("int64"), _host(self.probs, s)))
 
     def log_prob(self, value):
-        if self._validate_args:
-            self._validate_sample(value)
+        self._checked(value)
         n, logits = self.total_count, self.logits
         log_factorial_n = graphc.lgamma(n + 1)
         log_factorial_k = graphc.lgamma(value + 1)

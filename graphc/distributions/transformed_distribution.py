@@ -68,8 +68,7 @@ class TransformedDistribution(Distribution):
         return x
 
     def log_prob(self, value):
-        if self._validate_args:
-            self._validate_sample(value)
+        self._checked(value)
         event_dim = len(self.event_shape)
         log_prob = 0.0
         y = value
