@@ -19,7 +19,7 @@ __all__ = ["Bernoulli", "Beta", "Binomial", "Categorical", "Cauchy", "Chi2", "Di
 
 
 from . import constraints, transforms  # noqa: E402
-from .distribution import Distribution, _as_tensor, _broadcast_all, _size  # noqa: E402
+from .distribution import Distribution, _as_tensor, _broadcast_all, _LocScale, _size  # noqa: E402
 from .dirichlet import Beta, Dirichlet  # noqa: E402
 from .exponential import Exponential, Laplace  # noqa: E402
 from .gamma import Chi2, Gamma  # noqa: E402
@@ -30,16 +30,7 @@ from .transforms import *  # noqa: E402,F401,F403
 from .continuous import Cauchy, Gumbel, HalfCauchy, HalfNormal, InverseGamma, Pareto, StudentT, Weibull  # noqa: E402
 
 
-class Normal(Distribution):
-    has_rsample = True
-    arg_constraints = {"loc": constraints.real, "scale": constraints.positive}
-    support = constraints.real
-
-    def __init__(self, loc, scale, validate_args=None):
-        self.loc, self.scale = _broadcast_all(loc, scale)
-        batch = () if isinstance(loc, numbers.Number) and isinstance(scale, numbers.Number) else self.loc.size()
-        super().__init__(batch, validate_args=validate_args)
-
+class Normal(_LocScale):
     @property
     def mean(self):
         return self.loc

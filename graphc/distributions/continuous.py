@@ -8,7 +8,7 @@ import math
 import graphc
 
 from . import constraints
-from .distribution import Distribution, _all_numbers, _broadcast_all, _host_draw
+from .distribution import Distribution, _all_numbers, _broadcast_all, _host_draw, _LocScale
 from .gamma import Gamma, _standard_gamma
 
 __all__ = ["Cauchy", "Gumbel", "HalfCauchy", "HalfNormal", "InverseGamma", "Pareto", "StudentT", "Weibull"]
@@ -20,17 +20,6 @@ def _uniform(like, shape):
     """Uniform draws in (0, 1): both ends excluded, so logs and tangents stay finite."""
     tiny = graphc.finfo(like.dtype).tiny
     return _host_draw(like, shape, lambda rng, s: rng.random(s)).clamp(min=tiny, max=1 - graphc.finfo(like.dtype).eps)
-
-
-class _LocScale(Distribution):
-    """A location-scale family: ``loc`` and ``scale`` broadcast together."""
-    arg_constraints = {"loc": constraints.real, "scale": constraints.positive}
-    support = constraints.real
-    has_rsample = True
-
-    def __init__(self, loc, scale, validate_args=None):
-        self.loc, self.scale = _broadcast_all(loc, scale)
-        super().__init__(() if _all_numbers(loc, scale) else self.loc.size(), validate_args=validate_args)
 
 
 class Cauchy(_LocScale):

@@ -157,6 +157,17 @@ class Distribution:
         return f"{type(self).__name__}({args})"
 
 
+class _LocScale(Distribution):
+    """A location-scale family: ``loc`` and ``scale`` broadcast together."""
+    arg_constraints = {"loc": constraints.real, "scale": constraints.positive}
+    support = constraints.real
+    has_rsample = True
+
+    def __init__(self, loc, scale, validate_args=None):
+        self.loc, self.scale = _broadcast_all(loc, scale)
+        super().__init__(() if _all_numbers(loc, scale) else self.loc.size(), validate_args=validate_args)
+
+
 def _host_draw(like, shape, draw):
     """Numbers drawn on the host by ``draw(rng, params...)`` from graphc's generator, as a tensor
     with ``like``'s dtype and device (not differentiable)."""

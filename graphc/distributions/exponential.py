@@ -6,7 +6,7 @@ import math
 import graphc
 
 from . import constraints
-from .distribution import Distribution, _all_numbers, _broadcast_all, _host_draw
+from .distribution import Distribution, _all_numbers, _broadcast_all, _host_draw, _LocScale
 
 __all__ = ["Exponential", "Laplace"]
 
@@ -55,15 +55,7 @@ class Exponential(Distribution):
         return 1.0 - graphc.log(self.rate)
 
 
-class Laplace(Distribution):
-    arg_constraints = {"loc": constraints.real, "scale": constraints.positive}
-    support = constraints.real
-    has_rsample = True
-
-    def __init__(self, loc, scale, validate_args=None):
-        self.loc, self.scale = _broadcast_all(loc, scale)
-        super().__init__(() if _all_numbers(loc, scale) else self.loc.size(), validate_args=validate_args)
-
+class Laplace(_LocScale):
     @property
     def mean(self):
         return self.loc
