@@ -19,7 +19,7 @@ __all__ = ["Bernoulli", "Beta", "Binomial", "Categorical", "Cauchy", "Chi2", "Di
 
 
 from . import constraints, transforms  # noqa: E402
-from .distribution import Distribution, _as_tensor, _broadcast_all, _LocScale, _size  # noqa: E402
+from .distribution import Distribution, _as_tensor, _broadcast_all, _LocScale, _ProbsOrLogits, _size  # noqa: E402
 from .dirichlet import Beta, Dirichlet  # noqa: E402
 from .exponential import Exponential, Laplace  # noqa: E402
 from .gamma import Chi2, Gamma  # noqa: E402
@@ -72,38 +72,13 @@ class Normal(_LocScale):
         return 0.5 + 0.5 * math.log(2 * math.pi) + graphc.log(self.scale)
 
 
-def _probs_to_logits(probs, is_binary=False):
-    eps = graphc.finfo(probs.dtype).eps
-    ps = probs.clamp(min=eps, max=1 - eps)
-    if is_binary:
-        return graphc.log(ps) - graphc.log1p(-ps)
-    return graphc.log(ps)
-
-
-class Bernoulli(Distribution):
+class Bernoulli(_ProbsOrLogits):
     arg_names = ("probs", "logits")
 
     def __init__(self, probs=None, logits=None, validate_args=None):
-        if (probs is None) == (logits is None):
-            raise ValueError("Either `probs` or `logits` must be specified, but not both.")
-        if probs is not None:
-            (self.probs,) = _broadcast_all(probs)
-            self._param = self.probs
-        else:
-            (self.logits,) = _broadcast_all(logits)
-            self._param = self.logits
+        self._param = self._set_param(probs, logits)
         super().__init__(() if isinstance(probs if probs is not None else logits, numbers.Number)
                          else self._param.size())
-
-    def __getattr__(self, name):
-        if name == "probs":
-            value = graphc.sigmoid(self.__dict__["logits"])
-        elif name == "logits":
-            value = _probs_to_logits(self.__dict__["probs"], is_binary=True)
-        else:
-            raise AttributeError(name)
-        self.__dict__[name] = value  # computed once and kept, as PyTorch's lazy_property does
-        return value
 
     @property
     def mean(self):
@@ -125,8 +100,9 @@ class Bernoulli(Distribution):
         return graphc.nn.functional.binary_cross_entropy_with_logits(self.logits, self.probs, reduction="none")
 
 
-class Categorical(Distribution):
+class Categorical(_ProbsOrLogits):
     arg_names = ("probs", "logits")
+    _is_binary = False
 
     def __init__(self, probs=None, logits=None, validate_args=None):
         if (probs is None) == (logits is None):
@@ -143,16 +119,6 @@ class Categorical(Distribution):
             self._param = self.logits
         self._num_events = self._param.size()[-1]
         super().__init__(self._param.size()[:-1])
-
-    def __getattr__(self, name):
-        if name == "probs":
-            value = graphc.softmax(self.__dict__["logits"], dim=-1)
-        elif name == "logits":
-            value = _probs_to_logits(self.__dict__["probs"])
-        else:
-            raise AttributeError(name)
-        self.__dict__[name] = value  # computed once and kept, as PyTorch's lazy_property does
-        return value
 
     @property
     def param_shape(self):

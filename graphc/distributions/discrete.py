@@ -7,34 +7,9 @@ import graphc
 import graphc.nn.functional as F
 
 from . import Categorical, constraints
-from .distribution import Distribution, _all_numbers, _broadcast_all, _clamp_probs, _host, _host_draw
+from .distribution import Distribution, _all_numbers, _broadcast_all, _host, _host_draw, _ProbsOrLogits
 
 __all__ = ["Geometric", "Multinomial", "NegativeBinomial", "OneHotCategorical", "OneHotCategoricalStraightThrough"]
-
-
-class _ProbsOrLogits(Distribution):
-    """A distribution given ``probs`` or ``logits`` (binary): the other is computed on first use."""
-
-    def _set_param(self, probs, logits):
-        if (probs is None) == (logits is None):
-            raise ValueError("Either `probs` or `logits` must be specified, but not both.")
-        if probs is not None:
-            (self.probs,) = _broadcast_all(probs)
-            return self.probs
-        (self.logits,) = _broadcast_all(logits)
-        return self.logits
-
-    def __getattr__(self, name):
-        d = self.__dict__
-        if name == "probs" and "logits" in d:
-            value = graphc.sigmoid(d["logits"])
-        elif name == "logits" and "probs" in d:
-            p = _clamp_probs(d["probs"])
-            value = graphc.log(p) - graphc.log1p(-p)
-        else:
-            raise AttributeError(name)
-        d[name] = value
-        return value
 
 
 class Geometric(_ProbsOrLogits):

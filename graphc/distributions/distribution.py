@@ -168,6 +168,34 @@ class _LocScale(Distribution):
         super().__init__(() if _all_numbers(loc, scale) else self.loc.size(), validate_args=validate_args)
 
 
+class _ProbsOrLogits(Distribution):
+    """A distribution given ``probs`` or ``logits``: the other is computed on first use and kept
+    (as PyTorch's ``lazy_property``), with ``utils``' conversions; binary unless ``_is_binary`` is
+    False (a Categorical's)."""
+    _is_binary = True
+
+    def _set_param(self, probs, logits):
+        if (probs is None) == (logits is None):
+            raise ValueError("Either `probs` or `logits` must be specified, but not both.")
+        if probs is not None:
+            (self.probs,) = _broadcast_all(probs)
+            return self.probs
+        (self.logits,) = _broadcast_all(logits)
+        return self.logits
+
+    def __getattr__(self, name):
+        from .utils import logits_to_probs, probs_to_logits
+        d = self.__dict__
+        if name == "probs" and "logits" in d:
+            value = logits_to_probs(d["logits"], is_binary=self._is_binary)
+        elif name == "logits" and "probs" in d:
+            value = probs_to_logits(d["probs"], is_binary=self._is_binary)
+        else:
+            raise AttributeError(name)
+        d[name] = value
+        return value
+
+
 def _host_draw(like, shape, draw):
     """Numbers drawn on the host by ``draw(rng, params...)`` from graphc's generator, as a tensor
     with ``like``'s dtype and device (not differentiable)."""

@@ -9,7 +9,7 @@ import graphc
 import graphc.nn.functional as F
 
 from . import Categorical, constraints
-from .distribution import Distribution, _all_numbers, _broadcast_all, _clamp_probs, _host_draw
+from .distribution import Distribution, _all_numbers, _broadcast_all, _host_draw, _ProbsOrLogits
 from .gamma import Gamma
 from .transformed_distribution import TransformedDistribution
 from .transforms import ExpTransform, SigmoidTransform
@@ -95,24 +95,17 @@ def _uniform(like, shape):
     return _host_draw(like, shape, lambda rng, s: rng.random(s)).clamp(min=eps, max=1 - eps)
 
 
-class LogitRelaxedBernoulli(Distribution):
+class LogitRelaxedBernoulli(_ProbsOrLogits):
     """The logit of a RelaxedBernoulli sample."""
     arg_constraints = {"probs": constraints.unit_interval, "logits": constraints.real}
     support = constraints.real
     has_rsample = True
 
     def __init__(self, temperature, probs=None, logits=None, validate_args=None):
-        if (probs is None) == (logits is None):
-            raise ValueError("Either `probs` or `logits` must be specified, but not both.")
         self.temperature = temperature
-        if probs is not None:
-            (self.probs,) = _broadcast_all(probs)
-            self.logits = graphc.log(_clamp_probs(self.probs)) - graphc.log1p(-_clamp_probs(self.probs))
-        else:
-            (self.logits,) = _broadcast_all(logits)
-            self.probs = graphc.sigmoid(self.logits)
-        param = probs if probs is not None else logits
-        super().__init__(() if _all_numbers(param) else self.logits.size(), validate_args=validate_args)
+        param = self._set_param(probs, logits)
+        super().__init__(() if _all_numbers(probs if probs is not None else logits) else param.size(),
+                         validate_args=validate_args)
 
     def rsample(self, sample_shape=()):
         u = _uniform(self.logits, self._extended_shape(sample_shape))

@@ -5,7 +5,7 @@ from __future__ import annotations
 import graphc
 
 from . import constraints
-from .distribution import Distribution, _all_numbers, _broadcast_all, _host, _host_draw
+from .distribution import Distribution, _all_numbers, _broadcast_all, _host, _host_draw, _ProbsOrLogits
 
 __all__ = ["Binomial", "Poisson"]
 
@@ -45,7 +45,7 @@ def _clamp_by_zero(x):
     return (x.clamp(min=0) + x - x.clamp(max=0)) / 2
 
 
-class Binomial(Distribution):
+class Binomial(_ProbsOrLogits):
     arg_constraints = {"total_count": constraints.nonnegative_integer, "probs": constraints.unit_interval,
                        "logits": constraints.real}
     has_enumerate_support = True
@@ -61,19 +61,6 @@ class Binomial(Distribution):
         else:
             self.logits = p
         super().__init__(() if _all_numbers(total_count, param) else p.size(), validate_args=validate_args)
-
-    def __getattr__(self, name):
-        # probs and logits: whichever was not given is computed once, on first use
-        d = self.__dict__
-        if name == "probs" and "logits" in d:
-            value = graphc.sigmoid(d["logits"])
-        elif name == "logits" and "probs" in d:
-            p = d["probs"].clamp(min=graphc.finfo(d["probs"].dtype).eps, max=1 - graphc.finfo(d["probs"].dtype).eps)
-            value = graphc.log(p) - graphc.log1p(-p)
-        else:
-            raise AttributeError(name)
-        d[name] = value
-        return value
 
     @constraints.dependent_property(is_discrete=True, event_dim=0)
     def support(self):
