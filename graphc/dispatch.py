@@ -53,6 +53,11 @@ class FrontendHandler(Handler):
     def eager_only(self, reason: str) -> None:
         """Code that must run eagerly (it computes on tensors' values in Python) is about to run."""
 
+    def collective(self, name: str, run: Any, traced: Any) -> Any:
+        """A torch.distributed collective: eagerly ``run()``; a trace records ``traced()`` (its
+        graph form), or breaks the graph where it has none (``traced`` None)."""
+        return run()
+
     def needs_backward_inside(self, reason: str) -> None:
         """What is being traced only works if the same traced function also runs backward()
         (else: ``reason``, a graph break). Eagerly there is nothing to check."""

@@ -41,9 +41,12 @@ values_indices = {
 }
 
 
+OPERAND_TYPES = (Tensor, bool, int, float)  # what as_operand passes through unchanged
+
+
 def as_operand(x):
     """Tensors and Python numbers pass through; array-likes become tensors."""
-    if isinstance(x, (Tensor, bool, int, float)):
+    if isinstance(x, OPERAND_TYPES):
         return x
     if isinstance(x, (np.generic,)):
         return x.item()

@@ -243,7 +243,7 @@ def _reflected(fn):
     return method
 
 
-_OPERANDS = (Tensor, bool, int, float)  # what math_ops.as_operand passes through unchanged
+_OPERANDS = math_ops.OPERAND_TYPES
 
 
 def _operator(prim, general):

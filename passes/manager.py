@@ -77,6 +77,12 @@ class PassManager:
         self.record = record
         self.report: list[PassRecord] = []
 
+    @staticmethod
+    def compile_verify() -> bool | str:
+        """What a compile verifies: after every pass in debug mode (``VERIFY_EACH_PASS``), else the
+        pipeline's result."""
+        return True if VERIFY_EACH_PASS else "end"
+
     def run(self, g: Graph) -> Graph:
         if self.verify is True:
             verify(g)

@@ -39,7 +39,6 @@ from graphc.ir.primitive import PRIMITIVES
 from graphc.ir.printer import print_graph
 from graphc.passes.autodiff.transform import differentiate
 from graphc.passes.custom_vjp import erase_custom_vjp
-from graphc.passes import manager as pass_manager
 from graphc.passes.manager import PassManager, default_pipeline, lowering_pipeline
 from graphc.runtime import backends
 from graphc.runtime.compiled import CompiledGraph
@@ -568,8 +567,7 @@ class CompiledFunction:
             entry.stages["compile_stages"] = progress.times
             entry.stages["compile_seconds"] = time.perf_counter() - t0
             return entry
-        verify = True if pass_manager.VERIFY_EACH_PASS else "end"
-        pm = PassManager(default_pipeline(), verify=verify, record=record)
+        pm = PassManager(default_pipeline(), verify=PassManager.compile_verify(), record=record)
         g = pm.run(g)
         entry.stages["passes"] = pm.report
         if record:
@@ -677,9 +675,8 @@ class CompiledFunction:
         legality), then ``backend.compile``: schedule, memory plan, code, loading."""
         what = name[len(self.name) + 1:] if name.startswith(self.name + "_") else "graph"
         fusion_log: list[str] = []
-        verify = True if pass_manager.VERIFY_EACH_PASS else "end"
         g = erase_custom_vjp(g)  # custom Functions' VJPs: only autodiff (done by now) reads them
-        pm = PassManager(lowering_pipeline(fusion_log, backend.in_kernels), verify=verify,
+        pm = PassManager(lowering_pipeline(fusion_log, backend.in_kernels), verify=PassManager.compile_verify(),
                          record=bool(entry.stages.get("recorded")))
         g = pm.run(g)
         entry.stages.setdefault("lowering", []).extend(pm.report)

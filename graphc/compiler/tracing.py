@@ -513,6 +513,11 @@ class TraceHandler(FrontendHandler):
     def eager_only(self, reason: str) -> None:
         raise GraphBreak(reason)
 
+    def collective(self, name: str, run, traced):
+        if traced is None:
+            raise GraphBreak(f"torch.distributed.{name} runs eagerly (it exchanges data with other processes)")
+        return traced()
+
     def needs_backward_inside(self, reason: str) -> None:
         self.trace.needs_backward.append(reason)
 

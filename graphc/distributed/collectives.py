@@ -180,22 +180,21 @@ def _collective(fn: Callable) -> Callable:
     On a rank outside its ``group`` it does nothing, with PyTorch's warning."""
     signature = inspect.signature(fn)
 
-    @functools.wraps(fn)
-    def run(*args, **kwargs):
-        handler = _dispatch()
-        if handler.functional:
-            from .in_graph import IN_GRAPH
-            bound = signature.bind(*args, **kwargs).arguments
-            traced = IN_GRAPH.get(fn.__name__)
-            if traced is not None and not bound.pop("async_op", False) \
-                    and bound.get("group") is not GroupMember.NON_GROUP_MEMBER:
-                return traced(**bound)
-        handler.eager_only(f"torch.distributed.{fn.__name__} runs eagerly (it exchanges data with other processes)")
-        if signature.bind_partial(*args, **kwargs).arguments.get("group") is GroupMember.NON_GROUP_MEMBER:
+    def eager(args, kwargs, member: bool):
+        if not member:
             warnings.warn(f"Running {fn.__name__} on global rank {default_group().rank()} which does not belong to "
-                          "the given group.", stacklevel=2)
+                          "the given group.", stacklevel=5)  # the caller of run, through the dispatch event
             return None
         return fn(*args, **kwargs)
+
+    @functools.wraps(fn)
+    def run(*args, **kwargs):
+        from .in_graph import IN_GRAPH
+        bound = dict(signature.bind(*args, **kwargs).arguments)
+        member = bound.get("group") is not GroupMember.NON_GROUP_MEMBER
+        traced = IN_GRAPH.get(fn.__name__) if member and not bound.pop("async_op", False) else None
+        return _dispatch().collective(fn.__name__, lambda: eager(args, kwargs, member),
+                                      traced and (lambda: traced(**bound)))
     return run
 
 

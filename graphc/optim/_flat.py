@@ -14,6 +14,7 @@ a group keeps the per-parameter path. Replacing a parameter's array later (``p.d
 """
 from __future__ import annotations
 
+import itertools
 import sys
 from typing import Any
 
@@ -41,7 +42,7 @@ class FlatGroup:
             start += n
         # pieces of about CHUNK elements: (start, stop, [(parameter, its start, its stop), ...])
         self.pieces: list[tuple[int, int, list]] = []
-        ends = [sum(self.sizes[:i + 1]) for i in range(len(self.sizes))]
+        ends = list(itertools.accumulate(self.sizes))
         start = 0
         while start < ends[-1]:
             stop = min(start + CHUNK, ends[-1])

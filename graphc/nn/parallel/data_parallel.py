@@ -9,6 +9,7 @@ from typing import Any, Sequence
 
 from ... import cuda
 from ...device import device as _device
+from ...func import pytree
 from ...tensors import Tensor
 from ..modules.module import Module
 
@@ -18,14 +19,9 @@ def _index(d) -> int:
 
 
 def _move(obj, dev):
-    """Tensors in (nested) tuples, lists and dicts moved to ``dev``; everything else kept."""
-    if isinstance(obj, Tensor):
-        return obj.to(dev)
-    if isinstance(obj, (tuple, list)):
-        return type(obj)(_move(o, dev) for o in obj)
-    if isinstance(obj, dict):
-        return {k: _move(v, dev) for k, v in obj.items()}
-    return obj
+    """Tensors in (nested) tuples, named tuples, lists and dicts moved to ``dev``; everything else kept."""
+    leaves, spec = pytree.flatten(obj)
+    return pytree.unflatten([x.to(dev) if isinstance(x, Tensor) else x for x in leaves], spec)
 
 
 class DataParallel(Module):
