@@ -8,18 +8,12 @@ import math
 import graphc
 
 from . import constraints
-from .distribution import Distribution, _all_numbers, _broadcast_all, _host_draw, _LocScale
+from .distribution import Distribution, _all_numbers, _broadcast_all, _LocScale, _uniform
 from .gamma import Gamma, _standard_gamma
 
 __all__ = ["Cauchy", "Gumbel", "HalfCauchy", "HalfNormal", "InverseGamma", "Pareto", "StudentT", "Weibull"]
 
 _EULER = 0.57721566490153286061
-
-
-def _uniform(like, shape):
-    """Uniform draws in (0, 1): both ends excluded, so logs and tangents stay finite."""
-    tiny = graphc.finfo(like.dtype).tiny
-    return _host_draw(like, shape, lambda rng, s: rng.random(s)).clamp(min=tiny, max=1 - graphc.finfo(like.dtype).eps)
 
 
 class Cauchy(_LocScale):

@@ -205,6 +205,14 @@ def _host_draw(like, shape, draw):
     return device_tensor(np.ascontiguousarray(draw(rng, tuple(shape))).astype(like.dtype.np), like)
 
 
+def _uniform(like, shape, low=None):
+    """Uniform draws in (0, 1), clamped to [``low``, 1 - eps] (``low``: the dtype's tiny unless
+    given): both ends excluded, so logs and tangents stay finite."""
+    finfo = graphc.finfo(like.dtype)
+    return _host_draw(like, shape, lambda rng, s: rng.random(s)).clamp(
+        min=finfo.tiny if low is None else low, max=1 - finfo.eps)
+
+
 def _host(t, shape=None):
     """``t``'s values (detached) as a float64 numpy array, broadcast to ``shape``."""
     from graphc.tensors import host_array

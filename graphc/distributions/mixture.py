@@ -9,7 +9,7 @@ import graphc
 import graphc.nn.functional as F
 
 from . import Categorical, constraints
-from .distribution import Distribution, _all_numbers, _broadcast_all, _host_draw, _ProbsOrLogits
+from .distribution import Distribution, _all_numbers, _broadcast_all, _ProbsOrLogits, _uniform
 from .gamma import Gamma
 from .transformed_distribution import TransformedDistribution
 from .transforms import ExpTransform, SigmoidTransform
@@ -90,11 +90,6 @@ class MixtureSameFamily(Distribution):
             return comp_samples.gather(gather_dim, idx).squeeze(gather_dim)
 
 
-def _uniform(like, shape):
-    eps = graphc.finfo(like.dtype).eps
-    return _host_draw(like, shape, lambda rng, s: rng.random(s)).clamp(min=eps, max=1 - eps)
-
-
 class LogitRelaxedBernoulli(_ProbsOrLogits):
     """The logit of a RelaxedBernoulli sample."""
     arg_constraints = {"probs": constraints.unit_interval, "logits": constraints.real}
@@ -108,7 +103,7 @@ class LogitRelaxedBernoulli(_ProbsOrLogits):
                          validate_args=validate_args)
 
     def rsample(self, sample_shape=()):
-        u = _uniform(self.logits, self._extended_shape(sample_shape))
+        u = _uniform(self.logits, self._extended_shape(sample_shape), low=graphc.finfo(self.logits.dtype).eps)
         return (self.logits + (u.log() - (-u).log1p())) / self.temperature
 
     def log_prob(self, value):
@@ -150,7 +145,7 @@ class ExpRelaxedCategorical(Distribution):
     probs = property(lambda self: self._categorical.probs)
 
     def rsample(self, sample_shape=()):
-        u = _uniform(self.logits, self._extended_shape(sample_shape))
+        u = _uniform(self.logits, self._extended_shape(sample_shape), low=graphc.finfo(self.logits.dtype).eps)
         scores = (self.logits - (-u.log()).log()) / self.temperature
         return scores - scores.logsumexp(dim=-1, keepdim=True)
 
