@@ -201,7 +201,7 @@ def _host_draw(like, shape, draw):
     with ``like``'s dtype and device (not differentiable)."""
     from graphc.random import gen
     from graphc.tensors import device_tensor
-    rng = gen(None, like.device if like.device.type != "cpu" else None)
+    rng = gen(None, like.device)
     return device_tensor(np.ascontiguousarray(draw(rng, tuple(shape))).astype(like.dtype.np), like)
 
 
