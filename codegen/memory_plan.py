@@ -185,5 +185,4 @@ def _may_raise(step) -> bool:
     """A library call, or a kernel with an integer division (checked for zero divisors)."""
     if isinstance(step, ExternCall):
         return True
-    return any(n.prim.name in ("floor_divide", "remainder") and not n.output.dtype.is_floating_point
-               for n in step.body.nodes)
+    return any(P.divisor_checked(n) for n in step.body.nodes)

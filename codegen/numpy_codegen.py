@@ -184,11 +184,7 @@ def divisor_check(n: Node, operands: list[str]) -> str | None:
     """The statement that checks an integer ``//`` or ``%`` for a zero divisor before it runs, as
     eager mode does (numpy would give 0); None where none is needed (float division, a nonzero
     literal divisor)."""
-    if n.prim not in (P.floor_divide, P.remainder) or n.output.dtype.is_floating_point:
-        return None
-    if not isinstance(n.inputs[1], Value) and n.inputs[1] != 0:
-        return None
-    return f"_check_divisor({operands[1]})"
+    return f"_check_divisor({operands[1]})" if P.divisor_checked(n) else None
 
 
 def _statement(w: HostWriter, n: Node, operands: list[str], target: str, buf: str | None,

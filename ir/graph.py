@@ -108,14 +108,8 @@ class Graph:
         old.users = []
         self.outputs = [new if o is old else o for o in self.outputs]
 
-    def remove_node(self, node: Node) -> None:
-        for v in node.value_inputs():
-            if node in v.users:
-                v.users.remove(node)
-        self.nodes.remove(node)
-
     def remove_nodes(self, nodes: list[Node], replacements: dict[int, Node] | None = None) -> None:
-        """Remove ``nodes`` in one sweep (``remove_node`` is linear in the graph's size per node);
+        """Remove ``nodes`` in one sweep (one sweep, not a list removal per node);
         ``replacements``: id(removed node) -> a node put in its place in the order."""
         gone = {id(n) for n in nodes}
         if not gone:

@@ -238,6 +238,16 @@ def check_int_divisor(b) -> None:
         raise RuntimeError("ZeroDivisionError")
 
 
+def divisor_checked(n) -> bool:
+    """Whether graph node ``n`` is an integer ``//`` or ``%`` whose divisor may be zero (not a
+    nonzero literal): generated code checks it with ``check_int_divisor`` before it runs, so such
+    a step may raise."""
+    if n.prim not in (floor_divide, remainder) or n.output.dtype.is_floating_point:
+        return False
+    d = n.inputs[1]
+    return not (isinstance(d, (bool, int, float)) and d != 0)
+
+
 def _int_zero_check(fn):
     def run(a, b):
         out = fn(a, b)

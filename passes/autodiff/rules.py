@@ -797,10 +797,5 @@ def _(g, out, x, *operands, bwd, index, n_inputs, has_grad, fn):
     grads = iter(inline(bwd, cts + captured))
     result = [None]
     for a, has in zip(operands[:n_inputs], has_grad):
-        ga = next(grads) if has else None
-        if ga is not None:
-            ga = sum_to(ga, shape_of(a))
-            if ga.dtype is not a.dtype:
-                ga = P.cast(ga, dtype=a.dtype)
-        result.append(ga)
+        result.append(_unbroadcast(next(grads), a) if has else None)
     return tuple(result) + (None,) * len(captured)
