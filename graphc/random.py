@@ -145,9 +145,17 @@ def sample(kind: str, shape: tuple[int, ...], dtype: dt.DType, generator=None, d
     return np.asarray(a).astype(dtype.np, copy=False)
 
 
-def draw_key() -> np.ndarray:
-    """The key of one random op: two int64 from graphc's default (CPU) generator."""
-    return default_generator.np.integers(0, 1 << 62, size=2, dtype=np.int64)
+def draw_key(g: np.random.Generator | None = None) -> np.ndarray:
+    """The key of one random op: two int64 from ``g`` (default: graphc's default CPU generator)."""
+    return (default_generator.np if g is None else g).integers(0, 1 << 62, size=2, dtype=np.int64)
+
+
+def _keyed_uniform(shape: tuple[int, ...], dtype: dt.DType, device, g: np.random.Generator | None = None):
+    """``rand_uniform`` on a freshly drawn key, as a tensor on ``device`` (None: the CPU)."""
+    from .device import array_to
+    from .tensors import Tensor
+    draw = P.rand_uniform.impl(draw_key(g), shape=tuple(shape), dtype=dtype, stream=0)
+    return Tensor._make(draw if device is None else array_to(draw, device))
 
 
 def uniform_tensor(shape: tuple[int, ...], dtype: dt.DType, device=None):
@@ -155,13 +163,8 @@ def uniform_tensor(shape: tuple[int, ...], dtype: dt.DType, device=None):
     CPU): ``rand_uniform`` on a key drawn from the default generator. Inside a compiled function
     the op is traced with the key as an input drawn the same way at every call, so with the same
     seed a compiled function draws exactly the numbers eager mode does."""
-    from .device import array_to
-    from .tensors import Tensor
     ops = _dispatch().random("uniform", tuple(shape), dtype)
-    if ops is not None:
-        return ops
-    draw = P.rand_uniform.impl(draw_key(), shape=tuple(shape), dtype=dtype, stream=0)
-    return Tensor._make(draw if device is None else array_to(draw, device))
+    return ops if ops is not None else _keyed_uniform(shape, dtype, device)
 
 
 def keyed_sample(kind: str, shape: tuple[int, ...], dtype: dt.DType, device=None):
@@ -169,16 +172,10 @@ def keyed_sample(kind: str, shape: tuple[int, ...], dtype: dt.DType, device=None
     device; None: the CPU), drawn as a compiled function draws them: ``rand_uniform`` on keys from
     the device's default generator (normal: by Box-Muller), so on the CPU one seed gives the same
     numbers eager and compiled."""
-    from graphc.ir import prims as P
-
-    from .device import array_to
-    from .tensors import Tensor
     g = gen(None, device)
 
     def uniform(d):
-        key = g.integers(0, 1 << 62, size=2, dtype=np.int64)
-        draw = P.rand_uniform.impl(key, shape=tuple(shape), dtype=d, stream=0)
-        return Tensor._make(draw if device is None else array_to(draw, device))
+        return _keyed_uniform(shape, d, device, g)
     return uniform(dtype) if kind == "uniform" else normal_from_uniform(uniform, dtype)
 
 

@@ -191,11 +191,6 @@ def _(ctx, args, batched, *, pads, **attrs):
     return P.pad(args[0], pads=((0, 0),) + tuple(pads), **attrs)
 
 
-@defbatch(P.concat)
-def _(ctx, args, batched, *, axis):
-    return P.concat(*all_batched(ctx, args, batched), axis=axis + 1)
-
-
 # ---- indexing -------------------------------------------------------------------------------
 
 @defbatch(P.index_check)
@@ -228,30 +223,24 @@ def _(ctx, args, batched, *, axis):
     return P.permute(out, dims=(0,) + lead + tuple(range(1, 1 + ni)) + tuple(range(1 + ni + axis, 1 + ni + rest)))
 
 
-@defbatch(P.gather)
-def _(ctx, args, batched, *, axis):
-    x, idx = all_batched(ctx, args, batched)
-    return P.gather(x, idx, axis=axis + 1)
-
-
-def _scatter(prim: Primitive) -> Callable:
+def _batched_axis(prim: Primitive) -> Callable:
+    """Every operand given the batch dimension; the op's ``axis`` moves one to the right."""
     def rule(ctx, args, batched, *, axis):
         return prim(*all_batched(ctx, args, batched), axis=axis + 1)
     return rule
 
 
-defbatch(P.scatter)(_scatter(P.scatter))
-defbatch(P.scatter_add)(_scatter(P.scatter_add))
+for _p in (P.concat, P.gather, P.scatter, P.scatter_add):
+    defbatch(_p)(_batched_axis(_p))
 
 
 @defbatch(P.index_add)
 def _(ctx, args, batched, *, axis):
     x, idx, src = args
+    x, src = all_batched(ctx, (x, src), (batched[0], batched[2]))
     if not batched[1]:
-        x, src = all_batched(ctx, (x, src), (batched[0], batched[2]))
         return P.index_add(x, idx, src, axis=axis + 1)
     # a batched index: per sample, index_add is a scatter_add with the index spread over src's shape
-    x, src = all_batched(ctx, (x, src), (batched[0], batched[2]))
     sshape = tuple(src.shape)
     spread = (ctx.size,) + tuple(sshape[i] if i == axis + 1 else 1 for i in range(1, len(sshape)))
     idx = P.expand(P.reshape(idx, shape=spread), shape=sshape)
