@@ -187,8 +187,8 @@ def trace(func: Callable, example_inputs=None, optimize=None, check_trace: bool 
     tensors) and return the :class:`Program` of the ops it ran. ``check_trace``: run the program
     on the example too and raise :class:`TracingCheckError` if it differs from ``func`` (skipped
     for programs that draw random numbers or update buffers)."""
-    from .compiler.api import _flatten, _type
-    from .compiler.tracing import GraphBreak, SymbolicTensor, Trace
+    from .compiler.api import _flatten
+    from .compiler.tracing import GraphBreak, Trace
     from .nn.modules.module import Module
     if example_kwarg_inputs is not None:
         raise NotImplementedError("graphc.jit.trace: example_kwarg_inputs is not supported; pass the inputs "
@@ -209,12 +209,11 @@ def trace(func: Callable, example_inputs=None, optimize=None, check_trace: bool 
     _tracing.active = True
     try:
         with grad_mode.no_grad(), tr:
-            syms = [SymbolicTensor._wrap(tr.graph.add_input(_type(t), "input", f"x{i}"), tr, False)
-                    for i, t in enumerate(args)]
+            syms = [tr.tensor_input(t) for t in args]
             out = func(*syms)
             leaves: list = []
             spec = _flatten(out, leaves)
-            out_values = [o._value if isinstance(o, SymbolicTensor) else tr.value_of(o) for o in leaves]
+            out_values = [tr.output_value(o) for o in leaves]
             leaked = tr.adopt_buffer_assignments()
             if leaked:
                 raise GraphBreak(f"the model stores a traced tensor in {leaked} with a new shape or dtype")

@@ -428,9 +428,7 @@ class CompiledFunction:
         try:
             with trace:
                 # an input keeps requires_grad under no_grad (as eagerly); ops then don't propagate it
-                syms = [SymbolicTensor._wrap(trace.graph.add_input(_type(t), "input", f"x{i}"), trace,
-                                             t.requires_grad)
-                        for i, t in enumerate(leaves)]
+                syms = [trace.tensor_input(t, t.requires_grad) for t in leaves]
                 trace.leaves.update((id(s._value), t) for s, t in zip(syms, leaves))
                 syms = [syms[j] for j in guard[4]]  # aliased arguments share one symbolic tensor
                 sym_args, sym_kwargs = _unflatten(spec, syms)
@@ -446,14 +444,8 @@ class CompiledFunction:
                 entry.out_spec = _flatten(out, out_leaves)
                 stores = trace.py_state.stores()
                 entry.stores = [(d, key, _lifted_store(label, key, now, out_leaves)) for label, d, key, _, now in stores]
-                out_values, out_rg = [], []
-                for o in out_leaves:
-                    if isinstance(o, SymbolicTensor):
-                        out_values.append(o._value)
-                        out_rg.append(o.requires_grad)
-                    else:
-                        out_values.append(trace.value_of(o))
-                        out_rg.append(False)
+                out_values = [trace.output_value(o) for o in out_leaves]
+                out_rg = [isinstance(o, SymbolicTensor) and o.requires_grad for o in out_leaves]
                 leaked = trace.adopt_buffer_assignments()
                 if leaked:
                     raise GraphBreak(f"the function stores a traced tensor in {leaked} (Python state outside "
@@ -900,11 +892,6 @@ def _device_of(leaves: list, modules: list):
         for p in m.parameters():
             return p.device
     return None
-
-
-def _type(t: Tensor):
-    from graphc.ir.primitive import TensorType
-    return TensorType(tuple(t.shape), t.dtype)
 
 
 def compile(model=None, *, backend: str = "inductor", fullgraph: bool = False, dump_dir: str | None = None,

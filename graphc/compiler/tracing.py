@@ -178,6 +178,15 @@ class Trace:
             return path
         return fallback
 
+    def tensor_input(self, t: Tensor, requires_grad: bool = False) -> "SymbolicTensor":
+        """A graph input standing for the user's tensor ``t`` (inputs ``%x0``, ``%x1``...)."""
+        v = self.graph.add_input(TensorType(tuple(t.shape), t.dtype), "input", f"x{len(self.graph.inputs)}")
+        return SymbolicTensor._wrap(v, self, requires_grad)
+
+    def output_value(self, o: Tensor) -> Value:
+        """The graph value of a tensor the traced code returned (a concrete one is lifted)."""
+        return o._value if isinstance(o, SymbolicTensor) and o._trace is self else self.value_of(o)
+
     def rng_key(self) -> "SymbolicTensor":
         """A fresh key input for one random op (drawn at every call, in the order eager mode
         would draw them)."""

@@ -16,8 +16,8 @@ from graphc.passes.decompose import decompose
 from graphc.passes.manager import PassManager, default_pipeline
 
 from ..autograd import grad_mode
-from ..compiler.api import _flatten, _type, _unflatten
-from ..compiler.tracing import GraphBreak, SymbolicTensor, Trace
+from ..compiler.api import _flatten, _unflatten
+from ..compiler.tracing import GraphBreak, Trace
 from ..tensors import Tensor
 from .dims import fit, fit_shape, trace_sizes
 from .errors import OnnxExporterError
@@ -37,13 +37,12 @@ def trace(model, leaves: list[Tensor], spec) -> Traced:
     tr = Trace(type(model).__name__ if not hasattr(model, "__name__") else model.__name__)
     try:
         with grad_mode.no_grad(), tr:
-            syms = [SymbolicTensor._wrap(tr.graph.add_input(_type(t), "input", f"x{i}"), tr, False)
-                    for i, t in enumerate(leaves)]
+            syms = [tr.tensor_input(t) for t in leaves]
             args, kwargs = _unflatten(spec, syms)
             out = model(*args, **kwargs)
             outs: list = []
             _flatten(out, outs)
-            tr.graph.set_outputs([o._value if isinstance(o, SymbolicTensor) else tr.value_of(o) for o in outs])
+            tr.graph.set_outputs([tr.output_value(o) for o in outs])
     except GraphBreak as gb:
         raise OnnxExporterError(f"graphc.onnx.export: the model can't be traced into one graph: {gb.reason} (at "
                                 f"{gb.location}). ONNX export needs the whole forward as one graph: compute that part "
