@@ -10,18 +10,15 @@ from ... import creation
 from ...shape_ops import cat
 from .module import Module
 from .normalization import _BatchNorm
+from ... import distributed as distributed
 
-
-def _dist():
-    from graphc import distributed
-    return distributed
 
 
 def _summed(parts: list, group: Any):
     """The concatenation of ``parts`` (1-D tensors), summed over the ranks, split back (in a traced
     training step, the sum is a collective node of its graph)."""
     flat = cat(parts).contiguous()
-    _dist().all_reduce(flat, group=group)
+    distributed.all_reduce(flat, group=group)
     sizes = [p.shape[0] for p in parts]
     return flat.split(sizes)
 
@@ -89,10 +86,9 @@ class SyncBatchNorm(_BatchNorm):
 
     def forward(self, input):
         self._check_input_dim(input)
-        dist = _dist()
         use_batch_stats = self.training or not self.track_running_stats
-        sync = (use_batch_stats and dist.is_initialized()
-                and dist.get_world_size(self.process_group) > 1)
+        sync = (use_batch_stats and distributed.is_initialized()
+                and distributed.get_world_size(self.process_group) > 1)
         if not sync:
             return super().forward(input)
         momentum = self._count_batch()

@@ -25,13 +25,10 @@ from ...autograd.graph import AccumulateGrad
 from ...dispatch import current as _dispatch
 from ...tensors import Tensor
 from ..modules.module import Module
+from ... import distributed as distributed
 
 _FIRST_BUCKET_BYTES = 1 << 20  # PyTorch's dist._DEFAULT_FIRST_BUCKET_BYTES
 
-
-def _dist():
-    from graphc import distributed
-    return distributed
 
 
 def _broadcast_coalesced(tensors: list, group: Any) -> None:
@@ -40,8 +37,8 @@ def _broadcast_coalesced(tensors: list, group: Any) -> None:
         return
     host = [np.ascontiguousarray(_rt.runtime_of(t._data).to_host(t._data)) for t in tensors]
     flat = Tensor._make(np.concatenate([h.reshape(-1).view(np.uint8) for h in host]))
-    _dist().broadcast(flat, group=group, group_src=0)
-    if _dist().get_rank(group) == 0:
+    distributed.broadcast(flat, group=group, group_src=0)
+    if distributed.get_rank(group) == 0:
         return
     offset = 0
     for t, h in zip(tensors, host):
@@ -80,13 +77,13 @@ class _Bucket:
                 parts = [(zeros(p.shape, dtype=p.dtype) if p.grad is None else p.grad).reshape(-1)
                          for p in self.params]
                 self.flat = cat(parts) if len(parts) > 1 else parts[0].clone()
-            _dist().all_reduce(self.flat, op=_dist().ReduceOp.AVG, group=group)  # a node of the traced graph
+            distributed.all_reduce(self.flat, op=distributed.ReduceOp.AVG, group=group)  # a node of the traced graph
             self.work = None
             return
         parts = [np.zeros(p.shape, p.dtype.np).reshape(-1) if p.grad is None
                  else _rt.runtime_of(p.grad._data).to_host(p.grad._data).reshape(-1) for p in self.params]
         self.flat = Tensor._make(np.concatenate(parts))
-        self.work = _dist().all_reduce(self.flat, op=_dist().ReduceOp.AVG, group=group, async_op=True)
+        self.work = distributed.all_reduce(self.flat, op=distributed.ReduceOp.AVG, group=group, async_op=True)
 
     def finish(self, used: dict) -> None:
         """Wait, then write the averages into ``.grad`` (of parameters some rank used)."""
@@ -204,7 +201,7 @@ class DistributedDataParallel(Module):
             buffers = [b for b in self.module.buffers()]
             if buffers and tracing:
                 for b in buffers:  # nodes of the traced graph
-                    _dist().broadcast(b, group=self.process_group, group_src=0)
+                    distributed.broadcast(b, group=self.process_group, group_src=0)
             elif buffers:
                 _broadcast_coalesced(buffers, self.process_group)
         sync = grad_mode.is_grad_enabled() and self.require_backward_grad_sync
@@ -282,7 +279,7 @@ class DistributedDataParallel(Module):
         if self.find_unused_parameters:
             # a parameter no rank used keeps its gradient (None), as in PyTorch
             flags = Tensor._make(np.array([self._pass.used[id(p)] for p in self._params], dtype=np.uint8))
-            _dist().all_reduce(flags, op=_dist().ReduceOp.MAX, group=self.process_group)
+            distributed.all_reduce(flags, op=distributed.ReduceOp.MAX, group=self.process_group)
             used = {id(p): bool(f) for p, f in zip(self._params, flags._data)}
         for b in self._buckets:
             b.finish(used)
