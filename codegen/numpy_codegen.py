@@ -14,7 +14,7 @@ from typing import Callable
 import numpy as np
 
 from graphc.ir import prims as P
-from graphc.ir.dtypes import fill_value
+from graphc.ir.dtypes import fill_value, get_default_dtype
 from graphc.ir.graph import Node, Value
 from graphc.ir.primitive import PRIMITIVES, Primitive, as_dtype
 
@@ -180,6 +180,28 @@ def _numpy_dtype_differs(n: Node, casts: list) -> bool:
     return res[-1] != np.dtype(n.output.dtype.np)
 
 
+# (elementwise primitive, operand dtypes and ranks or scalar types, result dtype, default dtype)
+# -> its _dtype_facts: a graph unrolled over many steps repeats a few signatures many times, and
+# the dtype rules and numpy's loop resolution cost more than the rest of a statement
+_SIGNATURE_FACTS: dict[tuple, tuple[list, bool]] = {}
+
+
+def _dtype_facts(n: Node) -> tuple[list, bool]:
+    """``n``'s operand casts and whether numpy's own result dtype differs from the graph's."""
+    key = None
+    if n.prim.elementwise:  # their rules read only operand dtypes, ranks and scalar types
+        key = (n.prim, n.output.dtype, get_default_dtype(),
+               *((x.dtype, len(x.shape) > 0) if isinstance(x, Value) else type(x) for x in n.inputs))
+        facts = _SIGNATURE_FACTS.get(key)
+        if facts is not None:
+            return facts
+    casts = n.prim.operand_casts(tuple(n.inputs), n.attrs)
+    facts = (casts, _numpy_dtype_differs(n, casts))
+    if key is not None:
+        _SIGNATURE_FACTS[key] = facts
+    return facts
+
+
 def divisor_check(n: Node, operands: list[str]) -> str | None:
     """The statement that checks an integer ``//`` or ``%`` for a zero divisor before it runs, as
     eager mode does (numpy would give 0); None where none is needed (float division, a nonzero
@@ -193,13 +215,13 @@ def _statement(w: HostWriter, n: Node, operands: list[str], target: str, buf: st
     (``output``: the result is returned, in an array of its own).
     ``wrap``: a function applied to a result that is not written into a buffer (the Triton
     backend moves host results of library calls onto its device)."""
-    casts = n.prim.operand_casts(tuple(n.inputs), n.attrs)
+    casts, differs = _dtype_facts(n)
     args = [f"{a}.astype({np_type(c)})" if c is not None else a for a, c in zip(operands, casts)]
     expr = LOWERINGS[n.prim](n, args)
     check = divisor_check(n, args)
     if check:
         w.line(check)
-    if _numpy_dtype_differs(n, casts):  # e.g. bool // bool is int8 in numpy: cast, no out=
+    if differs:  # e.g. bool // bool is int8 in numpy: cast, no out=
         expr, buf = f"_fix({expr}, {n.output.dtype.np.name!r})", None
     if buf is not None and n.prim in WRITES_INTO:
         w.line(f"{expr[:-1]}, out={buf})")
