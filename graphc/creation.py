@@ -47,7 +47,7 @@ def _leaf_dtype(x) -> dt.DType:
         return x.dtype if isinstance(x, Tensor) else dt.from_numpy_dtype(x.dtype)
     if isinstance(x, (str, bytes)):
         raise TypeError(f"new(): invalid data type '{type(x).__name__}'")
-    if not isinstance(x, (bool, int, float)):
+    if not isinstance(x, (bool, int, float, complex)):
         raise RuntimeError(f"Could not infer dtype of {type(x).__name__}")
     return dt.scalar_dtype(x)
 
