@@ -28,7 +28,7 @@ def _finish(arr: np.ndarray, requires_grad: bool, device=CPU) -> Tensor:
     """The tensor of a host array, copied to ``device`` (a checked device)."""
     t = Tensor._make(array_to(arr, device))
     if requires_grad:
-        if not t.dtype.is_floating_point:
+        if not t.dtype.is_inexact:
             raise RuntimeError("Only Tensors of floating point and complex dtype can require gradients")
         t.requires_grad_(True)
     return t
