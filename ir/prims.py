@@ -1277,7 +1277,7 @@ from .complex_prims import (conj, fft_c2c, fft_c2r, fft_r2c, imag, make_complex,
 for _p in (neg, abs, sign, exp, expm1, log, log1p, sin, cos, tan, sinh, cosh, tanh, sqrt, rsqrt,
            reciprocal, isnan, isinf, isfinite, add, sub, mul, div, pow, eq, ne, where, cast, copy,
            stop_gradient, sum, prod, cumsum, matmul, full, take, gather, scatter, scatter_add,
-           index_add):
+           index_add, custom_vjp):
     _p.complex_operands = True
 for _p, _err in ((relu, (NotImplementedError, "clamp is not supported for complex types")),
                  (maximum, (RuntimeError, "maximum not implemented for complex tensors.")),
