@@ -77,11 +77,19 @@ for _p, _name in [
     _UFUNCS[_p] = getattr(np, _name)
 
 LOWERINGS[P.where] = lambda n, a: f"_fix(np.where({', '.join(a)}), {n.output.dtype.np.name!r})"
-# a cast that narrows a float is the impl's, which keeps overflow to inf quiet
+# a cast that narrows a float is the impl's, which keeps overflow to inf quiet; so is a complex ->
+# real cast, which keeps the real part (numpy's astype would warn)
 LOWERINGS[P.cast] = lambda n, a: (
-    _impl_call(n, a) if n.attrs["dtype"].is_floating_point and n.inputs[0].dtype.itemsize > n.attrs["dtype"].itemsize
+    _impl_call(n, a) if (n.attrs["dtype"].is_floating_point and n.inputs[0].dtype.itemsize > n.attrs["dtype"].itemsize)
+    or (n.inputs[0].dtype.is_complex and not n.attrs["dtype"].is_complex)
     else f"np.asarray({a[0]}).astype({np_type(n.attrs['dtype'])})")
 LOWERINGS[P.copy] = lambda n, a: f"np.array({a[0]})"
+# eager mode's views of a complex array, copied here: the memory plan takes results for fresh arrays
+for _p in (P.real, P.imag, P.view_as_real, P.view_as_complex):
+    LOWERINGS[_p] = lambda n, a: f"np.array({_impl_call(n, a)})"
+LOWERINGS[P.conj] = _ufunc("conjugate")
+_OUT_CAPABLE.append(P.conj)
+_UFUNCS[P.conj] = np.conjugate
 LOWERINGS[P.stop_gradient] = lambda n, a: a[0]
 LOWERINGS[P.relu] = lambda n, a: f"np.maximum({a[0]}, 0)"
 # numpy's rounding ufuncs on floats (round: half to even, as np.round); integers and bools are
@@ -113,7 +121,8 @@ for _p in PRIMITIVES.values():
 WRITES_INTO = frozenset(_OUT_CAPABLE) | frozenset(P.REDUCE_UFUNCS)
 # Lowerings that always return a new array. Any other result may be a view of an operand
 # (reference implementations built on strided views such as unfold).
-FRESH = WRITES_INTO | {P.where, P.cast, P.copy, P.full, P.concat}
+FRESH = WRITES_INTO | {P.where, P.cast, P.copy, P.full, P.concat, P.real, P.imag, P.view_as_real,
+                       P.view_as_complex}
 
 UNSUPPORTED = {P.nonzero: "nonzero has a data-dependent output shape",
                PRIMITIVES["fused"]: "fused nodes become Kernel records of the schedule, never code",
