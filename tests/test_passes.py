@@ -403,6 +403,34 @@ def test_fusion_rejects_a_cycle_through_another_group():
         np.testing.assert_allclose(got, want, rtol=1e-6)
 
 
+def test_fusion_merges_pointwise_groups_greedy_placement_split():
+    """An Adam-like update: the squared gradient joins the first moment's group (a sibling: both
+    read %g), so the second moment's group depends on it and the step (reading both) can only
+    join the second. Greedily that is two kernels over the same domain; no other path joins
+    them, so they merge into one."""
+    text = """
+        graph f(%g: f32[4,3], %m: f32[4,3], %v: f32[4,3]) {
+          %0: f32[4,3] = sub(%g, %m)
+          %1: f32[4,3] = mul(%0, 0.1)
+          %2: f32[4,3] = add(%m, %1)
+          %3: f32[4,3] = mul(%v, 0.9)
+          %4: f32[4,3] = mul(%g, %g)
+          %5: f32[4,3] = add(%3, %4)
+          %6: f32[4,3] = sqrt(%5)
+          %7: f32[4,3] = div(%2, %6)
+          return %2, %5, %7
+        }
+    """
+    out, log = _fuse(text)
+    g = parse_graph(out)
+    assert [n.prim.name for n in g.nodes] == ["fused"] and len(g.nodes[0].outputs) == 3
+    assert any("merged into the group" in line for line in log)
+    rng = np.random.default_rng(8)
+    args = [rng.random((4, 3)).astype(np.float32) for _ in range(3)]
+    for want, got in zip(interpret(parse_graph(ir(text)), args), interpret(g, args)):
+        np.testing.assert_allclose(got, want, rtol=1e-6)
+
+
 def test_fusion_respects_iteration_domains():
     out, log = _fuse("""
         graph f(%x: f32[3,4], %y: f32[4]) {
