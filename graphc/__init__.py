@@ -53,7 +53,7 @@ from .shape_ops import (argsort, argwhere, broadcast_shapes, broadcast_tensors, 
                         tensor_split, tile, topk, trace, transpose, tril, triu, unbind, unflatten, unique,
                         unsqueeze, vstack)
 from .math_ops import (bincount, bucketize, cdist, cross, cummax, cummin, cumprod, cumulative_trapezoid, diff,
-                       digamma, erfinv, float_power, histc, kron, lgamma, logaddexp, logaddexp2, logcumsumexp, logit,
+                       digamma, erfinv, float_power, histc, i0, igamma, igammac, kron, lgamma, logaddexp, logaddexp2, logcumsumexp, logit,
                        kthvalue, median, mode, mvlgamma, nanquantile, quantile, nanmedian, polygamma, searchsorted, sinc, tensordot, trapezoid, trapz,
                        xlogy)
 from .shape_ops import (atleast_1d, atleast_2d, atleast_3d, block_diag, cartesian_prod, index_fill,

@@ -1271,6 +1271,9 @@ pinv = register(Primitive("pinv", _pinv_infer, _pinv, kind="linalg"))
 
 from .complex_prims import (conj, fft_c2c, fft_c2r, fft_r2c, imag, make_complex, real,  # noqa: E402
                             view_as_complex, view_as_real)
+from .special_prims import (airy_ai, bessel_j0, bessel_j1, bessel_y0, bessel_y1, erfcx, i0, i0e, i1, i1e,  # noqa: E402
+                            igamma, igammac, log_ndtr, modified_bessel_i0, modified_bessel_i1, modified_bessel_k0,
+                            modified_bessel_k1, scaled_modified_bessel_k0, scaled_modified_bessel_k1, zeta)
 
 # The primitives above that take complex operands too (numpy's loops do; PyTorch's kernels
 # accept complex for them); every other one raises PyTorch's error for a complex operand.

@@ -12,6 +12,7 @@ import numpy as np
 
 from graphc.ir.array_module import array_module
 from graphc.ir.primitive import no_operand_policy
+from graphc.passes.autodiff import NoDerivative
 
 from ..device import array_to, get_default_device, using_device
 from . import grad_mode
@@ -101,9 +102,9 @@ def _collect(roots: list[Node]) -> dict[Node, int]:
 
 
 def _accumulate(buf: list, nr: int, g) -> None:
-    if buf[nr] is None:
+    if buf[nr] is None or type(g) is NoDerivative:
         buf[nr] = g
-    else:
+    elif type(buf[nr]) is not NoDerivative:  # a sum with a missing derivative is missing
         buf[nr] = buf[nr] + g
 
 
@@ -232,6 +233,16 @@ def _sweep(ready, buffers, deps, capture, capture_leaf, results, accumulate, ret
         while ready:
             _, _, node = heapq.heappop(ready)
             buf = buffers.pop(node, None) or [None] * node.num_outputs
+            missing = next((g for g in buf if type(g) is NoDerivative), None)
+            if missing is not None:
+                # a gradient PyTorch has no formula for reached here: an error if it is wanted,
+                # else it flows on unevaluated (to leaves nobody asked for, where it is dropped)
+                if (isinstance(node, AccumulateGrad) and (accumulate or node in capture_leaf)) or any(
+                        (node, nr) in capture for nr in range(node.num_outputs)):
+                    raise missing.error()
+                in_grads = (missing,) * len(node.next_functions)
+                _route(node, in_grads, buffers, deps, ready)
+                continue
             if node._pre_hooks:
                 for hook in list(node._pre_hooks.values()):
                     r = hook(tuple(buf))
@@ -277,14 +288,19 @@ def _sweep(ready, buffers, deps, capture, capture_leaf, results, accumulate, ret
                             in_grads = tuple(r)
                 if not retain_graph:
                     node.release()
-            for (nxt, nr), g in zip(node.next_functions, in_grads):
-                if nxt is None:
-                    continue
-                if g is not None:
-                    _accumulate(buffers.setdefault(nxt, [None] * nxt.num_outputs), nr, g)
-                deps[nxt] -= 1
-                if deps[nxt] == 0:
-                    heapq.heappush(ready, (-nxt._seq, id(nxt), nxt))
+            _route(node, in_grads, buffers, deps, ready)
+
+
+def _route(node: Node, in_grads, buffers: dict, deps: dict, ready: list) -> None:
+    """Hand ``node``'s input gradients on to the nodes that made its inputs."""
+    for (nxt, nr), g in zip(node.next_functions, in_grads):
+        if nxt is None:
+            continue
+        if g is not None:
+            _accumulate(buffers.setdefault(nxt, [None] * nxt.num_outputs), nr, g)
+        deps[nxt] -= 1
+        if deps[nxt] == 0:
+            heapq.heappush(ready, (-nxt._seq, id(nxt), nxt))
 
 
 def backward(tensors, grad_tensors=None, retain_graph=None, create_graph: bool = False,

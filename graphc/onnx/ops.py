@@ -16,6 +16,7 @@ import numpy as np
 
 from graphc.ir import dtypes as dt
 from graphc.ir import prims as P
+from graphc.ir import special_prims
 from graphc.ir.composite import composite
 from graphc.ir.dtypes import DType
 from graphc.ir.fused import fused
@@ -586,6 +587,7 @@ UNSUPPORTED: dict[Primitive, str] = {
     P.lgamma: "ONNX has no log-gamma operator (lgamma)",
     P.erfinv: "ONNX has no inverse error function operator (erfinv)",
     P.polygamma: "ONNX has no digamma/polygamma operator",
+    **{p: f"ONNX has no operator for this special function ({p.name})" for p in special_prims.ALL},
     P.cumargmax: "ONNX has no running arg-max operator (cummax's indices)",
     P.collective: "a collective across processes (DistributedDataParallel) has no ONNX form: export the module "
                   "it wraps (ddp.module)",
