@@ -93,7 +93,8 @@ def _igamma_fix(upper: bool):
 
 
 def _zeta_fix(out, x, q):
-    return np.where(q == np.inf, np.nan, out)  # PyTorch: zeta(x, inf) is nan (scipy: 0)
+    # PyTorch: zeta(x, inf) is nan (scipy: 0), but its pole zeta(1, q) = inf comes first
+    return np.where((q == np.inf) & (x != 1), np.nan, out)
 
 
 # differentiable (PyTorch has their derivatives); i0, i0e, i1, i1e have float16/bfloat16 kernels

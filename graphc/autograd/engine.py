@@ -240,8 +240,7 @@ def _sweep(ready, buffers, deps, capture, capture_leaf, results, accumulate, ret
                 if (isinstance(node, AccumulateGrad) and (accumulate or node in capture_leaf)) or any(
                         (node, nr) in capture for nr in range(node.num_outputs)):
                     raise missing.error()
-                in_grads = (missing,) * len(node.next_functions)
-                _route(node, in_grads, buffers, deps, ready)
+                _route(node, (missing,) * len(node.next_functions), buffers, deps, ready, accumulate, capture_leaf)
                 continue
             if node._pre_hooks:
                 for hook in list(node._pre_hooks.values()):
@@ -288,15 +287,17 @@ def _sweep(ready, buffers, deps, capture, capture_leaf, results, accumulate, ret
                             in_grads = tuple(r)
                 if not retain_graph:
                     node.release()
-            _route(node, in_grads, buffers, deps, ready)
+            _route(node, in_grads, buffers, deps, ready, accumulate, capture_leaf)
 
 
-def _route(node: Node, in_grads, buffers: dict, deps: dict, ready: list) -> None:
+def _route(node: Node, in_grads, buffers: dict, deps: dict, ready: list, accumulate: bool, capture_leaf: dict) -> None:
     """Hand ``node``'s input gradients on to the nodes that made its inputs."""
     for (nxt, nr), g in zip(node.next_functions, in_grads):
         if nxt is None:
             continue
         if g is not None:
+            if type(g) is NoDerivative and isinstance(nxt, AccumulateGrad) and (accumulate or nxt in capture_leaf):
+                raise g.error()  # before any other leaf of this node gets its gradient, as in PyTorch
             _accumulate(buffers.setdefault(nxt, [None] * nxt.num_outputs), nr, g)
         deps[nxt] -= 1
         if deps[nxt] == 0:
