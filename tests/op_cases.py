@@ -1806,7 +1806,8 @@ _add(Case("prim-view_as_complex", lambda a: P.abs(P.matmul(P.view_as_complex(a),
           (U(3, 3, 2),), prims=frozenset({"view_as_complex"}),
           ref=lambda a: np.abs((a[..., 0] + 1j * a[..., 1]) @ (a[..., 0] + 1j * a[..., 1]))))
 _add(Case("prim-sign-complex", lambda x, y: P.view_as_real(P.sign(_z(x, y))), (AWAY(3, 4), AWAY(3, 4)),
-          prims=frozenset({"sign"}), ref=lambda x, y: _np_pairs((x + 1j * y) / np.abs(x + 1j * y))))
+          prims=frozenset({"sign", "make_complex", "view_as_real"}),
+          ref=lambda x, y: _np_pairs((x + 1j * y) / np.abs(x + 1j * y))))
 for _dims, _norm, _fwd in (((1,), 0, True), ((0, 1), 2, False), ((0,), 1, True)):
     _add(Case(f"prim-fft_c2c-{_dims}-{_norm}-{_fwd}",
               lambda x, y, d=_dims, m=_norm, f=_fwd: P.view_as_real(P.fft_c2c(_z(x, y), dims=d, norm=m, forward=f)),

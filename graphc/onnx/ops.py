@@ -21,7 +21,7 @@ from graphc.ir.composite import composite
 from graphc.ir.dtypes import DType
 from graphc.ir.fused import fused
 from graphc.ir.graph import Node, Value
-from graphc.ir.primitive import Primitive
+from graphc.ir.primitive import PRIMITIVES, Primitive
 
 from .dims import Dim
 from .emitter import INT64_MAX, INT64_MIN, Emitter, onnx_dtype
@@ -582,8 +582,7 @@ ONNX_OPS: dict[Primitive, Builder] = {
 
 UNSUPPORTED: dict[Primitive, str] = {
     **{p: "ONNX has no complex tensor type for these operators (complex parts, conjugation, FFTs)"
-       for p in (P.real, P.imag, P.conj, P.make_complex, P.view_as_real, P.view_as_complex, P.fft_c2c,
-                 P.fft_r2c, P.fft_c2r)},
+       for p in PRIMITIVES.values() if p.complex_only},
     P.lgamma: "ONNX has no log-gamma operator (lgamma)",
     P.erfinv: "ONNX has no inverse error function operator (erfinv)",
     P.polygamma: "ONNX has no digamma/polygamma operator",
