@@ -62,6 +62,7 @@ from .creation import tril_indices, triu_indices
 from .linalg import det, inverse, logdet, matrix_power, pinverse, slogdet
 from .linalg import torch_cholesky as cholesky, torch_qr as qr, torch_svd as svd
 from . import special
+from .spectral import istft, stft  # noqa: E402
 from . import distributions  # noqa: E402
 from . import distributed  # noqa: E402  (mpi4py loads only when a process group starts)
 from . import safetensors, serialization

@@ -412,6 +412,8 @@ def _attach_more_ops() -> None:
             setattr(T, name, getattr(mod, name))
     T.cross = lambda self, other, dim=None: math_ops.cross(self, other, dim)
     T.polygamma = lambda self, n: math_ops.polygamma(n, self)
+    from . import spectral
+    T.stft, T.istft = spectral.stft, spectral.istft
     T.cholesky = linalg.torch_cholesky
     T.svd, T.qr = linalg.torch_svd, linalg.torch_qr
     for name in "cumprod xlogy lgamma erfinv digamma i0 igamma igammac mvlgamma sinc logit index_fill masked_scatter put".split():
