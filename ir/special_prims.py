@@ -74,6 +74,9 @@ def declare(name: str, impl, arity: int = 1, *, differentiable: bool = True, int
 
 def _airy_ai(x):
     sc = special_module(x)
+    if not hasattr(sc, "airy"):  # cupyx.scipy.special has none
+        raise NotImplementedError(f"airy_ai: {sc.__name__} has no Airy function; compute it on the CPU "
+                                  "(special.airy_ai(x.cpu()))")
     with np.errstate(all="ignore"):
         return sc.airy(x)[0]
 

@@ -227,3 +227,22 @@ def test_vmap_of_grad_per_sample():
     got = graphc.func.vmap(graphc.func.grad(f))(xs)
     want = graphc.stack([graphc.func.grad(f)(x) for x in xs])
     np.testing.assert_allclose(got.numpy(), want.numpy(), rtol=1e-6)
+
+
+def test_a_device_library_without_airy_says_so():
+    # cupyx.scipy.special has every function here but Airy's: a device array gets a clear error
+    import types
+
+    from graphc.ir import array_module
+    from graphc.ir import prims as P
+
+    class DeviceArray(np.ndarray):
+        pass
+
+    lib = types.SimpleNamespace(__name__="cupyx.scipy.special")
+    array_module.register(DeviceArray, np, lambda: lib)
+    try:
+        with pytest.raises(NotImplementedError, match="airy_ai: cupyx.scipy.special has no Airy function"):
+            P.airy_ai.impl(np.ones(2).view(DeviceArray))
+    finally:
+        del array_module._REGISTERED[DeviceArray]
