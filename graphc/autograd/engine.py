@@ -102,9 +102,9 @@ def _collect(roots: list[Node]) -> dict[Node, int]:
 
 
 def _accumulate(buf: list, nr: int, g) -> None:
-    if buf[nr] is None or type(g) is NoDerivative:
+    if buf[nr] is None:
         buf[nr] = g
-    elif type(buf[nr]) is not NoDerivative:  # a sum with a missing derivative is missing
+    else:
         buf[nr] = buf[nr] + g
 
 
@@ -228,19 +228,22 @@ def run_backward(outputs: Sequence, grad_outputs: Sequence, retain_graph: bool, 
 
 def _sweep(ready, buffers, deps, capture, capture_leaf, results, accumulate, retain_graph, create_graph) -> None:
     """Run the ready nodes in reverse creation order, routing their gradients on."""
+    missing: dict = {}  # node -> the NoDerivative that reached it (see _route)
     # backward rules run in the dtypes their forward ops ran in: autocast does not recast them
     with grad_mode.set_grad_enabled(create_graph), no_operand_policy():
         while ready:
             _, _, node = heapq.heappop(ready)
             buf = buffers.pop(node, None) or [None] * node.num_outputs
-            missing = next((g for g in buf if type(g) is NoDerivative), None)
-            if missing is not None:
+            if missing and node in missing:
                 # a gradient PyTorch has no formula for reached here: an error if it is wanted,
                 # else it flows on unevaluated (to leaves nobody asked for, where it is dropped)
+                nd = missing.pop(node)
                 if (isinstance(node, AccumulateGrad) and (accumulate or node in capture_leaf)) or any(
                         (node, nr) in capture for nr in range(node.num_outputs)):
-                    raise missing.error()
-                _route(node, (missing,) * len(node.next_functions), buffers, deps, ready, accumulate, capture_leaf)
+                    raise nd.error()
+                if not retain_graph:
+                    node.release()
+                _route(node, (nd,) * len(node.next_functions), buffers, deps, ready, accumulate, capture_leaf, missing)
                 continue
             if node._pre_hooks:
                 for hook in list(node._pre_hooks.values()):
@@ -287,18 +290,23 @@ def _sweep(ready, buffers, deps, capture, capture_leaf, results, accumulate, ret
                             in_grads = tuple(r)
                 if not retain_graph:
                     node.release()
-            _route(node, in_grads, buffers, deps, ready, accumulate, capture_leaf)
+            _route(node, in_grads, buffers, deps, ready, accumulate, capture_leaf, missing)
 
 
-def _route(node: Node, in_grads, buffers: dict, deps: dict, ready: list, accumulate: bool, capture_leaf: dict) -> None:
-    """Hand ``node``'s input gradients on to the nodes that made its inputs."""
+def _route(node: Node, in_grads, buffers: dict, deps: dict, ready: list, accumulate: bool, capture_leaf: dict,
+           missing: dict) -> None:
+    """Hand ``node``'s input gradients on to the nodes that made its inputs. A ``NoDerivative``
+    is not summed: it marks its node in ``missing`` (a sum with a missing term is missing)."""
     for (nxt, nr), g in zip(node.next_functions, in_grads):
         if nxt is None:
             continue
         if g is not None:
-            if type(g) is NoDerivative and isinstance(nxt, AccumulateGrad) and (accumulate or nxt in capture_leaf):
-                raise g.error()  # before any other leaf of this node gets its gradient, as in PyTorch
-            _accumulate(buffers.setdefault(nxt, [None] * nxt.num_outputs), nr, g)
+            if type(g) is NoDerivative:
+                if isinstance(nxt, AccumulateGrad) and (accumulate or nxt in capture_leaf):
+                    raise g.error()  # before any other leaf of this node gets its gradient, as in PyTorch
+                missing[nxt] = g
+            else:
+                _accumulate(buffers.setdefault(nxt, [None] * nxt.num_outputs), nr, g)
         deps[nxt] -= 1
         if deps[nxt] == 0:
             heapq.heappush(ready, (-nxt._seq, id(nxt), nxt))
