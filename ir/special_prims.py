@@ -58,7 +58,7 @@ def _scipy(fn_name: str, fix=None):
     return impl
 
 
-def declare(name: str, impl, arity: int = 1, *, differentiable: bool = True, integers: bool = True,
+def _declare(name: str, impl, arity: int = 1, *, differentiable: bool = True, integers: bool = True,
             low_precision: bool = False) -> Primitive:
     """An elementwise special function of ``arity`` operands (see the module's docstring)."""
     def infer(*args):
@@ -101,30 +101,30 @@ def _zeta_fix(out, x, q):
 
 
 # differentiable (PyTorch has their derivatives); i0, i0e, i1, i1e have float16/bfloat16 kernels
-i0 = declare("i0", _scipy("i0"), low_precision=True)
-i0e = declare("i0e", _scipy("i0e"), low_precision=True)
-i1 = declare("i1", _scipy("i1"), low_precision=True)
-i1e = declare("i1e", _scipy("i1e"), low_precision=True)
-erfcx = declare("erfcx", _scipy("erfcx"))
-log_ndtr = declare("log_ndtr", _scipy("log_ndtr"))
+i0 = _declare("i0", _scipy("i0"), low_precision=True)
+i0e = _declare("i0e", _scipy("i0e"), low_precision=True)
+i1 = _declare("i1", _scipy("i1"), low_precision=True)
+i1e = _declare("i1e", _scipy("i1e"), low_precision=True)
+erfcx = _declare("erfcx", _scipy("erfcx"))
+log_ndtr = _declare("log_ndtr", _scipy("log_ndtr"))
 # the regularized lower and upper incomplete gamma functions P(a, x), Q(a, x): differentiable in x only
-igamma = declare("igamma", _scipy("gammainc", _igamma_fix(False)), 2, integers=False, low_precision=True)
-igammac = declare("igammac", _scipy("gammaincc", _igamma_fix(True)), 2, integers=False, low_precision=True)
+igamma = _declare("igamma", _scipy("gammainc", _igamma_fix(False)), 2, integers=False, low_precision=True)
+igammac = _declare("igammac", _scipy("gammaincc", _igamma_fix(True)), 2, integers=False, low_precision=True)
 # Hurwitz's zeta(x, q) = sum_k (k + q)^-x: differentiable in q only
-zeta = declare("zeta", _scipy("zeta", _zeta_fix), 2)
+zeta = _declare("zeta", _scipy("zeta", _zeta_fix), 2)
 
 # no derivative in PyTorch
-airy_ai = declare("airy_ai", _airy_ai, differentiable=False)
-bessel_j0 = declare("bessel_j0", _scipy("j0"), differentiable=False)
-bessel_j1 = declare("bessel_j1", _scipy("j1"), differentiable=False)
-bessel_y0 = declare("bessel_y0", _scipy("y0"), differentiable=False)
-bessel_y1 = declare("bessel_y1", _scipy("y1"), differentiable=False)
-modified_bessel_i0 = declare("modified_bessel_i0", _scipy("i0"), differentiable=False)
-modified_bessel_i1 = declare("modified_bessel_i1", _scipy("i1"), differentiable=False)
-modified_bessel_k0 = declare("modified_bessel_k0", _scipy("k0"), differentiable=False)
-modified_bessel_k1 = declare("modified_bessel_k1", _scipy("k1"), differentiable=False)
-scaled_modified_bessel_k0 = declare("scaled_modified_bessel_k0", _scipy("k0e"), differentiable=False)
-scaled_modified_bessel_k1 = declare("scaled_modified_bessel_k1", _scipy("k1e"), differentiable=False)
+airy_ai = _declare("airy_ai", _airy_ai, differentiable=False)
+bessel_j0 = _declare("bessel_j0", _scipy("j0"), differentiable=False)
+bessel_j1 = _declare("bessel_j1", _scipy("j1"), differentiable=False)
+bessel_y0 = _declare("bessel_y0", _scipy("y0"), differentiable=False)
+bessel_y1 = _declare("bessel_y1", _scipy("y1"), differentiable=False)
+modified_bessel_i0 = _declare("modified_bessel_i0", _scipy("i0"), differentiable=False)
+modified_bessel_i1 = _declare("modified_bessel_i1", _scipy("i1"), differentiable=False)
+modified_bessel_k0 = _declare("modified_bessel_k0", _scipy("k0"), differentiable=False)
+modified_bessel_k1 = _declare("modified_bessel_k1", _scipy("k1"), differentiable=False)
+scaled_modified_bessel_k0 = _declare("scaled_modified_bessel_k0", _scipy("k0e"), differentiable=False)
+scaled_modified_bessel_k1 = _declare("scaled_modified_bessel_k1", _scipy("k1e"), differentiable=False)
 
 # every primitive of this module (the tables of other concerns give them one entry each)
 ALL = (i0, i0e, i1, i1e, erfcx, log_ndtr, igamma, igammac, zeta, airy_ai, bessel_j0, bessel_j1, bessel_y0,
