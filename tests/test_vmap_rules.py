@@ -75,6 +75,10 @@ _NONDIFF = [
     _Case("searchsorted", np.sort(_rng.normal(size=(3, 5)), 1), _X, right=False, out_int32=False),
     _Case("searchsorted", np.sort(_rng.normal(size=(5,))), _X, right=True, out_int32=False),
     _Case("cumsum", np.array(1.5), dim=0), _Case("argsort", np.array(1.5), dim=0, descending=False),  # 0-d samples
+    # special functions without a derivative (ir/special_prims.py); positive operands where they need them
+    *(_Case(n, _X) for n in ("airy_ai", "bessel_j0", "bessel_j1", "modified_bessel_i0", "modified_bessel_i1")),
+    *(_Case(n, np.abs(_X) + 0.1) for n in ("bessel_y0", "bessel_y1", "modified_bessel_k0", "modified_bessel_k1",
+                                           "scaled_modified_bessel_k0", "scaled_modified_bessel_k1")),
 ]
 
 PRIM_CASES: dict = {}

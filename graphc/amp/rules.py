@@ -20,6 +20,8 @@ entry here or in ``UNLISTED``.
 """
 from __future__ import annotations
 
+from graphc.ir import special_prims
+
 LOWER, FP32, PROMOTE = "lower_precision_fp", "fp32", "promote"
 # binary_cross_entropy under cuda autocast: PyTorch refuses it (its backward is unsafe in float16)
 UNSAFE = "unsafe"
@@ -119,4 +121,4 @@ UNLISTED = frozenset("""
     hardtanh leaky_relu lerp logaddexp logaddexp2 logcumsumexp logit logsigmoid max_dim mean min_dim
     mish silu sinc softsign square std var xlog1py
     real imag conj make_complex view_as_real view_as_complex fft_c2c fft_r2c fft_c2r
-""".split())
+""".split()) | {p.name for p in special_prims.ALL}  # PyTorch keeps them off both lists too

@@ -46,6 +46,21 @@ def _unsupported() -> dict:
 UNSUPPORTED: dict[Primitive, str] = _unsupported()
 
 
+class NoDerivative:
+    """A rule's cotangent for an operand PyTorch has no derivative for (igamma's ``a``, zeta's
+    ``x``). Autograd raises PyTorch's error only where that gradient is wanted: eagerly when it
+    reaches a leaf being accumulated or asked for (through any path), in the autodiff pass when
+    the operand is live; elsewhere it is dropped, as PyTorch never computes it."""
+
+    __slots__ = ("what",)
+
+    def __init__(self, what: str) -> None:
+        self.what = what
+
+    def error(self) -> NotImplementedError:
+        return NotImplementedError(f"the derivative for '{self.what}' is not implemented.")
+
+
 def defvjp(prim: Primitive, uses: tuple[int, ...] = (), uses_out: bool = False, needs: dict | None = None):
     def register(fn):
         if prim in VJP:
@@ -803,3 +818,4 @@ def _(g, out, x, *operands, bwd, index, n_inputs, has_grad, fn):
 
 # complex numbers and Fourier transforms; PyTorch's conjugate convention for complex operands
 from . import complex_rules  # noqa: E402,F401
+from . import special_rules  # noqa: E402,F401  (Bessel functions, incomplete gamma, zeta)
