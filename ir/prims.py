@@ -1287,3 +1287,8 @@ for _p, _err in ((relu, (NotImplementedError, "clamp is not supported for comple
                  *((_r, (NotImplementedError, f"{_r.name} is not supported for complex inputs"))
                    for _r in (floor, ceil, trunc))):
     _p.complex_error = _err
+
+# ---- LU, LDL and least squares (declared in factorization_prims) -------------------------------
+
+from .factorization_prims import (ldl_factor, ldl_info, ldl_pivots, ldl_solve, lstsq, lstsq_rank,  # noqa: E402,F401
+                                  lu_factor, lu_permutation, lu_pivots, lu_solve)
