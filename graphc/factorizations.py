@@ -175,14 +175,14 @@ def lstsq(A: Tensor, B: Tensor, rcond: float | None = None, *, driver: str | Non
     of A has full rank. B may be a (batch of) vector(s), of one dimension less than A."""
     if A.ndim < 2:
         raise RuntimeError("torch.linalg.lstsq: input must have at least 2 dimensions.")
-    if not A.dtype.is_floating_point or A.dtype.is_low_precision:
-        raise RuntimeError("This function doesn't handle types other than float and double")
     if not (A.ndim >= B.ndim and A.ndim - B.ndim <= 1):
         raise RuntimeError("torch.linalg.lstsq: input.dim() must be greater or equal to other.dim() and "
                            "(input.dim() - other.dim()) <= 1")
     driver = "gelsy" if driver is None else driver
     m, n = A.shape[-2:]
-    rcond = float(dt.float_info(A.dtype).eps) * builtins.max(m, n) if rcond is None else float(rcond)
+    # (autocast computes low-precision operands in float32)
+    eps = dt.float_info(A.dtype if A.dtype.is_floating_point and not A.dtype.is_low_precision else dt.float32).eps
+    rcond = float(eps) * builtins.max(m, n) if rcond is None else float(rcond)
     vector = B.ndim == A.ndim - 1
     Bm = P.reshape(B, shape=tuple(B.shape) + (1,)) if vector else B
     X = grad_named(P.lstsq(A, Bm, rcond=rcond, driver=driver), "LinalgLstsqBackward0")

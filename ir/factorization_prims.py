@@ -263,6 +263,8 @@ LSTSQ_DRIVERS = ("gels", "gelsy", "gelsd", "gelss")
 
 def _lstsq_infer(which: str):
     def infer(a, b, *, rcond: float, driver: str):
+        if not a.dtype.is_floating_point or a.dtype.is_low_precision:
+            raise RuntimeError("This function doesn't handle types other than float and double")
         s = _matrices("torch.linalg.lstsq", a, square=False)
         sb = _shape(b)
         if a.dtype is not b.dtype:
