@@ -186,14 +186,8 @@ def lstsq(A: Tensor, B: Tensor, rcond: float | None = None, *, driver: str | Non
     vector = B.ndim == A.ndim - 1
     Bm = P.reshape(B, shape=tuple(B.shape) + (1,)) if vector else B
     X = grad_named(P.lstsq(A, Bm, rcond=rcond, driver=driver), "LinalgLstsqBackward0")
-    rank = P.lstsq_rank(A, Bm, rcond=rcond, driver=driver) if driver != "gels" else _empty(A, dt.int64)
-    if driver in ("gelsd", "gelss"):
-        s = P.svdvals(P.stop_gradient(A))
-        # A's batch, broadcast to the solution's as PyTorch's are
-        sv = P.expand(s, shape=tuple(X.shape[:-2]) + tuple(s.shape[-1:])) if tuple(s.shape[:-1]) != tuple(
-            X.shape[:-2]) else s
-    else:
-        sv = _empty(A)
+    rank = P.lstsq_rank(A, rcond=rcond, driver=driver) if driver != "gels" else _empty(A, dt.int64)
+    sv = P.svdvals(P.stop_gradient(A)) if driver in ("gelsd", "gelss") else _empty(A)
     residuals = _empty(A)
     if m > n and driver != "gelsy" and (driver == "gels" or bool(host_array((rank == n).all()._data))):
         r = P.sub(P.matmul(A, X), Bm)

@@ -106,7 +106,7 @@ def _lu_permutation(pivots, *, m: int):
     _host("lu_unpack", pivots)
     k = pivots.shape[-1]
     batch = pivots.shape[:-1]
-    swaps = pivots.reshape((-1, k)).astype(np.int64) - 1
+    swaps = pivots.reshape((int(np.prod(batch)), k)).astype(np.int64) - 1
     if swaps.size and (swaps.min() < 0 or swaps.max() >= m):
         raise RuntimeError(f"torch.lu_unpack: LU_pivots must hold row indices in [1, {m}], the 1-based pivots "
                            "of torch.linalg.lu_factor")
@@ -261,24 +261,22 @@ ldl_solve = register(Primitive("ldl_solve", _ldl_solve_infer, _ldl_solve, kind="
 LSTSQ_DRIVERS = ("gels", "gelsy", "gelsd", "gelss")
 
 
-def _lstsq_infer(which: str):
-    def infer(a, b, *, rcond: float, driver: str):
-        if not a.dtype.is_floating_point or a.dtype.is_low_precision:
-            raise RuntimeError("This function doesn't handle types other than float and double")
-        s = _matrices("torch.linalg.lstsq", a, square=False)
-        sb = _shape(b)
-        if a.dtype is not b.dtype:
-            raise RuntimeError(f"torch.linalg.lstsq: Expected input and other to have the same dtype, but got "
-                               f"input's dtype {a.dtype.scalar_name} and other's dtype {b.dtype.scalar_name}")
-        if len(sb) < 2 or sb[-2] != s[-2]:
-            raise RuntimeError("torch.linalg.lstsq: input.size(-2) should match other.size(-2)")
-        if driver not in LSTSQ_DRIVERS:
-            raise RuntimeError("torch.linalg.lstsq: parameter `driver` should be one of (gels, gelsy, gelsd, gelss)")
-        batch = broadcast_shapes(s[:-2], sb[:-2])
-        if which == "x":
-            return TensorType(batch + (s[-1], sb[-1]), a.dtype)
-        return TensorType(batch, dt.int64)
-    return infer
+def _lstsq_infer(a, b=None, *, rcond: float, driver: str):
+    """The solution's type; without B, the rank's (one per matrix of A)."""
+    if not a.dtype.is_floating_point or a.dtype.is_low_precision:
+        raise RuntimeError("This function doesn't handle types other than float and double")
+    s = _matrices("torch.linalg.lstsq", a, square=False)
+    if driver not in LSTSQ_DRIVERS:
+        raise RuntimeError("torch.linalg.lstsq: parameter `driver` should be one of (gels, gelsy, gelsd, gelss)")
+    if b is None:
+        return TensorType(s[:-2], dt.int64)
+    sb = _shape(b)
+    if a.dtype is not b.dtype:
+        raise RuntimeError(f"torch.linalg.lstsq: Expected input and other to have the same dtype, but got "
+                           f"input's dtype {a.dtype.scalar_name} and other's dtype {b.dtype.scalar_name}")
+    if len(sb) < 2 or sb[-2] != s[-2]:
+        raise RuntimeError("torch.linalg.lstsq: input.size(-2) should match other.size(-2)")
+    return TensorType(broadcast_shapes(s[:-2], sb[:-2]) + (s[-1], sb[-1]), a.dtype)
 
 
 def _lstsq_lapack(a, b, rcond: float, driver: str):
@@ -307,8 +305,9 @@ def _lstsq_lapack(a, b, rcond: float, driver: str):
 
 
 # the least-squares (minimum-norm, for rank-deficient A with gelsy/gelsd/gelss) solution, and the
-# effective rank of A the driver found (0 for gels, which assumes full rank)
-lstsq = register(Primitive("lstsq", _lstsq_infer("x"), lambda a, b, *, rcond, driver: _lstsq_lapack(
+# effective rank of each matrix of A the driver finds (B plays no part in it; 0 for gels, which
+# assumes full rank)
+lstsq = register(Primitive("lstsq", _lstsq_infer, lambda a, b, *, rcond, driver: _lstsq_lapack(
     a, b, rcond, driver)[0], kind="linalg"))
-lstsq_rank = register(Primitive("lstsq_rank", _lstsq_infer("rank"), lambda a, b, *, rcond, driver: _lstsq_lapack(
-    a, b, rcond, driver)[1], kind="linalg", differentiable=False))
+lstsq_rank = register(Primitive("lstsq_rank", _lstsq_infer, lambda a, *, rcond, driver: _lstsq_lapack(
+    a, np.zeros(a.shape[-2:-1] + (1,), a.dtype), rcond, driver)[1], kind="linalg", differentiable=False))

@@ -313,7 +313,7 @@ def _aligned_matrices(prim: Primitive, vectors: tuple[int, ...] = ()) -> Callabl
     return rule
 
 
-for _p, _vectors in ((P.lu_solve, (1,)), (P.ldl_solve, (1,)), (P.lstsq, ()), (P.lstsq_rank, ())):
+for _p, _vectors in ((P.lu_solve, (1,)), (P.ldl_solve, (1,)), (P.lstsq, ())):
     defbatch(_p)(_aligned_matrices(_p, _vectors))
 
 
