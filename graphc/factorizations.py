@@ -101,7 +101,7 @@ def lu_unpack(LU_data: Tensor, LU_pivots: Tensor, unpack_data: bool = True, unpa
 
 def lu(A: Tensor, *, pivot: bool = True, out=None):
     """(P, L, U) with A = P L U (A of shape (*, m, n); L (*, m, k), U (*, k, n), k = min(m, n))."""
-    _need_pivoting("linalg.lu", pivot)
+    _need_pivoting("linalg.lu_factor", pivot)
     LU, pivots = _lu_factor(A, False)
     return _write_outs(out, _lu_result(*lu_unpack(LU, pivots)))
 
@@ -137,7 +137,8 @@ def torch_lu_solve(b: Tensor, LU_data: Tensor, LU_pivots: Tensor, *, out=None) -
 
 
 def tensor_lu(self: Tensor, pivot: bool = True, get_infos: bool = False):
-    return torch_lu(self, pivot, get_infos)
+    """Tensor.lu: torch.lu's results as a plain tuple."""
+    return tuple(torch_lu(self, pivot, get_infos))
 
 
 def tensor_lu_solve(self: Tensor, LU_data: Tensor, LU_pivots: Tensor) -> Tensor:

@@ -34,6 +34,13 @@ def _lapack(name: str, a: np.ndarray):
     return lapack.get_lapack_funcs(name, (a,))
 
 
+def _kernel_dtype(kernel: str, *xs) -> None:
+    """PyTorch's error for a dtype its CPU kernel is not compiled for (integers, float16, bfloat16)."""
+    for x in xs:
+        if not x.dtype.is_floating_point or x.dtype.is_low_precision:
+            raise NotImplementedError(f'"{kernel}" not implemented for \'{x.dtype.scalar_name}\'')
+
+
 def _batched(a: np.ndarray, batch: tuple) -> np.ndarray:
     """``a``'s matrices broadcast to ``batch`` and flattened to one batch axis."""
     return np.broadcast_to(a, batch + a.shape[-2:]).reshape((-1,) + a.shape[-2:])
@@ -62,6 +69,10 @@ def _getrf(a: np.ndarray):
 
 def _lu_infer(which: str):
     def infer(a, *, check_errors: bool = False):
+        if len(_shape(a)) < 2:
+            raise RuntimeError(f"torch.lu_factor: Expected tensor with 2 or more dimensions. Got size: "
+                               f"{list(_shape(a))} instead")
+        _kernel_dtype("lu_cpu", a)
         s = _matrices("linalg.lu_factor", a, square=False)
         if which == "lu":
             return TensorType(s, a.dtype)
@@ -75,7 +86,7 @@ def _lu_factor(a, *, check_errors: bool):
     if check_errors and info.any():
         b = int(np.flatnonzero(info.reshape(-1))[0])
         i = int(info.reshape(-1)[b])
-        raise LinAlgError(f"torch.linalg.lu_factor: {_batch_prefix(a, b)}U[{i},{i}] is zero and using it on lu_solve "
+        raise RuntimeError(f"torch.linalg.lu_factor: {_batch_prefix(a, b)}U[{i},{i}] is zero and using it on lu_solve "
                           "would result in a division by zero. If you still want to perform the factorization, "
                           "consider calling linalg.lu(A, pivot) or linalg.lu_factor_ex(A, pivot)")
     return lu
@@ -92,7 +103,7 @@ lu_pivots = register(Primitive(
 def _perm_infer(pivots, *, m: int):
     s = _shape(pivots)
     if pivots.dtype is not dt.int32:
-        raise RuntimeError("torch.lu_unpack: LU_pivots is expected to be a contiguous tensor of torch.int32 dtype. "
+        raise RuntimeError("torch.lu_unpack: LU_pivots is expected to be a contiguous tensor of torch.int32 dtype.\n"
                            "Note: this function is intended to be used with the output produced by torch.linalg.lu_factor")
     if len(s) < 1 or s[-1] > m:
         raise RuntimeError(f"torch.lu_unpack: the pivots hold {s[-1] if s else 0} row swaps of a matrix with {m} rows: "
@@ -136,6 +147,7 @@ def _check_pivots(op: str, lu, pivots) -> None:
 
 def _lu_solve_infer(lu, pivots, b, *, adjoint: bool):
     s = _matrices("torch.linalg.lu_solve", lu)
+    _kernel_dtype("linalg.lu_solve_cpu", lu)
     _check_pivots("linalg.lu_solve", lu, pivots)
     sb = _shape(b)
     if len(sb) < 2:
@@ -191,6 +203,7 @@ def _sytrf(a: np.ndarray):
 def _ldl_infer(which: str):
     def infer(a, *, hermitian: bool, check_errors: bool = False):
         s = _matrices("torch.linalg.ldl_factor_ex", a)
+        _kernel_dtype("ldl_factor_kernel_cpu", a)
         return TensorType(s, a.dtype) if which == "ld" else TensorType(s[:-2] + ((s[-1],) if which == "pivots" else ()),
                                                                        dt.int32)
     return infer
@@ -219,6 +232,7 @@ ldl_info = register(Primitive(
 
 def _ldl_solve_infer(ld, pivots, b, *, hermitian: bool):
     s = _matrices("torch.linalg.ldl_solve", ld)
+    _kernel_dtype("ldl_solve_kernel_cpu", ld)
     if pivots.dtype.category != dt.INT:
         raise RuntimeError("torch.linalg.ldl_solve: Expected pivots to be integers. Got " + pivots.dtype.scalar_name)
     if _shape(pivots) != s[:-1]:
