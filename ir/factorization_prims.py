@@ -135,6 +135,13 @@ lu_permutation = register(Primitive("lu_permutation", _perm_infer, _lu_permutati
                                     differentiable=False))
 
 
+def _pivots_in_range(op: str, pivots: np.ndarray, n: int) -> None:
+    """LAPACK reads rows at the pivots without checking them: out-of-range ones are refused here."""
+    if pivots.size and (pivots.min() < 1 or pivots.max() > n):
+        raise RuntimeError(f"{op}: pivots must be in [1, {n}] (1-based row indices, as the factorization returns "
+                           "them)")
+
+
 def _check_pivots(op: str, lu, pivots) -> None:
     if pivots.dtype is not dt.int32:
         raise RuntimeError(f"{op}: pivots should be a Tensor of scalar type torch.int32")
@@ -168,6 +175,7 @@ def _lu_solve(lu, pivots, b, *, adjoint: bool):
     if out.size == 0:
         return out
     n = lu.shape[-1]
+    _pivots_in_range("linalg.lu_solve", pivots, n)
     lus = _batched(lu, batch)
     pivs = np.broadcast_to(pivots, batch + pivots.shape[-1:]).reshape((-1, n)) - 1
     getrs = _lapack("getrs", lus)
@@ -257,6 +265,7 @@ def _ldl_solve(ld, pivots, b, *, hermitian: bool):
     if out.size == 0:
         return out
     n = ld.shape[-1]
+    _pivots_in_range("linalg.ldl_solve", np.abs(pivots), n)
     lds = _batched(ld, batch)
     pivs = np.broadcast_to(pivots, batch + (n,)).reshape((-1, n)).astype(np.int32)
     sytrs = _lapack("sytrs", lds)
