@@ -1692,16 +1692,16 @@ def _np_lu_packed(a):
 # LU (tall, square, wide; full rank, well-separated pivots), solving with it, least squares
 for _m, _n in ((4, 3), (3, 3), (3, 4)):
     prim_case("lu_factor", U(_m, _n) + np.eye(_m, _n), id=f"lu_factor-{_m}x{_n}", attrs={"check_errors": False},
-              ref=_np_lu_packed)
+              ref=_np_lu_packed, gradgrad=_m == _n)
 prim_case("lu_factor", U(2, 3, 3), id="lu_factor-batched", attrs={"check_errors": False})
 _piv3 = np.array([2, 3, 3], np.int32)
-prim_case("lu_solve", WELL(3, 3), _piv3, U(3, 2), attrs={"adjoint": False},
+prim_case("lu_solve", WELL(3, 3), _piv3, U(3, 2), attrs={"adjoint": False}, gradgrad=True,
           ref=lambda lu, p, b: np.linalg.solve(_np_lu_matrix(lu, p), b))
 prim_case("lu_solve", WELL(3, 3), _piv3, U(3, 2), id="lu_solve-adjoint", attrs={"adjoint": True},
           ref=lambda lu, p, b: np.linalg.solve(_np_lu_matrix(lu, p).T, b))
 prim_case("lu_solve", WELL(2, 3, 3), np.array([[1, 3, 3], [3, 2, 3]], np.int32), U(3, 2), id="lu_solve-broadcast",
           attrs={"adjoint": False})
-prim_case("lstsq", U(4, 3), U(4, 2), attrs={"rcond": 1e-12, "driver": "gelsy"},
+prim_case("lstsq", U(4, 3), U(4, 2), attrs={"rcond": 1e-12, "driver": "gelsy"}, gradgrad=True,
           ref=lambda a, b: np.linalg.pinv(a) @ b)
 prim_case("lstsq", U(3, 4), U(3, 2), id="lstsq-wide-gelsd", attrs={"rcond": 1e-12, "driver": "gelsd"},
           ref=lambda a, b: np.linalg.pinv(a) @ b)

@@ -352,3 +352,12 @@ def test_errors_match_pytorch(call):
     with pytest.raises(type(want.value)) as got:
         call(torch_like, graphc.tensor(A))
     assert str(got.value) == str(want.value)
+
+
+def test_readme_snippet_runs(capsys):
+    from pathlib import Path
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    code = readme.split("## LU, LDL and least squares", 1)[1].split("```python", 1)[1].split("```", 1)[0]
+    exec(compile(code, "README.md", "exec"), {})
+    out = capsys.readouterr().out.split()
+    assert float(out[0]) < 1e-12 and float(out[1]) < 1e-12 and out[2] == "graphc.int32"
