@@ -185,7 +185,8 @@ def test_lu_gradients(shape):
 
 def test_lu_solve_gradients_to_LU_and_B():
     LU, piv = L.lu_factor(t(_well(3, 3)))
-    for kw in ({}, {"adjoint": True}, {"left": False}, {"left": False, "adjoint": True}):
+    # the plain solve is an op_cases gradcheck; these two reach the primitive's other adjoint flag and left=False
+    for kw in ({"adjoint": True}, {"left": False, "adjoint": True}):
         b_shape = (3, 2) if kw.get("left", True) else (2, 3)
         assert gradcheck(lambda lu, b: L.lu_solve(lu, piv, b, **kw),
                          (t(_np(LU), grad=True), t(RNG.standard_normal(b_shape), grad=True))), kw
@@ -197,7 +198,7 @@ def test_lu_solve_gradients_to_LU_and_B():
     np.testing.assert_allclose(_np(A.grad), _np(A2.grad), atol=1e-12)
 
 
-@pytest.mark.parametrize("shape, driver", [((5, 3), "gelsy"), ((3, 5), "gelsd"), ((2, 4, 3), "gels")])
+@pytest.mark.parametrize("shape, driver", [((5, 3), "gelsy"), ((3, 5), "gelsd"), ((4, 2), "gels")])
 def test_lstsq_gradients(shape, driver):
     A, B = t(RNG.standard_normal(shape), grad=True), t(RNG.standard_normal(shape[:-1] + (2,)), grad=True)
     assert gradcheck(lambda a, b: L.lstsq(a, b, driver=driver).solution, (A, B))
