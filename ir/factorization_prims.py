@@ -18,7 +18,7 @@ import numpy as np
 
 from . import dtypes as dt
 from .primitive import Primitive, TensorType, register
-from .prims import LinAlgError, _batch_prefix, _linalg_dtype, _matrices, _shape
+from .prims import LinAlgError, _batch_prefix, _matrices, _shape
 from .shapes import broadcast_shapes
 
 
@@ -80,12 +80,19 @@ def _lu_infer(which: str):
     return infer
 
 
+def _first_failure(info: np.ndarray) -> tuple[int, int] | None:
+    """(batch element, LAPACK info) of the first matrix whose factorization reported info > 0."""
+    flat = info.reshape(-1)
+    bad = np.flatnonzero(flat)
+    return (int(bad[0]), int(flat[bad[0]])) if bad.size else None
+
+
 def _lu_factor(a, *, check_errors: bool):
     _host("linalg.lu_factor", a)
     lu, _piv, info = _getrf(a)
-    if check_errors and info.any():
-        b = int(np.flatnonzero(info.reshape(-1))[0])
-        i = int(info.reshape(-1)[b])
+    failed = _first_failure(info) if check_errors else None
+    if failed:
+        b, i = failed
         raise RuntimeError(f"torch.linalg.lu_factor: {_batch_prefix(a, b)}U[{i},{i}] is zero and using it on lu_solve "
                           "would result in a division by zero. If you still want to perform the factorization, "
                           "consider calling linalg.lu(A, pivot) or linalg.lu_factor_ex(A, pivot)")
@@ -93,18 +100,24 @@ def _lu_factor(a, *, check_errors: bool):
 
 
 # the packed factors: L's strict lower part (its unit diagonal implied) over U's upper part; with
-# check_errors, an exactly singular U raises PyTorch's LinAlgError (linalg.lu_factor)
+# check_errors, an exactly singular U raises PyTorch's error (linalg.lu_factor)
 lu_factor = register(Primitive("lu_factor", _lu_infer("lu"), _lu_factor, kind="linalg"))
-lu_pivots = register(Primitive(
-    "lu_pivots", _lu_infer("pivots"), lambda a: (_host("linalg.lu_factor", a), _getrf(a)[1])[1], kind="linalg",
-    differentiable=False))
+
+
+def _lu_pivots(a):
+    _host("linalg.lu_factor", a)
+    return _getrf(a)[1]
+
+
+lu_pivots = register(Primitive("lu_pivots", _lu_infer("pivots"), _lu_pivots, kind="linalg", differentiable=False))
 
 
 def _perm_infer(pivots, *, m: int):
     s = _shape(pivots)
     if pivots.dtype is not dt.int32:
         raise RuntimeError("torch.lu_unpack: LU_pivots is expected to be a contiguous tensor of torch.int32 dtype.\n"
-                           "Note: this function is intended to be used with the output produced by torch.linalg.lu_factor")
+                           "Note: this function is intended to be used with the output produced by "
+                           "torch.linalg.lu_factor")
     if len(s) < 1 or s[-1] > m:
         raise RuntimeError(f"torch.lu_unpack: the pivots hold {s[-1] if s else 0} row swaps of a matrix with {m} rows: "
                            "LU_pivots must have shape (*, min(m, n)) for LU_data of shape (*, m, n)")
@@ -212,30 +225,38 @@ def _ldl_infer(which: str):
     def infer(a, *, hermitian: bool, check_errors: bool = False):
         s = _matrices("torch.linalg.ldl_factor_ex", a)
         _kernel_dtype("ldl_factor_kernel_cpu", a)
-        return TensorType(s, a.dtype) if which == "ld" else TensorType(s[:-2] + ((s[-1],) if which == "pivots" else ()),
-                                                                       dt.int32)
+        if which == "ld":
+            return TensorType(s, a.dtype)
+        return TensorType(s[:-1] if which == "pivots" else s[:-2], dt.int32)
     return infer
 
 
 def _ldl_factor(a, *, hermitian: bool, check_errors: bool):
     _host("linalg.ldl_factor", a)
     ld, _piv, info = _sytrf(a)
-    if check_errors and info.any():
-        b = int(np.flatnonzero(info.reshape(-1))[0])
-        i = int(info.reshape(-1)[b])
+    failed = _first_failure(info) if check_errors else None
+    if failed:
+        b, i = failed
         raise LinAlgError(f"torch.linalg.ldl_factor: {_batch_prefix(a, b)}The factorization could not be completed "
                           f"because D[{i},{i}] is exactly zero (the input matrix is singular). Use "
                           "linalg.ldl_factor_ex to get the factors and info instead of an error.")
     return ld
 
 
+def _sytrf_part(i: int):
+    def impl(a, *, hermitian: bool):
+        _host("linalg.ldl_factor", a)
+        return _sytrf(a)[i]
+    return impl
+
+
+# LD (D's blocks on the diagonal and first subdiagonal, L's strict lower part below), LAPACK's
+# pivots (negative: a 2x2 block of D) and info (> 0: D[info-1, info-1] is exactly zero); for real
+# matrices hermitian=True and False factor alike (sytrf)
 ldl_factor = register(Primitive("ldl_factor", _ldl_infer("ld"), _ldl_factor, kind="linalg", differentiable=False))
-ldl_pivots = register(Primitive(
-    "ldl_pivots", _ldl_infer("pivots"), lambda a, *, hermitian: (_host("linalg.ldl_factor", a), _sytrf(a)[1])[1],
-    kind="linalg", differentiable=False))
-ldl_info = register(Primitive(
-    "ldl_info", _ldl_infer("info"), lambda a, *, hermitian: (_host("linalg.ldl_factor", a), _sytrf(a)[2])[1],
-    kind="linalg", differentiable=False))
+ldl_pivots = register(Primitive("ldl_pivots", _ldl_infer("pivots"), _sytrf_part(1), kind="linalg",
+                                differentiable=False))
+ldl_info = register(Primitive("ldl_info", _ldl_infer("info"), _sytrf_part(2), kind="linalg", differentiable=False))
 
 
 def _ldl_solve_infer(ld, pivots, b, *, hermitian: bool):

@@ -76,9 +76,11 @@ _NONDIFF = [
     _Case("searchsorted", np.sort(_rng.normal(size=(3, 5)), 1), _X, right=False, out_int32=False),
     _Case("searchsorted", np.sort(_rng.normal(size=(5,))), _X, right=True, out_int32=False),
     _Case("cumsum", np.array(1.5), dim=0), _Case("argsort", np.array(1.5), dim=0, descending=False),  # 0-d samples
-    _Case("lu_pivots", _rng.normal(size=(2, 4, 3))), _Case("lu_permutation", np.array([[2, 3, 3], [3, 3, 3]], np.int32), m=4),
+    _Case("lu_pivots", _rng.normal(size=(2, 4, 3))),
+    _Case("lu_permutation", np.array([[2, 3, 3], [3, 3, 3]], np.int32), m=4),
     _Case("ldl_factor", _SYM, hermitian=False, check_errors=False), _Case("ldl_pivots", _SYM, hermitian=False),
-    _Case("ldl_info", _SYM, hermitian=False), _Case("ldl_solve", _SYM, np.array([3, 3, 3], np.int32), _X, hermitian=False),
+    _Case("ldl_info", _SYM, hermitian=False),
+    _Case("ldl_solve", _SYM, np.array([3, 3, 3], np.int32), _X, hermitian=False),
     _Case("lstsq_rank", _rng.normal(size=(2, 4, 3)), rcond=1e-7, driver="gelsy"),
 ]
 
