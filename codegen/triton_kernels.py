@@ -421,6 +421,10 @@ UNSUPPORTED: dict[Primitive, str] = {
     PRIMITIVES["fused"]: "fused nodes are lowered by the scheduler into Kernel records before codegen",
     PRIMITIVES["composite"]: "composite nodes are expanded by the decompose pass before codegen",
     PRIMITIVES["custom_vjp"]: "custom_vjp nodes are erased before lowering (only autodiff reads them)",
+    **{p: f"{p.name} runs SciPy's LAPACK (getrf/getrs, sytrf/sytrs, gels*), which has no CuPy counterpart wired "
+          "into graphc: compile it with backend='numpy' on the CPU"
+       for p in (P.lu_factor, P.lu_pivots, P.lu_permutation, P.lu_solve, P.ldl_factor, P.ldl_pivots, P.ldl_info,
+                 P.ldl_solve, P.lstsq, P.lstsq_rank)},
     **{p: "Triton has no complex type (the backend refuses graphs with complex values: use backend='numpy')"
        for p in PRIMITIVES.values() if p.complex_only},
 }

@@ -61,6 +61,7 @@ from .shape_ops import (atleast_1d, atleast_2d, atleast_3d, block_diag, cartesia
 from .creation import tril_indices, triu_indices
 from .linalg import det, inverse, logdet, matrix_power, pinverse, slogdet
 from .linalg import torch_cholesky as cholesky, torch_qr as qr, torch_svd as svd
+from .factorizations import lu_unpack, torch_lu as lu, torch_lu_solve as lu_solve
 from . import special
 from .spectral import istft, stft  # noqa: E402
 from . import distributions  # noqa: E402

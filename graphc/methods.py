@@ -416,6 +416,8 @@ def _attach_more_ops() -> None:
     T.stft, T.istft = spectral.stft, spectral.istft
     T.cholesky = linalg.torch_cholesky
     T.svd, T.qr = linalg.torch_svd, linalg.torch_qr
+    from . import factorizations
+    T.lu, T.lu_solve = factorizations.tensor_lu, factorizations.tensor_lu_solve
     for name in "cumprod xlogy lgamma erfinv digamma i0 igamma igammac mvlgamma sinc logit index_fill masked_scatter put".split():
         setattr(T, name + "_", inplace.inplace_method(getattr(T, name), name + "_"))
     T.polygamma_ = inplace.inplace_method(T.polygamma, "polygamma_")

@@ -1292,3 +1292,8 @@ from .complex_prims import (conj, fft_c2c, fft_c2r, fft_r2c, imag, make_complex,
 from .special_prims import (airy_ai, bessel_j0, bessel_j1, bessel_y0, bessel_y1, erfcx, i0, i0e, i1, i1e,  # noqa: E402
                             igamma, igammac, log_ndtr, modified_bessel_i0, modified_bessel_i1, modified_bessel_k0,
                             modified_bessel_k1, scaled_modified_bessel_k0, scaled_modified_bessel_k1, zeta)
+
+# ---- LU, LDL and least squares (declared in factorization_prims) -------------------------------
+
+from .factorization_prims import (ldl_factor, ldl_info, ldl_pivots, ldl_solve, lstsq, lstsq_rank,  # noqa: E402,F401
+                                  lu_factor, lu_permutation, lu_pivots, lu_solve)

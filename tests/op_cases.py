@@ -1726,6 +1726,49 @@ _add(Case("prim-eigh_vectors-upper", lambda a: P.eigh_vectors(_sym(a), uplo="U")
 _add(Case("prim-pinv-hermitian", lambda a: P.pinv(_sym(a), atol=0.0, rtol=1e-12, hermitian=True), (_spread(3),),
           prims=frozenset({"pinv"})))
 
+
+def _np_lu_matrix(lu, piv):
+    """A = P L U from packed LU factors and LAPACK's 1-based pivots (numpy, one matrix)."""
+    n = lu.shape[-1]
+    perm = np.arange(n)
+    for i, p in enumerate(piv - 1):
+        perm[[i, p]] = perm[[p, i]]
+    a = (np.tril(lu, -1) + np.eye(n)) @ np.triu(lu)
+    out = np.empty_like(a)
+    out[perm] = a
+    return out
+
+
+def _np_lu_packed(a):
+    """scipy.linalg.lu's L and U packed as LAPACK's getrf packs them (one matrix)."""
+    import scipy.linalg
+    _p, lo, up = scipy.linalg.lu(a)
+    k = min(a.shape)
+    out = np.zeros(a.shape)
+    out[:, :k] += np.tril(lo, -1)
+    out[:k, :] += up
+    return out
+
+
+# LU (tall, square, wide; full rank, well-separated pivots), solving with it, least squares
+for _m, _n in ((4, 3), (3, 3), (3, 4)):
+    prim_case("lu_factor", U(_m, _n) + np.eye(_m, _n), id=f"lu_factor-{_m}x{_n}", attrs={"check_errors": False},
+              ref=_np_lu_packed, gradgrad=_m == _n)
+prim_case("lu_factor", U(2, 3, 3), id="lu_factor-batched", attrs={"check_errors": False})
+_piv3 = np.array([2, 3, 3], np.int32)
+prim_case("lu_solve", WELL(3, 3), _piv3, U(3, 2), attrs={"adjoint": False}, gradgrad=True,
+          ref=lambda lu, p, b: np.linalg.solve(_np_lu_matrix(lu, p), b))
+prim_case("lu_solve", WELL(3, 3), _piv3, U(3, 2), id="lu_solve-adjoint", attrs={"adjoint": True},
+          ref=lambda lu, p, b: np.linalg.solve(_np_lu_matrix(lu, p).T, b))
+prim_case("lu_solve", WELL(2, 3, 3), np.array([[1, 3, 3], [3, 2, 3]], np.int32), U(3, 2), id="lu_solve-broadcast",
+          attrs={"adjoint": False})
+prim_case("lstsq", U(4, 3), U(4, 2), attrs={"rcond": 1e-12, "driver": "gelsy"}, gradgrad=True,
+          ref=lambda a, b: np.linalg.pinv(a) @ b)
+prim_case("lstsq", U(3, 4), U(3, 2), id="lstsq-wide-gelsd", attrs={"rcond": 1e-12, "driver": "gelsd"},
+          ref=lambda a, b: np.linalg.pinv(a) @ b)
+prim_case("lstsq", U(2, 4, 3), U(4, 1), id="lstsq-broadcast-gels", attrs={"rcond": 1e-12, "driver": "gels"},
+          ref=lambda a, b: np.linalg.pinv(a) @ b)
+
 # the public API over them
 api_case("linalg.solve-vector", lambda a, b: graphc.linalg.solve(a, b), WELL(2, 3, 3), U(2, 3),
          ref=lambda a, b: np.einsum("bij,bj->bi", _inv(a), b))

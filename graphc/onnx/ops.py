@@ -604,5 +604,10 @@ UNSUPPORTED: dict[Primitive, str] = {
     P.eigvalsh: _LINALG_WHY.format("symmetric eigendecomposition (linalg.eigvalsh)"),
     P.eigh_vectors: _LINALG_WHY.format("symmetric eigendecomposition (linalg.eigh)"),
     P.pinv: _LINALG_WHY.format("pseudo-inverse (linalg.pinv)"),
+    **{p: _LINALG_WHY.format("LU factorization (linalg.lu_factor, lu_solve, lu_unpack)")
+       for p in (P.lu_factor, P.lu_pivots, P.lu_permutation, P.lu_solve)},
+    **{p: _LINALG_WHY.format("LDL factorization (linalg.ldl_factor, ldl_solve)")
+       for p in (P.ldl_factor, P.ldl_pivots, P.ldl_info, P.ldl_solve)},
+    **{p: _LINALG_WHY.format("least-squares solver (linalg.lstsq)") for p in (P.lstsq, P.lstsq_rank)},
     fused: "fusion groups are made by the backend passes, which export does not run",
 }
