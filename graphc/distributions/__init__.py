@@ -9,13 +9,15 @@ import numbers
 
 import graphc
 
-__all__ = ["Bernoulli", "Beta", "Binomial", "Categorical", "Cauchy", "Chi2", "Dirichlet", "Distribution",
-           "ExpRelaxedCategorical", "Exponential", "FisherSnedecor", "Gamma", "Geometric", "Gumbel", "HalfCauchy",
-           "HalfNormal", "Independent", "InverseGamma", "Laplace", "LogNormal", "LogitRelaxedBernoulli",
-           "MixtureSameFamily", "Multinomial", "MultivariateNormal", "NegativeBinomial", "Normal",
-           "OneHotCategorical", "OneHotCategoricalStraightThrough", "Pareto", "Poisson", "RelaxedBernoulli",
-           "RelaxedOneHotCategorical", "StudentT", "TransformedDistribution", "Uniform", "Weibull", "constraints",
-           "kl_divergence", "register_kl", "transforms", "utils"]
+__all__ = ["Bernoulli", "Beta", "Binomial", "Categorical", "Cauchy", "Chi2", "ContinuousBernoulli", "Dirichlet",
+           "Distribution", "ExpRelaxedCategorical", "Exponential", "ExponentialFamily", "FisherSnedecor", "Gamma",
+           "GeneralizedPareto", "Geometric", "Gumbel", "HalfCauchy", "HalfNormal", "Independent", "InverseGamma",
+           "Kumaraswamy", "Laplace", "LogNormal", "LogisticNormal", "LogitRelaxedBernoulli",
+           "LowRankMultivariateNormal", "MixtureSameFamily", "Multinomial", "MultivariateNormal",
+           "NegativeBinomial", "Normal", "OneHotCategorical", "OneHotCategoricalStraightThrough", "Pareto",
+           "Poisson", "RelaxedBernoulli", "RelaxedOneHotCategorical", "StudentT", "TransformedDistribution",
+           "Uniform", "VonMises", "Weibull", "biject_to", "constraint_registry", "constraints", "kl_divergence",
+           "register_kl", "transform_to", "transforms", "utils"]
 
 
 from . import constraints, transforms  # noqa: E402
@@ -248,6 +250,15 @@ from .mixture import (ExpRelaxedCategorical, FisherSnedecor, LogitRelaxedBernoul
                       RelaxedBernoulli, RelaxedOneHotCategorical)
 from . import utils  # noqa: E402
 from .kl import kl_divergence, register_kl  # noqa: E402  (its pairs name the classes above)
+from .exp_family import ExponentialFamily  # noqa: E402
+from .continuous_bernoulli import ContinuousBernoulli  # noqa: E402
+from .generalized_pareto import GeneralizedPareto  # noqa: E402
+from .kumaraswamy import Kumaraswamy  # noqa: E402
+from .logistic_normal import LogisticNormal  # noqa: E402
+from .lowrank_multivariate_normal import LowRankMultivariateNormal  # noqa: E402
+from .von_mises import VonMises  # noqa: E402
+from . import constraint_registry  # noqa: E402
+from .constraint_registry import biject_to, transform_to  # noqa: E402
 
 # PyTorch's torch.distributions.<file> paths (``from torch.distributions.normal import Normal``)
 # where graphc's files group classes differently: each such path is a module of PyTorch's names.

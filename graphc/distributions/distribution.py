@@ -150,6 +150,20 @@ class Distribution:
     def expand(self, batch_shape, _instance=None):
         raise NotImplementedError(f"{type(self).__name__}.expand is not implemented by graphc")
 
+    def _expanded(self, batch_shape, params, _instance=None):
+        """``expand``'s common part: a new instance (``_instance`` or a bare one of this type) with
+        batch shape ``batch_shape`` and each of ``params`` this instance holds broadcast to it (its
+        trailing, non-batch dims kept); validation as this instance's."""
+        new = _instance if _instance is not None else type(self).__new__(type(self))
+        batch = graphc.Size(tuple(batch_shape))
+        for name in params:
+            if name in self.__dict__:
+                value = self.__dict__[name]
+                new.__dict__[name] = value.expand(tuple(batch) + tuple(value.shape[len(self._batch_shape):]))
+        Distribution.__init__(new, batch, self._event_shape, validate_args=False)
+        new._validate_args = self._validate_args
+        return new
+
     def __repr__(self) -> str:
         names = [k for k in (self.arg_constraints or getattr(self, "arg_names", ())) if k in self.__dict__]
         args = ", ".join(f"{k}: {self.__dict__[k] if self.__dict__[k].numel() == 1 else self.__dict__[k].size()}"
@@ -166,6 +180,9 @@ class _LocScale(Distribution):
     def __init__(self, loc, scale, validate_args=None):
         self.loc, self.scale = _broadcast_all(loc, scale)
         super().__init__(() if _all_numbers(loc, scale) else self.loc.size(), validate_args=validate_args)
+
+    def expand(self, batch_shape, _instance=None):
+        return self._expanded(batch_shape, ("loc", "scale"), _instance)
 
 
 class _ProbsOrLogits(Distribution):

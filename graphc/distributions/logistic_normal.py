@@ -1,0 +1,37 @@
+"""LogisticNormal(loc, scale): a Normal over K-1 coordinates pushed onto the K-simplex by
+StickBreakingTransform (so log(X / (1 - X.cumsum(-1)))[..., :-1] ~ Normal(loc, scale))."""
+from __future__ import annotations
+
+from . import constraints
+from .structured_transforms import StickBreakingTransform
+from .transformed_distribution import TransformedDistribution
+
+__all__ = ["LogisticNormal"]
+
+
+class LogisticNormal(TransformedDistribution):
+    arg_constraints = {"loc": constraints.real, "scale": constraints.positive}
+    support = constraints.simplex
+    has_rsample = True
+
+    def __init__(self, loc, scale, validate_args=None):
+        from . import Normal
+        base = Normal(loc, scale, validate_args=validate_args)
+        if not base.batch_shape:
+            base = base.expand([1])
+        super().__init__(base, StickBreakingTransform(), validate_args=validate_args)
+
+    def expand(self, batch_shape, _instance=None):
+        event = tuple(self.loc.shape[-1:])
+        new = LogisticNormal(self.loc.expand(tuple(batch_shape) + event), self.scale.expand(tuple(batch_shape) + event),
+                             validate_args=False)
+        new._validate_args = self._validate_args
+        return new
+
+    @property
+    def loc(self):
+        return self.base_dist.base_dist.loc
+
+    @property
+    def scale(self):
+        return self.base_dist.base_dist.scale
