@@ -12,11 +12,11 @@ import graphc
 __all__ = ["Bernoulli", "Beta", "Binomial", "Categorical", "Cauchy", "Chi2", "ContinuousBernoulli", "Dirichlet",
            "Distribution", "ExpRelaxedCategorical", "Exponential", "ExponentialFamily", "FisherSnedecor", "Gamma",
            "GeneralizedPareto", "Geometric", "Gumbel", "HalfCauchy", "HalfNormal", "Independent", "InverseGamma",
-           "Kumaraswamy", "Laplace", "LogNormal", "LogisticNormal", "LogitRelaxedBernoulli",
+           "Kumaraswamy", "LKJCholesky", "Laplace", "LogNormal", "LogisticNormal", "LogitRelaxedBernoulli",
            "LowRankMultivariateNormal", "MixtureSameFamily", "Multinomial", "MultivariateNormal",
            "NegativeBinomial", "Normal", "OneHotCategorical", "OneHotCategoricalStraightThrough", "Pareto",
            "Poisson", "RelaxedBernoulli", "RelaxedOneHotCategorical", "StudentT", "TransformedDistribution",
-           "Uniform", "VonMises", "Weibull", "biject_to", "constraint_registry", "constraints", "kl_divergence",
+           "Uniform", "VonMises", "Weibull", "Wishart", "biject_to", "constraint_registry", "constraints", "kl_divergence",
            "register_kl", "transform_to", "transforms", "utils"]
 
 
@@ -257,6 +257,8 @@ from .kumaraswamy import Kumaraswamy  # noqa: E402
 from .logistic_normal import LogisticNormal  # noqa: E402
 from .lowrank_multivariate_normal import LowRankMultivariateNormal  # noqa: E402
 from .von_mises import VonMises  # noqa: E402
+from .wishart import Wishart  # noqa: E402
+from .lkj_cholesky import LKJCholesky  # noqa: E402
 from . import constraint_registry  # noqa: E402
 from .constraint_registry import biject_to, transform_to  # noqa: E402
 
