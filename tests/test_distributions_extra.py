@@ -420,6 +420,36 @@ def test_exponential_family_entropy_by_bregman_matches_closed_form():
         _close(ExponentialFamily.entropy(d), d.entropy(), tol=1e-7)
 
 
+def test_pytorchs_exponential_families_are_exponential_families():
+    d = torch.distributions
+    fams = [d.Normal(t([0.0, 1.0]), t([1.0, 2.0])), d.Bernoulli(t([0.2, 0.7])), d.Exponential(t([0.5, 2.0])),
+            d.Gamma(t([2.0, 3.0]), t([1.0, 0.5])), d.Chi2(t([3.0]))]
+    for dist in fams:  # the ones whose carrier measure PyTorch gives: Bregman entropy = closed form
+        assert isinstance(dist, ExponentialFamily)
+        _close(ExponentialFamily.entropy(dist), dist.entropy(), tol=1e-10)
+    for dist in [d.Poisson(t([2.0])), d.Beta(t([2.0]), t([3.0])), d.Dirichlet(t([[2.0, 3.0, 1.0]]))]:
+        assert isinstance(dist, ExponentialFamily)
+    assert not isinstance(d.Uniform(0.0, 1.0), ExponentialFamily)
+
+
+def test_kl_between_members_of_one_family_by_bregman():
+    kl = torch.distributions.kl_divergence
+    p, q = ContinuousBernoulli(t([0.2, 0.7])), ContinuousBernoulli(t([0.4, 0.9]))
+    # against numerical integration of p log(p / q) over [0, 1]
+    xs = np.linspace(0.0, 1.0, 20001)
+    lp = arr(p.log_prob(t(np.broadcast_to(xs[:, None], (len(xs), 2)).copy())))
+    lq = arr(q.log_prob(t(np.broadcast_to(xs[:, None], (len(xs), 2)).copy())))
+    _close(kl(p, q), np.trapezoid(np.exp(lp) * (lp - lq), xs, axis=0), tol=1e-7)
+    a, b = Wishart(t(5.0), covariance_matrix=t(W_COV[0])), Wishart(t(7.0), covariance_matrix=t(W_COV[1]))
+    p_, s1, s2 = 3, W_COV[0], W_COV[1]  # the closed form for two Wisharts
+    from scipy.special import multigammaln, psi
+    n1, n2 = 5.0, 7.0
+    want = (-n2 / 2 * np.linalg.slogdet(np.linalg.solve(s2, s1))[1] + n1 / 2 * (np.trace(np.linalg.solve(s2, s1)) - p_)
+            + multigammaln(n2 / 2, p_) - multigammaln(n1 / 2, p_) + (n1 - n2) / 2 * sum(psi((n1 - i) / 2)
+                                                                                         for i in range(p_)))
+    _close(kl(a, b), want, tol=1e-8)
+
+
 def test_torch_module_paths():
     for path, name in [("continuous_bernoulli", "ContinuousBernoulli"), ("exp_family", "ExponentialFamily"),
                        ("generalized_pareto", "GeneralizedPareto"), ("kumaraswamy", "Kumaraswamy"),

@@ -16,12 +16,13 @@ __all__ = ["Bernoulli", "Beta", "Binomial", "Categorical", "Cauchy", "Chi2", "Co
            "LowRankMultivariateNormal", "MixtureSameFamily", "Multinomial", "MultivariateNormal",
            "NegativeBinomial", "Normal", "OneHotCategorical", "OneHotCategoricalStraightThrough", "Pareto",
            "Poisson", "RelaxedBernoulli", "RelaxedOneHotCategorical", "StudentT", "TransformedDistribution",
-           "Uniform", "VonMises", "Weibull", "Wishart", "biject_to", "constraint_registry", "constraints", "kl_divergence",
-           "register_kl", "transform_to", "transforms", "utils"]
+           "Uniform", "VonMises", "Weibull", "Wishart", "biject_to", "constraint_registry", "constraints",
+           "kl_divergence", "register_kl", "transform_to", "transforms", "utils"]
 
 
 from . import constraints, transforms  # noqa: E402
 from .distribution import Distribution, _as_tensor, _broadcast_all, _LocScale, _ProbsOrLogits, _size  # noqa: E402
+from .exp_family import ExponentialFamily  # noqa: E402
 from .dirichlet import Beta, Dirichlet  # noqa: E402
 from .exponential import Exponential, Laplace  # noqa: E402
 from .gamma import Chi2, Gamma  # noqa: E402
@@ -32,7 +33,16 @@ from .transforms import *  # noqa: E402,F401,F403
 from .continuous import Cauchy, Gumbel, HalfCauchy, HalfNormal, InverseGamma, Pareto, StudentT, Weibull  # noqa: E402
 
 
-class Normal(_LocScale):
+class Normal(_LocScale, ExponentialFamily):
+    _mean_carrier_measure = 0
+
+    @property
+    def _natural_params(self):
+        return (self.loc / self.scale.pow(2), -0.5 * self.scale.pow(2).reciprocal())
+
+    def _log_normalizer(self, x, y):
+        return -0.25 * x.pow(2) / y + 0.5 * graphc.log(-math.pi / y)
+
     @property
     def mean(self):
         return self.loc
@@ -74,7 +84,16 @@ class Normal(_LocScale):
         return 0.5 + 0.5 * math.log(2 * math.pi) + graphc.log(self.scale)
 
 
-class Bernoulli(_ProbsOrLogits):
+class Bernoulli(_ProbsOrLogits, ExponentialFamily):
+    _mean_carrier_measure = 0
+
+    @property
+    def _natural_params(self):
+        return (graphc.logit(self.probs),)
+
+    def _log_normalizer(self, x):
+        return graphc.log1p(graphc.exp(x))
+
     arg_names = ("probs", "logits")
 
     def __init__(self, probs=None, logits=None, validate_args=None):
@@ -250,7 +269,6 @@ from .mixture import (ExpRelaxedCategorical, FisherSnedecor, LogitRelaxedBernoul
                       RelaxedBernoulli, RelaxedOneHotCategorical)
 from . import utils  # noqa: E402
 from .kl import kl_divergence, register_kl  # noqa: E402  (its pairs name the classes above)
-from .exp_family import ExponentialFamily  # noqa: E402
 from .continuous_bernoulli import ContinuousBernoulli  # noqa: E402
 from .generalized_pareto import GeneralizedPareto  # noqa: E402
 from .kumaraswamy import Kumaraswamy  # noqa: E402

@@ -5,12 +5,13 @@ from __future__ import annotations
 import graphc
 
 from . import constraints
-from .distribution import Distribution, _all_numbers, _broadcast_all, _host, _host_draw, _ProbsOrLogits
+from .distribution import _all_numbers, _broadcast_all, _host, _host_draw, _ProbsOrLogits
+from .exp_family import ExponentialFamily
 
 __all__ = ["Binomial", "Poisson"]
 
 
-class Poisson(Distribution):
+class Poisson(ExponentialFamily):
     arg_constraints = {"rate": constraints.nonnegative}
     support = constraints.nonnegative_integer
 
@@ -43,6 +44,13 @@ class Poisson(Distribution):
 def _clamp_by_zero(x):
     # x.clamp(min=0) with gradient 1/2 at 0, as PyTorch's
     return (x.clamp(min=0) + x - x.clamp(max=0)) / 2
+
+    @property
+    def _natural_params(self):
+        return (graphc.log(self.rate),)
+
+    def _log_normalizer(self, x):
+        return graphc.exp(x)
 
 
 class Binomial(_ProbsOrLogits):
