@@ -459,3 +459,16 @@ def test_torch_module_paths():
         mod = importlib.import_module(f"graphc.distributions.{path}")
         assert getattr(mod, name) is getattr(torch.distributions, name)
     assert torch.distributions.transforms.CatTransform is torch.distributions.CatTransform
+
+
+def test_readme_snippet_runs():
+    import re
+    from pathlib import Path
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()
+    section = readme.split("### The rest of `torch.distributions`", 1)[1]
+    code = re.search(r"```python\n(.*?)```", section, re.S).group(1)
+    scope: dict = {}
+    exec(compile(code, "README.md", "exec"), scope)  # noqa: S102  (the repository's own README)
+    _close(scope["p"], [0.25] * 4, tol=1e-6)  # u = 0 is the simplex's centre (float32)
+    _close(scope["scale"], np.exp([-1.0, 0.0, 2.0]), tol=1e-6)
+    assert scope["w"].grad is not None and scope["w"].grad.shape == (4, 1)
