@@ -105,6 +105,16 @@ def test_generalized_pareto_against_scipy():
     assert d.support.upper_bound[2].item() == pytest.approx(0.0 + 0.5 / 0.3)
 
 
+def test_kumaraswamy_cdf_icdf_closed_form():
+    a, b, x = np.array([2.0, 0.5]), np.array([3.0, 1.5]), np.array([0.3, 0.8])
+    d = Kumaraswamy(t(a), t(b))
+    _close(d.cdf(t(x)), 1 - (1 - x ** a) ** b)  # through the transforms' inverses and the Uniform's cdf
+    _close(d.icdf(t([0.1, 0.9])), (1 - (1 - np.array([0.1, 0.9])) ** (1 / b)) ** (1 / a))
+    u = torch.distributions.Uniform(t([0.0, 1.0]), t([2.0, 5.0]))
+    _close(u.icdf(t([0.5, 0.25])), [1.0, 2.0])
+    assert u.support.lower_bound is u.low and bool(u.support.check(t([1.0, 4.9])).all())
+
+
 def test_vonmises_log_prob_against_scipy():
     loc, k, x = [0.0, 1.0, -2.0], [0.5, 4.0, 10.0], [0.3, 2.0, -2.2]
     # log I0 by A&S's polynomials (PyTorch's): ~1e-7 relative

@@ -196,6 +196,10 @@ class Uniform(Distribution):
         batch = () if isinstance(low, numbers.Number) and isinstance(high, numbers.Number) else self.low.size()
         super().__init__(batch)
 
+    @constraints.dependent_property(is_discrete=False, event_dim=0)
+    def support(self):
+        return constraints.interval(self.low, self.high)
+
     @property
     def mean(self):
         return (self.high + self.low) / 2
@@ -225,6 +229,9 @@ class Uniform(Distribution):
 
     def cdf(self, value):
         return ((value - self.low) / (self.high - self.low)).clamp(min=0, max=1)
+
+    def icdf(self, value):
+        return value * (self.high - self.low) + self.low
 
     def entropy(self):
         return graphc.log(self.high - self.low)
