@@ -255,11 +255,39 @@ def test_expand(name):
     assert e.sample((2,)).shape == (2, 5) + tuple(d.batch_shape) + tuple(d.event_shape)
 
 
-def test_gp_expand_and_normal_expand():
-    e = GeneralizedPareto(t(0.0), t(1.0), t(0.1)).expand((3,))
-    assert e.batch_shape == (3,) and e.rsample((2,)).shape == (2, 3)
-    n = torch.distributions.Normal(t([0.0, 1.0]), t([1.0, 2.0])).expand((4, 2))
-    assert n.batch_shape == (4, 2) and n.loc.shape == (4, 2)
+EXPANDABLE = {  # graphc's other distributions whose state is just their parameters
+    "Normal": lambda d: d.Normal(t([0.0, 1.0]), t([1.0, 2.0])),
+    "Laplace": lambda d: d.Laplace(t([0.0, 1.0]), t([1.0, 2.0])),
+    "Uniform": lambda d: d.Uniform(t([0.0, 1.0]), t([1.0, 3.0])),
+    "Bernoulli": lambda d: d.Bernoulli(logits=t([0.3, -1.0])),
+    "Categorical": lambda d: d.Categorical(t([[0.2, 0.3, 0.5], [0.1, 0.1, 0.8]])),
+    "Binomial": lambda d: d.Binomial(t([3.0, 5.0]), t([0.2, 0.6])),
+    "Geometric": lambda d: d.Geometric(t([0.2, 0.6])),
+    "NegativeBinomial": lambda d: d.NegativeBinomial(t([3.0, 5.0]), t([0.2, 0.6])),
+    "Exponential": lambda d: d.Exponential(t([0.5, 2.0])),
+    "Gamma": lambda d: d.Gamma(t([2.0, 0.5]), t([1.0, 3.0])),
+    "Chi2": lambda d: d.Chi2(t([2.0, 5.0])),
+    "Poisson": lambda d: d.Poisson(t([2.0, 5.0])),
+    "Dirichlet": lambda d: d.Dirichlet(t([[2.0, 1.0, 0.5], [1.0, 1.0, 1.0]])),
+    "HalfNormal": lambda d: d.HalfNormal(t([1.0, 2.0])),
+    "HalfCauchy": lambda d: d.HalfCauchy(t([1.0, 2.0])),
+    "StudentT": lambda d: d.StudentT(t([3.0, 5.0]), t([0.0, 1.0]), t([1.0, 2.0])),
+    "Weibull": lambda d: d.Weibull(t([1.0, 2.0]), t([0.7, 3.0])),
+    "Pareto": lambda d: d.Pareto(t([1.0, 2.0]), t([3.0, 4.0])),
+    "GeneralizedPareto": lambda d: d.GeneralizedPareto(t(0.0), t(1.0), t(0.1)).expand((2,)),
+}
+
+
+@pytest.mark.parametrize("name", sorted(EXPANDABLE))
+def test_expand_of_the_other_distributions(name):
+    d = EXPANDABLE[name](torch.distributions)
+    e = d.expand((4,) + tuple(d.batch_shape))
+    assert type(e) is type(d) and e.batch_shape == (4,) + tuple(d.batch_shape) and e.event_shape == d.event_shape
+    x = d.sample()
+    _close(e.log_prob(x), np.broadcast_to(arr(d.log_prob(x)), (4,) + tuple(d.batch_shape)))
+    assert e.sample((3,)).shape == (3, 4) + tuple(d.batch_shape) + tuple(d.event_shape)
+    with pytest.raises(NotImplementedError, match="Beta.expand is not implemented by graphc"):
+        torch.distributions.Beta(t(1.0), t(2.0)).expand((2,))  # its state is more than its parameters
 
 
 # ---- transforms ----

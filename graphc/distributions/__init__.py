@@ -86,6 +86,7 @@ class Normal(_LocScale, ExponentialFamily):
 
 class Bernoulli(_ProbsOrLogits, ExponentialFamily):
     _mean_carrier_measure = 0
+    _expand_params = ("probs", "logits")
 
     @property
     def _natural_params(self):
@@ -124,6 +125,12 @@ class Bernoulli(_ProbsOrLogits, ExponentialFamily):
 class Categorical(_ProbsOrLogits):
     arg_names = ("probs", "logits")
     _is_binary = False
+    _expand_params = ("probs", "logits")
+
+    def expand(self, batch_shape, _instance=None):
+        new = super().expand(batch_shape, _instance)
+        new._num_events = self._num_events
+        return new
 
     def __init__(self, probs=None, logits=None, validate_args=None):
         if (probs is None) == (logits is None):
@@ -190,6 +197,7 @@ class Categorical(_ProbsOrLogits):
 class Uniform(Distribution):
     has_rsample = True
     arg_names = ("low", "high")
+    _expand_params = ("low", "high")
 
     def __init__(self, low, high, validate_args=None):
         self.low, self.high = _broadcast_all(low, high)

@@ -21,6 +21,7 @@ class ContinuousBernoulli(_ProbsOrLogits, ExponentialFamily):
     support = constraints.unit_interval
     _mean_carrier_measure = 0
     has_rsample = True
+    _expand_params = ("probs", "logits")
 
     def __init__(self, probs=None, logits=None, lims=(0.499, 0.501), validate_args=None):
         param = self._set_param(probs, logits)
@@ -40,9 +41,8 @@ class ContinuousBernoulli(_ProbsOrLogits, ExponentialFamily):
         return value
 
     def expand(self, batch_shape, _instance=None):
-        new = self._expanded(batch_shape, ("probs", "logits"), _instance)
+        new = super().expand(batch_shape, _instance)
         new._lims = self._lims
-        new._param = new.__dict__["probs" if "probs" in self.__dict__ else "logits"]
         return new
 
     @property

@@ -16,6 +16,7 @@ __all__ = ["Beta", "Dirichlet"]
 
 class Dirichlet(ExponentialFamily):
     arg_constraints = {"concentration": constraints.independent(constraints.positive, 1)}
+    _expand_params = ("concentration",)
     support = constraints.simplex
     has_rsample = True
 

@@ -16,6 +16,7 @@ class Geometric(_ProbsOrLogits):
     """The number of failures before the first success (support 0, 1, 2, ...)."""
     arg_constraints = {"probs": constraints.unit_interval, "logits": constraints.real}
     support = constraints.nonnegative_integer
+    _expand_params = ("probs", "logits")
 
     def __init__(self, probs=None, logits=None, validate_args=None):
         param = self._set_param(probs, logits)
@@ -53,6 +54,7 @@ class NegativeBinomial(_ProbsOrLogits):
     arg_constraints = {"total_count": constraints.greater_than_eq(0), "probs": constraints.half_open_interval(0.0, 1.0),
                        "logits": constraints.real}
     support = constraints.nonnegative_integer
+    _expand_params = ("total_count", "probs", "logits")
 
     def __init__(self, total_count, probs=None, logits=None, validate_args=None):
         param = self._set_param(probs, logits)

@@ -16,6 +16,7 @@ class Exponential(ExponentialFamily):
     _mean_carrier_measure = 0
 
     arg_constraints = {"rate": constraints.positive}
+    _expand_params = ("rate",)
     support = constraints.nonnegative
     has_rsample = True
 

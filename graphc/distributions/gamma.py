@@ -46,6 +46,7 @@ class Gamma(ExponentialFamily):
     _mean_carrier_measure = 0
 
     arg_constraints = {"concentration": constraints.positive, "rate": constraints.positive}
+    _expand_params = ("concentration", "rate", "df")
     support = constraints.nonnegative
     has_rsample = True
 

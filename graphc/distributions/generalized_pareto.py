@@ -17,14 +17,12 @@ __all__ = ["GeneralizedPareto"]
 class GeneralizedPareto(Distribution):
     arg_constraints = {"loc": constraints.real, "scale": constraints.positive, "concentration": constraints.real}
     has_rsample = True
+    _expand_params = ("loc", "scale", "concentration")
 
     def __init__(self, loc, scale, concentration, validate_args=None):
         self.loc, self.scale, self.concentration = _broadcast_all(loc, scale, concentration)
         super().__init__(() if _all_numbers(loc, scale, concentration) else self.loc.size(),
                          validate_args=validate_args)
-
-    def expand(self, batch_shape, _instance=None):
-        return self._expanded(batch_shape, ("loc", "scale", "concentration"), _instance)
 
     def _safe_concentration(self):
         """(xi == 0, xi with its zeros replaced by 1): the xi = 0 limit is taken separately."""

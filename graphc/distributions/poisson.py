@@ -13,6 +13,7 @@ __all__ = ["Binomial", "Poisson"]
 
 class Poisson(ExponentialFamily):
     arg_constraints = {"rate": constraints.nonnegative}
+    _expand_params = ("rate",)
     support = constraints.nonnegative_integer
 
     def __init__(self, rate, validate_args=None):
@@ -57,6 +58,7 @@ class Binomial(_ProbsOrLogits):
     arg_constraints = {"total_count": constraints.nonnegative_integer, "probs": constraints.unit_interval,
                        "logits": constraints.real}
     has_enumerate_support = True
+    _expand_params = ("total_count", "probs", "logits")
 
     def __init__(self, total_count=1, probs=None, logits=None, validate_args=None):
         if (probs is None) == (logits is None):

@@ -70,13 +70,11 @@ class VonMises(Distribution):
     arg_constraints = {"loc": constraints.real, "concentration": constraints.positive}
     support = constraints.real
     has_rsample = False
+    _expand_params = ("loc", "concentration")
 
     def __init__(self, loc, concentration, validate_args=None):
         self.loc, self.concentration = _broadcast_all(loc, concentration)
         super().__init__(self.loc.shape, (), validate_args)
-
-    def expand(self, batch_shape, _instance=None):
-        return self._expanded(batch_shape, ("loc", "concentration"), _instance)
 
     def log_prob(self, value):
         self._checked(value)
