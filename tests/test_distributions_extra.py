@@ -275,6 +275,8 @@ EXPANDABLE = {  # graphc's other distributions whose state is just their paramet
     "Weibull": lambda d: d.Weibull(t([1.0, 2.0]), t([0.7, 3.0])),
     "Pareto": lambda d: d.Pareto(t([1.0, 2.0]), t([3.0, 4.0])),
     "GeneralizedPareto": lambda d: d.GeneralizedPareto(t(0.0), t(1.0), t(0.1)).expand((2,)),
+    "LogNormal": lambda d: d.LogNormal(t([0.0, 1.0]), t([1.0, 0.5])),  # TransformedDistribution's expand
+    "Independent": lambda d: d.Independent(d.Normal(t([[0.0, 1.0]] * 3), t([[1.0, 0.5]] * 3)), 1),
 }
 
 

@@ -253,6 +253,15 @@ class Independent(Distribution):
         event_dim = reinterpreted_batch_ndims + len(base_distribution.event_shape)
         super().__init__(shape[:len(shape) - event_dim], shape[len(shape) - event_dim:])
 
+    def expand(self, batch_shape, _instance=None):
+        new = _instance if _instance is not None else Independent.__new__(type(self))
+        batch = tuple(batch_shape)
+        new.base_dist = self.base_dist.expand(batch + tuple(self.event_shape[:self.reinterpreted_batch_ndims]))
+        new.reinterpreted_batch_ndims = self.reinterpreted_batch_ndims
+        Distribution.__init__(new, batch, self.event_shape, validate_args=False)
+        new._validate_args = self._validate_args
+        return new
+
     has_rsample = property(lambda self: self.base_dist.has_rsample)
     mean = property(lambda self: self.base_dist.mean)
     mode = property(lambda self: self.base_dist.mode)

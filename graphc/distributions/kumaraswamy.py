@@ -38,9 +38,9 @@ class Kumaraswamy(TransformedDistribution):
                          validate_args=validate_args)
 
     def expand(self, batch_shape, _instance=None):
-        new = Kumaraswamy(self.concentration1.expand(batch_shape), self.concentration0.expand(batch_shape),
-                          validate_args=False)
-        new._validate_args = self._validate_args
+        new = super().expand(batch_shape, _instance)
+        new.concentration1 = self.concentration1.expand(batch_shape)
+        new.concentration0 = self.concentration0.expand(batch_shape)
         return new
 
     @property

@@ -21,13 +21,6 @@ class LogisticNormal(TransformedDistribution):
             base = base.expand([1])
         super().__init__(base, StickBreakingTransform(), validate_args=validate_args)
 
-    def expand(self, batch_shape, _instance=None):
-        event = tuple(self.loc.shape[-1:])
-        new = LogisticNormal(self.loc.expand(tuple(batch_shape) + event), self.scale.expand(tuple(batch_shape) + event),
-                             validate_args=False)
-        new._validate_args = self._validate_args
-        return new
-
     @property
     def loc(self):
         return self.base_dist.base_dist.loc
