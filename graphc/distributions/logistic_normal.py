@@ -1,5 +1,6 @@
 """LogisticNormal(loc, scale): a Normal over K-1 coordinates pushed onto the K-simplex by
-StickBreakingTransform (so log(X / (1 - X.cumsum(-1)))[..., :-1] ~ Normal(loc, scale))."""
+StickBreakingTransform: StickBreakingTransform().inv(X) ~ Normal(loc, scale). (PyTorch's docstring
+says log(X / (1 - X.cumsum(-1)))[..., :-1]; that misses the transform's log(K - i) offsets.)"""
 from __future__ import annotations
 
 from . import constraints
