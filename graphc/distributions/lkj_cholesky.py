@@ -28,7 +28,8 @@ class LKJCholesky(Distribution):
         offset = graphc.cat([offset.new_zeros((1,)), offset])
         marginal_conc = self.concentration + 0.5 * (dim - 2)
         # row i's squared norm (of its off-diagonal part) is Beta(i/2, marginal - (i-1)/2)
-        self._beta = Beta(offset + 0.5, marginal_conc.unsqueeze(-1) - 0.5 * offset)
+        # (validated as this distribution is: valid when concentration is; no check when it is off)
+        self._beta = Beta(offset + 0.5, marginal_conc.unsqueeze(-1) - 0.5 * offset, validate_args=validate_args)
         super().__init__(self.concentration.size(), (dim, dim), validate_args)
 
     def expand(self, batch_shape, _instance=None):

@@ -50,12 +50,14 @@ class Wishart(ExponentialFamily):
             batch_shape = tuple(graphc.broadcast_shapes(tuple(param.shape[:-2]), tuple(df.shape)))
             self.df = df.expand(batch_shape)
         p = param.shape[-1]
-        if bool(self.df.le(p - 1).any()):
+        # a number df is checked as a number (no tensor read: compiled code keeps its graph)
+        df_min = df if isinstance(df, numbers.Number) else self.df.min()
+        if bool(df_min <= p - 1):
             raise ValueError(f"Value of df={df} expected to be greater than ndim - 1 = {p - 1}.")
         name = "scale_tril" if scale_tril is not None else (
             "covariance_matrix" if covariance_matrix is not None else "precision_matrix")
         setattr(self, name, param.expand(batch_shape + (p, p)))
-        if bool(self.df.lt(p).any()):
+        if bool(df_min < p):
             warnings.warn("Low df values detected. Singular samples are highly likely to occur for "
                           "ndim - 1 < df < ndim.", stacklevel=2)
         super().__init__(batch_shape, (p, p), validate_args=validate_args)
@@ -70,7 +72,9 @@ class Wishart(ExponentialFamily):
     def _set_chi2(self) -> None:
         p = self._event_shape[-1]
         offsets = graphc.arange(p, dtype=self.df.dtype, device=self.df.device)
-        self._dist_chi2 = Chi2(df=self.df.unsqueeze(-1) - offsets.expand(tuple(self._batch_shape) + (p,)))
+        # df - i > 0 for every i < p: __init__ checked df > p - 1
+        self._dist_chi2 = Chi2(df=self.df.unsqueeze(-1) - offsets.expand(tuple(self._batch_shape) + (p,)),
+                               validate_args=False)
 
     def __getattr__(self, name):
         # the two matrices not given, computed from the Cholesky factor on first use
