@@ -538,3 +538,32 @@ def test_compiled_log_probs_match_eager():
     _close(grads[1][0], grads[0][0], tol=1e-10)
     for a, b in zip(grads[1][1], grads[0][1]):
         _close(a, b, tol=1e-10)
+
+
+def test_constraints_check_and_repr_as_pytorchs():
+    torch_ = pytest.importorskip("torch")
+    tc = torch_.distributions.constraints
+    x = RNG.standard_normal((6, 3))
+    mats = np.stack([np.eye(3), np.tril(np.ones((3, 3))), x[:3], _spd(n=3)])
+    corr = arr(T.CorrCholeskyTransform()(t(x[:2])))
+    pairs = [("positive", ()), ("nonnegative", ()), ("unit_interval", ()), ("real_vector", ()), ("simplex", ()),
+             ("one_hot", ()), ("nonnegative_integer", ()), ("greater_than", (0.5,)), ("less_than", (0.2,)),
+             ("interval", (-1.0, 1.0)), ("half_open_interval", (0.0, 1.0)), ("integer_interval", (0, 2)),
+             ("multinomial", (3,))]
+    values = [x, np.abs(x), np.array([[0.0, 1.0, 0.0], [0.2, 0.3, 0.5], [1.0, 1.0, 0.0], [2.0, 0.0, 1.0]]),
+              np.array([[0.0, 1.0, 2.0], [1.0, 1.0, 1.0]])]
+    for name, args in pairs:
+        ours, theirs = getattr(constraints, name), getattr(tc, name)
+        if args:
+            ours, theirs = ours(*args), theirs(*args)
+        assert repr(ours) == repr(theirs)
+        for v in values:
+            np.testing.assert_array_equal(arr(ours.check(t(v))), theirs.check(torch_.tensor(v)).numpy(), name)
+    for name in ("lower_cholesky", "lower_triangular", "positive_definite", "corr_cholesky", "symmetric"):
+        for v in (mats, corr):
+            np.testing.assert_array_equal(arr(getattr(constraints, name).check(t(v))),
+                                          getattr(tc, name).check(torch_.tensor(v)).numpy(), name)
+    mix = constraints.MixtureSameFamilyConstraint(constraints.positive)
+    assert repr(mix) == repr(tc.MixtureSameFamilyConstraint(tc.positive))
+    np.testing.assert_array_equal(arr(mix.check(t(x))), tc.MixtureSameFamilyConstraint(tc.positive).check(
+        torch_.tensor(x)).numpy())
