@@ -15,7 +15,8 @@ and checksum checks), never executed. It names, per compiled graph (forward, the
 any), the code-cache entry holding its generated code and what the runtime needs besides the
 code (``CompiledGraph.describe``: input types, workspace layout, aliased outputs, memory plan
 summary), and the entry's differentiated inputs. Loading runs only that generated code, loaded
-by the backend through ``cache.load`` as on any code-cache hit. A damaged or missing piece makes
+by the backend through ``cache.load`` (and its compiled form through ``cache.load_code``) as on
+any code-cache hit. A damaged or missing piece makes
 the lookup a miss: the caller compiles as if nothing were cached and stores everything again.
 
 Backends that can't rebuild a compiled graph from its code alone (``Backend.can_restore`` is
