@@ -417,6 +417,9 @@ UNSUPPORTED: dict[Primitive, str] = {
     PRIMITIVES["fused"]: "fused nodes are lowered by the scheduler into Kernel records before codegen",
     PRIMITIVES["composite"]: "composite nodes are expanded by the decompose pass before codegen",
     PRIMITIVES["custom_vjp"]: "custom_vjp nodes are erased before lowering (only autodiff reads them)",
+    **{p: "Triton has no complex type (the backend refuses graphs with complex values: use backend='numpy')"
+       for p in (P.real, P.imag, P.conj, P.make_complex, P.view_as_real, P.view_as_complex, P.fft_c2c,
+                 P.fft_r2c, P.fft_c2r)},
 }
 
 

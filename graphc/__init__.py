@@ -75,6 +75,8 @@ float16 = half = _dt.float16
 bfloat16 = _dt.bfloat16  # its numpy type comes from ml_dtypes, imported on first use
 float32 = float = _dt.float32  # noqa: A001
 float64 = double = _dt.float64
+complex64 = cfloat = _dt.complex64
+complex128 = cdouble = _dt.complex128
 int8 = _dt.int8
 int16 = short = _dt.int16
 int32 = int = _dt.int32  # noqa: A001
@@ -122,7 +124,7 @@ def is_nonzero(input: Tensor) -> _builtins.bool:
 
 class finfo:
     def __init__(self, type: dtype | None = None) -> None:
-        type = type or get_default_dtype()
+        type = (type or get_default_dtype()).to_real()  # a complex type: its parts' (PyTorch)
         if not type.is_floating_point:
             raise TypeError("torch.finfo() requires a floating point input type. Use torch.iinfo to handle "
                             "'torch.finfo'")
@@ -204,3 +206,4 @@ def _attach_compat_extras() -> None:
 
 _attach_compat_extras()
 from .tensor_surface import *  # noqa: E402,F401,F403  (more functions and Tensor methods, attached there)
+from .complex_ops import complex, is_complex, polar, view_as_complex, view_as_real  # noqa: E402,A004

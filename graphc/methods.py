@@ -5,6 +5,8 @@ this module adds what only makes sense as a method and attaches everything to ``
 """
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 
 from graphc.ir import dtypes as dt
@@ -66,6 +68,8 @@ def to(self, *args, **kwargs):
             out, copy = to_device(self, dev), False
     if dtype is None or dtype is out.dtype:
         return P.copy(out) if copy else out
+    if out.dtype.is_complex and not dtype.is_complex:
+        warnings.warn("Casting complex values to real discards the imaginary part", UserWarning, stacklevel=2)
     return P.cast(out, dtype=dtype)
 
 
@@ -302,6 +306,7 @@ def _attach() -> None:
     T.to, T.type, T.type_as, T.cpu, T.cuda, T.clone, T.contiguous = to, type_, type_as, cpu, cuda, clone, contiguous
     T.float, T.double, T.half = _caster(dt.float32), _caster(dt.float64), _caster(dt.float16)
     T.bfloat16 = _caster(dt.bfloat16)
+    T.cfloat, T.cdouble = _caster(dt.complex64), _caster(dt.complex128)
     T.long, T.int, T.short, T.char = _caster(dt.int64), _caster(dt.int32), _caster(dt.int16), _caster(dt.int8)
     T.byte, T.bool = _caster(dt.uint8), _caster(dt.bool_)
     T.new_zeros, T.new_ones, T.new_empty = _new(creation.zeros), _new(creation.ones), _new(creation.empty)

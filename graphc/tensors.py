@@ -205,7 +205,7 @@ class Tensor:
         return self.dtype.is_floating_point
 
     def is_complex(self) -> bool:
-        return False
+        return self.dtype.is_complex
 
     def is_inference(self) -> bool:
         return self._inference
@@ -274,7 +274,7 @@ class Tensor:
                 "you can only change requires_grad flags of leaf variables. If you want to use a "
                 "computed variable in a subgraph that doesn't require differentiation use "
                 "var_no_grad = var.detach().")
-        if flag and not self.dtype.is_floating_point:
+        if flag and not self.dtype.is_inexact:
             raise RuntimeError("only Tensors of floating point and complex dtype can require gradients")
         if flag and self._inference:
             raise RuntimeError(
@@ -284,7 +284,7 @@ class Tensor:
     def requires_grad_(self, requires_grad: bool = True) -> "Tensor":
         if requires_grad and self.grad_fn is not None:
             return self
-        if requires_grad and not self.dtype.is_floating_point:
+        if requires_grad and not self.dtype.is_inexact:
             raise RuntimeError("only Tensors of floating point dtype can require gradients")
         self.requires_grad = requires_grad
         return self
@@ -629,7 +629,7 @@ def _typing(prim: Primitive, key: tuple, args: tuple, attrs: dict) -> tuple:
     typ = prim.infer(*args, **attrs)
     casts = prim.operand_casts(args, attrs)
     facts = (typ, casts if any(c is not None for c in casts) else None,
-             prim.differentiable and typ.dtype.is_floating_point)
+             prim.differentiable and typ.dtype.is_inexact)
     try:
         if len(memo) >= _TYPING_LIMIT:
             memo.clear()
@@ -791,7 +791,7 @@ def _record_view(result: Tensor, src: Tensor, prim: Primitive, attrs: dict, dtyp
             result._base, result._view_ops = src._base, src._view_ops + ((prim, attrs),)
         else:
             result._base, result._view_ops = src, ((prim, attrs),)
-        if _grad_state.enabled and dtype.category == dt.FLOAT:
+        if _grad_state.enabled and dtype.is_inexact:
             # its grad_fn is replayed from the base after in-place writes (see grad_fn)
             result._view_ver = counter.value
 

@@ -41,7 +41,9 @@ def _compute_dtype(mode: str, args) -> DType | None:
     if mode == "logical":
         return None
     d = result_type(*args)
-    if mode == "float" and not d.is_floating_point:
+    if mode == "real":
+        return d
+    if mode == "float" and not d.is_inexact:
         return dt.get_default_dtype()
     return d
 
@@ -55,6 +57,8 @@ def _elementwise(name: str, fn, mode: str, check=None, differentiable: bool | No
         if mode in ("compare", "logical"):
             return TensorType(shape, dt.bool_)
         d = _compute_dtype(mode, args)
+        if mode == "real":  # |z| of a complex z is real
+            d = d.to_real()
         if mode == "integral" and d.is_floating_point:
             raise RuntimeError(f'"{name}" is not implemented for floating-point tensors (got {d})')
         return TensorType(shape, d)
@@ -175,7 +179,7 @@ _quiet = ignoring_fp_errors  # inf/nan follow IEEE rules silently, as in PyTorch
 neg = _elementwise("neg", np.negative, "promote", _no_bool(
     "Negation, the `-` operator,", "If you are trying to invert a mask, use the `~` or "
     "`logical_not()` operator instead."))
-abs = _elementwise("abs", np.abs, "promote")
+abs = _elementwise("abs", np.abs, "real")
 sign = _elementwise("sign", np.sign, "promote")
 floor = _elementwise("floor", _same_int(np.floor), "promote")
 ceil = _elementwise("ceil", _same_int(np.ceil), "promote")
@@ -300,6 +304,8 @@ def _cast_infer(x, *, dtype: DType):
 
 
 def _cast(x, *, dtype: DType):
+    if x.dtype.kind == "c" and not dtype.is_complex:
+        x = x.real  # the real part, as PyTorch (numpy's astype would warn)
     if dtype.is_low_precision and x.dtype.itemsize == 8:
         x = x.astype(np.float32)  # PyTorch rounds doubles and int64 to float16/bfloat16 through float32
     if dtype.is_floating_point and x.dtype.itemsize > dtype.itemsize:
@@ -326,7 +332,7 @@ def _reduced_shape(shape, dims, keepdim):
 
 def _reduction(name: str, ufunc: np.ufunc, fn, widen_ints: bool, needs_elements: bool = False) -> Primitive:
     def out_dtype(x, **_):
-        return dt.int64 if widen_ints and not x.dtype.is_floating_point else x.dtype
+        return dt.int64 if widen_ints and not x.dtype.is_inexact else x.dtype
 
     def infer(x, *, dims: tuple[int, ...], keepdim: bool):
         if needs_elements:
@@ -385,7 +391,7 @@ argmin = _arg_reduction("argmin", np.argmin)
 
 
 def _cumsum_infer(x, *, dim: int):
-    d = x.dtype if x.dtype.is_floating_point else dt.int64
+    d = x.dtype if x.dtype.is_inexact else dt.int64
     return TensorType(_shape(x), d)
 
 
@@ -1259,3 +1265,25 @@ def _pinv(a, *, atol, rtol, hermitian):
 
 pinv = register(Primitive("pinv", _pinv_infer, _pinv, kind="linalg"))
 
+
+
+# ---- complex numbers and Fourier transforms (declared in complex_prims) -----------------------
+
+from .complex_prims import (conj, fft_c2c, fft_c2r, fft_r2c, imag, make_complex, real,  # noqa: E402
+                            view_as_complex, view_as_real)
+
+# The primitives above that take complex operands too (numpy's loops do; PyTorch's kernels
+# accept complex for them); every other one raises PyTorch's error for a complex operand.
+for _p in (neg, abs, sign, exp, expm1, log, log1p, sin, cos, tan, sinh, cosh, tanh, sqrt, rsqrt,
+           reciprocal, isnan, isinf, isfinite, add, sub, mul, div, pow, eq, ne, where, cast, copy,
+           stop_gradient, sum, prod, cumsum, matmul, full, take, gather, scatter, scatter_add,
+           index_add, custom_vjp):
+    _p.complex_operands = True
+for _p, _err in ((relu, (NotImplementedError, "clamp is not supported for complex types")),
+                 (maximum, (RuntimeError, "maximum not implemented for complex tensors.")),
+                 (minimum, (RuntimeError, "minimum not implemented for complex tensors.")),
+                 (argmax, (RuntimeError, "argmax(): does not support complex input")),
+                 (argmin, (RuntimeError, "argmin(): does not support complex input")),
+                 *((_r, (NotImplementedError, f"{_r.name} is not supported for complex inputs"))
+                   for _r in (floor, ceil, trunc))):
+    _p.complex_error = _err

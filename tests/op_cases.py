@@ -1718,3 +1718,50 @@ api_case("float_power", lambda x: graphc.float_power(x, 2.5), POS(3, 4), ref=lam
          grad_ref=lambda g, x: (g * 2.5 * x ** 1.5,))
 api_case("mvlgamma", lambda x: graphc.mvlgamma(x, 3), POS(4, lo=2.0, hi=4.0),
          ref=lambda x: sum(np.vectorize(math.lgamma)(x - i / 2) for i in range(3)) + 1.5 * math.log(math.pi))
+
+
+# ---- complex numbers and Fourier transforms: real float64 operands in and out, complex inside ---
+
+def _z(x, y):
+    return P.make_complex(x, y)
+
+
+def _np_pairs(z):
+    return np.stack([z.real, z.imag], -1)
+
+
+_add(Case("prim-make_complex", lambda x, y: P.abs(P.mul(_z(x, y), _z(x, y))), (U(3, 4), U(4)),
+          prims=frozenset({"make_complex"}), ref=lambda x, y: np.abs((x + 1j * y) ** 2)))
+_add(Case("prim-view_as_real", lambda x, y: P.view_as_real(P.mul(_z(x, y), _z(x, y))), (U(3, 4), U(4)),
+          prims=frozenset({"view_as_real"}), ref=lambda x, y: _np_pairs((x + 1j * y) ** 2)))
+_add(Case("prim-real", lambda x, y: P.real(P.exp(_z(x, y))), (U(3, 4), U(3, 4)), prims=frozenset({"real"}),
+          ref=lambda x, y: np.exp(x + 1j * y).real))
+_add(Case("prim-imag", lambda x, y: P.imag(P.mul(P.sin(_z(x, y)), _z(y, x))), (U(3, 4), U(3, 4)),
+          prims=frozenset({"imag"}), ref=lambda x, y: (np.sin(x + 1j * y) * (y + 1j * x)).imag))
+_add(Case("prim-conj", lambda x, y: P.view_as_real(P.div(P.conj(_z(x, y)), P.add(_z(x, y), 3.0))),
+          (U(3, 4), U(3, 4)), prims=frozenset({"conj"}),
+          ref=lambda x, y: _np_pairs(np.conj(x + 1j * y) / (x + 1j * y + 3))))
+_add(Case("prim-view_as_complex", lambda a: P.abs(P.matmul(P.view_as_complex(a), P.view_as_complex(a))),
+          (U(3, 3, 2),), prims=frozenset({"view_as_complex"}),
+          ref=lambda a: np.abs((a[..., 0] + 1j * a[..., 1]) @ (a[..., 0] + 1j * a[..., 1]))))
+_add(Case("prim-sign-complex", lambda x, y: P.view_as_real(P.sign(_z(x, y))), (AWAY(3, 4), AWAY(3, 4)),
+          prims=frozenset({"sign"}), ref=lambda x, y: _np_pairs((x + 1j * y) / np.abs(x + 1j * y))))
+for _dims, _norm, _fwd in (((1,), 0, True), ((0, 1), 2, False), ((0,), 1, True)):
+    _add(Case(f"prim-fft_c2c-{_dims}-{_norm}-{_fwd}",
+              lambda x, y, d=_dims, m=_norm, f=_fwd: P.view_as_real(P.fft_c2c(_z(x, y), dims=d, norm=m, forward=f)),
+              (U(3, 5), U(3, 5)), prims=frozenset({"fft_c2c"}),
+              ref=lambda x, y, d=_dims, m=_norm, f=_fwd: _np_pairs(
+                  (np.fft.fftn if f else np.fft.ifftn)(x + 1j * y, axes=d, norm=(
+                      ("backward", "ortho", "forward") if f else ("forward", "ortho", "backward"))[m]))))
+for _n, _norm, _one in ((6, 0, True), (5, 1, True), (4, 2, False)):
+    _add(Case(f"prim-fft_r2c-{_n}-{_norm}-{_one}",
+              lambda x, m=_norm, o=_one: P.view_as_real(P.fft_r2c(x, dims=(1,), norm=m, onesided=o)),
+              (U(2, _n),), prims=frozenset({"fft_r2c"}),
+              ref=lambda x, m=_norm, o=_one: _np_pairs((np.fft.rfft if o else np.fft.fft)(
+                  x, axis=1, norm=("backward", "ortho", "forward")[m]))))
+for _n, _norm in ((6, 2), (7, 0), (1, 1)):
+    _add(Case(f"prim-fft_c2r-{_n}-{_norm}",
+              lambda x, y, n=_n, m=_norm: P.fft_c2r(_z(x, y), dims=(1,), norm=m, last_dim_size=n),
+              (U(2, _n // 2 + 1), U(2, _n // 2 + 1)), prims=frozenset({"fft_c2r"}),
+              ref=lambda x, y, n=_n, m=_norm: np.fft.irfft(x + 1j * y, n=n, axis=1,
+                                                           norm=("forward", "ortho", "backward")[m])))

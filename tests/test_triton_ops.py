@@ -21,7 +21,14 @@ pytestmark = pytest.mark.triton
 F32_KERNELS = dict(rtol=2e-5, atol=2e-5)
 
 
-@pytest.mark.parametrize("case", _params([c for c in CASES if _has_float(c)]))
+# Triton has no complex type: the backend refuses graphs with complex values (test_complex_fft.py)
+_COMPLEX_PRIMS = {"make_complex", "view_as_complex", "fft_r2c"}
+
+
+@pytest.mark.parametrize("case", _params([c for c in CASES if _has_float(c) and not c.prims & _COMPLEX_PRIMS
+                                          and not c.id.startswith(("prim-make", "prim-real", "prim-imag",
+                                                                   "prim-conj", "prim-view_as", "prim-sign-complex",
+                                                                   "prim-fft"))]))
 def test_triton_matches_eager_float32(case):
     _check_case(case, np.float32, F32_KERNELS, backend="triton")
 

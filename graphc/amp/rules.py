@@ -118,4 +118,5 @@ UNLISTED = frozenset("""
     batch_norm clamp cummax cummin elu embedding entr erfc fmod frac gelu glu hardsigmoid hardswish
     hardtanh leaky_relu lerp logaddexp logaddexp2 logcumsumexp logit logsigmoid max_dim mean min_dim
     mish silu sinc softsign square std var xlog1py
+    real imag conj make_complex view_as_real view_as_complex fft_c2c fft_r2c fft_c2r
 """.split())

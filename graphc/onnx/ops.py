@@ -580,6 +580,9 @@ ONNX_OPS: dict[Primitive, Builder] = {
 }
 
 UNSUPPORTED: dict[Primitive, str] = {
+    **{p: "ONNX has no complex tensor type for these operators (complex parts, conjugation, FFTs)"
+       for p in (P.real, P.imag, P.conj, P.make_complex, P.view_as_real, P.view_as_complex, P.fft_c2c,
+                 P.fft_r2c, P.fft_c2r)},
     P.lgamma: "ONNX has no log-gamma operator (lgamma)",
     P.erfinv: "ONNX has no inverse error function operator (erfinv)",
     P.polygamma: "ONNX has no digamma/polygamma operator",

@@ -16,7 +16,6 @@ from dataclasses import dataclass
 from typing import Callable
 
 from graphc.ir import prims as P
-from graphc.ir.dtypes import FLOAT
 from graphc.ir.primitive import Primitive
 
 
@@ -63,7 +62,8 @@ def shape_of(x) -> tuple[int, ...]:
 
 
 def is_float_tensor(x) -> bool:
-    return hasattr(x, "dtype") and hasattr(x, "shape") and x.dtype.category == FLOAT
+    """A tensor that can carry a gradient: floating point or complex."""
+    return hasattr(x, "dtype") and hasattr(x, "shape") and x.dtype.is_inexact
 
 
 def sum_to(g, shape: tuple[int, ...]):
@@ -128,7 +128,7 @@ def _zero_grad(g, out, x):
     return (P.mul(g, 0),)
 
 
-for _p in (P.sign, P.floor, P.ceil, P.round, P.trunc):
+for _p in (P.floor, P.ceil, P.round, P.trunc):
     defvjp(_p)(_zero_grad)
 
 
@@ -799,3 +799,7 @@ def _(g, out, x, *operands, bwd, index, n_inputs, has_grad, fn):
     for a, has in zip(operands[:n_inputs], has_grad):
         result.append(_unbroadcast(next(grads), a) if has else None)
     return tuple(result) + (None,) * len(captured)
+
+
+# complex numbers and Fourier transforms; PyTorch's conjugate convention for complex operands
+from . import complex_rules  # noqa: E402,F401

@@ -314,6 +314,22 @@ for _p in PRIMITIVES.values():
         defbatch(_p)(_leading_batch(_p))
 
 
+# ---- complex views and Fourier transforms: the batch is one more leading dimension -----------
+
+defbatch(P.view_as_real)(_leading_batch(P.view_as_real))
+defbatch(P.view_as_complex)(_leading_batch(P.view_as_complex))
+
+
+def _fft(prim: Primitive) -> Callable:
+    def rule(ctx, args, batched, *, dims, **attrs):
+        return prim(args[0], dims=tuple(d + 1 for d in dims), **attrs)
+    return rule
+
+
+for _p in (P.fft_c2c, P.fft_r2c, P.fft_c2r):
+    defbatch(_p)(_fft(_p))
+
+
 # ---- windows (conv's unfold/fold): the batch joins the leading N dimension --------------------
 
 def _window(prim: Primitive) -> Callable:
