@@ -10,6 +10,7 @@ import numpy as np
 from graphc.ir import dtypes as dt
 from graphc.ir import prims as P
 from graphc.ir.array_module import array_module
+from graphc.ir.primitive import bind
 
 from . import creation, indexing, inplace, math_ops, random as grandom, shape_ops
 from .autograd import grad_mode
@@ -252,7 +253,7 @@ def _operator(prim, general):
     through ``general``. Arithmetic operators are the most frequent ops of all."""
     def op(self, other):
         if isinstance(other, _OPERANDS):
-            return prim(self, other)
+            return bind(prim, self, other)  # prim(self, other), without the instance call
         return general(self, other)
     return op
 
