@@ -671,10 +671,12 @@ class EagerHandler(FrontendHandler):
     level = 0
 
     def apply(self, prim: Primitive, args: tuple, attrs: dict):
-        # The operands' signature (shapes and dtypes of tensors, types of Python scalars: the
-        # typing memo's key), their arrays, and whether any operand may require grad (checked
-        # exactly below, only then). One or two operands on the host, a tensor first, is the
-        # common case and skips the general loop; its grad check is _may_require_grad, inline.
+        # The typing memo's key (the operands' signature: shapes and dtypes of tensors, types of
+        # Python scalars, flat, then the default dtype; paired with the attributes if any), the
+        # operands' arrays, and whether any operand may require grad (checked exactly below, only
+        # then). One or two operands on the host, a tensor first, is the common case and skips
+        # the general loop; its grad check is _may_require_grad, inline. (dt._default_float is
+        # get_default_dtype(), without the call.)
         n = len(args)
         fast = False
         if n == 2:
@@ -682,7 +684,7 @@ class EagerHandler(FrontendHandler):
             if isinstance(a, Tensor) and type(da := a._data) is _ndarray:
                 if isinstance(b, Tensor):
                     if type(db := b._data) is _ndarray:
-                        sig = (da.shape, da.dtype, db.shape, db.dtype)
+                        key = (da.shape, da.dtype, db.shape, db.dtype, dt._default_float)
                         arrays = (da, db)
                         maybe_grad = (a._requires_grad or a._grad_fn is not None
                                       or (a._view_ver is not None and _view_written(a))
@@ -690,7 +692,7 @@ class EagerHandler(FrontendHandler):
                                       or (b._view_ver is not None and _view_written(b)))
                         fast = True
                 elif type(b) in _SCALAR_TYPES:
-                    sig = (da.shape, da.dtype, type(b))
+                    key = (da.shape, da.dtype, type(b), dt._default_float)
                     arrays = (da, b)
                     maybe_grad = (a._requires_grad or a._grad_fn is not None
                                   or (a._view_ver is not None and _view_written(a)))
@@ -698,7 +700,7 @@ class EagerHandler(FrontendHandler):
         elif n == 1:
             a = args[0]
             if isinstance(a, Tensor) and type(da := a._data) is _ndarray:
-                sig = (da.shape, da.dtype)
+                key = (da.shape, da.dtype, dt._default_float)
                 arrays = (da,)
                 maybe_grad = (a._requires_grad or a._grad_fn is not None
                               or (a._view_ver is not None and _view_written(a)))
@@ -707,11 +709,12 @@ class EagerHandler(FrontendHandler):
             dev, xp = CPU, np
         else:
             sig, arrays, dev, xp, maybe_grad = _operands(args)
+            key = sig + (dt._default_float,)
             if prim.data_dependent:
                 out = prim.impl(*arrays, **attrs)
                 return Tensor._make(out if type(out) is xp.ndarray else array_to(np.asarray(out), dev))
-        # (dt._default_float: get_default_dtype(), without the call)
-        key = (sig, tuple(attrs.items()), dt._default_float) if attrs else (sig, dt._default_float)
+        if attrs:
+            key = (key, tuple(attrs.items()))
         try:
             typ, casts, differentiable, np_dtype = prim._eager_typing[key]
         except (AttributeError, KeyError, TypeError):  # not memoized yet (or not hashable)
