@@ -326,7 +326,7 @@ def _dims(input, dim) -> tuple[int, ...]:
 
 def sum(input, dim=None, keepdim: bool = False, *, dtype=None, out=None):
     x = input if dtype is None else input.to(dtype)
-    r = bind(P.sum, x, dims=_dims(x, dim), keepdim=keepdim)
+    r = bind(P.sum, x, dims=_ALL_DIMS[x.ndim] if dim is None else _dims(x, dim), keepdim=keepdim)
     return r if out is None else write_out(out, r)
 
 

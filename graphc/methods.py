@@ -340,7 +340,8 @@ def _attach() -> None:
     T.__rmod__ = _reflected(math_ops.remainder)
     T.__pow__ = lambda self, other: math_ops.pow(self, other)
     T.__rpow__ = _reflected(math_ops.pow)
-    T.__matmul__ = lambda self, other: math_ops.matmul(self, other) if isinstance(other, Tensor) else NotImplemented
+    # (grad_names wraps it, as math_ops.matmul, to name its node)
+    T.__matmul__ = lambda self, other: bind(P.matmul, self, other) if isinstance(other, Tensor) else NotImplemented
     T.__rmatmul__ = lambda self, other: NotImplemented if isinstance(other, (int, float)) \
         else _reflected(math_ops.matmul)(self, other)
     T.__neg__ = math_ops.neg
