@@ -324,6 +324,20 @@ def _reduced_shape(shape, dims, keepdim):
     return tuple(s for i, s in enumerate(shape) if i not in dims)
 
 
+def _array_result_out():
+    """``out=...`` makes a numpy ufunc return a 0-d array instead of a numpy scalar (numpy 2.x),
+    which saves eager mode converting a full reduction's result; None (numpy's default) where
+    numpy does not know it yet."""
+    try:
+        np.add.reduce(np.zeros(1), out=...)
+    except TypeError:
+        return None
+    return ...
+
+
+_ARRAY_RESULT = _array_result_out()
+
+
 def _reduction(name: str, ufunc: np.ufunc, fn, widen_ints: bool, needs_elements: bool = False) -> Primitive:
     def out_dtype(x, **_):
         return dt.int64 if widen_ints and not x.dtype.is_floating_point else x.dtype
@@ -341,7 +355,7 @@ def _reduction(name: str, ufunc: np.ufunc, fn, widen_ints: bool, needs_elements:
         # the ufunc's reduce on host arrays (np.sum and friends are a Python wrapper around it);
         # the numpy function for device arrays, which dispatch through it
         if type(x) is np.ndarray:
-            return ufunc.reduce(x, axis=dims, keepdims=keepdim)
+            return ufunc.reduce(x, axis=dims, keepdims=keepdim, out=_ARRAY_RESULT)
         return fn(x, axis=dims, keepdims=keepdim)
 
     # sums accumulate in float32 for float16/bfloat16; products, like PyTorch's, in the format
