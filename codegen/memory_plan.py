@@ -106,8 +106,13 @@ def plan_memory(s: Schedule, device: str, alignment: int, per_body_node: bool,
     ``donate``: graph output index -> the graph input whose new value it is (see ``_donations``)."""
     events, aliases = _events(s, per_body_node)
 
-    def roots(b: str) -> set[str]:
-        return set().union(*(roots(x) for x in aliases[b])) if b in aliases else {b}
+    known: dict[str, frozenset[str]] = {}
+
+    def roots(b: str) -> frozenset[str]:  # asked per read of every event: each buffer's once
+        r = known.get(b)
+        if r is None:
+            r = known[b] = frozenset().union(*(roots(x) for x in aliases[b])) if b in aliases else frozenset((b,))
+        return r
 
     last_use: dict[str, int] = {}
     for i, e in enumerate(events):

@@ -14,7 +14,7 @@ from typing import Callable
 import numpy as np
 
 from graphc.ir import prims as P
-from graphc.ir.dtypes import fill_value
+from graphc.ir.dtypes import fill_value, get_default_dtype
 from graphc.ir.graph import Node, Value
 from graphc.ir.primitive import PRIMITIVES, Primitive, as_dtype
 
@@ -77,11 +77,19 @@ for _p, _name in [
     _UFUNCS[_p] = getattr(np, _name)
 
 LOWERINGS[P.where] = lambda n, a: f"_fix(np.where({', '.join(a)}), {n.output.dtype.np.name!r})"
-# a cast that narrows a float is the impl's, which keeps overflow to inf quiet
+# a cast that narrows a float is the impl's, which keeps overflow to inf quiet; so is a complex ->
+# real cast, which keeps the real part (numpy's astype would warn)
 LOWERINGS[P.cast] = lambda n, a: (
-    _impl_call(n, a) if n.attrs["dtype"].is_floating_point and n.inputs[0].dtype.itemsize > n.attrs["dtype"].itemsize
+    _impl_call(n, a) if (n.attrs["dtype"].is_floating_point and n.inputs[0].dtype.itemsize > n.attrs["dtype"].itemsize)
+    or (n.inputs[0].dtype.is_complex and not n.attrs["dtype"].is_complex)
     else f"np.asarray({a[0]}).astype({np_type(n.attrs['dtype'])})")
 LOWERINGS[P.copy] = lambda n, a: f"np.array({a[0]})"
+# eager mode's views of a complex array, copied here: the memory plan takes results for fresh arrays
+for _p in (P.real, P.imag, P.view_as_real, P.view_as_complex):
+    LOWERINGS[_p] = lambda n, a: f"np.array({_impl_call(n, a)})"
+LOWERINGS[P.conj] = _ufunc("conjugate")
+_OUT_CAPABLE.append(P.conj)
+_UFUNCS[P.conj] = np.conjugate
 LOWERINGS[P.stop_gradient] = lambda n, a: a[0]
 LOWERINGS[P.relu] = lambda n, a: f"np.maximum({a[0]}, 0)"
 # numpy's rounding ufuncs on floats (round: half to even, as np.round); integers and bools are
@@ -113,7 +121,8 @@ for _p in PRIMITIVES.values():
 WRITES_INTO = frozenset(_OUT_CAPABLE) | frozenset(P.REDUCE_UFUNCS)
 # Lowerings that always return a new array. Any other result may be a view of an operand
 # (reference implementations built on strided views such as unfold).
-FRESH = WRITES_INTO | {P.where, P.cast, P.copy, P.full, P.concat}
+FRESH = WRITES_INTO | {P.where, P.cast, P.copy, P.full, P.concat, P.real, P.imag, P.view_as_real,
+                       P.view_as_complex}
 
 UNSUPPORTED = {P.nonzero: "nonzero has a data-dependent output shape",
                PRIMITIVES["fused"]: "fused nodes become Kernel records of the schedule, never code",
@@ -180,6 +189,28 @@ def _numpy_dtype_differs(n: Node, casts: list) -> bool:
     return res[-1] != np.dtype(n.output.dtype.np)
 
 
+# (elementwise primitive, operand dtypes and ranks or scalar types, result dtype, default dtype)
+# -> its _dtype_facts: a graph unrolled over many steps repeats a few signatures many times, and
+# the dtype rules and numpy's loop resolution cost more than the rest of a statement
+_SIGNATURE_FACTS: dict[tuple, tuple[list, bool]] = {}
+
+
+def _dtype_facts(n: Node) -> tuple[list, bool]:
+    """``n``'s operand casts and whether numpy's own result dtype differs from the graph's."""
+    key = None
+    if n.prim.elementwise:  # their rules read only operand dtypes, ranks and scalar types
+        key = (n.prim, n.output.dtype, get_default_dtype(),
+               *((x.dtype, len(x.shape) > 0) if isinstance(x, Value) else type(x) for x in n.inputs))
+        facts = _SIGNATURE_FACTS.get(key)
+        if facts is not None:
+            return facts
+    casts = n.prim.operand_casts(tuple(n.inputs), n.attrs)
+    facts = (casts, _numpy_dtype_differs(n, casts))
+    if key is not None:
+        _SIGNATURE_FACTS[key] = facts
+    return facts
+
+
 def divisor_check(n: Node, operands: list[str]) -> str | None:
     """The statement that checks an integer ``//`` or ``%`` for a zero divisor before it runs, as
     eager mode does (numpy would give 0); None where none is needed (float division, a nonzero
@@ -193,13 +224,13 @@ def _statement(w: HostWriter, n: Node, operands: list[str], target: str, buf: st
     (``output``: the result is returned, in an array of its own).
     ``wrap``: a function applied to a result that is not written into a buffer (the Triton
     backend moves host results of library calls onto its device)."""
-    casts = n.prim.operand_casts(tuple(n.inputs), n.attrs)
+    casts, differs = _dtype_facts(n)
     args = [f"{a}.astype({np_type(c)})" if c is not None else a for a, c in zip(operands, casts)]
     expr = LOWERINGS[n.prim](n, args)
     check = divisor_check(n, args)
     if check:
         w.line(check)
-    if _numpy_dtype_differs(n, casts):  # e.g. bool // bool is int8 in numpy: cast, no out=
+    if differs:  # e.g. bool // bool is int8 in numpy: cast, no out=
         expr, buf = f"_fix({expr}, {n.output.dtype.np.name!r})", None
     if buf is not None and n.prim in WRITES_INTO:
         w.line(f"{expr[:-1]}, out={buf})")

@@ -58,7 +58,9 @@ class _Builder:
 
     def _buffer(self, v: Value, role: str, prefix: str = "v") -> str:
         # a Python identifier in generated code: IR names may be module paths (%fc1.weight)
-        name = prefix + "".join(c if c.isalnum() or c == "_" else "_" for c in v.name)
+        name = prefix + v.name
+        if not name.isidentifier():
+            name = prefix + "".join(c if c.isalnum() or c == "_" else "_" for c in v.name)
         if name in self.sched.buffers:
             name = f"{name}_{len(self.sched.buffers)}"
         self.sched.buffers[name] = Buffer(name, tuple(v.shape), v.dtype, role, _value_comment(v))

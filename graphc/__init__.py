@@ -53,7 +53,7 @@ from .shape_ops import (argsort, argwhere, broadcast_shapes, broadcast_tensors, 
                         tensor_split, tile, topk, trace, transpose, tril, triu, unbind, unflatten, unique,
                         unsqueeze, vstack)
 from .math_ops import (bincount, bucketize, cdist, cross, cummax, cummin, cumprod, cumulative_trapezoid, diff,
-                       digamma, erfinv, float_power, histc, kron, lgamma, logaddexp, logaddexp2, logcumsumexp, logit,
+                       digamma, erfinv, float_power, histc, i0, igamma, igammac, kron, lgamma, logaddexp, logaddexp2, logcumsumexp, logit,
                        kthvalue, median, mode, mvlgamma, nanquantile, quantile, nanmedian, polygamma, searchsorted, sinc, tensordot, trapezoid, trapz,
                        xlogy)
 from .shape_ops import (atleast_1d, atleast_2d, atleast_3d, block_diag, cartesian_prod, index_fill,
@@ -61,7 +61,9 @@ from .shape_ops import (atleast_1d, atleast_2d, atleast_3d, block_diag, cartesia
 from .creation import tril_indices, triu_indices
 from .linalg import det, inverse, logdet, matrix_power, pinverse, slogdet
 from .linalg import torch_cholesky as cholesky, torch_qr as qr, torch_svd as svd
+from .factorizations import lu_unpack, torch_lu as lu, torch_lu_solve as lu_solve
 from . import special
+from .spectral import istft, stft  # noqa: E402
 from . import distributions  # noqa: E402
 from . import distributed  # noqa: E402  (mpi4py loads only when a process group starts)
 from . import safetensors, serialization
@@ -75,6 +77,8 @@ float16 = half = _dt.float16
 bfloat16 = _dt.bfloat16  # its numpy type comes from ml_dtypes, imported on first use
 float32 = float = _dt.float32  # noqa: A001
 float64 = double = _dt.float64
+complex64 = cfloat = _dt.complex64
+complex128 = cdouble = _dt.complex128
 int8 = _dt.int8
 int16 = short = _dt.int16
 int32 = int = _dt.int32  # noqa: A001
@@ -122,7 +126,7 @@ def is_nonzero(input: Tensor) -> _builtins.bool:
 
 class finfo:
     def __init__(self, type: dtype | None = None) -> None:
-        type = type or get_default_dtype()
+        type = (type or get_default_dtype()).to_real()  # a complex type: its parts' (PyTorch)
         if not type.is_floating_point:
             raise TypeError("torch.finfo() requires a floating point input type. Use torch.iinfo to handle "
                             "'torch.finfo'")
@@ -204,3 +208,4 @@ def _attach_compat_extras() -> None:
 
 _attach_compat_extras()
 from .tensor_surface import *  # noqa: E402,F401,F403  (more functions and Tensor methods, attached there)
+from .complex_ops import complex, is_complex, polar, view_as_complex, view_as_real  # noqa: E402,A004

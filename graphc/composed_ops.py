@@ -14,6 +14,8 @@ from graphc.ir import dtypes as dt
 from graphc.ir import prims as P
 
 from . import compat_extras, creation, linalg, math_ops, shape_ops
+from .complex_ops import (angle, conj, conj_physical, imag, is_conj, is_neg, isreal, real, resolve_conj,  # noqa: F401
+                          resolve_neg, sgn)
 from .tensors import Tensor, device_tensor, host_array
 
 __all__ = ["acosh", "asinh", "atanh", "arccosh", "arcsinh", "arctanh", "arctan2", "deg2rad", "rad2deg", "copysign",
@@ -95,52 +97,12 @@ def positive(input):
     return input
 
 
-sgn = math_ops.sign  # sign for real tensors
-
-
 def isneginf(input, *, out=None):
     return math_ops.write_out(out, P.logical_and(P.isinf(input), P.lt(input, 0)))
 
 
 def isposinf(input, *, out=None):
     return math_ops.write_out(out, P.logical_and(P.isinf(input), P.gt(input, 0)))
-
-
-def isreal(input):
-    return creation.ones_like(input, dtype=dt.bool_)
-
-
-# real tensors: conjugation is the identity, the imaginary part does not exist
-def conj(input):
-    return input
-
-
-def conj_physical(input, *, out=None):
-    return math_ops.write_out(out, P.copy(input))
-
-
-resolve_conj = resolve_neg = conj
-
-
-def real(input):
-    return input
-
-
-def imag(input):
-    raise RuntimeError("imag is not implemented for tensors with non-complex dtypes.")
-
-
-def angle(input, *, out=None):
-    """0 for x >= 0, pi for x < 0, NaN kept (real input)."""
-    x = _float(input)
-    return math_ops.write_out(out, P.where(P.isnan(x), x, P.mul(P.cast(P.lt(x, 0), dtype=x.dtype), math.pi)))
-
-
-def is_conj(input) -> bool:
-    return False
-
-
-is_neg = is_conj
 
 
 def is_signed(input) -> bool:
@@ -160,7 +122,7 @@ def inner(input, other, *, out=None):
 
 
 def vdot(input, other, *, out=None):
-    return math_ops.write_out(out, math_ops.dot(input, other))  # conjugation is the identity on reals
+    return math_ops.write_out(out, math_ops.dot(conj(input), other))
 
 
 def _beta_alpha(input, product, beta, alpha):

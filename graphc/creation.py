@@ -28,7 +28,7 @@ def _finish(arr: np.ndarray, requires_grad: bool, device=CPU) -> Tensor:
     """The tensor of a host array, copied to ``device`` (a checked device)."""
     t = Tensor._make(array_to(arr, device))
     if requires_grad:
-        if not t.dtype.is_floating_point:
+        if not t.dtype.is_inexact:
             raise RuntimeError("Only Tensors of floating point and complex dtype can require gradients")
         t.requires_grad_(True)
     return t
@@ -47,7 +47,7 @@ def _leaf_dtype(x) -> dt.DType:
         return x.dtype if isinstance(x, Tensor) else dt.from_numpy_dtype(x.dtype)
     if isinstance(x, (str, bytes)):
         raise TypeError(f"new(): invalid data type '{type(x).__name__}'")
-    if not isinstance(x, (bool, int, float)):
+    if not isinstance(x, (bool, int, float, complex)):
         raise RuntimeError(f"Could not infer dtype of {type(x).__name__}")
     return dt.scalar_dtype(x)
 

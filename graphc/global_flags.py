@@ -20,7 +20,7 @@ def typename(obj) -> str:
 
 
 def is_complex(input) -> bool:
-    return False
+    return input.dtype.is_complex
 
 
 def is_inference(input) -> bool:

@@ -247,7 +247,7 @@ def setitem(self: Tensor, key, value) -> None:
     _check_view_of_leaf(self, key)
     inplace.check_writable(self)
     functional = _dispatch().functional  # while tracing, every write is a graph op
-    needs_graph = functional or grad_mode.is_grad_enabled() and self.dtype.is_floating_point and (
+    needs_graph = functional or grad_mode.is_grad_enabled() and self.dtype.is_inexact and (
         self.requires_grad or (isinstance(value, Tensor) and value.requires_grad)
         or (self._base is not None and self._base.requires_grad))
     if not needs_graph:

@@ -115,7 +115,7 @@ def write(t: Tensor, result: Tensor, since: int | None = None) -> Tensor:
         _decouple_saved(result.grad_fn, t._data, since)
     np.copyto(t._data, result._data, casting="unsafe")
     t._version.value += 1
-    if grad_mode.is_grad_enabled() and t.dtype.is_floating_point and (
+    if grad_mode.is_grad_enabled() and t.dtype.is_inexact and (
             result.requires_grad or t.requires_grad or (t._base is not None and t._base.requires_grad)):
         _rebase_history(t, result if result.dtype is t.dtype else P.cast(result, dtype=t.dtype))
     return t

@@ -42,7 +42,7 @@ values_indices = {
 }
 
 
-OPERAND_TYPES = (Tensor, bool, int, float)  # what as_operand passes through unchanged
+OPERAND_TYPES = (Tensor, bool, int, float, complex)  # what as_operand passes through unchanged
 
 
 def as_operand(x):
@@ -202,7 +202,12 @@ bitwise_xor = _binary(P.bitwise_xor, "bitwise_xor")
 
 neg = _unary(P.neg, "neg")
 abs = _unary(P.abs, "abs")
-sign = _unary(P.sign, "sign")
+def sign(input, *, out=None):
+    """Elementwise sign of a real tensor (complex ones: ``sgn``, as in PyTorch)."""
+    if isinstance(input, Tensor) and input.dtype.is_complex:
+        raise NotImplementedError("Unlike NumPy, torch.sign is not intended to support complex numbers. "
+                                  "Please use torch.sgn instead.")
+    return write_out(out, P.sign(input))
 floor = _unary(P.floor, "floor")
 ceil = _unary(P.ceil, "ceil")
 trunc = _unary(P.trunc, "trunc")
@@ -277,6 +282,8 @@ def addcdiv(input, tensor1, tensor2, *, value=1):
 
 
 def clamp(input, min=None, max=None, *, out=None):
+    if isinstance(input, Tensor) and input.dtype.is_complex:
+        raise NotImplementedError("clamp is not supported for complex types")
     if min is None and max is None:
         raise RuntimeError("torch.clamp: At least one of 'min' or 'max' must not be None")
     return write_out(out, call_composite("clamp", input, as_operand(min) if min is not None else None,
@@ -344,7 +351,7 @@ def prod(input, dim=None, keepdim: bool = False, *, dtype=None):
 
 def mean(input, dim=None, keepdim: bool = False, *, dtype=None, out=None):
     x = input if dtype is None else input.to(dtype)
-    if not x.dtype.is_floating_point:
+    if not x.dtype.is_inexact:
         raise RuntimeError(
             "mean(): could not infer output dtype. Input dtype must be either a floating point or "
             f"complex dtype. Got: {x.dtype.scalar_name}")
@@ -744,6 +751,17 @@ def xlog1py(input, other, *, out=None):
 
 lgamma = _unary(P.lgamma, "lgamma")
 erfinv = _unary(P.erfinv, "erfinv")
+i0 = _unary(P.i0, "i0")
+
+
+def igamma(input, other, *, out=None):
+    """The regularized lower incomplete gamma function P(input, other) (``special.gammainc``)."""
+    return write_out(out, P.igamma(as_operand(input), as_operand(other)))
+
+
+def igammac(input, other, *, out=None):
+    """The regularized upper incomplete gamma function Q(input, other) (``special.gammaincc``)."""
+    return write_out(out, P.igammac(as_operand(input), as_operand(other)))
 
 
 def digamma(input, *, out=None):

@@ -5,6 +5,8 @@ this module adds what only makes sense as a method and attaches everything to ``
 """
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 
 from graphc.ir import dtypes as dt
@@ -67,6 +69,8 @@ def to(self, *args, **kwargs):
             out, copy = to_device(self, dev), False
     if dtype is None or dtype is out.dtype:
         return P.copy(out) if copy else out
+    if out.dtype.is_complex and not dtype.is_complex:
+        warnings.warn("Casting complex values to real discards the imaginary part", UserWarning, stacklevel=2)
     return P.cast(out, dtype=dtype)
 
 
@@ -303,6 +307,7 @@ def _attach() -> None:
     T.to, T.type, T.type_as, T.cpu, T.cuda, T.clone, T.contiguous = to, type_, type_as, cpu, cuda, clone, contiguous
     T.float, T.double, T.half = _caster(dt.float32), _caster(dt.float64), _caster(dt.float16)
     T.bfloat16 = _caster(dt.bfloat16)
+    T.cfloat, T.cdouble = _caster(dt.complex64), _caster(dt.complex128)
     T.long, T.int, T.short, T.char = _caster(dt.int64), _caster(dt.int32), _caster(dt.int16), _caster(dt.int8)
     T.byte, T.bool = _caster(dt.uint8), _caster(dt.bool_)
     T.new_zeros, T.new_ones, T.new_empty = _new(creation.zeros), _new(creation.ones), _new(creation.empty)
@@ -401,7 +406,7 @@ def _attach_more_ops() -> None:
     T = Tensor
     for mod, names in (
         (math_ops, """cumprod logcumsumexp cummax cummin diff logaddexp logaddexp2 xlogy lgamma erfinv digamma
-            mvlgamma sinc logit float_power median nanmedian mode kthvalue quantile nanquantile bincount histc kron""".split()),
+            i0 igamma igammac mvlgamma sinc logit float_power median nanmedian mode kthvalue quantile nanquantile bincount histc kron""".split()),
         (shape_ops, "index_fill masked_scatter msort put".split()),
         (linalg, "inverse det logdet slogdet pinverse matrix_power".split()),
     ):
@@ -409,9 +414,13 @@ def _attach_more_ops() -> None:
             setattr(T, name, getattr(mod, name))
     T.cross = lambda self, other, dim=None: math_ops.cross(self, other, dim)
     T.polygamma = lambda self, n: math_ops.polygamma(n, self)
+    from . import spectral
+    T.stft, T.istft = spectral.stft, spectral.istft
     T.cholesky = linalg.torch_cholesky
     T.svd, T.qr = linalg.torch_svd, linalg.torch_qr
-    for name in "cumprod xlogy lgamma erfinv digamma mvlgamma sinc logit index_fill masked_scatter put".split():
+    from . import factorizations
+    T.lu, T.lu_solve = factorizations.tensor_lu, factorizations.tensor_lu_solve
+    for name in "cumprod xlogy lgamma erfinv digamma i0 igamma igammac mvlgamma sinc logit index_fill masked_scatter put".split():
         setattr(T, name + "_", inplace.inplace_method(getattr(T, name), name + "_"))
     T.polygamma_ = inplace.inplace_method(T.polygamma, "polygamma_")
 

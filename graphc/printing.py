@@ -77,6 +77,21 @@ class _Formatter:
         return ret.rjust(self.max_width)
 
 
+class _ComplexFormatter:
+    """PyTorch's pair of formatters for complex tensors: one for the real parts (right-justified
+    to their width), one for the imaginary parts (sign always shown, then ``j``)."""
+
+    def __init__(self, arr: np.ndarray) -> None:
+        self.real, self.imag = _Formatter(arr.real), _Formatter(arr.imag)
+
+    def width(self) -> int:
+        return self.real.width() + self.imag.width() + 1
+
+    def format(self, v) -> str:
+        imag = (self.imag.format(v.imag) + "j").lstrip()
+        return self.real.format(v.real) + (imag if imag[0] in "+-" else "+" + imag)
+
+
 def _summarized(a: np.ndarray) -> np.ndarray:
     """The elements a summarized print shows (they decide the formatter's width and mode)."""
     e = _options["edgeitems"]
@@ -156,10 +171,10 @@ def tensor_repr(t) -> str:
     else:
         if not _options["edgeitems"]:
             suffixes.append(f"size={tuple(arr.shape)}")
-        if d not in (dt.get_default_dtype(), dt.int64, dt.bool_):
+        if d not in (dt.get_default_dtype(), dt.get_default_dtype().to_complex(), dt.int64, dt.bool_):
             suffixes.append(f"dtype={d}")
         summarize = arr.size > _options["threshold"]
-        fmt = _Formatter(_summarized(arr) if summarize else arr)
+        fmt = (_ComplexFormatter if d.is_complex else _Formatter)(_summarized(arr) if summarize else arr)
         body = _nested_str(arr, indent, summarize, fmt)
     if t.grad_fn is not None:
         suffixes.append(f"grad_fn=<{type(t.grad_fn).__name__}>")

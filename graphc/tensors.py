@@ -207,7 +207,7 @@ class Tensor:
         return self.dtype.is_floating_point
 
     def is_complex(self) -> bool:
-        return False
+        return self.dtype.is_complex
 
     def is_inference(self) -> bool:
         return self._inference
@@ -276,7 +276,7 @@ class Tensor:
                 "you can only change requires_grad flags of leaf variables. If you want to use a "
                 "computed variable in a subgraph that doesn't require differentiation use "
                 "var_no_grad = var.detach().")
-        if flag and not self.dtype.is_floating_point:
+        if flag and not self.dtype.is_inexact:
             raise RuntimeError("only Tensors of floating point and complex dtype can require gradients")
         if flag and self._inference:
             raise RuntimeError(
@@ -286,7 +286,7 @@ class Tensor:
     def requires_grad_(self, requires_grad: bool = True) -> "Tensor":
         if requires_grad and self.grad_fn is not None:
             return self
-        if requires_grad and not self.dtype.is_floating_point:
+        if requires_grad and not self.dtype.is_inexact:
             raise RuntimeError("only Tensors of floating point dtype can require gradients")
         self.requires_grad = requires_grad
         return self
@@ -621,9 +621,9 @@ _TYPING_LIMIT = 8192  # memoized signatures per primitive
 def _typing(prim: Primitive, key: tuple, args: tuple, attrs: dict) -> tuple:
     """What an eager op's signature decides, memoized per primitive (``prim._eager_typing``):
     the type rule's result, the operand casts (None when no operand is cast), whether the
-    result can carry a gradient at all, and the result's numpy dtype. ``key`` is the signature: operand shapes and dtypes,
-    Python scalar types, attributes and the default dtype, all these depend on. The type rule is
-    most of an eager op's cost."""
+    result can carry a gradient at all, and the result's numpy dtype. ``key`` is the
+    signature: operand shapes and dtypes, Python scalar types, attributes and the default
+    dtype, all these depend on. The type rule is most of an eager op's cost."""
     try:
         memo = prim._eager_typing
     except AttributeError:
@@ -631,7 +631,7 @@ def _typing(prim: Primitive, key: tuple, args: tuple, attrs: dict) -> tuple:
     typ = prim.infer(*args, **attrs)
     casts = prim.operand_casts(args, attrs)
     facts = (typ, casts if any(c is not None for c in casts) else None,
-             prim.differentiable and typ.dtype.is_floating_point, typ.dtype.np)
+             prim.differentiable and typ.dtype.is_inexact, typ.dtype.np)
     try:
         if len(memo) >= _TYPING_LIMIT:
             memo.clear()
@@ -806,7 +806,7 @@ def _record_view(result: Tensor, src: Tensor, prim: Primitive, attrs: dict, dtyp
             result._base, result._view_ops = src._base, src._view_ops + ((prim, attrs),)
         else:
             result._base, result._view_ops = src, ((prim, attrs),)
-        if (_grad_state.enabled if _grad_altered.count else True) and dtype.category == dt.FLOAT:
+        if (_grad_state.enabled if _grad_altered.count else True) and dtype.is_inexact:
             # its grad_fn is replayed from the base after in-place writes (see grad_fn)
             result._view_ver = counter.value
 

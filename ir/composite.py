@@ -61,4 +61,5 @@ class _Typed:
         self.shape, self.dtype = tuple(a.shape), dtypes.from_numpy_dtype(a.dtype)
 
 
-composite = register(Primitive("composite", _infer, _impl, kind="composite"))
+composite = register(Primitive("composite", _infer, _impl, kind="composite",
+                              complex_operands=True))  # its parts check their operands

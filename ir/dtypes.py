@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import numpy as np
 
-BOOL, INT, FLOAT = 0, 1, 2  # promotion categories, ordered
+BOOL, INT, FLOAT, COMPLEX = 0, 1, 2, 3  # promotion categories, ordered
 
 
 class DType:
@@ -37,10 +37,21 @@ class DType:
 
     @property
     def is_complex(self) -> bool:
-        return False
+        return self.category == COMPLEX
+
+    @property
+    def is_inexact(self) -> bool:
+        """Floating point or complex: the dtypes that can require gradients (PyTorch's rule)."""
+        return self.category >= FLOAT
 
     def to_real(self) -> "DType":
-        return self
+        """The real dtype of a complex one's parts (complex64: float32); other dtypes themselves."""
+        return _REAL_OF.get(self, self)
+
+    def to_complex(self) -> "DType":
+        """The complex dtype whose parts are this floating dtype (float64: complex128; float16 and
+        bfloat16: complex64, as graphc has no complex32); complex dtypes themselves."""
+        return self if self.category == COMPLEX else _COMPLEX_OF.get(self, complex64)
 
     @property
     def is_low_precision(self) -> bool:
@@ -89,10 +100,16 @@ int32 = DType("int32", np.int32, INT, "i32", ("int32", "int"), "Int", "int")
 int64 = DType("int64", np.int64, INT, "i64", ("int64", "long"), "Long", "long int")
 uint8 = DType("uint8", np.uint8, INT, "u8", ("uint8",), "Byte", "unsigned char")
 bool_ = DType("bool", np.bool_, BOOL, "b8", ("bool",), "Bool", "bool")
+complex64 = DType("complex64", np.complex64, COMPLEX, "c64", ("complex64", "cfloat"), "ComplexFloat",
+                  "c10::complex<float>")
+complex128 = DType("complex128", np.complex128, COMPLEX, "c128", ("complex128", "cdouble"), "ComplexDouble",
+                   "c10::complex<double>")
+_REAL_OF = {complex64: float32, complex128: float64}
+_COMPLEX_OF = {float32: complex64, float64: complex128}
 bfloat16 = _MLDtypesDType("bfloat16", None, FLOAT, "bf16", ("bfloat16",), "BFloat16", "c10::BFloat16",
                           itemsize=2)
 
-ALL_DTYPES = (float16, bfloat16, float32, float64, int8, int16, int32, int64, uint8, bool_)
+ALL_DTYPES = (float16, bfloat16, float32, float64, complex64, complex128, int8, int16, int32, int64, uint8, bool_)
 # numpy dtype -> DType; bfloat16 joins when its numpy type is first made (``_MLDtypesDType.np``)
 _BY_NP = {d.np: d for d in ALL_DTYPES if d is not bfloat16}
 BY_NUMPY = _BY_NP  # numpy dtype -> DType, for hot paths that already hold an np.dtype
@@ -122,7 +139,7 @@ def from_numpy_dtype(npd) -> DType:
             return bfloat16
         raise TypeError(
             f"can't convert np.ndarray of type {np.dtype(npd)}. The only supported types are: "
-            "float64, float32, float16, bfloat16, int64, int32, int16, int8, uint8, and bool."
+            "float64, float32, float16, bfloat16, complex64, complex128, int64, int32, int16, int8, uint8, and bool."
         ) from None
 
 
@@ -172,6 +189,11 @@ def promote_types(a: DType, b: DType) -> DType:
     (float16 with bfloat16: float32, which holds both)."""
     if a is b:
         return a
+    if a.category == COMPLEX or b.category == COMPLEX:
+        # complex with anything: complex parts as wide as the widest floating operand's
+        parts = promote_types(a.to_real(), b.to_real()) if a.category >= FLOAT and b.category >= FLOAT else (
+            a if a.category == COMPLEX else b).to_real()
+        return parts.to_complex()
     if a.category != b.category:
         return a if a.category > b.category else b
     if a.category == FLOAT:
@@ -189,6 +211,8 @@ def scalar_dtype(x) -> DType:
         return int64
     if isinstance(x, (float, np.floating)):
         return _default_float
+    if isinstance(x, (complex, np.complexfloating)):
+        return _default_float.to_complex()
     raise TypeError(f"expected a tensor or a Python number, got {type(x).__name__}")
 
 
@@ -212,11 +236,16 @@ def result_type(*operands) -> DType:
         if out is None:
             out = d
         elif d.category > out.category:
-            out = promote_types(out, d) if out.category == BOOL or d.category == FLOAT else d
+            if d.category == COMPLEX and out.category == FLOAT:
+                # a complex number of a lower tier keeps the floating tensors' precision
+                # (float64 tensor + 1j: complex128; float32 tensor + complex128 0-dim: complex64)
+                out = out.to_complex()
+            else:
+                out = promote_types(out, d) if out.category == BOOL or d.category >= FLOAT else d
     if out is None:
         raise TypeError("result_type needs at least one operand")
     return out
 
 
 def is_python_scalar(x) -> bool:
-    return isinstance(x, (bool, int, float, np.bool_, np.integer, np.floating)) and not hasattr(x, "ndim")
+    return isinstance(x, (bool, int, float, complex, np.bool_, np.integer, np.inexact)) and not hasattr(x, "ndim")

@@ -30,7 +30,8 @@ def _impl(*arrays, body: Graph, kind: str, domain: tuple = ()):
     return out if len(out) > 1 else out[0]
 
 
-fused = register(Primitive("fused", _infer, _impl, kind="fused"))
+fused = register(Primitive("fused", _infer, _impl, kind="fused",
+                          complex_operands=True))  # its body's nodes were checked
 
 
 def add_fused_node(g: Graph, inputs: list, body: Graph, kind: str, domain: tuple, at: int | None) -> Node:

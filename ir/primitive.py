@@ -68,10 +68,35 @@ class Primitive:
     # PyTorch's CPU mul and div kernels read the scalar at float precision (``x * 1.7`` is not
     # ``x * bfloat16(1.7)``), while add, sub and comparisons round it to the tensor's type first.
     scalar_in_float32: bool = False
+    # Takes complex operands (None: movement ops do, as they only move elements). Any other
+    # primitive given one raises PyTorch's "not implemented for 'ComplexFloat'" from its type rule.
+    complex_operands: bool | None = None
+    # PyTorch's own error for a complex operand where it words it differently (exception class,
+    # message); None: NotImplementedError('"<name>_cpu" not implemented for 'ComplexFloat'').
+    complex_error: tuple[type, str] | None = None
+    # Reads or makes a complex value whatever it is given (real/imag, make_complex, the FFTs):
+    # backends and formats without a complex type (Triton, ONNX) refuse it.
+    complex_only: bool = False
 
     def __post_init__(self) -> None:
         if self.cheap is None:
             self.cheap = self.kind in ("elementwise", "movement")
+        if self.complex_operands is None:
+            self.complex_operands = self.kind == "movement"
+        infer = self.infer
+
+        def checked_infer(*args, **attrs):
+            if not self.complex_operands:
+                for a in args:
+                    d = getattr(a, "dtype", None)
+                    if getattr(d, "is_complex", False) or type(a) is complex:
+                        if self.complex_error is not None:
+                            raise self.complex_error[0](self.complex_error[1])
+                        raise NotImplementedError(
+                            f'"{self.name}_cpu" not implemented for '
+                            f"'{d.scalar_name if d is not None else 'ComplexFloat'}'")
+            return infer(*args, **attrs)
+        self.infer = checked_infer
 
     @property
     def elementwise(self) -> bool:
@@ -119,7 +144,7 @@ class Primitive:
         """Whether the result carries a gradient, given which operands do (grad mode aside):
         through a differentiable primitive, to a floating-point result, from an operand that is
         not an index. Eager autograd, tracing and the autodiff pass all ask this."""
-        return (self.differentiable and out_dtype.is_floating_point
+        return (self.differentiable and out_dtype.is_inexact
                 and any(r and i not in self.nondiff_operands for i, r in enumerate(operands_require_grad)))
 
     def run(self, arrays: list, attrs: dict, casts: list | None, out_dtype):
@@ -211,7 +236,7 @@ _dispatching_threads = AlteredThreads()
 # Operand types that never outrank the handler bind starts from: Python numbers and None (they
 # have no handler), and types registered with ``base_level_operand_type`` (eager tensors, whose
 # handler is the base handler). bind skips asking them for one.
-_BASE_LEVEL_TYPES: set[type] = {int, float, bool, type(None)}
+_BASE_LEVEL_TYPES: set[type] = {int, float, bool, complex, type(None)}
 
 
 def base_level_operand_type(cls: type) -> None:

@@ -31,6 +31,9 @@ def format_attr(v) -> str:
         if math.isinf(v):
             return "inf" if v > 0 else "-inf"
         return repr(v)
+    if isinstance(v, complex):  # one token, as Python's complex() reads it: 1.5+2.0j
+        im = format_attr(v.imag)
+        return f"{format_attr(v.real)}{im if im[0] == '-' else '+' + im}j"
     if isinstance(v, str):
         return json.dumps(v)
     if isinstance(v, (tuple, list)):
@@ -76,6 +79,7 @@ _TOKEN = re.compile(r"""
   | (?P<comment>\#[^\n\r]*)  # never \r: Python ends a line there too (the comment reaches generated code)
   | (?P<value>%[A-Za-z0-9_.]+)
   | (?P<string>"(?:[^"\\]|\\.)*")
+  | (?P<complex>-?(?:inf|nan|\d+(?:\.\d*)?(?:[eE][+-]?\d+)?)[+-](?:inf|nan|\d+(?:\.\d*)?(?:[eE][+-]?\d+)?)j)
   | (?P<number>-?(?:(?:inf|nan)(?![A-Za-z0-9_])|\d+(?:\.\d*)?(?:[eE][+-]?\d+)?|\.\d+(?:[eE][+-]?\d+)?))
   | (?P<ident>[A-Za-z_][A-Za-z0-9_]*)
   | (?P<punct>[\[\](){},:=])
@@ -118,6 +122,8 @@ class _Tokens:
 
 
 def _parse_scalar(kind: str, val: str, line: int):
+    if kind == "complex":
+        return complex(val)
     if kind == "number":
         if val in ("inf", "-inf", "nan") or any(c in val for c in ".eE"):
             return float(val)

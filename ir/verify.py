@@ -11,6 +11,9 @@ class VerificationError(RuntimeError):
 def verify(g: Graph) -> None:
     defined: set[int] = set()
     names: set[str] = set()
+    # per value, the ids of the nodes it lists as users: a set built once per value, since a
+    # value read by every step of a long loop (a parameter) has thousands of users
+    listed: dict[int, set[int]] = {}
 
     def define(v: Value, where: str) -> None:
         if id(v) in defined:
@@ -30,7 +33,10 @@ def verify(g: Graph) -> None:
             if id(x) not in defined:
                 raise VerificationError(f"{where}: uses %{x.name} before it is defined (dangling use or "
                                         "nodes out of topological order)")
-            if n not in x.users:
+            users = listed.get(id(x))
+            if users is None:
+                users = listed[id(x)] = {id(u) for u in x.users}
+            if id(n) not in users:
                 raise VerificationError(f"{where}: %{x.name} does not list this node among its users")
         if n.prim.data_dependent:
             raise VerificationError(f"{where}: {n.prim.name} has a data-dependent shape and cannot be in a graph")

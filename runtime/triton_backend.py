@@ -34,6 +34,15 @@ class TritonBackend(Backend):
         self.device = device
         self.alignment = 256 if device == "cuda" else 64  # cudaMalloc's own alignment
 
+    def compile(self, graph, name: str, *args, **kwargs):
+        # Triton has no complex type: a complex value would be computed on its real part only
+        for v in list(graph.inputs) + [n.output for n in graph.nodes]:
+            if getattr(v, "dtype", None) is not None and v.dtype.is_complex:
+                raise NotImplementedError(
+                    f"the Triton backend has no complex types ({v.dtype} value in graph {name!r}): "
+                    "compile complex programs with backend='numpy'")
+        return super().compile(graph, name, *args, **kwargs)
+
     def environment(self) -> str:
         import triton
         if self.device != "cuda":

@@ -207,7 +207,7 @@ def apply_eagerly(cls, args: tuple, kwargs: dict):
             wrapped.append(o)
             continue
         node._out_meta.append((tuple(o.shape), o.dtype))
-        if not track or id(o) in node._non_diff or not o.dtype.is_floating_point:
+        if not track or id(o) in node._non_diff or not o.dtype.is_inexact:
             wrapped.append(o)
             continue
         if id(o) in dirty:

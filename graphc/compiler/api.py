@@ -531,7 +531,7 @@ class CompiledFunction:
         _emit("graph", entry.stages["traced"])
         # inputs whose gradients are needed: user tensors and lifted tensors that require grad
         inputs_rg = [t.requires_grad for t in leaves] + [not isinstance(t, Slot) and t.requires_grad for t in lifted]
-        wrt = [i for i, rg in enumerate(inputs_rg) if rg and g.inputs[i].dtype.is_floating_point]
+        wrt = [i for i, rg in enumerate(inputs_rg) if rg and g.inputs[i].dtype.is_inexact]
         diff_outputs = [i for i, rg in enumerate(out_rg) if rg]
         try:
             backend = self._backend(leaves, lifted)

@@ -59,7 +59,7 @@ def trace_custom_function(trace: Trace, cls, args: tuple, kwargs: dict):
     single = not isinstance(outputs, tuple)
     outs = (outputs,) if single else outputs
     tensor_outs = [k for k, o in enumerate(outs) if isinstance(o, Tensor)]
-    diff_outs = [k for k in tensor_outs if outs[k].dtype.is_floating_point and id(outs[k]) not in ctx._non_diff]
+    diff_outs = [k for k in tensor_outs if outs[k].dtype.is_inexact and id(outs[k]) not in ctx._non_diff]
     diff_in = [a for a, need in zip(args, ctx.needs_input_grad) if need]
     if not (grad_mode.is_grad_enabled() and diff_in and diff_outs):
         return outputs  # no gradient flows: the detached forward is all there is

@@ -14,7 +14,7 @@ from graphc.ir import prims as P
 from graphc.ir.composite import composite, expand
 from graphc.ir.graph import Graph, Node, Value, building, located
 
-from .rules import UNSUPPORTED, VJP
+from .rules import UNSUPPORTED, VJP, NoDerivative
 
 
 def reaches(nodes: Iterable[Node], live: set[int]) -> set[int]:
@@ -44,7 +44,57 @@ def backprop(g: Graph, seeds: list[tuple[Value, Value]], sources: set[int]) -> d
 def _accumulate(ct: dict[int, Value], x: Value, gx: Value) -> None:
     if gx.dtype is not x.dtype:
         gx = P.cast(gx, dtype=x.dtype)
-    ct[id(x)] = P.add(ct[id(x)], gx) if id(x) in ct else gx
+    old = ct.get(id(x))
+    ct[id(x)] = gx if old is None else (_scattered_sum(old, gx) or P.add(old, gx))
+
+
+def _scattered_sum(old: Value, new: Value) -> Value | None:
+    """``old + new`` where both scatter disjoint slices into zeros (the gradients of the slices
+    ``x.chunk(4)`` takes: an LSTM's gates), without the additions: ``new``'s slice scattered into
+    ``old``, and once the slices tile ``x`` along one axis, their concatenation. None when the
+    pattern does not apply. ``old`` is a cotangent still being summed: nothing else reads it."""
+    mine = _zero_scatters(new)
+    pieces = _zero_scatters(old)
+    if mine is None or pieces is None or len(mine) != 1 or old.type != new.type:
+        return None
+    index, src = mine[0]
+    if not all(_disjoint(index, other) for other, _ in pieces):
+        return None
+    pieces.append(mine[0])
+    axis = _tiling_axis([i for i, _ in pieces], new.shape)
+    if axis is not None:
+        return P.concat(*(s for _, s in sorted(pieces, key=lambda p: p[0][axis][0])), axis=axis)
+    return P.slice_scatter(old, src, index=index)
+
+
+def _zero_scatters(v: Value) -> list[tuple[tuple, Value]] | None:
+    """The (index, source) pairs of a chain of slice_scatters, with unit steps, into a tensor of
+    zeros; None if ``v`` is not one."""
+    pieces = []
+    while v.producer is not None and v.producer.prim is P.slice_scatter:
+        index = tuple(tuple(r) for r in v.producer.attrs["index"])
+        if any(step != 1 for _, _, step in index):
+            return None
+        pieces.append((index, v.producer.inputs[1]))
+        v = v.producer.inputs[0]
+    p = v.producer
+    if not pieces or p is None or p.prim is not P.full or p.attrs.get("value") != 0:
+        return None
+    return pieces[::-1]
+
+
+def _disjoint(a: tuple, b: tuple) -> bool:
+    return any(hi_a <= lo_b or hi_b <= lo_a for (lo_a, hi_a, _), (lo_b, hi_b, _) in zip(a, b))
+
+
+def _tiling_axis(indexes: list[tuple], shape: tuple) -> int | None:
+    """The axis along which the slices ``indexes`` (disjoint, unit steps) cover ``shape``
+    exactly, each spanning every other axis whole; None if they don't."""
+    for axis in range(len(shape)):
+        if all(lo == 0 and hi == n for i in indexes for d, ((lo, hi, _), n) in enumerate(zip(i, shape)) if d != axis) \
+                and sum(i[axis][1] - i[axis][0] for i in indexes) == shape[axis]:
+            return axis  # disjoint, unit steps, the lengths add up: they tile the axis
+    return None
 
 
 def _sweep(g: Graph, nodes: list[Node], ct: dict[int, Value], live: set[int]) -> None:
@@ -66,5 +116,7 @@ def _sweep(g: Graph, nodes: list[Node], ct: dict[int, Value], live: set[int]) ->
         with located(g, n.loc):  # a gradient (and its sum with others) takes the line of the op it differentiates
             grads = VJP[n.prim].fn(gout, n.output, *n.inputs, **n.attrs)
             for x, gx in zip(n.inputs, grads):
+                if type(gx) is NoDerivative and isinstance(x, Value) and id(x) in live:
+                    raise gx.error()  # PyTorch has no formula for a gradient that is wanted
                 if gx is not None and isinstance(x, Value) and id(x) in live:
                     _accumulate(ct, x, gx)
