@@ -93,7 +93,8 @@ def test_an_eager_thread_computes_while_another_traces_and_autocasts(fast_switch
                         wrong.append("autocast")
             else:
                 r = a @ a + 1.0  # the eager thread: no trace, no autocast, grad defaults
-                if r.dtype is not graphc.float32 or type(r) is not graphc.Tensor or r.tolist() != (np.eye(3) + 1).tolist():
+                if (r.dtype is not graphc.float32 or type(r) is not graphc.Tensor
+                        or r.tolist() != (np.eye(3) + 1).tolist()):
                     wrong.append("eager")
     assert run_together(work, 3) == []
     assert wrong == []
