@@ -149,6 +149,7 @@ def install() -> None:
                 setattr(Tensor, name, wrapped)
     Tensor.masked_fill_ = _wrap_inplace(Tensor.masked_fill_, "MaskedFillBackward0")
     Tensor.__getitem__ = _wrap(indexing.getitem, _getitem_name)
+    Tensor.__matmul__ = _wrap(Tensor.__matmul__, _matmul_name)
     Tensor.clone = _wrap(methods.clone, "CloneBackward0")
     Tensor.contiguous = _wrap(methods.contiguous, "CloneBackward0")
     for name in ("to", "type", "type_as", "float", "double", "half", "long", "int", "short", "char",

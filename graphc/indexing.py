@@ -12,6 +12,7 @@ import numpy as np
 
 from graphc.ir import dtypes as dt
 from graphc.ir import prims as P
+from graphc.ir.primitive import bind
 
 from . import inplace
 from .autograd import grad_mode
@@ -150,7 +151,7 @@ def _plan_key(shape: tuple, key: tuple):
 
 
 def getitem(self: Tensor, key):
-    shape = tuple(self.shape)
+    shape = self.shape  # a Size: hashes and compares as the tuple it is
     if type(key) is int:  # x[i], the most common key: its plan's key without _plan_key
         memo = (shape, key)
         key = (key,)
@@ -170,8 +171,9 @@ def getitem(self: Tensor, key):
             _BASIC_PLANS[memo] = plan
     if plan is not None:
         ranges, out_shape = plan
-        x = self if ranges is None else P.slice(self, index=ranges)
-        return x if out_shape is None else P.reshape(x, shape=out_shape)
+        # (bind(P.slice, ...) is P.slice(...), without an instance call's cost)
+        x = self if ranges is None else bind(P.slice, self, index=ranges)
+        return x if out_shape is None else bind(P.reshape, x, shape=out_shape)
     if any(isinstance(k, Tensor) and k._symbolic for k in key):
         out = _traced_take(self, key)
         if out is not None:

@@ -13,7 +13,8 @@ import numpy as np
 from graphc.ir import dtypes as dt
 from graphc.ir.array_module import array_module
 from graphc.ir import prims as P
-from graphc.ir.primitive import no_operand_policy, operand_policy
+# The most frequent ops call ``bind(P.x, ...)``, which ``P.x(...)`` is, without an instance call's cost.
+from graphc.ir.primitive import bind, no_operand_policy, operand_policy
 from graphc.ir.shapes import wrap_dim, wrap_dims
 from graphc.passes.decompositions import COMPOSITES
 
@@ -123,7 +124,7 @@ def write_out(out: Tensor | None, result: Tensor) -> Tensor:
 
 def _binary(prim, name: str):
     def op(input, other, *, out=None):
-        r = prim(as_operand(input), as_operand(other))
+        r = bind(prim, as_operand(input), as_operand(other))
         return r if out is None else write_out(out, r)
     op.__name__ = name
     op.__doc__ = f"Elementwise {name} with broadcasting and PyTorch type promotion."
@@ -132,7 +133,7 @@ def _binary(prim, name: str):
 
 def _unary(prim, name: str):
     def op(input, *, out=None):
-        r = prim(input)
+        r = bind(prim, input)
         return r if out is None else write_out(out, r)
     op.__name__ = name
     op.__doc__ = f"Elementwise {name}."
@@ -143,7 +144,7 @@ def add(input, other, *, alpha=1, out=None):
     other = as_operand(other)
     if alpha != 1:
         other = P.mul(other, alpha)
-    r = P.add(as_operand(input), other)
+    r = bind(P.add, as_operand(input), other)
     return r if out is None else write_out(out, r)
 
 
@@ -321,15 +322,18 @@ def nan_to_num(input, nan: float = 0.0, posinf=None, neginf=None):
 
 # ---- reductions -----------------------------------------------------------------------------
 
+_ALL_DIMS = [tuple(range(n)) for n in range(65)]  # the dims of an n-d tensor, made once
+
+
 def _dims(input, dim) -> tuple[int, ...]:
     if dim is None or (isinstance(dim, (list, tuple)) and len(dim) == 0):
-        return tuple(range(input.ndim))  # PyTorch: an empty dim list reduces over everything
+        return _ALL_DIMS[input.ndim]  # PyTorch: an empty dim list reduces over everything
     return wrap_dims(dim, input.ndim)
 
 
 def sum(input, dim=None, keepdim: bool = False, *, dtype=None, out=None):
     x = input if dtype is None else input.to(dtype)
-    r = P.sum(x, dims=_dims(x, dim), keepdim=keepdim)
+    r = bind(P.sum, x, dims=_ALL_DIMS[x.ndim] if dim is None else _dims(x, dim), keepdim=keepdim)
     return r if out is None else write_out(out, r)
 
 
@@ -496,7 +500,7 @@ def dist(input, other, p: float = 2):
 # ---- linear algebra -------------------------------------------------------------------------
 
 def matmul(input, other, *, out=None):
-    r = P.matmul(input, other)
+    r = bind(P.matmul, input, other)
     return r if out is None else write_out(out, r)
 
 
@@ -631,10 +635,11 @@ def _numpy_kwargs(fn):
 
     @functools.wraps(fn)
     def op(*args, **kwargs):
-        if "axis" in kwargs:
-            kwargs["dim"] = kwargs.pop("axis")
-        if "keepdims" in kwargs:
-            kwargs["keepdim"] = kwargs.pop("keepdims")
+        if kwargs:
+            if "axis" in kwargs:
+                kwargs["dim"] = kwargs.pop("axis")
+            if "keepdims" in kwargs:
+                kwargs["keepdim"] = kwargs.pop("keepdims")
         return fn(*args, **kwargs)
     return op
 

@@ -12,6 +12,7 @@ import numpy as np
 from graphc.ir import dtypes as dt
 from graphc.ir import prims as P
 from graphc.ir.array_module import array_module
+from graphc.ir.primitive import bind
 
 from . import creation, indexing, inplace, math_ops, random as grandom, shape_ops
 from .autograd import grad_mode
@@ -256,7 +257,7 @@ def _operator(prim, general):
     through ``general``. Arithmetic operators are the most frequent ops of all."""
     def op(self, other):
         if isinstance(other, _OPERANDS):
-            return prim(self, other)
+            return bind(prim, self, other)  # prim(self, other), without the instance call
         return general(self, other)
     return op
 
@@ -344,7 +345,8 @@ def _attach() -> None:
     T.__rmod__ = _reflected(math_ops.remainder)
     T.__pow__ = lambda self, other: math_ops.pow(self, other)
     T.__rpow__ = _reflected(math_ops.pow)
-    T.__matmul__ = lambda self, other: math_ops.matmul(self, other) if isinstance(other, Tensor) else NotImplemented
+    # (grad_names wraps it, as math_ops.matmul, to name its node)
+    T.__matmul__ = lambda self, other: bind(P.matmul, self, other) if isinstance(other, Tensor) else NotImplemented
     T.__rmatmul__ = lambda self, other: NotImplemented if isinstance(other, (int, float)) \
         else _reflected(math_ops.matmul)(self, other)
     T.__neg__ = math_ops.neg

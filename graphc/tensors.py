@@ -14,7 +14,7 @@ import weakref
 import numpy as np
 
 from graphc.ir import dtypes as dt
-from graphc.ir.primitive import Handler, Primitive, as_dtype, bind, set_base_handler
+from graphc.ir.primitive import Handler, Primitive, as_dtype, base_level_operand_type, bind, set_base_handler
 from graphc.passes.autodiff import VJP
 
 from .autograd import grad_mode
@@ -57,7 +57,8 @@ def _counter(c) -> VersionCounter:
 
 _warned_float_requires_grad = False
 _new_object = object.__new__
-_grad_state = grad_mode._state  # this thread's grad mode switches, read on every op
+_grad_state = grad_mode._state  # this thread's grad mode switches
+_grad_altered = grad_mode.altered  # count 0: no thread has changed them (see AlteredThreads)
 
 
 class Tensor:
@@ -96,7 +97,8 @@ class Tensor:
         t._hooks = None
         t._retains_grad = False
         t._acc = None
-        t._inference = _grad_state.inference  # grad_mode.is_inference_mode_enabled()
+        # grad_mode.is_inference_mode_enabled(), read only when some thread may have changed it
+        t._inference = _grad_state.inference if _grad_altered.count else False
 
     @classmethod
     def _make(cls, arr: np.ndarray, requires_grad: bool = False) -> "Tensor":
@@ -618,10 +620,10 @@ _TYPING_LIMIT = 8192  # memoized signatures per primitive
 
 def _typing(prim: Primitive, key: tuple, args: tuple, attrs: dict) -> tuple:
     """What an eager op's signature decides, memoized per primitive (``prim._eager_typing``):
-    the type rule's result, the operand casts (None when no operand is cast), and whether the
-    result can carry a gradient at all. ``key`` is the signature: operand shapes and dtypes,
-    Python scalar types, attributes and the default dtype, all these depend on. The type rule is
-    most of an eager op's cost."""
+    the type rule's result, the operand casts (None when no operand is cast), whether the
+    result can carry a gradient at all, and the result's numpy dtype. ``key`` is the
+    signature: operand shapes and dtypes, Python scalar types, attributes and the default
+    dtype, all these depend on. The type rule is most of an eager op's cost."""
     try:
         memo = prim._eager_typing
     except AttributeError:
@@ -629,7 +631,7 @@ def _typing(prim: Primitive, key: tuple, args: tuple, attrs: dict) -> tuple:
     typ = prim.infer(*args, **attrs)
     casts = prim.operand_casts(args, attrs)
     facts = (typ, casts if any(c is not None for c in casts) else None,
-             prim.differentiable and typ.dtype.is_inexact)
+             prim.differentiable and typ.dtype.is_inexact, typ.dtype.np)
     try:
         if len(memo) >= _TYPING_LIMIT:
             memo.clear()
@@ -669,10 +671,12 @@ class EagerHandler(FrontendHandler):
     level = 0
 
     def apply(self, prim: Primitive, args: tuple, attrs: dict):
-        # The operands' signature (shapes and dtypes of tensors, types of Python scalars: the
-        # typing memo's key), their arrays, and whether any operand may require grad (checked
-        # exactly below, only then). One or two operands on the host, a tensor first, is the
-        # common case and skips the general loop.
+        # The typing memo's key (the operands' signature: shapes and dtypes of tensors, types of
+        # Python scalars, flat, then the default dtype; paired with the attributes if any), the
+        # operands' arrays, and whether any operand may require grad (checked exactly below, only
+        # then). One or two operands on the host, a tensor first, is the common case and skips
+        # the general loop; its grad check is _may_require_grad, inline. (dt._default_float is
+        # get_default_dtype(), without the call.)
         n = len(args)
         fast = False
         if n == 2:
@@ -680,42 +684,49 @@ class EagerHandler(FrontendHandler):
             if isinstance(a, Tensor) and type(da := a._data) is _ndarray:
                 if isinstance(b, Tensor):
                     if type(db := b._data) is _ndarray:
-                        sig = (da.shape, da.dtype, db.shape, db.dtype)
+                        key = (da.shape, da.dtype, db.shape, db.dtype, dt._default_float)
                         arrays = (da, db)
-                        maybe_grad = _may_require_grad(a) or _may_require_grad(b)
+                        maybe_grad = (a._requires_grad or a._grad_fn is not None
+                                      or (a._view_ver is not None and _view_written(a))
+                                      or b._requires_grad or b._grad_fn is not None
+                                      or (b._view_ver is not None and _view_written(b)))
                         fast = True
                 elif type(b) in _SCALAR_TYPES:
-                    sig = (da.shape, da.dtype, type(b))
+                    key = (da.shape, da.dtype, type(b), dt._default_float)
                     arrays = (da, b)
-                    maybe_grad = _may_require_grad(a)
+                    maybe_grad = (a._requires_grad or a._grad_fn is not None
+                                  or (a._view_ver is not None and _view_written(a)))
                     fast = True
         elif n == 1:
             a = args[0]
             if isinstance(a, Tensor) and type(da := a._data) is _ndarray:
-                sig = (da.shape, da.dtype)
+                key = (da.shape, da.dtype, dt._default_float)
                 arrays = (da,)
-                maybe_grad = _may_require_grad(a)
+                maybe_grad = (a._requires_grad or a._grad_fn is not None
+                              or (a._view_ver is not None and _view_written(a)))
                 fast = True
         if fast and not prim.data_dependent:
             dev, xp = CPU, np
         else:
             sig, arrays, dev, xp, maybe_grad = _operands(args)
+            key = sig + (dt._default_float,)
             if prim.data_dependent:
                 out = prim.impl(*arrays, **attrs)
                 return Tensor._make(out if type(out) is xp.ndarray else array_to(np.asarray(out), dev))
-        key = (sig, tuple(attrs.items()), _default_dtype()) if attrs else (sig, _default_dtype())
+        if attrs:
+            key = (key, tuple(attrs.items()))
         try:
-            typ, casts, differentiable = prim._eager_typing[key]
+            typ, casts, differentiable, np_dtype = prim._eager_typing[key]
         except (AttributeError, KeyError, TypeError):  # not memoized yet (or not hashable)
-            typ, casts, differentiable = _typing(prim, key, args, attrs)
+            typ, casts, differentiable, np_dtype = _typing(prim, key, args, attrs)
         if casts is None:  # prim.run without casts, inline
             try:
                 out = prim.impl(*arrays, **attrs)
             except OverflowError:  # (an int operand out of range: run wraps it)
                 out = prim.run(arrays, attrs, casts, typ.dtype)
             else:
-                if type(out) is not _ndarray or out.dtype is not typ.dtype.np:
-                    out = as_dtype(out, typ.dtype.np)
+                if type(out) is not _ndarray or out.dtype is not np_dtype:
+                    out = as_dtype(out, np_dtype)
         else:
             out = prim.run(arrays, attrs, casts, typ.dtype)
         if type(out) is not xp.ndarray:
@@ -726,7 +737,7 @@ class EagerHandler(FrontendHandler):
         _init_fields(result, out)
         if prim.view:
             _record_view(result, args[0], prim, attrs, typ.dtype, xp)
-        if maybe_grad and differentiable and _grad_state.enabled:
+        if maybe_grad and differentiable and (_grad_state.enabled if _grad_altered.count else True):
             # prim.result_requires_grad, unrolled: does a differentiable operand require grad?
             nondiff = prim.nondiff_operands
             i = 0
@@ -738,16 +749,20 @@ class EagerHandler(FrontendHandler):
         return result
 
 
+def _view_written(a: Tensor) -> bool:
+    """Whether view ``a`` (``a._view_ver`` set) was written in place since its grad_fn was set,
+    so that reading ``a.grad_fn`` regenerates it, which may make it require grad."""
+    return a._view_ver != a._version_counter.value
+
+
 def _may_require_grad(a: Tensor) -> bool:
     """False only if ``a.requires_grad`` is False: a cheap first check before the exact one (a
     view's grad_fn may be regenerated after an in-place write)."""
-    return a._requires_grad or a._grad_fn is not None or (
-        a._view_ver is not None and a._view_ver != a._version_counter.value)
+    return a._requires_grad or a._grad_fn is not None or (a._view_ver is not None and _view_written(a))
 
 
 _ndarray = np.ndarray
 _SCALAR_TYPES = frozenset((int, float, bool))
-_default_dtype = dt.get_default_dtype
 _init_fields = Tensor._init_fields
 
 
@@ -791,7 +806,7 @@ def _record_view(result: Tensor, src: Tensor, prim: Primitive, attrs: dict, dtyp
             result._base, result._view_ops = src._base, src._view_ops + ((prim, attrs),)
         else:
             result._base, result._view_ops = src, ((prim, attrs),)
-        if _grad_state.enabled and dtype.is_inexact:
+        if (_grad_state.enabled if _grad_altered.count else True) and dtype.is_inexact:
             # its grad_fn is replayed from the base after in-place writes (see grad_fn)
             result._view_ver = counter.value
 
@@ -806,6 +821,7 @@ def _operand(a, dev: _device_type):
 EAGER = EagerHandler()
 Tensor._graphc_handler = EAGER
 set_base_handler(EAGER)
+base_level_operand_type(Tensor)
 
 __all__ = ["Tensor", "Size", "VersionCounter", "EAGER", "bind", "_device_type", "host_array", "device_tensor",
            "device_full"]

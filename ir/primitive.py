@@ -199,6 +199,26 @@ def register(prim: Primitive) -> Primitive:
 _base_handler: Handler | None = None
 
 
+class AlteredThreads:
+    """How many threads have per-thread state that differs from its defaults, kept exact under a
+    lock: each change of the calling thread's state reports ``changed(was_altered, is_altered)``.
+    While the count is 0 no thread is altered, the calling one included, so a hot path (every
+    eager op) may take the defaults without reading its thread-local state, which costs a few
+    hundred instructions a read: a tenth of a small op's whole dispatch. A thread that ends
+    altered keeps the count up, which only costs those reads again."""
+
+    __slots__ = ("count", "_lock")
+
+    def __init__(self) -> None:
+        self.count = 0
+        self._lock = threading.Lock()
+
+    def changed(self, was: bool, now: bool) -> None:
+        if was != now:
+            with self._lock:
+                self.count += 1 if now else -1
+
+
 class _ThreadState(threading.local):
     """This thread's pushed handlers, innermost last (each thread starts with none), and its
     operand policy (see ``set_operand_policy``)."""
@@ -209,6 +229,19 @@ class _ThreadState(threading.local):
 
 
 _local = _ThreadState()
+# threads that have pushed a handler or set an operand policy: while none has, bind uses the base
+# handler as it is
+_dispatching_threads = AlteredThreads()
+
+# Operand types that never outrank the handler bind starts from: Python numbers and None (they
+# have no handler), and types registered with ``base_level_operand_type`` (eager tensors, whose
+# handler is the base handler). bind skips asking them for one.
+_BASE_LEVEL_TYPES: set[type] = {int, float, bool, complex, type(None)}
+
+
+def base_level_operand_type(cls: type) -> None:
+    """Instances of exactly ``cls`` (not subclasses) have the base handler as ``_graphc_handler``."""
+    _BASE_LEVEL_TYPES.add(cls)
 
 
 def set_base_handler(h: Handler) -> None:
@@ -217,28 +250,36 @@ def set_base_handler(h: Handler) -> None:
     _base_handler = h
 
 
-def _stack() -> list[Handler]:
-    return _local.stack
+def _altered(state: _ThreadState) -> bool:
+    return bool(state.stack) or state.policy is not None
 
 
 def push_handler(h: Handler) -> None:
     """Make ``h`` this thread's innermost handler: it sees every op bound in this thread, also
     operand-free ones (creation ops like ``full``)."""
-    _stack().append(h)
+    state = _local
+    was = _altered(state)
+    state.stack.append(h)
+    _dispatching_threads.changed(was, True)
 
 
 def pop_handler(h: Handler) -> None:
-    stack = _stack()
+    state = _local
+    stack = state.stack
     if not stack or stack[-1] is not h:
         raise RuntimeError("dispatch handlers must be popped in the order they were pushed")
     stack.pop()
+    _dispatching_threads.changed(True, _altered(state))
 
 
 def set_operand_policy(policy: Callable | None) -> Callable | None:
     """Make ``policy(op_name, args, handler)`` rewrite the operands of every op this thread binds
     (autocast casts them; see ``graphc.amp``) before ``handler`` runs it; None: no rewriting.
     Returns the policy it replaces, for the caller to restore."""
-    old, _local.policy = _local.policy, policy
+    state = _local
+    was = _altered(state)
+    old, state.policy = state.policy, policy
+    _dispatching_threads.changed(was, _altered(state))
     return old
 
 
@@ -254,7 +295,7 @@ def no_operand_policy() -> Iterator[None]:
     try:
         yield
     finally:
-        _local.policy = old
+        set_operand_policy(old)
 
 
 def current_handler() -> Handler | None:
@@ -268,15 +309,20 @@ def current_handler() -> Handler | None:
 def bind(prim: Primitive, *args, **attrs):
     # The innermost active handler (e.g. a trace) sees every op, even on concrete tensors, so
     # that what they compute is recorded rather than frozen; operands may outrank it.
-    stack = _local.stack
-    best = stack[-1] if stack else _base_handler
+    if _dispatching_threads.count:  # this thread may have pushed a handler or set a policy
+        state = _local
+        stack = state.stack
+        best = stack[-1] if stack else _base_handler
+        policy = state.policy
+    else:
+        best, policy = _base_handler, None
     for a in args:
-        h = getattr(a, "_graphc_handler", None)
-        if h is not None and h is not best and (best is None or h.level > best.level):
-            best = h
+        if type(a) not in _BASE_LEVEL_TYPES:
+            h = getattr(a, "_graphc_handler", None)
+            if h is not None and h is not best and (best is None or h.level > best.level):
+                best = h
     if best is None:
         raise TypeError(f"{prim.name}: no tensor operand and no active handler")
-    policy = _local.policy
     if policy is not None:
         args = policy(prim.name, args, best)
     return best.apply(prim, args, attrs)

@@ -342,6 +342,20 @@ def _reduced_shape(shape, dims, keepdim):
     return tuple(s for i, s in enumerate(shape) if i not in dims)
 
 
+def _array_result_out():
+    """``out=...`` makes a numpy ufunc return a 0-d array instead of a numpy scalar (numpy 2.x),
+    which saves eager mode converting a full reduction's result; None (numpy's default) where
+    numpy does not know it yet."""
+    try:
+        np.add.reduce(np.zeros(1), out=...)
+    except TypeError:
+        return None
+    return ...
+
+
+_ARRAY_RESULT = _array_result_out()
+
+
 def _reduction(name: str, ufunc: np.ufunc, fn, widen_ints: bool, needs_elements: bool = False,
                complex_operands: bool = False) -> Primitive:
     def out_dtype(x, **_):
@@ -360,7 +374,7 @@ def _reduction(name: str, ufunc: np.ufunc, fn, widen_ints: bool, needs_elements:
         # the ufunc's reduce on host arrays (np.sum and friends are a Python wrapper around it);
         # the numpy function for device arrays, which dispatch through it
         if type(x) is np.ndarray:
-            return ufunc.reduce(x, axis=dims, keepdims=keepdim)
+            return ufunc.reduce(x, axis=dims, keepdims=keepdim, out=_ARRAY_RESULT)
         return fn(x, axis=dims, keepdims=keepdim)
 
     # sums accumulate in float32 for float16/bfloat16; products, like PyTorch's, in the format
@@ -750,7 +764,15 @@ def _matmul_infer(a, b):
     return TensorType(out, a.dtype)
 
 
-matmul = register(Primitive("matmul", _matmul_infer, np.matmul, kind="matmul", accumulates=True,
+def _matmul(a, b):
+    # For two matrices on the host, ndarray.dot makes the same BLAS call as np.matmul at half the
+    # cost of the call (the gufunc machinery), most of a small eager matmul's time.
+    if type(a) is np.ndarray and type(b) is np.ndarray and a.ndim == 2 and b.ndim == 2:
+        return a.dot(b)
+    return np.matmul(a, b)
+
+
+matmul = register(Primitive("matmul", _matmul_infer, _matmul, kind="matmul", accumulates=True,
                             complex_operands=True))
 
 

@@ -8,6 +8,9 @@ import functools
 import inspect
 import threading
 
+from graphc.ir.primitive import AlteredThreads
+
+
 class _State(threading.local):
     """Per-thread switches. The defaults are class attributes, so reading a switch a thread never
     set finds them without raising (a missing attribute of a thread-local costs an exception)."""
@@ -17,14 +20,25 @@ class _State(threading.local):
 
 
 _state = _State()
+# Threads whose switches are not the defaults (grad on, inference off). While ``altered.count``
+# is 0, every eager op takes the defaults without reading this thread's switches.
+altered = AlteredThreads()
 
 
 def is_grad_enabled() -> bool:
     return _state.enabled
 
 
+def _set(enabled: bool, inference: bool) -> None:
+    """Set this thread's switches (all writes go through here, to keep ``altered`` exact)."""
+    state = _state
+    was = not state.enabled or state.inference
+    state.enabled, state.inference = enabled, inference
+    altered.changed(was, not enabled or inference)
+
+
 def _set_enabled(mode: bool) -> None:
-    _state.enabled = bool(mode)
+    _set(bool(mode), _state.inference)
 
 
 def is_inference_mode_enabled() -> bool:
@@ -137,12 +151,10 @@ class inference_mode(_DecoratorContextManager):
     def __enter__(self) -> None:
         self.prev = (is_grad_enabled(), is_inference_mode_enabled())
         # like c10::InferenceMode: enabling it disables grad mode, disabling it enables grad mode
-        _set_enabled(not self.mode)
-        _state.inference = bool(self.mode)
+        _set(not self.mode, bool(self.mode))
 
     def __exit__(self, *exc) -> None:
-        _set_enabled(self.prev[0])
-        _state.inference = self.prev[1]
+        _set(bool(self.prev[0]), bool(self.prev[1]))
 
     def clone(self):
         return self.__class__(self.mode)
