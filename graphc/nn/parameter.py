@@ -90,4 +90,4 @@ class UninitializedParameter(_Uninitialized, Parameter):
 
 
 class UninitializedBuffer(_Uninitialized, Buffer):
-    cls_to_become = Buffer
+    cls_to_become = Tensor  # a materialized buffer is a plain tensor, as registered buffers are

@@ -9,7 +9,7 @@ from graphc.ir import dtypes
 from ...autograd.graph import RemovableHandle, add_hook
 from ...dispatch import current as _dispatch
 from ...tensors import Tensor
-from ..parameter import Buffer, Parameter
+from ..parameter import Buffer, Parameter, UninitializedBuffer
 
 
 class _IncompatibleKeys(namedtuple("IncompatibleKeys", ["missing_keys", "unexpected_keys"])):
@@ -216,6 +216,7 @@ class Module:
                             "(torch Tensor or None required)")
         if isinstance(tensor, Buffer):
             persistent = tensor.persistent
+        if isinstance(tensor, Buffer) and not isinstance(tensor, UninitializedBuffer):  # a lazy one stays itself
             tensor = Tensor._alias(tensor._data, tensor._version)
         self._buffers[name] = tensor
         if persistent:
@@ -441,7 +442,9 @@ class Module:
                 if p._grad is not None:
                     p._grad = fn(p._grad)
         for name, b in self._buffers.items():
-            if b is not None:
+            if isinstance(b, UninitializedBuffer):  # a lazy module's placeholder stays one, converted
+                b._data = fn(b.detach())._data
+            elif b is not None:
                 self._buffers[name] = fn(b)
         return self
 
