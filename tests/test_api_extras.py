@@ -92,3 +92,187 @@ def test_lazy_module_errors_and_unbatched_input():
     assert conv(torch.randn(3, 5)).shape == (2, 5) and conv.in_channels == 3  # unbatched: channels first
     assert str(nn.LazyBatchNorm1d()) == ("LazyBatchNorm1d(0, eps=1e-05, momentum=0.1, affine=True, bias=True, "
                                          "track_running_stats=True)")
+
+
+# ---- torch, torch.amp, torch.autograd odds and ends ------------------------------------------
+
+def test_torch_level_names():
+    assert torch.GradScaler is torch.amp.GradScaler
+    assert issubclass(torch.OutOfMemoryError, RuntimeError) and torch.cuda.OutOfMemoryError is torch.OutOfMemoryError
+    assert issubclass(torch.AcceleratorError, RuntimeError)
+    assert torch.autograd.anomaly_mode.detect_anomaly is torch.autograd.detect_anomaly
+    import graphc.autograd.anomaly_mode  # noqa: F401  (importable by its path, as PyTorch's)
+    x = torch.arange(4.0)
+    back = torch.from_dlpack(torch.to_dlpack(x))
+    assert back.tolist() == [0.0, 1.0, 2.0, 3.0]
+
+
+def test_autocast_availability_and_nesting_counter():
+    assert torch.amp.is_autocast_available("cpu") and torch.amp.is_autocast_available("cuda")
+    assert not torch.amp.is_autocast_available("meta")
+    with pytest.raises(RuntimeError, match="Expected one of .* device type at start of device string: foo"):
+        torch.amp.is_autocast_available("foo")
+    assert torch.autocast_increment_nesting() == 1 and torch.autocast_increment_nesting() == 2
+    assert torch.autocast_decrement_nesting() == 1 and torch.autocast_decrement_nesting() == 0
+    with torch.autocast("cpu"):
+        assert torch.autocast_increment_nesting() == 2  # the context counts as one level
+        torch.autocast_decrement_nesting()
+
+
+def test_autocast_names_against_pytorch():
+    pt = pytest.importorskip("torch")
+    for d in ("cpu", "cuda", "meta"):
+        assert torch.amp.is_autocast_available(d) == pt.amp.is_autocast_available(d) or d == "meta"
+    assert [torch.autocast_increment_nesting(), torch.autocast_decrement_nesting()] == \
+        [pt.autocast_increment_nesting(), pt.autocast_decrement_nesting()]
+
+
+# ---- torch.cuda ----------------------------------------------------------------------------
+
+def _no_gpu(monkeypatch):
+    import fake_cupy
+    fake_cupy.install(monkeypatch, error=RuntimeError("cudaErrorNoDevice: no CUDA-capable device is detected"))
+    fake_cupy.reset_runtime(monkeypatch)
+    assert not torch.cuda.is_available()
+
+
+def test_cuda_without_a_gpu_answers_as_pytorch(monkeypatch):
+    _no_gpu(monkeypatch)
+    c = torch.cuda
+    assert c.memory_stats() == {} and c.memory_reserved() == 0 and c.max_memory_reserved() == 0
+    assert c.default_generators == () and c.is_bf16_supported() is False
+    assert "Allocated memory" in c.memory_summary()
+    c.reset_accumulated_memory_stats()
+    with pytest.warns(FutureWarning, match="reset_max_memory_allocated now calls"):
+        c.reset_max_memory_allocated()
+    for call in (c.mem_get_info, c.init, c.get_per_process_memory_fraction,
+                 lambda: c.set_per_process_memory_fraction(0.5)):
+        with pytest.raises(AssertionError, match="is_available\\(\\) is False|CUDA is not available"):
+            call()  # PyTorch: AssertionError "Torch not compiled with CUDA enabled"
+    with pytest.raises(TypeError, match="type graphc.cuda.FloatTensor not available"):
+        c.FloatTensor(2)
+    assert not isinstance(torch.zeros(2), c.FloatTensor) and isinstance(torch.zeros(2), torch.FloatTensor)
+    with c.device(None), c.device(-1), c.device_of(torch.zeros(1)):  # no-ops, as in PyTorch
+        pass
+    import graphc.cuda.memory
+    import graphc.cuda.random
+    assert graphc.cuda.random.manual_seed is c.manual_seed and graphc.cuda.memory.memory_stats is c.memory_stats
+
+
+def test_cuda_without_a_gpu_against_pytorch(monkeypatch):
+    pt = pytest.importorskip("torch")
+    if pt.cuda.is_available():
+        pytest.skip("PyTorch sees a GPU here")
+    _no_gpu(monkeypatch)
+    assert dict(torch.cuda.memory_stats()) == dict(pt.cuda.memory_stats())
+    assert torch.cuda.memory_reserved() == pt.cuda.memory_reserved()
+    assert torch.cuda.default_generators == pt.cuda.default_generators
+    assert torch.cuda.is_bf16_supported() == pt.cuda.is_bf16_supported()
+    for name in ("mem_get_info", "init", "get_per_process_memory_fraction"):
+        with pytest.raises(AssertionError):
+            getattr(pt.cuda, name)()
+        with pytest.raises(AssertionError):
+            getattr(torch.cuda, name)()
+    with pytest.raises(TypeError):
+        pt.cuda.FloatTensor(2)
+
+
+def test_cuda_memory_figures_and_legacy_types(cuda):
+    c = torch.cuda
+    c.empty_cache()
+    c.reset_peak_memory_stats()
+    c.reset_accumulated_memory_stats()
+    x = c.FloatTensor(1000, 10)  # the legacy constructor: zeros of that dtype on the current GPU
+    assert x.device == cuda and x.dtype is torch.float32 and isinstance(x, c.FloatTensor)
+    assert not isinstance(x, torch.FloatTensor) and isinstance(c.LongTensor([1, 2]), c.LongTensor)
+    assert torch.ones(2).type(c.DoubleTensor).device == cuda
+    stats = c.memory_stats()
+    assert stats["allocated_bytes.all.current"] == c.memory_allocated() >= 40000
+    assert stats["allocation.all.allocated"] >= 1 and stats["num_ooms"] == 0
+    assert c.memory_reserved() >= c.memory_allocated() and c.max_memory_reserved() >= c.memory_reserved()
+    free, total = c.mem_get_info()
+    assert 0 < free <= total
+    gens = c.default_generators
+    assert len(gens) == c.device_count() and gens[0].device == cuda
+    c.manual_seed(5)
+    assert gens[0].initial_seed() == 5
+    assert c.is_bf16_supported()
+    with c.device(0), c.device_of(x):
+        assert c.current_device() == 0
+    assert "Allocated memory" in c.memory_summary()
+
+
+def test_cuda_memory_fraction_raises_out_of_memory(cuda):
+    import os
+    if os.environ.get("GRAPHC_REAL_CUDA") == "1":
+        pytest.skip("would cap a real GPU's memory for the rest of the session")
+    c = torch.cuda
+    assert c.get_per_process_memory_fraction() == 1.0
+    with pytest.raises(TypeError, match="must be `float`"):
+        c.set_per_process_memory_fraction(1)
+    with pytest.raises(ValueError, match="Invalid fraction value: 1.5. Allowed range: 0~1"):
+        c.set_per_process_memory_fraction(1.5)
+    c.set_per_process_memory_fraction(1e-9)  # ~85 bytes of 80 GiB
+    assert 0 < c.get_per_process_memory_fraction() < 1e-8
+    with pytest.raises(torch.OutOfMemoryError, match="CUDA out of memory. Tried to allocate 3.91 KiB"):
+        torch.zeros(1000, device=cuda)
+    assert c.memory_stats()["num_ooms"] == 1
+    c.set_per_process_memory_fraction(0.0)  # CuPy: 0 means no limit
+
+
+# ---- nn.utils.fusion -----------------------------------------------------------------------
+
+def _trained_bn(bn, shape):
+    bn.double().train()
+    for s in range(3):  # non-trivial running statistics
+        bn(_rand(*shape, seed=10 + s) * 2 + 1)
+    with torch.no_grad():
+        if bn.weight is not None:
+            bn.weight.copy_(_rand(*bn.weight.shape, seed=20))
+            bn.bias.copy_(_rand(*bn.bias.shape, seed=21))
+    return bn.eval()
+
+
+@pytest.mark.parametrize("kind", ["conv", "conv_nobias", "conv_transpose", "linear", "linear_bn1"])
+def test_fuse_bn_equals_the_two_layers(kind):
+    from graphc.nn.utils import fuse_conv_bn_eval, fuse_linear_bn_eval
+    if kind.startswith("conv"):
+        transpose = kind == "conv_transpose"
+        layer = (nn.ConvTranspose2d(3, 4, 3) if transpose else nn.Conv2d(3, 4, 3, bias=kind != "conv_nobias"))
+        bn, x = nn.BatchNorm2d(4, affine=kind != "conv_nobias"), _rand(2, 3, 6, 6, seed=4)
+        _trained_bn(bn, (5, 4, 3, 3))
+        fused = fuse_conv_bn_eval(layer.double().eval(), bn, transpose=transpose)
+    else:
+        layer, bn = nn.Linear(5, 4), nn.BatchNorm1d(1 if kind == "linear_bn1" else 4)
+        x = _rand(6, 1, 5, seed=4) if kind == "linear_bn1" else _rand(6, 5, seed=4)
+        _trained_bn(bn, (7, 1, 4) if kind == "linear_bn1" else (7, 4))
+        fused = fuse_linear_bn_eval(layer.double().eval(), bn)
+    expected = bn(layer(x))
+    assert torch.allclose(fused(x), expected, atol=1e-12)
+    assert fused is not layer and isinstance(fused.weight, nn.Parameter) and fused.weight.requires_grad
+    assert fused.bias.requires_grad == (kind != "conv_nobias")
+
+
+def test_fuse_errors_and_against_pytorch():
+    from graphc.nn.utils import fusion
+    conv, bn = nn.Conv2d(2, 3, 1), nn.BatchNorm2d(3)
+    with pytest.raises(AssertionError, match="Fusion only for eval!"):
+        fusion.fuse_conv_bn_eval(conv, bn)
+    with pytest.raises(AssertionError, match="linear.out_features=4 and bn.num_features=3"):
+        fusion.fuse_linear_bn_eval(nn.Linear(2, 4).eval(), nn.BatchNorm1d(3).eval())
+    pt = pytest.importorskip("torch")
+    _trained_bn(bn, (4, 3, 2, 2))
+    conv.double().eval()
+    tconv, tbn = pt.nn.Conv2d(2, 3, 1).double().eval(), pt.nn.BatchNorm2d(3).double().eval()
+    _copy_into(pt, conv, tconv)
+    _copy_into(pt, bn, tbn)
+    ours, theirs = fusion.fuse_conv_bn_eval(conv, bn), pt.nn.utils.fuse_conv_bn_eval(tconv, tbn)
+    for k, v in ours.state_dict().items():
+        np.testing.assert_allclose(v.numpy(), theirs.state_dict()[k].detach().numpy(), rtol=1e-13, err_msg=k)
+
+
+def test_rnn_apply_permutation():
+    from graphc.nn.modules.rnn import apply_permutation
+    h = torch.arange(12.0).reshape(1, 4, 3)
+    assert apply_permutation(h, torch.tensor([2, 0, 3, 1]))[0, :, 0].tolist() == [6.0, 0.0, 9.0, 3.0]
+    assert apply_permutation(h, torch.tensor([1, 0]), dim=2)[0, 0].tolist() == [1.0, 0.0, 2.0]
