@@ -275,4 +275,4 @@ def test_rnn_apply_permutation():
     from graphc.nn.modules.rnn import apply_permutation
     h = torch.arange(12.0).reshape(1, 4, 3)
     assert apply_permutation(h, torch.tensor([2, 0, 3, 1]))[0, :, 0].tolist() == [6.0, 0.0, 9.0, 3.0]
-    assert apply_permutation(h, torch.tensor([1, 0]), dim=2)[0, 0].tolist() == [1.0, 0.0, 2.0]
+    assert apply_permutation(h, torch.tensor([2, 0, 1]), dim=2)[0, 0].tolist() == [2.0, 0.0, 1.0]
