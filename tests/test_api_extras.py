@@ -276,3 +276,138 @@ def test_rnn_apply_permutation():
     h = torch.arange(12.0).reshape(1, 4, 3)
     assert apply_permutation(h, torch.tensor([2, 0, 3, 1]))[0, :, 0].tolist() == [6.0, 0.0, 9.0, 3.0]
     assert apply_permutation(h, torch.tensor([2, 0, 1]), dim=2)[0, 0].tolist() == [2.0, 0.0, 1.0]
+
+
+# ---- optimizers ------------------------------------------------------------------------------
+
+_SHAPES = [(4, 3), (3,), (2, 3, 5)]
+
+
+def _params(lib, seed=0):
+    rng = np.random.default_rng(seed)
+    return [lib.tensor(rng.standard_normal(s), requires_grad=True) for s in _SHAPES]
+
+
+def _run_steps(lib, params, opt, steps=4, sched=None):
+    for _ in range(steps):
+        opt.zero_grad()
+        loss = sum((p * p * p).sum() * (i + 1) + (p.sin() * 0.5).sum() for i, p in enumerate(params))
+        loss.backward()
+        opt.step()
+        if sched is not None:
+            sched.step()
+    return [p.detach().numpy().copy() for p in params]
+
+
+ADAFACTOR_CASES = [{}, {"lr": 0.5, "weight_decay": 0.1, "maximize": True, "eps": (1e-6, 1e-2), "d": 2.0},
+                   {"beta2_decay": -0.5, "eps": (None, 0.0)}]
+
+
+@pytest.mark.parametrize("kwargs", ADAFACTOR_CASES)
+def test_adafactor_equals_pytorch(kwargs):
+    pt = pytest.importorskip("torch")
+    ps, tps = _params(torch), _params(pt)
+    ours = _run_steps(torch, ps, torch.optim.Adafactor(ps, **kwargs))
+    theirs = _run_steps(pt, tps, pt.optim.Adafactor(tps, **kwargs))
+    for a, b in zip(ours, theirs):
+        np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-14)
+
+
+def test_adafactor_state_is_factored_and_compiled_step_equals_eager():
+    ps = _params(torch)
+    opt = torch.optim.Adafactor(ps, lr=0.05)
+    _run_steps(torch, ps, opt, steps=1)
+    assert opt.state[ps[0]]["row_var"].shape == (4, 1) and opt.state[ps[0]]["col_var"].shape == (1, 3)
+    assert opt.state[ps[2]]["row_var"].shape == (2, 3, 1) and opt.state[ps[1]]["variance"].shape == (3,)
+    assert opt.state[ps[0]]["step"].item() == 1.0
+    results = []
+    for compiled in (False, True):
+        torch.manual_seed(0)
+        m = nn.Sequential(nn.Linear(4, 5), nn.Tanh(), nn.Linear(5, 2)).double()
+        opt = torch.optim.Adafactor(m.parameters(), lr=0.05, weight_decay=0.01)
+        x, y = _rand(8, 4, seed=5), torch.tensor([0, 1] * 4)
+
+        def step(x, y):
+            opt.zero_grad()
+            loss = F.cross_entropy(m(x), y)
+            loss.backward()
+            opt.step()
+            return loss.detach()
+        f = torch.compile(step, fullgraph=True) if compiled else step
+        losses = [f(x, y).item() for _ in range(3)]
+        results.append((losses, [p.detach().numpy().copy() for p in m.parameters()]))
+    assert np.allclose(results[0][0], results[1][0], rtol=1e-12)
+    for a, b in zip(results[0][1], results[1][1]):
+        np.testing.assert_allclose(a, b, rtol=1e-10, atol=1e-13)
+
+
+def test_adafactor_errors():
+    p = [torch.zeros(2, requires_grad=True)]
+    for kwargs, msg in (({"lr": -1.0}, "Learning rate should be >= 0 but is: -1.0"),
+                        ({"beta2_decay": 0.5}, "beta2_decay should be <= 0 but is: 0.5"),
+                        ({"eps": (-1.0, 1e-3)}, "epsilon1 should be >= 0 but is: -1.0"),
+                        ({"d": 0.5}, "Clipping threshold d should be >= 1 but is: 0.5")):
+        with pytest.raises(ValueError, match=msg):
+            torch.optim.Adafactor(p, **kwargs)
+
+
+# ---- swa_utils -------------------------------------------------------------------------------
+
+def test_averaged_model_is_the_running_mean_and_ema():
+    from graphc.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
+    model = nn.Sequential(nn.Linear(3, 2), nn.BatchNorm1d(2)).double()
+    swa, ema = AveragedModel(model), AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(0.9))
+    seen = []
+    for k in range(4):
+        with torch.no_grad():
+            model[0].weight.copy_(_rand(2, 3, seed=30 + k))
+        model(_rand(5, 3, seed=40 + k))  # moves the BatchNorm statistics
+        swa.update_parameters(model)
+        ema.update_parameters(model)
+        seen.append(model[0].weight.detach().numpy().copy())
+    np.testing.assert_allclose(swa.module[0].weight.detach().numpy(), np.mean(seen, axis=0), rtol=1e-14)
+    expected = seen[0]
+    for w in seen[1:]:
+        expected = 0.9 * expected + 0.1 * w
+    np.testing.assert_allclose(ema.module[0].weight.detach().numpy(), expected, rtol=1e-13)
+    assert swa.n_averaged.item() == 4 and swa.n_averaged.dtype is torch.int64
+    # buffers follow the model (use_buffers=False)
+    assert torch.equal(swa.module[1].running_mean, model[1].running_mean)
+    assert torch.allclose(swa(_rand(2, 3)), swa.module(_rand(2, 3)))
+
+
+def test_swa_utils_equal_pytorch():
+    pt = pytest.importorskip("torch")
+    from graphc.optim import swa_utils
+    # SWALR's learning rates
+    ours_opt = torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=0.5)
+    theirs_opt = pt.optim.SGD([pt.zeros(1, requires_grad=True)], lr=0.5)
+    for strategy, epochs in (("cos", 3), ("linear", 2), ("cos", 0)):
+        ours = swa_utils.SWALR(ours_opt, swa_lr=0.05, anneal_epochs=epochs, anneal_strategy=strategy)
+        theirs = pt.optim.swa_utils.SWALR(theirs_opt, swa_lr=0.05, anneal_epochs=epochs, anneal_strategy=strategy)
+        for _ in range(5):
+            ours_opt.step(), theirs_opt.step()
+            ours.step(), theirs.step()
+            assert ours.get_last_lr() == pytest.approx(theirs.get_last_lr(), rel=1e-14)
+    with pytest.raises(ValueError, match="anneal_strategy must be one of 'cos' or 'linear', instead got exp"):
+        swa_utils.SWALR(ours_opt, 0.1, anneal_strategy="exp")
+    with pytest.raises(ValueError, match="anneal_epochs must be equal or greater than 0, got -1"):
+        swa_utils.SWALR(ours_opt, 0.1, anneal_epochs=-1)
+    # AveragedModel over an SGD run, then update_bn, against PyTorch's
+    model = nn.Sequential(nn.Linear(3, 4), nn.BatchNorm1d(4), nn.ReLU(), nn.Linear(4, 1)).double()
+    tmodel = pt.nn.Sequential(pt.nn.Linear(3, 4), pt.nn.BatchNorm1d(4), pt.nn.ReLU(), pt.nn.Linear(4, 1)).double()
+    _copy_into(pt, model, tmodel)
+    avg, tavg = swa_utils.AveragedModel(model), pt.optim.swa_utils.AveragedModel(tmodel)
+    opt, topt = torch.optim.SGD(model.parameters(), lr=0.1), pt.optim.SGD(tmodel.parameters(), lr=0.1)
+    data = [_rand(6, 3, seed=50 + i) for i in range(3)]
+    for x in data:
+        for m, o, a, xx in ((model, opt, avg, x), (tmodel, topt, tavg, _to_torch(pt, x))):
+            o.zero_grad()
+            (m(xx) ** 2).mean().backward()
+            o.step()
+            a.update_parameters(m)
+    swa_utils.update_bn(data, avg)
+    pt.optim.swa_utils.update_bn([_to_torch(pt, x) for x in data], tavg)
+    for k, v in avg.state_dict().items():
+        np.testing.assert_allclose(v.numpy(), tavg.state_dict()[k].detach().numpy(), rtol=1e-12, atol=1e-14,
+                                   err_msg=k)
