@@ -411,3 +411,55 @@ def test_swa_utils_equal_pytorch():
     for k, v in avg.state_dict().items():
         np.testing.assert_allclose(v.numpy(), tavg.state_dict()[k].detach().numpy(), rtol=1e-12, atol=1e-14,
                                    err_msg=k)
+
+
+# ---- fractional max pooling ------------------------------------------------------------------
+
+FRACTIONAL_CASES = [(2, (2, 3, 9, 8), (3, 2), (4, 5), None), (2, (3, 7, 7), 2, None, (0.5, 0.5)),
+                    (3, (2, 2, 6, 7, 5), (2, 3, 2), (3, 4, 2), None), (3, (2, 5, 6, 7), 2, None, (0.5, 0.6, 0.7))]
+
+
+@pytest.mark.parametrize("nsp,shape,k,out,ratio", FRACTIONAL_CASES)
+def test_fractional_max_pool_equals_pytorch(nsp, shape, k, out, ratio):
+    pt = pytest.importorskip("torch")
+    x = _rand(*shape, seed=6)
+    batch = 1 if len(shape) == nsp + 1 else shape[0]
+    for dtype in (torch.float64, torch.float32):
+        xs = x.to(dtype).detach().requires_grad_()
+        samples = torch.rand(batch, shape[-nsp - 1], nsp, dtype=dtype)
+        ours = getattr(F, f"fractional_max_pool{nsp}d")(xs, k, out, ratio, True, _random_samples=samples)
+        tx = _to_torch(pt, xs).requires_grad_()
+        theirs = getattr(pt.nn.functional, f"fractional_max_pool{nsp}d")(tx, k, out, ratio, True,
+                                                                          _random_samples=_to_torch(pt, samples))
+        assert ours[0].tolist() == theirs[0].tolist() and ours[1].tolist() == theirs[1].tolist()
+        weights = _rand(*ours[0].shape, seed=7).to(dtype)
+        (ours[0] * weights).sum().backward()
+        (theirs[0] * _to_torch(pt, weights)).sum().backward()
+        np.testing.assert_allclose(xs.grad.numpy(), tx.grad.numpy(), rtol=1e-6)
+
+
+def test_fractional_max_pool_module_and_errors():
+    x = _rand(2, 3, 8, 8, seed=8).requires_grad_()
+    samples = torch.rand(2, 3, 2, dtype=torch.float64)
+    pool = nn.FractionalMaxPool2d(3, output_ratio=0.5, _random_samples=samples)
+    assert pool(x).shape == (2, 3, 4, 4) and "_random_samples" in dict(pool.named_buffers())
+    assert torch.equal(pool(x), pool(x))  # fixed samples: the same windows
+    assert torch.autograd.gradcheck(lambda t: F.fractional_max_pool2d(t, 2, (3, 5), _random_samples=samples),
+                                    (x,))
+    y, idx = nn.FractionalMaxPool3d(2, output_size=3, return_indices=True)(_rand(1, 2, 5, 6, 7, seed=9))
+    assert y.shape == idx.shape == (1, 2, 3, 3, 3) and idx.dtype is torch.int64
+    torch.manual_seed(0)
+    a = F.fractional_max_pool2d(x, 2, output_size=4)
+    torch.manual_seed(0)
+    assert torch.equal(a, F.fractional_max_pool2d(x, 2, output_size=4))  # drawn from graphc's generator
+    with pytest.raises(ValueError, match="FractionalMaxPool2d requires specifying either an output size, or a"):
+        nn.FractionalMaxPool2d(2)
+    with pytest.raises(ValueError, match="only one of output_size and output_ratio may be specified"):
+        nn.FractionalMaxPool2d(2, 3, 0.5)
+    with pytest.raises(ValueError, match=r"output_ratio must be between 0 and 1 \(got 1.5\)"):
+        nn.FractionalMaxPool3d(2, output_ratio=1.5)
+    with pytest.raises(RuntimeError, match=r"fractional_max_pool2d\(\): pool height 3 too large relative to input "
+                                           "height 8"):
+        F.fractional_max_pool2d(x, 3, output_size=7)
+    with pytest.raises(RuntimeError, match="Expect _random_samples.size\\(2\\) equals to 2; got 3."):
+        F.fractional_max_pool2d(x, 2, output_size=3, _random_samples=torch.rand(2, 3, 3))
