@@ -463,3 +463,55 @@ def test_fractional_max_pool_module_and_errors():
         F.fractional_max_pool2d(x, 3, output_size=7)
     with pytest.raises(RuntimeError, match="Expect _random_samples.size\\(2\\) equals to 2; got 3."):
         F.fractional_max_pool2d(x, 2, output_size=3, _random_samples=torch.rand(2, 3, 3))
+
+
+# ---- AdaptiveLogSoftmaxWithLoss ----------------------------------------------------------------
+
+def _asm(seed=0):
+    torch.manual_seed(seed)
+    return nn.AdaptiveLogSoftmaxWithLoss(8, 20, [4, 10, 15], div_value=2.0, head_bias=True).double()
+
+
+def test_adaptive_log_softmax_is_a_distribution_and_its_output_picks_from_it():
+    m = _asm()
+    x, y = _rand(12, 8, seed=11), torch.tensor([0, 3, 5, 9, 10, 14, 15, 19, 1, 2, 12, 17])
+    full = m.log_prob(x)
+    assert full.shape == (12, 20) and torch.allclose(full.exp().sum(1), torch.ones(12, dtype=torch.float64))
+    out, loss = m(x, y)
+    assert torch.allclose(out, full.gather(1, y.unsqueeze(1)).squeeze(1), atol=1e-14)
+    assert torch.allclose(loss, -out.mean())
+    single = m(x[3], y[3])
+    assert single.output.shape == () and torch.allclose(single.output, out[3])
+    with torch.no_grad():  # make some rows' head argmax a cluster, so predict takes its mixed path
+        m.head.bias[4:] += 0.5
+    head_choice = m.head(x).argmax(1)
+    assert bool((head_choice >= 4).any()) and bool((head_choice < 4).any())
+    assert m.predict(x).tolist() == m.log_prob(x).argmax(1).tolist()
+    assert torch.autograd.gradcheck(lambda t: m(t, y).loss, (x.requires_grad_(),))
+    with pytest.raises(ValueError, match="cutoffs should be a sequence of unique, positive integers sorted"):
+        nn.AdaptiveLogSoftmaxWithLoss(8, 20, [10, 4])
+    with pytest.raises(ValueError, match="cutoffs should be a sequence of length larger than 0"):
+        nn.AdaptiveLogSoftmaxWithLoss(8, 20, [])
+    with pytest.raises(RuntimeError, match=r"Target values should be in \[0, 19\], but values in range \[0, 20\]"):
+        m(x[:2], torch.tensor([0, 20]))
+    with pytest.raises(RuntimeError, match="0D or 1D target tensor expected, multi-target not supported"):
+        m(x, y.reshape(3, 4))
+
+
+def test_adaptive_log_softmax_equals_pytorch():
+    pt = pytest.importorskip("torch")
+    m = _asm(1)
+    tm = pt.nn.AdaptiveLogSoftmaxWithLoss(8, 20, [4, 10, 15], div_value=2.0, head_bias=True).double()
+    _copy_into(pt, m, tm)
+    assert str(m) == str(tm)
+    x, y = _rand(12, 8, seed=12).requires_grad_(), torch.tensor([0, 3, 5, 9, 10, 14, 15, 19, 1, 2, 12, 17])
+    tx = _to_torch(pt, x).requires_grad_()
+    ours, theirs = m(x, y), tm(tx, _to_torch(pt, y))
+    np.testing.assert_allclose(ours.output.detach().numpy(), theirs.output.detach().numpy(), atol=1e-14)
+    ours.loss.backward()
+    theirs.loss.backward()
+    np.testing.assert_allclose(x.grad.numpy(), tx.grad.numpy(), atol=1e-15)
+    for (k, p), (_, tp) in zip(m.named_parameters(), tm.named_parameters()):
+        np.testing.assert_allclose(p.grad.numpy(), tp.grad.numpy(), atol=1e-15, err_msg=k)
+    np.testing.assert_allclose(m.log_prob(x).detach().numpy(), tm.log_prob(tx).detach().numpy(), atol=1e-14)
+    assert m.predict(x).tolist() == tm.predict(tx).tolist()

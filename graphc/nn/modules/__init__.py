@@ -37,9 +37,10 @@ from .rnn import RNNCellBase
 from .conv import (LazyConv1d, LazyConv2d, LazyConv3d, LazyConvTranspose1d, LazyConvTranspose2d,
                    LazyConvTranspose3d)
 from .pooling import FractionalMaxPool2d, FractionalMaxPool3d
+from .adaptive import AdaptiveLogSoftmaxWithLoss
 from .batchnorm import LazyBatchNorm1d, LazyBatchNorm2d, LazyBatchNorm3d
 from .instancenorm import LazyInstanceNorm1d, LazyInstanceNorm2d, LazyInstanceNorm3d
-from . import batchnorm, channelshuffle, flatten, fold, instancenorm, lazy, upsampling  # noqa: F401  (PyTorch's module paths)
+from . import adaptive, batchnorm, channelshuffle, flatten, fold, instancenorm, lazy, upsampling  # noqa: F401  (PyTorch's module paths)
 
 __all__ = ['AdaptiveAvgPool1d', 'AdaptiveAvgPool2d', 'AdaptiveAvgPool3d', 'AdaptiveMaxPool1d',
            'AdaptiveMaxPool2d', 'AdaptiveMaxPool3d', 'AlphaDropout', 'AvgPool1d', 'AvgPool2d', 'AvgPool3d',
@@ -65,4 +66,5 @@ __all__ = ['AdaptiveAvgPool1d', 'AdaptiveAvgPool2d', 'AdaptiveAvgPool3d', 'Adapt
            'Upsample', 'UpsamplingBilinear2d', 'UpsamplingNearest2d', 'ZeroPad1d', 'ZeroPad2d', 'ZeroPad3d',
            'LazyConv1d', 'LazyConv2d', 'LazyConv3d', 'LazyConvTranspose1d', 'LazyConvTranspose2d',
            'LazyConvTranspose3d', 'LazyBatchNorm1d', 'LazyBatchNorm2d', 'LazyBatchNorm3d', 'LazyInstanceNorm1d',
-           'LazyInstanceNorm2d', 'LazyInstanceNorm3d', 'FractionalMaxPool2d', 'FractionalMaxPool3d']
+           'LazyInstanceNorm2d', 'LazyInstanceNorm3d', 'FractionalMaxPool2d', 'FractionalMaxPool3d',
+           'AdaptiveLogSoftmaxWithLoss']
