@@ -515,3 +515,51 @@ def test_adaptive_log_softmax_equals_pytorch():
         np.testing.assert_allclose(p.grad.numpy(), tp.grad.numpy(), atol=1e-15, err_msg=k)
     np.testing.assert_allclose(m.log_prob(x).detach().numpy(), tm.log_prob(tx).detach().numpy(), atol=1e-14)
     assert m.predict(x).tolist() == tm.predict(tx).tolist()
+
+
+# ---- global module hooks -----------------------------------------------------------------------
+
+def _hook_trace(lib, x):
+    """What the global hooks see and do on a small model, in order (PyTorch or graphc)."""
+    from importlib import import_module
+    mm = import_module(f"{lib.__name__}.nn.modules.module")
+    seen = []
+    handles = [
+        mm.register_module_forward_pre_hook(lambda m, a: seen.append(("pre", type(m).__name__))),
+        mm.register_module_forward_hook(lambda m, a, o: seen.append(("fwd", type(m).__name__, tuple(o.shape)))),
+        mm.register_module_forward_hook(lambda m, a, k, o: o * 2 if isinstance(m, lib.nn.ReLU) else None,
+                                        with_kwargs=True),
+        mm.register_module_full_backward_pre_hook(lambda m, g: seen.append(("bwd_pre", type(m).__name__))),
+        mm.register_module_full_backward_hook(lambda m, gi, go: seen.append(("bwd", type(m).__name__))),
+        mm.register_module_parameter_registration_hook(lambda m, n, p: seen.append(("param", n))),
+        mm.register_module_buffer_registration_hook(lambda m, n, b: seen.append(("buffer", n))),
+        mm.register_module_module_registration_hook(lambda m, n, s: seen.append(("module", n))),
+    ]
+    try:
+        lin = lib.nn.Linear(3, 2).double()
+        model = lib.nn.Sequential(lin, lib.nn.ReLU())
+        model.register_buffer("scale", lib.ones(1))
+        local = []
+        lin.register_forward_hook(lambda m, a, o: local.append(seen[-1]))  # runs after the global ones
+        out = model(x)
+        out.sum().backward()
+        seen.append(("local", local))
+        return seen, out.detach().numpy()
+    finally:
+        for h in handles:
+            h.remove()
+
+
+def test_global_module_hooks_match_pytorch():
+    x = _rand(4, 3, seed=13).requires_grad_()
+    ours, out = _hook_trace(torch, x)
+    assert ("fwd", "Linear", (4, 2)) in ours and ("module", "0") in ours and ("param", "weight") in ours
+    assert ours[-1] == ("local", [("fwd", "Linear", (4, 2))])
+    # removed: a new module calls nothing
+    before = len(ours)
+    nn.Linear(2, 2)(torch.zeros(1, 2))
+    assert len(ours) == before
+    pt = pytest.importorskip("torch")
+    theirs, tout = _hook_trace(pt, _to_torch(pt, x).requires_grad_())
+    assert ours == theirs
+    assert out.shape == tout.shape
