@@ -563,3 +563,49 @@ def test_global_module_hooks_match_pytorch():
     theirs, tout = _hook_trace(pt, _to_torch(pt, x).requires_grad_())
     assert ours == theirs
     assert out.shape == tout.shape
+
+
+# ---- Muon ------------------------------------------------------------------------------------
+
+def _matrix_params(lib, dtype="float64"):
+    rng = np.random.default_rng(1)
+    return [lib.tensor(rng.standard_normal(s).astype(dtype), requires_grad=True) for s in [(4, 3), (3, 6), (5, 5)]]
+
+
+@pytest.mark.parametrize("kwargs", [{}, {"lr": 0.02, "nesterov": False, "adjust_lr_fn": "match_rms_adamw",
+                                         "momentum": 0.3}, {"lr": 0.05, "weight_decay": 0.0, "ns_steps": 3}])
+def test_muon_equals_pytorch(kwargs):
+    pt = pytest.importorskip("torch")
+    ps, tps = _matrix_params(torch), _matrix_params(pt)
+    ours = _run_steps(torch, ps, torch.optim.Muon(ps, **kwargs))
+    theirs = _run_steps(pt, tps, pt.optim.Muon(tps, **kwargs))
+    for a, b in zip(ours, theirs):  # the bfloat16 Newton-Schulz rounds as PyTorch's does
+        np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-14)
+
+
+def test_muon_orthogonalizes_and_compiles():
+    from graphc.optim.muon import _zeropower_via_newtonschulz
+    g = _rand(6, 10, seed=14)
+    o = _zeropower_via_newtonschulz(g, (3.4445, -4.7750, 2.0315), 5, 1e-7).double()
+    sv = np.linalg.svd(o.numpy(), compute_uv=False)
+    assert o.dtype is torch.float64 and np.all((sv > 0.6) & (sv < 1.25))  # Muon's quintic: singular values ~1
+    results = []
+    for compiled in (False, True):
+        ps = _matrix_params(torch)
+        opt = torch.optim.Muon(ps, lr=0.02)
+
+        def step():
+            opt.zero_grad()
+            loss = sum((p * p * p).sum() for p in ps)
+            loss.backward()
+            opt.step()
+            return loss.detach()
+        f = torch.compile(step, fullgraph=True) if compiled else step
+        [f() for _ in range(3)]
+        results.append([p.detach().numpy().copy() for p in ps])
+    for a, b in zip(*results):
+        np.testing.assert_allclose(a, b, rtol=1e-6)
+    with pytest.raises(ValueError, match=r"Muon only supports 2D parameters whereas we found a parameter with size"):
+        torch.optim.Muon([torch.zeros(3, requires_grad=True)])
+    with pytest.raises(ValueError, match="Adjust learning rate function cosine is not supported"):
+        torch.optim.Muon(ps, adjust_lr_fn="cosine")
