@@ -609,3 +609,41 @@ def test_muon_orthogonalizes_and_compiles():
         torch.optim.Muon([torch.zeros(3, requires_grad=True)])
     with pytest.raises(ValueError, match="Adjust learning rate function cosine is not supported"):
         torch.optim.Muon(ps, adjust_lr_fn="cosine")
+
+
+# ---- torch.func.rearrange --------------------------------------------------------------------
+
+REARRANGE_CASES = [("b h w c -> b c h w", {}), ("b h w c -> (b h) w c", {}),
+                   ("b (h1 h) (w1 w) c -> (b h1 w1) h w c", {"h1": 2, "w1": 2}),
+                   ("b (h h1) (w w1) c -> b h w (c h1 w1)", {"h1": 2, "w1": 5}), ("b ... c -> c b ...", {}),
+                   ("b ... c -> (... b) c", {}), ("b h w c -> b 1 h w c () ", {}), ("... -> ...", {}),
+                   ("b h w c -> h (b w) c", {})]
+
+
+def test_rearrange_equals_pytorch_and_einops_semantics():
+    from graphc.func import rearrange
+    x = _rand(4, 6, 10, 3, seed=15)
+    assert rearrange(x, "b h w c -> b c h w").shape == (4, 3, 6, 10)
+    assert torch.equal(rearrange(x, "b (h1 h) w c -> b h1 h w c", h1=2), x.reshape(4, 2, 3, 10, 3))
+    assert torch.equal(rearrange(_rand(1, 6, 1, seed=1), "1 h () -> h 1"), _rand(1, 6, 1, seed=1).reshape(6, 1))
+    stacked = rearrange([x[0], x[1]], "n h w c -> h (n w) c")
+    assert torch.equal(stacked[:, 10:], x[1])
+    f = lambda t: rearrange(t, "b (h h1) w c -> (b h1) w (h c)", h1=3)  # noqa: E731
+    assert torch.autograd.gradcheck(f, (x[:2, :, :2].contiguous().requires_grad_(),))
+    assert torch.equal(torch.compile(f, fullgraph=True)(x), f(x))
+    batched = torch.func.vmap(lambda t: rearrange(t, "h w c -> c (h w)"))(x)
+    assert torch.equal(batched, x.permute(0, 3, 1, 2).reshape(4, 3, 60))
+    for pattern, kwargs, err, msg in (
+            ("b h w -> b h", {}, ValueError, r"Identifiers only on one side of rearrange expression"),
+            ("b h w c -> b (h w c)", {"q": 2}, ValueError, r"Identifiers not found in rearrange expression: \{'q'\}"),
+            ("b h w c x -> b h w c x", {}, ValueError, r"Number of dimensions in pattern \(5\) must be equal to"),
+            ("b h w c -> 2 b h w c", {}, ValueError, "rearrange only supports unnamed axes of size 1"),
+            ("b h w c", {}, ValueError, "Pattern must contain a single '->' separator"),
+            ("b h w c -> b h w c", {"h": 3.0}, TypeError, "rearrange axis lengths must be integers"),
+            ("b (h1 h) w c -> b h1 h w c", {"h1": 4}, ValueError, "Shape mismatch: dimension 1 of size 6")):
+        with pytest.raises(err, match=msg):
+            rearrange(x, pattern, **kwargs)
+    pt = pytest.importorskip("torch")
+    from torch.func import rearrange as theirs
+    for pattern, kwargs in REARRANGE_CASES:
+        assert rearrange(x, pattern, **kwargs).tolist() == theirs(_to_torch(pt, x), pattern, **kwargs).tolist(), pattern
