@@ -647,3 +647,62 @@ def test_rearrange_equals_pytorch_and_einops_semantics():
     from torch.func import rearrange as theirs
     for pattern, kwargs in REARRANGE_CASES:
         assert rearrange(x, pattern, **kwargs).tolist() == theirs(_to_torch(pt, x), pattern, **kwargs).tolist(), pattern
+
+
+# ---- linear_cross_entropy ----------------------------------------------------------------------
+
+LCE_CASES = [dict(), dict(reduction="sum", label_smoothing=0.1), dict(reduction="none", ignore_index=2),
+             dict(bias=True, weight=True), dict(out_features=(3,), bias=True), dict(probabilities=True)]
+
+
+@pytest.mark.parametrize("case", LCE_CASES)
+def test_linear_cross_entropy_is_linear_then_cross_entropy(case):
+    case = dict(case)
+    out_features = case.pop("out_features", ())
+    probabilities = case.pop("probabilities", False)
+    bias, class_weight = case.pop("bias", False), case.pop("weight", False)
+    torch.manual_seed(3)
+    loss_fn = nn.LinearCrossEntropyLoss(6, 5, out_features=out_features, bias=bias, dtype=torch.float64,
+                                        weight=_rand(5, seed=16).abs() if class_weight else None, **case)
+    x = _rand(7, 6, seed=17).requires_grad_()
+    if probabilities:
+        target = _rand(7, 5, seed=18).softmax(-1)
+    else:
+        target = torch.tensor(np.random.default_rng(19).integers(0, 5, (7, *out_features)))
+    loss = loss_fn(x, target)
+    logits = loss_fn.linear(x).reshape(7, 5, *out_features)
+    expected = F.cross_entropy(logits, target, weight=loss_fn.weight, ignore_index=case.get("ignore_index", -100),
+                               reduction=case.get("reduction", "mean"), label_smoothing=case.get("label_smoothing", 0.0))
+    assert torch.allclose(loss, expected, atol=1e-14)
+    pt = pytest.importorskip("torch")
+    theirs = pt.nn.LinearCrossEntropyLoss(6, 5, out_features=out_features, bias=bias, dtype=pt.float64,
+                                          weight=_to_torch(pt, loss_fn.weight) if class_weight else None, **case)
+    _copy_into(pt, loss_fn, theirs)
+    assert str(theirs) == str(loss_fn)
+    tx = _to_torch(pt, x).requires_grad_()
+    tloss = theirs(tx, _to_torch(pt, target))
+    np.testing.assert_allclose(loss.detach().numpy(), tloss.detach().numpy(), atol=1e-13)
+    loss.sum().backward()
+    tloss.sum().backward()
+    np.testing.assert_allclose(x.grad.numpy(), tx.grad.numpy(), atol=1e-13)
+    np.testing.assert_allclose(loss_fn.linear.weight.grad.numpy(), theirs.linear.weight.grad.numpy(), atol=1e-13)
+
+
+def test_linear_cross_entropy_options_and_errors():
+    opts = nn.LinearCrossEntropyOptions(batch_chunk_size=4, chunking_method=None)
+    x, w, y = _rand(8, 6, seed=20), _rand(5, 6, seed=21), torch.tensor([0, 1, 2, 3, 4, 0, 1, 2])
+    assert torch.allclose(F.linear_cross_entropy(x, w, y, options=opts), F.cross_entropy(x @ w.T, y), atol=1e-14)
+    with pytest.warns(UserWarning, match="linear_cross_entropy: ``options`` ignored"):
+        F.linear_cross_entropy(x, w, y, label_smoothing=0.2, options=opts)
+    for kwargs, msg in (({"acc_policy": "fast"}, "invalid acc_policy: 'fast'"),
+                        ({"chunking_method": "square"}, "invalid chunking_method: 'square'"),
+                        ({"batch_chunk_size": 0}, "batch_chunk_size must be positive int or None, got 0"),
+                        ({"acc_dtype": torch.int32}, "acc_dtype must be one of")):
+        with pytest.raises(ValueError, match=msg):
+            nn.LinearCrossEntropyOptions(**kwargs)
+    with pytest.raises(RuntimeError, match="expected equal input and linear_weight last dimensions"):
+        F.linear_cross_entropy(x, w[:, :5], y)
+    with pytest.raises(RuntimeError, match="ignore_index cannot be specified when target contains probabilities"):
+        F.linear_cross_entropy(x, w, _rand(8, 5).softmax(-1), ignore_index=1)
+    with pytest.raises(RuntimeError, match=r"expected linear_bias shape \(5,\), got \(4,\)"):
+        F.linear_cross_entropy(x, w, y, linear_bias=torch.zeros(4, dtype=torch.float64))

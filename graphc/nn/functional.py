@@ -1251,6 +1251,7 @@ def adaptive_max_pool3d_with_indices(input, output_size, return_indices=True):
     return adaptive_max_pool3d(input, output_size, True)
 
 
+from .linear_cross_entropy import linear_cross_entropy  # noqa: E402
 from .fractional_pool import (fractional_max_pool2d, fractional_max_pool2d_with_indices,  # noqa: E402
                               fractional_max_pool3d, fractional_max_pool3d_with_indices)
 
