@@ -42,6 +42,7 @@ import numpy as np
 
 from graphc.ir import dtypes as dt
 from graphc.ir import prims as P
+from graphc.ir import special_prims
 from graphc.ir.dtypes import DType
 from graphc.ir.graph import Graph, Node, Value
 from graphc.ir.primitive import PRIMITIVES, Primitive
@@ -404,6 +405,9 @@ EXTERN: dict[Primitive, str] = {
     P.cumargmin: "a running-argmin scan (reference implementation)", P.argsort: "xp.argsort (stable)",
     P.unfold: "strided window view + copy (im2col)", P.fold: "window scatter-add (col2im)",
     P.polygamma: "scipy.special / cupyx.scipy.special polygamma (no libdevice digamma)",
+    # the special functions of ir/special_prims.py: libdevice has some (j0, y0, cyl_bessel_i0,
+    # erfcx) but not the scaled, modified-k, Airy, log_ndtr, incomplete gamma or zeta ones
+    **{p: f"scipy.special / cupyx.scipy.special ({p.name})" for p in special_prims.ALL},
     P.inv: "xp.linalg.inv", P.det: "xp.linalg.det", P.logabsdet: "xp.linalg.slogdet",
     P.det_sign: "xp.linalg.slogdet", P.solve: "xp.linalg.solve", P.cholesky: "xp.linalg.cholesky",
     P.qr_q: "xp.linalg.qr", P.qr_r: "xp.linalg.qr", P.svd_u: "xp.linalg.svd", P.svdvals: "xp.linalg.svd",
@@ -417,9 +421,12 @@ UNSUPPORTED: dict[Primitive, str] = {
     PRIMITIVES["fused"]: "fused nodes are lowered by the scheduler into Kernel records before codegen",
     PRIMITIVES["composite"]: "composite nodes are expanded by the decompose pass before codegen",
     PRIMITIVES["custom_vjp"]: "custom_vjp nodes are erased before lowering (only autodiff reads them)",
+    **{p: f"{p.name} runs SciPy's LAPACK (getrf/getrs, sytrf/sytrs, gels*), which has no CuPy counterpart wired "
+          "into graphc: compile it with backend='numpy' on the CPU"
+       for p in (P.lu_factor, P.lu_pivots, P.lu_permutation, P.lu_solve, P.ldl_factor, P.ldl_pivots, P.ldl_info,
+                 P.ldl_solve, P.lstsq, P.lstsq_rank)},
     **{p: "Triton has no complex type (the backend refuses graphs with complex values: use backend='numpy')"
-       for p in (P.real, P.imag, P.conj, P.make_complex, P.view_as_real, P.view_as_complex, P.fft_c2c,
-                 P.fft_r2c, P.fft_c2r)},
+       for p in PRIMITIVES.values() if p.complex_only},
 }
 
 

@@ -53,7 +53,7 @@ from .shape_ops import (argsort, argwhere, broadcast_shapes, broadcast_tensors, 
                         tensor_split, tile, topk, trace, transpose, tril, triu, unbind, unflatten, unique,
                         unsqueeze, vstack)
 from .math_ops import (bincount, bucketize, cdist, cross, cummax, cummin, cumprod, cumulative_trapezoid, diff,
-                       digamma, erfinv, float_power, histc, kron, lgamma, logaddexp, logaddexp2, logcumsumexp, logit,
+                       digamma, erfinv, float_power, histc, i0, igamma, igammac, kron, lgamma, logaddexp, logaddexp2, logcumsumexp, logit,
                        kthvalue, median, mode, mvlgamma, nanquantile, quantile, nanmedian, polygamma, searchsorted, sinc, tensordot, trapezoid, trapz,
                        xlogy)
 from .shape_ops import (atleast_1d, atleast_2d, atleast_3d, block_diag, cartesian_prod, index_fill,
@@ -61,7 +61,9 @@ from .shape_ops import (atleast_1d, atleast_2d, atleast_3d, block_diag, cartesia
 from .creation import tril_indices, triu_indices
 from .linalg import det, inverse, logdet, matrix_power, pinverse, slogdet
 from .linalg import torch_cholesky as cholesky, torch_qr as qr, torch_svd as svd
+from .factorizations import lu_unpack, torch_lu as lu, torch_lu_solve as lu_solve
 from . import special
+from .spectral import istft, stft  # noqa: E402
 from . import distributions  # noqa: E402
 from . import distributed  # noqa: E402  (mpi4py loads only when a process group starts)
 from . import safetensors, serialization

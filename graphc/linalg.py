@@ -336,3 +336,9 @@ def cond(A: Tensor, p=None, *, out=None) -> Tensor:
         return _write_out(out, r)
     return _write_out(out, matrix_norm(A, p) * matrix_norm(inv(A), p))
 
+
+
+# ---- LU, LDL and least squares (graphc/factorizations.py) --------------------------------------
+
+from .factorizations import (ldl_factor, ldl_factor_ex, ldl_solve, lstsq, lu, lu_factor,  # noqa: E402,F401
+                             lu_factor_ex, lu_solve)

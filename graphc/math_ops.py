@@ -746,6 +746,17 @@ def xlog1py(input, other, *, out=None):
 
 lgamma = _unary(P.lgamma, "lgamma")
 erfinv = _unary(P.erfinv, "erfinv")
+i0 = _unary(P.i0, "i0")
+
+
+def igamma(input, other, *, out=None):
+    """The regularized lower incomplete gamma function P(input, other) (``special.gammainc``)."""
+    return write_out(out, P.igamma(as_operand(input), as_operand(other)))
+
+
+def igammac(input, other, *, out=None):
+    """The regularized upper incomplete gamma function Q(input, other) (``special.gammaincc``)."""
+    return write_out(out, P.igammac(as_operand(input), as_operand(other)))
 
 
 def digamma(input, *, out=None):

@@ -405,7 +405,7 @@ def _attach_more_ops() -> None:
     T = Tensor
     for mod, names in (
         (math_ops, """cumprod logcumsumexp cummax cummin diff logaddexp logaddexp2 xlogy lgamma erfinv digamma
-            mvlgamma sinc logit float_power median nanmedian mode kthvalue quantile nanquantile bincount histc kron""".split()),
+            i0 igamma igammac mvlgamma sinc logit float_power median nanmedian mode kthvalue quantile nanquantile bincount histc kron""".split()),
         (shape_ops, "index_fill masked_scatter msort put".split()),
         (linalg, "inverse det logdet slogdet pinverse matrix_power".split()),
     ):
@@ -413,9 +413,13 @@ def _attach_more_ops() -> None:
             setattr(T, name, getattr(mod, name))
     T.cross = lambda self, other, dim=None: math_ops.cross(self, other, dim)
     T.polygamma = lambda self, n: math_ops.polygamma(n, self)
+    from . import spectral
+    T.stft, T.istft = spectral.stft, spectral.istft
     T.cholesky = linalg.torch_cholesky
     T.svd, T.qr = linalg.torch_svd, linalg.torch_qr
-    for name in "cumprod xlogy lgamma erfinv digamma mvlgamma sinc logit index_fill masked_scatter put".split():
+    from . import factorizations
+    T.lu, T.lu_solve = factorizations.tensor_lu, factorizations.tensor_lu_solve
+    for name in "cumprod xlogy lgamma erfinv digamma i0 igamma igammac mvlgamma sinc logit index_fill masked_scatter put".split():
         setattr(T, name + "_", inplace.inplace_method(getattr(T, name), name + "_"))
     T.polygamma_ = inplace.inplace_method(T.polygamma, "polygamma_")
 

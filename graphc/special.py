@@ -32,7 +32,37 @@ def ndtri(input: Tensor, *, out=None) -> Tensor:
     return math_ops.write_out(out, P.mul(P.erfinv(P.sub(P.mul(p, 2), 1)), math.sqrt(2)))
 
 
-__all__ = ["digamma", "entr", "erf", "erfc", "erfinv", "exp2", "expit", "expm1", "gammaln", "log1p", "log_softmax",
+# Bessel functions, Airy's Ai, erfcx, log_ndtr, the incomplete gamma functions and Hurwitz's zeta:
+# primitives computed by scipy.special (ir/special_prims.py)
+from .math_ops import i0, igamma as gammainc, igammac as gammaincc  # noqa: E402,F401
+
+airy_ai = math_ops._unary(P.airy_ai, "airy_ai")
+bessel_j0 = math_ops._unary(P.bessel_j0, "bessel_j0")
+bessel_j1 = math_ops._unary(P.bessel_j1, "bessel_j1")
+bessel_y0 = math_ops._unary(P.bessel_y0, "bessel_y0")
+bessel_y1 = math_ops._unary(P.bessel_y1, "bessel_y1")
+erfcx = math_ops._unary(P.erfcx, "erfcx")
+i0e = math_ops._unary(P.i0e, "i0e")
+i1 = math_ops._unary(P.i1, "i1")
+i1e = math_ops._unary(P.i1e, "i1e")
+log_ndtr = math_ops._unary(P.log_ndtr, "log_ndtr")
+modified_bessel_i0 = math_ops._unary(P.modified_bessel_i0, "modified_bessel_i0")
+modified_bessel_i1 = math_ops._unary(P.modified_bessel_i1, "modified_bessel_i1")
+modified_bessel_k0 = math_ops._unary(P.modified_bessel_k0, "modified_bessel_k0")
+modified_bessel_k1 = math_ops._unary(P.modified_bessel_k1, "modified_bessel_k1")
+scaled_modified_bessel_k0 = math_ops._unary(P.scaled_modified_bessel_k0, "scaled_modified_bessel_k0")
+scaled_modified_bessel_k1 = math_ops._unary(P.scaled_modified_bessel_k1, "scaled_modified_bessel_k1")
+
+
+def zeta(input, other, *, out=None) -> Tensor:
+    """Hurwitz's zeta function: sum over k >= 0 of (k + other)^-input."""
+    return math_ops.write_out(out, P.zeta(math_ops.as_operand(input), math_ops.as_operand(other)))
+
+
+__all__ = ["airy_ai", "bessel_j0", "bessel_j1", "bessel_y0", "bessel_y1", "erfcx", "gammainc", "gammaincc", "i0",
+           "i0e", "i1", "i1e", "log_ndtr", "modified_bessel_i0", "modified_bessel_i1", "modified_bessel_k0",
+           "modified_bessel_k1", "scaled_modified_bessel_k0", "scaled_modified_bessel_k1", "zeta",
+           "digamma", "entr", "erf", "erfc", "erfinv", "exp2", "expit", "expm1", "gammaln", "log1p", "log_softmax",
            "logit", "logsumexp", "multigammaln", "ndtr", "ndtri", "polygamma", "psi", "round", "sinc", "softmax",
            "xlog1py", "xlogy"]
 

@@ -38,9 +38,9 @@ def _part_infer(name: str):
 
 # numpy's .real/.imag of a complex array are views of it: eager results share the operand's memory
 real = register(Primitive("real", _part_infer("real"), np.real, view=True, kind="elementwise",
-                          complex_operands=True))
+                          complex_operands=True, complex_only=True))
 imag = register(Primitive("imag", _part_infer("imag"), np.imag, view=True, kind="elementwise",
-                          complex_operands=True))
+                          complex_operands=True, complex_only=True))
 
 
 def _conj_infer(x):
@@ -48,7 +48,8 @@ def _conj_infer(x):
     return TensorType(_shape(x), x.dtype)
 
 
-conj = register(Primitive("conj", _conj_infer, np.conjugate, kind="elementwise", complex_operands=True))
+conj = register(Primitive("conj", _conj_infer, np.conjugate, kind="elementwise", complex_operands=True,
+                          complex_only=True))
 
 
 def _make_complex_infer(re, im):
@@ -68,7 +69,8 @@ def _make_complex(re, im):
     return out
 
 
-make_complex = register(Primitive("make_complex", _make_complex_infer, _make_complex, kind="elementwise"))
+make_complex = register(Primitive("make_complex", _make_complex_infer, _make_complex, kind="elementwise",
+                                  complex_only=True))
 
 
 def _view_as_real_infer(x):
@@ -98,8 +100,9 @@ def _view_as_complex(x):
 
 
 view_as_real = register(Primitive("view_as_real", _view_as_real_infer, _view_as_real, view=True,
-                                  complex_operands=True))
-view_as_complex = register(Primitive("view_as_complex", _view_as_complex_infer, _view_as_complex, view=True))
+                                  complex_operands=True, complex_only=True))
+view_as_complex = register(Primitive("view_as_complex", _view_as_complex_infer, _view_as_complex, view=True,
+                                     complex_only=True))
 
 
 # ---- the discrete Fourier transform -----------------------------------------------------------
@@ -164,9 +167,9 @@ def _c2r(x, *, dims, norm, last_dim_size):
 
 
 # complex <-> complex (forward: exp(-2 pi i jk/n), else the inverse's exp(+2 pi i jk/n))
-fft_c2c = register(Primitive("fft_c2c", _c2c_infer, _c2c, kind="fft", complex_operands=True))
+fft_c2c = register(Primitive("fft_c2c", _c2c_infer, _c2c, kind="fft", complex_operands=True, complex_only=True))
 # real -> complex, forward; onesided keeps the n // 2 + 1 non-redundant outputs of the last dim
-fft_r2c = register(Primitive("fft_r2c", _r2c_infer, _r2c, kind="fft"))
+fft_r2c = register(Primitive("fft_r2c", _r2c_infer, _r2c, kind="fft", complex_only=True))
 # the Hermitian half of a complex signal -> real, inverse direction (numpy's irfftn: the imaginary
 # parts that Hermitian symmetry forces to zero are ignored)
-fft_c2r = register(Primitive("fft_c2r", _c2r_infer, _c2r, kind="fft", complex_operands=True))
+fft_c2r = register(Primitive("fft_c2r", _c2r_infer, _c2r, kind="fft", complex_operands=True, complex_only=True))

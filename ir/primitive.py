@@ -74,6 +74,9 @@ class Primitive:
     # PyTorch's own error for a complex operand where it words it differently (exception class,
     # message); None: NotImplementedError('"<name>_cpu" not implemented for 'ComplexFloat'').
     complex_error: tuple[type, str] | None = None
+    # Reads or makes a complex value whatever it is given (real/imag, make_complex, the FFTs):
+    # backends and formats without a complex type (Triton, ONNX) refuse it.
+    complex_only: bool = False
 
     def __post_init__(self) -> None:
         if self.cheap is None:

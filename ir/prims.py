@@ -35,6 +35,9 @@ def _tensor_dtypes(args) -> list[DType]:
 #   promote: the promoted dtype;  float: promoted, integers/bool become the default float;
 #   compare: computed in the promoted dtype, result bool;  logical: result bool, no casts;
 #   integral: promoted, only integer/bool operands allowed.
+# ``complex_operands``: the op takes complex operands too (numpy's loop does, and PyTorch's kernel
+# accepts them); else a complex operand raises PyTorch's error, ``complex_error`` where PyTorch
+# words it differently (see ``Primitive``).
 # ---------------------------------------------------------------------------------------------
 
 def _compute_dtype(mode: str, args) -> DType | None:
@@ -49,7 +52,8 @@ def _compute_dtype(mode: str, args) -> DType | None:
 
 
 def _elementwise(name: str, fn, mode: str, check=None, differentiable: bool | None = None,
-                 scalar_in_float32: bool = False) -> Primitive:
+                 scalar_in_float32: bool = False, complex_operands: bool = False,
+                 complex_error: tuple[type, str] | None = None) -> Primitive:
     def infer(*args):
         if check is not None:
             check(*args)
@@ -67,7 +71,8 @@ def _elementwise(name: str, fn, mode: str, check=None, differentiable: bool | No
         differentiable = mode not in ("compare", "logical", "integral")
     return register(Primitive(
         name, infer, fn, operand_dtype=lambda *a, **_: _compute_dtype(mode, a), kind="elementwise",
-        differentiable=differentiable, scalar_in_float32=scalar_in_float32,
+        differentiable=differentiable, scalar_in_float32=scalar_in_float32, complex_operands=complex_operands,
+        complex_error=complex_error,
     ))
 
 
@@ -178,33 +183,36 @@ _quiet = ignoring_fp_errors  # inf/nan follow IEEE rules silently, as in PyTorch
 
 neg = _elementwise("neg", np.negative, "promote", _no_bool(
     "Negation, the `-` operator,", "If you are trying to invert a mask, use the `~` or "
-    "`logical_not()` operator instead."))
-abs = _elementwise("abs", np.abs, "real")
-sign = _elementwise("sign", np.sign, "promote")
-floor = _elementwise("floor", _same_int(np.floor), "promote")
-ceil = _elementwise("ceil", _same_int(np.ceil), "promote")
+    "`logical_not()` operator instead."), complex_operands=True)
+abs = _elementwise("abs", np.abs, "real", complex_operands=True)
+sign = _elementwise("sign", np.sign, "promote", complex_operands=True)
+floor = _elementwise("floor", _same_int(np.floor), "promote",
+                     complex_error=(NotImplementedError, "floor is not supported for complex inputs"))
+ceil = _elementwise("ceil", _same_int(np.ceil), "promote",
+                    complex_error=(NotImplementedError, "ceil is not supported for complex inputs"))
 round = _elementwise("round", _same_int(np.round), "promote")
-trunc = _elementwise("trunc", _same_int(np.trunc), "promote")
-exp = _elementwise("exp", _quiet(np.exp), "float")
+trunc = _elementwise("trunc", _same_int(np.trunc), "promote",
+                     complex_error=(NotImplementedError, "trunc is not supported for complex inputs"))
+exp = _elementwise("exp", _quiet(np.exp), "float", complex_operands=True)
 exp2 = _elementwise("exp2", _quiet(np.exp2), "float")
-expm1 = _elementwise("expm1", _quiet(np.expm1), "float")
-log = _elementwise("log", _quiet(np.log), "float")
+expm1 = _elementwise("expm1", _quiet(np.expm1), "float", complex_operands=True)
+log = _elementwise("log", _quiet(np.log), "float", complex_operands=True)
 log2 = _elementwise("log2", _quiet(np.log2), "float")
 log10 = _elementwise("log10", _quiet(np.log10), "float")
-log1p = _elementwise("log1p", _quiet(np.log1p), "float")
-sin = _elementwise("sin", np.sin, "float")
-cos = _elementwise("cos", np.cos, "float")
-tan = _elementwise("tan", np.tan, "float")
+log1p = _elementwise("log1p", _quiet(np.log1p), "float", complex_operands=True)
+sin = _elementwise("sin", np.sin, "float", complex_operands=True)
+cos = _elementwise("cos", np.cos, "float", complex_operands=True)
+tan = _elementwise("tan", np.tan, "float", complex_operands=True)
 asin = _elementwise("asin", _quiet(np.arcsin), "float")
 acos = _elementwise("acos", _quiet(np.arccos), "float")
 atan = _elementwise("atan", np.arctan, "float")
-sinh = _elementwise("sinh", _quiet(np.sinh), "float")
-cosh = _elementwise("cosh", _quiet(np.cosh), "float")
-tanh = _elementwise("tanh", np.tanh, "float")
+sinh = _elementwise("sinh", _quiet(np.sinh), "float", complex_operands=True)
+cosh = _elementwise("cosh", _quiet(np.cosh), "float", complex_operands=True)
+tanh = _elementwise("tanh", np.tanh, "float", complex_operands=True)
 sigmoid = _elementwise("sigmoid", sigmoid_values, "float")
-sqrt = _elementwise("sqrt", _quiet(np.sqrt), "float")
-rsqrt = _elementwise("rsqrt", _quiet(rsqrt_values), "float")
-reciprocal = _elementwise("reciprocal", _quiet(np.reciprocal), "float")
+sqrt = _elementwise("sqrt", _quiet(np.sqrt), "float", complex_operands=True)
+rsqrt = _elementwise("rsqrt", _quiet(rsqrt_values), "float", complex_operands=True)
+reciprocal = _elementwise("reciprocal", _quiet(np.reciprocal), "float", complex_operands=True)
 erf = _elementwise("erf", erf_values, "float")
 _ZEROS: dict = {}  # dtype -> a 0-d zero of it
 
@@ -220,19 +228,20 @@ def _relu(x):
 
 
 relu = _elementwise("relu", _relu, "promote", _no_bool(
-    "relu", "Use logical ops on bool tensors instead."))
-isnan = _elementwise("isnan", np.isnan, "compare")
-isinf = _elementwise("isinf", np.isinf, "compare")
-isfinite = _elementwise("isfinite", np.isfinite, "compare")
+    "relu", "Use logical ops on bool tensors instead."),
+    complex_error=(NotImplementedError, "clamp is not supported for complex types"))
+isnan = _elementwise("isnan", np.isnan, "compare", complex_operands=True)
+isinf = _elementwise("isinf", np.isinf, "compare", complex_operands=True)
+isfinite = _elementwise("isfinite", np.isfinite, "compare", complex_operands=True)
 logical_not = _elementwise("logical_not", np.logical_not, "logical")
 bitwise_not = _elementwise("bitwise_not", np.invert, "integral")
 
-add = _elementwise("add", _quiet(np.add), "promote")  # inf - inf, 0 * inf: nan, silently
+add = _elementwise("add", _quiet(np.add), "promote", complex_operands=True)  # inf - inf, 0 * inf: nan, silently
 sub = _elementwise("sub", _quiet(np.subtract), "promote", _no_bool(
     "Subtraction, the `-` operator, with two bool tensors", "Use the `^` or `logical_xor()` "
-    "operator instead."))
-mul = _elementwise("mul", _quiet(np.multiply), "promote", scalar_in_float32=True)
-div = _elementwise("div", _quiet(np.true_divide), "float", scalar_in_float32=True)
+    "operator instead."), complex_operands=True)
+mul = _elementwise("mul", _quiet(np.multiply), "promote", scalar_in_float32=True, complex_operands=True)
+div = _elementwise("div", _quiet(np.true_divide), "float", scalar_in_float32=True, complex_operands=True)
 
 
 def check_int_divisor(b) -> None:
@@ -271,12 +280,14 @@ def _int_pow(a, b):
 floor_divide = _elementwise("floor_divide", _int_zero_check(_quiet(np.floor_divide)), "promote",
                             differentiable=False, scalar_in_float32=True)  # piecewise constant
 remainder = _elementwise("remainder", _int_zero_check(_quiet(np.remainder)), "promote")
-pow = _elementwise("pow", _quiet(_int_pow), "promote")
-maximum = _elementwise("maximum", np.maximum, "promote")
-minimum = _elementwise("minimum", np.minimum, "promote")
+pow = _elementwise("pow", _quiet(_int_pow), "promote", complex_operands=True)
+maximum = _elementwise("maximum", np.maximum, "promote",
+                       complex_error=(RuntimeError, "maximum not implemented for complex tensors."))
+minimum = _elementwise("minimum", np.minimum, "promote",
+                       complex_error=(RuntimeError, "minimum not implemented for complex tensors."))
 atan2 = _elementwise("atan2", np.arctan2, "float")
-eq = _elementwise("eq", np.equal, "compare")
-ne = _elementwise("ne", np.not_equal, "compare")
+eq = _elementwise("eq", np.equal, "compare", complex_operands=True)
+ne = _elementwise("ne", np.not_equal, "compare", complex_operands=True)
 lt = _elementwise("lt", np.less, "compare")
 le = _elementwise("le", np.less_equal, "compare")
 gt = _elementwise("gt", np.greater, "compare")
@@ -296,7 +307,8 @@ def _where_infer(cond, x, y):
     return TensorType(shape, result_type(x, y))
 
 
-where = register(Primitive("where", _where_infer, np.where, nondiff_operands=(0,), kind="elementwise"))
+where = register(Primitive("where", _where_infer, np.where, nondiff_operands=(0,), kind="elementwise",
+                           complex_operands=True))
 
 
 def _cast_infer(x, *, dtype: DType):
@@ -314,10 +326,10 @@ def _cast(x, *, dtype: DType):
     return x.astype(dtype.np)
 
 
-cast = register(Primitive("cast", _cast_infer, _cast, kind="elementwise"))
+cast = register(Primitive("cast", _cast_infer, _cast, kind="elementwise", complex_operands=True))
 # A fresh copy of the operand; a no-op in functional IR, needed for eager ``clone()``.
 copy = register(Primitive("copy", lambda x: TensorType(_shape(x), x.dtype), np.copy, kind="elementwise",
-                          cheap=False))  # an explicit copy is kept where the program asked for it
+                          cheap=False, complex_operands=True))  # an explicit copy is kept where the program asked for it
 
 
 # ---------------------------------------------------------------------------------------------
@@ -330,7 +342,8 @@ def _reduced_shape(shape, dims, keepdim):
     return tuple(s for i, s in enumerate(shape) if i not in dims)
 
 
-def _reduction(name: str, ufunc: np.ufunc, fn, widen_ints: bool, needs_elements: bool = False) -> Primitive:
+def _reduction(name: str, ufunc: np.ufunc, fn, widen_ints: bool, needs_elements: bool = False,
+               complex_operands: bool = False) -> Primitive:
     def out_dtype(x, **_):
         return dt.int64 if widen_ints and not x.dtype.is_inexact else x.dtype
 
@@ -352,20 +365,21 @@ def _reduction(name: str, ufunc: np.ufunc, fn, widen_ints: bool, needs_elements:
 
     # sums accumulate in float32 for float16/bfloat16; products, like PyTorch's, in the format
     prim = register(Primitive(name, infer, impl, operand_dtype=out_dtype, kind="reduction",
-                              accumulates=ufunc is np.add))
+                              accumulates=ufunc is np.add, complex_operands=complex_operands))
     REDUCE_UFUNCS[prim] = ufunc
     return prim
 
 
 # reduction primitive -> the numpy ufunc whose ``reduce`` computes it (numpy codegen calls it too)
 REDUCE_UFUNCS: dict[Primitive, np.ufunc] = {}
-sum = _reduction("sum", np.add, np.sum, True)
-prod = _reduction("prod", np.multiply, np.prod, True)
+sum = _reduction("sum", np.add, np.sum, True, complex_operands=True)
+prod = _reduction("prod", np.multiply, np.prod, True, complex_operands=True)
 amax = _reduction("amax", np.maximum, np.max, False, needs_elements=True)
 amin = _reduction("amin", np.minimum, np.min, False, needs_elements=True)
 
 
 def _arg_reduction(name: str, fn) -> Primitive:
+    """PyTorch's argmax/argmin, which refuse complex input with their own message."""
     def infer(x, *, dim: int | None, keepdim: bool):
         shape = _shape(x)
         if dim is None:
@@ -383,7 +397,8 @@ def _arg_reduction(name: str, fn) -> Primitive:
             return fn(x.reshape(-1), axis=0, keepdims=True).reshape((1,) * x.ndim if keepdim else ())
         return fn(x, axis=dim, keepdims=keepdim)
 
-    return register(Primitive(name, infer, impl, kind="reduction", differentiable=False))
+    return register(Primitive(name, infer, impl, kind="reduction", differentiable=False,
+                              complex_error=(RuntimeError, f"{name}(): does not support complex input")))
 
 
 argmax = _arg_reduction("argmax", np.argmax)
@@ -398,7 +413,7 @@ def _cumsum_infer(x, *, dim: int):
 cumsum = register(Primitive(
     "cumsum", _cumsum_infer, lambda x, *, dim: np.cumsum(x, axis=dim) if x.ndim else x.copy(),
     operand_dtype=lambda x, **_: _cumsum_infer(x, dim=0).dtype, kind="scan", accumulates=True,
-))
+    complex_operands=True))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -566,7 +581,7 @@ def _take(x, idx, *, axis):
     return np.take(x, idx, axis=axis)
 
 
-take = register(Primitive("take", _take_infer, _take, nondiff_operands=(1,), kind="index"))
+take = register(Primitive("take", _take_infer, _take, nondiff_operands=(1,), kind="index", complex_operands=True))
 
 
 # index_check modes: whether negative entries count from the end, and PyTorch's error
@@ -625,7 +640,8 @@ def _gather(x, idx, *, axis):
     return np.take_along_axis(_leading(x, idx.shape, axis), idx, axis=axis)
 
 
-gather = register(Primitive("gather", _gather_infer, _gather, nondiff_operands=(1,), kind="index"))
+gather = register(Primitive("gather", _gather_infer, _gather, nondiff_operands=(1,), kind="index",
+                            complex_operands=True))
 
 
 def _scatter_infer(x, idx, src, *, axis: int):
@@ -665,10 +681,10 @@ def _scatter_add(x, idx, src, *, axis):
 
 scatter = register(Primitive(
     "scatter", _scatter_infer, _scatter, operand_dtype=lambda x, *a, **k: x.dtype,
-    nondiff_operands=(1,), kind="index"))
+    nondiff_operands=(1,), kind="index", complex_operands=True))
 scatter_add = register(Primitive(
     "scatter_add", _scatter_infer, _scatter_add, operand_dtype=lambda x, *a, **k: x.dtype,
-    nondiff_operands=(1,), kind="index"))
+    nondiff_operands=(1,), kind="index", complex_operands=True))
 
 
 def _index_add_infer(x, idx, src, *, axis: int):
@@ -690,7 +706,7 @@ def _index_add(x, idx, src, *, axis):
 
 index_add = register(Primitive(
     "index_add", _index_add_infer, _index_add, operand_dtype=lambda x, *a, **k: x.dtype,
-    nondiff_operands=(1,), kind="index"))
+    nondiff_operands=(1,), kind="index", complex_operands=True))
 
 
 def _nonzero_infer(x):
@@ -734,7 +750,8 @@ def _matmul_infer(a, b):
     return TensorType(out, a.dtype)
 
 
-matmul = register(Primitive("matmul", _matmul_infer, np.matmul, kind="matmul", accumulates=True))
+matmul = register(Primitive("matmul", _matmul_infer, np.matmul, kind="matmul", accumulates=True,
+                            complex_operands=True))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -747,7 +764,7 @@ def _full_infer(*, shape: tuple[int, ...], value, dtype: DType):
 
 full = register(Primitive(
     "full", _full_infer, lambda *, shape, value, dtype: np.full(shape, dt.fill_value(value, dtype), dtype=dtype.np),
-    kind="creation", differentiable=False))
+    kind="creation", differentiable=False, complex_operands=True))
 
 
 def _arange_infer(*, start, end, step, dtype: DType):
@@ -871,7 +888,7 @@ collective = register(Primitive(
 # Identity whose output takes no part in differentiation (``detach`` inside traced graphs).
 stop_gradient = register(Primitive(
     "stop_gradient", lambda x: TensorType(_shape(x), x.dtype), lambda x: x.copy(), kind="elementwise",
-    differentiable=False))
+    differentiable=False, complex_operands=True))
 
 
 # A custom ``autograd.Function``'s output in a traced graph: the identity on operand 0 (the value
@@ -890,7 +907,7 @@ def _custom_vjp_infer(x, *operands, bwd, index: int, n_inputs: int, has_grad: tu
 
 
 custom_vjp = register(Primitive("custom_vjp", _custom_vjp_infer, lambda x, *operands, **attrs: x.copy(),
-                                nondiff_operands=(0,)))
+                                nondiff_operands=(0,), complex_operands=True))
 
 
 # Random numbers from an explicit key (an i64[2] operand a compiled function draws afresh on each
@@ -1267,23 +1284,16 @@ pinv = register(Primitive("pinv", _pinv_infer, _pinv, kind="linalg"))
 
 
 
-# ---- complex numbers and Fourier transforms (declared in complex_prims) -----------------------
+# ---- complex numbers and Fourier transforms (declared in complex_prims), special functions --------
+# ---- computed by scipy.special (declared in special_prims) -------------------------------------
 
 from .complex_prims import (conj, fft_c2c, fft_c2r, fft_r2c, imag, make_complex, real,  # noqa: E402
                             view_as_complex, view_as_real)
+from .special_prims import (airy_ai, bessel_j0, bessel_j1, bessel_y0, bessel_y1, erfcx, i0, i0e, i1, i1e,  # noqa: E402
+                            igamma, igammac, log_ndtr, modified_bessel_i0, modified_bessel_i1, modified_bessel_k0,
+                            modified_bessel_k1, scaled_modified_bessel_k0, scaled_modified_bessel_k1, zeta)
 
-# The primitives above that take complex operands too (numpy's loops do; PyTorch's kernels
-# accept complex for them); every other one raises PyTorch's error for a complex operand.
-for _p in (neg, abs, sign, exp, expm1, log, log1p, sin, cos, tan, sinh, cosh, tanh, sqrt, rsqrt,
-           reciprocal, isnan, isinf, isfinite, add, sub, mul, div, pow, eq, ne, where, cast, copy,
-           stop_gradient, sum, prod, cumsum, matmul, full, take, gather, scatter, scatter_add,
-           index_add, custom_vjp):
-    _p.complex_operands = True
-for _p, _err in ((relu, (NotImplementedError, "clamp is not supported for complex types")),
-                 (maximum, (RuntimeError, "maximum not implemented for complex tensors.")),
-                 (minimum, (RuntimeError, "minimum not implemented for complex tensors.")),
-                 (argmax, (RuntimeError, "argmax(): does not support complex input")),
-                 (argmin, (RuntimeError, "argmin(): does not support complex input")),
-                 *((_r, (NotImplementedError, f"{_r.name} is not supported for complex inputs"))
-                   for _r in (floor, ceil, trunc))):
-    _p.complex_error = _err
+# ---- LU, LDL and least squares (declared in factorization_prims) -------------------------------
+
+from .factorization_prims import (ldl_factor, ldl_info, ldl_pivots, ldl_solve, lstsq, lstsq_rank,  # noqa: E402,F401
+                                  lu_factor, lu_permutation, lu_pivots, lu_solve)

@@ -87,6 +87,22 @@ class _Quotient:
         for v, o in zip(moved, sorted(order[v] for v in moved)):
             order[v] = o
 
+    def merge(self, a: int, b: int) -> None:
+        """Contract the edge ``a -> b`` (the caller made sure it is the only path from ``a`` to
+        ``b``): ``b``'s edges become ``a``'s, the order kept by adding them as new edges."""
+        self.succ[a].discard(b)
+        succ, pred = self.succ.pop(b), self.pred.pop(b)
+        del self.order[b]
+        pred.discard(a)
+        for w in succ:
+            self.pred[w].discard(b)
+        for u in pred:
+            self.succ[u].discard(b)
+        for w in succ:
+            self.add_edge(a, w)
+        for u in pred:
+            self.add_edge(u, a)
+
     def _region(self, start: int, edges: dict, inside) -> list[int]:
         found, stack = {start}, [start]
         while stack:
@@ -255,9 +271,51 @@ def fuse(g: Graph, report: list | None = None, in_kernels: Callable[[Primitive],
                 groups.append(grp)
                 group_of[id(n)] = grp
             place(n, id(n))
+    groups = _merge_pointwise(groups, quotient, vertex, {id(n): i for i, n in enumerate(g.nodes)}, report)
     _contract(g, [grp for grp in groups if len(grp.nodes) > 1])
     g.toposort()  # once for all contractions (legality guarantees the result is acyclic)
     return g
+
+
+def _merge_pointwise(groups: list[_Group], quotient: _Quotient, vertex: dict[int, int], position: dict[int, int],
+                     report: list) -> list[_Group]:
+    """Merge a pointwise group into a pointwise group over the same domain that feeds it, where
+    no other path joins them (which would make the merged group depend on itself). Nodes join
+    groups greedily in graph order, so one chain of work can end up in several groups: an
+    optimizer's update of one parameter (its two moment updates and the step read the same
+    gradient, with scalar factors computed in between) became three kernels, each a pass over
+    the parameter's memory."""
+    by_vertex = {vertex[id(grp.nodes[0])]: grp for grp in groups}
+    merged: set[int] = set()  # vertices of groups merged into another
+    gone: set[int] = set()    # ids of those groups
+
+    def mergeable(grp: _Group) -> bool:
+        return grp.kind == "pointwise" and grp.reduce is None
+
+    for va in sorted(by_vertex, key=quotient.order.__getitem__):
+        a = by_vertex[va]
+        if va in merged or not mergeable(a):
+            continue
+        changed = True
+        while changed:
+            changed = False
+            for vb in sorted(quotient.succ[va], key=quotient.order.__getitem__):
+                b = by_vertex.get(vb)
+                if b is None or vb in merged or not mergeable(b) or b.domain != a.domain:
+                    continue
+                if any(w != vb and quotient.reaches(w, vb) for w in quotient.succ[va]):
+                    continue  # another path from a to b: merging would close a cycle
+                report.append(f"group of %{b.nodes[0].output.name} merged into the group of %{a.nodes[0].output.name}")
+                quotient.merge(va, vb)
+                a.nodes = sorted(a.nodes + b.nodes, key=lambda n: position[id(n)])
+                a.members |= b.members
+                for n in b.nodes:
+                    vertex[id(n)] = va
+                merged.add(vb)
+                gone.add(id(b))
+                changed = True
+                break
+    return [grp for grp in groups if id(grp) not in gone]
 
 
 def _sibling_group(n: Node, readers: dict, recent, fits) -> "_Group | None":

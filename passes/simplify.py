@@ -2,11 +2,19 @@
 double permute/reshape, no-op casts, expands, reshapes and permutes; and a transposed matmul
 product computed in the layout it is read in: transpose(a @ b) = transpose(b) @ transpose(a),
 so that the product is written contiguous where its reader wants it (the weight gradient of
-``x @ w.T`` is ``(x.T @ g).T``, which a parameter update would otherwise read with strides)."""
+``x @ w.T`` is ``(x.T @ g).T``, which a parameter update would otherwise read with strides).
+
+A product of a batch of matrices with one matrix (``x @ w`` for x of shape (B, S, K): a linear
+layer on a sequence) is one matrix product over the flattened rows, ``(x.reshape(B*S, K) @
+w).reshape(B, S, N)``: numpy and BLAS would otherwise run B small products, and the weight's
+gradient becomes one product instead of a batch of them summed. A permute that keeps the last
+axis in place moves after such a product (``x.transpose(0, 1) @ w``, an RNN's input projection
+over all steps), so the rows flatten without a copy."""
 from __future__ import annotations
 
 from graphc.ir import prims as P
 from graphc.ir.graph import Graph, Node, Value
+from graphc.ir.shapes import wrap_dims
 
 
 def _scalar(x, value) -> bool:
@@ -26,6 +34,32 @@ def _transposed_product(a, n: Node, g: Graph) -> bool:
     x, y = a.producer.inputs
     return (r >= 2 and dims == tuple(range(r - 2)) + (r - 1, r - 2) and len(a.users) == 1
             and all(isinstance(v, Value) and v.ndim == r for v in (x, y)) and all(o is not a for o in g.outputs))
+
+
+def _rows_times_matrix(n: Node) -> bool:
+    """``n`` multiplies a batch of matrices (rank 3 or more) by one matrix."""
+    a, b = n.inputs
+    return isinstance(a, Value) and isinstance(b, Value) and a.ndim >= 3 and b.ndim == 2
+
+
+def _last_axis_kept(a) -> bool:
+    """``a`` is a permute that leaves the last axis where it is."""
+    return a.producer is not None and a.producer.prim is P.permute and \
+        tuple(a.producer.attrs["dims"])[-1] == a.ndim - 1
+
+
+def _summed_batch_product(n: Node, g: Graph) -> bool:
+    """``n`` sums a batch of matrix products (nothing else reads) over all its batch axes: the
+    weight gradient of a batched ``x @ w`` that autodiff derived before the rows were flattened
+    (``loss.backward()`` inside a compiled step differentiates the traced graph)."""
+    m = n.inputs[0]
+    if not (isinstance(m, Value) and m.producer is not None and m.producer.prim is P.matmul and len(m.users) == 1
+            and all(o is not m for o in g.outputs)) or m.dtype.is_low_precision:
+        return False
+    a, b = m.producer.inputs
+    r = m.ndim
+    return (r >= 3 and isinstance(a, Value) and isinstance(b, Value) and a.ndim == b.ndim == r
+            and a.shape[:-2] == b.shape[:-2] and wrap_dims(n.attrs["dims"], r) == tuple(range(r - 2)))
 
 
 def simplify(g: Graph) -> Graph:
@@ -72,6 +106,38 @@ def simplify(g: Graph) -> Graph:
                 new = g.add_node(P.matmul, [yt, xt], {}, loc=n.loc)
                 before[id(n)] = g.nodes[-3:]  # appended: they go in front of n below
                 del g.nodes[-3:]
+            elif p is P.sum and _summed_batch_product(n, g):  # sum_t a[t] @ b[t]: one product
+                x, y = a.producer.inputs
+                r, inner = a.ndim, x.shape[-1]
+                for d in x.shape[:-2]:
+                    inner *= d  # the contracted length: every batch's inner dimension in a row
+                lead = g.add_node(P.permute, [x], {"dims": (r - 2, *range(r - 2), r - 1)}, loc=n.loc)
+                x2 = g.add_node(P.reshape, [lead], {"shape": (x.shape[-2], inner)}, loc=n.loc)
+                y2 = g.add_node(P.reshape, [y], {"shape": (inner, y.shape[-1])}, loc=n.loc)
+                prod = g.add_node(P.matmul, [x2, y2], {}, loc=n.loc)
+                made = [x2.producer.inputs[0].producer, x2.producer, y2.producer, prod.producer]
+                if tuple(prod.shape) != tuple(n.output.shape):  # keepdim: leading ones
+                    prod = g.add_node(P.reshape, [prod], {"shape": tuple(n.output.shape)}, loc=n.loc)
+                    made.append(prod.producer)
+                new = prod
+                before[id(n)] = made
+                del g.nodes[-len(made):]
+            elif p is P.matmul and _rows_times_matrix(n):
+                if _last_axis_kept(a):  # permute(x) @ w = permute(x @ w)
+                    dims = tuple(a.producer.attrs["dims"])
+                    prod = g.add_node(P.matmul, [a.producer.inputs[0], b], {}, loc=n.loc)
+                    new = g.add_node(P.permute, [prod], {"dims": dims}, loc=n.loc)
+                    before[id(n)] = g.nodes[-2:]
+                    del g.nodes[-2:]
+                else:  # one product over the flattened rows
+                    rows = 1
+                    for d in a.shape[:-1]:
+                        rows *= d
+                    flat = g.add_node(P.reshape, [a], {"shape": (rows, a.shape[-1])}, loc=n.loc)
+                    prod = g.add_node(P.matmul, [flat, b], {}, loc=n.loc)
+                    new = g.add_node(P.reshape, [prod], {"shape": tuple(n.output.shape)}, loc=n.loc)
+                    before[id(n)] = g.nodes[-3:]
+                    del g.nodes[-3:]
             elif p is P.permute and isinstance(a, Value) and a.producer is not None and a.producer.prim is P.permute:
                 inner, outer = a.producer.attrs["dims"], n.attrs["dims"]
                 combined = tuple(inner[d] for d in outer)

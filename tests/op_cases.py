@@ -1522,6 +1522,45 @@ def np_erfinv(y):
     return x
 
 
+def np_bessel_i(x, nu: int):
+    """The modified Bessel function I_nu(x) (nu = 0, 1) by its power series (|x| <= 10 here)."""
+    x = np.asarray(x, dtype=np.float64)
+    term = (x / 2) ** nu / math.factorial(nu)
+    total = term
+    for k in range(1, 80):
+        term = term * (x / 2) ** 2 / (k * (k + nu))
+        total = total + term
+    return total
+
+
+def np_erfcx(x):
+    return np.exp(x * x) * np.vectorize(math.erfc)(x)
+
+
+def np_log_ndtr(x):
+    return np.log(0.5 * np.vectorize(math.erfc)(-np.asarray(x) / math.sqrt(2)))
+
+
+def np_igamma(a, x):
+    """P(a, x) by its series x^a e^-x / Gamma(a + 1) * sum_k x^k / ((a + 1) ... (a + k)) (x < 10 here)."""
+    a, x = np.broadcast_arrays(np.asarray(a, np.float64), np.asarray(x, np.float64))
+    term, total = np.ones_like(x), np.ones_like(x)
+    for k in range(1, 200):
+        term = term * x / (a + k)
+        total = total + term
+    return total * np.exp(a * np.log(x) - x - np.vectorize(math.lgamma)(a + 1))
+
+
+def np_zeta(x, q):
+    """Hurwitz's zeta by Euler-Maclaurin: the first 30 terms, the integral of the rest and three corrections."""
+    x, q = np.broadcast_arrays(np.asarray(x, np.float64), np.asarray(q, np.float64))
+    n = 30
+    head = sum((k + q) ** -x for k in range(n))
+    t = n + q
+    return (head + t ** (1 - x) / (x - 1) + t ** -x / 2 + x * t ** (-x - 1) / 12
+            - x * (x + 1) * (x + 2) * t ** (-x - 3) / 720)
+
+
 def np_cumprod_grad(g, x):
     """VJP of cumprod along the last axis by brute force: d out_i / d x_j = prod_{k <= i, k != j} x_k."""
     out = np.zeros_like(x)
@@ -1603,6 +1642,28 @@ prim_case("polygamma", POS(3, 4, lo=0.3, hi=5.0), id="digamma", attrs={"n": 0}, 
 prim_case("polygamma", POS(3, 4), id="trigamma", attrs={"n": 1}, ref=np_trigamma)
 prim_case("erfinv", U(3, 4, lo=-0.9, hi=0.9), ref=np_erfinv,
           grad_ref=lambda g, y: (g * math.sqrt(math.pi) / 2 * np.exp(np_erfinv(y) ** 2),))
+prim_case("i0", U(3, 4, lo=-3.0, hi=3.0), ref=lambda x: np_bessel_i(x, 0),
+          grad_ref=lambda g, x: (g * np_bessel_i(x, 1),), gradgrad=True)
+prim_case("i0e", AWAY(3, 4, gap=0.2, hi=3.0), ref=lambda x: np.exp(-abs(x)) * np_bessel_i(x, 0),
+          grad_ref=lambda g, x: (g * np.exp(-abs(x)) * (np_bessel_i(x, 1) - np.sign(x) * np_bessel_i(x, 0)),))
+# i1'(x) = i0(x) - i1(x) / x, 1/2 at 0 (the case's last element)
+_i1x = np.append(U(5, lo=-3.0, hi=3.0), 0.0)
+prim_case("i1", _i1x, ref=lambda x: np_bessel_i(x, 1), grad_ref=lambda g, x: (g * np.where(
+    x == 0, 0.5, np_bessel_i(x, 0) - np_bessel_i(x, 1) / np.where(x == 0, 1, x)),))
+prim_case("i1e", AWAY(3, 4, gap=0.2, hi=3.0), ref=lambda x: np.exp(-abs(x)) * np_bessel_i(x, 1),
+          grad_ref=lambda g, x: (g * np.exp(-abs(x)) * (np_bessel_i(x, 0) - np_bessel_i(x, 1) * (np.sign(x) + 1 / x)),))
+prim_case("erfcx", U(3, 4, lo=-1.5, hi=3.0), ref=np_erfcx,
+          grad_ref=lambda g, x: (g * (2 * x * np_erfcx(x) - 2 / math.sqrt(math.pi)),))
+prim_case("log_ndtr", U(3, 4, lo=-4.0, hi=3.0), ref=np_log_ndtr,
+          grad_ref=lambda g, x: (g * np.exp(-x * x / 2 - np_log_ndtr(x)) / math.sqrt(2 * math.pi),))
+# the incomplete gamma functions and zeta are differentiable in their second operand only
+_ga, _gx = Fixed(POS(3, 1, lo=0.5, hi=3.0)), POS(4, lo=0.3, hi=4.0)
+prim_case("igamma", _ga, _gx, ref=np_igamma, grad_ref=lambda g, a, x: (unbroadcast(
+    g * np.exp((a - 1) * np.log(x) - x - np.vectorize(math.lgamma)(a)), x.shape),))
+prim_case("igammac", _ga, _gx, ref=lambda a, x: 1 - np_igamma(a, x), grad_ref=lambda g, a, x: (unbroadcast(
+    -g * np.exp((a - 1) * np.log(x) - x - np.vectorize(math.lgamma)(a)), x.shape),))
+prim_case("zeta", Fixed(POS(3, 1, lo=1.5, hi=4.0)), POS(3, 4, lo=0.5, hi=3.0), ref=np_zeta,
+          grad_ref=lambda g, x, q: (-g * x * np_zeta(x + 1, q),))
 _xl = np.where(U(3, 1, 4) > 0.6, 0.0, U(3, 1, 4))
 prim_case("xlogy", _xl, POS(2, 4), ref=lambda x, y: np.where(x == 0, 0.0, x * np.log(y)),
           grad_ref=lambda g, x, y: (unbroadcast(g * np.log(y), x.shape), unbroadcast(g * x / y, y.shape)))
@@ -1664,6 +1725,49 @@ _add(Case("prim-eigh_vectors-upper", lambda a: P.eigh_vectors(_sym(a), uplo="U")
           prims=frozenset({"eigh_vectors"})))
 _add(Case("prim-pinv-hermitian", lambda a: P.pinv(_sym(a), atol=0.0, rtol=1e-12, hermitian=True), (_spread(3),),
           prims=frozenset({"pinv"})))
+
+
+def _np_lu_matrix(lu, piv):
+    """A = P L U from packed LU factors and LAPACK's 1-based pivots (numpy, one matrix)."""
+    n = lu.shape[-1]
+    perm = np.arange(n)
+    for i, p in enumerate(piv - 1):
+        perm[[i, p]] = perm[[p, i]]
+    a = (np.tril(lu, -1) + np.eye(n)) @ np.triu(lu)
+    out = np.empty_like(a)
+    out[perm] = a
+    return out
+
+
+def _np_lu_packed(a):
+    """scipy.linalg.lu's L and U packed as LAPACK's getrf packs them (one matrix)."""
+    import scipy.linalg
+    _p, lo, up = scipy.linalg.lu(a)
+    k = min(a.shape)
+    out = np.zeros(a.shape)
+    out[:, :k] += np.tril(lo, -1)
+    out[:k, :] += up
+    return out
+
+
+# LU (tall, square, wide; full rank, well-separated pivots), solving with it, least squares
+for _m, _n in ((4, 3), (3, 3), (3, 4)):
+    prim_case("lu_factor", U(_m, _n) + np.eye(_m, _n), id=f"lu_factor-{_m}x{_n}", attrs={"check_errors": False},
+              ref=_np_lu_packed, gradgrad=_m == _n)
+prim_case("lu_factor", U(2, 3, 3), id="lu_factor-batched", attrs={"check_errors": False})
+_piv3 = np.array([2, 3, 3], np.int32)
+prim_case("lu_solve", WELL(3, 3), _piv3, U(3, 2), attrs={"adjoint": False}, gradgrad=True,
+          ref=lambda lu, p, b: np.linalg.solve(_np_lu_matrix(lu, p), b))
+prim_case("lu_solve", WELL(3, 3), _piv3, U(3, 2), id="lu_solve-adjoint", attrs={"adjoint": True},
+          ref=lambda lu, p, b: np.linalg.solve(_np_lu_matrix(lu, p).T, b))
+prim_case("lu_solve", WELL(2, 3, 3), np.array([[1, 3, 3], [3, 2, 3]], np.int32), U(3, 2), id="lu_solve-broadcast",
+          attrs={"adjoint": False})
+prim_case("lstsq", U(4, 3), U(4, 2), attrs={"rcond": 1e-12, "driver": "gelsy"}, gradgrad=True,
+          ref=lambda a, b: np.linalg.pinv(a) @ b)
+prim_case("lstsq", U(3, 4), U(3, 2), id="lstsq-wide-gelsd", attrs={"rcond": 1e-12, "driver": "gelsd"},
+          ref=lambda a, b: np.linalg.pinv(a) @ b)
+prim_case("lstsq", U(2, 4, 3), U(4, 1), id="lstsq-broadcast-gels", attrs={"rcond": 1e-12, "driver": "gels"},
+          ref=lambda a, b: np.linalg.pinv(a) @ b)
 
 # the public API over them
 api_case("linalg.solve-vector", lambda a, b: graphc.linalg.solve(a, b), WELL(2, 3, 3), U(2, 3),
@@ -1745,7 +1849,8 @@ _add(Case("prim-view_as_complex", lambda a: P.abs(P.matmul(P.view_as_complex(a),
           (U(3, 3, 2),), prims=frozenset({"view_as_complex"}),
           ref=lambda a: np.abs((a[..., 0] + 1j * a[..., 1]) @ (a[..., 0] + 1j * a[..., 1]))))
 _add(Case("prim-sign-complex", lambda x, y: P.view_as_real(P.sign(_z(x, y))), (AWAY(3, 4), AWAY(3, 4)),
-          prims=frozenset({"sign"}), ref=lambda x, y: _np_pairs((x + 1j * y) / np.abs(x + 1j * y))))
+          prims=frozenset({"sign", "make_complex", "view_as_real"}),
+          ref=lambda x, y: _np_pairs((x + 1j * y) / np.abs(x + 1j * y))))
 for _dims, _norm, _fwd in (((1,), 0, True), ((0, 1), 2, False), ((0,), 1, True)):
     _add(Case(f"prim-fft_c2c-{_dims}-{_norm}-{_fwd}",
               lambda x, y, d=_dims, m=_norm, f=_fwd: P.view_as_real(P.fft_c2c(_z(x, y), dims=d, norm=m, forward=f)),

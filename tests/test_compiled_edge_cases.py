@@ -82,6 +82,15 @@ EXTRA = {
     "arange": ((lambda x: x * P.arange(start=0, end=3, step=1, dtype=dt.float64)), (_f(2, 3),)),
     "rand_uniform": ((lambda k: P.rand_uniform(k, shape=(2, 3), dtype=dt.float64, stream=0)),
                      (np.array([3, 4], dtype=np.int64),)),
+    # LU, LDL and least-squares results that carry no gradient (the others have op_cases)
+    "lu_pivots": _unary(P.lu_pivots, _f(2, 4, 3)),
+    "lu_permutation": _unary(P.lu_permutation, np.array([[2, 3, 3], [3, 2, 3]], np.int32), m=4),
+    "ldl_factor": _unary(P.ldl_factor, _f(2, 3, 3), hermitian=False, check_errors=False),
+    "ldl_pivots": _unary(P.ldl_pivots, _f(2, 3, 3), hermitian=False),
+    "ldl_info": _unary(P.ldl_info, _f(2, 3, 3), hermitian=False),
+    "ldl_solve": ((lambda a, p, b: P.ldl_solve(a, p, b, hermitian=False)),
+                  (_f(3, 3), np.array([3, 3, 3], np.int32), _f(3, 2))),
+    "lstsq_rank": _unary(P.lstsq_rank, _f(2, 4, 3), rcond=1e-7, driver="gelsy"),
     # a data-dependent shape: a graph break, so this runs eagerly in both; exercised all the same
     "nonzero": _unary(P.nonzero, _i(3, 4, hi=2)),
 }

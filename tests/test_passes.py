@@ -403,6 +403,34 @@ def test_fusion_rejects_a_cycle_through_another_group():
         np.testing.assert_allclose(got, want, rtol=1e-6)
 
 
+def test_fusion_merges_pointwise_groups_greedy_placement_split():
+    """An Adam-like update: the squared gradient joins the first moment's group (a sibling: both
+    read %g), so the second moment's group depends on it and the step (reading both) can only
+    join the second. Greedily that is two kernels over the same domain; no other path joins
+    them, so they merge into one."""
+    text = """
+        graph f(%g: f32[4,3], %m: f32[4,3], %v: f32[4,3]) {
+          %0: f32[4,3] = sub(%g, %m)
+          %1: f32[4,3] = mul(%0, 0.1)
+          %2: f32[4,3] = add(%m, %1)
+          %3: f32[4,3] = mul(%v, 0.9)
+          %4: f32[4,3] = mul(%g, %g)
+          %5: f32[4,3] = add(%3, %4)
+          %6: f32[4,3] = sqrt(%5)
+          %7: f32[4,3] = div(%2, %6)
+          return %2, %5, %7
+        }
+    """
+    out, log = _fuse(text)
+    g = parse_graph(out)
+    assert [n.prim.name for n in g.nodes] == ["fused"] and len(g.nodes[0].outputs) == 3
+    assert any("merged into the group" in line for line in log)
+    rng = np.random.default_rng(8)
+    args = [rng.random((4, 3)).astype(np.float32) for _ in range(3)]
+    for want, got in zip(interpret(parse_graph(ir(text)), args), interpret(g, args)):
+        np.testing.assert_allclose(got, want, rtol=1e-6)
+
+
 def test_fusion_respects_iteration_domains():
     out, log = _fuse("""
         graph f(%x: f32[3,4], %y: f32[4]) {
@@ -780,3 +808,54 @@ def test_simplify_computes_a_transposed_product_in_its_read_layout():
         }
     """
     assert run(kept, simplify, dce) == ir(kept)  # the product is read as it is too: unchanged
+
+
+def test_simplify_multiplies_a_batch_of_rows_by_a_matrix_in_one_product():
+    # x @ w for x (2, 3, 4): one product over the 6 rows; x.transpose(0, 1) @ w: the permute
+    # moves after the product, so the rows flatten without a copy
+    out = run("""
+        graph f(%x: f64[2,3,4], %w: f64[4,5]) {
+          %0: f64[3,2,4] = permute(%x) dims=[1,0,2]
+          %1: f64[3,2,5] = matmul(%0, %w)
+          %2: f64[2,3,5] = matmul(%x, %w)
+          return %1, %2
+        }
+    """, simplify, cse, dce)
+    assert out == ir("""
+        graph f(%x: f64[2,3,4], %w: f64[4,5]) {
+          %0: f64[6,4] = reshape(%x) shape=[6,4]
+          %1: f64[6,5] = matmul(%0, %w)
+          %2: f64[2,3,5] = reshape(%1) shape=[2,3,5]
+          %3: f64[3,2,5] = permute(%2) dims=[1,0,2]
+          return %3, %2
+        }
+    """)
+    rng = np.random.default_rng(6)
+    x, w = rng.standard_normal((2, 3, 4)), rng.standard_normal((4, 5))
+    y1, y2 = interpret(parse_graph(out), [x, w])
+    np.testing.assert_allclose(y1, x.transpose(1, 0, 2) @ w, rtol=1e-12)
+    np.testing.assert_allclose(y2, x @ w, rtol=1e-12)
+
+
+@pytest.mark.parametrize("keepdim", [False, True])
+def test_simplify_sums_a_batch_of_products_as_one_product(keepdim):
+    # sum_t x[t] @ y[t] (a weight gradient autodiff derived from a batched x @ w) is one
+    # product of the batches laid side by side: (K, T*M) @ (T*M, N)
+    out_shape = "1,4,5" if keepdim else "4,5"
+    text = f"""
+        graph f(%x: f64[3,4,2], %y: f64[3,2,5]) {{
+          %0: f64[3,4,5] = matmul(%x, %y)
+          %1: f64[{out_shape}] = sum(%0) dims=[0] keepdim={keepdim}
+          return %1
+        }}
+    """
+    out = run(text, simplify, dce)
+    g = parse_graph(out)
+    assert [n.prim.name for n in g.nodes if n.prim.name in ("matmul", "sum")] == ["matmul"]
+    assert all(v.ndim == 2 for n in g.nodes if n.prim.name == "matmul" for v in n.inputs)
+    rng = np.random.default_rng(7)
+    x, y = rng.standard_normal((3, 4, 2)), rng.standard_normal((3, 2, 5))
+    (r,) = interpret(g, [x, y])
+    np.testing.assert_allclose(r, (x @ y).sum(0, keepdims=keepdim), rtol=1e-12)
+    float16 = text.replace("f64", "f16")
+    assert "sum(" in run(float16, simplify, dce)  # half precision sums in float32: left alone

@@ -61,6 +61,7 @@ _rng = np.random.default_rng(7)
 _X, _Y = _rng.normal(size=(3, 4)), _rng.normal(size=(3, 4))
 _I, _J = _rng.integers(0, 8, size=(3, 4)), _rng.integers(0, 8, size=(4,))
 _B = _rng.random((3, 4)) < 0.5
+_SYM = (lambda m: m + m.T)(_rng.normal(size=(3, 3)))
 _NONDIFF = [
     _Case("argmax", _X, dim=1, keepdim=False), _Case("argmax", _X, dim=None, keepdim=True),
     _Case("argmin", _X, dim=0, keepdim=True), _Case("argmin", _X, dim=None, keepdim=False),
@@ -75,6 +76,16 @@ _NONDIFF = [
     _Case("searchsorted", np.sort(_rng.normal(size=(3, 5)), 1), _X, right=False, out_int32=False),
     _Case("searchsorted", np.sort(_rng.normal(size=(5,))), _X, right=True, out_int32=False),
     _Case("cumsum", np.array(1.5), dim=0), _Case("argsort", np.array(1.5), dim=0, descending=False),  # 0-d samples
+    # special functions without a derivative (ir/special_prims.py); positive operands where they need them
+    *(_Case(n, _X) for n in ("airy_ai", "bessel_j0", "bessel_j1", "modified_bessel_i0", "modified_bessel_i1")),
+    *(_Case(n, np.abs(_X) + 0.1) for n in ("bessel_y0", "bessel_y1", "modified_bessel_k0", "modified_bessel_k1",
+                                           "scaled_modified_bessel_k0", "scaled_modified_bessel_k1")),
+    _Case("lu_pivots", _rng.normal(size=(2, 4, 3))),
+    _Case("lu_permutation", np.array([[2, 3, 3], [3, 3, 3]], np.int32), m=4),
+    _Case("ldl_factor", _SYM, hermitian=False, check_errors=False), _Case("ldl_pivots", _SYM, hermitian=False),
+    _Case("ldl_info", _SYM, hermitian=False),
+    _Case("ldl_solve", _SYM, np.array([3, 3, 3], np.int32), _X, hermitian=False),
+    _Case("lstsq_rank", _rng.normal(size=(2, 4, 3)), rcond=1e-7, driver="gelsy"),
 ]
 
 PRIM_CASES: dict = {}

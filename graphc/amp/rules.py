@@ -20,6 +20,8 @@ entry here or in ``UNLISTED``.
 """
 from __future__ import annotations
 
+from graphc.ir import special_prims
+
 LOWER, FP32, PROMOTE = "lower_precision_fp", "fp32", "promote"
 # binary_cross_entropy under cuda autocast: PyTorch refuses it (its backward is unsafe in float16)
 UNSAFE = "unsafe"
@@ -94,6 +96,8 @@ AUTOCAST_RULES: dict[str, tuple] = {
     "svdvals":                      _LINALG_FP32_ON_CPU,
     "eigh_vectors":                 _LINALG_FP32_ON_CPU,
     "eigvalsh":                     _LINALG_FP32_ON_CPU,
+    "lstsq":                        _LINALG_FP32_ON_CPU,     # linalg_lstsq (its solution and rank)
+    "lstsq_rank":                   _LINALG_FP32_ON_CPU,
     # -- float32 on cpu: 3-d pooling
     "avg_pool":                     (_pool3d, None),
     "max_pool":                     (_pool3d, None),
@@ -119,4 +123,5 @@ UNLISTED = frozenset("""
     hardtanh leaky_relu lerp logaddexp logaddexp2 logcumsumexp logit logsigmoid max_dim mean min_dim
     mish silu sinc softsign square std var xlog1py
     real imag conj make_complex view_as_real view_as_complex fft_c2c fft_r2c fft_c2r
-""".split())
+    lu_factor lu_pivots lu_permutation lu_solve ldl_factor ldl_pivots ldl_info ldl_solve
+""".split()) | {p.name for p in special_prims.ALL}  # PyTorch keeps them off both lists too

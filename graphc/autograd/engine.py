@@ -12,6 +12,7 @@ import numpy as np
 
 from graphc.ir.array_module import array_module
 from graphc.ir.primitive import no_operand_policy
+from graphc.passes.autodiff import NoDerivative
 
 from ..device import array_to, get_default_device, using_device
 from . import grad_mode
@@ -227,11 +228,23 @@ def run_backward(outputs: Sequence, grad_outputs: Sequence, retain_graph: bool, 
 
 def _sweep(ready, buffers, deps, capture, capture_leaf, results, accumulate, retain_graph, create_graph) -> None:
     """Run the ready nodes in reverse creation order, routing their gradients on."""
+    missing: dict = {}  # node -> the NoDerivative that reached it (see _route)
     # backward rules run in the dtypes their forward ops ran in: autocast does not recast them
     with grad_mode.set_grad_enabled(create_graph), no_operand_policy():
         while ready:
             _, _, node = heapq.heappop(ready)
             buf = buffers.pop(node, None) or [None] * node.num_outputs
+            if missing and node in missing:
+                # a gradient PyTorch has no formula for reached here: an error if it is wanted,
+                # else it flows on unevaluated (to leaves nobody asked for, where it is dropped)
+                nd = missing.pop(node)
+                if (isinstance(node, AccumulateGrad) and (accumulate or node in capture_leaf)) or any(
+                        (node, nr) in capture for nr in range(node.num_outputs)):
+                    raise nd.error()
+                if not retain_graph:
+                    node.release()
+                _route(node, (nd,) * len(node.next_functions), buffers, deps, ready, accumulate, capture_leaf, missing)
+                continue
             if node._pre_hooks:
                 for hook in list(node._pre_hooks.values()):
                     r = hook(tuple(buf))
@@ -277,14 +290,26 @@ def _sweep(ready, buffers, deps, capture, capture_leaf, results, accumulate, ret
                             in_grads = tuple(r)
                 if not retain_graph:
                     node.release()
-            for (nxt, nr), g in zip(node.next_functions, in_grads):
-                if nxt is None:
-                    continue
-                if g is not None:
-                    _accumulate(buffers.setdefault(nxt, [None] * nxt.num_outputs), nr, g)
-                deps[nxt] -= 1
-                if deps[nxt] == 0:
-                    heapq.heappush(ready, (-nxt._seq, id(nxt), nxt))
+            _route(node, in_grads, buffers, deps, ready, accumulate, capture_leaf, missing)
+
+
+def _route(node: Node, in_grads, buffers: dict, deps: dict, ready: list, accumulate: bool, capture_leaf: dict,
+           missing: dict) -> None:
+    """Hand ``node``'s input gradients on to the nodes that made its inputs. A ``NoDerivative``
+    is not summed: it marks its node in ``missing`` (a sum with a missing term is missing)."""
+    for (nxt, nr), g in zip(node.next_functions, in_grads):
+        if nxt is None:
+            continue
+        if g is not None:
+            if type(g) is NoDerivative:
+                if isinstance(nxt, AccumulateGrad) and (accumulate or nxt in capture_leaf):
+                    raise g.error()  # before any other leaf of this node gets its gradient, as in PyTorch
+                missing[nxt] = g
+            else:
+                _accumulate(buffers.setdefault(nxt, [None] * nxt.num_outputs), nr, g)
+        deps[nxt] -= 1
+        if deps[nxt] == 0:
+            heapq.heappush(ready, (-nxt._seq, id(nxt), nxt))
 
 
 def backward(tensors, grad_tensors=None, retain_graph=None, create_graph: bool = False,

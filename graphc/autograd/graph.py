@@ -57,7 +57,10 @@ def add_hook(hooks: dict, hook: Callable, prepend: bool = False) -> RemovableHan
     return handle
 
 
-_BACKWARD_NAMES = {"log1p": "Log1PBackward0"}  # where PyTorch's name is not the op's name capitalized
+# where PyTorch's name is not the op's name capitalized
+_BACKWARD_NAMES = {"log1p": "Log1PBackward0", "i0e": "SpecialI0EBackward0", "i1": "SpecialI1Backward0",
+                   "i1e": "SpecialI1EBackward0", "erfcx": "SpecialErfcxBackward0",
+                   "log_ndtr": "SpecialLogNdtrBackward0", "zeta": "SpecialZetaBackward0"}
 
 
 def backward_name(op: str) -> str:

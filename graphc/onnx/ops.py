@@ -16,11 +16,12 @@ import numpy as np
 
 from graphc.ir import dtypes as dt
 from graphc.ir import prims as P
+from graphc.ir import special_prims
 from graphc.ir.composite import composite
 from graphc.ir.dtypes import DType
 from graphc.ir.fused import fused
 from graphc.ir.graph import Node, Value
-from graphc.ir.primitive import Primitive
+from graphc.ir.primitive import PRIMITIVES, Primitive
 
 from .dims import Dim
 from .emitter import INT64_MAX, INT64_MIN, Emitter, onnx_dtype
@@ -581,11 +582,11 @@ ONNX_OPS: dict[Primitive, Builder] = {
 
 UNSUPPORTED: dict[Primitive, str] = {
     **{p: "ONNX has no complex tensor type for these operators (complex parts, conjugation, FFTs)"
-       for p in (P.real, P.imag, P.conj, P.make_complex, P.view_as_real, P.view_as_complex, P.fft_c2c,
-                 P.fft_r2c, P.fft_c2r)},
+       for p in PRIMITIVES.values() if p.complex_only},
     P.lgamma: "ONNX has no log-gamma operator (lgamma)",
     P.erfinv: "ONNX has no inverse error function operator (erfinv)",
     P.polygamma: "ONNX has no digamma/polygamma operator",
+    **{p: f"ONNX has no operator for this special function ({p.name})" for p in special_prims.ALL},
     P.cumargmax: "ONNX has no running arg-max operator (cummax's indices)",
     P.collective: "a collective across processes (DistributedDataParallel) has no ONNX form: export the module "
                   "it wraps (ddp.module)",
@@ -603,5 +604,10 @@ UNSUPPORTED: dict[Primitive, str] = {
     P.eigvalsh: _LINALG_WHY.format("symmetric eigendecomposition (linalg.eigvalsh)"),
     P.eigh_vectors: _LINALG_WHY.format("symmetric eigendecomposition (linalg.eigh)"),
     P.pinv: _LINALG_WHY.format("pseudo-inverse (linalg.pinv)"),
+    **{p: _LINALG_WHY.format("LU factorization (linalg.lu_factor, lu_solve, lu_unpack)")
+       for p in (P.lu_factor, P.lu_pivots, P.lu_permutation, P.lu_solve)},
+    **{p: _LINALG_WHY.format("LDL factorization (linalg.ldl_factor, ldl_solve)")
+       for p in (P.ldl_factor, P.ldl_pivots, P.ldl_info, P.ldl_solve)},
+    **{p: _LINALG_WHY.format("least-squares solver (linalg.lstsq)") for p in (P.lstsq, P.lstsq_rank)},
     fused: "fusion groups are made by the backend passes, which export does not run",
 }

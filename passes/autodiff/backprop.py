@@ -14,7 +14,7 @@ from graphc.ir import prims as P
 from graphc.ir.composite import composite, expand
 from graphc.ir.graph import Graph, Node, Value, building, located
 
-from .rules import UNSUPPORTED, VJP
+from .rules import UNSUPPORTED, VJP, NoDerivative
 
 
 def reaches(nodes: Iterable[Node], live: set[int]) -> set[int]:
@@ -116,5 +116,7 @@ def _sweep(g: Graph, nodes: list[Node], ct: dict[int, Value], live: set[int]) ->
         with located(g, n.loc):  # a gradient (and its sum with others) takes the line of the op it differentiates
             grads = VJP[n.prim].fn(gout, n.output, *n.inputs, **n.attrs)
             for x, gx in zip(n.inputs, grads):
+                if type(gx) is NoDerivative and isinstance(x, Value) and id(x) in live:
+                    raise gx.error()  # PyTorch has no formula for a gradient that is wanted
                 if gx is not None and isinstance(x, Value) and id(x) in live:
                     _accumulate(ct, x, gx)

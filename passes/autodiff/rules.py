@@ -46,6 +46,21 @@ def _unsupported() -> dict:
 UNSUPPORTED: dict[Primitive, str] = _unsupported()
 
 
+class NoDerivative:
+    """A rule's cotangent for an operand PyTorch has no derivative for (igamma's ``a``, zeta's
+    ``x``). Autograd raises PyTorch's error only where that gradient is wanted: eagerly when it
+    reaches a leaf being accumulated or asked for (through any path), in the autodiff pass when
+    the operand is live; elsewhere it is dropped, as PyTorch never computes it."""
+
+    __slots__ = ("what",)
+
+    def __init__(self, what: str) -> None:
+        self.what = what
+
+    def error(self) -> NotImplementedError:
+        return NotImplementedError(f"the derivative for '{self.what}' is not implemented.")
+
+
 def defvjp(prim: Primitive, uses: tuple[int, ...] = (), uses_out: bool = False, needs: dict | None = None):
     def register(fn):
         if prim in VJP:
@@ -755,9 +770,12 @@ def _(g, out, a, *, mode):
 
 @defvjp(P.pinv, uses=(0,), uses_out=True)
 def _(g, out, a, *, atol, rtol, hermitian):
-    # X = pinv(A), for A of constant rank (Golub & Pereyra):
-    # gA = -X^T g X^T + (I - A X) g^T X X^T + X^T X g^T (I - X A)
-    x = out
+    return (pinv_vjp(g, out, a),)
+
+
+def pinv_vjp(g, x, a):
+    """The cotangent of A for X = pinv(A) and X's cotangent g, for A of constant rank (Golub &
+    Pereyra): gA = -X^T g X^T + (I - A X) g^T X X^T + X^T X g^T (I - X A)."""
     xt, gt = _mT(x), _mT(g)
     m = shape_of(a)[-2]
     n = shape_of(a)[-1]
@@ -765,8 +783,7 @@ def _(g, out, a, *, atol, rtol, hermitian):
     eye_n = P.cast(_eye_mask(n), dtype=g.dtype)
     ga = P.neg(_mm(xt, g, xt))
     ga = P.add(ga, _mm(P.sub(eye_m, P.matmul(a, x)), gt, x, xt))
-    ga = P.add(ga, _mm(xt, x, gt, P.sub(eye_n, P.matmul(x, a))))
-    return (ga,)
+    return P.add(ga, _mm(xt, x, gt, P.sub(eye_n, P.matmul(x, a))))
 
 
 # ---- custom autograd.Function: the user's backward, traced into a graph ----------------------
@@ -803,3 +820,6 @@ def _(g, out, x, *operands, bwd, index, n_inputs, has_grad, fn):
 
 # complex numbers and Fourier transforms; PyTorch's conjugate convention for complex operands
 from . import complex_rules  # noqa: E402,F401
+from . import special_rules  # noqa: E402,F401  (Bessel functions, incomplete gamma, zeta)
+# LU, LDL and least squares
+from . import factorization_rules  # noqa: E402,F401

@@ -302,6 +302,21 @@ def _(ctx, args, batched):
     return P.solve(a, b)
 
 
+def _aligned_matrices(prim: Primitive, vectors: tuple[int, ...] = ()) -> Callable:
+    """Linear algebra of several stacks of matrices whose batch dims broadcast (solving with a
+    factorization, least squares): every operand carries the batch, sample ranks aligned; the
+    operands at ``vectors`` (pivots) are stacks of vectors, aligned as their matrices are."""
+    def rule(ctx, args, batched, **attrs):
+        args = all_batched(ctx, args, batched)
+        rank = max(sample_rank(a, True) + (i in vectors) for i, a in enumerate(args))
+        return prim(*(align(a, rank - (i in vectors)) for i, a in enumerate(args)), **attrs)
+    return rule
+
+
+for _p, _vectors in ((P.lu_solve, (1,)), (P.ldl_solve, (1,)), (P.lstsq, ())):
+    defbatch(_p)(_aligned_matrices(_p, _vectors))
+
+
 def _leading_batch(prim: Primitive) -> Callable:
     """Linear algebra that already works on stacks of matrices: the batch is one more leading dim."""
     def rule(ctx, args, batched, **attrs):
@@ -310,7 +325,7 @@ def _leading_batch(prim: Primitive) -> Callable:
 
 
 for _p in PRIMITIVES.values():
-    if _p.kind == "linalg" and _p is not P.solve:
+    if _p.kind == "linalg" and _p not in BATCH:
         defbatch(_p)(_leading_batch(_p))
 
 
