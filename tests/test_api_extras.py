@@ -706,3 +706,12 @@ def test_linear_cross_entropy_options_and_errors():
         F.linear_cross_entropy(x, w, _rand(8, 5).softmax(-1), ignore_index=1)
     with pytest.raises(RuntimeError, match=r"expected linear_bias shape \(5,\), got \(4,\)"):
         F.linear_cross_entropy(x, w, y, linear_bias=torch.zeros(4, dtype=torch.float64))
+
+
+def test_readme_snippet_runs(capsys):
+    from pathlib import Path
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    code = readme.split("## Lazy modules, model averaging", 1)[1].split("```python", 1)[1].split("```", 1)[0]
+    exec(compile(code, "README.md", "exec"), {})  # noqa: S102  (the repository's own README)
+    out = capsys.readouterr().out
+    assert "Conv2d(3, 8, kernel_size=(3, 3)" in out and " 3 graphc.Size([4, 9, 48])" in out
