@@ -715,3 +715,55 @@ def test_readme_snippet_runs(capsys):
     exec(compile(code, "README.md", "exec"), {})  # noqa: S102  (the repository's own README)
     out = capsys.readouterr().out
     assert "Conv2d(3, 8, kernel_size=(3, 3)" in out and " 3 graphc.Size([4, 9, 48])" in out
+
+
+# ---- autograd.forward_ad ---------------------------------------------------------------------
+
+def _fwd_model(lib, x):
+    F_ = lib.nn.functional
+    h = F_.conv2d(x, lib.ones(2, 3, 2, 2, dtype=lib.float64) * 0.1, padding=1)
+    h = F_.gelu(h).flatten(1)
+    h = F_.log_softmax(h @ lib.linspace(-1, 1, h.shape[1] * 4, dtype=lib.float64).reshape(h.shape[1], 4), -1)
+    return (h * h.detach().argmax(-1, keepdim=True)).tanh() + h.max(-1, keepdim=True).values.exp()
+
+
+def test_forward_ad_gives_the_jvp():
+    import graphc.autograd.forward_ad as fwAD
+    x, t = _rand(2, 3, 4, 4, seed=22), _rand(2, 3, 4, 4, seed=23)
+    with fwAD.dual_level():
+        dual = fwAD.make_dual(x, t)
+        y = _fwd_model(torch, dual)
+        primal, tangent = fwAD.unpack_dual(y)
+        assert fwAD.unpack_dual(x).tangent is None and fwAD.unpack_dual(y.argmax(-1)).tangent is None
+        z = dual.clone()
+        z.mul_(3)  # an in-place op carries the tangent over
+        assert torch.allclose(fwAD.unpack_dual(z).tangent, 3 * t)
+    assert fwAD.unpack_dual(y).tangent is None  # the level is closed
+    value, expected = torch.func.jvp(lambda a: _fwd_model(torch, a), (x,), (t,))
+    assert torch.allclose(primal, value, atol=1e-12) and torch.allclose(tangent, expected, atol=1e-10)
+    with pytest.raises(RuntimeError, match="no level exists, make sure to enter_dual_level\\(\\) first"):
+        fwAD.make_dual(x, t)
+    with fwAD.dual_level():
+        with pytest.raises(ValueError, match="Expected primal to be floating point or complex, but got"):
+            fwAD.make_dual(torch.arange(3), torch.zeros(3))
+        with pytest.raises(RuntimeError, match="forward gradient that has a different size"):
+            fwAD.make_dual(x, t[0])
+        # forward and reverse mode together: the dual still has x's autograd history
+        w = x.clone().requires_grad_()
+        out = (fwAD.make_dual(w, t) ** 2).sum()
+        out.backward()
+        assert torch.allclose(w.grad, 2 * x) and torch.allclose(fwAD.unpack_dual(out).tangent, (2 * x * t).sum())
+
+
+@pytest.mark.filterwarnings("ignore::DeprecationWarning")  # PyTorch's forward AD scripts its decompositions
+def test_forward_ad_equals_pytorch():
+    pt = pytest.importorskip("torch")
+    import graphc.autograd.forward_ad as fwAD
+    x, t = _rand(2, 3, 4, 4, seed=24), _rand(2, 3, 4, 4, seed=25)
+    with fwAD.dual_level():
+        ours = fwAD.unpack_dual(_fwd_model(torch, fwAD.make_dual(x, t)))
+    with pt.autograd.forward_ad.dual_level():
+        theirs = pt.autograd.forward_ad.unpack_dual(
+            _fwd_model(pt, pt.autograd.forward_ad.make_dual(_to_torch(pt, x), _to_torch(pt, t))))
+    np.testing.assert_allclose(ours.primal.numpy(), theirs.primal.numpy(), atol=1e-12)
+    np.testing.assert_allclose(ours.tangent.numpy(), theirs.tangent.numpy(), atol=1e-10)

@@ -8,7 +8,7 @@ from .graph import Node
 
 from . import graph
 from . import functional
-from . import anomaly_mode  # noqa: E402
+from . import anomaly_mode, forward_ad  # noqa: E402
 from .anomaly_mode import detect_anomaly, set_detect_anomaly  # noqa: E402
 
 
