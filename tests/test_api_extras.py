@@ -90,6 +90,10 @@ def test_lazy_module_errors_and_unbatched_input():
         nn.LazyConv2d(4, 3)(torch.randn(5, 5))
     conv = nn.LazyConv1d(2, 1)
     assert conv(torch.randn(3, 5)).shape == (2, 5) and conv.in_channels == 3  # unbatched: channels first
+    import copy
+    twin = copy.deepcopy(nn.LazyBatchNorm2d())  # a copy is lazy too
+    assert twin.has_uninitialized_params() and twin(torch.randn(2, 5, 3, 3)).shape == (2, 5, 3, 3)
+    assert twin.running_mean.shape == (5,)
     assert str(nn.LazyBatchNorm1d()) == ("LazyBatchNorm1d(0, eps=1e-05, momentum=0.1, affine=True, bias=True, "
                                          "track_running_stats=True)")
 
@@ -446,6 +450,16 @@ def test_fractional_max_pool_module_and_errors():
     assert torch.equal(pool(x), pool(x))  # fixed samples: the same windows
     assert torch.autograd.gradcheck(lambda t: F.fractional_max_pool2d(t, 2, (3, 5), _random_samples=samples),
                                     (x,))
+    # compiled: samples held by the module are read on every call (a graph break), never baked in
+    held = nn.FractionalMaxPool2d(2, output_size=3, _random_samples=torch.full((1, 3, 2), 0.1, dtype=torch.float64))
+    x9 = _rand(1, 3, 7, 7, seed=10)  # starts (0, 2, 5) for a sample of 0.1, (0, 3, 5) for 0.3
+    with pytest.warns(UserWarning, match="graph break"):
+        first = torch.compile(held)(x9)
+    with torch.no_grad():
+        held._random_samples.fill_(0.3)
+    with pytest.warns(UserWarning, match="window starts reads the values of a parameter or buffer"):
+        again = torch.compile(held)(x9)
+    assert torch.equal(again, held(x9)) and not torch.equal(first, held(x9))
     y, idx = nn.FractionalMaxPool3d(2, output_size=3, return_indices=True)(_rand(1, 2, 5, 6, 7, seed=9))
     assert y.shape == idx.shape == (1, 2, 3, 3, 3) and idx.dtype is torch.int64
     torch.manual_seed(0)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import numpy as np
 
 from .. import creation
+from ..dispatch import current as _dispatch
 from ..tensors import Tensor, device_tensor, host_array
 
 _DIM_NAMES = ("time", "height", "width")
@@ -64,6 +65,9 @@ def _fractional_max_pool(input: Tensor, kernel_size, output_size, output_ratio, 
         samples = creation.rand(n, c, nsp, dtype=input.dtype, device=input.device)
     if samples.dim() != 3 or samples.shape[2] != nsp:
         raise RuntimeError(f"Expect _random_samples.size(2) equals to {nsp}; got {samples.shape[-1]}.")
+    # the window starts are computed on the host: under graphc.compile, samples held by the module
+    # (a buffer that may change) break the graph rather than being baked in
+    _dispatch().reading_values(samples, f"{name}'s window starts")
     u = host_array(samples.detach()._data)[:n, :c]
     # ATen's sample order: 2-d (width, height); 3-d (time, height, width)
     order = (1, 0) if nsp == 2 else (0, 1, 2)
