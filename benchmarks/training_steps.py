@@ -12,10 +12,12 @@ Workloads (issue #9):
   lstm         batch 16, 20 steps of 32 features, LSTM(64) + linear head, Adam
   transformer  batch 16, 32 tokens of width 64, one encoder layer (4 heads, ff 128), AdamW
 
-Also the first-call compile time of the MLP step, and the time to a first compiled step in a new
-process with a warm compile cache.
+Also the first-call compile time of the MLP step, and the start of the compiled MLP step in new
+processes with a warm compile cache (median of ``--warm-repeats``): its first call, how much of it
+is trace and cache load, and the first two steps (``--warm-start`` alone measures only that).
 
     python benchmarks/training_steps.py [--quick] [--threads N] [--only mlp,cnn] [--torch-compile] [--json PATH]
+    python benchmarks/training_steps.py --warm-start [--warm-repeats 9]
 """
 from __future__ import annotations
 
@@ -37,6 +39,9 @@ def _args(argv=None):
     p.add_argument("--torch-compile", action="store_true", help="also time torch.compile (slow to compile)")
     p.add_argument("--no-torch", action="store_true")
     p.add_argument("--json", default="")
+    p.add_argument("--warm-start", action="store_true",
+                   help="measure the new-process start of the compiled MLP step (with --quick too; alone, only that)")
+    p.add_argument("--warm-repeats", type=int, default=5, help="warm new processes to take the median of")
     return p.parse_args(argv)
 
 
@@ -177,7 +182,7 @@ def run_workload(name: str, args, torch) -> dict:
 
 
 _WARM_START = r"""
-import sys, time
+import json, sys, time
 sys.path.insert(0, {bench!r})
 t0 = time.perf_counter()
 import graphc
@@ -185,24 +190,61 @@ from training_steps import build, step_fn
 model, opt, batch = build(graphc, "mlp")
 step = graphc.compile(step_fn(graphc, model, opt), fullgraph=True)
 t1 = time.perf_counter()
-step(*batch); step(*batch)
-print(time.perf_counter() - t1, t1 - t0)
+calls, stages = [], []
+for _ in range(3):  # the first step creates the optimizer state: the second compiles again
+    t = time.perf_counter()
+    step(*batch)
+    calls.append(time.perf_counter() - t)
+    entry = next(iter(step.cache.values()))
+    stages.append(entry.stages)
+print(json.dumps({{"import_and_build_s": t1 - t0, "first_step_s": calls[0], "second_step_s": calls[1],
+                  "uncompiled_step_s": calls[2], "first_compile_s": stages[0]["compile_seconds"],
+                  "second_compile_s": stages[1]["compile_seconds"],
+                  "first_stages": stages[0]["compile_stages"],
+                  "from_cache": [bool(s.get("from_cache")) for s in stages[:2]]}}))
 """
 
 
-def warm_start(threads: int) -> dict:
-    """Seconds to the first two compiled MLP steps (first step, then the one after the state is
-    created) in a new process: with an empty cache, then with the cache the first run filled."""
+def warm_start(threads: int, repeats: int = 5) -> dict:
+    """The compiled MLP step started in a new process (``import graphc`` and building the model
+    not counted, as for torch): with an empty cache once, then ``repeats`` times with the cache the
+    first run filled; each figure is the median over the warm runs. ``first_step_s``: the first
+    call (trace, cache lookup and load, and the step's own run); ``first_compile_s``: that call
+    less the run (trace and load); ``second_step_s``: the call after the optimizer state exists,
+    which compiles (loads) once more; ``uncompiled_step_s``: the third call, no compile at all."""
     env = dict(os.environ, GRAPHC_CACHE_DIR=tempfile.mkdtemp(prefix="graphc-bench-cache-"))
+    for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "GRAPHC_NUM_THREADS"):
+        env[var] = str(threads)
+    env.pop("GRAPHC_LOGS", None)
     code = _WARM_START.format(bench=os.path.dirname(os.path.abspath(__file__)))
-    out = {}
-    for label in ("cold", "warm"):
+
+    def run() -> dict:
         r = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=600)
         if r.returncode != 0:
             raise RuntimeError(r.stderr)
-        compile_s, import_s = (float(v) for v in r.stdout.split())
-        out[label] = {"two_first_steps_s": compile_s, "import_and_build_s": import_s}
+        return json.loads(r.stdout.splitlines()[-1])
+    cold = run()
+    warm = [run() for _ in range(max(1, repeats))]
+    if not all(all(w["from_cache"]) for w in warm):
+        raise RuntimeError("a warm start missed the compile cache")
+    keys = [k for k, v in warm[0].items() if isinstance(v, float)]
+    out = {"cold": cold, "repeats": len(warm), "warm": {k: statistics.median(w[k] for w in warm) for k in keys}}
+    out["warm"]["two_first_steps_s"] = statistics.median(w["first_step_s"] + w["second_step_s"] for w in warm)
+    out["warm"]["first_stages"] = {k: statistics.median(w["first_stages"].get(k, 0.0) for w in warm)
+                                   for k in warm[0]["first_stages"]}
+    out["warm"]["from_cache"] = warm[0]["from_cache"]
+    out["cold"]["two_first_steps_s"] = cold["first_step_s"] + cold["second_step_s"]
     return out
+
+
+def _print_warm_start(ws: dict) -> None:
+    w, c = ws["warm"], ws["cold"]
+    print(f"mlp compiled, new process, warm cache (median of {ws['repeats']}): first step "
+          f"{w['first_step_s'] * 1e3:.1f} ms (trace and load {w['first_compile_s'] * 1e3:.1f} ms: "
+          + ", ".join(f"{k} {v * 1e3:.1f}" for k, v in w["first_stages"].items())
+          + f"; a step that compiles nothing: {w['uncompiled_step_s'] * 1e3:.1f} ms), first two steps "
+          f"{w['two_first_steps_s'] * 1e3:.1f} ms; cold cache: first step {c['first_step_s'] * 1e3:.1f} ms, "
+          f"first two {c['two_first_steps_s'] * 1e3:.1f} ms")
 
 
 def main(argv=None) -> dict:
@@ -219,6 +261,8 @@ def main(argv=None) -> dict:
         except ImportError:
             print("(torch not installed: graphc columns only)")
     names = [n for n in ("mlp", "cnn", "lstm", "transformer") if not args.only or n in args.only.split(",")]
+    if args.warm_start and not args.only:
+        names = []  # --warm-start alone: only the new-process start
     report = {"command": " ".join([os.path.basename(sys.executable)] + sys.argv), "threads": args.threads,
               "workloads": {}}
     for name in names:
@@ -231,10 +275,9 @@ def main(argv=None) -> dict:
             print(f"{'':12s} vs torch eager: " + "  ".join(f"{k} {v:.2f}x" for k, v in ratio.items()))
         print(f"{'':12s} compiled/eager speed-up {r['compiled_speedup_over_graphc_eager']:.2f}x, first compile "
               f"{r['first_compile_s']:.2f} s")
-    if not args.quick and (not args.only or "mlp" in args.only.split(",")):
-        report["warm_start_mlp"] = ws = warm_start(args.threads)
-        print(f"mlp compiled, new process: cold cache {ws['cold']['two_first_steps_s']:.3f} s, "
-              f"warm cache {ws['warm']['two_first_steps_s']:.3f} s to the first two steps")
+    if args.warm_start or (not args.quick and (not args.only or "mlp" in args.only.split(","))):
+        report["warm_start_mlp"] = ws = warm_start(args.threads, args.warm_repeats)
+        _print_warm_start(ws)
     if args.json:
         with open(args.json, "w") as f:
             json.dump(report, f, indent=1)

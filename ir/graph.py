@@ -192,7 +192,7 @@ class Graph:
 
 
 def format_type(t: TensorType) -> str:
-    return f"{t.dtype.short}[{','.join(str(s) for s in t.shape)}]"
+    return f"{t.dtype.short}[{','.join(map(str, t.shape))}]"
 
 
 def primitive(name: str) -> Primitive:

@@ -44,16 +44,15 @@ def format_attr(v) -> str:
     raise TypeError(f"attribute value {v!r} of type {type(v).__name__} has no IR text form")
 
 
-def _operand(x) -> str:
-    return f"%{x.name}" if isinstance(x, Value) else format_attr(x)
-
-
 def format_node(n, bodies: bool = True) -> str:
     """One node's IR line; its source location, if known, as a trailing comment. ``bodies=False``
-    leaves out a fused node's body (generated code's comments list it op by op)."""
-    outs = ", ".join(f"%{v.name}: {format_type(v.type)}" for v in n.outputs)
-    args = ", ".join(_operand(x) for x in n.inputs)
-    attrs = "".join(f" {k}={format_attr(v)}" for k, v in n.attrs.items() if bodies or k != "body")
+    leaves out a fused node's body (generated code's comments list it op by op). (List
+    comprehensions, not generators, inside the joins: a compile's cache key prints the whole
+    traced graph, and this runs once per node.)"""
+    outs = ", ".join([f"%{v.name}: {format_type(v.type)}" for v in n.outputs])
+    args = ", ".join([f"%{x.name}" if isinstance(x, Value) else format_attr(x) for x in n.inputs])
+    attrs = "".join([f" {k}={format_attr(v)}" for k, v in n.attrs.items() if bodies or k != "body"]) \
+        if n.attrs else ""
     loc = f"  # {n.loc}" if n.loc else ""
     return f"{outs} = {n.prim.name}({args}){attrs}{loc}"
 

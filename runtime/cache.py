@@ -15,18 +15,30 @@ written itself:
 - Each entry stores a checksum of its key and code: a truncated, edited or renamed file is
   detected and regenerated. The checksum only detects corruption, not tampering (anyone able to
   write the file can recompute it); ownership and permissions are the protection.
+
+Next to an entry's source, ``{key}.{python tag}.code`` holds the same source compiled by this
+Python (``marshal`` of its code objects), so a hit does not run ``compile()`` again (most of a
+warm start's loading time). It is read with the same checks as the source, only after the source
+itself passed them, and its checksum covers the key, the Python's bytecode version, the code's
+file name and the source's digest: code compiled from any other source, or by another Python, is
+never used (the source is compiled again and the code entry rewritten). Marshal data is as
+trusted as the source it was compiled from, and read from the same places: this user's files only.
 """
 from __future__ import annotations
 
 import contextlib
 import errno
 import hashlib
+import importlib.util
 import logging
+import marshal
 import os
 import stat
+import sys
 import tempfile
 import threading
 from pathlib import Path
+from types import CodeType
 
 FORMAT = "graphc-codegen-3"
 
@@ -182,15 +194,36 @@ def _header(key: str, body: str) -> str:
 _REFUSED = "not using it; the code is regenerated"
 
 
-def load(key: str) -> str | None:
-    """The cached source for ``key``, or None when absent, corrupted or not trusted (logged once)."""
+def _read(name: str) -> bytes | None:
+    """The bytes of the entry file ``name`` in the cache directory; None when absent, unreadable
+    or not trusted (logged once)."""
     try:
-        data = read_entry(private_dir(create=False) / f"{key}.py")
+        return read_entry(private_dir(create=False) / name)
     except Untrusted as e:
         say_once(str(e), _REFUSED)
-        return None
     except OSError:
-        return None
+        pass
+    return None
+
+
+def _write(name: str, data: bytes) -> str | None:
+    """Store ``data`` as the entry file ``name``; None when stored, else why not (a refused
+    directory or entry, also logged once; a read-only or full disk)."""
+    d = cache_dir()
+    try:
+        d = private_dir(d)
+        write_entry(d / name, data)
+    except Untrusted as e:
+        say_once(str(e), _REFUSED)
+        return str(e)
+    except OSError as e:
+        return f"cannot write to the cache directory {d} ({describe(e)})"
+    return None
+
+
+def load(key: str) -> str | None:
+    """The cached source for ``key``, or None when absent, corrupted or not trusted (logged once)."""
+    data = _read(f"{key}.py")
     if data is None:
         return None
     try:
@@ -205,13 +238,53 @@ def store(key: str, source: str) -> str | None:
     """Write ``source`` as the entry for ``key``. Returns None when it was stored, else why not
     (a refused directory or entry, also logged once; a read-only or full disk): that only costs
     regeneration next time."""
-    d = cache_dir()
+    return _write(f"{key}.py", f"{_header(key, source)}\n{source}".encode())
+
+
+# ---- compiled code --------------------------------------------------------------------------
+
+CODE_FORMAT = b"graphc-code-1"
+# this Python's bytecode: a code entry is named for it (another Python sharing the directory has
+# its own) and its checksum covers the magic number, so bytecode of another version never loads
+_PY_TAG = sys.implementation.cache_tag
+_MAGIC = importlib.util.MAGIC_NUMBER
+
+
+def _code_name(key: str) -> str:
+    return f"{key}.{_PY_TAG}.code"
+
+
+def _code_digest(key: str, source: str, filename: str, payload: bytes) -> bytes:
+    h = hashlib.sha256(b"%s\n%s\n%s\n%s\n" % (CODE_FORMAT, key.encode(), _MAGIC, filename.encode()))
+    h.update(hashlib.sha256(source.encode()).digest())
+    h.update(payload)
+    return h.hexdigest().encode()
+
+
+def load_code(key: str, source: str, filename: str) -> list[CodeType] | None:
+    """The code objects ``store_code`` kept for ``source`` (the entry ``load(key)`` returned) as
+    compiled under ``filename``; None when absent, damaged, not trusted (logged once), compiled
+    from other source or by another Python."""
+    data = None if _PY_TAG is None else _read(_code_name(key))
+    if data is None:
+        return None
+    header, _, payload = data.partition(b"\n")
+    if header != CODE_FORMAT + b" sha256=" + _code_digest(key, source, filename, payload):
+        return None
     try:
-        d = private_dir(d)
-        write_entry(d / f"{key}.py", f"{_header(key, source)}\n{source}".encode())
-    except Untrusted as e:
-        say_once(str(e), _REFUSED)
-        return str(e)
-    except OSError as e:
-        return f"cannot write to the cache directory {d} ({describe(e)})"
-    return None
+        codes = marshal.loads(payload)
+    except (ValueError, EOFError, TypeError):
+        return None
+    if type(codes) is not tuple or not all(type(c) is CodeType for c in codes):
+        return None
+    return list(codes)
+
+
+def store_code(key: str, source: str, filename: str, codes: list[CodeType]) -> str | None:
+    """Keep ``codes`` (``source``, the entry stored under ``key``, compiled under ``filename``).
+    Returns None when stored, else why not (as ``store``): that only costs compiling again."""
+    if _PY_TAG is None:
+        return "this Python has no bytecode cache tag"
+    payload = marshal.dumps(tuple(codes))
+    return _write(_code_name(key), CODE_FORMAT + b" sha256=" + _code_digest(key, source, filename, payload)
+                  + b"\n" + payload)

@@ -1,7 +1,12 @@
-"""The numpy backend: CPU arrays, numpy code from the schedule, loaded with ``exec``."""
+"""The numpy backend: CPU arrays, numpy code from the schedule, loaded with ``exec``.
+
+The code cache keeps both the generated source and its compiled code objects (``cache.load_code``):
+a hit runs no ``compile()``, which for a training step's code is most of the time a warm start
+takes to load it."""
 from __future__ import annotations
 
 import functools
+from types import CodeType
 from typing import Callable
 
 import numpy as np
@@ -28,24 +33,43 @@ class NumpyBackend(Backend):
         if cached is not None:
             return cached[0], cached[1], True, None
         src = numpy_codegen.generate(schedule, fn_name)
-        fn = _exec(src, fn_name)
-        return fn, src, False, cache.store(key, src)
+        codes = _compile(src, fn_name)
+        fn = _define(codes, fn_name)
+        not_stored = cache.store(key, src)
+        if not_stored is None:
+            cache.store_code(key, src, _filename(fn_name), codes)  # not stored: compiled again next time
+        return fn, src, False, not_stored
 
     def _load_cached(self, fn_name: str, key: str) -> tuple[Callable, str] | None:
         src = cache.load(key)
-        if src is not None:
-            try:
-                return _exec(src, fn_name), src
-            except Exception:  # a stale or damaged entry: regenerate
-                pass
-        return None
+        if src is None:
+            return None
+        codes = cache.load_code(key, src, _filename(fn_name))
+        try:
+            if codes is None:
+                codes = _compile(src, fn_name)
+                cache.store_code(key, src, _filename(fn_name), codes)
+            return _define(codes, fn_name), src
+        except Exception:  # a stale or damaged entry: regenerate
+            return None
 
 
-def _exec(src: str, fn_name: str) -> Callable:
+def _filename(fn_name: str) -> str:
+    """The file name tracebacks show for generated code."""
+    return f"<graphc:{fn_name}>"
+
+
+def _compile(src: str, fn_name: str) -> list[CodeType]:
+    # one function at a time: bounded compile memory
+    return [compile(chunk, _filename(fn_name), "exec") for chunk in parts.top_level_chunks(src)]
+
+
+def _define(codes: list[CodeType], fn_name: str) -> Callable:
+    """The generated function ``fn_name``, defined by running ``codes`` (its module's code)."""
     ns = numpy_codegen.namespace()
     ns["_in_pieces"] = in_pieces  # kernels in pieces run on this process's pool
-    for chunk in parts.top_level_chunks(src):  # one function at a time: bounded compile memory
-        exec(compile(chunk, f"<graphc:{fn_name}>", "exec"), ns)
+    for code in codes:
+        exec(code, ns)
     fn = ns[fn_name]
 
     @functools.wraps(fn)

@@ -11,8 +11,10 @@ from __future__ import annotations
 import contextvars
 import os
 import threading
-from concurrent.futures import ThreadPoolExecutor
-from typing import Callable
+from typing import TYPE_CHECKING, Callable
+
+if TYPE_CHECKING:  # imported when the pool is made: a warm start with one thread never needs it
+    from concurrent.futures import ThreadPoolExecutor
 
 _lock = threading.Lock()
 _pool: tuple[int, ThreadPoolExecutor] | None = None  # (pid that made it, pool)
@@ -31,6 +33,7 @@ def _executor() -> ThreadPoolExecutor:
     if pool is None or pool[0] != os.getpid():
         with _lock:
             if _pool is None or _pool[0] != os.getpid():
+                from concurrent.futures import ThreadPoolExecutor
                 _pool = (os.getpid(), ThreadPoolExecutor(threads(), thread_name_prefix="graphc-piece"))
             pool = _pool
     return pool[1]

@@ -109,12 +109,13 @@ def test_directory_owned_by_another_user_is_not_used(cache_dir, tmp_path, monkey
 def test_directory_writable_by_others_is_not_used(cache_dir, tmp_path, mode):
     key, entry, marker = plant(cache_dir, tmp_path)
     before = entry.read_bytes()
+    files = sorted(p.name for p in cache_dir.iterdir())  # the planted source and the honest code's
     os.chmod(cache_dir, mode)
     compiled = compile_k()
     assert not compiled.from_cache and not marker.exists()
     check_result(compiled)
     assert "writable by group" in compiled.not_stored
-    assert entry.read_bytes() == before and sorted(p.name for p in cache_dir.iterdir()) == [entry.name]
+    assert entry.read_bytes() == before and sorted(p.name for p in cache_dir.iterdir()) == files
 
 
 def test_entry_owned_by_another_user_is_not_replaced(cache_dir, tmp_path, monkeypatch):
@@ -247,3 +248,145 @@ def test_autotune_file_writable_by_others_is_ignored(cache_dir):
     assert TR._read_tuning() == {"k": {"XBLOCK": 4}}
     os.chmod(tuning, 0o666)
     assert TR._read_tuning() == {}
+
+
+# ---- compiled code entries (marshal of the generated source's code objects) ----------------------
+
+def code_entry(cache_dir, key: str):
+    (path,) = cache_dir.glob(f"{key}.*.code")
+    return path
+
+
+def count_compiles(monkeypatch) -> list:
+    """Calls of the numpy backend's ``compile()`` of generated source."""
+    from graphc.runtime import numpy_backend
+    calls = []
+    real = numpy_backend._compile
+
+    def counted(src, fn_name):
+        calls.append(fn_name)
+        return real(src, fn_name)
+    monkeypatch.setattr(numpy_backend, "_compile", counted)
+    return calls
+
+
+def plant_code(cache_dir, tmp_path):
+    """A code entry for graph k with a valid checksum for its cached source, whose code would
+    leave a marker if it were ever run."""
+    key = compile_k().key
+    marker = tmp_path / "executed"
+    filename = "<graphc:graphc_k>"
+    evil = [compile(evil_source(marker), filename, "exec")]
+    assert cache.store_code(key, cache.load(key), filename, evil) is None
+    return key, code_entry(cache_dir, key), marker
+
+
+def test_a_hit_runs_the_cached_code_without_compiling(cache_dir, monkeypatch):
+    key = compile_k().key
+    path = code_entry(cache_dir, key)
+    assert stat.S_IMODE(os.stat(path).st_mode) == 0o600
+    calls = count_compiles(monkeypatch)
+    compiled = compile_k()
+    assert compiled.from_cache and calls == []
+    check_result(compiled)
+
+
+def test_a_trusted_code_entry_is_what_runs(cache_dir, tmp_path):
+    # the planted entry passes every check (this user's, private, right checksum): it runs, which
+    # shows the checks below are what stops it, not a mismatch of some other kind
+    key, path, marker = plant_code(cache_dir, tmp_path)
+    assert compile_k().from_cache and marker.exists()
+
+
+def test_tampered_code_entry_is_recompiled_from_source(cache_dir, monkeypatch):
+    key = compile_k().key
+    path = code_entry(cache_dir, key)
+    good = path.read_bytes()
+    path.write_bytes(good[:-1] + bytes([good[-1] ^ 1]))           # one bit of the marshal data
+    calls = count_compiles(monkeypatch)
+    compiled = compile_k()
+    assert compiled.from_cache and calls == ["graphc_k"]          # the source was compiled again
+    check_result(compiled)
+    assert path.read_bytes() != good[:-1] + bytes([good[-1] ^ 1])  # and its code stored again
+    assert compile_k().from_cache and calls == ["graphc_k"]        # which the next hit runs
+    path.write_bytes(good[:100])                                  # truncated
+    check_result(compile_k())
+    assert calls == ["graphc_k"] * 2
+    check_result(compile_k())
+    assert calls == ["graphc_k"] * 2
+
+
+def test_code_entry_of_other_source_is_not_used(cache_dir, tmp_path):
+    key = compile_k().key
+    marker = tmp_path / "executed"
+    filename = "<graphc:graphc_k>"
+    # a valid code entry, but compiled from other source than the entry's
+    assert cache.store_code(key, "other source", filename, [compile(evil_source(marker), filename, "exec")]) is None
+    compiled = compile_k()
+    assert compiled.from_cache and not marker.exists()
+    check_result(compiled)
+
+
+def test_code_entry_of_another_python_is_not_used(cache_dir, tmp_path, monkeypatch):
+    key, path, marker = plant_code(cache_dir, tmp_path)
+    monkeypatch.setattr(cache, "_MAGIC", b"\x00\x00\r\n")         # as if written by another bytecode version
+    compiled = compile_k()
+    assert compiled.from_cache and not marker.exists()
+    check_result(compiled)
+
+
+def test_code_entry_writable_by_others_is_refused_once_and_replaced(cache_dir, tmp_path, capsys, monkeypatch):
+    key, path, marker = plant_code(cache_dir, tmp_path)
+    os.chmod(path, 0o666)
+    capsys.readouterr()
+    calls = count_compiles(monkeypatch)
+    compiled = compile_k()
+    assert compiled.from_cache and calls == ["graphc_k"] and not marker.exists()
+    check_result(compiled)
+    (line,) = refusals(capsys.readouterr().out)
+    assert f"cache entry {path} is writable by group and others (mode 0666)" in line
+    assert stat.S_IMODE(os.stat(path).st_mode) == 0o600           # our own file: replaced
+    check_result(compile_k())
+    assert calls == ["graphc_k"] and not marker.exists()          # the replacement is used
+
+
+def test_code_entry_owned_by_another_user_is_refused_and_kept(cache_dir, tmp_path, capsys, monkeypatch):
+    key, path, marker = plant_code(cache_dir, tmp_path)
+    before = path.read_bytes()
+    planted = os.stat(path)
+    real_fstat, real_lstat = os.fstat, os.lstat
+
+    def foreign(st):  # the planted entry, as if another user had left it there
+        if (st.st_dev, st.st_ino) != (planted.st_dev, planted.st_ino):
+            return st
+        return os.stat_result((st.st_mode, st.st_ino, st.st_dev, st.st_nlink, st.st_uid + 1, *st[5:]))
+    monkeypatch.setattr(os, "fstat", lambda fd: foreign(real_fstat(fd)))
+    monkeypatch.setattr(os, "lstat", lambda p, *a, **kw: foreign(real_lstat(p, *a, **kw)))
+    capsys.readouterr()
+    calls = count_compiles(monkeypatch)
+    for _ in range(2):
+        compiled = compile_k()
+        assert compiled.from_cache and not marker.exists()
+        check_result(compiled)
+    assert calls == ["graphc_k", "graphc_k"]                      # compiled from source each time
+    (line,) = refusals(capsys.readouterr().out)
+    assert f"cache entry {path} is owned by uid {planted.st_uid + 1}" in line
+    assert path.read_bytes() == before                            # never replaced
+
+
+def test_symlink_at_the_code_entry_path_is_not_followed(cache_dir, tmp_path, capsys):
+    key, path, marker = plant_code(cache_dir, tmp_path)
+    target = tmp_path / "elsewhere.code"
+    planted = path.read_bytes()
+    target.write_bytes(planted)
+    os.chmod(target, 0o600)
+    path.unlink()
+    path.symlink_to(target)
+    capsys.readouterr()
+    compiled = compile_k()
+    assert compiled.from_cache and not marker.exists()
+    check_result(compiled)
+    (line,) = refusals(capsys.readouterr().out)
+    assert f"cache entry {path} is a symbolic link" in line
+    assert not path.is_symlink()                                  # the link itself was replaced
+    assert target.read_bytes() == planted                         # its target was not written through

@@ -381,7 +381,9 @@ def test_graphc_logs(monkeypatch, capsys):
     graphc.compile(g)(graphc.ones(3, requires_grad=True))[0].backward()
     out = capsys.readouterr().out
     kinds = {line.split("]")[0] + "]" for line in out.splitlines() if line.startswith("[graphc:")}
-    assert kinds == {"[graphc:graph]", "[graphc:passes]", "[graphc:code]", "[graphc:cache]"}
+    assert kinds == {"[graphc:graph]", "[graphc:passes]", "[graphc:code]", "[graphc:cache]", "[graphc:fusion]"}
+    # the backward's two pointwise groups (exp's derivative, then the sum's) merge into one
+    assert "[graphc:fusion] g_backward: group of %3 merged into the group of %0" in out
     assert "[graphc:graph] graph g(%x0: f32[3]) {" in out and "def graphc_g_forward(" in out
     assert "memory plan g_backward:" in out
     assert "[graphc:cache] g_forward: generated code (cache miss" in out or \

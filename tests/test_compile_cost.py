@@ -135,6 +135,85 @@ def test_damaged_entry_or_code_is_a_miss_and_is_stored_again(tmp_path):
     assert warm["from_cache"] and sum(warm["counts"].values()) == 0
 
 
+
+# A whole training step (zero_grad, forward, loss, backward, AdamW) compiled as one graph, three
+# steps (the first creates the optimizer state: two compiled entries); counts the work after
+# tracing, including compile() of generated source; prints JSON.
+STEP_SCRIPT = textwrap.dedent("""
+    import json
+    import numpy as np
+    import graphc
+    import graphc.nn as nn
+    import graphc.nn.functional as F
+    from graphc.compiler import api
+    from graphc.passes.manager import PassManager
+    from graphc.runtime import numpy_backend
+
+    counts = {"passes": 0, "autodiff": 0, "compile": 0}
+
+    def counted(name, fn):
+        def wrapper(*args, **kwargs):
+            counts[name] += 1
+            return fn(*args, **kwargs)
+        return wrapper
+
+    PassManager.run = counted("passes", PassManager.run)
+    api.differentiate = counted("autodiff", api.differentiate)
+    numpy_backend._compile = counted("compile", numpy_backend._compile)
+
+    graphc.manual_seed(0)
+    model = nn.Sequential(nn.Linear(6, 16), nn.ReLU(), nn.Linear(16, 3))
+    opt = graphc.optim.AdamW(model.parameters(), lr=1e-2)
+    x = graphc.from_numpy(np.linspace(-1, 1, 48).reshape(8, 6).astype(np.float32))
+    y = graphc.tensor([0, 1, 2, 0, 1, 2, 0, 1])
+
+    @graphc.compile(fullgraph=True)
+    def step(x, y):
+        opt.zero_grad()
+        loss = F.cross_entropy(model(x), y)
+        loss.backward()
+        opt.step()
+        return loss.detach()
+
+    losses = [float(step(x, y)) for _ in range(3)]
+    state = [v.numpy().tolist() for s in opt.state.values() for v in s.values()]
+    print(json.dumps({"losses": losses, "params": [p.detach().numpy().tolist() for p in model.parameters()],
+                      "state": state, "counts": counts,
+                      "from_cache": [bool(e.stages.get("from_cache")) for e in step.cache.values()],
+                      "recompiles": step.recompiles}))
+""")
+
+
+def _train(tmp_path) -> dict:
+    script = tmp_path / "train.py"
+    script.write_text(STEP_SCRIPT)
+    env = {**os.environ, "GRAPHC_CACHE_DIR": str(tmp_path / "cache")}
+    env.pop("GRAPHC_LOGS", None)
+    r = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, env=env, timeout=120)
+    assert r.returncode == 0, r.stderr
+    return json.loads(r.stdout.splitlines()[-1])
+
+
+def test_warm_training_step_in_a_new_process_equals_the_cold_compile(tmp_path):
+    cold = _train(tmp_path)
+    assert cold["counts"]["autodiff"] == 0 and cold["counts"]["passes"] > 0   # backward() traced inside
+    assert cold["counts"]["compile"] > 0 and not any(cold["from_cache"])
+    warm = _train(tmp_path)
+    # every compiled entry (before and after the optimizer state exists) from the cache, its
+    # generated code loaded as compiled code objects: no pass, no compile() of source
+    assert warm["counts"] == {"passes": 0, "autodiff": 0, "compile": 0}
+    assert warm["from_cache"] and all(warm["from_cache"]) and warm["recompiles"] == cold["recompiles"]
+    for k in ("losses", "params", "state"):
+        assert warm[k] == cold[k], k
+    assert warm["losses"][2] < warm["losses"][0]                                # it trains
+    for code in (tmp_path / "cache").glob("*.code"):                            # damaged code entries
+        code.write_bytes(code.read_bytes()[:-7])
+    again = _train(tmp_path)
+    assert again["counts"]["passes"] == 0 and again["counts"]["compile"] > 0     # the sources compiled again
+    for k in ("losses", "params", "state"):
+        assert again[k] == cold[k], k
+
+
 # ---- no work nobody asked for ----------------------------------------------------------------
 
 def _count(monkeypatch, module, name: str) -> list:

@@ -373,5 +373,7 @@ def test_kl_divergence_closed_forms():
     want = 0.5 * (np.trace(np.linalg.inv(S2) @ S1) + (m2 - m1) @ np.linalg.inv(S2) @ (m2 - m1) - 2
                   + np.log(np.linalg.det(S2) / np.linalg.det(S1)))
     _close(kl(MultivariateNormal(t(m1), t(S1)), MultivariateNormal(t(m2), t(S2))), want)
+    with pytest.raises(NotImplementedError, match="cross KL-divergence between different exponential families"):
+        kl(Gamma(t(1.0), t(1.0)), Beta(t(1.0), t(1.0)))  # PyTorch's message: both are exponential families
     with pytest.raises(NotImplementedError, match="No KL"):
-        kl(Gamma(t(1.0), t(1.0)), Beta(t(1.0), t(1.0)))
+        kl(Cauchy(t(0.0), t(1.0)), Beta(t(1.0), t(1.0)))

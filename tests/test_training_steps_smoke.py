@@ -23,3 +23,21 @@ def test_training_steps_quick_json(tmp_path):
         assert set(r["ms"]) == {"graphc eager", "graphc compiled"} | floor
         assert all(math.isfinite(v) and v > 0 for v in r["ms"].values())
         assert r["recompiles"] == 1  # the first step creates the optimizer state, then one graph
+
+
+def test_warm_start_json(tmp_path):
+    out = tmp_path / "warm.json"
+    proc = subprocess.run([sys.executable, str(REPO / "benchmarks" / "training_steps.py"), "--warm-start",
+                           "--warm-repeats", "1", "--no-torch", "--json", str(out)], cwd=REPO, capture_output=True,
+                          text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    data = json.loads(out.read_text())
+    assert data["workloads"] == {}  # --warm-start alone measures only the new-process start
+    ws = data["warm_start_mlp"]
+    assert ws["repeats"] == 1 and ws["warm"]["from_cache"] == [True, True] and ws["cold"]["from_cache"] == [False, False]
+    w = ws["warm"]
+    assert list(w["first_stages"]) == ["tracing", "loading"]  # passes, autodiff and codegen skipped
+    for k in ("first_step_s", "first_compile_s", "second_step_s", "uncompiled_step_s", "two_first_steps_s"):
+        assert math.isfinite(w[k]) and w[k] > 0, k
+    assert w["first_compile_s"] < w["first_step_s"]
+    assert "warm cache (median of 1): first step" in proc.stdout

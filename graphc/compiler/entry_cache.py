@@ -15,7 +15,8 @@ and checksum checks), never executed. It names, per compiled graph (forward, the
 any), the code-cache entry holding its generated code and what the runtime needs besides the
 code (``CompiledGraph.describe``: input types, workspace layout, aliased outputs, memory plan
 summary), and the entry's differentiated inputs. Loading runs only that generated code, loaded
-by the backend through ``cache.load`` as on any code-cache hit. A damaged or missing piece makes
+by the backend through ``cache.load`` (and its compiled form through ``cache.load_code``) as on
+any code-cache hit. A damaged or missing piece makes
 the lookup a miss: the caller compiles as if nothing were cached and stores everything again.
 
 Backends that can't rebuild a compiled graph from its code alone (``Backend.can_restore`` is
@@ -31,7 +32,6 @@ import functools
 import hashlib
 import json
 import os
-from pathlib import Path
 
 from graphc.runtime import cache
 
@@ -41,19 +41,34 @@ FORMAT = "graphc-entry-1"
 @functools.lru_cache(maxsize=None)
 def pipeline_version() -> str:
     """A hash of the source of the IR, every pass (decompositions, autodiff rules, fusion) and
-    the frontend code that drives them: what turns a traced graph into the graphs a backend gets."""
+    the frontend code that drives them: what turns a traced graph into the graphs a backend gets.
+    (Computed once per process, at its first compile: walked with ``os.scandir`` and read with
+    ``open``, a few times faster than pathlib's ``rglob``/``read_bytes``.)"""
     import graphc.ir
     import graphc.passes
-    files: list[Path] = []
+    files: list[str] = []
     for pkg in (graphc.ir, graphc.passes):
-        root = Path(pkg.__file__).parent
-        files += sorted(p for p in root.rglob("*.py") if "__pycache__" not in p.parts)
-    here = Path(__file__).parent
-    files += [here / "api.py", here / "entry_cache.py"]
+        files += sorted(_sources(os.path.dirname(pkg.__file__)))
+    here = os.path.dirname(__file__)
+    files += [os.path.join(here, "api.py"), os.path.join(here, "entry_cache.py")]
     h = hashlib.sha256()
-    for p in files:
-        h.update(p.name.encode() + b"\0" + p.read_bytes() + b"\0")
+    for path in files:
+        with open(path, "rb") as f:
+            h.update(os.path.basename(path).encode() + b"\0" + f.read() + b"\0")
     return h.hexdigest()[:16]
+
+
+def _sources(folder: str) -> list[str]:
+    """The ``.py`` files under ``folder`` and its subfolders (``__pycache__`` left out)."""
+    found = []
+    with os.scandir(folder) as it:
+        for e in it:
+            if e.is_dir(follow_symlinks=False):
+                if e.name != "__pycache__":
+                    found += _sources(e.path)
+            elif e.name.endswith(".py"):
+                found.append(e.path)
+    return found
 
 
 def key(traced_text: str, backend, facts: dict) -> str:

@@ -9,17 +9,20 @@ import numbers
 
 import graphc
 
-__all__ = ["Bernoulli", "Beta", "Binomial", "Categorical", "Cauchy", "Chi2", "Dirichlet", "Distribution",
-           "ExpRelaxedCategorical", "Exponential", "FisherSnedecor", "Gamma", "Geometric", "Gumbel", "HalfCauchy",
-           "HalfNormal", "Independent", "InverseGamma", "Laplace", "LogNormal", "LogitRelaxedBernoulli",
-           "MixtureSameFamily", "Multinomial", "MultivariateNormal", "NegativeBinomial", "Normal",
-           "OneHotCategorical", "OneHotCategoricalStraightThrough", "Pareto", "Poisson", "RelaxedBernoulli",
-           "RelaxedOneHotCategorical", "StudentT", "TransformedDistribution", "Uniform", "Weibull", "constraints",
-           "kl_divergence", "register_kl", "transforms", "utils"]
+__all__ = ["Bernoulli", "Beta", "Binomial", "Categorical", "Cauchy", "Chi2", "ContinuousBernoulli", "Dirichlet",
+           "Distribution", "ExpRelaxedCategorical", "Exponential", "ExponentialFamily", "FisherSnedecor", "Gamma",
+           "GeneralizedPareto", "Geometric", "Gumbel", "HalfCauchy", "HalfNormal", "Independent", "InverseGamma",
+           "Kumaraswamy", "LKJCholesky", "Laplace", "LogNormal", "LogisticNormal", "LogitRelaxedBernoulli",
+           "LowRankMultivariateNormal", "MixtureSameFamily", "Multinomial", "MultivariateNormal",
+           "NegativeBinomial", "Normal", "OneHotCategorical", "OneHotCategoricalStraightThrough", "Pareto",
+           "Poisson", "RelaxedBernoulli", "RelaxedOneHotCategorical", "StudentT", "TransformedDistribution",
+           "Uniform", "VonMises", "Weibull", "Wishart", "biject_to", "constraint_registry", "constraints",
+           "kl_divergence", "register_kl", "transform_to", "transforms", "utils"]
 
 
 from . import constraints, transforms  # noqa: E402
 from .distribution import Distribution, _as_tensor, _broadcast_all, _LocScale, _ProbsOrLogits, _size  # noqa: E402
+from .exp_family import ExponentialFamily  # noqa: E402
 from .dirichlet import Beta, Dirichlet  # noqa: E402
 from .exponential import Exponential, Laplace  # noqa: E402
 from .gamma import Chi2, Gamma  # noqa: E402
@@ -30,7 +33,16 @@ from .transforms import *  # noqa: E402,F401,F403
 from .continuous import Cauchy, Gumbel, HalfCauchy, HalfNormal, InverseGamma, Pareto, StudentT, Weibull  # noqa: E402
 
 
-class Normal(_LocScale):
+class Normal(_LocScale, ExponentialFamily):
+    _mean_carrier_measure = 0
+
+    @property
+    def _natural_params(self):
+        return (self.loc / self.scale.pow(2), -0.5 * self.scale.pow(2).reciprocal())
+
+    def _log_normalizer(self, x, y):
+        return -0.25 * x.pow(2) / y + 0.5 * graphc.log(-math.pi / y)
+
     @property
     def mean(self):
         return self.loc
@@ -72,7 +84,17 @@ class Normal(_LocScale):
         return 0.5 + 0.5 * math.log(2 * math.pi) + graphc.log(self.scale)
 
 
-class Bernoulli(_ProbsOrLogits):
+class Bernoulli(_ProbsOrLogits, ExponentialFamily):
+    _mean_carrier_measure = 0
+    _expand_params = ("probs", "logits")
+
+    @property
+    def _natural_params(self):
+        return (graphc.logit(self.probs),)
+
+    def _log_normalizer(self, x):
+        return graphc.log1p(graphc.exp(x))
+
     arg_names = ("probs", "logits")
 
     def __init__(self, probs=None, logits=None, validate_args=None):
@@ -103,6 +125,12 @@ class Bernoulli(_ProbsOrLogits):
 class Categorical(_ProbsOrLogits):
     arg_names = ("probs", "logits")
     _is_binary = False
+    _expand_params = ("probs", "logits")
+
+    def expand(self, batch_shape, _instance=None):
+        new = super().expand(batch_shape, _instance)
+        new._num_events = self._num_events
+        return new
 
     def __init__(self, probs=None, logits=None, validate_args=None):
         if (probs is None) == (logits is None):
@@ -169,11 +197,16 @@ class Categorical(_ProbsOrLogits):
 class Uniform(Distribution):
     has_rsample = True
     arg_names = ("low", "high")
+    _expand_params = ("low", "high")
 
     def __init__(self, low, high, validate_args=None):
         self.low, self.high = _broadcast_all(low, high)
         batch = () if isinstance(low, numbers.Number) and isinstance(high, numbers.Number) else self.low.size()
         super().__init__(batch)
+
+    @constraints.dependent_property(is_discrete=False, event_dim=0)
+    def support(self):
+        return constraints.interval(self.low, self.high)
 
     @property
     def mean(self):
@@ -205,6 +238,9 @@ class Uniform(Distribution):
     def cdf(self, value):
         return ((value - self.low) / (self.high - self.low)).clamp(min=0, max=1)
 
+    def icdf(self, value):
+        return value * (self.high - self.low) + self.low
+
     def entropy(self):
         return graphc.log(self.high - self.low)
 
@@ -216,6 +252,15 @@ class Independent(Distribution):
         shape = tuple(base_distribution.batch_shape) + tuple(base_distribution.event_shape)
         event_dim = reinterpreted_batch_ndims + len(base_distribution.event_shape)
         super().__init__(shape[:len(shape) - event_dim], shape[len(shape) - event_dim:])
+
+    def expand(self, batch_shape, _instance=None):
+        new = _instance if _instance is not None else Independent.__new__(type(self))
+        batch = tuple(batch_shape)
+        new.base_dist = self.base_dist.expand(batch + tuple(self.event_shape[:self.reinterpreted_batch_ndims]))
+        new.reinterpreted_batch_ndims = self.reinterpreted_batch_ndims
+        Distribution.__init__(new, batch, self.event_shape, validate_args=False)
+        new._validate_args = self._validate_args
+        return new
 
     has_rsample = property(lambda self: self.base_dist.has_rsample)
     mean = property(lambda self: self.base_dist.mean)
@@ -248,6 +293,16 @@ from .mixture import (ExpRelaxedCategorical, FisherSnedecor, LogitRelaxedBernoul
                       RelaxedBernoulli, RelaxedOneHotCategorical)
 from . import utils  # noqa: E402
 from .kl import kl_divergence, register_kl  # noqa: E402  (its pairs name the classes above)
+from .continuous_bernoulli import ContinuousBernoulli  # noqa: E402
+from .generalized_pareto import GeneralizedPareto  # noqa: E402
+from .kumaraswamy import Kumaraswamy  # noqa: E402
+from .logistic_normal import LogisticNormal  # noqa: E402
+from .lowrank_multivariate_normal import LowRankMultivariateNormal  # noqa: E402
+from .von_mises import VonMises  # noqa: E402
+from .wishart import Wishart  # noqa: E402
+from .lkj_cholesky import LKJCholesky  # noqa: E402
+from . import constraint_registry  # noqa: E402
+from .constraint_registry import biject_to, transform_to  # noqa: E402
 
 # PyTorch's torch.distributions.<file> paths (``from torch.distributions.normal import Normal``)
 # where graphc's files group classes differently: each such path is a module of PyTorch's names.

@@ -5,11 +5,12 @@ from __future__ import annotations
 
 import graphc
 
-__all__ = ["Constraint", "boolean", "dependent", "dependent_property", "greater_than", "greater_than_eq",
-           "half_open_interval", "independent", "integer_interval", "interval", "is_dependent", "less_than",
-           "lower_cholesky", "lower_triangular", "nonnegative", "nonnegative_integer", "positive",
-           "positive_definite", "positive_integer", "positive_semidefinite", "real", "real_vector", "simplex",
-           "square", "symmetric", "unit_interval"]
+__all__ = ["Constraint", "MixtureSameFamilyConstraint", "boolean", "cat", "corr_cholesky", "dependent",
+           "dependent_property", "greater_than", "greater_than_eq", "half_open_interval", "independent",
+           "integer_interval", "interval", "is_dependent", "less_than", "lower_cholesky", "lower_triangular",
+           "multinomial", "nonnegative", "nonnegative_integer", "one_hot", "positive", "positive_definite",
+           "positive_integer", "positive_semidefinite", "real", "real_vector", "simplex", "square", "stack",
+           "symmetric", "unit_interval"]
 
 
 class Constraint:
@@ -53,9 +54,10 @@ class _DependentProperty(property, _Dependent):
 
 
 class _IndependentConstraint(Constraint):
-    def __init__(self, base: Constraint, reinterpreted_batch_ndims: int) -> None:
-        self.base_constraint, self.reinterpreted_batch_ndims = base, reinterpreted_batch_ndims
-        self.is_discrete, self.event_dim = base.is_discrete, base.event_dim + reinterpreted_batch_ndims
+    def __init__(self, base_constraint: Constraint, reinterpreted_batch_ndims: int) -> None:
+        self.base_constraint, self.reinterpreted_batch_ndims = base_constraint, reinterpreted_batch_ndims
+        self.is_discrete = base_constraint.is_discrete
+        self.event_dim = base_constraint.event_dim + reinterpreted_batch_ndims
 
     def check(self, value):
         result = self.base_constraint.check(value)
@@ -79,68 +81,71 @@ class _Real(Constraint):
 
 
 class _Bounded(Constraint):
-    """A bound (or two) compared with the given operators; the repr names the bounds."""
+    """A bound (or two) compared with the subclass's operators; the repr names the bounds. Each
+    kind of bound is its own class, as PyTorch's, so registries (``biject_to``) key on the type."""
+    _lower_op = _upper_op = None
+    _integer = False
 
-    def __init__(self, lower=None, upper=None, lower_op=None, upper_op=None, integer: bool = False) -> None:
-        self.lower_bound, self.upper_bound, self._ops, self.is_discrete = lower, upper, (lower_op, upper_op), integer
+    def __init__(self, lower_bound=None, upper_bound=None) -> None:
+        self.lower_bound, self.upper_bound = lower_bound, upper_bound
+        self.is_discrete = self._integer
 
     def check(self, value):
         ok = value == value
-        if self._ops[0] is not None:
-            ok = ok & self._ops[0](value, self.lower_bound)
-        if self._ops[1] is not None:
-            ok = ok & self._ops[1](value, self.upper_bound)
-        if self.is_discrete:
+        if self._lower_op is not None:
+            ok = ok & self._lower_op(value, self.lower_bound)
+        if self._upper_op is not None:
+            ok = ok & self._upper_op(value, self.upper_bound)
+        if self._integer:
             ok = ok & (value % 1 == 0)
         return ok
 
+    def __repr__(self) -> str:
+        bounds = [f"{side}={b}" for side, b in (("lower_bound", self.lower_bound), ("upper_bound", self.upper_bound))
+                  if b is not None]
+        return f"{type(self).__name__.lstrip('_')}({', '.join(bounds)})"
+
+
+class _GreaterThan(_Bounded):
+    _lower_op = staticmethod(graphc.gt)
+
+    def __init__(self, lower_bound) -> None:
+        super().__init__(lower_bound)
+
+
+class _GreaterThanEq(_GreaterThan):
+    _lower_op = staticmethod(graphc.ge)
+
+
+class _IntegerGreaterThan(_GreaterThanEq):
+    _integer = True
+
+
+class _LessThan(_Bounded):
+    _upper_op = staticmethod(graphc.lt)
+
+    def __init__(self, upper_bound) -> None:
+        super().__init__(None, upper_bound)
+
 
 class _Interval(_Bounded):
-    def __init__(self, lower, upper, upper_open: bool = False, integer: bool = False, name: str = "Interval"):
-        super().__init__(lower, upper, graphc.ge, graphc.lt if upper_open else graphc.le, integer)
-        self._name = name
+    _lower_op, _upper_op = staticmethod(graphc.ge), staticmethod(graphc.le)
 
-    def __repr__(self) -> str:
-        return f"{self._name}(lower_bound={self.lower_bound}, upper_bound={self.upper_bound})"
+    def __init__(self, lower_bound, upper_bound) -> None:
+        super().__init__(lower_bound, upper_bound)
 
 
-class _OneSided(_Bounded):
-    def __init__(self, bound, op, name: str, integer: bool = False, lower: bool = True) -> None:
-        super().__init__(bound if lower else None, None if lower else bound,
-                         op if lower else None, None if lower else op, integer)
-        self._name, self._bound = name, bound
-
-    def __repr__(self) -> str:
-        side = "lower_bound" if self.lower_bound is not None else "upper_bound"
-        return f"{self._name}({side}={self._bound})"
+class _HalfOpenInterval(_Interval):
+    _upper_op = staticmethod(graphc.lt)
 
 
-def greater_than(lower_bound) -> Constraint:
-    return _OneSided(lower_bound, graphc.gt, "GreaterThan")
+class _IntegerInterval(_Interval):
+    _integer = True
 
 
-def greater_than_eq(lower_bound) -> Constraint:
-    return _OneSided(lower_bound, graphc.ge, "GreaterThanEq")
-
-
-def less_than(upper_bound) -> Constraint:
-    return _OneSided(upper_bound, graphc.lt, "LessThan", lower=False)
-
-
-def interval(lower_bound, upper_bound) -> Constraint:
-    return _Interval(lower_bound, upper_bound)
-
-
-def half_open_interval(lower_bound, upper_bound) -> Constraint:
-    return _Interval(lower_bound, upper_bound, upper_open=True, name="HalfOpenInterval")
-
-
-def integer_interval(lower_bound, upper_bound) -> Constraint:
-    return _Interval(lower_bound, upper_bound, integer=True, name="IntegerInterval")
-
-
-def independent(base_constraint: Constraint, reinterpreted_batch_ndims: int) -> Constraint:
-    return _IndependentConstraint(base_constraint, reinterpreted_batch_ndims)
+greater_than, greater_than_eq, less_than = _GreaterThan, _GreaterThanEq, _LessThan
+interval, half_open_interval, integer_interval = _Interval, _HalfOpenInterval, _IntegerInterval
+independent = _IndependentConstraint
 
 
 class _Simplex(Constraint):
@@ -187,6 +192,104 @@ class _PositiveDefinite(_Symmetric):
         return sym & (graphc.linalg.cholesky_ex(value).info == 0) if bool(sym.all()) else sym
 
 
+class _CorrCholesky(_LowerCholesky):
+    """Cholesky factors of correlation matrices: lower Cholesky with unit-norm rows."""
+
+    def check(self, value):
+        tol = graphc.finfo(value.dtype).eps * value.size(-1) * 10  # PyTorch's fudge factor
+        row_norm = graphc.linalg.norm(value.detach(), dim=-1)
+        return super().check(value) & (row_norm - 1.0).abs().le(tol).all(dim=-1)
+
+
+class _Cat(Constraint):
+    """``cseq[i]`` on the i-th slice of length ``lengths[i]`` along ``dim`` (as ``torch.cat``)."""
+
+    def __init__(self, cseq, dim: int = 0, lengths=None) -> None:
+        if not all(isinstance(c, Constraint) for c in cseq):
+            raise AssertionError("All elements of cseq must be Constraint instances")
+        self.cseq = list(cseq)
+        self.lengths = list(lengths) if lengths is not None else [1] * len(self.cseq)
+        if len(self.lengths) != len(self.cseq):
+            raise AssertionError(f"lengths ({len(self.lengths)}) must match cseq ({len(self.cseq)})")
+        self.dim = dim
+
+    is_discrete = property(lambda self: any(c.is_discrete for c in self.cseq))
+    event_dim = property(lambda self: max(c.event_dim for c in self.cseq))
+
+    def check(self, value):
+        _check_dim(self.dim, value, "value")
+        checks, start = [], 0
+        for constr, length in zip(self.cseq, self.lengths):
+            checks.append(constr.check(value.narrow(self.dim, start, length)))
+            start += length
+        return graphc.cat(checks, self.dim)
+
+
+class _Stack(Constraint):
+    """``cseq[i]`` on the i-th slice along ``dim`` (as ``torch.stack``)."""
+
+    def __init__(self, cseq, dim: int = 0) -> None:
+        if not all(isinstance(c, Constraint) for c in cseq):
+            raise AssertionError("All elements of cseq must be Constraint instances")
+        self.cseq, self.dim = list(cseq), dim
+
+    is_discrete = property(lambda self: any(c.is_discrete for c in self.cseq))
+
+    @property
+    def event_dim(self) -> int:
+        dim = max(c.event_dim for c in self.cseq)
+        return dim + 1 if self.dim + dim < 0 else dim
+
+    def check(self, value):
+        _check_dim(self.dim, value, "value")
+        return graphc.stack([c.check(value.select(self.dim, i)) for i, c in enumerate(self.cseq)], self.dim)
+
+
+class _OneHot(Constraint):
+    is_discrete, event_dim = True, 1
+
+    def check(self, value):
+        return ((value == 0) | (value == 1)).all(-1) & value.sum(-1).eq(1)
+
+
+class _Multinomial(Constraint):
+    """Nonnegative counts summing to at most ``upper_bound`` (PyTorch's weaker-than-equal check)."""
+    is_discrete, event_dim = True, 1
+
+    def __init__(self, upper_bound) -> None:
+        self.upper_bound = upper_bound
+
+    def check(self, x):
+        return (x >= 0).all(dim=-1) & (x.sum(dim=-1) <= self.upper_bound)
+
+
+class MixtureSameFamilyConstraint(Constraint):
+    """A mixture's support: the component's, checked with the mixture dimension added back."""
+
+    def __init__(self, base_constraint: Constraint) -> None:
+        if not isinstance(base_constraint, Constraint):
+            raise AssertionError(f"base_constraint must be a Constraint, got {type(base_constraint).__name__}")
+        self.base_constraint = base_constraint
+
+    is_discrete = property(lambda self: self.base_constraint.is_discrete)
+    event_dim = property(lambda self: self.base_constraint.event_dim)
+
+    def check(self, value):
+        if value.dim() < self.event_dim:
+            raise ValueError(f"Expected value.dim() >= {self.event_dim} but got {value.dim()}")
+        result = self.base_constraint.check(value.unsqueeze(-1 - self.event_dim))
+        keep = value.dim() - self.event_dim
+        return result.reshape(tuple(result.shape[:keep]) + (-1,)).all(-1)
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.base_constraint!r})"
+
+
+def _check_dim(dim: int, value, name: str) -> None:
+    if not -value.dim() <= dim < value.dim():
+        raise AssertionError(f"dim {dim} out of range for {name} with {value.dim()} dimensions")
+
+
 dependent = _Dependent()
 dependent_property = _DependentProperty
 boolean = _Boolean()
@@ -195,8 +298,8 @@ real_vector = independent(real, 1)
 positive = greater_than(0.0)
 nonnegative = greater_than_eq(0.0)
 unit_interval = interval(0.0, 1.0)
-nonnegative_integer = _OneSided(0, graphc.ge, "IntegerGreaterThan", integer=True)
-positive_integer = _OneSided(1, graphc.ge, "IntegerGreaterThan", integer=True)
+nonnegative_integer = _IntegerGreaterThan(0)
+positive_integer = _IntegerGreaterThan(1)
 simplex = _Simplex()
 square = _Square()
 symmetric = _Symmetric()
@@ -204,3 +307,7 @@ lower_triangular = _LowerTriangular()
 lower_cholesky = _LowerCholesky()
 positive_semidefinite = _PositiveSemidefinite()
 positive_definite = _PositiveDefinite()
+corr_cholesky = _CorrCholesky()
+cat, stack = _Cat, _Stack
+one_hot = _OneHot()
+multinomial = _Multinomial

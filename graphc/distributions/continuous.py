@@ -78,6 +78,7 @@ class Gumbel(_LocScale):
 class HalfNormal(Distribution):
     """|X| for X ~ Normal(0, scale)."""
     arg_constraints = {"scale": constraints.positive}
+    _expand_params = ("scale",)
     support = constraints.nonnegative
     has_rsample = True
 
@@ -117,6 +118,7 @@ class HalfNormal(Distribution):
 class HalfCauchy(Distribution):
     """|X| for X ~ Cauchy(0, scale)."""
     arg_constraints = {"scale": constraints.positive}
+    _expand_params = ("scale",)
     support = constraints.nonnegative
     has_rsample = True
 
@@ -155,6 +157,7 @@ class HalfCauchy(Distribution):
 
 class StudentT(Distribution):
     arg_constraints = {"df": constraints.positive, "loc": constraints.real, "scale": constraints.positive}
+    _expand_params = ("df", "loc", "scale")
     support = constraints.real
     has_rsample = True
 
@@ -199,6 +202,7 @@ class StudentT(Distribution):
 
 class Weibull(Distribution):
     arg_constraints = {"scale": constraints.positive, "concentration": constraints.positive}
+    _expand_params = ("scale", "concentration")
     support = constraints.positive
     has_rsample = True
 
@@ -240,6 +244,7 @@ class Weibull(Distribution):
 
 class Pareto(Distribution):
     arg_constraints = {"scale": constraints.positive, "alpha": constraints.positive}
+    _expand_params = ("scale", "alpha")
     has_rsample = True
 
     def __init__(self, scale, alpha, validate_args=None):

@@ -7,14 +7,16 @@ import numbers
 import graphc
 
 from . import constraints
-from .distribution import Distribution, _broadcast_all
+from .distribution import _broadcast_all
+from .exp_family import ExponentialFamily
 from .gamma import _standard_gamma
 
 __all__ = ["Beta", "Dirichlet"]
 
 
-class Dirichlet(Distribution):
+class Dirichlet(ExponentialFamily):
     arg_constraints = {"concentration": constraints.independent(constraints.positive, 1)}
+    _expand_params = ("concentration",)
     support = constraints.simplex
     has_rsample = True
 
@@ -57,8 +59,15 @@ class Dirichlet(Distribution):
         return (graphc.lgamma(c).sum(-1) - graphc.lgamma(a0) - (k - a0) * graphc.digamma(a0)
                 - ((c - 1.0) * graphc.digamma(c)).sum(-1))
 
+    @property
+    def _natural_params(self):
+        return (self.concentration,)
 
-class Beta(Distribution):
+    def _log_normalizer(self, x):
+        return x.lgamma().sum(-1) - graphc.lgamma(x.sum(-1))
+
+
+class Beta(ExponentialFamily):
     arg_constraints = {"concentration1": constraints.positive, "concentration0": constraints.positive}
     support = constraints.unit_interval
     has_rsample = True
@@ -96,3 +105,10 @@ class Beta(Distribution):
 
     def entropy(self):
         return self._dirichlet.entropy()
+
+    @property
+    def _natural_params(self):
+        return (self.concentration1, self.concentration0)
+
+    def _log_normalizer(self, x, y):
+        return graphc.lgamma(x) + graphc.lgamma(y) - graphc.lgamma(x + y)

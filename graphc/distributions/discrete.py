@@ -16,6 +16,7 @@ class Geometric(_ProbsOrLogits):
     """The number of failures before the first success (support 0, 1, 2, ...)."""
     arg_constraints = {"probs": constraints.unit_interval, "logits": constraints.real}
     support = constraints.nonnegative_integer
+    _expand_params = ("probs", "logits")
 
     def __init__(self, probs=None, logits=None, validate_args=None):
         param = self._set_param(probs, logits)
@@ -53,6 +54,7 @@ class NegativeBinomial(_ProbsOrLogits):
     arg_constraints = {"total_count": constraints.greater_than_eq(0), "probs": constraints.half_open_interval(0.0, 1.0),
                        "logits": constraints.real}
     support = constraints.nonnegative_integer
+    _expand_params = ("total_count", "probs", "logits")
 
     def __init__(self, total_count, probs=None, logits=None, validate_args=None):
         param = self._set_param(probs, logits)
@@ -90,7 +92,7 @@ class NegativeBinomial(_ProbsOrLogits):
 class OneHotCategorical(Distribution):
     """A Categorical whose samples are one-hot vectors."""
     arg_constraints = {"probs": constraints.simplex, "logits": constraints.real_vector}
-    support = constraints.independent(constraints.boolean, 1)  # one-hot: checked by shape and values
+    support = constraints.one_hot
     has_enumerate_support = True
 
     def __init__(self, probs=None, logits=None, validate_args=None):
@@ -152,7 +154,7 @@ class Multinomial(Distribution):
 
     @constraints.dependent_property(is_discrete=True, event_dim=1)
     def support(self):
-        return constraints.independent(constraints.integer_interval(0, self.total_count), 1)
+        return constraints.multinomial(self.total_count)
 
     @property
     def mean(self):

@@ -46,6 +46,9 @@ class Distribution:
     has_enumerate_support = False
     _validate_args = __debug__
     arg_constraints: dict = {}
+    # the instance's tensors ``expand`` broadcasts (a class whose state is just these names them);
+    # empty: the class has its own ``expand``, or none
+    _expand_params: tuple = ()
 
     def __init__(self, batch_shape=(), event_shape=(), validate_args=None):
         self._batch_shape = graphc.Size(tuple(batch_shape))
@@ -148,7 +151,23 @@ class Distribution:
         return self.entropy().exp()
 
     def expand(self, batch_shape, _instance=None):
-        raise NotImplementedError(f"{type(self).__name__}.expand is not implemented by graphc")
+        if not self._expand_params:
+            raise NotImplementedError(f"{type(self).__name__}.expand is not implemented by graphc")
+        return self._expanded(batch_shape, self._expand_params, _instance)
+
+    def _expanded(self, batch_shape, params, _instance=None):
+        """``expand``'s common part: a new instance (``_instance`` or a bare one of this type) with
+        batch shape ``batch_shape`` and each of ``params`` this instance holds broadcast to it (its
+        trailing, non-batch dims kept); validation as this instance's."""
+        new = _instance if _instance is not None else type(self).__new__(type(self))
+        batch = graphc.Size(tuple(batch_shape))
+        for name in params:
+            if name in self.__dict__:
+                value = self.__dict__[name]
+                new.__dict__[name] = value.expand(tuple(batch) + tuple(value.shape[len(self._batch_shape):]))
+        Distribution.__init__(new, batch, self._event_shape, validate_args=False)
+        new._validate_args = self._validate_args
+        return new
 
     def __repr__(self) -> str:
         names = [k for k in (self.arg_constraints or getattr(self, "arg_names", ())) if k in self.__dict__]
@@ -162,10 +181,12 @@ class _LocScale(Distribution):
     arg_constraints = {"loc": constraints.real, "scale": constraints.positive}
     support = constraints.real
     has_rsample = True
+    _expand_params = ("loc", "scale")
 
     def __init__(self, loc, scale, validate_args=None):
         self.loc, self.scale = _broadcast_all(loc, scale)
         super().__init__(() if _all_numbers(loc, scale) else self.loc.size(), validate_args=validate_args)
+
 
 
 class _ProbsOrLogits(Distribution):
@@ -173,6 +194,12 @@ class _ProbsOrLogits(Distribution):
     (as PyTorch's ``lazy_property``), with ``utils``' conversions; binary unless ``_is_binary`` is
     False (a Categorical's)."""
     _is_binary = True
+
+    def expand(self, batch_shape, _instance=None):
+        new = super().expand(batch_shape, _instance)
+        if "_param" in self.__dict__:  # the parameter given (probs or logits), for param_shape
+            new._param = new.__dict__["probs" if self._param is self.__dict__.get("probs") else "logits"]
+        return new
 
     def _set_param(self, probs, logits):
         if (probs is None) == (logits is None):

@@ -6,13 +6,17 @@ import math
 import graphc
 
 from . import constraints
-from .distribution import Distribution, _all_numbers, _broadcast_all, _host_draw, _LocScale
+from .distribution import _all_numbers, _broadcast_all, _host_draw, _LocScale
+from .exp_family import ExponentialFamily
 
 __all__ = ["Exponential", "Laplace"]
 
 
-class Exponential(Distribution):
+class Exponential(ExponentialFamily):
+    _mean_carrier_measure = 0
+
     arg_constraints = {"rate": constraints.positive}
+    _expand_params = ("rate",)
     support = constraints.nonnegative
     has_rsample = True
 
@@ -53,6 +57,13 @@ class Exponential(Distribution):
 
     def entropy(self):
         return 1.0 - graphc.log(self.rate)
+
+    @property
+    def _natural_params(self):
+        return (-self.rate,)
+
+    def _log_normalizer(self, x):
+        return -graphc.log(-x)
 
 
 class Laplace(_LocScale):

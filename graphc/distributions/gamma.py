@@ -9,7 +9,8 @@ from graphc.autograd.function import Function
 from graphc.tensors import device_tensor
 
 from . import constraints
-from .distribution import Distribution, _all_numbers, _broadcast_all, _host, _host_draw
+from .distribution import _all_numbers, _broadcast_all, _host, _host_draw
+from .exp_family import ExponentialFamily
 
 __all__ = ["Chi2", "Gamma"]
 
@@ -41,8 +42,11 @@ def _standard_gamma(alpha):
     return _StandardGamma.apply(alpha)
 
 
-class Gamma(Distribution):
+class Gamma(ExponentialFamily):
+    _mean_carrier_measure = 0
+
     arg_constraints = {"concentration": constraints.positive, "rate": constraints.positive}
+    _expand_params = ("concentration", "rate", "df")
     support = constraints.nonnegative
     has_rsample = True
 
@@ -77,6 +81,13 @@ class Gamma(Distribution):
     def entropy(self):
         c = self.concentration
         return c - graphc.log(self.rate) + graphc.lgamma(c) + (1.0 - c) * graphc.digamma(c)
+
+    @property
+    def _natural_params(self):
+        return (self.concentration - 1, -self.rate)
+
+    def _log_normalizer(self, x, y):
+        return graphc.lgamma(x + 1) + (x + 1) * graphc.log(-y.reciprocal())
 
 
 class Chi2(Gamma):

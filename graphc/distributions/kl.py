@@ -129,3 +129,25 @@ def _kl_mvn_mvn(p, q):
     d = graphc.linalg.solve_triangular(Lq, (q.loc - p.loc).expand(tuple(shape) + (n,)).unsqueeze(-1), upper=False)
     half_log_det = Lq.diagonal(dim1=-2, dim2=-1).log().sum(-1) - Lp.diagonal(dim1=-2, dim2=-1).log().sum(-1)
     return half_log_det + 0.5 * (m.pow(2).sum((-2, -1)) + d.pow(2).sum((-2, -1)) - n)
+
+
+# the fallback for two members of one exponential family (registered last, so any closed form
+# above wins): the Bregman divergence of the log normalizer, by autograd
+from .distribution import _sum_rightmost  # noqa: E402
+from .exp_family import ExponentialFamily  # noqa: E402
+
+
+@register_kl(ExponentialFamily, ExponentialFamily)
+def _kl_expfamily_expfamily(p, q):
+    if type(p) is not type(q):
+        raise NotImplementedError("The cross KL-divergence between different exponential families cannot be "
+                                  "computed using Bregman divergences")
+    p_nparams = [n.detach().requires_grad_() for n in p._natural_params]
+    q_nparams = q._natural_params
+    with graphc.enable_grad():
+        lg_normal = p._log_normalizer(*p_nparams)
+        gradients = graphc.autograd.grad(lg_normal.sum(), p_nparams, create_graph=True)
+    result = q._log_normalizer(*q_nparams) - lg_normal
+    for pnp, qnp, g in zip(p_nparams, q_nparams, gradients):
+        result = result - _sum_rightmost((qnp - pnp) * g, len(q.event_shape))
+    return result

@@ -5,13 +5,15 @@ from __future__ import annotations
 import graphc
 
 from . import constraints
-from .distribution import Distribution, _all_numbers, _broadcast_all, _host, _host_draw, _ProbsOrLogits
+from .distribution import _all_numbers, _broadcast_all, _host, _host_draw, _ProbsOrLogits
+from .exp_family import ExponentialFamily
 
 __all__ = ["Binomial", "Poisson"]
 
 
-class Poisson(Distribution):
+class Poisson(ExponentialFamily):
     arg_constraints = {"rate": constraints.nonnegative}
+    _expand_params = ("rate",)
     support = constraints.nonnegative_integer
 
     def __init__(self, rate, validate_args=None):
@@ -44,11 +46,19 @@ def _clamp_by_zero(x):
     # x.clamp(min=0) with gradient 1/2 at 0, as PyTorch's
     return (x.clamp(min=0) + x - x.clamp(max=0)) / 2
 
+    @property
+    def _natural_params(self):
+        return (graphc.log(self.rate),)
+
+    def _log_normalizer(self, x):
+        return graphc.exp(x)
+
 
 class Binomial(_ProbsOrLogits):
     arg_constraints = {"total_count": constraints.nonnegative_integer, "probs": constraints.unit_interval,
                        "logits": constraints.real}
     has_enumerate_support = True
+    _expand_params = ("total_count", "probs", "logits")
 
     def __init__(self, total_count=1, probs=None, logits=None, validate_args=None):
         if (probs is None) == (logits is None):

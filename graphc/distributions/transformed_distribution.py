@@ -41,6 +41,19 @@ class TransformedDistribution(Distribution):
         cut = len(forward_shape) - event_dim
         super().__init__(forward_shape[:cut], forward_shape[cut:], validate_args=validate_args)
 
+    def expand(self, batch_shape, _instance=None):
+        """The base distribution expanded to the shape the transforms map onto ``batch_shape``
+        (so it works wherever the base's ``expand`` does); the transforms are shared."""
+        new = _instance if _instance is not None else type(self).__new__(type(self))
+        shape = tuple(batch_shape) + tuple(self.event_shape)
+        for t in reversed(self.transforms):
+            shape = tuple(t.inverse_shape(shape))
+        new.base_dist = self.base_dist.expand(shape[:len(shape) - len(self.base_dist.event_shape)])
+        new.transforms = self.transforms
+        Distribution.__init__(new, batch_shape, self.event_shape, validate_args=False)
+        new._validate_args = self._validate_args
+        return new
+
     @constraints.dependent_property(is_discrete=False)
     def support(self):
         if not self.transforms:
