@@ -32,7 +32,8 @@ class _Expression:
             if "..." not in text:
                 raise ValueError("Expression may contain dots only inside ellipsis (...)")
             if text.count("...") != 1 or text.count(".") != 3:
-                raise ValueError("Expression may contain dots only inside ellipsis (...); only one ellipsis for tensor ")
+                raise ValueError("Expression may contain dots only inside ellipsis (...); only one ellipsis for "
+                                 "tensor ")
             text = text.replace("...", _ELLIPSIS)
             self.has_ellipsis = True
         group: list[str] | None = None
@@ -137,10 +138,12 @@ def rearrange(tensor: Tensor | list | tuple, pattern: str, **axes_lengths: int) 
         unknown = [n for n in group if n not in axes_lengths]
         known = math.prod(axes_lengths[n] for n in group if n in axes_lengths)
         if len(unknown) > 1:
-            raise ValueError(f"Could not infer sizes for {set(unknown)}: specify all but one axis of ({' '.join(group)})")
+            raise ValueError(f"Could not infer sizes for {set(unknown)}: specify all but one axis of "
+                             f"({' '.join(group)})")
         if (unknown and (known == 0 or size % known)) or (not unknown and size != known):
-            raise ValueError(f"Shape mismatch: dimension {dim} of size {size} can't be split into ({' '.join(group)}) "
-                             f"with {', '.join(f'{n}={axes_lengths[n]}' for n in group if n in axes_lengths) or 'size 1'}")
+            given = ", ".join(f"{n}={axes_lengths[n]}" for n in group if n in axes_lengths) or "size 1"
+            raise ValueError(f"Shape mismatch: dimension {dim} of size {size} can't be split into "
+                             f"({' '.join(group)}) with {given}")
         for name in group:
             sizes[name] = axes_lengths[name] if name in axes_lengths else size // known
             order.append(name)
