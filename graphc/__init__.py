@@ -148,29 +148,32 @@ class iinfo:
 
 
 class _LegacyTensorType(type):
-    """torch.FloatTensor and friends: callable constructors, usable in ``isinstance`` and
-    ``Tensor.type(torch.FloatTensor)``."""
+    """torch.FloatTensor, torch.cuda.FloatTensor and friends: callable constructors, usable in
+    ``isinstance`` (dtype and device type) and ``Tensor.type(torch.FloatTensor)``."""
 
     def __call__(cls, *args):
-        return Tensor(*args, dtype=cls._legacy_dtype)
+        if cls._legacy_device == "cuda" and not cuda.is_available():
+            raise TypeError(f"type graphc.cuda.{cls.__name__} not available: graphc.cuda.is_available() is False")
+        return Tensor(*args, dtype=cls._legacy_dtype, device=cls._legacy_device)
 
     def __instancecheck__(cls, obj):
-        return isinstance(obj, Tensor) and obj.dtype is cls._legacy_dtype
+        return isinstance(obj, Tensor) and obj.dtype is cls._legacy_dtype and obj.device.type == cls._legacy_device
 
     def __repr__(cls):
-        return f"<class 'graphc.{cls.__name__}'>"
+        return f"<class 'graphc.{'cuda.' if cls._legacy_device == 'cuda' else ''}{cls.__name__}'>"
 
 
-def _legacy(d, name):
-    return _LegacyTensorType(name, (), {"_legacy_dtype": d})
+def _legacy_types(device: str) -> dict[str, type]:
+    kinds = {"FloatTensor": float32, "DoubleTensor": float64, "HalfTensor": float16, "BFloat16Tensor": bfloat16,
+             "LongTensor": int64, "IntTensor": int32, "BoolTensor": bool, "ByteTensor": uint8, "CharTensor": int8,
+             "ShortTensor": int16}
+    return {name: _LegacyTensorType(name, (), {"_legacy_dtype": d, "_legacy_device": device})
+            for name, d in kinds.items()}
 
 
-FloatTensor, DoubleTensor, HalfTensor = (_legacy(float32, "FloatTensor"), _legacy(float64, "DoubleTensor"),
-                                         _legacy(float16, "HalfTensor"))
-BFloat16Tensor = _legacy(bfloat16, "BFloat16Tensor")
-LongTensor, IntTensor, BoolTensor, ByteTensor = (_legacy(int64, "LongTensor"), _legacy(int32, "IntTensor"),
-                                                 _legacy(bool, "BoolTensor"), _legacy(uint8, "ByteTensor"))
-CharTensor, ShortTensor = _legacy(int8, "CharTensor"), _legacy(int16, "ShortTensor")
+globals().update(_legacy_types("cpu"))
+for _name, _type in _legacy_types("cuda").items():
+    setattr(cuda, _name, _type)
 
 
 def index_put(input, indices, values, accumulate: bool = False):
@@ -192,7 +195,16 @@ from .amp.legacy import (get_autocast_cpu_dtype, get_autocast_gpu_dtype, is_auto
                          set_autocast_cpu_dtype, set_autocast_cpu_enabled, set_autocast_gpu_dtype)
 from .amp import autocast, get_autocast_dtype, is_autocast_enabled  # noqa: E402
 from .amp.autocast_mode import (clear_autocast_cache, is_autocast_cache_enabled, set_autocast_cache_enabled,  # noqa: E402
-                                set_autocast_dtype, set_autocast_enabled)
+                                set_autocast_dtype, set_autocast_enabled, autocast_increment_nesting,
+                                autocast_decrement_nesting)
+from .amp import GradScaler  # noqa: E402  (torch.GradScaler is torch.amp.GradScaler)
+from .utils.dlpack import to_dlpack  # noqa: E402
+from graphc.runtime.devices import OutOfMemoryError  # noqa: E402
+
+
+class AcceleratorError(RuntimeError):
+    """PyTorch's error for a failed accelerator (CUDA) call; graphc's GPU calls go through CuPy,
+    whose own errors (``CUDARuntimeError``) reach the user unchanged."""
 
 
 def _attach_compat_extras() -> None:

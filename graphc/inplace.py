@@ -118,6 +118,9 @@ def write(t: Tensor, result: Tensor, since: int | None = None) -> Tensor:
     if grad_mode.is_grad_enabled() and t.dtype.is_inexact and (
             result.requires_grad or t.requires_grad or (t._base is not None and t._base.requires_grad)):
         _rebase_history(t, result if result.dtype is t.dtype else P.cast(result, dtype=t.dtype))
+    if "_fw_tangent" in result.__dict__:  # forward AD: the written tensor takes over the tangent
+        from .autograd.forward_ad import carry_tangent
+        carry_tangent(t, result)
     return t
 
 

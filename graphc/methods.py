@@ -85,7 +85,8 @@ def type_(self, dtype=None, non_blocking: bool = False):
     if dtype is None:  # 'graphc.FloatTensor', or 'graphc.cuda.FloatTensor' on a GPU (as PyTorch)
         prefix = "graphc.cuda." if self.device.type == "cuda" else "graphc."
         return _TYPE_NAMES[self.dtype].replace("torch.", prefix)
-    dtype = getattr(dtype, "_legacy_dtype", dtype)  # x.type(torch.FloatTensor)
+    if hasattr(dtype, "_legacy_dtype"):  # x.type(torch.FloatTensor): that dtype, on that device type
+        return to(self, dtype._legacy_device, dtype._legacy_dtype)
     if isinstance(dtype, str):
         device = "cpu"
         if ".cuda." in dtype:  # 'torch.cuda.FloatTensor': that dtype, on the current GPU

@@ -16,6 +16,8 @@ The API, for a runtime ``rt = get("cuda")``:
     rt.synchronize(index)          wait for the device's queued work
     rt.memory_allocated(index), rt.max_memory_allocated(index), rt.reset_peak_memory_stats(index),
     rt.empty_cache(), rt.device_name(index)
+    cuda only: rt.memory_stats(index), rt.reset_accumulated_memory_stats(index), rt.mem_get_info(index),
+    rt.set_memory_fraction(fraction, index), rt.memory_fraction(index)
     rt.lib()                       cuda only: the loaded cupy module (raises when unavailable)
 
 and ``runtime_of(array)`` / ``device_of(array)`` find the runtime / (type, index) that owns an
@@ -114,6 +116,19 @@ class CpuRuntime(DeviceRuntime):
         return array
 
 
+class OutOfMemoryError(RuntimeError):
+    """PyTorch's ``torch.OutOfMemoryError`` (``torch.cuda.OutOfMemoryError``): a GPU allocation
+    failed (CuPy's ``OutOfMemoryError``, raised by its memory pool, is turned into this one)."""
+
+
+def _format_bytes(n: int) -> str:
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if n < 1024 or unit == "GiB":
+            return f"{n:.2f} {unit}" if unit != "B" else f"{n} B"
+        n /= 1024
+    raise AssertionError("unreachable")
+
+
 class CudaRuntime(DeviceRuntime):
     """NVIDIA GPUs through CuPy, imported on first use.
 
@@ -129,6 +144,9 @@ class CudaRuntime(DeviceRuntime):
         self._lib: ModuleType | None = None  # cupy, once loaded and a GPU was found
         self._reason: str | None = None  # why not, once loading failed
         self._peak: dict[int, int] = {}
+        # per device: peak reserved bytes and the counters memory_stats reports (PyTorch's names)
+        self._peak_reserved: dict[int, int] = {}
+        self._counts: dict[int, dict[str, int]] = {}
         self.current = 0  # the GPU "cuda" means (graphc.cuda.set_device)
 
     def set_current(self, index: int) -> None:
@@ -202,12 +220,30 @@ class CudaRuntime(DeviceRuntime):
     def synchronize(self, index: int | None = None) -> None:
         self._on(index).synchronize()
 
+    def _counters(self, dev: int) -> dict[str, int]:
+        return self._counts.setdefault(dev, {"allocation.all.allocated": 0, "allocated_bytes.all.allocated": 0,
+                                             "num_ooms": 0})
+
     def _malloc(self, nbytes: int):
-        mem = self._pool.malloc(nbytes)
+        try:
+            mem = self._pool.malloc(nbytes)
+        except self._lib.cuda.memory.OutOfMemoryError as e:
+            dev = self._lib.cuda.runtime.getDevice()
+            self._counters(dev)["num_ooms"] += 1
+            raise OutOfMemoryError(
+                f"CUDA out of memory. Tried to allocate {_format_bytes(nbytes)}. GPU {dev}: "
+                f"{_format_bytes(self._pool.used_bytes())} is allocated by graphc and "
+                f"{_format_bytes(self._pool.total_bytes())} reserved in CuPy's memory pool ({e}). Free tensors "
+                "you no longer need, or use a smaller batch.") from None
         dev = mem.device_id
-        used = self._pool.used_bytes()
+        used, reserved = self._pool.used_bytes(), self._pool.total_bytes()
         if used > self._peak.get(dev, 0):
             self._peak[dev] = used
+        if reserved > self._peak_reserved.get(dev, 0):
+            self._peak_reserved[dev] = reserved
+        counts = self._counters(dev)
+        counts["allocation.all.allocated"] += 1
+        counts["allocated_bytes.all.allocated"] += mem.size
         return mem
 
     def memory_allocated(self, index: int | None = None) -> int:
@@ -224,6 +260,46 @@ class CudaRuntime(DeviceRuntime):
 
     def reset_peak_memory_stats(self, index: int | None = None) -> None:
         self._peak[0 if index is None else index] = self.memory_allocated(index)
+        self._peak_reserved[0 if index is None else index] = self.memory_reserved(index)
+
+    def memory_reserved(self, index: int | None = None) -> int:
+        """Bytes CuPy's pool holds from the driver (live arrays and cached free blocks)."""
+        if self._load() is None:
+            return 0
+        with self._on(index):
+            return self._pool.total_bytes()
+
+    def memory_stats(self, index: int | None = None) -> dict[str, int]:
+        """PyTorch's ``memory_stats`` keys that CuPy's pool can answer; {} without CUDA."""
+        if self._load() is None:
+            return {}
+        dev = 0 if index is None else index
+        stats = {"allocated_bytes.all.current": self.memory_allocated(index),
+                 "allocated_bytes.all.peak": self.max_memory_allocated(index),
+                 "reserved_bytes.all.current": self.memory_reserved(index),
+                 "reserved_bytes.all.peak": max(self._peak_reserved.get(dev, 0), self.memory_reserved(index)),
+                 **self._counters(dev)}
+        return dict(sorted(stats.items()))
+
+    def reset_accumulated_memory_stats(self, index: int | None = None) -> None:
+        self._counts.pop(0 if index is None else index, None)
+
+    def mem_get_info(self, index: int | None = None) -> tuple[int, int]:
+        """(free, total) bytes of the GPU, from the driver (cudaMemGetInfo)."""
+        with self._on(index):
+            free, total = self.lib().cuda.runtime.memGetInfo()
+        return int(free), int(total)
+
+    def set_memory_fraction(self, fraction: float, index: int | None = None) -> None:
+        """Cap CuPy's pool on the device at ``fraction`` of its memory (allocations past it raise
+        OutOfMemoryError)."""
+        with self._on(index):
+            self.lib().get_default_memory_pool().set_limit(fraction=fraction)
+
+    def memory_fraction(self, index: int | None = None) -> float:
+        with self._on(index):
+            limit = self.lib().get_default_memory_pool().get_limit()
+        return 1.0 if limit == 0 else limit / self.mem_get_info(index)[1]  # 0: no limit
 
     def empty_cache(self) -> None:
         """Return the pool's unused blocks to the driver (live arrays keep theirs)."""

@@ -65,16 +65,37 @@ class MemoryPointer:
         self._pool = pool
 
 
+class OutOfMemoryError(MemoryError):
+    """CuPy's ``cupy.cuda.memory.OutOfMemoryError`` (its message)."""
+
+    def __init__(self, size: int, total: int, limit: int = 0) -> None:
+        msg = f"Out of memory allocating {size:,} bytes (allocated so far: {total:,} bytes"
+        super().__init__(msg + (f", limit set to: {limit:,} bytes)." if limit else ")."))
+
+
+TOTAL_MEMORY = 80 * 2 ** 30  # the stand-in GPU's memory (as getDeviceProperties says)
+
+
 class MemoryPool:
-    """Counts the bytes of live arrays (CuPy rounds to 512-byte blocks; so does this)."""
+    """Counts the bytes of live arrays (CuPy rounds to 512-byte blocks; so does this); a limit
+    (``set_limit``) makes an allocation past it raise CuPy's OutOfMemoryError."""
 
     def __init__(self) -> None:
         self._used = 0
+        self._limit = 0
 
     def malloc(self, nbytes: int) -> MemoryPointer:
         nbytes = -(-nbytes // 512) * 512
+        if self._limit and self._used + nbytes > self._limit:
+            raise OutOfMemoryError(nbytes, self._used, self._limit)
         self._used += nbytes
         return MemoryPointer(nbytes, self)
+
+    def set_limit(self, size: int | None = None, fraction: float | None = None) -> None:
+        self._limit = int(TOTAL_MEMORY * fraction) if fraction is not None else int(size or 0)
+
+    def get_limit(self) -> int:
+        return self._limit
 
     def _free(self, nbytes: int) -> None:
         self._used -= nbytes
@@ -412,8 +433,11 @@ class _Runtime(types.ModuleType):
     def getDevice(self) -> int:
         return 0
 
+    def memGetInfo(self) -> tuple[int, int]:
+        return TOTAL_MEMORY - _pool.used_bytes(), TOTAL_MEMORY
+
     def getDeviceProperties(self, index: int) -> dict:
-        return {"name": b"Fake CUDA GPU (tests/fake_cupy.py)", "totalGlobalMem": 80 * 2 ** 30,
+        return {"name": b"Fake CUDA GPU (tests/fake_cupy.py)", "totalGlobalMem": TOTAL_MEMORY,
                 "multiProcessorCount": 132}
 
 
@@ -430,6 +454,8 @@ cuda.runtime = runtime
 cuda.set_allocator = _set_allocator
 cuda.MemoryPointer = MemoryPointer
 cuda.MemoryPool = MemoryPool
+cuda.memory = types.ModuleType("cupy.cuda.memory")
+cuda.memory.OutOfMemoryError = OutOfMemoryError
 
 lib = types.ModuleType("cupy.lib")
 lib.stride_tricks = types.ModuleType("cupy.lib.stride_tricks")
@@ -460,10 +486,12 @@ def install(monkeypatch, *, device_count: int = 1, error: Exception | None = Non
     monkeypatch.setattr(runtime, "device_count", device_count)
     monkeypatch.setattr(runtime, "error", error)
     _allocator[0] = _pool.malloc  # graphc installs its own on loading
+    monkeypatch.setattr(_pool, "_limit", 0)
     cupyx = types.ModuleType("cupyx")
     cupyx.scipy = types.ModuleType("cupyx.scipy")
     cupyx.scipy.special = special
     for name, mod in (("cupy", sys.modules[__name__]), ("cupy.cuda", cuda), ("cupy.cuda.runtime", runtime),
+                      ("cupy.cuda.memory", cuda.memory),
                       ("cupy.lib", lib), ("cupy.lib.stride_tricks", lib.stride_tricks), ("cupyx", cupyx),
                       ("cupyx.scipy", cupyx.scipy), ("cupyx.scipy.special", special)):
         monkeypatch.setitem(sys.modules, name, mod)

@@ -86,6 +86,26 @@ def set_autocast_dtype(device_type: str, dtype) -> None:
     _state.dtype[device_type] = dtype
 
 
+def is_autocast_available(device_type: str) -> bool:
+    """Whether graphc's autocast runs on ``device_type`` ("cpu" and "cuda"); a string that names no
+    device type raises, as in PyTorch."""
+    from ..device import device
+    device(device_type)  # PyTorch's error for an unknown device type
+    return device_type in DEVICE_TYPES
+
+
+def autocast_increment_nesting() -> int:
+    """One autocast region more on this thread; the new depth (PyTorch's low-level counter that
+    ``autocast.__enter__`` keeps; the weight-cast cache lives until the outermost region ends)."""
+    _state.nesting += 1
+    return _state.nesting
+
+
+def autocast_decrement_nesting() -> int:
+    _state.nesting -= 1
+    return _state.nesting
+
+
 def is_autocast_cache_enabled() -> bool:
     return _state.cache_enabled
 

@@ -8,7 +8,8 @@ from .graph import Node
 
 from . import graph
 from . import functional
-from ..compat_extras import detect_anomaly, set_detect_anomaly  # noqa: E402
+from . import anomaly_mode, forward_ad  # noqa: E402
+from .anomaly_mode import detect_anomaly, set_detect_anomaly  # noqa: E402
 
 
 def Variable(data, requires_grad: bool = False, volatile: bool = False):  # noqa: N802  (PyTorch's name)

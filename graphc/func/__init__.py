@@ -9,8 +9,8 @@ Each transform traces the function into a graph of primitives and transforms the
 from .autodiff import grad, grad_and_value, hessian, jacfwd, jacrev, jvp, linearize, vjp
 from .functional_call import functional_call, stack_module_state
 from .functionalize import debug_unwrap, functionalize, replace_all_batch_norm_modules_
+from .einops import rearrange
 from .vmap import vmap
 
-# torch.func's rearrange (einops) is left out: it needs the einops package
 __all__ = ["debug_unwrap", "functional_call", "functionalize", "grad", "grad_and_value", "hessian", "jacfwd",
-           "jacrev", "jvp", "linearize", "replace_all_batch_norm_modules_", "stack_module_state", "vjp", "vmap"]
+           "jacrev", "jvp", "linearize", "rearrange", "replace_all_batch_norm_modules_", "stack_module_state", "vjp", "vmap"]

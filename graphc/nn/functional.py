@@ -1251,6 +1251,11 @@ def adaptive_max_pool3d_with_indices(input, output_size, return_indices=True):
     return adaptive_max_pool3d(input, output_size, True)
 
 
+from .linear_cross_entropy import linear_cross_entropy  # noqa: E402
+from .fractional_pool import (fractional_max_pool2d, fractional_max_pool2d_with_indices,  # noqa: E402
+                              fractional_max_pool3d, fractional_max_pool3d_with_indices)
+
+
 def _lp_pool(input, norm_type, kernel_size, stride, ceil_mode, nsp):
     k = _tuple(kernel_size, nsp, "kernel_size")
     pool = (avg_pool1d, avg_pool2d, avg_pool3d)[nsp - 1]

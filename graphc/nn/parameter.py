@@ -84,10 +84,16 @@ class _Uninitialized:
     def __repr__(self) -> str:
         return f"<{type(self).__name__}>"
 
+    def __deepcopy__(self, memo):
+        """A copy is uninitialized too (a deep-copied lazy module stays lazy), as in PyTorch."""
+        if id(self) not in memo:
+            memo[id(self)] = type(self)(Tensor._make(self._data.copy()))
+        return memo[id(self)]
+
 
 class UninitializedParameter(_Uninitialized, Parameter):
     cls_to_become = Parameter
 
 
 class UninitializedBuffer(_Uninitialized, Buffer):
-    cls_to_become = Buffer
+    cls_to_become = Tensor  # a materialized buffer is a plain tensor, as registered buffers are

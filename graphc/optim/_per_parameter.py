@@ -74,6 +74,23 @@ def where(cond, a, b):
     return np.where(cond, a, b)
 
 
+def minimum(a, b):
+    if isinstance(a, Tensor) or isinstance(b, Tensor):
+        from ..math_ops import minimum as tensor_minimum
+        return tensor_minimum(a, b)
+    return np.minimum(a, b)
+
+
+def mean_over(x, axis: int):
+    """The mean over ``axis``, kept as a size-1 dimension."""
+    return x.mean(dim=axis, keepdim=True) if isinstance(x, Tensor) else x.mean(axis=axis, keepdims=True)
+
+
+def rms(x):
+    """The root mean square of all elements (``x.norm() / sqrt(x.numel())``), a 0-d value."""
+    return (x * x).mean().sqrt() if isinstance(x, Tensor) else np.sqrt((x * x).mean())
+
+
 def clip(x, low: float, high: float):
     return x.clamp(low, high) if isinstance(x, Tensor) else np.clip(x, low, high)
 
@@ -113,6 +130,9 @@ class _PerParameterOptimizer(Optimizer):
     """
 
     _sparse_message: str | None = None
+    # each element's update reads that element only, so a group may update as one flat buffer
+    # (Adafactor's factored moments and Muon's orthogonalization need each parameter's shape)
+    _elementwise: bool = True
     _setstate_defaults: dict[str, Any] = {}
     _scalar_state_keys: tuple[str, ...] = ("step",)
 
@@ -152,7 +172,7 @@ class _PerParameterOptimizer(Optimizer):
                 params = [p for p in group["params"] if p.grad is not None]
                 grads = [_grad_value(tx, p, p.grad, self._sparse_message, maximize=group["maximize"])
                          for p in params]
-                flat = None if tx.tensors else flat_group(self.__dict__.setdefault("_flat", {}), group, params)
+                flat = None if tx.tensors or not self._elementwise else flat_group(self.__dict__.setdefault("_flat", {}), group, params)
                 if flat is not None and flat.gather_state(self.state):
                     # the whole group at once (see _flat), in cache-sized chunks: the rule's
                     # temporaries stay in cache

@@ -34,7 +34,15 @@ from .pooling import (LPPool1d, LPPool2d, LPPool3d, MaxUnpool1d, MaxUnpool2d, Ma
                       UpsamplingNearest2d)
 from .sparse import EmbeddingBag
 from .rnn import RNNCellBase
-from . import batchnorm, channelshuffle, flatten, fold, instancenorm, lazy, upsampling  # noqa: F401  (PyTorch's module paths)
+from .conv import (LazyConv1d, LazyConv2d, LazyConv3d, LazyConvTranspose1d, LazyConvTranspose2d,
+                   LazyConvTranspose3d)
+from .pooling import FractionalMaxPool2d, FractionalMaxPool3d
+from .adaptive import AdaptiveLogSoftmaxWithLoss
+from .loss import LinearCrossEntropyLoss
+from .linear_cross_entropy_options import LinearCrossEntropyOptions
+from .batchnorm import LazyBatchNorm1d, LazyBatchNorm2d, LazyBatchNorm3d
+from .instancenorm import LazyInstanceNorm1d, LazyInstanceNorm2d, LazyInstanceNorm3d
+from . import adaptive, batchnorm, linear_cross_entropy, linear_cross_entropy_options, channelshuffle, flatten, fold, instancenorm, lazy, upsampling  # noqa: F401  (PyTorch's module paths)
 
 __all__ = ['AdaptiveAvgPool1d', 'AdaptiveAvgPool2d', 'AdaptiveAvgPool3d', 'AdaptiveMaxPool1d',
            'AdaptiveMaxPool2d', 'AdaptiveMaxPool3d', 'AlphaDropout', 'AvgPool1d', 'AvgPool2d', 'AvgPool3d',
@@ -57,4 +65,8 @@ __all__ = ['AdaptiveAvgPool1d', 'AdaptiveAvgPool2d', 'AdaptiveAvgPool3d', 'Adapt
            'Softmax', 'Softmax2d', 'Softmin', 'Softplus', 'Softshrink', 'Softsign', 'Tanh', 'Tanhshrink',
            'Threshold', 'Transformer', 'TransformerDecoder', 'TransformerDecoderLayer', 'TransformerEncoder',
            'TransformerEncoderLayer', 'TripletMarginLoss', 'TripletMarginWithDistanceLoss', 'Unflatten', 'Unfold',
-           'Upsample', 'UpsamplingBilinear2d', 'UpsamplingNearest2d', 'ZeroPad1d', 'ZeroPad2d', 'ZeroPad3d']
+           'Upsample', 'UpsamplingBilinear2d', 'UpsamplingNearest2d', 'ZeroPad1d', 'ZeroPad2d', 'ZeroPad3d',
+           'LazyConv1d', 'LazyConv2d', 'LazyConv3d', 'LazyConvTranspose1d', 'LazyConvTranspose2d',
+           'LazyConvTranspose3d', 'LazyBatchNorm1d', 'LazyBatchNorm2d', 'LazyBatchNorm3d', 'LazyInstanceNorm1d',
+           'LazyInstanceNorm2d', 'LazyInstanceNorm3d', 'FractionalMaxPool2d', 'FractionalMaxPool3d',
+           'AdaptiveLogSoftmaxWithLoss', 'LinearCrossEntropyLoss', 'LinearCrossEntropyOptions']

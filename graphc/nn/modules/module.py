@@ -9,7 +9,7 @@ from graphc.ir import dtypes
 from ...autograd.graph import RemovableHandle, add_hook
 from ...dispatch import current as _dispatch
 from ...tensors import Tensor
-from ..parameter import Buffer, Parameter
+from ..parameter import Buffer, Parameter, UninitializedBuffer
 
 
 class _IncompatibleKeys(namedtuple("IncompatibleKeys", ["missing_keys", "unexpected_keys"])):
@@ -160,6 +160,80 @@ class _LazyHookIdentity:
 _HookIdentity = _LazyHookIdentity()
 
 
+# ---- global hooks (``register_module_*_hook``): they apply to every module, before its own ----
+
+_global_forward_pre_hooks: OrderedDict = OrderedDict()
+_global_forward_hooks: OrderedDict = OrderedDict()
+_global_forward_hooks_with_kwargs: set = set()
+_global_backward_hooks: OrderedDict = OrderedDict()
+_global_backward_pre_hooks: OrderedDict = OrderedDict()
+_global_parameter_registration_hooks: OrderedDict = OrderedDict()
+_global_buffer_registration_hooks: OrderedDict = OrderedDict()
+_global_module_registration_hooks: OrderedDict = OrderedDict()
+
+
+def register_module_forward_pre_hook(hook: Callable) -> RemovableHandle:
+    """``hook(module, args)`` before every module's forward (and before its own pre-hooks); a
+    non-None result replaces the arguments."""
+    return add_hook(_global_forward_pre_hooks, hook)
+
+
+def register_module_forward_hook(hook: Callable, *, with_kwargs: bool = False,
+                                 always_call: bool = False) -> RemovableHandle:
+    """``hook(module, args, output)`` (``hook(module, args, kwargs, output)`` with ``with_kwargs``)
+    after every module's forward, before its own forward hooks; a non-None result replaces the
+    output. ``always_call`` is accepted as for a module's own hooks (graphc calls hooks only after
+    a forward that returned)."""
+    h = add_hook(_global_forward_hooks, hook)
+    if with_kwargs:
+        _global_forward_hooks_with_kwargs.add(h.id)
+    return h
+
+
+def register_module_full_backward_hook(hook: Callable) -> RemovableHandle:
+    """``hook(module, grad_input, grad_output)`` for every module's backward (eager only, as a
+    module's own backward hooks)."""
+    return add_hook(_global_backward_hooks, hook)
+
+
+def register_module_full_backward_pre_hook(hook: Callable) -> RemovableHandle:
+    """``hook(module, grad_output)`` before every module's gradients are computed."""
+    return add_hook(_global_backward_pre_hooks, hook)
+
+
+def register_module_backward_hook(hook: Callable) -> RemovableHandle:
+    """Deprecated in PyTorch; graphc gives it the well-defined semantics of the full hook, as
+    ``Module.register_backward_hook``."""
+    return register_module_full_backward_hook(hook)
+
+
+def register_module_parameter_registration_hook(hook: Callable) -> RemovableHandle:
+    """``hook(module, name, param)`` whenever a module registers a parameter; a non-None result
+    is registered instead."""
+    return add_hook(_global_parameter_registration_hooks, hook)
+
+
+def register_module_buffer_registration_hook(hook: Callable) -> RemovableHandle:
+    """``hook(module, name, buffer)`` whenever a module registers a buffer; a non-None result is
+    registered instead."""
+    return add_hook(_global_buffer_registration_hooks, hook)
+
+
+def register_module_module_registration_hook(hook: Callable) -> RemovableHandle:
+    """``hook(module, name, submodule)`` whenever a module registers a submodule; a non-None
+    result is registered instead."""
+    return add_hook(_global_module_registration_hooks, hook)
+
+
+def _registered(hooks: OrderedDict, module, name: str, value):
+    """``value`` after the global registration hooks of its kind."""
+    for hook in list(hooks.values()):
+        out = hook(module, name, value)
+        if out is not None:
+            value = out
+    return value
+
+
 class Module:
     training: bool
     _version: int = 1
@@ -205,7 +279,8 @@ class Module:
                 f"Cannot assign non-leaf Tensor to parameter '{name}'. Model parameters must be created "
                 f"explicitly. To express '{name}' as a function of another Tensor, compute the value in "
                 "the forward() method.")
-        self._parameters[name] = param
+        self._parameters[name] = (None if param is None else
+                                  _registered(_global_parameter_registration_hooks, self, name, param))
 
     def register_buffer(self, name: str, tensor: Tensor | None, persistent: bool = True) -> None:
         if "_buffers" not in self.__dict__:
@@ -216,8 +291,9 @@ class Module:
                             "(torch Tensor or None required)")
         if isinstance(tensor, Buffer):
             persistent = tensor.persistent
+        if isinstance(tensor, Buffer) and not isinstance(tensor, UninitializedBuffer):  # a lazy one stays itself
             tensor = Tensor._alias(tensor._data, tensor._version)
-        self._buffers[name] = tensor
+        self._buffers[name] = _registered(_global_buffer_registration_hooks, self, name, tensor)
         if persistent:
             self._non_persistent_buffers_set.discard(name)
         else:
@@ -227,7 +303,7 @@ class Module:
         if module is not None and not isinstance(module, Module):
             raise TypeError(f"{_typename(module)} is not a Module subclass")
         self._check_name(name, "module", "_modules")
-        self._modules[name] = module
+        self._modules[name] = _registered(_global_module_registration_hooks, self, name, module)
 
     register_module = add_module
 
@@ -261,7 +337,7 @@ class Module:
             if "_modules" not in d:
                 raise AttributeError("cannot assign module before Module.__init__() call")
             self._remove_from(name, "modules")
-            d["_modules"][name] = value
+            d["_modules"][name] = _registered(_global_module_registration_hooks, self, name, value)
             return
         modules = d.get("_modules")
         if modules is not None and name in modules:
@@ -279,7 +355,7 @@ class Module:
                 self._remove_from(name, "buffers")
                 self.register_buffer(name, value, value.persistent)
             else:
-                buffers[name] = value
+                buffers[name] = _registered(_global_buffer_registration_hooks, self, name, value)
             return
         object.__setattr__(self, name, value)
 
@@ -441,7 +517,9 @@ class Module:
                 if p._grad is not None:
                     p._grad = fn(p._grad)
         for name, b in self._buffers.items():
-            if b is not None:
+            if isinstance(b, UninitializedBuffer):  # a lazy module's placeholder stays one, converted
+                b._data = fn(b.detach())._data
+            elif b is not None:
                 self._buffers[name] = fn(b)
         return self
 
@@ -483,7 +561,7 @@ class Module:
     # ---- calling ----------------------------------------------------------------------------
 
     def _call_impl(self, *args, **kwargs):
-        for hid, hook in list(self._forward_pre_hooks.items()):
+        for hid, hook in [*_global_forward_pre_hooks.items(), *self._forward_pre_hooks.items()]:
             if hid in self._forward_pre_hooks_with_kwargs:
                 r = hook(self, args, kwargs)
                 if r is not None:
@@ -496,14 +574,15 @@ class Module:
                 if r is not None:
                     args = r if isinstance(r, tuple) else (r,)
         bw = None
-        if self._backward_hooks or self._backward_pre_hooks:
-            _dispatch().eager_only(f"{type(self).__name__} has backward hooks (register_full_backward_hook), which "
-                                   "run eagerly only")
-            bw = _BackwardHookState(self, list(self._backward_hooks.values()), list(self._backward_pre_hooks.values()))
+        if self._backward_hooks or self._backward_pre_hooks or _global_backward_hooks or _global_backward_pre_hooks:
+            _dispatch().eager_only(f"{type(self).__name__} has backward hooks (register_full_backward_hook or a "
+                                   "global register_module_full_backward_hook), which run eagerly only")
+            bw = _BackwardHookState(self, [*_global_backward_hooks.values(), *self._backward_hooks.values()],
+                                    [*_global_backward_pre_hooks.values(), *self._backward_pre_hooks.values()])
             args = bw.setup_inputs(args)
         out = self.forward(*args, **kwargs)
-        for hid, hook in list(self._forward_hooks.items()):
-            if hid in self._forward_hooks_with_kwargs:
+        for hid, hook in [*_global_forward_hooks.items(), *self._forward_hooks.items()]:
+            if hid in self._forward_hooks_with_kwargs or hid in _global_forward_hooks_with_kwargs:
                 r = hook(self, args, kwargs, out)
             else:
                 r = hook(self, args, out)

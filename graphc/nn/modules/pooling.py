@@ -230,3 +230,38 @@ class Unfold(Module):
 
     def extra_repr(self) -> str:
         return f"kernel_size={self.kernel_size}, dilation={self.dilation}, padding={self.padding}, stride={self.stride}"
+
+
+class _FractionalMaxPoolNd(Module):
+    """Fractional max pooling (see ``graphc.nn.fractional_pool``); ``_random_samples`` fixes the
+    window starts (a buffer), otherwise they are drawn at every call."""
+    _nsp = 2
+
+    def __init__(self, kernel_size, output_size=None, output_ratio=None, return_indices: bool = False,
+                 _random_samples=None) -> None:
+        super().__init__()
+        n, name = self._nsp, type(self).__name__
+        self.kernel_size = _expand(kernel_size, n)
+        self.return_indices = return_indices
+        self.register_buffer("_random_samples", _random_samples)
+        self.output_size = _expand(output_size, n) if output_size is not None else None
+        self.output_ratio = _expand(output_ratio, n) if output_ratio is not None else None
+        if output_size is None and output_ratio is None:
+            raise ValueError(f"{name} requires specifying either an output size, or a pooling ratio")
+        if output_size is not None and output_ratio is not None:
+            raise ValueError("only one of output_size and output_ratio may be specified")
+        if self.output_ratio is not None and not all(0 < r < 1 for r in self.output_ratio):
+            raise ValueError(f"output_ratio must be between 0 and 1 (got {output_ratio})")
+
+    def forward(self, input):
+        fn = F.fractional_max_pool2d if self._nsp == 2 else F.fractional_max_pool3d
+        return fn(input, self.kernel_size, self.output_size, self.output_ratio, self.return_indices,
+                  _random_samples=self._random_samples)
+
+
+class FractionalMaxPool2d(_FractionalMaxPoolNd):
+    _nsp = 2
+
+
+class FractionalMaxPool3d(_FractionalMaxPoolNd):
+    _nsp = 3

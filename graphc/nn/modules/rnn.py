@@ -15,6 +15,11 @@ from .module import Module
 _GATES = {"RNN_TANH": 1, "RNN_RELU": 1, "LSTM": 4, "GRU": 3}
 
 
+def apply_permutation(tensor: Tensor, permutation: Tensor, dim: int = 1) -> Tensor:
+    """Reorder ``tensor`` along ``dim`` (PyTorch's helper for a PackedSequence's sorted order)."""
+    return tensor.index_select(dim, permutation)
+
+
 def _cell_step(mode: str, gi, h, c, w_hh, b_hh, w_hr=None):
     """One time step given the precomputed input projection ``gi`` (N, gates*H); ``w_hr`` is the
     LSTM output projection (proj_size > 0)."""
