@@ -91,6 +91,13 @@ EXTRA = {
     "ldl_solve": ((lambda a, p, b: P.ldl_solve(a, p, b, hermitian=False)),
                   (_f(3, 3), np.array([3, 3, 3], np.int32), _f(3, 2))),
     "lstsq_rank": _unary(P.lstsq_rank, _f(2, 4, 3), rcond=1e-7, driver="gelsy"),
+    # special functions without a derivative (the differentiable ones have op_cases); positive
+    # operands where their domain needs them (the variants add zeros, negatives, inf and nan)
+    **{name: _unary(getattr(P, name), _f(3, 4)) for name in (
+        "airy_ai", "bessel_j0", "bessel_j1", "modified_bessel_i0", "modified_bessel_i1")},
+    **{name: _unary(getattr(P, name), np.abs(_f(3, 4)) + 0.1) for name in (
+        "bessel_y0", "bessel_y1", "modified_bessel_k0", "modified_bessel_k1", "scaled_modified_bessel_k0",
+        "scaled_modified_bessel_k1")},
     # a data-dependent shape: a graph break, so this runs eagerly in both; exercised all the same
     "nonzero": _unary(P.nonzero, _i(3, 4, hi=2)),
 }

@@ -464,7 +464,7 @@ def edit_tensor(key, value):
     (edit_tensor("shape", [11]), "needs 44 bytes but its blob 0 holds 40"),
     (edit_tensor("shape", [-10]), "invalid shape"),
     (edit_tensor("shape", "10"), "invalid shape"),
-    (edit_tensor("dtype", "complex64"), "unknown dtype 'complex64'"),
+    (edit_tensor("dtype", "quint8"), "unknown dtype 'quint8'"),
     (edit_tensor("dtype", "float"), "unknown dtype 'float'"),
     (edit_tensor("kind", "module"), "invalid kind"),
     (edit_tensor("requires_grad", 1), "invalid requires_grad"),
