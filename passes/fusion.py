@@ -87,21 +87,20 @@ class _Quotient:
         for v, o in zip(moved, sorted(order[v] for v in moved)):
             order[v] = o
 
-    def merge(self, a: int, b: int) -> None:
-        """Contract the edge ``a -> b`` (the caller made sure it is the only path from ``a`` to
-        ``b``): ``b``'s edges become ``a``'s, the order kept by adding them as new edges."""
-        self.succ[a].discard(b)
-        succ, pred = self.succ.pop(b), self.pred.pop(b)
-        del self.order[b]
-        pred.discard(a)
-        for w in succ:
-            self.pred[w].discard(b)
-        for u in pred:
-            self.succ[u].discard(b)
-        for w in succ:
-            self.add_edge(a, w)
-        for u in pred:
-            self.add_edge(u, a)
+    def merge_into(self, b: int, a: int) -> None:
+        """Contract the edge ``a -> b`` into ``b``, when every other successor of ``a`` comes
+        after ``b`` in the order (the caller's check): ``a``'s predecessors come before ``a``,
+        so the order stays topological as it is."""
+        for u in self.pred.pop(a):
+            self.succ[u].discard(a)
+            self.succ[u].add(b)
+            self.pred[b].add(u)
+        for w in self.succ.pop(a):
+            self.pred[w].discard(a)
+            if w != b:
+                self.succ[b].add(w)
+                self.pred[w].add(b)
+        del self.order[a]
 
     def _region(self, start: int, edges: dict, inside) -> list[int]:
         found, stack = {start}, [start]
@@ -277,44 +276,45 @@ def fuse(g: Graph, report: list | None = None, in_kernels: Callable[[Primitive],
     return g
 
 
+# the most nodes a merge may make a group of: chains of pointwise work that run through every
+# step of an unrolled loop (an RNN's gradient sums) would otherwise merge into one kernel over the
+# whole loop, with a kernel argument per step (past what a GPU kernel should take)
+MERGED_NODES = 64
+
+
 def _merge_pointwise(groups: list[_Group], quotient: _Quotient, vertex: dict[int, int], position: dict[int, int],
                      report: list) -> list[_Group]:
-    """Merge a pointwise group into a pointwise group over the same domain that feeds it, where
-    no other path joins them (which would make the merged group depend on itself). Nodes join
-    groups greedily in graph order, so one chain of work can end up in several groups: an
-    optimizer's update of one parameter (its two moment updates and the step read the same
-    gradient, with scalar factors computed in between) became three kernels, each a pass over
-    the parameter's memory."""
+    """Merge a pointwise group into the pointwise group over the same domain it feeds, when its
+    other successors all come after that group in the quotient's order: then no other path joins
+    the two (merging never closes a cycle), and the merged group keeps the later vertex's place
+    in the order, with no search and no reordering (a merge costs the two groups' degrees, so
+    long unrolled graphs stay linear). Nodes join groups greedily in graph order, so one chain of
+    work can end up in several groups: an optimizer's update of one parameter (its two moment
+    updates and the step read the same gradient, with scalar factors computed in between) became
+    three kernels, each a pass over the parameter's memory."""
     by_vertex = {vertex[id(grp.nodes[0])]: grp for grp in groups}
-    merged: set[int] = set()  # vertices of groups merged into another
-    gone: set[int] = set()    # ids of those groups
+    order = quotient.order
+    gone: set[int] = set()  # ids of the groups merged into another
 
     def mergeable(grp: _Group) -> bool:
         return grp.kind == "pointwise" and grp.reduce is None
 
-    for va in sorted(by_vertex, key=quotient.order.__getitem__):
+    for va in sorted(by_vertex, key=order.__getitem__):  # a merged group is visited again at its new vertex
         a = by_vertex[va]
-        if va in merged or not mergeable(a):
+        if not mergeable(a) or not quotient.succ[va]:
             continue
-        changed = True
-        while changed:
-            changed = False
-            for vb in sorted(quotient.succ[va], key=quotient.order.__getitem__):
-                b = by_vertex.get(vb)
-                if b is None or vb in merged or not mergeable(b) or b.domain != a.domain:
-                    continue
-                if any(w != vb and quotient.reaches(w, vb) for w in quotient.succ[va]):
-                    continue  # another path from a to b: merging would close a cycle
-                report.append(f"group of %{b.nodes[0].output.name} merged into the group of %{a.nodes[0].output.name}")
-                quotient.merge(va, vb)
-                a.nodes = sorted(a.nodes + b.nodes, key=lambda n: position[id(n)])
-                a.members |= b.members
-                for n in b.nodes:
-                    vertex[id(n)] = va
-                merged.add(vb)
-                gone.add(id(b))
-                changed = True
-                break
+        vb = min(quotient.succ[va], key=order.__getitem__)  # the only one the others may all follow
+        b = by_vertex.get(vb)
+        if b is None or not mergeable(b) or b.domain != a.domain or len(a.nodes) + len(b.nodes) > MERGED_NODES:
+            continue
+        report.append(f"group of %{a.nodes[0].output.name} merged into the group of %{b.nodes[0].output.name}")
+        quotient.merge_into(vb, va)
+        b.nodes = sorted(a.nodes + b.nodes, key=lambda n: position[id(n)])
+        for n in a.nodes:
+            vertex[id(n)] = vb
+        del by_vertex[va]
+        by_vertex[vb] = b
+        gone.add(id(a))
     return [grp for grp in groups if id(grp) not in gone]
 
 

@@ -383,7 +383,7 @@ def test_graphc_logs(monkeypatch, capsys):
     kinds = {line.split("]")[0] + "]" for line in out.splitlines() if line.startswith("[graphc:")}
     assert kinds == {"[graphc:graph]", "[graphc:passes]", "[graphc:code]", "[graphc:cache]", "[graphc:fusion]"}
     # the backward's two pointwise groups (exp's derivative, then the sum's) merge into one
-    assert "[graphc:fusion] g_backward: group of %3 merged into the group of %0" in out
+    assert "[graphc:fusion] g_backward: group of %0 merged into the group of %3" in out
     assert "[graphc:graph] graph g(%x0: f32[3]) {" in out and "def graphc_g_forward(" in out
     assert "memory plan g_backward:" in out
     assert "[graphc:cache] g_forward: generated code (cache miss" in out or \
