@@ -56,6 +56,7 @@ def make_inputs(kind: str, n: int, rng) -> list[np.ndarray]:
         "f": lambda: [f()], "pos": lambda: [pos()],
         "unit": lambda: [rng.uniform(-0.99, 0.99, n).astype(np.float32)],
         "ff": lambda: [f(), f()], "fpos": lambda: [f(), pos()], "posf": lambda: [pos(), f()],
+        "pospos": lambda: [pos(), pos()], "zeta": lambda: [pos() + 1.5, pos()],
         "i": lambda: [i32()], "ii": lambda: [i32(), i32()], "b": lambda: [b()], "bb": lambda: [b(), b()],
         "where": lambda: [b(), f(), f()],
     }[kind]()
@@ -119,6 +120,21 @@ ELEMENTWISE: dict[str, tuple] = {
     "erfinv": ("unit", {}, lambda x: _special().erfinv(x)),
     "xlogy": ("fpos", {}, _np_xlogy),
     "polygamma": ("pos", {"n": 1}, lambda x: _special().polygamma(1, x)),
+    # complex parts of real operands (what a real float32 array gives: itself, zeros, itself)
+    "real": ("f", {}, np.real), "imag": ("f", {}, np.imag), "conj": ("f", {}, np.conj),
+    "make_complex": ("ff", {}, lambda a, b: a + 1j * b.astype(np.complex64)),
+    # scipy.special's functions (torch.special)
+    **{name: ("f", {}, (lambda fn: lambda x: getattr(_special(), fn)(x))(fn)) for name, fn in (
+        ("i0", "i0"), ("i0e", "i0e"), ("i1", "i1"), ("i1e", "i1e"), ("erfcx", "erfcx"), ("log_ndtr", "log_ndtr"),
+        ("bessel_j0", "j0"), ("bessel_j1", "j1"), ("modified_bessel_i0", "i0"),
+        ("modified_bessel_i1", "i1"))},
+    **{name: ("pos", {}, (lambda fn: lambda x: getattr(_special(), fn)(x))(fn)) for name, fn in (
+        ("bessel_y0", "y0"), ("bessel_y1", "y1"), ("modified_bessel_k0", "k0"), ("modified_bessel_k1", "k1"),
+        ("scaled_modified_bessel_k0", "k0e"), ("scaled_modified_bessel_k1", "k1e"))},
+    "airy_ai": ("f", {}, lambda x: _special().airy(x)[0]),
+    "igamma": ("pospos", {}, lambda a, x: _special().gammainc(a, x)),
+    "igammac": ("pospos", {}, lambda a, x: _special().gammaincc(a, x)),
+    "zeta": ("zeta", {}, lambda x, q: _special().zeta(x, q)),
 }
 
 # reductions: (numpy form of x, axis) per primitive

@@ -234,13 +234,17 @@ _local = _ThreadState()
 _dispatching_threads = AlteredThreads()
 
 # Operand types that never outrank the handler bind starts from: Python numbers and None (they
-# have no handler), and types registered with ``base_level_operand_type`` (eager tensors, whose
-# handler is the base handler). bind skips asking them for one.
-_BASE_LEVEL_TYPES: set[type] = {int, float, bool, complex, type(None)}
+# have no handler). bind skips asking them for one.
+_NO_HANDLER_TYPES: frozenset[type] = frozenset({int, float, bool, complex, type(None)})
+# Types registered with ``base_level_operand_type`` (eager tensors): their handler is the base
+# handler unless an instance carries its own in its ``__dict__`` (a forward-AD dual tensor), which
+# a dict lookup answers (cheaper than getattr's search of the class for a missing attribute)
+_BASE_LEVEL_TYPES: set[type] = set()
 
 
 def base_level_operand_type(cls: type) -> None:
-    """Instances of exactly ``cls`` (not subclasses) have the base handler as ``_graphc_handler``."""
+    """Instances of exactly ``cls`` (not subclasses) have the base handler as ``_graphc_handler``,
+    unless one sets its own in its ``__dict__``."""
     _BASE_LEVEL_TYPES.add(cls)
 
 
@@ -317,10 +321,12 @@ def bind(prim: Primitive, *args, **attrs):
     else:
         best, policy = _base_handler, None
     for a in args:
-        if type(a) not in _BASE_LEVEL_TYPES:
-            h = getattr(a, "_graphc_handler", None)
-            if h is not None and h is not best and (best is None or h.level > best.level):
-                best = h
+        t = type(a)
+        if t in _NO_HANDLER_TYPES:
+            continue
+        h = a.__dict__.get("_graphc_handler") if t in _BASE_LEVEL_TYPES else getattr(a, "_graphc_handler", None)
+        if h is not None and h is not best and (best is None or h.level > best.level):
+            best = h
     if best is None:
         raise TypeError(f"{prim.name}: no tensor operand and no active handler")
     if policy is not None:
