@@ -54,7 +54,8 @@ def _summed_batch_product(n: Node, g: Graph) -> bool:
     (``loss.backward()`` inside a compiled step differentiates the traced graph)."""
     m = n.inputs[0]
     if not (isinstance(m, Value) and m.producer is not None and m.producer.prim is P.matmul and len(m.users) == 1
-            and all(o is not m for o in g.outputs)) or m.dtype.is_low_precision:
+            and all(o is not m for o in g.outputs)) or m.dtype.is_low_precision \
+            or n.output.dtype is not m.dtype:  # integer sums widen to int64: not a product's dtype
         return False
     a, b = m.producer.inputs
     r = m.ndim

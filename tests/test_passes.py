@@ -859,3 +859,6 @@ def test_simplify_sums_a_batch_of_products_as_one_product(keepdim):
     np.testing.assert_allclose(r, (x @ y).sum(0, keepdims=keepdim), rtol=1e-12)
     float16 = text.replace("f64", "f16")
     assert "sum(" in run(float16, simplify, dce)  # half precision sums in float32: left alone
+    int32 = text.replace("f64[3,4,2]", "i32[3,4,2]").replace("f64[3,2,5]", "i32[3,2,5]") \
+        .replace("f64[3,4,5]", "i32[3,4,5]").replace(f"f64[{out_shape}]", f"i64[{out_shape}]")
+    assert "sum(" in run(int32, simplify, dce)  # an integer sum widens to int64: left alone
