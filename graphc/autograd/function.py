@@ -67,12 +67,10 @@ class BackwardCFunction(Node, FunctionCtx):
         out_ids = {id(o): i for i, o in enumerate(outputs)}
         for i, o in enumerate(raw):
             out_ids.setdefault(id(o), i)
-        for k, t in enumerate(self._to_save):
+        check_saved(self._to_save)
+        for t in self._to_save:
             if t is None:
                 saved.append(None)
-            elif not isinstance(t, Tensor):
-                raise TypeError(f"save_for_backward can only save variables, but argument {k} is of type "
-                                f"{type(t).__name__}")
             else:
                 nr = out_ids.get(id(t))
                 # an output of this Function: unpacks with this node as its grad_fn
@@ -186,19 +184,35 @@ class Function(metaclass=FunctionMeta):
         return cls.setup_context is not Function.setup_context
 
 
+def check_saved(to_save: tuple) -> None:
+    """``save_for_backward`` takes tensors and None only (PyTorch's message otherwise)."""
+    from ..tensors import Tensor
+    for k, t in enumerate(to_save):
+        if t is not None and not isinstance(t, Tensor):
+            raise TypeError(f"save_for_backward can only save variables, but argument {k} is of type "
+                            f"{type(t).__name__}")
+
+
+def run_forward(cls, ctx, args: tuple, kwargs: dict) -> tuple[tuple, bool]:
+    """``cls.forward`` under no_grad with ``ctx`` (handed to ``setup_context`` when ``cls``
+    defines one, else to forward): its outputs as a tuple, and whether it returned one value.
+    Eager application and tracing both run forward through here."""
+    with grad_mode.no_grad():
+        if cls._uses_setup_context():
+            outputs = cls.forward(*args, **kwargs)
+            cls.setup_context(ctx, args, outputs)
+        else:
+            outputs = cls.forward(ctx, *args, **kwargs)
+    single = not isinstance(outputs, tuple)
+    return ((outputs,) if single else outputs), single
+
+
 def apply_eagerly(cls, args: tuple, kwargs: dict):
     """``cls.apply(*args, **kwargs)`` run now: forward under no_grad, outputs recorded with a
     ``<cls>Backward`` node that calls ``cls.backward``."""
     from ..tensors import Tensor
     node = BackwardCFunction(cls, args)
-    with grad_mode.no_grad():
-        if cls._uses_setup_context():
-            outputs = cls.forward(*args, **kwargs)
-            cls.setup_context(node, args, outputs)
-        else:
-            outputs = cls.forward(node, *args, **kwargs)
-    single = not isinstance(outputs, tuple)
-    outs = (outputs,) if single else outputs
+    outs, single = run_forward(cls, node, args, kwargs)
     track = grad_mode.is_grad_enabled() and any(node.needs_input_grad)
     dirty = {id(t) for t in node._dirty}
     wrapped = []

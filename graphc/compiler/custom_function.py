@@ -18,7 +18,7 @@ from graphc.ir.graph import Graph, Value
 from graphc.ir.primitive import TensorType
 
 from ..autograd import grad_mode
-from ..autograd.function import FunctionCtx
+from ..autograd.function import FunctionCtx, check_saved, run_forward
 from ..tensors import Tensor
 from .tracing import GraphBreak, SymbolicTensor, Trace
 
@@ -43,26 +43,16 @@ class TracedCtx(FunctionCtx):
 def trace_custom_function(trace: Trace, cls, args: tuple, kwargs: dict):
     """``cls.apply(*args, **kwargs)`` while tracing (see the module docstring)."""
     ctx = TracedCtx(args)
-    with grad_mode.no_grad():
-        if cls._uses_setup_context():
-            outputs = cls.forward(*args, **kwargs)
-            cls.setup_context(ctx, args, outputs)
-        else:
-            outputs = cls.forward(ctx, *args, **kwargs)
-    for k, t in enumerate(ctx._to_save):
-        if t is not None and not isinstance(t, Tensor):
-            raise TypeError(f"save_for_backward can only save variables, but argument {k} is of type "
-                            f"{type(t).__name__}")
+    outs, single = run_forward(cls, ctx, args, kwargs)
+    check_saved(ctx._to_save)
     if ctx._dirty:
         raise GraphBreak(f"the custom autograd.Function {cls.__name__} modifies inputs in place (mark_dirty); "
                          "graphc.compile traces custom Functions without mark_dirty only")
-    single = not isinstance(outputs, tuple)
-    outs = (outputs,) if single else outputs
     tensor_outs = [k for k, o in enumerate(outs) if isinstance(o, Tensor)]
     diff_outs = [k for k in tensor_outs if outs[k].dtype.is_inexact and id(outs[k]) not in ctx._non_diff]
     diff_in = [a for a, need in zip(args, ctx.needs_input_grad) if need]
     if not (grad_mode.is_grad_enabled() and diff_in and diff_outs):
-        return outputs  # no gradient flows: the detached forward is all there is
+        return outs[0] if single else outs  # no gradient flows: the detached forward is all there is
     body, captured, has_grad = _trace_backward(trace, cls, ctx, args, outs, tensor_outs)
     wrapped = list(outs)
     captured_t = [SymbolicTensor._wrap(v, trace, False) for v in captured]
