@@ -13,6 +13,25 @@ from .distribution import Distribution
 __all__ = ["MultivariateNormal"]
 
 
+def cholesky_parametrized(dist, name: str, shape: tuple):
+    """``scale_tril``, ``covariance_matrix`` or ``precision_matrix`` of ``dist`` (of ``shape``),
+    computed from its Cholesky factor ``_unbroadcasted_scale_tril`` on first use and kept: the
+    ``__getattr__`` of the distributions parametrized by one of the three (AttributeError for
+    any other name)."""
+    d = dist.__dict__
+    if "_unbroadcasted_scale_tril" not in d or name not in ("scale_tril", "covariance_matrix", "precision_matrix"):
+        raise AttributeError(name)
+    lt = d["_unbroadcasted_scale_tril"]
+    if name == "scale_tril":
+        value = lt.expand(shape)
+    elif name == "covariance_matrix":
+        value = (lt @ lt.mT).expand(shape)
+    else:
+        value = graphc.cholesky_inverse(lt).expand(shape)
+    d[name] = value
+    return value
+
+
 class MultivariateNormal(Distribution):
     arg_constraints = {"loc": constraints.real_vector, "covariance_matrix": constraints.positive_definite,
                        "precision_matrix": constraints.positive_definite, "scale_tril": constraints.lower_cholesky}
@@ -49,19 +68,7 @@ class MultivariateNormal(Distribution):
 
     def __getattr__(self, name):
         # the two matrices not given, computed from L once, on first use
-        d = self.__dict__
-        if "_unbroadcasted_scale_tril" not in d or name not in ("scale_tril", "covariance_matrix", "precision_matrix"):
-            raise AttributeError(name)
-        L = d["_unbroadcasted_scale_tril"]
-        shape = tuple(self._batch_shape) + tuple(self._event_shape) * 2
-        if name == "scale_tril":
-            value = L.expand(shape)
-        elif name == "covariance_matrix":
-            value = (L @ L.mT).expand(shape)
-        else:
-            value = graphc.cholesky_inverse(L).expand(shape)
-        d[name] = value
-        return value
+        return cholesky_parametrized(self, name, tuple(self._batch_shape) + tuple(self._event_shape) * 2)
 
     @property
     def mean(self):

@@ -13,6 +13,7 @@ import graphc
 from . import constraints
 from .exp_family import ExponentialFamily
 from .gamma import Chi2
+from .multivariate_normal import cholesky_parametrized
 from .utils import vec_to_tril_matrix
 
 __all__ = ["Wishart"]
@@ -78,19 +79,7 @@ class Wishart(ExponentialFamily):
 
     def __getattr__(self, name):
         # the two matrices not given, computed from the Cholesky factor on first use
-        d = self.__dict__
-        if "_unbroadcasted_scale_tril" not in d or name not in ("scale_tril", "covariance_matrix", "precision_matrix"):
-            raise AttributeError(name)
-        lt = d["_unbroadcasted_scale_tril"]
-        shape = tuple(self._batch_shape) + tuple(self._event_shape)
-        if name == "scale_tril":
-            value = lt.expand(shape)
-        elif name == "covariance_matrix":
-            value = (lt @ lt.mT).expand(shape)
-        else:
-            value = graphc.cholesky_inverse(lt).expand(shape)
-        d[name] = value
-        return value
+        return cholesky_parametrized(self, name, tuple(self._batch_shape) + tuple(self._event_shape))
 
     def expand(self, batch_shape, _instance=None):
         new = self._expanded(batch_shape, ("df", "scale_tril", "covariance_matrix", "precision_matrix"), _instance)
