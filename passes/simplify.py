@@ -9,7 +9,21 @@ layer on a sequence) is one matrix product over the flattened rows, ``(x.reshape
 w).reshape(B, S, N)``: numpy and BLAS would otherwise run B small products, and the weight's
 gradient becomes one product instead of a batch of them summed. A permute that keeps the last
 axis in place moves after such a product (``x.transpose(0, 1) @ w``, an RNN's input projection
-over all steps), so the rows flatten without a copy."""
+over all steps), so the rows flatten without a copy.
+
+A sum of sums of equally shaped tensors over the same axes, ``sum(x1, d) + ... + sum(xn, d)``
+(a bias used at every step of an RNN: its gradient is one reduction per step, accumulated), is
+one sum over the tensors stacked on a new leading axis, in the order of an existing stack of
+exactly those tensors when there is one (the gates' gradients stacked for the input weights'
+gradient), so that CSE makes the two stacks one, and the two sums one where another bias's
+gradient sums that stack too. One reduction instead of n reductions and n - 1 additions.
+
+A slice (possibly through a permute) of a ``concat`` that lies within one operand is a slice of
+that operand, and a slice of a ``slice_scatter`` is its source where it reads exactly the
+scattered range, and a slice of its base where it misses that range; a reshape, permute or slice
+of a ``full`` is a ``full``, and adding a zero ``full`` of no larger shape is the other operand. So the gradient of
+an RNN output read at its last step, scattered into zeros, is not added step by step, and the
+stacked outputs are not concatenated only to read their last step."""
 from __future__ import annotations
 
 from graphc.ir import prims as P
@@ -61,6 +75,141 @@ def _summed_batch_product(n: Node, g: Graph) -> bool:
     r = m.ndim
     return (r >= 3 and isinstance(a, Value) and isinstance(b, Value) and a.ndim == b.ndim == r
             and a.shape[:-2] == b.shape[:-2] and wrap_dims(n.attrs["dims"], r) == tuple(range(r - 2)))
+
+
+def _add_tree_leaves(n: Node, g: Graph) -> list:
+    """The operands of the tree of ``add`` nodes rooted at ``n``: interior adds have the root's
+    type (no broadcasting), one reader (their parent) and are not graph outputs."""
+    leaves, stack = [], list(reversed(n.inputs))
+    while stack:
+        x = stack.pop()
+        if isinstance(x, Value) and x.producer is not None and x.producer.prim is P.add and \
+                x.type == n.output.type and len(x.users) == 1 and all(o is not x for o in g.outputs):
+            stack.extend(reversed(x.producer.inputs))
+        else:
+            leaves.append(x)
+    return leaves
+
+
+def _summed(v, g: Graph):
+    """The sum node ``v`` is (possibly seen through one reshape), read only here, or None."""
+    if isinstance(v, Value) and v.producer is not None and v.producer.prim is P.reshape and len(v.users) == 1:
+        v = v.producer.inputs[0]
+    if not (isinstance(v, Value) and v.producer is not None and v.producer.prim is P.sum and len(v.users) == 1
+            and all(o is not v for o in g.outputs)):
+        return None
+    x = v.producer.inputs[0]
+    if not isinstance(x, Value) or x.dtype.is_low_precision or v.dtype is not x.dtype:  # int sums widen
+        return None
+    return v.producer
+
+
+def _sum_of_sums(n: Node, g: Graph) -> list[Node] | None:
+    """The reductions an add tree rooted at ``n`` sums, when it sums three or more reductions of
+    equally typed tensors over the same axes (see the module docstring), else None."""
+    users = n.output.users
+    if len(users) == 1 and users[0].prim is P.add and users[0].output.type == n.output.type \
+            and all(o is not n.output for o in g.outputs):
+        return None  # not the root of its tree
+    leaves = _add_tree_leaves(n, g)
+    if len(leaves) < 3:
+        return None
+    sums = [_summed(v, g) for v in leaves]
+    if any(s is None for s in sums):
+        return None
+    first = sums[0]
+    xs = [s.inputs[0] for s in sums]
+    dims = wrap_dims(first.attrs["dims"], xs[0].ndim)
+    if len({id(x) for x in xs}) != len(xs) or any(
+            x.type != xs[0].type or wrap_dims(s.attrs["dims"], x.ndim) != dims
+            or bool(s.attrs["keepdim"]) != bool(first.attrs["keepdim"]) for s, x in zip(sums, xs)):
+        return None
+    return sums
+
+
+def _stack_order(xs: list) -> list:
+    """``xs`` in the order of an existing ``concat`` that stacks exactly them on a new leading
+    axis (so CSE makes the new stack that one), else as given."""
+    want = {id(x) for x in xs}
+    stacked_shape = (1, *xs[0].shape)
+    for r in xs[0].users:
+        if r.prim is not P.reshape or tuple(r.output.shape) != stacked_shape:
+            continue
+        for c in r.output.users:
+            if c.prim is not P.concat or c.attrs["axis"] != 0 or len(c.inputs) != len(xs):
+                continue
+            order = [v.producer.inputs[0] for v in c.inputs if isinstance(v, Value) and v.producer is not None
+                     and v.producer.prim is P.reshape and tuple(v.shape) == stacked_shape]
+            if len(order) == len(xs) and {id(x) for x in order} == want:
+                return order
+    return xs
+
+
+def _zeros_full(v) -> bool:
+    return isinstance(v, Value) and v.producer is not None and v.producer.prim is P.full and \
+        not isinstance(v.producer.attrs["value"], bool) and v.producer.attrs["value"] == 0
+
+
+def _unit_ranges(index) -> bool:
+    return all(step == 1 and 0 <= start <= stop for start, stop, step in index)
+
+
+def _disjoint(a, b) -> bool:
+    """Two unit-step ranges lists miss each other along some axis."""
+    return any(s1 >= e2 or s2 >= e1 for (s1, e1, _), (s2, e2, _) in zip(a, b))
+
+
+def _slice_part(n: Node, g: Graph) -> tuple[Value, list[Node]] | None:
+    """What the slice ``n`` reads when it reads one operand of a ``concat`` or a part of a
+    ``slice_scatter`` the scatter decides (see the module docstring), with the nodes made for
+    it (appended to ``g``), or None."""
+    a, index = n.inputs[0], tuple(tuple(r) for r in n.attrs["index"])
+    if not (isinstance(a, Value) and a.producer is not None and _unit_ranges(index)):
+        return None
+    dims, b = None, a
+    if a.producer.prim is P.permute:
+        dims, b = tuple(a.producer.attrs["dims"]), a.producer.inputs[0]
+        if not (isinstance(b, Value) and b.producer is not None):
+            return None
+        inner = [None] * len(dims)
+        for i, d in enumerate(dims):
+            inner[d] = index[i]
+        index = tuple(inner)
+    src = b.producer
+    made: list[Node] = []
+    if src.prim is P.concat:
+        k = wrap_dims((src.attrs["axis"],), b.ndim)[0]
+        off, part = 0, None
+        for x in src.inputs:
+            if index[k][0] >= off and index[k][1] <= off + x.shape[k]:
+                part = x
+                break
+            off += x.shape[k]
+        if part is None or not isinstance(part, Value):
+            return None
+        index = index[:k] + ((index[k][0] - off, index[k][1] - off, 1),) + index[k + 1:]
+        r = part
+        if any((s, e) != (0, d) for (s, e, _), d in zip(index, part.shape)):
+            r = g.add_node(P.slice, [part], {"index": index}, loc=n.loc)
+            made.append(r.producer)
+    elif src.prim is P.slice_scatter:
+        base, scattered = src.inputs
+        where = tuple(tuple(r) for r in src.attrs["index"])
+        if not _unit_ranges(where):
+            return None
+        if index == where:
+            r = scattered
+        elif _disjoint(index, where):
+            r = g.add_node(P.slice, [base], {"index": index}, loc=n.loc)
+            made.append(r.producer)
+        else:
+            return None
+    else:
+        return None
+    if dims is not None:
+        r = g.add_node(P.permute, [r], {"dims": dims}, loc=n.loc)
+        made.append(r.producer)
+    return r, made
 
 
 def simplify(g: Graph) -> Graph:
@@ -121,6 +270,31 @@ def simplify(g: Graph) -> Graph:
                     prod = g.add_node(P.reshape, [prod], {"shape": tuple(n.output.shape)}, loc=n.loc)
                     made.append(prod.producer)
                 new = prod
+                before[id(n)] = made
+                del g.nodes[-len(made):]
+            elif p is P.add and _zeros_full(a) and _same(b, n):
+                new = b
+            elif p is P.add and _zeros_full(b) and _same(a, n):
+                new = a
+            elif p in (P.reshape, P.permute, P.slice) and isinstance(a, Value) and \
+                    a.producer is not None and a.producer.prim is P.full:  # a view of a fill (never larger)
+                new = g.add_node(P.full, [], {**a.producer.attrs, "shape": tuple(n.output.shape)}, n.output.type, n.loc)
+                g.nodes.pop()
+                before[id(n)] = [new.producer]
+            elif p is P.slice and (part := _slice_part(n, g)) is not None:
+                new, made = part
+                if made:
+                    before[id(n)] = made
+                    del g.nodes[-len(made):]
+            elif p is P.add and (sums := _sum_of_sums(n, g)) is not None:  # one sum of a stack
+                xs = _stack_order([s.inputs[0] for s in sums])
+                rows = [g.add_node(P.reshape, [x], {"shape": (1, *x.shape)}, loc=n.loc) for x in xs]
+                stack = g.add_node(P.concat, rows, {"axis": 0}, loc=n.loc)
+                made = [r.producer for r in rows] + [stack.producer]
+                dims = (0, *(d + 1 for d in wrap_dims(sums[0].attrs["dims"], xs[0].ndim)))
+                total = g.add_node(P.sum, [stack], {"dims": dims, "keepdim": True}, loc=n.loc)
+                new = g.add_node(P.reshape, [total], {"shape": tuple(n.output.shape)}, loc=n.loc)
+                made += [total.producer, new.producer]
                 before[id(n)] = made
                 del g.nodes[-len(made):]
             elif p is P.matmul and _rows_times_matrix(n):
