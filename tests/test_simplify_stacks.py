@@ -1,0 +1,167 @@
+"""simplify's rules for stacked per-step values (an RNN unrolled over time): a sum of per-step
+sums is one sum of a stack, slices of a concat or a slice_scatter read what they read directly,
+views of a full are a full, and a zero full added is dropped. IR text in, checked structure and
+values out (the reference interpreter against numpy)."""
+from __future__ import annotations
+
+import textwrap
+
+import numpy as np
+
+import graphc  # noqa: F401  (registers every primitive)
+from graphc.ir.interpret import interpret
+from graphc.ir.printer import parse_graph, print_graph
+from graphc.passes.cse import cse
+from graphc.passes.dce import dce
+from graphc.passes.manager import PassManager
+from graphc.passes.simplify import simplify
+
+
+def run(text: str, *passes):
+    g = parse_graph(textwrap.dedent(text).strip("\n") + "\n")
+    pm = PassManager([(p.__name__, p) for p in passes], verify=True)
+    return pm.run(g)
+
+
+def prims(g) -> list[str]:
+    return [n.prim.name for n in g.nodes]
+
+
+SUMS = """
+    graph f(%a: f64[4,6], %b: f64[4,6], %c: f64[4,6], %x: f64[3,4,6]) {
+      %0: f64[1,6] = sum(%a) dims=[0] keepdim=True
+      %1: f64[6] = reshape(%0) shape=[6]
+      %2: f64[1,6] = sum(%b) dims=[0] keepdim=True
+      %3: f64[6] = reshape(%2) shape=[6]
+      %4: f64[1,6] = sum(%c) dims=[0] keepdim=True
+      %5: f64[6] = reshape(%4) shape=[6]
+      %6: f64[6] = add(%1, %3)
+      %7: f64[6] = add(%6, %5)
+      %8: f64[1,4,6] = reshape(%c) shape=[1,4,6]
+      %9: f64[1,4,6] = reshape(%a) shape=[1,4,6]
+      %10: f64[1,4,6] = reshape(%b) shape=[1,4,6]
+      %11: f64[3,4,6] = concat(%8, %9, %10) axis=0
+      %12: f64[1,1,6] = sum(%11) dims=[0,1] keepdim=True
+      %13: f64[6] = reshape(%12) shape=[6]
+      %14: f64[3,4,6] = mul(%11, %x)
+      return %7, %13, %14
+    }
+"""
+
+
+def test_a_sum_of_per_step_sums_is_one_sum_of_the_existing_stack():
+    g = run(SUMS, simplify, cse, dce)
+    # one stack (the existing one, in its order), one sum that both results share
+    assert prims(g).count("concat") == 1 and prims(g).count("sum") == 1 and "add" not in prims(g)
+    assert g.outputs[0] is g.outputs[1]
+    rng = np.random.default_rng(0)
+    a, b, c, x = (rng.standard_normal(s) for s in ((4, 6), (4, 6), (4, 6), (3, 4, 6)))
+    r0, r1, r2 = interpret(g, [a, b, c, x])
+    np.testing.assert_allclose(r0, a.sum(0) + b.sum(0) + c.sum(0), rtol=1e-12)
+    np.testing.assert_allclose(r1, r0, rtol=1e-12)
+    np.testing.assert_allclose(r2, np.stack([c, a, b]) * x, rtol=1e-12)
+
+
+def test_a_sum_of_sums_without_a_stack_makes_one():
+    g = run("""
+        graph f(%a: f32[4,6], %b: f32[4,6], %c: f32[4,6]) {
+          %0: f32[6] = sum(%a) dims=[0] keepdim=False
+          %1: f32[6] = sum(%b) dims=[0] keepdim=False
+          %2: f32[6] = sum(%c) dims=[0] keepdim=False
+          %3: f32[6] = add(%0, %1)
+          %4: f32[6] = add(%2, %3)
+          return %4
+        }
+    """, simplify, cse, dce)
+    assert prims(g).count("sum") == 1 and prims(g).count("concat") == 1 and "add" not in prims(g)
+    rng = np.random.default_rng(1)
+    a, b, c = (rng.standard_normal((4, 6)).astype(np.float32) for _ in range(3))
+    (r,) = interpret(g, [a, b, c])
+    np.testing.assert_allclose(r, a.sum(0) + b.sum(0) + c.sum(0), rtol=1e-5)
+
+
+def test_sums_that_differ_or_are_read_elsewhere_stay():
+    differ = """
+        graph f(%a: f32[4,6], %b: f32[4,6], %c: f32[6,4]) {
+          %0: f32[6] = sum(%a) dims=[0] keepdim=False
+          %1: f32[6] = sum(%b) dims=[0] keepdim=False
+          %2: f32[6] = sum(%c) dims=[1] keepdim=False
+          %3: f32[6] = add(%0, %1)
+          %4: f32[6] = add(%3, %2)
+          return %4
+        }
+    """
+    assert prims(run(differ, simplify, dce)).count("sum") == 3
+    read_elsewhere = """
+        graph f(%a: f32[4,6], %b: f32[4,6], %c: f32[4,6]) {
+          %0: f32[6] = sum(%a) dims=[0] keepdim=False
+          %1: f32[6] = sum(%b) dims=[0] keepdim=False
+          %2: f32[6] = sum(%c) dims=[0] keepdim=False
+          %3: f32[6] = add(%0, %1)
+          %4: f32[6] = add(%3, %2)
+          return %4, %0
+        }
+    """
+    assert prims(run(read_elsewhere, simplify, dce)).count("sum") == 3
+    two = """
+        graph f(%a: f32[4,6], %b: f32[4,6]) {
+          %0: f32[6] = sum(%a) dims=[0] keepdim=False
+          %1: f32[6] = sum(%b) dims=[0] keepdim=False
+          %2: f32[6] = add(%0, %1)
+          return %2
+        }
+    """
+    assert print_graph(run(two, simplify, dce)) == print_graph(run(two, dce))
+
+
+def test_the_last_step_of_stacked_outputs_and_its_scattered_gradient():
+    # h = stack(h0, h1, h2) (time first) read batch first at the last step, and the gradient of
+    # that read scattered into zeros and read back per step: no stack, no scatter, no zero adds
+    g = run("""
+        graph f(%h0: f64[2,5], %h1: f64[2,5], %h2: f64[2,5], %g: f64[2,1,5], %y: f64[2,5]) {
+          %0: f64[1,2,5] = reshape(%h0) shape=[1,2,5]
+          %1: f64[1,2,5] = reshape(%h1) shape=[1,2,5]
+          %2: f64[1,2,5] = reshape(%h2) shape=[1,2,5]
+          %3: f64[3,2,5] = concat(%0, %1, %2) axis=0
+          %4: f64[2,3,5] = permute(%3) dims=[1,0,2]
+          %5: f64[2,1,5] = slice(%4) index=[[0,2,1],[2,3,1],[0,5,1]]
+          %6: f64[2,3,5] = full() shape=[2,3,5] value=0 dtype=f64
+          %7: f64[2,3,5] = slice_scatter(%6, %g) index=[[0,2,1],[2,3,1],[0,5,1]]
+          %8: f64[3,2,5] = permute(%7) dims=[1,0,2]
+          %9: f64[1,2,5] = slice(%8) index=[[1,2,1],[0,2,1],[0,5,1]]
+          %10: f64[2,5] = reshape(%9) shape=[2,5]
+          %11: f64[2,5] = add(%10, %y)
+          %12: f64[1,2,5] = slice(%8) index=[[2,3,1],[0,2,1],[0,5,1]]
+          return %5, %11, %12
+        }
+    """, simplify, cse, dce)
+    assert not {"concat", "slice_scatter", "add", "full"} & set(prims(g))
+    rng = np.random.default_rng(2)
+    h0, h1, h2, y = (rng.standard_normal((2, 5)) for _ in range(4))
+    gr = rng.standard_normal((2, 1, 5))
+    r5, r11, r12 = interpret(g, [h0, h1, h2, gr, y])
+    np.testing.assert_array_equal(r5, np.stack([h0, h1, h2]).transpose(1, 0, 2)[:, 2:3])
+    np.testing.assert_array_equal(r11, y)
+    np.testing.assert_array_equal(r12, gr.transpose(1, 0, 2))
+
+
+def test_slices_across_operands_or_scatter_edges_stay():
+    text = """
+        graph f(%a: f64[2,5], %b: f64[2,5], %g: f64[2,2]) {
+          %0: f64[4,5] = concat(%a, %b) axis=0
+          %1: f64[2,5] = slice(%0) index=[[1,3,1],[0,5,1]]
+          %2: f64[4,5] = slice_scatter(%0, %g) index=[[0,2,1],[1,3,1]]
+          %3: f64[2,3] = slice(%2) index=[[1,3,1],[0,3,1]]
+          return %1, %3
+        }
+    """
+    g = run(text, simplify, dce)
+    assert prims(g).count("concat") == 1 and prims(g).count("slice_scatter") == 1
+    rng = np.random.default_rng(3)
+    a, b, gr = rng.standard_normal((2, 5)), rng.standard_normal((2, 5)), rng.standard_normal((2, 2))
+    r1, r3 = interpret(g, [a, b, gr])
+    cat = np.concatenate([a, b])
+    scat = cat.copy()
+    scat[0:2, 1:3] = gr
+    np.testing.assert_array_equal(r1, cat[1:3])
+    np.testing.assert_array_equal(r3, scat[1:3, 0:3])
