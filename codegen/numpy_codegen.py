@@ -9,6 +9,7 @@ sort, gather, ...: the primitive's numpy semantics in ``ir.prims``, declared ext
 from __future__ import annotations
 
 import keyword
+import math
 from typing import Callable
 
 import numpy as np
@@ -104,7 +105,8 @@ for _p, _uf in _FLOAT_ONLY.items():
 LOWERINGS[P.rsqrt] = lambda n, a: f"_rsqrt({a[0]})"
 # eager mode's own functions, which take out= (numpy passes on large float32 arrays, scipy's
 # one-pass ufunc else: whichever is faster, see ir/prims.py)
-LOWERINGS[P.sigmoid] = lambda n, a: f"_sigmoid({a[0]})"
+LOWERINGS[P.sigmoid] = lambda n, a: (f"_expit({a[0]})" if P.sigmoid_is_expit(n.output.dtype.np, math.prod(n.output.shape))
+                                     else f"_sigmoid({a[0]})")  # small: scipy's ufunc, no wrapper
 LOWERINGS[P.erf] = lambda n, a: f"_erf({a[0]})"
 _OUT_CAPABLE += [P.relu, P.rsqrt, P.sigmoid, P.erf]
 LOWERINGS[P.full] = lambda n, a: (f"np.full({n.attrs['shape']!r}, {_literal(fill_value(n.attrs['value'], n.output.dtype))}, "
@@ -259,6 +261,38 @@ CHUNKED_FROM = 1 << 17
 PIECE_OPS = 3
 
 
+class _Writer(HostWriter):
+    """The host writer with the module's constants: a number an elementwise op reads, as a 0-d
+    array of the op's dtype made once when the code loads. numpy takes a Python number as a weak
+    scalar and works out its type on every call (about a microsecond, as much as the whole op on
+    a small array); a 0-d array of the very dtype of the array operands picks the same loop and
+    gives the same result."""
+
+    def __init__(self, s: Schedule) -> None:
+        super().__init__(s, "np", fresh=lambda prim: prim in FRESH)
+        self.constants: dict[tuple, str] = {}
+        self.constant_lines: list[str] = []
+
+    def constant(self, value, dtype) -> str:
+        key = (type(value), repr(value), dtype.name)
+        name = self.constants.get(key)
+        if name is None:
+            name = self.constants[key] = f"_k{len(self.constants)}"
+            self.constant_lines.append(f"{name} = np.full((), {_literal(value)}, {np_type(dtype)})")
+        return name
+
+
+def _scalar(w: HostWriter, n: Node, x) -> str:
+    """A number operand of ``n``: a module constant (see ``_Writer``) where ``n`` is elementwise
+    on floating arrays of its own dtype only (no casts), else the literal."""
+    if isinstance(w, _Writer) and type(x) in (int, float) and n.prim.elementwise and n.output.dtype.is_floating_point \
+            and any(isinstance(v, Value) for v in n.inputs) \
+            and all(v.dtype is n.output.dtype and v.shape for v in n.inputs if isinstance(v, Value)) \
+            and not any(_dtype_facts(n)[0]):
+        return w.constant(x, n.output.dtype)
+    return _literal(x)
+
+
 def _rows_per_piece(k: Kernel) -> int | None:
     """Rows of the first dimension per piece, or None when the kernel runs whole."""
     if k.kind != "pointwise" or not k.ranges or k.ranges[0] < 2 or len(k.body.nodes) < PIECE_OPS:
@@ -289,7 +323,7 @@ def _kernel(w: HostWriter, k: Kernel, s: Schedule) -> None:
             sliced.add(id(bn.output))
             pieces.append((i, bn))
             continue
-        operands = [names[id(x)] if isinstance(x, Value) else _literal(x) for x in bn.inputs]
+        operands = [names[id(x)] if isinstance(x, Value) else _scalar(w, bn, x) for x in bn.inputs]
         buf = k.temps.get(id(bn.output))
         into = s.plan.donated.get(buf) if buf is not None and s.plan is not None else None
         planned = buf is not None and s.buffers[buf].role == "temp"
@@ -308,7 +342,7 @@ def _kernel(w: HostWriter, k: Kernel, s: Schedule) -> None:
     w.line(f"def {k.name}_piece(_lo, _hi):")
     w.depth += 1
     for i, bn in pieces:
-        operands = [names[id(x)] if isinstance(x, Value) else _literal(x) for x in bn.inputs]
+        operands = [names[id(x)] if isinstance(x, Value) else _scalar(w, bn, x) for x in bn.inputs]
         buf = k.temps.get(id(bn.output))
         target = f"{buf}[_lo:_hi]" if buf is not None else f"{k.name}_{i}"
         _statement(w, bn, operands, target, target if buf is not None else None)
@@ -330,7 +364,7 @@ def generate(s: Schedule, fn_name: str = "kernel") -> str:
     """Python source of ``def fn_name(inputs..., _ws): ... return (outputs...)``: temp buffers are
     the workspace's arrays ``_ws`` (one tuple per call, in ``workspace_buffers(s)`` order). A
     large function is written as a chain of part functions (``parts.split``)."""
-    w = HostWriter(s, "np", fresh=lambda prim: prim in FRESH)
+    w = _Writer(s)
     w.begin(fn_name)
     spans = []
     for step in s.steps:
@@ -338,13 +372,20 @@ def generate(s: Schedule, fn_name: str = "kernel") -> str:
         (_kernel if isinstance(step, Kernel) else extern_call)(w, step, s)
         spans.append((start, len(w.lines)))
     w.end()
-    w.lines = parts.split(w.lines, spans, fn_name, s)
+    w.lines = w.constant_lines + parts.split(w.lines, spans, fn_name, s)
     return w.source()
 
 
 def namespace() -> dict:
     from graphc.ir import dtypes
-    return {"np": np, "_impl": {name: p.impl for name, p in PRIMITIVES.items()}, "_fix": as_dtype,
-            "_check_divisor": P.check_int_divisor,
-            "_dtypes": {d.name: d for d in dtypes.ALL_DTYPES},
-            "_sigmoid": P.sigmoid_values, "_erf": P.erf_values, "_rsqrt": P.rsqrt_values}
+    ns = {"np": np, "_impl": {name: p.impl for name, p in PRIMITIVES.items()}, "_fix": as_dtype,
+          "_check_divisor": P.check_int_divisor,
+          "_dtypes": {d.name: d for d in dtypes.ALL_DTYPES},
+          "_sigmoid": P.sigmoid_values, "_erf": P.erf_values, "_rsqrt": P.rsqrt_values}
+
+    def _expit(x, out=None):  # scipy is imported on the first call, which puts expit itself here
+        from scipy.special import expit
+        ns["_expit"] = expit
+        return expit(x, out=out)
+    ns["_expit"] = _expit
+    return ns

@@ -97,6 +97,12 @@ def _numpy_passes(x) -> bool:
     return type(x) is np.ndarray and x.dtype == np.float32 and x.size >= NUMPY_PASSES_MIN_SIZE
 
 
+def sigmoid_is_expit(dtype: np.dtype, size: int) -> bool:
+    """Whether ``sigmoid_values`` computes a host array of ``dtype`` and ``size`` elements (or
+    any piece of it) with scipy's ``expit`` alone: generated code then calls ``expit`` itself."""
+    return dtype == np.float64 or (dtype == np.float32 and size < NUMPY_PASSES_MIN_SIZE)
+
+
 def _low_precision_in_float32(fn):
     """``fn(x, out=None)`` on float16/bfloat16 arrays computed in float32 and rounded once, as
     PyTorch's kernels do (scipy has no bfloat16 loops and answers float64 for float16)."""
