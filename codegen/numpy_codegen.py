@@ -111,6 +111,12 @@ LOWERINGS[P.erf] = lambda n, a: f"_erf({a[0]})"
 _OUT_CAPABLE += [P.relu, P.rsqrt, P.sigmoid, P.erf]
 LOWERINGS[P.full] = lambda n, a: (f"np.full({n.attrs['shape']!r}, {_literal(fill_value(n.attrs['value'], n.output.dtype))}, "
                                   f"{np_type(n.output.dtype)})")
+# an int64 range of int bounds (a one-hot's class indices): numpy's own arange, exact in int64,
+# without the reference implementation's float-safe arithmetic around it
+LOWERINGS[P.arange] = lambda n, a: (
+    f"np.arange({n.attrs['start']}, {n.attrs['start'] + n.output.shape[0] * n.attrs['step']}, {n.attrs['step']}, "
+    "dtype=np.int64)" if n.output.dtype.np == np.int64 and all(type(n.attrs[k]) is int for k in ("start", "step"))
+    else _impl_call(n, a))
 LOWERINGS[P.concat] = lambda n, a: f"np.concatenate(({', '.join(a)},), axis={n.attrs['axis']})"
 # reductions call the ufunc's reduce itself (np.sum and friends are a Python wrapper around it)
 for _p, _uf in P.REDUCE_UFUNCS.items():

@@ -584,8 +584,11 @@ def _bounds(idx: np.ndarray, size: int, axis: int, strict: bool = False):
     """Index range check. ``strict`` (gather/scatter): no negative indices, and PyTorch's
     RuntimeError instead of the IndexError of indexing."""
     low = 0 if strict else -size
-    if idx.size and (idx.max() >= size or idx.min() < low):
-        bad = idx.max() if idx.max() >= size else idx.min()
+    if not idx.size:
+        return
+    hi, lo = idx.max(), idx.min()
+    if hi >= size or lo < low:
+        bad = hi if hi >= size else lo
         raise (RuntimeError if strict else IndexError)(
             f"index {bad} is out of bounds for dimension {axis} with size {size}")
 
@@ -657,7 +660,9 @@ def _leading(x: np.ndarray, shape, axis: int) -> np.ndarray:
 
 def _gather(x, idx, *, axis):
     _bounds(idx, x.shape[axis], axis, strict=True)
-    return np.take_along_axis(_leading(x, idx.shape, axis), idx, axis=axis)
+    if any(n != m for d, (n, m) in enumerate(zip(idx.shape, x.shape)) if d != axis):
+        x = _leading(x, idx.shape, axis)
+    return np.take_along_axis(x, idx, axis=axis)
 
 
 gather = register(Primitive("gather", _gather_infer, _gather, nondiff_operands=(1,), kind="index",

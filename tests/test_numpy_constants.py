@@ -1,4 +1,4 @@
-"""Numbers an elementwise op reads in generated numpy code are 0-d arrays of the op's dtype, made
+"""Small lowerings of the numpy code generator. Numbers an elementwise op reads are 0-d arrays of the op's dtype, made
 once when the code loads (a Python number costs numpy a type resolution per call), and small
 sigmoids call scipy's expit directly: same results as eager mode, in every float dtype."""
 from __future__ import annotations
@@ -26,3 +26,26 @@ def test_number_operands_become_typed_constants_with_eager_results(dtype):
     for c, e in zip(compiled, eager):
         assert c.dtype == e.dtype
         np.testing.assert_array_equal(c.numpy(), e.numpy())
+
+
+def test_int64_arange_of_a_one_hot_is_numpys_own_and_gradients_match_eager():
+    # cross_entropy's gradient compares the class indices, an int64 arange made after autodiff
+    # (so not constant-folded), with the targets
+    graphc.manual_seed(0)
+    model = graphc.nn.Linear(4, 7)
+    x = graphc.from_numpy(np.random.default_rng(0).standard_normal((5, 4)).astype(np.float32))
+    y = graphc.from_numpy(np.array([0, 6, 3, 3, 1]))
+
+    def f(x, y):
+        model.zero_grad()
+        loss = graphc.nn.functional.cross_entropy(model(x), y)
+        loss.backward()
+        return loss.detach()
+
+    code = graphc.explain(f, x, y).code
+    assert "np.arange(0, 7, 1, dtype=np.int64)" in code and "_impl['arange']" not in code
+    lc = graphc.compile(f, fullgraph=True)(x, y)
+    gc = model.weight.grad.numpy().copy()
+    le = f(x, y)
+    np.testing.assert_allclose(lc.numpy(), le.numpy(), rtol=1e-6)
+    np.testing.assert_allclose(gc, model.weight.grad.numpy(), rtol=1e-5, atol=1e-7)
