@@ -112,8 +112,8 @@ def _sum_of_sums(n: Node, g: Graph) -> list[Node] | None:
             and all(o is not n.output for o in g.outputs):
         return None  # not the root of its tree
     leaves = _add_tree_leaves(n, g)
-    if len(leaves) < 3:
-        return None
+    if len(leaves) < 3 or any(not isinstance(v, Value) or v.type != n.output.type for v in leaves):
+        return None  # few, or broadcast into the sum
     sums = [_summed(v, g) for v in leaves]
     if any(s is None for s in sums):
         return None

@@ -112,6 +112,20 @@ def test_sums_that_differ_or_are_read_elsewhere_stay():
         }
     """
     assert print_graph(run(two, simplify, dce)) == print_graph(run(two, dce))
+    broadcast = """
+        graph f(%a: f32[4,6], %b: f32[4,6], %c: f32[4,6]) {
+          %0: f32[6] = sum(%a) dims=[0] keepdim=False
+          %1: f32[1,6] = reshape(%0) shape=[1,6]
+          %2: f32[6] = sum(%b) dims=[0] keepdim=False
+          %3: f32[6,1] = reshape(%2) shape=[6,1]
+          %4: f32[6] = sum(%c) dims=[0] keepdim=False
+          %5: f32[1,6] = reshape(%4) shape=[1,6]
+          %6: f32[6,6] = add(%1, %3)
+          %7: f32[6,6] = add(%6, %5)
+          return %7
+        }
+    """  # an outer sum by broadcasting: not one sum of a stack
+    assert prims(run(broadcast, simplify, dce)).count("sum") == 3
 
 
 def test_the_last_step_of_stacked_outputs_and_its_scattered_gradient():
