@@ -118,6 +118,9 @@ LOWERINGS[P.arange] = lambda n, a: (
     "dtype=np.int64)" if n.output.dtype.np == np.int64 and all(type(n.attrs[k]) is int for k in ("start", "step"))
     else _impl_call(n, a))
 LOWERINGS[P.concat] = lambda n, a: f"np.concatenate(({', '.join(a)},), axis={n.attrs['axis']})"
+# into a planned buffer: a large stack allocated afresh on every call costs page faults (the
+# memory allocator may hand it back to the system between calls)
+_OUT_CAPABLE.append(P.concat)
 # reductions call the ufunc's reduce itself (np.sum and friends are a Python wrapper around it)
 for _p, _uf in P.REDUCE_UFUNCS.items():
     LOWERINGS[_p] = (lambda name: lambda n, a: (
