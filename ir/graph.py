@@ -97,6 +97,28 @@ class Graph:
         self.nodes.append(node)
         return out
 
+    def add_multi_node(self, prim: Primitive, inputs: list, attrs: dict, types: list[TensorType],
+                       loc: str | None = None, at: int | None = None) -> Node:
+        """A node with one output per type in ``types`` (fused kernels, outlined calls); put at
+        position ``at`` of ``nodes`` (None: appended)."""
+        node = Node(prim, list(inputs), dict(attrs), loc=self.loc if loc is None else loc)
+        for t in types:
+            node.outputs.append(Value(t, node, self._fresh(), None, self))
+        for v in node.inputs:
+            if isinstance(v, Value):
+                v.users.append(node)
+        if at is None:
+            self.nodes.append(node)
+        else:
+            self.nodes.insert(at, node)
+        return node
+
+    def copy_node(self, n: Node, inputs: list) -> list[Value]:
+        """A copy of node ``n`` (of another graph) on ``inputs``; its outputs, in order."""
+        if len(n.outputs) == 1:
+            return [self.add_node(n.prim, inputs, n.attrs, n.output.type, n.loc)]
+        return self.add_multi_node(n.prim, inputs, n.attrs, [o.type for o in n.outputs], n.loc).outputs
+
     def set_outputs(self, outputs: list[Value]) -> None:
         self.outputs = list(outputs)
 
@@ -139,7 +161,10 @@ class Graph:
         """Restore topological order after nodes were rewired (stable: keeps the current order
         wherever dependencies allow)."""
         position = {id(n): i for i, n in enumerate(self.nodes)}
-        pending = {id(n): sum(1 for x in n.value_inputs() if x.producer is not None) for n in self.nodes}
+        # per node, the distinct produced values it reads (a set: a concat of a thousand values
+        # must not rescan its operands for each of them)
+        reads = {id(n): {id(x) for x in n.value_inputs() if x.producer is not None} for n in self.nodes}
+        pending = {k: len(v) for k, v in reads.items()}
         ready = [(position[id(n)], id(n), n) for n in self.nodes if pending[id(n)] == 0]
         heapq.heapify(ready)
         order = []
@@ -148,7 +173,9 @@ class Graph:
             order.append(n)
             for o in n.outputs:
                 for u in set(o.users):
-                    pending[id(u)] -= sum(1 for x in u.inputs if x is o)
+                    if id(o) not in reads[id(u)]:
+                        continue
+                    pending[id(u)] -= 1
                     if pending[id(u)] == 0:
                         heapq.heappush(ready, (position[id(u)], id(u), u))
         if len(order) != len(self.nodes):
