@@ -114,6 +114,41 @@ LOWERINGS[P.concat] = lambda n, a: f"np.concatenate(({', '.join(a)},), axis={n.a
 for _p, _uf in P.REDUCE_UFUNCS.items():
     LOWERINGS[_p] = (lambda name: lambda n, a: (
         f"np.{name}.reduce({a[0]}, axis={n.attrs['dims']!r}, keepdims={n.attrs['keepdim']})"))(_uf.__name__)
+_reduce_sum = LOWERINGS[P.sum]
+
+# A float sum over the last axis of rows up to SUM_ROWS_MAX long is a matrix-vector product with a
+# ones vector (BLAS gemv): 2.5-5x faster than np.add.reduce along a contiguous axis (64x256
+# float32: 2.5 vs 8.1 us; 1024x1024: 107 vs 590 us), as accurate up to rows of a few hundred
+# (float32 rows of 1024: about 3x np.add.reduce's pairwise error, 1e-6 relative; longer rows keep
+# the pairwise sum).
+SUM_ROWS_MAX = 1024
+_ONES: dict[tuple, np.ndarray] = {}
+
+
+def sum_rows(x: np.ndarray, keepdims: bool, out: np.ndarray | None = None) -> np.ndarray:
+    """``x.sum(-1, keepdims=keepdims)`` as ``x @ ones`` (``out``: the array to write): generated
+    code's float sum over the last axis. A strided ``x`` (a view) or a device array takes
+    ``np.add.reduce`` (which dispatches to the array's own module)."""
+    if type(x) is not np.ndarray or not x.flags.c_contiguous:
+        return np.add.reduce(x, axis=-1, keepdims=keepdims, out=out)
+    key = (x.shape[-1], x.dtype, keepdims)
+    ones = _ONES.get(key)
+    if ones is None:  # a race makes two equal vectors: harmless
+        ones = np.ones((x.shape[-1], 1) if keepdims else x.shape[-1], x.dtype)
+        ones.flags.writeable = False
+        ones = _ONES.setdefault(key, ones)
+    return x.dot(ones) if out is None else x.dot(ones, out=out)
+
+
+def _sum_lowering(n: Node, a: list[str]) -> str:
+    x = n.inputs[0]
+    if (x.ndim >= 2 and tuple(n.attrs["dims"]) == (x.ndim - 1,) and 1 < x.shape[-1] <= SUM_ROWS_MAX
+            and x.dtype is n.output.dtype and x.dtype.np in (np.float32, np.float64)):
+        return f"_sum_rows({a[0]}, {n.attrs['keepdim']})"
+    return _reduce_sum(n, a)
+
+
+LOWERINGS[P.sum] = _sum_lowering
 for _p in PRIMITIVES.values():
     LOWERINGS.setdefault(_p, _impl_call)
 
@@ -347,4 +382,5 @@ def namespace() -> dict:
     return {"np": np, "_impl": {name: p.impl for name, p in PRIMITIVES.items()}, "_fix": as_dtype,
             "_check_divisor": P.check_int_divisor,
             "_dtypes": {d.name: d for d in dtypes.ALL_DTYPES},
-            "_sigmoid": P.sigmoid_values, "_erf": P.erf_values, "_rsqrt": P.rsqrt_values}
+            "_sigmoid": P.sigmoid_values, "_erf": P.erf_values, "_rsqrt": P.rsqrt_values,
+            "_sum_rows": sum_rows}
