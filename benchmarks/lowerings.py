@@ -59,6 +59,7 @@ def make_inputs(kind: str, n: int, rng) -> list[np.ndarray]:
         "pospos": lambda: [pos(), pos()], "zeta": lambda: [pos() + 1.5, pos()],
         "i": lambda: [i32()], "ii": lambda: [i32(), i32()], "b": lambda: [b()], "bb": lambda: [b(), b()],
         "where": lambda: [b(), f(), f()],
+        "c": lambda: [(f() + 1j * f()).astype(np.complex64)],
     }[kind]()
 
 
@@ -120,8 +121,10 @@ ELEMENTWISE: dict[str, tuple] = {
     "erfinv": ("unit", {}, lambda x: _special().erfinv(x)),
     "xlogy": ("fpos", {}, _np_xlogy),
     "polygamma": ("pos", {"n": 1}, lambda x: _special().polygamma(1, x)),
-    # complex parts of real operands (what a real float32 array gives: itself, zeros, itself)
-    "real": ("f", {}, np.real), "imag": ("f", {}, np.imag), "conj": ("f", {}, np.conj),
+    # complex parts of complex64 operands (graphc's real/imag take complex tensors only); numpy's
+    # real and imag are views, copied here as the generated code's fresh arrays are
+    "real": ("c", {}, lambda z: z.real.copy()), "imag": ("c", {}, lambda z: z.imag.copy()),
+    "conj": ("c", {}, np.conj),
     "make_complex": ("ff", {}, lambda a, b: a + 1j * b.astype(np.complex64)),
     # scipy.special's functions (torch.special)
     **{name: ("f", {}, (lambda fn: lambda x: getattr(_special(), fn)(x))(fn)) for name, fn in (
