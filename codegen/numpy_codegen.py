@@ -118,19 +118,25 @@ _reduce_sum = LOWERINGS[P.sum]
 
 # A float sum over the last axis of rows up to SUM_ROWS_MAX long is a matrix-vector product with a
 # ones vector (BLAS gemv): 2.5-5x faster than np.add.reduce along a contiguous axis (64x256
-# float32: 2.5 vs 8.1 us; 1024x1024: 107 vs 590 us), as accurate up to rows of a few hundred
-# (float32 rows of 1024: about 3x np.add.reduce's pairwise error, 1e-6 relative; longer rows keep
-# the pairwise sum).
+# float32: 2.5 vs 8.1 us), as accurate up to rows of a few hundred (float32 rows of 1024: within
+# float32's epsilon times the sum of the magnitudes, as np.add.reduce's pairwise sum; longer rows
+# keep the pairwise sum). Past SUM_ROWS_BLAS_MAX elements OpenBLAS runs gemv on its threads, which
+# on a loaded machine can take ten times longer: einsum's single-threaded loop sums those (1024x1024:
+# 107 vs 750 us).
 SUM_ROWS_MAX = 1024
+SUM_ROWS_BLAS_MAX = 1 << 16
 _ONES: dict[tuple, np.ndarray] = {}
 
 
 def sum_rows(x: np.ndarray, keepdims: bool, out: np.ndarray | None = None) -> np.ndarray:
-    """``x.sum(-1, keepdims=keepdims)`` as ``x @ ones`` (``out``: the array to write): generated
-    code's float sum over the last axis. A strided ``x`` (a view) or a device array takes
-    ``np.add.reduce`` (which dispatches to the array's own module)."""
+    """``x.sum(-1, keepdims=keepdims)`` (``out``: the array to write): generated code's float sum
+    over the last axis. A strided ``x`` (a view) or a device array takes ``np.add.reduce`` (which
+    dispatches to the array's own module)."""
     if type(x) is not np.ndarray or not x.flags.c_contiguous:
         return np.add.reduce(x, axis=-1, keepdims=keepdims, out=out)
+    if x.size > SUM_ROWS_BLAS_MAX:
+        r = np.einsum("...j->...", x, out=None if out is None else out.reshape(x.shape[:-1]))
+        return out if out is not None else r[..., None] if keepdims else r
     key = (x.shape[-1], x.dtype, keepdims)
     ones = _ONES.get(key)
     if ones is None:  # a race makes two equal vectors: harmless

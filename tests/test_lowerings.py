@@ -178,7 +178,7 @@ def _rows_with_specials(shape, dtype) -> np.ndarray:
     return x
 
 
-@pytest.mark.parametrize("shape", [(16, 256), (4, 6, 33), (64, 1024)])
+@pytest.mark.parametrize("shape", [(16, 256), (4, 6, 33), (80, 1024)])  # (80, 1024): einsum
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("keepdim", [False, True])
 def test_sum_over_last_dim_as_matrix_vector_product(shape, dtype, keepdim):
@@ -218,6 +218,13 @@ def test_sum_rows_strided_and_long_rows_keep_the_ufunc():
     out = np.empty((4, 1), np.float32)
     assert numpy_codegen.sum_rows(x, True, out=out) is out
     np.testing.assert_array_equal(out, x.sum(-1, keepdims=True))
+    big = np.random.default_rng(0).standard_normal((3, numpy_codegen.SUM_ROWS_BLAS_MAX // 3 + 1)).astype(np.float32)
+    for keep in (False, True):  # einsum past the size where BLAS would thread
+        want = big.astype(np.float64).sum(-1, keepdims=keep)
+        np.testing.assert_allclose(numpy_codegen.sum_rows(big, keep), want, rtol=1e-5)
+        out = np.empty(want.shape, np.float32)
+        assert numpy_codegen.sum_rows(big, keep, out=out) is out
+        np.testing.assert_allclose(out, want, rtol=1e-5)
     for shape, dtype, dim in [((4, numpy_codegen.SUM_ROWS_MAX + 1), np.float32, -1), ((8, 8), np.int64, -1),
                               ((8, 8), np.float32, 0), ((8, 8), np.float16, -1)]:
         t = graphc.from_numpy(np.ones(shape, dtype))
