@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 
 from graphc.ir import prims as P
 
-from .schedule import Access, ExternCall, Kernel, Schedule
+from .schedule import Access, CallStep, ExternCall, Kernel, Schedule
 from .views import contiguous_strides
 
 
@@ -69,6 +69,9 @@ def _events(s: Schedule, per_body_node: bool) -> tuple[list[_Event], dict[str, s
             events.append(_Event([step.out], reads, False, j))
             if s.buffers[step.out].role == "extern":
                 aliases[step.out] = {b for b, _ in reads}
+            continue
+        if isinstance(step, CallStep):  # its results are new arrays, viewing nothing
+            events.append(_Event(list(step.outs), [(a.buffer, False) for a in step.args], False, j))
             continue
         k: Kernel = step
         arg_of = {id(bv): a for bv, a in zip(k.body.inputs, k.args)}
@@ -188,6 +191,6 @@ def _donations(s: Schedule, events: list[_Event], last_use: dict[str, int], dona
 
 def _may_raise(step) -> bool:
     """A library call, or a kernel with an integer division (checked for zero divisors)."""
-    if isinstance(step, ExternCall):
+    if isinstance(step, (ExternCall, CallStep)):
         return True
     return any(P.divisor_checked(n) for n in step.body.nodes)

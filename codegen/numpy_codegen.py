@@ -14,13 +14,14 @@ from typing import Callable
 import numpy as np
 
 from graphc.ir import prims as P
+from graphc.ir.call import call
 from graphc.ir.dtypes import fill_value, get_default_dtype
 from graphc.ir.graph import Node, Value
 from graphc.ir.primitive import PRIMITIVES, Primitive, as_dtype
 
 from . import parts
 from .host import HostWriter
-from .schedule import Access, ExternCall, Kernel, Schedule
+from .schedule import Access, CallStep, ExternCall, Kernel, Schedule
 
 Lowering = Callable[[Node, list[str]], str]
 
@@ -170,7 +171,9 @@ UNSUPPORTED = {P.nonzero: "nonzero has a data-dependent output shape",
                PRIMITIVES["composite"]: "composite nodes are expanded by the decompose pass before codegen",
                PRIMITIVES["custom_vjp"]: "custom_vjp nodes are erased before lowering (only autodiff reads "
                                          "them)"}
-for _p in UNSUPPORTED:
+# Calls of outlined bodies are steps of the schedule of their own (CallStep), rendered below.
+CALLS = frozenset({call})
+for _p in (*UNSUPPORTED, *CALLS):
     LOWERINGS.pop(_p, None)
 # Views become index maps (Access) in the schedule; HostWriter.view renders them.
 VIEWS = frozenset(p for p in PRIMITIVES.values() if p.is_view)
@@ -191,6 +194,7 @@ class NumpyTarget:
     kernel_ops = KERNEL_OPS
     extern_ops = EXTERN
     unsupported = UNSUPPORTED
+    calls = CALLS
     materializes_intermediates = True
     donates = True
 
@@ -367,6 +371,15 @@ def extern_call(w: HostWriter, e: ExternCall, s: Schedule, wrap: str = "") -> No
     _statement(w, e.node, operands, e.out, e.out if planned else None, wrap)
 
 
+def call_step(w: HostWriter, c: CallStep, s: Schedule) -> None:
+    """A call of a compiled body (``_call_<name>``, put in the code's namespace by the backend):
+    one result per line, so that a part of a long function sees each name it binds."""
+    w.comment_block(c.name, c.comment)
+    w.line(f"{c.name} = _call_{c.callee}(({''.join(w.view(a) + ', ' for a in c.args)}))")
+    for i, out in enumerate(c.outs):
+        w.line(f"{out} = {c.name}[{i}]")
+
+
 def generate(s: Schedule, fn_name: str = "kernel") -> str:
     """Python source of ``def fn_name(inputs..., _ws): ... return (outputs...)``: temp buffers are
     the workspace's arrays ``_ws`` (one tuple per call, in ``workspace_buffers(s)`` order). A
@@ -376,7 +389,7 @@ def generate(s: Schedule, fn_name: str = "kernel") -> str:
     spans = []
     for step in s.steps:
         start = len(w.lines)
-        (_kernel if isinstance(step, Kernel) else extern_call)(w, step, s)
+        (_kernel if isinstance(step, Kernel) else call_step if isinstance(step, CallStep) else extern_call)(w, step, s)
         spans.append((start, len(w.lines)))
     w.end()
     w.lines = parts.split(w.lines, spans, fn_name, s)

@@ -26,7 +26,7 @@ import os
 import re
 
 from .host import workspace_buffers
-from .schedule import Access, Kernel, Schedule
+from .schedule import Access, CallStep, Kernel, Schedule
 
 # lines of steps per part (a part holds whole steps, so it may hold more); GRAPHC_PART_LINES
 # sets it (a small value writes every compiled function in parts: a debugging aid)
@@ -108,6 +108,8 @@ def _buffers(step) -> list[str]:
     outputs; an extern call's operands and result (views are rendered from these)."""
     if isinstance(step, Kernel):
         return [a.access.buffer for a in step.args] + list(step.temps.values()) + [o.buffer for o in step.outs]
+    if isinstance(step, CallStep):
+        return [a.buffer for a in step.args] + list(step.outs)
     return [a.buffer for a in step.args if isinstance(a, Access)] + [step.out]
 
 

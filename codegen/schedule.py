@@ -11,6 +11,7 @@ named buffers:
   view op appears in a kernel body, and no view is ever materialized for a kernel.
 - ``ExternCall``: a library routine (BLAS/cuBLAS matmul, LAPACK linalg, sort, gather, ...) the
   backend declares it calls instead of generating code.
+- ``CallStep``: a call of a body graph compiled on its own (an outlined, repeated module call).
 
 Buffers have a role: ``input`` (graph input), ``temp`` (lives in the per-call workspace, at the
 offset the memory plan gives it), ``output`` (a fresh array the caller keeps) or ``extern`` (an
@@ -120,6 +121,17 @@ class ExternCall:
 
 
 @dataclass
+class CallStep:
+    """A call of another compiled graph (an outlined body, ``graphc.ir.call``): its outputs
+    are new arrays it returns."""
+    name: str
+    callee: str                            # the compiled body's name in the generated code
+    args: list                             # Access per operand
+    outs: list[str]                        # the result buffers, one per output
+    comment: str = ""
+
+
+@dataclass
 class Schedule:
     name: str
     inputs: list[str]                      # buffer names of the graph inputs, in order
@@ -128,6 +140,7 @@ class Schedule:
     outputs: list[Access]                  # graph outputs (may be views of buffers)
     saved_from: int | None = None          # outputs from here on are saved for backward
     plan: Any = None                       # memory_plan.MemoryPlan, set by plan_memory
+    callees: dict = field(default_factory=dict)  # CallStep.callee -> the compiled body it calls
 
     def kernels(self) -> list[Kernel]:
         return [s for s in self.steps if isinstance(s, Kernel)]

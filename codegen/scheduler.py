@@ -13,7 +13,7 @@ from graphc.ir.graph import Graph, Node, Value, format_type
 from graphc.ir.primitive import Primitive, TensorType
 from graphc.ir.shapes import wrap_dims
 
-from .schedule import PREFIX, Access, Buffer, ExternCall, Kernel, KernelArg, KernelOut, Schedule
+from .schedule import PREFIX, Access, Buffer, CallStep, ExternCall, Kernel, KernelArg, KernelOut, Schedule
 from .views import apply_view, broadcast_index, contiguous_strides, reshape_strides
 
 
@@ -23,6 +23,7 @@ class Target(Protocol):
     kernel_ops: frozenset            # primitives generated inside kernels
     extern_ops: Mapping              # primitive -> how the backend calls its library
     unsupported: Mapping             # primitive -> why this backend can't run it
+    calls: frozenset                 # primitives run as calls of bodies compiled on their own
     materializes_intermediates: bool # body intermediates live in arrays (numpy) not registers
     donates: bool                    # its code writes an input's new value into the input's array
 
@@ -45,10 +46,12 @@ def node_text(n: Node) -> str:
 
 
 class _Builder:
-    def __init__(self, g: Graph, target: Target, saved_from: int | None) -> None:
+    def __init__(self, g: Graph, target: Target, saved_from: int | None, callees: Mapping | None = None) -> None:
         self.g = g
         self.t = target
         self.sched = Schedule(g.name, [], {}, [], [], saved_from)
+        # id(body graph) -> (its name in generated code, its compiled graph)
+        self.callees = callees or {}
         self.access: dict[int, Access] = {}
         # buffers that graph outputs reach (directly or through views) are the caller's: fresh
         self.pinned: set[int] = set()
@@ -135,6 +138,13 @@ class _Builder:
             return
         if prim in self.t.unsupported:
             raise UnsupportedOp(f"{self.t.name} backend: {prim.name}: {self.t.unsupported[prim]}")
+        if prim in self.t.calls:
+            callee, compiled = self.callees[id(n.attrs["body"])]
+            self.sched.callees[callee] = compiled
+            outs = [self._buffer(o, "output" if id(o) in self.pinned else "extern") for o in n.outputs]
+            self.sched.steps.append(CallStep(self._step_name("call"), callee,
+                                             [self.access[id(x)] for x in n.inputs], outs, node_text(n)))
+            return
         if prim in self.t.kernel_ops and (prim.elementwise or prim.reduction or not list(n.value_inputs())
                                           or prim is P.rand_uniform):
             body = Graph(f"{prim.name}_{n.output.name}")
@@ -350,7 +360,9 @@ def _reduced_space_only(bv: Value, red: Node, domain: tuple) -> bool:
         not u.prim.reduction and tuple(u.output.shape) == shape for u in bv.users)
 
 
-def build_schedule(g: Graph, target: Target, saved_from: int | None = None) -> Schedule:
+def build_schedule(g: Graph, target: Target, saved_from: int | None = None,
+                   callees: Mapping | None = None) -> Schedule:
     """The schedule of ``g`` (after fusion) for ``target``; raises ``UnsupportedOp`` naming the
-    primitive this backend can't run and why."""
-    return _Builder(g, target, saved_from).run()
+    primitive this backend can't run and why. ``callees``: id(body) -> (name, compiled body) of
+    the bodies ``g``'s call nodes call."""
+    return _Builder(g, target, saved_from, callees).run()

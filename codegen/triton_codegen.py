@@ -23,6 +23,7 @@ class TritonTarget:
     kernel_ops = KERNEL_OPS
     extern_ops = {p: how for p, how in triton_kernels.EXTERN.items() if p not in KERNEL_OPS}
     unsupported = triton_kernels.UNSUPPORTED
+    calls: frozenset = frozenset()
     materializes_intermediates = False  # a kernel's intermediates live in registers
     donates = False  # kernels write fresh output buffers; the frontend copies new values back
 

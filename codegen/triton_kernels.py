@@ -42,6 +42,7 @@ import numpy as np
 
 from graphc.ir import dtypes as dt
 from graphc.ir import prims as P
+from graphc.ir.call import call
 from graphc.ir import special_prims
 from graphc.ir.dtypes import DType
 from graphc.ir.graph import Graph, Node, Value
@@ -419,6 +420,8 @@ EXTERN: dict[Primitive, str] = {
 UNSUPPORTED: dict[Primitive, str] = {
     P.nonzero: "nonzero has a data-dependent output shape; the frontend breaks the graph there",
     PRIMITIVES["fused"]: "fused nodes are lowered by the scheduler into Kernel records before codegen",
+    call: "outlined calls are made only for backends that compile bodies of their own (numpy); a Triton "
+          "compile keeps repeated module calls inline",
     PRIMITIVES["composite"]: "composite nodes are expanded by the decompose pass before codegen",
     PRIMITIVES["custom_vjp"]: "custom_vjp nodes are erased before lowering (only autodiff reads them)",
     **{p: f"{p.name} runs SciPy's LAPACK (getrf/getrs, sytrf/sytrs, gels*), which has no CuPy counterpart wired "

@@ -23,8 +23,12 @@ class FrontendHandler(Handler):
     # into its memory.
     functional = False
 
-    def module_called(self, module: Any) -> None:
-        """``module(...)`` is about to run its forward."""
+    def module_called(self, module: Any) -> Any:
+        """``module(...)`` is about to run its forward. A handler that wants to see its result
+        returns a mark, handed back to ``module_returned``; None: it does not."""
+
+    def module_returned(self, mark: Any, out: Any) -> None:
+        """The module call that ``module_called`` marked returned ``out``."""
 
     def reading_values(self, tensor: Any, what: str) -> None:
         """Python is about to read ``tensor``'s values (``what``: ``.item()``, ``bool(tensor)``, …)."""

@@ -97,6 +97,28 @@ class Graph:
         self.nodes.append(node)
         return out
 
+    def add_multi_node(self, prim: Primitive, inputs: list, attrs: dict, types: list[TensorType],
+                       loc: str | None = None, at: int | None = None) -> Node:
+        """A node with one output per type in ``types`` (fused kernels, outlined calls); put at
+        position ``at`` of ``nodes`` (None: appended)."""
+        node = Node(prim, list(inputs), dict(attrs), loc=self.loc if loc is None else loc)
+        for t in types:
+            node.outputs.append(Value(t, node, self._fresh(), None, self))
+        for v in node.inputs:
+            if isinstance(v, Value):
+                v.users.append(node)
+        if at is None:
+            self.nodes.append(node)
+        else:
+            self.nodes.insert(at, node)
+        return node
+
+    def copy_node(self, n: Node, inputs: list) -> list[Value]:
+        """A copy of node ``n`` (of another graph) on ``inputs``; its outputs, in order."""
+        if len(n.outputs) == 1:
+            return [self.add_node(n.prim, inputs, n.attrs, n.output.type, n.loc)]
+        return self.add_multi_node(n.prim, inputs, n.attrs, [o.type for o in n.outputs], n.loc).outputs
+
     def set_outputs(self, outputs: list[Value]) -> None:
         self.outputs = list(outputs)
 

@@ -44,26 +44,53 @@ def format_attr(v) -> str:
     raise TypeError(f"attribute value {v!r} of type {type(v).__name__} has no IR text form")
 
 
-def format_node(n, bodies: bool = True) -> str:
+def format_node(n, bodies: bool = True, labels: dict | None = None) -> str:
     """One node's IR line; its source location, if known, as a trailing comment. ``bodies=False``
-    leaves out a fused node's body (generated code's comments list it op by op). (List
-    comprehensions, not generators, inside the joins: a compile's cache key prints the whole
-    traced graph, and this runs once per node.)"""
+    leaves out a fused node's body (generated code's comments list it op by op). ``labels``:
+    id(graph) -> the name a call's graph attributes are written as (``body=@cell``, printed once
+    before the graph that calls it). (List comprehensions, not generators, inside the joins: a
+    compile's cache key prints the whole traced graph, and this runs once per node.)"""
     outs = ", ".join([f"%{v.name}: {format_type(v.type)}" for v in n.outputs])
     args = ", ".join([f"%{x.name}" if isinstance(x, Value) else format_attr(x) for x in n.inputs])
-    attrs = "".join([f" {k}={format_attr(v)}" for k, v in n.attrs.items() if bodies or k != "body"]) \
-        if n.attrs else ""
+    attrs = "".join([f" {k}=@{labels[id(v)]}" if labels is not None and id(v) in labels else f" {k}={format_attr(v)}"
+                     for k, v in n.attrs.items() if bodies or not isinstance(v, Graph)]) if n.attrs else ""
     loc = f"  # {n.loc}" if n.loc else ""
     return f"{outs} = {n.prim.name}({args}){attrs}{loc}"
 
 
 def print_graph(g: Graph) -> str:
+    """The graph's text; the graphs its calls call come first, each once, named by a label
+    that the calls refer to (``body=@label``)."""
+    labels: dict[int, str] = {}
+    texts: list[str] = []
+    _print_called(g, labels, texts)
+    texts.append(_print_one(g, g.name, labels))
+    return "".join(texts)
+
+
+def _print_called(g: Graph, labels: dict[int, str], texts: list[str]) -> None:
+    for n in g.nodes:
+        if n.prim.kind != "call":
+            continue
+        for v in n.attrs.values():
+            if isinstance(v, Graph) and id(v) not in labels:
+                _print_called(v, labels, texts)
+                label = base = re.sub(r"\W", "_", v.name) or "body"
+                taken = set(labels.values())
+                k = 1
+                while label in taken:
+                    label, k = f"{base}_{k}", k + 1
+                labels[id(v)] = label
+                texts.append(_print_one(v, label, labels))
+
+
+def _print_one(g: Graph, name: str, labels: dict[int, str]) -> str:
     params = ", ".join(f"%{v.name}: {format_type(v.type)}" + ("" if v.role == "input" else f" {v.role}")
                        for v in g.inputs)
-    name = g.name if re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", g.name) else json.dumps(g.name)
+    name = name if re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", name) else json.dumps(name)
     lines = [f"graph {name}({params}) {{"]
     for n in g.nodes:
-        lines.append("  " + format_node(n))
+        lines.append("  " + format_node(n, labels=labels))
     lines.append("  return " + ", ".join(f"%{v.name}" for v in g.outputs))
     lines.append("}")
     return "\n".join(lines) + "\n"
@@ -77,6 +104,7 @@ _TOKEN = re.compile(r"""
     (?P<ws>\s+)
   | (?P<comment>\#[^\n\r]*)  # never \r: Python ends a line there too (the comment reaches generated code)
   | (?P<value>%[A-Za-z0-9_.]+)
+  | (?P<ref>@[A-Za-z0-9_]+)
   | (?P<string>"(?:[^"\\]|\\.)*")
   | (?P<complex>-?(?:inf|nan|\d+(?:\.\d*)?(?:[eE][+-]?\d+)?)[+-](?:inf|nan|\d+(?:\.\d*)?(?:[eE][+-]?\d+)?)j)
   | (?P<number>-?(?:(?:inf|nan)(?![A-Za-z0-9_])|\d+(?:\.\d*)?(?:[eE][+-]?\d+)?|\.\d+(?:[eE][+-]?\d+)?))
@@ -105,6 +133,7 @@ class _Tokens:
                 append((kind, tok, line))
             pos = m.end()
         self.i = 0
+        self.graphs: dict[str, Graph] = {}  # graphs parsed so far, by name (what ``@name`` refers to)
 
     def peek(self):
         return self.toks[self.i] if self.i < len(self.toks) else ("eof", "", -1)
@@ -149,6 +178,11 @@ def _parse_attr(t: _Tokens):
         t.expect("}")  # the body graph's brace
         t.expect("}")  # the attribute's brace
         return body
+    if kind == "ref":
+        t.next()
+        if val[1:] not in t.graphs:
+            raise ParseError(f"line {line}: {val} names no graph defined before it")
+        return t.graphs[val[1:]]
     if val == "[":
         t.next()
         items = []
@@ -182,12 +216,16 @@ def _parse_type(t: _Tokens) -> TensorType:
 
 
 def parse_graph(text: str) -> Graph:
+    """The last graph of ``text``; the graphs before it are those its calls call."""
     t = _Tokens(text)
-    g = _parse_graph(t)
-    t.expect("}")
-    if t.peek()[0] != "eof":
-        raise ParseError(f"line {t.peek()[2]}: unexpected text after the graph: {t.peek()[1]!r}")
-    return g
+    while True:
+        g = _parse_graph(t)
+        t.expect("}")
+        if t.peek()[0] == "eof":
+            return g
+        if t.peek()[1] != "graph":
+            raise ParseError(f"line {t.peek()[2]}: unexpected text after the graph: {t.peek()[1]!r}")
+        t.graphs[g.name] = g
 
 
 def _parse_graph(t: _Tokens) -> Graph:
@@ -250,7 +288,15 @@ def _parse_graph(t: _Tokens) -> Graph:
         for name, _ in defs:
             if name in env:
                 raise ParseError(f"line {line}: %{name} defined twice (SSA)")
-        if len(defs) == 1 and prim.name != "fused":
+        if prim.name == "call":
+            try:
+                types = prim.infer(*args, **attrs)
+            except Exception as e:
+                raise ParseError(f"line {line}: call: {e}") from None
+            outs = g.add_multi_node(prim, args, attrs, types, loc).outputs
+            if len(outs) != len(defs):
+                raise ParseError(f"line {line}: {len(defs)} values defined, the called body returns {len(outs)}")
+        elif len(defs) == 1 and prim.name != "fused":
             try:
                 typ = prim.infer(*args, **attrs)
             except Exception as e:  # the type rule's own message names the problem

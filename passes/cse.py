@@ -24,7 +24,8 @@ def cse(g: Graph) -> Graph:
     seen: dict[tuple, Value] = {}
     removed = []
     for n in g.nodes:
-        key = (id(n),) if n.prim.effectful else _key(n)  # two collectives are two exchanges
+        # two collectives are two exchanges; a node of several outputs (a call) is kept whole
+        key = (id(n),) if n.prim.effectful or len(n.outputs) > 1 else _key(n)
         prev = seen.get(key)
         if prev is not None and prev.type == n.output.type:
             g.replace_all_uses(n.output, prev)

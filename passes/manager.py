@@ -12,6 +12,7 @@ import time
 from dataclasses import dataclass
 from typing import Callable
 
+from graphc.ir.call import bodies, rebind_bodies
 from graphc.ir.graph import Graph
 from graphc.ir.printer import parse_graph, print_graph
 from graphc.ir.verify import verify
@@ -84,6 +85,14 @@ class PassManager:
         return True if VERIFY_EACH_PASS else "end"
 
     def run(self, g: Graph) -> Graph:
+        """The passes on ``g``, then on each distinct body its calls call (once per body)."""
+        g = self._run(g)
+        found = bodies(g)
+        if found:
+            rebind_bodies(g, {id(b): self._run(b) for b in found})
+        return g
+
+    def _run(self, g: Graph) -> Graph:
         if self.verify is True:
             verify(g)
         if CHECK_ROUNDTRIP:

@@ -15,6 +15,7 @@ from typing import Any, Callable
 from graphc.codegen import generator_version
 from graphc.codegen.memory_plan import plan_memory
 from graphc.codegen.scheduler import build_schedule
+from graphc.ir.call import bodies as call_bodies
 from graphc.ir.graph import Graph
 from graphc.ir.primitive import Primitive
 from graphc.ir.printer import print_graph
@@ -62,7 +63,11 @@ class Backend:
         the graph's text and plan. ``donate``: output index -> the input whose new value it is,
         which the code may compute in the input's own array (the caller then copies nothing)."""
         t0 = time.perf_counter()
-        schedule = build_schedule(graph, self.target, saved_from)
+        # outlined bodies first, each once however often it is called (a backend compiles calls
+        # only if its target declares it can: the outline pass runs only for such backends)
+        callees = {id(body): (f"body{i}", self.compile(body, f"{name}_body{i}"))
+                   for i, body in enumerate(call_bodies(graph))}
+        schedule = build_schedule(graph, self.target, saved_from, callees)
         schedule.plan = plan_memory(schedule, self.device, self.alignment, self.target.materializes_intermediates,
                                     donate if self.target.donates else None)
         if key is None:
@@ -72,6 +77,7 @@ class Backend:
         t1 = time.perf_counter()
         fn, source, from_cache, not_stored = self._load(schedule, fn_name, key)
         compiled = CompiledGraph(graph, schedule, fn, source, key, from_cache, self.name, self.runtime().allocate)
+        compiled.callees = schedule.callees  # the compiled bodies its code calls, by name
         compiled.not_stored = not_stored  # why the generated code was not written to the disk cache (None: it was)
         compiled.fn_name = fn_name
         # seconds: schedule and memory plan; generating the code (or loading it) and compiling it
@@ -82,15 +88,24 @@ class Backend:
         """The compiled graph ``desc`` (a ``CompiledGraph.describe()`` record) describes, its code
         loaded from the code cache; no IR, schedule or code generation involved. None when the
         code is absent, damaged or refused, or this backend can't restore (``can_restore``)."""
-        fn_source = self._load_cached(desc["fn_name"], desc["key"]) if self.can_restore else None
+        if not self.can_restore:
+            return None
+        callees = {}
+        for name, d in desc.get("callees", {}).items():  # the bodies its calls call: each from its own entry
+            callees[name] = self.restore(d)
+            if callees[name] is None:
+                return None
+        fn_source = self._load_cached(desc["fn_name"], desc["key"], callees)
         if fn_source is None:
             return None
         compiled = CompiledGraph.restore(desc, fn_source[0], fn_source[1], self.name, self.runtime().allocate)
+        compiled.callees = callees
         compiled.not_stored = None
         return compiled
 
-    def _load_cached(self, fn_name: str, key: str) -> tuple[Callable, str] | None:
-        """(function, source) of the code cached under ``key``, None if it is not usable."""
+    def _load_cached(self, fn_name: str, key: str, callees: dict | None = None) -> tuple[Callable, str] | None:
+        """(function, source) of the code cached under ``key`` (``callees``: the compiled bodies
+        its calls call, by name), None if it is not usable."""
         return None
 
     def environment(self) -> str:

@@ -145,6 +145,7 @@ class CompiledGraph:
         self.pool = pool
         self.plan_summary = plan_summary
         self.fn_name = ""  # the generated function's name (the backend sets it)
+        self.callees: dict[str, "CompiledGraph"] = {}  # the compiled bodies its code calls (the backend sets them)
 
     def describe(self) -> dict:
         """What the runtime needs besides the generated code, as JSON-able data: with the code (in
@@ -154,7 +155,9 @@ class CompiledGraph:
                 "aliased": [bool(a) for a in self.aliased], "workspace_bytes": self.pool.nbytes,
                 # dtypes by graphc name: numpy spells ml_dtypes' bfloat16 "<V2", a plain void type
                 "layout": [[off, n, list(shape), dtypes.BY_NUMPY[dt].name] for off, n, shape, dt in self.pool.layout],
-                "plan": self.plan_summary}
+                "plan": self.plan_summary,
+                # the compiled bodies its code calls (outlined calls), each cached under its own key
+                "callees": {name: c.describe() for name, c in self.callees.items()}}
 
     @classmethod
     def restore(cls, desc: dict, fn: Callable, source: str, backend: str, allocate: Callable) -> "CompiledGraph":

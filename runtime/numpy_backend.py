@@ -29,18 +29,18 @@ class NumpyBackend(Backend):
     can_restore = True
 
     def _load(self, schedule: Schedule, fn_name: str, key: str) -> tuple[Callable, str, bool, str | None]:
-        cached = self._load_cached(fn_name, key)
+        cached = self._load_cached(fn_name, key, schedule.callees)
         if cached is not None:
             return cached[0], cached[1], True, None
         src = numpy_codegen.generate(schedule, fn_name)
         codes = _compile(src, fn_name)
-        fn = _define(codes, fn_name)
+        fn = _define(codes, fn_name, schedule.callees)
         not_stored = cache.store(key, src)
         if not_stored is None:
             cache.store_code(key, src, _filename(fn_name), codes)  # not stored: compiled again next time
         return fn, src, False, not_stored
 
-    def _load_cached(self, fn_name: str, key: str) -> tuple[Callable, str] | None:
+    def _load_cached(self, fn_name: str, key: str, callees: dict | None = None) -> tuple[Callable, str] | None:
         src = cache.load(key)
         if src is None:
             return None
@@ -49,7 +49,7 @@ class NumpyBackend(Backend):
             if codes is None:
                 codes = _compile(src, fn_name)
                 cache.store_code(key, src, _filename(fn_name), codes)
-            return _define(codes, fn_name), src
+            return _define(codes, fn_name, callees), src
         except Exception:  # a stale or damaged entry: regenerate
             return None
 
@@ -64,10 +64,13 @@ def _compile(src: str, fn_name: str) -> list[CodeType]:
     return [compile(chunk, _filename(fn_name), "exec") for chunk in parts.top_level_chunks(src)]
 
 
-def _define(codes: list[CodeType], fn_name: str) -> Callable:
-    """The generated function ``fn_name``, defined by running ``codes`` (its module's code)."""
+def _define(codes: list[CodeType], fn_name: str, callees: dict | None = None) -> Callable:
+    """The generated function ``fn_name``, defined by running ``codes`` (its module's code);
+    ``callees``: the compiled bodies its calls call, by name."""
     ns = numpy_codegen.namespace()
     ns["_in_pieces"] = in_pieces  # kernels in pieces run on this process's pool
+    for name, compiled in (callees or {}).items():
+        ns[f"_call_{name}"] = compiled
     for code in codes:
         exec(code, ns)
     fn = ns[fn_name]

@@ -107,6 +107,8 @@ NOT_EXERCISED = {
                   "steps through DistributedDataParallel (its collective nodes) under mpiexec, 2 and 3 processes",
     "fused": "fusion groups are made by the fusion pass, never traced from user code; every case with "
              "two pointwise ops in a row runs one",
+    "call": "outlined calls are made by the outline pass from repeated module calls, never traced as such; "
+            "tests/test_outline.py compiles such programs against eager mode and finite differences",
 }
 
 _traced = re.compile(r"= (\w+)\(")

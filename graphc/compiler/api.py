@@ -34,9 +34,11 @@ from dataclasses import dataclass, field
 from typing import Any, Callable
 
 from graphc.ir import dtypes
+from graphc.ir.call import bodies as call_bodies
 from graphc.ir.graph import Graph, Value
 from graphc.ir.primitive import PRIMITIVES
 from graphc.ir.printer import print_graph
+from graphc.passes import outline
 from graphc.passes.autodiff.transform import differentiate
 from graphc.passes.custom_vjp import erase_custom_vjp
 from graphc.passes.manager import PassManager, default_pipeline, lowering_pipeline
@@ -552,13 +554,18 @@ class CompiledFunction:
         key = None if entry_cache.disabled() else entry_cache.key(entry.stages["traced"], backend, {
             "grad_mode": grad_mode.is_grad_enabled(), "wrt": wrt, "diff_outputs": diff_outputs,
             "user_outputs": len(out_values), "mutations": entry.mutated_inputs, "grads": len(grad_values),
-            "default_dtype": dtypes.get_default_dtype().name})  # autodiff's int -> float results
+            "default_dtype": dtypes.get_default_dtype().name,  # autodiff's int -> float results
+            "outline": outline.MIN_CALLS if backend.target.calls else None})
         restorable = key is not None and backend.can_restore
         if restorable and not record and self._restore(entry, key, backend, differentiated, diff_outputs):
             progress.done("loading", "the compiled graphs from the cache: passes, autodiff and codegen skipped")
             entry.stages["compile_stages"] = progress.times
             entry.stages["compile_seconds"] = time.perf_counter() - t0
             return entry
+        if backend.target.calls and trace.calls:
+            made = outline.outline(g, trace.calls)
+            if made:
+                progress.done("outlining", f"{made} bodies for repeated module calls, {len(g.nodes)} nodes left")
         pm = PassManager(default_pipeline(), verify=PassManager.compile_verify(), record=record)
         g = pm.run(g)
         entry.stages["passes"] = pm.report
@@ -668,6 +675,8 @@ class CompiledFunction:
         what = name[len(self.name) + 1:] if name.startswith(self.name + "_") else "graph"
         fusion_log: list[str] = []
         g = erase_custom_vjp(g)  # custom Functions' VJPs: only autodiff (done by now) reads them
+        for body in call_bodies(g):
+            erase_custom_vjp(body)
         pm = PassManager(lowering_pipeline(fusion_log, backend.in_kernels), verify=PassManager.compile_verify(),
                          record=bool(entry.stages.get("recorded")))
         g = pm.run(g)

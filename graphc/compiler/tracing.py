@@ -92,6 +92,9 @@ class Trace:
         self.mutations: dict[int, tuple[Tensor, Value]] = {}
         self.handler = TraceHandler(self)
         self.modules: list = []  # nn.Modules called while tracing (their training flags are guarded)
+        # module calls that returned traced tensors: (first node, end node, output values); the
+        # outline pass makes one body of calls that repeat with the same structure
+        self.calls: list[tuple[int, int, list[Value]]] = []
         self._module_ids: set[int] = set()
         self._buffers_before: list = []  # (module, its buffers when first called): reassignments undone
         # id(parameter or buffer) -> its path in the first called module that holds it (fc1.weight):
@@ -498,8 +501,14 @@ class TraceHandler(FrontendHandler):
 
     # ---- frontend events (graphc.dispatch) ---------------------------------------------------
 
-    def module_called(self, module) -> None:
+    def module_called(self, module):
         self.trace.note_module(module)
+        return len(self.trace.graph.nodes)  # where the call's nodes start
+
+    def module_returned(self, mark, out) -> None:
+        outs = list(out) if isinstance(out, (tuple, list)) else [out]
+        if outs and all(isinstance(o, SymbolicTensor) and o._trace is self.trace for o in outs):
+            self.trace.calls.append((mark, len(self.trace.graph.nodes), [o._value for o in outs]))
 
     def reading_values(self, tensor, what: str) -> None:
         # reading a parameter's or buffer's values would bake them into the graph, though they

@@ -17,6 +17,7 @@ import numpy as np
 from graphc.ir import dtypes as dt
 from graphc.ir import prims as P
 from graphc.ir import special_prims
+from graphc.ir.call import call
 from graphc.ir.composite import composite
 from graphc.ir.dtypes import DType
 from graphc.ir.fused import fused
@@ -610,4 +611,5 @@ UNSUPPORTED: dict[Primitive, str] = {
        for p in (P.ldl_factor, P.ldl_pivots, P.ldl_info, P.ldl_solve)},
     **{p: _LINALG_WHY.format("least-squares solver (linalg.lstsq)") for p in (P.lstsq, P.lstsq_rank)},
     fused: "fusion groups are made by the backend passes, which export does not run",
+    call: "outlined calls are made by graphc.compile's outline pass, which export does not run",
 }

@@ -11,6 +11,7 @@ from __future__ import annotations
 from typing import Iterable
 
 from graphc.ir import prims as P
+from graphc.ir.call import add_call, call
 from graphc.ir.composite import composite, expand
 from graphc.ir.graph import Graph, Node, Value, building, located
 
@@ -21,7 +22,10 @@ def reaches(nodes: Iterable[Node], live: set[int]) -> set[int]:
     """``live`` (ids of values that carry gradients) grown by the outputs of ``nodes`` that
     depend on one through differentiable operands."""
     for n in nodes:
-        if n.prim.result_requires_grad((isinstance(x, Value) and id(x) in live for x in n.inputs), n.output.dtype):
+        if n.prim is call:  # each inexact output of a call with a live operand (a call is not split per output)
+            if any(id(x) in live for x in n.value_inputs()):
+                live.update(id(o) for o in n.outputs if o.dtype.is_inexact)
+        elif n.prim.result_requires_grad((isinstance(x, Value) and id(x) in live for x in n.inputs), n.output.dtype):
             live.add(id(n.output))
     return live
 
@@ -33,6 +37,10 @@ def backprop(g: Graph, seeds: list[tuple[Value, Value]], sources: set[int]) -> d
     topological."""
     nodes = list(g.nodes)
     live = reaches(nodes, set(sources))
+    split_bodies: dict[tuple, object] = {}
+    for n in nodes:
+        if n.prim is call:
+            _split_call(g, n, live, split_bodies)
     ct: dict[int, Value] = {}
     with building(g):
         for v, seed in seeds:
@@ -97,8 +105,49 @@ def _tiling_axis(indexes: list[tuple], shape: tuple) -> int | None:
     return None
 
 
+def _split_call(g: Graph, n: Node, live: set[int], memo: dict) -> None:
+    """A call whose gradient is wanted calls its body's forward graph instead, which also
+    returns the values the body's backward graph reads (as more outputs of the call). Each body
+    is differentiated once per set of operands that need gradients (``memo``)."""
+    from .transform import differentiate
+    body = n.attrs["body"]
+    wrt = [i for i, x in enumerate(n.inputs) if id(x) in live and x.dtype.is_inexact]
+    diff = [j for j, o in enumerate(body.outputs) if o.dtype.is_inexact]
+    if not wrt or not diff:
+        return
+    key = (id(body), tuple(wrt))
+    split = memo.get(key)
+    if split is None:
+        split = memo[key] = differentiate(body, wrt, diff)
+    n.attrs = {"body": split.forward, "vjp": split.backward, "returns": len(body.outputs), "diff": tuple(diff),
+               "wrt": tuple(split.wrt)}
+    for v in split.forward.outputs[len(body.outputs):]:
+        n.outputs.append(Value(v.type, n, g._fresh(), None, g))
+
+
+def _call_vjp(g: Graph, n: Node, ct: dict[int, Value], live: set[int]) -> None:
+    """The gradients of a call's operands: a call of its body's backward graph, on the
+    cotangents of the call's outputs (zeros where none reached them) and the values its forward
+    call saved."""
+    if "vjp" not in n.attrs:
+        return
+    gouts = [ct.get(id(n.outputs[j])) for j in n.attrs["diff"]]
+    if all(gx is None for gx in gouts):
+        return
+    gouts = [gx if gx is not None else P.full(shape=tuple(o.shape), value=0.0, dtype=o.dtype)
+             for gx, o in zip(gouts, (n.outputs[j] for j in n.attrs["diff"]))]
+    node = add_call(g, n.attrs["vjp"], gouts + n.outputs[n.attrs["returns"]:])
+    for i, gx in zip(n.attrs["wrt"], node.outputs):
+        if id(n.inputs[i]) in live:
+            _accumulate(ct, n.inputs[i], gx)
+
+
 def _sweep(g: Graph, nodes: list[Node], ct: dict[int, Value], live: set[int]) -> None:
     for n in reversed(nodes):
+        if n.prim is call:
+            with located(g, n.loc):
+                _call_vjp(g, n, ct, live)
+            continue
         gout = ct.get(id(n.output))
         if gout is None or id(n.output) not in live:
             continue

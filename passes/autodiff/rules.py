@@ -34,9 +34,12 @@ VJP: dict[Primitive, VJPRule] = {}
 
 
 def _unsupported() -> dict:
+    from graphc.ir.call import call
     from graphc.ir.composite import composite
     from graphc.ir.fused import fused
-    return {fused: "fused nodes are made after autodiff (fusion runs on the forward and backward "
+    return {call: "a call has no rule of its own: the sweep differentiates its body once and calls the body's "
+                  "backward graph (passes/autodiff/backprop.py)",
+            fused: "fused nodes are made after autodiff (fusion runs on the forward and backward "
                    "graphs separately), so autodiff never meets one",
             composite: "composite nodes have no rule of their own: autodiff differentiates their "
                        "decomposition (passes/autodiff/backprop.py)"}

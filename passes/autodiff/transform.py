@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from graphc.ir import prims as P
+from graphc.ir.call import add_call, call
 from graphc.ir.graph import Graph, Node, Value
 
 from .backprop import backprop
@@ -32,9 +33,9 @@ def _clone(g: Graph) -> tuple[Graph, dict[int, Value]]:
         m[id(v)] = new.add_input(v.type, v.role, v.name)
     for n in g.nodes:
         args = [m[id(x)] if isinstance(x, Value) else x for x in n.inputs]
-        out = new.add_node(n.prim, args, n.attrs, n.output.type, n.loc)
-        out.name = n.output.name
-        m[id(n.output)] = out
+        for o, out in zip(n.outputs, new.copy_node(n, args)):
+            out.name = o.name
+            m[id(o)] = out
     new.set_outputs([m[id(o)] for o in g.outputs])
     new._counter = g._counter
     return new, m
@@ -61,7 +62,7 @@ def split(joint: Graph, first_ct: int, n_outputs: int, diff_outputs: list[int], 
     in_backward: set[int] = set()
     for n in joint.nodes:
         if any(id(x) in ct_inputs or id(x) in in_backward for x in n.value_inputs()):
-            in_backward.add(id(n.output))
+            in_backward.update(id(o) for o in n.outputs)
     # operand-free constants (zeros for gradients) used only by backward nodes belong there
     for n in joint.nodes:
         if not list(n.value_inputs()) and n.output.users and all(
@@ -70,8 +71,8 @@ def split(joint: Graph, first_ct: int, n_outputs: int, diff_outputs: list[int], 
     fwd_nodes = [n for n in joint.nodes if id(n.output) not in in_backward]
     bwd_nodes = [n for n in joint.nodes if id(n.output) in in_backward]
     # forward values the backward nodes read, and graph inputs they read
-    fwd_ids = {id(n.output) for n in fwd_nodes} | {id(v) for v in joint.inputs[:first_ct]}
-    producer = {id(n.output): n for n in fwd_nodes}
+    fwd_ids = {id(o) for n in fwd_nodes for o in n.outputs} | {id(v) for v in joint.inputs[:first_ct]}
+    producer = {id(o): n for n in fwd_nodes for o in n.outputs}
 
     def needed(nodes) -> list[Value]:
         seen, out = set(), []
@@ -100,7 +101,7 @@ def split(joint: Graph, first_ct: int, n_outputs: int, diff_outputs: list[int], 
             work.extend(x for x in n.value_inputs() if id(x) in fwd_ids)
         order = {id(n): i for i, n in enumerate(joint.nodes)}
         recomputed.sort(key=lambda n: order[id(n)])
-    rec_ids = {id(n.output) for n in recomputed}
+    rec_ids = {id(o) for n in recomputed for o in n.outputs}
     saved = [v for v in needed(recomputed + bwd_nodes) if id(v) not in rec_ids]
 
     # forward graph: the original outputs plus saved values
@@ -110,7 +111,7 @@ def split(joint: Graph, first_ct: int, n_outputs: int, diff_outputs: list[int], 
         m[id(v)] = fwd.add_input(v.type, v.role, v.name)
     for n in fwd_nodes:
         args = [m[id(x)] if isinstance(x, Value) else x for x in n.inputs]
-        m[id(n.output)] = fwd.add_node(n.prim, args, n.attrs, n.output.type, n.loc)
+        m.update(zip(map(id, n.outputs), _copy(fwd, n, args)))
     fwd.set_outputs([m[id(o)] for o in joint.outputs[:n_outputs]] + [m[id(v)] for v in saved])
 
     bwd = Graph(joint.name + "_backward")
@@ -124,7 +125,7 @@ def split(joint: Graph, first_ct: int, n_outputs: int, diff_outputs: list[int], 
         taken.add(v.name)
     for n in recomputed + bwd_nodes:
         args = [b[id(x)] if isinstance(x, Value) else x for x in n.inputs]
-        b[id(n.output)] = bwd.add_node(n.prim, args, n.attrs, n.output.type, n.loc)
+        b.update(zip(map(id, n.outputs), _copy(bwd, n, args)))
     grad_outs = joint.outputs[n_outputs:]
     bwd.set_outputs([b[id(o)] if id(o) in b else _materialize(bwd, b, o) for o in grad_outs])
     from ..dce import dce
@@ -141,6 +142,14 @@ def split(joint: Graph, first_ct: int, n_outputs: int, diff_outputs: list[int], 
     fwd.rename()
     bwd.rename()
     return SplitGraphs(fwd, bwd, n_outputs, diff_outputs, wrt)
+
+
+def _copy(g: Graph, n: Node, args: list) -> list[Value]:
+    """Node ``n`` of the joint graph copied into ``g``; a call keeps only its body (its
+    backward graph is called by the backward graph's own calls)."""
+    if n.prim is call:
+        return add_call(g, n.attrs["body"], args, loc=n.loc).outputs
+    return g.copy_node(n, args)
 
 
 def _materialize(bwd: Graph, b: dict, o: Value) -> Value:

@@ -27,9 +27,11 @@ BATCH: dict[Primitive, Callable] = {}
 
 
 def _unsupported() -> dict:
+    from graphc.ir.call import call
     from graphc.ir.composite import composite
     from graphc.ir.fused import fused
     return {
+        call: "outlined calls are made by graphc.compile's outline pass, which graphc.func traces do not run",
         fused: "fused nodes are made by the fusion pass, after every transformation; vmap never meets one",
         composite: "composite nodes have no rule of their own: graphc.func traces run their decomposition "
                    "into primitives, so vmap never meets one",

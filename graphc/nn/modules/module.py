@@ -593,11 +593,13 @@ class Module:
         return out
 
     def __call__(self, *args, **kwargs):
-        _dispatch().module_called(self)
+        d = _dispatch()
+        mark = d.module_called(self)
         compiled = self.__dict__.get("_compiled_call_impl")
-        if compiled is not None:
-            return compiled(*args, **kwargs)
-        return self._call_impl(*args, **kwargs)
+        out = (compiled if compiled is not None else self._call_impl)(*args, **kwargs)
+        if mark is not None:  # a trace marks module calls: the outline pass may share repeated ones
+            d.module_returned(mark, out)
+        return out
 
     def compile(self, *args, **kwargs) -> None:
         """Compile this module's __call__ in place with graphc.compile (the same arguments)."""
