@@ -161,7 +161,10 @@ class Graph:
         """Restore topological order after nodes were rewired (stable: keeps the current order
         wherever dependencies allow)."""
         position = {id(n): i for i, n in enumerate(self.nodes)}
-        pending = {id(n): sum(1 for x in n.value_inputs() if x.producer is not None) for n in self.nodes}
+        # per node, the distinct produced values it reads (a set: a concat of a thousand values
+        # must not rescan its operands for each of them)
+        reads = {id(n): {id(x) for x in n.value_inputs() if x.producer is not None} for n in self.nodes}
+        pending = {k: len(v) for k, v in reads.items()}
         ready = [(position[id(n)], id(n), n) for n in self.nodes if pending[id(n)] == 0]
         heapq.heapify(ready)
         order = []
@@ -170,7 +173,9 @@ class Graph:
             order.append(n)
             for o in n.outputs:
                 for u in set(o.users):
-                    pending[id(u)] -= sum(1 for x in u.inputs if x is o)
+                    if id(o) not in reads[id(u)]:
+                        continue
+                    pending[id(u)] -= 1
                     if pending[id(u)] == 0:
                         heapq.heappush(ready, (position[id(u)], id(u), u))
         if len(order) != len(self.nodes):

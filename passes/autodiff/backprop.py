@@ -109,26 +109,72 @@ def _split_call(g: Graph, n: Node, live: set[int], memo: dict) -> None:
     """A call whose gradient is wanted calls its body's forward graph instead, which also
     returns the values the body's backward graph reads (as more outputs of the call). Each body
     is differentiated once per set of operands that need gradients (``memo``)."""
-    from .transform import differentiate
     body = n.attrs["body"]
     wrt = [i for i, x in enumerate(n.inputs) if id(x) in live and x.dtype.is_inexact]
     diff = [j for j, o in enumerate(body.outputs) if o.dtype.is_inexact]
     if not wrt or not diff:
         return
     key = (id(body), tuple(wrt))
-    split = memo.get(key)
-    if split is None:
-        split = memo[key] = differentiate(body, wrt, diff)
-    n.attrs = {"body": split.forward, "vjp": split.backward, "returns": len(body.outputs), "diff": tuple(diff),
-               "wrt": tuple(split.wrt)}
-    for v in split.forward.outputs[len(body.outputs):]:
+    attrs = memo.get(key)
+    if attrs is None:
+        attrs = memo[key] = _differentiate_body(body, wrt, diff)
+    n.attrs = dict(attrs)
+    for v in attrs["body"].outputs[len(body.outputs):]:
         n.outputs.append(Value(v.type, n, g._fresh(), None, g))
 
 
-def _call_vjp(g: Graph, n: Node, ct: dict[int, Value], live: set[int]) -> None:
+def _differentiate_body(body: Graph, wrt: list[int], diff: list[int]) -> dict:
+    """A call's attributes once its body is split into forward and backward graphs. The values
+    the backward reads are handed over cheaply: one it reads from the call's operands (a weight)
+    is read from the operand by the backward call (``operands``), not returned (a returned operand
+    would be copied at every call); the forward's own values are returned packed, one flat array
+    per dtype, so each call saves a few arrays and not a dozen."""
+    from .transform import differentiate
+    split = differentiate(body, wrt, diff)
+    fwd, bwd, k = split.forward, split.backward, len(body.outputs)
+    saved = fwd.outputs[k:]
+    n_ct = len(bwd.inputs) - len(saved)
+    given = {id(v): i for i, v in enumerate(fwd.inputs)}
+    operands = [(given[id(v)], b) for v, b in zip(saved, bwd.inputs[n_ct:]) if id(v) in given]
+    by_dtype: dict = {}
+    for v, b in zip(saved, bwd.inputs[n_ct:]):
+        if id(v) not in given:
+            by_dtype.setdefault(v.dtype, []).append((v, b))
+    outs, reads, first = list(fwd.outputs[:k]), [], len(bwd.nodes)
+    for items in by_dtype.values():
+        if len(items) == 1:
+            outs.append(items[0][0])
+            reads.append(items[0][1])
+            continue
+        flat = P.concat(*(P.reshape(v, shape=(_numel(v),)) for v, _ in items), axis=0)
+        outs.append(flat)
+        packed = bwd.add_input(flat.type, "input", f"packed{len(reads)}")
+        reads.append(packed)
+        at = 0
+        for v, b in items:
+            part = P.slice(packed, index=((at, at + _numel(v), 1),))
+            bwd.replace_all_uses(b, P.reshape(part, shape=tuple(v.shape)))
+            at += _numel(v)
+    bwd.nodes = bwd.nodes[first:] + bwd.nodes[:first]  # the unpacking views come first
+    fwd.set_outputs(outs)
+    bwd.inputs = bwd.inputs[:n_ct] + [b for _, b in operands] + reads
+    fwd.rename()
+    bwd.rename()
+    return {"body": fwd, "vjp": bwd, "returns": k, "diff": tuple(diff), "wrt": tuple(split.wrt),
+            "operands": tuple(i for i, _ in operands)}
+
+
+def _numel(v: Value) -> int:
+    n = 1
+    for d in v.shape:
+        n *= d
+    return n
+
+
+def _call_vjp(g: Graph, n: Node, ct: dict[int, Value], live: set[int], memo: dict) -> None:
     """The gradients of a call's operands: a call of its body's backward graph, on the
-    cotangents of the call's outputs (zeros where none reached them) and the values its forward
-    call saved."""
+    cotangents of the call's outputs (zeros where none reached them), the operands its backward
+    reads and the values its forward call saved."""
     if "vjp" not in n.attrs:
         return
     gouts = [ct.get(id(n.outputs[j])) for j in n.attrs["diff"]]
@@ -136,17 +182,50 @@ def _call_vjp(g: Graph, n: Node, ct: dict[int, Value], live: set[int]) -> None:
         return
     gouts = [gx if gx is not None else P.full(shape=tuple(o.shape), value=0.0, dtype=o.dtype)
              for gx, o in zip(gouts, (n.outputs[j] for j in n.attrs["diff"]))]
-    node = add_call(g, n.attrs["vjp"], gouts + n.outputs[n.attrs["returns"]:])
-    for i, gx in zip(n.attrs["wrt"], node.outputs):
-        if id(n.inputs[i]) in live:
+    vjp, wrt = n.attrs["vjp"], n.attrs["wrt"]
+    args = gouts + [n.inputs[i] for i in n.attrs["operands"]] + n.outputs[n.attrs["returns"]:]
+    # gradients summed so far (a weight's, over the later steps of a loop) are added inside the
+    # backward call, which returns the sums: no addition per call in the caller's graph, and no
+    # gradient of each step kept until a sum at the end
+    once = [i for i in wrt if sum(n.inputs[k] is n.inputs[i] for k in wrt) == 1]
+    acc = tuple(j for j, i in enumerate(wrt) if i in once and id(n.inputs[i]) in live
+                and ct.get(id(n.inputs[i])) is not None and ct[id(n.inputs[i])].type == vjp.outputs[j].type)
+    if acc:
+        key = (id(vjp), acc)
+        if key not in memo:
+            memo[key] = _accumulating(vjp, acc)
+        vjp = memo[key]
+        args += [ct[id(n.inputs[wrt[j]])] for j in acc]
+    node = add_call(g, vjp, args)
+    for j, (i, gx) in enumerate(zip(wrt, node.outputs)):
+        if id(n.inputs[i]) not in live:
+            continue
+        if j in acc:
+            ct[id(n.inputs[i])] = gx
+        else:
             _accumulate(ct, n.inputs[i], gx)
 
 
-def _sweep(g: Graph, nodes: list[Node], ct: dict[int, Value], live: set[int]) -> None:
+def _accumulating(vjp: Graph, acc: tuple[int, ...]) -> Graph:
+    """A copy of the backward graph ``vjp`` that takes, for each output in ``acc``, the sum so
+    far (one more input each, at the end) and returns that sum plus the output."""
+    from .transform import _clone
+    new, _ = _clone(vjp)
+    sums = [new.add_input(new.outputs[j].type, "input", f"sum{j}") for j in acc]
+    outs = list(new.outputs)
+    for j, s in zip(acc, sums):
+        outs[j] = new.add_node(P.add, [s, outs[j]], {})  # not a bind: the sweep is building another graph
+    new.set_outputs(outs)
+    new.rename()
+    return new
+
+
+def _sweep(g: Graph, nodes: list[Node], ct: dict[int, Value], live: set[int], memo: dict | None = None) -> None:
+    memo = {} if memo is None else memo  # backward graphs of calls that add to gradient sums, by (graph, outputs)
     for n in reversed(nodes):
         if n.prim is call:
             with located(g, n.loc):
-                _call_vjp(g, n, ct, live)
+                _call_vjp(g, n, ct, live, memo)
             continue
         gout = ct.get(id(n.output))
         if gout is None or id(n.output) not in live:
@@ -158,7 +237,7 @@ def _sweep(g: Graph, nodes: list[Node], ct: dict[int, Value], live: set[int]) ->
             inner = g.nodes[start:]
             reaches(inner, live)
             ct[id(out)] = gout
-            _sweep(g, inner, ct, live)
+            _sweep(g, inner, ct, live, memo)
             continue
         if n.prim in UNSUPPORTED:
             raise NotImplementedError(f"autodiff: {n.prim.name}: {UNSUPPORTED[n.prim]}")
