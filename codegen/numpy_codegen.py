@@ -92,7 +92,8 @@ LOWERINGS[P.conj] = _ufunc("conjugate")
 _OUT_CAPABLE.append(P.conj)
 _UFUNCS[P.conj] = np.conjugate
 LOWERINGS[P.stop_gradient] = lambda n, a: a[0]
-LOWERINGS[P.relu] = lambda n, a: f"np.maximum({a[0]}, 0)"
+LOWERINGS[P.relu] = lambda n, a: (  # as eager mode's (ir/prims.py: _relu)
+    f"_clip({a[0]}, 0.0, np.inf)" if n.output.dtype.np in P.RELU_CLIPS else f"np.maximum({a[0]}, 0)")
 # numpy's rounding ufuncs on floats (round: half to even, as np.round); integers and bools are
 # their own floor, which the impl copies (numpy < 2.3 would round them through float64)
 _FLOAT_ONLY: dict[Primitive, np.ufunc] = {P.floor: np.floor, P.ceil: np.ceil, P.trunc: np.trunc,
@@ -402,4 +403,4 @@ def namespace() -> dict:
             "_check_divisor": P.check_int_divisor,
             "_dtypes": {d.name: d for d in dtypes.ALL_DTYPES},
             "_sigmoid": P.sigmoid_values, "_erf": P.erf_values, "_rsqrt": P.rsqrt_values,
-            "_sum_rows": sum_rows}
+            "_sum_rows": sum_rows, "_clip": P.clip_ufunc}

@@ -140,7 +140,7 @@ _ERF_P = tuple(np.float32(c / _ERF_Q0) for c in (
 _ERF_Q = tuple(np.float32(c / _ERF_Q0) for c in (
     -2.13374055278905e-04, -1.68282697438203e-03, -7.37332916720468e-03, -1.42647390514189e-02))
 # the clip ufunc itself: np.clip's Python wrapper costs as much again on 16K elements
-_clip = getattr(getattr(np, "_core", None), "umath", np).__dict__.get("clip", np.clip)
+clip_ufunc = getattr(getattr(np, "_core", None), "umath", np).__dict__.get("clip", np.clip)
 
 
 def _horner(x2, coefs, out):
@@ -160,7 +160,7 @@ def erf_values(x, out=None):
     if not _numpy_passes(x):
         from scipy.special import erf  # imported on first use
         return erf(x) if out is None else erf(x, out=out)
-    xc = _clip(x, -4.0, 4.0)
+    xc = clip_ufunc(x, -4.0, 4.0)
     x2 = np.multiply(xc, xc)
     q = np.add(x2, _ERF_Q[0])  # monic: x2^4 + ...
     for c in _ERF_Q[1:]:
@@ -223,7 +223,15 @@ erf = _elementwise("erf", erf_values, "float")
 _ZEROS: dict = {}  # dtype -> a 0-d zero of it
 
 
+# relu of a float array clips it to [0, inf]: the clip ufunc is 2-3.5x faster than np.maximum
+# against a zero (whose loop with a broadcast scalar is not vectorized), and keeps -0.0 as PyTorch's
+# relu does (np.maximum(-0.0, 0) is +0.0); nan stays nan
+RELU_CLIPS = frozenset(np.dtype(d) for d in (np.float16, np.float32, np.float64))
+
+
 def _relu(x):
+    if type(x) is np.ndarray and x.dtype in RELU_CLIPS:
+        return clip_ufunc(x, 0.0, np.inf)
     if type(x) is np.ndarray:
         # against a 0-d zero of x's dtype: a Python 0 costs numpy a conversion on every call
         zero = _ZEROS.get(x.dtype)

@@ -165,6 +165,40 @@ def test_reductions_call_the_ufunc_reduce(method, ufunc):
     np.testing.assert_allclose(graphc.compile(fn)(x).numpy(), fn(x).numpy(), rtol=1e-6)
 
 
+@pytest.mark.parametrize("dtype", ["float32", "float16", "float64", "int32"])
+@pytest.mark.parametrize("size", [SMALL, 1 << 18])  # 1 << 18 floats: the relu inside a kernel in pieces
+def test_relu_clips_floats_keeping_negative_zero(dtype, size):
+    """relu of a float tensor is the clip ufunc (eager and compiled): -0.0 stays -0.0 as in
+    PyTorch, nan stays nan, infinities clip as numbers; integers take np.maximum. Compared with
+    PyTorch, sign of zero included, and the gradient at the special values."""
+    rng = np.random.default_rng(0)
+    if dtype == "int32":
+        x = rng.integers(-100, 100, size).astype(np.int32)
+    else:
+        x = (rng.standard_normal(size) * 10).astype(dtype)
+        x[:6] = [-0.0, 0.0, np.nan, np.inf, -np.inf, -1e-30]
+    t = graphc.from_numpy(x)
+    fn = lambda a: graphc.relu(a * 1) if size > SMALL else graphc.relu(a)
+    code = graphc.explain(graphc.compile(fn), t).code
+    assert ("_clip(" in code) == (dtype != "int32"), code
+    want = fn(t).numpy()
+    got = graphc.compile(fn)(t).numpy()
+    assert got.dtype == want.dtype == x.dtype
+    np.testing.assert_array_equal(got, want)
+    np.testing.assert_array_equal(np.signbit(got), np.signbit(want))
+    torch = pytest.importorskip("torch")
+    ref = torch.relu(torch.from_numpy(x)).numpy()
+    np.testing.assert_array_equal(got, ref)
+    np.testing.assert_array_equal(np.signbit(got), np.signbit(ref))  # relu(-0.0) is -0.0 in PyTorch
+    if dtype == "float32":
+        tg = graphc.from_numpy(x.copy()).requires_grad_()
+        graphc.relu(tg).sum().backward()
+        tt = torch.from_numpy(x.copy()).requires_grad_()
+        torch.relu(tt).sum().backward()
+        keep = ~np.isnan(x)  # at nan PyTorch's gradient is 1 (nan <= 0 is false), graphc's 0: not this test's
+        np.testing.assert_array_equal(tg.grad.numpy()[keep], tt.grad.numpy()[keep])
+
+
 def _rows_with_specials(shape, dtype) -> np.ndarray:
     """Normal values, with rows holding nan, +-inf, both infinities (nan), -0.0 only, huge values."""
     x = np.random.default_rng(1).standard_normal(shape).astype(dtype)
