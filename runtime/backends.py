@@ -70,10 +70,10 @@ class Backend:
         schedule = build_schedule(graph, self.target, saved_from, callees)
         schedule.plan = plan_memory(schedule, self.device, self.alignment, self.target.materializes_intermediates,
                                     donate if self.target.donates else None)
-        if key is None:
-            text = f"{print_graph(graph)}saved_from={saved_from}\n{schedule.plan.text()}"
-            key = cache.structural_hash(text, self.name, self.version() + self.environment())
         fn_name = "graphc_" + "".join(c if c.isalnum() else "_" for c in name)
+        if key is None:  # the function's name is in its code: two graphs of one text may differ by it
+            text = f"{fn_name}\n{print_graph(graph)}saved_from={saved_from}\n{schedule.plan.text()}"
+            key = cache.structural_hash(text, self.name, self.version() + self.environment())
         t1 = time.perf_counter()
         fn, source, from_cache, not_stored = self._load(schedule, fn_name, key)
         compiled = CompiledGraph(graph, schedule, fn, source, key, from_cache, self.name, self.runtime().allocate)
