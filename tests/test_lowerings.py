@@ -157,11 +157,113 @@ def test_logsigmoid_edges_and_gradients():
 @pytest.mark.parametrize("method,ufunc", [("sum", "add"), ("amax", "maximum"), ("amin", "minimum"),
                                           ("prod", "multiply")])
 def test_reductions_call_the_ufunc_reduce(method, ufunc):
+    # over dim 0 (a float sum over the last dim is a matrix-vector product: see below)
     x = graphc.from_numpy(np.random.default_rng(0).standard_normal((16, 8)).astype(np.float32))
-    fn = lambda t: getattr(t, method)(dim=1) if method != "amax" and method != "amin" else getattr(graphc, method)(t, dim=1)
+    fn = lambda t: getattr(t, method)(dim=0) if method != "amax" and method != "amin" else getattr(graphc, method)(t, dim=0)
     code = graphc.explain(graphc.compile(fn), x).code
     assert f"np.{ufunc}.reduce(" in code, code
     np.testing.assert_allclose(graphc.compile(fn)(x).numpy(), fn(x).numpy(), rtol=1e-6)
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float16", "float64", "int32"])
+@pytest.mark.parametrize("size", [SMALL, 1 << 18])  # 1 << 18 floats: the relu inside a kernel in pieces
+def test_relu_clips_floats_keeping_negative_zero(dtype, size):
+    """relu of a float tensor is the clip ufunc (eager and compiled): -0.0 stays -0.0 as in
+    PyTorch, nan stays nan, infinities clip as numbers; integers take np.maximum. Compared with
+    PyTorch, sign of zero included, and the gradient at the special values."""
+    rng = np.random.default_rng(0)
+    if dtype == "int32":
+        x = rng.integers(-100, 100, size).astype(np.int32)
+    else:
+        x = (rng.standard_normal(size) * 10).astype(dtype)
+        x[:6] = [-0.0, 0.0, np.nan, np.inf, -np.inf, -1e-30]
+    t = graphc.from_numpy(x)
+    fn = lambda a: graphc.relu(a * 1) if size > SMALL else graphc.relu(a)
+    code = graphc.explain(graphc.compile(fn), t).code
+    assert ("_clip(" in code) == (dtype != "int32"), code
+    want = fn(t).numpy()
+    got = graphc.compile(fn)(t).numpy()
+    assert got.dtype == want.dtype == x.dtype
+    np.testing.assert_array_equal(got, want)
+    np.testing.assert_array_equal(np.signbit(got), np.signbit(want))
+    torch = pytest.importorskip("torch")
+    ref = torch.relu(torch.from_numpy(x)).numpy()
+    np.testing.assert_array_equal(got, ref)
+    np.testing.assert_array_equal(np.signbit(got), np.signbit(ref))  # relu(-0.0) is -0.0 in PyTorch
+    if dtype == "float32":
+        tg = graphc.from_numpy(x.copy()).requires_grad_()
+        graphc.relu(tg).sum().backward()
+        tt = torch.from_numpy(x.copy()).requires_grad_()
+        torch.relu(tt).sum().backward()
+        keep = ~np.isnan(x)  # at nan PyTorch's gradient is 1 (nan <= 0 is false), graphc's 0: not this test's
+        np.testing.assert_array_equal(tg.grad.numpy()[keep], tt.grad.numpy()[keep])
+
+
+def _rows_with_specials(shape, dtype) -> np.ndarray:
+    """Normal values, with rows holding nan, +-inf, both infinities (nan), -0.0 only, huge values."""
+    x = np.random.default_rng(1).standard_normal(shape).astype(dtype)
+    rows = x.reshape(-1, shape[-1])
+    rows[0, 3] = np.nan
+    rows[1, 0] = np.inf
+    rows[2, -1] = -np.inf
+    rows[3, :2] = [np.inf, -np.inf]
+    rows[4] = -0.0
+    rows[5, :] = np.finfo(dtype).max / 4  # overflows to inf, as np.add.reduce does
+    return x
+
+
+@pytest.mark.parametrize("shape", [(16, 256), (4, 6, 33), (80, 1024)])  # (80, 1024): einsum
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("keepdim", [False, True])
+def test_sum_over_last_dim_as_matrix_vector_product(shape, dtype, keepdim):
+    """A float sum over the last dim is ``x @ ones`` (BLAS): compiled equals eager (numpy's pairwise
+    sum) and PyTorch, with nan, infinities and -0.0 rows; a transposed operand (a strided view)
+    and long rows take np.add.reduce."""
+    x = graphc.from_numpy(_rows_with_specials(shape, dtype))
+    fn = lambda t: t.sum(dim=-1, keepdim=keepdim)
+    code = graphc.explain(graphc.compile(fn), x).code
+    assert "_sum_rows(" in code, code
+    with np.errstate(all="ignore"):  # eager sum warns of the overflow (compiled code does not)
+        want = fn(x).numpy()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # overflow stays quiet in compiled code
+        got = graphc.compile(fn)(x).numpy()
+    assert got.dtype == want.dtype and got.shape == want.shape
+    rtol = 1e-5 if dtype == np.float32 else 1e-12
+    np.testing.assert_allclose(got, want, rtol=rtol, atol=rtol * 10, equal_nan=True)
+    assert not np.signbit(got.reshape(-1)[4])  # a row of -0.0 sums to +0.0, as in numpy and PyTorch
+    torch = pytest.importorskip("torch")
+    ref = torch.from_numpy(x.numpy()).sum(dim=-1, keepdim=keepdim).numpy()
+    np.testing.assert_allclose(got, ref, rtol=rtol, atol=rtol * 10, equal_nan=True)
+
+    # a strided view of the operand (a transpose): the runtime check takes np.add.reduce
+    xt = x.transpose(-1, -2).contiguous()
+    g = lambda t: t.transpose(-1, -2).sum(dim=-1, keepdim=keepdim)
+    assert "_sum_rows(np.transpose(" in graphc.explain(graphc.compile(g), xt).code
+    with np.errstate(all="ignore"):
+        want_t = g(xt).numpy()
+    np.testing.assert_allclose(graphc.compile(g)(xt).numpy(), want_t, rtol=rtol, atol=rtol * 10, equal_nan=True)
+
+
+def test_sum_rows_strided_and_long_rows_keep_the_ufunc():
+    from graphc.codegen import numpy_codegen
+    x = np.arange(24, dtype=np.float32).reshape(4, 6)
+    np.testing.assert_array_equal(numpy_codegen.sum_rows(x.T, False), x.T.sum(-1))  # strided
+    out = np.empty((4, 1), np.float32)
+    assert numpy_codegen.sum_rows(x, True, out=out) is out
+    np.testing.assert_array_equal(out, x.sum(-1, keepdims=True))
+    big = np.random.default_rng(0).standard_normal((3, numpy_codegen.SUM_ROWS_BLAS_MAX // 3 + 1)).astype(np.float32)
+    for keep in (False, True):  # einsum past the size where BLAS would thread
+        want = big.astype(np.float64).sum(-1, keepdims=keep)
+        np.testing.assert_allclose(numpy_codegen.sum_rows(big, keep), want, rtol=1e-5)
+        out = np.empty(want.shape, np.float32)
+        assert numpy_codegen.sum_rows(big, keep, out=out) is out
+        np.testing.assert_allclose(out, want, rtol=1e-5)
+    for shape, dtype, dim in [((4, numpy_codegen.SUM_ROWS_MAX + 1), np.float32, -1), ((8, 8), np.int64, -1),
+                              ((8, 8), np.float32, 0), ((8, 8), np.float16, -1)]:
+        t = graphc.from_numpy(np.ones(shape, dtype))
+        code = graphc.explain(graphc.compile(lambda a: a.sum(dim=dim)), t).code
+        assert "_sum_rows(" not in code and "np.add.reduce(" in code, (shape, dtype, dim)
 
 
 @pytest.mark.timeout(180)
