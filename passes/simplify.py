@@ -185,8 +185,8 @@ def _slice_part(n: Node, g: Graph) -> tuple[Value, list[Node]] | None:
                 part = x
                 break
             off += x.shape[k]
-        if part is None or not isinstance(part, Value):
-            return None
+        if part is None or not isinstance(part, Value) or part.dtype is not n.output.dtype:
+            return None  # a concat of mixed dtypes casts its operands
         index = index[:k] + ((index[k][0] - off, index[k][1] - off, 1),) + index[k + 1:]
         r = part
         if any((s, e) != (0, d) for (s, e, _), d in zip(index, part.shape)):
@@ -198,6 +198,8 @@ def _slice_part(n: Node, g: Graph) -> tuple[Value, list[Node]] | None:
         if not _unit_ranges(where):
             return None
         if index == where:
+            if not isinstance(scattered, Value) or scattered.dtype is not n.output.dtype:
+                return None  # the scatter casts its source
             r = scattered
         elif _disjoint(index, where):
             r = g.add_node(P.slice, [base], {"index": index}, loc=n.loc)

@@ -179,3 +179,18 @@ def test_slices_across_operands_or_scatter_edges_stay():
     scat[0:2, 1:3] = gr
     np.testing.assert_array_equal(r1, cat[1:3])
     np.testing.assert_array_equal(r3, scat[1:3, 0:3])
+
+
+def test_slices_of_a_concat_or_scatter_that_casts_stay():
+    text = """
+        graph f(%a: f32[2,5], %b: f64[2,5], %g: f32[1,5], %c: f64[2,5]) {
+          %0: f64[4,5] = concat(%a, %b) axis=0
+          %1: f64[2,5] = slice(%0) index=[[0,2,1],[0,5,1]]
+          %2: f64[2,5] = slice_scatter(%c, %g) index=[[1,2,1],[0,5,1]]
+          %3: f64[1,5] = slice(%2) index=[[1,2,1],[0,5,1]]
+          return %1, %3
+        }
+    """
+    g = run(text, simplify, dce)
+    assert [v.dtype.name for v in g.outputs] == ["float64", "float64"]
+    assert "concat" in prims(g) and "slice_scatter" in prims(g)
