@@ -108,6 +108,8 @@ def _sum_of_sums(n: Node, g: Graph) -> list[Node] | None:
     """The reductions an add tree rooted at ``n`` sums, when it sums three or more reductions of
     equally typed tensors over the same axes (see the module docstring), else None."""
     users = n.output.users
+    if not users and all(o is not n.output for o in g.outputs):
+        return None  # dead: an inner add of a tree rewritten earlier (rewriting it again would repeat forever)
     if len(users) == 1 and users[0].prim is P.add and users[0].output.type == n.output.type \
             and all(o is not n.output for o in g.outputs):
         return None  # not the root of its tree

@@ -194,3 +194,22 @@ def test_slices_of_a_concat_or_scatter_that_casts_stay():
     g = run(text, simplify, dce)
     assert [v.dtype.name for v in g.outputs] == ["float64", "float64"]
     assert "concat" in prims(g) and "slice_scatter" in prims(g)
+
+
+def test_a_long_chain_of_sums_is_rewritten_once():
+    """The add tree's inner adds are left dead by the rewrite: they are not roots of trees to
+    rewrite again (that repeated the rewrite once per sweep, a stack per inner add: quadratic)."""
+    from graphc.ir.graph import Graph
+    from graphc.ir.primitive import TensorType
+    from graphc.ir import dtypes as dt, prims as P
+    g = Graph("chain")
+    xs = [g.add_input(TensorType((4, 6), dt.float64), "input", f"x{i}") for i in range(30)]
+    acc = None
+    for x in xs:
+        s = g.add_node(P.sum, [x], {"dims": (0,), "keepdim": False})
+        acc = s if acc is None else g.add_node(P.add, [acc, s], {})
+    g.set_outputs([acc])
+    simplify(g)
+    assert prims(g).count("concat") == 1
+    arrays = [np.random.default_rng(i).standard_normal((4, 6)) for i in range(30)]
+    np.testing.assert_allclose(interpret(g, arrays)[0], sum(a.sum(0) for a in arrays), rtol=1e-12)
