@@ -133,7 +133,7 @@ _SHAPE_OPS = {
 }
 _MATH_OPS = {
     "mm": "MmBackward0", "bmm": "BmmBackward0", "dot": "DotBackward0", "mv": "MvBackward0",
-    "matmul": _matmul_name, "sum": _dim_given("SumBackward"), "mean": _dim_given("MeanBackward"),
+    "matmul": _matmul_name, "mean": _dim_given("MeanBackward"),  # (sum names its own node)
     "max": _extreme_name("Max"), "min": _extreme_name("Min"), "clamp": _clamp_name,
     "clip": _clamp_name,
 }

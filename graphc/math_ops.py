@@ -332,8 +332,16 @@ def _dims(input, dim) -> tuple[int, ...]:
 
 
 def sum(input, dim=None, keepdim: bool = False, *, dtype=None, out=None):
+    # x.sum() is a hot path: it binds the primitive directly, and names its own grad_fn (no
+    # generic renaming wrapper, see grad_names)
     x = input if dtype is None else input.to(dtype)
-    r = bind(P.sum, x, dims=_ALL_DIMS[x.ndim] if dim is None else _dims(x, dim), keepdim=keepdim)
+    if dim is None:  # the node is the primitive's: SumBackward0
+        r = bind(P.sum, x, dims=_ALL_DIMS[x.ndim], keepdim=keepdim)
+    else:
+        r = bind(P.sum, x, dims=_dims(x, dim), keepdim=keepdim)
+        g = getattr(r, "_grad_fn", None)
+        if g is not None and hasattr(g, "_name"):
+            g._name = "SumBackward1"  # PyTorch's name for a sum over given dims
     return r if out is None else write_out(out, r)
 
 
