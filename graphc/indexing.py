@@ -17,7 +17,9 @@ from graphc.ir.primitive import bind
 from . import inplace
 from .autograd import grad_mode
 from .dispatch import current as _dispatch
+from .autograd.graph import backward_name
 from .device import array_to
+from .math_ops import grad_named
 from .tensors import Tensor, device_tensor, host_array
 
 
@@ -98,6 +100,22 @@ def _basic_plan(shape: tuple[int, ...], key: tuple):
     return tuple(ranges), tuple(out_shape), ints
 
 
+def _grad_name(ndim: int, key: tuple) -> str:
+    """PyTorch's name for the grad_fn of ``x[key]`` (x with ``ndim`` dimensions)."""
+    if not all(_is_basic(k) for k in key):
+        return "IndexBackward0"
+    last = None
+    for k in key:
+        if k is None:
+            last = "UnsqueezeBackward0"
+        elif isinstance(k, slice):
+            if k != slice(None) or len(key) == 1:
+                last = "SliceBackward0"
+        elif k is not Ellipsis:
+            last = "SelectBackward0"
+    return last or "AliasBackward0"
+
+
 def _view_steps(shape: tuple[int, ...], key: tuple) -> tuple:
     """The views making ``x[key]`` for a key of ints/slices/None/Ellipsis, as (primitive,
     attributes) pairs: a slice of the ranges that are not whole dimensions, then, as PyTorch does,
@@ -153,7 +171,8 @@ def _check_mask_shapes(shape: tuple, key: tuple) -> None:
             d += 1
 
 
-# (shape, key) -> its _view_steps, for plain keys
+# (shape, key) -> its _view_steps and PyTorch's name for their last grad_fn where the primitive's
+# own differs (None: it is the same), for plain keys
 _BASIC_PLANS: dict = {}
 
 
@@ -173,7 +192,8 @@ def _plan_key(shape: tuple, key: tuple):
 
 
 def getitem(self: Tensor, key):
-    shape = self.shape  # a Size: hashes and compares as the tuple it is
+    # (the array's shape: the Size of self.shape costs more than all of x[i]'s own work)
+    shape = self._data.shape if type(self) is Tensor else tuple(self.shape)
     if type(key) is int:  # x[i], the most common key: its plan's key without _plan_key
         memo = (shape, key)
         key = (key,)
@@ -182,27 +202,31 @@ def getitem(self: Tensor, key):
         memo = _plan_key(shape, key)
     plan = _BASIC_PLANS.get(memo) if memo is not None else None
     if plan is None and all(_is_basic(k) for k in key):
-        plan = _view_steps(shape, tuple(_np_key(k) for k in key))
+        steps = _view_steps(shape, tuple(_np_key(k) for k in key))
+        name = _grad_name(len(shape), key)
+        plan = steps, (None if name == backward_name(steps[-1][0].name) else name)
         if memo is not None:
             if len(_BASIC_PLANS) >= 4096:
                 _BASIC_PLANS.clear()
             _BASIC_PLANS[memo] = plan
     if plan is not None:
+        steps, name = plan
         # (bind(prim, ...) is prim(...), without an instance call's cost)
-        if len(plan) == 1:  # x[i], x[:, i], x[a:b]: one view
-            prim, attrs = plan[0]
-            return bind(prim, self, **attrs)
-        x = self
-        for prim, attrs in plan:
-            x = bind(prim, x, **attrs)
-        return x
+        if len(steps) == 1:  # x[i], x[:, i], x[a:b]: one view
+            prim, attrs = steps[0]
+            x = bind(prim, self, **attrs)
+        else:
+            x = self
+            for prim, attrs in steps:
+                x = bind(prim, x, **attrs)
+        return x if name is None else grad_named(x, name)
     if any(isinstance(k, Tensor) and k._symbolic for k in key):
         out = _traced_take(self, key)
         if out is not None:
-            return out
+            return grad_named(out, "IndexBackward0")
     pos = positions(tuple(self.shape), key)
     flat = P.reshape(self, shape=(self.numel(),))
-    return P.take(flat, device_tensor(pos, self), axis=0)
+    return grad_named(P.take(flat, device_tensor(pos, self), axis=0), "IndexBackward0")
 
 
 def _traced_take(self: Tensor, key: tuple):
@@ -295,7 +319,6 @@ def setitem(self: Tensor, key, value) -> None:
                      P.reshape(value, shape=(pos.size,)), axis=0)
     inplace.write(self, P.reshape(flat, shape=tuple(self.shape)))
     if not functional and self._base is None:  # PyTorch's node names: x[0] = v, x[idx] = v
-        from .math_ops import grad_named
         grad_named(self, "CopySlices" if all(_is_basic(k) for k in _as_tuple(key)) else "IndexPutBackward0")
 
 

@@ -335,8 +335,8 @@ def sum(input, dim=None, keepdim: bool = False, *, dtype=None, out=None):
     # x.sum() is a hot path: it binds the primitive directly, and names its own grad_fn (no
     # generic renaming wrapper, see grad_names)
     x = input if dtype is None else input.to(dtype)
-    if dim is None:  # the node is the primitive's: SumBackward0
-        r = bind(P.sum, x, dims=_ALL_DIMS[x.ndim], keepdim=keepdim)
+    if dim is None:  # the node is the primitive's: SumBackward0 (the array's ndim: no property call)
+        r = bind(P.sum, x, dims=_ALL_DIMS[x._data.ndim if type(x) is Tensor else x.ndim], keepdim=keepdim)
     else:
         r = bind(P.sum, x, dims=_dims(x, dim), keepdim=keepdim)
         g = getattr(r, "_grad_fn", None)
