@@ -331,9 +331,13 @@ def _dims(input, dim) -> tuple[int, ...]:
     return wrap_dims(dim, input.ndim)
 
 
-def sum(input, dim=None, keepdim: bool = False, *, dtype=None, out=None):
-    # x.sum() is a hot path: it binds the primitive directly, and names its own grad_fn (no
-    # generic renaming wrapper, see grad_names)
+def sum(input, dim=None, keepdim: bool = False, *, dtype=None, out=None, axis=None, keepdims=None):
+    # x.sum() is a hot path: it binds the primitive directly, takes numpy's names itself (axis,
+    # keepdims: no _numpy_kwargs wrapper) and names its own grad_fn (no renaming wrapper either)
+    if axis is not None:
+        dim = axis
+    if keepdims is not None:
+        keepdim = keepdims
     x = input if dtype is None else input.to(dtype)
     if dim is None:  # the node is the primitive's: SumBackward0 (the array's ndim: no property call)
         r = bind(P.sum, x, dims=_ALL_DIMS[x._data.ndim if type(x) is Tensor else x.ndim], keepdim=keepdim)
@@ -652,7 +656,7 @@ def _numpy_kwargs(fn):
     return op
 
 
-for _name in ("sum", "nansum", "prod", "mean", "var", "std", "var_mean", "std_mean", "amax", "amin", "max",
+for _name in ("nansum", "prod", "mean", "var", "std", "var_mean", "std_mean", "amax", "amin", "max",
               "min", "argmax", "argmin", "all", "any", "count_nonzero", "logsumexp", "norm", "cumsum"):
     globals()[_name] = _numpy_kwargs(globals()[_name])
 del _name
