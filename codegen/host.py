@@ -76,6 +76,8 @@ class HostWriter:
                 e = f"{xp}.broadcast_to({e}, {tuple(at['shape'])!r})"
             elif name == "slice":
                 e = f"{e}{_slices(at['index'])}"
+            elif name == "select":  # (the ``...`` keeps a 0-d result a view, not a scalar)
+                e = f"{e}[{':, ' * at['dim']}{at['index']}, ...]"
             else:
                 raise ValueError(f"unknown view {name}")
         return e

@@ -392,11 +392,12 @@ TRITON_OPS: dict[Primitive, TritonLowering] = {
 _BOOL_VIA_INT8 = frozenset({P.add, P.mul, P.maximum, P.minimum, P.pow, P.floor_divide, P.remainder})
 
 # Library routines on the device array module (``xp``: CuPy on a GPU, numpy under the
-# interpreter): primitive -> the routine. Views (reshape/permute/expand/slice) are index maps
+# interpreter): primitive -> the routine. Views (reshape/permute/expand/slice/select) are index maps
 # inside kernels; where a view is itself a result (a graph output), it is the array module's view.
 EXTERN: dict[Primitive, str] = {
     P.reshape: "xp.reshape (a view)", P.permute: "xp.transpose (a view)",
     P.expand: "xp.broadcast_to (a view)", P.slice: "basic slicing (a view)",
+    P.select: "basic indexing (a view)",
     P.slice_scatter: "copy + sliced assignment", P.pad: "xp.pad", P.concat: "xp.concatenate",
     P.take: "xp.take", P.index_check: "range check (an IndexError before any kernel reads it) and xp.where",
     P.gather: "xp.take_along_axis", P.scatter: "fancy-index assignment",

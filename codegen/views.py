@@ -1,4 +1,4 @@
-"""Views as index maps: what a chain of reshape/permute/expand/slice does to (shape, strides,
+"""Views as index maps: what a chain of reshape/permute/expand/slice/select does to (shape, strides,
 offset), in elements. Kernels read their inputs through these maps, so views never copy."""
 from __future__ import annotations
 
@@ -34,6 +34,9 @@ def apply_view(node: Node, shape: tuple, strides: tuple, offset: int) -> tuple[t
             new_shape.append(n)
             new_strides.append(t * step)
         return tuple(new_shape), tuple(new_strides), offset
+    if name == "select":  # one index along a dimension: an offset, the dimension gone
+        d = attrs["dim"]
+        return shape[:d] + shape[d + 1:], strides[:d] + strides[d + 1:], offset + attrs["index"] * strides[d]
     if name == "reshape":
         st = reshape_strides(shape, strides, tuple(attrs["shape"]))
         return None if st is None else (tuple(attrs["shape"]), st, offset)

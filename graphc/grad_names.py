@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import functools
 
-from . import indexing, math_ops, methods, shape_ops
+from . import math_ops, methods, shape_ops
 from .tensors import Tensor
 
 
@@ -101,26 +101,6 @@ def _clamp_name(result, input, /, min=None, max=None, **k):
     return "ClampBackward0" if isinstance(min, Tensor) or isinstance(max, Tensor) else "ClampBackward1"
 
 
-def _getitem_name(result, self, key, /):
-    key = key if isinstance(key, tuple) else (key,)
-    if not all(indexing._is_basic(k) for k in key):
-        return "IndexBackward0"
-    last, d = None, 0
-    for k in key:
-        if k is None:
-            last = "UnsqueezeBackward0"
-        elif k is Ellipsis:
-            d = self.ndim - sum(1 for j in key if j is not None and j is not Ellipsis)
-        elif isinstance(k, slice):
-            if k != slice(None) or len(key) == 1:
-                last = "SliceBackward0"
-            d += 1
-        else:
-            last = "SelectBackward0"
-            d += 1
-    return last or "AliasBackward0"
-
-
 _SHAPE_OPS = {
     "reshape": _reshape_name, "flatten": _reshape_name, "view": "ViewBackward0",
     "view_as": "ViewBackward0", "unsqueeze": "UnsqueezeBackward0", "squeeze": _squeeze_name,
@@ -133,7 +113,7 @@ _SHAPE_OPS = {
 }
 _MATH_OPS = {
     "mm": "MmBackward0", "bmm": "BmmBackward0", "dot": "DotBackward0", "mv": "MvBackward0",
-    "matmul": _matmul_name, "sum": _dim_given("SumBackward"), "mean": _dim_given("MeanBackward"),
+    "matmul": _matmul_name, "mean": _dim_given("MeanBackward"),  # (sum names its own node)
     "max": _extreme_name("Max"), "min": _extreme_name("Min"), "clamp": _clamp_name,
     "clip": _clamp_name,
 }
@@ -148,7 +128,6 @@ def install() -> None:
             if getattr(Tensor, name, None) is orig:
                 setattr(Tensor, name, wrapped)
     Tensor.masked_fill_ = _wrap_inplace(Tensor.masked_fill_, "MaskedFillBackward0")
-    Tensor.__getitem__ = _wrap(indexing.getitem, _getitem_name)
     Tensor.__matmul__ = _wrap(Tensor.__matmul__, _matmul_name)
     Tensor.clone = _wrap(methods.clone, "CloneBackward0")
     Tensor.contiguous = _wrap(methods.contiguous, "CloneBackward0")

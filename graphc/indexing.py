@@ -1,7 +1,7 @@
 """``tensor[key]`` and ``tensor[key] = value`` with PyTorch (= numpy) indexing semantics.
 
-Basic indexing (ints, slices, None, ...) becomes slice + reshape primitives, so the result is a
-view sharing memory. Advanced indexing (integer tensors, boolean masks, lists) gathers from the
+Basic indexing (ints, slices, None, ...) becomes view primitives (a slice, then a select per int
+as in PyTorch, or a reshape where None adds dimensions), so the result is a view sharing memory. Advanced indexing (integer tensors, boolean masks, lists) gathers from the
 flattened tensor at the positions numpy's indexing rules select, which gives a copy. Those
 positions are worked out on the host (index tensors on a GPU are copied there) and the gather
 runs on the tensor's device.
@@ -17,7 +17,9 @@ from graphc.ir.primitive import bind
 from . import inplace
 from .autograd import grad_mode
 from .dispatch import current as _dispatch
+from .autograd.graph import backward_name
 from .device import array_to
+from .math_ops import grad_named
 from .tensors import Tensor, device_tensor, host_array
 
 
@@ -58,7 +60,8 @@ def _as_tuple(key) -> tuple:
 
 
 def _basic_plan(shape: tuple[int, ...], key: tuple):
-    """Ranges for every dim and the result shape, for a key of ints/slices/None/Ellipsis."""
+    """Ranges for every dim, the result shape and the (dim, wrapped index) of every int, for a key
+    of ints/slices/None/Ellipsis."""
     consumed = sum(1 for k in key if k is not None and k is not Ellipsis)
     if consumed > len(shape):
         if not shape:
@@ -67,8 +70,8 @@ def _basic_plan(shape: tuple[int, ...], key: tuple):
         raise IndexError(f"too many indices for tensor of dimension {len(shape)}")
     if sum(1 for k in key if k is Ellipsis) > 1:
         raise IndexError("an index can only have a single ellipsis ('...')")
-    ranges, out_shape, d = [], [], 0
-    for k in key:
+    ranges, out_shape, ints, d = [], [], [], 0
+    for pos, k in enumerate(key):
         if k is Ellipsis:
             for _ in range(len(shape) - consumed):
                 ranges.append((0, shape[d], 1))
@@ -84,16 +87,53 @@ def _basic_plan(shape: tuple[int, ...], key: tuple):
         else:
             i = int(k)
             n = shape[d]
-            if not -n <= i < n:
-                raise IndexError(f"index {i} is out of bounds for dimension {d} with size {n}")
+            if not -n <= i < n:  # PyTorch names the index's position in the key (x[..., 9]: 1)
+                raise IndexError(f"index {i} is out of bounds for dimension {pos} with size {n}")
             i %= n
             ranges.append((i, i + 1, 1))
+            ints.append((d, i))
             d += 1
     while d < len(shape):
         ranges.append((0, shape[d], 1))
         out_shape.append(shape[d])
         d += 1
-    return tuple(ranges), tuple(out_shape)
+    return tuple(ranges), tuple(out_shape), ints
+
+
+def _grad_name(ndim: int, key: tuple) -> str:
+    """PyTorch's name for the grad_fn of ``x[key]`` (x with ``ndim`` dimensions)."""
+    if not all(_is_basic(k) for k in key):
+        return "IndexBackward0"
+    last = None
+    for k in key:
+        if k is None:
+            last = "UnsqueezeBackward0"
+        elif isinstance(k, slice):
+            if k != slice(None) or len(key) == 1:
+                last = "SliceBackward0"
+        elif k is not Ellipsis:
+            last = "SelectBackward0"
+    return last or "AliasBackward0"
+
+
+def _view_steps(shape: tuple[int, ...], key: tuple) -> tuple:
+    """The views making ``x[key]`` for a key of ints/slices/None/Ellipsis, as (primitive,
+    attributes) pairs: a slice of the ranges that are not whole dimensions, then, as PyTorch does,
+    a select per int (without None), or one reshape dropping the ints' dimensions and adding
+    None's. Never empty: ``x[:]`` and ``x[...]`` are new views too."""
+    ranges, out_shape, ints = _basic_plan(shape, key)
+    if ints and not any(k is None for k in key):
+        int_dims = {d for d, _ in ints}
+        ranges = tuple((0, n, 1) if d in int_dims else r for d, (r, n) in enumerate(zip(ranges, shape)))
+        # each select drops a dimension: the later ones count from what is left
+        steps = tuple((P.select, {"dim": d - k, "index": i}) for k, (d, i) in enumerate(ints))
+    else:
+        steps = ((P.reshape, {"shape": out_shape}),)
+    if any(r != (0, n, 1) for r, n in zip(ranges, shape)):
+        steps = ((P.slice, {"index": ranges}),) + steps
+        if steps[-1][0] is P.reshape and tuple(len(range(*r)) for r in ranges) == out_shape:
+            steps = steps[:-1]  # the slice has the result's shape already (no ints, no None)
+    return steps
 
 
 def positions(shape: tuple[int, ...], key) -> np.ndarray:
@@ -131,7 +171,8 @@ def _check_mask_shapes(shape: tuple, key: tuple) -> None:
             d += 1
 
 
-# (shape, key) -> (slice ranges, None: all of it; result shape, None: the slice's), for plain keys
+# (shape, key) -> its _view_steps and PyTorch's name for their last grad_fn where the primitive's
+# own differs (None: it is the same), for plain keys
 _BASIC_PLANS: dict = {}
 
 
@@ -151,7 +192,8 @@ def _plan_key(shape: tuple, key: tuple):
 
 
 def getitem(self: Tensor, key):
-    shape = self.shape  # a Size: hashes and compares as the tuple it is
+    # (the array's shape: the Size of self.shape costs more than all of x[i]'s own work)
+    shape = self._data.shape if type(self) is Tensor else tuple(self.shape)
     if type(key) is int:  # x[i], the most common key: its plan's key without _plan_key
         memo = (shape, key)
         key = (key,)
@@ -160,27 +202,31 @@ def getitem(self: Tensor, key):
         memo = _plan_key(shape, key)
     plan = _BASIC_PLANS.get(memo) if memo is not None else None
     if plan is None and all(_is_basic(k) for k in key):
-        ranges, out_shape = _basic_plan(shape, tuple(_np_key(k) for k in key))
-        if all(r == (0, n, 1) for r, n in zip(ranges, shape)):
-            plan = (None, out_shape)  # a view of all of it
-        else:  # no reshape when the slice has the result's shape already (no ints, no None)
-            plan = (ranges, None if tuple(len(range(*r)) for r in ranges) == out_shape else out_shape)
+        steps = _view_steps(shape, tuple(_np_key(k) for k in key))
+        name = _grad_name(len(shape), key)
+        plan = steps, (None if name == backward_name(steps[-1][0].name) else name)
         if memo is not None:
             if len(_BASIC_PLANS) >= 4096:
                 _BASIC_PLANS.clear()
             _BASIC_PLANS[memo] = plan
     if plan is not None:
-        ranges, out_shape = plan
-        # (bind(P.slice, ...) is P.slice(...), without an instance call's cost)
-        x = self if ranges is None else bind(P.slice, self, index=ranges)
-        return x if out_shape is None else bind(P.reshape, x, shape=out_shape)
+        steps, name = plan
+        # (bind(prim, ...) is prim(...), without an instance call's cost)
+        if len(steps) == 1:  # x[i], x[:, i], x[a:b]: one view
+            prim, attrs = steps[0]
+            x = bind(prim, self, **attrs)
+        else:
+            x = self
+            for prim, attrs in steps:
+                x = bind(prim, x, **attrs)
+        return x if name is None else grad_named(x, name)
     if any(isinstance(k, Tensor) and k._symbolic for k in key):
         out = _traced_take(self, key)
         if out is not None:
-            return out
+            return grad_named(out, "IndexBackward0")
     pos = positions(tuple(self.shape), key)
     flat = P.reshape(self, shape=(self.numel(),))
-    return P.take(flat, device_tensor(pos, self), axis=0)
+    return grad_named(P.take(flat, device_tensor(pos, self), axis=0), "IndexBackward0")
 
 
 def _traced_take(self: Tensor, key: tuple):
@@ -238,7 +284,7 @@ def _check_view_of_leaf(self: Tensor, key) -> None:
     key = _as_tuple(key)
     if all(_is_basic(k) for k in key):
         shape = tuple(self.shape)
-        ranges, out_shape = _basic_plan(shape, tuple(_np_key(k) for k in key))
+        ranges, out_shape, _ = _basic_plan(shape, tuple(_np_key(k) for k in key))
         if tuple(out_shape) != shape or any(r != (0, n, 1) for r, n in zip(ranges, shape)):
             raise RuntimeError(inplace._VIEW_LEAF_MSG)
 
@@ -273,7 +319,6 @@ def setitem(self: Tensor, key, value) -> None:
                      P.reshape(value, shape=(pos.size,)), axis=0)
     inplace.write(self, P.reshape(flat, shape=tuple(self.shape)))
     if not functional and self._base is None:  # PyTorch's node names: x[0] = v, x[idx] = v
-        from .math_ops import grad_named
         grad_named(self, "CopySlices" if all(_is_basic(k) for k in _as_tuple(key)) else "IndexPutBackward0")
 
 

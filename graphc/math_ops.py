@@ -331,9 +331,21 @@ def _dims(input, dim) -> tuple[int, ...]:
     return wrap_dims(dim, input.ndim)
 
 
-def sum(input, dim=None, keepdim: bool = False, *, dtype=None, out=None):
+def sum(input, dim=None, keepdim: bool = False, *, dtype=None, out=None, axis=None, keepdims=None):
+    # x.sum() is a hot path: it binds the primitive directly, takes numpy's names itself (axis,
+    # keepdims: no _numpy_kwargs wrapper) and names its own grad_fn (no renaming wrapper either)
+    if axis is not None:
+        dim = axis
+    if keepdims is not None:
+        keepdim = keepdims
     x = input if dtype is None else input.to(dtype)
-    r = bind(P.sum, x, dims=_ALL_DIMS[x.ndim] if dim is None else _dims(x, dim), keepdim=keepdim)
+    if dim is None:  # the node is the primitive's: SumBackward0 (the array's ndim: no property call)
+        r = bind(P.sum, x, dims=_ALL_DIMS[x._data.ndim if type(x) is Tensor else x.ndim], keepdim=keepdim)
+    else:
+        r = bind(P.sum, x, dims=_dims(x, dim), keepdim=keepdim)
+        g = getattr(r, "_grad_fn", None)
+        if g is not None and hasattr(g, "_name"):
+            g._name = "SumBackward1"  # PyTorch's name for a sum over given dims
     return r if out is None else write_out(out, r)
 
 
@@ -644,7 +656,7 @@ def _numpy_kwargs(fn):
     return op
 
 
-for _name in ("sum", "nansum", "prod", "mean", "var", "std", "var_mean", "std_mean", "amax", "amin", "max",
+for _name in ("nansum", "prod", "mean", "var", "std", "var_mean", "std_mean", "amax", "amin", "max",
               "min", "argmax", "argmin", "all", "any", "count_nonzero", "logsumexp", "norm", "cumsum"):
     globals()[_name] = _numpy_kwargs(globals()[_name])
 del _name

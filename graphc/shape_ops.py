@@ -338,13 +338,13 @@ def unbind(input, dim: int = 0):
 
 
 def select(input, dim: int, index: int):
+    if input.ndim == 0:
+        raise IndexError("select() cannot be applied to a 0-dim tensor.")
     d = wrap_dim(dim, input.ndim)
     n = input.shape[d]
     if not -n <= index < n:
         raise IndexError(f"select(): index {index} out of range for tensor of size {list(input.shape)} at dimension {d}")
-    index %= n
-    x = narrow(input, d, index, 1)
-    return P.reshape(x, shape=tuple(s for i, s in enumerate(input.shape) if i != d))
+    return P.select(input, dim=d, index=index % n)
 
 
 def flip(input, *args, dims=None):

@@ -801,7 +801,10 @@ def _record_view(result: Tensor, src: Tensor, prim: Primitive, attrs: dict, dtyp
     # numpy's views keep the owner of the memory as base; anything else, such as a copy made by
     # reshape, is asked by may_share_memory
     if base is not None and (base is sd or base is sd.base or xp.may_share_memory(result._data, sd)):
-        counter = result._vc = src._version_counter
+        counter = src._vc  # src._version_counter, without the property call: every view op comes here
+        if counter is None:
+            counter = src._vc = VersionCounter()
+        result._vc = counter
         if src._base is not None:
             result._base, result._view_ops = src._base, src._view_ops + ((prim, attrs),)
         else:

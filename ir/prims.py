@@ -532,6 +532,36 @@ slice = register(Primitive(
     "slice", _slice_infer, lambda x, *, index: x[_np_slices(index)], view=True, kind="movement"))
 
 
+def _select_infer(x, *, dim: int, index: int):
+    shape = _shape(x)
+    if not 0 <= dim < len(shape):
+        raise ShapeError(f"select: dim {dim} of a {len(shape)}-d tensor")
+    if not 0 <= index < shape[dim]:  # the frontend wraps a negative index and checks the range
+        raise IndexError(f"select(): index {index} out of range for tensor of size {list(shape)} at dimension {dim}")
+    return TensorType(shape[:dim] + shape[dim + 1:], x.dtype)
+
+
+_NP_SELECTS: dict = {}  # (dim, index) -> its numpy key, remembered: eager indexing asks for it
+
+
+def _select(x, *, dim: int, index: int):
+    if dim == 0 and x.ndim > 1:  # x[i], the common case: numpy's quickest key
+        return x[index]
+    try:
+        key = _NP_SELECTS[dim, index]
+    except KeyError:
+        if len(_NP_SELECTS) >= 4096:
+            _NP_SELECTS.clear()
+        # the trailing ``...`` keeps a 0-d result an array viewing x (numpy gives a scalar copy)
+        key = _NP_SELECTS[dim, index] = (builtins.slice(None),) * dim + (index, Ellipsis)
+    return x[key]
+
+
+# x[i] along one dimension (PyTorch's select): one view, the dimension dropped. ``index`` is
+# normalized (0 <= index < size); the frontend wraps negative ones and raises PyTorch's IndexError.
+select = register(Primitive("select", _select_infer, _select, view=True, kind="movement"))
+
+
 def _slice_scatter_infer(x, src, *, index):
     want = _slice_infer(x, index=index).shape
     if _shape(src) != want:

@@ -368,6 +368,17 @@ prim_case("slice", U(5, 6), id="slice-negstep", attrs={"index": ((4, -1, -2), (5
           ref=lambda x: x[4::-2, 5:0:-1], grad_ref=_slice_grad(np.s_[4::-2, 5:0:-1]))
 
 
+def _select_grad(g, x):
+    out = np.zeros_like(x)
+    out[:, 2] = g
+    return (out,)
+
+
+prim_case("select", U(4, 3, 2), attrs={"dim": 1, "index": 2}, ref=lambda x: x[:, 2], grad_ref=_select_grad)
+prim_case("select", U(3), id="select-to-0d", attrs={"dim": 0, "index": 0}, ref=lambda x: x[0],
+          grad_ref=lambda g, x: (np.eye(3)[0] * g,))
+
+
 def _slice_scatter_ref(x, src):
     out = x.copy()
     out[1:5:2] = src

@@ -118,7 +118,7 @@ UNLISTED = frozenset("""
     floor_divide fold full fused gather ge gt index_add index_check isfinite isinf isnan le lgamma
     logabsdet logical_and logical_not logical_or logical_xor lt maximum minimum mul ne neg nonzero pad
     permute polygamma rand_uniform relu remainder reshape round scatter searchsorted sigmoid sign sin
-    slice slice_scatter sqrt stop_gradient sub take tanh trunc unfold where xlogy custom_vjp call
+    select slice slice_scatter sqrt stop_gradient sub take tanh trunc unfold where xlogy custom_vjp call
     batch_norm clamp cummax cummin elu embedding entr erfc fmod frac gelu glu hardsigmoid hardswish
     hardtanh leaky_relu lerp logaddexp logaddexp2 logcumsumexp logit logsigmoid max_dim mean min_dim
     mish silu sinc softsign square std var xlog1py

@@ -292,6 +292,12 @@ def _slice(e: Emitter, c: Call):
     return (e.op("Identity", [x]) if sl is None else e.op("Slice", [x] + sl)), c.dtype(0)
 
 
+def _select(e: Emitter, c: Call):
+    # Gather with a 0-d index drops the axis, as select does; the index may follow a dynamic axis (x[:, -1])
+    axis = e.static(c.attrs["dim"], "select's dimension")
+    return e.op("Gather", [_operand(e, c, 0), e.scalar(c.attrs["index"], dt.int64)], axis=axis), c.dtype(0)
+
+
 def _pad_amounts(e: Emitter, x: str, pads, value, d: DType) -> str:
     """Pad ``x`` by (lo, hi) per dim with ``value``; negative amounts crop (as a Slice)."""
     crop = [(max(0, -lo) if isinstance(lo, int) else 0, max(0, -hi) if isinstance(hi, int) else 0) for lo, hi in pads]
@@ -572,7 +578,7 @@ ONNX_OPS: dict[Primitive, Builder] = {
     P.sum: _reduce("ReduceSum", 13), P.prod: _reduce("ReduceProd", 18), P.amax: _reduce("ReduceMax", 18),
     P.amin: _reduce("ReduceMin", 18), P.argmax: _arg_reduce("ArgMax"), P.argmin: _arg_reduce("ArgMin"),
     P.cumsum: _cumsum, P.argsort: _argsort,
-    P.reshape: _reshape, P.permute: _permute, P.expand: _expand, P.slice: _slice,
+    P.reshape: _reshape, P.permute: _permute, P.expand: _expand, P.slice: _slice, P.select: _select,
     P.slice_scatter: _slice_scatter, P.pad: _pad, P.concat: _concat,
     P.take: _take, P.index_check: _index_check, P.gather: _gather, P.scatter: _scatter(None),
     P.scatter_add: _scatter("add"), P.index_add: _index_add, P.searchsorted: _searchsorted,

@@ -428,6 +428,14 @@ def _(g, out, x, *, index):
     return (P.slice_scatter(zeros(shape_of(x), g.dtype), g, index=index),)
 
 
+@defvjp(P.select)
+def _(g, out, x, *, dim, index):
+    # the row put back in place and padded with zeros around it: one pad, no zeros + scatter
+    shape = shape_of(x)
+    row = P.reshape(g, shape=shape[:dim] + (1,) + shape[dim + 1:])
+    return (P.pad(row, pads=tuple((index, n - index - 1) if d == dim else (0, 0) for d, n in enumerate(shape))),)
+
+
 @defvjp(P.slice_scatter)
 def _(g, out, x, src, *, index):
     gx = P.slice_scatter(g, zeros(shape_of(src), g.dtype), index=index) if is_float_tensor(x) else None

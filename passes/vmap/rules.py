@@ -182,6 +182,11 @@ def _(ctx, args, batched, *, index):
     return P.slice(args[0], index=((0, ctx.size, 1),) + tuple(index))
 
 
+@defbatch(P.select)
+def _(ctx, args, batched, *, dim, index):
+    return P.select(args[0], dim=dim + 1, index=index)
+
+
 @defbatch(P.slice_scatter)
 def _(ctx, args, batched, *, index):
     x, src = all_batched(ctx, args, batched)
