@@ -136,15 +136,16 @@ def sigmoid_values(x, out=None):
 
 
 # erf(x) ~ x * P(x^2) / Q(x^2) on x clipped to [-4, 4] (erf is +-1 in float32 beyond), a rational
-# approximation for float32 (Eigen's ``generic_fast_erf_float``, with P and Q divided by Q's leading
-# coefficient so that Q is monic: one numpy pass fewer): within 8 ulp of erf, and of erf(x) / x
-# relatively near 0 (PyTorch's CPU kernel approximates erf to 1.5e-7 absolute too).
-_ERF_Q0 = -1.45660718464996e-05
-_ERF_P = tuple(np.float32(c / _ERF_Q0) for c in (
+# approximation for float32 (Eigen's ``generic_fast_erf_float``): within 8 ulp of erf, and of
+# erf(x) / x relatively near 0 (PyTorch's CPU kernel approximates erf to 1.5e-7 absolute too).
+# (Q made monic saves one pass but moves float32 results enough that float16 gelu, computed in
+# float32, no longer rounds once: tests/test_low_precision.py.)
+_ERF_P = tuple(np.float32(c) for c in (
     -2.72614225801306e-10, 2.77068142495902e-08, -2.10102402082508e-06, -5.69250639462346e-05,
     -7.34990630326855e-04, -2.95459980854025e-03, -1.60960333262415e-02))
-_ERF_Q = tuple(np.float32(c / _ERF_Q0) for c in (
-    -2.13374055278905e-04, -1.68282697438203e-03, -7.37332916720468e-03, -1.42647390514189e-02))
+_ERF_Q = tuple(np.float32(c) for c in (
+    -1.45660718464996e-05, -2.13374055278905e-04, -1.68282697438203e-03, -7.37332916720468e-03,
+    -1.42647390514189e-02))
 # the clip ufunc itself: np.clip's Python wrapper costs as much again on 16K elements
 clip_ufunc = getattr(getattr(np, "_core", None), "umath", np).__dict__.get("clip", np.clip)
 
@@ -168,10 +169,7 @@ def erf_values(x, out=None):
         return erf(x) if out is None else erf(x, out=out)
     xc = clip_ufunc(x, -4.0, 4.0)
     x2 = np.multiply(xc, xc)
-    q = np.add(x2, _ERF_Q[0])  # monic: x2^4 + ...
-    for c in _ERF_Q[1:]:
-        np.multiply(q, x2, out=q)
-        np.add(q, c, out=q)
+    q = _horner(x2, _ERF_Q, None)
     p = _horner(x2, _ERF_P, out)  # out may be x itself: x is not read from here on
     np.divide(p, q, out=p)
     return np.multiply(p, xc, out=p)  # last, so that tiny x never makes a subnormal p
