@@ -37,11 +37,8 @@ fused = register(Primitive("fused", _infer, _impl, kind="fused",
 def add_fused_node(g: Graph, inputs: list, body: Graph, kind: str, domain: tuple, at: int | None) -> Node:
     """Insert a fused node at position ``at`` (None: the caller places it in ``g.nodes``); its
     outputs mirror the body's outputs."""
-    node = Node(fused, list(inputs), {"body": body, "kind": kind, "domain": tuple(domain)})
-    for o in body.outputs:
-        node.outputs.append(Value(o.type, node, g._fresh(), None, g))
-    for v in node.value_inputs():
-        v.users.append(node)
-    if at is not None:
-        g.nodes.insert(at, node)
+    node = g.add_multi_node(fused, inputs, {"body": body, "kind": kind, "domain": tuple(domain)},
+                            [o.type for o in body.outputs], loc="", at=len(g.nodes) if at is None else at)
+    if at is None:
+        g.nodes.pop()
     return node

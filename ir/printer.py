@@ -288,33 +288,18 @@ def _parse_graph(t: _Tokens) -> Graph:
         for name, _ in defs:
             if name in env:
                 raise ParseError(f"line {line}: %{name} defined twice (SSA)")
-        if prim.name == "call":
-            try:
-                types = prim.infer(*args, **attrs)
-            except Exception as e:
-                raise ParseError(f"line {line}: call: {e}") from None
-            outs = g.add_multi_node(prim, args, attrs, types, loc).outputs
-            if len(outs) != len(defs):
-                raise ParseError(f"line {line}: {len(defs)} values defined, the called body returns {len(outs)}")
-        elif len(defs) == 1 and prim.name != "fused":
-            try:
-                typ = prim.infer(*args, **attrs)
-            except Exception as e:  # the type rule's own message names the problem
-                raise ParseError(f"line {line}: {op}: {e}") from None
+        try:
+            typ = prim.infer(*args, **attrs)
+        except Exception as e:  # the type rule's own message names the problem
+            raise ParseError(f"line {line}: {op}: {e}") from None
+        if isinstance(typ, list):  # a node of several outputs (a fused kernel, a call)
+            outs = g.add_multi_node(prim, args, attrs, typ, loc).outputs
+        elif len(defs) == 1:
             outs = [g.add_node(prim, args, attrs, typ, loc)]
         else:
-            from .fused import add_fused_node
-            if prim.name != "fused":
-                raise ParseError(f"line {line}: only fused nodes have several outputs")
-            try:
-                prim.infer(*args, **attrs)
-            except Exception as e:
-                raise ParseError(f"line {line}: fused: {e}") from None
-            node = add_fused_node(g, args, attrs["body"], attrs["kind"], attrs.get("domain", ()), len(g.nodes))
-            node.loc = loc
-            outs = node.outputs
-            if len(outs) != len(defs):
-                raise ParseError(f"line {line}: {len(defs)} values defined, the fused body returns {len(outs)}")
+            raise ParseError(f"line {line}: {op} has one output, {len(defs)} values are defined")
+        if len(outs) != len(defs):
+            raise ParseError(f"line {line}: {len(defs)} values defined, {op} gives {len(outs)}")
         for (name, typ), out in zip(defs, outs):
             if out.type != typ:
                 raise ParseError(f"line {line}: %{name} is declared {format_type(typ)}, the op gives {format_type(out.type)}")

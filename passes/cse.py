@@ -5,13 +5,15 @@ from graphc.ir.graph import Graph, Value
 
 
 def _key(n) -> tuple:
-    ops = tuple(("v", id(x)) if isinstance(x, Value) else _hashable(x) for x in n.inputs)
-    return (n.prim.name, ops, tuple(sorted((k, _hashable(v)) for k, v in n.attrs.items())))
+    ops = tuple(("v", id(x)) if isinstance(x, Value) else hashable(x) for x in n.inputs)
+    return (n.prim.name, ops, tuple(sorted((k, hashable(v)) for k, v in n.attrs.items())))
 
 
-def _hashable(v):
+def hashable(v):
+    """A hashable form of an operand or attribute that tells apart what computes differently
+    (also the outline pass's structural key)."""
     if isinstance(v, (list, tuple)):
-        return tuple(_hashable(x) for x in v)
+        return tuple(hashable(x) for x in v)
     if isinstance(v, float):
         return ("float", repr(v))  # 0.0 and -0.0 differ (1/x), and nan equals nan here
     if isinstance(v, Graph):  # a fused node's body: compare by text

@@ -19,7 +19,7 @@ from __future__ import annotations
 from graphc.ir.call import add_call, call
 from graphc.ir.graph import Graph, Node, Value
 
-from .cse import _hashable
+from .cse import hashable
 
 # calls sharing one structure before they share a body: a handful of repeats gains little
 # compile time and costs each call a Python function call at run time
@@ -92,7 +92,7 @@ def _signature(nodes: list[Node], start: int, end: int, outs: list[Value], posit
         ins = []
         for x in n.inputs:
             if not isinstance(x, Value):
-                ins.append(_hashable(x))
+                ins.append(hashable(x))
             elif id(x) in local:
                 ins.append(local[id(x)])
             else:
@@ -102,7 +102,7 @@ def _signature(nodes: list[Node], start: int, end: int, outs: list[Value], posit
                     externals.append(x)
                 ins.append(("x", j, x.type))
         local[id(n.output)] = k - start
-        parts.append((n.prim.name, tuple(ins), tuple(sorted((a, _hashable(v)) for a, v in n.attrs.items())),
+        parts.append((n.prim.name, tuple(ins), tuple(sorted((a, hashable(v)) for a, v in n.attrs.items())),
                       n.output.type))
     out_ids = {id(o) for o in outs}
     for o in outs:

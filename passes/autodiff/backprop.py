@@ -14,6 +14,7 @@ from graphc.ir import prims as P
 from graphc.ir.call import add_call, call
 from graphc.ir.composite import composite, expand
 from graphc.ir.graph import Graph, Node, Value, building, located
+from graphc.ir.shapes import numel
 
 from .rules import UNSUPPORTED, VJP, NoDerivative
 
@@ -146,15 +147,15 @@ def _differentiate_body(body: Graph, wrt: list[int], diff: list[int]) -> dict:
             outs.append(items[0][0])
             reads.append(items[0][1])
             continue
-        flat = P.concat(*(P.reshape(v, shape=(_numel(v),)) for v, _ in items), axis=0)
+        flat = P.concat(*(P.reshape(v, shape=(numel(v.shape),)) for v, _ in items), axis=0)
         outs.append(flat)
         packed = bwd.add_input(flat.type, "input", f"packed{len(reads)}")
         reads.append(packed)
         at = 0
         for v, b in items:
-            part = P.slice(packed, index=((at, at + _numel(v), 1),))
+            part = P.slice(packed, index=((at, at + numel(v.shape), 1),))
             bwd.replace_all_uses(b, P.reshape(part, shape=tuple(v.shape)))
-            at += _numel(v)
+            at += numel(v.shape)
     bwd.nodes = bwd.nodes[first:] + bwd.nodes[:first]  # the unpacking views come first
     fwd.set_outputs(outs)
     bwd.inputs = bwd.inputs[:n_ct] + [b for _, b in operands] + reads
@@ -162,13 +163,6 @@ def _differentiate_body(body: Graph, wrt: list[int], diff: list[int]) -> dict:
     bwd.rename()
     return {"body": fwd, "vjp": bwd, "returns": k, "diff": tuple(diff), "wrt": tuple(split.wrt),
             "operands": tuple(i for i, _ in operands)}
-
-
-def _numel(v: Value) -> int:
-    n = 1
-    for d in v.shape:
-        n *= d
-    return n
 
 
 def _call_vjp(g: Graph, n: Node, ct: dict[int, Value], live: set[int], memo: dict) -> None:
