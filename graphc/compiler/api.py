@@ -33,10 +33,12 @@ import warnings
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
+import numpy as np
+
 from graphc.ir import dtypes
 from graphc.ir.call import bodies as call_bodies
 from graphc.ir.graph import Graph, Value
-from graphc.ir.primitive import PRIMITIVES
+from graphc.ir.primitive import PRIMITIVES, threads_dispatching
 from graphc.ir.printer import print_graph
 from graphc.passes import outline
 from graphc.passes.autodiff.transform import differentiate
@@ -47,6 +49,7 @@ from graphc.runtime.compiled import CompiledGraph
 
 from ..amp.autocast_mode import autocast_state
 from ..autograd import grad_mode
+from ..autograd.grad_mode import _state as _grad_state, altered as _grad_altered
 from ..device import array_to
 from ..autograd.graph import Node, gradient_edge
 from ..nn.modules.module import Module
@@ -209,6 +212,53 @@ def _tensor_guard(t: Tensor) -> tuple:
     return (tuple(t.shape), t.dtype.name, t.requires_grad, str(t.device))
 
 
+def _fast_guard(guard: tuple) -> tuple | None:
+    """The guard of a call with tensors only, as ``_fast_hit`` compares it: (number of tensors,
+    per tensor (shape, numpy dtype, requires_grad), grad mode, training flags). None for the
+    guards it does not cover, which are always looked up: other arguments, a tensor passed
+    twice, a device other than the CPU, autocast on."""
+    signature, tensors, grad, training, aliases, autocast = guard
+    n = len(tensors)
+    known = _TENSORS_ONLY.get(n)
+    if known is None or signature != known[1] or aliases != tuple(range(n)) or autocast \
+            or any(device != "cpu" for _, _, _, device in tensors):
+        return None
+    return n, tuple((shape, dtypes.from_name(name).np, rg) for shape, name, rg, _ in tensors), grad, training
+
+
+def _fast_hit(entry: Entry, args: tuple, modules: list) -> bool:
+    """Whether a call with ``args`` (tensors only, no keywords) has the guard of ``entry``,
+    compared part by part with what the entry stored, no guard tuple built. Called only while no
+    thread traces or autocasts (then autocast is off and the handler is eager). False means
+    "look it up", never "recompile"; a dtype compares by identity (an equal numpy dtype that is
+    another object is looked up)."""
+    fast = entry.fast
+    if fast is None:
+        return False
+    n, metas, grad, training = fast
+    if len(args) != n:
+        return False
+    for t, (shape, dtype, rg) in zip(args, metas):
+        if not isinstance(t, Tensor):
+            return False
+        a = getattr(t, "_data", None)  # a traced tensor, used outside its trace, has none
+        if type(a) is not np.ndarray or a.shape != shape or a.dtype is not dtype or t.requires_grad != rg:
+            return False
+    if n > 1 and (args[0] is args[1] if n == 2 else len({id(t) for t in args}) != n):
+        return False  # a tensor passed twice
+    if (_grad_state.enabled if _grad_altered.count else True) != grad:
+        return False
+    if training:
+        if len(modules) != len(training):
+            return False
+        for m, flag in zip(modules, training):
+            if m.training != flag:
+                return False
+    elif modules:
+        return False
+    return True
+
+
 # ---- compiled entries -----------------------------------------------------------------------
 
 @dataclass
@@ -236,6 +286,13 @@ class Entry:
     eager_reason: str | None = None
     stages: dict = field(default_factory=dict)
     backend: Any = None                              # the runtime backend its graphs run on
+    # what a call needs, worked out once (``_prepare_calls``):
+    fast: tuple | None = None     # the guard as ``_fast_hit`` compares it, or None: calls look it up
+    lifted_meta: list = field(default_factory=list)  # (tensor, shape, numpy dtype, dtype name, requires_grad)
+    lifted_readers: list = field(default_factory=list)  # the lifted Slots (read afresh at every call)
+    xp: Any = None                # the backend's array module
+    n_grads: int = 0              # .grad values among the forward's outputs
+    plain: bool = False           # outputs are fresh arrays, nothing to write back or differentiate
 
 
 class CompiledBackward(Node):
@@ -297,6 +354,7 @@ class CompiledFunction:
         self.history: list[str] = []   # recompile reasons and graph breaks, for explain()
         self._warned: set[str] = set()
         self._record = False           # keep every stage's text (explain() sets it)
+        self._last: Entry | None = None  # the entry the last call ran, checked first (see __call__)
         functools.update_wrapper(self, fn, updated=())
 
     # ---- guards -----------------------------------------------------------------------------
@@ -355,6 +413,14 @@ class CompiledFunction:
     # ---- calling ----------------------------------------------------------------------------
 
     def __call__(self, *args, **kwargs):
+        # The entry that ran last is checked first, without building the guard tuple: while no
+        # thread traces or autocasts, this thread's handler is the eager one (which calls
+        # call_compiled) and autocast is off. ``_last`` is read once: another thread may set it
+        # at any time, and an entry is immutable once made, so a race can only miss.
+        entry = self._last
+        if entry is not None and not kwargs and not threads_dispatching() and _fast_hit(entry, args, self.modules) \
+                and self._lifted_changed(entry) is None:
+            return self._run(entry, args)
         return _dispatch().call_compiled(self, args, kwargs)
 
     def call_compiled(self, args: tuple, kwargs: dict):
@@ -387,6 +453,8 @@ class CompiledFunction:
             self.cache[entry.guard] = entry
         if entry.eager_reason is not None:
             return self.fn(*args, **kwargs)
+        if entry.fast is not None:
+            self._last = entry
         return self._run(entry, leaves)
 
     @staticmethod
@@ -408,17 +476,32 @@ class CompiledFunction:
             reason = check()
             if reason is not None:
                 return reason
-        for t, types in zip(entry.lifted, entry.stages.get("lifted_types", [])):
-            if isinstance(t, Slot):
-                reason = t.stale()
-                if reason is not None:
-                    return reason
-            elif tuple(t.shape) != types[0] or t.dtype.name != types[1]:
+        for slot in entry.lifted_readers:
+            reason = slot.stale()
+            if reason is not None:
+                return reason
+        for t, shape, dtype, name, _ in entry.lifted_meta:
+            a = t._data
+            # the dtype by identity first: numpy's dtypes of the same name compare equal
+            if a.shape != shape or (a.dtype is not dtype and t.dtype.name != name):
                 return "a parameter or buffer the function reads changed shape or dtype"
-        for t, rg in zip(entry.lifted, entry.stages.get("lifted_requires_grad", [])):
-            if not isinstance(t, Slot) and t.requires_grad != rg:  # requires_grad_(False): a frozen parameter
+        for t, _, _, _, rg in entry.lifted_meta:
+            if t.requires_grad != rg:  # requires_grad_(False): a frozen parameter
                 return f"a parameter's requires_grad changed from {rg} to {not rg}"
         return None
+
+    def _prepare_calls(self, entry: Entry) -> Entry:
+        """Work out once what every call of a compiled ``entry`` needs: the checks of its lifted
+        tensors, its fast guard (see ``_fast_hit``), and how its outputs are handled."""
+        entry.lifted_readers = [t for t in entry.lifted if isinstance(t, Slot)]
+        entry.lifted_meta = [(t, tuple(t.shape), t._data.dtype, t.dtype.name, t.requires_grad)
+                             for t in entry.lifted if not isinstance(t, Slot)]
+        entry.xp = entry.backend.xp()
+        entry.n_grads = sum(how != "none" for _, how in entry.grad_writes)
+        entry.plain = (entry.backward is None and not entry.mutated and not entry.grad_writes and not entry.stores
+                       and all(a is None for a in entry.out_aliases))
+        entry.fast = _fast_guard(entry.guard)
+        return entry
 
     @_gc_paused
     def _compile(self, args, kwargs, guard, leaves, spec, why: str) -> Entry:
@@ -509,8 +592,6 @@ class CompiledFunction:
                 elif type(v) in _GUARDED_SCALARS:
                     entry.py_guards.append((f"global {key}", fn_globals, key, v))
         entry.lifted_slots = [slots.get(id(t)) for t in lifted]
-        entry.stages["lifted_types"] = [None if isinstance(t, Slot) else (tuple(t.shape), t.dtype.name) for t in lifted]
-        entry.stages["lifted_requires_grad"] = [not isinstance(t, Slot) and t.requires_grad for t in lifted]
         entry.mutated = [t for t, _ in trace.mutations.values()]
         position: dict[int, int] = {}
         for i, t in enumerate(leaves + lifted):
@@ -561,7 +642,7 @@ class CompiledFunction:
             progress.done("loading", "the compiled graphs from the cache: passes, autodiff and codegen skipped")
             entry.stages["compile_stages"] = progress.times
             entry.stages["compile_seconds"] = time.perf_counter() - t0
-            return entry
+            return self._prepare_calls(entry)
         if backend.target.calls and trace.calls:
             made = outline.outline(g, trace.calls)
             if made:
@@ -600,7 +681,7 @@ class CompiledFunction:
         if folder:
             # numbered by compile, not by cache size: a recompile may replace an entry (stale lifted state)
             dump.write_stages(folder, self.name, self.recompiles, entry.stages, g, fmt)
-        return entry
+        return self._prepare_calls(entry)
 
     def _restore(self, entry: Entry, key: str, backend: backends.Backend, differentiated: bool,
                  diff_outputs: list) -> bool:
@@ -706,14 +787,19 @@ class CompiledFunction:
         compiled.release_ir()  # the entry keeps the code and the stages' text, not the IR
         return compiled
 
-    def _run(self, entry: Entry, leaves: list):
-        inputs = [t for t in leaves] + [t.read() if isinstance(t, Slot) else t for t in entry.lifted]
-        xp = entry.backend.xp()
+    def _run(self, entry: Entry, leaves):
+        if entry.lifted_readers:
+            inputs = [*leaves, *[t.read() if isinstance(t, Slot) else t for t in entry.lifted]]
+        else:
+            inputs = [*leaves, *entry.lifted]
+        xp = entry.xp
         arrays = [_input_array(t._data, xp) for t in inputs]
         outs = entry.forward(arrays, keep=entry.keep)
+        if entry.plain:  # the outputs are the user's, each a fresh array
+            return _unflatten(entry.out_spec, [Tensor._make(a) for a in outs])
         n = entry.n_user_outputs
         n_mut = len(entry.mutated)
-        n_grad = sum(how != "none" for _, how in entry.grad_writes)
+        n_grad = entry.n_grads
         user, muts = outs[:n], outs[n:n + n_mut]
         grads, saved = outs[n + n_mut:n + n_mut + n_grad], list(outs[n + n_mut + n_grad:])
         for t, new, i in zip(entry.mutated, muts, entry.mutated_inputs):
