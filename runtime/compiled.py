@@ -197,13 +197,18 @@ class CompiledGraph:
         expected = self._expected
         if len(arrays) != len(expected):
             raise ValueError(f"compiled graph {self.name} takes {len(expected)} inputs, got {len(arrays)}")
-        for i, (a, (shape, dtype)) in enumerate(zip(arrays, expected)):
-            if a.shape != shape or a.dtype != dtype:
-                raise ValueError(f"compiled graph {self.name}: input {i} is {a.dtype}{list(a.shape)}, "
-                                 f"expected {dtype}{list(shape)}")
+        for a, (shape, dtype) in zip(arrays, expected):
+            if a.shape != shape or (a.dtype is not dtype and a.dtype != dtype):
+                for i, (a, (shape, dtype)) in enumerate(zip(arrays, expected)):  # which one, for the message
+                    if a.shape != shape or a.dtype != dtype:
+                        raise ValueError(f"compiled graph {self.name}: input {i} is {a.dtype}{list(a.shape)}, "
+                                         f"expected {dtype}{list(shape)}")
 
-    def __call__(self, arrays: Sequence, keep: frozenset = frozenset()) -> tuple:
-        self.check_inputs(arrays)
+    def __call__(self, arrays: Sequence, keep: frozenset = frozenset(), checked: bool = False) -> tuple:
+        """Run on ``arrays``; ``checked``: the caller has checked their count, shapes and dtypes
+        (``graphc.compile``'s guards do), so this call does not check them again."""
+        if not checked:
+            self.check_inputs(arrays)
         pool = self.pool
         if not pool.layout:  # no workspace buffers: nothing to take from the pool
             outs = self.fn(*arrays, ())

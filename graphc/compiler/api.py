@@ -57,7 +57,7 @@ from ..tensors import Tensor
 from . import dump, entry_cache
 from ..dispatch import current as _dispatch
 from . import py_state
-from .tracing import AttrSlot, GraphBreak, Slot, SymbolicTensor, Trace
+from .tracing import AttrSlot, GradSlot, GraphBreak, Slot, SymbolicTensor, Trace
 
 RECOMPILE_LIMIT = 8  # recompiles after the first compile (PyTorch's recompile_limit, also 8, counts cache entries)
 log = logging.getLogger("graphc")
@@ -242,7 +242,11 @@ def _fast_hit(entry: Entry, args: tuple, modules: list) -> bool:
         if not isinstance(t, Tensor):
             return False
         a = getattr(t, "_data", None)  # a traced tensor, used outside its trace, has none
-        if type(a) is not np.ndarray or a.shape != shape or a.dtype is not dtype or t.requires_grad != rg:
+        if type(a) is not np.ndarray or a.shape != shape or a.dtype is not dtype:
+            return False
+        # t.requires_grad, read without its properties unless t is a view (whose grad_fn may
+        # need to be made again after an in-place write)
+        if (t._requires_grad or (t._grad_fn is not None if t._view_ver is None else t.requires_grad)) != rg:
             return False
     if n > 1 and (args[0] is args[1] if n == 2 else len({id(t) for t in args}) != n):
         return False  # a tensor passed twice
@@ -293,6 +297,10 @@ class Entry:
     xp: Any = None                # the backend's array module
     n_grads: int = 0              # .grad values among the forward's outputs
     plain: bool = False           # outputs are fresh arrays, nothing to write back or differentiate
+    reads_state: bool = True      # it has lifted tensors or Python state to check at every call
+    # the guards check every input's shape and dtype (a .grad read afresh is the one they don't),
+    # so the runtime need not check them again
+    inputs_guarded: bool = False
 
 
 class CompiledBackward(Node):
@@ -461,6 +469,8 @@ class CompiledFunction:
     def _lifted_changed(entry: Entry) -> str | None:
         """Why the tensors the entry reads by identity are no longer right for it (None: they are):
         a module's parameter or buffer was replaced by another tensor, or one changed shape/dtype."""
+        if not entry.reads_state:
+            return None
         for t, slot in zip(entry.lifted, entry.lifted_slots):
             if slot is not None and slot[1].get(slot[2]) is not t:
                 owner = slot[0] if isinstance(slot[0], str) else type(slot[0]).__name__
@@ -500,6 +510,8 @@ class CompiledFunction:
         entry.n_grads = sum(how != "none" for _, how in entry.grad_writes)
         entry.plain = (entry.backward is None and not entry.mutated and not entry.grad_writes and not entry.stores
                        and all(a is None for a in entry.out_aliases))
+        entry.inputs_guarded = not any(isinstance(t, GradSlot) for t in entry.lifted)
+        entry.reads_state = bool(entry.lifted or entry.py_guards or entry.grad_guards or entry.guards)
         entry.fast = _fast_guard(entry.guard)
         return entry
 
@@ -793,9 +805,14 @@ class CompiledFunction:
         else:
             inputs = [*leaves, *entry.lifted]
         xp = entry.xp
-        arrays = [_input_array(t._data, xp) for t in inputs]
-        outs = entry.forward(arrays, keep=entry.keep)
+        arrays = [t._data for t in inputs]
+        for i, a in enumerate(arrays):
+            if type(a) is not np.ndarray or not a.flags.c_contiguous:
+                arrays[i] = _input_array(a, xp)
+        outs = entry.forward(arrays, entry.keep, entry.inputs_guarded)
         if entry.plain:  # the outputs are the user's, each a fresh array
+            if len(outs) == 1 and entry.out_spec[0] == "T":
+                return Tensor._make(outs[0])
             return _unflatten(entry.out_spec, [Tensor._make(a) for a in outs])
         n = entry.n_user_outputs
         n_mut = len(entry.mutated)
