@@ -836,17 +836,23 @@ class CompiledFunction:
                 # as eagerly, a gradient is laid out like its parameter (generated code may
                 # return a transposed view)
                 t._grad = Tensor._make(xp.ascontiguousarray(next(new_grads)))
-        results = _user_outputs(user, entry.out_aliases, inputs, entry.mutated)
+        results = _user_outputs(user, entry.out_aliases, inputs, entry.mutated) if entry.keep else \
+            [Tensor._make(a) for a in user]
         for d, key, store_spec in entry.stores:  # what the call stored on modules and globals, as eagerly
             d[key] = _unflatten(store_spec, results)
         if entry.backward is not None:
-            edges = tuple(gradient_edge(inputs[i]) for i in entry.wrt)
+            edges = tuple([gradient_edge(inputs[i]) for i in entry.wrt])
             meta = [(user[i].shape, user[i].dtype) for i in entry.diff_outputs]
             # saved values that are the inputs' own arrays (or the returned outputs' arrays) are not
             # copied: check their versions at backward, as eager autograd does for saved tensors
-            by_array = {id(a): t for a, t in zip(arrays, inputs)}
-            by_array.update((id(a), t) for a, t in zip(user, results))
-            watched = [(by_array[id(a)], by_array[id(a)]._version) for a in saved if id(a) in by_array]
+            watched = []
+            if saved:
+                by_array = {id(a): t for a, t in zip(arrays, inputs)}
+                by_array.update((id(a), t) for a, t in zip(user, results))
+                for a in saved:
+                    t = by_array.get(id(a))
+                    if t is not None:
+                        watched.append((t, t._version_counter.value))
             node = CompiledBackward(entry, saved, edges, meta, watched)
             for k, i in enumerate(entry.diff_outputs):
                 if entry.out_aliases[i] is None:  # views of inputs have their eager views' grad_fn
