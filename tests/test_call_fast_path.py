@@ -226,3 +226,20 @@ def test_no_fast_hit_while_a_thread_dispatches(change):
         outer = graphc.compile(lambda x, y: f(x, y) + 1)
         np.testing.assert_allclose(outer(x, y).numpy(), (x @ y + 1).numpy(), rtol=1e-6)
         assert len(outer.cache) == 1 and outer._last is not None
+
+
+def test_call_overhead_benchmark_runs(tmp_path):
+    """benchmarks/call_overhead.py (quick, the tiny workload) runs and reports every part."""
+    import importlib.util
+    import json
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[1] / "benchmarks" / "call_overhead.py"
+    spec = importlib.util.spec_from_file_location("call_overhead", path)
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    out = tmp_path / "overhead.json"
+    assert bench.main(["--quick", "--only", "tiny", "--json", str(out)]) == 0
+    figures = json.loads(out.read_text())["workloads"]["tiny"]["median_us"]
+    assert set(figures) == set(bench.PARTS)
+    assert figures["call"] > figures["code"] > 0 and figures["overhead"] > 0
