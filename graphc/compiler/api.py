@@ -29,6 +29,7 @@ import os
 import sys
 import threading
 import time
+import types
 import warnings
 from dataclasses import dataclass, field
 from typing import Any, Callable
@@ -930,7 +931,33 @@ def compile(model=None, *, backend: str = "inductor", fullgraph: bool = False, d
     name = getattr(model, "__name__", type(model).__name__)
     owner = getattr(model, "__self__", None)
     modules = list(owner.modules()) if isinstance(owner, Module) else []
-    return CompiledFunction(model, backend, fullgraph, dump_dir, name, modules)
+    return compiled_for(model, backend, fullgraph, dump_dir, name, modules)
+
+
+# Where a function or module keeps its CompiledFunctions, one per (backend, fullgraph, dump_dir):
+# in its own __dict__, so that they live exactly as long as it does (Module.__getstate__ leaves it
+# out of copies and pickles).
+SHARED_ATTR = "_graphc_compiled"
+_shared_lock = threading.Lock()
+
+
+def compiled_for(target, backend: str, fullgraph: bool, dump_dir: str | None, name: str,
+                 modules: list) -> CompiledFunction:
+    """The CompiledFunction of ``target`` (a function or a Module) for these settings. As PyTorch
+    keeps compiled code with the code it compiled, a second ``compile(model)`` (say, once per call
+    of a train() function) reuses what the first one compiled instead of tracing again; every call
+    still checks the entries' guards. Other callables (bound methods, callable objects) get their own."""
+    if not isinstance(target, (Module, types.FunctionType)):
+        return CompiledFunction(target, backend, fullgraph, dump_dir, name, modules)
+    key = (backend, fullgraph, dump_dir)
+    with _shared_lock:
+        shared = target.__dict__.setdefault(SHARED_ATTR, {})
+        cf = shared.get(key)
+        if cf is None:
+            cf = shared[key] = CompiledFunction(target, backend, fullgraph, dump_dir, name, modules)
+        else:
+            cf.modules = modules  # submodules added since: their training flags are guarded too
+    return cf
 
 
 MODES = ("default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs")
@@ -965,8 +992,8 @@ class OptimizedModule(Module):
     def __init__(self, module, backend: str, fullgraph: bool, dump_dir: str | None) -> None:
         super().__init__()
         self._orig_mod = module
-        self.__dict__["_compiled"] = CompiledFunction(module, backend, fullgraph, dump_dir,
-                                                      type(module).__name__, list(module.modules()))
+        self.__dict__["_compiled"] = compiled_for(module, backend, fullgraph, dump_dir,
+                                                  type(module).__name__, list(module.modules()))
         self.__dict__["training"] = module.training
 
     def forward(self, *args, **kwargs):
