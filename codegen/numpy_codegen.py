@@ -79,6 +79,8 @@ for _p, _name in [
     _UFUNCS[_p] = getattr(np, _name)
 
 _BITS = {2: np.int16, 4: np.int32, 8: np.int64}  # the integer type of a float's bits, by itemsize
+_ONE_I8 = np.int8(1)
+WHERE_ZERO_FROM = 2048  # elements
 
 
 def where_zero(cond: np.ndarray, x: np.ndarray, keep_true: bool = True) -> np.ndarray:
@@ -86,9 +88,12 @@ def where_zero(cond: np.ndarray, x: np.ndarray, keep_true: bool = True) -> np.nd
     exactly: ``x``'s bits and-ed with a mask of ones where it is kept (+0.0 elsewhere, nan and
     -0.0 kept as they are). np.where's loop branches on every element: on a relu mask (signs at
     random) it mispredicts half the time, 7x slower (64x512 float32: 240 against 30 us)."""
+    if x.size < WHERE_ZERO_FROM and cond.size < WHERE_ZERO_FROM:  # small: np.where's one call is cheaper
+        return np.where(cond, x, x.dtype.type(0)) if keep_true else np.where(cond, x.dtype.type(0), x)
     bits = _BITS[x.dtype.itemsize]
-    mask = np.negative(cond, dtype=bits) if keep_true else np.add(cond, -1, dtype=bits)
-    out = np.empty(np.broadcast_shapes(cond.shape, x.shape), x.dtype)
+    c = cond.view(np.int8)  # 0/1 -> 0/-1 (keep where true) or -1/0 (keep where false), widened
+    mask = (np.negative(c) if keep_true else np.subtract(c, _ONE_I8)).astype(bits)
+    out = np.empty(x.shape if cond.shape == x.shape else np.broadcast_shapes(cond.shape, x.shape), x.dtype)
     np.bitwise_and(x.view(bits), mask, out=out.view(bits))
     return out
 
