@@ -193,33 +193,11 @@ def sum_rows(x: np.ndarray, keepdims: bool, out: np.ndarray | None = None) -> np
     return x.dot(ones) if out is None else x.dot(ones, out=out)
 
 
-def sum_cols(x: np.ndarray, keepdims: bool, out: np.ndarray | None = None) -> np.ndarray:
-    """``x.sum(0, keepdims=keepdims)`` of a matrix (a bias's gradient over the batch): the ones
-    vector times ``x`` (BLAS gemv), 3-4x faster than ``np.add.reduce`` down the columns (64x512
-    float32: 5 against 19 us); a strided, device or large ``x`` takes ``np.add.reduce`` (see
-    ``SUM_ROWS_BLAS_MAX``)."""
-    if type(x) is not np.ndarray or not x.flags.c_contiguous or x.size > SUM_ROWS_BLAS_MAX:
-        return np.add.reduce(x, axis=0, keepdims=keepdims, out=out)
-    key = (x.shape[0], x.dtype, False)
-    ones = _ONES.get(key)
-    if ones is None:
-        ones = np.ones(x.shape[0], x.dtype)
-        ones.flags.writeable = False
-        ones = _ONES.setdefault(key, ones)
-    if out is not None:
-        ones.dot(x, out=out.reshape(x.shape[1:]))
-        return out
-    r = ones.dot(x)
-    return r[None] if keepdims else r
-
-
 def _sum_lowering(n: Node, a: list[str]) -> str:
     x = n.inputs[0]
-    floats = x.dtype is n.output.dtype and x.dtype.np in (np.float32, np.float64)
-    if (x.ndim >= 2 and tuple(n.attrs["dims"]) == (x.ndim - 1,) and 1 < x.shape[-1] <= SUM_ROWS_MAX and floats):
+    if (x.ndim >= 2 and tuple(n.attrs["dims"]) == (x.ndim - 1,) and 1 < x.shape[-1] <= SUM_ROWS_MAX
+            and x.dtype is n.output.dtype and x.dtype.np in (np.float32, np.float64)):
         return f"_sum_rows({a[0]}, {n.attrs['keepdim']})"
-    if x.ndim == 2 and tuple(n.attrs["dims"]) == (0,) and 1 < x.shape[0] <= SUM_ROWS_MAX and floats:
-        return f"_sum_cols({a[0]}, {n.attrs['keepdim']})"
     return _reduce_sum(n, a)
 
 
@@ -598,8 +576,7 @@ def namespace() -> dict:
           "_check_divisor": P.check_int_divisor,
           "_dtypes": {d.name: d for d in dtypes.ALL_DTYPES},
           "_sigmoid": P.sigmoid_values, "_erf": P.erf_values, "_rsqrt": P.rsqrt_values,
-          "_sum_rows": sum_rows, "_clip": P.clip_ufunc, "_where_zero": where_zero,
-          "_sum_cols": sum_cols}
+          "_sum_rows": sum_rows, "_clip": P.clip_ufunc, "_where_zero": where_zero}
 
     def _expit(x, out=None):  # scipy is imported on the first call, which puts expit itself here
         from scipy.special import expit
