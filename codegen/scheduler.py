@@ -29,6 +29,7 @@ class Target(Protocol):
 
     def writes_into(self, prim: Primitive) -> bool: ...      # can write a planned buffer
     def extern_fresh(self, prim: Primitive) -> bool: ...     # extern result never views operands
+    def scratch_buffers(self, s: Schedule) -> set[str]: ...  # piece scratch (see memory_plan)
 
 
 class UnsupportedOp(NotImplementedError):

@@ -36,6 +36,10 @@ class TritonTarget:
     def extern_fresh(prim: Primitive) -> bool:
         return prim in numpy_codegen.FRESH
 
+    @staticmethod
+    def scratch_buffers(s) -> set[str]:
+        return set()  # kernels never run in row pieces
+
 
 TARGET = TritonTarget()
 
