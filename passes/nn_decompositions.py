@@ -92,9 +92,53 @@ def pool_padding(size, kernel, stride, padding, dilation, ceil_mode):
     return tuple(pads)
 
 
+def _tiling_windows(x, kernel, stride, padding, dilation) -> bool:
+    """The windows tile the input: kernel == stride, no padding (ceil_mode's included), no
+    dilation. Rows and columns past the last whole window are left out, as PyTorch does."""
+    return (tuple(kernel) == tuple(stride) and all(lo == 0 and hi == 0 for lo, hi in padding)
+            and all(d == 1 for d in dilation) and all(s >= k for s, k in zip(_shape(x)[2:], kernel)))
+
+
+def _window_offsets_first(x, kernel):
+    """x (N, C, spatial...) as (K, N, C, out...): each of the K = prod(kernel) offsets of a
+    window, in PyTorch's (row-major) order, as one contiguous block."""
+    nsp = len(kernel)
+    n, c = _shape(x)[:2]
+    out = tuple(s // k for s, k in zip(_shape(x)[2:], kernel))
+    if any(o * k != s for o, k, s in zip(out, kernel, _shape(x)[2:])):
+        x = P.slice(x, index=((0, n, 1), (0, c, 1)) + tuple((0, o * k, 1) for o, k in zip(out, kernel)))
+    split = P.reshape(x, shape=(n, c) + tuple(v for ok in zip(out, kernel) for v in ok))
+    perm = tuple(3 + 2 * i for i in range(nsp)) + (0, 1) + tuple(2 + 2 * i for i in range(nsp))
+    return P.reshape(P.permute(split, dims=perm), shape=(_prod(kernel), n, c) + out)
+
+
+def _max_of_tiles(x, kernel):
+    """Max over windows that tile the input: a running maximum over the K window offsets, each a
+    contiguous block (no argmax row by row, no gather). The running value is replaced where the
+    next offset is greater or NaN, PyTorch's rule: the first maximum wins ties, and the last NaN
+    of a window wins. Autodiff of the ``where`` chain sends the gradient to exactly that element
+    (a mask per offset, no scatter), and the offsets' gradients, disjoint slices that tile the
+    stacked axis, are concatenated and permuted back."""
+    stacked = _window_offsets_first(x, kernel)
+    k, rest = _shape(stacked)[0], _shape(stacked)[1:]
+    best = None
+    for j in range(k):
+        v = P.reshape(P.slice(stacked, index=((j, j + 1, 1),) + tuple((0, s, 1) for s in rest)), shape=rest)
+        if best is None:
+            best = v
+            continue
+        take = P.gt(v, best)
+        if x.dtype.is_floating_point:
+            take = P.logical_or(take, P.isnan(v))
+        best = P.where(take, v, best)
+    return best
+
+
 @composite("max_pool", grad_name="MaxPool2DWithIndicesBackward0")
 def max_pool(x, kernel, stride, padding, dilation):
     """Max over each window; the gradient goes to the first maximum, as in PyTorch."""
+    if _tiling_windows(x, kernel, stride, padding, dilation):
+        return _max_of_tiles(x, kernel)
     nsp = len(kernel)
     cols = P.unfold(x, kernel=kernel, stride=stride, padding=padding, dilation=dilation, value=-math.inf)
     lead = _shape(cols)[:2 + nsp]

@@ -1,0 +1,164 @@
+"""Max pooling over windows that tile the input (kernel == stride, no padding, no dilation: the
+common case) runs as a running maximum over the window offsets (``passes/nn_decompositions.py``);
+the numpy backend lowers ``where(c, x, 0)`` as a bit multiply and materializes copies C-contiguous
+(``codegen/numpy_codegen.py``). Values and gradients compiled vs eager, vs float64 finite
+differences, and ties, NaN and infinities vs PyTorch (where installed)."""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+import graphc
+import graphc.nn.functional as F
+from graphc.codegen import numpy_codegen
+
+nan, inf = math.nan, math.inf
+
+# (spatial dims, input spatial shape, kernel): square, rectangular, cropped (odd sizes), 1-d, 3-d
+TILING = [(2, (8, 8), 2), (2, (6, 9), (2, 3)), (2, (7, 5), 2), (1, (9,), 3), (3, (4, 4, 6), 2)]
+POOL = {1: F.max_pool1d, 2: F.max_pool2d, 3: F.max_pool3d}
+
+
+def _value_and_grad(pool, x: np.ndarray, g: np.ndarray, kernel, compiled: bool):
+    t = graphc.tensor(x, requires_grad=True)
+
+    def fn(t, g):
+        y = pool(t, kernel)
+        (y * g).sum().backward()
+        return y.detach()
+    run = graphc.compile(fn) if compiled else fn
+    y = run(t, graphc.tensor(g))
+    return y.numpy(), t.grad.numpy()
+
+
+def _ties(shape, rng) -> np.ndarray:
+    """Small integers: many windows hold their maximum more than once."""
+    return rng.integers(-2, 3, shape).astype(np.float32)
+
+
+@pytest.mark.parametrize("nsp,size,kernel", TILING)
+def test_compiled_equals_eager_with_ties(nsp, size, kernel):
+    rng = np.random.default_rng(0)
+    x = _ties((2, 3) + size, rng)
+    x.reshape(-1)[::7] = nan
+    x.reshape(-1)[3::11] = -inf
+    k = (kernel,) * nsp if isinstance(kernel, int) else kernel
+    out = tuple(s // kk for s, kk in zip(size, k))
+    g = rng.standard_normal((2, 3) + out).astype(np.float32)
+    ye, ge = _value_and_grad(POOL[nsp], x, g, kernel, compiled=False)
+    yc, gc = _value_and_grad(POOL[nsp], x, g, kernel, compiled=True)
+    assert ye.shape == (2, 3) + out
+    np.testing.assert_array_equal(yc, ye)
+    np.testing.assert_array_equal(gc, ge)
+    # each window's gradient lands on exactly one element; rows/columns past the last window get none
+    assert np.count_nonzero(ge) == np.count_nonzero(g)
+
+
+@pytest.mark.parametrize("nsp,size,kernel", TILING[:2] + TILING[3:])
+def test_gradient_matches_finite_differences(nsp, size, kernel):
+    rng = np.random.default_rng(1)
+    x = rng.permutation(np.prod(size) * 2).reshape((1, 2) + size).astype(np.float64) / 7.0  # no ties
+    t = graphc.tensor(x, requires_grad=True)
+    assert graphc.autograd.gradcheck(lambda a: POOL[nsp](a, kernel), (t,), eps=1e-6, atol=1e-6)
+
+
+def test_window_maximum_and_gradient_rules():
+    """PyTorch's rules, written out: the first maximum of a window wins ties; a NaN is the
+    maximum, and of several NaNs the last wins; an all -inf window gives its first element."""
+    x = np.array([[[[3, 3, nan, 1, -inf, -inf],
+                    [1, 3, 2, nan, -inf, -inf]]]], np.float32)
+    for compiled in (False, True):
+        y, g = _value_and_grad(F.max_pool2d, x, np.ones((1, 1, 1, 3), np.float32), 2, compiled)
+        np.testing.assert_array_equal(y, [[[[3, nan, -inf]]]])
+        np.testing.assert_array_equal(g, [[[[1, 0, 0, 0, 1, 0], [0, 0, 0, 1, 0, 0]]]])
+
+
+def _torch_cases():
+    rng = np.random.default_rng(2)
+    a = _ties((2, 3, 8, 8), rng)
+    a.reshape(-1)[::5] = nan
+    a.reshape(-1)[2::9] = -inf
+    a.reshape(-1)[4::13] = inf
+    return [(a, 2, None, 0, False), (a[..., :7, :7], (2, 2), None, 0, False),
+            (a, 3, 2, 1, False), (a[..., :7, :7], 2, 2, 0, True)]  # the last two: the general path
+
+
+@pytest.mark.parametrize("case", range(4))
+@pytest.mark.parametrize("compiled", [False, True])
+def test_ties_nan_and_indices_match_torch(case, compiled):
+    torch = pytest.importorskip("torch")
+    x, k, s, p, ceil = _torch_cases()[case]
+    rng = np.random.default_rng(3)
+    tx = torch.tensor(x, requires_grad=True)
+    ty, tidx = torch.nn.functional.max_pool2d(tx, k, s, p, ceil_mode=ceil, return_indices=True)
+    g = rng.standard_normal(tuple(ty.shape)).astype(np.float32)
+    ty.backward(torch.tensor(g))
+    gx = graphc.tensor(x, requires_grad=True)
+
+    def fn(a, gg):
+        y = F.max_pool2d(a, k, s, p, ceil_mode=ceil)
+        (y * gg).sum().backward()
+        return y.detach()
+    run = graphc.compile(fn, fullgraph=True) if compiled else fn
+    y = run(gx, graphc.tensor(g))
+    np.testing.assert_array_equal(y.numpy(), ty.detach().numpy())
+    if not compiled:  # return_indices reads the values on the host: a graph break when compiled
+        _, idx = F.max_pool2d(graphc.tensor(x), k, s, p, ceil_mode=ceil, return_indices=True)
+        np.testing.assert_array_equal(idx.numpy(), tidx.numpy())
+    if case < 2:  # the tiling path sends each gradient where PyTorch does, NaN windows included
+        np.testing.assert_array_equal(gx.grad.numpy(), tx.grad.numpy())
+    else:  # the general path: same where no window holds a NaN
+        clean = ~np.isnan(x)
+        np.testing.assert_allclose(gx.grad.numpy()[clean], tx.grad.numpy()[clean], rtol=1e-6, atol=1e-6)
+
+
+def test_tiling_step_has_no_argmax_gather_or_scatter():
+    """The compiled step of a max pool over 2x2 tiles reads its windows as slices: no unfold, no
+    argmax or gather forward, no fold or scatter backward, and no np.where left for the masks."""
+    x = graphc.randn(4, 3, 8, 8, requires_grad=True)
+
+    def fn(a):
+        y = F.max_pool2d(F.relu(a), 2)
+        y.sum().backward()
+        return y.detach()
+    d = graphc.explain(fn, x)
+    code = d.code if hasattr(d, "code") else str(d)
+    for name in ("unfold", "'argmax'", "'gather'", "'fold'", "scatter", "add.at"):
+        assert name not in code, name
+    lines = [ln for ln in code.splitlines() if not ln.lstrip().startswith("#")]
+    # backward: a mask per window offset, two for each step of the running maximum, and relu's
+    assert sum("_where_zero(" in ln for ln in lines) == 2 * 3 + 1
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64, np.float16])
+def test_where_with_zero_branch_keeps_ieee_specials(dtype):
+    x = np.array([[1.5, -0.0, nan, inf, -inf, -2.0]], dtype)
+    c = np.array([[True, True, True, False, True, False]])
+    for keep in (True, False):
+        want = np.where(c, x, 0) if keep else np.where(c, 0, x)
+        got = numpy_codegen.where_zero(c, x, keep)
+        assert got.dtype == x.dtype
+        np.testing.assert_array_equal(got, want)
+        np.testing.assert_array_equal(np.signbit(got), np.signbit(want))
+    # the condition broadcasts against x, as np.where's
+    c2 = np.array([[True], [False]])
+    np.testing.assert_array_equal(numpy_codegen.where_zero(c2, x, True), np.where(c2, x, 0))
+
+
+def test_compiled_where_zero_equals_eager():
+    x = graphc.tensor([[1.0, nan, inf, -inf, -3.0, 0.5]])
+    m = graphc.tensor([[True, False, False, True, False, True]])
+
+    def fn(x, m):
+        return graphc.where(m, x, 0.0) + graphc.where(m, 0.0, x * 2)
+    np.testing.assert_array_equal(graphc.compile(fn)(x, m).numpy(), fn(x, m).numpy())
+
+
+def test_materialized_copy_is_c_contiguous():
+    a = np.arange(24, dtype=np.float32).reshape(2, 3, 4).transpose(2, 0, 1)
+    fresh = numpy_codegen.copy_c(a)
+    assert fresh.flags.c_contiguous and np.array_equal(fresh, a)
+    out = np.empty(a.shape, np.float32)
+    assert numpy_codegen.copy_c(a, out) is out and np.array_equal(out, a)
