@@ -90,6 +90,8 @@ def _where_lowering(n: Node, a: list[str]) -> str:
     its bit pattern by the condition (``where_zero``), about 10x faster than ``np.where``, whose
     loop branches on every element. Any other ``where`` is numpy's."""
     c, x, y = n.inputs
+    if _running_max(c, x, y):
+        return f"np.maximum({a[1]}, {a[2]})"
     for val, zero, keep in ((x, y, True), (y, x, False)):
         if (isinstance(c, Value) and c.dtype.np == np.bool_ and isinstance(val, Value) and _zero(zero)
                 and val.dtype is n.output.dtype and n.output.dtype.is_floating_point
@@ -99,6 +101,23 @@ def _where_lowering(n: Node, a: list[str]) -> str:
 
 
 _BITS = {2: np.uint16, 4: np.uint32, 8: np.uint64}
+
+
+def _running_max(c, x, y) -> bool:
+    """``where(c, x, y)`` with ``c = (x > y) | isnan(x)`` (``x > y`` for integers): a step of a
+    running maximum (max pooling's). Its value is ``np.maximum(x, y)``, which propagates NaN and
+    on equal operands, -0.0 and 0.0 included, returns the second: the earlier, as the ``where``
+    does. One loop instead of np.where's, which branches on every element."""
+    if not (isinstance(c, Value) and isinstance(x, Value) and isinstance(y, Value)):
+        return False
+    p = c.producer
+    if p is not None and p.prim is P.logical_or and x.dtype.is_floating_point:
+        gt, nan = (q.producer if isinstance(q, Value) else None for q in p.inputs)
+        if nan is None or nan.prim is not P.isnan or nan.inputs[0] is not x:
+            return False
+        p = gt
+    return (p is not None and p.prim is P.gt and p.inputs[0] is x and p.inputs[1] is y
+            and x.type == y.type and not x.dtype.is_complex)
 
 
 def where_zero(cond: np.ndarray, x: np.ndarray, keep: bool) -> np.ndarray:

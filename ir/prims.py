@@ -893,15 +893,21 @@ def _window_slices(kernel, stride, dilation, out_sp):
 
 def _unfold(x, *, kernel, stride, padding, dilation, value=0.0):
     nsp = len(kernel)
-    xp = np.pad(x, [(0, 0), (0, 0)] + [tuple(p) for p in padding], constant_values=value) \
-        if any(lo or hi for lo, hi in padding) else x
     out_sp = tuple(_window_out(x.shape[2 + i], kernel[i], stride[i], *padding[i], dilation[i]) for i in range(nsp))
     # A private buffer laid out (N, out..., C, kernel...): one copy per kernel offset with long
     # inner loops, and the layout conv's matmul wants, so its permute + reshape are views. The
-    # result is that buffer seen as (N, C, out..., kernel...).
+    # result is that buffer seen as (N, C, out..., kernel...). The copies read the (padded) input
+    # made channels-last and contiguous first, once: read through a strided view of the
+    # channels-first input, each of them would step across whole images per channel (2.2x slower
+    # on a conv layer of 16 channels of 8x8).
     lib = array_module(x)
+    padded = tuple(x.shape[2 + i] + padding[i][0] + padding[i][1] for i in range(nsp))
+    channels_last = lib.empty((x.shape[0],) + padded + (x.shape[1],), dtype=x.dtype)
+    if padded != tuple(x.shape[2:]):
+        channels_last.fill(value)
+    inner = tuple(builtins.slice(lo, lo + n) for (lo, _), n in zip(padding, x.shape[2:]))
+    channels_last[(builtins.slice(None),) + inner] = lib.moveaxis(x, 1, -1)
     buf = lib.empty((x.shape[0],) + out_sp + (x.shape[1],) + tuple(kernel), dtype=x.dtype)
-    channels_last = lib.moveaxis(xp, 1, -1)
     for offs, sl in _window_slices(kernel, stride, dilation, out_sp):
         buf[(Ellipsis,) + offs] = channels_last[(builtins.slice(None),) + sl]
     return lib.moveaxis(buf, 1 + nsp, 1)

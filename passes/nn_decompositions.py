@@ -99,39 +99,35 @@ def _tiling_windows(x, kernel, stride, padding, dilation) -> bool:
             and all(d == 1 for d in dilation) and all(s >= k for s, k in zip(_shape(x)[2:], kernel)))
 
 
-def _window_offsets_first(x, kernel):
-    """x (N, C, spatial...) as (K, N, C, out...): each of the K = prod(kernel) offsets of a
-    window, in PyTorch's (row-major) order, as one contiguous block."""
-    nsp = len(kernel)
-    n, c = _shape(x)[:2]
-    out = tuple(s // k for s, k in zip(_shape(x)[2:], kernel))
-    if any(o * k != s for o, k, s in zip(out, kernel, _shape(x)[2:])):
-        x = P.slice(x, index=((0, n, 1), (0, c, 1)) + tuple((0, o * k, 1) for o, k in zip(out, kernel)))
-    split = P.reshape(x, shape=(n, c) + tuple(v for ok in zip(out, kernel) for v in ok))
-    perm = tuple(3 + 2 * i for i in range(nsp)) + (0, 1) + tuple(2 + 2 * i for i in range(nsp))
-    return P.reshape(P.permute(split, dims=perm), shape=(_prod(kernel), n, c) + out)
-
-
 def _max_of_tiles(x, kernel):
-    """Max over windows that tile the input: a running maximum over the K window offsets, each a
-    contiguous block (no argmax row by row, no gather). The running value is replaced where the
-    next offset is greater or NaN, PyTorch's rule: the first maximum wins ties, and the last NaN
-    of a window wins. Autodiff of the ``where`` chain sends the gradient to exactly that element
-    (a mask per offset, no scatter), and the offsets' gradients, disjoint slices that tile the
-    stacked axis, are concatenated and permuted back."""
-    stacked = _window_offsets_first(x, kernel)
-    k, rest = _shape(stacked)[0], _shape(stacked)[1:]
-    best = None
-    for j in range(k):
-        v = P.reshape(P.slice(stacked, index=((j, j + 1, 1),) + tuple((0, s, 1) for s in rest)), shape=rest)
-        if best is None:
-            best = v
-            continue
-        take = P.gt(v, best)
-        if x.dtype.is_floating_point:
-            take = P.logical_or(take, P.isnan(v))
-        best = P.where(take, v, best)
-    return best
+    """Max over windows that tile the input, one spatial dim at a time from the last (max is
+    separable, and so are PyTorch's rules, which follow its row-major scan of a window: the first
+    maximum wins ties, and the last NaN of a window wins). Along each dim, a running maximum over
+    the window offsets, each a strided slice (no argmax row by row, no gather): the running value
+    is replaced where the next offset is greater or NaN. Autodiff of that ``where`` chain sends
+    the gradient to exactly the chosen element (a mask per offset, no scatter), and the offsets'
+    gradients, disjoint slices that tile the window axis, are concatenated."""
+    n, c = _shape(x)[:2]
+    sizes = _shape(x)[2:]
+    out = tuple(s // k for s, k in zip(sizes, kernel))
+    if any(o * k != s for o, k, s in zip(out, kernel, sizes)):  # PyTorch leaves the rest out
+        x = P.slice(x, index=((0, n, 1), (0, c, 1)) + tuple((0, o * k, 1) for o, k in zip(out, kernel)))
+    y = x
+    for d in reversed(range(len(kernel))):
+        pre, k, o, post = n * c * _prod(out[:d]) * _prod(kernel[:d]), kernel[d], out[d], _prod(out[d + 1:])
+        windows = P.reshape(y, shape=(pre, o, k, post))
+        best = None
+        for j in range(k):
+            v = P.slice(windows, index=((0, pre, 1), (0, o, 1), (j, j + 1, 1), (0, post, 1)))
+            if best is None:
+                best = v
+                continue
+            take = P.gt(v, best)
+            if x.dtype.is_floating_point:
+                take = P.logical_or(take, P.isnan(v))
+            best = P.where(take, v, best)
+        y = best
+    return P.reshape(y, shape=(n, c) + out)
 
 
 @composite("max_pool", grad_name="MaxPool2DWithIndicesBackward0")
