@@ -1,7 +1,9 @@
-"""Max pooling over windows that tile the input (kernel == stride, no padding, no dilation: the
-common case) runs as a running maximum over the window offsets (``passes/nn_decompositions.py``);
-the numpy backend lowers ``where(c, x, 0)`` as a bit multiply and materializes copies C-contiguous
-(``codegen/numpy_codegen.py``). Values and gradients compiled vs eager, vs float64 finite
+"""What a CNN training step runs on the numpy backend. Max pooling over windows that tile the
+input (kernel == stride, no padding, no dilation: the common case) is a running maximum over the
+window offsets (``passes/nn_decompositions.py``); the numpy backend lowers ``where(c, x, 0)`` as a
+bit multiply, a running-max step as np.maximum, and materializes copies C-contiguous
+(``codegen/numpy_codegen.py``); unfold/fold (im2col/col2im, ``ir/prims.py``) against their
+definition and each other. Values and gradients compiled vs eager, vs float64 finite
 differences, and ties, NaN and infinities vs PyTorch (where installed)."""
 from __future__ import annotations
 
@@ -175,3 +177,31 @@ def test_materialized_copy_is_c_contiguous():
     assert fresh.flags.c_contiguous and np.array_equal(fresh, a)
     out = np.empty(a.shape, np.float32)
     assert numpy_codegen.copy_c(a, out) is out and np.array_equal(out, a)
+
+
+@pytest.mark.parametrize("shape,k,s,p,d", [
+    ((2, 16, 8, 8), (3, 3), (1, 1), ((1, 1), (1, 1)), (1, 1)),  # a conv layer's col2im
+    ((2, 3, 7, 6), (3, 2), (2, 1), ((1, 2), (0, 1)), (1, 2)),
+    ((1, 3, 5, 5), (3, 3), (3, 3), ((2, 2), (2, 2)), (2, 2)),  # windows that skip input positions
+    ((2, 1, 5), (3,), (1,), ((1, 1),), (1,)),
+    ((1, 2, 4, 4, 5), (2, 2, 3), (2, 1, 1), ((0, 1), (1, 0), (0, 0)), (1, 1, 1))])
+@pytest.mark.parametrize("channels_last", [False, True])
+def test_unfold_and_fold_are_adjoint(shape, k, s, p, d, channels_last):
+    """<unfold(x), c> == <x, fold(c)> for windows in either memory layout, and unfold reads the
+    windows it should (against np.pad and plain indexing)."""
+    from graphc.ir import prims as P
+    rng = np.random.default_rng(4)
+    x = rng.standard_normal(shape)
+    u = P.unfold.impl(x, kernel=k, stride=s, padding=p, dilation=d, value=-1.5)
+    xp = np.pad(x, [(0, 0), (0, 0)] + list(p), constant_values=-1.5)
+    for pos in np.ndindex(*u.shape[2:]):
+        out, off = pos[:len(k)], pos[len(k):]
+        src = tuple(o * st + f * dd for o, st, f, dd in zip(out, s, off, d))
+        np.testing.assert_array_equal(u[(slice(None), slice(None)) + pos], xp[(slice(None), slice(None)) + src])
+    c = rng.standard_normal(u.shape)
+    if channels_last:  # the layout of conv's backward product
+        c = np.moveaxis(np.ascontiguousarray(np.moveaxis(c, 1, 1 + len(k))), 1 + len(k), 1)
+    u0 = P.unfold.impl(x, kernel=k, stride=s, padding=p, dilation=d)
+    f = P.fold.impl(c, size=shape[2:], kernel=k, stride=s, padding=p, dilation=d)
+    assert f.shape == shape and f.flags.c_contiguous
+    np.testing.assert_allclose((x * f).sum(), (u0 * c).sum(), rtol=1e-10)
