@@ -222,8 +222,44 @@ def copy_c(x: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
     return out
 
 
+def sum_channels(x: np.ndarray, keepdims: bool, out: np.ndarray | None = None) -> np.ndarray:
+    """``x.sum((0, 2, 3, ...), keepdims=keepdims)``: a batch norm's per-channel sum over an
+    (N, C, spatial...) array. numpy's reduction over those strided axes is 5x slower than two
+    BLAS products with ones vectors, ones(N) @ x as (N, C*S), then as (C, S) @ ones(S) (64x32x8x8
+    float32: 27 vs 130 us); past SUM_ROWS_BLAS_MAX elements (where OpenBLAS would use its
+    threads) einsum's loop sums them, 2.5x faster still than the reduction. A strided ``x`` (a
+    view) or a device array takes ``np.add.reduce``."""
+    axes = (0,) + tuple(range(2, x.ndim))
+    if type(x) is not np.ndarray or not x.flags.c_contiguous or not x.size:
+        return np.add.reduce(x, axis=axes, keepdims=keepdims, out=out)
+    n, c = x.shape[:2]
+    s = x.size // (n * c)
+    flat = None if out is None else out.reshape(c)
+    if x.size > SUM_ROWS_BLAS_MAX:
+        r = np.einsum("ncs->c", x.reshape(n, c, s), out=flat)
+    else:
+        r = _ones(s, x.dtype)
+        r = _ones(n, x.dtype).dot(x.reshape(n, c * s)).reshape(c, s).dot(r, out=flat)
+    if out is not None:
+        return out
+    return r.reshape((1, c) + (1,) * (x.ndim - 2)) if keepdims else r
+
+
+def _ones(n: int, dtype) -> np.ndarray:
+    key = (n, dtype, False)
+    ones = _ONES.get(key)
+    if ones is None:  # a race makes two equal vectors: harmless
+        ones = np.ones(n, dtype)
+        ones.flags.writeable = False
+        ones = _ONES.setdefault(key, ones)
+    return ones
+
+
 def _sum_lowering(n: Node, a: list[str]) -> str:
     x = n.inputs[0]
+    if (x.ndim >= 3 and tuple(n.attrs["dims"]) == (0,) + tuple(range(2, x.ndim)) and x.dtype is n.output.dtype
+            and x.dtype.np in (np.float32, np.float64)):
+        return f"_sum_channels({a[0]}, {n.attrs['keepdim']})"
     if (x.ndim >= 2 and tuple(n.attrs["dims"]) == (x.ndim - 1,) and 1 < x.shape[-1] <= SUM_ROWS_MAX
             and x.dtype is n.output.dtype and x.dtype.np in (np.float32, np.float64)):
         return f"_sum_rows({a[0]}, {n.attrs['keepdim']})"
@@ -510,7 +546,7 @@ def namespace() -> dict:
           "_dtypes": {d.name: d for d in dtypes.ALL_DTYPES},
           "_sigmoid": P.sigmoid_values, "_erf": P.erf_values, "_rsqrt": P.rsqrt_values,
           "_sum_rows": sum_rows, "_clip": P.clip_ufunc, "_copy": copy_c,
-          "_where_zero": where_zero}
+          "_where_zero": where_zero, "_sum_channels": sum_channels}
 
     def _expit(x, out=None):  # scipy is imported on the first call, which puts expit itself here
         from scipy.special import expit

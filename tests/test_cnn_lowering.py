@@ -205,3 +205,45 @@ def test_unfold_and_fold_are_adjoint(shape, k, s, p, d, channels_last):
     f = P.fold.impl(c, size=shape[2:], kernel=k, stride=s, padding=p, dilation=d)
     assert f.shape == shape and f.flags.c_contiguous
     np.testing.assert_allclose((x * f).sum(), (u0 * c).sum(), rtol=1e-10)
+
+
+@pytest.mark.parametrize("shape", [(64, 32, 8, 8), (4, 3, 5), (2, 5, 300, 300), (3, 0, 4)])
+@pytest.mark.parametrize("keepdims", [True, False])
+@pytest.mark.parametrize("planned", [False, True])
+def test_channel_sum(shape, keepdims, planned):
+    """A batch norm's per-channel sum (BLAS products with ones; einsum when large), against a
+    float64 sum; a strided view takes numpy's reduction."""
+    rng = np.random.default_rng(5)
+    x = (rng.standard_normal(shape) + 2).astype(np.float32)
+    axes = (0,) + tuple(range(2, len(shape)))
+    want = x.astype(np.float64).sum(axes, keepdims=keepdims)
+    out = np.empty(want.shape, np.float32) if planned else None
+    got = numpy_codegen.sum_channels(x, keepdims, out)
+    assert got.shape == want.shape and got.dtype == np.float32 and (out is None or got is out)
+    np.testing.assert_allclose(got, want, rtol=2e-6, atol=1e-3)
+    view = x[:, ::-1]
+    flipped = want[:, ::-1] if keepdims else want[::-1]
+    np.testing.assert_allclose(numpy_codegen.sum_channels(view, keepdims), flipped, rtol=2e-6, atol=1e-3)
+
+
+def test_batch_norm_step_compiled_equals_eager():
+    """BatchNorm2d's forward and backward reduce over (N, H, W): the compiled step (channel sums
+    as BLAS products) equals eager mode's."""
+    graphc.manual_seed(0)
+    bn = graphc.nn.BatchNorm2d(6)
+    x = graphc.randn(8, 6, 5, 5, requires_grad=True)
+    g = graphc.randn(8, 6, 5, 5)
+
+    def fn(x):
+        y = bn(x)
+        (y * g).sum().backward()
+        return y.detach()
+    ye = fn(x)
+    ge, gw = x.grad.clone(), bn.weight.grad.clone()
+    x.grad, bn.weight.grad, bn.bias.grad = None, None, None
+    compiled = graphc.compile(fn)
+    yc = compiled(x)
+    np.testing.assert_allclose(yc.numpy(), ye.numpy(), rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(x.grad.numpy(), ge.numpy(), rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(bn.weight.grad.numpy(), gw.numpy(), rtol=1e-4, atol=1e-5)
+    assert "_sum_channels(" in graphc.explain(compiled, x).code
