@@ -79,7 +79,6 @@ for _p, _name in [
     _UFUNCS[_p] = getattr(np, _name)
 
 
-
 def _zero(x) -> bool:
     return not isinstance(x, Value) and type(x) in (int, float) and x == 0
 
@@ -104,20 +103,22 @@ _BITS = {2: np.uint16, 4: np.uint32, 8: np.uint64}
 
 
 def _running_max(c, x, y) -> bool:
-    """``where(c, x, y)`` with ``c = (x > y) | isnan(x)`` (``x > y`` for integers): a step of a
-    running maximum (max pooling's). Its value is ``np.maximum(x, y)``, which propagates NaN and
+    """``where(c, x, y)`` with ``c = (x > y) | isnan(x)`` (``x > y`` for integers and bools): a
+    step of a running maximum (max pooling's). Its value is ``np.maximum(x, y)``, which propagates NaN and
     on equal operands, -0.0 and 0.0 included, returns the second: the earlier, as the ``where``
     does. One loop instead of np.where's, which branches on every element."""
-    if not (isinstance(c, Value) and isinstance(x, Value) and isinstance(y, Value)):
+    if not (isinstance(c, Value) and isinstance(x, Value) and isinstance(y, Value) and x.type == y.type):
         return False
     p = c.producer
-    if p is not None and p.prim is P.logical_or and x.dtype.is_floating_point:
-        gt, nan = (q.producer if isinstance(q, Value) else None for q in p.inputs)
+    if x.dtype.is_floating_point:  # float32/64 only: the tie rule above was checked on their loops
+        if x.dtype.np not in (np.float32, np.float64) or p is None or p.prim is not P.logical_or:
+            return False
+        p, nan = (q.producer if isinstance(q, Value) else None for q in p.inputs)
         if nan is None or nan.prim is not P.isnan or nan.inputs[0] is not x:
             return False
-        p = gt
-    return (p is not None and p.prim is P.gt and p.inputs[0] is x and p.inputs[1] is y
-            and x.type == y.type and not x.dtype.is_complex)
+    elif x.dtype.is_complex:
+        return False
+    return p is not None and p.prim is P.gt and p.inputs[0] is x and p.inputs[1] is y
 
 
 def where_zero(cond: np.ndarray, x: np.ndarray, keep: bool) -> np.ndarray:

@@ -247,3 +247,22 @@ def test_batch_norm_step_compiled_equals_eager():
     np.testing.assert_allclose(x.grad.numpy(), ge.numpy(), rtol=1e-4, atol=1e-5)
     np.testing.assert_allclose(bn.weight.grad.numpy(), gw.numpy(), rtol=1e-4, atol=1e-5)
     assert "_sum_channels(" in graphc.explain(compiled, x).code
+
+
+def test_where_greater_without_nan_test_is_not_a_maximum():
+    """where(x > y, x, y) on floats keeps y where x is NaN (np.maximum would not): only the
+    running max's form with ``| isnan(x)`` lowers to np.maximum."""
+    x = graphc.tensor([nan, 1.0, 2.0, nan])
+    y = graphc.tensor([1.0, nan, 3.0, nan])
+
+    def plain(x, y):
+        return graphc.where(x > y, x, y)
+
+    def running(x, y):
+        return graphc.where((x > y) | graphc.isnan(x), x, y)
+    for fn in (plain, running):
+        np.testing.assert_array_equal(graphc.compile(fn)(x, y).numpy(), fn(x, y).numpy())
+    assert "np.maximum(" not in graphc.explain(plain, x, y).code
+    assert "np.maximum(" in graphc.explain(running, x, y).code
+    ints = graphc.tensor([3, -1, 2]), graphc.tensor([1, 5, 2])
+    np.testing.assert_array_equal(graphc.compile(plain)(*ints).numpy(), [3, 5, 2])
