@@ -111,7 +111,7 @@ def _running_max(c, x, y) -> bool:
         return False
     p = c.producer
     if x.dtype.is_floating_point:  # float32/64 only: the tie rule above was checked on their loops
-        if x.dtype.np not in (np.float32, np.float64) or p is None or p.prim is not P.logical_or:
+        if x.dtype.np not in (np.float32, np.float64) or p is None or p.prim not in (P.logical_or, P.bitwise_or):
             return False
         p, nan = (q.producer if isinstance(q, Value) else None for q in p.inputs)
         if nan is None or nan.prim is not P.isnan or nan.inputs[0] is not x:
