@@ -78,38 +78,61 @@ for _p, _name in [
     _OUT_CAPABLE.append(_p)
     _UFUNCS[_p] = getattr(np, _name)
 
-_BITS = {2: np.int16, 4: np.int32, 8: np.int64}  # the integer type of a float's bits, by itemsize
-_ONE_I8 = np.int8(1)
-WHERE_ZERO_FROM = 2048  # elements
 
-
-def where_zero(cond: np.ndarray, x: np.ndarray, keep_true: bool = True) -> np.ndarray:
-    """``np.where(cond, x, 0)`` (``keep_true``) or ``np.where(cond, 0, x)`` for a float array ``x``,
-    exactly: ``x``'s bits and-ed with a mask of ones where it is kept (+0.0 elsewhere, nan and
-    -0.0 kept as they are). np.where's loop branches on every element: on a relu mask (signs at
-    random) it mispredicts half the time, 7x slower (64x512 float32: 240 against 30 us)."""
-    if x.size < WHERE_ZERO_FROM and cond.size < WHERE_ZERO_FROM:  # small: np.where's one call is cheaper
-        return np.where(cond, x, x.dtype.type(0)) if keep_true else np.where(cond, x.dtype.type(0), x)
-    bits = _BITS[x.dtype.itemsize]
-    c = cond.view(np.int8)  # 0/1 -> 0/-1 (keep where true) or -1/0 (keep where false), widened
-    mask = (np.negative(c) if keep_true else np.subtract(c, _ONE_I8)).astype(bits)
-    out = np.empty(x.shape if cond.shape == x.shape else np.broadcast_shapes(cond.shape, x.shape), x.dtype)
-    np.bitwise_and(x.view(bits), mask, out=out.view(bits))
-    return out
-
-
-def _is_plus_zero(v) -> bool:
-    return type(v) in (int, float) and v == 0 and math.copysign(1.0, v) > 0
+def _zero(x) -> bool:
+    """+0 (``where(c, x, -0.0)`` must give -0.0 where it drops x, which the bits' product does not)."""
+    return not isinstance(x, Value) and type(x) in (int, float) and x == 0 and math.copysign(1.0, x) > 0
 
 
 def _where_lowering(n: Node, a: list[str]) -> str:
+    """``where(c, x, 0)`` or ``where(c, 0, x)`` on a real float ``x`` of the result's dtype (the
+    gradient of relu, of a max or of a slice) keeps or zeroes ``x``'s bits: an integer multiply of
+    its bit pattern by the condition (``where_zero``), about 10x faster than ``np.where``, whose
+    loop branches on every element. Any other ``where`` is numpy's."""
     c, x, y = n.inputs
-    out = n.output.dtype
-    for value, zero, keep in ((x, y, True), (y, x, False)):
-        if isinstance(value, Value) and _is_plus_zero(zero) and value.dtype is out and out.is_floating_point \
-                and out.itemsize in _BITS and isinstance(c, Value):
+    if _running_max(c, x, y):
+        return f"np.maximum({a[1]}, {a[2]})"
+    for val, zero, keep in ((x, y, True), (y, x, False)):
+        if (isinstance(c, Value) and c.dtype.np == np.bool_ and isinstance(val, Value) and _zero(zero)
+                and val.dtype is n.output.dtype and n.output.dtype.is_floating_point
+                and not n.output.dtype.is_complex and n.output.dtype.itemsize in _BITS):
             return f"_where_zero({a[0]}, {a[1] if keep else a[2]}, {keep})"
-    return f"_fix(np.where({', '.join(a)}), {out.np.name!r})"
+    return f"_fix(np.where({', '.join(a)}), {n.output.dtype.np.name!r})"
+
+
+_BITS = {2: np.uint16, 4: np.uint32, 8: np.uint64}  # the integer type of a float's bits, by itemsize
+WHERE_ZERO_FROM = 2048  # elements
+
+
+def _running_max(c, x, y) -> bool:
+    """``where(c, x, y)`` with ``c = (x > y) | isnan(x)`` (``x > y`` for integers and bools): a
+    step of a running maximum (max pooling's). Its value is ``np.maximum(x, y)``, which propagates NaN and
+    on equal operands, -0.0 and 0.0 included, returns the second: the earlier, as the ``where``
+    does. One loop instead of np.where's, which branches on every element."""
+    if not (isinstance(c, Value) and isinstance(x, Value) and isinstance(y, Value) and x.type == y.type):
+        return False
+    p = c.producer
+    if x.dtype.is_floating_point:  # float32/64 only: the tie rule above was checked on their loops
+        if x.dtype.np not in (np.float32, np.float64) or p is None or p.prim not in (P.logical_or, P.bitwise_or):
+            return False
+        p, nan = (q.producer if isinstance(q, Value) else None for q in p.inputs)
+        if nan is None or nan.prim is not P.isnan or nan.inputs[0] is not x:
+            return False
+    elif x.dtype.is_complex:
+        return False
+    return p is not None and p.prim is P.gt and p.inputs[0] is x and p.inputs[1] is y
+
+
+def where_zero(cond: np.ndarray, x: np.ndarray, keep: bool) -> np.ndarray:
+    """``where(cond, x, 0)`` (``keep``) or ``where(cond, 0, x)`` for a real float array ``x``, as
+    ``x``'s bits times the condition: +0.0 where the element is dropped (inf and NaN too). Below
+    ``WHERE_ZERO_FROM`` elements np.where's one call is cheaper."""
+    if x.size < WHERE_ZERO_FROM and np.size(cond) < WHERE_ZERO_FROM:
+        return np.where(cond, x, x.dtype.type(0)) if keep else np.where(cond, x.dtype.type(0), x)
+    bits = _BITS[x.dtype.itemsize]
+    out = np.empty(np.broadcast_shapes(np.shape(cond), x.shape), x.dtype)
+    np.multiply(x.view(bits), cond if keep else np.logical_not(cond), out=out.view(bits))
+    return out
 
 
 LOWERINGS[P.where] = _where_lowering
@@ -119,7 +142,11 @@ LOWERINGS[P.cast] = lambda n, a: (
     _impl_call(n, a) if (n.attrs["dtype"].is_floating_point and n.inputs[0].dtype.itemsize > n.attrs["dtype"].itemsize)
     or (n.inputs[0].dtype.is_complex and not n.attrs["dtype"].is_complex)
     else f"np.asarray({a[0]}).astype({np_type(n.attrs['dtype'])})")
-LOWERINGS[P.copy] = lambda n, a: f"np.array({a[0]})"
+# into its planned buffer: a copy materializes a view as a C-contiguous array, which the plan's
+# index maps then read as such (np.array keeps a transposed view's memory order, and every later
+# reshape of that array would copy it again)
+LOWERINGS[P.copy] = lambda n, a: f"_copy({a[0]})"
+_OUT_CAPABLE.append(P.copy)
 # eager mode's views of a complex array, copied here: the memory plan takes results for fresh arrays
 for _p in (P.real, P.imag, P.view_as_real, P.view_as_complex):
     LOWERINGS[_p] = lambda n, a: f"np.array({_impl_call(n, a)})"
@@ -193,8 +220,52 @@ def sum_rows(x: np.ndarray, keepdims: bool, out: np.ndarray | None = None) -> np
     return x.dot(ones) if out is None else x.dot(ones, out=out)
 
 
+def copy_c(x: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
+    """``x`` copied into ``out`` (a planned buffer), or into a new C-contiguous array."""
+    if out is None:
+        return np.array(x, order="C")
+    np.copyto(out, x)
+    return out
+
+
+def sum_channels(x: np.ndarray, keepdims: bool, out: np.ndarray | None = None) -> np.ndarray:
+    """``x.sum((0, 2, 3, ...), keepdims=keepdims)``: a batch norm's per-channel sum over an
+    (N, C, spatial...) array. numpy's reduction over those strided axes is 5x slower than two
+    BLAS products with ones vectors, ones(N) @ x as (N, C*S), then as (C, S) @ ones(S) (64x32x8x8
+    float32: 27 vs 130 us); past SUM_ROWS_BLAS_MAX elements (where OpenBLAS would use its
+    threads) einsum's loop sums them, 2.5x faster still than the reduction. A strided ``x`` (a
+    view) or a device array takes ``np.add.reduce``."""
+    axes = (0,) + tuple(range(2, x.ndim))
+    if type(x) is not np.ndarray or not x.flags.c_contiguous or not x.size:
+        return np.add.reduce(x, axis=axes, keepdims=keepdims, out=out)
+    n, c = x.shape[:2]
+    s = x.size // (n * c)
+    flat = None if out is None else out.reshape(c)
+    if x.size > SUM_ROWS_BLAS_MAX:
+        r = np.einsum("ncs->c", x.reshape(n, c, s), out=flat)
+    else:
+        r = _ones(s, x.dtype)
+        r = _ones(n, x.dtype).dot(x.reshape(n, c * s)).reshape(c, s).dot(r, out=flat)
+    if out is not None:
+        return out
+    return r.reshape((1, c) + (1,) * (x.ndim - 2)) if keepdims else r
+
+
+def _ones(n: int, dtype) -> np.ndarray:
+    key = (n, dtype, False)
+    ones = _ONES.get(key)
+    if ones is None:  # a race makes two equal vectors: harmless
+        ones = np.ones(n, dtype)
+        ones.flags.writeable = False
+        ones = _ONES.setdefault(key, ones)
+    return ones
+
+
 def _sum_lowering(n: Node, a: list[str]) -> str:
     x = n.inputs[0]
+    if (x.ndim >= 3 and tuple(n.attrs["dims"]) == (0,) + tuple(range(2, x.ndim)) and x.dtype is n.output.dtype
+            and x.dtype.np in (np.float32, np.float64)):
+        return f"_sum_channels({a[0]}, {n.attrs['keepdim']})"
     if (x.ndim >= 2 and tuple(n.attrs["dims"]) == (x.ndim - 1,) and 1 < x.shape[-1] <= SUM_ROWS_MAX
             and x.dtype is n.output.dtype and x.dtype.np in (np.float32, np.float64)):
         return f"_sum_rows({a[0]}, {n.attrs['keepdim']})"
@@ -576,7 +647,8 @@ def namespace() -> dict:
           "_check_divisor": P.check_int_divisor,
           "_dtypes": {d.name: d for d in dtypes.ALL_DTYPES},
           "_sigmoid": P.sigmoid_values, "_erf": P.erf_values, "_rsqrt": P.rsqrt_values,
-          "_sum_rows": sum_rows, "_clip": P.clip_ufunc, "_where_zero": where_zero}
+          "_sum_rows": sum_rows, "_clip": P.clip_ufunc, "_copy": copy_c,
+          "_where_zero": where_zero, "_sum_channels": sum_channels}
 
     def _expit(x, out=None):  # scipy is imported on the first call, which puts expit itself here
         from scipy.special import expit

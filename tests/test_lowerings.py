@@ -316,3 +316,12 @@ def test_relu_backward_compiled_uses_the_bit_mask_and_equals_eager():
     x.grad = None
     fn(x).backward()
     np.testing.assert_array_equal(got, x.grad.numpy())
+
+
+def test_where_with_a_negative_zero_branch_keeps_its_sign():
+    """The bit product gives +0.0 where it drops x: ``where(c, x, -0.0)`` must not take that path."""
+    x, c = graphc.randn(64, 512), graphc.randn(64, 512) > 0
+    for fn in (lambda c, x: graphc.where(c, x, -0.0), lambda c, x: graphc.where(c, -0.0, x)):
+        got, want = graphc.compile(fn)(c, x).numpy(), fn(c, x).numpy()
+        np.testing.assert_array_equal(np.signbit(got), np.signbit(want))
+        np.testing.assert_array_equal(got, want)
