@@ -281,8 +281,13 @@ class PrimBackward(Node):
         for a in args:
             if hasattr(a, "_vc"):  # a tensor (the slot of its version counter)
                 edges.append(_edge(a) if i not in nondiff else _NO_EDGE)
-                saved.append(SavedTensor(a) if i in keep else _Unsaved(a._data.shape, a.dtype) if i in uses
-                             else _operand_type(a._data))
+                if i in keep:
+                    saved.append(SavedTensor(a))
+                elif i in uses:
+                    saved.append(_Unsaved(a._data.shape, a.dtype))
+                else:  # _operand_type(a._data), its memo read inline (every operand of add, sub ...)
+                    d = a._data
+                    saved.append(_OPERAND_TYPES.get((d.shape, d.dtype)) or _operand_type(d))
             else:
                 edges.append(_NO_EDGE)
                 saved.append(a)
