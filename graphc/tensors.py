@@ -746,11 +746,9 @@ class EagerHandler(FrontendHandler):
             i = 0
             for a in args:
                 if isinstance(a, Tensor) and i not in nondiff and (a._requires_grad or a.grad_fn is not None):
-                    node = _node_class(prim)(prim, VJP[prim], attrs, args, result)
-                    if result._base is None:
-                        result._grad_fn = node  # the grad_fn setter's view bookkeeping has nothing to do
-                    else:
-                        result.grad_fn = node
+                    # (not the grad_fn setter: its view bookkeeping, _view_ver, is what
+                    # _record_view just set for a differentiable view recorded with grad enabled)
+                    result._grad_fn = _node_class(prim)(prim, VJP[prim], attrs, args, result)
                     break
                 i += 1
         return result

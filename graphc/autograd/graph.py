@@ -274,7 +274,7 @@ class PrimBackward(Node):
         # prim_node_class(prim) gives, so that it has its name without a __class__ assignment
         edges = []
         saved: list[Any] = []
-        keep = _operands_to_save(prim, rule, args)
+        keep = rule.uses if rule.needs is None else _operands_to_save(prim, rule, args)
         nondiff = prim.nondiff_operands
         uses = rule.uses
         i = 0
