@@ -227,20 +227,29 @@ erf = _elementwise("erf", erf_values, "float")
 _ZEROS: dict = {}  # dtype -> a 0-d zero of it
 
 
+def _readonly_scalar(value, dtype) -> np.ndarray:
+    a = np.full((), value, dtype)
+    a.flags.writeable = False
+    return a
+
+
 # relu of a float array clips it to [0, inf]: the clip ufunc is 2-3.5x faster than np.maximum
 # against a zero (whose loop with a broadcast scalar is not vectorized), and keeps -0.0 as PyTorch's
-# relu does (np.maximum(-0.0, 0) is +0.0); nan stays nan
+# relu does (np.maximum(-0.0, 0) is +0.0); nan stays nan. The bounds are 0-d arrays of the operand's
+# dtype, made once: Python floats cost numpy a conversion per call, more than clipping 16 elements.
 RELU_CLIPS = frozenset(np.dtype(d) for d in (np.float16, np.float32, np.float64))
+_RELU_BOUNDS = {d: (_readonly_scalar(0, d), _readonly_scalar(np.inf, d)) for d in RELU_CLIPS}
 
 
 def _relu(x):
-    if type(x) is np.ndarray and x.dtype in RELU_CLIPS:
-        return clip_ufunc(x, 0.0, np.inf)
     if type(x) is np.ndarray:
+        bounds = _RELU_BOUNDS.get(x.dtype)
+        if bounds is not None:
+            return clip_ufunc(x, bounds[0], bounds[1])
         # against a 0-d zero of x's dtype: a Python 0 costs numpy a conversion on every call
         zero = _ZEROS.get(x.dtype)
         if zero is None:
-            zero = _ZEROS[x.dtype] = np.zeros((), x.dtype)
+            zero = _ZEROS[x.dtype] = _readonly_scalar(0, x.dtype)
         return np.maximum(x, zero)
     return np.maximum(x, 0, dtype=x.dtype)
 
