@@ -313,6 +313,7 @@ class NumpyTarget:
     unsupported = UNSUPPORTED
     calls = CALLS
     materializes_intermediates = True
+    keeps_layout = True  # library results are used as numpy returns them
     donates = True
 
     @staticmethod

@@ -77,6 +77,10 @@ class Primitive:
     # Reads or makes a complex value whatever it is given (real/imag, make_complex, the FFTs):
     # backends and formats without a complex type (Triton, ONNX) refuse it.
     complex_only: bool = False
+    # ``impl``'s result is not laid out in C order: given the result's rank, its dims from the
+    # outermost to the innermost in memory (None: C order). The schedule then knows which views of
+    # the result need no copy (unfold returns windows laid out as conv's matmul reads them).
+    layout: Callable[[int], tuple[int, ...]] | None = None
 
     def __post_init__(self) -> None:
         if self.cheap is None:

@@ -929,7 +929,13 @@ def _unfold(x, *, kernel, stride, padding, dilation, value=0.0):
     return lib.moveaxis(buf, 1 + nsp, 1)
 
 
-unfold = register(Primitive("unfold", _unfold_infer, _unfold, kind="window"))
+def _unfold_layout(ndim: int) -> tuple[int, ...]:
+    """(N, out..., C, kernel...): the memory order of ``_unfold``'s buffer."""
+    nsp = (ndim - 2) // 2
+    return (0, *range(2, 2 + nsp), 1, *range(2 + nsp, ndim))
+
+
+unfold = register(Primitive("unfold", _unfold_infer, _unfold, kind="window", layout=_unfold_layout))
 
 
 def _fold_infer(cols, *, size, kernel, stride, padding, dilation):
