@@ -58,7 +58,7 @@ def test_compiled_conv2d_forward_backward_equals_eager(stride, padding, dilation
         np.testing.assert_allclose(got, want, rtol=1e-10, atol=1e-10)
 
 
-def _cnn_step_code() -> tuple[str, list[str]]:
+def test_cnn_step_reads_unfold_buffer_without_copy():
     x = graphc.randn(4, 16, 8, 8, requires_grad=True)
     w = graphc.randn(32, 16, 3, 3, requires_grad=True)
 
@@ -67,11 +67,7 @@ def _cnn_step_code() -> tuple[str, list[str]]:
         y.sum().backward()
         return y.detach()
     code = graphc.explain(step, x, w).code
-    return code, re.findall(r"(\w+) = _fix\(_impl\['unfold'\]", code)
-
-
-def test_cnn_step_reads_unfold_buffer_without_copy():
-    code, unfolded = _cnn_step_code()
+    unfolded = re.findall(r"(\w+) = _fix\(_impl\['unfold'\]", code)
     assert len(unfolded) == 1
     v = unfolded[0]
     body = [ln for ln in code.splitlines() if not ln.lstrip().startswith("#")]
