@@ -15,7 +15,6 @@ import argparse
 import json
 import os
 import sys
-import tempfile
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "tests", "programs"))
@@ -30,21 +29,13 @@ def main(argv=None) -> dict:
     p.add_argument("--no-torch", action="store_true")
     p.add_argument("--json", default="")
     args = p.parse_args(argv)
-    for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "GRAPHC_NUM_THREADS"):
-        os.environ[var] = str(args.threads)  # before numpy loads: BLAS reads it then
-    os.environ.setdefault("GRAPHC_CACHE_DIR", tempfile.mkdtemp(prefix="graphc-bench-cache-"))
+    from training_steps import setup
+    torch = setup(args.threads, args.no_torch)
     import warnings
 
     import graphc
     from compile_vs_eager import _time_alternating
     from swap import PROGRAMS, load
-    torch = None
-    if not args.no_torch:
-        try:
-            import torch
-            torch.set_num_threads(args.threads)
-        except ImportError:
-            print("(torch not installed: graphc columns only)")
     repeats, min_time = (3, 0.01) if args.quick else (7, 0.2)
     names = [n for n in PROGRAMS if not args.only or n in args.only.split(",")]
     print(f"threads {args.threads} each; ms per train() call of {args.steps} steps")
