@@ -510,6 +510,7 @@ class CompiledFunction:
                 elif type(v) in _GUARDED_SCALARS:
                     entry.py_guards.append((f"global {key}", fn_globals, key, v))
         entry.lifted_slots = [slots.get(id(t)) for t in lifted]
+        _read_plain_attributes_by_name(entry, trace)
         entry.stages["lifted_types"] = [None if isinstance(t, Slot) else (tuple(t.shape), t.dtype.name) for t in lifted]
         entry.stages["lifted_requires_grad"] = [not isinstance(t, Slot) and t.requires_grad for t in lifted]
         entry.mutated = [t for t, _ in trace.mutations.values()]
@@ -848,6 +849,25 @@ def _guard_stores(entry: Entry, stores: list, lifted: list) -> list:
             entry.guards.append(lambda d=d, key=key, old=old, where=where: None if d.get(key, _MISSING) is old
                                 else f"{where} was rebound to another object")
     return [by_name.get(id(t), t) for t in lifted]
+
+
+def _read_plain_attributes_by_name(entry: Entry, trace: Trace) -> None:
+    """A tensor the function only reads from a plain module attribute or a global (not a parameter
+    or buffer, not written in place, no gradient) is read by name at each call, guarded on its
+    shape, dtype and device, instead of by identity. A module that builds such a tensor anew (the
+    src_mask cache of PyTorch's Transformer example, rebuilt at each train()/eval() switch of
+    sequence length) then finds the entry that fits it again, as PyTorch, which takes such
+    tensors as graph inputs, does, instead of recompiling on each new object."""
+    mutated = {id(t) for t, _ in trace.mutations.values()}
+    for i, (t, slot) in enumerate(zip(entry.lifted, entry.lifted_slots)):
+        if slot is None or isinstance(t, Slot) or t.requires_grad or id(t) in mutated:
+            continue
+        owner, d, key = slot
+        if isinstance(owner, Module) and d is not owner.__dict__:  # its _parameters or _buffers
+            continue
+        where = f"global {key}" if isinstance(owner, str) else f"{type(owner).__name__}.{key}"
+        entry.lifted[i] = AttrSlot(where, d, key, t)  # its stale() is checked with the lifted Slots
+        entry.lifted_slots[i] = None
 
 
 def _modules_reached(fn, fn_globals) -> list:
