@@ -293,6 +293,7 @@ class CompiledFunction:
         self.name = name
         self.modules = modules
         self.cache: dict[tuple, Entry] = {}
+        self.variants: dict[tuple, list[Entry]] = {}  # per guard, entries of other lifted states
         self.recompiles = 0
         self.gave_up = False
         self.history: list[str] = []   # recompile reasons and graph breaks, for explain()
@@ -363,7 +364,7 @@ class CompiledFunction:
         entry = self.cache.get(guard)
         stale = self._lifted_changed(entry) if entry is not None and entry.eager_reason is None else None
         if stale is not None:
-            entry = None
+            entry = self._fitting_variant(guard, entry)
         if entry is None:
             if self.gave_up:  # past the recompile limit: what is compiled still runs compiled
                 return self.fn(*args, **kwargs)
@@ -385,10 +386,26 @@ class CompiledFunction:
                 _emit("recompiles", f"{self.name}: recompiling because {reason}")
             why = f"recompiled because {reason}" if self.cache else "the first compile"
             entry = self._compile(args, kwargs, guard, leaves, spec, why)
+            old = self.cache.get(entry.guard)
+            if old is not None and old.eager_reason is None:  # stale now, it may fit again later
+                self.variants.setdefault(entry.guard, []).append(old)
             self.cache[entry.guard] = entry
         if entry.eager_reason is not None:
             return self.fn(*args, **kwargs)
         return self._run(entry, leaves)
+
+    def _fitting_variant(self, guard: tuple, stale: Entry) -> Entry | None:
+        """Another entry compiled for ``guard`` whose lifted state fits now (None: none does). The
+        same arguments may meet several states of a module (a mask cache built for the training
+        batch, then for the evaluation batch, and again): each compiled state is kept, as PyTorch
+        keeps one cache entry per set of guards, so switching back does not recompile."""
+        others = self.variants.get(guard)
+        for i, e in enumerate(others or ()):
+            if self._lifted_changed(e) is None:
+                others[i] = stale  # the fitting one becomes current; lists only ever swap entries
+                self.cache[guard] = e
+                return e
+        return None
 
     @staticmethod
     def _lifted_changed(entry: Entry) -> str | None:
