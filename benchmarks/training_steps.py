@@ -247,19 +247,27 @@ def _print_warm_start(ws: dict) -> None:
           f"first two {c['two_first_steps_s'] * 1e3:.1f} ms")
 
 
+def setup(threads: int, no_torch: bool):
+    """Equal threads for numpy's BLAS, graphc's kernel pieces and PyTorch (before numpy loads: BLAS
+    reads its count then) and a compile cache of this run's own, so that first compiles are
+    measured as first compiles. Returns torch, or None when it is not installed or not wanted."""
+    for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "GRAPHC_NUM_THREADS"):
+        os.environ[var] = str(threads)
+    os.environ.setdefault("GRAPHC_CACHE_DIR", tempfile.mkdtemp(prefix="graphc-bench-cache-"))
+    if no_torch:
+        return None
+    try:
+        import torch
+    except ImportError:
+        print("(torch not installed: graphc columns only)")
+        return None
+    torch.set_num_threads(threads)
+    return torch
+
+
 def main(argv=None) -> dict:
     args = _args(argv)
-    for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "GRAPHC_NUM_THREADS"):
-        os.environ[var] = str(args.threads)
-    # first compiles measured as first compiles: a cache of this run's own
-    os.environ.setdefault("GRAPHC_CACHE_DIR", tempfile.mkdtemp(prefix="graphc-bench-cache-"))
-    torch = None
-    if not args.no_torch:
-        try:
-            import torch
-            torch.set_num_threads(args.threads)
-        except ImportError:
-            print("(torch not installed: graphc columns only)")
+    torch = setup(args.threads, args.no_torch)
     names = [n for n in ("mlp", "cnn", "lstm", "transformer") if not args.only or n in args.only.split(",")]
     if args.warm_start and not args.only:
         names = []  # --warm-start alone: only the new-process start

@@ -68,10 +68,12 @@ class HostWriter:
         xp = self.xp
         for name, attrs in a.views:
             at = dict(attrs)
+            # the array methods: numpy's module functions are a Python wrapper around them
+            # (np.reshape 3.7 us against 1.0 us for the method)
             if name == "reshape":
-                e = f"{xp}.reshape({e}, {tuple(at['shape'])!r})"
+                e = f"{e}.reshape({tuple(at['shape'])!r})"
             elif name == "permute":
-                e = f"{xp}.transpose({e}, {tuple(at['dims'])!r})"
+                e = f"{e}.transpose({tuple(at['dims'])!r})"
             elif name == "expand":
                 e = f"{xp}.broadcast_to({e}, {tuple(at['shape'])!r})"
             elif name == "slice":

@@ -4,7 +4,11 @@ Every ``temp`` buffer gets a slot of the per-call workspace; a slot is reused on
 stored in it (and every buffer that may view it) is dead. An elementwise step may write over an
 operand that dies at that very step (in-place chains), and an output that is an input's new
 value (a parameter's update) may be computed in the input's own array when nothing reads the old
-value after it and nothing after it can fail (donation: no copy back). The plan is device-neutral (slot sizes,
+value after it and nothing after it can fail (donation: no copy back). A kernel that runs in row
+pieces writes its intermediates (piece scratch) into the same few rows of their buffers in every
+piece, while its other buffers are written and read row for row: within that step a slot passes
+only between buffers of one kind (scratch to scratch, whole to whole), and across kinds only once
+the step is over. The plan is device-neutral (slot sizes,
 offsets, alignment, the device type), is stored with the compiled artifact and is part of its
 cache key: ``text()`` is its canonical form.
 """
@@ -103,10 +107,11 @@ def _events(s: Schedule, per_body_node: bool) -> tuple[list[_Event], dict[str, s
 
 
 def plan_memory(s: Schedule, device: str, alignment: int, per_body_node: bool,
-                donate: dict[int, int] | None = None) -> MemoryPlan:
+                donate: dict[int, int] | None = None, scratch: set[str] | frozenset = frozenset()) -> MemoryPlan:
     """Assign every temp buffer of ``s`` a workspace slot. ``per_body_node``: kernels compute
     their body intermediates into buffers (numpy), so liveness is tracked per body node.
-    ``donate``: graph output index -> the graph input whose new value it is (see ``_donations``)."""
+    ``donate``: graph output index -> the graph input whose new value it is (see ``_donations``).
+    ``scratch``: the piece-scratch buffers of kernels that run in row pieces."""
     events, aliases = _events(s, per_body_node)
 
     known: dict[str, frozenset[str]] = {}
@@ -125,7 +130,18 @@ def plan_memory(s: Schedule, device: str, alignment: int, per_body_node: bool,
     plan = MemoryPlan(device, alignment)
     free: dict[int, list[int]] = {}
     owner: dict[int, str] = {}
+    # slots freed during the current step of a kernel in pieces, by kind (True: scratch): free
+    # for that kind now, for every buffer once the step is over
+    held: dict[bool, dict[int, list[int]]] = {True: {}, False: {}}
+    pieced = {j for j, st in enumerate(s.steps) if isinstance(st, Kernel) and any(b in scratch for b in st.temps.values())}
+    step = None
     for i, e in enumerate(events):
+        if e.step != step:
+            for kind in held.values():
+                for size, slots in kind.items():
+                    free.setdefault(size, []).extend(slots)
+                kind.clear()
+            step = e.step
         reused_here: set[int] = set()
         for d in e.defines:
             buf = s.buffers[d]
@@ -133,14 +149,18 @@ def plan_memory(s: Schedule, device: str, alignment: int, per_body_node: bool,
                 continue
             size = buf.nbytes
             slot = None
+            kind = d in scratch
             if e.elementwise:
                 for b, pointwise in e.reads:
                     sb = plan.assignment.get(b)
                     if sb is not None and pointwise and last_use.get(b) == i and plan.slots[sb] == size \
-                            and owner.get(sb) == b and sum(1 for x, _ in e.reads if x == b) == 1:
+                            and owner.get(sb) == b and sum(1 for x, _ in e.reads if x == b) == 1 \
+                            and (b in scratch) == kind:
                         slot = sb
                         plan.inplace[d] = b
                         break
+            if slot is None and held[kind].get(size):
+                slot = held[kind][size].pop()
             if slot is None and free.get(size):
                 slot = free[size].pop()
             if slot is None:
@@ -153,7 +173,7 @@ def plan_memory(s: Schedule, device: str, alignment: int, per_body_node: bool,
         for r in dying:
             sl = plan.assignment.get(r)
             if last_use.get(r) == i and sl is not None and owner.get(sl) == r and sl not in reused_here:
-                free.setdefault(plan.slots[sl], []).append(sl)
+                (held[r in scratch] if e.step in pieced else free).setdefault(plan.slots[sl], []).append(sl)
                 owner.pop(sl, None)
     if donate:
         plan.donated = _donations(s, events, last_use, donate)

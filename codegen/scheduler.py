@@ -26,9 +26,11 @@ class Target(Protocol):
     calls: frozenset                 # primitives run as calls of bodies compiled on their own
     materializes_intermediates: bool # body intermediates live in arrays (numpy) not registers
     donates: bool                    # its code writes an input's new value into the input's array
+    keeps_layout: bool               # extern results keep their primitive's ``layout`` (not C order)
 
     def writes_into(self, prim: Primitive) -> bool: ...      # can write a planned buffer
     def extern_fresh(self, prim: Primitive) -> bool: ...     # extern result never views operands
+    def scratch_buffers(self, s: Schedule) -> set[str]: ...  # piece scratch (see memory_plan)
 
 
 class UnsupportedOp(NotImplementedError):
@@ -59,7 +61,7 @@ class _Builder:
 
     # ---- buffers ----------------------------------------------------------------------------
 
-    def _buffer(self, v: Value, role: str, prefix: str = "v") -> str:
+    def _buffer(self, v: Value, role: str, prefix: str = "v", order: tuple[int, ...] | None = None) -> str:
         # a Python identifier in generated code: IR names may be module paths (%fc1.weight)
         name = prefix + v.name
         if not name.isidentifier():
@@ -67,7 +69,12 @@ class _Builder:
         if name in self.sched.buffers:
             name = f"{name}_{len(self.sched.buffers)}"
         self.sched.buffers[name] = Buffer(name, tuple(v.shape), v.dtype, role, _value_comment(v))
-        self.access[id(v)] = Access(name, (), tuple(v.shape), contiguous_strides(tuple(v.shape)))
+        shape = tuple(v.shape)
+        strides = contiguous_strides(shape)
+        if order is not None:  # the buffer is C order over the dims taken in ``order``
+            inner = contiguous_strides(tuple(shape[d] for d in order))
+            strides = tuple(inner[order.index(d)] for d in range(len(shape)))
+        self.access[id(v)] = Access(name, (), shape, strides)
         return name
 
     def _result_role(self, v: Value, prim: Primitive | None, extern: bool) -> str:
@@ -161,7 +168,10 @@ class _Builder:
             return
         if prim in self.t.extern_ops:
             args = [self.access[id(x)] if isinstance(x, Value) else x for x in n.inputs]
-            out = self._buffer(n.output, self._result_role(n.output, prim, True))
+            role = self._result_role(n.output, prim, True)
+            # a planned buffer is C order; a library result is laid out as its primitive declares
+            order = prim.layout(n.output.ndim) if prim.layout and role != "temp" and self.t.keeps_layout else None
+            out = self._buffer(n.output, role, order=order)
             self.sched.steps.append(ExternCall(f"{self._step_name('ext')}_{prim.name}", n, args, out, node_text(n)))
             return
         raise UnsupportedOp(f"{self.t.name} backend: {prim.name} is neither a kernel op nor an extern call "

@@ -26,6 +26,7 @@ class TritonTarget:
     calls: frozenset = frozenset()
     materializes_intermediates = False  # a kernel's intermediates live in registers
     donates = False  # kernels write fresh output buffers; the frontend copies new values back
+    keeps_layout = False  # library results are copied onto the device in C order (``_dev``)
 
     @staticmethod
     def writes_into(prim: Primitive | None) -> bool:
@@ -35,6 +36,10 @@ class TritonTarget:
     @staticmethod
     def extern_fresh(prim: Primitive) -> bool:
         return prim in numpy_codegen.FRESH
+
+    @staticmethod
+    def scratch_buffers(s) -> set[str]:
+        return set()  # kernels never run in row pieces
 
 
 TARGET = TritonTarget()

@@ -87,7 +87,11 @@ def _extreme_name(kind: str):
 
 
 def _matmul_name(result, input, other, /, **k):
-    n1, n2 = input.ndim, other.ndim
+    return _matmul_node_name(input.ndim, other.ndim)
+
+
+def _matmul_node_name(n1: int, n2: int):
+    """PyTorch's name for the node of a matmul of an ``n1``-d and an ``n2``-d tensor (None: ours)."""
     if n1 == 2 and n2 == 2:
         return "MmBackward0"
     if n1 == 2 and n2 == 1:
@@ -95,6 +99,21 @@ def _matmul_name(result, input, other, /, **k):
     if n1 == 1 and n2 == 1:
         return "DotBackward0"
     return "UnsafeViewBackward0" if n1 >= 3 or n2 >= 3 else None
+
+
+def _named_matmul(matmul):
+    """``x @ y`` naming its node as ``_wrap(matmul, _matmul_name)`` would, without its generic look
+    at every output and operand (most of the cost of an eager ``x @ y`` that records autograd):
+    the node of a matmul is always its own."""
+    def op(self, other):
+        out = matmul(self, other)
+        g = getattr(out, "_grad_fn", None)
+        if g is not None and hasattr(g, "_name"):  # an eager node: the operands are eager tensors
+            name = _matmul_node_name(self._data.ndim, other._data.ndim)
+            if name:
+                g._name = name
+        return out
+    return op
 
 
 def _clamp_name(result, input, /, min=None, max=None, **k):
@@ -128,7 +147,7 @@ def install() -> None:
             if getattr(Tensor, name, None) is orig:
                 setattr(Tensor, name, wrapped)
     Tensor.masked_fill_ = _wrap_inplace(Tensor.masked_fill_, "MaskedFillBackward0")
-    Tensor.__matmul__ = _wrap(Tensor.__matmul__, _matmul_name)
+    Tensor.__matmul__ = _named_matmul(Tensor.__matmul__)
     Tensor.clone = _wrap(methods.clone, "CloneBackward0")
     Tensor.contiguous = _wrap(methods.contiguous, "CloneBackward0")
     for name in ("to", "type", "type_as", "float", "double", "half", "long", "int", "short", "char",

@@ -195,12 +195,13 @@ def getitem(self: Tensor, key):
     # (the array's shape: the Size of self.shape costs more than all of x[i]'s own work)
     shape = self._data.shape if type(self) is Tensor else tuple(self.shape)
     if type(key) is int:  # x[i], the most common key: its plan's key without _plan_key
-        memo = (shape, key)
-        key = (key,)
+        plan = _BASIC_PLANS.get(memo := (shape, key))
+        if plan is None:
+            key = (key,)  # the key as a tuple, read only to make the plan
     else:
         key = _as_tuple(key)
         memo = _plan_key(shape, key)
-    plan = _BASIC_PLANS.get(memo) if memo is not None else None
+        plan = _BASIC_PLANS.get(memo) if memo is not None else None
     if plan is None and all(_is_basic(k) for k in key):
         steps = _view_steps(shape, tuple(_np_key(k) for k in key))
         name = _grad_name(len(shape), key)

@@ -18,7 +18,7 @@ from graphc.ir.primitive import Handler, Primitive, as_dtype, base_level_operand
 from graphc.passes.autodiff import VJP
 
 from .autograd import grad_mode
-from .autograd.graph import AccumulateGrad, PrimBackward, RemovableHandle
+from .autograd.graph import AccumulateGrad, RemovableHandle, prim_node_class
 from .dispatch import FrontendHandler, current as _dispatch
 from .device import CPU, array_to, check_device, device as _device_type, device_of_array, get_default_device
 from graphc.runtime import devices as _rt
@@ -621,7 +621,8 @@ _TYPING_LIMIT = 8192  # memoized signatures per primitive
 def _typing(prim: Primitive, key: tuple, args: tuple, attrs: dict) -> tuple:
     """What an eager op's signature decides, memoized per primitive (``prim._eager_typing``):
     the type rule's result, the operand casts (None when no operand is cast), whether the
-    result can carry a gradient at all, and the result's numpy dtype. ``key`` is the
+    result can carry a gradient at all, the result's numpy dtype, and whether its dtype is
+    floating or complex (a view of it then records how to replay its grad_fn). ``key`` is the
     signature: operand shapes and dtypes, Python scalar types, attributes and the default
     dtype, all these depend on. The type rule is most of an eager op's cost."""
     try:
@@ -630,8 +631,9 @@ def _typing(prim: Primitive, key: tuple, args: tuple, attrs: dict) -> tuple:
         memo = prim._eager_typing = {}
     typ = prim.infer(*args, **attrs)
     casts = prim.operand_casts(args, attrs)
+    inexact = typ.dtype.is_inexact
     facts = (typ, casts if any(c is not None for c in casts) else None,
-             prim.differentiable and typ.dtype.is_inexact, typ.dtype.np)
+             prim.differentiable and inexact, typ.dtype.np, inexact)
     try:
         if len(memo) >= _TYPING_LIMIT:
             memo.clear()
@@ -716,9 +718,9 @@ class EagerHandler(FrontendHandler):
         if attrs:
             key = (key, tuple(attrs.items()))
         try:
-            typ, casts, differentiable, np_dtype = prim._eager_typing[key]
+            typ, casts, differentiable, np_dtype, inexact = prim._eager_typing[key]
         except (AttributeError, KeyError, TypeError):  # not memoized yet (or not hashable)
-            typ, casts, differentiable, np_dtype = _typing(prim, key, args, attrs)
+            typ, casts, differentiable, np_dtype, inexact = _typing(prim, key, args, attrs)
         if casts is None:  # prim.run without casts, inline
             try:
                 out = prim.impl(*arrays, **attrs)
@@ -729,21 +731,24 @@ class EagerHandler(FrontendHandler):
                     out = as_dtype(out, np_dtype)
         else:
             out = prim.run(arrays, attrs, casts, typ.dtype)
-        if type(out) is not xp.ndarray:
+        if not fast and type(out) is not xp.ndarray:
             # on a GPU, a host array from an operand-free primitive (full, arange: computed on
-            # the host, placed on the default device)
+            # the host, placed on the default device); on the fast path (host operands) the
+            # checks above left a host array
             out = array_to(out, dev)
         result = _new_object(Tensor)
         _init_fields(result, out)
         if prim.view:
-            _record_view(result, args[0], prim, attrs, typ.dtype, xp)
+            _record_view(result, args[0], prim, attrs, inexact, xp)
         if maybe_grad and differentiable and (_grad_state.enabled if _grad_altered.count else True):
             # prim.result_requires_grad, unrolled: does a differentiable operand require grad?
             nondiff = prim.nondiff_operands
             i = 0
             for a in args:
                 if isinstance(a, Tensor) and i not in nondiff and (a._requires_grad or a.grad_fn is not None):
-                    result.grad_fn = PrimBackward(prim, VJP[prim], attrs, args, result)
+                    # (not the grad_fn setter: its view bookkeeping, _view_ver, is what
+                    # _record_view just set for a differentiable view recorded with grad enabled)
+                    result._grad_fn = _node_class(prim)(prim, VJP[prim], attrs, args, result)
                     break
                 i += 1
         return result
@@ -762,6 +767,7 @@ def _may_require_grad(a: Tensor) -> bool:
 
 
 _ndarray = np.ndarray
+_node_class = prim_node_class
 _SCALAR_TYPES = frozenset((int, float, bool))
 _init_fields = Tensor._init_fields
 
@@ -794,9 +800,10 @@ def _operands(args: tuple) -> tuple:
     return tuple(sig), [_operand(a, dev) for a in args], dev, _rt.get(dev.type).xp, maybe_grad
 
 
-def _record_view(result: Tensor, src: Tensor, prim: Primitive, attrs: dict, dtype: dt.DType, xp) -> None:
+def _record_view(result: Tensor, src: Tensor, prim: Primitive, attrs: dict, inexact: bool, xp) -> None:
     """A view primitive's result shares its operand's version counter and remembers how it was
-    made from the base, if numpy (or the device library) made it a view of the operand."""
+    made from the base, if numpy (or the device library) made it a view of the operand
+    (``inexact``: its dtype is floating or complex)."""
     base, sd = result._data.base, src._data
     # numpy's views keep the owner of the memory as base; anything else, such as a copy made by
     # reshape, is asked by may_share_memory
@@ -809,7 +816,7 @@ def _record_view(result: Tensor, src: Tensor, prim: Primitive, attrs: dict, dtyp
             result._base, result._view_ops = src._base, src._view_ops + ((prim, attrs),)
         else:
             result._base, result._view_ops = src, ((prim, attrs),)
-        if (_grad_state.enabled if _grad_altered.count else True) and dtype.is_inexact:
+        if inexact and (_grad_state.enabled if _grad_altered.count else True):
             # its grad_fn is replayed from the base after in-place writes (see grad_fn)
             result._view_ver = counter.value
 

@@ -77,6 +77,10 @@ class Primitive:
     # Reads or makes a complex value whatever it is given (real/imag, make_complex, the FFTs):
     # backends and formats without a complex type (Triton, ONNX) refuse it.
     complex_only: bool = False
+    # ``impl``'s result is not laid out in C order: given the result's rank, its dims from the
+    # outermost to the innermost in memory (None: C order). The schedule then knows which views of
+    # the result need no copy (unfold returns windows laid out as conv's matmul reads them).
+    layout: Callable[[int], tuple[int, ...]] | None = None
 
     def __post_init__(self) -> None:
         if self.cheap is None:
@@ -240,12 +244,30 @@ _NO_HANDLER_TYPES: frozenset[type] = frozenset({int, float, bool, complex, type(
 # handler unless an instance carries its own in its ``__dict__`` (a forward-AD dual tensor), which
 # a dict lookup answers (cheaper than getattr's search of the class for a missing attribute)
 _BASE_LEVEL_TYPES: set[type] = set()
+# The operand types bind need not ask for a handler: those above, and the base-level types for as
+# long as no instance of one has carried its own handler (``instances_carry_handlers``), which
+# saves a dict lookup per tensor operand of every op.
+_SKIP_TYPES: frozenset[type] = _NO_HANDLER_TYPES
 
 
 def base_level_operand_type(cls: type) -> None:
     """Instances of exactly ``cls`` (not subclasses) have the base handler as ``_graphc_handler``,
-    unless one sets its own in its ``__dict__``."""
+    unless one sets its own in its ``__dict__`` (it calls ``instances_carry_handlers`` first)."""
+    global _SKIP_TYPES
     _BASE_LEVEL_TYPES.add(cls)
+    if not _instance_handlers:
+        _SKIP_TYPES = _NO_HANDLER_TYPES | _BASE_LEVEL_TYPES
+
+
+_instance_handlers = False  # some instance of a base-level type has carried its own handler
+
+
+def instances_carry_handlers() -> None:
+    """An instance of a base-level type is about to carry its own handler: from now on bind asks
+    every such instance (process-wide and for good: the instance may reach any thread)."""
+    global _SKIP_TYPES, _instance_handlers
+    _instance_handlers = True
+    _SKIP_TYPES = _NO_HANDLER_TYPES
 
 
 def set_base_handler(h: Handler) -> None:
@@ -329,7 +351,7 @@ def bind(prim: Primitive, *args, **attrs):
         best, policy = _base_handler, None
     for a in args:
         t = type(a)
-        if t in _NO_HANDLER_TYPES:
+        if t in _SKIP_TYPES:
             continue
         h = a.__dict__.get("_graphc_handler") if t in _BASE_LEVEL_TYPES else getattr(a, "_graphc_handler", None)
         if h is not None and h is not best and (best is None or h.level > best.level):

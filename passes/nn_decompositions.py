@@ -92,9 +92,49 @@ def pool_padding(size, kernel, stride, padding, dilation, ceil_mode):
     return tuple(pads)
 
 
+def _tiling_windows(x, kernel, stride, padding, dilation) -> bool:
+    """The windows tile the input: kernel == stride, no padding (ceil_mode's included), no
+    dilation. Rows and columns past the last whole window are left out, as PyTorch does."""
+    return (tuple(kernel) == tuple(stride) and all(lo == 0 and hi == 0 for lo, hi in padding)
+            and all(d == 1 for d in dilation) and all(s >= k for s, k in zip(_shape(x)[2:], kernel)))
+
+
+def _max_of_tiles(x, kernel):
+    """Max over windows that tile the input, one spatial dim at a time from the last (max is
+    separable, and so are PyTorch's rules, which follow its row-major scan of a window: the first
+    maximum wins ties, and the last NaN of a window wins). Along each dim, a running maximum over
+    the window offsets, each a strided slice (no argmax row by row, no gather): the running value
+    is replaced where the next offset is greater or NaN. Autodiff of that ``where`` chain sends
+    the gradient to exactly the chosen element (a mask per offset, no scatter), and the offsets'
+    gradients, disjoint slices that tile the window axis, are concatenated."""
+    n, c = _shape(x)[:2]
+    sizes = _shape(x)[2:]
+    out = tuple(s // k for s, k in zip(sizes, kernel))
+    if any(o * k != s for o, k, s in zip(out, kernel, sizes)):  # PyTorch leaves the rest out
+        x = P.slice(x, index=((0, n, 1), (0, c, 1)) + tuple((0, o * k, 1) for o, k in zip(out, kernel)))
+    y = x
+    for d in reversed(range(len(kernel))):
+        pre, k, o, post = n * c * _prod(out[:d]) * _prod(kernel[:d]), kernel[d], out[d], _prod(out[d + 1:])
+        windows = P.reshape(y, shape=(pre, o, k, post))
+        best = None
+        for j in range(k):
+            v = P.slice(windows, index=((0, pre, 1), (0, o, 1), (j, j + 1, 1), (0, post, 1)))
+            if best is None:
+                best = v
+                continue
+            take = P.gt(v, best)
+            if x.dtype.is_floating_point:
+                take = P.logical_or(take, P.isnan(v))
+            best = P.where(take, v, best)
+        y = best
+    return P.reshape(y, shape=(n, c) + out)
+
+
 @composite("max_pool", grad_name="MaxPool2DWithIndicesBackward0")
 def max_pool(x, kernel, stride, padding, dilation):
     """Max over each window; the gradient goes to the first maximum, as in PyTorch."""
+    if _tiling_windows(x, kernel, stride, padding, dilation):
+        return _max_of_tiles(x, kernel)
     nsp = len(kernel)
     cols = P.unfold(x, kernel=kernel, stride=stride, padding=padding, dilation=dilation, value=-math.inf)
     lead = _shape(cols)[:2 + nsp]

@@ -1,4 +1,4 @@
-"""Smoke test for benchmarks/eager_overhead.py: it runs, and its JSON is complete and sane.
+"""Smoke tests for benchmarks/eager_overhead.py and benchmarks/programs.py: they run, and their JSON is complete and sane.
 
 No timing thresholds are asserted (timings depend on the machine); only that every
 (op, size, framework) the run claims is either measured with positive finite times or listed as
@@ -90,3 +90,18 @@ def test_compile_vs_eager_quick_json(tmp_path):
     for name, row in data.items():
         for key in ("eager_s", "compiled_s", "compile_s"):
             assert math.isfinite(row[key]) and row[key] > 0, (name, key, row)
+
+
+def test_programs_benchmark_quick_json(tmp_path):
+    out = tmp_path / "programs.json"
+    proc = subprocess.run(
+        [sys.executable, str(REPO / "benchmarks" / "programs.py"), "--quick", "--steps", "1", "--no-torch",
+         "--only", "regression,custom_function", "--json", str(out)],
+        cwd=REPO, capture_output=True, text=True, timeout=150,
+    )
+    assert proc.returncode == 0, f"stdout:\n{proc.stdout}\nstderr:\n{proc.stderr}"
+    data = json.loads(out.read_text())
+    assert set(data["programs"]) == {"regression", "custom_function"}
+    for row in data["programs"].values():
+        assert all(math.isfinite(row[k]) and row[k] > 0 for k in ("eager_ms", "compiled_ms", "speedup"))
+        assert row["speedup"] == pytest.approx(row["eager_ms"] / row["compiled_ms"])

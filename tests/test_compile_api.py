@@ -7,6 +7,7 @@ import os
 import subprocess
 import sys
 import textwrap
+import types
 import warnings
 from pathlib import Path
 
@@ -389,7 +390,9 @@ def test_graphc_logs(monkeypatch, capsys):
     assert "[graphc:cache] g_forward: generated code (cache miss" in out or \
         "[graphc:cache] g_forward: loaded generated code from the cache" in out
     with pytest.warns(UserWarning):
-        graphc.compile(_breaks_on_item)(graphc.ones(2))
+        # a new function with its code (one compiled before shares that compile and its warnings)
+        fresh = types.FunctionType(_breaks_on_item.__code__, globals(), "_breaks_on_item")
+        graphc.compile(fresh)(graphc.ones(2))
     assert "[graphc:graph_breaks] graph break in _breaks_on_item at " in capsys.readouterr().out
 
 

@@ -116,3 +116,43 @@ def test_a_thread_ending_with_a_switch_changed_keeps_only_its_own_state(baseline
     assert (x * 2).requires_grad  # this thread's grad mode is its own
     grad_mode.altered.changed(True, False)  # (forget the ended thread, for the other tests)
     assert _counts() == baseline
+
+
+@pytest.mark.parametrize("dtype", [graphc.float16, graphc.float32, graphc.float64])
+def test_relu_clips_with_typed_bounds_keeping_signed_zero_and_nan(dtype):
+    # relu clips against 0-d bounds of the operand's dtype made once (not Python floats): the
+    # result keeps the dtype, -0.0 stays -0.0 (as PyTorch's relu), nan stays nan, -inf becomes 0
+    x = graphc.tensor([-0.0, -1.5, float("nan"), 2.0, float("inf"), -float("inf")], dtype=dtype)
+    r = graphc.relu(x)
+    assert r.dtype is dtype
+    got = r.numpy()
+    np.testing.assert_array_equal(got, np.array([0.0, 0.0, np.nan, 2.0, np.inf, 0.0]))
+    assert list(np.signbit(got[:2])) == [True, False]
+    assert graphc.relu(graphc.tensor([-3, 0, 4])).tolist() == [0, 0, 4]
+
+
+_DUAL_AFTER_PLAIN_OPS = """
+import graphc
+import graphc.autograd.forward_ad as fwAD
+from graphc.ir import primitive
+from graphc.tensors import Tensor
+x = graphc.tensor([0.5, 1.0])
+y = (x * 2).sin()  # plain ops first: bind skips asking eager tensors for a handler
+assert Tensor in primitive._SKIP_TYPES
+with fwAD.dual_level():
+    dual = fwAD.make_dual(x, graphc.tensor([1.0, 3.0]))
+    assert Tensor not in primitive._SKIP_TYPES  # from now on bind asks each tensor
+    out = fwAD.unpack_dual((dual * 2).sin())
+    want = (x * 2).cos() * 2 * graphc.tensor([1.0, 3.0])
+    assert graphc.allclose(out.tangent, want), (out.tangent, want)
+print("ok")
+"""
+
+
+def test_a_dual_tensor_made_after_plain_ops_still_reaches_its_handler():
+    # bind stops asking eager tensors for a handler while no instance carries its own: the first
+    # dual tensor must turn that off (in a fresh process: another test may have made one already)
+    import subprocess
+    out = subprocess.run([sys.executable, "-c", _DUAL_AFTER_PLAIN_OPS], capture_output=True, text=True,
+                         timeout=120)
+    assert out.returncode == 0 and out.stdout.strip() == "ok", out.stderr

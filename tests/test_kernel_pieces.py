@@ -104,3 +104,64 @@ def test_kernels_of_one_or_two_ops_run_whole(small_pieces):
     finally:
         log.removeHandler(handler)
     assert seen and not any("_in_pieces(" in r for r in seen)
+
+
+def _code(fn, *args) -> str:
+    return graphc.explain(graphc.compile(fn), *args).code
+
+
+def test_intermediates_use_scratch_rows_and_outputs_their_own(small_pieces):
+    """A kernel in pieces writes its intermediates into its worker's scratch rows (``_r:_e``) and
+    its outputs row for row; an output that a later step reads (the matmul here) never shares a
+    slot with a scratch intermediate, so every row of it survives the pieces after the first."""
+    def f(x, w, b):
+        y = ((x * 2 + b).exp() * 0.5 - 1).relu()   # intermediates in scratch, y read by the matmul
+        return y @ w, (x * 3 - 1) * x               # and a second kernel in pieces, a graph output
+
+    x, w, b = graphc.randn(41, 5), graphc.randn(5, 4), graphc.randn(5)
+    code = _code(f, x, w, b)
+    assert "def poi_" in code and "[_r:_e]" in code and "[_lo:_hi]" in code, code
+    for a, e in zip(graphc.compile(f)(x, w, b), f(x, w, b)):
+        _close(a, e)
+
+
+def test_operands_cast_once_per_call(small_pieces):
+    """A 0-d operand read in another dtype is cast once, before the piece function."""
+    def f(x, s):
+        return (x * s + 1) * s - x
+
+    x, s = graphc.randn(40, 3), graphc.tensor(1.5, dtype=graphc.float64)
+    code = _code(f, x, s)
+    piece = code[code.index("_piece(_lo, _hi, _r):"):]
+    assert ".astype(" in code and ".astype(" not in piece.split("_in_pieces(")[0], code
+    _close(graphc.compile(f)(x, s), f(x, s))
+
+
+@pytest.mark.parametrize("dtype", [graphc.float64, graphc.bfloat16])
+def test_adamw_step_in_pieces_other_dtypes(small_pieces, dtype):
+    """The compiled AdamW update in pieces (scratch rows, casts made once) for float64 and
+    low-precision parameters equals eager mode's."""
+    graphc.manual_seed(0)
+    model = nn.Linear(6, 40).to(dtype)
+    twin = copy.deepcopy(model)
+    opts = [graphc.optim.AdamW(m.parameters(), lr=0.01) for m in (model, twin)]
+
+    def step_of(m, opt):
+        def step(x):
+            opt.zero_grad()
+            loss = (m(x).float() ** 2).mean()
+            loss.backward()
+            opt.step()
+            return loss.detach()
+        return step
+
+    eager, compiled = step_of(model, opts[0]), graphc.compile(step_of(twin, opts[1]), fullgraph=True)
+    x = graphc.randn(20, 6).to(dtype)
+    for fn in (eager, compiled):
+        for _ in range(3):
+            fn(x)
+    for p, q in zip(model.parameters(), twin.parameters()):
+        assert q.dtype is dtype
+        np.testing.assert_allclose(q.detach().float().numpy(), p.detach().float().numpy(),
+                                   rtol=1e-5 if dtype is graphc.float64 else 1e-2, atol=1e-6)
+    assert "_in_pieces(" in graphc.explain(compiled, x).code  # (explain runs one more step)

@@ -239,7 +239,7 @@ def test_sum_over_last_dim_as_matrix_vector_product(shape, dtype, keepdim):
     # a strided view of the operand (a transpose): the runtime check takes np.add.reduce
     xt = x.transpose(-1, -2).contiguous()
     g = lambda t: t.transpose(-1, -2).sum(dim=-1, keepdim=keepdim)
-    assert "_sum_rows(np.transpose(" in graphc.explain(graphc.compile(g), xt).code
+    assert "_sum_rows(in_x0.transpose(" in graphc.explain(graphc.compile(g), xt).code
     with np.errstate(all="ignore"):
         want_t = g(xt).numpy()
     np.testing.assert_allclose(graphc.compile(g)(xt).numpy(), want_t, rtol=rtol, atol=rtol * 10, equal_nan=True)
@@ -280,3 +280,48 @@ def test_lowerings_benchmark_quick_json(tmp_path):
     assert {"sigmoid", "erf", "add", "sum(dim=1)", "sum(dim=0)", "argmax(dim=0)", "gelu", "mean(dim=1)", "chain"} <= names
     for r in rows:
         assert r["graphc_us"] > 0 and r["numpy_us"] > 0 and r["ratio"] > 0, r
+
+
+@pytest.mark.parametrize("dtype", [np.float16, np.float32, np.float64, "bfloat16"])
+@pytest.mark.parametrize("size", [(4, 5), (64, 512)])  # np.where itself below WHERE_ZERO_FROM elements
+def test_where_with_a_zero_branch_is_exact(dtype, size):
+    """``where(c, x, 0)`` and ``where(c, 0, x)`` on floats (relu's backward) select by bit mask:
+    bit for bit np.where's result (nan, infinities and -0.0 kept, +0.0 elsewhere), broadcast and
+    strided operands too; compiled relu backward equals eager."""
+    from graphc.codegen.numpy_codegen import where_zero
+    if dtype == "bfloat16":
+        dtype = pytest.importorskip("ml_dtypes").bfloat16
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal(size).astype(dtype)
+    x[0, :3] = [np.nan, -0.0, np.inf]
+    c = rng.random(size) > 0.5
+    c[0, :3] = True
+    bits = lambda a: np.ascontiguousarray(a).view(np.uint8)
+    for cond, val in [(c, x), (c[:, :1], x), (c[:, ::2], x[:, ::2])]:
+        for keep in (True, False):
+            want = np.where(cond, val, dtype(0)) if keep else np.where(cond, dtype(0), val)
+            got = where_zero(cond, val, keep)
+            assert got.dtype == val.dtype and got.shape == want.shape
+            np.testing.assert_array_equal(bits(got), bits(want))
+
+
+def test_relu_backward_compiled_uses_the_bit_mask_and_equals_eager():
+    x = graphc.randn(64, 512, requires_grad=True)
+    x.data[0, 0] = 0.0
+    fn = lambda t: (t.relu() * 3).sum()
+    code = graphc.explain(graphc.compile(fn), x).code
+    assert "_where_zero(" in code, code
+    graphc.compile(fn)(x).backward()
+    got = x.grad.numpy().copy()
+    x.grad = None
+    fn(x).backward()
+    np.testing.assert_array_equal(got, x.grad.numpy())
+
+
+def test_where_with_a_negative_zero_branch_keeps_its_sign():
+    """The bit product gives +0.0 where it drops x: ``where(c, x, -0.0)`` must not take that path."""
+    x, c = graphc.randn(64, 512), graphc.randn(64, 512) > 0
+    for fn in (lambda c, x: graphc.where(c, x, -0.0), lambda c, x: graphc.where(c, -0.0, x)):
+        got, want = graphc.compile(fn)(c, x).numpy(), fn(c, x).numpy()
+        np.testing.assert_array_equal(np.signbit(got), np.signbit(want))
+        np.testing.assert_array_equal(got, want)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import math
 import os
-import types
+import sys
 import warnings
 
 import numpy as np
@@ -13,23 +13,8 @@ import pytest
 
 import graphc
 
-HERE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "programs")
-PROGRAMS = ["mnist_cnn", "regression", "vae", "dcgan", "word_lm_lstm", "word_lm_transformer", "time_sequence",
-            "custom_function", "seq2seq"]
-
-
-def load(name: str, framework: str = "graphc", deterministic: bool = False) -> types.ModuleType:
-    """The program as a fresh module; ``framework="torch"``: its source with graphc replaced by torch."""
-    path = os.path.join(HERE, f"{name}.py")
-    with open(path) as f:
-        source = f.read()
-    if framework == "torch":
-        source = source.replace("graphc", "torch")
-    module = types.ModuleType(f"program_{name}_{framework}")
-    module.__file__ = path
-    exec(compile(source, path, "exec"), module.__dict__)
-    module.DETERMINISTIC = deterministic
-    return module
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "programs"))
+from swap import PROGRAMS, load  # noqa: E402  (the folder on the path first)
 
 
 def state_of(modules: dict) -> dict:

@@ -24,7 +24,7 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-from graphc.ir.primitive import current_handler
+from graphc.ir.primitive import current_handler, instances_carry_handlers
 
 from ..dispatch import FrontendHandler
 from ..tensors import EAGER, Tensor
@@ -112,6 +112,7 @@ def _jvp(prim, args: tuple, attrs: dict, tangents: list, outs: tuple) -> list:
 
 
 def make_dual_in_place(t: Tensor, tangent: Tensor, handler: _DualHandler) -> None:
+    instances_carry_handlers()  # bind must now ask each tensor for its handler
     t.__dict__["_graphc_handler"] = handler
     t.__dict__["_fw_tangent"] = tangent
 

@@ -267,19 +267,27 @@ class PrimBackward(Node):
     _saved_out = None  # the saved result, for rules that read it
     _freed = False
 
-    def __init__(self, prim, rule, attrs: dict, args: tuple, out, name: str | None = None) -> None:
-        # made for every eager op that records autograd history: kept lean
+    _node_name = "PrimBackward"  # each named subclass sets its own (see prim_node_class)
+
+    def __init__(self, prim, rule, attrs: dict, args: tuple, out) -> None:
+        # made for every eager op that records autograd history: kept lean; made as the class
+        # prim_node_class(prim) gives, so that it has its name without a __class__ assignment
         edges = []
         saved: list[Any] = []
-        keep = _operands_to_save(prim, rule, args)
+        keep = rule.uses if rule.needs is None else _operands_to_save(prim, rule, args)
         nondiff = prim.nondiff_operands
         uses = rule.uses
         i = 0
         for a in args:
             if hasattr(a, "_vc"):  # a tensor (the slot of its version counter)
                 edges.append(_edge(a) if i not in nondiff else _NO_EDGE)
-                saved.append(SavedTensor(a) if i in keep else _Unsaved(a._data.shape, a.dtype) if i in uses
-                             else _operand_type(a._data))
+                if i in keep:
+                    saved.append(SavedTensor(a))
+                elif i in uses:
+                    saved.append(_Unsaved(a._data.shape, a.dtype))
+                else:  # _operand_type(a._data), its memo read inline (every operand of add, sub ...)
+                    d = a._data
+                    saved.append(_OPERAND_TYPES.get((d.shape, d.dtype)) or _operand_type(d))
             else:
                 edges.append(_NO_EDGE)
                 saved.append(a)
@@ -292,10 +300,6 @@ class PrimBackward(Node):
         self._saved = saved
         if rule.uses_out:
             self._saved_out = SavedTensor(out, is_output=True)
-        if name is None:
-            self._node_name, self.__class__ = _prim_node_class(prim)
-        else:
-            self._name = name
 
     @property
     def _name(self) -> str:
@@ -333,22 +337,23 @@ class PrimBackward(Node):
             self._freed = True
 
 
-_PRIM_NODES: dict = {}  # primitive -> (its node name, the PrimBackward subclass of that name)
+_PRIM_NODES: dict = {}  # primitive -> the PrimBackward subclass named for it
 
 
 def _named_node_class(name: str) -> type:
     cls = _NAMED_NODES.get(name)
     if cls is None:
-        cls = _NAMED_NODES[name] = type(name, (PrimBackward,), {"__module__": __name__})
+        cls = _NAMED_NODES[name] = type(name, (PrimBackward,), {"__module__": __name__, "_node_name": name})
     return cls
 
 
-def _prim_node_class(prim) -> tuple:
-    hit = _PRIM_NODES.get(prim)
-    if hit is None:
-        name = backward_name(prim.name)
-        hit = _PRIM_NODES[prim] = (name, _named_node_class(name))
-    return hit
+def prim_node_class(prim) -> type:
+    """The class of ``prim``'s backward nodes: ``type(y.grad_fn).__name__`` is PyTorch's name
+    ("MulBackward0"), one PrimBackward subclass per name."""
+    cls = _PRIM_NODES.get(prim)
+    if cls is None:
+        cls = _PRIM_NODES[prim] = _named_node_class(backward_name(prim.name))
+    return cls
 
 
 class ToCopyBackward0(Node):

@@ -29,6 +29,7 @@ import os
 import sys
 import threading
 import time
+import types
 import warnings
 from dataclasses import dataclass, field
 from typing import Any, Callable
@@ -357,6 +358,7 @@ class CompiledFunction:
         self.name = name
         self.modules = modules
         self.cache: dict[tuple, Entry] = {}
+        self.variants: dict[tuple, list[Entry]] = {}  # per guard, entries of other lifted states
         self.recompiles = 0
         self.gave_up = False
         self.history: list[str] = []   # recompile reasons and graph breaks, for explain()
@@ -436,7 +438,7 @@ class CompiledFunction:
         entry = self.cache.get(guard)
         stale = self._lifted_changed(entry) if entry is not None and entry.eager_reason is None else None
         if stale is not None:
-            entry = None
+            entry = self._fitting_variant(guard, entry)
         if entry is None:
             if self.gave_up:  # past the recompile limit: what is compiled still runs compiled
                 return self.fn(*args, **kwargs)
@@ -458,12 +460,28 @@ class CompiledFunction:
                 _emit("recompiles", f"{self.name}: recompiling because {reason}")
             why = f"recompiled because {reason}" if self.cache else "the first compile"
             entry = self._compile(args, kwargs, guard, leaves, spec, why)
+            old = self.cache.get(entry.guard)
+            if old is not None and old.eager_reason is None:  # stale now, it may fit again later
+                self.variants.setdefault(entry.guard, []).append(old)
             self.cache[entry.guard] = entry
         if entry.eager_reason is not None:
             return self.fn(*args, **kwargs)
         if entry.fast is not None:
             self._last = entry
         return self._run(entry, leaves)
+
+    def _fitting_variant(self, guard: tuple, stale: Entry) -> Entry | None:
+        """Another entry compiled for ``guard`` whose lifted state fits now (None: none does). The
+        same arguments may meet several states of a module (a mask cache built for the training
+        batch, then for the evaluation batch, and again): each compiled state is kept, as PyTorch
+        keeps one cache entry per set of guards, so switching back does not recompile."""
+        others = self.variants.get(guard)
+        for i, e in enumerate(others or ()):
+            if self._lifted_changed(e) is None:
+                others[i] = stale  # the fitting one becomes current; lists only ever swap entries
+                self.cache[guard] = e
+                return e
+        return None
 
     @staticmethod
     def _lifted_changed(entry: Entry) -> str | None:
@@ -604,6 +622,7 @@ class CompiledFunction:
                 elif type(v) in _GUARDED_SCALARS:
                     entry.py_guards.append((f"global {key}", fn_globals, key, v))
         entry.lifted_slots = [slots.get(id(t)) for t in lifted]
+        _read_plain_attributes_by_name(entry, trace)
         entry.mutated = [t for t, _ in trace.mutations.values()]
         position: dict[int, int] = {}
         for i, t in enumerate(leaves + lifted):
@@ -958,6 +977,25 @@ def _guard_stores(entry: Entry, stores: list, lifted: list) -> list:
     return [by_name.get(id(t), t) for t in lifted]
 
 
+def _read_plain_attributes_by_name(entry: Entry, trace: Trace) -> None:
+    """A tensor the function only reads from a plain module attribute or a global (not a parameter
+    or buffer, not written in place, no gradient) is read by name at each call, guarded on its
+    shape, dtype and device, instead of by identity. A module that builds such a tensor anew (the
+    src_mask cache of PyTorch's Transformer example, rebuilt at each train()/eval() switch of
+    sequence length) then finds the entry that fits it again, as PyTorch, which takes such
+    tensors as graph inputs, does, instead of recompiling on each new object."""
+    mutated = {id(t) for t, _ in trace.mutations.values()}
+    for i, (t, slot) in enumerate(zip(entry.lifted, entry.lifted_slots)):
+        if slot is None or isinstance(t, Slot) or t.requires_grad or id(t) in mutated:
+            continue
+        owner, d, key = slot
+        if isinstance(owner, Module) and d is not owner.__dict__:  # its _parameters or _buffers
+            continue
+        where = f"global {key}" if isinstance(owner, str) else f"{type(owner).__name__}.{key}"
+        entry.lifted[i] = AttrSlot(where, d, key, t)  # its stale() is checked with the lifted Slots
+        entry.lifted_slots[i] = None
+
+
 def _modules_reached(fn, fn_globals) -> list:
     """The modules a function reaches through its closure or the globals it names (a training step
     using ``model``), with their submodules: attributes it sets on them are watched while tracing."""
@@ -1039,7 +1077,33 @@ def compile(model=None, *, backend: str = "inductor", fullgraph: bool = False, d
     name = getattr(model, "__name__", type(model).__name__)
     owner = getattr(model, "__self__", None)
     modules = list(owner.modules()) if isinstance(owner, Module) else []
-    return CompiledFunction(model, backend, fullgraph, dump_dir, name, modules)
+    return compiled_for(model, backend, fullgraph, dump_dir, name, modules)
+
+
+# Where a function or module keeps its CompiledFunctions, one per (backend, fullgraph, dump_dir):
+# in its own __dict__, so that they live exactly as long as it does (Module.__getstate__ leaves it
+# out of copies and pickles).
+SHARED_ATTR = "_graphc_compiled"
+_shared_lock = threading.Lock()
+
+
+def compiled_for(target, backend: str, fullgraph: bool, dump_dir: str | None, name: str,
+                 modules: list) -> CompiledFunction:
+    """The CompiledFunction of ``target`` (a function or a Module) for these settings. As PyTorch
+    keeps compiled code with the code it compiled, a second ``compile(model)`` (say, once per call
+    of a train() function) reuses what the first one compiled instead of tracing again; every call
+    still checks the entries' guards. Other callables (bound methods, callable objects) get their own."""
+    if not isinstance(target, (Module, types.FunctionType)):
+        return CompiledFunction(target, backend, fullgraph, dump_dir, name, modules)
+    key = (backend, fullgraph, dump_dir)
+    with _shared_lock:
+        shared = target.__dict__.setdefault(SHARED_ATTR, {})
+        cf = shared.get(key)
+        if cf is None:
+            cf = shared[key] = CompiledFunction(target, backend, fullgraph, dump_dir, name, modules)
+        else:
+            cf.modules = modules  # submodules added since: their training flags are guarded too
+    return cf
 
 
 MODES = ("default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs")
@@ -1074,8 +1138,8 @@ class OptimizedModule(Module):
     def __init__(self, module, backend: str, fullgraph: bool, dump_dir: str | None) -> None:
         super().__init__()
         self._orig_mod = module
-        self.__dict__["_compiled"] = CompiledFunction(module, backend, fullgraph, dump_dir,
-                                                      type(module).__name__, list(module.modules()))
+        self.__dict__["_compiled"] = compiled_for(module, backend, fullgraph, dump_dir,
+                                                  type(module).__name__, list(module.modules()))
         self.__dict__["training"] = module.training
 
     def forward(self, *args, **kwargs):

@@ -43,6 +43,8 @@ def explain(fn, *args, **kwargs) -> ExplainOutput:
     else:
         cf = compile(fn)
         cf = cf._compiled if isinstance(cf, OptimizedModule) else cf
+        # a compile of its own, not the one compile(fn) shares: explain shows every stage and warning
+        cf = CompiledFunction(cf.fn, cf.backend, cf.fullgraph, cf.dump_dir, cf.name, cf.modules)
     cf._record = True  # compiles keep every stage's text
     try:
         guard, leaves, spec = cf._guard(args, kwargs)

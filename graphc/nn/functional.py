@@ -397,7 +397,11 @@ def _max_pool_indices(x, k, s, pads, d):
     nsp = len(k)
     cols = host_array(P.unfold(x.detach(), kernel=k, stride=s, padding=pads, dilation=d, value=-math.inf)._data)
     lead = cols.shape[:2 + nsp]
-    arg = cols.reshape(lead + (-1,)).argmax(-1)
+    windows = cols.reshape(lead + (-1,))
+    arg = windows.argmax(-1)
+    if x.dtype.is_floating_point:  # PyTorch's rule: a window's last NaN (argmax finds the first)
+        nan = np.isnan(windows)
+        arg = np.where(nan.any(-1), windows.shape[-1] - 1 - nan[..., ::-1].argmax(-1), arg)
     koff = np.unravel_index(arg, k)
     grids = np.indices(lead[2:], sparse=False)
     flat = np.zeros(lead, dtype=np.int64)

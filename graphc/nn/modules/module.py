@@ -823,7 +823,9 @@ class Module:
         return main + "\n  " + "\n  ".join(body) + "\n)"
 
     def __getstate__(self):
-        return self.__dict__.copy()
+        state = self.__dict__.copy()
+        state.pop("_graphc_compiled", None)  # graphc.compile's code for this module: not copied or pickled
+        return state
 
     def __setstate__(self, state) -> None:
         self.__dict__.update(state)

@@ -1,0 +1,268 @@
+"""What a CNN training step runs on the numpy backend. Max pooling over windows that tile the
+input (kernel == stride, no padding, no dilation: the common case) is a running maximum over the
+window offsets (``passes/nn_decompositions.py``); the numpy backend lowers ``where(c, x, 0)`` as a
+bit multiply, a running-max step as np.maximum, and materializes copies C-contiguous
+(``codegen/numpy_codegen.py``); unfold/fold (im2col/col2im, ``ir/prims.py``) against their
+definition and each other. Values and gradients compiled vs eager, vs float64 finite
+differences, and ties, NaN and infinities vs PyTorch (where installed)."""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+import graphc
+import graphc.nn.functional as F
+from graphc.codegen import numpy_codegen
+
+nan, inf = math.nan, math.inf
+
+# (spatial dims, input spatial shape, kernel): square, rectangular, cropped (odd sizes), 1-d, 3-d
+TILING = [(2, (8, 8), 2), (2, (6, 9), (2, 3)), (2, (7, 5), 2), (1, (9,), 3), (3, (4, 4, 6), 2)]
+POOL = {1: F.max_pool1d, 2: F.max_pool2d, 3: F.max_pool3d}
+
+
+def _value_and_grad(pool, x: np.ndarray, g: np.ndarray, kernel, compiled: bool):
+    t = graphc.tensor(x, requires_grad=True)
+
+    def fn(t, g):
+        y = pool(t, kernel)
+        (y * g).sum().backward()
+        return y.detach()
+    run = graphc.compile(fn) if compiled else fn
+    y = run(t, graphc.tensor(g))
+    return y.numpy(), t.grad.numpy()
+
+
+def _ties(shape, rng) -> np.ndarray:
+    """Small integers: many windows hold their maximum more than once."""
+    return rng.integers(-2, 3, shape).astype(np.float32)
+
+
+@pytest.mark.parametrize("nsp,size,kernel", TILING)
+def test_compiled_equals_eager_with_ties(nsp, size, kernel):
+    rng = np.random.default_rng(0)
+    x = _ties((2, 3) + size, rng)
+    x.reshape(-1)[::7] = nan
+    x.reshape(-1)[3::11] = -inf
+    k = (kernel,) * nsp if isinstance(kernel, int) else kernel
+    out = tuple(s // kk for s, kk in zip(size, k))
+    g = rng.standard_normal((2, 3) + out).astype(np.float32)
+    ye, ge = _value_and_grad(POOL[nsp], x, g, kernel, compiled=False)
+    yc, gc = _value_and_grad(POOL[nsp], x, g, kernel, compiled=True)
+    assert ye.shape == (2, 3) + out
+    np.testing.assert_array_equal(yc, ye)
+    np.testing.assert_array_equal(gc, ge)
+    # each window's gradient lands on exactly one element; rows/columns past the last window get none
+    assert np.count_nonzero(ge) == np.count_nonzero(g)
+
+
+@pytest.mark.parametrize("nsp,size,kernel", TILING[:2] + TILING[3:])
+def test_gradient_matches_finite_differences(nsp, size, kernel):
+    rng = np.random.default_rng(1)
+    x = rng.permutation(np.prod(size) * 2).reshape((1, 2) + size).astype(np.float64) / 7.0  # no ties
+    t = graphc.tensor(x, requires_grad=True)
+    assert graphc.autograd.gradcheck(lambda a: POOL[nsp](a, kernel), (t,), eps=1e-6, atol=1e-6)
+
+
+def test_signed_zero_ties_compiled_equal_eager():
+    """The running maximum lowers to np.maximum where eager mode runs np.where: on -0.0 and 0.0
+    in one window both keep the first, as PyTorch's scan does."""
+    x = np.array([[[[-0.0, 0.0, 0.0, -0.0], [0.0, 0.0, -0.0, -0.0]]]], np.float32)
+    g = np.ones((1, 1, 1, 2), np.float32)
+    ye, ge = _value_and_grad(F.max_pool2d, x, g, 2, compiled=False)
+    yc, gc = _value_and_grad(F.max_pool2d, x, g, 2, compiled=True)
+    np.testing.assert_array_equal(np.signbit(ye), [[[[True, False]]]])
+    np.testing.assert_array_equal(np.signbit(yc), np.signbit(ye))
+    np.testing.assert_array_equal(gc, ge)
+    np.testing.assert_array_equal(ge, [[[[1, 0, 1, 0], [0, 0, 0, 0]]]])
+
+
+def test_window_maximum_and_gradient_rules():
+    """PyTorch's rules, written out: the first maximum of a window wins ties; a NaN is the
+    maximum, and of several NaNs the last wins; an all -inf window gives its first element."""
+    x = np.array([[[[3, 3, nan, 1, -inf, -inf],
+                    [1, 3, 2, nan, -inf, -inf]]]], np.float32)
+    for compiled in (False, True):
+        y, g = _value_and_grad(F.max_pool2d, x, np.ones((1, 1, 1, 3), np.float32), 2, compiled)
+        np.testing.assert_array_equal(y, [[[[3, nan, -inf]]]])
+        np.testing.assert_array_equal(g, [[[[1, 0, 0, 0, 1, 0], [0, 0, 0, 1, 0, 0]]]])
+
+
+def _torch_cases():
+    rng = np.random.default_rng(2)
+    a = _ties((2, 3, 8, 8), rng)
+    a.reshape(-1)[::5] = nan
+    a.reshape(-1)[2::9] = -inf
+    a.reshape(-1)[4::13] = inf
+    return [(a, 2, None, 0, False), (a[..., :7, :7], (2, 2), None, 0, False),
+            (a, 3, 2, 1, False), (a[..., :7, :7], 2, 2, 0, True)]  # the last two: the general path
+
+
+@pytest.mark.parametrize("case", range(4))
+@pytest.mark.parametrize("compiled", [False, True])
+def test_ties_nan_and_indices_match_torch(case, compiled):
+    torch = pytest.importorskip("torch")
+    x, k, s, p, ceil = _torch_cases()[case]
+    rng = np.random.default_rng(3)
+    tx = torch.tensor(x, requires_grad=True)
+    ty, tidx = torch.nn.functional.max_pool2d(tx, k, s, p, ceil_mode=ceil, return_indices=True)
+    g = rng.standard_normal(tuple(ty.shape)).astype(np.float32)
+    ty.backward(torch.tensor(g))
+    gx = graphc.tensor(x, requires_grad=True)
+
+    def fn(a, gg):
+        y = F.max_pool2d(a, k, s, p, ceil_mode=ceil)
+        (y * gg).sum().backward()
+        return y.detach()
+    run = graphc.compile(fn, fullgraph=True) if compiled else fn
+    y = run(gx, graphc.tensor(g))
+    np.testing.assert_array_equal(y.numpy(), ty.detach().numpy())
+    if not compiled:  # return_indices reads the values on the host: a graph break when compiled
+        _, idx = F.max_pool2d(graphc.tensor(x), k, s, p, ceil_mode=ceil, return_indices=True)
+        np.testing.assert_array_equal(idx.numpy(), tidx.numpy())
+    if case < 2:  # the tiling path sends each gradient where PyTorch does, NaN windows included
+        np.testing.assert_array_equal(gx.grad.numpy(), tx.grad.numpy())
+    else:  # the general path: same where no window holds a NaN
+        clean = ~np.isnan(x)
+        np.testing.assert_allclose(gx.grad.numpy()[clean], tx.grad.numpy()[clean], rtol=1e-6, atol=1e-6)
+
+
+def test_tiling_step_has_no_argmax_gather_or_scatter():
+    """The compiled step of a max pool over 2x2 tiles reads its windows as slices: no unfold, no
+    argmax or gather forward, no fold or scatter backward, and no np.where left for the masks."""
+    x = graphc.randn(4, 3, 8, 8, requires_grad=True)
+
+    def fn(a):
+        y = F.max_pool2d(F.relu(a), 2)
+        y.sum().backward()
+        return y.detach()
+    d = graphc.explain(fn, x)
+    code = d.code if hasattr(d, "code") else str(d)
+    for name in ("unfold", "'argmax'", "'gather'", "'fold'", "scatter", "add.at"):
+        assert name not in code, name
+    lines = [ln for ln in code.splitlines() if not ln.lstrip().startswith("#")]
+    # backward: two masks per step of the running maximum (one step along each dim), and relu's
+    assert sum("_where_zero(" in ln for ln in lines) == 2 * 2 + 1
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64, np.float16])
+def test_where_with_zero_branch_keeps_ieee_specials(dtype):
+    x = np.array([[1.5, -0.0, nan, inf, -inf, -2.0]], dtype)
+    c = np.array([[True, True, True, False, True, False]])
+    for keep in (True, False):
+        want = np.where(c, x, 0) if keep else np.where(c, 0, x)
+        got = numpy_codegen.where_zero(c, x, keep)
+        assert got.dtype == x.dtype
+        np.testing.assert_array_equal(got, want)
+        np.testing.assert_array_equal(np.signbit(got), np.signbit(want))
+    # the condition broadcasts against x, as np.where's
+    c2 = np.array([[True], [False]])
+    np.testing.assert_array_equal(numpy_codegen.where_zero(c2, x, True), np.where(c2, x, 0))
+
+
+def test_compiled_where_zero_equals_eager():
+    x = graphc.tensor([[1.0, nan, inf, -inf, -3.0, 0.5]])
+    m = graphc.tensor([[True, False, False, True, False, True]])
+
+    def fn(x, m):
+        return graphc.where(m, x, 0.0) + graphc.where(m, 0.0, x * 2)
+    np.testing.assert_array_equal(graphc.compile(fn)(x, m).numpy(), fn(x, m).numpy())
+
+
+def test_materialized_copy_is_c_contiguous():
+    a = np.arange(24, dtype=np.float32).reshape(2, 3, 4).transpose(2, 0, 1)
+    fresh = numpy_codegen.copy_c(a)
+    assert fresh.flags.c_contiguous and np.array_equal(fresh, a)
+    out = np.empty(a.shape, np.float32)
+    assert numpy_codegen.copy_c(a, out) is out and np.array_equal(out, a)
+
+
+@pytest.mark.parametrize("shape,k,s,p,d", [
+    ((2, 16, 8, 8), (3, 3), (1, 1), ((1, 1), (1, 1)), (1, 1)),  # a conv layer's col2im
+    ((2, 3, 7, 6), (3, 2), (2, 1), ((1, 2), (0, 1)), (1, 2)),
+    ((1, 3, 5, 5), (3, 3), (3, 3), ((2, 2), (2, 2)), (2, 2)),  # windows that skip input positions
+    ((2, 1, 5), (3,), (1,), ((1, 1),), (1,)),
+    ((1, 2, 4, 4, 5), (2, 2, 3), (2, 1, 1), ((0, 1), (1, 0), (0, 0)), (1, 1, 1))])
+@pytest.mark.parametrize("channels_last", [False, True])
+def test_unfold_and_fold_are_adjoint(shape, k, s, p, d, channels_last):
+    """<unfold(x), c> == <x, fold(c)> for windows in either memory layout, and unfold reads the
+    windows it should (against np.pad and plain indexing)."""
+    from graphc.ir import prims as P
+    rng = np.random.default_rng(4)
+    x = rng.standard_normal(shape)
+    u = P.unfold.impl(x, kernel=k, stride=s, padding=p, dilation=d, value=-1.5)
+    xp = np.pad(x, [(0, 0), (0, 0)] + list(p), constant_values=-1.5)
+    for pos in np.ndindex(*u.shape[2:]):
+        out, off = pos[:len(k)], pos[len(k):]
+        src = tuple(o * st + f * dd for o, st, f, dd in zip(out, s, off, d))
+        np.testing.assert_array_equal(u[(slice(None), slice(None)) + pos], xp[(slice(None), slice(None)) + src])
+    c = rng.standard_normal(u.shape)
+    if channels_last:  # the layout of conv's backward product
+        c = np.moveaxis(np.ascontiguousarray(np.moveaxis(c, 1, 1 + len(k))), 1 + len(k), 1)
+    u0 = P.unfold.impl(x, kernel=k, stride=s, padding=p, dilation=d)
+    f = P.fold.impl(c, size=shape[2:], kernel=k, stride=s, padding=p, dilation=d)
+    assert f.shape == shape and f.flags.c_contiguous
+    np.testing.assert_allclose((x * f).sum(), (u0 * c).sum(), rtol=1e-10)
+
+
+@pytest.mark.parametrize("shape", [(64, 32, 8, 8), (4, 3, 5), (2, 5, 300, 300), (3, 0, 4)])
+@pytest.mark.parametrize("keepdims", [True, False])
+@pytest.mark.parametrize("planned", [False, True])
+def test_channel_sum(shape, keepdims, planned):
+    """A batch norm's per-channel sum (BLAS products with ones; einsum when large), against a
+    float64 sum; a strided view takes numpy's reduction."""
+    rng = np.random.default_rng(5)
+    x = (rng.standard_normal(shape) + 2).astype(np.float32)
+    axes = (0,) + tuple(range(2, len(shape)))
+    want = x.astype(np.float64).sum(axes, keepdims=keepdims)
+    out = np.empty(want.shape, np.float32) if planned else None
+    got = numpy_codegen.sum_channels(x, keepdims, out)
+    assert got.shape == want.shape and got.dtype == np.float32 and (out is None or got is out)
+    np.testing.assert_allclose(got, want, rtol=2e-6, atol=1e-3)
+    view = x[:, ::-1]
+    flipped = want[:, ::-1] if keepdims else want[::-1]
+    np.testing.assert_allclose(numpy_codegen.sum_channels(view, keepdims), flipped, rtol=2e-6, atol=1e-3)
+
+
+def test_batch_norm_step_compiled_equals_eager():
+    """BatchNorm2d's forward and backward reduce over (N, H, W): the compiled step (channel sums
+    as BLAS products) equals eager mode's."""
+    graphc.manual_seed(0)
+    bn = graphc.nn.BatchNorm2d(6)
+    x = graphc.randn(8, 6, 5, 5, requires_grad=True)
+    g = graphc.randn(8, 6, 5, 5)
+
+    def fn(x):
+        y = bn(x)
+        (y * g).sum().backward()
+        return y.detach()
+    ye = fn(x)
+    ge, gw = x.grad.clone(), bn.weight.grad.clone()
+    x.grad, bn.weight.grad, bn.bias.grad = None, None, None
+    compiled = graphc.compile(fn)
+    yc = compiled(x)
+    np.testing.assert_allclose(yc.numpy(), ye.numpy(), rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(x.grad.numpy(), ge.numpy(), rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(bn.weight.grad.numpy(), gw.numpy(), rtol=1e-4, atol=1e-5)
+    assert "_sum_channels(" in graphc.explain(compiled, x).code
+
+
+def test_where_greater_without_nan_test_is_not_a_maximum():
+    """where(x > y, x, y) on floats keeps y where x is NaN (np.maximum would not): only the
+    running max's form with ``| isnan(x)`` lowers to np.maximum."""
+    x = graphc.tensor([nan, 1.0, 2.0, nan])
+    y = graphc.tensor([1.0, nan, 3.0, nan])
+
+    def plain(x, y):
+        return graphc.where(x > y, x, y)
+
+    def running(x, y):
+        return graphc.where((x > y) | graphc.isnan(x), x, y)
+    for fn in (plain, running):
+        np.testing.assert_array_equal(graphc.compile(fn)(x, y).numpy(), fn(x, y).numpy())
+    assert "np.maximum(" not in graphc.explain(plain, x, y).code
+    assert "np.maximum(" in graphc.explain(running, x, y).code
+    ints = graphc.tensor([3, -1, 2]), graphc.tensor([1, 5, 2])
+    np.testing.assert_array_equal(graphc.compile(plain)(*ints).numpy(), [3, 5, 2])
