@@ -825,9 +825,10 @@ class CompiledFunction:
             inputs = [*leaves, *entry.lifted]
         xp = entry.xp
         arrays = [t._data for t in inputs]
+        host = xp is np
         for i, a in enumerate(arrays):
-            if type(a) is not np.ndarray or not a.flags.c_contiguous:
-                arrays[i] = _input_array(a, xp)
+            if not host or type(a) is not np.ndarray or not a.flags.c_contiguous:
+                arrays[i] = _input_array(a, xp)  # a 0-dim CPU tensor read by device code goes there
         outs = entry.forward(arrays, entry.keep, entry.inputs_guarded)
         if entry.plain:  # the outputs are the user's, each a fresh array
             if len(outs) == 1 and entry.out_spec[0] == "T":
