@@ -453,12 +453,12 @@ def test_fractional_max_pool_module_and_errors():
     # compiled: samples held by the module are read on every call (a graph break), never baked in
     held = nn.FractionalMaxPool2d(2, output_size=3, _random_samples=torch.full((1, 3, 2), 0.1, dtype=torch.float64))
     x9 = _rand(1, 3, 7, 7, seed=10)  # starts (0, 2, 5) for a sample of 0.1, (0, 3, 5) for 0.3
-    with pytest.warns(UserWarning, match="graph break"):
+    with pytest.warns(UserWarning, match="graph break(.|\n)*window starts reads the values of a parameter or buffer"):
         first = torch.compile(held)(x9)
     with torch.no_grad():
         held._random_samples.fill_(0.3)
-    with pytest.warns(UserWarning, match="window starts reads the values of a parameter or buffer"):
-        again = torch.compile(held)(x9)
+    # compiling the module again reuses its compiled code: the graph break (warned once) runs eagerly
+    again = torch.compile(held)(x9)
     assert torch.equal(again, held(x9)) and not torch.equal(first, held(x9))
     y, idx = nn.FractionalMaxPool3d(2, output_size=3, return_indices=True)(_rand(1, 2, 5, 6, 7, seed=9))
     assert y.shape == idx.shape == (1, 2, 3, 3, 3) and idx.dtype is torch.int64
