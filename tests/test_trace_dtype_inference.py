@@ -70,3 +70,15 @@ def test_against_pytorch():
             return real.zeros(spec[1], dtype=getattr(real, str(spec[0]).split(".")[-1]))
         got = real.result_type(to_real(a_spec), to_real(b_spec))
         assert str(got).split(".")[-1] == str(expected).split(".")[-1], (a_spec, b_spec)
+
+
+def test_broadcast_shapes_agrees_with_numpy():
+    # the fast path (equal shapes, or one shape with 0-d operands) and the general rule alike
+    from graphc.ir.shapes import ShapeError, broadcast_shapes
+    cases = [((2, 3), (2, 3)), ((), (4, 5)), ((4, 5), (), ()), ((), ()), ((1, 3), (2, 1)), ((3,), (2, 3)),
+             ((2, 1, 3), (2, 1, 3), ()), ((0, 3), (1, 3)), ((0,), ()), ((5, 1), (5, 1), (1, 7))]
+    for shapes in cases:
+        assert broadcast_shapes(*shapes) == np.broadcast_shapes(*shapes), shapes
+    for bad in [((2, 3), (3, 2)), ((2, 3), (), (2, 4)), ((2, 3), (2, 3), (2,))]:
+        with pytest.raises(ShapeError, match="must match the size"):
+            broadcast_shapes(*bad)
