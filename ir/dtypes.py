@@ -216,6 +216,26 @@ def scalar_dtype(x) -> DType:
     raise TypeError(f"expected a tensor or a Python number, got {type(x).__name__}")
 
 
+# Types whose instances were found to have ``dtype`` and ``ndim`` (IR Values, tensors, arrays):
+# every traced op infers its result type from its operands, and a hit here skips two ``hasattr``
+# probes (property calls) per operand. Only classes that declare both attributes themselves are
+# remembered, so an instance that happens to carry them is still probed one by one. (The set
+# only grows, by single adds: safe under threads.)
+TENSOR_TYPES: set[type] = set()
+
+
+def is_tensor_like(x) -> bool:
+    """Whether ``x`` has a dtype and dimensions (a tensor, array or IR value; not a numpy scalar)."""
+    t = type(x)
+    if t in TENSOR_TYPES:
+        return True
+    if hasattr(x, "dtype") and hasattr(x, "ndim") and not isinstance(x, np.generic):
+        if hasattr(t, "dtype") and hasattr(t, "ndim"):
+            TENSOR_TYPES.add(t)
+        return True
+    return False
+
+
 def result_type(*operands) -> DType:
     """torch.result_type over tensors (anything with .dtype and .ndim) and Python numbers.
 
@@ -224,7 +244,7 @@ def result_type(*operands) -> DType:
     """
     tiers: list[DType | None] = [None, None, None]
     for x in operands:
-        if hasattr(x, "dtype") and hasattr(x, "ndim") and not isinstance(x, np.generic):
+        if is_tensor_like(x):
             tier, d = (0 if x.ndim > 0 else 1), x.dtype
         else:
             tier, d = 2, scalar_dtype(x)

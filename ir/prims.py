@@ -19,10 +19,14 @@ from .shapes import ShapeError, broadcast_shapes, numel
 
 
 def _shape(x) -> tuple[int, ...]:
+    if type(x) in dt.TENSOR_TYPES:  # the common case while tracing: skip the probes
+        return tuple(x.shape)
     return tuple(x.shape) if hasattr(x, "dtype") and not isinstance(x, np.generic) else ()
 
 
 def _is_tensor(x) -> bool:
+    if type(x) in dt.TENSOR_TYPES:
+        return True
     return hasattr(x, "dtype") and hasattr(x, "shape") and not isinstance(x, np.generic)
 
 
@@ -43,11 +47,28 @@ def _tensor_dtypes(args) -> list[DType]:
 def _compute_dtype(mode: str, args) -> DType | None:
     if mode == "logical":
         return None
-    d = result_type(*args)
+    d = _one_dtype(args)
+    if d is None:
+        d = result_type(*args)
     if mode == "real":
         return d
     if mode == "float" and not d.is_inexact:
         return dt.get_default_dtype()
+    return d
+
+
+def _one_dtype(args) -> DType | None:
+    """The dtype all operands share when every one is a tensor (or IR value) of that dtype: then
+    it is ``result_type``'s answer whatever the operands' dimensions. None: ask ``result_type``."""
+    d = None
+    tensor_types = dt.TENSOR_TYPES
+    for a in args:
+        if type(a) not in tensor_types:
+            return None
+        if d is None:
+            d = a.dtype
+        elif a.dtype is not d:
+            return None
     return d
 
 

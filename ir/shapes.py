@@ -11,6 +11,17 @@ class ShapeError(RuntimeError):
 def broadcast_shapes(*shapes: Sequence[int]) -> tuple[int, ...]:
     if len(shapes) == 1:
         return tuple(shapes[0])
+    # the common cases while tracing, without the loop: equal shapes, or one shape and 0-d operands
+    # (Python numbers); both broadcast to that shape, and neither can fail
+    first = None
+    for s in shapes:
+        if len(s):
+            if first is None:
+                first = s
+            elif s != first:
+                break
+    else:
+        return tuple(first) if first is not None else ()
     ndim = max(len(s) for s in shapes)
     out = [1] * ndim
     # dimension by dimension from the last, as PyTorch's infer_size reports the rightmost mismatch

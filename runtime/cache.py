@@ -221,9 +221,10 @@ def _write(name: str, data: bytes) -> str | None:
     return None
 
 
-def load(key: str) -> str | None:
-    """The cached source for ``key``, or None when absent, corrupted or not trusted (logged once)."""
-    data = _read(f"{key}.py")
+def load(key: str, suffix: str = ".py") -> str | None:
+    """The cached source for ``key``, or None when absent, corrupted or not trusted (logged once).
+    ``suffix``: the entry file's (``.txt`` for notes that are not code: no ``*.py`` listing shows them)."""
+    data = _read(f"{key}{suffix}")
     if data is None:
         return None
     try:
@@ -234,11 +235,11 @@ def load(key: str) -> str | None:
     return body if header == _header(key, body) else None
 
 
-def store(key: str, source: str) -> str | None:
-    """Write ``source`` as the entry for ``key``. Returns None when it was stored, else why not
-    (a refused directory or entry, also logged once; a read-only or full disk): that only costs
-    regeneration next time."""
-    return _write(f"{key}.py", f"{_header(key, source)}\n{source}".encode())
+def store(key: str, source: str, suffix: str = ".py") -> str | None:
+    """Write ``source`` as the entry for ``key`` (``suffix``: as for ``load``). Returns None when
+    it was stored, else why not (a refused directory or entry, also logged once; a read-only or
+    full disk): that only costs regeneration next time."""
+    return _write(f"{key}{suffix}", f"{_header(key, source)}\n{source}".encode())
 
 
 # ---- compiled code --------------------------------------------------------------------------

@@ -43,7 +43,12 @@ def pipeline_version() -> str:
     """A hash of the source of the IR, every pass (decompositions, autodiff rules, fusion) and
     the frontend code that drives them: what turns a traced graph into the graphs a backend gets.
     (Computed once per process, at its first compile: walked with ``os.scandir`` and read with
-    ``open``, a few times faster than pathlib's ``rglob``/``read_bytes``.)"""
+    ``open``, a few times faster than pathlib's ``rglob``/``read_bytes``.)
+
+    A warm start would spend about 2 ms reading and hashing those sources (~330 kB), so the
+    version is also kept in the code cache under a key made of every file's path, size and
+    modification time in nanoseconds (what Python's own bytecode cache trusts, with finer
+    times): a file edited, added or removed gives another key, and the sources are hashed again."""
     import graphc.ir
     import graphc.passes
     files: list[str] = []
@@ -51,11 +56,24 @@ def pipeline_version() -> str:
         files += sorted(_sources(os.path.dirname(pkg.__file__)))
     here = os.path.dirname(__file__)
     files += [os.path.join(here, "api.py"), os.path.join(here, "entry_cache.py")]
+    try:
+        stats = [(path, st.st_size, st.st_mtime_ns) for path, st in ((p, os.stat(p)) for p in files)]
+    except OSError:
+        stats = None
+    memo = None
+    if stats is not None:
+        memo = "pipeline_" + hashlib.sha256(f"{FORMAT}\n{json.dumps(stats)}".encode()).hexdigest()[:32]
+        known = cache.load(memo, ".txt")
+        if known is not None and len(known) == 16 and all(c in "0123456789abcdef" for c in known):
+            return known
     h = hashlib.sha256()
     for path in files:
         with open(path, "rb") as f:
             h.update(os.path.basename(path).encode() + b"\0" + f.read() + b"\0")
-    return h.hexdigest()[:16]
+    version = h.hexdigest()[:16]
+    if memo is not None:
+        cache.store(memo, version, ".txt")  # not stored (read-only, refused directory): hashed again next time
+    return version
 
 
 def _sources(folder: str) -> list[str]:
