@@ -49,8 +49,10 @@ def special_module(*values) -> ModuleType:
 # ``np.errstate(all="ignore")`` around one call, without the context manager's Python-level cost
 # (most of a small elementwise op's time): set numpy's error-state context variable directly.
 # The state set ignores every floating-point error and keeps numpy's buffer size of when graphc
-# was imported; for elementwise ufuncs, the only functions wrapped, the buffer size changes no
-# result, and no error handler is called when errors are ignored.
+# was imported; for elementwise ufuncs the buffer size changes no result, and no error handler is
+# called when errors are ignored. Generated numpy code (graphc.compile) runs under it too: there a
+# reduction that numpy buffers (a casting one) sums in buffer-sized blocks, so a program that calls
+# ``np.setbufsize`` after importing graphc could see its last bits move; nothing in graphc does.
 try:
     from numpy._core._ufunc_config import _extobj_contextvar, _make_extobj
 except ImportError:  # another numpy layout: the plain context manager

@@ -309,6 +309,13 @@ def set_operand_policy(policy: Callable | None) -> Callable | None:
     return old
 
 
+def threads_dispatching() -> bool:
+    """Whether some thread has pushed a handler or set an operand policy. While none has, every
+    thread's handler is the base handler and no thread autocasts (``graphc.compile``'s call fast
+    path relies on it)."""
+    return _dispatching_threads.count != 0
+
+
 def operand_policy() -> Callable | None:
     """This thread's operand policy (None: operands are bound as they are)."""
     return _local.policy

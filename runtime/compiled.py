@@ -30,8 +30,10 @@ POOL_LIMIT = 1  # idle workspaces kept per compiled graph
 IDLE_LIMIT_BYTES = int(float(os.environ.get("GRAPHC_IDLE_WORKSPACE_MB", "64")) * (1 << 20))
 
 # Pools holding idle workspaces, least recently released first: weak reference -> bytes held
-# (a pool that dies takes its workspaces with it; its entry is dropped at the next look).
+# (a pool that dies takes its workspaces with it; its entry is dropped at the next trim or count),
+# and their sum, kept as they change: a release compares it with the cap, not summing every pool.
 _idle: OrderedDict[weakref.ref, int] = OrderedDict()
+_idle_total = 0
 _idle_lock = threading.Lock()
 
 
@@ -39,24 +41,38 @@ def idle_workspace_bytes() -> int:
     """Bytes of idle workspaces that live compiled graphs hold, all together."""
     with _idle_lock:
         _drop_dead()
-        return sum(_idle.values())
+        return _idle_total
+
+
+def _set_idle(ref: weakref.ref, held: int, released: bool) -> None:
+    """Record that the pool ``ref`` holds ``held`` idle bytes (0: none); ``released``: it just
+    released one, which makes it the most recently released."""
+    global _idle_total
+    _idle_total += held - _idle.get(ref, 0)
+    if not held:
+        _idle.pop(ref, None)
+    else:
+        _idle[ref] = held
+        if released:
+            _idle.move_to_end(ref)
 
 
 def _drop_dead() -> None:
+    global _idle_total
     for ref in [r for r in _idle if r() is None]:
-        del _idle[ref]
+        _idle_total -= _idle.pop(ref)
 
 
 def _trim(limit: int) -> None:
     """Drop the least recently released idle workspaces until at most ``limit`` bytes are held."""
+    global _idle_total
     _drop_dead()
-    total = sum(_idle.values())
-    while total > limit and _idle:
+    while _idle_total > limit and _idle:
         ref, held = _idle.popitem(last=False)
         pool = ref()
         if pool is not None:
             pool._free.clear()
-        total -= held
+        _idle_total -= held
 
 
 class WorkspacePool:
@@ -77,12 +93,10 @@ class WorkspacePool:
 
     def acquire(self) -> tuple:
         with _idle_lock:
-            if self._free:
-                ws = self._free.pop()
-                if self._free:
-                    _idle[self._ref] = len(self._free) * self.nbytes
-                else:
-                    _idle.pop(self._ref, None)
+            free = self._free
+            if free:
+                ws = free.pop()
+                _set_idle(self._ref, len(free) * self.nbytes, False)
                 return ws
         return self._make()
 
@@ -94,9 +108,9 @@ class WorkspacePool:
             if len(self._free) >= POOL_LIMIT:
                 return
             self._free.append(ws)
-            _idle[self._ref] = len(self._free) * self.nbytes
-            _idle.move_to_end(self._ref)
-            _trim(limit)
+            _set_idle(self._ref, len(self._free) * self.nbytes, True)
+            if _idle_total > limit:
+                _trim(limit)
 
     @property
     def idle(self) -> int:
@@ -141,7 +155,10 @@ class CompiledGraph:
         self.from_cache = from_cache
         self.backend = backend
         self.input_types = input_types
+        # (shape, numpy dtype) per input, as each call checks them
+        self._expected = tuple((tuple(t.shape), t.dtype.np) for t in input_types)
         self.aliased = aliased
+        self._any_aliased = any(aliased)
         self.pool = pool
         self.plan_summary = plan_summary
         self.fn_name = ""  # the generated function's name (the backend sets it)
@@ -177,22 +194,31 @@ class CompiledGraph:
         self.graph = self.schedule = None
 
     def check_inputs(self, arrays: Sequence) -> None:
-        if len(arrays) != len(self.input_types):
-            raise ValueError(f"compiled graph {self.name} takes {len(self.input_types)} inputs, "
-                             f"got {len(arrays)}")
-        for i, (a, t) in enumerate(zip(arrays, self.input_types)):
-            if a.shape != t.shape or a.dtype != t.dtype.np:
-                raise ValueError(f"compiled graph {self.name}: input {i} is {a.dtype}{list(a.shape)}, "
-                                 f"expected {t.dtype.np}{list(t.shape)}")
+        expected = self._expected
+        if len(arrays) != len(expected):
+            raise ValueError(f"compiled graph {self.name} takes {len(expected)} inputs, got {len(arrays)}")
+        for a, (shape, dtype) in zip(arrays, expected):
+            if a.shape != shape or (a.dtype is not dtype and a.dtype != dtype):
+                for i, (a, (shape, dtype)) in enumerate(zip(arrays, expected)):  # which one, for the message
+                    if a.shape != shape or a.dtype != dtype:
+                        raise ValueError(f"compiled graph {self.name}: input {i} is {a.dtype}{list(a.shape)}, "
+                                         f"expected {dtype}{list(shape)}")
 
-    def __call__(self, arrays: Sequence, keep: frozenset = frozenset()) -> tuple:
-        self.check_inputs(arrays)
-        ws = self.pool.acquire()
-        try:
-            outs = self.fn(*arrays, ws)
-        finally:
-            self.pool.release(ws)
-        if not any(self.aliased):
+    def __call__(self, arrays: Sequence, keep: frozenset = frozenset(), checked: bool = False) -> tuple:
+        """Run on ``arrays``; ``checked``: the caller has checked their count, shapes and dtypes
+        (``graphc.compile``'s guards do), so this call does not check them again."""
+        if not checked:
+            self.check_inputs(arrays)
+        pool = self.pool
+        if not pool.layout:  # no workspace buffers: nothing to take from the pool
+            outs = self.fn(*arrays, ())
+        else:
+            ws = pool.acquire()
+            try:
+                outs = self.fn(*arrays, ws)
+            finally:
+                pool.release(ws)
+        if not self._any_aliased:
             return outs
         return tuple(o.copy() if aliased and i not in keep else o
                      for i, (o, aliased) in enumerate(zip(outs, self.aliased)))

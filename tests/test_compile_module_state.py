@@ -60,6 +60,27 @@ def test_tensor_stored_on_self_in_forward_is_written_back_and_guarded():
     assert "_MaskCache.mask changed from None to a Tensor" in cm._compiled.history[0]
 
 
+def test_switching_back_to_a_compiled_state_of_the_module_does_not_recompile():
+    """The mask cache rebuilt at each switch between two input sizes (training and evaluation
+    batches): each (input, mask) state compiles once; switching back finds its entry again."""
+    eager, m = _MaskCache(), _MaskCache()
+    m.load_state_dict(eager.state_dict())
+    cm = graphc.compile(m)
+    sizes = [3, 3, 5, 5] * 4
+    xs = [graphc.randn(n, 4) for n in sizes]
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no recompile limit either
+        got = _run(m, cm, xs[:8])
+        # 3 in the first round (as above), 1 in the second: size 3 meets the 5x5 mask (a rebuild)
+        two_rounds = cm._compiled.recompiles
+        got += _run(m, cm, xs[8:])
+    assert cm._compiled.recompiles == two_rounds == 4
+    for (l1, m1, g1), (l2, m2, g2) in zip(got, _run(eager, eager, xs)):
+        assert l1 == pytest.approx(l2, rel=1e-5)
+        np.testing.assert_array_equal(m1, m2)
+        np.testing.assert_allclose(g1, g2, rtol=1e-5)
+
+
 class _RunningAvg(nn.Module):
     """A plain tensor attribute (not a buffer) replaced by a new tensor at every call."""
 

@@ -34,10 +34,12 @@ import warnings
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
+import numpy as np
+
 from graphc.ir import dtypes
 from graphc.ir.call import bodies as call_bodies
 from graphc.ir.graph import Graph, Value
-from graphc.ir.primitive import PRIMITIVES
+from graphc.ir.primitive import PRIMITIVES, threads_dispatching
 from graphc.ir.printer import print_graph
 from graphc.passes import outline
 from graphc.passes.autodiff.transform import differentiate
@@ -48,6 +50,7 @@ from graphc.runtime.compiled import CompiledGraph
 
 from ..amp.autocast_mode import autocast_state
 from ..autograd import grad_mode
+from ..autograd.grad_mode import _state as _grad_state, altered as _grad_altered
 from ..device import array_to
 from ..autograd.graph import Node, gradient_edge
 from ..nn.modules.module import Module
@@ -55,7 +58,7 @@ from ..tensors import Tensor
 from . import dump, entry_cache
 from ..dispatch import current as _dispatch
 from . import py_state
-from .tracing import AttrSlot, GraphBreak, Slot, SymbolicTensor, Trace
+from .tracing import AttrSlot, GradSlot, GraphBreak, Slot, SymbolicTensor, Trace
 
 RECOMPILE_LIMIT = 8  # recompiles after the first compile (PyTorch's recompile_limit, also 8, counts cache entries)
 log = logging.getLogger("graphc")
@@ -210,6 +213,57 @@ def _tensor_guard(t: Tensor) -> tuple:
     return (tuple(t.shape), t.dtype.name, t.requires_grad, str(t.device))
 
 
+def _fast_guard(guard: tuple) -> tuple | None:
+    """The guard of a call with tensors only, as ``_fast_hit`` compares it: (number of tensors,
+    per tensor (shape, numpy dtype, requires_grad), grad mode, training flags). None for the
+    guards it does not cover, which are always looked up: other arguments, a tensor passed
+    twice, a device other than the CPU, autocast on."""
+    signature, tensors, grad, training, aliases, autocast = guard
+    n = len(tensors)
+    known = _TENSORS_ONLY.get(n)
+    if known is None or signature != known[1] or aliases != tuple(range(n)) or autocast \
+            or any(device != "cpu" for _, _, _, device in tensors):
+        return None
+    return n, tuple((shape, dtypes.from_name(name).np, rg) for shape, name, rg, _ in tensors), grad, training
+
+
+def _fast_hit(entry: Entry, args: tuple, modules: list) -> bool:
+    """Whether a call with ``args`` (tensors only, no keywords) has the guard of ``entry``,
+    compared part by part with what the entry stored, no guard tuple built. Called only while no
+    thread traces or autocasts (then autocast is off and the handler is eager). False means
+    "look it up", never "recompile"; a dtype compares by identity (an equal numpy dtype that is
+    another object is looked up)."""
+    fast = entry.fast
+    if fast is None:
+        return False
+    n, metas, grad, training = fast
+    if len(args) != n:
+        return False
+    for t, (shape, dtype, rg) in zip(args, metas):
+        if not isinstance(t, Tensor):
+            return False
+        a = getattr(t, "_data", None)  # a traced tensor, used outside its trace, has none
+        if type(a) is not np.ndarray or a.shape != shape or a.dtype is not dtype:
+            return False
+        # t.requires_grad, read without its properties unless t is a view (whose grad_fn may
+        # need to be made again after an in-place write)
+        if (t._requires_grad or (t._grad_fn is not None if t._view_ver is None else t.requires_grad)) != rg:
+            return False
+    if n > 1 and (args[0] is args[1] if n == 2 else len({id(t) for t in args}) != n):
+        return False  # a tensor passed twice
+    if (_grad_state.enabled if _grad_altered.count else True) != grad:
+        return False
+    if training:
+        if len(modules) != len(training):
+            return False
+        for m, flag in zip(modules, training):
+            if m.training != flag:
+                return False
+    elif modules:
+        return False
+    return True
+
+
 # ---- compiled entries -----------------------------------------------------------------------
 
 @dataclass
@@ -237,6 +291,17 @@ class Entry:
     eager_reason: str | None = None
     stages: dict = field(default_factory=dict)
     backend: Any = None                              # the runtime backend its graphs run on
+    # what a call needs, worked out once (``_prepare_calls``):
+    fast: tuple | None = None     # the guard as ``_fast_hit`` compares it, or None: calls look it up
+    lifted_meta: list = field(default_factory=list)  # (tensor, shape, numpy dtype, dtype name, requires_grad)
+    lifted_readers: list = field(default_factory=list)  # the lifted Slots (read afresh at every call)
+    xp: Any = None                # the backend's array module
+    n_grads: int = 0              # .grad values among the forward's outputs
+    plain: bool = False           # outputs are fresh arrays, nothing to write back or differentiate
+    reads_state: bool = True      # it has lifted tensors or Python state to check at every call
+    # the guards check every input's shape and dtype (a .grad read afresh is the one they don't),
+    # so the runtime need not check them again
+    inputs_guarded: bool = False
 
 
 class CompiledBackward(Node):
@@ -293,11 +358,13 @@ class CompiledFunction:
         self.name = name
         self.modules = modules
         self.cache: dict[tuple, Entry] = {}
+        self.variants: dict[tuple, list[Entry]] = {}  # per guard, entries of other lifted states
         self.recompiles = 0
         self.gave_up = False
         self.history: list[str] = []   # recompile reasons and graph breaks, for explain()
         self._warned: set[str] = set()
         self._record = False           # keep every stage's text (explain() sets it)
+        self._last: Entry | None = None  # the entry the last call ran, checked first (see __call__)
         functools.update_wrapper(self, fn, updated=())
 
     # ---- guards -----------------------------------------------------------------------------
@@ -356,6 +423,14 @@ class CompiledFunction:
     # ---- calling ----------------------------------------------------------------------------
 
     def __call__(self, *args, **kwargs):
+        # The entry that ran last is checked first, without building the guard tuple: while no
+        # thread traces or autocasts, this thread's handler is the eager one (which calls
+        # call_compiled) and autocast is off. ``_last`` is read once: another thread may set it
+        # at any time, and an entry is immutable once made, so a race can only miss.
+        entry = self._last
+        if entry is not None and not kwargs and not threads_dispatching() and _fast_hit(entry, args, self.modules) \
+                and self._lifted_changed(entry) is None:
+            return self._run(entry, args)
         return _dispatch().call_compiled(self, args, kwargs)
 
     def call_compiled(self, args: tuple, kwargs: dict):
@@ -363,7 +438,7 @@ class CompiledFunction:
         entry = self.cache.get(guard)
         stale = self._lifted_changed(entry) if entry is not None and entry.eager_reason is None else None
         if stale is not None:
-            entry = None
+            entry = self._fitting_variant(guard, entry)
         if entry is None:
             if self.gave_up:  # past the recompile limit: what is compiled still runs compiled
                 return self.fn(*args, **kwargs)
@@ -385,15 +460,35 @@ class CompiledFunction:
                 _emit("recompiles", f"{self.name}: recompiling because {reason}")
             why = f"recompiled because {reason}" if self.cache else "the first compile"
             entry = self._compile(args, kwargs, guard, leaves, spec, why)
+            old = self.cache.get(entry.guard)
+            if old is not None and old.eager_reason is None:  # stale now, it may fit again later
+                self.variants.setdefault(entry.guard, []).append(old)
             self.cache[entry.guard] = entry
         if entry.eager_reason is not None:
             return self.fn(*args, **kwargs)
+        if entry.fast is not None:
+            self._last = entry
         return self._run(entry, leaves)
+
+    def _fitting_variant(self, guard: tuple, stale: Entry) -> Entry | None:
+        """Another entry compiled for ``guard`` whose lifted state fits now (None: none does). The
+        same arguments may meet several states of a module (a mask cache built for the training
+        batch, then for the evaluation batch, and again): each compiled state is kept, as PyTorch
+        keeps one cache entry per set of guards, so switching back does not recompile."""
+        others = self.variants.get(guard)
+        for i, e in enumerate(others or ()):
+            if self._lifted_changed(e) is None:
+                others[i] = stale  # the fitting one becomes current; lists only ever swap entries
+                self.cache[guard] = e
+                return e
+        return None
 
     @staticmethod
     def _lifted_changed(entry: Entry) -> str | None:
         """Why the tensors the entry reads by identity are no longer right for it (None: they are):
         a module's parameter or buffer was replaced by another tensor, or one changed shape/dtype."""
+        if not entry.reads_state:
+            return None
         for t, slot in zip(entry.lifted, entry.lifted_slots):
             if slot is not None and slot[1].get(slot[2]) is not t:
                 owner = slot[0] if isinstance(slot[0], str) else type(slot[0]).__name__
@@ -409,17 +504,34 @@ class CompiledFunction:
             reason = check()
             if reason is not None:
                 return reason
-        for t, types in zip(entry.lifted, entry.stages.get("lifted_types", [])):
-            if isinstance(t, Slot):
-                reason = t.stale()
-                if reason is not None:
-                    return reason
-            elif tuple(t.shape) != types[0] or t.dtype.name != types[1]:
+        for slot in entry.lifted_readers:
+            reason = slot.stale()
+            if reason is not None:
+                return reason
+        for t, shape, dtype, name, _ in entry.lifted_meta:
+            a = t._data
+            # the dtype by identity first: numpy's dtypes of the same name compare equal
+            if a.shape != shape or (a.dtype is not dtype and t.dtype.name != name):
                 return "a parameter or buffer the function reads changed shape or dtype"
-        for t, rg in zip(entry.lifted, entry.stages.get("lifted_requires_grad", [])):
-            if not isinstance(t, Slot) and t.requires_grad != rg:  # requires_grad_(False): a frozen parameter
+        for t, _, _, _, rg in entry.lifted_meta:
+            if t.requires_grad != rg:  # requires_grad_(False): a frozen parameter
                 return f"a parameter's requires_grad changed from {rg} to {not rg}"
         return None
+
+    def _prepare_calls(self, entry: Entry) -> Entry:
+        """Work out once what every call of a compiled ``entry`` needs: the checks of its lifted
+        tensors, its fast guard (see ``_fast_hit``), and how its outputs are handled."""
+        entry.lifted_readers = [t for t in entry.lifted if isinstance(t, Slot)]
+        entry.lifted_meta = [(t, tuple(t.shape), t._data.dtype, t.dtype.name, t.requires_grad)
+                             for t in entry.lifted if not isinstance(t, Slot)]
+        entry.xp = entry.backend.xp()
+        entry.n_grads = sum(how != "none" for _, how in entry.grad_writes)
+        entry.plain = (entry.backward is None and not entry.mutated and not entry.grad_writes and not entry.stores
+                       and all(a is None for a in entry.out_aliases))
+        entry.inputs_guarded = not any(isinstance(t, GradSlot) for t in entry.lifted)
+        entry.reads_state = bool(entry.lifted or entry.py_guards or entry.grad_guards or entry.guards)
+        entry.fast = _fast_guard(entry.guard)
+        return entry
 
     @_gc_paused
     def _compile(self, args, kwargs, guard, leaves, spec, why: str) -> Entry:
@@ -510,8 +622,7 @@ class CompiledFunction:
                 elif type(v) in _GUARDED_SCALARS:
                     entry.py_guards.append((f"global {key}", fn_globals, key, v))
         entry.lifted_slots = [slots.get(id(t)) for t in lifted]
-        entry.stages["lifted_types"] = [None if isinstance(t, Slot) else (tuple(t.shape), t.dtype.name) for t in lifted]
-        entry.stages["lifted_requires_grad"] = [not isinstance(t, Slot) and t.requires_grad for t in lifted]
+        _read_plain_attributes_by_name(entry, trace)
         entry.mutated = [t for t, _ in trace.mutations.values()]
         position: dict[int, int] = {}
         for i, t in enumerate(leaves + lifted):
@@ -562,7 +673,7 @@ class CompiledFunction:
             progress.done("loading", "the compiled graphs from the cache: passes, autodiff and codegen skipped")
             entry.stages["compile_stages"] = progress.times
             entry.stages["compile_seconds"] = time.perf_counter() - t0
-            return entry
+            return self._prepare_calls(entry)
         if backend.target.calls and trace.calls:
             made = outline.outline(g, trace.calls)
             if made:
@@ -601,7 +712,7 @@ class CompiledFunction:
         if folder:
             # numbered by compile, not by cache size: a recompile may replace an entry (stale lifted state)
             dump.write_stages(folder, self.name, self.recompiles, entry.stages, g, fmt)
-        return entry
+        return self._prepare_calls(entry)
 
     def _restore(self, entry: Entry, key: str, backend: backends.Backend, differentiated: bool,
                  diff_outputs: list) -> bool:
@@ -707,14 +818,24 @@ class CompiledFunction:
         compiled.release_ir()  # the entry keeps the code and the stages' text, not the IR
         return compiled
 
-    def _run(self, entry: Entry, leaves: list):
-        inputs = [t for t in leaves] + [t.read() if isinstance(t, Slot) else t for t in entry.lifted]
-        xp = entry.backend.xp()
-        arrays = [_input_array(t._data, xp) for t in inputs]
-        outs = entry.forward(arrays, keep=entry.keep)
+    def _run(self, entry: Entry, leaves):
+        if entry.lifted_readers:
+            inputs = [*leaves, *[t.read() if isinstance(t, Slot) else t for t in entry.lifted]]
+        else:
+            inputs = [*leaves, *entry.lifted]
+        xp = entry.xp
+        arrays = [t._data for t in inputs]
+        for i, a in enumerate(arrays):
+            if type(a) is not np.ndarray or not a.flags.c_contiguous:
+                arrays[i] = _input_array(a, xp)
+        outs = entry.forward(arrays, entry.keep, entry.inputs_guarded)
+        if entry.plain:  # the outputs are the user's, each a fresh array
+            if len(outs) == 1 and entry.out_spec[0] == "T":
+                return Tensor._make(outs[0])
+            return _unflatten(entry.out_spec, [Tensor._make(a) for a in outs])
         n = entry.n_user_outputs
         n_mut = len(entry.mutated)
-        n_grad = sum(how != "none" for _, how in entry.grad_writes)
+        n_grad = entry.n_grads
         user, muts = outs[:n], outs[n:n + n_mut]
         grads, saved = outs[n + n_mut:n + n_mut + n_grad], list(outs[n + n_mut + n_grad:])
         for t, new, i in zip(entry.mutated, muts, entry.mutated_inputs):
@@ -734,17 +855,23 @@ class CompiledFunction:
                 # as eagerly, a gradient is laid out like its parameter (generated code may
                 # return a transposed view)
                 t._grad = Tensor._make(xp.ascontiguousarray(next(new_grads)))
-        results = _user_outputs(user, entry.out_aliases, inputs, entry.mutated)
+        results = _user_outputs(user, entry.out_aliases, inputs, entry.mutated) if entry.keep else \
+            [Tensor._make(a) for a in user]
         for d, key, store_spec in entry.stores:  # what the call stored on modules and globals, as eagerly
             d[key] = _unflatten(store_spec, results)
         if entry.backward is not None:
-            edges = tuple(gradient_edge(inputs[i]) for i in entry.wrt)
+            edges = tuple([gradient_edge(inputs[i]) for i in entry.wrt])
             meta = [(user[i].shape, user[i].dtype) for i in entry.diff_outputs]
             # saved values that are the inputs' own arrays (or the returned outputs' arrays) are not
             # copied: check their versions at backward, as eager autograd does for saved tensors
-            by_array = {id(a): t for a, t in zip(arrays, inputs)}
-            by_array.update((id(a), t) for a, t in zip(user, results))
-            watched = [(by_array[id(a)], by_array[id(a)]._version) for a in saved if id(a) in by_array]
+            watched = []
+            if saved:
+                by_array = {id(a): t for a, t in zip(arrays, inputs)}
+                by_array.update((id(a), t) for a, t in zip(user, results))
+                for a in saved:
+                    t = by_array.get(id(a))
+                    if t is not None:
+                        watched.append((t, t._version_counter.value))
             node = CompiledBackward(entry, saved, edges, meta, watched)
             for k, i in enumerate(entry.diff_outputs):
                 if entry.out_aliases[i] is None:  # views of inputs have their eager views' grad_fn
@@ -848,6 +975,25 @@ def _guard_stores(entry: Entry, stores: list, lifted: list) -> list:
             entry.guards.append(lambda d=d, key=key, old=old, where=where: None if d.get(key, _MISSING) is old
                                 else f"{where} was rebound to another object")
     return [by_name.get(id(t), t) for t in lifted]
+
+
+def _read_plain_attributes_by_name(entry: Entry, trace: Trace) -> None:
+    """A tensor the function only reads from a plain module attribute or a global (not a parameter
+    or buffer, not written in place, no gradient) is read by name at each call, guarded on its
+    shape, dtype and device, instead of by identity. A module that builds such a tensor anew (the
+    src_mask cache of PyTorch's Transformer example, rebuilt at each train()/eval() switch of
+    sequence length) then finds the entry that fits it again, as PyTorch, which takes such
+    tensors as graph inputs, does, instead of recompiling on each new object."""
+    mutated = {id(t) for t, _ in trace.mutations.values()}
+    for i, (t, slot) in enumerate(zip(entry.lifted, entry.lifted_slots)):
+        if slot is None or isinstance(t, Slot) or t.requires_grad or id(t) in mutated:
+            continue
+        owner, d, key = slot
+        if isinstance(owner, Module) and d is not owner.__dict__:  # its _parameters or _buffers
+            continue
+        where = f"global {key}" if isinstance(owner, str) else f"{type(owner).__name__}.{key}"
+        entry.lifted[i] = AttrSlot(where, d, key, t)  # its stale() is checked with the lifted Slots
+        entry.lifted_slots[i] = None
 
 
 def _modules_reached(fn, fn_globals) -> list:
