@@ -184,12 +184,20 @@ def test_materialized_copy_is_c_contiguous():
     ((2, 3, 7, 6), (3, 2), (2, 1), ((1, 2), (0, 1)), (1, 2)),
     ((1, 3, 5, 5), (3, 3), (3, 3), ((2, 2), (2, 2)), (2, 2)),  # windows that skip input positions
     ((2, 1, 5), (3,), (1,), ((1, 1),), (1,)),
-    ((1, 2, 4, 4, 5), (2, 2, 3), (2, 1, 1), ((0, 1), (1, 0), (0, 0)), (1, 1, 1))])
+    ((1, 2, 4, 4, 5), (2, 2, 3), (2, 1, 1), ((0, 1), (1, 0), (0, 0)), (1, 1, 1)),
+    ((5, 3, 6, 6), (3, 3), (2, 1), ((1, 1), (0, 2)), (1, 1))])
 @pytest.mark.parametrize("channels_last", [False, True])
-def test_unfold_and_fold_are_adjoint(shape, k, s, p, d, channels_last):
+@pytest.mark.parametrize("chunk_images", [None, 2])
+def test_unfold_and_fold_are_adjoint(shape, k, s, p, d, channels_last, chunk_images, monkeypatch):
     """<unfold(x), c> == <x, fold(c)> for windows in either memory layout, and unfold reads the
-    windows it should (against np.pad and plain indexing)."""
+    windows it should (against np.pad and plain indexing); also with the batch run in chunks of
+    two images (the cache-sized chunks of large layers; batch 5 leaves a short last chunk)."""
     from graphc.ir import prims as P
+    if chunk_images is not None:
+        image_bytes = 8 * shape[1] * int(np.prod(k))  # one float64 image's windows, over positions
+        out_sp = [(n + lo + hi - dd * (kk - 1) - 1) // st + 1 for n, kk, st, (lo, hi), dd in zip(shape[2:], k, s, p, d)]
+        monkeypatch.setattr(P, "_WINDOW_CHUNK_BYTES", chunk_images * image_bytes * int(np.prod(out_sp)))
+        assert len(P._batch_chunks(np, shape[0], image_bytes * int(np.prod(out_sp)))) == -(-shape[0] // chunk_images)
     rng = np.random.default_rng(4)
     x = rng.standard_normal(shape)
     u = P.unfold.impl(x, kernel=k, stride=s, padding=p, dilation=d, value=-1.5)
