@@ -140,9 +140,10 @@ def test_tiling_step_has_no_argmax_gather_or_scatter():
         return y.detach()
     d = graphc.explain(fn, x)
     code = d.code if hasattr(d, "code") else str(d)
+    # code lines only: comments name source files, whose path may hold any of these words
+    lines = [ln.split("#")[0] for ln in code.splitlines() if not ln.lstrip().startswith("#")]
     for name in ("unfold", "'argmax'", "'gather'", "'fold'", "scatter", "add.at"):
-        assert name not in code, name
-    lines = [ln for ln in code.splitlines() if not ln.lstrip().startswith("#")]
+        assert not any(name in ln for ln in lines), name
     # backward: two masks per step of the running maximum (one step along each dim), and relu's
     assert sum("_where_zero(" in ln for ln in lines) == 2 * 2 + 1
 
