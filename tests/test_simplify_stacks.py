@@ -62,17 +62,23 @@ def test_a_sum_of_per_step_sums_is_one_sum_of_the_existing_stack():
     np.testing.assert_allclose(r2, np.stack([c, a, b]) * x, rtol=1e-12)
 
 
-def test_a_sum_of_sums_without_a_stack_makes_one():
-    g = run("""
-        graph f(%a: f32[4,6], %b: f32[4,6], %c: f32[4,6]) {
+def three_sums(c: str = "f32[4,6]", c_dim: int = 0, last: str = "add(%2, %3)", returns: str = "%4") -> str:
+    """sum(a) + sum(b) + sum(c) over dim 0 of f32[4,6] operands, %c's type, its summed dim, the
+    last add and what is returned given."""
+    return f"""
+        graph f(%a: f32[4,6], %b: f32[4,6], %c: {c}) {{
           %0: f32[6] = sum(%a) dims=[0] keepdim=False
           %1: f32[6] = sum(%b) dims=[0] keepdim=False
-          %2: f32[6] = sum(%c) dims=[0] keepdim=False
+          %2: f32[6] = sum(%c) dims=[{c_dim}] keepdim=False
           %3: f32[6] = add(%0, %1)
-          %4: f32[6] = add(%2, %3)
-          return %4
-        }
-    """, simplify, cse, dce)
+          %4: f32[6] = {last}
+          return {returns}
+        }}
+    """
+
+
+def test_a_sum_of_sums_without_a_stack_makes_one():
+    g = run(three_sums(), simplify, cse, dce)
     assert prims(g).count("sum") == 1 and prims(g).count("concat") == 1 and "add" not in prims(g)
     rng = np.random.default_rng(1)
     a, b, c = (rng.standard_normal((4, 6)).astype(np.float32) for _ in range(3))
@@ -81,27 +87,9 @@ def test_a_sum_of_sums_without_a_stack_makes_one():
 
 
 def test_sums_that_differ_or_are_read_elsewhere_stay():
-    differ = """
-        graph f(%a: f32[4,6], %b: f32[4,6], %c: f32[6,4]) {
-          %0: f32[6] = sum(%a) dims=[0] keepdim=False
-          %1: f32[6] = sum(%b) dims=[0] keepdim=False
-          %2: f32[6] = sum(%c) dims=[1] keepdim=False
-          %3: f32[6] = add(%0, %1)
-          %4: f32[6] = add(%3, %2)
-          return %4
-        }
-    """
+    differ = three_sums(c="f32[6,4]", c_dim=1, last="add(%3, %2)")
     assert prims(run(differ, simplify, dce)).count("sum") == 3
-    read_elsewhere = """
-        graph f(%a: f32[4,6], %b: f32[4,6], %c: f32[4,6]) {
-          %0: f32[6] = sum(%a) dims=[0] keepdim=False
-          %1: f32[6] = sum(%b) dims=[0] keepdim=False
-          %2: f32[6] = sum(%c) dims=[0] keepdim=False
-          %3: f32[6] = add(%0, %1)
-          %4: f32[6] = add(%3, %2)
-          return %4, %0
-        }
-    """
+    read_elsewhere = three_sums(last="add(%3, %2)", returns="%4, %0")
     assert prims(run(read_elsewhere, simplify, dce)).count("sum") == 3
     two = """
         graph f(%a: f32[4,6], %b: f32[4,6]) {
