@@ -211,12 +211,7 @@ def sum_rows(x: np.ndarray, keepdims: bool, out: np.ndarray | None = None) -> np
     if x.size > SUM_ROWS_BLAS_MAX:
         r = np.einsum("...j->...", x, out=None if out is None else out.reshape(x.shape[:-1]))
         return out if out is not None else r[..., None] if keepdims else r
-    key = (x.shape[-1], x.dtype, keepdims)
-    ones = _ONES.get(key)
-    if ones is None:  # a race makes two equal vectors: harmless
-        ones = np.ones((x.shape[-1], 1) if keepdims else x.shape[-1], x.dtype)
-        ones.flags.writeable = False
-        ones = _ONES.setdefault(key, ones)
+    ones = _ones((x.shape[-1], 1) if keepdims else (x.shape[-1],), x.dtype)
     return x.dot(ones) if out is None else x.dot(ones, out=out)
 
 
@@ -244,18 +239,18 @@ def sum_channels(x: np.ndarray, keepdims: bool, out: np.ndarray | None = None) -
     if x.size > SUM_ROWS_BLAS_MAX:
         r = np.einsum("ncs->c", x.reshape(n, c, s), out=flat)
     else:
-        r = _ones(s, x.dtype)
-        r = _ones(n, x.dtype).dot(x.reshape(n, c * s)).reshape(c, s).dot(r, out=flat)
+        r = _ones((n,), x.dtype).dot(x.reshape(n, c * s)).reshape(c, s).dot(_ones((s,), x.dtype), out=flat)
     if out is not None:
         return out
     return r.reshape((1, c) + (1,) * (x.ndim - 2)) if keepdims else r
 
 
-def _ones(n: int, dtype) -> np.ndarray:
-    key = (n, dtype, False)
+def _ones(shape: tuple, dtype) -> np.ndarray:
+    """A read-only array of ones, made once per shape and dtype (the sums' BLAS operands)."""
+    key = (shape, dtype)
     ones = _ONES.get(key)
     if ones is None:  # a race makes two equal vectors: harmless
-        ones = np.ones(n, dtype)
+        ones = np.ones(shape, dtype)
         ones.flags.writeable = False
         ones = _ONES.setdefault(key, ones)
     return ones
