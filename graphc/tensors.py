@@ -8,6 +8,7 @@ records a ``PrimBackward`` node when autograd needs one. PyTorch-level methods (
 """
 from __future__ import annotations
 
+import functools
 import warnings
 import weakref
 
@@ -620,8 +621,9 @@ _TYPING_LIMIT = 8192  # memoized signatures per primitive
 
 def _typing(prim: Primitive, key: tuple, args: tuple, attrs: dict) -> tuple:
     """What an eager op's signature decides, memoized per primitive (``prim._eager_typing``):
-    the type rule's result, the operand casts (None when no operand is cast), whether the
-    result can carry a gradient at all, the result's numpy dtype, and whether its dtype is
+    the type rule's result, the operand casts (None when no operand is cast), what makes the
+    result's backward node (``_node_maker``; None when the result cannot carry a gradient), the
+    result's numpy dtype, and whether its dtype is
     floating or complex (a view of it then records how to replay its grad_fn). ``key`` is the
     signature: operand shapes and dtypes, Python scalar types, attributes and the default
     dtype, all these depend on. The type rule is most of an eager op's cost."""
@@ -633,7 +635,7 @@ def _typing(prim: Primitive, key: tuple, args: tuple, attrs: dict) -> tuple:
     casts = prim.operand_casts(args, attrs)
     inexact = typ.dtype.is_inexact
     facts = (typ, casts if any(c is not None for c in casts) else None,
-             prim.differentiable and inexact, typ.dtype.np, inexact)
+             _node_maker(prim) if prim.differentiable and inexact else None, typ.dtype.np, inexact)
     try:
         if len(memo) >= _TYPING_LIMIT:
             memo.clear()
@@ -641,6 +643,15 @@ def _typing(prim: Primitive, key: tuple, args: tuple, attrs: dict) -> tuple:
     except TypeError:  # an unhashable attribute: no memo
         pass
     return facts
+
+
+def _node_maker(prim: Primitive):
+    """``maker(attrs, args, result)`` makes ``prim``'s backward node: its named class with the
+    primitive and its VJP rule bound (a rule registered late is looked up when a node is made)."""
+    rule = VJP.get(prim)
+    if rule is None:
+        return lambda attrs, args, result: _node_class(prim)(prim, VJP[prim], attrs, args, result)
+    return functools.partial(_node_class(prim), prim, rule)
 
 
 def _mixed_devices(first, other) -> RuntimeError:
@@ -718,12 +729,12 @@ class EagerHandler(FrontendHandler):
         if attrs:
             key = (key, tuple(attrs.items()))
         try:
-            typ, casts, differentiable, np_dtype, inexact = prim._eager_typing[key]
+            typ, casts, node_maker, np_dtype, inexact = prim._eager_typing[key]
         except (AttributeError, KeyError, TypeError):  # not memoized yet (or not hashable)
-            typ, casts, differentiable, np_dtype, inexact = _typing(prim, key, args, attrs)
+            typ, casts, node_maker, np_dtype, inexact = _typing(prim, key, args, attrs)
         if casts is None:  # prim.run without casts, inline
             try:
-                out = prim.impl(*arrays, **attrs)
+                out = prim.impl(*arrays, **attrs) if attrs else prim.impl(*arrays)
             except OverflowError:  # (an int operand out of range: run wraps it)
                 out = prim.run(arrays, attrs, casts, typ.dtype)
             else:
@@ -740,7 +751,7 @@ class EagerHandler(FrontendHandler):
         _init_fields(result, out)
         if prim.view:
             _record_view(result, args[0], prim, attrs, inexact, xp)
-        if maybe_grad and differentiable and (_grad_state.enabled if _grad_altered.count else True):
+        if maybe_grad and node_maker is not None and (_grad_state.enabled if _grad_altered.count else True):
             # prim.result_requires_grad, unrolled: does a differentiable operand require grad?
             nondiff = prim.nondiff_operands
             i = 0
@@ -748,7 +759,7 @@ class EagerHandler(FrontendHandler):
                 if isinstance(a, Tensor) and i not in nondiff and (a._requires_grad or a.grad_fn is not None):
                     # (not the grad_fn setter: its view bookkeeping, _view_ver, is what
                     # _record_view just set for a differentiable view recorded with grad enabled)
-                    result._grad_fn = _node_class(prim)(prim, VJP[prim], attrs, args, result)
+                    result._grad_fn = node_maker(attrs, args, result)
                     break
                 i += 1
         return result

@@ -262,10 +262,17 @@ def _operand_type(arr) -> TensorType:
 
 
 class PrimBackward(Node):
-    """Backward of one primitive application, driven by its rule in the VJP table."""
+    """Backward of one primitive application, driven by its rule in the VJP table.
+
+    An edge to a leaf operand holds the leaf tensor itself, ``(leaf, 0)``, until the edges are
+    first read (``next_functions``: the engine, hooks, graph walks): only then does it become the
+    leaf's ``AccumulateGrad``. Most eager results die unread, and a leaf holds its accumulator
+    only weakly (as PyTorch's does), so making one per op and operand would be most of what
+    recording costs; the node holds the leaf strongly either way, as its accumulator would."""
 
     _saved_out = None  # the saved result, for rules that read it
     _freed = False
+    _leaf_edges = False  # some edge still holds a leaf tensor (see next_functions)
 
     _node_name = "PrimBackward"  # each named subclass sets its own (see prim_node_class)
 
@@ -280,7 +287,17 @@ class PrimBackward(Node):
         i = 0
         for a in args:
             if hasattr(a, "_vc"):  # a tensor (the slot of its version counter)
-                edges.append(_edge(a) if i not in nondiff else _NO_EDGE)
+                if i in nondiff:
+                    edges.append(_NO_EDGE)
+                else:  # _edge(a), inline, a leaf's accumulator left for next_functions to make
+                    fn = a._grad_fn if a._view_ver is None else a.grad_fn
+                    if fn is not None:
+                        edges.append((fn, a._output_nr))
+                    elif a._requires_grad or a.requires_grad:
+                        edges.append((a, 0))
+                        self._leaf_edges = True
+                    else:
+                        edges.append(_NO_EDGE)
                 if i in keep:
                     saved.append(SavedTensor(a))
                 elif i in uses:
@@ -300,6 +317,14 @@ class PrimBackward(Node):
         self._saved = saved
         if rule.uses_out:
             self._saved_out = SavedTensor(out, is_output=True)
+
+    @property
+    def next_functions(self) -> tuple:
+        if self._leaf_edges:  # leaves' accumulators, made (or found alive) on first reading
+            self._next = tuple((fn._grad_accumulator(), 0) if fn is not None and not isinstance(fn, Node)
+                               else (fn, nr) for fn, nr in self._next)
+            self._leaf_edges = False
+        return self._next
 
     @property
     def _name(self) -> str:
