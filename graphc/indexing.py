@@ -12,6 +12,7 @@ import numpy as np
 
 from graphc.ir import dtypes as dt
 from graphc.ir import prims as P
+from graphc.ir import primitive as _dispatch_state
 from graphc.ir.primitive import bind
 
 from . import inplace
@@ -20,7 +21,7 @@ from .dispatch import current as _dispatch
 from .autograd.graph import backward_name
 from .device import array_to
 from .math_ops import grad_named
-from .tensors import Tensor, device_tensor, host_array
+from .tensors import Tensor, device_tensor, eager_view, host_array
 
 
 def _is_basic(k) -> bool:
@@ -171,6 +172,8 @@ def _check_mask_shapes(shape: tuple, key: tuple) -> None:
             d += 1
 
 
+_SELECT_ATTRS: dict = {}  # i -> select's attributes for x[i] (shared: attributes are never changed)
+
 # (shape, key) -> its _view_steps and PyTorch's name for their last grad_fn where the primitive's
 # own differs (None: it is the same), for plain keys
 _BASIC_PLANS: dict = {}
@@ -192,6 +195,20 @@ def _plan_key(shape: tuple, key: tuple):
 
 
 def getitem(self: Tensor, key):
+    if type(key) is int and type(self) is Tensor and not _dispatch_state._dispatching_threads.count \
+            and Tensor in _dispatch_state._SKIP_TYPES:
+        # x[i] of a host matrix (bind would give it to the eager handler): numpy's own da[i] is
+        # select's view, made without the primitive's binding (see eager_view)
+        da = self._data
+        if type(da) is np.ndarray and da.ndim > 1 and -(n := da.shape[0]) <= key < n:
+            if key < 0:
+                key += n  # select's index is normalized
+            attrs = _SELECT_ATTRS.get(key)
+            if attrs is None:
+                if len(_SELECT_ATTRS) >= 4096:
+                    _SELECT_ATTRS.clear()
+                attrs = _SELECT_ATTRS[key] = {"dim": 0, "index": key}
+            return eager_view(P.select, self, da[key], attrs)
     # (the array's shape: the Size of self.shape costs more than all of x[i]'s own work)
     shape = self._data.shape if type(self) is Tensor else tuple(self.shape)
     if type(key) is int:  # x[i], the most common key: its plan's key without _plan_key

@@ -765,6 +765,30 @@ class EagerHandler(FrontendHandler):
         return result
 
 
+_VIEW_NODE_MAKERS: dict = {}  # view primitive -> its _node_maker, for eager_view
+
+
+def eager_view(prim: Primitive, src: Tensor, out: np.ndarray, attrs: dict) -> Tensor:
+    """What ``bind(prim, src, **attrs)`` gives for a view primitive whose result numpy already
+    computed as ``out`` (a view of ``src``'s host array, of its dtype), where the caller checked
+    that the eager handler decides (no thread dispatches, ``src`` a plain Tensor) and that the
+    type rule accepts the operands: the result with ``EagerHandler.apply``'s view record and
+    backward node. ``x[i]``'s fast path (graphc.indexing): the primitive's own binding costs
+    twice numpy's indexing and the tensor together."""
+    result = _new_object(Tensor)
+    _init_fields(result, out)
+    d = out.dtype
+    inexact = d.kind in "fc" or (d.kind == "V" and dt.from_numpy_dtype(d).is_inexact)  # (bfloat16)
+    _record_view(result, src, prim, attrs, inexact, np)
+    if inexact and (src._requires_grad or src.grad_fn is not None) and (
+            _grad_state.enabled if _grad_altered.count else True):
+        maker = _VIEW_NODE_MAKERS.get(prim)
+        if maker is None:
+            maker = _VIEW_NODE_MAKERS[prim] = _node_maker(prim)
+        result._grad_fn = maker(attrs, (src,), result)
+    return result
+
+
 def _view_written(a: Tensor) -> bool:
     """Whether view ``a`` (``a._view_ver`` set) was written in place since its grad_fn was set,
     so that reading ``a.grad_fn`` regenerates it, which may make it require grad."""
@@ -845,4 +869,4 @@ set_base_handler(EAGER)
 base_level_operand_type(Tensor)
 
 __all__ = ["Tensor", "Size", "VersionCounter", "EAGER", "bind", "_device_type", "host_array", "device_tensor",
-           "device_full"]
+           "device_full", "eager_view"]

@@ -139,7 +139,10 @@ class SavedTensor:
                 "clone to get a normal tensor and use it in autograd, or use `torch.no_grad()` instead "
                 "of `torch.inference_mode()`.")
         self.data = t._data
-        counter = self.counter = t._version_counter
+        counter = t._vc  # t._version_counter, without the property call
+        if counter is None:
+            counter = t._version_counter
+        self.counter = counter
         self.version = counter.value
         self.is_output = is_output
         if is_output:
@@ -207,17 +210,8 @@ _NAMED_NODES: dict[str, type] = {}
 _TO_SAVE: dict = {}  # (id of a rule, the operands whose gradient is wanted) -> what to save
 
 
-def _operands_to_save(prim, rule, args: tuple):
-    """The operands whose values the gradients actually wanted here read (a collection of indices)."""
-    if rule.needs is None:
-        return rule.uses
-    nondiff = prim.nondiff_operands
-    wanted = ()
-    i = 0
-    for a in args:
-        if hasattr(a, "_vc") and i not in nondiff and (a._requires_grad or a.requires_grad):  # a tensor
-            wanted += (i,)
-        i += 1
+def _operands_to_save(rule, wanted: tuple):
+    """The operands whose values the gradients of the ``wanted`` operands (indices) read."""
     key = (id(rule), wanted)  # the rules live as long as the VJP table: their ids stay theirs
     keep = _TO_SAVE.get(key)
     if keep is None:
@@ -277,46 +271,63 @@ class PrimBackward(Node):
     _node_name = "PrimBackward"  # each named subclass sets its own (see prim_node_class)
 
     def __init__(self, prim, rule, attrs: dict, args: tuple, out) -> None:
-        # made for every eager op that records autograd history: kept lean; made as the class
-        # prim_node_class(prim) gives, so that it has its name without a __class__ assignment
+        # made for every eager op that records autograd history: kept lean (one pass over the
+        # operands for the edges, one for what is saved); made as the class prim_node_class(prim)
+        # gives, so that it has its name without a __class__ assignment
         edges = []
-        saved: list[Any] = []
-        keep = rule.uses if rule.needs is None else _operands_to_save(prim, rule, args)
+        wanted = ()  # the operands whose gradient is wanted: those with an edge
+        leaf_edges = False
         nondiff = prim.nondiff_operands
-        uses = rule.uses
         i = 0
         for a in args:
-            if hasattr(a, "_vc"):  # a tensor (the slot of its version counter)
-                if i in nondiff:
+            if hasattr(a, "_vc") and i not in nondiff:  # a tensor (the slot of its version counter)
+                # _edge(a), inline, a leaf's accumulator left for next_functions to make
+                fn = a._grad_fn if a._view_ver is None else a.grad_fn
+                if fn is not None:
+                    edges.append((fn, a._output_nr))
+                    wanted += (i,)
+                elif a._requires_grad or a.requires_grad:
+                    edges.append((a, 0))
+                    wanted += (i,)
+                    leaf_edges = True
+                else:
                     edges.append(_NO_EDGE)
-                else:  # _edge(a), inline, a leaf's accumulator left for next_functions to make
-                    fn = a._grad_fn if a._view_ver is None else a.grad_fn
-                    if fn is not None:
-                        edges.append((fn, a._output_nr))
-                    elif a._requires_grad or a.requires_grad:
-                        edges.append((a, 0))
-                        self._leaf_edges = True
-                    else:
-                        edges.append(_NO_EDGE)
-                if i in keep:
+            else:
+                edges.append(_NO_EDGE)
+            i += 1
+        uses = rule.uses
+        saved: list[Any] = []
+        if uses:
+            keep = uses if rule.needs is None else _operands_to_save(rule, wanted)
+            i = 0
+            for a in args:
+                if not hasattr(a, "_vc"):
+                    saved.append(a)
+                elif i in keep:
                     saved.append(SavedTensor(a))
                 elif i in uses:
                     saved.append(_Unsaved(a._data.shape, a.dtype))
-                else:  # _operand_type(a._data), its memo read inline (every operand of add, sub ...)
+                else:  # _operand_type(a._data), its memo read inline
                     d = a._data
                     saved.append(_OPERAND_TYPES.get((d.shape, d.dtype)) or _operand_type(d))
-            else:
-                edges.append(_NO_EDGE)
-                saved.append(a)
-            i += 1
+                i += 1
+        else:  # the rule reads no operand's values (add, sub, views ...): their types only
+            for a in args:
+                if hasattr(a, "_vc"):
+                    d = a._data
+                    saved.append(_OPERAND_TYPES.get((d.shape, d.dtype)) or _operand_type(d))
+                else:
+                    saved.append(a)
+        # every attribute set, always in this order: instances of a class then share one key
+        # table (a conditional attribute would give some a dict of their own, slower to fill)
         self._next = tuple(edges)  # Node.__init__
         self._seq = next(_sequence)
+        self._leaf_edges = leaf_edges
         self.prim = prim
         self.rule = rule
         self.attrs = attrs
         self._saved = saved
-        if rule.uses_out:
-            self._saved_out = SavedTensor(out, is_output=True)
+        self._saved_out = SavedTensor(out, is_output=True) if rule.uses_out else None
 
     @property
     def next_functions(self) -> tuple:
