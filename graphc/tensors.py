@@ -19,7 +19,7 @@ from graphc.ir.primitive import Handler, Primitive, as_dtype, base_level_operand
 from graphc.passes.autodiff import VJP
 
 from .autograd import grad_mode
-from .autograd.graph import AccumulateGrad, RemovableHandle, prim_node_class
+from .autograd.graph import AccumulateGrad, RemovableHandle, prim_node_class, record as _record
 from .dispatch import FrontendHandler, current as _dispatch
 from .device import CPU, array_to, check_device, device as _device_type, device_of_array, get_default_device
 from graphc.runtime import devices as _rt
@@ -646,12 +646,13 @@ def _typing(prim: Primitive, key: tuple, args: tuple, attrs: dict) -> tuple:
 
 
 def _node_maker(prim: Primitive):
-    """``maker(attrs, args, result)`` makes ``prim``'s backward node: its named class with the
-    primitive and its VJP rule bound (a rule registered late is looked up when a node is made)."""
+    """``maker(attrs, args, result)`` gives ``prim``'s backward node, or None when no
+    differentiable operand requires grad: ``autograd.graph.record`` with the node's named class,
+    the primitive and its VJP rule bound (a rule registered late is looked up when a node is made)."""
     rule = VJP.get(prim)
     if rule is None:
-        return lambda attrs, args, result: _node_class(prim)(prim, VJP[prim], attrs, args, result)
-    return functools.partial(_node_class(prim), prim, rule)
+        return lambda attrs, args, result: _record(_node_class(prim), prim, VJP[prim], attrs, args, result)
+    return functools.partial(_record, _node_class(prim), prim, rule)
 
 
 def _mixed_devices(first, other) -> RuntimeError:
@@ -752,16 +753,9 @@ class EagerHandler(FrontendHandler):
         if prim.view:
             _record_view(result, args[0], prim, attrs, inexact, xp)
         if maybe_grad and node_maker is not None and (_grad_state.enabled if _grad_altered.count else True):
-            # prim.result_requires_grad, unrolled: does a differentiable operand require grad?
-            nondiff = prim.nondiff_operands
-            i = 0
-            for a in args:
-                if isinstance(a, Tensor) and i not in nondiff and (a._requires_grad or a.grad_fn is not None):
-                    # (not the grad_fn setter: its view bookkeeping, _view_ver, is what
-                    # _record_view just set for a differentiable view recorded with grad enabled)
-                    result._grad_fn = node_maker(attrs, args, result)
-                    break
-                i += 1
+            # (None unless a differentiable operand requires grad; not the grad_fn setter: its view
+            # bookkeeping, _view_ver, is what _record_view just set for a differentiable view)
+            result._grad_fn = node_maker(attrs, args, result)
         return result
 
 
@@ -780,12 +774,12 @@ def eager_view(prim: Primitive, src: Tensor, out: np.ndarray, attrs: dict) -> Te
     d = out.dtype
     inexact = d.kind in "fc" or (d.kind == "V" and dt.from_numpy_dtype(d).is_inexact)  # (bfloat16)
     _record_view(result, src, prim, attrs, inexact, np)
-    if inexact and (src._requires_grad or src.grad_fn is not None) and (
+    if inexact and (src._requires_grad or src._grad_fn is not None or src._view_ver is not None) and (
             _grad_state.enabled if _grad_altered.count else True):
         maker = _VIEW_NODE_MAKERS.get(prim)
         if maker is None:
             maker = _VIEW_NODE_MAKERS[prim] = _node_maker(prim)
-        result._grad_fn = maker(attrs, (src,), result)
+        result._grad_fn = maker(attrs, (src,), result)  # (None unless src requires grad)
     return result
 
 

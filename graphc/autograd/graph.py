@@ -258,7 +258,7 @@ def _operand_type(arr) -> TensorType:
 class PrimBackward(Node):
     """Backward of one primitive application, driven by its rule in the VJP table.
 
-    An edge to a leaf operand holds the leaf tensor itself, ``(leaf, 0)``, until the edges are
+    Made by ``record`` (no ``__init__``). An edge to a leaf operand holds the leaf tensor itself, ``(leaf, 0)``, until the edges are
     first read (``next_functions``: the engine, hooks, graph walks): only then does it become the
     leaf's ``AccumulateGrad``. Most eager results die unread, and a leaf holds its accumulator
     only weakly (as PyTorch's does), so making one per op and operand would be most of what
@@ -269,65 +269,6 @@ class PrimBackward(Node):
     _leaf_edges = False  # some edge still holds a leaf tensor (see next_functions)
 
     _node_name = "PrimBackward"  # each named subclass sets its own (see prim_node_class)
-
-    def __init__(self, prim, rule, attrs: dict, args: tuple, out) -> None:
-        # made for every eager op that records autograd history: kept lean (one pass over the
-        # operands for the edges, one for what is saved); made as the class prim_node_class(prim)
-        # gives, so that it has its name without a __class__ assignment
-        edges = []
-        wanted = ()  # the operands whose gradient is wanted: those with an edge
-        leaf_edges = False
-        nondiff = prim.nondiff_operands
-        i = 0
-        for a in args:
-            if hasattr(a, "_vc") and i not in nondiff:  # a tensor (the slot of its version counter)
-                # _edge(a), inline, a leaf's accumulator left for next_functions to make
-                fn = a._grad_fn if a._view_ver is None else a.grad_fn
-                if fn is not None:
-                    edges.append((fn, a._output_nr))
-                    wanted += (i,)
-                elif a._requires_grad or a.requires_grad:
-                    edges.append((a, 0))
-                    wanted += (i,)
-                    leaf_edges = True
-                else:
-                    edges.append(_NO_EDGE)
-            else:
-                edges.append(_NO_EDGE)
-            i += 1
-        uses = rule.uses
-        saved: list[Any] = []
-        if uses:
-            keep = uses if rule.needs is None else _operands_to_save(rule, wanted)
-            i = 0
-            for a in args:
-                if not hasattr(a, "_vc"):
-                    saved.append(a)
-                elif i in keep:
-                    saved.append(SavedTensor(a))
-                elif i in uses:
-                    saved.append(_Unsaved(a._data.shape, a.dtype))
-                else:  # _operand_type(a._data), its memo read inline
-                    d = a._data
-                    saved.append(_OPERAND_TYPES.get((d.shape, d.dtype)) or _operand_type(d))
-                i += 1
-        else:  # the rule reads no operand's values (add, sub, views ...): their types only
-            for a in args:
-                if hasattr(a, "_vc"):
-                    d = a._data
-                    saved.append(_OPERAND_TYPES.get((d.shape, d.dtype)) or _operand_type(d))
-                else:
-                    saved.append(a)
-        # every attribute set, always in this order: instances of a class then share one key
-        # table (a conditional attribute would give some a dict of their own, slower to fill)
-        self._next = tuple(edges)  # Node.__init__
-        self._seq = next(_sequence)
-        self._leaf_edges = leaf_edges
-        self.prim = prim
-        self.rule = rule
-        self.attrs = attrs
-        self._saved = saved
-        self._saved_out = SavedTensor(out, is_output=True) if rule.uses_out else None
 
     @property
     def next_functions(self) -> tuple:
@@ -373,6 +314,73 @@ class PrimBackward(Node):
             self._freed = True
 
 
+def record(cls: type, prim, rule, attrs: dict, args: tuple, out):
+    """The backward node (of class ``cls``, a PrimBackward named for ``prim``: see
+    prim_node_class) of an eager application of ``prim`` to ``args`` that gave ``out``, or None
+    when no differentiable operand requires grad. Made for every eager op that records history,
+    so kept lean: one pass over the operands for the edges, one for what is saved, the node made
+    without an ``__init__`` call."""
+    edges = []
+    wanted = ()  # the operands whose gradient is wanted: those with an edge
+    leaf_edges = False
+    nondiff = prim.nondiff_operands
+    i = 0
+    for a in args:
+        if hasattr(a, "_vc") and i not in nondiff:  # a tensor (the slot of its version counter)
+            # _edge(a), inline, a leaf's accumulator left for next_functions to make
+            fn = a._grad_fn if a._view_ver is None else a.grad_fn
+            if fn is not None:
+                edges.append((fn, a._output_nr))
+                wanted += (i,)
+            elif a._requires_grad or a.requires_grad:
+                edges.append((a, 0))
+                wanted += (i,)
+                leaf_edges = True
+            else:
+                edges.append(_NO_EDGE)
+        else:
+            edges.append(_NO_EDGE)
+        i += 1
+    if not wanted:
+        return None
+    uses = rule.uses
+    saved: list[Any] = []
+    if uses:
+        keep = uses if rule.needs is None else _operands_to_save(rule, wanted)
+        i = 0
+        for a in args:
+            if not hasattr(a, "_vc"):
+                saved.append(a)
+            elif i in keep:
+                saved.append(SavedTensor(a))
+            elif i in uses:
+                saved.append(_Unsaved(a._data.shape, a.dtype))
+            else:  # _operand_type(a._data), its memo read inline
+                d = a._data
+                saved.append(_OPERAND_TYPES.get((d.shape, d.dtype)) or _operand_type(d))
+            i += 1
+    else:  # the rule reads no operand's values (add, sub, views ...): their types only
+        for a in args:
+            if hasattr(a, "_vc"):
+                d = a._data
+                saved.append(_OPERAND_TYPES.get((d.shape, d.dtype)) or _operand_type(d))
+            else:
+                saved.append(a)
+    node = _new_object(cls)
+    # every attribute set, always in this order: instances of a class then share one key table
+    # (a conditional attribute would give some a dict of their own, slower to fill)
+    node._next = tuple(edges)  # Node.__init__
+    node._seq = next(_sequence)
+    node._leaf_edges = leaf_edges
+    node.prim = prim
+    node.rule = rule
+    node.attrs = attrs
+    node._saved = saved
+    node._saved_out = SavedTensor(out, is_output=True) if rule.uses_out else None
+    return node
+
+
+_new_object = object.__new__
 _PRIM_NODES: dict = {}  # primitive -> the PrimBackward subclass named for it
 
 
