@@ -12,8 +12,7 @@ import numpy as np
 
 from graphc.ir import dtypes as dt
 from graphc.ir import prims as P
-from graphc.ir import primitive as _dispatch_state
-from graphc.ir.primitive import bind
+from graphc.ir.primitive import bind, only_base_handler
 
 from . import inplace
 from .autograd import grad_mode
@@ -195,8 +194,7 @@ def _plan_key(shape: tuple, key: tuple):
 
 
 def getitem(self: Tensor, key):
-    if type(key) is int and type(self) is Tensor and not _dispatch_state._dispatching_threads.count \
-            and Tensor in _dispatch_state._SKIP_TYPES:
+    if type(key) is int and type(self) is Tensor and only_base_handler(self):
         # x[i] of a host matrix (bind would give it to the eager handler): numpy's own da[i] is
         # select's view, made without the primitive's binding (see eager_view)
         da = self._data

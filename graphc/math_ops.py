@@ -14,7 +14,7 @@ from graphc.ir import dtypes as dt
 from graphc.ir.array_module import array_module
 from graphc.ir import prims as P
 # The most frequent ops call ``bind(P.x, ...)``, which ``P.x(...)`` is, without an instance call's cost.
-from graphc.ir.primitive import bind, no_operand_policy, operand_policy
+from graphc.ir.primitive import bind, no_operand_policy, only_base_handler, operand_policy
 from graphc.ir.shapes import wrap_dim, wrap_dims
 from graphc.passes.decompositions import COMPOSITES
 
@@ -24,7 +24,7 @@ MULTI_OUTPUT = frozenset({"max_dim", "min_dim", "batch_norm", "cummax", "cummin"
 
 from .device import get_default_device, using_device
 from .dispatch import current as _dispatch
-from .tensors import Tensor, device_full, device_tensor, host_array
+from .tensors import EAGER, Tensor, attrs_token, device_full, device_tensor, host_array
 
 def _return_type(name, fields):
     """A named tuple that prints as PyTorch's ``torch.return_types.<name>``: one field a line."""
@@ -323,6 +323,7 @@ def nan_to_num(input, nan: float = 0.0, posinf=None, neginf=None):
 # ---- reductions -----------------------------------------------------------------------------
 
 _ALL_DIMS = [tuple(range(n)) for n in range(65)]  # the dims of an n-d tensor, made once
+_FULL_SUMS: dict = {}  # (ndim, keepdim) -> x.sum()'s attributes and their attrs_token
 
 
 def _dims(input, dim) -> tuple[int, ...]:
@@ -340,7 +341,19 @@ def sum(input, dim=None, keepdim: bool = False, *, dtype=None, out=None, axis=No
         keepdim = keepdims
     x = input if dtype is None else input.to(dtype)
     if dim is None:  # the node is the primitive's: SumBackward0 (the array's ndim: no property call)
-        r = bind(P.sum, x, dims=_ALL_DIMS[x._data.ndim if type(x) is Tensor else x.ndim], keepdim=keepdim)
+        if type(x) is Tensor and type(keepdim) is bool and only_base_handler(x):
+            # bind(P.sum, x, dims=all, keepdim=keepdim), without bind: its attributes and their
+            # memo key made once per rank (making and hashing the attributes' items per call
+            # costs a fifth of a small sum)
+            full = _FULL_SUMS.get((x._data.ndim, keepdim))
+            if full is None:
+                if len(_FULL_SUMS) >= 4096:
+                    _FULL_SUMS.clear()
+                n = x._data.ndim
+                full = _FULL_SUMS[n, keepdim] = {"dims": _ALL_DIMS[n], "keepdim": keepdim}, attrs_token()
+            r = EAGER.apply(P.sum, (x,), *full)
+        else:
+            r = bind(P.sum, x, dims=_ALL_DIMS[x._data.ndim if type(x) is Tensor else x.ndim], keepdim=keepdim)
     else:
         r = bind(P.sum, x, dims=_dims(x, dim), keepdim=keepdim)
         g = getattr(r, "_grad_fn", None)

@@ -684,7 +684,9 @@ def _common_device(args: tuple) -> _device_type:
 class EagerHandler(FrontendHandler):
     level = 0
 
-    def apply(self, prim: Primitive, args: tuple, attrs: dict):
+    def apply(self, prim: Primitive, args: tuple, attrs: dict, attrs_key=None):
+        # attrs_key: a caller's own memo key for ``attrs`` (see attrs_token), instead of the
+        # tuple of their items made and hashed per call
         # The typing memo's key (the operands' signature: shapes and dtypes of tensors, types of
         # Python scalars, flat, then the default dtype; paired with the attributes if any), the
         # operands' arrays, and whether any operand may require grad (checked exactly below, only
@@ -728,7 +730,7 @@ class EagerHandler(FrontendHandler):
                 out = prim.impl(*arrays, **attrs)
                 return Tensor._make(out if type(out) is xp.ndarray else array_to(np.asarray(out), dev))
         if attrs:
-            key = (key, tuple(attrs.items()))
+            key = (key, tuple(attrs.items()) if attrs_key is None else attrs_key)
         try:
             typ, casts, node_maker, np_dtype, inexact = prim._eager_typing[key]
         except (AttributeError, KeyError, TypeError):  # not memoized yet (or not hashable)
@@ -781,6 +783,14 @@ def eager_view(prim: Primitive, src: Tensor, out: np.ndarray, attrs: dict) -> Te
             maker = _VIEW_NODE_MAKERS[prim] = _node_maker(prim)
         result._grad_fn = maker(attrs, (src,), result)  # (None unless src requires grad)
     return result
+
+
+class attrs_token:
+    """A memo key standing for one set of attributes, for a hot path that binds a primitive
+    with attributes it keeps (``EagerHandler.apply(prim, args, attrs, token)``): hashed by
+    identity, so keep one token per distinct ``attrs`` for as long as they are used."""
+
+    __slots__ = ("__weakref__",)
 
 
 def _view_written(a: Tensor) -> bool:
@@ -863,4 +873,4 @@ set_base_handler(EAGER)
 base_level_operand_type(Tensor)
 
 __all__ = ["Tensor", "Size", "VersionCounter", "EAGER", "bind", "_device_type", "host_array", "device_tensor",
-           "device_full", "eager_view"]
+           "device_full", "eager_view", "attrs_token"]

@@ -339,6 +339,14 @@ def current_handler() -> Handler | None:
     return _base_handler
 
 
+def only_base_handler(t) -> bool:
+    """Whether ``bind(prim, t, **attrs)`` (``t`` the only operand that may carry a handler) goes
+    to the base handler: no thread has pushed a handler or set an operand policy, and ``t`` is
+    of a type that carries none. A hot path that checked it may call the base handler's
+    ``apply`` itself (``x[i]``, ``x.sum()``)."""
+    return not _dispatching_threads.count and type(t) in _SKIP_TYPES
+
+
 def bind(prim: Primitive, *args, **attrs):
     # The innermost active handler (e.g. a trace) sees every op, even on concrete tensors, so
     # that what they compute is recorded rather than frozen; operands may outrank it.

@@ -109,3 +109,33 @@ def test_against_pytorch():
             np.testing.assert_allclose(x.grad.numpy(), want[0], rtol=1e-6)
             np.testing.assert_allclose(y.grad.numpy(), want[1], rtol=1e-6)
             assert out.grad_fn.name() == want[2]
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float16", "int32", "bool"])
+@pytest.mark.parametrize("keepdim", [False, True])
+def test_full_sum_fast_path_against_pytorch(dtype, keepdim):
+    # x.sum() binds the primitive with attributes and a memo key made once per rank: the
+    # result's dtype (ints and bools widen to int64), value and shape are PyTorch's
+    torch = pytest.importorskip("torch")
+    a = (A * 3).astype(dtype)
+    # (PyTorch takes keepdim only with dims: all of them is the same reduction)
+    want = torch.tensor(a).sum((0, 1), keepdim=True) if keepdim else torch.tensor(a).sum()
+    for _ in range(2):  # the second call reads the memo
+        got = graphc.tensor(a).sum(keepdim=keepdim) if keepdim else graphc.tensor(a).sum()
+        assert str(got.dtype).split(".")[-1] == str(want.dtype).split(".")[-1]
+        assert tuple(got.shape) == tuple(want.shape)
+        np.testing.assert_allclose(got.numpy().astype(np.float64), want.numpy().astype(np.float64), rtol=1e-3)
+
+
+def test_full_sum_fast_path_keeps_autograd_modes_and_tracing():
+    x = graphc.tensor(A, requires_grad=True)
+    s = x.sum()
+    assert s.grad_fn.name() == "SumBackward0"
+    s.backward()
+    np.testing.assert_array_equal(x.grad.numpy(), np.ones_like(A))
+    with graphc.no_grad():
+        assert x.sum().grad_fn is None
+    with graphc.autocast("cpu", dtype=graphc.bfloat16):  # a thread policy: the general path
+        assert x.sum().dtype is graphc.float32
+    compiled = graphc.compile(lambda t: t.sum() * 2)
+    np.testing.assert_allclose(compiled(graphc.tensor(A)).item(), A.sum() * 2, rtol=1e-5)

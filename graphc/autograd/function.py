@@ -4,7 +4,7 @@ from __future__ import annotations
 from typing import Any
 
 from . import grad_mode
-from .graph import FREED_MESSAGE, Node, SavedTensor, gradient_edge
+from .graph import FREED_MESSAGE, Node, gradient_edge, save
 
 
 class FunctionCtx:
@@ -76,7 +76,7 @@ class BackwardCFunction(Node, FunctionCtx):
                 # an output of this Function: unpacks with this node as its grad_fn
                 is_out = nr is not None and isinstance(outputs[nr], Tensor) \
                     and outputs[nr].grad_fn is self
-                saved.append((SavedTensor(t, is_output=is_out), nr if is_out else None))
+                saved.append((save(t, is_output=is_out), nr if is_out else None))
         self._saved = saved
 
     @property

@@ -126,33 +126,11 @@ class Node:
 
 
 class SavedTensor:
-    """A tensor saved for backward, checked against in-place changes when it is used."""
+    """A tensor saved for backward, checked against in-place changes when it is used (made by
+    ``save``)."""
 
     __slots__ = ("data", "counter", "version", "grad_fn", "output_nr", "leaf", "is_output",
                  "requires_grad")
-
-    def __init__(self, t, is_output: bool = False) -> None:
-        if t._inference:
-            raise RuntimeError(
-                "Inference tensors cannot be saved for backward. Please do not use Tensors created in "
-                "inference mode in computation tracked by autograd. To work around this, you can make a "
-                "clone to get a normal tensor and use it in autograd, or use `torch.no_grad()` instead "
-                "of `torch.inference_mode()`.")
-        self.data = t._data
-        counter = t._vc  # t._version_counter, without the property call
-        if counter is None:
-            counter = t._version_counter
-        self.counter = counter
-        self.version = counter.value
-        self.is_output = is_output
-        if is_output:
-            self.requires_grad, self.leaf, self.grad_fn = True, None, None
-        else:
-            # the grad_fn property only where it may regenerate (a view's; output_nr with it)
-            fn = self.grad_fn = t._grad_fn if t._view_ver is None else t.grad_fn
-            self.requires_grad = requires_grad = t._requires_grad or fn is not None or t.requires_grad
-            self.leaf = t if fn is None and requires_grad else None
-        self.output_nr = t._output_nr
 
     @property
     def dtype(self) -> dtypes.DType:  # read only for errors and on release
@@ -186,6 +164,34 @@ class SavedTensor:
         else:
             t.grad_fn, t._output_nr = self.grad_fn, self.output_nr
         return t
+
+
+def save(t, is_output: bool = False) -> SavedTensor:
+    """``t`` saved for backward (``is_output``: the node's own result, which must not hold the
+    node); made without an ``__init__`` call, as for every saved operand of every eager op."""
+    if t._inference:
+        raise RuntimeError(
+            "Inference tensors cannot be saved for backward. Please do not use Tensors created in "
+            "inference mode in computation tracked by autograd. To work around this, you can make a "
+            "clone to get a normal tensor and use it in autograd, or use `torch.no_grad()` instead "
+            "of `torch.inference_mode()`.")
+    s = _new_object(SavedTensor)
+    s.data = t._data
+    counter = t._vc  # t._version_counter, without the property call
+    if counter is None:
+        counter = t._version_counter
+    s.counter = counter
+    s.version = counter.value
+    s.is_output = is_output
+    if is_output:
+        s.requires_grad, s.leaf, s.grad_fn = True, None, None
+    else:
+        # the grad_fn property only where it may regenerate (a view's; output_nr with it)
+        fn = s.grad_fn = t._grad_fn if t._view_ver is None else t.grad_fn
+        s.requires_grad = requires_grad = t._requires_grad or fn is not None or t.requires_grad
+        s.leaf = t if fn is None and requires_grad else None
+    s.output_nr = t._output_nr
+    return s
 
 
 _NO_EDGE = (None, 0)
@@ -352,7 +358,7 @@ def record(cls: type, prim, rule, attrs: dict, args: tuple, out):
             if not hasattr(a, "_vc"):
                 saved.append(a)
             elif i in keep:
-                saved.append(SavedTensor(a))
+                saved.append(save(a))
             elif i in uses:
                 saved.append(_Unsaved(a._data.shape, a.dtype))
             else:  # _operand_type(a._data), its memo read inline
@@ -376,7 +382,7 @@ def record(cls: type, prim, rule, attrs: dict, args: tuple, out):
     node.rule = rule
     node.attrs = attrs
     node._saved = saved
-    node._saved_out = SavedTensor(out, is_output=True) if rule.uses_out else None
+    node._saved_out = save(out, is_output=True) if rule.uses_out else None
     return node
 
 
