@@ -19,7 +19,7 @@ from graphc.ir.primitive import Handler, Primitive, as_dtype, base_level_operand
 from graphc.passes.autodiff import VJP
 
 from .autograd import grad_mode
-from .autograd.graph import AccumulateGrad, RemovableHandle, prim_node_class, record as _record
+from .autograd.graph import AccumulateGrad, RemovableHandle, _operand_type, prim_node_class, record as _record
 from .dispatch import FrontendHandler, current as _dispatch
 from .device import CPU, array_to, check_device, device as _device_type, device_of_array, get_default_device
 from graphc.runtime import devices as _rt
@@ -623,8 +623,9 @@ def _typing(prim: Primitive, key: tuple, args: tuple, attrs: dict) -> tuple:
     """What an eager op's signature decides, memoized per primitive (``prim._eager_typing``):
     the type rule's result, the operand casts (None when no operand is cast), what makes the
     result's backward node (``_node_maker``; None when the result cannot carry a gradient), the
-    result's numpy dtype, and whether its dtype is
-    floating or complex (a view of it then records how to replay its grad_fn). ``key`` is the
+    result's numpy dtype, whether its dtype is floating or complex (a view of it then records
+    how to replay its grad_fn), and the tensor operands' TensorTypes (what a backward node keeps
+    of an operand whose values its rule does not read). ``key`` is the
     signature: operand shapes and dtypes, Python scalar types, attributes and the default
     dtype, all these depend on. The type rule is most of an eager op's cost."""
     try:
@@ -635,7 +636,8 @@ def _typing(prim: Primitive, key: tuple, args: tuple, attrs: dict) -> tuple:
     casts = prim.operand_casts(args, attrs)
     inexact = typ.dtype.is_inexact
     facts = (typ, casts if any(c is not None for c in casts) else None,
-             _node_maker(prim) if prim.differentiable and inexact else None, typ.dtype.np, inexact)
+             _node_maker(prim) if prim.differentiable and inexact else None, typ.dtype.np, inexact,
+             tuple(_operand_type(a._data) if isinstance(a, Tensor) else None for a in args))
     try:
         if len(memo) >= _TYPING_LIMIT:
             memo.clear()
@@ -646,12 +648,13 @@ def _typing(prim: Primitive, key: tuple, args: tuple, attrs: dict) -> tuple:
 
 
 def _node_maker(prim: Primitive):
-    """``maker(attrs, args, result)`` gives ``prim``'s backward node, or None when no
+    """``maker(attrs, args, result, types)`` gives ``prim``'s backward node, or None when no
     differentiable operand requires grad: ``autograd.graph.record`` with the node's named class,
     the primitive and its VJP rule bound (a rule registered late is looked up when a node is made)."""
     rule = VJP.get(prim)
     if rule is None:
-        return lambda attrs, args, result: _record(_node_class(prim), prim, VJP[prim], attrs, args, result)
+        return lambda attrs, args, result, types=None: _record(
+            _node_class(prim), prim, VJP[prim], attrs, args, result, types)
     return functools.partial(_record, _node_class(prim), prim, rule)
 
 
@@ -732,9 +735,9 @@ class EagerHandler(FrontendHandler):
         if attrs:
             key = (key, tuple(attrs.items()) if attrs_key is None else attrs_key)
         try:
-            typ, casts, node_maker, np_dtype, inexact = prim._eager_typing[key]
+            typ, casts, node_maker, np_dtype, inexact, types = prim._eager_typing[key]
         except (AttributeError, KeyError, TypeError):  # not memoized yet (or not hashable)
-            typ, casts, node_maker, np_dtype, inexact = _typing(prim, key, args, attrs)
+            typ, casts, node_maker, np_dtype, inexact, types = _typing(prim, key, args, attrs)
         if casts is None:  # prim.run without casts, inline
             try:
                 out = prim.impl(*arrays, **attrs) if attrs else prim.impl(*arrays)
@@ -757,7 +760,7 @@ class EagerHandler(FrontendHandler):
         if maybe_grad and node_maker is not None and (_grad_state.enabled if _grad_altered.count else True):
             # (None unless a differentiable operand requires grad; not the grad_fn setter: its view
             # bookkeeping, _view_ver, is what _record_view just set for a differentiable view)
-            result._grad_fn = node_maker(attrs, args, result)
+            result._grad_fn = node_maker(attrs, args, result, types)
         return result
 
 

@@ -216,12 +216,13 @@ _NAMED_NODES: dict[str, type] = {}
 _TO_SAVE: dict = {}  # (id of a rule, the operands whose gradient is wanted) -> what to save
 
 
-def _operands_to_save(rule, wanted: tuple):
-    """The operands whose values the gradients of the ``wanted`` operands (indices) read."""
+def _operands_to_save(rule, wanted: int):
+    """The operands whose values the gradients of the ``wanted`` operands (bit i: operand i) read."""
     key = (id(rule), wanted)  # the rules live as long as the VJP table: their ids stay theirs
     keep = _TO_SAVE.get(key)
     if keep is None:
-        keep = _TO_SAVE[key] = frozenset(j for i in wanted for j in rule.needs.get(i, ())) & rule.uses
+        keep = _TO_SAVE[key] = frozenset(
+            j for i, js in rule.needs.items() if wanted >> i & 1 for j in js) & rule.uses
     return keep
 
 
@@ -320,14 +321,15 @@ class PrimBackward(Node):
             self._freed = True
 
 
-def record(cls: type, prim, rule, attrs: dict, args: tuple, out):
+def record(cls: type, prim, rule, attrs: dict, args: tuple, out, types: tuple | None = None):
     """The backward node (of class ``cls``, a PrimBackward named for ``prim``: see
     prim_node_class) of an eager application of ``prim`` to ``args`` that gave ``out``, or None
-    when no differentiable operand requires grad. Made for every eager op that records history,
-    so kept lean: one pass over the operands for the edges, one for what is saved, the node made
-    without an ``__init__`` call."""
+    when no differentiable operand requires grad. ``types``: the operands' TensorTypes where
+    known (the eager handler memoizes them per signature; None: looked up here). Made for every
+    eager op that records history, so kept lean: one pass over the operands for the edges, one
+    for what is saved, the node made without an ``__init__`` call."""
     edges = []
-    wanted = ()  # the operands whose gradient is wanted: those with an edge
+    wanted = 0  # the operands whose gradient is wanted (those with an edge), bit i for operand i
     leaf_edges = False
     nondiff = prim.nondiff_operands
     i = 0
@@ -337,10 +339,10 @@ def record(cls: type, prim, rule, attrs: dict, args: tuple, out):
             fn = a._grad_fn if a._view_ver is None else a.grad_fn
             if fn is not None:
                 edges.append((fn, a._output_nr))
-                wanted += (i,)
+                wanted |= 1 << i
             elif a._requires_grad or a.requires_grad:
                 edges.append((a, 0))
-                wanted += (i,)
+                wanted |= 1 << i
                 leaf_edges = True
             else:
                 edges.append(_NO_EDGE)
@@ -361,17 +363,17 @@ def record(cls: type, prim, rule, attrs: dict, args: tuple, out):
                 saved.append(save(a))
             elif i in uses:
                 saved.append(_Unsaved(a._data.shape, a.dtype))
-            else:  # _operand_type(a._data), its memo read inline
-                d = a._data
-                saved.append(_OPERAND_TYPES.get((d.shape, d.dtype)) or _operand_type(d))
-            i += 1
-    else:  # the rule reads no operand's values (add, sub, views ...): their types only
-        for a in args:
-            if hasattr(a, "_vc"):
-                d = a._data
-                saved.append(_OPERAND_TYPES.get((d.shape, d.dtype)) or _operand_type(d))
             else:
-                saved.append(a)
+                saved.append(types[i] if types is not None else _operand_type(a._data))
+            i += 1
+    elif types is not None:  # the rule reads no operand's values (add, sub, views ...): their types
+        i = 0
+        for a in args:
+            saved.append(types[i] if hasattr(a, "_vc") else a)
+            i += 1
+    else:
+        for a in args:
+            saved.append(_operand_type(a._data) if hasattr(a, "_vc") else a)
     node = _new_object(cls)
     # every attribute set, always in this order: instances of a class then share one key table
     # (a conditional attribute would give some a dict of their own, slower to fill)
