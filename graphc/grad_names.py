@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import functools
 
+from graphc.ir import prims as P
+
 from . import math_ops, methods, shape_ops
-from .tensors import Tensor
+from .tensors import NODE_NAMES, Tensor
 
 
 def _new_node(out, args):
@@ -101,21 +103,6 @@ def _matmul_node_name(n1: int, n2: int):
     return "UnsafeViewBackward0" if n1 >= 3 or n2 >= 3 else None
 
 
-def _named_matmul(matmul):
-    """``x @ y`` naming its node as ``_wrap(matmul, _matmul_name)`` would, without its generic look
-    at every output and operand (most of the cost of an eager ``x @ y`` that records autograd):
-    the node of a matmul is always its own."""
-    def op(self, other):
-        out = matmul(self, other)
-        g = getattr(out, "_grad_fn", None)
-        if g is not None and hasattr(g, "_name"):  # an eager node: the operands are eager tensors
-            name = _matmul_node_name(self._data.ndim, other._data.ndim)
-            if name:
-                g._name = name
-        return out
-    return op
-
-
 def _clamp_name(result, input, /, min=None, max=None, **k):
     return "ClampBackward0" if isinstance(min, Tensor) or isinstance(max, Tensor) else "ClampBackward1"
 
@@ -147,7 +134,9 @@ def install() -> None:
             if getattr(Tensor, name, None) is orig:
                 setattr(Tensor, name, wrapped)
     Tensor.masked_fill_ = _wrap_inplace(Tensor.masked_fill_, "MaskedFillBackward0")
-    Tensor.__matmul__ = _named_matmul(Tensor.__matmul__)
+    # x @ y: the eager handler makes its node with the name for the operands' ranks (no renaming)
+    NODE_NAMES[P.matmul] = lambda args: _matmul_node_name(args[0].ndim, args[1].ndim)
+    P.matmul.__dict__.pop("_eager_typing", None)  # (signatures memoized before: named again)
     Tensor.clone = _wrap(methods.clone, "CloneBackward0")
     Tensor.contiguous = _wrap(methods.contiguous, "CloneBackward0")
     for name in ("to", "type", "type_as", "float", "double", "half", "long", "int", "short", "char",

@@ -346,7 +346,7 @@ def _attach() -> None:
     T.__rmod__ = _reflected(math_ops.remainder)
     T.__pow__ = lambda self, other: math_ops.pow(self, other)
     T.__rpow__ = _reflected(math_ops.pow)
-    # (grad_names wraps it, as math_ops.matmul, to name its node)
+    # (its node named for the operands' ranks: see grad_names)
     T.__matmul__ = lambda self, other: bind(P.matmul, self, other) if isinstance(other, Tensor) else NotImplemented
     T.__rmatmul__ = lambda self, other: NotImplemented if isinstance(other, (int, float)) \
         else _reflected(math_ops.matmul)(self, other)

@@ -19,19 +19,18 @@ from graphc.ir.primitive import Handler, Primitive, as_dtype, base_level_operand
 from graphc.passes.autodiff import VJP
 
 from .autograd import grad_mode
-from .autograd.graph import AccumulateGrad, RemovableHandle, _operand_type, prim_node_class, record as _record
+from .autograd.graph import (AccumulateGrad, RemovableHandle, _operand_type, named_node_class, prim_node_class,
+                             record as _record)
 from .dispatch import FrontendHandler, current as _dispatch
 from .device import CPU, array_to, check_device, device as _device_type, device_of_array, get_default_device
 from graphc.runtime import devices as _rt
 
 
 class VersionCounter:
-    """Shared by a tensor and all its views; bumped by every in-place write."""
+    """Shared by a tensor and all its views; bumped by every in-place write. Starts at the class's
+    ``value`` 0, without an ``__init__`` call: one is made for every result saved for backward."""
 
-    __slots__ = ("value",)
-
-    def __init__(self) -> None:
-        self.value = 0
+    value = 0
 
 
 class _Version(int):
@@ -636,7 +635,8 @@ def _typing(prim: Primitive, key: tuple, args: tuple, attrs: dict) -> tuple:
     casts = prim.operand_casts(args, attrs)
     inexact = typ.dtype.is_inexact
     facts = (typ, casts if any(c is not None for c in casts) else None,
-             _node_maker(prim) if prim.differentiable and inexact else None, typ.dtype.np, inexact,
+             _node_maker(prim, NODE_NAMES[prim](args) if prim in NODE_NAMES else None)
+             if prim.differentiable and inexact else None, typ.dtype.np, inexact,
              tuple(_operand_type(a._data) if isinstance(a, Tensor) else None for a in args))
     try:
         if len(memo) >= _TYPING_LIMIT:
@@ -647,15 +647,22 @@ def _typing(prim: Primitive, key: tuple, args: tuple, attrs: dict) -> tuple:
     return facts
 
 
-def _node_maker(prim: Primitive):
+# primitive -> namer(args): PyTorch's name for the backward node of an application of the
+# primitive to ``args`` where it depends on them (x @ y: MmBackward0 for two matrices), None for
+# the primitive's own name. graphc.grad_names fills it; read once per memoized signature.
+NODE_NAMES: dict = {}
+
+
+def _node_maker(prim: Primitive, name: str | None = None):
     """``maker(attrs, args, result, types)`` gives ``prim``'s backward node, or None when no
-    differentiable operand requires grad: ``autograd.graph.record`` with the node's named class,
-    the primitive and its VJP rule bound (a rule registered late is looked up when a node is made)."""
+    differentiable operand requires grad: ``autograd.graph.record`` with the node's class (named
+    ``name``, else for the primitive), the primitive and its VJP rule bound (a rule registered
+    late is looked up when a node is made)."""
+    cls = _node_class(prim) if name is None else named_node_class(name)
     rule = VJP.get(prim)
     if rule is None:
-        return lambda attrs, args, result, types=None: _record(
-            _node_class(prim), prim, VJP[prim], attrs, args, result, types)
-    return functools.partial(_record, _node_class(prim), prim, rule)
+        return lambda attrs, args, result, types=None: _record(cls, prim, VJP[prim], attrs, args, result, types)
+    return functools.partial(_record, cls, prim, rule)
 
 
 def _mixed_devices(first, other) -> RuntimeError:

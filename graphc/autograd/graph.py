@@ -293,7 +293,7 @@ class PrimBackward(Node):
     def _name(self, value: str) -> None:
         # type(y.grad_fn).__name__ is "MulBackward0", as in PyTorch: one subclass per name
         self._node_name = value
-        cls = _named_node_class(value)
+        cls = named_node_class(value)
         if self.__class__ is not cls:
             self.__class__ = cls
 
@@ -392,7 +392,8 @@ _new_object = object.__new__
 _PRIM_NODES: dict = {}  # primitive -> the PrimBackward subclass named for it
 
 
-def _named_node_class(name: str) -> type:
+def named_node_class(name: str) -> type:
+    """The PrimBackward subclass named ``name`` (made once)."""
     cls = _NAMED_NODES.get(name)
     if cls is None:
         cls = _NAMED_NODES[name] = type(name, (PrimBackward,), {"__module__": __name__, "_node_name": name})
@@ -404,7 +405,7 @@ def prim_node_class(prim) -> type:
     ("MulBackward0"), one PrimBackward subclass per name."""
     cls = _PRIM_NODES.get(prim)
     if cls is None:
-        cls = _PRIM_NODES[prim] = _named_node_class(backward_name(prim.name))
+        cls = _PRIM_NODES[prim] = named_node_class(backward_name(prim.name))
     return cls
 
 
