@@ -659,10 +659,14 @@ def _node_maker(prim: Primitive, name: str | None = None):
     ``name``, else for the primitive), the primitive and its VJP rule bound (a rule registered
     late is looked up when a node is made)."""
     cls = _node_class(prim) if name is None else named_node_class(name)
+    keeps = _KEEPS.setdefault(prim, {})
     rule = VJP.get(prim)
     if rule is None:
-        return lambda attrs, args, result, types=None: _record(cls, prim, VJP[prim], attrs, args, result, types)
-    return functools.partial(_record, cls, prim, rule)
+        return lambda attrs, args, result, types=None: _record(cls, prim, VJP[prim], keeps, attrs, args, result, types)
+    return functools.partial(_record, cls, prim, rule, keeps)
+
+
+_KEEPS: dict = {}  # primitive -> the operands its node saves per set of wanted gradients (see record)
 
 
 def _mixed_devices(first, other) -> RuntimeError:

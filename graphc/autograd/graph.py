@@ -213,17 +213,9 @@ gradient_edge = _edge
 _NAMED_NODES: dict[str, type] = {}
 
 
-_TO_SAVE: dict = {}  # (id of a rule, the operands whose gradient is wanted) -> what to save
-
-
-def _operands_to_save(rule, wanted: int):
+def _operands_to_save(rule, wanted: int) -> frozenset:
     """The operands whose values the gradients of the ``wanted`` operands (bit i: operand i) read."""
-    key = (id(rule), wanted)  # the rules live as long as the VJP table: their ids stay theirs
-    keep = _TO_SAVE.get(key)
-    if keep is None:
-        keep = _TO_SAVE[key] = frozenset(
-            j for i, js in rule.needs.items() if wanted >> i & 1 for j in js) & rule.uses
-    return keep
+    return frozenset(j for i, js in rule.needs.items() if wanted >> i & 1 for j in js) & rule.uses
 
 
 class _Unsaved:
@@ -321,10 +313,13 @@ class PrimBackward(Node):
             self._freed = True
 
 
-def record(cls: type, prim, rule, attrs: dict, args: tuple, out, types: tuple | None = None):
+def record(cls: type, prim, rule, keeps: dict, attrs: dict, args: tuple, out, types: tuple | None = None):
     """The backward node (of class ``cls``, a PrimBackward named for ``prim``: see
     prim_node_class) of an eager application of ``prim`` to ``args`` that gave ``out``, or None
-    when no differentiable operand requires grad. ``types``: the operands' TensorTypes where
+    when no differentiable operand requires grad. ``keeps``: the operands to save per set of
+    wanted ones (a memo of ``_operands_to_save`` for ``rule``, kept by the caller per primitive,
+    as rules with ``needs`` save less when fewer gradients are wanted). ``types``: the operands'
+    TensorTypes where
     known (the eager handler memoizes them per signature; None: looked up here). Made for every
     eager op that records history, so kept lean: one pass over the operands for the edges, one
     for what is saved, the node made without an ``__init__`` call."""
@@ -354,7 +349,12 @@ def record(cls: type, prim, rule, attrs: dict, args: tuple, out, types: tuple | 
     uses = rule.uses
     saved: list[Any] = []
     if uses:
-        keep = uses if rule.needs is None else _operands_to_save(rule, wanted)
+        if rule.needs is None:
+            keep = uses
+        else:
+            keep = keeps.get(wanted)
+            if keep is None:
+                keep = keeps[wanted] = _operands_to_save(rule, wanted)
         i = 0
         for a in args:
             if not hasattr(a, "_vc"):
