@@ -20,7 +20,7 @@ from graphc.passes.autodiff import VJP
 
 from .autograd import grad_mode
 from .autograd.graph import (AccumulateGrad, RemovableHandle, _operand_type, named_node_class, prim_node_class,
-                             record as _record)
+                             record as _record, tensor_class)
 from .dispatch import FrontendHandler, current as _dispatch
 from .device import CPU, array_to, check_device, device as _device_type, device_of_array, get_default_device
 from graphc.runtime import devices as _rt
@@ -883,6 +883,7 @@ def _operand(a, dev: _device_type):
 
 EAGER = EagerHandler()
 Tensor._graphc_handler = EAGER
+tensor_class()  # autograd.graph's record checks operands against Tensor: known from now on
 set_base_handler(EAGER)
 base_level_operand_type(Tensor)
 

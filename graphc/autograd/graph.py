@@ -329,7 +329,7 @@ def record(cls: type, prim, rule, keeps: dict, attrs: dict, args: tuple, out, ty
     nondiff = prim.nondiff_operands
     i = 0
     for a in args:
-        if hasattr(a, "_vc") and i not in nondiff:  # a tensor (the slot of its version counter)
+        if isinstance(a, _Tensor) and i not in nondiff:  # (graphc.tensors set _Tensor on import)
             # _edge(a), inline, a leaf's accumulator left for next_functions to make
             fn = a._grad_fn if a._view_ver is None else a.grad_fn
             if fn is not None:
@@ -357,7 +357,7 @@ def record(cls: type, prim, rule, keeps: dict, attrs: dict, args: tuple, out, ty
                 keep = keeps[wanted] = _operands_to_save(rule, wanted)
         i = 0
         for a in args:
-            if not hasattr(a, "_vc"):
+            if not isinstance(a, _Tensor):
                 saved.append(a)
             elif i in keep:
                 saved.append(save(a))
@@ -369,11 +369,11 @@ def record(cls: type, prim, rule, keeps: dict, attrs: dict, args: tuple, out, ty
     elif types is not None:  # the rule reads no operand's values (add, sub, views ...): their types
         i = 0
         for a in args:
-            saved.append(types[i] if hasattr(a, "_vc") else a)
+            saved.append(types[i] if isinstance(a, _Tensor) else a)
             i += 1
     else:
         for a in args:
-            saved.append(_operand_type(a._data) if hasattr(a, "_vc") else a)
+            saved.append(_operand_type(a._data) if isinstance(a, _Tensor) else a)
     node = _new_object(cls)
     # every attribute set, always in this order: instances of a class then share one key table
     # (a conditional attribute would give some a dict of their own, slower to fill)
