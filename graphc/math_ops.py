@@ -14,6 +14,7 @@ from graphc.ir import dtypes as dt
 from graphc.ir.array_module import array_module
 from graphc.ir import prims as P
 # The most frequent ops call ``bind(P.x, ...)``, which ``P.x(...)`` is, without an instance call's cost.
+from graphc.ir import primitive as _dispatch_state
 from graphc.ir.primitive import bind, no_operand_policy, only_base_handler, operand_policy
 from graphc.ir.shapes import wrap_dim, wrap_dims
 from graphc.passes.decompositions import COMPOSITES
@@ -131,9 +132,16 @@ def _binary(prim, name: str):
     return op
 
 
+NO_ATTRS: dict = {}  # the attributes of a primitive that has none (shared: never changed)
+
+
 def _unary(prim, name: str):
     def op(input, *, out=None):
-        r = bind(prim, input)
+        if not _dispatch_state._dispatching_threads.count and type(input) in _dispatch_state._SKIP_TYPES:
+            # bind's decision (see only_base_handler), without bind's call: the base handler
+            r = _dispatch_state._base_handler.apply(prim, (input,), NO_ATTRS)
+        else:
+            r = bind(prim, input)
         return r if out is None else write_out(out, r)
     op.__name__ = name
     op.__doc__ = f"Elementwise {name}."
@@ -323,7 +331,8 @@ def nan_to_num(input, nan: float = 0.0, posinf=None, neginf=None):
 # ---- reductions -----------------------------------------------------------------------------
 
 _ALL_DIMS = [tuple(range(n)) for n in range(65)]  # the dims of an n-d tensor, made once
-_FULL_SUMS: dict = {}  # (ndim, keepdim) -> x.sum()'s attributes and their attrs_token
+# [keepdim][ndim] -> x.sum()'s attributes and their attrs_token
+_FULL_SUMS = tuple([({"dims": dims, "keepdim": keep}, attrs_token()) for dims in _ALL_DIMS] for keep in (False, True))
 
 
 def _dims(input, dim) -> tuple[int, ...]:
@@ -345,13 +354,7 @@ def sum(input, dim=None, keepdim: bool = False, *, dtype=None, out=None, axis=No
             # bind(P.sum, x, dims=all, keepdim=keepdim), without bind: its attributes and their
             # memo key made once per rank (making and hashing the attributes' items per call
             # costs a fifth of a small sum)
-            full = _FULL_SUMS.get((x._data.ndim, keepdim))
-            if full is None:
-                if len(_FULL_SUMS) >= 4096:
-                    _FULL_SUMS.clear()
-                n = x._data.ndim
-                full = _FULL_SUMS[n, keepdim] = {"dims": _ALL_DIMS[n], "keepdim": keepdim}, attrs_token()
-            r = EAGER.apply(P.sum, (x,), *full)
+            r = EAGER.apply(P.sum, (x,), *_FULL_SUMS[keepdim][x._data.ndim])
         else:
             r = bind(P.sum, x, dims=_ALL_DIMS[x._data.ndim if type(x) is Tensor else x.ndim], keepdim=keepdim)
     else:

@@ -12,6 +12,7 @@ import numpy as np
 from graphc.ir import dtypes as dt
 from graphc.ir import prims as P
 from graphc.ir.array_module import array_module
+from graphc.ir import primitive as _dispatch_state
 from graphc.ir.primitive import bind
 
 from . import creation, indexing, inplace, math_ops, random as grandom, shape_ops
@@ -252,15 +253,27 @@ def _reflected(fn):
 _OPERANDS = math_ops.OPERAND_TYPES
 
 
-def _operator(prim, general):
-    """``self <op> other``: with a tensor or a Python number, the primitive itself (what the
-    function ``general`` binds for such operands, minus its argument handling); anything else
-    through ``general``. Arithmetic operators are the most frequent ops of all."""
+def _operator(prim, general, operands: tuple | None = None):
+    """``self <op> other``: with a tensor or a Python number (or another of ``operands``), the
+    primitive itself (what the function ``general`` binds for such operands, minus its argument
+    handling); anything else through ``general``. Arithmetic operators are the most frequent ops
+    of all."""
+    operands = _OPERANDS if operands is None else operands
+
     def op(self, other):
-        if isinstance(other, _OPERANDS):
+        if isinstance(other, operands):
+            if not _dispatch_state._dispatching_threads.count:
+                skip = _dispatch_state._SKIP_TYPES
+                if type(self) in skip and type(other) in skip:
+                    # what bind decides for operands that carry no handler while no thread
+                    # dispatches (see only_base_handler), without bind's call: the base handler
+                    return _dispatch_state._base_handler.apply(prim, (self, other), _NO_ATTRS)
             return bind(prim, self, other)  # prim(self, other), without the instance call
         return general(self, other)
     return op
+
+
+_NO_ATTRS = math_ops.NO_ATTRS
 
 
 def _bool_only_invert(self):
@@ -347,7 +360,7 @@ def _attach() -> None:
     T.__pow__ = lambda self, other: math_ops.pow(self, other)
     T.__rpow__ = _reflected(math_ops.pow)
     # (its node named for the operands' ranks: see grad_names)
-    T.__matmul__ = lambda self, other: bind(P.matmul, self, other) if isinstance(other, Tensor) else NotImplemented
+    T.__matmul__ = _operator(P.matmul, lambda self, other: NotImplemented, (Tensor,))
     T.__rmatmul__ = lambda self, other: NotImplemented if isinstance(other, (int, float)) \
         else _reflected(math_ops.matmul)(self, other)
     T.__neg__ = math_ops.neg

@@ -343,7 +343,8 @@ def only_base_handler(t) -> bool:
     """Whether ``bind(prim, t, **attrs)`` (``t`` the only operand that may carry a handler) goes
     to the base handler: no thread has pushed a handler or set an operand policy, and ``t`` is
     of a type that carries none. A hot path that checked it may call the base handler's
-    ``apply`` itself (``x[i]``, ``x.sum()``)."""
+    ``apply`` itself (``x[i]``, ``x.sum()``; operators and unary functions check it inline, for
+    two operands too, saving a call)."""
     return not _dispatching_threads.count and type(t) in _SKIP_TYPES
 
 
