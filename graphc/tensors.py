@@ -85,6 +85,7 @@ class Tensor:
 
     @staticmethod
     def _init_fields(t: "Tensor", arr: np.ndarray, requires_grad: bool = False) -> None:
+        # (EagerHandler.apply sets the same fields inline: keep the two in step)
         t._data = arr
         t._requires_grad = requires_grad
         t._grad_fn = None
@@ -764,8 +765,20 @@ class EagerHandler(FrontendHandler):
             # the host, placed on the default device); on the fast path (host operands) the
             # checks above left a host array
             out = array_to(out, dev)
-        result = _new_object(Tensor)
-        _init_fields(result, out)
+        result = _new_object(Tensor)  # Tensor._init_fields(result, out), inline: every op makes one
+        result._data = out
+        result._requires_grad = False
+        result._grad_fn = None
+        result._view_ver = None
+        result._output_nr = 0
+        result._vc = None
+        result._base = None
+        result._view_ops = ()
+        result._grad = None
+        result._hooks = None
+        result._retains_grad = False
+        result._acc = None
+        result._inference = _grad_state.inference if _grad_altered.count else False
         if prim.view:
             _record_view(result, args[0], prim, attrs, inexact, xp)
         if maybe_grad and node_maker is not None and (_grad_state.enabled if _grad_altered.count else True):

@@ -360,7 +360,19 @@ def record(cls: type, prim, rule, keeps: dict, attrs: dict, args: tuple, out, ty
             if not isinstance(a, _Tensor):
                 saved.append(a)
             elif i in keep:
-                saved.append(save(a))
+                if a._inference or a._vc is None or a._view_ver is not None or not a._requires_grad:
+                    saved.append(save(a))
+                else:  # save(a) for a leaf that requires grad (a parameter), inline
+                    s = _new_object(SavedTensor)
+                    s.data = a._data
+                    s.counter = counter = a._vc
+                    s.version = counter.value
+                    s.is_output = False
+                    s.grad_fn = fn = a._grad_fn
+                    s.requires_grad = True
+                    s.leaf = a if fn is None else None
+                    s.output_nr = a._output_nr
+                    saved.append(s)
             elif i in uses:
                 saved.append(_Unsaved(a._data.shape, a.dtype))
             else:
