@@ -15,7 +15,7 @@ from graphc.ir.array_module import array_module
 from graphc.ir import prims as P
 # The most frequent ops call ``bind(P.x, ...)``, which ``P.x(...)`` is, without an instance call's cost.
 from graphc.ir import primitive as _dispatch_state
-from graphc.ir.primitive import bind, no_operand_policy, only_base_handler, operand_policy
+from graphc.ir.primitive import bind, no_operand_policy, operand_policy
 from graphc.ir.shapes import wrap_dim, wrap_dims
 from graphc.passes.decompositions import COMPOSITES
 
@@ -350,7 +350,8 @@ def sum(input, dim=None, keepdim: bool = False, *, dtype=None, out=None, axis=No
         keepdim = keepdims
     x = input if dtype is None else input.to(dtype)
     if dim is None:  # the node is the primitive's: SumBackward0 (the array's ndim: no property call)
-        if type(x) is Tensor and type(keepdim) is bool and only_base_handler(x):
+        if type(x) is Tensor and type(keepdim) is bool and not _dispatch_state._dispatching_threads.count \
+                and Tensor in _dispatch_state._SKIP_TYPES:  # only_base_handler(x), inline
             # bind(P.sum, x, dims=all, keepdim=keepdim), without bind: its attributes and their
             # memo key made once per rank (making and hashing the attributes' items per call
             # costs a fifth of a small sum)
