@@ -201,3 +201,45 @@ def test_a_long_chain_of_sums_is_rewritten_once():
     assert prims(g).count("concat") == 1
     arrays = [np.random.default_rng(i).standard_normal((4, 6)) for i in range(30)]
     np.testing.assert_allclose(interpret(g, arrays)[0], sum(a.sum(0) for a in arrays), rtol=1e-12)
+
+
+PADS = """
+    graph f(%a: f64[1,4,6], %b: f64[1,4,6], %c: f64[2,4,6], %d: f64[5,4,6], %e: f64[4,6]) {
+      %0: f64[5,4,6] = pad(%a) pads=[[3,1],[0,0],[0,0]]
+      %1: f64[5,4,6] = pad(%b) pads=[[0,4],[0,0],[0,0]]
+      %2: f64[5,4,6] = pad(%c) pads=[[1,2],[0,0],[0,0]]
+      %3: f64[5,4,6] = add(%0, %1)
+      %4: f64[5,4,6] = add(%3, %d)
+      %5: f64[5,4,6] = add(%4, %2)
+      %6: f64[5,4,6] = add(%5, %e)
+      return %6
+    }
+"""
+
+
+def test_pads_into_disjoint_ranges_summed_are_one_concat():
+    # an RNN's input-projection gradient: each step's gradient padded to the whole sequence and
+    # summed (quadratic in the steps) is the steps concatenated, zeros in the gaps
+    g = run(PADS, simplify, cse, dce)
+    assert "pad" not in prims(g) and prims(g).count("concat") == 1
+    concat = next(n for n in g.nodes if n.prim.name == "concat")
+    assert [tuple(v.shape) for v in concat.inputs] == [(1, 4, 6), (2, 4, 6), (1, 4, 6), (1, 4, 6)]
+    rng = np.random.default_rng(0)
+    a, b, c, d, e = (rng.standard_normal(s) for s in ((1, 4, 6), (1, 4, 6), (2, 4, 6), (5, 4, 6), (4, 6)))
+    want = d + e
+    want[3:4] += a[0]
+    want[0:1] += b[0]
+    want[1:3] += c
+    np.testing.assert_allclose(interpret(g, [a, b, c, d, e])[0], want, rtol=1e-12)
+
+
+def test_overlapping_pads_are_still_added():
+    text = PADS.replace("pads=[[1,2],[0,0],[0,0]]", "pads=[[2,1],[0,0],[0,0]]")  # %c now covers row 3 too
+    g = run(text, simplify, cse, dce)
+    rng = np.random.default_rng(1)
+    a, b, c, d, e = (rng.standard_normal(s) for s in ((1, 4, 6), (1, 4, 6), (2, 4, 6), (5, 4, 6), (4, 6)))
+    want = d + e
+    want[3:4] += a[0]
+    want[0:1] += b[0]
+    want[2:4] += c
+    np.testing.assert_allclose(interpret(g, [a, b, c, d, e])[0], want, rtol=1e-12)
