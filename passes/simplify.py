@@ -29,7 +29,10 @@ Zero pads of one tensor's type, each widening along the same one axis and placin
 a range no other one overlaps, added together, are one ``concat`` of their operands (zero fulls in
 the gaps): the gradient of an RNN's per-step slices of its input projection, which would
 otherwise pad every step to the whole sequence and add them (quadratic in the steps; 30% of an
-LSTM step of 20 steps)."""
+LSTM step of 20 steps). Likewise matrix products added together, ``x1 @ y1 + ... + xn @ yn``
+(a recurrent weight's gradient, one product per step), are one product over the joined inner
+dimension, ``concat(x_i, 1) @ concat(y_i, 0)``: one BLAS call instead of n calls and n - 1
+additions (another 16% of that LSTM step)."""
 from __future__ import annotations
 
 from graphc.ir import prims as P
@@ -175,6 +178,49 @@ def _pads_as_concat(n: Node, g: Graph, k: int, pads: list, others: list) -> list
             parts.append(v.producer.inputs[0])
             end = lo + v.producer.inputs[0].shape[k]
     total = g.add_node(P.concat, parts, {"axis": k}, loc=n.loc)
+    for other in others:
+        total = g.add_node(P.add, [total, other], {}, loc=n.loc)
+    return g.nodes[first:]
+
+
+def _product_leaf(v, n: Node, g: Graph) -> bool:
+    """Whether ``v`` is a 2-D matrix product of ``n``'s type read only by the add tree of ``n``."""
+    return isinstance(v, Value) and v.producer is not None and v.producer.prim is P.matmul and len(v.users) == 1 \
+        and v.type == n.output.type and v.ndim == 2 and all(isinstance(x, Value) and x.ndim == 2 for x in v.producer.inputs) \
+        and all(x.dtype is v.dtype for x in v.producer.inputs) and all(o is not v for o in g.outputs)
+
+
+def _summed_products(n: Node, g: Graph) -> tuple[list, list] | None:
+    """For an add tree rooted at ``n`` that sums two or more matrix products ``x_i @ y_i`` of
+    its type (a weight's gradient accumulated over an RNN's steps): (the products, the tree's
+    other leaves)."""
+    if not _tree_root(n, g):
+        return None
+    leaves = _add_tree_leaves(n, g)
+    prods = [v for v in leaves if _product_leaf(v, n, g)]
+    if len(prods) < 2 or len({id(v) for v in prods}) != len(prods):
+        return None
+    chosen = {id(v) for v in prods}
+    return prods, [v for v in leaves if id(v) not in chosen]
+
+
+def _joined(g: Graph, xs: list, axis: int, loc) -> Value:
+    """``concat(xs, axis)`` of 2-D values, made as the transpose of a concat of the transposed
+    operands where every one is a transpose (so rows are stacked contiguously)."""
+    if all(x.producer is not None and x.producer.prim is P.permute and tuple(x.producer.attrs["dims"]) == (1, 0)
+           for x in xs):
+        inner = g.add_node(P.concat, [x.producer.inputs[0] for x in xs], {"axis": 1 - axis}, loc=loc)
+        return g.add_node(P.permute, [inner], {"dims": (1, 0)}, loc=loc)
+    return g.add_node(P.concat, list(xs), {"axis": axis}, loc=loc)
+
+
+def _products_as_one(n: Node, g: Graph, prods: list, others: list) -> list[Node]:
+    """The nodes (appended to ``g``) of ``sum_i x_i @ y_i`` as one product over the joined inner
+    dimension, ``concat(x_i, 1) @ concat(y_i, 0)``, plus the tree's other leaves."""
+    first = len(g.nodes)
+    xs = _joined(g, [v.producer.inputs[0] for v in prods], 1, n.loc)
+    ys = _joined(g, [v.producer.inputs[1] for v in prods], 0, n.loc)
+    total = g.add_node(P.matmul, [xs, ys], {}, loc=n.loc)
     for other in others:
         total = g.add_node(P.add, [total, other], {}, loc=n.loc)
     return g.nodes[first:]
@@ -375,6 +421,11 @@ def simplify(g: Graph) -> Graph:
                 del g.nodes[-len(made):]
             elif p is P.add and (padded := _padded_parts(n, g)) is not None:  # pads in disjoint ranges
                 made = _pads_as_concat(n, g, *padded)
+                new = made[-1].output
+                before[id(n)] = made
+                del g.nodes[-len(made):]
+            elif p is P.add and (summed := _summed_products(n, g)) is not None:  # one product
+                made = _products_as_one(n, g, *summed)
                 new = made[-1].output
                 before[id(n)] = made
                 del g.nodes[-len(made):]
