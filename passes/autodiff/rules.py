@@ -290,7 +290,7 @@ def _(g, out, x, y):
 @defvjp(P.mul, uses=(0, 1), needs={0: (1,), 1: (0,)})
 def _(g, out, x, y):
     if x is y and is_float_tensor(x):  # a square: one cotangent (2g) x, not g x + g x (one pass fewer)
-        return P.mul(P.mul(g, 2), x), None
+        return _unbroadcast(P.mul(P.mul(g, 2), x), x), None
     gx = _unbroadcast(P.mul(g, y), x) if is_float_tensor(x) else None
     gy = _unbroadcast(P.mul(g, x), y) if is_float_tensor(y) else None
     return gx, gy
