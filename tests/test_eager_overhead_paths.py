@@ -11,7 +11,6 @@ import numpy as np
 import pytest
 
 import graphc
-from graphc.ir import prims as P
 
 A = np.random.default_rng(3).standard_normal((4, 3)).astype(np.float32)
 
