@@ -27,10 +27,14 @@ from graphc.runtime import devices as _rt
 
 
 class VersionCounter:
-    """Shared by a tensor and all its views; bumped by every in-place write. Starts at the class's
-    ``value`` 0, without an ``__init__`` call: one is made for every result saved for backward."""
+    """Shared by a tensor and all its views; bumped by every in-place write. (A slot: an
+    optimizer step bumps one per in-place update, a class-level default read and written through
+    the instance's dict costs more there than an ``__init__`` call saves elsewhere.)"""
 
-    value = 0
+    __slots__ = ("value",)
+
+    def __init__(self) -> None:
+        self.value = 0
 
 
 class _Version(int):
@@ -659,15 +663,20 @@ def _node_maker(prim: Primitive, name: str | None = None):
     differentiable operand requires grad: ``autograd.graph.record`` with the node's class (named
     ``name``, else for the primitive), the primitive and its VJP rule bound (a rule registered
     late is looked up when a node is made)."""
+    maker = _MAKERS.get((prim, name))
+    if maker is not None:  # (made once: signatures whose attributes vary, full's value, miss the memo)
+        return maker
     cls = _node_class(prim) if name is None else named_node_class(name)
     keeps = _KEEPS.setdefault(prim, {})
     rule = VJP.get(prim)
     if rule is None:
         return lambda attrs, args, result, types=None: _record(cls, prim, VJP[prim], keeps, attrs, args, result, types)
-    return functools.partial(_record, cls, prim, rule, keeps)
+    maker = _MAKERS[prim, name] = functools.partial(_record, cls, prim, rule, keeps)
+    return maker
 
 
 _KEEPS: dict = {}  # primitive -> the operands its node saves per set of wanted gradients (see record)
+_MAKERS: dict = {}  # (primitive, node name or None) -> its node maker
 
 
 def _mixed_devices(first, other) -> RuntimeError:
