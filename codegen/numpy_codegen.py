@@ -20,7 +20,7 @@ from graphc.ir.dtypes import fill_value, get_default_dtype
 from graphc.ir.graph import Node, Value
 from graphc.ir.primitive import PRIMITIVES, Primitive, as_dtype
 
-from . import parts
+from . import numpy_scalars, parts
 from .host import HostWriter
 from .schedule import Access, CallStep, ExternCall, Kernel, Schedule
 
@@ -510,21 +510,50 @@ def _kernel(w: HostWriter, k: Kernel, s: Schedule) -> None:
     for bv, a in zip(k.body.inputs, k.args):
         names[id(bv)] = w.view(a.access)
     pieces: list = []
+    floats: dict[int, str] = {}  # id(0-d float64 value) -> its Python float (see numpy_scalars)
     for i, bn in enumerate(k.body.nodes):
         if id(bn.output) in sliced:
             pieces.append((i, bn))
             continue
-        operands = [names[id(x)] if isinstance(x, Value) else _scalar(w, bn, x) for x in bn.inputs]
         buf = k.temps.get(id(bn.output))
         into = s.plan.donated.get(buf) if buf is not None and s.plan is not None else None
         planned = buf is not None and s.buffers[buf].role == "temp"
         target = buf if buf is not None else f"{k.name}_{i}"
+        if isinstance(w, _Writer) and not k.ranges and numpy_scalars.is_python_float(bn):
+            _python_float(w, bn, f"{k.name}_f{i}", names, floats, into or (buf if planned else None), target,
+                          output=buf is not None and not planned and into is None)
+            continue
+        operands = [(names[id(x)] if id(x) not in floats or id(x) in names else f"np.float64({floats[id(x)]})")
+                    if isinstance(x, Value) else _scalar(w, bn, x) for x in bn.inputs]
         _statement(w, bn, operands, target, into or (buf if planned else None),
                    output=buf is not None and not planned and into is None)
         names[id(bn.output)] = target
     if not pieces:
         return
     _pieces(w, k, s, rows, pieces, names, sliced)
+
+
+def _python_float(w: HostWriter, n: Node, name: str, names: dict, floats: dict, buf: str | None,
+                  target: str, output: bool) -> None:
+    """``name = <n>`` in Python float arithmetic (``numpy_scalars``), stored into ``buf`` (a 0-d
+    array) when the value has one, or made an array of its own when it is an output the plan did
+    not place. Values only later Python float ops read stay floats; numpy ops read them as
+    ``np.float64`` (a Python float would be a weak scalar to them, NEP 50)."""
+    for j, x in enumerate(n.inputs):  # an array operand read as a float once
+        if isinstance(x, Value) and id(x) not in floats:
+            floats[id(x)] = f"{name}_{j}"
+            w.line(f"{name}_{j} = float({names[id(x)]})")
+    operands = [floats[id(x)] if isinstance(x, Value) else _literal(x) for x in n.inputs]
+    w.line(f"{name} = {numpy_scalars.expression(n, operands)}")
+    floats[id(n.output)] = name
+    if buf is not None:
+        w.line(f"{buf}[()] = {name}")
+        names[id(n.output)] = buf
+        if target != buf:
+            w.line(f"{target} = {buf}")
+    elif output:
+        w.line(f"{target} = np.array({name})")
+        names[id(n.output)] = target
 
 
 def _pieces(w: HostWriter, k: Kernel, s: Schedule, rows: int, pieces: list, names: dict, sliced: set) -> None:
@@ -644,7 +673,7 @@ def namespace() -> dict:
           "_dtypes": {d.name: d for d in dtypes.ALL_DTYPES},
           "_sigmoid": P.sigmoid_values, "_erf": P.erf_values, "_rsqrt": P.rsqrt_values,
           "_sum_rows": sum_rows, "_clip": P.clip_ufunc, "_copy": copy_c,
-          "_where_zero": where_zero, "_sum_channels": sum_channels}
+          "_where_zero": where_zero, "_sum_channels": sum_channels, "_fdiv": numpy_scalars.fdiv}
 
     def _expit(x, out=None):  # scipy is imported on the first call, which puts expit itself here
         from scipy.special import expit
