@@ -455,7 +455,7 @@ def _scalar(w: HostWriter, n: Node, x) -> str:
     on floating arrays of its own dtype only (no casts), else the literal."""
     if isinstance(w, _Writer) and type(x) in (int, float) and n.prim.elementwise and n.output.dtype.is_floating_point \
             and any(isinstance(v, Value) for v in n.inputs) \
-            and all(v.dtype is n.output.dtype and v.shape for v in n.inputs if isinstance(v, Value)) \
+            and all(v.dtype is n.output.dtype for v in n.inputs if isinstance(v, Value)) \
             and not any(_dtype_facts(n)[0]):
         return w.constant(x, n.output.dtype)
     return _literal(x)

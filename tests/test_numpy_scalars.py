@@ -46,3 +46,29 @@ def test_python_float_results_read_by_numpy_ops_keep_float64():
     for got, want in zip(graphc.compile(g)(a, x), g(a, x)):
         assert got.dtype == want.dtype
         np.testing.assert_array_equal(got.numpy(), want.numpy())
+
+
+def test_an_adamw_steps_bias_corrections_call_numpy_only_for_pow_and_the_step_count():
+    graphc.manual_seed(0)
+    model = graphc.nn.Linear(3, 2)
+    opt = graphc.optim.AdamW(model.parameters(), lr=1e-2)
+    x = graphc.randn(4, 3)
+
+    def step(x):
+        opt.zero_grad()
+        loss = model(x).square().mean()
+        loss.backward()
+        opt.step()
+        return loss.detach()
+
+    step(x)  # the state exists: the traced step reads the step counts
+    code = graphc.explain(step, x).code
+    sections = code.split("# -- ")
+    scalar = [s for s in sections if s.split("\n")[0].endswith("pointwise over []")]
+    calls = [ln.strip().split(" = ")[-1] for s in scalar for ln in s.split("\n")[1:]
+             if "np." in ln and not ln.strip().startswith("#")]
+    assert scalar and calls
+    # per parameter: the float32 step count += 1 (with a float32 constant, not a Python int),
+    # beta1 ** step, beta2 ** step, and sqrt(1 - beta2 ** step) as numpy's power
+    assert all(c.startswith(("np.power(", "np.add(")) for c in calls), calls
+    assert sum(c.startswith("np.add(") for c in calls) == 2 and not any(", 1, out=" in c for c in calls), calls
