@@ -158,6 +158,7 @@ class _Transaction:
         self.tensors = self.handler.functional  # compute with tensor ops (see the module docstring)
         self._lifted: set[tuple[int, str]] = set()  # (id(group), key) read as graph inputs
         self.own_states: dict[int, dict] = {}  # state kept outside optimizer.state (a flat group's)
+        self.group_steps: dict[int, Tensor] = {}  # id(group) -> its one new step count (traced)
         if self.tensors:
             self.handler.guard(_state_guard(optimizer))
 
