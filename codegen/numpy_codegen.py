@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import keyword
 import math
+import re
 from typing import Callable
 
 import numpy as np
@@ -25,6 +26,7 @@ from .host import HostWriter
 from .schedule import Access, CallStep, ExternCall, Kernel, Schedule
 
 Lowering = Callable[[Node, list[str]], str]
+_IDENT = re.compile(r"[A-Za-z_]\w*")
 
 LOWERINGS: dict[Primitive, Lowering] = {}
 
@@ -388,8 +390,9 @@ def _statement(w: HostWriter, n: Node, operands: list[str], target: str, buf: st
     ``wrap``: a function applied to a result that is not written into a buffer (the Triton
     backend moves host results of library calls onto its device)."""
     casts, differs = _dtype_facts(n)
-    args = [f"{a}.astype({np_type(c)})" if c is not None and i not in precast else a
-            for i, (a, c) in enumerate(zip(operands, casts))]
+    args = [((isinstance(w, _Writer) and isinstance(x, Value) and not x.shape and w.cast(a, np_type(c)))
+             or f"{a}.astype({np_type(c)})") if c is not None and i not in precast else a
+            for i, (x, a, c) in enumerate(zip(n.inputs, operands, casts))]
     expr = LOWERINGS[n.prim](n, args)
     check = divisor_check(n, args)
     if check:
@@ -440,6 +443,23 @@ class _Writer(HostWriter):
         super().__init__(s, "np", fresh=lambda prim: prim in FRESH)
         self.constants: dict[tuple, str] = {}
         self.constant_lines: list[str] = []
+        self.casts: dict[tuple[str, str], str] = {}  # see cast
+        self.written_inputs = set(s.plan.donated.values()) if s.plan is not None else set(s.inputs)
+
+    def cast(self, operand: str, np_type: str) -> str | None:
+        """A 0-d ``operand`` cast to ``np_type``, made once per call at its first use and read by
+        every later op that casts it (an optimizer's float64 factors, read in float32 by the update
+        of each parameter: ~1.2 us a cast). The operand is a name (through views) the code binds
+        once: a value's buffer holds it while it is read, except an input written in place (a
+        donated one): None, its casts are made where it is read."""
+        key = (operand, np_type)
+        name = self.casts.get(key)
+        if name is None:
+            if _IDENT.match(operand).group() in self.written_inputs:
+                return None
+            name = self.casts[key] = f"{parts.SHARED_PREFIX}{len(self.casts)}"  # (passed between parts)
+            self.line(f"{name} = {operand}.astype({np_type})")
+        return name
 
     def constant(self, value, dtype) -> str:
         key = (type(value), repr(value), dtype.name)
@@ -597,8 +617,10 @@ def _pieces(w: HostWriter, k: Kernel, s: Schedule, rows: int, pieces: list, name
             else:
                 key = (names[id(x)], np_type(casts_of[j]))
                 if key not in casts:
-                    casts[key] = f"{k.name}_c{len(casts)}"
-                    w.line(f"{casts[key]} = {key[0]}.astype({key[1]})")
+                    shared = w.cast(*key) if isinstance(w, _Writer) and not x.shape else None
+                    casts[key] = shared or f"{k.name}_c{len(casts)}"
+                    if shared is None:
+                        w.line(f"{casts[key]} = {key[0]}.astype({key[1]})")
                 operands.append(casts[key])
                 precast.add(j)
         buf = k.temps.get(id(bn.output))

@@ -102,3 +102,27 @@ def test_a_group_counts_its_steps_once_and_recompiles_when_a_state_dict_makes_th
         np.testing.assert_allclose(a.detach().numpy(), b.detach().numpy(), rtol=1e-5, atol=1e-7)
     steps = [float(copt.state[p]["step"]) for p in cmodel.parameters()]
     assert steps == [float(eopt.state[p]["step"]) for p in emodel.parameters()] == [42.0, 23.0, 7.0, 7.0]
+
+
+def test_float64_factors_are_cast_once_per_call_and_reach_later_parts(tmp_path, monkeypatch):
+    """AdamW's float64 factors (shared by the group) are read in float32 by every parameter's
+    update: each is cast once per call, at its first use, and the cast's name reaches the
+    updates in later part functions of a host function written in parts."""
+    from graphc.codegen import parts
+    monkeypatch.setenv("GRAPHC_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.setenv("GRAPHC_ENTRY_CACHE", "0")
+    monkeypatch.setattr(parts, "PART_LINES", 7)
+    cstep, copt, cmodel, estep, eopt, emodel = _twin_steps(None)
+    rng = np.random.default_rng(5)
+    batches = [(graphc.tensor(rng.standard_normal((5, 4)).astype(np.float32)), graphc.tensor(rng.integers(0, 3, 5)))
+               for _ in range(4)]
+    for x, y in batches:
+        np.testing.assert_allclose(cstep(x, y).item(), estep(x, y).item(), rtol=1e-6)
+    for a, b in zip(cmodel.parameters(), emodel.parameters()):
+        np.testing.assert_allclose(a.detach().numpy(), b.detach().numpy(), rtol=1e-5, atol=1e-7)
+    code = graphc.explain(cstep, *batches[0]).code
+    body = [ln for ln in code.split("\n") if not ln.strip().startswith("#")]
+    made = [ln.split(" = ")[0].strip() for ln in body if ln.strip().startswith("_shared") and " = " in ln]
+    assert made and len(made) == len(set(made))  # each made once
+    assert "def _graphc_step_part1(" in code  # (written in parts)
+    assert all(sum(ln.count(name) for ln in body) > 2 for name in made)  # read by several updates
