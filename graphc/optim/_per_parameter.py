@@ -210,7 +210,7 @@ class _PerParameterOptimizer(Optimizer):
                 first = float(state[params[0]]["step"]._data)
                 if all(float(state[p]["step"]._data) == first for p in params):
                     return None
-            except (KeyError, TypeError):
+            except (KeyError, TypeError, AttributeError):  # (a state replaced: _state_guard says so first)
                 pass
             return "the step counts of the parameters of an optimizer's group are no longer all equal"
         tx.handler.guard(counts_agree)
