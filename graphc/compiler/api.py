@@ -514,7 +514,8 @@ class CompiledFunction:
             if a.shape != shape or (a.dtype is not dtype and t.dtype.name != name):
                 return "a parameter or buffer the function reads changed shape or dtype"
         for t, _, _, _, rg in entry.lifted_meta:
-            if t.requires_grad != rg:  # requires_grad_(False): a frozen parameter
+            # requires_grad_(False): a frozen parameter (the property read as _fast_hit does)
+            if (t._requires_grad or (t._grad_fn is not None if t._view_ver is None else t.requires_grad)) != rg:
                 return f"a parameter's requires_grad changed from {rg} to {not rg}"
         return None
 
