@@ -842,17 +842,19 @@ class CompiledFunction:
         grads, saved = outs[n + n_mut:n + n_mut + n_grad], list(outs[n + n_mut + n_grad:])
         for t, new, i in zip(entry.mutated, muts, entry.mutated_inputs):
             if i is None or new is not arrays[i] or arrays[i] is not t._data:  # else: computed in place
-                if type(new) is not type(t._data):  # a 0-dim CPU buffer updated by device code
+                # a 0-dim CPU buffer updated by device code (a numpy scalar, an optimizer group's
+                # one step count written to each parameter's, is on the host already)
+                if type(new) is not type(t._data) and not isinstance(new, np.generic):
                     new = array_to(new, t.device)
                 t._data[...] = new.astype(t._data.dtype, copy=False)
-            t._version.value += 1
+            t._version_counter.value += 1  # (the counter itself: ._version makes an int view of it)
         new_grads = iter(grads)
         for t, how in entry.grad_writes:
             if how == "none":
                 t._grad = None
             elif how == "inplace" and t._grad is not None:  # .grad updated in place keeps its tensor
                 t._grad._data[...] = next(new_grads)
-                t._grad._version.value += 1
+                t._grad._version_counter.value += 1
             else:
                 # as eagerly, a gradient is laid out like its parameter (generated code may
                 # return a transposed view)

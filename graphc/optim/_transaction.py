@@ -130,7 +130,7 @@ def _options_guard(group: dict, lifted: set[str]):
 def _write_in_place(t: Tensor, arr: np.ndarray) -> None:
     """``t.copy_(arr)`` outside autograd: the buffer is overwritten and its version bumped."""
     np.copyto(t._data, arr, casting="unsafe")
-    t._version.value += 1
+    t._version_counter.value += 1
 
 
 class _SkipIf(threading.local):
