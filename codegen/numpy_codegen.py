@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import keyword
 import math
+import re
 from typing import Callable
 
 import numpy as np
@@ -20,11 +21,12 @@ from graphc.ir.dtypes import fill_value, get_default_dtype
 from graphc.ir.graph import Node, Value
 from graphc.ir.primitive import PRIMITIVES, Primitive, as_dtype
 
-from . import parts
+from . import numpy_scalars, parts
 from .host import HostWriter
 from .schedule import Access, CallStep, ExternCall, Kernel, Schedule
 
 Lowering = Callable[[Node, list[str]], str]
+_IDENT = re.compile(r"[A-Za-z_]\w*")
 
 LOWERINGS: dict[Primitive, Lowering] = {}
 
@@ -388,8 +390,9 @@ def _statement(w: HostWriter, n: Node, operands: list[str], target: str, buf: st
     ``wrap``: a function applied to a result that is not written into a buffer (the Triton
     backend moves host results of library calls onto its device)."""
     casts, differs = _dtype_facts(n)
-    args = [f"{a}.astype({np_type(c)})" if c is not None and i not in precast else a
-            for i, (a, c) in enumerate(zip(operands, casts))]
+    args = [((isinstance(w, _Writer) and isinstance(x, Value) and not x.shape and w.cast(a, np_type(c)))
+             or f"{a}.astype({np_type(c)})") if c is not None and i not in precast else a
+            for i, (x, a, c) in enumerate(zip(n.inputs, operands, casts))]
     expr = LOWERINGS[n.prim](n, args)
     check = divisor_check(n, args)
     if check:
@@ -440,6 +443,23 @@ class _Writer(HostWriter):
         super().__init__(s, "np", fresh=lambda prim: prim in FRESH)
         self.constants: dict[tuple, str] = {}
         self.constant_lines: list[str] = []
+        self.casts: dict[tuple[str, str], str] = {}  # see cast
+        self.written_inputs = set(s.plan.donated.values()) if s.plan is not None else set(s.inputs)
+
+    def cast(self, operand: str, np_type: str) -> str | None:
+        """A 0-d ``operand`` cast to ``np_type``, made once per call at its first use and read by
+        every later op that casts it (an optimizer's float64 factors, read in float32 by the update
+        of each parameter: ~1.2 us a cast). The operand is a name (through views) the code binds
+        once: a value's buffer holds it while it is read, except an input written in place (a
+        donated one): None, its casts are made where it is read."""
+        key = (operand, np_type)
+        name = self.casts.get(key)
+        if name is None:
+            if _IDENT.match(operand).group() in self.written_inputs:
+                return None
+            name = self.casts[key] = f"{parts.SHARED_PREFIX}{len(self.casts)}"  # (passed between parts)
+            self.line(f"{name} = {operand}.astype({np_type})")
+        return name
 
     def constant(self, value, dtype) -> str:
         key = (type(value), repr(value), dtype.name)
@@ -455,7 +475,7 @@ def _scalar(w: HostWriter, n: Node, x) -> str:
     on floating arrays of its own dtype only (no casts), else the literal."""
     if isinstance(w, _Writer) and type(x) in (int, float) and n.prim.elementwise and n.output.dtype.is_floating_point \
             and any(isinstance(v, Value) for v in n.inputs) \
-            and all(v.dtype is n.output.dtype and v.shape for v in n.inputs if isinstance(v, Value)) \
+            and all(v.dtype is n.output.dtype for v in n.inputs if isinstance(v, Value)) \
             and not any(_dtype_facts(n)[0]):
         return w.constant(x, n.output.dtype)
     return _literal(x)
@@ -510,21 +530,50 @@ def _kernel(w: HostWriter, k: Kernel, s: Schedule) -> None:
     for bv, a in zip(k.body.inputs, k.args):
         names[id(bv)] = w.view(a.access)
     pieces: list = []
+    floats: dict[int, str] = {}  # id(0-d float64 value) -> its Python float (see numpy_scalars)
     for i, bn in enumerate(k.body.nodes):
         if id(bn.output) in sliced:
             pieces.append((i, bn))
             continue
-        operands = [names[id(x)] if isinstance(x, Value) else _scalar(w, bn, x) for x in bn.inputs]
         buf = k.temps.get(id(bn.output))
         into = s.plan.donated.get(buf) if buf is not None and s.plan is not None else None
         planned = buf is not None and s.buffers[buf].role == "temp"
         target = buf if buf is not None else f"{k.name}_{i}"
+        if isinstance(w, _Writer) and not k.ranges and numpy_scalars.is_python_float(bn):
+            _python_float(w, bn, f"{k.name}_f{i}", names, floats, into or (buf if planned else None), target,
+                          output=buf is not None and not planned and into is None)
+            continue
+        operands = [(names[id(x)] if id(x) not in floats or id(x) in names else f"np.float64({floats[id(x)]})")
+                    if isinstance(x, Value) else _scalar(w, bn, x) for x in bn.inputs]
         _statement(w, bn, operands, target, into or (buf if planned else None),
                    output=buf is not None and not planned and into is None)
         names[id(bn.output)] = target
     if not pieces:
         return
     _pieces(w, k, s, rows, pieces, names, sliced)
+
+
+def _python_float(w: HostWriter, n: Node, name: str, names: dict, floats: dict, buf: str | None,
+                  target: str, output: bool) -> None:
+    """``name = <n>`` in Python float arithmetic (``numpy_scalars``), stored into ``buf`` (a 0-d
+    array) when the value has one, or made an array of its own when it is an output the plan did
+    not place. Values only later Python float ops read stay floats; numpy ops read them as
+    ``np.float64`` (a Python float would be a weak scalar to them, NEP 50)."""
+    for j, x in enumerate(n.inputs):  # an array operand read as a float once
+        if isinstance(x, Value) and id(x) not in floats:
+            floats[id(x)] = f"{name}_{j}"
+            w.line(f"{name}_{j} = float({names[id(x)]})")
+    operands = [floats[id(x)] if isinstance(x, Value) else _literal(x) for x in n.inputs]
+    w.line(f"{name} = {numpy_scalars.expression(n, operands)}")
+    floats[id(n.output)] = name
+    if buf is not None:
+        w.line(f"{buf}[()] = {name}")
+        names[id(n.output)] = buf
+        if target != buf:
+            w.line(f"{target} = {buf}")
+    elif output:
+        w.line(f"{target} = np.array({name})")
+        names[id(n.output)] = target
 
 
 def _pieces(w: HostWriter, k: Kernel, s: Schedule, rows: int, pieces: list, names: dict, sliced: set) -> None:
@@ -568,8 +617,10 @@ def _pieces(w: HostWriter, k: Kernel, s: Schedule, rows: int, pieces: list, name
             else:
                 key = (names[id(x)], np_type(casts_of[j]))
                 if key not in casts:
-                    casts[key] = f"{k.name}_c{len(casts)}"
-                    w.line(f"{casts[key]} = {key[0]}.astype({key[1]})")
+                    shared = w.cast(*key) if isinstance(w, _Writer) and not x.shape else None
+                    casts[key] = shared or f"{k.name}_c{len(casts)}"
+                    if shared is None:
+                        w.line(f"{casts[key]} = {key[0]}.astype({key[1]})")
                 operands.append(casts[key])
                 precast.add(j)
         buf = k.temps.get(id(bn.output))
@@ -644,7 +695,7 @@ def namespace() -> dict:
           "_dtypes": {d.name: d for d in dtypes.ALL_DTYPES},
           "_sigmoid": P.sigmoid_values, "_erf": P.erf_values, "_rsqrt": P.rsqrt_values,
           "_sum_rows": sum_rows, "_clip": P.clip_ufunc, "_copy": copy_c,
-          "_where_zero": where_zero, "_sum_channels": sum_channels}
+          "_where_zero": where_zero, "_sum_channels": sum_channels, "_fdiv": numpy_scalars.fdiv}
 
     def _expit(x, out=None):  # scipy is imported on the first call, which puts expit itself here
         from scipy.special import expit

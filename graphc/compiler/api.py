@@ -514,7 +514,8 @@ class CompiledFunction:
             if a.shape != shape or (a.dtype is not dtype and t.dtype.name != name):
                 return "a parameter or buffer the function reads changed shape or dtype"
         for t, _, _, _, rg in entry.lifted_meta:
-            if t.requires_grad != rg:  # requires_grad_(False): a frozen parameter
+            # requires_grad_(False): a frozen parameter (the property read as _fast_hit does)
+            if (t._requires_grad or (t._grad_fn is not None if t._view_ver is None else t.requires_grad)) != rg:
                 return f"a parameter's requires_grad changed from {rg} to {not rg}"
         return None
 
@@ -841,10 +842,12 @@ class CompiledFunction:
         grads, saved = outs[n + n_mut:n + n_mut + n_grad], list(outs[n + n_mut + n_grad:])
         for t, new, i in zip(entry.mutated, muts, entry.mutated_inputs):
             if i is None or new is not arrays[i] or arrays[i] is not t._data:  # else: computed in place
-                if type(new) is not type(t._data):  # a 0-dim CPU buffer updated by device code
+                # a 0-dim CPU buffer updated by device code (a numpy scalar, an optimizer group's
+                # one step count written to each parameter's, is on the host already)
+                if type(new) is not type(t._data) and not isinstance(new, np.generic):
                     new = array_to(new, t.device)
                 t._data[...] = new.astype(t._data.dtype, copy=False)
-            t._version.value += 1
+            t._version_counter.value += 1  # (the counter itself: ._version makes an int view of it)
         new_grads = iter(grads)
         written = []  # the .grad tensors, one per gradient output (what a returned .grad aliases)
         for t, how in entry.grad_writes:
@@ -853,7 +856,7 @@ class CompiledFunction:
                 continue
             if how == "inplace" and t._grad is not None:  # .grad updated in place keeps its tensor
                 t._grad._data[...] = next(new_grads)
-                t._grad._version.value += 1
+                t._grad._version_counter.value += 1
             else:
                 # as eagerly, a gradient is laid out like its parameter (generated code may
                 # return a transposed view)
