@@ -2,13 +2,17 @@
 Triton code generators that lower it."""
 from __future__ import annotations
 
+import functools
 import hashlib
 import sys
 
 
+@functools.lru_cache(maxsize=None)
 def generator_version(*modules: str) -> str:
     """A hash of the named modules' source: generated code cached on disk is keyed by it, so any
-    change to a generator invalidates what it generated before."""
+    change to a generator invalidates what it generated before. (Once per process, as the
+    frontend's ``pipeline_version``: the modules that run are those imported, whatever the files
+    say later; every compile's cache key asks for it.)"""
     h = hashlib.sha256()
     for name in modules:
         with open(sys.modules[name].__file__, "rb") as f:

@@ -218,8 +218,19 @@ class Graph:
         return g
 
 
+_TYPE_TEXTS: dict[TensorType, str] = {}  # a type's text, by type: printing a graph writes each value's
+
+
 def format_type(t: TensorType) -> str:
-    return f"{t.dtype.short}[{','.join(map(str, t.shape))}]"
+    try:
+        text = _TYPE_TEXTS.get(t)
+    except TypeError:  # a type-like record with an unhashable shape (a list)
+        text = None
+    if text is None:
+        text = f"{t.dtype.short}[{','.join(map(str, t.shape))}]"
+        if len(_TYPE_TEXTS) < 4096 and type(t) is TensorType:  # bounded: shapes may vary without end
+            _TYPE_TEXTS[t] = text
+    return text
 
 
 def primitive(name: str) -> Primitive:

@@ -57,19 +57,33 @@ def _compute_dtype(mode: str, args) -> DType | None:
     return d
 
 
+# the promotion category of a Python number operand by its exact type
+_NUMBER_CATEGORY = {bool: dt.BOOL, int: dt.INT, float: dt.FLOAT}
+
+
 def _one_dtype(args) -> DType | None:
-    """The dtype all operands share when every one is a tensor (or IR value) of that dtype: then
-    it is ``result_type``'s answer whatever the operands' dimensions. None: ask ``result_type``."""
+    """The dtype all tensor operands (or IR values) share, when every other operand is a Python
+    bool, int or float of no higher category (``x * 0.9`` on float32): then it is
+    ``result_type``'s answer whatever the operands' dimensions, as a number of a category no
+    higher than the tensors' never changes their dtype. None: ask ``result_type``."""
     d = None
+    top = -1  # the highest category of the numbers
     tensor_types = dt.TENSOR_TYPES
     for a in args:
-        if type(a) not in tensor_types:
-            return None
-        if d is None:
+        t = type(a)
+        if t not in tensor_types:
+            c = _NUMBER_CATEGORY.get(t)
+            if c is None:
+                return None
+            if c > top:
+                top = c
+        elif d is None:
             d = a.dtype
         elif a.dtype is not d:
             return None
-    return d
+    if top < 0:
+        return d
+    return d if isinstance(d, DType) and d.category >= top else None
 
 
 def _elementwise(name: str, fn, mode: str, check=None, differentiable: bool | None = None,
@@ -78,7 +92,7 @@ def _elementwise(name: str, fn, mode: str, check=None, differentiable: bool | No
     def infer(*args):
         if check is not None:
             check(*args)
-        shape = broadcast_shapes(*(_shape(a) for a in args))
+        shape = broadcast_shapes(*[_shape(a) for a in args])
         if mode in ("compare", "logical"):
             return TensorType(shape, dt.bool_)
         d = _compute_dtype(mode, args)
