@@ -491,7 +491,7 @@ class TraceHandler(FrontendHandler):
         trace.graph.loc = user_location()
         out = self.builder.apply(prim, vals, attrs)
         # no operand requires grad (most ops of an optimizer update): nothing can flow
-        flows = True in operands_rg and prim.result_requires_grad(operands_rg, out.type.dtype)
+        flows = True in operands_rg and prim.result_requires_grad(operands_rg, out.dtype)
         if flows:
             enabled = grad_mode.is_grad_enabled()
             if enabled and not trace.grad_at_entry:
