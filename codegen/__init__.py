@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import importlib.util
 import sys
 
 
@@ -15,6 +16,18 @@ def generator_version(*modules: str) -> str:
     say later; every compile's cache key asks for it.)"""
     h = hashlib.sha256()
     for name in modules:
-        with open(sys.modules[name].__file__, "rb") as f:
+        with open(_source_file(name), "rb") as f:
             h.update(f.read())
     return h.hexdigest()[:16]
+
+
+def _source_file(name: str) -> str:
+    """The file of module ``name``, found without importing it (a warm start that loads cached
+    code never imports the code generator whose source keys it)."""
+    module = sys.modules.get(name)
+    if module is not None:
+        return module.__file__
+    spec = importlib.util.find_spec(name)
+    if spec is None or not spec.origin:
+        raise ModuleNotFoundError(f"no module named {name!r}")
+    return spec.origin
