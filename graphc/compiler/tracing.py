@@ -45,10 +45,12 @@ def _is_internal(filename: str) -> bool:
 _user_files: dict[str, str | None] = {}  # a code object's file -> its name in locations (None: graphc's)
 
 
-def user_location() -> str:
-    """file:line of the innermost frame of user code (outside graphc) on the current stack.
-    Each traced op asks, so frames are walked directly and each file is classified once."""
-    f = sys._getframe(1)
+def user_location(skip: int = 0) -> str:
+    """file:line of the innermost frame of user code (outside graphc) on the current stack, above
+    the caller's ``skip`` innermost callers (known to be graphc's: ``sys._getframe`` reaches past
+    them without making their frame objects). Each traced op asks, so frames are walked directly
+    and each file is classified once."""
+    f = sys._getframe(1 + skip)
     while f is not None:
         fn = f.f_code.co_filename
         shown = _user_files.get(fn, "")
@@ -488,7 +490,7 @@ class TraceHandler(FrontendHandler):
             if isinstance(a, SymbolicTensor) and a._trace is not trace:
                 raise GraphBreak("a tensor from another compiled function's trace was used")
         vals, operands_rg = operand_values(trace, args)
-        trace.graph.loc = user_location()
+        trace.graph.loc = user_location(2)  # past this frame and its caller's (bind, or autocast's cast)
         out = self.builder.apply(prim, vals, attrs)
         # no operand requires grad (most ops of an optimizer update): nothing can flow
         flows = True in operands_rg and prim.result_requires_grad(operands_rg, out.dtype)
