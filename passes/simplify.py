@@ -23,7 +23,16 @@ that operand, and a slice of a ``slice_scatter`` is its source where it reads ex
 scattered range, and a slice of its base where it misses that range; a reshape, permute or slice
 of a ``full`` is a ``full``, and adding a zero ``full`` of no larger shape is the other operand. So the gradient of
 an RNN output read at its last step, scattered into zeros, is not added step by step, and the
-stacked outputs are not concatenated only to read their last step."""
+stacked outputs are not concatenated only to read their last step.
+
+Zero pads of one tensor's type, each widening along the same one axis and placing its operand in
+a range no other one overlaps, added together, are one ``concat`` of their operands (zero fulls in
+the gaps): the gradient of an RNN's per-step slices of its input projection, which would
+otherwise pad every step to the whole sequence and add them (quadratic in the steps; 30% of an
+LSTM step of 20 steps). Likewise matrix products added together, ``x1 @ y1 + ... + xn @ yn``
+(a recurrent weight's gradient, one product per step), are one product over the joined inner
+dimension, ``concat(x_i, 1) @ concat(y_i, 0)``: one BLAS call instead of n calls and n - 1
+additions (another 16% of that LSTM step)."""
 from __future__ import annotations
 
 from graphc.ir import prims as P
@@ -104,15 +113,124 @@ def _summed(v, g: Graph):
     return v.producer
 
 
+def _tree_root(n: Node, g: Graph) -> bool:
+    """Whether the add ``n`` is the live root of its add tree (see ``_add_tree_leaves``)."""
+    users = n.output.users
+    if not users and all(o is not n.output for o in g.outputs):
+        return False  # dead: an inner add of a tree rewritten earlier (rewriting it again would repeat forever)
+    return not (len(users) == 1 and users[0].prim is P.add and users[0].output.type == n.output.type
+                and all(o is not n.output for o in g.outputs))  # else not the root of its tree
+
+
+def _pad_axis(v, n: Node, g: Graph) -> int | None:
+    """The one axis along which ``v``, a zero pad read only by the add tree of ``n`` and of its
+    type, widens its operand; else None."""
+    if not (isinstance(v, Value) and v.producer is not None and v.producer.prim is P.pad and len(v.users) == 1
+            and v.type == n.output.type and v.producer.attrs.get("value", 0.0) == 0
+            and isinstance(v.producer.inputs[0], Value) and all(o is not v for o in g.outputs)):
+        return None
+    axes = [i for i, (lo, hi) in enumerate(v.producer.attrs["pads"]) if lo or hi]
+    return axes[0] if len(axes) == 1 else None
+
+
+def _padded_parts(n: Node, g: Graph) -> tuple[int, list, list] | None:
+    """For an add tree rooted at ``n`` that sums two or more zero pads along one axis placing
+    their operands in disjoint ranges (the gradient of the steps of an RNN sliced out of one
+    tensor): (that axis, the pads in the order of their ranges, the tree's other leaves)."""
+    if not _tree_root(n, g):
+        return None
+    leaves = _add_tree_leaves(n, g)
+    axis_of = [_pad_axis(v, n, g) for v in leaves]
+    counts: dict[int, int] = {}
+    for k in axis_of:
+        if k is not None:
+            counts[k] = counts.get(k, 0) + 1
+    if not counts:
+        return None
+    k = max(counts, key=counts.get)
+    if counts[k] < 2:
+        return None
+    pads = sorted((v for v, a in zip(leaves, axis_of) if a == k), key=lambda v: v.producer.attrs["pads"][k][0])
+    if len({id(v) for v in pads}) != len(pads):
+        return None
+    end = 0
+    for v in pads:
+        lo = v.producer.attrs["pads"][k][0]
+        if lo < end:
+            return None  # overlapping ranges add up: not a concat
+        end = lo + v.producer.inputs[0].shape[k]
+    chosen = {id(v) for v in pads}
+    return k, pads, [v for v in leaves if id(v) not in chosen]
+
+
+def _pads_as_concat(n: Node, g: Graph, k: int, pads: list, others: list) -> list[Node]:
+    """The nodes (appended to ``g``) of ``concat`` along ``k`` of the pads' operands, zeros
+    filling the gaps between them, plus the tree's other leaves."""
+    first = len(g.nodes)
+    parts, end = [], 0
+    shape = list(n.output.shape)
+    for v in pads + [None]:
+        lo = shape[k] if v is None else v.producer.attrs["pads"][k][0]
+        if lo > end:
+            gap = tuple(shape[:k] + [lo - end] + shape[k + 1:])
+            parts.append(g.add_node(P.full, [], {"shape": gap, "value": 0, "dtype": n.output.dtype}, loc=n.loc))
+        if v is not None:
+            parts.append(v.producer.inputs[0])
+            end = lo + v.producer.inputs[0].shape[k]
+    total = g.add_node(P.concat, parts, {"axis": k}, loc=n.loc)
+    for other in others:
+        total = g.add_node(P.add, [total, other], {}, loc=n.loc)
+    return g.nodes[first:]
+
+
+def _product_leaf(v, n: Node, g: Graph) -> bool:
+    """Whether ``v`` is a 2-D matrix product of ``n``'s type read only by the add tree of ``n``."""
+    return isinstance(v, Value) and v.producer is not None and v.producer.prim is P.matmul and len(v.users) == 1 \
+        and v.type == n.output.type and v.ndim == 2 and all(isinstance(x, Value) and x.ndim == 2 for x in v.producer.inputs) \
+        and all(x.dtype is v.dtype for x in v.producer.inputs) and all(o is not v for o in g.outputs)
+
+
+def _summed_products(n: Node, g: Graph) -> tuple[list, list] | None:
+    """For an add tree rooted at ``n`` that sums two or more matrix products ``x_i @ y_i`` of
+    its type (a weight's gradient accumulated over an RNN's steps): (the products, the tree's
+    other leaves)."""
+    if not _tree_root(n, g):
+        return None
+    leaves = _add_tree_leaves(n, g)
+    prods = [v for v in leaves if _product_leaf(v, n, g)]
+    if len(prods) < 2 or len({id(v) for v in prods}) != len(prods):
+        return None
+    chosen = {id(v) for v in prods}
+    return prods, [v for v in leaves if id(v) not in chosen]
+
+
+def _joined(g: Graph, xs: list, axis: int, loc) -> Value:
+    """``concat(xs, axis)`` of 2-D values, made as the transpose of a concat of the transposed
+    operands where every one is a transpose (so rows are stacked contiguously)."""
+    if all(x.producer is not None and x.producer.prim is P.permute and tuple(x.producer.attrs["dims"]) == (1, 0)
+           for x in xs):
+        inner = g.add_node(P.concat, [x.producer.inputs[0] for x in xs], {"axis": 1 - axis}, loc=loc)
+        return g.add_node(P.permute, [inner], {"dims": (1, 0)}, loc=loc)
+    return g.add_node(P.concat, list(xs), {"axis": axis}, loc=loc)
+
+
+def _products_as_one(n: Node, g: Graph, prods: list, others: list) -> list[Node]:
+    """The nodes (appended to ``g``) of ``sum_i x_i @ y_i`` as one product over the joined inner
+    dimension, ``concat(x_i, 1) @ concat(y_i, 0)``, plus the tree's other leaves."""
+    first = len(g.nodes)
+    xs = _joined(g, [v.producer.inputs[0] for v in prods], 1, n.loc)
+    ys = _joined(g, [v.producer.inputs[1] for v in prods], 0, n.loc)
+    total = g.add_node(P.matmul, [xs, ys], {}, loc=n.loc)
+    for other in others:
+        total = g.add_node(P.add, [total, other], {}, loc=n.loc)
+    return g.nodes[first:]
+
+
 def _sum_of_sums(n: Node, g: Graph) -> list[Node] | None:
     """The reductions an add tree rooted at ``n`` sums, when it sums three or more reductions of
     equally typed tensors over the same axes (see the module docstring), else None."""
-    users = n.output.users
-    if not users and all(o is not n.output for o in g.outputs):
-        return None  # dead: an inner add of a tree rewritten earlier (rewriting it again would repeat forever)
-    if len(users) == 1 and users[0].prim is P.add and users[0].output.type == n.output.type \
-            and all(o is not n.output for o in g.outputs):
-        return None  # not the root of its tree
+    if not _tree_root(n, g):
+        return None
     leaves = _add_tree_leaves(n, g)
     if len(leaves) < 3 or any(not isinstance(v, Value) or v.type != n.output.type for v in leaves):
         return None  # few, or broadcast into the sum
@@ -299,6 +417,16 @@ def simplify(g: Graph) -> Graph:
                 total = g.add_node(P.sum, [stack], {"dims": dims, "keepdim": True}, loc=n.loc)
                 new = g.add_node(P.reshape, [total], {"shape": tuple(n.output.shape)}, loc=n.loc)
                 made += [total.producer, new.producer]
+                before[id(n)] = made
+                del g.nodes[-len(made):]
+            elif p is P.add and (padded := _padded_parts(n, g)) is not None:  # pads in disjoint ranges
+                made = _pads_as_concat(n, g, *padded)
+                new = made[-1].output
+                before[id(n)] = made
+                del g.nodes[-len(made):]
+            elif p is P.add and (summed := _summed_products(n, g)) is not None:  # one product
+                made = _products_as_one(n, g, *summed)
+                new = made[-1].output
                 before[id(n)] = made
                 del g.nodes[-len(made):]
             elif p is P.matmul and _rows_times_matrix(n):

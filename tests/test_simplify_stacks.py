@@ -201,3 +201,95 @@ def test_a_long_chain_of_sums_is_rewritten_once():
     assert prims(g).count("concat") == 1
     arrays = [np.random.default_rng(i).standard_normal((4, 6)) for i in range(30)]
     np.testing.assert_allclose(interpret(g, arrays)[0], sum(a.sum(0) for a in arrays), rtol=1e-12)
+
+
+PADS = """
+    graph f(%a: f64[1,4,6], %b: f64[1,4,6], %c: f64[2,4,6], %d: f64[5,4,6], %e: f64[4,6]) {
+      %0: f64[5,4,6] = pad(%a) pads=[[3,1],[0,0],[0,0]]
+      %1: f64[5,4,6] = pad(%b) pads=[[0,4],[0,0],[0,0]]
+      %2: f64[5,4,6] = pad(%c) pads=[[1,2],[0,0],[0,0]]
+      %3: f64[5,4,6] = add(%0, %1)
+      %4: f64[5,4,6] = add(%3, %d)
+      %5: f64[5,4,6] = add(%4, %2)
+      %6: f64[5,4,6] = add(%5, %e)
+      return %6
+    }
+"""
+
+
+def test_pads_into_disjoint_ranges_summed_are_one_concat():
+    # an RNN's input-projection gradient: each step's gradient padded to the whole sequence and
+    # summed (quadratic in the steps) is the steps concatenated, zeros in the gaps
+    g = run(PADS, simplify, cse, dce)
+    assert "pad" not in prims(g) and prims(g).count("concat") == 1
+    concat = next(n for n in g.nodes if n.prim.name == "concat")
+    assert [tuple(v.shape) for v in concat.inputs] == [(1, 4, 6), (2, 4, 6), (1, 4, 6), (1, 4, 6)]
+    check_pads(g, c_row=1)
+
+
+def check_pads(g, c_row: int) -> None:
+    """``g`` computes PADS's sum with %c's rows starting at ``c_row``."""
+    rng = np.random.default_rng(c_row)
+    a, b, c, d, e = (rng.standard_normal(s) for s in ((1, 4, 6), (1, 4, 6), (2, 4, 6), (5, 4, 6), (4, 6)))
+    want = d + e
+    want[3:4] += a[0]
+    want[0:1] += b[0]
+    want[c_row:c_row + 2] += c
+    np.testing.assert_allclose(interpret(g, [a, b, c, d, e])[0], want, rtol=1e-12)
+
+
+def test_overlapping_pads_are_still_added():
+    text = PADS.replace("pads=[[1,2],[0,0],[0,0]]", "pads=[[2,1],[0,0],[0,0]]")  # %c now covers row 3 too
+    check_pads(run(text, simplify, cse, dce), c_row=2)
+
+
+PRODUCTS = """
+    graph f(%a: f64[3,5], %b: f64[3,4], %c: f64[2,5], %d: f64[2,4], %e: f64[5,4], %w: f64[4,5]) {
+      %0: f64[5,3] = permute(%a) dims=[1,0]
+      %1: f64[5,4] = matmul(%0, %b)
+      %2: f64[5,2] = permute(%c) dims=[1,0]
+      %3: f64[5,4] = matmul(%2, %d)
+      %4: f64[5,4] = add(%1, %e)
+      %5: f64[5,4] = add(%4, %3)
+      %6: f64[3,5] = matmul(%b, %w)
+      return %5, %6
+    }
+"""
+
+
+def test_products_summed_are_one_product_over_the_joined_inner_dimension():
+    # a recurrent weight's gradient: one product per step, accumulated, is one product of the
+    # steps' rows stacked (the transposed operands stacked as rows, then transposed)
+    g = run(PRODUCTS, simplify, cse, dce)
+    assert prims(g).count("matmul") == 2 and prims(g).count("add") == 1
+    rng = np.random.default_rng(0)
+    a, b, c, d, e, w = (rng.standard_normal(s) for s in ((3, 5), (3, 4), (2, 5), (2, 4), (5, 4), (4, 5)))
+    r0, r1 = interpret(g, [a, b, c, d, e, w])
+    np.testing.assert_allclose(r0, a.T @ b + e + c.T @ d, rtol=1e-12)
+    np.testing.assert_allclose(r1, b @ w, rtol=1e-12)
+
+
+def test_a_product_read_elsewhere_is_not_joined():
+    text = PRODUCTS.replace("return %5, %6", "%7: f64[5,4] = neg(%1)\n      return %5, %6, %7")
+    g = run(text, simplify, cse, dce)
+    assert prims(g).count("matmul") == 3 and "concat" not in prims(g)  # no product computed twice
+    rng = np.random.default_rng(1)
+    a, b, c, d, e, w = (rng.standard_normal(s) for s in ((3, 5), (3, 4), (2, 5), (2, 4), (5, 4), (4, 5)))
+    r0, _, r2 = interpret(g, [a, b, c, d, e, w])
+    np.testing.assert_allclose(r0, a.T @ b + e + c.T @ d, rtol=1e-12)
+    np.testing.assert_allclose(r2, -(a.T @ b), rtol=1e-12)
+
+
+def test_identity_permutes_are_joined_as_they_are():
+    # only a transpose may be joined through (its operands stacked the other way): a permute that
+    # keeps the axes (made by an earlier rule in the same sweep) is joined as it is
+    from graphc.passes.simplify import _joined
+    g = parse_graph(textwrap.dedent("""
+        graph f(%x: f64[5,3], %y: f64[5,2]) {
+          %0: f64[5,3] = permute(%x) dims=[0,1]
+          %1: f64[5,2] = permute(%y) dims=[0,1]
+          return %0, %1
+        }
+    """).strip("\n") + "\n")
+    joined = _joined(g, [n.output for n in g.nodes], 1, None)
+    assert tuple(joined.shape) == (5, 5)
