@@ -32,10 +32,8 @@ from .schedule import Access, CallStep, Kernel, Schedule
 # sets it (a small value writes every compiled function in parts: a debugging aid)
 PART_LINES = int(os.environ.get("GRAPHC_PART_LINES", "3000"))
 
-# patterns, compiled (and cached) by ``re`` at their first use: only a function long enough to
-# be split needs them, and a warm start that loads cached code imports this module without
-_IDENT = r"[A-Za-z_]\w*"
-_BINDS = r"    ([A-Za-z_]\w*) = "  # a statement of the host function binding a name
+_IDENT = re.compile(r"[A-Za-z_]\w*")
+_BINDS = re.compile(r"    ([A-Za-z_]\w*) = ")  # a statement of the host function binding a name
 
 
 def split(lines: list[str], spans: list[tuple[int, int]], fn_name: str, s: Schedule) -> list[str]:
@@ -70,12 +68,12 @@ def split(lines: list[str], spans: list[tuple[int, int]], fn_name: str, s: Sched
         for a, b, step in group:
             seen.update((x, None) for x in _buffers(step))
             for ln in lines[a:b]:
-                m = re.match(_BINDS, ln)
+                m = _BINDS.match(ln)
                 if m and m.group(1) in names:
                     bound.add(m.group(1))
         uses.append(list(seen))
         binds.append(bound)
-    returned = {x for ln in lines[last:] for x in re.findall(_IDENT, ln) if x in names}
+    returned = {x for ln in lines[last:] for x in _IDENT.findall(ln) if x in names}
     read_later: list[set[str]] = [set() for _ in groups]
     after = set(returned)
     for k in reversed(range(len(groups))):

@@ -263,15 +263,6 @@ def _operator(prim, general):
     return op
 
 
-def _reflected_operator(prim, general):
-    """``other <op> self`` (Python asked ``self.__r<op>__``): as ``_operator``, operands swapped."""
-    def method(self, other):
-        if isinstance(other, _OPERANDS):
-            return bind(prim, other, self)
-        return general(math_ops.as_operand(other), self)
-    return method
-
-
 def _bool_only_invert(self):
     if self.dtype.is_floating_point:
         raise TypeError("~ (operator.invert) is only implemented on integer and Boolean-type tensors")
@@ -345,16 +336,16 @@ def _attach() -> None:
     # arithmetic operators
     T.__add__ = T.__radd__ = _operator(P.add, lambda self, other: math_ops.add(self, other))
     T.__sub__ = _operator(P.sub, lambda self, other: math_ops.sub(self, other))
-    T.__rsub__ = _reflected_operator(P.sub, math_ops.sub)
+    T.__rsub__ = _reflected(math_ops.sub)
     T.__mul__ = T.__rmul__ = _operator(P.mul, lambda self, other: math_ops.mul(self, other))
     T.__truediv__ = _operator(P.div, lambda self, other: math_ops.div(self, other))
-    T.__rtruediv__ = _reflected_operator(P.div, math_ops.div)
+    T.__rtruediv__ = _reflected(math_ops.div)
     T.__floordiv__ = lambda self, other: math_ops.floor_divide(self, other)
     T.__rfloordiv__ = _reflected(math_ops.floor_divide)
     T.__mod__ = lambda self, other: math_ops.remainder(self, other)
     T.__rmod__ = _reflected(math_ops.remainder)
-    T.__pow__ = _operator(P.pow, lambda self, other: math_ops.pow(self, other))
-    T.__rpow__ = _reflected_operator(P.pow, math_ops.pow)
+    T.__pow__ = lambda self, other: math_ops.pow(self, other)
+    T.__rpow__ = _reflected(math_ops.pow)
     # (grad_names wraps it, as math_ops.matmul, to name its node)
     T.__matmul__ = lambda self, other: bind(P.matmul, self, other) if isinstance(other, Tensor) else NotImplemented
     T.__rmatmul__ = lambda self, other: NotImplemented if isinstance(other, (int, float)) \
