@@ -1141,11 +1141,16 @@ def _rand_uniform_infer(key, *, shape: tuple[int, ...], dtype: DType, stream: in
 
 def _rand_uniform(key, *, shape, dtype, stream):
     seed = [int(k) & 0xFFFF_FFFF_FFFF_FFFF for k in np.asarray(key).reshape(-1)] + [int(stream)]
-    return unit_uniform(np.random.Generator(np.random.PCG64(seed)).random(shape), dtype).astype(dtype.np)
+    gen = np.random.Generator(np.random.PCG64(seed))
+    if dtype.np == np.float64:
+        return gen.random(shape)
+    # narrower types draw float32 (one 32-bit draw each: 2x faster than float64 draws and a cast),
+    # the same stream for float32, float16 and bfloat16 (autocast keeps a model's dropout masks)
+    return unit_uniform(gen.random(shape, dtype=np.float32), dtype).astype(dtype.np, copy=False)
 
 
 def unit_uniform(u: np.ndarray, dtype: DType) -> np.ndarray:
-    """Float64 draws from [0, 1) as PyTorch draws them for ``dtype``: for float16 and bfloat16,
+    """Draws from [0, 1) (float64 or float32) as PyTorch draws them for ``dtype``: for float16 and bfloat16,
     multiples of 2**-digits (the format's significand bits), which the format holds exactly (a
     finer value could round up to 1.0); others unchanged."""
     if not dtype.is_low_precision:

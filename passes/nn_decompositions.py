@@ -223,7 +223,12 @@ def group_norm(x, groups, weight, bias, eps):
 @composite("batch_norm", grad_name="NativeBatchNormBackward0", float32_inside=True, follows_input=True)
 def batch_norm(x, mean_, var_, weight, bias, training, eps):
     """Returns (y, batch mean, unbiased batch var); the caller updates running statistics.
-    In eval mode ``mean_``/``var_`` are the running statistics and the batch stats are None."""
+    In eval mode ``mean_``/``var_`` are the running statistics and the batch stats are None.
+    The variance is the centered two-pass one (E[x^2] - E[x]^2 loses float32's digits when the
+    mean is large). The weight multiplies the per-channel rsqrt, not the normalized input: y =
+    (x - mean) * (rsqrt(var + eps) * weight) + bias is one full-size product fewer than
+    ((x - mean) * rsqrt) * weight, and so is its gradient (the weight's and the rsqrt's gradients
+    share one reduction, sum(g * (x - mean)))."""
     shape = _shape(x)
     dims = (0,) + tuple(range(2, len(shape)))
     stat_shape = (1, shape[1]) + (1,) * (len(shape) - 2)
@@ -231,16 +236,16 @@ def batch_norm(x, mean_, var_, weight, bias, training, eps):
         m = mean(x, dims, keepdim=True)
         d = P.sub(x, m)
         v = mean(P.mul(d, d), dims, keepdim=True)
-        y = P.mul(d, P.rsqrt(P.add(v, eps)))
+        rstd = P.rsqrt(P.add(v, eps))
         count = _prod(shape) // shape[1]
         unbiased = P.mul(P.reshape(v, shape=(shape[1],)), count / max(count - 1, 1))
         batch_stats = (P.reshape(m, shape=(shape[1],)), unbiased)
     else:
-        y = P.mul(P.sub(x, P.reshape(mean_, shape=stat_shape)),
-                  P.rsqrt(P.add(P.reshape(var_, shape=stat_shape), eps)))
+        d = P.sub(x, P.reshape(mean_, shape=stat_shape))
+        rstd = P.rsqrt(P.add(P.reshape(var_, shape=stat_shape), eps))
         batch_stats = (None, None)
-    if weight is not None:
-        y = P.mul(y, P.reshape(weight, shape=stat_shape))
+    scale = rstd if weight is None else P.mul(rstd, P.reshape(weight, shape=stat_shape))
+    y = P.mul(d, scale)
     if bias is not None:
         y = P.add(y, P.reshape(bias, shape=stat_shape))
     return (y,) + batch_stats

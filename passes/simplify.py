@@ -59,6 +59,14 @@ def _transposed_product(a, n: Node, g: Graph) -> bool:
             and all(isinstance(v, Value) and v.ndim == r for v in (x, y)) and all(o is not a for o in g.outputs))
 
 
+def _scaled_expand(a, b, n: Node) -> bool:
+    """``n`` multiplies ``a``, an expand nothing else reads, by a Python number, keeping its dtype
+    (a gradient broadcast back over a reduction, then scaled: a variance's, ``2 * g * x``)."""
+    return (isinstance(a, Value) and a.producer is not None and a.producer.prim is P.expand and len(a.users) == 1
+            and isinstance(b, (int, float)) and not isinstance(b, bool) and a.dtype is n.output.dtype
+            and a.producer.inputs[0].dtype is a.dtype)
+
+
 def _rows_times_matrix(n: Node) -> bool:
     """``n`` multiplies a batch of matrices (rank 3 or more) by one matrix."""
     a, b = n.inputs
@@ -360,6 +368,11 @@ def simplify(g: Graph) -> Graph:
                                  n.output.type, n.loc)
                 g.nodes.pop()  # appended: it goes in front of n below
                 before[id(n)] = [new.producer]
+            elif p is P.mul and _scaled_expand(a, b, n):  # expand(x) * c = expand(x * c): on x's size
+                small = g.add_node(P.mul, [a.producer.inputs[0], b], {}, loc=n.loc)
+                new = g.add_node(P.expand, [small], dict(a.producer.attrs), n.output.type, n.loc)
+                before[id(n)] = g.nodes[-2:]
+                del g.nodes[-2:]
             elif p in (P.cast, P.expand, P.reshape) and _same(a, n):
                 new = a
             elif p is P.permute and tuple(n.attrs["dims"]) == tuple(range(len(n.attrs["dims"]))):

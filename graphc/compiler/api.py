@@ -846,17 +846,20 @@ class CompiledFunction:
                 t._data[...] = new.astype(t._data.dtype, copy=False)
             t._version.value += 1
         new_grads = iter(grads)
+        written = []  # the .grad tensors, one per gradient output (what a returned .grad aliases)
         for t, how in entry.grad_writes:
             if how == "none":
                 t._grad = None
-            elif how == "inplace" and t._grad is not None:  # .grad updated in place keeps its tensor
+                continue
+            if how == "inplace" and t._grad is not None:  # .grad updated in place keeps its tensor
                 t._grad._data[...] = next(new_grads)
                 t._grad._version.value += 1
             else:
                 # as eagerly, a gradient is laid out like its parameter (generated code may
                 # return a transposed view)
                 t._grad = Tensor._make(xp.ascontiguousarray(next(new_grads)))
-        results = _user_outputs(user, entry.out_aliases, inputs, entry.mutated) if entry.keep else \
+            written.append(t._grad)
+        results = _user_outputs(user, entry.out_aliases, inputs, entry.mutated + written) if entry.keep else \
             [Tensor._make(a) for a in user]
         for d, key, store_spec in entry.stores:  # what the call stored on modules and globals, as eagerly
             d[key] = _unflatten(store_spec, results)
@@ -910,7 +913,8 @@ def _user_outputs(user: tuple, aliases: list, inputs: list, mutated: list) -> li
     """The user outputs as tensors: new tensors over the arrays the generated code returned, except
     aliases (see ``_output_aliases``), made with eager view ops from the tensor they alias, so they
     share its memory, version counter and ``_base`` as in eager mode (and as PyTorch's compiled
-    functions return views of their inputs)."""
+    functions return views of their inputs). ``mutated``: the tensors of the outputs after the
+    user's, in order: the updated inputs, then the ``.grad`` tensors written (a returned ``.grad``)."""
     n = len(user)
     results: list = [Tensor._make(a) if alias is None else None for a, alias in zip(user, aliases)]
     for i, alias in enumerate(aliases):

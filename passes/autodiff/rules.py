@@ -282,11 +282,15 @@ def _(g, out, x, y):
 
 @defvjp(P.sub)
 def _(g, out, x, y):
-    return _unbroadcast(g, x), _unbroadcast(P.neg(g), y) if is_float_tensor(y) else None
+    # negated after the sum of a broadcast operand's cotangent (a mean subtracted: a batch norm's),
+    # so the negation runs on the small result, not over the whole cotangent
+    return _unbroadcast(g, x), P.neg(_unbroadcast(g, y)) if is_float_tensor(y) else None
 
 
 @defvjp(P.mul, uses=(0, 1), needs={0: (1,), 1: (0,)})
 def _(g, out, x, y):
+    if x is y and is_float_tensor(x):  # a square: one cotangent (2g) x, not g x + g x (one pass fewer)
+        return _unbroadcast(P.mul(P.mul(g, 2), x), x), None
     gx = _unbroadcast(P.mul(g, y), x) if is_float_tensor(x) else None
     gy = _unbroadcast(P.mul(g, x), y) if is_float_tensor(y) else None
     return gx, gy
