@@ -8,7 +8,6 @@ sort, gather, ...: the primitive's numpy semantics in ``ir.prims``, declared ext
 """
 from __future__ import annotations
 
-import keyword
 import math
 import re
 from typing import Callable
@@ -19,9 +18,12 @@ from graphc.ir import prims as P
 from graphc.ir.call import call
 from graphc.ir.dtypes import fill_value, get_default_dtype
 from graphc.ir.graph import Node, Value
-from graphc.ir.primitive import PRIMITIVES, Primitive, as_dtype
+from graphc.ir.primitive import PRIMITIVES, Primitive
 
 from . import numpy_scalars, parts
+# what generated code calls, kept where loading cached code finds it without this module
+from .numpy_runtime import (_BITS, SUM_ROWS_BLAS_MAX, copy_c, namespace, sum_channels,  # noqa: F401
+                            sum_rows, where_zero)
 from .host import HostWriter
 from .schedule import Access, CallStep, ExternCall, Kernel, Schedule
 
@@ -102,10 +104,6 @@ def _where_lowering(n: Node, a: list[str]) -> str:
     return f"_fix(np.where({', '.join(a)}), {n.output.dtype.np.name!r})"
 
 
-_BITS = {2: np.uint16, 4: np.uint32, 8: np.uint64}  # the integer type of a float's bits, by itemsize
-WHERE_ZERO_FROM = 2048  # elements
-
-
 def _running_max(c, x, y) -> bool:
     """``where(c, x, y)`` with ``c = (x > y) | isnan(x)`` (``x > y`` for integers and bools): a
     step of a running maximum (max pooling's). Its value is ``np.maximum(x, y)``, which propagates NaN and
@@ -123,18 +121,6 @@ def _running_max(c, x, y) -> bool:
     elif x.dtype.is_complex:
         return False
     return p is not None and p.prim is P.gt and p.inputs[0] is x and p.inputs[1] is y
-
-
-def where_zero(cond: np.ndarray, x: np.ndarray, keep: bool) -> np.ndarray:
-    """``where(cond, x, 0)`` (``keep``) or ``where(cond, 0, x)`` for a real float array ``x``, as
-    ``x``'s bits times the condition: +0.0 where the element is dropped (inf and NaN too). Below
-    ``WHERE_ZERO_FROM`` elements np.where's one call is cheaper."""
-    if x.size < WHERE_ZERO_FROM and np.size(cond) < WHERE_ZERO_FROM:
-        return np.where(cond, x, x.dtype.type(0)) if keep else np.where(cond, x.dtype.type(0), x)
-    bits = _BITS[x.dtype.itemsize]
-    out = np.empty(np.broadcast_shapes(np.shape(cond), x.shape), x.dtype)
-    np.multiply(x.view(bits), cond if keep else np.logical_not(cond), out=out.view(bits))
-    return out
 
 
 LOWERINGS[P.where] = _where_lowering
@@ -200,62 +186,6 @@ _reduce_sum = LOWERINGS[P.sum]
 # on a loaded machine can take ten times longer: einsum's single-threaded loop sums those (1024x1024:
 # 107 vs 750 us).
 SUM_ROWS_MAX = 1024
-SUM_ROWS_BLAS_MAX = 1 << 16
-_ONES: dict[tuple, np.ndarray] = {}
-
-
-def sum_rows(x: np.ndarray, keepdims: bool, out: np.ndarray | None = None) -> np.ndarray:
-    """``x.sum(-1, keepdims=keepdims)`` (``out``: the array to write): generated code's float sum
-    over the last axis. A strided ``x`` (a view) or a device array takes ``np.add.reduce`` (which
-    dispatches to the array's own module)."""
-    if type(x) is not np.ndarray or not x.flags.c_contiguous:
-        return np.add.reduce(x, axis=-1, keepdims=keepdims, out=out)
-    if x.size > SUM_ROWS_BLAS_MAX:
-        r = np.einsum("...j->...", x, out=None if out is None else out.reshape(x.shape[:-1]))
-        return out if out is not None else r[..., None] if keepdims else r
-    ones = _ones((x.shape[-1], 1) if keepdims else (x.shape[-1],), x.dtype)
-    return x.dot(ones) if out is None else x.dot(ones, out=out)
-
-
-def copy_c(x: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
-    """``x`` copied into ``out`` (a planned buffer), or into a new C-contiguous array."""
-    if out is None:
-        return np.array(x, order="C")
-    np.copyto(out, x)
-    return out
-
-
-def sum_channels(x: np.ndarray, keepdims: bool, out: np.ndarray | None = None) -> np.ndarray:
-    """``x.sum((0, 2, 3, ...), keepdims=keepdims)``: a batch norm's per-channel sum over an
-    (N, C, spatial...) array. numpy's reduction over those strided axes is 5x slower than two
-    BLAS products with ones vectors, ones(N) @ x as (N, C*S), then as (C, S) @ ones(S) (64x32x8x8
-    float32: 27 vs 130 us); past SUM_ROWS_BLAS_MAX elements (where OpenBLAS would use its
-    threads) einsum's loop sums them, 2.5x faster still than the reduction. A strided ``x`` (a
-    view) or a device array takes ``np.add.reduce``."""
-    axes = (0,) + tuple(range(2, x.ndim))
-    if type(x) is not np.ndarray or not x.flags.c_contiguous or not x.size:
-        return np.add.reduce(x, axis=axes, keepdims=keepdims, out=out)
-    n, c = x.shape[:2]
-    s = x.size // (n * c)
-    flat = None if out is None else out.reshape(c)
-    if x.size > SUM_ROWS_BLAS_MAX:
-        r = np.einsum("ncs->c", x.reshape(n, c, s), out=flat)
-    else:
-        r = _ones((n,), x.dtype).dot(x.reshape(n, c * s)).reshape(c, s).dot(_ones((s,), x.dtype), out=flat)
-    if out is not None:
-        return out
-    return r.reshape((1, c) + (1,) * (x.ndim - 2)) if keepdims else r
-
-
-def _ones(shape: tuple, dtype) -> np.ndarray:
-    """A read-only array of ones, made once per shape and dtype (the sums' BLAS operands)."""
-    key = (shape, dtype)
-    ones = _ONES.get(key)
-    if ones is None:  # a race makes two equal vectors: harmless
-        ones = np.ones(shape, dtype)
-        ones.flags.writeable = False
-        ones = _ONES.setdefault(key, ones)
-    return ones
 
 
 def _sum_lowering(n: Node, a: list[str]) -> str:
@@ -686,20 +616,3 @@ def generate(s: Schedule, fn_name: str = "kernel") -> str:
     w.end()
     w.lines = w.constant_lines + parts.split(w.lines, spans, fn_name, s)
     return w.source()
-
-
-def namespace() -> dict:
-    from graphc.ir import dtypes
-    ns = {"np": np, "_impl": {name: p.impl for name, p in PRIMITIVES.items()}, "_fix": as_dtype,
-          "_check_divisor": P.check_int_divisor,
-          "_dtypes": {d.name: d for d in dtypes.ALL_DTYPES},
-          "_sigmoid": P.sigmoid_values, "_erf": P.erf_values, "_rsqrt": P.rsqrt_values,
-          "_sum_rows": sum_rows, "_clip": P.clip_ufunc, "_copy": copy_c,
-          "_where_zero": where_zero, "_sum_channels": sum_channels, "_fdiv": numpy_scalars.fdiv}
-
-    def _expit(x, out=None):  # scipy is imported on the first call, which puts expit itself here
-        from scipy.special import expit
-        ns["_expit"] = expit
-        return expit(x, out=out)
-    ns["_expit"] = _expit
-    return ns

@@ -16,8 +16,6 @@ without numpy's RuntimeWarning (or FloatingPointError under ``np.errstate(all="r
 """
 from __future__ import annotations
 
-import numpy as np
-
 from graphc.ir import dtypes as D
 from graphc.ir import prims as P
 from graphc.ir.graph import Node, Value
@@ -26,11 +24,6 @@ _BINARY = {P.add: "+", P.sub: "-", P.mul: "*"}
 # casts to float64 that are exact, so float(x) gives numpy's astype(float64)
 _EXACT_TO_F64 = (D.float16, D.float32, D.float64)
 _EXACT_INT = 1 << 53  # an int literal below this in magnitude is a float64 exactly
-
-
-def fdiv(a: float, b: float) -> float:
-    """``a / b`` as numpy's float64 division: inf or nan for a zero divisor (Python raises)."""
-    return a / b if b else float(np.true_divide(a, b))
 
 
 def _operand_ok(x) -> bool:
@@ -56,7 +49,7 @@ def expression(n: Node, operands: list[str]) -> str:
     if n.prim in _BINARY:
         return f"{operands[0]} {_BINARY[n.prim]} {operands[1]}"
     if n.prim is P.div:
-        return f"_fdiv({operands[0]}, {operands[1]})"
+        return f"_fdiv({operands[0]}, {operands[1]})"  # numpy_runtime.fdiv
     if n.prim is P.neg:
         return f"-{operands[0]}"
     return operands[0]  # a cast: the operand is float() already

@@ -668,7 +668,7 @@ class CompiledFunction:
             "grad_mode": grad_mode.is_grad_enabled(), "wrt": wrt, "diff_outputs": diff_outputs,
             "user_outputs": len(out_values), "mutations": entry.mutated_inputs, "grads": len(grad_values),
             "default_dtype": dtypes.get_default_dtype().name,  # autodiff's int -> float results
-            "outline": outline.MIN_CALLS if backend.target.calls else None})
+            "outline": outline.MIN_CALLS})  # whether or not the backend outlines (its target, not read on a hit)
         restorable = key is not None and backend.can_restore
         if restorable and not record and self._restore(entry, key, backend, differentiated, diff_outputs):
             progress.done("loading", "the compiled graphs from the cache: passes, autodiff and codegen skipped")
