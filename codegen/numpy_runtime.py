@@ -16,14 +16,17 @@ _BITS = {2: np.uint16, 4: np.uint32, 8: np.uint64}  # the integer type of a floa
 WHERE_ZERO_FROM = 2048  # elements
 
 
-def where_zero(cond: np.ndarray, x: np.ndarray, keep: bool) -> np.ndarray:
+def where_zero(cond: np.ndarray, x: np.ndarray, keep: bool, out: np.ndarray | None = None) -> np.ndarray:
     """``where(cond, x, 0)`` (``keep``) or ``where(cond, 0, x)`` for a real float array ``x``, as
     ``x``'s bits times the condition: +0.0 where the element is dropped (inf and NaN too). Below
-    ``WHERE_ZERO_FROM`` elements np.where's one call is cheaper."""
-    if x.size < WHERE_ZERO_FROM and np.size(cond) < WHERE_ZERO_FROM:
+    ``WHERE_ZERO_FROM`` elements np.where's one call is cheaper, unless there is a planned buffer
+    ``out`` (of the result's shape and dtype) to write into: no allocation (64x256 float32: 11
+    against 20 us)."""
+    if out is None and x.size < WHERE_ZERO_FROM and np.size(cond) < WHERE_ZERO_FROM:
         return np.where(cond, x, x.dtype.type(0)) if keep else np.where(cond, x.dtype.type(0), x)
     bits = _BITS[x.dtype.itemsize]
-    out = np.empty(np.broadcast_shapes(np.shape(cond), x.shape), x.dtype)
+    if out is None:
+        out = np.empty(np.broadcast_shapes(np.shape(cond), x.shape), x.dtype)
     np.multiply(x.view(bits), cond if keep else np.logical_not(cond), out=out.view(bits))
     return out
 

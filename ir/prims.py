@@ -7,6 +7,7 @@ PyTorch's many call signatures) happens before binding: primitives see normalize
 from __future__ import annotations
 
 import builtins
+import functools
 import math
 
 import numpy as np
@@ -718,6 +719,10 @@ def _bounds(idx: np.ndarray, size: int, axis: int, strict: bool = False):
     low = 0 if strict else -size
     if not idx.size:
         return
+    if strict and type(idx) is np.ndarray and idx.dtype == np.int64:
+        # one reduction: a negative index read as unsigned is past any size
+        if np.maximum.reduce(idx.view(np.uint64), axis=None) < size:
+            return
     if type(idx) is np.ndarray:  # the ufuncs' reductions: the methods' wrappers cost ~2 us each
         hi, lo = np.maximum.reduce(idx, axis=None), np.minimum.reduce(idx, axis=None)
     else:
@@ -795,15 +800,29 @@ def _leading(x: np.ndarray, shape, axis: int) -> np.ndarray:
 
 def _gather(x, idx, *, axis):
     _bounds(idx, x.shape[axis], axis, strict=True)
-    if any(n != m for d, (n, m) in enumerate(zip(idx.shape, x.shape)) if d != axis):
+    if idx.shape[:axis] + idx.shape[axis + 1:] != x.shape[:axis] + x.shape[axis + 1:]:
         x = _leading(x, idx.shape, axis)
     if type(x) is np.ndarray and type(idx) is np.ndarray and idx.ndim:
         # take_along_axis's own index, made directly: an arange per other dimension, broadcast
         # against idx (its wrapper costs ~10 us more, once per step in cross_entropy)
-        n = idx.ndim
-        return x[tuple(idx if d == axis else np.arange(m).reshape((m,) + (1,) * (n - d - 1))
-                       for d, m in enumerate(idx.shape))]
+        grid = _gather_grid(idx.shape, axis)
+        return x[grid[:axis] + (idx,) + grid[axis + 1:]]
     return np.take_along_axis(x, idx, axis=axis)
+
+
+@functools.lru_cache(maxsize=256)
+def _gather_grid(shape: tuple, axis: int) -> tuple:
+    """The aranges that index every dimension of a gather's index of ``shape`` but ``axis``
+    (read-only: shared by every call, from any thread), made once per shape (~1 us a dimension)."""
+    n = len(shape)
+    grid = []
+    for d, m in enumerate(shape):
+        g = None
+        if d != axis:
+            g = np.arange(m).reshape((m,) + (1,) * (n - d - 1))
+            g.setflags(write=False)
+        grid.append(g)
+    return tuple(grid)
 
 
 gather = register(Primitive("gather", _gather_infer, _gather, nondiff_operands=(1,), kind="index",
