@@ -637,7 +637,7 @@ class CompiledFunction:
             out_rg = [False] * len(out_rg)
         g.set_outputs(out_values + [v for _, v in trace.mutations.values()] + grad_values)
         entry.n_user_outputs = len(out_values)
-        entry.out_aliases = _output_aliases(g, len(out_values))
+        entry.out_aliases = _made_while_tracing(_output_aliases(g, len(out_values)), len(leaves), entry, self.fn)
         entry.keep = frozenset(i for i, a in enumerate(entry.out_aliases) if a is not None)
         entry.out_requires_grad = out_rg
         g.rename()
@@ -912,6 +912,25 @@ def _output_aliases(g: Graph, n_user: int) -> list:
     return aliases
 
 
+def _made_while_tracing(aliases: list, n_leaves: int, entry: Entry, fn) -> list:
+    """``aliases`` with each returned lifted tensor that no module, global or closure of ``fn``
+    holds marked ``"fresh"``: a tensor the function made (``torch.ones(4)``, traced as a constant),
+    which eager mode makes anew at every call, so each call returns a new copy (returning the
+    constant itself would let a caller's in-place change reach every later call)."""
+    cells = {id(c.cell_contents) for c in (getattr(fn, "__closure__", None) or ())
+             if c.cell_contents is not None} if any(aliases) else set()
+    out = []
+    for a in aliases:
+        if a is not None and a[0] == "input" and a[1] >= n_leaves:
+            j = a[1] - n_leaves
+            t = entry.lifted[j]
+            if entry.lifted_slots[j] is None and not isinstance(t, Slot) and not getattr(t, "is_param", False) \
+                    and id(t) not in cells:
+                a = ("fresh", *a[1:])
+        out.append(a)
+    return out
+
+
 def _user_outputs(user: tuple, aliases: list, inputs: list, mutated: list) -> list:
     """The user outputs as tensors: new tensors over the arrays the generated code returned, except
     aliases (see ``_output_aliases``), made with eager view ops from the tensor they alias, so they
@@ -923,10 +942,10 @@ def _user_outputs(user: tuple, aliases: list, inputs: list, mutated: list) -> li
     for i, alias in enumerate(aliases):
         if alias is not None:
             source, k, views = alias
-            t = inputs[k] if source == "input" else results[k] if k < n else mutated[k - n]
+            t = inputs[k] if source != "output" else results[k] if k < n else mutated[k - n]
             for prim, attrs in views:
                 t = PRIMITIVES[prim](t, **attrs)
-            results[i] = t
+            results[i] = Tensor._make(t._data.copy(), t.requires_grad) if source == "fresh" else t
     return results
 
 
