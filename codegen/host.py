@@ -102,7 +102,9 @@ class HostWriter:
             shared = (role == "temp" or a.buffer in returned or any(v[0] == "expand" for v in a.views)
                       or (ext is not None and not self.fresh(ext.prim)))
             returned.add(a.buffer)
-            outs.append(f"{self.xp}.array({e})" if shared else e)
+            # a ufunc's 0-d result without out= is a numpy scalar: the caller gets a 0-d array (a
+            # tensor's data must be an array; in-place ops write into it)
+            outs.append(f"{self.xp}.array({e})" if shared else f"{self.xp}.asarray({e})" if not a.shape else e)
         self.line(f"return ({', '.join(outs)}{',' if len(outs) == 1 else ''})")
 
     def source(self) -> str:

@@ -8,8 +8,8 @@ sort, gather, ...: the primitive's numpy semantics in ``ir.prims``, declared ext
 """
 from __future__ import annotations
 
-import keyword
 import math
+import re
 from typing import Callable
 
 import numpy as np
@@ -18,13 +18,17 @@ from graphc.ir import prims as P
 from graphc.ir.call import call
 from graphc.ir.dtypes import fill_value, get_default_dtype
 from graphc.ir.graph import Node, Value
-from graphc.ir.primitive import PRIMITIVES, Primitive, as_dtype
+from graphc.ir.primitive import PRIMITIVES, Primitive
 
-from . import parts
+from . import numpy_scalars, parts
+# what generated code calls, kept where loading cached code finds it without this module
+from .numpy_runtime import (_BITS, SUM_ROWS_BLAS_MAX, copy_c, namespace, sum_channels,  # noqa: F401
+                            sum_rows, where_zero)
 from .host import HostWriter
 from .schedule import Access, CallStep, ExternCall, Kernel, Schedule
 
 Lowering = Callable[[Node, list[str]], str]
+_IDENT = re.compile(r"[A-Za-z_]\w*")
 
 LOWERINGS: dict[Primitive, Lowering] = {}
 
@@ -100,10 +104,6 @@ def _where_lowering(n: Node, a: list[str]) -> str:
     return f"_fix(np.where({', '.join(a)}), {n.output.dtype.np.name!r})"
 
 
-_BITS = {2: np.uint16, 4: np.uint32, 8: np.uint64}  # the integer type of a float's bits, by itemsize
-WHERE_ZERO_FROM = 2048  # elements
-
-
 def _running_max(c, x, y) -> bool:
     """``where(c, x, y)`` with ``c = (x > y) | isnan(x)`` (``x > y`` for integers and bools): a
     step of a running maximum (max pooling's). Its value is ``np.maximum(x, y)``, which propagates NaN and
@@ -121,18 +121,6 @@ def _running_max(c, x, y) -> bool:
     elif x.dtype.is_complex:
         return False
     return p is not None and p.prim is P.gt and p.inputs[0] is x and p.inputs[1] is y
-
-
-def where_zero(cond: np.ndarray, x: np.ndarray, keep: bool) -> np.ndarray:
-    """``where(cond, x, 0)`` (``keep``) or ``where(cond, 0, x)`` for a real float array ``x``, as
-    ``x``'s bits times the condition: +0.0 where the element is dropped (inf and NaN too). Below
-    ``WHERE_ZERO_FROM`` elements np.where's one call is cheaper."""
-    if x.size < WHERE_ZERO_FROM and np.size(cond) < WHERE_ZERO_FROM:
-        return np.where(cond, x, x.dtype.type(0)) if keep else np.where(cond, x.dtype.type(0), x)
-    bits = _BITS[x.dtype.itemsize]
-    out = np.empty(np.broadcast_shapes(np.shape(cond), x.shape), x.dtype)
-    np.multiply(x.view(bits), cond if keep else np.logical_not(cond), out=out.view(bits))
-    return out
 
 
 LOWERINGS[P.where] = _where_lowering
@@ -198,62 +186,6 @@ _reduce_sum = LOWERINGS[P.sum]
 # on a loaded machine can take ten times longer: einsum's single-threaded loop sums those (1024x1024:
 # 107 vs 750 us).
 SUM_ROWS_MAX = 1024
-SUM_ROWS_BLAS_MAX = 1 << 16
-_ONES: dict[tuple, np.ndarray] = {}
-
-
-def sum_rows(x: np.ndarray, keepdims: bool, out: np.ndarray | None = None) -> np.ndarray:
-    """``x.sum(-1, keepdims=keepdims)`` (``out``: the array to write): generated code's float sum
-    over the last axis. A strided ``x`` (a view) or a device array takes ``np.add.reduce`` (which
-    dispatches to the array's own module)."""
-    if type(x) is not np.ndarray or not x.flags.c_contiguous:
-        return np.add.reduce(x, axis=-1, keepdims=keepdims, out=out)
-    if x.size > SUM_ROWS_BLAS_MAX:
-        r = np.einsum("...j->...", x, out=None if out is None else out.reshape(x.shape[:-1]))
-        return out if out is not None else r[..., None] if keepdims else r
-    ones = _ones((x.shape[-1], 1) if keepdims else (x.shape[-1],), x.dtype)
-    return x.dot(ones) if out is None else x.dot(ones, out=out)
-
-
-def copy_c(x: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
-    """``x`` copied into ``out`` (a planned buffer), or into a new C-contiguous array."""
-    if out is None:
-        return np.array(x, order="C")
-    np.copyto(out, x)
-    return out
-
-
-def sum_channels(x: np.ndarray, keepdims: bool, out: np.ndarray | None = None) -> np.ndarray:
-    """``x.sum((0, 2, 3, ...), keepdims=keepdims)``: a batch norm's per-channel sum over an
-    (N, C, spatial...) array. numpy's reduction over those strided axes is 5x slower than two
-    BLAS products with ones vectors, ones(N) @ x as (N, C*S), then as (C, S) @ ones(S) (64x32x8x8
-    float32: 27 vs 130 us); past SUM_ROWS_BLAS_MAX elements (where OpenBLAS would use its
-    threads) einsum's loop sums them, 2.5x faster still than the reduction. A strided ``x`` (a
-    view) or a device array takes ``np.add.reduce``."""
-    axes = (0,) + tuple(range(2, x.ndim))
-    if type(x) is not np.ndarray or not x.flags.c_contiguous or not x.size:
-        return np.add.reduce(x, axis=axes, keepdims=keepdims, out=out)
-    n, c = x.shape[:2]
-    s = x.size // (n * c)
-    flat = None if out is None else out.reshape(c)
-    if x.size > SUM_ROWS_BLAS_MAX:
-        r = np.einsum("ncs->c", x.reshape(n, c, s), out=flat)
-    else:
-        r = _ones((n,), x.dtype).dot(x.reshape(n, c * s)).reshape(c, s).dot(_ones((s,), x.dtype), out=flat)
-    if out is not None:
-        return out
-    return r.reshape((1, c) + (1,) * (x.ndim - 2)) if keepdims else r
-
-
-def _ones(shape: tuple, dtype) -> np.ndarray:
-    """A read-only array of ones, made once per shape and dtype (the sums' BLAS operands)."""
-    key = (shape, dtype)
-    ones = _ONES.get(key)
-    if ones is None:  # a race makes two equal vectors: harmless
-        ones = np.ones(shape, dtype)
-        ones.flags.writeable = False
-        ones = _ONES.setdefault(key, ones)
-    return ones
 
 
 def _sum_lowering(n: Node, a: list[str]) -> str:
@@ -380,6 +312,25 @@ def divisor_check(n: Node, operands: list[str]) -> str | None:
     return f"_check_divisor({operands[1]})" if P.divisor_checked(n) else None
 
 
+# the calls some lowerings of primitives outside WRITES_INTO render, which take out= too
+_OUT_CALLS = ("_where_zero(", "np.maximum(")
+
+
+def _unbroadcast(expr: str, args: list[str], shape: tuple) -> str:
+    """A ufunc call ``expr`` on ``args`` written with out= into a buffer of ``shape``, without
+    the ``np.broadcast_to`` of an operand expanded to that shape: the ufunc broadcasts its
+    operands to out's shape itself, and the view costs a Python call (~3 us a 0-d operand)."""
+    head = f"{_BROADCAST}("
+    tail = f", {tuple(shape)!r})"
+    for a in args:
+        if a.startswith(head) and a.endswith(tail):
+            expr = expr.replace(a, a[len(head):-len(tail)], 1)
+    return expr
+
+
+_BROADCAST = "np.broadcast_to"  # HostWriter.view's rendering of an expand, with xp = np
+
+
 def _statement(w: HostWriter, n: Node, operands: list[str], target: str, buf: str | None,
                wrap: str = "", output: bool = False, precast: frozenset | set = frozenset()) -> None:
     """``target = <n>(operands)``, written into the planned buffer ``buf`` when there is one
@@ -388,15 +339,23 @@ def _statement(w: HostWriter, n: Node, operands: list[str], target: str, buf: st
     ``wrap``: a function applied to a result that is not written into a buffer (the Triton
     backend moves host results of library calls onto its device)."""
     casts, differs = _dtype_facts(n)
-    args = [f"{a}.astype({np_type(c)})" if c is not None and i not in precast else a
-            for i, (a, c) in enumerate(zip(operands, casts))]
+    args = [((isinstance(w, _Writer) and isinstance(x, Value) and not x.shape and w.cast(a, np_type(c)))
+             or f"{a}.astype({np_type(c)})") if c is not None and i not in precast else a
+            for i, (x, a, c) in enumerate(zip(n.inputs, operands, casts))]
     expr = LOWERINGS[n.prim](n, args)
     check = divisor_check(n, args)
     if check:
         w.line(check)
     if differs:  # e.g. bool // bool is int8 in numpy: cast, no out=
         expr, buf = f"_fix({expr}, {n.output.dtype.np.name!r})", None
-    if buf is not None and n.prim in WRITES_INTO:
+    if buf is not None and n.prim is P.full:
+        # into its planned buffer: np.full allocates on every call (0-d: 2.7 against 0.4 us)
+        w.line(f"{buf}.fill({_literal(fill_value(n.attrs['value'], n.output.dtype))})")
+        if target != buf:
+            w.line(f"{target} = {buf}")
+    elif buf is not None and (n.prim in WRITES_INTO or expr.startswith(_OUT_CALLS)):
+        if n.prim in _UFUNCS and n.prim.elementwise:
+            expr = _unbroadcast(expr, args, n.output.shape)
         w.line(f"{expr[:-1]}, out={buf})")
         if target != buf:
             w.line(f"{target} = {buf}")
@@ -440,6 +399,23 @@ class _Writer(HostWriter):
         super().__init__(s, "np", fresh=lambda prim: prim in FRESH)
         self.constants: dict[tuple, str] = {}
         self.constant_lines: list[str] = []
+        self.casts: dict[tuple[str, str], str] = {}  # see cast
+        self.written_inputs = set(s.plan.donated.values()) if s.plan is not None else set(s.inputs)
+
+    def cast(self, operand: str, np_type: str) -> str | None:
+        """A 0-d ``operand`` cast to ``np_type``, made once per call at its first use and read by
+        every later op that casts it (an optimizer's float64 factors, read in float32 by the update
+        of each parameter: ~1.2 us a cast). The operand is a name (through views) the code binds
+        once: a value's buffer holds it while it is read, except an input written in place (a
+        donated one): None, its casts are made where it is read."""
+        key = (operand, np_type)
+        name = self.casts.get(key)
+        if name is None:
+            if _IDENT.match(operand).group() in self.written_inputs:
+                return None
+            name = self.casts[key] = f"{parts.SHARED_PREFIX}{len(self.casts)}"  # (passed between parts)
+            self.line(f"{name} = {operand}.astype({np_type})")
+        return name
 
     def constant(self, value, dtype) -> str:
         key = (type(value), repr(value), dtype.name)
@@ -455,7 +431,7 @@ def _scalar(w: HostWriter, n: Node, x) -> str:
     on floating arrays of its own dtype only (no casts), else the literal."""
     if isinstance(w, _Writer) and type(x) in (int, float) and n.prim.elementwise and n.output.dtype.is_floating_point \
             and any(isinstance(v, Value) for v in n.inputs) \
-            and all(v.dtype is n.output.dtype and v.shape for v in n.inputs if isinstance(v, Value)) \
+            and all(v.dtype is n.output.dtype for v in n.inputs if isinstance(v, Value)) \
             and not any(_dtype_facts(n)[0]):
         return w.constant(x, n.output.dtype)
     return _literal(x)
@@ -510,21 +486,50 @@ def _kernel(w: HostWriter, k: Kernel, s: Schedule) -> None:
     for bv, a in zip(k.body.inputs, k.args):
         names[id(bv)] = w.view(a.access)
     pieces: list = []
+    floats: dict[int, str] = {}  # id(0-d float64 value) -> its Python float (see numpy_scalars)
     for i, bn in enumerate(k.body.nodes):
         if id(bn.output) in sliced:
             pieces.append((i, bn))
             continue
-        operands = [names[id(x)] if isinstance(x, Value) else _scalar(w, bn, x) for x in bn.inputs]
         buf = k.temps.get(id(bn.output))
         into = s.plan.donated.get(buf) if buf is not None and s.plan is not None else None
         planned = buf is not None and s.buffers[buf].role == "temp"
         target = buf if buf is not None else f"{k.name}_{i}"
+        if isinstance(w, _Writer) and not k.ranges and numpy_scalars.is_python_float(bn):
+            _python_float(w, bn, f"{k.name}_f{i}", names, floats, into or (buf if planned else None), target,
+                          output=buf is not None and not planned and into is None)
+            continue
+        operands = [(names[id(x)] if id(x) not in floats or id(x) in names else f"np.float64({floats[id(x)]})")
+                    if isinstance(x, Value) else _scalar(w, bn, x) for x in bn.inputs]
         _statement(w, bn, operands, target, into or (buf if planned else None),
                    output=buf is not None and not planned and into is None)
         names[id(bn.output)] = target
     if not pieces:
         return
     _pieces(w, k, s, rows, pieces, names, sliced)
+
+
+def _python_float(w: HostWriter, n: Node, name: str, names: dict, floats: dict, buf: str | None,
+                  target: str, output: bool) -> None:
+    """``name = <n>`` in Python float arithmetic (``numpy_scalars``), stored into ``buf`` (a 0-d
+    array) when the value has one, or made an array of its own when it is an output the plan did
+    not place. Values only later Python float ops read stay floats; numpy ops read them as
+    ``np.float64`` (a Python float would be a weak scalar to them, NEP 50)."""
+    for j, x in enumerate(n.inputs):  # an array operand read as a float once
+        if isinstance(x, Value) and id(x) not in floats:
+            floats[id(x)] = f"{name}_{j}"
+            w.line(f"{name}_{j} = float({names[id(x)]})")
+    operands = [floats[id(x)] if isinstance(x, Value) else _literal(x) for x in n.inputs]
+    w.line(f"{name} = {numpy_scalars.expression(n, operands)}")
+    floats[id(n.output)] = name
+    if buf is not None:
+        w.line(f"{buf}[()] = {name}")
+        names[id(n.output)] = buf
+        if target != buf:
+            w.line(f"{target} = {buf}")
+    elif output:
+        w.line(f"{target} = np.array({name})")
+        names[id(n.output)] = target
 
 
 def _pieces(w: HostWriter, k: Kernel, s: Schedule, rows: int, pieces: list, names: dict, sliced: set) -> None:
@@ -568,8 +573,10 @@ def _pieces(w: HostWriter, k: Kernel, s: Schedule, rows: int, pieces: list, name
             else:
                 key = (names[id(x)], np_type(casts_of[j]))
                 if key not in casts:
-                    casts[key] = f"{k.name}_c{len(casts)}"
-                    w.line(f"{casts[key]} = {key[0]}.astype({key[1]})")
+                    shared = w.cast(*key) if isinstance(w, _Writer) and not x.shape else None
+                    casts[key] = shared or f"{k.name}_c{len(casts)}"
+                    if shared is None:
+                        w.line(f"{casts[key]} = {key[0]}.astype({key[1]})")
                 operands.append(casts[key])
                 precast.add(j)
         buf = k.temps.get(id(bn.output))
@@ -635,20 +642,3 @@ def generate(s: Schedule, fn_name: str = "kernel") -> str:
     w.end()
     w.lines = w.constant_lines + parts.split(w.lines, spans, fn_name, s)
     return w.source()
-
-
-def namespace() -> dict:
-    from graphc.ir import dtypes
-    ns = {"np": np, "_impl": {name: p.impl for name, p in PRIMITIVES.items()}, "_fix": as_dtype,
-          "_check_divisor": P.check_int_divisor,
-          "_dtypes": {d.name: d for d in dtypes.ALL_DTYPES},
-          "_sigmoid": P.sigmoid_values, "_erf": P.erf_values, "_rsqrt": P.rsqrt_values,
-          "_sum_rows": sum_rows, "_clip": P.clip_ufunc, "_copy": copy_c,
-          "_where_zero": where_zero, "_sum_channels": sum_channels}
-
-    def _expit(x, out=None):  # scipy is imported on the first call, which puts expit itself here
-        from scipy.special import expit
-        ns["_expit"] = expit
-        return expit(x, out=out)
-    ns["_expit"] = _expit
-    return ns

@@ -34,6 +34,10 @@ PART_LINES = int(os.environ.get("GRAPHC_PART_LINES", "3000"))
 
 _IDENT = re.compile(r"[A-Za-z_]\w*")
 _BINDS = re.compile(r"    ([A-Za-z_]\w*) = ")  # a statement of the host function binding a name
+# names of values the code generator binds once and reads in later steps (a 0-d operand's
+# cast, made at its first use), passed between parts like buffers
+SHARED_PREFIX = "_shared"
+_SHARED = re.compile(rf"\b{SHARED_PREFIX}\d+\b")
 
 
 def split(lines: list[str], spans: list[tuple[int, int]], fn_name: str, s: Schedule) -> list[str]:
@@ -69,8 +73,10 @@ def split(lines: list[str], spans: list[tuple[int, int]], fn_name: str, s: Sched
             seen.update((x, None) for x in _buffers(step))
             for ln in lines[a:b]:
                 m = _BINDS.match(ln)
-                if m and m.group(1) in names:
+                if m and (m.group(1) in names or _SHARED.fullmatch(m.group(1))):
                     bound.add(m.group(1))
+                if SHARED_PREFIX in ln:
+                    seen.update((x, None) for x in _SHARED.findall(ln))
         uses.append(list(seen))
         binds.append(bound)
     returned = {x for ln in lines[last:] for x in _IDENT.findall(ln) if x in names}

@@ -17,11 +17,16 @@ ROLES = ("input", "param", "buffer", "const", "rng", "grad", "hyper")
 
 
 class Value:
-    __slots__ = ("type", "producer", "users", "name", "role", "graph")
+    # ``shape`` and ``dtype`` are the type's, kept as attributes of their own: type rules, passes
+    # and the printer read them for every node (a property call each), and setting ``type``
+    # sets them too
+    __slots__ = ("_type", "shape", "dtype", "producer", "users", "name", "role", "graph")
 
     def __init__(self, typ: TensorType, producer: "Node | None" = None, name: str = "",
                  role: str | None = None, graph: "Graph | None" = None) -> None:
-        self.type = typ
+        self._type = typ
+        self.shape = typ.shape
+        self.dtype = typ.dtype
         self.producer = producer
         self.users: list[Node] = []
         self.name = name
@@ -29,16 +34,18 @@ class Value:
         self.graph = graph
 
     @property
-    def shape(self) -> tuple[int, ...]:
-        return self.type.shape
+    def type(self) -> TensorType:
+        return self._type
 
-    @property
-    def dtype(self):
-        return self.type.dtype
+    @type.setter
+    def type(self, typ: TensorType) -> None:
+        self._type = typ
+        self.shape = typ.shape
+        self.dtype = typ.dtype
 
     @property
     def ndim(self) -> int:
-        return len(self.type.shape)
+        return len(self.shape)
 
     def __repr__(self) -> str:
         return f"%{self.name}: {format_type(self.type)}"
@@ -218,8 +225,19 @@ class Graph:
         return g
 
 
+_TYPE_TEXTS: dict[TensorType, str] = {}  # a type's text, by type: printing a graph writes each value's
+
+
 def format_type(t: TensorType) -> str:
-    return f"{t.dtype.short}[{','.join(map(str, t.shape))}]"
+    try:
+        text = _TYPE_TEXTS.get(t)
+    except TypeError:  # a type-like record with an unhashable shape (a list)
+        text = None
+    if text is None:
+        text = f"{t.dtype.short}[{','.join(map(str, t.shape))}]"
+        if len(_TYPE_TEXTS) < 4096 and type(t) is TensorType:  # bounded: shapes may vary without end
+            _TYPE_TEXTS[t] = text
+    return text
 
 
 def primitive(name: str) -> Primitive:

@@ -14,7 +14,9 @@ from typing import Any, Callable, Iterator, NamedTuple
 
 import numpy as np
 
-from .dtypes import INT, DType, float32, is_python_scalar
+from .dtypes import COMPLEX, INT, DType, float32, is_python_scalar
+
+_PLAIN_NUMBERS = frozenset({bool, int, float})  # operands that are never complex
 
 
 class TensorType(NamedTuple):
@@ -92,8 +94,12 @@ class Primitive:
         def checked_infer(*args, **attrs):
             if not self.complex_operands:
                 for a in args:
+                    if type(a) in _PLAIN_NUMBERS:
+                        continue
                     d = getattr(a, "dtype", None)
-                    if getattr(d, "is_complex", False) or type(a) is complex:
+                    # a graphc dtype's category read directly (its is_complex is a property call)
+                    if (d.category == COMPLEX if type(d) is DType else getattr(d, "is_complex", False)) \
+                            or type(a) is complex:
                         if self.complex_error is not None:
                             raise self.complex_error[0](self.complex_error[1])
                         raise NotImplementedError(

@@ -7,6 +7,7 @@ PyTorch's many call signatures) happens before binding: primitives see normalize
 from __future__ import annotations
 
 import builtins
+import functools
 import math
 
 import numpy as np
@@ -50,26 +51,75 @@ def _compute_dtype(mode: str, args) -> DType | None:
     d = _one_dtype(args)
     if d is None:
         d = result_type(*args)
-    if mode == "real":
-        return d
+    return _mode_dtype(mode, d)
+
+
+def _mode_dtype(mode: str, d: DType) -> DType:
+    """The dtype an op of ``mode`` computes in, given its operands' promoted dtype ``d``."""
     if mode == "float" and not d.is_inexact:
         return dt.get_default_dtype()
     return d
 
 
+# the promotion category of a Python number operand by its exact type
+_NUMBER_CATEGORY = {bool: dt.BOOL, int: dt.INT, float: dt.FLOAT}
+
+
 def _one_dtype(args) -> DType | None:
-    """The dtype all operands share when every one is a tensor (or IR value) of that dtype: then
-    it is ``result_type``'s answer whatever the operands' dimensions. None: ask ``result_type``."""
+    """The dtype all tensor operands (or IR values) share, when every other operand is a Python
+    bool, int or float of no higher category (``x * 0.9`` on float32): then it is
+    ``result_type``'s answer whatever the operands' dimensions, as a number of a category no
+    higher than the tensors' never changes their dtype. None: ask ``result_type``."""
     d = None
+    top = -1  # the highest category of the numbers
     tensor_types = dt.TENSOR_TYPES
     for a in args:
-        if type(a) not in tensor_types:
-            return None
-        if d is None:
+        t = type(a)
+        if t not in tensor_types:
+            c = _NUMBER_CATEGORY.get(t)
+            if c is None:
+                return None
+            if c > top:
+                top = c
+        elif d is None:
             d = a.dtype
         elif a.dtype is not d:
             return None
-    return d
+    if top < 0:
+        return d
+    return d if isinstance(d, DType) and d.category >= top else None
+
+
+def _plain_pair(a, b) -> tuple | None:
+    """(shape, promoted dtype) of ``a`` and ``b`` when they need neither broadcasting nor
+    promotion: two tensors (or IR values) of one shape and dtype, or one and a Python number of
+    no higher category. None: ask ``broadcast_shapes`` and ``_compute_dtype``. Most two-operand
+    ops of a traced training step are such (``x * 0.9``, ``m + g``): one look at each operand."""
+    tensor_types = dt.TENSOR_TYPES
+    if type(a) not in tensor_types:
+        if type(b) not in tensor_types:
+            return None
+        a, b = b, a
+    d = a.dtype
+    if type(b) in tensor_types:
+        e = b.dtype
+        if e is d:
+            return (tuple(a.shape), d) if b.shape == a.shape else None
+        # a 0-d tensor and one with dimensions (a step size times a moment): the latter's dtype
+        # when the 0-d one's category is no higher, as a lower tier only counts above
+        if not b.shape and a.shape:
+            low, high = b, a
+        elif not a.shape and b.shape:
+            low, high = a, b
+        else:
+            return None
+        if not (isinstance(d, DType) and isinstance(e, DType)) or low.dtype.category > high.dtype.category:
+            return None
+        return tuple(high.shape), high.dtype
+    c = _NUMBER_CATEGORY.get(type(b))
+    if c is None or not isinstance(d, DType) or c > d.category:
+        return None
+    return tuple(a.shape), d
 
 
 def _elementwise(name: str, fn, mode: str, check=None, differentiable: bool | None = None,
@@ -78,10 +128,11 @@ def _elementwise(name: str, fn, mode: str, check=None, differentiable: bool | No
     def infer(*args):
         if check is not None:
             check(*args)
-        shape = broadcast_shapes(*(_shape(a) for a in args))
+        plain = _plain_pair(*args) if len(args) == 2 else None
+        shape = broadcast_shapes(*[_shape(a) for a in args]) if plain is None else plain[0]
         if mode in ("compare", "logical"):
             return TensorType(shape, dt.bool_)
-        d = _compute_dtype(mode, args)
+        d = _compute_dtype(mode, args) if plain is None else _mode_dtype(mode, plain[1])
         if mode == "real":  # |z| of a complex z is real
             d = d.to_real()
         if mode == "integral" and d.is_floating_point:
@@ -99,6 +150,9 @@ def _elementwise(name: str, fn, mode: str, check=None, differentiable: bool | No
 
 def _no_bool(op: str, hint: str):
     def check(*args):
+        for a in args:  # a tensor operand that is not bool: nothing to refuse (the common case)
+            if type(a) in dt.TENSOR_TYPES and a.dtype is not dt.bool_:
+                return
         if all(a.dtype is dt.bool_ for a in args if _is_tensor(a)) and not any(
             dt.is_python_scalar(a) and not isinstance(a, bool) for a in args
         ):
@@ -665,7 +719,14 @@ def _bounds(idx: np.ndarray, size: int, axis: int, strict: bool = False):
     low = 0 if strict else -size
     if not idx.size:
         return
-    hi, lo = idx.max(), idx.min()
+    if strict and type(idx) is np.ndarray and idx.dtype == np.int64:
+        # one reduction: a negative index read as unsigned is past any size
+        if np.maximum.reduce(idx.view(np.uint64), axis=None) < size:
+            return
+    if type(idx) is np.ndarray:  # the ufuncs' reductions: the methods' wrappers cost ~2 us each
+        hi, lo = np.maximum.reduce(idx, axis=None), np.minimum.reduce(idx, axis=None)
+    else:
+        hi, lo = idx.max(), idx.min()
     if hi >= size or lo < low:
         bad = hi if hi >= size else lo
         raise (RuntimeError if strict else IndexError)(
@@ -739,9 +800,29 @@ def _leading(x: np.ndarray, shape, axis: int) -> np.ndarray:
 
 def _gather(x, idx, *, axis):
     _bounds(idx, x.shape[axis], axis, strict=True)
-    if any(n != m for d, (n, m) in enumerate(zip(idx.shape, x.shape)) if d != axis):
+    if idx.shape[:axis] + idx.shape[axis + 1:] != x.shape[:axis] + x.shape[axis + 1:]:
         x = _leading(x, idx.shape, axis)
+    if type(x) is np.ndarray and type(idx) is np.ndarray and idx.ndim:
+        # take_along_axis's own index, made directly: an arange per other dimension, broadcast
+        # against idx (its wrapper costs ~10 us more, once per step in cross_entropy)
+        grid = _gather_grid(idx.shape, axis)
+        return x[grid[:axis] + (idx,) + grid[axis + 1:]]
     return np.take_along_axis(x, idx, axis=axis)
+
+
+@functools.lru_cache(maxsize=256)
+def _gather_grid(shape: tuple, axis: int) -> tuple:
+    """The aranges that index every dimension of a gather's index of ``shape`` but ``axis``
+    (read-only: shared by every call, from any thread), made once per shape (~1 us a dimension)."""
+    n = len(shape)
+    grid = []
+    for d, m in enumerate(shape):
+        g = None
+        if d != axis:
+            g = np.arange(m).reshape((m,) + (1,) * (n - d - 1))
+            g.setflags(write=False)
+        grid.append(g)
+    return tuple(grid)
 
 
 gather = register(Primitive("gather", _gather_infer, _gather, nondiff_operands=(1,), kind="index",

@@ -19,6 +19,11 @@ from .primitive import TensorType
 
 
 def format_attr(v) -> str:
+    t = type(v)
+    if t is int:  # the common attributes and scalar operands first (the cache key prints each node)
+        return str(v)
+    if t is float:  # repr writes inf, -inf and nan as the parser reads them
+        return repr(v)
     if isinstance(v, bool) or v is None:
         return repr(v)
     if isinstance(v, DType):
@@ -50,12 +55,18 @@ def format_node(n, bodies: bool = True, labels: dict | None = None) -> str:
     id(graph) -> the name a call's graph attributes are written as (``body=@cell``, printed once
     before the graph that calls it). (List comprehensions, not generators, inside the joins: a
     compile's cache key prints the whole traced graph, and this runs once per node.)"""
-    outs = ", ".join([f"%{v.name}: {format_type(v.type)}" for v in n.outputs])
-    args = ", ".join([f"%{x.name}" if isinstance(x, Value) else format_attr(x) for x in n.inputs])
-    attrs = "".join([f" {k}=@{labels[id(v)]}" if labels is not None and id(v) in labels else f" {k}={format_attr(v)}"
-                     for k, v in n.attrs.items() if bodies or not isinstance(v, Graph)]) if n.attrs else ""
-    loc = f"  # {n.loc}" if n.loc else ""
-    return f"{outs} = {n.prim.name}({args}){attrs}{loc}"
+    outputs = n.outputs
+    if len(outputs) == 1:
+        v = outputs[0]
+        outs = f"%{v.name}: {format_type(v.type)}"
+    else:
+        outs = ", ".join([f"%{v.name}: {format_type(v.type)}" for v in outputs])
+    args = ", ".join(["%" + x.name if type(x) is Value else format_attr(x) for x in n.inputs])
+    if n.attrs:
+        attrs = "".join([f" {k}=@{labels[id(v)]}" if labels is not None and id(v) in labels else f" {k}={format_attr(v)}"
+                         for k, v in n.attrs.items() if bodies or not isinstance(v, Graph)])
+        return f"{outs} = {n.prim.name}({args}){attrs}  # {n.loc}" if n.loc else f"{outs} = {n.prim.name}({args}){attrs}"
+    return f"{outs} = {n.prim.name}({args})  # {n.loc}" if n.loc else f"{outs} = {n.prim.name}({args})"
 
 
 def print_graph(g: Graph) -> str:

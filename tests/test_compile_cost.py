@@ -141,6 +141,7 @@ def test_damaged_entry_or_code_is_a_miss_and_is_stored_again(tmp_path):
 # tracing, including compile() of generated source; prints JSON.
 STEP_SCRIPT = textwrap.dedent("""
     import json
+    import sys
     import numpy as np
     import graphc
     import graphc.nn as nn
@@ -180,7 +181,8 @@ STEP_SCRIPT = textwrap.dedent("""
     print(json.dumps({"losses": losses, "params": [p.detach().numpy().tolist() for p in model.parameters()],
                       "state": state, "counts": counts,
                       "from_cache": [bool(e.stages.get("from_cache")) for e in step.cache.values()],
-                      "recompiles": step.recompiles}))
+                      "recompiles": step.recompiles,
+                      "codegen_imported": "graphc.codegen.numpy_codegen" in sys.modules}))
 """)
 
 
@@ -206,6 +208,8 @@ def test_warm_training_step_in_a_new_process_equals_the_cold_compile(tmp_path):
     for k in ("losses", "params", "state"):
         assert warm[k] == cold[k], k
     assert warm["losses"][2] < warm["losses"][0]                                # it trains
+    # loading cached code needs no code generator: a warm start never imports it
+    assert cold["codegen_imported"] and not warm["codegen_imported"]
     for code in (tmp_path / "cache").glob("*.code"):                            # damaged code entries
         code.write_bytes(code.read_bytes()[:-7])
     again = _train(tmp_path)

@@ -82,3 +82,34 @@ def test_broadcast_shapes_agrees_with_numpy():
     for bad in [((2, 3), (3, 2)), ((2, 3), (), (2, 4)), ((2, 3), (2, 3), (2,))]:
         with pytest.raises(ShapeError, match="must match the size"):
             broadcast_shapes(*bad)
+
+
+def test_two_operand_type_rule_shortcut_agrees_with_promotion():
+    """The two-operand shortcut of elementwise type rules (``ir.prims._plain_pair``: one shape and
+    dtype, a Python number of no higher category, a 0-d tensor beside one with dimensions) gives
+    what broadcasting and ``result_type`` give, for every mode (add promotes, div computes in a
+    float, gt compares) and both operand orders."""
+    from graphc.ir import prims as P
+    from graphc.ir.graph import Graph
+    from graphc.ir.primitive import TensorType
+    from graphc.ir.shapes import broadcast_shapes
+
+    g = Graph("t")
+    tensors = [g.add_input(TensorType(shape, d)) for shape in ((2, 3), (), (1, 3))
+               for d in (dt.float32, dt.float64, dt.float16, dt.int64, dt.int32, dt.bool_, dt.complex64)]
+    numbers = [True, 2, 2.5, 1j]
+    for prim in (P.add, P.div, P.gt):
+        for a in tensors:
+            for b in tensors + numbers:
+                for x, y in ((a, b), (b, a)):
+                    shape = broadcast_shapes(*(tuple(v.shape) if hasattr(v, "shape") else () for v in (x, y)))
+                    d = dt.result_type(x, y)
+                    want = dt.bool_ if prim is P.gt else dt.get_default_dtype() if prim is P.div and \
+                        not d.is_inexact else d
+                    try:
+                        got = prim.infer(x, y)
+                    except (RuntimeError, NotImplementedError):  # complex comparisons: refused either way
+                        assert prim is P.gt and dt.complex64 in (getattr(x, "dtype", None), getattr(y, "dtype", None)) \
+                            or 1j in (x, y)
+                        continue
+                    assert got == TensorType(shape, want), (prim.name, x, y)

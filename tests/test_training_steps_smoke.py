@@ -41,3 +41,19 @@ def test_warm_start_json(tmp_path):
         assert math.isfinite(w[k]) and w[k] > 0, k
     assert w["first_compile_s"] < w["first_step_s"]
     assert "warm cache (median of 1): first step" in proc.stdout
+
+
+def test_step_cpu_time_prints_a_ratio(capsys):
+    """benchmarks/step_cpu_time.py (in this process: torch is optional, and already loaded when
+    another test imported it): one round of the MLP step against PyTorch's, a positive ratio."""
+    import importlib.util
+
+    import pytest
+    pytest.importorskip("torch")
+    spec = importlib.util.spec_from_file_location("step_cpu_time", REPO / "benchmarks" / "step_cpu_time.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    module.main(["mlp", "--rounds", "1"])
+    line = capsys.readouterr().out.strip()
+    assert line.startswith("mlp: graphc compiled ") and "torch eager" in line, line
+    assert 0 < float(line.rsplit(" ", 1)[1].rstrip("x")) < 100

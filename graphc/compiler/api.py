@@ -514,7 +514,8 @@ class CompiledFunction:
             if a.shape != shape or (a.dtype is not dtype and t.dtype.name != name):
                 return "a parameter or buffer the function reads changed shape or dtype"
         for t, _, _, _, rg in entry.lifted_meta:
-            if t.requires_grad != rg:  # requires_grad_(False): a frozen parameter
+            # requires_grad_(False): a frozen parameter (the property read as _fast_hit does)
+            if (t._requires_grad or (t._grad_fn is not None if t._view_ver is None else t.requires_grad)) != rg:
                 return f"a parameter's requires_grad changed from {rg} to {not rg}"
         return None
 
@@ -636,7 +637,7 @@ class CompiledFunction:
             out_rg = [False] * len(out_rg)
         g.set_outputs(out_values + [v for _, v in trace.mutations.values()] + grad_values)
         entry.n_user_outputs = len(out_values)
-        entry.out_aliases = _output_aliases(g, len(out_values))
+        entry.out_aliases = _made_while_tracing(_output_aliases(g, len(out_values)), len(leaves), entry, self.fn)
         entry.keep = frozenset(i for i, a in enumerate(entry.out_aliases) if a is not None)
         entry.out_requires_grad = out_rg
         g.rename()
@@ -667,7 +668,7 @@ class CompiledFunction:
             "grad_mode": grad_mode.is_grad_enabled(), "wrt": wrt, "diff_outputs": diff_outputs,
             "user_outputs": len(out_values), "mutations": entry.mutated_inputs, "grads": len(grad_values),
             "default_dtype": dtypes.get_default_dtype().name,  # autodiff's int -> float results
-            "outline": outline.MIN_CALLS if backend.target.calls else None})
+            "outline": outline.MIN_CALLS})  # whether or not the backend outlines (its target, not read on a hit)
         restorable = key is not None and backend.can_restore
         if restorable and not record and self._restore(entry, key, backend, differentiated, diff_outputs):
             progress.done("loading", "the compiled graphs from the cache: passes, autodiff and codegen skipped")
@@ -841,10 +842,12 @@ class CompiledFunction:
         grads, saved = outs[n + n_mut:n + n_mut + n_grad], list(outs[n + n_mut + n_grad:])
         for t, new, i in zip(entry.mutated, muts, entry.mutated_inputs):
             if i is None or new is not arrays[i] or arrays[i] is not t._data:  # else: computed in place
-                if type(new) is not type(t._data):  # a 0-dim CPU buffer updated by device code
+                # a 0-dim CPU buffer updated by device code (a numpy scalar, an optimizer group's
+                # one step count written to each parameter's, is on the host already)
+                if type(new) is not type(t._data) and not isinstance(new, np.generic):
                     new = array_to(new, t.device)
                 t._data[...] = new.astype(t._data.dtype, copy=False)
-            t._version.value += 1
+            t._version_counter.value += 1  # (the counter itself: ._version makes an int view of it)
         new_grads = iter(grads)
         written = []  # the .grad tensors, one per gradient output (what a returned .grad aliases)
         for t, how in entry.grad_writes:
@@ -853,7 +856,7 @@ class CompiledFunction:
                 continue
             if how == "inplace" and t._grad is not None:  # .grad updated in place keeps its tensor
                 t._grad._data[...] = next(new_grads)
-                t._grad._version.value += 1
+                t._grad._version_counter.value += 1
             else:
                 # as eagerly, a gradient is laid out like its parameter (generated code may
                 # return a transposed view)
@@ -909,6 +912,25 @@ def _output_aliases(g: Graph, n_user: int) -> list:
     return aliases
 
 
+def _made_while_tracing(aliases: list, n_leaves: int, entry: Entry, fn) -> list:
+    """``aliases`` with each returned lifted tensor that no module, global or closure of ``fn``
+    holds marked ``"fresh"``: a tensor the function made (``torch.ones(4)``, traced as a constant),
+    which eager mode makes anew at every call, so each call returns a new copy (returning the
+    constant itself would let a caller's in-place change reach every later call)."""
+    cells = {id(c.cell_contents) for c in (getattr(fn, "__closure__", None) or ())
+             if c.cell_contents is not None} if any(aliases) else set()
+    out = []
+    for a in aliases:
+        if a is not None and a[0] == "input" and a[1] >= n_leaves:
+            j = a[1] - n_leaves
+            t = entry.lifted[j]
+            if entry.lifted_slots[j] is None and not isinstance(t, Slot) and not getattr(t, "is_param", False) \
+                    and id(t) not in cells:
+                a = ("fresh", *a[1:])
+        out.append(a)
+    return out
+
+
 def _user_outputs(user: tuple, aliases: list, inputs: list, mutated: list) -> list:
     """The user outputs as tensors: new tensors over the arrays the generated code returned, except
     aliases (see ``_output_aliases``), made with eager view ops from the tensor they alias, so they
@@ -920,10 +942,10 @@ def _user_outputs(user: tuple, aliases: list, inputs: list, mutated: list) -> li
     for i, alias in enumerate(aliases):
         if alias is not None:
             source, k, views = alias
-            t = inputs[k] if source == "input" else results[k] if k < n else mutated[k - n]
+            t = inputs[k] if source != "output" else results[k] if k < n else mutated[k - n]
             for prim, attrs in views:
                 t = PRIMITIVES[prim](t, **attrs)
-            results[i] = t
+            results[i] = Tensor._make(t._data.copy(), t.requires_grad) if source == "fresh" else t
     return results
 
 

@@ -45,10 +45,12 @@ def _is_internal(filename: str) -> bool:
 _user_files: dict[str, str | None] = {}  # a code object's file -> its name in locations (None: graphc's)
 
 
-def user_location() -> str:
-    """file:line of the innermost frame of user code (outside graphc) on the current stack.
-    Each traced op asks, so frames are walked directly and each file is classified once."""
-    f = sys._getframe(1)
+def user_location(skip: int = 0) -> str:
+    """file:line of the innermost frame of user code (outside graphc) on the current stack, above
+    the caller's ``skip`` innermost callers (known to be graphc's: ``sys._getframe`` reaches past
+    them without making their frame objects). Each traced op asks, so frames are walked directly
+    and each file is classified once."""
+    f = sys._getframe(1 + skip)
     while f is not None:
         fn = f.f_code.co_filename
         shown = _user_files.get(fn, "")
@@ -471,8 +473,10 @@ class TraceHandler(FrontendHandler):
         self.builder = GraphBuilder(trace.graph)
 
     def apply(self, prim: Primitive, args: tuple, attrs: dict):
+        # Every traced op comes here: a warm start traces the whole step again (its graph is the
+        # cache key), so the common path does each check once and calls as little as it can.
         trace = self.trace
-        if current_trace() is not trace:
+        if getattr(_active, "trace", None) is not trace:
             # a symbolic tensor escaped its trace (kept in Python state, or handed to another
             # thread) and reached an op outside it
             msg = ("a tensor traced by graphc.compile was used outside the function being compiled (stored in "
@@ -486,18 +490,22 @@ class TraceHandler(FrontendHandler):
             if isinstance(a, SymbolicTensor) and a._trace is not trace:
                 raise GraphBreak("a tensor from another compiled function's trace was used")
         vals, operands_rg = operand_values(trace, args)
-        trace.graph.loc = user_location()
-        out = self.builder.apply(prim, tuple(vals), attrs)
-        flows = prim.result_requires_grad(operands_rg, out.dtype)
-        requires_grad = flows and grad_mode.is_grad_enabled()
-        if requires_grad and not trace.grad_at_entry:
-            raise GraphBreak("enable_grad() inside a function called under no_grad: the compiled graph would "
-                             "not be differentiated")
-        if flows and trace.grad_at_entry and not grad_mode.is_grad_enabled():
-            # computed under no_grad: the autodiff pass must not differentiate through it either
-            from graphc.ir import prims as P
-            out = self.builder.apply(P.stop_gradient, (out,), {})
-        return view_result(SymbolicTensor._wrap(out, trace, requires_grad), prim, args, attrs)
+        trace.graph.loc = user_location(2)  # past this frame and its caller's (bind, or autocast's cast)
+        out = self.builder.apply(prim, vals, attrs)
+        # no operand requires grad (most ops of an optimizer update): nothing can flow
+        flows = True in operands_rg and prim.result_requires_grad(operands_rg, out.dtype)
+        if flows:
+            enabled = grad_mode.is_grad_enabled()
+            if enabled and not trace.grad_at_entry:
+                raise GraphBreak("enable_grad() inside a function called under no_grad: the compiled graph would "
+                                 "not be differentiated")
+            if trace.grad_at_entry and not enabled:
+                # computed under no_grad: the autodiff pass must not differentiate through it either
+                from graphc.ir import prims as P
+                out = self.builder.apply(P.stop_gradient, (out,), {})
+            flows = enabled
+        result = SymbolicTensor._wrap(out, trace, flows)
+        return view_result(result, prim, args, attrs) if prim.view else result
 
     # ---- frontend events (graphc.dispatch) ---------------------------------------------------
 

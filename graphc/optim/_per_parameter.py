@@ -36,8 +36,11 @@ def _scalar_tensor(value: float, dtype=None) -> Tensor:
 
 
 def _zeros_like(p: Tensor) -> Tensor:
-    """State buffers live on their parameter's device."""
-    return _full_like(p, 0)
+    """State buffers live on their parameter's device. ``zeros``, not ``full(.., 0)``: a large
+    buffer then comes from ``calloc`` as untouched zero pages, not written twice (AdamW's two
+    moments of an MLP took ~3 ms of a compiled step's first call, which makes them)."""
+    arr = p._data
+    return Tensor._make(array_module(arr).zeros(arr.shape, dtype=arr.dtype))
 
 
 def _full_like(p: Tensor, value) -> Tensor:
@@ -181,12 +184,40 @@ class _PerParameterOptimizer(Optimizer):
                         self._update(tx, group, chunk, tx.param(chunk), grad)
                     flats.append(flat)
                     continue
+                if tx.tensors:
+                    self._count_group_once(tx, group, params)
                 for p, grad in zip(params, grads):
                     self._update(tx, group, p, tx.param(p), grad)
         tx.commit()
         for flat in flats:
             flat.scatter_state(self.state)
         return loss
+
+    def _count_group_once(self, tx: _Transaction, group: dict[str, Any], params: list[Tensor]) -> None:
+        """Traced: when the parameters of ``group`` being updated count the same number of steps
+        (as they do unless one went without a gradient, or a loaded state_dict says otherwise),
+        the new count is computed once and written to each, so every scalar derived from it (the
+        bias corrections) is one graph value for the whole group, not one per parameter. A guard
+        recompiles the step, per parameter, once the counts differ."""
+        states = [self.state.get(p) for p in params]
+        if len(params) < 2 or len({id(p) for p in params}) != len(params) or not all(
+                s and isinstance(s.get("step"), Tensor) and s["step"].ndim == 0 for s in states):
+            return
+        steps = [s["step"] for s in states]
+        if any(t.dtype is not steps[0].dtype or float(t._data) != float(steps[0]._data) for t in steps):
+            return
+        state = self.state
+
+        def counts_agree() -> str | None:
+            try:
+                first = float(state[params[0]]["step"]._data)
+                if all(float(state[p]["step"]._data) == first for p in params):
+                    return None
+            except (KeyError, TypeError, AttributeError):  # (a state replaced: _state_guard says so first)
+                pass
+            return "the step counts of the parameters of an optimizer's group are no longer all equal"
+        tx.handler.guard(counts_agree)
+        tx.group_steps[id(group)] = tx.read(steps[0]) + 1
 
     def _update(self, tx: _Transaction, group: dict[str, Any], p: Tensor, param: np.ndarray,
                 grad: np.ndarray) -> None:
@@ -203,7 +234,9 @@ class _PerParameterOptimizer(Optimizer):
         state = tx.state(p)
         if len(state) == 0:
             state = tx.new_state(p, self._init_state(group, p))
-        step = tx.read(state["step"]) + 1
+        step = tx.group_steps.get(id(group))
+        if step is None:
+            step = tx.read(state["step"]) + 1
         tx.write(state["step"], step)
         if tx.tensors:
             from graphc.ir import prims as P

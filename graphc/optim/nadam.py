@@ -54,8 +54,11 @@ class NAdam(_PerParameterOptimizer):
         if not tx.tensors:
             mu_product = float(mu_product)
         exp_avg, exp_avg_sq = _adam_moments(tx, group, state, grad, beta1, beta2)
-        denom = sqrt(exp_avg_sq / bias_correction2) + group["eps"]
         mu_product_next = mu_product * mu_next
-        param = param + (-lr * (1.0 - mu) / (1.0 - mu_product)) * grad / denom
-        param = param + (-lr * mu_next / (1.0 - mu_product_next)) * exp_avg / denom
-        tx.write(p, param)
+        # PyTorch's two steps along grad and exp_avg over sqrt(v / bc2) + eps, as one fraction
+        # with both sides scaled by sqrt(bc2): one division per element instead of three
+        bias_correction2_sqrt = bias_correction2 ** 0.5
+        grad_factor = -lr * (1.0 - mu) / (1.0 - mu_product) * bias_correction2_sqrt
+        avg_factor = -lr * mu_next / (1.0 - mu_product_next) * bias_correction2_sqrt
+        denom = sqrt(exp_avg_sq) + group["eps"] * bias_correction2_sqrt
+        tx.write(p, param + (grad_factor * grad + avg_factor * exp_avg) / denom)

@@ -40,14 +40,16 @@ class RAdam(_PerParameterOptimizer):
         param, grad = _weight_decay(tx, group, param, grad, group["decoupled_weight_decay"])
         exp_avg, exp_avg_sq = _adam_moments(tx, group, state, grad, beta1, beta2)
         bias_correction2 = 1 - beta2 ** step
-        bias_corrected_exp_avg = exp_avg / (1 - beta1 ** step)
+        step_size = lr / (1 - beta1 ** step)
         rho_inf = 2 / (1 - beta2) - 1
         rho_t = rho_inf - 2 * step * (beta2 ** step) / bias_correction2
-        plain = param + (-1.0) * (bias_corrected_exp_avg * lr)
-        if tx.tensors or rho_t > 5.0:  # traced: the rectified update where rho_t > 5, as a select
+        # the step is exp_avg times a factor: -lr / bc1 (plain), or once rho_t > 5 (rectified)
+        # that times rect * sqrt(bc2) / (sqrt(v) + eps), its scalars folded into one
+        if tx.tensors or rho_t > 5.0:  # traced: the rectified factor where rho_t > 5, as a select
             rect = ((rho_t - 4) * (rho_t - 2) * rho_inf / ((rho_inf - 4) * (rho_inf - 2) * rho_t)) ** 0.5
-            adaptive_lr = bias_correction2 ** 0.5 / (sqrt(exp_avg_sq) + group["eps"])
-            rectified = param + (-1.0) * (bias_corrected_exp_avg * lr * adaptive_lr * rect)
-            tx.write(p, where(rho_t > 5.0, rectified, plain) if tx.tensors else rectified)
+            factor = (-step_size * rect * bias_correction2 ** 0.5) / (sqrt(exp_avg_sq) + group["eps"])
+            if tx.tensors:
+                factor = where(rho_t > 5.0, factor, -step_size)
         else:
-            tx.write(p, plain)
+            factor = -step_size
+        tx.write(p, param + exp_avg * factor)

@@ -50,7 +50,8 @@ class SGD(_PerParameterOptimizer):
                 tx.new_state(p, {"momentum_buffer": buf_t})
                 buf = grad.clone() if tx.tensors else grad.copy()
             else:
-                buf = tx.read(buf_t) * momentum + (1 - group["dampening"]) * grad
+                dampening = group["dampening"]  # (x * 1.0 is x: no op for the default 0)
+                buf = tx.read(buf_t) * momentum + (grad if dampening == 0 else (1 - dampening) * grad)
             tx.write(buf_t, buf)
             grad = grad + momentum * buf if group["nesterov"] else buf
         tx.write(p, param + (-tx.hyper(group, "lr")) * grad)

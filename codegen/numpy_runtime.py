@@ -1,0 +1,114 @@
+"""What generated numpy code calls at run time: its namespace (``namespace``) and the helper
+functions the lowerings of ``numpy_codegen`` write calls of.
+
+Kept apart from the code generator so that loading cached code needs only this module: a warm
+start that finds its compiled entry in the cache imports no code generator (``numpy_codegen``
+and the modules it needs took ~3 ms of a warm start of the MLP training step).
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from graphc.ir import prims as P
+from graphc.ir.primitive import PRIMITIVES, as_dtype
+
+_BITS = {2: np.uint16, 4: np.uint32, 8: np.uint64}  # the integer type of a float's bits, by itemsize
+WHERE_ZERO_FROM = 2048  # elements
+
+
+def where_zero(cond: np.ndarray, x: np.ndarray, keep: bool, out: np.ndarray | None = None) -> np.ndarray:
+    """``where(cond, x, 0)`` (``keep``) or ``where(cond, 0, x)`` for a real float array ``x``, as
+    ``x``'s bits times the condition: +0.0 where the element is dropped (inf and NaN too). Below
+    ``WHERE_ZERO_FROM`` elements np.where's one call is cheaper, unless there is a planned buffer
+    ``out`` (of the result's shape and dtype) to write into: no allocation (64x256 float32: 11
+    against 20 us)."""
+    if out is None and x.size < WHERE_ZERO_FROM and np.size(cond) < WHERE_ZERO_FROM:
+        return np.where(cond, x, x.dtype.type(0)) if keep else np.where(cond, x.dtype.type(0), x)
+    bits = _BITS[x.dtype.itemsize]
+    if out is None:
+        out = np.empty(np.broadcast_shapes(np.shape(cond), x.shape), x.dtype)
+    np.multiply(x.view(bits), cond if keep else np.logical_not(cond), out=out.view(bits))
+    return out
+
+
+# Sums as BLAS products with ones vectors (see ``numpy_codegen``'s SUM_ROWS_MAX for when the
+# lowering writes them); past SUM_ROWS_BLAS_MAX elements einsum's single-threaded loop instead.
+SUM_ROWS_BLAS_MAX = 1 << 16
+_ONES: dict[tuple, np.ndarray] = {}
+
+
+def sum_rows(x: np.ndarray, keepdims: bool, out: np.ndarray | None = None) -> np.ndarray:
+    """``x.sum(-1, keepdims=keepdims)`` (``out``: the array to write): generated code's float sum
+    over the last axis. A strided ``x`` (a view) or a device array takes ``np.add.reduce`` (which
+    dispatches to the array's own module)."""
+    if type(x) is not np.ndarray or not x.flags.c_contiguous:
+        return np.add.reduce(x, axis=-1, keepdims=keepdims, out=out)
+    if x.size > SUM_ROWS_BLAS_MAX:
+        r = np.einsum("...j->...", x, out=None if out is None else out.reshape(x.shape[:-1]))
+        return out if out is not None else r[..., None] if keepdims else r
+    ones = _ones((x.shape[-1], 1) if keepdims else (x.shape[-1],), x.dtype)
+    return x.dot(ones) if out is None else x.dot(ones, out=out)
+
+
+def copy_c(x: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
+    """``x`` copied into ``out`` (a planned buffer), or into a new C-contiguous array."""
+    if out is None:
+        return np.array(x, order="C")
+    np.copyto(out, x)
+    return out
+
+
+def sum_channels(x: np.ndarray, keepdims: bool, out: np.ndarray | None = None) -> np.ndarray:
+    """``x.sum((0, 2, 3, ...), keepdims=keepdims)``: a batch norm's per-channel sum over an
+    (N, C, spatial...) array. numpy's reduction over those strided axes is 5x slower than two
+    BLAS products with ones vectors, ones(N) @ x as (N, C*S), then as (C, S) @ ones(S) (64x32x8x8
+    float32: 27 vs 130 us); past SUM_ROWS_BLAS_MAX elements (where OpenBLAS would use its
+    threads) einsum's loop sums them, 2.5x faster still than the reduction. A strided ``x`` (a
+    view) or a device array takes ``np.add.reduce``."""
+    axes = (0,) + tuple(range(2, x.ndim))
+    if type(x) is not np.ndarray or not x.flags.c_contiguous or not x.size:
+        return np.add.reduce(x, axis=axes, keepdims=keepdims, out=out)
+    n, c = x.shape[:2]
+    s = x.size // (n * c)
+    flat = None if out is None else out.reshape(c)
+    if x.size > SUM_ROWS_BLAS_MAX:
+        r = np.einsum("ncs->c", x.reshape(n, c, s), out=flat)
+    else:
+        r = _ones((n,), x.dtype).dot(x.reshape(n, c * s)).reshape(c, s).dot(_ones((s,), x.dtype), out=flat)
+    if out is not None:
+        return out
+    return r.reshape((1, c) + (1,) * (x.ndim - 2)) if keepdims else r
+
+
+def _ones(shape: tuple, dtype) -> np.ndarray:
+    """A read-only array of ones, made once per shape and dtype (the sums' BLAS operands)."""
+    key = (shape, dtype)
+    ones = _ONES.get(key)
+    if ones is None:  # a race makes two equal vectors: harmless
+        ones = np.ones(shape, dtype)
+        ones.flags.writeable = False
+        ones = _ONES.setdefault(key, ones)
+    return ones
+
+
+def fdiv(a: float, b: float) -> float:
+    """``a / b`` as numpy's float64 division (see numpy_scalars): inf or nan for a zero divisor
+    (Python raises)."""
+    return a / b if b else float(np.true_divide(a, b))
+
+
+def namespace() -> dict:
+    from graphc.ir import dtypes
+    ns = {"np": np, "_impl": {name: p.impl for name, p in PRIMITIVES.items()}, "_fix": as_dtype,
+          "_check_divisor": P.check_int_divisor,
+          "_dtypes": {d.name: d for d in dtypes.ALL_DTYPES},
+          "_sigmoid": P.sigmoid_values, "_erf": P.erf_values, "_rsqrt": P.rsqrt_values,
+          "_sum_rows": sum_rows, "_clip": P.clip_ufunc, "_copy": copy_c,
+          "_where_zero": where_zero, "_sum_channels": sum_channels, "_fdiv": fdiv}
+
+    def _expit(x, out=None):  # scipy is imported on the first call, which puts expit itself here
+        from scipy.special import expit
+        ns["_expit"] = expit
+        return expit(x, out=out)
+    ns["_expit"] = _expit
+    return ns
