@@ -113,7 +113,7 @@ def main(argv=None) -> float:
     p.add_argument("--batch-size", type=int, default=64)
     p.add_argument("--lr", type=float, default=2e-3)
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--compile", action="store_true", help="train and evaluate with graphc.compile(model)")
+    p.add_argument("--compile", action="store_true", help="compile the whole training step (fullgraph) and evaluation with graphc.compile")
     p.add_argument("--amp", choices=["bf16", "fp16"], default=None,
                    help="mixed precision: autocast to bfloat16 (or float16, with a GradScaler)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
