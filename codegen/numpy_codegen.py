@@ -21,9 +21,8 @@ from graphc.ir.graph import Node, Value
 from graphc.ir.primitive import PRIMITIVES, Primitive
 
 from . import numpy_scalars, parts
-# what generated code calls, kept where loading cached code finds it without this module
-from .numpy_runtime import (_BITS, SUM_ROWS_BLAS_MAX, copy_c, namespace, sum_channels,  # noqa: F401
-                            sum_rows, where_zero)
+# (what generated code calls lives in numpy_runtime: loading cached code needs no generator)
+from .numpy_runtime import _BITS
 from .host import HostWriter
 from .schedule import Access, CallStep, ExternCall, Kernel, Schedule
 

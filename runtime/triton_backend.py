@@ -9,7 +9,7 @@ from typing import Callable
 
 import numpy as np
 
-from graphc.codegen import numpy_codegen, triton_codegen, triton_kernels
+from graphc.codegen import numpy_runtime, triton_codegen, triton_kernels
 from graphc.codegen.schedule import Schedule
 
 from . import triton_runtime
@@ -56,7 +56,7 @@ class TritonBackend(Backend):
         _rendered.update((r.source_hash, r) for r in rendered.values())
         host = triton_codegen.generate(schedule, fn_name)
         xp = self.xp()
-        ns = numpy_codegen.namespace()
+        ns = numpy_runtime.namespace()
         # library results may be strided (cumsum of a transpose, LAPACK's column-major output):
         # kernels index buffers as C-contiguous
         ns.update(xp=xp, _empty=lambda shape, dtype: xp.empty(shape, dtype),

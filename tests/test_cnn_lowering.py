@@ -14,7 +14,7 @@ import pytest
 
 import graphc
 import graphc.nn.functional as F
-from graphc.codegen import numpy_codegen
+from graphc.codegen import numpy_runtime
 
 nan, inf = math.nan, math.inf
 
@@ -154,13 +154,13 @@ def test_where_with_zero_branch_keeps_ieee_specials(dtype):
     c = np.array([[True, True, True, False, True, False]])
     for keep in (True, False):
         want = np.where(c, x, 0) if keep else np.where(c, 0, x)
-        got = numpy_codegen.where_zero(c, x, keep)
+        got = numpy_runtime.where_zero(c, x, keep)
         assert got.dtype == x.dtype
         np.testing.assert_array_equal(got, want)
         np.testing.assert_array_equal(np.signbit(got), np.signbit(want))
     # the condition broadcasts against x, as np.where's
     c2 = np.array([[True], [False]])
-    np.testing.assert_array_equal(numpy_codegen.where_zero(c2, x, True), np.where(c2, x, 0))
+    np.testing.assert_array_equal(numpy_runtime.where_zero(c2, x, True), np.where(c2, x, 0))
 
 
 def test_compiled_where_zero_equals_eager():
@@ -174,10 +174,10 @@ def test_compiled_where_zero_equals_eager():
 
 def test_materialized_copy_is_c_contiguous():
     a = np.arange(24, dtype=np.float32).reshape(2, 3, 4).transpose(2, 0, 1)
-    fresh = numpy_codegen.copy_c(a)
+    fresh = numpy_runtime.copy_c(a)
     assert fresh.flags.c_contiguous and np.array_equal(fresh, a)
     out = np.empty(a.shape, np.float32)
-    assert numpy_codegen.copy_c(a, out) is out and np.array_equal(out, a)
+    assert numpy_runtime.copy_c(a, out) is out and np.array_equal(out, a)
 
 
 @pytest.mark.parametrize("shape,k,s,p,d", [
@@ -227,12 +227,12 @@ def test_channel_sum(shape, keepdims, planned):
     axes = (0,) + tuple(range(2, len(shape)))
     want = x.astype(np.float64).sum(axes, keepdims=keepdims)
     out = np.empty(want.shape, np.float32) if planned else None
-    got = numpy_codegen.sum_channels(x, keepdims, out)
+    got = numpy_runtime.sum_channels(x, keepdims, out)
     assert got.shape == want.shape and got.dtype == np.float32 and (out is None or got is out)
     np.testing.assert_allclose(got, want, rtol=2e-6, atol=1e-3)
     view = x[:, ::-1]
     flipped = want[:, ::-1] if keepdims else want[::-1]
-    np.testing.assert_allclose(numpy_codegen.sum_channels(view, keepdims), flipped, rtol=2e-6, atol=1e-3)
+    np.testing.assert_allclose(numpy_runtime.sum_channels(view, keepdims), flipped, rtol=2e-6, atol=1e-3)
 
 
 def test_batch_norm_step_compiled_equals_eager():

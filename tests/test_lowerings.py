@@ -246,18 +246,18 @@ def test_sum_over_last_dim_as_matrix_vector_product(shape, dtype, keepdim):
 
 
 def test_sum_rows_strided_and_long_rows_keep_the_ufunc():
-    from graphc.codegen import numpy_codegen
+    from graphc.codegen import numpy_codegen, numpy_runtime
     x = np.arange(24, dtype=np.float32).reshape(4, 6)
-    np.testing.assert_array_equal(numpy_codegen.sum_rows(x.T, False), x.T.sum(-1))  # strided
+    np.testing.assert_array_equal(numpy_runtime.sum_rows(x.T, False), x.T.sum(-1))  # strided
     out = np.empty((4, 1), np.float32)
-    assert numpy_codegen.sum_rows(x, True, out=out) is out
+    assert numpy_runtime.sum_rows(x, True, out=out) is out
     np.testing.assert_array_equal(out, x.sum(-1, keepdims=True))
-    big = np.random.default_rng(0).standard_normal((3, numpy_codegen.SUM_ROWS_BLAS_MAX // 3 + 1)).astype(np.float32)
+    big = np.random.default_rng(0).standard_normal((3, numpy_runtime.SUM_ROWS_BLAS_MAX // 3 + 1)).astype(np.float32)
     for keep in (False, True):  # einsum past the size where BLAS would thread
         want = big.astype(np.float64).sum(-1, keepdims=keep)
-        np.testing.assert_allclose(numpy_codegen.sum_rows(big, keep), want, rtol=1e-5)
+        np.testing.assert_allclose(numpy_runtime.sum_rows(big, keep), want, rtol=1e-5)
         out = np.empty(want.shape, np.float32)
-        assert numpy_codegen.sum_rows(big, keep, out=out) is out
+        assert numpy_runtime.sum_rows(big, keep, out=out) is out
         np.testing.assert_allclose(out, want, rtol=1e-5)
     for shape, dtype, dim in [((4, numpy_codegen.SUM_ROWS_MAX + 1), np.float32, -1), ((8, 8), np.int64, -1),
                               ((8, 8), np.float32, 0), ((8, 8), np.float16, -1)]:
@@ -288,7 +288,7 @@ def test_where_with_a_zero_branch_is_exact(dtype, size):
     """``where(c, x, 0)`` and ``where(c, 0, x)`` on floats (relu's backward) select by bit mask:
     bit for bit np.where's result (nan, infinities and -0.0 kept, +0.0 elsewhere), broadcast and
     strided operands too; compiled relu backward equals eager."""
-    from graphc.codegen.numpy_codegen import where_zero
+    from graphc.codegen.numpy_runtime import where_zero
     if dtype == "bfloat16":
         dtype = pytest.importorskip("ml_dtypes").bfloat16
     rng = np.random.default_rng(0)
