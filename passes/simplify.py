@@ -141,13 +141,10 @@ def _pad_axis(v, n: Node, g: Graph) -> int | None:
     return axes[0] if len(axes) == 1 else None
 
 
-def _padded_parts(n: Node, g: Graph) -> tuple[int, list, list] | None:
-    """For an add tree rooted at ``n`` that sums two or more zero pads along one axis placing
+def _disjoint_pads(leaves: list, n: Node, g: Graph) -> list | None:
+    """The leaves of the add tree of ``n`` that are two or more zero pads along one axis placing
     their operands in disjoint ranges (the gradient of the steps of an RNN sliced out of one
-    tensor): (that axis, the pads in the order of their ranges, the tree's other leaves)."""
-    if not _tree_root(n, g):
-        return None
-    leaves = _add_tree_leaves(n, g)
+    tensor), in the order of their ranges; else None."""
     axis_of = [_pad_axis(v, n, g) for v in leaves]
     counts: dict[int, int] = {}
     for k in axis_of:
@@ -159,22 +156,18 @@ def _padded_parts(n: Node, g: Graph) -> tuple[int, list, list] | None:
     if counts[k] < 2:
         return None
     pads = sorted((v for v, a in zip(leaves, axis_of) if a == k), key=lambda v: v.producer.attrs["pads"][k][0])
-    if len({id(v) for v in pads}) != len(pads):
-        return None
     end = 0
     for v in pads:
         lo = v.producer.attrs["pads"][k][0]
         if lo < end:
             return None  # overlapping ranges add up: not a concat
         end = lo + v.producer.inputs[0].shape[k]
-    chosen = {id(v) for v in pads}
-    return k, pads, [v for v in leaves if id(v) not in chosen]
+    return pads
 
 
-def _pads_as_concat(n: Node, g: Graph, k: int, pads: list, others: list) -> list[Node]:
-    """The nodes (appended to ``g``) of ``concat`` along ``k`` of the pads' operands, zeros
-    filling the gaps between them, plus the tree's other leaves."""
-    first = len(g.nodes)
+def _pads_as_concat(n: Node, g: Graph, pads: list) -> Value:
+    """``concat`` of the pads' operands along their axis, zeros filling the gaps between them."""
+    k = _pad_axis(pads[0], n, g)
     parts, end = [], 0
     shape = list(n.output.shape)
     for v in pads + [None]:
@@ -185,10 +178,7 @@ def _pads_as_concat(n: Node, g: Graph, k: int, pads: list, others: list) -> list
         if v is not None:
             parts.append(v.producer.inputs[0])
             end = lo + v.producer.inputs[0].shape[k]
-    total = g.add_node(P.concat, parts, {"axis": k}, loc=n.loc)
-    for other in others:
-        total = g.add_node(P.add, [total, other], {}, loc=n.loc)
-    return g.nodes[first:]
+    return g.add_node(P.concat, parts, {"axis": k}, loc=n.loc)
 
 
 def _product_leaf(v, n: Node, g: Graph) -> bool:
@@ -198,18 +188,11 @@ def _product_leaf(v, n: Node, g: Graph) -> bool:
         and all(x.dtype is v.dtype for x in v.producer.inputs) and all(o is not v for o in g.outputs)
 
 
-def _summed_products(n: Node, g: Graph) -> tuple[list, list] | None:
-    """For an add tree rooted at ``n`` that sums two or more matrix products ``x_i @ y_i`` of
-    its type (a weight's gradient accumulated over an RNN's steps): (the products, the tree's
-    other leaves)."""
-    if not _tree_root(n, g):
-        return None
-    leaves = _add_tree_leaves(n, g)
+def _products(leaves: list, n: Node, g: Graph) -> list | None:
+    """The leaves of the add tree of ``n`` that are two or more matrix products ``x_i @ y_i`` of
+    its type (a weight's gradient accumulated over an RNN's steps); else None."""
     prods = [v for v in leaves if _product_leaf(v, n, g)]
-    if len(prods) < 2 or len({id(v) for v in prods}) != len(prods):
-        return None
-    chosen = {id(v) for v in prods}
-    return prods, [v for v in leaves if id(v) not in chosen]
+    return prods if len(prods) >= 2 else None
 
 
 def _joined(g: Graph, xs: list, axis: int, loc) -> Value:
@@ -222,16 +205,36 @@ def _joined(g: Graph, xs: list, axis: int, loc) -> Value:
     return g.add_node(P.concat, list(xs), {"axis": axis}, loc=loc)
 
 
-def _products_as_one(n: Node, g: Graph, prods: list, others: list) -> list[Node]:
-    """The nodes (appended to ``g``) of ``sum_i x_i @ y_i`` as one product over the joined inner
-    dimension, ``concat(x_i, 1) @ concat(y_i, 0)``, plus the tree's other leaves."""
-    first = len(g.nodes)
+def _products_as_one(n: Node, g: Graph, prods: list) -> Value:
+    """``sum_i x_i @ y_i`` as one product over the joined inner dimension, ``concat(x_i, 1) @
+    concat(y_i, 0)``."""
     xs = _joined(g, [v.producer.inputs[0] for v in prods], 1, n.loc)
     ys = _joined(g, [v.producer.inputs[1] for v in prods], 0, n.loc)
-    total = g.add_node(P.matmul, [xs, ys], {}, loc=n.loc)
-    for other in others:
-        total = g.add_node(P.add, [total, other], {}, loc=n.loc)
-    return g.nodes[first:]
+    return g.add_node(P.matmul, [xs, ys], {}, loc=n.loc)
+
+
+# add trees with some leaves summed in one op: (which leaves, the op that sums them)
+_TREE_REWRITES = ((_disjoint_pads, _pads_as_concat), (_products, _products_as_one))
+
+
+def _rewritten_tree(n: Node, g: Graph) -> list[Node] | None:
+    """The nodes (appended to ``g``) of the add tree rooted at ``n`` with the leaves of the
+    first of ``_TREE_REWRITES`` that finds some summed in one op, plus the other leaves; or None."""
+    if not _tree_root(n, g):
+        return None
+    leaves = _add_tree_leaves(n, g)
+    for select, combine in _TREE_REWRITES:
+        chosen = select(leaves, n, g)
+        if chosen is None or len({id(v) for v in chosen}) != len(chosen):
+            continue
+        first = len(g.nodes)
+        total = combine(n, g, chosen)
+        picked = {id(v) for v in chosen}
+        for other in leaves:
+            if id(other) not in picked:
+                total = g.add_node(P.add, [total, other], {}, loc=n.loc)
+        return g.nodes[first:]
+    return None
 
 
 def _sum_of_sums(n: Node, g: Graph) -> list[Node] | None:
@@ -432,13 +435,7 @@ def simplify(g: Graph) -> Graph:
                 made += [total.producer, new.producer]
                 before[id(n)] = made
                 del g.nodes[-len(made):]
-            elif p is P.add and (padded := _padded_parts(n, g)) is not None:  # pads in disjoint ranges
-                made = _pads_as_concat(n, g, *padded)
-                new = made[-1].output
-                before[id(n)] = made
-                del g.nodes[-len(made):]
-            elif p is P.add and (summed := _summed_products(n, g)) is not None:  # one product
-                made = _products_as_one(n, g, *summed)
+            elif p is P.add and (made := _rewritten_tree(n, g)) is not None:  # a concat, one product
                 new = made[-1].output
                 before[id(n)] = made
                 del g.nodes[-len(made):]
