@@ -227,6 +227,12 @@ def _fast_guard(guard: tuple) -> tuple | None:
     return n, tuple((shape, dtypes.from_name(name).np, rg) for shape, name, rg, _ in tensors), grad, training
 
 
+def _requires_grad(t: Tensor) -> bool:
+    """``t.requires_grad``, read without its properties unless ``t`` is a view (whose grad_fn may
+    need to be made again after an in-place write): a call checks it per tensor."""
+    return t._requires_grad or (t._grad_fn is not None if t._view_ver is None else t.requires_grad)
+
+
 def _fast_hit(entry: Entry, args: tuple, modules: list) -> bool:
     """Whether a call with ``args`` (tensors only, no keywords) has the guard of ``entry``,
     compared part by part with what the entry stored, no guard tuple built. Called only while no
@@ -245,9 +251,7 @@ def _fast_hit(entry: Entry, args: tuple, modules: list) -> bool:
         a = getattr(t, "_data", None)  # a traced tensor, used outside its trace, has none
         if type(a) is not np.ndarray or a.shape != shape or a.dtype is not dtype:
             return False
-        # t.requires_grad, read without its properties unless t is a view (whose grad_fn may
-        # need to be made again after an in-place write)
-        if (t._requires_grad or (t._grad_fn is not None if t._view_ver is None else t.requires_grad)) != rg:
+        if _requires_grad(t) != rg:
             return False
     if n > 1 and (args[0] is args[1] if n == 2 else len({id(t) for t in args}) != n):
         return False  # a tensor passed twice
@@ -514,8 +518,7 @@ class CompiledFunction:
             if a.shape != shape or (a.dtype is not dtype and t.dtype.name != name):
                 return "a parameter or buffer the function reads changed shape or dtype"
         for t, _, _, _, rg in entry.lifted_meta:
-            # requires_grad_(False): a frozen parameter (the property read as _fast_hit does)
-            if (t._requires_grad or (t._grad_fn is not None if t._view_ver is None else t.requires_grad)) != rg:
+            if _requires_grad(t) != rg:  # requires_grad_(False): a frozen parameter
                 return f"a parameter's requires_grad changed from {rg} to {not rg}"
         return None
 
