@@ -13,6 +13,7 @@ import graphc
 from graphc import nn
 from graphc.compiler.api import GraphBreakError
 import graphc.nn.functional as F
+from train_steps import cross_entropy_step
 
 STEPS = 20
 
@@ -64,16 +65,6 @@ def _data(shape, n=STEPS, batch=6):
              graphc.tensor(rng.integers(0, 3, batch))) for _ in range(n)]
 
 
-def _step_fn(model, opt):
-    def step(x, y):
-        opt.zero_grad()
-        loss = F.cross_entropy(model(x), y)
-        loss.backward()
-        opt.step()
-        return loss
-    return step
-
-
 def _state_arrays(opt) -> list[np.ndarray]:
     out = []
     for group in opt.param_groups:
@@ -92,7 +83,7 @@ def _run_both(make_model, in_shape, make_opt, make_sched=None, steps=STEPS):
     for model, compiled in ((eager_model, False), (comp_model, True)):
         opt = make_opt(model.parameters())
         sched = make_sched(opt) if make_sched else None
-        step = _step_fn(model, opt)
+        step = cross_entropy_step(model, opt)
         if compiled:
             step = graphc.compile(step, fullgraph=True)
         graphc.manual_seed(1)  # the same dropout masks for both runs

@@ -8,22 +8,12 @@ import pytest
 
 import graphc as torch
 import graphc.nn as nn
-import graphc.nn.functional as F
+from train_steps import cross_entropy_step
 
 
 def _mlp():
     torch.manual_seed(0)
     return nn.Sequential(nn.Linear(6, 8), nn.ReLU(), nn.Linear(8, 3))
-
-
-def _step(model, opt):
-    def step(x, y):
-        opt.zero_grad()
-        loss = F.cross_entropy(model(x), y)
-        loss.backward()
-        opt.step()
-        return loss
-    return step
 
 
 def _code(tmp_path) -> str:
@@ -35,8 +25,8 @@ def _code(tmp_path) -> str:
 def test_whole_step_updates_parameters_and_state_in_their_own_arrays(tmp_path, make_opt):
     model, ref = _mlp(), _mlp()
     opt, ref_opt = make_opt(model.parameters()), make_opt(ref.parameters())
-    step = torch.compile(_step(model, opt), fullgraph=True, dump_dir=str(tmp_path))
-    eager = _step(ref, ref_opt)
+    step = torch.compile(cross_entropy_step(model, opt), fullgraph=True, dump_dir=str(tmp_path))
+    eager = cross_entropy_step(ref, ref_opt)
     x, y = torch.randn(16, 6), torch.randint(0, 3, (16,))
     arrays = [p._data for p in model.parameters()]
     for _ in range(5):
@@ -56,7 +46,7 @@ def test_whole_step_updates_parameters_and_state_in_their_own_arrays(tmp_path, m
 def test_a_failing_step_leaves_parameters_and_state_unchanged():
     model = _mlp()
     opt = torch.optim.Adam(model.parameters(), lr=0.01)
-    step = torch.compile(_step(model, opt), fullgraph=True)
+    step = torch.compile(cross_entropy_step(model, opt), fullgraph=True)
     x, y = torch.randn(16, 6), torch.randint(0, 3, (16,))
     for _ in range(3):
         step(x, y)

@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 
 import graphc
-import graphc.nn.functional as F
 from graphc.ir import prims as P
+from train_steps import cross_entropy_step
 
 
 def _body(code: str) -> list[str]:
@@ -20,14 +20,7 @@ def _mlp_step():
     graphc.manual_seed(0)
     model = graphc.nn.Sequential(graphc.nn.Linear(12, 64), graphc.nn.ReLU(), graphc.nn.Linear(64, 5))
     opt = graphc.optim.SGD(model.parameters(), lr=0.1)
-
-    def step(x, y):
-        opt.zero_grad()
-        loss = F.cross_entropy(model(x), y)
-        loss.backward()
-        opt.step()
-        return loss.detach()
-    return model, step
+    return model, cross_entropy_step(model, opt, detach=True)
 
 
 def test_training_step_code_has_no_per_call_allocation_of_constants_or_broadcasts():
