@@ -11,7 +11,7 @@ import graphc
 from graphc import nn
 from graphc.codegen import numpy_codegen
 from graphc.runtime import pieces
-from test_compiled_step import _step_fn
+from train_steps import cross_entropy_step
 
 
 @pytest.fixture(params=["1", "3"], ids=["one-thread", "three-threads"])
@@ -61,7 +61,7 @@ def test_training_step_in_pieces_equals_eager(small_pieces):
     twin = copy.deepcopy(model)
     opts = [graphc.optim.AdamW(m.parameters(), lr=0.01) for m in (model, twin)]
 
-    eager, compiled = _step_fn(model, opts[0]), graphc.compile(_step_fn(twin, opts[1]), fullgraph=True)
+    eager, compiled = cross_entropy_step(model, opts[0]), graphc.compile(cross_entropy_step(twin, opts[1]), fullgraph=True)
     x, y = graphc.randn(20, 6), graphc.tensor(np.arange(20) % 3)
     for fn in (eager, compiled):
         graphc.manual_seed(1)
