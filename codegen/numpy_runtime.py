@@ -80,6 +80,20 @@ def sum_channels(x: np.ndarray, keepdims: bool, out: np.ndarray | None = None) -
     return r.reshape((1, c) + (1,) * (x.ndim - 2)) if keepdims else r
 
 
+def matmul_nt(a: np.ndarray, b: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
+    """``a @ b`` for a matrix ``a`` of few rows and ``b`` the transpose of a C-contiguous matrix (a
+    Linear layer's ``x @ W.T``): computed as ``(W @ x.T).T`` and copied into ``out``. OpenBLAS's
+    product of that orientation is faster when ``a`` has few rows (numpy_codegen.matmul_nt_pays says
+    which shapes); any other operands take ``np.matmul``."""
+    if type(a) is np.ndarray and type(b) is np.ndarray and b.ndim == 2 and b.T.flags.c_contiguous:
+        t = np.matmul(b.T, a.T)
+        if out is None:
+            return np.ascontiguousarray(t.T)
+        np.copyto(out, t.T)
+        return out
+    return np.matmul(a, b, out=out)
+
+
 def _ones(shape: tuple, dtype) -> np.ndarray:
     """A read-only array of ones, made once per shape and dtype (the sums' BLAS operands)."""
     key = (shape, dtype)
@@ -104,7 +118,7 @@ def namespace() -> dict:
           "_dtypes": {d.name: d for d in dtypes.ALL_DTYPES},
           "_sigmoid": P.sigmoid_values, "_erf": P.erf_values, "_rsqrt": P.rsqrt_values,
           "_sum_rows": sum_rows, "_clip": P.clip_ufunc, "_copy": copy_c,
-          "_where_zero": where_zero, "_sum_channels": sum_channels, "_fdiv": fdiv}
+          "_where_zero": where_zero, "_matmul_nt": matmul_nt, "_sum_channels": sum_channels, "_fdiv": fdiv}
 
     def _expit(x, out=None):  # scipy is imported on the first call, which puts expit itself here
         from scipy.special import expit
