@@ -22,7 +22,7 @@ from graphc.ir.primitive import PRIMITIVES, Primitive
 
 from . import numpy_scalars, parts
 # (what generated code calls lives in numpy_runtime: loading cached code needs no generator)
-from .numpy_runtime import _BITS
+from .numpy_runtime import _BITS, WHERE_ZERO_FROM
 from .host import HostWriter
 from .schedule import Access, CallStep, ExternCall, Kernel, Schedule
 
@@ -91,16 +91,23 @@ def _where_lowering(n: Node, a: list[str]) -> str:
     """``where(c, x, 0)`` or ``where(c, 0, x)`` on a real float ``x`` of the result's dtype (the
     gradient of relu, of a max or of a slice) keeps or zeroes ``x``'s bits: an integer multiply of
     its bit pattern by the condition (``where_zero``), about 10x faster than ``np.where``, whose
-    loop branches on every element. Any other ``where`` is numpy's."""
+    loop branches on every element. Any other ``where`` of real floats of the result's dtype
+    selects bits (``where_bits``) from WHERE_ZERO_FROM elements on; below, and for other types,
+    numpy's one call."""
     c, x, y = n.inputs
     if _running_max(c, x, y):
         return f"np.maximum({a[1]}, {a[2]})"
+    out = n.output.dtype
+    if not (isinstance(c, Value) and c.dtype.np == np.bool_ and out.is_floating_point and not out.is_complex
+            and out.itemsize in _BITS):
+        return f"_where_into({', '.join(a)}, {out.np.name!r})"
     for val, zero, keep in ((x, y, True), (y, x, False)):
-        if (isinstance(c, Value) and c.dtype.np == np.bool_ and isinstance(val, Value) and _zero(zero)
-                and val.dtype is n.output.dtype and n.output.dtype.is_floating_point
-                and not n.output.dtype.is_complex and n.output.dtype.itemsize in _BITS):
+        if isinstance(val, Value) and _zero(zero) and val.dtype is out:
             return f"_where_zero({a[0]}, {a[1] if keep else a[2]}, {keep})"
-    return f"_fix(np.where({', '.join(a)}), {n.output.dtype.np.name!r})"
+    if (math.prod(n.output.shape) >= WHERE_ZERO_FROM and any(isinstance(v, Value) for v in (x, y))
+            and all(v.dtype is out if isinstance(v, Value) else type(v) in (int, float) for v in (x, y))):
+        return f"_where_bits({', '.join(a)})"
+    return f"_where_into({', '.join(a)}, {out.np.name!r})"
 
 
 def _running_max(c, x, y) -> bool:
@@ -123,6 +130,7 @@ def _running_max(c, x, y) -> bool:
 
 
 LOWERINGS[P.where] = _where_lowering
+_OUT_CAPABLE.append(P.where)  # every form of it takes out=
 # a cast that narrows a float is the impl's, which keeps overflow to inf quiet; so is a complex ->
 # real cast, which keeps the real part (numpy's astype would warn)
 LOWERINGS[P.cast] = lambda n, a: (
@@ -331,9 +339,6 @@ def divisor_check(n: Node, operands: list[str]) -> str | None:
     return f"_check_divisor({operands[1]})" if P.divisor_checked(n) else None
 
 
-# the calls some lowerings of primitives outside WRITES_INTO render, which take out= too
-_OUT_CALLS = ("_where_zero(", "np.maximum(")
-
 
 def _unbroadcast(expr: str, args: list[str], shape: tuple) -> str:
     """A ufunc call ``expr`` on ``args`` written with out= into a buffer of ``shape``, without
@@ -372,7 +377,7 @@ def _statement(w: HostWriter, n: Node, operands: list[str], target: str, buf: st
         w.line(f"{buf}.fill({_literal(fill_value(n.attrs['value'], n.output.dtype))})")
         if target != buf:
             w.line(f"{target} = {buf}")
-    elif buf is not None and (n.prim in WRITES_INTO or expr.startswith(_OUT_CALLS)):
+    elif buf is not None and n.prim in WRITES_INTO:
         if n.prim in _UFUNCS and n.prim.elementwise:
             expr = _unbroadcast(expr, args, n.output.shape)
         w.line(f"{expr[:-1]}, out={buf})")

@@ -136,6 +136,8 @@ def lowering_pipeline(fusion_log: list | None = None, in_kernels=lambda prim: Tr
     from .cse import cse
     from .dce import dce
     from .fusion import fuse
+    from .lowered_rewrites import lowered_rewrites
     from .simplify import simplify
     # autodiff leaves double transposes and same-shape reshapes behind: simplify again
-    return [("simplify", simplify), ("cse", cse), ("dce", dce), ("fusion", lambda g: fuse(g, fusion_log, in_kernels))]
+    return [("simplify", simplify), ("lowered_rewrites", lowered_rewrites), ("cse", cse), ("dce", dce),
+            ("fusion", lambda g: fuse(g, fusion_log, in_kernels))]

@@ -430,9 +430,10 @@ def test_dump_cli_writes_every_stage(tmp_path, fmt):
     assert sorted(p.name for p in out.iterdir()) == ["step_0", "step_1"]
     files = sorted(p.name for p in (out / "step_0").iterdir())
     expected = ["00_traced.ir", "00_why.txt", "01_after_decompose.ir", "02_after_simplify.ir", "03_after_constant_fold.ir",
-                "04_after_cse.ir", "05_after_dce.ir", "06_forward_after_simplify.ir", "07_forward_after_cse.ir",
-                "08_forward_after_dce.ir", "09_forward_after_fusion.ir", "10_backward_after_simplify.ir",
-                "11_backward_after_cse.ir", "12_backward_after_dce.ir", "13_backward_after_fusion.ir",
+                "04_after_cse.ir", "05_after_dce.ir", "06_forward_after_simplify.ir",
+                "07_forward_after_lowered_rewrites.ir", "08_forward_after_cse.ir", "09_forward_after_dce.ir",
+                "10_forward_after_fusion.ir", "11_backward_after_simplify.ir", "12_backward_after_lowered_rewrites.ir",
+                "13_backward_after_cse.ir", "14_backward_after_dce.ir", "15_backward_after_fusion.ir",
                 "50_forward.ir", "51_backward.ir", "60_fusion.log", "70_memory.txt", "90_code.py"]
     if fmt == "dot":
         expected += ["00_traced.dot", "50_forward.dot", "51_backward.dot", "graph.dot"]

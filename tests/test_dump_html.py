@@ -65,7 +65,7 @@ def test_a_page_per_specialization_and_an_index_linking_them(dumped):
     ids = [s["id"] for s in data["stages"]]
     # traced, each pass, autodiff's split, each lowering pass of both graphs, in pipeline order
     assert ids[0] == "00_traced" and ids.index("50_forward") < ids.index("51_backward") < ids.index(
-        "09_forward_after_fusion") < ids.index("13_backward_after_fusion")
+        "10_forward_after_fusion") < ids.index("15_backward_after_fusion")
     assert sorted(s["file"] for s in data["stages"]) == sorted(p.name for p in folder.glob("*.ir"))
     drawn = [s for s in data["stages"] if "same" not in s]
     assert page.count('<svg xmlns="http://www.w3.org/2000/svg" class="graph"') == len(drawn)
@@ -97,7 +97,7 @@ def test_final_graph_nodes_map_to_the_code_blocks_that_quote_them(dumped):
     data = _data(page)
     code = (folder / "90_code.py").read_text()
     fused = 0
-    for sid in ("09_forward_after_fusion", "13_backward_after_fusion"):
+    for sid in ("10_forward_after_fusion", "15_backward_after_fusion"):
         stage = next(s for s in data["stages"] if s["id"] == sid)
         g = parse_graph((folder / stage["file"]).read_text())
         assert set(stage["nodes"]) == {n.outputs[0].name for n in g.nodes} | {
@@ -120,7 +120,7 @@ def test_final_graph_nodes_map_to_the_code_blocks_that_quote_them(dumped):
                 assert quoted == [info["ir"]], (quoted, info["ir"])
     assert fused >= 2  # relu+bias forward, its gradient backward
     # fused groups get a colour each
-    final = page[page.index(f'id="stage-{_drawn_index(data, "13_backward_after_fusion")}"'):]
+    final = page[page.index(f'id="stage-{_drawn_index(data, "15_backward_after_fusion")}"'):]
     fills = re.findall(r'fill="(hsl\([^"]+\))"', final[:final.index("</svg>")])
     assert fills and len(set(fills)) == len(fills)
 
@@ -171,7 +171,7 @@ def test_triton_nodes_show_their_launch_and_kernel_source(tmp_path, monkeypatch)
     f(torch.randn(4, 8)).backward()
     data = _data((tmp_path / "<lambda>_0" / "index.html").read_text())
     kinds = set()
-    for sid in ("09_forward_after_fusion", "13_backward_after_fusion"):
+    for sid in ("10_forward_after_fusion", "15_backward_after_fusion"):
         stage = next(s for s in data["stages"] if s["id"] == sid)
         for key, n in stage["nodes"].items():
             if n.get("note", "").startswith(("a graph input", "a view")):
@@ -253,7 +253,7 @@ def test_page_in_headless_chromium_loads_clicks_and_draws(dumped, tmp_path):
     _, folder = dumped
     page = (folder / "index.html").read_text()
     data = _data(page)
-    stage = next(s for s in data["stages"] if s["id"] == "09_forward_after_fusion")
+    stage = next(s for s in data["stages"] if s["id"] == "10_forward_after_fusion")
     key, info = next((k, n) for k, n in stage["nodes"].items() if "= matmul(" in n["ir"])
     # a copy of the page that clicks the node the way a person does: a click event on its <g>
     click = ("<script>(function(){var k=%s;document.querySelectorAll('.stage:not([hidden]) g.n').forEach("
@@ -262,7 +262,7 @@ def test_page_in_headless_chromium_loads_clicks_and_draws(dumped, tmp_path):
     clicked = folder / "clicked.html"
     clicked.write_text(page.replace("</body>", click))
     shot = tmp_path / "page.png"
-    dom, log = _browse(clicked, "#stage=09_forward_after_fusion", tmp_path, shot)
+    dom, log = _browse(clicked, "#stage=10_forward_after_fusion", tmp_path, shot)
     assert 'data-ready="1"' in dom, "the page's script did not run to its end"
     assert _js_errors(dom, log) == []
     panel = dom[dom.index('id="panel"'):]

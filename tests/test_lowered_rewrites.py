@@ -1,0 +1,77 @@
+"""passes/lowered_rewrites.py: after autodiff, ``a * sigmoid(z)`` with the sigmoid read nowhere
+else is ``a / (1 + exp(-z))`` on large float32 arrays (one numpy pass fewer); its values equal
+eager mode's within one rounding, limits included, its gradients are autodiff's of sigmoid (not of
+the division, which would be NaN below z = -88), and smaller or other-typed arrays, or a sigmoid
+read twice, keep sigmoid."""
+import numpy as np
+
+import graphc
+import graphc.nn.functional as F
+
+
+def _code(fn, *args):
+    return graphc.explain(graphc.compile(fn), *args).code
+
+
+def _inputs(n, rng):
+    x = (rng.standard_normal(n) * 30).astype(np.float32)
+    x[:7] = [-np.inf, np.inf, np.nan, -100.0, 100.0, 0.0, -0.0]
+    return x
+
+
+def test_silu_on_a_large_float32_array_divides_and_equals_eager():
+    rng = np.random.default_rng(0)
+    x = graphc.tensor(_inputs(8192, rng))
+    code = _code(F.silu, x)
+    assert "true_divide(" in code and "_sigmoid(" not in code and "_expit(" not in code, code
+    got, want = graphc.compile(F.silu)(x).numpy(), F.silu(x).numpy()
+    np.testing.assert_array_equal(np.isnan(got), np.isnan(want))
+    ok = ~np.isnan(want)
+    np.testing.assert_allclose(got[ok], want[ok], rtol=2.5e-7, atol=0)
+    assert got[3] == 0.0 and got[4] == 100.0 and got[0] != got[0]  # -inf * 0 is nan, as eagerly
+
+
+def test_a_scaled_sigmoid_and_a_swish_of_another_tensor():
+    rng = np.random.default_rng(1)
+    a, z = (graphc.tensor(_inputs(8192, rng)) for _ in range(2))
+
+    def f(a, z):
+        return a * graphc.sigmoid(z) + graphc.sigmoid(z * 0.5) * 3.0
+    assert "_sigmoid(" not in _code(f, a, z)
+    got, want = graphc.compile(f)(a, z).numpy(), f(a, z).numpy()
+    np.testing.assert_array_equal(np.isnan(got), np.isnan(want))
+    # each term within a rounding or two of eager's: bounded by the terms' magnitudes (they cancel)
+    an, zn = a.numpy().astype(np.float64), z.numpy().astype(np.float64)
+    with np.errstate(over="ignore", invalid="ignore"):
+        scale = np.abs(an / (1 + np.exp(-zn))) + 3.0
+    fin = np.isfinite(want)
+    np.testing.assert_array_equal(got[~fin], want[~fin])
+    assert np.all(np.abs(got[fin] - want[fin]) <= 4 * np.finfo(np.float32).eps * scale[fin])
+
+
+def test_gradients_through_the_rewrite_stay_finite_far_below_zero():
+    x = graphc.tensor(np.linspace(-120, 120, 8192, dtype=np.float32), requires_grad=True)
+    graphc.compile(lambda x: F.silu(x).sum())(x).backward()
+    g = x.grad.numpy().copy()
+    x.grad = None
+    F.silu(x).sum().backward()
+    assert np.isfinite(g).all()
+    np.testing.assert_allclose(g, x.grad.numpy(), rtol=1e-6, atol=1e-6)
+
+
+def test_small_arrays_other_types_and_shared_sigmoids_keep_sigmoid():
+    rng = np.random.default_rng(2)
+    small = graphc.tensor(_inputs(64, rng))
+    assert "_expit(" in _code(F.silu, small) or "_sigmoid(" in _code(F.silu, small)
+    f64 = graphc.tensor(_inputs(8192, rng).astype(np.float64))
+    assert "true_divide(" not in _code(F.silu, f64)
+    big = graphc.tensor(_inputs(8192, rng))
+
+    def shared(x):
+        s = graphc.sigmoid(x)
+        return x * s, s
+    assert "_sigmoid(" in _code(shared, big)
+    got = graphc.compile(shared)(big)
+    want = shared(big)
+    for g, w in zip(got, want):
+        np.testing.assert_array_equal(g.numpy(), w.numpy())
