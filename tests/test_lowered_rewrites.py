@@ -75,3 +75,27 @@ def test_small_arrays_other_types_and_shared_sigmoids_keep_sigmoid():
     want = shared(big)
     for g, w in zip(got, want):
         np.testing.assert_array_equal(g.numpy(), w.numpy())
+
+
+def test_logsigmoid_sign_flip_is_minus_abs_bit_for_bit():
+    rng = np.random.default_rng(3)
+    x = graphc.tensor(_inputs(8192, rng), requires_grad=True)
+    code = _code(F.logsigmoid, x.detach())
+    assert "np.abs(" in code and "np.greater(" not in code, code
+    got = graphc.compile(F.logsigmoid)(x)
+    want = F.logsigmoid(x)
+    np.testing.assert_array_equal(got.detach().numpy(), want.detach().numpy())
+    got.sum().backward()
+    g = x.grad.numpy().copy()
+    x.grad = None
+    want.sum().backward()
+    np.testing.assert_array_equal(g, x.grad.numpy())  # the backward's sign flip is untouched
+
+
+def test_abs_of_a_negation_reads_the_operand():
+    x = graphc.tensor(_inputs(64, np.random.default_rng(4)))
+
+    def f(x):
+        return graphc.abs(-x) * 2
+    assert "np.negative(" not in _code(f, x)
+    np.testing.assert_array_equal(graphc.compile(f)(x).numpy(), f(x).numpy())
