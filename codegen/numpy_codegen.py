@@ -615,7 +615,8 @@ def extern_call(w: HostWriter, e: ExternCall, s: Schedule, wrap: str = "") -> No
     their operands' array type (NEP 13/18), so the same line runs CuPy's routine on cuda arrays."""
     w.comment_block(e.name, e.comment)
     planned = s.buffers[e.out].role == "temp"
-    flat = _one_matrix(e) if e.node.prim is P.matmul and _dtype_facts(e.node) == ([None, None], False) else None
+    casts, differs = _dtype_facts(e.node)
+    flat = _one_matrix(e) if e.node.prim is P.matmul and not differs and all(c is None for c in casts) else None
     if flat is not None:
         a, b = (w.view(x) for x in flat)
         if planned:  # a planned buffer is C order: its rows are one matrix (a view)
