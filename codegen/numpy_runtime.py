@@ -104,7 +104,7 @@ def namespace() -> dict:
           "_dtypes": {d.name: d for d in dtypes.ALL_DTYPES},
           "_sigmoid": P.sigmoid_values, "_erf": P.erf_values, "_rsqrt": P.rsqrt_values,
           "_sum_rows": sum_rows, "_clip": P.clip_ufunc, "_copy": copy_c,
-          "_where_zero": where_zero, "_sum_channels": sum_channels, "_fdiv": fdiv}
+          "_where_zero": where_zero, "_reduce_rows": P.reduce_rows, "_sum_channels": sum_channels, "_fdiv": fdiv}
 
     def _expit(x, out=None):  # scipy is imported on the first call, which puts expit itself here
         from scipy.special import expit
