@@ -175,7 +175,8 @@ _OUT_CAPABLE.append(P.concat)
 
 def _ufunc_reduce(n: Node, a: list[str]) -> str:
     """A reduction as its ufunc's reduce itself (np.sum and friends are a Python wrapper around it)."""
-    return f"np.{P.REDUCE_UFUNCS[n.prim].__name__}.reduce({a[0]}, axis={n.attrs['dims']!r}, keepdims={n.attrs['keepdim']})"
+    name = P.REDUCE_UFUNCS[n.prim].__name__
+    return f"np.{name}.reduce({a[0]}, axis={n.attrs['dims']!r}, keepdims={n.attrs['keepdim']})"
 
 
 def _max_min_lowering(n: Node, a: list[str]) -> str:
