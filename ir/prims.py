@@ -235,7 +235,7 @@ def _horner(x2, coefs, out):
 @ignoring_fp_errors  # S(x^2) overflows to inf for large |x|: tanh(+-inf) is the +-1 wanted
 def _erf_passes(x, out):
     x2 = np.multiply(x, x)
-    z = np.multiply(_horner(x2, _ERF_S, None), x, out=x2)  # x times S last: tiny x makes no subnormal S
+    z = np.multiply(_horner(x2, _ERF_S, None), x, out=x2)  # x * S(x^2), over x^2 (not read again)
     return np.tanh(z, out=z if out is None else out)  # out may be x itself: x is not read from here on
 
 
