@@ -180,11 +180,25 @@ LOWERINGS[P.concat] = lambda n, a: f"np.concatenate(({', '.join(a)},), axis={n.a
 # into a planned buffer: a large stack allocated afresh on every call costs page faults (the
 # memory allocator may hand it back to the system between calls)
 _OUT_CAPABLE.append(P.concat)
-# reductions call the ufunc's reduce itself (np.sum and friends are a Python wrapper around it)
-for _p, _uf in P.REDUCE_UFUNCS.items():
-    LOWERINGS[_p] = (lambda name: lambda n, a: (
-        f"np.{name}.reduce({a[0]}, axis={n.attrs['dims']!r}, keepdims={n.attrs['keepdim']})"))(_uf.__name__)
-_reduce_sum = LOWERINGS[P.sum]
+
+
+def _ufunc_reduce(n: Node, a: list[str]) -> str:
+    """A reduction as its ufunc's reduce itself (np.sum and friends are a Python wrapper around it)."""
+    name = P.REDUCE_UFUNCS[n.prim].__name__
+    return f"np.{name}.reduce({a[0]}, axis={n.attrs['dims']!r}, keepdims={n.attrs['keepdim']})"
+
+
+def _max_min_lowering(n: Node, a: list[str]) -> str:
+    """amax/amin over the last axis of rows: numpy_runtime.reduce_rows (the ufunc's reduceat at the
+    rows' starts, faster than its reduce along that axis); any other axes: the ufunc's reduce."""
+    x = n.inputs[0]
+    if x.ndim >= 2 and tuple(n.attrs["dims"]) == (x.ndim - 1,) and x.shape[-1] >= 1:
+        return f"_reduce_rows(np.{P.REDUCE_UFUNCS[n.prim].__name__}, {a[0]}, {n.attrs['keepdim']})"
+    return _ufunc_reduce(n, a)
+
+
+for _p in P.REDUCE_UFUNCS:
+    LOWERINGS[_p] = _max_min_lowering if _p in (P.amax, P.amin) else _ufunc_reduce
 
 # A float sum over the last axis of rows up to SUM_ROWS_MAX long is a matrix-vector product with a
 # ones vector (BLAS gemv): 2.5-5x faster than np.add.reduce along a contiguous axis (64x256
@@ -204,7 +218,7 @@ def _sum_lowering(n: Node, a: list[str]) -> str:
     if (x.ndim >= 2 and tuple(n.attrs["dims"]) == (x.ndim - 1,) and 1 < x.shape[-1] <= SUM_ROWS_MAX
             and x.dtype is n.output.dtype and x.dtype.np in (np.float32, np.float64)):
         return f"_sum_rows({a[0]}, {n.attrs['keepdim']})"
-    return _reduce_sum(n, a)
+    return _ufunc_reduce(n, a)
 
 
 LOWERINGS[P.sum] = _sum_lowering

@@ -72,13 +72,35 @@ def test_erf_values_against_float64(size):
         y = P.erf_values(x)
     assert y.dtype == np.float32
     _assert_ulp(y, sc.erf(x.astype(np.float64)), 8, f"erf, {size} elements")
-    for v, want in {np.inf: 1.0, -np.inf: -1.0, 1e4: 1.0, -1e4: -1.0, 4.0: 1.0, -4.0: -1.0}.items():
+    # +-1 exactly once saturated (the numpy passes: from |x| = 4.09 on, 1 ulp short on [3.92, 4.09)),
+    # through the overflow of their polynomial (|x| > ~6e3) to +-inf
+    for v, want in {np.inf: 1.0, -np.inf: -1.0, 1e4: 1.0, -1e4: -1.0, 20.0: 1.0, -20.0: -1.0, 3e38: 1.0,
+                    -3e38: -1.0}.items():
         assert y[SPECIAL.index(v)] == want, v
     assert y[1] == 0 and np.signbit(y[1])  # erf(-0.0) is -0.0 (SPECIAL[1])
     assert np.isnan(y[SPECIAL.index(np.nan)])
     # near 0 erf(x) ~ 2x/sqrt(pi): relatively accurate there too
     tiny = np.full(LARGE, 1e-30, np.float32)
     np.testing.assert_allclose(P.erf_values(tiny), 2 / np.sqrt(np.pi) * 1e-30, rtol=1e-6)
+
+
+def test_erf_values_dense_float32_grid():
+    """The numpy passes on every 1024th float32 value of [-6, 6] and on a geometric grid down to the
+    smallest normal number (relative accuracy near 0, signs, -0.0): within 8 ulp of scipy's float64
+    erf everywhere, within 5e-7 relatively where |erf| >= FLT_MIN."""
+    bits = np.arange(0, np.float32(6).view(np.int32), 1024, dtype=np.int32)
+    pos = np.concatenate([bits.view(np.float32), np.geomspace(FLT_MIN, 1e-3, 100_000).astype(np.float32)])
+    x = np.concatenate([pos, -pos, [6.0, -6.0, 1e4, np.inf, -np.inf, np.nan]]).astype(np.float32)
+    assert x.size >= LARGE and x.size > 1_000_000
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        y = P.erf_values(x)
+    want = sc.erf(x.astype(np.float64))
+    _assert_ulp(y, want, 8, "erf, dense grid")
+    normal = np.abs(want) >= FLT_MIN
+    rel = np.abs(y[normal] - want[normal]) / np.abs(want[normal])
+    assert rel.max() <= 5e-7, rel.max()
+    np.testing.assert_array_equal(np.signbit(y[:-1]), np.signbit(x[:-1]))  # -0.0 included
 
 
 @pytest.mark.parametrize("fn", [P.sigmoid_values, P.erf_values], ids=["sigmoid", "erf"])
@@ -264,6 +286,53 @@ def test_sum_rows_strided_and_long_rows_keep_the_ufunc():
         t = graphc.from_numpy(np.ones(shape, dtype))
         code = graphc.explain(graphc.compile(lambda a: a.sum(dim=dim)), t).code
         assert "_sum_rows(" not in code and "np.add.reduce(" in code, (shape, dtype, dim)
+
+
+@pytest.mark.parametrize("shape", [(16, 256), (4, 6, 33), (300, 1), (5, 0, 3)])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64, np.int32, np.bool_])
+@pytest.mark.parametrize("keepdim", [False, True])
+def test_max_min_over_last_dim_as_reduceat(shape, dtype, keepdim):
+    """amax/amin over the last dim are the ufunc's reduceat at the rows' starts, compiled
+    (``_reduce_rows``) and eager: equal to the ufunc's reduce, bit for bit (nan propagating, the
+    reduce's pick between -0.0 and 0.0), and to PyTorch; a strided operand keeps the reduce."""
+    if dtype == np.bool_:
+        x = np.random.default_rng(2).random(shape) < 0.5
+    elif np.issubdtype(dtype, np.integer):
+        x = np.random.default_rng(2).integers(-100, 100, shape).astype(dtype)
+    elif shape[-1] < 6:
+        x = np.random.default_rng(2).standard_normal(shape).astype(dtype)
+    else:
+        x = _rows_with_specials(shape, dtype)
+        rows = x.reshape(-1, shape[-1])
+        rows[6, :4] = [0.0, -0.0, -0.0, 0.0]  # ties of zeros: which one the reduce returns
+        rows[7, :] = -0.0
+        rows[7, 5] = 0.0
+    t = graphc.from_numpy(x)
+    torch = pytest.importorskip("torch")
+    for name, uf in (("amax", np.maximum), ("amin", np.minimum)):
+        fn = lambda a: getattr(graphc, name)(a, dim=-1, keepdim=keepdim)
+        want = uf.reduce(x, axis=-1, keepdims=keepdim)
+        code = graphc.explain(graphc.compile(fn), t).code
+        assert f"_reduce_rows(np.{uf.__name__}" in code, code
+        for got in (graphc.compile(fn)(t).numpy(), fn(t).numpy()):
+            assert got.dtype == want.dtype and got.shape == want.shape
+            np.testing.assert_array_equal(got, want)
+            np.testing.assert_array_equal(np.signbit(got), np.signbit(want))
+        if x.size and dtype != np.bool_:
+            ref = getattr(torch, name)(torch.from_numpy(x), dim=-1, keepdim=keepdim).numpy()
+            np.testing.assert_array_equal(graphc.compile(fn)(t).numpy(), ref)
+        # a strided view of the operand (a transpose): the runtime check takes the ufunc's reduce
+        g = lambda a: getattr(graphc, name)(a.transpose(-1, -2), dim=-1, keepdim=keepdim)
+        if len(shape) == 2 and shape[0] > 1:
+            want_t = uf.reduce(x.T, axis=-1, keepdims=keepdim)
+            np.testing.assert_array_equal(graphc.compile(g)(t).numpy(), want_t)
+            np.testing.assert_array_equal(g(t).numpy(), want_t)
+    want = np.maximum.reduce(x, axis=-1, keepdims=True)
+    out = np.empty(x.shape[:-1] + (1,), x.dtype)
+    strided_out = np.empty(x.shape[:-1] + (2,), x.dtype)[..., :1]  # its ravel would be a copy
+    for o in (out, strided_out):
+        assert P.reduce_rows(np.maximum, x, True, out=o) is o
+        np.testing.assert_array_equal(o, want)
 
 
 @pytest.mark.timeout(180)
