@@ -330,6 +330,12 @@ def _unbroadcast(expr: str, args: list[str], shape: tuple) -> str:
 _BROADCAST = "np.broadcast_to"  # HostWriter.view's rendering of an expand, with xp = np
 
 
+def _sigmoid_in_passes(n: Node) -> bool:
+    """Whether ``n`` is a float32 sigmoid that ``sigmoid_values`` computes in numpy passes."""
+    return n.prim is P.sigmoid and n.output.dtype.np == np.float32 and not P.sigmoid_is_expit(
+        n.output.dtype.np, math.prod(n.output.shape))
+
+
 def _statement(w: HostWriter, n: Node, operands: list[str], target: str, buf: str | None,
                wrap: str = "", output: bool = False, precast: frozenset | set = frozenset()) -> None:
     """``target = <n>(operands)``, written into the planned buffer ``buf`` when there is one
@@ -350,6 +356,16 @@ def _statement(w: HostWriter, n: Node, operands: list[str], target: str, buf: st
     if buf is not None and n.prim is P.full:
         # into its planned buffer: np.full allocates on every call (0-d: 2.7 against 0.4 us)
         w.line(f"{buf}.fill({_literal(fill_value(n.attrs['value'], n.output.dtype))})")
+        if target != buf:
+            w.line(f"{target} = {buf}")
+    elif buf is not None and isinstance(w, _Writer) and _sigmoid_in_passes(n):
+        # sigmoid_values' numpy passes written out: its call would add its checks and an errstate
+        # (generated code runs with floating-point errors ignored already), ~2 us on a small array
+        one = w.constant(1, n.output.dtype)
+        w.line(_unbroadcast(f"np.negative({args[0]}, out={buf})", args, n.output.shape))
+        w.line(f"np.exp({buf}, out={buf})")
+        w.line(f"np.add({buf}, {one}, out={buf})")
+        w.line(f"np.divide({one}, {buf}, out={buf})")
         if target != buf:
             w.line(f"{target} = {buf}")
     elif buf is not None and (n.prim in WRITES_INTO or expr.startswith(_OUT_CALLS)):
