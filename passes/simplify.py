@@ -20,9 +20,10 @@ gradient sums that stack too. One reduction instead of n reductions and n - 1 ad
 
 A slice (possibly through a permute) of a ``concat`` that lies within one operand is a slice of
 that operand, and a slice of a ``slice_scatter`` is its source where it reads exactly the
-scattered range, and a slice of its base where it misses that range; a reshape, permute or slice
+scattered range, and a slice of its base where it misses that range; a slice of a ``pad`` is a
+slice of its operand where it lies within it, and the pad's fill where it misses it; a reshape, permute or slice
 of a ``full`` is a ``full``, and adding a zero ``full`` of no larger shape is the other operand. So the gradient of
-an RNN output read at its last step, scattered into zeros, is not added step by step, and the
+an RNN output read at its last step, scattered (or padded) into zeros, is not added step by step, and the
 stacked outputs are not concatenated only to read their last step.
 
 Zero pads of one tensor's type, each widening along the same one axis and placing its operand in
@@ -291,9 +292,9 @@ def _disjoint(a, b) -> bool:
 
 
 def _slice_part(n: Node, g: Graph) -> tuple[Value, list[Node]] | None:
-    """What the slice ``n`` reads when it reads one operand of a ``concat`` or a part of a
-    ``slice_scatter`` the scatter decides (see the module docstring), with the nodes made for
-    it (appended to ``g``), or None."""
+    """What the slice ``n`` reads when it reads one operand of a ``concat``, a part of a
+    ``slice_scatter`` the scatter decides, or only the operand or only the fill of a ``pad`` (see
+    the module docstring), with the nodes made for it (appended to ``g``), or None."""
     a, index = n.inputs[0], tuple(tuple(r) for r in n.attrs["index"])
     if not (isinstance(a, Value) and a.producer is not None and _unit_ranges(index)):
         return None
@@ -335,6 +336,23 @@ def _slice_part(n: Node, g: Graph) -> tuple[Value, list[Node]] | None:
         elif _disjoint(index, where):
             r = g.add_node(P.slice, [base], {"index": index}, loc=n.loc)
             made.append(r.producer)
+        else:
+            return None
+    elif src.prim is P.pad and all(lo >= 0 and hi >= 0 for lo, hi in src.attrs["pads"]):
+        x = src.inputs[0]
+        held = tuple((lo, lo + d, 1) for (lo, _), d in zip(src.attrs["pads"], x.shape))
+        if _disjoint(index, held):  # only padding: the fill
+            r = g.add_node(P.full, [], {"shape": tuple(e - s for s, e, _ in index), "value": src.attrs.get("value", 0.0),
+                                        "dtype": n.output.dtype}, loc=n.loc)
+            made.append(r.producer)
+        elif all(h0 <= s and e <= h1 for (s, e, _), (h0, h1, _) in zip(index, held)):  # only the operand
+            if not isinstance(x, Value):
+                return None
+            index = tuple((s - h0, e - h0, 1) for (s, e, _), (h0, _, _) in zip(index, held))
+            r = x
+            if any((s, e) != (0, d) for (s, e, _), d in zip(index, x.shape)):
+                r = g.add_node(P.slice, [x], {"index": index}, loc=n.loc)
+                made.append(r.producer)
         else:
             return None
     else:

@@ -1,5 +1,5 @@
 """simplify's rules for stacked per-step values (an RNN unrolled over time): a sum of per-step
-sums is one sum of a stack, slices of a concat or a slice_scatter read what they read directly,
+sums is one sum of a stack, slices of a concat, a slice_scatter or a pad read what they read directly,
 views of a full are a full, and a zero full added is dropped. IR text in, checked structure and
 values out (the reference interpreter against numpy)."""
 from __future__ import annotations
@@ -145,6 +145,41 @@ def test_the_last_step_of_stacked_outputs_and_its_scattered_gradient():
     np.testing.assert_array_equal(r5, np.stack([h0, h1, h2]).transpose(1, 0, 2)[:, 2:3])
     np.testing.assert_array_equal(r11, y)
     np.testing.assert_array_equal(r12, gr.transpose(1, 0, 2))
+
+
+def test_slices_of_a_pad_read_its_operand_or_its_fill():
+    # the gradient of an RNN output read at its last step padded into zeros (batch first) and
+    # read back per step (time first): the steps before the last add nothing, the last one is the
+    # gradient; a slice across the operand's edge stays a slice of the pad; a nonzero fill is kept
+    g = run("""
+        graph f(%g: f64[2,1,5], %y: f64[2,5], %z: f64[2,2]) {
+          %0: f64[2,3,5] = pad(%g) pads=[[0,0],[2,0],[0,0]]
+          %1: f64[3,2,5] = permute(%0) dims=[1,0,2]
+          %2: f64[1,2,5] = slice(%1) index=[[1,2,1],[0,2,1],[0,5,1]]
+          %3: f64[2,5] = reshape(%2) shape=[2,5]
+          %4: f64[2,5] = add(%3, %y)
+          %5: f64[1,2,5] = slice(%1) index=[[2,3,1],[0,2,1],[0,5,1]]
+          %6: f64[2,2,5] = slice(%1) index=[[1,3,1],[0,2,1],[0,5,1]]
+          %7: f64[2,4] = pad(%z) pads=[[0,0],[1,1]] value=2.5
+          %8: f64[2,2] = slice(%7) index=[[0,2,1],[1,3,1]]
+          %9: f64[2,1] = slice(%7) index=[[0,2,1],[0,1,1]]
+          %10: f64[1,2] = slice(%7) index=[[0,1,1],[2,4,1]]
+          return %4, %5, %6, %8, %9, %10
+        }
+    """, simplify, cse, dce)
+    assert "add" not in prims(g) and prims(g).count("pad") == 2  # %0 for %6, %7 for %10
+    rng = np.random.default_rng(5)
+    gr, y, z = rng.standard_normal((2, 1, 5)), rng.standard_normal((2, 5)), rng.standard_normal((2, 2))
+    assert g.outputs[3] is g.inputs[2]  # %8 reads all of %z
+    r4, r5, r6, r8, r9, r10 = interpret(g, [gr, y, z])
+    padded = np.pad(gr, ((0, 0), (2, 0), (0, 0))).transpose(1, 0, 2)
+    np.testing.assert_array_equal(r4, y)
+    np.testing.assert_array_equal(r5, gr.transpose(1, 0, 2))
+    np.testing.assert_array_equal(r6, padded[1:3])
+    zp = np.pad(z, ((0, 0), (1, 1)), constant_values=2.5)
+    np.testing.assert_array_equal(r8, z)
+    np.testing.assert_array_equal(r9, zp[:, 0:1])
+    np.testing.assert_array_equal(r10, zp[0:1, 2:4])
 
 
 def test_slices_across_operands_or_scatter_edges_stay():
