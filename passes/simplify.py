@@ -26,6 +26,11 @@ of a ``full`` is a ``full``, and adding a zero ``full`` of no larger shape is th
 an RNN output read at its last step, scattered (or padded) into zeros, is not added step by step, and the
 stacked outputs are not concatenated only to read their last step.
 
+A ``slice_scatter`` into a range where its base is zero (a zero ``full``, a zero pad placing its
+operand elsewhere, a sum of such) is the base plus the scattered tensor zero-padded: the gradients
+of the chunks of one tensor (an LSTM step's gates), scattered in turn into zeros, become pads that
+the next rule joins into one concat.
+
 Zero pads of one tensor's type, each widening along the same one axis and placing its operand in
 a range no other one overlaps, added together, are one ``concat`` of their operands (zero fulls in
 the gaps): the gradient of an RNN's per-step slices of its input projection, which would
@@ -291,6 +296,40 @@ def _disjoint(a, b) -> bool:
     return any(s1 >= e2 or s2 >= e1 for (s1, e1, _), (s2, e2, _) in zip(a, b))
 
 
+def _zero_over(v, index) -> bool:
+    """``v`` is zero wherever the unit-step ranges ``index`` read: a zero ``full``, a zero pad
+    placing its operand elsewhere, or a sum (of ``v``'s type) of such."""
+    if _zeros_full(v):
+        return True
+    if not (isinstance(v, Value) and v.producer is not None):
+        return False
+    src = v.producer
+    if src.prim is P.pad:
+        held = tuple((lo, lo + d, 1) for (lo, _), d in zip(src.attrs["pads"], src.inputs[0].shape))
+        return src.attrs.get("value", 0.0) == 0 and all(lo >= 0 and hi >= 0 for lo, hi in src.attrs["pads"]) \
+            and _disjoint(index, held)
+    return src.prim is P.add and all(isinstance(x, Value) and x.type == v.type and _zero_over(x, index)
+                                     for x in src.inputs)
+
+
+def _scatter_as_pad(n: Node, g: Graph) -> list[Node] | None:
+    """The slice_scatter ``n`` of a tensor over a range where its base is zero (see
+    ``_zero_over``) as the base plus the tensor zero-padded to the base's shape (appended to
+    ``g``), or None: a slice's gradient, scattered into zeros, is a pad that add trees of pads
+    join into one concat (the gradients of the gates an LSTM step slices out of one tensor)."""
+    base, src = n.inputs
+    index = tuple(tuple(r) for r in n.attrs["index"])
+    if not (isinstance(src, Value) and src.dtype is n.output.dtype and _unit_ranges(index)  # (no cast,
+            and tuple(src.shape) == tuple(e - s for s, e, _ in index) and _zero_over(base, index)):  # no broadcast)
+        return None
+    pads = tuple((s, d - e) for (s, e, _), d in zip(index, n.output.shape))
+    padded = g.add_node(P.pad, [src], {"pads": pads}, loc=n.loc)
+    made = [padded.producer]
+    if not _zeros_full(base):
+        made.append(g.add_node(P.add, [base, padded], {}, loc=n.loc).producer)
+    return made
+
+
 def _slice_part(n: Node, g: Graph) -> tuple[Value, list[Node]] | None:
     """What the slice ``n`` reads when it reads one operand of a ``concat``, a part of a
     ``slice_scatter`` the scatter decides, or only the operand or only the fill of a ``pad`` (see
@@ -442,6 +481,10 @@ def simplify(g: Graph) -> Graph:
                 if made:
                     before[id(n)] = made
                     del g.nodes[-len(made):]
+            elif p is P.slice_scatter and (made := _scatter_as_pad(n, g)) is not None:
+                new = made[-1].output
+                before[id(n)] = made
+                del g.nodes[-len(made):]
             elif p is P.add and (sums := _sum_of_sums(n, g)) is not None:  # one sum of a stack
                 xs = _stack_order([s.inputs[0] for s in sums])
                 rows = [g.add_node(P.reshape, [x], {"shape": (1, *x.shape)}, loc=n.loc) for x in xs]

@@ -328,3 +328,37 @@ def test_identity_permutes_are_joined_as_they_are():
     """).strip("\n") + "\n")
     joined = _joined(g, [n.output for n in g.nodes], 1, None)
     assert tuple(joined.shape) == (5, 5)
+
+
+def test_scatters_into_zeros_are_pads_and_pads_summed_one_concat():
+    # an LSTM step's gate gradients scattered in turn into zeros (the cell gate's column range
+    # left out): one concat with zeros in the gap; scatters over a nonzero base, over a pad's
+    # operand or with a cast stay
+    g = run("""
+        graph f(%a: f64[2,2], %b: f64[2,2], %c: f64[2,2], %y: f64[2,8], %p: f64[2,4], %h: f32[2,2]) {
+          %0: f64[2,8] = full() shape=[2,8] value=0 dtype=f64
+          %1: f64[2,8] = slice_scatter(%0, %a) index=[[0,2,1],[6,8,1]]
+          %2: f64[2,8] = slice_scatter(%1, %b) index=[[0,2,1],[2,4,1]]
+          %3: f64[2,8] = slice_scatter(%2, %c) index=[[0,2,1],[0,2,1]]
+          %4: f64[2,8] = slice_scatter(%y, %a) index=[[0,2,1],[0,2,1]]
+          %5: f64[2,8] = pad(%p) pads=[[0,0],[2,2]]
+          %6: f64[2,8] = slice_scatter(%5, %b) index=[[0,2,1],[4,6,1]]
+          %7: f64[2,8] = slice_scatter(%0, %h) index=[[0,2,1],[0,2,1]]
+          return %3, %4, %6, %7
+        }
+    """, simplify, cse, dce)
+    assert prims(g).count("slice_scatter") == 3 and prims(g).count("concat") == 1
+    assert g.outputs[0].producer.prim.name == "concat"
+    rng = np.random.default_rng(6)
+    a, b, c = (rng.standard_normal((2, 2)) for _ in range(3))
+    y, p, h = rng.standard_normal((2, 8)), rng.standard_normal((2, 4)), rng.standard_normal((2, 2)).astype(np.float32)
+    r3, r4, r6, r7 = interpret(g, [a, b, c, y, p, h])
+    np.testing.assert_array_equal(r3, np.concatenate([c, b, np.zeros((2, 2)), a], 1))
+    want4 = y.copy()
+    want4[:, 0:2] = a
+    np.testing.assert_array_equal(r4, want4)
+    want6 = np.pad(p, ((0, 0), (2, 2)))
+    want6[:, 4:6] = b
+    np.testing.assert_array_equal(r6, want6)
+    assert r7.dtype == np.float64
+    np.testing.assert_array_equal(r7[:, :2], h.astype(np.float64))
