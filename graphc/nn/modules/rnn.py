@@ -20,10 +20,10 @@ def apply_permutation(tensor: Tensor, permutation: Tensor, dim: int = 1) -> Tens
     return tensor.index_select(dim, permutation)
 
 
-def _cell_step(mode: str, gi, h, c, w_hh, b_hh, w_hr=None):
-    """One time step given the precomputed input projection ``gi`` (N, gates*H); ``w_hr`` is the
-    LSTM output projection (proj_size > 0)."""
-    gh = math_ops.matmul(h, w_hh.t())
+def _cell_step(mode: str, gi, h, c, w_hh_t, b_hh, w_hr=None):
+    """One time step given the precomputed input projection ``gi`` (N, gates*H) and the
+    transposed recurrent weight ``w_hh_t``; ``w_hr`` is the LSTM output projection (proj_size > 0)."""
+    gh = math_ops.matmul(h, w_hh_t)
     if b_hh is not None:
         gh = gh + b_hh
     if mode == "LSTM":
@@ -184,12 +184,16 @@ class RNNBase(Module):
                     b_hh = None
                 elif b_ih is not None:
                     gi_all = gi_all + b_ih
+                # the transposed recurrent weight, read at every step, copied once: compiled, the
+                # copy is row-major and every step's product reads both operands contiguously
+                # (OpenBLAS, one thread: 5.7 against 14 us for 16x64 @ 64x256 through a transpose)
+                w_hh_t = w_hh.t().clone()
                 k = layer * dirs + d
                 h, c = h0[k], (c0[k] if is_lstm else None)
                 steps = range(seq_len - 1, -1, -1) if d else range(seq_len)
                 ys = [None] * seq_len
                 for t in steps:
-                    h_new, c_new = _cell_step(self.mode, gi_all[t], h, c, w_hh, b_hh, w_hr)
+                    h_new, c_new = _cell_step(self.mode, gi_all[t], h, c, w_hh_t, b_hh, w_hr)
                     if masks is not None:
                         h_new = math_ops.where(masks[t], h_new, h)
                         c_new = math_ops.where(masks[t], c_new, c) if is_lstm else None
@@ -305,7 +309,7 @@ class RNNCellBase(Module):
         gi = math_ops.matmul(input, self.weight_ih.t())
         if self.bias_ih is not None:
             gi = gi + self.bias_ih
-        h, c = _cell_step(self._mode, gi, h, c, self.weight_hh, self.bias_hh)
+        h, c = _cell_step(self._mode, gi, h, c, self.weight_hh.t(), self.bias_hh)
         if unbatched:
             h = h.squeeze(0)
             c = c.squeeze(0) if c is not None else None
