@@ -19,12 +19,13 @@ gradient), so that CSE makes the two stacks one, and the two sums one where anot
 gradient sums that stack too. One reduction instead of n reductions and n - 1 additions.
 
 A slice (possibly through a permute) of a ``concat`` that lies within one operand is a slice of
-that operand, and a slice of a ``slice_scatter`` is its source where it reads exactly the
-scattered range, and a slice of its base where it misses that range; a slice of a ``pad`` is a
-slice of its operand where it lies within it, and the pad's fill where it misses it; a reshape, permute or slice
-of a ``full`` is a ``full``, and adding a zero ``full`` of no larger shape is the other operand. So the gradient of
-an RNN output read at its last step, scattered (or padded) into zeros, is not added step by step, and the
-stacked outputs are not concatenated only to read their last step.
+that operand (and a select along the concatenated axis a select of the operand it reads), and a
+slice of a ``slice_scatter`` is its source where it reads exactly the scattered range, and a
+slice of its base where it misses that range; a slice of a ``pad`` is a slice of its operand
+where it lies within it, and the pad's fill where it misses it; a reshape, permute or slice of a
+``full`` is a ``full``, and adding a zero ``full`` of no larger shape is the other operand. So the
+gradient of an RNN output read at its last step, scattered (or padded) into zeros, is not added
+step by step, and the stacked outputs are not concatenated only to read their last step.
 
 A ``slice_scatter`` into a range where its base is zero (a zero ``full``, a zero pad placing its
 operand elsewhere, a sum of such) is the base plus the scattered tensor zero-padded: the gradients
@@ -402,6 +403,39 @@ def _slice_part(n: Node, g: Graph) -> tuple[Value, list[Node]] | None:
     return r, made
 
 
+def _selected_part(n: Node, g: Graph) -> tuple[Value, list[Node]] | None:
+    """The ``select`` ``n`` (possibly through a permute) of a ``concat`` along the concatenated
+    axis, as a select of the one operand it reads, with the nodes made for it (appended to
+    ``g``), or None: the last step of an RNN's stacked outputs, read without the stack."""
+    a, d, i = n.inputs[0], n.attrs["dim"], n.attrs["index"]
+    if not (isinstance(a, Value) and a.producer is not None):
+        return None
+    dims, b = None, a
+    if a.producer.prim is P.permute:
+        dims, b = tuple(a.producer.attrs["dims"]), a.producer.inputs[0]
+        if not (isinstance(b, Value) and b.producer is not None):
+            return None
+        d = dims[d]
+    src = b.producer
+    if src.prim is not P.concat or wrap_dims((src.attrs["axis"],), b.ndim)[0] != d:
+        return None
+    off = 0
+    for x in src.inputs:
+        if off <= i < off + x.shape[d]:
+            break
+        off += x.shape[d]
+    if not isinstance(x, Value) or x.dtype is not n.output.dtype:
+        return None  # a concat of mixed dtypes casts its operands
+    r = g.add_node(P.select, [x], {"dim": d, "index": i - off}, loc=n.loc)
+    made = [r.producer]
+    if dims is not None:  # the other axes, in the permuted order, renumbered without d
+        rest = tuple(k - (k > d) for k in dims if k != d)
+        if rest != tuple(range(len(rest))):
+            r = g.add_node(P.permute, [r], {"dims": rest}, loc=n.loc)
+            made.append(r.producer)
+    return r, made
+
+
 def simplify(g: Graph) -> Graph:
     changed = True
     while changed:  # sweeps in topological order until nothing changes (usually two)
@@ -476,6 +510,13 @@ def simplify(g: Graph) -> Graph:
                 new = g.add_node(P.full, [], {**a.producer.attrs, "shape": tuple(n.output.shape)}, n.output.type, n.loc)
                 g.nodes.pop()
                 before[id(n)] = [new.producer]
+            elif p is P.select and a.shape[n.attrs["dim"]] == 1 and a.producer is not None and \
+                    a.producer.prim is P.reshape and _same(a.producer.inputs[0], n):  # a unit axis added, dropped
+                new = a.producer.inputs[0]
+            elif p is P.select and (part := _selected_part(n, g)) is not None:
+                new, made = part
+                before[id(n)] = made
+                del g.nodes[-len(made):]
             elif p is P.slice and (part := _slice_part(n, g)) is not None:
                 new, made = part
                 if made:

@@ -182,6 +182,34 @@ def test_slices_of_a_pad_read_its_operand_or_its_fill():
     np.testing.assert_array_equal(r10, zp[0:1, 2:4])
 
 
+def test_a_select_of_stacked_outputs_reads_the_one_it_selects():
+    # out[:, -1] of outputs stacked time first and read batch first: h2 itself, no stack; a select
+    # within an operand of several steps reads that operand; a select across the stacked axis (a
+    # batch row of every step) still needs the stack
+    g = run("""
+        graph f(%p: f64[2,2,5], %h2: f64[2,5]) {
+          %0: f64[1,2,5] = reshape(%h2) shape=[1,2,5]
+          %1: f64[3,2,5] = concat(%p, %0) axis=0
+          %2: f64[2,3,5] = permute(%1) dims=[1,0,2]
+          %3: f64[2,5] = select(%2) dim=1 index=2
+          %4: f64[5,3,2] = permute(%1) dims=[2,0,1]
+          %5: f64[5,2] = select(%4) dim=1 index=1
+          %6: f64[3,5] = select(%2) dim=0 index=1
+          return %3, %5, %6
+        }
+    """, simplify, cse, dce)
+    assert g.outputs[0] is g.inputs[1]
+    assert g.outputs[1].producer.prim.name == "permute" and g.outputs[1].producer.inputs[0].producer.inputs[0] is g.inputs[0]
+    assert g.outputs[2].producer.prim.name == "select" and prims(g).count("concat") == 1  # for %6 only
+    rng = np.random.default_rng(7)
+    p, h2 = rng.standard_normal((2, 2, 5)), rng.standard_normal((2, 5))
+    r3, r5, r6 = interpret(g, [p, h2])
+    stack = np.concatenate([p, h2[None]])
+    np.testing.assert_array_equal(r3, stack.transpose(1, 0, 2)[:, 2])
+    np.testing.assert_array_equal(r5, stack.transpose(2, 0, 1)[:, 1])
+    np.testing.assert_array_equal(r6, stack.transpose(1, 0, 2)[1])
+
+
 def test_slices_across_operands_or_scatter_edges_stay():
     text = """
         graph f(%a: f64[2,5], %b: f64[2,5], %g: f64[2,2]) {
