@@ -39,7 +39,9 @@ otherwise pad every step to the whole sequence and add them (quadratic in the st
 LSTM step of 20 steps). Likewise matrix products added together, ``x1 @ y1 + ... + xn @ yn``
 (a recurrent weight's gradient, one product per step), are one product over the joined inner
 dimension, ``concat(x_i, 1) @ concat(y_i, 0)``: one BLAS call instead of n calls and n - 1
-additions (another 16% of that LSTM step)."""
+additions (another 16% of that LSTM step). The products are joined in the order their operands
+are stacked elsewhere (an RNN step's gate gradient padded into the input projection's), their
+rows as a stack on a new axis, so CSE makes the two stacks one."""
 from __future__ import annotations
 
 from graphc.ir import prims as P
@@ -202,19 +204,62 @@ def _products(leaves: list, n: Node, g: Graph) -> list | None:
     return prods if len(prods) >= 2 else None
 
 
+def _transposed(x) -> bool:
+    return x.producer is not None and x.producer.prim is P.permute and tuple(x.producer.attrs["dims"]) == (1, 0)
+
+
+def _concat(g: Graph, xs: list, axis: int, loc) -> Value:
+    """``concat(xs, axis)`` of 2-D values; rows of equally shaped ones as their stack on a new
+    leading axis, reshaped: CSE then makes it one with a stack of the same values in the same
+    order (the gate gradients' stack that the input projection's gradient reads)."""
+    if axis == 0 and len({tuple(x.shape) for x in xs}) == 1:
+        rows = [g.add_node(P.reshape, [x], {"shape": (1, *x.shape)}, loc=loc) for x in xs]
+        stack = g.add_node(P.concat, rows, {"axis": 0}, loc=loc)
+        return g.add_node(P.reshape, [stack], {"shape": (len(xs) * xs[0].shape[0], xs[0].shape[1])}, loc=loc)
+    return g.add_node(P.concat, list(xs), {"axis": axis}, loc=loc)
+
+
 def _joined(g: Graph, xs: list, axis: int, loc) -> Value:
     """``concat(xs, axis)`` of 2-D values, made as the transpose of a concat of the transposed
     operands where every one is a transpose (so rows are stacked contiguously)."""
-    if all(x.producer is not None and x.producer.prim is P.permute and tuple(x.producer.attrs["dims"]) == (1, 0)
-           for x in xs):
-        inner = g.add_node(P.concat, [x.producer.inputs[0] for x in xs], {"axis": 1 - axis}, loc=loc)
+    if all(_transposed(x) for x in xs):
+        inner = _concat(g, [x.producer.inputs[0] for x in xs], 1 - axis, loc)
         return g.add_node(P.permute, [inner], {"dims": (1, 0)}, loc=loc)
-    return g.add_node(P.concat, list(xs), {"axis": axis}, loc=loc)
+    return _concat(g, xs, axis, loc)
+
+
+def _stacked_at(x) -> int | None:
+    """Where ``x``, seen as one step ``reshape(x, (1, ...))``, is placed along the leading axis of
+    a zero pad or a concat that stacks it (an RNN step's gradient in the input projection's),
+    else None."""
+    for r in x.users:
+        if r.prim is not P.reshape or tuple(r.output.shape) != (1, *x.shape):
+            continue
+        for u in r.output.users:
+            if u.prim is P.pad and u.attrs.get("value", 0.0) == 0 and all(
+                    lo == hi == 0 for lo, hi in u.attrs["pads"][1:]):
+                return u.attrs["pads"][0][0]
+            if u.prim is P.concat and u.attrs["axis"] == 0 and all(v.shape[0] == 1 for v in u.inputs):
+                return u.inputs.index(r.output)
+    return None
+
+
+def _step_order(prods: list) -> list:
+    """The products ``x_i @ y_i`` in the order their left or else their right operands (seen
+    through a transpose) are stacked elsewhere (see ``_stacked_at``), else as given: the sum is
+    the same in any order, and a stack shared with another reader is made once."""
+    for side in (0, 1):
+        xs = [v.producer.inputs[side] for v in prods]
+        at = [_stacked_at(x.producer.inputs[0] if _transposed(x) else x) for x in xs]
+        if None not in at and len(set(at)) == len(at):
+            return [v for _, v in sorted(zip(at, prods), key=lambda kv: kv[0])]
+    return prods
 
 
 def _products_as_one(n: Node, g: Graph, prods: list) -> Value:
     """``sum_i x_i @ y_i`` as one product over the joined inner dimension, ``concat(x_i, 1) @
     concat(y_i, 0)``."""
+    prods = _step_order(prods)
     xs = _joined(g, [v.producer.inputs[0] for v in prods], 1, n.loc)
     ys = _joined(g, [v.producer.inputs[1] for v in prods], 0, n.loc)
     return g.add_node(P.matmul, [xs, ys], {}, loc=n.loc)

@@ -390,3 +390,38 @@ def test_scatters_into_zeros_are_pads_and_pads_summed_one_concat():
     np.testing.assert_array_equal(r6, want6)
     assert r7.dtype == np.float64
     np.testing.assert_array_equal(r7[:, :2], h.astype(np.float64))
+
+
+def test_joined_products_share_the_stack_of_their_steps_gradients():
+    # a recurrent weight's gradient sum_t h_t^T @ d_t, accumulated from the last step back, and
+    # the input projection's gradient, each d_t padded into its step of the sequence: the
+    # products are joined in step order, so both read one stack of the d_t
+    g = run("""
+        graph f(%h0: f64[2,3], %h1: f64[2,3], %h2: f64[2,3], %d0: f64[2,4], %d1: f64[2,4], %d2: f64[2,4]) {
+          %0: f64[3,2] = permute(%h2) dims=[1,0]
+          %1: f64[3,4] = matmul(%0, %d2)
+          %2: f64[3,2] = permute(%h1) dims=[1,0]
+          %3: f64[3,4] = matmul(%2, %d1)
+          %4: f64[3,2] = permute(%h0) dims=[1,0]
+          %5: f64[3,4] = matmul(%4, %d0)
+          %6: f64[3,4] = add(%1, %3)
+          %7: f64[3,4] = add(%6, %5)
+          %8: f64[1,2,4] = reshape(%d0) shape=[1,2,4]
+          %9: f64[3,2,4] = pad(%8) pads=[[0,2],[0,0],[0,0]]
+          %10: f64[1,2,4] = reshape(%d2) shape=[1,2,4]
+          %11: f64[3,2,4] = pad(%10) pads=[[2,0],[0,0],[0,0]]
+          %12: f64[1,2,4] = reshape(%d1) shape=[1,2,4]
+          %13: f64[3,2,4] = pad(%12) pads=[[1,1],[0,0],[0,0]]
+          %14: f64[3,2,4] = add(%9, %11)
+          %15: f64[3,2,4] = add(%14, %13)
+          return %7, %15
+        }
+    """, simplify, cse, dce)
+    assert prims(g).count("concat") == 2 and prims(g).count("matmul") == 1  # the d_t once, the h_t once
+    assert g.outputs[1].producer.prim.name == "concat"
+    rng = np.random.default_rng(8)
+    h = [rng.standard_normal((2, 3)) for _ in range(3)]
+    d = [rng.standard_normal((2, 4)) for _ in range(3)]
+    r7, r15 = interpret(g, h + d)
+    np.testing.assert_allclose(r7, sum(ht.T @ dt for ht, dt in zip(h, d)), rtol=1e-12)
+    np.testing.assert_array_equal(r15, np.stack(d))
