@@ -172,7 +172,7 @@ LOWERINGS[P.concat] = lambda n, a: f"np.concatenate(({', '.join(a)},), axis={n.a
 # memory allocator may hand it back to the system between calls)
 _OUT_CAPABLE.append(P.concat)
 # a pad into its planned buffer: filled, its operand copied in (_statement); the reference
-# implementation's allocation and Python layers cost 4.7 against 1.5 us on a 16x64 LSTM gate
+# implementation's allocation and Python layers cost 4.7 against 1.9 us (an LSTM gate's 16x64 into 16x256)
 _OUT_CAPABLE.append(P.pad)
 # reductions call the ufunc's reduce itself (np.sum and friends are a Python wrapper around it)
 for _p, _uf in P.REDUCE_UFUNCS.items():

@@ -427,8 +427,8 @@ def _slice_part(n: Node, g: Graph) -> tuple[Value, list[Node]] | None:
         x = src.inputs[0]
         held = tuple((lo, lo + d, 1) for (lo, _), d in zip(src.attrs["pads"], x.shape))
         if _disjoint(index, held):  # only padding: the fill
-            r = g.add_node(P.full, [], {"shape": tuple(e - s for s, e, _ in index), "value": src.attrs.get("value", 0.0),
-                                        "dtype": n.output.dtype}, loc=n.loc)
+            r = g.add_node(P.full, [], {"shape": tuple(e - s for s, e, _ in index),
+                                        "value": src.attrs.get("value", 0.0), "dtype": n.output.dtype}, loc=n.loc)
             made.append(r.producer)
         elif all(h0 <= s and e <= h1 for (s, e, _), (h0, h1, _) in zip(index, held)):  # only the operand
             if not isinstance(x, Value):
