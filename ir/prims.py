@@ -160,11 +160,12 @@ def _no_bool(op: str, hint: str):
     return check
 
 
-# Host float32 arrays of at least this many elements take the numpy-pass forms of sigmoid and
-# erf below: numpy's float32 exp and arithmetic are SIMD loops, scipy's expit and erf scalar
-# loops (on 1M elements expit is 1.3-5x slower than the exp form, erf 2-3x slower than the
-# rational one: benchmarks/lowerings.py). Below it, scipy's single call wins on per-call overhead;
-# for float64, float16 and device arrays scipy (or the device's) is as fast or the only choice.
+# Host float32 arrays of at least this many elements take the numpy-pass form of erf below (and
+# of sigmoid from SIGMOID_NUMPY_PASSES_MIN_SIZE): numpy's float32 exp and arithmetic are SIMD
+# loops, scipy's expit and erf scalar loops (on 1M elements expit is 1.3-5x slower than the exp
+# form, erf 2-3x slower than the rational one: benchmarks/lowerings.py). Below it, scipy's single
+# call wins on per-call overhead; for float64, float16 and device arrays scipy (or the device's)
+# is as fast or the only choice.
 NUMPY_PASSES_MIN_SIZE = 4096
 
 
@@ -172,10 +173,18 @@ def _numpy_passes(x) -> bool:
     return type(x) is np.ndarray and x.dtype == np.float32 and x.size >= NUMPY_PASSES_MIN_SIZE
 
 
+# sigmoid's own threshold: its numpy form is four cheap SIMD passes, while scipy's expit costs
+# about 3.5 ns an element here (a 16x64 LSTM gate: expit 4-6 us, the passes 3 us); they cross
+# near 512 float32 elements (1 thread, AVX-512 EPYC; erf's longer rational form keeps
+# NUMPY_PASSES_MIN_SIZE).
+SIGMOID_NUMPY_PASSES_MIN_SIZE = 512
+
+
 def sigmoid_is_expit(dtype: np.dtype, size: int) -> bool:
     """Whether ``sigmoid_values`` computes a host array of ``dtype`` and ``size`` elements (or
-    any piece of it) with scipy's ``expit`` alone: generated code then calls ``expit`` itself."""
-    return dtype == np.float64 or (dtype == np.float32 and size < NUMPY_PASSES_MIN_SIZE)
+    any piece of it) with scipy's ``expit`` alone: generated code then calls ``expit`` itself;
+    else (float32) generated code writes the numpy passes of ``sigmoid_values`` out itself."""
+    return dtype == np.float64 or (dtype == np.float32 and size < SIGMOID_NUMPY_PASSES_MIN_SIZE)
 
 
 def _low_precision_in_float32(fn):
@@ -200,14 +209,15 @@ def sigmoid_values(x, out=None):
     the limits (exp(-x) overflowing to inf for x < -88.7 gives 0, as for x = -inf; nan stays nan),
     within 4 ulp elsewhere, except that results below float32's smallest normal number (x < -87.3)
     flush to 0 from x < -88.7 on. Else scipy's expit: one pass, overflow-free."""
-    if not _numpy_passes(x):
+    if type(x) is not np.ndarray or x.dtype != np.float32 or x.size < SIGMOID_NUMPY_PASSES_MIN_SIZE:
         from scipy.special import expit  # imported on first use
         return expit(x) if out is None else expit(x, out=out)
+    one = np.float32(1)  # (a Python 1 is a weak scalar numpy types on every call)
     with np.errstate(over="ignore"):
         t = np.negative(x, out=out)
         np.exp(t, out=t)
-        np.add(t, 1, out=t)
-        return np.divide(1, t, out=t)  # np.divide's float loops are SIMD, np.reciprocal's not here
+        np.add(t, one, out=t)
+        return np.divide(one, t, out=t)  # (np.reciprocal is no SIMD loop here; the same values)
 
 
 # erf(x) ~ tanh(x * S(x^2)), S of degree 6: tanh saturates as erf does, so a polynomial (fitted

@@ -28,7 +28,7 @@ def _sigmoid_read_once(s, n: Node, outputs: set[int]) -> bool:
     not a graph output (``outputs``: their ids)."""
     return (isinstance(s, Value) and s.producer is not None and s.producer.prim is P.sigmoid
             and s.users == [n] and id(s) not in outputs and s.dtype is dt.float32 and n.output.dtype is dt.float32
-            and math.prod(s.shape) >= P.NUMPY_PASSES_MIN_SIZE)
+            and math.prod(s.shape) >= P.SIGMOID_NUMPY_PASSES_MIN_SIZE)
 
 
 def _made_by(v, prim, *operands) -> Node | None:

@@ -19,11 +19,18 @@ gradient), so that CSE makes the two stacks one, and the two sums one where anot
 gradient sums that stack too. One reduction instead of n reductions and n - 1 additions.
 
 A slice (possibly through a permute) of a ``concat`` that lies within one operand is a slice of
-that operand, and a slice of a ``slice_scatter`` is its source where it reads exactly the
-scattered range, and a slice of its base where it misses that range; a reshape, permute or slice
-of a ``full`` is a ``full``, and adding a zero ``full`` of no larger shape is the other operand. So the gradient of
-an RNN output read at its last step, scattered into zeros, is not added step by step, and the
-stacked outputs are not concatenated only to read their last step.
+that operand (and a select along the concatenated axis a select of the operand it reads), and a
+slice of a ``slice_scatter`` is its source where it reads exactly the scattered range, and a
+slice of its base where it misses that range; a slice of a ``pad`` is a slice of its operand
+where it lies within it, and the pad's fill where it misses it; a reshape, permute or slice of a
+``full`` is a ``full``, and adding a zero ``full`` of no larger shape is the other operand. So the
+gradient of an RNN output read at its last step, scattered (or padded) into zeros, is not added
+step by step, and the stacked outputs are not concatenated only to read their last step.
+
+A ``slice_scatter`` into a range where its base is zero (a zero ``full``, a zero pad placing its
+operand elsewhere, a sum of such) is the base plus the scattered tensor zero-padded: the gradients
+of the chunks of one tensor (an LSTM step's gates), scattered in turn into zeros, become pads that
+the next rule joins into one concat.
 
 Zero pads of one tensor's type, each widening along the same one axis and placing its operand in
 a range no other one overlaps, added together, are one ``concat`` of their operands (zero fulls in
@@ -32,7 +39,9 @@ otherwise pad every step to the whole sequence and add them (quadratic in the st
 LSTM step of 20 steps). Likewise matrix products added together, ``x1 @ y1 + ... + xn @ yn``
 (a recurrent weight's gradient, one product per step), are one product over the joined inner
 dimension, ``concat(x_i, 1) @ concat(y_i, 0)``: one BLAS call instead of n calls and n - 1
-additions (another 16% of that LSTM step)."""
+additions (another 16% of that LSTM step). The products are joined in the order their operands
+are stacked elsewhere (an RNN step's gate gradient padded into the input projection's), their
+rows as a stack on a new axis, so CSE makes the two stacks one."""
 from __future__ import annotations
 
 from graphc.ir import prims as P
@@ -195,19 +204,62 @@ def _products(leaves: list, n: Node, g: Graph) -> list | None:
     return prods if len(prods) >= 2 else None
 
 
+def _transposed(x) -> bool:
+    return x.producer is not None and x.producer.prim is P.permute and tuple(x.producer.attrs["dims"]) == (1, 0)
+
+
+def _concat(g: Graph, xs: list, axis: int, loc) -> Value:
+    """``concat(xs, axis)`` of 2-D values; rows of equally shaped ones as their stack on a new
+    leading axis, reshaped: CSE then makes it one with a stack of the same values in the same
+    order (the gate gradients' stack that the input projection's gradient reads)."""
+    if axis == 0 and len({tuple(x.shape) for x in xs}) == 1:
+        rows = [g.add_node(P.reshape, [x], {"shape": (1, *x.shape)}, loc=loc) for x in xs]
+        stack = g.add_node(P.concat, rows, {"axis": 0}, loc=loc)
+        return g.add_node(P.reshape, [stack], {"shape": (len(xs) * xs[0].shape[0], xs[0].shape[1])}, loc=loc)
+    return g.add_node(P.concat, list(xs), {"axis": axis}, loc=loc)
+
+
 def _joined(g: Graph, xs: list, axis: int, loc) -> Value:
     """``concat(xs, axis)`` of 2-D values, made as the transpose of a concat of the transposed
     operands where every one is a transpose (so rows are stacked contiguously)."""
-    if all(x.producer is not None and x.producer.prim is P.permute and tuple(x.producer.attrs["dims"]) == (1, 0)
-           for x in xs):
-        inner = g.add_node(P.concat, [x.producer.inputs[0] for x in xs], {"axis": 1 - axis}, loc=loc)
+    if all(_transposed(x) for x in xs):
+        inner = _concat(g, [x.producer.inputs[0] for x in xs], 1 - axis, loc)
         return g.add_node(P.permute, [inner], {"dims": (1, 0)}, loc=loc)
-    return g.add_node(P.concat, list(xs), {"axis": axis}, loc=loc)
+    return _concat(g, xs, axis, loc)
+
+
+def _stacked_at(x) -> int | None:
+    """Where ``x``, seen as one step ``reshape(x, (1, ...))``, is placed along the leading axis of
+    a zero pad or a concat that stacks it (an RNN step's gradient in the input projection's),
+    else None."""
+    for r in x.users:
+        if r.prim is not P.reshape or tuple(r.output.shape) != (1, *x.shape):
+            continue
+        for u in r.output.users:
+            if u.prim is P.pad and u.attrs.get("value", 0.0) == 0 and all(
+                    lo == hi == 0 for lo, hi in u.attrs["pads"][1:]):
+                return u.attrs["pads"][0][0]
+            if u.prim is P.concat and u.attrs["axis"] == 0 and all(v.shape[0] == 1 for v in u.inputs):
+                return u.inputs.index(r.output)
+    return None
+
+
+def _step_order(prods: list) -> list:
+    """The products ``x_i @ y_i`` in the order their left or else their right operands (seen
+    through a transpose) are stacked elsewhere (see ``_stacked_at``), else as given: the sum is
+    the same in any order, and a stack shared with another reader is made once."""
+    for side in (0, 1):
+        xs = [v.producer.inputs[side] for v in prods]
+        at = [_stacked_at(x.producer.inputs[0] if _transposed(x) else x) for x in xs]
+        if None not in at and len(set(at)) == len(at):
+            return [v for _, v in sorted(zip(at, prods), key=lambda kv: kv[0])]
+    return prods
 
 
 def _products_as_one(n: Node, g: Graph, prods: list) -> Value:
     """``sum_i x_i @ y_i`` as one product over the joined inner dimension, ``concat(x_i, 1) @
     concat(y_i, 0)``."""
+    prods = _step_order(prods)
     xs = _joined(g, [v.producer.inputs[0] for v in prods], 1, n.loc)
     ys = _joined(g, [v.producer.inputs[1] for v in prods], 0, n.loc)
     return g.add_node(P.matmul, [xs, ys], {}, loc=n.loc)
@@ -290,10 +342,44 @@ def _disjoint(a, b) -> bool:
     return any(s1 >= e2 or s2 >= e1 for (s1, e1, _), (s2, e2, _) in zip(a, b))
 
 
+def _zero_over(v, index) -> bool:
+    """``v`` is zero wherever the unit-step ranges ``index`` read: a zero ``full``, a zero pad
+    placing its operand elsewhere, or a sum (of ``v``'s type) of such."""
+    if _zeros_full(v):
+        return True
+    if not (isinstance(v, Value) and v.producer is not None):
+        return False
+    src = v.producer
+    if src.prim is P.pad:
+        held = tuple((lo, lo + d, 1) for (lo, _), d in zip(src.attrs["pads"], src.inputs[0].shape))
+        return src.attrs.get("value", 0.0) == 0 and all(lo >= 0 and hi >= 0 for lo, hi in src.attrs["pads"]) \
+            and _disjoint(index, held)
+    return src.prim is P.add and all(isinstance(x, Value) and x.type == v.type and _zero_over(x, index)
+                                     for x in src.inputs)
+
+
+def _scatter_as_pad(n: Node, g: Graph) -> list[Node] | None:
+    """The slice_scatter ``n`` of a tensor over a range where its base is zero (see
+    ``_zero_over``) as the base plus the tensor zero-padded to the base's shape (appended to
+    ``g``), or None: a slice's gradient, scattered into zeros, is a pad that add trees of pads
+    join into one concat (the gradients of the gates an LSTM step slices out of one tensor)."""
+    base, src = n.inputs
+    index = tuple(tuple(r) for r in n.attrs["index"])
+    if not (isinstance(src, Value) and src.dtype is n.output.dtype and _unit_ranges(index)  # (no cast,
+            and tuple(src.shape) == tuple(e - s for s, e, _ in index) and _zero_over(base, index)):  # no broadcast)
+        return None
+    pads = tuple((s, d - e) for (s, e, _), d in zip(index, n.output.shape))
+    padded = g.add_node(P.pad, [src], {"pads": pads}, loc=n.loc)
+    made = [padded.producer]
+    if not _zeros_full(base):
+        made.append(g.add_node(P.add, [base, padded], {}, loc=n.loc).producer)
+    return made
+
+
 def _slice_part(n: Node, g: Graph) -> tuple[Value, list[Node]] | None:
-    """What the slice ``n`` reads when it reads one operand of a ``concat`` or a part of a
-    ``slice_scatter`` the scatter decides (see the module docstring), with the nodes made for
-    it (appended to ``g``), or None."""
+    """What the slice ``n`` reads when it reads one operand of a ``concat``, a part of a
+    ``slice_scatter`` the scatter decides, or only the operand or only the fill of a ``pad`` (see
+    the module docstring), with the nodes made for it (appended to ``g``), or None."""
     a, index = n.inputs[0], tuple(tuple(r) for r in n.attrs["index"])
     if not (isinstance(a, Value) and a.producer is not None and _unit_ranges(index)):
         return None
@@ -337,11 +423,61 @@ def _slice_part(n: Node, g: Graph) -> tuple[Value, list[Node]] | None:
             made.append(r.producer)
         else:
             return None
+    elif src.prim is P.pad and all(lo >= 0 and hi >= 0 for lo, hi in src.attrs["pads"]):
+        x = src.inputs[0]
+        held = tuple((lo, lo + d, 1) for (lo, _), d in zip(src.attrs["pads"], x.shape))
+        if _disjoint(index, held):  # only padding: the fill
+            r = g.add_node(P.full, [], {"shape": tuple(e - s for s, e, _ in index),
+                                        "value": src.attrs.get("value", 0.0), "dtype": n.output.dtype}, loc=n.loc)
+            made.append(r.producer)
+        elif all(h0 <= s and e <= h1 for (s, e, _), (h0, h1, _) in zip(index, held)):  # only the operand
+            if not isinstance(x, Value):
+                return None
+            index = tuple((s - h0, e - h0, 1) for (s, e, _), (h0, _, _) in zip(index, held))
+            r = x
+            if any((s, e) != (0, d) for (s, e, _), d in zip(index, x.shape)):
+                r = g.add_node(P.slice, [x], {"index": index}, loc=n.loc)
+                made.append(r.producer)
+        else:
+            return None
     else:
         return None
     if dims is not None:
         r = g.add_node(P.permute, [r], {"dims": dims}, loc=n.loc)
         made.append(r.producer)
+    return r, made
+
+
+def _selected_part(n: Node, g: Graph) -> tuple[Value, list[Node]] | None:
+    """The ``select`` ``n`` (possibly through a permute) of a ``concat`` along the concatenated
+    axis, as a select of the one operand it reads, with the nodes made for it (appended to
+    ``g``), or None: the last step of an RNN's stacked outputs, read without the stack."""
+    a, d, i = n.inputs[0], n.attrs["dim"], n.attrs["index"]
+    if not (isinstance(a, Value) and a.producer is not None):
+        return None
+    dims, b = None, a
+    if a.producer.prim is P.permute:
+        dims, b = tuple(a.producer.attrs["dims"]), a.producer.inputs[0]
+        if not (isinstance(b, Value) and b.producer is not None):
+            return None
+        d = dims[d]
+    src = b.producer
+    if src.prim is not P.concat or wrap_dims((src.attrs["axis"],), b.ndim)[0] != d:
+        return None
+    off = 0
+    for x in src.inputs:
+        if off <= i < off + x.shape[d]:
+            break
+        off += x.shape[d]
+    if not isinstance(x, Value) or x.dtype is not n.output.dtype:
+        return None  # a concat of mixed dtypes casts its operands
+    r = g.add_node(P.select, [x], {"dim": d, "index": i - off}, loc=n.loc)
+    made = [r.producer]
+    if dims is not None:  # the other axes, in the permuted order, renumbered without d
+        rest = tuple(k - (k > d) for k in dims if k != d)
+        if rest != tuple(range(len(rest))):
+            r = g.add_node(P.permute, [r], {"dims": rest}, loc=n.loc)
+            made.append(r.producer)
     return r, made
 
 
@@ -419,11 +555,22 @@ def simplify(g: Graph) -> Graph:
                 new = g.add_node(P.full, [], {**a.producer.attrs, "shape": tuple(n.output.shape)}, n.output.type, n.loc)
                 g.nodes.pop()
                 before[id(n)] = [new.producer]
+            elif p is P.select and a.shape[n.attrs["dim"]] == 1 and a.producer is not None and \
+                    a.producer.prim is P.reshape and _same(a.producer.inputs[0], n):  # a unit axis added, dropped
+                new = a.producer.inputs[0]
+            elif p is P.select and (part := _selected_part(n, g)) is not None:
+                new, made = part
+                before[id(n)] = made
+                del g.nodes[-len(made):]
             elif p is P.slice and (part := _slice_part(n, g)) is not None:
                 new, made = part
                 if made:
                     before[id(n)] = made
                     del g.nodes[-len(made):]
+            elif p is P.slice_scatter and (made := _scatter_as_pad(n, g)) is not None:
+                new = made[-1].output
+                before[id(n)] = made
+                del g.nodes[-len(made):]
             elif p is P.add and (sums := _sum_of_sums(n, g)) is not None:  # one sum of a stack
                 xs = _stack_order([s.inputs[0] for s in sums])
                 rows = [g.add_node(P.reshape, [x], {"shape": (1, *x.shape)}, loc=n.loc) for x in xs]

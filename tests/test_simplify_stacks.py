@@ -1,5 +1,5 @@
 """simplify's rules for stacked per-step values (an RNN unrolled over time): a sum of per-step
-sums is one sum of a stack, slices of a concat or a slice_scatter read what they read directly,
+sums is one sum of a stack, slices of a concat, a slice_scatter or a pad read what they read directly,
 views of a full are a full, and a zero full added is dropped. IR text in, checked structure and
 values out (the reference interpreter against numpy)."""
 from __future__ import annotations
@@ -145,6 +145,70 @@ def test_the_last_step_of_stacked_outputs_and_its_scattered_gradient():
     np.testing.assert_array_equal(r5, np.stack([h0, h1, h2]).transpose(1, 0, 2)[:, 2:3])
     np.testing.assert_array_equal(r11, y)
     np.testing.assert_array_equal(r12, gr.transpose(1, 0, 2))
+
+
+def test_slices_of_a_pad_read_its_operand_or_its_fill():
+    # the gradient of an RNN output read at its last step padded into zeros (batch first) and
+    # read back per step (time first): the steps before the last add nothing, the last one is the
+    # gradient; a slice across the operand's edge stays a slice of the pad; a nonzero fill is kept
+    g = run("""
+        graph f(%g: f64[2,1,5], %y: f64[2,5], %z: f64[2,2]) {
+          %0: f64[2,3,5] = pad(%g) pads=[[0,0],[2,0],[0,0]]
+          %1: f64[3,2,5] = permute(%0) dims=[1,0,2]
+          %2: f64[1,2,5] = slice(%1) index=[[1,2,1],[0,2,1],[0,5,1]]
+          %3: f64[2,5] = reshape(%2) shape=[2,5]
+          %4: f64[2,5] = add(%3, %y)
+          %5: f64[1,2,5] = slice(%1) index=[[2,3,1],[0,2,1],[0,5,1]]
+          %6: f64[2,2,5] = slice(%1) index=[[1,3,1],[0,2,1],[0,5,1]]
+          %7: f64[2,4] = pad(%z) pads=[[0,0],[1,1]] value=2.5
+          %8: f64[2,2] = slice(%7) index=[[0,2,1],[1,3,1]]
+          %9: f64[2,1] = slice(%7) index=[[0,2,1],[0,1,1]]
+          %10: f64[1,2] = slice(%7) index=[[0,1,1],[2,4,1]]
+          return %4, %5, %6, %8, %9, %10
+        }
+    """, simplify, cse, dce)
+    assert "add" not in prims(g) and prims(g).count("pad") == 2  # %0 for %6, %7 for %10
+    rng = np.random.default_rng(5)
+    gr, y, z = rng.standard_normal((2, 1, 5)), rng.standard_normal((2, 5)), rng.standard_normal((2, 2))
+    assert g.outputs[3] is g.inputs[2]  # %8 reads all of %z
+    r4, r5, r6, r8, r9, r10 = interpret(g, [gr, y, z])
+    padded = np.pad(gr, ((0, 0), (2, 0), (0, 0))).transpose(1, 0, 2)
+    np.testing.assert_array_equal(r4, y)
+    np.testing.assert_array_equal(r5, gr.transpose(1, 0, 2))
+    np.testing.assert_array_equal(r6, padded[1:3])
+    zp = np.pad(z, ((0, 0), (1, 1)), constant_values=2.5)
+    np.testing.assert_array_equal(r8, z)
+    np.testing.assert_array_equal(r9, zp[:, 0:1])
+    np.testing.assert_array_equal(r10, zp[0:1, 2:4])
+
+
+def test_a_select_of_stacked_outputs_reads_the_one_it_selects():
+    # out[:, -1] of outputs stacked time first and read batch first: h2 itself, no stack; a select
+    # within an operand of several steps reads that operand; a select across the stacked axis (a
+    # batch row of every step) still needs the stack
+    g = run("""
+        graph f(%p: f64[2,2,5], %h2: f64[2,5]) {
+          %0: f64[1,2,5] = reshape(%h2) shape=[1,2,5]
+          %1: f64[3,2,5] = concat(%p, %0) axis=0
+          %2: f64[2,3,5] = permute(%1) dims=[1,0,2]
+          %3: f64[2,5] = select(%2) dim=1 index=2
+          %4: f64[5,3,2] = permute(%1) dims=[2,0,1]
+          %5: f64[5,2] = select(%4) dim=1 index=1
+          %6: f64[3,5] = select(%2) dim=0 index=1
+          return %3, %5, %6
+        }
+    """, simplify, cse, dce)
+    assert g.outputs[0] is g.inputs[1]
+    picked = g.outputs[1].producer  # a permute of a select of %p
+    assert picked.prim.name == "permute" and picked.inputs[0].producer.inputs[0] is g.inputs[0]
+    assert g.outputs[2].producer.prim.name == "select" and prims(g).count("concat") == 1  # for %6 only
+    rng = np.random.default_rng(7)
+    p, h2 = rng.standard_normal((2, 2, 5)), rng.standard_normal((2, 5))
+    r3, r5, r6 = interpret(g, [p, h2])
+    stack = np.concatenate([p, h2[None]])
+    np.testing.assert_array_equal(r3, stack.transpose(1, 0, 2)[:, 2])
+    np.testing.assert_array_equal(r5, stack.transpose(2, 0, 1)[:, 1])
+    np.testing.assert_array_equal(r6, stack.transpose(1, 0, 2)[1])
 
 
 def test_slices_across_operands_or_scatter_edges_stay():
@@ -293,3 +357,72 @@ def test_identity_permutes_are_joined_as_they_are():
     """).strip("\n") + "\n")
     joined = _joined(g, [n.output for n in g.nodes], 1, None)
     assert tuple(joined.shape) == (5, 5)
+
+
+def test_scatters_into_zeros_are_pads_and_pads_summed_one_concat():
+    # an LSTM step's gate gradients scattered in turn into zeros (the cell gate's column range
+    # left out): one concat with zeros in the gap; scatters over a nonzero base, over a pad's
+    # operand or with a cast stay
+    g = run("""
+        graph f(%a: f64[2,2], %b: f64[2,2], %c: f64[2,2], %y: f64[2,8], %p: f64[2,4], %h: f32[2,2]) {
+          %0: f64[2,8] = full() shape=[2,8] value=0 dtype=f64
+          %1: f64[2,8] = slice_scatter(%0, %a) index=[[0,2,1],[6,8,1]]
+          %2: f64[2,8] = slice_scatter(%1, %b) index=[[0,2,1],[2,4,1]]
+          %3: f64[2,8] = slice_scatter(%2, %c) index=[[0,2,1],[0,2,1]]
+          %4: f64[2,8] = slice_scatter(%y, %a) index=[[0,2,1],[0,2,1]]
+          %5: f64[2,8] = pad(%p) pads=[[0,0],[2,2]]
+          %6: f64[2,8] = slice_scatter(%5, %b) index=[[0,2,1],[4,6,1]]
+          %7: f64[2,8] = slice_scatter(%0, %h) index=[[0,2,1],[0,2,1]]
+          return %3, %4, %6, %7
+        }
+    """, simplify, cse, dce)
+    assert prims(g).count("slice_scatter") == 3 and prims(g).count("concat") == 1
+    assert g.outputs[0].producer.prim.name == "concat"
+    rng = np.random.default_rng(6)
+    a, b, c = (rng.standard_normal((2, 2)) for _ in range(3))
+    y, p, h = rng.standard_normal((2, 8)), rng.standard_normal((2, 4)), rng.standard_normal((2, 2)).astype(np.float32)
+    r3, r4, r6, r7 = interpret(g, [a, b, c, y, p, h])
+    np.testing.assert_array_equal(r3, np.concatenate([c, b, np.zeros((2, 2)), a], 1))
+    want4 = y.copy()
+    want4[:, 0:2] = a
+    np.testing.assert_array_equal(r4, want4)
+    want6 = np.pad(p, ((0, 0), (2, 2)))
+    want6[:, 4:6] = b
+    np.testing.assert_array_equal(r6, want6)
+    assert r7.dtype == np.float64
+    np.testing.assert_array_equal(r7[:, :2], h.astype(np.float64))
+
+
+def test_joined_products_share_the_stack_of_their_steps_gradients():
+    # a recurrent weight's gradient sum_t h_t^T @ d_t, accumulated from the last step back, and
+    # the input projection's gradient, each d_t padded into its step of the sequence: the
+    # products are joined in step order, so both read one stack of the d_t
+    g = run("""
+        graph f(%h0: f64[2,3], %h1: f64[2,3], %h2: f64[2,3], %d0: f64[2,4], %d1: f64[2,4], %d2: f64[2,4]) {
+          %0: f64[3,2] = permute(%h2) dims=[1,0]
+          %1: f64[3,4] = matmul(%0, %d2)
+          %2: f64[3,2] = permute(%h1) dims=[1,0]
+          %3: f64[3,4] = matmul(%2, %d1)
+          %4: f64[3,2] = permute(%h0) dims=[1,0]
+          %5: f64[3,4] = matmul(%4, %d0)
+          %6: f64[3,4] = add(%1, %3)
+          %7: f64[3,4] = add(%6, %5)
+          %8: f64[1,2,4] = reshape(%d0) shape=[1,2,4]
+          %9: f64[3,2,4] = pad(%8) pads=[[0,2],[0,0],[0,0]]
+          %10: f64[1,2,4] = reshape(%d2) shape=[1,2,4]
+          %11: f64[3,2,4] = pad(%10) pads=[[2,0],[0,0],[0,0]]
+          %12: f64[1,2,4] = reshape(%d1) shape=[1,2,4]
+          %13: f64[3,2,4] = pad(%12) pads=[[1,1],[0,0],[0,0]]
+          %14: f64[3,2,4] = add(%9, %11)
+          %15: f64[3,2,4] = add(%14, %13)
+          return %7, %15
+        }
+    """, simplify, cse, dce)
+    assert prims(g).count("concat") == 2 and prims(g).count("matmul") == 1  # the d_t once, the h_t once
+    assert g.outputs[1].producer.prim.name == "concat"
+    rng = np.random.default_rng(8)
+    h = [rng.standard_normal((2, 3)) for _ in range(3)]
+    d = [rng.standard_normal((2, 4)) for _ in range(3)]
+    r7, r15 = interpret(g, h + d)
+    np.testing.assert_allclose(r7, sum(ht.T @ dt for ht, dt in zip(h, d)), rtol=1e-12)
+    np.testing.assert_array_equal(r15, np.stack(d))
