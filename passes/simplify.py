@@ -376,6 +376,17 @@ def _scatter_as_pad(n: Node, g: Graph) -> list[Node] | None:
     return made
 
 
+def _through_permute(a: Value) -> tuple[tuple | None, Value] | None:
+    """(None, ``a``) for a produced value that is not a permute; (the permute's dims, its operand)
+    for a permute of a produced value; None for a permute of a graph input."""
+    if a.producer.prim is not P.permute:
+        return None, a
+    b = a.producer.inputs[0]
+    if not (isinstance(b, Value) and b.producer is not None):
+        return None
+    return tuple(a.producer.attrs["dims"]), b
+
+
 def _slice_part(n: Node, g: Graph) -> tuple[Value, list[Node]] | None:
     """What the slice ``n`` reads when it reads one operand of a ``concat``, a part of a
     ``slice_scatter`` the scatter decides, or only the operand or only the fill of a ``pad`` (see
@@ -383,11 +394,11 @@ def _slice_part(n: Node, g: Graph) -> tuple[Value, list[Node]] | None:
     a, index = n.inputs[0], tuple(tuple(r) for r in n.attrs["index"])
     if not (isinstance(a, Value) and a.producer is not None and _unit_ranges(index)):
         return None
-    dims, b = None, a
-    if a.producer.prim is P.permute:
-        dims, b = tuple(a.producer.attrs["dims"]), a.producer.inputs[0]
-        if not (isinstance(b, Value) and b.producer is not None):
-            return None
+    seen = _through_permute(a)
+    if seen is None:
+        return None
+    dims, b = seen
+    if dims is not None:
         inner = [None] * len(dims)
         for i, d in enumerate(dims):
             inner[d] = index[i]
@@ -455,11 +466,11 @@ def _selected_part(n: Node, g: Graph) -> tuple[Value, list[Node]] | None:
     a, d, i = n.inputs[0], n.attrs["dim"], n.attrs["index"]
     if not (isinstance(a, Value) and a.producer is not None):
         return None
-    dims, b = None, a
-    if a.producer.prim is P.permute:
-        dims, b = tuple(a.producer.attrs["dims"]), a.producer.inputs[0]
-        if not (isinstance(b, Value) and b.producer is not None):
-            return None
+    seen = _through_permute(a)
+    if seen is None:
+        return None
+    dims, b = seen
+    if dims is not None:
         d = dims[d]
     src = b.producer
     if src.prim is not P.concat or wrap_dims((src.attrs["axis"],), b.ndim)[0] != d:
