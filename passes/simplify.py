@@ -376,9 +376,12 @@ def _scatter_as_pad(n: Node, g: Graph) -> list[Node] | None:
     return made
 
 
-def _through_permute(a: Value) -> tuple[tuple | None, Value] | None:
+def _through_permute(a) -> tuple[tuple | None, Value] | None:
     """(None, ``a``) for a produced value that is not a permute; (the permute's dims, its operand)
-    for a permute of a produced value; None for a permute of a graph input."""
+    for a permute of a produced value; None for anything else (a number, a graph input, a permute
+    of one)."""
+    if not (isinstance(a, Value) and a.producer is not None):
+        return None
     if a.producer.prim is not P.permute:
         return None, a
     b = a.producer.inputs[0]
@@ -391,10 +394,8 @@ def _slice_part(n: Node, g: Graph) -> tuple[Value, list[Node]] | None:
     """What the slice ``n`` reads when it reads one operand of a ``concat``, a part of a
     ``slice_scatter`` the scatter decides, or only the operand or only the fill of a ``pad`` (see
     the module docstring), with the nodes made for it (appended to ``g``), or None."""
-    a, index = n.inputs[0], tuple(tuple(r) for r in n.attrs["index"])
-    if not (isinstance(a, Value) and a.producer is not None and _unit_ranges(index)):
-        return None
-    seen = _through_permute(a)
+    index = tuple(tuple(r) for r in n.attrs["index"])
+    seen = _through_permute(n.inputs[0]) if _unit_ranges(index) else None
     if seen is None:
         return None
     dims, b = seen
@@ -463,10 +464,8 @@ def _selected_part(n: Node, g: Graph) -> tuple[Value, list[Node]] | None:
     """The ``select`` ``n`` (possibly through a permute) of a ``concat`` along the concatenated
     axis, as a select of the one operand it reads, with the nodes made for it (appended to
     ``g``), or None: the last step of an RNN's stacked outputs, read without the stack."""
-    a, d, i = n.inputs[0], n.attrs["dim"], n.attrs["index"]
-    if not (isinstance(a, Value) and a.producer is not None):
-        return None
-    seen = _through_permute(a)
+    d, i = n.attrs["dim"], n.attrs["index"]
+    seen = _through_permute(n.inputs[0])
     if seen is None:
         return None
     dims, b = seen
