@@ -1089,8 +1089,9 @@ def _unfold(x, *, kernel, stride, padding, dilation, value=0.0):
     chunks = [builtins.slice(0, x.shape[0])] if one_copy else _batch_chunks(lib, x.shape[0], buf[:1].nbytes)
     padded = tuple(x.shape[2 + i] + padding[i][0] + padding[i][1] for i in range(nsp))
     channels_last = lib.empty((chunks[0].stop if chunks else 0,) + padded + (c,), dtype=x.dtype)
-    if padded != tuple(x.shape[2:]):
-        channels_last.fill(value)  # the borders, once: each chunk rewrites only the interior
+    for i, (lo, hi) in enumerate(padding):  # the borders, once: each chunk rewrites only the interior
+        for border in (builtins.slice(0, lo), builtins.slice(lo + x.shape[2 + i], padded[i])):
+            channels_last[(builtins.slice(None),) * (1 + i) + (border,)] = value
     inner = tuple(builtins.slice(lo, lo + n) for (lo, _), n in zip(padding, x.shape[2:]))
     windows = [] if one_copy else list(_window_slices(kernel, stride, dilation, out_sp))
     spatial = tuple(range(1, 1 + nsp))
