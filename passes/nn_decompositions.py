@@ -42,9 +42,11 @@ def conv(x, weight, bias, stride, padding, dilation, groups):
     cols = P.unfold(x, kernel=kernel, stride=stride, padding=padding, dilation=dilation)
     out_sp = _shape(cols)[2:2 + nsp]
     cols = P.reshape(cols, shape=(n, groups, cg) + out_sp + kernel)
-    perm = (0, 1) + tuple(range(3, 3 + nsp)) + (2,) + tuple(range(3 + nsp, 3 + 2 * nsp))
-    cols = P.reshape(P.permute(cols, dims=perm), shape=(n, groups, _prod(out_sp), cg * _prod(kernel)))
-    wm = P.permute(P.reshape(weight, shape=(groups, oc // groups, cg * _prod(kernel))), dims=(0, 2, 1))
+    # (n, groups, out..., kernel..., cg): unfold's memory order, so the permute + reshape are views
+    perm = (0, 1) + tuple(range(3, 3 + 2 * nsp)) + (2,)
+    cols = P.reshape(P.permute(cols, dims=perm), shape=(n, groups, _prod(out_sp), _prod(kernel) * cg))
+    wm = P.reshape(P.permute(P.reshape(weight, shape=(groups, oc // groups, cg, _prod(kernel))), dims=(0, 3, 2, 1)),
+                   shape=(groups, _prod(kernel) * cg, oc // groups))
     y = P.matmul(cols, wm)
     y = P.reshape(P.permute(y, dims=(0, 1, 3, 2)), shape=(n, oc) + out_sp)
     if bias is not None:

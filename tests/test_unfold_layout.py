@@ -67,13 +67,14 @@ def test_cnn_step_reads_unfold_buffer_without_copy():
         y.sum().backward()
         return y.detach()
     code = graphc.explain(step, x, w).code
+    # the forward's windows, then the output gradient's (the input gradient as a transposed conv)
     unfolded = re.findall(r"(\w+) = _fix\(_impl\['unfold'\]", code)
-    assert len(unfolded) == 1
-    v = unfolded[0]
+    assert len(unfolded) == 2 and "_impl['fold']" not in code
     body = [ln for ln in code.splitlines() if not ln.lstrip().startswith("#")]
-    assert not [ln for ln in body if f"_copy({v}" in ln or f"np.array({v}" in ln]
-    # the forward product and the weight gradient's read the windows in place
-    assert sum(f"np.matmul({v}." in ln for ln in body) == 2
+    for v, products in zip(unfolded, (2, 1)):
+        assert not [ln for ln in body if f"_copy({v}" in ln or f"np.array({v}" in ln]
+        # forward: its product and the weight gradient's read the windows in place; backward: one
+        assert sum("np.matmul(" in ln and re.search(rf"\b{v}\.", ln) is not None for ln in body) == products
 
 
 def _unfold_then_matmul_operand() -> Graph:
@@ -82,7 +83,7 @@ def _unfold_then_matmul_operand() -> Graph:
     x = g.add_input(TensorType((2, 4, 5, 5), float64))
     u = g.add_node(P.unfold, [x], dict(kernel=(3, 3), stride=(1, 1), padding=((1, 1), (1, 1)),
                                        dilation=(1, 1)))
-    p = g.add_node(P.permute, [u], dict(dims=(0, 2, 3, 1, 4, 5)))
+    p = g.add_node(P.permute, [u], dict(dims=(0, 2, 3, 4, 5, 1)))
     r = g.add_node(P.reshape, [p], dict(shape=(2, 25, 36)))
     g.set_outputs([g.add_node(P.neg, [r], {})])
     return g
