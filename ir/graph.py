@@ -137,9 +137,9 @@ class Graph:
         old.users = []
         self.outputs = [new if o is old else o for o in self.outputs]
 
-    def remove_nodes(self, nodes: list[Node], replacements: dict[int, Node] | None = None) -> None:
+    def remove_nodes(self, nodes: list[Node], replacements: dict[int, list[Node]] | None = None) -> None:
         """Remove ``nodes`` in one sweep (one sweep, not a list removal per node);
-        ``replacements``: id(removed node) -> a node put in its place in the order."""
+        ``replacements``: id(removed node) -> the nodes put in its place in the order."""
         gone = {id(n) for n in nodes}
         if not gone:
             return
@@ -147,7 +147,7 @@ class Graph:
         for v in touched.values():
             v.users = [u for u in v.users if id(u) not in gone]
         replacements = replacements or {}
-        self.nodes = [replacements.get(id(n), n) for n in self.nodes if id(n) not in gone or id(n) in replacements]
+        self.nodes = [m for n in self.nodes for m in (replacements.get(id(n), ()) if id(n) in gone else (n,))]
 
     def dispose(self) -> None:
         """Break the reference cycles between this graph's nodes and values (producers, users),

@@ -14,7 +14,7 @@ MAX_ELEMENTS = 1 << 16
 
 def constant_fold(g: Graph) -> Graph:
     known: dict[int, np.ndarray] = {}
-    folded: dict[int, object] = {}  # id(folded node) -> the constant node taking its place
+    folded: dict[int, list] = {}  # id(folded node) -> [the constant node taking its place]
     for n in list(g.nodes):
         if n.prim is P.full:
             known[id(n.output)] = n.prim.impl(**n.attrs)
@@ -35,7 +35,7 @@ def constant_fold(g: Graph) -> Graph:
             new = g.add_node(P.full, [], {"shape": n.output.shape, "value": value, "dtype": n.output.dtype},
                              n.output.type, n.loc)
             g.nodes.pop()  # appended: it takes the folded node's place below
-            folded[id(n)] = new.producer
+            folded[id(n)] = [new.producer]
             known[id(new)] = out
             g.replace_all_uses(n.output, new)
     g.remove_nodes([n for n in g.nodes if id(n) in folded], folded)

@@ -34,19 +34,26 @@ from graphc.ir import prims as P
 from graphc.ir.graph import Graph, Node, Value
 
 
+def _producer(v, prim) -> Node | None:
+    """``v``'s producer when ``v`` is a value that ``prim`` makes, else None."""
+    n = v.producer if isinstance(v, Value) else None
+    return n if n is not None and n.prim is prim else None
+
+
 def _sigmoid_read_once(s, n: Node, outputs: set[int]) -> bool:
-    """Whether ``s`` is a large float32 sigmoid whose only reader is ``n`` (of its own type), and
-    not a graph output (``outputs``: their ids)."""
-    return (isinstance(s, Value) and s.producer is not None and s.producer.prim is P.sigmoid
-            and s.users == [n] and id(s) not in outputs and s.dtype is dt.float32 and n.output.dtype is dt.float32
-            and math.prod(s.shape) >= P.SIGMOID_NUMPY_PASSES_MIN_SIZE)
+    """Whether ``s`` is a float32 sigmoid computed in numpy passes (not by scipy's one call: see
+    ``prims.sigmoid_is_expit``) whose only reader is ``n`` (of its own type), and not a graph
+    output (``outputs``: their ids)."""
+    return (_producer(s, P.sigmoid) is not None and s.users == [n] and id(s) not in outputs
+            and s.dtype is dt.float32 and n.output.dtype is dt.float32
+            and not P.sigmoid_is_expit(s.dtype.np, math.prod(s.shape)))
 
 
 def _made_by(v, prim, *operands) -> Node | None:
     """``v``'s producer when it is ``prim`` of operands matching ``operands`` (a number: equal;
     None: any), else None."""
-    n = v.producer if isinstance(v, Value) else None
-    if n is None or n.prim is not prim or len(n.inputs) != len(operands):
+    n = _producer(v, prim)
+    if n is None or len(n.inputs) != len(operands):
         return None
     for x, want in zip(n.inputs, operands):
         if want is not None and (isinstance(x, Value) or x != want):
@@ -71,8 +78,16 @@ def _sign_flip_of(s, z) -> bool:
 
 def _only_user(v, prim) -> Node | None:
     """``v``'s producer when it is ``prim`` and ``v`` has one reader."""
-    n = v.producer if isinstance(v, Value) else None
-    return n if n is not None and n.prim is prim and len(v.users) == 1 else None
+    n = _producer(v, prim)
+    return n if n is not None and len(v.users) == 1 else None
+
+
+def _appended_since(g: Graph, start: int) -> list[Node]:
+    """The nodes appended to ``g`` since it had ``start`` nodes, taken off its end (they take a
+    replaced node's place in the order)."""
+    made = g.nodes[start:]
+    del g.nodes[start:]
+    return made
 
 
 def _conv_input_grad(g: Graph, n: Node) -> tuple[list[Node], list[Node]] | None:
@@ -120,8 +135,7 @@ def _conv_input_grad(g: Graph, n: Node) -> tuple[list[Node], list[Node]] | None:
     cols = g.add_node(P.permute, [cols], {"dims": (0, 2, 1)}, loc=n.loc)
     y = g.add_node(P.reshape, [g.add_node(P.matmul, [w, cols], {}, loc=n.loc)], {"shape": (batch, c) + tuple(size)},
                    n.output.type, n.loc)
-    made = g.nodes[start:]
-    del g.nodes[start:]
+    made = _appended_since(g, start)
     g.replace_all_uses(n.output, y)
     return made, [n, r3, r2, r1, mm]
 
@@ -147,8 +161,7 @@ def lowered_rewrites(g: Graph) -> Graph:
         if flip is not None and n.output.dtype is flip[1].dtype:
             start = len(g.nodes)
             q = g.add_node(P.neg, [g.add_node(P.abs, [flip[1]], {}, loc=n.loc)], {}, n.output.type, n.loc)
-            made[id(n)] = g.nodes[start:]
-            del g.nodes[start:]
+            made[id(n)] = _appended_since(g, start)
             g.replace_all_uses(n.output, q)
             gone.append(n)
             continue
@@ -158,15 +171,9 @@ def lowered_rewrites(g: Graph) -> Graph:
                 start = len(g.nodes)
                 e = g.add_node(P.exp, [g.add_node(P.neg, [z], {}, loc=n.loc)], {}, loc=n.loc)
                 q = g.add_node(P.div, [a, g.add_node(P.add, [e, 1], {}, loc=n.loc)], {}, n.output.type, n.loc)
-                made[id(n)] = g.nodes[start:]
-                del g.nodes[start:]
+                made[id(n)] = _appended_since(g, start)
                 g.replace_all_uses(n.output, q)
                 gone += [n, s.producer]
                 break
-    if gone:
-        keep = {id(m) for m in gone}
-        touched = {id(v): v for m in gone for v in m.value_inputs()}
-        for v in touched.values():
-            v.users = [u for u in v.users if id(u) not in keep]
-        g.nodes = [m for n in g.nodes for m in (made.get(id(n), [n]) if id(n) not in keep or id(n) in made else [])]
+    g.remove_nodes(gone, made)
     return g

@@ -57,7 +57,7 @@ def outline(g: Graph, calls: list[tuple[int, int, list[Value]]], min_calls: int 
         return 0
     n_before = len(nodes)
     removed: list[Node] = []
-    replacements: dict[int, Node] = {}
+    replacements: dict[int, list[Node]] = {}
     renamed: dict[int, Value] = {}  # a returned value already replaced by a call's output
     # every body before any call replaces its region: a replacement rewires the operands of
     # the nodes after it, which other groups' first regions may hold
@@ -70,7 +70,7 @@ def outline(g: Graph, calls: list[tuple[int, int, list[Value]]], min_calls: int 
                     g.replace_all_uses(o, new)
                     renamed[id(o)] = new
             removed.extend(nodes[start:end])
-            replacements[id(nodes[start])] = node
+            replacements[id(nodes[start])] = [node]
     del g.nodes[n_before:]  # the calls take their regions' places
     g.remove_nodes(removed, replacements)
     return len(chosen)
