@@ -169,8 +169,8 @@ def _no_bool(op: str, hint: str):
 NUMPY_PASSES_MIN_SIZE = 4096
 
 
-def _numpy_passes(x) -> bool:
-    return type(x) is np.ndarray and x.dtype == np.float32 and x.size >= NUMPY_PASSES_MIN_SIZE
+def _numpy_passes(x, min_size: int = NUMPY_PASSES_MIN_SIZE) -> bool:
+    return type(x) is np.ndarray and x.dtype == np.float32 and x.size >= min_size
 
 
 # sigmoid's own threshold: its numpy form is four cheap SIMD passes, while scipy's expit costs
@@ -209,7 +209,7 @@ def sigmoid_values(x, out=None):
     the limits (exp(-x) overflowing to inf for x < -88.7 gives 0, as for x = -inf; nan stays nan),
     within 4 ulp elsewhere, except that results below float32's smallest normal number (x < -87.3)
     flush to 0 from x < -88.7 on. Else scipy's expit: one pass, overflow-free."""
-    if type(x) is not np.ndarray or x.dtype != np.float32 or x.size < SIGMOID_NUMPY_PASSES_MIN_SIZE:
+    if not _numpy_passes(x, SIGMOID_NUMPY_PASSES_MIN_SIZE):
         from scipy.special import expit  # imported on first use
         return expit(x) if out is None else expit(x, out=out)
     one = np.float32(1)  # (a Python 1 is a weak scalar numpy types on every call)
