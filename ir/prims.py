@@ -173,6 +173,12 @@ def _numpy_passes(x, min_size: int = NUMPY_PASSES_MIN_SIZE) -> bool:
     return type(x) is np.ndarray and x.dtype == np.float32 and x.size >= min_size
 
 
+def erf_in_passes(dtype: np.dtype, size: int) -> bool:
+    """Whether ``erf_values`` computes a host array of ``dtype`` and ``size`` elements in numpy
+    passes (not by scipy's one call): where lowered_rewrites' gelu form pays."""
+    return dtype == np.float32 and size >= NUMPY_PASSES_MIN_SIZE
+
+
 # sigmoid's own threshold: its numpy form is four cheap SIMD passes, while scipy's expit costs
 # about 3.5 ns an element here (a 16x64 LSTM gate: expit 4-6 us, the passes 3 us); they cross
 # near 512 float32 elements (1 thread, AVX-512 EPYC; erf's longer rational form keeps

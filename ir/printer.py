@@ -35,7 +35,7 @@ def format_attr(v) -> str:
             return "nan"
         if math.isinf(v):
             return "inf" if v > 0 else "-inf"
-        return repr(v)
+        return repr(float(v))  # a numpy float64 (a float subclass) reprs as np.float64(...)
     if isinstance(v, complex):  # one token, as Python's complex() reads it: 1.5+2.0j
         im = format_attr(v.imag)
         return f"{format_attr(v.real)}{im if im[0] == '-' else '+' + im}j"

@@ -14,6 +14,14 @@ A sign flip ``(1 - 2 * float(z > 0)) * z`` (logsigmoid's and softplus's stable f
 for its derivative at 0) is ``-abs(z)``, bit for bit (-0.0 and NaN included): two passes instead of
 five; and ``abs(-x)`` is ``abs(x)``.
 
+gelu's ``0.5 x * (1 + erf(x / sqrt 2))`` on a large float32 array, its parts read nowhere else,
+is ``x / (1 + exp2(x * H(x^2)))``: the normal CDF as a sigmoid of a polynomial (H fitted by
+``tools/fit_erf.py --gelu``), 17 numpy passes where erf's tanh form and gelu's own arithmetic take
+19, with exp2 (0.24 ns an element here) in place of tanh (0.38); 64x256: 30 against 36 us. Its
+error is within 2.4 ulp for x >= 0 and 1.2e-7 absolute below (erf's form: 2.4 ulp, 3.1e-7, as it
+cancels for x < 0); +inf gives inf, -inf NaN (-inf * 0 in erf's form), -0.0 stays -0.0. A saved
+erf (training) keeps the erf form: its value is read by the backward anyway.
+
 A stride-1 convolution's input gradient, ``fold`` (col2im) of the product of the output gradient
 with the weight, is the transposed convolution: the output gradient unfolded with padding ``k - 1
 - p`` (so each input pixel gathers the windows it fed) times the spatially flipped weight, one
@@ -90,6 +98,46 @@ def _appended_since(g: Graph, start: int) -> list[Node]:
     return made
 
 
+# H, highest coefficient first (tools/fit_erf.py --gelu): negative for every x, so the CDF is
+# above one half for x > 0; overflow of the powers gives exp2(-inf) = 0 (gelu = x) for large x > 0
+# and exp2(inf) = inf (gelu = -0.0) for large x < 0, as erf's form
+_GELU_H = (-5.018658988502103e-09, 3.800351959361252e-07, -1.1413352104941172e-05, 0.00015935229262614229,
+           9.487615391611914e-05, -0.1048360379060602, -2.302209026035844)
+
+
+def _gelu_erf(n: Node, outputs: set[int]) -> tuple[Value, list[Node]] | None:
+    """For ``n`` = ``(x * 0.5) * (erf(x * (1 / sqrt 2)) + 1)`` (in either order) on a float32 ``x``
+    whose erf takes the numpy passes, its parts read by ``n`` only: ``x`` and the nodes the rewrite
+    replaces; else None."""
+    for half, one_plus in ((n.inputs[0], n.inputs[1]), (n.inputs[1], n.inputs[0])):
+        h = _made_by(half, P.mul, None, 0.5)
+        a = _made_by(one_plus, P.add, None, 1) or _made_by(one_plus, P.add, 1, None)
+        if h is None or a is None:
+            continue
+        e = next((v for v in a.inputs if isinstance(v, Value)), None)
+        erf = _producer(e, P.erf)
+        scaled = erf and _made_by(erf.inputs[0], P.mul, None, 1 / math.sqrt(2))
+        x = h.inputs[0]
+        if scaled is None or scaled.inputs[0] is not x or x.dtype is not dt.float32 \
+                or n.output.dtype is not dt.float32 or not P.erf_in_passes(x.dtype.np, math.prod(x.shape)):
+            continue
+        parts = (half, one_plus, e, erf.inputs[0])
+        if all(len(v.users) == 1 and id(v) not in outputs for v in parts):
+            return x, [n, h, a, erf, scaled]
+    return None
+
+
+def _gelu_nodes(g: Graph, x: Value, n: Node) -> Value:
+    """``x / (1 + exp2(x * H(x^2)))`` appended to ``g``, typed as ``n``'s output."""
+    u = g.add_node(P.mul, [x, x], {}, loc=n.loc)
+    p = g.add_node(P.mul, [u, _GELU_H[0]], {}, loc=n.loc)
+    for c in _GELU_H[1:-1]:
+        p = g.add_node(P.mul, [g.add_node(P.add, [p, c], {}, loc=n.loc), u], {}, loc=n.loc)
+    z = g.add_node(P.mul, [g.add_node(P.add, [p, _GELU_H[-1]], {}, loc=n.loc), x], {}, loc=n.loc)
+    d = g.add_node(P.add, [g.add_node(P.exp2, [z], {}, loc=n.loc), 1], {}, loc=n.loc)
+    return g.add_node(P.div, [x, d], {}, n.output.type, n.loc)
+
+
 def _conv_input_grad(g: Graph, n: Node) -> tuple[list[Node], list[Node]] | None:
     """For ``n`` = fold(reshape(permute(reshape(matmul(G, B))))) as conv's VJP builds it for a
     stride-1 convolution: the nodes of the transposed convolution computing the same value (``n``'s
@@ -155,6 +203,13 @@ def lowered_rewrites(g: Graph) -> Graph:
             gone += conv[1]
             continue
         if n.prim is not P.mul or len(n.inputs) != 2:
+            continue
+        if (gelu := _gelu_erf(n, outputs)) is not None:
+            start = len(g.nodes)
+            q = _gelu_nodes(g, gelu[0], n)
+            made[id(n)] = _appended_since(g, start)
+            g.replace_all_uses(n.output, q)
+            gone += gelu[1]
             continue
         flip = next(((s, z) for s, z in ((n.inputs[0], n.inputs[1]), (n.inputs[1], n.inputs[0]))
                      if isinstance(z, Value) and _sign_flip_of(s, z)), None)

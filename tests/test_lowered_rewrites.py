@@ -99,3 +99,54 @@ def test_abs_of_a_negation_reads_the_operand():
         return graphc.abs(-x) * 2
     assert "np.negative(" not in _code(f, x)
     np.testing.assert_array_equal(graphc.compile(f)(x).numpy(), f(x).numpy())
+
+
+def _gelu64(x: np.ndarray) -> np.ndarray:
+    from scipy.special import ndtr
+    x = x.astype(np.float64)
+    with np.errstate(invalid="ignore"):
+        return x * ndtr(x)
+
+
+def test_gelu_on_a_large_float32_array_is_a_sigmoid_of_a_polynomial_within_float32_rounding():
+    """Forward only (no erf saved for a backward): gelu takes the exp2 form, within 3 ulp of
+    x * Phi(x) for x >= 0 and 2e-7 below (erf's form is 3e-7 off there); limits as eager's."""
+    x = np.concatenate([np.array([np.inf, -np.inf, np.nan, 0.0, -0.0, 1e30, -1e30, 1e-30, -1e-30], np.float32),
+                        np.linspace(-12, 12, 16384 - 9, dtype=np.float32)])
+    t = graphc.tensor(x.reshape(64, 256))
+    code = _code(F.gelu, t)
+    assert "exp2(" in code and "_erf(" not in code, code
+    got = graphc.compile(F.gelu)(t).numpy().ravel()
+    assert got[0] == np.inf and np.isnan(got[1]) and np.isnan(got[2])
+    assert got[3] == 0 and got[4] == 0 and np.signbit(got[4]) and got[5] == 1e30 and got[6] == 0
+    assert got[7] == np.float32(5e-31) and got[8] == np.float32(-5e-31)
+    want = _gelu64(x[9:])
+    err = np.abs(got[9:] - want)
+    ulp = np.spacing(np.abs(want).astype(np.float32)).astype(np.float64)
+    assert np.all(err[want >= 0] <= 3 * ulp[want >= 0]), (err / ulp)[want >= 0].max()
+    assert err[want < 0].max() <= 2e-7, err[want < 0].max()
+    eager = F.gelu(t).numpy().ravel()
+    np.testing.assert_allclose(got[9:], eager[9:], rtol=1e-6, atol=4e-7)
+
+
+def test_gelu_keeps_erf_when_its_value_is_saved_small_or_not_float32():
+    rng = np.random.default_rng(3)
+    x = graphc.tensor(rng.standard_normal((64, 256)).astype(np.float32), requires_grad=True)
+    step = graphc.compile(lambda x: F.gelu(x).sum())
+    loss = step(x)
+    loss.backward()
+    g = x.grad.numpy().copy()
+    x.grad = None
+    F.gelu(x).sum().backward()
+    np.testing.assert_allclose(g, x.grad.numpy(), rtol=1e-6, atol=1e-7)
+    small = graphc.tensor(rng.standard_normal((4, 16)).astype(np.float32))
+    assert "exp2(" not in _code(F.gelu, small)
+    f64 = graphc.tensor(rng.standard_normal((64, 256)))
+    assert "exp2(" not in _code(F.gelu, f64)
+    np.testing.assert_allclose(graphc.compile(F.gelu)(f64).numpy(), _gelu64(f64.numpy()), rtol=1e-12, atol=1e-15)
+
+    def shared(x):  # erf read twice: the rewrite would compute it again
+        e = graphc.erf(x * (1 / np.sqrt(2)))
+        return x * 0.5 * (e + 1), e
+    big = graphc.tensor(rng.standard_normal((64, 256)).astype(np.float32))
+    assert "exp2(" not in _code(shared, big)

@@ -862,3 +862,19 @@ def test_simplify_sums_a_batch_of_products_as_one_product(keepdim):
     int32 = text.replace("f64[3,4,2]", "i32[3,4,2]").replace("f64[3,2,5]", "i32[3,2,5]") \
         .replace("f64[3,4,5]", "i32[3,4,5]").replace(f"f64[{out_shape}]", f"i64[{out_shape}]")
     assert "sum(" in run(int32, simplify, dce)  # an integer sum widens to int64: left alone
+
+
+
+def test_a_numpy_float_operand_prints_as_a_number_that_parses_back():
+    """``x * np.sqrt(0.5)`` traces a numpy float64 operand; numpy 2 reprs it as np.float64(...),
+    which the IR text (explain, dump, the verifier's round trip) must not contain."""
+    from graphc.ir import dtypes as dt
+    from graphc.ir import prims as P
+    from graphc.ir.graph import Graph
+    from graphc.ir.primitive import TensorType
+    g = Graph("f")
+    x = g.add_input(TensorType((2, 3), dt.float32))
+    g.outputs = [g.add_node(P.mul, [x, np.sqrt(np.float64(0.5))], {})]
+    text = print_graph(g)
+    assert "np." not in text and "0.7071067811865476" in text, text
+    assert print_graph(parse_graph(text)) == text
