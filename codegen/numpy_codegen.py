@@ -150,6 +150,25 @@ LOWERINGS[P.conj] = _ufunc("conjugate")
 _OUT_CAPABLE.append(P.conj)
 _UFUNCS[P.conj] = np.conjugate
 LOWERINGS[P.stop_gradient] = lambda n, a: a[0]
+
+
+def _clip_lowering(prim: Primitive, ufunc: str) -> Lowering:
+    """minimum/maximum of a real float array and a nonzero number (a clamp): numpy's clip ufunc,
+    whose loop is vectorized where np.minimum's with a broadcast number is not (0.14 against 0.38
+    ns an element here); NaN stays NaN as in np.minimum. A zero bound keeps np.minimum, which
+    returns the bound on a tie of -0.0 and 0.0 where clip returns x."""
+    def lower(n: Node, a: list[str]) -> str:
+        x, c = n.inputs
+        if (isinstance(x, Value) and x.type == n.output.type and n.output.dtype.np in P.RELU_CLIPS
+                and type(c) in (int, float) and c == c and c != 0):
+            bounds = ("-np.inf", a[1]) if prim is P.minimum else (a[1], "np.inf")
+            return f"_clip({a[0]}, {bounds[0]}, {bounds[1]})"
+        return f"np.{ufunc}({', '.join(a)})"
+    return lower
+
+
+LOWERINGS[P.minimum] = _clip_lowering(P.minimum, "minimum")
+LOWERINGS[P.maximum] = _clip_lowering(P.maximum, "maximum")
 LOWERINGS[P.relu] = lambda n, a: (  # as eager mode's (ir/prims.py: _relu)
     f"_clip({a[0]}, 0.0, np.inf)" if n.output.dtype.np in P.RELU_CLIPS else f"np.maximum({a[0]}, 0)")
 # numpy's rounding ufuncs on floats (round: half to even, as np.round); integers and bools are

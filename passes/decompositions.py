@@ -167,8 +167,9 @@ def softplus(x, beta=1.0, threshold=20.0):
     linear = P.gt(bx, threshold)
     # log1p(exp(bx)) on the other side of the threshold only (exp cannot overflow for the usual
     # thresholds, as in PyTorch); unlike max(bx, 0) + log1p(exp(-|bx|)), its derivatives are
-    # smooth at 0, so second derivatives are right there too
-    soft = P.div(P.log1p(P.exp(P.where(linear, 0.0, bx))), beta)
+    # smooth at 0, so second derivatives are right there too. Past the threshold bx is replaced by
+    # the threshold itself (a clamp, one numpy pass once lowered), not by 0: those lanes take x.
+    soft = P.div(P.log1p(P.exp(P.where(linear, threshold, bx))), beta)
     return P.where(linear, x, soft)
 
 

@@ -22,6 +22,18 @@ error is within 2.4 ulp for x >= 0 and 1.2e-7 absolute below (erf's form: 2.4 ul
 cancels for x < 0); +inf gives inf, -inf NaN (-inf * 0 in erf's form), -0.0 stays -0.0. A saved
 erf (training) keeps the erf form: its value is read by the backward anyway.
 
+A clamp, ``where(x > c, c, x)`` (or ``where(x < c, c, x)``) of a float ``x`` and a nonzero
+number ``c``, is ``minimum(x, c)`` (``maximum``), bit for bit (NaN stays NaN; a tie returns c,
+which is x), which generated code computes in one clip pass against the comparison and a
+three-pass select (clamp's and softplus's form).
+
+softplus's select, ``where(beta x > t, x, log1p(exp(min(beta x, t))) / beta)`` for beta > 0,
+is ``maximum(x, ...)`` where log1p(exp(t)) rounds to t in x's type (float32 and PyTorch's
+threshold 20): past the threshold the second operand is then t / beta, below x but for rounding,
+and below it log1p(exp(beta x)) / beta >= x but for rounding; where rounding decides, the two
+differ by an ulp. One pass for the select's three, which with the clamp above brings softplus on
+1M float32 from 1.37x to 0.85x of its plain numpy form.
+
 A stride-1 convolution's input gradient, ``fold`` (col2im) of the product of the output gradient
 with the weight, is the transposed convolution: the output gradient unfolded with padding ``k - 1
 - p`` (so each input pixel gathers the windows it fed) times the spatially flipped weight, one
@@ -36,6 +48,8 @@ k - 1; under vmap the product has another shape and fold stays).
 from __future__ import annotations
 
 import math
+
+import numpy as np
 
 from graphc.ir import dtypes as dt
 from graphc.ir import prims as P
@@ -138,6 +152,43 @@ def _gelu_nodes(g: Graph, x: Value, n: Node) -> Value:
     return g.add_node(P.div, [x, d], {}, n.output.type, n.loc)
 
 
+_CLAMPS = {P.gt: P.minimum, P.lt: P.maximum}
+
+
+def _clamp_of(n: Node):
+    """For a where ``n`` = ``where(x > c, c, x)`` or ``where(x < c, c, x)`` (x a float value of the
+    result's type, c a finite nonzero number): (minimum or maximum, x, c); else None."""
+    cond, c, x = n.inputs
+    cmp = cond.producer if isinstance(cond, Value) else None
+    if cmp is None or cmp.prim not in _CLAMPS or type(c) not in (int, float) or not math.isfinite(c) or c == 0 \
+            or not isinstance(x, Value) or x.type != n.output.type or not x.dtype.is_floating_point \
+            or x.dtype.is_complex or cmp.inputs[0] is not x or cmp.inputs[1] != c or isinstance(cmp.inputs[1], Value):
+        return None
+    return _CLAMPS[cmp.prim], x, c
+
+
+def _softplus_select(n: Node) -> Value | None:
+    """For a where ``n`` of softplus's form (see the module docstring): its ``x``; else None."""
+    cond, x, soft = n.inputs
+    gt = _producer(cond, P.gt)
+    if gt is None or not isinstance(x, Value) or x.type != n.output.type or not x.dtype.is_floating_point:
+        return None
+    bx, t = gt.inputs
+    div = _producer(soft, P.div)
+    beta = div.inputs[1] if div is not None else 1
+    if type(beta) not in (int, float) or not beta > 0 or type(t) not in (int, float) or not math.isfinite(t):
+        return None
+    with np.errstate(over="ignore"):
+        tt = x.dtype.np.type(t)
+        if np.log1p(np.exp(tt)) != tt:  # past the threshold the second operand would exceed x
+            return None
+    log1p = _producer(div.inputs[0] if div is not None else soft, P.log1p)
+    exp = log1p and _producer(log1p.inputs[0], P.exp)
+    low = exp and _made_by(exp.inputs[0], P.minimum, None, t)
+    scaled = bx is x or (_made_by(bx, P.mul, None, beta) is not None and bx.producer.inputs[0] is x)
+    return x if low is not None and low.inputs[0] is bx and scaled else None
+
+
 def _conv_input_grad(g: Graph, n: Node) -> tuple[list[Node], list[Node]] | None:
     """For ``n`` = fold(reshape(permute(reshape(matmul(G, B))))) as conv's VJP builds it for a
     stride-1 convolution: the nodes of the transposed convolution computing the same value (``n``'s
@@ -197,6 +248,18 @@ def lowered_rewrites(g: Graph) -> Graph:
             n.inputs[0].users.remove(n)
             n.inputs = [inner.inputs[0]]
             inner.inputs[0].users.append(n)
+            continue
+        if n.prim is P.where and (clamp := _clamp_of(n)) is not None:
+            q = g.add_node(clamp[0], [clamp[1], clamp[2]], {}, n.output.type, n.loc)
+            made[id(n)] = _appended_since(g, len(g.nodes) - 1)
+            g.replace_all_uses(n.output, q)
+            gone.append(n)
+            continue
+        if n.prim is P.where and (x := _softplus_select(n)) is not None:
+            q = g.add_node(P.maximum, [x, n.inputs[2]], {}, n.output.type, n.loc)
+            made[id(n)] = _appended_since(g, len(g.nodes) - 1)
+            g.replace_all_uses(n.output, q)
+            gone.append(n)
             continue
         if n.prim is P.fold and (conv := _conv_input_grad(g, n)) is not None:
             made[id(n)] = conv[0]

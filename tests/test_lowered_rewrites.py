@@ -150,3 +150,47 @@ def test_gelu_keeps_erf_when_its_value_is_saved_small_or_not_float32():
         return x * 0.5 * (e + 1), e
     big = graphc.tensor(rng.standard_normal((64, 256)).astype(np.float32))
     assert "exp2(" not in _code(shared, big)
+
+
+def _edge_floats(n: int, rng) -> np.ndarray:
+    x = (rng.standard_normal(n) * 15).astype(np.float32)
+    x[:10] = [np.nan, np.inf, -np.inf, -0.0, 0.0, 2.0, -1.5, 20.0, 10.0, -20.0]
+    return x
+
+
+def test_a_clamp_by_a_nonzero_number_is_one_clip_pass_bit_for_bit():
+    x = graphc.tensor(_edge_floats(8192, np.random.default_rng(4)))
+    f = lambda x: x.clamp(-1.5, 2.0)  # noqa: E731
+    code = _code(f, x)
+    assert "_clip(" in code and "_where" not in code and "np.where" not in code, code
+    got, want = graphc.compile(f)(x).numpy(), f(x).numpy()
+    np.testing.assert_array_equal(got.view(np.uint32), want.view(np.uint32))  # nan, ties, -0.0 bits
+    zero = lambda x: x.clamp(max=0.0)  # noqa: E731  (a tie of -0.0 and 0.0: clip and minimum differ)
+    assert "_clip(" not in _code(zero, x)
+    np.testing.assert_array_equal(graphc.compile(zero)(x).numpy().view(np.uint32), zero(x).numpy().view(np.uint32))
+
+
+def test_softplus_selects_with_a_maximum_within_an_ulp_and_keeps_its_gradients():
+    rng = np.random.default_rng(5)
+    x = graphc.tensor(_edge_floats(8192, rng))
+    for beta, threshold in ((1.0, 20.0), (2.0, 20.0), (0.5, 17.0)):
+        f = lambda x: F.softplus(x, beta=beta, threshold=threshold)  # noqa: E731
+        code = _code(f, x)
+        assert "np.maximum(" in code and "_where" not in code and "np.where" not in code, code
+        got, want = graphc.compile(f)(x).numpy(), f(x).numpy()
+        np.testing.assert_array_equal(np.isnan(got), np.isnan(want))
+        ok = ~np.isnan(want)
+        np.testing.assert_array_equal(got[~np.isfinite(want) & ok], want[~np.isfinite(want) & ok])
+        fin = np.isfinite(want)
+        assert np.all(np.abs(got[fin] - want[fin]) <= np.spacing(np.abs(want[fin]))), (beta, threshold)
+    neg = lambda x: F.softplus(x, beta=-1.0)  # noqa: E731  (past the threshold x is the smaller)
+    low = lambda x: F.softplus(x, beta=0.5, threshold=3.0)  # noqa: E731  (log1p(exp(3)) > 3: x in (6, 6.1) is too)
+    for f in (neg, low):
+        assert "np.maximum(" not in _code(f, x)
+        np.testing.assert_array_equal(graphc.compile(f)(x).numpy(), f(x).numpy())
+    t = graphc.tensor(np.linspace(-30, 30, 8192, dtype=np.float32), requires_grad=True)
+    graphc.compile(lambda t: F.softplus(t).sum())(t).backward()
+    g = t.grad.numpy().copy()
+    t.grad = None
+    F.softplus(t).sum().backward()
+    np.testing.assert_array_equal(g, t.grad.numpy())
