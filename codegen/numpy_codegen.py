@@ -176,7 +176,7 @@ LOWERINGS[P.arange] = lambda n, a: (
     f"np.arange({n.attrs['start']}, {n.attrs['start'] + n.output.shape[0] * n.attrs['step']}, {n.attrs['step']}, "
     "dtype=np.int64)" if n.output.dtype.np == np.int64 and all(type(n.attrs[k]) is int for k in ("start", "step"))
     else _impl_call(n, a))
-LOWERINGS[P.concat] = lambda n, a: f"np.concatenate(({', '.join(a)},), axis={n.attrs['axis']})"
+LOWERINGS[P.concat] = lambda n, a: f"_concat(({', '.join(a)},), {n.attrs['axis']})"
 # into a planned buffer: a large stack allocated afresh on every call costs page faults (the
 # memory allocator may hand it back to the system between calls)
 _OUT_CAPABLE.append(P.concat)

@@ -7,6 +7,8 @@ and the modules it needs took ~3 ms of a warm start of the MLP training step).
 """
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from graphc.ir import prims as P
@@ -85,12 +87,51 @@ def sum_rows(x: np.ndarray, keepdims: bool, out: np.ndarray | None = None) -> np
     return x.dot(ones) if out is None else x.dot(ones, out=out)
 
 
+def _run_start(x: np.ndarray) -> int:
+    """The first axis from which on ``x``'s axes are one contiguous run of memory (C order)."""
+    run, k = x.itemsize, x.ndim
+    while k and (x.shape[k - 1] == 1 or x.strides[k - 1] == run):
+        run *= x.shape[k - 1]
+        k -= 1
+    return k
+
+
+def _as_items(x: np.ndarray, axis: int) -> np.ndarray:
+    """``x`` with its axes from ``axis`` on (one contiguous run: ``_run_start``) seen as one item
+    each, of a void dtype of their bytes. numpy copies a strided array one innermost run at a
+    time, ~10 ns a run: copying a pooling window offset's rows of 4 float32 (2048x4 of them) took
+    37 us element-wise, 4 us as 16-byte items; rows of 2 elements 156 against 13 us, of 256
+    elements no slower."""
+    size = math.prod(x.shape[axis:])
+    rows = x.reshape(x.shape[:axis] + (size,))  # a view: those axes are one run
+    return rows.view(np.dtype((np.void, size * x.itemsize)))[..., 0]
+
+
 def copy_c(x: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
-    """``x`` copied into ``out`` (a planned buffer), or into a new C-contiguous array."""
+    """``x`` copied into ``out`` (a planned buffer), or into a new C-contiguous array. A view whose
+    innermost axes are contiguous is copied as items of those axes' bytes (``_as_items``)."""
     if out is None:
         return np.array(x, order="C")
+    if (type(x) is np.ndarray and not x.flags.c_contiguous and not x.dtype.hasobject and out.dtype == x.dtype
+            and out.flags.c_contiguous):
+        axis = _run_start(x)  # > 0: x is strided
+        if axis < x.ndim and math.prod(x.shape[axis:]) > 1:
+            np.copyto(_as_items(out, axis), _as_items(x, axis))
+            return out
     np.copyto(out, x)
     return out
+
+
+def concat(xs: tuple, axis: int, out: np.ndarray | None = None) -> np.ndarray:
+    """``np.concatenate(xs, axis)`` into ``out``. Along an axis before the last, each operand's
+    rows (the axes after ``axis``) are copied as single items when they are contiguous
+    (``_as_items``: a pooling gradient's halves of 2048x4x1x4 float32, 75 against 16 us)."""
+    if (out is not None and axis < out.ndim - 1 and out.flags.c_contiguous and not out.dtype.hasobject
+            and all(type(x) is np.ndarray and x.dtype == out.dtype and _run_start(x) <= axis + 1 for x in xs)
+            and math.prod(out.shape[axis + 1:]) > 1):
+        np.concatenate([_as_items(x, axis + 1) for x in xs], axis=axis, out=_as_items(out, axis + 1))
+        return out
+    return np.concatenate(xs, axis=axis, out=out)
 
 
 def sum_channels(x: np.ndarray, keepdims: bool, out: np.ndarray | None = None) -> np.ndarray:
@@ -152,7 +193,7 @@ def namespace() -> dict:
           "_check_divisor": P.check_int_divisor,
           "_dtypes": {d.name: d for d in dtypes.ALL_DTYPES},
           "_sigmoid": P.sigmoid_values, "_erf": P.erf_values, "_rsqrt": P.rsqrt_values,
-          "_sum_rows": sum_rows, "_clip": P.clip_ufunc, "_copy": copy_c,
+          "_sum_rows": sum_rows, "_clip": P.clip_ufunc, "_copy": copy_c, "_concat": concat,
           "_where_zero": where_zero, "_where_bits": where_bits, "_where_into": where_into,
           "_matmul_nt": matmul_nt, "_reduce_rows": P.reduce_rows, "_sum_channels": sum_channels, "_fdiv": fdiv}
 

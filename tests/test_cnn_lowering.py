@@ -2,11 +2,13 @@
 input (kernel == stride, no padding, no dilation: the common case) is a running maximum over the
 window offsets (``passes/nn_decompositions.py``); the numpy backend lowers ``where(c, x, 0)`` as a
 bit multiply, a running-max step as np.maximum, and materializes copies C-contiguous
-(``codegen/numpy_codegen.py``); unfold/fold (im2col/col2im, ``ir/prims.py``) against their
+(``codegen/numpy_codegen.py``), moving a view's contiguous rows as single items, as a
+concatenation does (``codegen/numpy_runtime.py``); unfold/fold (im2col/col2im, ``ir/prims.py``) against their
 definition and each other. Values and gradients compiled vs eager, vs float64 finite
 differences, and ties, NaN and infinities vs PyTorch (where installed)."""
 from __future__ import annotations
 
+import itertools
 import math
 
 import numpy as np
@@ -178,6 +180,39 @@ def test_materialized_copy_is_c_contiguous():
     assert fresh.flags.c_contiguous and np.array_equal(fresh, a)
     out = np.empty(a.shape, np.float32)
     assert numpy_runtime.copy_c(a, out) is out and np.array_equal(out, a)
+
+
+def _strided_views(rng, shape, dtype):
+    """Every view of a larger array picking, along each axis, all of a range or every other element."""
+    base = (rng.standard_normal(tuple(2 * s + 1 for s in shape)) * 3).astype(dtype)
+    picks = [[slice(1, s + 1), slice(0, 2 * s, 2)] for s in shape]
+    return [base[sl] for sl in itertools.product(*picks)]
+
+
+@pytest.mark.parametrize("shape", [(5, 2, 4), (3, 1, 4, 2), (4, 3), (2, 3, 1, 1), (2, 0, 3)])
+@pytest.mark.parametrize("dtype", [np.float32, np.complex128, np.bool_, np.int16])
+def test_copy_of_strided_views_into_planned_buffer(shape, dtype):
+    """The copy of a view whose innermost axes are one contiguous run (a pooling window offset's
+    rows) moves those runs as single items: the same elements as numpy's copy, for any dtype."""
+    for view in _strided_views(np.random.default_rng(4), shape, dtype):
+        out = np.full(view.shape, 7, dtype)
+        assert numpy_runtime.copy_c(view, out) is out
+        np.testing.assert_array_equal(out, view)
+
+
+@pytest.mark.parametrize("shape", [(5, 2, 4), (3, 1, 4, 2), (2, 3, 1, 1), (4, 3)])
+@pytest.mark.parametrize("dtype", [np.float32, np.bool_])
+def test_concat_into_planned_buffer_equals_numpy(shape, dtype):
+    """Concatenation along each axis, operands contiguous or strided views, into a planned buffer:
+    the rows after the axis go as single items where they are contiguous."""
+    rng = np.random.default_rng(5)
+    for axis in range(len(shape)):
+        for view in _strided_views(rng, shape, dtype):
+            whole = (rng.standard_normal(shape) > 0).astype(dtype)
+            expected = np.concatenate((whole, view, whole), axis=axis)
+            out = np.zeros(expected.shape, dtype)
+            assert numpy_runtime.concat((whole, view, whole), axis, out=out) is out
+            np.testing.assert_array_equal(out, expected)
 
 
 @pytest.mark.parametrize("shape,k,s,p,d", [
