@@ -9,6 +9,7 @@ from __future__ import annotations
 import builtins
 import functools
 import math
+import sys
 
 import numpy as np
 
@@ -1226,14 +1227,40 @@ def _rand_uniform_infer(key, *, shape: tuple[int, ...], dtype: DType, stream: in
     return TensorType(tuple(shape), dtype)
 
 
-def _rand_uniform(key, *, shape, dtype, stream):
+def _rand_uniform(key, *, shape, dtype, stream, out=None):
+    """Uniforms in [0, 1) from the key's PCG64 stream, written into ``out`` (an array of ``shape``
+    and ``dtype``: generated code's planned buffer) when given."""
     seed = [int(k) & 0xFFFF_FFFF_FFFF_FFFF for k in np.asarray(key).reshape(-1)] + [int(stream)]
-    gen = np.random.Generator(np.random.PCG64(seed))
+    bits = np.random.PCG64(seed)
+    if dtype.np == np.float32 and _LITTLE_ENDIAN:
+        return _float32_uniforms(bits, tuple(shape), out)
+    gen = np.random.Generator(bits)
     if dtype.np == np.float64:
-        return gen.random(shape)
+        return gen.random(shape, out=out)
     # narrower types draw float32 (one 32-bit draw each: 2x faster than float64 draws and a cast),
     # the same stream for float32, float16 and bfloat16 (autocast keeps a model's dropout masks)
-    return unit_uniform(gen.random(shape, dtype=np.float32), dtype).astype(dtype.np, copy=False)
+    r = unit_uniform(gen.random(shape, dtype=np.float32), dtype).astype(dtype.np, copy=False)
+    if out is None:
+        return r
+    np.copyto(out, r)
+    return out
+
+
+_LITTLE_ENDIAN = sys.byteorder == "little"
+
+
+def _float32_uniforms(bits: np.random.PCG64, shape: tuple, out: np.ndarray | None) -> np.ndarray:
+    """numpy's ``Generator.random(dtype=float32)`` of a fresh generator on ``bits``, the same
+    numbers, from the raw 64-bit outputs: each gives two draws, its low then its high 32 bits
+    (numpy's next_uint32), and a draw is ``(u32 >> 8) * 2**-24``. numpy's own loop makes them one
+    at a time: 70 against 60 us for 64x512 on one thread."""
+    n = math.prod(shape)
+    u = bits.random_raw((n + 1) // 2).view(np.uint32)[:n].reshape(shape)  # little-endian: low half first
+    np.right_shift(u, 8, out=u)
+    if out is None:
+        out = np.empty(shape, np.float32)
+    np.multiply(u, np.float32(2.0 ** -24), out=out, dtype=np.float32, casting="unsafe")  # exact: u < 2**24
+    return out
 
 
 def unit_uniform(u: np.ndarray, dtype: DType) -> np.ndarray:
