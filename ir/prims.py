@@ -1232,30 +1232,28 @@ def _rand_uniform(key, *, shape, dtype, stream, out=None):
     and ``dtype``: generated code's planned buffer) when given."""
     seed = [int(k) & 0xFFFF_FFFF_FFFF_FFFF for k in np.asarray(key).reshape(-1)] + [int(stream)]
     bits = np.random.PCG64(seed)
-    if dtype.np == np.float32 and _LITTLE_ENDIAN:
-        return _float32_uniforms(bits, tuple(shape), out)
-    gen = np.random.Generator(bits)
     if dtype.np == np.float64:
-        return gen.random(shape, out=out)
+        return np.random.Generator(bits).random(shape, out=out)
     # narrower types draw float32 (one 32-bit draw each: 2x faster than float64 draws and a cast),
     # the same stream for float32, float16 and bfloat16 (autocast keeps a model's dropout masks)
-    r = unit_uniform(gen.random(shape, dtype=np.float32), dtype).astype(dtype.np, copy=False)
+    if dtype.np == np.float32:
+        return _float32_uniforms(bits, tuple(shape), out)
+    r = unit_uniform(_float32_uniforms(bits, tuple(shape), None), dtype).astype(dtype.np, copy=False)
     if out is None:
         return r
     np.copyto(out, r)
     return out
 
 
-_LITTLE_ENDIAN = sys.byteorder == "little"
-
-
 def _float32_uniforms(bits: np.random.PCG64, shape: tuple, out: np.ndarray | None) -> np.ndarray:
-    """numpy's ``Generator.random(dtype=float32)`` of a fresh generator on ``bits``, the same
-    numbers, from the raw 64-bit outputs: each gives two draws, its low then its high 32 bits
-    (numpy's next_uint32), and a draw is ``(u32 >> 8) * 2**-24``. numpy's own loop makes them one
-    at a time: 70 against 60 us for 64x512 on one thread."""
+    """numpy's ``Generator.random(dtype=float32)`` of a fresh generator on ``bits``: the same
+    numbers, from the raw 64-bit outputs (on a little-endian machine): each gives two draws, its
+    low then its high 32 bits (numpy's next_uint32), and a draw is ``(u32 >> 8) * 2**-24``.
+    numpy's own loop makes them one at a time: 70 against 60 us for 64x512 on one thread."""
+    if sys.byteorder != "little":
+        return np.random.Generator(bits).random(shape, dtype=np.float32, out=out)
     n = math.prod(shape)
-    u = bits.random_raw((n + 1) // 2).view(np.uint32)[:n].reshape(shape)  # little-endian: low half first
+    u = bits.random_raw((n + 1) // 2).view(np.uint32)[:n].reshape(shape)
     np.right_shift(u, 8, out=u)
     if out is None:
         out = np.empty(shape, np.float32)
