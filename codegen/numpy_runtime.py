@@ -33,6 +33,18 @@ def where_zero(cond: np.ndarray, x: np.ndarray, keep: bool, out: np.ndarray | No
     return out
 
 
+def where_rest(x: np.ndarray, kept: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
+    """The other half of a ``where_zero`` pair: ``x`` zeroed where ``kept`` (``where_zero``'s result
+    on ``x``, either form) holds ``x``'s elements, and kept where it holds +0.0 in their place: one
+    xor of their bits (exact: +0.0 where dropped, as ``where_zero``), against its multiply by the
+    negated condition (65536 float32: 9 against 18 us)."""
+    bits = _BITS[x.dtype.itemsize]
+    if out is None:
+        out = np.empty(np.broadcast_shapes(x.shape, kept.shape), x.dtype)
+    np.bitwise_xor(x.view(bits), kept.view(bits), out=out.view(bits))
+    return out
+
+
 def where_into(cond, x, y, dtype, out: np.ndarray | None = None) -> np.ndarray:
     """numpy's ``where(cond, x, y)`` as an array of ``dtype`` (the graph's type), copied into the
     planned buffer ``out`` when there is one (the types ``where_zero`` and ``where_bits`` do not
@@ -194,7 +206,7 @@ def namespace() -> dict:
           "_dtypes": {d.name: d for d in dtypes.ALL_DTYPES},
           "_sigmoid": P.sigmoid_values, "_erf": P.erf_values, "_rsqrt": P.rsqrt_values,
           "_sum_rows": sum_rows, "_clip": P.clip_ufunc, "_copy": copy_c, "_concat": concat,
-          "_where_zero": where_zero, "_where_bits": where_bits, "_where_into": where_into,
+          "_where_zero": where_zero, "_where_rest": where_rest, "_where_bits": where_bits, "_where_into": where_into,
           "_matmul_nt": matmul_nt, "_reduce_rows": P.reduce_rows, "_sum_channels": sum_channels, "_fdiv": fdiv}
 
     def _expit(x, out=None):  # scipy is imported on the first call, which puts expit itself here

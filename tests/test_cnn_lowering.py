@@ -146,8 +146,10 @@ def test_tiling_step_has_no_argmax_gather_or_scatter():
     lines = [ln.split("#")[0] for ln in code.splitlines() if not ln.lstrip().startswith("#")]
     for name in ("unfold", "'argmax'", "'gather'", "'fold'", "scatter", "add.at"):
         assert not any(name in ln for ln in lines), name
-    # backward: two masks per step of the running maximum (one step along each dim), and relu's
-    assert sum("_where_zero(" in ln for ln in lines) == 2 * 2 + 1
+    # backward: two masks per step of the running maximum (one step along each dim: where_zero
+    # and its other half, where_rest), and relu's
+    assert sum("_where_zero(" in ln for ln in lines) == 2 + 1
+    assert sum("_where_rest(" in ln for ln in lines) == 2
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64, np.float16])
@@ -172,6 +174,29 @@ def test_compiled_where_zero_equals_eager():
     def fn(x, m):
         return graphc.where(m, x, 0.0) + graphc.where(m, 0.0, x * 2)
     np.testing.assert_array_equal(graphc.compile(fn)(x, m).numpy(), fn(x, m).numpy())
+
+
+@pytest.mark.parametrize("n", [6, 3000])  # below and past where_zero's np.where size
+def test_where_pair_halves_bit_exact(n):
+    """``where(m, x, 0)`` then ``where(m, 0, x)`` in one kernel: the second is the xor of x's and
+    the first's bits (where_rest), as eager mode's where gives them: NaN payloads, infinities and
+    -0.0 kept, +0.0 in the dropped places."""
+    rng = np.random.default_rng(6)
+    x = rng.standard_normal(n).astype(np.float32)
+    x[:6] = [nan, -0.0, inf, -inf, 0.0, -nan]
+    m = rng.random(n) < 0.5
+    m[:6] = [False, False, True, False, True, True]
+
+    def fn(x, m):
+        y = x * 2
+        return graphc.where(m, y, 0.0), graphc.where(m, 0.0, y)
+    assert "_where_rest(" in graphc.explain(fn, graphc.tensor(x), graphc.tensor(m)).code
+    got = graphc.compile(fn)(graphc.tensor(x), graphc.tensor(m))
+    want = fn(graphc.tensor(x), graphc.tensor(m))
+    for g, w in zip(got, want):
+        np.testing.assert_array_equal(g.numpy().view(np.uint32), w.numpy().view(np.uint32))
+    y = x * 2
+    np.testing.assert_array_equal(want[1].numpy().view(np.uint32), np.where(m, np.float32(0), y).view(np.uint32))
 
 
 def test_materialized_copy_is_c_contiguous():
