@@ -131,6 +131,35 @@ def test_ties_nan_and_indices_match_torch(case, compiled):
         np.testing.assert_allclose(gx.grad.numpy()[clean], tx.grad.numpy()[clean], rtol=1e-6, atol=1e-6)
 
 
+@pytest.mark.parametrize("batch,size,kernel", [(16, (8, 8), (2, 2)), (32, (6, 9), (2, 3))])
+def test_large_tiles_copy_their_offsets_and_match_torch(batch, size, kernel):
+    """Past COPY_WINDOW_OFFSETS_FROM elements each window offset's slice is copied before the
+    running maximum reads it: values and gradients still those of PyTorch, ties, NaN (the last of
+    a window wins) and infinities included."""
+    torch = pytest.importorskip("torch")
+    from graphc.passes.nn_decompositions import COPY_WINDOW_OFFSETS_FROM
+    rng = np.random.default_rng(7)
+    x = _ties((batch, 16) + size, rng)
+    x.reshape(-1)[::7] = nan
+    x.reshape(-1)[3::11] = -inf
+    x.reshape(-1)[5::13] = inf
+    assert x.size // math.prod(kernel) >= COPY_WINDOW_OFFSETS_FROM  # the offsets of both dims are copied
+    tx = torch.tensor(x, requires_grad=True)
+    ty = torch.nn.functional.max_pool2d(tx, kernel)
+    g = rng.standard_normal(tuple(ty.shape)).astype(np.float32)
+    ty.backward(torch.tensor(g))
+    gx = graphc.tensor(x, requires_grad=True)
+
+    def fn(a, gg):
+        y = F.max_pool2d(a, kernel)
+        (y * gg).sum().backward()
+        return y.detach()
+    assert "_copy(" in graphc.explain(fn, graphc.tensor(x, requires_grad=True), graphc.tensor(g)).code
+    y = graphc.compile(fn, fullgraph=True)(gx, graphc.tensor(g))
+    np.testing.assert_array_equal(y.numpy(), ty.detach().numpy())
+    np.testing.assert_array_equal(gx.grad.numpy(), tx.grad.numpy())
+
+
 def test_tiling_step_has_no_argmax_gather_or_scatter():
     """The compiled step of a max pool over 2x2 tiles reads its windows as slices: no unfold, no
     argmax or gather forward, no fold or scatter backward, and no np.where left for the masks."""
@@ -214,22 +243,26 @@ def _strided_views(rng, shape, dtype):
     return [base[sl] for sl in itertools.product(*picks)]
 
 
-@pytest.mark.parametrize("shape", [(5, 2, 4), (3, 1, 4, 2), (4, 3), (2, 3, 1, 1), (2, 0, 3)])
+@pytest.mark.parametrize("items_from", [0, numpy_runtime.ITEMS_FROM])  # the items path on small arrays too
+@pytest.mark.parametrize("shape", [(5, 2, 4), (3, 1, 4, 2), (4, 3), (2, 3, 1, 1), (2, 0, 3), (64, 8, 16)])
 @pytest.mark.parametrize("dtype", [np.float32, np.complex128, np.bool_, np.int16])
-def test_copy_of_strided_views_into_planned_buffer(shape, dtype):
+def test_copy_of_strided_views_into_planned_buffer(shape, dtype, items_from, monkeypatch):
     """The copy of a view whose innermost axes are one contiguous run (a pooling window offset's
     rows) moves those runs as single items: the same elements as numpy's copy, for any dtype."""
+    monkeypatch.setattr(numpy_runtime, "ITEMS_FROM", items_from)
     for view in _strided_views(np.random.default_rng(4), shape, dtype):
         out = np.full(view.shape, 7, dtype)
         assert numpy_runtime.copy_c(view, out) is out
         np.testing.assert_array_equal(out, view)
 
 
-@pytest.mark.parametrize("shape", [(5, 2, 4), (3, 1, 4, 2), (2, 3, 1, 1), (4, 3)])
+@pytest.mark.parametrize("items_from", [0, numpy_runtime.ITEMS_FROM])
+@pytest.mark.parametrize("shape", [(5, 2, 4), (3, 1, 4, 2), (2, 3, 1, 1), (4, 3), (64, 8, 16)])
 @pytest.mark.parametrize("dtype", [np.float32, np.bool_])
-def test_concat_into_planned_buffer_equals_numpy(shape, dtype):
+def test_concat_into_planned_buffer_equals_numpy(shape, dtype, items_from, monkeypatch):
     """Concatenation along each axis, operands contiguous or strided views, into a planned buffer:
     the rows after the axis go as single items where they are contiguous."""
+    monkeypatch.setattr(numpy_runtime, "ITEMS_FROM", items_from)
     rng = np.random.default_rng(5)
     for axis in range(len(shape)):
         for view in _strided_views(rng, shape, dtype):
