@@ -17,7 +17,7 @@ import numpy as np
 from graphc.ir import prims as P
 from graphc.ir.call import call
 from graphc.ir.dtypes import fill_value, get_default_dtype
-from graphc.ir.graph import Node, Value
+from graphc.ir.graph import Graph, Node, Value
 from graphc.ir.primitive import PRIMITIVES, Primitive
 
 from . import numpy_scalars, parts
@@ -597,7 +597,11 @@ def _kernel(w: HostWriter, k: Kernel, s: Schedule) -> None:
         names[id(bv)] = w.view(a.access)
     pieces: list = []
     floats: dict[int, str] = {}  # id(0-d float64 value) -> its Python float (see numpy_scalars)
+    unread = _unread_conditions(k.body)
     for i, bn in enumerate(k.body.nodes):
+        if id(bn) in unread:
+            names[id(bn.output)] = "None"  # the running maximum's operand that its np.maximum skips
+            continue
         if id(bn.output) in sliced:
             pieces.append((i, bn))
             continue
@@ -621,6 +625,21 @@ def _kernel(w: HostWriter, k: Kernel, s: Schedule) -> None:
     if not pieces:
         return
     _pieces(w, k, s, rows, pieces, names, sliced)
+
+
+def _unread_conditions(body: Graph) -> set[int]:
+    """Ids of the body nodes whose results only running-max ``where``s read, as their condition
+    (``_running_max``: written as np.maximum, which reads no condition), not kept as outputs: a
+    max pooling's masks where no gradient needs them (inference: three of four passes)."""
+    kept = {id(v) for v in body.outputs}
+    unread: set[int] = set()
+    for n in reversed(body.nodes):
+        if id(n.output) in kept or not n.output.users:
+            continue
+        if all(id(u) in unread or (u.prim is P.where and u.inputs[0] is n.output and all(x is not n.output for x in u.inputs[1:])
+                                   and _running_max(*u.inputs)) for u in n.output.users):
+            unread.add(id(n))
+    return unread
 
 
 def _python_float(w: HostWriter, n: Node, name: str, names: dict, floats: dict, buf: str | None,

@@ -160,6 +160,26 @@ def test_large_tiles_copy_their_offsets_and_match_torch(batch, size, kernel):
     np.testing.assert_array_equal(gx.grad.numpy(), tx.grad.numpy())
 
 
+@pytest.mark.parametrize("batch", [2, 16])  # offsets read as strided slices, then as copies
+def test_inference_pool_computes_no_masks(batch):
+    """Without a gradient the running maximum's masks are read by nothing: the code is one
+    np.maximum per step, no compare or NaN test, and the values those of eager mode (ties, NaN,
+    infinities)."""
+    rng = np.random.default_rng(8)
+    x = _ties((batch, 16, 8, 8), rng)
+    x.reshape(-1)[::7] = nan
+    x.reshape(-1)[3::11] = -inf
+    x.reshape(-1)[5::13] = inf
+
+    def fn(a):
+        return F.max_pool2d(F.relu(a), 2)
+    code = graphc.explain(fn, graphc.tensor(x)).code
+    lines = [ln for ln in code.splitlines() if not ln.lstrip().startswith("#")]
+    assert sum("np.maximum(" in ln for ln in lines) == 2
+    assert not any(op in ln for ln in lines for op in ("np.greater(", "np.isnan(", "np.logical_or("))
+    np.testing.assert_array_equal(graphc.compile(fn)(graphc.tensor(x)).numpy(), fn(graphc.tensor(x)).numpy())
+
+
 def test_tiling_step_has_no_argmax_gather_or_scatter():
     """The compiled step of a max pool over 2x2 tiles reads its windows as slices: no unfold, no
     argmax or gather forward, no fold or scatter backward, and no np.where left for the masks."""
