@@ -9,7 +9,6 @@ from __future__ import annotations
 import builtins
 import functools
 import math
-import sys
 
 import numpy as np
 
@@ -1231,39 +1230,15 @@ def _rand_uniform(key, *, shape, dtype, stream, out=None):
     """Uniforms in [0, 1) from the key's PCG64 stream, written into ``out`` (an array of ``shape``
     and ``dtype``: generated code's planned buffer) when given."""
     seed = [int(k) & 0xFFFF_FFFF_FFFF_FFFF for k in np.asarray(key).reshape(-1)] + [int(stream)]
-    bits = np.random.PCG64(seed)
-    if dtype.np == np.float64:
-        return np.random.Generator(bits).random(shape, out=out)
+    gen = np.random.Generator(np.random.PCG64(seed))
+    if dtype.np in (np.float64, np.float32):
+        return gen.random(shape, dtype=dtype.np, out=out)
     # narrower types draw float32 (one 32-bit draw each: 2x faster than float64 draws and a cast),
     # the same stream for float32, float16 and bfloat16 (autocast keeps a model's dropout masks)
-    if dtype.np == np.float32:
-        return _float32_uniforms(bits, tuple(shape), out)
-    r = unit_uniform(_float32_uniforms(bits, tuple(shape), None), dtype).astype(dtype.np, copy=False)
+    r = unit_uniform(gen.random(shape, dtype=np.float32), dtype).astype(dtype.np, copy=False)
     if out is None:
         return r
     np.copyto(out, r)
-    return out
-
-
-# From this many float32 uniforms drawn into a given buffer they are made from the raw outputs
-# (``_float32_uniforms``); below, numpy's one call is cheaper than the three (4x512: 17 against
-# 20 us; 64x512: 72 against 63).
-RAW_UNIFORMS_FROM = 16384
-
-
-def _float32_uniforms(bits: np.random.PCG64, shape: tuple, out: np.ndarray | None) -> np.ndarray:
-    """numpy's ``Generator.random(dtype=float32)`` of a fresh generator on ``bits``. Into a large
-    ``out`` the same numbers are made from the raw 64-bit outputs (on a little-endian machine):
-    each gives two draws, its low then its high 32 bits (numpy's next_uint32), and a draw is
-    ``(u32 >> 8) * 2**-24``; numpy's own loop makes them one at a time. Without ``out``, numpy's
-    loop: the raw outputs and the result would be two fresh arrays, whose page faults cost more
-    than the loop saves (256x1024: 1.2 against 0.49 ms)."""
-    n = math.prod(shape)
-    if out is None or sys.byteorder != "little" or n < RAW_UNIFORMS_FROM:
-        return np.random.Generator(bits).random(shape, dtype=np.float32, out=out)
-    u = bits.random_raw((n + 1) // 2).view(np.uint32)[:n].reshape(shape)
-    np.right_shift(u, 8, out=u)
-    np.multiply(u, np.float32(2.0 ** -24), out=out, dtype=np.float32, casting="unsafe")  # exact: u < 2**24
     return out
 
 

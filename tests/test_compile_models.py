@@ -207,10 +207,8 @@ def test_dropout_in_compiled_code_is_random_per_call_and_seeded():
 @pytest.mark.parametrize("shape", [(0,), (1,), (7,), (2, 3), (64, 512), (1001, 33)])
 def test_rand_uniform_is_numpys_generator_stream(shape, dtype):
     """A key's uniforms are numpy's Generator(PCG64([key, stream])).random numbers, whether made
-    or written into a given buffer (generated code's planned one), where many float32 ones come
-    from the raw 64-bit outputs, two draws each (an odd count included)."""
+    or written into a given buffer (generated code's planned one)."""
     from graphc.ir import prims as P
-    assert 1001 * 33 >= P.RAW_UNIFORMS_FROM
     key, stream = np.array([-5, 2**62 + 3], np.int64), 2
     want = np.random.Generator(np.random.PCG64([2**64 - 5, 2**62 + 3, stream])).random(shape, dtype=dtype.np)
     got = P.rand_uniform.impl(key, shape=shape, dtype=dtype, stream=stream)
