@@ -38,13 +38,8 @@ def _ufunc(name: str) -> Lowering:
 
 
 def _impl_call(node: Node, a: list[str]) -> str:
-    return f"_fix({_impl_plain_call(node, a)}, {node.output.dtype.np.name!r})"
-
-
-def _impl_plain_call(node: Node, a: list[str]) -> str:
-    """The primitive's implementation called on operands ``a`` and the node's attributes."""
     args = ", ".join(list(a) + [f"{k}={_literal(v)}" for k, v in node.attrs.items()])
-    return f"_impl[{node.prim.name!r}]({args})"
+    return f"_fix(_impl[{node.prim.name!r}]({args}), {node.output.dtype.np.name!r})"
 
 
 def np_type(d) -> str:
@@ -204,9 +199,6 @@ LOWERINGS[P.sigmoid] = lambda n, a: (f"_expit({a[0]})" if P.sigmoid_is_expit(n.o
                                      else f"_sigmoid({a[0]})")  # small: scipy's ufunc, no wrapper
 LOWERINGS[P.erf] = lambda n, a: f"_erf({a[0]})"
 _OUT_CAPABLE += [P.relu, P.rsqrt, P.sigmoid, P.erf]
-# uniforms drawn into their planned buffer (a fresh 64x512 float32 array per call costs page faults)
-LOWERINGS[P.rand_uniform] = _impl_plain_call
-_OUT_CAPABLE.append(P.rand_uniform)
 LOWERINGS[P.full] = lambda n, a: (f"np.full({n.attrs['shape']!r}, {_literal(fill_value(n.attrs['value'], n.output.dtype))}, "
                                   f"{np_type(n.output.dtype)})")
 # an int64 range of int bounds (a one-hot's class indices): numpy's own arange, exact in int64,

@@ -1226,20 +1226,14 @@ def _rand_uniform_infer(key, *, shape: tuple[int, ...], dtype: DType, stream: in
     return TensorType(tuple(shape), dtype)
 
 
-def _rand_uniform(key, *, shape, dtype, stream, out=None):
-    """Uniforms in [0, 1) from the key's PCG64 stream, written into ``out`` (an array of ``shape``
-    and ``dtype``: generated code's planned buffer) when given."""
+def _rand_uniform(key, *, shape, dtype, stream):
     seed = [int(k) & 0xFFFF_FFFF_FFFF_FFFF for k in np.asarray(key).reshape(-1)] + [int(stream)]
     gen = np.random.Generator(np.random.PCG64(seed))
-    if dtype.np in (np.float64, np.float32):
-        return gen.random(shape, dtype=dtype.np, out=out)
+    if dtype.np == np.float64:
+        return gen.random(shape)
     # narrower types draw float32 (one 32-bit draw each: 2x faster than float64 draws and a cast),
     # the same stream for float32, float16 and bfloat16 (autocast keeps a model's dropout masks)
-    r = unit_uniform(gen.random(shape, dtype=np.float32), dtype).astype(dtype.np, copy=False)
-    if out is None:
-        return r
-    np.copyto(out, r)
-    return out
+    return unit_uniform(gen.random(shape, dtype=np.float32), dtype).astype(dtype.np, copy=False)
 
 
 def unit_uniform(u: np.ndarray, dtype: DType) -> np.ndarray:
