@@ -626,10 +626,11 @@ def _unread_conditions(body: Graph) -> set[int]:
     kept = {id(v) for v in body.outputs}
     unread: set[int] = set()
     for n in reversed(body.nodes):
-        if id(n.output) in kept or not n.output.users:
+        v = n.output
+        if id(v) in kept or not v.users:
             continue
-        if all(id(u) in unread or (u.prim is P.where and u.inputs[0] is n.output and all(x is not n.output for x in u.inputs[1:])
-                                   and _running_max(*u.inputs)) for u in n.output.users):
+        if all(id(u) in unread or (u.prim is P.where and u.inputs[0] is v and u.inputs[1] is not v
+                                   and u.inputs[2] is not v and _running_max(*u.inputs)) for u in v.users):
             unread.add(id(n))
     return unread
 

@@ -104,8 +104,8 @@ def _tiling_windows(x, kernel, stride, padding, dilation) -> bool:
 # From this many elements a window offset's slice is copied before the running maximum reads it:
 # the compare, NaN test and maximum then run over contiguous arrays, where numpy's loops over the
 # strided slice (runs of 1 to a few elements) cost 5-20x more per element (2x2 pooling of
-# 64x32x8x8 float32, forward and backward compiled, one thread: 620 -> 350 us). Below, the copies'
-# calls cost more than they save (4x8x8x8: 48 -> 66 us; even near 8x8x8x8 inputs).
+# 64x32x8x8 float32, forward and backward compiled, one thread: 636 -> 331 us). Below, the copies'
+# calls cost more than they save (4x8x8x8 copied: 48 -> 66 us; 16x8x8x8 about even).
 COPY_WINDOW_OFFSETS_FROM = 4096
 
 
