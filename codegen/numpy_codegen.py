@@ -17,7 +17,7 @@ import numpy as np
 from graphc.ir import prims as P
 from graphc.ir.call import call
 from graphc.ir.dtypes import fill_value, get_default_dtype
-from graphc.ir.graph import Node, Value
+from graphc.ir.graph import Graph, Node, Value
 from graphc.ir.primitive import PRIMITIVES, Primitive
 
 from . import numpy_scalars, parts
@@ -99,16 +99,47 @@ def _where_lowering(n: Node, a: list[str]) -> str:
     if _running_max(c, x, y):
         return f"np.maximum({a[1]}, {a[2]})"
     out = n.output.dtype
-    if not (isinstance(c, Value) and c.dtype.np == np.bool_ and out.is_floating_point and not out.is_complex
-            and out.itemsize in _BITS):
+    if not _float_bits_where(n):
         return f"_where_into({', '.join(a)}, {out.np.name!r})"
-    for val, zero, keep in ((x, y, True), (y, x, False)):
-        if isinstance(val, Value) and _zero(zero) and val.dtype is out:
-            return f"_where_zero({a[0]}, {a[1] if keep else a[2]}, {keep})"
+    keep = _zero_branch(n)
+    if keep is not None:
+        return f"_where_zero({a[0]}, {a[1] if keep else a[2]}, {keep})"
     if (math.prod(n.output.shape) >= WHERE_ZERO_FROM and any(isinstance(v, Value) for v in (x, y))
             and all(v.dtype is out if isinstance(v, Value) else type(v) in (int, float) for v in (x, y))):
         return f"_where_bits({', '.join(a)})"
     return f"_where_into({', '.join(a)}, {out.np.name!r})"
+
+
+def _float_bits_where(n: Node) -> bool:
+    """Whether where-node ``n`` selects real floats of an integer-sized type on a bool condition
+    (then ``where_zero``/``where_bits`` select their bits)."""
+    c, out = n.inputs[0], n.output.dtype
+    return (isinstance(c, Value) and c.dtype.np == np.bool_ and out.is_floating_point and not out.is_complex
+            and out.itemsize in _BITS)
+
+
+def _zero_branch(n: Node) -> bool | None:
+    """For a ``_float_bits_where`` node: True for ``where(c, x, 0)``, False for ``where(c, 0, x)``
+    (``x`` a value of the result's type), None for any other form."""
+    _, x, y = n.inputs
+    for val, zero, keep in ((x, y, True), (y, x, False)):
+        if isinstance(val, Value) and _zero(zero) and val.dtype is n.output.dtype:
+            return keep
+    return None
+
+
+def _other_half(prev: Node | None, n: Node) -> bool:
+    """Whether where-node ``n`` zeroes exactly the elements that ``prev``, the node before it in a
+    kernel, keeps, of the same value on the same condition (``where(c, x, 0)`` and ``where(c, 0,
+    x)``: a max's or a where's gradient halves). Then ``n`` is ``x`` with ``prev``'s elements
+    zeroed, one xor of their bits (``where_rest``), which the kernel writes after ``prev`` (its
+    buffer, still live or ``n``'s own, holds prev's result)."""
+    if (prev is None or prev.prim is not P.where or n.prim is not P.where or prev.inputs[0] is not n.inputs[0]
+            or not _float_bits_where(n)):
+        return False
+    keep, kept = _zero_branch(n), _zero_branch(prev)
+    return (keep is not None and kept is not None and keep != kept
+            and n.inputs[1 if keep else 2] is prev.inputs[1 if kept else 2])
 
 
 def _running_max(c, x, y) -> bool:
@@ -195,7 +226,7 @@ LOWERINGS[P.arange] = lambda n, a: (
     f"np.arange({n.attrs['start']}, {n.attrs['start'] + n.output.shape[0] * n.attrs['step']}, {n.attrs['step']}, "
     "dtype=np.int64)" if n.output.dtype.np == np.int64 and all(type(n.attrs[k]) is int for k in ("start", "step"))
     else _impl_call(n, a))
-LOWERINGS[P.concat] = lambda n, a: f"np.concatenate(({', '.join(a)},), axis={n.attrs['axis']})"
+LOWERINGS[P.concat] = lambda n, a: f"_concat(({', '.join(a)},), {n.attrs['axis']})"
 # into a planned buffer: a large stack allocated afresh on every call costs page faults (the
 # memory allocator may hand it back to the system between calls)
 _OUT_CAPABLE.append(P.concat)
@@ -401,17 +432,19 @@ def _sigmoid_in_passes(n: Node) -> bool:
 
 
 def _statement(w: HostWriter, n: Node, operands: list[str], target: str, buf: str | None,
-               wrap: str = "", output: bool = False, precast: frozenset | set = frozenset()) -> None:
+               wrap: str = "", output: bool = False, precast: frozenset | set = frozenset(),
+               expr: str | None = None) -> None:
     """``target = <n>(operands)``, written into the planned buffer ``buf`` when there is one
     (``output``: the result is returned, in an array of its own; ``precast``: indices of
-    operands already cast to the type the op reads them in).
+    operands already cast to the type the op reads them in; ``expr``: the call that computes it,
+    when not the primitive's lowering).
     ``wrap``: a function applied to a result that is not written into a buffer (the Triton
     backend moves host results of library calls onto its device)."""
     casts, differs = _dtype_facts(n)
     args = [((isinstance(w, _Writer) and isinstance(x, Value) and not x.shape and w.cast(a, np_type(c)))
              or f"{a}.astype({np_type(c)})") if c is not None and i not in precast else a
             for i, (x, a, c) in enumerate(zip(n.inputs, operands, casts))]
-    expr = LOWERINGS[n.prim](n, args)
+    expr = expr or LOWERINGS[n.prim](n, args)
     check = divisor_check(n, args)
     if check:
         w.line(check)
@@ -575,7 +608,11 @@ def _kernel(w: HostWriter, k: Kernel, s: Schedule) -> None:
         names[id(bv)] = w.view(a.access)
     pieces: list = []
     floats: dict[int, str] = {}  # id(0-d float64 value) -> its Python float (see numpy_scalars)
+    unread = _unread_conditions(k.body)
     for i, bn in enumerate(k.body.nodes):
+        if id(bn) in unread:
+            names[id(bn.output)] = "None"  # the running maximum's operand that its np.maximum skips
+            continue
         if id(bn.output) in sliced:
             pieces.append((i, bn))
             continue
@@ -589,12 +626,32 @@ def _kernel(w: HostWriter, k: Kernel, s: Schedule) -> None:
             continue
         operands = [(names[id(x)] if id(x) not in floats or id(x) in names else f"np.float64({floats[id(x)]})")
                     if isinstance(x, Value) else _scalar(w, bn, x) for x in bn.inputs]
+        prev = k.body.nodes[i - 1] if i else None
+        rest = None
+        if _other_half(prev, bn) and id(prev.output) in names:
+            rest = f"_where_rest({operands[1 if _zero_branch(bn) else 2]}, {names[id(prev.output)]})"
         _statement(w, bn, operands, target, into or (buf if planned else None),
-                   output=buf is not None and not planned and into is None)
+                   output=buf is not None and not planned and into is None, expr=rest)
         names[id(bn.output)] = target
     if not pieces:
         return
     _pieces(w, k, s, rows, pieces, names, sliced)
+
+
+def _unread_conditions(body: Graph) -> set[int]:
+    """Ids of the body nodes whose results only running-max ``where``s read, as their condition
+    (``_running_max``: written as np.maximum, which reads no condition), not kept as outputs: a
+    max pooling's masks where no gradient needs them (inference: three of four passes)."""
+    kept = {id(v) for v in body.outputs}
+    unread: set[int] = set()
+    for n in reversed(body.nodes):
+        v = n.output
+        if id(v) in kept or not v.users:
+            continue
+        if all(id(u) in unread or (u.prim is P.where and u.inputs[0] is v and u.inputs[1] is not v
+                                   and u.inputs[2] is not v and _running_max(*u.inputs)) for u in v.users):
+            unread.add(id(n))
+    return unread
 
 
 def _python_float(w: HostWriter, n: Node, name: str, names: dict, floats: dict, buf: str | None,

@@ -2,11 +2,13 @@
 input (kernel == stride, no padding, no dilation: the common case) is a running maximum over the
 window offsets (``passes/nn_decompositions.py``); the numpy backend lowers ``where(c, x, 0)`` as a
 bit multiply, a running-max step as np.maximum, and materializes copies C-contiguous
-(``codegen/numpy_codegen.py``); unfold/fold (im2col/col2im, ``ir/prims.py``) against their
+(``codegen/numpy_codegen.py``), moving a view's contiguous rows as single items, as a
+concatenation does (``codegen/numpy_runtime.py``); unfold/fold (im2col/col2im, ``ir/prims.py``) against their
 definition and each other. Values and gradients compiled vs eager, vs float64 finite
 differences, and ties, NaN and infinities vs PyTorch (where installed)."""
 from __future__ import annotations
 
+import itertools
 import math
 
 import numpy as np
@@ -129,6 +131,55 @@ def test_ties_nan_and_indices_match_torch(case, compiled):
         np.testing.assert_allclose(gx.grad.numpy()[clean], tx.grad.numpy()[clean], rtol=1e-6, atol=1e-6)
 
 
+@pytest.mark.parametrize("batch,size,kernel", [(16, (8, 8), (2, 2)), (32, (6, 9), (2, 3))])
+def test_large_tiles_copy_their_offsets_and_match_torch(batch, size, kernel):
+    """Past COPY_WINDOW_OFFSETS_FROM elements each window offset's slice is copied before the
+    running maximum reads it: values and gradients still those of PyTorch, ties, NaN (the last of
+    a window wins) and infinities included."""
+    torch = pytest.importorskip("torch")
+    from graphc.passes.nn_decompositions import COPY_WINDOW_OFFSETS_FROM
+    rng = np.random.default_rng(7)
+    x = _ties((batch, 16) + size, rng)
+    x.reshape(-1)[::7] = nan
+    x.reshape(-1)[3::11] = -inf
+    x.reshape(-1)[5::13] = inf
+    assert x.size // math.prod(kernel) >= COPY_WINDOW_OFFSETS_FROM  # the offsets of both dims are copied
+    tx = torch.tensor(x, requires_grad=True)
+    ty = torch.nn.functional.max_pool2d(tx, kernel)
+    g = rng.standard_normal(tuple(ty.shape)).astype(np.float32)
+    ty.backward(torch.tensor(g))
+    gx = graphc.tensor(x, requires_grad=True)
+
+    def fn(a, gg):
+        y = F.max_pool2d(a, kernel)
+        (y * gg).sum().backward()
+        return y.detach()
+    assert "_copy(" in graphc.explain(fn, graphc.tensor(x, requires_grad=True), graphc.tensor(g)).code
+    y = graphc.compile(fn, fullgraph=True)(gx, graphc.tensor(g))
+    np.testing.assert_array_equal(y.numpy(), ty.detach().numpy())
+    np.testing.assert_array_equal(gx.grad.numpy(), tx.grad.numpy())
+
+
+@pytest.mark.parametrize("batch", [2, 16])  # offsets read as strided slices, then as copies
+def test_inference_pool_computes_no_masks(batch):
+    """Without a gradient the running maximum's masks are read by nothing: the code is one
+    np.maximum per step, no compare or NaN test, and the values those of eager mode (ties, NaN,
+    infinities)."""
+    rng = np.random.default_rng(8)
+    x = _ties((batch, 16, 8, 8), rng)
+    x.reshape(-1)[::7] = nan
+    x.reshape(-1)[3::11] = -inf
+    x.reshape(-1)[5::13] = inf
+
+    def fn(a):
+        return F.max_pool2d(F.relu(a), 2)
+    code = graphc.explain(fn, graphc.tensor(x)).code
+    lines = [ln for ln in code.splitlines() if not ln.lstrip().startswith("#")]
+    assert sum("np.maximum(" in ln for ln in lines) == 2
+    assert not any(op in ln for ln in lines for op in ("np.greater(", "np.isnan(", "np.logical_or("))
+    np.testing.assert_array_equal(graphc.compile(fn)(graphc.tensor(x)).numpy(), fn(graphc.tensor(x)).numpy())
+
+
 def test_tiling_step_has_no_argmax_gather_or_scatter():
     """The compiled step of a max pool over 2x2 tiles reads its windows as slices: no unfold, no
     argmax or gather forward, no fold or scatter backward, and no np.where left for the masks."""
@@ -144,8 +195,10 @@ def test_tiling_step_has_no_argmax_gather_or_scatter():
     lines = [ln.split("#")[0] for ln in code.splitlines() if not ln.lstrip().startswith("#")]
     for name in ("unfold", "'argmax'", "'gather'", "'fold'", "scatter", "add.at"):
         assert not any(name in ln for ln in lines), name
-    # backward: two masks per step of the running maximum (one step along each dim), and relu's
-    assert sum("_where_zero(" in ln for ln in lines) == 2 * 2 + 1
+    # backward: two masks per step of the running maximum (one step along each dim: where_zero
+    # and its other half, where_rest), and relu's
+    assert sum("_where_zero(" in ln for ln in lines) == 2 + 1
+    assert sum("_where_rest(" in ln for ln in lines) == 2
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64, np.float16])
@@ -172,12 +225,72 @@ def test_compiled_where_zero_equals_eager():
     np.testing.assert_array_equal(graphc.compile(fn)(x, m).numpy(), fn(x, m).numpy())
 
 
+@pytest.mark.parametrize("n", [6, 3000])  # below and past where_zero's np.where size
+def test_where_pair_halves_bit_exact(n):
+    """``where(m, x, 0)`` then ``where(m, 0, x)`` in one kernel: the second is the xor of x's and
+    the first's bits (where_rest), as eager mode's where gives them: NaN payloads, infinities and
+    -0.0 kept, +0.0 in the dropped places."""
+    rng = np.random.default_rng(6)
+    x = rng.standard_normal(n).astype(np.float32)
+    x[:6] = [nan, -0.0, inf, -inf, 0.0, -nan]
+    m = rng.random(n) < 0.5
+    m[:6] = [False, False, True, False, True, True]
+
+    def fn(x, m):
+        y = x * 2
+        return graphc.where(m, y, 0.0), graphc.where(m, 0.0, y)
+    assert "_where_rest(" in graphc.explain(fn, graphc.tensor(x), graphc.tensor(m)).code
+    got = graphc.compile(fn)(graphc.tensor(x), graphc.tensor(m))
+    want = fn(graphc.tensor(x), graphc.tensor(m))
+    for g, w in zip(got, want):
+        np.testing.assert_array_equal(g.numpy().view(np.uint32), w.numpy().view(np.uint32))
+    y = x * 2
+    np.testing.assert_array_equal(want[1].numpy().view(np.uint32), np.where(m, np.float32(0), y).view(np.uint32))
+
+
 def test_materialized_copy_is_c_contiguous():
     a = np.arange(24, dtype=np.float32).reshape(2, 3, 4).transpose(2, 0, 1)
     fresh = numpy_runtime.copy_c(a)
     assert fresh.flags.c_contiguous and np.array_equal(fresh, a)
     out = np.empty(a.shape, np.float32)
     assert numpy_runtime.copy_c(a, out) is out and np.array_equal(out, a)
+
+
+def _strided_views(rng, shape, dtype):
+    """Every view of a larger array picking, along each axis, all of a range or every other element."""
+    base = (rng.standard_normal(tuple(2 * s + 1 for s in shape)) * 3).astype(dtype)
+    picks = [[slice(1, s + 1), slice(0, 2 * s, 2)] for s in shape]
+    return [base[sl] for sl in itertools.product(*picks)]
+
+
+@pytest.mark.parametrize("items_from", [0, numpy_runtime.ITEMS_FROM])  # the items path on small arrays too
+@pytest.mark.parametrize("shape", [(5, 2, 4), (3, 1, 4, 2), (4, 3), (2, 3, 1, 1), (2, 0, 3), (64, 8, 16)])
+@pytest.mark.parametrize("dtype", [np.float32, np.complex128, np.bool_, np.int16])
+def test_copy_of_strided_views_into_planned_buffer(shape, dtype, items_from, monkeypatch):
+    """The copy of a view whose innermost axes are one contiguous run (a pooling window offset's
+    rows) moves those runs as single items: the same elements as numpy's copy, for any dtype."""
+    monkeypatch.setattr(numpy_runtime, "ITEMS_FROM", items_from)
+    for view in _strided_views(np.random.default_rng(4), shape, dtype):
+        out = np.full(view.shape, 7, dtype)
+        assert numpy_runtime.copy_c(view, out) is out
+        np.testing.assert_array_equal(out, view)
+
+
+@pytest.mark.parametrize("items_from", [0, numpy_runtime.ITEMS_FROM])
+@pytest.mark.parametrize("shape", [(5, 2, 4), (3, 1, 4, 2), (2, 3, 1, 1), (4, 3), (64, 8, 16)])
+@pytest.mark.parametrize("dtype", [np.float32, np.bool_])
+def test_concat_into_planned_buffer_equals_numpy(shape, dtype, items_from, monkeypatch):
+    """Concatenation along each axis, operands contiguous or strided views, into a planned buffer:
+    the rows after the axis go as single items where they are contiguous."""
+    monkeypatch.setattr(numpy_runtime, "ITEMS_FROM", items_from)
+    rng = np.random.default_rng(5)
+    for axis in range(len(shape)):
+        for view in _strided_views(rng, shape, dtype):
+            whole = (rng.standard_normal(shape) > 0).astype(dtype)
+            expected = np.concatenate((whole, view, whole), axis=axis)
+            out = np.zeros(expected.shape, dtype)
+            assert numpy_runtime.concat((whole, view, whole), axis, out=out) is out
+            np.testing.assert_array_equal(out, expected)
 
 
 @pytest.mark.parametrize("shape,k,s,p,d", [

@@ -203,6 +203,38 @@ def test_dropout_in_compiled_code_is_random_per_call_and_seeded():
     np.testing.assert_allclose(a[kept], 2 * full[kept], rtol=1e-6)   # scaled by 1 / (1 - p)
 
 
+@pytest.mark.parametrize("dtype", [graphc.float32, graphc.float64])
+@pytest.mark.parametrize("shape", [(0,), (1,), (7,), (2, 3), (64, 512)])
+def test_rand_uniform_is_numpys_generator_stream(shape, dtype):
+    """A key's uniforms are numpy's Generator(PCG64([key, stream])).random numbers, drawn in the
+    requested type (float32: one 32-bit draw each)."""
+    from graphc.ir import prims as P
+    key, stream = np.array([-5, 2**62 + 3], np.int64), 2
+    want = np.random.Generator(np.random.PCG64([2**64 - 5, 2**62 + 3, stream])).random(shape, dtype=dtype.np)
+    got = P.rand_uniform.impl(key, shape=shape, dtype=dtype, stream=stream)
+    assert got.dtype == dtype.np
+    np.testing.assert_array_equal(got, want)
+
+
+def test_dropout_mask_compiled_equals_eager_under_a_seed():
+    """A training step's dropout draws the same mask compiled as eagerly, under one seed."""
+    model = nn.Sequential(nn.Linear(16, 512), nn.Dropout(0.2))
+    x = graphc.randn(64, 16)
+
+    def f(x):
+        return model(x) * 1.0  # an intermediate: the draw goes into a workspace buffer
+
+    graphc.manual_seed(6)
+    want = [f(x).detach().numpy() for _ in range(2)]
+    compiled = graphc.compile(f)
+    graphc.manual_seed(6)
+    got = [compiled(x).detach().numpy() for _ in range(2)]
+    for g, w in zip(got, want):
+        np.testing.assert_array_equal(g == 0, w == 0)
+        np.testing.assert_allclose(g, w, rtol=1e-6)
+    assert not np.array_equal(got[0] == 0, got[1] == 0)
+
+
 def test_batch_norm_cumulative_average_matches_eager():
     """momentum=None divides by num_batches_tracked, read with .item(): a value that changes every
     call. It must not be baked into the graph (a graph break here); results equal eager."""
