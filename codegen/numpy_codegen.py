@@ -609,9 +609,12 @@ def _kernel(w: HostWriter, k: Kernel, s: Schedule) -> None:
     pieces: list = []
     floats: dict[int, str] = {}  # id(0-d float64 value) -> its Python float (see numpy_scalars)
     unread = _unread_conditions(k.body)
+    shifted, unshifted = _shifted_exps(k.body) if rows is None else ({}, set())
     for i, bn in enumerate(k.body.nodes):
-        if id(bn) in unread:
-            names[id(bn.output)] = "None"  # the running maximum's operand that its np.maximum skips
+        if id(bn) in unread or id(bn) in unshifted:
+            # the running maximum's operand that its np.maximum skips; softmax's max and difference
+            # that exp_shifted computes itself
+            names[id(bn.output)] = "None"
             continue
         if id(bn.output) in sliced:
             pieces.append((i, bn))
@@ -630,12 +633,59 @@ def _kernel(w: HostWriter, k: Kernel, s: Schedule) -> None:
         rest = None
         if _other_half(prev, bn) and id(prev.output) in names:
             rest = f"_where_rest({operands[1 if _zero_branch(bn) else 2]}, {names[id(prev.output)]})"
+        elif id(bn) in shifted:
+            rest = f"_exp_shifted({names[id(shifted[id(bn)][0])]}, {shifted[id(bn)][1]!r})"
         _statement(w, bn, operands, target, into or (buf if planned else None),
                    output=buf is not None and not planned and into is None, expr=rest)
         names[id(bn.output)] = target
     if not pieces:
         return
     _pieces(w, k, s, rows, pieces, names, sliced)
+
+
+def _scales_of(e: Value, kept: set[int], dims) -> bool:
+    """Whether every reader of ``e`` is its sum over ``dims`` (keepdim) or ``e`` multiplied by that
+    sum's reciprocal or divided by that sum, none of them kept as kernel outputs: then only ``e``
+    up to a positive factor per slice is observable (a softmax's normalization)."""
+    sums = [u for u in e.users if u.prim is P.sum]
+    if len(sums) != 1 or tuple(sums[0].attrs["dims"]) != tuple(dims) or not sums[0].attrs["keepdim"] \
+            or id(sums[0].output) in kept:
+        return False
+    s = sums[0].output
+    recips = [v for v in s.users if v.prim is P.div and not isinstance(v.inputs[0], Value) and v.inputs[1] is s]
+    if any(id(r.output) in kept or any(u.prim is not P.mul or e not in u.inputs for u in r.output.users)
+           for r in recips):
+        return False
+    normal = {id(r.output) for r in recips}
+    quotient = lambda u: u.prim is P.div and u.inputs[0] is e and u.inputs[1] is s  # noqa: E731
+    if any(not (v in recips or quotient(v)) for v in s.users):
+        return False
+    return all(u is sums[0] or quotient(u) or (u.prim is P.mul and len(u.inputs) == 2 and any(
+        isinstance(o, Value) and id(o) in normal for o in u.inputs) and u.inputs[0] is not u.inputs[1])
+        for u in e.users)
+
+
+def _shifted_exps(body: Graph) -> tuple[dict[int, tuple[Value, tuple]], set[int]]:
+    """A softmax's ``exp(x - amax(x))`` in a kernel body, its max and difference read nowhere
+    else and its result only normalized (``_scales_of``): {id(exp node): (x, dims)}, and the ids
+    of the max and difference nodes, which ``exp_shifted`` computes itself only where it must."""
+    kept = {id(v) for v in body.outputs}
+    found: dict[int, tuple[Value, tuple]] = {}
+    skip: set[int] = set()
+    for n in body.nodes:
+        d = n.inputs[0] if n.prim is P.exp else None
+        sub = d.producer if isinstance(d, Value) and d.producer is not None and d.producer.prim is P.sub else None
+        if sub is None or d.users != [n] or id(d) in kept or not isinstance(sub.inputs[1], Value):
+            continue
+        x, m = sub.inputs
+        mx = m.producer
+        if (mx is None or mx.prim is not P.amax or mx.inputs[0] is not x or not mx.attrs["keepdim"]
+                or m.users != [sub] or id(m) in kept or x.dtype.np not in (np.float32, np.float64)
+                or id(n.output) in kept or not _scales_of(n.output, kept, mx.attrs["dims"])):
+            continue
+        found[id(n)] = (x, tuple(mx.attrs["dims"]))
+        skip |= {id(mx), id(sub)}
+    return found, skip
 
 
 def _unread_conditions(body: Graph) -> set[int]:

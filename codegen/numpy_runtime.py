@@ -33,6 +33,29 @@ def where_zero(cond: np.ndarray, x: np.ndarray, keep: bool, out: np.ndarray | No
     return out
 
 
+# exp_shifted leaves a softmax's max out where every element lies within this bound of 0: exp
+# can then neither overflow (e^64 ~ 6e27, a sum of 1e10 of them is still finite in float32) nor
+# come out subnormal (e^-64 ~ 1.6e-28)
+UNSHIFTED_EXP_BOUND = 64.0
+
+
+def exp_shifted(x: np.ndarray, dims: tuple, out: np.ndarray | None = None) -> np.ndarray:
+    """A softmax's ``exp(x - amax(x, dims))`` up to a positive factor per slice, which the
+    softmax's normalization cancels (``numpy_codegen._shifted_exps`` says where): ``exp(x)``
+    itself where the whole array lies within UNSHIFTED_EXP_BOUND of 0 (two reductions over the
+    array instead of a max per row and a difference whose operands differ in shape: the LN
+    block's softmax on 64x256 float32, 22.7 against 18.2 us; its values are as accurate, the
+    difference's rounding gone), else the shifted form (NaN and infinities take it too)."""
+    if type(x) is np.ndarray and x.size:
+        hi, lo = np.maximum.reduce(x, axis=None), np.minimum.reduce(x, axis=None)
+        if hi <= UNSHIFTED_EXP_BOUND and lo >= -UNSHIFTED_EXP_BOUND:
+            return np.exp(x, out=out)
+    last = tuple(dims) == (x.ndim - 1,)
+    m = P.reduce_rows(np.maximum, x, True) if last else np.maximum.reduce(x, axis=tuple(dims), keepdims=True)
+    d = np.subtract(x, m, out=out)
+    return np.exp(d, out=d)
+
+
 def where_rest(x: np.ndarray, kept: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
     """The other half of a ``where_zero`` pair: ``x`` zeroed where ``kept`` (``where_zero``'s result
     on ``x``, either form) holds ``x``'s elements, and kept where it holds +0.0 in their place: one
@@ -222,7 +245,7 @@ def namespace() -> dict:
           "_dtypes": {d.name: d for d in dtypes.ALL_DTYPES},
           "_sigmoid": P.sigmoid_values, "_erf": P.erf_values, "_rsqrt": P.rsqrt_values,
           "_sum_rows": sum_rows, "_clip": P.clip_ufunc, "_copy": copy_c, "_concat": concat,
-          "_where_zero": where_zero, "_where_rest": where_rest, "_where_bits": where_bits, "_where_into": where_into,
+          "_where_zero": where_zero, "_where_rest": where_rest, "_exp_shifted": exp_shifted, "_where_bits": where_bits, "_where_into": where_into,
           "_matmul_nt": matmul_nt, "_reduce_rows": P.reduce_rows, "_sum_channels": sum_channels, "_fdiv": fdiv}
 
     def _expit(x, out=None):  # scipy is imported on the first call, which puts expit itself here

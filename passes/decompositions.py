@@ -204,7 +204,10 @@ def std(x, dims, correction=1, keepdim=False):
 def logsumexp(x, dims, keepdim=False):
     if not dims:
         return P.add(x, 0)
-    m = P.amax(x, dims=dims, keepdim=True)
+    # the shift is held constant for autodiff: the result does not depend on it, so its
+    # derivatives (every order) through it are zero, and differentiating amax would cost a tie
+    # mask and its count per row for nothing (PyTorch's kernels do not differentiate it either)
+    m = P.stop_gradient(P.amax(x, dims=dims, keepdim=True))
     # a row of -inf would give inf - inf = nan; shift by 0 there instead
     m = P.where(P.isinf(m), 0.0, m)
     s = P.log(P.sum(P.exp(P.sub(x, m)), dims=dims, keepdim=True))
@@ -215,7 +218,7 @@ def logsumexp(x, dims, keepdim=False):
 @composite("softmax", float32_inside=True)
 def softmax(x, dim):
     dims = (dim,) if _shape(x) else ()  # a 0-d tensor (dim 0 or -1) is its own group
-    m = P.amax(x, dims=dims, keepdim=True)
+    m = P.stop_gradient(P.amax(x, dims=dims, keepdim=True))  # shift-free result: see logsumexp
     e = P.exp(P.sub(x, m))
     # PyTorch's kernel multiplies by the reciprocal of the sum (rounding as it does)
     return P.mul(e, P.div(1.0, P.sum(e, dims=dims, keepdim=True)))
@@ -225,7 +228,7 @@ def softmax(x, dim):
 def log_softmax(x, dim):
     # (x - max) - log(sum(exp(x - max))), in PyTorch's order of rounding
     dims = (dim,) if _shape(x) else ()
-    m = P.amax(x, dims=dims, keepdim=True)
+    m = P.stop_gradient(P.amax(x, dims=dims, keepdim=True))  # shift-free result: see logsumexp
     m = P.where(P.eq(m, float("-inf")), 0.0, m)  # a row of -inf gives nan, as in PyTorch; +inf too
     shifted = P.sub(x, m)
     return P.sub(shifted, P.log(P.sum(P.exp(shifted), dims=dims, keepdim=True)))

@@ -10,6 +10,9 @@ NaN stays NaN. Only large float32 arrays: smaller ones, and other types, compute
 scipy call, against which four passes would be slower. (Autodiff of ``a / (1 + exp(-z))`` would
 give NaN gradients for z below -88, where exp(-z) overflows: so not in the composite.)
 
+A ``stop_gradient`` is its operand once autodiff is done (softmax's shift): no node of its own
+between a reduction and its readers.
+
 A sign flip ``(1 - 2 * float(z > 0)) * z`` (logsigmoid's and softplus's stable form, written so
 for its derivative at 0) is ``-abs(z)``, bit for bit (-0.0 and NaN included): two passes instead of
 five; and ``abs(-x)`` is ``abs(x)``.
@@ -244,6 +247,10 @@ def lowered_rewrites(g: Graph) -> Graph:
     gone: list[Node] = []
     outputs = {id(v) for v in g.outputs}
     for n in list(g.nodes):
+        if n.prim is P.stop_gradient and id(n.output) not in outputs:
+            g.replace_all_uses(n.output, n.inputs[0])  # autodiff is done: it is its operand now
+            gone.append(n)
+            continue
         if n.prim is P.abs and (inner := _made_by(n.inputs[0], P.neg, None)) is not None:
             n.inputs[0].users.remove(n)
             n.inputs = [inner.inputs[0]]
