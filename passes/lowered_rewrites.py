@@ -165,7 +165,7 @@ def _clamp_of(n: Node):
     cmp = cond.producer if isinstance(cond, Value) else None
     if cmp is None or cmp.prim not in _CLAMPS or type(c) not in (int, float) or not math.isfinite(c) or c == 0 \
             or not isinstance(x, Value) or x.type != n.output.type or not x.dtype.is_floating_point \
-            or x.dtype.is_complex or cmp.inputs[0] is not x or cmp.inputs[1] != c or isinstance(cmp.inputs[1], Value):
+            or x.dtype.is_complex or cmp.inputs[0] is not x or isinstance(cmp.inputs[1], Value) or cmp.inputs[1] != c:
         return None
     return _CLAMPS[cmp.prim], x, c
 
