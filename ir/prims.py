@@ -169,14 +169,15 @@ def _no_bool(op: str, hint: str):
 NUMPY_PASSES_MIN_SIZE = 4096
 
 
+def in_numpy_passes(dtype: np.dtype, size: int, min_size: int = NUMPY_PASSES_MIN_SIZE) -> bool:
+    """Whether ``erf_values`` (with SIGMOID_NUMPY_PASSES_MIN_SIZE: ``sigmoid_values``) computes a
+    host array of ``dtype`` and ``size`` elements in numpy passes, not by scipy's one call (where
+    lowered_rewrites' gelu form pays)."""
+    return dtype == np.float32 and size >= min_size
+
+
 def _numpy_passes(x, min_size: int = NUMPY_PASSES_MIN_SIZE) -> bool:
-    return type(x) is np.ndarray and x.dtype == np.float32 and x.size >= min_size
-
-
-def erf_in_passes(dtype: np.dtype, size: int) -> bool:
-    """Whether ``erf_values`` computes a host array of ``dtype`` and ``size`` elements in numpy
-    passes (not by scipy's one call): where lowered_rewrites' gelu form pays."""
-    return dtype == np.float32 and size >= NUMPY_PASSES_MIN_SIZE
+    return type(x) is np.ndarray and in_numpy_passes(x.dtype, x.size, min_size)
 
 
 # sigmoid's own threshold: its numpy form is four cheap SIMD passes, while scipy's expit costs
