@@ -136,7 +136,7 @@ def _gelu_erf(n: Node, outputs: set[int]) -> tuple[Value, list[Node]] | None:
         scaled = erf and _made_by(erf.inputs[0], P.mul, None, 1 / math.sqrt(2))
         x = h.inputs[0]
         if scaled is None or scaled.inputs[0] is not x or x.dtype is not dt.float32 \
-                or n.output.dtype is not dt.float32 or not P.erf_in_passes(x.dtype.np, math.prod(x.shape)):
+                or n.output.dtype is not dt.float32 or not P.in_numpy_passes(x.dtype.np, math.prod(x.shape)):
             continue
         parts = (half, one_plus, e, erf.inputs[0])
         if all(len(v.users) == 1 and id(v) not in outputs for v in parts):
@@ -158,20 +158,21 @@ def _gelu_nodes(g: Graph, x: Value, n: Node) -> Value:
 _CLAMPS = {P.gt: P.minimum, P.lt: P.maximum}
 
 
-def _clamp_of(n: Node):
+def _clamp_of(n: Node) -> tuple[object, list] | None:
     """For a where ``n`` = ``where(x > c, c, x)`` or ``where(x < c, c, x)`` (x a float value of the
-    result's type, c a finite nonzero number): (minimum or maximum, x, c); else None."""
+    result's type, c a finite nonzero number): (minimum or maximum, [x, c]); else None."""
     cond, c, x = n.inputs
     cmp = cond.producer if isinstance(cond, Value) else None
     if cmp is None or cmp.prim not in _CLAMPS or type(c) not in (int, float) or not math.isfinite(c) or c == 0 \
             or not isinstance(x, Value) or x.type != n.output.type or not x.dtype.is_floating_point \
             or x.dtype.is_complex or cmp.inputs[0] is not x or isinstance(cmp.inputs[1], Value) or cmp.inputs[1] != c:
         return None
-    return _CLAMPS[cmp.prim], x, c
+    return _CLAMPS[cmp.prim], [x, c]
 
 
-def _softplus_select(n: Node) -> Value | None:
-    """For a where ``n`` of softplus's form (see the module docstring): its ``x``; else None."""
+def _softplus_select(n: Node) -> tuple[object, list] | None:
+    """For a where ``n`` of softplus's form (see the module docstring): (maximum, [x, the soft
+    branch]); else None."""
     cond, x, soft = n.inputs
     gt = _producer(cond, P.gt)
     if gt is None or not isinstance(x, Value) or x.type != n.output.type or not x.dtype.is_floating_point:
@@ -189,13 +190,20 @@ def _softplus_select(n: Node) -> Value | None:
     exp = log1p and _producer(log1p.inputs[0], P.exp)
     low = exp and _made_by(exp.inputs[0], P.minimum, None, t)
     scaled = bx is x or (_made_by(bx, P.mul, None, beta) is not None and bx.producer.inputs[0] is x)
-    return x if low is not None and low.inputs[0] is bx and scaled else None
+    return (P.maximum, [x, soft]) if low is not None and low.inputs[0] is bx and scaled else None
 
 
-def _conv_input_grad(g: Graph, n: Node) -> tuple[list[Node], list[Node]] | None:
+def _in_place_of(g: Graph, n: Node, start: int, q: Value, made: dict[int, list[Node]]) -> None:
+    """``q``, made of the nodes appended to ``g`` since it had ``start``, replaces ``n``'s output:
+    its readers read ``q``, and those nodes take ``n``'s place in the order."""
+    made[id(n)] = _appended_since(g, start)
+    g.replace_all_uses(n.output, q)
+
+
+def _conv_input_grad(g: Graph, n: Node, made: dict[int, list[Node]]) -> list[Node] | None:
     """For ``n`` = fold(reshape(permute(reshape(matmul(G, B))))) as conv's VJP builds it for a
-    stride-1 convolution: the nodes of the transposed convolution computing the same value (``n``'s
-    readers now read it), and the nodes it replaces (see the module docstring); else None."""
+    stride-1 convolution: the transposed convolution computing the same value put in its place
+    (``_in_place_of``), and the nodes it replaces returned (see the module docstring); else None."""
     kernel, size, padding = n.attrs["kernel"], n.attrs["size"], n.attrs["padding"]
     nsp = len(kernel)
     if any(s != 1 for s in n.attrs["stride"]) or any(d != 1 for d in n.attrs["dilation"]) \
@@ -237,9 +245,8 @@ def _conv_input_grad(g: Graph, n: Node) -> tuple[list[Node], list[Node]] | None:
     cols = g.add_node(P.permute, [cols], {"dims": (0, 2, 1)}, loc=n.loc)
     y = g.add_node(P.reshape, [g.add_node(P.matmul, [w, cols], {}, loc=n.loc)], {"shape": (batch, c) + tuple(size)},
                    n.output.type, n.loc)
-    made = _appended_since(g, start)
-    g.replace_all_uses(n.output, y)
-    return made, [n, r3, r2, r1, mm]
+    _in_place_of(g, n, start, y, made)
+    return [n, r3, r2, r1, mm]
 
 
 def lowered_rewrites(g: Graph) -> Graph:
@@ -256,29 +263,19 @@ def lowered_rewrites(g: Graph) -> Graph:
             n.inputs = [inner.inputs[0]]
             inner.inputs[0].users.append(n)
             continue
-        if n.prim is P.where and (clamp := _clamp_of(n)) is not None:
-            q = g.add_node(clamp[0], [clamp[1], clamp[2]], {}, n.output.type, n.loc)
-            made[id(n)] = _appended_since(g, len(g.nodes) - 1)
-            g.replace_all_uses(n.output, q)
+        if n.prim is P.where and (one := _clamp_of(n) or _softplus_select(n)) is not None:
+            start = len(g.nodes)
+            _in_place_of(g, n, start, g.add_node(one[0], one[1], {}, n.output.type, n.loc), made)
             gone.append(n)
             continue
-        if n.prim is P.where and (x := _softplus_select(n)) is not None:
-            q = g.add_node(P.maximum, [x, n.inputs[2]], {}, n.output.type, n.loc)
-            made[id(n)] = _appended_since(g, len(g.nodes) - 1)
-            g.replace_all_uses(n.output, q)
-            gone.append(n)
-            continue
-        if n.prim is P.fold and (conv := _conv_input_grad(g, n)) is not None:
-            made[id(n)] = conv[0]
-            gone += conv[1]
+        if n.prim is P.fold and (replaced := _conv_input_grad(g, n, made)) is not None:
+            gone += replaced
             continue
         if n.prim is not P.mul or len(n.inputs) != 2:
             continue
         if (gelu := _gelu_erf(n, outputs)) is not None:
             start = len(g.nodes)
-            q = _gelu_nodes(g, gelu[0], n)
-            made[id(n)] = _appended_since(g, start)
-            g.replace_all_uses(n.output, q)
+            _in_place_of(g, n, start, _gelu_nodes(g, gelu[0], n), made)
             gone += gelu[1]
             continue
         flip = next(((s, z) for s, z in ((n.inputs[0], n.inputs[1]), (n.inputs[1], n.inputs[0]))
@@ -286,8 +283,7 @@ def lowered_rewrites(g: Graph) -> Graph:
         if flip is not None and n.output.dtype is flip[1].dtype:
             start = len(g.nodes)
             q = g.add_node(P.neg, [g.add_node(P.abs, [flip[1]], {}, loc=n.loc)], {}, n.output.type, n.loc)
-            made[id(n)] = _appended_since(g, start)
-            g.replace_all_uses(n.output, q)
+            _in_place_of(g, n, start, q, made)
             gone.append(n)
             continue
         for s, a in ((n.inputs[1], n.inputs[0]), (n.inputs[0], n.inputs[1])):
@@ -296,8 +292,7 @@ def lowered_rewrites(g: Graph) -> Graph:
                 start = len(g.nodes)
                 e = g.add_node(P.exp, [g.add_node(P.neg, [z], {}, loc=n.loc)], {}, loc=n.loc)
                 q = g.add_node(P.div, [a, g.add_node(P.add, [e, 1], {}, loc=n.loc)], {}, n.output.type, n.loc)
-                made[id(n)] = _appended_since(g, start)
-                g.replace_all_uses(n.output, q)
+                _in_place_of(g, n, start, q, made)
                 gone += [n, s.producer]
                 break
     g.remove_nodes(gone, made)
