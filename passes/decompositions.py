@@ -200,14 +200,19 @@ def std(x, dims, correction=1, keepdim=False):
     return _root_zero_grad_at_zero(var(x, dims, correction, keepdim))
 
 
+def _shift(x, dims):
+    """The max that softmax, log_softmax and logsumexp shift by, held constant for autodiff: their
+    result does not depend on it, so its derivatives (every order) through it are zero, and
+    differentiating amax would cost a tie mask and its count per row for nothing (PyTorch's
+    kernels do not differentiate it either)."""
+    return P.stop_gradient(P.amax(x, dims=dims, keepdim=True))
+
+
 @composite("logsumexp", float32_inside=True)
 def logsumexp(x, dims, keepdim=False):
     if not dims:
         return P.add(x, 0)
-    # the shift is held constant for autodiff: the result does not depend on it, so its
-    # derivatives (every order) through it are zero, and differentiating amax would cost a tie
-    # mask and its count per row for nothing (PyTorch's kernels do not differentiate it either)
-    m = P.stop_gradient(P.amax(x, dims=dims, keepdim=True))
+    m = _shift(x, dims)
     # a row of -inf would give inf - inf = nan; shift by 0 there instead
     m = P.where(P.isinf(m), 0.0, m)
     s = P.log(P.sum(P.exp(P.sub(x, m)), dims=dims, keepdim=True))
@@ -218,7 +223,7 @@ def logsumexp(x, dims, keepdim=False):
 @composite("softmax", float32_inside=True)
 def softmax(x, dim):
     dims = (dim,) if _shape(x) else ()  # a 0-d tensor (dim 0 or -1) is its own group
-    m = P.stop_gradient(P.amax(x, dims=dims, keepdim=True))  # shift-free result: see logsumexp
+    m = _shift(x, dims)
     e = P.exp(P.sub(x, m))
     # PyTorch's kernel multiplies by the reciprocal of the sum (rounding as it does)
     return P.mul(e, P.div(1.0, P.sum(e, dims=dims, keepdim=True)))
@@ -228,7 +233,7 @@ def softmax(x, dim):
 def log_softmax(x, dim):
     # (x - max) - log(sum(exp(x - max))), in PyTorch's order of rounding
     dims = (dim,) if _shape(x) else ()
-    m = P.stop_gradient(P.amax(x, dims=dims, keepdim=True))  # shift-free result: see logsumexp
+    m = _shift(x, dims)
     m = P.where(P.eq(m, float("-inf")), 0.0, m)  # a row of -inf gives nan, as in PyTorch; +inf too
     shifted = P.sub(x, m)
     return P.sub(shifted, P.log(P.sum(P.exp(shifted), dims=dims, keepdim=True)))
