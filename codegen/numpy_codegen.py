@@ -630,13 +630,13 @@ def _kernel(w: HostWriter, k: Kernel, s: Schedule) -> None:
         operands = [(names[id(x)] if id(x) not in floats or id(x) in names else f"np.float64({floats[id(x)]})")
                     if isinstance(x, Value) else _scalar(w, bn, x) for x in bn.inputs]
         prev = k.body.nodes[i - 1] if i else None
-        rest = None
+        expr = None  # a runtime helper's call in place of the primitive's lowering
         if _other_half(prev, bn) and id(prev.output) in names:
-            rest = f"_where_rest({operands[1 if _zero_branch(bn) else 2]}, {names[id(prev.output)]})"
+            expr = f"_where_rest({operands[1 if _zero_branch(bn) else 2]}, {names[id(prev.output)]})"
         elif id(bn) in shifted:
-            rest = f"_exp_shifted({names[id(shifted[id(bn)][0])]}, {shifted[id(bn)][1]!r})"
+            expr = f"_exp_shifted({names[id(shifted[id(bn)][0])]}, {shifted[id(bn)][1]!r})"
         _statement(w, bn, operands, target, into or (buf if planned else None),
-                   output=buf is not None and not planned and into is None, expr=rest)
+                   output=buf is not None and not planned and into is None, expr=expr)
         names[id(bn.output)] = target
     if not pieces:
         return

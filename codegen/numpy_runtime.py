@@ -245,7 +245,8 @@ def namespace() -> dict:
           "_dtypes": {d.name: d for d in dtypes.ALL_DTYPES},
           "_sigmoid": P.sigmoid_values, "_erf": P.erf_values, "_rsqrt": P.rsqrt_values,
           "_sum_rows": sum_rows, "_clip": P.clip_ufunc, "_copy": copy_c, "_concat": concat,
-          "_where_zero": where_zero, "_where_rest": where_rest, "_exp_shifted": exp_shifted, "_where_bits": where_bits, "_where_into": where_into,
+          "_where_zero": where_zero, "_where_rest": where_rest, "_where_bits": where_bits, "_where_into": where_into,
+          "_exp_shifted": exp_shifted,
           "_matmul_nt": matmul_nt, "_reduce_rows": P.reduce_rows, "_sum_channels": sum_channels, "_fdiv": fdiv}
 
     def _expit(x, out=None):  # scipy is imported on the first call, which puts expit itself here
