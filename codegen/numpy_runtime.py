@@ -122,6 +122,21 @@ def sum_rows(x: np.ndarray, keepdims: bool, out: np.ndarray | None = None) -> np
     return x.dot(ones) if out is None else x.dot(ones, out=out)
 
 
+
+def sum_products(a: np.ndarray, b: np.ndarray, keepdims: bool, out: np.ndarray | None = None) -> np.ndarray:
+    """``(a * b).sum(-1, keepdims=keepdims)`` for real float arrays whose last axes have the same
+    length (``numpy_codegen._row_dots`` says where): one ``np.vecdot`` (BLAS dot per row), no
+    product array written and read back (64x256 float32: 2.3 against 4.7 us; a layer norm's
+    variance, softmax's and layer norm's backward sums). Device arrays, and numpy before 2.0,
+    take the product and ``np.add.reduce``."""
+    if _VECDOT is None or type(a) is not np.ndarray or type(b) is not np.ndarray:
+        return np.add.reduce(np.multiply(a, b), axis=-1, keepdims=keepdims, out=out)
+    r = _VECDOT(a, b, out=None if out is None else out[..., 0] if keepdims else out)
+    return out if out is not None else r[..., None] if keepdims else r
+
+
+_VECDOT = getattr(np, "vecdot", None)  # numpy >= 2.0
+
 # copy_c and concat move contiguous rows of at most SHORT_ROW elements as single items
 # (``_as_items``), from ITEMS_FROM elements in all: below, numpy's own call is cheaper than the
 # helper's checks (~5 us); past SHORT_ROW, numpy's loop over each row costs little more than the
@@ -244,7 +259,7 @@ def namespace() -> dict:
           "_check_divisor": P.check_int_divisor,
           "_dtypes": {d.name: d for d in dtypes.ALL_DTYPES},
           "_sigmoid": P.sigmoid_values, "_erf": P.erf_values, "_rsqrt": P.rsqrt_values,
-          "_sum_rows": sum_rows, "_clip": P.clip_ufunc, "_copy": copy_c, "_concat": concat,
+          "_sum_rows": sum_rows, "_sum_products": sum_products, "_clip": P.clip_ufunc, "_copy": copy_c, "_concat": concat,
           "_where_zero": where_zero, "_where_rest": where_rest, "_where_bits": where_bits, "_where_into": where_into,
           "_exp_shifted": exp_shifted,
           "_matmul_nt": matmul_nt, "_reduce_rows": P.reduce_rows, "_sum_channels": sum_channels, "_fdiv": fdiv}

@@ -4,17 +4,18 @@ Each call takes a workspace (the memory plan's temp buffers) from a pool, or mak
 gives it back when done, so a compiled graph is safe to call from several threads at once and
 to re-enter: no two running calls share a buffer.
 
-Idle memory is bounded: a graph keeps at most ``POOL_LIMIT`` idle workspaces, and all graphs of
-the process together at most ``IDLE_LIMIT_BYTES`` of them (``GRAPHC_IDLE_WORKSPACE_MB``, default
-64): past it, the least recently released workspaces are dropped, whichever graph they belong
+Memory kept between calls is bounded: a graph keeps at most ``POOL_LIMIT`` workspaces, and all
+graphs of the process together at most ``IDLE_LIMIT_BYTES`` of them (``GRAPHC_IDLE_WORKSPACE_MB``,
+default 64), counted from a graph's first kept workspace until it is dropped, whether idle or in a
+running call: past the cap, the least recently released are dropped, whichever graph they belong
 to. A function compiled for many input shapes so holds no more than that between calls.
 """
 from __future__ import annotations
 
+import itertools
 import os
 import threading
 import weakref
-from collections import OrderedDict
 from typing import Callable, Sequence
 
 import numpy as np
@@ -26,65 +27,58 @@ from graphc.ir import dtypes
 from graphc.ir.graph import Graph
 from graphc.ir.primitive import TensorType
 
-POOL_LIMIT = 1  # idle workspaces kept per compiled graph
+POOL_LIMIT = 1  # workspaces kept per compiled graph
 IDLE_LIMIT_BYTES = int(float(os.environ.get("GRAPHC_IDLE_WORKSPACE_MB", "64")) * (1 << 20))
 
-# Pools holding idle workspaces, least recently released first: weak reference -> bytes held
-# (a pool that dies takes its workspaces with it; its entry is dropped at the next trim or count),
-# and their sum, kept as they change: a release compares it with the cap, not summing every pool.
-_idle: OrderedDict[weakref.ref, int] = OrderedDict()
-_idle_total = 0
-_idle_lock = threading.Lock()
+# Pools that keep workspaces: weak reference -> bytes counted (a pool that dies takes its
+# workspaces with it; its entry is dropped at the next trim or count), and their sum, kept as they
+# change. Registering, dropping and trimming take the lock; a call of a pool already counted takes
+# and gives back its workspace without it (``WorkspacePool``).
+_kept: dict[weakref.ref, int] = {}
+_kept_total = 0
+_lock = threading.Lock()
+_clock = itertools.count()  # release stamps: the least recently released pools are trimmed first
 
 
 def idle_workspace_bytes() -> int:
-    """Bytes of idle workspaces that live compiled graphs hold, all together."""
-    with _idle_lock:
+    """Bytes of workspaces that live compiled graphs keep between calls, all together."""
+    with _lock:
         _drop_dead()
-        return _idle_total
-
-
-def _set_idle(ref: weakref.ref, held: int, released: bool) -> None:
-    """Record that the pool ``ref`` holds ``held`` idle bytes (0: none); ``released``: it just
-    released one, which makes it the most recently released."""
-    global _idle_total
-    _idle_total += held - _idle.get(ref, 0)
-    if not held:
-        _idle.pop(ref, None)
-    else:
-        _idle[ref] = held
-        if released:
-            _idle.move_to_end(ref)
+        return _kept_total
 
 
 def _drop_dead() -> None:
-    global _idle_total
-    for ref in [r for r in _idle if r() is None]:
-        _idle_total -= _idle.pop(ref)
+    global _kept_total
+    for ref in [r for r in _kept if r() is None]:
+        _kept_total -= _kept.pop(ref)
 
 
 def _trim(limit: int) -> None:
-    """Drop the least recently released idle workspaces until at most ``limit`` bytes are held."""
-    global _idle_total
+    """Drop the least recently released pools' workspaces until at most ``limit`` bytes are kept."""
+    global _kept_total
     _drop_dead()
-    while _idle_total > limit and _idle:
-        ref, held = _idle.popitem(last=False)
+    for ref in sorted(_kept, key=lambda r: r()._used):
+        if _kept_total <= limit:
+            break
         pool = ref()
-        if pool is not None:
-            pool._free.clear()
-        _idle_total -= held
+        pool._counted = False  # first: a release running at once then settles under the lock
+        pool._free.clear()
+        _kept_total -= _kept.pop(ref)
 
 
 class WorkspacePool:
-    """Workspaces of one memory plan. ``acquire``/``release`` take one process-wide lock (held
-    for a few list operations, never while a workspace is allocated): no workspace is ever
-    handed to two calls."""
+    """Workspaces of one memory plan. A pool already counted under the cap takes and gives back
+    its workspace with list operations alone (atomic: one workspace is never handed to two calls),
+    ~1 us a call less than taking the process-wide lock; registering, dropping and trimming
+    (``_settle``) take the lock."""
 
     def __init__(self, nbytes: int, layout: list[tuple], allocate: Callable) -> None:
         self.nbytes = nbytes
         self.allocate = allocate
         self.layout = layout  # per workspace buffer: (byte offset, bytes, shape, numpy dtype)
         self._free: list[tuple] = []
+        self._counted = False  # whether this pool's bytes are in ``_kept_total``
+        self._used = 0         # stamp of its latest release
         self._ref = weakref.ref(self)
 
     def _make(self) -> tuple:
@@ -92,24 +86,42 @@ class WorkspacePool:
         return tuple(arena[off:off + n].view(dtype).reshape(shape) for off, n, shape, dtype in self.layout)
 
     def acquire(self) -> tuple:
-        with _idle_lock:
-            free = self._free
-            if free:
-                ws = free.pop()
-                _set_idle(self._ref, len(free) * self.nbytes, False)
-                return ws
-        return self._make()
+        try:
+            return self._free.pop()
+        except IndexError:
+            return self._make()
 
     def release(self, ws: tuple) -> None:
-        limit = IDLE_LIMIT_BYTES
-        if self.nbytes > limit:
-            return
-        with _idle_lock:
-            if len(self._free) >= POOL_LIMIT:
+        self._used = next(_clock)
+        if self._counted and _kept_total <= IDLE_LIMIT_BYTES:
+            free = self._free
+            free.append(ws)
+            while len(free) > POOL_LIMIT:  # releases at once: any extra goes (all of them are idle)
+                try:
+                    free.pop()
+                except IndexError:
+                    break
+            if self._counted:
                 return
-            self._free.append(ws)
-            _set_idle(self._ref, len(self._free) * self.nbytes, True)
-            if _idle_total > limit:
+            ws = None  # a trim dropped this pool meanwhile: count what it holds now
+        self._settle(ws)
+
+    def _settle(self, ws: tuple | None) -> None:
+        """Under the lock: keep ``ws`` if there is room, count or uncount this pool by what it
+        holds, and trim all pools back under the cap."""
+        global _kept_total
+        limit = IDLE_LIMIT_BYTES
+        with _lock:
+            if ws is not None and self.nbytes <= limit and len(self._free) < POOL_LIMIT:
+                self._free.append(ws)
+            keep = bool(self._free)
+            if keep and not self._counted:
+                _kept[self._ref] = self.nbytes
+                _kept_total += self.nbytes
+            elif not keep and self._counted:
+                _kept_total -= _kept.pop(self._ref, 0)
+            self._counted = keep
+            if _kept_total > limit:
                 _trim(limit)
 
     @property

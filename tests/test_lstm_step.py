@@ -102,4 +102,4 @@ def test_every_steps_recurrent_product_reads_one_row_major_copy_of_the_weight():
     copies = [ln for ln in lines if ln.startswith("_copy(in_weight_hh_l0.transpose((1, 0)), out=")]
     assert len(steps) == 5 and len(copies) == 1, (steps, copies)
     buf = copies[0].split("out=")[1].rstrip(")")
-    assert all(f", {buf}, out=" in ln for ln in steps), steps
+    assert all(f", {buf}, " in ln for ln in steps), steps  # its second operand (then out)

@@ -154,6 +154,52 @@ def test_idle_accounting_is_consistent_under_threads(monkeypatch):
     assert errors == [] and C.idle_workspace_bytes() <= 2 * nbytes
 
 
+
+class _CountingLock:
+    """The pools' lock, counting how often it is taken."""
+
+    def __init__(self, lock):
+        self.lock, self.taken = lock, 0
+
+    def __enter__(self):
+        self.taken += 1
+        return self.lock.__enter__()
+
+    def __exit__(self, *exc):
+        return self.lock.__exit__(*exc)
+
+
+def test_calls_of_a_counted_pool_take_no_lock_and_keep_its_count(monkeypatch):
+    monkeypatch.setattr(C, "IDLE_LIMIT_BYTES", 1 << 30)
+    f = _tanh_rows()
+    x = graphc.randn(16, 32)
+    want = f(x).numpy().copy()
+    pool = next(iter(f.cache.values())).forward.pool
+    before = C.idle_workspace_bytes()
+    lock = _CountingLock(C._lock)
+    monkeypatch.setattr(C, "_lock", lock)
+    for _ in range(20):
+        np.testing.assert_array_equal(f(x).numpy(), want)
+    assert lock.taken == 0 and pool.idle == 1
+    assert C.idle_workspace_bytes() == before and pool.nbytes <= before
+
+
+def test_a_trimmed_pool_is_counted_again_when_it_keeps_a_workspace(monkeypatch):
+    f = _tanh_rows()
+    x = graphc.randn(16, 32)
+    f(x)
+    pool = next(iter(f.cache.values())).forward.pool
+    monkeypatch.setattr(C, "IDLE_LIMIT_BYTES", pool.nbytes)
+    with C._lock:
+        C._trim(0)   # as another graph's release would, past the cap
+    assert pool.idle == 0 and C.idle_workspace_bytes() == 0
+    f(x)
+    assert pool.idle == 1 and C.idle_workspace_bytes() == pool.nbytes
+    held = pool.acquire()   # a running call: its workspace still counts, no second one is made
+    assert pool.idle == 0 and C.idle_workspace_bytes() == pool.nbytes
+    pool.release(held)
+    assert pool.acquire() is held
+
 def test_compiled_entries_keep_their_code_not_the_ir():
     model = _mlp()
     cm = graphc.compile(model)

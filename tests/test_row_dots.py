@@ -1,0 +1,98 @@
+"""Generated numpy code sums a product over the last axis, ``(a * b).sum(-1)``, with one
+``np.vecdot`` (``numpy_runtime.sum_products``) when the product is read nowhere else: a layer
+norm's variance, softmax's and layer norm's backward sums. Values against float64 references and
+eager mode; the forms that must keep the product (short rows, a product read again, an operand
+broadcast along the summed axis, integers) keep it."""
+import numpy as np
+import pytest
+
+import graphc
+import graphc.nn.functional as F
+from graphc.codegen import numpy_runtime as R
+
+
+def _body(fn, *args) -> list[str]:
+    code = graphc.explain(graphc.compile(fn), *args).code
+    return [ln.strip() for ln in code.splitlines() if ln.startswith("    ") and not ln.strip().startswith("#")]
+
+
+def _t(a):
+    return graphc.from_numpy(np.ascontiguousarray(a))
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("keepdim", [True, False])
+def test_a_products_row_sum_is_one_vecdot_and_equals_float64(dtype, keepdim):
+    rng = np.random.default_rng(0)
+    a, b = rng.standard_normal((2, 24, 64)).astype(dtype)
+    body = _body(lambda x, y: (x * y).sum(-1, keepdim=keepdim), _t(a), _t(b))
+    assert any("_sum_products(" in ln for ln in body), body
+    assert not any("np.multiply(" in ln for ln in body), body  # the product is not written
+    got = graphc.compile(lambda x, y: (x * y).sum(-1, keepdim=keepdim))(_t(a), _t(b)).numpy()
+    want = (a.astype(np.float64) * b).sum(-1, keepdims=keepdim)
+    assert got.dtype == dtype and got.shape == want.shape
+    tol = 1e-5 if dtype == np.float32 else 1e-12
+    np.testing.assert_allclose(got, want, rtol=tol, atol=tol * 8)
+
+
+def test_operands_broadcast_over_rows_sum_as_eager_does():
+    rng = np.random.default_rng(1)
+    g, w = rng.standard_normal((3, 16, 96)).astype(np.float32), rng.standard_normal(96).astype(np.float32)
+    f = lambda x, v: (x * v).sum(-1)  # noqa: E731
+    assert any("_sum_products(" in ln for ln in _body(f, _t(g), _t(w)))
+    got = graphc.compile(f)(_t(g), _t(w)).numpy()
+    np.testing.assert_allclose(got, (g.astype(np.float64) * w).sum(-1), rtol=1e-5, atol=1e-5)
+    # a transposed (strided) operand
+    h = rng.standard_normal((96, 16)).astype(np.float32)
+    f2 = lambda x, y: (x.t() * y).sum(-1)  # noqa: E731
+    got = graphc.compile(f2)(_t(h), _t(g[0])).numpy()
+    np.testing.assert_allclose(got, (h.T.astype(np.float64) * g[0]).sum(-1), rtol=1e-5, atol=1e-5)
+
+
+def test_forms_that_keep_the_product():
+    rng = np.random.default_rng(2)
+    long_, short = _t(rng.standard_normal((8, 64)).astype(np.float32)), _t(rng.standard_normal((8, 16)).astype(np.float32))
+    col = _t(rng.standard_normal((8, 1)).astype(np.float32))
+    cases = {
+        "short rows": (lambda x: (x * x).sum(-1), (short,)),
+        "product read again": (lambda x: ((x * x).sum(-1, keepdim=True) + x * x), (long_,)),
+        "operand broadcast along the summed axis": (lambda x, c: (x * c).sum(-1), (long_, col)),
+        "another axis": (lambda x: (x * x).sum(0), (long_,)),
+        "integers": (lambda x: (x * x).sum(-1), (_t(np.arange(8 * 64).reshape(8, 64) % 7),)),
+    }
+    for name, (f, args) in cases.items():
+        body = _body(f, *args)
+        assert not any("_sum_products(" in ln for ln in body), (name, body)
+        got, want = graphc.compile(f)(*args).numpy(), f(*args).numpy()
+        np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5, err_msg=name)
+
+
+def test_layer_norm_and_softmax_training_sums_match_eager():
+    rng = np.random.default_rng(3)
+    x = rng.standard_normal((32, 128)).astype(np.float32)
+    w, b = rng.standard_normal(128).astype(np.float32), rng.standard_normal(128).astype(np.float32)
+
+    def run(fn):
+        xs, ws, bs = (graphc.tensor(v, requires_grad=True) for v in (x, w, b))
+        out = fn(xs, ws, bs)
+        (out * graphc.from_numpy(np.linspace(-1, 1, 128, dtype=np.float32))).sum().backward()
+        return [out.detach().numpy()] + [t.grad.numpy() for t in (xs, ws, bs)]
+
+    block = lambda x, w, b: F.softmax(F.layer_norm(x, (128,), w, b), -1)  # noqa: E731
+    compiled = graphc.compile(block)
+    assert any("_sum_products(" in ln for ln in _body(block, _t(x), _t(w), _t(b)))
+    for got, want in zip(run(compiled), run(block)):
+        np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-5)
+
+
+def test_sum_products_itself():
+    rng = np.random.default_rng(4)
+    a, b = rng.standard_normal((5, 40)), rng.standard_normal((1, 40))
+    want = (a * b).sum(-1, keepdims=True)
+    np.testing.assert_allclose(R.sum_products(a, b, True), want, rtol=1e-12)
+    out = np.empty((5, 1))
+    assert R.sum_products(a, b, True, out=out) is out
+    np.testing.assert_allclose(out, want, rtol=1e-12)
+    flat = np.empty(5)
+    assert R.sum_products(a, b, False, out=flat) is flat
+    np.testing.assert_allclose(flat, want[:, 0], rtol=1e-12)
