@@ -615,6 +615,8 @@ def _kernel(w: HostWriter, k: Kernel, s: Schedule) -> None:
     unread = _unread_conditions(k.body)
     shifted, unshifted = _shifted_exps(k.body) if rows is None else ({}, set())
     dots, products = _row_dots(k.body) if rows is None else ({}, set())
+    homes = s.plan.in_output if s.plan is not None else {}
+    made: set[str] = set()  # outputs allocated for the temps computed in them
     for i, bn in enumerate(k.body.nodes):
         if id(bn) in unread or id(bn) in unshifted or id(bn) in products:
             # the running maximum's operand that its np.maximum skips; softmax's max and difference
@@ -627,6 +629,8 @@ def _kernel(w: HostWriter, k: Kernel, s: Schedule) -> None:
         buf = k.temps.get(id(bn.output))
         into = s.plan.donated.get(buf) if buf is not None and s.plan is not None else None
         planned = buf is not None and s.buffers[buf].role == "temp"
+        if buf in homes or buf in made:  # computed in a new output's array (plan.in_output)
+            buf = into = _output_home(w, s, homes.get(buf, buf), made)
         target = buf if buf is not None else f"{k.name}_{i}"
         if isinstance(w, _Writer) and not k.ranges and numpy_scalars.is_python_float(bn):
             _python_float(w, bn, f"{k.name}_f{i}", names, floats, into or (buf if planned else None), target,
@@ -647,7 +651,16 @@ def _kernel(w: HostWriter, k: Kernel, s: Schedule) -> None:
         names[id(bn.output)] = target
     if not pieces:
         return
-    _pieces(w, k, s, rows, pieces, names, sliced)
+    _pieces(w, k, s, rows, pieces, names, sliced, homes, made)
+
+
+def _output_home(w: HostWriter, s: Schedule, home: str, made: set[str]) -> str:
+    """The new output array ``home`` that temps are computed in, allocated at its first write."""
+    if home not in made:
+        made.add(home)
+        b = s.buffers[home]
+        w.line(f"{home} = np.empty({tuple(b.shape)!r}, {np_type(b.dtype)})")
+    return home
 
 
 def _scales_of(e: Value, kept: set[int], dims) -> bool:
@@ -762,11 +775,13 @@ def _python_float(w: HostWriter, n: Node, name: str, names: dict, floats: dict, 
         names[id(n.output)] = target
 
 
-def _pieces(w: HostWriter, k: Kernel, s: Schedule, rows: int, pieces: list, names: dict, sliced: set) -> None:
+def _pieces(w: HostWriter, k: Kernel, s: Schedule, rows: int, pieces: list, names: dict, sliced: set,
+            homes: dict[str, str], made: set[str]) -> None:
     """The piece function of kernel ``k`` and its ``_in_pieces`` call: each piece binds its rows
     of the arrays it reads and writes once, reads whole-kernel operands cast before the function
     (a 0-d bias correction is not cast again in every piece) and writes its intermediates into
-    its worker's scratch rows ``_r:_e``."""
+    its worker's scratch rows ``_r:_e``, or into its own rows of the new output they are computed
+    in (``homes``: plan.in_output; ``made``: such outputs allocated already)."""
     scratch = _scratch(k, s)
     arrays: dict[int, str] = {}  # id(value computed or read piece by piece) -> its whole array
     for j, (bv, a) in enumerate(zip(k.body.inputs, k.args)):
@@ -775,10 +790,11 @@ def _pieces(w: HostWriter, k: Kernel, s: Schedule, rows: int, pieces: list, name
             arrays[id(bv)] = f"{k.name}_a{j}"
     for _, bn in pieces:  # outputs the plan did not place: whole arrays the pieces write into
         buf = k.temps.get(id(bn.output))
-        if buf is not None and s.buffers[buf].role != "temp":
+        if buf is not None and s.buffers[buf].role != "temp" and buf not in made:
             into = s.plan.donated.get(buf) if s.plan is not None else None
             w.line(f"{buf} = {into}" if into else
                    f"{buf} = np.empty({tuple(bn.output.type.shape)!r}, {np_type(bn.output.dtype)})")
+            made.add(buf)
     casts: dict[tuple, str] = {}  # (operand, numpy type) -> its cast, made once per call
     bound: dict[str, str] = {}    # array -> the name of the piece's rows of it
     inner = _Lines()
@@ -810,6 +826,7 @@ def _pieces(w: HostWriter, k: Kernel, s: Schedule, rows: int, pieces: list, name
                 operands.append(casts[key])
                 precast.add(j)
         buf = k.temps.get(id(bn.output))
+        buf = homes.get(buf, buf)
         if buf is None:  # an alias of an operand (stop_gradient) or a result numpy allocates
             target = names[id(bn.output)] = f"{k.name}_{i}"
             _statement(inner, bn, operands, target, None, precast=precast)
