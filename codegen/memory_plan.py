@@ -214,17 +214,20 @@ def _donations(s: Schedule, events: list[_Event], last_use: dict[str, int], dona
 
 
 def _in_outputs(s: Schedule, events: list[_Event], last_use: dict[str, int], plan: MemoryPlan) -> dict[str, str]:
-    """Temp buffers computed in the array of a new output of their kernel: the chain of in-place
+    """Temp buffers computed in the array of an output of their kernel: the chain of in-place
     temps that the output's own elementwise op reads for the last time, element for element, all
-    defined in that kernel with the output's shape and dtype. The output array then takes the
-    chain's writes and its op runs in place: no workspace array streamed besides it (1M float32
-    tanh-gelu: 975 against 1070 us in plain numpy, as fast as the expression written in place)."""
+    defined in that kernel with the output's shape and dtype. The output array (a new one, or the
+    input it is donated into, when nothing reads that input after the chain's first write) then
+    takes the chain's writes and its op runs in place: no workspace array streamed besides it
+    (1M float32 tanh-gelu: 975 against 1070 us in plain numpy, as fast as the expression written
+    in place; AdamW's update of a 512x784 weight, its decayed weight and second moment computed
+    in their own arrays: 601 against 668 us)."""
     defined_at = {d: i for i, e in enumerate(events) for d in e.defines}
     out: dict[str, str] = {}
     for i, e in enumerate(events):
         for d in e.defines if e.elementwise else ():
             ob = s.buffers[d]
-            if ob.role != "output" or d in plan.donated or not ob.shape:
+            if ob.role != "output" or not ob.shape:
                 continue
             for b, pointwise in e.reads:
                 if not pointwise or last_use.get(b) != i or b not in plan.assignment or \
@@ -233,6 +236,8 @@ def _in_outputs(s: Schedule, events: list[_Event], last_use: dict[str, int], pla
                 chain = [b]
                 while chain[-1] in plan.inplace:
                     chain.append(plan.inplace[chain[-1]])
+                if d in plan.donated and last_use.get(plan.donated[d], -1) > defined_at[chain[-1]]:
+                    continue  # the input is read after the chain's first write would overwrite it
                 if all(c not in out and events[defined_at[c]].step == e.step and s.buffers[c].shape == ob.shape
                        and s.buffers[c].dtype is ob.dtype for c in chain):
                     out.update((c, d) for c in chain)

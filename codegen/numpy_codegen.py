@@ -655,11 +655,12 @@ def _kernel(w: HostWriter, k: Kernel, s: Schedule) -> None:
 
 
 def _output_home(w: HostWriter, s: Schedule, home: str, made: set[str]) -> str:
-    """The new output array ``home`` that temps are computed in, allocated at its first write."""
+    """The output array ``home`` that temps are computed in, bound at their first write: the input
+    it is donated into, or a new array."""
     if home not in made:
         made.add(home)
-        b = s.buffers[home]
-        w.line(f"{home} = np.empty({tuple(b.shape)!r}, {np_type(b.dtype)})")
+        b, into = s.buffers[home], s.plan.donated.get(home)
+        w.line(f"{home} = {into}" if into else f"{home} = np.empty({tuple(b.shape)!r}, {np_type(b.dtype)})")
     return home
 
 

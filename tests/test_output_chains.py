@@ -102,3 +102,30 @@ def test_the_plan_text_names_the_chain_and_its_output():
     temps = [h.strip().split(" ->")[0].lstrip("# ").strip() for h in homes]
     body = [ln.strip() for ln in code.splitlines() if ln.startswith("    np.")]
     assert not any(ln.endswith(f", {t})") for ln in body for t in temps), body
+
+
+def _update(p, g):
+    # p's new value is q + q * 0.5 for q = p * exp(g): q's chain starts (exp) before p is read,
+    # so only the second term may be computed in p's own array
+    p.mul_(g.exp()).add_(p * 0.5)
+
+
+def _decay(p, g):
+    p.mul_(0.9).add_(g * 0.1)
+
+
+@pytest.mark.parametrize("fn", [_update, _decay])
+@pytest.mark.parametrize("n", [3000, NC.CHUNKED_FROM * 2 + 77])
+def test_chains_computed_in_the_input_an_update_is_written_into(fn, n):
+    rng = np.random.default_rng(n)
+    p0, g0 = rng.standard_normal(n).astype(np.float32), rng.standard_normal(n).astype(np.float32)
+    p, g = graphc.from_numpy(p0.copy()), graphc.from_numpy(g0)
+    code = graphc.explain(graphc.compile(fn), graphc.from_numpy(p0.copy()), g).code
+    assert "(donated)" in code and _homes(code), code
+    f = graphc.compile(fn)
+    want = graphc.from_numpy(p0.copy())
+    for _ in range(3):
+        f(p, g)
+        fn(want, g)
+    np.testing.assert_allclose(p.numpy(), want.numpy(), rtol=1e-6, atol=1e-7)
+    assert np.abs(p.numpy() - p0).max() > 0.1   # it was updated
