@@ -614,7 +614,7 @@ def _kernel(w: HostWriter, k: Kernel, s: Schedule) -> None:
     floats: dict[int, str] = {}  # id(0-d float64 value) -> its Python float (see numpy_scalars)
     unread = _unread_conditions(k.body)
     shifted, unshifted = _shifted_exps(k.body) if rows is None else ({}, set())
-    dots, products = _row_dots(k.body) if rows is None else ({}, set())
+    dots, products = _summed_products(k.body) if rows is None else ({}, set())
     homes = s.plan.in_output if s.plan is not None else {}
     made: set[str] = set()  # outputs allocated for the temps computed in them
     for i, bn in enumerate(k.body.nodes):
@@ -645,7 +645,8 @@ def _kernel(w: HostWriter, k: Kernel, s: Schedule) -> None:
         elif id(bn) in shifted:
             expr = f"_exp_shifted({names[id(shifted[id(bn)][0])]}, {shifted[id(bn)][1]!r})"
         elif id(bn) in dots:
-            expr = f"_sum_products({', '.join(names[id(x)] for x in dots[id(bn)])}, {bn.attrs['keepdim']})"
+            helper, a, b = dots[id(bn)]
+            expr = f"{helper}({names[id(a)]}, {names[id(b)]}, {bn.attrs['keepdim']})"
         _statement(w, bn, operands, target, into or (buf if planned else None),
                    output=buf is not None and not planned and into is None, expr=expr)
         names[id(bn.output)] = target
@@ -709,31 +710,41 @@ def _shifted_exps(body: Graph) -> tuple[dict[int, tuple[Value, tuple]], set[int]
     return found, skip
 
 
-# Rows from this long sum their products in one np.vecdot (numpy_runtime.sum_products); shorter,
-# its per-row calls cost more than the product's pass (4096x16 float32: 52 against 18 us; 4096x32:
-# 29 against 108, 64x256: 2.3 against 4.7). Up to SUM_ROWS_MAX, the rows _sum_rows sums as BLAS
-# products too: the same accuracy argument.
-ROW_DOTS_FROM = 32
+# Runs from this long sum their products in one np.vecdot (numpy_runtime.sum_products); shorter,
+# its per-run calls cost more than the product's pass (4096x16 float32: 52 against 18 us; 4096x32:
+# 29 against 108, 64x256: 2.3 against 4.7). Rows up to SUM_ROWS_MAX, the rows _sum_rows sums as
+# BLAS products too: the same accuracy argument.
+DOTS_FROM = 32
 
 
-def _row_dots(body: Graph) -> tuple[dict[int, tuple[Value, Value]], set[int]]:
-    """A float sum over the last axis of a product read nowhere else, ``(a * b).sum(-1)`` (a
-    layer norm's variance, the backward's sums of a gradient times the output): {id(sum node):
-    (a, b)}, which ``sum_products`` sums without writing the product, and the ids of the products."""
+def _summed_products(body: Graph) -> tuple[dict[int, tuple[str, Value, Value]], set[int]]:
+    """A float sum of a product read nowhere else, over the last axis, ``(a * b).sum(-1)`` (a
+    layer norm's variance, the backward's sums of a gradient times the output), or over all but
+    the channels of (N, C, spatial...) operands of its shape (a batch norm's variance and
+    backward): {id(sum node): (runtime helper, a, b)}, which sums without writing the product,
+    and the ids of the products."""
     kept = {id(v) for v in body.outputs}
-    found: dict[int, tuple[Value, Value]] = {}
+    found: dict[int, tuple[str, Value, Value]] = {}
     products: set[int] = set()
     for n in body.nodes:
         x = n.inputs[0] if n.prim is P.sum else None
         mul = x.producer if isinstance(x, Value) and x.producer is not None else None
         if mul is None or mul.prim is not P.mul or x.users != [n] or id(x) in kept \
-                or tuple(n.attrs["dims"]) != (x.ndim - 1,) or not ROW_DOTS_FROM <= x.shape[-1] <= SUM_ROWS_MAX:
+                or x.dtype.np not in (np.float32, np.float64) or n.output.dtype is not x.dtype:
             continue
         a, b = mul.inputs
-        if all(isinstance(v, Value) and v.ndim and v.shape[-1] == x.shape[-1] and v.dtype is n.output.dtype
-               for v in (a, b, x)) and x.dtype.np in (np.float32, np.float64):
-            found[id(n)] = (a, b)
-            products.add(id(mul))
+        if not all(isinstance(v, Value) and v.dtype is x.dtype for v in (a, b)):
+            continue
+        dims = tuple(n.attrs["dims"])
+        if dims == (x.ndim - 1,) and DOTS_FROM <= x.shape[-1] <= SUM_ROWS_MAX \
+                and all(v.ndim and v.shape[-1] == x.shape[-1] for v in (a, b)):
+            found[id(n)] = ("_sum_products", a, b)
+        elif x.ndim >= 3 and dims == (0,) + tuple(range(2, x.ndim)) and math.prod(x.shape[2:]) >= DOTS_FROM \
+                and a.shape == b.shape == x.shape:
+            found[id(n)] = ("_sum_products_channels", a, b)
+        else:
+            continue
+        products.add(id(mul))
     return found, products
 
 

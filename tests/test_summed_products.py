@@ -1,8 +1,9 @@
-"""Generated numpy code sums a product over the last axis, ``(a * b).sum(-1)``, with one
-``np.vecdot`` (``numpy_runtime.sum_products``) when the product is read nowhere else: a layer
-norm's variance, softmax's and layer norm's backward sums. Values against float64 references and
-eager mode; the forms that must keep the product (short rows, a product read again, an operand
-broadcast along the summed axis, integers) keep it."""
+"""Generated numpy code sums a product read nowhere else without writing it: over the last axis,
+``(a * b).sum(-1)``, with one ``np.vecdot`` (``numpy_runtime.sum_products``: a layer norm's
+variance, softmax's and layer norm's backward sums), and over all but the channels of (N, C,
+spatial...) operands with one per image and channel (``sum_products_channels``: a batch norm's).
+Values against float64 references and eager mode; the forms that must keep the product (short
+runs, a product read again, an operand broadcast along the summed axes, integers) keep it."""
 import numpy as np
 import pytest
 
@@ -96,3 +97,63 @@ def test_sum_products_itself():
     flat = np.empty(5)
     assert R.sum_products(a, b, False, out=flat) is flat
     np.testing.assert_allclose(flat, want[:, 0], rtol=1e-12)
+
+
+@pytest.mark.parametrize("keepdim", [True, False])
+def test_a_products_sum_over_all_but_the_channels_is_one_vecdot_per_image_and_channel(keepdim):
+    rng = np.random.default_rng(5)
+    a, b = rng.standard_normal((2, 8, 4, 6, 6)).astype(np.float32)
+    f = lambda x, y: (x * y).sum((0, 2, 3), keepdim=keepdim)  # noqa: E731
+    assert any("_sum_products_channels(" in ln for ln in _body(f, _t(a), _t(b)))
+    got = graphc.compile(f)(_t(a), _t(b)).numpy()
+    want = (a.astype(np.float64) * b).sum((0, 2, 3), keepdims=keepdim)
+    assert got.shape == want.shape
+    np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5)
+    # a strided operand (the spatial axes swapped) takes the product and sum_channels
+    f2 = lambda x, y: (x.transpose(2, 3) * y).sum((0, 2, 3), keepdim=keepdim)  # noqa: E731
+    got = graphc.compile(f2)(_t(a), _t(b)).numpy()
+    want = (a.transpose(0, 1, 3, 2).astype(np.float64) * b).sum((0, 2, 3), keepdims=keepdim)
+    np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5)
+
+
+def test_channel_sums_that_keep_the_product():
+    rng = np.random.default_rng(6)
+    small = _t(rng.standard_normal((8, 4, 4, 4)).astype(np.float32))   # 16 spatial elements
+    x = _t(rng.standard_normal((8, 4, 6, 6)).astype(np.float32))
+    w = _t(rng.standard_normal((4, 1, 1)).astype(np.float32))
+    for name, (f, args) in {"short runs": (lambda x: (x * x).sum((0, 2, 3)), (small,)),
+                            "a broadcast operand": (lambda x, w: (x * w).sum((0, 2, 3)), (x, w))}.items():
+        assert not any("_sum_products_channels(" in ln for ln in _body(f, *args)), name
+        np.testing.assert_allclose(graphc.compile(f)(*args).numpy(), f(*args).numpy(), rtol=1e-5, atol=1e-5)
+
+
+def test_batch_norm_training_step_matches_eager():
+    rng = np.random.default_rng(7)
+    x = rng.standard_normal((16, 8, 6, 6)).astype(np.float32)
+
+    def run(fn):
+        graphc.manual_seed(0)
+        bn = graphc.nn.BatchNorm2d(8)
+        xs = graphc.tensor(x, requires_grad=True)
+        out = fn(bn, xs)
+        (out * out).sum().backward()
+        return [out.detach().numpy(), xs.grad.numpy(), bn.weight.grad.numpy(), bn.bias.grad.numpy(),
+                bn.running_var.numpy()]
+
+    step = lambda bn, x: bn(x)  # noqa: E731
+    assert any("_sum_products_channels(" in ln for ln in _body(lambda x: graphc.nn.functional.batch_norm(
+        x, None, None, training=True), _t(x)))
+    for got, want in zip(run(graphc.compile(step)), run(step)):
+        np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-4)
+
+
+def test_sum_products_channels_itself():
+    rng = np.random.default_rng(8)
+    a, b = rng.standard_normal((2, 3, 5, 4, 9))
+    want = (a * b).sum((0, 2, 3), keepdims=True)
+    np.testing.assert_allclose(R.sum_products_channels(a, b, True), want, rtol=1e-12)
+    out = np.empty(5)
+    assert R.sum_products_channels(a, b, False, out=out) is out
+    np.testing.assert_allclose(out, want.ravel(), rtol=1e-12)
+    np.testing.assert_allclose(R.sum_products_channels(a.transpose(0, 1, 3, 2), b.transpose(0, 1, 3, 2), False),
+                               want.ravel(), rtol=1e-12)
