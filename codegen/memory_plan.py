@@ -64,9 +64,10 @@ class _Event:
         self.step = step            # index of the schedule step it belongs to
 
 
-def _events(s: Schedule, per_body_node: bool) -> tuple[list[_Event], dict[str, set[str]]]:
+def _events(s: Schedule, per_body_node: bool, moved: dict[int, tuple]) -> tuple[list[_Event], dict[str, set[str]]]:
     """The schedule as a sequence of define/read events, and which buffers each extern result
-    may view (its memory roots)."""
+    may view (its memory roots). ``moved``: body nodes whose statement reads other values than
+    their operands (``plan_memory``)."""
     events: list[_Event] = []
     aliases: dict[str, set[str]] = {}
     for j, step in enumerate(s.steps):
@@ -89,7 +90,7 @@ def _events(s: Schedule, per_body_node: bool) -> tuple[list[_Event], dict[str, s
         if per_body_node:
             for bn in k.body.nodes:
                 reads = []
-                for x in bn.value_inputs():
+                for x in moved.get(id(bn), bn.value_inputs()):
                     # a stop_gradient given no buffer of its own is its operand's array: reading it
                     # reads that buffer, which must stay live until then
                     while id(x) not in arg_of and id(x) not in k.temps and x.producer is not None \
@@ -109,12 +110,15 @@ def _events(s: Schedule, per_body_node: bool) -> tuple[list[_Event], dict[str, s
 
 
 def plan_memory(s: Schedule, device: str, alignment: int, per_body_node: bool,
-                donate: dict[int, int] | None = None, scratch: set[str] | frozenset = frozenset()) -> MemoryPlan:
+                donate: dict[int, int] | None = None, scratch: set[str] | frozenset = frozenset(),
+                moved: dict[int, tuple] | None = None) -> MemoryPlan:
     """Assign every temp buffer of ``s`` a workspace slot. ``per_body_node``: kernels compute
     their body intermediates into buffers (numpy), so liveness is tracked per body node.
     ``donate``: graph output index -> the graph input whose new value it is (see ``_donations``).
-    ``scratch``: the piece-scratch buffers of kernels that run in row pieces."""
-    events, aliases = _events(s, per_body_node)
+    ``scratch``: the piece-scratch buffers of kernels that run in row pieces. ``moved``: id(body
+    node) -> the values its statement reads instead of its operands, () for none (a statement
+    that computes a later node's value from earlier ones: the target's ``statement_reads``)."""
+    events, aliases = _events(s, per_body_node, moved or {})
 
     known: dict[str, frozenset[str]] = {}
 

@@ -352,6 +352,10 @@ class NumpyTarget:
     def scratch_buffers(s: Schedule) -> set[str]:
         return scratch_buffers(s)
 
+    @staticmethod
+    def statement_reads(s: Schedule) -> dict[int, tuple]:
+        return statement_reads(s)
+
 
 TARGET = NumpyTarget()
 
@@ -602,6 +606,24 @@ def scratch_buffers(s: Schedule) -> set[str]:
     return set().union(*(_scratch(k, s) for k in s.kernels()))
 
 
+def statement_reads(s: Schedule) -> dict[int, tuple]:
+    """Body nodes whose statement reads other values than the node's operands, for the memory plan
+    (their operands' buffers must live until the statement that does read them): id(node) -> the
+    values its statement reads, () where it writes none. A softmax's exp read by ``exp_shifted``
+    reads its input; a product summed by ``_summed_products``'s helper is read by the sum, which
+    reads the product's operands."""
+    moved: dict[int, tuple] = {}
+    for k in s.kernels():
+        if piece_rows(k) is not None:
+            continue
+        shifted, unshifted = _shifted_exps(k.body)
+        dots, products = _summed_products(k.body)
+        moved.update((i, (x,)) for i, (x, _) in shifted.items())
+        moved.update((i, (a, b)) for i, (_, a, b) in dots.items())
+        moved.update((i, ()) for i in unshifted | products)
+    return moved
+
+
 def _kernel(w: HostWriter, k: Kernel, s: Schedule) -> None:
     w.comment_block(f"{k.name}: {k.kind} over {list(k.ranges)}"
                     + (f", reducing {list(k.reduction_ranges)}" if k.reduction_ranges else ""), k.comment)
@@ -712,8 +734,9 @@ def _shifted_exps(body: Graph) -> tuple[dict[int, tuple[Value, tuple]], set[int]
 
 # Runs from this long sum their products in one np.vecdot (numpy_runtime.sum_products); shorter,
 # its per-run calls cost more than the product's pass (4096x16 float32: 52 against 18 us; 4096x32:
-# 29 against 108, 64x256: 2.3 against 4.7). Rows up to SUM_ROWS_MAX, the rows _sum_rows sums as
-# BLAS products too: the same accuracy argument.
+# 29 against 108, 64x256: 2.3 against 4.7). Runs up to SUM_ROWS_MAX, the rows _sum_rows sums as
+# BLAS products too: the same accuracy argument (and far below the length from which OpenBLAS
+# would run one dot on its threads).
 DOTS_FROM = 32
 
 
@@ -739,8 +762,8 @@ def _summed_products(body: Graph) -> tuple[dict[int, tuple[str, Value, Value]], 
         if dims == (x.ndim - 1,) and DOTS_FROM <= x.shape[-1] <= SUM_ROWS_MAX \
                 and all(v.ndim and v.shape[-1] == x.shape[-1] for v in (a, b)):
             found[id(n)] = ("_sum_products", a, b)
-        elif x.ndim >= 3 and dims == (0,) + tuple(range(2, x.ndim)) and math.prod(x.shape[2:]) >= DOTS_FROM \
-                and a.shape == b.shape == x.shape:
+        elif x.ndim >= 3 and dims == (0,) + tuple(range(2, x.ndim)) \
+                and DOTS_FROM <= math.prod(x.shape[2:]) <= SUM_ROWS_MAX and a.shape == b.shape == x.shape:
             found[id(n)] = ("_sum_products_channels", a, b)
         else:
             continue

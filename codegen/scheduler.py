@@ -31,6 +31,7 @@ class Target(Protocol):
     def writes_into(self, prim: Primitive) -> bool: ...      # can write a planned buffer
     def extern_fresh(self, prim: Primitive) -> bool: ...     # extern result never views operands
     def scratch_buffers(self, s: Schedule) -> set[str]: ...  # piece scratch (see memory_plan)
+    def statement_reads(self, s: Schedule) -> dict: ...      # reads moved between body nodes (see memory_plan)
 
 
 class UnsupportedOp(NotImplementedError):

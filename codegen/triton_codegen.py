@@ -41,6 +41,10 @@ class TritonTarget:
     def scratch_buffers(s) -> set[str]:
         return set()  # kernels never run in row pieces
 
+    @staticmethod
+    def statement_reads(s) -> dict:
+        return {}  # a kernel's body reads its operands in registers: no buffers to keep alive
+
 
 TARGET = TritonTarget()
 

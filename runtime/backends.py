@@ -69,7 +69,8 @@ class Backend:
                    for i, body in enumerate(call_bodies(graph))}
         schedule = build_schedule(graph, self.target, saved_from, callees)
         schedule.plan = plan_memory(schedule, self.device, self.alignment, self.target.materializes_intermediates,
-                                    donate if self.target.donates else None, self.target.scratch_buffers(schedule))
+                                    donate if self.target.donates else None, self.target.scratch_buffers(schedule),
+                                    self.target.statement_reads(schedule))
         fn_name = "graphc_" + "".join(c if c.isalnum() else "_" for c in name)
         if key is None:  # the function's name is in its code: two graphs of one text may differ by it
             text = f"{fn_name}\n{print_graph(graph)}saved_from={saved_from}\n{schedule.plan.text()}"

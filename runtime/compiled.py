@@ -57,10 +57,12 @@ def _trim(limit: int) -> None:
     """Drop the least recently released pools' workspaces until at most ``limit`` bytes are kept."""
     global _kept_total
     _drop_dead()
-    for ref in sorted(_kept, key=lambda r: r()._used):
+    # strong references first: a pool may die meanwhile (another thread drops its graph, or the
+    # cyclic collector runs during the sort); its entry then goes at the next trim or count
+    live = [(pool._used, ref, pool) for ref in list(_kept) if (pool := ref()) is not None]
+    for _, ref, pool in sorted(live, key=lambda t: t[0]):
         if _kept_total <= limit:
             break
-        pool = ref()
         pool._counted = False  # first: a release running at once then settles under the lock
         pool._free.clear()
         _kept_total -= _kept.pop(ref)
@@ -92,6 +94,8 @@ class WorkspacePool:
             return self._make()
 
     def release(self, ws: tuple) -> None:
+        if self.nbytes > IDLE_LIMIT_BYTES:
+            return  # never kept: no lock taken for it
         self._used = next(_clock)
         if self._counted and _kept_total <= IDLE_LIMIT_BYTES:
             free = self._free
@@ -114,6 +118,7 @@ class WorkspacePool:
         with _lock:
             if ws is not None and self.nbytes <= limit and len(self._free) < POOL_LIMIT:
                 self._free.append(ws)
+            del self._free[POOL_LIMIT:]  # a fast release that ran beside a trim may have added one
             keep = bool(self._free)
             if keep and not self._counted:
                 _kept[self._ref] = self.nbytes

@@ -157,3 +157,31 @@ def test_sum_products_channels_itself():
     np.testing.assert_allclose(out, want.ravel(), rtol=1e-12)
     np.testing.assert_allclose(R.sum_products_channels(a.transpose(0, 1, 3, 2), b.transpose(0, 1, 3, 2), False),
                                want.ravel(), rtol=1e-12)
+
+
+def test_operands_stay_live_until_the_sum_that_reads_them():
+    # the sum reads the product's operands, not the product: nodes between them (sin, + 1 here)
+    # must not be planned over those operands' buffers (the memory plan's statement_reads)
+    def f(x, y):
+        p = x.exp() * y.exp()
+        q = x.sin() + 1.0
+        return p.sum(-1) + q.amax(-1)
+
+    def g(x, y):  # the same over the channels
+        p = x.exp() * y.exp()
+        q = x.sin() + 1.0
+        return p.sum((0, 2, 3)) + q.amax((0, 2, 3))
+
+    rng = np.random.default_rng(9)
+    for fn, shape in ((f, (8, 64)), (g, (4, 3, 6, 6))):
+        x, y = (_t(rng.standard_normal(shape).astype(np.float32)) for _ in range(2))
+        assert any("_sum_products" in ln for ln in _body(fn, x, y))
+        np.testing.assert_allclose(graphc.compile(fn)(x, y).numpy(), fn(x, y).numpy(), rtol=1e-5, atol=1e-5)
+
+
+def test_empty_batches_sum_to_zeros():
+    for shape, dims in (((0, 3, 8, 8), (0, 2, 3)), ((0, 64), (-1,))):
+        x = _t(np.zeros(shape, np.float32))
+        got = graphc.compile(lambda a, b: (a * b).sum(dims))(x, x).numpy()
+        np.testing.assert_array_equal(got, np.zeros(got.shape, np.float32))
+        assert got.shape == ((3,) if len(shape) == 4 else (0,))

@@ -195,10 +195,10 @@ def test_a_trimmed_pool_is_counted_again_when_it_keeps_a_workspace(monkeypatch):
     assert pool.idle == 0 and C.idle_workspace_bytes() == 0
     f(x)
     assert pool.idle == 1 and C.idle_workspace_bytes() == pool.nbytes
-    held = pool.acquire()   # a running call: its workspace still counts, no second one is made
+    held = pool.acquire()   # a running call: its workspace still counts
     assert pool.idle == 0 and C.idle_workspace_bytes() == pool.nbytes
     pool.release(held)
-    assert pool.acquire() is held
+    assert pool.acquire() is held and C.idle_workspace_bytes() == pool.nbytes
 
 def test_compiled_entries_keep_their_code_not_the_ir():
     model = _mlp()
