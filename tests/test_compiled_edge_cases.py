@@ -320,3 +320,18 @@ def test_views_of_inputs_keep_their_eager_gradients():
     assert t._base is x and isinstance(s.grad_fn, CompiledBackward)
     (t.sum() * 2 + s.sum()).backward()
     np.testing.assert_allclose(x.grad.numpy(), 2 + np.cos(x.detach().numpy()), rtol=1e-6)
+
+
+def test_an_updated_argument_is_the_calls_own_tensor():
+    # the compiled entry is traced with the first call's tensor; later calls with other tensors
+    # of the same shape must update (and return) their own
+    f = graphc.compile(lambda p, g: p.mul_(0.5).add_(g))
+    a, b, g = graphc.ones(4), graphc.full((4,), 3.0), graphc.ones(4)
+    ra, rb = f(a, g), f(b, g)
+    assert a.tolist() == [1.5] * 4 and b.tolist() == [2.5] * 4
+    assert ra is a and rb is b
+    h = graphc.compile(lambda p: p.copy_(p.roll(1, 0) + 1))
+    c, d = graphc.zeros(3), graphc.arange(3.0)
+    h(c)
+    h(d)
+    assert c.tolist() == [1.0] * 3 and d.tolist() == [3.0, 1.0, 2.0]

@@ -843,7 +843,10 @@ class CompiledFunction:
         n_grad = entry.n_grads
         user, muts = outs[:n], outs[n:n + n_mut]
         grads, saved = outs[n + n_mut:n + n_mut + n_grad], list(outs[n + n_mut + n_grad:])
-        for t, new, i in zip(entry.mutated, muts, entry.mutated_inputs):
+        # an updated graph input is this call's tensor (an argument, or a module attribute read by
+        # name), not the one the trace saw: a later call with another tensor updates that one
+        mutated = [t if i is None else inputs[i] for t, i in zip(entry.mutated, entry.mutated_inputs)]
+        for t, new, i in zip(mutated, muts, entry.mutated_inputs):
             if i is None or new is not arrays[i] or arrays[i] is not t._data:  # else: computed in place
                 # a 0-dim CPU buffer updated by device code (a numpy scalar, an optimizer group's
                 # one step count written to each parameter's, is on the host already)
@@ -865,7 +868,7 @@ class CompiledFunction:
                 # return a transposed view)
                 t._grad = Tensor._make(xp.ascontiguousarray(next(new_grads)))
             written.append(t._grad)
-        results = _user_outputs(user, entry.out_aliases, inputs, entry.mutated + written) if entry.keep else \
+        results = _user_outputs(user, entry.out_aliases, inputs, mutated + written) if entry.keep else \
             [Tensor._make(a) for a in user]
         for d, key, store_spec in entry.stores:  # what the call stored on modules and globals, as eagerly
             d[key] = _unflatten(store_spec, results)
