@@ -651,7 +651,7 @@ def _kernel(w: HostWriter, k: Kernel, s: Schedule) -> None:
         buf = k.temps.get(id(bn.output))
         into = s.plan.donated.get(buf) if buf is not None and s.plan is not None else None
         planned = buf is not None and s.buffers[buf].role == "temp"
-        if buf in homes or buf in made:  # computed in a new output's array (plan.in_output)
+        if buf in homes or buf in made:  # computed in an output's array (plan.in_output)
             buf = into = _output_home(w, s, homes.get(buf, buf), made)
         target = buf if buf is not None else f"{k.name}_{i}"
         if isinstance(w, _Writer) and not k.ranges and numpy_scalars.is_python_float(bn):
