@@ -230,9 +230,10 @@ def _in_outputs(s: Schedule, events: list[_Event], last_use: dict[str, int], pla
     out: dict[str, str] = {}
     for i, e in enumerate(events):
         for d in e.defines if e.elementwise else ():
-            ob = s.buffers[d]
-            if ob.role != "output" or not ob.shape:
-                continue
+            ob, step = s.buffers[d], s.steps[e.step]
+            if ob.role != "output" or not ob.shape or not isinstance(step, Kernel) or not any(
+                    o.buffer == d and not o.full and o.index == contiguous_strides(ob.shape) for o in step.outs):
+                continue  # only an output its kernel writes whole, in order, as the temps are
             for b, pointwise in e.reads:
                 if not pointwise or last_use.get(b) != i or b not in plan.assignment or \
                         sum(1 for x, _ in e.reads if x == b) != 1:
