@@ -181,10 +181,11 @@ def plan_memory(s: Schedule, device: str, alignment: int, per_body_node: bool,
             if last_use.get(r) == i and sl is not None and owner.get(sl) == r and sl not in reused_here:
                 (held[r in scratch] if e.step in pieced else free).setdefault(plan.slots[sl], []).append(sl)
                 owner.pop(sl, None)
+    defined_at = {d: i for i, e in enumerate(events) for d in e.defines}  # buffer -> its defining event
     if donate:
-        plan.donated = _donations(s, events, last_use, donate)
+        plan.donated = _donations(s, events, last_use, defined_at, donate)
     if per_body_node:
-        plan.in_output = _in_outputs(s, events, last_use, plan)
+        plan.in_output = _in_outputs(s, events, last_use, defined_at, plan)
     off = 0
     for size in plan.slots:
         plan.offsets.append(off)
@@ -192,7 +193,8 @@ def plan_memory(s: Schedule, device: str, alignment: int, per_body_node: bool,
     return plan
 
 
-def _donations(s: Schedule, events: list[_Event], last_use: dict[str, int], donate: dict[int, int]) -> dict[str, str]:
+def _donations(s: Schedule, events: list[_Event], last_use: dict[str, int], defined_at: dict[str, int],
+               donate: dict[int, int]) -> dict[str, str]:
     """Output buffers computed in the array of the input they replace: the defining event is
     elementwise and no event after it reads the input (nor an alias of it: ``last_use`` is kept
     per memory root); the input is not returned; within the defining step every read of it is
@@ -200,7 +202,6 @@ def _donations(s: Schedule, events: list[_Event], last_use: dict[str, int], dona
     calls, checks), so a failing call leaves the input as it was."""
     after_last_extern = max((j for j, st in enumerate(s.steps) if _may_raise(st)), default=-1)
     returned = {a.buffer for a in s.outputs}
-    defined_at = {d: i for i, e in enumerate(events) for d in e.defines}
     out: dict[str, str] = {}
     for o, i in donate.items():
         acc, inp = s.outputs[o], s.inputs[i]
@@ -217,7 +218,8 @@ def _donations(s: Schedule, events: list[_Event], last_use: dict[str, int], dona
     return out
 
 
-def _in_outputs(s: Schedule, events: list[_Event], last_use: dict[str, int], plan: MemoryPlan) -> dict[str, str]:
+def _in_outputs(s: Schedule, events: list[_Event], last_use: dict[str, int], defined_at: dict[str, int],
+                plan: MemoryPlan) -> dict[str, str]:
     """Temp buffers computed in the array of an output of their kernel: the chain of in-place
     temps that the output's own elementwise op reads for the last time, element for element, all
     defined in that kernel with the output's shape and dtype. The output array (a new one, or the
@@ -226,7 +228,6 @@ def _in_outputs(s: Schedule, events: list[_Event], last_use: dict[str, int], pla
     (1M float32 tanh-gelu: 975 against 1070 us in plain numpy, as fast as the expression written
     in place; AdamW's update of a 512x784 weight, its decayed weight and second moment computed
     in their own arrays: 601 against 668 us)."""
-    defined_at = {d: i for i, e in enumerate(events) for d in e.defines}
     out: dict[str, str] = {}
     for i, e in enumerate(events):
         for d in e.defines if e.elementwise else ():

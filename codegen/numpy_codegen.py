@@ -614,14 +614,21 @@ def statement_reads(s: Schedule) -> dict[int, tuple]:
     reads the product's operands."""
     moved: dict[int, tuple] = {}
     for k in s.kernels():
-        if piece_rows(k) is not None:
-            continue
-        shifted, unshifted = _shifted_exps(k.body)
-        dots, products = _summed_products(k.body)
+        shifted, unshifted, dots, products = _helper_statements(k)
         moved.update((i, (x,)) for i, (x, _) in shifted.items())
         moved.update((i, (a, b)) for i, (_, a, b) in dots.items())
         moved.update((i, ()) for i in unshifted | products)
     return moved
+
+
+def _helper_statements(k: Kernel) -> tuple[dict, set[int], dict, set[int]]:
+    """The statements of a kernel run whole that runtime helpers write in place of the primitives'
+    lowerings, as ``_kernel`` writes them and ``statement_reads`` tells the memory plan: softmax
+    exps (``_shifted_exps``: the exps, the max and difference nodes they leave out) and summed
+    products (``_summed_products``: the sums, the products they leave out)."""
+    if piece_rows(k) is not None:
+        return {}, set(), {}, set()
+    return (*_shifted_exps(k.body), *_summed_products(k.body))
 
 
 def _kernel(w: HostWriter, k: Kernel, s: Schedule) -> None:
@@ -635,8 +642,7 @@ def _kernel(w: HostWriter, k: Kernel, s: Schedule) -> None:
     pieces: list = []
     floats: dict[int, str] = {}  # id(0-d float64 value) -> its Python float (see numpy_scalars)
     unread = _unread_conditions(k.body)
-    shifted, unshifted = _shifted_exps(k.body) if rows is None else ({}, set())
-    dots, products = _summed_products(k.body) if rows is None else ({}, set())
+    shifted, unshifted, dots, products = _helper_statements(k)
     homes = s.plan.in_output if s.plan is not None else {}
     made: set[str] = set()  # outputs allocated for the temps computed in them
     for i, bn in enumerate(k.body.nodes):

@@ -122,6 +122,9 @@ def sum_rows(x: np.ndarray, keepdims: bool, out: np.ndarray | None = None) -> np
     return x.dot(ones) if out is None else x.dot(ones, out=out)
 
 
+_VECDOT = getattr(np, "vecdot", None)  # numpy >= 2.0
+
+
 def sum_products(a: np.ndarray, b: np.ndarray, keepdims: bool, out: np.ndarray | None = None) -> np.ndarray:
     """``(a * b).sum(-1, keepdims=keepdims)`` for real float arrays whose last axes have the same
     length (``numpy_codegen._summed_products`` says where): one ``np.vecdot`` (BLAS dot per row), no
@@ -150,8 +153,6 @@ def sum_products_channels(a: np.ndarray, b: np.ndarray, keepdims: bool, out: np.
         return out
     return r.reshape((1, c) + (1,) * (a.ndim - 2)) if keepdims else r
 
-
-_VECDOT = getattr(np, "vecdot", None)  # numpy >= 2.0
 
 # copy_c and concat move contiguous rows of at most SHORT_ROW elements as single items
 # (``_as_items``), from ITEMS_FROM elements in all: below, numpy's own call is cheaper than the
@@ -275,7 +276,8 @@ def namespace() -> dict:
           "_check_divisor": P.check_int_divisor,
           "_dtypes": {d.name: d for d in dtypes.ALL_DTYPES},
           "_sigmoid": P.sigmoid_values, "_erf": P.erf_values, "_rsqrt": P.rsqrt_values,
-          "_sum_rows": sum_rows, "_sum_products": sum_products, "_sum_products_channels": sum_products_channels, "_clip": P.clip_ufunc, "_copy": copy_c, "_concat": concat,
+          "_sum_rows": sum_rows, "_sum_products": sum_products, "_sum_products_channels": sum_products_channels,
+          "_clip": P.clip_ufunc, "_copy": copy_c, "_concat": concat,
           "_where_zero": where_zero, "_where_rest": where_rest, "_where_bits": where_bits, "_where_into": where_into,
           "_exp_shifted": exp_shifted,
           "_matmul_nt": matmul_nt, "_reduce_rows": P.reduce_rows, "_sum_channels": sum_channels, "_fdiv": fdiv}

@@ -98,13 +98,8 @@ class WorkspacePool:
             return  # never kept: no lock taken for it
         self._used = next(_clock)
         if self._counted and _kept_total <= IDLE_LIMIT_BYTES:
-            free = self._free
-            free.append(ws)
-            while len(free) > POOL_LIMIT:  # releases at once: any extra goes (all of them are idle)
-                try:
-                    free.pop()
-                except IndexError:
-                    break
+            self._free.append(ws)
+            del self._free[POOL_LIMIT:]  # releases at once: any extra goes (all of them are idle)
             if self._counted:
                 return
             ws = None  # a trim dropped this pool meanwhile: count what it holds now
@@ -118,7 +113,7 @@ class WorkspacePool:
         with _lock:
             if ws is not None and self.nbytes <= limit and len(self._free) < POOL_LIMIT:
                 self._free.append(ws)
-            del self._free[POOL_LIMIT:]  # a fast release that ran beside a trim may have added one
+            del self._free[POOL_LIMIT:]  # as in release: one that ran beside a trim may have added one
             keep = bool(self._free)
             if keep and not self._counted:
                 _kept[self._ref] = self.nbytes
